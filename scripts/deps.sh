@@ -1,0 +1,35 @@
+#!/bin/sh
+# Installs the Debian packages photosync needs to build, test and run its
+# demo, when any is missing. Safe to run again: it does nothing when all are
+# present. Needs root (or sudo) on a Debian 12 machine.
+set -eu
+
+build="meson ninja-build pkg-config gcc libc6-dev libevent-dev libssl-dev
+libcurl4-openssl-dev libvips-dev libxml2-dev libjansson-dev libsodium-dev
+libsqlite3-dev openssl ca-certificates"
+tests="curl imagemagick libimage-exiftool-perl jpeginfo python3
+python3-exchangelib python3-jwt python3-jwcrypto"
+
+want="$build"
+case "${1:-build}" in
+build) ;;
+test) want="$build $tests" ;;
+*) echo "usage: $0 [build|test]" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+	    grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "photosync: installing Debian packages:$missing" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null

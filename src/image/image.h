@@ -1,0 +1,70 @@
+/*
+ * The image pipeline: the only user of libvips.
+ *
+ * Untrusted uploads and master responses are decoded once, oriented by
+ * their EXIF tag, converted to sRGB, stripped of all metadata (location
+ * included), cropped to a centred square and encoded as baseline JPEG at
+ * each requested side. Nothing is ever upscaled: a side larger than the
+ * source square is rendered at the source's side.
+ *
+ * Thread-safe: the functions may run on worker threads concurrently.
+ */
+#ifndef PS_IMAGE_H
+#define PS_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+/* Defaults for untrusted input; callers may pass stricter limits. */
+#define IMAGE_MAX_BYTES		(20u * 1024 * 1024)
+#define IMAGE_MAX_PIXELS	(40u * 1000 * 1000)
+#define IMAGE_MAX_SIDE		16384
+
+struct image_limits {
+	size_t		max_bytes;	/* encoded input size */
+	uint64_t	max_pixels;	/* width * height before decoding */
+	int		max_side;	/* each of width and height */
+};
+
+/* The default limits above. */
+extern const struct image_limits image_default_limits;
+
+struct image_jpeg {
+	unsigned char	*data;		/* owned; free with image_jpeg_free */
+	size_t		 len;
+	int		 side;		/* width == height == side */
+};
+
+/* Formats accepted as input: JPEG, PNG, WebP, HEIF and GIF. */
+
+/*
+ * Starts libvips once per process (idempotent; thread-safe). Disables the
+ * operation cache and blocks untrusted loaders. `argv0` may be NULL.
+ */
+ps_err	image_init(const char *argv0);
+
+/*
+ * Decodes `in` once and renders `n` square JPEGs, out[i] of side
+ * min(sides[i], source square side). Fails with PS_ELIMIT (bytes, pixels
+ * or side over the limits), PS_EIMAGE (not an image, unsupported format,
+ * truncated or corrupt data) and records a sentence a person can read
+ * ("the file is not an image (JPEG, PNG, WebP, HEIF or GIF)", "the image
+ * has 60000000 pixels; the limit is 40000000"). On failure out[] is left
+ * empty. `*src_side`, if not NULL, receives the source square's side.
+ */
+ps_err	image_render(const void *in, size_t len,
+	    const struct image_limits *lim, const int *sides, size_t n,
+	    struct image_jpeg *out, int *src_side);
+
+/*
+ * Generates a distinct, deterministic portrait-like test photo (a
+ * coloured background with a head-and-shoulders silhouette whose colours
+ * and shapes depend on `seed`) as a JPEG of side `side`. For the demo.
+ */
+ps_err	image_generate(uint32_t seed, int side, struct image_jpeg *out);
+
+void	image_jpeg_free(struct image_jpeg *);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * Autodiscover, both sides: the master's POX and SOAP GetUserSettings
+ * answers, and the portal's SOAP GetUserSettings request and its parser.
+ * Wire facts: reference exchange-wire.md §1-§2 ([MS-OXDSCLI], the EWS
+ * Managed API, exchangelib). XML goes through the hardened xml module.
+ */
+#ifndef PS_AUTODISCOVER_H
+#define PS_AUTODISCOVER_H
+
+#include <stddef.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+/*
+ * Looks a mailbox up: PS_OK and *display_name (owned by the caller, free())
+ * when it exists, PS_ENOTFOUND when it does not.
+ */
+typedef ps_err (*ad_lookup_fn)(void *arg, const char *email,
+    char **display_name);
+
+struct ad_server {
+	const char	*base_url;	/* "https://host[:port]", no slash */
+	const char	*domain;	/* mail domain, realm= of the ECP URL */
+	const char	*deployment_id;	/* a GUID (the master's realm) */
+	ad_lookup_fn	 lookup;
+	void		*lookup_arg;
+};
+
+/* What happened, for the caller's log line. Strings are borrowed. */
+struct ad_outcome {
+	int		 status;	/* HTTP status to send */
+	char		 email[256];	/* the address asked for, or "" */
+	const char	*result;	/* "settings", "error-500", ... */
+};
+
+/*
+ * The URLs the master publishes, derived from base_url:
+ *   EWS        <base>/EWS/Exchange.asmx
+ *   Photos     <base>/EWS/Exchange.asmx/s
+ *   ECP        <base>/ecp/
+ *   ECP photo  <base>/ecp/PersonalSettings/EditAccount.aspx?rfr=olk&
+ *              chgPhoto=1&exsvurl=1&realm=<domain>
+ */
+
+/*
+ * Answers a POX request (POST /autodiscover/autodiscover.xml). Always fills
+ * `out` with a response document (settings, or an Error with code 500 for
+ * an unknown address, 600 for an invalid request, 601 for an unsupported
+ * response schema) in the exact shape real clients parse.
+ */
+void	autodiscover_pox(const struct ad_server *, const char *body,
+	    size_t len, struct buf *out, struct ad_outcome *);
+
+/*
+ * Answers a SOAP GetUserSettings request (POST
+ * /autodiscover/autodiscover.svc): only the settings asked for, the rest in
+ * UserSettingErrors; InvalidUser for an unknown address; a SOAP fault with
+ * status 400 (malformed) or 500 for anything else.
+ */
+void	autodiscover_soap(const struct ad_server *, const char *body,
+	    size_t len, struct buf *out, struct ad_outcome *);
+
+/* --- the client side (the portal) --- */
+
+/*
+ * Builds a SOAP GetUserSettings request for one mailbox, asking for
+ * `settings` (names such as "ExternalPhotosUrl"), addressed to `to_url`.
+ */
+ps_err	autodiscover_soap_request(struct buf *out, const char *to_url,
+	    const char *email, const char *const *settings, size_t n);
+
+struct ad_user_settings {
+	char	*error_code;	/* "NoError", "InvalidUser", ... */
+	char	*error_message;
+	char	*ews_url;	/* ExternalEwsUrl, else InternalEwsUrl */
+	char	*photos_url;	/* ExternalPhotosUrl, else InternalPhotosUrl */
+	char	*ecp_photo_url;	/* ExternalEcpPhotoUrl, else Internal... */
+	char	*display_name;	/* UserDisplayName */
+};
+
+/*
+ * Parses a GetUserSettings response. A response-level or user-level error
+ * is not a failure of this function: it fills error_code/error_message.
+ * Fails (PS_EUPSTREAM) only when the document is not a GetUserSettings
+ * response at all. Free with ad_user_settings_cleanup().
+ */
+ps_err	autodiscover_soap_parse(const char *body, size_t len,
+	    struct ad_user_settings *out);
+void	ad_user_settings_cleanup(struct ad_user_settings *);
+
+#endif

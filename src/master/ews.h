@@ -1,0 +1,59 @@
+/*
+ * EWS GetUserPhoto in SOAP (POST /EWS/Exchange.asmx) and the photo size
+ * codes shared with the REST form. Wire facts: reference exchange-wire.md
+ * §3 ([MS-OXWSCONT], EWS Managed API strictness notes).
+ */
+#ifndef PS_EWS_H
+#define PS_EWS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+/* The nine high-resolution size codes, smallest first. */
+#define EWS_SIZE_COUNT 9
+extern const int ews_sizes[EWS_SIZE_COUNT];	/* 48, 64, ..., 648 */
+
+/*
+ * Parses a size code ("HR648x648", any case, also "HR96X96") into its
+ * index in ews_sizes; -1 if it is not one of the nine.
+ */
+int	ews_size_index(const char *code);
+/* The canonical spelling of size code `index` ("HR648x648"). */
+const char *ews_size_name(int index);
+
+struct ews_photo_request {
+	char	email[256];
+	char	size[32];	/* as sent */
+};
+
+/*
+ * Parses a SOAP request. PS_OK and `out` filled for GetUserPhoto;
+ * PS_ENOTFOUND (with the operation's element name in the message) for any
+ * other operation; PS_EINVAL/PS_ELIMIT for malformed or oversized XML.
+ */
+ps_err	ews_parse_request(const char *body, size_t len,
+	    struct ews_photo_request *out);
+
+/*
+ * GetUserPhotoResponse with ResponseClass="Success": HasChanged, then
+ * PictureData (base64 of `data`, empty when len == 0), then ContentType
+ * when there is data. ServerVersionInfo in the header.
+ */
+ps_err	ews_photo_response(struct buf *out, bool has_changed,
+	    const void *data, size_t len, const char *content_type);
+
+/*
+ * GetUserPhotoResponse with ResponseClass="Error", MessageText and
+ * ResponseCode (e.g. "ErrorInvalidPhotoSize"), as the EWS Managed API
+ * reads it.
+ */
+ps_err	ews_error_response(struct buf *out, const char *response_code,
+	    const char *message);
+
+/* A SOAP 1.1 Fault (s:Client or s:Server) with a message. */
+ps_err	ews_fault(struct buf *out, bool client, const char *message);
+
+#endif
