@@ -1,0 +1,179 @@
+/*
+ * Argon2id passwords and the verified-credential cache (libsodium).
+ */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "common/file.h"
+#include "common/str.h"
+#include "common/xalloc.h"
+
+ps_err
+auth_init(void)
+{
+	if (sodium_init() < 0)
+		return ps_errf(PS_ECRYPTO, "libsodium failed to start");
+	return PS_OK;
+}
+
+ps_err
+auth_password_hash(const char *password, char **hash)
+{
+	char out[crypto_pwhash_STRBYTES];
+
+	if (crypto_pwhash_str(out, password, strlen(password),
+	    crypto_pwhash_OPSLIMIT_INTERACTIVE,
+	    crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+		return ps_errf(PS_ENOMEM, "not enough memory to hash a "
+		    "password");
+	*hash = xstrdup(out);
+	return PS_OK;
+}
+
+ps_err
+auth_password_verify(const char *hash, const char *password)
+{
+	if (hash == NULL || *hash == '\0')
+		return ps_errf(PS_EAUTH, "no password is set");
+	if (crypto_pwhash_str_verify(hash, password, strlen(password)) != 0)
+		return ps_errf(PS_EAUTH, "wrong password");
+	return PS_OK;
+}
+
+ps_err
+auth_password_read(const char *path, char **password)
+{
+	char *data = NULL;
+	size_t len = 0;
+	ps_err rc;
+
+	if ((rc = file_read(path, AUTH_MAX_PASSWORD, &data, &len)) != PS_OK)
+		return rc;
+	len = strcspn(data, "\r\n");
+	if (len == 0) {
+		xfree_secret(data, strlen(data));
+		return ps_errf(PS_EINVAL, "the password file %s is empty",
+		    path);
+	}
+	*password = xstrndup(data, len);
+	xfree_secret(data, strlen(data));
+	return PS_OK;
+}
+
+ps_err
+auth_basic_parse(const char *header, char **user, char **password)
+{
+	unsigned char *dec = NULL;
+	size_t len = 0;
+	char *colon;
+
+	if (!str_case_prefix(header, "Basic "))
+		return ps_errf(PS_EAUTH, "not Basic credentials");
+	header += 6;
+	while (*header == ' ')
+		header++;
+	if (strlen(header) > 4 * AUTH_MAX_PASSWORD ||
+	    b64_decode(header, strlen(header), &dec, &len) != PS_OK)
+		return ps_errf(PS_EAUTH, "malformed Basic credentials");
+	colon = memchr(dec, ':', len);
+	if (colon == NULL || memchr(dec, '\0', len) != NULL) {
+		xfree_secret(dec, len);
+		return ps_errf(PS_EAUTH, "malformed Basic credentials");
+	}
+	*user = xstrndup((char *)dec, (size_t)(colon - (char *)dec));
+	*password = xstrndup(colon + 1, len - (size_t)(colon + 1 -
+	    (char *)dec));
+	xfree_secret(dec, len);
+	return PS_OK;
+}
+
+/* ---- verified-credential cache ---- */
+
+struct auth_slot {
+	unsigned char	digest[32];	/* keyed hash of user, password, hash */
+	int64_t		verified;
+};
+
+struct auth_cache {
+	unsigned char	 key[crypto_generichash_KEYBYTES];
+	struct auth_slot *slots;
+	size_t		 n;
+};
+
+struct auth_cache *
+auth_cache_new(size_t slots)
+{
+	struct auth_cache *c = xcalloc(1, sizeof(*c));
+
+	c->n = slots ? slots : 1;
+	c->slots = xcalloc(c->n, sizeof(*c->slots));
+	randombytes_buf(c->key, sizeof(c->key));
+	return c;
+}
+
+void
+auth_cache_free(struct auth_cache *c)
+{
+	if (c == NULL)
+		return;
+	sodium_memzero(c->slots, c->n * sizeof(*c->slots));
+	sodium_memzero(c->key, sizeof(c->key));
+	free(c->slots);
+	free(c);
+}
+
+static void
+cache_digest(const struct auth_cache *c, const char *user,
+    const char *password, const char *hash, unsigned char out[32])
+{
+	crypto_generichash_state st;
+
+	/* The NULs separate the fields, so no two triples collide. */
+	crypto_generichash_init(&st, c->key, sizeof(c->key), 32);
+	crypto_generichash_update(&st, (const unsigned char *)user,
+	    strlen(user) + 1);
+	crypto_generichash_update(&st, (const unsigned char *)password,
+	    strlen(password) + 1);
+	crypto_generichash_update(&st, (const unsigned char *)hash,
+	    strlen(hash) + 1);
+	crypto_generichash_final(&st, out, 32);
+}
+
+static struct auth_slot *
+cache_slot(struct auth_cache *c, const unsigned char digest[32])
+{
+	uint64_t h;
+
+	memcpy(&h, digest, sizeof(h));
+	return &c->slots[h % c->n];
+}
+
+bool
+auth_cache_check(struct auth_cache *c, const char *user,
+    const char *password, const char *hash, int64_t now)
+{
+	unsigned char d[32];
+	struct auth_slot *s;
+
+	if (hash == NULL)
+		return false;
+	cache_digest(c, user, password, hash, d);
+	s = cache_slot(c, d);
+	return s->verified != 0 && now - s->verified < AUTH_CACHE_TTL &&
+	    now >= s->verified && sodium_memcmp(s->digest, d, 32) == 0;
+}
+
+void
+auth_cache_remember(struct auth_cache *c, const char *user,
+    const char *password, const char *hash, int64_t now)
+{
+	unsigned char d[32];
+	struct auth_slot *s;
+
+	cache_digest(c, user, password, hash, d);
+	s = cache_slot(c, d);
+	memcpy(s->digest, d, 32);
+	s->verified = now;
+}

@@ -1,0 +1,51 @@
+/*
+ * Passwords: Argon2id hashing and verification (the only user of
+ * libsodium), and a small cache of verified credentials so that a client
+ * sending Basic credentials on every request costs one Argon2id
+ * verification per credential and cache lifetime, not one per request.
+ */
+#ifndef PS_AUTH_H
+#define PS_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define AUTH_MAX_PASSWORD	1024
+#define AUTH_CACHE_TTL		300	/* seconds */
+
+ps_err	auth_init(void);
+/* An Argon2id string for `password`; the caller frees it. */
+ps_err	auth_password_hash(const char *password, char **hash);
+/* PS_OK when `password` matches `hash`, PS_EAUTH otherwise. */
+ps_err	auth_password_verify(const char *hash, const char *password);
+
+/*
+ * Reads a password from the first line of `path` ("-" for standard input),
+ * refusing an empty one. The caller frees it with xfree_secret().
+ */
+ps_err	auth_password_read(const char *path, char **password);
+
+/*
+ * Splits an "Authorization: Basic ..." value into user and password.
+ * The caller frees both (the password with xfree_secret()).
+ */
+ps_err	auth_basic_parse(const char *header, char **user, char **password);
+
+struct auth_cache;
+
+struct auth_cache *auth_cache_new(size_t slots);
+void	auth_cache_free(struct auth_cache *);
+/*
+ * True when (user, password) was verified against exactly `hash` less
+ * than AUTH_CACHE_TTL seconds ago. Only a keyed digest of the credential
+ * is kept, never the password.
+ */
+bool	auth_cache_check(struct auth_cache *, const char *user,
+	    const char *password, const char *hash, int64_t now);
+void	auth_cache_remember(struct auth_cache *, const char *user,
+	    const char *password, const char *hash, int64_t now);
+
+#endif

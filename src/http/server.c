@@ -1,0 +1,464 @@
+/*
+ * The HTTP server on libevent's evhttp, with TLS through
+ * bufferevent_openssl. Each request gets a struct http_req that carries
+ * its id, decoded path and body; the reply functions send the response and
+ * write exactly one outcome line (ev=http.request) per request.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <sys/queue.h>
+#include <event2/keyvalq_struct.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common/log.h"
+#include "common/str.h"
+#include "common/xalloc.h"
+#include "server.h"
+
+struct http_tls {
+	SSL_CTX	*ctx;
+};
+
+struct http_server {
+	struct event_base	*base;
+	struct evhttp		*evh;
+	const char		*proc;
+	http_handler_fn		 handler;
+	void			*arg;
+	struct http_tls		*tls;
+};
+
+#define HTTP_MAX_NOTES 8
+
+struct http_req {
+	struct http_server	*srv;
+	struct evhttp_request	*er;
+	struct evkeyvalq	 query;
+	bool			 query_ok;
+	char			 id[65];
+	char			*path_raw;
+	char			*path;
+	char			*body;
+	size_t			 body_len;
+	char			 peer[64];
+	int64_t			 start_ms;
+	char			*notes[HTTP_MAX_NOTES][2];
+	int			 n_notes;
+};
+
+/* ---- TLS ---- */
+
+ps_err
+http_tls_new(const char *cert_path, const char *key_path,
+    struct http_tls **out)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	struct http_tls *t;
+
+	if (ctx == NULL)
+		return ps_errf(PS_ECRYPTO, "cannot create a TLS context");
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key_path, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		char e[256];
+
+		ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+		SSL_CTX_free(ctx);
+		return ps_errf(PS_ECRYPTO, "cannot load the TLS certificate %s "
+		    "and key %s: %s", cert_path, key_path, e);
+	}
+	t = xcalloc(1, sizeof(*t));
+	t->ctx = ctx;
+	*out = t;
+	return PS_OK;
+}
+
+void
+http_tls_free(struct http_tls *t)
+{
+	if (t == NULL)
+		return;
+	SSL_CTX_free(t->ctx);
+	free(t);
+}
+
+static struct bufferevent *
+tls_bevcb(struct event_base *base, void *arg)
+{
+	struct http_tls *t = arg;
+	struct bufferevent *bev;
+	SSL *ssl = SSL_new(t->ctx);
+
+	if (ssl == NULL)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(base, -1, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev)
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+/* ---- requests ---- */
+
+static bool
+reqid_acceptable(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n == 0 || n > 64)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!(s[i] == '-' || (s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= 'A' && s[i] <= 'Z')))
+			return false;
+	return true;
+}
+
+static void
+req_free(struct http_req *r)
+{
+	int i;
+
+	if (r->query_ok)
+		evhttp_clear_headers(&r->query);
+	for (i = 0; i < r->n_notes; i++) {
+		free(r->notes[i][0]);
+		free(r->notes[i][1]);
+	}
+	free(r->path_raw);
+	free(r->path);
+	free(r->body);
+	free(r);
+}
+
+static const char *
+reason_phrase(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	}
+	return "Status";
+}
+
+static void
+gencb(struct evhttp_request *er, void *arg)
+{
+	struct http_server *srv = arg;
+	struct http_req *r = xcalloc(1, sizeof(*r));
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(er);
+	struct evhttp_connection *conn = evhttp_request_get_connection(er);
+	struct evbuffer *in = evhttp_request_get_input_buffer(er);
+	const char *cid, *p, *q;
+	char *peer = NULL;
+	size_t len = 0;
+	ev_uint16_t port = 0;
+
+	r->srv = srv;
+	r->er = er;
+	r->start_ms = time_mono_ms();
+	cid = evhttp_find_header(evhttp_request_get_input_headers(er),
+	    "client-request-id");
+	if (cid && reqid_acceptable(cid))
+		str_copy(r->id, cid, sizeof(r->id));
+	else
+		reqid_new(r->id);
+	if (conn) {
+		evhttp_connection_get_peer(conn, &peer, &port);
+		snprintf(r->peer, sizeof(r->peer), "%s", peer ? peer : "");
+	}
+
+	p = uri ? evhttp_uri_get_path(uri) : NULL;
+	if (p == NULL || *p == '\0')
+		p = "/";
+	r->path_raw = evhttp_uridecode(p, 0, &len);
+	if (r->path_raw == NULL || strlen(r->path_raw) != len) {
+		http_reply_error(r, 400, "the path is not valid");
+		return;
+	}
+	r->path = xstrdup(r->path_raw);
+	str_lower(r->path);
+	q = uri ? evhttp_uri_get_query(uri) : NULL;
+	TAILQ_INIT(&r->query);
+	if (q && evhttp_parse_query_str(q, &r->query) != 0) {
+		evhttp_clear_headers(&r->query);
+		http_reply_error(r, 400, "the query string is not valid");
+		return;
+	}
+	r->query_ok = true;
+	r->body_len = evbuffer_get_length(in);
+	r->body = xmalloc(r->body_len + 1);
+	evbuffer_remove(in, r->body, r->body_len);
+	r->body[r->body_len] = '\0';
+	srv->handler(r, srv->arg);
+}
+
+struct http_server *
+http_server_new(struct event_base *base, const char *proc,
+    http_handler_fn fn, void *arg)
+{
+	struct http_server *srv = xcalloc(1, sizeof(*srv));
+
+	srv->base = base;
+	srv->proc = proc;
+	srv->handler = fn;
+	srv->arg = arg;
+	srv->evh = evhttp_new(base);
+	if (srv->evh == NULL)
+		abort();
+	evhttp_set_allowed_methods(srv->evh, EVHTTP_REQ_GET |
+	    EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+	    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
+	evhttp_set_max_body_size(srv->evh, HTTP_MAX_BODY);
+	evhttp_set_max_headers_size(srv->evh, HTTP_MAX_HEADERS);
+	evhttp_set_timeout(srv->evh, 30);
+	evhttp_set_gencb(srv->evh, gencb, srv);
+	return srv;
+}
+
+void
+http_server_free(struct http_server *srv)
+{
+	if (srv == NULL)
+		return;
+	evhttp_free(srv->evh);
+	free(srv);
+}
+
+void
+http_server_set_max_body(struct http_server *srv, size_t max)
+{
+	evhttp_set_max_body_size(srv->evh, (ev_ssize_t)max);
+}
+
+ps_err
+http_server_listen(struct http_server *srv, const char *host, int port,
+    struct http_tls *tls, int *bound)
+{
+	struct evhttp_bound_socket *bs;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (tls) {
+		srv->tls = tls;
+		evhttp_set_bevcb(srv->evh, tls_bevcb, tls);
+	}
+	bs = evhttp_bind_socket_with_handle(srv->evh, host,
+	    (ev_uint16_t)port);
+	if (bs == NULL)
+		return ps_errf(PS_EIO, "cannot listen on %s:%d: %s", host,
+		    port, strerror(errno));
+	if (getsockname(evhttp_bound_socket_get_fd(bs),
+	    (struct sockaddr *)&ss, &sl) != 0)
+		return ps_errf(PS_EIO, "getsockname: %s", strerror(errno));
+	if (ss.ss_family == AF_INET)
+		*bound = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	else
+		*bound = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return PS_OK;
+}
+
+enum http_method
+http_req_method(const struct http_req *r)
+{
+	switch (evhttp_request_get_command(r->er)) {
+	case EVHTTP_REQ_GET: return HTTP_GET;
+	case EVHTTP_REQ_HEAD: return HTTP_HEAD;
+	case EVHTTP_REQ_POST: return HTTP_POST;
+	default: return HTTP_OTHER;
+	}
+}
+
+const char *
+http_req_method_name(const struct http_req *r)
+{
+	switch (evhttp_request_get_command(r->er)) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	default: return "OTHER";
+	}
+}
+
+const char *
+http_req_path(const struct http_req *r)
+{
+	return r->path ? r->path : "/";
+}
+
+const char *
+http_req_path_raw(const struct http_req *r)
+{
+	return r->path_raw ? r->path_raw : "/";
+}
+
+const char *
+http_req_query(const struct http_req *r, const char *name)
+{
+	return r->query_ok ? evhttp_find_header(&r->query, name) : NULL;
+}
+
+const char *
+http_req_query_ci(const struct http_req *r, const char *name)
+{
+	struct evkeyval *kv;
+
+	if (!r->query_ok)
+		return NULL;
+	TAILQ_FOREACH(kv, &r->query, next)
+		if (strcasecmp(kv->key, name) == 0)
+			return kv->value;
+	return NULL;
+}
+
+const char *
+http_req_header(const struct http_req *r, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(r->er),
+	    name);
+}
+
+const char *
+http_req_body(const struct http_req *r, size_t *len)
+{
+	if (len)
+		*len = r->body_len;
+	return r->body ? r->body : "";
+}
+
+const char *
+http_req_id(const struct http_req *r)
+{
+	return r->id;
+}
+
+const char *
+http_req_peer(const struct http_req *r)
+{
+	return r->peer;
+}
+
+int64_t
+http_req_elapsed_ms(const struct http_req *r)
+{
+	return time_mono_ms() - r->start_ms;
+}
+
+void
+http_req_note(struct http_req *r, const char *key, const char *value)
+{
+	int i;
+
+	for (i = 0; i < r->n_notes; i++)
+		if (strcmp(r->notes[i][0], key) == 0) {
+			free(r->notes[i][1]);
+			r->notes[i][1] = xstrdup(value ? value : "");
+			return;
+		}
+	if (r->n_notes == HTTP_MAX_NOTES)
+		return;
+	r->notes[r->n_notes][0] = xstrdup(key);
+	r->notes[r->n_notes][1] = xstrdup(value ? value : "");
+	r->n_notes++;
+}
+
+void
+http_reply_header(struct http_req *r, const char *name, const char *value)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(r->er), name,
+	    value);
+}
+
+static void
+log_outcome(struct http_req *r, int status, size_t len)
+{
+	struct buf extra;
+	int i;
+
+	buf_init(&extra, 2048);
+	for (i = 0; i < r->n_notes; i++)
+		buf_addf(&extra, " %s=%s", r->notes[i][0],
+		    log_q(r->notes[i][1]));
+	log_event(status >= 500 ? LOG_WARN : LOG_INFO, r->id, "http.request",
+	    "method=%s path=%s status=%d bytes=%zu ms=%lld peer=%s%s",
+	    http_req_method_name(r), log_q(http_req_path_raw(r)), status, len,
+	    (long long)http_req_elapsed_ms(r), log_q(r->peer),
+	    buf_str(&extra));
+	buf_cleanup(&extra);
+}
+
+void
+http_reply(struct http_req *r, int status, const char *content_type,
+    const void *body, size_t len)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->er);
+	struct evbuffer *out = evbuffer_new();
+	const char *cid = http_req_header(r, "client-request-id");
+
+	evhttp_add_header(h, "request-id", r->id);
+	evhttp_add_header(h, "X-Request-Id", r->id);
+	if (cid && reqid_acceptable(cid))
+		evhttp_add_header(h, "client-request-id", cid);
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	if (content_type)
+		evhttp_add_header(h, "Content-Type", content_type);
+	if (len)
+		evbuffer_add(out, body, len);
+	evhttp_send_reply(r->er, status, reason_phrase(status), out);
+	evbuffer_free(out);
+	log_outcome(r, status, len);
+	req_free(r);
+}
+
+void
+http_reply_buf(struct http_req *r, int status, const char *content_type,
+    struct buf *b)
+{
+	http_reply(r, status, content_type, b->b_data, b->b_len);
+	buf_reset(b);
+}
+
+void
+http_reply_error(struct http_req *r, int status, const char *message)
+{
+	char *body = xasprintf("%d %s: %s\n", status, reason_phrase(status),
+	    message);
+
+	http_req_note(r, "error", message);
+	http_reply(r, status, "text/plain; charset=utf-8", body, strlen(body));
+	free(body);
+}

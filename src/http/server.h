@@ -1,0 +1,88 @@
+/*
+ * The HTTP server: the only user of libevent's evhttp (and, for TLS, of
+ * bufferevent_openssl). Routes see our own request type: the decoded,
+ * lower-cased path for case-insensitive matching, query parameters,
+ * headers, a size-capped body, and a request id that is on every log line
+ * and echoed to the client (request-id, X-Request-Id, and the
+ * client-request-id an EWS client sent).
+ *
+ * Runs on one event loop; handlers are called on it and must not block.
+ * A handler may keep the request and answer later from the same loop.
+ */
+#ifndef PS_HTTP_SERVER_H
+#define PS_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+struct event_base;
+struct http_server;
+struct http_req;
+struct http_tls;
+
+#define HTTP_MAX_BODY		(1024 * 1024)
+#define HTTP_MAX_HEADERS	(32 * 1024)
+
+typedef void (*http_handler_fn)(struct http_req *, void *arg);
+
+/* A TLS context from PEM files (TLS 1.2 and later). */
+ps_err	http_tls_new(const char *cert_path, const char *key_path,
+	    struct http_tls **out);
+void	http_tls_free(struct http_tls *);
+
+struct http_server *http_server_new(struct event_base *, const char *proc,
+	    http_handler_fn, void *arg);
+void	http_server_free(struct http_server *);
+/* Caps request bodies (default HTTP_MAX_BODY); bigger ones get 413. */
+void	http_server_set_max_body(struct http_server *, size_t);
+/*
+ * Listens on host:port (port 0: any free port) with TLS when `tls` is not
+ * NULL (borrowed; must outlive the server). Returns the bound port in
+ * *bound.
+ */
+ps_err	http_server_listen(struct http_server *, const char *host, int port,
+	    struct http_tls *, int *bound);
+
+/* ---- the request (borrowed; valid until the reply is sent) ---- */
+
+enum http_method { HTTP_GET, HTTP_HEAD, HTTP_POST, HTTP_OTHER };
+
+enum http_method http_req_method(const struct http_req *);
+const char *http_req_method_name(const struct http_req *);
+/* The decoded path in lower case, for matching ("/ews/exchange.asmx"). */
+const char *http_req_path(const struct http_req *);
+/* The decoded path as sent. */
+const char *http_req_path_raw(const struct http_req *);
+/* A decoded query parameter (first match, exact name), or NULL. */
+const char *http_req_query(const struct http_req *, const char *name);
+/* A query parameter matched case-insensitively by name, or NULL. */
+const char *http_req_query_ci(const struct http_req *, const char *name);
+/* A request header (case-insensitive name), or NULL. */
+const char *http_req_header(const struct http_req *, const char *name);
+/* The body, NUL-terminated; len excludes the NUL. */
+const char *http_req_body(const struct http_req *, size_t *len);
+const char *http_req_id(const struct http_req *);
+const char *http_req_peer(const struct http_req *);
+/* Milliseconds since the request arrived. */
+int64_t	http_req_elapsed_ms(const struct http_req *);
+
+/* Per-request notes for the outcome log line (copied). */
+void	http_req_note(struct http_req *, const char *key, const char *value);
+
+/* ---- replies: each sends the response and ends the request ---- */
+
+void	http_reply_header(struct http_req *, const char *name,
+	    const char *value);
+void	http_reply(struct http_req *, int status, const char *content_type,
+	    const void *body, size_t len);
+/* Sends and empties `b`. */
+void	http_reply_buf(struct http_req *, int status, const char *content_type,
+	    struct buf *b);
+/* A short plain-text error body: "<status> <reason>: <message>\n". */
+void	http_reply_error(struct http_req *, int status, const char *message);
+
+#endif

@@ -1,0 +1,661 @@
+/*
+ * The SQLite backend of the store: the only user of SQLite.
+ *
+ * WAL mode with a busy timeout, so admin commands and a running server can
+ * share one file. Migrations are numbered SQL scripts per role; the
+ * database's user_version records how many were applied.
+ */
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/str.h"
+#include "common/xalloc.h"
+#include "store.h"
+
+struct store {
+	sqlite3		*db;
+	enum store_role	 role;
+	char		*path;
+};
+
+/* ---- migrations ---- */
+
+static const char *const master_migrations[] = {
+	/* 1: the first schema */
+	"CREATE TABLE config (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE mailboxes ("
+	"  email TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  name TEXT NOT NULL DEFAULT '',"
+	"  pwhash TEXT,"
+	"  created INTEGER NOT NULL);"
+	"CREATE TABLE photos ("
+	"  email TEXT PRIMARY KEY COLLATE NOCASE"
+	"    REFERENCES mailboxes(email) ON DELETE CASCADE,"
+	"  etag TEXT NOT NULL,"
+	"  side INTEGER NOT NULL,"
+	"  updated INTEGER NOT NULL);"
+	"CREATE TABLE photo_sizes ("
+	"  email TEXT NOT NULL COLLATE NOCASE"
+	"    REFERENCES photos(email) ON DELETE CASCADE,"
+	"  code INTEGER NOT NULL,"
+	"  side INTEGER NOT NULL,"
+	"  data BLOB NOT NULL,"
+	"  PRIMARY KEY (email, code));"
+	"CREATE TABLE partners ("
+	"  name TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  issuer TEXT NOT NULL UNIQUE,"
+	"  metadata_url TEXT,"
+	"  metadata TEXT NOT NULL,"
+	"  fetched INTEGER NOT NULL,"
+	"  added INTEGER NOT NULL);",
+};
+
+static const char *const portal_migrations[] = {
+	/* 1: the first schema; the portal's tables come with the portal */
+	"CREATE TABLE config (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+};
+
+static ps_err
+store_fail(struct store *st, const char *what)
+{
+	ps_err rc = ps_errf(PS_ESTORE, "%s: %s (%s)", what,
+	    sqlite3_errmsg(st->db), st->path);
+
+	log_err(NULL, "store.error", "what=%s error=%s", log_q(what),
+	    log_q(sqlite3_errmsg(st->db)));
+	return rc;
+}
+
+static ps_err
+store_exec(struct store *st, const char *sql)
+{
+	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return store_fail(st, "exec");
+	return PS_OK;
+}
+
+static ps_err
+store_migrate(struct store *st)
+{
+	const char *const *steps;
+	size_t nsteps, i;
+	sqlite3_stmt *q = NULL;
+	int version = 0;
+	ps_err rc;
+
+	if (st->role == STORE_MASTER) {
+		steps = master_migrations;
+		nsteps = sizeof(master_migrations) / sizeof(*steps);
+	} else {
+		steps = portal_migrations;
+		nsteps = sizeof(portal_migrations) / sizeof(*steps);
+	}
+	if ((rc = store_exec(st, "BEGIN IMMEDIATE")) != PS_OK)
+		return rc;
+	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &q,
+	    NULL) != SQLITE_OK || sqlite3_step(q) != SQLITE_ROW) {
+		rc = store_fail(st, "read schema version");
+		goto out;
+	}
+	version = sqlite3_column_int(q, 0);
+	if (version < 0 || (size_t)version > nsteps) {
+		rc = ps_errf(PS_ESTORE, "%s has schema version %d, newer than "
+		    "this photosync knows (%zu)", st->path, version, nsteps);
+		goto out;
+	}
+	for (i = (size_t)version; i < nsteps; i++) {
+		char *set;
+
+		if ((rc = store_exec(st, steps[i])) != PS_OK)
+			goto out;
+		set = xasprintf("PRAGMA user_version = %zu", i + 1);
+		rc = store_exec(st, set);
+		free(set);
+		if (rc != PS_OK)
+			goto out;
+		log_info(NULL, "store.migrated", "path=%s version=%zu",
+		    log_q(st->path), i + 1);
+	}
+	rc = PS_OK;
+out:
+	sqlite3_finalize(q);
+	if (store_exec(st, rc == PS_OK ? "COMMIT" : "ROLLBACK") != PS_OK &&
+	    rc == PS_OK)
+		rc = PS_ESTORE;
+	return rc;
+}
+
+ps_err
+store_open(const char *path, enum store_role role, bool create,
+    struct store **out)
+{
+	struct store *st = xcalloc(1, sizeof(*st));
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	ps_err rc;
+
+	st->role = role;
+	st->path = xstrdup(path);
+	if (create)
+		flags |= SQLITE_OPEN_CREATE;
+	if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
+		if (!create) {
+			rc = ps_errf(PS_ENOTFOUND, "no store at %s (run init "
+			    "first)", path);
+			goto fail;
+		}
+		rc = store_fail(st, "open");
+		goto fail;
+	}
+	sqlite3_busy_timeout(st->db, 5000);
+	if ((rc = store_exec(st, "PRAGMA journal_mode=WAL;"
+	    "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")) != PS_OK)
+		goto fail;
+	if ((rc = store_migrate(st)) != PS_OK)
+		goto fail;
+	*out = st;
+	return PS_OK;
+fail:
+	store_close(st);
+	return rc;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	sqlite3_close(st->db);
+	free(st->path);
+	free(st);
+}
+
+int64_t
+store_data_version(struct store *st)
+{
+	sqlite3_stmt *q = NULL;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(st->db, "PRAGMA data_version", -1, &q,
+	    NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+		v = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	return v;
+}
+
+/* ---- small statement helpers ---- */
+
+static sqlite3_stmt *
+prep(struct store *st, const char *sql)
+{
+	sqlite3_stmt *q = NULL;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK) {
+		store_fail(st, "prepare");
+		return NULL;
+	}
+	return q;
+}
+
+static void
+bind_text(sqlite3_stmt *q, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(q, i, s, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(q, i);
+}
+
+static const char *
+col_text(sqlite3_stmt *q, int i)
+{
+	const unsigned char *s = sqlite3_column_text(q, i);
+
+	return s ? (const char *)s : "";
+}
+
+static char *
+col_dup(sqlite3_stmt *q, int i)
+{
+	if (sqlite3_column_type(q, i) == SQLITE_NULL)
+		return NULL;
+	return xstrdup(col_text(q, i));
+}
+
+/* Runs a statement that returns no rows; counts changed rows. */
+static ps_err
+step_done(struct store *st, sqlite3_stmt *q, int *changes)
+{
+	int r = sqlite3_step(q);
+
+	if (r == SQLITE_CONSTRAINT)
+		return ps_errf(PS_EEXIST, "already exists");
+	if (r != SQLITE_DONE)
+		return store_fail(st, "write");
+	if (changes)
+		*changes = sqlite3_changes(st->db);
+	return PS_OK;
+}
+
+/* ---- config ---- */
+
+ps_err
+store_config_get(struct store *st, const char *key, char **value)
+{
+	sqlite3_stmt *q = prep(st, "SELECT value FROM config WHERE key = ?");
+	ps_err rc = PS_ESTORE;
+	int r;
+
+	if (q == NULL)
+		return rc;
+	bind_text(q, 1, key);
+	r = sqlite3_step(q);
+	if (r == SQLITE_ROW) {
+		*value = xstrdup(col_text(q, 0));
+		rc = PS_OK;
+	} else if (r == SQLITE_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "setting %s is not set", key);
+	} else {
+		rc = store_fail(st, "read setting");
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_config_set(struct store *st, const char *key, const char *value)
+{
+	sqlite3_stmt *q = prep(st, "INSERT INTO config (key, value) "
+	    "VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
+	    "excluded.value");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, key);
+	bind_text(q, 2, value);
+	rc = step_done(st, q, NULL);
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* ---- mailboxes ---- */
+
+void
+store_mailbox_cleanup(struct store_mailbox *m)
+{
+	if (m->pwhash)
+		xfree_secret(m->pwhash, strlen(m->pwhash));
+	memset(m, 0, sizeof(*m));
+}
+
+ps_err
+store_mailbox_add(struct store *st, const char *email, const char *name,
+    const char *pwhash)
+{
+	sqlite3_stmt *q = prep(st, "INSERT INTO mailboxes (email, name, "
+	    "pwhash, created) VALUES (lower(?), ?, ?, ?)");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, email);
+	bind_text(q, 2, name ? name : "");
+	bind_text(q, 3, pwhash);
+	sqlite3_bind_int64(q, 4, time_now());
+	rc = step_done(st, q, NULL);
+	if (rc == PS_EEXIST)
+		ps_errf(rc, "mailbox %s already exists", email);
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_mailbox_remove(struct store *st, const char *email)
+{
+	sqlite3_stmt *q = prep(st, "DELETE FROM mailboxes WHERE email = ?");
+	int changes = 0;
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, email);
+	rc = step_done(st, q, &changes);
+	sqlite3_finalize(q);
+	if (rc == PS_OK && changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "no mailbox %s", email);
+	return rc;
+}
+
+#define MAILBOX_COLUMNS							\
+	"m.email, m.name, m.pwhash, m.created, coalesce(p.etag, ''), "	\
+	"coalesce(p.updated, 0), coalesce(p.side, 0) FROM mailboxes m "	\
+	"LEFT JOIN photos p ON p.email = m.email"
+
+static void
+mailbox_row(sqlite3_stmt *q, struct store_mailbox *m)
+{
+	memset(m, 0, sizeof(*m));
+	str_copy(m->email, col_text(q, 0), sizeof(m->email));
+	str_copy(m->name, col_text(q, 1), sizeof(m->name));
+	m->pwhash = col_dup(q, 2);
+	m->created = sqlite3_column_int64(q, 3);
+	str_copy(m->etag, col_text(q, 4), sizeof(m->etag));
+	m->photo_updated = sqlite3_column_int64(q, 5);
+	m->photo_side = sqlite3_column_int(q, 6);
+}
+
+ps_err
+store_mailbox_get(struct store *st, const char *email,
+    struct store_mailbox *out)
+{
+	sqlite3_stmt *q = prep(st, "SELECT " MAILBOX_COLUMNS
+	    " WHERE m.email = ?");
+	ps_err rc;
+	int r;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, email);
+	r = sqlite3_step(q);
+	if (r == SQLITE_ROW) {
+		mailbox_row(q, out);
+		rc = PS_OK;
+	} else if (r == SQLITE_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "no mailbox %s", email);
+	} else {
+		rc = store_fail(st, "read mailbox");
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_mailbox_set_password(struct store *st, const char *email,
+    const char *pwhash)
+{
+	sqlite3_stmt *q = prep(st, "UPDATE mailboxes SET pwhash = ? "
+	    "WHERE email = ?");
+	int changes = 0;
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, pwhash);
+	bind_text(q, 2, email);
+	rc = step_done(st, q, &changes);
+	sqlite3_finalize(q);
+	if (rc == PS_OK && changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "no mailbox %s", email);
+	return rc;
+}
+
+ps_err
+store_mailbox_each(struct store *st,
+    ps_err (*fn)(void *, const struct store_mailbox *), void *arg)
+{
+	sqlite3_stmt *q = prep(st, "SELECT " MAILBOX_COLUMNS
+	    " ORDER BY m.email");
+	struct store_mailbox m;
+	ps_err rc = PS_OK;
+	int r;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	while (rc == PS_OK && (r = sqlite3_step(q)) == SQLITE_ROW) {
+		mailbox_row(q, &m);
+		rc = fn(arg, &m);
+		store_mailbox_cleanup(&m);
+	}
+	if (rc == PS_OK && r != SQLITE_DONE)
+		rc = store_fail(st, "list mailboxes");
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* ---- photos ---- */
+
+ps_err
+store_photo_put(struct store *st, const char *email, const char *etag,
+    const struct store_photo_size *sizes, size_t n)
+{
+	sqlite3_stmt *q = NULL;
+	ps_err rc;
+	int changes = 0, side = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (sizes[i].side > side)
+			side = sizes[i].side;
+	if ((rc = store_exec(st, "BEGIN IMMEDIATE")) != PS_OK)
+		return rc;
+	rc = PS_ESTORE;
+	if ((q = prep(st, "DELETE FROM photos WHERE email = ?")) == NULL)
+		goto out;
+	bind_text(q, 1, email);
+	if ((rc = step_done(st, q, NULL)) != PS_OK)
+		goto out;
+	sqlite3_finalize(q);
+	rc = PS_ESTORE;
+	if ((q = prep(st, "INSERT INTO photos (email, etag, side, updated) "
+	    "SELECT email, ?, ?, ? FROM mailboxes WHERE email = ?")) == NULL)
+		goto out;
+	bind_text(q, 1, etag);
+	sqlite3_bind_int(q, 2, side);
+	sqlite3_bind_int64(q, 3, time_now());
+	bind_text(q, 4, email);
+	if ((rc = step_done(st, q, &changes)) != PS_OK)
+		goto out;
+	if (changes == 0) {
+		rc = ps_errf(PS_ENOTFOUND, "no mailbox %s", email);
+		goto out;
+	}
+	sqlite3_finalize(q);
+	rc = PS_ESTORE;
+	if ((q = prep(st, "INSERT INTO photo_sizes (email, code, side, data) "
+	    "VALUES ((SELECT email FROM mailboxes WHERE email = ?), ?, ?, ?)"))
+	    == NULL)
+		goto out;
+	for (i = 0; i < n; i++) {
+		sqlite3_reset(q);
+		bind_text(q, 1, email);
+		sqlite3_bind_int(q, 2, sizes[i].code);
+		sqlite3_bind_int(q, 3, sizes[i].side);
+		sqlite3_bind_blob(q, 4, sizes[i].data, (int)sizes[i].len,
+		    SQLITE_STATIC);
+		if ((rc = step_done(st, q, NULL)) != PS_OK)
+			goto out;
+	}
+	rc = PS_OK;
+out:
+	sqlite3_finalize(q);
+	if (store_exec(st, rc == PS_OK ? "COMMIT" : "ROLLBACK") != PS_OK &&
+	    rc == PS_OK)
+		rc = PS_ESTORE;
+	return rc;
+}
+
+ps_err
+store_photo_remove(struct store *st, const char *email)
+{
+	sqlite3_stmt *q = prep(st, "DELETE FROM photos WHERE email = ?");
+	int changes = 0;
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, email);
+	rc = step_done(st, q, &changes);
+	sqlite3_finalize(q);
+	if (rc == PS_OK && changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "%s has no photo", email);
+	return rc;
+}
+
+ps_err
+store_photo_get(struct store *st, const char *email, int code,
+    struct store_photo *out)
+{
+	/*
+	 * The size asked for if stored, else the largest stored: a source
+	 * smaller than the size code is never upscaled ([MS-OXWSPHOTO]
+	 * 3.1.5.1.1: "the largest available").
+	 */
+	sqlite3_stmt *q = prep(st, "SELECT p.etag, s.code, s.side, s.data, "
+	    "p.updated FROM photos p JOIN photo_sizes s ON s.email = p.email "
+	    "WHERE p.email = ? ORDER BY (s.code = ?) DESC, s.side DESC "
+	    "LIMIT 1");
+	ps_err rc;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, email);
+	sqlite3_bind_int(q, 2, code);
+	r = sqlite3_step(q);
+	if (r == SQLITE_ROW) {
+		const void *d = sqlite3_column_blob(q, 3);
+
+		str_copy(out->etag, col_text(q, 0), sizeof(out->etag));
+		out->code = sqlite3_column_int(q, 1);
+		out->side = sqlite3_column_int(q, 2);
+		out->len = (size_t)sqlite3_column_bytes(q, 3);
+		out->data = xmalloc(out->len);
+		if (out->len)
+			memcpy(out->data, d, out->len);
+		out->updated = sqlite3_column_int64(q, 4);
+		rc = PS_OK;
+	} else if (r == SQLITE_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "%s has no photo", email);
+	} else {
+		rc = store_fail(st, "read photo");
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+void
+store_photo_cleanup(struct store_photo *p)
+{
+	free(p->data);
+	memset(p, 0, sizeof(*p));
+}
+
+/* ---- partners ---- */
+
+void
+store_partner_cleanup(struct store_partner *p)
+{
+	free(p->metadata_url);
+	free(p->metadata);
+	memset(p, 0, sizeof(*p));
+}
+
+ps_err
+store_partner_put(struct store *st, const struct store_partner *p)
+{
+	sqlite3_stmt *q = prep(st, "INSERT INTO partners (name, issuer, "
+	    "metadata_url, metadata, fetched, added) VALUES (?, ?, ?, ?, ?, ?) "
+	    "ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, "
+	    "metadata_url = excluded.metadata_url, metadata = "
+	    "excluded.metadata, fetched = excluded.fetched");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, p->name);
+	bind_text(q, 2, p->issuer);
+	bind_text(q, 3, p->metadata_url);
+	bind_text(q, 4, p->metadata);
+	sqlite3_bind_int64(q, 5, p->fetched);
+	sqlite3_bind_int64(q, 6, p->added ? p->added : time_now());
+	rc = step_done(st, q, NULL);
+	if (rc == PS_EEXIST)
+		ps_errf(rc, "another partner already has issuer %s",
+		    p->issuer);
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_partner_remove(struct store *st, const char *name_or_issuer)
+{
+	sqlite3_stmt *q = prep(st, "DELETE FROM partners WHERE name = ? OR "
+	    "issuer = ?");
+	int changes = 0;
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, name_or_issuer);
+	bind_text(q, 2, name_or_issuer);
+	rc = step_done(st, q, &changes);
+	sqlite3_finalize(q);
+	if (rc == PS_OK && changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "no partner %s", name_or_issuer);
+	return rc;
+}
+
+static void
+partner_row(sqlite3_stmt *q, struct store_partner *p)
+{
+	memset(p, 0, sizeof(*p));
+	str_copy(p->name, col_text(q, 0), sizeof(p->name));
+	str_copy(p->issuer, col_text(q, 1), sizeof(p->issuer));
+	p->metadata_url = col_dup(q, 2);
+	p->metadata = col_dup(q, 3);
+	p->fetched = sqlite3_column_int64(q, 4);
+	p->added = sqlite3_column_int64(q, 5);
+}
+
+ps_err
+store_partner_get(struct store *st, const char *name_or_issuer,
+    struct store_partner *out)
+{
+	sqlite3_stmt *q = prep(st, "SELECT name, issuer, metadata_url, "
+	    "metadata, fetched, added FROM partners WHERE name = ? OR "
+	    "issuer = ?");
+	ps_err rc;
+	int r;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, name_or_issuer);
+	bind_text(q, 2, name_or_issuer);
+	r = sqlite3_step(q);
+	if (r == SQLITE_ROW) {
+		partner_row(q, out);
+		rc = PS_OK;
+	} else if (r == SQLITE_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "no partner %s", name_or_issuer);
+	} else {
+		rc = store_fail(st, "read partner");
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_partner_each(struct store *st,
+    ps_err (*fn)(void *, const struct store_partner *), void *arg)
+{
+	sqlite3_stmt *q = prep(st, "SELECT name, issuer, metadata_url, "
+	    "metadata, fetched, added FROM partners ORDER BY name");
+	struct store_partner p;
+	ps_err rc = PS_OK;
+	int r;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	while (rc == PS_OK && (r = sqlite3_step(q)) == SQLITE_ROW) {
+		partner_row(q, &p);
+		rc = fn(arg, &p);
+		store_partner_cleanup(&p);
+	}
+	if (rc == PS_OK && r != SQLITE_DONE)
+		rc = store_fail(st, "list partners");
+	sqlite3_finalize(q);
+	return rc;
+}
