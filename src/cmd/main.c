@@ -1,3 +1,59 @@
-/* Placeholder until the command dispatcher lands. */
-int main(void);
-int main(void) { return 0; }
+/*
+ * photosync: one program, subcommands like git. This file only dispatches
+ * to the roles; everything else lives in the core library.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "common/log.h"
+#include "image/image.h"
+#include "master/master.h"
+#include "xfer/xfer.h"
+
+static const char usage_text[] =
+"usage: photosync ROLE COMMAND [options]\n"
+"\n"
+"High-resolution user photos from the mail server, everywhere.\n"
+"\n"
+"roles:\n"
+"  master    the mail server's part: mailboxes, photos, Autodiscover,\n"
+"            EWS GetUserPhoto, S2S OAuth (photosync master --help)\n"
+"  version   print the version\n"
+"\n"
+"Logs go to standard error, one logfmt event per line; set\n"
+"PHOTOSYNC_DEBUG=1 for debug events.\n";
+
+int
+main(int argc, char **argv)
+{
+	const char *role = argc > 1 ? argv[1] : NULL;
+	int debug = getenv("PHOTOSYNC_DEBUG") != NULL;
+
+	if (role == NULL) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	if (strcmp(role, "--help") == 0 || strcmp(role, "-h") == 0 ||
+	    strcmp(role, "help") == 0) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (strcmp(role, "version") == 0 || strcmp(role, "--version") == 0) {
+		printf("photosync 0.1.0\n");
+		return 0;
+	}
+	if (auth_init() != PS_OK || image_init(argv[0]) != PS_OK ||
+	    xfer_global_init() != PS_OK) {
+		fprintf(stderr, "photosync: %s\n", ps_errmsg());
+		return 1;
+	}
+	if (strcmp(role, "master") == 0) {
+		log_init("master", debug ? LOG_DEBUG : LOG_INFO);
+		return master_main(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "photosync: unknown role \"%s\" (see photosync "
+	    "--help)\n", role);
+	return 2;
+}

@@ -1,0 +1,602 @@
+/*
+ * The master's admin commands: init, mailbox, photo, partner, serve.
+ * Each prints what it did on standard output, a clear error on standard
+ * error, and exits non-zero on failure with nothing stored changed.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "auth/auth.h"
+#include "common/buf.h"
+#include "common/file.h"
+#include "common/log.h"
+#include "common/str.h"
+#include "common/xalloc.h"
+#include "exchange/ews.h"
+#include "image/image.h"
+#include "master.h"
+#include "master_int.h"
+#include "pki/pki.h"
+#include "s2s/s2s.h"
+#include "xfer/xfer.h"
+
+static const char usage_text[] =
+"usage: photosync master COMMAND [options]\n"
+"\n"
+"The mail server's part of the photo sync: mailboxes with high-resolution\n"
+"photos, Autodiscover, EWS GetUserPhoto and S2S OAuth for partner portals.\n"
+"\n"
+"commands:\n"
+"  init --dir D --host HOST[:PORT] --domain DOMAIN\n"
+"       [--tls-cert F --tls-key F]\n"
+"      create a state directory: store, realm, S2S signing key and\n"
+"      certificate, TLS certificate for HOST (self-signed unless given)\n"
+"  serve --dir D [--listen ADDRESS] [--port-file F]\n"
+"      answer HTTPS on HOST:PORT (PORT 0: any free port)\n"
+"  mailbox add --dir D ADDRESS [--name N] [--password-file F]\n"
+"  mailbox remove --dir D ADDRESS\n"
+"  mailbox list --dir D\n"
+"  mailbox passwd --dir D ADDRESS --password-file F\n"
+"  photo set --dir D ADDRESS --file F     (JPEG, PNG, WebP, HEIF, GIF)\n"
+"  photo remove --dir D ADDRESS\n"
+"  photo show --dir D ADDRESS [--size HRnxn --output F]\n"
+"  partner add --dir D [--name N] (--metadata-url URL [--ca-file F] |\n"
+"       --metadata-file F)\n"
+"  partner refresh --dir D [NAME] [--ca-file F]\n"
+"  partner remove --dir D NAME\n"
+"  partner list --dir D\n"
+"\n"
+"Passwords are read from a file (\"-\" for standard input), never from\n"
+"the command line. See docs/master.md.\n";
+
+struct opts {
+	const char	*dir, *host, *domain, *tls_cert, *tls_key, *name;
+	const char	*password_file, *file, *size, *output, *metadata_url;
+	const char	*metadata_file, *ca_file, *listen, *port_file;
+	const char	*args[4];
+	int		 nargs;
+};
+
+static int
+fail(const char *what)
+{
+	fprintf(stderr, "photosync master: %s%s%s\n", what ? what : "",
+	    what ? ": " : "", ps_errmsg());
+	return 1;
+}
+
+static int
+usage_error(const char *msg)
+{
+	fprintf(stderr, "photosync master: %s\n(see photosync master "
+	    "--help)\n", msg);
+	return 2;
+}
+
+static int
+parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option longopts[] = {
+		{ "dir", required_argument, NULL, 'd' },
+		{ "host", required_argument, NULL, 'H' },
+		{ "domain", required_argument, NULL, 'D' },
+		{ "tls-cert", required_argument, NULL, 'c' },
+		{ "tls-key", required_argument, NULL, 'k' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "password-file", required_argument, NULL, 'p' },
+		{ "file", required_argument, NULL, 'f' },
+		{ "size", required_argument, NULL, 's' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "metadata-url", required_argument, NULL, 'u' },
+		{ "metadata-file", required_argument, NULL, 'm' },
+		{ "ca-file", required_argument, NULL, 'C' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "port-file", required_argument, NULL, 'P' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd': o->dir = optarg; break;
+		case 'H': o->host = optarg; break;
+		case 'D': o->domain = optarg; break;
+		case 'c': o->tls_cert = optarg; break;
+		case 'k': o->tls_key = optarg; break;
+		case 'n': o->name = optarg; break;
+		case 'p': o->password_file = optarg; break;
+		case 'f': o->file = optarg; break;
+		case 's': o->size = optarg; break;
+		case 'o': o->output = optarg; break;
+		case 'u': o->metadata_url = optarg; break;
+		case 'm': o->metadata_file = optarg; break;
+		case 'C': o->ca_file = optarg; break;
+		case 'l': o->listen = optarg; break;
+		case 'P': o->port_file = optarg; break;
+		case 'h': fputs(usage_text, stdout); exit(0);
+		default: return -1;
+		}
+	}
+	for (; optind < argc; optind++) {
+		if (o->nargs == 4)
+			return -1;
+		o->args[o->nargs++] = argv[optind];
+	}
+	return 0;
+}
+
+/* Splits "host[:port]" / "[v6]:port"; port defaults to 443. */
+static ps_err
+split_host_port(const char *s, char **host, int *port)
+{
+	const char *colon;
+	char *end;
+	long p = 443;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (close == NULL)
+			return ps_errf(PS_EINVAL, "invalid host \"%s\"", s);
+		*host = xstrndup(s + 1, (size_t)(close - s - 1));
+		colon = close[1] == ':' ? close + 1 : NULL;
+	} else {
+		colon = strrchr(s, ':');
+		*host = colon ? xstrndup(s, (size_t)(colon - s)) : xstrdup(s);
+	}
+	if (colon) {
+		p = strtol(colon + 1, &end, 10);
+		if (*end || colon[1] == '\0' || p < 0 || p > 65535) {
+			free(*host);
+			return ps_errf(PS_EINVAL, "invalid port in \"%s\"", s);
+		}
+	}
+	if ((*host)[0] == '\0' || strpbrk(*host, "/ @?#")) {
+		free(*host);
+		return ps_errf(PS_EINVAL, "invalid host \"%s\"", s);
+	}
+	str_lower(*host);
+	*port = (int)p;
+	return PS_OK;
+}
+
+static bool
+is_ip(const char *h)
+{
+	return strspn(h, "0123456789.") == strlen(h) || strchr(h, ':');
+}
+
+/* ---- init ---- */
+
+static ps_err
+write_key_and_cert(const char *dir, const char *keyname,
+    const char *certname, const struct pki_cert_spec *spec)
+{
+	struct pki_key *key = NULL;
+	unsigned char *der = NULL;
+	size_t len = 0;
+	char *kp = file_join(dir, keyname), *cp = file_join(dir, certname);
+	ps_err rc;
+
+	if ((rc = pki_key_generate(&key)) != PS_OK ||
+	    (rc = pki_cert_create(key, spec, NULL, NULL, 0, &der, &len)) !=
+	    PS_OK ||
+	    (rc = pki_key_save(key, kp)) != PS_OK ||
+	    (rc = pki_cert_save(der, len, cp)) != PS_OK)
+		goto out;
+out:
+	pki_key_free(key);
+	free(der);
+	free(kp);
+	free(cp);
+	return rc;
+}
+
+static ps_err
+copy_file(const char *from, const char *dir, const char *name, mode_t mode)
+{
+	char *data = NULL, *to = file_join(dir, name);
+	size_t len = 0;
+	ps_err rc;
+
+	if ((rc = file_read(from, 1024 * 1024, &data, &len)) == PS_OK)
+		rc = file_write_atomic(to, data, len, mode);
+	if (data)
+		xfree_secret(data, len);
+	free(to);
+	return rc;
+}
+
+static int
+cmd_init(struct opts *o)
+{
+	struct store *st = NULL;
+	char *host = NULL, *db = NULL, *probe, realm[37], portbuf[16];
+	const char *names[1];
+	struct pki_cert_spec spec = { 0 };
+	struct stat sb;
+	int port = 0, ret = 1;
+
+	if (!o->dir || !o->host || !o->domain)
+		return usage_error("init needs --dir, --host and --domain");
+	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
+		return usage_error("--tls-cert and --tls-key go together");
+	if (split_host_port(o->host, &host, &port) != PS_OK)
+		return fail(NULL);
+	probe = xasprintf("postmaster@%s", o->domain);
+	if (!email_valid(probe)) {
+		free(probe);
+		free(host);
+		return usage_error("--domain must be a mail domain such as "
+		    "contoso.com");
+	}
+	free(probe);
+	db = file_join(o->dir, MASTER_DB);
+	if (stat(db, &sb) == 0) {
+		fprintf(stderr, "photosync master: %s is already initialised "
+		    "(remove it to start over)\n", o->dir);
+		goto out;
+	}
+	if (file_mkdir(o->dir) != PS_OK)
+		goto err;
+	/* Keys first: a failure here leaves no half-made store behind. */
+	spec.common_name = "photosync master S2S signing";
+	spec.days = 3650;
+	if (write_key_and_cert(o->dir, MASTER_S2S_KEY, MASTER_S2S_CERT,
+	    &spec) != PS_OK)
+		goto err;
+	if (o->tls_cert) {
+		if (copy_file(o->tls_cert, o->dir, MASTER_TLS_CERT, 0644) !=
+		    PS_OK || copy_file(o->tls_key, o->dir, MASTER_TLS_KEY,
+		    0600) != PS_OK)
+			goto err;
+	} else {
+		memset(&spec, 0, sizeof(spec));
+		names[0] = host;
+		spec.common_name = host;
+		if (is_ip(host)) {
+			spec.ips = names;
+			spec.n_ips = 1;
+		} else {
+			spec.dns_names = names;
+			spec.n_dns = 1;
+		}
+		spec.days = 825;
+		if (write_key_and_cert(o->dir, MASTER_TLS_KEY, MASTER_TLS_CERT,
+		    &spec) != PS_OK)
+			goto err;
+	}
+	guid_new(realm);
+	snprintf(portbuf, sizeof(portbuf), "%d", port);
+	if (store_open(db, STORE_MASTER, true, &st) != PS_OK ||
+	    store_config_set(st, "host", host) != PS_OK ||
+	    store_config_set(st, "port", portbuf) != PS_OK ||
+	    store_config_set(st, "domain", o->domain) != PS_OK ||
+	    store_config_set(st, "realm", realm) != PS_OK)
+		goto err;
+	printf("initialised master in %s\n  host    %s:%d\n  domain  %s\n"
+	    "  realm   %s\n  tls     %s\n", o->dir, host, port, o->domain,
+	    realm, o->tls_cert ? "given certificate" : "self-signed");
+	ret = 0;
+	goto out;
+err:
+	ret = fail("init");
+out:
+	store_close(st);
+	free(db);
+	free(host);
+	return ret;
+}
+
+/* ---- mailbox ---- */
+
+static ps_err
+print_mailbox(void *arg, const struct store_mailbox *m)
+{
+	(void)arg;
+	printf("%-32s %-24s %s\n", m->email, m->name[0] ? m->name : "-",
+	    m->etag[0] ? "photo" : "no photo");
+	return PS_OK;
+}
+
+static int
+cmd_mailbox(struct master_state *ms, struct opts *o, const char *verb)
+{
+	const char *email = o->nargs > 2 ? o->args[2] : NULL;
+	char *pw = NULL, *hash = NULL;
+	int ret = 1;
+
+	if (strcmp(verb, "list") == 0) {
+		if (store_mailbox_each(ms->store, print_mailbox, NULL) != PS_OK)
+			return fail("mailbox list");
+		return 0;
+	}
+	if (email == NULL)
+		return usage_error("mailbox needs an ADDRESS");
+	if (!email_valid(email)) {
+		fprintf(stderr, "photosync master: \"%s\" is not a valid "
+		    "e-mail address\n", email);
+		return 1;
+	}
+	if (o->password_file) {
+		if (auth_password_read(o->password_file, &pw) != PS_OK ||
+		    auth_password_hash(pw, &hash) != PS_OK)
+			goto err;
+	}
+	if (strcmp(verb, "add") == 0) {
+		if (store_mailbox_add(ms->store, email, o->name, hash) != PS_OK)
+			goto err;
+		printf("added mailbox %s%s\n", email, hash ? "" :
+		    " (no password: it cannot sign in)");
+	} else if (strcmp(verb, "remove") == 0) {
+		if (store_mailbox_remove(ms->store, email) != PS_OK)
+			goto err;
+		printf("removed mailbox %s and its photo\n", email);
+	} else if (strcmp(verb, "passwd") == 0) {
+		if (hash == NULL) {
+			ret = usage_error("passwd needs --password-file");
+			goto out;
+		}
+		if (store_mailbox_set_password(ms->store, email, hash) != PS_OK)
+			goto err;
+		printf("changed the password of %s\n", email);
+	} else {
+		ret = usage_error("mailbox commands: add, remove, list, "
+		    "passwd");
+		goto out;
+	}
+	ret = 0;
+	goto out;
+err:
+	ret = fail(NULL);
+out:
+	if (pw)
+		xfree_secret(pw, strlen(pw));
+	if (hash)
+		xfree_secret(hash, strlen(hash));
+	return ret;
+}
+
+/* ---- photo ---- */
+
+static int
+cmd_photo(struct master_state *ms, struct opts *o, const char *verb)
+{
+	const char *email = o->nargs > 2 ? o->args[2] : NULL;
+	struct store_mailbox m = { 0 };
+	struct store_photo p = { 0 };
+	char etag[64], when[40];
+	char *data = NULL;
+	size_t len = 0;
+	int ret = 1, code;
+
+	if (email == NULL)
+		return usage_error("photo needs an ADDRESS");
+	if (strcmp(verb, "set") == 0) {
+		if (o->file == NULL)
+			return usage_error("photo set needs --file F");
+		if (store_mailbox_get(ms->store, email, &m) != PS_OK ||
+		    file_read(o->file, IMAGE_MAX_BYTES, &data, &len) != PS_OK ||
+		    master_photo_set(ms->store, email, data, len, etag) !=
+		    PS_OK)
+			goto err;
+		printf("stored the photo of %s (etag %s)\n", email, etag);
+	} else if (strcmp(verb, "remove") == 0) {
+		if (store_photo_remove(ms->store, email) != PS_OK)
+			goto err;
+		printf("removed the photo of %s\n", email);
+	} else if (strcmp(verb, "show") == 0) {
+		if (store_mailbox_get(ms->store, email, &m) != PS_OK)
+			goto err;
+		if (m.etag[0] == '\0') {
+			printf("%s has no photo\n", email);
+			ret = 0;
+			goto out;
+		}
+		printf("address  %s\netag     %s\nupdated  %s\nlargest  "
+		    "%dx%d\n", m.email, m.etag, time_http(m.photo_updated,
+		    when), m.photo_side, m.photo_side);
+		if (o->output) {
+			code = ews_size_index(o->size ? o->size : "HR648x648");
+			if (code < 0) {
+				ret = usage_error("--size must be a code from "
+				    "HR48x48 to HR648x648");
+				goto out;
+			}
+			if (store_photo_get(ms->store, email, code, &p) !=
+			    PS_OK || file_write_atomic(o->output, p.data,
+			    p.len, 0644) != PS_OK)
+				goto err;
+			printf("wrote %s (%dx%d, %zu bytes) to %s\n",
+			    ews_size_name(code), p.side, p.side, p.len,
+			    o->output);
+		}
+	} else {
+		return usage_error("photo commands: set, remove, show");
+	}
+	ret = 0;
+	goto out;
+err:
+	ret = fail(NULL);
+out:
+	free(data);
+	store_photo_cleanup(&p);
+	store_mailbox_cleanup(&m);
+	return ret;
+}
+
+/* ---- partner ---- */
+
+/* Fetches or reads a partner's metadata and checks it parses. */
+static ps_err
+partner_load(const char *url, const char *file, const char *ca_file,
+    struct buf *doc, struct s2s_metadata *md)
+{
+	struct xfer_opts xo = { .ca_file = ca_file,
+	    .max_bytes = S2S_MAX_METADATA };
+	char *data = NULL;
+	size_t len = 0;
+	long status = 0;
+	ps_err rc;
+
+	if (url) {
+		if ((rc = xfer_get(url, &xo, &status, doc)) != PS_OK)
+			return rc;
+		if (status != 200)
+			return ps_errf(PS_EUPSTREAM, "%s answered HTTP %ld",
+			    url, status);
+	} else {
+		if ((rc = file_read(file, S2S_MAX_METADATA, &data, &len)) !=
+		    PS_OK)
+			return rc;
+		rc = buf_add(doc, data, len);
+		free(data);
+		if (rc != PS_OK)
+			return rc;
+	}
+	if ((rc = s2s_metadata_parse(doc->b_data, doc->b_len, md)) != PS_OK)
+		return ps_errf(rc, "the metadata document is not usable: %s",
+		    ps_errmsg());
+	return PS_OK;
+}
+
+static ps_err
+print_partner(void *arg, const struct store_partner *p)
+{
+	char when[40];
+
+	(void)arg;
+	printf("%-20s %-60s fetched %s\n  from %s\n", p->name, p->issuer,
+	    time_http(p->fetched, when),
+	    p->metadata_url ? p->metadata_url : "(file)");
+	return PS_OK;
+}
+
+static int
+partner_store(struct master_state *ms, const char *name, const char *url,
+    const char *file, const char *ca_file, int64_t added)
+{
+	struct s2s_metadata md = { 0 };
+	struct store_partner p = { 0 };
+	struct buf doc;
+	int ret = 1;
+
+	buf_init(&doc, S2S_MAX_METADATA);
+	if (partner_load(url, file, ca_file, &doc, &md) != PS_OK)
+		goto err;
+	str_copy(p.name, name ? name : md.issuer, sizeof(p.name));
+	str_copy(p.issuer, md.issuer, sizeof(p.issuer));
+	p.metadata_url = (char *)url;
+	p.metadata = (char *)buf_str(&doc);
+	p.fetched = time_now();
+	p.added = added;
+	if (store_partner_put(ms->store, &p) != PS_OK)
+		goto err;
+	printf("%s partner %s\n  issuer  %s\n  certificates %zu\n",
+	    added ? "refreshed" : "registered", p.name, md.issuer, md.n_certs);
+	ret = 0;
+	goto out;
+err:
+	ret = fail("partner");
+out:
+	s2s_metadata_cleanup(&md);
+	buf_cleanup(&doc);
+	return ret;
+}
+
+static int
+cmd_partner(struct master_state *ms, struct opts *o, const char *verb)
+{
+	const char *name = o->nargs > 2 ? o->args[2] : o->name;
+	struct store_partner p = { 0 };
+	int ret;
+
+	if (strcmp(verb, "list") == 0) {
+		if (store_partner_each(ms->store, print_partner, NULL) != PS_OK)
+			return fail("partner list");
+		return 0;
+	}
+	if (strcmp(verb, "add") == 0) {
+		if (!o->metadata_url == !o->metadata_file)
+			return usage_error("partner add needs --metadata-url "
+			    "or --metadata-file");
+		return partner_store(ms, o->name, o->metadata_url,
+		    o->metadata_file, o->ca_file, 0);
+	}
+	if (name == NULL)
+		return usage_error("which partner? (give its NAME)");
+	if (strcmp(verb, "remove") == 0) {
+		if (store_partner_remove(ms->store, name) != PS_OK)
+			return fail("partner remove");
+		printf("removed partner %s; its tokens are refused from now "
+		    "on\n", name);
+		return 0;
+	}
+	if (strcmp(verb, "refresh") == 0) {
+		if (store_partner_get(ms->store, name, &p) != PS_OK)
+			return fail("partner refresh");
+		if (p.metadata_url == NULL) {
+			store_partner_cleanup(&p);
+			fprintf(stderr, "photosync master: partner %s was "
+			    "registered from a file; add it again with "
+			    "--metadata-file\n", name);
+			return 1;
+		}
+		ret = partner_store(ms, p.name, p.metadata_url, NULL,
+		    o->ca_file, p.added ? p.added : 1);
+		store_partner_cleanup(&p);
+		return ret;
+	}
+	return usage_error("partner commands: add, refresh, remove, list");
+}
+
+int
+master_main(int argc, char **argv)
+{
+	struct master_state ms;
+	struct opts o;
+	const char *cmd, *verb;
+	int ret;
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		fputs(usage_text, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (parse_opts(argc, argv, &o) != 0)
+		return usage_error("invalid arguments");
+	cmd = o.args[0];
+	if (cmd == NULL)
+		return usage_error("missing command");
+	if (strcmp(cmd, "init") == 0)
+		return cmd_init(&o);
+	if (o.dir == NULL)
+		return usage_error("--dir D is required");
+	verb = o.nargs > 1 ? o.args[1] : "";
+	if (strcmp(cmd, "mailbox") && strcmp(cmd, "photo") &&
+	    strcmp(cmd, "partner") && strcmp(cmd, "serve"))
+		return usage_error("unknown command");
+	/* Admin commands speak on stdout/stderr; events only for serve. */
+	if (strcmp(cmd, "serve") != 0 && !log_enabled(LOG_DEBUG))
+		log_init("master", LOG_WARN);
+	if (master_state_open(o.dir, &ms) != PS_OK)
+		return fail(NULL);
+	if (strcmp(cmd, "serve") == 0)
+		ret = master_serve(&ms, o.listen, o.port_file) == PS_OK ? 0 :
+		    fail("serve");
+	else if (strcmp(cmd, "mailbox") == 0)
+		ret = cmd_mailbox(&ms, &o, verb);
+	else if (strcmp(cmd, "photo") == 0)
+		ret = cmd_photo(&ms, &o, verb);
+	else
+		ret = cmd_partner(&ms, &o, verb);
+	master_state_close(&ms);
+	return ret;
+}

@@ -1,0 +1,63 @@
+/*
+ * The master's state directory: opening it and reading its settings.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/file.h"
+#include "common/xalloc.h"
+#include "master_int.h"
+#include "pki/pki.h"
+
+char *
+master_path(const struct master_state *ms, const char *name)
+{
+	return file_join(ms->dir, name);
+}
+
+ps_err
+master_state_open(const char *dir, struct master_state *ms)
+{
+	char *db = file_join(dir, MASTER_DB), *port = NULL, *cert;
+	ps_err rc;
+
+	memset(ms, 0, sizeof(*ms));
+	ms->dir = xstrdup(dir);
+	rc = store_open(db, STORE_MASTER, false, &ms->store);
+	free(db);
+	if (rc == PS_ENOTFOUND)
+		rc = ps_errf(rc, "%s is not a master state directory (run "
+		    "photosync master init --dir %s first)", dir, dir);
+	if (rc != PS_OK)
+		goto fail;
+	if ((rc = store_config_get(ms->store, "host", &ms->host)) != PS_OK ||
+	    (rc = store_config_get(ms->store, "port", &port)) != PS_OK ||
+	    (rc = store_config_get(ms->store, "domain", &ms->domain)) !=
+	    PS_OK ||
+	    (rc = store_config_get(ms->store, "realm", &ms->realm)) != PS_OK)
+		goto fail;
+	ms->port = atoi(port);
+	cert = master_path(ms, MASTER_S2S_CERT);
+	rc = pki_cert_load(cert, &ms->s2s_cert, &ms->s2s_cert_len);
+	free(cert);
+	if (rc != PS_OK)
+		goto fail;
+	free(port);
+	return PS_OK;
+fail:
+	free(port);
+	master_state_close(ms);
+	return rc;
+}
+
+void
+master_state_close(struct master_state *ms)
+{
+	store_close(ms->store);
+	free(ms->dir);
+	free(ms->host);
+	free(ms->domain);
+	free(ms->realm);
+	free(ms->s2s_cert);
+	memset(ms, 0, sizeof(*ms));
+}

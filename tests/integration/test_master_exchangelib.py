@@ -1,0 +1,78 @@
+"""A real EWS client we did not write, Debian's python3-exchangelib,
+against photosync master serve: its POX Autodiscover (probe, auth-type
+guess, authenticated POST, parsing) and its SOAP GetUserSettings service,
+with the photo setting names added to its maps as the reference says."""
+import os
+
+from psync import Master, done, is_eq, ok
+
+m = Master()
+m.add_mailbox("test1@contoso.com", "pw-one", name="Test One")
+m.start()
+# exchangelib verifies TLS through requests; trust the master's cert.
+os.environ["REQUESTS_CA_BUNDLE"] = m.ca
+
+from exchangelib import Credentials  # noqa: E402
+from exchangelib.autodiscover.discovery.pox import PoxAutodiscovery  # noqa
+from exchangelib.autodiscover.protocol import AutodiscoverProtocol  # noqa
+from exchangelib.configuration import Configuration  # noqa: E402
+from exchangelib.properties import UserResponse  # noqa: E402
+from exchangelib.transport import BASIC  # noqa: E402
+from exchangelib.services import GetUserSettings  # noqa: E402
+
+creds = Credentials("test1@contoso.com", "pw-one")
+# exchangelib checks that an Autodiscover host resolves in DNS (dnspython,
+# not /etc/hosts), with the port as part of the name; loopback has no DNS
+# here, so that one check is skipped. Everything else is exchangelib's own.
+PoxAutodiscovery._ensure_valid_hostname = lambda self, url: None
+
+# ---- POX ----
+d = PoxAutodiscovery(email="test1@contoso.com", credentials=creds)
+valid, ad = d._attempt_response(url=m.url("/Autodiscover/Autodiscover.xml"))
+ok(valid, "exchangelib accepts the POX answer")
+if valid:
+    resp = ad.response
+    is_eq(resp.protocol.ews_url, m.url("/EWS/Exchange.asmx"),
+          "exchangelib reads EwsUrl (EXPR)")
+    ok(resp.version is not None, "exchangelib reads the server version")
+    is_eq(resp.autodiscover_smtp_address, "test1@contoso.com",
+          "exchangelib reads AutoDiscoverSMTPAddress")
+    is_eq(resp.user.display_name, "Test One", "exchangelib reads the name")
+bad = PoxAutodiscovery(email="test1@contoso.com",
+                       credentials=Credentials("test1@contoso.com", "no"))
+valid, ad = bad._attempt_response(url=m.url("/autodiscover/autodiscover.xml"))
+ok(not valid, "exchangelib gets no answer with a wrong password")
+
+# ---- SOAP GetUserSettings ----
+PHOTO = {"external_photos_url": "ExternalPhotosUrl",
+         "internal_photos_url": "InternalPhotosUrl",
+         "external_ecp_photo_url": "ExternalEcpPhotoUrl",
+         "internal_ecp_photo_url": "InternalEcpPhotoUrl"}
+UserResponse.SETTINGS_MAP.update(PHOTO)
+UserResponse.REVERSE_SETTINGS_MAP.update({v: k for k, v in PHOTO.items()})
+proto = AutodiscoverProtocol(config=Configuration(
+    service_endpoint=m.url("/autodiscover/autodiscover.svc"),
+    credentials=creds, auth_type=BASIC))
+settings = ["external_ews_url", "user_display_name",
+            "external_photos_url", "external_ecp_photo_url"]
+res = list(GetUserSettings(protocol=proto).call(
+    users=["test1@contoso.com"], settings=settings))
+ok(len(res) == 1 and isinstance(res[0], UserResponse),
+   "exchangelib parses GetUserSettingsResponse")
+if res and isinstance(res[0], UserResponse):
+    u = res[0]
+    is_eq(u.user_settings.get("external_ews_url"), m.url("/EWS/Exchange.asmx"),
+          "ExternalEwsUrl via exchangelib")
+    is_eq(u.user_settings.get("external_photos_url"),
+          m.url("/EWS/Exchange.asmx/s"), "ExternalPhotosUrl via exchangelib")
+    ok("chgPhoto=1" in (u.user_settings.get("external_ecp_photo_url") or ""),
+       "ExternalEcpPhotoUrl via exchangelib")
+    is_eq(u.user_settings.get("user_display_name"), "Test One",
+          "UserDisplayName via exchangelib")
+res = list(GetUserSettings(protocol=proto).call(
+    users=["ghost@contoso.com"], settings=["external_ews_url"]))
+ok(len(res) == 1 and getattr(res[0], "error_code", None) == "InvalidUser",
+   "exchangelib reports an unknown address as InvalidUser (%r)" %
+   (res[0] if res else None,))
+m.stop()
+done()
