@@ -8,8 +8,10 @@
 
 #include "auth/auth.h"
 #include "common/log.h"
+#include "demo/demo.h"
 #include "image/image.h"
 #include "master/master.h"
+#include "portal/portal.h"
 #include "xfer/xfer.h"
 
 static const char usage_text[] =
@@ -20,6 +22,9 @@ static const char usage_text[] =
 "roles:\n"
 "  master    the mail server's part: mailboxes, photos, Autodiscover,\n"
 "            EWS GetUserPhoto, S2S OAuth (photosync master --help)\n"
+"  portal    the portal's part: user profiles, the User Photos cache,\n"
+"            on-demand sync from the master (photosync portal --help)\n"
+"  demo      both, wired together on this machine (photosync demo --help)\n"
 "  version   print the version\n"
 "\n"
 "Logs go to standard error, one logfmt event per line; set\n"
@@ -52,6 +57,14 @@ main(int argc, char **argv)
 	if (strcmp(role, "master") == 0) {
 		log_init("master", debug ? LOG_DEBUG : LOG_INFO);
 		return master_main(argc - 1, argv + 1);
+	}
+	if (strcmp(role, "demo") == 0) {
+		log_init("demo", debug ? LOG_DEBUG : LOG_INFO);
+		return demo_main(argc - 1, argv + 1);
+	}
+	if (strcmp(role, "portal") == 0) {
+		log_init("portal", debug ? LOG_DEBUG : LOG_INFO);
+		return portal_main(argc - 1, argv + 1);
 	}
 	fprintf(stderr, "photosync: unknown role \"%s\" (see photosync "
 	    "--help)\n", role);

@@ -64,7 +64,14 @@ file_write_atomic(const char *path, const void *data, size_t len,
 	ps_err rc = PS_EIO;
 	int fd;
 
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	/* A fresh file, never one someone else prepared with wider modes. */
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd >= 0 && fchmod(fd, mode) != 0) {
+		close(fd);
+		unlink(tmp);
+		fd = -1;
+	}
 	if (fd < 0) {
 		ps_errf(PS_EIO, "cannot create %s: %s", tmp, strerror(errno));
 		goto out;

@@ -47,7 +47,9 @@ struct ad_outcome {
  * Answers a POX request (POST /autodiscover/autodiscover.xml). Always fills
  * `out` with a response document (settings, or an Error with code 500 for
  * an unknown address, 600 for an invalid request, 601 for an unsupported
- * response schema) in the exact shape real clients parse.
+ * response schema, 603 when the lookup itself fails) in the exact shape
+ * real clients parse. The status is always 200. Appends to `out`; an
+ * answer that does not fit under its cap is replaced by the 603 error.
  */
 void	autodiscover_pox(const struct ad_server *, const char *body,
 	    size_t len, struct buf *out, struct ad_outcome *);
@@ -55,8 +57,11 @@ void	autodiscover_pox(const struct ad_server *, const char *body,
 /*
  * Answers a SOAP GetUserSettings request (POST
  * /autodiscover/autodiscover.svc): only the settings asked for, the rest in
- * UserSettingErrors; InvalidUser for an unknown address; a SOAP fault with
- * status 400 (malformed) or 500 for anything else.
+ * UserSettingErrors; InvalidUser for an unknown address; ErrorCode
+ * InvalidRequest (status 200) for no users or no settings; a SOAP fault
+ * with status 400 for malformed XML or a non-SOAP body, and status 500
+ * (a:ActionNotSupported, as WCF) for an operation other than
+ * GetUserSettings. Dispatches on wsa:Action and the Body element only.
  */
 void	autodiscover_soap(const struct ad_server *, const char *body,
 	    size_t len, struct buf *out, struct ad_outcome *);
@@ -73,6 +78,7 @@ ps_err	autodiscover_soap_request(struct buf *out, const char *to_url,
 struct ad_user_settings {
 	char	*error_code;	/* "NoError", "InvalidUser", ... */
 	char	*error_message;
+	char	*redirect_target;	/* for RedirectAddress/Url, or NULL */
 	char	*ews_url;	/* ExternalEwsUrl, else InternalEwsUrl */
 	char	*photos_url;	/* ExternalPhotosUrl, else InternalPhotosUrl */
 	char	*ecp_photo_url;	/* ExternalEcpPhotoUrl, else Internal... */

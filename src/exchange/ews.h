@@ -12,6 +12,18 @@
 #include "common/buf.h"
 #include "common/err.h"
 
+/*
+ * The server version the master claims in every SOAP header, Autodiscover
+ * included: Exchange 2013 RTM, build 15.0.516.32, schema "Exchange2013"
+ * (reference §2.2, §3.2). Kept together so that the EWS and Autodiscover
+ * answers never disagree.
+ */
+#define EWS_VERSION_MAJOR	15
+#define EWS_VERSION_MINOR	0
+#define EWS_VERSION_BUILD	516
+#define EWS_VERSION_REVISION	32
+#define EWS_VERSION_NAME	"Exchange2013"
+
 /* The nine high-resolution size codes, smallest first. */
 #define EWS_SIZE_COUNT 9
 extern const int ews_sizes[EWS_SIZE_COUNT];	/* 48, 64, ..., 648 */
@@ -38,6 +50,9 @@ ps_err	ews_parse_request(const char *body, size_t len,
 	    struct ews_photo_request *out);
 
 /*
+ * The three answers below append a whole SOAP document to `out`; on
+ * failure (PS_ELIMIT at the cap) `out` is left as it was.
+ *
  * GetUserPhotoResponse with ResponseClass="Success": HasChanged, then
  * PictureData (base64 of `data`, empty when len == 0), then ContentType
  * when there is data. ServerVersionInfo in the header.

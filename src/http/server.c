@@ -14,6 +14,7 @@
 #include <sys/queue.h>
 #include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <stdlib.h>
@@ -54,6 +55,8 @@ struct http_req {
 	int64_t			 start_ms;
 	char			*notes[HTTP_MAX_NOTES][2];
 	int			 n_notes;
+	bool			 deferred;
+	bool			 gone;	/* the client closed the connection */
 };
 
 /* ---- TLS ---- */
@@ -279,6 +282,16 @@ http_server_listen(struct http_server *srv, const char *host, int port,
 	if (bs == NULL)
 		return ps_errf(PS_EIO, "cannot listen on %s:%d: %s", host,
 		    port, strerror(errno));
+	/*
+	 * Small responses must not wait for Nagle's algorithm (40 ms on
+	 * loopback under TLS); accepted sockets inherit this on Linux.
+	 */
+	{
+		int one = 1;
+
+		setsockopt(evhttp_bound_socket_get_fd(bs), IPPROTO_TCP,
+		    TCP_NODELAY, &one, sizeof(one));
+	}
 	if (getsockname(evhttp_bound_socket_get_fd(bs),
 	    (struct sockaddr *)&ss, &sl) != 0)
 		return ps_errf(PS_EIO, "getsockname: %s", strerror(errno));
@@ -348,6 +361,8 @@ http_req_query_ci(const struct http_req *r, const char *name)
 const char *
 http_req_header(const struct http_req *r, const char *name)
 {
+	if (r->er == NULL)
+		return NULL;
 	return evhttp_find_header(evhttp_request_get_input_headers(r->er),
 	    name);
 }
@@ -378,6 +393,58 @@ http_req_elapsed_ms(const struct http_req *r)
 	return time_mono_ms() - r->start_ms;
 }
 
+bool
+http_req_cookie(const struct http_req *r, const char *name, char *buf,
+    size_t n)
+{
+	const char *h = http_req_header(r, "Cookie"), *p;
+	size_t nl = strlen(name), vl;
+
+	for (p = h; p && *p; ) {
+		while (*p == ' ' || *p == ';')
+			p++;
+		if (strncmp(p, name, nl) == 0 && p[nl] == '=') {
+			p += nl + 1;
+			vl = strcspn(p, ";");
+			if (vl >= n)
+				return false;
+			memcpy(buf, p, vl);
+			buf[vl] = '\0';
+			return true;
+		}
+		p = strchr(p, ';');
+	}
+	return false;
+}
+
+char *
+http_form_value(const char *body, const char *name)
+{
+	struct evkeyvalq q;
+	const char *v;
+	char *out = NULL;
+
+	TAILQ_INIT(&q);
+	if (evhttp_parse_query_str(body, &q) != 0) {
+		evhttp_clear_headers(&q);
+		return NULL;
+	}
+	if ((v = evhttp_find_header(&q, name)) != NULL)
+		out = xstrdup(v);
+	evhttp_clear_headers(&q);
+	return out;
+}
+
+char *
+http_encode(const char *s)
+{
+	char *e = evhttp_encode_uri(s), *out;
+
+	out = xstrdup(e ? e : "");
+	free(e);
+	return out;
+}
+
 void
 http_req_note(struct http_req *r, const char *key, const char *value)
 {
@@ -396,9 +463,40 @@ http_req_note(struct http_req *r, const char *key, const char *value)
 	r->n_notes++;
 }
 
+static void
+on_client_gone(struct evhttp_connection *conn, void *arg)
+{
+	struct http_req *r = arg;
+
+	(void)conn;
+	r->gone = true;
+	r->er = NULL;
+}
+
+void
+http_req_defer(struct http_req *r)
+{
+	struct evhttp_connection *conn;
+
+	if (r->deferred || r->er == NULL)
+		return;
+	r->deferred = true;
+	conn = evhttp_request_get_connection(r->er);
+	if (conn)
+		evhttp_connection_set_closecb(conn, on_client_gone, r);
+}
+
+bool
+http_req_gone(const struct http_req *r)
+{
+	return r->gone;
+}
+
 void
 http_reply_header(struct http_req *r, const char *name, const char *value)
 {
+	if (r->gone)
+		return;
 	evhttp_add_header(evhttp_request_get_output_headers(r->er), name,
 	    value);
 }
@@ -425,9 +523,27 @@ void
 http_reply(struct http_req *r, int status, const char *content_type,
     const void *body, size_t len)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(r->er);
-	struct evbuffer *out = evbuffer_new();
-	const char *cid = http_req_header(r, "client-request-id");
+	struct evkeyvalq *h;
+	struct evbuffer *out;
+	const char *cid;
+
+	if (r->gone) {
+		log_info(r->id, "http.client_gone", "path=%s ms=%lld",
+		    log_q(http_req_path_raw(r)),
+		    (long long)http_req_elapsed_ms(r));
+		req_free(r);
+		return;
+	}
+	if (r->deferred) {
+		struct evhttp_connection *conn =
+		    evhttp_request_get_connection(r->er);
+
+		if (conn)
+			evhttp_connection_set_closecb(conn, NULL, NULL);
+	}
+	h = evhttp_request_get_output_headers(r->er);
+	out = evbuffer_new();
+	cid = http_req_header(r, "client-request-id");
 
 	evhttp_add_header(h, "request-id", r->id);
 	evhttp_add_header(h, "X-Request-Id", r->id);

@@ -70,8 +70,30 @@ const char *http_req_peer(const struct http_req *);
 /* Milliseconds since the request arrived. */
 int64_t	http_req_elapsed_ms(const struct http_req *);
 
+/*
+ * A cookie's value from the Cookie header into buf; false when absent or
+ * longer than n - 1.
+ */
+bool	http_req_cookie(const struct http_req *, const char *name, char *buf,
+	    size_t n);
+/*
+ * A field of an application/x-www-form-urlencoded body, decoded; NULL
+ * when absent or malformed. The caller frees it.
+ */
+char	*http_form_value(const char *body, const char *name);
+/* Percent-encodes `s` for a query string; the caller frees it. */
+char	*http_encode(const char *s);
+
 /* Per-request notes for the outcome log line (copied). */
 void	http_req_note(struct http_req *, const char *key, const char *value);
+
+/*
+ * Marks a request whose reply comes later (from a callback). If the
+ * client goes away meanwhile, the reply functions then only release the
+ * request; `http_req_gone` tells whether it did.
+ */
+void	http_req_defer(struct http_req *);
+bool	http_req_gone(const struct http_req *);
 
 /* ---- replies: each sends the response and ends the request ---- */
 

@@ -65,6 +65,17 @@ ps_err	image_render(const void *in, size_t len,
  */
 ps_err	image_generate(uint32_t seed, int side, struct image_jpeg *out);
 
+/*
+ * The "no photo" picture: a light grey head-and-shoulders silhouette on
+ * a grey background, as a JPEG of side `side` (1 to IMAGE_MAX_SIDE).
+ * Deterministic. The caller frees `out` with image_jpeg_free().
+ */
+ps_err	image_placeholder(int side, struct image_jpeg *out);
+
+/*
+ * Frees out->data (allocated with xmalloc(), so free() also does) and
+ * zeroes the struct; safe on a zeroed struct and on NULL.
+ */
 void	image_jpeg_free(struct image_jpeg *);
 
 #endif

@@ -22,7 +22,7 @@
 #include "master_int.h"
 #include "pki/pki.h"
 #include "s2s/s2s.h"
-#include "xfer/xfer.h"
+#include "setup/setup.h"
 
 static const char usage_text[] =
 "usage: photosync master COMMAND [options]\n"
@@ -132,87 +132,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
-/* Splits "host[:port]" / "[v6]:port"; port defaults to 443. */
-static ps_err
-split_host_port(const char *s, char **host, int *port)
-{
-	const char *colon;
-	char *end;
-	long p = 443;
-
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-
-		if (close == NULL)
-			return ps_errf(PS_EINVAL, "invalid host \"%s\"", s);
-		*host = xstrndup(s + 1, (size_t)(close - s - 1));
-		colon = close[1] == ':' ? close + 1 : NULL;
-	} else {
-		colon = strrchr(s, ':');
-		*host = colon ? xstrndup(s, (size_t)(colon - s)) : xstrdup(s);
-	}
-	if (colon) {
-		p = strtol(colon + 1, &end, 10);
-		if (*end || colon[1] == '\0' || p < 0 || p > 65535) {
-			free(*host);
-			return ps_errf(PS_EINVAL, "invalid port in \"%s\"", s);
-		}
-	}
-	if ((*host)[0] == '\0' || strpbrk(*host, "/ @?#")) {
-		free(*host);
-		return ps_errf(PS_EINVAL, "invalid host \"%s\"", s);
-	}
-	str_lower(*host);
-	*port = (int)p;
-	return PS_OK;
-}
-
-static bool
-is_ip(const char *h)
-{
-	return strspn(h, "0123456789.") == strlen(h) || strchr(h, ':');
-}
-
 /* ---- init ---- */
-
-static ps_err
-write_key_and_cert(const char *dir, const char *keyname,
-    const char *certname, const struct pki_cert_spec *spec)
-{
-	struct pki_key *key = NULL;
-	unsigned char *der = NULL;
-	size_t len = 0;
-	char *kp = file_join(dir, keyname), *cp = file_join(dir, certname);
-	ps_err rc;
-
-	if ((rc = pki_key_generate(&key)) != PS_OK ||
-	    (rc = pki_cert_create(key, spec, NULL, NULL, 0, &der, &len)) !=
-	    PS_OK ||
-	    (rc = pki_key_save(key, kp)) != PS_OK ||
-	    (rc = pki_cert_save(der, len, cp)) != PS_OK)
-		goto out;
-out:
-	pki_key_free(key);
-	free(der);
-	free(kp);
-	free(cp);
-	return rc;
-}
-
-static ps_err
-copy_file(const char *from, const char *dir, const char *name, mode_t mode)
-{
-	char *data = NULL, *to = file_join(dir, name);
-	size_t len = 0;
-	ps_err rc;
-
-	if ((rc = file_read(from, 1024 * 1024, &data, &len)) == PS_OK)
-		rc = file_write_atomic(to, data, len, mode);
-	if (data)
-		xfree_secret(data, len);
-	free(to);
-	return rc;
-}
 
 static int
 cmd_init(struct opts *o)
@@ -228,7 +148,7 @@ cmd_init(struct opts *o)
 		return usage_error("init needs --dir, --host and --domain");
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
 		return usage_error("--tls-cert and --tls-key go together");
-	if (split_host_port(o->host, &host, &port) != PS_OK)
+	if (setup_host_port(o->host, 443, &host, &port) != PS_OK)
 		return fail(NULL);
 	probe = xasprintf("postmaster@%s", o->domain);
 	if (!email_valid(probe)) {
@@ -249,28 +169,18 @@ cmd_init(struct opts *o)
 	/* Keys first: a failure here leaves no half-made store behind. */
 	spec.common_name = "photosync master S2S signing";
 	spec.days = 3650;
-	if (write_key_and_cert(o->dir, MASTER_S2S_KEY, MASTER_S2S_CERT,
-	    &spec) != PS_OK)
+	if (setup_key_and_cert(o->dir, MASTER_S2S_KEY, MASTER_S2S_CERT,
+	    &spec, NULL, NULL, 0) != PS_OK)
 		goto err;
 	if (o->tls_cert) {
-		if (copy_file(o->tls_cert, o->dir, MASTER_TLS_CERT, 0644) !=
-		    PS_OK || copy_file(o->tls_key, o->dir, MASTER_TLS_KEY,
-		    0600) != PS_OK)
+		if (setup_copy_file(o->tls_cert, o->dir, MASTER_TLS_CERT,
+		    0644) != PS_OK || setup_copy_file(o->tls_key, o->dir,
+		    MASTER_TLS_KEY, 0600) != PS_OK)
 			goto err;
 	} else {
-		memset(&spec, 0, sizeof(spec));
-		names[0] = host;
-		spec.common_name = host;
-		if (is_ip(host)) {
-			spec.ips = names;
-			spec.n_ips = 1;
-		} else {
-			spec.dns_names = names;
-			spec.n_dns = 1;
-		}
-		spec.days = 825;
-		if (write_key_and_cert(o->dir, MASTER_TLS_KEY, MASTER_TLS_CERT,
-		    &spec) != PS_OK)
+		setup_tls_spec(&spec, host, names);
+		if (setup_key_and_cert(o->dir, MASTER_TLS_KEY, MASTER_TLS_CERT,
+		    &spec, NULL, NULL, 0) != PS_OK)
 			goto err;
 	}
 	guid_new(realm);
@@ -434,39 +344,6 @@ out:
 
 /* ---- partner ---- */
 
-/* Fetches or reads a partner's metadata and checks it parses. */
-static ps_err
-partner_load(const char *url, const char *file, const char *ca_file,
-    struct buf *doc, struct s2s_metadata *md)
-{
-	struct xfer_opts xo = { .ca_file = ca_file,
-	    .max_bytes = S2S_MAX_METADATA };
-	char *data = NULL;
-	size_t len = 0;
-	long status = 0;
-	ps_err rc;
-
-	if (url) {
-		if ((rc = xfer_get(url, &xo, &status, doc)) != PS_OK)
-			return rc;
-		if (status != 200)
-			return ps_errf(PS_EUPSTREAM, "%s answered HTTP %ld",
-			    url, status);
-	} else {
-		if ((rc = file_read(file, S2S_MAX_METADATA, &data, &len)) !=
-		    PS_OK)
-			return rc;
-		rc = buf_add(doc, data, len);
-		free(data);
-		if (rc != PS_OK)
-			return rc;
-	}
-	if ((rc = s2s_metadata_parse(doc->b_data, doc->b_len, md)) != PS_OK)
-		return ps_errf(rc, "the metadata document is not usable: %s",
-		    ps_errmsg());
-	return PS_OK;
-}
-
 static ps_err
 print_partner(void *arg, const struct store_partner *p)
 {
@@ -489,7 +366,7 @@ partner_store(struct master_state *ms, const char *name, const char *url,
 	int ret = 1;
 
 	buf_init(&doc, S2S_MAX_METADATA);
-	if (partner_load(url, file, ca_file, &doc, &md) != PS_OK)
+	if (setup_metadata_load(url, file, ca_file, &doc, &md) != PS_OK)
 		goto err;
 	str_copy(p.name, name ? name : md.issuer, sizeof(p.name));
 	str_copy(p.issuer, md.issuer, sizeof(p.issuer));

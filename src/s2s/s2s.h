@@ -81,7 +81,7 @@ struct s2s_expect {
 	const char	*host;		/* our host name, no port */
 	int		 port;		/* our port; "host:port" also ok */
 	const char	*realm;		/* our realm; the partner's is ok too */
-	int64_t		 now;
+	int64_t		 now;		/* 0: the current time */
 };
 
 struct s2s_identity {
@@ -120,11 +120,15 @@ struct s2s_mint {
 	const char		*target_realm;	/* the master's realm */
 	const char		*smtp;		/* user's address, or NULL */
 	const char		*upn;		/* or NULL */
-	int64_t			 now;
-	int			 lifetime;	/* seconds */
+	int64_t			 now;		/* 0: the current time */
+	int			 lifetime;	/* seconds, at most a day */
 };
 
-/* Mints an outer token (alg none) around a signed actor token. */
+/*
+ * Mints an outer token (alg none) around a signed actor token; with
+ * neither smtp nor upn, the actor token alone (app-only, §4.4). The
+ * caller frees *token (a bearer credential: wipe it first).
+ */
 ps_err	s2s_token_mint(const struct s2s_mint *, char **token);
 
 #endif

@@ -125,4 +125,142 @@ ps_err	store_partner_get(struct store *, const char *name_or_issuer,
 ps_err	store_partner_each(struct store *,
 	    ps_err (*fn)(void *, const struct store_partner *), void *arg);
 
+/* ---- transactions, for changes that span several calls ---- */
+
+ps_err	store_begin(struct store *);
+/* Commits when `commit`, rolls back otherwise; returns PS_ESTORE if the
+ * commit failed (everything rolled back). */
+ps_err	store_end(struct store *, bool commit);
+
+/* ---- portal: web applications ---- */
+
+struct store_webapp {
+	int64_t	 id;
+	char	 url[256];		/* "https://host[:port]" */
+	char	 host[256];
+	int	 port;
+	char	 realm[40];		/* GUID, the S2S realm */
+	bool	 photo_import;
+	int64_t	 photo_expiration;	/* seconds */
+	int64_t	 photo_error_expiration;
+	char	 autodiscover_domain[256];	/* "" = autodiscover.<domain> */
+	bool	 sync_any;		/* any size triggers, not only L */
+	int	 size_s, size_m, size_l;
+	char	 ca_file[512];		/* "" = the system's CAs */
+	bool	 allow_oauth_http;
+	int64_t	 created;
+};
+
+/* Sets w->id. PS_EEXIST when the URL is taken. */
+ps_err	store_webapp_add(struct store *, struct store_webapp *w);
+ps_err	store_webapp_update(struct store *, const struct store_webapp *);
+/* By URL (case-insensitive). */
+ps_err	store_webapp_get(struct store *, const char *url,
+	    struct store_webapp *out);
+ps_err	store_webapp_each(struct store *,
+	    ps_err (*fn)(void *, const struct store_webapp *), void *arg);
+
+/* ---- portal: users ---- */
+
+struct store_user {
+	char	 account[256];	/* "contoso\test1", lower case */
+	char	 email[256];	/* lower case */
+	char	 name[256];
+	char	*pwhash;	/* owned; NULL: cannot sign in */
+	int64_t	 created;
+};
+
+void	store_user_cleanup(struct store_user *);
+ps_err	store_user_add(struct store *, const struct store_user *);
+/* Removes the user, the photos and sync state of all web applications. */
+ps_err	store_user_remove(struct store *, const char *account);
+ps_err	store_user_get(struct store *, const char *account,
+	    struct store_user *out);
+ps_err	store_user_get_by_email(struct store *, const char *email,
+	    struct store_user *out);
+/* By library file prefix: "contoso_test1" for "contoso\\test1". */
+ps_err	store_user_get_by_prefix(struct store *, const char *prefix,
+	    struct store_user *out);
+ps_err	store_user_set_password(struct store *, const char *account,
+	    const char *pwhash);
+ps_err	store_user_each(struct store *,
+	    ps_err (*fn)(void *, const struct store_user *), void *arg);
+
+/* ---- portal: trusted token issuers (masters) ---- */
+
+struct store_issuer {
+	char	 name[128];
+	char	 issuer[256];
+	char	 realm[64];
+	char	*metadata_url;
+	char	*metadata;
+	int64_t	 fetched;
+};
+
+void	store_issuer_cleanup(struct store_issuer *);
+/* Adds, or replaces the issuer with the same name. */
+ps_err	store_issuer_put(struct store *, const struct store_issuer *);
+ps_err	store_issuer_remove(struct store *, const char *name);
+ps_err	store_issuer_get(struct store *, const char *name,
+	    struct store_issuer *out);
+ps_err	store_issuer_each(struct store *,
+	    ps_err (*fn)(void *, const struct store_issuer *), void *arg);
+
+/* ---- portal: the User Photos library (S/M/L per user and webapp) ---- */
+
+enum store_thumb_size { STORE_S, STORE_M, STORE_L };
+
+struct store_thumb {
+	char		 etag[64];	/* changes only when the photo does */
+	char		 source[16];	/* "master" or "local" */
+	int64_t		 updated;
+	unsigned char	*data;		/* owned; free() */
+	size_t		 len;
+};
+
+void	store_thumb_cleanup(struct store_thumb *);
+/* Replaces all three sizes at once. */
+ps_err	store_thumb_put(struct store *, int64_t webapp, const char *account,
+	    const char *source, const char *etag,
+	    const unsigned char *const data[3], const size_t len[3]);
+/* PS_ENOTFOUND when the user has no photo in this web application. */
+ps_err	store_thumb_get(struct store *, int64_t webapp, const char *account,
+	    enum store_thumb_size, struct store_thumb *out);
+/* PS_ENOTFOUND when there was none. */
+ps_err	store_thumb_remove(struct store *, int64_t webapp,
+	    const char *account);
+
+/* ---- portal: sync state per user and web application ---- */
+
+struct store_sync {
+	int64_t	 last_success;	/* 0: never */
+	int64_t	 last_error;	/* 0: none since the last success */
+	char	 reason[512];	/* of the last error */
+	char	 master_etag[128];	/* of the photo we hold, "" if none */
+	int	 has_mailbox;	/* -1 unknown, 0 no, 1 yes */
+};
+
+/* Never fails with PS_ENOTFOUND: an unknown user gets a zeroed state. */
+ps_err	store_sync_get(struct store *, int64_t webapp, const char *account,
+	    struct store_sync *out);
+ps_err	store_sync_put(struct store *, int64_t webapp, const char *account,
+	    const struct store_sync *);
+
+/* ---- portal: browser sessions ---- */
+
+struct store_session {
+	char	 account[256];
+	int64_t	 webapp;
+	char	 csrf[65];
+	int64_t	 expires;
+};
+
+/* `key` is a digest of the cookie value; the cookie itself is not kept. */
+ps_err	store_session_put(struct store *, const char *key,
+	    const struct store_session *);
+/* PS_ENOTFOUND when absent or expired. */
+ps_err	store_session_get(struct store *, const char *key,
+	    struct store_session *out);
+ps_err	store_session_remove(struct store *, const char *key);
+
 #endif

@@ -53,8 +53,65 @@ static const char *const master_migrations[] = {
 };
 
 static const char *const portal_migrations[] = {
-	/* 1: the first schema; the portal's tables come with the portal */
-	"CREATE TABLE config (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+	/* 1: the first schema */
+	"CREATE TABLE config (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE webapps ("
+	"  id INTEGER PRIMARY KEY,"
+	"  url TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+	"  host TEXT NOT NULL,"
+	"  port INTEGER NOT NULL,"
+	"  realm TEXT NOT NULL,"
+	"  photo_import INTEGER NOT NULL,"
+	"  photo_expiration INTEGER NOT NULL,"
+	"  photo_error_expiration INTEGER NOT NULL,"
+	"  autodiscover_domain TEXT NOT NULL DEFAULT '',"
+	"  sync_any INTEGER NOT NULL DEFAULT 0,"
+	"  size_s INTEGER NOT NULL, size_m INTEGER NOT NULL,"
+	"  size_l INTEGER NOT NULL,"
+	"  ca_file TEXT NOT NULL DEFAULT '',"
+	"  allow_oauth_http INTEGER NOT NULL DEFAULT 0,"
+	"  created INTEGER NOT NULL);"
+	"CREATE TABLE users ("
+	"  account TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  email TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+	"  name TEXT NOT NULL DEFAULT '',"
+	"  pwhash TEXT,"
+	"  created INTEGER NOT NULL);"
+	"CREATE INDEX users_file_prefix ON users "
+	"  (replace(account, '\\', '_'));"
+	"CREATE TABLE issuers ("
+	"  name TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  issuer TEXT NOT NULL,"
+	"  realm TEXT NOT NULL,"
+	"  metadata_url TEXT,"
+	"  metadata TEXT NOT NULL,"
+	"  fetched INTEGER NOT NULL);"
+	"CREATE TABLE thumbs ("
+	"  webapp INTEGER NOT NULL REFERENCES webapps(id) ON DELETE CASCADE,"
+	"  account TEXT NOT NULL COLLATE NOCASE"
+	"    REFERENCES users(account) ON DELETE CASCADE,"
+	"  source TEXT NOT NULL,"
+	"  etag TEXT NOT NULL,"
+	"  updated INTEGER NOT NULL,"
+	"  s BLOB NOT NULL, m BLOB NOT NULL, l BLOB NOT NULL,"
+	"  PRIMARY KEY (webapp, account));"
+	"CREATE TABLE sync_state ("
+	"  webapp INTEGER NOT NULL REFERENCES webapps(id) ON DELETE CASCADE,"
+	"  account TEXT NOT NULL COLLATE NOCASE"
+	"    REFERENCES users(account) ON DELETE CASCADE,"
+	"  last_success INTEGER NOT NULL DEFAULT 0,"
+	"  last_error INTEGER NOT NULL DEFAULT 0,"
+	"  reason TEXT NOT NULL DEFAULT '',"
+	"  master_etag TEXT NOT NULL DEFAULT '',"
+	"  has_mailbox INTEGER NOT NULL DEFAULT -1,"
+	"  PRIMARY KEY (webapp, account));"
+	"CREATE TABLE sessions ("
+	"  key TEXT PRIMARY KEY,"
+	"  account TEXT NOT NULL COLLATE NOCASE"
+	"    REFERENCES users(account) ON DELETE CASCADE,"
+	"  webapp INTEGER NOT NULL REFERENCES webapps(id) ON DELETE CASCADE,"
+	"  csrf TEXT NOT NULL,"
+	"  expires INTEGER NOT NULL);",
 };
 
 static ps_err
@@ -656,6 +713,648 @@ store_partner_each(struct store *st,
 	}
 	if (rc == PS_OK && r != SQLITE_DONE)
 		rc = store_fail(st, "list partners");
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* ---- transactions ---- */
+
+ps_err
+store_begin(struct store *st)
+{
+	return store_exec(st, "BEGIN IMMEDIATE");
+}
+
+ps_err
+store_end(struct store *st, bool commit)
+{
+	if (commit && store_exec(st, "COMMIT") == PS_OK)
+		return PS_OK;
+	store_exec(st, "ROLLBACK");
+	return commit ? PS_ESTORE : PS_OK;
+}
+
+/* ---- portal: web applications ---- */
+
+#define WEBAPP_COLUMNS							\
+	"id, url, host, port, realm, photo_import, photo_expiration, "	\
+	"photo_error_expiration, autodiscover_domain, sync_any, size_s, "	\
+	"size_m, size_l, ca_file, allow_oauth_http, created"
+
+static void
+webapp_row(sqlite3_stmt *q, struct store_webapp *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->id = sqlite3_column_int64(q, 0);
+	str_copy(w->url, col_text(q, 1), sizeof(w->url));
+	str_copy(w->host, col_text(q, 2), sizeof(w->host));
+	w->port = sqlite3_column_int(q, 3);
+	str_copy(w->realm, col_text(q, 4), sizeof(w->realm));
+	w->photo_import = sqlite3_column_int(q, 5) != 0;
+	w->photo_expiration = sqlite3_column_int64(q, 6);
+	w->photo_error_expiration = sqlite3_column_int64(q, 7);
+	str_copy(w->autodiscover_domain, col_text(q, 8),
+	    sizeof(w->autodiscover_domain));
+	w->sync_any = sqlite3_column_int(q, 9) != 0;
+	w->size_s = sqlite3_column_int(q, 10);
+	w->size_m = sqlite3_column_int(q, 11);
+	w->size_l = sqlite3_column_int(q, 12);
+	str_copy(w->ca_file, col_text(q, 13), sizeof(w->ca_file));
+	w->allow_oauth_http = sqlite3_column_int(q, 14) != 0;
+	w->created = sqlite3_column_int64(q, 15);
+}
+
+static void
+webapp_bind(sqlite3_stmt *q, const struct store_webapp *w)
+{
+	bind_text(q, 1, w->url);
+	bind_text(q, 2, w->host);
+	sqlite3_bind_int(q, 3, w->port);
+	bind_text(q, 4, w->realm);
+	sqlite3_bind_int(q, 5, w->photo_import);
+	sqlite3_bind_int64(q, 6, w->photo_expiration);
+	sqlite3_bind_int64(q, 7, w->photo_error_expiration);
+	bind_text(q, 8, w->autodiscover_domain);
+	sqlite3_bind_int(q, 9, w->sync_any);
+	sqlite3_bind_int(q, 10, w->size_s);
+	sqlite3_bind_int(q, 11, w->size_m);
+	sqlite3_bind_int(q, 12, w->size_l);
+	bind_text(q, 13, w->ca_file);
+	sqlite3_bind_int(q, 14, w->allow_oauth_http);
+}
+
+ps_err
+store_webapp_add(struct store *st, struct store_webapp *w)
+{
+	sqlite3_stmt *q = prep(st, "INSERT INTO webapps (url, host, port, "
+	    "realm, photo_import, photo_expiration, photo_error_expiration, "
+	    "autodiscover_domain, sync_any, size_s, size_m, size_l, ca_file, "
+	    "allow_oauth_http, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?, ?, ?, ?)");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	webapp_bind(q, w);
+	w->created = time_now();
+	sqlite3_bind_int64(q, 15, w->created);
+	rc = step_done(st, q, NULL);
+	if (rc == PS_OK)
+		w->id = sqlite3_last_insert_rowid(st->db);
+	else if (rc == PS_EEXIST)
+		ps_errf(rc, "web application %s already exists", w->url);
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_webapp_update(struct store *st, const struct store_webapp *w)
+{
+	sqlite3_stmt *q = prep(st, "UPDATE webapps SET url = ?, host = ?, "
+	    "port = ?, realm = ?, photo_import = ?, photo_expiration = ?, "
+	    "photo_error_expiration = ?, autodiscover_domain = ?, sync_any = "
+	    "?, size_s = ?, size_m = ?, size_l = ?, ca_file = ?, "
+	    "allow_oauth_http = ? WHERE id = ?");
+	int changes = 0;
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	webapp_bind(q, w);
+	sqlite3_bind_int64(q, 15, w->id);
+	rc = step_done(st, q, &changes);
+	sqlite3_finalize(q);
+	if (rc == PS_OK && changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "no web application %s", w->url);
+	return rc;
+}
+
+ps_err
+store_webapp_get(struct store *st, const char *url, struct store_webapp *out)
+{
+	sqlite3_stmt *q = prep(st, "SELECT " WEBAPP_COLUMNS " FROM webapps "
+	    "WHERE url = ?");
+	ps_err rc;
+	int r;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, url);
+	r = sqlite3_step(q);
+	if (r == SQLITE_ROW) {
+		webapp_row(q, out);
+		rc = PS_OK;
+	} else if (r == SQLITE_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "no web application %s", url);
+	} else {
+		rc = store_fail(st, "read web application");
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_webapp_each(struct store *st,
+    ps_err (*fn)(void *, const struct store_webapp *), void *arg)
+{
+	sqlite3_stmt *q = prep(st, "SELECT " WEBAPP_COLUMNS " FROM webapps "
+	    "ORDER BY id");
+	struct store_webapp w;
+	ps_err rc = PS_OK;
+	int r = SQLITE_DONE;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	while (rc == PS_OK && (r = sqlite3_step(q)) == SQLITE_ROW) {
+		webapp_row(q, &w);
+		rc = fn(arg, &w);
+	}
+	if (rc == PS_OK && r != SQLITE_DONE)
+		rc = store_fail(st, "list web applications");
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* ---- portal: users ---- */
+
+void
+store_user_cleanup(struct store_user *u)
+{
+	if (u->pwhash)
+		xfree_secret(u->pwhash, strlen(u->pwhash));
+	memset(u, 0, sizeof(*u));
+}
+
+ps_err
+store_user_add(struct store *st, const struct store_user *u)
+{
+	sqlite3_stmt *q = prep(st, "INSERT INTO users (account, email, name, "
+	    "pwhash, created) VALUES (lower(?), lower(?), ?, ?, ?)");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, u->account);
+	bind_text(q, 2, u->email);
+	bind_text(q, 3, u->name);
+	bind_text(q, 4, u->pwhash);
+	sqlite3_bind_int64(q, 5, time_now());
+	rc = step_done(st, q, NULL);
+	if (rc == PS_EEXIST)
+		ps_errf(rc, "a user with account %s or address %s already "
+		    "exists", u->account, u->email);
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_user_remove(struct store *st, const char *account)
+{
+	sqlite3_stmt *q = prep(st, "DELETE FROM users WHERE account = ?");
+	int changes = 0;
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, account);
+	rc = step_done(st, q, &changes);
+	sqlite3_finalize(q);
+	if (rc == PS_OK && changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "no user %s", account);
+	return rc;
+}
+
+static void
+user_row(sqlite3_stmt *q, struct store_user *u)
+{
+	memset(u, 0, sizeof(*u));
+	str_copy(u->account, col_text(q, 0), sizeof(u->account));
+	str_copy(u->email, col_text(q, 1), sizeof(u->email));
+	str_copy(u->name, col_text(q, 2), sizeof(u->name));
+	u->pwhash = col_dup(q, 3);
+	u->created = sqlite3_column_int64(q, 4);
+}
+
+static ps_err
+user_get_by(struct store *st, const char *column, const char *value,
+    struct store_user *out)
+{
+	char *sql = xasprintf("SELECT account, email, name, pwhash, created "
+	    "FROM users WHERE %s = ?", column);
+	sqlite3_stmt *q = prep(st, sql);
+	ps_err rc;
+	int r;
+
+	free(sql);
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, value);
+	r = sqlite3_step(q);
+	if (r == SQLITE_ROW) {
+		user_row(q, out);
+		rc = PS_OK;
+	} else if (r == SQLITE_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "no user %s", value);
+	} else {
+		rc = store_fail(st, "read user");
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_user_get(struct store *st, const char *account, struct store_user *out)
+{
+	return user_get_by(st, "account", account, out);
+}
+
+ps_err
+store_user_get_by_email(struct store *st, const char *email,
+    struct store_user *out)
+{
+	return user_get_by(st, "email", email, out);
+}
+
+ps_err
+store_user_get_by_prefix(struct store *st, const char *prefix,
+    struct store_user *out)
+{
+	return user_get_by(st, "replace(account, '\\', '_')", prefix, out);
+}
+
+ps_err
+store_user_set_password(struct store *st, const char *account,
+    const char *pwhash)
+{
+	sqlite3_stmt *q = prep(st, "UPDATE users SET pwhash = ? WHERE "
+	    "account = ?");
+	int changes = 0;
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, pwhash);
+	bind_text(q, 2, account);
+	rc = step_done(st, q, &changes);
+	sqlite3_finalize(q);
+	if (rc == PS_OK && changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "no user %s", account);
+	return rc;
+}
+
+ps_err
+store_user_each(struct store *st,
+    ps_err (*fn)(void *, const struct store_user *), void *arg)
+{
+	sqlite3_stmt *q = prep(st, "SELECT account, email, name, pwhash, "
+	    "created FROM users ORDER BY account");
+	struct store_user u;
+	ps_err rc = PS_OK;
+	int r = SQLITE_DONE;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	while (rc == PS_OK && (r = sqlite3_step(q)) == SQLITE_ROW) {
+		user_row(q, &u);
+		rc = fn(arg, &u);
+		store_user_cleanup(&u);
+	}
+	if (rc == PS_OK && r != SQLITE_DONE)
+		rc = store_fail(st, "list users");
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* ---- portal: issuers ---- */
+
+void
+store_issuer_cleanup(struct store_issuer *i)
+{
+	free(i->metadata_url);
+	free(i->metadata);
+	memset(i, 0, sizeof(*i));
+}
+
+ps_err
+store_issuer_put(struct store *st, const struct store_issuer *i)
+{
+	sqlite3_stmt *q = prep(st, "INSERT INTO issuers (name, issuer, realm, "
+	    "metadata_url, metadata, fetched) VALUES (?, ?, ?, ?, ?, ?) "
+	    "ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, realm "
+	    "= excluded.realm, metadata_url = excluded.metadata_url, metadata "
+	    "= excluded.metadata, fetched = excluded.fetched");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, i->name);
+	bind_text(q, 2, i->issuer);
+	bind_text(q, 3, i->realm);
+	bind_text(q, 4, i->metadata_url);
+	bind_text(q, 5, i->metadata);
+	sqlite3_bind_int64(q, 6, i->fetched);
+	rc = step_done(st, q, NULL);
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_issuer_remove(struct store *st, const char *name)
+{
+	sqlite3_stmt *q = prep(st, "DELETE FROM issuers WHERE name = ?");
+	int changes = 0;
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, name);
+	rc = step_done(st, q, &changes);
+	sqlite3_finalize(q);
+	if (rc == PS_OK && changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "no issuer %s", name);
+	return rc;
+}
+
+static void
+issuer_row(sqlite3_stmt *q, struct store_issuer *i)
+{
+	memset(i, 0, sizeof(*i));
+	str_copy(i->name, col_text(q, 0), sizeof(i->name));
+	str_copy(i->issuer, col_text(q, 1), sizeof(i->issuer));
+	str_copy(i->realm, col_text(q, 2), sizeof(i->realm));
+	i->metadata_url = col_dup(q, 3);
+	i->metadata = col_dup(q, 4);
+	i->fetched = sqlite3_column_int64(q, 5);
+}
+
+ps_err
+store_issuer_get(struct store *st, const char *name, struct store_issuer *out)
+{
+	sqlite3_stmt *q = prep(st, "SELECT name, issuer, realm, metadata_url, "
+	    "metadata, fetched FROM issuers WHERE name = ?");
+	ps_err rc;
+	int r;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, name);
+	r = sqlite3_step(q);
+	if (r == SQLITE_ROW) {
+		issuer_row(q, out);
+		rc = PS_OK;
+	} else if (r == SQLITE_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "no issuer %s", name);
+	} else {
+		rc = store_fail(st, "read issuer");
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_issuer_each(struct store *st,
+    ps_err (*fn)(void *, const struct store_issuer *), void *arg)
+{
+	sqlite3_stmt *q = prep(st, "SELECT name, issuer, realm, metadata_url, "
+	    "metadata, fetched FROM issuers ORDER BY name");
+	struct store_issuer i;
+	ps_err rc = PS_OK;
+	int r = SQLITE_DONE;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	while (rc == PS_OK && (r = sqlite3_step(q)) == SQLITE_ROW) {
+		issuer_row(q, &i);
+		rc = fn(arg, &i);
+		store_issuer_cleanup(&i);
+	}
+	if (rc == PS_OK && r != SQLITE_DONE)
+		rc = store_fail(st, "list issuers");
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* ---- portal: thumbnails ---- */
+
+void
+store_thumb_cleanup(struct store_thumb *t)
+{
+	free(t->data);
+	memset(t, 0, sizeof(*t));
+}
+
+ps_err
+store_thumb_put(struct store *st, int64_t webapp, const char *account,
+    const char *source, const char *etag,
+    const unsigned char *const data[3], const size_t len[3])
+{
+	sqlite3_stmt *q = prep(st, "INSERT OR REPLACE INTO thumbs (webapp, "
+	    "account, source, etag, updated, s, m, l) VALUES (?, (SELECT "
+	    "account FROM users WHERE account = ?), ?, ?, ?, ?, ?, ?)");
+	ps_err rc;
+	int i;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	sqlite3_bind_int64(q, 1, webapp);
+	bind_text(q, 2, account);
+	bind_text(q, 3, source);
+	bind_text(q, 4, etag);
+	sqlite3_bind_int64(q, 5, time_now());
+	for (i = 0; i < 3; i++)
+		sqlite3_bind_blob(q, 6 + i, data[i], (int)len[i],
+		    SQLITE_STATIC);
+	rc = step_done(st, q, NULL);
+	if (rc == PS_EEXIST)
+		rc = ps_errf(PS_ENOTFOUND, "no user %s", account);
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_thumb_get(struct store *st, int64_t webapp, const char *account,
+    enum store_thumb_size size, struct store_thumb *out)
+{
+	static const char *const sql[] = {
+		"SELECT etag, source, updated, s FROM thumbs WHERE webapp = ? "
+		"AND account = ?",
+		"SELECT etag, source, updated, m FROM thumbs WHERE webapp = ? "
+		"AND account = ?",
+		"SELECT etag, source, updated, l FROM thumbs WHERE webapp = ? "
+		"AND account = ?",
+	};
+	sqlite3_stmt *q = prep(st, sql[size]);
+	ps_err rc;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (q == NULL)
+		return PS_ESTORE;
+	sqlite3_bind_int64(q, 1, webapp);
+	bind_text(q, 2, account);
+	r = sqlite3_step(q);
+	if (r == SQLITE_ROW) {
+		const void *d = sqlite3_column_blob(q, 3);
+
+		str_copy(out->etag, col_text(q, 0), sizeof(out->etag));
+		str_copy(out->source, col_text(q, 1), sizeof(out->source));
+		out->updated = sqlite3_column_int64(q, 2);
+		out->len = (size_t)sqlite3_column_bytes(q, 3);
+		out->data = xmalloc(out->len);
+		if (out->len)
+			memcpy(out->data, d, out->len);
+		rc = PS_OK;
+	} else if (r == SQLITE_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "%s has no photo", account);
+	} else {
+		rc = store_fail(st, "read photo");
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_thumb_remove(struct store *st, int64_t webapp, const char *account)
+{
+	sqlite3_stmt *q = prep(st, "DELETE FROM thumbs WHERE webapp = ? AND "
+	    "account = ?");
+	int changes = 0;
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	sqlite3_bind_int64(q, 1, webapp);
+	bind_text(q, 2, account);
+	rc = step_done(st, q, &changes);
+	sqlite3_finalize(q);
+	if (rc == PS_OK && changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "%s has no photo", account);
+	return rc;
+}
+
+/* ---- portal: sync state ---- */
+
+ps_err
+store_sync_get(struct store *st, int64_t webapp, const char *account,
+    struct store_sync *out)
+{
+	sqlite3_stmt *q = prep(st, "SELECT last_success, last_error, reason, "
+	    "master_etag, has_mailbox FROM sync_state WHERE webapp = ? AND "
+	    "account = ?");
+	ps_err rc = PS_OK;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	out->has_mailbox = -1;
+	if (q == NULL)
+		return PS_ESTORE;
+	sqlite3_bind_int64(q, 1, webapp);
+	bind_text(q, 2, account);
+	r = sqlite3_step(q);
+	if (r == SQLITE_ROW) {
+		out->last_success = sqlite3_column_int64(q, 0);
+		out->last_error = sqlite3_column_int64(q, 1);
+		str_copy(out->reason, col_text(q, 2), sizeof(out->reason));
+		str_copy(out->master_etag, col_text(q, 3),
+		    sizeof(out->master_etag));
+		out->has_mailbox = sqlite3_column_int(q, 4);
+	} else if (r != SQLITE_DONE) {
+		rc = store_fail(st, "read sync state");
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_sync_put(struct store *st, int64_t webapp, const char *account,
+    const struct store_sync *s)
+{
+	sqlite3_stmt *q = prep(st, "INSERT OR REPLACE INTO sync_state (webapp, "
+	    "account, last_success, last_error, reason, master_etag, "
+	    "has_mailbox) VALUES (?, (SELECT account FROM users WHERE account "
+	    "= ?), ?, ?, ?, ?, ?)");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	sqlite3_bind_int64(q, 1, webapp);
+	bind_text(q, 2, account);
+	sqlite3_bind_int64(q, 3, s->last_success);
+	sqlite3_bind_int64(q, 4, s->last_error);
+	bind_text(q, 5, s->reason);
+	bind_text(q, 6, s->master_etag);
+	sqlite3_bind_int(q, 7, s->has_mailbox);
+	rc = step_done(st, q, NULL);
+	if (rc == PS_EEXIST)
+		rc = ps_errf(PS_ENOTFOUND, "no user %s", account);
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* ---- portal: sessions ---- */
+
+ps_err
+store_session_put(struct store *st, const char *key,
+    const struct store_session *s)
+{
+	sqlite3_stmt *q = prep(st, "INSERT OR REPLACE INTO sessions (key, "
+	    "account, webapp, csrf, expires) VALUES (?, ?, ?, ?, ?)");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, key);
+	bind_text(q, 2, s->account);
+	sqlite3_bind_int64(q, 3, s->webapp);
+	bind_text(q, 4, s->csrf);
+	sqlite3_bind_int64(q, 5, s->expires);
+	rc = step_done(st, q, NULL);
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_session_get(struct store *st, const char *key,
+    struct store_session *out)
+{
+	sqlite3_stmt *q = prep(st, "SELECT account, webapp, csrf, expires "
+	    "FROM sessions WHERE key = ? AND expires > ?");
+	ps_err rc;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, key);
+	sqlite3_bind_int64(q, 2, time_now());
+	r = sqlite3_step(q);
+	if (r == SQLITE_ROW) {
+		str_copy(out->account, col_text(q, 0), sizeof(out->account));
+		out->webapp = sqlite3_column_int64(q, 1);
+		str_copy(out->csrf, col_text(q, 2), sizeof(out->csrf));
+		out->expires = sqlite3_column_int64(q, 3);
+		rc = PS_OK;
+	} else if (r == SQLITE_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "no such session");
+	} else {
+		rc = store_fail(st, "read session");
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_session_remove(struct store *st, const char *key)
+{
+	sqlite3_stmt *q = prep(st, "DELETE FROM sessions WHERE key = ? OR "
+	    "expires <= ?");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, key);
+	sqlite3_bind_int64(q, 2, time_now());
+	rc = step_done(st, q, NULL);
 	sqlite3_finalize(q);
 	return rc;
 }

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 
 #define XML_MAX_BYTES	(1024 * 1024)
@@ -27,7 +28,10 @@ struct xml_node;
 ps_err	xml_parse(const char *data, size_t len, struct xml_doc **out);
 void	xml_free(struct xml_doc *);
 
-/* All returned nodes and strings are borrowed from the document. */
+/*
+ * All returned nodes and strings are borrowed from the document. The
+ * accessors accept a NULL node and then return NULL, so lookups chain.
+ */
 const struct xml_node *xml_root(const struct xml_doc *);
 const char *xml_name(const struct xml_node *);	/* local name */
 const char *xml_ns(const struct xml_node *);	/* namespace URI or "" */
@@ -55,5 +59,14 @@ const struct xml_node *xml_path(const struct xml_node *, const char *path);
 const char *xml_text(const struct xml_node *);
 /* An attribute's value (no namespace), or NULL. Borrowed. */
 const char *xml_attr(const struct xml_node *, const char *name);
+
+/*
+ * Appends `s` for use as XML text or an attribute value: like
+ * buf_add_xml(), and also keeps the value on one line and the document
+ * well-formed whatever the input: TAB, LF and CR become character
+ * references, other control characters are dropped and invalid UTF-8
+ * becomes U+FFFD.
+ */
+ps_err	xml_add_text(struct buf *, const char *s);
 
 #endif

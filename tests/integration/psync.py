@@ -225,3 +225,94 @@ class Master:
 
     def url(self, path=""):
         return "https://%s:%d%s" % (self.host, self.port, path)
+
+
+class Portal:
+    """A portal state directory made with `photosync portal init`."""
+
+    def __init__(self, name="portal", host="127.0.0.1"):
+        self.dir = os.path.join(tmpdir(name), "state")
+        self.host = host
+        run("portal", "init", "--dir", self.dir, "--url",
+            "https://%s:0" % host)
+        self.ca = os.path.join(self.dir, "webapp-1-tls-cert.pem")
+        self.server = None
+        self.password = {}
+
+    def cmd(self, *args, check=True, input=None):
+        args = list(args)
+        return run("portal", *(args[:2] + ["--dir", self.dir] + args[2:]),
+                   check=check, input=input)
+
+    def add_user(self, account, email, password=None, name=None):
+        args = ["user", "add", account, "--email", email]
+        if name:
+            args += ["--name", name]
+        if password is not None:
+            pw = write(os.path.join(self.dir, "pw.tmp"), password + "\n")
+            args += ["--password-file", pw]
+            self.password[account] = password
+        self.cmd(*args)
+
+    def start(self):
+        self.server = Server("portal", self.dir)
+        self.port = self.server.port
+        return self
+
+    def stop(self):
+        if self.server:
+            self.server.stop()
+
+    def auth(self, account):
+        return {"Authorization": basic(account, self.password[account])}
+
+    def get(self, path, headers=None, as_user=None):
+        h = dict(self.auth(as_user)) if as_user else {}
+        h.update(headers or {})
+        return request(self.host, self.port, "GET", path, self.ca, h)
+
+    def post(self, path, body, headers=None, as_user=None):
+        h = dict(self.auth(as_user)) if as_user else {}
+        h.update(headers or {})
+        return request(self.host, self.port, "POST", path, self.ca, h,
+                       body)
+
+    def url(self, path=""):
+        return "https://%s:%d%s" % (self.host, self.port, path)
+
+
+def photo_path(account, size="L"):
+    from urllib.parse import quote
+    return "/_layouts/15/userphoto.aspx?size=%s&accountname=%s" % (
+        size, quote(account))
+
+
+def wired(import_on=True):
+    """A master and a portal that trust each other through their metadata
+    URLs, as the article's steps 4-6 set them up. Returns (master, portal).
+    """
+    m = Master()
+    m.add_mailbox("test1@contoso.com", "pw-one", name="Test One")
+    m.add_mailbox("test2@contoso.com", "pw-two", name="Test Two")
+    work = tmpdir("wired")
+    m.cmd("photo", "set", "test1@contoso.com", "--file",
+          make_image(os.path.join(work, "t1.jpg"), "800x800"))
+    m.cmd("photo", "set", "test2@contoso.com", "--file",
+          make_image(os.path.join(work, "t2.jpg"), "640x640",
+                     extra=["-negate"]))
+    m.start()
+    p = Portal()
+    p.add_user("contoso\\test1", "test1@contoso.com", "pw-one", "Test One")
+    p.add_user("contoso\\test2", "test2@contoso.com", "pw-two", "Test Two")
+    p.add_user("contoso\\test3", "test3@contoso.com", "pw-three",
+               "Test Three")
+    p.start()
+    p.cmd("webapp", "set", "--photo-import", "on" if import_on else "off",
+          "--photo-expiration", "6h", "--photo-error-expiration", "1h",
+          "--autodiscover-domain", "127.0.0.1:%d" % m.port,
+          "--ca-file", m.ca)
+    p.cmd("issuer", "add", "--name", "Exchange", "--metadata-url",
+          m.url("/autodiscover/metadata/json/1"), "--ca-file", m.ca)
+    m.cmd("partner", "add", "--name", "SharePoint", "--metadata-url",
+          p.url("/_layouts/15/metadata/json/1"), "--ca-file", p.ca)
+    return m, p

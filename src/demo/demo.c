@@ -1,0 +1,534 @@
+/*
+ * photosync demo: sets up and runs the environment of the seed article on
+ * loopback, the way an administrator would, by running photosync's own
+ * admin commands and servers as child processes:
+ *
+ *   a local CA; a master (mail domain contoso.com) with mailboxes
+ *   test1@contoso.com and test2@contoso.com holding distinct generated
+ *   high-resolution photos; a portal with users contoso\test1,
+ *   contoso\test2 (mailboxes) and contoso\test3 (none); trust both ways
+ *   through the metadata URLs (article steps 4 and 5); photo import on
+ *   with 6h/1h windows (step 6).
+ *
+ * It writes DIR/demo.env for scripts, prints where to point a browser and
+ * serves until interrupted. Running it again on the same directory reuses
+ * what is there.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/file.h"
+#include "common/str.h"
+#include "common/xalloc.h"
+#include "demo.h"
+#include "image/image.h"
+#include "pki/pki.h"
+#include "setup/setup.h"
+
+#define DEMO_DOMAIN	"contoso.com"
+#define DEMO_HOST	"localhost"
+
+static const char usage_text[] =
+"usage: photosync demo [--dir D] [--port-base N]\n"
+"\n"
+"Sets up and runs the seed article's environment on this machine: a\n"
+"master with test1@contoso.com and test2@contoso.com (generated\n"
+"high-resolution photos), a portal with contoso\\test1, contoso\\test2 and\n"
+"contoso\\test3 (no mailbox), trust both ways, a local CA. The master\n"
+"listens on port N (default 8443), the portal on N+1. State goes to D\n"
+"(default ./demo); D/demo.env describes it for scripts. Ctrl-C stops it.\n";
+
+struct demo {
+	char	*dir, *ca_dir, *master_dir, *portal_dir, *password_file;
+	char	*ca_cert, *log;
+	int	 port_base;
+	char	 password[32];
+	pid_t	 master_pid, portal_pid;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static int
+fail(const char *what)
+{
+	fprintf(stderr, "photosync demo: %s: %s\n", what, ps_errmsg());
+	return 1;
+}
+
+/* Runs `photosync ARGS...`; its output goes to the setup log. */
+static ps_err
+run_self(struct demo *d, const char *const *args)
+{
+	const char *argv[24];
+	pid_t pid;
+	int n = 0, status, fd;
+
+	argv[n++] = "photosync";
+	while (*args && n < 23)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	fflush(stdout);
+	if ((pid = fork()) < 0)
+		return ps_errf(PS_EIO, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		execv("/proc/self/exe", (char *const *)argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)
+		return ps_errf(PS_EIO, "photosync %s %s failed (see %s)",
+		    argv[1], argv[2], d->log);
+	return PS_OK;
+}
+
+/* Starts `photosync ROLE serve` in the background. */
+static ps_err
+start_server(struct demo *d, const char *role, const char *dir,
+    pid_t *pid, int *port)
+{
+	char *log = xasprintf("%s/%s.log", d->dir, role);
+	char *portfile = xasprintf("%s/%s.port", d->dir, role);
+	char *data = NULL;
+	size_t len;
+	int fd, i;
+	ps_err rc = PS_OK;
+
+	unlink(portfile);
+	fflush(stdout);
+	if ((*pid = fork()) < 0) {
+		rc = ps_errf(PS_EIO, "fork: %s", strerror(errno));
+		goto out;
+	}
+	if (*pid == 0) {
+		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		execl("/proc/self/exe", "photosync", role, "serve", "--dir",
+		    dir, "--listen", "127.0.0.1", "--port-file", portfile,
+		    (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 200; i++) {
+		int status;
+
+		if (file_read(portfile, 64, &data, &len) == PS_OK)
+			break;
+		if (waitpid(*pid, &status, WNOHANG) == *pid) {
+			*pid = 0;
+			rc = ps_errf(PS_EIO, "the %s stopped at start; see %s",
+			    role, log);
+			goto out;
+		}
+		usleep(50000);
+	}
+	if (data == NULL) {
+		rc = ps_errf(PS_ETIMEOUT, "the %s did not start; see %s", role,
+		    log);
+		goto out;
+	}
+	*port = atoi(data);
+out:
+	free(data);
+	free(log);
+	free(portfile);
+	return rc;
+}
+
+static void
+stop_server(pid_t pid)
+{
+	int i;
+
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	for (i = 0; i < 100; i++) {
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return;
+		usleep(50000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* The CA and the two servers' TLS certificates, signed by it. */
+static ps_err
+make_pki(struct demo *d)
+{
+	struct pki_cert_spec spec = { 0 };
+	const char *dns[] = { DEMO_HOST }, *ips[] = { "127.0.0.1" };
+	struct pki_key *ca_key = NULL;
+	unsigned char *ca_der = NULL;
+	size_t ca_len = 0;
+	char *kp;
+	ps_err rc;
+
+	if ((rc = file_mkdir(d->ca_dir)) != PS_OK)
+		return rc;
+	spec.common_name = "photosync demo CA";
+	spec.days = 3650;
+	spec.is_ca = true;
+	if ((rc = setup_key_and_cert(d->ca_dir, "ca-key.pem", "ca-cert.pem",
+	    &spec, NULL, NULL, 0)) != PS_OK)
+		return rc;
+	kp = file_join(d->ca_dir, "ca-key.pem");
+	rc = pki_key_load(kp, &ca_key);
+	free(kp);
+	if (rc != PS_OK || (rc = pki_cert_load(d->ca_cert, &ca_der,
+	    &ca_len)) != PS_OK)
+		goto out;
+	memset(&spec, 0, sizeof(spec));
+	spec.common_name = DEMO_HOST;
+	spec.dns_names = dns;
+	spec.n_dns = 1;
+	spec.ips = ips;
+	spec.n_ips = 1;
+	spec.days = 825;
+	if ((rc = setup_key_and_cert(d->ca_dir, "master-tls-key.pem",
+	    "master-tls-cert.pem", &spec, ca_key, ca_der, ca_len)) != PS_OK)
+		goto out;
+	rc = setup_key_and_cert(d->ca_dir, "portal-tls-key.pem",
+	    "portal-tls-cert.pem", &spec, ca_key, ca_der, ca_len);
+out:
+	pki_key_free(ca_key);
+	free(ca_der);
+	return rc;
+}
+
+static ps_err
+make_photo(struct demo *d, uint32_t seed, const char *name, char **path)
+{
+	struct image_jpeg j = { 0 };
+	ps_err rc;
+
+	*path = xasprintf("%s/%s", d->dir, name);
+	if ((rc = image_generate(seed, 648, &j)) != PS_OK)
+		return rc;
+	rc = file_write_atomic(*path, j.data, j.len, 0644);
+	image_jpeg_free(&j);
+	return rc;
+}
+
+static ps_err
+set_up(struct demo *d)
+{
+	char hostport[64], url[96], pport[16], *photo = NULL;
+	const char *ca = d->ca_cert;
+	ps_err rc;
+	int i;
+	static const char *const users[][3] = {
+		{ "contoso\\test1", "test1@contoso.com", "Test One" },
+		{ "contoso\\test2", "test2@contoso.com", "Test Two" },
+		{ "contoso\\test3", "test3@contoso.com", "Test Three" },
+	};
+	char *mcert = file_join(d->ca_dir, "master-tls-cert.pem");
+	char *mkey = file_join(d->ca_dir, "master-tls-key.pem");
+	char *pcert = file_join(d->ca_dir, "portal-tls-cert.pem");
+	char *pkey = file_join(d->ca_dir, "portal-tls-key.pem");
+
+	snprintf(hostport, sizeof(hostport), DEMO_HOST ":%d", d->port_base);
+	snprintf(url, sizeof(url), "https://" DEMO_HOST ":%d",
+	    d->port_base + 1);
+	snprintf(pport, sizeof(pport), "%d", d->port_base + 1);
+	printf("setting up in %s\n", d->dir);
+	printf("  local CA ............................ ");
+	if ((rc = make_pki(d)) != PS_OK)
+		goto out;
+	printf("ok\n  master %s (domain " DEMO_DOMAIN ") .. ", hostport);
+	{
+		const char *a[] = { "master", "init", "--dir", d->master_dir,
+		    "--host", hostport, "--domain", DEMO_DOMAIN, "--tls-cert",
+		    mcert, "--tls-key", mkey, NULL };
+		if ((rc = run_self(d, a)) != PS_OK)
+			goto out;
+	}
+	for (i = 0; i < 2; i++) {
+		const char *a[] = { "master", "mailbox", "add", "--dir",
+		    d->master_dir, users[i][1], "--name", users[i][2],
+		    "--password-file", d->password_file, NULL };
+		char name[32];
+
+		if ((rc = run_self(d, a)) != PS_OK)
+			goto out;
+		snprintf(name, sizeof(name), "photo-test%d.jpg", i + 1);
+		if ((rc = make_photo(d, (uint32_t)i + 1, name, &photo)) !=
+		    PS_OK)
+			goto out;
+		{
+			const char *b[] = { "master", "photo", "set", "--dir",
+			    d->master_dir, users[i][1], "--file", photo, NULL };
+			rc = run_self(d, b);
+		}
+		free(photo);
+		photo = NULL;
+		if (rc != PS_OK)
+			goto out;
+	}
+	printf("ok\n  portal %s ........ ", url);
+	{
+		const char *a[] = { "portal", "init", "--dir", d->portal_dir,
+		    "--url", url, "--tls-cert", pcert, "--tls-key", pkey, NULL };
+		if ((rc = run_self(d, a)) != PS_OK)
+			goto out;
+	}
+	for (i = 0; i < 3; i++) {
+		const char *a[] = { "portal", "user", "add", "--dir",
+		    d->portal_dir, users[i][0], "--email", users[i][1],
+		    "--name", users[i][2], "--password-file",
+		    d->password_file, NULL };
+		if ((rc = run_self(d, a)) != PS_OK)
+			goto out;
+	}
+	{
+		/* Article step 6: import on, 6 h and 1 h windows. */
+		const char *a[] = { "portal", "webapp", "set", "--dir",
+		    d->portal_dir, "--photo-import", "on",
+		    "--photo-expiration", "6h", "--photo-error-expiration",
+		    "1h", "--autodiscover-domain", hostport, "--ca-file", ca,
+		    NULL };
+		if ((rc = run_self(d, a)) != PS_OK)
+			goto out;
+	}
+	printf("ok\n");
+out:
+	if (rc != PS_OK)
+		printf("failed\n");
+	free(photo);
+	free(mcert);
+	free(mkey);
+	free(pcert);
+	free(pkey);
+	return rc;
+}
+
+/* Article steps 4 and 5: each side trusts the other's metadata URL. */
+static ps_err
+trust(struct demo *d)
+{
+	char murl[128], purl[128];
+	ps_err rc;
+
+	snprintf(murl, sizeof(murl), "https://" DEMO_HOST ":%d/autodiscover/"
+	    "metadata/json/1", d->port_base);
+	snprintf(purl, sizeof(purl), "https://" DEMO_HOST ":%d/_layouts/15/"
+	    "metadata/json/1", d->port_base + 1);
+	printf("  portal trusts the master (issuer add) .. ");
+	{
+		const char *a[] = { "portal", "issuer", "add", "--dir",
+		    d->portal_dir, "--name", "Exchange", "--metadata-url", murl,
+		    "--ca-file", d->ca_cert, NULL };
+		if ((rc = run_self(d, a)) != PS_OK)
+			goto out;
+	}
+	printf("ok\n  master trusts the portal (partner add) . ");
+	{
+		const char *a[] = { "master", "partner", "add", "--dir",
+		    d->master_dir, "--name", "SharePoint", "--metadata-url",
+		    purl, "--ca-file", d->ca_cert, NULL };
+		if ((rc = run_self(d, a)) != PS_OK)
+			goto out;
+	}
+	printf("ok\n");
+out:
+	if (rc != PS_OK)
+		printf("failed\n");
+	return rc;
+}
+
+static ps_err
+write_env(struct demo *d)
+{
+	struct buf b;
+	ps_err rc;
+	char *path = file_join(d->dir, "demo.env");
+
+	buf_init(&b, 8192);
+	buf_addf(&b, "# photosync demo environment, for scripts: . %s\n"
+	    "PORTAL_URL='https://" DEMO_HOST ":%d'\n"
+	    "MASTER_URL='https://" DEMO_HOST ":%d'\n"
+	    "AUTODISCOVER_DOMAIN='" DEMO_HOST ":%d'\n"
+	    "MAIL_DOMAIN='" DEMO_DOMAIN "'\n"
+	    "CA_FILE='%s'\n"
+	    "PORTAL_DIR='%s'\n"
+	    "MASTER_DIR='%s'\n"
+	    "DEMO_PASSWORD='%s'\n"
+	    "DEMO_USERS='contoso\\test1 contoso\\test2 contoso\\test3'\n",
+	    path, d->port_base + 1, d->port_base, d->port_base, d->ca_cert,
+	    d->portal_dir, d->master_dir, d->password);
+	rc = file_write_atomic(path, b.b_data, b.b_len, 0600);
+	buf_cleanup(&b);
+	free(path);
+	return rc;
+}
+
+static ps_err
+load_or_make_password(struct demo *d)
+{
+	static const char alphabet[] = "abcdefghijkmnpqrstuvwxyz23456789";
+	unsigned char rnd[12];
+	char *data = NULL;
+	size_t len = 0, i;
+	ps_err rc;
+
+	if (file_read(d->password_file, 64, &data, &len) == PS_OK) {
+		len = strcspn(data, "\n");
+		str_copy(d->password, data, len + 1 < sizeof(d->password) ?
+		    len + 1 : sizeof(d->password));
+		free(data);
+		return PS_OK;
+	}
+	rand_bytes(rnd, sizeof(rnd));
+	for (i = 0; i < sizeof(rnd); i++)
+		d->password[i] = alphabet[rnd[i] % (sizeof(alphabet) - 1)];
+	d->password[sizeof(rnd)] = '\0';
+	data = xasprintf("%s\n", d->password);
+	rc = file_write_atomic(d->password_file, data, strlen(data), 0600);
+	free(data);
+	return rc;
+}
+
+int
+demo_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "dir", required_argument, NULL, 'd' },
+		{ "port-base", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct demo d = { 0 };
+	const char *dir = "demo";
+	struct stat sb;
+	int c, mport = 0, pport = 0, ret = 1;
+	bool fresh;
+	char *abs;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd': dir = optarg; break;
+		case 'p': d.port_base = atoi(optarg); break;
+		case 'h': fputs(usage_text, stdout); return 0;
+		default: fputs(usage_text, stderr); return 2;
+		}
+	}
+	if (d.port_base == 0)
+		d.port_base = 8443;
+	if (d.port_base < 1 || d.port_base > 65534) {
+		fprintf(stderr, "photosync demo: --port-base must be a port "
+		    "between 1 and 65534\n");
+		return 2;
+	}
+	if (file_mkdir(dir) != PS_OK)
+		return fail("state directory");
+	abs = realpath(dir, NULL);
+	d.dir = xstrdup(abs ? abs : dir);
+	free(abs);
+	d.ca_dir = file_join(d.dir, "ca");
+	d.master_dir = file_join(d.dir, "master");
+	d.portal_dir = file_join(d.dir, "portal");
+	d.password_file = file_join(d.dir, "password");
+	d.ca_cert = file_join(d.ca_dir, "ca-cert.pem");
+	d.log = file_join(d.dir, "setup.log");
+	signal(SIGINT, on_stop);
+	signal(SIGTERM, on_stop);
+	if (load_or_make_password(&d) != PS_OK) {
+		ret = fail("password");
+		goto out;
+	}
+	fresh = stat(d.portal_dir, &sb) != 0;
+	if (fresh && stat(d.master_dir, &sb) == 0) {
+		fprintf(stderr, "photosync demo: %s holds a half-made demo; "
+		    "remove it and start again\n", d.dir);
+		goto out;
+	}
+	if (fresh && set_up(&d) != PS_OK) {
+		ret = fail("set-up");
+		goto out;
+	}
+	if (start_server(&d, "master", d.master_dir, &d.master_pid, &mport) !=
+	    PS_OK || start_server(&d, "portal", d.portal_dir, &d.portal_pid,
+	    &pport) != PS_OK) {
+		ret = fail("start");
+		goto out;
+	}
+	if (fresh && trust(&d) != PS_OK) {
+		ret = fail("trust");
+		goto out;
+	}
+	if (write_env(&d) != PS_OK) {
+		ret = fail("demo.env");
+		goto out;
+	}
+	printf("\nphotosync demo is running.\n\n"
+	    "  Point a browser at  https://" DEMO_HOST ":%d/my\n"
+	    "  and sign in as      contoso\\test1 (or contoso\\test2, "
+	    "contoso\\test3)\n"
+	    "  with the password   %s\n\n"
+	    "  The certificates come from a local CA: %s\n"
+	    "  (import it into the browser, or accept the warning).\n\n"
+	    "  The master (mail server) is https://" DEMO_HOST ":%d; fetch a "
+	    "photo with curl:\n"
+	    "    curl --cacert %s -u test1@contoso.com:%s \\\n"
+	    "      'https://" DEMO_HOST ":%d/ews/exchange.asmx/s/GetUserPhoto"
+	    "?email=test1@contoso.com&size=HR648x648' -o test1.jpg\n\n"
+	    "  Scripts: . %s/demo.env   Logs: %s/{master,portal}.log\n"
+	    "  Admin commands work meanwhile, e.g.\n"
+	    "    photosync portal webapp show --dir %s\n\n"
+	    "Press Ctrl-C to stop.\n", pport, d.password, d.ca_cert, mport,
+	    d.ca_cert, d.password, mport, d.dir, d.dir, d.portal_dir);
+	fflush(stdout);
+	while (!stop_requested) {
+		int status;
+		pid_t p = waitpid(-1, &status, WNOHANG);
+
+		if (p == d.master_pid || p == d.portal_pid) {
+			fprintf(stderr, "photosync demo: the %s stopped; see "
+			    "%s/%s.log\n", p == d.master_pid ? "master" :
+			    "portal", d.dir, p == d.master_pid ? "master" :
+			    "portal");
+			if (p == d.master_pid)
+				d.master_pid = 0;
+			else
+				d.portal_pid = 0;
+			goto out;
+		}
+		usleep(200000);
+	}
+	printf("\nstopping\n");
+	ret = 0;
+out:
+	stop_server(d.portal_pid);
+	stop_server(d.master_pid);
+	free(d.dir);
+	free(d.ca_dir);
+	free(d.master_dir);
+	free(d.portal_dir);
+	free(d.password_file);
+	free(d.ca_cert);
+	free(d.log);
+	return ret;
+}

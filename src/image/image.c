@@ -1,0 +1,924 @@
+/*
+ * The image pipeline: the only user of libvips (the interface is image.h).
+ *
+ * An input is checked in three steps before any pixel is decoded: its size
+ * in bytes, its format (the loader libvips picks must be one of the five
+ * accepted ones) and the dimensions in its header (decompression bombs).
+ * Only then is it decoded, once (a JPEG scaled in the decoder towards the
+ * largest side wanted), cropped to its centred square, brought to 8-bit
+ * sRGB (through its ICC profile if it has one) with any alpha flattened
+ * onto white, turned upright by its EXIF orientation and held in memory. Every requested side is reduced from
+ * that square (or from a larger reduction of it) and written as a baseline
+ * JPEG with all metadata stripped (no EXIF, GPS, XMP or ICC profile).
+ * Animated GIF and WebP give their first frame.
+ *
+ * Output bytes come from xmalloc(): release them with image_jpeg_free()
+ * (or free()). Thread-safe: libvips images never outlive a call, and the
+ * only shared state is the one-time initialisation.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vips/vips.h>
+#include <vips/vector.h>
+
+#include "common/xalloc.h"
+#include "image/image.h"
+
+#define ACCEPTED	"JPEG, PNG, WebP, HEIF or GIF"
+#define RENDER_Q	85	/* thumbnails */
+#define GENERATE_Q	90	/* demo high-resolution photos */
+#define GENERATE_MIN	16	/* smallest generated side */
+
+const struct image_limits image_default_limits = {
+	.max_bytes = IMAGE_MAX_BYTES,
+	.max_pixels = IMAGE_MAX_PIXELS,
+	.max_side = IMAGE_MAX_SIDE,
+};
+
+/* All the libvips buffer loaders share this signature. */
+typedef int (*image_load_fn)(void *, size_t, VipsImage **, ...);
+
+/*
+ * The accepted formats. `type` is what vips_foreign_find_load_buffer()
+ * answers for a buffer in that format; `family` is the loader class whose
+ * subtree stays unblocked. HEIF covers AVIF too (same container, same
+ * loader).
+ */
+static const struct image_loader {
+	const char	*type;
+	const char	*family;
+	image_load_fn	 load;
+} image_loaders[] = {
+	{ "VipsForeignLoadJpegBuffer", "VipsForeignLoadJpeg",
+	    vips_jpegload_buffer },
+	{ "VipsForeignLoadPngBuffer", "VipsForeignLoadPng",
+	    vips_pngload_buffer },
+	{ "VipsForeignLoadWebpBuffer", "VipsForeignLoadWebp",
+	    vips_webpload_buffer },
+	{ "VipsForeignLoadHeifBuffer", "VipsForeignLoadHeif",
+	    vips_heifload_buffer },
+	{ "VipsForeignLoadNsgifBuffer", "VipsForeignLoadNsgif",
+	    vips_gifload_buffer },
+};
+#define N_LOADERS	(sizeof(image_loaders) / sizeof(image_loaders[0]))
+
+/* ------------------------------------------------------------------ */
+/* Initialisation                                                      */
+/* ------------------------------------------------------------------ */
+
+static pthread_once_t image_once = PTHREAD_ONCE_INIT;
+static ps_err image_init_rc = PS_EIMAGE;
+/* The first non-NULL argv0 seen; read by the once routine. */
+static _Atomic(const char *) image_argv0;
+
+/* libvips warnings are about input we refuse or repair; keep them quiet. */
+static void
+image_log_quiet(const gchar *domain, GLogLevelFlags level, const gchar *msg,
+    gpointer arg)
+{
+	(void)domain;
+	(void)level;
+	(void)msg;
+	(void)arg;
+}
+
+static void
+image_init_once(void)
+{
+	const char *argv0 = atomic_load(&image_argv0);
+	size_t i;
+
+	if (vips_init(argv0 != NULL ? argv0 : "photosync") != 0) {
+		image_init_rc = ps_errf(PS_EIMAGE,
+		    "the image library (libvips) could not start");
+		return;
+	}
+	g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE |
+	    G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG, image_log_quiet, NULL);
+
+	/* We cache the JPEGs ourselves; the operation cache only holds RAM. */
+	vips_cache_set_max(0);
+
+	/*
+	 * No orc (runtime-compiled SIMD). With orc 0.4.33 (Debian 12),
+	 * vips_reduce() calls building or freeing orc programs on several
+	 * threads at once crash in orc_code_allocate_codemem() and
+	 * orc_code_free() (seen under ASan in test_image's thread test).
+	 * The plain C paths cost about 15% on the nine HR sides.
+	 */
+	vips_vector_set_enabled(FALSE);
+
+	/*
+	 * Allow-list the loaders: block the untrusted ones (ImageMagick,
+	 * matlab, FITS, ...) and then every loader except the five
+	 * accepted families. image_render() also checks the loader name,
+	 * so this is a second line of defence.
+	 */
+	vips_block_untrusted_set(TRUE);
+	vips_operation_block_set("VipsForeignLoad", TRUE);
+	for (i = 0; i < N_LOADERS; i++)
+		vips_operation_block_set(image_loaders[i].family, FALSE);
+	image_init_rc = PS_OK;
+}
+
+ps_err
+image_init(const char *argv0)
+{
+	const char *none = NULL;
+
+	if (argv0 != NULL)
+		atomic_compare_exchange_strong(&image_argv0, &none, argv0);
+	pthread_once(&image_once, image_init_once);
+	if (image_init_rc != PS_OK)
+		return ps_errf(image_init_rc,
+		    "the image library (libvips) could not start");
+	return PS_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Rendering                                                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Names a few formats we refuse, for a better message than "not an
+ * image". Only used once libvips has said the format is not accepted.
+ */
+static const char *
+image_sniff(const unsigned char *p, size_t len)
+{
+	size_t head = len < 4096 ? len : 4096;
+
+	if (len >= 4 && (memcmp(p, "II*\0", 4) == 0 ||
+	    memcmp(p, "MM\0*", 4) == 0))
+		return "a TIFF image";
+	if (len >= 5 && memcmp(p, "%PDF-", 5) == 0)
+		return "a PDF document";
+	if (len >= 4 && memcmp(p, "%!PS", 4) == 0)
+		return "a PostScript document";
+	if (len >= 4 && memcmp(p, "8BPS", 4) == 0)
+		return "a Photoshop document";
+	/* "BM", then a DIB header of a known size at offset 14. */
+	if (len >= 26 && memcmp(p, "BM", 2) == 0 && p[15] == 0 &&
+	    p[16] == 0 && p[17] == 0 && (p[14] == 12 || p[14] == 40 ||
+	    p[14] == 52 || p[14] == 56 || p[14] == 108 || p[14] == 124))
+		return "a BMP image";
+	if ((len >= 12 && memcmp(p, "\0\0\0\x0cjP  ", 8) == 0) ||
+	    (len >= 4 && memcmp(p, "\xff\x4f\xff\x51", 4) == 0))
+		return "a JPEG 2000 image";
+	if ((len >= 12 && memcmp(p, "\0\0\0\x0cJXL ", 8) == 0) ||
+	    (len >= 2 && memcmp(p, "\xff\x0a", 2) == 0))
+		return "a JPEG XL image";
+	if (memmem(p, head, "<svg", 4) != NULL)
+		return "an SVG drawing";
+	return NULL;
+}
+
+/*
+ * The accepted loader for `in`, or NULL with the reason recorded (the
+ * code is PS_EIMAGE).
+ */
+static const struct image_loader *
+image_identify(const void *in, size_t len)
+{
+	const char *type, *what;
+	size_t i;
+
+	type = vips_foreign_find_load_buffer(in, len);
+	if (type != NULL)
+		for (i = 0; i < N_LOADERS; i++)
+			if (strcmp(type, image_loaders[i].type) == 0)
+				return &image_loaders[i];
+	what = image_sniff(in, len);
+	if (what != NULL)
+		ps_errf(PS_EIMAGE, "the file is %s, which is not accepted; "
+		    "send a JPEG, PNG, WebP, HEIF or GIF image", what);
+	else
+		ps_errf(PS_EIMAGE, "the file is not an image (" ACCEPTED ")");
+	return NULL;
+}
+
+/* Refuses dimensions over the limits, from the header alone. */
+static ps_err
+image_check_header(const VipsImage *hdr, const struct image_limits *lim)
+{
+	int w = hdr->Xsize, h = hdr->Ysize;
+	uint64_t px = (uint64_t)w * (uint64_t)h;
+
+	if (w < 1 || h < 1)
+		return ps_errf(PS_EIMAGE, "the image is truncated or corrupt");
+	if (px > lim->max_pixels)
+		return ps_errf(PS_ELIMIT, "the image has %" PRIu64 " pixels "
+		    "(%dx%d); the limit is %" PRIu64, px, w, h,
+		    lim->max_pixels);
+	if (w > lim->max_side || h > lim->max_side)
+		return ps_errf(PS_ELIMIT, "the image is %dx%d pixels; the "
+		    "limit is %d pixels on each side", w, h, lim->max_side);
+	return PS_OK;
+}
+
+/*
+ * Opens `in` with the loader `ld`: the header only, since libvips decodes
+ * lazily. A JPEG can be scaled by `shrink` (1, 2, 4 or 8) in the decoder.
+ * Sequential access: pixels stream through the pipeline once, and a large
+ * image never goes to a temporary file as random access would.
+ */
+static ps_err
+image_open(const struct image_loader *ld, const void *in, size_t len,
+    int shrink, VipsImage **imp)
+{
+	int r;
+
+	/* Truncated data is an error, not a grey band at the bottom. */
+	if (shrink > 1)
+		r = ld->load((void *)in, len, imp, "shrink", shrink,
+		    "access", VIPS_ACCESS_SEQUENTIAL,
+		    "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
+	else
+		r = ld->load((void *)in, len, imp,
+		    "access", VIPS_ACCESS_SEQUENTIAL,
+		    "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
+	if (r != 0) {
+		*imp = NULL;
+		return ps_errf(PS_EIMAGE, "the image is truncated or corrupt");
+	}
+	return PS_OK;
+}
+
+static uint32_t
+image_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * True if the ICC profile `p` describes itself as sRGB: an RGB profile
+ * whose 'desc' tag names sRGB (ASCII in v2, UTF-16BE in v4), as camera
+ * and editor profiles do. Such images are already what we want, and
+ * building an lcms transform for nothing costs about 4 ms a render.
+ */
+static bool
+image_icc_is_srgb(const unsigned char *p, size_t n)
+{
+	uint32_t count, off, size, i;
+	const unsigned char *tag;
+
+	if (n < 132 || memcmp(p + 16, "RGB ", 4) != 0)
+		return false;
+	count = image_be32(p + 128);
+	if (count > (n - 132) / 12)
+		return false;
+	for (i = 0; i < count; i++) {
+		tag = p + 132 + 12 * (size_t)i;
+		if (memcmp(tag, "desc", 4) != 0)
+			continue;
+		off = image_be32(tag + 4);
+		size = image_be32(tag + 8);
+		if (off > n || size > n - off)
+			return false;
+		return memmem(p + off, size, "sRGB", 4) != NULL ||
+		    memmem(p + off, size, "\0s\0R\0G\0B", 8) != NULL;
+	}
+	return false;
+}
+
+/* True if `im` carries an ICC profile that is not sRGB. */
+static bool
+image_needs_icc(VipsImage *im)
+{
+	const void *data;
+	size_t len;
+
+	if (vips_image_get_typeof(im, VIPS_META_ICC_NAME) == 0)
+		return false;
+	if (vips_image_get_blob(im, VIPS_META_ICC_NAME, &data, &len) != 0) {
+		vips_error_clear();
+		return false;
+	}
+	return !image_icc_is_srgb(data, len);
+}
+
+/*
+ * The pipeline from a freshly opened image `im` to an upright, centred,
+ * 8-bit sRGB square without alpha, decoded into memory: the one decode,
+ * every side is derived from it.
+ */
+static ps_err
+image_square(VipsImage *im, VipsImage **sqp)
+{
+	VipsImage *t[7] = { NULL };
+	VipsArrayDouble *white = NULL;
+	VipsImage *mem = NULL;
+	ps_err rc = PS_EIMAGE;
+	size_t i;
+	int s;
+
+	*sqp = NULL;
+	/*
+	 * The centred square first, so that the colour work sees fewer
+	 * pixels. It is cropped before the orientation is applied: a
+	 * quarter turn maps the centred square onto itself.
+	 */
+	s = VIPS_MIN(im->Xsize, im->Ysize);
+	if (im->Xsize != im->Ysize) {
+		if (vips_crop(im, &t[0], (im->Xsize - s) / 2,
+		    (im->Ysize - s) / 2, s, s, NULL) != 0)
+			goto convert;
+		im = t[0];
+	}
+	/*
+	 * An embedded profile (Display P3 from phones, Adobe RGB, a CMYK
+	 * press profile) says what the numbers mean: convert through it.
+	 * A broken profile is ignored rather than refusing the photo.
+	 */
+	if (image_needs_icc(im)) {
+		if (vips_icc_transform(im, &t[1], "srgb", "embedded", TRUE,
+		    "intent", VIPS_INTENT_RELATIVE, "depth", 8, NULL) == 0)
+			im = t[1];
+		else
+			vips_error_clear();
+	}
+	/* Greyscale, CMYK, 16-bit and so on to 8-bit sRGB; alpha kept. */
+	if (vips_colourspace(im, &t[2], VIPS_INTERPRETATION_sRGB, NULL) != 0)
+		goto convert;
+	im = t[2];
+	if (vips_image_hasalpha(im)) {
+		white = vips_array_double_newv(3, 255.0, 255.0, 255.0);
+		if (vips_flatten(im, &t[3], "background", white, NULL) != 0)
+			goto convert;
+		im = t[3];
+	}
+	if (im->Bands > 3) {
+		if (vips_extract_band(im, &t[4], 0, "n", 3, NULL) != 0)
+			goto convert;
+		im = t[4];
+	}
+	if (im->BandFmt != VIPS_FORMAT_UCHAR) {
+		if (vips_cast_uchar(im, &t[5], NULL) != 0)
+			goto convert;
+		im = t[5];
+	}
+	if (im->Bands != 3)
+		goto convert;
+	/* The decode. Errors in the data surface here. */
+	mem = vips_image_copy_memory(im);
+	if (mem == NULL)
+		goto corrupt;
+	/* EXIF orientation needs random access: rotate in memory. */
+	if (vips_image_get_orientation(mem) != 1) {
+		if (vips_autorot(mem, &t[6], NULL) != 0)
+			goto corrupt;
+		*sqp = vips_image_copy_memory(t[6]);
+		if (*sqp == NULL)
+			goto corrupt;
+	} else {
+		*sqp = mem;
+		mem = NULL;
+	}
+	rc = PS_OK;
+	goto out;
+corrupt:
+	rc = ps_errf(PS_EIMAGE, "the image is truncated or corrupt");
+	goto out;
+convert:
+	rc = ps_errf(PS_EIMAGE, "the image's colours could not be converted "
+	    "to sRGB");
+out:
+	VIPS_UNREF(mem);
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		VIPS_UNREF(t[i]);
+	if (white != NULL)
+		vips_area_unref(VIPS_AREA(white));
+	return rc;
+}
+
+/*
+ * Resizes the memory square `src` to `side` into a new memory image.
+ * Shrinking uses vips_reduce() with Lanczos 3 directly: in 8.14,
+ * vips_resize()'s box pre-shrink followed by a reduce is several times
+ * slower for these sizes. Growing only happens if a loader returned a
+ * pixel or two less than its header said.
+ */
+static ps_err
+image_reduce(VipsImage *src, int side, VipsImage **dstp)
+{
+	VipsImage *t[2] = { NULL };
+	VipsImage *im;
+	double f = (double)src->Xsize / side;
+	ps_err rc = PS_OK;
+
+	*dstp = NULL;
+	if (f >= 1.0) {
+		if (vips_reduce(src, &t[0], f, f, NULL) != 0)
+			goto fail;
+	} else if (vips_resize(src, &t[0], 1.0 / f, NULL) != 0)
+		goto fail;
+	im = t[0];
+	/* Rounding could leave a pixel too many or too few. */
+	if (im->Xsize != side || im->Ysize != side) {
+		if (vips_gravity(im, &t[1], VIPS_COMPASS_DIRECTION_CENTRE,
+		    side, side, "extend", VIPS_EXTEND_COPY, NULL) != 0)
+			goto fail;
+		im = t[1];
+	}
+	*dstp = vips_image_copy_memory(im);
+	if (*dstp == NULL)
+		goto fail;
+	goto out;
+fail:
+	rc = ps_errf(PS_EIMAGE, "the image could not be resized to %d "
+	    "pixels", side);
+out:
+	VIPS_UNREF(t[0]);
+	VIPS_UNREF(t[1]);
+	return rc;
+}
+
+/* Writes `im` as a baseline JPEG without metadata into `out`. */
+static ps_err
+image_save(VipsImage *im, int quality, struct image_jpeg *out)
+{
+	void *buf = NULL;
+	size_t blen = 0;
+
+	if (vips_jpegsave_buffer(im, &buf, &blen,
+	    "Q", quality,
+	    "strip", TRUE,
+	    "optimize_coding", TRUE,
+	    "interlace", FALSE,
+	    NULL) != 0 || buf == NULL || blen == 0) {
+		g_free(buf);
+		return ps_errf(PS_EIMAGE, "the image could not be encoded as "
+		    "JPEG");
+	}
+	/* Our own allocator, so that callers can keep the bytes. */
+	out->data = xmalloc(blen);
+	memcpy(out->data, buf, blen);
+	out->len = blen;
+	out->side = im->Xsize;
+	g_free(buf);
+	return PS_OK;
+}
+
+/* The squares made so far for one render: the decoded one and reductions. */
+struct image_set {
+	VipsImage	**im;
+	size_t		  n;
+};
+
+/*
+ * The square of `side` for this render, made if needed. Each reduction
+ * starts from the smallest square already made that is at least 1.5
+ * times as large (else the decoded one), as in an image pyramid: libvips
+ * computes a Lanczos mask per call whose cost grows with the factor, so a
+ * couple of moderate steps are much cheaper than one large step (9 HR
+ * sides from 648: 30 ms instead of 42), and two steps differ from one by
+ * about 2 levels in 255 on average. The square remains owned by the set.
+ */
+static ps_err
+image_set_get(struct image_set *set, int side, VipsImage **imp)
+{
+	VipsImage *src = set->im[0];
+	size_t i;
+	ps_err rc;
+
+	for (i = 0; i < set->n; i++)
+		if (set->im[i]->Xsize == side) {
+			*imp = set->im[i];
+			return PS_OK;
+		}
+	for (i = 1; i < set->n; i++)
+		if (set->im[i]->Xsize >= side + side / 2 &&
+		    set->im[i]->Xsize < src->Xsize)
+			src = set->im[i];
+	rc = image_reduce(src, side, &set->im[set->n]);
+	if (rc != PS_OK)
+		return rc;
+	*imp = set->im[set->n++];
+	return PS_OK;
+}
+
+/* `lim` with NULL, or a zero field, meaning the default. */
+static void
+image_limits_resolve(const struct image_limits *lim, struct image_limits *l)
+{
+	*l = image_default_limits;
+	if (lim == NULL)
+		return;
+	if (lim->max_bytes != 0)
+		l->max_bytes = lim->max_bytes;
+	if (lim->max_pixels != 0)
+		l->max_pixels = lim->max_pixels;
+	if (lim->max_side != 0)
+		l->max_side = lim->max_side;
+}
+
+/*
+ * See image.h. Limits: `lim` NULL, or any field left 0, means the
+ * default. Each sides[i] must be within 1..IMAGE_MAX_SIDE and n >= 1.
+ */
+ps_err
+image_render(const void *in, size_t len, const struct image_limits *lim,
+    const int *sides, size_t n, struct image_jpeg *out, int *src_side)
+{
+	const struct image_loader *ld = NULL;
+	struct image_limits l;
+	struct image_set set = { NULL, 0 };
+	VipsImage *im = NULL, *sq = NULL, *sized;
+	size_t *order = NULL;
+	size_t i, j, k;
+	int sqside = 0, target = 0, shrink = 1;
+	ps_err rc;
+
+	if (src_side != NULL)
+		*src_side = 0;
+	if (out != NULL)
+		for (i = 0; i < n; i++)
+			memset(&out[i], 0, sizeof(out[i]));
+	if (n == 0 || sides == NULL || out == NULL)
+		return ps_errf(PS_EINVAL, "no thumbnail sizes were requested");
+	for (i = 0; i < n; i++) {
+		if (sides[i] < 1 || sides[i] > IMAGE_MAX_SIDE)
+			return ps_errf(PS_EINVAL, "a thumbnail side of %d "
+			    "pixels is out of range (1 to %d)", sides[i],
+			    IMAGE_MAX_SIDE);
+		target = VIPS_MAX(target, sides[i]);
+	}
+	rc = image_init(NULL);
+	if (rc != PS_OK)
+		return rc;
+	image_limits_resolve(lim, &l);
+
+	if (len > l.max_bytes)
+		return ps_errf(PS_ELIMIT, "the image is %zu bytes; the limit "
+		    "is %zu", len, l.max_bytes);
+	if (in == NULL || len == 0)
+		return ps_errf(PS_EIMAGE, "the file is empty, not an image "
+		    "(" ACCEPTED ")");
+	ld = image_identify(in, len);
+	if (ld == NULL) {
+		rc = PS_EIMAGE;
+		goto out;
+	}
+
+	/* The header only, to refuse decompression bombs undecoded. */
+	rc = image_open(ld, in, len, 1, &im);
+	if (rc != PS_OK)
+		goto out;
+	rc = image_check_header(im, &l);
+	if (rc != PS_OK)
+		goto out;
+	/* Orientation swaps width and height, not the square's side. */
+	sqside = VIPS_MIN(im->Xsize, im->Ysize);
+	/* Never upscale. */
+	target = VIPS_MIN(target, sqside);
+
+	/* Shrink-on-load: libjpeg decodes at 1/2, 1/4 or 1/8 for free. */
+	if (ld->load == vips_jpegload_buffer)
+		while (shrink < 8 && sqside / (shrink * 2) >= target)
+			shrink *= 2;
+	if (shrink > 1) {
+		VIPS_UNREF(im);
+		rc = image_open(ld, in, len, shrink, &im);
+		if (rc != PS_OK)
+			goto out;
+	}
+	rc = image_square(im, &sq);
+	if (rc != PS_OK)
+		goto out;
+	VIPS_UNREF(im);
+
+	/* Largest first, so smaller sides can start from larger ones. */
+	order = xmalloc(n * sizeof(*order));
+	for (i = 0; i < n; i++) {
+		for (j = i; j > 0 && sides[order[j - 1]] < sides[i]; j--)
+			order[j] = order[j - 1];
+		order[j] = i;
+	}
+	set.im = xcalloc(n + 1, sizeof(*set.im));
+	set.im[set.n++] = sq;
+	sq = NULL;
+	/* A JPEG decoded at 1/2 etc. may be a little larger than target. */
+	for (i = 0; i < n; i++) {
+		k = order[i];
+		rc = image_set_get(&set, VIPS_MIN(sides[k], target), &sized);
+		if (rc != PS_OK)
+			goto out;
+		rc = image_save(sized, RENDER_Q, &out[k]);
+		if (rc != PS_OK)
+			goto out;
+	}
+	rc = PS_OK;
+out:
+	VIPS_UNREF(im);
+	VIPS_UNREF(sq);
+	for (i = 0; i < set.n; i++)
+		VIPS_UNREF(set.im[i]);
+	free(set.im);
+	free(order);
+	if (rc != PS_OK) {
+		for (i = 0; i < n; i++)
+			image_jpeg_free(&out[i]);
+		/* The reason is ours; do not let libvips' buffer grow. */
+		vips_error_clear();
+	} else if (src_side != NULL)
+		*src_side = sqside;
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Generated photos and placeholders                                   */
+/* ------------------------------------------------------------------ */
+
+/* splitmix64: a small, well-mixed generator for a deterministic look. */
+static uint64_t
+image_rand(uint64_t *state)
+{
+	uint64_t z;
+
+	z = (*state += UINT64_C(0x9e3779b97f4a7c15));
+	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return z ^ (z >> 31);
+}
+
+/* Uniform in [lo, hi). */
+static double
+image_uniform(uint64_t *state, double lo, double hi)
+{
+	return lo + (hi - lo) * (double)(image_rand(state) >> 11) /
+	    9007199254740992.0;
+}
+
+/* Hue, saturation and value in [0, 1] to 0..255 RGB. */
+static void
+image_hsv(double h, double s, double v, double rgb[3])
+{
+	double f, p, q, t;
+	int i;
+
+	/* The core library does not link libm; h is small, casts do. */
+	h -= (double)(long)h;
+	if (h < 0)
+		h += 1.0;
+	h *= 6.0;
+	i = (int)h % 6;
+	f = h - (int)h;
+	p = v * (1 - s);
+	q = v * (1 - s * f);
+	t = v * (1 - s * (1 - f));
+	switch (i) {
+	case 0:	rgb[0] = v; rgb[1] = t; rgb[2] = p; break;
+	case 1:	rgb[0] = q; rgb[1] = v; rgb[2] = p; break;
+	case 2:	rgb[0] = p; rgb[1] = v; rgb[2] = t; break;
+	case 3:	rgb[0] = p; rgb[1] = q; rgb[2] = v; break;
+	case 4:	rgb[0] = t; rgb[1] = p; rgb[2] = v; break;
+	default: rgb[0] = v; rgb[1] = p; rgb[2] = q; break;
+	}
+	rgb[0] *= 255.0;
+	rgb[1] *= 255.0;
+	rgb[2] *= 255.0;
+}
+
+/* What a portrait looks like: colours, and the head's place and size. */
+struct image_person {
+	double	top[3], bottom[3];	/* background gradient */
+	double	shirt[3], skin[3], hair[3];
+	double	cx, cy, r;		/* head, as fractions of the side */
+	bool	face;			/* eyes and mouth */
+};
+
+static const double image_skins[][3] = {
+	{ 255, 219, 172 }, { 241, 194, 125 }, { 224, 172, 105 },
+	{ 198, 134, 66 }, { 141, 85, 36 }, { 250, 205, 185 },
+};
+static const double image_hairs[][3] = {
+	{ 40, 30, 25 }, { 90, 56, 37 }, { 160, 110, 60 },
+	{ 222, 190, 120 }, { 125, 125, 125 }, { 170, 60, 35 },
+};
+
+/* side * f rounded to a pixel coordinate. */
+static int
+image_px(double side, double f)
+{
+	double v = side * f;
+
+	return v >= 0 ? (int)(v + 0.5) : -(int)(-v + 0.5);
+}
+
+/*
+ * A `side` square memory image, the background gradient of `p`, ready
+ * to draw on; the caller unrefs it.
+ */
+static VipsImage *
+image_canvas(int side, const struct image_person *p)
+{
+	VipsImage *t[5] = { NULL };
+	VipsImage *canvas = NULL;
+	double a[3];
+	size_t i;
+
+	/* top + (bottom - top) * y / side, band by band. */
+	for (i = 0; i < 3; i++)
+		a[i] = (p->bottom[i] - p->top[i]) / side;
+	if (vips_xyz(&t[0], side, side, NULL) == 0 &&
+	    vips_extract_band(t[0], &t[1], 1, NULL) == 0 &&
+	    vips_linear(t[1], &t[2], a, (double *)p->top, 3, NULL) == 0 &&
+	    vips_cast_uchar(t[2], &t[3], NULL) == 0 &&
+	    vips_copy(t[3], &t[4], "interpretation",
+	    VIPS_INTERPRETATION_sRGB, NULL) == 0)
+		canvas = vips_image_copy_memory(t[4]);
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		VIPS_UNREF(t[i]);
+	return canvas;
+}
+
+/* Draws a head-and-shoulders silhouette on the memory image `im`. */
+static int
+image_draw_person(VipsImage *im, const struct image_person *p)
+{
+	double s = im->Xsize, cx = p->cx, cy = p->cy, r = p->r;
+	double eye[3] = { 35, 30, 30 }, mouth[3];
+	double *shirt = (double *)p->shirt, *skin = (double *)p->skin;
+	double *hair = (double *)p->hair;
+
+	/* Neck, then shoulders over it: two round shoulders and a torso. */
+	if (vips_draw_rect(im, skin, 3, image_px(s, cx - 0.07),
+	    image_px(s, cy), image_px(s, 0.14), image_px(s, 0.4),
+	    "fill", TRUE, NULL) != 0 ||
+	    vips_draw_circle(im, shirt, 3, image_px(s, cx - 0.2),
+	    image_px(s, 0.84), image_px(s, 0.16), "fill", TRUE, NULL) != 0 ||
+	    vips_draw_circle(im, shirt, 3, image_px(s, cx + 0.2),
+	    image_px(s, 0.84), image_px(s, 0.16), "fill", TRUE, NULL) != 0 ||
+	    vips_draw_rect(im, shirt, 3, image_px(s, cx - 0.2),
+	    image_px(s, 0.68), image_px(s, 0.4), image_px(s, 0.34),
+	    "fill", TRUE, NULL) != 0 ||
+	    vips_draw_rect(im, shirt, 3, image_px(s, cx - 0.36),
+	    image_px(s, 0.84), image_px(s, 0.72), image_px(s, 0.18),
+	    "fill", TRUE, NULL) != 0)
+		return -1;
+
+	/* Hair behind and above the face, then the face. */
+	if (vips_draw_circle(im, hair, 3, image_px(s, cx),
+	    image_px(s, cy - r * 0.12), image_px(s, r * 1.08),
+	    "fill", TRUE, NULL) != 0 ||
+	    vips_draw_circle(im, skin, 3, image_px(s, cx),
+	    image_px(s, cy + r * 0.08), image_px(s, r * 0.95),
+	    "fill", TRUE, NULL) != 0)
+		return -1;
+	if (!p->face)
+		return 0;
+	mouth[0] = p->skin[0] * 0.7;
+	mouth[1] = p->skin[1] * 0.45;
+	mouth[2] = p->skin[2] * 0.45;
+	if (vips_draw_circle(im, eye, 3, image_px(s, cx - r * 0.35),
+	    image_px(s, cy), image_px(s, r * 0.09), "fill", TRUE, NULL) != 0 ||
+	    vips_draw_circle(im, eye, 3, image_px(s, cx + r * 0.35),
+	    image_px(s, cy), image_px(s, r * 0.09), "fill", TRUE, NULL) != 0 ||
+	    vips_draw_rect(im, mouth, 3, image_px(s, cx - r * 0.3),
+	    image_px(s, cy + r * 0.5), image_px(s, r * 0.6),
+	    VIPS_MAX(1, image_px(s, r * 0.08)), "fill", TRUE, NULL) != 0)
+		return -1;
+	return 0;
+}
+
+/* The person of `seed`: colours and proportions from the generator. */
+static void
+image_person_from_seed(uint32_t seed, struct image_person *p)
+{
+	uint64_t rs = seed;
+	double hue, sat, val;
+	size_t k;
+
+	/*
+	 * Golden-ratio steps of the hue (in 32-bit fixed point) keep
+	 * consecutive seeds far apart on the colour wheel.
+	 */
+	hue = (double)(uint32_t)(seed * UINT32_C(2654435769)) / 4294967296.0;
+	image_rand(&rs);
+	sat = image_uniform(&rs, 0.3, 0.55);
+	val = image_uniform(&rs, 0.85, 0.97);
+	image_hsv(hue, sat, val, p->top);
+	image_hsv(hue, VIPS_MIN(1.0, sat + 0.15), val - 0.3, p->bottom);
+	image_hsv(hue + 0.5 + image_uniform(&rs, -0.12, 0.12),
+	    image_uniform(&rs, 0.45, 0.75), image_uniform(&rs, 0.35, 0.7),
+	    p->shirt);
+	k = image_rand(&rs) % (sizeof(image_skins) / sizeof(image_skins[0]));
+	memcpy(p->skin, image_skins[k], sizeof(p->skin));
+	k = image_rand(&rs) % (sizeof(image_hairs) / sizeof(image_hairs[0]));
+	memcpy(p->hair, image_hairs[k], sizeof(p->hair));
+	p->cx = image_uniform(&rs, 0.46, 0.54);
+	p->cy = image_uniform(&rs, 0.38, 0.43);
+	p->r = image_uniform(&rs, 0.16, 0.2);
+	p->face = true;
+}
+
+ps_err
+image_generate(uint32_t seed, int side, struct image_jpeg *out)
+{
+	VipsImage *t[2] = { NULL };
+	VipsImage *canvas = NULL, *final = NULL;
+	struct image_person p;
+	ps_err rc;
+
+	memset(out, 0, sizeof(*out));
+	if (side < GENERATE_MIN || side > IMAGE_MAX_SIDE)
+		return ps_errf(PS_EINVAL, "a generated photo's side must be "
+		    "%d to %d pixels, not %d", GENERATE_MIN, IMAGE_MAX_SIDE,
+		    side);
+	rc = image_init(NULL);
+	if (rc != PS_OK)
+		return rc;
+	image_person_from_seed(seed, &p);
+	canvas = image_canvas(side, &p);
+	if (canvas == NULL || image_draw_person(canvas, &p) != 0)
+		goto fail;
+	/* A little sensor noise, seeded, so that it looks like a photo. */
+	if (vips_gaussnoise(&t[0], side, side, "sigma", 4.0, "mean", 0.0,
+	    "seed", (int)(seed & 0x7fffffff), NULL) != 0 ||
+	    vips_add(canvas, t[0], &t[1], NULL) != 0 ||
+	    vips_cast_uchar(t[1], &final, NULL) != 0)
+		goto fail;
+	rc = image_save(final, GENERATE_Q, out);
+	goto out;
+fail:
+	rc = ps_errf(PS_EIMAGE, "the test photo could not be generated");
+	vips_error_clear();
+out:
+	VIPS_UNREF(canvas);
+	VIPS_UNREF(final);
+	VIPS_UNREF(t[0]);
+	VIPS_UNREF(t[1]);
+	return rc;
+}
+
+ps_err
+image_placeholder(int side, struct image_jpeg *out)
+{
+	static const struct image_person grey = {
+		.top = { 222, 224, 227 }, .bottom = { 200, 203, 207 },
+		.shirt = { 246, 247, 248 }, .skin = { 246, 247, 248 },
+		.hair = { 246, 247, 248 },
+		.cx = 0.5, .cy = 0.4, .r = 0.18, .face = false,
+	};
+	VipsImage *canvas = NULL, *t = NULL, *small = NULL;
+	ps_err rc;
+	int k;
+
+	memset(out, 0, sizeof(*out));
+	if (side < 1 || side > IMAGE_MAX_SIDE)
+		return ps_errf(PS_EINVAL, "a placeholder's side must be 1 to "
+		    "%d pixels, not %d", IMAGE_MAX_SIDE, side);
+	rc = image_init(NULL);
+	if (rc != PS_OK)
+		return rc;
+	/*
+	 * Drawn k times larger and reduced, for smooth edges at thumbnail
+	 * sizes (libvips draws without antialiasing).
+	 */
+	k = 4;
+	while (k > 1 && side * k > VIPS_MAX(side, 1024))
+		k--;
+	canvas = image_canvas(side * k, &grey);
+	if (canvas == NULL || image_draw_person(canvas, &grey) != 0)
+		goto fail;
+	if (k > 1) {
+		if (vips_reduce(canvas, &t, k, k, NULL) != 0)
+			goto fail;
+		small = vips_image_copy_memory(t);
+		if (small == NULL)
+			goto fail;
+	} else {
+		small = canvas;
+		canvas = NULL;
+	}
+	if (small->Xsize != side || small->Ysize != side)
+		goto fail;
+	rc = image_save(small, GENERATE_Q, out);
+	goto out;
+fail:
+	rc = ps_errf(PS_EIMAGE, "the placeholder could not be drawn");
+	vips_error_clear();
+out:
+	VIPS_UNREF(canvas);
+	VIPS_UNREF(t);
+	VIPS_UNREF(small);
+	return rc;
+}
+
+/* Frees with free() (the bytes come from xmalloc()); zeroes the struct. */
+void
+image_jpeg_free(struct image_jpeg *j)
+{
+	if (j == NULL)
+		return;
+	free(j->data);
+	memset(j, 0, sizeof(*j));
+}

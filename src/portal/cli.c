@@ -1,0 +1,695 @@
+/*
+ * The portal's admin commands: init, webapp, user, issuer, serve. Each
+ * prints what it did, a clear error otherwise, and changes nothing stored
+ * when it fails. A running portal picks changes up within a second.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "account.h"
+#include "auth/auth.h"
+#include "common/buf.h"
+#include "common/file.h"
+#include "common/log.h"
+#include "common/str.h"
+#include "common/xalloc.h"
+#include "portal.h"
+#include "portal_int.h"
+#include "s2s/s2s.h"
+#include "setup/setup.h"
+
+static const char usage_text[] =
+"usage: photosync portal COMMAND [options]\n"
+"\n"
+"The portal's part of the photo sync: user profiles, the User Photos\n"
+"cache (S/M/L thumbnails), on-demand sync from the mail server.\n"
+"\n"
+"commands:\n"
+"  init --dir D --url https://HOST[:PORT] [--tls-cert F --tls-key F]\n"
+"      create a state directory and its first web application\n"
+"  webapp add --dir D --url U [--tls-cert F --tls-key F] [SETTINGS]\n"
+"  webapp show --dir D [--url U]\n"
+"  webapp set --dir D [--url U] SETTINGS\n"
+"  webapp list --dir D\n"
+"  user add --dir D ACCOUNT --email ADDRESS [--name N] [--password-file F]\n"
+"  user remove --dir D ACCOUNT\n"
+"  user list --dir D\n"
+"  user passwd --dir D ACCOUNT --password-file F\n"
+"  issuer add --dir D --name N (--metadata-url URL [--ca-file F] |\n"
+"       --metadata-file F)\n"
+"  issuer refresh --dir D --name N [--ca-file F]\n"
+"  issuer remove --dir D --name N\n"
+"  issuer list --dir D\n"
+"  serve --dir D [--listen ADDRESS] [--port-file F]\n"
+"\n"
+"web application SETTINGS (durations carry their unit: 90m, 6h, 2d):\n"
+"  --photo-import on|off            fetch photos from the mail server\n"
+"  --photo-expiration DURATION      how long a fetched photo is fresh\n"
+"  --photo-error-expiration DURATION  how long to wait after a failure\n"
+"  --autodiscover-domain HOST[:PORT]  default: autodiscover.<mail domain>\n"
+"  --sync-trigger large|any         which thumbnail size triggers a sync\n"
+"  --thumbnail-sizes S,M,L          pixels, default 48,72,300\n"
+"  --ca-file F                      CA certificates for the mail server\n"
+"                                   (\"\" for the system's)\n"
+"  --allow-oauth-over-http on|off   default off\n"
+"\n"
+"ACCOUNT is DOMAIN\\user (e.g. 'contoso\\test1'). Passwords are read from\n"
+"a file (\"-\" for standard input), never from the command line.\n"
+"See docs/portal.md.\n";
+
+struct opts {
+	const char	*dir, *url, *tls_cert, *tls_key, *name, *email;
+	const char	*password_file, *metadata_url, *metadata_file;
+	const char	*ca_file, *listen, *port_file;
+	const char	*photo_import, *photo_expiration, *error_expiration;
+	const char	*autodiscover_domain, *sync_trigger, *sizes;
+	const char	*allow_http;
+	bool		 ca_file_set;
+	const char	*args[4];
+	int		 nargs;
+};
+
+static int
+fail(const char *what)
+{
+	fprintf(stderr, "photosync portal: %s%s%s\n", what ? what : "",
+	    what ? ": " : "", ps_errmsg());
+	return 1;
+}
+
+static int
+usage_error(const char *msg)
+{
+	fprintf(stderr, "photosync portal: %s\n(see photosync portal "
+	    "--help)\n", msg);
+	return 2;
+}
+
+static int
+parse_opts(int argc, char **argv, struct opts *o)
+{
+	enum { O_DIR = 256, O_URL, O_CERT, O_KEY, O_NAME, O_EMAIL, O_PW,
+	    O_MDURL, O_MDFILE, O_CA, O_LISTEN, O_PORTFILE, O_IMPORT, O_EXP,
+	    O_ERREXP, O_AD, O_TRIGGER, O_SIZES, O_HTTP };
+	static const struct option longopts[] = {
+		{ "dir", required_argument, NULL, O_DIR },
+		{ "url", required_argument, NULL, O_URL },
+		{ "tls-cert", required_argument, NULL, O_CERT },
+		{ "tls-key", required_argument, NULL, O_KEY },
+		{ "name", required_argument, NULL, O_NAME },
+		{ "email", required_argument, NULL, O_EMAIL },
+		{ "password-file", required_argument, NULL, O_PW },
+		{ "metadata-url", required_argument, NULL, O_MDURL },
+		{ "metadata-file", required_argument, NULL, O_MDFILE },
+		{ "ca-file", required_argument, NULL, O_CA },
+		{ "listen", required_argument, NULL, O_LISTEN },
+		{ "port-file", required_argument, NULL, O_PORTFILE },
+		{ "photo-import", required_argument, NULL, O_IMPORT },
+		{ "photo-expiration", required_argument, NULL, O_EXP },
+		{ "photo-error-expiration", required_argument, NULL, O_ERREXP },
+		{ "autodiscover-domain", required_argument, NULL, O_AD },
+		{ "sync-trigger", required_argument, NULL, O_TRIGGER },
+		{ "thumbnail-sizes", required_argument, NULL, O_SIZES },
+		{ "allow-oauth-over-http", required_argument, NULL, O_HTTP },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case O_DIR: o->dir = optarg; break;
+		case O_URL: o->url = optarg; break;
+		case O_CERT: o->tls_cert = optarg; break;
+		case O_KEY: o->tls_key = optarg; break;
+		case O_NAME: o->name = optarg; break;
+		case O_EMAIL: o->email = optarg; break;
+		case O_PW: o->password_file = optarg; break;
+		case O_MDURL: o->metadata_url = optarg; break;
+		case O_MDFILE: o->metadata_file = optarg; break;
+		case O_CA: o->ca_file = optarg; o->ca_file_set = true; break;
+		case O_LISTEN: o->listen = optarg; break;
+		case O_PORTFILE: o->port_file = optarg; break;
+		case O_IMPORT: o->photo_import = optarg; break;
+		case O_EXP: o->photo_expiration = optarg; break;
+		case O_ERREXP: o->error_expiration = optarg; break;
+		case O_AD: o->autodiscover_domain = optarg; break;
+		case O_TRIGGER: o->sync_trigger = optarg; break;
+		case O_SIZES: o->sizes = optarg; break;
+		case O_HTTP: o->allow_http = optarg; break;
+		case 'h': fputs(usage_text, stdout); exit(0);
+		default: return -1;
+		}
+	}
+	for (; optind < argc; optind++) {
+		if (o->nargs == 4)
+			return -1;
+		o->args[o->nargs++] = argv[optind];
+	}
+	return 0;
+}
+
+/* ---- web application settings ---- */
+
+static ps_err
+parse_onoff(const char *name, const char *v, bool *out)
+{
+	if (strcmp(v, "on") == 0 || strcmp(v, "true") == 0)
+		*out = true;
+	else if (strcmp(v, "off") == 0 || strcmp(v, "false") == 0)
+		*out = false;
+	else
+		return ps_errf(PS_EINVAL, "%s must be on or off, not \"%s\"",
+		    name, v);
+	return PS_OK;
+}
+
+static ps_err
+parse_sizes(const char *v, struct store_webapp *w)
+{
+	int s, m, l;
+	char tail;
+
+	if (sscanf(v, "%d,%d,%d%c", &s, &m, &l, &tail) != 3 || s < 16 ||
+	    s > 1024 || m < 16 || m > 1024 || l < 16 || l > 1024)
+		return ps_errf(PS_EINVAL, "--thumbnail-sizes must be three "
+		    "pixel sizes S,M,L between 16 and 1024, e.g. 48,72,300");
+	if (!(s <= m && m <= l))
+		return ps_errf(PS_EINVAL, "--thumbnail-sizes must grow: S <= M "
+		    "<= L");
+	w->size_s = s;
+	w->size_m = m;
+	w->size_l = l;
+	return PS_OK;
+}
+
+/* Applies the SETTINGS options to `w`; nothing is stored here. */
+static ps_err
+apply_settings(const struct opts *o, struct store_webapp *w, int *changed)
+{
+	ps_err rc;
+	char *h = NULL;
+	int p;
+
+	*changed = 0;
+	if (o->photo_import) {
+		if ((rc = parse_onoff("--photo-import", o->photo_import,
+		    &w->photo_import)) != PS_OK)
+			return rc;
+		(*changed)++;
+	}
+	if (o->photo_expiration) {
+		if ((rc = duration_parse(o->photo_expiration,
+		    &w->photo_expiration)) != PS_OK)
+			return ps_errf(rc, "--photo-expiration: %s",
+			    ps_errmsg());
+		(*changed)++;
+	}
+	if (o->error_expiration) {
+		if ((rc = duration_parse(o->error_expiration,
+		    &w->photo_error_expiration)) != PS_OK)
+			return ps_errf(rc, "--photo-error-expiration: %s",
+			    ps_errmsg());
+		(*changed)++;
+	}
+	if (o->autodiscover_domain) {
+		if (o->autodiscover_domain[0] != '\0') {
+			if ((rc = setup_host_port(o->autodiscover_domain, 443,
+			    &h, &p)) != PS_OK)
+				return ps_errf(rc, "--autodiscover-domain: %s",
+				    ps_errmsg());
+			free(h);
+		}
+		str_copy(w->autodiscover_domain, o->autodiscover_domain,
+		    sizeof(w->autodiscover_domain));
+		str_lower(w->autodiscover_domain);
+		(*changed)++;
+	}
+	if (o->sync_trigger) {
+		if (strcmp(o->sync_trigger, "large") == 0)
+			w->sync_any = false;
+		else if (strcmp(o->sync_trigger, "any") == 0)
+			w->sync_any = true;
+		else
+			return ps_errf(PS_EINVAL, "--sync-trigger must be large "
+			    "or any");
+		(*changed)++;
+	}
+	if (o->sizes) {
+		if ((rc = parse_sizes(o->sizes, w)) != PS_OK)
+			return rc;
+		(*changed)++;
+	}
+	if (o->ca_file_set) {
+		char *abs = NULL;
+
+		if (o->ca_file[0] && (abs = realpath(o->ca_file, NULL)) ==
+		    NULL)
+			return ps_errf(PS_EINVAL, "--ca-file %s does not exist",
+			    o->ca_file);
+		str_copy(w->ca_file, abs ? abs : "", sizeof(w->ca_file));
+		free(abs);
+		(*changed)++;
+	}
+	if (o->allow_http) {
+		if ((rc = parse_onoff("--allow-oauth-over-http", o->allow_http,
+		    &w->allow_oauth_http)) != PS_OK)
+			return rc;
+		(*changed)++;
+	}
+	return PS_OK;
+}
+
+static void
+print_webapp(const struct store_webapp *w)
+{
+	char a[32], b[32];
+
+	printf("web application %s\n"
+	    "  photo-import            %s\n"
+	    "  photo-expiration        %s\n"
+	    "  photo-error-expiration  %s\n"
+	    "  autodiscover-domain     %s\n"
+	    "  sync-trigger            %s\n"
+	    "  thumbnail-sizes         %d,%d,%d (S,M,L pixels)\n"
+	    "  ca-file                 %s\n"
+	    "  allow-oauth-over-http   %s\n"
+	    "  realm                   %s\n",
+	    w->url, w->photo_import ? "on" : "off",
+	    duration_format(w->photo_expiration, a),
+	    duration_format(w->photo_error_expiration, b),
+	    w->autodiscover_domain[0] ? w->autodiscover_domain :
+	    "(autodiscover.<mail domain>)", w->sync_any ? "any" : "large",
+	    w->size_s, w->size_m, w->size_l,
+	    w->ca_file[0] ? w->ca_file : "(system CAs)",
+	    w->allow_oauth_http ? "on" : "off", w->realm);
+}
+
+/* Creates a web application: keys, certificates, the row. */
+static int
+webapp_create(const char *dir, struct store *st, const struct opts *o)
+{
+	struct store_webapp w = {
+		.photo_import = false,
+		.photo_expiration = PORTAL_DEFAULT_EXPIRATION,
+		.photo_error_expiration = PORTAL_DEFAULT_ERROR_EXPIRATION,
+		.size_s = PORTAL_DEFAULT_S,
+		.size_m = PORTAL_DEFAULT_M,
+		.size_l = PORTAL_DEFAULT_L,
+	};
+	struct pki_cert_spec spec = { 0 };
+	const char *names[1];
+	char *host = NULL, *f1 = NULL, *f2 = NULL;
+	int port, changed, ret = 1;
+	bool began = false;
+
+	if (o->url == NULL)
+		return usage_error("--url https://HOST[:PORT] is required");
+	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
+		return usage_error("--tls-cert and --tls-key go together");
+	if (setup_https_url(o->url, &host, &port) != PS_OK)
+		return fail("--url");
+	if (apply_settings(o, &w, &changed) != PS_OK)
+		goto err;
+	str_copy(w.host, host, sizeof(w.host));
+	w.port = port;
+	if (port == 443)
+		snprintf(w.url, sizeof(w.url), "https://%s", host);
+	else if (strchr(host, ':'))
+		snprintf(w.url, sizeof(w.url), "https://[%s]:%d", host, port);
+	else
+		snprintf(w.url, sizeof(w.url), "https://%s:%d", host, port);
+	guid_new(w.realm);
+	if (store_begin(st) != PS_OK)
+		goto err;
+	began = true;
+	if (store_webapp_add(st, &w) != PS_OK)
+		goto err;
+	spec.common_name = "photosync portal S2S signing";
+	spec.days = 3650;
+	f1 = portal_webapp_file(w.id, "s2s-key");
+	f2 = portal_webapp_file(w.id, "s2s-cert");
+	if (setup_key_and_cert(dir, f1, f2, &spec, NULL, NULL, 0) != PS_OK)
+		goto err;
+	free(f1);
+	free(f2);
+	f1 = portal_webapp_file(w.id, "tls-key");
+	f2 = portal_webapp_file(w.id, "tls-cert");
+	if (o->tls_cert) {
+		if (setup_copy_file(o->tls_cert, dir, f2, 0644) != PS_OK ||
+		    setup_copy_file(o->tls_key, dir, f1, 0600) != PS_OK)
+			goto err;
+	} else {
+		setup_tls_spec(&spec, host, names);
+		if (setup_key_and_cert(dir, f1, f2, &spec, NULL, NULL, 0) !=
+		    PS_OK)
+			goto err;
+	}
+	if (store_end(st, true) != PS_OK) {
+		began = false;
+		goto err;
+	}
+	began = false;
+	print_webapp(&w);
+	ret = 0;
+	goto out;
+err:
+	ret = fail(NULL);
+out:
+	if (began)
+		store_end(st, false);
+	free(f1);
+	free(f2);
+	free(host);
+	return ret;
+}
+
+static int
+cmd_init(struct opts *o)
+{
+	struct store *st = NULL;
+	char *db;
+	struct stat sb;
+	int ret;
+
+	if (o->dir == NULL || o->url == NULL)
+		return usage_error("init needs --dir and --url");
+	db = file_join(o->dir, PORTAL_DB);
+	if (stat(db, &sb) == 0) {
+		fprintf(stderr, "photosync portal: %s is already initialised "
+		    "(use webapp add for another web application)\n", o->dir);
+		free(db);
+		return 1;
+	}
+	if (file_mkdir(o->dir) != PS_OK ||
+	    store_open(db, STORE_PORTAL, true, &st) != PS_OK) {
+		free(db);
+		return fail("init");
+	}
+	ret = webapp_create(o->dir, st, o);
+	store_close(st);
+	if (ret != 0)
+		unlink(db);
+	else
+		printf("initialised portal in %s\n", o->dir);
+	free(db);
+	return ret;
+}
+
+struct pick {
+	struct store_webapp	w;
+	int			n;
+};
+
+static ps_err
+count_webapp(void *arg, const struct store_webapp *w)
+{
+	struct pick *p = arg;
+
+	if (p->n++ == 0)
+		p->w = *w;
+	return PS_OK;
+}
+
+/* The web application named by --url, or the only one. */
+static ps_err
+pick_webapp(struct store *st, const char *url, struct store_webapp *w)
+{
+	struct pick p = { .n = 0 };
+	char *host = NULL, canon[300];
+	int port;
+	ps_err rc;
+
+	if (url) {
+		if ((rc = setup_https_url(url, &host, &port)) != PS_OK)
+			return rc;
+		if (port == 443)
+			snprintf(canon, sizeof(canon), "https://%s", host);
+		else if (strchr(host, ':'))
+			snprintf(canon, sizeof(canon), "https://[%s]:%d", host,
+			    port);
+		else
+			snprintf(canon, sizeof(canon), "https://%s:%d", host,
+			    port);
+		free(host);
+		return store_webapp_get(st, canon, w);
+	}
+	if ((rc = store_webapp_each(st, count_webapp, &p)) != PS_OK)
+		return rc;
+	if (p.n != 1)
+		return ps_errf(PS_EINVAL, "there are %d web applications; say "
+		    "which with --url", p.n);
+	*w = p.w;
+	return PS_OK;
+}
+
+static ps_err
+list_webapp(void *arg, const struct store_webapp *w)
+{
+	(void)arg;
+	printf("%-40s import %-3s  realm %s\n", w->url, w->photo_import ?
+	    "on" : "off", w->realm);
+	return PS_OK;
+}
+
+static int
+cmd_webapp(struct portal_state *ps, struct opts *o, const char *verb)
+{
+	struct store_webapp w;
+	int changed;
+
+	if (strcmp(verb, "add") == 0)
+		return webapp_create(ps->dir, ps->store, o);
+	if (strcmp(verb, "list") == 0)
+		return store_webapp_each(ps->store, list_webapp, NULL) ==
+		    PS_OK ? 0 : fail(NULL);
+	if (strcmp(verb, "show") != 0 && strcmp(verb, "set") != 0)
+		return usage_error("webapp commands: add, show, set, list");
+	if (pick_webapp(ps->store, o->url, &w) != PS_OK)
+		return fail(NULL);
+	if (strcmp(verb, "set") == 0) {
+		if (apply_settings(o, &w, &changed) != PS_OK)
+			return fail(NULL);
+		if (changed == 0)
+			return usage_error("webapp set needs at least one "
+			    "setting");
+		if (store_webapp_update(ps->store, &w) != PS_OK)
+			return fail(NULL);
+	}
+	print_webapp(&w);
+	return 0;
+}
+
+/* ---- users ---- */
+
+static ps_err
+print_user(void *arg, const struct store_user *u)
+{
+	(void)arg;
+	printf("%-28s %-32s %s\n", u->account, u->email, u->name[0] ?
+	    u->name : "-");
+	return PS_OK;
+}
+
+static int
+cmd_user(struct portal_state *ps, struct opts *o, const char *verb)
+{
+	const char *arg = o->nargs > 2 ? o->args[2] : NULL;
+	struct store_user u = { 0 };
+	char account[ACCOUNT_MAX], *pw = NULL, *hash = NULL;
+	bool is_email;
+	int ret = 1;
+
+	if (strcmp(verb, "list") == 0)
+		return store_user_each(ps->store, print_user, NULL) == PS_OK ?
+		    0 : fail(NULL);
+	if (arg == NULL)
+		return usage_error("user needs an ACCOUNT (DOMAIN\\user)");
+	if (account_parse(arg, account, &is_email) != PS_OK)
+		return fail(NULL);
+	if (is_email)
+		return usage_error("ACCOUNT must be DOMAIN\\user; the address "
+		    "goes in --email");
+	if (o->password_file && (auth_password_read(o->password_file, &pw) !=
+	    PS_OK || auth_password_hash(pw, &hash) != PS_OK))
+		goto err;
+	if (strcmp(verb, "add") == 0) {
+		if (o->email == NULL || !email_valid(o->email)) {
+			ret = usage_error("user add needs --email ADDRESS, a "
+			    "valid e-mail address");
+			goto out;
+		}
+		str_copy(u.account, account, sizeof(u.account));
+		str_copy(u.email, o->email, sizeof(u.email));
+		str_copy(u.name, o->name ? o->name : "", sizeof(u.name));
+		u.pwhash = hash;
+		if (store_user_add(ps->store, &u) != PS_OK)
+			goto err;
+		printf("added user %s <%s>%s\n", account, o->email, hash ? "" :
+		    " (no password: cannot sign in)");
+	} else if (strcmp(verb, "remove") == 0) {
+		if (store_user_remove(ps->store, account) != PS_OK)
+			goto err;
+		printf("removed user %s and their cached photos\n", account);
+	} else if (strcmp(verb, "passwd") == 0) {
+		if (hash == NULL) {
+			ret = usage_error("user passwd needs --password-file");
+			goto out;
+		}
+		if (store_user_set_password(ps->store, account, hash) != PS_OK)
+			goto err;
+		printf("changed the password of %s\n", account);
+	} else {
+		ret = usage_error("user commands: add, remove, list, passwd");
+		goto out;
+	}
+	ret = 0;
+	goto out;
+err:
+	ret = fail(NULL);
+out:
+	if (pw)
+		xfree_secret(pw, strlen(pw));
+	if (hash)
+		xfree_secret(hash, strlen(hash));
+	return ret;
+}
+
+/* ---- issuers ---- */
+
+static ps_err
+print_issuer(void *arg, const struct store_issuer *i)
+{
+	char when[40];
+
+	(void)arg;
+	printf("%-16s %-60s fetched %s\n  from %s\n", i->name, i->issuer,
+	    time_http(i->fetched, when), i->metadata_url ? i->metadata_url :
+	    "(file)");
+	return PS_OK;
+}
+
+static int
+issuer_store(struct portal_state *ps, const char *name, const char *url,
+    const char *file, const char *ca_file, bool refresh)
+{
+	struct s2s_metadata md = { 0 };
+	struct store_issuer is = { 0 };
+	struct buf doc;
+	int ret = 1;
+
+	buf_init(&doc, S2S_MAX_METADATA);
+	if (setup_metadata_load(url, file, ca_file, &doc, &md) != PS_OK)
+		goto err;
+	str_copy(is.name, name, sizeof(is.name));
+	str_copy(is.issuer, md.issuer, sizeof(is.issuer));
+	str_copy(is.realm, md.realm, sizeof(is.realm));
+	is.metadata_url = (char *)url;
+	is.metadata = (char *)buf_str(&doc);
+	is.fetched = time_now();
+	if (store_issuer_put(ps->store, &is) != PS_OK)
+		goto err;
+	printf("%s issuer %s\n  issuer  %s\n  realm   %s\n", refresh ?
+	    "refreshed" : "trusted", name, md.issuer, md.realm);
+	ret = 0;
+	goto out;
+err:
+	ret = fail("issuer");
+out:
+	s2s_metadata_cleanup(&md);
+	buf_cleanup(&doc);
+	return ret;
+}
+
+static int
+cmd_issuer(struct portal_state *ps, struct opts *o, const char *verb)
+{
+	const char *name = o->name ? o->name : o->nargs > 2 ? o->args[2] :
+	    NULL;
+	struct store_issuer is = { 0 };
+	int ret;
+
+	if (strcmp(verb, "list") == 0)
+		return store_issuer_each(ps->store, print_issuer, NULL) ==
+		    PS_OK ? 0 : fail(NULL);
+	if (name == NULL)
+		return usage_error("issuer needs --name N");
+	if (strcmp(verb, "add") == 0) {
+		if (!o->metadata_url == !o->metadata_file)
+			return usage_error("issuer add needs --metadata-url "
+			    "or --metadata-file");
+		return issuer_store(ps, name, o->metadata_url,
+		    o->metadata_file, o->ca_file, false);
+	}
+	if (strcmp(verb, "remove") == 0) {
+		if (store_issuer_remove(ps->store, name) != PS_OK)
+			return fail(NULL);
+		printf("removed issuer %s\n", name);
+		return 0;
+	}
+	if (strcmp(verb, "refresh") == 0) {
+		if (store_issuer_get(ps->store, name, &is) != PS_OK)
+			return fail(NULL);
+		if (is.metadata_url == NULL) {
+			store_issuer_cleanup(&is);
+			fprintf(stderr, "photosync portal: issuer %s was added "
+			    "from a file; add it again with --metadata-file\n",
+			    name);
+			return 1;
+		}
+		ret = issuer_store(ps, name, is.metadata_url, NULL,
+		    o->ca_file, true);
+		store_issuer_cleanup(&is);
+		return ret;
+	}
+	return usage_error("issuer commands: add, refresh, remove, list");
+}
+
+int
+portal_main(int argc, char **argv)
+{
+	struct portal_state ps;
+	struct opts o;
+	const char *cmd, *verb;
+	int ret;
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		fputs(usage_text, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (parse_opts(argc, argv, &o) != 0)
+		return usage_error("invalid arguments");
+	cmd = o.args[0];
+	if (cmd == NULL)
+		return usage_error("missing command");
+	if (strcmp(cmd, "serve") != 0 && !log_enabled(LOG_DEBUG))
+		log_init("portal", LOG_WARN);
+	if (strcmp(cmd, "init") == 0)
+		return cmd_init(&o);
+	if (o.dir == NULL)
+		return usage_error("--dir D is required");
+	verb = o.nargs > 1 ? o.args[1] : "";
+	if (strcmp(cmd, "webapp") && strcmp(cmd, "user") &&
+	    strcmp(cmd, "issuer") && strcmp(cmd, "serve"))
+		return usage_error("unknown command");
+	if (portal_state_open(o.dir, &ps) != PS_OK)
+		return fail(NULL);
+	if (strcmp(cmd, "serve") == 0)
+		ret = portal_serve(&ps, o.listen, o.port_file) == PS_OK ? 0 :
+		    fail("serve");
+	else if (strcmp(cmd, "webapp") == 0)
+		ret = cmd_webapp(&ps, &o, verb);
+	else if (strcmp(cmd, "user") == 0)
+		ret = cmd_user(&ps, &o, verb);
+	else
+		ret = cmd_issuer(&ps, &o, verb);
+	portal_state_close(&ps);
+	return ret;
+}

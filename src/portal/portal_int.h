@@ -1,0 +1,109 @@
+/*
+ * Internals shared by the portal's files.
+ */
+#ifndef PS_PORTAL_INT_H
+#define PS_PORTAL_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "store/store.h"
+
+#define PORTAL_DB	"portal.db"
+
+/* Defaults of a new web application (reference A5, DESIGN §1). */
+#define PORTAL_DEFAULT_EXPIRATION	(6 * 3600)
+#define PORTAL_DEFAULT_ERROR_EXPIRATION	(1 * 3600)
+#define PORTAL_DEFAULT_S		48
+#define PORTAL_DEFAULT_M		72
+#define PORTAL_DEFAULT_L		300
+
+struct portal_state {
+	char		*dir;
+	struct store	*store;
+};
+
+ps_err	portal_state_open(const char *dir, struct portal_state *);
+void	portal_state_close(struct portal_state *);
+
+/*
+ * The name of a web application's key or certificate file in the state
+ * directory, webapp-<id>-<what>.pem with what one of "s2s-key",
+ * "s2s-cert", "tls-key", "tls-cert"; and its path. The caller frees them.
+ */
+char	*portal_webapp_file(int64_t id, const char *what);
+char	*portal_webapp_path(const char *dir, int64_t id, const char *what);
+
+/* ---- the running server (serve.c, sync.c) ---- */
+
+struct event_base;
+struct http_server;
+struct http_tls;
+struct pki_key;
+struct xfer_loop;
+struct work_pool;
+struct sync_job;
+struct auth_cache;
+
+/* Photos used when a user has none: one JPEG per size. */
+struct placeholder {
+	unsigned char	*data[3];
+	size_t		 len[3];
+	int		 sides[3];
+};
+
+struct webapp_ctx {
+	struct portal_srv	*srv;
+	struct store_webapp	 w;		/* settings, kept current */
+	struct http_server	*http;
+	struct http_tls		*tls;
+	int			 port;		/* bound */
+	char			*base_url;
+	struct pki_key		*s2s_key;
+	unsigned char		*s2s_cert;
+	size_t			 s2s_cert_len;
+	struct placeholder	 placeholder;
+};
+
+struct portal_srv {
+	struct portal_state	*ps;
+	struct event_base	*base;
+	struct auth_cache	*auth_cache;
+	struct xfer_loop	*xfer;
+	struct work_pool	*pool;
+	struct webapp_ctx	*apps;
+	size_t			 n_apps;
+	int64_t			 version;	/* store data version seen */
+	struct sync_job		*jobs;		/* in flight, single-flight */
+	struct ad_cache_entry	*ad_cache;	/* Autodiscover answers */
+};
+
+/* Re-reads settings when an admin command changed the store. */
+void	portal_refresh(struct portal_srv *);
+
+/*
+ * Called when a sync the request waited for finished, or when the wait
+ * deadline passed; either way the caller now serves what is stored.
+ */
+typedef void (*sync_wait_fn)(void *arg);
+
+/*
+ * The owner asked for their own photo: if the web application's settings
+ * and the expiration windows call for a sync, starts one (or joins the one
+ * in flight) and returns true: `fn` will be called once, on completion or
+ * after SYNC_WAIT_MS, whichever comes first. Returns false when no sync is
+ * due; the caller serves at once.
+ */
+#define SYNC_WAIT_MS 2500
+bool	sync_request(struct webapp_ctx *, const struct store_user *owner,
+	    const char *reqid, sync_wait_fn fn, void *arg);
+/* Forgets a waiter whose request went away (not called back). */
+void	sync_cancel_wait(struct portal_srv *, void *arg);
+void	sync_shutdown(struct portal_srv *);
+
+/* Runs the server until SIGINT/SIGTERM. */
+ps_err	portal_serve(struct portal_state *, const char *listen_host,
+	    const char *port_file);
+
+#endif

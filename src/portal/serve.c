@@ -1,0 +1,850 @@
+/*
+ * photosync portal serve: the portal's HTTP surface, one listener per web
+ * application.
+ *
+ *   GET  /_layouts/15/userphoto.aspx?size=S|M|L&accountname=|username=|url=
+ *   GET  /User%20Photos/Profile%20Pictures/<account>_{S,M,L}Thumb.jpg
+ *   GET  /_layouts/15/metadata/json/1		S2S metadata (no sign-in)
+ *   GET  /my, /my/person.aspx?accountname=, /people
+ *   GET|POST /login, POST /logout
+ *
+ * Every page and photo needs a signed-in user: Basic over TLS (verified
+ * once per credential and cache lifetime), or a form login with a session
+ * cookie. A request for one's own photo may start a sync (sync.c) and
+ * waits for it at most SYNC_WAIT_MS. Settings changed by admin commands
+ * are picked up on the next request (the store's data version moves).
+ */
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "account.h"
+#include "auth/auth.h"
+#include "common/buf.h"
+#include "common/file.h"
+#include "common/log.h"
+#include "common/str.h"
+#include "common/xalloc.h"
+#include "http/server.h"
+#include "image/image.h"
+#include "pages.h"
+#include "pki/pki.h"
+#include "portal_int.h"
+#include "s2s/s2s.h"
+#include "work/work.h"
+#include "xfer/xfer.h"
+
+#define HTML_TYPE		"text/html; charset=utf-8"
+#define SESSION_COOKIE		"ps_session"
+#define CSRF_COOKIE		"ps_csrf"
+#define SESSION_LIFETIME	(8 * 3600)
+#define PHOTO_MAX_AGE		300
+#define PLACEHOLDER_MAX_AGE	60
+
+static const char *const size_names = "SML";
+
+/* The signed-in user of a request. */
+struct viewer {
+	struct store_user	user;
+	char			csrf[65];	/* session's, or "" (Basic) */
+	bool			basic;
+};
+
+/* ---- settings ---- */
+
+void
+portal_refresh(struct portal_srv *srv)
+{
+	int64_t v = store_data_version(srv->ps->store);
+	size_t i;
+
+	if (v == srv->version)
+		return;
+	for (i = 0; i < srv->n_apps; i++) {
+		struct store_webapp w;
+
+		if (store_webapp_get(srv->ps->store, srv->apps[i].w.url, &w) ==
+		    PS_OK) {
+			if (w.size_s != srv->apps[i].w.size_s ||
+			    w.size_m != srv->apps[i].w.size_m ||
+			    w.size_l != srv->apps[i].w.size_l)
+				log_info(NULL, "webapp.sizes_changed", "url=%s "
+				    "note=%s", log_q(w.url), log_q("new sizes "
+				    "apply to photos fetched from now on"));
+			srv->apps[i].w = w;
+		}
+	}
+	srv->version = v;
+}
+
+/* ---- placeholders ---- */
+
+static ps_err
+placeholder_make(struct webapp_ctx *app)
+{
+	const int sides[3] = { app->w.size_s, app->w.size_m, app->w.size_l };
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		struct image_jpeg j = { 0 };
+		ps_err rc = image_placeholder(sides[i], &j);
+
+		if (rc != PS_OK)
+			return rc;
+		app->placeholder.data[i] = j.data;
+		app->placeholder.len[i] = j.len;
+		app->placeholder.sides[i] = sides[i];
+	}
+	return PS_OK;
+}
+
+static void
+placeholder_free(struct placeholder *p)
+{
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		struct image_jpeg j = { p->data[i], p->len[i], p->sides[i] };
+
+		image_jpeg_free(&j);
+		p->data[i] = NULL;
+	}
+}
+
+/* ---- authentication ---- */
+
+static void
+session_key(const char *cookie, char out[65])
+{
+	unsigned char d[32];
+
+	pki_sha256(cookie, strlen(cookie), d);
+	hex_encode(d, sizeof(d), out);
+}
+
+static bool
+auth_session(struct webapp_ctx *app, struct http_req *r, struct viewer *v)
+{
+	struct store *st = app->srv->ps->store;
+	struct store_session s;
+	char cookie[129], key[65];
+
+	if (!http_req_cookie(r, SESSION_COOKIE, cookie, sizeof(cookie)))
+		return false;
+	session_key(cookie, key);
+	explicit_bzero(cookie, sizeof(cookie));
+	if (store_session_get(st, key, &s) != PS_OK || s.webapp != app->w.id)
+		return false;
+	if (store_user_get(st, s.account, &v->user) != PS_OK)
+		return false;
+	str_copy(v->csrf, s.csrf, sizeof(v->csrf));
+	return true;
+}
+
+/* Finds a user by account or e-mail address as typed at sign-in. */
+static ps_err
+user_lookup(struct store *st, const char *name, struct store_user *u)
+{
+	char account[ACCOUNT_MAX];
+	bool is_email;
+	ps_err rc;
+
+	if ((rc = account_parse(name, account, &is_email)) != PS_OK)
+		return rc;
+	return is_email ? store_user_get_by_email(st, account, u) :
+	    store_user_get(st, account, u);
+}
+
+/* Verifies a password, once per credential and cache lifetime. */
+static bool
+password_ok(struct portal_srv *srv, const struct store_user *u,
+    const char *pw)
+{
+	int64_t now = time_now();
+
+	if (u->pwhash == NULL)
+		return false;
+	if (auth_cache_check(srv->auth_cache, u->account, pw, u->pwhash, now))
+		return true;
+	if (auth_password_verify(u->pwhash, pw) != PS_OK)
+		return false;
+	auth_cache_remember(srv->auth_cache, u->account, pw, u->pwhash, now);
+	return true;
+}
+
+static bool
+auth_basic(struct webapp_ctx *app, struct http_req *r, const char *hdr,
+    struct viewer *v)
+{
+	char *user = NULL, *pw = NULL;
+	bool ok = false;
+
+	if (auth_basic_parse(hdr, &user, &pw) != PS_OK)
+		goto out;
+	if (user_lookup(app->srv->ps->store, user, &v->user) != PS_OK) {
+		ps_errf(PS_EAUTH, "unknown user");
+		goto out;
+	}
+	if (!password_ok(app->srv, &v->user, pw)) {
+		ps_errf(PS_EAUTH, "wrong password");
+		store_user_cleanup(&v->user);
+		goto out;
+	}
+	v->basic = true;
+	ok = true;
+out:
+	if (!ok)
+		log_info(http_req_id(r), "auth.refused", "method=basic "
+		    "user=%s reason=%s", log_q(user ? user : ""),
+		    log_q(ps_errmsg()));
+	free(user);
+	if (pw)
+		xfree_secret(pw, strlen(pw));
+	return ok;
+}
+
+static bool
+wants_html(struct http_req *r)
+{
+	const char *accept = http_req_header(r, "Accept");
+
+	return http_req_method(r) == HTTP_GET && accept &&
+	    strstr(accept, "text/html");
+}
+
+/* Authenticates, or answers (login redirect or 401) and returns false. */
+static bool
+authenticate(struct webapp_ctx *app, struct http_req *r, struct viewer *v)
+{
+	const char *hdr = http_req_header(r, "Authorization");
+
+	memset(v, 0, sizeof(*v));
+	if (hdr && str_case_prefix(hdr, "Basic ")) {
+		if (auth_basic(app, r, hdr, v))
+			goto ok;
+	} else if (auth_session(app, r, v)) {
+		goto ok;
+	}
+	if (hdr == NULL && wants_html(r)) {
+		char *enc = http_encode(http_req_path_raw(r));
+		char *loc = xasprintf("/login?ReturnUrl=%s", enc);
+
+		http_reply_header(r, "Location", loc);
+		http_reply_header(r, "Cache-Control", "no-store");
+		http_reply(r, 302, NULL, NULL, 0);
+		free(enc);
+		free(loc);
+		return false;
+	}
+	http_reply_header(r, "WWW-Authenticate",
+	    "Basic realm=\"photosync portal\", charset=\"UTF-8\"");
+	http_reply_error(r, 401, "sign in first (Basic credentials or the "
+	    "form at /login)");
+	return false;
+ok:
+	http_req_note(r, "user", v->user.account);
+	return true;
+}
+
+/* ---- photos ---- */
+
+static bool
+etag_matches(const char *inm, const char *etag)
+{
+	size_t n = strlen(etag);
+	const char *p = inm;
+
+	while (p && *p) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (*p == '*')
+			return true;
+		if (strncmp(p, "W/", 2) == 0)
+			p += 2;
+		if (*p == '"' && strncmp(p + 1, etag, n) == 0 &&
+		    p[n + 1] == '"')
+			return true;
+		p = strchr(p, ',');
+	}
+	return false;
+}
+
+/* Sends the stored photo of `account`, or the placeholder. */
+static void
+serve_photo(struct webapp_ctx *app, struct http_req *r, const char *account,
+    int size)
+{
+	struct store_thumb t = { 0 };
+	const char *inm = http_req_header(r, "If-None-Match");
+	char tag[96], quoted[100], cc[64];
+	ps_err rc;
+
+	rc = store_thumb_get(app->srv->ps->store, app->w.id, account,
+	    (enum store_thumb_size)size, &t);
+	if (rc == PS_OK) {
+		snprintf(tag, sizeof(tag), "%s-%c", t.etag, size_names[size]);
+		snprintf(cc, sizeof(cc), "private, max-age=%d", PHOTO_MAX_AGE);
+		http_req_note(r, "photo", t.source);
+	} else if (rc == PS_ENOTFOUND) {
+		snprintf(tag, sizeof(tag), "placeholder-%c-%d",
+		    size_names[size], app->placeholder.sides[size]);
+		snprintf(cc, sizeof(cc), "private, max-age=%d",
+		    PLACEHOLDER_MAX_AGE);
+		http_req_note(r, "photo", "placeholder");
+	} else {
+		http_reply_error(r, 500, "the store failed");
+		return;
+	}
+	snprintf(quoted, sizeof(quoted), "\"%s\"", tag);
+	http_reply_header(r, "ETag", quoted);
+	http_reply_header(r, "Cache-Control", cc);
+	if (inm && etag_matches(inm, tag)) {
+		http_reply(r, 304, NULL, NULL, 0);
+	} else if (rc == PS_OK) {
+		http_reply(r, 200, "image/jpeg", t.data, t.len);
+	} else {
+		http_reply(r, 200, "image/jpeg", app->placeholder.data[size],
+		    app->placeholder.len[size]);
+	}
+	store_thumb_cleanup(&t);
+}
+
+/* A photo request waiting for a sync. */
+struct photo_wait {
+	struct webapp_ctx	*app;
+	struct http_req		*r;
+	char			 account[ACCOUNT_MAX];
+	int			 size;
+};
+
+static void
+photo_wait_done(void *arg)
+{
+	struct photo_wait *pw = arg;
+
+	serve_photo(pw->app, pw->r, pw->account, pw->size);
+	free(pw);
+}
+
+/*
+ * Resolves the user a photo request is about: accountname= (account,
+ * claims or e-mail form), username=, or url= (a PictureURL).
+ */
+static ps_err
+photo_target(struct webapp_ctx *app, struct http_req *r,
+    struct store_user *u)
+{
+	struct store *st = app->srv->ps->store;
+	const char *v;
+
+	if ((v = http_req_query_ci(r, "accountname")) != NULL ||
+	    (v = http_req_query_ci(r, "username")) != NULL)
+		return user_lookup(st, v, u);
+	if ((v = http_req_query_ci(r, "url")) != NULL) {
+		const char *slash = strrchr(v, '/');
+		char prefix[ACCOUNT_MAX], size;
+		ps_err rc;
+
+		if ((rc = account_parse_file(slash ? slash + 1 : v, prefix,
+		    &size)) != PS_OK)
+			return rc;
+		return store_user_get_by_prefix(st, prefix, u);
+	}
+	return ps_errf(PS_EINVAL, "say whose photo: accountname=, username= "
+	    "or url=");
+}
+
+static void
+photo_request(struct webapp_ctx *app, struct http_req *r,
+    const struct viewer *v, const struct store_user *target, int size)
+{
+	struct photo_wait *pw;
+	bool own = strcmp(v->user.account, target->account) == 0;
+
+	http_req_note(r, "account", target->account);
+	http_req_note(r, "size", (char[2]){ size_names[size], 0 });
+	/* Only the owner's request triggers, by default only the L size. */
+	if (own && (size == STORE_L || app->w.sync_any)) {
+		pw = xcalloc(1, sizeof(*pw));
+		pw->app = app;
+		pw->r = r;
+		pw->size = size;
+		str_copy(pw->account, target->account, sizeof(pw->account));
+		http_req_defer(r);
+		if (sync_request(app, target, http_req_id(r), photo_wait_done,
+		    pw))
+			return;
+		free(pw);
+	}
+	serve_photo(app, r, target->account, size);
+}
+
+static void
+handle_userphoto(struct webapp_ctx *app, struct http_req *r,
+    const struct viewer *v)
+{
+	const char *sz = http_req_query_ci(r, "size");
+	struct store_user target = { 0 };
+	int size = STORE_S;
+	ps_err rc;
+
+	if (sz && sz[0] && sz[1] == '\0' && strchr("SsMmLl", sz[0]))
+		size = (int)(strchr(size_names, sz[0] & ~0x20) - size_names);
+	else if (sz && sz[0]) {
+		http_reply_error(r, 400, "size= must be S, M or L");
+		return;
+	}
+	rc = photo_target(app, r, &target);
+	if (rc == PS_EINVAL) {
+		http_reply_error(r, 400, ps_errmsg());
+		return;
+	}
+	if (rc != PS_OK) {
+		/* An unknown user gets the placeholder, as the original. */
+		serve_photo(app, r, "", size);
+		return;
+	}
+	photo_request(app, r, v, &target, size);
+	store_user_cleanup(&target);
+}
+
+static void
+handle_library(struct webapp_ctx *app, struct http_req *r,
+    const struct viewer *v, const char *file)
+{
+	struct store_user target = { 0 };
+	char prefix[ACCOUNT_MAX], size;
+
+	if (account_parse_file(file, prefix, &size) != PS_OK ||
+	    store_user_get_by_prefix(app->srv->ps->store, prefix, &target) !=
+	    PS_OK) {
+		http_reply_error(r, 404, "no such photo in the library");
+		return;
+	}
+	photo_request(app, r, v, &target, (int)(strchr(size_names, size) -
+	    size_names));
+	store_user_cleanup(&target);
+}
+
+/* ---- pages ---- */
+
+static void
+reply_html(struct http_req *r, int status, struct buf *b)
+{
+	http_reply_header(r, "Cache-Control", "no-store");
+	http_reply_header(r, "Content-Security-Policy", "default-src 'self'; "
+	    "style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
+	    "frame-ancestors 'none'");
+	http_reply_buf(r, status, HTML_TYPE, b);
+}
+
+static void
+handle_error_page(struct http_req *r, const struct viewer *v, int status,
+    const char *message)
+{
+	struct page_viewer pv = { &v->user, v->csrf };
+	struct buf b;
+
+	buf_init(&b, 1 << 20);
+	page_error(&b, &pv, status, message);
+	reply_html(r, status, &b);
+	buf_cleanup(&b);
+}
+
+static void
+handle_my(struct webapp_ctx *app, struct http_req *r, const struct viewer *v)
+{
+	struct page_viewer pv = { &v->user, v->csrf };
+	struct store_thumb t = { 0 };
+	struct store_sync s;
+	struct buf b;
+	bool has;
+
+	store_sync_get(app->srv->ps->store, app->w.id, v->user.account, &s);
+	has = store_thumb_get(app->srv->ps->store, app->w.id, v->user.account,
+	    STORE_S, &t) == PS_OK;
+	buf_init(&b, 1 << 20);
+	page_my(&b, &pv, &s, has ? t.source : NULL);
+	reply_html(r, 200, &b);
+	buf_cleanup(&b);
+	store_thumb_cleanup(&t);
+}
+
+static void
+handle_person(struct webapp_ctx *app, struct http_req *r,
+    const struct viewer *v)
+{
+	struct page_viewer pv = { &v->user, v->csrf };
+	const char *who = http_req_query_ci(r, "accountname");
+	struct store_user u = { 0 };
+	struct buf b;
+
+	if (who == NULL || user_lookup(app->srv->ps->store, who, &u) !=
+	    PS_OK) {
+		handle_error_page(r, v, 404, "There is no such person.");
+		return;
+	}
+	buf_init(&b, 1 << 20);
+	page_person(&b, &pv, &u);
+	reply_html(r, 200, &b);
+	buf_cleanup(&b);
+	store_user_cleanup(&u);
+}
+
+struct user_list {
+	struct store_user	*u;
+	size_t			 n;
+};
+
+static ps_err
+collect_user(void *arg, const struct store_user *u)
+{
+	struct user_list *l = arg;
+
+	l->u = xrealloc(l->u, (l->n + 1) * sizeof(*l->u));
+	l->u[l->n] = *u;
+	l->u[l->n].pwhash = NULL;
+	l->n++;
+	return PS_OK;
+}
+
+static void
+handle_people(struct webapp_ctx *app, struct http_req *r,
+    const struct viewer *v)
+{
+	struct page_viewer pv = { &v->user, v->csrf };
+	struct user_list l = { 0 };
+	struct buf b;
+
+	store_user_each(app->srv->ps->store, collect_user, &l);
+	buf_init(&b, 16 << 20);
+	page_people(&b, &pv, l.u, l.n);
+	reply_html(r, 200, &b);
+	buf_cleanup(&b);
+	free(l.u);
+}
+
+/* ---- sign-in ---- */
+
+static bool
+local_path(const char *p)
+{
+	return p && p[0] == '/' && p[1] != '/' && p[1] != '\\' &&
+	    strpbrk(p, "\r\n") == NULL;
+}
+
+static void
+login_form(struct http_req *r, const char *return_url, const char *error,
+    int status)
+{
+	unsigned char rnd[16];
+	char csrf[33], cookie[128];
+	struct buf b;
+
+	rand_bytes(rnd, sizeof(rnd));
+	hex_encode(rnd, sizeof(rnd), csrf);
+	snprintf(cookie, sizeof(cookie), "%s=%s; Path=/login; HttpOnly; "
+	    "Secure; SameSite=Strict", CSRF_COOKIE, csrf);
+	http_reply_header(r, "Set-Cookie", cookie);
+	buf_init(&b, 1 << 20);
+	page_login(&b, csrf, local_path(return_url) ? return_url : "/my",
+	    error);
+	reply_html(r, status, &b);
+	buf_cleanup(&b);
+}
+
+static void
+handle_login(struct webapp_ctx *app, struct http_req *r)
+{
+	struct portal_srv *srv = app->srv;
+	const char *body = http_req_body(r, NULL);
+	char *account = NULL, *pw = NULL, *csrf = NULL, *ret = NULL;
+	char want[65], cookie[65], key[65], hdr[256];
+	unsigned char rnd[32];
+	struct store_user u = { 0 };
+	struct store_session s = { 0 };
+
+	if (http_req_method(r) != HTTP_POST) {
+		login_form(r, http_req_query_ci(r, "ReturnUrl"), NULL, 200);
+		return;
+	}
+	account = http_form_value(body, "account");
+	pw = http_form_value(body, "password");
+	csrf = http_form_value(body, "csrf");
+	ret = http_form_value(body, "ReturnUrl");
+	/* Double-submit: the form's token must match its cookie. */
+	if (csrf == NULL || !http_req_cookie(r, CSRF_COOKIE, want,
+	    sizeof(want)) || strlen(csrf) != strlen(want) ||
+	    !str_ct_eq(csrf, want, strlen(want))) {
+		login_form(r, ret, "The form expired. Please sign in again.",
+		    400);
+		goto out;
+	}
+	if (account == NULL || pw == NULL ||
+	    user_lookup(srv->ps->store, account, &u) != PS_OK ||
+	    !password_ok(srv, &u, pw)) {
+		log_info(http_req_id(r), "auth.refused", "method=form user=%s",
+		    log_q(account ? account : ""));
+		login_form(r, ret, "The account or the password is wrong.",
+		    401);
+		goto out;
+	}
+	rand_bytes(rnd, sizeof(rnd));
+	hex_encode(rnd, sizeof(rnd), cookie);
+	session_key(cookie, key);
+	str_copy(s.account, u.account, sizeof(s.account));
+	s.webapp = app->w.id;
+	rand_bytes(rnd, sizeof(rnd));
+	hex_encode(rnd, sizeof(rnd), s.csrf);
+	s.expires = time_now() + SESSION_LIFETIME;
+	if (store_session_put(srv->ps->store, key, &s) != PS_OK) {
+		http_reply_error(r, 500, "the store failed");
+		goto out;
+	}
+	log_info(http_req_id(r), "auth.session_started", "user=%s",
+	    log_q(u.account));
+	snprintf(hdr, sizeof(hdr), "%s=%s; Path=/; HttpOnly; Secure; "
+	    "SameSite=Lax; Max-Age=%d", SESSION_COOKIE, cookie,
+	    SESSION_LIFETIME);
+	http_reply_header(r, "Set-Cookie", hdr);
+	http_reply_header(r, "Location", local_path(ret) ? ret : "/my");
+	http_reply(r, 303, NULL, NULL, 0);
+	explicit_bzero(cookie, sizeof(cookie));
+out:
+	free(account);
+	if (pw)
+		xfree_secret(pw, strlen(pw));
+	free(csrf);
+	free(ret);
+	store_user_cleanup(&u);
+}
+
+static void
+handle_logout(struct webapp_ctx *app, struct http_req *r,
+    const struct viewer *v)
+{
+	char *csrf = http_form_value(http_req_body(r, NULL), "csrf");
+	char cookie[129], key[65];
+
+	if (http_req_method(r) != HTTP_POST || v->basic || csrf == NULL ||
+	    strlen(csrf) != strlen(v->csrf) ||
+	    !str_ct_eq(csrf, v->csrf, strlen(v->csrf))) {
+		free(csrf);
+		handle_error_page(r, v, 400, "Sign out with the button on the "
+		    "page.");
+		return;
+	}
+	free(csrf);
+	if (http_req_cookie(r, SESSION_COOKIE, cookie, sizeof(cookie))) {
+		session_key(cookie, key);
+		store_session_remove(app->srv->ps->store, key);
+	}
+	http_reply_header(r, "Set-Cookie", SESSION_COOKIE "=; Path=/; "
+	    "HttpOnly; Secure; SameSite=Lax; Max-Age=0");
+	http_reply_header(r, "Location", "/login");
+	http_reply(r, 303, NULL, NULL, 0);
+}
+
+/* ---- routing ---- */
+
+static void
+handle_metadata(struct webapp_ctx *app, struct http_req *r)
+{
+	struct buf out;
+
+	buf_init(&out, 64 * 1024);
+	if (s2s_metadata_sharepoint(&out, app->w.realm, app->s2s_cert,
+	    app->s2s_cert_len) != PS_OK) {
+		http_reply_error(r, 500, ps_errmsg());
+	} else {
+		http_reply_header(r, "Cache-Control", "public, max-age=3600");
+		http_reply_buf(r, 200, "application/json; charset=utf-8",
+		    &out);
+	}
+	buf_cleanup(&out);
+}
+
+#define LIBRARY_PREFIX "/user photos/profile pictures/"
+
+static void
+handle(struct http_req *r, void *arg)
+{
+	struct webapp_ctx *app = arg;
+	const char *path = http_req_path(r);
+	enum http_method m = http_req_method(r);
+	struct viewer v;
+
+	portal_refresh(app->srv);
+	if (strcmp(path, "/_layouts/15/metadata/json/1") == 0) {
+		handle_metadata(app, r);
+		return;
+	}
+	if (strcmp(path, "/login") == 0) {
+		handle_login(app, r);
+		return;
+	}
+	if (m != HTTP_GET && m != HTTP_HEAD && m != HTTP_POST) {
+		http_reply_error(r, 405, "method not allowed");
+		return;
+	}
+	if (!authenticate(app, r, &v))
+		return;
+	if (strcmp(path, "/_layouts/15/userphoto.aspx") == 0)
+		handle_userphoto(app, r, &v);
+	else if (strncmp(path, LIBRARY_PREFIX, strlen(LIBRARY_PREFIX)) == 0)
+		handle_library(app, r, &v, http_req_path_raw(r) +
+		    strlen(LIBRARY_PREFIX));
+	else if (strcmp(path, "/logout") == 0)
+		handle_logout(app, r, &v);
+	else if (m == HTTP_POST)
+		http_reply_error(r, 405, "method not allowed");
+	else if (strcmp(path, "/my") == 0 || strcmp(path, "/") == 0 ||
+	    strcmp(path, "/my/") == 0)
+		handle_my(app, r, &v);
+	else if (strcmp(path, "/my/person.aspx") == 0)
+		handle_person(app, r, &v);
+	else if (strcmp(path, "/people") == 0)
+		handle_people(app, r, &v);
+	else
+		handle_error_page(r, &v, 404, "There is no such page.");
+	store_user_cleanup(&v.user);
+}
+
+/* ---- start and stop ---- */
+
+struct app_list {
+	struct webapp_ctx	*a;
+	size_t			 n;
+};
+
+static ps_err
+collect_app(void *arg, const struct store_webapp *w)
+{
+	struct app_list *l = arg;
+
+	l->a = xrealloc(l->a, (l->n + 1) * sizeof(*l->a));
+	memset(&l->a[l->n], 0, sizeof(*l->a));
+	l->a[l->n].w = *w;
+	l->n++;
+	return PS_OK;
+}
+
+static ps_err
+app_start(struct portal_srv *srv, struct webapp_ctx *app,
+    const char *listen_host)
+{
+	const char *dir = srv->ps->dir;
+	char *key = portal_webapp_path(dir, app->w.id, "s2s-key");
+	char *cert = portal_webapp_path(dir, app->w.id, "s2s-cert");
+	char *tkey = portal_webapp_path(dir, app->w.id, "tls-key");
+	char *tcert = portal_webapp_path(dir, app->w.id, "tls-cert");
+	ps_err rc;
+
+	app->srv = srv;
+	if ((rc = pki_key_load(key, &app->s2s_key)) != PS_OK ||
+	    (rc = pki_cert_load(cert, &app->s2s_cert, &app->s2s_cert_len)) !=
+	    PS_OK || (rc = http_tls_new(tcert, tkey, &app->tls)) != PS_OK ||
+	    (rc = placeholder_make(app)) != PS_OK)
+		goto out;
+	app->http = http_server_new(srv->base, "portal", handle, app);
+	if ((rc = http_server_listen(app->http, listen_host ? listen_host :
+	    app->w.host, app->w.port, app->tls, &app->port)) != PS_OK)
+		goto out;
+	if (app->port == 443)
+		app->base_url = xasprintf("https://%s", app->w.host);
+	else
+		app->base_url = xasprintf("https://%s:%d", app->w.host,
+		    app->port);
+	log_info(NULL, "serve.listening", "url=%s webapp=%s import=%s",
+	    log_q(app->base_url), log_q(app->w.url),
+	    app->w.photo_import ? "on" : "off");
+	printf("photosync portal: serving %s\n", app->base_url);
+out:
+	free(key);
+	free(cert);
+	free(tkey);
+	free(tcert);
+	return rc;
+}
+
+static void
+app_stop(struct webapp_ctx *app)
+{
+	http_server_free(app->http);
+	http_tls_free(app->tls);
+	pki_key_free(app->s2s_key);
+	free(app->s2s_cert);
+	free(app->base_url);
+	placeholder_free(&app->placeholder);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct portal_srv *srv = arg;
+
+	(void)what;
+	log_info(NULL, "serve.stopping", "signal=%d", (int)sig);
+	event_base_loopexit(srv->base, NULL);
+}
+
+ps_err
+portal_serve(struct portal_state *ps, const char *listen_host,
+    const char *port_file)
+{
+	struct portal_srv srv = { .ps = ps };
+	struct app_list l = { 0 };
+	struct event *sigint = NULL, *sigterm = NULL;
+	struct buf ports;
+	size_t i;
+	ps_err rc;
+
+	signal(SIGPIPE, SIG_IGN);
+	buf_init(&ports, 4096);
+	srv.base = event_base_new();
+	srv.auth_cache = auth_cache_new(4096);
+	srv.xfer = xfer_loop_new(srv.base);
+	srv.pool = work_pool_new(srv.base, 0);
+	if ((rc = store_webapp_each(ps->store, collect_app, &l)) != PS_OK)
+		goto out;
+	if (l.n == 0) {
+		rc = ps_errf(PS_EINVAL, "no web application (photosync portal "
+		    "webapp add)");
+		goto out;
+	}
+	srv.apps = l.a;
+	srv.n_apps = l.n;
+	srv.version = store_data_version(ps->store);
+	for (i = 0; i < srv.n_apps; i++) {
+		if ((rc = app_start(&srv, &srv.apps[i], listen_host)) != PS_OK)
+			goto out;
+		buf_addf(&ports, "%d\n", srv.apps[i].port);
+	}
+	if (port_file && (rc = file_write_atomic(port_file, ports.b_data,
+	    ports.b_len, 0644)) != PS_OK)
+		goto out;
+	fflush(stdout);
+	sigint = evsignal_new(srv.base, SIGINT, on_signal, &srv);
+	sigterm = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
+	event_add(sigint, NULL);
+	event_add(sigterm, NULL);
+	event_base_dispatch(srv.base);
+	rc = PS_OK;
+out:
+	if (sigint)
+		event_free(sigint);
+	if (sigterm)
+		event_free(sigterm);
+	work_pool_free(srv.pool);
+	xfer_loop_free(srv.xfer);
+	sync_shutdown(&srv);
+	for (i = 0; i < srv.n_apps; i++)
+		app_stop(&srv.apps[i]);
+	free(srv.apps);
+	auth_cache_free(srv.auth_cache);
+	event_base_free(srv.base);
+	buf_cleanup(&ports);
+	return rc;
+}

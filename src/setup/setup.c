@@ -1,0 +1,190 @@
+/*
+ * Admin helpers shared by the master's and the portal's commands.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/file.h"
+#include "common/str.h"
+#include "common/xalloc.h"
+#include "setup.h"
+#include "xfer/xfer.h"
+
+ps_err
+setup_host_port(const char *s, int default_port, char **host, int *port)
+{
+	const char *colon;
+	char *end;
+	long p = default_port;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (close == NULL)
+			return ps_errf(PS_EINVAL, "invalid host \"%s\"", s);
+		*host = xstrndup(s + 1, (size_t)(close - s - 1));
+		if (close[1] != '\0' && close[1] != ':') {
+			free(*host);
+			return ps_errf(PS_EINVAL, "invalid host \"%s\"", s);
+		}
+		colon = close[1] == ':' ? close + 1 : NULL;
+	} else {
+		colon = strrchr(s, ':');
+		*host = colon ? xstrndup(s, (size_t)(colon - s)) : xstrdup(s);
+	}
+	if (colon) {
+		p = strtol(colon + 1, &end, 10);
+		if (*end || colon[1] == '\0' || p < 0 || p > 65535) {
+			free(*host);
+			return ps_errf(PS_EINVAL, "invalid port in \"%s\"", s);
+		}
+	}
+	if ((*host)[0] == '\0' || strpbrk(*host, "/ @?#\\")) {
+		free(*host);
+		return ps_errf(PS_EINVAL, "invalid host \"%s\"", s);
+	}
+	str_lower(*host);
+	*port = (int)p;
+	return PS_OK;
+}
+
+ps_err
+setup_https_url(const char *url, char **host, int *port)
+{
+	const char *auth;
+	char *hostport;
+	size_t n;
+	ps_err rc;
+
+	if (!str_case_prefix(url, "https://"))
+		return ps_errf(PS_EINVAL, "\"%s\" is not an https:// URL", url);
+	auth = url + 8;
+	n = strcspn(auth, "/?#");
+	if (auth[n] != '\0' && strcmp(auth + n, "/") != 0)
+		return ps_errf(PS_EINVAL, "\"%s\": give the URL without a path",
+		    url);
+	hostport = xstrndup(auth, n);
+	rc = setup_host_port(hostport, 443, host, port);
+	free(hostport);
+	return rc;
+}
+
+ps_err
+setup_https_url_host(const char *url, char **host, int *port)
+{
+	const char *auth;
+	char *hostport;
+	int dflt;
+	ps_err rc;
+
+	if (str_case_prefix(url, "https://")) {
+		auth = url + 8;
+		dflt = 443;
+	} else if (str_case_prefix(url, "http://")) {
+		auth = url + 7;
+		dflt = 80;
+	} else {
+		return ps_errf(PS_EINVAL, "\"%s\" is not an http(s) URL", url);
+	}
+	hostport = xstrndup(auth, strcspn(auth, "/?#"));
+	rc = setup_host_port(hostport, dflt, host, port);
+	free(hostport);
+	return rc;
+}
+
+bool
+setup_is_ip(const char *h)
+{
+	return strspn(h, "0123456789.") == strlen(h) || strchr(h, ':');
+}
+
+ps_err
+setup_key_and_cert(const char *dir, const char *keyname,
+    const char *certname, const struct pki_cert_spec *spec,
+    const struct pki_key *ca_key, const unsigned char *ca_der,
+    size_t ca_len)
+{
+	struct pki_key *key = NULL;
+	unsigned char *der = NULL;
+	size_t len = 0;
+	char *kp = file_join(dir, keyname), *cp = file_join(dir, certname);
+	ps_err rc;
+
+	if ((rc = pki_key_generate(&key)) != PS_OK ||
+	    (rc = pki_cert_create(key, spec, ca_key, ca_der, ca_len, &der,
+	    &len)) != PS_OK ||
+	    (rc = pki_key_save(key, kp)) != PS_OK)
+		goto out;
+	rc = pki_cert_save(der, len, cp);
+out:
+	pki_key_free(key);
+	free(der);
+	free(kp);
+	free(cp);
+	return rc;
+}
+
+void
+setup_tls_spec(struct pki_cert_spec *spec, const char *host,
+    const char **name_slot)
+{
+	memset(spec, 0, sizeof(*spec));
+	*name_slot = host;
+	spec->common_name = host;
+	if (setup_is_ip(host)) {
+		spec->ips = name_slot;
+		spec->n_ips = 1;
+	} else {
+		spec->dns_names = name_slot;
+		spec->n_dns = 1;
+	}
+	spec->days = 825;
+}
+
+ps_err
+setup_copy_file(const char *from, const char *dir, const char *name,
+    mode_t mode)
+{
+	char *data = NULL, *to = file_join(dir, name);
+	size_t len = 0;
+	ps_err rc;
+
+	if ((rc = file_read(from, 1024 * 1024, &data, &len)) == PS_OK)
+		rc = file_write_atomic(to, data, len, mode);
+	if (data)
+		xfree_secret(data, len);
+	free(to);
+	return rc;
+}
+
+ps_err
+setup_metadata_load(const char *url, const char *file, const char *ca_file,
+    struct buf *doc, struct s2s_metadata *md)
+{
+	struct xfer_opts xo = { .ca_file = ca_file,
+	    .max_bytes = S2S_MAX_METADATA };
+	char *data = NULL;
+	size_t len = 0;
+	long status = 0;
+	ps_err rc;
+
+	if (url) {
+		if ((rc = xfer_get(url, &xo, &status, doc)) != PS_OK)
+			return rc;
+		if (status != 200)
+			return ps_errf(PS_EUPSTREAM, "%s answered HTTP %ld",
+			    url, status);
+	} else {
+		if ((rc = file_read(file, S2S_MAX_METADATA, &data, &len)) !=
+		    PS_OK)
+			return rc;
+		rc = buf_add(doc, data, len);
+		free(data);
+		if (rc != PS_OK)
+			return rc;
+	}
+	if ((rc = s2s_metadata_parse(doc->b_data, doc->b_len, md)) != PS_OK)
+		return ps_errf(rc, "the metadata document is not usable: %s",
+		    ps_errmsg());
+	return PS_OK;
+}

@@ -1,0 +1,56 @@
+/*
+ * Helpers shared by the admin commands of both roles: host and URL
+ * parsing, key and certificate files in a state directory, and loading a
+ * peer's S2S metadata document from an HTTPS URL or a file.
+ */
+#ifndef PS_SETUP_H
+#define PS_SETUP_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "pki/pki.h"
+#include "s2s/s2s.h"
+
+/*
+ * Splits "host[:port]" or "[v6]:port" (port defaults to `default_port`),
+ * refusing empty hosts and hosts with '/', ' ', '@', '?' or '#'. The host
+ * comes back in lower case; the caller frees it.
+ */
+ps_err	setup_host_port(const char *s, int default_port, char **host,
+	    int *port);
+/* Splits "https://host[:port]" (nothing after the authority but "/"). */
+ps_err	setup_https_url(const char *url, char **host, int *port);
+/*
+ * The host and port of any http(s) URL (a path may follow); the port
+ * defaults to 443 or 80. The caller frees *host.
+ */
+ps_err	setup_https_url_host(const char *url, char **host, int *port);
+bool	setup_is_ip(const char *host);
+
+/*
+ * Writes a new RSA key and a certificate for `spec` into dir/keyname and
+ * dir/certname. With `ca_key` the certificate is signed by that CA (whose
+ * certificate is ca_der), otherwise it is self-signed.
+ */
+ps_err	setup_key_and_cert(const char *dir, const char *keyname,
+	    const char *certname, const struct pki_cert_spec *spec,
+	    const struct pki_key *ca_key, const unsigned char *ca_der,
+	    size_t ca_len);
+/* A TLS server certificate spec for `host` (DNS or IP subjectAltName). */
+void	setup_tls_spec(struct pki_cert_spec *spec, const char *host,
+	    const char **name_slot);
+/* Copies `from` to dir/name with `mode`. */
+ps_err	setup_copy_file(const char *from, const char *dir, const char *name,
+	    mode_t mode);
+
+/*
+ * Loads a metadata document from `url` (HTTPS, verified against `ca_file`
+ * or the system's CAs) or from `file`, into `doc`, and parses it into `md`.
+ */
+ps_err	setup_metadata_load(const char *url, const char *file,
+	    const char *ca_file, struct buf *doc, struct s2s_metadata *md);
+
+#endif

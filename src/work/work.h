@@ -1,0 +1,52 @@
+/*
+ * The worker pool: a few threads that run blocking work (image decoding
+ * and encoding, store calls, anything that may wait on the disk) off the
+ * event loop, and report back to it.
+ *
+ * A job is a pair of functions on one argument: run(arg) on a worker
+ * thread, then done(arg) on the loop thread, in the order of submission
+ * for run (FIFO; with several threads, jobs may finish in another order).
+ * The loop is woken through a pipe it watches, so no libevent threading
+ * setup is needed. run() must not touch loop-owned state; done() may, and
+ * may submit more jobs.
+ */
+#ifndef PS_WORK_H
+#define PS_WORK_H
+
+#include <stddef.h>
+
+struct event_base;
+struct work_pool;
+
+/*
+ * Starts `threads` workers (<= 0: the number of CPUs, at least 2; at
+ * most 64) that report to `base` (borrowed; must outlive the pool). Call
+ * it from the loop thread. Returns NULL, with the reason in ps_errmsg(),
+ * when a thread or the wake-up pipe cannot be made. Free with
+ * work_pool_free().
+ */
+struct work_pool *work_pool_new(struct event_base *, int threads);
+
+/*
+ * Waits for the jobs that are running, discards the queued ones without
+ * calling run or done, and frees the pool. done() is not called for any
+ * job that has not reported back yet, so the caller still owns those
+ * jobs' arguments. NULL is a no-op. Loop thread only; may be called from
+ * inside a done callback.
+ */
+void	work_pool_free(struct work_pool *);
+
+/*
+ * Queues run(arg) for a worker thread and then done(arg) for the loop
+ * thread. run must not be NULL; done may be NULL. Any thread may submit.
+ */
+void	work_submit(struct work_pool *, void (*run)(void *),
+	    void (*done)(void *), void *arg);
+
+/*
+ * The jobs whose done() has not run yet: queued, running, or finished
+ * and waiting for the loop. For metrics; any thread.
+ */
+size_t	work_pending(struct work_pool *);
+
+#endif
