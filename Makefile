@@ -30,6 +30,7 @@ check-plain: deps $(BUILD)/build.ninja
 check-san: deps $(SAN_BUILD)/build.ninja
 	ninja -C $(SAN_BUILD)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan.supp \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    meson test -C $(SAN_BUILD) --print-errorlogs
 

@@ -7,9 +7,10 @@
  * Only then is it decoded, once (a JPEG scaled in the decoder towards the
  * largest side wanted), cropped to its centred square, brought to 8-bit
  * sRGB (through its ICC profile if it has one) with any alpha flattened
- * onto white, turned upright by its EXIF orientation and held in memory. Every requested side is reduced from
- * that square (or from a larger reduction of it) and written as a baseline
- * JPEG with all metadata stripped (no EXIF, GPS, XMP or ICC profile).
+ * onto white, turned upright by its EXIF orientation and held in memory.
+ * Every requested side is reduced from that square (or from a larger
+ * reduction of it) and written as a baseline JPEG with all metadata
+ * stripped (no EXIF, GPS, XMP or ICC profile).
  * Animated GIF and WebP give their first frame.
  *
  * Output bytes come from xmalloc(): release them with image_jpeg_free()

@@ -2,7 +2,8 @@
  * Unit tests of the image pipeline: sides and square crops, no upscaling,
  * EXIF orientation, metadata stripping, accepted and refused formats,
  * limits checked before decoding, colour conversion, generated photos,
- * placeholders and concurrent use. Inputs are built here with libvips; no fixture files.
+ * placeholders and concurrent use. Inputs are built here with libvips;
+ * there are no fixture files.
  */
 #include <pthread.h>
 #include <stdbool.h>
