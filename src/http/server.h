@@ -81,6 +81,22 @@ bool	http_req_cookie(const struct http_req *, const char *name, char *buf,
  * when absent or malformed. The caller frees it.
  */
 char	*http_form_value(const char *body, const char *name);
+/* One field of a multipart/form-data body (RFC 7578). */
+struct http_part {
+	char			 filename[256];	/* "" when not a file */
+	char			 content_type[128];
+	const unsigned char	*data;		/* borrowed from the body */
+	size_t			 len;
+};
+
+/*
+ * Finds field `name` in a multipart/form-data body whose Content-Type
+ * header is `ctype`. PS_ENOTFOUND when absent, PS_EINVAL when the body is
+ * not a well-formed multipart form.
+ */
+ps_err	http_multipart_field(const char *ctype, const char *body, size_t len,
+	    const char *name, struct http_part *out);
+
 /* Percent-encodes `s` for a query string; the caller frees it. */
 char	*http_encode(const char *s);
 

@@ -39,12 +39,16 @@ esc(struct buf *b, const char *s)
 }
 
 static void
-photo_url(struct buf *b, const char *account, char size)
+photo_url(struct buf *b, const char *account, char size, const char *tag)
 {
 	char *enc = http_encode(account);
 
 	buf_addf(b, "/_layouts/15/userphoto.aspx?size=%c&amp;accountname=%s",
 	    size, enc);
+	if (tag && *tag) {
+		buf_adds(b, "&amp;t=");
+		esc(b, tag);
+	}
 	free(enc);
 }
 
@@ -105,10 +109,10 @@ page_login(struct buf *b, const char *csrf, const char *return_url,
 }
 
 static void
-profile_photo(struct buf *b, const struct store_user *u)
+profile_photo(struct buf *b, const struct store_user *u, const char *tag)
 {
 	buf_adds(b, "<img class=\"big\" src=\"");
-	photo_url(b, u->account, 'L');
+	photo_url(b, u->account, 'L', tag);
 	buf_adds(b, "\" width=\"300\" height=\"300\" alt=\"Photo of ");
 	esc(b, u->name[0] ? u->name : u->account);
 	buf_adds(b, "\">");
@@ -126,7 +130,8 @@ profile_facts(struct buf *b, const struct store_user *u)
 
 void
 page_my(struct buf *b, const struct page_viewer *v,
-    const struct store_sync *sync, const char *photo_source)
+    const struct store_sync *sync, const char *photo_source,
+    const char *photo_tag, const char *notice)
 {
 	const struct store_user *u = v->user;
 
@@ -134,7 +139,12 @@ page_my(struct buf *b, const struct page_viewer *v,
 	buf_adds(b, "<div class=\"card\"><h1>");
 	esc(b, u->name[0] ? u->name : u->account);
 	buf_adds(b, "</h1>");
-	profile_photo(b, u);
+	if (notice) {
+		buf_adds(b, "<p role=\"status\"><strong>");
+		esc(b, notice);
+		buf_adds(b, "</strong></p>");
+	}
+	profile_photo(b, u, photo_tag);
 	profile_facts(b, u);
 	buf_adds(b, "<p>");
 	if (photo_source && strcmp(photo_source, "master") == 0)
@@ -155,13 +165,13 @@ page_my(struct buf *b, const struct page_viewer *v,
 
 void
 page_person(struct buf *b, const struct page_viewer *v,
-    const struct store_user *who)
+    const struct store_user *who, const char *photo_tag)
 {
 	begin(b, v, who->name[0] ? who->name : who->account);
 	buf_adds(b, "<div class=\"card\"><h1>");
 	esc(b, who->name[0] ? who->name : who->account);
 	buf_adds(b, "</h1>");
-	profile_photo(b, who);
+	profile_photo(b, who, photo_tag);
 	profile_facts(b, who);
 	buf_adds(b, "</div>");
 	end(b);
@@ -169,7 +179,7 @@ page_person(struct buf *b, const struct page_viewer *v,
 
 void
 page_people(struct buf *b, const struct page_viewer *v,
-    const struct store_user *users, size_t n)
+    const struct store_user *users, const char (*tags)[16], size_t n)
 {
 	size_t i;
 
@@ -179,7 +189,7 @@ page_people(struct buf *b, const struct page_viewer *v,
 		char *enc = http_encode(users[i].account);
 
 		buf_adds(b, "<li><img src=\"");
-		photo_url(b, users[i].account, 'M');
+		photo_url(b, users[i].account, 'M', tags[i]);
 		buf_adds(b, "\" width=\"72\" height=\"72\" alt=\"Photo of ");
 		esc(b, users[i].name[0] ? users[i].name : users[i].account);
 		buf_addf(b, "\"><a href=\"/my/person.aspx?accountname=%s\">",
@@ -189,6 +199,40 @@ page_people(struct buf *b, const struct page_viewer *v,
 		free(enc);
 	}
 	buf_adds(b, "</ul></div>");
+	end(b);
+}
+
+void
+page_upload(struct buf *b, const struct page_viewer *v,
+    const char *photo_tag, const char *managed_url, const char *error)
+{
+	const struct store_user *u = v->user;
+
+	begin(b, v, "Change photo");
+	buf_adds(b, "<div class=\"card\"><h1>Change photo</h1>");
+	if (error) {
+		buf_adds(b, "<p class=\"error\" role=\"alert\">");
+		esc(b, error);
+		buf_adds(b, "</p>");
+	}
+	profile_photo(b, u, photo_tag);
+	if (managed_url) {
+		buf_adds(b, "<p>Your photo is managed by the mail server. "
+		    "<a href=\"");
+		esc(b, managed_url);
+		buf_adds(b, "\">Change it there</a>.</p>");
+	} else {
+		buf_adds(b, "<form method=\"post\" action=\"/my/changephoto\" "
+		    "enctype=\"multipart/form-data\"><input type=\"hidden\" "
+		    "name=\"csrf\" value=\"");
+		esc(b, v->csrf);
+		buf_adds(b, "\"><label for=\"photo\">Choose a photo (JPEG, "
+		    "PNG, WebP, HEIF or GIF, at most 20 MB)</label>"
+		    "<input type=\"file\" id=\"photo\" name=\"photo\" "
+		    "accept=\"image/*\" required><br><button class=\"primary\" "
+		    "type=\"submit\">Upload</button></form>");
+	}
+	buf_adds(b, "<p><a href=\"/my\">Back to my profile</a></p></div>");
 	end(b);
 }
 

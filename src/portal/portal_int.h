@@ -90,14 +90,31 @@ typedef void (*sync_wait_fn)(void *arg);
 
 /*
  * The owner asked for their own photo: if the web application's settings
- * and the expiration windows call for a sync, starts one (or joins the one
- * in flight) and returns true: `fn` will be called once, on completion or
- * after SYNC_WAIT_MS, whichever comes first. Returns false when no sync is
+ * and the expiration windows call for a sync (always, with SYNC_FORCE),
+ * starts one (or joins the one in flight) and returns true: `fn` will be
+ * called once, on completion or after SYNC_WAIT_MS, whichever comes first
+ * (possibly before sync_request returns). Returns false when no sync is
  * due; the caller serves at once.
  */
 #define SYNC_WAIT_MS 2500
+#define SYNC_FORCE 1
 bool	sync_request(struct webapp_ctx *, const struct store_user *owner,
-	    const char *reqid, sync_wait_fn fn, void *arg);
+	    const char *reqid, int flags, sync_wait_fn fn, void *arg);
+
+/*
+ * What Autodiscover says about a user: has_mailbox 1 with the ECP photo
+ * URL, 0 (no mailbox), or -1 with the reason it could not be found out.
+ */
+typedef void (*sync_discover_fn)(void *arg, int has_mailbox,
+    const char *ecp_photo_url, const char *reason);
+
+/*
+ * Finds out whether the user has a mailbox at the master, from the cache
+ * of Autodiscover answers or by asking (on the loop). `fn` is called once,
+ * possibly before sync_discover returns.
+ */
+void	sync_discover(struct webapp_ctx *, const struct store_user *user,
+	    const char *reqid, sync_discover_fn fn, void *arg);
 /* Forgets a waiter whose request went away (not called back). */
 void	sync_cancel_wait(struct portal_srv *, void *arg);
 void	sync_shutdown(struct portal_srv *);

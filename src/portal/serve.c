@@ -373,8 +373,8 @@ photo_request(struct webapp_ctx *app, struct http_req *r,
 		pw->size = size;
 		str_copy(pw->account, target->account, sizeof(pw->account));
 		http_req_defer(r);
-		if (sync_request(app, target, http_req_id(r), photo_wait_done,
-		    pw))
+		if (sync_request(app, target, http_req_id(r), 0,
+		    photo_wait_done, pw))
 			return;
 		free(pw);
 	}
@@ -453,23 +453,295 @@ handle_error_page(struct http_req *r, const struct viewer *v, int status,
 	buf_cleanup(&b);
 }
 
+/* A short tag of the user's current photo, for cache-busting URLs. */
+static void
+photo_tag(struct webapp_ctx *app, const char *account, char tag[16])
+{
+	char etag[64];
+
+	tag[0] = '\0';
+	if (store_thumb_etag(app->srv->ps->store, app->w.id, account, etag) ==
+	    PS_OK)
+		str_copy(tag, etag, 13);
+}
+
 static void
 handle_my(struct webapp_ctx *app, struct http_req *r, const struct viewer *v)
 {
 	struct page_viewer pv = { &v->user, v->csrf };
 	struct store_thumb t = { 0 };
 	struct store_sync s;
+	const char *changed = http_req_query(r, "changed");
+	char tag[16];
 	struct buf b;
 	bool has;
 
 	store_sync_get(app->srv->ps->store, app->w.id, v->user.account, &s);
 	has = store_thumb_get(app->srv->ps->store, app->w.id, v->user.account,
 	    STORE_S, &t) == PS_OK;
+	photo_tag(app, v->user.account, tag);
 	buf_init(&b, 1 << 20);
-	page_my(&b, &pv, &s, has ? t.source : NULL);
+	page_my(&b, &pv, &s, has ? t.source : NULL, tag, changed ?
+	    "Your photo was changed." : NULL);
 	reply_html(r, 200, &b);
 	buf_cleanup(&b);
 	store_thumb_cleanup(&t);
+}
+
+/* ---- changing one's photo ---- */
+
+/* A change-photo request waiting for Autodiscover or a render. */
+struct change {
+	struct webapp_ctx	*app;
+	struct http_req		*r;
+	struct store_user	 user;		/* pwhash not kept */
+	char			 csrf[65];
+	bool			 basic;
+	bool			 post;
+	/* the upload, rendered on a worker */
+	unsigned char		*upload;
+	size_t			 upload_len;
+	struct image_jpeg	 out[3];
+	ps_err			 render_rc;
+	char			 render_err[256];
+};
+
+static struct change *
+change_new(struct webapp_ctx *app, struct http_req *r, const struct viewer *v)
+{
+	struct change *c = xcalloc(1, sizeof(*c));
+
+	c->app = app;
+	c->r = r;
+	c->user = v->user;
+	c->user.pwhash = NULL;
+	str_copy(c->csrf, v->csrf, sizeof(c->csrf));
+	c->basic = v->basic;
+	c->post = http_req_method(r) == HTTP_POST;
+	return c;
+}
+
+static void
+change_free(struct change *c)
+{
+	int i;
+
+	for (i = 0; i < 3; i++)
+		image_jpeg_free(&c->out[i]);
+	free(c->upload);
+	free(c);
+}
+
+static void
+upload_page(struct change *c, int status, const char *managed_url,
+    const char *error)
+{
+	struct page_viewer pv = { &c->user, c->csrf };
+	char tag[16];
+	struct buf b;
+
+	if (c->basic && c->post) {
+		/* Scripts get the reason in plain words. */
+		if (error)
+			http_reply_error(c->r, status, error);
+		else
+			http_reply(c->r, status, "text/plain; charset=utf-8",
+			    "stored\n", 7);
+		return;
+	}
+	photo_tag(c->app, c->user.account, tag);
+	buf_init(&b, 1 << 20);
+	page_upload(&b, &pv, tag, managed_url, error);
+	reply_html(c->r, status, &b);
+	buf_cleanup(&b);
+}
+
+static void
+upload_render(void *arg)
+{
+	struct change *c = arg;
+	const struct store_webapp *w = &c->app->w;
+	const int sides[3] = { w->size_s, w->size_m, w->size_l };
+
+	c->render_rc = image_render(c->upload, c->upload_len,
+	    &image_default_limits, sides, 3, c->out, NULL);
+	if (c->render_rc != PS_OK)
+		str_copy(c->render_err, ps_errmsg(), sizeof(c->render_err));
+}
+
+static void
+upload_rendered(void *arg)
+{
+	struct change *c = arg;
+	const unsigned char *data[3];
+	size_t len[3];
+	unsigned char rnd[16];
+	char etag[33];
+	int i;
+
+	if (c->render_rc != PS_OK) {
+		log_info(http_req_id(c->r), "photo.upload_refused", "account=%s "
+		    "reason=%s", log_q(c->user.account), log_q(c->render_err));
+		upload_page(c, c->render_rc == PS_ELIMIT ? 413 : 415, NULL,
+		    c->render_err);
+		change_free(c);
+		return;
+	}
+	for (i = 0; i < 3; i++) {
+		data[i] = c->out[i].data;
+		len[i] = c->out[i].len;
+	}
+	rand_bytes(rnd, sizeof(rnd));
+	hex_encode(rnd, sizeof(rnd), etag);
+	if (store_thumb_put(c->app->srv->ps->store, c->app->w.id,
+	    c->user.account, "local", etag, data, len) != PS_OK) {
+		upload_page(c, 500, NULL, "The photo could not be stored.");
+		change_free(c);
+		return;
+	}
+	log_info(http_req_id(c->r), "photo.uploaded", "account=%s etag=%s "
+	    "bytes=%zu", log_q(c->user.account), etag, c->upload_len);
+	if (c->basic) {
+		upload_page(c, 200, NULL, NULL);
+	} else {
+		http_reply_header(c->r, "Location", "/my?changed=1");
+		http_reply(c->r, 303, NULL, NULL, 0);
+	}
+	change_free(c);
+}
+
+/* Takes the uploaded file and renders it off the loop. */
+static void
+upload_start(struct change *c)
+{
+	struct http_part part;
+	const char *body;
+	size_t len;
+	ps_err rc;
+
+	body = http_req_body(c->r, &len);
+	rc = http_multipart_field(http_req_header(c->r, "Content-Type"), body,
+	    len, "photo", &part);
+	if (rc != PS_OK || part.len == 0) {
+		upload_page(c, 400, NULL, rc == PS_EINVAL ? ps_errmsg() :
+		    "Choose a photo first.");
+		change_free(c);
+		return;
+	}
+	c->upload = xmalloc(part.len);
+	memcpy(c->upload, part.data, part.len);
+	c->upload_len = part.len;
+	work_submit(c->app->srv->pool, upload_render, upload_rendered, c);
+}
+
+static void
+change_discovered(void *arg, int has_mailbox, const char *ecp_url,
+    const char *reason)
+{
+	struct change *c = arg;
+	char *back, *enc, *loc, msg[600];
+
+	if (has_mailbox == 1 && c->post) {
+		log_info(http_req_id(c->r), "photo.upload_refused", "account=%s "
+		    "reason=%s", log_q(c->user.account),
+		    log_q("managed by the mail server"));
+		upload_page(c, 409, ecp_url, "Your photo is managed by the "
+		    "mail server; change it there.");
+	} else if (has_mailbox == 1) {
+		/* Off to the mail server's page, with the way back. */
+		back = xasprintf("%s/my/photochanged", c->app->base_url);
+		enc = http_encode(back);
+		loc = xasprintf("%s%sreturnUrl=%s", ecp_url,
+		    strchr(ecp_url, '?') ? "&" : "?", enc);
+		log_info(http_req_id(c->r), "photo.change_redirect",
+		    "account=%s to=%s", log_q(c->user.account), log_q(ecp_url));
+		http_reply_header(c->r, "Location", loc);
+		http_reply_header(c->r, "Cache-Control", "no-store");
+		http_reply(c->r, 302, NULL, NULL, 0);
+		free(back);
+		free(enc);
+		free(loc);
+	} else if (has_mailbox == 0) {
+		if (c->post) {
+			upload_start(c);
+			return;
+		}
+		upload_page(c, 200, NULL, NULL);
+	} else {
+		snprintf(msg, sizeof(msg), "The mail server could not be "
+		    "asked where your photo is managed (%s). Try again later.",
+		    reason ? reason : "no answer");
+		upload_page(c, 503, NULL, msg);
+	}
+	change_free(c);
+}
+
+static void
+handle_changephoto(struct webapp_ctx *app, struct http_req *r,
+    const struct viewer *v)
+{
+	struct change *c = change_new(app, r, v);
+
+	http_req_defer(r);
+	if (c->post && !c->basic) {
+		struct http_part part;
+		const char *body;
+		size_t len;
+
+		/* A browser's form must carry the session's CSRF token. */
+		body = http_req_body(r, &len);
+		if (http_multipart_field(http_req_header(r, "Content-Type"),
+		    body, len, "csrf", &part) != PS_OK ||
+		    part.len != strlen(v->csrf) || part.len == 0 ||
+		    !str_ct_eq(part.data, v->csrf, part.len)) {
+			upload_page(c, 400, NULL, "The form expired. Please "
+			    "choose the photo again.");
+			change_free(c);
+			return;
+		}
+	}
+	if (!app->w.photo_import) {
+		/* The local library is authoritative. */
+		if (c->post) {
+			upload_start(c);
+		} else {
+			upload_page(c, 200, NULL, NULL);
+			change_free(c);
+		}
+		return;
+	}
+	sync_discover(app, &c->user, http_req_id(r), change_discovered, c);
+}
+
+/* Back from the mail server's page: fetch the new photo at once. */
+struct back {
+	struct http_req	*r;
+};
+
+static void
+back_synced(void *arg)
+{
+	struct back *bk = arg;
+
+	http_reply_header(bk->r, "Location", "/my?changed=1");
+	http_reply_header(bk->r, "Cache-Control", "no-store");
+	http_reply(bk->r, 303, NULL, NULL, 0);
+	free(bk);
+}
+
+static void
+handle_photochanged(struct webapp_ctx *app, struct http_req *r,
+    const struct viewer *v)
+{
+	struct back *bk = xcalloc(1, sizeof(*bk));
+
+	bk->r = r;
+	http_req_defer(r);
+	log_info(http_req_id(r), "photo.changed_at_master", "account=%s",
+	    log_q(v->user.account));
+	if (!sync_request(app, &v->user, http_req_id(r), SYNC_FORCE,
+	    back_synced, bk))
+		back_synced(bk);
 }
 
 static void
@@ -479,6 +751,7 @@ handle_person(struct webapp_ctx *app, struct http_req *r,
 	struct page_viewer pv = { &v->user, v->csrf };
 	const char *who = http_req_query_ci(r, "accountname");
 	struct store_user u = { 0 };
+	char tag[16];
 	struct buf b;
 
 	if (who == NULL || user_lookup(app->srv->ps->store, who, &u) !=
@@ -486,8 +759,9 @@ handle_person(struct webapp_ctx *app, struct http_req *r,
 		handle_error_page(r, v, 404, "There is no such person.");
 		return;
 	}
+	photo_tag(app, u.account, tag);
 	buf_init(&b, 1 << 20);
-	page_person(&b, &pv, &u);
+	page_person(&b, &pv, &u, tag);
 	reply_html(r, 200, &b);
 	buf_cleanup(&b);
 	store_user_cleanup(&u);
@@ -516,13 +790,19 @@ handle_people(struct webapp_ctx *app, struct http_req *r,
 {
 	struct page_viewer pv = { &v->user, v->csrf };
 	struct user_list l = { 0 };
+	char (*tags)[16];
 	struct buf b;
+	size_t i;
 
 	store_user_each(app->srv->ps->store, collect_user, &l);
+	tags = xcalloc(l.n + 1, sizeof(*tags));
+	for (i = 0; i < l.n; i++)
+		photo_tag(app, l.u[i].account, tags[i]);
 	buf_init(&b, 16 << 20);
-	page_people(&b, &pv, l.u, l.n);
+	page_people(&b, &pv, l.u, (const char (*)[16])tags, l.n);
 	reply_html(r, 200, &b);
 	buf_cleanup(&b);
+	free(tags);
 	free(l.u);
 }
 
@@ -698,6 +978,8 @@ handle(struct http_req *r, void *arg)
 		    strlen(LIBRARY_PREFIX));
 	else if (strcmp(path, "/logout") == 0)
 		handle_logout(app, r, &v);
+	else if (strcmp(path, "/my/changephoto") == 0)
+		handle_changephoto(app, r, &v);
 	else if (m == HTTP_POST)
 		http_reply_error(r, 405, "method not allowed");
 	else if (strcmp(path, "/my") == 0 || strcmp(path, "/") == 0 ||
@@ -707,6 +989,8 @@ handle(struct http_req *r, void *arg)
 		handle_person(app, r, &v);
 	else if (strcmp(path, "/people") == 0)
 		handle_people(app, r, &v);
+	else if (strcmp(path, "/my/photochanged") == 0)
+		handle_photochanged(app, r, &v);
 	else
 		handle_error_page(r, &v, 404, "There is no such page.");
 	store_user_cleanup(&v.user);
@@ -749,6 +1033,8 @@ app_start(struct portal_srv *srv, struct webapp_ctx *app,
 	    (rc = placeholder_make(app)) != PS_OK)
 		goto out;
 	app->http = http_server_new(srv->base, "portal", handle, app);
+	/* Photo uploads: the image pipeline's limit, plus the form around. */
+	http_server_set_max_body(app->http, IMAGE_MAX_BYTES + 64 * 1024);
 	if ((rc = http_server_listen(app->http, listen_host ? listen_host :
 	    app->w.host, app->w.port, app->tls, &app->port)) != PS_OK)
 		goto out;

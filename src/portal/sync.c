@@ -64,6 +64,7 @@ struct sync_job {
 	char			*photos_url;
 	char			*ecp_photo_url;
 	char			 issuer_realm[64];
+	bool			 discover_only;	/* stop after Autodiscover */
 	int64_t			 started_ms;
 	/* the render, done on a worker */
 	struct buf		 photo;
@@ -596,6 +597,14 @@ ad_done(const struct xfer_response *r, void *arg)
 	job->photos_url = xstrdup(us.photos_url);
 	job->ecp_photo_url = xstrdup(us.ecp_photo_url);
 	ad_user_settings_cleanup(&us);
+	if (job->discover_only) {
+		/* Only the question "which mailbox?"; no photo was fetched. */
+		job->state.has_mailbox = 1;
+		store_sync_put(job->app->srv->ps->store, job->app->w.id,
+		    job->account, &job->state);
+		job_finish(job);
+		return;
+	}
 	start_photo(job);
 }
 
@@ -630,13 +639,48 @@ start_autodiscover(struct sync_job *job)
 
 /* ---- entry ---- */
 
+static struct sync_job *
+job_find(struct portal_srv *srv, struct webapp_ctx *app, const char *account)
+{
+	struct sync_job *job;
+
+	for (job = srv->jobs; job; job = job->next)
+		if (job->app == app && strcmp(job->account, account) == 0)
+			return job;
+	return NULL;
+}
+
+static struct sync_job *
+job_new(struct webapp_ctx *app, const struct store_user *owner,
+    const char *reqid, const struct store_sync *state)
+{
+	struct portal_srv *srv = app->srv;
+	struct store_thumb t = { 0 };
+	struct sync_job *job = xcalloc(1, sizeof(*job));
+
+	job->app = app;
+	str_copy(job->account, owner->account, sizeof(job->account));
+	str_copy(job->email, owner->email, sizeof(job->email));
+	str_copy(job->reqid, reqid, sizeof(job->reqid));
+	job->state = *state;
+	job->started_ms = time_mono_ms();
+	buf_init(&job->photo, SYNC_MAX_PHOTO);
+	if (store_thumb_get(srv->ps->store, app->w.id, owner->account, STORE_S,
+	    &t) == PS_OK) {
+		job->have_master_photo = strcmp(t.source, "master") == 0;
+		store_thumb_cleanup(&t);
+	}
+	job->next = srv->jobs;
+	srv->jobs = job;
+	return job;
+}
+
 bool
 sync_request(struct webapp_ctx *app, const struct store_user *owner,
-    const char *reqid, sync_wait_fn fn, void *arg)
+    const char *reqid, int flags, sync_wait_fn fn, void *arg)
 {
 	struct portal_srv *srv = app->srv;
 	const struct store_webapp *w = &app->w;
-	struct store_thumb t = { 0 };
 	struct ad_cache_entry *ad;
 	struct sync_job *job;
 	struct store_sync state;
@@ -644,49 +688,35 @@ sync_request(struct webapp_ctx *app, const struct store_user *owner,
 
 	if (!w->photo_import)
 		return false;
-	for (job = srv->jobs; job; job = job->next)
-		if (job->app == app && strcmp(job->account, owner->account) ==
-		    0) {
-			log_info(reqid, "sync.joined", "account=%s leader=%s",
-			    log_q(owner->account), log_q(job->reqid));
-			waiter_add(job, fn, arg);
-			return true;
-		}
+	if ((job = job_find(srv, app, owner->account)) != NULL &&
+	    !job->discover_only) {
+		log_info(reqid, "sync.joined", "account=%s leader=%s",
+		    log_q(owner->account), log_q(job->reqid));
+		waiter_add(job, fn, arg);
+		return true;
+	}
 	if (store_sync_get(srv->ps->store, w->id, owner->account, &state) !=
 	    PS_OK)
 		return false;
-	if (state.last_success && now - state.last_success <
-	    w->photo_expiration) {
+	if (!(flags & SYNC_FORCE) && state.last_success &&
+	    now - state.last_success < w->photo_expiration) {
 		log_debug(reqid, "sync.fresh", "account=%s age=%lld",
 		    log_q(owner->account),
 		    (long long)(now - state.last_success));
 		return false;
 	}
-	if (state.last_error && now - state.last_error <
-	    w->photo_error_expiration) {
+	if (!(flags & SYNC_FORCE) && state.last_error &&
+	    now - state.last_error < w->photo_error_expiration) {
 		log_debug(reqid, "sync.error_window", "account=%s age=%lld",
 		    log_q(owner->account), (long long)(now - state.last_error));
 		return false;
 	}
-	job = xcalloc(1, sizeof(*job));
-	job->app = app;
-	str_copy(job->account, owner->account, sizeof(job->account));
-	str_copy(job->email, owner->email, sizeof(job->email));
-	str_copy(job->reqid, reqid, sizeof(job->reqid));
-	job->state = state;
-	job->started_ms = time_mono_ms();
-	buf_init(&job->photo, SYNC_MAX_PHOTO);
-	if (store_thumb_get(srv->ps->store, w->id, owner->account, STORE_S,
-	    &t) == PS_OK) {
-		job->have_master_photo = strcmp(t.source, "master") == 0;
-		store_thumb_cleanup(&t);
-	}
-	job->next = srv->jobs;
-	srv->jobs = job;
+	job = job_new(app, owner, reqid, &state);
 	waiter_add(job, fn, arg);
 	log_info(reqid, "sync.start", "account=%s email=%s last_success=%lld "
-	    "last_error=%lld", log_q(job->account), log_q(job->email),
-	    (long long)state.last_success, (long long)state.last_error);
+	    "last_error=%lld forced=%s", log_q(job->account), log_q(job->email),
+	    (long long)state.last_success, (long long)state.last_error,
+	    (flags & SYNC_FORCE) ? "yes" : "no");
 	ad = ad_cache_find(srv, w->id, owner->email);
 	if (ad) {
 		job->photos_url = xstrdup(ad->photos_url);
@@ -696,6 +726,75 @@ sync_request(struct webapp_ctx *app, const struct store_user *owner,
 		start_autodiscover(job);
 	}
 	return true;
+}
+
+/* ---- "does this user have a mailbox?" ---- */
+
+struct discover_wait {
+	struct webapp_ctx	*app;
+	char			 account[256];
+	char			 email[256];
+	sync_discover_fn	 fn;
+	void			*arg;
+};
+
+static void
+discover_answer(struct discover_wait *dw)
+{
+	struct ad_cache_entry *ad = ad_cache_find(dw->app->srv, dw->app->w.id,
+	    dw->email);
+	struct store_sync state;
+
+	if (ad) {
+		dw->fn(dw->arg, 1, ad->ecp_photo_url, NULL);
+		return;
+	}
+	store_sync_get(dw->app->srv->ps->store, dw->app->w.id, dw->account,
+	    &state);
+	if (state.has_mailbox == 0)
+		dw->fn(dw->arg, 0, NULL, state.reason);
+	else
+		dw->fn(dw->arg, -1, NULL, state.reason[0] ? state.reason :
+		    "the mail server could not be asked");
+}
+
+static void
+discover_done(void *arg)
+{
+	struct discover_wait *dw = arg;
+
+	discover_answer(dw);
+	free(dw);
+}
+
+void
+sync_discover(struct webapp_ctx *app, const struct store_user *user,
+    const char *reqid, sync_discover_fn fn, void *arg)
+{
+	struct discover_wait *dw = xcalloc(1, sizeof(*dw));
+	struct sync_job *job;
+	struct store_sync state;
+
+	dw->app = app;
+	str_copy(dw->account, user->account, sizeof(dw->account));
+	str_copy(dw->email, user->email, sizeof(dw->email));
+	dw->fn = fn;
+	dw->arg = arg;
+	if (ad_cache_find(app->srv, app->w.id, user->email)) {
+		discover_done(dw);
+		return;
+	}
+	if ((job = job_find(app->srv, app, user->account)) != NULL) {
+		waiter_add(job, discover_done, dw);
+		return;
+	}
+	store_sync_get(app->srv->ps->store, app->w.id, user->account, &state);
+	job = job_new(app, user, reqid, &state);
+	job->discover_only = true;
+	waiter_add(job, discover_done, dw);
+	log_info(reqid, "sync.discover", "account=%s email=%s",
+	    log_q(job->account), log_q(job->email));
+	start_autodiscover(job);
 }
 
 void

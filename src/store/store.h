@@ -226,6 +226,9 @@ ps_err	store_thumb_put(struct store *, int64_t webapp, const char *account,
 /* PS_ENOTFOUND when the user has no photo in this web application. */
 ps_err	store_thumb_get(struct store *, int64_t webapp, const char *account,
 	    enum store_thumb_size, struct store_thumb *out);
+/* Only the ETag (64 bytes); PS_ENOTFOUND when the user has no photo. */
+ps_err	store_thumb_etag(struct store *, int64_t webapp, const char *account,
+	    char *etag);
 /* PS_ENOTFOUND when there was none. */
 ps_err	store_thumb_remove(struct store *, int64_t webapp,
 	    const char *account);

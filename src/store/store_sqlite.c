@@ -1214,6 +1214,33 @@ store_thumb_get(struct store *st, int64_t webapp, const char *account,
 }
 
 ps_err
+store_thumb_etag(struct store *st, int64_t webapp, const char *account,
+    char *etag)
+{
+	sqlite3_stmt *q = prep(st, "SELECT etag FROM thumbs WHERE webapp = ? "
+	    "AND account = ?");
+	ps_err rc;
+	int r;
+
+	etag[0] = '\0';
+	if (q == NULL)
+		return PS_ESTORE;
+	sqlite3_bind_int64(q, 1, webapp);
+	bind_text(q, 2, account);
+	r = sqlite3_step(q);
+	if (r == SQLITE_ROW) {
+		str_copy(etag, col_text(q, 0), 64);
+		rc = PS_OK;
+	} else if (r == SQLITE_DONE) {
+		rc = PS_ENOTFOUND;
+	} else {
+		rc = store_fail(st, "read photo");
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
 store_thumb_remove(struct store *st, int64_t webapp, const char *account)
 {
 	sqlite3_stmt *q = prep(st, "DELETE FROM thumbs WHERE webapp = ? AND "
