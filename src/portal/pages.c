@@ -52,6 +52,20 @@ photo_url(struct buf *b, const char *account, char size, const char *tag)
 	free(enc);
 }
 
+/* An error message as a sentence: capitalised, in an alert. */
+static void
+sentence(struct buf *b, const char *msg)
+{
+	char *s = xstrdup(msg);
+
+	if (s[0] >= 'a' && s[0] <= 'z')
+		s[0] = (char)(s[0] - 'a' + 'A');
+	buf_adds(b, "<p class=\"error\" role=\"alert\">");
+	esc(b, s);
+	buf_adds(b, "</p>");
+	free(s);
+}
+
 static void
 begin(struct buf *b, const struct page_viewer *v, const char *title)
 {
@@ -210,11 +224,8 @@ page_upload(struct buf *b, const struct page_viewer *v,
 
 	begin(b, v, "Change photo");
 	buf_adds(b, "<div class=\"card\"><h1>Change photo</h1>");
-	if (error) {
-		buf_adds(b, "<p class=\"error\" role=\"alert\">");
-		esc(b, error);
-		buf_adds(b, "</p>");
-	}
+	if (error)
+		sentence(b, error);
 	profile_photo(b, u, photo_tag);
 	if (managed_url) {
 		buf_adds(b, "<p>Your photo is managed by the mail server. "

@@ -82,24 +82,51 @@ struct portal_srv {
 /* Re-reads settings when an admin command changed the store. */
 void	portal_refresh(struct portal_srv *);
 
-/*
- * Called when a sync the request waited for finished, or when the wait
- * deadline passed; either way the caller now serves what is stored.
- */
-typedef void (*sync_wait_fn)(void *arg);
+/* How a sync ended. */
+enum sync_result {
+	SYNC_UPDATED,		/* a new photo was stored */
+	SYNC_UNCHANGED,		/* the master answered 304 */
+	SYNC_NO_PHOTO,		/* the master has no photo (404) */
+	SYNC_NO_MAILBOX,	/* Autodiscover knows no mailbox */
+	SYNC_BUSY,		/* the master asked us to wait (429, 503) */
+	SYNC_FAILED,		/* anything else; see reason */
+};
+
+struct sync_outcome {
+	enum sync_result	 result;
+	char			 reason[512];
+	long			 retry_after;	/* seconds, -1 if not given */
+};
+
+const char *sync_result_name(enum sync_result);
 
 /*
- * The owner asked for their own photo: if the web application's settings
- * and the expiration windows call for a sync (always, with SYNC_FORCE),
- * starts one (or joins the one in flight) and returns true: `fn` will be
- * called once, on completion or after SYNC_WAIT_MS, whichever comes first
- * (possibly before sync_request returns). Returns false when no sync is
- * due; the caller serves at once.
+ * Called when a sync finished (`o` says how), or, for a request that
+ * waits with a deadline, when the deadline passed first (`o` NULL); either
+ * way the caller now serves what is stored.
  */
-#define SYNC_WAIT_MS 2500
-#define SYNC_FORCE 1
-bool	sync_request(struct webapp_ctx *, const struct store_user *owner,
-	    const char *reqid, int flags, sync_wait_fn fn, void *arg);
+typedef void (*sync_wait_fn)(void *arg, const struct sync_outcome *o);
+
+/*
+ * Asks for a sync of `owner`'s photo. Unless SYNC_FORCE, the web
+ * application's import setting and the expiration windows decide whether
+ * one is due. When one is started (or joined, single-flight), returns
+ * SYNC_STARTED and calls `fn` once, later or before returning; with
+ * SYNC_DEADLINE the call comes at the latest after SYNC_WAIT_MS.
+ * Otherwise returns why not, and `fn` is not called.
+ */
+#define SYNC_WAIT_MS	2500
+#define SYNC_FORCE	1	/* ignore the windows */
+#define SYNC_DEADLINE	2	/* a request waits at most SYNC_WAIT_MS */
+enum sync_start {
+	SYNC_STARTED,
+	SYNC_NOT_DUE_FRESH,	/* within the photo expiration */
+	SYNC_NOT_DUE_ERROR,	/* within the error expiration */
+	SYNC_OFF,		/* photo import is off */
+};
+enum sync_start sync_request(struct webapp_ctx *,
+	    const struct store_user *owner, const char *reqid, int flags,
+	    sync_wait_fn fn, void *arg);
 
 /*
  * What Autodiscover says about a user: has_mailbox 1 with the ECP photo

@@ -320,10 +320,11 @@ struct photo_wait {
 };
 
 static void
-photo_wait_done(void *arg)
+photo_wait_done(void *arg, const struct sync_outcome *o)
 {
 	struct photo_wait *pw = arg;
 
+	(void)o;
 	serve_photo(pw->app, pw->r, pw->account, pw->size);
 	free(pw);
 }
@@ -373,8 +374,8 @@ photo_request(struct webapp_ctx *app, struct http_req *r,
 		pw->size = size;
 		str_copy(pw->account, target->account, sizeof(pw->account));
 		http_req_defer(r);
-		if (sync_request(app, target, http_req_id(r), 0,
-		    photo_wait_done, pw))
+		if (sync_request(app, target, http_req_id(r), SYNC_DEADLINE,
+		    photo_wait_done, pw) == SYNC_STARTED)
 			return;
 		free(pw);
 	}
@@ -719,10 +720,11 @@ struct back {
 };
 
 static void
-back_synced(void *arg)
+back_synced(void *arg, const struct sync_outcome *o)
 {
 	struct back *bk = arg;
 
+	(void)o;
 	http_reply_header(bk->r, "Location", "/my?changed=1");
 	http_reply_header(bk->r, "Cache-Control", "no-store");
 	http_reply(bk->r, 303, NULL, NULL, 0);
@@ -739,9 +741,9 @@ handle_photochanged(struct webapp_ctx *app, struct http_req *r,
 	http_req_defer(r);
 	log_info(http_req_id(r), "photo.changed_at_master", "account=%s",
 	    log_q(v->user.account));
-	if (!sync_request(app, &v->user, http_req_id(r), SYNC_FORCE,
-	    back_synced, bk))
-		back_synced(bk);
+	if (sync_request(app, &v->user, http_req_id(r), SYNC_FORCE |
+	    SYNC_DEADLINE, back_synced, bk) != SYNC_STARTED)
+		back_synced(bk, NULL);
 }
 
 static void

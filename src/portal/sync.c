@@ -47,7 +47,7 @@ struct ad_cache_entry {
 struct sync_waiter {
 	struct sync_waiter	*next;
 	struct sync_job		*job;
-	struct event		*timer;
+	struct event		*timer;	/* NULL: no deadline */
 	sync_wait_fn		 fn;
 	void			*arg;
 };
@@ -60,6 +60,7 @@ struct sync_job {
 	char			 reqid[80];
 	struct sync_waiter	*waiters;
 	struct store_sync	 state;
+	struct sync_outcome	 outcome;
 	bool			 have_master_photo;
 	char			*photos_url;
 	char			*ecp_photo_url;
@@ -108,12 +109,12 @@ waiter_deadline(evutil_socket_t fd, short what, void *arg)
 	log_info(w->job->reqid, "sync.wait_deadline", "account=%s "
 	    "waited_ms=%d", log_q(w->job->account), SYNC_WAIT_MS);
 	waiter_unlink(w);
-	w->fn(w->arg);
+	w->fn(w->arg, NULL);
 	waiter_free(w);
 }
 
 static void
-waiter_add(struct sync_job *job, sync_wait_fn fn, void *arg)
+waiter_add(struct sync_job *job, sync_wait_fn fn, void *arg, bool deadline)
 {
 	struct sync_waiter *w = xcalloc(1, sizeof(*w));
 	struct timeval tv = { SYNC_WAIT_MS / 1000,
@@ -122,10 +123,27 @@ waiter_add(struct sync_job *job, sync_wait_fn fn, void *arg)
 	w->job = job;
 	w->fn = fn;
 	w->arg = arg;
-	w->timer = evtimer_new(job->app->srv->base, waiter_deadline, w);
-	evtimer_add(w->timer, &tv);
+	if (deadline) {
+		w->timer = evtimer_new(job->app->srv->base, waiter_deadline,
+		    w);
+		evtimer_add(w->timer, &tv);
+	}
 	w->next = job->waiters;
 	job->waiters = w;
+}
+
+const char *
+sync_result_name(enum sync_result r)
+{
+	switch (r) {
+	case SYNC_UPDATED: return "updated";
+	case SYNC_UNCHANGED: return "unchanged";
+	case SYNC_NO_PHOTO: return "no_photo";
+	case SYNC_NO_MAILBOX: return "no_mailbox";
+	case SYNC_BUSY: return "busy";
+	case SYNC_FAILED: return "failed";
+	}
+	return "unknown";
 }
 
 void
@@ -210,18 +228,28 @@ job_finish(struct sync_job *job)
 
 	while ((w = job->waiters) != NULL) {
 		job->waiters = w->next;
-		w->fn(w->arg);
+		w->fn(w->arg, &job->outcome);
 		waiter_free(w);
 	}
 	job_free(job);
 }
 
+/*
+ * A failed sync: the error time and reason are recorded (the error window
+ * starts), the cached photo stays. `has_mailbox` 0 records "no mailbox",
+ * -1 leaves what was known.
+ */
 static void
 job_error(struct sync_job *job, const char *step, const char *reason,
     int has_mailbox)
 {
 	struct store *st = job->app->srv->ps->store;
 
+	if (job->outcome.result != SYNC_BUSY)
+		job->outcome.result = has_mailbox == 0 ? SYNC_NO_MAILBOX :
+		    SYNC_FAILED;
+	snprintf(job->outcome.reason, sizeof(job->outcome.reason), "%s: %s",
+	    step, reason);
 	job->state.last_error = time_now();
 	snprintf(job->state.reason, sizeof(job->state.reason), "%s: %s",
 	    step, reason);
@@ -238,10 +266,12 @@ job_error(struct sync_job *job, const char *step, const char *reason,
 }
 
 static void
-job_success(struct sync_job *job, const char *outcome)
+job_success(struct sync_job *job, enum sync_result result)
 {
 	struct store *st = job->app->srv->ps->store;
+	const char *outcome = sync_result_name(result);
 
+	job->outcome.result = result;
 	job->state.last_success = time_now();
 	job->state.last_error = 0;
 	job->state.reason[0] = '\0';
@@ -448,7 +478,7 @@ render_done(void *arg)
 	log_info(job->reqid, "sync.photo_stored", "account=%s etag=%s "
 	    "master_etag=%s bytes=%zu", log_q(job->account), etag,
 	    log_q(job->new_master_etag), job->photo.b_len);
-	job_success(job, "updated");
+	job_success(job, SYNC_UPDATED);
 }
 
 /* ---- step 2: GetUserPhoto ---- */
@@ -497,14 +527,22 @@ photo_done(const struct xfer_response *r, void *arg)
 		work_submit(job->app->srv->pool, render_run, render_done, job);
 		return;
 	case 304:
-		job_success(job, "unchanged");
+		job_success(job, SYNC_UNCHANGED);
 		return;
 	case 404:
 		/* The master has no photo for this user: show none. */
 		if (job->have_master_photo)
 			store_thumb_remove(st, job->app->w.id, job->account);
 		job->state.master_etag[0] = '\0';
-		job_success(job, "no_photo");
+		job_success(job, SYNC_NO_PHOTO);
+		return;
+	case 429:
+	case 503:
+		job->outcome.result = SYNC_BUSY;
+		job->outcome.retry_after = r->retry_after;
+		snprintf(reason, sizeof(reason), "the master is busy (HTTP "
+		    "%ld, retry after %lds)", r->status, r->retry_after);
+		job_error(job, "GetUserPhoto", reason, -1);
 		return;
 	default:
 		snprintf(reason, sizeof(reason), "the master answered HTTP %ld",
@@ -555,6 +593,10 @@ ad_done(const struct xfer_response *r, void *arg)
 	if (r->rc != PS_OK) {
 		job_error(job, "autodiscover", r->error, -1);
 		return;
+	}
+	if (r->status == 429 || r->status == 503) {
+		job->outcome.result = SYNC_BUSY;
+		job->outcome.retry_after = r->retry_after;
 	}
 	if (r->status != 200) {
 		snprintf(reason, sizeof(reason), "Autodiscover answered HTTP "
@@ -663,6 +705,8 @@ job_new(struct webapp_ctx *app, const struct store_user *owner,
 	str_copy(job->email, owner->email, sizeof(job->email));
 	str_copy(job->reqid, reqid, sizeof(job->reqid));
 	job->state = *state;
+	job->outcome.result = SYNC_FAILED;
+	job->outcome.retry_after = -1;
 	job->started_ms = time_mono_ms();
 	buf_init(&job->photo, SYNC_MAX_PHOTO);
 	if (store_thumb_get(srv->ps->store, app->w.id, owner->account, STORE_S,
@@ -675,7 +719,7 @@ job_new(struct webapp_ctx *app, const struct store_user *owner,
 	return job;
 }
 
-bool
+enum sync_start
 sync_request(struct webapp_ctx *app, const struct store_user *owner,
     const char *reqid, int flags, sync_wait_fn fn, void *arg)
 {
@@ -687,32 +731,32 @@ sync_request(struct webapp_ctx *app, const struct store_user *owner,
 	int64_t now = time_now();
 
 	if (!w->photo_import)
-		return false;
+		return SYNC_OFF;
 	if ((job = job_find(srv, app, owner->account)) != NULL &&
 	    !job->discover_only) {
 		log_info(reqid, "sync.joined", "account=%s leader=%s",
 		    log_q(owner->account), log_q(job->reqid));
-		waiter_add(job, fn, arg);
-		return true;
+		waiter_add(job, fn, arg, flags & SYNC_DEADLINE);
+		return SYNC_STARTED;
 	}
 	if (store_sync_get(srv->ps->store, w->id, owner->account, &state) !=
 	    PS_OK)
-		return false;
+		return SYNC_NOT_DUE_ERROR;
 	if (!(flags & SYNC_FORCE) && state.last_success &&
 	    now - state.last_success < w->photo_expiration) {
 		log_debug(reqid, "sync.fresh", "account=%s age=%lld",
 		    log_q(owner->account),
 		    (long long)(now - state.last_success));
-		return false;
+		return SYNC_NOT_DUE_FRESH;
 	}
 	if (!(flags & SYNC_FORCE) && state.last_error &&
 	    now - state.last_error < w->photo_error_expiration) {
 		log_debug(reqid, "sync.error_window", "account=%s age=%lld",
 		    log_q(owner->account), (long long)(now - state.last_error));
-		return false;
+		return SYNC_NOT_DUE_ERROR;
 	}
 	job = job_new(app, owner, reqid, &state);
-	waiter_add(job, fn, arg);
+	waiter_add(job, fn, arg, flags & SYNC_DEADLINE);
 	log_info(reqid, "sync.start", "account=%s email=%s last_success=%lld "
 	    "last_error=%lld forced=%s", log_q(job->account), log_q(job->email),
 	    (long long)state.last_success, (long long)state.last_error,
@@ -725,7 +769,7 @@ sync_request(struct webapp_ctx *app, const struct store_user *owner,
 	} else {
 		start_autodiscover(job);
 	}
-	return true;
+	return SYNC_STARTED;
 }
 
 /* ---- "does this user have a mailbox?" ---- */
@@ -759,10 +803,11 @@ discover_answer(struct discover_wait *dw)
 }
 
 static void
-discover_done(void *arg)
+discover_done(void *arg, const struct sync_outcome *o)
 {
 	struct discover_wait *dw = arg;
 
+	(void)o;
 	discover_answer(dw);
 	free(dw);
 }
@@ -781,17 +826,17 @@ sync_discover(struct webapp_ctx *app, const struct store_user *user,
 	dw->fn = fn;
 	dw->arg = arg;
 	if (ad_cache_find(app->srv, app->w.id, user->email)) {
-		discover_done(dw);
+		discover_done(dw, NULL);
 		return;
 	}
 	if ((job = job_find(app->srv, app, user->account)) != NULL) {
-		waiter_add(job, discover_done, dw);
+		waiter_add(job, discover_done, dw, true);
 		return;
 	}
 	store_sync_get(app->srv->ps->store, app->w.id, user->account, &state);
 	job = job_new(app, user, reqid, &state);
 	job->discover_only = true;
-	waiter_add(job, discover_done, dw);
+	waiter_add(job, discover_done, dw, true);
 	log_info(reqid, "sync.discover", "account=%s email=%s",
 	    log_q(job->account), log_q(job->email));
 	start_autodiscover(job);
