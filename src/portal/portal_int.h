@@ -79,6 +79,15 @@ struct portal_srv {
 	struct ad_cache_entry	*ad_cache;	/* Autodiscover answers */
 };
 
+/*
+ * Sets up the event loop, transfers, workers and the web applications
+ * (all, or only the one at `only_url`) with their signing keys; no
+ * listener. Clean up with portal_srv_cleanup() even after a failure.
+ */
+ps_err	portal_srv_init(struct portal_srv *, struct portal_state *,
+	    const char *only_url);
+void	portal_srv_cleanup(struct portal_srv *);
+
 /* Re-reads settings when an admin command changed the store. */
 void	portal_refresh(struct portal_srv *);
 

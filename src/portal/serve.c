@@ -1000,46 +1000,26 @@ handle(struct http_req *r, void *arg)
 
 /* ---- start and stop ---- */
 
-struct app_list {
-	struct webapp_ctx	*a;
-	size_t			 n;
-};
-
+/* Starts a web application's listener (its keys are loaded). */
 static ps_err
-collect_app(void *arg, const struct store_webapp *w)
+app_listen(struct webapp_ctx *app, const char *listen_host)
 {
-	struct app_list *l = arg;
-
-	l->a = xrealloc(l->a, (l->n + 1) * sizeof(*l->a));
-	memset(&l->a[l->n], 0, sizeof(*l->a));
-	l->a[l->n].w = *w;
-	l->n++;
-	return PS_OK;
-}
-
-static ps_err
-app_start(struct portal_srv *srv, struct webapp_ctx *app,
-    const char *listen_host)
-{
-	const char *dir = srv->ps->dir;
-	char *key = portal_webapp_path(dir, app->w.id, "s2s-key");
-	char *cert = portal_webapp_path(dir, app->w.id, "s2s-cert");
-	char *tkey = portal_webapp_path(dir, app->w.id, "tls-key");
-	char *tcert = portal_webapp_path(dir, app->w.id, "tls-cert");
+	char *tkey = portal_webapp_path(app->srv->ps->dir, app->w.id,
+	    "tls-key");
+	char *tcert = portal_webapp_path(app->srv->ps->dir, app->w.id,
+	    "tls-cert");
 	ps_err rc;
 
-	app->srv = srv;
-	if ((rc = pki_key_load(key, &app->s2s_key)) != PS_OK ||
-	    (rc = pki_cert_load(cert, &app->s2s_cert, &app->s2s_cert_len)) !=
-	    PS_OK || (rc = http_tls_new(tcert, tkey, &app->tls)) != PS_OK ||
+	if ((rc = http_tls_new(tcert, tkey, &app->tls)) != PS_OK ||
 	    (rc = placeholder_make(app)) != PS_OK)
 		goto out;
-	app->http = http_server_new(srv->base, "portal", handle, app);
+	app->http = http_server_new(app->srv->base, "portal", handle, app);
 	/* Photo uploads: the image pipeline's limit, plus the form around. */
 	http_server_set_max_body(app->http, IMAGE_MAX_BYTES + 64 * 1024);
 	if ((rc = http_server_listen(app->http, listen_host ? listen_host :
 	    app->w.host, app->w.port, app->tls, &app->port)) != PS_OK)
 		goto out;
+	free(app->base_url);
 	if (app->port == 443)
 		app->base_url = xasprintf("https://%s", app->w.host);
 	else
@@ -1050,22 +1030,19 @@ app_start(struct portal_srv *srv, struct webapp_ctx *app,
 	    app->w.photo_import ? "on" : "off");
 	printf("photosync portal: serving %s\n", app->base_url);
 out:
-	free(key);
-	free(cert);
 	free(tkey);
 	free(tcert);
 	return rc;
 }
 
 static void
-app_stop(struct webapp_ctx *app)
+app_unlisten(struct webapp_ctx *app)
 {
 	http_server_free(app->http);
 	http_tls_free(app->tls);
-	pki_key_free(app->s2s_key);
-	free(app->s2s_cert);
-	free(app->base_url);
 	placeholder_free(&app->placeholder);
+	app->http = NULL;
+	app->tls = NULL;
 }
 
 static void
@@ -1082,8 +1059,7 @@ ps_err
 portal_serve(struct portal_state *ps, const char *listen_host,
     const char *port_file)
 {
-	struct portal_srv srv = { .ps = ps };
-	struct app_list l = { 0 };
+	struct portal_srv srv;
 	struct event *sigint = NULL, *sigterm = NULL;
 	struct buf ports;
 	size_t i;
@@ -1091,22 +1067,10 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 
 	signal(SIGPIPE, SIG_IGN);
 	buf_init(&ports, 4096);
-	srv.base = event_base_new();
-	srv.auth_cache = auth_cache_new(4096);
-	srv.xfer = xfer_loop_new(srv.base);
-	srv.pool = work_pool_new(srv.base, 0);
-	if ((rc = store_webapp_each(ps->store, collect_app, &l)) != PS_OK)
+	if ((rc = portal_srv_init(&srv, ps, NULL)) != PS_OK)
 		goto out;
-	if (l.n == 0) {
-		rc = ps_errf(PS_EINVAL, "no web application (photosync portal "
-		    "webapp add)");
-		goto out;
-	}
-	srv.apps = l.a;
-	srv.n_apps = l.n;
-	srv.version = store_data_version(ps->store);
 	for (i = 0; i < srv.n_apps; i++) {
-		if ((rc = app_start(&srv, &srv.apps[i], listen_host)) != PS_OK)
+		if ((rc = app_listen(&srv.apps[i], listen_host)) != PS_OK)
 			goto out;
 		buf_addf(&ports, "%d\n", srv.apps[i].port);
 	}
@@ -1125,14 +1089,9 @@ out:
 		event_free(sigint);
 	if (sigterm)
 		event_free(sigterm);
-	work_pool_free(srv.pool);
-	xfer_loop_free(srv.xfer);
-	sync_shutdown(&srv);
 	for (i = 0; i < srv.n_apps; i++)
-		app_stop(&srv.apps[i]);
-	free(srv.apps);
-	auth_cache_free(srv.auth_cache);
-	event_base_free(srv.base);
+		app_unlisten(&srv.apps[i]);
+	portal_srv_cleanup(&srv);
 	buf_cleanup(&ports);
 	return rc;
 }

@@ -1,0 +1,100 @@
+/*
+ * The portal's running parts, without HTTP: the event loop, transfers to
+ * the master, worker threads, and the web applications with their signing
+ * keys. `serve` adds listeners on top; `refresh` uses it as it is.
+ */
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "common/xalloc.h"
+#include "pki/pki.h"
+#include "portal_int.h"
+#include "work/work.h"
+#include "xfer/xfer.h"
+
+struct app_list {
+	struct webapp_ctx	*a;
+	size_t			 n;
+	const char		*only_url;
+};
+
+static ps_err
+collect_app(void *arg, const struct store_webapp *w)
+{
+	struct app_list *l = arg;
+
+	if (l->only_url && strcasecmp(l->only_url, w->url) != 0)
+		return PS_OK;
+	l->a = xrealloc(l->a, (l->n + 1) * sizeof(*l->a));
+	memset(&l->a[l->n], 0, sizeof(*l->a));
+	l->a[l->n].w = *w;
+	l->n++;
+	return PS_OK;
+}
+
+static ps_err
+app_load(struct portal_srv *srv, struct webapp_ctx *app)
+{
+	char *key = portal_webapp_path(srv->ps->dir, app->w.id, "s2s-key");
+	char *cert = portal_webapp_path(srv->ps->dir, app->w.id, "s2s-cert");
+	ps_err rc;
+
+	app->srv = srv;
+	app->base_url = xstrdup(app->w.url);
+	if ((rc = pki_key_load(key, &app->s2s_key)) == PS_OK)
+		rc = pki_cert_load(cert, &app->s2s_cert, &app->s2s_cert_len);
+	free(key);
+	free(cert);
+	return rc;
+}
+
+ps_err
+portal_srv_init(struct portal_srv *srv, struct portal_state *ps,
+    const char *only_url)
+{
+	struct app_list l = { .only_url = only_url };
+	size_t i;
+	ps_err rc;
+
+	memset(srv, 0, sizeof(*srv));
+	srv->ps = ps;
+	srv->base = event_base_new();
+	srv->auth_cache = auth_cache_new(4096);
+	srv->xfer = xfer_loop_new(srv->base);
+	srv->pool = work_pool_new(srv->base, 0);
+	if ((rc = store_webapp_each(ps->store, collect_app, &l)) != PS_OK)
+		return rc;
+	srv->apps = l.a;
+	srv->n_apps = l.n;
+	srv->version = store_data_version(ps->store);
+	if (l.n == 0)
+		return only_url ? ps_errf(PS_ENOTFOUND, "no web application "
+		    "%s", only_url) : ps_errf(PS_EINVAL, "no web application "
+		    "(photosync portal webapp add)");
+	for (i = 0; i < srv->n_apps; i++)
+		if ((rc = app_load(srv, &srv->apps[i])) != PS_OK)
+			return rc;
+	return PS_OK;
+}
+
+void
+portal_srv_cleanup(struct portal_srv *srv)
+{
+	size_t i;
+
+	work_pool_free(srv->pool);
+	xfer_loop_free(srv->xfer);
+	sync_shutdown(srv);
+	for (i = 0; i < srv->n_apps; i++) {
+		pki_key_free(srv->apps[i].s2s_key);
+		free(srv->apps[i].s2s_cert);
+		free(srv->apps[i].base_url);
+	}
+	free(srv->apps);
+	auth_cache_free(srv->auth_cache);
+	if (srv->base)
+		event_base_free(srv->base);
+	memset(srv, 0, sizeof(*srv));
+}
