@@ -19,6 +19,7 @@
 #include "common/xalloc.h"
 #include "portal.h"
 #include "portal_int.h"
+#include "refresh.h"
 #include "s2s/s2s.h"
 #include "setup/setup.h"
 
@@ -39,6 +40,11 @@ static const char usage_text[] =
 "  user remove --dir D ACCOUNT\n"
 "  user list --dir D\n"
 "  user passwd --dir D ACCOUNT --password-file F\n"
+"  user show --dir D ACCOUNT [--url U]    sync state and photo source\n"
+"  refresh --dir D (--user ACCOUNT... | --all) [--force]\n"
+"       [--concurrency N] [--url U]\n"
+"      fetch photos for users who never visited (windows respected\n"
+"      unless --force; 429/503 Retry-After honoured; Ctrl-C is safe)\n"
 "  issuer add --dir D --name N (--metadata-url URL [--ca-file F] |\n"
 "       --metadata-file F)\n"
 "  issuer refresh --dir D --name N [--ca-file F]\n"
@@ -68,7 +74,10 @@ struct opts {
 	const char	*photo_import, *photo_expiration, *error_expiration;
 	const char	*autodiscover_domain, *sync_trigger, *sizes;
 	const char	*allow_http;
-	bool		 ca_file_set;
+	bool		 ca_file_set, all, force;
+	int		 concurrency;
+	const char	*users[64];
+	size_t		 n_users;
 	const char	*args[4];
 	int		 nargs;
 };
@@ -94,7 +103,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 {
 	enum { O_DIR = 256, O_URL, O_CERT, O_KEY, O_NAME, O_EMAIL, O_PW,
 	    O_MDURL, O_MDFILE, O_CA, O_LISTEN, O_PORTFILE, O_IMPORT, O_EXP,
-	    O_ERREXP, O_AD, O_TRIGGER, O_SIZES, O_HTTP };
+	    O_ERREXP, O_AD, O_TRIGGER, O_SIZES, O_HTTP, O_USER, O_ALL, O_FORCE,
+	    O_CONC };
 	static const struct option longopts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "url", required_argument, NULL, O_URL },
@@ -115,6 +125,10 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "sync-trigger", required_argument, NULL, O_TRIGGER },
 		{ "thumbnail-sizes", required_argument, NULL, O_SIZES },
 		{ "allow-oauth-over-http", required_argument, NULL, O_HTTP },
+		{ "user", required_argument, NULL, O_USER },
+		{ "all", no_argument, NULL, O_ALL },
+		{ "force", no_argument, NULL, O_FORCE },
+		{ "concurrency", required_argument, NULL, O_CONC },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -143,6 +157,18 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case O_TRIGGER: o->sync_trigger = optarg; break;
 		case O_SIZES: o->sizes = optarg; break;
 		case O_HTTP: o->allow_http = optarg; break;
+		case O_USER:
+			if (o->n_users == 64)
+				return -1;
+			o->users[o->n_users++] = optarg;
+			break;
+		case O_ALL: o->all = true; break;
+		case O_FORCE: o->force = true; break;
+		case O_CONC:
+			o->concurrency = atoi(optarg);
+			if (o->concurrency < 1 || o->concurrency > 64)
+				return -1;
+			break;
 		case 'h': fputs(usage_text, stdout); exit(0);
 		default: return -1;
 		}
@@ -497,6 +523,69 @@ print_user(void *arg, const struct store_user *u)
 	return PS_OK;
 }
 
+static ps_err pick_webapp(struct store *, const char *,
+    struct store_webapp *);
+
+static void
+print_when(const char *label, int64_t t)
+{
+	char when[40];
+
+	if (t)
+		printf("  %-22s %s\n", label, time_http(t, when));
+	else
+		printf("  %-22s never\n", label);
+}
+
+static int
+user_show(struct portal_state *ps, const char *account, const char *url)
+{
+	struct store_user u = { 0 };
+	struct store_webapp w;
+	struct store_sync s;
+	struct store_thumb t = { 0 };
+	int64_t next = 0, now = time_now();
+	char when[40];
+
+	if (store_user_get(ps->store, account, &u) != PS_OK ||
+	    pick_webapp(ps->store, url, &w) != PS_OK ||
+	    store_sync_get(ps->store, w.id, account, &s) != PS_OK) {
+		store_user_cleanup(&u);
+		return fail(NULL);
+	}
+	printf("user %s <%s>%s%s\n  web application        %s\n",
+	    u.account, u.email, u.name[0] ? " " : "", u.name, w.url);
+	if (store_thumb_get(ps->store, w.id, account, STORE_S, &t) == PS_OK)
+		printf("  photo                  from the %s, etag %s, stored "
+		    "%s\n", strcmp(t.source, "master") == 0 ? "master" :
+		    "portal (uploaded)", t.etag, time_http(t.updated, when));
+	else
+		printf("  photo                  none (placeholder)\n");
+	printf("  mailbox                %s\n", s.has_mailbox == 1 ? "yes" :
+	    s.has_mailbox == 0 ? "no" : "unknown");
+	print_when("last success", s.last_success);
+	print_when("last error", s.last_error);
+	if (s.last_error)
+		printf("  reason                 %s\n", s.reason);
+	printf("  master etag            %s\n", s.master_etag[0] ?
+	    s.master_etag : "-");
+	if (s.last_success)
+		next = s.last_success + w.photo_expiration;
+	if (s.last_error && s.last_error + w.photo_error_expiration > next)
+		next = s.last_error + w.photo_error_expiration;
+	if (!w.photo_import)
+		printf("  next sync              never (photo import is off)\n");
+	else if (next <= now)
+		printf("  next sync              at the owner's next request of "
+		    "the %s photo\n", w.sync_any ? "S, M or L" : "L");
+	else
+		printf("  next sync              not before %s\n",
+		    time_http(next, when));
+	store_thumb_cleanup(&t);
+	store_user_cleanup(&u);
+	return 0;
+}
+
 static int
 cmd_user(struct portal_state *ps, struct opts *o, const char *verb)
 {
@@ -537,6 +626,9 @@ cmd_user(struct portal_state *ps, struct opts *o, const char *verb)
 		if (store_user_remove(ps->store, account) != PS_OK)
 			goto err;
 		printf("removed user %s and their cached photos\n", account);
+	} else if (strcmp(verb, "show") == 0) {
+		ret = user_show(ps, account, o->url);
+		goto out;
 	} else if (strcmp(verb, "passwd") == 0) {
 		if (hash == NULL) {
 			ret = usage_error("user passwd needs --password-file");
@@ -546,7 +638,8 @@ cmd_user(struct portal_state *ps, struct opts *o, const char *verb)
 			goto err;
 		printf("changed the password of %s\n", account);
 	} else {
-		ret = usage_error("user commands: add, remove, list, passwd");
+		ret = usage_error("user commands: add, remove, list, show, "
+		    "passwd");
 		goto out;
 	}
 	ret = 0;
@@ -669,22 +762,42 @@ portal_main(int argc, char **argv)
 	cmd = o.args[0];
 	if (cmd == NULL)
 		return usage_error("missing command");
+	/* Admin commands speak on stdout/stderr; refresh sums failures up. */
 	if (strcmp(cmd, "serve") != 0 && !log_enabled(LOG_DEBUG))
-		log_init("portal", LOG_WARN);
+		log_init("portal", strcmp(cmd, "refresh") == 0 ? LOG_ERR :
+		    LOG_WARN);
 	if (strcmp(cmd, "init") == 0)
 		return cmd_init(&o);
 	if (o.dir == NULL)
 		return usage_error("--dir D is required");
 	verb = o.nargs > 1 ? o.args[1] : "";
 	if (strcmp(cmd, "webapp") && strcmp(cmd, "user") &&
-	    strcmp(cmd, "issuer") && strcmp(cmd, "serve"))
+	    strcmp(cmd, "issuer") && strcmp(cmd, "serve") &&
+	    strcmp(cmd, "refresh"))
 		return usage_error("unknown command");
 	if (portal_state_open(o.dir, &ps) != PS_OK)
 		return fail(NULL);
-	if (strcmp(cmd, "serve") == 0)
+	if (strcmp(cmd, "serve") == 0) {
 		ret = portal_serve(&ps, o.listen, o.port_file) == PS_OK ? 0 :
 		    fail("serve");
-	else if (strcmp(cmd, "webapp") == 0)
+	} else if (strcmp(cmd, "refresh") == 0) {
+		int k;
+
+		/* Accounts may also follow the command: refresh --user A B. */
+		for (k = 1; k < o.nargs && o.n_users < 64; k++)
+			o.users[o.n_users++] = o.args[k];
+		struct store_webapp w;
+
+		if (!o.all == !o.n_users)
+			ret = usage_error("refresh needs --user ACCOUNT... or "
+			    "--all");
+		else if (o.url && pick_webapp(ps.store, o.url, &w) != PS_OK)
+			ret = fail(NULL);
+		else
+			ret = portal_refresh_run(&ps, o.url ? w.url : NULL,
+			    o.users, o.n_users, o.all, o.force,
+			    o.concurrency);
+	} else if (strcmp(cmd, "webapp") == 0)
 		ret = cmd_webapp(&ps, &o, verb);
 	else if (strcmp(cmd, "user") == 0)
 		ret = cmd_user(&ps, &o, verb);

@@ -45,6 +45,7 @@ struct xfer_loop;
 struct work_pool;
 struct sync_job;
 struct auth_cache;
+struct refresh;
 
 /* Photos used when a user has none: one JPEG per size. */
 struct placeholder {
@@ -76,6 +77,7 @@ struct portal_srv {
 	size_t			 n_apps;
 	int64_t			 version;	/* store data version seen */
 	struct sync_job		*jobs;		/* in flight, single-flight */
+	struct refresh		*refresh;	/* set by portal refresh */
 	struct ad_cache_entry	*ad_cache;	/* Autodiscover answers */
 };
 

@@ -259,9 +259,11 @@ job_error(struct sync_job *job, const char *step, const char *reason,
 	    PS_OK)
 		log_err(job->reqid, "sync.state_not_saved", "account=%s "
 		    "error=%s", log_q(job->account), log_q(ps_errmsg()));
-	log_warn(job->reqid, "sync.failed", "account=%s email=%s step=%s "
-	    "reason=%s ms=%lld", log_q(job->account), log_q(job->email), step,
-	    log_q(reason), (long long)(time_mono_ms() - job->started_ms));
+	/* No mailbox is an answer, not a fault. */
+	log_event(has_mailbox == 0 ? LOG_INFO : LOG_WARN, job->reqid,
+	    "sync.failed", "account=%s email=%s step=%s reason=%s ms=%lld",
+	    log_q(job->account), log_q(job->email), step, log_q(reason),
+	    (long long)(time_mono_ms() - job->started_ms));
 	job_finish(job);
 }
 
