@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/str.h"
 #include "common/xalloc.h"
+#include "metrics/metrics.h"
 #include "server.h"
 
 struct http_tls {
@@ -57,6 +58,7 @@ struct http_req {
 	int			 n_notes;
 	bool			 deferred;
 	bool			 gone;	/* the client closed the connection */
+	const char		*route;	/* static; for metrics */
 };
 
 /* ---- TLS ---- */
@@ -247,6 +249,10 @@ http_server_new(struct event_base *base, const char *proc,
 	evhttp_set_max_headers_size(srv->evh, HTTP_MAX_HEADERS);
 	evhttp_set_timeout(srv->evh, 30);
 	evhttp_set_gencb(srv->evh, gencb, srv);
+	metrics_declare("photosync_http_requests_total", "counter",
+	    "HTTP requests answered, by route and status.");
+	metrics_declare("photosync_http_request_seconds", "histogram",
+	    "Time from a request's arrival to its answer, by route.");
 	return srv;
 }
 
@@ -446,6 +452,12 @@ http_encode(const char *s)
 }
 
 void
+http_req_set_route(struct http_req *r, const char *route)
+{
+	r->route = route;
+}
+
+void
 http_req_note(struct http_req *r, const char *key, const char *value)
 {
 	int i;
@@ -505,12 +517,20 @@ static void
 log_outcome(struct http_req *r, int status, size_t len)
 {
 	struct buf extra;
+	char labels[128];
 	int i;
 
 	buf_init(&extra, 2048);
 	for (i = 0; i < r->n_notes; i++)
 		buf_addf(&extra, " %s=%s", r->notes[i][0],
 		    log_q(r->notes[i][1]));
+	snprintf(labels, sizeof(labels), "route=\"%s\",status=\"%d\"",
+	    r->route ? r->route : "other", status);
+	metrics_add("photosync_http_requests_total", labels, 1);
+	snprintf(labels, sizeof(labels), "route=\"%s\"", r->route ?
+	    r->route : "other");
+	metrics_observe("photosync_http_request_seconds", labels,
+	    (double)http_req_elapsed_ms(r) / 1000.0);
 	log_event(status >= 500 ? LOG_WARN : LOG_INFO, r->id, "http.request",
 	    "method=%s path=%s status=%d bytes=%zu ms=%lld peer=%s%s",
 	    http_req_method_name(r), log_q(http_req_path_raw(r)), status, len,

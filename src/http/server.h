@@ -100,6 +100,12 @@ ps_err	http_multipart_field(const char *ctype, const char *body, size_t len,
 /* Percent-encodes `s` for a query string; the caller frees it. */
 char	*http_encode(const char *s);
 
+/*
+ * Names the route a request took, for metrics (a static string such as
+ * "userphoto"; "other" when never set).
+ */
+void	http_req_set_route(struct http_req *, const char *route);
+
 /* Per-request notes for the outcome log line (copied). */
 void	http_req_note(struct http_req *, const char *key, const char *value);
 

@@ -1,6 +1,6 @@
 /*
  * Internals shared by the master's files: the state directory, photo
- * changes, and the server.
+ * changes, the change-photo page, and the server.
  */
 #ifndef PS_MASTER_INT_H
 #define PS_MASTER_INT_H
@@ -8,7 +8,12 @@
 #include <stddef.h>
 
 #include "common/err.h"
+#include "exchange/ews.h"
+#include "image/image.h"
 #include "store/store.h"
+
+struct event_base;
+struct http_req;
 
 /* The files of a master state directory. */
 #define MASTER_DB		"master.db"
@@ -34,6 +39,28 @@ void	master_state_close(struct master_state *);
 /* A path inside the state directory; the caller frees it. */
 char	*master_path(const struct master_state *, const char *name);
 
+/* An upload rendered into the sizes a photo is stored at. */
+struct master_photo {
+	struct image_jpeg	 jpeg[EWS_SIZE_COUNT];
+	/* What to store: each code rendered at its own side, then the
+	 * first code the source was too small for (at the source's side);
+	 * the sizes point into jpeg[]. */
+	struct store_photo_size	 sizes[EWS_SIZE_COUNT];
+	size_t			 n;
+	int			 src_side;	/* the source square's side */
+};
+
+/*
+ * Decodes an upload once with the default image limits and renders the
+ * high-resolution sizes, never upscaled. Touches no store, so it may run
+ * on a worker thread. On failure (PS_ELIMIT, PS_EIMAGE, with a sentence
+ * in ps_errmsg()) *out is empty. Free with master_photo_free().
+ */
+ps_err	master_photo_render(const void *data, size_t len,
+	    struct master_photo *out);
+void	master_photo_free(struct master_photo *);
+/* A new random ETag into etag (64 bytes). */
+void	master_etag_new(char *etag);
 /*
  * Renders an uploaded image into the stored high-resolution sizes and
  * replaces the mailbox's photo atomically with a new ETag (written to
@@ -41,6 +68,34 @@ char	*master_path(const struct master_state *, const char *name);
  */
 ps_err	master_photo_set(struct store *, const char *email,
 	    const void *data, size_t len, char *etag);
+
+/* ---- the change-photo page (ecp.c), served by serve.c ---- */
+
+enum ecp_route {
+	ECP_HOME,	/* GET /ecp/: to the page */
+	ECP_PAGE,	/* GET /ecp/PersonalSettings/EditAccount.aspx */
+	ECP_LOGIN,	/* POST /ecp/login */
+	ECP_LOGOUT,	/* POST /ecp/logout */
+	ECP_PHOTO,	/* GET /ecp/photo.ashx?kind=current|preview&size= */
+	ECP_UPLOAD,	/* POST /ecp/photo/upload (multipart) */
+	ECP_SAVE,	/* POST /ecp/photo/save */
+	ECP_CANCEL,	/* POST /ecp/photo/cancel */
+	ECP_REMOVE,	/* POST /ecp/photo/remove */
+};
+
+struct master_ecp;
+
+/*
+ * The page's state for one server: the store (borrowed from `ms`) and a
+ * worker pool on `base` for rendering uploads. NULL with the reason in
+ * ps_errmsg() when the pool cannot start.
+ */
+struct master_ecp *ecp_new(struct master_state *ms, struct event_base *base);
+/* Answers the uploads still rendering (503) and frees everything. Call
+ * it before the HTTP server is freed. NULL is a no-op. */
+void	ecp_free(struct master_ecp *);
+/* Answers one request for `route` (the method is already checked). */
+void	ecp_handle(struct master_ecp *, struct http_req *, enum ecp_route);
 
 /* Runs the server until SIGINT/SIGTERM. */
 ps_err	master_serve(struct master_state *, const char *listen_host,

@@ -1,29 +1,24 @@
 /*
  * Setting a mailbox's photo: one decode, the nine high-resolution sizes,
- * one atomic replace with a new ETag.
+ * one atomic replace with a new ETag. The rendering is shared by the
+ * admin command (photo set) and the change-photo page (ecp.c), which
+ * runs it on a worker thread.
  */
 #include <string.h>
 
 #include "common/log.h"
 #include "common/str.h"
-#include "exchange/ews.h"
-#include "image/image.h"
 #include "master_int.h"
 
 ps_err
-master_photo_set(struct store *st, const char *email, const void *data,
-    size_t len, char *etag)
+master_photo_render(const void *data, size_t len, struct master_photo *mp)
 {
-	struct image_jpeg out[EWS_SIZE_COUNT];
-	struct store_photo_size sizes[EWS_SIZE_COUNT];
-	unsigned char rnd[16];
-	size_t i, n = 0;
-	int src_side = 0;
+	size_t i;
 	ps_err rc;
 
-	memset(out, 0, sizeof(out));
+	memset(mp, 0, sizeof(*mp));
 	if ((rc = image_render(data, len, &image_default_limits, ews_sizes,
-	    EWS_SIZE_COUNT, out, &src_side)) != PS_OK)
+	    EWS_SIZE_COUNT, mp->jpeg, &mp->src_side)) != PS_OK)
 		return rc;
 	/*
 	 * Keep each size code rendered at its own side, and the first one
@@ -31,21 +26,50 @@ master_photo_set(struct store *st, const char *email, const void *data,
 	 * larger codes are answered with that one, never upscaled.
 	 */
 	for (i = 0; i < EWS_SIZE_COUNT; i++) {
-		sizes[n].code = (int)i;
-		sizes[n].side = out[i].side;
-		sizes[n].data = out[i].data;
-		sizes[n].len = out[i].len;
-		n++;
-		if (out[i].side < ews_sizes[i])
+		mp->sizes[mp->n].code = (int)i;
+		mp->sizes[mp->n].side = mp->jpeg[i].side;
+		mp->sizes[mp->n].data = mp->jpeg[i].data;
+		mp->sizes[mp->n].len = mp->jpeg[i].len;
+		mp->n++;
+		if (mp->jpeg[i].side < ews_sizes[i])
 			break;
 	}
+	return PS_OK;
+}
+
+void
+master_photo_free(struct master_photo *mp)
+{
+	size_t i;
+
+	for (i = 0; i < EWS_SIZE_COUNT; i++)
+		image_jpeg_free(&mp->jpeg[i]);
+	memset(mp, 0, sizeof(*mp));
+}
+
+void
+master_etag_new(char *etag)
+{
+	unsigned char rnd[16];
+
 	rand_bytes(rnd, sizeof(rnd));
 	hex_encode(rnd, sizeof(rnd), etag);
-	rc = store_photo_put(st, email, etag, sizes, n);
+}
+
+ps_err
+master_photo_set(struct store *st, const char *email, const void *data,
+    size_t len, char *etag)
+{
+	struct master_photo mp;
+	ps_err rc;
+
+	if ((rc = master_photo_render(data, len, &mp)) != PS_OK)
+		return rc;
+	master_etag_new(etag);
+	rc = store_photo_put(st, email, etag, mp.sizes, mp.n);
 	if (rc == PS_OK)
 		log_info(NULL, "photo.stored", "email=%s etag=%s sizes=%zu "
-		    "source_side=%d", log_q(email), etag, n, src_side);
-	for (i = 0; i < EWS_SIZE_COUNT; i++)
-		image_jpeg_free(&out[i]);
+		    "source_side=%d", log_q(email), etag, mp.n, mp.src_side);
+	master_photo_free(&mp);
 	return rc;
 }

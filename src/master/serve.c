@@ -6,13 +6,18 @@
  *   GET      /autodiscover/metadata/json/1	S2S metadata
  *   GET      /ews/exchange.asmx/s/getuserphoto	REST photo, ETag, 304
  *   POST     /ews/exchange.asmx		SOAP GetUserPhoto
+ *   GET|POST /ecp/...				the change-photo page (ecp.c)
  *
  * Paths match case-insensitively. Everything but the metadata document
- * needs a mailbox user's Basic credentials or a registered partner's S2S
- * token. Admin commands change the store while this runs; each request
- * reads the store, and the parsed partner list is rebuilt whenever the
- * store's data version moves, so changes apply at once, without a restart.
- * One event loop; no request blocks on the network.
+ * and the change-photo page needs a mailbox user's Basic credentials or a
+ * registered partner's S2S token; the page has its own form sign-in and
+ * session cookie. Request bodies may be as large as an image upload;
+ * the XML endpoints refuse anything over XML_MAX_BYTES themselves.
+ * Admin commands change the store while this runs; each request reads
+ * the store, and the parsed partner list is rebuilt whenever the store's
+ * data version moves, so changes apply at once, without a restart. One
+ * event loop; no request blocks on the network, and uploads are rendered
+ * on worker threads.
  */
 #include <event2/event.h>
 #include <signal.h>
@@ -31,9 +36,12 @@
 #include "http/server.h"
 #include "master_int.h"
 #include "s2s/s2s.h"
+#include "xml/xml.h"
 
 #define XML_TYPE	"text/xml; charset=utf-8"
 #define PHOTO_MAX_AGE	3600
+/* An image upload and its multipart form around it. */
+#define MAX_BODY	((size_t)IMAGE_MAX_BYTES + 64 * 1024)
 
 struct master_srv {
 	struct master_state	*ms;
@@ -41,6 +49,7 @@ struct master_srv {
 	struct http_server	*http;
 	struct http_tls		*tls;
 	struct auth_cache	*auth_cache;
+	struct master_ecp	*ecp;
 	char			*base_url;	/* https://host[:port] */
 	int			 port;		/* bound */
 
@@ -480,19 +489,33 @@ reply:
 /* ---- routing ---- */
 
 enum route_id {
-	R_POX, R_SOAP, R_METADATA, R_REST_PHOTO, R_EWS,
+	R_POX, R_SOAP, R_METADATA, R_REST_PHOTO, R_EWS, R_ECP,
 };
 
 static const struct route {
 	const char	*path;
 	enum route_id	 id;
 	bool		 get, post;
+	bool		 xml;	/* the body is XML: at most XML_MAX_BYTES */
+	enum ecp_route	 ecp;	/* for R_ECP */
 } routes[] = {
-	{ "/autodiscover/autodiscover.xml", R_POX, true, true },
-	{ "/autodiscover/autodiscover.svc", R_SOAP, false, true },
-	{ "/autodiscover/metadata/json/1", R_METADATA, true, false },
-	{ "/ews/exchange.asmx/s/getuserphoto", R_REST_PHOTO, true, false },
-	{ "/ews/exchange.asmx", R_EWS, false, true },
+	{ "/autodiscover/autodiscover.xml", R_POX, true, true, true, 0 },
+	{ "/autodiscover/autodiscover.svc", R_SOAP, false, true, true, 0 },
+	{ "/autodiscover/metadata/json/1", R_METADATA, true, false, false, 0 },
+	{ "/ews/exchange.asmx/s/getuserphoto", R_REST_PHOTO, true, false,
+	    false, 0 },
+	{ "/ews/exchange.asmx", R_EWS, false, true, true, 0 },
+	{ "/ecp", R_ECP, true, false, false, ECP_HOME },
+	{ "/ecp/", R_ECP, true, false, false, ECP_HOME },
+	{ "/ecp/personalsettings/editaccount.aspx", R_ECP, true, false, false,
+	    ECP_PAGE },
+	{ "/ecp/login", R_ECP, false, true, false, ECP_LOGIN },
+	{ "/ecp/logout", R_ECP, false, true, false, ECP_LOGOUT },
+	{ "/ecp/photo.ashx", R_ECP, true, false, false, ECP_PHOTO },
+	{ "/ecp/photo/upload", R_ECP, false, true, false, ECP_UPLOAD },
+	{ "/ecp/photo/save", R_ECP, false, true, false, ECP_SAVE },
+	{ "/ecp/photo/cancel", R_ECP, false, true, false, ECP_CANCEL },
+	{ "/ecp/photo/remove", R_ECP, false, true, false, ECP_REMOVE },
 };
 
 static void
@@ -502,7 +525,7 @@ handle(struct http_req *r, void *arg)
 	enum http_method m = http_req_method(r);
 	const char *path = http_req_path(r);
 	const struct route *rt = NULL;
-	size_t i;
+	size_t i, len;
 
 	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		if (strcmp(path, routes[i].path) == 0)
@@ -516,6 +539,12 @@ handle(struct http_req *r, void *arg)
 		http_reply_header(r, "Allow", rt->get && rt->post ?
 		    "GET, HEAD, POST" : rt->get ? "GET, HEAD" : "POST");
 		http_reply_error(r, 405, "method not allowed here");
+		return;
+	}
+	/* The server takes uploads; XML stays within its own limit. */
+	http_req_body(r, &len);
+	if (rt->xml && len > XML_MAX_BYTES) {
+		http_reply_error(r, 413, "the XML body is larger than 1 MiB");
 		return;
 	}
 	switch (rt->id) {
@@ -533,6 +562,9 @@ handle(struct http_req *r, void *arg)
 		break;
 	case R_EWS:
 		handle_soap_photo(s, r);
+		break;
+	case R_ECP:
+		ecp_handle(s->ecp, r, rt->ecp);
 		break;
 	}
 }
@@ -562,7 +594,12 @@ master_serve(struct master_state *ms, const char *listen_host,
 	s.auth_cache = auth_cache_new(4096);
 	if ((rc = http_tls_new(cert, key, &s.tls)) != PS_OK)
 		goto out;
+	if ((s.ecp = ecp_new(ms, s.base)) == NULL) {
+		rc = PS_EIO;
+		goto out;
+	}
 	s.http = http_server_new(s.base, "master", handle, &s);
+	http_server_set_max_body(s.http, MAX_BODY);
 	if ((rc = http_server_listen(s.http, listen_host ? listen_host :
 	    ms->host, ms->port, s.tls, &s.port)) != PS_OK)
 		goto out;
@@ -598,6 +635,7 @@ out:
 		event_free(sigint);
 	if (sigterm)
 		event_free(sigterm);
+	ecp_free(s.ecp);
 	http_server_free(s.http);
 	http_tls_free(s.tls);
 	partners_clear(&s);

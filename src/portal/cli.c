@@ -51,6 +51,8 @@ static const char usage_text[] =
 "  issuer remove --dir D --name N\n"
 "  issuer list --dir D\n"
 "  serve --dir D [--listen ADDRESS] [--port-file F]\n"
+"       [--metrics-allow ADDRESSES]  who may read /metrics (default\n"
+"                                    loopback: 127.0.0.0/8,::1/128)\n"
 "\n"
 "web application SETTINGS (durations carry their unit: 90m, 6h, 2d):\n"
 "  --photo-import on|off            fetch photos from the mail server\n"
@@ -70,7 +72,7 @@ static const char usage_text[] =
 struct opts {
 	const char	*dir, *url, *tls_cert, *tls_key, *name, *email;
 	const char	*password_file, *metadata_url, *metadata_file;
-	const char	*ca_file, *listen, *port_file;
+	const char	*ca_file, *listen, *port_file, *metrics_allow;
 	const char	*photo_import, *photo_expiration, *error_expiration;
 	const char	*autodiscover_domain, *sync_trigger, *sizes;
 	const char	*allow_http;
@@ -104,7 +106,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 	enum { O_DIR = 256, O_URL, O_CERT, O_KEY, O_NAME, O_EMAIL, O_PW,
 	    O_MDURL, O_MDFILE, O_CA, O_LISTEN, O_PORTFILE, O_IMPORT, O_EXP,
 	    O_ERREXP, O_AD, O_TRIGGER, O_SIZES, O_HTTP, O_USER, O_ALL, O_FORCE,
-	    O_CONC };
+	    O_CONC, O_METRICS };
 	static const struct option longopts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "url", required_argument, NULL, O_URL },
@@ -129,6 +131,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "all", no_argument, NULL, O_ALL },
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "concurrency", required_argument, NULL, O_CONC },
+		{ "metrics-allow", required_argument, NULL, O_METRICS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -163,6 +166,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 			o->users[o->n_users++] = optarg;
 			break;
 		case O_ALL: o->all = true; break;
+		case O_METRICS: o->metrics_allow = optarg; break;
 		case O_FORCE: o->force = true; break;
 		case O_CONC:
 			o->concurrency = atoi(optarg);
@@ -590,8 +594,9 @@ static int
 cmd_user(struct portal_state *ps, struct opts *o, const char *verb)
 {
 	const char *arg = o->nargs > 2 ? o->args[2] : NULL;
-	struct store_user u = { 0 };
-	char account[ACCOUNT_MAX], *pw = NULL, *hash = NULL;
+	struct store_user u = { 0 }, other = { 0 };
+	char account[ACCOUNT_MAX], prefix[ACCOUNT_MAX], *pw = NULL;
+	char *hash = NULL;
 	bool is_email;
 	int ret = 1;
 
@@ -618,6 +623,19 @@ cmd_user(struct portal_state *ps, struct opts *o, const char *verb)
 		str_copy(u.email, o->email, sizeof(u.email));
 		str_copy(u.name, o->name ? o->name : "", sizeof(u.name));
 		u.pwhash = hash;
+		/* Library file names must stay one user's: contoso\a_b and
+		 * contoso_a\b would both be contoso_a_b_LThumb.jpg. */
+		account_file_prefix(account, prefix);
+		if (store_user_get_by_prefix(ps->store, prefix, &other) ==
+		    PS_OK && strcasecmp(other.account, account) != 0) {
+			fprintf(stderr, "photosync portal: %s would share its "
+			    "photo file names (%s_LThumb.jpg) with %s; choose "
+			    "another account name\n", account, prefix,
+			    other.account);
+			store_user_cleanup(&other);
+			goto out;
+		}
+		store_user_cleanup(&other);
 		if (store_user_add(ps->store, &u) != PS_OK)
 			goto err;
 		printf("added user %s <%s>%s\n", account, o->email, hash ? "" :
@@ -778,8 +796,8 @@ portal_main(int argc, char **argv)
 	if (portal_state_open(o.dir, &ps) != PS_OK)
 		return fail(NULL);
 	if (strcmp(cmd, "serve") == 0) {
-		ret = portal_serve(&ps, o.listen, o.port_file) == PS_OK ? 0 :
-		    fail("serve");
+		ret = portal_serve(&ps, o.listen, o.port_file,
+		    o.metrics_allow) == PS_OK ? 0 : fail("serve");
 	} else if (strcmp(cmd, "refresh") == 0) {
 		int k;
 

@@ -14,6 +14,30 @@
 #include "work/work.h"
 #include "xfer/xfer.h"
 
+static ps_err
+issuer_mix(void *arg, const struct store_issuer *is)
+{
+	uint64_t *h = arg;
+	const char *p;
+
+	/* FNV-1a over what a token depends on. */
+	for (p = is->issuer; *p; p++)
+		*h = (*h ^ (unsigned char)*p) * 1099511628211ULL;
+	for (p = is->metadata ? is->metadata : ""; *p; p++)
+		*h = (*h ^ (unsigned char)*p) * 1099511628211ULL;
+	return PS_OK;
+}
+
+/* A digest of the trusted issuers, to notice when they change. */
+uint64_t
+issuers_signature(struct store *st)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	store_issuer_each(st, issuer_mix, &h);
+	return h;
+}
+
 struct app_list {
 	struct webapp_ctx	*a;
 	size_t			 n;
@@ -69,6 +93,7 @@ portal_srv_init(struct portal_srv *srv, struct portal_state *ps,
 	srv->apps = l.a;
 	srv->n_apps = l.n;
 	srv->version = store_data_version(ps->store);
+	srv->issuers_sig = issuers_signature(ps->store);
 	if (l.n == 0)
 		return only_url ? ps_errf(PS_ENOTFOUND, "no web application "
 		    "%s", only_url) : ps_errf(PS_EINVAL, "no web application "

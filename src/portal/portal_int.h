@@ -46,6 +46,7 @@ struct work_pool;
 struct sync_job;
 struct auth_cache;
 struct refresh;
+struct metrics_acl;
 
 /* Photos used when a user has none: one JPEG per size. */
 struct placeholder {
@@ -76,9 +77,12 @@ struct portal_srv {
 	struct webapp_ctx	*apps;
 	size_t			 n_apps;
 	int64_t			 version;	/* store data version seen */
+	uint64_t		 issuers_sig;	/* issuers_signature() */
 	struct sync_job		*jobs;		/* in flight, single-flight */
 	struct refresh		*refresh;	/* set by portal refresh */
+	struct metrics_acl	*metrics_acl;	/* who may read /metrics */
 	struct ad_cache_entry	*ad_cache;	/* Autodiscover answers */
+	struct token_cache_entry *tokens;	/* S2S tokens, reused */
 };
 
 /*
@@ -89,6 +93,9 @@ struct portal_srv {
 ps_err	portal_srv_init(struct portal_srv *, struct portal_state *,
 	    const char *only_url);
 void	portal_srv_cleanup(struct portal_srv *);
+
+/* A digest of the trusted issuers, to notice when they change. */
+uint64_t issuers_signature(struct store *);
 
 /* Re-reads settings when an admin command changed the store. */
 void	portal_refresh(struct portal_srv *);
@@ -156,9 +163,16 @@ void	sync_discover(struct webapp_ctx *, const struct store_user *user,
 /* Forgets a waiter whose request went away (not called back). */
 void	sync_cancel_wait(struct portal_srv *, void *arg);
 void	sync_shutdown(struct portal_srv *);
+/*
+ * Forgets the cached Autodiscover answers and tokens of a web application
+ * (its autodiscover domain, CA or issuers changed).
+ */
+void	sync_forget(struct portal_srv *, int64_t webapp);
+/* Syncs in flight, for metrics. */
+size_t	sync_in_flight(const struct portal_srv *);
 
 /* Runs the server until SIGINT/SIGTERM. */
 ps_err	portal_serve(struct portal_state *, const char *listen_host,
-	    const char *port_file);
+	    const char *port_file, const char *metrics_allow);
 
 #endif

@@ -29,6 +29,7 @@
 #include "common/xalloc.h"
 #include "http/server.h"
 #include "image/image.h"
+#include "metrics/metrics.h"
 #include "pages.h"
 #include "pki/pki.h"
 #include "portal_int.h"
@@ -54,27 +55,52 @@ struct viewer {
 
 /* ---- settings ---- */
 
+static ps_err placeholder_make(struct webapp_ctx *);
+static void placeholder_free(struct placeholder *);
+
+/*
+ * Picks up what admin commands changed: settings apply to the next
+ * request; a new autodiscover domain, CA file or issuer list drops what
+ * was cached from the old one; new thumbnail sizes get new placeholders.
+ */
 void
 portal_refresh(struct portal_srv *srv)
 {
 	int64_t v = store_data_version(srv->ps->store);
+	uint64_t sig;
+	bool issuers_changed;
 	size_t i;
 
 	if (v == srv->version)
 		return;
+	sig = issuers_signature(srv->ps->store);
+	issuers_changed = sig != srv->issuers_sig;
+	srv->issuers_sig = sig;
 	for (i = 0; i < srv->n_apps; i++) {
+		struct webapp_ctx *app = &srv->apps[i];
 		struct store_webapp w;
 
-		if (store_webapp_get(srv->ps->store, srv->apps[i].w.url, &w) ==
-		    PS_OK) {
-			if (w.size_s != srv->apps[i].w.size_s ||
-			    w.size_m != srv->apps[i].w.size_m ||
-			    w.size_l != srv->apps[i].w.size_l)
-				log_info(NULL, "webapp.sizes_changed", "url=%s "
-				    "note=%s", log_q(w.url), log_q("new sizes "
-				    "apply to photos fetched from now on"));
-			srv->apps[i].w = w;
+		if (store_webapp_get(srv->ps->store, app->w.url, &w) != PS_OK)
+			continue;
+		/* What was learnt from the old master is no longer true. */
+		if (strcmp(w.autodiscover_domain, app->w.autodiscover_domain) ||
+		    strcmp(w.ca_file, app->w.ca_file) ||
+		    w.allow_oauth_http != app->w.allow_oauth_http ||
+		    issuers_changed)
+			sync_forget(srv, w.id);
+		if ((w.size_s != app->w.size_s || w.size_m != app->w.size_m ||
+		    w.size_l != app->w.size_l) && app->http) {
+			log_info(NULL, "webapp.sizes_changed", "url=%s note=%s",
+			    log_q(w.url), log_q("new sizes apply to photos "
+			    "fetched or uploaded from now on"));
+			app->w = w;
+			placeholder_free(&app->placeholder);
+			if (placeholder_make(app) != PS_OK)
+				log_err(NULL, "webapp.placeholder_failed",
+				    "url=%s error=%s", log_q(w.url),
+				    log_q(ps_errmsg()));
 		}
+		app->w = w;
 	}
 	srv->version = v;
 }
@@ -287,12 +313,16 @@ serve_photo(struct webapp_ctx *app, struct http_req *r, const char *account,
 		snprintf(tag, sizeof(tag), "%s-%c", t.etag, size_names[size]);
 		snprintf(cc, sizeof(cc), "private, max-age=%d", PHOTO_MAX_AGE);
 		http_req_note(r, "photo", t.source);
+		metrics_add("photosync_photos_served_total", "kind=\"photo\"",
+		    1);
 	} else if (rc == PS_ENOTFOUND) {
 		snprintf(tag, sizeof(tag), "placeholder-%c-%d",
 		    size_names[size], app->placeholder.sides[size]);
 		snprintf(cc, sizeof(cc), "private, max-age=%d",
 		    PLACEHOLDER_MAX_AGE);
 		http_req_note(r, "photo", "placeholder");
+		metrics_add("photosync_photos_served_total",
+		    "kind=\"placeholder\"", 1);
 	} else {
 		http_reply_error(r, 500, "the store failed");
 		return;
@@ -301,6 +331,7 @@ serve_photo(struct webapp_ctx *app, struct http_req *r, const char *account,
 	http_reply_header(r, "ETag", quoted);
 	http_reply_header(r, "Cache-Control", cc);
 	if (inm && etag_matches(inm, tag)) {
+		metrics_add("photosync_photos_revalidated_total", NULL, 1);
 		http_reply(r, 304, NULL, NULL, 0);
 	} else if (rc == PS_OK) {
 		http_reply(r, 200, "image/jpeg", t.data, t.len);
@@ -950,6 +981,26 @@ handle_metadata(struct webapp_ctx *app, struct http_req *r)
 
 #define LIBRARY_PREFIX "/user photos/profile pictures/"
 
+/* Prometheus metrics, to the addresses --metrics-allow names. */
+static void
+handle_metrics(struct webapp_ctx *app, struct http_req *r)
+{
+	struct buf out;
+
+	if (!metrics_acl_allows(app->srv->metrics_acl, http_req_peer(r))) {
+		http_reply_error(r, 403, "metrics are served to the addresses "
+		    "given with serve --metrics-allow only");
+		return;
+	}
+	buf_init(&out, 4 << 20);
+	metrics_set("photosync_sync_in_flight", NULL,
+	    (double)sync_in_flight(app->srv));
+	metrics_render(&out);
+	http_reply_buf(r, 200, "text/plain; version=0.0.4; charset=utf-8",
+	    &out);
+	buf_cleanup(&out);
+}
+
 static void
 handle(struct http_req *r, void *arg)
 {
@@ -960,10 +1011,17 @@ handle(struct http_req *r, void *arg)
 
 	portal_refresh(app->srv);
 	if (strcmp(path, "/_layouts/15/metadata/json/1") == 0) {
+		http_req_set_route(r, "metadata");
 		handle_metadata(app, r);
 		return;
 	}
+	if (strcmp(path, "/metrics") == 0) {
+		http_req_set_route(r, "metrics");
+		handle_metrics(app, r);
+		return;
+	}
 	if (strcmp(path, "/login") == 0) {
+		http_req_set_route(r, "login");
 		handle_login(app, r);
 		return;
 	}
@@ -971,6 +1029,12 @@ handle(struct http_req *r, void *arg)
 		http_reply_error(r, 405, "method not allowed");
 		return;
 	}
+	if (strcmp(path, "/_layouts/15/userphoto.aspx") == 0)
+		http_req_set_route(r, "userphoto");
+	else if (strncmp(path, LIBRARY_PREFIX, strlen(LIBRARY_PREFIX)) == 0)
+		http_req_set_route(r, "library");
+	else
+		http_req_set_route(r, "page");
 	if (!authenticate(app, r, &v))
 		return;
 	if (strcmp(path, "/_layouts/15/userphoto.aspx") == 0)
@@ -1057,7 +1121,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 ps_err
 portal_serve(struct portal_state *ps, const char *listen_host,
-    const char *port_file)
+    const char *port_file, const char *metrics_allow)
 {
 	struct portal_srv srv;
 	struct event *sigint = NULL, *sigterm = NULL;
@@ -1067,7 +1131,9 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 
 	signal(SIGPIPE, SIG_IGN);
 	buf_init(&ports, 4096);
-	if ((rc = portal_srv_init(&srv, ps, NULL)) != PS_OK)
+	if ((rc = portal_srv_init(&srv, ps, NULL)) != PS_OK ||
+	    (rc = metrics_acl_parse(metrics_allow, &srv.metrics_acl)) !=
+	    PS_OK)
 		goto out;
 	for (i = 0; i < srv.n_apps; i++) {
 		if ((rc = app_listen(&srv.apps[i], listen_host)) != PS_OK)
@@ -1091,6 +1157,7 @@ out:
 		event_free(sigterm);
 	for (i = 0; i < srv.n_apps; i++)
 		app_unlisten(&srv.apps[i]);
+	metrics_acl_free(srv.metrics_acl);
 	portal_srv_cleanup(&srv);
 	buf_cleanup(&ports);
 	return rc;

@@ -22,6 +22,7 @@
 #include "exchange/autodiscover.h"
 #include "http/server.h"
 #include "image/image.h"
+#include "metrics/metrics.h"
 #include "portal_int.h"
 #include "s2s/s2s.h"
 #include "setup/setup.h"
@@ -225,7 +226,13 @@ static void
 job_finish(struct sync_job *job)
 {
 	struct sync_waiter *w;
+	char labels[64];
 
+	if (!job->discover_only) {
+		snprintf(labels, sizeof(labels), "result=\"%s\"",
+		    sync_result_name(job->outcome.result));
+		metrics_add("photosync_syncs_total", labels, 1);
+	}
 	while ((w = job->waiters) != NULL) {
 		job->waiters = w->next;
 		w->fn(w->arg, &job->outcome);
@@ -290,6 +297,102 @@ job_success(struct sync_job *job, enum sync_result result)
 
 /* ---- tokens ---- */
 
+/*
+ * Tokens are reused until shortly before they expire (DESIGN §5): one per
+ * web application, user and target authority. They are secrets: wiped
+ * when dropped, never logged.
+ */
+#define TOKEN_REUSE_MARGIN	300
+
+struct token_cache_entry {
+	struct token_cache_entry *next;
+	int64_t			 webapp;
+	char			 email[256];
+	char			 authority[300];
+	char			 realm[64];
+	char			*token;
+	int64_t			 expires;
+};
+
+static void
+token_entry_free(struct token_cache_entry *e)
+{
+	xfree_secret(e->token, strlen(e->token));
+	free(e);
+}
+
+/* Forgets the tokens and Autodiscover answers of one web application. */
+void
+sync_forget(struct portal_srv *srv, int64_t webapp)
+{
+	struct token_cache_entry **tp = &srv->tokens, *t;
+	struct ad_cache_entry **ap = &srv->ad_cache, *a;
+
+	while ((t = *tp) != NULL) {
+		if (t->webapp == webapp) {
+			*tp = t->next;
+			token_entry_free(t);
+		} else {
+			tp = &t->next;
+		}
+	}
+	while ((a = *ap) != NULL) {
+		if (a->webapp == webapp) {
+			*ap = a->next;
+			free(a->photos_url);
+			free(a->ecp_photo_url);
+			free(a);
+		} else {
+			ap = &a->next;
+		}
+	}
+}
+
+static char *
+token_cached(struct portal_srv *srv, int64_t webapp, const char *email,
+    const char *authority, const char *realm)
+{
+	struct token_cache_entry *e;
+	int64_t now = time_now();
+
+	for (e = srv->tokens; e; e = e->next)
+		if (e->webapp == webapp && strcmp(e->email, email) == 0 &&
+		    strcmp(e->authority, authority) == 0 &&
+		    strcmp(e->realm, realm) == 0 &&
+		    e->expires - TOKEN_REUSE_MARGIN > now)
+			return xstrdup(e->token);
+	return NULL;
+}
+
+static void
+token_remember(struct portal_srv *srv, int64_t webapp, const char *email,
+    const char *authority, const char *realm, const char *token,
+    int64_t expires)
+{
+	struct token_cache_entry **p = &srv->tokens, *e;
+
+	/* Drop the one it replaces and any that expired. */
+	while ((e = *p) != NULL) {
+		if ((e->webapp == webapp && strcmp(e->email, email) == 0 &&
+		    strcmp(e->authority, authority) == 0) ||
+		    e->expires <= time_now()) {
+			*p = e->next;
+			token_entry_free(e);
+		} else {
+			p = &e->next;
+		}
+	}
+	e = xcalloc(1, sizeof(*e));
+	e->webapp = webapp;
+	str_copy(e->email, email, sizeof(e->email));
+	str_copy(e->authority, authority, sizeof(e->authority));
+	str_copy(e->realm, realm, sizeof(e->realm));
+	e->token = xstrdup(token);
+	e->expires = expires;
+	e->next = srv->tokens;
+	srv->tokens = e;
+}
+
 /* The realm of the master: the trusted issuer's. */
 struct issuer_pick {
 	const char	*host;
@@ -348,6 +451,11 @@ job_token(struct sync_job *job, const char *url, char **token)
 		snprintf(authority, sizeof(authority), "%s", host);
 	else
 		snprintf(authority, sizeof(authority), "%s:%d", host, port);
+	if ((*token = token_cached(app->srv, app->w.id, job->email, authority,
+	    job->issuer_realm)) != NULL) {
+		rc = PS_OK;
+		goto out;
+	}
 	m.key = app->s2s_key;
 	m.cert_der = app->s2s_cert;
 	m.cert_len = app->s2s_cert_len;
@@ -360,7 +468,9 @@ job_token(struct sync_job *job, const char *url, char **token)
 	m.upn = job->email;
 	m.now = time_now();
 	m.lifetime = TOKEN_LIFETIME;
-	rc = s2s_token_mint(&m, token);
+	if ((rc = s2s_token_mint(&m, token)) == PS_OK)
+		token_remember(app->srv, app->w.id, job->email, authority,
+		    job->issuer_realm, *token, m.now + TOKEN_LIFETIME);
 out:
 	free(host);
 	return rc;
@@ -511,6 +621,8 @@ photo_done(const struct xfer_response *r, void *arg)
 		job_error(job, "GetUserPhoto", r->error, -1);
 		return;
 	}
+	metrics_observe("photosync_master_request_seconds",
+	    "call=\"GetUserPhoto\"", (double)r->elapsed_ms / 1000.0);
 	log_info(job->reqid, "sync.photo_answer", "account=%s status=%ld "
 	    "bytes=%zu ms=%lld", log_q(job->account), r->status,
 	    r->body.b_len, (long long)r->elapsed_ms);
@@ -596,6 +708,8 @@ ad_done(const struct xfer_response *r, void *arg)
 		job_error(job, "autodiscover", r->error, -1);
 		return;
 	}
+	metrics_observe("photosync_master_request_seconds",
+	    "call=\"Autodiscover\"", (double)r->elapsed_ms / 1000.0);
 	if (r->status == 429 || r->status == 503) {
 		job->outcome.result = SYNC_BUSY;
 		job->outcome.retry_after = r->retry_after;
@@ -844,6 +958,17 @@ sync_discover(struct webapp_ctx *app, const struct store_user *user,
 	start_autodiscover(job);
 }
 
+size_t
+sync_in_flight(const struct portal_srv *srv)
+{
+	const struct sync_job *j;
+	size_t n = 0;
+
+	for (j = srv->jobs; j; j = j->next)
+		n++;
+	return n;
+}
+
 void
 sync_shutdown(struct portal_srv *srv)
 {
@@ -865,5 +990,11 @@ sync_shutdown(struct portal_srv *srv)
 		free(e->photos_url);
 		free(e->ecp_photo_url);
 		free(e);
+	}
+	while (srv->tokens) {
+		struct token_cache_entry *t = srv->tokens;
+
+		srv->tokens = t->next;
+		token_entry_free(t);
 	}
 }

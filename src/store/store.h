@@ -125,6 +125,55 @@ ps_err	store_partner_get(struct store *, const char *name_or_issuer,
 ps_err	store_partner_each(struct store *,
 	    ps_err (*fn)(void *, const struct store_partner *), void *arg);
 
+/* ---- master: browser sessions of the change-photo page (ECP) ---- */
+
+struct store_mailbox_session {
+	char	 email[256];	/* lower case */
+	char	 csrf[65];	/* the session's form token */
+	int64_t	 expires;
+};
+
+/*
+ * Starts a session of a mailbox that has a password, and drops the
+ * expired ones. `key` is a digest of the cookie value; the cookie itself
+ * is not kept. PS_ENOTFOUND when the mailbox is absent or has no
+ * password. Changing or removing the mailbox's password, or removing the
+ * mailbox, ends its sessions.
+ */
+ps_err	store_mailbox_session_put(struct store *, const char *key,
+	    const char *email, const char *csrf, int64_t expires);
+/* PS_ENOTFOUND when absent, expired, or the mailbox cannot sign in. */
+ps_err	store_mailbox_session_get(struct store *, const char *key,
+	    struct store_mailbox_session *out);
+/* Ends the session `key` (absent is not an error) and expired ones. */
+ps_err	store_mailbox_session_remove(struct store *, const char *key);
+
+/* ---- master: pending photo previews (the ECP page) ---- */
+
+/*
+ * Replaces the mailbox's pending preview with `n` sizes, identified by
+ * `id` (for URLs), until `expires`; drops expired previews of every
+ * mailbox. The photo is not touched. PS_ENOTFOUND if there is no such
+ * mailbox.
+ */
+ps_err	store_preview_put(struct store *, const char *email, const char *id,
+	    int64_t expires, const struct store_photo_size *sizes, size_t n);
+/*
+ * As store_photo_get, for the pending (unexpired) preview; `etag` holds
+ * its id and `updated` when it was made. PS_ENOTFOUND when there is none.
+ */
+ps_err	store_preview_get(struct store *, const char *email, int code,
+	    struct store_photo *out);
+/*
+ * Makes the pending preview the mailbox's photo with `etag`, all sizes at
+ * once, and deletes the preview, in one transaction. PS_ENOTFOUND (and
+ * nothing changed) when there is no pending preview.
+ */
+ps_err	store_preview_save(struct store *, const char *email,
+	    const char *etag);
+/* Discards the preview; PS_ENOTFOUND if there was none. */
+ps_err	store_preview_remove(struct store *, const char *email);
+
 /* ---- transactions, for changes that span several calls ---- */
 
 ps_err	store_begin(struct store *);

@@ -50,6 +50,34 @@ static const char *const master_migrations[] = {
 	"  metadata TEXT NOT NULL,"
 	"  fetched INTEGER NOT NULL,"
 	"  added INTEGER NOT NULL);",
+	/*
+	 * 2: the change-photo page (ECP): browser sessions, kept by a digest
+	 * of the cookie, and one pending photo preview per mailbox.
+	 */
+	"CREATE TABLE sessions ("
+	"  key TEXT PRIMARY KEY,"
+	"  email TEXT NOT NULL COLLATE NOCASE"
+	"    REFERENCES mailboxes(email) ON DELETE CASCADE,"
+	"  csrf TEXT NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL);"
+	"CREATE INDEX sessions_email ON sessions (email);"
+	"CREATE INDEX sessions_expires ON sessions (expires);"
+	"CREATE TABLE previews ("
+	"  email TEXT PRIMARY KEY COLLATE NOCASE"
+	"    REFERENCES mailboxes(email) ON DELETE CASCADE,"
+	"  id TEXT NOT NULL,"
+	"  side INTEGER NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL);"
+	"CREATE INDEX previews_expires ON previews (expires);"
+	"CREATE TABLE preview_sizes ("
+	"  email TEXT NOT NULL COLLATE NOCASE"
+	"    REFERENCES previews(email) ON DELETE CASCADE,"
+	"  code INTEGER NOT NULL,"
+	"  side INTEGER NOT NULL,"
+	"  data BLOB NOT NULL,"
+	"  PRIMARY KEY (email, code));",
 };
 
 static const char *const portal_migrations[] = {
@@ -432,19 +460,36 @@ ps_err
 store_mailbox_set_password(struct store *st, const char *email,
     const char *pwhash)
 {
-	sqlite3_stmt *q = prep(st, "UPDATE mailboxes SET pwhash = ? "
-	    "WHERE email = ?");
+	sqlite3_stmt *q = NULL;
 	int changes = 0;
 	ps_err rc;
 
-	if (q == NULL)
-		return PS_ESTORE;
+	/* A new password ends the mailbox's browser sessions with it. */
+	if ((rc = store_exec(st, "BEGIN IMMEDIATE")) != PS_OK)
+		return rc;
+	rc = PS_ESTORE;
+	if ((q = prep(st, "UPDATE mailboxes SET pwhash = ? WHERE email = ?"))
+	    == NULL)
+		goto out;
 	bind_text(q, 1, pwhash);
 	bind_text(q, 2, email);
-	rc = step_done(st, q, &changes);
-	sqlite3_finalize(q);
-	if (rc == PS_OK && changes == 0)
+	if ((rc = step_done(st, q, &changes)) != PS_OK)
+		goto out;
+	if (changes == 0) {
 		rc = ps_errf(PS_ENOTFOUND, "no mailbox %s", email);
+		goto out;
+	}
+	sqlite3_finalize(q);
+	rc = PS_ESTORE;
+	if ((q = prep(st, "DELETE FROM sessions WHERE email = ?")) == NULL)
+		goto out;
+	bind_text(q, 1, email);
+	rc = step_done(st, q, NULL);
+out:
+	sqlite3_finalize(q);
+	if (store_exec(st, rc == PS_OK ? "COMMIT" : "ROLLBACK") != PS_OK &&
+	    rc == PS_OK)
+		rc = PS_ESTORE;
 	return rc;
 }
 
@@ -714,6 +759,275 @@ store_partner_each(struct store *st,
 	if (rc == PS_OK && r != SQLITE_DONE)
 		rc = store_fail(st, "list partners");
 	sqlite3_finalize(q);
+	return rc;
+}
+
+/* ---- master: browser sessions of the change-photo page ---- */
+
+ps_err
+store_mailbox_session_put(struct store *st, const char *key,
+    const char *email, const char *csrf, int64_t expires)
+{
+	sqlite3_stmt *q = NULL;
+	int64_t now = time_now();
+	int changes = 0;
+	ps_err rc;
+
+	if ((rc = store_exec(st, "BEGIN IMMEDIATE")) != PS_OK)
+		return rc;
+	rc = PS_ESTORE;
+	if ((q = prep(st, "DELETE FROM sessions WHERE expires <= ?")) == NULL)
+		goto out;
+	sqlite3_bind_int64(q, 1, now);
+	if ((rc = step_done(st, q, NULL)) != PS_OK)
+		goto out;
+	sqlite3_finalize(q);
+	rc = PS_ESTORE;
+	if ((q = prep(st, "INSERT INTO sessions (key, email, csrf, created, "
+	    "expires) SELECT ?, email, ?, ?, ? FROM mailboxes WHERE email = "
+	    "? AND pwhash IS NOT NULL")) == NULL)
+		goto out;
+	bind_text(q, 1, key);
+	bind_text(q, 2, csrf);
+	sqlite3_bind_int64(q, 3, now);
+	sqlite3_bind_int64(q, 4, expires);
+	bind_text(q, 5, email);
+	if ((rc = step_done(st, q, &changes)) != PS_OK)
+		goto out;
+	if (changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "no mailbox %s that can sign in",
+		    email);
+out:
+	sqlite3_finalize(q);
+	if (store_exec(st, rc == PS_OK ? "COMMIT" : "ROLLBACK") != PS_OK &&
+	    rc == PS_OK)
+		rc = PS_ESTORE;
+	return rc;
+}
+
+ps_err
+store_mailbox_session_get(struct store *st, const char *key,
+    struct store_mailbox_session *out)
+{
+	sqlite3_stmt *q = prep(st, "SELECT s.email, s.csrf, s.expires FROM "
+	    "sessions s JOIN mailboxes m ON m.email = s.email WHERE s.key = ? "
+	    "AND s.expires > ? AND m.pwhash IS NOT NULL");
+	ps_err rc;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, key);
+	sqlite3_bind_int64(q, 2, time_now());
+	r = sqlite3_step(q);
+	if (r == SQLITE_ROW) {
+		str_copy(out->email, col_text(q, 0), sizeof(out->email));
+		str_copy(out->csrf, col_text(q, 1), sizeof(out->csrf));
+		out->expires = sqlite3_column_int64(q, 2);
+		rc = PS_OK;
+	} else if (r == SQLITE_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "no such session");
+	} else {
+		rc = store_fail(st, "read session");
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_mailbox_session_remove(struct store *st, const char *key)
+{
+	sqlite3_stmt *q = prep(st, "DELETE FROM sessions WHERE key = ? OR "
+	    "expires <= ?");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, key);
+	sqlite3_bind_int64(q, 2, time_now());
+	rc = step_done(st, q, NULL);
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* ---- master: pending photo previews ---- */
+
+ps_err
+store_preview_put(struct store *st, const char *email, const char *id,
+    int64_t expires, const struct store_photo_size *sizes, size_t n)
+{
+	sqlite3_stmt *q = NULL;
+	int64_t now = time_now();
+	int changes = 0, side = 0;
+	size_t i;
+	ps_err rc;
+
+	for (i = 0; i < n; i++)
+		if (sizes[i].side > side)
+			side = sizes[i].side;
+	if ((rc = store_exec(st, "BEGIN IMMEDIATE")) != PS_OK)
+		return rc;
+	/* This mailbox's preview, and everyone's expired ones, go. */
+	rc = PS_ESTORE;
+	if ((q = prep(st, "DELETE FROM previews WHERE email = ? OR expires "
+	    "<= ?")) == NULL)
+		goto out;
+	bind_text(q, 1, email);
+	sqlite3_bind_int64(q, 2, now);
+	if ((rc = step_done(st, q, NULL)) != PS_OK)
+		goto out;
+	sqlite3_finalize(q);
+	rc = PS_ESTORE;
+	if ((q = prep(st, "INSERT INTO previews (email, id, side, created, "
+	    "expires) SELECT email, ?, ?, ?, ? FROM mailboxes WHERE email = ?"))
+	    == NULL)
+		goto out;
+	bind_text(q, 1, id);
+	sqlite3_bind_int(q, 2, side);
+	sqlite3_bind_int64(q, 3, now);
+	sqlite3_bind_int64(q, 4, expires);
+	bind_text(q, 5, email);
+	if ((rc = step_done(st, q, &changes)) != PS_OK)
+		goto out;
+	if (changes == 0) {
+		rc = ps_errf(PS_ENOTFOUND, "no mailbox %s", email);
+		goto out;
+	}
+	sqlite3_finalize(q);
+	rc = PS_ESTORE;
+	if ((q = prep(st, "INSERT INTO preview_sizes (email, code, side, data) "
+	    "VALUES ((SELECT email FROM mailboxes WHERE email = ?), ?, ?, ?)"))
+	    == NULL)
+		goto out;
+	for (i = 0; i < n; i++) {
+		sqlite3_reset(q);
+		bind_text(q, 1, email);
+		sqlite3_bind_int(q, 2, sizes[i].code);
+		sqlite3_bind_int(q, 3, sizes[i].side);
+		sqlite3_bind_blob(q, 4, sizes[i].data, (int)sizes[i].len,
+		    SQLITE_STATIC);
+		if ((rc = step_done(st, q, NULL)) != PS_OK)
+			goto out;
+	}
+	rc = PS_OK;
+out:
+	sqlite3_finalize(q);
+	if (store_exec(st, rc == PS_OK ? "COMMIT" : "ROLLBACK") != PS_OK &&
+	    rc == PS_OK)
+		rc = PS_ESTORE;
+	return rc;
+}
+
+ps_err
+store_preview_get(struct store *st, const char *email, int code,
+    struct store_photo *out)
+{
+	/* As store_photo_get: the size asked for, else the largest. */
+	sqlite3_stmt *q = prep(st, "SELECT p.id, s.code, s.side, s.data, "
+	    "p.created FROM previews p JOIN preview_sizes s ON s.email = "
+	    "p.email WHERE p.email = ? AND p.expires > ? ORDER BY (s.code = ?) "
+	    "DESC, s.side DESC LIMIT 1");
+	ps_err rc;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, email);
+	sqlite3_bind_int64(q, 2, time_now());
+	sqlite3_bind_int(q, 3, code);
+	r = sqlite3_step(q);
+	if (r == SQLITE_ROW) {
+		const void *d = sqlite3_column_blob(q, 3);
+
+		str_copy(out->etag, col_text(q, 0), sizeof(out->etag));
+		out->code = sqlite3_column_int(q, 1);
+		out->side = sqlite3_column_int(q, 2);
+		out->len = (size_t)sqlite3_column_bytes(q, 3);
+		out->data = xmalloc(out->len);
+		if (out->len)
+			memcpy(out->data, d, out->len);
+		out->updated = sqlite3_column_int64(q, 4);
+		rc = PS_OK;
+	} else if (r == SQLITE_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "%s has no pending preview", email);
+	} else {
+		rc = store_fail(st, "read preview");
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_preview_save(struct store *st, const char *email, const char *etag)
+{
+	static const char *const steps[] = {
+		"DELETE FROM photos WHERE email = ?1",
+		"INSERT INTO photos (email, etag, side, updated) SELECT email, "
+		"?2, side, ?3 FROM previews WHERE email = ?1",
+		"INSERT INTO photo_sizes (email, code, side, data) SELECT "
+		"email, code, side, data FROM preview_sizes WHERE email = ?1",
+		"DELETE FROM previews WHERE email = ?1",
+	};
+	sqlite3_stmt *q = NULL;
+	size_t i;
+	ps_err rc;
+	int r;
+
+	if ((rc = store_exec(st, "BEGIN IMMEDIATE")) != PS_OK)
+		return rc;
+	rc = PS_ESTORE;
+	if ((q = prep(st, "SELECT 1 FROM previews WHERE email = ? AND expires "
+	    "> ?")) == NULL)
+		goto out;
+	bind_text(q, 1, email);
+	sqlite3_bind_int64(q, 2, time_now());
+	r = sqlite3_step(q);
+	if (r == SQLITE_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "%s has no pending preview", email);
+		goto out;
+	}
+	if (r != SQLITE_ROW) {
+		rc = store_fail(st, "read preview");
+		goto out;
+	}
+	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		sqlite3_finalize(q);
+		rc = PS_ESTORE;
+		if ((q = prep(st, steps[i])) == NULL)
+			goto out;
+		bind_text(q, 1, email);
+		if (sqlite3_bind_parameter_count(q) >= 2) {
+			bind_text(q, 2, etag);
+			sqlite3_bind_int64(q, 3, time_now());
+		}
+		if ((rc = step_done(st, q, NULL)) != PS_OK)
+			goto out;
+	}
+	rc = PS_OK;
+out:
+	sqlite3_finalize(q);
+	if (store_exec(st, rc == PS_OK ? "COMMIT" : "ROLLBACK") != PS_OK &&
+	    rc == PS_OK)
+		rc = PS_ESTORE;
+	return rc;
+}
+
+ps_err
+store_preview_remove(struct store *st, const char *email)
+{
+	sqlite3_stmt *q = prep(st, "DELETE FROM previews WHERE email = ?");
+	int changes = 0;
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, email);
+	rc = step_done(st, q, &changes);
+	sqlite3_finalize(q);
+	if (rc == PS_OK && changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "%s has no pending preview", email);
 	return rc;
 }
 

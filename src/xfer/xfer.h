@@ -1,14 +1,14 @@
 /*
  * HTTP client transfers: the only user of libcurl.
  *
- * Two forms. The blocking one (xfer_get) is for admin commands (fetching a
- * partner's metadata document). The asynchronous one (xfer_loop,
- * xfer_start) runs libcurl's multi interface on the process's libevent
- * loop, so a transfer in flight costs no thread and the loop never waits
- * on the network. TLS certificates are always verified, against the
- * system store or a given CA file; plain http:// is refused unless the
- * caller allows it. main calls xfer_global_init() once, before any thread
- * is started.
+ * Two forms. The blocking one (xfer_get, xfer_call, xfer_probe) is for
+ * admin commands (fetching a partner's metadata document, diagnose). The
+ * asynchronous one (xfer_loop, xfer_start) runs libcurl's multi interface
+ * on the process's libevent loop, so a transfer in flight costs no thread
+ * and the loop never waits on the network. TLS certificates are always
+ * verified, against the system store or a given CA file; plain http:// is
+ * refused unless the caller allows it. main calls xfer_global_init()
+ * once, before any thread is started.
  */
 #ifndef PS_XFER_H
 #define PS_XFER_H
@@ -37,6 +37,92 @@ ps_err	xfer_global_init(void);
  */
 ps_err	xfer_get(const char *url, const struct xfer_opts *, long *status,
 	    struct buf *body);
+
+/*
+ * ---- blocking calls that say where they stopped (diagnose) ----
+ *
+ * The stages of a request, in order. A failed call or probe names the
+ * one it stopped at, so a person can be told what to fix: the name, the
+ * route, the certificate or the server.
+ */
+enum xfer_stage {
+	XFER_STAGE_NONE,	/* nothing failed: an HTTP answer arrived */
+	XFER_STAGE_URL,		/* refused before the network: the scheme
+				   (http:// without allow_http), the URL */
+	XFER_STAGE_DNS,		/* the host name does not resolve */
+	XFER_STAGE_CONNECT,	/* no TCP connection (refused, unreachable,
+				   timed out) */
+	XFER_STAGE_TLS,		/* the handshake or the certificate
+				   verification failed */
+	XFER_STAGE_HTTP,	/* connected, but no complete answer: a
+				   timeout, a body over the cap, garbage */
+};
+
+/* "url", "dns", "connect", "tls", "http" ("" for XFER_STAGE_NONE). */
+const char *xfer_stage_name(enum xfer_stage);
+
+/* What one xfer_call() got; strings are "" when absent. */
+struct xfer_result {
+	enum xfer_stage	 stage;		/* where it stopped */
+	long		 status;	/* the HTTP status; 0 if none */
+	char		 etag[128];	/* headers of the final answer; "" */
+	char		 content_type[128]; /* when absent or too long */
+	char		 diagnostics[512]; /* x-ms-diagnostics, cut to fit */
+	char		 www_authenticate[2048]; /* the Bearer challenge, or
+					   else the first one; cut to fit */
+	char		 error[256];	/* why, when stage != NONE */
+	char		 tls_error[160]; /* the certificate verification
+					   error ("self-signed certificate"),
+					   when stage is TLS */
+	char		 peer[64];	/* the address it talked to, if any */
+	int64_t		 elapsed_ms;
+};
+
+/*
+ * One request, blocking. `method` is "GET" or "POST"; `headers` are
+ * "Name: value" strings, NULL-terminated, or NULL (a POST should name its
+ * Content-Type); `body` of `len` bytes for a POST, else NULL. The answer's
+ * body goes into `out` (its cap and opts->max_bytes apply; emptied when
+ * the answer is incomplete). Returns PS_OK when an HTTP answer arrived,
+ * whatever its status; otherwise PS_EINVAL (a refused URL, method or
+ * header), PS_ETIMEOUT, PS_ELIMIT (body over the cap) or PS_EUPSTREAM,
+ * with the reason in ps_errmsg() and res->error, and res->stage naming
+ * the stage it stopped at. TLS is always verified (opts->ca_file or the
+ * system's CAs).
+ */
+ps_err	xfer_call(const char *method, const char *url,
+	    const char *const *headers, const void *body, size_t len,
+	    const struct xfer_opts *, struct buf *out, struct xfer_result *res);
+
+/* What xfer_probe() found, stage by stage; strings are "" when unknown. */
+struct xfer_probe {
+	enum xfer_stage	 stage;		/* the stage that failed; NONE: all
+					   passed */
+	char		 host[256];	/* the URL's host, no brackets */
+	int		 port;		/* the URL's port (443, 80 default) */
+	bool		 is_ip;		/* the host is an address: no lookup */
+	char		 addrs[256];	/* what the name resolves to, ", " */
+	char		 peer[64];	/* the address connected to */
+	int64_t		 connect_ms;
+	bool		 tls;		/* https: a TLS stage was run */
+	char		 cert_subject[256]; /* the server's certificate */
+	char		 cert_issuer[256];
+	char		 cert_expires[64];
+	char		 error[256];	/* why the failed stage failed */
+	char		 tls_error[160]; /* as in struct xfer_result */
+};
+
+/*
+ * Walks the way to `url`'s host and port one stage at a time and sends no
+ * request: name resolution, a TCP connection, and for https:// a TLS
+ * handshake verified exactly as xfer_call() verifies it (opts->ca_file or
+ * the system's CAs). Each network stage may take opts->timeout_ms (0: 10
+ * s). PS_OK when every stage passed; otherwise the reason (also in
+ * p->error) and p->stage names the stage that failed; the stages before
+ * it are filled in.
+ */
+ps_err	xfer_probe(const char *url, const struct xfer_opts *,
+	    struct xfer_probe *p);
 
 /* ---- asynchronous transfers on the event loop ---- */
 

@@ -132,17 +132,24 @@ ok(r.status in (400, 500) and "root:" not in r.text(),
    "EWS: external entity refused")
 r = m.post("/autodiscover/autodiscover.svc", "<a>" * 100000, T1)
 is_eq(r.status, 400, "SOAP: a deeply nested document is refused")
-# Announce a 2 MiB body and see the server refuse it before it arrives.
+# Announce a body larger than the server takes at all (an image upload
+# and its form, 20 MiB and a little) and see it refused before it arrives.
 sock = ssl.create_default_context(cafile=m.ca).wrap_socket(
     socket.create_connection(("127.0.0.1", m.port)),
     server_hostname="127.0.0.1")
 sock.sendall(("POST /autodiscover/autodiscover.svc HTTP/1.1\r\nHost: x\r\n"
               "Authorization: %s\r\nContent-Length: %d\r\n\r\n" %
-              (T1["Authorization"], 2 << 20)).encode() + b"x" * 1000)
+              (T1["Authorization"], 32 << 20)).encode() + b"x" * 1000)
 first = sock.recv(200).decode("latin-1")
 sock.close()
 ok(first.startswith("HTTP/1.1 413"), "an oversized body is refused with 413"
-   " (%s)" % first.split("\r\n")[0])
+   " before it arrives (%s)" % first.split("\r\n")[0])
+# A complete 2 MiB body: the server takes it, the XML endpoints do not.
+big = "<a>" + "x" * (2 << 20) + "</a>"
+for path in ("/autodiscover/autodiscover.svc",
+             "/autodiscover/autodiscover.xml", "/ews/exchange.asmx"):
+    r = m.post(path, big, T1)
+    is_eq(r.status, 413, "a complete 2 MiB XML body: 413 at " + path)
 r = m.get("/autodiscover/metadata/json/1")
 is_eq(r.status, 200, "the server still answers after the attacks")
 
