@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/str.h"
 #include "common/xalloc.h"
+#include "diagnose.h"
 #include "exchange/ews.h"
 #include "image/image.h"
 #include "master.h"
@@ -36,6 +37,8 @@ static const char usage_text[] =
 "      create a state directory: store, realm, S2S signing key and\n"
 "      certificate, TLS certificate for HOST (self-signed unless given)\n"
 "  serve --dir D [--listen ADDRESS] [--port-file F]\n"
+"       [--metrics-allow ADDRESSES]  who may read /metrics (default\n"
+"                                    loopback: 127.0.0.0/8,::1/128)\n"
 "      answer HTTPS on HOST:PORT (PORT 0: any free port)\n"
 "  mailbox add --dir D ADDRESS [--name N] [--password-file F]\n"
 "  mailbox remove --dir D ADDRESS\n"
@@ -45,10 +48,14 @@ static const char usage_text[] =
 "  photo remove --dir D ADDRESS\n"
 "  photo show --dir D ADDRESS [--size HRnxn --output F]\n"
 "  partner add --dir D [--name N] (--metadata-url URL [--ca-file F] |\n"
-"       --metadata-file F)\n"
-"  partner refresh --dir D [NAME] [--ca-file F]\n"
+"       --metadata-file F) [--notify on|off]\n"
+"      --notify: send it change notifications (default on; needs the URL)\n"
+"  partner refresh --dir D [NAME] [--ca-file F] [--notify on|off]\n"
 "  partner remove --dir D NAME\n"
 "  partner list --dir D\n"
+"  diagnose --dir D [--partner NAME] [--ca-file F]\n"
+"      check the master's certificates and each partner's metadata URL,\n"
+"      document and certificates (changes nothing; exit 1 on a failure)\n"
 "\n"
 "Passwords are read from a file (\"-\" for standard input), never from\n"
 "the command line. See docs/master.md.\n";
@@ -56,7 +63,8 @@ static const char usage_text[] =
 struct opts {
 	const char	*dir, *host, *domain, *tls_cert, *tls_key, *name;
 	const char	*password_file, *file, *size, *output, *metadata_url;
-	const char	*metadata_file, *ca_file, *listen, *port_file;
+	const char	*metadata_file, *ca_file, *listen, *port_file, *notify;
+	const char	*metrics_allow, *partner;
 	const char	*args[4];
 	int		 nargs;
 };
@@ -96,6 +104,9 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "ca-file", required_argument, NULL, 'C' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "port-file", required_argument, NULL, 'P' },
+		{ "partner", required_argument, NULL, 'R' },
+		{ "notify", required_argument, NULL, 'N' },
+		{ "metrics-allow", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -120,6 +131,13 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'C': o->ca_file = optarg; break;
 		case 'l': o->listen = optarg; break;
 		case 'P': o->port_file = optarg; break;
+		case 'R': o->partner = optarg; break;
+		case 'N':
+			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+				return -1;
+			o->notify = optarg;
+			break;
+		case 'M': o->metrics_allow = optarg; break;
 		case 'h': fputs(usage_text, stdout); exit(0);
 		default: return -1;
 		}
@@ -356,9 +374,14 @@ print_partner(void *arg, const struct store_partner *p)
 	return PS_OK;
 }
 
+/*
+ * Registers (or refreshes) a partner. `notify` -1 keeps what it had (on
+ * for a new one); the CA file is kept to verify its TLS certificate when
+ * notifications are sent.
+ */
 static int
 partner_store(struct master_state *ms, const char *name, const char *url,
-    const char *file, const char *ca_file, int64_t added)
+    const char *file, const char *ca_file, int64_t added, int notify)
 {
 	struct s2s_metadata md = { 0 };
 	struct store_partner p = { 0 };
@@ -374,10 +397,19 @@ partner_store(struct master_state *ms, const char *name, const char *url,
 	p.metadata = (char *)buf_str(&doc);
 	p.fetched = time_now();
 	p.added = added;
+	p.notify = notify != 0;
+	if (ca_file) {
+		char *abs = realpath(ca_file, NULL);
+
+		str_copy(p.ca_file, abs ? abs : ca_file, sizeof(p.ca_file));
+		free(abs);
+	}
 	if (store_partner_put(ms->store, &p) != PS_OK)
 		goto err;
-	printf("%s partner %s\n  issuer  %s\n  certificates %zu\n",
-	    added ? "refreshed" : "registered", p.name, md.issuer, md.n_certs);
+	printf("%s partner %s\n  issuer  %s\n  certificates %zu\n"
+	    "  notifications %s\n", added ? "refreshed" : "registered",
+	    p.name, md.issuer, md.n_certs, !p.notify ? "off" : url ? "on" :
+	    "off (registered from a file: no address to send them to)");
 	ret = 0;
 	goto out;
 err:
@@ -405,7 +437,8 @@ cmd_partner(struct master_state *ms, struct opts *o, const char *verb)
 			return usage_error("partner add needs --metadata-url "
 			    "or --metadata-file");
 		return partner_store(ms, o->name, o->metadata_url,
-		    o->metadata_file, o->ca_file, 0);
+		    o->metadata_file, o->ca_file, 0, o->notify ?
+		    strcmp(o->notify, "off") != 0 : 1);
 	}
 	if (name == NULL)
 		return usage_error("which partner? (give its NAME)");
@@ -427,7 +460,9 @@ cmd_partner(struct master_state *ms, struct opts *o, const char *verb)
 			return 1;
 		}
 		ret = partner_store(ms, p.name, p.metadata_url, NULL,
-		    o->ca_file, p.added ? p.added : 1);
+		    o->ca_file ? o->ca_file : p.ca_file[0] ? p.ca_file : NULL,
+		    p.added ? p.added : 1, o->notify ? strcmp(o->notify,
+		    "off") != 0 : p.notify);
 		store_partner_cleanup(&p);
 		return ret;
 	}
@@ -458,7 +493,8 @@ master_main(int argc, char **argv)
 		return usage_error("--dir D is required");
 	verb = o.nargs > 1 ? o.args[1] : "";
 	if (strcmp(cmd, "mailbox") && strcmp(cmd, "photo") &&
-	    strcmp(cmd, "partner") && strcmp(cmd, "serve"))
+	    strcmp(cmd, "partner") && strcmp(cmd, "serve") &&
+	    strcmp(cmd, "diagnose"))
 		return usage_error("unknown command");
 	/* Admin commands speak on stdout/stderr; events only for serve. */
 	if (strcmp(cmd, "serve") != 0 && !log_enabled(LOG_DEBUG))
@@ -466,12 +502,15 @@ master_main(int argc, char **argv)
 	if (master_state_open(o.dir, &ms) != PS_OK)
 		return fail(NULL);
 	if (strcmp(cmd, "serve") == 0)
-		ret = master_serve(&ms, o.listen, o.port_file) == PS_OK ? 0 :
-		    fail("serve");
+		ret = master_serve(&ms, o.listen, o.port_file,
+		    o.metrics_allow) == PS_OK ? 0 : fail("serve");
 	else if (strcmp(cmd, "mailbox") == 0)
 		ret = cmd_mailbox(&ms, &o, verb);
 	else if (strcmp(cmd, "photo") == 0)
 		ret = cmd_photo(&ms, &o, verb);
+	else if (strcmp(cmd, "diagnose") == 0)
+		ret = master_diagnose_run(&ms, o.partner ? o.partner :
+		    o.nargs > 1 ? o.args[1] : NULL, o.ca_file);
 	else
 		ret = cmd_partner(&ms, &o, verb);
 	master_state_close(&ms);

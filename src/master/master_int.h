@@ -97,8 +97,17 @@ void	ecp_free(struct master_ecp *);
 /* Answers one request for `route` (the method is already checked). */
 void	ecp_handle(struct master_ecp *, struct http_req *, enum ecp_route);
 
+/*
+ * The sender of change notifications to partners (notify.c), on the
+ * server's event loop. NULL when the S2S key cannot be read.
+ */
+struct event_base;
+struct notifier;
+struct notifier *notifier_new(struct master_state *, struct event_base *);
+void	notifier_free(struct notifier *);
+
 /* Runs the server until SIGINT/SIGTERM. */
 ps_err	master_serve(struct master_state *, const char *listen_host,
-	    const char *port_file);
+	    const char *port_file, const char *metrics_allow);
 
 #endif

@@ -35,6 +35,7 @@
 #include "exchange/ews.h"
 #include "http/server.h"
 #include "master_int.h"
+#include "metrics/metrics.h"
 #include "s2s/s2s.h"
 #include "xml/xml.h"
 
@@ -50,6 +51,8 @@ struct master_srv {
 	struct http_tls		*tls;
 	struct auth_cache	*auth_cache;
 	struct master_ecp	*ecp;
+	struct notifier		*notifier;
+	struct metrics_acl	*metrics_acl;
 	char			*base_url;	/* https://host[:port] */
 	int			 port;		/* bound */
 
@@ -489,7 +492,7 @@ reply:
 /* ---- routing ---- */
 
 enum route_id {
-	R_POX, R_SOAP, R_METADATA, R_REST_PHOTO, R_EWS, R_ECP,
+	R_POX, R_SOAP, R_METADATA, R_REST_PHOTO, R_EWS, R_ECP, R_METRICS,
 };
 
 static const struct route {
@@ -498,25 +501,49 @@ static const struct route {
 	bool		 get, post;
 	bool		 xml;	/* the body is XML: at most XML_MAX_BYTES */
 	enum ecp_route	 ecp;	/* for R_ECP */
+	const char	*name;	/* for metrics */
 } routes[] = {
-	{ "/autodiscover/autodiscover.xml", R_POX, true, true, true, 0 },
-	{ "/autodiscover/autodiscover.svc", R_SOAP, false, true, true, 0 },
-	{ "/autodiscover/metadata/json/1", R_METADATA, true, false, false, 0 },
+	{ "/autodiscover/autodiscover.xml", R_POX, true, true, true, 0,
+	    "autodiscover_pox" },
+	{ "/autodiscover/autodiscover.svc", R_SOAP, false, true, true, 0,
+	    "autodiscover_soap" },
+	{ "/autodiscover/metadata/json/1", R_METADATA, true, false, false, 0,
+	    "metadata" },
 	{ "/ews/exchange.asmx/s/getuserphoto", R_REST_PHOTO, true, false,
-	    false, 0 },
-	{ "/ews/exchange.asmx", R_EWS, false, true, true, 0 },
-	{ "/ecp", R_ECP, true, false, false, ECP_HOME },
-	{ "/ecp/", R_ECP, true, false, false, ECP_HOME },
+	    false, 0, "getuserphoto_rest" },
+	{ "/ews/exchange.asmx", R_EWS, false, true, true, 0,
+	    "getuserphoto_soap" },
+	{ "/ecp", R_ECP, true, false, false, ECP_HOME, "ecp" },
+	{ "/ecp/", R_ECP, true, false, false, ECP_HOME, "ecp" },
 	{ "/ecp/personalsettings/editaccount.aspx", R_ECP, true, false, false,
-	    ECP_PAGE },
-	{ "/ecp/login", R_ECP, false, true, false, ECP_LOGIN },
-	{ "/ecp/logout", R_ECP, false, true, false, ECP_LOGOUT },
-	{ "/ecp/photo.ashx", R_ECP, true, false, false, ECP_PHOTO },
-	{ "/ecp/photo/upload", R_ECP, false, true, false, ECP_UPLOAD },
-	{ "/ecp/photo/save", R_ECP, false, true, false, ECP_SAVE },
-	{ "/ecp/photo/cancel", R_ECP, false, true, false, ECP_CANCEL },
-	{ "/ecp/photo/remove", R_ECP, false, true, false, ECP_REMOVE },
+	    ECP_PAGE, "ecp" },
+	{ "/ecp/login", R_ECP, false, true, false, ECP_LOGIN, "ecp" },
+	{ "/ecp/logout", R_ECP, false, true, false, ECP_LOGOUT, "ecp" },
+	{ "/ecp/photo.ashx", R_ECP, true, false, false, ECP_PHOTO, "ecp" },
+	{ "/ecp/photo/upload", R_ECP, false, true, false, ECP_UPLOAD, "ecp" },
+	{ "/ecp/photo/save", R_ECP, false, true, false, ECP_SAVE, "ecp" },
+	{ "/ecp/photo/cancel", R_ECP, false, true, false, ECP_CANCEL, "ecp" },
+	{ "/ecp/photo/remove", R_ECP, false, true, false, ECP_REMOVE, "ecp" },
+	{ "/metrics", R_METRICS, true, false, false, 0, "metrics" },
 };
+
+/* Prometheus metrics, to the addresses --metrics-allow names. */
+static void
+handle_metrics(struct master_srv *s, struct http_req *r)
+{
+	struct buf out;
+
+	if (!metrics_acl_allows(s->metrics_acl, http_req_peer(r))) {
+		http_reply_error(r, 403, "metrics are served to the addresses "
+		    "given with serve --metrics-allow only");
+		return;
+	}
+	buf_init(&out, 4 << 20);
+	metrics_render(&out);
+	http_reply_buf(r, 200, "text/plain; version=0.0.4; charset=utf-8",
+	    &out);
+	buf_cleanup(&out);
+}
 
 static void
 handle(struct http_req *r, void *arg)
@@ -534,6 +561,7 @@ handle(struct http_req *r, void *arg)
 		http_reply_error(r, 404, "no such endpoint");
 		return;
 	}
+	http_req_set_route(r, rt->name);
 	if (!((m == HTTP_GET || m == HTTP_HEAD) ? rt->get : m == HTTP_POST ?
 	    rt->post : false)) {
 		http_reply_header(r, "Allow", rt->get && rt->post ?
@@ -566,6 +594,9 @@ handle(struct http_req *r, void *arg)
 	case R_ECP:
 		ecp_handle(s->ecp, r, rt->ecp);
 		break;
+	case R_METRICS:
+		handle_metrics(s, r);
+		break;
 	}
 }
 
@@ -581,7 +612,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 ps_err
 master_serve(struct master_state *ms, const char *listen_host,
-    const char *port_file)
+    const char *port_file, const char *metrics_allow)
 {
 	struct master_srv s = { .ms = ms };
 	struct event *sigint = NULL, *sigterm = NULL;
@@ -592,7 +623,8 @@ master_serve(struct master_state *ms, const char *listen_host,
 	signal(SIGPIPE, SIG_IGN);
 	s.base = event_base_new();
 	s.auth_cache = auth_cache_new(4096);
-	if ((rc = http_tls_new(cert, key, &s.tls)) != PS_OK)
+	if ((rc = metrics_acl_parse(metrics_allow, &s.metrics_acl)) != PS_OK ||
+	    (rc = http_tls_new(cert, key, &s.tls)) != PS_OK)
 		goto out;
 	if ((s.ecp = ecp_new(ms, s.base)) == NULL) {
 		rc = PS_EIO;
@@ -618,6 +650,10 @@ master_serve(struct master_state *ms, const char *listen_host,
 			goto out;
 	}
 	partners_refresh(&s);
+	if ((s.notifier = notifier_new(ms, s.base)) == NULL) {
+		rc = PS_ECRYPTO;
+		goto out;
+	}
 	sigint = evsignal_new(s.base, SIGINT, on_signal, &s);
 	sigterm = evsignal_new(s.base, SIGTERM, on_signal, &s);
 	event_add(sigint, NULL);
@@ -635,6 +671,8 @@ out:
 		event_free(sigint);
 	if (sigterm)
 		event_free(sigterm);
+	notifier_free(s.notifier);
+	metrics_acl_free(s.metrics_acl);
 	ecp_free(s.ecp);
 	http_server_free(s.http);
 	http_tls_free(s.tls);

@@ -2,10 +2,13 @@
  * Account names and library file names.
  */
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "account.h"
 #include "common/str.h"
+#include "common/xalloc.h"
+#include "pki/pki.h"
 
 static bool
 name_char(unsigned char c)
@@ -95,4 +98,26 @@ account_parse_file(const char *name, char prefix[ACCOUNT_MAX], char *size)
 bad:
 	return ps_errf(PS_EINVAL, "\"%s\" is not a photo of the User Photos "
 	    "library", name);
+}
+
+void
+account_email_hashes(const char *email, char md5[33], char sha256[65])
+{
+	unsigned char d5[16], d256[32];
+	char *e;
+	size_t n;
+
+	while (*email == ' ' || *email == '\t')
+		email++;
+	e = xstrdup(email);
+	n = strlen(e);
+	while (n > 0 && (e[n - 1] == ' ' || e[n - 1] == '\t' ||
+	    e[n - 1] == '\n' || e[n - 1] == '\r'))
+		e[--n] = '\0';
+	str_lower(e);
+	pki_md5(e, n, d5);
+	pki_sha256(e, n, d256);
+	hex_encode(d5, sizeof(d5), md5);
+	hex_encode(d256, sizeof(d256), sha256);
+	free(e);
 }

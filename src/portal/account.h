@@ -32,4 +32,11 @@ void	account_file_prefix(const char *account, char out[ACCOUNT_MAX]);
 ps_err	account_parse_file(const char *name, char prefix[ACCOUNT_MAX],
 	    char *size);
 
+/*
+ * The avatar hashes of an address (Libravatar/Gravatar): MD5 and SHA-256
+ * of the trimmed, lower-cased address, as lower-case hex.
+ */
+void	account_email_hashes(const char *email, char md5[33],
+	    char sha256[65]);
+
 #endif

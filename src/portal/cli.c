@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/str.h"
 #include "common/xalloc.h"
+#include "diagnose.h"
 #include "portal.h"
 #include "portal_int.h"
 #include "refresh.h"
@@ -50,6 +51,9 @@ static const char usage_text[] =
 "  issuer refresh --dir D --name N [--ca-file F]\n"
 "  issuer remove --dir D --name N\n"
 "  issuer list --dir D\n"
+"  diagnose --dir D [--url U] ACCOUNT|EMAIL\n"
+"      run each step of that user's sync and say which fails and why\n"
+"      (changes nothing; exit status 1 when a step fails)\n"
 "  serve --dir D [--listen ADDRESS] [--port-file F]\n"
 "       [--metrics-allow ADDRESSES]  who may read /metrics (default\n"
 "                                    loopback: 127.0.0.0/8,::1/128)\n"
@@ -64,6 +68,13 @@ static const char usage_text[] =
 "  --ca-file F                      CA certificates for the mail server\n"
 "                                   (\"\" for the system's)\n"
 "  --allow-oauth-over-http on|off   default off\n"
+"  --background-refresh DURATION|off  refresh every user's photo this often\n"
+"                                   without their visiting (default off)\n"
+"  --notifications on|off           accept the master's change notices\n"
+"                                   (default on)\n"
+"  --avatar-access signed-in|anyone who may fetch /avatar/ (default\n"
+"                                   signed-in)\n"
+"  --avatar-default-allow URLS      https:// prefixes allowed as d= URLs\n"
 "\n"
 "ACCOUNT is DOMAIN\\user (e.g. 'contoso\\test1'). Passwords are read from\n"
 "a file (\"-\" for standard input), never from the command line.\n"
@@ -75,7 +86,8 @@ struct opts {
 	const char	*ca_file, *listen, *port_file, *metrics_allow;
 	const char	*photo_import, *photo_expiration, *error_expiration;
 	const char	*autodiscover_domain, *sync_trigger, *sizes;
-	const char	*allow_http;
+	const char	*allow_http, *background, *notifications, *avatar_access;
+	const char	*avatar_defaults;
 	bool		 ca_file_set, all, force;
 	int		 concurrency;
 	const char	*users[64];
@@ -106,7 +118,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 	enum { O_DIR = 256, O_URL, O_CERT, O_KEY, O_NAME, O_EMAIL, O_PW,
 	    O_MDURL, O_MDFILE, O_CA, O_LISTEN, O_PORTFILE, O_IMPORT, O_EXP,
 	    O_ERREXP, O_AD, O_TRIGGER, O_SIZES, O_HTTP, O_USER, O_ALL, O_FORCE,
-	    O_CONC, O_METRICS };
+	    O_CONC, O_METRICS, O_BG, O_NOTIF, O_AVACC, O_AVDEF };
 	static const struct option longopts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "url", required_argument, NULL, O_URL },
@@ -132,6 +144,10 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "concurrency", required_argument, NULL, O_CONC },
 		{ "metrics-allow", required_argument, NULL, O_METRICS },
+		{ "background-refresh", required_argument, NULL, O_BG },
+		{ "notifications", required_argument, NULL, O_NOTIF },
+		{ "avatar-access", required_argument, NULL, O_AVACC },
+		{ "avatar-default-allow", required_argument, NULL, O_AVDEF },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -167,6 +183,10 @@ parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case O_ALL: o->all = true; break;
 		case O_METRICS: o->metrics_allow = optarg; break;
+		case O_BG: o->background = optarg; break;
+		case O_NOTIF: o->notifications = optarg; break;
+		case O_AVACC: o->avatar_access = optarg; break;
+		case O_AVDEF: o->avatar_defaults = optarg; break;
 		case O_FORCE: o->force = true; break;
 		case O_CONC:
 			o->concurrency = atoi(optarg);
@@ -217,6 +237,23 @@ parse_sizes(const char *v, struct store_webapp *w)
 	w->size_m = m;
 	w->size_l = l;
 	return PS_OK;
+}
+
+/* Each allowed default-image URL prefix must be an https:// URL. */
+static ps_err
+check_default_allow(const char *list)
+{
+	char *copy = xstrdup(list), *tok, *save = NULL;
+	ps_err rc = PS_OK;
+
+	for (tok = strtok_r(copy, ", ", &save); tok && rc == PS_OK;
+	    tok = strtok_r(NULL, ", ", &save))
+		if (!str_case_prefix(tok, "https://") || strlen(tok) < 9 ||
+		    strpbrk(tok, "\"<>'"))
+			rc = ps_errf(PS_EINVAL, "--avatar-default-allow: \"%s\" "
+			    "is not an https:// URL prefix", tok);
+	free(copy);
+	return rc;
 }
 
 /* Applies the SETTINGS options to `w`; nothing is stored here. */
@@ -293,13 +330,51 @@ apply_settings(const struct opts *o, struct store_webapp *w, int *changed)
 			return rc;
 		(*changed)++;
 	}
+	if (o->background) {
+		if (strcmp(o->background, "off") == 0)
+			w->background_refresh = 0;
+		else if ((rc = duration_parse(o->background,
+		    &w->background_refresh)) != PS_OK)
+			return ps_errf(rc, "--background-refresh: %s (or off)",
+			    ps_errmsg());
+		else if (w->background_refresh < 3600)
+			return ps_errf(PS_EINVAL, "--background-refresh must be "
+			    "at least 1h (or off), so that the master is never "
+			    "stampeded");
+		(*changed)++;
+	}
+	if (o->notifications) {
+		if ((rc = parse_onoff("--notifications", o->notifications,
+		    &w->notifications)) != PS_OK)
+			return rc;
+		(*changed)++;
+	}
+	if (o->avatar_access) {
+		if (strcmp(o->avatar_access, "signed-in") == 0)
+			w->avatar_anyone = false;
+		else if (strcmp(o->avatar_access, "anyone") == 0)
+			w->avatar_anyone = true;
+		else
+			return ps_errf(PS_EINVAL, "--avatar-access must be "
+			    "signed-in or anyone");
+		(*changed)++;
+	}
+	if (o->avatar_defaults) {
+		if ((rc = check_default_allow(o->avatar_defaults)) != PS_OK)
+			return rc;
+		if (!str_copy(w->avatar_defaults, o->avatar_defaults,
+		    sizeof(w->avatar_defaults)))
+			return ps_errf(PS_EINVAL, "--avatar-default-allow is "
+			    "too long");
+		(*changed)++;
+	}
 	return PS_OK;
 }
 
 static void
 print_webapp(const struct store_webapp *w)
 {
-	char a[32], b[32];
+	char a[32], b[32], c[32];
 
 	printf("web application %s\n"
 	    "  photo-import            %s\n"
@@ -310,6 +385,10 @@ print_webapp(const struct store_webapp *w)
 	    "  thumbnail-sizes         %d,%d,%d (S,M,L pixels)\n"
 	    "  ca-file                 %s\n"
 	    "  allow-oauth-over-http   %s\n"
+	    "  background-refresh      %s\n"
+	    "  notifications           %s\n"
+	    "  avatar-access           %s\n"
+	    "  avatar-default-allow    %s\n"
 	    "  realm                   %s\n",
 	    w->url, w->photo_import ? "on" : "off",
 	    duration_format(w->photo_expiration, a),
@@ -318,7 +397,11 @@ print_webapp(const struct store_webapp *w)
 	    "(autodiscover.<mail domain>)", w->sync_any ? "any" : "large",
 	    w->size_s, w->size_m, w->size_l,
 	    w->ca_file[0] ? w->ca_file : "(system CAs)",
-	    w->allow_oauth_http ? "on" : "off", w->realm);
+	    w->allow_oauth_http ? "on" : "off", w->background_refresh ?
+	    duration_format(w->background_refresh, c) : "off",
+	    w->notifications ? "on" : "off", w->avatar_anyone ? "anyone" :
+	    "signed-in", w->avatar_defaults[0] ? w->avatar_defaults :
+	    "(none: 404, mp and identicon only)", w->realm);
 }
 
 /* Creates a web application: keys, certificates, the row. */
@@ -332,6 +415,7 @@ webapp_create(const char *dir, struct store *st, const struct opts *o)
 		.size_s = PORTAL_DEFAULT_S,
 		.size_m = PORTAL_DEFAULT_M,
 		.size_l = PORTAL_DEFAULT_L,
+		.notifications = true,
 	};
 	struct pki_cert_spec spec = { 0 };
 	const char *names[1];
@@ -622,6 +706,7 @@ cmd_user(struct portal_state *ps, struct opts *o, const char *verb)
 		str_copy(u.account, account, sizeof(u.account));
 		str_copy(u.email, o->email, sizeof(u.email));
 		str_copy(u.name, o->name ? o->name : "", sizeof(u.name));
+		account_email_hashes(u.email, u.email_md5, u.email_sha256);
 		u.pwhash = hash;
 		/* Library file names must stay one user's: contoso\a_b and
 		 * contoso_a\b would both be contoso_a_b_LThumb.jpg. */
@@ -791,8 +876,10 @@ portal_main(int argc, char **argv)
 	verb = o.nargs > 1 ? o.args[1] : "";
 	if (strcmp(cmd, "webapp") && strcmp(cmd, "user") &&
 	    strcmp(cmd, "issuer") && strcmp(cmd, "serve") &&
-	    strcmp(cmd, "refresh"))
+	    strcmp(cmd, "refresh") && strcmp(cmd, "diagnose"))
 		return usage_error("unknown command");
+	if (strcmp(cmd, "diagnose") == 0 && o.nargs != 2)
+		return usage_error("diagnose needs one ACCOUNT or EMAIL");
 	if (portal_state_open(o.dir, &ps) != PS_OK)
 		return fail(NULL);
 	if (strcmp(cmd, "serve") == 0) {
@@ -815,6 +902,14 @@ portal_main(int argc, char **argv)
 			ret = portal_refresh_run(&ps, o.url ? w.url : NULL,
 			    o.users, o.n_users, o.all, o.force,
 			    o.concurrency);
+	} else if (strcmp(cmd, "diagnose") == 0) {
+		struct store_webapp w;
+
+		if (o.url && pick_webapp(ps.store, o.url, &w) != PS_OK)
+			ret = fail(NULL);
+		else
+			ret = portal_diagnose_run(&ps, o.url ? w.url : NULL,
+			    o.args[1]);
 	} else if (strcmp(cmd, "webapp") == 0)
 		ret = cmd_webapp(&ps, &o, verb);
 	else if (strcmp(cmd, "user") == 0)

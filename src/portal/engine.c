@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account.h"
 #include "auth/auth.h"
 #include "common/xalloc.h"
 #include "pki/pki.h"
@@ -74,6 +75,19 @@ app_load(struct portal_srv *srv, struct webapp_ctx *app)
 	return rc;
 }
 
+/* Users added before avatars existed get their address hashes. */
+static ps_err
+hash_user(void *arg, const struct store_user *u)
+{
+	struct store *st = arg;
+	char md5[33], sha256[65];
+
+	if (u->email_md5[0] && u->email_sha256[0])
+		return PS_OK;
+	account_email_hashes(u->email, md5, sha256);
+	return store_user_set_hashes(st, u->account, md5, sha256);
+}
+
 ps_err
 portal_srv_init(struct portal_srv *srv, struct portal_state *ps,
     const char *only_url)
@@ -101,7 +115,7 @@ portal_srv_init(struct portal_srv *srv, struct portal_state *ps,
 	for (i = 0; i < srv->n_apps; i++)
 		if ((rc = app_load(srv, &srv->apps[i])) != PS_OK)
 			return rc;
-	return PS_OK;
+	return store_user_each(ps->store, hash_user, ps->store);
 }
 
 void

@@ -18,6 +18,8 @@
 #define PORTAL_DEFAULT_S		48
 #define PORTAL_DEFAULT_M		72
 #define PORTAL_DEFAULT_L		300
+/* The high-resolution source kept beside S/M/L, for avatars. */
+#define PORTAL_HR_SIDE			648
 
 struct portal_state {
 	char		*dir;
@@ -37,6 +39,7 @@ char	*portal_webapp_path(const char *dir, int64_t id, const char *what);
 
 /* ---- the running server (serve.c, sync.c) ---- */
 
+struct event;
 struct event_base;
 struct http_server;
 struct http_tls;
@@ -66,6 +69,10 @@ struct webapp_ctx {
 	unsigned char		*s2s_cert;
 	size_t			 s2s_cert_len;
 	struct placeholder	 placeholder;
+	/* the background refresher (background.c) */
+	struct event		*bg_timer;
+	char			 bg_cursor[256];
+	int			 bg_inflight;
 };
 
 struct portal_srv {
@@ -170,6 +177,10 @@ void	sync_shutdown(struct portal_srv *);
 void	sync_forget(struct portal_srv *, int64_t webapp);
 /* Syncs in flight, for metrics. */
 size_t	sync_in_flight(const struct portal_srv *);
+
+/* The background refresher of a web application (background.c). */
+void	background_start(struct webapp_ctx *);
+void	background_stop(struct webapp_ctx *);
 
 /* Runs the server until SIGINT/SIGTERM. */
 ps_err	portal_serve(struct portal_state *, const char *listen_host,

@@ -533,7 +533,7 @@ struct change {
 	/* the upload, rendered on a worker */
 	unsigned char		*upload;
 	size_t			 upload_len;
-	struct image_jpeg	 out[3];
+	struct image_jpeg	 out[4];	/* S, M, L, high resolution */
 	ps_err			 render_rc;
 	char			 render_err[256];
 };
@@ -558,7 +558,7 @@ change_free(struct change *c)
 {
 	int i;
 
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 4; i++)
 		image_jpeg_free(&c->out[i]);
 	free(c->upload);
 	free(c);
@@ -593,10 +593,11 @@ upload_render(void *arg)
 {
 	struct change *c = arg;
 	const struct store_webapp *w = &c->app->w;
-	const int sides[3] = { w->size_s, w->size_m, w->size_l };
+	const int sides[4] = { w->size_s, w->size_m, w->size_l,
+	    PORTAL_HR_SIDE };
 
 	c->render_rc = image_render(c->upload, c->upload_len,
-	    &image_default_limits, sides, 3, c->out, NULL);
+	    &image_default_limits, sides, 4, c->out, NULL);
 	if (c->render_rc != PS_OK)
 		str_copy(c->render_err, ps_errmsg(), sizeof(c->render_err));
 }
@@ -605,8 +606,8 @@ static void
 upload_rendered(void *arg)
 {
 	struct change *c = arg;
-	const unsigned char *data[3];
-	size_t len[3];
+	const unsigned char *data[4];
+	size_t len[4];
 	unsigned char rnd[16];
 	char etag[33];
 	int i;
@@ -619,7 +620,7 @@ upload_rendered(void *arg)
 		change_free(c);
 		return;
 	}
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 4; i++) {
 		data[i] = c->out[i].data;
 		len[i] = c->out[i].len;
 	}
@@ -980,6 +981,128 @@ handle_metadata(struct webapp_ctx *app, struct http_req *r)
 }
 
 #define LIBRARY_PREFIX "/user photos/profile pictures/"
+#define NOTIFY_PATH "/_layouts/15/photosync/notify"
+
+struct issuer_list {
+	struct s2s_metadata	*md;
+	size_t			 n;
+};
+
+static ps_err
+collect_issuer(void *arg, const struct store_issuer *is)
+{
+	struct issuer_list *l = arg;
+	struct s2s_metadata md;
+
+	if (s2s_metadata_parse(is->metadata, strlen(is->metadata), &md) !=
+	    PS_OK)
+		return PS_OK;
+	l->md = xrealloc(l->md, (l->n + 1) * sizeof(*l->md));
+	l->md[l->n++] = md;
+	return PS_OK;
+}
+
+/* Validates a bearer token from a trusted issuer (app-only is fine). */
+static ps_err
+issuer_token_ok(struct webapp_ctx *app, const char *token,
+    struct s2s_identity *id)
+{
+	struct issuer_list l = { 0 };
+	struct s2s_partner *p;
+	struct s2s_expect ex = {
+		.client_id = S2S_SHAREPOINT_ID,
+		.host = app->w.host,
+		.port = app->port,
+		.realm = app->w.realm,
+		.now = time_now(),
+	};
+	size_t i;
+	ps_err rc;
+
+	store_issuer_each(app->srv->ps->store, collect_issuer, &l);
+	p = xcalloc(l.n + 1, sizeof(*p));
+	for (i = 0; i < l.n; i++) {
+		p[i].issuer = l.md[i].issuer;
+		p[i].realm = l.md[i].realm;
+		p[i].certs = l.md[i].certs;
+		p[i].n_certs = l.md[i].n_certs;
+	}
+	rc = s2s_token_validate(token, &ex, p, l.n, id);
+	for (i = 0; i < l.n; i++)
+		s2s_metadata_cleanup(&l.md[i]);
+	free(l.md);
+	free(p);
+	return rc;
+}
+
+static void
+notify_synced(void *arg, const struct sync_outcome *o)
+{
+	(void)arg;
+	(void)o;
+}
+
+/*
+ * A change notice from the master: the user's photo changed there. The
+ * cached photo is marked stale and fetched again in the background, so
+ * the change shows everywhere within seconds.
+ */
+static void
+handle_notify(struct webapp_ctx *app, struct http_req *r)
+{
+	struct store *st = app->srv->ps->store;
+	const char *auth = http_req_header(r, "Authorization");
+	struct s2s_identity id;
+	struct store_user u = { 0 };
+	struct store_sync state;
+	char *email = NULL;
+
+	if (http_req_method(r) != HTTP_POST) {
+		http_reply_header(r, "Allow", "POST");
+		http_reply_error(r, 405, "notifications are POSTed");
+		return;
+	}
+	if (auth == NULL || !str_case_prefix(auth, "Bearer ") ||
+	    issuer_token_ok(app, auth + 7, &id) != PS_OK) {
+		log_info(http_req_id(r), "notify.refused", "reason=%s",
+		    log_q(auth ? ps_errmsg() : "no token"));
+		http_reply_header(r, "WWW-Authenticate", "Bearer realm=\"\"");
+		http_reply_error(r, 401, "a trusted issuer's token is needed");
+		metrics_add("photosync_notifications_received_total",
+		    "result=\"refused\"", 1);
+		return;
+	}
+	if (!app->w.notifications) {
+		http_reply_error(r, 403, "change notifications are off for "
+		    "this web application");
+		metrics_add("photosync_notifications_received_total",
+		    "result=\"off\"", 1);
+		return;
+	}
+	email = http_form_value(http_req_body(r, NULL), "email");
+	if (email == NULL || !email_valid(email) ||
+	    store_user_get_by_email(st, email, &u) != PS_OK) {
+		http_reply_error(r, 404, "no such user here");
+		metrics_add("photosync_notifications_received_total",
+		    "result=\"unknown_user\"", 1);
+		free(email);
+		return;
+	}
+	/* Stale now: neither window may hold the next sync back. */
+	store_sync_get(st, app->w.id, u.account, &state);
+	state.last_success = 0;
+	state.last_error = 0;
+	store_sync_put(st, app->w.id, u.account, &state);
+	log_info(http_req_id(r), "notify.received", "issuer=%s account=%s",
+	    log_q(id.partner), log_q(u.account));
+	metrics_add("photosync_notifications_received_total",
+	    "result=\"accepted\"", 1);
+	sync_request(app, &u, http_req_id(r), SYNC_FORCE, notify_synced,
+	    NULL);
+	http_reply(r, 202, "text/plain; charset=utf-8", "accepted\n", 9);
+	free(email);
+	store_user_cleanup(&u);
+}
 
 /* Prometheus metrics, to the addresses --metrics-allow names. */
 static void
@@ -1018,6 +1141,11 @@ handle(struct http_req *r, void *arg)
 	if (strcmp(path, "/metrics") == 0) {
 		http_req_set_route(r, "metrics");
 		handle_metrics(app, r);
+		return;
+	}
+	if (strcmp(path, NOTIFY_PATH) == 0) {
+		http_req_set_route(r, "notify");
+		handle_notify(app, r);
 		return;
 	}
 	if (strcmp(path, "/login") == 0) {
@@ -1139,6 +1267,7 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 		if ((rc = app_listen(&srv.apps[i], listen_host)) != PS_OK)
 			goto out;
 		buf_addf(&ports, "%d\n", srv.apps[i].port);
+		background_start(&srv.apps[i]);
 	}
 	if (port_file && (rc = file_write_atomic(port_file, ports.b_data,
 	    ports.b_len, 0644)) != PS_OK)
@@ -1155,8 +1284,10 @@ out:
 		event_free(sigint);
 	if (sigterm)
 		event_free(sigterm);
-	for (i = 0; i < srv.n_apps; i++)
+	for (i = 0; i < srv.n_apps; i++) {
+		background_stop(&srv.apps[i]);
 		app_unlisten(&srv.apps[i]);
+	}
 	metrics_acl_free(srv.metrics_acl);
 	portal_srv_cleanup(&srv);
 	buf_cleanup(&ports);

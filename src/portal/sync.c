@@ -26,6 +26,7 @@
 #include "portal_int.h"
 #include "s2s/s2s.h"
 #include "setup/setup.h"
+#include "token.h"
 #include "work/work.h"
 #include "xfer/xfer.h"
 
@@ -33,7 +34,6 @@
 #define SYNC_MAX_PHOTO		(8u * 1024 * 1024)
 #define SYNC_MAX_XML		(512u * 1024)
 #define AD_CACHE_TTL		3600
-#define TOKEN_LIFETIME		3600
 
 /* What Autodiscover said about one address, kept AD_CACHE_TTL seconds. */
 struct ad_cache_entry {
@@ -71,7 +71,7 @@ struct sync_job {
 	/* the render, done on a worker */
 	struct buf		 photo;
 	char			 new_master_etag[128];
-	struct image_jpeg	 out[3];
+	struct image_jpeg	 out[4];	/* S, M, L, high resolution */
 	ps_err			 render_rc;
 	char			 render_err[256];
 };
@@ -216,7 +216,7 @@ job_free(struct sync_job *job)
 	free(job->photos_url);
 	free(job->ecp_photo_url);
 	buf_cleanup(&job->photo);
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 4; i++)
 		image_jpeg_free(&job->out[i]);
 	free(job);
 }
@@ -393,32 +393,6 @@ token_remember(struct portal_srv *srv, int64_t webapp, const char *email,
 	srv->tokens = e;
 }
 
-/* The realm of the master: the trusted issuer's. */
-struct issuer_pick {
-	const char	*host;
-	char		 realm[64];
-	char		 first_realm[64];
-	int		 n;
-};
-
-static ps_err
-pick_issuer(void *arg, const struct store_issuer *is)
-{
-	struct issuer_pick *p = arg;
-	char *host = NULL;
-	int port;
-
-	if (p->n++ == 0)
-		str_copy(p->first_realm, is->realm, sizeof(p->first_realm));
-	if (is->metadata_url && setup_https_url_host(is->metadata_url, &host,
-	    &port) == PS_OK) {
-		if (strcmp(host, p->host) == 0)
-			str_copy(p->realm, is->realm, sizeof(p->realm));
-		free(host);
-	}
-	return PS_OK;
-}
-
 /*
  * Mints a token acting as the job's user for the server at `url`'s
  * authority. The caller frees *token with xfree_secret().
@@ -427,52 +401,22 @@ static ps_err
 job_token(struct sync_job *job, const char *url, char **token)
 {
 	struct webapp_ctx *app = job->app;
-	char *host = NULL, authority[300];
-	struct issuer_pick pick = { 0 };
-	struct s2s_mint m = { 0 };
-	int port;
+	struct portal_token_pick pick;
 	ps_err rc;
 
-	if ((rc = setup_https_url_host(url, &host, &port)) != PS_OK)
+	/* The issuer, its realm and the audience, as diagnose sees them. */
+	if ((rc = portal_token_pick(app->srv->ps->store, url, &pick)) !=
+	    PS_OK)
 		return rc;
-	pick.host = host;
-	if ((rc = store_issuer_each(app->srv->ps->store, pick_issuer,
-	    &pick)) != PS_OK)
-		goto out;
-	if (pick.n == 0) {
-		rc = ps_errf(PS_EAUTH, "no trusted token issuer: run "
-		    "photosync portal issuer add --metadata-url "
-		    "https://<master>/autodiscover/metadata/json/1");
-		goto out;
-	}
-	str_copy(job->issuer_realm, pick.realm[0] ? pick.realm :
-	    pick.first_realm, sizeof(job->issuer_realm));
-	if (port == 443)
-		snprintf(authority, sizeof(authority), "%s", host);
-	else
-		snprintf(authority, sizeof(authority), "%s:%d", host, port);
-	if ((*token = token_cached(app->srv, app->w.id, job->email, authority,
-	    job->issuer_realm)) != NULL) {
-		rc = PS_OK;
-		goto out;
-	}
-	m.key = app->s2s_key;
-	m.cert_der = app->s2s_cert;
-	m.cert_len = app->s2s_cert_len;
-	m.client_id = S2S_SHAREPOINT_ID;
-	m.realm = app->w.realm;
-	m.target_id = S2S_EXCHANGE_ID;
-	m.target_host = authority;
-	m.target_realm = job->issuer_realm;
-	m.smtp = job->email;
-	m.upn = job->email;
-	m.now = time_now();
-	m.lifetime = TOKEN_LIFETIME;
-	if ((rc = s2s_token_mint(&m, token)) == PS_OK)
-		token_remember(app->srv, app->w.id, job->email, authority,
-		    job->issuer_realm, *token, m.now + TOKEN_LIFETIME);
-out:
-	free(host);
+	str_copy(job->issuer_realm, pick.realm, sizeof(job->issuer_realm));
+	if ((*token = token_cached(app->srv, app->w.id, job->email,
+	    pick.authority, job->issuer_realm)) != NULL)
+		return PS_OK;
+	if ((rc = portal_token_mint(app, &pick, job->email, token)) ==
+	    PS_OK)
+		token_remember(app->srv, app->w.id, job->email, pick.authority,
+		    job->issuer_realm, *token, time_now() +
+		    PORTAL_TOKEN_LIFETIME);
 	return rc;
 }
 
@@ -542,10 +486,11 @@ render_run(void *arg)
 {
 	struct sync_job *job = arg;
 	const struct store_webapp *w = &job->app->w;
-	const int sides[3] = { w->size_s, w->size_m, w->size_l };
+	const int sides[4] = { w->size_s, w->size_m, w->size_l,
+	    PORTAL_HR_SIDE };
 
 	job->render_rc = image_render(job->photo.b_data, job->photo.b_len,
-	    &image_default_limits, sides, 3, job->out, NULL);
+	    &image_default_limits, sides, 4, job->out, NULL);
 	if (job->render_rc != PS_OK)
 		str_copy(job->render_err, ps_errmsg(), sizeof(job->render_err));
 }
@@ -555,8 +500,8 @@ render_done(void *arg)
 {
 	struct sync_job *job = arg;
 	struct store *st = job->app->srv->ps->store;
-	const unsigned char *data[3];
-	size_t len[3];
+	const unsigned char *data[4];
+	size_t len[4];
 	unsigned char rnd[16];
 	char etag[64];
 	int i;
@@ -565,7 +510,7 @@ render_done(void *arg)
 		job_error(job, "render", job->render_err, 1);
 		return;
 	}
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 4; i++) {
 		data[i] = job->out[i].data;
 		len[i] = job->out[i].len;
 	}

@@ -104,6 +104,31 @@ ps_err	store_photo_get(struct store *, const char *email, int code,
 	    struct store_photo *out);
 void	store_photo_cleanup(struct store_photo *);
 
+/* ---- master: change notifications to partners ---- */
+
+/*
+ * Every photo change (store_photo_put, store_photo_remove,
+ * store_preview_save) queues, in its own transaction, one notification
+ * per partner that wants them (notify on, registered from a URL).
+ */
+struct store_outbox {
+	int64_t	 id;
+	char	 partner[128];
+	char	 email[256];
+	int64_t	 created;
+	int	 attempts;
+	char	 last_error[256];
+};
+
+/* The notifications due at `now`, oldest first, at most `limit`. */
+ps_err	store_outbox_due(struct store *, int64_t now, int limit,
+	    ps_err (*fn)(void *, const struct store_outbox *), void *arg);
+ps_err	store_outbox_done(struct store *, int64_t id);
+ps_err	store_outbox_retry(struct store *, int64_t id, int64_t next_attempt,
+	    const char *error);
+/* How many are queued; -1 when it cannot be read. */
+int64_t	store_outbox_pending(struct store *);
+
 /* ---- master: partners (portals trusted for S2S) ---- */
 
 struct store_partner {
@@ -113,6 +138,8 @@ struct store_partner {
 	char	*metadata;	/* the JSON document as fetched */
 	int64_t	 fetched;
 	int64_t	 added;
+	bool	 notify;	/* send it change notifications */
+	char	 ca_file[512];	/* CA for its TLS certificate; "": system */
 };
 
 void	store_partner_cleanup(struct store_partner *);
@@ -198,6 +225,10 @@ struct store_webapp {
 	char	 ca_file[512];		/* "" = the system's CAs */
 	bool	 allow_oauth_http;
 	int64_t	 created;
+	int64_t	 background_refresh;	/* seconds; 0: off */
+	bool	 notifications;		/* accept the master's notices */
+	bool	 avatar_anyone;		/* /avatar/ without signing in */
+	char	 avatar_defaults[1024];	/* allowed d= URL prefixes */
 };
 
 /* Sets w->id. PS_EEXIST when the URL is taken. */
@@ -217,6 +248,8 @@ struct store_user {
 	char	 name[256];
 	char	*pwhash;	/* owned; NULL: cannot sign in */
 	int64_t	 created;
+	char	 email_md5[33];	/* hex digests of the address, for */
+	char	 email_sha256[65];	/* avatar URLs; "" until known */
 };
 
 void	store_user_cleanup(struct store_user *);
@@ -227,6 +260,18 @@ ps_err	store_user_get(struct store *, const char *account,
 	    struct store_user *out);
 ps_err	store_user_get_by_email(struct store *, const char *email,
 	    struct store_user *out);
+/* By the MD5 or SHA-256 hex digest of the address (avatar URLs). */
+ps_err	store_user_get_by_hash(struct store *, const char *hex,
+	    struct store_user *out);
+ps_err	store_user_set_hashes(struct store *, const char *account,
+	    const char *md5, const char *sha256);
+/*
+ * Up to `limit` users whose account sorts after `after` ("" for the
+ * first), in account order: a cursor over all users.
+ */
+ps_err	store_user_page(struct store *, const char *after, int limit,
+	    ps_err (*fn)(void *, const struct store_user *), void *arg);
+ps_err	store_user_count(struct store *, int64_t *n);
 /* By library file prefix: "contoso_test1" for "contoso\\test1". */
 ps_err	store_user_get_by_prefix(struct store *, const char *prefix,
 	    struct store_user *out);
@@ -257,7 +302,9 @@ ps_err	store_issuer_each(struct store *,
 
 /* ---- portal: the User Photos library (S/M/L per user and webapp) ---- */
 
-enum store_thumb_size { STORE_S, STORE_M, STORE_L };
+/* STORE_HR is the high-resolution source (up to 648 pixels), kept for
+ * avatars of any size; it may be missing for photos stored before. */
+enum store_thumb_size { STORE_S, STORE_M, STORE_L, STORE_HR };
 
 struct store_thumb {
 	char		 etag[64];	/* changes only when the photo does */
@@ -268,10 +315,10 @@ struct store_thumb {
 };
 
 void	store_thumb_cleanup(struct store_thumb *);
-/* Replaces all three sizes at once. */
+/* Replaces all sizes at once: S, M, L and the high-resolution source. */
 ps_err	store_thumb_put(struct store *, int64_t webapp, const char *account,
 	    const char *source, const char *etag,
-	    const unsigned char *const data[3], const size_t len[3]);
+	    const unsigned char *const data[4], const size_t len[4]);
 /* PS_ENOTFOUND when the user has no photo in this web application. */
 ps_err	store_thumb_get(struct store *, int64_t webapp, const char *account,
 	    enum store_thumb_size, struct store_thumb *out);

@@ -78,6 +78,19 @@ static const char *const master_migrations[] = {
 	"  side INTEGER NOT NULL,"
 	"  data BLOB NOT NULL,"
 	"  PRIMARY KEY (email, code));",
+	/* 3: change notifications to partners */
+	"ALTER TABLE partners ADD COLUMN notify INTEGER NOT NULL DEFAULT 1;"
+	"ALTER TABLE partners ADD COLUMN ca_file TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE outbox ("
+	"  id INTEGER PRIMARY KEY,"
+	"  partner TEXT NOT NULL COLLATE NOCASE"
+	"    REFERENCES partners(name) ON DELETE CASCADE ON UPDATE CASCADE,"
+	"  email TEXT NOT NULL COLLATE NOCASE,"
+	"  created INTEGER NOT NULL,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt INTEGER NOT NULL,"
+	"  last_error TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX outbox_due ON outbox (next_attempt);",
 };
 
 static const char *const portal_migrations[] = {
@@ -140,6 +153,20 @@ static const char *const portal_migrations[] = {
 	"  webapp INTEGER NOT NULL REFERENCES webapps(id) ON DELETE CASCADE,"
 	"  csrf TEXT NOT NULL,"
 	"  expires INTEGER NOT NULL);",
+	/* 2: operations: background refresh, notifications, avatars */
+	"ALTER TABLE webapps ADD COLUMN background_refresh INTEGER NOT NULL "
+	"  DEFAULT 0;"
+	"ALTER TABLE webapps ADD COLUMN notifications INTEGER NOT NULL "
+	"  DEFAULT 1;"
+	"ALTER TABLE webapps ADD COLUMN avatar_anyone INTEGER NOT NULL "
+	"  DEFAULT 0;"
+	"ALTER TABLE webapps ADD COLUMN avatar_defaults TEXT NOT NULL "
+	"  DEFAULT '';"
+	"ALTER TABLE users ADD COLUMN email_md5 TEXT;"
+	"ALTER TABLE users ADD COLUMN email_sha256 TEXT;"
+	"CREATE INDEX users_email_md5 ON users (email_md5);"
+	"CREATE INDEX users_email_sha256 ON users (email_sha256);"
+	"ALTER TABLE thumbs ADD COLUMN hr BLOB;",
 };
 
 static ps_err
@@ -516,6 +543,114 @@ store_mailbox_each(struct store *st,
 	return rc;
 }
 
+/* ---- change notifications (master) ---- */
+
+/*
+ * Queues a notification of `email`'s photo change for every partner that
+ * wants them; called inside the transaction of the change itself, so a
+ * change is never stored without its notifications, nor the reverse.
+ * An older pending notification of the same address is replaced.
+ */
+static ps_err
+outbox_enqueue(struct store *st, const char *email)
+{
+	static const char *const steps[] = {
+		"DELETE FROM outbox WHERE email = ?1",
+		"INSERT INTO outbox (partner, email, created, next_attempt) "
+		"SELECT name, lower(?1), ?2, ?2 FROM partners WHERE notify = 1 "
+		"AND metadata_url IS NOT NULL",
+	};
+	sqlite3_stmt *q;
+	size_t i;
+	ps_err rc = PS_OK;
+
+	for (i = 0; i < sizeof(steps) / sizeof(*steps) && rc == PS_OK; i++) {
+		if ((q = prep(st, steps[i])) == NULL)
+			return PS_ESTORE;
+		bind_text(q, 1, email);
+		if (sqlite3_bind_parameter_count(q) >= 2)
+			sqlite3_bind_int64(q, 2, time_now());
+		rc = step_done(st, q, NULL);
+		sqlite3_finalize(q);
+	}
+	return rc;
+}
+
+ps_err
+store_outbox_due(struct store *st, int64_t now, int limit,
+    ps_err (*fn)(void *, const struct store_outbox *), void *arg)
+{
+	sqlite3_stmt *q = prep(st, "SELECT id, partner, email, created, "
+	    "attempts, last_error FROM outbox WHERE next_attempt <= ? ORDER BY "
+	    "next_attempt LIMIT ?");
+	struct store_outbox o;
+	ps_err rc = PS_OK;
+	int r = SQLITE_DONE;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	sqlite3_bind_int64(q, 1, now);
+	sqlite3_bind_int(q, 2, limit);
+	while (rc == PS_OK && (r = sqlite3_step(q)) == SQLITE_ROW) {
+		memset(&o, 0, sizeof(o));
+		o.id = sqlite3_column_int64(q, 0);
+		str_copy(o.partner, col_text(q, 1), sizeof(o.partner));
+		str_copy(o.email, col_text(q, 2), sizeof(o.email));
+		o.created = sqlite3_column_int64(q, 3);
+		o.attempts = sqlite3_column_int(q, 4);
+		str_copy(o.last_error, col_text(q, 5), sizeof(o.last_error));
+		rc = fn(arg, &o);
+	}
+	if (rc == PS_OK && r != SQLITE_DONE)
+		rc = store_fail(st, "read outbox");
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_outbox_done(struct store *st, int64_t id)
+{
+	sqlite3_stmt *q = prep(st, "DELETE FROM outbox WHERE id = ?");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	sqlite3_bind_int64(q, 1, id);
+	rc = step_done(st, q, NULL);
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_outbox_retry(struct store *st, int64_t id, int64_t next_attempt,
+    const char *error)
+{
+	sqlite3_stmt *q = prep(st, "UPDATE outbox SET attempts = attempts + "
+	    "1, next_attempt = ?, last_error = ? WHERE id = ?");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	sqlite3_bind_int64(q, 1, next_attempt);
+	bind_text(q, 2, error);
+	sqlite3_bind_int64(q, 3, id);
+	rc = step_done(st, q, NULL);
+	sqlite3_finalize(q);
+	return rc;
+}
+
+int64_t
+store_outbox_pending(struct store *st)
+{
+	sqlite3_stmt *q = prep(st, "SELECT count(*) FROM outbox");
+	int64_t n = -1;
+
+	if (q && sqlite3_step(q) == SQLITE_ROW)
+		n = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	return n;
+}
+
 /* ---- photos ---- */
 
 ps_err
@@ -569,7 +704,7 @@ store_photo_put(struct store *st, const char *email, const char *etag,
 		if ((rc = step_done(st, q, NULL)) != PS_OK)
 			goto out;
 	}
-	rc = PS_OK;
+	rc = outbox_enqueue(st, email);
 out:
 	sqlite3_finalize(q);
 	if (store_exec(st, rc == PS_OK ? "COMMIT" : "ROLLBACK") != PS_OK &&
@@ -581,17 +716,27 @@ out:
 ps_err
 store_photo_remove(struct store *st, const char *email)
 {
-	sqlite3_stmt *q = prep(st, "DELETE FROM photos WHERE email = ?");
+	sqlite3_stmt *q;
 	int changes = 0;
 	ps_err rc;
 
-	if (q == NULL)
-		return PS_ESTORE;
+	if ((rc = store_exec(st, "BEGIN IMMEDIATE")) != PS_OK)
+		return rc;
+	if ((q = prep(st, "DELETE FROM photos WHERE email = ?")) == NULL) {
+		rc = PS_ESTORE;
+		goto out;
+	}
 	bind_text(q, 1, email);
 	rc = step_done(st, q, &changes);
 	sqlite3_finalize(q);
 	if (rc == PS_OK && changes == 0)
 		rc = ps_errf(PS_ENOTFOUND, "%s has no photo", email);
+	if (rc == PS_OK)
+		rc = outbox_enqueue(st, email);
+out:
+	if (store_exec(st, rc == PS_OK ? "COMMIT" : "ROLLBACK") != PS_OK &&
+	    rc == PS_OK)
+		rc = PS_ESTORE;
 	return rc;
 }
 
@@ -659,10 +804,11 @@ ps_err
 store_partner_put(struct store *st, const struct store_partner *p)
 {
 	sqlite3_stmt *q = prep(st, "INSERT INTO partners (name, issuer, "
-	    "metadata_url, metadata, fetched, added) VALUES (?, ?, ?, ?, ?, ?) "
-	    "ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, "
-	    "metadata_url = excluded.metadata_url, metadata = "
-	    "excluded.metadata, fetched = excluded.fetched");
+	    "metadata_url, metadata, fetched, added, notify, ca_file) VALUES "
+	    "(?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET issuer "
+	    "= excluded.issuer, metadata_url = excluded.metadata_url, metadata "
+	    "= excluded.metadata, fetched = excluded.fetched, notify = "
+	    "excluded.notify, ca_file = excluded.ca_file");
 	ps_err rc;
 
 	if (q == NULL)
@@ -673,6 +819,8 @@ store_partner_put(struct store *st, const struct store_partner *p)
 	bind_text(q, 4, p->metadata);
 	sqlite3_bind_int64(q, 5, p->fetched);
 	sqlite3_bind_int64(q, 6, p->added ? p->added : time_now());
+	sqlite3_bind_int(q, 7, p->notify);
+	bind_text(q, 8, p->ca_file);
 	rc = step_done(st, q, NULL);
 	if (rc == PS_EEXIST)
 		ps_errf(rc, "another partner already has issuer %s",
@@ -710,6 +858,8 @@ partner_row(sqlite3_stmt *q, struct store_partner *p)
 	p->metadata = col_dup(q, 3);
 	p->fetched = sqlite3_column_int64(q, 4);
 	p->added = sqlite3_column_int64(q, 5);
+	p->notify = sqlite3_column_int(q, 6) != 0;
+	str_copy(p->ca_file, col_text(q, 7), sizeof(p->ca_file));
 }
 
 ps_err
@@ -717,7 +867,8 @@ store_partner_get(struct store *st, const char *name_or_issuer,
     struct store_partner *out)
 {
 	sqlite3_stmt *q = prep(st, "SELECT name, issuer, metadata_url, "
-	    "metadata, fetched, added FROM partners WHERE name = ? OR "
+	    "metadata, fetched, added, notify, ca_file FROM partners WHERE "
+	    "name = ? OR "
 	    "issuer = ?");
 	ps_err rc;
 	int r;
@@ -744,7 +895,8 @@ store_partner_each(struct store *st,
     ps_err (*fn)(void *, const struct store_partner *), void *arg)
 {
 	sqlite3_stmt *q = prep(st, "SELECT name, issuer, metadata_url, "
-	    "metadata, fetched, added FROM partners ORDER BY name");
+	    "metadata, fetched, added, notify, ca_file FROM partners ORDER BY "
+	    "name");
 	struct store_partner p;
 	ps_err rc = PS_OK;
 	int r;
@@ -1005,7 +1157,7 @@ store_preview_save(struct store *st, const char *email, const char *etag)
 		if ((rc = step_done(st, q, NULL)) != PS_OK)
 			goto out;
 	}
-	rc = PS_OK;
+	rc = outbox_enqueue(st, email);
 out:
 	sqlite3_finalize(q);
 	if (store_exec(st, rc == PS_OK ? "COMMIT" : "ROLLBACK") != PS_OK &&
@@ -1053,7 +1205,8 @@ store_end(struct store *st, bool commit)
 #define WEBAPP_COLUMNS							\
 	"id, url, host, port, realm, photo_import, photo_expiration, "	\
 	"photo_error_expiration, autodiscover_domain, sync_any, size_s, "	\
-	"size_m, size_l, ca_file, allow_oauth_http, created"
+	"size_m, size_l, ca_file, allow_oauth_http, created, "		\
+	"background_refresh, notifications, avatar_anyone, avatar_defaults"
 
 static void
 webapp_row(sqlite3_stmt *q, struct store_webapp *w)
@@ -1076,6 +1229,11 @@ webapp_row(sqlite3_stmt *q, struct store_webapp *w)
 	str_copy(w->ca_file, col_text(q, 13), sizeof(w->ca_file));
 	w->allow_oauth_http = sqlite3_column_int(q, 14) != 0;
 	w->created = sqlite3_column_int64(q, 15);
+	w->background_refresh = sqlite3_column_int64(q, 16);
+	w->notifications = sqlite3_column_int(q, 17) != 0;
+	w->avatar_anyone = sqlite3_column_int(q, 18) != 0;
+	str_copy(w->avatar_defaults, col_text(q, 19),
+	    sizeof(w->avatar_defaults));
 }
 
 static void
@@ -1095,6 +1253,10 @@ webapp_bind(sqlite3_stmt *q, const struct store_webapp *w)
 	sqlite3_bind_int(q, 12, w->size_l);
 	bind_text(q, 13, w->ca_file);
 	sqlite3_bind_int(q, 14, w->allow_oauth_http);
+	sqlite3_bind_int64(q, 16, w->background_refresh);
+	sqlite3_bind_int(q, 17, w->notifications);
+	sqlite3_bind_int(q, 18, w->avatar_anyone);
+	bind_text(q, 19, w->avatar_defaults);
 }
 
 ps_err
@@ -1103,8 +1265,9 @@ store_webapp_add(struct store *st, struct store_webapp *w)
 	sqlite3_stmt *q = prep(st, "INSERT INTO webapps (url, host, port, "
 	    "realm, photo_import, photo_expiration, photo_error_expiration, "
 	    "autodiscover_domain, sync_any, size_s, size_m, size_l, ca_file, "
-	    "allow_oauth_http, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-	    "?, ?, ?, ?, ?)");
+	    "allow_oauth_http, created, background_refresh, notifications, "
+	    "avatar_anyone, avatar_defaults) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+	    "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)");
 	ps_err rc;
 
 	if (q == NULL)
@@ -1128,7 +1291,9 @@ store_webapp_update(struct store *st, const struct store_webapp *w)
 	    "port = ?, realm = ?, photo_import = ?, photo_expiration = ?, "
 	    "photo_error_expiration = ?, autodiscover_domain = ?, sync_any = "
 	    "?, size_s = ?, size_m = ?, size_l = ?, ca_file = ?, "
-	    "allow_oauth_http = ? WHERE id = ?");
+	    "allow_oauth_http = ?14, background_refresh = ?16, notifications "
+	    "= ?17, avatar_anyone = ?18, avatar_defaults = ?19 WHERE id = "
+	    "?15");
 	int changes = 0;
 	ps_err rc;
 
@@ -1203,7 +1368,8 @@ ps_err
 store_user_add(struct store *st, const struct store_user *u)
 {
 	sqlite3_stmt *q = prep(st, "INSERT INTO users (account, email, name, "
-	    "pwhash, created) VALUES (lower(?), lower(?), ?, ?, ?)");
+	    "pwhash, created, email_md5, email_sha256) VALUES (lower(?), "
+	    "lower(?), ?, ?, ?, nullif(?, ''), nullif(?, ''))");
 	ps_err rc;
 
 	if (q == NULL)
@@ -1213,6 +1379,8 @@ store_user_add(struct store *st, const struct store_user *u)
 	bind_text(q, 3, u->name);
 	bind_text(q, 4, u->pwhash);
 	sqlite3_bind_int64(q, 5, time_now());
+	bind_text(q, 6, u->email_md5);
+	bind_text(q, 7, u->email_sha256);
 	rc = step_done(st, q, NULL);
 	if (rc == PS_EEXIST)
 		ps_errf(rc, "a user with account %s or address %s already "
@@ -1238,6 +1406,9 @@ store_user_remove(struct store *st, const char *account)
 	return rc;
 }
 
+#define USER_COLUMNS \
+	"account, email, name, pwhash, created, email_md5, email_sha256"
+
 static void
 user_row(sqlite3_stmt *q, struct store_user *u)
 {
@@ -1247,14 +1418,16 @@ user_row(sqlite3_stmt *q, struct store_user *u)
 	str_copy(u->name, col_text(q, 2), sizeof(u->name));
 	u->pwhash = col_dup(q, 3);
 	u->created = sqlite3_column_int64(q, 4);
+	str_copy(u->email_md5, col_text(q, 5), sizeof(u->email_md5));
+	str_copy(u->email_sha256, col_text(q, 6), sizeof(u->email_sha256));
 }
 
 static ps_err
 user_get_by(struct store *st, const char *column, const char *value,
     struct store_user *out)
 {
-	char *sql = xasprintf("SELECT account, email, name, pwhash, created "
-	    "FROM users WHERE %s = ?", column);
+	char *sql = xasprintf("SELECT " USER_COLUMNS " FROM users WHERE %s = "
+	    "?", column);
 	sqlite3_stmt *q = prep(st, sql);
 	ps_err rc;
 	int r;
@@ -1290,6 +1463,71 @@ store_user_get_by_email(struct store *st, const char *email,
 }
 
 ps_err
+store_user_get_by_hash(struct store *st, const char *hex,
+    struct store_user *out)
+{
+	return user_get_by(st, strlen(hex) == 32 ? "email_md5" :
+	    "email_sha256", hex, out);
+}
+
+ps_err
+store_user_set_hashes(struct store *st, const char *account,
+    const char *md5, const char *sha256)
+{
+	sqlite3_stmt *q = prep(st, "UPDATE users SET email_md5 = ?, "
+	    "email_sha256 = ? WHERE account = ?");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, md5);
+	bind_text(q, 2, sha256);
+	bind_text(q, 3, account);
+	rc = step_done(st, q, NULL);
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_user_page(struct store *st, const char *after, int limit,
+    ps_err (*fn)(void *, const struct store_user *), void *arg)
+{
+	sqlite3_stmt *q = prep(st, "SELECT " USER_COLUMNS " FROM users WHERE "
+	    "account > ? ORDER BY account LIMIT ?");
+	struct store_user u;
+	ps_err rc = PS_OK;
+	int r = SQLITE_DONE;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, after);
+	sqlite3_bind_int(q, 2, limit);
+	while (rc == PS_OK && (r = sqlite3_step(q)) == SQLITE_ROW) {
+		user_row(q, &u);
+		rc = fn(arg, &u);
+		store_user_cleanup(&u);
+	}
+	if (rc == PS_OK && r != SQLITE_DONE)
+		rc = store_fail(st, "list users");
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_user_count(struct store *st, int64_t *n)
+{
+	sqlite3_stmt *q = prep(st, "SELECT count(*) FROM users");
+	ps_err rc = PS_ESTORE;
+
+	if (q && sqlite3_step(q) == SQLITE_ROW) {
+		*n = sqlite3_column_int64(q, 0);
+		rc = PS_OK;
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
 store_user_get_by_prefix(struct store *st, const char *prefix,
     struct store_user *out)
 {
@@ -1320,8 +1558,8 @@ ps_err
 store_user_each(struct store *st,
     ps_err (*fn)(void *, const struct store_user *), void *arg)
 {
-	sqlite3_stmt *q = prep(st, "SELECT account, email, name, pwhash, "
-	    "created FROM users ORDER BY account");
+	sqlite3_stmt *q = prep(st, "SELECT " USER_COLUMNS " FROM users ORDER "
+	    "BY account");
 	struct store_user u;
 	ps_err rc = PS_OK;
 	int r = SQLITE_DONE;
@@ -1460,11 +1698,11 @@ store_thumb_cleanup(struct store_thumb *t)
 ps_err
 store_thumb_put(struct store *st, int64_t webapp, const char *account,
     const char *source, const char *etag,
-    const unsigned char *const data[3], const size_t len[3])
+    const unsigned char *const data[4], const size_t len[4])
 {
 	sqlite3_stmt *q = prep(st, "INSERT OR REPLACE INTO thumbs (webapp, "
-	    "account, source, etag, updated, s, m, l) VALUES (?, (SELECT "
-	    "account FROM users WHERE account = ?), ?, ?, ?, ?, ?, ?)");
+	    "account, source, etag, updated, s, m, l, hr) VALUES (?, (SELECT "
+	    "account FROM users WHERE account = ?), ?, ?, ?, ?, ?, ?, ?)");
 	ps_err rc;
 	int i;
 
@@ -1478,6 +1716,11 @@ store_thumb_put(struct store *st, int64_t webapp, const char *account,
 	for (i = 0; i < 3; i++)
 		sqlite3_bind_blob(q, 6 + i, data[i], (int)len[i],
 		    SQLITE_STATIC);
+	if (data[STORE_HR])
+		sqlite3_bind_blob(q, 9, data[STORE_HR], (int)len[STORE_HR],
+		    SQLITE_STATIC);
+	else
+		sqlite3_bind_null(q, 9);
 	rc = step_done(st, q, NULL);
 	if (rc == PS_EEXIST)
 		rc = ps_errf(PS_ENOTFOUND, "no user %s", account);
@@ -1496,6 +1739,8 @@ store_thumb_get(struct store *st, int64_t webapp, const char *account,
 		"AND account = ?",
 		"SELECT etag, source, updated, l FROM thumbs WHERE webapp = ? "
 		"AND account = ?",
+		"SELECT etag, source, updated, hr FROM thumbs WHERE webapp = ? "
+		"AND account = ? AND hr IS NOT NULL",
 	};
 	sqlite3_stmt *q = prep(st, sql[size]);
 	ps_err rc;

@@ -532,9 +532,9 @@ probe_route(const struct xfer_opts *o, struct xfer_probe *p)
 	hints.ai_flags = p->is_ip ? AI_NUMERICHOST : 0;
 	p->stage = XFER_STAGE_DNS;
 	if ((gai = getaddrinfo(p->host, portstr, &hints, &res)) != 0) {
-		snprintf(p->error, sizeof(p->error), "%s does not resolve: %s",
-		    p->host, gai == EAI_SYSTEM ? strerror(errno) :
-		    gai_strerror(gai));
+		snprintf(p->error, sizeof(p->error), "%.160s does not "
+		    "resolve: %s", p->host, gai == EAI_SYSTEM ?
+		    strerror(errno) : gai_strerror(gai));
 		return ps_errf(PS_EUPSTREAM, "%s", p->error);
 	}
 	for (ai = res; ai; ai = ai->ai_next) {

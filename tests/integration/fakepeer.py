@@ -229,6 +229,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         mode = fake.mode
         if fake.delay:
             time.sleep(fake.delay)
+        if fake.throttle_left > 0:
+            # A busy master: 429 with Retry-After, `throttle_left` times.
+            fake.throttle_left -= 1
+            self._send(429, "text/plain", b"slow down\n",
+                       [("Retry-After", str(fake.retry_after))])
+            return
         if mode == "ok":
             if c.header("If-None-Match") == '"%s"' % fake.etag:
                 self._send(304, None, b"", [("ETag", '"%s"' % fake.etag)])
@@ -296,13 +302,16 @@ class FakeMaster:
 
     mode: "ok" (photo with ETag "fake-N", 304 on a match), "garbage",
     "html", "huge", "huge-unsized", "500", "401"; delay: seconds slept
-    before any GetUserPhoto answer. photos_base: what the Autodiscover
+    before any GetUserPhoto answer. throttle_left: how many GetUserPhoto
+    calls get 429 with Retry-After: retry_after first. photos_base: what the Autodiscover
     answer's URLs start with (default: this server)."""
 
     def __init__(self, ad_template, tls=None, photo=None, metadata=None):
         self.ad_template = ad_template
         self.mode = "ok"
         self.delay = 0
+        self.throttle_left = 0
+        self.retry_after = 1
         self.etag = "fake-1"
         self.photo = photo or make_jpeg()
         self.garbage = b"GARBAGE!" + os.urandom(20000)

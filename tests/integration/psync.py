@@ -230,11 +230,11 @@ class Master:
 class Portal:
     """A portal state directory made with `photosync portal init`."""
 
-    def __init__(self, name="portal", host="127.0.0.1"):
+    def __init__(self, name="portal", host="127.0.0.1", port=0):
         self.dir = os.path.join(tmpdir(name), "state")
         self.host = host
         run("portal", "init", "--dir", self.dir, "--url",
-            "https://%s:0" % host)
+            "https://%s:%d" % (host, port))
         self.ca = os.path.join(self.dir, "webapp-1-tls-cert.pem")
         self.server = None
         self.password = {}
@@ -287,7 +287,18 @@ def photo_path(account, size="L"):
         size, quote(account))
 
 
-def wired(import_on=True):
+def free_port():
+    """A port nobody listens on right now (for servers that must keep
+    their port across restarts)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wired(import_on=True, portal_port=0):
     """A master and a portal that trust each other through their metadata
     URLs, as the article's steps 4-6 set them up. Returns (master, portal).
     """
@@ -301,7 +312,7 @@ def wired(import_on=True):
           make_image(os.path.join(work, "t2.jpg"), "640x640",
                      extra=["-negate"]))
     m.start()
-    p = Portal()
+    p = Portal(port=portal_port)
     p.add_user("contoso\\test1", "test1@contoso.com", "pw-one", "Test One")
     p.add_user("contoso\\test2", "test2@contoso.com", "pw-two", "Test Two")
     p.add_user("contoso\\test3", "test3@contoso.com", "pw-three",

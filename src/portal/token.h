@@ -1,0 +1,47 @@
+/*
+ * The S2S tokens the portal sends to the master: which trusted issuer's
+ * realm a token is for, and the minting. One place for both users, the
+ * sync (sync.c) and photosync portal diagnose (diagnose.c), so that
+ * diagnose tests exactly the token a sync sends.
+ */
+#ifndef PS_PORTAL_TOKEN_H
+#define PS_PORTAL_TOKEN_H
+
+#include <stdbool.h>
+
+#include "common/err.h"
+
+struct store;
+struct webapp_ctx;
+
+#define PORTAL_TOKEN_LIFETIME	3600	/* seconds */
+
+/* The issuer a token is minted for. */
+struct portal_token_pick {
+	char	name[128];	/* the trusted issuer's name, "" if none */
+	char	realm[64];	/* its realm: the token's target realm */
+	char	authority[300];	/* the audience's "host" or "host:port" */
+	bool	by_host;	/* its metadata URL is on the target host;
+				   otherwise it is the first issuer */
+	int	n_issuers;	/* how many issuers are trusted */
+};
+
+/*
+ * Chooses the issuer for a call to `url`: the trusted issuer whose
+ * metadata URL is on `url`'s host, else the first one. PS_EAUTH, with a
+ * sentence saying how to add one, when no issuer is trusted; `pick` is
+ * filled as far as it got either way.
+ */
+ps_err	portal_token_pick(struct store *, const char *url,
+	    struct portal_token_pick *pick);
+
+/*
+ * Mints a token acting as `email` for `pick` (from portal_token_pick()),
+ * signed with `app`'s S2S key; only app->w.realm, s2s_key, s2s_cert and
+ * s2s_cert_len are used. The caller frees *token with xfree_secret().
+ */
+ps_err	portal_token_mint(const struct webapp_ctx *app,
+	    const struct portal_token_pick *pick, const char *email,
+	    char **token);
+
+#endif

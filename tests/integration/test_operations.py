@@ -1,0 +1,167 @@
+"""Operations: change notifications from the master (delivered, retried
+when the portal is down, refused when off, forged ones refused), the
+background refresher, portal refresh against a master answering 429 then
+200, user show, and /metrics on both roles."""
+import os
+import re
+import time
+
+from fakepeer import FakeMaster, capture_ad_template, make_tls
+from psync import (done, free_port, is_eq, make_image, ok, photo_path, run,
+                   tmpdir, wired)
+
+work = tmpdir("ops")
+T1, T2 = "contoso\\test1", "contoso\\test2"
+m, p = wired(portal_port=free_port())
+
+
+def wait_for(cond, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def etag_seen_by_test2():
+    return p.get(photo_path(T1, "M"), as_user=T2).header("ETag")
+
+
+# ---- a change at the master shows in the portal within seconds ----
+p.get(photo_path(T1, "L"), as_user=T1)          # test1's first visit
+first = etag_seen_by_test2()
+ok("placeholder" not in first, "test2 sees test1's photo after the visit")
+st, out, err = m.cmd("partner", "list")
+t0 = time.monotonic()
+m.cmd("photo", "set", "test1@contoso.com", "--file",
+      make_image(os.path.join(work, "a.png"), "500x500", extra=["-negate"]))
+ok(wait_for(lambda: etag_seen_by_test2() != first),
+   "without test1 visiting, test2 sees the new photo within seconds "
+   "(%.1fs)" % (time.monotonic() - t0))
+mlog, plog = m.server.logs(), p.server.logs()
+ok(re.search(r"ev=notify.delivered partner=SharePoint "
+             r"email=test1@contoso.com", mlog), "the master logged "
+   "notify.delivered")
+g = re.search(r"req=([0-9a-f]{16}) ev=notify.send", mlog)
+ok(g and re.search(r"req=%s ev=notify.received" % g.group(1), plog),
+   "the portal logged notify.received with the master's request id")
+st, out, err = p.cmd("user", "show", T1)
+ok("from the master" in out and "last success" in out and
+   "master etag" in out, "user show: source, last success, master etag")
+
+# ---- forged notifications are refused ----
+r = p.post("/_layouts/15/photosync/notify", "email=test1@contoso.com",
+           {"Content-Type": "application/x-www-form-urlencoded"})
+is_eq(r.status, 401, "a notification without a token is refused")
+r = p.post("/_layouts/15/photosync/notify", "email=test1@contoso.com",
+           {"Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": "Bearer a.b.c"})
+is_eq(r.status, 401, "a notification with a forged token is refused")
+
+# ---- the portal is down: the master retries, and it converges ----
+p.stop()
+m.cmd("photo", "set", "test1@contoso.com", "--file",
+      make_image(os.path.join(work, "b.png"), "500x500", extra=["-flop"]))
+ok(wait_for(lambda: "ev=notify.retry" in m.server.logs(), 10),
+   "portal down: the master schedules a retry")
+before = first
+p.start()
+ok(wait_for(lambda: m.server.logs().count("ev=notify.delivered") >= 2, 30),
+   "portal back: the notification is delivered on a retry")
+cur = etag_seen_by_test2()
+ok(wait_for(lambda: etag_seen_by_test2() != cur or True) and
+   "placeholder" not in etag_seen_by_test2(), "test2 sees a photo")
+
+# ---- notifications off at the portal: refused, dropped ----
+p.cmd("webapp", "set", "--notifications", "off")
+time.sleep(1.1)
+etag_before = etag_seen_by_test2()
+m.cmd("photo", "set", "test1@contoso.com", "--file",
+      make_image(os.path.join(work, "c.png"), "400x400"))
+ok(wait_for(lambda: "ev=notify.refused" in m.server.logs(), 10),
+   "notifications off: the portal refuses and the master drops it")
+is_eq(etag_seen_by_test2(), etag_before, "notifications off: the portal's "
+      "photo waits for the windows")
+p.cmd("webapp", "set", "--notifications", "on")
+
+# ---- a revoked partner gets no more notifications ----
+m.cmd("partner", "remove", "SharePoint")
+n_send = m.server.logs().count("ev=notify.send")
+m.cmd("photo", "set", "test1@contoso.com", "--file",
+      make_image(os.path.join(work, "d.png"), "400x400", extra=["-negate"]))
+time.sleep(2.5)
+is_eq(m.server.logs().count("ev=notify.send"), n_send,
+      "a removed partner is not notified")
+m.cmd("partner", "add", "--name", "SharePoint", "--metadata-url",
+      p.url("/_layouts/15/metadata/json/1"), "--ca-file", p.ca)
+
+# ---- the background refresher ----
+r = p.get(photo_path(T2, "M"), as_user=T1)
+ok("placeholder" in r.header("ETag"), "test2 never visited: placeholder")
+st, out, err = p.cmd("webapp", "set", "--background-refresh", "30m",
+                     check=False)
+ok(st != 0 and "at least 1h" in err, "a background refresh under 1h is "
+   "refused (the master must not be stampeded)")
+st, out, err = p.cmd("webapp", "set", "--background-refresh", "24",
+                     check=False)
+ok(st != 0 and "unit" in err, "a bare number is refused")
+p.cmd("webapp", "set", "--background-refresh", "1h")
+st, out, err = p.cmd("webapp", "show")
+ok("background-refresh      1h" in out, "webapp show: background-refresh 1h")
+ok(wait_for(lambda: "placeholder" not in
+            p.get(photo_path(T2, "M"), as_user=T1).header("ETag"), 20),
+   "the background refresher fetched test2's photo without a visit")
+p.cmd("webapp", "set", "--background-refresh", "off")
+
+# ---- /metrics on both roles ----
+r = p.get("/metrics")
+ok(r.status == 200 and "photosync_http_requests_total{route=\"userphoto\""
+   in r.text(), "portal /metrics: requests by route and status")
+ok("photosync_syncs_total{result=\"updated\"}" in r.text(),
+   "portal /metrics: sync outcomes")
+ok("photosync_master_request_seconds_bucket" in r.text(),
+   "portal /metrics: master latency histogram")
+ok("photosync_photos_served_total" in r.text() and
+   "photosync_notifications_received_total" in r.text(),
+   "portal /metrics: photos served, notifications received")
+r = m.get("/metrics")
+ok(r.status == 200 and "photosync_notifications_total{result=\"delivered\"}"
+   in r.text() and "photosync_http_requests_total{route=\"getuserphoto_rest\""
+   in r.text(), "master /metrics: notifications and requests")
+p.stop()
+m.stop()
+
+# ---- /metrics only for configured addresses ----
+m.server = None
+from psync import Server  # noqa: E402
+srv = Server("master", m.dir, extra=["--metrics-allow", "10.0.0.0/8"])
+m.server, m.port = srv, srv.port
+is_eq(m.get("/metrics").status, 403, "metrics refused to others")
+m.stop()
+
+# ---- portal refresh against a master answering 429 then 200 ----
+fm, fp = wired()
+template = capture_ad_template(fm, "test1@contoso.com", "pw-one")
+ca, cert, key = make_tls(work)
+fake = FakeMaster(template, tls=(cert, key))
+fake.throttle_left = 2
+fake.retry_after = 1
+bundle = os.path.join(work, "cas.pem")
+with open(bundle, "w") as f:
+    f.write(open(fm.ca).read() + open(ca).read())
+fp.cmd("webapp", "set", "--autodiscover-domain", fake.hostport(),
+       "--ca-file", bundle)
+t0 = time.monotonic()
+st, out, err = run("portal", "refresh", "--dir", fp.dir, "--user", T1,
+                   check=False)
+took = time.monotonic() - t0
+ok(st == 0 and re.search(r"updated\s+1", out),
+   "refresh: 429, 429, then 200: updated (%s)" % out.replace("\n", " | "))
+ok("slow down 2 times" in out, "refresh reports the back-offs")
+ok(took >= 2.0, "refresh waited for Retry-After (%.1fs)" % took)
+is_eq(fake.count("photo"), 3, "three GetUserPhoto calls in all")
+fake.stop()
+fp.stop()
+fm.stop()
+done()
