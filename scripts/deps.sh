@@ -10,12 +10,17 @@ libsqlite3-dev openssl ca-certificates"
 tests="curl imagemagick libimage-exiftool-perl jpeginfo python3
 python3-exchangelib python3-jwt python3-jwcrypto
 chromium chromium-driver python3-selenium"
+# make bench (docs/performance.md): the load generator, the reference
+# server, libjpeg-turbo's headers for bench_render's floor, openssl for
+# the reference's certificate; taskset is in util-linux (essential).
+bench="python3 wrk nginx-light libjpeg62-turbo-dev openssl util-linux"
 
 want="$build"
 case "${1:-build}" in
 build) ;;
 test) want="$build $tests" ;;
-*) echo "usage: $0 [build|test]" >&2; exit 2 ;;
+bench) want="$build $bench" ;;
+*) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
 esac
 
 missing=""

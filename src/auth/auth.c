@@ -89,6 +89,22 @@ auth_basic_parse(const char *header, char **user, char **password)
 	return PS_OK;
 }
 
+void
+auth_fingerprint(const char *secret, char out[33])
+{
+	static unsigned char key[crypto_generichash_KEYBYTES];
+	static bool keyed;
+	unsigned char d[16];
+
+	if (!keyed) {
+		randombytes_buf(key, sizeof(key));
+		keyed = true;
+	}
+	crypto_generichash(d, sizeof(d), (const unsigned char *)secret,
+	    strlen(secret), key, sizeof(key));
+	hex_encode(d, sizeof(d), out);
+}
+
 /* ---- verified-credential cache ---- */
 
 struct auth_slot {

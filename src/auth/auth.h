@@ -34,6 +34,13 @@ ps_err	auth_password_read(const char *path, char **password);
  */
 ps_err	auth_basic_parse(const char *header, char **user, char **password);
 
+/*
+ * A keyed digest of a secret (an Authorization header, a cookie) as 32
+ * hex digits, to index verified credentials without keeping them. The
+ * key is random per process.
+ */
+void	auth_fingerprint(const char *secret, char out[33]);
+
 struct auth_cache;
 
 struct auth_cache *auth_cache_new(size_t slots);

@@ -4,6 +4,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,6 +15,75 @@ static const char *log_proc = "photosync";
 static enum log_level log_min = LOG_INFO;
 
 static const char *const level_names[] = { "err", "warn", "info", "debug" };
+
+#define LOG_BUFFER 65536
+
+/* The buffer of the thread that called log_buffer_start(). */
+static _Thread_local struct {
+	bool	on;
+	size_t	len;
+	void	(*schedule)(void);
+	char	data[LOG_BUFFER];
+} *lbuf;
+
+static void
+write_all(const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(STDERR_FILENO, p, n);
+
+		/* Nothing useful can be done when stderr is gone. */
+		if (w <= 0)
+			return;
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+void
+log_buffer_start(void (*schedule)(void))
+{
+	if (lbuf == NULL)
+		lbuf = calloc(1, sizeof(*lbuf));
+	if (lbuf == NULL)
+		return;
+	lbuf->on = true;
+	lbuf->schedule = schedule;
+}
+
+void
+log_flush(void)
+{
+	if (lbuf && lbuf->len) {
+		write_all(lbuf->data, lbuf->len);
+		lbuf->len = 0;
+	}
+}
+
+void
+log_buffer_stop(void)
+{
+	log_flush();
+	if (lbuf)
+		lbuf->on = false;
+}
+
+static void
+emit(enum log_level lvl, const char *line, size_t n)
+{
+	if (lbuf == NULL || !lbuf->on) {
+		write_all(line, n);
+		return;
+	}
+	if (lbuf->len + n > LOG_BUFFER)
+		log_flush();
+	if (lbuf->len == 0 && lbuf->schedule)
+		lbuf->schedule();
+	memcpy(lbuf->data + lbuf->len, line, n);
+	lbuf->len += n;
+	if (lvl == LOG_ERR)
+		log_flush();
+}
 
 void
 log_init(const char *proc, enum log_level min)
@@ -66,9 +136,7 @@ log_event(enum log_level lvl, const char *reqid, const char *ev,
 	if (n >= sizeof(line) - 1)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';
-	/* Nothing useful can be done when stderr is gone. */
-	if (write(STDERR_FILENO, line, n) < 0)
-		return;
+	emit(lvl, line, n);
 }
 
 static int

@@ -28,6 +28,18 @@ void	log_event(enum log_level, const char *reqid, const char *ev,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /*
+ * Buffering, for a server's event loop thread: lines of this thread are
+ * gathered and written together by log_flush(), which the server calls
+ * at the end of each loop iteration (`schedule` is called when a line
+ * lands in an empty buffer, so the server can arrange that). Errors and
+ * full buffers are written at once; other threads write as before.
+ */
+void	log_buffer_start(void (*schedule)(void));
+void	log_flush(void);
+/* Flushes and writes each line at once again. */
+void	log_buffer_stop(void);
+
+/*
  * Returns `s` as a logfmt value: bare when it is made of safe characters,
  * otherwise double-quoted with \" \\ \n \t and \xNN escapes; capped at 200
  * characters. The result is borrowed from a small per-thread ring of

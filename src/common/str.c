@@ -91,13 +91,25 @@ hex_encode(const void *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
+/*
+ * Request ids correlate log lines; they need to be unique, not secret. A
+ * per-thread xorshift generator seeded from the kernel avoids a system
+ * call per request.
+ */
 void
 reqid_new(char out[17])
 {
-	unsigned char b[8];
+	static _Thread_local uint64_t state;
+	uint64_t x;
 
-	rand_bytes(b, sizeof(b));
-	hex_encode(b, sizeof(b), out);
+	while (state == 0)
+		rand_bytes(&state, sizeof(state));
+	x = state;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	state = x;
+	snprintf(out, 17, "%016llx", (unsigned long long)x);
 }
 
 void

@@ -27,6 +27,9 @@
 #include "metrics/metrics.h"
 #include "server.h"
 
+/* Writes the buffered log lines once per loop iteration (one process). */
+static struct event *log_flush_event;
+
 struct http_tls {
 	SSL_CTX	*ctx;
 };
@@ -261,8 +264,39 @@ http_server_free(struct http_server *srv)
 {
 	if (srv == NULL)
 		return;
+	log_flush();
+	if (log_flush_event && event_get_base(log_flush_event) == srv->base) {
+		event_free(log_flush_event);
+		log_flush_event = NULL;
+		log_buffer_stop();
+	}
 	evhttp_free(srv->evh);
 	free(srv);
+}
+
+static void
+log_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	log_flush();
+}
+
+static void
+log_schedule(void)
+{
+	if (log_flush_event)
+		event_active(log_flush_event, EV_TIMEOUT, 0);
+}
+
+void
+http_server_buffer_logs(struct http_server *srv)
+{
+	if (log_flush_event == NULL)
+		log_flush_event = event_new(srv->base, -1, 0, log_flush_cb,
+		    NULL);
+	log_buffer_start(log_schedule);
 }
 
 void
@@ -539,21 +573,14 @@ log_outcome(struct http_req *r, int status, size_t len)
 	buf_cleanup(&extra);
 }
 
-void
-http_reply(struct http_req *r, int status, const char *content_type,
-    const void *body, size_t len)
+/* Adds the common headers, sends `out` (taken) and ends the request. */
+static void
+reply_send(struct http_req *r, int status, const char *content_type,
+    struct evbuffer *out, size_t len)
 {
 	struct evkeyvalq *h;
-	struct evbuffer *out;
 	const char *cid;
 
-	if (r->gone) {
-		log_info(r->id, "http.client_gone", "path=%s ms=%lld",
-		    log_q(http_req_path_raw(r)),
-		    (long long)http_req_elapsed_ms(r));
-		req_free(r);
-		return;
-	}
 	if (r->deferred) {
 		struct evhttp_connection *conn =
 		    evhttp_request_get_connection(r->er);
@@ -562,9 +589,7 @@ http_reply(struct http_req *r, int status, const char *content_type,
 			evhttp_connection_set_closecb(conn, NULL, NULL);
 	}
 	h = evhttp_request_get_output_headers(r->er);
-	out = evbuffer_new();
 	cid = http_req_header(r, "client-request-id");
-
 	evhttp_add_header(h, "request-id", r->id);
 	evhttp_add_header(h, "X-Request-Id", r->id);
 	if (cid && reqid_acceptable(cid))
@@ -572,12 +597,65 @@ http_reply(struct http_req *r, int status, const char *content_type,
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	if (content_type)
 		evhttp_add_header(h, "Content-Type", content_type);
-	if (len)
-		evbuffer_add(out, body, len);
 	evhttp_send_reply(r->er, status, reason_phrase(status), out);
 	evbuffer_free(out);
 	log_outcome(r, status, len);
 	req_free(r);
+}
+
+void
+http_reply(struct http_req *r, int status, const char *content_type,
+    const void *body, size_t len)
+{
+	struct evbuffer *out;
+
+	if (r->gone) {
+		log_info(r->id, "http.client_gone", "path=%s ms=%lld",
+		    log_q(http_req_path_raw(r)),
+		    (long long)http_req_elapsed_ms(r));
+		req_free(r);
+		return;
+	}
+	out = evbuffer_new();
+	if (len)
+		evbuffer_add(out, body, len);
+	reply_send(r, status, content_type, out, len);
+}
+
+struct ref_release {
+	void	(*release)(void *);
+	void	*arg;
+};
+
+static void
+ref_cleanup(const void *data, size_t len, void *extra)
+{
+	struct ref_release *rr = extra;
+
+	(void)data;
+	(void)len;
+	rr->release(rr->arg);
+	free(rr);
+}
+
+void
+http_reply_ref(struct http_req *r, int status, const char *content_type,
+    const void *data, size_t len, void (*release)(void *), void *arg)
+{
+	struct ref_release *rr;
+	struct evbuffer *out;
+
+	if (r->gone || len == 0) {
+		http_reply(r, status, content_type, data, len);
+		release(arg);
+		return;
+	}
+	rr = xmalloc(sizeof(*rr));
+	rr->release = release;
+	rr->arg = arg;
+	out = evbuffer_new();
+	evbuffer_add_reference(out, data, len, ref_cleanup, rr);
+	reply_send(r, status, content_type, out, len);
 }
 
 void

@@ -37,6 +37,13 @@ void	http_tls_free(struct http_tls *);
 struct http_server *http_server_new(struct event_base *, const char *proc,
 	    http_handler_fn, void *arg);
 void	http_server_free(struct http_server *);
+/*
+ * Gathers this thread's log lines and writes them once per event loop
+ * iteration instead of once per line (one system call for many requests
+ * under load; at once when idle). Call once per process, on the loop's
+ * thread; log_flush() at exit.
+ */
+void	http_server_buffer_logs(struct http_server *);
 /* Caps request bodies (default HTTP_MAX_BODY); bigger ones get 413. */
 void	http_server_set_max_body(struct http_server *, size_t);
 /*
@@ -123,6 +130,13 @@ void	http_reply_header(struct http_req *, const char *name,
 	    const char *value);
 void	http_reply(struct http_req *, int status, const char *content_type,
 	    const void *body, size_t len);
+/*
+ * Sends `len` bytes at `data` without copying them: `release(arg)` is
+ * called once the bytes are no longer needed (after sending, or at once
+ * when the client went away). For shared, immutable cached buffers.
+ */
+void	http_reply_ref(struct http_req *, int status, const char *content_type,
+	    const void *data, size_t len, void (*release)(void *), void *arg);
 /* Sends and empties `b`. */
 void	http_reply_buf(struct http_req *, int status, const char *content_type,
 	    struct buf *b);

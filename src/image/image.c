@@ -13,6 +13,9 @@
  * stripped (no EXIF, GPS, XMP or ICC profile).
  * Animated GIF and WebP give their first frame.
  *
+ * Generated pictures (demo photos, the placeholder, identicons) are drawn
+ * on a memory canvas with filled shapes and written as the same JPEG.
+ *
  * Output bytes come from xmalloc(): release them with image_jpeg_free()
  * (or free()). Thread-safe: libvips images never outlive a call, and the
  * only shared state is the one-time initialisation.
@@ -911,6 +914,82 @@ out:
 	VIPS_UNREF(canvas);
 	VIPS_UNREF(t);
 	VIPS_UNREF(small);
+	return rc;
+}
+
+/*
+ * The identicon of `seed`: the seed is folded into a 64-bit state, from
+ * which come a colour (hue anywhere, saturation and value in a range
+ * that reads well on the light background) and 15 bits, one per cell of
+ * the left three columns of a 5x5 grid; the right two columns mirror the
+ * left two. The grid sits inside a margin of half a cell. Cell edges are
+ * rounded to whole pixels, so blocks stay sharp at every side.
+ */
+ps_err
+image_identicon(const unsigned char *seed, size_t n, int side,
+    struct image_jpeg *out)
+{
+	static const struct image_person bg = {
+		.top = { 240, 240, 240 }, .bottom = { 240, 240, 240 },
+	};
+	VipsImage *canvas = NULL;
+	uint64_t state = UINT64_C(0xcbf29ce484222325), bits;
+	const double cell = 1.0 / 6, margin = cell / 2;
+	double ink[3];
+	int row, col, x0, x1, y0, y1;
+	size_t i;
+	ps_err rc;
+
+	memset(out, 0, sizeof(*out));
+	if (side < 1 || side > IMAGE_MAX_SIDE)
+		return ps_errf(PS_EINVAL, "an identicon's side must be 1 to %d "
+		    "pixels, not %d", IMAGE_MAX_SIDE, side);
+	if (seed == NULL && n > 0)
+		return ps_errf(PS_EINVAL, "an identicon needs a seed");
+	rc = image_init(NULL);
+	if (rc != PS_OK)
+		return rc;
+	/* FNV-1a over the seed, then the generator mixes it well. */
+	for (i = 0; i < n; i++) {
+		state ^= seed[i];
+		state *= UINT64_C(0x100000001b3);
+	}
+	image_hsv(image_uniform(&state, 0.0, 1.0),
+	    image_uniform(&state, 0.45, 0.75),
+	    image_uniform(&state, 0.55, 0.8), ink);
+	bits = image_rand(&state);
+	canvas = image_canvas(side, &bg);
+	if (canvas == NULL)
+		goto fail;
+	/* Five cells and two half-cell margins: six cells across. */
+	for (row = 0; row < 5; row++) {
+		for (col = 0; col < 3; col++) {
+			if (((bits >> (row * 3 + col)) & 1) == 0)
+				continue;
+			y0 = image_px(side, margin + cell * row);
+			y1 = image_px(side, margin + cell * (row + 1));
+			x0 = image_px(side, margin + cell * col);
+			x1 = image_px(side, margin + cell * (col + 1));
+			if (x1 <= x0 || y1 <= y0)
+				continue;
+			if (vips_draw_rect(canvas, ink, 3, x0, y0, x1 - x0,
+			    y1 - y0, "fill", TRUE, NULL) != 0)
+				goto fail;
+			if (col == 2)
+				continue;
+			/* The mirror: column 4 - col, edges reflected. */
+			if (vips_draw_rect(canvas, ink, 3, side - x1, y0,
+			    x1 - x0, y1 - y0, "fill", TRUE, NULL) != 0)
+				goto fail;
+		}
+	}
+	rc = image_save(canvas, GENERATE_Q, out);
+	goto out;
+fail:
+	rc = ps_errf(PS_EIMAGE, "the identicon could not be drawn");
+	vips_error_clear();
+out:
+	VIPS_UNREF(canvas);
 	return rc;
 }
 

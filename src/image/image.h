@@ -73,6 +73,17 @@ ps_err	image_generate(uint32_t seed, int side, struct image_jpeg *out);
 ps_err	image_placeholder(int side, struct image_jpeg *out);
 
 /*
+ * An identicon: a symmetric 5x5 pattern of blocks in one colour on a
+ * light grey background, both derived from the `n` bytes of `seed` (an
+ * avatar hash, say), as a JPEG of side `side` (1 to IMAGE_MAX_SIDE).
+ * Deterministic: the same seed and side give the same bytes; different
+ * seeds almost always give a different pattern or colour. The caller frees
+ * `out` with image_jpeg_free().
+ */
+ps_err	image_identicon(const unsigned char *seed, size_t n, int side,
+	    struct image_jpeg *out);
+
+/*
  * Frees out->data (allocated with xmalloc(), so free() also does) and
  * zeroes the struct; safe on a zeroed struct and on NULL.
  */

@@ -631,6 +631,7 @@ master_serve(struct master_state *ms, const char *listen_host,
 		goto out;
 	}
 	s.http = http_server_new(s.base, "master", handle, &s);
+	http_server_buffer_logs(s.http);
 	http_server_set_max_body(s.http, MAX_BODY);
 	if ((rc = http_server_listen(s.http, listen_host ? listen_host :
 	    ms->host, ms->port, s.tls, &s.port)) != PS_OK)

@@ -435,8 +435,8 @@ step_metadata(struct dg *g, struct s2s_metadata *stored)
 		snprintf(g->fix, sizeof(g->fix), "make %s reachable from the "
 		    "portal and verifiable with the web application's CA "
 		    "(the stored copy is used meanwhile)", url);
-		diag_step(&g->d, DIAG_FAIL, "metadata", g->fix, "stored %s ago; "
-		    "cannot fetch %s to compare: %s", ago, url, r.error);
+		diag_step(&g->d, DIAG_FAIL, "metadata", g->fix, "stored %s "
+		    "ago; cannot fetch %s to compare: %s", ago, url, r.error);
 	} else if (r.status != 200) {
 		diag_step(&g->d, DIAG_FAIL, "metadata", issuer_fix(g, "the "
 		    "metadata URL is wrong"), "stored %s ago; %s answered "

@@ -9,6 +9,7 @@
 
 #include "account.h"
 #include "auth/auth.h"
+#include "index.h"
 #include "common/xalloc.h"
 #include "pki/pki.h"
 #include "portal_int.h"
@@ -102,6 +103,7 @@ portal_srv_init(struct portal_srv *srv, struct portal_state *ps,
 	srv->auth_cache = auth_cache_new(4096);
 	srv->xfer = xfer_loop_new(srv->base);
 	srv->pool = work_pool_new(srv->base, 0);
+	srv->index = index_new();
 	if ((rc = store_webapp_each(ps->store, collect_app, &l)) != PS_OK)
 		return rc;
 	srv->apps = l.a;
@@ -132,6 +134,7 @@ portal_srv_cleanup(struct portal_srv *srv)
 		free(srv->apps[i].base_url);
 	}
 	free(srv->apps);
+	index_free(srv->index);
 	auth_cache_free(srv->auth_cache);
 	if (srv->base)
 		event_base_free(srv->base);

@@ -50,6 +50,7 @@ struct sync_job;
 struct auth_cache;
 struct refresh;
 struct metrics_acl;
+struct portal_index;
 
 /* Photos used when a user has none: one JPEG per size. */
 struct placeholder {
@@ -88,6 +89,7 @@ struct portal_srv {
 	struct sync_job		*jobs;		/* in flight, single-flight */
 	struct refresh		*refresh;	/* set by portal refresh */
 	struct metrics_acl	*metrics_acl;	/* who may read /metrics */
+	struct portal_index	*index;		/* the serving path's (index.h) */
 	struct ad_cache_entry	*ad_cache;	/* Autodiscover answers */
 	struct token_cache_entry *tokens;	/* S2S tokens, reused */
 };
@@ -181,6 +183,14 @@ size_t	sync_in_flight(const struct portal_srv *);
 /* The background refresher of a web application (background.c). */
 void	background_start(struct webapp_ctx *);
 void	background_stop(struct webapp_ctx *);
+
+/*
+ * GET /avatar/<hash>[.jpg|.png] (avatar.c), Libravatar/Gravatar style.
+ * The caller has checked access: the web application's avatar_anyone, or
+ * a signed-in request. Answers now or later (a render on the workers).
+ */
+struct http_req;
+void	avatar_handle(struct webapp_ctx *, struct http_req *);
 
 /* Runs the server until SIGINT/SIGTERM. */
 ps_err	portal_serve(struct portal_state *, const char *listen_host,

@@ -6,6 +6,7 @@
  *   GET  /User%20Photos/Profile%20Pictures/<account>_{S,M,L}Thumb.jpg
  *   GET  /_layouts/15/metadata/json/1		S2S metadata (no sign-in)
  *   GET  /my, /my/person.aspx?accountname=, /people
+ *   GET  /avatar/<hash>	Libravatar/Gravatar scheme (avatar.c)
  *   GET|POST /login, POST /logout
  *
  * Every page and photo needs a signed-in user: Basic over TLS (verified
@@ -29,6 +30,7 @@
 #include "common/xalloc.h"
 #include "http/server.h"
 #include "image/image.h"
+#include "index.h"
 #include "metrics/metrics.h"
 #include "pages.h"
 #include "pki/pki.h"
@@ -73,6 +75,8 @@ portal_refresh(struct portal_srv *srv)
 
 	if (v == srv->version)
 		return;
+	/* Another process changed the store: drop what was derived. */
+	index_clear(srv->index);
 	sig = issuers_signature(srv->ps->store);
 	issuers_changed = sig != srv->issuers_sig;
 	srv->issuers_sig = sig;
@@ -159,13 +163,23 @@ auth_session(struct webapp_ctx *app, struct http_req *r, struct viewer *v)
 
 	if (!http_req_cookie(r, SESSION_COOKIE, cookie, sizeof(cookie)))
 		return false;
+	if (index_cred_get(app->srv->index, app->w.id, cookie, &v->user,
+	    v->csrf)) {
+		explicit_bzero(cookie, sizeof(cookie));
+		return true;
+	}
 	session_key(cookie, key);
-	explicit_bzero(cookie, sizeof(cookie));
-	if (store_session_get(st, key, &s) != PS_OK || s.webapp != app->w.id)
+	if (store_session_get(st, key, &s) != PS_OK || s.webapp != app->w.id ||
+	    store_user_get(st, s.account, &v->user) != PS_OK) {
+		explicit_bzero(cookie, sizeof(cookie));
 		return false;
-	if (store_user_get(st, s.account, &v->user) != PS_OK)
-		return false;
+	}
+	xfree_secret(v->user.pwhash, v->user.pwhash ? strlen(v->user.pwhash) :
+	    0);
+	v->user.pwhash = NULL;
 	str_copy(v->csrf, s.csrf, sizeof(v->csrf));
+	index_cred_put(app->srv->index, app->w.id, cookie, &v->user, v->csrf);
+	explicit_bzero(cookie, sizeof(cookie));
 	return true;
 }
 
@@ -207,6 +221,11 @@ auth_basic(struct webapp_ctx *app, struct http_req *r, const char *hdr,
 	char *user = NULL, *pw = NULL;
 	bool ok = false;
 
+	/* Verified before: no store query, no password hashing. */
+	if (index_cred_get(app->srv->index, app->w.id, hdr, &v->user, NULL)) {
+		v->basic = true;
+		return true;
+	}
 	if (auth_basic_parse(hdr, &user, &pw) != PS_OK)
 		goto out;
 	if (user_lookup(app->srv->ps->store, user, &v->user) != PS_OK) {
@@ -218,6 +237,9 @@ auth_basic(struct webapp_ctx *app, struct http_req *r, const char *hdr,
 		store_user_cleanup(&v->user);
 		goto out;
 	}
+	xfree_secret(v->user.pwhash, strlen(v->user.pwhash));
+	v->user.pwhash = NULL;
+	index_cred_put(app->srv->index, app->w.id, hdr, &v->user, NULL);
 	v->basic = true;
 	ok = true;
 out:
@@ -302,20 +324,24 @@ static void
 serve_photo(struct webapp_ctx *app, struct http_req *r, const char *account,
     int size)
 {
-	struct store_thumb t = { 0 };
 	const char *inm = http_req_header(r, "If-None-Match");
+	struct cached_photo *ph;
 	char tag[96], quoted[100], cc[64];
-	ps_err rc;
 
-	rc = store_thumb_get(app->srv->ps->store, app->w.id, account,
-	    (enum store_thumb_size)size, &t);
-	if (rc == PS_OK) {
-		snprintf(tag, sizeof(tag), "%s-%c", t.etag, size_names[size]);
+	ph = index_photo(app->srv->index, app->srv->ps->store, app->w.id,
+	    account, (enum store_thumb_size)size);
+	if (ph == NULL) {
+		http_reply_error(r, 500, "the store failed");
+		return;
+	}
+	if (ph->data) {
+		snprintf(tag, sizeof(tag), "%s-%c", ph->etag,
+		    size_names[size]);
 		snprintf(cc, sizeof(cc), "private, max-age=%d", PHOTO_MAX_AGE);
-		http_req_note(r, "photo", t.source);
+		http_req_note(r, "photo", ph->source);
 		metrics_add("photosync_photos_served_total", "kind=\"photo\"",
 		    1);
-	} else if (rc == PS_ENOTFOUND) {
+	} else {
 		snprintf(tag, sizeof(tag), "placeholder-%c-%d",
 		    size_names[size], app->placeholder.sides[size]);
 		snprintf(cc, sizeof(cc), "private, max-age=%d",
@@ -323,9 +349,6 @@ serve_photo(struct webapp_ctx *app, struct http_req *r, const char *account,
 		http_req_note(r, "photo", "placeholder");
 		metrics_add("photosync_photos_served_total",
 		    "kind=\"placeholder\"", 1);
-	} else {
-		http_reply_error(r, 500, "the store failed");
-		return;
 	}
 	snprintf(quoted, sizeof(quoted), "\"%s\"", tag);
 	http_reply_header(r, "ETag", quoted);
@@ -333,13 +356,16 @@ serve_photo(struct webapp_ctx *app, struct http_req *r, const char *account,
 	if (inm && etag_matches(inm, tag)) {
 		metrics_add("photosync_photos_revalidated_total", NULL, 1);
 		http_reply(r, 304, NULL, NULL, 0);
-	} else if (rc == PS_OK) {
-		http_reply(r, 200, "image/jpeg", t.data, t.len);
+		cached_photo_unref(ph);
+	} else if (ph->data) {
+		/* The index's bytes, shared: no copy. */
+		http_reply_ref(r, 200, "image/jpeg", ph->data, ph->len,
+		    cached_photo_unref, ph);
 	} else {
 		http_reply(r, 200, "image/jpeg", app->placeholder.data[size],
 		    app->placeholder.len[size]);
+		cached_photo_unref(ph);
 	}
-	store_thumb_cleanup(&t);
 }
 
 /* A photo request waiting for a sync. */
@@ -373,7 +399,7 @@ photo_target(struct webapp_ctx *app, struct http_req *r,
 
 	if ((v = http_req_query_ci(r, "accountname")) != NULL ||
 	    (v = http_req_query_ci(r, "username")) != NULL)
-		return user_lookup(st, v, u);
+		return index_user(app->srv->index, st, v, u);
 	if ((v = http_req_query_ci(r, "url")) != NULL) {
 		const char *slash = strrchr(v, '/');
 		char prefix[ACCOUNT_MAX], size;
@@ -382,7 +408,7 @@ photo_target(struct webapp_ctx *app, struct http_req *r,
 		if ((rc = account_parse_file(slash ? slash + 1 : v, prefix,
 		    &size)) != PS_OK)
 			return rc;
-		return store_user_get_by_prefix(st, prefix, u);
+		return index_user_by_prefix(app->srv->index, st, prefix, u);
 	}
 	return ps_errf(PS_EINVAL, "say whose photo: accountname=, username= "
 	    "or url=");
@@ -450,8 +476,8 @@ handle_library(struct webapp_ctx *app, struct http_req *r,
 	char prefix[ACCOUNT_MAX], size;
 
 	if (account_parse_file(file, prefix, &size) != PS_OK ||
-	    store_user_get_by_prefix(app->srv->ps->store, prefix, &target) !=
-	    PS_OK) {
+	    index_user_by_prefix(app->srv->index, app->srv->ps->store, prefix,
+	    &target) != PS_OK) {
 		http_reply_error(r, 404, "no such photo in the library");
 		return;
 	}
@@ -632,6 +658,7 @@ upload_rendered(void *arg)
 		change_free(c);
 		return;
 	}
+	index_photo_forget(c->app->srv->index, c->app->w.id, c->user.account);
 	log_info(http_req_id(c->r), "photo.uploaded", "account=%s etag=%s "
 	    "bytes=%zu", log_q(c->user.account), etag, c->upload_len);
 	if (c->basic) {
@@ -954,6 +981,8 @@ handle_logout(struct webapp_ctx *app, struct http_req *r,
 	if (http_req_cookie(r, SESSION_COOKIE, cookie, sizeof(cookie))) {
 		session_key(cookie, key);
 		store_session_remove(app->srv->ps->store, key);
+		index_cred_forget(app->srv->index, app->w.id, cookie);
+		explicit_bzero(cookie, sizeof(cookie));
 	}
 	http_reply_header(r, "Set-Cookie", SESSION_COOKIE "=; Path=/; "
 	    "HttpOnly; Secure; SameSite=Lax; Max-Age=0");
@@ -1157,6 +1186,17 @@ handle(struct http_req *r, void *arg)
 		http_reply_error(r, 405, "method not allowed");
 		return;
 	}
+	if (strncmp(path, "/avatar/", 8) == 0) {
+		/* Avatars: anyone, or signed-in users (avatar_anyone). */
+		http_req_set_route(r, "avatar");
+		if (!app->w.avatar_anyone) {
+			if (!authenticate(app, r, &v))
+				return;
+			store_user_cleanup(&v.user);
+		}
+		avatar_handle(app, r);
+		return;
+	}
 	if (strcmp(path, "/_layouts/15/userphoto.aspx") == 0)
 		http_req_set_route(r, "userphoto");
 	else if (strncmp(path, LIBRARY_PREFIX, strlen(LIBRARY_PREFIX)) == 0)
@@ -1206,6 +1246,7 @@ app_listen(struct webapp_ctx *app, const char *listen_host)
 	    (rc = placeholder_make(app)) != PS_OK)
 		goto out;
 	app->http = http_server_new(app->srv->base, "portal", handle, app);
+	http_server_buffer_logs(app->http);
 	/* Photo uploads: the image pipeline's limit, plus the form around. */
 	http_server_set_max_body(app->http, IMAGE_MAX_BYTES + 64 * 1024);
 	if ((rc = http_server_listen(app->http, listen_host ? listen_host :

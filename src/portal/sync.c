@@ -22,6 +22,7 @@
 #include "exchange/autodiscover.h"
 #include "http/server.h"
 #include "image/image.h"
+#include "index.h"
 #include "metrics/metrics.h"
 #include "portal_int.h"
 #include "s2s/s2s.h"
@@ -532,6 +533,7 @@ render_done(void *arg)
 		job_error(job, "store", ps_errmsg(), 1);
 		return;
 	}
+	index_photo_forget(job->app->srv->index, job->app->w.id, job->account);
 	log_info(job->reqid, "sync.photo_stored", "account=%s etag=%s "
 	    "master_etag=%s bytes=%zu", log_q(job->account), etag,
 	    log_q(job->new_master_etag), job->photo.b_len);
@@ -590,8 +592,11 @@ photo_done(const struct xfer_response *r, void *arg)
 		return;
 	case 404:
 		/* The master has no photo for this user: show none. */
-		if (job->have_master_photo)
+		if (job->have_master_photo) {
 			store_thumb_remove(st, job->app->w.id, job->account);
+			index_photo_forget(job->app->srv->index,
+			    job->app->w.id, job->account);
+		}
 		job->state.master_etag[0] = '\0';
 		job_success(job, SYNC_NO_PHOTO);
 		return;

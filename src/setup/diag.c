@@ -66,9 +66,9 @@ tls_fix(const struct xfer_probe *p, const struct diag_route_fix *fx,
 	const char *e = p->tls_error[0] ? p->tls_error : p->error;
 
 	if (strstr(e, "subject name") || strstr(e, "does not match")) {
-		snprintf(buf, n, "the server's certificate does not name %.100s: "
-		    "give the server a certificate for that name, or reach "
-		    "it by a name its certificate carries", p->host);
+		snprintf(buf, n, "the server's certificate does not name "
+		    "%.100s: give the server a certificate for that name, or "
+		    "reach it by a name its certificate carries", p->host);
 		return buf;
 	}
 	if (strstr(e, "expired") || strstr(e, "not yet valid"))
@@ -131,7 +131,8 @@ diag_route(struct diag *d, const char *prefix, const struct xfer_probe *p,
 	if (p->stage == XFER_STAGE_TLS) {
 		diag_step(d, DIAG_FAIL, tls, tls_fix(p, fx, fix, sizeof(fix)),
 		    "%s%s", strncmp(p->error, "TLS verification", 16) == 0 ?
-		    "certificate verify failed: " : "", p->tls_error[0] ?
+		    "certificate verify failed: " : "", strncmp(p->error,
+		    "TLS verification", 16) == 0 && p->tls_error[0] ?
 		    p->tls_error : p->error);
 		return false;
 	}

@@ -18,6 +18,7 @@ struct store {
 	sqlite3		*db;
 	enum store_role	 role;
 	char		*path;
+	sqlite3_stmt	*q_version;	/* asked on every request: kept */
 };
 
 /* ---- migrations ---- */
@@ -278,6 +279,7 @@ store_close(struct store *st)
 {
 	if (st == NULL)
 		return;
+	sqlite3_finalize(st->q_version);
 	sqlite3_close(st->db);
 	free(st->path);
 	free(st);
@@ -286,13 +288,14 @@ store_close(struct store *st)
 int64_t
 store_data_version(struct store *st)
 {
-	sqlite3_stmt *q = NULL;
 	int64_t v = -1;
 
-	if (sqlite3_prepare_v2(st->db, "PRAGMA data_version", -1, &q,
-	    NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
-		v = sqlite3_column_int64(q, 0);
-	sqlite3_finalize(q);
+	if (st->q_version == NULL && sqlite3_prepare_v2(st->db,
+	    "PRAGMA data_version", -1, &st->q_version, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st->q_version) == SQLITE_ROW)
+		v = sqlite3_column_int64(st->q_version, 0);
+	sqlite3_reset(st->q_version);
 	return v;
 }
 

@@ -231,7 +231,8 @@ describe_failure(CURL *c, CURLcode cc, bool https, const char *errbuf,
 		break;
 	case XFER_STAGE_TLS:
 		what = cc == CURLE_PEER_FAILED_VERIFICATION ?
-		    "TLS verification failed" : "TLS handshake failed";
+		    "TLS verification failed" : cc == CURLE_SSL_CACERT_BADFILE ?
+		    "unusable CA file" : "TLS handshake failed";
 		if (strncmp(detail, CERT_PROBLEM, strlen(CERT_PROBLEM)) == 0)
 			str_copy(tls_error, detail + strlen(CERT_PROBLEM),
 			    tlslen);

@@ -25,8 +25,8 @@ import sqlite3
 import sys
 import uuid
 
-from fakepeer import (FakeMaster, closed_port, exchange_metadata, make_tls,
-                      self_signed_der)
+from fakepeer import (FakeMaster, bundle, capture_ad_template, closed_port,
+                      exchange_metadata, make_tls, self_signed_der)
 from psync import PHOTOSYNC, done, is_eq, ok, photo_path, run, tmpdir, \
     wired, write
 
@@ -242,6 +242,42 @@ steps, order, out = expect_fail("mailbox without a photo", "photo",
                                                    "photo set"),
                                 accounts=(T1, T4))
 is_eq(steps["image"][0], "SKIP", "no photo: the image step is skipped")
+
+# ---- Autodiscover answers without some photo settings (a fake master) --
+def drop_setting(xml, name):
+    return re.sub(r"<UserSetting[^>]*>\s*<Name>%s</Name>.*?</UserSetting>"
+                  % name, "", xml, flags=re.S)
+
+
+template = capture_ad_template(m, "test1@contoso.com", "pw-one")
+ad_tls = make_tls(work, "fakead")
+fake_ad = FakeMaster(drop_setting(template, "ExternalPhotosUrl"),
+                     tls=ad_tls[1:])
+fakes.append(fake_ad)
+p.cmd("webapp", "set", "--autodiscover-domain", fake_ad.hostport(),
+      "--ca-file", bundle(os.path.join(work, "both-ca.pem"), m.ca,
+                          ad_tls[0]))
+rc, out, err = pdiag(T1)
+steps, order = parse(out)
+is_eq(rc, 0, "ExternalPhotosUrl missing, InternalPhotosUrl there: exit 0")
+ok("missing: ExternalPhotosUrl" in steps.get("autodiscover", ["", ""])[1],
+   "autodiscover step names the missing ExternalPhotosUrl")
+fake_ad.ad_template = drop_setting(drop_setting(
+    template, "ExternalPhotosUrl"), "InternalPhotosUrl")
+steps, order, out = expect_fail("no photos URL from Autodiscover",
+                                "autodiscover",
+                                words=("ExternalPhotosUrl and "
+                                       "InternalPhotosUrl missing",
+                                       "PhotosUrl or EcpPhotoUrl is null"))
+fake_ad.ad_template = drop_setting(drop_setting(
+    template, "ExternalEcpPhotoUrl"), "InternalEcpPhotoUrl")
+steps, order, out = expect_fail("no ECP photo URL from Autodiscover",
+                                "autodiscover",
+                                words=("ExternalEcpPhotoUrl and "
+                                       "InternalEcpPhotoUrl missing",))
+fake_ad.stop()
+fakes.remove(fake_ad)
+p.cmd("webapp", "set", "--autodiscover-domain", AD, "--ca-file", m.ca)
 
 # ---- import off ----
 p.cmd("webapp", "set", "--photo-import", "off")

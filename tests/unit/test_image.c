@@ -2,8 +2,8 @@
  * Unit tests of the image pipeline: sides and square crops, no upscaling,
  * EXIF orientation, metadata stripping, accepted and refused formats,
  * limits checked before decoding, colour conversion, generated photos,
- * placeholders and concurrent use. Inputs are built here with libvips;
- * there are no fixture files.
+ * placeholders, identicons and concurrent use. Inputs are built here with
+ * libvips; there are no fixture files.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -367,6 +367,70 @@ test_placeholder(void)
 	image_jpeg_free(&j);
 	image_jpeg_free(&k);
 	is_int(image_placeholder(0, &j), PS_EINVAL, "side 0 refused");
+	ok(j.data == NULL, "and nothing allocated");
+}
+
+/* Left and right halves of a decoded identicon mirror each other. */
+static bool
+mirrored(VipsImage *im)
+{
+	double a[3], b[3];
+	int x, y, s = im->Xsize;
+
+	for (y = s / 12; y < s - s / 12; y += s / 24)
+		for (x = s / 12; x < s / 2; x += s / 24) {
+			if (!pixel(im, x, y, a) || !pixel(im, s - 1 - x, y, b))
+				return false;
+			if (absd(a[0] - b[0]) > 24 || absd(a[1] - b[1]) > 24 ||
+			    absd(a[2] - b[2]) > 24)
+				return false;
+		}
+	return true;
+}
+
+static void
+test_identicon(void)
+{
+	static const int sides[] = { 1, 5, 80, 81, 512 };
+	static const unsigned char s1[16] = { 0x5d, 0x41, 0x40, 0x2a, 0xbc,
+	    0x4b, 0x2a, 0x76, 0xb9, 0x71, 0x9d, 0x91, 0x10, 0x17, 0xc5, 0x92 };
+	unsigned char s2[16];
+	struct image_jpeg j = { 0 }, k = { 0 };
+	VipsImage *im;
+	bool dims = true;
+	size_t i;
+
+	for (i = 0; i < sizeof(sides) / sizeof(sides[0]); i++) {
+		im = NULL;
+		if (image_identicon(s1, sizeof(s1), sides[i], &j) != PS_OK ||
+		    j.side != sides[i] || (im = decode(&j)) == NULL ||
+		    im->Xsize != sides[i] || im->Ysize != sides[i] ||
+		    im->Bands != 3) {
+			dims = false;
+			printf("#   identicon %d failed\n", sides[i]);
+		}
+		VIPS_UNREF(im);
+		image_jpeg_free(&j);
+	}
+	ok(dims, "identicons at 1 to 512 pixels");
+	ok(image_identicon(s1, sizeof(s1), 96, &j) == PS_OK &&
+	    image_identicon(s1, sizeof(s1), 96, &k) == PS_OK &&
+	    j.len == k.len && memcmp(j.data, k.data, j.len) == 0,
+	    "identicon is deterministic");
+	im = decode(&j);
+	ok(im != NULL && mirrored(im), "identicon is symmetric");
+	ok(!contains(j.data, j.len, "Exif"), "identicon has no EXIF");
+	VIPS_UNREF(im);
+	image_jpeg_free(&k);
+	memcpy(s2, s1, sizeof(s2));
+	s2[15] ^= 1;
+	ok(image_identicon(s2, sizeof(s2), 96, &k) == PS_OK &&
+	    (j.len != k.len || memcmp(j.data, k.data, j.len) != 0),
+	    "one bit of seed changes the identicon");
+	image_jpeg_free(&j);
+	image_jpeg_free(&k);
+	is_int(image_identicon(s1, sizeof(s1), 0, &j), PS_EINVAL,
+	    "identicon side 0 refused");
 	ok(j.data == NULL, "and nothing allocated");
 }
 
@@ -1074,6 +1138,7 @@ main(void)
 	live = vips_live();
 	test_generate();
 	test_placeholder();
+	test_identicon();
 	test_hr_sides();
 	test_odd_sides();
 	test_no_upscale();

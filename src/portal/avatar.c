@@ -1,0 +1,775 @@
+/*
+ * /avatar/<hash>: the organisation's photos under the Libravatar and
+ * Gravatar URL scheme, so that GitLab, Mattermost, Nextcloud, Redmine,
+ * Discourse and the like show them.
+ *
+ *   GET /avatar/<32 or 64 hex digits>[.jpg|.jpeg|.png]
+ *	?s=|size=1..512 (default 80) &d=|default=404|mp|mm|identicon|URL
+ *	&f=|forcedefault=y
+ *
+ * The hash is the MD5 or SHA-256 of the trimmed, lower-cased address
+ * (store_user_get_by_hash). A user with a photo gets it rendered from the
+ * stored high-resolution source (STORE_HR, else the L thumbnail) at the
+ * size asked for, never larger than the source, as a square JPEG whatever
+ * the extension says. Anyone else gets the default the client asked for:
+ * 404, the placeholder silhouette, a generated identicon, or a redirect to
+ * a URL that starts with one of the web application's allowed prefixes
+ * (any other URL is refused: no open redirect).
+ *
+ * Who may fetch avatars is the web application's `avatar_anyone`
+ * setting; serve.c checks it (and signs the request in when needed)
+ * before calling avatar_handle(). Avatars never trigger a sync: they show
+ * what the portal holds.
+ *
+ * Renders run on the worker pool. Their results are kept in a small LRU
+ * cache on the loop thread, at most AVATAR_CACHE_BYTES (8 MiB) and
+ * AVATAR_CACHE_ENTRIES, keyed by what determines the bytes: the photo's
+ * ETag (which changes whenever the photo does) and the size, or the
+ * default's kind, the hash and the size. A changed photo therefore gets a
+ * new key, and the old renders age out. At most AVATAR_MAX_RENDERS renders
+ * are in flight; beyond that the answer is 503 with Retry-After.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/str.h"
+#include "common/xalloc.h"
+#include "http/server.h"
+#include "image/image.h"
+#include "metrics/metrics.h"
+#include "portal_int.h"
+#include "work/work.h"
+
+#define AVATAR_PREFIX		"/avatar/"
+#define AVATAR_DEFAULT_SIZE	80
+#define AVATAR_MAX_SIZE		512
+#define AVATAR_PHOTO_MAX_AGE	300	/* seconds, as Gravatar */
+#define AVATAR_DEFAULT_MAX_AGE	60	/* a photo may arrive soon */
+#define AVATAR_CACHE_BYTES	(8u << 20)
+#define AVATAR_CACHE_ENTRIES	4096
+#define AVATAR_BUCKETS		1024
+#define AVATAR_MAX_RENDERS	32
+#define AVATAR_URL_MAX		2048
+
+enum avatar_kind { AV_PHOTO, AV_PLACEHOLDER, AV_IDENTICON };
+
+static const char *const kind_names[] = { "photo", "placeholder",
+    "identicon" };
+
+/* One avatar request, from parsing to the answer (possibly deferred). */
+struct avatar_req {
+	struct webapp_ctx	*app;
+	struct http_req		*r;
+	bool			 anyone;	/* the access setting, now */
+	char			 hex[65];	/* lower case */
+	unsigned char		 digest[32];
+	size_t			 digest_len;
+	int			 size;
+	bool			 force;		/* f=y: the default always */
+	char			*dflt;		/* d= as sent, or NULL */
+	char			 account[256];	/* "": no user has the hash */
+	/* what is answered, and the render on the worker pool */
+	enum avatar_kind	 kind;
+	char			 key[160];	/* in the cache */
+	char			 tag[160];	/* the ETag, unquoted */
+	unsigned char		*src;		/* the photo rendered from */
+	size_t			 src_len;
+	bool			 src_hr;	/* STORE_HR, else STORE_L */
+	struct image_jpeg	 out;
+	ps_err			 rc;
+	char			 err[256];
+	int64_t			 ms;
+};
+
+/* ---- the cache of rendered avatars (loop thread only) ---- */
+
+struct avatar_entry {
+	struct avatar_entry	*prev, *next;	/* most recently used first */
+	struct avatar_entry	*hnext;		/* in its bucket */
+	char			*key;
+	unsigned char		*data;
+	size_t			 len;
+	size_t			 cost;		/* bytes held, all told */
+};
+
+static struct {
+	struct avatar_entry	*bucket[AVATAR_BUCKETS];
+	struct avatar_entry	*head, *tail;
+	size_t			 bytes;
+	size_t			 n;
+} cache;
+
+static int renders_inflight;
+
+static size_t
+cache_bucket(const char *key)
+{
+	uint32_t h = 2166136261u;
+
+	while (*key) {
+		h ^= (unsigned char)*key++;
+		h *= 16777619u;
+	}
+	return h % AVATAR_BUCKETS;
+}
+
+static void
+cache_unlink(struct avatar_entry *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		cache.head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		cache.tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void
+cache_push_front(struct avatar_entry *e)
+{
+	e->prev = NULL;
+	e->next = cache.head;
+	if (cache.head)
+		cache.head->prev = e;
+	cache.head = e;
+	if (cache.tail == NULL)
+		cache.tail = e;
+}
+
+static void
+cache_gauges(void)
+{
+	metrics_set("photosync_avatar_cache_bytes", NULL, (double)cache.bytes);
+	metrics_set("photosync_avatar_cache_entries", NULL, (double)cache.n);
+}
+
+/* Drops the least recently used entry. */
+static void
+cache_evict(void)
+{
+	struct avatar_entry *e = cache.tail, **pp;
+
+	if (e == NULL)
+		return;
+	cache_unlink(e);
+	for (pp = &cache.bucket[cache_bucket(e->key)]; *pp; pp = &(*pp)->hnext)
+		if (*pp == e) {
+			*pp = e->hnext;
+			break;
+		}
+	cache.bytes -= e->cost;
+	cache.n--;
+	free(e->key);
+	free(e->data);
+	free(e);
+}
+
+/* The cached bytes of `key`, now the most recently used; or NULL. */
+static const struct avatar_entry *
+cache_get(const char *key)
+{
+	struct avatar_entry *e;
+
+	for (e = cache.bucket[cache_bucket(key)]; e; e = e->hnext)
+		if (strcmp(e->key, key) == 0) {
+			cache_unlink(e);
+			cache_push_front(e);
+			return e;
+		}
+	return NULL;
+}
+
+/* Keeps a copy of `data` under `key`, evicting what no longer fits. */
+static void
+cache_put(const char *key, const unsigned char *data, size_t len)
+{
+	struct avatar_entry *e;
+	size_t b, cost = sizeof(*e) + strlen(key) + 1 + len;
+
+	if (cost > AVATAR_CACHE_BYTES / 8 || cache_get(key) != NULL)
+		return;
+	while (cache.n > 0 && (cache.bytes + cost > AVATAR_CACHE_BYTES ||
+	    cache.n >= AVATAR_CACHE_ENTRIES))
+		cache_evict();
+	e = xcalloc(1, sizeof(*e));
+	e->key = xstrdup(key);
+	e->data = xmalloc(len);
+	memcpy(e->data, data, len);
+	e->len = len;
+	e->cost = cost;
+	b = cache_bucket(key);
+	e->hnext = cache.bucket[b];
+	cache.bucket[b] = e;
+	cache_push_front(e);
+	cache.bytes += cost;
+	cache.n++;
+	cache_gauges();
+}
+
+/* ---- parsing the request ---- */
+
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/*
+ * The hash of a lower-cased path ("/avatar/<hex>[.jpg|.jpeg|.png]"):
+ * 0 with hex[] and digest[] filled, 404 for a string of hex digits of
+ * another length, 400 for anything else (no other character, no '/' or
+ * "..", ever reaches a lookup).
+ */
+static int
+parse_path(const char *path, struct avatar_req *ar)
+{
+	const char *h = path + strlen(AVATAR_PREFIX), *ext;
+	size_t n = strspn(h, "0123456789abcdef"), i;
+
+	ext = h + n;
+	if (*ext != '\0' && strcmp(ext, ".jpg") != 0 &&
+	    strcmp(ext, ".jpeg") != 0 && strcmp(ext, ".png") != 0)
+		return 400;
+	if (n != 32 && n != 64)
+		return n == 0 ? 400 : 404;
+	memcpy(ar->hex, h, n);
+	ar->hex[n] = '\0';
+	ar->digest_len = n / 2;
+	for (i = 0; i < ar->digest_len; i++)
+		ar->digest[i] = (unsigned char)(hex_value(h[2 * i]) << 4 |
+		    hex_value(h[2 * i + 1]));
+	return 0;
+}
+
+/*
+ * The size asked for, as Libravatar reads it: `size` over `s`; anything
+ * but a positive whole number means the default, more than the maximum
+ * means the maximum.
+ */
+static int
+parse_size(struct http_req *r)
+{
+	const char *v = http_req_query(r, "size");
+	long n = 0;
+
+	if (v == NULL || v[0] == '\0')
+		v = http_req_query(r, "s");
+	if (v == NULL || v[0] == '\0' || strspn(v, "0123456789") !=
+	    strlen(v))
+		return AVATAR_DEFAULT_SIZE;
+	for (; *v; v++) {
+		n = n * 10 + (*v - '0');
+		if (n > AVATAR_MAX_SIZE)
+			return AVATAR_MAX_SIZE;
+	}
+	return n >= 1 ? (int)n : AVATAR_DEFAULT_SIZE;
+}
+
+static bool
+query_yes(struct http_req *r, const char *name)
+{
+	const char *v = http_req_query(r, name);
+
+	return v && (strcmp(v, "y") == 0 || strcmp(v, "Y") == 0);
+}
+
+/* ---- default URLs and the allow-list ---- */
+
+struct url_parts {
+	char		 host[256];	/* lower case */
+	int		 port;
+	const char	*rest;		/* from the path on; "" if none */
+};
+
+/*
+ * Parses an absolute https URL strictly: printable ASCII without spaces,
+ * quotes, angle brackets or backslashes; no user information (the "@"
+ * trick); a host name, IPv4 or bracketed IPv6 address, an optional port;
+ * no "." or ".." path segment, encoded or not, by which a browser would
+ * leave an allowed path.
+ */
+static bool
+url_parse(const char *u, struct url_parts *p)
+{
+	const char *a, *end, *host_end, *s;
+	size_t n, hl;
+	long port;
+
+	memset(p, 0, sizeof(*p));
+	if (!str_case_prefix(u, "https://") || strlen(u) > AVATAR_URL_MAX)
+		return false;
+	for (s = u; *s; s++)
+		if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f ||
+		    strchr("\"<>\\^`{|}", *s))
+			return false;
+	a = u + strlen("https://");
+	n = strcspn(a, "/?#");
+	end = a + n;
+	if (n == 0 || memchr(a, '@', n) != NULL)
+		return false;
+	if (*a == '[') {
+		host_end = memchr(a, ']', n);
+		if (host_end == NULL)
+			return false;
+		host_end++;
+		for (s = a + 1; s < host_end - 1; s++)
+			if (hex_value((char)(*s | 0x20)) < 0 && *s != ':' &&
+			    *s != '.')
+				return false;
+	} else {
+		host_end = memchr(a, ':', n);
+		if (host_end == NULL)
+			host_end = end;
+		for (s = a; s < host_end; s++)
+			if (!((*s >= 'a' && *s <= 'z') ||
+			    (*s >= 'A' && *s <= 'Z') ||
+			    (*s >= '0' && *s <= '9') || *s == '-' || *s == '.'))
+				return false;
+	}
+	hl = (size_t)(host_end - a);
+	if (hl == 0 || hl >= sizeof(p->host) || (*a == '[' && hl < 3))
+		return false;
+	memcpy(p->host, a, hl);
+	p->host[hl] = '\0';
+	str_lower(p->host);
+	p->port = 443;
+	if (host_end < end) {
+		n = (size_t)(end - host_end);
+		if (*host_end != ':' || n < 2 || n > 6)
+			return false;
+		port = 0;
+		for (s = host_end + 1; s < end; s++) {
+			if (*s < '0' || *s > '9')
+				return false;
+			port = port * 10 + (*s - '0');
+		}
+		if (port < 1 || port > 65535)
+			return false;
+		p->port = (int)port;
+	}
+	p->rest = end;
+	/* Dot segments, in the path only (up to '?' or '#'). */
+	n = strcspn(end, "?#");
+	for (s = end; s < end + n; s++) {
+		if (s[0] == '%' && s[1] == '2' && (s[2] == 'e' || s[2] == 'E'))
+			return false;
+		if (s[0] == '/' && s[1] == '.' && (s + 2 == end + n ||
+		    s[2] == '/' || (s[2] == '.' && (s + 3 == end + n ||
+		    s[3] == '/'))))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Whether `url` may be a redirect target: it parses, and one of the
+ * web application's allowed prefixes (comma- or space-separated https
+ * URLs) has the same host and port and a path that `url`'s path starts
+ * with. NULL, or the reason it may not, in *why.
+ */
+static bool
+url_allowed(const char *url, const char *allow, const char **why)
+{
+	struct url_parts u, pre;
+	char *copy, *tok, *save = NULL;
+	bool ok = false;
+
+	if (!url_parse(url, &u)) {
+		*why = "not a plain https URL";
+		return false;
+	}
+	*why = "not under an allowed prefix (webapp set "
+	    "--avatar-default-allow)";
+	copy = xstrdup(allow);
+	for (tok = strtok_r(copy, ", ", &save); tok && !ok;
+	    tok = strtok_r(NULL, ", ", &save))
+		if (url_parse(tok, &pre) && strcmp(u.host, pre.host) == 0 &&
+		    u.port == pre.port &&
+		    strncmp(u.rest, pre.rest, strlen(pre.rest)) == 0)
+			ok = true;
+	free(copy);
+	if (ok)
+		*why = NULL;
+	return ok;
+}
+
+/* ---- answers ---- */
+
+static void
+served(struct avatar_req *ar, const char *kind)
+{
+	char labels[48];
+
+	snprintf(labels, sizeof(labels), "kind=\"%s\"", kind);
+	metrics_add("photosync_avatars_served_total", labels, 1);
+	http_req_note(ar->r, "avatar", kind);
+}
+
+static void
+avatar_req_free(struct avatar_req *ar)
+{
+	image_jpeg_free(&ar->out);
+	free(ar->src);
+	free(ar->dflt);
+	free(ar);
+}
+
+/* ETag and Cache-Control of an image answer. */
+static void
+cache_headers(struct avatar_req *ar)
+{
+	char quoted[200], cc[64];
+
+	snprintf(quoted, sizeof(quoted), "\"%s\"", ar->tag);
+	snprintf(cc, sizeof(cc), "%s, max-age=%d", ar->anyone ? "public" :
+	    "private", ar->kind == AV_PHOTO ? AVATAR_PHOTO_MAX_AGE :
+	    AVATAR_DEFAULT_MAX_AGE);
+	http_reply_header(ar->r, "ETag", quoted);
+	http_reply_header(ar->r, "Cache-Control", cc);
+	if (ar->anyone)
+		http_reply_header(ar->r, "Access-Control-Allow-Origin", "*");
+}
+
+/* Answers 304 when the client holds ar->tag already. */
+static bool
+not_modified(struct avatar_req *ar)
+{
+	const char *inm = http_req_header(ar->r, "If-None-Match");
+	size_t n = strlen(ar->tag);
+	const char *p = inm;
+	bool match = false;
+
+	while (p && *p && !match) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (*p == '*')
+			match = true;
+		if (strncmp(p, "W/", 2) == 0)
+			p += 2;
+		if (*p == '"' && strncmp(p + 1, ar->tag, n) == 0 &&
+		    p[n + 1] == '"')
+			match = true;
+		p = strchr(p, ',');
+	}
+	if (!match)
+		return false;
+	cache_headers(ar);
+	served(ar, "revalidated");
+	http_reply(ar->r, 304, NULL, NULL, 0);
+	return true;
+}
+
+static void
+reply_image(struct avatar_req *ar, const unsigned char *data, size_t len,
+    const char *kind)
+{
+	cache_headers(ar);
+	served(ar, kind);
+	http_reply(ar->r, 200, "image/jpeg", data, len);
+}
+
+static void
+reply_404(struct avatar_req *ar)
+{
+	char cc[64];
+
+	snprintf(cc, sizeof(cc), "%s, max-age=%d", ar->anyone ? "public" :
+	    "private", AVATAR_DEFAULT_MAX_AGE);
+	http_reply_header(ar->r, "Cache-Control", cc);
+	served(ar, "404");
+	http_reply_error(ar->r, 404, "no avatar for this hash");
+}
+
+static void avatar_default(struct avatar_req *);
+
+static void
+render_run(void *arg)
+{
+	struct avatar_req *ar = arg;
+	int64_t t0 = time_mono_ms();
+
+	switch (ar->kind) {
+	case AV_PHOTO:
+		ar->rc = image_render(ar->src, ar->src_len,
+		    &image_default_limits, &ar->size, 1, &ar->out, NULL);
+		break;
+	case AV_PLACEHOLDER:
+		ar->rc = image_placeholder(ar->size, &ar->out);
+		break;
+	case AV_IDENTICON:
+		ar->rc = image_identicon(ar->digest, ar->digest_len, ar->size,
+		    &ar->out);
+		break;
+	}
+	if (ar->rc != PS_OK)
+		str_copy(ar->err, ps_errmsg(), sizeof(ar->err));
+	ar->ms = time_mono_ms() - t0;
+}
+
+static void
+render_done(void *arg)
+{
+	struct avatar_req *ar = arg;
+	const char *id = http_req_id(ar->r);
+
+	renders_inflight--;
+	if (ar->rc != PS_OK) {
+		log_warn(id, "avatar.render_failed", "kind=%s account=%s "
+		    "size=%d reason=%s", kind_names[ar->kind],
+		    log_q(ar->account), ar->size, log_q(ar->err));
+		if (ar->kind == AV_PHOTO) {
+			/* A photo that does not render: as if none. */
+			free(ar->src);
+			ar->src = NULL;
+			avatar_default(ar);
+			return;
+		}
+		http_reply_error(ar->r, 500, "the avatar could not be drawn");
+		avatar_req_free(ar);
+		return;
+	}
+	if (ar->kind == AV_PHOTO)
+		log_info(id, "avatar.rendered", "kind=photo account=%s size=%d "
+		    "side=%d source=%s bytes=%zu ms=%lld", log_q(ar->account),
+		    ar->size, ar->out.side, ar->src_hr ? "hr" : "l",
+		    ar->out.len, (long long)ar->ms);
+	else
+		log_info(id, "avatar.rendered", "kind=%s size=%d side=%d "
+		    "bytes=%zu ms=%lld", kind_names[ar->kind], ar->size,
+		    ar->out.side, ar->out.len, (long long)ar->ms);
+	cache_put(ar->key, ar->out.data, ar->out.len);
+	reply_image(ar, ar->out.data, ar->out.len, kind_names[ar->kind]);
+	avatar_req_free(ar);
+}
+
+/*
+ * Answers a request whose ar->kind, ar->key and ar->tag are set, when it
+ * can be answered without a render: 304, or the bytes from the cache.
+ * Then `ar` is freed and true returned.
+ */
+static bool
+answered(struct avatar_req *ar)
+{
+	const struct avatar_entry *e;
+
+	if (not_modified(ar)) {
+		avatar_req_free(ar);
+		return true;
+	}
+	if ((e = cache_get(ar->key)) != NULL) {
+		reply_image(ar, e->data, e->len, ar->kind == AV_PHOTO ?
+		    "cached" : kind_names[ar->kind]);
+		avatar_req_free(ar);
+		return true;
+	}
+	return false;
+}
+
+/* Renders ar->kind on the worker pool; the request waits. */
+static void
+render_start(struct avatar_req *ar)
+{
+	if (renders_inflight >= AVATAR_MAX_RENDERS) {
+		http_reply_header(ar->r, "Retry-After", "1");
+		http_reply_error(ar->r, 503, "too many avatars are being "
+		    "drawn; try again in a second");
+		avatar_req_free(ar);
+		return;
+	}
+	renders_inflight++;
+	http_req_defer(ar->r);
+	work_submit(ar->app->srv->pool, render_run, render_done, ar);
+}
+
+static void
+default_redirect(struct avatar_req *ar)
+{
+	const char *why = NULL;
+	char cc[64];
+
+	if (!url_allowed(ar->dflt, ar->app->w.avatar_defaults, &why)) {
+		log_info(http_req_id(ar->r), "avatar.default_refused",
+		    "url=%s reason=%s", log_q(ar->dflt), log_q(why));
+		reply_404(ar);
+		avatar_req_free(ar);
+		return;
+	}
+	snprintf(cc, sizeof(cc), "%s, max-age=%d", ar->anyone ? "public" :
+	    "private", AVATAR_DEFAULT_MAX_AGE);
+	http_reply_header(ar->r, "Location", ar->dflt);
+	http_reply_header(ar->r, "Cache-Control", cc);
+	served(ar, "redirect");
+	http_reply(ar->r, 302, NULL, NULL, 0);
+	avatar_req_free(ar);
+}
+
+/*
+ * No photo (or f=y): what d= asks for. The other Libravatar and Gravatar
+ * built-ins (monsterid, wavatar, retro, robohash, blank, ...) get the
+ * placeholder, as no d= does; anything with ':' or '/' is a URL.
+ */
+static void
+avatar_default(struct avatar_req *ar)
+{
+	const char *d = ar->dflt;
+
+	if (d && strcmp(d, "404") == 0) {
+		reply_404(ar);
+		avatar_req_free(ar);
+		return;
+	}
+	if (d && strpbrk(d, ":/")) {
+		default_redirect(ar);
+		return;
+	}
+	if (d && strcmp(d, "identicon") == 0) {
+		ar->kind = AV_IDENTICON;
+		snprintf(ar->key, sizeof(ar->key), "i/%s/%d", ar->hex,
+		    ar->size);
+		snprintf(ar->tag, sizeof(ar->tag), "identicon-%d", ar->size);
+	} else {
+		ar->kind = AV_PLACEHOLDER;
+		snprintf(ar->key, sizeof(ar->key), "mp/%d", ar->size);
+		snprintf(ar->tag, sizeof(ar->tag), "placeholder-%d", ar->size);
+	}
+	if (!answered(ar))
+		render_start(ar);
+}
+
+/* The photo's ETag and the size make the cache key and the ETag. */
+static void
+photo_keys(struct avatar_req *ar, const char *etag)
+{
+	ar->kind = AV_PHOTO;
+	snprintf(ar->tag, sizeof(ar->tag), "%s-%d", etag, ar->size);
+	snprintf(ar->key, sizeof(ar->key), "p/%s/%d", etag, ar->size);
+}
+
+/*
+ * The user's photo at ar->size: revalidated, from the cache, or rendered
+ * from the best stored source (the high-resolution one, else L). Falls
+ * back to the default when the photo went away meanwhile.
+ */
+static void
+avatar_photo(struct avatar_req *ar, const char *etag)
+{
+	struct store *st = ar->app->srv->ps->store;
+	struct store_thumb t = { 0 };
+	ps_err rc;
+
+	http_req_note(ar->r, "account", ar->account);
+	photo_keys(ar, etag);
+	if (answered(ar))
+		return;
+	ar->src_hr = true;
+	rc = store_thumb_get(st, ar->app->w.id, ar->account, STORE_HR, &t);
+	if (rc == PS_ENOTFOUND) {
+		ar->src_hr = false;
+		rc = store_thumb_get(st, ar->app->w.id, ar->account, STORE_L,
+		    &t);
+	}
+	if (rc == PS_ENOTFOUND) {
+		avatar_default(ar);
+		return;
+	}
+	if (rc != PS_OK) {
+		http_reply_error(ar->r, 500, "the store failed");
+		avatar_req_free(ar);
+		return;
+	}
+	/* The photo changed since its ETag was read: key the new one. */
+	if (strcmp(t.etag, etag) != 0)
+		photo_keys(ar, t.etag);
+	ar->src = t.data;
+	ar->src_len = t.len;
+	t.data = NULL;
+	store_thumb_cleanup(&t);
+	render_start(ar);
+}
+
+static void
+declare_metrics(void)
+{
+	static bool done;
+
+	if (done)
+		return;
+	done = true;
+	metrics_declare("photosync_avatars_served_total", "counter",
+	    "Avatar answers by kind: photo (rendered), cached, placeholder, "
+	    "identicon, redirect, 404, revalidated (304).");
+	metrics_declare("photosync_avatar_cache_bytes", "gauge",
+	    "Bytes held by the cache of rendered avatars.");
+	metrics_declare("photosync_avatar_cache_entries", "gauge",
+	    "Rendered avatars in the cache.");
+}
+
+void
+avatar_handle(struct webapp_ctx *app, struct http_req *r)
+{
+	struct avatar_req *ar;
+	struct store_user u = { 0 };
+	const char *d;
+	char etag[64], sz[8];
+	ps_err rc;
+	int bad;
+
+	declare_metrics();
+	if (http_req_method(r) != HTTP_GET && http_req_method(r) !=
+	    HTTP_HEAD) {
+		http_reply_header(r, "Allow", "GET, HEAD");
+		http_reply_error(r, 405, "avatars are fetched with GET");
+		return;
+	}
+	ar = xcalloc(1, sizeof(*ar));
+	ar->app = app;
+	ar->r = r;
+	ar->anyone = app->w.avatar_anyone;
+	if ((bad = parse_path(http_req_path(r), ar)) != 0) {
+		http_reply_error(r, bad, "an avatar URL is /avatar/<the MD5 "
+		    "or SHA-256 of the address, in hex>");
+		avatar_req_free(ar);
+		return;
+	}
+	ar->size = parse_size(r);
+	ar->force = query_yes(r, "f") || query_yes(r, "forcedefault");
+	if ((d = http_req_query(r, "d")) != NULL ||
+	    (d = http_req_query(r, "default")) != NULL)
+		ar->dflt = xstrdup(d);
+	snprintf(sz, sizeof(sz), "%d", ar->size);
+	http_req_note(r, "size", sz);
+	rc = store_user_get_by_hash(app->srv->ps->store, ar->hex, &u);
+	if (rc == PS_OK) {
+		str_copy(ar->account, u.account, sizeof(ar->account));
+		store_user_cleanup(&u);
+	} else if (rc != PS_ENOTFOUND) {
+		http_reply_error(r, 500, "the store failed");
+		avatar_req_free(ar);
+		return;
+	}
+	if (ar->account[0] && !ar->force) {
+		rc = store_thumb_etag(app->srv->ps->store, app->w.id,
+		    ar->account, etag);
+		if (rc == PS_OK) {
+			avatar_photo(ar, etag);
+			return;
+		}
+		if (rc != PS_ENOTFOUND) {
+			http_reply_error(r, 500, "the store failed");
+			avatar_req_free(ar);
+			return;
+		}
+	}
+	avatar_default(ar);
+}
