@@ -6,7 +6,7 @@ set -eu
 
 build="meson ninja-build pkg-config gcc libc6-dev libevent-dev libssl-dev
 libcurl4-openssl-dev libvips-dev libxml2-dev libjansson-dev libsodium-dev
-libsqlite3-dev openssl ca-certificates"
+libsqlite3-dev libjpeg62-turbo-dev openssl ca-certificates"
 tests="curl imagemagick libimage-exiftool-perl jpeginfo python3
 python3-exchangelib python3-jwt python3-jwcrypto
 chromium chromium-driver python3-selenium"

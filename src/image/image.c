@@ -23,6 +23,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -34,6 +35,7 @@
 
 #include "common/xalloc.h"
 #include "image/image.h"
+#include "jpeg/jpeg.h"
 
 #define ACCEPTED	"JPEG, PNG, WebP, HEIF or GIF"
 #define RENDER_Q	85	/* thumbnails */
@@ -528,6 +530,176 @@ image_limits_resolve(const struct image_limits *lim, struct image_limits *l)
  * See image.h. Limits: `lim` NULL, or any field left 0, means the
  * default. Each sides[i] must be within 1..IMAGE_MAX_SIDE and n >= 1.
  */
+/* ---- the fast path: libjpeg-turbo for upright sRGB JPEGs ---- */
+
+/*
+ * Area-average resampling: each output sample is the mean of the source
+ * span it covers, partial samples weighted by their overlap. A good
+ * downscaler (no aliasing), exact at integer ratios. The weights depend
+ * only on the two lengths, so they are computed once per axis.
+ */
+struct area_taps {
+	int	*first;		/* first source sample of each output */
+	int	*count;		/* how many source samples */
+	float	*w;		/* count weights per output, summing to 1 */
+	int	 max;		/* the largest count */
+};
+
+static void
+area_taps_make(int slen, int dlen, struct area_taps *t)
+{
+	double scale = (double)slen / dlen;
+	int i, j;
+
+	t->max = (int)ceil(scale) + 1;
+	t->first = xmalloc((size_t)dlen * sizeof(int));
+	t->count = xmalloc((size_t)dlen * sizeof(int));
+	t->w = xcalloc((size_t)dlen * (size_t)t->max, sizeof(float));
+	for (i = 0; i < dlen; i++) {
+		double a = i * scale, b = a + scale;
+		int end = (int)ceil(b);
+
+		if (end > slen)
+			end = slen;
+		t->first[i] = (int)a;
+		t->count[i] = end - (int)a;
+		for (j = (int)a; j < end; j++)
+			t->w[(size_t)i * t->max + (size_t)(j - (int)a)] =
+			    (float)((fmin(b, j + 1.0) - fmax(a, (double)j)) /
+			    scale);
+	}
+}
+
+static void
+area_taps_free(struct area_taps *t)
+{
+	free(t->first);
+	free(t->count);
+	free(t->w);
+}
+
+static void
+area_axis(const struct area_taps *t, const unsigned char *src, size_t sstep,
+    unsigned char *dst, int dlen, size_t dstep)
+{
+	int i, k;
+
+	for (i = 0; i < dlen; i++) {
+		const unsigned char *p = src + (size_t)t->first[i] * sstep;
+		const float *w = t->w + (size_t)i * t->max;
+		float r = 0, g = 0, b = 0;
+
+		for (k = 0; k < t->count[i]; k++, p += sstep) {
+			r += w[k] * p[0];
+			g += w[k] * p[1];
+			b += w[k] * p[2];
+		}
+		dst[(size_t)i * dstep] = (unsigned char)(r + 0.5f);
+		dst[(size_t)i * dstep + 1] = (unsigned char)(g + 0.5f);
+		dst[(size_t)i * dstep + 2] = (unsigned char)(b + 0.5f);
+	}
+}
+
+/*
+ * Resizes the square at `src` (side s, row stride) to side t <= s: rows
+ * first, then whole rows blended together, so both passes read memory in
+ * order.
+ */
+static unsigned char *
+area_resize(const unsigned char *src, int s, size_t stride, int t)
+{
+	size_t row = (size_t)t * 3, i;
+	unsigned char *tmp = xmalloc(row * (size_t)s);
+	unsigned char *dst = xmalloc(row * (size_t)t);
+	float *acc = xmalloc(row * sizeof(float));
+	struct area_taps taps;
+	int y, k;
+
+	area_taps_make(s, t, &taps);
+	for (y = 0; y < s; y++)		/* rows: s x s -> t x s */
+		area_axis(&taps, src + (size_t)y * stride, 3, tmp +
+		    (size_t)y * row, t, 3);
+	for (y = 0; y < t; y++) {	/* rows blended: t x s -> t x t */
+		const float *w = taps.w + (size_t)y * taps.max;
+
+		for (i = 0; i < row; i++)
+			acc[i] = 0;
+		for (k = 0; k < taps.count[y]; k++) {
+			const unsigned char *p = tmp + (size_t)(taps.first[y] +
+			    k) * row;
+
+			for (i = 0; i < row; i++)
+				acc[i] += w[k] * p[i];
+		}
+		for (i = 0; i < row; i++)
+			dst[(size_t)y * row + i] = (unsigned char)(acc[i] +
+			    0.5f);
+	}
+	area_taps_free(&taps);
+	free(acc);
+	free(tmp);
+	return dst;
+}
+
+/*
+ * One scaled decode, a centre square, area resizes, encodes. Declines
+ * (PS_EINVAL, out[] untouched) whatever it does not handle; the libvips
+ * path then does the work and reports any problem in words.
+ */
+static ps_err
+render_jpeg_fast(const void *in, size_t len, const struct image_limits *l,
+    const int *sides, size_t n, int target, struct image_jpeg *out,
+    int *src_side)
+{
+	struct jpeg_rgb rgb;
+	const unsigned char *sq;
+	size_t i, stride;
+	int side, full;
+	ps_err rc;
+
+	if (jpeg_decode(in, len, target, l->max_pixels, &rgb) != PS_OK)
+		return PS_EINVAL;
+	if (rgb.full_w > l->max_side || rgb.full_h > l->max_side) {
+		free(rgb.data);
+		return PS_EINVAL;
+	}
+	full = VIPS_MIN(rgb.full_w, rgb.full_h);
+	side = VIPS_MIN(rgb.w, rgb.h);
+	stride = (size_t)rgb.w * 3;
+	sq = rgb.data + (size_t)((rgb.h - side) / 2) * stride +
+	    (size_t)((rgb.w - side) / 2) * 3;
+	for (i = 0; i < n; i++) {
+		int t = VIPS_MIN(VIPS_MIN(sides[i], full), side);
+		unsigned char *px;
+
+		if (t == side) {
+			int y;
+
+			px = xmalloc((size_t)t * t * 3);
+			for (y = 0; y < t; y++)
+				memcpy(px + (size_t)y * t * 3, sq + (size_t)y *
+				    stride, (size_t)t * 3);
+		} else {
+			px = area_resize(sq, side, stride, t);
+		}
+		rc = jpeg_encode(px, t, t, RENDER_Q, &out[i].data, &out[i].len);
+		free(px);
+		if (rc != PS_OK) {
+			size_t j;
+
+			for (j = 0; j <= i; j++)
+				image_jpeg_free(&out[j]);
+			free(rgb.data);
+			return PS_EINVAL;
+		}
+		out[i].side = t;
+	}
+	free(rgb.data);
+	if (src_side != NULL)
+		*src_side = full;
+	return PS_OK;
+}
+
 ps_err
 image_render(const void *in, size_t len, const struct image_limits *lim,
     const int *sides, size_t n, struct image_jpeg *out, int *src_side)
@@ -566,6 +738,9 @@ image_render(const void *in, size_t len, const struct image_limits *lim,
 	if (in == NULL || len == 0)
 		return ps_errf(PS_EIMAGE, "the file is empty, not an image "
 		    "(" ACCEPTED ")");
+	if (render_jpeg_fast(in, len, &l, sides, n, target, out, src_side) ==
+	    PS_OK)
+		return PS_OK;
 	ld = image_identify(in, len);
 	if (ld == NULL) {
 		rc = PS_EIMAGE;

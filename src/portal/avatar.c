@@ -1,7 +1,7 @@
 /*
  * /avatar/<hash>: the organisation's photos under the Libravatar and
- * Gravatar URL scheme, so that GitLab, Mattermost, Nextcloud, Redmine,
- * Discourse and the like show them.
+ * Gravatar URL scheme, so that applications that take a Gravatar or
+ * Libravatar base URL (GitLab, Redmine, Discourse, ...) show them.
  *
  *   GET /avatar/<32 or 64 hex digits>[.jpg|.jpeg|.png]
  *	?s=|size=1..512 (default 80) &d=|default=404|mp|mm|identicon|URL

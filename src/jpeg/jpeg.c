@@ -1,0 +1,192 @@
+/*
+ * libjpeg-turbo decode (scaled) and encode, with an error manager that
+ * turns every error and warning into a clean refusal.
+ */
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+
+#include "common/xalloc.h"
+#include "jpeg.h"
+
+struct guard {
+	struct jpeg_error_mgr	pub;
+	jmp_buf			jump;
+};
+
+static void
+on_error(j_common_ptr c)
+{
+	longjmp(((struct guard *)c->err)->jump, 1);
+}
+
+/* Warnings (a truncated file, a corrupt segment) end the fast path too. */
+static void
+on_message(j_common_ptr c, int level)
+{
+	if (level < 0)
+		longjmp(((struct guard *)c->err)->jump, 1);
+}
+
+static unsigned
+be16(const unsigned char *p, bool le)
+{
+	return le ? (unsigned)(p[0] | p[1] << 8) : (unsigned)(p[0] << 8 | p[1]);
+}
+
+static unsigned long
+be32(const unsigned char *p, bool le)
+{
+	return le ? (unsigned long)p[0] | (unsigned long)p[1] << 8 |
+	    (unsigned long)p[2] << 16 | (unsigned long)p[3] << 24 :
+	    (unsigned long)p[0] << 24 | (unsigned long)p[1] << 16 |
+	    (unsigned long)p[2] << 8 | p[3];
+}
+
+/* The EXIF orientation (1..8) of an APP1 payload; 1 when absent. */
+static int
+exif_orientation(const unsigned char *p, size_t n)
+{
+	const unsigned char *t;
+	unsigned long ifd;
+	unsigned i, count;
+	bool le;
+
+	if (n < 14 || memcmp(p, "Exif\0\0", 6) != 0)
+		return 1;
+	t = p + 6;
+	n -= 6;
+	if (memcmp(t, "II*\0", 4) == 0)
+		le = true;
+	else if (memcmp(t, "MM\0*", 4) == 0)
+		le = false;
+	else
+		return 0;	/* unreadable: let libvips decide */
+	ifd = be32(t + 4, le);
+	if (ifd + 2 > n)
+		return 0;
+	count = be16(t + ifd, le);
+	for (i = 0; i < count; i++) {
+		const unsigned char *e = t + ifd + 2 + 12 * i;
+
+		if ((size_t)(e + 12 - t) > n)
+			return 0;
+		if (be16(e, le) == 0x0112)
+			return (int)be16(e + 8, le);
+	}
+	return 1;
+}
+
+ps_err
+jpeg_decode(const void *in, size_t len, int min_side, uint64_t max_pixels,
+    struct jpeg_rgb *out)
+{
+	struct jpeg_decompress_struct d;
+	struct guard g;
+	jpeg_saved_marker_ptr m;
+	unsigned char *volatile rgb = NULL;
+	unsigned denom;
+	volatile ps_err rc = PS_EINVAL;	/* kept across longjmp */
+
+	memset(out, 0, sizeof(*out));
+	if (len < 4 || memcmp(in, "\xff\xd8\xff", 3) != 0)
+		return rc;
+	d.err = jpeg_std_error(&g.pub);
+	g.pub.error_exit = on_error;
+	g.pub.emit_message = on_message;
+	if (setjmp(g.jump)) {
+		free(rgb);
+		jpeg_destroy_decompress(&d);
+		return PS_EINVAL;
+	}
+	jpeg_create_decompress(&d);
+	jpeg_mem_src(&d, in, (unsigned long)len);
+	jpeg_save_markers(&d, JPEG_APP0 + 1, 0xffff);
+	jpeg_save_markers(&d, JPEG_APP0 + 2, 0xffff);
+	jpeg_read_header(&d, TRUE);
+	if ((uint64_t)d.image_width * d.image_height > max_pixels ||
+	    (d.jpeg_color_space != JCS_YCbCr &&
+	    d.jpeg_color_space != JCS_GRAYSCALE))
+		goto out;
+	for (m = d.marker_list; m; m = m->next) {
+		if (m->marker == JPEG_APP0 + 2)
+			goto out;	/* an ICC profile: convert with libvips */
+		if (m->marker == JPEG_APP0 + 1 &&
+		    exif_orientation(m->data, m->data_length) != 1)
+			goto out;
+	}
+	/* The smallest scale whose smaller side still covers min_side. */
+	for (denom = 8; denom > 1; denom /= 2)
+		if ((d.image_width < d.image_height ? d.image_width :
+		    d.image_height) / denom >= (unsigned)min_side)
+			break;
+	d.scale_num = 1;
+	d.scale_denom = denom;
+	d.out_color_space = JCS_RGB;
+	d.dct_method = JDCT_ISLOW;
+	jpeg_start_decompress(&d);
+	rgb = xmalloc((size_t)d.output_width * d.output_height * 3);
+	while (d.output_scanline < d.output_height) {
+		JSAMPROW row = rgb + (size_t)d.output_scanline *
+		    d.output_width * 3;
+
+		jpeg_read_scanlines(&d, &row, 1);
+	}
+	jpeg_finish_decompress(&d);
+	out->data = rgb;
+	out->w = (int)d.output_width;
+	out->h = (int)d.output_height;
+	out->full_w = (int)d.image_width;
+	out->full_h = (int)d.image_height;
+	rgb = NULL;
+	rc = PS_OK;
+out:
+	jpeg_destroy_decompress(&d);
+	return rc;
+}
+
+ps_err
+jpeg_encode(const unsigned char *rgb, int w, int h, int quality,
+    unsigned char **out, size_t *len)
+{
+	struct jpeg_compress_struct c;
+	struct guard g;
+	unsigned char *buf = NULL;
+	unsigned long size = 0;
+	int y;
+
+	c.err = jpeg_std_error(&g.pub);
+	g.pub.error_exit = on_error;
+	if (setjmp(g.jump)) {
+		jpeg_destroy_compress(&c);
+		free(buf);
+		return ps_errf(PS_EIMAGE, "the JPEG could not be encoded");
+	}
+	jpeg_create_compress(&c);
+	jpeg_mem_dest(&c, &buf, &size);
+	c.image_width = (JDIMENSION)w;
+	c.image_height = (JDIMENSION)h;
+	c.input_components = 3;
+	c.in_color_space = JCS_RGB;
+	jpeg_set_defaults(&c);
+	jpeg_set_quality(&c, quality, TRUE);
+	c.optimize_coding = TRUE;
+	jpeg_start_compress(&c, TRUE);
+	for (y = 0; y < h; y++) {
+		JSAMPROW row = (JSAMPROW)(rgb + (size_t)y * (size_t)w * 3);
+
+		jpeg_write_scanlines(&c, &row, 1);
+	}
+	jpeg_finish_compress(&c);
+	jpeg_destroy_compress(&c);
+	/* Ours to free with free(), like every image module output. */
+	*out = xmalloc(size);
+	memcpy(*out, buf, size);
+	*len = size;
+	free(buf);
+	return PS_OK;
+}
