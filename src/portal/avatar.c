@@ -22,8 +22,8 @@
  * what the portal holds.
  *
  * Renders run on the worker pool. Their results are kept in a small LRU
- * cache on the loop thread, at most AVATAR_CACHE_BYTES (8 MiB) and
- * AVATAR_CACHE_ENTRIES, keyed by what determines the bytes: the photo's
+ * cache on the loop thread (lru.h), at most AVATAR_CACHE_BYTES (8 MiB),
+ * keyed by what determines the bytes: the photo's
  * ETag (which changes whenever the photo does) and the size, or the
  * default's kind, the hash and the size. A changed photo therefore gets a
  * new key, and the old renders age out. At most AVATAR_MAX_RENDERS renders
@@ -40,6 +40,8 @@
 #include "common/xalloc.h"
 #include "http/server.h"
 #include "image/image.h"
+#include "index.h"
+#include "lru.h"
 #include "metrics/metrics.h"
 #include "portal_int.h"
 #include "work/work.h"
@@ -50,8 +52,6 @@
 #define AVATAR_PHOTO_MAX_AGE	300	/* seconds, as Gravatar */
 #define AVATAR_DEFAULT_MAX_AGE	60	/* a photo may arrive soon */
 #define AVATAR_CACHE_BYTES	(8u << 20)
-#define AVATAR_CACHE_ENTRIES	4096
-#define AVATAR_BUCKETS		1024
 #define AVATAR_MAX_RENDERS	32
 #define AVATAR_URL_MAX		2048
 
@@ -87,130 +87,50 @@ struct avatar_req {
 
 /* ---- the cache of rendered avatars (loop thread only) ---- */
 
-struct avatar_entry {
-	struct avatar_entry	*prev, *next;	/* most recently used first */
-	struct avatar_entry	*hnext;		/* in its bucket */
-	char			*key;
-	unsigned char		*data;
-	size_t			 len;
-	size_t			 cost;		/* bytes held, all told */
-};
-
-static struct {
-	struct avatar_entry	*bucket[AVATAR_BUCKETS];
-	struct avatar_entry	*head, *tail;
-	size_t			 bytes;
-	size_t			 n;
-} cache;
-
+/* Keyed by what determines the bytes; values are struct cached_photo. */
+static struct lru *cache;
 static int renders_inflight;
-
-static size_t
-cache_bucket(const char *key)
-{
-	uint32_t h = 2166136261u;
-
-	while (*key) {
-		h ^= (unsigned char)*key++;
-		h *= 16777619u;
-	}
-	return h % AVATAR_BUCKETS;
-}
-
-static void
-cache_unlink(struct avatar_entry *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		cache.head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		cache.tail = e->prev;
-	e->prev = e->next = NULL;
-}
-
-static void
-cache_push_front(struct avatar_entry *e)
-{
-	e->prev = NULL;
-	e->next = cache.head;
-	if (cache.head)
-		cache.head->prev = e;
-	cache.head = e;
-	if (cache.tail == NULL)
-		cache.tail = e;
-}
 
 static void
 cache_gauges(void)
 {
-	metrics_set("photosync_avatar_cache_bytes", NULL, (double)cache.bytes);
-	metrics_set("photosync_avatar_cache_entries", NULL, (double)cache.n);
-}
-
-/* Drops the least recently used entry. */
-static void
-cache_evict(void)
-{
-	struct avatar_entry *e = cache.tail, **pp;
-
-	if (e == NULL)
-		return;
-	cache_unlink(e);
-	for (pp = &cache.bucket[cache_bucket(e->key)]; *pp; pp = &(*pp)->hnext)
-		if (*pp == e) {
-			*pp = e->hnext;
-			break;
-		}
-	cache.bytes -= e->cost;
-	cache.n--;
-	free(e->key);
-	free(e->data);
-	free(e);
+	metrics_set("photosync_avatar_cache_bytes", NULL,
+	    (double)lru_bytes(cache));
+	metrics_set("photosync_avatar_cache_entries", NULL,
+	    (double)lru_count(cache));
 }
 
 /* The cached bytes of `key`, now the most recently used; or NULL. */
-static const struct avatar_entry *
+static const struct cached_photo *
 cache_get(const char *key)
 {
-	struct avatar_entry *e;
-
-	for (e = cache.bucket[cache_bucket(key)]; e; e = e->hnext)
-		if (strcmp(e->key, key) == 0) {
-			cache_unlink(e);
-			cache_push_front(e);
-			return e;
-		}
-	return NULL;
+	return cache ? lru_get(cache, key) : NULL;
 }
 
 /* Keeps a copy of `data` under `key`, evicting what no longer fits. */
 static void
 cache_put(const char *key, const unsigned char *data, size_t len)
 {
-	struct avatar_entry *e;
-	size_t b, cost = sizeof(*e) + strlen(key) + 1 + len;
+	struct cached_photo *e;
 
-	if (cost > AVATAR_CACHE_BYTES / 8 || cache_get(key) != NULL)
+	if (len > AVATAR_CACHE_BYTES / 8)
 		return;
-	while (cache.n > 0 && (cache.bytes + cost > AVATAR_CACHE_BYTES ||
-	    cache.n >= AVATAR_CACHE_ENTRIES))
-		cache_evict();
+	if (cache == NULL)
+		cache = lru_new(AVATAR_CACHE_BYTES, cached_photo_unref);
 	e = xcalloc(1, sizeof(*e));
-	e->key = xstrdup(key);
+	e->refs = 1;
 	e->data = xmalloc(len);
 	memcpy(e->data, data, len);
 	e->len = len;
-	e->cost = cost;
-	b = cache_bucket(key);
-	e->hnext = cache.bucket[b];
-	cache.bucket[b] = e;
-	cache_push_front(e);
-	cache.bytes += cost;
-	cache.n++;
+	lru_put(cache, key, e, len);
 	cache_gauges();
+}
+
+void
+avatar_shutdown(void)
+{
+	lru_free(cache);
+	cache = NULL;
 }
 
 /* ---- parsing the request ---- */
@@ -561,7 +481,7 @@ render_done(void *arg)
 static bool
 answered(struct avatar_req *ar)
 {
-	const struct avatar_entry *e;
+	const struct cached_photo *e;
 
 	if (not_modified(ar)) {
 		avatar_req_free(ar);

@@ -190,6 +190,8 @@ void	background_stop(struct webapp_ctx *);
  * a signed-in request. Answers now or later (a render on the workers).
  */
 struct http_req;
+/* Frees the cache of rendered avatars (at exit). */
+void	avatar_shutdown(void);
 void	avatar_handle(struct webapp_ctx *, struct http_req *);
 
 /* Runs the server until SIGINT/SIGTERM. */

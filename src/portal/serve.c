@@ -1330,6 +1330,7 @@ out:
 		app_unlisten(&srv.apps[i]);
 	}
 	metrics_acl_free(srv.metrics_acl);
+	avatar_shutdown();
 	portal_srv_cleanup(&srv);
 	buf_cleanup(&ports);
 	return rc;
