@@ -34,7 +34,7 @@ main(void)
 	is_int(released, 1, "the replaced value was released");
 	/* "b" is now the coldest; filling the budget evicts it first. */
 	lru_get(l, "a");
-	lru_put(l, "c", xstrdup("C"), 600);
+	lru_put(l, "c", xstrdup("C"), 750);
 	ok(lru_get(l, "b") == NULL, "the coldest was evicted");
 	ok(lru_get(l, "a") != NULL && lru_get(l, "c") != NULL,
 	    "the recently used stayed");
