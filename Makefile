@@ -1,10 +1,12 @@
 # Thin wrapper over meson: `make` builds build/photosync, `make check` runs
-# every test (also under ASan+UBSan), `make demo` starts the demo.
+# every test (also under ASan+UBSan), `make demo` starts the demo, `make
+# bench` measures photosync against references (docs/performance.md).
 BUILD ?= build
 SAN_BUILD ?= build-san
+BENCH_BUILD ?= build-bench
 MESON_OPTS ?=
 
-.PHONY: all deps check check-plain check-san demo clean
+.PHONY: all deps check check-plain check-san demo bench clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -37,5 +39,19 @@ check-san: deps $(SAN_BUILD)/build.ninja
 demo: all
 	$(BUILD)/photosync demo $(DEMO_ARGS)
 
+# A release build of its own with the benchmark programs; the driver writes
+# bench/results/latest.md and fails when a floor does not hold. Knobs
+# (BENCH_ROUNDS, BENCH_SECONDS, BENCH_QUICK=1, ...): docs/performance.md.
+$(BENCH_BUILD)/build.ninja:
+	./scripts/deps.sh bench
+	meson setup $(BENCH_BUILD) --buildtype=release -Dbench=true \
+	    $(MESON_OPTS)
+
+bench: $(BENCH_BUILD)/build.ninja
+	./scripts/deps.sh bench
+	meson configure $(BENCH_BUILD) --buildtype=release -Dbench=true
+	ninja -C $(BENCH_BUILD)
+	BENCH_BUILD=$(abspath $(BENCH_BUILD)) /usr/bin/python3 bench/bench.py
+
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(BENCH_BUILD)

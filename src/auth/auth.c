@@ -105,6 +105,15 @@ auth_fingerprint(const char *secret, char out[33])
 	hex_encode(d, sizeof(d), out);
 }
 
+void
+auth_session_key(const char *cookie, char out[65])
+{
+	unsigned char d[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256(d, (const unsigned char *)cookie, strlen(cookie));
+	hex_encode(d, sizeof(d), out);
+}
+
 /* ---- verified-credential cache ---- */
 
 struct auth_slot {

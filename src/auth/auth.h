@@ -41,6 +41,12 @@ ps_err	auth_basic_parse(const char *header, char **user, char **password);
  */
 void	auth_fingerprint(const char *secret, char out[33]);
 
+/*
+ * The key under which a session is stored: SHA-256 of the cookie value
+ * as 64 hex digits, so the store never holds a usable cookie.
+ */
+void	auth_session_key(const char *cookie, char out[65]);
+
 struct auth_cache;
 
 struct auth_cache *auth_cache_new(size_t slots);

@@ -667,6 +667,23 @@ http_reply_buf(struct http_req *r, int status, const char *content_type,
 }
 
 void
+http_reply_metrics(struct http_req *r, const struct metrics_acl *acl)
+{
+	struct buf out;
+
+	if (!metrics_acl_allows(acl, http_req_peer(r))) {
+		http_reply_error(r, 403, "metrics are served to the addresses "
+		    "given with serve --metrics-allow only");
+		return;
+	}
+	buf_init(&out, 4 << 20);
+	metrics_render(&out);
+	http_reply_buf(r, 200, "text/plain; version=0.0.4; charset=utf-8",
+	    &out);
+	buf_cleanup(&out);
+}
+
+void
 http_reply_error(struct http_req *r, int status, const char *message)
 {
 	char *body = xasprintf("%d %s: %s\n", status, reason_phrase(status),

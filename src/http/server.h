@@ -137,6 +137,12 @@ void	http_reply(struct http_req *, int status, const char *content_type,
  */
 void	http_reply_ref(struct http_req *, int status, const char *content_type,
 	    const void *data, size_t len, void (*release)(void *), void *arg);
+/*
+ * Answers /metrics: the registry in the Prometheus text format to a peer
+ * `acl` allows, 403 to anyone else.
+ */
+struct metrics_acl;
+void	http_reply_metrics(struct http_req *, const struct metrics_acl *acl);
 /* Sends and empties `b`. */
 void	http_reply_buf(struct http_req *, int status, const char *content_type,
 	    struct buf *b);

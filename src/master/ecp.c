@@ -260,15 +260,6 @@ back_url(struct master_ecp *e, struct http_req *r, struct back *bk)
 /* ---- sessions ---- */
 
 static void
-session_key(const char *cookie, char out[65])
-{
-	unsigned char d[32];
-
-	pki_sha256(cookie, strlen(cookie), d);
-	hex_encode(d, sizeof(d), out);
-}
-
-static void
 random_hex(char *out, size_t bytes)
 {
 	unsigned char rnd[32];
@@ -296,7 +287,7 @@ viewer_get(struct master_ecp *e, struct http_req *r, struct viewer *v)
 	memset(v, 0, sizeof(*v));
 	if (!http_req_cookie(r, SESSION_COOKIE, cookie, sizeof(cookie)))
 		return false;
-	session_key(cookie, key);
+	auth_session_key(cookie, key);
 	explicit_bzero(cookie, sizeof(cookie));
 	if (store_mailbox_session_get(e->ms->store, key, &s) != PS_OK ||
 	    store_mailbox_get(e->ms->store, s.email, &v->m) != PS_OK)
@@ -656,7 +647,7 @@ handle_login(struct master_ecp *e, struct http_req *r)
 		goto out;
 	}
 	random_hex(cookie, 32);
-	session_key(cookie, key);
+	auth_session_key(cookie, key);
 	random_hex(session_csrf, 32);
 	if (store_mailbox_session_put(e->ms->store, key, m.email,
 	    session_csrf, time_now() + SESSION_LIFETIME) != PS_OK) {
@@ -690,7 +681,7 @@ handle_logout(struct master_ecp *e, struct http_req *r,
 	char cookie[129], key[65];
 
 	if (http_req_cookie(r, SESSION_COOKIE, cookie, sizeof(cookie))) {
-		session_key(cookie, key);
+		auth_session_key(cookie, key);
 		explicit_bzero(cookie, sizeof(cookie));
 		store_mailbox_session_remove(e->ms->store, key);
 	}

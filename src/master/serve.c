@@ -527,23 +527,6 @@ static const struct route {
 	{ "/metrics", R_METRICS, true, false, false, 0, "metrics" },
 };
 
-/* Prometheus metrics, to the addresses --metrics-allow names. */
-static void
-handle_metrics(struct master_srv *s, struct http_req *r)
-{
-	struct buf out;
-
-	if (!metrics_acl_allows(s->metrics_acl, http_req_peer(r))) {
-		http_reply_error(r, 403, "metrics are served to the addresses "
-		    "given with serve --metrics-allow only");
-		return;
-	}
-	buf_init(&out, 4 << 20);
-	metrics_render(&out);
-	http_reply_buf(r, 200, "text/plain; version=0.0.4; charset=utf-8",
-	    &out);
-	buf_cleanup(&out);
-}
 
 static void
 handle(struct http_req *r, void *arg)
@@ -595,7 +578,7 @@ handle(struct http_req *r, void *arg)
 		ecp_handle(s->ecp, r, rt->ecp);
 		break;
 	case R_METRICS:
-		handle_metrics(s, r);
+		http_reply_metrics(r, s->metrics_acl);
 		break;
 	}
 }

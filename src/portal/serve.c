@@ -145,15 +145,6 @@ placeholder_free(struct placeholder *p)
 
 /* ---- authentication ---- */
 
-static void
-session_key(const char *cookie, char out[65])
-{
-	unsigned char d[32];
-
-	pki_sha256(cookie, strlen(cookie), d);
-	hex_encode(d, sizeof(d), out);
-}
-
 static bool
 auth_session(struct webapp_ctx *app, struct http_req *r, struct viewer *v)
 {
@@ -168,7 +159,7 @@ auth_session(struct webapp_ctx *app, struct http_req *r, struct viewer *v)
 		explicit_bzero(cookie, sizeof(cookie));
 		return true;
 	}
-	session_key(cookie, key);
+	auth_session_key(cookie, key);
 	if (store_session_get(st, key, &s) != PS_OK || s.webapp != app->w.id ||
 	    store_user_get(st, s.account, &v->user) != PS_OK) {
 		explicit_bzero(cookie, sizeof(cookie));
@@ -934,7 +925,7 @@ handle_login(struct webapp_ctx *app, struct http_req *r)
 	}
 	rand_bytes(rnd, sizeof(rnd));
 	hex_encode(rnd, sizeof(rnd), cookie);
-	session_key(cookie, key);
+	auth_session_key(cookie, key);
 	str_copy(s.account, u.account, sizeof(s.account));
 	s.webapp = app->w.id;
 	rand_bytes(rnd, sizeof(rnd));
@@ -979,7 +970,7 @@ handle_logout(struct webapp_ctx *app, struct http_req *r,
 	}
 	free(csrf);
 	if (http_req_cookie(r, SESSION_COOKIE, cookie, sizeof(cookie))) {
-		session_key(cookie, key);
+		auth_session_key(cookie, key);
 		store_session_remove(app->srv->ps->store, key);
 		index_cred_forget(app->srv->index, app->w.id, cookie);
 		explicit_bzero(cookie, sizeof(cookie));
@@ -1137,20 +1128,9 @@ handle_notify(struct webapp_ctx *app, struct http_req *r)
 static void
 handle_metrics(struct webapp_ctx *app, struct http_req *r)
 {
-	struct buf out;
-
-	if (!metrics_acl_allows(app->srv->metrics_acl, http_req_peer(r))) {
-		http_reply_error(r, 403, "metrics are served to the addresses "
-		    "given with serve --metrics-allow only");
-		return;
-	}
-	buf_init(&out, 4 << 20);
 	metrics_set("photosync_sync_in_flight", NULL,
 	    (double)sync_in_flight(app->srv));
-	metrics_render(&out);
-	http_reply_buf(r, 200, "text/plain; version=0.0.4; charset=utf-8",
-	    &out);
-	buf_cleanup(&out);
+	http_reply_metrics(r, app->srv->metrics_acl);
 }
 
 static void

@@ -24,6 +24,7 @@
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "xfer.h"
+#include "xfer_int.h"
 
 #define CALL_TIMEOUT_MS		15000L
 #define CALL_CONNECT_MS		10000L
@@ -91,13 +92,35 @@ value_copy(char *dst, size_t dstlen, const char *v, size_t vlen, bool whole)
 	dst[vlen] = '\0';
 }
 
+bool
+xfer_header_split(const char *p, size_t len, size_t *nlen, const char **v,
+    size_t *vlen)
+{
+	const char *colon = memchr(p, ':', len);
+
+	if (colon == NULL)
+		return false;
+	*nlen = (size_t)(colon - p);
+	*v = colon + 1;
+	*vlen = len - *nlen - 1;
+	while (*vlen > 0 && (**v == ' ' || **v == '\t')) {
+		(*v)++;
+		(*vlen)--;
+	}
+	while (*vlen > 0 && ((*v)[*vlen - 1] == '\r' ||
+	    (*v)[*vlen - 1] == '\n' || (*v)[*vlen - 1] == ' ' ||
+	    (*v)[*vlen - 1] == '\t'))
+		(*vlen)--;
+	return memchr(*v, '\0', *vlen) == NULL;
+}
+
 static size_t
 header_cb(char *p, size_t size, size_t n, void *arg)
 {
 	struct run *r = arg;
 	struct xfer_result *res = r->res;
 	size_t len = size * n, nlen, vlen;
-	const char *colon, *v;
+	const char *v;
 
 	/* A status line starts a new answer: only the final one counts. */
 	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
@@ -106,19 +129,7 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 		r->have_bearer = false;
 		return len;
 	}
-	if ((colon = memchr(p, ':', len)) == NULL)
-		return len;
-	nlen = (size_t)(colon - p);
-	v = colon + 1;
-	vlen = len - nlen - 1;
-	while (vlen > 0 && (*v == ' ' || *v == '\t')) {
-		v++;
-		vlen--;
-	}
-	while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' ||
-	    v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-		vlen--;
-	if (memchr(v, '\0', vlen) != NULL)
+	if (!xfer_header_split(p, len, &nlen, &v, &vlen))
 		return len;
 	if (nlen == 4 && strncasecmp(p, "etag", 4) == 0)
 		value_copy(res->etag, sizeof(res->etag), v, vlen, true);

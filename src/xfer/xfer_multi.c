@@ -28,6 +28,7 @@
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "xfer.h"
+#include "xfer_int.h"
 
 /* A socket libcurl asked us to watch. */
 struct xfer_sock {
@@ -144,7 +145,7 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 	struct xfer *x = arg;
 	struct xfer_response *r = &x->resp;
 	size_t len = size * n, nlen, vlen;
-	const char *colon, *v;
+	const char *v;
 
 	/*
 	 * A status line starts a new response (after a 1xx one): only the
@@ -155,20 +156,7 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 		r->retry_after = -1;
 		return len;
 	}
-	colon = memchr(p, ':', len);
-	if (colon == NULL)
-		return len;
-	nlen = (size_t)(colon - p);
-	v = colon + 1;
-	vlen = len - nlen - 1;
-	while (vlen > 0 && (*v == ' ' || *v == '\t')) {
-		v++;
-		vlen--;
-	}
-	while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' ||
-	    v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-		vlen--;
-	if (memchr(v, '\0', vlen) != NULL)
+	if (!xfer_header_split(p, len, &nlen, &v, &vlen))
 		return len;
 	if (nlen == 4 && strncasecmp(p, "etag", 4) == 0)
 		header_copy(r->etag, sizeof(r->etag), v, vlen);
