@@ -851,7 +851,7 @@ def machine():
         ("libvips", deb("libvips42")),
         ("libjpeg-turbo", deb("libjpeg62-turbo")),
         ("OpenSSL", first(["openssl", "version"])),
-        ("load average", open("/proc/loadavg").read().split(" ")[0:3]),
+        ("load average after", open("/proc/loadavg").read().split(" ")[0:3]),
     ]
 
 
@@ -1281,7 +1281,10 @@ def report(started, load_before, rows, details, notes, profile, ok_all):
               "issue's numbers)" if QUICK else ""),
           "- pinning: servers on CPU %s, load generator on CPU %s" % (
               SERVER_CPU, LOAD_CPU),
-          "- load average before: %s" % " ".join(load_before)]
+          "- load average before: %s" % " ".join(load_before),
+          "- waited %.0f s in all for other processes to leave the pinned "
+          "cores (over %.0f%% of a core); see the rounds measured again "
+          "below" % (QUIET_WAITED[0], MAX_FOREIGN * 100)]
     for k, v in mach:
         md.append("- %s: %s" % (k, " ".join(v) if isinstance(v, list)
                                 else v))

@@ -6,6 +6,7 @@ with port 0 and read the bound port from --port-file, and talk HTTPS with
 the standard library (certificates verified against the state's own
 certificate). Run with Debian's /usr/bin/python3.
 """
+import atexit
 import base64
 import http.client
 import json
@@ -94,9 +95,12 @@ class Server:
             time.sleep(0.05)
         with open(self.port_file) as f:
             self.port = int(f.read().strip())
+        # A test that ends early (an exception) must not leave servers.
+        atexit.register(self.stop)
 
     def logs(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
@@ -108,7 +112,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.log.close()
+        if not self.log.closed:
+            self.log.close()
         return self.proc.returncode
 
 

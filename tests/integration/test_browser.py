@@ -162,4 +162,6 @@ try:
     b3.check("/login" in b3.url(), "after sign-out /my needs a sign-in")
 finally:
     b3.quit()
+p.stop()
+m.stop()
 done()
