@@ -48,7 +48,8 @@ struct notifier {
 	struct xfer_loop	*xfer;
 	struct pki_key		*key;
 	struct event		*timer;
-	int64_t			 inflight[NOTIFY_PARALLEL];	/* outbox ids */
+	/* The notices being sent; freed here if the server stops first. */
+	struct sending		*inflight[NOTIFY_PARALLEL];
 	int			 n_inflight;
 };
 
@@ -58,18 +59,18 @@ is_inflight(const struct notifier *n, int64_t id)
 	int i;
 
 	for (i = 0; i < n->n_inflight; i++)
-		if (n->inflight[i] == id)
+		if (n->inflight[i]->row.id == id)
 			return true;
 	return false;
 }
 
 static void
-inflight_remove(struct notifier *n, int64_t id)
+inflight_remove(struct notifier *n, const struct sending *sd)
 {
 	int i;
 
 	for (i = 0; i < n->n_inflight; i++)
-		if (n->inflight[i] == id) {
+		if (n->inflight[i] == sd) {
 			n->inflight[i] = n->inflight[--n->n_inflight];
 			return;
 		}
@@ -118,7 +119,7 @@ sent(const struct xfer_response *r, void *arg)
 	struct notifier *n = sd->n;
 	char why[300];
 
-	inflight_remove(n, sd->row.id);
+	inflight_remove(n, sd);
 	if (r->rc != PS_OK) {
 		retry_later(n, &sd->row, sd->reqid, r->error);
 	} else if (r->status >= 200 && r->status < 300) {
@@ -218,7 +219,7 @@ send_one(struct notifier *n, const struct store_outbox *row)
 		free(sd);
 		goto out;
 	}
-	n->inflight[n->n_inflight++] = row->id;
+	n->inflight[n->n_inflight++] = sd;
 out:
 	if (token)
 		xfree_secret(token, strlen(token));
@@ -294,6 +295,8 @@ notifier_free(struct notifier *n)
 		event_free(n->timer);
 	/* Transfers in flight are cancelled; their rows stay queued. */
 	xfer_loop_free(n->xfer);
+	while (n->n_inflight > 0)
+		free(n->inflight[--n->n_inflight]);
 	pki_key_free(n->key);
 	free(n);
 }
