@@ -26,14 +26,14 @@ to bench/results/latest.md, and exits 0 when every floor holds, 1 when one
 does not, 2 when the benchmark itself could not run or its measurements
 were not what they claim (a wrong body, error responses).
 
-Environment: BENCH_ROUNDS (5), BENCH_SECONDS (5), BENCH_QUICK=1 (a smoke
-run: 1 round of 1 second, 500 and 5,000 users), BENCH_REFRESH_USERS
-(10000), BENCH_MEMORY_USERS (100000), BENCH_REFRESH_ROUNDS (3),
-BENCH_CONNECTIONS (32), BENCH_SERVER_CPU, BENCH_LOAD_CPU, BENCH_BUILD (the
-build directory, ./build-bench), BENCH_OUT (the results file), BENCH_TMP
-(where the temporary directory goes), BENCH_KEEP=1 (keep it),
-BENCH_PERF=1 (also profile the portal under the load of (1) with perf and
-add its top symbols to the results).
+Environment (docs/performance.md has the table): BENCH_ROUNDS (5),
+BENCH_SECONDS (5), BENCH_QUICK=1 (a smoke run: 1 round of 1 second, 500
+and 5,000 users, results in bench/results/quick.md), BENCH_REFRESH_USERS
+(10000), BENCH_MEMORY_USERS (100000), BENCH_REFRESH_ROUNDS (3) and
+BENCH_REFRESH_BUDGET (300 s), BENCH_CONNECTIONS (32), BENCH_SERVER_CPU (0),
+BENCH_LOAD_CPU (1), BENCH_MAX_FOREIGN (0.15) and BENCH_QUIET_WAIT (60 s),
+BENCH_MEMORY_HR=1, BENCH_PERF=1, BENCH_BUILD (./build-bench), BENCH_OUT,
+BENCH_TMP, BENCH_KEEP=1.
 
 Run with Debian's /usr/bin/python3.
 """
@@ -86,7 +86,9 @@ LOAD_CPU = ENV.get("BENCH_LOAD_CPU", "1")
 BUILD = ENV.get("BENCH_BUILD") or os.path.join(ROOT, "build-bench")
 PHOTOSYNC = ENV.get("PHOTOSYNC") or os.path.join(BUILD, "photosync")
 RENDER = os.path.join(BUILD, "bench", "bench_render")
-OUT = ENV.get("BENCH_OUT") or os.path.join(HERE, "results", "latest.md")
+# A smoke run does not overwrite the last full run's results.
+OUT = ENV.get("BENCH_OUT") or os.path.join(
+    HERE, "results", "quick.md" if QUICK else "latest.md")
 KEEP = ENV.get("BENCH_KEEP") == "1"
 PERF = ENV.get("BENCH_PERF") == "1"
 
@@ -540,13 +542,15 @@ def table_columns(con, table, schema="main"):
                                       (schema, table))]
 
 
-def copy_rows_sql(con, table, key, overrides, src="main"):
+def copy_rows_sql(con, table, key, overrides, src="main", src_table=None):
     """INSERT INTO table SELECT ... FROM src.table WHERE key = ?: every
     column copied from the template row, except `overrides` (names), which
-    become parameters in that order, then the template's key. Built from
-    the store's own schema, so columns added later are copied too."""
+    become parameters in that order, then the template's key (no WHERE
+    when `key` is None). Built from the store's own schema, so columns
+    added later are copied too."""
+    src_table = src_table or table
     cols = table_columns(con, table)
-    src_cols = table_columns(con, table, src)
+    src_cols = table_columns(con, src_table, src)
     sel = []
     for c in cols:
         if c in overrides:
@@ -556,8 +560,10 @@ def copy_rows_sql(con, table, key, overrides, src="main"):
         else:
             sel.append("NULL")
     params = [c for c in cols if c in overrides]
-    sql = "INSERT INTO %s (%s) SELECT %s FROM %s.%s WHERE %s = ?" % (
-        table, ", ".join(cols), ", ".join(sel), src, table, key)
+    sql = "INSERT INTO %s (%s) SELECT %s FROM %s.%s" % (
+        table, ", ".join(cols), ", ".join(sel), src, src_table)
+    if key:
+        sql += " WHERE %s = ?" % key
     return sql, params
 
 
@@ -626,24 +632,29 @@ def bulk_portal_photos(db, src_db, webapp, template, accounts):
     try:
         con.execute("PRAGMA synchronous=OFF")
         con.execute("ATTACH DATABASE ? AS src", (src_db,))
+        # The template rows, once (src's keys start with the web app).
+        for t in ("thumbs", "sync_state"):
+            con.execute("CREATE TEMP TABLE tmpl_%s AS SELECT * FROM src.%s "
+                        "WHERE account = ? LIMIT 1" % (t, t), (template,))
         with con:
             # The high-resolution source is only read by /avatar/, which no
             # figure asks for: left out (as for photos stored before it
             # existed) unless BENCH_MEMORY_HR=1; it is 7 GB at 100,000.
             sql, order = copy_rows_sql(
-                con, "thumbs", "account", ["webapp", "account", "etag"] +
-                ([] if MEMORY_HR else ["hr"]), "src")
+                con, "thumbs", None, ["webapp", "account", "etag"] +
+                ([] if MEMORY_HR else ["hr"]), "temp", "tmpl_thumbs")
             con.executemany(sql, (
                 [dict(webapp=webapp, account=a, hr=None,
-                      etag=secrets.token_hex(16))[c] for c in order] +
-                [template] for a in accounts))
-            sql, order = copy_rows_sql(con, "sync_state", "account",
-                                       ["webapp", "account", "master_etag"],
-                                       "src")
+                      etag=secrets.token_hex(16))[c] for c in order]
+                for a in accounts))
+            sql, order = copy_rows_sql(
+                con, "sync_state", None, ["webapp", "account",
+                                          "master_etag"],
+                "temp", "tmpl_sync_state")
             con.executemany(sql, (
                 [dict(webapp=webapp, account=a,
                       master_etag=secrets.token_hex(16))[c]
-                 for c in order] + [template] for a in accounts))
+                 for c in order] for a in accounts))
         n = con.execute("SELECT count(*) FROM thumbs").fetchone()[0]
         sizes = con.execute(
             "SELECT length(s), length(m), length(l), length(hr) FROM "
@@ -863,26 +874,37 @@ def proc_meminfo(key):
 
 
 def perf_profile(top, pid, port, path, hdrs):
-    """The portal's top symbols under the load of (1), from perf record."""
+    """The portal's profile under the load of (1), from perf record: the
+    top symbols by own time, and photosync's functions with what they
+    call (DWARF call graphs: the release build has no frame pointers)."""
     if shutil.which("perf") is None:
         return "perf is not installed (Debian: linux-perf)\n"
     data = os.path.join(top, "perf.data")
-    rec = subprocess.Popen(["perf", "record", "-q", "-g", "-p", str(pid),
-                            "-o", data, "--", "sleep", "%g" %
-                            max(SECONDS, 3)], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+    secs = max(int(SECONDS), 3)
+    rec = subprocess.Popen(["perf", "record", "-q", "--call-graph",
+                            "dwarf,16384", "-F", "499", "-p", str(pid),
+                            "-o", data, "--", "sleep", str(secs)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
     time.sleep(0.3)
-    wrk(port, path, hdrs, seconds=max(SECONDS, 3) - 1)
+    wrk(port, path, hdrs, seconds=secs - 1)
     _, err = rec.communicate()
     if rec.returncode != 0:
         return "perf record failed: %s\n" % err.strip()
-    rep = subprocess.run(["perf", "report", "-i", data, "--no-children",
-                          "--sort", "dso,sym", "--stdio", "-g", "none"],
-                         capture_output=True, text=True)
+
+    def report(*args):
+        rep = subprocess.run(["perf", "report", "-i", data, "--stdio",
+                              "-g", "none", "--percent-limit", "0.5"] +
+                             list(args), capture_output=True, text=True)
+        return [ln for ln in rep.stdout.splitlines()
+                if "%" in ln and not ln.startswith("#")]
+    own = report("--no-children", "--sort", "dso,sym")[:30]
+    ours = [ln for ln in report("--children", "--sort", "dso,sym")
+            if " photosync " in ln][:30]
     os.unlink(data)
-    lines = [ln for ln in rep.stdout.splitlines()
-             if ln.strip() and not ln.startswith("#")]
-    return "\n".join(lines[:30]) + "\n"
+    return ("self time, top symbols:\n" + "\n".join(own) +
+            "\n\nphotosync's functions, with what they call (children, "
+            "self):\n" + "\n".join(ours) + "\n")
 
 
 # ---------------------------------------------------------------- main
@@ -1315,3 +1337,7 @@ if __name__ == "__main__":
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception:       # a bug of ours is not a failed floor
+        import traceback
+        traceback.print_exc()
+        sys.exit(2)

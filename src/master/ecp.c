@@ -854,6 +854,7 @@ handle_save(struct master_ecp *e, struct http_req *r,
 
 	master_etag_new(etag);
 	rc = store_preview_save(e->ms->store, v->m.email, etag);
+	e->ms->photo_generation++;
 	if (rc == PS_ENOTFOUND) {
 		photo_page(e, r, v, 409, "There is no preview to save; it may "
 		    "have expired after 30 minutes. Upload the photo again.");
@@ -899,6 +900,7 @@ handle_remove(struct master_ecp *e, struct http_req *r,
 	}
 	free(confirm);
 	rc = store_photo_remove(e->ms->store, v->m.email);
+	e->ms->photo_generation++;
 	if (rc != PS_OK && rc != PS_ENOTFOUND) {
 		photo_page(e, r, v, 500, "The photo could not be removed.");
 		return;

@@ -5,7 +5,9 @@
 #ifndef PS_MASTER_INT_H
 #define PS_MASTER_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/err.h"
 #include "exchange/ews.h"
@@ -31,6 +33,12 @@ struct master_state {
 	char		*realm;		/* GUID */
 	unsigned char	*s2s_cert;	/* DER */
 	size_t		 s2s_cert_len;
+	/*
+	 * Bumped whenever this process changes a photo, so that the server's
+	 * in-memory photos are dropped (changes by other processes move the
+	 * store's data version instead).
+	 */
+	uint64_t	 photo_generation;
 };
 
 /* Opens an initialised state directory. */
@@ -105,6 +113,37 @@ struct event_base;
 struct notifier;
 struct notifier *notifier_new(struct master_state *, struct event_base *);
 void	notifier_free(struct notifier *);
+
+/* The server's in-memory index of photos and credentials (cache.c). */
+struct master_cache;
+
+/* A stored photo of one size, shared; unref when done. */
+struct master_cached {
+	int		 refs;
+	char		 etag[64];
+	int		 side;
+	int64_t		 updated;
+	unsigned char	*data;	/* NULL: the mailbox has no photo */
+	size_t		 len;
+};
+
+struct master_cache *master_cache_new(void);
+void	master_cache_free(struct master_cache *);
+/* Drops everything when the store changed; call once per request. */
+void	master_cache_check(struct master_cache *, struct master_state *);
+/* A Basic header verified less than 5 minutes ago: its mailbox. */
+bool	master_cache_cred(struct master_cache *, const char *header,
+	    char email[256]);
+void	master_cache_cred_put(struct master_cache *, const char *header,
+	    const char *email);
+/*
+ * The photo of `email` at size `code` (stored, or the largest stored), a
+ * reference the caller releases with master_cached_unref(). NULL with
+ * *rc PS_ENOTFOUND when there is none, PS_ESTORE when the store failed.
+ */
+struct master_cached *master_cache_photo(struct master_cache *,
+	    struct store *, const char *email, int code, ps_err *rc);
+void	master_cached_unref(void *);
 
 /* Runs the server until SIGINT/SIGTERM. */
 ps_err	master_serve(struct master_state *, const char *listen_host,

@@ -52,6 +52,7 @@ struct master_srv {
 	struct auth_cache	*auth_cache;
 	struct master_ecp	*ecp;
 	struct notifier		*notifier;
+	struct master_cache	*cache;
 	struct metrics_acl	*metrics_acl;
 	char			*base_url;	/* https://host[:port] */
 	int			 port;		/* bound */
@@ -173,6 +174,11 @@ auth_basic(struct master_srv *s, struct http_req *r, const char *hdr,
 	bool ok = false;
 	int64_t now = time_now();
 
+	/* Verified before: no store query, no password hashing. */
+	if (master_cache_cred(s->cache, hdr, p->user)) {
+		p->method = "basic";
+		return true;
+	}
 	if (auth_basic_parse(hdr, &user, &pw) != PS_OK)
 		goto out;
 	if (store_mailbox_get(s->ms->store, user, &m) != PS_OK ||
@@ -187,6 +193,7 @@ auth_basic(struct master_srv *s, struct http_req *r, const char *hdr,
 	}
 	p->method = "basic";
 	str_copy(p->user, m.email, sizeof(p->user));
+	master_cache_cred_put(s->cache, hdr, m.email);
 	ok = true;
 out:
 	if (!ok) {
@@ -388,7 +395,7 @@ handle_rest_photo(struct master_srv *s, struct http_req *r)
 	const char *email = http_req_query_ci(r, "email");
 	const char *size = http_req_query_ci(r, "size");
 	const char *inm = http_req_header(r, "If-None-Match");
-	struct store_photo ph = { 0 };
+	struct master_cached *ph;
 	struct principal p;
 	int code;
 	ps_err rc;
@@ -408,29 +415,31 @@ handle_rest_photo(struct master_srv *s, struct http_req *r)
 	}
 	http_req_note(r, "email", email);
 	http_req_note(r, "size", ews_size_name(code));
-	rc = store_photo_get(s->ms->store, email, code, &ph);
+	ph = master_cache_photo(s->cache, s->ms->store, email, code, &rc);
 	if (rc == PS_ENOTFOUND) {
 		/* No such mailbox, or no photo: both are "no image" (§3.1). */
 		http_reply_header(r, "Cache-Control", "private, max-age=60");
 		http_reply_error(r, 404, "no photo for this address");
 		return;
 	}
-	if (rc != PS_OK) {
+	if (ph == NULL) {
 		http_reply_error(r, 500, "the store failed");
 		return;
 	}
-	photo_headers(r, ph.etag, ph.updated);
-	if (inm && etag_matches(inm, ph.etag)) {
+	photo_headers(r, ph->etag, ph->updated);
+	if (inm && etag_matches(inm, ph->etag)) {
 		http_req_note(r, "photo", "unchanged");
 		http_reply(r, 304, NULL, NULL, 0);
+		master_cached_unref(ph);
 	} else {
 		char side[16];
 
-		snprintf(side, sizeof(side), "%d", ph.side);
+		snprintf(side, sizeof(side), "%d", ph->side);
 		http_req_note(r, "side", side);
-		http_reply(r, 200, "image/jpeg", ph.data, ph.len);
+		/* The cached bytes, shared: no copy. */
+		http_reply_ref(r, 200, "image/jpeg", ph->data, ph->len,
+		    master_cached_unref, ph);
 	}
-	store_photo_cleanup(&ph);
 }
 
 static void
@@ -545,6 +554,7 @@ handle(struct http_req *r, void *arg)
 		return;
 	}
 	http_req_set_route(r, rt->name);
+	master_cache_check(s->cache, s->ms);
 	if (!((m == HTTP_GET || m == HTTP_HEAD) ? rt->get : m == HTTP_POST ?
 	    rt->post : false)) {
 		http_reply_header(r, "Allow", rt->get && rt->post ?
@@ -606,6 +616,7 @@ master_serve(struct master_state *ms, const char *listen_host,
 	signal(SIGPIPE, SIG_IGN);
 	s.base = event_base_new();
 	s.auth_cache = auth_cache_new(4096);
+	s.cache = master_cache_new();
 	if ((rc = metrics_acl_parse(metrics_allow, &s.metrics_acl)) != PS_OK ||
 	    (rc = http_tls_new(cert, key, &s.tls)) != PS_OK)
 		goto out;
@@ -661,6 +672,7 @@ out:
 	http_server_free(s.http);
 	http_tls_free(s.tls);
 	partners_clear(&s);
+	master_cache_free(s.cache);
 	auth_cache_free(s.auth_cache);
 	event_base_free(s.base);
 	free(s.base_url);

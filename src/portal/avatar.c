@@ -41,7 +41,7 @@
 #include "http/server.h"
 #include "image/image.h"
 #include "index.h"
-#include "lru.h"
+#include "common/lru.h"
 #include "metrics/metrics.h"
 #include "portal_int.h"
 #include "work/work.h"

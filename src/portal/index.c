@@ -11,7 +11,7 @@
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "index.h"
-#include "lru.h"
+#include "common/lru.h"
 
 #define INDEX_USERS	65536	/* entries, each a few hundred bytes */
 #define INDEX_CREDS	16384

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "common/xalloc.h"
-#include "portal/lru.h"
+#include "common/lru.h"
 #include "t.h"
 
 static int released;

@@ -1,6 +1,6 @@
 /*
  * A string-keyed map with least-recently-used eviction under a byte
- * budget: the portal's in-memory indexes (photos, users, credentials) that
+ * budget: the servers' in-memory indexes (photos, users, credentials) that
  * let a cached request be answered without a store query.
  *
  * Values are owned by the map once put and released with the free
