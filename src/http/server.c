@@ -43,8 +43,6 @@ struct http_server {
 	struct http_tls		*tls;
 };
 
-#define HTTP_MAX_NOTES 8
-
 struct http_req {
 	struct http_server	*srv;
 	struct evhttp_request	*er;
@@ -57,8 +55,8 @@ struct http_req {
 	size_t			 body_len;
 	char			 peer[64];
 	int64_t			 start_ms;
-	char			*notes[HTTP_MAX_NOTES][2];
-	int			 n_notes;
+	char			 notes[1024];	/* " key=value", escaped */
+	size_t			 notes_len;
 	bool			 deferred;
 	bool			 gone;	/* the client closed the connection */
 	const char		*route;	/* static; for metrics */
@@ -138,14 +136,8 @@ reqid_acceptable(const char *s)
 static void
 req_free(struct http_req *r)
 {
-	int i;
-
 	if (r->query_ok)
 		evhttp_clear_headers(&r->query);
-	for (i = 0; i < r->n_notes; i++) {
-		free(r->notes[i][0]);
-		free(r->notes[i][1]);
-	}
 	free(r->path_raw);
 	free(r->path);
 	free(r->body);
@@ -494,19 +486,15 @@ http_req_set_route(struct http_req *r, const char *route)
 void
 http_req_note(struct http_req *r, const char *key, const char *value)
 {
-	int i;
+	size_t room = sizeof(r->notes) - r->notes_len;
+	int n;
 
-	for (i = 0; i < r->n_notes; i++)
-		if (strcmp(r->notes[i][0], key) == 0) {
-			free(r->notes[i][1]);
-			r->notes[i][1] = xstrdup(value ? value : "");
-			return;
-		}
-	if (r->n_notes == HTTP_MAX_NOTES)
-		return;
-	r->notes[r->n_notes][0] = xstrdup(key);
-	r->notes[r->n_notes][1] = xstrdup(value ? value : "");
-	r->n_notes++;
+	n = snprintf(r->notes + r->notes_len, room, " %s=%s", key,
+	    log_q(value ? value : ""));
+	if (n > 0 && (size_t)n < room)
+		r->notes_len += (size_t)n;
+	else
+		r->notes[r->notes_len] = '\0';	/* full: the note is left out */
 }
 
 static void
@@ -550,14 +538,8 @@ http_reply_header(struct http_req *r, const char *name, const char *value)
 static void
 log_outcome(struct http_req *r, int status, size_t len)
 {
-	struct buf extra;
 	char labels[128];
-	int i;
 
-	buf_init(&extra, 2048);
-	for (i = 0; i < r->n_notes; i++)
-		buf_addf(&extra, " %s=%s", r->notes[i][0],
-		    log_q(r->notes[i][1]));
 	snprintf(labels, sizeof(labels), "route=\"%s\",status=\"%d\"",
 	    r->route ? r->route : "other", status);
 	metrics_add("photosync_http_requests_total", labels, 1);
@@ -568,9 +550,7 @@ log_outcome(struct http_req *r, int status, size_t len)
 	log_event(status >= 500 ? LOG_WARN : LOG_INFO, r->id, "http.request",
 	    "method=%s path=%s status=%d bytes=%zu ms=%lld peer=%s%s",
 	    http_req_method_name(r), log_q(http_req_path_raw(r)), status, len,
-	    (long long)http_req_elapsed_ms(r), log_q(r->peer),
-	    buf_str(&extra));
-	buf_cleanup(&extra);
+	    (long long)http_req_elapsed_ms(r), log_q(r->peer), r->notes);
 }
 
 /* Adds the common headers, sends `out` (taken) and ends the request. */

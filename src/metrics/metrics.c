@@ -3,6 +3,7 @@
  * address lists for who may read it.
  */
 #include <arpa/inet.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ enum kind { K_VALUE, K_HISTOGRAM };
 
 struct series {
 	struct series	*next;
+	uint64_t	 hash;		/* of name and labels, to skip compares */
 	char		*name;
 	char		*labels;
 	enum kind	 kind;
@@ -61,19 +63,35 @@ metrics_declare(const char *name, const char *type, const char *help)
 	}
 }
 
+static uint64_t
+series_hash(const char *name, const char *labels)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * 1099511628211ULL;
+	h = (h ^ '{') * 1099511628211ULL;
+	for (; *labels; labels++)
+		h = (h ^ (unsigned char)*labels) * 1099511628211ULL;
+	return h;
+}
+
 static struct series *
 series_get(const char *name, const char *labels, enum kind kind)
 {
 	struct series *s, **tail = &all_series;
+	uint64_t h;
 
 	labels = labels ? labels : "";
+	h = series_hash(name, labels);
 	for (s = all_series; s; s = s->next) {
-		if (strcmp(s->name, name) == 0 && strcmp(s->labels, labels) ==
-		    0)
+		if (s->hash == h && strcmp(s->name, name) == 0 &&
+		    strcmp(s->labels, labels) == 0)
 			return s;
 		tail = &s->next;
 	}
 	s = xcalloc(1, sizeof(*s));
+	s->hash = h;
 	s->name = xstrdup(name);
 	s->labels = xstrdup(labels);
 	s->kind = kind;
