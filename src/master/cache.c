@@ -17,6 +17,7 @@
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "master_int.h"
+#include "metrics/metrics.h"
 
 #define CACHE_PHOTO_BYTES	(64u * 1024 * 1024)
 #define CACHE_CREDS		16384
@@ -121,7 +122,10 @@ master_cache_photo(struct master_cache *c, struct store *st,
 
 	snprintf(key, sizeof(key), "%d/%s", code, email);
 	str_lower(key);
-	if ((ph = lru_get(c->photos, key)) == NULL) {
+	metrics_add("photosync_cache_lookups_total", (ph = lru_get(c->photos,
+	    key)) ? "cache=\"photos\",result=\"hit\"" :
+	    "cache=\"photos\",result=\"miss\"", 1);
+	if (ph == NULL) {
 		*rc = store_photo_get(st, email, code, &sp);
 		if (*rc != PS_OK && *rc != PS_ENOTFOUND)
 			return NULL;

@@ -11,6 +11,7 @@
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "index.h"
+#include "metrics/metrics.h"
 #include "common/lru.h"
 
 #define INDEX_USERS	65536	/* entries, each a few hundred bytes */
@@ -233,9 +234,13 @@ index_photo(struct portal_index *x, struct store *st, int64_t webapp,
 
 	photo_key(webapp, account, size, key, sizeof(key));
 	if ((ph = lru_get(x->photos, key)) != NULL) {
+		metrics_add("photosync_cache_lookups_total",
+		    "cache=\"photos\",result=\"hit\"", 1);
 		ph->refs++;
 		return ph;
 	}
+	metrics_add("photosync_cache_lookups_total",
+	    "cache=\"photos\",result=\"miss\"", 1);
 	rc = store_thumb_get(st, webapp, account, size, &t);
 	if (rc != PS_OK && rc != PS_ENOTFOUND)
 		return NULL;

@@ -122,6 +122,8 @@ ok("photosync_syncs_total{result=\"updated\"}" in r.text(),
    "portal /metrics: sync outcomes")
 ok("photosync_master_request_seconds_bucket" in r.text(),
    "portal /metrics: master latency histogram")
+ok('photosync_cache_lookups_total{cache="photos",result="hit"}' in r.text(),
+   "portal /metrics: cache hits")
 ok("photosync_photos_served_total" in r.text() and
    "photosync_notifications_received_total" in r.text(),
    "portal /metrics: photos served, notifications received")
