@@ -773,6 +773,30 @@ out:
 	return rc;
 }
 
+/*
+ * True when `cert` belongs to `key`. Decoding the certificate to compare
+ * costs more than the signature itself, and a server mints with the same
+ * pair again and again, so the last pair found matching is remembered
+ * (by the key and the certificate's digest).
+ */
+static bool
+key_and_cert_match(const struct pki_key *key, const unsigned char *der,
+    size_t len)
+{
+	static _Thread_local const struct pki_key *last_key;
+	static _Thread_local unsigned char last_cert[20];
+	unsigned char d[20];
+
+	pki_sha1(der, len, d);
+	if (key == last_key && memcmp(d, last_cert, sizeof(d)) == 0)
+		return true;
+	if (!pki_cert_matches_key(der, len, key))
+		return false;
+	last_key = key;
+	memcpy(last_cert, d, sizeof(d));
+	return true;
+}
+
 ps_err
 s2s_token_mint(const struct s2s_mint *m, char **token)
 {
@@ -785,7 +809,7 @@ s2s_token_mint(const struct s2s_mint *m, char **token)
 
 	*token = NULL;
 	if (m == NULL || m->key == NULL || m->cert_der == NULL ||
-	    !pki_cert_matches_key(m->cert_der, m->cert_len, m->key)) {
+	    !key_and_cert_match(m->key, m->cert_der, m->cert_len)) {
 		ps_errf(rc, "token signing needs a key and its certificate");
 		goto out;
 	}
