@@ -17,6 +17,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -61,6 +62,42 @@ struct http_req {
 	bool			 gone;	/* the client closed the connection */
 	const char		*route;	/* static; for metrics */
 };
+
+/* ---- stopping on signals ---- */
+
+struct http_signals {
+	struct event	*sigint, *sigterm;
+};
+
+static void
+on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	log_info(NULL, "serve.stopping", "signal=%d", (int)sig);
+	event_base_loopexit(arg, NULL);
+}
+
+struct http_signals *
+http_signals_watch(struct event_base *base)
+{
+	struct http_signals *hs = xcalloc(1, sizeof(*hs));
+
+	hs->sigint = evsignal_new(base, SIGINT, on_stop_signal, base);
+	hs->sigterm = evsignal_new(base, SIGTERM, on_stop_signal, base);
+	event_add(hs->sigint, NULL);
+	event_add(hs->sigterm, NULL);
+	return hs;
+}
+
+void
+http_signals_free(struct http_signals *hs)
+{
+	if (hs == NULL)
+		return;
+	event_free(hs->sigint);
+	event_free(hs->sigterm);
+	free(hs);
+}
 
 /* ---- TLS ---- */
 

@@ -29,6 +29,14 @@ struct http_tls;
 
 typedef void (*http_handler_fn)(struct http_req *, void *arg);
 
+/*
+ * Ends the event loop on SIGINT or SIGTERM (logging serve.stopping), so a
+ * server shuts down cleanly. Free the watch after the loop returns.
+ */
+struct http_signals;
+struct http_signals *http_signals_watch(struct event_base *);
+void	http_signals_free(struct http_signals *);
+
 /* A TLS context from PEM files (TLS 1.2 and later). */
 ps_err	http_tls_new(const char *cert_path, const char *key_path,
 	    struct http_tls **out);

@@ -593,22 +593,12 @@ handle(struct http_req *r, void *arg)
 	}
 }
 
-static void
-on_signal(evutil_socket_t sig, short what, void *arg)
-{
-	struct master_srv *s = arg;
-
-	(void)what;
-	log_info(NULL, "serve.stopping", "signal=%d", (int)sig);
-	event_base_loopexit(s->base, NULL);
-}
-
 ps_err
 master_serve(struct master_state *ms, const char *listen_host,
     const char *port_file, const char *metrics_allow)
 {
 	struct master_srv s = { .ms = ms };
-	struct event *sigint = NULL, *sigterm = NULL;
+	struct http_signals *sigs = NULL;
 	char *cert = master_path(ms, MASTER_TLS_CERT);
 	char *key = master_path(ms, MASTER_TLS_KEY);
 	ps_err rc;
@@ -649,10 +639,7 @@ master_serve(struct master_state *ms, const char *listen_host,
 		rc = PS_ECRYPTO;
 		goto out;
 	}
-	sigint = evsignal_new(s.base, SIGINT, on_signal, &s);
-	sigterm = evsignal_new(s.base, SIGTERM, on_signal, &s);
-	event_add(sigint, NULL);
-	event_add(sigterm, NULL);
+	sigs = http_signals_watch(s.base);
 	log_info(NULL, "serve.listening", "url=%s realm=%s domain=%s "
 	    "partners=%zu", log_q(s.base_url), ms->realm, log_q(ms->domain),
 	    s.n_partners);
@@ -662,10 +649,7 @@ master_serve(struct master_state *ms, const char *listen_host,
 	event_base_dispatch(s.base);
 	rc = PS_OK;
 out:
-	if (sigint)
-		event_free(sigint);
-	if (sigterm)
-		event_free(sigterm);
+	http_signals_free(sigs);
 	notifier_free(s.notifier);
 	metrics_acl_free(s.metrics_acl);
 	ecp_free(s.ecp);

@@ -1258,22 +1258,12 @@ app_unlisten(struct webapp_ctx *app)
 	app->tls = NULL;
 }
 
-static void
-on_signal(evutil_socket_t sig, short what, void *arg)
-{
-	struct portal_srv *srv = arg;
-
-	(void)what;
-	log_info(NULL, "serve.stopping", "signal=%d", (int)sig);
-	event_base_loopexit(srv->base, NULL);
-}
-
 ps_err
 portal_serve(struct portal_state *ps, const char *listen_host,
     const char *port_file, const char *metrics_allow)
 {
 	struct portal_srv srv;
-	struct event *sigint = NULL, *sigterm = NULL;
+	struct http_signals *sigs = NULL;
 	struct buf ports;
 	size_t i;
 	ps_err rc;
@@ -1294,17 +1284,11 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 	    ports.b_len, 0644)) != PS_OK)
 		goto out;
 	fflush(stdout);
-	sigint = evsignal_new(srv.base, SIGINT, on_signal, &srv);
-	sigterm = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
-	event_add(sigint, NULL);
-	event_add(sigterm, NULL);
+	sigs = http_signals_watch(srv.base);
 	event_base_dispatch(srv.base);
 	rc = PS_OK;
 out:
-	if (sigint)
-		event_free(sigint);
-	if (sigterm)
-		event_free(sigterm);
+	http_signals_free(sigs);
 	for (i = 0; i < srv.n_apps; i++) {
 		background_stop(&srv.apps[i]);
 		app_unlisten(&srv.apps[i]);
