@@ -425,7 +425,7 @@ demo_main(int argc, char **argv)
 	struct stat sb;
 	int c, mport = 0, pport = 0, ret = 1;
 	bool fresh;
-	char *abs;
+	char *abs, *self = NULL;
 
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -483,6 +483,7 @@ demo_main(int argc, char **argv)
 		ret = fail("demo.env");
 		goto out;
 	}
+	self = realpath("/proc/self/exe", NULL);
 	printf("\nphotosync demo is running.\n\n"
 	    "  Point a browser at  https://" DEMO_HOST ":%d/my\n"
 	    "  and sign in as      contoso\\test1 (or contoso\\test2, "
@@ -497,9 +498,12 @@ demo_main(int argc, char **argv)
 	    "?email=test1@contoso.com&size=HR648x648' -o test1.jpg\n\n"
 	    "  Scripts: . %s/demo.env   Logs: %s/{master,portal}.log\n"
 	    "  Admin commands work meanwhile, e.g.\n"
-	    "    photosync portal webapp show --dir %s\n\n"
+	    "    %s portal webapp show --dir %s\n\n"
 	    "Press Ctrl-C to stop.\n", pport, d.password, d.ca_cert, mport,
-	    d.ca_cert, d.password, mport, d.dir, d.dir, d.portal_dir);
+	    d.ca_cert, d.password, mport, d.dir, d.dir, self ? self :
+	    "photosync", d.portal_dir);
+	free(self);
+	self = NULL;
 	fflush(stdout);
 	while (!stop_requested) {
 		int status;
@@ -521,6 +525,7 @@ demo_main(int argc, char **argv)
 	printf("\nstopping\n");
 	ret = 0;
 out:
+	free(self);
 	stop_server(d.portal_pid);
 	stop_server(d.master_pid);
 	free(d.dir);
