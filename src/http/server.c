@@ -31,8 +31,15 @@
 /* Writes the buffered log lines once per loop iteration (one process). */
 static struct event *log_flush_event;
 
+struct sni_name {
+	struct sni_name	*next;
+	char		*host;
+	struct http_tls	*tls;		/* borrowed */
+};
+
 struct http_tls {
-	SSL_CTX	*ctx;
+	SSL_CTX		*ctx;
+	struct sni_name	*names;		/* other certificates, by name */
 };
 
 struct http_server {
@@ -133,8 +140,47 @@ http_tls_free(struct http_tls *t)
 {
 	if (t == NULL)
 		return;
+	while (t->names) {
+		struct sni_name *n = t->names;
+
+		t->names = n->next;
+		free(n->host);
+		free(n);
+	}
 	SSL_CTX_free(t->ctx);
 	free(t);
+}
+
+static int
+sni_select(SSL *ssl, int *alert, void *arg)
+{
+	struct http_tls *t = arg;
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	struct sni_name *n;
+
+	(void)alert;
+	if (name == NULL)
+		return SSL_TLSEXT_ERR_OK;
+	for (n = t->names; n; n = n->next)
+		if (strcasecmp(n->host, name) == 0) {
+			SSL_set_SSL_CTX(ssl, n->tls->ctx);
+			break;
+		}
+	return SSL_TLSEXT_ERR_OK;
+}
+
+void
+http_tls_add_sni(struct http_tls *main, const char *hostname,
+    struct http_tls *other)
+{
+	struct sni_name *n = xcalloc(1, sizeof(*n));
+
+	n->host = xstrdup(hostname);
+	n->tls = other;
+	n->next = main->names;
+	main->names = n;
+	SSL_CTX_set_tlsext_servername_callback(main->ctx, sni_select);
+	SSL_CTX_set_tlsext_servername_arg(main->ctx, main);
 }
 
 static struct bufferevent *

@@ -41,6 +41,14 @@ void	http_signals_free(struct http_signals *);
 ps_err	http_tls_new(const char *cert_path, const char *key_path,
 	    struct http_tls **out);
 void	http_tls_free(struct http_tls *);
+/*
+ * On a listener whose context is `main`, answers clients that ask for
+ * `hostname` (TLS server name indication) with `other`'s certificate:
+ * several web applications on one address and port. Both contexts stay
+ * owned by the caller; free `main` first or together.
+ */
+void	http_tls_add_sni(struct http_tls *main, const char *hostname,
+	    struct http_tls *other);
 
 struct http_server *http_server_new(struct event_base *, const char *proc,
 	    http_handler_fn, void *arg);

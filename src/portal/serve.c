@@ -1133,10 +1133,42 @@ handle_metrics(struct webapp_ctx *app, struct http_req *r)
 	http_reply_metrics(r, app->srv->metrics_acl);
 }
 
+/*
+ * The web application a request is for: the one whose host the Host
+ * header names among those sharing the listener's port, else the
+ * listener's own.
+ */
+static struct webapp_ctx *
+route_host(struct webapp_ctx *listener, struct http_req *r)
+{
+	const char *h = http_req_header(r, "Host");
+	struct portal_srv *srv = listener->srv;
+	char host[256];
+	size_t i, n;
+
+	if (h == NULL || srv->n_apps < 2)
+		return listener;
+	if (h[0] == '[') {
+		h++;
+		n = strcspn(h, "]");
+	} else {
+		n = strcspn(h, ":");
+	}
+	if (n >= sizeof(host))
+		return listener;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	for (i = 0; i < srv->n_apps; i++)
+		if (srv->apps[i].port == listener->port &&
+		    strcasecmp(srv->apps[i].w.host, host) == 0)
+			return &srv->apps[i];
+	return listener;
+}
+
 static void
 handle(struct http_req *r, void *arg)
 {
-	struct webapp_ctx *app = arg;
+	struct webapp_ctx *app = route_host(arg, r);
 	const char *path = http_req_path(r);
 	enum http_method m = http_req_method(r);
 	struct viewer v;
@@ -1212,7 +1244,11 @@ handle(struct http_req *r, void *arg)
 
 /* ---- start and stop ---- */
 
-/* Starts a web application's listener (its keys are loaded). */
+/*
+ * Starts a web application's listener (its keys are loaded), or, when
+ * an earlier one already listens on the same port, joins it: requests
+ * are routed by Host, certificates chosen by server name (SNI).
+ */
 static ps_err
 app_listen(struct webapp_ctx *app, const char *listen_host)
 {
@@ -1220,27 +1256,41 @@ app_listen(struct webapp_ctx *app, const char *listen_host)
 	    "tls-key");
 	char *tcert = portal_webapp_path(app->srv->ps->dir, app->w.id,
 	    "tls-cert");
+	struct webapp_ctx *owner = NULL;
 	ps_err rc;
+	size_t i;
 
+	for (i = 0; app->w.port != 0 && &app->srv->apps[i] != app; i++)
+		if (app->srv->apps[i].http &&
+		    app->srv->apps[i].w.port == app->w.port)
+			owner = &app->srv->apps[i];
 	if ((rc = http_tls_new(tcert, tkey, &app->tls)) != PS_OK ||
 	    (rc = placeholder_make(app)) != PS_OK)
 		goto out;
-	app->http = http_server_new(app->srv->base, "portal", handle, app);
-	http_server_buffer_logs(app->http);
-	/* Photo uploads: the image pipeline's limit, plus the form around. */
-	http_server_set_max_body(app->http, IMAGE_MAX_BYTES + 64 * 1024);
-	if ((rc = http_server_listen(app->http, listen_host ? listen_host :
-	    app->w.host, app->w.port, app->tls, &app->port)) != PS_OK)
-		goto out;
+	if (owner) {
+		http_tls_add_sni(owner->tls, app->w.host, app->tls);
+		app->port = owner->port;
+	} else {
+		app->http = http_server_new(app->srv->base, "portal", handle,
+		    app);
+		http_server_buffer_logs(app->http);
+		/* Uploads: the image pipeline's limit, plus the form around. */
+		http_server_set_max_body(app->http, IMAGE_MAX_BYTES +
+		    64 * 1024);
+		if ((rc = http_server_listen(app->http, listen_host ?
+		    listen_host : app->w.host, app->w.port, app->tls,
+		    &app->port)) != PS_OK)
+			goto out;
+	}
 	free(app->base_url);
 	if (app->port == 443)
 		app->base_url = xasprintf("https://%s", app->w.host);
 	else
 		app->base_url = xasprintf("https://%s:%d", app->w.host,
 		    app->port);
-	log_info(NULL, "serve.listening", "url=%s webapp=%s import=%s",
+	log_info(NULL, "serve.listening", "url=%s webapp=%s import=%s%s",
 	    log_q(app->base_url), log_q(app->w.url),
-	    app->w.photo_import ? "on" : "off");
+	    app->w.photo_import ? "on" : "off", owner ? " shared=yes" : "");
 	printf("photosync portal: serving %s\n", app->base_url);
 out:
 	free(tkey);
@@ -1291,8 +1341,11 @@ out:
 	http_signals_free(sigs);
 	for (i = 0; i < srv.n_apps; i++) {
 		background_stop(&srv.apps[i]);
-		app_unlisten(&srv.apps[i]);
+		http_server_free(srv.apps[i].http);
+		srv.apps[i].http = NULL;
 	}
+	for (i = 0; i < srv.n_apps; i++)
+		app_unlisten(&srv.apps[i]);
 	metrics_acl_free(srv.metrics_acl);
 	avatar_shutdown();
 	portal_srv_cleanup(&srv);
