@@ -14,6 +14,7 @@
 #define OPENSSL_NO_DEPRECATED	1
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,50 @@ cert_parse(const unsigned char *der, size_t len)
 		x = NULL;
 	}
 	ERR_clear_error();
+	return x;
+}
+
+/*
+ * Signing certificates are verified against again and again (every token
+ * of a partner names the same one), so the last few parsed are kept, by
+ * SHA-1 of their DER; a caller gets a reference and X509_free()s it.
+ */
+#define CERT_CACHE_SLOTS 8
+
+static struct {
+	unsigned char	 sha1[20];
+	X509		*x;
+} cert_cache[CERT_CACHE_SLOTS];
+static unsigned cert_cache_next;
+static pthread_mutex_t cert_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static X509 *
+cert_parse_cached(const unsigned char *der, size_t len)
+{
+	unsigned char d[20];
+	X509 *x = NULL;
+	unsigned i;
+
+	if (der == NULL || len == 0)
+		return NULL;
+	pki_sha1(der, len, d);
+	pthread_mutex_lock(&cert_cache_lock);
+	for (i = 0; i < CERT_CACHE_SLOTS; i++)
+		if (cert_cache[i].x && memcmp(cert_cache[i].sha1, d, 20) == 0) {
+			x = cert_cache[i].x;
+			X509_up_ref(x);
+			break;
+		}
+	pthread_mutex_unlock(&cert_cache_lock);
+	if (x != NULL || (x = cert_parse(der, len)) == NULL)
+		return x;
+	pthread_mutex_lock(&cert_cache_lock);
+	i = cert_cache_next++ % CERT_CACHE_SLOTS;
+	X509_free(cert_cache[i].x);
+	memcpy(cert_cache[i].sha1, d, 20);
+	cert_cache[i].x = x;
+	X509_up_ref(x);
+	pthread_mutex_unlock(&cert_cache_lock);
 	return x;
 }
 
@@ -719,7 +764,7 @@ pki_verify_rs256(const unsigned char *cert_der, size_t cert_len,
 	X509 *x;
 	ps_err rc = PS_ECRYPTO;
 
-	x = cert_parse(cert_der, cert_len);
+	x = cert_parse_cached(cert_der, cert_len);
 	if (x == NULL)
 		return ps_errf(rc, "signing certificate does not parse");
 	pub = X509_get0_pubkey(x);
