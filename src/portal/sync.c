@@ -505,6 +505,7 @@ render_done(void *arg)
 	size_t len[4];
 	unsigned char rnd[16];
 	char etag[64];
+	ps_err rc, end;
 	int i;
 
 	if (job->render_rc != PS_OK) {
@@ -524,12 +525,16 @@ render_done(void *arg)
 	job->state.reason[0] = '\0';
 	job->state.has_mailbox = 1;
 	/* The photo and the state that describes it change together. */
-	if (store_begin(st) != PS_OK ||
-	    store_thumb_put(st, job->app->w.id, job->account, "master", etag,
-	    data, len) != PS_OK ||
-	    store_sync_put(st, job->app->w.id, job->account, &job->state) !=
-	    PS_OK || store_end(st, true) != PS_OK) {
-		store_end(st, false);
+	if ((rc = store_begin(st)) == PS_OK) {
+		if ((rc = store_thumb_put(st, job->app->w.id, job->account,
+		    "master", etag, data, len)) == PS_OK)
+			rc = store_sync_put(st, job->app->w.id, job->account,
+			    &job->state);
+		end = store_end(st, rc == PS_OK);
+		if (rc == PS_OK)
+			rc = end;
+	}
+	if (rc != PS_OK) {
 		job_error(job, "store", ps_errmsg(), 1);
 		return;
 	}

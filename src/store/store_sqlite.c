@@ -189,6 +189,32 @@ store_exec(struct store *st, const char *sql)
 	return PS_OK;
 }
 
+/* ---- transactions ---- */
+
+ps_err
+store_begin(struct store *st)
+{
+	return store_exec(st, "BEGIN IMMEDIATE");
+}
+
+ps_err
+store_end(struct store *st, bool commit)
+{
+	if (commit && store_exec(st, "COMMIT") == PS_OK)
+		return PS_OK;
+	store_exec(st, "ROLLBACK");
+	return commit ? PS_ESTORE : PS_OK;
+}
+
+/* Ends a transaction as `rc` says: commits on PS_OK, else rolls back. */
+static ps_err
+tx_finish(struct store *st, ps_err rc)
+{
+	ps_err end = store_end(st, rc == PS_OK);
+
+	return rc == PS_OK ? end : rc;
+}
+
 static ps_err
 store_migrate(struct store *st)
 {
@@ -205,7 +231,7 @@ store_migrate(struct store *st)
 		steps = portal_migrations;
 		nsteps = sizeof(portal_migrations) / sizeof(*steps);
 	}
-	if ((rc = store_exec(st, "BEGIN IMMEDIATE")) != PS_OK)
+	if ((rc = store_begin(st)) != PS_OK)
 		return rc;
 	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &q,
 	    NULL) != SQLITE_OK || sqlite3_step(q) != SQLITE_ROW) {
@@ -234,10 +260,7 @@ store_migrate(struct store *st)
 	rc = PS_OK;
 out:
 	sqlite3_finalize(q);
-	if (store_exec(st, rc == PS_OK ? "COMMIT" : "ROLLBACK") != PS_OK &&
-	    rc == PS_OK)
-		rc = PS_ESTORE;
-	return rc;
+	return tx_finish(st, rc);
 }
 
 ps_err
@@ -495,7 +518,7 @@ store_mailbox_set_password(struct store *st, const char *email,
 	ps_err rc;
 
 	/* A new password ends the mailbox's browser sessions with it. */
-	if ((rc = store_exec(st, "BEGIN IMMEDIATE")) != PS_OK)
+	if ((rc = store_begin(st)) != PS_OK)
 		return rc;
 	rc = PS_ESTORE;
 	if ((q = prep(st, "UPDATE mailboxes SET pwhash = ? WHERE email = ?"))
@@ -517,10 +540,7 @@ store_mailbox_set_password(struct store *st, const char *email,
 	rc = step_done(st, q, NULL);
 out:
 	sqlite3_finalize(q);
-	if (store_exec(st, rc == PS_OK ? "COMMIT" : "ROLLBACK") != PS_OK &&
-	    rc == PS_OK)
-		rc = PS_ESTORE;
-	return rc;
+	return tx_finish(st, rc);
 }
 
 ps_err
@@ -668,7 +688,7 @@ store_photo_put(struct store *st, const char *email, const char *etag,
 	for (i = 0; i < n; i++)
 		if (sizes[i].side > side)
 			side = sizes[i].side;
-	if ((rc = store_exec(st, "BEGIN IMMEDIATE")) != PS_OK)
+	if ((rc = store_begin(st)) != PS_OK)
 		return rc;
 	rc = PS_ESTORE;
 	if ((q = prep(st, "DELETE FROM photos WHERE email = ?")) == NULL)
@@ -710,10 +730,7 @@ store_photo_put(struct store *st, const char *email, const char *etag,
 	rc = outbox_enqueue(st, email);
 out:
 	sqlite3_finalize(q);
-	if (store_exec(st, rc == PS_OK ? "COMMIT" : "ROLLBACK") != PS_OK &&
-	    rc == PS_OK)
-		rc = PS_ESTORE;
-	return rc;
+	return tx_finish(st, rc);
 }
 
 ps_err
@@ -723,7 +740,7 @@ store_photo_remove(struct store *st, const char *email)
 	int changes = 0;
 	ps_err rc;
 
-	if ((rc = store_exec(st, "BEGIN IMMEDIATE")) != PS_OK)
+	if ((rc = store_begin(st)) != PS_OK)
 		return rc;
 	if ((q = prep(st, "DELETE FROM photos WHERE email = ?")) == NULL) {
 		rc = PS_ESTORE;
@@ -737,10 +754,7 @@ store_photo_remove(struct store *st, const char *email)
 	if (rc == PS_OK)
 		rc = outbox_enqueue(st, email);
 out:
-	if (store_exec(st, rc == PS_OK ? "COMMIT" : "ROLLBACK") != PS_OK &&
-	    rc == PS_OK)
-		rc = PS_ESTORE;
-	return rc;
+	return tx_finish(st, rc);
 }
 
 ps_err
@@ -928,7 +942,7 @@ store_mailbox_session_put(struct store *st, const char *key,
 	int changes = 0;
 	ps_err rc;
 
-	if ((rc = store_exec(st, "BEGIN IMMEDIATE")) != PS_OK)
+	if ((rc = store_begin(st)) != PS_OK)
 		return rc;
 	rc = PS_ESTORE;
 	if ((q = prep(st, "DELETE FROM sessions WHERE expires <= ?")) == NULL)
@@ -954,10 +968,7 @@ store_mailbox_session_put(struct store *st, const char *key,
 		    email);
 out:
 	sqlite3_finalize(q);
-	if (store_exec(st, rc == PS_OK ? "COMMIT" : "ROLLBACK") != PS_OK &&
-	    rc == PS_OK)
-		rc = PS_ESTORE;
-	return rc;
+	return tx_finish(st, rc);
 }
 
 ps_err
@@ -1021,7 +1032,7 @@ store_preview_put(struct store *st, const char *email, const char *id,
 	for (i = 0; i < n; i++)
 		if (sizes[i].side > side)
 			side = sizes[i].side;
-	if ((rc = store_exec(st, "BEGIN IMMEDIATE")) != PS_OK)
+	if ((rc = store_begin(st)) != PS_OK)
 		return rc;
 	/* This mailbox's preview, and everyone's expired ones, go. */
 	rc = PS_ESTORE;
@@ -1068,10 +1079,7 @@ store_preview_put(struct store *st, const char *email, const char *id,
 	rc = PS_OK;
 out:
 	sqlite3_finalize(q);
-	if (store_exec(st, rc == PS_OK ? "COMMIT" : "ROLLBACK") != PS_OK &&
-	    rc == PS_OK)
-		rc = PS_ESTORE;
-	return rc;
+	return tx_finish(st, rc);
 }
 
 ps_err
@@ -1130,7 +1138,7 @@ store_preview_save(struct store *st, const char *email, const char *etag)
 	ps_err rc;
 	int r;
 
-	if ((rc = store_exec(st, "BEGIN IMMEDIATE")) != PS_OK)
+	if ((rc = store_begin(st)) != PS_OK)
 		return rc;
 	rc = PS_ESTORE;
 	if ((q = prep(st, "SELECT 1 FROM previews WHERE email = ? AND expires "
@@ -1163,10 +1171,7 @@ store_preview_save(struct store *st, const char *email, const char *etag)
 	rc = outbox_enqueue(st, email);
 out:
 	sqlite3_finalize(q);
-	if (store_exec(st, rc == PS_OK ? "COMMIT" : "ROLLBACK") != PS_OK &&
-	    rc == PS_OK)
-		rc = PS_ESTORE;
-	return rc;
+	return tx_finish(st, rc);
 }
 
 ps_err
@@ -1184,23 +1189,6 @@ store_preview_remove(struct store *st, const char *email)
 	if (rc == PS_OK && changes == 0)
 		rc = ps_errf(PS_ENOTFOUND, "%s has no pending preview", email);
 	return rc;
-}
-
-/* ---- transactions ---- */
-
-ps_err
-store_begin(struct store *st)
-{
-	return store_exec(st, "BEGIN IMMEDIATE");
-}
-
-ps_err
-store_end(struct store *st, bool commit)
-{
-	if (commit && store_exec(st, "COMMIT") == PS_OK)
-		return PS_OK;
-	store_exec(st, "ROLLBACK");
-	return commit ? PS_ESTORE : PS_OK;
 }
 
 /* ---- portal: web applications ---- */
