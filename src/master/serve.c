@@ -37,6 +37,7 @@
 #include "master_int.h"
 #include "metrics/metrics.h"
 #include "s2s/s2s.h"
+#include "setup/setup.h"
 #include "xml/xml.h"
 
 #define XML_TYPE	"text/xml; charset=utf-8"
@@ -620,12 +621,7 @@ master_serve(struct master_state *ms, const char *listen_host,
 	if ((rc = http_server_listen(s.http, listen_host ? listen_host :
 	    ms->host, ms->port, s.tls, &s.port)) != PS_OK)
 		goto out;
-	if (s.port == 443)
-		s.base_url = xasprintf("https://%s", ms->host);
-	else if (strchr(ms->host, ':'))
-		s.base_url = xasprintf("https://[%s]:%d", ms->host, s.port);
-	else
-		s.base_url = xasprintf("https://%s:%d", ms->host, s.port);
+	s.base_url = setup_https_origin(ms->host, s.port);
 	if (port_file) {
 		char portbuf[16];
 

@@ -419,7 +419,7 @@ webapp_create(const char *dir, struct store *st, const struct opts *o)
 	};
 	struct pki_cert_spec spec = { 0 };
 	const char *names[1];
-	char *host = NULL, *f1 = NULL, *f2 = NULL;
+	char *host = NULL, *f1 = NULL, *f2 = NULL, *origin;
 	int port, changed, ret = 1;
 	bool began = false;
 
@@ -433,12 +433,9 @@ webapp_create(const char *dir, struct store *st, const struct opts *o)
 		goto err;
 	str_copy(w.host, host, sizeof(w.host));
 	w.port = port;
-	if (port == 443)
-		snprintf(w.url, sizeof(w.url), "https://%s", host);
-	else if (strchr(host, ':'))
-		snprintf(w.url, sizeof(w.url), "https://[%s]:%d", host, port);
-	else
-		snprintf(w.url, sizeof(w.url), "https://%s:%d", host, port);
+	origin = setup_https_origin(host, port);
+	str_copy(w.url, origin, sizeof(w.url));
+	free(origin);
 	guid_new(w.realm);
 	if (store_begin(st) != PS_OK)
 		goto err;
@@ -536,23 +533,18 @@ static ps_err
 pick_webapp(struct store *st, const char *url, struct store_webapp *w)
 {
 	struct pick p = { .n = 0 };
-	char *host = NULL, canon[300];
+	char *host = NULL, *canon;
 	int port;
 	ps_err rc;
 
 	if (url) {
 		if ((rc = setup_https_url(url, &host, &port)) != PS_OK)
 			return rc;
-		if (port == 443)
-			snprintf(canon, sizeof(canon), "https://%s", host);
-		else if (strchr(host, ':'))
-			snprintf(canon, sizeof(canon), "https://[%s]:%d", host,
-			    port);
-		else
-			snprintf(canon, sizeof(canon), "https://%s:%d", host,
-			    port);
+		canon = setup_https_origin(host, port);
 		free(host);
-		return store_webapp_get(st, canon, w);
+		rc = store_webapp_get(st, canon, w);
+		free(canon);
+		return rc;
 	}
 	if ((rc = store_webapp_each(st, count_webapp, &p)) != PS_OK)
 		return rc;

@@ -36,6 +36,7 @@
 #include "pki/pki.h"
 #include "portal_int.h"
 #include "s2s/s2s.h"
+#include "setup/setup.h"
 #include "work/work.h"
 #include "xfer/xfer.h"
 
@@ -1283,11 +1284,7 @@ app_listen(struct webapp_ctx *app, const char *listen_host)
 			goto out;
 	}
 	free(app->base_url);
-	if (app->port == 443)
-		app->base_url = xasprintf("https://%s", app->w.host);
-	else
-		app->base_url = xasprintf("https://%s:%d", app->w.host,
-		    app->port);
+	app->base_url = setup_https_origin(app->w.host, app->port);
 	log_info(NULL, "serve.listening", "url=%s webapp=%s import=%s%s",
 	    log_q(app->base_url), log_q(app->w.url),
 	    app->w.photo_import ? "on" : "off", owner ? " shared=yes" : "");

@@ -92,6 +92,17 @@ setup_https_url_host(const char *url, char **host, int *port)
 	return rc;
 }
 
+char *
+setup_https_origin(const char *host, int port)
+{
+	if (port == 443)
+		return strchr(host, ':') ? xasprintf("https://[%s]", host) :
+		    xasprintf("https://%s", host);
+	if (strchr(host, ':'))
+		return xasprintf("https://[%s]:%d", host, port);
+	return xasprintf("https://%s:%d", host, port);
+}
+
 bool
 setup_is_ip(const char *h)
 {

@@ -29,6 +29,11 @@ ps_err	setup_https_url(const char *url, char **host, int *port);
  */
 ps_err	setup_https_url_host(const char *url, char **host, int *port);
 bool	setup_is_ip(const char *host);
+/*
+ * The origin "https://host[:port]" (the port left out when 443, an IPv6
+ * address in brackets). The caller frees it.
+ */
+char	*setup_https_origin(const char *host, int port);
 
 /*
  * Writes a new RSA key and a certificate for `spec` into dir/keyname and
