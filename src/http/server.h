@@ -1,10 +1,10 @@
 /*
- * The HTTP server: the only user of libevent's evhttp (and, for TLS, of
- * bufferevent_openssl). Routes see our own request type: the decoded,
- * lower-cased path for case-insensitive matching, query parameters,
- * headers, a size-capped body, and a request id that is on every log line
- * and echoed to the client (request-id, X-Request-Id, and the
- * client-request-id an EWS client sent).
+ * The HTTP/1.1 server (our own, on libevent's loop and OpenSSL). Routes
+ * see our own request type: the decoded, lower-cased path for
+ * case-insensitive matching, query parameters, headers, a size-capped
+ * body, and a request id that is on every log line and echoed to the
+ * client (request-id, X-Request-Id, and the client-request-id an EWS
+ * client sent).
  *
  * Runs on one event loop; handlers are called on it and must not block.
  * A handler may keep the request and answer later from the same loop.
