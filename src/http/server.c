@@ -479,12 +479,30 @@ req_decode_target(struct conn *c, struct http_req *r)
 	return true;
 }
 
-/* A request the server answers itself: malformed or too large. */
+/* The request's id (the client's, when acceptable) and start time. */
+static void
+req_start(struct http_req *r)
+{
+	const char *cid = http_head_field(&r->head, "client-request-id");
+
+	r->start_ms = time_mono_ms();
+	if (cid && reqid_acceptable(cid))
+		str_copy(r->id, cid, sizeof(r->id));
+	else
+		reqid_new(r->id);
+}
+
+/*
+ * A request the server answers itself (malformed, too large, a path it
+ * cannot route), then closes the connection.
+ */
 static void
 req_refuse(struct conn *c, int status, const char *why)
 {
 	struct http_req *r = &c->req;
 
+	if (!c->busy)
+		req_start(r);
 	c->busy = true;
 	c->may_send = false;
 	c->req_used = c->in_len;		/* nothing after it is read */
@@ -500,10 +518,9 @@ req_dispatch(struct conn *c, size_t body_len, size_t used)
 {
 	struct http_req *r = &c->req;
 	struct http_server *srv = c->srv;
-	const char *cid;
 
 	r->method = method_of(r->head.method);
-	r->start_ms = time_mono_ms();
+	req_start(r);
 	r->body = c->in + r->head.head_len;
 	r->body_len = body_len;
 	/* The body is a string for its readers; hide the byte after it. */
@@ -514,14 +531,8 @@ req_dispatch(struct conn *c, size_t body_len, size_t used)
 	c->req_used = used;
 	c->busy = true;
 	c->may_send = false;
-	cid = http_head_field(&r->head, "client-request-id");
-	if (cid && reqid_acceptable(cid))
-		str_copy(r->id, cid, sizeof(r->id));
-	else
-		reqid_new(r->id);
 	if (!req_decode_target(c, r)) {
-		r->path_raw = r->path = "-";
-		http_reply_error(r, 400, "the path is not valid");
+		req_refuse(c, 400, "the path is not valid");
 		return;
 	}
 	srv->handler(r, srv->arg);

@@ -11,6 +11,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import signal
 import ssl
 import subprocess
@@ -41,7 +42,31 @@ def is_eq(got, want, what):
         print("#   got  %r\n#   want %r" % (got, want), flush=True)
 
 
+# What AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer
+# print (make check runs every test once more under them).
+SANITIZER_REPORT = re.compile(
+    r"ERROR: (?:Address|Leak)Sanitizer|runtime error: ")
+_servers = []
+
+
+def sanitizer_clean(text, what):
+    """A check that `text`, the output of `what`, has no sanitizer report:
+    prints it as a failed check (with the report) when it has one."""
+    m = SANITIZER_REPORT.search(text)
+    if m:
+        ok(False, "no sanitizer report from " + what)
+        for line in text[m.start():].splitlines()[:40]:
+            print("#   " + line, flush=True)
+    return m is None
+
+
 def done():
+    # Stop the servers first: a leak is reported at exit, into the log.
+    for s in _servers:
+        s.stop()
+        if sanitizer_clean(s.logs(), "%s serve (%s)" % (s.role,
+                                                      s.log_path)):
+            ok(True, "%s serve: no sanitizer report in its log" % s.role)
     print("1..%d" % _count, flush=True)
     sys.exit(1 if _failed else 0)
 
@@ -54,6 +79,7 @@ def run(*args, input=None, check=True):
     """Runs photosync with args; returns (exit status, stdout, stderr)."""
     p = subprocess.run([PHOTOSYNC] + list(args), input=input,
                        capture_output=True, text=True, timeout=120)
+    sanitizer_clean(p.stderr, "photosync " + " ".join(args))
     if check and p.returncode != 0:
         raise RuntimeError("photosync %s failed (%d): %s%s" % (
             " ".join(args), p.returncode, p.stdout, p.stderr))
@@ -77,6 +103,7 @@ class Server:
 
     def __init__(self, role, state_dir, extra=()):
         self.dir = state_dir
+        self.role = role
         self.port_file = os.path.join(state_dir, "test.port")
         if os.path.exists(self.port_file):
             os.unlink(self.port_file)
@@ -97,6 +124,7 @@ class Server:
             self.port = int(f.read().strip())
         # A test that ends early (an exception) must not leave servers.
         atexit.register(self.stop)
+        _servers.append(self)
 
     def logs(self):
         if not self.log.closed:
