@@ -70,6 +70,14 @@ struct http_tls {
 
 struct conn;
 
+/* The metrics series of one route and status, looked up once. */
+struct route_series {
+	const char		*route;		/* static */
+	int			 status;
+	struct metrics_series	*requests, *seconds;
+};
+#define ROUTE_SERIES	32
+
 struct http_server {
 	struct event_base	*base;
 	const char		*proc;
@@ -82,6 +90,8 @@ struct http_server {
 	bool			 accept_paused;
 	struct event		*sweep_ev;
 	struct conn		*conns;
+	struct route_series	 series[ROUTE_SERIES];
+	size_t			 nseries;
 };
 
 struct http_req {
@@ -1226,15 +1236,17 @@ http_req_set_route(struct http_req *r, const char *route)
 void
 http_req_note(struct http_req *r, const char *key, const char *value)
 {
-	size_t room = sizeof(r->notes) - r->notes_len;
-	int n;
+	const char *q = log_q(value ? value : "");
+	size_t kl = strlen(key), ql = strlen(q);
+	char *p = r->notes + r->notes_len;
 
-	n = snprintf(r->notes + r->notes_len, room, " %s=%s", key,
-	    log_q(value ? value : ""));
-	if (n > 0 && (size_t)n < room)
-		r->notes_len += (size_t)n;
-	else
-		r->notes[r->notes_len] = '\0';	/* full: the note is left out */
+	if (r->notes_len + kl + ql + 3 > sizeof(r->notes))
+		return;				/* full: the note is left out */
+	*p++ = ' ';
+	memcpy(p, key, kl);
+	p[kl] = '=';
+	memcpy(p + kl + 1, q, ql + 1);
+	r->notes_len += kl + ql + 2;
 }
 
 void
@@ -1307,17 +1319,40 @@ reason_phrase(int status)
 	return "Status";
 }
 
+static struct route_series *
+route_series(struct http_server *srv, const char *route, int status)
+{
+	struct route_series *rs;
+	char labels[128];
+	size_t i;
+
+	for (i = 0; i < srv->nseries; i++)
+		if (srv->series[i].route == route &&
+		    srv->series[i].status == status)
+			return &srv->series[i];
+	/* Routes are few; should statuses be many, reuse the last slot. */
+	rs = &srv->series[srv->nseries < ROUTE_SERIES ? srv->nseries++ :
+	    ROUTE_SERIES - 1];
+	rs->route = route;
+	rs->status = status;
+	snprintf(labels, sizeof(labels), "route=\"%s\",status=\"%d\"",
+	    route, status);
+	rs->requests = metrics_counter("photosync_http_requests_total",
+	    labels);
+	snprintf(labels, sizeof(labels), "route=\"%s\"", route);
+	rs->seconds = metrics_histogram("photosync_http_request_seconds",
+	    labels);
+	return rs;
+}
+
 static void
 log_outcome(struct http_req *r, int status, size_t len)
 {
-	char labels[128];
+	struct route_series *rs = route_series(r->c->srv, r->route ?
+	    r->route : "other", status);
 
-	snprintf(labels, sizeof(labels), "route=\"%s\",status=\"%d\"",
-	    r->route ? r->route : "other", status);
-	metrics_add("photosync_http_requests_total", labels, 1);
-	snprintf(labels, sizeof(labels), "route=\"%s\"", r->route ?
-	    r->route : "other");
-	metrics_observe("photosync_http_request_seconds", labels,
+	metrics_series_add(rs->requests, 1);
+	metrics_series_observe(rs->seconds,
 	    (double)http_req_elapsed_ms(r) / 1000.0);
 	log_event(status >= 500 ? LOG_WARN : LOG_INFO, r->id, "http.request",
 	    "method=%s path=%s status=%d bytes=%zu ms=%lld peer=%s%s",

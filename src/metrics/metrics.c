@@ -20,8 +20,8 @@ static const double buckets[N_BUCKETS] = {
 
 enum kind { K_VALUE, K_HISTOGRAM };
 
-struct series {
-	struct series	*next;
+struct metrics_series {
+	struct metrics_series	*next;
 	uint64_t	 hash;		/* of name and labels, to skip compares */
 	char		*name;
 	char		*labels;
@@ -36,7 +36,7 @@ struct family {
 	char		*name, *type, *help;
 };
 
-static struct series *all_series;
+static struct metrics_series *all_series;
 static struct family *families;
 
 void
@@ -76,10 +76,10 @@ series_hash(const char *name, const char *labels)
 	return h;
 }
 
-static struct series *
+static struct metrics_series *
 series_get(const char *name, const char *labels, enum kind kind)
 {
-	struct series *s, **tail = &all_series;
+	struct metrics_series *s, **tail = &all_series;
 	uint64_t h;
 
 	labels = labels ? labels : "";
@@ -99,22 +99,27 @@ series_get(const char *name, const char *labels, enum kind kind)
 	return s;
 }
 
-void
-metrics_add(const char *name, const char *labels, double v)
+struct metrics_series *
+metrics_counter(const char *name, const char *labels)
 {
-	series_get(name, labels, K_VALUE)->value += v;
+	return series_get(name, labels, K_VALUE);
+}
+
+struct metrics_series *
+metrics_histogram(const char *name, const char *labels)
+{
+	return series_get(name, labels, K_HISTOGRAM);
 }
 
 void
-metrics_set(const char *name, const char *labels, double v)
+metrics_series_add(struct metrics_series *s, double v)
 {
-	series_get(name, labels, K_VALUE)->value = v;
+	s->value += v;
 }
 
 void
-metrics_observe(const char *name, const char *labels, double v)
+metrics_series_observe(struct metrics_series *s, double v)
 {
-	struct series *s = series_get(name, labels, K_HISTOGRAM);
 	int i;
 
 	s->value += v;
@@ -126,8 +131,26 @@ metrics_observe(const char *name, const char *labels, double v)
 		}
 }
 
+void
+metrics_add(const char *name, const char *labels, double v)
+{
+	metrics_series_add(metrics_counter(name, labels), v);
+}
+
+void
+metrics_set(const char *name, const char *labels, double v)
+{
+	series_get(name, labels, K_VALUE)->value = v;
+}
+
+void
+metrics_observe(const char *name, const char *labels, double v)
+{
+	metrics_series_observe(metrics_histogram(name, labels), v);
+}
+
 static void
-render_series(struct buf *out, const struct series *s)
+render_series(struct buf *out, const struct metrics_series *s)
 {
 	const char *sep = s->labels[0] ? "," : "";
 	unsigned long cum = 0;
@@ -158,7 +181,7 @@ ps_err
 metrics_render(struct buf *out)
 {
 	const struct family *f;
-	const struct series *s;
+	const struct metrics_series *s;
 
 	for (f = families; f; f = f->next) {
 		buf_addf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help,
@@ -182,7 +205,7 @@ void
 metrics_reset(void)
 {
 	while (all_series) {
-		struct series *s = all_series;
+		struct metrics_series *s = all_series;
 
 		all_series = s->next;
 		free(s->name);

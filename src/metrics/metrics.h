@@ -23,6 +23,17 @@ void	metrics_add(const char *name, const char *labels, double v);
 void	metrics_set(const char *name, const char *labels, double v);
 /* Observes one value (seconds) into the standard latency buckets. */
 void	metrics_observe(const char *name, const char *labels, double v);
+/*
+ * A series by handle, for a hot path that updates the same few series
+ * over and over: the lookup is done once. Handles stay valid until
+ * metrics_reset().
+ */
+struct metrics_series;
+struct metrics_series *metrics_counter(const char *name, const char *labels);
+struct metrics_series *metrics_histogram(const char *name,
+	    const char *labels);
+void	metrics_series_add(struct metrics_series *, double v);
+void	metrics_series_observe(struct metrics_series *, double v);
 /* The whole registry in the text exposition format. */
 ps_err	metrics_render(struct buf *out);
 /* Forgets every series (tests). */
