@@ -1272,6 +1272,13 @@ header_text_ok(const char *s)
 	return true;
 }
 
+static void
+add_field(struct buf *b, const char *name, const char *value)
+{
+	(void)(buf_adds(b, name) || buf_add(b, ": ", 2) ||
+	    buf_adds(b, value) || buf_add(b, "\r\n", 2));
+}
+
 void
 http_reply_header(struct http_req *r, const char *name, const char *value)
 {
@@ -1279,13 +1286,13 @@ http_reply_header(struct http_req *r, const char *name, const char *value)
 
 	if (r->gone)
 		return;
-	if (!header_text_ok(name) || !header_text_ok(value)) {
+	if (!header_text_ok(name) || !header_text_ok(value) ||
+	    b->b_len + strlen(name) + strlen(value) + 4 > b->b_max) {
 		log_warn(r->id, "http.header_refused", "name=%s",
 		    log_q(name));
 		return;
 	}
-	(void)(buf_adds(b, name) || buf_add(b, ": ", 2) ||
-	    buf_adds(b, value) || buf_add(b, "\r\n", 2));
+	add_field(b, name, value);
 }
 
 static const char *
@@ -1376,13 +1383,6 @@ date_field(void)
 		made = now;
 	}
 	return line;
-}
-
-static void
-add_field(struct buf *b, const char *name, const char *value)
-{
-	(void)(buf_adds(b, name) || buf_add(b, ": ", 2) ||
-	    buf_adds(b, value) || buf_add(b, "\r\n", 2));
 }
 
 /* Queues the status line and the fields. */

@@ -1,7 +1,7 @@
 /*
  * Keys, certificates and signatures: the only user of OpenSSL's crypto
- * (the TLS server side in http/server.c is the one other place OpenSSL is
- * touched, because libevent's bufferevent_openssl wants an SSL object).
+ * (the TLS of the HTTP server's connections, in http/server.c, is the one
+ * other place OpenSSL is touched).
  *
  * RSA-2048 keys, X.509 certificates (self-signed, or signed by a local
  * CA), SHA-1 thumbprints for JWT x5t, RS256 signing and verification.
