@@ -648,15 +648,28 @@ area_resize(const unsigned char *src, int s, size_t stride, int t)
  */
 static ps_err
 render_jpeg_fast(const void *in, size_t len, const struct image_limits *l,
-    const int *sides, size_t n, int target, struct image_jpeg *out,
-    int *src_side)
+    const int *sides, size_t n, struct image_jpeg *out, int *src_side)
 {
+	struct jpeg_info info;
 	struct jpeg_rgb rgb;
 	const unsigned char *sq;
 	size_t i, stride;
-	int side, full;
+	int side, full, target = 1;
+	bool as_is;
 	ps_err rc;
 
+	if (jpeg_probe(in, len, &info) != PS_OK)
+		return PS_EINVAL;
+	/*
+	 * A bare square JPEG already at a size asked for is that size: no
+	 * second generation of compression, and no decode at full scale
+	 * (the portal's high-resolution copy of the master's photo).
+	 */
+	as_is = info.bare && info.w == info.h;
+	for (i = 0; i < n; i++)
+		if (!(as_is && sides[i] == info.w))
+			target = VIPS_MAX(target, sides[i]);
+	/* Decoded even when all is kept: that checks the whole file. */
 	if (jpeg_decode(in, len, target, l->max_pixels, &rgb) != PS_OK)
 		return PS_EINVAL;
 	if (rgb.full_w > l->max_side || rgb.full_h > l->max_side) {
@@ -672,6 +685,13 @@ render_jpeg_fast(const void *in, size_t len, const struct image_limits *l,
 		int t = VIPS_MIN(VIPS_MIN(sides[i], full), side);
 		unsigned char *px;
 
+		if (as_is && sides[i] == info.w) {
+			out[i].data = xmalloc(len);
+			memcpy(out[i].data, in, len);
+			out[i].len = len;
+			out[i].side = info.w;
+			continue;
+		}
 		if (t == side) {
 			int y;
 
@@ -738,7 +758,7 @@ image_render(const void *in, size_t len, const struct image_limits *lim,
 	if (in == NULL || len == 0)
 		return ps_errf(PS_EIMAGE, "the file is empty, not an image "
 		    "(" ACCEPTED ")");
-	if (render_jpeg_fast(in, len, &l, sides, n, target, out, src_side) ==
+	if (render_jpeg_fast(in, len, &l, sides, n, out, src_side) ==
 	    PS_OK)
 		return PS_OK;
 	ld = image_identify(in, len);

@@ -82,6 +82,44 @@ exif_orientation(const unsigned char *p, size_t n)
 }
 
 ps_err
+jpeg_probe(const void *in, size_t len, struct jpeg_info *out)
+{
+	struct jpeg_decompress_struct d;
+	struct guard g;
+	jpeg_saved_marker_ptr m;
+	int code;
+
+	memset(out, 0, sizeof(*out));
+	if (len < 4 || memcmp(in, "\xff\xd8\xff", 3) != 0)
+		return PS_EINVAL;
+	d.err = jpeg_std_error(&g.pub);
+	g.pub.error_exit = on_error;
+	g.pub.emit_message = on_message;
+	if (setjmp(g.jump)) {
+		jpeg_destroy_decompress(&d);
+		return PS_EINVAL;
+	}
+	jpeg_create_decompress(&d);
+	jpeg_mem_src(&d, in, (unsigned long)len);
+	/* Only whether they are there, and which APP0 it is. */
+	for (code = JPEG_APP0; code <= JPEG_APP0 + 15; code++)
+		jpeg_save_markers(&d, code, 16);
+	jpeg_save_markers(&d, JPEG_COM, 1);
+	jpeg_read_header(&d, TRUE);
+	out->w = (int)d.image_width;
+	out->h = (int)d.image_height;
+	out->bare = d.data_precision == 8 && !d.arith_code &&
+	    ((d.jpeg_color_space == JCS_YCbCr && d.num_components == 3) ||
+	    (d.jpeg_color_space == JCS_GRAYSCALE && d.num_components == 1));
+	for (m = d.marker_list; m; m = m->next)
+		if (m->marker != JPEG_APP0 || m->original_length != 14 ||
+		    memcmp(m->data, "JFIF", 5) != 0)
+			out->bare = false;
+	jpeg_destroy_decompress(&d);
+	return PS_OK;
+}
+
+ps_err
 jpeg_decode(const void *in, size_t len, int min_side, uint64_t max_pixels,
     struct jpeg_rgb *out)
 {

@@ -10,6 +10,7 @@
 #ifndef PS_JPEG_H
 #define PS_JPEG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,20 @@ struct jpeg_rgb {
 	int		 w, h;	/* as decoded (possibly scaled) */
 	int		 full_w, full_h;	/* the image's own size */
 };
+
+struct jpeg_info {
+	int		 w, h;
+	/*
+	 * Nothing but the image and a plain JFIF header: no EXIF, ICC, XMP,
+	 * Adobe or other application segment, no comment, no JFIF
+	 * thumbnail; 8-bit Huffman-coded YCbCr or greyscale, which every
+	 * browser shows. Such a file at the size wanted is kept as it is.
+	 */
+	bool		 bare;
+};
+
+/* Reads the header only; PS_EINVAL when `in` is not a JPEG we read. */
+ps_err	jpeg_probe(const void *in, size_t len, struct jpeg_info *out);
 
 /*
  * Decodes `in` to 8-bit RGB, scaled down by 1/2, 1/4 or 1/8 when the

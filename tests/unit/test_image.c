@@ -1129,6 +1129,47 @@ vips_live(void)
 
 int main(void);
 
+/*
+ * A bare square JPEG asked for at its own size is kept byte for byte (no
+ * second generation of compression); one carrying anything else is
+ * encoded afresh without it.
+ */
+static void
+test_as_is(void)
+{
+	const int sides[2] = { 120, 40 };
+	struct image_jpeg gen, out[2], again[2];
+	unsigned char *com;
+	size_t len;
+
+	if (!ok(image_generate(7, 300, &gen) == PS_OK, "generate"))
+		return;
+	ok(image_render(gen.data, gen.len, NULL, sides, 1, out, NULL) ==
+	    PS_OK, "render 120 from 300");
+	ok(image_render(out[0].data, out[0].len, NULL, sides, 2, again,
+	    NULL) == PS_OK, "render 120 and 40 from the bare 120");
+	ok(again[0].len == out[0].len && memcmp(again[0].data, out[0].data,
+	    out[0].len) == 0, "a bare JPEG at its own size is kept as it is");
+	is_int(again[0].side, 120, "kept: side 120");
+	is_int(again[1].side, 40, "the smaller size is still rendered");
+	free_all(again, 2);
+
+	/* The same file with a comment segment after SOI. */
+	len = out[0].len + 10;
+	com = xmalloc(len);
+	memcpy(com, "\xff\xd8\xff\xfe\x00\x08secret", 12);
+	memcpy(com + 12, out[0].data + 2, out[0].len - 2);
+	ok(image_render(com, len, NULL, sides, 1, again, NULL) == PS_OK,
+	    "render 120 from a 120 with a comment");
+	is_int(again[0].side, 120, "side 120");
+	ok(!contains(again[0].data, again[0].len, "secret"),
+	    "a file with a comment is encoded afresh, without it");
+	free_all(again, 1);
+	free(com);
+	free_all(out, 1);
+	image_jpeg_free(&gen);
+}
+
 int
 main(void)
 {
@@ -1149,6 +1190,7 @@ main(void)
 	test_refused();
 	test_colour();
 	test_args();
+	test_as_is();
 	test_threads();
 	/*
 	 * LeakSanitizer cannot see leaked images (libvips keeps a table of
