@@ -55,7 +55,8 @@
  */
 static struct event *send_event;
 static int nservers;		/* on the loop of send_event */
-static TAILQ_HEAD(, conn) send_queue = TAILQ_HEAD_INITIALIZER(send_queue);
+TAILQ_HEAD(conn_list, conn);
+static struct conn_list send_queue = TAILQ_HEAD_INITIALIZER(send_queue);
 
 struct sni_name {
 	struct sni_name	*next;
@@ -116,7 +117,7 @@ struct http_req {
 struct conn {
 	struct conn		*prev, *next;
 	TAILQ_ENTRY(conn)	 sendq;
-	bool			 queued;	/* on send_queue */
+	struct conn_list	*queued;	/* the list it waits on */
 	bool			 may_send;	/* its log lines are out */
 	struct http_server	*srv;	/* NULL once closed */
 	int			 fd;
@@ -690,8 +691,8 @@ conn_close(struct conn *c)
 	release_ref(c);
 	conn_unlink(c);
 	if (c->queued) {
-		TAILQ_REMOVE(&send_queue, c, sendq);
-		c->queued = false;
+		TAILQ_REMOVE(c->queued, c, sendq);
+		c->queued = NULL;
 	}
 	c->srv = NULL;
 	if (c->busy) {
@@ -737,7 +738,7 @@ send_enqueue(struct conn *c)
 {
 	if (!c->queued) {
 		TAILQ_INSERT_TAIL(&send_queue, c, sendq);
-		c->queued = true;
+		c->queued = &send_queue;
 	}
 	event_active(send_event, EV_TIMEOUT, 0);
 }
@@ -745,17 +746,24 @@ send_enqueue(struct conn *c)
 static void
 on_send(evutil_socket_t fd, short what, void *arg)
 {
-	TAILQ_HEAD(, conn) now = TAILQ_HEAD_INITIALIZER(now);
+	struct conn_list now = TAILQ_HEAD_INITIALIZER(now);
 	struct conn *c;
 
 	(void)fd;
 	(void)what;
 	(void)arg;
 	log_flush();
+	/*
+	 * Only what was logged above may go; a connection that answers
+	 * again while driven waits for the next round. One closed meanwhile
+	 * leaves `now` itself (conn_close).
+	 */
 	TAILQ_CONCAT(&now, &send_queue, sendq);
+	TAILQ_FOREACH(c, &now, sendq)
+		c->queued = &now;
 	while ((c = TAILQ_FIRST(&now)) != NULL) {
 		TAILQ_REMOVE(&now, c, sendq);
-		c->queued = false;
+		c->queued = NULL;
 		c->may_send = true;
 		conn_drive(c);
 	}
