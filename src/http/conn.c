@@ -53,6 +53,17 @@ static void on_send(evutil_socket_t, short, void *);
 
 enum io { IO_DONE, IO_WAIT, IO_EOF };
 
+/* What a failed SSL_read, SSL_write or handshake step means here. */
+static enum io
+tls_failure(SSL *ssl, int r)
+{
+	int e = SSL_get_error(ssl, r);
+
+	ERR_clear_error();
+	return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ?
+	    IO_WAIT : IO_EOF;
+}
+
 /* Reads what there is into the free room of c->in (at least one byte). */
 static enum io
 conn_read(struct conn *c)
@@ -64,13 +75,8 @@ conn_read(struct conn *c)
 		int r = SSL_read(c->ssl, c->in + c->in_len, (int)(room >
 		    INT32_MAX ? INT32_MAX : room));
 
-		if (r <= 0) {
-			int e = SSL_get_error(c->ssl, r);
-
-			ERR_clear_error();
-			return e == SSL_ERROR_WANT_READ ||
-			    e == SSL_ERROR_WANT_WRITE ? IO_WAIT : IO_EOF;
-		}
+		if (r <= 0)
+			return tls_failure(c->ssl, r);
 		n = r;
 	} else {
 		do
@@ -117,13 +123,8 @@ conn_flush(struct conn *c)
 			int r = SSL_write(c->ssl, p, (int)(n > TLS_RECORD ?
 			    TLS_RECORD : n));
 
-			if (r <= 0) {
-				int e = SSL_get_error(c->ssl, r);
-
-				ERR_clear_error();
-				return e == SSL_ERROR_WANT_WRITE ||
-				    e == SSL_ERROR_WANT_READ ? IO_WAIT : IO_EOF;
-			}
+			if (r <= 0)
+				return tls_failure(c->ssl, r);
 			w = r;
 		} else {
 			struct iovec iov[2] = {
@@ -555,11 +556,7 @@ conn_drive(struct conn *c)
 			int r = SSL_do_handshake(c->ssl);
 
 			if (r != 1) {
-				int e = SSL_get_error(c->ssl, r);
-
-				ERR_clear_error();
-				if (e == SSL_ERROR_WANT_READ ||
-				    e == SSL_ERROR_WANT_WRITE)
+				if (tls_failure(c->ssl, r) == IO_WAIT)
 					break;
 				log_debug(NULL, "http.tls_failed", "peer=%s",
 				    log_q(c->peer));
