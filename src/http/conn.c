@@ -345,7 +345,7 @@ req_finish(struct conn *c)
 	r->nparams = 0;
 	r->notes_len = 0;
 	r->notes[0] = '\0';
-	r->deferred = r->gone = false;
+	r->gone = false;
 	r->route = NULL;
 	r->path_raw = r->path = NULL;
 }
@@ -468,7 +468,6 @@ conn_close(struct conn *c)
 	}
 	c->srv = NULL;
 	if (c->busy) {
-		c->closed = true;
 		c->req.gone = true;
 		return;
 	}

@@ -70,7 +70,6 @@ struct http_req {
 	int64_t			 start_ms;
 	char			 notes[1024];	/* " key=value", escaped */
 	size_t			 notes_len;
-	bool			 deferred;
 	bool			 gone;	/* the client closed the connection */
 	const char		*route;	/* static; for metrics */
 };
@@ -91,7 +90,6 @@ struct conn {
 	bool			 busy;		/* a request is with a handler */
 	bool			 close_after;	/* once the output is out */
 	bool			 lingering;	/* draining before close */
-	bool			 closed;	/* kept only for `req` */
 
 	char			*in;		/* what the client sent */
 	size_t			 in_len, in_cap;

@@ -437,7 +437,11 @@ http_req_note(struct http_req *r, const char *key, const char *value)
 void
 http_req_defer(struct http_req *r)
 {
-	r->deferred = true;
+	/*
+	 * Nothing to record: a request stays with its handler until it is
+	 * answered, and the connection notices a client that leaves.
+	 */
+	(void)r;
 }
 
 bool
