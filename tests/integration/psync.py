@@ -120,8 +120,12 @@ class Server:
             if time.monotonic() > deadline:
                 raise RuntimeError("serve did not start: " + self.logs())
             time.sleep(0.05)
+        # One port per line: a portal with several web applications
+        # listens on one port for each, in web application order.
         with open(self.port_file) as f:
-            self.port = int(f.read().strip())
+            self.port_text = f.read()
+        self.ports = [int(x) for x in self.port_text.split()]
+        self.port = self.ports[0]
         # A test that ends early (an exception) must not leave servers.
         atexit.register(self.stop)
         _servers.append(self)

@@ -8,13 +8,12 @@ import base64
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from urllib.parse import quote, urlencode
 
 from fakepeer import closed_port
-from psync import (PHOTOSYNC, Portal, done, identify, is_eq, make_image, ok,
+from psync import (Portal, Server, done, identify, is_eq, make_image, ok,
                    photo_path, request, run, tmpdir, wired, write)
 
 T1, T2 = "contoso\\test1", "contoso\\test2"
@@ -231,46 +230,6 @@ is_eq(p.cmd("issuer", "list")[1], issuers, "the issuer list is unchanged")
 # =====================================================================
 
 
-class MultiServe:
-    """`photosync portal serve` with several web applications: the port
-    file has one port per line, in web application order."""
-
-    def __init__(self, state_dir):
-        self.port_file = os.path.join(state_dir, "multi.port")
-        if os.path.exists(self.port_file):
-            os.unlink(self.port_file)
-        self.log_path = os.path.join(state_dir, "multi.log")
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [PHOTOSYNC, "portal", "serve", "--dir", state_dir, "--port-file",
-             self.port_file], stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 20
-        while not os.path.exists(self.port_file):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("serve did not start: " + self.logs())
-            time.sleep(0.05)
-        with open(self.port_file) as f:
-            self.port_text = f.read()
-        self.ports = [int(x) for x in self.port_text.split()]
-        running.append(self)
-
-    def logs(self):
-        self.log.flush()
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
 U1, U2 = "https://localhost:0", "https://127.0.0.1:0"
 q = Portal("admin-two", host="localhost")
 q.add_user(T1, "test1@contoso.com", "pw-one", "Test One")
@@ -295,7 +254,7 @@ ok("photo-import            off" in show(q, U1) and
    "photo-import            on" in show(q, U2),
    "settings are per web application (import off in one, on in the "
    "other)")
-ms = MultiServe(q.dir)
+ms = Server("portal", q.dir)
 ok(re.fullmatch(r"\d+\n\d+\n", ms.port_text) is not None,
    "serve writes one port per line in --port-file (%r)" % ms.port_text)
 is_eq(len(set(ms.ports)), 2, "two listeners on two ports")
@@ -543,7 +502,7 @@ r = w.get(photo_path(T1, "L"), jar)
 is_eq(r.status, 401, "the old session cookie no longer opens photos")
 
 # a session belongs to its web application
-q2 = MultiServe(q.dir)
+q2 = Server("portal", q.dir)
 ca1 = os.path.join(q.dir, "webapp-1-tls-cert.pem")
 ca2 = os.path.join(q.dir, "webapp-2-tls-cert.pem")
 r = request("localhost", q2.ports[0], "GET", "/login", ca1)
