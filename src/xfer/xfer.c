@@ -77,9 +77,9 @@ sink_write(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/* Copies a header value; cut to fit, or with `whole` "" if it does not. */
-static void
-value_copy(char *dst, size_t dstlen, const char *v, size_t vlen, bool whole)
+void
+xfer_value_copy(char *dst, size_t dstlen, const char *v, size_t vlen,
+    bool whole)
 {
 	if (vlen >= dstlen) {
 		if (whole) {
@@ -132,37 +132,35 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 	if (!xfer_header_split(p, len, &nlen, &v, &vlen))
 		return len;
 	if (nlen == 4 && strncasecmp(p, "etag", 4) == 0)
-		value_copy(res->etag, sizeof(res->etag), v, vlen, true);
+		xfer_value_copy(res->etag, sizeof(res->etag), v, vlen, true);
 	else if (nlen == 12 && strncasecmp(p, "content-type", 12) == 0)
-		value_copy(res->content_type, sizeof(res->content_type), v,
+		xfer_value_copy(res->content_type, sizeof(res->content_type), v,
 		    vlen, true);
 	else if (nlen == 16 && strncasecmp(p, "x-ms-diagnostics", 16) == 0)
-		value_copy(res->diagnostics, sizeof(res->diagnostics), v,
+		xfer_value_copy(res->diagnostics, sizeof(res->diagnostics), v,
 		    vlen, false);
 	else if (nlen == 16 && strncasecmp(p, "www-authenticate", 16) == 0 &&
 	    !r->have_bearer) {
 		/* The Bearer challenge wins; otherwise the first one. */
 		if (vlen >= 6 && strncasecmp(v, "bearer", 6) == 0) {
-			value_copy(res->www_authenticate,
+			xfer_value_copy(res->www_authenticate,
 			    sizeof(res->www_authenticate), v, vlen, false);
 			r->have_bearer = true;
 		} else if (res->www_authenticate[0] == '\0') {
-			value_copy(res->www_authenticate,
+			xfer_value_copy(res->www_authenticate,
 			    sizeof(res->www_authenticate), v, vlen, false);
 		}
 	}
 	return len;
 }
 
-static bool
-is_tls_error(CURLcode cc)
+bool
+xfer_tls_verify_failed(CURLcode cc)
 {
 	switch (cc) {
 	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CONNECT_ERROR:
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
 	case CURLE_SSL_ISSUER_ERROR:
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
 	case CURLE_SSL_INVALIDCERTSTATUS:
@@ -171,6 +169,14 @@ is_tls_error(CURLcode cc)
 	default:
 		return false;
 	}
+}
+
+/* Any failure of TLS itself, verification or handshake. */
+static bool
+is_tls_error(CURLcode cc)
+{
+	return xfer_tls_verify_failed(cc) || cc == CURLE_SSL_CONNECT_ERROR ||
+	    cc == CURLE_SSL_CIPHER;
 }
 
 /* The stage a transfer that ended with `cc` stopped at. */

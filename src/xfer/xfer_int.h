@@ -5,6 +5,7 @@
 #ifndef PS_XFER_INT_H
 #define PS_XFER_INT_H
 
+#include <curl/curl.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -15,5 +16,16 @@
  */
 bool	xfer_header_split(const char *p, size_t len, size_t *nlen,
 	    const char **v, size_t *vlen);
+
+/* Copies a header value; cut to fit, or with `whole` "" if it does not. */
+void	xfer_value_copy(char *dst, size_t dstlen, const char *v, size_t vlen,
+	    bool whole);
+
+/*
+ * True when the server's certificate was refused (not trusted, wrong
+ * name, pinned key, revoked): "TLS verification failed", as against a
+ * handshake that failed for another reason.
+ */
+bool	xfer_tls_verify_failed(CURLcode);
 
 #endif

@@ -97,18 +97,6 @@ write_cb(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/* Copies a header value, or "" when it does not fit. */
-static void
-header_copy(char *dst, size_t dstlen, const char *v, size_t vlen)
-{
-	if (vlen >= dstlen) {
-		dst[0] = '\0';
-		return;
-	}
-	memcpy(dst, v, vlen);
-	dst[vlen] = '\0';
-}
-
 /*
  * Retry-After is delay-seconds or an HTTP-date (RFC 9110 section 10.2.3).
  * A date in the past means "now". Anything else counts as absent.
@@ -159,29 +147,13 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 	if (!xfer_header_split(p, len, &nlen, &v, &vlen))
 		return len;
 	if (nlen == 4 && strncasecmp(p, "etag", 4) == 0)
-		header_copy(r->etag, sizeof(r->etag), v, vlen);
+		xfer_value_copy(r->etag, sizeof(r->etag), v, vlen, true);
 	else if (nlen == 12 && strncasecmp(p, "content-type", 12) == 0)
-		header_copy(r->content_type, sizeof(r->content_type), v, vlen);
+		xfer_value_copy(r->content_type, sizeof(r->content_type), v,
+		    vlen, true);
 	else if (nlen == 11 && strncasecmp(p, "retry-after", 11) == 0)
 		r->retry_after = retry_after_parse(v, vlen);
 	return len;
-}
-
-static bool
-is_tls_error(CURLcode cc)
-{
-	switch (cc) {
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-	case CURLE_SSL_INVALIDCERTSTATUS:
-	case CURLE_SSL_CRL_BADFILE:
-		return true;
-	default:
-		return false;
-	}
 }
 
 /* Fills rc and error for a transfer that got no (complete) answer. */
@@ -209,7 +181,7 @@ xfer_set_error(struct xfer *x, CURLcode cc)
 		curl_easy_getinfo(x->easy, CURLINFO_OS_ERRNO, &oserr);
 		what = oserr == ECONNREFUSED ? "connection refused" :
 		    "cannot connect";
-	} else if (is_tls_error(cc)) {
+	} else if (xfer_tls_verify_failed(cc)) {
 		what = "TLS verification failed";
 	} else if (cc == CURLE_SSL_CONNECT_ERROR) {
 		what = "TLS handshake failed";
