@@ -22,17 +22,13 @@
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "s2s.h"
+#include "s2s_int.h"
 
 /* Keys of one document, at most; any real document has one or two. */
 #define MD_MAX_KEYS	64
 
-/*
- * A principal or realm part as it may appear in an issuer, an audience or
- * a realm: printable ASCII without the separators '@' and '/', quotes,
- * backslashes or spaces.
- */
-static bool
-part_valid(const char *s, size_t n)
+bool
+s2s_part_valid(const char *s, size_t n)
 {
 	size_t i;
 
@@ -54,8 +50,8 @@ issuer_split(const char *issuer, size_t *id_len, const char **realm)
 {
 	const char *at = strchr(issuer, '@');
 
-	if (at == NULL || !part_valid(issuer, (size_t)(at - issuer)) ||
-	    !part_valid(at + 1, strlen(at + 1)))
+	if (at == NULL || !s2s_part_valid(issuer, (size_t)(at - issuer)) ||
+	    !s2s_part_valid(at + 1, strlen(at + 1)))
 		return false;
 	*id_len = (size_t)(at - issuer);
 	*realm = at + 1;
@@ -93,7 +89,7 @@ doc_guid(const char *realm, const unsigned char *der, size_t len,
 static ps_err
 check_inputs(const char *realm, const unsigned char *der, size_t len)
 {
-	if (realm == NULL || !part_valid(realm, strlen(realm)))
+	if (realm == NULL || !s2s_part_valid(realm, strlen(realm)))
 		return ps_errf(PS_EINVAL, "invalid realm for the metadata "
 		    "document");
 	if (der == NULL || len == 0 || pki_cert_not_after(der, len) < 0)
@@ -342,7 +338,7 @@ s2s_metadata_parse(const char *json, size_t len, struct s2s_metadata *out)
 		goto out;
 	}
 	if (realm != NULL && realm[0] != '\0') {
-		if (!part_valid(realm, strlen(realm))) {
+		if (!s2s_part_valid(realm, strlen(realm))) {
 			ps_errf(rc, "metadata realm is not valid");
 			goto out;
 		}

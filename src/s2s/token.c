@@ -23,6 +23,7 @@
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "s2s.h"
+#include "s2s_int.h"
 
 #define TOK_MAX_TIME	253402300799LL	/* 9999-12-31T23:59:59Z */
 #define TOK_MAX_LIFE	86400		/* mint: at most a day */
@@ -651,18 +652,7 @@ out:
 static bool
 mint_part_ok(const char *s)
 {
-	size_t i;
-
-	if (s == NULL || s[0] == '\0' || strlen(s) > 200)
-		return false;
-	for (i = 0; s[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c <= 0x20 || c >= 0x7f || c == '@' || c == '/' ||
-		    c == '"' || c == '\\')
-			return false;
-	}
-	return true;
+	return s != NULL && s2s_part_valid(s, strlen(s));
 }
 
 /* A user claim: printable, short enough for the validator's identity. */
