@@ -42,8 +42,9 @@ auth_password_verify(const char *hash, const char *password)
 	return PS_OK;
 }
 
-ps_err
-auth_password_read(const char *path, char **password)
+/* The first line of `path`, not empty; freed with xfree_secret(). */
+static ps_err
+password_read(const char *path, char **password)
 {
 	char *data = NULL;
 	size_t len = 0;
@@ -60,6 +61,19 @@ auth_password_read(const char *path, char **password)
 	*password = xstrndup(data, len);
 	xfree_secret(data, strlen(data));
 	return PS_OK;
+}
+
+ps_err
+auth_password_file_hash(const char *path, char **hash)
+{
+	char *pw = NULL;
+	ps_err rc;
+
+	if ((rc = password_read(path, &pw)) != PS_OK)
+		return rc;
+	rc = auth_password_hash(pw, hash);
+	xfree_secret(pw, strlen(pw));
+	return rc;
 }
 
 ps_err

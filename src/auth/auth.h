@@ -24,9 +24,11 @@ ps_err	auth_password_verify(const char *hash, const char *password);
 
 /*
  * Reads a password from the first line of `path` ("-" for standard input),
- * refusing an empty one. The caller frees it with xfree_secret().
+ * refusing an empty one, and returns only its Argon2id string (the
+ * password itself is wiped at once). The caller frees it with
+ * xfree_secret().
  */
-ps_err	auth_password_read(const char *path, char **password);
+ps_err	auth_password_file_hash(const char *path, char **hash);
 
 /*
  * Splits an "Authorization: Basic ..." value into user and password.

@@ -238,7 +238,7 @@ static int
 cmd_mailbox(struct master_state *ms, struct opts *o, const char *verb)
 {
 	const char *email = o->nargs > 2 ? o->args[2] : NULL;
-	char *pw = NULL, *hash = NULL;
+	char *hash = NULL;
 	int ret = 1;
 
 	if (strcmp(verb, "list") == 0) {
@@ -253,11 +253,9 @@ cmd_mailbox(struct master_state *ms, struct opts *o, const char *verb)
 		    "e-mail address\n", email);
 		return 1;
 	}
-	if (o->password_file) {
-		if (auth_password_read(o->password_file, &pw) != PS_OK ||
-		    auth_password_hash(pw, &hash) != PS_OK)
-			goto err;
-	}
+	if (o->password_file &&
+	    auth_password_file_hash(o->password_file, &hash) != PS_OK)
+		goto err;
 	if (strcmp(verb, "add") == 0) {
 		if (store_mailbox_add(ms->store, email, o->name, hash) != PS_OK)
 			goto err;
@@ -285,8 +283,6 @@ cmd_mailbox(struct master_state *ms, struct opts *o, const char *verb)
 err:
 	ret = fail(NULL);
 out:
-	if (pw)
-		xfree_secret(pw, strlen(pw));
 	if (hash)
 		xfree_secret(hash, strlen(hash));
 	return ret;

@@ -671,7 +671,7 @@ cmd_user(struct portal_state *ps, struct opts *o, const char *verb)
 {
 	const char *arg = o->nargs > 2 ? o->args[2] : NULL;
 	struct store_user u = { 0 }, other = { 0 };
-	char account[ACCOUNT_MAX], prefix[ACCOUNT_MAX], *pw = NULL;
+	char account[ACCOUNT_MAX], prefix[ACCOUNT_MAX];
 	char *hash = NULL;
 	bool is_email;
 	int ret = 1;
@@ -686,8 +686,8 @@ cmd_user(struct portal_state *ps, struct opts *o, const char *verb)
 	if (is_email)
 		return usage_error("ACCOUNT must be DOMAIN\\user; the address "
 		    "goes in --email");
-	if (o->password_file && (auth_password_read(o->password_file, &pw) !=
-	    PS_OK || auth_password_hash(pw, &hash) != PS_OK))
+	if (o->password_file &&
+	    auth_password_file_hash(o->password_file, &hash) != PS_OK)
 		goto err;
 	if (strcmp(verb, "add") == 0) {
 		if (o->email == NULL || !email_valid(o->email)) {
@@ -742,8 +742,6 @@ cmd_user(struct portal_state *ps, struct opts *o, const char *verb)
 err:
 	ret = fail(NULL);
 out:
-	if (pw)
-		xfree_secret(pw, strlen(pw));
 	if (hash)
 		xfree_secret(hash, strlen(hash));
 	return ret;
