@@ -23,6 +23,8 @@ bool	 str_ct_eq(const void *, const void *, size_t);
 void	 rand_bytes(void *p, size_t n);
 /* Lower-case hex of `n` bytes into `out` (2n+1 bytes). */
 void	 hex_encode(const void *p, size_t n, char *out);
+/* The value of one hex digit, either case; -1 for anything else. */
+int	 hex_digit(int c);
 /* A 64-bit random id as 16 hex digits (log correlation). */
 void	 reqid_new(char out[17]);
 /* A random (version 4) GUID in lower case, 36 characters. */

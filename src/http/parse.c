@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/str.h"
 #include "parse.h"
 
 /* tchar of RFC 9110 §5.6.2. */
@@ -19,18 +20,6 @@ is_tchar(unsigned char c)
 	    (c >= 'A' && c <= 'Z'))
 		return true;
 	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static int
-hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* The end of the line starting at p (its '\n'), or NULL. */
@@ -276,9 +265,9 @@ chunk_size(const char *buf, size_t len, size_t *pos, size_t max,
 			FAIL(400, "a chunk size line is too long");
 		return HTTP_PARSE_MORE;
 	}
-	if ((d = hex_value((unsigned char)*p)) < 0)
+	if ((d = hex_digit((unsigned char)*p)) < 0)
 		FAIL(400, "a chunk size is not valid");
-	for (; (d = hex_value((unsigned char)*p)) >= 0; p++) {
+	for (; (d = hex_digit((unsigned char)*p)) >= 0; p++) {
 		if (n > max)
 			FAIL(413, "the body is too large");
 		n = n * 16 + (size_t)d;
@@ -376,8 +365,8 @@ http_pct_decode(const char *s, size_t n, bool plus, char *out)
 		int hi, lo;
 
 		if (s[i] == '%' && i + 2 < n &&
-		    (hi = hex_value((unsigned char)s[i + 1])) >= 0 &&
-		    (lo = hex_value((unsigned char)s[i + 2])) >= 0) {
+		    (hi = hex_digit((unsigned char)s[i + 1])) >= 0 &&
+		    (lo = hex_digit((unsigned char)s[i + 2])) >= 0) {
 			out[o++] = (char)(hi * 16 + lo);
 			i += 2;
 		} else if (plus && s[i] == '+')

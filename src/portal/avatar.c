@@ -135,16 +135,6 @@ avatar_shutdown(void)
 
 /* ---- parsing the request ---- */
 
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /*
  * The hash of a lower-cased path ("/avatar/<hex>[.jpg|.jpeg|.png]"):
  * 0 with hex[] and digest[] filled, 404 for a string of hex digits of
@@ -167,8 +157,8 @@ parse_path(const char *path, struct avatar_req *ar)
 	ar->hex[n] = '\0';
 	ar->digest_len = n / 2;
 	for (i = 0; i < ar->digest_len; i++)
-		ar->digest[i] = (unsigned char)(hex_value(h[2 * i]) << 4 |
-		    hex_value(h[2 * i + 1]));
+		ar->digest[i] = (unsigned char)(hex_digit(h[2 * i]) << 4 |
+		    hex_digit(h[2 * i + 1]));
 	return 0;
 }
 
@@ -244,7 +234,7 @@ url_parse(const char *u, struct url_parts *p)
 			return false;
 		host_end++;
 		for (s = a + 1; s < host_end - 1; s++)
-			if (hex_value((char)(*s | 0x20)) < 0 && *s != ':' &&
+			if (hex_digit((char)(*s | 0x20)) < 0 && *s != ':' &&
 			    *s != '.')
 				return false;
 	} else {

@@ -93,6 +93,10 @@ test_ids(void)
 	ok(!guid_valid("not-a-guid"), "junk is not a guid");
 	reqid_new(r);
 	is_int(strlen(r), 16, "request id has 16 hex digits");
+	is_int(hex_digit('0') + hex_digit('9'), 9, "hex digits 0 and 9");
+	is_int(hex_digit('a') + hex_digit('F'), 25, "hex digits in either case");
+	ok(hex_digit('g') < 0 && hex_digit('/') < 0 && hex_digit(0x80) < 0 &&
+	    hex_digit(-1) < 0, "not hex digits");
 }
 
 static void
