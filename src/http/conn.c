@@ -190,8 +190,8 @@ conn_reserve(struct conn *c, size_t need)
 
 /* ---- the request's text ---- */
 
-bool
-http_reqid_acceptable(const char *s)
+static bool
+reqid_acceptable(const char *s)
 {
 	size_t n = strlen(s), i;
 
@@ -269,7 +269,8 @@ req_start(struct http_req *r)
 	const char *cid = http_head_field(&r->head, "client-request-id");
 
 	r->start_ms = time_mono_ms();
-	if (cid && http_reqid_acceptable(cid))
+	r->id_from_client = cid && reqid_acceptable(cid);
+	if (r->id_from_client)
 		str_copy(r->id, cid, sizeof(r->id));
 	else
 		reqid_new(r->id);

@@ -63,6 +63,7 @@ struct http_req {
 	struct http_param	 params[HTTP_MAX_PARAMS];
 	size_t			 nparams;
 	char			 id[65];
+	bool			 id_from_client;	/* echo it as client-request-id */
 	const char		*path_raw;	/* in the connection's scratch */
 	const char		*path;
 	char			*body;		/* in the connection's buffer */
@@ -129,6 +130,5 @@ void	conn_answered(struct conn *);
 void	conn_close(struct conn *);
 /* Frees a closed connection whose deferred request was just answered. */
 void	conn_free(struct conn *);
-bool	http_reqid_acceptable(const char *);
 
 #endif

@@ -546,14 +546,14 @@ log_outcome(struct http_req *r, int status, size_t len)
 {
 	struct route_series *rs = route_series(r->c->srv, r->route ?
 	    r->route : "other", status);
+	int64_t ms = http_req_elapsed_ms(r);
 
 	metrics_series_add(rs->requests, 1);
-	metrics_series_observe(rs->seconds,
-	    (double)http_req_elapsed_ms(r) / 1000.0);
+	metrics_series_observe(rs->seconds, (double)ms / 1000.0);
 	log_event(status >= 500 ? LOG_WARN : LOG_INFO, r->id, "http.request",
 	    "method=%s path=%s status=%d bytes=%zu ms=%lld peer=%s%s",
 	    http_req_method_name(r), log_q(http_req_path_raw(r)), status, len,
-	    (long long)http_req_elapsed_ms(r), log_q(r->c->peer), r->notes);
+	    (long long)ms, log_q(r->c->peer), r->notes);
 }
 
 /* The Date field, made once a second. */
@@ -581,7 +581,6 @@ reply_head(struct http_req *r, int status, const char *content_type,
 {
 	struct conn *c = r->c;
 	struct buf *b = &c->out;
-	const char *cid = http_req_header(r, "client-request-id");
 	char num[32];
 	bool bodyless = status < 200 || status == 204 || status == 304;
 
@@ -598,8 +597,8 @@ reply_head(struct http_req *r, int status, const char *content_type,
 		add_field(b, "Content-Type", content_type);
 	add_field(b, "request-id", r->id);
 	add_field(b, "X-Request-Id", r->id);
-	if (cid && http_reqid_acceptable(cid))
-		add_field(b, "client-request-id", cid);
+	if (r->id_from_client)
+		add_field(b, "client-request-id", r->id);
 	add_field(b, "X-Content-Type-Options", "nosniff");
 	buf_add(b, c->hdrs.b_data, c->hdrs.b_len);
 	if (!r->head.keep_alive || c->close_after)
