@@ -341,8 +341,8 @@ req_finish(struct conn *c)
 	c->sent_continue = false;
 	c->busy = false;
 	buf_reset(&c->hdrs);
-	memset(r, 0, offsetof(struct http_req, params));
-	r->c = c;
+	/* The next head's parse resets r->head. */
+	r->method = HTTP_OTHER;
 	r->nparams = 0;
 	r->notes_len = 0;
 	r->notes[0] = '\0';

@@ -204,14 +204,13 @@ http_parse_head(char *buf, size_t len, size_t max, struct http_head *h,
 	while (skip < len && (buf[skip] == '\r' || buf[skip] == '\n'))
 		skip++;
 	hl = head_end(buf, len, skip);
-	if (hl == 0 || hl > max) {
-		if (len > max || hl > max)
-			FAIL(431, "the request head is too large");
+	if (hl == 0 && len <= max)
 		return HTTP_PARSE_MORE;
-	}
+	memset(h, 0, sizeof(*h));
+	if (hl == 0 || hl > max)
+		FAIL(431, "the request head is too large");
 	if (memchr(buf, '\0', hl) != NULL)
 		FAIL(400, "the request head contains a NUL byte");
-	memset(h, 0, sizeof(*h));
 	h->head_len = hl;
 	p = buf + skip;
 	end = buf + hl;

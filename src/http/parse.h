@@ -46,7 +46,8 @@ enum http_parse_result {
 /*
  * Parses the head at buf[0..len) when it is complete, writing NULs into
  * buf to end the strings `h` points to. Until the head is complete buf is
- * not changed. A head longer than `max` bytes is an error (431). On
+ * not changed, nor is `h`; after, `h` is reset first, so that on an error
+ * it holds what was read before it (or nothing). A head longer than `max` bytes is an error (431). On
  * HTTP_PARSE_ERROR, *status is the status to answer (400, 431, 501, 505)
  * and *why a static message.
  */
