@@ -179,6 +179,24 @@ for acct, email, what in ((T1, "other@contoso.com", "the same account"),
                          check=False)
     ok(rc != 0 and "exists" in err, "duplicate user refused: %s" % what)
 is_eq(p.cmd("user", "list")[1], users, "duplicates: the list is unchanged")
+for text, what in (("\n", "an empty password file"),
+                   (None, "a missing password file")):
+    pw_path = os.path.join(work, "pw-bad")
+    if text is None:
+        if os.path.exists(pw_path):
+            os.unlink(pw_path)
+    else:
+        write(pw_path, text)
+    rc, out, err = p.cmd("user", "add", "contoso\\test9", "--email",
+                         "t9@contoso.com", "--password-file", pw_path,
+                         check=False)
+    ok(rc != 0 and pw_path in err, "user add with %s refused, naming it (%s)"
+       % (what, err.strip()))
+    rc, out, err = p.cmd("user", "passwd", T1, "--password-file", pw_path,
+                         check=False)
+    ok(rc != 0 and pw_path in err, "user passwd with %s refused" % what)
+is_eq(p.cmd("user", "list")[1], users,
+      "bad password files: the list is unchanged")
 # Library files are <account with \ as _>_{S,M,L}Thumb.jpg: two accounts
 # that map to the same file name would share (and overwrite) one photo.
 p.cmd("user", "add", "contoso\\a_b", "--email", "ab@contoso.com")
