@@ -26,6 +26,7 @@ ps_strerror(ps_err rc)
 	case PS_EIMAGE:		return "image failure";
 	case PS_EIO:		return "input/output failure";
 	case PS_ECRYPTO:	return "cryptographic failure";
+	case PS_EBUSY:		return "busy, try again later";
 	}
 	return "unknown error";
 }

@@ -23,6 +23,7 @@ typedef enum ps_err {
 	PS_EIMAGE,	/* an image could not be decoded or encoded */
 	PS_EIO,		/* a file or socket operation failed */
 	PS_ECRYPTO,	/* a key, certificate or signature operation failed */
+	PS_EBUSY,	/* a budget is used up for now: try again later */
 } ps_err;
 
 /* A short constant description of the code ("invalid input"). */

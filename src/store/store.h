@@ -37,6 +37,89 @@ void	store_close(struct store *);
  */
 int64_t	store_data_version(struct store *);
 
+/* ---- the change feed ---- */
+
+/*
+ * Every committed change to the store also records, in the same
+ * transaction, what changed: one row per changed object, with a sequence
+ * number (increasing in commit order), a kind and a key. The migrations
+ * install triggers that write these rows, so no change can forget them,
+ * whoever makes it (a server, an admin command, `portal refresh`). A
+ * server keeps in-memory copies of store rows and drops exactly the keys
+ * the feed names.
+ *
+ * Each row also records the process that made the change (a random
+ * origin drawn once per process); store_feed_read() leaves out this
+ * process's own rows, since a server drops the keys of its own changes
+ * itself, at once.
+ */
+enum store_change_kind {
+	STORE_CHANGE_CONFIG,		/* key: the setting's name */
+	/* master */
+	STORE_CHANGE_MAILBOX,		/* key: address, lower case */
+	STORE_CHANGE_PHOTO,		/* key: address: photo or sizes */
+	STORE_CHANGE_PREVIEW,		/* key: address */
+	STORE_CHANGE_PARTNER,		/* key: name, lower case */
+	STORE_CHANGE_MAILBOX_SESSION,	/* key: the session's key */
+	STORE_CHANGE_OUTBOX,		/* key: the notification's id */
+	/* portal */
+	STORE_CHANGE_WEBAPP,		/* key: id, decimal */
+	STORE_CHANGE_USER,		/* key: account, lower case */
+	STORE_CHANGE_USER_EMAIL,	/* key: an address a user had or has */
+	STORE_CHANGE_ISSUER,		/* key: name, lower case */
+	STORE_CHANGE_THUMB,		/* key: "<webapp id>/<account>" */
+	STORE_CHANGE_SYNC,		/* key: "<webapp id>/<account>" */
+	STORE_CHANGE_SESSION,		/* key: the session's key */
+};
+
+struct store_change {
+	int64_t			 seq;
+	enum store_change_kind	 kind;
+	char			 key[320];
+};
+
+/*
+ * The newest sequence number in the feed (0 when empty): where a server
+ * that has just loaded what it caches starts reading.
+ */
+ps_err	store_feed_head(struct store *, int64_t *seq);
+
+/*
+ * Calls `fn` for each change after `after` made by other processes,
+ * oldest first, examining at most `limit` rows; *last receives the last
+ * sequence number examined (this process's own rows included), where the
+ * next call starts. Stops when `fn` returns other than PS_OK. PS_ELIMIT
+ * when rows after `after` were already pruned: the caller cannot know
+ * what changed and must drop everything it caches, then go on from
+ * store_feed_head().
+ */
+ps_err	store_feed_read(struct store *, int64_t after, int limit,
+	    ps_err (*fn)(void *, const struct store_change *), void *arg,
+	    int64_t *last);
+
+/*
+ * Deletes the rows older than `before` (a time_now() value), keeping the
+ * newest row, and remembers how far it pruned (for PS_ELIMIT above).
+ */
+ps_err	store_feed_prune(struct store *, int64_t before);
+
+/*
+ * Telling a server, without a store call, that the feed may have moved:
+ * a counter in a small file beside the store (path + "-feed", mode 0600)
+ * that every process bumps after each commit. Reading it is an atomic
+ * load from shared memory, so the event loop may do it on every request;
+ * a server that sees it move reads the feed (off the loop) before it
+ * answers from what it caches, so a change an admin command has made is
+ * seen by the next request.
+ */
+struct store_feed_watch;
+
+/* NULL, with the reason in ps_errmsg(), when the file cannot be mapped. */
+struct store_feed_watch *store_feed_watch_open(const char *store_path);
+void	store_feed_watch_close(struct store_feed_watch *);
+/* The counter's value now. Any thread. */
+uint64_t store_feed_watch_value(const struct store_feed_watch *);
+
 /* Settings: small key/value pairs. The caller frees *value. */
 ps_err	store_config_get(struct store *, const char *key, char **value);
 ps_err	store_config_set(struct store *, const char *key, const char *value);

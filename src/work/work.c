@@ -40,6 +40,7 @@ struct work_pool {
 	struct event_base	*base;
 	pthread_mutex_t		 mu;
 	pthread_cond_t		 cv;
+	pthread_cond_t		 finished_cv;	/* a job finished */
 	struct job_list		 queued;	/* mu */
 	struct job_list		 finished;	/* mu */
 	size_t			 pending;	/* mu; done() not run */
@@ -104,6 +105,7 @@ worker_main(void *arg)
 
 		pthread_mutex_lock(&p->mu);
 		STAILQ_INSERT_TAIL(&p->finished, j, entry);
+		pthread_cond_signal(&p->finished_cv);
 		wake_loop(p);
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -116,21 +118,18 @@ pool_release(struct work_pool *p)
 {
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
+	pthread_cond_destroy(&p->finished_cv);
 	free(p->threads);
 	free(p);
 }
 
+/* Runs the done callbacks of the jobs that have finished. */
 static void
-wake_cb(evutil_socket_t fd, short what, void *arg)
+dispatch_finished(struct work_pool *p)
 {
-	struct work_pool *p = arg;
 	struct job_list batch;
 	struct job *j;
-	char b[64];
 
-	(void)what;
-	while (read(fd, b, sizeof(b)) > 0)
-		continue;
 	pthread_mutex_lock(&p->mu);
 	STAILQ_INIT(&batch);
 	STAILQ_CONCAT(&batch, &p->finished);
@@ -154,6 +153,34 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 	p->dispatching--;
 	if (p->freeing && p->dispatching == 0)
 		pool_release(p);
+}
+
+static void
+wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	char b[64];
+
+	(void)what;
+	while (read(fd, b, sizeof(b)) > 0)
+		continue;
+	dispatch_finished(arg);
+}
+
+void
+work_pool_drain(struct work_pool *p)
+{
+	bool more;
+
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		while (p->pending > 0 && STAILQ_EMPTY(&p->finished))
+			pthread_cond_wait(&p->finished_cv, &p->mu);
+		more = p->pending > 0;
+		pthread_mutex_unlock(&p->mu);
+		if (!more)
+			return;
+		dispatch_finished(p);
+	}
 }
 
 /* Stops and joins the first `n` threads. */
@@ -191,6 +218,7 @@ work_pool_new(struct event_base *base, int threads)
 	STAILQ_INIT(&p->finished);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
+	pthread_cond_init(&p->finished_cv, NULL);
 	p->threads = xcalloc((size_t)threads, sizeof(*p->threads));
 
 	if (pipe2(p->wake, O_CLOEXEC | O_NONBLOCK) != 0) {

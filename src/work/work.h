@@ -37,6 +37,14 @@ struct work_pool *work_pool_new(struct event_base *, int threads);
 void	work_pool_free(struct work_pool *);
 
 /*
+ * Waits until every job submitted so far has run, calling the done()
+ * callbacks of all of them on this (the loop's) thread, including those
+ * of jobs that done() callbacks submit meanwhile. For a graceful stop,
+ * after the loop has returned; loop thread only, not from a done().
+ */
+void	work_pool_drain(struct work_pool *);
+
+/*
  * Queues run(arg) for a worker thread and then done(arg) for the loop
  * thread. run must not be NULL; done may be NULL. Any thread may submit.
  */

@@ -1,0 +1,143 @@
+/*
+ * The store's lanes (pool.h): each a worker pool of one thread (work.c)
+ * holding its own connection. A job is wrapped with its lane, so the
+ * thread finds the lane's store; the lane's count of queued jobs is kept
+ * on the loop (incremented when queued, decremented in done), which is
+ * where it is read.
+ */
+#include <stdlib.h>
+
+#include "common/xalloc.h"
+#include "pool.h"
+#include "work/work.h"
+
+struct lane {
+	const char		*name;		/* "read", "write" */
+	struct store		*st;
+	struct work_pool	*work;
+	size_t			 queued;	/* loop only */
+};
+
+struct store_pool {
+	struct lane	read, write;
+};
+
+struct pool_job {
+	struct lane	*lane;
+	store_job_fn	 run;
+	void		(*done)(void *);
+	void		*arg;
+};
+
+static void
+job_run(void *arg)
+{
+	struct pool_job *j = arg;
+
+	j->run(j->lane->st, j->arg);
+}
+
+static void
+job_done(void *arg)
+{
+	struct pool_job *j = arg;
+
+	j->lane->queued--;
+	if (j->done)
+		j->done(j->arg);
+	free(j);
+}
+
+static ps_err
+lane_open(struct lane *l, const char *name, struct event_base *base,
+    const char *path, enum store_role role)
+{
+	ps_err rc;
+
+	l->name = name;
+	if ((rc = store_open(path, role, false, &l->st)) != PS_OK)
+		return rc;
+	if ((l->work = work_pool_new(base, 1)) == NULL)
+		return PS_EIO;
+	return PS_OK;
+}
+
+static void
+lane_close(struct lane *l)
+{
+	if (l->work) {
+		work_pool_drain(l->work);
+		work_pool_free(l->work);
+		l->work = NULL;		/* later jobs are refused */
+	}
+	store_close(l->st);
+	l->st = NULL;
+}
+
+ps_err
+store_pool_open(struct event_base *base, const char *path,
+    enum store_role role, struct store_pool **out)
+{
+	struct store_pool *p = xcalloc(1, sizeof(*p));
+	ps_err rc;
+
+	if ((rc = lane_open(&p->write, "write", base, path, role)) != PS_OK ||
+	    (rc = lane_open(&p->read, "read", base, path, role)) != PS_OK) {
+		store_pool_free(p);
+		return rc;
+	}
+	*out = p;
+	return PS_OK;
+}
+
+void
+store_pool_free(struct store_pool *p)
+{
+	if (p == NULL)
+		return;
+	/* Writes first: a read queued by a write's done() still runs. */
+	lane_close(&p->write);
+	lane_close(&p->read);
+	free(p);
+}
+
+static ps_err
+lane_submit(struct lane *l, store_job_fn run, void (*done)(void *),
+    void *arg)
+{
+	struct pool_job *j;
+
+	if (l->work == NULL)
+		return ps_errf(PS_EBUSY, "the store is closing");
+	if (l->queued >= STORE_POOL_QUEUE)
+		return ps_errf(PS_EBUSY, "the store's %s queue is full (%d "
+		    "jobs)", l->name, STORE_POOL_QUEUE);
+	j = xmalloc(sizeof(*j));
+	j->lane = l;
+	j->run = run;
+	j->done = done;
+	j->arg = arg;
+	l->queued++;
+	work_submit(l->work, job_run, job_done, j);
+	return PS_OK;
+}
+
+ps_err
+store_pool_read(struct store_pool *p, store_job_fn run, void (*done)(void *),
+    void *arg)
+{
+	return lane_submit(&p->read, run, done, arg);
+}
+
+ps_err
+store_pool_write(struct store_pool *p, store_job_fn run,
+    void (*done)(void *), void *arg)
+{
+	return lane_submit(&p->write, run, done, arg);
+}
+
+size_t
+store_pool_pending(struct store_pool *p)
+{
+	return p->read.queued + p->write.queued;
+}

@@ -1,0 +1,71 @@
+/*
+ * The store off the event loop: a server's store, opened on threads of
+ * its own, so that no store call, which may wait on a lock another
+ * process holds or on a network round trip, ever runs on the loop.
+ *
+ * Two lanes, each one thread with its own connection:
+ *
+ *   - the read lane answers lookups (a cache miss, a page's rows);
+ *   - the write lane makes changes, one job after another.
+ *
+ * In SQLite's WAL mode readers never wait for the writer, so a write that
+ * waits on another process's lock (an admin command, `portal refresh`)
+ * holds up only other writes, never a lookup, and never the loop. A job's
+ * done() runs on the loop after the job ran, so a read queued from a
+ * write's done() sees that write. Within a lane jobs run in the order they
+ * were queued.
+ *
+ * Each lane has a budget of queued jobs; past it a call is refused with
+ * PS_EBUSY (and nothing is queued), which a server answers with 503 and
+ * Retry-After. A networked backend fits the same interface: a lane is one
+ * connection, the loop never waits for it.
+ *
+ * Loop thread only, except where said.
+ */
+#ifndef PS_STORE_POOL_H
+#define PS_STORE_POOL_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+#include "store.h"
+
+struct event_base;
+struct store_pool;
+
+#define STORE_POOL_QUEUE	4096	/* jobs queued per lane, at most */
+
+/*
+ * Opens the store at `path` once per lane (migrating it as store_open
+ * does) and starts the lanes, reporting to `base` (borrowed). The caller
+ * frees the pool with store_pool_free().
+ */
+ps_err	store_pool_open(struct event_base *, const char *path,
+	    enum store_role, struct store_pool **out);
+
+/*
+ * Lets the queued jobs run to their end (their done() is called, on the
+ * loop, from inside this call), then stops the lanes and closes the
+ * connections; jobs queued meanwhile by those done() callbacks on a lane
+ * already stopped are refused (PS_EBUSY). NULL is a no-op.
+ */
+void	store_pool_free(struct store_pool *);
+
+/* A job's store work: runs on a lane's thread with that lane's store. */
+typedef void (*store_job_fn)(struct store *, void *arg);
+
+/*
+ * Queues run(store, arg) on the read lane (store_pool_read) or the write
+ * lane (store_pool_write), then done(arg) on the loop. `done` may be NULL.
+ * PS_EBUSY, with a sentence in ps_errmsg(), when the lane's queue is full:
+ * neither function is then called.
+ */
+ps_err	store_pool_read(struct store_pool *, store_job_fn run,
+	    void (*done)(void *), void *arg);
+ps_err	store_pool_write(struct store_pool *, store_job_fn run,
+	    void (*done)(void *), void *arg);
+
+/* Jobs queued or running on both lanes, for metrics. */
+size_t	store_pool_pending(struct store_pool *);
+
+#endif
