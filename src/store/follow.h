@@ -1,0 +1,68 @@
+/*
+ * A server following the store's change feed (store.h), so that what it
+ * keeps in memory stays what the store holds while other processes (admin
+ * commands, `portal refresh`) change it.
+ *
+ * Before a request is answered from memory, the server asks
+ * store_follower_current(): a shared-memory read, no store call. When
+ * the feed has moved since the server last read it, the request waits
+ * (deferred, the loop goes on) while the read lane reads the new rows and
+ * the server drops exactly the keys they name; then it is resumed. So a
+ * change an admin command committed before a request arrived is seen by
+ * that request, and a cached photo is dropped only when that photo
+ * changed.
+ *
+ * The feed is also read every STORE_FOLLOW_TICK_MS, in case the shared
+ * counter cannot be mapped, and pruned of rows older than
+ * STORE_FOLLOW_KEEP_S on the write lane every so often.
+ *
+ * Loop thread only.
+ */
+#ifndef PS_STORE_FOLLOW_H
+#define PS_STORE_FOLLOW_H
+
+#include <stdbool.h>
+
+#include "store.h"
+
+#define STORE_FOLLOW_TICK_MS	1000
+#define STORE_FOLLOW_KEEP_S	3600
+
+struct event_base;
+struct store_pool;
+struct store_follower;
+
+struct store_follow_ops {
+	/* One change made by another process: drop what it names. */
+	void	(*changed)(void *arg, const struct store_change *);
+	/*
+	 * The feed was pruned past where this server was (it was stopped
+	 * for a long while, or fell far behind): drop everything.
+	 */
+	void	(*lost)(void *arg);
+};
+
+/*
+ * Starts following the feed of the store at `store_path` (for its shared
+ * counter) through `pool` (borrowed), from the row after `from_seq`: the
+ * store_feed_head() the server read before it loaded what it keeps, so
+ * that nothing committed meanwhile is missed. `ops` is borrowed.
+ */
+struct store_follower *store_follower_new(struct event_base *,
+	    struct store_pool *, const char *store_path, int64_t from_seq,
+	    const struct store_follow_ops *, void *arg);
+/* Stops following; requests still waiting are resumed first. */
+void	store_follower_free(struct store_follower *);
+
+/*
+ * True when everything committed before now has been applied, so the
+ * caller may answer from memory. Otherwise false: resume(arg) is called
+ * once it is (later, from the loop), and the caller defers its request.
+ */
+bool	store_follower_current(struct store_follower *,
+	    void (*resume)(void *), void *arg);
+
+/* Reads the feed now (a store change this process cannot see coming). */
+void	store_follower_poke(struct store_follower *);
+
+#endif
