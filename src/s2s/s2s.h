@@ -122,13 +122,31 @@ struct s2s_mint {
 	const char		*upn;		/* or NULL */
 	int64_t			 now;		/* 0: the current time */
 	int			 lifetime;	/* seconds, at most a day */
+	/*
+	 * An actor token from s2s_actor_mint() with the same key, client,
+	 * realms and target, to wrap instead of signing a new one, and when
+	 * it expires; NULL: sign one. The actor names only the application,
+	 * so one serves every user until it expires: a sender that mints a
+	 * token per user saves the RSA signature of each.
+	 */
+	const char		*actor;
+	int64_t			 actor_expires;
 };
 
 /*
  * Mints an outer token (alg none) around a signed actor token; with
- * neither smtp nor upn, the actor token alone (app-only, §4.4). The
+ * neither smtp nor upn, the actor token alone (app-only, §4.4). With
+ * m->actor, the outer token expires with that actor at the latest. The
  * caller frees *token (a bearer credential: wipe it first).
  */
 ps_err	s2s_token_mint(const struct s2s_mint *, char **token);
+
+/*
+ * The actor token of a user token (trustedfordelegation; smtp and upn
+ * are ignored) and when it expires, for later s2s_token_mint() calls
+ * through m->actor. The caller frees *actor (wipe it first).
+ */
+ps_err	s2s_actor_mint(const struct s2s_mint *, char **actor,
+	    int64_t *expires);
 
 #endif

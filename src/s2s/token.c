@@ -415,6 +415,49 @@ find_partner(const struct s2s_partner *partners, size_t n, const char *iss,
 }
 
 /*
+ * Signatures already verified, by a digest of the certificate and the
+ * signed token: a partner sends the same actor token with every user's
+ * token until it expires, and the RSA verification (with decoding the
+ * certificate) is most of the work of a validation. Only the signature
+ * check is remembered; the claims are read and checked every time. Per
+ * thread, a few entries, replaced in turn.
+ */
+#define SIG_MEMO	8
+
+static _Thread_local struct {
+	unsigned char	d[SIG_MEMO][32];
+	unsigned	next;
+} sig_memo;
+
+static void
+sig_digest(const struct s2s_cert *cert, const char *tok, size_t len,
+    unsigned char out[32])
+{
+	unsigned char buf[32 + 20];
+
+	pki_sha256(tok, len, buf);
+	memcpy(buf + 32, cert->sha1, 20);
+	pki_sha256(buf, sizeof(buf), out);
+}
+
+static bool
+sig_verified_before(const unsigned char d[32])
+{
+	unsigned i;
+
+	for (i = 0; i < SIG_MEMO; i++)
+		if (memcmp(sig_memo.d[i], d, 32) == 0)
+			return true;
+	return false;
+}
+
+static void
+sig_remember(const unsigned char d[32])
+{
+	memcpy(sig_memo.d[sig_memo.next++ % SIG_MEMO], d, 32);
+}
+
+/*
  * §4.6 steps 2, 3, 5 and 6 for the actor token (or for a signed token
  * presented alone, the app-only case). On success `j` holds the claims
  * and *partner the partner that signed it.
@@ -426,7 +469,7 @@ actor_validate(const char *tok, size_t len, const struct s2s_expect *ex,
 {
 	const char *what = "actor token", *x5t, *iss, *nameid, *realm;
 	const struct s2s_cert *cert;
-	unsigned char *tp = NULL, *sig = NULL;
+	unsigned char *tp = NULL, *sig = NULL, memo[32];
 	size_t tplen = 0, siglen = 0;
 	json_t *v;
 	ps_err rc;
@@ -463,10 +506,14 @@ actor_validate(const char *tok, size_t len, const struct s2s_expect *ex,
 		ps_errf(rc, "%s: signature is not base64url", what);
 		goto out;
 	}
-	if (pki_verify_rs256(cert->der, cert->len, tok,
-	    j->hdr_len + 1 + j->pay_len, sig, siglen) != PS_OK) {
-		ps_errf(rc, "%s: bad signature", what);
-		goto out;
+	sig_digest(cert, tok, len, memo);
+	if (!sig_verified_before(memo)) {
+		if (pki_verify_rs256(cert->der, cert->len, tok,
+		    j->hdr_len + 1 + j->pay_len, sig, siglen) != PS_OK) {
+			ps_errf(rc, "%s: bad signature", what);
+			goto out;
+		}
+		sig_remember(memo);
 	}
 	if ((rc = jws_claims(j, what)) != PS_OK)
 		goto out;
@@ -787,6 +834,60 @@ key_and_cert_match(const struct pki_key *key, const unsigned char *der,
 	return true;
 }
 
+/*
+ * Checks what a token is minted from and builds its audience and issuer
+ * (the caller frees both) and time.
+ */
+static ps_err
+mint_start(const struct s2s_mint *m, char **aud, char **iss, int64_t *now)
+{
+	ps_err rc = PS_EINVAL;
+
+	if (m == NULL || m->key == NULL || m->cert_der == NULL ||
+	    !key_and_cert_match(m->key, m->cert_der, m->cert_len))
+		return ps_errf(rc, "token signing needs a key and its "
+		    "certificate");
+	if (!mint_part_ok(m->client_id) || !mint_part_ok(m->realm) ||
+	    !mint_part_ok(m->target_id) || !mint_part_ok(m->target_host) ||
+	    !mint_part_ok(m->target_realm))
+		return ps_errf(rc, "invalid principal, host or realm for a "
+		    "token");
+	if (!mint_user_ok(m->smtp) || !mint_user_ok(m->upn))
+		return ps_errf(rc, "invalid user claim for a token");
+	if (m->lifetime <= 0 || m->lifetime > TOK_MAX_LIFE)
+		return ps_errf(rc, "token lifetime out of range");
+	*now = m->now != 0 ? m->now : time_now();
+	if (*now < 0 || *now > TOK_MAX_TIME - TOK_MAX_LIFE)
+		return ps_errf(rc, "token time out of range");
+	/* §4.1: principals, hosts and realms are lower case on the wire. */
+	*aud = xasprintf("%s/%s@%s", m->target_id, m->target_host,
+	    m->target_realm);
+	str_lower(*aud);
+	*iss = xasprintf("%s@%s", m->client_id, m->realm);
+	str_lower(*iss);
+	return PS_OK;
+}
+
+ps_err
+s2s_actor_mint(const struct s2s_mint *m, char **actor, int64_t *expires)
+{
+	char *aud = NULL, *iss = NULL, nbf[24], exp[24];
+	int64_t now;
+	ps_err rc;
+
+	*actor = NULL;
+	if ((rc = mint_start(m, &aud, &iss, &now)) != PS_OK)
+		goto out;
+	snprintf(nbf, sizeof(nbf), "%lld", (long long)now);
+	snprintf(exp, sizeof(exp), "%lld", (long long)(now + m->lifetime));
+	if ((rc = mint_actor(m, aud, iss, nbf, exp, true, actor)) == PS_OK)
+		*expires = now + m->lifetime;
+out:
+	free(aud);
+	free(iss);
+	return rc;
+}
+
 ps_err
 s2s_token_mint(const struct s2s_mint *m, char **token)
 {
@@ -794,49 +895,32 @@ s2s_token_mint(const struct s2s_mint *m, char **token)
 	    *pay = NULL, *tok = NULL, nbf[24], exp[24];
 	const char *user;
 	json_t *claims;
-	int64_t now;
-	ps_err rc = PS_EINVAL;
+	int64_t now, until;
+	ps_err rc;
 
 	*token = NULL;
-	if (m == NULL || m->key == NULL || m->cert_der == NULL ||
-	    !key_and_cert_match(m->key, m->cert_der, m->cert_len)) {
-		ps_errf(rc, "token signing needs a key and its certificate");
+	if ((rc = mint_start(m, &aud, &iss, &now)) != PS_OK)
 		goto out;
+	until = now + m->lifetime;
+	user = m->smtp != NULL ? m->smtp : m->upn;
+	if (m->actor != NULL && user != NULL) {
+		if (m->actor_expires <= now) {
+			rc = ps_errf(PS_EINVAL, "the actor token has expired");
+			goto out;
+		}
+		if (m->actor_expires < until)
+			until = m->actor_expires;
 	}
-	if (!mint_part_ok(m->client_id) || !mint_part_ok(m->realm) ||
-	    !mint_part_ok(m->target_id) || !mint_part_ok(m->target_host) ||
-	    !mint_part_ok(m->target_realm)) {
-		ps_errf(rc, "invalid principal, host or realm for a token");
-		goto out;
-	}
-	if (!mint_user_ok(m->smtp) || !mint_user_ok(m->upn)) {
-		ps_errf(rc, "invalid user claim for a token");
-		goto out;
-	}
-	if (m->lifetime <= 0 || m->lifetime > TOK_MAX_LIFE) {
-		ps_errf(rc, "token lifetime out of range");
-		goto out;
-	}
-	now = m->now != 0 ? m->now : time_now();
-	if (now < 0 || now > TOK_MAX_TIME - TOK_MAX_LIFE) {
-		ps_errf(rc, "token time out of range");
-		goto out;
-	}
-
-	/* §4.1: principals, hosts and realms are lower case on the wire. */
-	aud = xasprintf("%s/%s@%s", m->target_id, m->target_host,
-	    m->target_realm);
-	str_lower(aud);
-	iss = xasprintf("%s@%s", m->client_id, m->realm);
-	str_lower(iss);
 	/* §4.4: NumericDates as JSON strings, as Microsoft's library does. */
 	snprintf(nbf, sizeof(nbf), "%lld", (long long)now);
-	snprintf(exp, sizeof(exp), "%lld", (long long)(now + m->lifetime));
-	user = m->smtp != NULL ? m->smtp : m->upn;
+	snprintf(exp, sizeof(exp), "%lld", (long long)until);
 
-	if ((rc = mint_actor(m, aud, iss, nbf, exp, user != NULL,
+	if (m->actor != NULL && user != NULL)
+		actor = xstrdup(m->actor);
+	else if ((rc = mint_actor(m, aud, iss, nbf, exp, user != NULL,
 	    &actor)) != PS_OK)
 		goto out;
+
 	if (user == NULL) {
 		/* §4.4: the actor token alone is the app-only token. */
 		tok = actor;

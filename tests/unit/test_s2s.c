@@ -668,6 +668,46 @@ test_mint(void)
 	    "refused");
 }
 
+/* A kept actor token serves every user's token until it expires. */
+static void
+test_mint_actor(void)
+{
+	struct s2s_mint m = mint_args();
+	struct s2s_identity id;
+	char *actor = NULL, *t1 = NULL, *t2 = NULL, *s;
+	int64_t expires = 0;
+
+	ok(s2s_actor_mint(&m, &actor, &expires) == PS_OK && actor != NULL &&
+	    expires == NOW + 3600, "actor token minted, expiring with it");
+	s = part(actor, 1);
+	ok(s && strstr(s, "\"trustedfordelegation\":\"true\"") != NULL,
+	    "the kept actor is trusted for delegation");
+	free(s);
+	m.actor = actor;
+	m.actor_expires = expires;
+	m.now = NOW + 60;
+	ok(s2s_token_mint(&m, &t1) == PS_OK && check(t1, &id) == PS_OK &&
+	    strcmp(id.user, USER) == 0, "a token around the kept actor "
+	    "validates");
+	m.smtp = "test2@contoso.com";
+	ok(s2s_token_mint(&m, &t2) == PS_OK && check(t2, &id) == PS_OK &&
+	    strcmp(id.user, "test2@contoso.com") == 0, "another user's token "
+	    "around the same actor validates");
+	s = part(t2, 1);
+	ok(s && strstr(s, actor) != NULL && strstr(s,
+	    "\"exp\":\"1700003600\"") != NULL, "it carries that actor and "
+	    "expires with it, not an hour after it was made");
+	free(s);
+	free(t1);
+	free(t2);
+	t1 = NULL;
+	m.now = NOW + 3600;
+	ok(s2s_token_mint(&m, &t1) == PS_EINVAL && t1 == NULL &&
+	    strstr(ps_errmsg(), "expired") != NULL, "an expired actor is "
+	    "not wrapped");
+	free(actor);
+}
+
 /* --- validation: the good path and each forgery --- */
 
 static void
@@ -1109,6 +1149,7 @@ main(void)
 	test_metadata_sharepoint();
 	test_metadata_parse();
 	test_mint();
+	test_mint_actor();
 	test_validate_good();
 	test_validate_alg();
 	test_validate_key();
