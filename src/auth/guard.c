@@ -549,7 +549,10 @@ ready_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	/* Only those ready now: checks their callbacks make wait a turn. */
+	/*
+	 * Only those ready now: checks that their callbacks make have
+	 * activated the event again and are answered on its next run.
+	 */
 	g->dispatching++;
 	while (n-- > 0 && !g->freeing) {
 		c = TAILQ_FIRST(&g->ready);
@@ -558,16 +561,11 @@ ready_cb(evutil_socket_t fd, short what, void *arg)
 		check_answer(g, c);
 	}
 	g->dispatching--;
-	if (g->freeing) {
-		if (g->dispatching == 0)
-			guard_release(g);
-		return;
-	}
-	if (g->nready > 0)
-		event_active(g->ready_ev, EV_TIMEOUT, 0);
+	if (g->freeing && g->dispatching == 0)
+		guard_release(g);
 }
 
-/* Answers `c` on the next turn of the loop. */
+/* Answers `c` from the loop, after the caller has returned. */
 static void
 check_ready(struct auth_guard *g, struct check *c, ps_err rc,
     const char *result, const char *why)
