@@ -44,7 +44,7 @@
 #define GUARD_DIGEST_BYTES	16
 #define GUARD_MAX_THREADS	64
 #define GUARD_DEFAULT_THREADS	4	/* at most, with max_verifying 0 */
-#define GUARD_MIN_TRACKED	16
+#define GUARD_MIN_TRACKED	GUARD_WAYS
 #define GUARD_MAX_TRACKED	((size_t)1 << 24)
 #define GUARD_MAX_FREE		1000
 #define GUARD_MAX_QUEUED	((size_t)1 << 20)
@@ -212,7 +212,8 @@ set_oldest(struct slot *set, bool counts)
 
 /*
  * The slot for `key`, which a new entry of `kind` takes if it has none;
- * NULL when every slot of the set is held by running checks.
+ * NULL when there is no room: a credential never takes a failure count's
+ * slot, and no entry takes one that a running check holds.
  */
 static struct slot *
 table_take(struct auth_guard *g, const unsigned char *key,
@@ -230,7 +231,7 @@ table_take(struct auth_guard *g, const unsigned char *key,
 	/* A lost credential costs one Argon2id; a lost count, a throttle. */
 	if (victim == NULL)
 		victim = set_oldest(set, false);
-	if (victim == NULL)
+	if (victim == NULL && (kind == SLOT_ACCOUNT || kind == SLOT_PEER))
 		victim = set_oldest(set, true);
 	if (victim == NULL)
 		return NULL;
@@ -662,6 +663,7 @@ auth_guard_check(struct auth_guard *g, const char *account,
 	struct check *c = xcalloc(1, sizeof(*c));
 	const char *parts[4];
 	struct slot *known;
+	enum slot_kind verdict = SLOT_FREE;	/* remembered, if not FREE */
 	int64_t now = guard_now(g), wait;
 	char why[96];
 
@@ -685,12 +687,12 @@ auth_guard_check(struct auth_guard *g, const char *account,
 	parts[2] = password;
 	parts[3] = c->unknown ? NULL : hash;
 	guard_digest(g, parts, 4, c->cred);
-	known = table_find(g, c->cred);
-	if (known && (known->kind == SLOT_RIGHT || known->kind == SLOT_WRONG) &&
-	    slot_stale(g, known, now))
-		known = NULL;
-	if (known == NULL && g->nrunning >= (size_t)g->lim.max_verifying +
-	    g->lim.max_queued) {
+	/* Read now: holding the counts below may reuse the slot. */
+	if ((known = table_find(g, c->cred)) != NULL &&
+	    !slot_stale(g, known, now))
+		verdict = known->kind;
+	if (verdict == SLOT_FREE && g->nrunning >=
+	    (size_t)g->lim.max_verifying + g->lim.max_queued) {
 		check_busy(g, c, now);
 		return;
 	}
@@ -705,9 +707,9 @@ auth_guard_check(struct auth_guard *g, const char *account,
 	}
 	c->admitted = true;
 
-	if (known != NULL) {
+	if (verdict != SLOT_FREE) {
 		g->stats.remembered++;
-		if (known->kind == SLOT_RIGHT)
+		if (verdict == SLOT_RIGHT)
 			check_ready(g, c, PS_OK, "right", "right password "
 			    "(remembered)");
 		else

@@ -88,7 +88,7 @@ extern const struct auth_guard_limits auth_guard_default_limits;
  * defaults). NULL, with the reason in ps_errmsg(), when a limit is out of
  * range (max_verifying 0 to 64, free_failures 0 to 1000, delays and caps
  * positive with caps >= first_delay_ms, forget_after_ms positive,
- * remember_ms >= 0, max_tracked 16 to 2^24) or its threads cannot start.
+ * remember_ms >= 0, max_tracked 8 to 2^24) or its threads cannot start.
  * Free with auth_guard_free(), which waits for running checks and calls
  * back none of those not yet answered; it may be called from a done
  * callback.

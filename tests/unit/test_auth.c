@@ -11,6 +11,7 @@
  */
 #include <event2/event.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -417,6 +418,80 @@ test_queue(const char *hash)
 	auth_guard_free(g);
 }
 
+/* ---- the table's bound ---- */
+
+/*
+ * The Argon2id string of "right" at libsodium's least cost (8 KiB, one
+ * pass), made with crypto_pwhash_str_alg(): a stored hash the table test
+ * can verify many times cheaply. The production parameters are untouched.
+ */
+#define CHEAP_HASH	"$argon2id$v=19$m=8,t=1,p=1$fyXkBAVeu/fVYHNkUkueCw$" \
+			"0cmI6nLbfU/a2jxmDMt08Zfy0JW6pesWSGIpEKNCSks"
+
+static void
+test_table(void)
+{
+	struct auth_guard_limits l = test_limits();
+	struct auth_guard *g;
+	struct answer a, many[9];
+	char peer[32];
+	int i, waiting = 0, before;
+	bool newest = true, oldest = true, checked = true;
+
+	l.max_tracked = 8;		/* one set of 8 entries */
+	l.free_failures = 0;		/* every failure brings a wait */
+	l.max_queued = 16;
+	g = auth_guard_new(base, &l);
+	ok(g != NULL, "table: a guard of 8 entries");
+	is_int(check_now(g, "kim", "10.0.1.1", CHEAP_HASH, "right", &a), PS_OK,
+	    "the cheap hash verifies");
+	is_int(check_now(g, "kim", "10.0.1.1", CHEAP_HASH, "guess", &a),
+	    PS_EAUTH, "... and refuses");
+
+	/* 20 addresses fail once each, the same wrong password. */
+	for (i = 0; i < 20; i++) {
+		fake_now++;
+		snprintf(peer, sizeof(peer), "10.0.0.%d", i);
+		check_now(g, NULL, peer, CHEAP_HASH, "guess", &a);
+	}
+	is_int(auth_guard_throttled(g), 8, "8 counts kept, not 20");
+	for (i = 0; i < 20; i++) {
+		snprintf(peer, sizeof(peer), "10.0.0.%d", i);
+		if (auth_guard_wait(g, NULL, peer) > 0)
+			waiting++;
+		else if (i >= 12)
+			newest = false;
+		if (i < 12 && auth_guard_wait(g, NULL, peer) > 0)
+			oldest = false;
+	}
+	is_int(waiting, 8, "8 addresses wait");
+	ok(newest && oldest, "the 8 newest: the oldest counts made room");
+	/*
+	 * Kim and 10.0.1.1 hold a count each, the three credentials the
+	 * rest. The addresses' counts fill the table, taking the oldest
+	 * credentials' places first, then the oldest counts'; a credential
+	 * never takes a count's place. So "guess" is remembered from the 1st
+	 * address to the 6th, which takes its place, and checked for each
+	 * address from the 7th on: 2 + 1 + 14 verifications.
+	 */
+	is_int(verified(g), 17, "credentials made way for counts, not back");
+
+	/* Eight checks running hold all eight entries: a ninth has none. */
+	before = answered;
+	for (i = 0; i < 9; i++) {
+		snprintf(peer, sizeof(peer), "10.0.2.%d", i);
+		check(g, NULL, peer, CHEAP_HASH, peer, &many[i]);
+	}
+	ok(await(before + 9), "nine checks answered");
+	for (i = 0; i < 8; i++)
+		if (many[i].rc != PS_EAUTH)
+			checked = false;
+	ok(checked, "the eight holding an entry are checked");
+	is_int(many[8].rc, PS_EBUSY, "the ninth is refused: no room");
+	is_int(auth_guard_throttled(g), 8, "still 8 counts");
+	auth_guard_free(g);
+}
+
 /* ---- freeing with checks in flight ---- */
 
 static void
@@ -454,6 +529,7 @@ main(void)
 	test_answers(hash1, hash2);
 	test_throttle(hash1);
 	test_queue(hash1);
+	test_table();
 	test_free_in_flight(hash1);
 	free(hash1);
 	free(hash2);
