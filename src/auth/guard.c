@@ -13,8 +13,8 @@
  * The table is set-associative: a digest picks a set of GUARD_WAYS slots.
  * A new entry takes a free or stale slot of its set, else the one whose
  * loss costs least: the oldest remembered credential (it costs one more
- * Argon2id), else the oldest failure count. A count that a running check
- * holds is never taken. Digests are keyed with a random key per guard, so
+ * Argon2id), else, for a count only, the oldest failure count. A count
+ * that a running check holds is never taken. Digests are keyed with a random key per guard, so
  * nobody can aim entries at one set.
  *
  * Counts: `failures` since the count was last cleared, `at` the last

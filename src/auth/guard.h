@@ -31,10 +31,12 @@
  * usually holds whole; IPv4 addresses (also IPv4-mapped ones) one by one.
  *
  * Memory is bounded: `max_tracked` entries (remembered credentials,
- * accounts and addresses together) of 40 bytes each, allocated once
- * (2.5 MiB by default); when full, the stalest entry of a small set is
- * reused (a remembered credential before a failure count). Accounts and
- * addresses are kept only as keyed digests.
+ * accounts and addresses together; rounded up to a multiple of 8) of 40
+ * bytes each, allocated once (2.5 MiB by default). Entries live in sets
+ * of 8 chosen by a keyed digest; a new entry takes an expired one of its
+ * set, else the oldest remembered credential, else (an account or an
+ * address only) the oldest failure count that no running check holds.
+ * Accounts and addresses are kept only as keyed digests.
  *
  * The clock is injectable, so tests drive time without sleeping. Loop
  * thread only (the clock too).
@@ -86,9 +88,10 @@ extern const struct auth_guard_limits auth_guard_default_limits;
 /*
  * A guard reporting to `base` (borrowed), with `lim` copied (NULL: the
  * defaults). NULL, with the reason in ps_errmsg(), when a limit is out of
- * range (max_verifying 0 to 64, free_failures 0 to 1000, delays and caps
- * positive with caps >= first_delay_ms, forget_after_ms positive,
- * remember_ms >= 0, max_tracked 8 to 2^24) or its threads cannot start.
+ * range (max_verifying 0 to 64, max_queued at most 2^20, free_failures
+ * 0 to 1000, delays and caps positive with caps >= first_delay_ms,
+ * forget_after_ms positive, remember_ms >= 0, max_tracked 8 to 2^24) or
+ * its threads cannot start.
  * Free with auth_guard_free(), which waits for running checks and calls
  * back none of those not yet answered; it may be called from a done
  * callback.
@@ -111,10 +114,11 @@ int64_t	auth_guard_wait(struct auth_guard *, const char *account,
 /*
  * The outcome of one check, for done(): PS_OK (the password is right),
  * PS_EAUTH (wrong, or no such account), PS_EBUSY (nothing was checked:
- * too many checks waiting, or earlier failures must be waited out first;
- * auth_guard_wait() > 0 tells the second: 429 with Retry-After, else
- * 503). Each has a sentence in `why` (never the password), borrowed for
- * the call.
+ * too many checks waiting, or (rarely) all 8 entries of the table where
+ * this one belongs held by running checks, or earlier failures must be
+ * waited out; auth_guard_wait() > 0 tells the last: 429 with
+ * Retry-After, else 503). Each has a sentence in `why` (never the
+ * password), borrowed for the call.
  */
 typedef void (*auth_guard_done_fn)(void *arg, ps_err rc, const char *why);
 
