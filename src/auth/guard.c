@@ -14,8 +14,8 @@
  * A new entry takes a free or stale slot of its set, else the one whose
  * loss costs least: the oldest remembered credential (it costs one more
  * Argon2id), else, for a count only, the oldest failure count. A count
- * that a running check holds is never taken. Digests are keyed with a random key per guard, so
- * nobody can aim entries at one set.
+ * that a running check holds is never taken. Digests are keyed with a
+ * random key per guard, so nobody can aim entries at one set.
  *
  * Counts: `failures` since the count was last cleared, `at` the last
  * failure; a count with no failure for forget_after_ms is forgotten whole
