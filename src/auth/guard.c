@@ -551,8 +551,8 @@ ready_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	/*
-	 * Only those ready now: checks that their callbacks make have
-	 * activated the event again and are answered on its next run.
+	 * Only the checks ready now: those that their callbacks make have
+	 * activated the event again and wait for its next run.
 	 */
 	g->dispatching++;
 	while (n-- > 0 && !g->freeing) {
@@ -587,11 +587,13 @@ verify_run(void *arg)
 	const char *hash;
 	ps_err rc = PS_EAUTH;
 
-	/* The first check makes the dummy, so even it is no tell. */
+	/*
+	 * The first check makes the dummy, so even it is no tell. Out of
+	 * memory, it stays NULL and the next check tries again.
+	 */
 	pthread_mutex_lock(&g->dummy_mu);
-	if (g->dummy == NULL &&
-	    auth_password_hash(GUARD_DUMMY_PASSWORD, &g->dummy) != PS_OK)
-		g->dummy = NULL;
+	if (g->dummy == NULL)
+		(void)auth_password_hash(GUARD_DUMMY_PASSWORD, &g->dummy);
 	hash = c->unknown ? g->dummy : c->hash;
 	pthread_mutex_unlock(&g->dummy_mu);
 
