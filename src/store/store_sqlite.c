@@ -521,9 +521,12 @@ on_wal_commit(void *arg, sqlite3 *db, const char *schema, int frames)
 	return SQLITE_OK;
 }
 
-/* Maps path + "-feed", creating it (mode 0600, one page) if absent. */
+/*
+ * Maps path + "-feed"; when `create`, creates it (mode 0600, one page) if
+ * absent.
+ */
 static struct store_feed_watch *
-feed_map(const char *store_path, bool writable)
+feed_map(const char *store_path, bool writable, bool create)
 {
 	struct store_feed_watch *w = NULL;
 	char *path = xasprintf("%s-feed", store_path);
@@ -532,7 +535,8 @@ feed_map(const char *store_path, bool writable)
 	void *p;
 	int fd;
 
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT :
+	    0), 0600);
 	if (fd < 0) {
 		ps_errf(PS_EIO, "cannot open %s: %s", path, strerror(errno));
 		goto out;
@@ -561,7 +565,7 @@ out:
 struct store_feed_watch *
 store_feed_watch_open(const char *store_path)
 {
-	return feed_map(store_path, false);
+	return feed_map(store_path, false, true);
 }
 
 void
@@ -581,9 +585,14 @@ store_feed_watch_value(const struct store_feed_watch *w)
 
 /* ---- opening ---- */
 
-/* What every connection needs before its first statement. */
+/*
+ * What every connection needs before its first statement. A connection
+ * that has just created the store maps the counter only if something
+ * already watches it: the counter file is not created for a store that
+ * did not exist, so an init that fails can remove the database alone.
+ */
 static ps_err
-store_connect(struct store *st)
+store_connect(struct store *st, bool created)
 {
 	/* INNOCUOUS: the triggers may call them with trusted_schema off. */
 	if (sqlite3_create_function_v2(st->db, "ps_feed_origin", 0,
@@ -594,11 +603,12 @@ store_connect(struct store *st)
 	    NULL) != SQLITE_OK)
 		return store_fail(st, "register feed functions");
 	sqlite3_commit_hook(st->db, on_commit, st);
-	if ((st->bump = feed_map(st->path, true)) == NULL)
+	st->bump = feed_map(st->path, true, !created);
+	if (st->bump == NULL && !created)
 		log_warn(NULL, "store.feed_counter_failed", "path=%s error=%s "
 		    "note=%s", log_q(st->path), log_q(ps_errmsg()),
-		    log_q("servers notice this process's changes only at "
-		    "their next poll"));
+		    log_q("this process's commits are not announced to "
+		    "servers"));
 	sqlite3_wal_hook(st->db, on_wal_commit, st);
 	sqlite3_busy_timeout(st->db, 5000);
 	/*
@@ -617,6 +627,7 @@ store_open(const char *path, enum store_role role, bool create,
 {
 	struct store *st = xcalloc(1, sizeof(*st));
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	bool creating = create && access(path, F_OK) != 0;
 	ps_err rc;
 
 	st->role = role;
@@ -633,7 +644,7 @@ store_open(const char *path, enum store_role role, bool create,
 		rc = store_fail(st, "open");
 		goto fail;
 	}
-	if ((rc = store_connect(st)) != PS_OK)
+	if ((rc = store_connect(st, creating)) != PS_OK)
 		goto fail;
 	if ((rc = store_migrate(st)) != PS_OK)
 		goto fail;
