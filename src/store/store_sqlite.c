@@ -362,8 +362,9 @@ store_end(struct store *st, bool commit)
 		return PS_OK;
 	}
 	if (sqlite3_get_autocommit(st->db))
-		return ps_errf(PS_ESTORE, "nothing to commit: an earlier error "
-		    "rolled the transaction back (%s)", st->path);
+		return ps_errf(PS_ESTORE, "nothing to commit: the transaction "
+		    "was rolled back (last error: %s) (%s)",
+		    sqlite3_errmsg(st->db), st->path);
 	if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
 		return PS_OK;
 	rc = store_fail(st, "commit");
