@@ -379,6 +379,7 @@ conn_parse(struct conn *c)
 			return true;
 		}
 		c->have_head = true;
+		http_chunked_init(&c->chunked, srv->max_body);
 		if (r->head.content_length > (int64_t)srv->max_body) {
 			req_refuse(c, 413, "the body is too large");
 			return true;
@@ -386,17 +387,19 @@ conn_parse(struct conn *c)
 	}
 	hl = r->head.head_len;
 	if (r->head.chunked) {
-		res = http_parse_chunked(c->in + hl, c->in_len - hl,
-		    srv->max_body, &body_len, &used, &status, &why);
+		res = http_chunked_feed(&c->chunked, c->in + hl,
+		    c->in_len - hl, &used, &status, &why);
+		if (res == HTTP_PARSE_LIMIT) {
+			req_refuse(c, 413, "the body is too large");
+			return true;
+		}
 		if (res == HTTP_PARSE_ERROR) {
 			req_refuse(c, status, why);
 			return true;
 		}
+		body_len = c->chunked.body_len;
 		if (res == HTTP_PARSE_MORE) {
-			if (c->in_len - hl > 2 * srv->max_body + 65536) {
-				req_refuse(c, 413, "the body is too large");
-				return true;
-			}
+			c->in_len = hl + used;
 			conn_reserve(c, c->in_len + 1);
 		}
 	} else {

@@ -96,6 +96,7 @@ struct conn {
 	size_t			 in_len, in_cap;
 	bool			 have_head;	/* req.head is parsed */
 	bool			 sent_continue;
+	struct http_chunked	 chunked;	/* a chunked body's decoder */
 	size_t			 req_used;	/* bytes of `in` req took */
 	bool			 nul_placed;	/* the body's NUL, at... */
 	size_t			 nul_at;

@@ -1,7 +1,7 @@
 /*
  * Unit tests of the HTTP module's text handling: request heads parsed in
  * place (and every malformed form refused with its status), chunked
- * bodies, percent-decoding, query strings and forms, multipart fields.
+ * bodies decoded as they arrive (each byte looked at once), percent-decoding, query strings and forms, multipart fields.
  * The server's behaviour on the wire is tested against the real binary
  * (tests/integration/test_http_wire.py).
  */
@@ -153,15 +153,52 @@ test_heads(void)
 	}
 }
 
+/* Decodes `text` in one call; a chunk over `max` is the server's 413. */
 static enum http_parse_result
 chunked(const char *text, size_t max, char **out, size_t *len, size_t *used,
     int *status)
 {
+	struct http_chunked d;
+	enum http_parse_result res;
 	const char *why;
 
 	*out = xstrdup(text);
-	return http_parse_chunked(*out, strlen(text), max, len, used, status,
-	    &why);
+	http_chunked_init(&d, max);
+	res = http_chunked_feed(&d, *out, strlen(text), used, status, &why);
+	if (res == HTTP_PARSE_LIMIT) {
+		*status = 413;
+		res = HTTP_PARSE_ERROR;
+	}
+	*len = d.body_len;
+	return res;
+}
+
+/*
+ * Feeds `text` `step` bytes per call, as reads would bring it: each call
+ * gets the decoded body so far and the new bytes after it. Returns the
+ * last result; the decoder in *d.
+ */
+static enum http_parse_result
+fed(const char *text, size_t step, size_t max, struct http_chunked *d,
+    char *buf, size_t *used)
+{
+	size_t n = strlen(text), have = 0, off = 0, k;
+	enum http_parse_result res = HTTP_PARSE_MORE;
+	const char *why;
+	int status;
+
+	http_chunked_init(d, max);
+	while (off < n && res == HTTP_PARSE_MORE) {
+		k = n - off < step ? n - off : step;
+		memcpy(buf + have, text + off, k);
+		off += k;
+		res = http_chunked_feed(d, buf, have + k, used, &status, &why);
+		if (res == HTTP_PARSE_MORE)
+			have = *used;
+	}
+	if (res == HTTP_PARSE_DONE)
+		*used += off - (have + k);	/* as if sent in one piece */
+	return res;
 }
 
 static void
@@ -169,9 +206,11 @@ test_chunked(void)
 {
 	const char *body = "5\r\nhello\r\n1;ext=\"x\"\r\n \r\n6\r\n world\r\n"
 	    "0\r\nTrailer: t\r\n\r\nNEXT";
-	char *b;
-	size_t len, used, i;
+	struct http_chunked d;
+	char *b, *many, *buf;
+	size_t len, used, i, step, n;
 	int status;
+	bool same = true;
 
 	is_int(chunked(body, 1000, &b, &len, &used, &status), HTTP_PARSE_DONE,
 	    "chunks with an extension and a trailer");
@@ -179,16 +218,61 @@ test_chunked(void)
 	ok(memcmp(b, "hello  world", 12) == 0, "decoded in place");
 	is_int(used, strlen(body) - 4, "used stops before the next request");
 	free(b);
-	b = xstrdup(body);
-	for (i = 0; i < strlen(body) - 4; i++) {
+	/* Every split into reads decodes the same, and looks once. */
+	buf = xmalloc(strlen(body) + 1);
+	for (step = 1; step < strlen(body); step++) {
+		if (fed(body, step, 1000, &d, buf, &used) != HTTP_PARSE_DONE ||
+		    d.body_len != 12 || memcmp(buf, "hello  world", 12) != 0 ||
+		    used != strlen(body) - 4)
+			same = false;
+	}
+	ok(same, "fed in pieces of every size: the same body and end");
+	fed(body, 1, 1000, &d, buf, &used);
+	is_int(d.examined, strlen(body) - 4, "a byte per call: every byte "
+	    "looked at once");
+	free(buf);
+
+	/*
+	 * The work is linear: 20,000 one-byte chunks fed a byte per call
+	 * are looked at once each (reading the whole body again after each
+	 * read would look at ~2 * 10^9 bytes).
+	 */
+	n = 20000;
+	many = xmalloc(n * 6 + 6);
+	for (i = 0; i < n; i++)
+		memcpy(many + i * 6, "1\r\nx\r\n", 6);
+	memcpy(many + n * 6, "0\r\n\r\n", 6);
+	buf = xmalloc(n * 6 + 6);
+	is_int(fed(many, 1, n, &d, buf, &used), HTTP_PARSE_DONE,
+	    "20,000 one-byte chunks a byte at a time");
+	is_int(d.body_len, n, "all of them decoded");
+	is_int(d.examined, n * 6 + 5, "each byte looked at once");
+	for (i = 0; i < n && buf[i] == 'x'; i++)
+		;
+	is_int(i, n, "the body is the chunks' data");
+	is_int(fed(many, 4096, n - 1, &d, buf, &used), HTTP_PARSE_LIMIT,
+	    "one byte over the limit: refused as it arrives");
+	is_int(d.body_len, n - 1, "having decoded up to the limit");
+	free(buf);
+	free(many);
+
+	/* The limit can be raised, and the decoder goes on. */
+	b = xstrdup("4\r\nabcd\r\n4\r\nefgh\r\n0\r\n\r\n");
+	http_chunked_init(&d, 6);
+	{
 		const char *why;
 
-		if (http_parse_chunked(b, i, 1000, &len, &used, &status,
-		    &why) != HTTP_PARSE_MORE || strcmp(b, body) != 0)
-			break;
+		is_int(http_chunked_feed(&d, b, strlen(b), &used, &status,
+		    &why), HTTP_PARSE_LIMIT, "the second chunk is over 6");
+		is_int(d.body_len, 4, "the first is decoded");
+		d.max = 8;
+		is_int(http_chunked_feed(&d, b, used, &used, &status, &why),
+		    HTTP_PARSE_DONE, "raised to 8: done");
+		ok(d.body_len == 8 && memcmp(b, "abcdefgh", 8) == 0,
+		    "the whole body");
 	}
-	is_int(i, strlen(body) - 4, "every prefix asks for more, unchanged");
 	free(b);
+
 	is_int(chunked("0\n\n", 10, &b, &len, &used, &status),
 	    HTTP_PARSE_DONE, "an empty body with bare LFs");
 	is_int(len, 0, "empty");
@@ -201,6 +285,13 @@ test_chunked(void)
 	    HTTP_PARSE_ERROR, "data longer than its size");
 	is_int(status, 400, "longer: 400");
 	free(b);
+	is_int(chunked("5x\r\nhello\r\n", 10, &b, &len, &used, &status),
+	    HTTP_PARSE_ERROR, "junk after the size");
+	is_int(status, 400, "junk: 400");
+	free(b);
+	is_int(chunked("\r\nhello\r\n", 10, &b, &len, &used, &status),
+	    HTTP_PARSE_ERROR, "an empty size line");
+	free(b);
 	is_int(chunked("8\r\n12345678\r\n8\r\n12345678\r\n", 10, &b, &len,
 	    &used, &status), HTTP_PARSE_ERROR, "over the body limit");
 	is_int(status, 413, "over the limit: 413");
@@ -209,6 +300,24 @@ test_chunked(void)
 	    &status), HTTP_PARSE_ERROR, "an overflowing size");
 	is_int(status, 413, "overflowing: 413");
 	free(b);
+	many = xmalloc(2100);
+	memset(many, ' ', 2100);
+	many[0] = '1';
+	many[2099] = '\0';
+	is_int(chunked(many, 10, &b, &len, &used, &status), HTTP_PARSE_ERROR,
+	    "a size line over 1 KiB, unfinished");
+	is_int(status, 400, "too long: 400");
+	free(b);
+	free(many);
+	many = xmalloc(900 * 11 + 4);
+	strcpy(many, "0\r\n");
+	for (i = 0; i < 900; i++)
+		strcat(many, "X-T: abcd\r\n");
+	is_int(chunked(many, 10, &b, &len, &used, &status), HTTP_PARSE_ERROR,
+	    "a trailer section over 8 KiB");
+	is_int(status, 400, "a large trailer: 400");
+	free(b);
+	free(many);
 }
 
 static void
