@@ -1305,11 +1305,46 @@ app_unlisten(struct webapp_ctx *app)
 	app->tls = NULL;
 }
 
+/*
+ * SIGTERM: every server finishes its requests in flight, then the loop
+ * ends.
+ */
+struct serve_stop {
+	struct portal_srv	*srv;
+	size_t			 left;		/* servers still draining */
+};
+
+static void
+serve_drained(void *arg)
+{
+	struct serve_stop *st = arg;
+
+	if (--st->left == 0)
+		event_base_loopexit(st->srv->base, NULL);
+}
+
+static void
+serve_stop(void *arg)
+{
+	struct serve_stop *st = arg;
+	size_t i;
+
+	for (i = 0; i < st->srv->n_apps; i++)
+		st->left += st->srv->apps[i].http != NULL;
+	if (st->left == 0)
+		event_base_loopexit(st->srv->base, NULL);
+	for (i = 0; i < st->srv->n_apps; i++)
+		if (st->srv->apps[i].http)
+			http_server_drain(st->srv->apps[i].http,
+			    serve_drained, st);
+}
+
 ps_err
 portal_serve(struct portal_state *ps, const char *listen_host,
     const char *port_file, const char *metrics_allow)
 {
 	struct portal_srv srv;
+	struct serve_stop stop = { .srv = &srv };
 	struct http_signals *sigs = NULL;
 	struct buf ports;
 	size_t i;
@@ -1331,7 +1366,7 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 	    ports.b_len, 0644)) != PS_OK)
 		goto out;
 	fflush(stdout);
-	sigs = http_signals_watch(srv.base);
+	sigs = http_signals_watch(srv.base, serve_stop, &stop);
 	event_base_dispatch(srv.base);
 	rc = PS_OK;
 out:

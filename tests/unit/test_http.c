@@ -1,7 +1,8 @@
 /*
  * Unit tests of the HTTP module's text handling: request heads parsed in
  * place (and every malformed form refused with its status), chunked
- * bodies decoded as they arrive (each byte looked at once), percent-decoding, query strings and forms, multipart fields.
+ * bodies decoded as they arrive (each byte looked at once),
+ * percent-decoding, query strings and forms, multipart fields.
  * The server's behaviour on the wire is tested against the real binary
  * (tests/integration/test_http_wire.py).
  */
