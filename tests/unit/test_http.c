@@ -3,12 +3,28 @@
  * place (and every malformed form refused with its status), chunked
  * bodies decoded as they arrive (each byte looked at once),
  * percent-decoding, query strings and forms, multipart fields.
- * The server's behaviour on the wire is tested against the real binary
- * (tests/integration/test_http_wire.py).
+ * The body gate, the connection cap with every connection busy, and
+ * draining are tested with a small server of this program's own on
+ * loopback (the handlers and the gate are the test's), driven by a client
+ * thread; the rest of the server's behaviour on the wire is tested
+ * against the real binary (tests/integration/test_http_wire.py,
+ * test_http_budgets.py).
  */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
+#include "common/log.h"
 #include "common/xalloc.h"
 #include "http/parse.h"
 #include "http/server.h"
@@ -360,11 +376,400 @@ test_text(void)
 	    strlen(form), "other", &part), PS_ENOTFOUND, "an absent field");
 }
 
+
+/* ---- a server of our own: the body gate, the cap, draining ---- */
+
+#define HELD_MAX	8
+
+struct gate_test {
+	struct event_base	*base;
+	struct http_server	*srv;
+	int			 port;
+	atomic_int		 gate_calls, handler_calls, held_n;
+	atomic_int		 drained;
+	struct http_req		*held[HELD_MAX];	/* loop thread only */
+	struct http_req		*later;
+	struct event		*later_ev, *release_ev, *drain_ev;
+};
+
+/* The handler: "/hold" keeps the request; the rest say the body's size. */
+static void
+gt_handler(struct http_req *r, void *arg)
+{
+	struct gate_test *gt = arg;
+	char text[64];
+	size_t len;
+
+	gt->handler_calls++;
+	if (strcmp(http_req_path(r), "/hold") == 0 && gt->held_n < HELD_MAX) {
+		http_req_defer(r);
+		gt->held[gt->held_n] = r;
+		gt->held_n++;
+		return;
+	}
+	http_req_body(r, &len);
+	snprintf(text, sizeof(text), "len=%zu", len);
+	http_reply(r, 200, "text/plain", text, strlen(text));
+}
+
+static void
+gt_gate(struct http_req *r, void *arg)
+{
+	struct gate_test *gt = arg;
+	const char *path = http_req_path(r);
+
+	gt->gate_calls++;
+	if (strcmp(path, "/allow") == 0)
+		http_req_body_allow(r, 200000);
+	else if (strcmp(path, "/allow-small") == 0)
+		http_req_body_allow(r, 80000);
+	else if (strcmp(path, "/later") == 0) {
+		gt->later = r;
+		event_active(gt->later_ev, EV_TIMEOUT, 0);
+	} else
+		http_reply_error(r, 403, "no large bodies here");
+}
+
+static void
+gt_later(evutil_socket_t fd, short what, void *arg)
+{
+	struct gate_test *gt = arg;
+
+	(void)fd;
+	(void)what;
+	http_req_body_allow(gt->later, 200000);
+	gt->later = NULL;
+}
+
+static void
+gt_release(evutil_socket_t fd, short what, void *arg)
+{
+	struct gate_test *gt = arg;
+	int i, n = gt->held_n;
+
+	(void)fd;
+	(void)what;
+	gt->held_n = 0;
+	for (i = 0; i < n; i++)
+		http_reply(gt->held[i], 200, "text/plain", "held", 4);
+}
+
+static void
+gt_drained(void *arg)
+{
+	struct gate_test *gt = arg;
+
+	gt->drained = 1;
+	event_base_loopexit(gt->base, NULL);
+}
+
+static void
+gt_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct gate_test *gt = arg;
+
+	(void)fd;
+	(void)what;
+	http_server_drain(gt->srv, gt_drained, gt);
+}
+
+static int
+gt_connect(struct gate_test *gt)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct timeval tv = { 10, 0 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_port = htons((uint16_t)gt->port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void
+gt_send(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (w <= 0)
+			return;
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/*
+ * Reads one answer: its status (0 when the connection closed first or a
+ * read timed out), whether it said Connection: close, and its body.
+ */
+static int
+gt_answer(int fd, bool *closes, char *body, size_t bodyn)
+{
+	char buf[4096];
+	size_t have = 0, cl = 0, hl;
+	char *end, *p;
+	ssize_t n;
+	int status;
+
+	for (;;) {
+		buf[have] = '\0';
+		if ((end = strstr(buf, "\r\n\r\n")) != NULL)
+			break;
+		if (have + 1 >= sizeof(buf) ||
+		    (n = recv(fd, buf + have, 1, 0)) <= 0)
+			return 0;
+		have += (size_t)n;
+	}
+	hl = (size_t)(end + 4 - buf);
+	if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
+		return 0;
+	if ((p = strcasestr(buf, "\r\nContent-Length: ")) != NULL && p < end)
+		cl = strtoul(p + 18, NULL, 10);
+	if (closes)
+		*closes = (p = strcasestr(buf, "\r\nConnection: close")) !=
+		    NULL && p < end;
+	if (status < 200)
+		cl = 0;
+	if (hl != have || cl >= bodyn)
+		return 0;		/* the test reads one byte at a time */
+	for (have = 0; have < cl; have += (size_t)n)
+		if ((n = recv(fd, body + have, cl - have, 0)) <= 0)
+			return 0;
+	body[cl] = '\0';
+	return status;
+}
+
+/* True when the server closed the connection (EOF, not a timeout). */
+static bool
+gt_closed(int fd)
+{
+	char c;
+	ssize_t n;
+
+	while ((n = recv(fd, &c, 1, 0)) > 0)
+		;
+	return n == 0 || errno == ECONNRESET;
+}
+
+/* Waits until `v` reaches `want` (the loop thread is moving it). */
+static bool
+gt_wait(atomic_int *v, int want)
+{
+	int i;
+
+	for (i = 0; i < 1000 && *v < want; i++)
+		usleep(10000);
+	return *v >= want;
+}
+
+static void
+gt_post(int fd, const char *path, size_t len, bool expect, bool with_body)
+{
+	char head[256];
+	char *body;
+
+	snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\nHost: t\r\n"
+	    "Content-Length: %zu\r\n%s\r\n", path, len,
+	    expect ? "Expect: 100-continue\r\n" : "");
+	gt_send(fd, head, strlen(head));
+	if (!with_body)
+		return;
+	body = xmalloc(len);
+	memset(body, 'b', len);
+	gt_send(fd, body, len);
+	free(body);
+}
+
+/* A chunked POST of `n` chunks of 1000 bytes. */
+static void
+gt_chunked(int fd, const char *path, int n)
+{
+	char head[256], chunk[1010];
+	int i;
+
+	snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\nHost: t\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n", path);
+	gt_send(fd, head, strlen(head));
+	memcpy(chunk, "3e8\r\n", 5);
+	memset(chunk + 5, 'c', 1000);
+	memcpy(chunk + 1005, "\r\n", 2);
+	for (i = 0; i < n; i++)
+		gt_send(fd, chunk, 1007);
+	gt_send(fd, "0\r\n\r\n", 5);
+}
+
+static void *
+gt_client(void *arg)
+{
+	struct gate_test *gt = arg;
+	char body[256];
+	bool closes = false;
+	int fd, a, b, c, d, e, calls;
+
+	/* A small body goes straight to the handler. */
+	fd = gt_connect(gt);
+	gt_post(fd, "/refuse", 1000, false, true);
+	is_int(gt_answer(fd, NULL, body, sizeof(body)), 200,
+	    "a small body on a refusing route: 200");
+	is_str(body, "len=1000", "the handler had the body");
+	is_int(gt->gate_calls, 0, "the gate was not asked");
+	gt_chunked(fd, "/refuse", 10);
+	is_int(gt_answer(fd, NULL, body, sizeof(body)), 200,
+	    "a small chunked body: 200");
+	is_str(body, "len=10000", "all of it");
+	is_int(gt->gate_calls, 0, "the gate was not asked");
+	close(fd);
+
+	/* Refused by the gate before the body, instead of 100 Continue. */
+	fd = gt_connect(gt);
+	calls = gt->handler_calls;
+	gt_post(fd, "/refuse", 100000, true, false);
+	is_int(gt_answer(fd, &closes, body, sizeof(body)), 403,
+	    "a large body refused by the gate: 403, not 100 Continue");
+	ok(closes, "Connection: close");
+	ok(gt_closed(fd), "then the connection closes");
+	is_int(gt->gate_calls, 1, "the gate was asked once");
+	is_int(gt->handler_calls, calls, "the handler was not called");
+	close(fd);
+
+	/* Allowed: 100 Continue after the gate, then the handler. */
+	fd = gt_connect(gt);
+	gt_post(fd, "/allow", 100000, true, false);
+	is_int(gt_answer(fd, NULL, body, sizeof(body)), 100,
+	    "allowed by the gate: 100 Continue");
+	{
+		char *big = xmalloc(100000);
+
+		memset(big, 'b', 100000);
+		gt_send(fd, big, 100000);
+		free(big);
+	}
+	is_int(gt_answer(fd, &closes, body, sizeof(body)), 200,
+	    "then the handler's answer");
+	is_str(body, "len=100000", "with the whole body");
+	ok(!closes, "the connection is kept");
+	gt_post(fd, "/allow-small", 100000, false, true);
+	is_int(gt_answer(fd, &closes, body, sizeof(body)), 413,
+	    "a body over what the gate allowed: 413");
+	close(fd);
+
+	/* The gate decides later, from a callback. */
+	fd = gt_connect(gt);
+	gt_post(fd, "/later", 150000, false, true);
+	is_int(gt_answer(fd, NULL, body, sizeof(body)), 200,
+	    "allowed later by a callback: 200");
+	is_str(body, "len=150000", "with the whole body");
+	close(fd);
+
+	/* A chunked body that grows past the small size. */
+	fd = gt_connect(gt);
+	calls = gt->gate_calls;
+	gt_chunked(fd, "/refuse", 70);
+	is_int(gt_answer(fd, &closes, body, sizeof(body)), 403,
+	    "a chunked body growing past 64 KiB asks the gate: 403");
+	is_int(gt->gate_calls, calls + 1, "the gate was asked");
+	close(fd);
+	fd = gt_connect(gt);
+	gt_chunked(fd, "/allow", 70);
+	is_int(gt_answer(fd, NULL, body, sizeof(body)), 200,
+	    "one the gate allows: 200");
+	is_str(body, "len=70000", "with the whole body");
+	close(fd);
+
+	/* The cap (3): one idle connection is closed for a new one... */
+	a = gt_connect(gt);
+	b = gt_connect(gt);
+	gt_send(a, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n", 31);
+	gt_send(b, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n", 31);
+	ok(gt_wait(&gt->held_n, 2), "two requests held by the handler");
+	c = gt_connect(gt);
+	gt_send(c, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n", 28);
+	is_int(gt_answer(c, NULL, body, sizeof(body)), 200,
+	    "a third connection, answered and idle");
+	d = gt_connect(gt);
+	gt_send(d, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n", 31);
+	ok(gt_wait(&gt->held_n, 3), "a fourth connection is served...");
+	ok(gt_closed(c), "...closing the idle third");
+	/* ...and when every connection is with a handler, a new one goes. */
+	e = gt_connect(gt);
+	gt_send(e, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n", 28);
+	ok(gt_answer(e, NULL, body, sizeof(body)) == 0 && gt_closed(e),
+	    "every connection busy: a new one is closed unanswered");
+	close(e);
+	close(c);
+
+	/* Draining: held requests are answered; then nothing is left. */
+	c = gt_connect(gt);
+	gt_send(c, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n", 28);
+	ok(c < 0 || gt_answer(c, NULL, body, sizeof(body)) == 0,
+	    "still full: not served");
+	if (c >= 0)
+		close(c);
+	event_active(gt->drain_ev, EV_TIMEOUT, 0);
+	for (fd = 0; fd < 1000 && (c = gt_connect(gt)) >= 0; fd++) {
+		close(c);
+		usleep(10000);
+	}
+	ok(c < 0, "draining: new connections are refused");
+	ok(!gt->drained, "not drained while requests are held");
+	event_active(gt->release_ev, EV_TIMEOUT, 0);
+	is_int(gt_answer(a, &closes, body, sizeof(body)), 200,
+	    "a held request is answered after the drain began");
+	ok(closes, "with Connection: close");
+	ok(gt_closed(a), "then its connection closes");
+	ok(gt_answer(b, NULL, body, sizeof(body)) == 200 &&
+	    gt_answer(d, NULL, body, sizeof(body)) == 200,
+	    "so are the others");
+	ok(gt_wait(&gt->drained, 1), "then drained() is called");
+	close(a);
+	close(b);
+	close(d);
+	return NULL;
+}
+
+static void
+test_gate(void)
+{
+	struct gate_test gt = { 0 };
+	struct http_limits lim = http_default_limits;
+	pthread_t client;
+
+	log_init("test_http", LOG_ERR);
+	evthread_use_pthreads();
+	lim.max_connections = 3;
+	http_set_limits(&lim);
+	gt.base = event_base_new();
+	gt.srv = http_server_new(gt.base, "test", gt_handler, &gt);
+	http_server_set_body_gate(gt.srv, gt_gate, &gt);
+	gt.later_ev = event_new(gt.base, -1, 0, gt_later, &gt);
+	gt.release_ev = event_new(gt.base, -1, 0, gt_release, &gt);
+	gt.drain_ev = event_new(gt.base, -1, 0, gt_drain, &gt);
+	if (http_server_listen(gt.srv, "127.0.0.1", 0, NULL, &gt.port) !=
+	    PS_OK) {
+		ok(false, "listening on loopback");
+		return;
+	}
+	pthread_create(&client, NULL, gt_client, &gt);
+	event_base_dispatch(gt.base);
+	pthread_join(client, NULL);
+	event_free(gt.later_ev);
+	event_free(gt.release_ev);
+	event_free(gt.drain_ev);
+	http_server_free(gt.srv);
+	event_base_free(gt.base);
+}
+
 int
 main(void)
 {
 	test_heads();
 	test_chunked();
 	test_text();
+	test_gate();
 	return done();
 }
