@@ -541,6 +541,11 @@ req_refuse(struct conn *c, int status, const char *why)
 	c->req_used = c->in_len;		/* nothing after it is read */
 	c->close_after = true;
 	r->head.keep_alive = false;
+	if (r->path_raw == NULL && c->have_head) {
+		/* For the log line: the method and path of a readable head. */
+		r->method = method_of(r->head.method);
+		(void)req_decode_target(c, r);
+	}
 	if (r->path_raw == NULL)
 		r->path_raw = r->path = "-";
 	http_reply_error(r, status, why);

@@ -212,7 +212,7 @@ on_drained(evutil_socket_t fd, short what, void *arg)
 		return;
 	srv->drained = NULL;
 	event_del(srv->drain_timer);
-	log_info(NULL, "http.drained", "proc=%s", srv->proc);
+	log_info(NULL, "http.drained", "connections=0");
 	fn(srv->drained_arg);
 }
 
@@ -247,8 +247,7 @@ http_server_drain(struct http_server *srv, void (*drained)(void *),
 	srv->lfd = -1;
 	for (c = srv->conns; c; c = c->next)
 		n++;
-	log_info(NULL, "http.draining", "proc=%s connections=%zu", srv->proc,
-	    n);
+	log_info(NULL, "http.draining", "connections=%zu", n);
 	conn_drain_server(srv);
 	event_add(srv->drain_timer, &tv);
 	if (srv->conns == NULL)
