@@ -1175,6 +1175,21 @@ conn_too_slow(struct conn *c, const char *ev, const char *reason,
 	req_refuse(c, 408, why);
 }
 
+/*
+ * Whether a request head has begun: bytes other than the empty lines a
+ * client may send after a body (RFC 9112 §2.2).
+ */
+static bool
+head_started(const struct conn *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->in_len; i++)
+		if (c->in[i] != '\r' && c->in[i] != '\n')
+			return true;
+	return false;
+}
+
 /* Closes or answers the connection when one of its deadlines passed. */
 static void
 conn_expire(struct conn *c, int64_t now)
@@ -1206,7 +1221,7 @@ conn_expire(struct conn *c, int64_t now)
 		    (uint64_t)l->body_min_rate * (uint64_t)ms)
 			conn_too_slow(c, "http.body_too_slow", "body_rate",
 			    "the request body arrives too slowly", ms);
-	} else if (c->in_len > 0) {
+	} else if (head_started(c)) {
 		if ((ms = now - c->head_ms) > l->head_timeout_ms)
 			conn_too_slow(c, "http.head_timeout", "head_timeout",
 			    "the request head did not arrive in time", ms);
