@@ -725,10 +725,10 @@ gt_client(void *arg)
 	ok(gt_answer(b, NULL, body, sizeof(body)) == 200 &&
 	    gt_answer(d, NULL, body, sizeof(body)) == 200,
 	    "so are the others");
-	ok(gt_wait(&gt->drained, 1), "then drained() is called");
 	close(a);
 	close(b);
 	close(d);
+	ok(gt_wait(&gt->drained, 1), "then drained() is called");
 	return NULL;
 }
 
