@@ -164,6 +164,12 @@ def cap():
         ws[i].send(req("GET", META))
         is_eq(ws[i].response()[0], 200,
               "connection %d is still served" % (i + 1))
+    ws[1].send(req("GET", "/metrics"))
+    st, _, body = ws[1].response()
+    text = body.decode()
+    ok(st == 200 and "photosync_http_connections_max 4\n" in text and
+       'photosync_http_refused_total{reason="evicted"} 1\n' in text,
+       "/metrics: the cap and the eviction")
     for w in ws + [extra]:
         w.close()
 
