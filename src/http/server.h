@@ -127,15 +127,18 @@ void	http_server_set_max_body(struct http_server *, size_t);
  * peer are there as for a handler; its body is not. The gate, at once or
  * later from a callback on the loop, either
  *  - calls http_req_body_allow(r, max): up to `max` decoded bytes may
- *    be read (413 when the body is larger), then the server's handler is
- *    called with the request as usual; or
+ *    be read (413 when the body is larger; 503 when it does not fit the
+ *    body memory), then the server's handler is called with the request
+ *    as usual; or
  *  - answers the request with any http_reply* function: a refusal, the
  *    connection closes after it (reading and dropping what the client
  *    still sends for a moment, so that it sees the answer).
  * While the gate decides, nothing is read from the connection; a client
  * that leaves is noticed as for a deferred request (http_req_gone), and
- * the request is then released by either call. Without a gate, the
- * server's max body (http_server_set_max_body) applies to every request.
+ * the request is then released by either call. The gate makes exactly
+ * one of the two calls and uses `r` no more after it. Without a gate,
+ * the server's max body (http_server_set_max_body) applies to every
+ * request.
  */
 typedef void (*http_body_gate_fn)(struct http_req *, void *arg);
 void	http_server_set_body_gate(struct http_server *, http_body_gate_fn,
