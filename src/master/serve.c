@@ -594,6 +594,23 @@ handle(struct http_req *r, void *arg)
 	}
 }
 
+/* SIGTERM: finish the requests in flight, then end the loop. */
+static void
+serve_drained(void *arg)
+{
+	struct master_srv *s = arg;
+
+	event_base_loopexit(s->base, NULL);
+}
+
+static void
+serve_stop(void *arg)
+{
+	struct master_srv *s = arg;
+
+	http_server_drain(s->http, serve_drained, s);
+}
+
 ps_err
 master_serve(struct master_state *ms, const char *listen_host,
     const char *port_file, const char *metrics_allow)
@@ -635,7 +652,7 @@ master_serve(struct master_state *ms, const char *listen_host,
 		rc = PS_ECRYPTO;
 		goto out;
 	}
-	sigs = http_signals_watch(s.base);
+	sigs = http_signals_watch(s.base, serve_stop, &s);
 	log_info(NULL, "serve.listening", "url=%s realm=%s domain=%s "
 	    "partners=%zu", log_q(s.base_url), ms->realm, log_q(ms->domain),
 	    s.n_partners);

@@ -516,11 +516,52 @@ app_unlisten(struct webapp_ctx *app)
 	app->tls = NULL;
 }
 
+/*
+ * SIGTERM: no new work starts (background syncs stop), every server
+ * answers its requests in flight, those waiting on a sync included, and
+ * closes; then the loop ends, queued image and store work runs to its
+ * end, and the process exits.
+ */
+struct serve_stop {
+	struct portal_srv	*srv;
+	size_t			 left;		/* servers still draining */
+};
+
+static void
+serve_drained(void *arg)
+{
+	struct serve_stop *st = arg;
+
+	if (--st->left == 0)
+		event_base_loopexit(st->srv->base, NULL);
+}
+
+static void
+serve_stop(void *arg)
+{
+	struct serve_stop *st = arg;
+	struct portal_srv *srv = st->srv;
+	size_t i;
+
+	for (i = 0; i < srv->n_apps; i++) {
+		background_stop(&srv->apps[i]);
+		st->left += srv->apps[i].http != NULL;
+	}
+	if (st->left == 0) {
+		event_base_loopexit(srv->base, NULL);
+		return;
+	}
+	for (i = 0; i < srv->n_apps; i++)
+		if (srv->apps[i].http)
+			http_server_drain(srv->apps[i].http, serve_drained, st);
+}
+
 ps_err
 portal_serve(struct portal_state *ps, const char *listen_host,
     const char *port_file, const char *metrics_allow)
 {
 	struct portal_srv srv = { 0 };
+	struct serve_stop stop = { .srv = &srv };
 	struct http_signals *sigs = NULL;
 	char *db = file_join(ps->dir, PORTAL_DB);
 	struct buf ports;
@@ -552,7 +593,7 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 	    ports.b_len, 0644)) != PS_OK)
 		goto out;
 	fflush(stdout);
-	sigs = http_signals_watch(srv.base);
+	sigs = http_signals_watch(srv.base, serve_stop, &stop);
 	event_base_dispatch(srv.base);
 	rc = PS_OK;
 out:
