@@ -419,6 +419,35 @@ route(struct webapp_ctx *app, struct http_req *r)
 	signin_request(app, r, route_signed_in);
 }
 
+/*
+ * Bodies over HTTP_SMALL_BODY: only an upload to /my/changephoto sends
+ * one, and only once it is signed in (an unknown client's 20 MiB never
+ * reaches memory); the sign-in is remembered, so the handler's own costs
+ * a lookup.
+ */
+static void
+gate_signed_in(struct webapp_ctx *app, struct http_req *r,
+    const struct viewer *v)
+{
+	(void)app;
+	(void)v;
+	http_req_body_allow(r, (size_t)IMAGE_MAX_BYTES + 64 * 1024);
+}
+
+static void
+body_gate(struct http_req *r, void *arg)
+{
+	struct webapp_ctx *app = route_host(arg, r);
+
+	if (http_req_method(r) == HTTP_POST &&
+	    strcmp(http_req_path(r), "/my/changephoto") == 0) {
+		http_req_set_route(r, "page");
+		signin_request(app, r, gate_signed_in);
+		return;
+	}
+	http_reply_error(r, 413, "this address takes no body over 64 KiB");
+}
+
 /* A request that waited for the change feed to be read. */
 struct feed_wait {
 	struct webapp_ctx	*app;
@@ -486,9 +515,7 @@ app_listen(struct webapp_ctx *app, const char *listen_host)
 		app->http = http_server_new(app->srv->base, "portal", handle,
 		    app);
 		http_server_buffer_logs(app->http);
-		/* Uploads: the image pipeline's limit, plus the form around. */
-		http_server_set_max_body(app->http, IMAGE_MAX_BYTES +
-		    64 * 1024);
+		http_server_set_body_gate(app->http, body_gate, app);
 		if ((rc = http_server_listen(app->http, listen_host ?
 		    listen_host : app->w.host, app->w.port, app->tls,
 		    &app->port)) != PS_OK)
