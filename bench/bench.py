@@ -570,7 +570,7 @@ def copy_rows_sql(con, table, key, overrides, src="main", src_table=None):
 def connect(db):
     """The store, opened directly for bulk rows: the change feed's
     triggers call these two functions (an origin of its own)."""
-    con = connect(db)
+    con = sqlite3.connect(db, timeout=60)
     con.create_function("ps_feed_origin", 0, lambda: 1)
     con.create_function("ps_feed_tx", 0, lambda: 1)
     return con
