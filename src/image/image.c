@@ -326,13 +326,13 @@ image_needs_icc(VipsImage *im)
 /*
  * The time one render may spend decoding: `max_ms` from `start_ms` on
  * the limits' clock. A decode by libvips is watched through the "eval"
- * signal, which libvips emits on the loaded image (and on the images
- * computed from it) after each strip: once the budget is spent, the
- * loaded image is killed, so that its next strip fails and the whole
- * evaluation stops with an error. A loader that decodes a frame in one
- * call (HEIF, WebP, GIF) is bounded by the pixel limit instead, and
- * found over the budget when it returns. Calling thread only: libvips
- * emits "eval" on the thread that runs the evaluation.
+ * signal, which libvips emits on the loaded image for every image
+ * computed from it, after each strip: once the budget is spent, the
+ * evaluation is killed and stops with an error. A loader that decodes a
+ * frame in one call (HEIF, WebP, GIF) is bounded by the pixel limit
+ * instead, and found over the budget when the decode returns. Calling
+ * thread only: libvips emits "eval" on the thread that runs the
+ * evaluation.
  */
 struct image_budget {
 	int64_t		(*now_ms)(void);
@@ -341,16 +341,29 @@ struct image_budget {
 	bool		 spent;
 };
 
+static bool
+image_budget_over(const struct image_budget *b)
+{
+	return b->now_ms() - b->start_ms > (int64_t)b->max_ms;
+}
+
 static void
 image_on_eval(VipsImage *im, VipsProgress *progress, void *arg)
 {
 	struct image_budget *b = arg;
 
-	(void)progress;
-	/* Killed again at each tick: a kill is cleared once noticed. */
-	if (b->now_ms() - b->start_ms > (int64_t)b->max_ms) {
+	/*
+	 * Both the loaded image and the one being evaluated (the progress
+	 * record's own image) are killed: libvips checks the second right
+	 * after this signal, so the evaluation ends now, and the first at
+	 * its next strip, for anything else reading from it. Killed again
+	 * at each tick, since a kill is cleared once noticed.
+	 */
+	if (image_budget_over(b)) {
 		b->spent = true;
 		vips_image_set_kill(im, TRUE);
+		if (progress != NULL && progress->im != NULL)
+			vips_image_set_kill(progress->im, TRUE);
 	}
 }
 
@@ -431,9 +444,13 @@ image_square(VipsImage *im, const struct image_budget *b, VipsImage **sqp)
 	}
 	if (im->Bands != 3)
 		goto convert;
-	/* The decode. Errors in the data surface here. */
+	/*
+	 * The decode. Errors in the data surface here. "eval" comes between
+	 * strips when libvips gets to it (a short evaluation can end before
+	 * the first), so the budget is read once more at the end.
+	 */
 	mem = vips_image_copy_memory(im);
-	if (b->spent) {
+	if (b->spent || image_budget_over(b)) {
 		rc = image_budget_refuse(b);
 		goto out;
 	}

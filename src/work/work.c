@@ -3,12 +3,12 @@
  * pipe that wakes the event loop when jobs have finished.
  *
  * Threading: the queue, the finished list, the counters and the cap are
- * guarded by the pool's mutex; workers sleep on its condition variable. A worker that
- * finishes a job puts it on the finished list and, when no wake-up is
- * outstanding, writes one byte to the pipe, so the pipe never fills. The
- * loop drains the pipe, takes the whole finished list under the mutex and
- * runs the done callbacks without holding it. Worker threads block every
- * signal, so signals are handled by the loop thread.
+ * guarded by the pool's mutex; workers sleep on its condition variable.
+ * A worker that finishes a job puts it on the finished list and, when no
+ * wake-up is outstanding, writes one byte to the pipe, so the pipe never
+ * fills. The loop drains the pipe, takes the whole finished list under
+ * the mutex and runs the done callbacks without holding it. Worker
+ * threads block every signal, so signals are handled by the loop thread.
  */
 #include <errno.h>
 #include <event2/event.h>
