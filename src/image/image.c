@@ -367,12 +367,23 @@ image_on_eval(VipsImage *im, VipsProgress *progress, void *arg)
 	}
 }
 
-/* Watches the evaluations of `im` and of every image computed from it. */
-static void
+/*
+ * Watches the evaluations of `im` and of every image computed from it,
+ * until image_budget_unwatch() with the answer: `b` lives on the stack of
+ * one render, and libvips may keep `im` longer.
+ */
+static gulong
 image_budget_watch(struct image_budget *b, VipsImage *im)
 {
 	vips_image_set_progress(im, TRUE);
-	g_signal_connect(im, "eval", G_CALLBACK(image_on_eval), b);
+	return g_signal_connect(im, "eval", G_CALLBACK(image_on_eval), b);
+}
+
+static void
+image_budget_unwatch(VipsImage *im, gulong watch)
+{
+	g_signal_handler_disconnect(im, watch);
+	vips_image_set_progress(im, FALSE);
 }
 
 static ps_err
@@ -822,6 +833,7 @@ image_render(const void *in, size_t len, const struct image_limits *lim,
 	size_t *order = NULL;
 	size_t i, j, k;
 	unsigned scans;
+	gulong watch;
 	int sqside = 0, target = 0, shrink = 1;
 	ps_err rc;
 
@@ -896,8 +908,9 @@ image_render(const void *in, size_t len, const struct image_limits *lim,
 		if (rc != PS_OK)
 			goto out;
 	}
-	image_budget_watch(&budget, im);
+	watch = image_budget_watch(&budget, im);
 	rc = image_square(im, &budget, &sq);
+	image_budget_unwatch(im, watch);
 	if (rc != PS_OK)
 		goto out;
 	VIPS_UNREF(im);
