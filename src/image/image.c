@@ -7,8 +7,8 @@
  * accepted ones) and the dimensions in its header (decompression bombs).
  * Only then is it decoded, once, within a time budget that libjpeg's
  * progress monitor or libvips' evaluation signal checks as it goes (a
- * JPEG scaled in the decoder towards the
- * largest side wanted), cropped to its centred square, brought to 8-bit
+ * JPEG scaled in the decoder towards the largest side wanted), cropped
+ * to its centred square, brought to 8-bit
  * sRGB (through its ICC profile if it has one) with any alpha flattened
  * onto white, turned upright by its EXIF orientation and held in memory.
  * Every requested side is reduced from that square (or from a larger
