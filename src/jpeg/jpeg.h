@@ -3,7 +3,9 @@
  * of libjpeg. The image module uses it as its fast path for the common
  * case (an upright, sRGB or greyscale JPEG), where it decodes once at the
  * smallest scale that still covers the largest size asked for, and encodes
- * the results; everything else goes through libvips.
+ * the results; everything else goes through libvips. It also counts a
+ * JPEG's scans without decoding it, for both paths, since libvips' JPEG
+ * loader has no limit on them.
  *
  * Thread-safe: no shared state.
  */
