@@ -475,6 +475,22 @@ job_error(struct sync_job *job, const char *step, const char *reason,
 	job_save(job, WRITE_STATE);
 }
 
+/*
+ * This server is too busy to finish the sync now (its image queue is
+ * full): nothing is recorded, no window starts; the next request tries
+ * again, and meanwhile the cached photo is served.
+ */
+static void
+job_busy(struct sync_job *job, const char *reason)
+{
+	job->outcome.result = SYNC_BUSY;
+	snprintf(job->outcome.reason, sizeof(job->outcome.reason),
+	    "this server is busy: %s", reason);
+	log_warn(job->reqid, "sync.busy", "account=%s reason=%s",
+	    log_q(job->account), log_q(reason));
+	job_finish(job);
+}
+
 static void
 job_success(struct sync_job *job, enum sync_result result,
     enum job_write what)
@@ -634,8 +650,9 @@ photo_done(const struct xfer_response *r, void *arg)
 		strip_quotes(r->etag, job->new_master_etag,
 		    sizeof(job->new_master_etag));
 		buf_add(&job->photo, r->body.b_data, r->body.b_len);
-		work_submit(job->app->srv->pool, render_run, render_done,
-		    job);
+		if (work_try_submit(job->app->srv->pool, render_run,
+		    render_done, job) != PS_OK)
+			job_busy(job, ps_errmsg());
 		return;
 	case 304:
 		job_success(job, SYNC_UNCHANGED, WRITE_STATE);
