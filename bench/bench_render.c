@@ -16,15 +16,19 @@
  *
  *   bench_render [--seconds S] [--rounds R] [--input FILE.jpg] [--dump DIR]
  *   bench_render --generate SEED SIDE FILE.jpg
+ *   bench_render --progressive SIDE FILE.jpg
  *
  * The last line of a run is machine-readable: "RESULT key=value ...".
  * --dump DIR writes one set of both outputs (floor-300.jpg,
  * photosync-300.jpg, ...) to compare them by eye; --generate writes the
- * demo's generated photo (the driver's master photos).
+ * demo's generated photo (the driver's master photos); --progressive
+ * writes a smooth progressive JPEG, from which the driver makes figure
+ * 8's scan bomb by repeating its last scan.
  *
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -411,12 +415,71 @@ generate(const char *seed, const char *side, const char *path)
 	return 0;
 }
 
+/*
+ * A progressive JPEG (libjpeg's simple progression, quality 90) of a
+ * smooth picture, SIDE pixels square: a vertical gradient from navy to
+ * gold with a red square in a corner, as tests/integration/psync.py's
+ * scan_bomb() starts from. Its last scan (a refinement) is small, so
+ * repeating it makes many scans per megabyte.
+ */
+static int
+progressive(const char *side_arg, const char *path)
+{
+	struct jpeg_compress_struct c;
+	struct jpeg_error_mgr jerr;
+	unsigned char *out = NULL, *row;
+	unsigned long len = 0;
+	int side = atoi(side_arg), x, y;
+	FILE *f;
+
+	if (side < 16 || side > 16384)
+		die("--progressive: SIDE must be 16 to 16384");
+	if ((row = malloc((size_t)side * 3)) == NULL)
+		die("out of memory");
+	c.err = jpeg_std_error(&jerr);
+	jpeg_create_compress(&c);
+	jpeg_mem_dest(&c, &out, &len);
+	c.image_width = (JDIMENSION)side;
+	c.image_height = (JDIMENSION)side;
+	c.input_components = 3;
+	c.in_color_space = JCS_RGB;
+	jpeg_set_defaults(&c);
+	jpeg_set_quality(&c, 90, TRUE);
+	jpeg_simple_progression(&c);
+	jpeg_start_compress(&c, TRUE);
+	for (y = 0; y < side; y++) {
+		for (x = 0; x < side; x++) {
+			unsigned char *p = row + (size_t)x * 3;
+			bool red = x < side / 8 && y < side / 8;
+
+			/* navy (0,0,128) to gold (255,215,0) */
+			p[0] = red ? 255 : (unsigned char)(255L * y / side);
+			p[1] = red ? 0 : (unsigned char)(215L * y / side);
+			p[2] = red ? 0 : (unsigned char)(128 - 128L * y / side);
+		}
+		jpeg_write_scanlines(&c, &row, 1);
+	}
+	jpeg_finish_compress(&c);
+	jpeg_destroy_compress(&c);
+	free(row);
+	if ((f = fopen(path, "wb")) == NULL ||
+	    fwrite(out, 1, len, f) != len || fclose(f) != 0) {
+		fprintf(stderr, "bench_render: %s: %s\n", path,
+		    strerror(errno));
+		free(out);
+		return 1;
+	}
+	free(out);
+	return 0;
+}
+
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: bench_render [--seconds S] [--rounds R] "
 	    "[--input FILE.jpg] [--dump DIR]\n"
-	    "       bench_render --generate SEED SIDE FILE.jpg\n");
+	    "       bench_render --generate SEED SIDE FILE.jpg\n"
+	    "       bench_render --progressive SIDE FILE.jpg\n");
 	exit(2);
 }
 
@@ -436,6 +499,11 @@ main(int argc, char **argv)
 		if (argc != 5)
 			usage();
 		return generate(argv[2], argv[3], argv[4]);
+	}
+	if (argc > 1 && strcmp(argv[1], "--progressive") == 0) {
+		if (argc != 4)
+			usage();
+		return progressive(argv[2], argv[3]);
 	}
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
