@@ -112,7 +112,6 @@ struct ecp_call {
 	const void		*data;		/* the file, in the body */
 	size_t			 len;
 	struct master_photo	 photo;
-	bool			 rendering;
 	char			 upload_error[512];
 	/* a change: the new ETag or preview id */
 	char			 etag[64];
@@ -993,7 +992,6 @@ upload_done(void *arg)
 	struct ecp_call *ec = arg;
 	char *msg;
 
-	ec->rendering = false;
 	if (ecp_call_gone(ec))
 		return;
 	if (ec->rc != PS_OK) {
@@ -1037,7 +1035,6 @@ handle_upload(struct ecp_call *ec, const struct http_part *photo)
 	}
 	ec->data = photo->data;
 	ec->len = photo->len;
-	ec->rendering = true;
 	work_submit(e->pool, upload_run, upload_done, ec);
 }
 

@@ -97,7 +97,7 @@ struct master_call {
 	struct ad_outcome	 oc;
 };
 
-static void call_go(void *);
+static void call_current(void *);
 
 /* ---- busy and throttled answers (also the page's) ---- */
 
@@ -297,7 +297,7 @@ partners_resume(struct master_srv *s)
 	for (w = rev; w; w = next) {
 		next = w->wnext;
 		w->wnext = NULL;
-		call_go(w);
+		call_current(w);
 	}
 }
 
@@ -975,19 +975,18 @@ call_dispatch(struct master_call *c)
 }
 
 /*
- * Goes on with a request once every change committed before it arrived
- * has been applied (the feed) and the partner list is not being read
- * again; until then it waits, deferred. Also the resume callback.
+ * The feed's changes committed before the request arrived are applied:
+ * on once the partner list is not being read again (a changed partner
+ * must be seen too). Also the follower's and the partner list's resume
+ * callback.
  */
 static void
-call_go(void *arg)
+call_current(void *arg)
 {
 	struct master_call *c = arg;
 	struct master_srv *s = c->s;
 
 	if (call_gone(c))
-		return;
-	if (s->follower && !store_follower_current(s->follower, call_go, c))
 		return;
 	if (s->partners_loading) {
 		c->wnext = s->partner_waiters;
@@ -995,6 +994,21 @@ call_go(void *arg)
 		return;
 	}
 	call_dispatch(c);
+}
+
+/*
+ * Goes on with a request once every change committed before it arrived
+ * has been applied; until then it waits, deferred.
+ */
+static void
+call_go(struct master_call *c)
+{
+	struct master_srv *s = c->s;
+
+	if (s->follower && !store_follower_current(s->follower, call_current,
+	    c))
+		return;
+	call_current(c);
 }
 
 static void
