@@ -1,5 +1,6 @@
 /*
- * Argon2id passwords and the verified-credential cache (libsodium).
+ * Argon2id passwords, keyed digests and the verified-credential cache
+ * (libsodium).
  */
 #include <sodium.h>
 #include <stdlib.h>
@@ -9,6 +10,9 @@
 #include "common/file.h"
 #include "common/str.h"
 #include "common/xalloc.h"
+
+_Static_assert(AUTH_DIGEST_KEY_BYTES == crypto_generichash_KEYBYTES,
+    "auth_digest keys are BLAKE2b keys");
 
 ps_err
 auth_init(void)
@@ -120,6 +124,23 @@ auth_fingerprint(const char *secret, char out[33])
 }
 
 void
+auth_digest(const unsigned char key[AUTH_DIGEST_KEY_BYTES],
+    const char *const *parts, size_t n, unsigned char *out, size_t outlen)
+{
+	crypto_generichash_state st;
+	const char *p;
+	size_t i;
+
+	crypto_generichash_init(&st, key, AUTH_DIGEST_KEY_BYTES, outlen);
+	for (i = 0; i < n; i++) {
+		p = parts[i] ? parts[i] : "";
+		crypto_generichash_update(&st, (const unsigned char *)p,
+		    strlen(p) + 1);
+	}
+	crypto_generichash_final(&st, out, outlen);
+}
+
+void
 auth_session_key(const char *cookie, char out[65])
 {
 	unsigned char d[crypto_hash_sha256_BYTES];
@@ -136,7 +157,7 @@ struct auth_slot {
 };
 
 struct auth_cache {
-	unsigned char	 key[crypto_generichash_KEYBYTES];
+	unsigned char	 key[AUTH_DIGEST_KEY_BYTES];
 	struct auth_slot *slots;
 	size_t		 n;
 };
@@ -167,17 +188,9 @@ static void
 cache_digest(const struct auth_cache *c, const char *user,
     const char *password, const char *hash, unsigned char out[32])
 {
-	crypto_generichash_state st;
+	const char *parts[] = { user, password, hash };
 
-	/* The NULs separate the fields, so no two triples collide. */
-	crypto_generichash_init(&st, c->key, sizeof(c->key), 32);
-	crypto_generichash_update(&st, (const unsigned char *)user,
-	    strlen(user) + 1);
-	crypto_generichash_update(&st, (const unsigned char *)password,
-	    strlen(password) + 1);
-	crypto_generichash_update(&st, (const unsigned char *)hash,
-	    strlen(hash) + 1);
-	crypto_generichash_final(&st, out, 32);
+	auth_digest(c->key, parts, 3, out, 32);
 }
 
 static struct auth_slot *

@@ -15,6 +15,7 @@
 
 #define AUTH_MAX_PASSWORD	1024
 #define AUTH_CACHE_TTL		300	/* seconds */
+#define AUTH_DIGEST_KEY_BYTES	32
 
 ps_err	auth_init(void);
 /* An Argon2id string for `password`; the caller frees it. */
@@ -42,6 +43,16 @@ ps_err	auth_basic_parse(const char *header, char **user, char **password);
  * key is random per process.
  */
 void	auth_fingerprint(const char *secret, char out[33]);
+
+/*
+ * A keyed digest (BLAKE2b) of the `n` strings of `parts`, each with its
+ * terminating NUL so that no two lists collide (a NULL part counts as
+ * ""), into `outlen` bytes (16 to 64). For tables of credentials that
+ * must not hold them; `key` is random per table (rand_bytes()).
+ */
+void	auth_digest(const unsigned char key[AUTH_DIGEST_KEY_BYTES],
+	    const char *const *parts, size_t n, unsigned char *out,
+	    size_t outlen);
 
 /*
  * The key under which a session is stored: SHA-256 of the cookie value

@@ -9,21 +9,37 @@
  *     a check is refused at once (PS_EBUSY: 503 with Retry-After).
  *   - Unknown accounts cost the same work as known ones: the password is
  *     checked against a dummy hash, so timing tells nothing about which
- *     accounts exist.
+ *     accounts exist. The dummy hash is made by the guard's first check,
+ *     whatever its account, so even that check does not stand out.
  *   - A credential found right or wrong is remembered for a while by a
  *     keyed digest of (account, password, stored hash) only: repeating it
  *     costs no Argon2id, and a password change (a new hash) forgets it.
+ *     A remembered answer still counts as a success or a failure below.
  *   - Failures slow further attempts, per account and per client address:
  *     after a few free failures each new one doubles the wait, up to a
- *     cap, and the count fades when failures stop. The per-address wait
- *     grows further than the per-account one, so someone guessing from
- *     one place is slowed hard, while the wait an attacker can impose on
- *     a real user of an account (from anywhere) stays short: a delay, not
- *     a lockout.
+ *     cap, and the count is forgotten when failures stop. The per-address
+ *     wait grows further than the per-account one, so someone guessing
+ *     from one place is slowed hard, while the wait an attacker can impose
+ *     on a real user of an account (from anywhere) stays short: a delay,
+ *     not a lockout. An account or address with failures is checked at
+ *     most as many times at once as it has free failures left (once at
+ *     a time past them), so a burst of parallel guesses gains nothing.
+ *
+ * Accounts are compared case-insensitively (ASCII); pass one spelling per
+ * account (the canonical name), or each spelling is throttled apart.
+ * IPv6 addresses are counted by their /64 network, which one client
+ * usually holds whole; IPv4 addresses (also IPv4-mapped ones) one by one.
+ *
+ * Memory is bounded: `max_tracked` entries (remembered credentials,
+ * accounts and addresses together; rounded up to a multiple of 8) of 40
+ * bytes each, allocated once (2.5 MiB by default). Entries live in sets
+ * of 8 chosen by a keyed digest; a new entry takes an expired one of its
+ * set, else the oldest remembered credential, else (an account or an
+ * address only) the oldest failure count that no running check holds.
+ * Accounts and addresses are kept only as keyed digests.
  *
  * The clock is injectable, so tests drive time without sleeping. Loop
- * thread only, except the clock, which must be safe to call from any
- * thread.
+ * thread only (the clock too).
  */
 #ifndef PS_AUTH_GUARD_H
 #define PS_AUTH_GUARD_H
@@ -37,14 +53,30 @@
 struct event_base;
 struct auth_guard;
 
+/*
+ * The defaults, and why:
+ *   max_verifying 0: the number of CPUs, at least 1, at most 4. Argon2id
+ *     is CPU work of 64 MiB each; 4 at once bound it at 256 MiB.
+ *   max_queued 64: with 4 threads at ~200 ms, 3 s of waiting at most (6 s
+ *     on 2 CPUs); past that an immediate 503 serves a client better.
+ *   free_failures 5: room for typing mistakes.
+ *   first_delay_ms 1000, then 2, 4 s...
+ *   account_cap_ms 5000: the longest an attacker, from anywhere, can make
+ *     a real user of an account wait per attempt; also the fastest rate
+ *     at which anyone can guess one account's password (one per 5 s).
+ *   peer_cap_ms 60000: one guess a minute from one address.
+ *   forget_after_ms 900000: 15 minutes without a failure clear a count.
+ *   remember_ms 300000: 5 minutes, as the roles' credential caches.
+ *   max_tracked 65536: 2.5 MiB.
+ */
 struct auth_guard_limits {
-	int	 max_verifying;		/* Argon2id at once (threads) */
+	int	 max_verifying;		/* Argon2id at once; 0: CPUs */
 	size_t	 max_queued;		/* checks waiting for a thread */
 	int	 free_failures;		/* failures before any wait */
 	int64_t	 first_delay_ms;	/* the first wait, then doubled */
 	int64_t	 account_cap_ms;	/* longest wait per account */
 	int64_t	 peer_cap_ms;		/* longest wait per address */
-	int64_t	 forget_after_ms;	/* failures fade after this quiet */
+	int64_t	 forget_after_ms;	/* quiet that forgets failures */
 	int64_t	 remember_ms;		/* right/wrong credentials kept */
 	size_t	 max_tracked;		/* accounts + addresses + digests */
 	int64_t	 (*now_ms)(void);	/* NULL: the monotonic clock */
@@ -55,9 +87,14 @@ extern const struct auth_guard_limits auth_guard_default_limits;
 
 /*
  * A guard reporting to `base` (borrowed), with `lim` copied (NULL: the
- * defaults). NULL, with the reason in ps_errmsg(), when its threads cannot
- * start. Free with auth_guard_free(), which waits for running checks and
- * calls back none of those not yet answered.
+ * defaults). NULL, with the reason in ps_errmsg(), when a limit is out of
+ * range (max_verifying 0 to 64, max_queued at most 2^20, free_failures
+ * 0 to 1000, delays and caps positive with caps >= first_delay_ms,
+ * forget_after_ms positive, remember_ms >= 0, max_tracked 8 to 2^24) or
+ * its threads cannot start.
+ * Free with auth_guard_free(), which waits for running checks and calls
+ * back none of those not yet answered; it may be called from a done
+ * callback.
  */
 struct auth_guard *auth_guard_new(struct event_base *,
 	    const struct auth_guard_limits *lim);
@@ -66,34 +103,59 @@ void	auth_guard_free(struct auth_guard *);
 /*
  * How long (ms) a sign-in to `account` from `peer` must still wait
  * because of earlier failures; 0 when it may be checked now. `account`
- * is as typed (compared case-insensitively); either may be NULL.
+ * is as typed (compared case-insensitively); either may be NULL. When
+ * an account or address with failures has as many checks running as it
+ * has free failures left, the answer is the wait that would follow if
+ * they failed (at least first_delay_ms).
  */
 int64_t	auth_guard_wait(struct auth_guard *, const char *account,
 	    const char *peer);
 
 /*
  * The outcome of one check, for done(): PS_OK (the password is right),
- * PS_EAUTH (wrong, or no such account), PS_EBUSY (too many checks
- * waiting; nothing was checked). Each has a sentence in `why` (never the
- * password).
+ * PS_EAUTH (wrong, or no such account), PS_EBUSY (nothing was checked:
+ * too many checks waiting, or (rarely) all 8 entries of the table where
+ * this one belongs held by running checks, or earlier failures must be
+ * waited out; auth_guard_wait() > 0 tells the last: 429 with
+ * Retry-After, else 503). Each has a sentence in `why` (never the
+ * password), borrowed for the call.
  */
 typedef void (*auth_guard_done_fn)(void *arg, ps_err rc, const char *why);
 
 /*
  * Checks `password` for `account` against `hash` (its stored Argon2id
- * string, or NULL when the account does not exist or has no password: the
- * same work is done against a dummy hash, and the answer is PS_EAUTH). The
- * password is copied and wiped after use. A failure counts for `account`
- * and `peer`; a success clears the account's and the address's count.
- * `done` is called once, on the loop, never before this function returns.
- * The caller checks auth_guard_wait() first.
+ * string, or NULL or "" when the account does not exist or has no
+ * password: the same work is done against a dummy hash, and the answer
+ * is PS_EAUTH). All three are copied; the password is wiped after use.
+ * A failure counts for `account` and `peer`; a success clears the
+ * account's count, and the address's when all its failures were for
+ * this account (so that signing in to one's own account does not reset
+ * a count earned guessing others). `done` is called once, on the loop,
+ * never before this function returns. The caller checks
+ * auth_guard_wait() first; a check that arrives during a wait anyway
+ * (e.g. one that raced another) is refused with PS_EBUSY, uncounted.
  */
 void	auth_guard_check(struct auth_guard *, const char *account,
 	    const char *peer, const char *hash, const char *password,
 	    auth_guard_done_fn done, void *arg);
 
-/* For metrics: checks waiting or running; accounts and addresses slowed. */
+/*
+ * For metrics: checks not answered yet (queued, running, or waiting for
+ * the loop); accounts and addresses past their free failures and not yet
+ * forgotten (this one scans the table: for a scrape, not per request).
+ */
 size_t	auth_guard_pending(const struct auth_guard *);
 size_t	auth_guard_throttled(const struct auth_guard *);
+
+/* What a guard has done since it was made (tests, diagnostics). */
+struct auth_guard_stats {
+	uint64_t	verified;	/* Argon2id runs, dummy ones too */
+	uint64_t	remembered;	/* answered from memory */
+	uint64_t	busy;		/* refused: too many checks waiting */
+	uint64_t	refused;	/* refused: a wait was not over */
+	uint64_t	throttled;	/* counts that began to wait */
+};
+
+void	auth_guard_stats(const struct auth_guard *, struct auth_guard_stats *);
 
 #endif

@@ -1,11 +1,29 @@
 /*
- * logfmt event lines. Each line is formatted into one buffer and written
- * with a single write(2), so lines of concurrent threads never interleave.
+ * logfmt event lines. Each line is formatted into one buffer; everything
+ * written to stderr goes through one mutex, so lines of concurrent
+ * threads never interleave.
+ *
+ * Writing never waits for long and never tears a line. stderr may refuse
+ * bytes for a while (a pipe nobody reads, a full disk, a file at its size
+ * limit): what was not written, from the unwritten end of a line on, is
+ * kept (up to LOG_PENDING bytes) and every later line or flush first
+ * writes it; lines that do not fit are dropped and counted, and once
+ * everything kept has been written one `log.dropped count=N` line says
+ * how many. When stderr is gone (closed, a pipe without a reader) lines
+ * are dropped and counted at once: nothing else can be done with them.
  */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,7 +34,9 @@ static enum log_level log_min = LOG_INFO;
 
 static const char *const level_names[] = { "err", "warn", "info", "debug" };
 
-#define LOG_BUFFER 65536
+#define LOG_LINE	4096		/* longest line, newline included */
+#define LOG_BUFFER	65536		/* the loop thread's gathered lines */
+#define LOG_PENDING	(1 << 20)	/* kept while stderr refuses them */
 
 /* The buffer of the thread that called log_buffer_start(). */
 static _Thread_local struct {
@@ -26,18 +46,177 @@ static _Thread_local struct {
 	char	data[LOG_BUFFER];
 } *lbuf;
 
-static void
-write_all(const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(STDERR_FILENO, p, n);
+/* What stderr has not taken yet; out_mu guards it and every write. */
+static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	size_t		len;
+	uint64_t	dropped;	/* lines, since the last report */
+	char		data[LOG_PENDING];
+} kept;
+/* Whether kept.len or kept.dropped is not 0, for log_flush. */
+static atomic_bool kept_owed;
 
-		/* Nothing useful can be done when stderr is gone. */
-		if (w <= 0)
-			return;
-		p += w;
-		n -= (size_t)w;
+static size_t	line_format(char *, enum log_level, const char *,
+		    const char *, const char *, ...)
+		    __attribute__((format(printf, 5, 6)));
+static size_t	line_vformat(char *, enum log_level, const char *,
+		    const char *, const char *, va_list)
+		    __attribute__((format(printf, 5, 0)));
+
+static size_t
+count_lines(const char *p, size_t n)
+{
+	const char *end = p + n;
+	size_t lines = 0;
+
+	while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		lines++;
+		p++;
 	}
+	return lines;
+}
+
+/*
+ * One write(2) to stderr that cannot wait: a socket is sent to without
+ * waiting; a pipe, FIFO or terminal is written only when poll(2) says it
+ * has room, at most PIPE_BUF bytes of whole lines (a write the kernel
+ * makes at once, which another process's lines cannot split). A regular
+ * file is written as it is: a full disk answers at once.
+ */
+static ssize_t
+write_some(int fd, const char *p, size_t n)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	const char *nl;
+	struct stat sb;
+
+	if (fstat(fd, &sb) != 0)
+		return -1;
+	if (S_ISREG(sb.st_mode))
+		return write(fd, p, n);
+	if (S_ISSOCK(sb.st_mode))
+		return send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (poll(&pfd, 1, 0) == 0) {
+		errno = EAGAIN;
+		return -1;
+	}
+	if (n > PIPE_BUF) {
+		nl = memrchr(p, '\n', PIPE_BUF);
+		n = nl ? (size_t)(nl - p) + 1 : PIPE_BUF;
+	}
+	return write(fd, p, n);
+}
+
+/*
+ * Writes p[0..n) to stderr until it is written or stderr refuses;
+ * returns the bytes written. *gone is set when stderr will not take
+ * anything again (closed, a pipe without a reader), as opposed to "not
+ * now" (full, or at a size limit).
+ */
+static size_t
+write_all(const char *p, size_t n, bool *gone)
+{
+	size_t done = 0;
+	ssize_t w;
+
+	*gone = false;
+	while (done < n) {
+		w = write_some(STDERR_FILENO, p + done, n - done);
+		if (w > 0) {
+			done += (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+		    errno != ENOSPC && errno != EFBIG && errno != EDQUOT &&
+		    errno != ENOBUFS && errno != ENOMEM)
+			*gone = true;
+		break;
+	}
+	return done;
+}
+
+/* Keeps whole lines of p[0..n) while they fit; drops and counts the rest. */
+static void
+out_keep(const char *p, size_t n)
+{
+	size_t room = LOG_PENDING - kept.len, take = n;
+	const char *nl;
+
+	if (n > room) {
+		nl = room ? memrchr(p, '\n', room) : NULL;
+		take = nl ? (size_t)(nl - p) + 1 : 0;
+		kept.dropped += count_lines(p + take, n - take);
+	}
+	memcpy(kept.data + kept.len, p, take);
+	kept.len += take;
+}
+
+/*
+ * Writes p[0..n) (whole lines, or the rest of one and whole lines)
+ * when nothing is kept; keeps what stderr did not take.
+ */
+static void
+out_write(const char *p, size_t n)
+{
+	size_t w;
+	bool gone;
+
+	if (kept.len > 0) {
+		out_keep(p, n);
+		return;
+	}
+	w = write_all(p, n, &gone);
+	if (gone)
+		kept.dropped += count_lines(p + w, n - w);
+	else if (w < n)
+		out_keep(p + w, n - w);
+}
+
+/* Writes what was kept, then says how many lines were dropped. */
+static void
+out_retry(void)
+{
+	char line[LOG_LINE];
+	uint64_t dropped;
+	size_t w, n;
+	bool gone;
+
+	if (kept.len > 0) {
+		w = write_all(kept.data, kept.len, &gone);
+		if (gone) {
+			kept.dropped += count_lines(kept.data + w,
+			    kept.len - w);
+			w = kept.len;
+		}
+		memmove(kept.data, kept.data + w, kept.len - w);
+		kept.len -= w;
+	}
+	if (kept.len == 0 && kept.dropped > 0) {
+		dropped = kept.dropped;
+		kept.dropped = 0;
+		n = line_format(line, LOG_WARN, NULL, "log.dropped",
+		    "count=%llu", (unsigned long long)dropped);
+		w = write_all(line, n, &gone);
+		if (gone)
+			kept.dropped = dropped;	/* still to be told */
+		else if (w < n)
+			out_keep(line + w, n - w);
+	}
+}
+
+/* Lines to stderr, after what was kept. Takes the mutex. */
+static void
+out_put(const char *p, size_t n)
+{
+	pthread_mutex_lock(&out_mu);
+	out_retry();
+	if (n > 0)
+		out_write(p, n);
+	atomic_store_explicit(&kept_owed, kept.len > 0 || kept.dropped > 0,
+	    memory_order_relaxed);
+	pthread_mutex_unlock(&out_mu);
 }
 
 void
@@ -55,8 +234,10 @@ void
 log_flush(void)
 {
 	if (lbuf && lbuf->len) {
-		write_all(lbuf->data, lbuf->len);
+		out_put(lbuf->data, lbuf->len);
 		lbuf->len = 0;
+	} else if (atomic_load_explicit(&kept_owed, memory_order_relaxed)) {
+		out_put(NULL, 0);
 	}
 }
 
@@ -72,7 +253,7 @@ static void
 emit(enum log_level lvl, const char *line, size_t n)
 {
 	if (lbuf == NULL || !lbuf->on) {
-		write_all(line, n);
+		out_put(line, n);
 		return;
 	}
 	if (lbuf->len + n > LOG_BUFFER)
@@ -98,44 +279,67 @@ log_enabled(enum log_level lvl)
 	return lvl <= log_min;
 }
 
+/* Formats one line, newline included, into line[LOG_LINE]. */
+static size_t
+line_vformat(char *line, enum log_level lvl, const char *reqid,
+    const char *ev, const char *fmt, va_list ap)
+{
+	const size_t size = LOG_LINE;
+	struct timespec ts;
+	struct tm tm;
+	size_t n;
+	int r;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = strftime(line, size, "ts=%Y-%m-%dT%H:%M:%S", &tm);
+	r = snprintf(line + n, size - n, ".%03ldZ lvl=%s proc=%s",
+	    ts.tv_nsec / 1000000, level_names[lvl], log_proc);
+	n += (size_t)r;
+	if (reqid && *reqid) {
+		r = snprintf(line + n, size - n, " req=%s", log_q(reqid));
+		n += (size_t)r < size - n ? (size_t)r : 0;
+	}
+	r = snprintf(line + n, size - n, " ev=%s", ev);
+	n += (size_t)r < size - n ? (size_t)r : 0;
+	if (fmt && *fmt && n + 2 < size) {
+		line[n++] = ' ';
+		r = vsnprintf(line + n, size - n, fmt, ap);
+		if (r > 0)
+			n += (size_t)r < size - n ? (size_t)r : size - n - 1;
+	}
+	if (n >= size - 1)
+		n = size - 2;
+	line[n++] = '\n';
+	return n;
+}
+
+static size_t
+line_format(char *line, enum log_level lvl, const char *reqid,
+    const char *ev, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	n = line_vformat(line, lvl, reqid, ev, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
 void
 log_event(enum log_level lvl, const char *reqid, const char *ev,
     const char *fmt, ...)
 {
-	char line[4096];
-	struct timespec ts;
-	struct tm tm;
+	char line[LOG_LINE];
 	va_list ap;
 	size_t n;
-	int r;
 
 	if (!log_enabled(lvl))
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(line, sizeof(line), "ts=%Y-%m-%dT%H:%M:%S", &tm);
-	r = snprintf(line + n, sizeof(line) - n, ".%03ldZ lvl=%s proc=%s",
-	    ts.tv_nsec / 1000000, level_names[lvl], log_proc);
-	n += (size_t)r;
-	if (reqid && *reqid) {
-		r = snprintf(line + n, sizeof(line) - n, " req=%s",
-		    log_q(reqid));
-		n += (size_t)r < sizeof(line) - n ? (size_t)r : 0;
-	}
-	r = snprintf(line + n, sizeof(line) - n, " ev=%s", ev);
-	n += (size_t)r < sizeof(line) - n ? (size_t)r : 0;
-	if (fmt && *fmt && n + 2 < sizeof(line)) {
-		line[n++] = ' ';
-		va_start(ap, fmt);
-		r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-		va_end(ap);
-		if (r > 0)
-			n += (size_t)r < sizeof(line) - n ? (size_t)r :
-			    sizeof(line) - n - 1;
-	}
-	if (n >= sizeof(line) - 1)
-		n = sizeof(line) - 2;
-	line[n++] = '\n';
+	va_start(ap, fmt);
+	n = line_vformat(line, lvl, reqid, ev, fmt, ap);
+	va_end(ap);
 	emit(lvl, line, n);
 }
 

@@ -129,12 +129,15 @@ struct master_srv {
 };
 
 /*
- * Answers 503 with Retry-After (a budget is used up: a store lane's
- * queue, the sign-in guard's, the image queue), logging serve.busy with
- * `what` and the reason in ps_errmsg().
+ * Answers 503 with Retry-After for a budget used up: `what` is "store" (a
+ * lane's queue; logged as serve.busy with the reason in ps_errmsg()) or
+ * "signin" (the guard's queue, which logs its refusals itself).
  */
 void	master_reply_busy(struct http_req *, const char *what);
-/* Answers 429 with Retry-After for a sign-in that must wait `wait_ms`. */
+/*
+ * For a sign-in that must still wait `wait_ms`: logs auth.refused and
+ * adds Retry-After (whole seconds, rounded up); the caller answers 429.
+ */
 void	master_reply_throttled(struct http_req *, const char *method,
 	    const char *user, int64_t wait_ms);
 

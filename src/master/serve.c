@@ -104,8 +104,10 @@ static void call_current(void *);
 void
 master_reply_busy(struct http_req *r, const char *what)
 {
-	log_warn(http_req_id(r), "serve.busy", "what=%s error=%s", what,
-	    log_q(ps_errmsg()));
+	/* The guard logs its own queue's refusals, at most once a minute. */
+	if (strcmp(what, "signin") != 0)
+		log_warn(http_req_id(r), "serve.busy", "what=%s error=%s",
+		    what, log_q(ps_errmsg()));
 	http_reply_header(r, "Retry-After", BUSY_RETRY_S);
 	http_reply_error(r, 503, "the server is busy: try again in a moment");
 }
@@ -114,14 +116,14 @@ void
 master_reply_throttled(struct http_req *r, const char *method,
     const char *user, int64_t wait_ms)
 {
-	char secs[24];
+	char secs[24], why[80];
 
 	/* RFC 9110 10.2.3: whole seconds, rounded up so a retry is not early. */
 	snprintf(secs, sizeof(secs), "%lld", (long long)((wait_ms + 999) /
 	    1000));
-	log_info(http_req_id(r), "auth.throttled", "method=%s user=%s "
-	    "peer=%s wait_s=%s", method, log_q(user ? user : ""),
-	    log_q(http_req_peer(r)), secs);
+	snprintf(why, sizeof(why), "too many failed sign-ins: wait %s s", secs);
+	log_info(http_req_id(r), "auth.refused", "method=%s user=%s "
+	    "reason=%s", method, log_q(user ? user : ""), log_q(why));
 	http_reply_header(r, "Retry-After", secs);
 }
 

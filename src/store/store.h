@@ -25,7 +25,11 @@ enum store_role { STORE_MASTER, STORE_PORTAL };
 
 /*
  * Opens (with `create`, creates) the store at `path` and brings its schema
- * up to date. PS_ENOTFOUND when it does not exist and !create.
+ * up to date. PS_ENOTFOUND when it does not exist and !create; PS_ESTORE
+ * when its schema is newer than this program knows. Also maps the change
+ * feed's counter (below) to announce this connection's commits, creating
+ * the file unless this call created the store; when it cannot, logs
+ * store.feed_counter_failed and goes on without announcing.
  */
 ps_err	store_open(const char *path, enum store_role, bool create,
 	    struct store **out);
@@ -42,11 +46,14 @@ int64_t	store_data_version(struct store *);
 /*
  * Every committed change to the store also records, in the same
  * transaction, what changed: one row per changed object, with a sequence
- * number (increasing in commit order), a kind and a key. The migrations
- * install triggers that write these rows, so no change can forget them,
- * whoever makes it (a server, an admin command, `portal refresh`). A
- * server keeps in-memory copies of store rows and drops exactly the keys
- * the feed names.
+ * number (increasing in commit order, never reused), a kind and a key. The
+ * migrations install triggers that write these rows, so no change can
+ * forget them, whoever makes it (a server, an admin command, `portal
+ * refresh`); a tool that does not register the store's functions (the
+ * sqlite3 shell) cannot change the store at all. A transaction writes one
+ * row per object, however many of its rows changed. A server keeps
+ * in-memory copies of store rows and drops exactly the keys the feed
+ * names.
  *
  * Each row also records the process that made the change (a random
  * origin drawn once per process); store_feed_read() leaves out this
@@ -61,7 +68,8 @@ enum store_change_kind {
 	STORE_CHANGE_PREVIEW,		/* key: address */
 	STORE_CHANGE_PARTNER,		/* key: name, lower case */
 	STORE_CHANGE_MAILBOX_SESSION,	/* key: the session's key */
-	STORE_CHANGE_OUTBOX,		/* key: the notification's id */
+	STORE_CHANGE_OUTBOX,		/* key: the notification's id
+					 * (a deleted one's may be reused) */
 	/* portal */
 	STORE_CHANGE_WEBAPP,		/* key: id, decimal */
 	STORE_CHANGE_USER,		/* key: account, lower case */
@@ -88,18 +96,20 @@ ps_err	store_feed_head(struct store *, int64_t *seq);
  * Calls `fn` for each change after `after` made by other processes,
  * oldest first, examining at most `limit` rows; *last receives the last
  * sequence number examined (this process's own rows included), where the
- * next call starts. Stops when `fn` returns other than PS_OK. PS_ELIMIT
- * when rows after `after` were already pruned: the caller cannot know
- * what changed and must drop everything it caches, then go on from
- * store_feed_head().
+ * next call starts. Stops when `fn` returns other than PS_OK and returns
+ * that; *last is then the row before the one `fn` refused. PS_ELIMIT
+ * (and `fn` is not called) when rows after `after` were already pruned:
+ * the caller cannot know what changed and must drop everything it
+ * caches, then go on from store_feed_head().
  */
 ps_err	store_feed_read(struct store *, int64_t after, int limit,
 	    ps_err (*fn)(void *, const struct store_change *), void *arg,
 	    int64_t *last);
 
 /*
- * Deletes the rows older than `before` (a time_now() value), keeping the
- * newest row, and remembers how far it pruned (for PS_ELIMIT above).
+ * Deletes the rows up to the newest one older than `before` (a
+ * time_now() value), always keeping the newest row of all, and remembers
+ * how far it pruned (for PS_ELIMIT above). Writes no feed rows itself.
  */
 ps_err	store_feed_prune(struct store *, int64_t before);
 
@@ -114,7 +124,11 @@ ps_err	store_feed_prune(struct store *, int64_t before);
  */
 struct store_feed_watch;
 
-/* NULL, with the reason in ps_errmsg(), when the file cannot be mapped. */
+/*
+ * Maps the counter of the store at `store_path`, creating the file if
+ * absent. NULL, with the reason in ps_errmsg(), when the file cannot be
+ * mapped. Close with store_feed_watch_close().
+ */
 struct store_feed_watch *store_feed_watch_open(const char *store_path);
 void	store_feed_watch_close(struct store_feed_watch *);
 /* The counter's value now. Any thread. */
@@ -287,8 +301,12 @@ ps_err	store_preview_remove(struct store *, const char *email);
 /* ---- transactions, for changes that span several calls ---- */
 
 ps_err	store_begin(struct store *);
-/* Commits when `commit`, rolls back otherwise; returns PS_ESTORE if the
- * commit failed (everything rolled back). */
+/*
+ * Commits when `commit`, rolls back otherwise; returns PS_ESTORE if the
+ * commit failed (everything rolled back). A transaction that SQLite has
+ * already rolled back itself (a full disk, an I/O error) is not rolled
+ * back again: the reason recorded stays the error that did it.
+ */
 ps_err	store_end(struct store *, bool commit);
 
 /* ---- portal: web applications ---- */

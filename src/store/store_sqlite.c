@@ -4,24 +4,118 @@
  * WAL mode with a busy timeout, so admin commands and a running server can
  * share one file. Migrations are numbered SQL scripts per role; the
  * database's user_version records how many were applied.
+ *
+ * The change feed (store.h) is written by triggers the migrations install
+ * on every table a server may cache. They call two functions this file
+ * registers on each connection: ps_feed_origin() (this process) and
+ * ps_feed_tx() (this connection's transaction, so that one transaction
+ * writes one row per changed object however many rows of it changed). A
+ * tool that does not register them (the sqlite3 shell) can read the store
+ * but not change it, so no change escapes the feed.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "store.h"
 
+/* The counter is shared between processes: only a lock-free atomic works. */
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be "
+    "lock-free");
+
+/* A WAL this long is copied back into the database (SQLite's default). */
+#define WAL_CHECKPOINT_FRAMES	1000
+
+/* The mapped "-feed" file: its first 8 bytes are the counter. */
+struct store_feed_watch {
+	_Atomic uint64_t	*counter;
+	size_t			 len;
+};
+
 struct store {
-	sqlite3		*db;
-	enum store_role	 role;
-	char		*path;
-	sqlite3_stmt	*q_version;	/* asked on every request: kept */
+	sqlite3			*db;
+	enum store_role		 role;
+	char			*path;
+	sqlite3_stmt		*q_version;	/* asked on every request */
+	int64_t			 tx;	/* this connection's transaction */
+	struct store_feed_watch	*bump;	/* NULL: commits are not announced */
 };
 
 /* ---- migrations ---- */
+
+/*
+ * The change feed's tables, shared by both roles' migrations. Frozen once
+ * released, like every migration: a change is a new migration.
+ *
+ *   feed         one row per changed object: seq (AUTOINCREMENT, so a
+ *                number is never used twice, even after pruning), kind
+ *                and key (store.h), origin (the process), tx (its
+ *                transaction) and at (seconds since 1970);
+ *   feed_pruned  one row: the highest seq store_feed_prune() deleted;
+ *                no trigger watches it, so pruning writes no feed rows;
+ *   feed_add     a view the tables' triggers insert (kind, key) into;
+ *                its trigger fills in the rest, and leaves out a row
+ *                that this transaction already wrote, looking back over
+ *                the newest 64 rows (a longer transaction may write a
+ *                key twice, which costs a reader nothing).
+ */
+#define FEED_SCHEMA							\
+	"CREATE TABLE feed ("						\
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"			\
+	"  kind TEXT NOT NULL,"						\
+	"  key TEXT NOT NULL,"						\
+	"  origin INTEGER NOT NULL,"					\
+	"  tx INTEGER NOT NULL,"					\
+	"  at INTEGER NOT NULL);"					\
+	"CREATE TABLE feed_pruned (pruned INTEGER NOT NULL);"		\
+	"INSERT INTO feed_pruned (pruned) VALUES (0);"			\
+	"CREATE VIEW feed_add (kind, key) AS"				\
+	"  SELECT kind, key FROM feed WHERE 0;"				\
+	"CREATE TRIGGER feed_add_row INSTEAD OF INSERT ON feed_add "	\
+	"BEGIN"								\
+	"  INSERT INTO feed (kind, key, origin, tx, at)"		\
+	"  SELECT NEW.kind, CAST(NEW.key AS TEXT), ps_feed_origin(),"	\
+	"    ps_feed_tx(), CAST(strftime('%s', 'now') AS INTEGER)"	\
+	"  WHERE NEW.key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM"	\
+	"    (SELECT origin, tx, kind, key FROM feed ORDER BY seq DESC"	\
+	"    LIMIT 64) r WHERE r.origin = ps_feed_origin() AND"		\
+	"    r.tx = ps_feed_tx() AND r.kind = NEW.kind AND"		\
+	"    r.key = CAST(NEW.key AS TEXT));"				\
+	"END;"
+
+/*
+ * Triggers writing the feed for every change to `table`: `new_rows` and
+ * `old_rows` are VALUES lists of (kind, key) from NEW and OLD. An update
+ * writes both (the key itself may have changed). Deletions by ON DELETE
+ * CASCADE fire them too, and so do the deletions of INSERT OR REPLACE
+ * (recursive_triggers is on for every connection).
+ */
+#define FEED_TRIGGERS(table, new_rows, old_rows)			\
+	"CREATE TRIGGER feed_" table "_insert AFTER INSERT ON " table	\
+	" BEGIN INSERT INTO feed_add (kind, key) VALUES " new_rows ";"	\
+	" END;"								\
+	"CREATE TRIGGER feed_" table "_update AFTER UPDATE ON " table	\
+	" BEGIN INSERT INTO feed_add (kind, key) VALUES " old_rows ", "	\
+	new_rows "; END;"						\
+	"CREATE TRIGGER feed_" table "_delete AFTER DELETE ON " table	\
+	" BEGIN INSERT INTO feed_add (kind, key) VALUES " old_rows ";"	\
+	" END;"
+
+/* The common case: one kind, its key one expression of the row. */
+#define FEED_TABLE(table, kind, new_key, old_key)			\
+	FEED_TRIGGERS(table, "('" kind "', " new_key ")",		\
+	    "('" kind "', " old_key ")")
 
 static const char *const master_migrations[] = {
 	/* 1: the first schema */
@@ -92,6 +186,22 @@ static const char *const master_migrations[] = {
 	"  next_attempt INTEGER NOT NULL,"
 	"  last_error TEXT NOT NULL DEFAULT '');"
 	"CREATE INDEX outbox_due ON outbox (next_attempt);",
+	/* 4: the change feed (store.h) */
+	FEED_SCHEMA
+	FEED_TABLE("config", "config", "NEW.key", "OLD.key")
+	FEED_TABLE("mailboxes", "mailbox", "lower(NEW.email)",
+	    "lower(OLD.email)")
+	FEED_TABLE("photos", "photo", "lower(NEW.email)", "lower(OLD.email)")
+	FEED_TABLE("photo_sizes", "photo", "lower(NEW.email)",
+	    "lower(OLD.email)")
+	FEED_TABLE("previews", "preview", "lower(NEW.email)",
+	    "lower(OLD.email)")
+	FEED_TABLE("preview_sizes", "preview", "lower(NEW.email)",
+	    "lower(OLD.email)")
+	FEED_TABLE("partners", "partner", "lower(NEW.name)",
+	    "lower(OLD.name)")
+	FEED_TABLE("sessions", "mailbox_session", "NEW.key", "OLD.key")
+	FEED_TABLE("outbox", "outbox", "NEW.id", "OLD.id"),
 };
 
 static const char *const portal_migrations[] = {
@@ -168,17 +278,42 @@ static const char *const portal_migrations[] = {
 	"CREATE INDEX users_email_md5 ON users (email_md5);"
 	"CREATE INDEX users_email_sha256 ON users (email_sha256);"
 	"ALTER TABLE thumbs ADD COLUMN hr BLOB;",
+	/* 3: the change feed (store.h) */
+	FEED_SCHEMA
+	FEED_TABLE("config", "config", "NEW.key", "OLD.key")
+	FEED_TABLE("webapps", "webapp", "NEW.id", "OLD.id")
+	FEED_TRIGGERS("users",
+	    "('user', lower(NEW.account)), ('user_email', lower(NEW.email))",
+	    "('user', lower(OLD.account)), ('user_email', lower(OLD.email))")
+	FEED_TABLE("issuers", "issuer", "lower(NEW.name)", "lower(OLD.name)")
+	FEED_TABLE("thumbs", "thumb", "NEW.webapp || '/' || lower(NEW.account)",
+	    "OLD.webapp || '/' || lower(OLD.account)")
+	FEED_TABLE("sync_state", "sync",
+	    "NEW.webapp || '/' || lower(NEW.account)",
+	    "OLD.webapp || '/' || lower(OLD.account)")
+	FEED_TABLE("sessions", "session", "NEW.key", "OLD.key"),
 };
 
+/*
+ * Records and logs SQLite's error, once, where it is detected. For a file
+ * that could not be written the system's reason comes too ("disk I/O
+ * error: File too large").
+ */
 static ps_err
 store_fail(struct store *st, const char *what)
 {
-	ps_err rc = ps_errf(PS_ESTORE, "%s: %s (%s)", what,
-	    sqlite3_errmsg(st->db), st->path);
+	int code = sqlite3_errcode(st->db), sys = sqlite3_system_errno(st->db);
+	char error[256];
 
+	if (sys != 0 && (code == SQLITE_IOERR || code == SQLITE_FULL ||
+	    code == SQLITE_CANTOPEN))
+		snprintf(error, sizeof(error), "%s: %s",
+		    sqlite3_errmsg(st->db), strerror(sys));
+	else
+		str_copy(error, sqlite3_errmsg(st->db), sizeof(error));
 	log_err(NULL, "store.error", "what=%s error=%s", log_q(what),
-	    log_q(sqlite3_errmsg(st->db)));
-	return rc;
+	    log_q(error));
+	return ps_errf(PS_ESTORE, "%s: %s (%s)", what, error, st->path);
 }
 
 static ps_err
@@ -194,16 +329,47 @@ store_exec(struct store *st, const char *sql)
 ps_err
 store_begin(struct store *st)
 {
-	return store_exec(st, "BEGIN IMMEDIATE");
+	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		return store_fail(st, "begin");
+	return PS_OK;
+}
+
+/*
+ * Rolls the transaction back, if there still is one. After some errors
+ * (a full disk, an I/O error, out of memory) SQLite has rolled it back
+ * itself, and a ROLLBACK would only fail with "no transaction is active"
+ * and hide the real error. A failure here is logged, but the reason
+ * recorded for the caller stays the first error, the one that matters.
+ */
+static void
+store_rollback(struct store *st)
+{
+	if (sqlite3_get_autocommit(st->db))
+		return;
+	if (sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+		log_err(NULL, "store.error", "what=rollback error=%s",
+		    log_q(sqlite3_errmsg(st->db)));
 }
 
 ps_err
 store_end(struct store *st, bool commit)
 {
-	if (commit && store_exec(st, "COMMIT") == PS_OK)
+	ps_err rc;
+
+	if (!commit) {
+		store_rollback(st);
 		return PS_OK;
-	store_exec(st, "ROLLBACK");
-	return commit ? PS_ESTORE : PS_OK;
+	}
+	if (sqlite3_get_autocommit(st->db))
+		return ps_errf(PS_ESTORE, "nothing to commit: the transaction "
+		    "was rolled back (last error: %s) (%s)",
+		    sqlite3_errmsg(st->db), st->path);
+	if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+		return PS_OK;
+	rc = store_fail(st, "commit");
+	store_rollback(st);
+	return rc;
 }
 
 /* Ends a transaction as `rc` says: commits on PS_OK, else rolls back. */
@@ -263,16 +429,211 @@ out:
 	return tx_finish(st, rc);
 }
 
+/* ---- the change feed: origin, transactions, the shared counter ---- */
+
+/* This process's origin; 0 until drawn, and again in a forked child. */
+static _Atomic int64_t feed_origin;
+static pthread_once_t feed_fork_once = PTHREAD_ONCE_INIT;
+/* Transaction numbers, unique in the process across its connections. */
+static _Atomic int64_t feed_tx_last;
+
+static void
+feed_forked(void)
+{
+	atomic_store(&feed_origin, 0);
+}
+
+static void
+feed_watch_forks(void)
+{
+	(void)pthread_atfork(NULL, NULL, feed_forked);
+}
+
+static int64_t
+feed_origin_get(void)
+{
+	int64_t origin = atomic_load(&feed_origin), none = 0;
+
+	if (origin != 0)
+		return origin;
+	pthread_once(&feed_fork_once, feed_watch_forks);
+	do {
+		rand_bytes(&origin, sizeof(origin));
+		origin &= INT64_MAX;
+	} while (origin == 0);
+	if (!atomic_compare_exchange_strong(&feed_origin, &none, origin))
+		return none;	/* another thread drew first */
+	return origin;
+}
+
+static int64_t
+feed_tx_new(void)
+{
+	return atomic_fetch_add(&feed_tx_last, 1) + 1;
+}
+
+/* ps_feed_origin(): this process, for the feed's triggers. */
+static void
+sql_feed_origin(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	(void)argv;
+	sqlite3_result_int64(ctx, feed_origin_get());
+}
+
+/* ps_feed_tx(): this connection's transaction. */
+static void
+sql_feed_tx(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const struct store *st = sqlite3_user_data(ctx);
+
+	(void)argc;
+	(void)argv;
+	sqlite3_result_int64(ctx, st->tx);
+}
+
+/* Each commit ends a transaction: the next one gets a new number. */
+static int
+on_commit(void *arg)
+{
+	struct store *st = arg;
+
+	st->tx = feed_tx_new();
+	return 0;
+}
+
+/*
+ * Called by SQLite after each commit in WAL mode, once the write lock is
+ * released: announces the commit through the shared counter. Installing
+ * it replaces SQLite's automatic checkpoint, so this checkpoints as that
+ * did (passive: never waits for readers).
+ */
+static int
+on_wal_commit(void *arg, sqlite3 *db, const char *schema, int frames)
+{
+	struct store *st = arg;
+
+	if (st->bump)
+		atomic_fetch_add_explicit(st->bump->counter, 1,
+		    memory_order_release);
+	if (frames >= WAL_CHECKPOINT_FRAMES)
+		(void)sqlite3_wal_checkpoint_v2(db, schema,
+		    SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return SQLITE_OK;
+}
+
+/*
+ * Maps path + "-feed"; when `create`, creates it (mode 0600, one page) if
+ * absent.
+ */
+static struct store_feed_watch *
+feed_map(const char *store_path, bool writable, bool create)
+{
+	struct store_feed_watch *w = NULL;
+	char *path = xasprintf("%s-feed", store_path);
+	long page = sysconf(_SC_PAGESIZE);
+	struct stat sb;
+	void *p;
+	int fd;
+
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT :
+	    0), 0600);
+	if (fd < 0) {
+		ps_errf(PS_EIO, "cannot open %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &sb) != 0 || (sb.st_size < page &&
+	    ftruncate(fd, page) != 0)) {
+		ps_errf(PS_EIO, "cannot size %s: %s", path, strerror(errno));
+		goto out;
+	}
+	p = mmap(NULL, (size_t)page, PROT_READ | (writable ? PROT_WRITE : 0),
+	    MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		ps_errf(PS_EIO, "cannot map %s: %s", path, strerror(errno));
+		goto out;
+	}
+	w = xcalloc(1, sizeof(*w));
+	w->counter = p;
+	w->len = (size_t)page;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return w;
+}
+
+struct store_feed_watch *
+store_feed_watch_open(const char *store_path)
+{
+	return feed_map(store_path, false, true);
+}
+
+void
+store_feed_watch_close(struct store_feed_watch *w)
+{
+	if (w == NULL)
+		return;
+	munmap((void *)w->counter, w->len);
+	free(w);
+}
+
+uint64_t
+store_feed_watch_value(const struct store_feed_watch *w)
+{
+	return atomic_load_explicit(w->counter, memory_order_acquire);
+}
+
+/* ---- opening ---- */
+
+/*
+ * What every connection needs before its first statement. A connection
+ * that has just created the store maps the counter only if something
+ * already watches it: the counter file is not created for a store that
+ * did not exist, so an init that fails can remove the database alone.
+ */
+static ps_err
+store_connect(struct store *st, bool created)
+{
+	/* INNOCUOUS: the triggers may call them with trusted_schema off. */
+	if (sqlite3_create_function_v2(st->db, "ps_feed_origin", 0,
+	    SQLITE_UTF8 | SQLITE_INNOCUOUS, NULL, sql_feed_origin, NULL, NULL,
+	    NULL) != SQLITE_OK ||
+	    sqlite3_create_function_v2(st->db, "ps_feed_tx", 0,
+	    SQLITE_UTF8 | SQLITE_INNOCUOUS, st, sql_feed_tx, NULL, NULL,
+	    NULL) != SQLITE_OK)
+		return store_fail(st, "register feed functions");
+	sqlite3_commit_hook(st->db, on_commit, st);
+	st->bump = feed_map(st->path, true, !created);
+	if (st->bump == NULL && !created)
+		log_warn(NULL, "store.feed_counter_failed", "path=%s error=%s "
+		    "note=%s", log_q(st->path), log_q(ps_errmsg()),
+		    log_q("this process's commits are not announced to "
+		    "servers"));
+	sqlite3_wal_hook(st->db, on_wal_commit, st);
+	sqlite3_busy_timeout(st->db, 5000);
+	/*
+	 * recursive_triggers: the rows INSERT OR REPLACE deletes fire the
+	 * feed's delete triggers too. trusted_schema off: a tampered file
+	 * cannot make this process run functions it does not expect.
+	 */
+	return store_exec(st, "PRAGMA journal_mode=WAL;"
+	    "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+	    "PRAGMA recursive_triggers=ON; PRAGMA trusted_schema=OFF;");
+}
+
 ps_err
 store_open(const char *path, enum store_role role, bool create,
     struct store **out)
 {
 	struct store *st = xcalloc(1, sizeof(*st));
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	bool creating = create && access(path, F_OK) != 0;
 	ps_err rc;
 
 	st->role = role;
 	st->path = xstrdup(path);
+	st->tx = feed_tx_new();
 	if (create)
 		flags |= SQLITE_OPEN_CREATE;
 	if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
@@ -284,9 +645,7 @@ store_open(const char *path, enum store_role role, bool create,
 		rc = store_fail(st, "open");
 		goto fail;
 	}
-	sqlite3_busy_timeout(st->db, 5000);
-	if ((rc = store_exec(st, "PRAGMA journal_mode=WAL;"
-	    "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")) != PS_OK)
+	if ((rc = store_connect(st, creating)) != PS_OK)
 		goto fail;
 	if ((rc = store_migrate(st)) != PS_OK)
 		goto fail;
@@ -304,6 +663,7 @@ store_close(struct store *st)
 		return;
 	sqlite3_finalize(st->q_version);
 	sqlite3_close(st->db);
+	store_feed_watch_close(st->bump);
 	free(st->path);
 	free(st);
 }
@@ -415,6 +775,152 @@ store_config_set(struct store *st, const char *key, const char *value)
 	bind_text(q, 2, value);
 	rc = step_done(st, q, NULL);
 	sqlite3_finalize(q);
+	return rc;
+}
+
+/* ---- the change feed ---- */
+
+/* The kinds as the triggers write them. */
+static const struct {
+	const char		*name;
+	enum store_change_kind	 kind;
+} feed_kinds[] = {
+	{ "config",		STORE_CHANGE_CONFIG },
+	{ "mailbox",		STORE_CHANGE_MAILBOX },
+	{ "photo",		STORE_CHANGE_PHOTO },
+	{ "preview",		STORE_CHANGE_PREVIEW },
+	{ "partner",		STORE_CHANGE_PARTNER },
+	{ "mailbox_session",	STORE_CHANGE_MAILBOX_SESSION },
+	{ "outbox",		STORE_CHANGE_OUTBOX },
+	{ "webapp",		STORE_CHANGE_WEBAPP },
+	{ "user",		STORE_CHANGE_USER },
+	{ "user_email",		STORE_CHANGE_USER_EMAIL },
+	{ "issuer",		STORE_CHANGE_ISSUER },
+	{ "thumb",		STORE_CHANGE_THUMB },
+	{ "sync",		STORE_CHANGE_SYNC },
+	{ "session",		STORE_CHANGE_SESSION },
+};
+
+static bool
+feed_kind(const char *name, enum store_change_kind *kind)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(feed_kinds) / sizeof(feed_kinds[0]); i++)
+		if (strcmp(feed_kinds[i].name, name) == 0) {
+			*kind = feed_kinds[i].kind;
+			return true;
+		}
+	return false;
+}
+
+ps_err
+store_feed_head(struct store *st, int64_t *seq)
+{
+	sqlite3_stmt *q = prep(st, "SELECT coalesce(max(seq), 0) FROM feed");
+	ps_err rc = PS_ESTORE;
+
+	if (q == NULL)
+		return rc;
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		*seq = sqlite3_column_int64(q, 0);
+		rc = PS_OK;
+	} else {
+		rc = store_fail(st, "read the change feed");
+	}
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_feed_read(struct store *st, int64_t after, int limit,
+    ps_err (*fn)(void *, const struct store_change *), void *arg,
+    int64_t *last)
+{
+	/*
+	 * One statement, so one snapshot: the rows and how far the feed was
+	 * pruned agree. Pruning keeps the newest row, so when rows after
+	 * `after` were pruned there is a newer row to carry the news.
+	 */
+	sqlite3_stmt *q = prep(st, "SELECT seq, kind, key, origin, (SELECT "
+	    "pruned FROM feed_pruned) FROM feed WHERE seq > ? ORDER BY seq "
+	    "LIMIT ?");
+	int64_t self = feed_origin_get(), seq;
+	struct store_change c;
+	ps_err rc = PS_OK;
+	int r = SQLITE_DONE;
+
+	*last = after;
+	if (q == NULL)
+		return PS_ESTORE;
+	sqlite3_bind_int64(q, 1, after);
+	sqlite3_bind_int(q, 2, limit);
+	while (rc == PS_OK && (r = sqlite3_step(q)) == SQLITE_ROW) {
+		seq = sqlite3_column_int64(q, 0);
+		if (*last == after && sqlite3_column_int64(q, 4) > after) {
+			rc = ps_errf(PS_ELIMIT, "the change feed was pruned "
+			    "past %lld", (long long)after);
+			break;
+		}
+		if (sqlite3_column_int64(q, 3) != self &&
+		    feed_kind(col_text(q, 1), &c.kind)) {
+			c.seq = seq;
+			str_copy(c.key, col_text(q, 2), sizeof(c.key));
+			if ((rc = fn(arg, &c)) != PS_OK)
+				break;
+		}
+		*last = seq;
+	}
+	if (rc == PS_OK && r != SQLITE_DONE)
+		rc = store_fail(st, "read the change feed");
+	sqlite3_finalize(q);
+	return rc;
+}
+
+ps_err
+store_feed_prune(struct store *st, int64_t before)
+{
+	sqlite3_stmt *q = NULL;
+	int64_t upto = 0;
+	int rows = 0;
+	ps_err rc;
+
+	if ((rc = store_begin(st)) != PS_OK)
+		return rc;
+	/* Everything up to the newest row older than `before`, but that. */
+	rc = PS_ESTORE;
+	if ((q = prep(st, "SELECT coalesce(max(seq), 0) FROM feed WHERE at < "
+	    "? AND seq < (SELECT max(seq) FROM feed)")) == NULL)
+		goto out;
+	sqlite3_bind_int64(q, 1, before);
+	if (sqlite3_step(q) != SQLITE_ROW) {
+		rc = store_fail(st, "read the change feed");
+		goto out;
+	}
+	upto = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	q = NULL;
+	rc = PS_OK;
+	if (upto == 0)
+		goto out;
+	rc = PS_ESTORE;
+	if ((q = prep(st, "DELETE FROM feed WHERE seq <= ?")) == NULL)
+		goto out;
+	sqlite3_bind_int64(q, 1, upto);
+	if ((rc = step_done(st, q, &rows)) != PS_OK)
+		goto out;
+	sqlite3_finalize(q);
+	rc = PS_ESTORE;
+	if ((q = prep(st, "UPDATE feed_pruned SET pruned = max(pruned, ?)")) ==
+	    NULL)
+		goto out;
+	sqlite3_bind_int64(q, 1, upto);
+	rc = step_done(st, q, NULL);
+out:
+	sqlite3_finalize(q);
+	if ((rc = tx_finish(st, rc)) == PS_OK && rows > 0)
+		log_debug(NULL, "store.feed_pruned", "upto=%lld rows=%d",
+		    (long long)upto, rows);
 	return rc;
 }
 

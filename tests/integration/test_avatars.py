@@ -150,6 +150,9 @@ ok(metric(p, "photo") >= 1, "and kind=\"photo\" counts renders")
 
 # ---- the L fallback for photos stored before the HR source ----
 db = sqlite3.connect(os.path.join(p.dir, "portal.db"), timeout=10)
+# The change feed's triggers call these (any origin but the servers').
+db.create_function("ps_feed_origin", 0, lambda: 1)
+db.create_function("ps_feed_tx", 0, lambda: 1)
 db.execute("UPDATE thumbs SET hr = NULL WHERE account = ?", (T1,))
 db.commit()
 db.close()

@@ -1,13 +1,23 @@
 /*
  * Unit tests of the common helpers: buffers, encodings, durations,
- * addresses, log escaping.
+ * addresses, log escaping, and log lines when stderr refuses them (each
+ * case in a child process, whose stderr is a file with a size limit,
+ * /dev/full, a pipe nobody reads, or closed).
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/str.h"
+#include "common/xalloc.h"
 #include "t.h"
 
 static void
@@ -108,6 +118,265 @@ test_log_q(void)
 	is_str(log_q(""), "\"\"", "empty value quoted");
 }
 
+/* ---- log lines when stderr refuses them ---- */
+
+#define PAD	"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
+		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+
+static char *log_dir;
+
+static void
+log_line(int i)
+{
+	/* Every such line has the same length. */
+	log_info(NULL, "test.line", "i=%05d pad=%s", i, PAD);
+}
+
+/* Runs fn() in a child; true when it exited 0. */
+static bool
+log_child(void (*fn)(const char *), const char *file)
+{
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	if ((pid = fork()) < 0)
+		return false;
+	if (pid == 0) {
+		fn(file);
+		_exit(0);
+	}
+	return waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0;
+}
+
+static void
+stderr_to(const char *file)
+{
+	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+		_exit(2);
+	close(fd);
+}
+
+#define FSIZE_LINES	10000	/* about 1.6 MB: more than is kept */
+
+/*
+ * A file that may not grow past ten and a half lines: the eleventh line
+ * is cut by the limit, the rest refused (EFBIG). Then the limit goes.
+ */
+static void
+fsize_child(const char *file, bool buffered)
+{
+	struct rlimit rl;
+	off_t at;
+	int i;
+
+	stderr_to(file);
+	signal(SIGXFSZ, SIG_IGN);
+	if (buffered)
+		log_buffer_start(NULL);
+	log_line(0);
+	log_flush();
+	at = lseek(STDERR_FILENO, 0, SEEK_END);
+	getrlimit(RLIMIT_FSIZE, &rl);
+	rl.rlim_cur = (rlim_t)(at * 11 + at / 2);
+	if (at <= 0 || setrlimit(RLIMIT_FSIZE, &rl) != 0)
+		_exit(3);
+	for (i = 1; i < FSIZE_LINES; i++) {
+		log_line(i);
+		if (i % 7 == 0)
+			log_flush();	/* as a loop iteration ends */
+	}
+	log_flush();
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+		_exit(4);
+	log_info(NULL, "test.after", NULL);
+	log_flush();
+}
+
+static void
+fsize_unbuffered(const char *file)
+{
+	fsize_child(file, false);
+}
+
+static void
+fsize_buffered(const char *file)
+{
+	fsize_child(file, true);
+}
+
+/* /dev/full refuses everything (ENOSPC); then stderr is a file again. */
+static void
+devfull_child(const char *file)
+{
+	int fd = open("/dev/full", O_WRONLY), i;
+
+	if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+		_exit(2);
+	close(fd);
+	for (i = 0; i < FSIZE_LINES; i++)
+		log_line(i);
+	stderr_to(file);
+	log_info(NULL, "test.after", NULL);
+}
+
+/*
+ * A pipe nobody reads: logging must not wait. Then the child reads what
+ * the pipe holds, a round at a time, and keeps it in `file`.
+ */
+static void
+pipe_child(const char *file)
+{
+	char buf[65536];
+	int p[2], fd, i;
+	ssize_t n;
+	bool more = true;
+
+	if (pipe(p) != 0 || dup2(p[1], STDERR_FILENO) < 0 ||
+	    fcntl(p[0], F_SETFL, O_NONBLOCK) != 0 ||
+	    (fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0)
+		_exit(2);
+	close(p[1]);
+	for (i = 0; i < FSIZE_LINES; i++)
+		log_line(i);
+	while (more) {
+		more = false;
+		while ((n = read(p[0], buf, sizeof(buf))) > 0) {
+			if (write(fd, buf, (size_t)n) != n)
+				_exit(3);
+			more = true;
+		}
+		log_flush();
+	}
+	log_info(NULL, "test.after", NULL);
+	while ((n = read(p[0], buf, sizeof(buf))) > 0)
+		if (write(fd, buf, (size_t)n) != n)
+			_exit(3);
+	close(fd);
+}
+
+#define GONE_LINES	5
+
+/* stderr closed (EBADF), then a pipe without a reader (EPIPE). */
+static void
+closed_child(const char *file)
+{
+	int p[2], i;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (pipe(p) != 0)
+		_exit(2);
+	close(STDERR_FILENO);
+	for (i = 0; i < GONE_LINES; i++)
+		log_line(i);
+	if (dup2(p[1], STDERR_FILENO) < 0)
+		_exit(2);
+	close(p[0]);
+	close(p[1]);
+	for (i = GONE_LINES; i < 2 * GONE_LINES; i++)
+		log_line(i);
+	stderr_to(file);
+	log_info(NULL, "test.after", NULL);
+}
+
+static char *
+read_all(const char *file, size_t *len)
+{
+	struct stat sb;
+	char *s = NULL;
+	int fd = open(file, O_RDONLY);
+
+	*len = 0;
+	if (fd >= 0 && fstat(fd, &sb) == 0) {
+		s = xcalloc(1, (size_t)sb.st_size + 1);
+		if (read(fd, s, (size_t)sb.st_size) == sb.st_size)
+			*len = (size_t)sb.st_size;
+	}
+	if (fd >= 0)
+		close(fd);
+	return s ? s : xcalloc(1, 1);
+}
+
+/*
+ * The log must hold only whole lines: test.line i=0..k in order, each
+ * intact, then at most one log.dropped count=d with k + 1 + d == `lines`
+ * (every line written or counted), then test.after. Returns d, or -1.
+ */
+static long
+log_check(const char *file, int lines, const char *what)
+{
+	char *s, *line, *end, *nl, msg[200], want[32];
+	long next = 0, dropped = -1, reports = 0;
+	bool whole = true, after = false;
+	size_t len;
+
+	s = read_all(file, &len);
+	end = s + len;
+	for (line = s; line < end && whole; line = nl + 1) {
+		if ((nl = memchr(line, '\n', (size_t)(end - line))) == NULL ||
+		    strncmp(line, "ts=", 3) != 0 || after) {
+			whole = false;
+			break;
+		}
+		*nl = '\0';
+		snprintf(want, sizeof(want), "i=%05ld pad=", next);
+		if (strstr(line, " ev=test.line ")) {
+			whole = strstr(line, want) != NULL && strcmp(nl -
+			    strlen(PAD), PAD) == 0 && reports == 0;
+			next++;
+		} else if (strstr(line, " lvl=warn ") &&
+		    strstr(line, " ev=log.dropped count=")) {
+			dropped = strtol(strstr(line, "count=") + 6, NULL, 10);
+			reports++;
+		} else if (strstr(line, " ev=test.after")) {
+			after = true;
+		} else {
+			whole = false;
+		}
+	}
+	snprintf(msg, sizeof(msg), "%s: only whole lines, in order", what);
+	ok(whole && after && reports <= 1, msg);
+	if (!whole)
+		printf("#   at byte %zu: %.80s\n", (size_t)(line - s), line);
+	snprintf(msg, sizeof(msg), "%s: every line written or counted "
+	    "(%ld + %ld)", what, next, dropped);
+	ok(next + (dropped > 0 ? dropped : 0) == lines, msg);
+	free(s);
+	return dropped;
+}
+
+static void
+test_log_refused(void)
+{
+	char *file = xasprintf("%s/log", log_dir);
+	long d;
+
+	ok(log_child(fsize_unbuffered, file), "file size limit: the child");
+	d = log_check(file, FSIZE_LINES, "file size limit");
+	ok(d > 0, "file size limit: lines were dropped, and said so once");
+	ok(log_child(fsize_buffered, file),
+	    "file size limit, buffered: the child");
+	d = log_check(file, FSIZE_LINES, "file size limit, buffered");
+	ok(d > 0, "file size limit, buffered: dropped lines are told");
+	ok(log_child(devfull_child, file), "/dev/full: the child");
+	d = log_check(file, FSIZE_LINES, "/dev/full");
+	ok(d > 0, "/dev/full: dropped lines are told");
+	ok(log_child(pipe_child, file),
+	    "a pipe nobody reads: logging did not wait");
+	d = log_check(file, FSIZE_LINES, "a full pipe");
+	ok(d > 0, "a full pipe: dropped lines are told");
+	ok(log_child(closed_child, file), "closed stderr: the child");
+	d = log_check(file, 2 * GONE_LINES, "closed stderr");
+	is_int(d, 2 * GONE_LINES, "closed stderr: every line counted");
+	unlink(file);
+	free(file);
+}
+
 int
 main(void)
 {
@@ -117,5 +386,15 @@ main(void)
 	test_email();
 	test_ids();
 	test_log_q();
+	log_dir = xasprintf("%s/photosync-log-XXXXXX", getenv("TMPDIR") &&
+	    *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (mkdtemp(log_dir) == NULL) {
+		printf("Bail out! no temporary directory: %s\n",
+		    strerror(errno));
+		return 1;
+	}
+	test_log_refused();
+	ok(rmdir(log_dir) == 0, "the temporary directory is gone");
+	free(log_dir);
 	return done();
 }

@@ -1,0 +1,1411 @@
+/*
+ * Unit tests of the store, against real SQLite files in a temporary
+ * directory: migrations, the change feed (every kind of change writes the
+ * rows store.h promises, other processes' rows are read and our own left
+ * out, pruning, the shared counter), errors of a few functions, and a
+ * full disk (a child process with a small RLIMIT_FSIZE).
+ *
+ * "Another process" is a forked child: the parent closes its stores
+ * before forking, so no SQLite connection crosses a fork.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/str.h"
+#include "common/xalloc.h"
+#include "store/store.h"
+#include "t.h"
+
+static char *dir;	/* the temporary directory, removed at the end */
+
+static char *
+path_in(const char *name)
+{
+	return xasprintf("%s/%s", dir, name);
+}
+
+static int
+rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static struct store *
+open_or_die(const char *path, enum store_role role)
+{
+	struct store *st = NULL;
+
+	if (store_open(path, role, true, &st) != PS_OK) {
+		printf("# cannot open %s: %s\n", path, ps_errmsg());
+		exit(1);
+	}
+	return st;
+}
+
+/*
+ * Runs act(store) in a child process with its own connection; true when
+ * it returned `want`.
+ */
+static bool
+in_child(const char *path, enum store_role role,
+    ps_err (*act)(struct store *), ps_err want)
+{
+	struct store *st;
+	int status;
+	pid_t pid;
+	ps_err rc;
+
+	fflush(stdout);
+	fflush(stderr);
+	if ((pid = fork()) < 0)
+		return false;
+	if (pid == 0) {
+		rc = store_open(path, role, false, &st);
+		if (rc == PS_OK) {
+			rc = act(st);
+			store_close(st);
+		}
+		if (rc != want)
+			fprintf(stderr, "child: %s (%s)\n", ps_strerror(rc),
+			    ps_errmsg());
+		_exit(rc == want ? 0 : 1);
+	}
+	return waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0;
+}
+
+/* ---- reading the feed ---- */
+
+static const char *const kind_names[] = {
+	[STORE_CHANGE_CONFIG] = "config",
+	[STORE_CHANGE_MAILBOX] = "mailbox",
+	[STORE_CHANGE_PHOTO] = "photo",
+	[STORE_CHANGE_PREVIEW] = "preview",
+	[STORE_CHANGE_PARTNER] = "partner",
+	[STORE_CHANGE_MAILBOX_SESSION] = "mailbox_session",
+	[STORE_CHANGE_OUTBOX] = "outbox",
+	[STORE_CHANGE_WEBAPP] = "webapp",
+	[STORE_CHANGE_USER] = "user",
+	[STORE_CHANGE_USER_EMAIL] = "user_email",
+	[STORE_CHANGE_ISSUER] = "issuer",
+	[STORE_CHANGE_THUMB] = "thumb",
+	[STORE_CHANGE_SYNC] = "sync",
+	[STORE_CHANGE_SESSION] = "session",
+};
+
+#define MAX_ROWS 32
+
+struct rows {
+	char	 row[MAX_ROWS][340];	/* "kind key" */
+	int64_t	 seq[MAX_ROWS];
+	int	 n;
+};
+
+static ps_err
+collect(void *arg, const struct store_change *c)
+{
+	struct rows *r = arg;
+
+	if (r->n == MAX_ROWS)
+		return PS_ELIMIT;
+	snprintf(r->row[r->n], sizeof(r->row[0]), "%s %s",
+	    kind_names[c->kind], c->key);
+	r->seq[r->n++] = c->seq;
+	return PS_OK;
+}
+
+static int
+row_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The rows as one sorted line, "a x, b y": the order within a commit is
+ * SQLite's. */
+static char *
+rows_line(char **v, int n)
+{
+	size_t len = 1;
+	char *s;
+	int i;
+
+	qsort(v, (size_t)n, sizeof(*v), row_cmp);
+	for (i = 0; i < n; i++)
+		len += strlen(v[i]) + 2;
+	s = xcalloc(1, len);
+	for (i = 0; i < n; i++) {
+		if (i)
+			strcat(s, ", ");
+		strcat(s, v[i]);
+	}
+	return s;
+}
+
+/* Changes by other processes after `after`; *last as the store says. */
+static ps_err
+feed_since(const char *path, enum store_role role, int64_t after,
+    struct rows *r, int64_t *last)
+{
+	struct store *st = open_or_die(path, role);
+	ps_err rc;
+
+	memset(r, 0, sizeof(*r));
+	rc = store_feed_read(st, after, 1000, collect, r, last);
+	store_close(st);
+	return rc;
+}
+
+static int64_t
+feed_head(const char *path, enum store_role role)
+{
+	struct store *st = open_or_die(path, role);
+	int64_t head = -1;
+
+	if (store_feed_head(st, &head) != PS_OK)
+		printf("# head: %s\n", ps_errmsg());
+	store_close(st);
+	return head;
+}
+
+/* ---- the feed, change by change ---- */
+
+/* An outbox row's id, chosen by the parent for the next child. */
+static int64_t outbox_id;
+
+struct feed_case {
+	const char	*what;
+	ps_err		(*act)(struct store *);
+	ps_err		 rc;		/* what act returns */
+	/* the rows it writes, "kind key", ", "-separated, in any order;
+	 * "#" stands for outbox_id */
+	const char	*want;
+	/*
+	 * and the outbox rows of this address (notifications of a photo
+	 * change replace the address's pending ones; "*": of any address)
+	 * that were there before or are there after
+	 */
+	const char	*outbox;
+};
+
+struct ids {
+	int64_t	 id[64];
+	char	 email[64][256];
+	int	 n;
+};
+
+static ps_err
+collect_id(void *arg, const struct store_outbox *o)
+{
+	struct ids *ids = arg;
+
+	if (ids->n < 64) {
+		str_copy(ids->email[ids->n], o->email, sizeof(ids->email[0]));
+		ids->id[ids->n++] = o->id;
+	}
+	return PS_OK;
+}
+
+static void
+outbox_ids(const char *path, struct ids *ids)
+{
+	struct store *st = open_or_die(path, STORE_MASTER);
+
+	memset(ids, 0, sizeof(*ids));
+	(void)store_outbox_due(st, INT64_MAX, 64, collect_id, ids);
+	store_close(st);
+}
+
+/* Adds "outbox <id>" for each id of `email` ("*": any) not yet in `v`. */
+static void
+want_outbox(char **v, int *n, const struct ids *ids, const char *email)
+{
+	char *row;
+	int i, j;
+
+	for (i = 0; i < ids->n; i++) {
+		if (strcmp(email, "*") != 0 && strcmp(email, ids->email[i]))
+			continue;
+		row = xasprintf("outbox %lld", (long long)ids->id[i]);
+		for (j = 0; j < *n && strcmp(v[j], row) != 0; j++)
+			;
+		if (j < *n)
+			free(row);
+		else
+			v[(*n)++] = row;
+	}
+}
+
+static void
+feed_case_run(const char *path, enum store_role role,
+    const struct feed_case *fc)
+{
+	struct ids before, after;
+	struct rows got;
+	char *want[MAX_ROWS * 2], *have[MAX_ROWS], *w, *s, *tok, *save;
+	char *want_line, *have_line, what[200];
+	int64_t head, last;
+	int nwant = 0, i;
+	ps_err rc;
+
+	if (role == STORE_MASTER) {
+		outbox_ids(path, &before);
+		outbox_id = before.n ? before.id[0] : 0;
+	}
+	head = feed_head(path, role);
+	snprintf(what, sizeof(what), "%s: returns %s", fc->what,
+	    ps_strerror(fc->rc));
+	ok(in_child(path, role, fc->act, fc->rc), what);
+	rc = feed_since(path, role, head, &got, &last);
+	snprintf(what, sizeof(what), "%s: the feed reads", fc->what);
+	is_int(rc, PS_OK, what);
+
+	/* What the case promises, with the outbox rows made concrete. */
+	w = xstrdup(fc->want);
+	for (tok = strtok_r(w, ",", &save); tok;
+	    tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		if ((s = strchr(tok, '#')) != NULL)
+			want[nwant++] = xasprintf("%.*s%lld", (int)(s - tok),
+			    tok, (long long)outbox_id);
+		else
+			want[nwant++] = xstrdup(tok);
+	}
+	free(w);
+	if (fc->outbox) {
+		outbox_ids(path, &after);
+		want_outbox(want, &nwant, &before, fc->outbox);
+		want_outbox(want, &nwant, &after, fc->outbox);
+	}
+	for (i = 0; i < got.n; i++)
+		have[i] = got.row[i];
+	want_line = rows_line(want, nwant);
+	have_line = rows_line(have, got.n);
+	snprintf(what, sizeof(what), "%s: writes [%s]", fc->what, want_line);
+	is_str(have_line, want_line, what);
+	for (i = 1; i < got.n; i++)
+		if (got.seq[i] <= got.seq[i - 1])
+			break;
+	snprintf(what, sizeof(what), "%s: in increasing order, after the "
+	    "head", fc->what);
+	ok(i >= got.n && (got.n == 0 || (got.seq[0] > head &&
+	    last == got.seq[got.n - 1])), what);
+	for (i = 0; i < nwant; i++)
+		free(want[i]);
+	free(want_line);
+	free(have_line);
+}
+
+/* -- portal -- */
+
+static const unsigned char jpeg_s[] = "small", jpeg_m[] = "medium",
+    jpeg_l[] = "large", jpeg_hr[] = "high resolution";
+
+static ps_err
+thumb_put(struct store *st, int64_t webapp, const char *account)
+{
+	const unsigned char *const data[4] = { jpeg_s, jpeg_m, jpeg_l,
+	    jpeg_hr };
+	const size_t len[4] = { sizeof(jpeg_s), sizeof(jpeg_m),
+	    sizeof(jpeg_l), sizeof(jpeg_hr) };
+
+	return store_thumb_put(st, webapp, account, "master", "etag1", data,
+	    len);
+}
+
+static ps_err
+p_webapp_add(struct store *st)
+{
+	struct store_webapp w = { .port = 443, .photo_import = true,
+	    .photo_expiration = 3600, .photo_error_expiration = 600,
+	    .size_s = 48, .size_m = 72, .size_l = 200 };
+
+	str_copy(w.url, "https://portal.contoso.com", sizeof(w.url));
+	str_copy(w.host, "portal.contoso.com", sizeof(w.host));
+	guid_new(w.realm);
+	return store_webapp_add(st, &w);
+}
+
+static ps_err
+p_webapp2_add(struct store *st)
+{
+	struct store_webapp w = { .port = 8443, .size_s = 48, .size_m = 72,
+	    .size_l = 200 };
+
+	str_copy(w.url, "https://team.contoso.com:8443", sizeof(w.url));
+	str_copy(w.host, "team.contoso.com", sizeof(w.host));
+	guid_new(w.realm);
+	return store_webapp_add(st, &w);
+}
+
+static ps_err
+p_webapp_update(struct store *st)
+{
+	struct store_webapp w;
+	ps_err rc;
+
+	if ((rc = store_webapp_get(st, "HTTPS://portal.contoso.com", &w)) !=
+	    PS_OK)
+		return rc;
+	w.photo_expiration = 7200;
+	return store_webapp_update(st, &w);
+}
+
+static ps_err
+p_user_add(struct store *st)
+{
+	struct store_user u = { 0 };
+
+	str_copy(u.account, "Contoso\\Test1", sizeof(u.account));
+	str_copy(u.email, "Test1@Contoso.com", sizeof(u.email));
+	str_copy(u.name, "Test One", sizeof(u.name));
+	return store_user_add(st, &u);
+}
+
+static ps_err
+p_user2_add(struct store *st)
+{
+	struct store_user u = { 0 };
+
+	str_copy(u.account, "contoso\\test2", sizeof(u.account));
+	str_copy(u.email, "test2@contoso.com", sizeof(u.email));
+	return store_user_add(st, &u);
+}
+
+static ps_err
+p_user_password(struct store *st)
+{
+	return store_user_set_password(st, "CONTOSO\\test1", "$argon2id$x");
+}
+
+static ps_err
+p_user_hashes(struct store *st)
+{
+	return store_user_set_hashes(st, "contoso\\test1",
+	    "0123456789abcdef0123456789abcdef", NULL);
+}
+
+static ps_err
+p_thumb1(struct store *st)
+{
+	return thumb_put(st, 1, "CONTOSO\\Test1");
+}
+
+static ps_err
+p_thumb2(struct store *st)
+{
+	return thumb_put(st, 2, "contoso\\test1");
+}
+
+static ps_err
+p_thumb2_remove(struct store *st)
+{
+	return store_thumb_remove(st, 2, "contoso\\test1");
+}
+
+static ps_err
+p_sync1(struct store *st)
+{
+	struct store_sync s = { .last_success = 1000, .has_mailbox = 1 };
+
+	return store_sync_put(st, 1, "Contoso\\Test1", &s);
+}
+
+static ps_err
+p_sync2(struct store *st)
+{
+	struct store_sync s = { .last_error = 1000, .has_mailbox = -1 };
+
+	str_copy(s.reason, "autodiscover failed", sizeof(s.reason));
+	return store_sync_put(st, 2, "contoso\\test1", &s);
+}
+
+static ps_err
+session_put(struct store *st, const char *key)
+{
+	struct store_session s = { .webapp = 1, .expires = INT64_MAX / 2 };
+
+	str_copy(s.account, "contoso\\test1", sizeof(s.account));
+	str_copy(s.csrf, "csrf", sizeof(s.csrf));
+	return store_session_put(st, key, &s);
+}
+
+static ps_err
+p_session_k1(struct store *st)
+{
+	return session_put(st, "k1");
+}
+
+static ps_err
+p_session_k1_remove(struct store *st)
+{
+	return store_session_remove(st, "k1");
+}
+
+static ps_err
+p_session_k2(struct store *st)
+{
+	return session_put(st, "k2");
+}
+
+static ps_err
+p_issuer_put(struct store *st)
+{
+	struct store_issuer i = { .metadata = "{}", .fetched = 1 };
+
+	str_copy(i.name, "Exchange", sizeof(i.name));
+	str_copy(i.issuer, "00000002-0000-0ff1-ce00-000000000000@realm",
+	    sizeof(i.issuer));
+	str_copy(i.realm, "realm", sizeof(i.realm));
+	return store_issuer_put(st, &i);
+}
+
+static ps_err
+p_issuer_remove(struct store *st)
+{
+	return store_issuer_remove(st, "EXCHANGE");
+}
+
+static ps_err
+p_config(struct store *st)
+{
+	return store_config_set(st, "Realm", "5658bfd5");
+}
+
+static ps_err
+p_user_remove(struct store *st)
+{
+	return store_user_remove(st, "Contoso\\TEST1");
+}
+
+static ps_err
+p_user_again(struct store *st)
+{
+	struct store_user u = { 0 };
+
+	str_copy(u.account, "contoso\\test2", sizeof(u.account));
+	str_copy(u.email, "other@contoso.com", sizeof(u.email));
+	return store_user_add(st, &u);
+}
+
+static ps_err
+p_thumb_nobody(struct store *st)
+{
+	return thumb_put(st, 1, "contoso\\nobody");
+}
+
+static ps_err
+p_webapp_again(struct store *st)
+{
+	return p_webapp_add(st);
+}
+
+static const struct feed_case portal_cases[] = {
+	{ "webapp add", p_webapp_add, PS_OK, "webapp 1", NULL },
+	{ "second webapp add", p_webapp2_add, PS_OK, "webapp 2", NULL },
+	{ "webapp update", p_webapp_update, PS_OK, "webapp 1", NULL },
+	{ "user add", p_user_add, PS_OK,
+	    "user contoso\\test1, user_email test1@contoso.com", NULL },
+	{ "second user add", p_user2_add, PS_OK,
+	    "user contoso\\test2, user_email test2@contoso.com", NULL },
+	{ "user password", p_user_password, PS_OK,
+	    "user contoso\\test1, user_email test1@contoso.com", NULL },
+	{ "user hashes", p_user_hashes, PS_OK,
+	    "user contoso\\test1, user_email test1@contoso.com", NULL },
+	{ "thumb put", p_thumb1, PS_OK, "thumb 1/contoso\\test1", NULL },
+	{ "thumb put again (replace)", p_thumb1, PS_OK,
+	    "thumb 1/contoso\\test1", NULL },
+	{ "thumb put, second webapp", p_thumb2, PS_OK,
+	    "thumb 2/contoso\\test1", NULL },
+	{ "thumb remove", p_thumb2_remove, PS_OK, "thumb 2/contoso\\test1",
+	    NULL },
+	{ "sync put", p_sync1, PS_OK, "sync 1/contoso\\test1", NULL },
+	{ "sync put again (replace)", p_sync1, PS_OK,
+	    "sync 1/contoso\\test1", NULL },
+	{ "sync put, second webapp", p_sync2, PS_OK, "sync 2/contoso\\test1",
+	    NULL },
+	{ "session put", p_session_k1, PS_OK, "session k1", NULL },
+	{ "session put again (replace)", p_session_k1, PS_OK, "session k1",
+	    NULL },
+	{ "session remove", p_session_k1_remove, PS_OK, "session k1", NULL },
+	{ "issuer put", p_issuer_put, PS_OK, "issuer exchange", NULL },
+	{ "issuer put again (update)", p_issuer_put, PS_OK,
+	    "issuer exchange", NULL },
+	{ "issuer remove", p_issuer_remove, PS_OK, "issuer exchange", NULL },
+	{ "config set", p_config, PS_OK, "config Realm", NULL },
+	{ "thumb put again, second webapp", p_thumb2, PS_OK,
+	    "thumb 2/contoso\\test1", NULL },
+	{ "session put for the removal", p_session_k2, PS_OK, "session k2",
+	    NULL },
+	{ "user remove: cascades", p_user_remove, PS_OK,
+	    "user contoso\\test1, user_email test1@contoso.com, "
+	    "thumb 1/contoso\\test1, thumb 2/contoso\\test1, "
+	    "sync 1/contoso\\test1, sync 2/contoso\\test1, session k2",
+	    NULL },
+	{ "user add, taken account", p_user_again, PS_EEXIST, "", NULL },
+	{ "thumb put, no such user", p_thumb_nobody, PS_ENOTFOUND, "",
+	    NULL },
+	{ "issuer remove, absent", p_issuer_remove, PS_ENOTFOUND, "", NULL },
+	{ "webapp add, taken URL", p_webapp_again, PS_EEXIST, "", NULL },
+};
+
+/* -- master -- */
+
+static const unsigned char px1[] = "photo 48", px2[] = "photo 96",
+    px3[] = "photo 648";
+
+static ps_err
+photo_put(struct store *st, const char *email, const char *etag)
+{
+	const struct store_photo_size sizes[] = {
+		{ 0, 48, px1, sizeof(px1) },
+		{ 1, 96, px2, sizeof(px2) },
+		{ 8, 648, px3, sizeof(px3) },
+	};
+
+	return store_photo_put(st, email, etag, sizes, 3);
+}
+
+static ps_err
+preview_put(struct store *st, const char *email)
+{
+	const struct store_photo_size sizes[] = {
+		{ 0, 48, px1, sizeof(px1) },
+		{ 8, 648, px3, sizeof(px3) },
+	};
+
+	return store_preview_put(st, email, "preview1", INT64_MAX / 2, sizes,
+	    2);
+}
+
+static ps_err
+m_mailbox_add(struct store *st)
+{
+	return store_mailbox_add(st, "Test1@Contoso.com", "Test One",
+	    "$argon2id$x");
+}
+
+static ps_err
+m_mailbox2_add(struct store *st)
+{
+	return store_mailbox_add(st, "test2@contoso.com", NULL, NULL);
+}
+
+static ps_err
+m_partner_put(struct store *st)
+{
+	struct store_partner p = { .metadata = "{}", .fetched = 1,
+	    .notify = true };
+	char url[] = "https://portal.contoso.com/_layouts/15/metadata/json/1";
+
+	str_copy(p.name, "Portal", sizeof(p.name));
+	str_copy(p.issuer, "00000003-0000-0ff1-ce00-000000000000@realm",
+	    sizeof(p.issuer));
+	p.metadata_url = url;
+	return store_partner_put(st, &p);
+}
+
+static ps_err
+m_session1(struct store *st)
+{
+	return store_mailbox_session_put(st, "s1", "TEST1@contoso.com", "c",
+	    INT64_MAX / 2);
+}
+
+static ps_err
+m_session2(struct store *st)
+{
+	return store_mailbox_session_put(st, "s2", "test1@contoso.com", "c",
+	    INT64_MAX / 2);
+}
+
+static ps_err
+m_session2_remove(struct store *st)
+{
+	return store_mailbox_session_remove(st, "s2");
+}
+
+static ps_err
+m_password(struct store *st)
+{
+	return store_mailbox_set_password(st, "test1@CONTOSO.com",
+	    "$argon2id$y");
+}
+
+static ps_err
+m_photo1(struct store *st)
+{
+	return photo_put(st, "Test1@contoso.com", "e1");
+}
+
+static ps_err
+m_photo1_again(struct store *st)
+{
+	return photo_put(st, "test1@contoso.com", "e2");
+}
+
+static ps_err
+m_photo2(struct store *st)
+{
+	return photo_put(st, "test2@contoso.com", "f1");
+}
+
+static ps_err
+m_photo1_remove(struct store *st)
+{
+	return store_photo_remove(st, "test1@contoso.com");
+}
+
+static ps_err
+m_outbox_retry(struct store *st)
+{
+	return store_outbox_retry(st, outbox_id, 1, "portal down");
+}
+
+static ps_err
+m_outbox_done(struct store *st)
+{
+	return store_outbox_done(st, outbox_id);
+}
+
+static ps_err
+m_preview(struct store *st)
+{
+	return preview_put(st, "Test1@contoso.com");
+}
+
+static ps_err
+m_preview_save(struct store *st)
+{
+	return store_preview_save(st, "test1@contoso.com", "e3");
+}
+
+static ps_err
+m_preview_remove(struct store *st)
+{
+	return store_preview_remove(st, "test1@contoso.com");
+}
+
+static ps_err
+m_config(struct store *st)
+{
+	return store_config_set(st, "domain", "contoso.com");
+}
+
+static ps_err
+m_mailbox_remove(struct store *st)
+{
+	return store_mailbox_remove(st, "TEST1@contoso.com");
+}
+
+static ps_err
+m_partner_remove(struct store *st)
+{
+	return store_partner_remove(st, "portal");
+}
+
+static ps_err
+m_mailbox_again(struct store *st)
+{
+	return store_mailbox_add(st, "test2@CONTOSO.com", NULL, NULL);
+}
+
+static ps_err
+m_photo_nobody(struct store *st)
+{
+	return photo_put(st, "nobody@contoso.com", "e9");
+}
+
+static ps_err
+m_preview_save_none(struct store *st)
+{
+	return store_preview_save(st, "test2@contoso.com", "e9");
+}
+
+static const struct feed_case master_cases[] = {
+	{ "mailbox add", m_mailbox_add, PS_OK, "mailbox test1@contoso.com",
+	    NULL },
+	{ "second mailbox add", m_mailbox2_add, PS_OK,
+	    "mailbox test2@contoso.com", NULL },
+	{ "partner put", m_partner_put, PS_OK, "partner portal", NULL },
+	{ "partner put again (update)", m_partner_put, PS_OK,
+	    "partner portal", NULL },
+	{ "mailbox session put", m_session1, PS_OK, "mailbox_session s1",
+	    NULL },
+	{ "mailbox password: ends its sessions", m_password, PS_OK,
+	    "mailbox test1@contoso.com, mailbox_session s1", NULL },
+	{ "mailbox session put, again", m_session2, PS_OK,
+	    "mailbox_session s2", NULL },
+	{ "mailbox session remove", m_session2_remove, PS_OK,
+	    "mailbox_session s2", NULL },
+	{ "photo put: one row for all sizes", m_photo1, PS_OK,
+	    "photo test1@contoso.com", "test1@contoso.com" },
+	{ "photo put again", m_photo1_again, PS_OK,
+	    "photo test1@contoso.com", "test1@contoso.com" },
+	{ "outbox retry", m_outbox_retry, PS_OK, "outbox #", NULL },
+	{ "outbox done", m_outbox_done, PS_OK, "outbox #", NULL },
+	{ "photo remove", m_photo1_remove, PS_OK, "photo test1@contoso.com",
+	    "test1@contoso.com" },
+	{ "preview put", m_preview, PS_OK, "preview test1@contoso.com",
+	    NULL },
+	{ "preview save", m_preview_save, PS_OK,
+	    "photo test1@contoso.com, preview test1@contoso.com",
+	    "test1@contoso.com" },
+	{ "preview put, again", m_preview, PS_OK,
+	    "preview test1@contoso.com", NULL },
+	{ "preview remove", m_preview_remove, PS_OK,
+	    "preview test1@contoso.com", NULL },
+	{ "config set", m_config, PS_OK, "config domain", NULL },
+	{ "preview put for the removal", m_preview, PS_OK,
+	    "preview test1@contoso.com", NULL },
+	{ "mailbox session put for the removal", m_session1, PS_OK,
+	    "mailbox_session s1", NULL },
+	{ "mailbox remove: cascades", m_mailbox_remove, PS_OK,
+	    "mailbox test1@contoso.com, photo test1@contoso.com, "
+	    "preview test1@contoso.com, mailbox_session s1", NULL },
+	{ "photo put, second mailbox", m_photo2, PS_OK,
+	    "photo test2@contoso.com", "test2@contoso.com" },
+	{ "partner remove: cascades to its notifications", m_partner_remove,
+	    PS_OK, "partner portal", "*" },
+	{ "mailbox add, taken address", m_mailbox_again, PS_EEXIST, "",
+	    NULL },
+	{ "photo put, no such mailbox", m_photo_nobody, PS_ENOTFOUND, "",
+	    NULL },
+	{ "preview save, none pending", m_preview_save_none, PS_ENOTFOUND, "",
+	    NULL },
+};
+
+static void
+test_feed_cases(void)
+{
+	char *portal = path_in("cases-portal.db");
+	char *master = path_in("cases-master.db");
+	size_t i;
+
+	store_close(open_or_die(portal, STORE_PORTAL));
+	store_close(open_or_die(master, STORE_MASTER));
+	for (i = 0; i < sizeof(portal_cases) / sizeof(*portal_cases); i++)
+		feed_case_run(portal, STORE_PORTAL, &portal_cases[i]);
+	for (i = 0; i < sizeof(master_cases) / sizeof(*master_cases); i++)
+		feed_case_run(master, STORE_MASTER, &master_cases[i]);
+	free(portal);
+	free(master);
+}
+
+/* ---- migrations ---- */
+
+/* The database header's user_version (big-endian, at byte 60). */
+static long
+schema_version(const char *path)
+{
+	unsigned char b[4];
+	int fd = open(path, O_RDONLY);
+	long v = -1;
+
+	if (fd >= 0 && pread(fd, b, 4, 60) == 4)
+		v = (long)b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3];
+	if (fd >= 0)
+		close(fd);
+	return v;
+}
+
+static void
+test_migrations(void)
+{
+	char *master = path_in("migrate-master.db");
+	char *portal = path_in("migrate-portal.db");
+	char *missing = path_in("missing.db");
+	static const unsigned char v99[4] = { 0, 0, 0, 99 };
+	struct store *st = NULL;
+	int64_t head = -1;
+	int fd;
+
+	/* The last connection's close checkpoints: the header is current. */
+	st = open_or_die(master, STORE_MASTER);
+	ok(store_feed_head(st, &head) == PS_OK && head == 0,
+	    "master: migrated from empty, the feed is empty");
+	store_close(st);
+	is_int(schema_version(master), 4, "master: schema version 4");
+	st = open_or_die(portal, STORE_PORTAL);
+	ok(store_feed_head(st, &head) == PS_OK && head == 0,
+	    "portal: migrated from empty, the feed is empty");
+	store_close(st);
+	is_int(schema_version(portal), 3, "portal: schema version 3");
+	st = NULL;
+	ok(store_open(portal, STORE_PORTAL, false, &st) == PS_OK,
+	    "a current store opens again");
+	store_close(st);
+	is_int(schema_version(portal), 3, "and stays at its version");
+
+	fd = open(portal, O_WRONLY);
+	ok(fd >= 0 && pwrite(fd, v99, 4, 60) == 4, "version set to 99");
+	if (fd >= 0)
+		close(fd);
+	st = NULL;
+	is_int(store_open(portal, STORE_PORTAL, false, &st), PS_ESTORE,
+	    "a store newer than this program is refused");
+	ok(st == NULL && strstr(ps_errmsg(), "schema version 99, newer than "
+	    "this photosync knows (3)") && strstr(ps_errmsg(), portal),
+	    "with a clear error naming the file and both versions");
+	is_int(schema_version(portal), 99, "and is left as it was");
+	is_int(store_open(missing, STORE_MASTER, false, &st), PS_ENOTFOUND,
+	    "no store and no create: not found");
+	ok(access(missing, F_OK) != 0, "and nothing was created");
+	free(master);
+	free(portal);
+	free(missing);
+}
+
+/* ---- own rows, other processes' rows, limits ---- */
+
+static const char *child_key;
+
+static ps_err
+child_config(struct store *st)
+{
+	return store_config_set(st, child_key, "child");
+}
+
+static ps_err
+refuse(void *arg, const struct store_change *c)
+{
+	(void)arg;
+	(void)c;
+	return ps_errf(PS_EINVAL, "refused");
+}
+
+static int64_t
+own_config(const char *path, const char *key)
+{
+	struct store *st = open_or_die(path, STORE_PORTAL);
+	int64_t head = -1;
+
+	if (store_config_set(st, key, "parent") != PS_OK ||
+	    store_feed_head(st, &head) != PS_OK)
+		printf("# own write: %s\n", ps_errmsg());
+	store_close(st);
+	return head;
+}
+
+static void
+test_feed_origin(void)
+{
+	char *path = path_in("origin.db");
+	struct store *st;
+	struct rows r;
+	int64_t start, last, own_c, head;
+	ps_err rc;
+
+	store_close(open_or_die(path, STORE_PORTAL));
+	start = feed_head(path, STORE_PORTAL);
+	own_config(path, "a");
+	head = feed_head(path, STORE_PORTAL);
+	ok(head > start, "this process's change wrote a row");
+	rc = feed_since(path, STORE_PORTAL, start, &r, &last);
+	ok(rc == PS_OK && r.n == 0, "own rows are left out");
+	is_int(last, head, "but read past");
+
+	child_key = "b";
+	ok(in_child(path, STORE_PORTAL, child_config, PS_OK),
+	    "another process changes a setting");
+	rc = feed_since(path, STORE_PORTAL, last, &r, &last);
+	ok(rc == PS_OK && r.n == 1, "its row is read");
+	is_str(r.row[0], "config b", "kind and key");
+
+	start = last;
+	own_c = own_config(path, "c");
+	child_key = "d";
+	ok(in_child(path, STORE_PORTAL, child_config, PS_OK),
+	    "interleaved: another process");
+	head = own_config(path, "e");
+	rc = feed_since(path, STORE_PORTAL, start, &r, &last);
+	ok(rc == PS_OK && r.n == 1 && strcmp(r.row[0], "config d") == 0,
+	    "only the other process's row among ours");
+	is_int(last, head, "the last row examined is ours");
+
+	st = open_or_die(path, STORE_PORTAL);
+	memset(&r, 0, sizeof(r));
+	rc = store_feed_read(st, start, 1, collect, &r, &last);
+	ok(rc == PS_OK && r.n == 0 && last == own_c,
+	    "limit 1 examines one row (our own)");
+	rc = store_feed_read(st, last, 1, collect, &r, &last);
+	ok(rc == PS_OK && r.n == 1 && last == r.seq[0] && last > own_c,
+	    "the next call goes on after it");
+	rc = store_feed_read(st, own_c, 10, refuse, NULL, &last);
+	ok(rc == PS_EINVAL && last == own_c,
+	    "a callback's error stops the read before its row");
+	store_close(st);
+	free(path);
+}
+
+/* ---- pruning ---- */
+
+static void
+test_feed_prune(void)
+{
+	char *path = path_in("prune.db");
+	struct store *st;
+	struct rows r;
+	int64_t head, head2, last;
+	ps_err rc;
+	int i;
+
+	store_close(open_or_die(path, STORE_PORTAL));
+	child_key = "x";
+	for (i = 0; i < 3; i++)
+		ok(in_child(path, STORE_PORTAL, child_config, PS_OK),
+		    "another process writes");
+	st = open_or_die(path, STORE_PORTAL);
+	store_feed_head(st, &head);
+	is_int(store_feed_prune(st, 0), PS_OK, "pruning nothing");
+	memset(&r, 0, sizeof(r));
+	rc = store_feed_read(st, 0, 100, collect, &r, &last);
+	ok(rc == PS_OK && r.n == 3, "everything is still there");
+	is_int(store_feed_prune(st, time_now() + 60), PS_OK,
+	    "pruning every row older than a minute from now");
+	store_feed_head(st, &head2);
+	is_int(head2, head, "the newest row is kept, pruning wrote none");
+	memset(&r, 0, sizeof(r));
+	rc = store_feed_read(st, 0, 100, collect, &r, &last);
+	is_int(rc, PS_ELIMIT, "a reader from before the pruned rows is told");
+	ok(r.n == 0 && strstr(ps_errmsg(), "pruned"),
+	    "and given no rows, with a reason");
+	rc = store_feed_read(st, head - 1, 100, collect, &r, &last);
+	ok(rc == PS_OK && r.n == 1 && r.seq[0] == head,
+	    "a reader just before the newest row reads it");
+	store_close(st);
+
+	ok(in_child(path, STORE_PORTAL, child_config, PS_OK),
+	    "another process writes after the pruning");
+	rc = feed_since(path, STORE_PORTAL, head, &r, &last);
+	ok(rc == PS_OK && r.n == 1 && r.seq[0] > head,
+	    "its row has a new number");
+	st = open_or_die(path, STORE_PORTAL);
+	is_int(store_feed_prune(st, time_now() + 60), PS_OK, "pruning again");
+	memset(&r, 0, sizeof(r));
+	rc = store_feed_read(st, head, 100, collect, &r, &last);
+	ok(rc == PS_OK && r.n == 1, "a reader at the previous head misses "
+	    "nothing");
+	rc = store_feed_read(st, head - 1, 100, collect, &r, &last);
+	is_int(rc, PS_ELIMIT, "one before it is now behind the pruning");
+	store_close(st);
+	free(path);
+}
+
+/* ---- the shared counter ---- */
+
+static ps_err
+child_read(struct store *st)
+{
+	int64_t head;
+
+	return store_feed_head(st, &head);
+}
+
+static void
+test_feed_watch(void)
+{
+	char *path = path_in("watch.db"), *feed = path_in("watch.db-feed");
+	char *fresh = path_in("fresh.db"), *bad = path_in("bad.db");
+	char *bad_feed = path_in("bad.db-feed");
+	struct store_feed_watch *w;
+	struct store *st;
+	struct stat sb;
+	uint64_t v0, v1;
+
+	store_close(open_or_die(path, STORE_MASTER));
+	ok(stat(feed, &sb) != 0 && errno == ENOENT,
+	    "creating a store makes no counter file (nothing watches it yet)");
+	store_close(open_or_die(path, STORE_MASTER));
+	ok(stat(feed, &sb) == 0 && (sb.st_mode & 0777) == 0600 &&
+	    sb.st_size >= 4096, "opening it again makes it, 0600");
+	w = store_feed_watch_open(path);
+	ok(w != NULL, "a server maps it");
+	v0 = w ? store_feed_watch_value(w) : 0;
+	child_key = "y";
+	ok(in_child(path, STORE_MASTER, child_config, PS_OK),
+	    "another process commits");
+	v1 = w ? store_feed_watch_value(w) : 0;
+	ok(v1 > v0, "the counter moved");
+	ok(in_child(path, STORE_MASTER, child_read, PS_OK),
+	    "another process only reads");
+	is_int(w ? store_feed_watch_value(w) : 0, v1, "the counter stays");
+	store_feed_watch_close(w);
+
+	w = store_feed_watch_open(fresh);
+	ok(w != NULL && store_feed_watch_value(w) == 0,
+	    "watching before any store_open creates the file at 0");
+	store_feed_watch_close(w);
+
+	/* The counter file cannot be made: the store works without it. */
+	store_close(open_or_die(bad, STORE_MASTER));
+	ok(mkdir(bad_feed, 0700) == 0, "the counter's name is taken");
+	st = NULL;
+	ok(store_open(bad, STORE_MASTER, false, &st) == PS_OK && st &&
+	    store_config_set(st, "k", "v") == PS_OK,
+	    "the store opens and changes anyway");
+	store_close(st);
+	w = store_feed_watch_open(bad);
+	ok(w == NULL && strstr(ps_errmsg(), bad_feed),
+	    "a server cannot watch it, and is told why");
+	free(path);
+	free(feed);
+	free(fresh);
+	free(bad);
+	free(bad_feed);
+}
+
+/* ---- WAL checkpoints still happen ---- */
+
+static void
+test_checkpoint(void)
+{
+	char *path = path_in("wal.db"), *wal = path_in("wal.db-wal");
+	unsigned char b[2] = { 0, 0 };
+	struct store *st = open_or_die(path, STORE_PORTAL);
+	struct stat sb;
+	char value[16];
+	long page;
+	int fd, i;
+	ps_err rc = PS_OK;
+
+	/* Each commit writes at least two pages (the setting, the feed). */
+	for (i = 0; i < 1500 && rc == PS_OK; i++) {
+		snprintf(value, sizeof(value), "%d", i);
+		rc = store_config_set(st, "counter", value);
+	}
+	is_int(rc, PS_OK, "1500 commits");
+	fd = open(path, O_RDONLY);
+	if (fd >= 0) {
+		if (pread(fd, b, 2, 16) != 2)
+			b[0] = b[1] = 0;
+		close(fd);
+	}
+	page = b[0] << 8 | b[1];
+	if (page == 1)
+		page = 65536;
+	ok(stat(wal, &sb) == 0 && page > 0 &&
+	    sb.st_size <= 32 + 1100 * (page + 24),
+	    "the WAL was checkpointed at 1000 frames, not left to grow");
+	store_close(st);
+	free(path);
+	free(wal);
+}
+
+/* ---- errors ---- */
+
+static void
+test_errors(void)
+{
+	char *path = path_in("errors.db");
+	struct store *st = open_or_die(path, STORE_MASTER);
+	const struct store_photo_size twice[] = {
+		{ 0, 48, px1, sizeof(px1) },
+		{ 0, 48, px2, sizeof(px2) },
+	};
+	struct store_mailbox m;
+	struct store_photo p;
+	struct store_partner pa;
+	int64_t head, head2;
+
+	ok(store_mailbox_add(st, "a@contoso.com", "A", NULL) == PS_OK &&
+	    photo_put(st, "a@contoso.com", "e1") == PS_OK, "a photo");
+	store_feed_head(st, &head);
+	is_int(store_photo_put(st, "a@contoso.com", "e2", twice, 2),
+	    PS_EEXIST, "a photo put that fails half-way");
+	ok(store_photo_get(st, "a@contoso.com", 8, &p) == PS_OK &&
+	    strcmp(p.etag, "e1") == 0 && p.len == sizeof(px3) &&
+	    memcmp(p.data, px3, p.len) == 0,
+	    "leaves the previous photo, every size");
+	store_photo_cleanup(&p);
+	store_feed_head(st, &head2);
+	is_int(head2, head, "and no feed row");
+	is_int(store_mailbox_get(st, "b@contoso.com", &m), PS_ENOTFOUND,
+	    "mailbox get: absent");
+	ok(strstr(ps_errmsg(), "b@contoso.com") != NULL, "names it");
+	is_int(store_mailbox_remove(st, "b@contoso.com"), PS_ENOTFOUND,
+	    "mailbox remove: absent");
+	is_int(store_mailbox_set_password(st, "b@contoso.com", "x"),
+	    PS_ENOTFOUND, "mailbox password: absent");
+	is_int(store_photo_remove(st, "b@contoso.com"), PS_ENOTFOUND,
+	    "photo remove: no photo");
+	is_int(store_preview_remove(st, "a@contoso.com"), PS_ENOTFOUND,
+	    "preview remove: none pending");
+	is_int(store_partner_remove(st, "nobody"), PS_ENOTFOUND,
+	    "partner remove: absent");
+	is_int(store_partner_get(st, "nobody", &pa), PS_ENOTFOUND,
+	    "partner get: absent");
+	is_int(store_mailbox_session_put(st, "k", "a@contoso.com", "c",
+	    INT64_MAX / 2), PS_ENOTFOUND,
+	    "a session of a mailbox without a password: refused");
+	is_int(store_end(st, true), PS_ESTORE,
+	    "committing without a transaction fails");
+	ok(strstr(ps_errmsg(), "nothing to commit") != NULL, "and says so");
+	ok(store_begin(st) == PS_OK && store_end(st, false) == PS_OK &&
+	    store_config_set(st, "k", "v") == PS_OK,
+	    "a rolled back transaction leaves the store usable");
+	store_close(st);
+	free(path);
+}
+
+/* ---- a full disk ---- */
+
+#define BIG	(4 << 20)	/* larger than anything already written */
+
+/* The largest of the store's files. */
+static off_t
+store_files_size(const char *path)
+{
+	static const char *const ext[] = { "", "-wal", "-shm" };
+	struct stat sb;
+	off_t max = 0;
+	size_t i;
+	char *p;
+
+	for (i = 0; i < 3; i++) {
+		p = xasprintf("%s%s", path, ext[i]);
+		if (stat(p, &sb) == 0 && sb.st_size > max)
+			max = sb.st_size;
+		free(p);
+	}
+	return max;
+}
+
+/*
+ * In a child, with stderr to `log`: no file may grow past its size now
+ * (RLIMIT_FSIZE, SIGXFSZ ignored, so writes fail with EFBIG), then
+ * `fail` runs and must fail; its outcome and message go to `out`. Then
+ * the limit is lifted and `after` must succeed on the same connection.
+ */
+static bool
+full_child(const char *path, enum store_role role, const char *log,
+    const char *out, ps_err (*fail)(struct store *),
+    ps_err (*after)(struct store *))
+{
+	struct rlimit rl;
+	struct store *st;
+	int status, fd;
+	FILE *f;
+	pid_t pid;
+	ps_err rc;
+
+	fflush(stdout);
+	fflush(stderr);
+	if ((pid = fork()) < 0)
+		return false;
+	if (pid == 0) {
+		if ((fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0 ||
+		    dup2(fd, STDERR_FILENO) < 0 ||
+		    (f = fopen(out, "w")) == NULL)
+			_exit(2);
+		if (store_open(path, role, false, &st) != PS_OK)
+			_exit(3);
+		signal(SIGXFSZ, SIG_IGN);
+		getrlimit(RLIMIT_FSIZE, &rl);
+		rl.rlim_cur = (rlim_t)store_files_size(path) + 8192;
+		if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+			_exit(4);
+		rc = fail(st);
+		fprintf(f, "%s\n%s\n", ps_strerror(rc), ps_errmsg());
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+			_exit(5);
+		rc = after(st);
+		fprintf(f, "%s\n", ps_strerror(rc));
+		fclose(f);
+		store_close(st);
+		_exit(0);
+	}
+	return waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0;
+}
+
+static char *
+slurp(const char *path)
+{
+	char *s = xcalloc(1, 1 << 16);
+	int fd = open(path, O_RDONLY);
+	ssize_t n = 0;
+
+	if (fd >= 0) {
+		n = read(fd, s, (1 << 16) - 1);
+		close(fd);
+	}
+	s[n > 0 ? n : 0] = '\0';
+	return s;
+}
+
+static int
+count(const char *s, const char *what)
+{
+	int n = 0;
+
+	while ((s = strstr(s, what)) != NULL) {
+		n++;
+		s += strlen(what);
+	}
+	return n;
+}
+
+static ps_err
+big_thumb_in_tx(struct store *st)
+{
+	unsigned char *big = xcalloc(1, BIG);
+	const unsigned char *const data[4] = { big, big, big, big };
+	const size_t len[4] = { BIG, BIG, BIG, BIG };
+	ps_err rc, end;
+
+	/* As the portal's sync stores a photo and its state. */
+	if ((rc = store_begin(st)) != PS_OK)
+		goto out;
+	rc = store_thumb_put(st, 1, "contoso\\test1", "master", "etag2", data,
+	    len);
+	end = store_end(st, rc == PS_OK);
+	if (rc == PS_OK)
+		rc = end;
+out:
+	free(big);
+	return rc;
+}
+
+static ps_err
+after_full(struct store *st)
+{
+	return store_config_set(st, "after", "full");
+}
+
+static ps_err
+big_photo(struct store *st)
+{
+	unsigned char *big = xcalloc(1, BIG);
+	const struct store_photo_size sizes[] = {
+		{ 0, 48, big, BIG }, { 1, 96, big, BIG },
+	};
+	ps_err rc = store_photo_put(st, "a@contoso.com", "e2", sizes, 2);
+
+	free(big);
+	return rc;
+}
+
+/* Checks what full_child wrote. */
+static void
+full_check(const char *role, const char *log, const char *out)
+{
+	char *l = slurp(log), *o = slurp(out), what[128];
+
+	snprintf(what, sizeof(what), "%s: the failed change reports the "
+	    "store failed", role);
+	ok(strncmp(o, "store failure\n", 14) == 0, what);
+	snprintf(what, sizeof(what), "%s: with the disk's error, not a "
+	    "failed rollback", role);
+	ok(strstr(o, "disk") != NULL && strstr(o, "rollback") == NULL &&
+	    strstr(o, "no transaction") == NULL, what);
+	if (strstr(o, "disk") == NULL)
+		printf("#   got: %s", o);
+	snprintf(what, sizeof(what), "%s: logged once, with that error",
+	    role);
+	ok(count(l, "ev=store.error") == 1 && strstr(l, "disk") &&
+	    strstr(l, "no transaction") == NULL, what);
+	snprintf(what, sizeof(what), "%s: the same connection works once "
+	    "there is room", role);
+	ok(strstr(o, "\nsuccess\n") != NULL, what);
+	free(l);
+	free(o);
+}
+
+static void
+test_full_disk(void)
+{
+	char *portal = path_in("full-portal.db"), *master =
+	    path_in("full-master.db");
+	char *log = path_in("full.log"), *out = path_in("full.out");
+	struct store_thumb t;
+	struct store_photo p;
+	struct store *st;
+	struct rows r;
+	int64_t head, last;
+	char *v = NULL;
+
+	st = open_or_die(portal, STORE_PORTAL);
+	ok(p_webapp_add(st) == PS_OK && p_user_add(st) == PS_OK &&
+	    thumb_put(st, 1, "contoso\\test1") == PS_OK, "portal: a photo");
+	store_feed_head(st, &head);
+	store_close(st);
+	ok(full_child(portal, STORE_PORTAL, log, out, big_thumb_in_tx,
+	    after_full), "portal: a child on a full disk");
+	full_check("portal", log, out);
+	st = open_or_die(portal, STORE_PORTAL);
+	ok(store_thumb_get(st, 1, "contoso\\test1", STORE_L, &t) == PS_OK &&
+	    strcmp(t.etag, "etag1") == 0 && t.len == sizeof(jpeg_l) &&
+	    memcmp(t.data, jpeg_l, t.len) == 0,
+	    "portal: the previous photo is intact");
+	store_thumb_cleanup(&t);
+	ok(store_config_get(st, "after", &v) == PS_OK && strcmp(v, "full") ==
+	    0, "portal: the change made after is there");
+	free(v);
+	memset(&r, 0, sizeof(r));
+	ok(store_feed_read(st, head, 100, collect, &r, &last) == PS_OK &&
+	    r.n == 1 && strcmp(r.row[0], "config after") == 0,
+	    "portal: the failed change wrote no feed row");
+	ok(thumb_put(st, 1, "contoso\\test1") == PS_OK,
+	    "portal: and the store takes changes again");
+	store_close(st);
+
+	st = open_or_die(master, STORE_MASTER);
+	ok(store_mailbox_add(st, "a@contoso.com", NULL, NULL) == PS_OK &&
+	    photo_put(st, "a@contoso.com", "e1") == PS_OK, "master: a photo");
+	store_close(st);
+	ok(full_child(master, STORE_MASTER, log, out, big_photo, after_full),
+	    "master: a child on a full disk");
+	full_check("master", log, out);
+	st = open_or_die(master, STORE_MASTER);
+	ok(store_photo_get(st, "a@contoso.com", 1, &p) == PS_OK &&
+	    strcmp(p.etag, "e1") == 0 && p.len == sizeof(px2) &&
+	    memcmp(p.data, px2, p.len) == 0,
+	    "master: the previous photo is intact");
+	store_photo_cleanup(&p);
+	store_close(st);
+	free(portal);
+	free(master);
+	free(log);
+	free(out);
+}
+
+int
+main(void)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	dir = xasprintf("%s/photosync-store-XXXXXX", tmp && *tmp ? tmp :
+	    "/tmp");
+	if (mkdtemp(dir) == NULL) {
+		printf("Bail out! cannot make a temporary directory: %s\n",
+		    strerror(errno));
+		return 1;
+	}
+	test_migrations();
+	test_feed_cases();
+	test_feed_origin();
+	test_feed_prune();
+	test_feed_watch();
+	test_checkpoint();
+	test_errors();
+	test_full_disk();
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	ok(access(dir, F_OK) != 0, "the temporary directory is gone");
+	free(dir);
+	return done();
+}
