@@ -76,8 +76,7 @@ struct avatar_req {
 	enum avatar_kind	 kind;
 	char			 key[160];	/* in the cache */
 	char			 tag[160];	/* the ETag, unquoted */
-	unsigned char		*src;		/* the photo rendered from */
-	size_t			 src_len;
+	struct cached_photo	*src;		/* the photo rendered from */
 	bool			 src_hr;	/* STORE_HR, else STORE_L */
 	struct image_jpeg	 out;
 	ps_err			 rc;
@@ -330,7 +329,7 @@ static void
 avatar_req_free(struct avatar_req *ar)
 {
 	image_jpeg_free(&ar->out);
-	free(ar->src);
+	cached_photo_unref(ar->src);
 	free(ar->dflt);
 	free(ar);
 }
@@ -411,7 +410,8 @@ render_run(void *arg)
 
 	switch (ar->kind) {
 	case AV_PHOTO:
-		ar->rc = image_render(ar->src, ar->src_len,
+		/* The index's shared bytes: read only, held by ar->src. */
+		ar->rc = image_render(ar->src->data, ar->src->len,
 		    &image_default_limits, &ar->size, 1, &ar->out, NULL);
 		break;
 	case AV_PLACEHOLDER:
@@ -440,7 +440,7 @@ render_done(void *arg)
 		    log_q(ar->account), ar->size, log_q(ar->err));
 		if (ar->kind == AV_PHOTO) {
 			/* A photo that does not render: as if none. */
-			free(ar->src);
+			cached_photo_unref(ar->src);
 			ar->src = NULL;
 			avatar_default(ar);
 			return;
@@ -568,44 +568,68 @@ photo_keys(struct avatar_req *ar, const char *etag)
 
 /*
  * The user's photo at ar->size: revalidated, from the cache, or rendered
- * from the best stored source (the high-resolution one, else L). Falls
- * back to the default when the photo went away meanwhile.
+ * from the best stored source (the high-resolution one, else L), read
+ * through the index. Falls back to the default when there is none.
  */
 static void
-avatar_photo(struct avatar_req *ar, const char *etag)
+avatar_source(void *arg, ps_err rc, struct cached_photo *ph)
 {
-	struct store *st = ar->app->srv->ps->store;
-	struct store_thumb t = { 0 };
-	ps_err rc;
+	struct avatar_req *ar = arg;
 
-	http_req_note(ar->r, "account", ar->account);
-	photo_keys(ar, etag);
-	if (answered(ar))
-		return;
-	ar->src_hr = true;
-	rc = store_thumb_get(st, ar->app->w.id, ar->account, STORE_HR, &t);
-	if (rc == PS_ENOTFOUND) {
-		ar->src_hr = false;
-		rc = store_thumb_get(st, ar->app->w.id, ar->account, STORE_L,
-		    &t);
-	}
-	if (rc == PS_ENOTFOUND) {
-		avatar_default(ar);
-		return;
-	}
 	if (rc != PS_OK) {
-		http_reply_error(ar->r, 500, "the store failed");
+		if (rc == PS_EBUSY)
+			reply_busy(ar->r, "store reads");
+		else
+			http_reply_error(ar->r, 500, "the store could not be "
+			    "read");
 		avatar_req_free(ar);
 		return;
 	}
-	/* The photo changed since its ETag was read: key the new one. */
-	if (strcmp(t.etag, etag) != 0)
-		photo_keys(ar, t.etag);
-	ar->src = t.data;
-	ar->src_len = t.len;
-	t.data = NULL;
-	store_thumb_cleanup(&t);
+	if (ph->data == NULL && ar->src_hr) {
+		/* Photos stored before the high-resolution one was kept. */
+		cached_photo_unref(ph);
+		ar->src_hr = false;
+		index_photo(ar->app->srv->index, ar->app->w.id, ar->account,
+		    STORE_L, avatar_source, ar);
+		return;
+	}
+	if (ph->data == NULL) {
+		cached_photo_unref(ph);
+		avatar_default(ar);
+		return;
+	}
+	http_req_note(ar->r, "account", ar->account);
+	photo_keys(ar, ph->etag);
+	if (answered(ar)) {
+		cached_photo_unref(ph);
+		return;
+	}
+	ar->src = ph;
 	render_start(ar);
+}
+
+static void
+avatar_user(void *arg, ps_err rc, const struct store_user *u)
+{
+	struct avatar_req *ar = arg;
+
+	if (rc == PS_EBUSY || rc == PS_ESTORE) {
+		if (rc == PS_EBUSY)
+			reply_busy(ar->r, "store reads");
+		else
+			http_reply_error(ar->r, 500, "the store could not be "
+			    "read");
+		avatar_req_free(ar);
+		return;
+	}
+	if (rc != PS_OK || ar->force) {
+		avatar_default(ar);
+		return;
+	}
+	str_copy(ar->account, u->account, sizeof(ar->account));
+	ar->src_hr = true;
+	index_photo(ar->app->srv->index, ar->app->w.id, ar->account,
+	    STORE_HR, avatar_source, ar);
 }
 
 static void
@@ -629,10 +653,8 @@ void
 avatar_handle(struct webapp_ctx *app, struct http_req *r)
 {
 	struct avatar_req *ar;
-	struct store_user u = { 0 };
 	const char *d;
-	char etag[64], sz[8];
-	ps_err rc;
+	char sz[8];
 	int bad;
 
 	declare_metrics();
@@ -659,27 +681,6 @@ avatar_handle(struct webapp_ctx *app, struct http_req *r)
 		ar->dflt = xstrdup(d);
 	snprintf(sz, sizeof(sz), "%d", ar->size);
 	http_req_note(r, "size", sz);
-	rc = store_user_get_by_hash(app->srv->ps->store, ar->hex, &u);
-	if (rc == PS_OK) {
-		str_copy(ar->account, u.account, sizeof(ar->account));
-		store_user_cleanup(&u);
-	} else if (rc != PS_ENOTFOUND) {
-		http_reply_error(r, 500, "the store failed");
-		avatar_req_free(ar);
-		return;
-	}
-	if (ar->account[0] && !ar->force) {
-		rc = store_thumb_etag(app->srv->ps->store, app->w.id,
-		    ar->account, etag);
-		if (rc == PS_OK) {
-			avatar_photo(ar, etag);
-			return;
-		}
-		if (rc != PS_ENOTFOUND) {
-			http_reply_error(r, 500, "the store failed");
-			avatar_req_free(ar);
-			return;
-		}
-	}
-	avatar_default(ar);
+	http_req_defer(r);
+	index_user(app->srv->index, INDEX_BY_HASH, ar->hex, avatar_user, ar);
 }

@@ -61,6 +61,7 @@ struct dg {
 	/* what the steps found */
 	bool			 user_ok, route_ok, issuer_ok, token_ok;
 	bool			 accepted, ad_ok, photo_ok;
+	struct portal_issuers issuers;
 	struct portal_token_pick pick;
 	struct store_issuer	 issuer;
 	char			*token;
@@ -311,7 +312,9 @@ step_issuer(struct dg *g)
 {
 	ps_err rc;
 
-	rc = portal_token_pick(g->ps->store, g->ad_url, &g->pick);
+	if ((rc = portal_issuers_load(g->ps->store, &g->issuers)) ==
+	    PS_OK)
+		rc = portal_token_pick(&g->issuers, g->ad_url, &g->pick);
 	if (rc != PS_OK && g->pick.n_issuers == 0 && rc == PS_EAUTH) {
 		snprintf(g->fix, sizeof(g->fix), "trust the master: photosync "
 		    "portal issuer add --dir %s --name Exchange --metadata-url "
@@ -528,7 +531,8 @@ step_token(struct dg *g)
 		    ps_errmsg());
 		return;
 	}
-	if (portal_token_mint(&g->app, &g->pick, g->user.email, &g->token) !=
+	if (portal_token_mint(&g->app, &g->pick, g->user.email, NULL,
+	    &g->token) !=
 	    PS_OK) {
 		diag_step(&g->d, DIAG_FAIL, "token", NULL, "cannot mint: %s",
 		    ps_errmsg());
@@ -758,9 +762,9 @@ step_photo(struct dg *g)
 		    g->photos_url);
 		goto out;
 	}
-	if (portal_token_pick(g->ps->store, url, &pick) != PS_OK ||
-	    portal_token_mint(&g->app, &pick, g->user.email, &token) !=
-	    PS_OK) {
+	if (portal_token_pick(&g->issuers, url, &pick) != PS_OK ||
+	    portal_token_mint(&g->app, &pick, g->user.email, NULL,
+	    &token) != PS_OK) {
 		diag_step(&g->d, DIAG_FAIL, "photo", NULL, "no token for %s: "
 		    "%s", url, ps_errmsg());
 		goto out;
@@ -919,6 +923,7 @@ out:
 	free(g->app.s2s_cert);
 	store_user_cleanup(&g->user);
 	store_issuer_cleanup(&g->issuer);
+	portal_issuers_cleanup(&g->issuers);
 	buf_cleanup(&g->photo);
 	free(g->ad_url);
 	free(g->photos_url);

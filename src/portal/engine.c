@@ -1,44 +1,26 @@
 /*
- * The portal's running parts, without HTTP: the event loop, transfers to
- * the master, worker threads, and the web applications with their signing
- * keys. `serve` adds listeners on top; `refresh` uses it as it is.
+ * The portal's running parts, without HTTP: the event loop, the store's
+ * lanes, transfers to the master, worker threads, and the web
+ * applications with their signing keys and the trusted issuers. `serve`
+ * adds listeners, the change feed and the sign-in guard on top; `refresh`
+ * uses it as it is.
  */
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "account.h"
-#include "auth/auth.h"
-#include "index.h"
+#include "common/file.h"
 #include "common/xalloc.h"
+#include "index.h"
 #include "pki/pki.h"
 #include "portal_int.h"
+#include "store/pool.h"
 #include "work/work.h"
 #include "xfer/xfer.h"
 
-static ps_err
-issuer_mix(void *arg, const struct store_issuer *is)
-{
-	uint64_t *h = arg;
-	const char *p;
-
-	/* FNV-1a over what a token depends on. */
-	for (p = is->issuer; *p; p++)
-		*h = (*h ^ (unsigned char)*p) * 1099511628211ULL;
-	for (p = is->metadata ? is->metadata : ""; *p; p++)
-		*h = (*h ^ (unsigned char)*p) * 1099511628211ULL;
-	return PS_OK;
-}
-
-/* A digest of the trusted issuers, to notice when they change. */
-uint64_t
-issuers_signature(struct store *st)
-{
-	uint64_t h = 14695981039346656037ULL;
-
-	store_issuer_each(st, issuer_mix, &h);
-	return h;
-}
+/* Image work queued or running at once, at most; past it 503. */
+#define IMAGE_QUEUE	64
 
 struct app_list {
 	struct webapp_ctx	*a;
@@ -94,30 +76,43 @@ portal_srv_init(struct portal_srv *srv, struct portal_state *ps,
     const char *only_url)
 {
 	struct app_list l = { .only_url = only_url };
+	char *db = file_join(ps->dir, PORTAL_DB);
 	size_t i;
 	ps_err rc;
 
 	memset(srv, 0, sizeof(*srv));
 	srv->ps = ps;
 	srv->base = event_base_new();
-	srv->auth_cache = auth_cache_new(4096);
-	srv->xfer = xfer_loop_new(srv->base);
-	srv->pool = work_pool_new(srv->base, 0);
-	srv->index = index_new();
-	if ((rc = store_webapp_each(ps->store, collect_app, &l)) != PS_OK)
-		return rc;
+	/* Before it serves, the process may use its own store directly. */
+	if ((rc = store_user_each(ps->store, hash_user, ps->store)) != PS_OK ||
+	    (rc = store_webapp_each(ps->store, collect_app, &l)) != PS_OK ||
+	    (rc = portal_issuers_load(ps->store, &srv->issuers)) != PS_OK)
+		goto out;
 	srv->apps = l.a;
 	srv->n_apps = l.n;
-	srv->version = store_data_version(ps->store);
-	srv->issuers_sig = issuers_signature(ps->store);
-	if (l.n == 0)
-		return only_url ? ps_errf(PS_ENOTFOUND, "no web application "
+	if (l.n == 0) {
+		rc = only_url ? ps_errf(PS_ENOTFOUND, "no web application "
 		    "%s", only_url) : ps_errf(PS_EINVAL, "no web application "
 		    "(photosync portal webapp add)");
+		goto out;
+	}
 	for (i = 0; i < srv->n_apps; i++)
 		if ((rc = app_load(srv, &srv->apps[i])) != PS_OK)
-			return rc;
-	return store_user_each(ps->store, hash_user, ps->store);
+			goto out;
+	if ((rc = store_pool_open(srv->base, db, STORE_PORTAL,
+	    &srv->store)) != PS_OK)
+		goto out;
+	if ((srv->xfer = xfer_loop_new(srv->base)) == NULL ||
+	    (srv->pool = work_pool_new(srv->base, 0)) == NULL) {
+		rc = PS_EIO;
+		goto out;
+	}
+	srv->index = index_new(srv->store);
+	sync_caches_init(srv);
+	rc = PS_OK;
+out:
+	free(db);
+	return rc;
 }
 
 void
@@ -125,8 +120,13 @@ portal_srv_cleanup(struct portal_srv *srv)
 {
 	size_t i;
 
-	work_pool_free(srv->pool);
+	/* Image work finishes and reports; then the store's queue drains. */
+	if (srv->pool) {
+		work_pool_drain(srv->pool);
+		work_pool_free(srv->pool);
+	}
 	xfer_loop_free(srv->xfer);
+	store_pool_free(srv->store);
 	sync_shutdown(srv);
 	for (i = 0; i < srv->n_apps; i++) {
 		pki_key_free(srv->apps[i].s2s_key);
@@ -134,8 +134,8 @@ portal_srv_cleanup(struct portal_srv *srv)
 		free(srv->apps[i].base_url);
 	}
 	free(srv->apps);
+	portal_issuers_cleanup(&srv->issuers);
 	index_free(srv->index);
-	auth_cache_free(srv->auth_cache);
 	if (srv->base)
 		event_base_free(srv->base);
 	memset(srv, 0, sizeof(*srv));

@@ -1,5 +1,16 @@
 /*
- * The serving path's in-memory index (see index.h), built on lru.c.
+ * The serving path's in-memory index (see index.h), built on lru.c, with
+ * misses answered from the store's read lane.
+ *
+ * Users are kept under each name requests use ("a/" account, "e/"
+ * address, "p/" library prefix, "h/" address hash), each its own entry,
+ * "no such user" included. A verified credential holds a reference to its
+ * user's "a/" entry: when that entry is dropped (the user changed), the
+ * credential is no longer honoured, without a list of credentials per
+ * user.
+ *
+ * A fill from the store that started before an entry of its kind was
+ * dropped is answered but not kept: it may hold what the drop removed.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -7,48 +18,89 @@
 #include <string.h>
 
 #include "account.h"
-#include "auth/auth.h"
+#include "common/lru.h"
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "index.h"
 #include "metrics/metrics.h"
-#include "common/lru.h"
+#include "store/pool.h"
 
 #define INDEX_USERS	65536	/* entries, each a few hundred bytes */
 #define INDEX_CREDS	16384
+#define KEY_MAX		(ACCOUNT_MAX + 80)
 
 struct portal_index {
-	struct lru	*users;
-	struct lru	*creds;
-	struct lru	*photos;
+	struct store_pool	*pool;
+	struct lru		*users;
+	struct lru		*creds;
+	struct lru		*photos;
+	/* bumped by every drop, to keep late fills out */
+	uint64_t		 users_epoch, photos_epoch;
+	struct metrics_series	*photo_hit, *photo_miss;
+	struct metrics_series	*user_hit, *user_miss;
 };
 
 /* A user, or the knowledge that there is none. */
 struct user_entry {
+	int			refs;
 	bool			found;
-	struct store_user	u;	/* pwhash always NULL */
+	bool			dropped;	/* no longer in the index */
+	struct store_user	u;		/* pwhash always NULL */
 };
 
 struct cred_entry {
-	struct store_user	u;
-	char			csrf[65];
-	int64_t			verified;
+	struct user_entry	*user;		/* a reference */
+	int64_t			 webapp;
+	char			 csrf[65];
+	int64_t			 verified;
 };
 
 static void
-free_user(void *p)
+user_unref(struct user_entry *e)
 {
-	free(p);
+	if (e && --e->refs == 0)
+		free(e);
+}
+
+/* The index lets go of an entry: whoever holds it sees it is stale. */
+static void
+user_release(void *p)
+{
+	struct user_entry *e = p;
+
+	e->dropped = true;
+	user_unref(e);
+}
+
+static void
+cred_release(void *p)
+{
+	struct cred_entry *c = p;
+
+	user_unref(c->user);
+	explicit_bzero(c->csrf, sizeof(c->csrf));
+	free(c);
 }
 
 struct portal_index *
-index_new(void)
+index_new(struct store_pool *pool)
 {
 	struct portal_index *x = xcalloc(1, sizeof(*x));
 
-	x->users = lru_new(INDEX_USERS * sizeof(struct user_entry), free_user);
-	x->creds = lru_new(INDEX_CREDS * sizeof(struct cred_entry), free_user);
+	x->pool = pool;
+	x->users = lru_new(INDEX_USERS * sizeof(struct user_entry),
+	    user_release);
+	x->creds = lru_new(INDEX_CREDS * sizeof(struct cred_entry),
+	    cred_release);
 	x->photos = lru_new(INDEX_PHOTO_BYTES, cached_photo_unref);
+	x->photo_hit = metrics_counter("photosync_cache_lookups_total",
+	    "cache=\"photos\",result=\"hit\"");
+	x->photo_miss = metrics_counter("photosync_cache_lookups_total",
+	    "cache=\"photos\",result=\"miss\"");
+	x->user_hit = metrics_counter("photosync_cache_lookups_total",
+	    "cache=\"users\",result=\"hit\"");
+	x->user_miss = metrics_counter("photosync_cache_lookups_total",
+	    "cache=\"users\",result=\"miss\"");
 	return x;
 }
 
@@ -57,8 +109,8 @@ index_free(struct portal_index *x)
 {
 	if (x == NULL)
 		return;
-	lru_free(x->users);
 	lru_free(x->creds);
+	lru_free(x->users);
 	lru_free(x->photos);
 	free(x);
 }
@@ -66,25 +118,108 @@ index_free(struct portal_index *x)
 void
 index_clear(struct portal_index *x)
 {
-	lru_clear(x->users);
 	lru_clear(x->creds);
+	lru_clear(x->users);
 	lru_clear(x->photos);
+	x->users_epoch++;
+	x->photos_epoch++;
+}
+
+/* ---- dropping what changed ---- */
+
+static void
+drop_user_key(struct portal_index *x, char kind, const char *name)
+{
+	char key[KEY_MAX];
+
+	snprintf(key, sizeof(key), "%c/%s", kind, name);
+	str_lower(key);
+	lru_remove(x->users, key);
+}
+
+static void
+drop_user_email(struct portal_index *x, const char *email)
+{
+	char md5[33], sha256[65];
+
+	account_email_hashes(email, md5, sha256);
+	drop_user_key(x, 'e', email);
+	drop_user_key(x, 'h', md5);
+	drop_user_key(x, 'h', sha256);
+}
+
+static void
+drop_user(struct portal_index *x, const char *account)
+{
+	char key[KEY_MAX], prefix[ACCOUNT_MAX];
+	struct user_entry *e;
+
+	snprintf(key, sizeof(key), "a/%s", account);
+	str_lower(key);
+	/* Its address's entries hold the same row. */
+	if ((e = lru_get(x->users, key)) != NULL && e->found)
+		drop_user_email(x, e->u.email);
+	lru_remove(x->users, key);
+	account_file_prefix(account, prefix);
+	drop_user_key(x, 'p', prefix);
+}
+
+static void
+photo_key(int64_t webapp, const char *account, enum store_thumb_size size,
+    char *key, size_t n)
+{
+	snprintf(key, n, "%" PRId64 "/%c/%s", webapp, "SMLH"[size], account);
+	str_lower(key);
+}
+
+void
+index_photo_forget(struct portal_index *x, int64_t webapp,
+    const char *account)
+{
+	char key[KEY_MAX];
+	int s;
+
+	for (s = STORE_S; s <= STORE_HR; s++) {
+		photo_key(webapp, account, (enum store_thumb_size)s, key,
+		    sizeof(key));
+		lru_remove(x->photos, key);
+	}
+	x->photos_epoch++;
+}
+
+void
+index_changed(struct portal_index *x, const struct store_change *c)
+{
+	char key[KEY_MAX];
+	const char *slash;
+	int64_t webapp;
+
+	switch (c->kind) {
+	case STORE_CHANGE_USER:
+		drop_user(x, c->key);
+		x->users_epoch++;
+		break;
+	case STORE_CHANGE_USER_EMAIL:
+		drop_user_email(x, c->key);
+		x->users_epoch++;
+		break;
+	case STORE_CHANGE_THUMB:
+		/* "<webapp>/<account>" */
+		if ((slash = strchr(c->key, '/')) == NULL)
+			break;
+		webapp = strtoll(c->key, NULL, 10);
+		index_photo_forget(x, webapp, slash + 1);
+		break;
+	case STORE_CHANGE_SESSION:
+		snprintf(key, sizeof(key), "s/%s", c->key);
+		lru_remove(x->creds, key);
+		break;
+	default:
+		break;
+	}
 }
 
 /* ---- users ---- */
-
-static ps_err
-user_cached(struct portal_index *x, const char *key, struct store_user *out)
-{
-	struct user_entry *e = lru_get(x->users, key);
-
-	if (e == NULL)
-		return PS_EAUTH;	/* not cached */
-	if (!e->found)
-		return ps_errf(PS_ENOTFOUND, "no such user");
-	*out = e->u;
-	return PS_OK;
-}
 
 static void
 user_remember(struct portal_index *x, const char *key, ps_err rc,
@@ -92,6 +227,7 @@ user_remember(struct portal_index *x, const char *key, ps_err rc,
 {
 	struct user_entry *e = xcalloc(1, sizeof(*e));
 
+	e->refs = 1;
 	e->found = rc == PS_OK;
 	if (e->found) {
 		e->u = *u;
@@ -100,106 +236,187 @@ user_remember(struct portal_index *x, const char *key, ps_err rc,
 	lru_put(x->users, key, e, sizeof(*e));
 }
 
-ps_err
-index_user(struct portal_index *x, struct store *st, const char *name,
-    struct store_user *out)
-{
-	char account[ACCOUNT_MAX], key[ACCOUNT_MAX + 4];
-	bool is_email;
-	ps_err rc;
+/* A user lookup on the read lane. */
+struct user_fill {
+	struct portal_index	*x;
+	enum index_by		 by;
+	char			 key[KEY_MAX];
+	const char		*name;		/* into key, after "x/" */
+	bool			 is_email;
+	uint64_t		 epoch;
+	index_user_fn		 fn;
+	void			*arg;
+	struct store_user	 u;
+	ps_err			 rc;
+	char			 err[256];
+};
 
-	memset(out, 0, sizeof(*out));
-	if ((rc = account_parse(name, account, &is_email)) != PS_OK)
-		return rc;
-	snprintf(key, sizeof(key), "%c/%s", is_email ? 'e' : 'a', account);
-	if ((rc = user_cached(x, key, out)) != PS_EAUTH)
-		return rc;
-	rc = is_email ? store_user_get_by_email(st, account, out) :
-	    store_user_get(st, account, out);
-	if (rc == PS_OK || rc == PS_ENOTFOUND)
-		user_remember(x, key, rc, out);
-	if (out->pwhash) {
-		xfree_secret(out->pwhash, strlen(out->pwhash));
-		out->pwhash = NULL;
+static void
+user_fill_run(struct store *st, void *arg)
+{
+	struct user_fill *f = arg;
+
+	switch (f->by) {
+	case INDEX_BY_NAME:
+		f->rc = f->is_email ? store_user_get_by_email(st, f->name,
+		    &f->u) : store_user_get(st, f->name, &f->u);
+		break;
+	case INDEX_BY_PREFIX:
+		f->rc = store_user_get_by_prefix(st, f->name, &f->u);
+		break;
+	case INDEX_BY_HASH:
+		f->rc = store_user_get_by_hash(st, f->name, &f->u);
+		break;
 	}
-	return rc;
+	if (f->u.pwhash) {
+		xfree_secret(f->u.pwhash, strlen(f->u.pwhash));
+		f->u.pwhash = NULL;
+	}
+	if (f->rc != PS_OK && f->rc != PS_ENOTFOUND)
+		str_copy(f->err, ps_errmsg(), sizeof(f->err));
 }
 
-ps_err
-index_user_by_prefix(struct portal_index *x, struct store *st,
-    const char *prefix, struct store_user *out)
+static void
+user_fill_done(void *arg)
 {
-	char key[ACCOUNT_MAX + 4];
-	ps_err rc;
+	struct user_fill *f = arg;
+	struct portal_index *x = f->x;
 
-	memset(out, 0, sizeof(*out));
-	snprintf(key, sizeof(key), "p/%s", prefix);
-	if ((rc = user_cached(x, key, out)) != PS_EAUTH)
-		return rc;
-	rc = store_user_get_by_prefix(st, prefix, out);
-	if (rc == PS_OK || rc == PS_ENOTFOUND)
-		user_remember(x, key, rc, out);
-	if (out->pwhash) {
-		xfree_secret(out->pwhash, strlen(out->pwhash));
-		out->pwhash = NULL;
+	if ((f->rc == PS_OK || f->rc == PS_ENOTFOUND) &&
+	    f->epoch == x->users_epoch)
+		user_remember(x, f->key, f->rc, &f->u);
+	if (f->rc == PS_OK)
+		f->fn(f->arg, PS_OK, &f->u);
+	else {
+		if (f->rc != PS_ENOTFOUND)
+			ps_errf(f->rc, "%s", f->err);
+		f->fn(f->arg, f->rc, NULL);
 	}
-	return rc;
+	free(f);
+}
+
+void
+index_user(struct portal_index *x, enum index_by by, const char *name,
+    index_user_fn fn, void *arg)
+{
+	struct user_fill *f = xcalloc(1, sizeof(*f));
+	struct user_entry *e;
+	char norm[ACCOUNT_MAX];
+	ps_err rc;
+	size_t i;
+
+	f->x = x;
+	f->by = by;
+	f->fn = fn;
+	f->arg = arg;
+	switch (by) {
+	case INDEX_BY_NAME:
+		if ((rc = account_parse(name, norm, &f->is_email)) != PS_OK)
+			goto refuse;
+		snprintf(f->key, sizeof(f->key), "%c/%s", f->is_email ? 'e' :
+		    'a', norm);
+		break;
+	case INDEX_BY_PREFIX:
+		snprintf(f->key, sizeof(f->key), "p/%s", name);
+		break;
+	case INDEX_BY_HASH:
+		for (i = 0; name[i]; i++)
+			if (hex_digit((unsigned char)name[i]) < 0)
+				break;
+		if (name[i] != '\0' || (i != 32 && i != 64)) {
+			rc = ps_errf(PS_EINVAL, "not an MD5 or SHA-256 hex "
+			    "digest");
+			goto refuse;
+		}
+		snprintf(f->key, sizeof(f->key), "h/%s", name);
+		break;
+	}
+	str_lower(f->key);
+	f->name = f->key + 2;
+	if ((e = lru_get(x->users, f->key)) != NULL) {
+		metrics_series_add(x->user_hit, 1);
+		if (e->found)
+			fn(arg, PS_OK, &e->u);
+		else
+			fn(arg, PS_ENOTFOUND, NULL);
+		free(f);
+		return;
+	}
+	metrics_series_add(x->user_miss, 1);
+	f->epoch = x->users_epoch;
+	if ((rc = store_pool_read(x->pool, user_fill_run, user_fill_done,
+	    f)) == PS_OK)
+		return;
+refuse:
+	free(f);
+	fn(arg, rc, NULL);
 }
 
 /* ---- credentials ---- */
 
 static void
-cred_key(int64_t webapp, const char *secret, char *key, size_t n)
+cred_key(char kind, int64_t webapp, const char *digest, char *key, size_t n)
 {
-	char fp[33];
-
-	auth_fingerprint(secret, fp);
-	snprintf(key, n, "%" PRId64 "/%s", webapp, fp);
+	/* A session belongs to one web application; Basic fits them all. */
+	if (kind == 's')
+		snprintf(key, n, "s/%s", digest);
+	else
+		snprintf(key, n, "%c/%" PRId64 "/%s", kind, webapp, digest);
 }
 
 bool
-index_cred_get(struct portal_index *x, int64_t webapp, const char *secret,
-    struct store_user *out, char csrf[65])
+index_cred_get(struct portal_index *x, int64_t webapp, char kind,
+    const char *digest, struct store_user *out, char csrf[65])
 {
-	char key[64];
-	struct cred_entry *e;
+	char key[KEY_MAX];
+	struct cred_entry *c;
 	int64_t now = time_now();
 
-	cred_key(webapp, secret, key, sizeof(key));
-	if ((e = lru_get(x->creds, key)) == NULL)
+	cred_key(kind, webapp, digest, key, sizeof(key));
+	if ((c = lru_get(x->creds, key)) == NULL)
 		return false;
-	if (now - e->verified >= INDEX_CRED_TTL || now < e->verified) {
+	if (c->user->dropped || c->webapp != webapp ||
+	    now - c->verified >= INDEX_CRED_TTL || now < c->verified) {
 		lru_remove(x->creds, key);
 		return false;
 	}
-	*out = e->u;
+	*out = c->user->u;
 	if (csrf)
-		str_copy(csrf, e->csrf, 65);
+		str_copy(csrf, c->csrf, 65);
 	return true;
 }
 
 void
-index_cred_put(struct portal_index *x, int64_t webapp, const char *secret,
-    const struct store_user *u, const char *csrf)
+index_cred_put(struct portal_index *x, int64_t webapp, char kind,
+    const char *digest, const struct store_user *u, const char *csrf)
 {
-	struct cred_entry *e = xcalloc(1, sizeof(*e));
-	char key[64];
+	char key[KEY_MAX];
+	struct cred_entry *c;
+	struct user_entry *e;
 
-	e->u = *u;
-	e->u.pwhash = NULL;
-	str_copy(e->csrf, csrf ? csrf : "", sizeof(e->csrf));
-	e->verified = time_now();
-	cred_key(webapp, secret, key, sizeof(key));
-	lru_put(x->creds, key, e, sizeof(*e));
+	snprintf(key, sizeof(key), "a/%s", u->account);
+	str_lower(key);
+	if ((e = lru_get(x->users, key)) == NULL || !e->found) {
+		user_remember(x, key, PS_OK, u);
+		e = lru_get(x->users, key);
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->user = e;
+	e->refs++;
+	c->webapp = webapp;
+	str_copy(c->csrf, csrf ? csrf : "", sizeof(c->csrf));
+	c->verified = time_now();
+	cred_key(kind, webapp, digest, key, sizeof(key));
+	lru_put(x->creds, key, c, sizeof(*c));
 }
 
 void
-index_cred_forget(struct portal_index *x, int64_t webapp,
-    const char *secret)
+index_cred_forget(struct portal_index *x, int64_t webapp, char kind,
+    const char *digest)
 {
-	char key[64];
+	char key[KEY_MAX];
 
-	cred_key(webapp, secret, key, sizeof(key));
+	cred_key(kind, webapp, digest, key, sizeof(key));
 	lru_remove(x->creds, key);
 }
 
@@ -216,58 +433,89 @@ cached_photo_unref(void *p)
 	}
 }
 
+/* A photo read on the read lane. */
+struct photo_fill {
+	struct portal_index	*x;
+	char			 key[KEY_MAX];
+	int64_t			 webapp;
+	char			 account[ACCOUNT_MAX];
+	enum store_thumb_size	 size;
+	uint64_t		 epoch;
+	index_photo_fn		 fn;
+	void			*arg;
+	struct store_thumb	 t;
+	ps_err			 rc;
+	char			 err[256];
+};
+
 static void
-photo_key(int64_t webapp, const char *account, enum store_thumb_size size,
-    char *key, size_t n)
+photo_fill_run(struct store *st, void *arg)
 {
-	snprintf(key, n, "%" PRId64 "/%c/%s", webapp, "SMLH"[size], account);
+	struct photo_fill *f = arg;
+
+	f->rc = store_thumb_get(st, f->webapp, f->account, f->size, &f->t);
+	if (f->rc != PS_OK && f->rc != PS_ENOTFOUND)
+		str_copy(f->err, ps_errmsg(), sizeof(f->err));
 }
 
-struct cached_photo *
-index_photo(struct portal_index *x, struct store *st, int64_t webapp,
-    const char *account, enum store_thumb_size size)
+static void
+photo_fill_done(void *arg)
 {
-	char key[ACCOUNT_MAX + 32];
+	struct photo_fill *f = arg;
+	struct portal_index *x = f->x;
+	struct cached_photo *ph = NULL;
+
+	if (f->rc == PS_OK || f->rc == PS_ENOTFOUND) {
+		ph = xcalloc(1, sizeof(*ph));
+		ph->refs = 1;		/* the caller's */
+		if (f->rc == PS_OK) {
+			str_copy(ph->etag, f->t.etag, sizeof(ph->etag));
+			str_copy(ph->source, f->t.source, sizeof(ph->source));
+			ph->data = f->t.data;	/* taken */
+			ph->len = f->t.len;
+			f->t.data = NULL;
+		}
+		if (f->epoch == x->photos_epoch) {
+			ph->refs++;	/* and the index's */
+			lru_put(x->photos, f->key, ph, ph->len + sizeof(*ph));
+		}
+	} else {
+		ps_errf(f->rc, "%s", f->err);
+	}
+	store_thumb_cleanup(&f->t);
+	f->fn(f->arg, ph ? PS_OK : f->rc, ph);
+	free(f);
+}
+
+void
+index_photo(struct portal_index *x, int64_t webapp, const char *account,
+    enum store_thumb_size size, index_photo_fn fn, void *arg)
+{
+	char key[KEY_MAX];
 	struct cached_photo *ph;
-	struct store_thumb t = { 0 };
+	struct photo_fill *f;
 	ps_err rc;
 
 	photo_key(webapp, account, size, key, sizeof(key));
 	if ((ph = lru_get(x->photos, key)) != NULL) {
-		metrics_add("photosync_cache_lookups_total",
-		    "cache=\"photos\",result=\"hit\"", 1);
+		metrics_series_add(x->photo_hit, 1);
 		ph->refs++;
-		return ph;
+		fn(arg, PS_OK, ph);
+		return;
 	}
-	metrics_add("photosync_cache_lookups_total",
-	    "cache=\"photos\",result=\"miss\"", 1);
-	rc = store_thumb_get(st, webapp, account, size, &t);
-	if (rc != PS_OK && rc != PS_ENOTFOUND)
-		return NULL;
-	ph = xcalloc(1, sizeof(*ph));
-	ph->refs = 2;		/* the index's and the caller's */
-	if (rc == PS_OK) {
-		str_copy(ph->etag, t.etag, sizeof(ph->etag));
-		str_copy(ph->source, t.source, sizeof(ph->source));
-		ph->data = t.data;	/* taken */
-		ph->len = t.len;
-		t.data = NULL;
-	}
-	store_thumb_cleanup(&t);
-	lru_put(x->photos, key, ph, ph->len + sizeof(*ph));
-	return ph;
-}
-
-void
-index_photo_forget(struct portal_index *x, int64_t webapp,
-    const char *account)
-{
-	char key[ACCOUNT_MAX + 32];
-	int s;
-
-	for (s = STORE_S; s <= STORE_HR; s++) {
-		photo_key(webapp, account, (enum store_thumb_size)s, key,
-		    sizeof(key));
-		lru_remove(x->photos, key);
+	metrics_series_add(x->photo_miss, 1);
+	f = xcalloc(1, sizeof(*f));
+	f->x = x;
+	str_copy(f->key, key, sizeof(f->key));
+	f->webapp = webapp;
+	str_copy(f->account, account, sizeof(f->account));
+	f->size = size;
+	f->epoch = x->photos_epoch;
+	f->fn = fn;
+	f->arg = arg;
+	if ((rc = store_pool_read(x->pool, photo_fill_run, photo_fill_done,
+	    f)) != PS_OK) {
+		free(f);
+		fn(arg, rc, NULL);
 	}
 }

@@ -2,11 +2,14 @@
  * The portal's in-memory index of its serving path: users by the names
  * requests use, credentials already verified, and photos by web
  * application, account and size, as shared immutable buffers. A cached
- * photo request then costs hash lookups and no store query, no copy.
+ * photo request then costs hash lookups, no store call and no copy.
  *
- * Everything is dropped whenever another process changed the store (the
- * data version moved: an admin command, portal refresh), and a user's
- * photos when this process stores new ones. Loop thread only.
+ * A lookup that misses is answered from the store's read lane, later,
+ * through a callback; what it read is kept unless the same kind of entry
+ * was dropped while it was being read (it might be older than the drop).
+ * Entries are dropped precisely: for changes of other processes by
+ * index_changed() (the change feed), for this process's own by the code
+ * that made them (index_photo_forget). Loop thread only.
  */
 #ifndef PS_INDEX_H
 #define PS_INDEX_H
@@ -19,37 +22,57 @@
 #include "store/store.h"
 
 #define INDEX_PHOTO_BYTES	(64u * 1024 * 1024)
-#define INDEX_CRED_TTL		300	/* seconds, as auth.h's cache */
+#define INDEX_CRED_TTL		300	/* seconds */
 
 struct portal_index;
+struct store_pool;
 
-struct portal_index *index_new(void);
+/* `pool` is borrowed; it must outlive the index. */
+struct portal_index *index_new(struct store_pool *);
 void	index_free(struct portal_index *);
-/* Forgets everything. */
+/* Forgets everything (the change feed was lost). */
 void	index_clear(struct portal_index *);
+/* Drops what a change made by another process names. */
+void	index_changed(struct portal_index *, const struct store_change *);
+
+/* ---- users ---- */
+
+enum index_by {
+	INDEX_BY_NAME,		/* account, claims form or e-mail, as typed */
+	INDEX_BY_PREFIX,	/* library file prefix: "contoso_test1" */
+	INDEX_BY_HASH,		/* MD5 or SHA-256 hex of the address */
+};
 
 /*
- * A user by account, claims form or e-mail ("name", as typed), or by
- * library file prefix ("prefix"). PS_ENOTFOUND is remembered too. The
- * result has no password hash.
+ * Called once with the user (no password hash; borrowed for the call),
+ * or with rc PS_ENOTFOUND (no such user), PS_EINVAL (not a valid name,
+ * with the reason in ps_errmsg()), PS_EBUSY or PS_ESTORE (the store could
+ * not be asked) and u NULL.
  */
-ps_err	index_user(struct portal_index *, struct store *, const char *name,
-	    struct store_user *out);
-ps_err	index_user_by_prefix(struct portal_index *, struct store *,
-	    const char *prefix, struct store_user *out);
+typedef void (*index_user_fn)(void *arg, ps_err rc,
+	    const struct store_user *u);
+
+/* Finds a user, from memory or the store; fn may run before it returns. */
+void	index_user(struct portal_index *, enum index_by, const char *name,
+	    index_user_fn, void *arg);
+
+/* ---- verified credentials ---- */
 
 /*
- * Verified credentials: `secret` is an Authorization header or a session
- * cookie (only its keyed digest is kept). get fills `out` (and the
- * session's CSRF token) when the same secret was verified for `webapp`
- * less than INDEX_CRED_TTL seconds ago.
+ * `digest` names a credential without being one: the keyed fingerprint of
+ * an Authorization header, or the store key of a session cookie. `kind`
+ * keeps them apart ('b' Basic, 's' session). A credential is valid for
+ * INDEX_CRED_TTL seconds, and only while its user is unchanged: a change
+ * to the user (a new password, say) ends it at once.
  */
-bool	index_cred_get(struct portal_index *, int64_t webapp,
-	    const char *secret, struct store_user *out, char csrf[65]);
-void	index_cred_put(struct portal_index *, int64_t webapp,
-	    const char *secret, const struct store_user *u, const char *csrf);
-void	index_cred_forget(struct portal_index *, int64_t webapp,
-	    const char *secret);
+bool	index_cred_get(struct portal_index *, int64_t webapp, char kind,
+	    const char *digest, struct store_user *out, char csrf[65]);
+void	index_cred_put(struct portal_index *, int64_t webapp, char kind,
+	    const char *digest, const struct store_user *u, const char *csrf);
+void	index_cred_forget(struct portal_index *, int64_t webapp, char kind,
+	    const char *digest);
+
+/* ---- photos ---- */
 
 /* A stored photo of one size; data NULL means "no photo". Shared. */
 struct cached_photo {
@@ -61,12 +84,16 @@ struct cached_photo {
 };
 
 /*
- * The photo of `account` at `size` (S, M or L), from the index or the
- * store. The caller holds a reference: cached_photo_unref() when done.
- * NULL (with the reason) when the store failed.
+ * Called once with rc PS_OK and a reference to the photo (release it
+ * with cached_photo_unref()), or with PS_EBUSY or PS_ESTORE (the reason
+ * in ps_errmsg()) and NULL when the store could not be asked.
  */
-struct cached_photo *index_photo(struct portal_index *, struct store *,
-	    int64_t webapp, const char *account, enum store_thumb_size size);
+typedef void (*index_photo_fn)(void *arg, ps_err rc, struct cached_photo *);
+
+/* The photo of `account` at `size`, from memory or the store. */
+void	index_photo(struct portal_index *, int64_t webapp,
+	    const char *account, enum store_thumb_size, index_photo_fn,
+	    void *arg);
 void	cached_photo_unref(void *photo);
 /* This process stored or removed `account`'s photos. */
 void	index_photo_forget(struct portal_index *, int64_t webapp,

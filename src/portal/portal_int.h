@@ -4,11 +4,14 @@
 #ifndef PS_PORTAL_INT_H
 #define PS_PORTAL_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 #include "store/store.h"
+#include "token.h"
 
 #define PORTAL_DB	"portal.db"
 
@@ -37,20 +40,24 @@ void	portal_state_close(struct portal_state *);
 char	*portal_webapp_file(int64_t id, const char *what);
 char	*portal_webapp_path(const char *dir, int64_t id, const char *what);
 
-/* ---- the running server (serve.c, sync.c) ---- */
+/* ---- the running server (engine.c, serve.c, sync.c, ...) ---- */
 
 struct event;
 struct event_base;
 struct http_server;
 struct http_tls;
+struct http_req;
 struct pki_key;
 struct xfer_loop;
 struct work_pool;
 struct sync_job;
-struct auth_cache;
 struct refresh;
 struct metrics_acl;
 struct portal_index;
+struct store_pool;
+struct store_follower;
+struct auth_guard;
+struct lru;
 
 /* Photos used when a user has none: one JPEG per size. */
 struct placeholder {
@@ -70,44 +77,48 @@ struct webapp_ctx {
 	unsigned char		*s2s_cert;
 	size_t			 s2s_cert_len;
 	struct placeholder	 placeholder;
+	/* Bumped when what was learnt from the master no longer holds (a
+	 * new autodiscover domain, CA file or issuer): sync.c's caches. */
+	uint64_t		 caches_gen;
 	/* the background refresher (background.c) */
 	struct event		*bg_timer;
 	char			 bg_cursor[256];
 	int			 bg_inflight;
+	bool			 bg_paging;	/* a page is being read */
 };
 
 struct portal_srv {
 	struct portal_state	*ps;
 	struct event_base	*base;
-	struct auth_cache	*auth_cache;
+	struct store_pool	*store;		/* the store off the loop */
 	struct xfer_loop	*xfer;
-	struct work_pool	*pool;
+	struct work_pool	*pool;		/* image work */
 	struct webapp_ctx	*apps;
 	size_t			 n_apps;
-	int64_t			 version;	/* store data version seen */
-	uint64_t		 issuers_sig;	/* issuers_signature() */
+	struct portal_issuers	 issuers;	/* the trusted masters */
 	struct sync_job		*jobs;		/* in flight, single-flight */
 	struct refresh		*refresh;	/* set by portal refresh */
+	/* serve only */
+	struct store_follower	*follower;	/* the change feed */
+	struct auth_guard	*guard;		/* sign-in attempts */
 	struct metrics_acl	*metrics_acl;	/* who may read /metrics */
 	struct portal_index	*index;		/* the serving path's (index.h) */
-	struct ad_cache_entry	*ad_cache;	/* Autodiscover answers */
-	struct token_cache_entry *tokens;	/* S2S tokens, reused */
+	/* sync.c's bounded maps */
+	struct lru		*ad_cache;	/* Autodiscover answers */
+	struct lru		*states;	/* sync states */
+	uint64_t		 states_epoch;
+	struct lru		*tokens;	/* S2S tokens kept (token.h) */
 };
 
 /*
- * Sets up the event loop, transfers, workers and the web applications
- * (all, or only the one at `only_url`) with their signing keys; no
- * listener. Clean up with portal_srv_cleanup() even after a failure.
+ * Sets up the event loop, the store's lanes, transfers, workers and the
+ * web applications (all, or only the one at `only_url`) with their
+ * signing keys and the trusted issuers; no listener. Clean up with
+ * portal_srv_cleanup() even after a failure.
  */
 ps_err	portal_srv_init(struct portal_srv *, struct portal_state *,
 	    const char *only_url);
 void	portal_srv_cleanup(struct portal_srv *);
-
-/* A digest of the trusted issuers, to notice when they change. */
-uint64_t issuers_signature(struct store *);
-
-/* Re-reads settings when an admin command changed the store. */
-void	portal_refresh(struct portal_srv *);
 
 /* How a sync ended. */
 enum sync_result {
@@ -117,12 +128,16 @@ enum sync_result {
 	SYNC_NO_MAILBOX,	/* Autodiscover knows no mailbox */
 	SYNC_BUSY,		/* the master asked us to wait (429, 503) */
 	SYNC_FAILED,		/* anything else; see reason */
+	/* none was due (decided once the state was read from the store) */
+	SYNC_FRESH,		/* within the photo expiration */
+	SYNC_ERROR_WINDOW,	/* within the error expiration */
 };
 
 struct sync_outcome {
 	enum sync_result	 result;
 	char			 reason[512];
 	long			 retry_after;	/* seconds, -1 if not given */
+	const char		*ecp_photo_url;	/* when known; borrowed */
 };
 
 const char *sync_result_name(enum sync_result);
@@ -137,10 +152,13 @@ typedef void (*sync_wait_fn)(void *arg, const struct sync_outcome *o);
 /*
  * Asks for a sync of `owner`'s photo. Unless SYNC_FORCE, the web
  * application's import setting and the expiration windows decide whether
- * one is due. When one is started (or joined, single-flight), returns
- * SYNC_STARTED and calls `fn` once, later or before returning; with
- * SYNC_DEADLINE the call comes at the latest after SYNC_WAIT_MS.
- * Otherwise returns why not, and `fn` is not called.
+ * one is due. When the user's state is in memory the decision is made at
+ * once: a sync started (or joined, single-flight) returns SYNC_STARTED
+ * and `fn` is called once, later; otherwise it returns why not, and `fn`
+ * is not called. When the state must first be read from the store, it
+ * returns SYNC_STARTED and `fn` gets either the sync's outcome or
+ * SYNC_FRESH / SYNC_ERROR_WINDOW. With SYNC_DEADLINE the call comes at
+ * the latest after SYNC_WAIT_MS of the sync.
  */
 #define SYNC_WAIT_MS	2500
 #define SYNC_FORCE	1	/* ignore the windows */
@@ -169,14 +187,18 @@ typedef void (*sync_discover_fn)(void *arg, int has_mailbox,
  */
 void	sync_discover(struct webapp_ctx *, const struct store_user *user,
 	    const char *reqid, sync_discover_fn fn, void *arg);
-/* Forgets a waiter whose request went away (not called back). */
-void	sync_cancel_wait(struct portal_srv *, void *arg);
+/* Sets up sync.c's maps (portal_srv_init calls it). */
+void	sync_caches_init(struct portal_srv *);
 void	sync_shutdown(struct portal_srv *);
 /*
- * Forgets the cached Autodiscover answers and tokens of a web application
- * (its autodiscover domain, CA or issuers changed).
+ * Forgets the Autodiscover answers and S2S tokens learnt for a web
+ * application (its autodiscover domain, CA or issuers changed).
  */
 void	sync_forget(struct portal_srv *, int64_t webapp);
+/* Another process changed a sync state or photo (the change feed). */
+void	sync_changed(struct portal_srv *, const struct store_change *);
+/* The change feed was lost: forget every state held in memory. */
+void	sync_clear(struct portal_srv *);
 /* Syncs in flight, for metrics. */
 size_t	sync_in_flight(const struct portal_srv *);
 
@@ -184,12 +206,68 @@ size_t	sync_in_flight(const struct portal_srv *);
 void	background_start(struct webapp_ctx *);
 void	background_stop(struct webapp_ctx *);
 
+/* ---- serving (serve.c and the route files) ---- */
+
+#define PORTAL_HTML_TYPE	"text/html; charset=utf-8"
+
+/* The signed-in user of a request. */
+struct viewer {
+	struct store_user	user;		/* no password hash */
+	char			csrf[65];	/* session's, or "" (Basic) */
+	bool			basic;
+};
+
+/*
+ * A route's handler, once the request is signed in; `v` is borrowed for
+ * the call (copy what outlives it).
+ */
+typedef void (*signed_in_fn)(struct webapp_ctx *, struct http_req *,
+    const struct viewer *v);
+
+/*
+ * Signs the request in (signin.c): Basic credentials or the session
+ * cookie, from the index of verified credentials or, the first time,
+ * through the store and the sign-in guard (later, from a callback). Then
+ * calls `then`; or answers itself: the sign-in form (a browser), 401,
+ * 429 when failures must be waited out, 503 when busy.
+ */
+void	signin_request(struct webapp_ctx *, struct http_req *,
+	    signed_in_fn then);
+/* GET shows the sign-in form, POST signs in (a session cookie). */
+void	signin_login(struct webapp_ctx *, struct http_req *);
+void	signin_logout(struct webapp_ctx *, struct http_req *,
+	    const struct viewer *);
+
+/* Pages and photos (photos.c, profile.c, notice.c, avatar.c). */
+void	photos_userphoto(struct webapp_ctx *, struct http_req *,
+	    const struct viewer *);
+void	photos_library(struct webapp_ctx *, struct http_req *,
+	    const struct viewer *);
+void	profile_my(struct webapp_ctx *, struct http_req *,
+	    const struct viewer *);
+void	profile_person(struct webapp_ctx *, struct http_req *,
+	    const struct viewer *);
+void	profile_people(struct webapp_ctx *, struct http_req *,
+	    const struct viewer *);
+void	profile_changephoto(struct webapp_ctx *, struct http_req *,
+	    const struct viewer *);
+void	profile_photochanged(struct webapp_ctx *, struct http_req *,
+	    const struct viewer *);
+void	notice_receive(struct webapp_ctx *, struct http_req *);
+
+/* An HTML page with the portal's headers; empties `b`. */
+void	reply_html(struct http_req *, int status, struct buf *b);
+/* The error page, for a signed-in user. */
+void	reply_error_page(struct http_req *, const struct viewer *,
+	    int status, const char *message);
+/* 503 with Retry-After, for a budget used up (the reason in the log). */
+void	reply_busy(struct http_req *, const char *what);
+
 /*
  * GET /avatar/<hash>[.jpg|.png] (avatar.c), Libravatar/Gravatar style.
  * The caller has checked access: the web application's avatar_anyone, or
  * a signed-in request. Answers now or later (a render on the workers).
  */
-struct http_req;
 /* Frees the cache of rendered avatars (at exit). */
 void	avatar_shutdown(void);
 void	avatar_handle(struct webapp_ctx *, struct http_req *);

@@ -173,7 +173,11 @@ item_done(void *arg, const struct sync_outcome *o)
 	struct refresh *rf = it->app->srv->refresh;
 
 	rf->inflight--;
-	if (o->result == SYNC_BUSY && it->attempts < MAX_ATTEMPTS) {
+	if (o->result == SYNC_FRESH) {
+		rf->fresh++;
+	} else if (o->result == SYNC_ERROR_WINDOW) {
+		rf->error_window++;
+	} else if (o->result == SYNC_BUSY && it->attempts < MAX_ATTEMPTS) {
 		long wait = o->retry_after > 0 ? o->retry_after : 5;
 
 		if (wait > MAX_PAUSE_S)

@@ -1,19 +1,21 @@
 /*
  * photosync portal serve: the portal's HTTP surface, one listener per web
- * application.
+ * application (or several sharing a port, routed by Host).
  *
  *   GET  /_layouts/15/userphoto.aspx?size=S|M|L&accountname=|username=|url=
  *   GET  /User%20Photos/Profile%20Pictures/<account>_{S,M,L}Thumb.jpg
  *   GET  /_layouts/15/metadata/json/1		S2S metadata (no sign-in)
+ *   POST /_layouts/15/photosync/notify		the master's change notices
  *   GET  /my, /my/person.aspx?accountname=, /people
+ *   GET|POST /my/changephoto, GET /my/photochanged
  *   GET  /avatar/<hash>	Libravatar/Gravatar scheme (avatar.c)
  *   GET|POST /login, POST /logout
+ *   GET  /metrics
  *
- * Every page and photo needs a signed-in user: Basic over TLS (verified
- * once per credential and cache lifetime), or a form login with a session
- * cookie. A request for one's own photo may start a sync (sync.c) and
- * waits for it at most SYNC_WAIT_MS. Settings changed by admin commands
- * are picked up on the next request (the store's data version moves).
+ * Routing and the server's life: start, the change feed (what other
+ * processes changed is dropped from memory before a request is answered
+ * from it; settings and issuers are read again), stop. The routes live in
+ * photos.c, profile.c, signin.c, notice.c and avatar.c.
  */
 #include <event2/event.h>
 #include <signal.h>
@@ -21,8 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "account.h"
-#include "auth/auth.h"
+#include "auth/guard.h"
 #include "common/buf.h"
 #include "common/file.h"
 #include "common/log.h"
@@ -33,100 +34,68 @@
 #include "index.h"
 #include "metrics/metrics.h"
 #include "pages.h"
-#include "pki/pki.h"
 #include "portal_int.h"
 #include "s2s/s2s.h"
 #include "setup/setup.h"
+#include "store/follow.h"
+#include "store/pool.h"
 #include "work/work.h"
-#include "xfer/xfer.h"
 
-#define HTML_TYPE		"text/html; charset=utf-8"
-#define SESSION_COOKIE		"ps_session"
-#define CSRF_COOKIE		"ps_csrf"
-#define SESSION_LIFETIME	(8 * 3600)
-#define PHOTO_MAX_AGE		300
-#define PLACEHOLDER_MAX_AGE	60
+#define LIBRARY_PREFIX	"/user photos/profile pictures/"
+#define NOTIFY_PATH	"/_layouts/15/photosync/notify"
 
-static const char *const size_names = "SML";
+/* ---- answers shared by the routes ---- */
 
-/* The signed-in user of a request. */
-struct viewer {
-	struct store_user	user;
-	char			csrf[65];	/* session's, or "" (Basic) */
-	bool			basic;
-};
-
-/* ---- settings ---- */
-
-static ps_err placeholder_make(struct webapp_ctx *);
-static void placeholder_free(struct placeholder *);
-
-/*
- * Picks up what admin commands changed: settings apply to the next
- * request; a new autodiscover domain, CA file or issuer list drops what
- * was cached from the old one; new thumbnail sizes get new placeholders.
- */
 void
-portal_refresh(struct portal_srv *srv)
+reply_html(struct http_req *r, int status, struct buf *b)
 {
-	int64_t v = store_data_version(srv->ps->store);
-	uint64_t sig;
-	bool issuers_changed;
-	size_t i;
+	http_reply_header(r, "Cache-Control", "no-store");
+	http_reply_header(r, "Content-Security-Policy", "default-src 'self'; "
+	    "style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
+	    "frame-ancestors 'none'");
+	http_reply_buf(r, status, PORTAL_HTML_TYPE, b);
+}
 
-	if (v == srv->version)
-		return;
-	/* Another process changed the store: drop what was derived. */
-	index_clear(srv->index);
-	sig = issuers_signature(srv->ps->store);
-	issuers_changed = sig != srv->issuers_sig;
-	srv->issuers_sig = sig;
-	for (i = 0; i < srv->n_apps; i++) {
-		struct webapp_ctx *app = &srv->apps[i];
-		struct store_webapp w;
+void
+reply_error_page(struct http_req *r, const struct viewer *v, int status,
+    const char *message)
+{
+	struct page_viewer pv = { &v->user, v->csrf };
+	struct buf b;
 
-		if (store_webapp_get(srv->ps->store, app->w.url, &w) != PS_OK)
-			continue;
-		/* What was learnt from the old master is no longer true. */
-		if (strcmp(w.autodiscover_domain, app->w.autodiscover_domain) ||
-		    strcmp(w.ca_file, app->w.ca_file) ||
-		    w.allow_oauth_http != app->w.allow_oauth_http ||
-		    issuers_changed)
-			sync_forget(srv, w.id);
-		if ((w.size_s != app->w.size_s || w.size_m != app->w.size_m ||
-		    w.size_l != app->w.size_l) && app->http) {
-			log_info(NULL, "webapp.sizes_changed", "url=%s note=%s",
-			    log_q(w.url), log_q("new sizes apply to photos "
-			    "fetched or uploaded from now on"));
-			app->w = w;
-			placeholder_free(&app->placeholder);
-			if (placeholder_make(app) != PS_OK)
-				log_err(NULL, "webapp.placeholder_failed",
-				    "url=%s error=%s", log_q(w.url),
-				    log_q(ps_errmsg()));
-		}
-		app->w = w;
-	}
-	srv->version = v;
+	buf_init(&b, 1 << 20);
+	page_error(&b, &pv, status, message);
+	reply_html(r, status, &b);
+	buf_cleanup(&b);
+}
+
+void
+reply_busy(struct http_req *r, const char *what)
+{
+	log_warn(http_req_id(r), "serve.busy", "what=%s reason=%s",
+	    log_q(what), log_q(ps_errmsg()));
+	metrics_add("photosync_busy_total", NULL, 1);
+	http_reply_header(r, "Retry-After", "1");
+	http_reply_error(r, 503, "the server is busy; try again in a moment");
 }
 
 /* ---- placeholders ---- */
 
 static ps_err
-placeholder_make(struct webapp_ctx *app)
+placeholder_make(const int sides[3], struct placeholder *out)
 {
-	const int sides[3] = { app->w.size_s, app->w.size_m, app->w.size_l };
 	int i;
 
+	memset(out, 0, sizeof(*out));
 	for (i = 0; i < 3; i++) {
 		struct image_jpeg j = { 0 };
 		ps_err rc = image_placeholder(sides[i], &j);
 
 		if (rc != PS_OK)
 			return rc;
-		app->placeholder.data[i] = j.data;
-		app->placeholder.len[i] = j.len;
-		app->placeholder.sides[i] = sides[i];
+		out->data[i] = j.data;
+		out->len[i] = j.len;
+		out->sides[i] = sides[i];
 	}
 	return PS_OK;
 }
@@ -144,843 +113,155 @@ placeholder_free(struct placeholder *p)
 	}
 }
 
-/* ---- authentication ---- */
-
-static bool
-auth_session(struct webapp_ctx *app, struct http_req *r, struct viewer *v)
-{
-	struct store *st = app->srv->ps->store;
-	struct store_session s;
-	char cookie[129], key[65];
-
-	if (!http_req_cookie(r, SESSION_COOKIE, cookie, sizeof(cookie)))
-		return false;
-	if (index_cred_get(app->srv->index, app->w.id, cookie, &v->user,
-	    v->csrf)) {
-		explicit_bzero(cookie, sizeof(cookie));
-		return true;
-	}
-	auth_session_key(cookie, key);
-	if (store_session_get(st, key, &s) != PS_OK || s.webapp != app->w.id ||
-	    store_user_get(st, s.account, &v->user) != PS_OK) {
-		explicit_bzero(cookie, sizeof(cookie));
-		return false;
-	}
-	xfree_secret(v->user.pwhash, v->user.pwhash ? strlen(v->user.pwhash) :
-	    0);
-	v->user.pwhash = NULL;
-	str_copy(v->csrf, s.csrf, sizeof(v->csrf));
-	index_cred_put(app->srv->index, app->w.id, cookie, &v->user, v->csrf);
-	explicit_bzero(cookie, sizeof(cookie));
-	return true;
-}
-
-/* Finds a user by account or e-mail address as typed at sign-in. */
-static ps_err
-user_lookup(struct store *st, const char *name, struct store_user *u)
-{
-	char account[ACCOUNT_MAX];
-	bool is_email;
-	ps_err rc;
-
-	if ((rc = account_parse(name, account, &is_email)) != PS_OK)
-		return rc;
-	return is_email ? store_user_get_by_email(st, account, u) :
-	    store_user_get(st, account, u);
-}
-
-/* Verifies a password, once per credential and cache lifetime. */
-static bool
-password_ok(struct portal_srv *srv, const struct store_user *u,
-    const char *pw)
-{
-	int64_t now = time_now();
-
-	if (u->pwhash == NULL)
-		return false;
-	if (auth_cache_check(srv->auth_cache, u->account, pw, u->pwhash, now))
-		return true;
-	if (auth_password_verify(u->pwhash, pw) != PS_OK)
-		return false;
-	auth_cache_remember(srv->auth_cache, u->account, pw, u->pwhash, now);
-	return true;
-}
-
-static bool
-auth_basic(struct webapp_ctx *app, struct http_req *r, const char *hdr,
-    struct viewer *v)
-{
-	char *user = NULL, *pw = NULL;
-	bool ok = false;
-
-	/* Verified before: no store query, no password hashing. */
-	if (index_cred_get(app->srv->index, app->w.id, hdr, &v->user, NULL)) {
-		v->basic = true;
-		return true;
-	}
-	if (auth_basic_parse(hdr, &user, &pw) != PS_OK)
-		goto out;
-	if (user_lookup(app->srv->ps->store, user, &v->user) != PS_OK) {
-		ps_errf(PS_EAUTH, "unknown user");
-		goto out;
-	}
-	if (!password_ok(app->srv, &v->user, pw)) {
-		ps_errf(PS_EAUTH, "wrong password");
-		store_user_cleanup(&v->user);
-		goto out;
-	}
-	xfree_secret(v->user.pwhash, strlen(v->user.pwhash));
-	v->user.pwhash = NULL;
-	index_cred_put(app->srv->index, app->w.id, hdr, &v->user, NULL);
-	v->basic = true;
-	ok = true;
-out:
-	if (!ok)
-		log_info(http_req_id(r), "auth.refused", "method=basic "
-		    "user=%s reason=%s", log_q(user ? user : ""),
-		    log_q(ps_errmsg()));
-	free(user);
-	if (pw)
-		xfree_secret(pw, strlen(pw));
-	return ok;
-}
-
-static bool
-wants_html(struct http_req *r)
-{
-	const char *accept = http_req_header(r, "Accept");
-
-	return http_req_method(r) == HTTP_GET && accept &&
-	    strstr(accept, "text/html");
-}
-
-/* Authenticates, or answers (login redirect or 401) and returns false. */
-static bool
-authenticate(struct webapp_ctx *app, struct http_req *r, struct viewer *v)
-{
-	const char *hdr = http_req_header(r, "Authorization");
-
-	memset(v, 0, sizeof(*v));
-	if (hdr && str_case_prefix(hdr, "Basic ")) {
-		if (auth_basic(app, r, hdr, v))
-			goto ok;
-	} else if (auth_session(app, r, v)) {
-		goto ok;
-	}
-	if (hdr == NULL && wants_html(r)) {
-		char *enc = http_encode(http_req_path_raw(r));
-		char *loc = xasprintf("/login?ReturnUrl=%s", enc);
-
-		http_reply_header(r, "Location", loc);
-		http_reply_header(r, "Cache-Control", "no-store");
-		http_reply(r, 302, NULL, NULL, 0);
-		free(enc);
-		free(loc);
-		return false;
-	}
-	http_reply_header(r, "WWW-Authenticate",
-	    "Basic realm=\"photosync portal\", charset=\"UTF-8\"");
-	http_reply_error(r, 401, "sign in first (Basic credentials or the "
-	    "form at /login)");
-	return false;
-ok:
-	http_req_note(r, "user", v->user.account);
-	return true;
-}
-
-/* ---- photos ---- */
-
-static bool
-etag_matches(const char *inm, const char *etag)
-{
-	size_t n = strlen(etag);
-	const char *p = inm;
-
-	while (p && *p) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		if (*p == '*')
-			return true;
-		if (strncmp(p, "W/", 2) == 0)
-			p += 2;
-		if (*p == '"' && strncmp(p + 1, etag, n) == 0 &&
-		    p[n + 1] == '"')
-			return true;
-		p = strchr(p, ',');
-	}
-	return false;
-}
-
-/* Sends the stored photo of `account`, or the placeholder. */
-static void
-serve_photo(struct webapp_ctx *app, struct http_req *r, const char *account,
-    int size)
-{
-	const char *inm = http_req_header(r, "If-None-Match");
-	struct cached_photo *ph;
-	char tag[96], quoted[100], cc[64];
-
-	ph = index_photo(app->srv->index, app->srv->ps->store, app->w.id,
-	    account, (enum store_thumb_size)size);
-	if (ph == NULL) {
-		http_reply_error(r, 500, "the store failed");
-		return;
-	}
-	if (ph->data) {
-		snprintf(tag, sizeof(tag), "%s-%c", ph->etag,
-		    size_names[size]);
-		snprintf(cc, sizeof(cc), "private, max-age=%d", PHOTO_MAX_AGE);
-		http_req_note(r, "photo", ph->source);
-		metrics_add("photosync_photos_served_total", "kind=\"photo\"",
-		    1);
-	} else {
-		snprintf(tag, sizeof(tag), "placeholder-%c-%d",
-		    size_names[size], app->placeholder.sides[size]);
-		snprintf(cc, sizeof(cc), "private, max-age=%d",
-		    PLACEHOLDER_MAX_AGE);
-		http_req_note(r, "photo", "placeholder");
-		metrics_add("photosync_photos_served_total",
-		    "kind=\"placeholder\"", 1);
-	}
-	snprintf(quoted, sizeof(quoted), "\"%s\"", tag);
-	http_reply_header(r, "ETag", quoted);
-	http_reply_header(r, "Cache-Control", cc);
-	if (inm && etag_matches(inm, tag)) {
-		metrics_add("photosync_photos_revalidated_total", NULL, 1);
-		http_reply(r, 304, NULL, NULL, 0);
-		cached_photo_unref(ph);
-	} else if (ph->data) {
-		/* The index's bytes, shared: no copy. */
-		http_reply_ref(r, 200, "image/jpeg", ph->data, ph->len,
-		    cached_photo_unref, ph);
-	} else {
-		http_reply(r, 200, "image/jpeg", app->placeholder.data[size],
-		    app->placeholder.len[size]);
-		cached_photo_unref(ph);
-	}
-}
-
-/* A photo request waiting for a sync. */
-struct photo_wait {
+/* New placeholders for new sizes, drawn on a worker. */
+struct redraw {
 	struct webapp_ctx	*app;
-	struct http_req		*r;
-	char			 account[ACCOUNT_MAX];
-	int			 size;
+	int			 sides[3];
+	struct placeholder	 p;
+	ps_err			 rc;
+	char			 err[256];
 };
 
 static void
-photo_wait_done(void *arg, const struct sync_outcome *o)
+redraw_run(void *arg)
 {
-	struct photo_wait *pw = arg;
+	struct redraw *rd = arg;
 
-	(void)o;
-	serve_photo(pw->app, pw->r, pw->account, pw->size);
-	free(pw);
+	if ((rd->rc = placeholder_make(rd->sides, &rd->p)) != PS_OK)
+		str_copy(rd->err, ps_errmsg(), sizeof(rd->err));
 }
+
+static void
+redraw_done(void *arg)
+{
+	struct redraw *rd = arg;
+
+	if (rd->rc != PS_OK) {
+		log_err(NULL, "webapp.placeholder_failed", "url=%s error=%s",
+		    log_q(rd->app->w.url), log_q(rd->err));
+		placeholder_free(&rd->p);
+	} else {
+		placeholder_free(&rd->app->placeholder);
+		rd->app->placeholder = rd->p;
+	}
+	free(rd);
+}
+
+/* ---- what other processes changed ---- */
 
 /*
- * Resolves the user a photo request is about: accountname= (account,
- * claims or e-mail form), username=, or url= (a PictureURL).
+ * The web application's settings, changed by an admin command: they
+ * apply to the next request; a new autodiscover domain, CA file or OAuth
+ * setting drops what was learnt from the old master; new thumbnail sizes
+ * get new placeholders.
  */
-static ps_err
-photo_target(struct webapp_ctx *app, struct http_req *r,
-    struct store_user *u)
+static void
+webapp_apply(struct webapp_ctx *app, const struct store_webapp *w)
 {
-	struct store *st = app->srv->ps->store;
-	const char *v;
+	struct redraw *rd;
 
-	if ((v = http_req_query_ci(r, "accountname")) != NULL ||
-	    (v = http_req_query_ci(r, "username")) != NULL)
-		return index_user(app->srv->index, st, v, u);
-	if ((v = http_req_query_ci(r, "url")) != NULL) {
-		const char *slash = strrchr(v, '/');
-		char prefix[ACCOUNT_MAX], size;
-		ps_err rc;
-
-		if ((rc = account_parse_file(slash ? slash + 1 : v, prefix,
-		    &size)) != PS_OK)
-			return rc;
-		return index_user_by_prefix(app->srv->index, st, prefix, u);
+	if (strcmp(w->autodiscover_domain, app->w.autodiscover_domain) ||
+	    strcmp(w->ca_file, app->w.ca_file) ||
+	    w->allow_oauth_http != app->w.allow_oauth_http)
+		sync_forget(app->srv, w->id);
+	if ((w->size_s != app->w.size_s || w->size_m != app->w.size_m ||
+	    w->size_l != app->w.size_l) && app->http) {
+		log_info(NULL, "webapp.sizes_changed", "url=%s note=%s",
+		    log_q(w->url), log_q("new sizes apply to photos fetched or "
+		    "uploaded from now on"));
+		rd = xcalloc(1, sizeof(*rd));
+		rd->app = app;
+		rd->sides[0] = w->size_s;
+		rd->sides[1] = w->size_m;
+		rd->sides[2] = w->size_l;
+		work_submit(app->srv->pool, redraw_run, redraw_done, rd);
 	}
-	return ps_errf(PS_EINVAL, "say whose photo: accountname=, username= "
-	    "or url=");
+	app->w = *w;
 }
 
-static void
-photo_request(struct webapp_ctx *app, struct http_req *r,
-    const struct viewer *v, const struct store_user *target, int size)
-{
-	struct photo_wait *pw;
-	bool own = strcmp(v->user.account, target->account) == 0;
-
-	http_req_note(r, "account", target->account);
-	http_req_note(r, "size", (char[2]){ size_names[size], 0 });
-	/* Only the owner's request triggers, by default only the L size. */
-	if (own && (size == STORE_L || app->w.sync_any)) {
-		pw = xcalloc(1, sizeof(*pw));
-		pw->app = app;
-		pw->r = r;
-		pw->size = size;
-		str_copy(pw->account, target->account, sizeof(pw->account));
-		http_req_defer(r);
-		if (sync_request(app, target, http_req_id(r), SYNC_DEADLINE,
-		    photo_wait_done, pw) == SYNC_STARTED)
-			return;
-		free(pw);
-	}
-	serve_photo(app, r, target->account, size);
-}
-
-static void
-handle_userphoto(struct webapp_ctx *app, struct http_req *r,
-    const struct viewer *v)
-{
-	const char *sz = http_req_query_ci(r, "size");
-	struct store_user target = { 0 };
-	int size = STORE_S;
-	ps_err rc;
-
-	if (sz && sz[0] && sz[1] == '\0' && strchr("SsMmLl", sz[0]))
-		size = (int)(strchr(size_names, sz[0] & ~0x20) - size_names);
-	else if (sz && sz[0]) {
-		http_reply_error(r, 400, "size= must be S, M or L");
-		return;
-	}
-	rc = photo_target(app, r, &target);
-	if (rc == PS_EINVAL) {
-		http_reply_error(r, 400, ps_errmsg());
-		return;
-	}
-	if (rc != PS_OK) {
-		/* An unknown user gets the placeholder, as the original. */
-		serve_photo(app, r, "", size);
-		return;
-	}
-	photo_request(app, r, v, &target, size);
-	store_user_cleanup(&target);
-}
-
-static void
-handle_library(struct webapp_ctx *app, struct http_req *r,
-    const struct viewer *v, const char *file)
-{
-	struct store_user target = { 0 };
-	char prefix[ACCOUNT_MAX], size;
-
-	if (account_parse_file(file, prefix, &size) != PS_OK ||
-	    index_user_by_prefix(app->srv->index, app->srv->ps->store, prefix,
-	    &target) != PS_OK) {
-		http_reply_error(r, 404, "no such photo in the library");
-		return;
-	}
-	photo_request(app, r, v, &target, (int)(strchr(size_names, size) -
-	    size_names));
-	store_user_cleanup(&target);
-}
-
-/* ---- pages ---- */
-
-static void
-reply_html(struct http_req *r, int status, struct buf *b)
-{
-	http_reply_header(r, "Cache-Control", "no-store");
-	http_reply_header(r, "Content-Security-Policy", "default-src 'self'; "
-	    "style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
-	    "frame-ancestors 'none'");
-	http_reply_buf(r, status, HTML_TYPE, b);
-}
-
-static void
-handle_error_page(struct http_req *r, const struct viewer *v, int status,
-    const char *message)
-{
-	struct page_viewer pv = { &v->user, v->csrf };
-	struct buf b;
-
-	buf_init(&b, 1 << 20);
-	page_error(&b, &pv, status, message);
-	reply_html(r, status, &b);
-	buf_cleanup(&b);
-}
-
-/* A short tag of the user's current photo, for cache-busting URLs. */
-static void
-photo_tag(struct webapp_ctx *app, const char *account, char tag[16])
-{
-	char etag[64];
-
-	tag[0] = '\0';
-	if (store_thumb_etag(app->srv->ps->store, app->w.id, account, etag) ==
-	    PS_OK)
-		str_copy(tag, etag, 13);
-}
-
-static void
-handle_my(struct webapp_ctx *app, struct http_req *r, const struct viewer *v)
-{
-	struct page_viewer pv = { &v->user, v->csrf };
-	struct store_thumb t = { 0 };
-	struct store_sync s;
-	const char *changed = http_req_query(r, "changed");
-	char tag[16];
-	struct buf b;
-	bool has;
-
-	store_sync_get(app->srv->ps->store, app->w.id, v->user.account, &s);
-	has = store_thumb_get(app->srv->ps->store, app->w.id, v->user.account,
-	    STORE_S, &t) == PS_OK;
-	photo_tag(app, v->user.account, tag);
-	buf_init(&b, 1 << 20);
-	page_my(&b, &pv, &s, has ? t.source : NULL, tag, changed ?
-	    "Your photo was changed." : NULL);
-	reply_html(r, 200, &b);
-	buf_cleanup(&b);
-	store_thumb_cleanup(&t);
-}
-
-/* ---- changing one's photo ---- */
-
-/* A change-photo request waiting for Autodiscover or a render. */
-struct change {
-	struct webapp_ctx	*app;
-	struct http_req		*r;
-	struct store_user	 user;		/* pwhash not kept */
-	char			 csrf[65];
-	bool			 basic;
-	bool			 post;
-	/* the upload, rendered on a worker */
-	unsigned char		*upload;
-	size_t			 upload_len;
-	struct image_jpeg	 out[4];	/* S, M, L, high resolution */
-	ps_err			 render_rc;
-	char			 render_err[256];
-};
-
-static struct change *
-change_new(struct webapp_ctx *app, struct http_req *r, const struct viewer *v)
-{
-	struct change *c = xcalloc(1, sizeof(*c));
-
-	c->app = app;
-	c->r = r;
-	c->user = v->user;
-	c->user.pwhash = NULL;
-	str_copy(c->csrf, v->csrf, sizeof(c->csrf));
-	c->basic = v->basic;
-	c->post = http_req_method(r) == HTTP_POST;
-	return c;
-}
-
-static void
-change_free(struct change *c)
-{
-	int i;
-
-	for (i = 0; i < 4; i++)
-		image_jpeg_free(&c->out[i]);
-	free(c->upload);
-	free(c);
-}
-
-static void
-upload_page(struct change *c, int status, const char *managed_url,
-    const char *error)
-{
-	struct page_viewer pv = { &c->user, c->csrf };
-	char tag[16];
-	struct buf b;
-
-	if (c->basic && c->post) {
-		/* Scripts get the reason in plain words. */
-		if (error)
-			http_reply_error(c->r, status, error);
-		else
-			http_reply(c->r, status, "text/plain; charset=utf-8",
-			    "stored\n", 7);
-		return;
-	}
-	photo_tag(c->app, c->user.account, tag);
-	buf_init(&b, 1 << 20);
-	page_upload(&b, &pv, tag, managed_url, error);
-	reply_html(c->r, status, &b);
-	buf_cleanup(&b);
-}
-
-static void
-upload_render(void *arg)
-{
-	struct change *c = arg;
-	const struct store_webapp *w = &c->app->w;
-	const int sides[4] = { w->size_s, w->size_m, w->size_l,
-	    PORTAL_HR_SIDE };
-
-	c->render_rc = image_render(c->upload, c->upload_len,
-	    &image_default_limits, sides, 4, c->out, NULL);
-	if (c->render_rc != PS_OK)
-		str_copy(c->render_err, ps_errmsg(), sizeof(c->render_err));
-}
-
-static void
-upload_rendered(void *arg)
-{
-	struct change *c = arg;
-	const unsigned char *data[4];
-	size_t len[4];
-	unsigned char rnd[16];
-	char etag[33];
-	int i;
-
-	if (c->render_rc != PS_OK) {
-		log_info(http_req_id(c->r), "photo.upload_refused", "account=%s "
-		    "reason=%s", log_q(c->user.account), log_q(c->render_err));
-		upload_page(c, c->render_rc == PS_ELIMIT ? 413 : 415, NULL,
-		    c->render_err);
-		change_free(c);
-		return;
-	}
-	for (i = 0; i < 4; i++) {
-		data[i] = c->out[i].data;
-		len[i] = c->out[i].len;
-	}
-	rand_bytes(rnd, sizeof(rnd));
-	hex_encode(rnd, sizeof(rnd), etag);
-	if (store_thumb_put(c->app->srv->ps->store, c->app->w.id,
-	    c->user.account, "local", etag, data, len) != PS_OK) {
-		upload_page(c, 500, NULL, "The photo could not be stored.");
-		change_free(c);
-		return;
-	}
-	index_photo_forget(c->app->srv->index, c->app->w.id, c->user.account);
-	log_info(http_req_id(c->r), "photo.uploaded", "account=%s etag=%s "
-	    "bytes=%zu", log_q(c->user.account), etag, c->upload_len);
-	if (c->basic) {
-		upload_page(c, 200, NULL, NULL);
-	} else {
-		http_reply_header(c->r, "Location", "/my?changed=1");
-		http_reply(c->r, 303, NULL, NULL, 0);
-	}
-	change_free(c);
-}
-
-/* Takes the uploaded file and renders it off the loop. */
-static void
-upload_start(struct change *c)
-{
-	struct http_part part;
-	const char *body;
-	size_t len;
-	ps_err rc;
-
-	body = http_req_body(c->r, &len);
-	rc = http_multipart_field(http_req_header(c->r, "Content-Type"), body,
-	    len, "photo", &part);
-	if (rc != PS_OK || part.len == 0) {
-		upload_page(c, 400, NULL, rc == PS_EINVAL ? ps_errmsg() :
-		    "Choose a photo first.");
-		change_free(c);
-		return;
-	}
-	c->upload = xmalloc(part.len);
-	memcpy(c->upload, part.data, part.len);
-	c->upload_len = part.len;
-	work_submit(c->app->srv->pool, upload_render, upload_rendered, c);
-}
-
-static void
-change_discovered(void *arg, int has_mailbox, const char *ecp_url,
-    const char *reason)
-{
-	struct change *c = arg;
-	char *back, *enc, *loc, msg[600];
-
-	if (has_mailbox == 1 && c->post) {
-		log_info(http_req_id(c->r), "photo.upload_refused", "account=%s "
-		    "reason=%s", log_q(c->user.account),
-		    log_q("managed by the mail server"));
-		upload_page(c, 409, ecp_url, "Your photo is managed by the "
-		    "mail server; change it there.");
-	} else if (has_mailbox == 1) {
-		/* Off to the mail server's page, with the way back. */
-		back = xasprintf("%s/my/photochanged", c->app->base_url);
-		enc = http_encode(back);
-		loc = xasprintf("%s%sreturnUrl=%s", ecp_url,
-		    strchr(ecp_url, '?') ? "&" : "?", enc);
-		log_info(http_req_id(c->r), "photo.change_redirect",
-		    "account=%s to=%s", log_q(c->user.account), log_q(ecp_url));
-		http_reply_header(c->r, "Location", loc);
-		http_reply_header(c->r, "Cache-Control", "no-store");
-		http_reply(c->r, 302, NULL, NULL, 0);
-		free(back);
-		free(enc);
-		free(loc);
-	} else if (has_mailbox == 0) {
-		if (c->post) {
-			upload_start(c);
-			return;
-		}
-		upload_page(c, 200, NULL, NULL);
-	} else {
-		snprintf(msg, sizeof(msg), "The mail server could not be "
-		    "asked where your photo is managed (%s). Try again later.",
-		    reason ? reason : "no answer");
-		upload_page(c, 503, NULL, msg);
-	}
-	change_free(c);
-}
-
-static void
-handle_changephoto(struct webapp_ctx *app, struct http_req *r,
-    const struct viewer *v)
-{
-	struct change *c = change_new(app, r, v);
-
-	http_req_defer(r);
-	if (c->post && !c->basic) {
-		struct http_part part;
-		const char *body;
-		size_t len;
-
-		/* A browser's form must carry the session's CSRF token. */
-		body = http_req_body(r, &len);
-		if (http_multipart_field(http_req_header(r, "Content-Type"),
-		    body, len, "csrf", &part) != PS_OK ||
-		    part.len != strlen(v->csrf) || part.len == 0 ||
-		    !str_ct_eq(part.data, v->csrf, part.len)) {
-			upload_page(c, 400, NULL, "The form expired. Please "
-			    "choose the photo again.");
-			change_free(c);
-			return;
-		}
-	}
-	if (!app->w.photo_import) {
-		/* The local library is authoritative. */
-		if (c->post) {
-			upload_start(c);
-		} else {
-			upload_page(c, 200, NULL, NULL);
-			change_free(c);
-		}
-		return;
-	}
-	sync_discover(app, &c->user, http_req_id(r), change_discovered, c);
-}
-
-/* Back from the mail server's page: fetch the new photo at once. */
-struct back {
-	struct http_req	*r;
-};
-
-static void
-back_synced(void *arg, const struct sync_outcome *o)
-{
-	struct back *bk = arg;
-
-	(void)o;
-	http_reply_header(bk->r, "Location", "/my?changed=1");
-	http_reply_header(bk->r, "Cache-Control", "no-store");
-	http_reply(bk->r, 303, NULL, NULL, 0);
-	free(bk);
-}
-
-static void
-handle_photochanged(struct webapp_ctx *app, struct http_req *r,
-    const struct viewer *v)
-{
-	struct back *bk = xcalloc(1, sizeof(*bk));
-
-	bk->r = r;
-	http_req_defer(r);
-	log_info(http_req_id(r), "photo.changed_at_master", "account=%s",
-	    log_q(v->user.account));
-	if (sync_request(app, &v->user, http_req_id(r), SYNC_FORCE |
-	    SYNC_DEADLINE, back_synced, bk) != SYNC_STARTED)
-		back_synced(bk, NULL);
-}
-
-static void
-handle_person(struct webapp_ctx *app, struct http_req *r,
-    const struct viewer *v)
-{
-	struct page_viewer pv = { &v->user, v->csrf };
-	const char *who = http_req_query_ci(r, "accountname");
-	struct store_user u = { 0 };
-	char tag[16];
-	struct buf b;
-
-	if (who == NULL || user_lookup(app->srv->ps->store, who, &u) !=
-	    PS_OK) {
-		handle_error_page(r, v, 404, "There is no such person.");
-		return;
-	}
-	photo_tag(app, u.account, tag);
-	buf_init(&b, 1 << 20);
-	page_person(&b, &pv, &u, tag);
-	reply_html(r, 200, &b);
-	buf_cleanup(&b);
-	store_user_cleanup(&u);
-}
-
-struct user_list {
-	struct store_user	*u;
+/* What a batch of changes made stale, read again on the read lane. */
+struct reread {
+	bool			 webapps_read, issuers_read;
+	struct store_webapp	*w;
 	size_t			 n;
+	struct portal_issuers	 issuers;
 };
 
 static ps_err
-collect_user(void *arg, const struct store_user *u)
+collect_webapp(void *arg, const struct store_webapp *w)
 {
-	struct user_list *l = arg;
+	struct reread *rr = arg;
 
-	l->u = xrealloc(l->u, (l->n + 1) * sizeof(*l->u));
-	l->u[l->n] = *u;
-	l->u[l->n].pwhash = NULL;
-	l->n++;
+	rr->w = xrealloc(rr->w, (rr->n + 1) * sizeof(*rr->w));
+	rr->w[rr->n++] = *w;
 	return PS_OK;
 }
 
-static void
-handle_people(struct webapp_ctx *app, struct http_req *r,
-    const struct viewer *v)
+static void *
+feed_reread(struct store *st, const struct store_change *c, size_t n,
+    bool lost)
 {
-	struct page_viewer pv = { &v->user, v->csrf };
-	struct user_list l = { 0 };
-	char (*tags)[16];
-	struct buf b;
+	struct reread *rr = xcalloc(1, sizeof(*rr));
+	bool webapps = lost, issuers = lost;
 	size_t i;
 
-	store_user_each(app->srv->ps->store, collect_user, &l);
-	tags = xcalloc(l.n + 1, sizeof(*tags));
-	for (i = 0; i < l.n; i++)
-		photo_tag(app, l.u[i].account, tags[i]);
-	buf_init(&b, 16 << 20);
-	page_people(&b, &pv, l.u, (const char (*)[16])tags, l.n);
-	reply_html(r, 200, &b);
-	buf_cleanup(&b);
-	free(tags);
-	free(l.u);
-}
-
-/* ---- sign-in ---- */
-
-static bool
-local_path(const char *p)
-{
-	return p && p[0] == '/' && p[1] != '/' && p[1] != '\\' &&
-	    strpbrk(p, "\r\n") == NULL;
-}
-
-static void
-login_form(struct http_req *r, const char *return_url, const char *error,
-    int status)
-{
-	unsigned char rnd[16];
-	char csrf[33], cookie[128];
-	struct buf b;
-
-	rand_bytes(rnd, sizeof(rnd));
-	hex_encode(rnd, sizeof(rnd), csrf);
-	snprintf(cookie, sizeof(cookie), "%s=%s; Path=/login; HttpOnly; "
-	    "Secure; SameSite=Strict", CSRF_COOKIE, csrf);
-	http_reply_header(r, "Set-Cookie", cookie);
-	buf_init(&b, 1 << 20);
-	page_login(&b, csrf, local_path(return_url) ? return_url : "/my",
-	    error);
-	reply_html(r, status, &b);
-	buf_cleanup(&b);
+	for (i = 0; i < n; i++) {
+		webapps |= c[i].kind == STORE_CHANGE_WEBAPP;
+		issuers |= c[i].kind == STORE_CHANGE_ISSUER;
+	}
+	if (webapps) {
+		if (store_webapp_each(st, collect_webapp, rr) == PS_OK)
+			rr->webapps_read = true;
+		else
+			log_err(NULL, "webapp.reload_failed", "error=%s",
+			    log_q(ps_errmsg()));
+	}
+	if (issuers) {
+		if (portal_issuers_load(st, &rr->issuers) == PS_OK)
+			rr->issuers_read = true;
+		else
+			log_err(NULL, "issuer.reload_failed", "error=%s",
+			    log_q(ps_errmsg()));
+	}
+	return rr;
 }
 
 static void
-handle_login(struct webapp_ctx *app, struct http_req *r)
+feed_apply(void *arg, const struct store_change *c, size_t n, bool lost,
+    void *reread)
 {
-	struct portal_srv *srv = app->srv;
-	const char *body = http_req_body(r, NULL);
-	char *account = NULL, *pw = NULL, *csrf = NULL, *ret = NULL;
-	char want[65], cookie[65], key[65], hdr[256];
-	unsigned char rnd[32];
-	struct store_user u = { 0 };
-	struct store_session s = { 0 };
+	struct portal_srv *srv = arg;
+	struct reread *rr = reread;
+	size_t i, j;
 
-	if (http_req_method(r) != HTTP_POST) {
-		login_form(r, http_req_query_ci(r, "ReturnUrl"), NULL, 200);
+	if (lost) {
+		index_clear(srv->index);
+		sync_clear(srv);
+	}
+	for (i = 0; i < n; i++) {
+		index_changed(srv->index, &c[i]);
+		sync_changed(srv, &c[i]);
+	}
+	if (rr == NULL)
 		return;
+	for (i = 0; rr->webapps_read && i < rr->n; i++)
+		for (j = 0; j < srv->n_apps; j++)
+			if (srv->apps[j].w.id == rr->w[i].id)
+				webapp_apply(&srv->apps[j], &rr->w[i]);
+	if (rr->issuers_read) {
+		/* Tokens and answers learnt under the old issuers go too. */
+		portal_issuers_cleanup(&srv->issuers);
+		srv->issuers = rr->issuers;
+		for (i = 0; i < srv->n_apps; i++)
+			sync_forget(srv, srv->apps[i].w.id);
+	} else {
+		portal_issuers_cleanup(&rr->issuers);
 	}
-	account = http_form_value(body, "account");
-	pw = http_form_value(body, "password");
-	csrf = http_form_value(body, "csrf");
-	ret = http_form_value(body, "ReturnUrl");
-	/* Double-submit: the form's token must match its cookie. */
-	if (csrf == NULL || !http_req_cookie(r, CSRF_COOKIE, want,
-	    sizeof(want)) || strlen(csrf) != strlen(want) ||
-	    !str_ct_eq(csrf, want, strlen(want))) {
-		login_form(r, ret, "The form expired. Please sign in again.",
-		    400);
-		goto out;
-	}
-	if (account == NULL || pw == NULL ||
-	    user_lookup(srv->ps->store, account, &u) != PS_OK ||
-	    !password_ok(srv, &u, pw)) {
-		log_info(http_req_id(r), "auth.refused", "method=form user=%s",
-		    log_q(account ? account : ""));
-		login_form(r, ret, "The account or the password is wrong.",
-		    401);
-		goto out;
-	}
-	rand_bytes(rnd, sizeof(rnd));
-	hex_encode(rnd, sizeof(rnd), cookie);
-	auth_session_key(cookie, key);
-	str_copy(s.account, u.account, sizeof(s.account));
-	s.webapp = app->w.id;
-	rand_bytes(rnd, sizeof(rnd));
-	hex_encode(rnd, sizeof(rnd), s.csrf);
-	s.expires = time_now() + SESSION_LIFETIME;
-	if (store_session_put(srv->ps->store, key, &s) != PS_OK) {
-		http_reply_error(r, 500, "the store failed");
-		goto out;
-	}
-	log_info(http_req_id(r), "auth.session_started", "user=%s",
-	    log_q(u.account));
-	snprintf(hdr, sizeof(hdr), "%s=%s; Path=/; HttpOnly; Secure; "
-	    "SameSite=Lax; Max-Age=%d", SESSION_COOKIE, cookie,
-	    SESSION_LIFETIME);
-	http_reply_header(r, "Set-Cookie", hdr);
-	http_reply_header(r, "Location", local_path(ret) ? ret : "/my");
-	http_reply(r, 303, NULL, NULL, 0);
-	explicit_bzero(cookie, sizeof(cookie));
-out:
-	free(account);
-	if (pw)
-		xfree_secret(pw, strlen(pw));
-	free(csrf);
-	free(ret);
-	store_user_cleanup(&u);
+	free(rr->w);
+	free(rr);
 }
 
-static void
-handle_logout(struct webapp_ctx *app, struct http_req *r,
-    const struct viewer *v)
-{
-	char *csrf = http_form_value(http_req_body(r, NULL), "csrf");
-	char cookie[129], key[65];
-
-	if (http_req_method(r) != HTTP_POST || v->basic || csrf == NULL ||
-	    strlen(csrf) != strlen(v->csrf) ||
-	    !str_ct_eq(csrf, v->csrf, strlen(v->csrf))) {
-		free(csrf);
-		handle_error_page(r, v, 400, "Sign out with the button on the "
-		    "page.");
-		return;
-	}
-	free(csrf);
-	if (http_req_cookie(r, SESSION_COOKIE, cookie, sizeof(cookie))) {
-		auth_session_key(cookie, key);
-		store_session_remove(app->srv->ps->store, key);
-		index_cred_forget(app->srv->index, app->w.id, cookie);
-		explicit_bzero(cookie, sizeof(cookie));
-	}
-	http_reply_header(r, "Set-Cookie", SESSION_COOKIE "=; Path=/; "
-	    "HttpOnly; Secure; SameSite=Lax; Max-Age=0");
-	http_reply_header(r, "Location", "/login");
-	http_reply(r, 303, NULL, NULL, 0);
-}
+static const struct store_follow_ops feed_ops = { feed_reread, feed_apply };
 
 /* ---- routing ---- */
 
@@ -1001,137 +282,61 @@ handle_metadata(struct webapp_ctx *app, struct http_req *r)
 	buf_cleanup(&out);
 }
 
-#define LIBRARY_PREFIX "/user photos/profile pictures/"
-#define NOTIFY_PATH "/_layouts/15/photosync/notify"
-
-struct issuer_list {
-	struct s2s_metadata	*md;
-	size_t			 n;
-};
-
-static ps_err
-collect_issuer(void *arg, const struct store_issuer *is)
-{
-	struct issuer_list *l = arg;
-	struct s2s_metadata md;
-
-	if (s2s_metadata_parse(is->metadata, strlen(is->metadata), &md) !=
-	    PS_OK)
-		return PS_OK;
-	l->md = xrealloc(l->md, (l->n + 1) * sizeof(*l->md));
-	l->md[l->n++] = md;
-	return PS_OK;
-}
-
-/* Validates a bearer token from a trusted issuer (app-only is fine). */
-static ps_err
-issuer_token_ok(struct webapp_ctx *app, const char *token,
-    struct s2s_identity *id)
-{
-	struct issuer_list l = { 0 };
-	struct s2s_partner *p;
-	struct s2s_expect ex = {
-		.client_id = S2S_SHAREPOINT_ID,
-		.host = app->w.host,
-		.port = app->port,
-		.realm = app->w.realm,
-		.now = time_now(),
-	};
-	size_t i;
-	ps_err rc;
-
-	store_issuer_each(app->srv->ps->store, collect_issuer, &l);
-	p = xcalloc(l.n + 1, sizeof(*p));
-	for (i = 0; i < l.n; i++) {
-		p[i].issuer = l.md[i].issuer;
-		p[i].realm = l.md[i].realm;
-		p[i].certs = l.md[i].certs;
-		p[i].n_certs = l.md[i].n_certs;
-	}
-	rc = s2s_token_validate(token, &ex, p, l.n, id);
-	for (i = 0; i < l.n; i++)
-		s2s_metadata_cleanup(&l.md[i]);
-	free(l.md);
-	free(p);
-	return rc;
-}
-
-static void
-notify_synced(void *arg, const struct sync_outcome *o)
-{
-	(void)arg;
-	(void)o;
-}
-
-/*
- * A change notice from the master: the user's photo changed there. The
- * cached photo is marked stale and fetched again in the background, so
- * the change shows everywhere within seconds.
- */
-static void
-handle_notify(struct webapp_ctx *app, struct http_req *r)
-{
-	struct store *st = app->srv->ps->store;
-	const char *auth = http_req_header(r, "Authorization");
-	struct s2s_identity id;
-	struct store_user u = { 0 };
-	struct store_sync state;
-	char *email = NULL;
-
-	if (http_req_method(r) != HTTP_POST) {
-		http_reply_header(r, "Allow", "POST");
-		http_reply_error(r, 405, "notifications are POSTed");
-		return;
-	}
-	if (auth == NULL || !str_case_prefix(auth, "Bearer ") ||
-	    issuer_token_ok(app, auth + 7, &id) != PS_OK) {
-		log_info(http_req_id(r), "notify.refused", "reason=%s",
-		    log_q(auth ? ps_errmsg() : "no token"));
-		http_reply_header(r, "WWW-Authenticate", "Bearer realm=\"\"");
-		http_reply_error(r, 401, "a trusted issuer's token is needed");
-		metrics_add("photosync_notifications_received_total",
-		    "result=\"refused\"", 1);
-		return;
-	}
-	if (!app->w.notifications) {
-		http_reply_error(r, 403, "change notifications are off for "
-		    "this web application");
-		metrics_add("photosync_notifications_received_total",
-		    "result=\"off\"", 1);
-		return;
-	}
-	email = http_form_value(http_req_body(r, NULL), "email");
-	if (email == NULL || !email_valid(email) ||
-	    store_user_get_by_email(st, email, &u) != PS_OK) {
-		http_reply_error(r, 404, "no such user here");
-		metrics_add("photosync_notifications_received_total",
-		    "result=\"unknown_user\"", 1);
-		free(email);
-		return;
-	}
-	/* Stale now: neither window may hold the next sync back. */
-	store_sync_get(st, app->w.id, u.account, &state);
-	state.last_success = 0;
-	state.last_error = 0;
-	store_sync_put(st, app->w.id, u.account, &state);
-	log_info(http_req_id(r), "notify.received", "issuer=%s account=%s",
-	    log_q(id.partner), log_q(u.account));
-	metrics_add("photosync_notifications_received_total",
-	    "result=\"accepted\"", 1);
-	sync_request(app, &u, http_req_id(r), SYNC_FORCE, notify_synced,
-	    NULL);
-	http_reply(r, 202, "text/plain; charset=utf-8", "accepted\n", 9);
-	free(email);
-	store_user_cleanup(&u);
-}
-
 /* Prometheus metrics, to the addresses --metrics-allow names. */
 static void
 handle_metrics(struct webapp_ctx *app, struct http_req *r)
 {
+	struct portal_srv *srv = app->srv;
+
 	metrics_set("photosync_sync_in_flight", NULL,
-	    (double)sync_in_flight(app->srv));
-	http_reply_metrics(r, app->srv->metrics_acl);
+	    (double)sync_in_flight(srv));
+	metrics_set("photosync_store_queued", NULL,
+	    (double)store_pool_pending(srv->store));
+	metrics_set("photosync_image_queued", NULL,
+	    (double)work_pending(srv->pool));
+	metrics_set("photosync_auth_pending", NULL,
+	    (double)auth_guard_pending(srv->guard));
+	metrics_set("photosync_auth_throttled", NULL,
+	    (double)auth_guard_throttled(srv->guard));
+	http_reply_metrics(r, srv->metrics_acl);
+}
+
+static void
+avatar_signed_in(struct webapp_ctx *app, struct http_req *r,
+    const struct viewer *v)
+{
+	(void)v;
+	avatar_handle(app, r);
+}
+
+/* The routes behind the sign-in. */
+static void
+route_signed_in(struct webapp_ctx *app, struct http_req *r,
+    const struct viewer *v)
+{
+	const char *path = http_req_path(r);
+
+	if (strcmp(path, "/_layouts/15/userphoto.aspx") == 0)
+		photos_userphoto(app, r, v);
+	else if (strncmp(path, LIBRARY_PREFIX, strlen(LIBRARY_PREFIX)) == 0)
+		photos_library(app, r, v);
+	else if (strcmp(path, "/logout") == 0)
+		signin_logout(app, r, v);
+	else if (strcmp(path, "/my/changephoto") == 0)
+		profile_changephoto(app, r, v);
+	else if (http_req_method(r) == HTTP_POST)
+		http_reply_error(r, 405, "method not allowed");
+	else if (strcmp(path, "/my") == 0 || strcmp(path, "/") == 0 ||
+	    strcmp(path, "/my/") == 0)
+		profile_my(app, r, v);
+	else if (strcmp(path, "/my/person.aspx") == 0)
+		profile_person(app, r, v);
+	else if (strcmp(path, "/people") == 0)
+		profile_people(app, r, v);
+	else if (strcmp(path, "/my/photochanged") == 0)
+		profile_photochanged(app, r, v);
+	else
+		reply_error_page(r, v, 404, "There is no such page.");
 }
 
 /*
@@ -1167,14 +372,11 @@ route_host(struct webapp_ctx *listener, struct http_req *r)
 }
 
 static void
-handle(struct http_req *r, void *arg)
+route(struct webapp_ctx *app, struct http_req *r)
 {
-	struct webapp_ctx *app = route_host(arg, r);
 	const char *path = http_req_path(r);
 	enum http_method m = http_req_method(r);
-	struct viewer v;
 
-	portal_refresh(app->srv);
 	if (strcmp(path, "/_layouts/15/metadata/json/1") == 0) {
 		http_req_set_route(r, "metadata");
 		handle_metadata(app, r);
@@ -1187,12 +389,12 @@ handle(struct http_req *r, void *arg)
 	}
 	if (strcmp(path, NOTIFY_PATH) == 0) {
 		http_req_set_route(r, "notify");
-		handle_notify(app, r);
+		notice_receive(app, r);
 		return;
 	}
 	if (strcmp(path, "/login") == 0) {
 		http_req_set_route(r, "login");
-		handle_login(app, r);
+		signin_login(app, r);
 		return;
 	}
 	if (m != HTTP_GET && m != HTTP_HEAD && m != HTTP_POST) {
@@ -1202,12 +404,10 @@ handle(struct http_req *r, void *arg)
 	if (strncmp(path, "/avatar/", 8) == 0) {
 		/* Avatars: anyone, or signed-in users (avatar_anyone). */
 		http_req_set_route(r, "avatar");
-		if (!app->w.avatar_anyone) {
-			if (!authenticate(app, r, &v))
-				return;
-			store_user_cleanup(&v.user);
-		}
-		avatar_handle(app, r);
+		if (app->w.avatar_anyone)
+			avatar_handle(app, r);
+		else
+			signin_request(app, r, avatar_signed_in);
 		return;
 	}
 	if (strcmp(path, "/_layouts/15/userphoto.aspx") == 0)
@@ -1216,31 +416,40 @@ handle(struct http_req *r, void *arg)
 		http_req_set_route(r, "library");
 	else
 		http_req_set_route(r, "page");
-	if (!authenticate(app, r, &v))
+	signin_request(app, r, route_signed_in);
+}
+
+/* A request that waited for the change feed to be read. */
+struct feed_wait {
+	struct webapp_ctx	*app;
+	struct http_req		*r;
+};
+
+static void
+feed_resume(void *arg)
+{
+	struct feed_wait *fw = arg;
+
+	route(fw->app, fw->r);
+	free(fw);
+}
+
+static void
+handle(struct http_req *r, void *arg)
+{
+	struct webapp_ctx *app = route_host(arg, r);
+	struct feed_wait *fw;
+
+	/* What other processes changed is applied before memory answers. */
+	if (store_follower_current(app->srv->follower)) {
+		route(app, r);
 		return;
-	if (strcmp(path, "/_layouts/15/userphoto.aspx") == 0)
-		handle_userphoto(app, r, &v);
-	else if (strncmp(path, LIBRARY_PREFIX, strlen(LIBRARY_PREFIX)) == 0)
-		handle_library(app, r, &v, http_req_path_raw(r) +
-		    strlen(LIBRARY_PREFIX));
-	else if (strcmp(path, "/logout") == 0)
-		handle_logout(app, r, &v);
-	else if (strcmp(path, "/my/changephoto") == 0)
-		handle_changephoto(app, r, &v);
-	else if (m == HTTP_POST)
-		http_reply_error(r, 405, "method not allowed");
-	else if (strcmp(path, "/my") == 0 || strcmp(path, "/") == 0 ||
-	    strcmp(path, "/my/") == 0)
-		handle_my(app, r, &v);
-	else if (strcmp(path, "/my/person.aspx") == 0)
-		handle_person(app, r, &v);
-	else if (strcmp(path, "/people") == 0)
-		handle_people(app, r, &v);
-	else if (strcmp(path, "/my/photochanged") == 0)
-		handle_photochanged(app, r, &v);
-	else
-		handle_error_page(r, &v, 404, "There is no such page.");
-	store_user_cleanup(&v.user);
+	}
+	fw = xcalloc(1, sizeof(*fw));
+	fw->app = app;
+	fw->r = r;
+	http_req_defer(r);
+	store_follower_wait(app->srv->follower, feed_resume, fw);
 }
 
 /* ---- start and stop ---- */
@@ -1257,6 +466,7 @@ app_listen(struct webapp_ctx *app, const char *listen_host)
 	    "tls-key");
 	char *tcert = portal_webapp_path(app->srv->ps->dir, app->w.id,
 	    "tls-cert");
+	const int sides[3] = { app->w.size_s, app->w.size_m, app->w.size_l };
 	struct webapp_ctx *owner = NULL;
 	ps_err rc;
 	size_t i;
@@ -1265,8 +475,9 @@ app_listen(struct webapp_ctx *app, const char *listen_host)
 		if (app->srv->apps[i].http &&
 		    app->srv->apps[i].w.port == app->w.port)
 			owner = &app->srv->apps[i];
+	/* Not serving yet: the placeholders may be drawn here. */
 	if ((rc = http_tls_new(tcert, tkey, &app->tls)) != PS_OK ||
-	    (rc = placeholder_make(app)) != PS_OK)
+	    (rc = placeholder_make(sides, &app->placeholder)) != PS_OK)
 		goto out;
 	if (owner) {
 		http_tls_add_sni(owner->tls, app->w.host, app->tls);
@@ -1309,18 +520,28 @@ ps_err
 portal_serve(struct portal_state *ps, const char *listen_host,
     const char *port_file, const char *metrics_allow)
 {
-	struct portal_srv srv;
+	struct portal_srv srv = { 0 };
 	struct http_signals *sigs = NULL;
+	char *db = file_join(ps->dir, PORTAL_DB);
 	struct buf ports;
+	int64_t head = 0;
 	size_t i;
 	ps_err rc;
 
 	signal(SIGPIPE, SIG_IGN);
 	buf_init(&ports, 4096);
-	if ((rc = portal_srv_init(&srv, ps, NULL)) != PS_OK ||
+	/* The feed's head first: nothing committed after it is missed. */
+	if ((rc = store_feed_head(ps->store, &head)) != PS_OK ||
+	    (rc = portal_srv_init(&srv, ps, NULL)) != PS_OK ||
 	    (rc = metrics_acl_parse(metrics_allow, &srv.metrics_acl)) !=
 	    PS_OK)
 		goto out;
+	if ((srv.guard = auth_guard_new(srv.base, NULL)) == NULL) {
+		rc = PS_EIO;
+		goto out;
+	}
+	srv.follower = store_follower_new(srv.base, srv.store, db, head,
+	    &feed_ops, &srv);
 	for (i = 0; i < srv.n_apps; i++) {
 		if ((rc = app_listen(&srv.apps[i], listen_host)) != PS_OK)
 			goto out;
@@ -1343,9 +564,12 @@ out:
 	}
 	for (i = 0; i < srv.n_apps; i++)
 		app_unlisten(&srv.apps[i]);
+	store_follower_free(srv.follower);
+	auth_guard_free(srv.guard);
 	metrics_acl_free(srv.metrics_acl);
 	avatar_shutdown();
 	portal_srv_cleanup(&srv);
 	buf_cleanup(&ports);
+	free(db);
 	return rc;
 }

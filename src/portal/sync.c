@@ -9,14 +9,22 @@
  *
  * Single-flight per user and web application: requests arriving while a
  * sync runs wait for it, each at most SYNC_WAIT_MS, then get what is
- * stored while the sync finishes. Everything runs on the event loop except
- * the image work; the loop never waits on the network or an image.
+ * stored while the sync finishes. Nothing here waits: transfers run on
+ * the loop through libcurl's multi interface, images on the workers, and
+ * the store on its lanes. The sync state of recent users is kept in
+ * memory (a miss is read on the read lane), written through on the write
+ * lane; when a write fails (a full disk), memory keeps the new state, so
+ * the windows still hold. Autodiscover answers and S2S tokens are kept
+ * in bounded maps with constant-time lookups.
  */
 #include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
+#include "common/lru.h"
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "exchange/autodiscover.h"
@@ -25,8 +33,7 @@
 #include "index.h"
 #include "metrics/metrics.h"
 #include "portal_int.h"
-#include "s2s/s2s.h"
-#include "setup/setup.h"
+#include "store/pool.h"
 #include "token.h"
 #include "work/work.h"
 #include "xfer/xfer.h"
@@ -35,15 +42,21 @@
 #define SYNC_MAX_PHOTO		(8u * 1024 * 1024)
 #define SYNC_MAX_XML		(512u * 1024)
 #define AD_CACHE_TTL		3600
+#define AD_CACHE_MAX		65536	/* entries */
+#define STATES_MAX		65536	/* entries */
 
 /* What Autodiscover said about one address, kept AD_CACHE_TTL seconds. */
-struct ad_cache_entry {
-	struct ad_cache_entry	*next;
-	int64_t			 webapp;
-	char			 email[256];
-	char			*photos_url;
-	char			*ecp_photo_url;
-	int64_t			 expires;
+struct ad_entry {
+	uint64_t	 gen;		/* the web application's caches_gen */
+	int64_t		 expires;
+	char		*photos_url;
+	char		*ecp_photo_url;
+};
+
+/* A user's sync state, as the store has it (or will: unsaved). */
+struct sync_entry {
+	struct store_sync	s;
+	bool			have_master_photo;
 };
 
 struct sync_waiter {
@@ -53,6 +66,9 @@ struct sync_waiter {
 	sync_wait_fn		 fn;
 	void			*arg;
 };
+
+/* What a job writes when it ends. */
+enum job_write { WRITE_STATE, WRITE_PHOTO, WRITE_REMOVE };
 
 struct sync_job {
 	struct sync_job		*next;
@@ -66,7 +82,6 @@ struct sync_job {
 	bool			 have_master_photo;
 	char			*photos_url;
 	char			*ecp_photo_url;
-	char			 issuer_realm[64];
 	bool			 discover_only;	/* stop after Autodiscover */
 	int64_t			 started_ms;
 	/* the render, done on a worker */
@@ -75,9 +90,123 @@ struct sync_job {
 	struct image_jpeg	 out[4];	/* S, M, L, high resolution */
 	ps_err			 render_rc;
 	char			 render_err[256];
+	/* the write, done on the store's write lane */
+	enum job_write		 write;
+	char			 etag[64];
+	ps_err			 write_rc;
+	char			 write_err[256];
 };
 
 static void job_finish(struct sync_job *);
+
+/* ---- the maps ---- */
+
+static void
+ad_entry_free(void *p)
+{
+	struct ad_entry *e = p;
+
+	free(e->photos_url);
+	free(e->ecp_photo_url);
+	free(e);
+}
+
+void
+sync_caches_init(struct portal_srv *srv)
+{
+	srv->ad_cache = lru_new(AD_CACHE_MAX * (sizeof(struct ad_entry) +
+	    256), ad_entry_free);
+	srv->states = lru_new(STATES_MAX * sizeof(struct sync_entry), free);
+	srv->tokens = portal_tokens_new();
+}
+
+static void
+user_key(int64_t webapp, const char *name, char *key, size_t n)
+{
+	snprintf(key, n, "%" PRId64 "/%s", webapp, name);
+	str_lower(key);
+}
+
+static struct ad_entry *
+ad_cache_find(struct webapp_ctx *app, const char *email)
+{
+	struct ad_entry *e;
+	char key[300];
+
+	user_key(app->w.id, email, key, sizeof(key));
+	if ((e = lru_get(app->srv->ad_cache, key)) == NULL)
+		return NULL;
+	if (e->gen != app->caches_gen || e->expires <= time_now()) {
+		lru_remove(app->srv->ad_cache, key);
+		return NULL;
+	}
+	return e;
+}
+
+static void
+ad_cache_put(struct webapp_ctx *app, const char *email,
+    const char *photos_url, const char *ecp_url)
+{
+	struct ad_entry *e = xcalloc(1, sizeof(*e));
+	char key[300];
+
+	e->gen = app->caches_gen;
+	e->expires = time_now() + AD_CACHE_TTL;
+	e->photos_url = xstrdup(photos_url);
+	e->ecp_photo_url = xstrdup(ecp_url);
+	user_key(app->w.id, email, key, sizeof(key));
+	lru_put(app->srv->ad_cache, key, e, sizeof(*e) +
+	    strlen(photos_url) + strlen(ecp_url));
+}
+
+void
+sync_forget(struct portal_srv *srv, int64_t webapp)
+{
+	size_t i;
+
+	for (i = 0; i < srv->n_apps; i++)
+		if (srv->apps[i].w.id == webapp)
+			srv->apps[i].caches_gen++;
+	lru_clear(srv->tokens);
+}
+
+static struct sync_entry *
+state_find(struct webapp_ctx *app, const char *account)
+{
+	char key[300];
+
+	user_key(app->w.id, account, key, sizeof(key));
+	return lru_get(app->srv->states, key);
+}
+
+static void
+state_remember(struct webapp_ctx *app, const char *account,
+    const struct store_sync *s, bool have_master_photo)
+{
+	struct sync_entry *e = xcalloc(1, sizeof(*e));
+	char key[300];
+
+	e->s = *s;
+	e->have_master_photo = have_master_photo;
+	user_key(app->w.id, account, key, sizeof(key));
+	lru_put(app->srv->states, key, e, sizeof(*e));
+}
+
+void
+sync_changed(struct portal_srv *srv, const struct store_change *c)
+{
+	if (c->kind != STORE_CHANGE_SYNC && c->kind != STORE_CHANGE_THUMB)
+		return;
+	lru_remove(srv->states, c->key);
+	srv->states_epoch++;
+}
+
+void
+sync_clear(struct portal_srv *srv)
+{
+	lru_clear(srv->states);
+	srv->states_epoch++;
+}
 
 /* ---- waiters ---- */
 
@@ -144,60 +273,10 @@ sync_result_name(enum sync_result r)
 	case SYNC_NO_MAILBOX: return "no_mailbox";
 	case SYNC_BUSY: return "busy";
 	case SYNC_FAILED: return "failed";
+	case SYNC_FRESH: return "fresh";
+	case SYNC_ERROR_WINDOW: return "error_window";
 	}
 	return "unknown";
-}
-
-void
-sync_cancel_wait(struct portal_srv *srv, void *arg)
-{
-	struct sync_job *j;
-	struct sync_waiter *w;
-
-	for (j = srv->jobs; j; j = j->next)
-		for (w = j->waiters; w; w = w->next)
-			if (w->arg == arg) {
-				waiter_unlink(w);
-				waiter_free(w);
-				return;
-			}
-}
-
-/* ---- Autodiscover cache ---- */
-
-static struct ad_cache_entry *
-ad_cache_find(struct portal_srv *srv, int64_t webapp, const char *email)
-{
-	struct ad_cache_entry *e;
-	int64_t now = time_now();
-
-	for (e = srv->ad_cache; e; e = e->next)
-		if (e->webapp == webapp && strcmp(e->email, email) == 0)
-			return e->expires > now ? e : NULL;
-	return NULL;
-}
-
-static void
-ad_cache_put(struct portal_srv *srv, int64_t webapp, const char *email,
-    const char *photos_url, const char *ecp_url)
-{
-	struct ad_cache_entry *e;
-
-	for (e = srv->ad_cache; e; e = e->next)
-		if (e->webapp == webapp && strcmp(e->email, email) == 0)
-			break;
-	if (e == NULL) {
-		e = xcalloc(1, sizeof(*e));
-		e->webapp = webapp;
-		str_copy(e->email, email, sizeof(e->email));
-		e->next = srv->ad_cache;
-		srv->ad_cache = e;
-	}
-	free(e->photos_url);
-	free(e->ecp_photo_url);
-	e->photos_url = xstrdup(photos_url);
-	e->ecp_photo_url = xstrdup(ecp_url);
-	e->expires = time_now() + AD_CACHE_TTL;
 }
 
 /* ---- job lifecycle ---- */
@@ -234,12 +313,139 @@ job_finish(struct sync_job *job)
 		    sync_result_name(job->outcome.result));
 		metrics_add("photosync_syncs_total", labels, 1);
 	}
+	job->outcome.ecp_photo_url = job->ecp_photo_url;
 	while ((w = job->waiters) != NULL) {
 		job->waiters = w->next;
 		w->fn(w->arg, &job->outcome);
 		waiter_free(w);
 	}
 	job_free(job);
+}
+
+/*
+ * What a discover-only job learnt, merged into a state it did not read:
+ * whether there is a mailbox, and an error's time and reason.
+ */
+static void
+discovered_merge(const struct sync_job *job, struct store_sync *s)
+{
+	if (job->state.has_mailbox >= 0)
+		s->has_mailbox = job->state.has_mailbox;
+	if (job->state.last_error) {
+		s->last_error = job->state.last_error;
+		str_copy(s->reason, job->state.reason, sizeof(s->reason));
+	}
+}
+
+/* On the write lane: the outcome's rows, in one transaction. */
+static void
+write_run(struct store *st, void *arg)
+{
+	struct sync_job *job = arg;
+	int64_t webapp = job->app->w.id;
+	struct store_sync merged;
+	const unsigned char *data[4];
+	size_t len[4];
+	ps_err rc;
+	int i;
+
+	if ((rc = store_begin(st)) != PS_OK)
+		goto out;
+	if (job->discover_only) {
+		if ((rc = store_sync_get(st, webapp, job->account,
+		    &merged)) == PS_OK) {
+			discovered_merge(job, &merged);
+			rc = store_sync_put(st, webapp, job->account, &merged);
+		}
+		rc = store_end(st, rc == PS_OK) == PS_OK ? rc : PS_ESTORE;
+		goto out;
+	}
+	switch (job->write) {
+	case WRITE_PHOTO:
+		for (i = 0; i < 4; i++) {
+			data[i] = job->out[i].data;
+			len[i] = job->out[i].len;
+		}
+		rc = store_thumb_put(st, webapp, job->account, "master",
+		    job->etag, data, len);
+		break;
+	case WRITE_REMOVE:
+		rc = store_thumb_remove(st, webapp, job->account);
+		if (rc == PS_ENOTFOUND)
+			rc = PS_OK;
+		break;
+	case WRITE_STATE:
+		break;
+	}
+	if (rc == PS_OK)
+		rc = store_sync_put(st, webapp, job->account, &job->state);
+	rc = store_end(st, rc == PS_OK) == PS_OK ? rc : PS_ESTORE;
+out:
+	job->write_rc = rc;
+	if (rc != PS_OK)
+		str_copy(job->write_err, ps_errmsg(), sizeof(job->write_err));
+}
+
+static void
+write_done(void *arg)
+{
+	struct sync_job *job = arg;
+	struct webapp_ctx *app = job->app;
+
+	if (job->write != WRITE_STATE)
+		index_photo_forget(app->srv->index, app->w.id, job->account);
+	if (job->write_rc == PS_OK) {
+		if (job->write == WRITE_PHOTO)
+			log_info(job->reqid, "sync.photo_stored", "account=%s "
+			    "etag=%s master_etag=%s bytes=%zu",
+			    log_q(job->account), job->etag,
+			    log_q(job->new_master_etag), job->photo.b_len);
+		job_finish(job);
+		return;
+	}
+	/*
+	 * Not saved (the store failed: a full disk, say). Memory keeps the
+	 * state, so the windows hold until the store takes writes again.
+	 */
+	log_err(job->reqid, "sync.state_not_saved", "account=%s error=%s",
+	    log_q(job->account), log_q(job->write_err));
+	if (job->write == WRITE_PHOTO) {
+		job->outcome.result = SYNC_FAILED;
+		snprintf(job->outcome.reason, sizeof(job->outcome.reason),
+		    "store: %s", job->write_err);
+		job->state.last_success = 0;
+		job->state.last_error = time_now();
+		snprintf(job->state.reason, sizeof(job->state.reason),
+		    "store: %s", job->write_err);
+		state_remember(app, job->account, &job->state,
+		    job->have_master_photo);
+	}
+	job_finish(job);
+}
+
+/*
+ * Records the job's state (and photo) in memory at once and in the store
+ * behind it; the waiters are told once the store has it (or failed to).
+ */
+static void
+job_save(struct sync_job *job, enum job_write what)
+{
+	bool master_photo = what == WRITE_PHOTO ? true :
+	    what == WRITE_REMOVE ? false : job->have_master_photo;
+	struct sync_entry *e;
+
+	job->write = what;
+	if (!job->discover_only)
+		state_remember(job->app, job->account, &job->state,
+		    master_photo);
+	else if ((e = state_find(job->app, job->account)) != NULL)
+		discovered_merge(job, &e->s);
+	if (store_pool_write(job->app->srv->store, write_run, write_done,
+	    job) != PS_OK) {
+		str_copy(job->write_err, ps_errmsg(), sizeof(job->write_err));
+		job->write_rc = PS_EBUSY;
+		write_done(job);
+	}
 }
 
 /*
@@ -251,8 +457,6 @@ static void
 job_error(struct sync_job *job, const char *step, const char *reason,
     int has_mailbox)
 {
-	struct store *st = job->app->srv->ps->store;
-
 	if (job->outcome.result != SYNC_BUSY)
 		job->outcome.result = has_mailbox == 0 ? SYNC_NO_MAILBOX :
 		    SYNC_FAILED;
@@ -263,163 +467,31 @@ job_error(struct sync_job *job, const char *step, const char *reason,
 	    step, reason);
 	if (has_mailbox >= 0)
 		job->state.has_mailbox = has_mailbox;
-	if (store_sync_put(st, job->app->w.id, job->account, &job->state) !=
-	    PS_OK)
-		log_err(job->reqid, "sync.state_not_saved", "account=%s "
-		    "error=%s", log_q(job->account), log_q(ps_errmsg()));
 	/* No mailbox is an answer, not a fault. */
 	log_event(has_mailbox == 0 ? LOG_INFO : LOG_WARN, job->reqid,
 	    "sync.failed", "account=%s email=%s step=%s reason=%s ms=%lld",
 	    log_q(job->account), log_q(job->email), step, log_q(reason),
 	    (long long)(time_mono_ms() - job->started_ms));
-	job_finish(job);
+	job_save(job, WRITE_STATE);
 }
 
 static void
-job_success(struct sync_job *job, enum sync_result result)
+job_success(struct sync_job *job, enum sync_result result,
+    enum job_write what)
 {
-	struct store *st = job->app->srv->ps->store;
-	const char *outcome = sync_result_name(result);
-
 	job->outcome.result = result;
 	job->state.last_success = time_now();
 	job->state.last_error = 0;
 	job->state.reason[0] = '\0';
 	job->state.has_mailbox = 1;
-	if (store_sync_put(st, job->app->w.id, job->account, &job->state) !=
-	    PS_OK)
-		log_err(job->reqid, "sync.state_not_saved", "account=%s "
-		    "error=%s", log_q(job->account), log_q(ps_errmsg()));
 	log_info(job->reqid, "sync.done", "account=%s email=%s outcome=%s "
-	    "ms=%lld", log_q(job->account), log_q(job->email), outcome,
+	    "ms=%lld", log_q(job->account), log_q(job->email),
+	    sync_result_name(result),
 	    (long long)(time_mono_ms() - job->started_ms));
-	job_finish(job);
+	job_save(job, what);
 }
 
-/* ---- tokens ---- */
-
-/*
- * Tokens are reused until shortly before they expire (DESIGN §5): one per
- * web application, user and target authority. They are secrets: wiped
- * when dropped, never logged.
- */
-#define TOKEN_REUSE_MARGIN	300
-
-struct token_cache_entry {
-	struct token_cache_entry *next;
-	int64_t			 webapp;
-	char			 email[256];
-	char			 authority[300];
-	char			 realm[64];
-	char			*token;
-	int64_t			 expires;
-};
-
-static void
-token_entry_free(struct token_cache_entry *e)
-{
-	xfree_secret(e->token, strlen(e->token));
-	free(e);
-}
-
-/* Forgets the tokens and Autodiscover answers of one web application. */
-void
-sync_forget(struct portal_srv *srv, int64_t webapp)
-{
-	struct token_cache_entry **tp = &srv->tokens, *t;
-	struct ad_cache_entry **ap = &srv->ad_cache, *a;
-
-	while ((t = *tp) != NULL) {
-		if (t->webapp == webapp) {
-			*tp = t->next;
-			token_entry_free(t);
-		} else {
-			tp = &t->next;
-		}
-	}
-	while ((a = *ap) != NULL) {
-		if (a->webapp == webapp) {
-			*ap = a->next;
-			free(a->photos_url);
-			free(a->ecp_photo_url);
-			free(a);
-		} else {
-			ap = &a->next;
-		}
-	}
-}
-
-static char *
-token_cached(struct portal_srv *srv, int64_t webapp, const char *email,
-    const char *authority, const char *realm)
-{
-	struct token_cache_entry *e;
-	int64_t now = time_now();
-
-	for (e = srv->tokens; e; e = e->next)
-		if (e->webapp == webapp && strcmp(e->email, email) == 0 &&
-		    strcmp(e->authority, authority) == 0 &&
-		    strcmp(e->realm, realm) == 0 &&
-		    e->expires - TOKEN_REUSE_MARGIN > now)
-			return xstrdup(e->token);
-	return NULL;
-}
-
-static void
-token_remember(struct portal_srv *srv, int64_t webapp, const char *email,
-    const char *authority, const char *realm, const char *token,
-    int64_t expires)
-{
-	struct token_cache_entry **p = &srv->tokens, *e;
-
-	/* Drop the one it replaces and any that expired. */
-	while ((e = *p) != NULL) {
-		if ((e->webapp == webapp && strcmp(e->email, email) == 0 &&
-		    strcmp(e->authority, authority) == 0) ||
-		    e->expires <= time_now()) {
-			*p = e->next;
-			token_entry_free(e);
-		} else {
-			p = &e->next;
-		}
-	}
-	e = xcalloc(1, sizeof(*e));
-	e->webapp = webapp;
-	str_copy(e->email, email, sizeof(e->email));
-	str_copy(e->authority, authority, sizeof(e->authority));
-	str_copy(e->realm, realm, sizeof(e->realm));
-	e->token = xstrdup(token);
-	e->expires = expires;
-	e->next = srv->tokens;
-	srv->tokens = e;
-}
-
-/*
- * Mints a token acting as the job's user for the server at `url`'s
- * authority. The caller frees *token with xfree_secret().
- */
-static ps_err
-job_token(struct sync_job *job, const char *url, char **token)
-{
-	struct webapp_ctx *app = job->app;
-	struct portal_token_pick pick;
-	ps_err rc;
-
-	/* The issuer, its realm and the audience, as diagnose sees them. */
-	if ((rc = portal_token_pick(app->srv->ps->store, url, &pick)) !=
-	    PS_OK)
-		return rc;
-	str_copy(job->issuer_realm, pick.realm, sizeof(job->issuer_realm));
-	if ((*token = token_cached(app->srv, app->w.id, job->email,
-	    pick.authority, job->issuer_realm)) != NULL)
-		return PS_OK;
-	if ((rc = portal_token_mint(app, &pick, job->email, token)) ==
-	    PS_OK)
-		token_remember(app->srv, app->w.id, job->email, pick.authority,
-		    job->issuer_realm, *token, time_now() +
-		    PORTAL_TOKEN_LIFETIME);
-	return rc;
-}
+/* ---- calls to the master ---- */
 
 /* Builds the headers of an authenticated call; frees with headers_free. */
 static char **
@@ -452,6 +524,7 @@ job_call(struct sync_job *job, const char *method, const char *url,
     xfer_done_fn done)
 {
 	struct webapp_ctx *app = job->app;
+	struct portal_token_pick pick;
 	struct xfer_request xr = { 0 };
 	char *token = NULL, **hdrs;
 	ps_err rc;
@@ -460,7 +533,10 @@ job_call(struct sync_job *job, const char *method, const char *url,
 	    str_case_prefix(url, "http://")))
 		return ps_errf(PS_EINVAL, "refusing OAuth over plain HTTP to "
 		    "%s (allow-oauth-over-http is off)", url);
-	if ((rc = job_token(job, url, &token)) != PS_OK)
+	/* The issuer, its realm and the audience, as diagnose sees them. */
+	if ((rc = portal_token_pick(&app->srv->issuers, url, &pick)) !=
+	    PS_OK || (rc = portal_token_mint(app, &pick, job->email,
+	    app->srv->tokens, &token)) != PS_OK)
 		return rc;
 	hdrs = auth_headers(token, body ? "Content-Type: text/xml; "
 	    "charset=utf-8" : NULL, extra_header);
@@ -500,49 +576,18 @@ static void
 render_done(void *arg)
 {
 	struct sync_job *job = arg;
-	struct store *st = job->app->srv->ps->store;
-	const unsigned char *data[4];
-	size_t len[4];
 	unsigned char rnd[16];
-	char etag[64];
-	ps_err rc, end;
-	int i;
 
 	if (job->render_rc != PS_OK) {
 		job_error(job, "render", job->render_err, 1);
 		return;
 	}
-	for (i = 0; i < 4; i++) {
-		data[i] = job->out[i].data;
-		len[i] = job->out[i].len;
-	}
 	rand_bytes(rnd, sizeof(rnd));
-	hex_encode(rnd, sizeof(rnd), etag);
+	hex_encode(rnd, sizeof(rnd), job->etag);
+	/* The photo and the state that describes it change together. */
 	str_copy(job->state.master_etag, job->new_master_etag,
 	    sizeof(job->state.master_etag));
-	job->state.last_success = time_now();
-	job->state.last_error = 0;
-	job->state.reason[0] = '\0';
-	job->state.has_mailbox = 1;
-	/* The photo and the state that describes it change together. */
-	if ((rc = store_begin(st)) == PS_OK) {
-		if ((rc = store_thumb_put(st, job->app->w.id, job->account,
-		    "master", etag, data, len)) == PS_OK)
-			rc = store_sync_put(st, job->app->w.id, job->account,
-			    &job->state);
-		end = store_end(st, rc == PS_OK);
-		if (rc == PS_OK)
-			rc = end;
-	}
-	if (rc != PS_OK) {
-		job_error(job, "store", ps_errmsg(), 1);
-		return;
-	}
-	index_photo_forget(job->app->srv->index, job->app->w.id, job->account);
-	log_info(job->reqid, "sync.photo_stored", "account=%s etag=%s "
-	    "master_etag=%s bytes=%zu", log_q(job->account), etag,
-	    log_q(job->new_master_etag), job->photo.b_len);
-	job_success(job, SYNC_UPDATED);
+	job_success(job, SYNC_UPDATED, WRITE_PHOTO);
 }
 
 /* ---- step 2: GetUserPhoto ---- */
@@ -566,7 +611,6 @@ static void
 photo_done(const struct xfer_response *r, void *arg)
 {
 	struct sync_job *job = arg;
-	struct store *st = job->app->srv->ps->store;
 	char reason[300];
 
 	if (r->rc != PS_OK) {
@@ -590,20 +634,17 @@ photo_done(const struct xfer_response *r, void *arg)
 		strip_quotes(r->etag, job->new_master_etag,
 		    sizeof(job->new_master_etag));
 		buf_add(&job->photo, r->body.b_data, r->body.b_len);
-		work_submit(job->app->srv->pool, render_run, render_done, job);
+		work_submit(job->app->srv->pool, render_run, render_done,
+		    job);
 		return;
 	case 304:
-		job_success(job, SYNC_UNCHANGED);
+		job_success(job, SYNC_UNCHANGED, WRITE_STATE);
 		return;
 	case 404:
 		/* The master has no photo for this user: show none. */
-		if (job->have_master_photo) {
-			store_thumb_remove(st, job->app->w.id, job->account);
-			index_photo_forget(job->app->srv->index,
-			    job->app->w.id, job->account);
-		}
 		job->state.master_etag[0] = '\0';
-		job_success(job, SYNC_NO_PHOTO);
+		job_success(job, SYNC_NO_PHOTO, job->have_master_photo ?
+		    WRITE_REMOVE : WRITE_STATE);
 		return;
 	case 429:
 	case 503:
@@ -705,17 +746,15 @@ ad_done(const struct xfer_response *r, void *arg)
 	log_info(job->reqid, "sync.autodiscover_answer", "account=%s "
 	    "photos_url=%s ecp_photo_url=%s", log_q(job->account),
 	    log_q(us.photos_url), log_q(us.ecp_photo_url));
-	ad_cache_put(job->app->srv, job->app->w.id, job->email, us.photos_url,
-	    us.ecp_photo_url);
+	ad_cache_put(job->app, job->email, us.photos_url, us.ecp_photo_url);
 	job->photos_url = xstrdup(us.photos_url);
 	job->ecp_photo_url = xstrdup(us.ecp_photo_url);
 	ad_user_settings_cleanup(&us);
 	if (job->discover_only) {
 		/* Only the question "which mailbox?"; no photo was fetched. */
 		job->state.has_mailbox = 1;
-		store_sync_put(job->app->srv->ps->store, job->app->w.id,
-		    job->account, &job->state);
-		job_finish(job);
+		job->outcome.result = SYNC_UNCHANGED;
+		job_save(job, WRITE_STATE);
 		return;
 	}
 	start_photo(job);
@@ -725,17 +764,22 @@ static void
 start_autodiscover(struct sync_job *job)
 {
 	const struct store_webapp *w = &job->app->w;
-	const char *domain = strchr(job->email, '@') + 1;
+	const char *at = strchr(job->email, '@');
 	char *url;
 	struct buf body;
 	ps_err rc;
 
+	if (!w->autodiscover_domain[0] && at == NULL) {
+		job_error(job, "autodiscover", "the user's address has no "
+		    "domain", -1);
+		return;
+	}
 	if (w->autodiscover_domain[0])
 		url = xasprintf("https://%s/autodiscover/autodiscover.svc",
 		    w->autodiscover_domain);
 	else
 		url = xasprintf("https://autodiscover.%s/autodiscover/"
-		    "autodiscover.svc", domain);
+		    "autodiscover.svc", at + 1);
 	buf_init(&body, 64 * 1024);
 	log_info(job->reqid, "sync.autodiscover_request", "account=%s "
 	    "url=%s", log_q(job->account), log_q(url));
@@ -765,75 +809,67 @@ job_find(struct portal_srv *srv, struct webapp_ctx *app, const char *account)
 
 static struct sync_job *
 job_new(struct webapp_ctx *app, const struct store_user *owner,
-    const char *reqid, const struct store_sync *state)
+    const char *reqid, const struct sync_entry *e)
 {
 	struct portal_srv *srv = app->srv;
-	struct store_thumb t = { 0 };
 	struct sync_job *job = xcalloc(1, sizeof(*job));
 
 	job->app = app;
 	str_copy(job->account, owner->account, sizeof(job->account));
 	str_copy(job->email, owner->email, sizeof(job->email));
 	str_copy(job->reqid, reqid, sizeof(job->reqid));
-	job->state = *state;
+	job->state = e->s;
+	job->have_master_photo = e->have_master_photo;
 	job->outcome.result = SYNC_FAILED;
 	job->outcome.retry_after = -1;
 	job->started_ms = time_mono_ms();
 	buf_init(&job->photo, SYNC_MAX_PHOTO);
-	if (store_thumb_get(srv->ps->store, app->w.id, owner->account, STORE_S,
-	    &t) == PS_OK) {
-		job->have_master_photo = strcmp(t.source, "master") == 0;
-		store_thumb_cleanup(&t);
-	}
 	job->next = srv->jobs;
 	srv->jobs = job;
 	return job;
 }
 
-enum sync_start
-sync_request(struct webapp_ctx *app, const struct store_user *owner,
-    const char *reqid, int flags, sync_wait_fn fn, void *arg)
+/*
+ * Starts (or joins) a sync when one is due, knowing the user's state;
+ * otherwise says why not.
+ */
+static enum sync_start
+sync_decide(struct webapp_ctx *app, const struct store_user *owner,
+    const char *reqid, int flags, const struct sync_entry *e,
+    sync_wait_fn fn, void *arg)
 {
-	struct portal_srv *srv = app->srv;
 	const struct store_webapp *w = &app->w;
-	struct ad_cache_entry *ad;
+	struct ad_entry *ad;
 	struct sync_job *job;
-	struct store_sync state;
 	int64_t now = time_now();
 
-	if (!w->photo_import)
-		return SYNC_OFF;
-	if ((job = job_find(srv, app, owner->account)) != NULL &&
+	if ((job = job_find(app->srv, app, owner->account)) != NULL &&
 	    !job->discover_only) {
 		log_info(reqid, "sync.joined", "account=%s leader=%s",
 		    log_q(owner->account), log_q(job->reqid));
 		waiter_add(job, fn, arg, flags & SYNC_DEADLINE);
 		return SYNC_STARTED;
 	}
-	if (store_sync_get(srv->ps->store, w->id, owner->account, &state) !=
-	    PS_OK)
-		return SYNC_NOT_DUE_ERROR;
-	if (!(flags & SYNC_FORCE) && state.last_success &&
-	    now - state.last_success < w->photo_expiration) {
+	if (!(flags & SYNC_FORCE) && e->s.last_success &&
+	    now - e->s.last_success < w->photo_expiration) {
 		log_debug(reqid, "sync.fresh", "account=%s age=%lld",
 		    log_q(owner->account),
-		    (long long)(now - state.last_success));
+		    (long long)(now - e->s.last_success));
 		return SYNC_NOT_DUE_FRESH;
 	}
-	if (!(flags & SYNC_FORCE) && state.last_error &&
-	    now - state.last_error < w->photo_error_expiration) {
+	if (!(flags & SYNC_FORCE) && e->s.last_error &&
+	    now - e->s.last_error < w->photo_error_expiration) {
 		log_debug(reqid, "sync.error_window", "account=%s age=%lld",
-		    log_q(owner->account), (long long)(now - state.last_error));
+		    log_q(owner->account), (long long)(now - e->s.last_error));
 		return SYNC_NOT_DUE_ERROR;
 	}
-	job = job_new(app, owner, reqid, &state);
+	job = job_new(app, owner, reqid, e);
 	waiter_add(job, fn, arg, flags & SYNC_DEADLINE);
 	log_info(reqid, "sync.start", "account=%s email=%s last_success=%lld "
 	    "last_error=%lld forced=%s", log_q(job->account), log_q(job->email),
-	    (long long)state.last_success, (long long)state.last_error,
+	    (long long)e->s.last_success, (long long)e->s.last_error,
 	    (flags & SYNC_FORCE) ? "yes" : "no");
-	ad = ad_cache_find(srv, w->id, owner->email);
-	if (ad) {
+	if ((ad = ad_cache_find(app, owner->email)) != NULL) {
 		job->photos_url = xstrdup(ad->photos_url);
 		job->ecp_photo_url = xstrdup(ad->ecp_photo_url);
 		start_photo(job);
@@ -843,43 +879,132 @@ sync_request(struct webapp_ctx *app, const struct store_user *owner,
 	return SYNC_STARTED;
 }
 
-/* ---- "does this user have a mailbox?" ---- */
-
-struct discover_wait {
+/* A sync request waiting for the user's state from the read lane. */
+struct state_load {
 	struct webapp_ctx	*app;
-	char			 account[256];
-	char			 email[256];
-	sync_discover_fn	 fn;
+	struct store_user	 owner;
+	char			 reqid[80];
+	int			 flags;
+	sync_wait_fn		 fn;
 	void			*arg;
+	uint64_t		 epoch;
+	struct sync_entry	 e;
+	ps_err			 rc;
+	char			 err[256];
 };
 
 static void
-discover_answer(struct discover_wait *dw)
+state_load_run(struct store *st, void *arg)
 {
-	struct ad_cache_entry *ad = ad_cache_find(dw->app->srv, dw->app->w.id,
-	    dw->email);
-	struct store_sync state;
+	struct state_load *ld = arg;
+	struct store_thumb t = { 0 };
+	ps_err rc;
 
-	if (ad) {
-		dw->fn(dw->arg, 1, ad->ecp_photo_url, NULL);
+	if ((ld->rc = store_sync_get(st, ld->app->w.id, ld->owner.account,
+	    &ld->e.s)) != PS_OK) {
+		str_copy(ld->err, ps_errmsg(), sizeof(ld->err));
 		return;
 	}
-	store_sync_get(dw->app->srv->ps->store, dw->app->w.id, dw->account,
-	    &state);
-	if (state.has_mailbox == 0)
-		dw->fn(dw->arg, 0, NULL, state.reason);
-	else
-		dw->fn(dw->arg, -1, NULL, state.reason[0] ? state.reason :
-		    "the mail server could not be asked");
+	rc = store_thumb_get(st, ld->app->w.id, ld->owner.account, STORE_S,
+	    &t);
+	if (rc == PS_OK)
+		ld->e.have_master_photo = strcmp(t.source, "master") == 0;
+	else if (rc != PS_ENOTFOUND) {
+		ld->rc = rc;
+		str_copy(ld->err, ps_errmsg(), sizeof(ld->err));
+	}
+	store_thumb_cleanup(&t);
 }
+
+static void
+state_load_done(void *arg)
+{
+	struct state_load *ld = arg;
+	struct sync_outcome o = { .retry_after = -1 };
+	enum sync_start r;
+
+	if (ld->rc != PS_OK) {
+		/* The store cannot say: serve what is cached. */
+		log_warn(ld->reqid, "sync.state_unread", "account=%s error=%s",
+		    log_q(ld->owner.account), log_q(ld->err));
+		o.result = SYNC_FAILED;
+		snprintf(o.reason, sizeof(o.reason), "store: %s", ld->err);
+		ld->fn(ld->arg, &o);
+		goto out;
+	}
+	if (ld->epoch == ld->app->srv->states_epoch &&
+	    state_find(ld->app, ld->owner.account) == NULL)
+		state_remember(ld->app, ld->owner.account, &ld->e.s,
+		    ld->e.have_master_photo);
+	r = sync_decide(ld->app, &ld->owner, ld->reqid, ld->flags, &ld->e,
+	    ld->fn, ld->arg);
+	if (r != SYNC_STARTED) {
+		o.result = r == SYNC_NOT_DUE_FRESH ? SYNC_FRESH :
+		    SYNC_ERROR_WINDOW;
+		ld->fn(ld->arg, &o);
+	}
+out:
+	free(ld);
+}
+
+enum sync_start
+sync_request(struct webapp_ctx *app, const struct store_user *owner,
+    const char *reqid, int flags, sync_wait_fn fn, void *arg)
+{
+	struct sync_entry *e;
+	struct state_load *ld;
+	struct sync_job *job;
+
+	if (!app->w.photo_import)
+		return SYNC_OFF;
+	if ((job = job_find(app->srv, app, owner->account)) != NULL &&
+	    !job->discover_only) {
+		log_info(reqid, "sync.joined", "account=%s leader=%s",
+		    log_q(owner->account), log_q(job->reqid));
+		waiter_add(job, fn, arg, flags & SYNC_DEADLINE);
+		return SYNC_STARTED;
+	}
+	if ((e = state_find(app, owner->account)) != NULL)
+		return sync_decide(app, owner, reqid, flags, e, fn, arg);
+	ld = xcalloc(1, sizeof(*ld));
+	ld->app = app;
+	ld->owner = *owner;
+	ld->owner.pwhash = NULL;
+	str_copy(ld->reqid, reqid, sizeof(ld->reqid));
+	ld->flags = flags;
+	ld->fn = fn;
+	ld->arg = arg;
+	ld->epoch = app->srv->states_epoch;
+	if (store_pool_read(app->srv->store, state_load_run, state_load_done,
+	    ld) != PS_OK) {
+		log_warn(reqid, "sync.state_unread", "account=%s error=%s",
+		    log_q(owner->account), log_q(ps_errmsg()));
+		free(ld);
+		return SYNC_NOT_DUE_ERROR;
+	}
+	return SYNC_STARTED;
+}
+
+/* ---- "does this user have a mailbox?" ---- */
+
+struct discover_wait {
+	sync_discover_fn	 fn;
+	void			*arg;
+};
 
 static void
 discover_done(void *arg, const struct sync_outcome *o)
 {
 	struct discover_wait *dw = arg;
 
-	(void)o;
-	discover_answer(dw);
+	if (o && o->ecp_photo_url && (o->result == SYNC_UPDATED ||
+	    o->result == SYNC_UNCHANGED || o->result == SYNC_NO_PHOTO))
+		dw->fn(dw->arg, 1, o->ecp_photo_url, NULL);
+	else if (o && o->result == SYNC_NO_MAILBOX)
+		dw->fn(dw->arg, 0, NULL, o->reason);
+	else
+		dw->fn(dw->arg, -1, NULL, o ? o->reason : "the mail server "
+		    "did not answer in time");
 	free(dw);
 }
 
@@ -887,25 +1012,23 @@ void
 sync_discover(struct webapp_ctx *app, const struct store_user *user,
     const char *reqid, sync_discover_fn fn, void *arg)
 {
-	struct discover_wait *dw = xcalloc(1, sizeof(*dw));
+	struct discover_wait *dw;
+	struct sync_entry none = { .s = { .has_mailbox = -1 } };
+	struct ad_entry *ad;
 	struct sync_job *job;
-	struct store_sync state;
 
-	dw->app = app;
-	str_copy(dw->account, user->account, sizeof(dw->account));
-	str_copy(dw->email, user->email, sizeof(dw->email));
-	dw->fn = fn;
-	dw->arg = arg;
-	if (ad_cache_find(app->srv, app->w.id, user->email)) {
-		discover_done(dw, NULL);
+	if ((ad = ad_cache_find(app, user->email)) != NULL) {
+		fn(arg, 1, ad->ecp_photo_url, NULL);
 		return;
 	}
+	dw = xcalloc(1, sizeof(*dw));
+	dw->fn = fn;
+	dw->arg = arg;
 	if ((job = job_find(app->srv, app, user->account)) != NULL) {
 		waiter_add(job, discover_done, dw, true);
 		return;
 	}
-	store_sync_get(app->srv->ps->store, app->w.id, user->account, &state);
-	job = job_new(app, user, reqid, &state);
+	job = job_new(app, user, reqid, &none);
 	job->discover_only = true;
 	waiter_add(job, discover_done, dw, true);
 	log_info(reqid, "sync.discover", "account=%s email=%s",
@@ -927,8 +1050,6 @@ sync_in_flight(const struct portal_srv *srv)
 void
 sync_shutdown(struct portal_srv *srv)
 {
-	struct ad_cache_entry *e;
-
 	/* Transfers were cancelled with the xfer loop; drop the jobs. */
 	while (srv->jobs) {
 		struct sync_job *job = srv->jobs;
@@ -940,16 +1061,8 @@ sync_shutdown(struct portal_srv *srv)
 		}
 		job_free(job);
 	}
-	while ((e = srv->ad_cache) != NULL) {
-		srv->ad_cache = e->next;
-		free(e->photos_url);
-		free(e->ecp_photo_url);
-		free(e);
-	}
-	while (srv->tokens) {
-		struct token_cache_entry *t = srv->tokens;
-
-		srv->tokens = t->next;
-		token_entry_free(t);
-	}
+	lru_free(srv->ad_cache);
+	lru_free(srv->states);
+	lru_free(srv->tokens);
+	srv->ad_cache = srv->states = srv->tokens = NULL;
 }

@@ -45,6 +45,7 @@ struct feed_read {
 	int64_t			 after, last;
 	struct store_change	*changes;
 	size_t			 n, cap;
+	void			*reread;
 	ps_err			 rc;
 	char			 err[256];
 };
@@ -85,8 +86,13 @@ read_run(struct store *st, void *arg)
 		if (fr->rc == PS_OK)
 			fr->rc = PS_ELIMIT;
 	}
-	if (fr->rc != PS_OK && fr->rc != PS_ELIMIT)
+	if (fr->rc != PS_OK && fr->rc != PS_ELIMIT) {
 		str_copy(fr->err, ps_errmsg(), sizeof(fr->err));
+		return;
+	}
+	if (fr->f->ops->reread)
+		fr->reread = fr->f->ops->reread(st, fr->changes, fr->n,
+		    fr->rc == PS_ELIMIT);
 }
 
 static void
@@ -107,21 +113,18 @@ read_done(void *arg)
 	struct feed_read *fr = arg;
 	struct store_follower *f = fr->f;
 	struct follow_waiter *ready;
-	size_t i;
 
 	f->reading = false;
-	if (fr->rc == PS_ELIMIT) {
+	if (fr->rc == PS_ELIMIT)
 		log_warn(NULL, "store.feed_lost", "after=%lld resume_at=%lld",
 		    (long long)fr->after, (long long)fr->last);
-		f->ops->lost(f->arg);
-	} else if (fr->rc != PS_OK) {
+	else if (fr->rc != PS_OK)
 		/* Tried again at the next request or tick. */
 		log_warn(NULL, "store.feed_unread", "error=%s",
 		    log_q(fr->err));
-	}
-	for (i = 0; i < fr->n; i++)
-		f->ops->changed(f->arg, &fr->changes[i]);
 	if (fr->rc == PS_OK || fr->rc == PS_ELIMIT) {
+		f->ops->apply(f->arg, fr->changes, fr->n, fr->rc == PS_ELIMIT,
+		    fr->reread);
 		f->last_seq = fr->last;
 		f->applied = fr->counter;
 	}
@@ -257,14 +260,18 @@ store_follower_free(struct store_follower *f)
 }
 
 bool
-store_follower_current(struct store_follower *f, void (*resume)(void *),
+store_follower_current(const struct store_follower *f)
+{
+	return f == NULL || (!f->reading && (f->watch == NULL ||
+	    store_feed_watch_value(f->watch) == f->applied));
+}
+
+void
+store_follower_wait(struct store_follower *f, void (*resume)(void *),
     void *arg)
 {
 	struct follow_waiter *w, **p;
 
-	if (!f->reading && (f->watch == NULL ||
-	    store_feed_watch_value(f->watch) == f->applied))
-		return true;
 	w = xcalloc(1, sizeof(*w));
 	w->resume = resume;
 	w->arg = arg;
@@ -276,7 +283,6 @@ store_follower_current(struct store_follower *f, void (*resume)(void *),
 		;
 	*p = w;
 	read_start(f);
-	return false;
 }
 
 void

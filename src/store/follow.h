@@ -33,13 +33,21 @@ struct store_pool;
 struct store_follower;
 
 struct store_follow_ops {
-	/* One change made by another process: drop what it names. */
-	void	(*changed)(void *arg, const struct store_change *);
 	/*
-	 * The feed was pruned past where this server was (it was stopped
-	 * for a long while, or fell far behind): drop everything.
+	 * Optional, on the read lane right after the changes were read
+	 * (`lost`: the feed was pruned past this server, anything may have
+	 * changed): reads what the changes make stale and the server must
+	 * have again before it answers (its settings, say). Returns what it
+	 * read, handed to apply(). It must not touch loop-owned state.
 	 */
-	void	(*lost)(void *arg);
+	void	*(*reread)(struct store *, const struct store_change *,
+		    size_t n, bool lost);
+	/*
+	 * On the loop: drop exactly what the changes name (everything when
+	 * `lost`), and take `reread`'s result.
+	 */
+	void	(*apply)(void *arg, const struct store_change *, size_t n,
+		    bool lost, void *reread);
 };
 
 /*
@@ -56,11 +64,15 @@ void	store_follower_free(struct store_follower *);
 
 /*
  * True when everything committed before now has been applied, so the
- * caller may answer from memory. Otherwise false: resume(arg) is called
- * once it is (later, from the loop), and the caller defers its request.
+ * caller may answer from memory. NULL: nothing is followed (true).
  */
-bool	store_follower_current(struct store_follower *,
-	    void (*resume)(void *), void *arg);
+bool	store_follower_current(const struct store_follower *);
+/*
+ * When it is not: resume(arg) is called once it is (later, from the
+ * loop); the caller defers its request meanwhile.
+ */
+void	store_follower_wait(struct store_follower *, void (*resume)(void *),
+	    void *arg);
 
 /* Reads the feed now (a store change this process cannot see coming). */
 void	store_follower_poke(struct store_follower *);

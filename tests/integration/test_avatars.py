@@ -8,11 +8,10 @@ junk paths."""
 import hashlib
 import os
 import re
-import sqlite3
 import time
 
 from psync import (done, identify, is_eq, make_image, ok, photo_path,
-                   tmpdir, wired)
+                   store_change, tmpdir, wired)
 
 work = tmpdir("avatars")
 T1, T2, T3 = "contoso\\test1", "contoso\\test2", "contoso\\test3"
@@ -149,13 +148,8 @@ is_eq(metric(p, "cached"), cached + 1,
 ok(metric(p, "photo") >= 1, "and kind=\"photo\" counts renders")
 
 # ---- the L fallback for photos stored before the HR source ----
-db = sqlite3.connect(os.path.join(p.dir, "portal.db"), timeout=10)
-# The change feed's triggers call these (any origin but the servers').
-db.create_function("ps_feed_origin", 0, lambda: 1)
-db.create_function("ps_feed_tx", 0, lambda: 1)
-db.execute("UPDATE thumbs SET hr = NULL WHERE account = ?", (T1,))
-db.commit()
-db.close()
+store_change(os.path.join(p.dir, "portal.db"),
+             "UPDATE thumbs SET hr = NULL WHERE account = ?", (T1,))
 r = av("/avatar/%s?s=400" % md5)
 is_eq(jpeg_side(r.body, "fromL.jpg")[:2], (300, 300),
       "no HR source: rendered from L (300), not upscaled to 400")

@@ -82,8 +82,8 @@ st = p.get("/my", as_user=T3).text()
 ok("uploaded here" in st, "/my says the photo was uploaded here")
 
 for what, data, code, needle in (
-        ("a text file", b"hello, I am not an image\n", 415, "not an image"),
-        ("a truncated JPEG", img[:len(img) // 3], 415, "truncated"),
+        ("a text file", b"hello, I am not an image\n", 422, "not an image"),
+        ("a truncated JPEG", img[:len(img) // 3], 422, "truncated"),
         ("an empty file", b"", 400, "Choose a photo")):
     r = upload(T3, data)
     ok(r.status == code and needle in r.text(),
