@@ -120,12 +120,8 @@ struct master_srv {
 	char			*base_url;	/* https://host[:port] */
 	int			 port;		/* bound */
 	struct master_partners	*partners;
-	bool			 partners_loading;	/* a reload in flight */
-	bool			 partners_again;	/* changed meanwhile */
 	/* Requests in flight (deferred), answered 503 if still there at stop. */
 	struct master_call	*calls;
-	/* Requests waiting for the partner list to be read again. */
-	struct master_call	*partner_waiters;
 };
 
 /*

@@ -23,7 +23,8 @@
  * server follows the store's change feed (store/follow.h), so before a
  * request is answered from memory, every change committed before it
  * arrived has dropped exactly the keys it names (a changed partner makes
- * the partner list be read again, off the loop, before requests go on).
+ * the partner list be read again, on the read lane, before requests go
+ * on).
  */
 #include <event2/event.h>
 #include <signal.h>
@@ -73,7 +74,6 @@ struct master_call {
 	struct http_req		*r;
 	const struct route	*rt;
 	struct master_call	*next, **prevp;	/* s->calls */
-	struct master_call	*wnext;		/* s->partner_waiters */
 	struct principal	 p;
 	void			(*authed)(struct master_call *);
 	ps_err			 rc;		/* of the last store job */
@@ -97,7 +97,6 @@ struct master_call {
 	struct ad_outcome	 oc;
 };
 
-static void call_current(void *);
 
 /* ---- busy and throttled answers (also the page's) ---- */
 
@@ -266,134 +265,75 @@ partners_read(struct store *st, struct master_partners **out)
 	return rc;
 }
 
-struct partners_job {
-	struct master_srv	*s;
-	struct master_partners	*pt;
-	ps_err			 rc;
-	char			 err[256];
-};
-
-static void partners_reload(struct master_srv *);
-
-static void
-partners_run(struct store *st, void *arg)
-{
-	struct partners_job *j = arg;
-
-	if ((j->rc = partners_read(st, &j->pt)) != PS_OK)
-		str_copy(j->err, ps_errmsg(), sizeof(j->err));
-}
-
-/* Requests that waited for the list go on, in arrival order. */
-static void
-partners_resume(struct master_srv *s)
-{
-	struct master_call *w = s->partner_waiters, *rev = NULL, *next;
-
-	s->partner_waiters = NULL;
-	for (; w; w = next) {
-		next = w->wnext;
-		w->wnext = rev;
-		rev = w;
-	}
-	for (w = rev; w; w = next) {
-		next = w->wnext;
-		w->wnext = NULL;
-		call_current(w);
-	}
-}
-
-static void
-partners_done(void *arg)
-{
-	struct partners_job *j = arg;
-	struct master_srv *s = j->s;
-
-	s->partners_loading = false;
-	if (j->rc == PS_OK) {
-		partners_free(s->partners);
-		s->partners = j->pt;
-		log_debug(NULL, "partner.loaded", "count=%zu", s->partners->n);
-	} else {
-		/* The list in use stays; the next change reads it again. */
-		log_warn(NULL, "partner.load_failed", "error=%s",
-		    log_q(j->err));
-		partners_free(j->pt);
-	}
-	free(j);
-	if (s->partners_again) {
-		s->partners_again = false;
-		partners_reload(s);
-		if (s->partners_loading)
-			return;
-	}
-	partners_resume(s);
-}
-
-/* Reads the partner list again, off the loop; requests wait for it. */
-static void
-partners_reload(struct master_srv *s)
-{
-	struct partners_job *j;
-
-	if (s->partners_loading) {
-		s->partners_again = true;
-		return;
-	}
-	if (s->pool == NULL)
-		return;
-	j = xcalloc(1, sizeof(*j));
-	j->s = s;
-	if (store_pool_read(s->pool, partners_run, partners_done, j) !=
-	    PS_OK) {
-		log_warn(NULL, "partner.load_failed", "error=%s",
-		    log_q(ps_errmsg()));
-		free(j);
-		return;
-	}
-	s->partners_loading = true;
-}
-
 /* ---- following the store ---- */
 
-static void
-feed_changed(void *arg, const struct store_change *ch)
+/*
+ * On the read lane, right after the feed was read: a changed partner (or
+ * a lost feed) means the partner list is read and parsed again here, so
+ * that the requests waiting for the feed see the new list.
+ */
+static void *
+feed_reread(struct store *st, const struct store_change *ch, size_t n,
+    bool lost)
 {
-	struct master_srv *s = arg;
+	struct master_partners *pt;
+	bool partners = lost;
+	size_t i;
 
-	switch (ch->kind) {
-	case STORE_CHANGE_MAILBOX:
-	case STORE_CHANGE_PHOTO:
-		/* A password, a name or a photo: the address's keys go. */
-		master_cache_drop(s->cache, ch->key);
-		break;
-	case STORE_CHANGE_PARTNER:
-		partners_reload(s);
-		break;
-	case STORE_CHANGE_OUTBOX:
-		if (s->notifier)
-			notifier_wake(s->notifier);
-		break;
-	default:
-		/* Sessions and previews are read from the store each time. */
-		break;
+	for (i = 0; i < n && !partners; i++)
+		partners = ch[i].kind == STORE_CHANGE_PARTNER;
+	if (!partners)
+		return NULL;
+	if (partners_read(st, &pt) != PS_OK) {
+		/* The list in use stays; the next change reads it again. */
+		log_warn(NULL, "partner.load_failed", "error=%s",
+		    log_q(ps_errmsg()));
+		partners_free(pt);
+		return NULL;
 	}
+	return pt;
 }
 
+/* On the loop: drops exactly what the changes name. */
 static void
-feed_lost(void *arg)
+feed_apply(void *arg, const struct store_change *ch, size_t n, bool lost,
+    void *reread)
 {
 	struct master_srv *s = arg;
+	bool wake = lost;
+	size_t i;
 
-	master_cache_drop_all(s->cache);
-	partners_reload(s);
-	if (s->notifier)
+	if (lost)
+		master_cache_drop_all(s->cache);
+	for (i = 0; i < n; i++) {
+		switch (ch[i].kind) {
+		case STORE_CHANGE_MAILBOX:
+		case STORE_CHANGE_PHOTO:
+			/* A password, a name or a photo: the address's keys. */
+			master_cache_drop(s->cache, ch[i].key);
+			break;
+		case STORE_CHANGE_OUTBOX:
+			/* Another process queued notices: send them now. */
+			wake = true;
+			break;
+		default:
+			/* Partners are reread; sessions and previews are
+			 * read from the store each time. */
+			break;
+		}
+	}
+	if (reread) {
+		partners_free(s->partners);
+		s->partners = reread;
+		log_debug(NULL, "partner.loaded", "count=%zu", s->partners->n);
+	}
+	if (wake && s->notifier)
 		notifier_wake(s->notifier);
 }
 
 static const struct store_follow_ops follow_ops = {
-	.changed = feed_changed,
-	.lost = feed_lost,
+	.reread = feed_reread,
+	.apply = feed_apply,
 };
 
 /* ---- authentication ---- */
@@ -977,40 +917,30 @@ call_dispatch(struct master_call *c)
 }
 
 /*
- * The feed's changes committed before the request arrived are applied:
- * on once the partner list is not being read again (a changed partner
- * must be seen too). Also the follower's and the partner list's resume
- * callback.
+ * On with a request once every change committed before it arrived has
+ * been applied (also the follower's resume callback).
  */
 static void
 call_current(void *arg)
 {
 	struct master_call *c = arg;
-	struct master_srv *s = c->s;
 
 	if (call_gone(c))
 		return;
-	if (s->partners_loading) {
-		c->wnext = s->partner_waiters;
-		s->partner_waiters = c;
-		return;
-	}
 	call_dispatch(c);
 }
 
-/*
- * Goes on with a request once every change committed before it arrived
- * has been applied; until then it waits, deferred.
- */
+/* Until then the request waits, deferred. */
 static void
 call_go(struct master_call *c)
 {
 	struct master_srv *s = c->s;
 
-	if (s->follower && !store_follower_current(s->follower, call_current,
-	    c))
+	if (!store_follower_current(s->follower)) {
+		store_follower_wait(s->follower, call_current, c);
 		return;
-	call_current(c);
+	}
+	call_dispatch(c);
 }
 
 static void
@@ -1059,7 +989,6 @@ handle(struct http_req *r, void *arg)
 static void
 calls_abort(struct master_srv *s)
 {
-	s->partner_waiters = NULL;
 	while (s->calls) {
 		http_reply_header(s->calls->r, "Retry-After", BUSY_RETRY_S);
 		call_error(s->calls, 503, "the server is stopping");
