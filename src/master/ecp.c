@@ -743,13 +743,33 @@ session_write_run(struct store *st, void *arg)
 		ecp_call_failed(ec, rc);
 }
 
+/* 429: the form again, saying how long to wait; nothing was checked. */
+static void
+login_throttled(struct ecp_call *ec, int64_t wait)
+{
+	char msg[160];
+
+	master_reply_throttled(ec->r, "form", ec->email, wait);
+	snprintf(msg, sizeof(msg), "Too many failed sign-ins. Wait %lld "
+	    "seconds, then try again.", (long long)((wait + 999) / 1000));
+	login_page(ec, 429, msg, ec->email);
+	ecp_call_end(ec);
+}
+
 static void
 login_checked(void *arg, ps_err rc, const char *why)
 {
 	struct ecp_call *ec = arg;
+	int64_t wait;
 
 	if (ecp_call_gone(ec))
 		return;
+	if (rc == PS_EBUSY && (wait = auth_guard_wait(ec->e->srv->guard,
+	    ec->email, http_req_peer(ec->r))) > 0) {
+		/* Failures elsewhere began a wait while this one was read. */
+		login_throttled(ec, wait);
+		return;
+	}
 	if (rc == PS_EBUSY) {
 		ps_errf(rc, "%s", why);
 		ecp_call_busy(ec, "signin");
@@ -815,7 +835,7 @@ handle_login(struct ecp_call *ec)
 {
 	struct http_req *r = ec->r;
 	const char *body = http_req_body(r, NULL);
-	char want[65], msg[160];
+	char want[65];
 	int64_t wait;
 
 	ec->email = http_form_value(body, "email");
@@ -837,12 +857,8 @@ handle_login(struct ecp_call *ec)
 	}
 	wait = auth_guard_wait(ec->e->srv->guard, ec->email, http_req_peer(r));
 	if (wait > 0) {
-		master_reply_throttled(r, "form", ec->email, wait);
-		snprintf(msg, sizeof(msg), "Too many failed sign-ins. Wait "
-		    "%lld seconds, then try again.",
-		    (long long)((wait + 999) / 1000));
-		login_page(ec, 429, msg, ec->email);
-		goto end;
+		login_throttled(ec, wait);
+		return;
 	}
 	if (!email_valid(ec->email) || strlen(ec->pw) > AUTH_MAX_PASSWORD) {
 		/* No lookup; the guard still does a check's work. */

@@ -153,8 +153,9 @@ settle_done(void *arg)
 
 	n->jobs--;
 	if (sd->wrc != PS_OK)
-		log_warn(sd->reqid, "serve.store_failed", "what=%s error=%s",
-		    "outbox", log_q(sd->werr));
+		log_warn(sd->reqid, "notify.unsaved", "partner=%s email=%s "
+		    "reason=%s", log_q(sd->row.partner), log_q(sd->row.email),
+		    log_q(sd->werr));
 	inflight_remove(n, sd);
 	n->settled++;
 	sending_free(sd);
@@ -183,7 +184,8 @@ settle(struct sending *sd, bool done, int64_t next_attempt,
 		return;
 	}
 	/* Not written: the row stays due and is sent again later. */
-	log_warn(sd->reqid, "serve.busy", "what=%s error=%s", "store",
+	log_warn(sd->reqid, "notify.unsaved", "partner=%s email=%s "
+	    "reason=%s", log_q(sd->row.partner), log_q(sd->row.email),
 	    log_q(pool ? ps_errmsg() : "the store is closing"));
 	inflight_remove(n, sd);
 	sending_free(sd);
@@ -427,9 +429,7 @@ look(struct notifier *n)
 	j->n = n;
 	j->settled = n->settled;
 	if (store_pool_read(pool, due_run, due_done, j) != PS_OK) {
-		/* The next tick looks again. */
-		log_debug(NULL, "serve.busy", "what=%s error=%s", "store",
-		    log_q(ps_errmsg()));
+		/* The read lane is full: the next tick looks again. */
 		free(j);
 		return;
 	}

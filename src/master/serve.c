@@ -105,7 +105,7 @@ master_reply_busy(struct http_req *r, const char *what)
 {
 	/* The guard logs its own queue's refusals, at most once a minute. */
 	if (strcmp(what, "signin") != 0)
-		log_warn(http_req_id(r), "serve.busy", "what=%s error=%s",
+		log_warn(http_req_id(r), "serve.busy", "what=%s reason=%s",
 		    what, log_q(ps_errmsg()));
 	http_reply_header(r, "Retry-After", BUSY_RETRY_S);
 	http_reply_error(r, 503, "the server is busy: try again in a moment");
@@ -414,9 +414,17 @@ static void
 basic_checked(void *arg, ps_err rc, const char *why)
 {
 	struct master_call *c = arg;
+	int64_t wait;
 
 	if (call_gone(c))
 		return;
+	if (rc == PS_EBUSY && (wait = auth_guard_wait(c->s->guard, c->user,
+	    http_req_peer(c->r))) > 0) {
+		/* Failures elsewhere began a wait while this one was read. */
+		master_reply_throttled(c->r, "basic", c->user, wait);
+		call_error(c, 429, "too many failed sign-ins: try again later");
+		return;
+	}
 	if (rc == PS_EBUSY) {
 		ps_errf(rc, "%s", why);
 		call_busy(c, "signin");
