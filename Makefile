@@ -1,12 +1,16 @@
 # Thin wrapper over meson: `make` builds build/photosync, `make check` runs
 # every test (also under ASan+UBSan), `make demo` starts the demo, `make
-# bench` measures photosync against references (docs/performance.md).
+# bench` measures photosync against references (docs/performance.md),
+# `make fuzz` runs the fuzz targets of tests/fuzz/ for FUZZ_SECONDS each.
 BUILD ?= build
 SAN_BUILD ?= build-san
 BENCH_BUILD ?= build-bench
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = http_head http_chunked http_multipart http_params
 MESON_OPTS ?=
 
-.PHONY: all deps check check-plain check-san demo bench clean
+.PHONY: all deps check check-plain check-san demo bench fuzz clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -53,5 +57,26 @@ bench: $(BENCH_BUILD)/build.ninja
 	ninja -C $(BENCH_BUILD)
 	BENCH_BUILD=$(abspath $(BENCH_BUILD)) /usr/bin/python3 bench/bench.py
 
+# clang with libFuzzer, ASan and UBSan. Each target runs on a copy of its
+# seed corpus (new inputs stay in $(FUZZ_BUILD)/corpus/, findings in
+# $(FUZZ_BUILD)/findings/); add what it finds to tests/fuzz/corpus/.
+$(FUZZ_BUILD)/build.ninja:
+	./scripts/deps.sh fuzz
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing_engine=libfuzzer \
+	    -Db_sanitize=address,undefined -Db_lundef=false $(MESON_OPTS)
+
+fuzz: $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD) $(addprefix tests/fuzz/,$(FUZZ_TARGETS))
+	mkdir -p $(FUZZ_BUILD)/findings
+	for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t && \
+	    cp tests/fuzz/corpus/$$t/* $(FUZZ_BUILD)/corpus/$$t/ && \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(FUZZ_BUILD)/tests/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) \
+	        -dict=tests/fuzz/$$t.dict \
+	        -artifact_prefix=$(FUZZ_BUILD)/findings/$$t- \
+	        $(FUZZ_BUILD)/corpus/$$t || exit 1; \
+	done
+
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD) $(BENCH_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(BENCH_BUILD) $(FUZZ_BUILD)

@@ -567,10 +567,19 @@ def copy_rows_sql(con, table, key, overrides, src="main", src_table=None):
     return sql, params
 
 
+def connect(db):
+    """The store, opened directly for bulk rows: the change feed's
+    triggers call these two functions (an origin of its own)."""
+    con = sqlite3.connect(db, timeout=60)
+    con.create_function("ps_feed_origin", 0, lambda: 1)
+    con.create_function("ps_feed_tx", 0, lambda: 1)
+    return con
+
+
 def bulk_master(db, template, emails):
     """Mailboxes `emails`, without passwords, each with a copy of the
     template mailbox's stored photo (every size) under its own ETag."""
-    con = sqlite3.connect(db, timeout=60)
+    con = connect(db)
     try:
         con.execute("PRAGMA synchronous=OFF")
         now = int(time.time())
@@ -601,7 +610,7 @@ def bulk_master(db, template, emails):
 def bulk_portal_users(db, template, accounts):
     """Portal users `accounts` (contoso\\name, name@contoso.com), without
     passwords, copied from the template user's row."""
-    con = sqlite3.connect(db, timeout=60)
+    con = connect(db)
     try:
         con.execute("PRAGMA synchronous=OFF")
         now = int(time.time())
@@ -628,7 +637,7 @@ def bulk_portal_photos(db, src_db, webapp, template, accounts):
     """A copy of the template's cached photo (its thumbs row: S, M, L and
     the high-resolution source, as a sync stored them) and sync state for
     each of `accounts`, each under its own ETag."""
-    con = sqlite3.connect(db, timeout=60)
+    con = connect(db)
     try:
         con.execute("PRAGMA synchronous=OFF")
         con.execute("ATTACH DATABASE ? AS src", (src_db,))
@@ -668,7 +677,7 @@ def bulk_portal_photos(db, src_db, webapp, template, accounts):
 def portal_forget(db):
     """Empties the portal's cache and sync state: every user is fetched
     again, as on the first day."""
-    con = sqlite3.connect(db, timeout=60)
+    con = connect(db)
     try:
         with con:
             con.execute("DELETE FROM thumbs")
@@ -678,7 +687,7 @@ def portal_forget(db):
 
 
 def one_value(db, sql, args=()):
-    con = sqlite3.connect(db, timeout=60)
+    con = connect(db)
     try:
         row = con.execute(sql, args).fetchone()
         return row[0] if row else None

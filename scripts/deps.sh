@@ -14,13 +14,16 @@ chromium chromium-driver python3-selenium"
 # server, libjpeg-turbo's headers for bench_render's floor, openssl for
 # the reference's certificate; taskset is in util-linux (essential).
 bench="python3 wrk nginx-light libjpeg62-turbo-dev openssl util-linux"
+# make fuzz: clang and its libFuzzer runtime.
+fuzz="clang libclang-rt-14-dev"
 
 want="$build"
 case "${1:-build}" in
 build) ;;
 test) want="$build $tests" ;;
 bench) want="$build $bench" ;;
-*) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+fuzz) want="$build $fuzz" ;;
+*) echo "usage: $0 [build|test|bench|fuzz]" >&2; exit 2 ;;
 esac
 
 missing=""

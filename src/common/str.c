@@ -277,6 +277,41 @@ duration_parse(const char *s, int64_t *seconds)
 	return PS_OK;
 }
 
+ps_err
+size_parse(const char *s, size_t *bytes)
+{
+	const char *units = "use a number with a unit: K, M or G (1024, "
+	    "1024^2, 1024^3 bytes), e.g. 64M";
+	unsigned long long v;
+	unsigned shift;
+	char *end;
+
+	if (s == NULL || !isdigit((unsigned char)s[0]))
+		return ps_errf(PS_EINVAL, "invalid size \"%s\": %s",
+		    s ? s : "", units);
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return ps_errf(PS_EINVAL, "size \"%s\" out of range", s);
+	if (end[0] == '\0')
+		return ps_errf(PS_EINVAL, "size \"%s\" has no unit: %s", s,
+		    units);
+	if (end[1] != '\0')
+		return ps_errf(PS_EINVAL, "invalid size \"%s\": %s", s, units);
+	switch (end[0]) {
+	case 'K': shift = 10; break;
+	case 'M': shift = 20; break;
+	case 'G': shift = 30; break;
+	default:
+		return ps_errf(PS_EINVAL, "invalid size unit in \"%s\": %s", s,
+		    units);
+	}
+	if (v > (SIZE_MAX >> shift))
+		return ps_errf(PS_EINVAL, "size \"%s\" out of range", s);
+	*bytes = (size_t)v << shift;
+	return PS_OK;
+}
+
 const char *
 duration_format(int64_t s, char buf[32])
 {

@@ -51,6 +51,12 @@ ps_err	 duration_parse(const char *s, int64_t *seconds);
 const char *duration_format(int64_t seconds, char buf[32]);
 
 /*
+ * Sizes carry their unit: "512K", "64M", "2G" (powers of 1024). A bare
+ * number is refused with a message that names the units.
+ */
+ps_err	 size_parse(const char *s, size_t *bytes);
+
+/*
  * An SMTP address as photosync accepts it: local@domain, printable ASCII
  * without spaces, quotes, slashes, backslashes or control characters,
  * at most 254 bytes, a dot in the domain or "localhost".

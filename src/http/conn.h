@@ -17,7 +17,7 @@
 #include "server.h"
 
 #define TLS_RECORD	16384		/* the most one TLS record carries */
-#define SWEEP_MS	1000		/* looking for idle connections */
+#define SWEEP_MS	1000		/* the most between deadline checks */
 
 TAILQ_HEAD(conn_list, conn);
 
@@ -46,12 +46,21 @@ struct http_server {
 	http_handler_fn		 handler;
 	void			*arg;
 	struct http_tls		*tls;		/* borrowed; NULL: plain */
-	size_t			 max_body;
+	size_t			 max_body;	/* without a gate */
+	http_body_gate_fn	 gate;
+	void			*gate_arg;
 	int			 lfd;
 	struct event		*listen_ev;
 	bool			 accept_paused;
 	struct event		*sweep_ev;
 	struct conn		*conns;
+
+	/* Stopping (http_server_drain). */
+	bool			 draining;
+	void			(*drained)(void *);
+	void			*drained_arg;
+	struct event		*drained_ev;	/* calls drained() */
+	struct event		*drain_timer;	/* the drain deadline */
 	struct route_series	 series[ROUTE_SERIES];
 	size_t			 nseries;
 };
@@ -76,16 +85,25 @@ struct http_req {
 };
 
 struct conn {
-	struct conn		*prev, *next;
+	struct conn		*prev, *next;	/* the server's */
 	TAILQ_ENTRY(conn)	 sendq;
 	struct conn_list	*queued;	/* the list it waits on */
+	TAILQ_ENTRY(conn)	 lru;		/* evictable, by activity */
+	bool			 on_lru;
 	bool			 may_send;	/* its log lines are out */
 	struct http_server	*srv;	/* NULL once closed */
 	int			 fd;
 	SSL			*ssl;	/* NULL: plain */
 	struct event		*ev;
 	char			 peer[INET6_ADDRSTRLEN];
-	int64_t			 last_ms;	/* the last progress */
+
+	/* Clocks (time_mono_ms) for the deadlines that conn_sweep_cb keeps. */
+	int64_t			 accepted_ms;	/* the TLS handshake's */
+	int64_t			 active_ms;	/* bytes last moved */
+	int64_t			 idle_ms;	/* idle since */
+	int64_t			 head_ms;	/* a head started (0: none) */
+	int64_t			 body_ms;	/* reading the body since */
+	size_t			 body_got;	/* bytes read since body_ms */
 
 	bool			 in_drive;	/* conn_drive() is running */
 	bool			 busy;		/* a request is with a handler */
@@ -95,7 +113,15 @@ struct conn {
 	char			*in;		/* what the client sent */
 	size_t			 in_len, in_cap;
 	bool			 have_head;	/* req.head is parsed */
+	bool			 req_started;	/* req has its id and clock */
+	bool			 body_admitted;	/* its size fits: reading it */
+	bool			 body_unread;	/* answered before its end? */
+	bool			 gate_asked;	/* the body gate was called */
+	bool			 gating;	/* waiting for the gate */
+	size_t			 body_max;	/* decoded bytes allowed */
+	size_t			 reserved;	/* of the body memory budget */
 	bool			 sent_continue;
+	struct http_chunked	 chunked;	/* a chunked body's decoder */
 	size_t			 req_used;	/* bytes of `in` req took */
 	bool			 nul_placed;	/* the body's NUL, at... */
 	size_t			 nul_at;
@@ -124,6 +150,18 @@ void	conn_send_soon(void);
 /* Event callbacks: the listener's, and the server's sweep timer. */
 void	conn_accept_cb(evutil_socket_t, short, void *srv);
 void	conn_sweep_cb(evutil_socket_t, short, void *srv);
+/* How often the sweep runs under the limits in force (milliseconds). */
+int64_t	conn_sweep_ms(void);
+/* The limits in force, resolved once before the first server listens. */
+const struct http_limits *conn_limits(void);
+/* Lets the gated request's body be read (http_req_body_allow). */
+void	conn_body_allow(struct conn *, size_t max);
+/* http_server_drain's part on the connections. */
+void	conn_drain_server(struct http_server *);
+/* Closes every connection of a draining server (its deadline passed). */
+void	conn_drain_expire(struct http_server *);
+/* Whether the connection closes after the answer being made. */
+bool	conn_closes_after(const struct conn *);
 /* The request's answer is queued: on to the next request. */
 void	conn_answered(struct conn *);
 /* Closes the connection (its memory stays while a handler has `req`). */

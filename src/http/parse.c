@@ -242,117 +242,164 @@ http_head_field(const struct http_head *h, const char *name)
 	return NULL;
 }
 
-/* Longest chunk-size line or trailer section we wait for. */
+/* Longest chunk-size line or trailer section we accept. */
 #define CHUNK_LINE_MAX	1024
 #define TRAILER_MAX	(8 * 1024)
 
-/*
- * Reads the chunk-size line at buf[*pos]: its size, and *pos moved past
- * the line. MORE when the line has not all arrived.
- */
-static enum http_parse_result
-chunk_size(const char *buf, size_t len, size_t *pos, size_t max,
-    size_t *size, int *status, const char **why)
-{
-	const char *p = buf + *pos, *nl;
-	size_t n = 0;
-	int d;
+/* Where the chunked decoder is in the message (RFC 9112 §7.1). */
+enum chunk_state {
+	CH_SIZE_FIRST,		/* the first digit of a chunk size */
+	CH_SIZE,		/* more digits */
+	CH_SIZE_BWS,		/* whitespace after them */
+	CH_EXT,			/* an extension, ignored up to LF */
+	CH_SIZE_LF,		/* the LF after the size line's CR */
+	CH_DATA,		/* chunk_left bytes of data */
+	CH_DATA_CR,		/* the CR (or LF) after the data */
+	CH_DATA_LF,		/* the LF after that CR */
+	CH_TRAILER,		/* the start of a trailer line */
+	CH_TRAILER_CR,		/* a CR at the start of a trailer line */
+	CH_TRAILER_LINE,	/* a trailer field, ignored up to LF */
+	CH_DONE,
+	CH_FAILED,
+};
 
-	nl = memchr(p, '\n', len - *pos);
-	if (nl == NULL) {
-		if (len - *pos > CHUNK_LINE_MAX)
-			FAIL(400, "a chunk size line is too long");
-		return HTTP_PARSE_MORE;
-	}
-	if ((d = hex_digit((unsigned char)*p)) < 0)
-		FAIL(400, "a chunk size is not valid");
-	for (; (d = hex_digit((unsigned char)*p)) >= 0; p++) {
-		if (n > max)
-			FAIL(413, "the body is too large");
-		n = n * 16 + (size_t)d;
-	}
-	/* Chunk extensions (after ';') are allowed and ignored. */
-	while (*p == ' ' || *p == '\t')
-		p++;
-	if (*p == ';')
-		p = nl > p && nl[-1] == '\r' ? nl - 1 : nl;
-	if (*p == '\r')
-		p++;
-	if (p != nl)
-		FAIL(400, "a chunk size line is not valid");
-	*size = n;
-	*pos = (size_t)(nl + 1 - buf);
-	return HTTP_PARSE_DONE;
+void
+http_chunked_init(struct http_chunked *d, size_t max)
+{
+	memset(d, 0, sizeof(*d));
+	d->max = max;
+	d->state = CH_SIZE_FIRST;
 }
 
-/* The CRLF (or LF) after a chunk's data at buf[*pos]. */
-static enum http_parse_result
-chunk_end(const char *buf, size_t len, size_t *pos, int *status,
-    const char **why)
-{
-	size_t p = *pos;
+#undef FAIL
+#define FAIL(st, msg) do {						\
+	d->state = CH_FAILED;						\
+	*status = (st);							\
+	*why = (msg);							\
+	return HTTP_PARSE_ERROR;					\
+} while (0)
 
-	if (p < len && buf[p] == '\r')
-		p++;
-	if (p >= len)
+/* A size line has ended: the chunk's data, or the trailer after "0". */
+static enum http_parse_result
+chunk_line_done(struct http_chunked *d)
+{
+	d->line_len = 0;
+	if (d->size == 0) {
+		d->state = CH_TRAILER;
 		return HTTP_PARSE_MORE;
-	if (buf[p] != '\n')
-		FAIL(400, "a chunk does not end with CRLF");
-	*pos = p + 1;
-	return HTTP_PARSE_DONE;
+	}
+	d->chunk_left = d->size;
+	d->state = CH_DATA;
+	if (d->size > d->max - d->body_len)
+		return HTTP_PARSE_LIMIT;
+	return HTTP_PARSE_MORE;
 }
 
 enum http_parse_result
-http_parse_chunked(char *buf, size_t len, size_t max, size_t *body_len,
+http_chunked_feed(struct http_chunked *d, char *buf, size_t len,
     size_t *used, int *status, const char **why)
 {
-	size_t pos = 0, total = 0, size, out, trailer;
-	enum http_parse_result res;
+	size_t pos = d->body_len, n;
+	enum http_parse_result res = HTTP_PARSE_MORE;
+	int digit;
 
-	/* First make sure the whole message is here, then move the data. */
-	for (;;) {
-		res = chunk_size(buf, len, &pos, max, &size, status, why);
-		if (res != HTTP_PARSE_DONE)
-			return res;
-		if (size == 0)
+	if (d->state == CH_FAILED)
+		FAIL(400, "the chunked body is not valid");
+	if (d->state == CH_DATA && d->chunk_left > d->max - d->body_len)
+		res = HTTP_PARSE_LIMIT;
+	while (res == HTTP_PARSE_MORE && pos < len && d->state != CH_DONE) {
+		unsigned char ch = (unsigned char)buf[pos];
+
+		if (d->state == CH_DATA) {
+			/* Data is moved down onto the decoded body in runs. */
+			n = len - pos < d->chunk_left ? len - pos :
+			    d->chunk_left;
+			if (pos != d->body_len)
+				memmove(buf + d->body_len, buf + pos, n);
+			d->body_len += n;
+			d->chunk_left -= n;
+			d->examined += n;
+			pos += n;
+			if (d->chunk_left == 0)
+				d->state = CH_DATA_CR;
+			continue;
+		}
+		d->examined++;
+		pos++;
+		if (d->state <= CH_SIZE_LF && ++d->line_len > CHUNK_LINE_MAX)
+			FAIL(400, "a chunk size line is too long");
+		switch (d->state) {
+		case CH_SIZE_FIRST:
+		case CH_SIZE:
+			if ((digit = hex_digit(ch)) >= 0) {
+				/* Saturates: the limit refuses it anyway. */
+				d->size = d->size > (SIZE_MAX >> 4) ?
+				    SIZE_MAX : d->size * 16 + (size_t)digit;
+				d->state = CH_SIZE;
+				break;
+			}
+			if (d->state == CH_SIZE_FIRST)
+				FAIL(400, "a chunk size is not valid");
+			d->state = CH_SIZE_BWS;
+			/* FALLTHROUGH */
+		case CH_SIZE_BWS:
+			if (ch == ' ' || ch == '\t')
+				break;
+			if (ch == ';')
+				d->state = CH_EXT;
+			else if (ch == '\r')
+				d->state = CH_SIZE_LF;
+			else if (ch == '\n')
+				res = chunk_line_done(d);
+			else
+				FAIL(400, "a chunk size line is not valid");
 			break;
-		if (size > max - total)
-			FAIL(413, "the body is too large");
-		total += size;
-		if (len - pos < size)
-			return HTTP_PARSE_MORE;
-		pos += size;
-		if ((res = chunk_end(buf, len, &pos, status, why)) !=
-		    HTTP_PARSE_DONE)
-			return res;
-	}
-	/* The trailer section: fields we ignore, then an empty line. */
-	for (trailer = pos;;) {
-		const char *nl = memchr(buf + pos, '\n', len - pos);
-
-		if (pos - trailer > TRAILER_MAX)
-			FAIL(400, "the trailer section is too large");
-		if (nl == NULL)
-			return HTTP_PARSE_MORE;
-		if (nl == buf + pos || (nl == buf + pos + 1 &&
-		    buf[pos] == '\r')) {
-			pos = (size_t)(nl + 1 - buf);
+		case CH_EXT:
+			/* Chunk extensions are allowed and ignored. */
+			if (ch == '\n')
+				res = chunk_line_done(d);
+			break;
+		case CH_SIZE_LF:
+			if (ch != '\n')
+				FAIL(400, "a chunk size line is not valid");
+			res = chunk_line_done(d);
+			break;
+		case CH_DATA_CR:
+		case CH_DATA_LF:
+			if (ch == '\r' && d->state == CH_DATA_CR) {
+				d->state = CH_DATA_LF;
+				break;
+			}
+			if (ch != '\n')
+				FAIL(400, "a chunk does not end with CRLF");
+			d->size = 0;
+			d->state = CH_SIZE_FIRST;
+			break;
+		case CH_TRAILER:
+		case CH_TRAILER_CR:
+		case CH_TRAILER_LINE:
+			/* Trailer fields are allowed and ignored. */
+			if (++d->trailer_len > TRAILER_MAX)
+				FAIL(400, "the trailer section is too large");
+			if (ch == '\n')
+				d->state = d->state == CH_TRAILER_LINE ?
+				    CH_TRAILER : CH_DONE;
+			else if (ch == '\r' && d->state == CH_TRAILER)
+				d->state = CH_TRAILER_CR;
+			else
+				d->state = CH_TRAILER_LINE;
 			break;
 		}
-		pos = (size_t)(nl + 1 - buf);
 	}
-	*used = pos;
-	for (pos = 0, out = 0;;) {
-		(void)chunk_size(buf, len, &pos, max, &size, status, why);
-		if (size == 0)
-			break;
-		memmove(buf + out, buf + pos, size);
-		out += size;
-		pos += size;
-		(void)chunk_end(buf, len, &pos, status, why);
+	if (d->state == CH_DONE) {
+		*used = pos;
+		return HTTP_PARSE_DONE;
 	}
-	*body_len = out;
-	return HTTP_PARSE_DONE;
+	/* What is not decoded yet waits right after the decoded body. */
+	if (pos > d->body_len && pos < len)
+		memmove(buf + d->body_len, buf + pos, len - pos);
+	*used = d->body_len + (len - pos);
+	return res;
 }
 
 size_t

@@ -1,9 +1,9 @@
 /*
  * HTTP/1.1 requests read in place (RFC 9112): the request line and header
  * fields are split where they lie in the connection's buffer, without
- * copying, and chunked bodies are decoded in place. Pure functions, no
- * I/O: the server (server.c) feeds them bytes and the unit tests feed them
- * every malformed form we refuse.
+ * copying, and chunked bodies are decoded in place as they arrive. Pure
+ * functions, no I/O: the server (conn.c) feeds them bytes and the unit
+ * tests and fuzz targets feed them every malformed form we refuse.
  *
  * The text helpers for what follows the head (percent-decoding, query
  * strings, form bodies) are here too.
@@ -41,6 +41,7 @@ enum http_parse_result {
 	HTTP_PARSE_DONE,	/* complete; see head_len / the body length */
 	HTTP_PARSE_MORE,	/* incomplete: read more and call again */
 	HTTP_PARSE_ERROR,	/* malformed: answer *status and close */
+	HTTP_PARSE_LIMIT,	/* over the size allowed (http_chunked_feed) */
 };
 
 /*
@@ -58,13 +59,42 @@ enum http_parse_result http_parse_head(char *buf, size_t len, size_t max,
 const char *http_head_field(const struct http_head *, const char *name);
 
 /*
- * Decodes a chunked body that starts at buf[0], in place. Done when the
- * last chunk and the trailer have arrived: the decoded body is then at
- * buf[0..*body_len) and the message took *used bytes of buf. A body over
- * `max` decoded bytes is an error (413), as is a malformed one (400).
+ * A chunked body decoded as it arrives, in place: every byte is looked at
+ * once, however the body is split into reads. The caller keeps the
+ * decoded body at buf[0..body_len) and appends what it reads after it;
+ * each call decodes the new bytes onto the end of the decoded body, so
+ * the buffer never holds more than the decoded body and the bytes of
+ * the last read.
  */
-enum http_parse_result http_parse_chunked(char *buf, size_t len, size_t max,
-	    size_t *body_len, size_t *used, int *status, const char **why);
+struct http_chunked {
+	size_t		 max;		/* decoded bytes allowed */
+	size_t		 body_len;	/* decoded so far, at buf[0] */
+	size_t		 chunk_left;	/* data bytes of this chunk to come */
+	size_t		 size;		/* the chunk size being read */
+	size_t		 line_len;	/* bytes of the size line so far */
+	size_t		 trailer_len;	/* bytes of the trailer so far */
+	uint64_t	 examined;	/* bytes looked at, ever (the tests) */
+	int		 state;
+};
+
+void	http_chunked_init(struct http_chunked *, size_t max);
+/*
+ * Decodes buf[d->body_len..len) (the bytes that arrived since the last
+ * call, after the decoded body) in place:
+ *   HTTP_PARSE_MORE: all of them were taken; the decoded body is at
+ *	buf[0..d->body_len) and *used == d->body_len: nothing after it is
+ *	needed any more.
+ *   HTTP_PARSE_DONE: the last chunk and the trailer have arrived; the
+ *	body is at buf[0..d->body_len) and the message took *used bytes
+ *	of buf (what follows is the next request's).
+ *   HTTP_PARSE_LIMIT: the chunk whose size line was just read would
+ *	take the body past d->max (d->chunk_left is its size). The bytes
+ *	not decoded yet were moved to buf[d->body_len..*used). Raise
+ *	d->max and call again to go on, or refuse with 413.
+ *   HTTP_PARSE_ERROR: malformed (*status 400, *why); d is spent.
+ */
+enum http_parse_result http_chunked_feed(struct http_chunked *, char *buf,
+	    size_t len, size_t *used, int *status, const char **why);
 
 /*
  * Percent-decodes s[0..n) into out (room for n + 1 bytes), '+' as a space

@@ -29,24 +29,43 @@
 /* ---- stopping on signals ---- */
 
 struct http_signals {
-	struct event	*sigint, *sigterm;
+	struct event		*sigint, *sigterm;
+	struct event_base	*base;
+	void			(*stop)(void *);
+	void			*arg;
+	bool			 stopping;
 };
 
 static void
 on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
+	struct http_signals *hs = arg;
+
 	(void)what;
+	if (hs->stopping) {
+		log_info(NULL, "serve.stopping", "signal=%d now=yes", (int)sig);
+		event_base_loopbreak(hs->base);
+		return;
+	}
+	hs->stopping = true;
 	log_info(NULL, "serve.stopping", "signal=%d", (int)sig);
-	event_base_loopexit(arg, NULL);
+	if (hs->stop)
+		hs->stop(hs->arg);
+	else
+		event_base_loopexit(hs->base, NULL);
 }
 
 struct http_signals *
-http_signals_watch(struct event_base *base)
+http_signals_watch(struct event_base *base, void (*stop)(void *),
+    void *arg)
 {
 	struct http_signals *hs = xcalloc(1, sizeof(*hs));
 
-	hs->sigint = evsignal_new(base, SIGINT, on_stop_signal, base);
-	hs->sigterm = evsignal_new(base, SIGTERM, on_stop_signal, base);
+	hs->base = base;
+	hs->stop = stop;
+	hs->arg = arg;
+	hs->sigint = evsignal_new(base, SIGINT, on_stop_signal, hs);
+	hs->sigterm = evsignal_new(base, SIGTERM, on_stop_signal, hs);
 	event_add(hs->sigint, NULL);
 	event_add(hs->sigterm, NULL);
 	return hs;
@@ -60,6 +79,37 @@ http_signals_free(struct http_signals *hs)
 	event_free(hs->sigint);
 	event_free(hs->sigterm);
 	free(hs);
+}
+
+/* ---- budgets from the serve options ---- */
+
+ps_err
+http_limits_from_options(const char *max_connections,
+    const char *body_memory, struct http_limits *out)
+{
+	*out = http_default_limits;
+	if (max_connections) {
+		char *end;
+		unsigned long long n;
+
+		errno = 0;
+		n = strtoull(max_connections, &end, 10);
+		if (errno || end == max_connections || *end != '\0' ||
+		    n == 0 || n > 10000000 || max_connections[0] == '-')
+			return ps_errf(PS_EINVAL, "--max-connections \"%s\": "
+			    "use a number of connections from 1 up",
+			    max_connections);
+		out->max_connections = (size_t)n;
+	}
+	if (body_memory) {
+		if (size_parse(body_memory, &out->body_memory) != PS_OK)
+			return ps_errf(PS_EINVAL, "--body-memory: %s",
+			    ps_errmsg());
+		if (out->body_memory < HTTP_SMALL_BODY)
+			return ps_errf(PS_EINVAL, "--body-memory %s: at least "
+			    "64K, the size of a small body", body_memory);
+	}
+	return PS_OK;
 }
 
 /* ---- TLS ---- */
@@ -149,12 +199,82 @@ http_tls_add_sni(struct http_tls *main, const char *hostname,
 
 /* ---- the server ---- */
 
+/* No connection of a draining server is left. */
+static void
+on_drained(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server *srv = arg;
+	void (*fn)(void *) = srv->drained;
+
+	(void)fd;
+	(void)what;
+	if (fn == NULL || srv->conns != NULL)
+		return;
+	srv->drained = NULL;
+	event_del(srv->drain_timer);
+	log_info(NULL, "http.drained", "connections=0");
+	fn(srv->drained_arg);
+}
+
+static void
+on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	conn_drain_expire(arg);
+}
+
+void
+http_server_drain(struct http_server *srv, void (*drained)(void *),
+    void *arg)
+{
+	int64_t ms = conn_limits()->drain_timeout_ms;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct conn *c;
+	size_t n = 0;
+
+	if (srv->draining)
+		return;
+	srv->draining = true;
+	srv->drained = drained;
+	srv->drained_arg = arg;
+	/* New connections are refused by the kernel from now on. */
+	if (srv->listen_ev)
+		event_free(srv->listen_ev);
+	srv->listen_ev = NULL;
+	if (srv->lfd >= 0)
+		close(srv->lfd);
+	srv->lfd = -1;
+	for (c = srv->conns; c; c = c->next)
+		n++;
+	log_info(NULL, "http.draining", "connections=%zu", n);
+	conn_drain_server(srv);
+	event_add(srv->drain_timer, &tv);
+	if (srv->conns == NULL)
+		event_active(srv->drained_ev, EV_TIMEOUT, 0);
+}
+
+void
+http_server_set_body_gate(struct http_server *srv, http_body_gate_fn fn,
+    void *arg)
+{
+	srv->gate = fn;
+	srv->gate_arg = arg;
+}
+
+void
+http_req_body_allow(struct http_req *r, size_t max)
+{
+	conn_body_allow(r->c, max);
+}
+
 struct http_server *
 http_server_new(struct event_base *base, const char *proc,
     http_handler_fn fn, void *arg)
 {
 	struct http_server *srv = xcalloc(1, sizeof(*srv));
-	struct timeval tv = { SWEEP_MS / 1000, (SWEEP_MS % 1000) * 1000 };
+	int64_t sweep = conn_sweep_ms();
+	struct timeval tv = { sweep / 1000, (sweep % 1000) * 1000 };
 
 	srv->base = base;
 	srv->proc = proc;
@@ -164,6 +284,8 @@ http_server_new(struct event_base *base, const char *proc,
 	srv->lfd = -1;
 	srv->sweep_ev = event_new(base, -1, EV_PERSIST, conn_sweep_cb, srv);
 	event_add(srv->sweep_ev, &tv);
+	srv->drained_ev = event_new(base, -1, 0, on_drained, srv);
+	srv->drain_timer = evtimer_new(base, on_drain_timeout, srv);
 	conn_loop_join(base);
 	/* A client that left must not end the process. */
 	signal(SIGPIPE, SIG_IGN);
@@ -188,6 +310,8 @@ http_server_free(struct http_server *srv)
 	if (srv->lfd >= 0)
 		close(srv->lfd);
 	event_free(srv->sweep_ev);
+	event_free(srv->drained_ev);
+	event_free(srv->drain_timer);
 	free(srv);
 }
 
@@ -499,6 +623,7 @@ reason_phrase(int status)
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
 	case 409: return "Conflict";
 	case 413: return "Payload Too Large";
 	case 415: return "Unsupported Media Type";
@@ -601,7 +726,7 @@ reply_head(struct http_req *r, int status, const char *content_type,
 		add_field(b, "client-request-id", r->id);
 	add_field(b, "X-Content-Type-Options", "nosniff");
 	buf_add(b, c->hdrs.b_data, c->hdrs.b_len);
-	if (!r->head.keep_alive || c->close_after)
+	if (conn_closes_after(c))
 		add_field(b, "Connection", "close");
 	else if (r->head.minor == 0)
 		add_field(b, "Connection", "keep-alive");

@@ -26,15 +26,67 @@ struct http_tls;
 
 #define HTTP_MAX_BODY		(1024 * 1024)
 #define HTTP_MAX_HEADERS	(32 * 1024)
+/*
+ * Bodies up to this size are read before the handler is called on every
+ * route; a larger one only once the server's body gate allows it.
+ */
+#define HTTP_SMALL_BODY		(64 * 1024)
 
 typedef void (*http_handler_fn)(struct http_req *, void *arg);
 
 /*
- * Ends the event loop on SIGINT or SIGTERM (logging serve.stopping), so a
- * server shuts down cleanly. Free the watch after the loop returns.
+ * The budgets of every server of the process (docs/operations.md). Set
+ * them with http_set_limits() before the first server listens; what is
+ * not set keeps http_default_limits.
+ */
+struct http_limits {
+	/*
+	 * Connections open at once, all servers together. 0: the descriptor
+	 * limit (RLIMIT_NOFILE, raised to its hard limit) less
+	 * HTTP_FD_RESERVE, and no more than HTTP_MAX_CONNECTIONS. When
+	 * full, a new connection closes the least recently active one that
+	 * has no request with a handler; when every one has, the new one is
+	 * closed.
+	 */
+	size_t	 max_connections;
+	/* Request bodies held in memory at once, all connections together. */
+	size_t	 body_memory;
+	/* A request head must have arrived this long after its first byte. */
+	int64_t	 head_timeout_ms;
+	/* A connection waiting for its next request is closed after this. */
+	int64_t	 idle_timeout_ms;
+	/* The TLS handshake must be over this long after the connection. */
+	int64_t	 handshake_timeout_ms;
+	/* After body_grace_ms, a body must have come at body_min_rate. */
+	int64_t	 body_grace_ms;
+	size_t	 body_min_rate;		/* bytes per second, on average */
+	/* http_server_drain closes what is left after this. */
+	int64_t	 drain_timeout_ms;
+};
+#define HTTP_FD_RESERVE		128	/* descriptors kept for the rest */
+#define HTTP_MAX_CONNECTIONS	4096	/* the memory a connection takes */
+
+extern const struct http_limits http_default_limits;
+/*
+ * Per process, before the first server is made (copied); a field left 0
+ * takes its default.
+ */
+void	http_set_limits(const struct http_limits *);
+/*
+ * The defaults with the serve options --max-connections N and
+ * --body-memory SIZE ("64M"; either NULL when not given) applied.
+ */
+ps_err	http_limits_from_options(const char *max_connections,
+	    const char *body_memory, struct http_limits *out);
+
+/*
+ * On the first SIGINT or SIGTERM logs serve.stopping and calls stop(arg)
+ * (NULL: ends the loop); a second signal ends the loop at once. Free the
+ * watch after the loop returns.
  */
 struct http_signals;
-struct http_signals *http_signals_watch(struct event_base *);
+struct http_signals *http_signals_watch(struct event_base *,
+	    void (*stop)(void *arg), void *arg);
 void	http_signals_free(struct http_signals *);
 
 /* A TLS context from PEM files (TLS 1.2 and later). */
@@ -60,8 +112,49 @@ void	http_server_free(struct http_server *);
  * thread; log_flush() at exit.
  */
 void	http_server_buffer_logs(struct http_server *);
-/* Caps request bodies (default HTTP_MAX_BODY); bigger ones get 413. */
+/*
+ * Caps request bodies (default HTTP_MAX_BODY) of a server without a body
+ * gate; bigger ones get 413.
+ */
 void	http_server_set_max_body(struct http_server *, size_t);
+
+/*
+ * The body gate decides which requests may send a body larger than
+ * HTTP_SMALL_BODY, and how large. It is called once the head of such a
+ * request is in (a Content-Length over HTTP_SMALL_BODY, or a chunked body
+ * that grows past it), before any byte of a declared body is read and
+ * before "100 Continue" is sent. The request's head, path, query, id and
+ * peer are there as for a handler; its body is not. The gate, at once or
+ * later from a callback on the loop, either
+ *  - calls http_req_body_allow(r, max): up to `max` decoded bytes may
+ *    be read (413 when the body is larger; 503 when it does not fit the
+ *    body memory), then the server's handler is called with the request
+ *    as usual; or
+ *  - answers the request with any http_reply* function: a refusal, the
+ *    connection closes after it (reading and dropping what the client
+ *    still sends for a moment, so that it sees the answer).
+ * While the gate decides, nothing is read from the connection; a client
+ * that leaves is noticed as for a deferred request (http_req_gone), and
+ * the request is then released by either call. The gate makes exactly
+ * one of the two calls and uses `r` no more after it. Without a gate,
+ * the server's max body (http_server_set_max_body) applies to every
+ * request.
+ */
+typedef void (*http_body_gate_fn)(struct http_req *, void *arg);
+void	http_server_set_body_gate(struct http_server *, http_body_gate_fn,
+	    void *arg);
+void	http_req_body_allow(struct http_req *, size_t max);
+
+/*
+ * Stops the server gracefully: closes the listener and the connections
+ * with no request in progress, lets every other connection finish its
+ * current request and close after the answer (Connection: close), and
+ * calls drained(arg) once, from the loop, when no connection of this
+ * server is left (at the latest after the limits' drain_timeout_ms,
+ * closing what is left then).
+ */
+void	http_server_drain(struct http_server *, void (*drained)(void *arg),
+	    void *arg);
 /*
  * Listens on host:port (port 0: any free port) with TLS when `tls` is not
  * NULL (borrowed; must outlive the server). Returns the bound port in

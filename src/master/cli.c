@@ -18,6 +18,7 @@
 #include "common/xalloc.h"
 #include "diagnose.h"
 #include "exchange/ews.h"
+#include "http/server.h"
 #include "image/image.h"
 #include "master.h"
 #include "master_int.h"
@@ -39,6 +40,10 @@ static const char usage_text[] =
 "  serve --dir D [--listen ADDRESS] [--port-file F]\n"
 "       [--metrics-allow ADDRESSES]  who may read /metrics (default\n"
 "                                    loopback: 127.0.0.0/8,::1/128)\n"
+"       [--max-connections N]        connections open at once (default\n"
+"                                    from the descriptor limit)\n"
+"       [--body-memory SIZE]         request bodies held at once\n"
+"                                    (default 128M)\n"
 "      answer HTTPS on HOST:PORT (PORT 0: any free port)\n"
 "  mailbox add --dir D ADDRESS [--name N] [--password-file F]\n"
 "  mailbox remove --dir D ADDRESS\n"
@@ -64,7 +69,8 @@ struct opts {
 	const char	*dir, *host, *domain, *tls_cert, *tls_key, *name;
 	const char	*password_file, *file, *size, *output, *metadata_url;
 	const char	*metadata_file, *ca_file, *listen, *port_file, *notify;
-	const char	*metrics_allow, *partner;
+	const char	*metrics_allow, *partner, *max_connections;
+	const char	*body_memory;
 	const char	*args[4];
 	int		 nargs;
 };
@@ -107,6 +113,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "partner", required_argument, NULL, 'R' },
 		{ "notify", required_argument, NULL, 'N' },
 		{ "metrics-allow", required_argument, NULL, 'M' },
+		{ "max-connections", required_argument, NULL, 'x' },
+		{ "body-memory", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -138,6 +146,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 			o->notify = optarg;
 			break;
 		case 'M': o->metrics_allow = optarg; break;
+		case 'x': o->max_connections = optarg; break;
+		case 'B': o->body_memory = optarg; break;
 		case 'h': fputs(usage_text, stdout); exit(0);
 		default: return -1;
 		}
@@ -497,9 +507,18 @@ master_main(int argc, char **argv)
 		log_init("master", LOG_WARN);
 	if (master_state_open(o.dir, &ms) != PS_OK)
 		return fail(NULL);
-	if (strcmp(cmd, "serve") == 0)
-		ret = master_serve(&ms, o.listen, o.port_file,
-		    o.metrics_allow) == PS_OK ? 0 : fail("serve");
+	if (strcmp(cmd, "serve") == 0) {
+		struct http_limits hl;
+
+		if (http_limits_from_options(o.max_connections, o.body_memory,
+		    &hl) != PS_OK)
+			ret = fail("serve");
+		else {
+			http_set_limits(&hl);
+			ret = master_serve(&ms, o.listen, o.port_file,
+			    o.metrics_allow) == PS_OK ? 0 : fail("serve");
+		}
+	}
 	else if (strcmp(cmd, "mailbox") == 0)
 		ret = cmd_mailbox(&ms, &o, verb);
 	else if (strcmp(cmd, "photo") == 0)

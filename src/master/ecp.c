@@ -1328,6 +1328,58 @@ session_read_done(void *arg)
 	}
 }
 
+/* ---- the body gate ---- */
+
+static void
+gate_read_run(struct store *st, void *arg)
+{
+	struct ecp_call *ec = arg;
+	struct store_mailbox_session ss;
+	ps_err rc = store_mailbox_session_get(st, ec->key, &ss);
+
+	explicit_bzero(&ss, sizeof(ss));
+	if (rc == PS_OK)
+		ec->signed_in = true;
+	else if (rc != PS_ENOTFOUND)
+		ecp_call_failed(ec, rc);
+}
+
+static void
+gate_read_done(void *arg)
+{
+	struct ecp_call *ec = arg;
+
+	if (ecp_call_gone(ec))
+		return;
+	if (ec->rc != PS_OK) {
+		ecp_store_failed(ec, "session", NULL);
+		return;
+	}
+	if (!ec->signed_in) {
+		signed_out(ec);
+		return;
+	}
+	/* The handler checks the session again, with its CSRF token. */
+	http_req_body_allow(ec->r, MASTER_UPLOAD_MAX);
+	ecp_call_end(ec);
+}
+
+void
+ecp_gate(struct master_ecp *e, struct http_req *r)
+{
+	struct ecp_call *ec = ecp_call_new(e, r, ECP_UPLOAD);
+	char cookie[129];
+
+	back_find(ec);
+	if (!http_req_cookie(r, SESSION_COOKIE, cookie, sizeof(cookie))) {
+		signed_out(ec);
+		return;
+	}
+	auth_session_key(cookie, ec->key);
+	explicit_bzero(cookie, sizeof(cookie));
+	(void)ecp_store(ec, false, gate_read_run, gate_read_done);
+}
+
 /* ---- entry points ---- */
 
 void
@@ -1368,6 +1420,12 @@ ecp_new(struct master_srv *srv)
 		return NULL;
 	}
 	return e;
+}
+
+size_t
+ecp_uploads_pending(struct master_ecp *e)
+{
+	return work_pending(e->pool);
 }
 
 void

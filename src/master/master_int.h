@@ -147,6 +147,9 @@ bool	master_url_origin(const char *url, char *out, size_t n,
 
 /* ---- the change-photo page (ecp.c), served by serve.c ---- */
 
+/* An image upload and the multipart form around it. */
+#define MASTER_UPLOAD_MAX	((size_t)IMAGE_MAX_BYTES + 64 * 1024)
+
 enum ecp_route {
 	ECP_HOME,	/* GET /ecp/: to the page */
 	ECP_PAGE,	/* GET /ecp/PersonalSettings/EditAccount.aspx */
@@ -182,6 +185,14 @@ void	ecp_free(struct master_ecp *);
  * passwords the guard.
  */
 void	ecp_handle(struct master_ecp *, struct http_req *, enum ecp_route);
+/*
+ * The body gate for an upload (serve.c's gate): a signed-in session may
+ * send an image and its form (MASTER_UPLOAD_MAX); without one, the
+ * signed-out answer, before the body is read.
+ */
+void	ecp_gate(struct master_ecp *, struct http_req *);
+/* Uploads rendering or waiting for a worker, for metrics. */
+size_t	ecp_uploads_pending(struct master_ecp *);
 
 /*
  * The sender of change notifications to partners (notify.c), on the

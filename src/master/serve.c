@@ -11,8 +11,10 @@
  * Paths match case-insensitively. Everything but the metadata document
  * and the change-photo page needs a mailbox user's Basic credentials or a
  * registered partner's S2S token; the page has its own form sign-in and
- * session cookie. Request bodies may be as large as an image upload;
- * the XML endpoints refuse anything over XML_MAX_BYTES themselves.
+ * session cookie. Request bodies are small (HTTP_SMALL_BODY) except
+ * where one is needed, and only after sign-in (the body gate): the XML
+ * endpoints take up to XML_MAX_BYTES once the caller is authenticated,
+ * the page's upload an image and its form for a signed-in session.
  *
  * Nothing on the event loop waits. Every store call goes through the
  * store's lanes (store/pool.h) with the request deferred; passwords are
@@ -52,8 +54,6 @@
 
 #define XML_TYPE	"text/xml; charset=utf-8"
 #define PHOTO_MAX_AGE	3600
-/* An image upload and its multipart form around it. */
-#define MAX_BODY	((size_t)IMAGE_MAX_BYTES + 64 * 1024)
 #define BUSY_RETRY_S	"1"	/* Retry-After of a 503 */
 
 /* Who is calling, once authenticated. */
@@ -75,6 +75,7 @@ struct master_call {
 	const struct route	*rt;
 	struct master_call	*next, **prevp;	/* s->calls */
 	struct principal	 p;
+	bool			 gate;		/* the body gate's, not a handler's */
 	void			(*authed)(struct master_call *);
 	ps_err			 rc;		/* of the last store job */
 	char			 err[256];	/* and its reason */
@@ -894,10 +895,22 @@ static const struct route routes[] = {
 	{ "/metrics", R_METRICS, true, false, false, 0, "metrics" },
 };
 
+/* Authenticated at the gate: the XML body may be read. */
+static void
+gate_open(struct master_call *c)
+{
+	http_req_body_allow(c->r, XML_MAX_BYTES);
+	call_end(c);
+}
+
 /* The route's handler, once what is kept in memory is current. */
 static void
 call_dispatch(struct master_call *c)
 {
+	if (c->gate) {
+		authenticate(c, gate_open);
+		return;
+	}
 	switch (c->rt->id) {
 	case R_POX:
 		probe_headers(c->r);
@@ -951,18 +964,59 @@ call_go(struct master_call *c)
 	call_dispatch(c);
 }
 
+static const struct route *
+route_find(struct http_req *r)
+{
+	const char *path = http_req_path(r);
+	size_t i;
+
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(path, routes[i].path) == 0)
+			return &routes[i];
+	return NULL;
+}
+
+/*
+ * The body gate: a body over HTTP_SMALL_BODY is read only where one is
+ * needed and only after sign-in, so that no one can make the server hold
+ * large bodies without credentials. The XML endpoints: once the caller
+ * is authenticated (a valid token, a Basic credential verified before or
+ * checked now through the guard), up to XML_MAX_BYTES. The page's upload:
+ * for a signed-in session, an image and its form (ecp.c). Anything else:
+ * 413 before the body is read.
+ */
+static void
+gate(struct http_req *r, void *arg)
+{
+	struct master_srv *s = arg;
+	const struct route *rt = route_find(r);
+	struct master_call *c;
+
+	if (rt)
+		http_req_set_route(r, rt->name);
+	if (rt && rt->id == R_ECP && rt->ecp == ECP_UPLOAD &&
+	    http_req_method(r) == HTTP_POST) {
+		ecp_gate(s->ecp, r);
+		return;
+	}
+	if (rt == NULL || !rt->xml || http_req_method(r) != HTTP_POST) {
+		http_reply_error(r, 413, "this endpoint takes no body this "
+		    "large");
+		return;
+	}
+	c = call_new(s, r, rt);
+	c->gate = true;
+	call_go(c);
+}
+
 static void
 handle(struct http_req *r, void *arg)
 {
 	struct master_srv *s = arg;
 	enum http_method m = http_req_method(r);
-	const char *path = http_req_path(r);
-	const struct route *rt = NULL;
-	size_t i, len;
+	const struct route *rt = route_find(r);
+	size_t len;
 
-	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-		if (strcmp(path, routes[i].path) == 0)
-			rt = &routes[i];
 	if (rt == NULL) {
 		http_reply_error(r, 404, "no such endpoint");
 		return;
@@ -983,6 +1037,14 @@ handle(struct http_req *r, void *arg)
 	}
 	/* Nothing kept in memory: answered at once. */
 	if (rt->id == R_METRICS) {
+		metrics_set("photosync_store_queued", NULL,
+		    (double)store_pool_pending(s->pool));
+		metrics_set("photosync_image_queued", NULL,
+		    (double)ecp_uploads_pending(s->ecp));
+		metrics_set("photosync_auth_pending", NULL,
+		    (double)auth_guard_pending(s->guard));
+		metrics_set("photosync_auth_throttled", NULL,
+		    (double)auth_guard_throttled(s->guard));
 		http_reply_metrics(r, s->metrics_acl);
 		return;
 	}
@@ -1001,6 +1063,23 @@ calls_abort(struct master_srv *s)
 		http_reply_header(s->calls->r, "Retry-After", BUSY_RETRY_S);
 		call_error(s->calls, 503, "the server is stopping");
 	}
+}
+
+/* SIGTERM: finish the requests in flight, then end the loop. */
+static void
+serve_drained(void *arg)
+{
+	struct master_srv *s = arg;
+
+	event_base_loopexit(s->base, NULL);
+}
+
+static void
+serve_stop(void *arg)
+{
+	struct master_srv *s = arg;
+
+	http_server_drain(s->http, serve_drained, s);
 }
 
 ps_err
@@ -1031,7 +1110,7 @@ master_serve(struct master_state *ms, const char *listen_host,
 	}
 	s.http = http_server_new(s.base, "master", handle, &s);
 	http_server_buffer_logs(s.http);
-	http_server_set_max_body(s.http, MAX_BODY);
+	http_server_set_body_gate(s.http, gate, &s);
 	if ((rc = http_server_listen(s.http, listen_host ? listen_host :
 	    ms->host, ms->port, s.tls, &s.port)) != PS_OK)
 		goto out;
@@ -1059,7 +1138,7 @@ master_serve(struct master_state *ms, const char *listen_host,
 		    strlen(portbuf), 0644)) != PS_OK)
 			goto out;
 	}
-	sigs = http_signals_watch(s.base);
+	sigs = http_signals_watch(s.base, serve_stop, &s);
 	log_info(NULL, "serve.listening", "url=%s realm=%s domain=%s "
 	    "partners=%zu", log_q(s.base_url), ms->realm, log_q(ms->domain),
 	    s.partners->n);

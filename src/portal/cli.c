@@ -18,6 +18,7 @@
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "diagnose.h"
+#include "http/server.h"
 #include "portal.h"
 #include "portal_int.h"
 #include "refresh.h"
@@ -57,6 +58,10 @@ static const char usage_text[] =
 "  serve --dir D [--listen ADDRESS] [--port-file F]\n"
 "       [--metrics-allow ADDRESSES]  who may read /metrics (default\n"
 "                                    loopback: 127.0.0.0/8,::1/128)\n"
+"       [--max-connections N]        connections open at once (default\n"
+"                                    from the descriptor limit)\n"
+"       [--body-memory SIZE]         request bodies held at once\n"
+"                                    (default 128M)\n"
 "\n"
 "web application SETTINGS (durations carry their unit: 90m, 6h, 2d):\n"
 "  --photo-import on|off            fetch photos from the mail server\n"
@@ -84,6 +89,7 @@ struct opts {
 	const char	*dir, *url, *tls_cert, *tls_key, *name, *email;
 	const char	*password_file, *metadata_url, *metadata_file;
 	const char	*ca_file, *listen, *port_file, *metrics_allow;
+	const char	*max_connections, *body_memory;
 	const char	*photo_import, *photo_expiration, *error_expiration;
 	const char	*autodiscover_domain, *sync_trigger, *sizes;
 	const char	*allow_http, *background, *notifications, *avatar_access;
@@ -118,7 +124,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 	enum { O_DIR = 256, O_URL, O_CERT, O_KEY, O_NAME, O_EMAIL, O_PW,
 	    O_MDURL, O_MDFILE, O_CA, O_LISTEN, O_PORTFILE, O_IMPORT, O_EXP,
 	    O_ERREXP, O_AD, O_TRIGGER, O_SIZES, O_HTTP, O_USER, O_ALL, O_FORCE,
-	    O_CONC, O_METRICS, O_BG, O_NOTIF, O_AVACC, O_AVDEF };
+	    O_CONC, O_METRICS, O_MAXCONN, O_BODYMEM, O_BG, O_NOTIF, O_AVACC, O_AVDEF };
 	static const struct option longopts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "url", required_argument, NULL, O_URL },
@@ -144,6 +150,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "concurrency", required_argument, NULL, O_CONC },
 		{ "metrics-allow", required_argument, NULL, O_METRICS },
+		{ "max-connections", required_argument, NULL, O_MAXCONN },
+		{ "body-memory", required_argument, NULL, O_BODYMEM },
 		{ "background-refresh", required_argument, NULL, O_BG },
 		{ "notifications", required_argument, NULL, O_NOTIF },
 		{ "avatar-access", required_argument, NULL, O_AVACC },
@@ -183,6 +191,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case O_ALL: o->all = true; break;
 		case O_METRICS: o->metrics_allow = optarg; break;
+		case O_MAXCONN: o->max_connections = optarg; break;
+		case O_BODYMEM: o->body_memory = optarg; break;
 		case O_BG: o->background = optarg; break;
 		case O_NOTIF: o->notifications = optarg; break;
 		case O_AVACC: o->avatar_access = optarg; break;
@@ -873,8 +883,16 @@ portal_main(int argc, char **argv)
 	if (portal_state_open(o.dir, &ps) != PS_OK)
 		return fail(NULL);
 	if (strcmp(cmd, "serve") == 0) {
-		ret = portal_serve(&ps, o.listen, o.port_file,
-		    o.metrics_allow) == PS_OK ? 0 : fail("serve");
+		struct http_limits hl;
+
+		if (http_limits_from_options(o.max_connections, o.body_memory,
+		    &hl) != PS_OK)
+			ret = fail("serve");
+		else {
+			http_set_limits(&hl);
+			ret = portal_serve(&ps, o.listen, o.port_file,
+			    o.metrics_allow) == PS_OK ? 0 : fail("serve");
+		}
 	} else if (strcmp(cmd, "refresh") == 0) {
 		int k;
 

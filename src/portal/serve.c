@@ -419,6 +419,35 @@ route(struct webapp_ctx *app, struct http_req *r)
 	signin_request(app, r, route_signed_in);
 }
 
+/*
+ * Bodies over HTTP_SMALL_BODY: only an upload to /my/changephoto sends
+ * one, and only once it is signed in (an unknown client's 20 MiB never
+ * reaches memory); the sign-in is remembered, so the handler's own costs
+ * a lookup.
+ */
+static void
+gate_signed_in(struct webapp_ctx *app, struct http_req *r,
+    const struct viewer *v)
+{
+	(void)app;
+	(void)v;
+	http_req_body_allow(r, (size_t)IMAGE_MAX_BYTES + 64 * 1024);
+}
+
+static void
+body_gate(struct http_req *r, void *arg)
+{
+	struct webapp_ctx *app = route_host(arg, r);
+
+	if (http_req_method(r) == HTTP_POST &&
+	    strcmp(http_req_path(r), "/my/changephoto") == 0) {
+		http_req_set_route(r, "page");
+		signin_request(app, r, gate_signed_in);
+		return;
+	}
+	http_reply_error(r, 413, "this address takes no body over 64 KiB");
+}
+
 /* A request that waited for the change feed to be read. */
 struct feed_wait {
 	struct webapp_ctx	*app;
@@ -486,9 +515,7 @@ app_listen(struct webapp_ctx *app, const char *listen_host)
 		app->http = http_server_new(app->srv->base, "portal", handle,
 		    app);
 		http_server_buffer_logs(app->http);
-		/* Uploads: the image pipeline's limit, plus the form around. */
-		http_server_set_max_body(app->http, IMAGE_MAX_BYTES +
-		    64 * 1024);
+		http_server_set_body_gate(app->http, body_gate, app);
 		if ((rc = http_server_listen(app->http, listen_host ?
 		    listen_host : app->w.host, app->w.port, app->tls,
 		    &app->port)) != PS_OK)
@@ -516,11 +543,52 @@ app_unlisten(struct webapp_ctx *app)
 	app->tls = NULL;
 }
 
+/*
+ * SIGTERM: no new work starts (background syncs stop), every server
+ * answers its requests in flight, those waiting on a sync included, and
+ * closes; then the loop ends, queued image and store work runs to its
+ * end, and the process exits.
+ */
+struct serve_stop {
+	struct portal_srv	*srv;
+	size_t			 left;		/* servers still draining */
+};
+
+static void
+serve_drained(void *arg)
+{
+	struct serve_stop *st = arg;
+
+	if (--st->left == 0)
+		event_base_loopexit(st->srv->base, NULL);
+}
+
+static void
+serve_stop(void *arg)
+{
+	struct serve_stop *st = arg;
+	struct portal_srv *srv = st->srv;
+	size_t i;
+
+	for (i = 0; i < srv->n_apps; i++) {
+		background_stop(&srv->apps[i]);
+		st->left += srv->apps[i].http != NULL;
+	}
+	if (st->left == 0) {
+		event_base_loopexit(srv->base, NULL);
+		return;
+	}
+	for (i = 0; i < srv->n_apps; i++)
+		if (srv->apps[i].http)
+			http_server_drain(srv->apps[i].http, serve_drained, st);
+}
+
 ps_err
 portal_serve(struct portal_state *ps, const char *listen_host,
     const char *port_file, const char *metrics_allow)
 {
 	struct portal_srv srv = { 0 };
+	struct serve_stop stop = { .srv = &srv };
 	struct http_signals *sigs = NULL;
 	char *db = file_join(ps->dir, PORTAL_DB);
 	struct buf ports;
@@ -552,7 +620,7 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 	    ports.b_len, 0644)) != PS_OK)
 		goto out;
 	fflush(stdout);
-	sigs = http_signals_watch(srv.base);
+	sigs = http_signals_watch(srv.base, serve_stop, &stop);
 	event_base_dispatch(srv.base);
 	rc = PS_OK;
 out:

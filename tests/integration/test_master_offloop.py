@@ -5,16 +5,22 @@ admin command beside serve changes one user's photo at the next request
 and leaves the others' cached photos in memory (the change feed drops one
 key); SOAP GetUserPhoto answers from the same index; repeated wrong
 passwords are throttled (429 with Retry-After); password checks run off
-the loop, so a request that needs none is answered while they run.
+the loop, so a request that needs none is answered while they run; a
+large body is read only where one is needed and after sign-in; SIGTERM
+lets a request waiting on the store finish before the server exits.
 No timing is measured: each mechanism is shown by what was answered, by
 the index's hit and miss counters and by the order of the log lines."""
 import atexit
+import http.client
 import os
 import re
 import shutil
+import signal
 import socket
 import sqlite3
 import ssl
+import subprocess
+import time
 
 from psync import (Master, basic, done, is_eq, make_image, ok, tmpdir)
 
@@ -196,6 +202,49 @@ ok("no-password" in order and order.index("no-password") < len(order) - 1,
    "the request without a password was answered before the last check "
    "(%s)" % " ".join(order))
 
+# ---- the body gate: large bodies only where needed, after sign-in ----
+def first_answer(method, path, fields, length=200000):
+    """The status of the first answer to a head announcing a large body
+    (Expect: 100-continue, so a refusal comes before any byte of it)."""
+    s = ctx.wrap_socket(socket.create_connection((m.host, m.port)),
+                        server_hostname=m.host)
+    head = "%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n" \
+        "Expect: 100-continue\r\n" % (method, path, length)
+    for k, v in fields:
+        head += "%s: %s\r\n" % (k, v)
+    s.sendall((head + "\r\n").encode())
+    data = b""
+    while b"\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return int(data.split(b" ")[1]) if data.startswith(b"HTTP/1.1 ") \
+        else None
+
+
+SVC = "/autodiscover/autodiscover.svc"
+is_eq(first_answer("POST", SVC, []), 401,
+      "a large XML body without credentials: 401 before it is read")
+is_eq(first_answer("POST", SVC, [("Authorization", basic(
+    "test1@contoso.com", "not-the-password"))]), 401,
+      "with a wrong password (checked through the guard): 401")
+is_eq(first_answer("POST", SVC, [("Authorization", T1["Authorization"])]),
+      100, "signed in: 100 Continue, the body may come")
+is_eq(first_answer("POST", SVC, [("Authorization", T1["Authorization"])],
+                   2 << 20), 413,
+      "signed in, but over the XML limit: 413")
+is_eq(first_answer("POST", "/ecp/photo/upload", [], 1 << 20), 401,
+      "an upload without a session: the sign-in answer (401), before "
+      "the body")
+is_eq(first_answer("POST", "/ecp/login", []), 413,
+      "a large body where none is needed: 413")
+is_eq(first_answer("GET", "/ews/exchange.asmx/s/GetUserPhoto?email=test1@"
+                   "contoso.com&size=HR48x48", [("Authorization",
+                                                 T1["Authorization"])]),
+      413, "even signed in, a GET takes no large body: 413")
+
 # ---- throttled sign-in ----
 status = None
 for i in range(30):
@@ -211,5 +260,66 @@ ok(ra is not None and ra.isdigit() and int(ra) >= 1,
 ok(re.search(r"ev=auth\.refused method=basic user=test3@contoso\.com "
              r"reason=\"too many failed sign-ins: wait %s s\"" % ra,
              m.server.logs()), "the refusal is logged (auth.refused)")
+
+# ---- SIGTERM lets a request in flight finish ----
+# A sign-in on the change-photo page waits for the store's write lane,
+# which another process's lock holds; SIGTERM arrives meanwhile. The
+# server stops accepting, and still answers the sign-in once the lock is
+# released, then exits 0. (A new server: the last one's guard is slowing
+# this address down.)
+m.stop()
+m.start()
+page = m.get("/ecp/PersonalSettings/EditAccount.aspx")
+csrf = re.search(r"ecp_csrf=([0-9a-f]+)", page.header("Set-Cookie") or "")
+ok(csrf is not None, "the sign-in form sets its CSRF cookie")
+csrf = csrf.group(1) if csrf else ""
+
+
+def store_queued():
+    g = re.search(r"^photosync_store_queued (\d+)", m.get("/metrics").text(),
+                  re.M)
+    return int(g.group(1)) if g else -1
+
+
+db = sqlite3.connect(os.path.join(m.dir, "master.db"), timeout=0,
+                     isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+login = http.client.HTTPSConnection(m.host, m.port, context=ctx, timeout=60)
+login.request("POST", "/ecp/login", body="email=test3%40contoso.com&"
+              "password=pw-three&csrf=" + csrf,
+              headers={"Content-Type": "application/x-www-form-urlencoded",
+                       "Cookie": "ecp_csrf=" + csrf,
+                       "client-request-id": "in-flight"})
+for _ in range(5000):
+    if store_queued() >= 1:
+        break
+ok(store_queued() >= 1, "the sign-in is in flight (a store job waits)")
+m.server.proc.send_signal(signal.SIGTERM)
+for _ in range(2000):
+    if "ev=serve.stopping" in m.server.logs():
+        break
+    time.sleep(0.01)
+ok("ev=serve.stopping" in m.server.logs(), "SIGTERM: serve.stopping")
+try:
+    socket.create_connection((m.host, m.port), timeout=5).close()
+    refused = False
+except OSError:
+    refused = True
+ok(refused, "once stopping, new connections are refused")
+db.execute("ROLLBACK")
+db.close()
+r = login.getresponse()
+r.read()
+is_eq(r.status, 303, "the sign-in in flight is still answered (303)")
+login.close()
+try:
+    rc = m.server.proc.wait(timeout=60)
+except subprocess.TimeoutExpired:
+    rc = None
+is_eq(rc, 0, "then the server exits 0")
+logs = m.server.logs()
+ok(logs.index("ev=serve.stopping") < logs.index("req=in-flight "
+                                                "ev=http.request"),
+   "the answer was sent after the stop began")
 
 done()

@@ -5,6 +5,8 @@ and limits; a mailbox user's upload is refused; coming back from the
 master refreshes the photo at once, whatever the window."""
 import os
 import re
+import socket
+import ssl
 import uuid
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -108,6 +110,41 @@ is_eq(r.status, 200, "import off: the mailbox user uploads locally")
 r = p.get(photo_path(T1, "L"), as_user=T1)
 ok(r.header("ETag") != before, "import off: the local photo is served")
 p.cmd("webapp", "set", "--photo-import", "on")
+
+# ---- large bodies: only an upload, only once signed in ----
+def head_only(path, length, auth=None):
+    """Sends a POST head announcing `length` bytes with Expect:
+    100-continue, no body; the server's first answer's status line."""
+    raw = socket.create_connection(("127.0.0.1", p.port), timeout=20)
+    s = ssl.create_default_context(cafile=p.ca).wrap_socket(
+        raw, server_hostname="127.0.0.1")
+    head = ("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+            "multipart/form-data; boundary=x\r\nContent-Length: %d\r\n"
+            "Expect: 100-continue\r\n" % (path, length))
+    if auth:
+        head += "Authorization: %s\r\n" % auth
+    s.sendall((head + "\r\n").encode())
+    got = b""
+    while b"\r\n" not in got:
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+    s.close()
+    return got.split(b"\r\n")[0].decode()
+
+
+big = 5 * 1024 * 1024
+ok(" 401 " in head_only("/my/changephoto", big) + " ",
+   "a 5 MB upload without credentials: 401 before any byte of it is "
+   "read (no 100 Continue)")
+ok(" 413 " in head_only("/login", big, p.auth(T3)["Authorization"]) + " ",
+   "a 5 MB body to /login: 413, whoever sends it")
+ok(" 100 " in head_only("/my/changephoto", big, p.auth(T3)["Authorization"])
+   + " ", "signed in, the upload may send its body: 100 Continue")
+ok(" 401 " in head_only("/my/changephoto", big,
+                        "Basic " + "eDp5" * 4) + " ",
+   "with wrong credentials: 401, the body never read")
 
 # ---- coming back from the master refreshes at once ----
 r = p.get(photo_path(T1, "L"), as_user=T1)   # within the window: no sync

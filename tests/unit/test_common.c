@@ -81,6 +81,23 @@ test_duration(void)
 }
 
 static void
+test_size(void)
+{
+	size_t n;
+
+	ok(size_parse("64M", &n) == PS_OK && n == (size_t)64 << 20, "64M");
+	ok(size_parse("512K", &n) == PS_OK && n == 512 * 1024, "512K");
+	ok(size_parse("2G", &n) == PS_OK && n == (size_t)2 << 30, "2G");
+	ok(size_parse("64", &n) == PS_EINVAL &&
+	    strstr(ps_errmsg(), "K, M or G") != NULL,
+	    "a bare size refused, units named");
+	ok(size_parse("64MB", &n) == PS_EINVAL, "trailing junk refused");
+	ok(size_parse("-1M", &n) == PS_EINVAL, "a negative size refused");
+	ok(size_parse("99999999999999999999G", &n) == PS_EINVAL,
+	    "an overflowing size refused");
+}
+
+static void
 test_email(void)
 {
 	ok(email_valid("test1@contoso.com"), "plain address");
@@ -383,6 +400,7 @@ main(void)
 	test_buf();
 	test_b64();
 	test_duration();
+	test_size();
 	test_email();
 	test_ids();
 	test_log_q();

@@ -1,13 +1,30 @@
 /*
  * Unit tests of the HTTP module's text handling: request heads parsed in
  * place (and every malformed form refused with its status), chunked
- * bodies, percent-decoding, query strings and forms, multipart fields.
- * The server's behaviour on the wire is tested against the real binary
- * (tests/integration/test_http_wire.py).
+ * bodies decoded as they arrive (each byte looked at once),
+ * percent-decoding, query strings and forms, multipart fields.
+ * The body gate, the connection cap with every connection busy, and
+ * draining are tested with a small server of this program's own on
+ * loopback (the handlers and the gate are the test's), driven by a client
+ * thread; the rest of the server's behaviour on the wire is tested
+ * against the real binary (tests/integration/test_http_wire.py,
+ * test_http_budgets.py).
  */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
+#include "common/log.h"
 #include "common/xalloc.h"
 #include "http/parse.h"
 #include "http/server.h"
@@ -153,15 +170,52 @@ test_heads(void)
 	}
 }
 
+/* Decodes `text` in one call; a chunk over `max` is the server's 413. */
 static enum http_parse_result
 chunked(const char *text, size_t max, char **out, size_t *len, size_t *used,
     int *status)
 {
+	struct http_chunked d;
+	enum http_parse_result res;
 	const char *why;
 
 	*out = xstrdup(text);
-	return http_parse_chunked(*out, strlen(text), max, len, used, status,
-	    &why);
+	http_chunked_init(&d, max);
+	res = http_chunked_feed(&d, *out, strlen(text), used, status, &why);
+	if (res == HTTP_PARSE_LIMIT) {
+		*status = 413;
+		res = HTTP_PARSE_ERROR;
+	}
+	*len = d.body_len;
+	return res;
+}
+
+/*
+ * Feeds `text` `step` bytes per call, as reads would bring it: each call
+ * gets the decoded body so far and the new bytes after it. Returns the
+ * last result; the decoder in *d.
+ */
+static enum http_parse_result
+fed(const char *text, size_t step, size_t max, struct http_chunked *d,
+    char *buf, size_t *used)
+{
+	size_t n = strlen(text), have = 0, off = 0, k;
+	enum http_parse_result res = HTTP_PARSE_MORE;
+	const char *why;
+	int status;
+
+	http_chunked_init(d, max);
+	while (off < n && res == HTTP_PARSE_MORE) {
+		k = n - off < step ? n - off : step;
+		memcpy(buf + have, text + off, k);
+		off += k;
+		res = http_chunked_feed(d, buf, have + k, used, &status, &why);
+		if (res == HTTP_PARSE_MORE)
+			have = *used;
+	}
+	if (res == HTTP_PARSE_DONE)
+		*used += off - (have + k);	/* as if sent in one piece */
+	return res;
 }
 
 static void
@@ -169,9 +223,11 @@ test_chunked(void)
 {
 	const char *body = "5\r\nhello\r\n1;ext=\"x\"\r\n \r\n6\r\n world\r\n"
 	    "0\r\nTrailer: t\r\n\r\nNEXT";
-	char *b;
-	size_t len, used, i;
+	struct http_chunked d;
+	char *b, *many, *buf;
+	size_t len, used, i, step, n;
 	int status;
+	bool same = true;
 
 	is_int(chunked(body, 1000, &b, &len, &used, &status), HTTP_PARSE_DONE,
 	    "chunks with an extension and a trailer");
@@ -179,16 +235,61 @@ test_chunked(void)
 	ok(memcmp(b, "hello  world", 12) == 0, "decoded in place");
 	is_int(used, strlen(body) - 4, "used stops before the next request");
 	free(b);
-	b = xstrdup(body);
-	for (i = 0; i < strlen(body) - 4; i++) {
+	/* Every split into reads decodes the same, and looks once. */
+	buf = xmalloc(strlen(body) + 1);
+	for (step = 1; step < strlen(body); step++) {
+		if (fed(body, step, 1000, &d, buf, &used) != HTTP_PARSE_DONE ||
+		    d.body_len != 12 || memcmp(buf, "hello  world", 12) != 0 ||
+		    used != strlen(body) - 4)
+			same = false;
+	}
+	ok(same, "fed in pieces of every size: the same body and end");
+	fed(body, 1, 1000, &d, buf, &used);
+	is_int(d.examined, strlen(body) - 4, "a byte per call: every byte "
+	    "looked at once");
+	free(buf);
+
+	/*
+	 * The work is linear: 20,000 one-byte chunks fed a byte per call
+	 * are looked at once each (reading the whole body again after each
+	 * read would look at ~2 * 10^9 bytes).
+	 */
+	n = 20000;
+	many = xmalloc(n * 6 + 6);
+	for (i = 0; i < n; i++)
+		memcpy(many + i * 6, "1\r\nx\r\n", 6);
+	memcpy(many + n * 6, "0\r\n\r\n", 6);
+	buf = xmalloc(n * 6 + 6);
+	is_int(fed(many, 1, n, &d, buf, &used), HTTP_PARSE_DONE,
+	    "20,000 one-byte chunks a byte at a time");
+	is_int(d.body_len, n, "all of them decoded");
+	is_int(d.examined, n * 6 + 5, "each byte looked at once");
+	for (i = 0; i < n && buf[i] == 'x'; i++)
+		;
+	is_int(i, n, "the body is the chunks' data");
+	is_int(fed(many, 4096, n - 1, &d, buf, &used), HTTP_PARSE_LIMIT,
+	    "one byte over the limit: refused as it arrives");
+	is_int(d.body_len, n - 1, "having decoded up to the limit");
+	free(buf);
+	free(many);
+
+	/* The limit can be raised, and the decoder goes on. */
+	b = xstrdup("4\r\nabcd\r\n4\r\nefgh\r\n0\r\n\r\n");
+	http_chunked_init(&d, 6);
+	{
 		const char *why;
 
-		if (http_parse_chunked(b, i, 1000, &len, &used, &status,
-		    &why) != HTTP_PARSE_MORE || strcmp(b, body) != 0)
-			break;
+		is_int(http_chunked_feed(&d, b, strlen(b), &used, &status,
+		    &why), HTTP_PARSE_LIMIT, "the second chunk is over 6");
+		is_int(d.body_len, 4, "the first is decoded");
+		d.max = 8;
+		is_int(http_chunked_feed(&d, b, used, &used, &status, &why),
+		    HTTP_PARSE_DONE, "raised to 8: done");
+		ok(d.body_len == 8 && memcmp(b, "abcdefgh", 8) == 0,
+		    "the whole body");
 	}
-	is_int(i, strlen(body) - 4, "every prefix asks for more, unchanged");
 	free(b);
+
 	is_int(chunked("0\n\n", 10, &b, &len, &used, &status),
 	    HTTP_PARSE_DONE, "an empty body with bare LFs");
 	is_int(len, 0, "empty");
@@ -201,6 +302,13 @@ test_chunked(void)
 	    HTTP_PARSE_ERROR, "data longer than its size");
 	is_int(status, 400, "longer: 400");
 	free(b);
+	is_int(chunked("5x\r\nhello\r\n", 10, &b, &len, &used, &status),
+	    HTTP_PARSE_ERROR, "junk after the size");
+	is_int(status, 400, "junk: 400");
+	free(b);
+	is_int(chunked("\r\nhello\r\n", 10, &b, &len, &used, &status),
+	    HTTP_PARSE_ERROR, "an empty size line");
+	free(b);
 	is_int(chunked("8\r\n12345678\r\n8\r\n12345678\r\n", 10, &b, &len,
 	    &used, &status), HTTP_PARSE_ERROR, "over the body limit");
 	is_int(status, 413, "over the limit: 413");
@@ -209,6 +317,24 @@ test_chunked(void)
 	    &status), HTTP_PARSE_ERROR, "an overflowing size");
 	is_int(status, 413, "overflowing: 413");
 	free(b);
+	many = xmalloc(2100);
+	memset(many, ' ', 2100);
+	many[0] = '1';
+	many[2099] = '\0';
+	is_int(chunked(many, 10, &b, &len, &used, &status), HTTP_PARSE_ERROR,
+	    "a size line over 1 KiB, unfinished");
+	is_int(status, 400, "too long: 400");
+	free(b);
+	free(many);
+	many = xmalloc(900 * 11 + 4);
+	strcpy(many, "0\r\n");
+	for (i = 0; i < 900; i++)
+		strcat(many, "X-T: abcd\r\n");
+	is_int(chunked(many, 10, &b, &len, &used, &status), HTTP_PARSE_ERROR,
+	    "a trailer section over 8 KiB");
+	is_int(status, 400, "a large trailer: 400");
+	free(b);
+	free(many);
 }
 
 static void
@@ -250,11 +376,400 @@ test_text(void)
 	    strlen(form), "other", &part), PS_ENOTFOUND, "an absent field");
 }
 
+
+/* ---- a server of our own: the body gate, the cap, draining ---- */
+
+#define HELD_MAX	8
+
+struct gate_test {
+	struct event_base	*base;
+	struct http_server	*srv;
+	int			 port;
+	atomic_int		 gate_calls, handler_calls, held_n;
+	atomic_int		 drained;
+	struct http_req		*held[HELD_MAX];	/* loop thread only */
+	struct http_req		*later;
+	struct event		*later_ev, *release_ev, *drain_ev;
+};
+
+/* The handler: "/hold" keeps the request; the rest say the body's size. */
+static void
+gt_handler(struct http_req *r, void *arg)
+{
+	struct gate_test *gt = arg;
+	char text[64];
+	size_t len;
+
+	gt->handler_calls++;
+	if (strcmp(http_req_path(r), "/hold") == 0 && gt->held_n < HELD_MAX) {
+		http_req_defer(r);
+		gt->held[gt->held_n] = r;
+		gt->held_n++;
+		return;
+	}
+	http_req_body(r, &len);
+	snprintf(text, sizeof(text), "len=%zu", len);
+	http_reply(r, 200, "text/plain", text, strlen(text));
+}
+
+static void
+gt_gate(struct http_req *r, void *arg)
+{
+	struct gate_test *gt = arg;
+	const char *path = http_req_path(r);
+
+	gt->gate_calls++;
+	if (strcmp(path, "/allow") == 0)
+		http_req_body_allow(r, 200000);
+	else if (strcmp(path, "/allow-small") == 0)
+		http_req_body_allow(r, 80000);
+	else if (strcmp(path, "/later") == 0) {
+		gt->later = r;
+		event_active(gt->later_ev, EV_TIMEOUT, 0);
+	} else
+		http_reply_error(r, 403, "no large bodies here");
+}
+
+static void
+gt_later(evutil_socket_t fd, short what, void *arg)
+{
+	struct gate_test *gt = arg;
+
+	(void)fd;
+	(void)what;
+	http_req_body_allow(gt->later, 200000);
+	gt->later = NULL;
+}
+
+static void
+gt_release(evutil_socket_t fd, short what, void *arg)
+{
+	struct gate_test *gt = arg;
+	int i, n = gt->held_n;
+
+	(void)fd;
+	(void)what;
+	gt->held_n = 0;
+	for (i = 0; i < n; i++)
+		http_reply(gt->held[i], 200, "text/plain", "held", 4);
+}
+
+static void
+gt_drained(void *arg)
+{
+	struct gate_test *gt = arg;
+
+	gt->drained = 1;
+	event_base_loopexit(gt->base, NULL);
+}
+
+static void
+gt_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct gate_test *gt = arg;
+
+	(void)fd;
+	(void)what;
+	http_server_drain(gt->srv, gt_drained, gt);
+}
+
+static int
+gt_connect(struct gate_test *gt)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	struct timeval tv = { 10, 0 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_port = htons((uint16_t)gt->port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void
+gt_send(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (w <= 0)
+			return;
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/*
+ * Reads one answer: its status (0 when the connection closed first or a
+ * read timed out), whether it said Connection: close, and its body.
+ */
+static int
+gt_answer(int fd, bool *closes, char *body, size_t bodyn)
+{
+	char buf[4096];
+	size_t have = 0, cl = 0, hl;
+	char *end, *p;
+	ssize_t n;
+	int status;
+
+	for (;;) {
+		buf[have] = '\0';
+		if ((end = strstr(buf, "\r\n\r\n")) != NULL)
+			break;
+		if (have + 1 >= sizeof(buf) ||
+		    (n = recv(fd, buf + have, 1, 0)) <= 0)
+			return 0;
+		have += (size_t)n;
+	}
+	hl = (size_t)(end + 4 - buf);
+	if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
+		return 0;
+	if ((p = strcasestr(buf, "\r\nContent-Length: ")) != NULL && p < end)
+		cl = strtoul(p + 18, NULL, 10);
+	if (closes)
+		*closes = (p = strcasestr(buf, "\r\nConnection: close")) !=
+		    NULL && p < end;
+	if (status < 200)
+		cl = 0;
+	if (hl != have || cl >= bodyn)
+		return 0;		/* the test reads one byte at a time */
+	for (have = 0; have < cl; have += (size_t)n)
+		if ((n = recv(fd, body + have, cl - have, 0)) <= 0)
+			return 0;
+	body[cl] = '\0';
+	return status;
+}
+
+/* True when the server closed the connection (EOF, not a timeout). */
+static bool
+gt_closed(int fd)
+{
+	char c;
+	ssize_t n;
+
+	while ((n = recv(fd, &c, 1, 0)) > 0)
+		;
+	return n == 0 || errno == ECONNRESET;
+}
+
+/* Waits until `v` reaches `want` (the loop thread is moving it). */
+static bool
+gt_wait(atomic_int *v, int want)
+{
+	int i;
+
+	for (i = 0; i < 1000 && *v < want; i++)
+		usleep(10000);
+	return *v >= want;
+}
+
+static void
+gt_post(int fd, const char *path, size_t len, bool expect, bool with_body)
+{
+	char head[256];
+	char *body;
+
+	snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\nHost: t\r\n"
+	    "Content-Length: %zu\r\n%s\r\n", path, len,
+	    expect ? "Expect: 100-continue\r\n" : "");
+	gt_send(fd, head, strlen(head));
+	if (!with_body)
+		return;
+	body = xmalloc(len);
+	memset(body, 'b', len);
+	gt_send(fd, body, len);
+	free(body);
+}
+
+/* A chunked POST of `n` chunks of 1000 bytes. */
+static void
+gt_chunked(int fd, const char *path, int n)
+{
+	char head[256], chunk[1010];
+	int i;
+
+	snprintf(head, sizeof(head), "POST %s HTTP/1.1\r\nHost: t\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n", path);
+	gt_send(fd, head, strlen(head));
+	memcpy(chunk, "3e8\r\n", 5);
+	memset(chunk + 5, 'c', 1000);
+	memcpy(chunk + 1005, "\r\n", 2);
+	for (i = 0; i < n; i++)
+		gt_send(fd, chunk, 1007);
+	gt_send(fd, "0\r\n\r\n", 5);
+}
+
+static void *
+gt_client(void *arg)
+{
+	struct gate_test *gt = arg;
+	char body[256];
+	bool closes = false;
+	int fd, a, b, c, d, e, calls;
+
+	/* A small body goes straight to the handler. */
+	fd = gt_connect(gt);
+	gt_post(fd, "/refuse", 1000, false, true);
+	is_int(gt_answer(fd, NULL, body, sizeof(body)), 200,
+	    "a small body on a refusing route: 200");
+	is_str(body, "len=1000", "the handler had the body");
+	is_int(gt->gate_calls, 0, "the gate was not asked");
+	gt_chunked(fd, "/refuse", 10);
+	is_int(gt_answer(fd, NULL, body, sizeof(body)), 200,
+	    "a small chunked body: 200");
+	is_str(body, "len=10000", "all of it");
+	is_int(gt->gate_calls, 0, "the gate was not asked");
+	close(fd);
+
+	/* Refused by the gate before the body, instead of 100 Continue. */
+	fd = gt_connect(gt);
+	calls = gt->handler_calls;
+	gt_post(fd, "/refuse", 100000, true, false);
+	is_int(gt_answer(fd, &closes, body, sizeof(body)), 403,
+	    "a large body refused by the gate: 403, not 100 Continue");
+	ok(closes, "Connection: close");
+	ok(gt_closed(fd), "then the connection closes");
+	is_int(gt->gate_calls, 1, "the gate was asked once");
+	is_int(gt->handler_calls, calls, "the handler was not called");
+	close(fd);
+
+	/* Allowed: 100 Continue after the gate, then the handler. */
+	fd = gt_connect(gt);
+	gt_post(fd, "/allow", 100000, true, false);
+	is_int(gt_answer(fd, NULL, body, sizeof(body)), 100,
+	    "allowed by the gate: 100 Continue");
+	{
+		char *big = xmalloc(100000);
+
+		memset(big, 'b', 100000);
+		gt_send(fd, big, 100000);
+		free(big);
+	}
+	is_int(gt_answer(fd, &closes, body, sizeof(body)), 200,
+	    "then the handler's answer");
+	is_str(body, "len=100000", "with the whole body");
+	ok(!closes, "the connection is kept");
+	gt_post(fd, "/allow-small", 100000, false, true);
+	is_int(gt_answer(fd, &closes, body, sizeof(body)), 413,
+	    "a body over what the gate allowed: 413");
+	close(fd);
+
+	/* The gate decides later, from a callback. */
+	fd = gt_connect(gt);
+	gt_post(fd, "/later", 150000, false, true);
+	is_int(gt_answer(fd, NULL, body, sizeof(body)), 200,
+	    "allowed later by a callback: 200");
+	is_str(body, "len=150000", "with the whole body");
+	close(fd);
+
+	/* A chunked body that grows past the small size. */
+	fd = gt_connect(gt);
+	calls = gt->gate_calls;
+	gt_chunked(fd, "/refuse", 70);
+	is_int(gt_answer(fd, &closes, body, sizeof(body)), 403,
+	    "a chunked body growing past 64 KiB asks the gate: 403");
+	is_int(gt->gate_calls, calls + 1, "the gate was asked");
+	close(fd);
+	fd = gt_connect(gt);
+	gt_chunked(fd, "/allow", 70);
+	is_int(gt_answer(fd, NULL, body, sizeof(body)), 200,
+	    "one the gate allows: 200");
+	is_str(body, "len=70000", "with the whole body");
+	close(fd);
+
+	/* The cap (3): one idle connection is closed for a new one... */
+	a = gt_connect(gt);
+	b = gt_connect(gt);
+	gt_send(a, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n", 31);
+	gt_send(b, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n", 31);
+	ok(gt_wait(&gt->held_n, 2), "two requests held by the handler");
+	c = gt_connect(gt);
+	gt_send(c, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n", 28);
+	is_int(gt_answer(c, NULL, body, sizeof(body)), 200,
+	    "a third connection, answered and idle");
+	d = gt_connect(gt);
+	gt_send(d, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n", 31);
+	ok(gt_wait(&gt->held_n, 3), "a fourth connection is served...");
+	ok(gt_closed(c), "...closing the idle third");
+	/* ...and when every connection is with a handler, a new one goes. */
+	e = gt_connect(gt);
+	gt_send(e, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n", 28);
+	ok(gt_answer(e, NULL, body, sizeof(body)) == 0 && gt_closed(e),
+	    "every connection busy: a new one is closed unanswered");
+	close(e);
+	close(c);
+
+	/* Draining: held requests are answered; then nothing is left. */
+	c = gt_connect(gt);
+	gt_send(c, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n", 28);
+	ok(c < 0 || gt_answer(c, NULL, body, sizeof(body)) == 0,
+	    "still full: not served");
+	if (c >= 0)
+		close(c);
+	event_active(gt->drain_ev, EV_TIMEOUT, 0);
+	for (fd = 0; fd < 1000 && (c = gt_connect(gt)) >= 0; fd++) {
+		close(c);
+		usleep(10000);
+	}
+	ok(c < 0, "draining: new connections are refused");
+	ok(!gt->drained, "not drained while requests are held");
+	event_active(gt->release_ev, EV_TIMEOUT, 0);
+	is_int(gt_answer(a, &closes, body, sizeof(body)), 200,
+	    "a held request is answered after the drain began");
+	ok(closes, "with Connection: close");
+	ok(gt_closed(a), "then its connection closes");
+	ok(gt_answer(b, NULL, body, sizeof(body)) == 200 &&
+	    gt_answer(d, NULL, body, sizeof(body)) == 200,
+	    "so are the others");
+	close(a);
+	close(b);
+	close(d);
+	ok(gt_wait(&gt->drained, 1), "then drained() is called");
+	return NULL;
+}
+
+static void
+test_gate(void)
+{
+	struct gate_test gt = { 0 };
+	struct http_limits lim = http_default_limits;
+	pthread_t client;
+
+	log_init("test_http", LOG_ERR);
+	evthread_use_pthreads();
+	lim.max_connections = 3;
+	http_set_limits(&lim);
+	gt.base = event_base_new();
+	gt.srv = http_server_new(gt.base, "test", gt_handler, &gt);
+	http_server_set_body_gate(gt.srv, gt_gate, &gt);
+	gt.later_ev = event_new(gt.base, -1, 0, gt_later, &gt);
+	gt.release_ev = event_new(gt.base, -1, 0, gt_release, &gt);
+	gt.drain_ev = event_new(gt.base, -1, 0, gt_drain, &gt);
+	if (http_server_listen(gt.srv, "127.0.0.1", 0, NULL, &gt.port) !=
+	    PS_OK) {
+		ok(false, "listening on loopback");
+		return;
+	}
+	pthread_create(&client, NULL, gt_client, &gt);
+	event_base_dispatch(gt.base);
+	pthread_join(client, NULL);
+	event_free(gt.later_ev);
+	event_free(gt.release_ev);
+	event_free(gt.drain_ev);
+	http_server_free(gt.srv);
+	event_base_free(gt.base);
+}
+
 int
 main(void)
 {
 	test_heads();
 	test_chunked();
 	test_text();
+	test_gate();
 	return done();
 }
