@@ -94,7 +94,7 @@ struct ecp_call {
 	ps_err			 rc;		/* of the last store job */
 	char			 err[256];
 	/* read on the read lane */
-	char			 key[65];	/* the session's; "" signed out */
+	char			 key[65];	/* the session's key */
 	bool			 signed_in;
 	struct viewer		 v;
 	bool			 has_preview;
@@ -545,7 +545,8 @@ photo_page(struct ecp_call *ec, int status, const char *error)
 	}
 	if (preview) {
 		buf_adds(&b, "<figure>");
-		photo_img(&b, "preview", ec->preview_id, "Preview of your new photo");
+		photo_img(&b, "preview", ec->preview_id,
+		    "Preview of your new photo");
 		buf_adds(&b, "<figcaption>New photo (preview, not saved)"
 		    "</figcaption></figure>");
 	}
@@ -847,13 +848,13 @@ handle_login(struct ecp_call *ec)
 		log_info(http_req_id(r), "ecp.csrf_refused", "action=login");
 		login_page(ec, 400, "The sign-in form had expired. Please "
 		    "sign in again.", ec->email);
-		goto end;
+		goto out;
 	}
 	if (ec->email == NULL || ec->pw == NULL || ec->email[0] == '\0' ||
 	    ec->pw[0] == '\0') {
 		login_page(ec, 400, "Enter your e-mail address and your "
 		    "password.", ec->email);
-		goto end;
+		goto out;
 	}
 	wait = auth_guard_wait(ec->e->srv->guard, ec->email, http_req_peer(r));
 	if (wait > 0) {
@@ -868,7 +869,7 @@ handle_login(struct ecp_call *ec)
 	}
 	(void)ecp_store(ec, false, login_read_run, login_read_done);
 	return;
-end:
+out:
 	ecp_call_end(ec);
 }
 

@@ -120,7 +120,7 @@ struct master_srv {
 	char			*base_url;	/* https://host[:port] */
 	int			 port;		/* bound */
 	struct master_partners	*partners;
-	/* Requests in flight (deferred), answered 503 if still there at stop. */
+	/* Requests in flight (deferred); 503 for those left at the stop. */
 	struct master_call	*calls;
 };
 

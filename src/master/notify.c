@@ -51,8 +51,8 @@ struct sending {
 	ps_err			 prc;	/* of that read */
 	char			 perr[256];
 	char			 reqid[17];
-	bool			 settling;	/* its outcome is being written */
-	bool			 done;		/* delivered, dropped, given up */
+	bool			 settling;	/* its outcome being written */
+	bool			 done;		/* delivered, dropped, gone */
 	int64_t			 next_attempt;	/* else: when to retry */
 	char			 error[256];
 	ps_err			 wrc;		/* of the write */

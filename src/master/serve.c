@@ -75,7 +75,7 @@ struct master_call {
 	const struct route	*rt;
 	struct master_call	*next, **prevp;	/* s->calls */
 	struct principal	 p;
-	bool			 gate;		/* the body gate's, not a handler's */
+	bool			 gate;		/* for the body gate */
 	void			(*authed)(struct master_call *);
 	ps_err			 rc;		/* of the last store job */
 	char			 err[256];	/* and its reason */
@@ -118,7 +118,7 @@ master_reply_throttled(struct http_req *r, const char *method,
 {
 	char secs[24], why[80];
 
-	/* RFC 9110 10.2.3: whole seconds, rounded up so a retry is not early. */
+	/* RFC 9110 10.2.3: whole seconds, rounded up: no early retry. */
 	snprintf(secs, sizeof(secs), "%lld", (long long)((wait_ms + 999) /
 	    1000));
 	snprintf(why, sizeof(why), "too many failed sign-ins: wait %s s", secs);
@@ -839,18 +839,18 @@ soap_photo_go(struct master_call *c)
 		/* Another operation: 500, as Exchange; malformed: 400. */
 		ews_fault(&c->out, true, ps_errmsg());
 		status = rc == PS_ENOTFOUND ? 500 : 400;
-		goto reply;
+		goto out;
 	}
 	http_req_note(r, "email", c->ews.email);
 	if ((code = ews_size_index(c->ews.size)) < 0) {
 		ews_error_response(&c->out, "ErrorInvalidPhotoSize",
 		    "The requested photo size is not valid.");
-		goto reply;
+		goto out;
 	}
 	buf_cleanup(&c->out);
 	photo_find(c, c->ews.email, code, soap_photo_answer);
 	return;
-reply:
+out:
 	http_reply_buf(r, status, XML_TYPE, &c->out);
 	call_end(c);
 }
