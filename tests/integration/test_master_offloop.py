@@ -296,10 +296,11 @@ for _ in range(5000):
 ok(store_queued() >= 1, "the sign-in is in flight (a store job waits)")
 m.server.proc.send_signal(signal.SIGTERM)
 for _ in range(2000):
-    if "ev=serve.stopping" in m.server.logs():
+    if "ev=http.draining" in m.server.logs():
         break
     time.sleep(0.01)
-ok("ev=serve.stopping" in m.server.logs(), "SIGTERM: serve.stopping")
+ok("ev=serve.stopping" in m.server.logs() and "ev=http.draining" in
+   m.server.logs(), "SIGTERM: serve.stopping, then the server drains")
 try:
     socket.create_connection((m.host, m.port), timeout=5).close()
     refused = False
