@@ -2,6 +2,7 @@
  * photosync: one program, subcommands like git. This file only dispatches
  * to the roles; everything else lives in the core library.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,9 @@ main(int argc, char **argv)
 	const char *role = argc > 1 ? argv[1] : NULL;
 	int debug = getenv("PHOTOSYNC_DEBUG") != NULL;
 
+	/* A file size limit fails the write (the store and the log say
+	 * so) instead of killing the process. */
+	signal(SIGXFSZ, SIG_IGN);
 	if (role == NULL) {
 		fputs(usage_text, stderr);
 		return 2;

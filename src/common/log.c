@@ -96,7 +96,7 @@ write_some(int fd, const char *p, size_t n)
 		return write(fd, p, n);
 	if (S_ISSOCK(sb.st_mode))
 		return send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-	if (poll(&pfd, 1, 0) == 0) {
+	if (poll(&pfd, 1, 0) <= 0) {
 		errno = EAGAIN;
 		return -1;
 	}

@@ -1,17 +1,20 @@
 /*
  * The image pipeline: the only user of libvips (the interface is image.h).
  *
- * An input is checked in three steps before any pixel is decoded: its size
- * in bytes, its format (the loader libvips picks must be one of the five
+ * An input is checked in four steps before any pixel is decoded: its size
+ * in bytes, a JPEG's count of scans (each one is a pass over the whole
+ * image), its format (the loader libvips picks must be one of the five
  * accepted ones) and the dimensions in its header (decompression bombs).
- * Only then is it decoded, once (a JPEG scaled in the decoder towards the
- * largest side wanted), cropped to its centred square, brought to 8-bit
+ * Only then is it decoded, once, within a time budget that libjpeg's
+ * progress monitor or libvips' evaluation signal checks as it goes (a
+ * JPEG scaled in the decoder towards the largest side wanted), cropped
+ * to its centred square, brought to 8-bit
  * sRGB (through its ICC profile if it has one) with any alpha flattened
  * onto white, turned upright by its EXIF orientation and held in memory.
  * Every requested side is reduced from that square (or from a larger
  * reduction of it) and written as a baseline JPEG with all metadata
  * stripped (no EXIF, GPS, XMP or ICC profile).
- * Animated GIF and WebP give their first frame.
+ * Animated GIF and WebP give their first frame, the only one decoded.
  *
  * Generated pictures (demo photos, the placeholder, identicons) are drawn
  * on a memory canvas with filled shapes and written as the same JPEG.
@@ -33,6 +36,7 @@
 #include <vips/vips.h>
 #include <vips/vector.h>
 
+#include "common/str.h"
 #include "common/xalloc.h"
 #include "image/image.h"
 #include "jpeg/jpeg.h"
@@ -46,6 +50,9 @@ const struct image_limits image_default_limits = {
 	.max_bytes = IMAGE_MAX_BYTES,
 	.max_pixels = IMAGE_MAX_PIXELS,
 	.max_side = IMAGE_MAX_SIDE,
+	.max_scans = IMAGE_MAX_SCANS,
+	.max_decode_ms = IMAGE_MAX_DECODE_MS,
+	.now_ms = NULL,
 };
 
 /* All the libvips buffer loaders share this signature. */
@@ -55,23 +62,24 @@ typedef int (*image_load_fn)(void *, size_t, VipsImage **, ...);
  * The accepted formats. `type` is what vips_foreign_find_load_buffer()
  * answers for a buffer in that format; `family` is the loader class whose
  * subtree stays unblocked. HEIF covers AVIF too (same container, same
- * loader).
+ * loader). A `paged` loader is told to load the first page (frame) only.
  */
 static const struct image_loader {
 	const char	*type;
 	const char	*family;
 	image_load_fn	 load;
+	bool		 paged;
 } image_loaders[] = {
 	{ "VipsForeignLoadJpegBuffer", "VipsForeignLoadJpeg",
-	    vips_jpegload_buffer },
+	    vips_jpegload_buffer, false },
 	{ "VipsForeignLoadPngBuffer", "VipsForeignLoadPng",
-	    vips_pngload_buffer },
+	    vips_pngload_buffer, false },
 	{ "VipsForeignLoadWebpBuffer", "VipsForeignLoadWebp",
-	    vips_webpload_buffer },
+	    vips_webpload_buffer, true },
 	{ "VipsForeignLoadHeifBuffer", "VipsForeignLoadHeif",
-	    vips_heifload_buffer },
+	    vips_heifload_buffer, true },
 	{ "VipsForeignLoadNsgifBuffer", "VipsForeignLoadNsgif",
-	    vips_gifload_buffer },
+	    vips_gifload_buffer, true },
 };
 #define N_LOADERS	(sizeof(image_loaders) / sizeof(image_loaders[0]))
 
@@ -246,6 +254,10 @@ image_open(const struct image_loader *ld, const void *in, size_t len,
 		r = ld->load((void *)in, len, imp, "shrink", shrink,
 		    "access", VIPS_ACCESS_SEQUENTIAL,
 		    "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
+	else if (ld->paged)
+		r = ld->load((void *)in, len, imp, "page", 0, "n", 1,
+		    "access", VIPS_ACCESS_SEQUENTIAL,
+		    "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
 	else
 		r = ld->load((void *)in, len, imp,
 		    "access", VIPS_ACCESS_SEQUENTIAL,
@@ -312,12 +324,82 @@ image_needs_icc(VipsImage *im)
 }
 
 /*
+ * The time one render may spend decoding: `max_ms` from `start_ms` on
+ * the limits' clock. A decode by libvips is watched through the "eval"
+ * signal, which libvips emits on the loaded image for every image
+ * computed from it, after each strip: once the budget is spent, the
+ * evaluation is killed and stops with an error. A loader that decodes a
+ * frame in one call (HEIF, WebP, GIF) is bounded by the pixel limit
+ * instead, and found over the budget when the decode returns. Calling
+ * thread only: libvips emits "eval" on the thread that runs the
+ * evaluation.
+ */
+struct image_budget {
+	int64_t		(*now_ms)(void);
+	int64_t		 start_ms;
+	unsigned	 max_ms;
+	bool		 spent;
+};
+
+static bool
+image_budget_over(const struct image_budget *b)
+{
+	return b->now_ms() - b->start_ms > (int64_t)b->max_ms;
+}
+
+static void
+image_on_eval(VipsImage *im, VipsProgress *progress, void *arg)
+{
+	struct image_budget *b = arg;
+
+	/*
+	 * Both the loaded image and the one being evaluated (the progress
+	 * record's own image) are killed: libvips checks the second right
+	 * after this signal, so the evaluation ends now, and the first at
+	 * its next strip, for anything else reading from it. Killed again
+	 * at each tick, since a kill is cleared once noticed.
+	 */
+	if (image_budget_over(b)) {
+		b->spent = true;
+		vips_image_set_kill(im, TRUE);
+		if (progress != NULL && progress->im != NULL)
+			vips_image_set_kill(progress->im, TRUE);
+	}
+}
+
+/*
+ * Watches the evaluations of `im` and of every image computed from it,
+ * until image_budget_unwatch() with the answer: `b` lives on the stack of
+ * one render, and libvips may keep `im` longer.
+ */
+static gulong
+image_budget_watch(struct image_budget *b, VipsImage *im)
+{
+	vips_image_set_progress(im, TRUE);
+	return g_signal_connect(im, "eval", G_CALLBACK(image_on_eval), b);
+}
+
+static void
+image_budget_unwatch(VipsImage *im, gulong watch)
+{
+	g_signal_handler_disconnect(im, watch);
+	vips_image_set_progress(im, FALSE);
+}
+
+static ps_err
+image_budget_refuse(const struct image_budget *b)
+{
+	return ps_errf(PS_EIMAGE, "decoding the image took longer than its "
+	    "limit of %u ms", b->max_ms);
+}
+
+/*
  * The pipeline from a freshly opened image `im` to an upright, centred,
  * 8-bit sRGB square without alpha, decoded into memory: the one decode,
- * every side is derived from it.
+ * every side is derived from it. `b` watches `im` already.
  */
 static ps_err
-image_square(VipsImage *im, VipsImage **sqp)
+image_square(VipsImage *im, const struct image_budget *b, VipsImage **sqp)
 {
 	VipsImage *t[7] = { NULL };
 	VipsArrayDouble *white = NULL;
@@ -373,8 +455,16 @@ image_square(VipsImage *im, VipsImage **sqp)
 	}
 	if (im->Bands != 3)
 		goto convert;
-	/* The decode. Errors in the data surface here. */
+	/*
+	 * The decode. Errors in the data surface here. "eval" comes between
+	 * strips when libvips gets to it (a short evaluation can end before
+	 * the first), so the budget is read once more at the end.
+	 */
 	mem = vips_image_copy_memory(im);
+	if (b->spent || image_budget_over(b)) {
+		rc = image_budget_refuse(b);
+		goto out;
+	}
 	if (mem == NULL)
 		goto corrupt;
 	/* EXIF orientation needs random access: rotate in memory. */
@@ -524,12 +614,14 @@ image_limits_resolve(const struct image_limits *lim, struct image_limits *l)
 		l->max_pixels = lim->max_pixels;
 	if (lim->max_side != 0)
 		l->max_side = lim->max_side;
+	if (lim->max_scans != 0)
+		l->max_scans = lim->max_scans;
+	if (lim->max_decode_ms != 0)
+		l->max_decode_ms = lim->max_decode_ms;
+	if (lim->now_ms != NULL)
+		l->now_ms = lim->now_ms;
 }
 
-/*
- * See image.h. Limits: `lim` NULL, or any field left 0, means the
- * default. Each sides[i] must be within 1..IMAGE_MAX_SIDE and n >= 1.
- */
 /* ---- the fast path: libjpeg-turbo for upright sRGB JPEGs ---- */
 
 /*
@@ -644,11 +736,14 @@ area_resize(const unsigned char *src, int s, size_t stride, int t)
 /*
  * One scaled decode, a centre square, area resizes, encodes. Declines
  * (PS_EINVAL, out[] untouched) whatever it does not handle; the libvips
- * path then does the work and reports any problem in words.
+ * path then does the work and reports any problem in words. Refuses
+ * (PS_EIMAGE, out[] untouched) a file over the budget `jb`: the libvips
+ * path must not spend it again.
  */
 static ps_err
 render_jpeg_fast(const void *in, size_t len, const struct image_limits *l,
-    const int *sides, size_t n, struct image_jpeg *out, int *src_side)
+    const struct jpeg_budget *jb, const int *sides, size_t n,
+    struct image_jpeg *out, int *src_side)
 {
 	struct jpeg_info info;
 	struct jpeg_rgb rgb;
@@ -670,8 +765,9 @@ render_jpeg_fast(const void *in, size_t len, const struct image_limits *l,
 		if (!(as_is && sides[i] == info.w))
 			target = VIPS_MAX(target, sides[i]);
 	/* Decoded even when all is kept: that checks the whole file. */
-	if (jpeg_decode(in, len, target, l->max_pixels, &rgb) != PS_OK)
-		return PS_EINVAL;
+	rc = jpeg_decode(in, len, target, l->max_pixels, jb, &rgb);
+	if (rc != PS_OK)
+		return rc == PS_EIMAGE ? rc : PS_EINVAL;
 	if (rgb.full_w > l->max_side || rgb.full_h > l->max_side) {
 		free(rgb.data);
 		return PS_EINVAL;
@@ -720,16 +816,24 @@ render_jpeg_fast(const void *in, size_t len, const struct image_limits *l,
 	return PS_OK;
 }
 
+/*
+ * See image.h. Limits: `lim` NULL, or any field left 0, means the
+ * default. Each sides[i] must be within 1..IMAGE_MAX_SIDE and n >= 1.
+ */
 ps_err
 image_render(const void *in, size_t len, const struct image_limits *lim,
     const int *sides, size_t n, struct image_jpeg *out, int *src_side)
 {
 	const struct image_loader *ld = NULL;
 	struct image_limits l;
+	struct image_budget budget;
+	struct jpeg_budget jb;
 	struct image_set set = { NULL, 0 };
 	VipsImage *im = NULL, *sq = NULL, *sized;
 	size_t *order = NULL;
 	size_t i, j, k;
+	unsigned scans;
+	gulong watch;
 	int sqside = 0, target = 0, shrink = 1;
 	ps_err rc;
 
@@ -751,6 +855,10 @@ image_render(const void *in, size_t len, const struct image_limits *lim,
 	if (rc != PS_OK)
 		return rc;
 	image_limits_resolve(lim, &l);
+	budget.now_ms = l.now_ms != NULL ? l.now_ms : time_mono_ms;
+	budget.start_ms = budget.now_ms();
+	budget.max_ms = l.max_decode_ms;
+	budget.spent = false;
 
 	if (len > l.max_bytes)
 		return ps_errf(PS_ELIMIT, "the image is %zu bytes; the limit "
@@ -758,9 +866,20 @@ image_render(const void *in, size_t len, const struct image_limits *lim,
 	if (in == NULL || len == 0)
 		return ps_errf(PS_EIMAGE, "the file is empty, not an image "
 		    "(" ACCEPTED ")");
-	if (render_jpeg_fast(in, len, &l, sides, n, out, src_side) ==
-	    PS_OK)
-		return PS_OK;
+	/*
+	 * Every JPEG decoder here is libjpeg, and libvips' loader has no
+	 * limit on scans: count them before either runs. libjpeg reads
+	 * anything that starts with SOI, and so does this count.
+	 */
+	if (jpeg_scan_count(in, len, l.max_scans, &scans) == PS_EIMAGE)
+		return PS_EIMAGE;
+	jb.max_scans = l.max_scans;
+	jb.max_ms = l.max_decode_ms;
+	jb.start_ms = budget.start_ms;
+	jb.now_ms = budget.now_ms;
+	rc = render_jpeg_fast(in, len, &l, &jb, sides, n, out, src_side);
+	if (rc == PS_OK || rc == PS_EIMAGE)
+		return rc;
 	ld = image_identify(in, len);
 	if (ld == NULL) {
 		rc = PS_EIMAGE;
@@ -789,7 +908,9 @@ image_render(const void *in, size_t len, const struct image_limits *lim,
 		if (rc != PS_OK)
 			goto out;
 	}
-	rc = image_square(im, &sq);
+	watch = image_budget_watch(&budget, im);
+	rc = image_square(im, &budget, &sq);
+	image_budget_unwatch(im, watch);
 	if (rc != PS_OK)
 		goto out;
 	VIPS_UNREF(im);

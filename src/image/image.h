@@ -17,15 +17,37 @@
 
 #include "common/err.h"
 
-/* Defaults for untrusted input; callers may pass stricter limits. */
+/*
+ * Defaults for untrusted input; callers may pass stricter limits.
+ *
+ * Scans: a progressive JPEG is decoded scan by scan, and every scan costs
+ * a pass over all of the image's blocks however few bytes it has, so a
+ * small file that repeats a scan thousands of times takes minutes of CPU.
+ * libjpeg's standard progressive script (which ImageMagick and most
+ * tools use) has 10 scans for colour and 6 for greyscale, encoders that
+ * tune their script write a similar number, and a baseline JPEG has 1 (or
+ * one per component): 100 leaves a wide margin over any of them.
+ *
+ * Decode time: a backstop for every decoder, in elapsed milliseconds
+ * from the start of the render, checked between rows of blocks by libjpeg
+ * and between strips by libvips. The largest accepted image (40
+ * megapixels) took 0.6 s of CPU as a progressive JPEG and about 3 s as
+ * WebP or HEIF on a development machine: 10 s leaves room for a busy one.
+ */
 #define IMAGE_MAX_BYTES		(20u * 1024 * 1024)
 #define IMAGE_MAX_PIXELS	(40u * 1000 * 1000)
 #define IMAGE_MAX_SIDE		16384
+#define IMAGE_MAX_SCANS		100
+#define IMAGE_MAX_DECODE_MS	10000
 
+/* A field left 0 (or NULL) means the default above. */
 struct image_limits {
 	size_t		max_bytes;	/* encoded input size */
 	uint64_t	max_pixels;	/* width * height before decoding */
 	int		max_side;	/* each of width and height */
+	unsigned	max_scans;	/* a JPEG's scans (SOS segments) */
+	unsigned	max_decode_ms;	/* time to decode, from the start */
+	int64_t		(*now_ms)(void);	/* the clock; NULL: monotonic */
 };
 
 /* The default limits above. */
@@ -47,12 +69,17 @@ ps_err	image_init(const char *argv0);
 
 /*
  * Decodes `in` once and renders `n` square JPEGs, out[i] of side
- * min(sides[i], source square side). Fails with PS_ELIMIT (bytes, pixels
- * or side over the limits), PS_EIMAGE (not an image, unsupported format,
- * truncated or corrupt data) and records a sentence a person can read
- * ("the file is not an image (JPEG, PNG, WebP, HEIF or GIF)", "the image
- * has 60000000 pixels; the limit is 40000000"). On failure out[] is left
- * empty. `*src_side`, if not NULL, receives the source square's side.
+ * min(sides[i], source square side). `lim` (borrowed; NULL: the defaults)
+ * bounds the work. Fails with PS_ELIMIT (bytes, pixels or side over the
+ * limits, found before decoding), PS_EIMAGE (not an image, unsupported
+ * format, truncated or corrupt data, more scans than the limit, found
+ * before decoding, or a decode that ran out of time) and records a
+ * sentence a person can read ("the file is not an image (JPEG, PNG,
+ * WebP, HEIF or GIF)", "the image has 60000000 pixels; the limit is
+ * 40000000", "the JPEG has 5000 scans; the limit is 100"). On failure
+ * out[] is left empty. `*src_side`, if not NULL, receives the source
+ * square's side. Animated GIF and WebP and multi-image HEIF give their
+ * first frame, the only one decoded.
  */
 ps_err	image_render(const void *in, size_t len,
 	    const struct image_limits *lim, const int *sides, size_t n,

@@ -1,6 +1,8 @@
 /*
  * libjpeg-turbo decode (scaled) and encode, with an error manager that
- * turns every error and warning into a clean refusal.
+ * turns every error and warning into a clean refusal and a progress
+ * monitor that holds a decode to its budget; and a scan counter that
+ * walks the markers without libjpeg, for any decoder's benefit.
  */
 #include <setjmp.h>
 #include <stdbool.h>
@@ -10,8 +12,13 @@
 
 #include <jpeglib.h>
 
+#include "common/str.h"
 #include "common/xalloc.h"
 #include "jpeg.h"
+
+#define M_SOI	0xd8
+#define M_EOI	0xd9
+#define M_SOS	0xda
 
 struct guard {
 	struct jpeg_error_mgr	pub;
@@ -30,6 +37,114 @@ on_message(j_common_ptr c, int level)
 {
 	if (level < 0)
 		longjmp(((struct guard *)c->err)->jump, 1);
+}
+
+/*
+ * libjpeg's progress monitor for one decode: called before each scan is
+ * read and after each row of blocks (each row of pixels on output), so
+ * the scans are checked before the one over the limit costs anything.
+ * The clock is read at every 16th call only (a read costs tens of
+ * nanoseconds on a virtual machine, and a thumbnail has a few hundred
+ * rows); 16 rows of blocks take milliseconds even at the largest size.
+ */
+#define WATCH_CLOCK_EVERY	16
+
+struct watch {
+	struct jpeg_progress_mgr	 pub;
+	const struct jpeg_budget	*budget;
+	unsigned			 calls;
+	int				 scan;	/* the scan refused, or 0 */
+	bool				 late;	/* the time ran out */
+};
+
+static void
+on_progress(j_common_ptr c)
+{
+	struct watch *w = (struct watch *)c->progress;
+	const struct jpeg_budget *b = w->budget;
+	int scan = ((j_decompress_ptr)c)->input_scan_number;
+	int64_t now;
+
+	if (b->max_scans != 0 && scan > 0 && (unsigned)scan > b->max_scans) {
+		w->scan = scan;
+		longjmp(((struct guard *)c->err)->jump, 1);
+	}
+	if (b->max_ms != 0 && w->calls++ % WATCH_CLOCK_EVERY == 0) {
+		now = b->now_ms != NULL ? b->now_ms() : time_mono_ms();
+		if (now - b->start_ms > (int64_t)b->max_ms) {
+			w->late = true;
+			longjmp(((struct guard *)c->err)->jump, 1);
+		}
+	}
+}
+
+/*
+ * Moves *pos past the next marker at or after it and gives its code, as
+ * libjpeg's next_marker() and its entropy decoders find markers: bytes
+ * other than 0xFF are skipped (entropy-coded data, or stray bytes that
+ * libjpeg warns about), a run of 0xFF is one, and 0xFF followed by 0x00
+ * is a stuffed data byte. False when the data ends first.
+ */
+static bool
+next_marker(const unsigned char *p, size_t len, size_t *pos, unsigned *m)
+{
+	const unsigned char *ff;
+	size_t i = *pos;
+
+	while (i < len) {
+		ff = memchr(p + i, 0xff, len - i);
+		if (ff == NULL)
+			break;
+		i = (size_t)(ff - p) + 1;
+		while (i < len && p[i] == 0xff)
+			i++;
+		if (i == len)
+			break;
+		if (p[i] != 0x00) {
+			*m = p[i];
+			*pos = i + 1;
+			return true;
+		}
+		i++;
+	}
+	*pos = len;
+	return false;
+}
+
+ps_err
+jpeg_scan_count(const void *in, size_t len, unsigned max, unsigned *count)
+{
+	const unsigned char *p = in;
+	size_t i = 2, seg;
+	unsigned m, n = 0;
+
+	*count = 0;
+	if (len < 2 || p[0] != 0xff || p[1] != M_SOI)
+		return PS_EINVAL;
+	while (next_marker(p, len, &i, &m)) {
+		if (m == M_EOI)
+			break;
+		/* TEM, RST0-7 and SOI have no length: libjpeg passes them. */
+		if (m == 0x01 || (m >= 0xd0 && m <= M_SOI))
+			continue;
+		if (m == M_SOS)
+			n++;
+		if (len - i < 2)
+			break;
+		/* libjpeg reads a length under 2 as the 2 bytes it has read. */
+		seg = (size_t)p[i] << 8 | p[i + 1];
+		if (seg < 2)
+			seg = 2;
+		if (seg > len - i)
+			break;
+		/* After SOS, next_marker() skips the scan's data. */
+		i += seg;
+	}
+	*count = n;
+	if (n > max)
+		return ps_errf(PS_EIMAGE, "the JPEG has %u scans; the limit is "
+		    "%u", n, max);
+	return PS_OK;
 }
 
 static unsigned
@@ -121,10 +236,11 @@ jpeg_probe(const void *in, size_t len, struct jpeg_info *out)
 
 ps_err
 jpeg_decode(const void *in, size_t len, int min_side, uint64_t max_pixels,
-    struct jpeg_rgb *out)
+    const struct jpeg_budget *budget, struct jpeg_rgb *out)
 {
 	struct jpeg_decompress_struct d;
 	struct guard g;
+	struct watch w;
 	jpeg_saved_marker_ptr m;
 	unsigned char *volatile rgb = NULL;
 	unsigned denom;
@@ -136,12 +252,29 @@ jpeg_decode(const void *in, size_t len, int min_side, uint64_t max_pixels,
 	d.err = jpeg_std_error(&g.pub);
 	g.pub.error_exit = on_error;
 	g.pub.emit_message = on_message;
+	memset(&w, 0, sizeof(w));
+	w.pub.progress_monitor = on_progress;
+	w.budget = budget;
+	/*
+	 * w and d live in memory (libjpeg holds their addresses), so what
+	 * on_progress() wrote is there after the jump, as in libjpeg's
+	 * example.
+	 */
 	if (setjmp(g.jump)) {
 		free(rgb);
 		jpeg_destroy_decompress(&d);
+		if (w.scan != 0)
+			return ps_errf(PS_EIMAGE, "the JPEG has more than %u "
+			    "scans (the limit); decoding stopped at scan %d",
+			    budget->max_scans, w.scan);
+		if (w.late)
+			return ps_errf(PS_EIMAGE, "decoding the image took "
+			    "longer than its limit of %u ms", budget->max_ms);
 		return PS_EINVAL;
 	}
 	jpeg_create_decompress(&d);
+	if (budget != NULL && (budget->max_scans != 0 || budget->max_ms != 0))
+		d.progress = &w.pub;
 	jpeg_mem_src(&d, in, (unsigned long)len);
 	jpeg_save_markers(&d, JPEG_APP0 + 1, 0xffff);
 	jpeg_save_markers(&d, JPEG_APP0 + 2, 0xffff);

@@ -12,8 +12,9 @@
  * that request, and a cached photo is dropped only when that photo
  * changed.
  *
- * The feed is also read every STORE_FOLLOW_TICK_MS, in case the shared
- * counter cannot be mapped, and pruned of rows older than
+ * The feed is also read every STORE_FOLLOW_TICK_MS, for commits that
+ * moved no counter (a process that could not map it, plain SQL), and
+ * pruned of rows older than
  * STORE_FOLLOW_KEEP_S on the write lane every so often.
  *
  * Loop thread only.

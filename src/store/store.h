@@ -50,10 +50,10 @@ int64_t	store_data_version(struct store *);
  * migrations install triggers that write these rows, so no change can
  * forget them, whoever makes it (a server, an admin command, `portal
  * refresh`); a tool that does not register the store's functions (the
- * sqlite3 shell) cannot change the store at all. A transaction writes one
- * row per object, however many of its rows changed. A server keeps
- * in-memory copies of store rows and drops exactly the keys the feed
- * names.
+ * sqlite3 shell) cannot change the store at all. A transaction does not
+ * repeat the row it has just written (a photo and its sizes: one row); a
+ * key it comes back to later may appear twice. A server keeps in-memory
+ * copies of store rows and drops exactly the keys the feed names.
  *
  * Each row also records the process that made the change (a random
  * origin drawn once per process); store_feed_read() leaves out this

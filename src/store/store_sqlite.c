@@ -43,6 +43,15 @@ struct store_feed_watch {
 	size_t			 len;
 };
 
+/* Statements kept compiled per connection (a power of two). */
+#define STMT_CACHE	128
+
+struct stmt_slot {
+	char		*sql;	/* owned; NULL: the slot is empty */
+	sqlite3_stmt	*q;
+	bool		 busy;	/* given by prep(), not yet back */
+};
+
 struct store {
 	sqlite3			*db;
 	enum store_role		 role;
@@ -50,6 +59,7 @@ struct store {
 	sqlite3_stmt		*q_version;	/* asked on every request */
 	int64_t			 tx;	/* this connection's transaction */
 	struct store_feed_watch	*bump;	/* NULL: commits are not announced */
+	struct stmt_slot	 stmts[STMT_CACHE];
 };
 
 /* ---- migrations ---- */
@@ -64,11 +74,16 @@ struct store {
  *                transaction) and at (seconds since 1970);
  *   feed_pruned  one row: the highest seq store_feed_prune() deleted;
  *                no trigger watches it, so pruning writes no feed rows;
- *   feed_add     a view the tables' triggers insert (kind, key) into;
- *                its trigger fills in the rest, and leaves out a row
- *                that this transaction already wrote, looking back over
- *                the newest 64 rows (a longer transaction may write a
- *                key twice, which costs a reader nothing).
+ *   feed_add     a view the tables' triggers insert (kind, key) into,
+ *                one row per statement; its trigger fills in the rest,
+ *                and leaves the row out when it is the same as the
+ *                newest row of the same transaction (a photo's nine
+ *                sizes and the photo itself: one row). RAISE(IGNORE)
+ *                ends only that one-row statement. Looking at the
+ *                newest row alone is what keeps it cheap (an index or a
+ *                longer look back cost several times more per row); a
+ *                transaction that comes back to a key later writes it
+ *                twice, which costs a reader nothing.
  */
 #define FEED_SCHEMA							\
 	"CREATE TABLE feed ("						\
@@ -84,38 +99,41 @@ struct store {
 	"  SELECT kind, key FROM feed WHERE 0;"				\
 	"CREATE TRIGGER feed_add_row INSTEAD OF INSERT ON feed_add "	\
 	"BEGIN"								\
-	"  INSERT INTO feed (kind, key, origin, tx, at)"		\
-	"  SELECT NEW.kind, CAST(NEW.key AS TEXT), ps_feed_origin(),"	\
-	"    ps_feed_tx(), CAST(strftime('%s', 'now') AS INTEGER)"	\
-	"  WHERE NEW.key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM"	\
-	"    (SELECT origin, tx, kind, key FROM feed ORDER BY seq DESC"	\
-	"    LIMIT 64) r WHERE r.origin = ps_feed_origin() AND"		\
-	"    r.tx = ps_feed_tx() AND r.kind = NEW.kind AND"		\
-	"    r.key = CAST(NEW.key AS TEXT));"				\
+	"  SELECT RAISE(IGNORE) WHERE NEW.key IS NULL OR EXISTS"	\
+	"    (SELECT 1 FROM feed WHERE"					\
+	"    seq = (SELECT max(seq) FROM feed) AND"			\
+	"    tx = ps_feed_tx() AND origin = ps_feed_origin() AND"	\
+	"    kind = NEW.kind AND key = CAST(NEW.key AS TEXT));"		\
+	"  INSERT INTO feed (kind, key, origin, tx, at) VALUES"		\
+	"    (NEW.kind, CAST(NEW.key AS TEXT), ps_feed_origin(),"	\
+	"    ps_feed_tx(), CAST(strftime('%s', 'now') AS INTEGER));"	\
 	"END;"
 
+/* One feed row: `key` is an SQL expression of NEW or OLD. */
+#define FEED_ROW(kind, key)						\
+	"INSERT INTO feed_add (kind, key) VALUES ('" kind "', " key ");"
+
 /*
- * Triggers writing the feed for every change to `table`: `new_rows` and
- * `old_rows` are VALUES lists of (kind, key) from NEW and OLD. An update
- * writes both (the key itself may have changed). Deletions by ON DELETE
- * CASCADE fire them too, and so do the deletions of INSERT OR REPLACE
- * (recursive_triggers is on for every connection).
+ * Triggers writing the feed for every change to `table`: `on_insert`,
+ * `on_update` and `on_delete` are FEED_ROWs. An update writes the old
+ * key and the new (it may have changed; when not, the second is left
+ * out). Deletions by ON DELETE CASCADE fire them too, and so do the
+ * deletions of INSERT OR REPLACE (recursive_triggers is on for every
+ * connection).
  */
-#define FEED_TRIGGERS(table, new_rows, old_rows)			\
+#define FEED_TRIGGERS(table, on_insert, on_update, on_delete)		\
 	"CREATE TRIGGER feed_" table "_insert AFTER INSERT ON " table	\
-	" BEGIN INSERT INTO feed_add (kind, key) VALUES " new_rows ";"	\
-	" END;"								\
+	" BEGIN " on_insert " END;"					\
 	"CREATE TRIGGER feed_" table "_update AFTER UPDATE ON " table	\
-	" BEGIN INSERT INTO feed_add (kind, key) VALUES " old_rows ", "	\
-	new_rows "; END;"						\
+	" BEGIN " on_update " END;"					\
 	"CREATE TRIGGER feed_" table "_delete AFTER DELETE ON " table	\
-	" BEGIN INSERT INTO feed_add (kind, key) VALUES " old_rows ";"	\
-	" END;"
+	" BEGIN " on_delete " END;"
 
 /* The common case: one kind, its key one expression of the row. */
 #define FEED_TABLE(table, kind, new_key, old_key)			\
-	FEED_TRIGGERS(table, "('" kind "', " new_key ")",		\
-	    "('" kind "', " old_key ")")
+	FEED_TRIGGERS(table, FEED_ROW(kind, new_key),			\
+	    FEED_ROW(kind, old_key) FEED_ROW(kind, new_key),		\
+	    FEED_ROW(kind, old_key))
 
 static const char *const master_migrations[] = {
 	/* 1: the first schema */
@@ -283,8 +301,14 @@ static const char *const portal_migrations[] = {
 	FEED_TABLE("config", "config", "NEW.key", "OLD.key")
 	FEED_TABLE("webapps", "webapp", "NEW.id", "OLD.id")
 	FEED_TRIGGERS("users",
-	    "('user', lower(NEW.account)), ('user_email', lower(NEW.email))",
-	    "('user', lower(OLD.account)), ('user_email', lower(OLD.email))")
+	    FEED_ROW("user", "lower(NEW.account)")
+	    FEED_ROW("user_email", "lower(NEW.email)"),
+	    FEED_ROW("user", "lower(OLD.account)")
+	    FEED_ROW("user", "lower(NEW.account)")
+	    FEED_ROW("user_email", "lower(OLD.email)")
+	    FEED_ROW("user_email", "lower(NEW.email)"),
+	    FEED_ROW("user", "lower(OLD.account)")
+	    FEED_ROW("user_email", "lower(OLD.email)"))
 	FEED_TABLE("issuers", "issuer", "lower(NEW.name)", "lower(OLD.name)")
 	FEED_TABLE("thumbs", "thumb", "NEW.webapp || '/' || lower(NEW.account)",
 	    "OLD.webapp || '/' || lower(OLD.account)")
@@ -659,9 +683,15 @@ fail:
 void
 store_close(struct store *st)
 {
+	size_t i;
+
 	if (st == NULL)
 		return;
 	sqlite3_finalize(st->q_version);
+	for (i = 0; i < STMT_CACHE; i++) {
+		sqlite3_finalize(st->stmts[i].q);
+		free(st->stmts[i].sql);
+	}
 	sqlite3_close(st->db);
 	store_feed_watch_close(st->bump);
 	free(st->path);
@@ -684,16 +714,80 @@ store_data_version(struct store *st)
 
 /* ---- small statement helpers ---- */
 
+/*
+ * The slot of `sql` in the connection's statement cache: the one that
+ * holds it, else the empty one it would go to; NULL when the cache is
+ * full.
+ */
+static struct stmt_slot *
+stmt_slot(struct store *st, const char *sql)
+{
+	uint32_t h = 2166136261u;
+	const char *p;
+	size_t i, n;
+
+	for (p = sql; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	for (n = 0; n < STMT_CACHE; n++) {
+		i = (h + n) & (STMT_CACHE - 1);
+		if (st->stmts[i].sql == NULL || strcmp(st->stmts[i].sql, sql) ==
+		    0)
+			return &st->stmts[i];
+	}
+	return NULL;
+}
+
+/*
+ * A statement for `sql`, from the connection's cache when it is there
+ * and not in use (a callback may run the statement its caller is
+ * stepping: it gets one of its own). Compiling a statement compiles the
+ * feed's triggers of the tables it changes, which costs more than
+ * running it; so each is compiled once per connection. Give it back
+ * with unprep(). NULL (logged) when it cannot be prepared.
+ */
 static sqlite3_stmt *
 prep(struct store *st, const char *sql)
 {
+	struct stmt_slot *s = stmt_slot(st, sql);
 	sqlite3_stmt *q = NULL;
 
-	if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK) {
+	if (s && s->sql && !s->busy) {
+		s->busy = true;
+		return s->q;
+	}
+	if (sqlite3_prepare_v3(st->db, sql, -1, s && s->sql == NULL ?
+	    SQLITE_PREPARE_PERSISTENT : 0, &q, NULL) != SQLITE_OK) {
 		store_fail(st, "prepare");
 		return NULL;
 	}
+	if (s && s->sql == NULL) {
+		s->sql = xstrdup(sql);
+		s->q = q;
+		s->busy = true;
+	}
 	return q;
+}
+
+/*
+ * Gives back a statement prep() gave: a cached one is reset (which ends
+ * its read of the database) for the next call, another is finalized.
+ * NULL is a no-op.
+ */
+static void
+unprep(struct store *st, sqlite3_stmt *q)
+{
+	struct stmt_slot *s;
+
+	if (q == NULL)
+		return;
+	s = stmt_slot(st, sqlite3_sql(q));
+	if (s && s->q == q) {
+		sqlite3_reset(q);
+		sqlite3_clear_bindings(q);
+		s->busy = false;
+		return;
+	}
+	sqlite3_finalize(q);
 }
 
 static void
@@ -757,7 +851,7 @@ store_config_get(struct store *st, const char *key, char **value)
 	} else {
 		rc = store_fail(st, "read setting");
 	}
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -774,7 +868,7 @@ store_config_set(struct store *st, const char *key, const char *value)
 	bind_text(q, 1, key);
 	bind_text(q, 2, value);
 	rc = step_done(st, q, NULL);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -828,7 +922,7 @@ store_feed_head(struct store *st, int64_t *seq)
 	} else {
 		rc = store_fail(st, "read the change feed");
 	}
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -873,7 +967,7 @@ store_feed_read(struct store *st, int64_t after, int limit,
 	}
 	if (rc == PS_OK && r != SQLITE_DONE)
 		rc = store_fail(st, "read the change feed");
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -898,7 +992,7 @@ store_feed_prune(struct store *st, int64_t before)
 		goto out;
 	}
 	upto = sqlite3_column_int64(q, 0);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	q = NULL;
 	rc = PS_OK;
 	if (upto == 0)
@@ -909,7 +1003,7 @@ store_feed_prune(struct store *st, int64_t before)
 	sqlite3_bind_int64(q, 1, upto);
 	if ((rc = step_done(st, q, &rows)) != PS_OK)
 		goto out;
-	sqlite3_finalize(q);
+	unprep(st, q);
 	rc = PS_ESTORE;
 	if ((q = prep(st, "UPDATE feed_pruned SET pruned = max(pruned, ?)")) ==
 	    NULL)
@@ -917,7 +1011,7 @@ store_feed_prune(struct store *st, int64_t before)
 	sqlite3_bind_int64(q, 1, upto);
 	rc = step_done(st, q, NULL);
 out:
-	sqlite3_finalize(q);
+	unprep(st, q);
 	if ((rc = tx_finish(st, rc)) == PS_OK && rows > 0)
 		log_debug(NULL, "store.feed_pruned", "upto=%lld rows=%d",
 		    (long long)upto, rows);
@@ -951,7 +1045,7 @@ store_mailbox_add(struct store *st, const char *email, const char *name,
 	rc = step_done(st, q, NULL);
 	if (rc == PS_EEXIST)
 		ps_errf(rc, "mailbox %s already exists", email);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -966,7 +1060,7 @@ store_mailbox_remove(struct store *st, const char *email)
 		return PS_ESTORE;
 	bind_text(q, 1, email);
 	rc = step_done(st, q, &changes);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	if (rc == PS_OK && changes == 0)
 		rc = ps_errf(PS_ENOTFOUND, "no mailbox %s", email);
 	return rc;
@@ -1011,7 +1105,7 @@ store_mailbox_get(struct store *st, const char *email,
 	} else {
 		rc = store_fail(st, "read mailbox");
 	}
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -1038,14 +1132,14 @@ store_mailbox_set_password(struct store *st, const char *email,
 		rc = ps_errf(PS_ENOTFOUND, "no mailbox %s", email);
 		goto out;
 	}
-	sqlite3_finalize(q);
+	unprep(st, q);
 	rc = PS_ESTORE;
 	if ((q = prep(st, "DELETE FROM sessions WHERE email = ?")) == NULL)
 		goto out;
 	bind_text(q, 1, email);
 	rc = step_done(st, q, NULL);
 out:
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return tx_finish(st, rc);
 }
 
@@ -1068,7 +1162,7 @@ store_mailbox_each(struct store *st,
 	}
 	if (rc == PS_OK && r != SQLITE_DONE)
 		rc = store_fail(st, "list mailboxes");
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -1100,7 +1194,7 @@ outbox_enqueue(struct store *st, const char *email)
 		if (sqlite3_bind_parameter_count(q) >= 2)
 			sqlite3_bind_int64(q, 2, time_now());
 		rc = step_done(st, q, NULL);
-		sqlite3_finalize(q);
+		unprep(st, q);
 	}
 	return rc;
 }
@@ -1132,7 +1226,7 @@ store_outbox_due(struct store *st, int64_t now, int limit,
 	}
 	if (rc == PS_OK && r != SQLITE_DONE)
 		rc = store_fail(st, "read outbox");
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -1146,7 +1240,7 @@ store_outbox_done(struct store *st, int64_t id)
 		return PS_ESTORE;
 	sqlite3_bind_int64(q, 1, id);
 	rc = step_done(st, q, NULL);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -1164,7 +1258,7 @@ store_outbox_retry(struct store *st, int64_t id, int64_t next_attempt,
 	bind_text(q, 2, error);
 	sqlite3_bind_int64(q, 3, id);
 	rc = step_done(st, q, NULL);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -1176,7 +1270,7 @@ store_outbox_pending(struct store *st)
 
 	if (q && sqlite3_step(q) == SQLITE_ROW)
 		n = sqlite3_column_int64(q, 0);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return n;
 }
 
@@ -1202,7 +1296,7 @@ store_photo_put(struct store *st, const char *email, const char *etag,
 	bind_text(q, 1, email);
 	if ((rc = step_done(st, q, NULL)) != PS_OK)
 		goto out;
-	sqlite3_finalize(q);
+	unprep(st, q);
 	rc = PS_ESTORE;
 	if ((q = prep(st, "INSERT INTO photos (email, etag, side, updated) "
 	    "SELECT email, ?, ?, ? FROM mailboxes WHERE email = ?")) == NULL)
@@ -1217,7 +1311,7 @@ store_photo_put(struct store *st, const char *email, const char *etag,
 		rc = ps_errf(PS_ENOTFOUND, "no mailbox %s", email);
 		goto out;
 	}
-	sqlite3_finalize(q);
+	unprep(st, q);
 	rc = PS_ESTORE;
 	if ((q = prep(st, "INSERT INTO photo_sizes (email, code, side, data) "
 	    "VALUES ((SELECT email FROM mailboxes WHERE email = ?), ?, ?, ?)"))
@@ -1235,7 +1329,7 @@ store_photo_put(struct store *st, const char *email, const char *etag,
 	}
 	rc = outbox_enqueue(st, email);
 out:
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return tx_finish(st, rc);
 }
 
@@ -1254,7 +1348,7 @@ store_photo_remove(struct store *st, const char *email)
 	}
 	bind_text(q, 1, email);
 	rc = step_done(st, q, &changes);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	if (rc == PS_OK && changes == 0)
 		rc = ps_errf(PS_ENOTFOUND, "%s has no photo", email);
 	if (rc == PS_OK)
@@ -1302,7 +1396,7 @@ store_photo_get(struct store *st, const char *email, int code,
 	} else {
 		rc = store_fail(st, "read photo");
 	}
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -1348,7 +1442,7 @@ store_partner_put(struct store *st, const struct store_partner *p)
 	if (rc == PS_EEXIST)
 		ps_errf(rc, "another partner already has issuer %s",
 		    p->issuer);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -1365,7 +1459,7 @@ store_partner_remove(struct store *st, const char *name_or_issuer)
 	bind_text(q, 1, name_or_issuer);
 	bind_text(q, 2, name_or_issuer);
 	rc = step_done(st, q, &changes);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	if (rc == PS_OK && changes == 0)
 		rc = ps_errf(PS_ENOTFOUND, "no partner %s", name_or_issuer);
 	return rc;
@@ -1409,7 +1503,7 @@ store_partner_get(struct store *st, const char *name_or_issuer,
 	} else {
 		rc = store_fail(st, "read partner");
 	}
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -1433,7 +1527,7 @@ store_partner_each(struct store *st,
 	}
 	if (rc == PS_OK && r != SQLITE_DONE)
 		rc = store_fail(st, "list partners");
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -1456,7 +1550,7 @@ store_mailbox_session_put(struct store *st, const char *key,
 	sqlite3_bind_int64(q, 1, now);
 	if ((rc = step_done(st, q, NULL)) != PS_OK)
 		goto out;
-	sqlite3_finalize(q);
+	unprep(st, q);
 	rc = PS_ESTORE;
 	if ((q = prep(st, "INSERT INTO sessions (key, email, csrf, created, "
 	    "expires) SELECT ?, email, ?, ?, ? FROM mailboxes WHERE email = "
@@ -1473,7 +1567,7 @@ store_mailbox_session_put(struct store *st, const char *key,
 		rc = ps_errf(PS_ENOTFOUND, "no mailbox %s that can sign in",
 		    email);
 out:
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return tx_finish(st, rc);
 }
 
@@ -1503,7 +1597,7 @@ store_mailbox_session_get(struct store *st, const char *key,
 	} else {
 		rc = store_fail(st, "read session");
 	}
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -1519,7 +1613,7 @@ store_mailbox_session_remove(struct store *st, const char *key)
 	bind_text(q, 1, key);
 	sqlite3_bind_int64(q, 2, time_now());
 	rc = step_done(st, q, NULL);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -1549,7 +1643,7 @@ store_preview_put(struct store *st, const char *email, const char *id,
 	sqlite3_bind_int64(q, 2, now);
 	if ((rc = step_done(st, q, NULL)) != PS_OK)
 		goto out;
-	sqlite3_finalize(q);
+	unprep(st, q);
 	rc = PS_ESTORE;
 	if ((q = prep(st, "INSERT INTO previews (email, id, side, created, "
 	    "expires) SELECT email, ?, ?, ?, ? FROM mailboxes WHERE email = ?"))
@@ -1566,7 +1660,7 @@ store_preview_put(struct store *st, const char *email, const char *id,
 		rc = ps_errf(PS_ENOTFOUND, "no mailbox %s", email);
 		goto out;
 	}
-	sqlite3_finalize(q);
+	unprep(st, q);
 	rc = PS_ESTORE;
 	if ((q = prep(st, "INSERT INTO preview_sizes (email, code, side, data) "
 	    "VALUES ((SELECT email FROM mailboxes WHERE email = ?), ?, ?, ?)"))
@@ -1584,7 +1678,7 @@ store_preview_put(struct store *st, const char *email, const char *id,
 	}
 	rc = PS_OK;
 out:
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return tx_finish(st, rc);
 }
 
@@ -1624,7 +1718,7 @@ store_preview_get(struct store *st, const char *email, int code,
 	} else {
 		rc = store_fail(st, "read preview");
 	}
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -1662,7 +1756,7 @@ store_preview_save(struct store *st, const char *email, const char *etag)
 		goto out;
 	}
 	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-		sqlite3_finalize(q);
+		unprep(st, q);
 		rc = PS_ESTORE;
 		if ((q = prep(st, steps[i])) == NULL)
 			goto out;
@@ -1676,7 +1770,7 @@ store_preview_save(struct store *st, const char *email, const char *etag)
 	}
 	rc = outbox_enqueue(st, email);
 out:
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return tx_finish(st, rc);
 }
 
@@ -1691,7 +1785,7 @@ store_preview_remove(struct store *st, const char *email)
 		return PS_ESTORE;
 	bind_text(q, 1, email);
 	rc = step_done(st, q, &changes);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	if (rc == PS_OK && changes == 0)
 		rc = ps_errf(PS_ENOTFOUND, "%s has no pending preview", email);
 	return rc;
@@ -1777,7 +1871,7 @@ store_webapp_add(struct store *st, struct store_webapp *w)
 		w->id = sqlite3_last_insert_rowid(st->db);
 	else if (rc == PS_EEXIST)
 		ps_errf(rc, "web application %s already exists", w->url);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -1799,7 +1893,7 @@ store_webapp_update(struct store *st, const struct store_webapp *w)
 	webapp_bind(q, w);
 	sqlite3_bind_int64(q, 15, w->id);
 	rc = step_done(st, q, &changes);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	if (rc == PS_OK && changes == 0)
 		rc = ps_errf(PS_ENOTFOUND, "no web application %s", w->url);
 	return rc;
@@ -1825,7 +1919,7 @@ store_webapp_get(struct store *st, const char *url, struct store_webapp *out)
 	} else {
 		rc = store_fail(st, "read web application");
 	}
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -1847,7 +1941,7 @@ store_webapp_each(struct store *st,
 	}
 	if (rc == PS_OK && r != SQLITE_DONE)
 		rc = store_fail(st, "list web applications");
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -1882,7 +1976,7 @@ store_user_add(struct store *st, const struct store_user *u)
 	if (rc == PS_EEXIST)
 		ps_errf(rc, "a user with account %s or address %s already "
 		    "exists", u->account, u->email);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -1897,7 +1991,7 @@ store_user_remove(struct store *st, const char *account)
 		return PS_ESTORE;
 	bind_text(q, 1, account);
 	rc = step_done(st, q, &changes);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	if (rc == PS_OK && changes == 0)
 		rc = ps_errf(PS_ENOTFOUND, "no user %s", account);
 	return rc;
@@ -1942,7 +2036,7 @@ user_get_by(struct store *st, const char *column, const char *value,
 	} else {
 		rc = store_fail(st, "read user");
 	}
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -1981,7 +2075,7 @@ store_user_set_hashes(struct store *st, const char *account,
 	bind_text(q, 2, sha256);
 	bind_text(q, 3, account);
 	rc = step_done(st, q, NULL);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -2006,7 +2100,7 @@ store_user_page(struct store *st, const char *after, int limit,
 	}
 	if (rc == PS_OK && r != SQLITE_DONE)
 		rc = store_fail(st, "list users");
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -2020,7 +2114,7 @@ store_user_count(struct store *st, int64_t *n)
 		*n = sqlite3_column_int64(q, 0);
 		rc = PS_OK;
 	}
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -2045,7 +2139,7 @@ store_user_set_password(struct store *st, const char *account,
 	bind_text(q, 1, pwhash);
 	bind_text(q, 2, account);
 	rc = step_done(st, q, &changes);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	if (rc == PS_OK && changes == 0)
 		rc = ps_errf(PS_ENOTFOUND, "no user %s", account);
 	return rc;
@@ -2070,7 +2164,7 @@ store_user_each(struct store *st,
 	}
 	if (rc == PS_OK && r != SQLITE_DONE)
 		rc = store_fail(st, "list users");
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -2103,7 +2197,7 @@ store_issuer_put(struct store *st, const struct store_issuer *i)
 	bind_text(q, 5, i->metadata);
 	sqlite3_bind_int64(q, 6, i->fetched);
 	rc = step_done(st, q, NULL);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -2118,7 +2212,7 @@ store_issuer_remove(struct store *st, const char *name)
 		return PS_ESTORE;
 	bind_text(q, 1, name);
 	rc = step_done(st, q, &changes);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	if (rc == PS_OK && changes == 0)
 		rc = ps_errf(PS_ENOTFOUND, "no issuer %s", name);
 	return rc;
@@ -2156,7 +2250,7 @@ store_issuer_get(struct store *st, const char *name, struct store_issuer *out)
 	} else {
 		rc = store_fail(st, "read issuer");
 	}
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -2179,7 +2273,7 @@ store_issuer_each(struct store *st,
 	}
 	if (rc == PS_OK && r != SQLITE_DONE)
 		rc = store_fail(st, "list issuers");
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -2221,7 +2315,7 @@ store_thumb_put(struct store *st, int64_t webapp, const char *account,
 	rc = step_done(st, q, NULL);
 	if (rc == PS_EEXIST)
 		rc = ps_errf(PS_ENOTFOUND, "no user %s", account);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -2265,7 +2359,7 @@ store_thumb_get(struct store *st, int64_t webapp, const char *account,
 	} else {
 		rc = store_fail(st, "read photo");
 	}
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -2292,7 +2386,7 @@ store_thumb_etag(struct store *st, int64_t webapp, const char *account,
 	} else {
 		rc = store_fail(st, "read photo");
 	}
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -2309,7 +2403,7 @@ store_thumb_remove(struct store *st, int64_t webapp, const char *account)
 	sqlite3_bind_int64(q, 1, webapp);
 	bind_text(q, 2, account);
 	rc = step_done(st, q, &changes);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	if (rc == PS_OK && changes == 0)
 		rc = ps_errf(PS_ENOTFOUND, "%s has no photo", account);
 	return rc;
@@ -2344,7 +2438,7 @@ store_sync_get(struct store *st, int64_t webapp, const char *account,
 	} else if (r != SQLITE_DONE) {
 		rc = store_fail(st, "read sync state");
 	}
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -2370,7 +2464,7 @@ store_sync_put(struct store *st, int64_t webapp, const char *account,
 	rc = step_done(st, q, NULL);
 	if (rc == PS_EEXIST)
 		rc = ps_errf(PS_ENOTFOUND, "no user %s", account);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -2392,7 +2486,7 @@ store_session_put(struct store *st, const char *key,
 	bind_text(q, 4, s->csrf);
 	sqlite3_bind_int64(q, 5, s->expires);
 	rc = step_done(st, q, NULL);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -2422,7 +2516,7 @@ store_session_get(struct store *st, const char *key,
 	} else {
 		rc = store_fail(st, "read session");
 	}
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }
 
@@ -2438,6 +2532,6 @@ store_session_remove(struct store *st, const char *key)
 	bind_text(q, 1, key);
 	sqlite3_bind_int64(q, 2, time_now());
 	rc = step_done(st, q, NULL);
-	sqlite3_finalize(q);
+	unprep(st, q);
 	return rc;
 }

@@ -2,13 +2,13 @@
  * The worker pool: POSIX threads taking jobs from one FIFO queue, and a
  * pipe that wakes the event loop when jobs have finished.
  *
- * Threading: the queue, the finished list and the counters are guarded by
- * the pool's mutex; workers sleep on its condition variable. A worker that
- * finishes a job puts it on the finished list and, when no wake-up is
- * outstanding, writes one byte to the pipe, so the pipe never fills. The
- * loop drains the pipe, takes the whole finished list under the mutex and
- * runs the done callbacks without holding it. Worker threads block every
- * signal, so signals are handled by the loop thread.
+ * Threading: the queue, the finished list, the counters and the cap are
+ * guarded by the pool's mutex; workers sleep on its condition variable.
+ * A worker that finishes a job puts it on the finished list and, when no
+ * wake-up is outstanding, writes one byte to the pipe, so the pipe never
+ * fills. The loop drains the pipe, takes the whole finished list under
+ * the mutex and runs the done callbacks without holding it. Worker
+ * threads block every signal, so signals are handled by the loop thread.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -44,6 +44,8 @@ struct work_pool {
 	struct job_list		 queued;	/* mu */
 	struct job_list		 finished;	/* mu */
 	size_t			 pending;	/* mu; done() not run */
+	size_t			 active;	/* mu; queued or in run() */
+	size_t			 cap;		/* mu; of active; 0: none */
 	bool			 stopping;	/* mu */
 	bool			 wake_sent;	/* mu; a byte is sent */
 	pthread_t		*threads;
@@ -54,8 +56,9 @@ struct work_pool {
 	bool			 freeing;	/* loop thread only */
 };
 
+/* Frees the jobs of `l`, queued ones when `queued`; p->mu held. */
 static void
-jobs_discard(struct work_pool *p, struct job_list *l)
+jobs_discard(struct work_pool *p, struct job_list *l, bool queued)
 {
 	struct job *j;
 
@@ -66,6 +69,8 @@ jobs_discard(struct work_pool *p, struct job_list *l)
 		STAILQ_REMOVE_HEAD(l, entry);
 		free(j);
 		p->pending--;
+		if (queued)
+			p->active--;
 	}
 }
 
@@ -104,6 +109,7 @@ worker_main(void *arg)
 		j->run(j->arg);
 
 		pthread_mutex_lock(&p->mu);
+		p->active--;
 		STAILQ_INSERT_TAIL(&p->finished, j, entry);
 		pthread_cond_signal(&p->finished_cv);
 		wake_loop(p);
@@ -269,11 +275,18 @@ work_pool_free(struct work_pool *p)
 	if (p == NULL || p->freeing)
 		return;
 	p->freeing = true;
-	/* Running jobs finish; queued ones are never started. */
+	/*
+	 * Queued jobs are never started: dropped before the wait for the
+	 * running ones, so that they stop counting at once, and again after
+	 * it for those that running jobs submitted meanwhile.
+	 */
+	pthread_mutex_lock(&p->mu);
+	jobs_discard(p, &p->queued, true);
+	pthread_mutex_unlock(&p->mu);
 	threads_stop(p, p->nthreads);
 	pthread_mutex_lock(&p->mu);
-	jobs_discard(p, &p->queued);
-	jobs_discard(p, &p->finished);
+	jobs_discard(p, &p->queued, true);
+	jobs_discard(p, &p->finished, false);
 	pthread_mutex_unlock(&p->mu);
 	event_free(p->wake_ev);
 	p->wake_ev = NULL;
@@ -282,6 +295,16 @@ work_pool_free(struct work_pool *p)
 	/* From inside a done callback, wake_cb releases the pool. */
 	if (p->dispatching == 0)
 		pool_release(p);
+}
+
+/* Queues `j`; p->mu held. */
+static void
+job_queue(struct work_pool *p, struct job *j)
+{
+	STAILQ_INSERT_TAIL(&p->queued, j, entry);
+	p->pending++;
+	p->active++;
+	pthread_cond_signal(&p->cv);
 }
 
 void
@@ -294,10 +317,52 @@ work_submit(struct work_pool *p, void (*run)(void *), void (*done)(void *),
 	j->done = done;
 	j->arg = arg;
 	pthread_mutex_lock(&p->mu);
-	STAILQ_INSERT_TAIL(&p->queued, j, entry);
-	p->pending++;
-	pthread_cond_signal(&p->cv);
+	job_queue(p, j);
 	pthread_mutex_unlock(&p->mu);
+}
+
+ps_err
+work_try_submit(struct work_pool *p, void (*run)(void *),
+    void (*done)(void *), void *arg)
+{
+	struct job *j = xmalloc(sizeof(*j));
+	size_t active, cap;
+
+	j->run = run;
+	j->done = done;
+	j->arg = arg;
+	pthread_mutex_lock(&p->mu);
+	active = p->active;
+	cap = p->cap;
+	if (cap == 0 || active < cap) {
+		job_queue(p, j);
+		j = NULL;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (j == NULL)
+		return PS_OK;
+	free(j);
+	return ps_errf(PS_EBUSY, "%zu jobs are waiting or running; the limit "
+	    "is %zu", active, cap);
+}
+
+void
+work_pool_set_cap(struct work_pool *p, size_t max_active)
+{
+	pthread_mutex_lock(&p->mu);
+	p->cap = max_active;
+	pthread_mutex_unlock(&p->mu);
+}
+
+size_t
+work_active(struct work_pool *p)
+{
+	size_t n;
+
+	pthread_mutex_lock(&p->mu);
+	n = p->active;
+	pthread_mutex_unlock(&p->mu);
+	return n;
 }
 
 size_t

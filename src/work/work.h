@@ -9,11 +9,17 @@
  * The loop is woken through a pipe it watches, so no libevent threading
  * setup is needed. run() must not touch loop-owned state; done() may, and
  * may submit more jobs.
+ *
+ * A pool may have a cap on the jobs waiting or running: work_try_submit()
+ * refuses a job over it, so that a flood of work is turned away at once
+ * instead of queueing without end; work_submit() is never refused.
  */
 #ifndef PS_WORK_H
 #define PS_WORK_H
 
 #include <stddef.h>
+
+#include "common/err.h"
 
 struct event_base;
 struct work_pool;
@@ -52,9 +58,29 @@ void	work_submit(struct work_pool *, void (*run)(void *),
 	    void (*done)(void *), void *arg);
 
 /*
+ * Caps the jobs waiting or running (queued, or in run()) that
+ * work_try_submit() accepts at `max_active`; 0, the default, means no
+ * cap. Jobs already queued stay. Any thread.
+ */
+void	work_pool_set_cap(struct work_pool *, size_t max_active);
+
+/*
+ * As work_submit(), unless the pool's cap of jobs waiting or running is
+ * reached: then nothing is queued, the caller keeps `arg`, and the
+ * answer is PS_EBUSY with a sentence ("8 jobs are waiting or running;
+ * the limit is 8"). Jobs queued with work_submit() count too. Any
+ * thread.
+ */
+ps_err	work_try_submit(struct work_pool *, void (*run)(void *),
+	    void (*done)(void *), void *arg);
+
+/*
  * The jobs whose done() has not run yet: queued, running, or finished
  * and waiting for the loop. For metrics; any thread.
  */
 size_t	work_pending(struct work_pool *);
+
+/* The jobs queued or in run(), which the cap counts. Any thread. */
+size_t	work_active(struct work_pool *);
 
 #endif

@@ -2,20 +2,31 @@
  * Unit tests of the image pipeline: sides and square crops, no upscaling,
  * EXIF orientation, metadata stripping, accepted and refused formats,
  * limits checked before decoding, colour conversion, generated photos,
- * placeholders, identicons and concurrent use. Inputs are built here with
- * libvips; there are no fixture files.
+ * placeholders, identicons, decode budgets (a JPEG's scans, the time a
+ * decode takes) and concurrent use. Inputs are built here with libvips
+ * and libjpeg (and ImageMagick, when installed, for its progressive
+ * JPEG); there are no fixture files.
  */
 #include <pthread.h>
+#include <spawn.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <jpeglib.h>
 #include <vips/vips.h>
 
 #include "common/xalloc.h"
 #include "image/image.h"
+#include "jpeg/jpeg.h"
 #include "t.h"
+
+extern char **environ;
 
 static const int hr_sides[] = { 48, 64, 96, 120, 240, 360, 432, 504, 648 };
 #define N_HR	(sizeof(hr_sides) / sizeof(hr_sides[0]))
@@ -1039,6 +1050,455 @@ test_colour(void)
 	g_free(buf);
 }
 
+/* ------------------------------------------------------------------ */
+/* Decode budgets: scans and time                                      */
+/* ------------------------------------------------------------------ */
+
+/* A diagonal colour gradient with fine stripes: every scan has data. */
+static void
+fill_detail(int x, int y, int w, int h, unsigned char *px)
+{
+	px[0] = (unsigned char)(x * 255 / w);
+	px[1] = (unsigned char)(y * 255 / h);
+	px[2] = (unsigned char)((x + y) % 7 < 3 ? 40 : 210);
+}
+
+/*
+ * A JPEG of side x side encoded by libjpeg itself, progressive with
+ * `script` (nscans scans) or, when script is NULL, with libjpeg's
+ * standard progression (jpeg_simple_progression: 10 scans in colour).
+ * `flat` gives one grey everywhere, whose AC scans are a few bytes.
+ * The caller frees.
+ */
+static unsigned char *
+make_progressive(int side, bool flat, const jpeg_scan_info *script,
+    int nscans, size_t *len)
+{
+	struct jpeg_compress_struct c;
+	struct jpeg_error_mgr e;
+	unsigned char *buf = NULL, *row;
+	unsigned long size = 0;
+	int x, y;
+
+	c.err = jpeg_std_error(&e);
+	jpeg_create_compress(&c);
+	jpeg_mem_dest(&c, &buf, &size);
+	c.image_width = (JDIMENSION)side;
+	c.image_height = (JDIMENSION)side;
+	c.input_components = 3;
+	c.in_color_space = JCS_RGB;
+	jpeg_set_defaults(&c);
+	if (script != NULL) {
+		c.scan_info = script;
+		c.num_scans = nscans;
+	} else
+		jpeg_simple_progression(&c);
+	jpeg_start_compress(&c, TRUE);
+	row = xmalloc((size_t)side * 3);
+	for (y = 0; y < side; y++) {
+		for (x = 0; x < side; x++) {
+			if (flat)
+				memset(row + x * 3, 128, 3);
+			else
+				fill_detail(x, y, side, side, row + x * 3);
+		}
+		jpeg_write_scanlines(&c, &row, 1);
+	}
+	jpeg_finish_compress(&c);
+	jpeg_destroy_compress(&c);
+	free(row);
+	*len = size;
+	return buf;
+}
+
+/*
+ * Four scans at full precision: DC of all three components, then the
+ * AC bands of Cb, Cr and last Y. A first scan at full precision (Al 0)
+ * leaves nothing to refine, so libjpeg takes a repeat of it without a
+ * warning: the bomb of the issue, a valid file that libvips decoded for
+ * 35 s.
+ */
+static const jpeg_scan_info bomb_script[] = {
+	{ 3, { 0, 1, 2 }, 0, 0, 0, 0 },
+	{ 1, { 1 }, 1, 63, 0, 0 },
+	{ 1, { 2 }, 1, 63, 0, 0 },
+	{ 1, { 0 }, 1, 63, 0, 0 },
+};
+#define BOMB_BASE_SCANS	4
+
+/*
+ * `jpg` with its last scan (the SOS segment and its entropy-coded data,
+ * up to EOI) repeated `copies` more times before EOI. The last 0xFFDA in
+ * the file is that scan's SOS: entropy-coded data has no 0xFF but for
+ * 0xFF00 and RSTn. NULL if `jpg` does not end in EOI; the caller frees.
+ */
+static unsigned char *
+splice_scans(const unsigned char *jpg, size_t len, size_t copies,
+    size_t *outlen)
+{
+	unsigned char *out;
+	size_t last = 0, eoi, scan, i;
+
+	if (len < 4 || jpg[len - 2] != 0xff || jpg[len - 1] != 0xd9)
+		return NULL;
+	eoi = len - 2;
+	for (i = eoi; i-- > 2;)
+		if (jpg[i] == 0xff && jpg[i + 1] == 0xda) {
+			last = i;
+			break;
+		}
+	if (last == 0)
+		return NULL;
+	scan = eoi - last;
+	*outlen = len + copies * scan;
+	out = xmalloc(*outlen);
+	memcpy(out, jpg, eoi);
+	for (i = 0; i < copies; i++)
+		memcpy(out + eoi + i * scan, jpg + last, scan);
+	memcpy(out + eoi + copies * scan, jpg + eoi, 2);
+	return out;
+}
+
+/* A bomb of `scans` scans in all: the flat 64x64 base, spliced. */
+static unsigned char *
+make_bomb(unsigned scans, size_t *len)
+{
+	unsigned char *base, *bomb;
+	size_t blen;
+
+	base = make_progressive(64, true, bomb_script, BOMB_BASE_SCANS,
+	    &blen);
+	bomb = splice_scans(base, blen, scans - BOMB_BASE_SCANS, len);
+	free(base);
+	return bomb;
+}
+
+static void
+test_scan_count(void)
+{
+	static const unsigned char stuffed[] = {
+		0xff, 0xd8,
+		/* SOS, 1 component, then data with every trap in it. */
+		0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3f, 0x00,
+		0x12, 0xff, 0x00, 0xda,		/* stuffed 0xFF, then data */
+		0xff, 0xd0, 0xda,		/* RST0, then data */
+		0xff, 0xff, 0xff, 0x00, 0xda,	/* fill bytes, stuffed */
+		0xff, 0xd9,
+		/* After EOI, nothing counts. */
+		0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3f, 0x00,
+	};
+	static const unsigned char in_app[] = {
+		0xff, 0xd8, 0xff, 0xe1, 0x00, 0x08, 0xff, 0xda, 0xff, 0xda,
+		0x00, 0x00, 0xff, 0xd9,
+	};
+	static const unsigned char short_len[] = {
+		/* APP0 of length 0 reads as 2 bytes, as in libjpeg. */
+		0xff, 0xd8, 0xff, 0xe0, 0x00, 0x00, 0xff, 0xda, 0x00, 0x08,
+		0x01, 0x01, 0x00, 0x00, 0x3f, 0x00, 0xff, 0xd9,
+	};
+	static const unsigned char stray[] = {
+		/* Stray bytes before a marker, which libjpeg skips. */
+		0xff, 0xd8, 0x12, 0x34, 0xff, 0x00, 0x56, 0xff, 0xda, 0x00,
+		0x08, 0x01, 0x01, 0x00, 0x00, 0x3f, 0x00, 0x77, 0xff, 0xda,
+		0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3f, 0x00,
+	};
+	static const unsigned char past_end[] = {
+		0xff, 0xd8, 0xff, 0xda, 0x00, 0x08, 0xff, 0xe1, 0x7f, 0xff,
+		0xff, 0xda,
+	};
+	unsigned char *jpg, *buf;
+	unsigned count = 99, prev = 0, ffda;
+	bool ok_all = true, monotonic = true;
+	uint32_t x = 2024;
+	size_t len, i, k;
+	ps_err rc;
+
+	is_int(jpeg_scan_count("\x89PNG", 4, 100, &count), PS_EINVAL,
+	    "scan count: not a JPEG");
+	is_int(count, 0, "no scans counted");
+	is_int(jpeg_scan_count("", 0, 100, &count), PS_EINVAL,
+	    "scan count: empty");
+	is_int(jpeg_scan_count("\xff", 1, 100, &count), PS_EINVAL,
+	    "scan count: one byte");
+	ok(jpeg_scan_count("\xff\xd8", 2, 100, &count) == PS_OK &&
+	    count == 0, "scan count: SOI alone has none");
+	ok(jpeg_scan_count(stuffed, sizeof(stuffed), 100, &count) == PS_OK,
+	    "scan count: stuffed bytes, RST and fill bytes");
+	is_int(count, 1, "they are the scan's data; nothing after EOI");
+	jpeg_scan_count(in_app, sizeof(in_app), 100, &count);
+	is_int(count, 0, "0xFFDA inside a segment is not a scan");
+	jpeg_scan_count(short_len, sizeof(short_len), 100, &count);
+	is_int(count, 1, "a segment length under 2 reads as 2");
+	jpeg_scan_count(stray, sizeof(stray), 100, &count);
+	is_int(count, 2, "stray bytes between markers are skipped");
+	ok(jpeg_scan_count(past_end, sizeof(past_end), 100, &count) ==
+	    PS_OK && count == 1, "a segment running past the end stops");
+
+	/* libjpeg's standard progression: 10 scans for colour. */
+	jpg = make_progressive(256, false, NULL, 0, &len);
+	ok(jpeg_scan_count(jpg, len, 100, &count) == PS_OK && count == 10,
+	    "jpeg_simple_progression has 10 scans");
+	/* Every cut of it: never more, never fewer as it grows. */
+	for (i = 0; i <= len; i++) {
+		rc = jpeg_scan_count(jpg, i, 100, &count);
+		if ((i < 2 && rc != PS_EINVAL) || (i >= 2 && rc != PS_OK) ||
+		    count > 10)
+			ok_all = false;
+		if (count < prev)
+			monotonic = false;
+		prev = count;
+	}
+	ok(ok_all, "every truncation of it is read without error");
+	ok(monotonic, "and counts the scans before the cut");
+	is_int(prev, 10, "all 10 at full length");
+	free(jpg);
+
+	/* Random bytes after SOI: never more than the 0xFFDA pairs. */
+	buf = xmalloc(4096);
+	ok_all = true;
+	for (k = 0; k < 500; k++) {
+		buf[0] = 0xff;
+		buf[1] = 0xd8;
+		for (i = 2; i < 4096; i++) {
+			x = x * 1103515245u + 12345u;
+			/* Many 0xFF, 0x00 and 0xDA to reach every branch. */
+			buf[i] = (x >> 16) % 5 == 0 ? 0xff : (x >> 16) % 5 ==
+			    1 ? 0xda : (x >> 16) % 5 == 2 ? 0x00 :
+			    (unsigned char)(x >> 24);
+		}
+		for (ffda = 0, i = 0; i + 1 < 4096; i++)
+			if (buf[i] == 0xff && buf[i + 1] == 0xda)
+				ffda++;
+		rc = jpeg_scan_count(buf, 4096, 100, &count);
+		if ((rc != PS_OK && rc != PS_EIMAGE) || count > ffda)
+			ok_all = false;
+	}
+	ok(ok_all, "500 random files after SOI are read safely");
+	free(buf);
+
+	/* The limit: at it is fine, one over is refused with the count. */
+	jpg = make_bomb(100, &len);
+	ok(jpg != NULL && jpeg_scan_count(jpg, len, 100, &count) == PS_OK &&
+	    count == 100, "100 scans with a limit of 100: accepted");
+	free(jpg);
+	jpg = make_bomb(101, &len);
+	ok(jpg != NULL && jpeg_scan_count(jpg, len, 100, &count) ==
+	    PS_EIMAGE && count == 101, "101 scans: refused");
+	is_str(ps_errmsg(), "the JPEG has 101 scans; the limit is 100",
+	    "the sentence gives the count and the limit");
+	free(jpg);
+}
+
+/* Writes `n` bytes to `path`; false on any error. */
+static bool
+write_file(const char *path, const void *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	bool good;
+
+	if (f == NULL)
+		return false;
+	good = fwrite(p, 1, n, f) == n;
+	return fclose(f) == 0 && good;
+}
+
+/* The bytes of `path` (the caller frees), or NULL. */
+static unsigned char *
+read_file(const char *path, size_t *len)
+{
+	unsigned char *p = NULL;
+	FILE *f = fopen(path, "rb");
+	long n;
+
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 &&
+	    fseek(f, 0, SEEK_SET) == 0) {
+		p = xmalloc((size_t)n);
+		if (fread(p, 1, (size_t)n, f) != (size_t)n) {
+			free(p);
+			p = NULL;
+		}
+		*len = (size_t)n;
+	}
+	fclose(f);
+	return p;
+}
+
+#define CONVERT	"/usr/bin/convert"
+
+/*
+ * ImageMagick's progressive JPEG (`convert -interlace JPEG`) of a PNG
+ * made here, or NULL when ImageMagick is not installed. The caller
+ * frees; the files made for it are removed.
+ */
+static unsigned char *
+imagemagick_progressive(size_t *len)
+{
+	char dir[] = "/tmp/test_image.XXXXXX", in[64], out[64];
+	char *argv[] = { CONVERT, in, "-interlace", "JPEG", "-quality", "90",
+	    out, NULL };
+	unsigned char *png, *jpg = NULL;
+	VipsImage *im;
+	size_t plen;
+	pid_t pid;
+	int status;
+
+	if (access(CONVERT, X_OK) != 0 || mkdtemp(dir) == NULL)
+		return NULL;
+	snprintf(in, sizeof(in), "%s/in.png", dir);
+	snprintf(out, sizeof(out), "%s/out.jpg", dir);
+	im = make_image(300, 200, 3, fill_detail);
+	png = encode(im, ".png", &plen);
+	VIPS_UNREF(im);
+	if (png != NULL && write_file(in, png, plen) &&
+	    posix_spawn(&pid, CONVERT, NULL, NULL, argv, environ) == 0 &&
+	    waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0)
+		jpg = read_file(out, len);
+	g_free(png);
+	unlink(in);
+	unlink(out);
+	rmdir(dir);
+	return jpg;
+}
+
+static void
+test_scans(void)
+{
+	static const int sides[2] = { 48, 96 };
+	struct image_limits lim = image_default_limits;
+	struct image_jpeg out[2];
+	struct jpeg_budget jb = { 100, 0, 0, NULL };
+	struct jpeg_rgb rgb;
+	unsigned char *jpg, *app;
+	unsigned count = 0, apps;
+	size_t len;
+	int sof;
+
+	/* Real progressive JPEGs render. */
+	jpg = make_progressive(300, false, NULL, 0, &len);
+	ok(jpeg_markers(jpg, len, &sof, &apps) && sof == 0xc2,
+	    "libjpeg's progressive JPEG (SOF2)");
+	ok(image_render(jpg, len, NULL, sides, 2, out, NULL) == PS_OK &&
+	    out[0].side == 48 && out[1].side == 96, "renders");
+	free_all(out, 2);
+	free(jpg);
+	jpg = imagemagick_progressive(&len);
+	if (jpg != NULL) {
+		ok(jpeg_markers(jpg, len, &sof, &apps) && sof == 0xc2 &&
+		    jpeg_scan_count(jpg, len, 100, &count) == PS_OK &&
+		    count > 1, "ImageMagick's progressive JPEG (SOF2)");
+		printf("#   %u scans\n", count);
+		ok(image_render(jpg, len, NULL, sides, 2, out, NULL) ==
+		    PS_OK && out[1].side == 96, "renders");
+		free_all(out, 2);
+		free(jpg);
+	} else {
+		ok(1, "ImageMagick's progressive JPEG # SKIP no " CONVERT);
+		ok(1, "renders # SKIP no " CONVERT);
+	}
+
+	/* The bomb of the issue, small: refused before any decoding. */
+	jpg = make_bomb(5000, &len);
+	memset(out, 0xa5, sizeof(out));
+	is_int(image_render(jpg, len, NULL, sides, 2, out, NULL), PS_EIMAGE,
+	    "a JPEG of 5000 scans is refused");
+	is_str(ps_errmsg(), "the JPEG has 5000 scans; the limit is 100",
+	    "in words, with the count and the limit");
+	ok(all_empty(out, 2), "out[] left empty");
+	lim.max_scans = 6000;
+	ok(image_render(jpg, len, &lim, sides, 2, out, NULL) == PS_OK,
+	    "the same file is a valid JPEG under a limit of 6000");
+	free_all(out, 2);
+	lim.max_scans = 1000;
+	is_int(image_render(jpg, len, &lim, sides, 2, out, NULL), PS_EIMAGE,
+	    "a stricter limit of 1000 refuses it");
+	ok(strstr(ps_errmsg(), "the limit is 1000") != NULL, "naming it");
+
+	/* The libvips path too (an APP2 segment sends it there). */
+	app = xmalloc(len + 8);
+	memcpy(app, "\xff\xd8\xff\xe2\x00\x06" "abcd", 10);
+	memcpy(app + 10, jpg + 2, len - 2);
+	is_int(image_render(app, len + 8, NULL, sides, 2, out, NULL),
+	    PS_EIMAGE, "refused with an APP2 segment (libvips' path)");
+	ok(strstr(ps_errmsg(), "5000 scans") != NULL, "for its scans");
+	free(app);
+
+	/*
+	 * The second line: libjpeg's progress monitor stops the decode at
+	 * scan 101, before decoding it.
+	 */
+	is_int(jpeg_decode(jpg, len, 64, IMAGE_MAX_PIXELS, &jb, &rgb),
+	    PS_EIMAGE, "the decoder's own scan limit refuses it");
+	is_str(ps_errmsg(), "the JPEG has more than 100 scans (the limit); "
+	    "decoding stopped at scan 101", "stopping at scan 101");
+	ok(rgb.data == NULL, "nothing decoded");
+	jb.max_scans = 0;
+	ok(jpeg_decode(jpg, len, 64, IMAGE_MAX_PIXELS, &jb, &rgb) == PS_OK &&
+	    rgb.w == 64, "without a limit it decodes");
+	free(rgb.data);
+	free(jpg);
+}
+
+/* A clock that moves one second each time it is read. */
+static atomic_llong ticking_ms;
+
+static int64_t
+ticking_clock(void)
+{
+	return atomic_fetch_add(&ticking_ms, 1000) + 1000;
+}
+
+static void
+test_decode_time(void)
+{
+	static const int sides[2] = { 48, 96 };
+	struct image_limits lim = image_default_limits;
+	struct image_jpeg out[2], src = { 0 };
+	unsigned char *png, *gif;
+	size_t plen, glen;
+	VipsImage *im;
+
+	im = make_image(500, 500, 3, fill_detail);
+	png = encode(im, ".png", &plen);
+	gif = encode(im, ".gif", &glen);
+	VIPS_UNREF(im);
+	ok(image_generate(2, 648, &src) == PS_OK, "generate a JPEG");
+
+	/*
+	 * The clock moves a second per read, and the budget is half a
+	 * second: the first reading after the start (between strips, or
+	 * when the decode returns) finds it spent.
+	 */
+	lim.now_ms = ticking_clock;
+	lim.max_decode_ms = 500;
+	memset(out, 0xa5, sizeof(out));
+	is_int(image_render(png, plen, &lim, sides, 2, out, NULL), PS_EIMAGE,
+	    "a PNG over its decode time is refused");
+	is_str(ps_errmsg(), "decoding the image took longer than its limit "
+	    "of 500 ms", "in words");
+	ok(all_empty(out, 2), "out[] left empty");
+	is_int(image_render(gif, glen, &lim, sides, 2, out, NULL), PS_EIMAGE,
+	    "a GIF over its decode time is refused");
+	is_int(image_render(src.data, src.len, &lim, sides, 2, out, NULL),
+	    PS_EIMAGE, "a JPEG (libjpeg's path) over its time is refused");
+	ok(strstr(ps_errmsg(), "limit of 500 ms") != NULL, "in words");
+	ok(all_empty(out, 2), "out[] left empty");
+
+	/* The same clock and a budget it does not reach. */
+	lim.max_decode_ms = 1000u * 1000 * 1000;
+	ok(image_render(png, plen, &lim, sides, 2, out, NULL) == PS_OK,
+	    "within its budget the PNG renders");
+	free_all(out, 2);
+	ok(image_render(src.data, src.len, &lim, sides, 2, out, NULL) ==
+	    PS_OK, "and so does the JPEG");
+	free_all(out, 2);
+	image_jpeg_free(&src);
+	g_free(png);
+	g_free(gif);
+}
+
 static void
 test_args(void)
 {
@@ -1189,6 +1649,9 @@ main(void)
 	test_limits();
 	test_refused();
 	test_colour();
+	test_scan_count();
+	test_scans();
+	test_decode_time();
 	test_args();
 	test_as_is();
 	test_threads();

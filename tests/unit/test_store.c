@@ -1077,17 +1077,24 @@ test_checkpoint(void)
 	unsigned char b[2] = { 0, 0 };
 	struct store *st = open_or_die(path, STORE_PORTAL);
 	struct stat sb;
-	char value[16];
+	char value[16], *v;
 	long page;
 	int fd, i;
 	ps_err rc = PS_OK;
 
-	/* Each commit writes at least two pages (the setting, the feed). */
+	/*
+	 * Each commit writes at least two pages (the setting, the feed).
+	 * The reads between them stop at their first row: a statement kept
+	 * for the next call must not keep reading (a reader holds the WAL).
+	 */
 	for (i = 0; i < 1500 && rc == PS_OK; i++) {
 		snprintf(value, sizeof(value), "%d", i);
 		rc = store_config_set(st, "counter", value);
+		if (rc == PS_OK && (rc = store_config_get(st, "counter", &v)) ==
+		    PS_OK)
+			free(v);
 	}
-	is_int(rc, PS_OK, "1500 commits");
+	is_int(rc, PS_OK, "1500 commits, each read back");
 	fd = open(path, O_RDONLY);
 	if (fd >= 0) {
 		if (pread(fd, b, 2, 16) != 2)
@@ -1103,6 +1110,57 @@ test_checkpoint(void)
 	store_close(st);
 	free(path);
 	free(wal);
+}
+
+/* ---- a callback that runs its caller's statement ---- */
+
+static int each_rows;
+
+static ps_err
+count_user(void *arg, const struct store_user *u)
+{
+	(void)arg;
+	(void)u;
+	each_rows++;
+	return PS_OK;
+}
+
+static ps_err
+nested_each(void *arg, const struct store_user *u)
+{
+	struct store *st = arg;
+	struct store_user again;
+	ps_err rc;
+
+	each_rows += 100;
+	if ((rc = store_user_get(st, u->account, &again)) != PS_OK)
+		return rc;
+	store_user_cleanup(&again);
+	return store_user_each(st, count_user, NULL);
+}
+
+static void
+test_nested(void)
+{
+	char *path = path_in("nested.db");
+	struct store *st = open_or_die(path, STORE_PORTAL);
+	struct store_user u = { 0 };
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(u.account, sizeof(u.account), "contoso\\u%d", i);
+		snprintf(u.email, sizeof(u.email), "u%d@contoso.com", i);
+		store_user_add(st, &u);
+	}
+	each_rows = 0;
+	is_int(store_user_each(st, nested_each, st), PS_OK,
+	    "a callback lists the users while they are being listed");
+	is_int(each_rows, 3 * 100 + 3 * 3, "each list saw every user once");
+	each_rows = 0;
+	ok(store_user_each(st, count_user, NULL) == PS_OK && each_rows == 3,
+	    "and the statement works again afterwards");
+	store_close(st);
+	free(path);
 }
 
 /* ---- errors ---- */
@@ -1402,6 +1460,7 @@ main(void)
 	test_feed_prune();
 	test_feed_watch();
 	test_checkpoint();
+	test_nested();
 	test_errors();
 	test_full_disk();
 	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

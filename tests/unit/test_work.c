@@ -1,16 +1,19 @@
 /*
  * Unit tests of the worker pool: run() off the loop thread and done() on
  * it, FIFO order, a thousand jobs, jobs submitted from done callbacks and
- * from workers, freeing with jobs queued, and freeing from inside done().
+ * from workers, the cap on jobs waiting or running, freeing with jobs
+ * queued, and freeing from inside done(). Jobs that must stay running
+ * wait at a gate the test opens; nothing waits for time to pass.
  */
 #include <event2/event.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "common/err.h"
 #include "common/log.h"
 #include "common/str.h"
 #include "work/work.h"
@@ -50,6 +53,77 @@ run_until(const atomic_int *count, int want, int ms)
 	event_base_dispatch(base);
 	event_free(ev);
 	return atomic_load(count) >= want;
+}
+
+/* ---- a gate that holds jobs in run() until the test opens it ---- */
+
+struct gate {
+	pthread_mutex_t	mu;
+	pthread_cond_t	cv;
+	int		entered;	/* jobs that reached the gate */
+	int		left;		/* jobs that went through it */
+	bool		open;
+};
+
+static void
+gate_init(struct gate *g)
+{
+	pthread_mutex_init(&g->mu, NULL);
+	pthread_cond_init(&g->cv, NULL);
+	g->entered = g->left = 0;
+	g->open = false;
+}
+
+static void
+gate_cleanup(struct gate *g)
+{
+	pthread_mutex_destroy(&g->mu);
+	pthread_cond_destroy(&g->cv);
+}
+
+/* A job's run(): waits at the gate `arg` until it opens. */
+static void
+gate_run(void *arg)
+{
+	struct gate *g = arg;
+
+	pthread_mutex_lock(&g->mu);
+	g->entered++;
+	pthread_cond_broadcast(&g->cv);
+	while (!g->open)
+		pthread_cond_wait(&g->cv, &g->mu);
+	g->left++;
+	pthread_mutex_unlock(&g->mu);
+}
+
+/* Waits until `n` jobs are at the gate or through it. */
+static void
+gate_wait_entered(struct gate *g, int n)
+{
+	pthread_mutex_lock(&g->mu);
+	while (g->entered < n)
+		pthread_cond_wait(&g->cv, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+}
+
+static void
+gate_open(struct gate *g)
+{
+	pthread_mutex_lock(&g->mu);
+	g->open = true;
+	pthread_cond_broadcast(&g->cv);
+	pthread_mutex_unlock(&g->mu);
+}
+
+static int
+gate_left(struct gate *g)
+{
+	int n;
+
+	pthread_mutex_lock(&g->mu);
+	n = g->left;
+	pthread_mutex_unlock(&g->mu);
+	return n;
 }
 
 /* ---- threads ---- */
@@ -238,18 +312,84 @@ test_chain(void)
 	chain_pool = NULL;
 }
 
-/* ---- freeing with jobs queued ---- */
+/* ---- the cap on jobs waiting or running ---- */
 
-static atomic_int slow_started, slow_finished, queued_ran, queued_done;
+static atomic_int capped_ran, capped_done;
 
 static void
-slow_run(void *arg)
+capped_run(void *arg)
 {
 	(void)arg;
-	atomic_store(&slow_started, 1);
-	usleep(100 * 1000);
-	atomic_store(&slow_finished, 1);
+	atomic_fetch_add(&capped_ran, 1);
 }
+
+static void
+capped_done_cb(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&capped_done, 1);
+}
+
+static void
+gate_done(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&capped_done, 1);
+}
+
+static void
+test_cap(void)
+{
+	struct work_pool *p = work_pool_new(base, 1);
+	struct gate g;
+	int i;
+
+	gate_init(&g);
+	atomic_store(&capped_ran, 0);
+	atomic_store(&capped_done, 0);
+	is_int(work_try_submit(p, capped_run, capped_done_cb, NULL), PS_OK,
+	    "no cap by default");
+	ok(run_until(&capped_done, 1, 5000), "and the job ran");
+	work_pool_set_cap(p, 3);
+	/* One job held in run(), two queued behind it: the cap. */
+	is_int(work_try_submit(p, gate_run, gate_done, &g), PS_OK,
+	    "a first job under a cap of 3");
+	gate_wait_entered(&g, 1);
+	for (i = 0; i < 2; i++)
+		is_int(work_try_submit(p, capped_run, capped_done_cb, NULL),
+		    PS_OK, "queued under the cap");
+	is_int(work_active(p), 3, "3 jobs waiting or running");
+	is_int(work_try_submit(p, capped_run, capped_done_cb, NULL),
+	    PS_EBUSY, "a fourth is refused");
+	is_str(ps_errmsg(), "3 jobs are waiting or running; the limit is 3",
+	    "in words");
+	is_int(work_pending(p), 3, "nothing was queued for it");
+	work_submit(p, capped_run, capped_done_cb, NULL);
+	is_int(work_pending(p), 4, "work_submit() is never refused");
+	is_int(work_try_submit(p, capped_run, capped_done_cb, NULL),
+	    PS_EBUSY, "and counts against the cap");
+
+	gate_open(&g);
+	ok(run_until(&capped_done, 5, 5000), "the 4 jobs finish");
+	is_int(atomic_load(&capped_ran), 4, "the refused jobs never ran");
+	is_int(work_active(p), 0, "nothing waiting or running");
+	is_int(work_try_submit(p, capped_run, capped_done_cb, NULL), PS_OK,
+	    "with room again, a job is accepted");
+	ok(run_until(&capped_done, 6, 5000), "and runs");
+	work_pool_set_cap(p, 0);
+	for (i = 0; i < 10; i++)
+		if (work_try_submit(p, capped_run, capped_done_cb, NULL) !=
+		    PS_OK)
+			break;
+	is_int(i, 10, "a cap of 0 is no cap");
+	ok(run_until(&capped_done, 16, 5000), "and they all run");
+	work_pool_free(p);
+	gate_cleanup(&g);
+}
+
+/* ---- freeing with jobs queued ---- */
+
+static atomic_int queued_ran, queued_done;
 
 static void
 counted_run(void *arg)
@@ -265,22 +405,53 @@ counted_done(void *arg)
 	atomic_fetch_add(&queued_done, 1);
 }
 
+struct opener {
+	struct work_pool	*pool;
+	struct gate		*gate;
+};
+
+/*
+ * Opens the gate once only the running job is left pending: the state
+ * change itself is waited for, by yielding, not a time.
+ */
+static void *
+open_when_dropped(void *arg)
+{
+	struct opener *o = arg;
+
+	while (work_pending(o->pool) != 1)
+		sched_yield();
+	gate_open(o->gate);
+	return NULL;
+}
+
 static void
 test_free_queued(void)
 {
 	struct work_pool *p = work_pool_new(base, 1);
+	struct opener opener;
+	struct gate g;
+	pthread_t th;
 	atomic_int one = 0;
 	int i;
 
-	work_submit(p, slow_run, counted_done, NULL);
+	gate_init(&g);
+	work_submit(p, gate_run, counted_done, &g);
 	for (i = 0; i < 20; i++)
 		work_submit(p, counted_run, counted_done, NULL);
-	for (i = 0; i < 500 && !atomic_load(&slow_started); i++)
-		usleep(1000);
-	ok(atomic_load(&slow_started), "the first job is running");
-	is_int(work_pending(p), 21, "21 jobs pending");
+	gate_wait_entered(&g, 1);
+	is_int(work_pending(p), 21, "21 jobs pending, the first running");
+	/*
+	 * free() drops the queued jobs, then waits for the running one,
+	 * which the opener lets go only once the queue is dropped.
+	 */
+	opener.pool = p;
+	opener.gate = &g;
+	pthread_create(&th, NULL, open_when_dropped, &opener);
 	work_pool_free(p);
-	ok(atomic_load(&slow_finished), "free waited for the running job");
+	pthread_join(th, NULL);
+	is_int(gate_left(&g), 1, "free waited for the running job");
+	gate_cleanup(&g);
 	is_int(atomic_load(&queued_ran), 0, "queued jobs were not run");
 	/* Give a stray done() every chance to show up. */
 	run_until(&one, 1, 50);
@@ -328,6 +499,7 @@ main(void)
 	test_order();
 	test_many();
 	test_chain();
+	test_cap();
 	test_free_queued();
 	test_free_in_done();
 	event_base_free(base);
