@@ -1044,15 +1044,14 @@ handle_upload(struct ecp_call *ec, const struct http_part *photo)
 		free(msg);
 		return;
 	}
-	if (work_pending(e->pool) >= MAX_UPLOADS) {
+	ec->data = photo->data;
+	ec->len = photo->len;
+	if (work_try_submit(e->pool, upload_run, upload_done, ec) != PS_OK) {
+		/* MAX_UPLOADS render or wait: refused, not queued. */
 		http_reply_header(ec->r, "Retry-After", "1");
 		upload_refused(ec, 503, "busy", "The server is busy with "
 		    "other photos. Please try again in a moment.");
-		return;
 	}
-	ec->data = photo->data;
-	ec->len = photo->len;
-	work_submit(e->pool, upload_run, upload_done, ec);
 }
 
 /* A photo change written by this server: its keys go at once. */
@@ -1420,6 +1419,7 @@ ecp_new(struct master_srv *srv)
 		free(e);
 		return NULL;
 	}
+	work_pool_set_cap(e->pool, MAX_UPLOADS);
 	return e;
 }
 
