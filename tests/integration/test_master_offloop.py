@@ -290,10 +290,14 @@ login.request("POST", "/ecp/login", body="email=test3%40contoso.com&"
               headers={"Content-Type": "application/x-www-form-urlencoded",
                        "Cookie": "ecp_csrf=" + csrf,
                        "client-request-id": "in-flight"})
+# Its mailbox is read, its password checked, then its session written,
+# which waits for the lock: a store job seen queued means it is in flight.
+queued = 0
 for _ in range(5000):
-    if store_queued() >= 1:
+    queued = store_queued()
+    if queued >= 1:
         break
-ok(store_queued() >= 1, "the sign-in is in flight (a store job waits)")
+ok(queued >= 1, "the sign-in is in flight (a store job of it queued)")
 # The log is shared with the server stopped above: count this one's lines.
 drains = m.server.logs().count("ev=http.draining")
 m.server.proc.send_signal(signal.SIGTERM)
