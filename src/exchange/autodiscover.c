@@ -59,7 +59,7 @@
 #define ECP_PHOTO_FRAGMENT \
 	"PersonalSettings/EditAccount.aspx?rfr=olk&chgPhoto=1&exsvurl=1&realm="
 
-#define SOAP_MAX_USERS		100
+#define SOAP_MAX_USERS		AD_MAX_USERS
 #define SOAP_MAX_SETTINGS	128
 
 /* --- shared helpers ------------------------------------------------- */
@@ -848,17 +848,22 @@ done:
 /* --- SOAP GetUserSettings, client side ------------------------------ */
 
 ps_err
-autodiscover_soap_request(struct buf *out, const char *to_url,
-    const char *email, const char *const *settings, size_t n)
+autodiscover_soap_request_many(struct buf *out, const char *to_url,
+    const char *const *emails, size_t n_emails, const char *const *settings,
+    size_t n)
 {
 	size_t start = out->b_len, i;
 	ps_err rc;
 
-	if (to_url == NULL || *to_url == '\0' || email == NULL ||
-	    *email == '\0' || settings == NULL || n == 0 ||
-	    n > SOAP_MAX_SETTINGS)
+	if (to_url == NULL || *to_url == '\0' || emails == NULL ||
+	    n_emails == 0 || n_emails > AD_MAX_USERS || settings == NULL ||
+	    n == 0 || n > SOAP_MAX_SETTINGS)
 		return ps_errf(PS_EINVAL, "GetUserSettings request needs a "
-		    "URL, an address and 1-%d settings", SOAP_MAX_SETTINGS);
+		    "URL, 1-%d addresses and 1-%d settings", AD_MAX_USERS,
+		    SOAP_MAX_SETTINGS);
+	for (i = 0; i < n_emails; i++)
+		if (emails[i] == NULL || *emails[i] == '\0')
+			return ps_errf(PS_EINVAL, "empty address");
 	for (i = 0; i < n; i++)
 		if (settings[i] == NULL || *settings[i] == '\0')
 			return ps_errf(PS_EINVAL, "empty setting name");
@@ -883,11 +888,15 @@ autodiscover_soap_request(struct buf *out, const char *to_url,
 	    "  <soap:Body>\n"
 	    "    <a:GetUserSettingsRequestMessage>\n"
 	    "      <a:Request>\n"
-	    "        <a:Users>\n"
-	    "          <a:User>\n")) != PS_OK ||
-	    (rc = leaf(out, 12, "a:Mailbox", email, NULL)) != PS_OK ||
-	    (rc = buf_adds(out,
-	    "          </a:User>\n"
+	    "        <a:Users>\n")) != PS_OK)
+		goto out;
+	for (i = 0; i < n_emails; i++)
+		if ((rc = buf_adds(out, "          <a:User>\n")) != PS_OK ||
+		    (rc = leaf(out, 12, "a:Mailbox", emails[i], NULL)) !=
+		    PS_OK ||
+		    (rc = buf_adds(out, "          </a:User>\n")) != PS_OK)
+			goto out;
+	if ((rc = buf_adds(out,
 	    "        </a:Users>\n"
 	    "        <a:RequestedSettings>\n")) != PS_OK)
 		goto out;
@@ -905,6 +914,14 @@ out:
 	if (rc != PS_OK)
 		rollback(out, start);
 	return rc;
+}
+
+ps_err
+autodiscover_soap_request(struct buf *out, const char *to_url,
+    const char *email, const char *const *settings, size_t n)
+{
+	return autodiscover_soap_request_many(out, to_url, &email, 1,
+	    settings, n);
 }
 
 /* The value of the first non-empty setting among `names`, or NULL. */
@@ -927,64 +944,16 @@ dup_or_null(const char *s)
 	return s ? xstrdup(s) : NULL;
 }
 
-ps_err
-autodiscover_soap_parse(const char *body, size_t len,
+/* One UserResponse into `out` (§2.3). */
+static void
+user_response(const struct xml_node *ur, const char *code,
     struct ad_user_settings *out)
 {
-	struct xml_doc *doc = NULL;
-	const struct xml_node *env, *b, *f, *msg, *resp, *ur, *us, *s;
-	const char *code, *text, *rt;
 	const char *names[SOAP_MAX_SETTINGS], *values[SOAP_MAX_SETTINGS];
-	const char *v, *ecp, *frag;
+	const struct xml_node *us, *s;
+	const char *text, *rt, *v, *ecp, *frag;
 	size_t n = 0;
-	ps_err rc;
 
-	memset(out, 0, sizeof(*out));
-	if (xml_parse(body, len, &doc) != PS_OK) {
-		char why[256];
-
-		str_copy(why, ps_errmsg(), sizeof(why));
-		rc = ps_errf(PS_EUPSTREAM, "Autodiscover answer: %s", why);
-		goto out;
-	}
-	rc = PS_EUPSTREAM;
-	env = xml_root(doc);
-	if (strcmp(xml_name(env), "Envelope") != 0 ||
-	    (b = xml_child(env, xml_ns(env), "Body")) == NULL) {
-		rc = ps_errf(PS_EUPSTREAM, "Autodiscover answer is not SOAP");
-		goto out;
-	}
-	if ((f = xml_child(b, xml_ns(env), "Fault")) != NULL) {
-		rc = ps_errf(PS_EUPSTREAM, "Autodiscover SOAP fault %s: %s",
-		    xml_text(xml_child(f, NULL, "faultcode")) ?
-		    xml_text(xml_child(f, NULL, "faultcode")) : "?",
-		    xml_text(xml_child(f, NULL, "faultstring")) ?
-		    xml_text(xml_child(f, NULL, "faultstring")) : "?");
-		goto out;
-	}
-	msg = xml_child(b, NS_AD, "GetUserSettingsResponseMessage");
-	resp = xml_child(msg, NS_AD, "Response");
-	code = xml_text(xml_child(resp, NS_AD, "ErrorCode"));
-	if (code == NULL) {
-		rc = ps_errf(PS_EUPSTREAM,
-		    "not a GetUserSettings response");
-		goto out;
-	}
-	/* §2.3: a response-level error is an answer, not a failure. */
-	if (strcmp(code, "NoError") != 0) {
-		text = xml_text(xml_child(resp, NS_AD, "ErrorMessage"));
-		out->error_code = xstrdup(code);
-		out->error_message = xstrdup(text ? text : "");
-		rc = PS_OK;
-		goto out;
-	}
-	ur = xml_path(resp, "UserResponses/UserResponse");
-	code = xml_text(xml_child(ur, NS_AD, "ErrorCode"));
-	if (code == NULL) {
-		rc = ps_errf(PS_EUPSTREAM,
-		    "GetUserSettings response without a UserResponse");
-		goto out;
-	}
 	text = xml_text(xml_child(ur, NS_AD, "ErrorMessage"));
 	out->error_code = xstrdup(code);
 	out->error_message = xstrdup(text ? text : "");
@@ -1030,12 +999,86 @@ autodiscover_soap_parse(const char *body, size_t len,
 	}
 	out->display_name = dup_or_null(pick(values, names, n,
 	    "UserDisplayName"));
+}
+
+ps_err
+autodiscover_soap_parse_many(const char *body, size_t len,
+    struct ad_user_settings *out, size_t n)
+{
+	struct xml_doc *doc = NULL;
+	const struct xml_node *env, *b, *f, *msg, *resp, *ur;
+	const char *code, *text;
+	size_t i;
+	ps_err rc;
+
+	memset(out, 0, n * sizeof(*out));
+	if (xml_parse(body, len, &doc) != PS_OK) {
+		char why[256];
+
+		str_copy(why, ps_errmsg(), sizeof(why));
+		rc = ps_errf(PS_EUPSTREAM, "Autodiscover answer: %s", why);
+		goto out;
+	}
+	rc = PS_EUPSTREAM;
+	env = xml_root(doc);
+	if (strcmp(xml_name(env), "Envelope") != 0 ||
+	    (b = xml_child(env, xml_ns(env), "Body")) == NULL) {
+		rc = ps_errf(PS_EUPSTREAM, "Autodiscover answer is not SOAP");
+		goto out;
+	}
+	if ((f = xml_child(b, xml_ns(env), "Fault")) != NULL) {
+		rc = ps_errf(PS_EUPSTREAM, "Autodiscover SOAP fault %s: %s",
+		    xml_text(xml_child(f, NULL, "faultcode")) ?
+		    xml_text(xml_child(f, NULL, "faultcode")) : "?",
+		    xml_text(xml_child(f, NULL, "faultstring")) ?
+		    xml_text(xml_child(f, NULL, "faultstring")) : "?");
+		goto out;
+	}
+	msg = xml_child(b, NS_AD, "GetUserSettingsResponseMessage");
+	resp = xml_child(msg, NS_AD, "Response");
+	code = xml_text(xml_child(resp, NS_AD, "ErrorCode"));
+	if (code == NULL) {
+		rc = ps_errf(PS_EUPSTREAM,
+		    "not a GetUserSettings response");
+		goto out;
+	}
+	/* §2.3: a response-level error is an answer for every user. */
+	if (strcmp(code, "NoError") != 0) {
+		text = xml_text(xml_child(resp, NS_AD, "ErrorMessage"));
+		for (i = 0; i < n; i++) {
+			out[i].error_code = xstrdup(code);
+			out[i].error_message = xstrdup(text ? text : "");
+		}
+		rc = PS_OK;
+		goto out;
+	}
+	/* [MS-OXDSCLI]: one UserResponse per User, in the request's order. */
+	ur = xml_path(resp, "UserResponses/UserResponse");
+	for (i = 0; i < n; i++) {
+		code = xml_text(xml_child(ur, NS_AD, "ErrorCode"));
+		if (code == NULL) {
+			rc = ps_errf(PS_EUPSTREAM, "GetUserSettings response "
+			    "with %zu UserResponse%s for %zu users", i,
+			    i == 1 ? "" : "s", n);
+			goto out;
+		}
+		user_response(ur, code, &out[i]);
+		ur = xml_next(ur, NS_AD, "UserResponse");
+	}
 	rc = PS_OK;
 out:
 	if (rc != PS_OK)
-		ad_user_settings_cleanup(out);
+		for (i = 0; i < n; i++)
+			ad_user_settings_cleanup(&out[i]);
 	xml_free(doc);
 	return rc;
+}
+
+ps_err
+autodiscover_soap_parse(const char *body, size_t len,
+    struct ad_user_settings *out)
+{
+	return autodiscover_soap_parse_many(body, len, out, 1);
 }
 
 void

@@ -75,6 +75,16 @@ void	autodiscover_soap(const struct ad_server *, const char *body,
 ps_err	autodiscover_soap_request(struct buf *out, const char *to_url,
 	    const char *email, const char *const *settings, size_t n);
 
+/*
+ * For several mailboxes in one call (1 to AD_MAX_USERS), as a client
+ * that fetches many users' settings does: the answer has one
+ * UserResponse per mailbox, in the same order.
+ */
+#define AD_MAX_USERS	100
+ps_err	autodiscover_soap_request_many(struct buf *out, const char *to_url,
+	    const char *const *emails, size_t n_emails,
+	    const char *const *settings, size_t n);
+
 struct ad_user_settings {
 	char	*error_code;	/* "NoError", "InvalidUser", ... */
 	char	*error_message;
@@ -93,6 +103,13 @@ struct ad_user_settings {
  */
 ps_err	autodiscover_soap_parse(const char *body, size_t len,
 	    struct ad_user_settings *out);
+/*
+ * The answer to autodiscover_soap_request_many() for `n` mailboxes into
+ * out[0..n), in the request's order; PS_EUPSTREAM as above, and when
+ * the answer has fewer UserResponses. Clean up each entry.
+ */
+ps_err	autodiscover_soap_parse_many(const char *body, size_t len,
+	    struct ad_user_settings *out, size_t n);
 void	ad_user_settings_cleanup(struct ad_user_settings *);
 
 #endif

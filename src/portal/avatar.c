@@ -497,9 +497,14 @@ render_start(struct avatar_req *ar)
 		avatar_req_free(ar);
 		return;
 	}
-	renders_inflight++;
 	http_req_defer(ar->r);
-	work_submit(ar->app->srv->pool, render_run, render_done, ar);
+	if (work_try_submit(ar->app->srv->pool, render_run, render_done,
+	    ar) != PS_OK) {
+		reply_busy(ar->r, "image work");
+		avatar_req_free(ar);
+		return;
+	}
+	renders_inflight++;
 }
 
 static void

@@ -107,6 +107,7 @@ portal_srv_init(struct portal_srv *srv, struct portal_state *ps,
 		rc = PS_EIO;
 		goto out;
 	}
+	work_pool_set_cap(srv->pool, IMAGE_QUEUE);
 	srv->index = index_new(srv->store);
 	sync_caches_init(srv);
 	rc = PS_OK;

@@ -448,7 +448,15 @@ upload_start(struct change *c)
 	memcpy(c->upload, part.data, part.len);
 	c->upload_len = part.len;
 	http_req_defer(c->r);
-	work_submit(c->app->srv->pool, upload_render, upload_rendered, c);
+	if (work_try_submit(c->app->srv->pool, upload_render, upload_rendered,
+	    c) != PS_OK) {
+		log_warn(http_req_id(c->r), "serve.busy", "what=%s reason=%s",
+		    "image work", log_q(ps_errmsg()));
+		http_reply_header(c->r, "Retry-After", "2");
+		upload_page(c, 503, NULL, "The server is busy with other "
+		    "photos; your photo has not changed. Please try again in "
+		    "a moment.");
+	}
 }
 
 static void

@@ -2468,6 +2468,41 @@ store_sync_put(struct store *st, int64_t webapp, const char *account,
 	return rc;
 }
 
+ps_err
+store_sync_each(struct store *st, int64_t webapp,
+    ps_err (*fn)(void *, const char *, const struct store_sync *, bool),
+    void *arg)
+{
+	sqlite3_stmt *q = prep(st, "SELECT s.account, s.last_success, "
+	    "s.last_error, s.reason, s.master_etag, s.has_mailbox, t.source "
+	    "FROM sync_state s LEFT JOIN thumbs t ON t.webapp = s.webapp AND "
+	    "t.account = s.account WHERE s.webapp = ?");
+	struct store_sync sy;
+	ps_err rc = PS_OK;
+	int r;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	sqlite3_bind_int64(q, 1, webapp);
+	while (rc == PS_OK && (r = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *source = (const char *)sqlite3_column_text(q, 6);
+
+		memset(&sy, 0, sizeof(sy));
+		sy.last_success = sqlite3_column_int64(q, 1);
+		sy.last_error = sqlite3_column_int64(q, 2);
+		str_copy(sy.reason, col_text(q, 3), sizeof(sy.reason));
+		str_copy(sy.master_etag, col_text(q, 4),
+		    sizeof(sy.master_etag));
+		sy.has_mailbox = sqlite3_column_int(q, 5);
+		rc = fn(arg, col_text(q, 0), &sy, source != NULL &&
+		    strcmp(source, "master") == 0);
+	}
+	if (rc == PS_OK && r != SQLITE_DONE)
+		rc = store_fail(st, "read sync states");
+	unprep(st, q);
+	return rc;
+}
+
 /* ---- portal: sessions ---- */
 
 ps_err

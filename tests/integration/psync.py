@@ -225,6 +225,22 @@ def make_image(path, size="800x600", fmt=None, extra=()):
     return path
 
 
+def scan_bomb(path, scans=400):
+    """A progressive JPEG that repeats its last scan `scans` times, as an
+    attacker would (each repeat costs a decoder a pass over the image):
+    ImageMagick's progressive JPEG, cut at its last SOS marker, that scan
+    (up to EOI) copied over and over."""
+    src = make_image(path + ".src.jpg", "512x512",
+                     extra=["-interlace", "JPEG", "-quality", "90"])
+    data = open(src, "rb").read()
+    os.unlink(src)
+    last = data.rfind(b"\xff\xda")
+    end = data.rfind(b"\xff\xd9")
+    with open(path, "wb") as f:
+        f.write(data[:last] + data[last:end] * scans + data[end:])
+    return path
+
+
 def identify(path):
     """(width, height, format) per ImageMagick's identify."""
     out = subprocess.run(["identify", "-format", "%w %h %m\n", path],

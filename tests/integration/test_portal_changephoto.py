@@ -11,7 +11,7 @@ import uuid
 from urllib.parse import parse_qs, unquote, urlparse
 
 from psync import (done, identify, is_eq, make_image, ok, photo_path,
-                   tmpdir, wired, write)
+                   scan_bomb, tmpdir, wired, write)
 
 work = tmpdir("change")
 m, p = wired()
@@ -86,6 +86,9 @@ ok("uploaded here" in st, "/my says the photo was uploaded here")
 for what, data, code, needle in (
         ("a text file", b"hello, I am not an image\n", 422, "not an image"),
         ("a truncated JPEG", img[:len(img) // 3], 422, "truncated"),
+        ("a JPEG repeating a scan 400 times",
+         open(scan_bomb(os.path.join(work, "bomb.jpg")), "rb").read(), 422,
+         "scans"),
         ("an empty file", b"", 400, "Choose a photo")):
     r = upload(T3, data)
     ok(r.status == code and needle in r.text(),

@@ -453,6 +453,39 @@ test_soap_settings(void)
 
 	ok(autodiscover_soap_request(&req, "u", "e", want, 0) == PS_EINVAL,
 	    "request needs settings");
+
+	/* Several mailboxes in one call, answered in their order. */
+	{
+		const char *three[] = { "nobody@contoso.com",
+		    "test1@contoso.com", "Test1@Contoso.com" };
+		struct ad_user_settings many[3];
+
+		buf_reset(&req);
+		ok(autodiscover_soap_request_many(&req, AD_URL, three, 3,
+		    want, 2) == PS_OK, "a request for three mailboxes");
+		d = soap_run(req.b_data, &b, &oc);
+		is_int(count(xml_child(user_responses(d), NS_AD,
+		    "UserResponse"), "UserResponse"), 3,
+		    "three UserResponses");
+		xml_free(d);
+		ok(autodiscover_soap_parse_many(b.b_data, b.b_len, many, 3) ==
+		    PS_OK, "the answer parses for three");
+		is_str(many[0].error_code, "InvalidUser", "first: InvalidUser");
+		ok(many[0].photos_url == NULL, "first: no photos URL");
+		is_str(many[1].photos_url, BASE "/EWS/Exchange.asmx/s",
+		    "second: its photos URL");
+		is_str(many[2].photos_url, BASE "/EWS/Exchange.asmx/s",
+		    "third: the same mailbox in other case, answered too");
+		for (size_t i = 0; i < 3; i++)
+			ad_user_settings_cleanup(&many[i]);
+		ok(autodiscover_soap_parse_many(b.b_data, b.b_len, many, 4) ==
+		    PS_EUPSTREAM && many[0].error_code == NULL,
+		    "an answer short of users is refused, nothing kept");
+		ok(autodiscover_soap_request_many(&req, AD_URL, three, 0, want,
+		    2) == PS_EINVAL && autodiscover_soap_request_many(&req,
+		    AD_URL, three, AD_MAX_USERS + 1, want, 2) == PS_EINVAL,
+		    "1 to AD_MAX_USERS mailboxes");
+	}
 	buf_cleanup(&req);
 	buf_cleanup(&b);
 }
