@@ -35,12 +35,6 @@ ps_err	store_open(const char *path, enum store_role, bool create,
 	    struct store **out);
 void	store_close(struct store *);
 
-/*
- * A number that changes whenever any process commits a change to the
- * store, so a server can keep derived caches and rebuild them only then.
- */
-int64_t	store_data_version(struct store *);
-
 /* ---- the change feed ---- */
 
 /*

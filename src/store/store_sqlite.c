@@ -56,7 +56,6 @@ struct store {
 	sqlite3			*db;
 	enum store_role		 role;
 	char			*path;
-	sqlite3_stmt		*q_version;	/* asked on every request */
 	int64_t			 tx;	/* this connection's transaction */
 	struct store_feed_watch	*bump;	/* NULL: commits are not announced */
 	struct stmt_slot	 stmts[STMT_CACHE];
@@ -687,7 +686,6 @@ store_close(struct store *st)
 
 	if (st == NULL)
 		return;
-	sqlite3_finalize(st->q_version);
 	for (i = 0; i < STMT_CACHE; i++) {
 		sqlite3_finalize(st->stmts[i].q);
 		free(st->stmts[i].sql);
@@ -696,20 +694,6 @@ store_close(struct store *st)
 	store_feed_watch_close(st->bump);
 	free(st->path);
 	free(st);
-}
-
-int64_t
-store_data_version(struct store *st)
-{
-	int64_t v = -1;
-
-	if (st->q_version == NULL && sqlite3_prepare_v2(st->db,
-	    "PRAGMA data_version", -1, &st->q_version, NULL) != SQLITE_OK)
-		return -1;
-	if (sqlite3_step(st->q_version) == SQLITE_ROW)
-		v = sqlite3_column_int64(st->q_version, 0);
-	sqlite3_reset(st->q_version);
-	return v;
 }
 
 /* ---- small statement helpers ---- */
