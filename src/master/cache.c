@@ -35,9 +35,11 @@
 #define CACHE_CREDS		16384
 #define CACHE_CRED_TTL		300	/* seconds, as auth.h's cache */
 #define CACHE_CHANGED		65536	/* addresses whose change is known */
+#define CACHE_TAGS		65536	/* addresses whose photo tag is known */
 
 struct master_cache {
 	struct lru	*photos;
+	struct lru	*tags;		/* address -> struct master_tag */
 	struct lru	*creds;
 	struct lru	*changed;	/* address -> struct change */
 	uint64_t	 tick;		/* advanced by every drop */
@@ -89,6 +91,7 @@ master_cache_new(void)
 	struct master_cache *c = xcalloc(1, sizeof(*c));
 
 	c->photos = lru_new(CACHE_PHOTO_BYTES, master_cached_unref);
+	c->tags = lru_new(CACHE_TAGS * sizeof(struct master_tag), free);
 	c->creds = lru_new(CACHE_CREDS * sizeof(struct cred), free);
 	c->changed = lru_new(CACHE_CHANGED * sizeof(struct change),
 	    change_free);
@@ -105,6 +108,7 @@ master_cache_free(struct master_cache *c)
 	if (c == NULL)
 		return;
 	lru_free(c->photos);
+	lru_free(c->tags);
 	lru_free(c->creds);
 	c->quiet = true;
 	lru_free(c->changed);
@@ -150,6 +154,7 @@ master_cache_drop(struct master_cache *c, const char *email)
 		snprintf(key, sizeof(key), "%d/%s", code, addr);
 		lru_remove(c->photos, key);
 	}
+	lru_remove(c->tags, addr);
 	ch->c = c;
 	ch->tick = ++c->tick;
 	/* A replaced entry is ours; only an eviction raises the floor. */
@@ -163,6 +168,7 @@ void
 master_cache_drop_all(struct master_cache *c)
 {
 	lru_clear(c->photos);
+	lru_clear(c->tags);
 	lru_clear(c->creds);
 	c->quiet = true;
 	lru_clear(c->changed);
@@ -232,10 +238,36 @@ master_cache_photo(struct master_cache *c, const char *email, int code)
 	return ph;
 }
 
+const struct master_tag *
+master_cache_tag(struct master_cache *c, const char *email)
+{
+	char key[256];
+
+	address_key(email, key, sizeof(key));
+	return lru_get(c->tags, key);
+}
+
+void
+master_cache_tag_put(struct master_cache *c, const char *email,
+    uint64_t stamp, const struct master_tag *tag)
+{
+	struct master_tag *t;
+	char key[256];
+
+	if (!unchanged_since(c, email, stamp))
+		return;
+	t = xmalloc(sizeof(*t));
+	*t = *tag;
+	address_key(email, key, sizeof(key));
+	lru_put(c->tags, key, t, sizeof(*t));
+}
+
 struct master_cached *
 master_cache_photo_put(struct master_cache *c, const char *email, int code,
     uint64_t stamp, struct store_photo *sp)
 {
+	struct master_tag tag = { 0 };
+
 	struct master_cached *ph = xcalloc(1, sizeof(*ph));
 	char key[300];
 
@@ -254,6 +286,10 @@ master_cache_photo_put(struct master_cache *c, const char *email, int code,
 		photo_key(email, code, key, sizeof(key));
 		ph->refs++;
 		lru_put(c->photos, key, ph, ph->len + sizeof(*ph));
+		tag.has_photo = ph->data != NULL;
+		str_copy(tag.etag, ph->etag, sizeof(tag.etag));
+		tag.updated = ph->updated;
+		master_cache_tag_put(c, email, stamp, &tag);
 	}
 	return ph;
 }

@@ -258,6 +258,25 @@ struct master_cached *master_cache_photo_put(struct master_cache *,
 	    struct store_photo *sp);
 void	master_cached_unref(void *);
 
+/*
+ * The photo's tag of an address (every size has the same ETag): enough
+ * to answer a conditional request 304 without the photo's bytes, which a
+ * master that is asked again and again whether photos changed (a portal's
+ * refresh of every user) would otherwise read and keep for nothing.
+ */
+struct master_tag {
+	bool	 has_photo;
+	char	 etag[64];
+	int64_t	 updated;
+};
+
+/* Borrowed until the next call into the index; NULL on a miss. */
+const struct master_tag *master_cache_tag(struct master_cache *,
+	    const char *email);
+/* What a miss read (copied), kept unless the address changed since. */
+void	master_cache_tag_put(struct master_cache *, const char *email,
+	    uint64_t stamp, const struct master_tag *);
+
 /* Runs the server until SIGINT/SIGTERM. */
 ps_err	master_serve(struct master_state *, const char *listen_host,
 	    const char *port_file, const char *metrics_allow);

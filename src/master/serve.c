@@ -90,6 +90,8 @@ struct master_call {
 	void			(*photo_then)(struct master_call *,
 				    struct master_cached *);
 	struct ews_photo_request ews;
+	/* a photo's tag read on an index miss (a conditional request) */
+	struct store_mailbox	 mb;
 	/* Autodiscover, built on the read lane */
 	bool			 soap;
 	const char		*body;
@@ -717,17 +719,13 @@ photo_read_done(void *arg)
  * read on the read lane. `then` gets a reference (NULL: the store
  * failed; data NULL: no photo) and answers.
  */
+/* Reads the photo of `email` at `code` on the read lane, for `then`. */
 static void
-photo_find(struct master_call *c, const char *email, int code,
+photo_read(struct master_call *c, const char *email, int code,
     void (*then)(struct master_call *, struct master_cached *))
 {
 	struct master_srv *s = c->s;
-	struct master_cached *ph = master_cache_photo(s->cache, email, code);
 
-	if (ph) {
-		then(c, ph);
-		return;
-	}
 	c->photo_email = email;
 	c->code = code;
 	c->photo_then = then;
@@ -736,6 +734,19 @@ photo_find(struct master_call *c, const char *email, int code,
 	if (store_pool_read(s->pool, photo_read_run, photo_read_done, c) !=
 	    PS_OK)
 		call_busy(c, "store");
+}
+
+static void
+photo_find(struct master_call *c, const char *email, int code,
+    void (*then)(struct master_call *, struct master_cached *))
+{
+	struct master_cached *ph = master_cache_photo(c->s->cache, email,
+	    code);
+
+	if (ph)
+		then(c, ph);
+	else
+		photo_read(c, email, code, then);
 }
 
 static void
@@ -771,12 +782,62 @@ rest_photo_answer(struct master_call *c, struct master_cached *ph)
 	call_end(c);
 }
 
+/*
+ * A conditional request whose tag matches: 304 from the tag alone, the
+ * photo's bytes neither read nor kept. True when answered.
+ */
+static bool
+rest_photo_unchanged(struct master_call *c, const struct master_tag *t)
+{
+	const char *inm = http_req_header(c->r, "If-None-Match");
+
+	if (t == NULL || !t->has_photo || inm == NULL ||
+	    !etag_matches(inm, t->etag))
+		return false;
+	photo_headers(c->r, t->etag, t->updated);
+	http_req_note(c->r, "photo", "unchanged");
+	http_reply(c->r, 304, NULL, NULL, 0);
+	call_end(c);
+	return true;
+}
+
+static void
+tag_read_run(struct store *st, void *arg)
+{
+	struct master_call *c = arg;
+	ps_err rc = store_mailbox_get(st, c->photo_email, &c->mb);
+
+	if (rc != PS_OK)
+		call_failed(c, rc);
+}
+
+static void
+tag_read_done(void *arg)
+{
+	struct master_call *c = arg;
+	struct master_tag t = { 0 };
+
+	if (call_gone(c))
+		return;
+	if (c->rc == PS_OK || c->rc == PS_ENOTFOUND) {
+		t.has_photo = c->rc == PS_OK && c->mb.etag[0] != '\0';
+		str_copy(t.etag, c->mb.etag, sizeof(t.etag));
+		t.updated = c->mb.photo_updated;
+		master_cache_tag_put(c->s->cache, c->photo_email, c->stamp, &t);
+	}
+	store_mailbox_cleanup(&c->mb);
+	if (!rest_photo_unchanged(c, &t))
+		photo_read(c, c->photo_email, c->code, rest_photo_answer);
+}
+
 static void
 rest_photo_go(struct master_call *c)
 {
 	struct http_req *r = c->r;
 	const char *email = http_req_query_ci(r, "email");
 	const char *size = http_req_query_ci(r, "size");
+	const struct master_tag *t;
+	struct master_cached *ph;
 	int code;
 
 	if (email == NULL || !email_valid(email)) {
@@ -792,7 +853,27 @@ rest_photo_go(struct master_call *c)
 	}
 	http_req_note(r, "email", email);
 	http_req_note(r, "size", ews_size_name(code));
-	photo_find(c, email, code, rest_photo_answer);
+	if ((ph = master_cache_photo(c->s->cache, email, code)) != NULL) {
+		rest_photo_answer(c, ph);
+		return;
+	}
+	if (http_req_header(r, "If-None-Match") == NULL) {
+		photo_read(c, email, code, rest_photo_answer);
+		return;
+	}
+	/* Asked whether it changed: the photo's tag may be all it takes. */
+	if ((t = master_cache_tag(c->s->cache, email)) != NULL) {
+		if (!rest_photo_unchanged(c, t))
+			photo_read(c, email, code, rest_photo_answer);
+		return;
+	}
+	c->photo_email = email;
+	c->code = code;
+	c->rc = PS_OK;
+	c->stamp = master_cache_stamp(c->s->cache);
+	if (store_pool_read(c->s->pool, tag_read_run, tag_read_done, c) !=
+	    PS_OK)
+		call_busy(c, "store");
 }
 
 static void

@@ -97,6 +97,41 @@ test_photos(void)
 	master_cache_free(c);
 }
 
+/* The photo's tag: enough for a 304, dropped with its address. */
+static void
+test_tags(void)
+{
+	struct master_cache *c = master_cache_new();
+	struct master_tag t = { .has_photo = true, .updated = 7 };
+	struct store_photo sp = photo("e1", 100);
+	const struct master_tag *got;
+	uint64_t stamp;
+
+	ok(master_cache_tag(c, "a@contoso.com") == NULL, "no tag at first");
+	master_cached_unref(master_cache_photo_put(c, "A@contoso.com", 3,
+	    master_cache_stamp(c), &sp));
+	got = master_cache_tag(c, "a@CONTOSO.com");
+	ok(got && got->has_photo && strcmp(got->etag, "e1") == 0,
+	    "a photo read for the index leaves its tag, for any case");
+	master_cache_drop(c, "a@contoso.com");
+	ok(master_cache_tag(c, "a@contoso.com") == NULL,
+	    "dropped with its address");
+	stamp = master_cache_stamp(c);
+	snprintf(t.etag, sizeof(t.etag), "e2");
+	master_cache_drop(c, "a@contoso.com");
+	master_cache_tag_put(c, "a@contoso.com", stamp, &t);
+	ok(master_cache_tag(c, "a@contoso.com") == NULL,
+	    "a tag read before a change is not kept");
+	master_cache_tag_put(c, "a@contoso.com", master_cache_stamp(c), &t);
+	got = master_cache_tag(c, "a@contoso.com");
+	ok(got && strcmp(got->etag, "e2") == 0 && got->updated == 7,
+	    "one read after it is");
+	master_cache_drop_all(c);
+	ok(master_cache_tag(c, "a@contoso.com") == NULL,
+	    "all tags go when everything does");
+	master_cache_free(c);
+}
+
 static void
 test_creds(void)
 {
@@ -159,6 +194,7 @@ main(void)
 	if (auth_init() != PS_OK)
 		return 1;
 	test_photos();
+	test_tags();
 	test_creds();
 	return done();
 }
