@@ -628,12 +628,17 @@ image_limits_resolve(const struct image_limits *lim, struct image_limits *l)
  * Area-average resampling: each output sample is the mean of the source
  * span it covers, partial samples weighted by their overlap. A good
  * downscaler (no aliasing), exact at integer ratios. The weights depend
- * only on the two lengths, so they are computed once per axis.
+ * only on the two lengths, so they are computed once per axis, in fixed
+ * point (AREA_ONE is 1.0): integer sums are exact, and the loops over a
+ * row vectorise.
  */
+#define AREA_BITS	14
+#define AREA_ONE	(1 << AREA_BITS)
+
 struct area_taps {
 	int	*first;		/* first source sample of each output */
 	int	*count;		/* how many source samples */
-	float	*w;		/* count weights per output, summing to 1 */
+	int	*w;		/* count weights per output, summing to AREA_ONE */
 	int	 max;		/* the largest count */
 };
 
@@ -646,19 +651,23 @@ area_taps_make(int slen, int dlen, struct area_taps *t)
 	t->max = (int)ceil(scale) + 1;
 	t->first = xmalloc((size_t)dlen * sizeof(int));
 	t->count = xmalloc((size_t)dlen * sizeof(int));
-	t->w = xcalloc((size_t)dlen * (size_t)t->max, sizeof(float));
+	t->w = xcalloc((size_t)dlen * (size_t)t->max, sizeof(int));
 	for (i = 0; i < dlen; i++) {
 		double a = i * scale, b = a + scale;
-		int end = (int)ceil(b);
+		int end = (int)ceil(b), sum = 0, *w;
 
 		if (end > slen)
 			end = slen;
 		t->first[i] = (int)a;
 		t->count[i] = end - (int)a;
-		for (j = (int)a; j < end; j++)
-			t->w[(size_t)i * t->max + (size_t)(j - (int)a)] =
-			    (float)((fmin(b, j + 1.0) - fmax(a, (double)j)) /
-			    scale);
+		w = t->w + (size_t)i * t->max;
+		for (j = (int)a; j < end; j++) {
+			w[j - (int)a] = (int)lround((fmin(b, j + 1.0) -
+			    fmax(a, (double)j)) / scale * AREA_ONE);
+			sum += w[j - (int)a];
+		}
+		/* Rounding leaves the sum a little off 1.0: the last tap. */
+		w[t->count[i] - 1] += AREA_ONE - sum;
 	}
 }
 
@@ -670,25 +679,33 @@ area_taps_free(struct area_taps *t)
 	free(t->w);
 }
 
+static unsigned char
+area_round(int32_t v)
+{
+	v = (v + AREA_ONE / 2) >> AREA_BITS;
+	return (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+/* One row of RGB samples, s wide, resampled to dlen. */
 static void
-area_axis(const struct area_taps *t, const unsigned char *src, size_t sstep,
-    unsigned char *dst, int dlen, size_t dstep)
+area_row(const struct area_taps *t, const unsigned char *src,
+    unsigned char *dst, int dlen)
 {
 	int i, k;
 
 	for (i = 0; i < dlen; i++) {
-		const unsigned char *p = src + (size_t)t->first[i] * sstep;
-		const float *w = t->w + (size_t)i * t->max;
-		float r = 0, g = 0, b = 0;
+		const unsigned char *p = src + (size_t)t->first[i] * 3;
+		const int *w = t->w + (size_t)i * t->max;
+		int32_t r = 0, g = 0, b = 0;
 
-		for (k = 0; k < t->count[i]; k++, p += sstep) {
+		for (k = 0; k < t->count[i]; k++, p += 3) {
 			r += w[k] * p[0];
 			g += w[k] * p[1];
 			b += w[k] * p[2];
 		}
-		dst[(size_t)i * dstep] = (unsigned char)(r + 0.5f);
-		dst[(size_t)i * dstep + 1] = (unsigned char)(g + 0.5f);
-		dst[(size_t)i * dstep + 2] = (unsigned char)(b + 0.5f);
+		dst[3 * i] = area_round(r);
+		dst[3 * i + 1] = area_round(g);
+		dst[3 * i + 2] = area_round(b);
 	}
 }
 
@@ -703,29 +720,30 @@ area_resize(const unsigned char *src, int s, size_t stride, int t)
 	size_t row = (size_t)t * 3, i;
 	unsigned char *tmp = xmalloc(row * (size_t)s);
 	unsigned char *dst = xmalloc(row * (size_t)t);
-	float *acc = xmalloc(row * sizeof(float));
+	int32_t *acc = xmalloc(row * sizeof(*acc));
 	struct area_taps taps;
 	int y, k;
 
 	area_taps_make(s, t, &taps);
 	for (y = 0; y < s; y++)		/* rows: s x s -> t x s */
-		area_axis(&taps, src + (size_t)y * stride, 3, tmp +
-		    (size_t)y * row, t, 3);
+		area_row(&taps, src + (size_t)y * stride, tmp +
+		    (size_t)y * row, t);
 	for (y = 0; y < t; y++) {	/* rows blended: t x s -> t x t */
-		const float *w = taps.w + (size_t)y * taps.max;
+		const int *w = taps.w + (size_t)y * taps.max;
+		const unsigned char *p = tmp + (size_t)taps.first[y] * row;
+		int32_t w0 = w[0];
 
 		for (i = 0; i < row; i++)
-			acc[i] = 0;
-		for (k = 0; k < taps.count[y]; k++) {
-			const unsigned char *p = tmp + (size_t)(taps.first[y] +
-			    k) * row;
+			acc[i] = w0 * p[i];
+		for (k = 1; k < taps.count[y]; k++) {
+			int32_t wk = w[k];
 
+			p += row;
 			for (i = 0; i < row; i++)
-				acc[i] += w[k] * p[i];
+				acc[i] += wk * p[i];
 		}
 		for (i = 0; i < row; i++)
-			dst[(size_t)y * row + i] = (unsigned char)(acc[i] +
-			    0.5f);
+			dst[(size_t)y * row + i] = area_round(acc[i]);
 	}
 	area_taps_free(&taps);
 	free(acc);

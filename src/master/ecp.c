@@ -9,25 +9,33 @@
  *   POST /ecp/photo/upload (multipart), /ecp/photo/save, /cancel, /remove
  *
  * A mailbox with a password signs in with a form (a double-submit CSRF
- * cookie guards it); its password is verified with Argon2id once, and a
- * session cookie (Path=/ecp, HttpOnly, Secure, SameSite=Lax) carries the
- * session, which the store keeps by a digest of the cookie. Every POST
- * carries the session's CSRF token. Everything acts on the session's own
- * mailbox: no address is ever taken from the request.
+ * cookie guards it); its password is checked by the server's sign-in
+ * guard (auth/guard.h: off the loop, the same work for unknown
+ * addresses, failures slow further attempts), and a session cookie
+ * (Path=/ecp, HttpOnly, Secure, SameSite=Lax) carries the session, which
+ * the store keeps by a digest of the cookie. Every POST carries the
+ * session's CSRF token. Everything acts on the session's own mailbox: no
+ * address is ever taken from the request.
  *
- * An upload is rendered like `photo set` (master_photo_render) on a
- * worker thread and kept as a pending preview, not as the photo; Save
- * makes it the photo atomically, Cancel discards it. The page's query
- * parameters are carried through every form and redirect; returnUrl is
- * offered as a "Back to" link only when its origin is a registered
- * partner's. Plain HTML that works without JavaScript; every value is
- * escaped.
+ * Nothing here waits on the loop: a request is kept (struct ecp_call)
+ * while its session, mailbox and photos are read on the store's read
+ * lane, while its change is made on the write lane, while its password is
+ * checked, and while its upload is rendered like `photo set`
+ * (master_photo_render) on a worker thread. An upload is kept as a
+ * pending preview, not as the photo; Save makes it the photo atomically,
+ * Cancel discards it; the server's photo index drops the mailbox's
+ * photos once such a change is written. The page's query parameters are
+ * carried through every form and redirect; returnUrl is offered as a
+ * "Back to" link only when its origin is a registered partner's (from
+ * the server's partner list in memory). Plain HTML that works without
+ * JavaScript; every value is escaped.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth/auth.h"
+#include "auth/guard.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/str.h"
@@ -35,6 +43,7 @@
 #include "http/server.h"
 #include "master_int.h"
 #include "pki/pki.h"
+#include "store/pool.h"
 #include "work/work.h"
 
 #define HTML_TYPE		"text/html; charset=utf-8"
@@ -50,13 +59,12 @@
 #define PAGE_MAX		(256 * 1024)
 #define MB			(1024u * 1024u)
 
-struct upload;
+struct ecp_call;
 
 struct master_ecp {
-	struct master_state	*ms;
-	struct work_pool	*pool;
-	struct upload		*uploads;	/* being rendered */
-	char			*dummy_hash;	/* for unknown addresses */
+	struct master_srv	*srv;
+	struct work_pool	*pool;		/* renders uploads */
+	struct ecp_call		*calls;		/* requests in flight */
 };
 
 /* The signed-in mailbox of a request. */
@@ -65,20 +73,50 @@ struct viewer {
 	char			csrf[65];
 };
 
-/* An upload on its way through a worker thread. */
-struct upload {
-	struct master_ecp	*e;
-	struct http_req		*r;
-	struct upload		*next, **prevp;
-	struct viewer		 v;
-	const void		*data;	/* the file, in the request's body */
-	size_t			 len;
-	struct master_photo	 photo;
-	ps_err			 rc;
-	char			 error[512];
+/* Where "Back to" leads: a registered partner's site, or nowhere. */
+struct back {
+	const char	*url;		/* the returnUrl when offered */
+	char		 origin[512];
+	char		 site[512];	/* host[:port] as the URL has it */
+	const char	*why;		/* why it is not offered */
 };
 
-/* The query parameters of the page, carried through sign-in and forms. */
+/*
+ * One request of the page on its way: kept while the store, the guard or
+ * a worker has it, freed with ecp_call_end() once answered.
+ */
+struct ecp_call {
+	struct master_ecp	*e;
+	struct http_req		*r;
+	enum ecp_route		 route;
+	struct ecp_call		*next, **prevp;
+	struct back		 bk;
+	ps_err			 rc;		/* of the last store job */
+	char			 err[256];
+	/* read on the read lane */
+	char			 key[65];	/* the session's key */
+	bool			 signed_in;
+	struct viewer		 v;
+	bool			 has_preview;
+	char			 preview_id[64];
+	bool			 want_preview;	/* photo.ashx?kind=preview */
+	int			 code;		/* photo.ashx size; -1 bad */
+	const char		*bad_query;	/* photo.ashx: why 400 */
+	struct store_photo	 ph;
+	/* sign-in */
+	char			*email, *pw, *csrf;
+	char			*hash;
+	const char		*why;		/* the refusal, when known */
+	char			 cookie[65], session_csrf[65];
+	/* an upload */
+	const void		*data;		/* the file, in the body */
+	size_t			 len;
+	struct master_photo	 photo;
+	char			 upload_error[512];
+	/* a change: the new ETag or preview id */
+	char			 etag[64];
+};
+
 static const char *const kept_params[] = {
 	"rfr", "chgPhoto", "exsvurl", "realm", "returnUrl",
 };
@@ -121,14 +159,12 @@ local_url(struct http_req *r, const char *path, const char *done)
 }
 
 /*
- * The origin of an absolute https URL, in lower case with the port
- * always given ("https://portal.contoso.com:443"). False, with the reason
- * in *why, for anything else: relative and scheme-relative references,
- * other schemes (http included), user info, backslashes, spaces,
- * control and non-ASCII characters, percent-encoded hosts.
+ * Refused: relative and scheme-relative references, other schemes (http
+ * included), user info, backslashes, spaces, control and non-ASCII
+ * characters, percent-encoded hosts.
  */
-static bool
-url_origin(const char *url, char *out, size_t n, const char **why)
+bool
+master_url_origin(const char *url, char *out, size_t n, const char **why)
 {
 	const char *p, *host, *end;
 	size_t hl;
@@ -203,58 +239,54 @@ url_origin(const char *url, char *out, size_t n, const char **why)
 }
 
 /* Where "Back to" leads: a registered partner's site, or nowhere. */
-struct back {
-	char	 origin[512];
-	char	 site[512];	/* host[:port] as the URL has it, for people */
-	bool	 found;
-};
-
-static ps_err
-back_match(void *arg, const struct store_partner *p)
-{
-	struct back *bk = arg;
-	char origin[512];
-	const char *why;
-
-	/* Partners registered from a file have no origin. */
-	if (!bk->found && p->metadata_url && url_origin(p->metadata_url,
-	    origin, sizeof(origin), &why) && strcmp(origin, bk->origin) == 0)
-		bk->found = true;
-	return PS_OK;
-}
-
 /*
  * The returnUrl of the request when it may be offered as a link: an
- * https URL on the origin of a registered partner. Anything else is
- * logged and ignored.
+ * https URL on the origin of a registered partner, from the server's
+ * partner list. Anything else is logged (ecp.return_refused) when a page
+ * is drawn, and ignored.
  */
-static const char *
-back_url(struct master_ecp *e, struct http_req *r, struct back *bk)
+static void
+back_find(struct ecp_call *ec)
 {
-	const char *url = http_req_query_ci(r, "returnUrl"), *why = NULL;
-	const char *host;
+	const struct master_partners *pt = ec->e->srv->partners;
+	const char *url = http_req_query_ci(ec->r, "returnUrl"), *host;
+	struct back *bk = &ec->bk;
+	size_t i;
 
 	memset(bk, 0, sizeof(*bk));
 	if (url == NULL || url[0] == '\0')
-		return NULL;
-	if (strlen(url) > MAX_PARAM)
-		why = "too long";
-	else if (url_origin(url, bk->origin, sizeof(bk->origin), &why)) {
-		if (store_partner_each(e->ms->store, back_match, bk) != PS_OK)
-			why = "the partners could not be read";
-		else if (!bk->found)
-			why = "not the site of a registered partner";
+		return;
+	if (strlen(url) > MAX_PARAM) {
+		bk->why = "too long";
+		return;
 	}
-	if (!bk->found) {
-		log_info(http_req_id(r), "ecp.return_refused", "url=%s "
-		    "reason=%s", log_q(url), log_q(why ? why : "refused"));
-		return NULL;
+	if (!master_url_origin(url, bk->origin, sizeof(bk->origin), &bk->why))
+		return;
+	for (i = 0; pt && i < pt->n_origins; i++)
+		if (strcmp(pt->origins[i], bk->origin) == 0)
+			break;
+	if (pt == NULL || i == pt->n_origins) {
+		bk->why = "not the site of a registered partner";
+		return;
 	}
 	host = url + 8;
 	snprintf(bk->site, sizeof(bk->site), "%.*s",
 	    (int)strcspn(host, "/?#"), host);
 	str_lower(bk->site);
-	return url;
+	bk->url = url;
+}
+
+/* The link for a page being drawn, or NULL (logging why). */
+static const char *
+back_url(struct ecp_call *ec)
+{
+	const char *url = http_req_query_ci(ec->r, "returnUrl");
+
+	if (ec->bk.url == NULL && url && url[0] != '\0')
+		log_info(http_req_id(ec->r), "ecp.return_refused", "url=%s "
+		    "reason=%s", log_q(url), log_q(ec->bk.why ? ec->bk.why :
+		    "refused"));
+	return ec->bk.url;
 }
 
 /* ---- sessions ---- */
@@ -274,33 +306,6 @@ viewer_cleanup(struct viewer *v)
 {
 	store_mailbox_cleanup(&v->m);
 	explicit_bzero(v->csrf, sizeof(v->csrf));
-}
-
-/* The request's session and its mailbox; false when signed out. */
-static bool
-viewer_get(struct master_ecp *e, struct http_req *r, struct viewer *v)
-{
-	struct store_mailbox_session s;
-	char cookie[129], key[65];
-	bool ok = false;
-
-	memset(v, 0, sizeof(*v));
-	if (!http_req_cookie(r, SESSION_COOKIE, cookie, sizeof(cookie)))
-		return false;
-	auth_session_key(cookie, key);
-	explicit_bzero(cookie, sizeof(cookie));
-	if (store_mailbox_session_get(e->ms->store, key, &s) != PS_OK ||
-	    store_mailbox_get(e->ms->store, s.email, &v->m) != PS_OK)
-		goto out;
-	str_copy(v->csrf, s.csrf, sizeof(v->csrf));
-	http_req_note(r, "auth", "session");
-	http_req_note(r, "user", v->m.email);
-	ok = true;
-out:
-	explicit_bzero(&s, sizeof(s));
-	if (!ok)
-		viewer_cleanup(v);
-	return ok;
 }
 
 static bool
@@ -447,12 +452,12 @@ redirect(struct http_req *r, const char *done)
 
 /* The sign-in form, with a fresh double-submit CSRF cookie. */
 static void
-login_page(struct master_ecp *e, struct http_req *r, int status,
-    const char *error, const char *email)
+login_page(struct ecp_call *ec, int status, const char *error,
+    const char *email)
 {
+	struct http_req *r = ec->r;
 	char csrf[65], cookie[160];
-	struct back bk;
-	const char *back = back_url(e, r, &bk);
+	const char *back = back_url(ec);
 	struct buf b;
 
 	random_hex(csrf, 32);
@@ -476,7 +481,7 @@ login_page(struct master_ecp *e, struct http_req *r, int status,
 	    "autocomplete=\"current-password\" required>"
 	    "<div class=\"actions\"><button class=\"primary\" type=\"submit\">"
 	    "Sign in</button></div></form></div>");
-	page_back(&b, back, &bk);
+	page_back(&b, back, &ec->bk);
 	page_end(&b);
 	reply_html(r, status, &b);
 	buf_cleanup(&b);
@@ -519,18 +524,15 @@ done_message(const char *done)
 
 /* The signed-in page: photo, pending preview, the forms. */
 static void
-photo_page(struct master_ecp *e, struct http_req *r, const struct viewer *v,
-    int status, const char *error)
+photo_page(struct ecp_call *ec, int status, const char *error)
 {
-	struct store_photo pv = { 0 };
+	struct http_req *r = ec->r;
+	const struct viewer *v = &ec->v;
 	const char *done = error ? NULL : http_req_query_ci(r, "done");
-	bool preview, photo = v->m.etag[0] != '\0';
-	struct back bk;
-	const char *back = back_url(e, r, &bk);
+	bool preview = ec->has_preview, photo = v->m.etag[0] != '\0';
+	const char *back = back_url(ec);
 	struct buf b;
 
-	preview = store_preview_get(e->ms->store, v->m.email,
-	    ews_size_index(PAGE_SIZE), &pv) == PS_OK;
 	buf_init(&b, PAGE_MAX);
 	page_begin(&b, r, v, "Change your photo");
 	buf_adds(&b, "<div class=\"card\"><h1>Change your photo</h1>");
@@ -543,7 +545,8 @@ photo_page(struct master_ecp *e, struct http_req *r, const struct viewer *v,
 	}
 	if (preview) {
 		buf_adds(&b, "<figure>");
-		photo_img(&b, "preview", pv.etag, "Preview of your new photo");
+		photo_img(&b, "preview", ec->preview_id,
+		    "Preview of your new photo");
 		buf_adds(&b, "<figcaption>New photo (preview, not saved)"
 		    "</figcaption></figure>");
 	}
@@ -584,233 +587,450 @@ photo_page(struct master_ecp *e, struct http_req *r, const struct viewer *v,
 		    "class=\"danger\" type=\"submit\">Remove photo</button>"
 		    "</form></div>");
 	}
-	page_back(&b, back, &bk);
+	page_back(&b, back, &ec->bk);
 	page_end(&b);
 	reply_html(r, status, &b);
 	buf_cleanup(&b);
-	store_photo_cleanup(&pv);
 }
 
-/* ---- sign-in and sign-out ---- */
+/* ---- requests in flight ---- */
 
-/* Verifies like a real mailbox when there is none, so timing tells
- * nothing about which addresses exist. */
-static void
-verify_dummy(struct master_ecp *e, const char *pw)
+static struct ecp_call *
+ecp_call_new(struct master_ecp *e, struct http_req *r, enum ecp_route route)
 {
-	if (e->dummy_hash == NULL && auth_password_hash("photosync-no-such-"
-	    "mailbox", &e->dummy_hash) != PS_OK)
+	struct ecp_call *ec = xcalloc(1, sizeof(*ec));
+
+	ec->e = e;
+	ec->r = r;
+	ec->route = route;
+	ec->code = -1;
+	ec->next = e->calls;
+	if (e->calls)
+		e->calls->prevp = &ec->next;
+	ec->prevp = &e->calls;
+	e->calls = ec;
+	return ec;
+}
+
+static void
+ecp_call_end(struct ecp_call *ec)
+{
+	if (ec->next)
+		ec->next->prevp = ec->prevp;
+	*ec->prevp = ec->next;
+	viewer_cleanup(&ec->v);
+	store_photo_cleanup(&ec->ph);
+	master_photo_free(&ec->photo);
+	free(ec->email);
+	if (ec->pw)
+		xfree_secret(ec->pw, strlen(ec->pw));
+	if (ec->csrf)
+		xfree_secret(ec->csrf, strlen(ec->csrf));
+	if (ec->hash)
+		xfree_secret(ec->hash, strlen(ec->hash));
+	explicit_bzero(ec->cookie, sizeof(ec->cookie));
+	explicit_bzero(ec->session_csrf, sizeof(ec->session_csrf));
+	explicit_bzero(ec->key, sizeof(ec->key));
+	free(ec);
+}
+
+/* True (and the request released) when the client left meanwhile. */
+static bool
+ecp_call_gone(struct ecp_call *ec)
+{
+	if (!http_req_gone(ec->r))
+		return false;
+	http_reply(ec->r, 503, NULL, NULL, 0);
+	ecp_call_end(ec);
+	return true;
+}
+
+static void
+ecp_call_busy(struct ecp_call *ec, const char *what)
+{
+	master_reply_busy(ec->r, what);
+	ecp_call_end(ec);
+}
+
+/* A store job's failure, kept for the loop. */
+static void
+ecp_call_failed(struct ecp_call *ec, ps_err rc)
+{
+	ec->rc = rc;
+	str_copy(ec->err, ps_errmsg(), sizeof(ec->err));
+}
+
+/* The store failed: logged, then 500 (a page when one can be drawn). */
+static void
+ecp_store_failed(struct ecp_call *ec, const char *what, const char *page)
+{
+	log_warn(http_req_id(ec->r), "serve.store_failed", "what=%s error=%s",
+	    what, log_q(ec->err));
+	if (page && ec->signed_in)
+		photo_page(ec, 500, page);
+	else
+		http_reply_error(ec->r, 500, "the store failed");
+	ecp_call_end(ec);
+}
+
+/* Queues a store job for the request; 503 when the lane is full. */
+static bool
+ecp_store(struct ecp_call *ec, bool write, store_job_fn run,
+    void (*done)(void *))
+{
+	struct store_pool *pool = ec->e->srv->pool;
+	ps_err rc;
+
+	ec->rc = PS_OK;
+	if (pool == NULL)
+		rc = ps_errf(PS_EBUSY, "the store is closing");
+	else
+		rc = write ? store_pool_write(pool, run, done, ec) :
+		    store_pool_read(pool, run, done, ec);
+	if (rc != PS_OK) {
+		ecp_call_busy(ec, "store");
+		return false;
+	}
+	return true;
+}
+
+/* ---- sign-in ---- */
+
+static void
+session_written(void *arg)
+{
+	struct ecp_call *ec = arg;
+	struct http_req *r = ec->r;
+	char hdr[200];
+
+	if (ecp_call_gone(ec))
 		return;
-	auth_password_verify(e->dummy_hash, pw);
-}
-
-static void
-handle_login(struct master_ecp *e, struct http_req *r)
-{
-	const char *body = http_req_body(r, NULL), *why = NULL;
-	char *email = NULL, *pw = NULL, *csrf = NULL;
-	char want[65], cookie[65], key[65], session_csrf[65], hdr[200];
-	struct store_mailbox m = { 0 };
-
-	email = http_form_value(body, "email");
-	pw = http_form_value(body, "password");
-	csrf = http_form_value(body, "csrf");
-	/* Double-submit: the form's token must match its cookie. */
-	if (!http_req_cookie(r, CSRF_COOKIE, want, sizeof(want)) ||
-	    !token_eq(want, csrf, csrf ? strlen(csrf) : 0)) {
-		log_info(http_req_id(r), "ecp.csrf_refused", "action=login");
-		login_page(e, r, 400, "The sign-in form had expired. Please "
-		    "sign in again.", email);
-		goto out;
-	}
-	if (email == NULL || pw == NULL || email[0] == '\0' ||
-	    pw[0] == '\0') {
-		login_page(e, r, 400, "Enter your e-mail address and your "
-		    "password.", email);
-		goto out;
-	}
-	if (!email_valid(email) || strlen(pw) > AUTH_MAX_PASSWORD)
-		why = "not a valid address or password";
-	else if (store_mailbox_get(e->ms->store, email, &m) != PS_OK)
-		why = "no such mailbox";
-	else if (m.pwhash == NULL)
-		why = "the mailbox has no password";
-	if (why)
-		verify_dummy(e, pw);
-	else if (auth_password_verify(m.pwhash, pw) != PS_OK)
-		why = "wrong password";
-	if (why) {
+	if (ec->rc == PS_ENOTFOUND) {
+		/* The mailbox went, or lost its password, meanwhile. */
 		log_info(http_req_id(r), "auth.refused", "method=form user=%s "
-		    "reason=%s", log_q(email), log_q(why));
-		login_page(e, r, 401, "The e-mail address or the password is "
-		    "wrong, or this mailbox cannot sign in here.", email);
-		goto out;
+		    "reason=%s", log_q(ec->email), log_q("the mailbox cannot "
+		    "sign in"));
+		login_page(ec, 401, "The e-mail address or the password is "
+		    "wrong, or this mailbox cannot sign in here.", ec->email);
+		ecp_call_end(ec);
+		return;
 	}
-	random_hex(cookie, 32);
-	auth_session_key(cookie, key);
-	random_hex(session_csrf, 32);
-	if (store_mailbox_session_put(e->ms->store, key, m.email,
-	    session_csrf, time_now() + SESSION_LIFETIME) != PS_OK) {
-		http_reply_error(r, 500, "the store failed");
-		goto out;
+	if (ec->rc != PS_OK) {
+		ecp_store_failed(ec, "session", NULL);
+		return;
 	}
 	log_info(http_req_id(r), "ecp.signed_in", "email=%s",
-	    log_q(m.email));
-	http_req_note(r, "user", m.email);
+	    log_q(ec->v.m.email));
+	http_req_note(r, "user", ec->v.m.email);
 	snprintf(hdr, sizeof(hdr), "%s=%s; Path=/ecp; HttpOnly; Secure; "
-	    "SameSite=Lax", SESSION_COOKIE, cookie);
+	    "SameSite=Lax", SESSION_COOKIE, ec->cookie);
 	http_reply_header(r, "Set-Cookie", hdr);
 	http_reply_header(r, "Set-Cookie", CSRF_COOKIE "=; Path=/ecp; "
 	    "HttpOnly; Secure; SameSite=Strict; Max-Age=0");
 	explicit_bzero(hdr, sizeof(hdr));
 	redirect(r, NULL);
-out:
-	explicit_bzero(cookie, sizeof(cookie));
-	explicit_bzero(session_csrf, sizeof(session_csrf));
-	free(email);
-	if (pw)
-		xfree_secret(pw, strlen(pw));
-	free(csrf);
-	store_mailbox_cleanup(&m);
+	ecp_call_end(ec);
 }
 
 static void
-handle_logout(struct master_ecp *e, struct http_req *r,
-    const struct viewer *v)
+session_write_run(struct store *st, void *arg)
 {
-	char cookie[129], key[65];
+	struct ecp_call *ec = arg;
+	ps_err rc;
 
-	if (http_req_cookie(r, SESSION_COOKIE, cookie, sizeof(cookie))) {
-		auth_session_key(cookie, key);
-		explicit_bzero(cookie, sizeof(cookie));
-		store_mailbox_session_remove(e->ms->store, key);
+	rc = store_mailbox_session_put(st, ec->key, ec->v.m.email,
+	    ec->session_csrf, time_now() + SESSION_LIFETIME);
+	if (rc != PS_OK)
+		ecp_call_failed(ec, rc);
+}
+
+/* 429: the form again, saying how long to wait; nothing was checked. */
+static void
+login_throttled(struct ecp_call *ec, int64_t wait)
+{
+	char msg[160];
+
+	master_reply_throttled(ec->r, "form", ec->email, wait);
+	snprintf(msg, sizeof(msg), "Too many failed sign-ins. Wait %lld "
+	    "seconds, then try again.", (long long)((wait + 999) / 1000));
+	login_page(ec, 429, msg, ec->email);
+	ecp_call_end(ec);
+}
+
+static void
+login_checked(void *arg, ps_err rc, const char *why)
+{
+	struct ecp_call *ec = arg;
+	int64_t wait;
+
+	if (ecp_call_gone(ec))
+		return;
+	if (rc == PS_EBUSY && (wait = auth_guard_wait(ec->e->srv->guard,
+	    ec->email, http_req_peer(ec->r))) > 0) {
+		/* Failures elsewhere began a wait while this one was read. */
+		login_throttled(ec, wait);
+		return;
 	}
-	log_info(http_req_id(r), "ecp.signed_out", "email=%s",
-	    log_q(v->m.email));
-	http_reply_header(r, "Set-Cookie", SESSION_COOKIE "=; Path=/ecp; "
+	if (rc == PS_EBUSY) {
+		ps_errf(rc, "%s", why);
+		ecp_call_busy(ec, "signin");
+		return;
+	}
+	if (rc != PS_OK) {
+		log_info(http_req_id(ec->r), "auth.refused", "method=form "
+		    "user=%s reason=%s", log_q(ec->email),
+		    log_q(ec->why ? ec->why : why));
+		login_page(ec, 401, "The e-mail address or the password is "
+		    "wrong, or this mailbox cannot sign in here.", ec->email);
+		ecp_call_end(ec);
+		return;
+	}
+	random_hex(ec->cookie, 32);
+	auth_session_key(ec->cookie, ec->key);
+	random_hex(ec->session_csrf, 32);
+	(void)ecp_store(ec, true, session_write_run, session_written);
+}
+
+/* The password goes to the guard, with the hash or without (NULL). */
+static void
+login_check(struct ecp_call *ec)
+{
+	auth_guard_check(ec->e->srv->guard, ec->email, http_req_peer(ec->r),
+	    ec->hash, ec->pw, login_checked, ec);
+	xfree_secret(ec->pw, strlen(ec->pw));	/* the guard has its copy */
+	ec->pw = NULL;
+}
+
+static void
+login_read_run(struct store *st, void *arg)
+{
+	struct ecp_call *ec = arg;
+	ps_err rc = store_mailbox_get(st, ec->email, &ec->v.m);
+
+	if (rc == PS_ENOTFOUND)
+		ec->why = "no such mailbox";
+	else if (rc != PS_OK)
+		ecp_call_failed(ec, rc);
+	else if (ec->v.m.pwhash == NULL)
+		ec->why = "the mailbox has no password";
+	else
+		ec->hash = xstrdup(ec->v.m.pwhash);
+}
+
+static void
+login_read_done(void *arg)
+{
+	struct ecp_call *ec = arg;
+
+	if (ecp_call_gone(ec))
+		return;
+	if (ec->rc != PS_OK) {
+		ecp_store_failed(ec, "mailbox", NULL);
+		return;
+	}
+	login_check(ec);
+}
+
+static void
+handle_login(struct ecp_call *ec)
+{
+	struct http_req *r = ec->r;
+	const char *body = http_req_body(r, NULL);
+	char want[65];
+	int64_t wait;
+
+	ec->email = http_form_value(body, "email");
+	ec->pw = http_form_value(body, "password");
+	ec->csrf = http_form_value(body, "csrf");
+	/* Double-submit: the form's token must match its cookie. */
+	if (!http_req_cookie(r, CSRF_COOKIE, want, sizeof(want)) ||
+	    !token_eq(want, ec->csrf, ec->csrf ? strlen(ec->csrf) : 0)) {
+		log_info(http_req_id(r), "ecp.csrf_refused", "action=login");
+		login_page(ec, 400, "The sign-in form had expired. Please "
+		    "sign in again.", ec->email);
+		goto out;
+	}
+	if (ec->email == NULL || ec->pw == NULL || ec->email[0] == '\0' ||
+	    ec->pw[0] == '\0') {
+		login_page(ec, 400, "Enter your e-mail address and your "
+		    "password.", ec->email);
+		goto out;
+	}
+	wait = auth_guard_wait(ec->e->srv->guard, ec->email, http_req_peer(r));
+	if (wait > 0) {
+		login_throttled(ec, wait);
+		return;
+	}
+	if (!email_valid(ec->email) || strlen(ec->pw) > AUTH_MAX_PASSWORD) {
+		/* No lookup; the guard still does a check's work. */
+		ec->why = "not a valid address or password";
+		login_check(ec);
+		return;
+	}
+	(void)ecp_store(ec, false, login_read_run, login_read_done);
+	return;
+out:
+	ecp_call_end(ec);
+}
+
+/* ---- sign-out ---- */
+
+static void
+logout_done(void *arg)
+{
+	struct ecp_call *ec = arg;
+
+	if (ecp_call_gone(ec))
+		return;
+	if (ec->rc != PS_OK)
+		log_warn(http_req_id(ec->r), "serve.store_failed", "what=%s "
+		    "error=%s", "session", log_q(ec->err));
+	log_info(http_req_id(ec->r), "ecp.signed_out", "email=%s",
+	    log_q(ec->v.m.email));
+	http_reply_header(ec->r, "Set-Cookie", SESSION_COOKIE "=; Path=/ecp; "
 	    "HttpOnly; Secure; SameSite=Lax; Max-Age=0");
-	redirect(r, NULL);
+	redirect(ec->r, NULL);
+	ecp_call_end(ec);
+}
+
+static void
+logout_run(struct store *st, void *arg)
+{
+	struct ecp_call *ec = arg;
+	ps_err rc = store_mailbox_session_remove(st, ec->key);
+
+	if (rc != PS_OK)
+		ecp_call_failed(ec, rc);
 }
 
 /* ---- photos ---- */
 
 static void
-handle_photo(struct master_ecp *e, struct http_req *r,
-    const struct viewer *v)
+answer_photo(struct ecp_call *ec)
 {
-	const char *kind = http_req_query_ci(r, "kind");
-	const char *size = http_req_query_ci(r, "size");
-	struct store_photo ph = { 0 };
-	bool preview;
-	int code;
-	ps_err rc;
+	struct http_req *r = ec->r;
+
+	if (ec->bad_query) {
+		http_reply_error(r, 400, ec->bad_query);
+	} else if (ec->rc == PS_ENOTFOUND) {
+		http_reply_header(r, "Cache-Control", "no-store");
+		http_reply_error(r, 404, ec->want_preview ?
+		    "no pending preview" : "no photo");
+	} else if (ec->rc != PS_OK) {
+		ecp_store_failed(ec, "photo", NULL);
+		return;
+	} else {
+		http_reply_header(r, "Cache-Control", "private, no-store");
+		http_reply(r, 200, "image/jpeg", ec->ph.data, ec->ph.len);
+	}
+	ecp_call_end(ec);
+}
+
+/* photo.ashx's parameters, checked before the store is read. */
+static void
+photo_query(struct ecp_call *ec)
+{
+	const char *kind = http_req_query_ci(ec->r, "kind");
+	const char *size = http_req_query_ci(ec->r, "size");
 
 	if (kind == NULL)
 		kind = "current";
-	preview = strcmp(kind, "preview") == 0;
-	if (!preview && strcmp(kind, "current") != 0) {
-		http_reply_error(r, 400, "kind= must be current or preview");
+	ec->want_preview = strcmp(kind, "preview") == 0;
+	if (!ec->want_preview && strcmp(kind, "current") != 0) {
+		ec->bad_query = "kind= must be current or preview";
 		return;
 	}
-	if ((code = ews_size_index(size ? size : PAGE_SIZE)) < 0) {
-		http_reply_error(r, 400, "size= must be one of HR48x48 to "
-		    "HR648x648");
+	if ((ec->code = ews_size_index(size ? size : PAGE_SIZE)) < 0) {
+		ec->bad_query = "size= must be one of HR48x48 to HR648x648";
 		return;
 	}
-	http_req_note(r, "photo", kind);
-	http_req_note(r, "size", ews_size_name(code));
-	rc = preview ? store_preview_get(e->ms->store, v->m.email, code, &ph) :
-	    store_photo_get(e->ms->store, v->m.email, code, &ph);
-	if (rc == PS_ENOTFOUND) {
-		http_reply_header(r, "Cache-Control", "no-store");
-		http_reply_error(r, 404, preview ? "no pending preview" :
-		    "no photo");
-	} else if (rc != PS_OK) {
-		http_reply_error(r, 500, "the store failed");
-	} else {
-		http_reply_header(r, "Cache-Control", "private, no-store");
-		http_reply(r, 200, "image/jpeg", ph.data, ph.len);
-	}
-	store_photo_cleanup(&ph);
+	http_req_note(ec->r, "photo", kind);
+	http_req_note(ec->r, "size", ews_size_name(ec->code));
 }
 
 static void
-upload_refused(struct master_ecp *e, struct http_req *r,
-    const struct viewer *v, int status, const char *reason,
+upload_refused(struct ecp_call *ec, int status, const char *reason,
     const char *message)
 {
-	log_info(http_req_id(r), "ecp.upload_refused", "email=%s status=%d "
-	    "reason=%s", log_q(v->m.email), status, log_q(reason));
-	photo_page(e, r, v, status, message);
+	log_info(http_req_id(ec->r), "ecp.upload_refused", "email=%s "
+	    "status=%d reason=%s", log_q(ec->v.m.email), status,
+	    log_q(reason));
+	photo_page(ec, status, message);
+	ecp_call_end(ec);
 }
 
 static void
-upload_free(struct upload *u)
+preview_written(void *arg)
 {
-	if (u->next)
-		u->next->prevp = u->prevp;
-	*u->prevp = u->next;
-	master_photo_free(&u->photo);
-	viewer_cleanup(&u->v);
-	free(u);
+	struct ecp_call *ec = arg;
+
+	if (ecp_call_gone(ec))
+		return;
+	if (ec->rc != PS_OK) {
+		ecp_store_failed(ec, "preview", "The preview could not be "
+		    "kept. Please try again.");
+		return;
+	}
+	log_info(http_req_id(ec->r), "ecp.preview", "email=%s preview=%s "
+	    "bytes=%zu sizes=%zu source_side=%d", log_q(ec->v.m.email),
+	    ec->etag, ec->len, ec->photo.n, ec->photo.src_side);
+	redirect(ec->r, "preview");
+	ecp_call_end(ec);
+}
+
+static void
+preview_write_run(struct store *st, void *arg)
+{
+	struct ecp_call *ec = arg;
+	ps_err rc;
+
+	rc = store_preview_put(st, ec->v.m.email, ec->etag, time_now() +
+	    PREVIEW_LIFETIME, ec->photo.sizes, ec->photo.n);
+	if (rc != PS_OK)
+		ecp_call_failed(ec, rc);
 }
 
 /* On a worker thread: nothing but the image. */
 static void
 upload_run(void *arg)
 {
-	struct upload *u = arg;
+	struct ecp_call *ec = arg;
 
-	u->rc = master_photo_render(u->data, u->len, &u->photo);
-	if (u->rc != PS_OK)
-		str_copy(u->error, ps_errmsg(), sizeof(u->error));
+	ec->rc = master_photo_render(ec->data, ec->len, &ec->photo);
+	if (ec->rc != PS_OK)
+		str_copy(ec->upload_error, ps_errmsg(),
+		    sizeof(ec->upload_error));
 }
 
 /* Back on the loop: keep the rendered sizes as the pending preview. */
 static void
 upload_done(void *arg)
 {
-	struct upload *u = arg;
-	struct http_req *r = u->r;
-	char id[33], *msg;
+	struct ecp_call *ec = arg;
+	char *msg;
 
-	if (http_req_gone(r)) {
-		/* The client left: this only releases the request. */
-		http_reply(r, 503, NULL, NULL, 0);
-		goto out;
-	}
-	if (u->rc != PS_OK) {
+	if (ecp_call_gone(ec))
+		return;
+	if (ec->rc != PS_OK) {
 		msg = xasprintf("That file cannot be used as a photo: %s. Your "
-		    "photo has not changed.", u->error);
-		upload_refused(u->e, r, &u->v, 422, u->error, msg);
+		    "photo has not changed.", ec->upload_error);
+		upload_refused(ec, 422, ec->upload_error, msg);
 		free(msg);
-		goto out;
+		return;
 	}
-	random_hex(id, 16);
-	if (store_preview_put(u->e->ms->store, u->v.m.email, id, time_now() +
-	    PREVIEW_LIFETIME, u->photo.sizes, u->photo.n) != PS_OK) {
-		photo_page(u->e, r, &u->v, 500, "The preview could not be "
-		    "kept. Please try again.");
-		goto out;
-	}
-	log_info(http_req_id(r), "ecp.preview", "email=%s preview=%s bytes=%zu "
-	    "sizes=%zu source_side=%d", log_q(u->v.m.email), id, u->len,
-	    u->photo.n, u->photo.src_side);
-	redirect(r, "preview");
-out:
-	upload_free(u);
+	random_hex(ec->etag, 16);
+	(void)ecp_store(ec, true, preview_write_run, preview_written);
 }
 
 static void
-handle_upload(struct master_ecp *e, struct http_req *r, struct viewer *v,
-    const struct http_part *photo)
+handle_upload(struct ecp_call *ec, const struct http_part *photo)
 {
-	struct upload *u;
+	struct master_ecp *e = ec->e;
 	size_t tenths;
 	char *msg;
 
 	if (photo == NULL || photo->len == 0) {
-		upload_refused(e, r, v, 400, "no file chosen", "Choose a photo "
+		upload_refused(ec, 400, "no file chosen", "Choose a photo "
 		    "file first, then Upload and preview.");
 		return;
 	}
@@ -820,202 +1040,400 @@ handle_upload(struct master_ecp *e, struct http_req *r, struct viewer *v,
 		msg = xasprintf("The file is %zu.%zu MB; a photo can be at "
 		    "most %u MB. Your photo has not changed.", tenths / 10,
 		    tenths % 10, IMAGE_MAX_BYTES / MB);
-		upload_refused(e, r, v, 413, "larger than the limit", msg);
+		upload_refused(ec, 413, "larger than the limit", msg);
 		free(msg);
 		return;
 	}
-	if (work_pending(e->pool) >= MAX_UPLOADS) {
-		upload_refused(e, r, v, 503, "busy", "The server is busy with "
+	ec->data = photo->data;
+	ec->len = photo->len;
+	if (work_try_submit(e->pool, upload_run, upload_done, ec) != PS_OK) {
+		/* MAX_UPLOADS render or wait: refused, not queued. */
+		http_reply_header(ec->r, "Retry-After", "1");
+		upload_refused(ec, 503, "busy", "The server is busy with "
 		    "other photos. Please try again in a moment.");
-		return;
 	}
-	u = xcalloc(1, sizeof(*u));
-	u->e = e;
-	u->r = r;
-	u->v = *v;		/* the upload owns the viewer from now on */
-	memset(v, 0, sizeof(*v));
-	u->data = photo->data;
-	u->len = photo->len;
-	u->next = e->uploads;
-	if (e->uploads)
-		e->uploads->prevp = &u->next;
-	u->prevp = &e->uploads;
-	e->uploads = u;
-	http_req_defer(r);
-	work_submit(e->pool, upload_run, upload_done, u);
+}
+
+/* A photo change written by this server: its keys go at once. */
+static void
+photo_changed(struct ecp_call *ec)
+{
+	struct master_srv *s = ec->e->srv;
+
+	master_cache_drop(s->cache, ec->v.m.email);
+	/* The change queued notifications in its own transaction. */
+	if (s->notifier)
+		notifier_wake(s->notifier);
 }
 
 static void
-handle_save(struct master_ecp *e, struct http_req *r,
-    const struct viewer *v)
+save_done(void *arg)
 {
-	char etag[64];
-	ps_err rc;
+	struct ecp_call *ec = arg;
 
-	master_etag_new(etag);
-	rc = store_preview_save(e->ms->store, v->m.email, etag);
-	e->ms->photo_generation++;
-	if (rc == PS_ENOTFOUND) {
-		photo_page(e, r, v, 409, "There is no preview to save; it may "
+	if (ec->rc == PS_OK)
+		photo_changed(ec);
+	if (ecp_call_gone(ec))
+		return;
+	if (ec->rc == PS_ENOTFOUND) {
+		ec->has_preview = false;
+		photo_page(ec, 409, "There is no preview to save; it may "
 		    "have expired after 30 minutes. Upload the photo again.");
+		ecp_call_end(ec);
 		return;
 	}
-	if (rc != PS_OK) {
-		photo_page(e, r, v, 500, "The photo could not be saved. Your "
-		    "photo has not changed.");
+	if (ec->rc != PS_OK) {
+		ecp_store_failed(ec, "photo", "The photo could not be saved. "
+		    "Your photo has not changed.");
 		return;
 	}
-	log_info(http_req_id(r), "ecp.saved", "email=%s etag=%s",
-	    log_q(v->m.email), etag);
-	redirect(r, "saved");
+	log_info(http_req_id(ec->r), "ecp.saved", "email=%s etag=%s",
+	    log_q(ec->v.m.email), ec->etag);
+	redirect(ec->r, "saved");
+	ecp_call_end(ec);
 }
 
 static void
-handle_cancel(struct master_ecp *e, struct http_req *r,
-    const struct viewer *v)
+save_run(struct store *st, void *arg)
 {
-	ps_err rc = store_preview_remove(e->ms->store, v->m.email);
+	struct ecp_call *ec = arg;
+	ps_err rc = store_preview_save(st, ec->v.m.email, ec->etag);
 
-	if (rc != PS_OK && rc != PS_ENOTFOUND) {
-		photo_page(e, r, v, 500, "The preview could not be discarded.");
-		return;
-	}
-	log_info(http_req_id(r), "ecp.cancelled", "email=%s had_preview=%s",
-	    log_q(v->m.email), rc == PS_OK ? "yes" : "no");
-	redirect(r, "cancelled");
+	if (rc != PS_OK)
+		ecp_call_failed(ec, rc);
 }
 
 static void
-handle_remove(struct master_ecp *e, struct http_req *r,
-    const struct viewer *v)
+cancel_done(void *arg)
 {
-	char *confirm = http_form_value(http_req_body(r, NULL), "confirm");
-	ps_err rc;
+	struct ecp_call *ec = arg;
 
-	if (confirm == NULL || strcmp(confirm, "yes") != 0) {
-		free(confirm);
-		photo_page(e, r, v, 400, "Tick \"Yes, remove my photo\" to "
-		    "confirm. Your photo has not changed.");
+	if (ecp_call_gone(ec))
+		return;
+	if (ec->rc != PS_OK && ec->rc != PS_ENOTFOUND) {
+		ecp_store_failed(ec, "preview", "The preview could not be "
+		    "discarded.");
 		return;
 	}
+	log_info(http_req_id(ec->r), "ecp.cancelled", "email=%s "
+	    "had_preview=%s", log_q(ec->v.m.email), ec->rc == PS_OK ? "yes" :
+	    "no");
+	redirect(ec->r, "cancelled");
+	ecp_call_end(ec);
+}
+
+static void
+cancel_run(struct store *st, void *arg)
+{
+	struct ecp_call *ec = arg;
+	ps_err rc = store_preview_remove(st, ec->v.m.email);
+
+	if (rc != PS_OK)
+		ecp_call_failed(ec, rc);
+}
+
+static void
+remove_done(void *arg)
+{
+	struct ecp_call *ec = arg;
+
+	if (ec->rc == PS_OK)
+		photo_changed(ec);
+	if (ecp_call_gone(ec))
+		return;
+	if (ec->rc != PS_OK && ec->rc != PS_ENOTFOUND) {
+		ecp_store_failed(ec, "photo", "The photo could not be "
+		    "removed.");
+		return;
+	}
+	log_info(http_req_id(ec->r), "ecp.removed", "email=%s had_photo=%s",
+	    log_q(ec->v.m.email), ec->rc == PS_OK ? "yes" : "no");
+	redirect(ec->r, "removed");
+	ecp_call_end(ec);
+}
+
+static void
+remove_run(struct store *st, void *arg)
+{
+	struct ecp_call *ec = arg;
+	ps_err rc = store_photo_remove(st, ec->v.m.email);
+
+	if (rc != PS_OK)
+		ecp_call_failed(ec, rc);
+}
+
+static void
+handle_remove(struct ecp_call *ec)
+{
+	char *confirm = http_form_value(http_req_body(ec->r, NULL), "confirm");
+	bool yes = confirm && strcmp(confirm, "yes") == 0;
+
 	free(confirm);
-	rc = store_photo_remove(e->ms->store, v->m.email);
-	e->ms->photo_generation++;
-	if (rc != PS_OK && rc != PS_ENOTFOUND) {
-		photo_page(e, r, v, 500, "The photo could not be removed.");
+	if (!yes) {
+		photo_page(ec, 400, "Tick \"Yes, remove my photo\" to "
+		    "confirm. Your photo has not changed.");
+		ecp_call_end(ec);
 		return;
 	}
-	log_info(http_req_id(r), "ecp.removed", "email=%s had_photo=%s",
-	    log_q(v->m.email), rc == PS_OK ? "yes" : "no");
-	redirect(r, "removed");
+	(void)ecp_store(ec, true, remove_run, remove_done);
 }
 
-/* ---- entry points ---- */
+/* ---- the session, and on to the route ---- */
 
 static const char *const route_names[] = {
 	[ECP_LOGOUT] = "logout", [ECP_UPLOAD] = "upload",
 	[ECP_SAVE] = "save", [ECP_CANCEL] = "cancel", [ECP_REMOVE] = "remove",
 };
 
-void
-ecp_handle(struct master_ecp *e, struct http_req *r, enum ecp_route route)
+/* No session: the sign-in form, or a refusal. */
+static void
+signed_out(struct ecp_call *ec)
 {
-	struct viewer v;
+	struct http_req *r = ec->r;
+
+	if (ec->route == ECP_PAGE)
+		login_page(ec, 200, NULL, NULL);
+	else if (ec->route == ECP_PHOTO)
+		http_reply_error(r, 403, "sign in on the change-photo page "
+		    "first");
+	else if (ec->route == ECP_LOGOUT)
+		redirect(r, NULL);
+	else
+		login_page(ec, 401, "You are signed out (the session may have "
+		    "expired). Sign in, then try again.", NULL);
+	ecp_call_end(ec);
+}
+
+/*
+ * On the read lane: the session, its mailbox, and what the route shows
+ * (the pending preview for the page and the forms' error pages, the
+ * photo asked for).
+ */
+static void
+session_read_run(struct store *st, void *arg)
+{
+	struct ecp_call *ec = arg;
+	struct store_mailbox_session ss;
+	struct store_photo pv = { 0 };
+	ps_err rc;
+
+	rc = store_mailbox_session_get(st, ec->key, &ss);
+	if (rc == PS_OK)
+		rc = store_mailbox_get(st, ss.email, &ec->v.m);
+	if (rc == PS_OK)
+		str_copy(ec->v.csrf, ss.csrf, sizeof(ec->v.csrf));
+	explicit_bzero(&ss, sizeof(ss));
+	if (rc != PS_OK) {
+		if (rc != PS_ENOTFOUND)
+			ecp_call_failed(ec, rc);
+		return;
+	}
+	ec->signed_in = true;
+	if (ec->route == ECP_PHOTO) {
+		if (ec->bad_query)
+			return;
+		rc = ec->want_preview ? store_preview_get(st, ec->v.m.email,
+		    ec->code, &ec->ph) : store_photo_get(st, ec->v.m.email,
+		    ec->code, &ec->ph);
+		if (rc != PS_OK)
+			ecp_call_failed(ec, rc);
+		return;
+	}
+	if (store_preview_get(st, ec->v.m.email, ews_size_index(PAGE_SIZE),
+	    &pv) == PS_OK) {
+		ec->has_preview = true;
+		str_copy(ec->preview_id, pv.etag, sizeof(ec->preview_id));
+	}
+	store_photo_cleanup(&pv);
+}
+
+static void
+session_read_done(void *arg)
+{
+	struct ecp_call *ec = arg;
+	struct http_req *r = ec->r;
 	struct http_part csrf_part = { 0 }, photo = { 0 };
 	const char *body, *ctype;
 	char *csrf = NULL;
 	bool have_photo = false, csrf_ok;
 	size_t len;
 
-	if (route == ECP_HOME) {
-		redirect(r, NULL);
+	if (ecp_call_gone(ec))
+		return;
+	if (!ec->signed_in && ec->rc != PS_OK) {
+		ecp_store_failed(ec, "session", NULL);
 		return;
 	}
-	if (route == ECP_LOGIN) {
-		handle_login(e, r);
+	if (!ec->signed_in) {
+		signed_out(ec);
 		return;
 	}
-	if (!viewer_get(e, r, &v)) {
-		if (route == ECP_PAGE)
-			login_page(e, r, 200, NULL, NULL);
-		else if (route == ECP_PHOTO)
-			http_reply_error(r, 403, "sign in on the change-photo "
-			    "page first");
-		else if (route == ECP_LOGOUT)
-			redirect(r, NULL);
-		else
-			login_page(e, r, 401, "You are signed out (the session "
-			    "may have expired). Sign in, then try again.",
-			    NULL);
+	http_req_note(r, "auth", "session");
+	http_req_note(r, "user", ec->v.m.email);
+	if (ec->route == ECP_PAGE) {
+		photo_page(ec, 200, NULL);
+		ecp_call_end(ec);
 		return;
 	}
-	if (route == ECP_PAGE) {
-		photo_page(e, r, &v, 200, NULL);
-		goto out;
-	}
-	if (route == ECP_PHOTO) {
-		handle_photo(e, r, &v);
-		goto out;
+	if (ec->route == ECP_PHOTO) {
+		answer_photo(ec);
+		return;
 	}
 	/* A POST: it must carry the session's token. */
 	body = http_req_body(r, &len);
-	if (route == ECP_UPLOAD) {
+	if (ec->route == ECP_UPLOAD) {
 		ctype = http_req_header(r, "Content-Type");
 		csrf_ok = http_multipart_field(ctype, body, len, "csrf",
-		    &csrf_part) == PS_OK && token_eq(v.csrf, csrf_part.data,
-		    csrf_part.len);
+		    &csrf_part) == PS_OK && token_eq(ec->v.csrf,
+		    csrf_part.data, csrf_part.len);
 		have_photo = csrf_ok && http_multipart_field(ctype, body, len,
 		    "photo", &photo) == PS_OK;
 	} else {
 		csrf = http_form_value(body, "csrf");
-		csrf_ok = token_eq(v.csrf, csrf, csrf ? strlen(csrf) : 0);
+		csrf_ok = token_eq(ec->v.csrf, csrf, csrf ? strlen(csrf) : 0);
+		if (csrf)
+			xfree_secret(csrf, strlen(csrf));
 	}
 	if (!csrf_ok) {
 		log_info(http_req_id(r), "ecp.csrf_refused", "action=%s "
-		    "email=%s", route_names[route] ? route_names[route] : "-",
-		    log_q(v.m.email));
-		photo_page(e, r, &v, 403, "This form had expired or did not "
-		    "come from this page, so nothing was changed. Please try "
+		    "email=%s", route_names[ec->route] ?
+		    route_names[ec->route] : "-", log_q(ec->v.m.email));
+		photo_page(ec, 403, "This form had expired or did not come "
+		    "from this page, so nothing was changed. Please try "
 		    "again.");
-		goto out;
+		ecp_call_end(ec);
+		return;
 	}
-	switch (route) {
+	switch (ec->route) {
 	case ECP_LOGOUT:
-		handle_logout(e, r, &v);
+		(void)ecp_store(ec, true, logout_run, logout_done);
 		break;
 	case ECP_UPLOAD:
-		handle_upload(e, r, &v, have_photo ? &photo : NULL);
+		handle_upload(ec, have_photo ? &photo : NULL);
 		break;
 	case ECP_SAVE:
-		handle_save(e, r, &v);
+		master_etag_new(ec->etag);
+		(void)ecp_store(ec, true, save_run, save_done);
 		break;
 	case ECP_CANCEL:
-		handle_cancel(e, r, &v);
+		(void)ecp_store(ec, true, cancel_run, cancel_done);
 		break;
 	case ECP_REMOVE:
-		handle_remove(e, r, &v);
+		handle_remove(ec);
 		break;
 	default:
 		http_reply_error(r, 404, "no such endpoint");
+		ecp_call_end(ec);
 		break;
 	}
-out:
-	if (csrf)
-		xfree_secret(csrf, strlen(csrf));
-	viewer_cleanup(&v);
+}
+
+/* ---- the body gate ---- */
+
+static void
+gate_read_run(struct store *st, void *arg)
+{
+	struct ecp_call *ec = arg;
+	struct store_mailbox_session ss;
+	ps_err rc = store_mailbox_session_get(st, ec->key, &ss);
+
+	explicit_bzero(&ss, sizeof(ss));
+	if (rc == PS_OK)
+		ec->signed_in = true;
+	else if (rc != PS_ENOTFOUND)
+		ecp_call_failed(ec, rc);
+}
+
+static void
+gate_read_done(void *arg)
+{
+	struct ecp_call *ec = arg;
+
+	if (ecp_call_gone(ec))
+		return;
+	if (ec->rc != PS_OK) {
+		ecp_store_failed(ec, "session", NULL);
+		return;
+	}
+	if (!ec->signed_in) {
+		signed_out(ec);
+		return;
+	}
+	/* The handler checks the session again, with its CSRF token. */
+	http_req_body_allow(ec->r, MASTER_UPLOAD_MAX);
+	ecp_call_end(ec);
+}
+
+void
+ecp_gate(struct master_ecp *e, struct http_req *r)
+{
+	struct ecp_call *ec = ecp_call_new(e, r, ECP_UPLOAD);
+	char cookie[129];
+
+	back_find(ec);
+	if (!http_req_cookie(r, SESSION_COOKIE, cookie, sizeof(cookie))) {
+		signed_out(ec);
+		return;
+	}
+	auth_session_key(cookie, ec->key);
+	explicit_bzero(cookie, sizeof(cookie));
+	(void)ecp_store(ec, false, gate_read_run, gate_read_done);
+}
+
+/* ---- entry points ---- */
+
+void
+ecp_handle(struct master_ecp *e, struct http_req *r, enum ecp_route route)
+{
+	struct ecp_call *ec = ecp_call_new(e, r, route);
+	char cookie[129];
+
+	back_find(ec);
+	if (route == ECP_HOME) {
+		redirect(r, NULL);
+		ecp_call_end(ec);
+		return;
+	}
+	if (route == ECP_LOGIN) {
+		handle_login(ec);
+		return;
+	}
+	if (route == ECP_PHOTO)
+		photo_query(ec);
+	if (!http_req_cookie(r, SESSION_COOKIE, cookie, sizeof(cookie))) {
+		signed_out(ec);
+		return;
+	}
+	auth_session_key(cookie, ec->key);
+	explicit_bzero(cookie, sizeof(cookie));
+	(void)ecp_store(ec, false, session_read_run, session_read_done);
 }
 
 struct master_ecp *
-ecp_new(struct master_state *ms, struct event_base *base)
+ecp_new(struct master_srv *srv)
 {
 	struct master_ecp *e = xcalloc(1, sizeof(*e));
 
-	e->ms = ms;
-	if ((e->pool = work_pool_new(base, 2)) == NULL) {
+	e->srv = srv;
+	if ((e->pool = work_pool_new(srv->base, 2)) == NULL) {
 		free(e);
 		return NULL;
 	}
+	work_pool_set_cap(e->pool, MAX_UPLOADS);
 	return e;
+}
+
+size_t
+ecp_uploads_pending(struct master_ecp *e)
+{
+	return work_pending(e->pool);
+}
+
+void
+ecp_drain(struct master_ecp *e)
+{
+	if (e)
+		work_pool_drain(e->pool);
 }
 
 void
@@ -1025,10 +1443,10 @@ ecp_free(struct master_ecp *e)
 		return;
 	/* Running renders finish; queued ones are dropped unanswered. */
 	work_pool_free(e->pool);
-	while (e->uploads) {
-		http_reply_error(e->uploads->r, 503, "the server is stopping");
-		upload_free(e->uploads);
+	while (e->calls) {
+		http_reply_header(e->calls->r, "Retry-After", "1");
+		http_reply_error(e->calls->r, 503, "the server is stopping");
+		ecp_call_end(e->calls);
 	}
-	free(e->dummy_hash);
 	free(e);
 }

@@ -33,12 +33,6 @@ struct master_state {
 	char		*realm;		/* GUID */
 	unsigned char	*s2s_cert;	/* DER */
 	size_t		 s2s_cert_len;
-	/*
-	 * Bumped whenever this process changes a photo, so that the server's
-	 * in-memory photos are dropped (changes by other processes move the
-	 * store's data version instead).
-	 */
-	uint64_t	 photo_generation;
 };
 
 /* Opens an initialised state directory. */
@@ -77,7 +71,84 @@ void	master_etag_new(char *etag);
 ps_err	master_photo_set(struct store *, const char *email,
 	    const void *data, size_t len, char *etag);
 
+
+/* ---- the running server (serve.c), shared with ecp.c and notify.c ---- */
+
+struct http_server;
+struct http_tls;
+struct metrics_acl;
+struct store_pool;
+struct store_follower;
+struct auth_guard;
+struct s2s_metadata;
+struct s2s_partner;
+struct master_cache;
+struct master_ecp;
+struct notifier;
+struct master_call;
+
+/*
+ * The registered partners as the server keeps them: parsed for token
+ * validation, and the origins of their metadata URLs for the page's
+ * "Back to" link. Replaced whole when the feed says a partner changed.
+ */
+struct master_partners {
+	struct s2s_metadata	*md;
+	struct s2s_partner	*list;		/* views into md */
+	size_t			 n;
+	char			**origins;	/* master_url_origin() form */
+	size_t			 n_origins;
+};
+
+struct master_srv {
+	struct master_state	*ms;
+	struct event_base	*base;
+	struct http_server	*http;
+	struct http_tls		*tls;
+	/*
+	 * Every store call made while serving goes through the pool's lanes
+	 * (ms->store is for start-up, before serving); what is answered
+	 * from memory is kept current by the follower.
+	 */
+	struct store_pool	*pool;
+	struct store_follower	*follower;
+	struct auth_guard	*guard;		/* every password check */
+	struct master_cache	*cache;
+	struct master_ecp	*ecp;
+	struct notifier		*notifier;
+	struct metrics_acl	*metrics_acl;
+	char			*base_url;	/* https://host[:port] */
+	int			 port;		/* bound */
+	struct master_partners	*partners;
+	/* Requests in flight (deferred); 503 for those left at the stop. */
+	struct master_call	*calls;
+};
+
+/*
+ * Answers 503 with Retry-After for a budget used up: `what` is "store" (a
+ * lane's queue; logged as serve.busy with the reason in ps_errmsg()) or
+ * "signin" (the guard's queue, which logs its refusals itself).
+ */
+void	master_reply_busy(struct http_req *, const char *what);
+/*
+ * For a sign-in that must still wait `wait_ms`: logs auth.refused and
+ * adds Retry-After (whole seconds, rounded up); the caller answers 429.
+ */
+void	master_reply_throttled(struct http_req *, const char *method,
+	    const char *user, int64_t wait_ms);
+
+/*
+ * The origin of an absolute https URL, in lower case with the port
+ * always given ("https://portal.contoso.com:443"). False, with the reason
+ * in *why, for anything else (ecp.c).
+ */
+bool	master_url_origin(const char *url, char *out, size_t n,
+	    const char **why);
+
 /* ---- the change-photo page (ecp.c), served by serve.c ---- */
+
+/* An image upload and the multipart form around it. */
+#define MASTER_UPLOAD_MAX	((size_t)IMAGE_MAX_BYTES + 64 * 1024)
 
 enum ecp_route {
 	ECP_HOME,	/* GET /ecp/: to the page */
@@ -91,31 +162,53 @@ enum ecp_route {
 	ECP_REMOVE,	/* POST /ecp/photo/remove */
 };
 
-struct master_ecp;
-
 /*
- * The page's state for one server: the store (borrowed from `ms`) and a
- * worker pool on `base` for rendering uploads. NULL with the reason in
- * ps_errmsg() when the pool cannot start.
+ * The page's state for one server (borrowed; its pool, guard, cache and
+ * notifier are used) and a worker pool for rendering uploads. NULL with
+ * the reason in ps_errmsg() when the worker pool cannot start.
  */
-struct master_ecp *ecp_new(struct master_state *ms, struct event_base *base);
-/* Answers the uploads still rendering (503) and frees everything. Call
- * it before the HTTP server is freed. NULL is a no-op. */
+struct master_ecp *ecp_new(struct master_srv *);
+/*
+ * For a graceful stop: lets the uploads being rendered finish (their
+ * previews are then written through the store's write lane).
+ */
+void	ecp_drain(struct master_ecp *);
+/*
+ * Answers the requests still waiting (503) and frees everything. Call it
+ * after the store's pool and the guard are freed (nothing then calls
+ * back) and before the HTTP server is freed. NULL is a no-op.
+ */
 void	ecp_free(struct master_ecp *);
-/* Answers one request for `route` (the method is already checked). */
+/*
+ * Answers one request for `route` (the method is already checked), now
+ * or later: reads go through the read lane, changes the write lane,
+ * passwords the guard.
+ */
 void	ecp_handle(struct master_ecp *, struct http_req *, enum ecp_route);
+/*
+ * The body gate for an upload (serve.c's gate): a signed-in session may
+ * send an image and its form (MASTER_UPLOAD_MAX); without one, the
+ * signed-out answer, before the body is read.
+ */
+void	ecp_gate(struct master_ecp *, struct http_req *);
+/* Uploads rendering or waiting for a worker, for metrics. */
+size_t	ecp_uploads_pending(struct master_ecp *);
 
 /*
  * The sender of change notifications to partners (notify.c), on the
- * server's event loop. NULL when the S2S key cannot be read.
+ * server's event loop; its store reads and writes go through the pool.
+ * NULL when the S2S key cannot be read.
  */
-struct event_base;
-struct notifier;
-struct notifier *notifier_new(struct master_state *, struct event_base *);
+struct notifier *notifier_new(struct master_srv *);
+/* Looks at the outbox now (a change queued notifications). */
+void	notifier_wake(struct notifier *);
+/*
+ * Cancels the transfers in flight (their rows stay queued). Store jobs
+ * already queued finish later (store_pool_free). NULL is a no-op.
+ */
 void	notifier_free(struct notifier *);
 
-/* The server's in-memory index of photos and credentials (cache.c). */
-struct master_cache;
+/* ---- the server's in-memory index of photos and credentials (cache.c) */
 
 /* A stored photo of one size, shared; unref when done. */
 struct master_cached {
@@ -129,21 +222,60 @@ struct master_cached {
 
 struct master_cache *master_cache_new(void);
 void	master_cache_free(struct master_cache *);
-/* Drops everything when the store changed; call once per request. */
-void	master_cache_check(struct master_cache *, struct master_state *);
-/* A Basic header verified less than 5 minutes ago: its mailbox. */
+/*
+ * A stamp to take before reading the store for the index: what was read
+ * is kept only if its address did not change after the stamp.
+ */
+uint64_t master_cache_stamp(const struct master_cache *);
+/* Drops the photos and the verified credentials of `email`. */
+void	master_cache_drop(struct master_cache *, const char *email);
+/* Drops everything (the feed was lost). */
+void	master_cache_drop_all(struct master_cache *);
+/*
+ * A Basic header verified less than 5 minutes ago, whose mailbox did not
+ * change since: its mailbox into `email`.
+ */
 bool	master_cache_cred(struct master_cache *, const char *header,
 	    char email[256]);
+/* Remembers `header` as verified for `email`, read after `stamp`. */
 void	master_cache_cred_put(struct master_cache *, const char *header,
-	    const char *email);
+	    const char *email, uint64_t stamp);
 /*
  * The photo of `email` at size `code` (stored, or the largest stored), a
- * reference the caller releases with master_cached_unref(). NULL with
- * *rc PS_ENOTFOUND when there is none, PS_ESTORE when the store failed.
+ * reference the caller releases with master_cached_unref(); its data is
+ * NULL when the mailbox has no photo (or does not exist). NULL on a miss:
+ * read the store off the loop, then master_cache_photo_put().
  */
 struct master_cached *master_cache_photo(struct master_cache *,
-	    struct store *, const char *email, int code, ps_err *rc);
+	    const char *email, int code);
+/*
+ * What a miss read for `email` and `code`: the photo `sp` (its data is
+ * taken) or, with `sp` NULL, none. Returns a reference for the answer,
+ * kept in the index too unless the address changed since `stamp`.
+ */
+struct master_cached *master_cache_photo_put(struct master_cache *,
+	    const char *email, int code, uint64_t stamp,
+	    struct store_photo *sp);
 void	master_cached_unref(void *);
+
+/*
+ * The photo's tag of an address (every size has the same ETag): enough
+ * to answer a conditional request 304 without the photo's bytes, which a
+ * master that is asked again and again whether photos changed (a portal's
+ * refresh of every user) would otherwise read and keep for nothing.
+ */
+struct master_tag {
+	bool	 has_photo;
+	char	 etag[64];
+	int64_t	 updated;
+};
+
+/* Borrowed until the next call into the index; NULL on a miss. */
+const struct master_tag *master_cache_tag(struct master_cache *,
+	    const char *email);
+/* What a miss read (copied), kept unless the address changed since. */
+void	master_cache_tag_put(struct master_cache *, const char *email,
+	    uint64_t stamp, const struct master_tag *);
 
 /* Runs the server until SIGINT/SIGTERM. */
 ps_err	master_serve(struct master_state *, const char *listen_host,

@@ -11,13 +11,22 @@
  * Paths match case-insensitively. Everything but the metadata document
  * and the change-photo page needs a mailbox user's Basic credentials or a
  * registered partner's S2S token; the page has its own form sign-in and
- * session cookie. Request bodies may be as large as an image upload;
- * the XML endpoints refuse anything over XML_MAX_BYTES themselves.
- * Admin commands change the store while this runs; each request reads
- * the store, and the parsed partner list is rebuilt whenever the store's
- * data version moves, so changes apply at once, without a restart. One
- * event loop; no request blocks on the network, and uploads are rendered
- * on worker threads.
+ * session cookie. Request bodies are small (HTTP_SMALL_BODY) except
+ * where one is needed, and only after sign-in (the body gate): the XML
+ * endpoints take up to XML_MAX_BYTES once the caller is authenticated,
+ * the page's upload an image and its form for a signed-in session.
+ *
+ * Nothing on the event loop waits. Every store call goes through the
+ * store's lanes (store/pool.h) with the request deferred; passwords are
+ * checked by the sign-in guard (auth/guard.h) on its own threads; uploads
+ * are rendered on worker threads. What is answered at once comes from
+ * memory: the photo index and the verified credentials (cache.c) and the
+ * parsed partners. Admin commands change the store while this runs: the
+ * server follows the store's change feed (store/follow.h), so before a
+ * request is answered from memory, every change committed before it
+ * arrived has dropped exactly the keys it names (a changed partner makes
+ * the partner list be read again, on the read lane, before requests go
+ * on).
  */
 #include <event2/event.h>
 #include <signal.h>
@@ -26,6 +35,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "auth/guard.h"
 #include "common/buf.h"
 #include "common/file.h"
 #include "common/log.h"
@@ -38,32 +48,13 @@
 #include "metrics/metrics.h"
 #include "s2s/s2s.h"
 #include "setup/setup.h"
+#include "store/follow.h"
+#include "store/pool.h"
 #include "xml/xml.h"
 
 #define XML_TYPE	"text/xml; charset=utf-8"
 #define PHOTO_MAX_AGE	3600
-/* An image upload and its multipart form around it. */
-#define MAX_BODY	((size_t)IMAGE_MAX_BYTES + 64 * 1024)
-
-struct master_srv {
-	struct master_state	*ms;
-	struct event_base	*base;
-	struct http_server	*http;
-	struct http_tls		*tls;
-	struct auth_cache	*auth_cache;
-	struct master_ecp	*ecp;
-	struct notifier		*notifier;
-	struct master_cache	*cache;
-	struct metrics_acl	*metrics_acl;
-	char			*base_url;	/* https://host[:port] */
-	int			 port;		/* bound */
-
-	/* The registered partners, parsed; rebuilt when the store moves. */
-	int64_t			 partners_version;
-	struct s2s_metadata	*partners_md;
-	struct s2s_partner	*partners;
-	size_t			 n_partners;
-};
+#define BUSY_RETRY_S	"1"	/* Retry-After of a 503 */
 
 /* Who is calling, once authenticated. */
 struct principal {
@@ -72,69 +63,289 @@ struct principal {
 	char		 partner[256];	/* the partner's issuer, bearer only */
 };
 
+struct route;
+
+/*
+ * A request on its way: kept while it waits (for the feed, the partner
+ * list, a store lane, the guard), freed with call_end() once answered.
+ */
+struct master_call {
+	struct master_srv	*s;
+	struct http_req		*r;
+	const struct route	*rt;
+	struct master_call	*next, **prevp;	/* s->calls */
+	struct principal	 p;
+	bool			 gate;		/* for the body gate */
+	void			(*authed)(struct master_call *);
+	ps_err			 rc;		/* of the last store job */
+	char			 err[256];	/* and its reason */
+	/* a Basic credential being checked */
+	char			*user, *pw, *hash;
+	char			 email[256];
+	uint64_t		 stamp;
+	/* a photo read on an index miss */
+	const char		*photo_email;	/* borrowed from r or ews */
+	int			 code;
+	struct store_photo	 sp;
+	void			(*photo_then)(struct master_call *,
+				    struct master_cached *);
+	struct ews_photo_request ews;
+	/* a photo's tag read on an index miss (a conditional request) */
+	struct store_mailbox	 mb;
+	/* Autodiscover, built on the read lane */
+	bool			 soap;
+	const char		*body;
+	size_t			 body_len;
+	struct buf		 out;
+	struct ad_outcome	 oc;
+};
+
+
+/* ---- busy and throttled answers (also the page's) ---- */
+
+void
+master_reply_busy(struct http_req *r, const char *what)
+{
+	/* The guard logs its own queue's refusals, at most once a minute. */
+	if (strcmp(what, "signin") != 0)
+		log_warn(http_req_id(r), "serve.busy", "what=%s reason=%s",
+		    what, log_q(ps_errmsg()));
+	http_reply_header(r, "Retry-After", BUSY_RETRY_S);
+	http_reply_error(r, 503, "the server is busy: try again in a moment");
+}
+
+void
+master_reply_throttled(struct http_req *r, const char *method,
+    const char *user, int64_t wait_ms)
+{
+	char secs[24], why[80];
+
+	/* RFC 9110 10.2.3: whole seconds, rounded up: no early retry. */
+	snprintf(secs, sizeof(secs), "%lld", (long long)((wait_ms + 999) /
+	    1000));
+	snprintf(why, sizeof(why), "too many failed sign-ins: wait %s s", secs);
+	log_info(http_req_id(r), "auth.refused", "method=%s user=%s "
+	    "reason=%s", method, log_q(user ? user : ""), log_q(why));
+	http_reply_header(r, "Retry-After", secs);
+}
+
+/* ---- requests in flight ---- */
+
+static struct master_call *
+call_new(struct master_srv *s, struct http_req *r, const struct route *rt)
+{
+	struct master_call *c = xcalloc(1, sizeof(*c));
+
+	c->s = s;
+	c->r = r;
+	c->rt = rt;
+	c->next = s->calls;
+	if (s->calls)
+		s->calls->prevp = &c->next;
+	c->prevp = &s->calls;
+	s->calls = c;
+	return c;
+}
+
+/* After the answer: forgets the request and frees what it held. */
+static void
+call_end(struct master_call *c)
+{
+	if (c->next)
+		c->next->prevp = c->prevp;
+	*c->prevp = c->next;
+	free(c->user);
+	if (c->pw)
+		xfree_secret(c->pw, strlen(c->pw));
+	if (c->hash)
+		xfree_secret(c->hash, strlen(c->hash));
+	store_photo_cleanup(&c->sp);
+	buf_cleanup(&c->out);
+	free(c);
+}
+
+/*
+ * True (and the request released) when the client left while it waited:
+ * the reply functions then only free it.
+ */
+static bool
+call_gone(struct master_call *c)
+{
+	if (!http_req_gone(c->r))
+		return false;
+	http_reply(c->r, 503, NULL, NULL, 0);
+	call_end(c);
+	return true;
+}
+
+static void
+call_error(struct master_call *c, int status, const char *message)
+{
+	http_reply_error(c->r, status, message);
+	call_end(c);
+}
+
+static void
+call_busy(struct master_call *c, const char *what)
+{
+	master_reply_busy(c->r, what);
+	call_end(c);
+}
+
+/* A store job's reason, kept for the loop (ps_errmsg is per thread). */
+static void
+call_failed(struct master_call *c, ps_err rc)
+{
+	c->rc = rc;
+	str_copy(c->err, ps_errmsg(), sizeof(c->err));
+}
+
 /* ---- partners ---- */
 
 static void
-partners_clear(struct master_srv *s)
+partners_free(struct master_partners *pt)
 {
 	size_t i;
 
-	for (i = 0; i < s->n_partners; i++)
-		s2s_metadata_cleanup(&s->partners_md[i]);
-	free(s->partners_md);
-	free(s->partners);
-	s->partners_md = NULL;
-	s->partners = NULL;
-	s->n_partners = 0;
+	if (pt == NULL)
+		return;
+	for (i = 0; i < pt->n; i++)
+		s2s_metadata_cleanup(&pt->md[i]);
+	for (i = 0; i < pt->n_origins; i++)
+		free(pt->origins[i]);
+	free(pt->md);
+	free(pt->list);
+	free(pt->origins);
+	free(pt);
 }
 
 static ps_err
 partner_collect(void *arg, const struct store_partner *p)
 {
-	struct master_srv *s = arg;
+	struct master_partners *pt = arg;
 	struct s2s_metadata md;
+	char origin[512];
+	const char *why;
 
+	/* Partners registered from a file have no origin. */
+	if (p->metadata_url && master_url_origin(p->metadata_url, origin,
+	    sizeof(origin), &why)) {
+		pt->origins = xrealloc(pt->origins, (pt->n_origins + 1) *
+		    sizeof(*pt->origins));
+		pt->origins[pt->n_origins++] = xstrdup(origin);
+	}
 	if (s2s_metadata_parse(p->metadata, strlen(p->metadata), &md) !=
 	    PS_OK) {
 		log_warn(NULL, "partner.unusable", "partner=%s error=%s",
 		    log_q(p->name), log_q(ps_errmsg()));
 		return PS_OK;
 	}
-	s->partners_md = xrealloc(s->partners_md, (s->n_partners + 1) *
-	    sizeof(*s->partners_md));
-	s->partners_md[s->n_partners++] = md;
+	pt->md = xrealloc(pt->md, (pt->n + 1) * sizeof(*pt->md));
+	pt->md[pt->n++] = md;
 	return PS_OK;
 }
 
-static void
-partners_refresh(struct master_srv *s)
+/*
+ * Reads and parses the partner list from `st`: on the loop at start-up,
+ * on the read lane afterwards. *out is set even on failure (with what
+ * was read).
+ */
+static ps_err
+partners_read(struct store *st, struct master_partners **out)
 {
-	int64_t v = store_data_version(s->ms->store);
+	struct master_partners *pt = xcalloc(1, sizeof(*pt));
+	ps_err rc = store_partner_each(st, partner_collect, pt);
 	size_t i;
 
-	if (v == s->partners_version && s->partners_version != 0)
-		return;
-	partners_clear(s);
-	if (store_partner_each(s->ms->store, partner_collect, s) != PS_OK)
+	pt->list = xcalloc(pt->n + 1, sizeof(*pt->list));
+	for (i = 0; i < pt->n; i++) {
+		pt->list[i].issuer = pt->md[i].issuer;
+		pt->list[i].realm = pt->md[i].realm;
+		pt->list[i].certs = pt->md[i].certs;
+		pt->list[i].n_certs = pt->md[i].n_certs;
+	}
+	*out = pt;
+	return rc;
+}
+
+/* ---- following the store ---- */
+
+/*
+ * On the read lane, right after the feed was read: a changed partner (or
+ * a lost feed) means the partner list is read and parsed again here, so
+ * that the requests waiting for the feed see the new list.
+ */
+static void *
+feed_reread(struct store *st, const struct store_change *ch, size_t n,
+    bool lost)
+{
+	struct master_partners *pt;
+	bool partners = lost;
+	size_t i;
+
+	for (i = 0; i < n && !partners; i++)
+		partners = ch[i].kind == STORE_CHANGE_PARTNER;
+	if (!partners)
+		return NULL;
+	if (partners_read(st, &pt) != PS_OK) {
+		/* The list in use stays; the next change reads it again. */
 		log_warn(NULL, "partner.load_failed", "error=%s",
 		    log_q(ps_errmsg()));
-	s->partners = xcalloc(s->n_partners + 1, sizeof(*s->partners));
-	for (i = 0; i < s->n_partners; i++) {
-		s->partners[i].issuer = s->partners_md[i].issuer;
-		s->partners[i].realm = s->partners_md[i].realm;
-		s->partners[i].certs = s->partners_md[i].certs;
-		s->partners[i].n_certs = s->partners_md[i].n_certs;
+		partners_free(pt);
+		return NULL;
 	}
-	s->partners_version = v;
-	log_debug(NULL, "partner.loaded", "count=%zu", s->n_partners);
+	return pt;
 }
+
+/* On the loop: drops exactly what the changes name. */
+static void
+feed_apply(void *arg, const struct store_change *ch, size_t n, bool lost,
+    void *reread)
+{
+	struct master_srv *s = arg;
+	bool wake = lost;
+	size_t i;
+
+	if (lost)
+		master_cache_drop_all(s->cache);
+	for (i = 0; i < n; i++) {
+		switch (ch[i].kind) {
+		case STORE_CHANGE_MAILBOX:
+		case STORE_CHANGE_PHOTO:
+			/* A password, a name or a photo: the address's keys. */
+			master_cache_drop(s->cache, ch[i].key);
+			break;
+		case STORE_CHANGE_OUTBOX:
+			/* Another process queued notices: send them now. */
+			wake = true;
+			break;
+		default:
+			/* Partners are reread; sessions and previews are
+			 * read from the store each time. */
+			break;
+		}
+	}
+	if (reread) {
+		partners_free(s->partners);
+		s->partners = reread;
+		log_debug(NULL, "partner.loaded", "count=%zu", s->partners->n);
+	}
+	if (wake && s->notifier)
+		notifier_wake(s->notifier);
+}
+
+static const struct store_follow_ops follow_ops = {
+	.reread = feed_reread,
+	.apply = feed_apply,
+};
 
 /* ---- authentication ---- */
 
 static void
-reply_unauthorized(struct master_srv *s, struct http_req *r,
-    const char *reason)
+reply_unauthorized(struct master_call *c, const char *reason)
 {
+	struct master_srv *s = c->s;
+	struct http_req *r = c->r;
 	struct buf b;
 	size_t i;
 
@@ -145,8 +356,8 @@ reply_unauthorized(struct master_srv *s, struct http_req *r,
 	buf_init(&b, 8192);
 	buf_addf(&b, "Bearer realm=\"%s\", client_id=\"%s\", "
 	    "trusted_issuers=\"", s->ms->realm, S2S_EXCHANGE_ID);
-	for (i = 0; i < s->n_partners; i++)
-		buf_addf(&b, "%s%s", i ? "," : "", s->partners[i].issuer);
+	for (i = 0; i < s->partners->n; i++)
+		buf_addf(&b, "%s%s", i ? "," : "", s->partners->list[i].issuer);
 	buf_adds(&b, "\"");
 	http_reply_header(r, "WWW-Authenticate", buf_str(&b));
 	buf_reset(&b);
@@ -162,57 +373,129 @@ reply_unauthorized(struct master_srv *s, struct http_req *r,
 		http_reply_header(r, "x-ms-diagnostics", buf_str(&b));
 	}
 	buf_cleanup(&b);
-	http_reply_error(r, 401, "sign in with a mailbox's Basic credentials "
-	    "or a partner's S2S token");
+	call_error(c, 401, "sign in with a mailbox's Basic credentials or a "
+	    "partner's S2S token");
 }
 
-static bool
-auth_basic(struct master_srv *s, struct http_req *r, const char *hdr,
-    struct principal *p)
+/* Authenticated: the handler goes on. */
+static void
+authed(struct master_call *c)
 {
-	struct store_mailbox m = { 0 };
-	char *user = NULL, *pw = NULL;
-	bool ok = false;
-	int64_t now = time_now();
+	http_req_note(c->r, "auth", c->p.method);
+	http_req_note(c->r, "user", c->p.user[0] ? c->p.user : "(app)");
+	c->authed(c);
+}
+
+static void
+basic_refused(struct master_call *c, const char *why)
+{
+	log_info(http_req_id(c->r), "auth.refused", "method=basic user=%s "
+	    "reason=%s", log_q(c->user ? c->user : ""), log_q(why));
+	reply_unauthorized(c, why);
+}
+
+/* On the read lane: the mailbox's hash (NULL: none, or no password). */
+static void
+basic_read_run(struct store *st, void *arg)
+{
+	struct master_call *c = arg;
+	struct store_mailbox m;
+	ps_err rc;
+
+	rc = store_mailbox_get(st, c->user, &m);
+	if (rc == PS_OK) {
+		str_copy(c->email, m.email, sizeof(c->email));
+		if (m.pwhash)
+			c->hash = xstrdup(m.pwhash);
+		store_mailbox_cleanup(&m);
+	} else if (rc != PS_ENOTFOUND) {
+		call_failed(c, rc);
+	}
+}
+
+static void
+basic_checked(void *arg, ps_err rc, const char *why)
+{
+	struct master_call *c = arg;
+	int64_t wait;
+
+	if (call_gone(c))
+		return;
+	if (rc == PS_EBUSY && (wait = auth_guard_wait(c->s->guard, c->user,
+	    http_req_peer(c->r))) > 0) {
+		/* Failures elsewhere began a wait while this one was read. */
+		master_reply_throttled(c->r, "basic", c->user, wait);
+		call_error(c, 429, "too many failed sign-ins: try again later");
+		return;
+	}
+	if (rc == PS_EBUSY) {
+		ps_errf(rc, "%s", why);
+		call_busy(c, "signin");
+		return;
+	}
+	if (rc != PS_OK) {
+		basic_refused(c, why);
+		return;
+	}
+	c->p.method = "basic";
+	str_copy(c->p.user, c->email, sizeof(c->p.user));
+	master_cache_cred_put(c->s->cache, http_req_header(c->r,
+	    "Authorization"), c->email, c->stamp);
+	authed(c);
+}
+
+static void
+basic_read_done(void *arg)
+{
+	struct master_call *c = arg;
+
+	if (call_gone(c))
+		return;
+	if (c->rc != PS_OK) {
+		log_warn(http_req_id(c->r), "serve.store_failed", "what=%s "
+		    "error=%s", "mailbox", log_q(c->err));
+		call_error(c, 500, "the store failed");
+		return;
+	}
+	/* An unknown address costs the guard the same work as a known one. */
+	auth_guard_check(c->s->guard, c->user, http_req_peer(c->r), c->hash,
+	    c->pw, basic_checked, c);
+	xfree_secret(c->pw, strlen(c->pw));	/* the guard has its copy */
+	c->pw = NULL;
+}
+
+static void
+auth_basic(struct master_call *c, const char *hdr)
+{
+	struct master_srv *s = c->s;
+	int64_t wait;
 
 	/* Verified before: no store query, no password hashing. */
-	if (master_cache_cred(s->cache, hdr, p->user)) {
-		p->method = "basic";
-		return true;
+	if (master_cache_cred(s->cache, hdr, c->p.user)) {
+		c->p.method = "basic";
+		authed(c);
+		return;
 	}
-	if (auth_basic_parse(hdr, &user, &pw) != PS_OK)
-		goto out;
-	if (store_mailbox_get(s->ms->store, user, &m) != PS_OK ||
-	    m.pwhash == NULL) {
-		ps_errf(PS_EAUTH, "unknown user or no password");
-		goto out;
+	if (auth_basic_parse(hdr, &c->user, &c->pw) != PS_OK) {
+		basic_refused(c, ps_errmsg());
+		return;
 	}
-	if (!auth_cache_check(s->auth_cache, m.email, pw, m.pwhash, now)) {
-		if (auth_password_verify(m.pwhash, pw) != PS_OK)
-			goto out;
-		auth_cache_remember(s->auth_cache, m.email, pw, m.pwhash, now);
+	wait = auth_guard_wait(s->guard, c->user, http_req_peer(c->r));
+	if (wait > 0) {
+		master_reply_throttled(c->r, "basic", c->user, wait);
+		call_error(c, 429, "too many failed sign-ins: try again later");
+		return;
 	}
-	p->method = "basic";
-	str_copy(p->user, m.email, sizeof(p->user));
-	master_cache_cred_put(s->cache, hdr, m.email);
-	ok = true;
-out:
-	if (!ok) {
-		log_info(http_req_id(r), "auth.refused", "method=basic "
-		    "user=%s reason=%s", log_q(user ? user : ""),
-		    log_q(ps_errmsg()));
-	}
-	free(user);
-	if (pw)
-		xfree_secret(pw, strlen(pw));
-	store_mailbox_cleanup(&m);
-	return ok;
+	c->stamp = master_cache_stamp(s->cache);
+	if (store_pool_read(s->pool, basic_read_run, basic_read_done, c) !=
+	    PS_OK)
+		call_busy(c, "store");
 }
 
-static bool
-auth_bearer(struct master_srv *s, struct http_req *r, const char *token,
-    struct principal *p)
+static void
+auth_bearer(struct master_call *c, const char *token)
 {
+	struct master_srv *s = c->s;
 	struct s2s_expect ex = {
 		.client_id = S2S_EXCHANGE_ID,
 		.host = s->ms->host,
@@ -222,48 +505,40 @@ auth_bearer(struct master_srv *s, struct http_req *r, const char *token,
 	};
 	struct s2s_identity id;
 
-	if (s2s_token_validate(token, &ex, s->partners, s->n_partners, &id) !=
-	    PS_OK) {
-		log_info(http_req_id(r), "auth.refused", "method=bearer "
+	if (s2s_token_validate(token, &ex, s->partners->list,
+	    s->partners->n, &id) != PS_OK) {
+		log_info(http_req_id(c->r), "auth.refused", "method=bearer "
 		    "reason=%s", log_q(ps_errmsg()));
-		return false;
+		reply_unauthorized(c, ps_errmsg());
+		return;
 	}
-	p->method = "bearer";
-	str_copy(p->user, id.app_only ? "" : id.user, sizeof(p->user));
-	str_lower(p->user);
-	str_copy(p->partner, id.partner, sizeof(p->partner));
-	log_debug(http_req_id(r), "auth.accepted", "method=bearer "
-	    "partner=%s user=%s", log_q(id.partner), log_q(p->user));
-	return true;
+	c->p.method = "bearer";
+	str_copy(c->p.user, id.app_only ? "" : id.user, sizeof(c->p.user));
+	str_lower(c->p.user);
+	str_copy(c->p.partner, id.partner, sizeof(c->p.partner));
+	log_debug(http_req_id(c->r), "auth.accepted", "method=bearer "
+	    "partner=%s user=%s", log_q(id.partner), log_q(c->p.user));
+	authed(c);
 }
 
-/* Authenticates or answers 401; true when the handler may go on. */
-static bool
-authenticate(struct master_srv *s, struct http_req *r, struct principal *p)
+/*
+ * Authenticates, then `then` (now, or once the credential was checked
+ * off the loop), or answers 401, 429 or 503.
+ */
+static void
+authenticate(struct master_call *c, void (*then)(struct master_call *))
 {
-	const char *hdr = http_req_header(r, "Authorization");
-	bool ok;
+	const char *hdr = http_req_header(c->r, "Authorization");
 
-	memset(p, 0, sizeof(*p));
-	partners_refresh(s);
-	if (hdr == NULL) {
-		reply_unauthorized(s, r, NULL);
-		return false;
-	}
-	if (str_case_prefix(hdr, "Bearer "))
-		ok = auth_bearer(s, r, hdr + 7, p);
+	c->authed = then;
+	if (hdr == NULL)
+		reply_unauthorized(c, NULL);
+	else if (str_case_prefix(hdr, "Bearer "))
+		auth_bearer(c, hdr + 7);
 	else if (str_case_prefix(hdr, "Basic "))
-		ok = auth_basic(s, r, hdr, p);
+		auth_basic(c, hdr);
 	else
-		ok = (ps_errf(PS_EAUTH, "unsupported authorization scheme"),
-		    false);
-	if (!ok) {
-		reply_unauthorized(s, r, ps_errmsg());
-		return false;
-	}
-	http_req_note(r, "auth", p->method);
-	http_req_note(r, "user", p->user[0] ? p->user : "(app)");
-	return true;
+		reply_unauthorized(c, "unsupported authorization scheme");
 }
 
 /* ---- Autodiscover ---- */
@@ -271,13 +546,13 @@ authenticate(struct master_srv *s, struct http_req *r, struct principal *p)
 static ps_err
 ad_lookup(void *arg, const char *email, char **display_name)
 {
-	struct master_srv *s = arg;
+	struct store *st = arg;
 	struct store_mailbox m;
 	ps_err rc;
 
 	if (!email_valid(email))
 		return PS_ENOTFOUND;
-	if ((rc = store_mailbox_get(s->ms->store, email, &m)) != PS_OK)
+	if ((rc = store_mailbox_get(st, email, &m)) != PS_OK)
 		return rc;
 	*display_name = xstrdup(m.name[0] ? m.name : m.email);
 	store_mailbox_cleanup(&m);
@@ -294,39 +569,60 @@ probe_headers(struct http_req *r)
 	http_reply_header(r, "X-OAuth-Enabled", "True");
 }
 
+/*
+ * On the read lane, the whole answer: the exchange module looks each
+ * address up through a callback while it builds the document, and a SOAP
+ * request may name many addresses, so resolving them first would mean
+ * parsing the request twice; the lane's thread has its own store for the
+ * callback, and the XML parser may run on any thread.
+ */
 static void
-handle_autodiscover(struct master_srv *s, struct http_req *r, bool soap)
+ad_run(struct store *st, void *arg)
 {
+	struct master_call *c = arg;
+	struct master_srv *s = c->s;
 	struct ad_server ad = {
 		.base_url = s->base_url,
 		.domain = s->ms->domain,
 		.deployment_id = s->ms->realm,
 		.lookup = ad_lookup,
-		.lookup_arg = s,
+		.lookup_arg = st,
 	};
-	struct ad_outcome oc = { 0 };
-	struct principal p;
-	const char *body;
-	struct buf out;
-	size_t len;
 
-	if (!soap)
-		probe_headers(r);
-	if (!authenticate(s, r, &p))
+	if (c->soap)
+		autodiscover_soap(&ad, c->body, c->body_len, &c->out, &c->oc);
+	else
+		autodiscover_pox(&ad, c->body, c->body_len, &c->out, &c->oc);
+}
+
+static void
+ad_done(void *arg)
+{
+	struct master_call *c = arg;
+
+	if (call_gone(c))
 		return;
-	body = http_req_body(r, &len);
-	buf_init(&out, 4 * 1024 * 1024);
-	if (soap)
-		autodiscover_soap(&ad, body, len, &out, &oc);
-	else if (http_req_method(r) == HTTP_POST)
-		autodiscover_pox(&ad, body, len, &out, &oc);
-	else	/* an authenticated GET: Invalid Request, as Exchange does */
-		autodiscover_pox(&ad, "", 0, &out, &oc);
-	log_info(http_req_id(r), soap ? "autodiscover.soap" :
-	    "autodiscover.pox", "email=%s result=%s", log_q(oc.email),
-	    log_q(oc.result ? oc.result : ""));
-	http_reply_buf(r, oc.status ? oc.status : 200, XML_TYPE, &out);
-	buf_cleanup(&out);
+	log_info(http_req_id(c->r), c->soap ? "autodiscover.soap" :
+	    "autodiscover.pox", "email=%s result=%s", log_q(c->oc.email),
+	    log_q(c->oc.result ? c->oc.result : ""));
+	http_reply_buf(c->r, c->oc.status ? c->oc.status : 200, XML_TYPE,
+	    &c->out);
+	call_end(c);
+}
+
+static void
+autodiscover_go(struct master_call *c)
+{
+	if (c->soap || http_req_method(c->r) == HTTP_POST) {
+		c->body = http_req_body(c->r, &c->body_len);
+	} else {
+		/* An authenticated GET: Invalid Request, as Exchange does. */
+		c->body = "";
+		c->body_len = 0;
+	}
+	buf_init(&c->out, 4 * 1024 * 1024);
+	if (store_pool_read(c->s->pool, ad_run, ad_done, c) != PS_OK)
+		call_busy(c, "store");
 }
 
 static void
@@ -391,40 +687,84 @@ photo_headers(struct http_req *r, const char *etag, int64_t updated)
 }
 
 static void
-handle_rest_photo(struct master_srv *s, struct http_req *r)
+photo_read_run(struct store *st, void *arg)
 {
-	const char *email = http_req_query_ci(r, "email");
-	const char *size = http_req_query_ci(r, "size");
-	const char *inm = http_req_header(r, "If-None-Match");
-	struct master_cached *ph;
-	struct principal p;
-	int code;
-	ps_err rc;
+	struct master_call *c = arg;
+	ps_err rc = store_photo_get(st, c->photo_email, c->code, &c->sp);
 
-	if (!authenticate(s, r, &p))
+	if (rc != PS_OK)
+		call_failed(c, rc);
+}
+
+static void
+photo_read_done(void *arg)
+{
+	struct master_call *c = arg;
+	struct master_cached *ph = NULL;
+
+	if (call_gone(c))
 		return;
-	if (email == NULL || !email_valid(email)) {
-		http_reply_error(r, 400, "email= must be an SMTP address");
-		return;
-	}
-	code = ews_size_index(size ? size : "");
-	if (code < 0) {
-		http_reply_error(r, 400, "size= must be one of HR48x48, "
-		    "HR64x64, HR96x96, HR120x120, HR240x240, HR360x360, "
-		    "HR432x432, HR504x504, HR648x648");
-		return;
-	}
-	http_req_note(r, "email", email);
-	http_req_note(r, "size", ews_size_name(code));
-	ph = master_cache_photo(s->cache, s->ms->store, email, code, &rc);
-	if (rc == PS_ENOTFOUND) {
-		/* No such mailbox, or no photo: both are "no image" (§3.1). */
-		http_reply_header(r, "Cache-Control", "private, max-age=60");
-		http_reply_error(r, 404, "no photo for this address");
-		return;
-	}
+	if (c->rc == PS_OK || c->rc == PS_ENOTFOUND)
+		ph = master_cache_photo_put(c->s->cache, c->photo_email,
+		    c->code, c->stamp, c->rc == PS_OK ? &c->sp : NULL);
+	else
+		log_warn(http_req_id(c->r), "serve.store_failed", "what=%s "
+		    "error=%s", "photo", log_q(c->err));
+	store_photo_cleanup(&c->sp);
+	c->photo_then(c, ph);
+}
+
+/*
+ * The photo of `email` at `code` for `then`: from the index at once, or
+ * read on the read lane. `then` gets a reference (NULL: the store
+ * failed; data NULL: no photo) and answers.
+ */
+/* Reads the photo of `email` at `code` on the read lane, for `then`. */
+static void
+photo_read(struct master_call *c, const char *email, int code,
+    void (*then)(struct master_call *, struct master_cached *))
+{
+	struct master_srv *s = c->s;
+
+	c->photo_email = email;
+	c->code = code;
+	c->photo_then = then;
+	c->rc = PS_OK;
+	c->stamp = master_cache_stamp(s->cache);
+	if (store_pool_read(s->pool, photo_read_run, photo_read_done, c) !=
+	    PS_OK)
+		call_busy(c, "store");
+}
+
+static void
+photo_find(struct master_call *c, const char *email, int code,
+    void (*then)(struct master_call *, struct master_cached *))
+{
+	struct master_cached *ph = master_cache_photo(c->s->cache, email,
+	    code);
+
+	if (ph)
+		then(c, ph);
+	else
+		photo_read(c, email, code, then);
+}
+
+static void
+rest_photo_answer(struct master_call *c, struct master_cached *ph)
+{
+	struct http_req *r = c->r;
+	const char *inm = http_req_header(r, "If-None-Match");
+	char side[16];
+
 	if (ph == NULL) {
-		http_reply_error(r, 500, "the store failed");
+		call_error(c, 500, "the store failed");
+		return;
+	}
+	if (ph->data == NULL) {
+		/* No such mailbox, or no photo: both are "no image" (§3.1). */
+		master_cached_unref(ph);
+		http_reply_header(r, "Cache-Control", "private, max-age=60");
+		call_error(c, 404, "no photo for this address");
 		return;
 	}
 	photo_headers(r, ph->etag, ph->updated);
@@ -433,70 +773,167 @@ handle_rest_photo(struct master_srv *s, struct http_req *r)
 		http_reply(r, 304, NULL, NULL, 0);
 		master_cached_unref(ph);
 	} else {
-		char side[16];
-
 		snprintf(side, sizeof(side), "%d", ph->side);
 		http_req_note(r, "side", side);
 		/* The cached bytes, shared: no copy. */
 		http_reply_ref(r, 200, "image/jpeg", ph->data, ph->len,
 		    master_cached_unref, ph);
 	}
+	call_end(c);
+}
+
+/*
+ * A conditional request whose tag matches: 304 from the tag alone, the
+ * photo's bytes neither read nor kept. True when answered.
+ */
+static bool
+rest_photo_unchanged(struct master_call *c, const struct master_tag *t)
+{
+	const char *inm = http_req_header(c->r, "If-None-Match");
+
+	if (t == NULL || !t->has_photo || inm == NULL ||
+	    !etag_matches(inm, t->etag))
+		return false;
+	photo_headers(c->r, t->etag, t->updated);
+	http_req_note(c->r, "photo", "unchanged");
+	http_reply(c->r, 304, NULL, NULL, 0);
+	call_end(c);
+	return true;
 }
 
 static void
-handle_soap_photo(struct master_srv *s, struct http_req *r)
+tag_read_run(struct store *st, void *arg)
 {
+	struct master_call *c = arg;
+	ps_err rc = store_mailbox_get(st, c->photo_email, &c->mb);
+
+	if (rc != PS_OK)
+		call_failed(c, rc);
+}
+
+static void
+tag_read_done(void *arg)
+{
+	struct master_call *c = arg;
+	struct master_tag t = { 0 };
+
+	if (call_gone(c))
+		return;
+	if (c->rc == PS_OK || c->rc == PS_ENOTFOUND) {
+		t.has_photo = c->rc == PS_OK && c->mb.etag[0] != '\0';
+		str_copy(t.etag, c->mb.etag, sizeof(t.etag));
+		t.updated = c->mb.photo_updated;
+		master_cache_tag_put(c->s->cache, c->photo_email, c->stamp, &t);
+	}
+	store_mailbox_cleanup(&c->mb);
+	if (!rest_photo_unchanged(c, &t))
+		photo_read(c, c->photo_email, c->code, rest_photo_answer);
+}
+
+static void
+rest_photo_go(struct master_call *c)
+{
+	struct http_req *r = c->r;
+	const char *email = http_req_query_ci(r, "email");
+	const char *size = http_req_query_ci(r, "size");
+	const struct master_tag *t;
+	struct master_cached *ph;
+	int code;
+
+	if (email == NULL || !email_valid(email)) {
+		call_error(c, 400, "email= must be an SMTP address");
+		return;
+	}
+	code = ews_size_index(size ? size : "");
+	if (code < 0) {
+		call_error(c, 400, "size= must be one of HR48x48, HR64x64, "
+		    "HR96x96, HR120x120, HR240x240, HR360x360, HR432x432, "
+		    "HR504x504, HR648x648");
+		return;
+	}
+	http_req_note(r, "email", email);
+	http_req_note(r, "size", ews_size_name(code));
+	if ((ph = master_cache_photo(c->s->cache, email, code)) != NULL) {
+		rest_photo_answer(c, ph);
+		return;
+	}
+	if (http_req_header(r, "If-None-Match") == NULL) {
+		photo_read(c, email, code, rest_photo_answer);
+		return;
+	}
+	/* Asked whether it changed: the photo's tag may be all it takes. */
+	if ((t = master_cache_tag(c->s->cache, email)) != NULL) {
+		if (!rest_photo_unchanged(c, t))
+			photo_read(c, email, code, rest_photo_answer);
+		return;
+	}
+	c->photo_email = email;
+	c->code = code;
+	c->rc = PS_OK;
+	c->stamp = master_cache_stamp(c->s->cache);
+	if (store_pool_read(c->s->pool, tag_read_run, tag_read_done, c) !=
+	    PS_OK)
+		call_busy(c, "store");
+}
+
+static void
+soap_photo_answer(struct master_call *c, struct master_cached *ph)
+{
+	struct http_req *r = c->r;
 	const char *inm = http_req_header(r, "If-None-Match");
-	struct ews_photo_request req;
-	struct store_photo ph = { 0 };
-	struct principal p;
-	struct buf out;
+	int status = 200;
+
+	buf_init(&c->out, 4 * 1024 * 1024);
+	if (ph == NULL) {
+		ews_fault(&c->out, false, "the store failed");
+		status = 500;
+	} else if (ph->data == NULL) {
+		/* The EWS Managed API maps 404 to PhotoOrUserNotFound. */
+		ews_photo_response(&c->out, true, NULL, 0, NULL);
+		status = 404;
+	} else {
+		photo_headers(r, ph->etag, ph->updated);
+		if (inm && etag_matches(inm, ph->etag))
+			ews_photo_response(&c->out, false, NULL, 0, NULL);
+		else
+			ews_photo_response(&c->out, true, ph->data, ph->len,
+			    "image/jpeg");
+	}
+	master_cached_unref(ph);
+	http_reply_buf(r, status, XML_TYPE, &c->out);
+	call_end(c);
+}
+
+static void
+soap_photo_go(struct master_call *c)
+{
+	struct http_req *r = c->r;
 	const char *body;
 	size_t len;
 	int code, status = 200;
 	ps_err rc;
 
-	if (!authenticate(s, r, &p))
-		return;
 	body = http_req_body(r, &len);
-	buf_init(&out, 4 * 1024 * 1024);
-	rc = ews_parse_request(body, len, &req);
-	if (rc == PS_ENOTFOUND) {
-		ews_fault(&out, true, ps_errmsg());
-		status = 500;
-		goto reply;
-	}
+	buf_init(&c->out, 4 * 1024 * 1024);
+	rc = ews_parse_request(body, len, &c->ews);
 	if (rc != PS_OK) {
-		ews_fault(&out, true, ps_errmsg());
-		status = 400;
-		goto reply;
+		/* Another operation: 500, as Exchange; malformed: 400. */
+		ews_fault(&c->out, true, ps_errmsg());
+		status = rc == PS_ENOTFOUND ? 500 : 400;
+		goto out;
 	}
-	http_req_note(r, "email", req.email);
-	if ((code = ews_size_index(req.size)) < 0) {
-		ews_error_response(&out, "ErrorInvalidPhotoSize",
+	http_req_note(r, "email", c->ews.email);
+	if ((code = ews_size_index(c->ews.size)) < 0) {
+		ews_error_response(&c->out, "ErrorInvalidPhotoSize",
 		    "The requested photo size is not valid.");
-		goto reply;
+		goto out;
 	}
-	rc = store_photo_get(s->ms->store, req.email, code, &ph);
-	if (rc == PS_ENOTFOUND) {
-		/* The EWS Managed API maps 404 to PhotoOrUserNotFound. */
-		ews_photo_response(&out, true, NULL, 0, NULL);
-		status = 404;
-	} else if (rc != PS_OK) {
-		ews_fault(&out, false, "the store failed");
-		status = 500;
-	} else {
-		photo_headers(r, ph.etag, ph.updated);
-		if (inm && etag_matches(inm, ph.etag))
-			ews_photo_response(&out, false, NULL, 0, NULL);
-		else
-			ews_photo_response(&out, true, ph.data, ph.len,
-			    "image/jpeg");
-	}
-reply:
-	http_reply_buf(r, status, XML_TYPE, &out);
-	buf_cleanup(&out);
-	store_photo_cleanup(&ph);
+	buf_cleanup(&c->out);
+	photo_find(c, c->ews.email, code, soap_photo_answer);
+	return;
+out:
+	http_reply_buf(r, status, XML_TYPE, &c->out);
+	call_end(c);
 }
 
 /* ---- routing ---- */
@@ -505,14 +942,16 @@ enum route_id {
 	R_POX, R_SOAP, R_METADATA, R_REST_PHOTO, R_EWS, R_ECP, R_METRICS,
 };
 
-static const struct route {
+struct route {
 	const char	*path;
 	enum route_id	 id;
 	bool		 get, post;
 	bool		 xml;	/* the body is XML: at most XML_MAX_BYTES */
 	enum ecp_route	 ecp;	/* for R_ECP */
 	const char	*name;	/* for metrics */
-} routes[] = {
+};
+
+static const struct route routes[] = {
 	{ "/autodiscover/autodiscover.xml", R_POX, true, true, true, 0,
 	    "autodiscover_pox" },
 	{ "/autodiscover/autodiscover.svc", R_SOAP, false, true, true, 0,
@@ -537,25 +976,133 @@ static const struct route {
 	{ "/metrics", R_METRICS, true, false, false, 0, "metrics" },
 };
 
+/* Authenticated at the gate: the XML body may be read. */
+static void
+gate_open(struct master_call *c)
+{
+	http_req_body_allow(c->r, XML_MAX_BYTES);
+	call_end(c);
+}
+
+/* The route's handler, once what is kept in memory is current. */
+static void
+call_dispatch(struct master_call *c)
+{
+	if (c->gate) {
+		authenticate(c, gate_open);
+		return;
+	}
+	switch (c->rt->id) {
+	case R_POX:
+		probe_headers(c->r);
+		authenticate(c, autodiscover_go);
+		break;
+	case R_SOAP:
+		c->soap = true;
+		authenticate(c, autodiscover_go);
+		break;
+	case R_REST_PHOTO:
+		authenticate(c, rest_photo_go);
+		break;
+	case R_EWS:
+		authenticate(c, soap_photo_go);
+		break;
+	case R_ECP:
+		/* The page keeps its own state for the request. */
+		ecp_handle(c->s->ecp, c->r, c->rt->ecp);
+		call_end(c);
+		break;
+	default:
+		call_error(c, 404, "no such endpoint");
+		break;
+	}
+}
+
+/*
+ * On with a request once every change committed before it arrived has
+ * been applied (also the follower's resume callback).
+ */
+static void
+call_current(void *arg)
+{
+	struct master_call *c = arg;
+
+	if (call_gone(c))
+		return;
+	call_dispatch(c);
+}
+
+/* Until then the request waits, deferred. */
+static void
+call_go(struct master_call *c)
+{
+	struct master_srv *s = c->s;
+
+	if (!store_follower_current(s->follower)) {
+		store_follower_wait(s->follower, call_current, c);
+		return;
+	}
+	call_dispatch(c);
+}
+
+static const struct route *
+route_find(struct http_req *r)
+{
+	const char *path = http_req_path(r);
+	size_t i;
+
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(path, routes[i].path) == 0)
+			return &routes[i];
+	return NULL;
+}
+
+/*
+ * The body gate: a body over HTTP_SMALL_BODY is read only where one is
+ * needed and only after sign-in, so that no one can make the server hold
+ * large bodies without credentials. The XML endpoints: once the caller
+ * is authenticated (a valid token, a Basic credential verified before or
+ * checked now through the guard), up to XML_MAX_BYTES. The page's upload:
+ * for a signed-in session, an image and its form (ecp.c). Anything else:
+ * 413 before the body is read.
+ */
+static void
+gate(struct http_req *r, void *arg)
+{
+	struct master_srv *s = arg;
+	const struct route *rt = route_find(r);
+	struct master_call *c;
+
+	if (rt)
+		http_req_set_route(r, rt->name);
+	if (rt && rt->id == R_ECP && rt->ecp == ECP_UPLOAD &&
+	    http_req_method(r) == HTTP_POST) {
+		ecp_gate(s->ecp, r);
+		return;
+	}
+	if (rt == NULL || !rt->xml || http_req_method(r) != HTTP_POST) {
+		http_reply_error(r, 413, "this endpoint takes no body this "
+		    "large");
+		return;
+	}
+	c = call_new(s, r, rt);
+	c->gate = true;
+	call_go(c);
+}
 
 static void
 handle(struct http_req *r, void *arg)
 {
 	struct master_srv *s = arg;
 	enum http_method m = http_req_method(r);
-	const char *path = http_req_path(r);
-	const struct route *rt = NULL;
-	size_t i, len;
+	const struct route *rt = route_find(r);
+	size_t len;
 
-	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-		if (strcmp(path, routes[i].path) == 0)
-			rt = &routes[i];
 	if (rt == NULL) {
 		http_reply_error(r, 404, "no such endpoint");
 		return;
 	}
 	http_req_set_route(r, rt->name);
-	master_cache_check(s->cache, s->ms);
 	if (!((m == HTTP_GET || m == HTTP_HEAD) ? rt->get : m == HTTP_POST ?
 	    rt->post : false)) {
 		http_reply_header(r, "Allow", rt->get && rt->post ?
@@ -569,28 +1116,33 @@ handle(struct http_req *r, void *arg)
 		http_reply_error(r, 413, "the XML body is larger than 1 MiB");
 		return;
 	}
-	switch (rt->id) {
-	case R_POX:
-		handle_autodiscover(s, r, false);
-		break;
-	case R_SOAP:
-		handle_autodiscover(s, r, true);
-		break;
-	case R_METADATA:
-		handle_metadata(s, r);
-		break;
-	case R_REST_PHOTO:
-		handle_rest_photo(s, r);
-		break;
-	case R_EWS:
-		handle_soap_photo(s, r);
-		break;
-	case R_ECP:
-		ecp_handle(s->ecp, r, rt->ecp);
-		break;
-	case R_METRICS:
+	/* Nothing kept in memory: answered at once. */
+	if (rt->id == R_METRICS) {
+		metrics_set("photosync_store_queued", NULL,
+		    (double)store_pool_pending(s->pool));
+		metrics_set("photosync_image_queued", NULL,
+		    (double)ecp_uploads_pending(s->ecp));
+		metrics_set("photosync_auth_pending", NULL,
+		    (double)auth_guard_pending(s->guard));
+		metrics_set("photosync_auth_throttled", NULL,
+		    (double)auth_guard_throttled(s->guard));
 		http_reply_metrics(r, s->metrics_acl);
-		break;
+		return;
+	}
+	if (rt->id == R_METADATA) {
+		handle_metadata(s, r);
+		return;
+	}
+	call_go(call_new(s, r, rt));
+}
+
+/* At the very end of a stop: whatever still waits gets 503. */
+static void
+calls_abort(struct master_srv *s)
+{
+	while (s->calls) {
+		http_reply_header(s->calls->r, "Retry-After", BUSY_RETRY_S);
+		call_error(s->calls, 503, "the server is stopping");
 	}
 }
 
@@ -617,28 +1169,48 @@ master_serve(struct master_state *ms, const char *listen_host,
 {
 	struct master_srv s = { .ms = ms };
 	struct http_signals *sigs = NULL;
+	struct store_follower *follower;
 	char *cert = master_path(ms, MASTER_TLS_CERT);
 	char *key = master_path(ms, MASTER_TLS_KEY);
+	char *db = master_path(ms, MASTER_DB);
+	int64_t head;
 	ps_err rc;
 
 	signal(SIGPIPE, SIG_IGN);
 	s.base = event_base_new();
-	s.auth_cache = auth_cache_new(4096);
 	s.cache = master_cache_new();
 	if ((rc = metrics_acl_parse(metrics_allow, &s.metrics_acl)) != PS_OK ||
-	    (rc = http_tls_new(cert, key, &s.tls)) != PS_OK)
+	    (rc = http_tls_new(cert, key, &s.tls)) != PS_OK ||
+	    (rc = store_pool_open(s.base, db, STORE_MASTER, &s.pool)) !=
+	    PS_OK)
 		goto out;
-	if ((s.ecp = ecp_new(ms, s.base)) == NULL) {
+	if ((s.guard = auth_guard_new(s.base, NULL)) == NULL ||
+	    (s.ecp = ecp_new(&s)) == NULL) {
 		rc = PS_EIO;
 		goto out;
 	}
 	s.http = http_server_new(s.base, "master", handle, &s);
 	http_server_buffer_logs(s.http);
-	http_server_set_max_body(s.http, MAX_BODY);
+	http_server_set_body_gate(s.http, gate, &s);
 	if ((rc = http_server_listen(s.http, listen_host ? listen_host :
 	    ms->host, ms->port, s.tls, &s.port)) != PS_OK)
 		goto out;
 	s.base_url = setup_https_origin(ms->host, s.port);
+	/*
+	 * Where the feed stands before the partners are read: a change
+	 * committed meanwhile is then read from the feed, not missed.
+	 */
+	if ((rc = store_feed_head(ms->store, &head)) != PS_OK)
+		goto out;
+	if (partners_read(ms->store, &s.partners) != PS_OK)
+		log_warn(NULL, "partner.load_failed", "error=%s",
+		    log_q(ps_errmsg()));
+	s.follower = store_follower_new(s.base, s.pool, db, head, &follow_ops,
+	    &s);
+	if ((s.notifier = notifier_new(&s)) == NULL) {
+		rc = PS_ECRYPTO;
+		goto out;
+	}
 	if (port_file) {
 		char portbuf[16];
 
@@ -647,15 +1219,10 @@ master_serve(struct master_state *ms, const char *listen_host,
 		    strlen(portbuf), 0644)) != PS_OK)
 			goto out;
 	}
-	partners_refresh(&s);
-	if ((s.notifier = notifier_new(ms, s.base)) == NULL) {
-		rc = PS_ECRYPTO;
-		goto out;
-	}
 	sigs = http_signals_watch(s.base, serve_stop, &s);
 	log_info(NULL, "serve.listening", "url=%s realm=%s domain=%s "
 	    "partners=%zu", log_q(s.base_url), ms->realm, log_q(ms->domain),
-	    s.n_partners);
+	    s.partners->n);
 	printf("photosync master: serving %s (domain %s)\n", s.base_url,
 	    ms->domain);
 	fflush(stdout);
@@ -663,17 +1230,34 @@ master_serve(struct master_state *ms, const char *listen_host,
 	rc = PS_OK;
 out:
 	http_signals_free(sigs);
+	/*
+	 * Stopping: uploads being rendered finish, then the notifier stops;
+	 * the follower's waiting requests go on; the store's lanes run what
+	 * is queued to its end (those jobs' callbacks still find everything
+	 * above); the guard answers none of the checks it still has, so what
+	 * still waits is answered here.
+	 */
+	ecp_drain(s.ecp);
 	notifier_free(s.notifier);
-	metrics_acl_free(s.metrics_acl);
+	s.notifier = NULL;
+	follower = s.follower;
+	s.follower = NULL;
+	store_follower_free(follower);
+	store_pool_free(s.pool);
+	s.pool = NULL;
+	auth_guard_free(s.guard);
+	s.guard = NULL;
+	calls_abort(&s);
 	ecp_free(s.ecp);
+	metrics_acl_free(s.metrics_acl);
 	http_server_free(s.http);
 	http_tls_free(s.tls);
-	partners_clear(&s);
+	partners_free(s.partners);
 	master_cache_free(s.cache);
-	auth_cache_free(s.auth_cache);
 	event_base_free(s.base);
 	free(s.base_url);
 	free(cert);
 	free(key);
+	free(db);
 	return rc;
 }

@@ -107,6 +107,8 @@ struct portal_srv {
 	struct lru		*ad_cache;	/* Autodiscover answers */
 	struct lru		*states;	/* sync states */
 	uint64_t		 states_epoch;
+	struct sync_job		*write_pending;	/* outcomes to write */
+	bool			 writing;	/* a batch is being written */
 	struct lru		*tokens;	/* S2S tokens kept (token.h) */
 };
 
@@ -187,6 +189,24 @@ typedef void (*sync_discover_fn)(void *arg, int has_mailbox,
  */
 void	sync_discover(struct webapp_ctx *, const struct store_user *user,
 	    const char *reqid, sync_discover_fn fn, void *arg);
+/*
+ * Asks Autodiscover about up to AD_MAX_USERS of `users` in one call (an
+ * app-only token), so that their syncs find the answers kept and make
+ * one call to the master each instead of two (`portal refresh`). Users
+ * with no mailbox in the answer, and any failure, are left to their own
+ * syncs, which find out and record it. done(arg) is called once, maybe
+ * before it returns.
+ */
+void	sync_discover_prefetch(struct webapp_ctx *,
+	    const struct store_user *const *users, size_t n,
+	    const char *reqid, void (*done)(void *), void *arg);
+/*
+ * Reads the sync state of every user of the web application from `st`
+ * (before the loop runs: `portal refresh`), so that their syncs need no
+ * store read each; `accounts` without a stored state get the zeroed one.
+ */
+ps_err	sync_preload(struct webapp_ctx *, struct store *,
+	    const char *const *accounts, size_t n);
 /* Sets up sync.c's maps (portal_srv_init calls it). */
 void	sync_caches_init(struct portal_srv *);
 void	sync_shutdown(struct portal_srv *);

@@ -21,17 +21,22 @@
 #include "common/log.h"
 #include "common/str.h"
 #include "common/xalloc.h"
+#include "exchange/autodiscover.h"
 #include "portal_int.h"
 #include "refresh.h"
 
 #define MAX_ATTEMPTS	5
 #define MAX_PAUSE_S	300
 #define MAX_LISTED	20
+/* Autodiscover asked ahead for this many users at a time, two at once. */
+#define DISCOVER_BATCH	AD_MAX_USERS
+#define DISCOVER_AHEAD	2
 
 struct item {
 	struct webapp_ctx	*app;
 	struct store_user	 user;
 	int			 attempts;
+	bool			 discovered;	/* its batch was answered */
 };
 
 struct reason_count {
@@ -46,6 +51,10 @@ struct refresh {
 	size_t			*queue;		/* indexes still to start */
 	size_t			 q_head, q_len, q_cap;
 	int			 concurrency, inflight, flags;
+	/* Autodiscover asked ahead, in batches, in the items' order */
+	size_t			 discover_next;	/* first item not asked */
+	int			 discovering;	/* batches in flight */
+	bool			 pumping;	/* pump() is running */
 	int64_t			 pause_until;	/* monotonic ms */
 	bool			 interrupted, tty;
 	int64_t			 last_draw;
@@ -166,6 +175,50 @@ draw(struct refresh *rf, bool force)
 
 static void pump(struct refresh *);
 
+/* A batch of Autodiscover answers is in (or failed): its items may go. */
+struct discover_batch {
+	struct refresh	*rf;
+	size_t		 from, to;	/* items */
+};
+
+static void
+batch_done(void *arg)
+{
+	struct discover_batch *b = arg;
+	struct refresh *rf = b->rf;
+	size_t i;
+
+	for (i = b->from; i < b->to; i++)
+		rf->items[i].discovered = true;
+	rf->discovering--;
+	free(b);
+	pump(rf);
+}
+
+/*
+ * Asks Autodiscover about the next items of one web application in one
+ * call, so that each sync then needs one call to the master, not two.
+ */
+static void
+discover_ahead(struct refresh *rf)
+{
+	struct discover_batch *b = xcalloc(1, sizeof(*b));
+	const struct store_user *users[DISCOVER_BATCH];
+	struct webapp_ctx *app = rf->items[rf->discover_next].app;
+	char reqid[40];
+	size_t n = 0;
+
+	b->rf = rf;
+	b->from = rf->discover_next;
+	while (rf->discover_next < rf->n && n < DISCOVER_BATCH &&
+	    rf->items[rf->discover_next].app == app)
+		users[n++] = &rf->items[rf->discover_next++].user;
+	b->to = rf->discover_next;
+	rf->discovering++;
+	snprintf(reqid, sizeof(reqid), "%s-d%zu", rf->reqid, b->from);
+	sync_discover_prefetch(app, users, n, reqid, batch_done, b);
+}
+
 static void
 item_done(void *arg, const struct sync_outcome *o)
 {
@@ -226,11 +279,22 @@ start_item(struct refresh *rf, struct item *it)
 static void
 pump(struct refresh *rf)
 {
+	/* A batch answered at once calls back: the loops below go on. */
+	if (rf->pumping)
+		return;
+	rf->pumping = true;
+	while (!rf->interrupted && rf->discovering < DISCOVER_AHEAD &&
+	    rf->discover_next < rf->n)
+		discover_ahead(rf);
+	/* In order: an item goes once its batch was answered. */
 	while (!rf->interrupted && rf->q_len > 0 &&
 	    rf->inflight < rf->concurrency &&
-	    time_mono_ms() >= rf->pause_until)
+	    time_mono_ms() >= rf->pause_until &&
+	    rf->items[rf->queue[rf->q_head]].discovered)
 		start_item(rf, &rf->items[queue_pop(rf)]);
-	if (rf->inflight == 0 && (rf->q_len == 0 || rf->interrupted))
+	rf->pumping = false;
+	if (rf->inflight == 0 && rf->discovering == 0 && (rf->q_len == 0 ||
+	    rf->interrupted))
 		event_base_loopexit(rf->srv.base, NULL);
 }
 
@@ -330,6 +394,7 @@ portal_refresh_run(struct portal_state *ps, const char *url,
 	char account[ACCOUNT_MAX];
 	bool is_email;
 	size_t i, j;
+	ps_err rc;
 	int ret = 1;
 
 	rf->concurrency = concurrency > 0 ? concurrency : 4;
@@ -364,6 +429,23 @@ portal_refresh_run(struct portal_state *ps, const char *url,
 		}
 		collect_user(rf, &u);
 		store_user_cleanup(&u);
+	}
+	/* Every user's state in one read, not one store call each. */
+	for (i = 0; i < rf->srv.n_apps; i++) {
+		struct webapp_ctx *app = &rf->srv.apps[i];
+		const char **acc = xcalloc(rf->n + 1, sizeof(*acc));
+		size_t k = 0;
+
+		for (j = 0; j < rf->n; j++)
+			if (rf->items[j].app == app)
+				acc[k++] = rf->items[j].user.account;
+		rc = sync_preload(app, ps->store, acc, k);
+		free(acc);
+		if (rc != PS_OK) {
+			fprintf(stderr, "photosync portal refresh: %s\n",
+			    ps_errmsg());
+			goto out;
+		}
 	}
 	log_info(rf->reqid, "refresh.start", "users=%zu concurrency=%d "
 	    "force=%s", rf->n, rf->concurrency, force ? "yes" : "no");

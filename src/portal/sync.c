@@ -44,6 +44,7 @@
 #define AD_CACHE_TTL		3600
 #define AD_CACHE_MAX		65536	/* entries */
 #define STATES_MAX		65536	/* entries */
+#define SYNC_WRITE_BATCH	256	/* outcomes per transaction */
 
 /* What Autodiscover said about one address, kept AD_CACHE_TTL seconds. */
 struct ad_entry {
@@ -91,6 +92,7 @@ struct sync_job {
 	ps_err			 render_rc;
 	char			 render_err[256];
 	/* the write, done on the store's write lane */
+	struct sync_job		*write_next;	/* srv->write_pending */
 	enum job_write		 write;
 	char			 etag[64];
 	ps_err			 write_rc;
@@ -190,6 +192,30 @@ state_remember(struct webapp_ctx *app, const char *account,
 	e->have_master_photo = have_master_photo;
 	user_key(app->w.id, account, key, sizeof(key));
 	lru_put(app->srv->states, key, e, sizeof(*e));
+}
+
+static ps_err
+preload_one(void *arg, const char *account, const struct store_sync *s,
+    bool master_photo)
+{
+	state_remember(arg, account, s, master_photo);
+	return PS_OK;
+}
+
+ps_err
+sync_preload(struct webapp_ctx *app, struct store *st,
+    const char *const *accounts, size_t n)
+{
+	struct store_sync none = { .has_mailbox = -1 };
+	ps_err rc;
+	size_t i;
+
+	if ((rc = store_sync_each(st, app->w.id, preload_one, app)) != PS_OK)
+		return rc;
+	for (i = 0; i < n; i++)
+		if (state_find(app, accounts[i]) == NULL)
+			state_remember(app, accounts[i], &none, false);
+	return PS_OK;
 }
 
 void
@@ -337,28 +363,23 @@ discovered_merge(const struct sync_job *job, struct store_sync *s)
 	}
 }
 
-/* On the write lane: the outcome's rows, in one transaction. */
-static void
-write_run(struct store *st, void *arg)
+/* The rows of one job's outcome, inside a transaction. */
+static ps_err
+job_rows(struct store *st, struct sync_job *job)
 {
-	struct sync_job *job = arg;
 	int64_t webapp = job->app->w.id;
 	struct store_sync merged;
 	const unsigned char *data[4];
 	size_t len[4];
-	ps_err rc;
+	ps_err rc = PS_OK;
 	int i;
 
-	if ((rc = store_begin(st)) != PS_OK)
-		goto out;
 	if (job->discover_only) {
 		if ((rc = store_sync_get(st, webapp, job->account,
-		    &merged)) == PS_OK) {
-			discovered_merge(job, &merged);
-			rc = store_sync_put(st, webapp, job->account, &merged);
-		}
-		rc = store_end(st, rc == PS_OK) == PS_OK ? rc : PS_ESTORE;
-		goto out;
+		    &merged)) != PS_OK)
+			return rc;
+		discovered_merge(job, &merged);
+		return store_sync_put(st, webapp, job->account, &merged);
 	}
 	switch (job->write) {
 	case WRITE_PHOTO:
@@ -379,17 +400,109 @@ write_run(struct store *st, void *arg)
 	}
 	if (rc == PS_OK)
 		rc = store_sync_put(st, webapp, job->account, &job->state);
-	rc = store_end(st, rc == PS_OK) == PS_OK ? rc : PS_ESTORE;
-out:
+	return rc;
+}
+
+/* One job's rows in a transaction of their own. */
+static void
+job_write_alone(struct store *st, struct sync_job *job)
+{
+	ps_err rc;
+
+	if ((rc = store_begin(st)) == PS_OK) {
+		rc = job_rows(st, job);
+		rc = store_end(st, rc == PS_OK) == PS_OK ? rc : PS_ESTORE;
+	}
 	job->write_rc = rc;
 	if (rc != PS_OK)
 		str_copy(job->write_err, ps_errmsg(), sizeof(job->write_err));
 }
 
+/*
+ * The outcomes that ended while the previous batch was written, written
+ * together in one transaction (a commit costs the same for one row or
+ * many); should one fail, each is written again alone, so that one bad
+ * row costs no other its write.
+ */
+struct write_batch {
+	struct portal_srv	*srv;
+	struct sync_job		*jobs[SYNC_WRITE_BATCH];
+	size_t			 n;
+};
+
+static void
+write_run(struct store *st, void *arg)
+{
+	struct write_batch *wb = arg;
+	ps_err rc;
+	size_t i;
+
+	if (wb->n > 1 && (rc = store_begin(st)) == PS_OK) {
+		for (i = 0; i < wb->n && rc == PS_OK; i++)
+			rc = job_rows(st, wb->jobs[i]);
+		if (store_end(st, rc == PS_OK) == PS_OK && rc == PS_OK) {
+			for (i = 0; i < wb->n; i++)
+				wb->jobs[i]->write_rc = PS_OK;
+			return;
+		}
+	}
+	for (i = 0; i < wb->n; i++)
+		job_write_alone(st, wb->jobs[i]);
+}
+
+static void job_written(struct sync_job *);
+static void write_next(struct portal_srv *);
+
 static void
 write_done(void *arg)
 {
-	struct sync_job *job = arg;
+	struct write_batch *wb = arg;
+	struct portal_srv *srv = wb->srv;
+	size_t i;
+
+	srv->writing = false;
+	for (i = 0; i < wb->n; i++)
+		job_written(wb->jobs[i]);
+	free(wb);
+	write_next(srv);
+}
+
+/* Starts writing what is pending, unless a batch is being written. */
+static void
+write_next(struct portal_srv *srv)
+{
+	struct write_batch *wb;
+	struct sync_job *job;
+	size_t i;
+
+	if (srv->writing || srv->write_pending == NULL)
+		return;
+	wb = xcalloc(1, sizeof(*wb));
+	wb->srv = srv;
+	while (wb->n < SYNC_WRITE_BATCH && (job = srv->write_pending) !=
+	    NULL) {
+		srv->write_pending = job->write_next;
+		wb->jobs[wb->n++] = job;
+	}
+	if (store_pool_write(srv->store, write_run, write_done, wb) ==
+	    PS_OK) {
+		srv->writing = true;
+		return;
+	}
+	for (i = 0; i < wb->n; i++) {
+		wb->jobs[i]->write_rc = PS_EBUSY;
+		str_copy(wb->jobs[i]->write_err, ps_errmsg(),
+		    sizeof(wb->jobs[i]->write_err));
+	}
+	/* Told after the batch is off the list: they may queue more. */
+	for (i = 0; i < wb->n; i++)
+		job_written(wb->jobs[i]);
+	free(wb);
+}
+
+static void
+job_written(struct sync_job *job)
+{
 	struct webapp_ctx *app = job->app;
 
 	if (job->write != WRITE_STATE)
@@ -432,6 +545,7 @@ job_save(struct sync_job *job, enum job_write what)
 {
 	bool master_photo = what == WRITE_PHOTO ? true :
 	    what == WRITE_REMOVE ? false : job->have_master_photo;
+	struct sync_job **p;
 	struct sync_entry *e;
 
 	job->write = what;
@@ -440,12 +554,11 @@ job_save(struct sync_job *job, enum job_write what)
 		    master_photo);
 	else if ((e = state_find(job->app, job->account)) != NULL)
 		discovered_merge(job, &e->s);
-	if (store_pool_write(job->app->srv->store, write_run, write_done,
-	    job) != PS_OK) {
-		str_copy(job->write_err, ps_errmsg(), sizeof(job->write_err));
-		job->write_rc = PS_EBUSY;
-		write_done(job);
-	}
+	/* Appended: outcomes are written in the order they came. */
+	for (p = &job->app->srv->write_pending; *p; p = &(*p)->write_next)
+		;
+	*p = job;
+	write_next(job->app->srv);
 }
 
 /*
@@ -1051,6 +1164,138 @@ sync_discover(struct webapp_ctx *app, const struct store_user *user,
 	log_info(reqid, "sync.discover", "account=%s email=%s",
 	    log_q(job->account), log_q(job->email));
 	start_autodiscover(job);
+}
+
+/* ---- Autodiscover for many users at once ---- */
+
+struct prefetch {
+	struct webapp_ctx	*app;
+	char			 reqid[80];
+	char			**emails;
+	size_t			 n;
+	void			(*done)(void *);
+	void			*arg;
+};
+
+static void
+prefetch_free(struct prefetch *pf)
+{
+	size_t i;
+
+	for (i = 0; i < pf->n; i++)
+		free(pf->emails[i]);
+	free(pf->emails);
+	free(pf);
+}
+
+static void
+prefetch_done(const struct xfer_response *r, void *arg)
+{
+	struct prefetch *pf = arg;
+	struct ad_user_settings *us = xcalloc(pf->n, sizeof(*us));
+	size_t i, found = 0;
+
+	if (r->rc != PS_OK || r->status != 200)
+		log_warn(pf->reqid, "sync.prefetch_failed", "users=%zu "
+		    "status=%ld reason=%s", pf->n, r->status,
+		    log_q(r->rc != PS_OK ? r->error : "not 200"));
+	else if (autodiscover_soap_parse_many(r->body.b_data, r->body.b_len,
+	    us, pf->n) != PS_OK)
+		log_warn(pf->reqid, "sync.prefetch_failed", "users=%zu "
+		    "status=200 reason=%s", pf->n, log_q(ps_errmsg()));
+	else {
+		/* What a user's own sync would keep; it deals with the rest. */
+		for (i = 0; i < pf->n; i++) {
+			if (us[i].error_code && strcmp(us[i].error_code,
+			    "NoError") == 0 && us[i].photos_url &&
+			    us[i].ecp_photo_url) {
+				ad_cache_put(pf->app, pf->emails[i],
+				    us[i].photos_url, us[i].ecp_photo_url);
+				found++;
+			}
+			ad_user_settings_cleanup(&us[i]);
+		}
+		log_debug(pf->reqid, "sync.prefetched", "users=%zu "
+		    "mailboxes=%zu", pf->n, found);
+	}
+	free(us);
+	pf->done(pf->arg);
+	prefetch_free(pf);
+}
+
+void
+sync_discover_prefetch(struct webapp_ctx *app,
+    const struct store_user *const *users, size_t n, const char *reqid,
+    void (*done)(void *), void *arg)
+{
+	const struct store_webapp *w = &app->w;
+	struct prefetch *pf = xcalloc(1, sizeof(*pf));
+	struct portal_token_pick pick;
+	struct xfer_request xr = { 0 };
+	const char *domain = NULL, *at;
+	char *url = NULL, *token = NULL, **hdrs = NULL;
+	struct buf body;
+	size_t i;
+	ps_err rc = PS_OK;
+
+	pf->app = app;
+	pf->done = done;
+	pf->arg = arg;
+	str_copy(pf->reqid, reqid, sizeof(pf->reqid));
+	pf->emails = xcalloc(n + 1, sizeof(*pf->emails));
+	buf_init(&body, 1024 * 1024);
+	/* Those not known yet; one Autodiscover host per call. */
+	for (i = 0; i < n && pf->n < AD_MAX_USERS; i++) {
+		if ((at = strchr(users[i]->email, '@')) == NULL ||
+		    ad_cache_find(app, users[i]->email) != NULL)
+			continue;
+		if (domain == NULL)
+			domain = at + 1;
+		if (!w->autodiscover_domain[0] && strcasecmp(domain,
+		    at + 1) != 0)
+			continue;
+		pf->emails[pf->n++] = xstrdup(users[i]->email);
+	}
+	if (pf->n == 0 || !w->photo_import)
+		goto out;
+	url = w->autodiscover_domain[0] ? xasprintf("https://%s/autodiscover/"
+	    "autodiscover.svc", w->autodiscover_domain) :
+	    xasprintf("https://autodiscover.%s/autodiscover/autodiscover.svc",
+	    domain);
+	if ((rc = autodiscover_soap_request_many(&body, url,
+	    (const char *const *)pf->emails, pf->n, ad_settings,
+	    sizeof(ad_settings) / sizeof(*ad_settings))) != PS_OK ||
+	    (rc = portal_token_pick(&app->srv->issuers, url, &pick)) !=
+	    PS_OK || (rc = portal_token_mint(app, &pick, NULL, NULL,
+	    &token)) != PS_OK)
+		goto out;
+	hdrs = auth_headers(token, "Content-Type: text/xml; charset=utf-8",
+	    NULL);
+	xfree_secret(token, strlen(token));
+	xr.method = "POST";
+	xr.url = url;
+	xr.headers = (const char *const *)hdrs;
+	xr.body = buf_str(&body);
+	xr.body_len = body.b_len;
+	xr.ca_file = w->ca_file[0] ? w->ca_file : NULL;
+	xr.allow_http = w->allow_oauth_http;
+	xr.timeout_ms = SYNC_TIMEOUT_MS;
+	xr.max_bytes = SYNC_MAX_XML * 8;
+	xr.reqid = pf->reqid;
+	rc = xfer_start(app->srv->xfer, &xr, prefetch_done, pf);
+	headers_free(hdrs);
+	if (rc == PS_OK)
+		pf = NULL;	/* prefetch_done has it */
+out:
+	if (rc != PS_OK)
+		log_warn(reqid, "sync.prefetch_failed", "users=%zu reason=%s",
+		    pf ? pf->n : 0, log_q(ps_errmsg()));
+	if (pf) {
+		pf->done(pf->arg);
+		prefetch_free(pf);
+	}
+	buf_cleanup(&body);
+	free(url);
 }
 
 size_t

@@ -165,7 +165,8 @@ portal_token_mint(const struct webapp_ctx *app,
 	m.upn = email;
 	m.now = time_now();
 	m.lifetime = PORTAL_TOKEN_LIFETIME;
-	if (tokens == NULL)
+	/* No user: the actor alone, the application's own (app-only). */
+	if (tokens == NULL || email == NULL)
 		return s2s_token_mint(&m, token);
 	snprintf(akey, sizeof(akey), "a/%" PRId64 "/%s/%s", app->w.id,
 	    pick->authority, pick->realm);

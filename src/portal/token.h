@@ -59,7 +59,8 @@ ps_err	portal_token_pick(const struct portal_issuers *, const char *url,
 	    struct portal_token_pick *pick);
 
 /*
- * Mints a token acting as `email` for `pick` (from portal_token_pick()),
+ * Mints a token acting as `email` (NULL: the application's own, app-only)
+ * for `pick` (from portal_token_pick()),
  * signed with `app`'s S2S key; only app->w.id, w.realm, s2s_key, s2s_cert
  * and s2s_cert_len are used. `tokens` (NULL: none) keeps tokens for
  * reuse until shortly before they expire (DESIGN §5): each user's, and

@@ -35,12 +35,6 @@ ps_err	store_open(const char *path, enum store_role, bool create,
 	    struct store **out);
 void	store_close(struct store *);
 
-/*
- * A number that changes whenever any process commits a change to the
- * store, so a server can keep derived caches and rebuild them only then.
- */
-int64_t	store_data_version(struct store *);
-
 /* ---- the change feed ---- */
 
 /*
@@ -445,6 +439,14 @@ ps_err	store_sync_get(struct store *, int64_t webapp, const char *account,
 	    struct store_sync *out);
 ps_err	store_sync_put(struct store *, int64_t webapp, const char *account,
 	    const struct store_sync *);
+/*
+ * Calls `fn` for every stored sync state of a web application, with the
+ * account and whether the photo held is the master's (a user with no
+ * state row has the zeroed state); stops on non-PS_OK.
+ */
+ps_err	store_sync_each(struct store *, int64_t webapp,
+	    ps_err (*fn)(void *, const char *account,
+	    const struct store_sync *, bool master_photo), void *arg);
 
 /* ---- portal: browser sessions ---- */
 

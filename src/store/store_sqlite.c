@@ -56,7 +56,6 @@ struct store {
 	sqlite3			*db;
 	enum store_role		 role;
 	char			*path;
-	sqlite3_stmt		*q_version;	/* asked on every request */
 	int64_t			 tx;	/* this connection's transaction */
 	struct store_feed_watch	*bump;	/* NULL: commits are not announced */
 	struct stmt_slot	 stmts[STMT_CACHE];
@@ -687,7 +686,6 @@ store_close(struct store *st)
 
 	if (st == NULL)
 		return;
-	sqlite3_finalize(st->q_version);
 	for (i = 0; i < STMT_CACHE; i++) {
 		sqlite3_finalize(st->stmts[i].q);
 		free(st->stmts[i].sql);
@@ -696,20 +694,6 @@ store_close(struct store *st)
 	store_feed_watch_close(st->bump);
 	free(st->path);
 	free(st);
-}
-
-int64_t
-store_data_version(struct store *st)
-{
-	int64_t v = -1;
-
-	if (st->q_version == NULL && sqlite3_prepare_v2(st->db,
-	    "PRAGMA data_version", -1, &st->q_version, NULL) != SQLITE_OK)
-		return -1;
-	if (sqlite3_step(st->q_version) == SQLITE_ROW)
-		v = sqlite3_column_int64(st->q_version, 0);
-	sqlite3_reset(st->q_version);
-	return v;
 }
 
 /* ---- small statement helpers ---- */
@@ -2464,6 +2448,41 @@ store_sync_put(struct store *st, int64_t webapp, const char *account,
 	rc = step_done(st, q, NULL);
 	if (rc == PS_EEXIST)
 		rc = ps_errf(PS_ENOTFOUND, "no user %s", account);
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_sync_each(struct store *st, int64_t webapp,
+    ps_err (*fn)(void *, const char *, const struct store_sync *, bool),
+    void *arg)
+{
+	sqlite3_stmt *q = prep(st, "SELECT s.account, s.last_success, "
+	    "s.last_error, s.reason, s.master_etag, s.has_mailbox, t.source "
+	    "FROM sync_state s LEFT JOIN thumbs t ON t.webapp = s.webapp AND "
+	    "t.account = s.account WHERE s.webapp = ?");
+	struct store_sync sy;
+	ps_err rc = PS_OK;
+	int r;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	sqlite3_bind_int64(q, 1, webapp);
+	while (rc == PS_OK && (r = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *source = (const char *)sqlite3_column_text(q, 6);
+
+		memset(&sy, 0, sizeof(sy));
+		sy.last_success = sqlite3_column_int64(q, 1);
+		sy.last_error = sqlite3_column_int64(q, 2);
+		str_copy(sy.reason, col_text(q, 3), sizeof(sy.reason));
+		str_copy(sy.master_etag, col_text(q, 4),
+		    sizeof(sy.master_etag));
+		sy.has_mailbox = sqlite3_column_int(q, 5);
+		rc = fn(arg, col_text(q, 0), &sy, source != NULL &&
+		    strcmp(source, "master") == 0);
+	}
+	if (rc == PS_OK && r != SQLITE_DONE)
+		rc = store_fail(st, "read sync states");
 	unprep(st, q);
 	return rc;
 }

@@ -72,7 +72,14 @@ def done():
 
 
 def tmpdir(prefix):
-    return tempfile.mkdtemp(prefix="photosync-%s-" % prefix)
+    """A temporary directory, removed when the test exits (after its
+    servers have stopped: atexit runs last what was registered first);
+    PHOTOSYNC_KEEP=1 keeps it for a look."""
+    import shutil
+    path = tempfile.mkdtemp(prefix="photosync-%s-" % prefix)
+    if os.environ.get("PHOTOSYNC_KEEP") != "1":
+        atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def run(*args, input=None, check=True):

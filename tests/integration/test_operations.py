@@ -8,7 +8,7 @@ import time
 
 from fakepeer import FakeMaster, capture_ad_template, make_tls
 from psync import (done, free_port, is_eq, make_image, ok, photo_path, run,
-                   tmpdir, wired)
+                   store_change, tmpdir, wired)
 
 work = tmpdir("ops")
 T1, T2 = "contoso\\test1", "contoso\\test2"
@@ -131,6 +131,32 @@ r = m.get("/metrics")
 ok(r.status == 200 and "photosync_notifications_total{result=\"delivered\"}"
    in r.text() and "photosync_http_requests_total{route=\"getuserphoto_rest\""
    in r.text(), "master /metrics: notifications and requests")
+
+# ---- portal refresh --all asks Autodiscover for 100 users per call ----
+N = 130
+for i in range(N):
+    store_change(os.path.join(m.dir, "master.db"), "INSERT INTO mailboxes "
+                 "(email, name, created) VALUES (?, ?, 0)",
+                 ("bulk%03d@contoso.com" % i, "Bulk %d" % i))
+    store_change(os.path.join(p.dir, "portal.db"), "INSERT INTO users "
+                 "(account, email, name, created) VALUES (?, ?, ?, 0)",
+                 ("contoso\\bulk%03d" % i, "bulk%03d@contoso.com" % i,
+                  "Bulk %d" % i))
+mlog0 = len(m.server.logs())
+st, out, err = run("portal", "refresh", "--dir", p.dir, "--all", "--force",
+                   check=False)
+n_users = int(re.search(r"refreshed (\d+) users", out).group(1))
+no_mailbox = int(re.search(r"no mailbox\s+(\d+)", out).group(1))
+ok(st == 0 and n_users == N + 3, "refresh --all: %d users (%s)" % (
+    n_users, out.replace("\n", " | ")))
+mlog = m.server.logs()[mlog0:]
+is_eq(len(re.findall(r"ev=autodiscover\.soap", mlog)),
+      (n_users + 99) // 100 + no_mailbox,
+      "Autodiscover asked for 100 users per call (and once more for each "
+      "user it knew no mailbox for)")
+is_eq(len(re.findall(r"ev=http\.request method=GET path=/EWS/Exchange"
+                     r"\.asmx/s/GetUserPhoto", mlog, re.I)),
+      n_users - no_mailbox, "one GetUserPhoto per user with a mailbox")
 p.stop()
 m.stop()
 

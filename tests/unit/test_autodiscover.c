@@ -458,7 +458,7 @@ test_soap_settings(void)
 	{
 		const char *three[] = { "nobody@contoso.com",
 		    "test1@contoso.com", "Test1@Contoso.com" };
-		struct ad_user_settings many[3];
+		struct ad_user_settings many[4];
 
 		buf_reset(&req);
 		ok(autodiscover_soap_request_many(&req, AD_URL, three, 3,

@@ -1,0 +1,200 @@
+/*
+ * The master server's in-memory index (master/cache.c): photos and
+ * verified credentials dropped by address, never whole; a read that a
+ * change overtook is answered but not kept; forgetting which addresses
+ * changed never lets a stale credential through.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "common/xalloc.h"
+#include "master/master_int.h"
+#include "t.h"
+
+#define CHANGED_KEPT	65536	/* cache.c's CACHE_CHANGED */
+
+static struct store_photo
+photo(const char *etag, size_t len)
+{
+	struct store_photo sp = { 0 };
+
+	snprintf(sp.etag, sizeof(sp.etag), "%s", etag);
+	sp.side = 96;
+	sp.len = len;
+	sp.data = xmalloc(len);
+	memset(sp.data, 'j', len);
+	return sp;
+}
+
+/* A hit's etag ("" for "no photo"), or NULL on a miss. */
+static const char *
+lookup(struct master_cache *c, const char *email, int code, char *etag)
+{
+	struct master_cached *ph = master_cache_photo(c, email, code);
+
+	if (ph == NULL)
+		return NULL;
+	snprintf(etag, 64, "%s", ph->data ? ph->etag : "");
+	master_cached_unref(ph);
+	return etag;
+}
+
+static void
+test_photos(void)
+{
+	struct master_cache *c = master_cache_new();
+	struct master_cached *ph;
+	struct store_photo sp;
+	char etag[64];
+	uint64_t stamp;
+	int code;
+
+	ok(lookup(c, "a@contoso.com", 2, etag) == NULL, "an empty index misses");
+	stamp = master_cache_stamp(c);
+	sp = photo("e1", 100);
+	ph = master_cache_photo_put(c, "a@contoso.com", 2, stamp, &sp);
+	ok(ph && ph->data && ph->len == 100 && sp.data == NULL,
+	    "a read photo is answered, its bytes taken");
+	master_cached_unref(ph);
+	is_str(lookup(c, "A@Contoso.com", 2, etag), "e1",
+	    "then found, whatever the address's case");
+	ph = master_cache_photo_put(c, "b@contoso.com", 2, stamp, NULL);
+	ok(ph && ph->data == NULL, "\"no photo\" is answered");
+	master_cached_unref(ph);
+	is_str(lookup(c, "b@contoso.com", 2, etag), "",
+	    "and remembered as well");
+	for (code = 0; code < 4; code++) {
+		sp = photo("e2", 10);
+		master_cached_unref(master_cache_photo_put(c, "a@contoso.com",
+		    code, master_cache_stamp(c), &sp));
+	}
+	master_cache_drop(c, "A@contoso.com");
+	for (code = 0; code < 4; code++)
+		ok(lookup(c, "a@contoso.com", code, etag) == NULL,
+		    "a dropped address's sizes are all gone");
+	is_str(lookup(c, "b@contoso.com", 2, etag), "",
+	    "another address's entry stays");
+
+	/* A read that began before the change landed. */
+	stamp = master_cache_stamp(c);
+	master_cache_drop(c, "b@contoso.com");
+	sp = photo("old", 10);
+	ph = master_cache_photo_put(c, "b@contoso.com", 2, stamp, &sp);
+	ok(ph && ph->data, "a read overtaken by a change is still answered");
+	master_cached_unref(ph);
+	ok(lookup(c, "b@contoso.com", 2, etag) == NULL,
+	    "but not kept: the next request reads again");
+	sp = photo("new", 10);
+	master_cached_unref(master_cache_photo_put(c, "b@contoso.com", 2,
+	    master_cache_stamp(c), &sp));
+	is_str(lookup(c, "b@contoso.com", 2, etag), "new",
+	    "a read after the change is kept");
+	master_cache_drop_all(c);
+	ok(lookup(c, "b@contoso.com", 2, etag) == NULL,
+	    "drop_all empties the index");
+	master_cache_free(c);
+}
+
+/* The photo's tag: enough for a 304, dropped with its address. */
+static void
+test_tags(void)
+{
+	struct master_cache *c = master_cache_new();
+	struct master_tag t = { .has_photo = true, .updated = 7 };
+	struct store_photo sp = photo("e1", 100);
+	const struct master_tag *got;
+	uint64_t stamp;
+
+	ok(master_cache_tag(c, "a@contoso.com") == NULL, "no tag at first");
+	master_cached_unref(master_cache_photo_put(c, "A@contoso.com", 3,
+	    master_cache_stamp(c), &sp));
+	got = master_cache_tag(c, "a@CONTOSO.com");
+	ok(got && got->has_photo && strcmp(got->etag, "e1") == 0,
+	    "a photo read for the index leaves its tag, for any case");
+	master_cache_drop(c, "a@contoso.com");
+	ok(master_cache_tag(c, "a@contoso.com") == NULL,
+	    "dropped with its address");
+	stamp = master_cache_stamp(c);
+	snprintf(t.etag, sizeof(t.etag), "e2");
+	master_cache_drop(c, "a@contoso.com");
+	master_cache_tag_put(c, "a@contoso.com", stamp, &t);
+	ok(master_cache_tag(c, "a@contoso.com") == NULL,
+	    "a tag read before a change is not kept");
+	master_cache_tag_put(c, "a@contoso.com", master_cache_stamp(c), &t);
+	got = master_cache_tag(c, "a@contoso.com");
+	ok(got && strcmp(got->etag, "e2") == 0 && got->updated == 7,
+	    "one read after it is");
+	master_cache_drop_all(c);
+	ok(master_cache_tag(c, "a@contoso.com") == NULL,
+	    "all tags go when everything does");
+	master_cache_free(c);
+}
+
+static void
+test_creds(void)
+{
+	struct master_cache *c = master_cache_new();
+	const char *h1 = "Basic dGVzdDE6cHc=", *h1b = "Basic dGVzdDE6cHcy";
+	const char *h2 = "Basic dGVzdDI6cHc=";
+	char email[256];
+	uint64_t stamp;
+	int i;
+
+	ok(!master_cache_cred(c, h1, email), "an unknown header misses");
+	master_cache_cred_put(c, h1, "Test1@contoso.com", master_cache_stamp(c));
+	master_cache_cred_put(c, h1b, "test1@contoso.com",
+	    master_cache_stamp(c));
+	master_cache_cred_put(c, h2, "test2@contoso.com",
+	    master_cache_stamp(c));
+	ok(master_cache_cred(c, h1, email) &&
+	    strcmp(email, "test1@contoso.com") == 0,
+	    "a verified header gives its mailbox, in lower case");
+	master_cache_drop(c, "TEST1@contoso.com");
+	ok(!master_cache_cred(c, h1, email) && !master_cache_cred(c, h1b,
+	    email), "a change to the mailbox ends every header verified for "
+	    "it (one drop, whatever their number)");
+	ok(master_cache_cred(c, h2, email), "another mailbox's header stays");
+
+	stamp = master_cache_stamp(c);
+	master_cache_drop(c, "test1@contoso.com");
+	master_cache_cred_put(c, h1, "test1@contoso.com", stamp);
+	ok(!master_cache_cred(c, h1, email),
+	    "a check that a password change overtook is not remembered");
+	master_cache_cred_put(c, h1, "test1@contoso.com",
+	    master_cache_stamp(c));
+	ok(master_cache_cred(c, h1, email), "one made after it is");
+
+	/*
+	 * A header verified, then its mailbox changed, then so many other
+	 * addresses changed that the first change is forgotten: the header
+	 * must still count as stale.
+	 */
+	master_cache_drop_all(c);
+	master_cache_cred_put(c, h1, "x0@contoso.com", master_cache_stamp(c));
+	master_cache_drop(c, "x0@contoso.com");
+	for (i = 1; i <= CHANGED_KEPT; i++) {
+		char addr[64];
+
+		snprintf(addr, sizeof(addr), "x%d@contoso.com", i);
+		master_cache_drop(c, addr);
+	}
+	ok(!master_cache_cred(c, h1, email), "a change forgotten for room "
+	    "still ends what was verified before it");
+	master_cache_cred_put(c, h2, "x0@contoso.com", master_cache_stamp(c));
+	ok(master_cache_cred(c, h2, email), "and what is verified after it "
+	    "is remembered");
+	master_cache_free(c);
+}
+
+int
+main(void)
+{
+	if (auth_init() != PS_OK)
+		return 1;
+	test_photos();
+	test_tags();
+	test_creds();
+	return done();
+}
