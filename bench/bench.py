@@ -1333,7 +1333,8 @@ def helper_slow(cfg, stop):
         while len(conns) < cfg["n"] and next_open <= now:
             next_open += 1.0 / cfg["rate"]
             src = cfg["sources"][k % len(cfg["sources"])]
-            tls = (k % 1000) < cfg["tls"] * 1000
+            # The share `tls` of every run of connections, spread out.
+            tls = int((k + 1) * cfg["tls"]) > int(k * cfg["tls"])
             k += 1
             s = socket.socket()
             s.setblocking(False)
@@ -2051,6 +2052,9 @@ def fig_hostile(top, p, paths, auth1, auth3, rebuild):
          idle_kb * 1024),
         ("request bodies (the body memory budget, from /metrics)",
          body_max),
+        ("uploads' photos copied for the image workers while their "
+         "requests wait (profile.c upload_start): at most the body budget "
+         "again", body_max),
         ("connections: the cap (%d, from /metrics) × 64 KiB, the most an "
          "idle or head-sending TLS connection holds (operations.md)" % cap,
          cap * 64 * 1024),
@@ -2082,7 +2086,9 @@ def fig_hostile(top, p, paths, auth1, auth3, rebuild):
         out["quiet"] = bystander_summary(by.finish())
 
         def slow_attack():
-            k = max(2, -(-SLOW_CONNS // 9000))
+            # Two processes of up to 10,000 each: the descriptor limit
+            # here is 20,000 a process.
+            k = max(2, -(-SLOW_CONNS // 10000))
             hs = [Helper("slow", {
                 "port": p.port, "n": SLOW_CONNS // k,
                 "rate": SLOW_RATE / k, "tls": 0.25, "trickle": 2.0,
