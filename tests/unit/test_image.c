@@ -1370,7 +1370,7 @@ test_scans(void)
 	struct image_limits lim = image_default_limits;
 	struct image_jpeg out[2];
 	struct jpeg_budget jb = { 100, 0, 0, NULL };
-	struct jpeg_rgb rgb;
+	struct jpeg_planes planes;
 	unsigned char *jpg, *app;
 	unsigned count = 0, apps;
 	size_t len;
@@ -1429,15 +1429,15 @@ test_scans(void)
 	 * The second line: libjpeg's progress monitor stops the decode at
 	 * scan 101, before decoding it.
 	 */
-	is_int(jpeg_decode(jpg, len, 64, IMAGE_MAX_PIXELS, &jb, &rgb),
+	is_int(jpeg_decode(jpg, len, 64, IMAGE_MAX_PIXELS, &jb, &planes),
 	    PS_EIMAGE, "the decoder's own scan limit refuses it");
 	is_str(ps_errmsg(), "the JPEG has more than 100 scans (the limit); "
 	    "decoding stopped at scan 101", "stopping at scan 101");
-	ok(rgb.data == NULL, "nothing decoded");
+	ok(planes.mem == NULL && planes.n == 0, "nothing decoded");
 	jb.max_scans = 0;
-	ok(jpeg_decode(jpg, len, 64, IMAGE_MAX_PIXELS, &jb, &rgb) == PS_OK &&
-	    rgb.w == 64, "without a limit it decodes");
-	free(rgb.data);
+	ok(jpeg_decode(jpg, len, 64, IMAGE_MAX_PIXELS, &jb, &planes) ==
+	    PS_OK && planes.w == 64, "without a limit it decodes");
+	jpeg_planes_cleanup(&planes);
 	free(jpg);
 }
 
