@@ -659,7 +659,7 @@ image_limits_resolve(const struct image_limits *lim, struct image_limits *l)
 struct area_taps {
 	int	*first;		/* first source sample of each output */
 	int	*count;		/* how many source samples */
-	int16_t	*w;		/* wlen weights per output, summing to AREA_ONE */
+	int16_t	*w;		/* wlen weights per output, sum AREA_ONE */
 	int	 max;		/* the largest count */
 	int	 wlen;		/* max rounded up to even; the rest are 0 */
 	int	 lo, hi;	/* the source samples read: [lo, hi) */
@@ -697,7 +697,8 @@ area_taps_make(int64_t off, int64_t step, int64_t end, int64_t unit,
 			hi = lo + unit;
 			lo = lo > a ? lo : a;
 			hi = hi < b ? hi : b;
-			w[j] = (int16_t)(((hi - lo) * AREA_ONE + len / 2) / len);
+			w[j] = (int16_t)(((hi - lo) * AREA_ONE + len / 2) /
+			    len);
 			sum += w[j];
 			if (w[j] > w[big])
 				big = j;

@@ -45,7 +45,7 @@ struct jpeg_planes {
 	struct jpeg_plane	 plane[JPEG_PLANES];
 	int			 n;		/* 1 (greyscale) or 3 */
 	int			 w, h;		/* pixels (possibly scaled) */
-	int			 full_w, full_h;	/* decoded: the file's size */
+	int			 full_w, full_h; /* decoded: the file's */
 	unsigned char		*mem;		/* owned: every plane */
 };
 
@@ -103,11 +103,11 @@ ps_err	jpeg_probe(const void *in, size_t len, struct jpeg_info *out);
  * than upright, an ICC profile, CMYK or RGB-coded colour, sampling other
  * than Y at full resolution and each chroma plane at full or half
  * resolution on each axis (4:4:4, 4:2:2, 4:2:0, 4:4:0), any libjpeg
- * warning (truncation included), width * height over `max_pixels`. Refuses (PS_EIMAGE, with a sentence, nothing decoded) a
- * file that goes over `budget` (borrowed; NULL: none): more scans than
- * max_scans, or decoding past start_ms + max_ms. On success the caller
- * owns `out` and releases it with jpeg_planes_cleanup(); on failure `out`
- * is zeroed.
+ * warning (truncation included), width * height over `max_pixels`.
+ * Refuses (PS_EIMAGE, with a sentence, nothing decoded) a file that goes
+ * over `budget` (borrowed; NULL: none): more scans than max_scans, or
+ * decoding past start_ms + max_ms. On success the caller owns `out` and
+ * releases it with jpeg_planes_cleanup(); on failure `out` is zeroed.
  */
 ps_err	jpeg_decode(const void *in, size_t len, int min_side,
 	    uint64_t max_pixels, const struct jpeg_budget *budget,
@@ -116,9 +116,10 @@ ps_err	jpeg_decode(const void *in, size_t len, int min_side,
 /*
  * Allocates the planes of a w x h YCbCr 4:2:0 image to fill and give to
  * jpeg_encode(): Y w x h with xdiv 1, Cb and Cr ceil(w / 2) x ceil(h / 2)
- * with xdiv 2, each with room around it for the encoder's padding.
- * Samples are not initialised. w and h are 1 to 65500 (JPEG's limit);
- * allocation failure aborts (xmalloc). Release with jpeg_planes_cleanup().
+ * with xdiv 2. Each row has room for its width rounded up to 16 samples
+ * (the encoder pads into it; the caller may write there too). Samples
+ * are not initialised. w and h are 1 to 65500 (JPEG's limit); allocation
+ * failure aborts (xmalloc). Release with jpeg_planes_cleanup().
  */
 void	jpeg_planes_init(struct jpeg_planes *p, int w, int h);
 
