@@ -475,10 +475,20 @@ jpeg_encode(struct jpeg_planes *im, int quality, unsigned char **out,
 
 	*out = NULL;
 	*len = 0;
-	if (im->n != 3 || im->w < 1 || im->h < 1 ||
-	    im->plane[0].w != im->w || im->plane[1].xdiv != 2)
+	if (im->n != 3 || im->w < 1 || im->h < 1)
 		return ps_errf(PS_EINVAL, "the planes to encode are not "
 		    "YCbCr 4:2:0");
+	for (ci = 0; ci < 3; ci++) {
+		const struct jpeg_plane *p = &im->plane[ci];
+		int div = ci == 0 ? 1 : 2;
+
+		if (p->xdiv != div || p->ydiv != div ||
+		    p->w != (im->w + div - 1) / div ||
+		    p->h != (im->h + div - 1) / div ||
+		    p->stride < round_up((size_t)p->w, DCTSIZE))
+			return ps_errf(PS_EINVAL, "the planes to encode are "
+			    "not YCbCr 4:2:0");
+	}
 	for (ci = 0; ci < 3; ci++)
 		pad_right(&im->plane[ci]);
 	c.err = jpeg_std_error(&g.pub);

@@ -24,15 +24,15 @@
 /*
  * One plane of 8-bit samples: Y, Cb or Cr as JFIF defines them (full
  * range, the ITU-R BT.601 matrix). A sample covers xdiv x ydiv pixels
- * of the image (1, or 2 for subsampled chroma), so a plane of an image w
- * pixels wide is ceil(w / xdiv) samples wide, and its last sample may
- * stand for a pixel beyond the image's edge.
+ * of the image (this module's planes: 1, or 2 for subsampled chroma), so
+ * a plane of an image w pixels wide is ceil(w / xdiv) samples wide, and
+ * its last sample may stand for pixels beyond the image's edge.
  */
 struct jpeg_plane {
 	unsigned char	*data;		/* sample (0, 0); in the planes' mem */
 	size_t		 stride;	/* bytes from one row to the next */
 	int		 w, h;		/* samples */
-	int		 xdiv, ydiv;	/* pixels per sample: 1 or 2 */
+	int		 xdiv, ydiv;	/* pixels per sample */
 };
 
 /*
@@ -45,7 +45,7 @@ struct jpeg_planes {
 	struct jpeg_plane	 plane[JPEG_PLANES];
 	int			 n;		/* 1 (greyscale) or 3 */
 	int			 w, h;		/* pixels (possibly scaled) */
-	int			 full_w, full_h; /* decoded: the file's */
+	int			 full_w, full_h; /* the file's (decoded) */
 	unsigned char		*mem;		/* owned: every plane */
 };
 
