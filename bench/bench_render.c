@@ -10,7 +10,8 @@
  * uses (quality 85, optimised Huffman tables, baseline, 4:2:0).
  *
  * Both run single-threaded on the calling thread (libvips with
- * VIPS_CONCURRENCY=1), alternately, in rounds; each figure is the median
+ * VIPS_CONCURRENCY=1), under photosync's malloc settings (mallopt, as
+ * its main() makes them), alternately, in rounds; each figure is the median
  * of the per-photo wall times, with the process CPU time per photo beside
  * it so that work hidden on helper threads would show.
  *
@@ -28,6 +29,7 @@
  * SPDX-License-Identifier: MIT
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -493,6 +495,12 @@ main(int argc, char **argv)
 	size_t len;
 	int rounds = 5, i;
 
+	/*
+	 * The malloc settings of photosync's main() (src/cmd/main.c), so
+	 * that the floor and image_render() both run as in photosync.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
 	/* Single-threaded libvips, before it starts. */
 	setenv("VIPS_CONCURRENCY", "1", 1);
 	if (argc > 1 && strcmp(argv[1], "--generate") == 0) {

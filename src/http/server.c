@@ -84,10 +84,11 @@ http_signals_free(struct http_signals *hs)
 /* ---- budgets from the serve options ---- */
 
 ps_err
-http_limits_from_options(const char *max_connections,
-    const char *body_memory, struct http_limits *out)
+http_set_limits_from_options(const char *max_connections,
+    const char *body_memory)
 {
-	*out = http_default_limits;
+	struct http_limits lim = http_default_limits, *out = &lim;
+
 	if (max_connections) {
 		char *end;
 		unsigned long long n;
@@ -109,6 +110,7 @@ http_limits_from_options(const char *max_connections,
 			return ps_errf(PS_EINVAL, "--body-memory %s: at least "
 			    "64K, the size of a small body", body_memory);
 	}
+	http_set_limits(&lim);
 	return PS_OK;
 }
 

@@ -73,11 +73,12 @@ extern const struct http_limits http_default_limits;
  */
 void	http_set_limits(const struct http_limits *);
 /*
- * The defaults with the serve options --max-connections N and
- * --body-memory SIZE ("64M"; either NULL when not given) applied.
+ * http_set_limits() with the defaults and the serve options
+ * --max-connections N and --body-memory SIZE ("64M"; either NULL when
+ * not given); PS_EINVAL, nothing set, when one is not valid.
  */
-ps_err	http_limits_from_options(const char *max_connections,
-	    const char *body_memory, struct http_limits *out);
+ps_err	http_set_limits_from_options(const char *max_connections,
+	    const char *body_memory);
 
 /*
  * On the first SIGINT or SIGTERM logs serve.stopping and calls stop(arg)

@@ -1,8 +1,9 @@
 /*
- * libjpeg-turbo decode (scaled) and encode, with an error manager that
- * turns every error and warning into a clean refusal and a progress
- * monitor that holds a decode to its budget; and a scan counter that
- * walks the markers without libjpeg, for any decoder's benefit.
+ * libjpeg-turbo decode (scaled, to YCbCr planes) and encode (from YCbCr
+ * 4:2:0 planes), with an error manager that turns every error and
+ * warning into a clean refusal and a progress monitor that holds a decode
+ * to its budget; and a scan counter that walks the markers without
+ * libjpeg, for any decoder's benefit.
  */
 #include <setjmp.h>
 #include <stdbool.h>
@@ -234,21 +235,157 @@ jpeg_probe(const void *in, size_t len, struct jpeg_info *out)
 	return PS_OK;
 }
 
+/*
+ * libjpeg 7 split the IDCT's scaled size into across and down; 6b's
+ * interface (libjpeg-turbo's default) has one for both.
+ */
+#if JPEG_LIB_VERSION >= 70
+#define DCT_H_SCALED(c)		((c)->DCT_h_scaled_size)
+#define DCT_V_SCALED(c)		((c)->DCT_v_scaled_size)
+#define MIN_DCT_H_SCALED(d)	((d)->min_DCT_h_scaled_size)
+#define MIN_DCT_V_SCALED(d)	((d)->min_DCT_v_scaled_size)
+#else
+#define DCT_H_SCALED(c)		((c)->DCT_scaled_size)
+#define DCT_V_SCALED(c)		((c)->DCT_scaled_size)
+#define MIN_DCT_H_SCALED(d)	((d)->min_DCT_scaled_size)
+#define MIN_DCT_V_SCALED(d)	((d)->min_DCT_scaled_size)
+#endif
+
+/* The most rows of one component in an iMCU row that we accept. */
+#define MAX_IMCU_ROWS	(2 * DCTSIZE)
+
+/*
+ * How many decoded pixels one sample of a component covers on one axis,
+ * given the largest sampling factor and the smallest scaled block size
+ * (the image's) and the component's own: 1 or 2, or 0 for anything
+ * else. libjpeg enlarges a subsampled component's IDCT where the scale
+ * allows, so 4:2:0 chroma decoded at 1/2 comes out at full resolution.
+ */
+static int
+plane_div(int max_samp, int min_scaled, int samp, int scaled)
+{
+	int num = max_samp * min_scaled, den = samp * scaled;
+
+	if (den <= 0 || num % den != 0 || num / den > 2)
+		return 0;
+	return num / den;
+}
+
+static size_t
+round_up(size_t v, size_t to)
+{
+	return (v + to - 1) / to * to;
+}
+
+/*
+ * The work of jpeg_decode() once libjpeg's error handling is set: reads
+ * the header, declines what the fast path does not handle (PS_EINVAL),
+ * else decodes into out->mem, which it sets as soon as it allocates it
+ * so that the caller frees it after a jump. In its own function so that
+ * none of its locals lives across the caller's setjmp().
+ */
+static ps_err
+decode_planes(j_decompress_ptr d, int min_side, uint64_t max_pixels,
+    struct jpeg_planes *out)
+{
+	jpeg_saved_marker_ptr m;
+	jpeg_component_info *c;
+	JSAMPROW rows[JPEG_PLANES][MAX_IMCU_ROWS];
+	JSAMPARRAY arrays[JPEG_PLANES];
+	size_t size[JPEG_PLANES], total = 0, off;
+	unsigned denom, imcu_rows, mcus, iy;
+	int ci, k, n, per[JPEG_PLANES];
+
+	jpeg_save_markers(d, JPEG_APP0 + 1, 0xffff);
+	jpeg_save_markers(d, JPEG_APP0 + 2, 0xffff);
+	jpeg_read_header(d, TRUE);
+	n = d->num_components;
+	if ((uint64_t)d->image_width * d->image_height > max_pixels ||
+	    !((d->jpeg_color_space == JCS_YCbCr && n == 3) ||
+	    (d->jpeg_color_space == JCS_GRAYSCALE && n == 1)) ||
+	    d->max_h_samp_factor > 2 || d->max_v_samp_factor > 2)
+		return PS_EINVAL;
+	for (m = d->marker_list; m; m = m->next) {
+		if (m->marker == JPEG_APP0 + 2)
+			return PS_EINVAL;	/* an ICC profile: libvips */
+		if (m->marker == JPEG_APP0 + 1 &&
+		    exif_orientation(m->data, m->data_length) != 1)
+			return PS_EINVAL;
+	}
+	/* The smallest scale whose smaller side still covers min_side. */
+	for (denom = 8; denom > 1; denom /= 2)
+		if ((d->image_width < d->image_height ? d->image_width :
+		    d->image_height) / denom >= (unsigned)min_side)
+			break;
+	d->scale_num = 1;
+	d->scale_denom = denom;
+	d->raw_data_out = TRUE;
+	d->dct_method = JDCT_ISLOW;
+	/* The planes' geometry, before any scan is read. */
+	jpeg_calc_output_dimensions(d);
+	imcu_rows = (d->image_height + (unsigned)d->max_v_samp_factor *
+	    DCTSIZE - 1) / ((unsigned)d->max_v_samp_factor * DCTSIZE);
+	mcus = (d->image_width + (unsigned)d->max_h_samp_factor * DCTSIZE -
+	    1) / ((unsigned)d->max_h_samp_factor * DCTSIZE);
+	for (ci = 0; ci < n; ci++) {
+		struct jpeg_plane *p = &out->plane[ci];
+
+		c = &d->comp_info[ci];
+		p->xdiv = plane_div(d->max_h_samp_factor, MIN_DCT_H_SCALED(d),
+		    c->h_samp_factor, DCT_H_SCALED(c));
+		p->ydiv = plane_div(d->max_v_samp_factor, MIN_DCT_V_SCALED(d),
+		    c->v_samp_factor, DCT_V_SCALED(c));
+		per[ci] = c->v_samp_factor * DCT_V_SCALED(c);
+		if (p->xdiv == 0 || p->ydiv == 0 ||
+		    (ci == 0 && (p->xdiv != 1 || p->ydiv != 1)) ||
+		    per[ci] > MAX_IMCU_ROWS)
+			return PS_EINVAL;
+		p->w = (int)c->downsampled_width;
+		p->h = (int)c->downsampled_height;
+		/* Whole MCUs across: libjpeg writes whole blocks. */
+		p->stride = (size_t)mcus * (size_t)c->h_samp_factor *
+		    (size_t)DCT_H_SCALED(c);
+		size[ci] = p->stride * imcu_rows * (size_t)per[ci];
+		total += size[ci];
+	}
+	out->mem = xmalloc(total);
+	for (ci = 0, off = 0; ci < n; ci++) {
+		out->plane[ci].data = out->mem + off;
+		arrays[ci] = rows[ci];
+		off += size[ci];
+	}
+	jpeg_start_decompress(d);
+	for (iy = 0; d->output_scanline < d->output_height; iy++) {
+		for (ci = 0; ci < n; ci++)
+			for (k = 0; k < per[ci]; k++)
+				rows[ci][k] = out->plane[ci].data +
+				    ((size_t)iy * (size_t)per[ci] + (size_t)k) *
+				    out->plane[ci].stride;
+		if (jpeg_read_raw_data(d, arrays, (JDIMENSION)
+		    (d->max_v_samp_factor * MIN_DCT_V_SCALED(d))) == 0)
+			return PS_EINVAL;	/* the data ended */
+	}
+	jpeg_finish_decompress(d);
+	out->n = n;
+	out->w = (int)d->output_width;
+	out->h = (int)d->output_height;
+	out->full_w = (int)d->image_width;
+	out->full_h = (int)d->image_height;
+	return PS_OK;
+}
+
 ps_err
 jpeg_decode(const void *in, size_t len, int min_side, uint64_t max_pixels,
-    const struct jpeg_budget *budget, struct jpeg_rgb *out)
+    const struct jpeg_budget *budget, struct jpeg_planes *out)
 {
 	struct jpeg_decompress_struct d;
 	struct guard g;
 	struct watch w;
-	jpeg_saved_marker_ptr m;
-	unsigned char *volatile rgb = NULL;
-	unsigned denom;
-	volatile ps_err rc = PS_EINVAL;	/* kept across longjmp */
+	ps_err rc;
 
 	memset(out, 0, sizeof(*out));
 	if (len < 4 || memcmp(in, "\xff\xd8\xff", 3) != 0)
-		return rc;
+		return PS_EINVAL;
 	d.err = jpeg_std_error(&g.pub);
 	g.pub.error_exit = on_error;
 	g.pub.emit_message = on_message;
@@ -256,12 +393,12 @@ jpeg_decode(const void *in, size_t len, int min_side, uint64_t max_pixels,
 	w.pub.progress_monitor = on_progress;
 	w.budget = budget;
 	/*
-	 * w and d live in memory (libjpeg holds their addresses), so what
-	 * on_progress() wrote is there after the jump, as in libjpeg's
-	 * example.
+	 * w, d and *out live in memory (libjpeg holds their addresses), so
+	 * what on_progress() and decode_planes() wrote is there after the
+	 * jump, as in libjpeg's example.
 	 */
 	if (setjmp(g.jump)) {
-		free(rgb);
+		jpeg_planes_cleanup(out);
 		jpeg_destroy_decompress(&d);
 		if (w.scan != 0)
 			return ps_errf(PS_EIMAGE, "the JPEG has more than %u "
@@ -276,60 +413,84 @@ jpeg_decode(const void *in, size_t len, int min_side, uint64_t max_pixels,
 	if (budget != NULL && (budget->max_scans != 0 || budget->max_ms != 0))
 		d.progress = &w.pub;
 	jpeg_mem_src(&d, in, (unsigned long)len);
-	jpeg_save_markers(&d, JPEG_APP0 + 1, 0xffff);
-	jpeg_save_markers(&d, JPEG_APP0 + 2, 0xffff);
-	jpeg_read_header(&d, TRUE);
-	if ((uint64_t)d.image_width * d.image_height > max_pixels ||
-	    (d.jpeg_color_space != JCS_YCbCr &&
-	    d.jpeg_color_space != JCS_GRAYSCALE))
-		goto out;
-	for (m = d.marker_list; m; m = m->next) {
-		if (m->marker == JPEG_APP0 + 2)
-			goto out;	/* an ICC profile: convert with libvips */
-		if (m->marker == JPEG_APP0 + 1 &&
-		    exif_orientation(m->data, m->data_length) != 1)
-			goto out;
-	}
-	/* The smallest scale whose smaller side still covers min_side. */
-	for (denom = 8; denom > 1; denom /= 2)
-		if ((d.image_width < d.image_height ? d.image_width :
-		    d.image_height) / denom >= (unsigned)min_side)
-			break;
-	d.scale_num = 1;
-	d.scale_denom = denom;
-	d.out_color_space = JCS_RGB;
-	d.dct_method = JDCT_ISLOW;
-	jpeg_start_decompress(&d);
-	rgb = xmalloc((size_t)d.output_width * d.output_height * 3);
-	while (d.output_scanline < d.output_height) {
-		JSAMPROW row = rgb + (size_t)d.output_scanline *
-		    d.output_width * 3;
-
-		jpeg_read_scanlines(&d, &row, 1);
-	}
-	jpeg_finish_decompress(&d);
-	out->data = rgb;
-	out->w = (int)d.output_width;
-	out->h = (int)d.output_height;
-	out->full_w = (int)d.image_width;
-	out->full_h = (int)d.image_height;
-	rgb = NULL;
-	rc = PS_OK;
-out:
+	rc = decode_planes(&d, min_side, max_pixels, out);
+	if (rc != PS_OK)
+		jpeg_planes_cleanup(out);
 	jpeg_destroy_decompress(&d);
 	return rc;
 }
 
+void
+jpeg_planes_init(struct jpeg_planes *p, int w, int h)
+{
+	size_t ys, cs;
+	int cw = (w + 1) / 2, ch = (h + 1) / 2, i;
+
+	memset(p, 0, sizeof(*p));
+	/* Room for the encoder's padding to whole blocks on the right. */
+	ys = round_up((size_t)w, 16);
+	cs = round_up((size_t)cw, 16);
+	p->mem = xmalloc(ys * (size_t)h + 2 * cs * (size_t)ch);
+	p->n = 3;
+	p->w = w;
+	p->h = h;
+	p->plane[0] = (struct jpeg_plane){ p->mem, ys, w, h, 1, 1 };
+	for (i = 1; i < 3; i++)
+		p->plane[i] = (struct jpeg_plane){ p->mem + ys * (size_t)h +
+		    (size_t)(i - 1) * cs * (size_t)ch, cs, cw, ch, 2, 2 };
+}
+
+void
+jpeg_planes_cleanup(struct jpeg_planes *p)
+{
+	free(p->mem);
+	memset(p, 0, sizeof(*p));
+}
+
+/* Copies the last sample of each row rightwards to a whole block. */
+static void
+pad_right(struct jpeg_plane *p)
+{
+	size_t pad = round_up((size_t)p->w, DCTSIZE) - (size_t)p->w;
+	unsigned char *row;
+	int y;
+
+	if (pad == 0)
+		return;
+	for (y = 0, row = p->data; y < p->h; y++, row += p->stride)
+		memset(row + p->w, row[p->w - 1], pad);
+}
+
 ps_err
-jpeg_encode(const unsigned char *rgb, int w, int h, int quality,
-    unsigned char **out, size_t *len)
+jpeg_encode(struct jpeg_planes *im, int quality, unsigned char **out,
+    size_t *len)
 {
 	struct jpeg_compress_struct c;
 	struct guard g;
+	JSAMPROW rows[3][2 * DCTSIZE];
+	JSAMPARRAY arrays[3] = { rows[0], rows[1], rows[2] };
 	unsigned char *buf = NULL;
 	unsigned long size = 0;
-	int y;
+	int ci, k, y, r;
 
+	*out = NULL;
+	*len = 0;
+	if (im->n != 3 || im->w < 1 || im->h < 1)
+		return ps_errf(PS_EINVAL, "the planes to encode are not "
+		    "YCbCr 4:2:0");
+	for (ci = 0; ci < 3; ci++) {
+		const struct jpeg_plane *p = &im->plane[ci];
+		int div = ci == 0 ? 1 : 2;
+
+		if (p->xdiv != div || p->ydiv != div ||
+		    p->w != (im->w + div - 1) / div ||
+		    p->h != (im->h + div - 1) / div ||
+		    p->stride < round_up((size_t)p->w, DCTSIZE))
+			return ps_errf(PS_EINVAL, "the planes to encode are "
+			    "not YCbCr 4:2:0");
+	}
+	for (ci = 0; ci < 3; ci++)
+		pad_right(&im->plane[ci]);
 	c.err = jpeg_std_error(&g.pub);
 	g.pub.error_exit = on_error;
 	if (setjmp(g.jump)) {
@@ -339,18 +500,30 @@ jpeg_encode(const unsigned char *rgb, int w, int h, int quality,
 	}
 	jpeg_create_compress(&c);
 	jpeg_mem_dest(&c, &buf, &size);
-	c.image_width = (JDIMENSION)w;
-	c.image_height = (JDIMENSION)h;
+	c.image_width = (JDIMENSION)im->w;
+	c.image_height = (JDIMENSION)im->h;
 	c.input_components = 3;
-	c.in_color_space = JCS_RGB;
-	jpeg_set_defaults(&c);
+	c.in_color_space = JCS_YCbCr;
+	jpeg_set_defaults(&c);		/* YCbCr, Y 2x2 and chroma 1x1 */
 	jpeg_set_quality(&c, quality, TRUE);
 	c.optimize_coding = TRUE;
+	c.raw_data_in = TRUE;
 	jpeg_start_compress(&c, TRUE);
-	for (y = 0; y < h; y++) {
-		JSAMPROW row = (JSAMPROW)(rgb + (size_t)y * (size_t)w * 3);
+	/*
+	 * One iMCU row (16 rows of Y, 8 of chroma) at a time; rows past the
+	 * bottom repeat the last one, as libjpeg pads a scanline input.
+	 */
+	for (y = 0; y < im->h; y += 2 * DCTSIZE) {
+		for (ci = 0; ci < 3; ci++) {
+			const struct jpeg_plane *p = &im->plane[ci];
+			int first = y / p->ydiv;
 
-		jpeg_write_scanlines(&c, &row, 1);
+			for (k = 0; k < 2 * DCTSIZE / p->ydiv; k++) {
+				r = first + k < p->h ? first + k : p->h - 1;
+				rows[ci][k] = p->data + (size_t)r * p->stride;
+			}
+		}
+		jpeg_write_raw_data(&c, arrays, 2 * DCTSIZE);
 	}
 	jpeg_finish_compress(&c);
 	jpeg_destroy_compress(&c);

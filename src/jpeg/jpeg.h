@@ -3,9 +3,12 @@
  * of libjpeg. The image module uses it as its fast path for the common
  * case (an upright, sRGB or greyscale JPEG), where it decodes once at the
  * smallest scale that still covers the largest size asked for, and encodes
- * the results; everything else goes through libvips. It also counts a
- * JPEG's scans without decoding it, for both paths, since libvips' JPEG
- * loader has no limit on them.
+ * the results; everything else goes through libvips. Pixels cross this
+ * interface as the JPEG holds them, in YCbCr planes (chroma at its own
+ * resolution), so that neither side converts colours or resamples chroma
+ * that the other would undo. It also counts a JPEG's scans without
+ * decoding it, for both paths, since libvips' JPEG loader has no limit on
+ * them.
  *
  * Thread-safe: no shared state.
  */
@@ -18,10 +21,32 @@
 
 #include "common/err.h"
 
-struct jpeg_rgb {
-	unsigned char	*data;	/* w * h * 3 bytes, owned; free() */
-	int		 w, h;	/* as decoded (possibly scaled) */
-	int		 full_w, full_h;	/* the image's own size */
+/*
+ * One plane of 8-bit samples: Y, Cb or Cr as JFIF defines them (full
+ * range, the ITU-R BT.601 matrix). A sample covers xdiv x ydiv pixels
+ * of the image (this module's planes: 1, or 2 for subsampled chroma), so
+ * a plane of an image w pixels wide is ceil(w / xdiv) samples wide, and
+ * its last sample may stand for pixels beyond the image's edge.
+ */
+struct jpeg_plane {
+	unsigned char	*data;		/* sample (0, 0); in the planes' mem */
+	size_t		 stride;	/* bytes from one row to the next */
+	int		 w, h;		/* samples */
+	int		 xdiv, ydiv;	/* pixels per sample */
+};
+
+/*
+ * An image as planes: Y, Cb and Cr, or Y alone for greyscale. Release
+ * with jpeg_planes_cleanup().
+ */
+#define JPEG_PLANES	3
+
+struct jpeg_planes {
+	struct jpeg_plane	 plane[JPEG_PLANES];
+	int			 n;		/* 1 (greyscale) or 3 */
+	int			 w, h;		/* pixels (possibly scaled) */
+	int			 full_w, full_h; /* the file's (decoded) */
+	unsigned char		*mem;		/* owned: every plane */
 };
 
 struct jpeg_info {
@@ -69,21 +94,46 @@ ps_err	jpeg_scan_count(const void *in, size_t len, unsigned max,
 ps_err	jpeg_probe(const void *in, size_t len, struct jpeg_info *out);
 
 /*
- * Decodes `in` to 8-bit RGB, scaled down by 1/2, 1/4 or 1/8 when the
- * smaller side still reaches `min_side`. Declines (PS_EINVAL, nothing
- * decoded) anything the fast path does not handle: not a JPEG, an EXIF
- * orientation other than upright, an ICC profile, CMYK, any libjpeg
+ * Decodes `in` to planes as the file stores them (Y, Cb, Cr or Y alone),
+ * without colour conversion or chroma upsampling, scaled down by 1/2,
+ * 1/4 or 1/8 when the smaller side still reaches `min_side` (libjpeg
+ * scales subsampled chroma less, so a plane may come out with xdiv 1
+ * where the file has 2). Declines (PS_EINVAL, nothing decoded) anything
+ * the fast path does not handle: not a JPEG, an EXIF orientation other
+ * than upright, an ICC profile, CMYK or RGB-coded colour, sampling other
+ * than Y at full resolution and each chroma plane at full or half
+ * resolution on each axis (4:4:4, 4:2:2, 4:2:0, 4:4:0), any libjpeg
  * warning (truncation included), width * height over `max_pixels`.
  * Refuses (PS_EIMAGE, with a sentence, nothing decoded) a file that goes
  * over `budget` (borrowed; NULL: none): more scans than max_scans, or
- * decoding past start_ms + max_ms.
+ * decoding past start_ms + max_ms. On success the caller owns `out` and
+ * releases it with jpeg_planes_cleanup(); on failure `out` is zeroed.
  */
 ps_err	jpeg_decode(const void *in, size_t len, int min_side,
 	    uint64_t max_pixels, const struct jpeg_budget *budget,
-	    struct jpeg_rgb *out);
+	    struct jpeg_planes *out);
 
-/* Encodes RGB as a baseline JPEG with no metadata; the caller frees. */
-ps_err	jpeg_encode(const unsigned char *rgb, int w, int h, int quality,
-	    unsigned char **out, size_t *len);
+/*
+ * Allocates the planes of a w x h YCbCr 4:2:0 image to fill and give to
+ * jpeg_encode(): Y w x h with xdiv 1, Cb and Cr ceil(w / 2) x ceil(h / 2)
+ * with xdiv 2. Each row has room for its width rounded up to 16 samples
+ * (the encoder pads into it; the caller may write there too). Samples
+ * are not initialised. w and h are 1 to 65500 (JPEG's limit); allocation
+ * failure aborts (xmalloc). Release with jpeg_planes_cleanup().
+ */
+void	jpeg_planes_init(struct jpeg_planes *p, int w, int h);
+
+/* Frees p->mem and zeroes `p`; safe on a zeroed struct. */
+void	jpeg_planes_cleanup(struct jpeg_planes *p);
+
+/*
+ * Encodes the planes `im` (from jpeg_planes_init(), every sample of the
+ * w x h image filled) as a baseline JFIF JPEG, YCbCr 4:2:0, with no
+ * other metadata. The samples past the right and bottom edges, up to the
+ * next whole block, are overwritten with copies of the edge. *out is
+ * the caller's to free().
+ */
+ps_err	jpeg_encode(struct jpeg_planes *im, int quality, unsigned char **out,
+	    size_t *len);
 
 #endif

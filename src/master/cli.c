@@ -508,16 +508,12 @@ master_main(int argc, char **argv)
 	if (master_state_open(o.dir, &ms) != PS_OK)
 		return fail(NULL);
 	if (strcmp(cmd, "serve") == 0) {
-		struct http_limits hl;
-
-		if (http_limits_from_options(o.max_connections, o.body_memory,
-		    &hl) != PS_OK)
+		if (http_set_limits_from_options(o.max_connections,
+		    o.body_memory) != PS_OK)
 			ret = fail("serve");
-		else {
-			http_set_limits(&hl);
+		else
 			ret = master_serve(&ms, o.listen, o.port_file,
 			    o.metrics_allow) == PS_OK ? 0 : fail("serve");
-		}
 	}
 	else if (strcmp(cmd, "mailbox") == 0)
 		ret = cmd_mailbox(&ms, &o, verb);

@@ -582,11 +582,7 @@ avatar_source(void *arg, ps_err rc, struct cached_photo *ph)
 	struct avatar_req *ar = arg;
 
 	if (rc != PS_OK) {
-		if (rc == PS_EBUSY)
-			reply_busy(ar->r, "store reads");
-		else
-			http_reply_error(ar->r, 500, "the store could not be "
-			    "read");
+		reply_unread(ar->r, rc);
 		avatar_req_free(ar);
 		return;
 	}
@@ -619,11 +615,7 @@ avatar_user(void *arg, ps_err rc, const struct store_user *u)
 	struct avatar_req *ar = arg;
 
 	if (rc == PS_EBUSY || rc == PS_ESTORE) {
-		if (rc == PS_EBUSY)
-			reply_busy(ar->r, "store reads");
-		else
-			http_reply_error(ar->r, 500, "the store could not be "
-			    "read");
+		reply_unread(ar->r, rc);
 		avatar_req_free(ar);
 		return;
 	}

@@ -883,16 +883,12 @@ portal_main(int argc, char **argv)
 	if (portal_state_open(o.dir, &ps) != PS_OK)
 		return fail(NULL);
 	if (strcmp(cmd, "serve") == 0) {
-		struct http_limits hl;
-
-		if (http_limits_from_options(o.max_connections, o.body_memory,
-		    &hl) != PS_OK)
+		if (http_set_limits_from_options(o.max_connections,
+		    o.body_memory) != PS_OK)
 			ret = fail("serve");
-		else {
-			http_set_limits(&hl);
+		else
 			ret = portal_serve(&ps, o.listen, o.port_file,
 			    o.metrics_allow) == PS_OK ? 0 : fail("serve");
-		}
 	} else if (strcmp(cmd, "refresh") == 0) {
 		int k;
 

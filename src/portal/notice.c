@@ -119,15 +119,13 @@ user_found(void *arg, ps_err rc, const struct store_user *u)
 {
 	struct notice *n = arg;
 
-	if (rc == PS_EBUSY) {
-		reply_busy(n->r, "store reads");
+	if (rc == PS_EBUSY || rc == PS_ESTORE) {
+		reply_unread(n->r, rc);
 		free(n);
 		return;
 	}
 	if (rc != PS_OK) {
-		http_reply_error(n->r, rc == PS_ESTORE ? 500 : 404,
-		    rc == PS_ESTORE ? "the store could not be read" :
-		    "no such user here");
+		http_reply_error(n->r, 404, "no such user here");
 		metrics_add("photosync_notifications_received_total",
 		    "result=\"unknown_user\"", 1);
 		free(n);

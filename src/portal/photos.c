@@ -67,12 +67,8 @@ photo_send(void *arg, ps_err rc, struct cached_photo *ph)
 	char tag[96], quoted[100], cc[64];
 
 	free(pr);
-	if (rc == PS_EBUSY) {
-		reply_busy(r, "store reads");
-		return;
-	}
 	if (rc != PS_OK) {
-		http_reply_error(r, 500, "the store could not be read");
+		reply_unread(r, rc);
 		return;
 	}
 	if (ph->data) {
@@ -145,10 +141,7 @@ target_found(void *arg, ps_err rc, const struct store_user *target)
 
 	if (rc == PS_EBUSY || rc == PS_ESTORE) {
 		free(pr);
-		if (rc == PS_EBUSY)
-			reply_busy(r, "store reads");
-		else
-			http_reply_error(r, 500, "the store could not be read");
+		reply_unread(r, rc);
 		return;
 	}
 	if (rc != PS_OK) {

@@ -79,6 +79,15 @@ reply_busy(struct http_req *r, const char *what)
 	http_reply_error(r, 503, "the server is busy; try again in a moment");
 }
 
+void
+reply_unread(struct http_req *r, ps_err rc)
+{
+	if (rc == PS_EBUSY)
+		reply_busy(r, "store reads");
+	else
+		http_reply_error(r, 500, "the store could not be read");
+}
+
 /* ---- placeholders ---- */
 
 static ps_err

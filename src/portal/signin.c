@@ -51,6 +51,19 @@ struct signin {
 	char			 err[256];
 };
 
+static struct signin *
+signin_new(struct webapp_ctx *app, struct http_req *r, signed_in_fn then,
+    char method)
+{
+	struct signin *si = xcalloc(1, sizeof(*si));
+
+	si->app = app;
+	si->r = r;
+	si->then = then;
+	si->method = method;
+	return si;
+}
+
 static void
 signin_free(struct signin *si)
 {
@@ -333,11 +346,7 @@ signin_request(struct webapp_ctx *app, struct http_req *r,
 			reply_signed_out(r);
 			return;
 		}
-		si = xcalloc(1, sizeof(*si));
-		si->app = app;
-		si->r = r;
-		si->then = then;
-		si->method = 'b';
+		si = signin_new(app, r, then, 'b');
 		str_copy(si->digest, fp, sizeof(si->digest));
 		si->name = user;
 		si->password = pw;
@@ -349,11 +358,7 @@ signin_request(struct webapp_ctx *app, struct http_req *r,
 		reply_signed_out(r);
 		return;
 	}
-	si = xcalloc(1, sizeof(*si));
-	si->app = app;
-	si->r = r;
-	si->then = then;
-	si->method = 's';
+	si = signin_new(app, r, then, 's');
 	auth_session_key(cookie, si->digest);
 	explicit_bzero(cookie, sizeof(cookie));
 	if (index_cred_get(x, app->w.id, 's', si->digest, &v.user, v.csrf)) {
@@ -490,10 +495,7 @@ signin_login(struct webapp_ctx *app, struct http_req *r)
 		    400);
 		goto out;
 	}
-	si = xcalloc(1, sizeof(*si));
-	si->app = app;
-	si->r = r;
-	si->method = 'f';
+	si = signin_new(app, r, NULL, 'f');
 	si->name = account;
 	si->password = pw;
 	si->return_url = ret;

@@ -3,7 +3,8 @@
  * EXIF orientation, metadata stripping, accepted and refused formats,
  * limits checked before decoding, colour conversion, generated photos,
  * placeholders, identicons, decode budgets (a JPEG's scans, the time a
- * decode takes) and concurrent use. Inputs are built here with libvips
+ * decode takes), the JPEG fast path's planes (chroma samplings, odd
+ * sides, crops) and concurrent use. Inputs are built here with libvips
  * and libjpeg (and ImageMagick, when installed, for its progressive
  * JPEG); there are no fixture files.
  */
@@ -1370,7 +1371,7 @@ test_scans(void)
 	struct image_limits lim = image_default_limits;
 	struct image_jpeg out[2];
 	struct jpeg_budget jb = { 100, 0, 0, NULL };
-	struct jpeg_rgb rgb;
+	struct jpeg_planes planes;
 	unsigned char *jpg, *app;
 	unsigned count = 0, apps;
 	size_t len;
@@ -1429,15 +1430,15 @@ test_scans(void)
 	 * The second line: libjpeg's progress monitor stops the decode at
 	 * scan 101, before decoding it.
 	 */
-	is_int(jpeg_decode(jpg, len, 64, IMAGE_MAX_PIXELS, &jb, &rgb),
+	is_int(jpeg_decode(jpg, len, 64, IMAGE_MAX_PIXELS, &jb, &planes),
 	    PS_EIMAGE, "the decoder's own scan limit refuses it");
 	is_str(ps_errmsg(), "the JPEG has more than 100 scans (the limit); "
 	    "decoding stopped at scan 101", "stopping at scan 101");
-	ok(rgb.data == NULL, "nothing decoded");
+	ok(planes.mem == NULL && planes.n == 0, "nothing decoded");
 	jb.max_scans = 0;
-	ok(jpeg_decode(jpg, len, 64, IMAGE_MAX_PIXELS, &jb, &rgb) == PS_OK &&
-	    rgb.w == 64, "without a limit it decodes");
-	free(rgb.data);
+	ok(jpeg_decode(jpg, len, 64, IMAGE_MAX_PIXELS, &jb, &planes) ==
+	    PS_OK && planes.w == 64, "without a limit it decodes");
+	jpeg_planes_cleanup(&planes);
 	free(jpg);
 }
 
@@ -1456,6 +1457,8 @@ test_decode_time(void)
 	static const int sides[2] = { 48, 96 };
 	struct image_limits lim = image_default_limits;
 	struct image_jpeg out[2], src = { 0 };
+	struct jpeg_budget jb = { 0, 0, 0, NULL };
+	struct jpeg_planes planes;
 	unsigned char *png, *gif;
 	size_t plen, glen;
 	VipsImage *im;
@@ -1485,6 +1488,20 @@ test_decode_time(void)
 	    PS_EIMAGE, "a JPEG (libjpeg's path) over its time is refused");
 	ok(strstr(ps_errmsg(), "limit of 500 ms") != NULL, "in words");
 	ok(all_empty(out, 2), "out[] left empty");
+
+	/* The decoder's own check, between rows of blocks. */
+	jb.now_ms = ticking_clock;
+	jb.start_ms = ticking_clock();
+	jb.max_ms = 500;
+	is_int(jpeg_decode(src.data, src.len, 300, IMAGE_MAX_PIXELS, &jb,
+	    &planes), PS_EIMAGE, "jpeg_decode() stops when its time is up");
+	is_str(ps_errmsg(), "decoding the image took longer than its limit "
+	    "of 500 ms", "in words");
+	ok(planes.mem == NULL && planes.n == 0, "nothing decoded");
+	jb.max_ms = 1000u * 1000 * 1000;
+	ok(jpeg_decode(src.data, src.len, 300, IMAGE_MAX_PIXELS, &jb,
+	    &planes) == PS_OK && planes.w == 324, "and decodes within it");
+	jpeg_planes_cleanup(&planes);
 
 	/* The same clock and a budget it does not reach. */
 	lim.max_decode_ms = 1000u * 1000 * 1000;
@@ -1587,6 +1604,297 @@ vips_live(void)
 	return n;
 }
 
+/* ------------------------------------------------------------------ */
+/* The JPEG fast path: YCbCr planes                                    */
+/* ------------------------------------------------------------------ */
+
+#define ORANGE	230, 120, 40
+#define TEAL	30, 140, 160
+
+/* Left half orange, right half teal. */
+static void
+fill_blocks(int x, int y, int w, int h, unsigned char *px)
+{
+	static const unsigned char c[2][3] = { { ORANGE }, { TEAL } };
+
+	(void)y;
+	(void)h;
+	memcpy(px, c[x >= w / 2], 3);
+}
+
+/* Left half dark grey, right half light grey. */
+static void
+fill_grey_blocks(int x, int y, int w, int h, unsigned char *px)
+{
+	(void)y;
+	(void)h;
+	px[0] = x < w / 2 ? 60 : 200;
+}
+
+/*
+ * The centred square of a w x h image (side h < w) has a red left half
+ * and a yellow right half; outside it, blue.
+ */
+static void
+fill_crop(int x, int y, int w, int h, unsigned char *px)
+{
+	int x0 = (w - h) / 2;
+
+	(void)y;
+	px[2] = 20;
+	if (x < x0 || x >= x0 + h) {
+		px[0] = 20;
+		px[1] = 20;
+		px[2] = 220;
+	} else {
+		px[0] = 220;
+		px[1] = x < x0 + h / 2 ? 20 : 220;
+	}
+}
+
+/*
+ * A w x h baseline JPEG written by libjpeg at quality 95: colour with Y
+ * sampled hs x vs and each chroma component 1 x 1, or (grey) greyscale,
+ * from `fill` (the first byte of each pixel for greyscale). The caller
+ * frees.
+ */
+static unsigned char *
+make_sampled(int w, int h, int hs, int vs, bool grey, fill_fn fill,
+    size_t *len)
+{
+	struct jpeg_compress_struct c;
+	struct jpeg_error_mgr e;
+	unsigned char *buf = NULL, *row;
+	unsigned long size = 0;
+	int x, y;
+
+	c.err = jpeg_std_error(&e);
+	jpeg_create_compress(&c);
+	jpeg_mem_dest(&c, &buf, &size);
+	c.image_width = (JDIMENSION)w;
+	c.image_height = (JDIMENSION)h;
+	c.input_components = grey ? 1 : 3;
+	c.in_color_space = grey ? JCS_GRAYSCALE : JCS_RGB;
+	jpeg_set_defaults(&c);
+	jpeg_set_quality(&c, 95, TRUE);
+	c.comp_info[0].h_samp_factor = hs;
+	c.comp_info[0].v_samp_factor = vs;
+	jpeg_start_compress(&c, TRUE);
+	row = xmalloc((size_t)w * 3);
+	for (y = 0; y < h; y++) {
+		for (x = 0; x < w; x++)
+			fill(x, y, w, h, row + (size_t)x * (grey ? 1 : 3));
+		jpeg_write_scanlines(&c, &row, 1);
+	}
+	jpeg_finish_compress(&c);
+	jpeg_destroy_compress(&c);
+	free(row);
+	*len = size;
+	return buf;
+}
+
+/*
+ * A rendered JPEG as the fast path writes it: bare (nothing but JFIF),
+ * baseline, YCbCr 4:2:0 with chroma of ceil(side / 2) samples.
+ */
+static bool
+is_fast_output(const struct image_jpeg *j, int side)
+{
+	struct jpeg_info info;
+	struct jpeg_planes p;
+	unsigned apps;
+	int sof;
+	bool good;
+
+	if (jpeg_probe(j->data, j->len, &info) != PS_OK || !info.bare ||
+	    info.w != side || info.h != side ||
+	    !jpeg_markers(j->data, j->len, &sof, &apps) || sof != 0xc0 ||
+	    apps != 1)
+		return false;
+	if (jpeg_decode(j->data, j->len, side, IMAGE_MAX_PIXELS, NULL,
+	    &p) != PS_OK)
+		return false;
+	good = p.n == 3 && p.w == side && p.h == side &&
+	    p.plane[0].w == side && p.plane[0].h == side &&
+	    p.plane[1].w == (side + 1) / 2 && p.plane[1].h == (side + 1) / 2 &&
+	    p.plane[1].xdiv == 2 && p.plane[1].ydiv == 2 &&
+	    p.plane[2].w == (side + 1) / 2 && p.plane[2].xdiv == 2;
+	jpeg_planes_cleanup(&p);
+	return good;
+}
+
+/* The mean absolute difference of two images of the same size. */
+static double
+mean_abs_diff(VipsImage *a, VipsImage *b)
+{
+	VipsImage *d = NULL, *m = NULL;
+	double avg = 1e9;
+
+	if (vips_subtract(a, b, &d, NULL) != 0 ||
+	    vips_abs(d, &m, NULL) != 0 || vips_avg(m, &avg, NULL) != 0) {
+		vips_error_clear();
+		avg = 1e9;
+	}
+	VIPS_UNREF(d);
+	VIPS_UNREF(m);
+	return avg;
+}
+
+static void
+test_planes(void)
+{
+	static const struct {
+		const char	*name;
+		int		 hs, vs;	/* Y's sampling; chroma 1x1 */
+		int		 xdiv, ydiv;	/* chroma at full scale */
+	} samplings[] = {
+		{ "4:2:0", 2, 2, 2, 2 },
+		{ "4:2:2", 2, 1, 2, 1 },
+		{ "4:4:4", 1, 1, 1, 1 },
+	};
+	static const int sides[2] = { 300, 47 };
+	struct image_jpeg out[2], vips_out;
+	struct jpeg_planes p;
+	unsigned char *jpg, *app;
+	VipsImage *o, *v;
+	double l[3], r[3], diff;
+	bool got;
+	char what[128];
+	size_t len, i, k;
+	int src_side;
+
+	for (i = 0; i < sizeof(samplings) / sizeof(samplings[0]); i++) {
+		jpg = make_sampled(400, 400, samplings[i].hs, samplings[i].vs,
+		    false, fill_blocks, &len);
+		/* 400 / 2 < 300: decoded at full scale, chroma as stored. */
+		ok(jpeg_decode(jpg, len, 300, IMAGE_MAX_PIXELS, NULL, &p) ==
+		    PS_OK && p.n == 3 && p.w == 400 && p.plane[0].w == 400 &&
+		    p.plane[0].xdiv == 1 &&
+		    p.plane[1].xdiv == samplings[i].xdiv &&
+		    p.plane[1].ydiv == samplings[i].ydiv &&
+		    p.plane[1].w == 400 / samplings[i].xdiv &&
+		    p.plane[2].h == 400 / samplings[i].ydiv,
+		    samplings[i].name);
+		printf("#   %s: chroma %dx%d\n", samplings[i].name,
+		    p.plane[1].w, p.plane[1].h);
+		jpeg_planes_cleanup(&p);
+		snprintf(what, sizeof(what), "%s renders 300 and 47",
+		    samplings[i].name);
+		ok(image_render(jpg, len, NULL, sides, 2, out, &src_side) ==
+		    PS_OK && src_side == 400 && out[0].side == 300 &&
+		    out[1].side == 47, what);
+		for (k = 0; k < 2; k++) {
+			int t = sides[k];
+
+			snprintf(what, sizeof(what), "%d: bare baseline 4:2:0, "
+			    "chroma %d wide", t, (t + 1) / 2);
+			ok(is_fast_output(&out[k], t), what);
+			o = decode(&out[k]);
+			got = o != NULL && pixel(o, t / 5, t / 2, l) &&
+			    pixel(o, t - 1 - t / 5, t / 2, r);
+			snprintf(what, sizeof(what), "%d: orange and teal kept",
+			    t);
+			ok(got && near(l, ORANGE, 8) && near(r, TEAL, 8), what);
+			if (got)
+				printf("#   %.0f,%.0f,%.0f and "
+				    "%.0f,%.0f,%.0f\n", l[0], l[1], l[2],
+				    r[0], r[1], r[2]);
+			VIPS_UNREF(o);
+		}
+		free_all(out, 2);
+		free(jpg);
+	}
+
+	/* 648 / 2 >= 300: at 1/2, where libjpeg keeps 4:2:0 chroma whole. */
+	jpg = make_sampled(648, 648, 2, 2, false, fill_blocks, &len);
+	ok(jpeg_decode(jpg, len, 300, IMAGE_MAX_PIXELS, NULL, &p) == PS_OK &&
+	    p.w == 324 && p.full_w == 648 && p.plane[1].w == 324 &&
+	    p.plane[1].xdiv == 1, "4:2:0 at 1/2: chroma as wide as Y");
+	jpeg_planes_cleanup(&p);
+	ok(image_render(jpg, len, NULL, sides, 2, out, NULL) == PS_OK &&
+	    is_fast_output(&out[0], 300) && is_fast_output(&out[1], 47),
+	    "renders 300 and 47 from it");
+	o = decode(&out[0]);
+	ok(o != NULL && pixel(o, 60, 150, l) && pixel(o, 239, 150, r) &&
+	    near(l, ORANGE, 8) && near(r, TEAL, 8), "colours kept");
+	VIPS_UNREF(o);
+	free_all(out, 2);
+	free(jpg);
+
+	/* Greyscale: one plane in, neutral chroma out. */
+	jpg = make_sampled(400, 400, 1, 1, true, fill_grey_blocks, &len);
+	ok(jpeg_decode(jpg, len, 300, IMAGE_MAX_PIXELS, NULL, &p) == PS_OK &&
+	    p.n == 1 && p.plane[0].w == 400, "greyscale: one plane");
+	jpeg_planes_cleanup(&p);
+	ok(image_render(jpg, len, NULL, sides, 2, out, NULL) == PS_OK &&
+	    is_fast_output(&out[0], 300) && is_fast_output(&out[1], 47),
+	    "renders 300 and 47 as 4:2:0 colour JPEGs");
+	o = decode(&out[1]);
+	ok(o != NULL && o->Bands == 3 && pixel(o, 9, 23, l) &&
+	    pixel(o, 37, 23, r) && near(l, 60, 60, 60, 5) &&
+	    near(r, 200, 200, 200, 5), "greys kept, neutral");
+	VIPS_UNREF(o);
+	free_all(out, 2);
+	free(jpg);
+
+	/*
+	 * Non-square, with an odd crop offset (603 - 400) / 2 = 101, half
+	 * a chroma sample: the same square as libvips' path crops (an APP2
+	 * segment sends the file there), and nothing of the blue outside
+	 * it shows but where the file's own chroma sample straddles the
+	 * edge.
+	 */
+	jpg = make_sampled(603, 400, 2, 2, false, fill_crop, &len);
+	ok(image_render(jpg, len, NULL, sides, 1, out, &src_side) == PS_OK &&
+	    src_side == 400 && is_fast_output(&out[0], 300),
+	    "a 603x400 4:2:0 JPEG renders 300");
+	app = xmalloc(len + 8);
+	memcpy(app, "\xff\xd8\xff\xe2\x00\x06" "abcd", 10);
+	memcpy(app + 10, jpg + 2, len - 2);
+	ok(image_render(app, len + 8, NULL, sides, 1, &vips_out, NULL) ==
+	    PS_OK && vips_out.side == 300, "and through libvips' path");
+	o = decode(&out[0]);
+	v = decode(&vips_out);
+	diff = o != NULL && v != NULL ? mean_abs_diff(o, v) : 1e9;
+	printf("#   mean difference %.2f\n", diff);
+	ok(diff < 1.0, "the same square as libvips'");
+	ok(o != NULL && v != NULL && pixel(o, 0, 150, l) &&
+	    pixel(v, 0, 150, r) && near(l, r[0], r[1], r[2], 16) &&
+	    pixel(o, 299, 150, l) && pixel(v, 299, 150, r) &&
+	    near(l, r[0], r[1], r[2], 16), "its edges too");
+	if (o != NULL && v != NULL && pixel(o, 0, 150, l) &&
+	    pixel(v, 0, 150, r))
+		printf("#   left edge %.0f,%.0f,%.0f, libvips' "
+		    "%.0f,%.0f,%.0f\n", l[0], l[1], l[2], r[0], r[1], r[2]);
+	ok(o != NULL && pixel(o, 3, 150, l) && pixel(o, 296, 150, r) &&
+	    near(l, 220, 20, 20, 12) && near(r, 220, 220, 20, 12),
+	    "red to the left edge, yellow to the right");
+	ok(o != NULL && pixel(o, 140, 150, l) && pixel(o, 159, 150, r) &&
+	    near(l, 220, 20, 20, 12) && near(r, 220, 220, 20, 12),
+	    "the middle where it was");
+	VIPS_UNREF(o);
+	VIPS_UNREF(v);
+	image_jpeg_free(&vips_out);
+	free_all(out, 1);
+	free(app);
+	free(jpg);
+
+	/* 4:1:1 (Y 4x1): not the fast path's, libvips renders it. */
+	jpg = make_sampled(400, 400, 4, 1, false, fill_blocks, &len);
+	is_int(jpeg_decode(jpg, len, 300, IMAGE_MAX_PIXELS, NULL, &p),
+	    PS_EINVAL, "4:1:1 is declined by the fast path");
+	ok(p.mem == NULL && p.n == 0, "nothing decoded");
+	ok(image_render(jpg, len, NULL, sides, 2, out, NULL) == PS_OK &&
+	    out[0].side == 300 && out[1].side == 47, "and rendered all the "
+	    "same");
+	o = decode(&out[0]);
+	ok(o != NULL && pixel(o, 60, 150, l) && near(l, ORANGE, 12),
+	    "in its colours");
+	VIPS_UNREF(o);
+	free_all(out, 2);
+	free(jpg);
+}
+
 int main(void);
 
 /*
@@ -1654,6 +1962,7 @@ main(void)
 	test_decode_time();
 	test_args();
 	test_as_is();
+	test_planes();
 	test_threads();
 	/*
 	 * LeakSanitizer cannot see leaked images (libvips keeps a table of
