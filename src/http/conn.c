@@ -42,6 +42,7 @@
 #define IN_KEEP		(64 * 1024)	/* shrink back when idle and above */
 #define OUT_KEEP	(256 * 1024)
 #define LINGER_MS	2000		/* reading after our last answer */
+#define DRIVE_READ_MAX	(256 * 1024)	/* bytes read per turn */
 #define ACCEPT_BURST	64
 #define RETRY_AFTER	"2"		/* seconds, when bodies do not fit */
 
@@ -942,7 +943,7 @@ on_send(evutil_socket_t fd, short what, void *arg)
 static void
 conn_drive(struct conn *c)
 {
-	size_t before;
+	size_t before, got = 0;
 
 	c->in_drive = true;
 	for (;;) {
@@ -998,6 +999,15 @@ conn_drive(struct conn *c)
 				c->body_got += c->in_len - before;
 			else if (c->head_ms == 0)
 				c->head_ms = c->active_ms;
+			/*
+			 * A client sending a large body as fast as it is read
+			 * would keep the loop here: after DRIVE_READ_MAX the
+			 * others have their turn, and this one comes back.
+			 */
+			if ((got += c->in_len - before) >= DRIVE_READ_MAX) {
+				event_active(c->ev, EV_READ, 0);
+				goto out;
+			}
 			continue;
 		case IO_WAIT:
 			if (c->in_len == 0 && c->in_cap > IN_KEEP) {

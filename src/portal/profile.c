@@ -257,8 +257,10 @@ struct change {
 	struct http_req		*r;
 	struct viewer		 v;
 	bool			 post;
-	/* the upload, rendered on a worker */
-	unsigned char		*upload;
+	/* the upload: the form, read and rendered on a worker */
+	const char		*body;		/* the request's, borrowed */
+	size_t			 body_len;
+	char			*ctype;
 	size_t			 upload_len;
 	struct image_jpeg	 out[4];	/* S, M, L, high resolution */
 	ps_err			 render_rc;
@@ -292,7 +294,7 @@ change_free(struct change *c)
 
 	for (i = 0; i < 4; i++)
 		image_jpeg_free(&c->out[i]);
-	free(c->upload);
+	free(c->ctype);
 	free(c->managed_url);
 	free(c->error);
 	free(c);
@@ -346,6 +348,11 @@ upload_page(struct change *c, int status, const char *managed_url,
 		upload_page_show(c);
 }
 
+/*
+ * On a worker: the photo field found in the form (up to 20 MiB, not
+ * scanned on the loop), then rendered from where it lies in the body,
+ * which stays put while the request waits.
+ */
 static void
 upload_render(void *arg)
 {
@@ -353,9 +360,17 @@ upload_render(void *arg)
 	const struct store_webapp *w = &c->app->w;
 	const int sides[4] = { w->size_s, w->size_m, w->size_l,
 	    PORTAL_HR_SIDE };
+	struct http_part part;
 
-	c->render_rc = image_render(c->upload, c->upload_len,
-	    &image_default_limits, sides, 4, c->out, NULL);
+	c->render_rc = http_multipart_field(c->ctype, c->body, c->body_len,
+	    "photo", &part);
+	if (c->render_rc == PS_OK && part.len == 0)
+		c->render_rc = ps_errf(PS_ENOTFOUND, "no file");
+	if (c->render_rc == PS_OK) {
+		c->upload_len = part.len;
+		c->render_rc = image_render(part.data, part.len,
+		    &image_default_limits, sides, 4, c->out, NULL);
+	}
 	if (c->render_rc != PS_OK)
 		str_copy(c->render_err, ps_errmsg(), sizeof(c->render_err));
 }
@@ -409,6 +424,12 @@ upload_rendered(void *arg)
 	struct change *c = arg;
 	unsigned char rnd[16];
 
+	if (c->render_rc == PS_ENOTFOUND || c->render_rc == PS_EINVAL) {
+		/* No photo in the form, or not a form at all. */
+		upload_page(c, 400, NULL, c->render_rc == PS_EINVAL ?
+		    c->render_err : "Choose a photo first.");
+		return;
+	}
 	if (c->render_rc != PS_OK) {
 		log_info(http_req_id(c->r), "photo.upload_refused", "account=%s "
 		    "reason=%s", log_q(c->v.user.account),
@@ -427,26 +448,14 @@ upload_rendered(void *arg)
 	}
 }
 
-/* Takes the uploaded file and renders it off the loop; takes `c`. */
+/* Finds the uploaded file and renders it off the loop; takes `c`. */
 static void
 upload_start(struct change *c)
 {
-	struct http_part part;
-	const char *body;
-	size_t len;
-	ps_err rc;
+	const char *ctype = http_req_header(c->r, "Content-Type");
 
-	body = http_req_body(c->r, &len);
-	rc = http_multipart_field(http_req_header(c->r, "Content-Type"), body,
-	    len, "photo", &part);
-	if (rc != PS_OK || part.len == 0) {
-		upload_page(c, 400, NULL, rc == PS_EINVAL ? ps_errmsg() :
-		    "Choose a photo first.");
-		return;
-	}
-	c->upload = xmalloc(part.len);
-	memcpy(c->upload, part.data, part.len);
-	c->upload_len = part.len;
+	c->body = http_req_body(c->r, &c->body_len);
+	c->ctype = xstrdup(ctype ? ctype : "");
 	http_req_defer(c->r);
 	if (work_try_submit(c->app->srv->pool, upload_render, upload_rendered,
 	    c) != PS_OK) {

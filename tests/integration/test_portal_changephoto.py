@@ -150,6 +150,8 @@ ok(" 401 " in head_only("/my/changephoto", big,
    "with wrong credentials: 401, the body never read")
 
 # ---- coming back from the master refreshes at once ----
+# Without the master's change notice (which would fetch it at once too).
+p.cmd("webapp", "set", "--notifications", "off")
 r = p.get(photo_path(T1, "L"), as_user=T1)   # within the window: no sync
 m.cmd("photo", "set", "test1@contoso.com", "--file",
       make_image(os.path.join(work, "n.png"), "400x400", extra=["-flip"]))
