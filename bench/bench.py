@@ -2052,9 +2052,6 @@ def fig_hostile(top, p, paths, auth1, auth3, rebuild):
          idle_kb * 1024),
         ("request bodies (the body memory budget, from /metrics)",
          body_max),
-        ("uploads' photos copied for the image workers while their "
-         "requests wait (profile.c upload_start): at most the body budget "
-         "again", body_max),
         ("connections: the cap (%d, from /metrics) × 64 KiB, the most an "
          "idle or head-sending TLS connection holds (operations.md)" % cap,
          cap * 64 * 1024),
