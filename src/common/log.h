@@ -48,13 +48,19 @@ void	log_buffer_stop(void);
  */
 const char *log_q(const char *s);
 
-#define log_err(req, ev, ...)	log_event(LOG_ERR, req, ev, __VA_ARGS__)
-#define log_warn(req, ev, ...)	log_event(LOG_WARN, req, ev, __VA_ARGS__)
-#define log_info(req, ev, ...)	log_event(LOG_INFO, req, ev, __VA_ARGS__)
-#define log_debug(req, ev, ...)						\
+/*
+ * The level is checked before the arguments are evaluated: a process
+ * that logs only errors (portal refresh) formats no value for lines it
+ * would drop.
+ */
+#define log_at(lvl, req, ev, ...)					\
 	do {								\
-		if (log_enabled(LOG_DEBUG))				\
-			log_event(LOG_DEBUG, req, ev, __VA_ARGS__);	\
+		if (log_enabled(lvl))					\
+			log_event(lvl, req, ev, __VA_ARGS__);		\
 	} while (0)
+#define log_err(req, ev, ...)	log_at(LOG_ERR, req, ev, __VA_ARGS__)
+#define log_warn(req, ev, ...)	log_at(LOG_WARN, req, ev, __VA_ARGS__)
+#define log_info(req, ev, ...)	log_at(LOG_INFO, req, ev, __VA_ARGS__)
+#define log_debug(req, ev, ...)	log_at(LOG_DEBUG, req, ev, __VA_ARGS__)
 
 #endif

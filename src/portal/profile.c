@@ -380,15 +380,28 @@ upload_store_run(struct store *st, void *arg)
 {
 	struct change *c = arg;
 	const unsigned char *data[4];
+	struct store_sync sy;
 	size_t len[4];
+	ps_err rc;
 	int i;
 
 	for (i = 0; i < 4; i++) {
 		data[i] = c->out[i].data;
 		len[i] = c->out[i].len;
 	}
-	if ((c->rc = store_thumb_put(st, c->app->w.id, c->v.user.account,
-	    "local", c->etag, data, len)) != PS_OK)
+	/* The photo held is no longer the master's: its ETag goes too. */
+	if ((rc = store_begin(st)) == PS_OK) {
+		if ((rc = store_thumb_put(st, c->app->w.id, c->v.user.account,
+		    "local", c->etag, data, len)) == PS_OK &&
+		    (rc = store_sync_get(st, c->app->w.id, c->v.user.account,
+		    &sy)) == PS_OK) {
+			sy.master_etag[0] = '\0';
+			rc = store_sync_put(st, c->app->w.id,
+			    c->v.user.account, &sy);
+		}
+		rc = store_end(st, rc == PS_OK) == PS_OK ? rc : PS_ESTORE;
+	}
+	if ((c->rc = rc) != PS_OK)
 		str_copy(c->err, ps_errmsg(), sizeof(c->err));
 }
 

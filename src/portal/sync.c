@@ -195,10 +195,9 @@ state_remember(struct webapp_ctx *app, const char *account,
 }
 
 static ps_err
-preload_one(void *arg, const char *account, const struct store_sync *s,
-    bool master_photo)
+preload_one(void *arg, const char *account, const struct store_sync *s)
 {
-	state_remember(arg, account, s, master_photo);
+	state_remember(arg, account, s, s->master_etag[0] != '\0');
 	return PS_OK;
 }
 
@@ -1027,23 +1026,14 @@ static void
 state_load_run(struct store *st, void *arg)
 {
 	struct state_load *ld = arg;
-	struct store_thumb t = { 0 };
-	ps_err rc;
 
 	if ((ld->rc = store_sync_get(st, ld->app->w.id, ld->owner.account,
 	    &ld->e.s)) != PS_OK) {
 		str_copy(ld->err, ps_errmsg(), sizeof(ld->err));
 		return;
 	}
-	rc = store_thumb_get(st, ld->app->w.id, ld->owner.account, STORE_S,
-	    &t);
-	if (rc == PS_OK)
-		ld->e.have_master_photo = strcmp(t.source, "master") == 0;
-	else if (rc != PS_ENOTFOUND) {
-		ld->rc = rc;
-		str_copy(ld->err, ps_errmsg(), sizeof(ld->err));
-	}
-	store_thumb_cleanup(&t);
+	/* The master's ETag is kept exactly while its photo is. */
+	ld->e.have_master_photo = ld->e.s.master_etag[0] != '\0';
 }
 
 static void

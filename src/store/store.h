@@ -430,7 +430,8 @@ struct store_sync {
 	int64_t	 last_success;	/* 0: never */
 	int64_t	 last_error;	/* 0: none since the last success */
 	char	 reason[512];	/* of the last error */
-	char	 master_etag[128];	/* of the photo we hold, "" if none */
+	char	 master_etag[128];	/* of the master's photo we hold, ""
+					   if none (none, or one uploaded) */
 	int	 has_mailbox;	/* -1 unknown, 0 no, 1 yes */
 };
 
@@ -441,12 +442,12 @@ ps_err	store_sync_put(struct store *, int64_t webapp, const char *account,
 	    const struct store_sync *);
 /*
  * Calls `fn` for every stored sync state of a web application, with the
- * account and whether the photo held is the master's (a user with no
- * state row has the zeroed state); stops on non-PS_OK.
+ * account (a user with no state row has the zeroed state); stops on
+ * non-PS_OK.
  */
 ps_err	store_sync_each(struct store *, int64_t webapp,
 	    ps_err (*fn)(void *, const char *account,
-	    const struct store_sync *, bool master_photo), void *arg);
+	    const struct store_sync *), void *arg);
 
 /* ---- portal: browser sessions ---- */
 

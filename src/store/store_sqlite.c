@@ -2454,13 +2454,12 @@ store_sync_put(struct store *st, int64_t webapp, const char *account,
 
 ps_err
 store_sync_each(struct store *st, int64_t webapp,
-    ps_err (*fn)(void *, const char *, const struct store_sync *, bool),
+    ps_err (*fn)(void *, const char *, const struct store_sync *),
     void *arg)
 {
-	sqlite3_stmt *q = prep(st, "SELECT s.account, s.last_success, "
-	    "s.last_error, s.reason, s.master_etag, s.has_mailbox, t.source "
-	    "FROM sync_state s LEFT JOIN thumbs t ON t.webapp = s.webapp AND "
-	    "t.account = s.account WHERE s.webapp = ?");
+	sqlite3_stmt *q = prep(st, "SELECT account, last_success, last_error, "
+	    "reason, master_etag, has_mailbox FROM sync_state WHERE webapp = "
+	    "?");
 	struct store_sync sy;
 	ps_err rc = PS_OK;
 	int r;
@@ -2469,8 +2468,6 @@ store_sync_each(struct store *st, int64_t webapp,
 		return PS_ESTORE;
 	sqlite3_bind_int64(q, 1, webapp);
 	while (rc == PS_OK && (r = sqlite3_step(q)) == SQLITE_ROW) {
-		const char *source = (const char *)sqlite3_column_text(q, 6);
-
 		memset(&sy, 0, sizeof(sy));
 		sy.last_success = sqlite3_column_int64(q, 1);
 		sy.last_error = sqlite3_column_int64(q, 2);
@@ -2478,8 +2475,7 @@ store_sync_each(struct store *st, int64_t webapp,
 		str_copy(sy.master_etag, col_text(q, 4),
 		    sizeof(sy.master_etag));
 		sy.has_mailbox = sqlite3_column_int(q, 5);
-		rc = fn(arg, col_text(q, 0), &sy, source != NULL &&
-		    strcmp(source, "master") == 0);
+		rc = fn(arg, col_text(q, 0), &sy);
 	}
 	if (rc == PS_OK && r != SQLITE_DONE)
 		rc = store_fail(st, "read sync states");

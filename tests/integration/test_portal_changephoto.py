@@ -110,6 +110,10 @@ ok(r.status == 200 and 'type="file"' in r.text(),
    "import off: the mailbox user gets the local form")
 r = upload(T1, img)
 is_eq(r.status, 200, "import off: the mailbox user uploads locally")
+st, out, err = p.cmd("user", "show", T1)
+ok(re.search(r"master etag\s+(-|none)", out),
+   "the photo held is no longer the master's: its ETag is forgotten "
+   "(%s)" % re.findall(r"master etag.*", out))
 r = p.get(photo_path(T1, "L"), as_user=T1)
 ok(r.header("ETag") != before, "import off: the local photo is served")
 p.cmd("webapp", "set", "--photo-import", "on")
