@@ -6,9 +6,12 @@
  *
  * Threading: everything runs on the loop thread except verify_run(), which
  * touches only its own check and, under dummy_mu, the dummy hash. Until it
- * is answered a check is on one of two lists: `running` (handed to the
- * pool) or `ready` (answered without Argon2id and waiting for ready_ev, so
- * that done is never called from inside auth_guard_check()).
+ * is answered a check is on one of three lists: `running` (handed to the
+ * pool), the `joined` list of a running check of the same credential
+ * (which answers both: 32 connections presenting one new credential at
+ * once cost one Argon2id, not 32), or `ready` (answered without Argon2id
+ * and waiting for ready_ev, so that done is never called from inside
+ * auth_guard_check()).
  *
  * The table is set-associative: a digest picks a set of GUARD_WAYS slots.
  * A new entry takes a free or stale slot of its set, else the one whose
@@ -86,8 +89,11 @@ struct slot {
 /* guard.h promises 40 bytes an entry. */
 _Static_assert(sizeof(struct slot) == 40, "a table slot is 40 bytes");
 
+TAILQ_HEAD(check_list, check);
+
 struct check {
-	TAILQ_ENTRY(check)	 entry;		/* g->running or g->ready */
+	TAILQ_ENTRY(check)	 entry;	/* g->running, g->ready or joined */
+	struct check_list	 joined;	/* running: answered with it */
 	struct auth_guard	*g;
 	char			*account;	/* lower-cased; for the log */
 	char			*peer;		/* as counted; for the log */
@@ -106,7 +112,6 @@ struct check {
 	const char		*result;	/* metrics label */
 	char			 why[96];
 };
-TAILQ_HEAD(check_list, check);
 
 struct auth_guard {
 	struct event_base	*base;
@@ -115,7 +120,7 @@ struct auth_guard {
 	struct event		*ready_ev;
 	struct check_list	 running;
 	struct check_list	 ready;
-	size_t			 nrunning, nready;
+	size_t			 nrunning, nready, njoined;
 	struct slot		*slots;
 	size_t			 nsets;
 	unsigned char		 key[AUTH_DIGEST_KEY_BYTES];
@@ -507,6 +512,7 @@ checks_free(struct check_list *l)
 
 	while ((c = TAILQ_FIRST(l)) != NULL) {
 		TAILQ_REMOVE(l, c, entry);
+		checks_free(&c->joined);
 		count_release(&c->acct);
 		count_release(&c->addr);
 		check_free(c);
@@ -622,11 +628,17 @@ verify_run(void *arg)
 static void
 verify_done(void *arg)
 {
-	struct check *c = arg;
+	struct check *c = arg, *j;
 	struct auth_guard *g = c->g;
 
 	TAILQ_REMOVE(&g->running, c, entry);
 	g->nrunning--;
+	/* Those that joined are answered alike, on ready_ev's next run. */
+	while ((j = TAILQ_FIRST(&c->joined)) != NULL) {
+		TAILQ_REMOVE(&c->joined, j, entry);
+		g->njoined--;
+		check_ready(g, j, c->rc, c->result, c->why);
+	}
 	if (c->verified) {
 		g->stats.verified++;
 		metrics_add("photosync_auth_verifications_total", NULL, 1);
@@ -657,12 +669,27 @@ check_busy(struct auth_guard *g, struct check *c, int64_t now)
 	    "waiting");
 }
 
+/*
+ * The check of credential `cred` on the pool, if one is: at most
+ * max_verifying + max_queued to look through.
+ */
+static struct check *
+running_find(struct auth_guard *g, const unsigned char *cred)
+{
+	struct check *c;
+
+	TAILQ_FOREACH(c, &g->running, entry)
+		if (memcmp(c->cred, cred, GUARD_DIGEST_BYTES) == 0)
+			return c;
+	return NULL;
+}
+
 void
 auth_guard_check(struct auth_guard *g, const char *account,
     const char *peer, const char *hash, const char *password,
     auth_guard_done_fn done, void *arg)
 {
-	struct check *c = xcalloc(1, sizeof(*c));
+	struct check *c = xcalloc(1, sizeof(*c)), *leader;
 	const char *parts[4];
 	struct slot *known;
 	enum slot_kind verdict = SLOT_FREE;	/* remembered, if not FREE */
@@ -670,6 +697,7 @@ auth_guard_check(struct auth_guard *g, const char *account,
 	char why[96];
 
 	c->g = g;
+	TAILQ_INIT(&c->joined);
 	c->done = done;
 	c->arg = arg;
 	c->account = account_lower(account);
@@ -718,6 +746,12 @@ auth_guard_check(struct auth_guard *g, const char *account,
 			check_ready(g, c, PS_EAUTH, "wrong", c->unknown ?
 			    "no such account, or no password set "
 			    "(remembered)" : "wrong password (remembered)");
+		return;
+	}
+	if ((leader = running_find(g, c->cred)) != NULL) {
+		g->stats.joined++;
+		TAILQ_INSERT_TAIL(&leader->joined, c, entry);
+		g->njoined++;
 		return;
 	}
 	c->hash = c->unknown ? NULL : xstrdup(hash);
@@ -812,7 +846,7 @@ auth_guard_free(struct auth_guard *g)
 	g->pool = NULL;
 	checks_free(&g->running);
 	checks_free(&g->ready);
-	g->nrunning = g->nready = 0;
+	g->nrunning = g->nready = g->njoined = 0;
 	event_free(g->ready_ev);
 	g->ready_ev = NULL;
 	/* From inside a done callback, its caller releases the guard. */
@@ -823,7 +857,7 @@ auth_guard_free(struct auth_guard *g)
 size_t
 auth_guard_pending(const struct auth_guard *g)
 {
-	return g->nrunning + g->nready;
+	return g->nrunning + g->nready + g->njoined;
 }
 
 size_t

@@ -11,6 +11,11 @@
  *     checked against a dummy hash, so timing tells nothing about which
  *     accounts exist. The dummy hash is made by the guard's first check,
  *     whatever its account, so even that check does not stand out.
+ *   - A credential being checked is checked once: the same account and
+ *     password presented again before the answer wait for that answer
+ *     (joined) instead of running Argon2id again, and need no room in the
+ *     queue (each is one request's waiting, which the connection cap
+ *     bounds).
  *   - A credential found right or wrong is remembered for a while by a
  *     keyed digest of (account, password, stored hash) only: repeating it
  *     costs no Argon2id, and a password change (a new hash) forgets it.
@@ -151,6 +156,7 @@ size_t	auth_guard_throttled(const struct auth_guard *);
 struct auth_guard_stats {
 	uint64_t	verified;	/* Argon2id runs, dummy ones too */
 	uint64_t	remembered;	/* answered from memory */
+	uint64_t	joined;		/* answered by a check under way */
 	uint64_t	busy;		/* refused: too many checks waiting */
 	uint64_t	refused;	/* refused: a wait was not over */
 	uint64_t	throttled;	/* counts that began to wait */

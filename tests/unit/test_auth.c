@@ -430,6 +430,47 @@ test_queue(void)
 	auth_guard_free(g);
 }
 
+/* ---- one check for a credential presented many times at once ---- */
+
+static void
+test_joined(const char *hash1)
+{
+	struct auth_guard_limits l = test_limits();
+	struct auth_guard *g;
+	struct auth_guard_stats s;
+	struct answer a[8], other;
+	int i, before = answered;
+	bool right = true, late = true;
+
+	l.max_queued = 1;	/* the joined need no place in the queue */
+	l.free_failures = 100;
+	g = auth_guard_new(base, &l);
+	ok(g != NULL, "joined: a guard with 1 thread and 1 place");
+	for (i = 0; i < 8; i++)
+		check(g, "jo", "192.0.2.40", hash1, "right one", &a[i]);
+	check(g, "kay", "192.0.2.41", hash1, "wrong one", &other);
+	is_int(auth_guard_pending(g), 9, "nine checks pending");
+	ok(await(before + 9), "all nine answered");
+	for (i = 0; i < 8; i++) {
+		right = right && a[i].rc == PS_OK;
+		late = late && !a[i].early;
+	}
+	ok(right && late, "the eight of one credential: PS_OK, on the loop");
+	is_int(other.rc, PS_EAUTH, "another credential, queued: checked");
+	auth_guard_stats(g, &s);
+	is_int(s.verified, 2, "two Argon2id verifications, not nine");
+	is_int(s.joined, 7, "seven joined the first");
+	is_int(auth_guard_pending(g), 0, "nothing pending");
+
+	/* Freed while some wait for a running check: none answered. */
+	before = answered;
+	for (i = 0; i < 3; i++)
+		check(g, "lee", "192.0.2.42", hash1, "lee's", &a[i]);
+	auth_guard_free(g);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	ok(answered == before, "freed with joined checks: none answered");
+}
+
 /* ---- the table's bound ---- */
 
 static void
@@ -534,6 +575,7 @@ main(void)
 	test_answers(hash1, hash2);
 	test_throttle();
 	test_queue();
+	test_joined(hash1);
 	test_table();
 	test_free_in_flight();
 	free(hash1);
