@@ -11,7 +11,6 @@
 #include "auth/auth.h"
 #include "common/log.h"
 #include "demo/demo.h"
-#include "image/image.h"
 #include "master/master.h"
 #include "portal/portal.h"
 #include "xfer/xfer.h"
@@ -64,8 +63,7 @@ main(int argc, char **argv)
 		printf("photosync 0.1.0\n");
 		return 0;
 	}
-	if (auth_init() != PS_OK || image_init(argv[0]) != PS_OK ||
-	    xfer_global_init() != PS_OK) {
+	if (auth_init() != PS_OK || xfer_global_init() != PS_OK) {
 		fprintf(stderr, "photosync: %s\n", ps_errmsg());
 		return 1;
 	}

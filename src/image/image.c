@@ -1194,9 +1194,6 @@ image_render(const void *in, size_t len, const struct image_limits *lim,
 			    IMAGE_MAX_SIDE);
 		target = VIPS_MAX(target, sides[i]);
 	}
-	rc = image_init(NULL);
-	if (rc != PS_OK)
-		return rc;
 	image_limits_resolve(lim, &l);
 	budget.now_ms = l.now_ms != NULL ? l.now_ms : time_mono_ms;
 	budget.start_ms = budget.now_ms();
@@ -1222,6 +1219,8 @@ image_render(const void *in, size_t len, const struct image_limits *lim,
 	jb.now_ms = budget.now_ms;
 	rc = render_jpeg_fast(in, len, &l, &jb, sides, n, out, src_side);
 	if (rc == PS_OK || rc == PS_EIMAGE)
+		return rc;
+	if ((rc = image_init(NULL)) != PS_OK)
 		return rc;
 	ld = image_identify(in, len);
 	if (ld == NULL) {

@@ -109,6 +109,15 @@ struct portal_srv {
 	uint64_t		 states_epoch;
 	struct sync_job		*write_pending;	/* outcomes to write */
 	bool			 writing;	/* a batch is being written */
+	/*
+	 * Syncs that may still call the master (reading their state, or
+	 * started and not yet answered by GetUserPhoto), and whom sync.c
+	 * tells when one no longer may: `portal refresh` bounds its calls
+	 * to the master, not the renders and writes after them.
+	 */
+	int			 at_master;
+	void			(*master_free)(void *);
+	void			*master_free_arg;
 	struct lru		*tokens;	/* S2S tokens kept (token.h) */
 };
 

@@ -31,6 +31,13 @@
 /* Autodiscover asked ahead for this many users at a time, two at once. */
 #define DISCOVER_BATCH	AD_MAX_USERS
 #define DISCOVER_AHEAD	2
+/*
+ * --concurrency bounds the syncs calling the master; past the master a
+ * sync renders and waits for its write, and up to this many more may do
+ * so: enough for the writes to go in batches, not one commit per user,
+ * and fewer than the image workers queue (64), so no render is refused.
+ */
+#define PAST_MASTER	32
 
 struct item {
 	struct webapp_ctx	*app;
@@ -66,7 +73,7 @@ struct refresh {
 	struct reason_count	 reasons[16];
 	char			 failed_users[MAX_LISTED][300];
 	int			 n_failed_listed;
-	struct event		*tick, *sigint, *sigterm;
+	struct event		*tick, *kick, *sigint, *sigterm;
 };
 
 static void
@@ -288,7 +295,8 @@ pump(struct refresh *rf)
 		discover_ahead(rf);
 	/* In order: an item goes once its batch was answered. */
 	while (!rf->interrupted && rf->q_len > 0 &&
-	    rf->inflight < rf->concurrency &&
+	    rf->srv.at_master < rf->concurrency &&
+	    rf->inflight < rf->concurrency + PAST_MASTER &&
 	    time_mono_ms() >= rf->pause_until &&
 	    rf->items[rf->queue[rf->q_head]].discovered)
 		start_item(rf, &rf->items[queue_pop(rf)]);
@@ -304,6 +312,23 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	draw(arg, false);
+	pump(arg);
+}
+
+/* A sync is done with the master: another may start (from the loop). */
+static void
+master_freed(void *arg)
+{
+	struct refresh *rf = arg;
+
+	event_active(rf->kick, EV_TIMEOUT, 0);
+}
+
+static void
+on_kick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
 	pump(arg);
 }
 
@@ -451,6 +476,9 @@ portal_refresh_run(struct portal_state *ps, const char *url,
 	    "force=%s", rf->n, rf->concurrency, force ? "yes" : "no");
 	rf->tick = event_new(rf->srv.base, -1, EV_PERSIST, on_tick, rf);
 	event_add(rf->tick, &tv);
+	rf->kick = event_new(rf->srv.base, -1, 0, on_kick, rf);
+	rf->srv.master_free = master_freed;
+	rf->srv.master_free_arg = rf;
 	rf->sigint = evsignal_new(rf->srv.base, SIGINT, on_signal, rf);
 	rf->sigterm = evsignal_new(rf->srv.base, SIGTERM, on_signal, rf);
 	event_add(rf->sigint, NULL);
@@ -465,8 +493,11 @@ portal_refresh_run(struct portal_state *ps, const char *url,
 	    rf->count[SYNC_FAILED], rf->fresh, rf->interrupted ? "yes" : "no");
 	ret = rf->count[SYNC_FAILED] || rf->interrupted ? 1 : 0;
 out:
+	rf->srv.master_free = NULL;
 	if (rf->tick)
 		event_free(rf->tick);
+	if (rf->kick)
+		event_free(rf->kick);
 	if (rf->sigint)
 		event_free(rf->sigint);
 	if (rf->sigterm)

@@ -84,6 +84,7 @@ struct sync_job {
 	char			*photos_url;
 	char			*ecp_photo_url;
 	bool			 discover_only;	/* stop after Autodiscover */
+	bool			 at_master;	/* counted in srv->at_master */
 	int64_t			 started_ms;
 	/* the render, done on a worker */
 	struct buf		 photo;
@@ -100,6 +101,25 @@ struct sync_job {
 };
 
 static void job_finish(struct sync_job *);
+
+/* One sync fewer that may call the master; `portal refresh` is told. */
+static void
+master_free(struct portal_srv *srv)
+{
+	srv->at_master--;
+	if (srv->master_free != NULL)
+		srv->master_free(srv->master_free_arg);
+}
+
+/* The job will call the master no more (idempotent). */
+static void
+job_master_done(struct sync_job *job)
+{
+	if (!job->at_master)
+		return;
+	job->at_master = false;
+	master_free(job->app->srv);
+}
 
 /* ---- the maps ---- */
 
@@ -313,6 +333,7 @@ job_free(struct sync_job *job)
 	struct sync_job **p;
 	int i;
 
+	job_master_done(job);
 	for (p = &srv->jobs; *p; p = &(*p)->next)
 		if (*p == job) {
 			*p = job->next;
@@ -547,6 +568,7 @@ job_save(struct sync_job *job, enum job_write what)
 	struct sync_job **p;
 	struct sync_entry *e;
 
+	job_master_done(job);
 	job->write = what;
 	if (!job->discover_only)
 		state_remember(job->app, job->account, &job->state,
@@ -741,6 +763,7 @@ photo_done(const struct xfer_response *r, void *arg)
 	struct sync_job *job = arg;
 	char reason[300];
 
+	job_master_done(job);
 	if (r->rc != PS_OK) {
 		job_error(job, "GetUserPhoto", r->error, -1);
 		return;
@@ -952,6 +975,8 @@ job_new(struct webapp_ctx *app, const struct store_user *owner,
 	job->outcome.result = SYNC_FAILED;
 	job->outcome.retry_after = -1;
 	job->started_ms = time_mono_ms();
+	job->at_master = true;
+	srv->at_master++;
 	buf_init(&job->photo, SYNC_MAX_PHOTO);
 	job->next = srv->jobs;
 	srv->jobs = job;
@@ -1043,6 +1068,8 @@ state_load_done(void *arg)
 	struct sync_outcome o = { .retry_after = -1 };
 	enum sync_start r;
 
+	/* Counted again if a job starts. */
+	master_free(ld->app->srv);
 	if (ld->rc != PS_OK) {
 		/* The store cannot say: serve what is cached. */
 		log_warn(ld->reqid, "sync.state_unread", "account=%s error=%s",
@@ -1102,6 +1129,7 @@ sync_request(struct webapp_ctx *app, const struct store_user *owner,
 		free(ld);
 		return SYNC_NOT_DUE_ERROR;
 	}
+	app->srv->at_master++;
 	return SYNC_STARTED;
 }
 
