@@ -30,6 +30,9 @@
 #include "xfer.h"
 #include "xfer_int.h"
 
+/* Idle connections kept for reuse, at most (a few KiB each). */
+#define XFER_IDLE_MAX	64L
+
 /* A socket libcurl asked us to watch. */
 struct xfer_sock {
 	LIST_ENTRY(xfer_sock)	 entry;
@@ -414,6 +417,13 @@ xfer_loop_new(struct event_base *base)
 	curl_multi_setopt(loop->multi, CURLMOPT_SOCKETDATA, loop);
 	curl_multi_setopt(loop->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 	curl_multi_setopt(loop->multi, CURLMOPT_TIMERDATA, loop);
+	/*
+	 * libcurl's default keeps 4 idle connections per transfer running:
+	 * when a burst of transfers ends, most of their connections are
+	 * closed and the next burst shakes hands again (a TLS handshake on
+	 * both sides). A fixed budget keeps them for reuse.
+	 */
+	curl_multi_setopt(loop->multi, CURLMOPT_MAXCONNECTS, XFER_IDLE_MAX);
 	return loop;
 }
 
