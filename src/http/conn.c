@@ -44,6 +44,7 @@
 #define LINGER_MS	2000		/* reading after our last answer */
 #define DRIVE_READ_MAX	(256 * 1024)	/* bytes read per turn */
 #define ACCEPT_BURST	64
+#define SWEEP_CLOSE_MAX	64		/* closes per turn of the sweep */
 #define RETRY_AFTER	"2"		/* seconds, when bodies do not fit */
 
 /*
@@ -1242,21 +1243,31 @@ conn_expire(struct conn *c, int64_t now)
 	}
 }
 
-/* Keeps the deadlines; resumes accepting. */
+/*
+ * Keeps the deadlines; resumes accepting. A close costs tens of
+ * microseconds (TLS state, the descriptor, a log line): past
+ * SWEEP_CLOSE_MAX in one turn the sweep lets the loop serve the others
+ * and goes on in its next turn, so 20,000 connections expiring together
+ * are not one long stall.
+ */
 void
 conn_sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_server *srv = arg;
 	int64_t now = time_mono_ms();
 	struct conn *c, *next;
+	size_t before = nconns;
 
 	(void)fd;
 	(void)what;
-	for (c = srv->conns; c; c = next) {
+	for (c = srv->conns; c && before - nconns < SWEEP_CLOSE_MAX;
+	    c = next) {
 		next = c->next;
 		if (!c->busy)
 			conn_expire(c, now);
 	}
+	if (c != NULL)
+		event_active(srv->sweep_ev, EV_TIMEOUT, 0);
 	metrics_set("photosync_http_connections", "", (double)nconns);
 	metrics_set("photosync_http_body_bytes", "", (double)body_held);
 	if (srv->accept_paused && srv->listen_ev) {

@@ -1,8 +1,8 @@
 """The HTTP server's budgets on the wire, against the real master over
 TLS: the connection cap closes the least recently active idle connection
 for a new one; a request head sent a byte at a time is answered 408 at
-its deadline; a TLS handshake that never comes and a body that trickles
-are cut off; request bodies that do not fit the body memory get 503 with
+its deadline; a TLS handshake that never comes (also 200 of them at
+once) and a body that trickles are cut off; request bodies that do not fit the body memory get 503 with
 Retry-After before they are read; SIGTERM lets a request in flight finish
 while new connections are refused, and the process exits 0.
 
@@ -220,6 +220,30 @@ def handshake_deadline():
     s.close()
     ok(wait_log("ev=http.handshake_timeout"), "http.handshake_timeout "
        "logged")
+
+
+@case
+def many_expire():
+    """200 handshakes that never come, expiring together: all closed"""
+    before = srv.logs().count("ev=http.handshake_timeout")
+    socks = [socket.create_connection(("127.0.0.1", srv.port),
+                                      timeout=TIMEOUT) for _ in range(200)]
+    closed = 0
+    for s in socks:
+        try:
+            if s.recv(100) == b"":
+                closed += 1
+        except ConnectionResetError:
+            closed += 1
+        s.close()
+    is_eq(closed, 200, "every one is closed (more than one sweep's "
+          "share: the sweep goes on in its next turn)")
+    ok(wait_log("ev=http.handshake_timeout", before + 200),
+       "200 more http.handshake_timeout lines")
+    w = Wire()
+    w.send(req("GET", META))
+    is_eq(w.response()[0], 200, "and the server answers as before")
+    w.close()
 
 
 @case
