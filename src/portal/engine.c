@@ -19,9 +19,6 @@
 #include "work/work.h"
 #include "xfer/xfer.h"
 
-/* Image work queued or running at once, at most; past it 503. */
-#define IMAGE_QUEUE	64
-
 struct app_list {
 	struct webapp_ctx	*a;
 	size_t			 n;
@@ -107,7 +104,7 @@ portal_srv_init(struct portal_srv *srv, struct portal_state *ps,
 		rc = PS_EIO;
 		goto out;
 	}
-	work_pool_set_cap(srv->pool, IMAGE_QUEUE);
+	work_pool_set_cap(srv->pool, PORTAL_IMAGE_QUEUE);
 	srv->index = index_new(srv->store);
 	sync_caches_init(srv);
 	rc = PS_OK;

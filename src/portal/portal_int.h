@@ -23,6 +23,8 @@
 #define PORTAL_DEFAULT_L		300
 /* The high-resolution source kept beside S/M/L, for avatars. */
 #define PORTAL_HR_SIDE			648
+/* Image work queued or running at once, at most; past it 503. */
+#define PORTAL_IMAGE_QUEUE		64
 
 struct portal_state {
 	char		*dir;

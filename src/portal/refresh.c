@@ -34,8 +34,9 @@
 /*
  * --concurrency bounds the syncs calling the master; past the master a
  * sync renders and waits for its write, and up to this many more may do
- * so: enough for the writes to go in batches, not one commit per user,
- * and fewer than the image workers queue (64), so no render is refused.
+ * so: enough for the writes to go in batches, not one commit per user.
+ * All together stay within what the image workers queue, so that no
+ * render is refused.
  */
 #define PAST_MASTER	32
 
@@ -297,6 +298,7 @@ pump(struct refresh *rf)
 	while (!rf->interrupted && rf->q_len > 0 &&
 	    rf->srv.at_master < rf->concurrency &&
 	    rf->inflight < rf->concurrency + PAST_MASTER &&
+	    rf->inflight < PORTAL_IMAGE_QUEUE &&
 	    time_mono_ms() >= rf->pause_until &&
 	    rf->items[rf->queue[rf->q_head]].discovered)
 		start_item(rf, &rf->items[queue_pop(rf)]);
