@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -560,6 +561,70 @@ mint_args(void)
 	};
 
 	return m;
+}
+
+/*
+ * The outer claims are written by hand; they must be what jansson writes
+ * for the same object, quotes and backslashes escaped, UTF-8 as it is,
+ * and refused where jansson refuses (not UTF-8).
+ */
+static void
+test_mint_claims_json(void)
+{
+	static const char *const good[] = {
+		"\"odd\\name\"@contoso.com",	/* quoted local part */
+		"j\xc3\xbcrgen@contoso.com",		/* U+00FC */
+		"\xe2\x82\xac\xf0\x9f\x98\x80@contoso.com", /* 3 and 4 bytes */
+	};
+	static const char *const bad[] = {
+		"\xc3@contoso.com",			/* cut short */
+		"\xc0\xaf@contoso.com",		/* overlong '/' */
+		"\xed\xa0\x80@contoso.com",		/* a surrogate */
+		"\xf4\x90\x80\x80@contoso.com",	/* past U+10FFFF */
+	};
+	struct s2s_mint m;
+	char *tok, *pay, *ac, *want, *actor, what[80];
+	json_t *j;
+	size_t i;
+	bool same;
+
+	for (i = 0; i < sizeof(good) / sizeof(*good); i++) {
+		m = mint_args();
+		m.smtp = good[i];
+		tok = NULL;
+		snprintf(what, sizeof(what), "claims %zu: minted", i);
+		if (!ok(s2s_token_mint(&m, &tok) == PS_OK, what))
+			continue;
+		pay = part(tok, 1);
+		ac = strstr(pay, "\"actortoken\":\"");
+		actor = ac ? xstrndup(ac + 14, strlen(ac + 14) - 2) : NULL;
+		j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "aud",
+		    AUD, "iss", SP_ISS, "nbf", "1700000000", "exp",
+		    "1700003600", "nameid", good[i], "nii",
+		    "urn:office:idp:activedirectory", "smtp", good[i],
+		    "actortoken", actor ? actor : "");
+		want = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		same = want != NULL && strcmp(pay, want) == 0;
+		snprintf(what, sizeof(what), "claims %zu: byte for byte what "
+		    "jansson writes", i);
+		ok(same, what);
+		if (!same)
+			printf("# ours    %s\n# jansson %s\n", pay,
+			    want ? want : "-");
+		json_decref(j);
+		free(want);
+		free(actor);
+		free(pay);
+		free(tok);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		m = mint_args();
+		m.smtp = bad[i];
+		tok = NULL;
+		snprintf(what, sizeof(what), "not UTF-8 (%zu): refused", i);
+		ok(s2s_token_mint(&m, &tok) != PS_OK && tok == NULL, what);
+		free(tok);
+	}
 }
 
 static void
@@ -1149,6 +1214,7 @@ main(void)
 	test_metadata_sharepoint();
 	test_metadata_parse();
 	test_mint();
+	test_mint_claims_json();
 	test_mint_actor();
 	test_validate_good();
 	test_validate_alg();
