@@ -827,6 +827,11 @@ auth_guard_new(struct event_base *base, const struct auth_guard_limits *lim)
 	    "Argon2id verifications run (for unknown accounts too).");
 	metrics_declare("photosync_auth_throttled_total", "counter",
 	    "Accounts and addresses that began to wait after failures.");
+	metrics_declare("photosync_auth_pending", "gauge",
+	    "Password checks running or waiting for the guard's threads.");
+	metrics_declare("photosync_auth_throttled", "gauge",
+	    "Accounts and addresses that must wait before their next "
+	    "sign-in.");
 	return g;
 fail:
 	if (g->ready_ev)

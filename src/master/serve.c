@@ -1189,6 +1189,10 @@ master_serve(struct master_state *ms, const char *listen_host,
 		rc = PS_EIO;
 		goto out;
 	}
+	metrics_declare("photosync_store_queued", "gauge",
+	    "Store jobs queued or running on the store's lanes.");
+	metrics_declare("photosync_image_queued", "gauge",
+	    "Uploads rendering or waiting on the change-photo page.");
 	s.http = http_server_new(s.base, "master", handle, &s);
 	http_server_buffer_logs(s.http);
 	http_server_set_body_gate(s.http, gate, &s);

@@ -617,6 +617,18 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 		rc = PS_EIO;
 		goto out;
 	}
+	metrics_declare("photosync_photos_served_total", "counter",
+	    "Photos and placeholders served, by kind.");
+	metrics_declare("photosync_photos_revalidated_total", "counter",
+	    "Photo requests answered 304.");
+	metrics_declare("photosync_notifications_received_total", "counter",
+	    "Change notices from the master, by result.");
+	metrics_declare("photosync_busy_total", "counter",
+	    "Requests answered 503 because a queue was full.");
+	metrics_declare("photosync_store_queued", "gauge",
+	    "Store jobs queued or running on the store's lanes.");
+	metrics_declare("photosync_image_queued", "gauge",
+	    "Image jobs rendering or waiting for a worker.");
 	srv.follower = store_follower_new(srv.base, srv.store, db, head,
 	    &feed_ops, &srv);
 	for (i = 0; i < srv.n_apps; i++) {

@@ -140,6 +140,12 @@ sync_caches_init(struct portal_srv *srv)
 	    256), ad_entry_free);
 	srv->states = lru_new(STATES_MAX * sizeof(struct sync_entry), free);
 	srv->tokens = portal_tokens_new();
+	metrics_declare("photosync_syncs_total", "counter",
+	    "Syncs from the master by outcome.");
+	metrics_declare("photosync_master_request_seconds", "histogram",
+	    "Time of a call to the master, by call.");
+	metrics_declare("photosync_sync_in_flight", "gauge",
+	    "Syncs running.");
 }
 
 static void
