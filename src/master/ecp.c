@@ -108,9 +108,12 @@ struct ecp_call {
 	char			*hash;
 	const char		*why;		/* the refusal, when known */
 	char			 cookie[65], session_csrf[65];
-	/* an upload */
-	const void		*data;		/* the file, in the body */
-	size_t			 len;
+	/* an upload: its form, searched for the file on a worker */
+	const char		*ctype;
+	const void		*body;
+	size_t			 body_len;
+	size_t			 len;		/* the file's */
+	int			 upload_status;	/* 0, or the refusal's */
 	struct master_photo	 photo;
 	char			 upload_error[512];
 	/* a change: the new ETag or preview id */
@@ -990,16 +993,33 @@ preview_write_run(struct store *st, void *arg)
 		ecp_call_failed(ec, rc);
 }
 
-/* On a worker thread: nothing but the image. */
+/*
+ * On a worker thread: the file found in the form (up to the body's
+ * limit, not scanned on the loop), then rendered from where it lies in
+ * the body, which stays put while the request waits.
+ */
 static void
 upload_run(void *arg)
 {
 	struct ecp_call *ec = arg;
+	struct http_part photo;
 
-	ec->rc = master_photo_render(ec->data, ec->len, &ec->photo);
-	if (ec->rc != PS_OK)
+	if (http_multipart_field(ec->ctype, ec->body, ec->body_len, "photo",
+	    &photo) != PS_OK || photo.len == 0) {
+		ec->upload_status = 400;
+		return;
+	}
+	ec->len = photo.len;
+	if (photo.len > IMAGE_MAX_BYTES) {
+		ec->upload_status = 413;
+		return;
+	}
+	ec->rc = master_photo_render(photo.data, photo.len, &ec->photo);
+	if (ec->rc != PS_OK) {
+		ec->upload_status = 422;
 		str_copy(ec->upload_error, ps_errmsg(),
 		    sizeof(ec->upload_error));
+	}
 }
 
 /* Back on the loop: keep the rendered sizes as the pending preview. */
@@ -1007,11 +1027,26 @@ static void
 upload_done(void *arg)
 {
 	struct ecp_call *ec = arg;
+	size_t tenths;
 	char *msg;
 
 	if (ecp_call_gone(ec))
 		return;
-	if (ec->rc != PS_OK) {
+	switch (ec->upload_status) {
+	case 400:
+		upload_refused(ec, 400, "no file chosen", "Choose a photo "
+		    "file first, then Upload and preview.");
+		return;
+	case 413:
+		/* In tenths of a MB, rounded up: never "20.0 MB" here. */
+		tenths = (ec->len * 10 + MB - 1) / MB;
+		msg = xasprintf("The file is %zu.%zu MB; a photo can be at "
+		    "most %u MB. Your photo has not changed.", tenths / 10,
+		    tenths % 10, IMAGE_MAX_BYTES / MB);
+		upload_refused(ec, 413, "larger than the limit", msg);
+		free(msg);
+		return;
+	case 422:
 		msg = xasprintf("That file cannot be used as a photo: %s. Your "
 		    "photo has not changed.", ec->upload_error);
 		upload_refused(ec, 422, ec->upload_error, msg);
@@ -1023,29 +1058,12 @@ upload_done(void *arg)
 }
 
 static void
-handle_upload(struct ecp_call *ec, const struct http_part *photo)
+handle_upload(struct ecp_call *ec)
 {
 	struct master_ecp *e = ec->e;
-	size_t tenths;
-	char *msg;
 
-	if (photo == NULL || photo->len == 0) {
-		upload_refused(ec, 400, "no file chosen", "Choose a photo "
-		    "file first, then Upload and preview.");
-		return;
-	}
-	if (photo->len > IMAGE_MAX_BYTES) {
-		/* In tenths of a MB, rounded up: never "20.0 MB" here. */
-		tenths = (photo->len * 10 + MB - 1) / MB;
-		msg = xasprintf("The file is %zu.%zu MB; a photo can be at "
-		    "most %u MB. Your photo has not changed.", tenths / 10,
-		    tenths % 10, IMAGE_MAX_BYTES / MB);
-		upload_refused(ec, 413, "larger than the limit", msg);
-		free(msg);
-		return;
-	}
-	ec->data = photo->data;
-	ec->len = photo->len;
+	ec->ctype = http_req_header(ec->r, "Content-Type");
+	ec->body = http_req_body(ec->r, &ec->body_len);
 	if (work_try_submit(e->pool, upload_run, upload_done, ec) != PS_OK) {
 		/* MAX_UPLOADS render or wait: refused, not queued. */
 		http_reply_header(ec->r, "Retry-After", "1");
@@ -1252,10 +1270,10 @@ session_read_done(void *arg)
 {
 	struct ecp_call *ec = arg;
 	struct http_req *r = ec->r;
-	struct http_part csrf_part = { 0 }, photo = { 0 };
-	const char *body, *ctype;
+	struct http_part csrf_part = { 0 };
+	const char *body;
 	char *csrf = NULL;
-	bool have_photo = false, csrf_ok;
+	bool csrf_ok;
 	size_t len;
 
 	if (ecp_call_gone(ec))
@@ -1282,12 +1300,9 @@ session_read_done(void *arg)
 	/* A POST: it must carry the session's token. */
 	body = http_req_body(r, &len);
 	if (ec->route == ECP_UPLOAD) {
-		ctype = http_req_header(r, "Content-Type");
-		csrf_ok = http_multipart_field(ctype, body, len, "csrf",
-		    &csrf_part) == PS_OK && token_eq(ec->v.csrf,
-		    csrf_part.data, csrf_part.len);
-		have_photo = csrf_ok && http_multipart_field(ctype, body, len,
-		    "photo", &photo) == PS_OK;
+		csrf_ok = http_multipart_field(http_req_header(r,
+		    "Content-Type"), body, len, "csrf", &csrf_part) == PS_OK &&
+		    token_eq(ec->v.csrf, csrf_part.data, csrf_part.len);
 	} else {
 		csrf = http_form_value(body, "csrf");
 		csrf_ok = token_eq(ec->v.csrf, csrf, csrf ? strlen(csrf) : 0);
@@ -1309,7 +1324,7 @@ session_read_done(void *arg)
 		(void)ecp_store(ec, true, logout_run, logout_done);
 		break;
 	case ECP_UPLOAD:
-		handle_upload(ec, have_photo ? &photo : NULL);
+		handle_upload(ec);
 		break;
 	case ECP_SAVE:
 		master_etag_new(ec->etag);
