@@ -148,3 +148,19 @@ http_multipart_field(const char *ctype, const char *body, size_t len,
 bad:
 	return ps_errf(PS_EINVAL, "the multipart form is malformed");
 }
+
+ps_err
+http_multipart_head_field(const char *ctype, const char *body, size_t len,
+    const char *name, struct http_part *out)
+{
+	ps_err rc;
+
+	if (len <= HTTP_FORM_HEAD)
+		return http_multipart_field(ctype, body, len, name, out);
+	/* A cut form is malformed where the cut falls: not found, then. */
+	rc = http_multipart_field(ctype, body, HTTP_FORM_HEAD, name, out);
+	if (rc == PS_EINVAL)
+		rc = ps_errf(PS_ENOTFOUND, "no field \"%s\" in the first "
+		    "%d KiB of the form", name, HTTP_FORM_HEAD / 1024);
+	return rc;
+}

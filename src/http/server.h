@@ -213,6 +213,15 @@ struct http_part {
  */
 ps_err	http_multipart_field(const char *ctype, const char *body, size_t len,
 	    const char *name, struct http_part *out);
+/*
+ * As http_multipart_field(), for a small field that a form puts before
+ * its file (a CSRF token): it is looked for in the first
+ * HTTP_FORM_HEAD bytes of the body only, so that finding it costs the
+ * loop little whatever follows; past them it counts as absent.
+ */
+#define HTTP_FORM_HEAD	(64 * 1024)
+ps_err	http_multipart_head_field(const char *ctype, const char *body,
+	    size_t len, const char *name, struct http_part *out);
 
 /* Percent-encodes `s` for a query string; the caller frees it. */
 char	*http_encode(const char *s);

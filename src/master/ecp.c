@@ -1300,7 +1300,7 @@ session_read_done(void *arg)
 	/* A POST: it must carry the session's token. */
 	body = http_req_body(r, &len);
 	if (ec->route == ECP_UPLOAD) {
-		csrf_ok = http_multipart_field(http_req_header(r,
+		csrf_ok = http_multipart_head_field(http_req_header(r,
 		    "Content-Type"), body, len, "csrf", &csrf_part) == PS_OK &&
 		    token_eq(ec->v.csrf, csrf_part.data, csrf_part.len);
 	} else {

@@ -536,8 +536,8 @@ profile_changephoto(struct webapp_ctx *app, struct http_req *r,
 
 		/* A browser's form must carry the session's CSRF token. */
 		body = http_req_body(r, &len);
-		if (http_multipart_field(http_req_header(r, "Content-Type"),
-		    body, len, "csrf", &part) != PS_OK ||
+		if (http_multipart_head_field(http_req_header(r,
+		    "Content-Type"), body, len, "csrf", &part) != PS_OK ||
 		    part.len != strlen(v->csrf) || part.len == 0 ||
 		    !str_ct_eq(part.data, v->csrf, part.len)) {
 			upload_page(c, 400, NULL, "The form expired. Please "

@@ -113,17 +113,18 @@ class Browser:
         return self.req("POST", path, urlencode(fields), {
             "Content-Type": "application/x-www-form-urlencoded"}, **kw)
 
-    def upload(self, path, fields, files):
+    def upload(self, path, fields, files, files_first=False):
         b = "----psyncBoundary7MA4YWxkTrZu0gW"
-        parts = []
+        parts, file_parts = [], []
         for k, v in fields.items():
             parts.append(("--%s\r\nContent-Disposition: form-data; "
                           'name="%s"\r\n\r\n%s\r\n' % (b, k, v)).encode())
         for k, (fname, data) in files.items():
-            parts.append(("--%s\r\nContent-Disposition: form-data; "
-                          'name="%s"; filename="%s"\r\nContent-Type: '
-                          "application/octet-stream\r\n\r\n" %
-                          (b, k, fname)).encode() + data + b"\r\n")
+            file_parts.append(("--%s\r\nContent-Disposition: form-data; "
+                               'name="%s"; filename="%s"\r\nContent-Type: '
+                               "application/octet-stream\r\n\r\n" %
+                               (b, k, fname)).encode() + data + b"\r\n")
+        parts = file_parts + parts if files_first else parts + file_parts
         body = b"".join(parts) + ("--%s--\r\n" % b).encode()
         return self.req("POST", path, body, {
             "Content-Type": "multipart/form-data; boundary=" + b})
@@ -426,6 +427,14 @@ is_eq(r.status, 403, "upload with a wrong CSRF token: refused")
 r = b1.req("POST", upload_url, open(small, "rb").read(),
            {"Content-Type": "image/png"})
 is_eq(r.status, 403, "upload that is not a form: refused")
+# The token is looked for in the form's first 64 KiB only (on the loop):
+# before a 100 kB file it is accepted (the file then is no image), after
+# it the form is refused.
+junk = {"photo": ("big.bin", os.urandom(100000))}
+is_eq(b1.upload(upload_url, {"csrf": csrf1}, junk).status, 422,
+      "upload whose token precedes a 100 kB file: checked, then rendered")
+is_eq(b1.upload(upload_url, {"csrf": csrf1}, junk, files_first=True).status,
+      403, "upload whose token follows a 100 kB file: refused")
 is_eq(b1.get("/ecp/photo.ashx?kind=preview").status, 404,
       "refused uploads keep no preview")
 r = b1.post("/ecp/photo/remove" + QUERY, {"confirm": "yes"})

@@ -25,10 +25,13 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/buf.h"
 #include "common/xalloc.h"
 #include "http/parse.h"
 #include "http/server.h"
 #include "t.h"
+
+static void test_form_head(void);
 
 /* Parses a copy of `text`; returns the result, the head in *h. */
 static enum http_parse_result
@@ -374,8 +377,64 @@ test_text(void)
 	    "its bytes");
 	is_int(http_multipart_field("multipart/form-data; boundary=XyZ", form,
 	    strlen(form), "other", &part), PS_ENOTFOUND, "an absent field");
+	test_form_head();
 }
 
+
+/*
+ * A form of a CSRF field and a file of `file_len` bytes, in either order:
+ * the field is found by http_multipart_head_field() when it comes first,
+ * or when the whole form fits the head; not when a large file precedes
+ * it.
+ */
+static char *
+form_of(bool csrf_first, size_t file_len, size_t *len)
+{
+	struct buf b;
+	char *file = xmalloc(file_len);
+	const char *csrf = "--XyZ\r\nContent-Disposition: form-data; "
+	    "name=\"csrf\"\r\n\r\ntoken\r\n";
+
+	memset(file, 'j', file_len);
+	buf_init(&b, file_len + 4096);
+	if (csrf_first)
+		buf_adds(&b, csrf);
+	buf_adds(&b, "--XyZ\r\nContent-Disposition: form-data; "
+	    "name=\"photo\"; filename=\"me.jpg\"\r\n\r\n");
+	buf_add(&b, file, file_len);
+	buf_adds(&b, "\r\n");
+	if (!csrf_first)
+		buf_adds(&b, csrf);
+	buf_adds(&b, "--XyZ--\r\n");
+	free(file);
+	return buf_take(&b, len);
+}
+
+static void
+test_form_head(void)
+{
+	const char *ct = "multipart/form-data; boundary=XyZ";
+	struct http_part part;
+	size_t len;
+	char *f;
+
+	f = form_of(true, 1 << 20, &len);
+	ok(http_multipart_head_field(ct, f, len, "csrf", &part) == PS_OK &&
+	    part.len == 5 && memcmp(part.data, "token", 5) == 0,
+	    "form head: a CSRF field before a 1 MiB file is found");
+	free(f);
+	f = form_of(false, 1 << 20, &len);
+	is_int(http_multipart_head_field(ct, f, len, "csrf", &part),
+	    PS_ENOTFOUND, "form head: after a 1 MiB file it is not looked "
+	    "for");
+	is_int(http_multipart_field(ct, f, len, "csrf", &part), PS_OK,
+	    "(the whole form has it)");
+	free(f);
+	f = form_of(false, 1000, &len);
+	is_int(http_multipart_head_field(ct, f, len, "csrf", &part), PS_OK,
+	    "form head: after a small file, within the head, it is found");
+	free(f);
+}
 
 /* ---- a server of our own: the body gate, the cap, draining ---- */
 
