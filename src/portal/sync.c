@@ -220,10 +220,21 @@ state_remember(struct webapp_ctx *app, const char *account,
 	lru_put(app->srv->states, key, e, sizeof(*e));
 }
 
+/*
+ * Whether the photo held is the master's, for a state read from the
+ * store: its ETag is kept exactly while its photo is (an upload clears
+ * it in the same transaction).
+ */
+static bool
+stored_master_photo(const struct store_sync *s)
+{
+	return s->master_etag[0] != '\0';
+}
+
 static ps_err
 preload_one(void *arg, const char *account, const struct store_sync *s)
 {
-	state_remember(arg, account, s, s->master_etag[0] != '\0');
+	state_remember(arg, account, s, stored_master_photo(s));
 	return PS_OK;
 }
 
@@ -1063,8 +1074,7 @@ state_load_run(struct store *st, void *arg)
 		str_copy(ld->err, ps_errmsg(), sizeof(ld->err));
 		return;
 	}
-	/* The master's ETag is kept exactly while its photo is. */
-	ld->e.have_master_photo = ld->e.s.master_etag[0] != '\0';
+	ld->e.have_master_photo = stored_master_photo(&ld->e.s);
 }
 
 static void
