@@ -30,8 +30,7 @@ class Browser:
                   "--disable-component-update", "--disable-sync",
                   "--disable-quic", "--ignore-certificate-errors",
                   "--window-size=1100,900",
-                  "--user-data-dir=" + tempfile.mkdtemp(
-                      prefix="photosync-chromium-")):
+                  "--user-data-dir=" + psync.tmpdir("chromium")):
             o.add_argument(a)
         self.d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"),
                                   options=o)
