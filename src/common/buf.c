@@ -31,7 +31,7 @@ buf_reset(struct buf *b)
 		b->b_data[0] = '\0';
 }
 
-static ps_err
+ps_err
 buf_reserve(struct buf *b, size_t more)
 {
 	size_t need, cap;
@@ -41,9 +41,10 @@ buf_reserve(struct buf *b, size_t more)
 	need = b->b_len + more + 1;
 	if (need <= b->b_cap)
 		return PS_OK;
-	cap = b->b_cap ? b->b_cap : 256;
-	while (cap < need)
-		cap *= 2;
+	/* Doubling for appends; exactly the room asked for beyond that. */
+	cap = b->b_cap ? b->b_cap * 2 : 256;
+	if (cap < need)
+		cap = need;
 	b->b_data = xrealloc(b->b_data, cap);
 	b->b_cap = cap;
 	return PS_OK;
@@ -124,6 +125,17 @@ buf_add_xml(struct buf *b, const char *s)
 	if (rc == PS_OK)
 		rc = buf_add(b, run, (size_t)(s - run));
 	return rc;
+}
+
+void
+buf_move(struct buf *dst, struct buf *src)
+{
+	free(dst->b_data);
+	dst->b_data = src->b_data;
+	dst->b_len = src->b_len;
+	dst->b_cap = src->b_cap;
+	src->b_data = NULL;
+	src->b_len = src->b_cap = 0;
 }
 
 char *

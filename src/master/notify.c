@@ -221,7 +221,7 @@ retry_later(struct sending *sd, const char *why)
 /* ---- sending ---- */
 
 static void
-sent(const struct xfer_response *r, void *arg)
+sent(struct xfer_response *r, void *arg)
 {
 	struct sending *sd = arg;
 	char why[300];

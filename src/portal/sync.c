@@ -775,7 +775,7 @@ strip_quotes(const char *in, char *out, size_t n)
 }
 
 static void
-photo_done(const struct xfer_response *r, void *arg)
+photo_done(struct xfer_response *r, void *arg)
 {
 	struct sync_job *job = arg;
 	char reason[300];
@@ -801,7 +801,7 @@ photo_done(const struct xfer_response *r, void *arg)
 		}
 		strip_quotes(r->etag, job->new_master_etag,
 		    sizeof(job->new_master_etag));
-		buf_add(&job->photo, r->body.b_data, r->body.b_len);
+		buf_move(&job->photo, &r->body);
 		if (work_try_submit(job->app->srv->pool, render_run,
 		    render_done, job) != PS_OK)
 			job_busy(job, ps_errmsg());
@@ -863,7 +863,7 @@ static const char *const ad_settings[] = {
 };
 
 static void
-ad_done(const struct xfer_response *r, void *arg)
+ad_done(struct xfer_response *r, void *arg)
 {
 	struct sync_job *job = arg;
 	struct ad_user_settings us = { 0 };
@@ -1223,7 +1223,7 @@ prefetch_free(struct prefetch *pf)
 }
 
 static void
-prefetch_done(const struct xfer_response *r, void *arg)
+prefetch_done(struct xfer_response *r, void *arg)
 {
 	struct prefetch *pf = arg;
 	struct ad_user_settings *us = xcalloc(pf->n, sizeof(*us));

@@ -183,7 +183,9 @@ struct xfer_request {
 struct xfer_response {
 	ps_err		 rc;
 	long		 status;	/* the status received; 0 if none */
-	struct buf	 body;		/* borrowed during the callback */
+	struct buf	 body;		/* borrowed during the callback,
+					   which may take the bytes
+					   (buf_move, buf_take) */
 	char		 etag[128];	/* ETag header as sent; "" if none or
 					   longer than fits */
 	char		 content_type[128]; /* likewise */
@@ -193,7 +195,7 @@ struct xfer_response {
 	int64_t		 elapsed_ms;
 };
 
-typedef void (*xfer_done_fn)(const struct xfer_response *, void *arg);
+typedef void (*xfer_done_fn)(struct xfer_response *, void *arg);
 
 /*
  * Starts a transfer. `done` is called exactly once, later, on the loop

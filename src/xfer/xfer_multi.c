@@ -130,6 +130,27 @@ retry_after_parse(const char *v, size_t vlen)
 	return t > now ? (long)(t - now) : 0;
 }
 
+/*
+ * A Content-Length within the cap sizes the body's buffer once, instead of
+ * doubling it while the answer arrives (a photo is ~100 KB). Anything
+ * else is left to the cap: libcurl refuses what it exceeds.
+ */
+static void
+body_expect(struct buf *body, const char *v, size_t vlen)
+{
+	size_t i, n = 0;
+
+	if (vlen == 0 || vlen > 12)
+		return;
+	for (i = 0; i < vlen; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return;
+		n = n * 10 + (size_t)(v[i] - '0');
+	}
+	if (n > body->b_len)
+		(void)buf_reserve(body, n - body->b_len);
+}
+
 static size_t
 header_cb(char *p, size_t size, size_t n, void *arg)
 {
@@ -156,6 +177,8 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 		    vlen, true);
 	else if (nlen == 11 && strncasecmp(p, "retry-after", 11) == 0)
 		r->retry_after = retry_after_parse(v, vlen);
+	else if (nlen == 14 && strncasecmp(p, "content-length", 14) == 0)
+		body_expect(&r->body, v, vlen);
 	return len;
 }
 

@@ -23,7 +23,8 @@
 static void
 test_buf(void)
 {
-	struct buf b;
+	struct buf b, dst;
+	char *data;
 
 	buf_init(&b, 8);
 	ok(buf_adds(&b, "12345678") == PS_OK, "fills up to the cap");
@@ -34,6 +35,25 @@ test_buf(void)
 	buf_add_xml(&b, "a<b>&\"c'");
 	is_str(buf_str(&b), "a&lt;b&gt;&amp;&quot;c&#39;", "xml escaping");
 	buf_cleanup(&b);
+
+	buf_init(&b, 1000);
+	ok(buf_reserve(&b, 600) == PS_OK && b.b_cap == 601,
+	    "a reservation beyond doubling is exact");
+	ok(buf_reserve(&b, 1001) == PS_ELIMIT, "a reservation past the cap "
+	    "is refused");
+	buf_init(&dst, 4);
+	buf_adds(&dst, "old");
+	buf_adds(&b, "moved, not copied");
+	data = b.b_data;
+	buf_move(&dst, &b);
+	ok(dst.b_data == data && dst.b_len == 17 && dst.b_max == 4,
+	    "move hands over the bytes; the cap stays");
+	is_str(buf_str(&dst), "moved, not copied", "moved contents");
+	ok(b.b_data == NULL && b.b_len == 0 && b.b_max == 1000,
+	    "the source is left empty, its cap kept");
+	ok(buf_adds(&b, "again") == PS_OK, "the source can be used again");
+	buf_cleanup(&b);
+	buf_cleanup(&dst);
 }
 
 static void

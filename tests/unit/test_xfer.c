@@ -289,6 +289,7 @@ struct result {
 	long		 status;
 	char		*body;
 	size_t		 body_len;
+	size_t		 body_cap;	/* the buffer's size when done */
 	char		 etag[128];
 	char		 content_type[128];
 	long		 retry_after;
@@ -299,7 +300,7 @@ struct result {
 static int n_finished;
 
 static void
-result_cb(const struct xfer_response *resp, void *arg)
+result_cb(struct xfer_response *resp, void *arg)
 {
 	struct result *r = arg;
 
@@ -309,10 +310,9 @@ result_cb(const struct xfer_response *resp, void *arg)
 	r->rc = resp->rc;
 	r->status = resp->status;
 	free(r->body);
-	r->body = xmalloc(resp->body.b_len + 1);
-	memcpy(r->body, buf_str(&resp->body), resp->body.b_len);
-	r->body[resp->body.b_len] = '\0';
-	r->body_len = resp->body.b_len;
+	/* The callback may take the body: xfer must not free it again. */
+	r->body_cap = resp->body.b_cap;
+	r->body = buf_take(&resp->body, &r->body_len);
 	memcpy(r->etag, resp->etag, sizeof(r->etag));
 	memcpy(r->content_type, resp->content_type, sizeof(r->content_type));
 	r->retry_after = resp->retry_after;
@@ -544,6 +544,7 @@ test_max_bytes(void)
 	rq.url = u;
 	ok(fetch(&rq, &r) == PS_OK && r.rc == PS_OK && r.body_len == 1000,
 	    "body of exactly max_bytes accepted");
+	is_int((long)r.body_cap, 1001, "Content-Length sized the buffer once");
 	free(u);
 
 	u = xasprintf("http://127.0.0.1:%d/", raw_port);
@@ -682,7 +683,7 @@ static struct result chain_r[3];
 static char *chain_url;
 
 static void
-chain_cb(const struct xfer_response *resp, void *arg)
+chain_cb(struct xfer_response *resp, void *arg)
 {
 	struct result *r = arg;
 	struct xfer_request rq = { .url = chain_url, .ca_file = ca_path };
@@ -759,7 +760,7 @@ test_free_in_flight(void)
 static struct xfer_loop *self_loop;
 
 static void
-self_free_cb(const struct xfer_response *resp, void *arg)
+self_free_cb(struct xfer_response *resp, void *arg)
 {
 	result_cb(resp, arg);
 	xfer_loop_free(self_loop);
