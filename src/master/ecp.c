@@ -39,6 +39,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/str.h"
+#include "common/url.h"
 #include "common/xalloc.h"
 #include "http/server.h"
 #include "master_int.h"
@@ -79,6 +80,7 @@ struct back {
 	char		 origin[512];
 	char		 site[512];	/* host[:port] as the URL has it */
 	const char	*why;		/* why it is not offered */
+	char		 why_url[160];	/* url_parse()'s reason */
 };
 
 /*
@@ -162,87 +164,6 @@ local_url(struct http_req *r, const char *path, const char *done)
 }
 
 /*
- * Refused: relative and scheme-relative references, other schemes (http
- * included), user info, backslashes, spaces, control and non-ASCII
- * characters, percent-encoded hosts.
- */
-bool
-master_url_origin(const char *url, char *out, size_t n, const char **why)
-{
-	const char *p, *host, *end;
-	size_t hl;
-	long port = 443;
-
-	for (p = url; *p; p++)
-		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f ||
-		    *p == '\\') {
-			*why = "spaces, control characters or backslashes";
-			return false;
-		}
-	if (!str_case_prefix(url, "https://")) {
-		*why = str_case_prefix(url, "http://") ? "not https" :
-		    "not an absolute https URL";
-		return false;
-	}
-	host = url + 8;
-	end = host + strcspn(host, "/?#");
-	if (memchr(host, '@', (size_t)(end - host)) != NULL) {
-		*why = "user information in the URL";
-		return false;
-	}
-	if (*host == '[') {
-		p = memchr(host, ']', (size_t)(end - host));
-		if (p == NULL) {
-			*why = "an unclosed IPv6 address";
-			return false;
-		}
-		p++;
-	} else {
-		for (p = host; p < end && *p != ':'; p++)
-			if (!((*p >= 'a' && *p <= 'z') ||
-			    (*p >= 'A' && *p <= 'Z') ||
-			    (*p >= '0' && *p <= '9') || *p == '-' ||
-			    *p == '.')) {
-				*why = "characters a host name cannot have";
-				return false;
-			}
-	}
-	hl = (size_t)(p - host);
-	if (hl == 0) {
-		*why = "no host";
-		return false;
-	}
-	if (p < end) {
-		if (*p++ != ':') {
-			*why = "a malformed host";
-			return false;
-		}
-		if (p < end) {
-			port = 0;
-			for (; p < end; p++) {
-				if (*p < '0' || *p > '9' || port > 65535) {
-					*why = "an invalid port";
-					return false;
-				}
-				port = port * 10 + (*p - '0');
-			}
-			if (port < 1 || port > 65535) {
-				*why = "an invalid port";
-				return false;
-			}
-		}
-	}
-	if (snprintf(out, n, "https://%.*s:%ld", (int)hl, host, port) >=
-	    (int)n) {
-		*why = "a host name too long";
-		return false;
-	}
-	str_lower(out);
-	return true;
-}
-
-/* Where "Back to" leads: a registered partner's site, or nowhere. */
-/*
  * The returnUrl of the request when it may be offered as a link: an
  * https URL on the origin of a registered partner, from the server's
  * partner list. Anything else is logged (ecp.return_refused) when a page
@@ -254,6 +175,7 @@ back_find(struct ecp_call *ec)
 	const struct master_partners *pt = ec->e->srv->partners;
 	const char *url = http_req_query_ci(ec->r, "returnUrl"), *host;
 	struct back *bk = &ec->bk;
+	struct url u;
 	size_t i;
 
 	memset(bk, 0, sizeof(*bk));
@@ -263,8 +185,12 @@ back_find(struct ecp_call *ec)
 		bk->why = "too long";
 		return;
 	}
-	if (!master_url_origin(url, bk->origin, sizeof(bk->origin), &bk->why))
+	if (url_parse(url, 0, &u) != PS_OK ||
+	    url_origin(&u, bk->origin, sizeof(bk->origin)) != PS_OK) {
+		str_copy(bk->why_url, ps_errmsg(), sizeof(bk->why_url));
+		bk->why = bk->why_url;
 		return;
+	}
 	for (i = 0; pt && i < pt->n_origins; i++)
 		if (strcmp(pt->origins[i], bk->origin) == 0)
 			break;

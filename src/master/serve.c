@@ -40,6 +40,7 @@
 #include "common/file.h"
 #include "common/log.h"
 #include "common/str.h"
+#include "common/url.h"
 #include "common/xalloc.h"
 #include "exchange/autodiscover.h"
 #include "exchange/ews.h"
@@ -225,11 +226,11 @@ partner_collect(void *arg, const struct store_partner *p)
 	struct master_partners *pt = arg;
 	struct s2s_metadata md;
 	char origin[512];
-	const char *why;
+	struct url u;
 
 	/* Partners registered from a file have no origin. */
-	if (p->metadata_url && master_url_origin(p->metadata_url, origin,
-	    sizeof(origin), &why)) {
+	if (p->metadata_url && url_parse(p->metadata_url, 0, &u) == PS_OK &&
+	    url_origin(&u, origin, sizeof(origin)) == PS_OK) {
 		pt->origins = xrealloc(pt->origins, (pt->n_origins + 1) *
 		    sizeof(*pt->origins));
 		pt->origins[pt->n_origins++] = xstrdup(origin);

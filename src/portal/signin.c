@@ -22,6 +22,7 @@
 #include "auth/guard.h"
 #include "common/log.h"
 #include "common/str.h"
+#include "common/url.h"
 #include "common/xalloc.h"
 #include "http/server.h"
 #include "index.h"
@@ -84,13 +85,6 @@ wants_html(struct http_req *r)
 
 	return http_req_method(r) == HTTP_GET && accept &&
 	    strstr(accept, "text/html");
-}
-
-static bool
-local_path(const char *p)
-{
-	return p && p[0] == '/' && p[1] != '/' && p[1] != '\\' &&
-	    strpbrk(p, "\r\n") == NULL;
 }
 
 /* "Retry-After" from a wait in milliseconds, rounded up to seconds. */
@@ -390,8 +384,8 @@ login_form(struct http_req *r, const char *return_url, const char *error,
 	    "Secure; SameSite=Strict", CSRF_COOKIE, csrf);
 	http_reply_header(r, "Set-Cookie", cookie);
 	buf_init(&b, 1 << 20);
-	page_login(&b, csrf, local_path(return_url) ? return_url : "/my",
-	    error);
+	page_login(&b, csrf, url_return_path_ok(return_url) ? return_url :
+	    "/my", error);
 	reply_html(r, status, &b);
 	buf_cleanup(&b);
 }
@@ -421,8 +415,8 @@ session_stored(void *arg)
 	    SESSION_LIFETIME);
 	http_reply_header(si->r, "Set-Cookie", hdr);
 	explicit_bzero(hdr, sizeof(hdr));
-	http_reply_header(si->r, "Location", local_path(si->return_url) ?
-	    si->return_url : "/my");
+	http_reply_header(si->r, "Location",
+	    url_return_path_ok(si->return_url) ? si->return_url : "/my");
 	http_reply(si->r, 303, NULL, NULL, 0);
 	signin_free(si);
 }
