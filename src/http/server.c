@@ -516,6 +516,47 @@ http_form_value(const char *body, const char *name)
 	return out;
 }
 
+/* etagc of RFC 9110 8.8.3: what an opaque tag may hold. */
+static bool
+etag_char(unsigned char c)
+{
+	return c == 0x21 || (c >= 0x23 && c <= 0x7e) || c >= 0x80;
+}
+
+bool
+http_etag_match(const char *inm, const char *etag)
+{
+	size_t n = strlen(etag);
+	const char *p = inm, *open;
+	bool match = false;
+
+	if (inm == NULL)
+		return false;
+	p += strspn(p, " \t");
+	if (*p == '*') {
+		p++;
+		return p[strspn(p, " \t")] == '\0';
+	}
+	for (;;) {
+		p += strspn(p, " \t,");
+		if (*p == '\0')
+			return match;
+		if (p[0] == 'W' && p[1] == '/')
+			p += 2;
+		if (*p != '"')
+			return false;
+		for (open = ++p; *p != '"'; p++)
+			if (*p == '\0' || !etag_char((unsigned char)*p))
+				return false;
+		if ((size_t)(p - open) == n && memcmp(open, etag, n) == 0)
+			match = true;
+		p++;
+		p += strspn(p, " \t");
+		if (*p != ',' && *p != '\0')
+			return false;
+	}
+}
+
 char *
 http_encode(const char *s)
 {

@@ -227,6 +227,18 @@ ps_err	http_multipart_head_field(const char *ctype, const char *body,
 char	*http_encode(const char *s);
 
 /*
+ * Whether an If-None-Match field value (NULL: none) names the entity tag
+ * `etag` (its opaque value, without quotes), by weak comparison (RFC 9110
+ * 13.1.2): "*" alone, or a comma-separated list (empty elements and
+ * spaces around commas allowed) of "opaque" or W/"opaque" tags. Strict:
+ * a value that is not "*" or such a list, an unquoted tag among it
+ * included, matches nothing, so the full answer is sent; a wrong 304
+ * would leave a client with a stale photo. Every route answering 304
+ * asks this.
+ */
+bool	http_etag_match(const char *if_none_match, const char *etag);
+
+/*
  * Names the route a request took, for metrics (a static string such as
  * "userphoto"; "other" when never set).
  */

@@ -647,30 +647,6 @@ handle_metadata(struct master_srv *s, struct http_req *r)
 
 /* ---- photos ---- */
 
-/* RFC 9110 13.1.2: a comma-separated list of entity tags, or "*". */
-static bool
-etag_matches(const char *inm, const char *etag)
-{
-	size_t n = strlen(etag);
-	const char *p = inm;
-
-	while (p && *p) {
-		while (*p == ' ' || *p == ',' || *p == '\t')
-			p++;
-		if (*p == '*')
-			return true;
-		if (strncmp(p, "W/", 2) == 0)
-			p += 2;
-		if (*p == '"')
-			p++;
-		if (strncmp(p, etag, n) == 0 && (p[n] == '"' || p[n] == ',' ||
-		    p[n] == '\0' || p[n] == ' '))
-			return true;
-		p = strchr(p, ',');
-	}
-	return false;
-}
-
 static void
 photo_headers(struct http_req *r, const char *etag, int64_t updated)
 {
@@ -769,7 +745,7 @@ rest_photo_answer(struct master_call *c, struct master_cached *ph)
 		return;
 	}
 	photo_headers(r, ph->etag, ph->updated);
-	if (inm && etag_matches(inm, ph->etag)) {
+	if (http_etag_match(inm, ph->etag)) {
 		http_req_note(r, "photo", "unchanged");
 		http_reply(r, 304, NULL, NULL, 0);
 		master_cached_unref(ph);
@@ -792,8 +768,7 @@ rest_photo_unchanged(struct master_call *c, const struct master_tag *t)
 {
 	const char *inm = http_req_header(c->r, "If-None-Match");
 
-	if (t == NULL || !t->has_photo || inm == NULL ||
-	    !etag_matches(inm, t->etag))
+	if (t == NULL || !t->has_photo || !http_etag_match(inm, t->etag))
 		return false;
 	photo_headers(c->r, t->etag, t->updated);
 	http_req_note(c->r, "photo", "unchanged");
@@ -894,7 +869,7 @@ soap_photo_answer(struct master_call *c, struct master_cached *ph)
 		status = 404;
 	} else {
 		photo_headers(r, ph->etag, ph->updated);
-		if (inm && etag_matches(inm, ph->etag))
+		if (http_etag_match(inm, ph->etag))
 			ews_photo_response(&c->out, false, NULL, 0, NULL);
 		else
 			ews_photo_response(&c->out, true, ph->data, ph->len,

@@ -354,24 +354,8 @@ cache_headers(struct avatar_req *ar)
 static bool
 not_modified(struct avatar_req *ar)
 {
-	const char *inm = http_req_header(ar->r, "If-None-Match");
-	size_t n = strlen(ar->tag);
-	const char *p = inm;
-	bool match = false;
-
-	while (p && *p && !match) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		if (*p == '*')
-			match = true;
-		if (strncmp(p, "W/", 2) == 0)
-			p += 2;
-		if (*p == '"' && strncmp(p + 1, ar->tag, n) == 0 &&
-		    p[n + 1] == '"')
-			match = true;
-		p = strchr(p, ',');
-	}
-	if (!match)
+	if (!http_etag_match(http_req_header(ar->r, "If-None-Match"),
+	    ar->tag))
 		return false;
 	cache_headers(ar);
 	served(ar, "revalidated");

@@ -2,7 +2,8 @@
  * Unit tests of the HTTP module's text handling: request heads parsed in
  * place (and every malformed form refused with its status), chunked
  * bodies decoded as they arrive (each byte looked at once),
- * percent-decoding, query strings and forms, multipart fields.
+ * percent-decoding, query strings and forms, multipart fields,
+ * If-None-Match against an entity tag.
  * The body gate, the connection cap with every connection busy, and
  * draining are tested with a small server of this program's own on
  * loopback (the handlers and the gate are the test's), driven by a client
@@ -338,6 +339,49 @@ test_chunked(void)
 	is_int(status, 400, "a large trailer: 400");
 	free(b);
 	free(many);
+}
+
+/* RFC 9110 13.1.2 and 8.8.3, with the unquoted tags we refuse. */
+static void
+test_etag(void)
+{
+	static const char *const match[] = {
+		"\"v1\"", "W/\"v1\"", "*", " * ", "\t*\t",
+		"\"x\", \"v1\"", "\"x\",\"v1\"", "\"v1\",\"x\"",
+		"W/\"x\" , W/\"v1\"", ", ,\"v1\",,", " \"v1\" ",
+		"\"x\",\t\"v1\"",
+	};
+	static const char *const no_match[] = {
+		"", " ", ",", "\"v2\"", "\"V1\"", "\"v\"", "\"v1x\"",
+		"\"\"", "\"x\", \"v\"",
+		/* not entity tags: unquoted, half quoted, misplaced W/ */
+		"v1", "W/v1", "\"v1", "v1\"", "\"x\", v1", "v1, \"x\"",
+		"w/\"v1\"", "W/ \"v1\"", "W\"v1\"", "\"v1\"W/",
+		"\"v1\" \"x\"", "\"v 1\"", "\"v1\", x\"",
+		/* a list with garbage after the matching tag */
+		"\"v1\", *", "*, \"v1\"", "\"v1\", garbage", "**", "* x",
+		"\"v1\"\x01",
+	};
+	char msg[120];
+	size_t i;
+
+	for (i = 0; i < sizeof(match) / sizeof(match[0]); i++) {
+		snprintf(msg, sizeof(msg), "If-None-Match: %s matches v1",
+		    match[i]);
+		ok(http_etag_match(match[i], "v1"), msg);
+	}
+	for (i = 0; i < sizeof(no_match) / sizeof(no_match[0]); i++) {
+		snprintf(msg, sizeof(msg), "If-None-Match: %s does not match "
+		    "v1", no_match[i]);
+		ok(!http_etag_match(no_match[i], "v1"), msg);
+	}
+	ok(!http_etag_match(NULL, "v1"), "no If-None-Match matches nothing");
+	ok(http_etag_match("\"a,b\"", "a,b"), "a comma inside a tag");
+	ok(!http_etag_match("\"a,b\"", "a"), "... is not a list separator");
+	ok(!http_etag_match("\"a,b\"", "b"), "... either way");
+	ok(http_etag_match("W/\"\x80\xff\"", "\x80\xff"),
+	    "obs-text in a tag");
+	ok(http_etag_match("\"\"", ""), "an empty tag matches an empty one");
 }
 
 static void
@@ -829,6 +873,7 @@ main(void)
 	test_heads();
 	test_chunked();
 	test_text();
+	test_etag();
 	test_gate();
 	return done();
 }
