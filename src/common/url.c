@@ -33,43 +33,47 @@ static bool
 host_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+	    (c >= '0' && c <= '9') || c == '-' || c == '.';
 }
 
-/* The host of [a, end): a name, or a bracketed IPv6 address. */
+/*
+ * The host of [a, end): a name, or a bracketed IPv6 address. `s` is the
+ * whole URL, for the reason.
+ */
 static ps_err
-parse_host(const char *a, const char *end, struct url *u,
+parse_host(const char *s, const char *a, const char *end, struct url *u,
     const char **host_end)
 {
-	const char *s, *first, *last;
+	const char *c, *first, *last;
 	size_t hl;
 
 	*host_end = end;
 	if (*a == '[') {
 		last = memchr(a, ']', (size_t)(end - a));
 		if (last == NULL)
-			return ps_errf(PS_EINVAL, "an unclosed IPv6 address");
+			return ps_errf(PS_EINVAL, "\"%s\": an unclosed IPv6 "
+			    "address", s);
 		first = a + 1;
-		for (s = first; s < last; s++)
-			if (hex_digit(*s) < 0 && *s != ':' && *s != '.')
-				return ps_errf(PS_EINVAL, "an IPv6 address "
-				    "with characters it cannot have");
+		for (c = first; c < last; c++)
+			if (hex_digit(*c) < 0 && *c != ':' && *c != '.')
+				return ps_errf(PS_EINVAL, "\"%s\": an IPv6 "
+				    "address with characters it cannot have", s);
 		if (memchr(first, ':', (size_t)(last - first)) == NULL)
-			return ps_errf(PS_EINVAL, "brackets around something "
-			    "other than an IPv6 address");
+			return ps_errf(PS_EINVAL, "\"%s\": brackets around "
+			    "something other than an IPv6 address", s);
 		*host_end = last + 1;
 		u->ipv6 = true;
 	} else {
 		first = a;
 		for (last = a; last < end && *last != ':'; last++)
 			if (!host_char(*last))
-				return ps_errf(PS_EINVAL, "characters a host "
-				    "name cannot have");
+				return ps_errf(PS_EINVAL, "\"%s\": characters "
+				    "a host name cannot have", s);
 		*host_end = last;
 	}
 	hl = (size_t)(last - first);
 	if (hl == 0)
-		return ps_errf(PS_EINVAL, "no host");
+		return ps_errf(PS_EINVAL, "\"%s\": no host", s);
 	if (hl > URL_HOST_MAX)
 		return ps_errf(PS_EINVAL, "a host name longer than %d bytes",
 		    URL_HOST_MAX);
@@ -81,23 +85,25 @@ parse_host(const char *a, const char *end, struct url *u,
 
 /* The port of ":digits" in [p, end), when there is one. */
 static ps_err
-parse_port(const char *p, const char *end, struct url *u)
+parse_port(const char *s, const char *p, const char *end, unsigned flags,
+    struct url *u)
 {
 	long port = 0;
 
 	if (p == end)
 		return PS_OK;
 	if (*p != ':')
-		return ps_errf(PS_EINVAL, "a malformed host");
+		return ps_errf(PS_EINVAL, "\"%s\": a malformed host", s);
 	if (++p == end)
-		return ps_errf(PS_EINVAL, "an empty port");
+		return ps_errf(PS_EINVAL, "\"%s\": an empty port", s);
 	for (; p < end; p++) {
 		if (*p < '0' || *p > '9' || port > 65535)
-			return ps_errf(PS_EINVAL, "an invalid port");
+			return ps_errf(PS_EINVAL, "\"%s\": an invalid port",
+			    s);
 		port = port * 10 + (*p - '0');
 	}
-	if (port < 1 || port > 65535)
-		return ps_errf(PS_EINVAL, "an invalid port");
+	if ((port == 0 && !(flags & URL_ANY_PORT)) || port > 65535)
+		return ps_errf(PS_EINVAL, "\"%s\": an invalid port", s);
 	u->port = (int)port;
 	u->port_given = true;
 	return PS_OK;
@@ -124,17 +130,18 @@ url_parse(const char *s, unsigned flags, struct url *u)
 		u->port = 80;
 		a = s + 7;
 	} else if (str_case_prefix(s, "http://")) {
-		return ps_errf(PS_EINVAL, "\"%s\" is not an https URL (plain "
-		    "http)", s);
+		return ps_errf(PS_EINVAL, "\"%s\" is not an https:// URL "
+		    "(plain http is not allowed here)", s);
 	} else {
-		return ps_errf(PS_EINVAL, "\"%s\" is not an absolute %s URL",
-		    s, (flags & URL_HTTP) ? "http(s)" : "https");
+		return ps_errf(PS_EINVAL, "\"%s\" is not an %s URL", s,
+		    (flags & URL_HTTP) ? "http:// or https://" : "https://");
 	}
 	end = a + strcspn(a, "/?#");
 	if (memchr(a, '@', (size_t)(end - a)) != NULL)
-		return ps_errf(PS_EINVAL, "user information in the URL");
-	if ((rc = parse_host(a, end, u, &host_end)) != PS_OK ||
-	    (rc = parse_port(host_end, end, u)) != PS_OK)
+		return ps_errf(PS_EINVAL, "\"%s\": user information in the "
+		    "URL", s);
+	if ((rc = parse_host(s, a, end, u, &host_end)) != PS_OK ||
+	    (rc = parse_port(s, host_end, end, flags, u)) != PS_OK)
 		return rc;
 	u->rest = end;
 	if ((flags & URL_NO_PATH) && *end != '\0' && strcmp(end, "/") != 0)

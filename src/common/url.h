@@ -19,6 +19,7 @@
 /* What url_parse() accepts besides an https URL. */
 #define URL_HTTP	0x01	/* http:// too */
 #define URL_NO_PATH	0x02	/* nothing after the authority but "/" */
+#define URL_ANY_PORT	0x04	/* port 0 too: a listener's "any port" */
 
 /*
  * An absolute URL split up. `rest` points into the parsed string (the
@@ -40,9 +41,10 @@ struct url {
  * 3986 writes one: printable ASCII only, none of the characters a URL
  * cannot have (space, quotes, angle brackets, backslash, ^ ` { | }), a
  * '%' only before two hex digits; no user information (the "@" trick); a
- * host name or IPv4 address of letters, digits, '-', '.' and '_', or a
- * bracketed IPv6 address; an optional port from 1 to 65535 (an empty
- * one refused). PS_EINVAL with a sentence saying why otherwise.
+ * host name or IPv4 address of letters, digits, '-' and '.', or a
+ * bracketed IPv6 address; an optional port from 1 to 65535 (0 too with
+ * URL_ANY_PORT; an empty one refused). PS_EINVAL with a sentence saying
+ * why otherwise.
  */
 ps_err	url_parse(const char *s, unsigned flags, struct url *u);
 

@@ -16,6 +16,7 @@
 #include "common/file.h"
 #include "common/log.h"
 #include "common/str.h"
+#include "common/url.h"
 #include "common/xalloc.h"
 #include "diagnose.h"
 #include "http/server.h"
@@ -250,17 +251,22 @@ parse_sizes(const char *v, struct store_webapp *w)
 	return PS_OK;
 }
 
-/* Each allowed default-image URL prefix must be an https:// URL. */
+/*
+ * Each allowed default-image URL prefix must be an https:// URL as the
+ * avatars read one (common/url.h, no dot segments): a prefix they could
+ * never match is refused here.
+ */
 static ps_err
 check_default_allow(const char *list)
 {
 	char *copy = xstrdup(list), *tok, *save = NULL;
+	struct url u;
 	ps_err rc = PS_OK;
 
 	for (tok = strtok_r(copy, ", ", &save); tok && rc == PS_OK;
 	    tok = strtok_r(NULL, ", ", &save))
-		if (!str_case_prefix(tok, "https://") || strlen(tok) < 9 ||
-		    strpbrk(tok, "\"<>'"))
+		if (url_parse(tok, 0, &u) != PS_OK ||
+		    url_path_has_dot_segment(u.rest))
 			rc = ps_errf(PS_EINVAL, "--avatar-default-allow: \"%s\" "
 			    "is not an https:// URL prefix", tok);
 	free(copy);
