@@ -57,7 +57,8 @@ parse_host(const char *s, const char *a, const char *end, struct url *u,
 		for (c = first; c < last; c++)
 			if (hex_digit(*c) < 0 && *c != ':' && *c != '.')
 				return ps_errf(PS_EINVAL, "\"%s\": an IPv6 "
-				    "address with characters it cannot have", s);
+				    "address with characters it cannot "
+				    "have", s);
 		if (memchr(first, ':', (size_t)(last - first)) == NULL)
 			return ps_errf(PS_EINVAL, "\"%s\": brackets around "
 			    "something other than an IPv6 address", s);

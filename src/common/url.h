@@ -19,7 +19,7 @@
 /* What url_parse() accepts besides an https URL. */
 #define URL_HTTP	0x01	/* http:// too */
 #define URL_NO_PATH	0x02	/* nothing after the authority but "/" */
-#define URL_ANY_PORT	0x04	/* port 0 too: a listener's "any port" */
+#define URL_ANY_PORT	0x04	/* port 0: a listener's "any port" */
 
 /*
  * An absolute URL split up. `rest` points into the parsed string (the
@@ -28,8 +28,8 @@
  */
 struct url {
 	bool		 https;		/* false: http (URL_HTTP) */
-	char		 host[URL_HOST_MAX + 1];	/* lower case; an IPv6
-						   address without brackets */
+	/* lower case; an IPv6 address without brackets */
+	char		 host[URL_HOST_MAX + 1];
 	bool		 ipv6;
 	int		 port;		/* as given, else 443 or 80 */
 	bool		 port_given;

@@ -62,6 +62,15 @@ test_parse(void)
 	    "default");
 	ok(url_parse("http://h/", URL_HTTP, &u) == PS_OK && !u.https &&
 	    u.port == 80, "http with URL_HTTP, port 80");
+	ok(url_parse("https://h:0/", URL_ANY_PORT, &u) == PS_OK &&
+	    u.port == 0 && u.port_given, "port 0 with URL_ANY_PORT");
+	ok(url_parse("HTTPS://LocalHost", 0, &u) == PS_OK &&
+	    url_origin(&u, origin, sizeof(origin)) == PS_OK &&
+	    strcmp(origin, "https://localhost:443") == 0,
+	    "an origin always names its port");
+	ok(url_parse("http://h:8080/x", URL_HTTP, &u) == PS_OK &&
+	    url_origin(&u, origin, sizeof(origin)) == PS_OK &&
+	    strcmp(origin, "http://h:8080") == 0, "an http origin");
 	ok(url_parse("https://h/", URL_NO_PATH, &u) == PS_OK,
 	    "URL_NO_PATH takes a single slash");
 	ok(url_parse("https://h/x", URL_NO_PATH, &u) == PS_EINVAL,
