@@ -107,8 +107,9 @@ url_host(const char *url, char *out, size_t n)
 	struct url u;
 
 	if (url_parse(url, URL_HTTP | URL_ANY_PORT, &u) != PS_OK)
-		u.host[0] = '\0';
-	snprintf(out, n, u.ipv6 ? "[%s]" : "%s", u.host);
+		snprintf(out, n, "%s", "");
+	else
+		snprintf(out, n, u.ipv6 ? "[%s]" : "%s", u.host);
 }
 
 /* The realm of the ECP photo URL: the configured domain, else the user's. */
