@@ -21,6 +21,13 @@
 #define S2S_MAX_TOKEN		16384
 #define S2S_MAX_METADATA	(256 * 1024)
 #define S2S_CLOCK_SKEW		300	/* seconds */
+/*
+ * The longest lifetime (exp - nbf) a token may have, minted or accepted:
+ * 12 hours, what SharePoint's TokenHelper gives its high-trust actor and
+ * outer tokens (reference exchange-wire.md §4.4). A token valid for
+ * longer is a credential that outlives any revocation; it is refused.
+ */
+#define S2S_MAX_LIFETIME	(12 * 3600)	/* seconds */
 
 /* --- metadata documents --- */
 
@@ -100,9 +107,10 @@ struct s2s_identity {
  * must verify; actor iss and nameid must be that partner's issuer (same
  * realm); outer iss == actor nameid; aud on both exactly
  * "<client_id>/<host[:port]>@<realm>" (realm ours or the partner's); nbf/exp
- * within S2S_CLOCK_SKEW; trustedfordelegation "true" before user claims
- * are honoured. PS_OK fills `id`; PS_EAUTH with a one-line reason (never
- * the token) otherwise.
+ * within S2S_CLOCK_SKEW, and each token's exp - nbf (without nbf: exp -
+ * now, less the skew) at most S2S_MAX_LIFETIME; trustedfordelegation
+ * "true" before user claims are honoured. PS_OK fills `id`; PS_EAUTH with
+ * a one-line reason (never the token) otherwise.
  */
 ps_err	s2s_token_validate(const char *token, const struct s2s_expect *,
 	    const struct s2s_partner *partners, size_t n_partners,
@@ -121,7 +129,7 @@ struct s2s_mint {
 	const char		*smtp;		/* user's address, or NULL */
 	const char		*upn;		/* or NULL */
 	int64_t			 now;		/* 0: the current time */
-	int			 lifetime;	/* seconds, at most a day */
+	int			 lifetime;	/* seconds, 1..S2S_MAX_LIFETIME */
 	/*
 	 * An actor token from s2s_actor_mint() with the same key, client,
 	 * realms and target, to wrap instead of signing a new one, and when

@@ -26,7 +26,6 @@
 #include "s2s_int.h"
 
 #define TOK_MAX_TIME	253402300799LL	/* 9999-12-31T23:59:59Z */
-#define TOK_MAX_LIFE	86400		/* mint: at most a day */
 #define TOK_NII_AD	"urn:office:idp:activedirectory"
 /* User claims must fit struct s2s_identity's fields. */
 #define TOK_MAX_USER	sizeof(((struct s2s_identity *)0)->smtp)
@@ -233,7 +232,11 @@ bad:
 	    name);
 }
 
-/* §4.6 step 6: exp is required, nbf optional, both with clock skew. */
+/*
+ * §4.6 step 6: exp is required, nbf optional, both with clock skew; and
+ * the token's lifetime at most S2S_MAX_LIFETIME, counted from nbf, or
+ * from now (less the skew) when there is none.
+ */
 static ps_err
 check_times(json_t *claims, const char *what, int64_t now)
 {
@@ -253,6 +256,10 @@ check_times(json_t *claims, const char *what, int64_t now)
 		return ps_errf(PS_EAUTH, "%s: expired", what);
 	if (has_nbf && nbf > now + S2S_CLOCK_SKEW)
 		return ps_errf(PS_EAUTH, "%s: not yet valid", what);
+	if (has_nbf ? exp - nbf > S2S_MAX_LIFETIME :
+	    exp - now > S2S_MAX_LIFETIME + S2S_CLOCK_SKEW)
+		return ps_errf(PS_EAUTH, "%s: lifetime longer than %d hours",
+		    what, S2S_MAX_LIFETIME / 3600);
 	return PS_OK;
 }
 
@@ -950,10 +957,10 @@ mint_start(const struct s2s_mint *m, char **aud, char **iss, int64_t *now)
 		    "token");
 	if (!mint_user_ok(m->smtp) || !mint_user_ok(m->upn))
 		return ps_errf(rc, "invalid user claim for a token");
-	if (m->lifetime <= 0 || m->lifetime > TOK_MAX_LIFE)
+	if (m->lifetime <= 0 || m->lifetime > S2S_MAX_LIFETIME)
 		return ps_errf(rc, "token lifetime out of range");
 	*now = m->now != 0 ? m->now : time_now();
-	if (*now < 0 || *now > TOK_MAX_TIME - TOK_MAX_LIFE)
+	if (*now < 0 || *now > TOK_MAX_TIME - S2S_MAX_LIFETIME)
 		return ps_errf(rc, "token time out of range");
 	/* §4.1: principals, hosts and realms are lower case on the wire. */
 	*aud = xasprintf("%s/%s@%s", m->target_id, m->target_host,

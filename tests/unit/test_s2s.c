@@ -721,6 +721,13 @@ test_mint(void)
 	m = mint_args();
 	m.lifetime = 0;
 	ok(s2s_token_mint(&m, &tok) == PS_EINVAL, "zero lifetime refused");
+	m.lifetime = S2S_MAX_LIFETIME + 1;
+	ok(s2s_token_mint(&m, &tok) == PS_EINVAL, "a lifetime the validator "
+	    "would refuse is not minted");
+	m.lifetime = S2S_MAX_LIFETIME;
+	ok(s2s_token_mint(&m, &tok) == PS_OK && check(tok, &id) == PS_OK,
+	    "the longest lifetime minted validates");
+	free(tok);
 	m = mint_args();
 	m.client_id = "a@b";
 	ok(s2s_token_mint(&m, &tok) == PS_EINVAL, "client id with @ refused");
@@ -1085,6 +1092,37 @@ test_validate_times(void)
 	t = good();
 	t.a_exp = "99999999999999999999";
 	refused(&t, "JSON", "exp too large for JSON integers");
+
+	/* At most S2S_MAX_LIFETIME (12 h) between nbf and exp, each token. */
+	t = good();
+	t.a_exp = t.o_exp = "\"1700043200\"";
+	accepted(&t, USER, "a lifetime of exactly 12 hours accepted");
+	t.a_exp = "\"1700043201\"";
+	refused(&t, "actor token: lifetime longer than 12 hours",
+	    "actor valid a second longer than 12 hours");
+	t = good();
+	t.o_exp = "1700043201";
+	refused(&t, "outer token: lifetime longer than 12 hours",
+	    "outer valid a second longer than 12 hours");
+	t = good();
+	t.a_nbf = t.o_nbf = "\"1699999000\"";
+	t.a_exp = t.o_exp = "\"4855759000\"";
+	refused(&t, "actor token: lifetime longer than 12 hours",
+	    "a token valid for 100 years refused");
+	/* Without nbf, counted from now, with the clock skew. */
+	t = good();
+	t.a_nbf = t.o_nbf = NULL;
+	t.a_exp = t.o_exp = "\"1700043500\"";
+	accepted(&t, USER, "no nbf: exp 12 hours and the skew ahead accepted");
+	t.o_exp = "\"1700043501\"";
+	refused(&t, "outer token: lifetime longer than 12 hours",
+	    "no nbf: exp a second further refused");
+	t = good();
+	t.app_only = true;
+	t.a_nbf = NULL;
+	t.a_exp = "\"4855759000\"";
+	refused(&t, "actor token: lifetime longer than 12 hours",
+	    "app-only token without nbf valid for 100 years refused");
 }
 
 static void
