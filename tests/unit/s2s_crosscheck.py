@@ -274,6 +274,14 @@ def check_theirs(tool, d):
         now, trustedfordelegation=None)), md)
     ok(rc == 0 and "app_only=1" in out and "user= " in out,
        "PyJWT actor alone accepted as app-only", out)
+    # A token bound to addresses: the digest as hashlib makes it.
+    want = b64url(hashlib.sha256(b"a@contoso.com\ntest9@contoso.com\n")
+                  .digest())
+    rc, out = run_validate(tool, d, actor(actor_claims(
+        now, trustedfordelegation=None,
+        photosync_addresses_sha256=want)), md)
+    ok(rc == 0 and out.endswith("addresses=" + want),
+       "PyJWT app-only token bound to two addresses: digest read", out)
     # TokenHelper's lifetime, 12 hours, is the longest accepted.
     h12 = now + 12 * 3600
     rc, out = run_validate(tool, d, outer_token(actor(actor_claims(

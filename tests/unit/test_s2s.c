@@ -1244,6 +1244,106 @@ test_validate_syntax(void)
 	free(tok);
 }
 
+/* Binding a token to the addresses it is sent with. */
+static void
+test_addresses(void)
+{
+	static const char *const one[] = { "test1@contoso.com" };
+	static const char *const two[] = { "Test1@Contoso.com",
+	    "a@contoso.com" };
+	static const char *const two_sorted[] = { "a@contoso.com",
+	    "test1@contoso.com" };
+	static const char *const other[] = { "test2@contoso.com" };
+	static const char *const empty[] = { "" };
+	static const char *const ctl[] = { "test1@contoso.com\n" };
+	char d1[S2S_ADDRESSES_LEN], d2[S2S_ADDRESSES_LEN];
+	char d3[S2S_ADDRESSES_LEN], d4[S2S_ADDRESSES_LEN];
+	char xv[S2S_ADDRESSES_LEN + 2];
+	struct s2s_identity id;
+	struct s2s_mint m;
+	struct tok t;
+	char *tok = NULL, *pay;
+
+	/* Vectors from Python's hashlib: sha256("test1@contoso.com\n"). */
+	ok(s2s_addresses_digest(one, 1, d1) == PS_OK && strcmp(d1,
+	    "V4dYYtLXnYa9XZlxrFmliwwaHGsoVF096cfNLNFaWy4") == 0,
+	    "digest of one address: SHA-256 of it and a newline, base64url");
+	ok(s2s_addresses_digest(two, 2, d2) == PS_OK && strcmp(d2,
+	    "FalQIQBAPlkF0pXlxbm_SR41B0SXneCgQgXNHmlnSn4") == 0,
+	    "digest of two: lower case, sorted, each ending in a newline");
+	ok(s2s_addresses_digest(two_sorted, 2, d3) == PS_OK &&
+	    strcmp(d2, d3) == 0, "the same whatever the order and case");
+	ok(s2s_addresses_digest(other, 1, d4) == PS_OK && strcmp(d1, d4) != 0,
+	    "another address, another digest");
+	ok(s2s_addresses_digest(one, 0, d4) == PS_EINVAL && d4[0] == '\0',
+	    "no address refused");
+	ok(s2s_addresses_digest(empty, 1, d4) == PS_EINVAL,
+	    "an empty address refused");
+	ok(s2s_addresses_digest(ctl, 1, d4) == PS_EINVAL,
+	    "an address with a line break refused");
+
+	/* Minted into the signed token, read back by the validator. */
+	m = mint_args();
+	m.smtp = NULL;
+	m.addresses = d1;
+	ok(s2s_token_mint(&m, &tok) == PS_OK && check(tok, &id) == PS_OK &&
+	    id.app_only && strcmp(id.addresses, d1) == 0,
+	    "app-only token bound to an address: the validator reads it");
+	pay = tok ? part(tok, 1) : NULL;
+	ok(pay && strstr(pay, "\"" S2S_ADDRESSES_CLAIM "\":\"") != NULL,
+	    "the claim is in the signed payload");
+	free(pay);
+	free(tok);
+	tok = NULL;
+	m = mint_args();
+	m.addresses = d2;
+	ok(s2s_token_mint(&m, &tok) == PS_OK && check(tok, &id) == PS_OK &&
+	    strcmp(id.addresses, d2) == 0 && strcmp(id.user, USER) == 0,
+	    "user token bound to addresses: the actor carries the digest");
+	free(tok);
+	tok = NULL;
+	m = mint_args();
+	ok(s2s_token_mint(&m, &tok) == PS_OK && check(tok, &id) == PS_OK &&
+	    id.addresses[0] == '\0', "an unbound token: no addresses");
+	free(tok);
+	tok = NULL;
+	m = mint_args();
+	m.smtp = NULL;
+	m.addresses = "not a digest";
+	ok(s2s_token_mint(&m, &tok) == PS_EINVAL && tok == NULL,
+	    "minting with a malformed digest refused");
+	m = mint_args();
+	m.actor = "a.b.c";
+	m.actor_expires = NOW + 60;
+	m.addresses = d1;
+	ok(s2s_token_mint(&m, &tok) == PS_EINVAL && tok == NULL,
+	    "a digest cannot be added to an actor signed already");
+
+	/* Only the signed token's claim counts, and only a digest. */
+	t = good();
+	t.app_only = true;
+	t.a_xk = S2S_ADDRESSES_CLAIM;
+	snprintf(xv, sizeof(xv), "\"%s\"", d1);
+	t.a_xv = xv;
+	tok = make(&t);
+	ok(check(tok, &id) == PS_OK && strcmp(id.addresses, d1) == 0,
+	    "a hand-made signed claim is read");
+	free(tok);
+	t.a_xv = "\"V4dYYtLXnYa9XZlxrFmliwwaHGsoVF096cfNLNFaWy\"";
+	refused(&t, "is not a SHA-256 digest", "a digest cut short refused");
+	t.a_xv = "\"V4dYYtLXnYa9XZlxrFmliwwaHGsoVF096cfNLNFaWy4=\"";
+	refused(&t, "is not a SHA-256 digest", "a padded digest refused");
+	t.a_xv = "[]";
+	refused(&t, "is not a string", "a digest that is no string refused");
+	t = good();
+	t.o_xk = S2S_ADDRESSES_CLAIM;
+	t.o_xv = xv;
+	tok = make(&t);
+	ok(check(tok, &id) == PS_OK && id.addresses[0] == '\0',
+	    "the unsigned outer token's claim is ignored");
+	free(tok);
+}
+
 int
 main(void)
 {
@@ -1262,6 +1362,7 @@ main(void)
 	test_validate_times();
 	test_validate_user();
 	test_validate_syntax();
+	test_addresses();
 	s2s_metadata_cleanup(&sp_md);
 	pki_key_free(sp_key);
 	pki_key_free(other_key);
