@@ -729,6 +729,10 @@ reply_head(struct http_req *r, int status, const char *content_type,
 	if (r->client_id[0] != '\0')
 		add_field(b, "client-request-id", r->client_id);
 	add_field(b, "X-Content-Type-Options", "nosniff");
+	/* RFC 6797 7.2: never over plain HTTP, where it means nothing. */
+	if (c->ssl != NULL)
+		add_field(b, "Strict-Transport-Security", "max-age="
+		    HTTP_HSTS_MAX_AGE);
 	buf_add(b, c->hdrs.b_data, c->hdrs.b_len);
 	if (conn_closes_after(c))
 		add_field(b, "Connection", "close");

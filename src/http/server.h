@@ -25,6 +25,12 @@ struct http_req;
 struct http_tls;
 
 #define HTTP_MAX_BODY		(1024 * 1024)
+/*
+ * Strict-Transport-Security on every answer over TLS: a year (seconds),
+ * the span browsers' preload lists ask for; without includeSubDomains,
+ * since the names under a role's host are other servers'.
+ */
+#define HTTP_HSTS_MAX_AGE	"31536000"
 #define HTTP_MAX_HEADERS	(32 * 1024)
 /*
  * Bodies up to this size are read before the handler is called on every
