@@ -152,7 +152,7 @@ struct s2s_mint {
 	const char		*smtp;		/* user's address, or NULL */
 	const char		*upn;		/* or NULL */
 	int64_t			 now;		/* 0: the current time */
-	int			 lifetime;	/* seconds, 1..S2S_MAX_LIFETIME */
+	int			 lifetime;	/* s, to S2S_MAX_LIFETIME */
 	/*
 	 * An actor token from s2s_actor_mint() with the same key, client,
 	 * realms and target, to wrap instead of signing a new one, and when

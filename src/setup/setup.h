@@ -46,8 +46,8 @@ ps_err	setup_state_dir(const char *dir);
 
 /*
  * Writes a new RSA key and a certificate for `spec` into dir/keyname and
- * dir/certname, both 0600. With `ca_key` the certificate is signed by that CA (whose
- * certificate is ca_der), otherwise it is self-signed.
+ * dir/certname, both 0600. With `ca_key` the certificate is signed by
+ * that CA (whose certificate is ca_der), otherwise it is self-signed.
  */
 ps_err	setup_key_and_cert(const char *dir, const char *keyname,
 	    const char *certname, const struct pki_cert_spec *spec,
