@@ -3,6 +3,7 @@ the demo make the state directory 0700 and every file in it 0600 (keys,
 certificates, the database and SQLite's journals, the demo's own files),
 whatever the directory's mode was before and whatever the umask: here
 the directories are made 0755 beforehand, with umask 022."""
+import atexit
 import os
 import signal
 import socket
@@ -57,6 +58,7 @@ class Serving:
         self.proc = subprocess.Popen(
             [PHOTOSYNC, role, "serve", "--dir", d, "--port-file",
              self.port_file], stdout=self.log, stderr=self.log)
+        atexit.register(self.kill)
         deadline = time.monotonic() + 20
         while not os.path.exists(self.port_file):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -68,6 +70,12 @@ class Serving:
         rc = self.proc.wait(timeout=30)
         self.log.close()
         return rc
+
+    def kill(self):
+        """At exit: a test that ended early leaves no server behind."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 # ---- master ----
@@ -144,12 +152,25 @@ def free_pair():
     raise RuntimeError("no free port pair")
 
 
+def demo_gone(proc):
+    """At exit: the demo stops its servers on SIGINT; it is killed only
+    when it does not stop."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 dd = public_dir("demo")
 out_path = os.path.join(inputs, "demo.out")
 with open(out_path, "w") as out:
     proc = subprocess.Popen([PHOTOSYNC, "demo", "--dir", dd, "--port-base",
                              str(free_pair())], stdout=out,
                             stderr=subprocess.STDOUT)
+    atexit.register(demo_gone, proc)
     deadline = time.monotonic() + 90
     text = ""
     while time.monotonic() < deadline:
