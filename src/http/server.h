@@ -2,9 +2,9 @@
  * The HTTP/1.1 server (our own, on libevent's loop and OpenSSL). Routes
  * see our own request type: the decoded, lower-cased path for
  * case-insensitive matching, query parameters, headers, a size-capped
- * body, and a request id that is on every log line and echoed to the
- * client (request-id, X-Request-Id, and the client-request-id an EWS
- * client sent).
+ * body, and a request id of our own that is on every log line and sent
+ * to the client (request-id, X-Request-Id); the client-request-id an EWS
+ * client sent is echoed and logged as http.request's client_req.
  *
  * Runs on one event loop; handlers are called on it and must not block.
  * A handler may keep the request and answer later from the same loop.
@@ -25,6 +25,12 @@ struct http_req;
 struct http_tls;
 
 #define HTTP_MAX_BODY		(1024 * 1024)
+/*
+ * Strict-Transport-Security on every answer over TLS: a year (seconds),
+ * the span browsers' preload lists ask for; without includeSubDomains,
+ * since the names under a role's host are other servers'.
+ */
+#define HTTP_HSTS_MAX_AGE	"31536000"
 #define HTTP_MAX_HEADERS	(32 * 1024)
 /*
  * Bodies up to this size are read before the handler is called on every

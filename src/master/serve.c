@@ -1196,7 +1196,7 @@ master_serve(struct master_state *ms, const char *listen_host,
 
 		snprintf(portbuf, sizeof(portbuf), "%d\n", s.port);
 		if ((rc = file_write_atomic(port_file, portbuf,
-		    strlen(portbuf), 0644)) != PS_OK)
+		    strlen(portbuf), 0600)) != PS_OK)
 			goto out;
 	}
 	sigs = http_signals_watch(s.base, serve_stop, &s);

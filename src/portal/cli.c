@@ -470,7 +470,7 @@ webapp_create(const char *dir, struct store *st, const struct opts *o)
 	f1 = portal_webapp_file(w.id, "tls-key");
 	f2 = portal_webapp_file(w.id, "tls-cert");
 	if (o->tls_cert) {
-		if (setup_copy_file(o->tls_cert, dir, f2, 0644) != PS_OK ||
+		if (setup_copy_file(o->tls_cert, dir, f2, 0600) != PS_OK ||
 		    setup_copy_file(o->tls_key, dir, f1, 0600) != PS_OK)
 			goto err;
 	} else {
@@ -515,7 +515,7 @@ cmd_init(struct opts *o)
 		free(db);
 		return 1;
 	}
-	if (file_mkdir(o->dir) != PS_OK ||
+	if (setup_state_dir(o->dir) != PS_OK ||
 	    store_open(db, STORE_PORTAL, true, &st) != PS_OK) {
 		free(db);
 		return fail("init");

@@ -1,6 +1,9 @@
 /*
  * Admin helpers shared by the master's and the portal's commands.
  */
+#include <sys/stat.h>
+
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,6 +93,28 @@ bool
 setup_is_ip(const char *h)
 {
 	return strspn(h, "0123456789.") == strlen(h) || strchr(h, ':');
+}
+
+ps_err
+setup_state_dir(const char *dir)
+{
+	struct stat sb;
+
+	/* Before anything is made: SQLite's files take the umask's mode. */
+	umask(077);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return ps_errf(PS_EIO, "cannot create directory %s: %s", dir,
+		    strerror(errno));
+	if (stat(dir, &sb) != 0)
+		return ps_errf(PS_EIO, "cannot read %s: %s", dir,
+		    strerror(errno));
+	if (!S_ISDIR(sb.st_mode))
+		return ps_errf(PS_EINVAL, "%s is not a directory", dir);
+	/* Made before by someone else, or with a wider mode: ours alone. */
+	if ((sb.st_mode & 07777) != 0700 && chmod(dir, 0700) != 0)
+		return ps_errf(PS_EIO, "cannot make %s private (mode 0700): "
+		    "%s", dir, strerror(errno));
+	return PS_OK;
 }
 
 ps_err

@@ -41,9 +41,18 @@ bool	setup_is_ip(const char *host);
 char	*setup_https_origin(const char *host, int port);
 
 /*
+ * Makes `dir` a state directory, before `init` writes anything in it:
+ * created with mode 0700, or, when it exists, set to 0700 whatever its
+ * mode was (PS_EIO when it cannot be: another user's directory), and
+ * the process's umask 077 from then on, so that every file made in it,
+ * SQLite's database and journals too, is its owner's alone (0600).
+ */
+ps_err	setup_state_dir(const char *dir);
+
+/*
  * Writes a new RSA key and a certificate for `spec` into dir/keyname and
- * dir/certname. With `ca_key` the certificate is signed by that CA (whose
- * certificate is ca_der), otherwise it is self-signed.
+ * dir/certname, both 0600. With `ca_key` the certificate is signed by
+ * that CA (whose certificate is ca_der), otherwise it is self-signed.
  */
 ps_err	setup_key_and_cert(const char *dir, const char *keyname,
 	    const char *certname, const struct pki_cert_spec *spec,

@@ -610,6 +610,9 @@ gt_send(int fd, const char *p, size_t n)
  * Reads one answer: its status (0 when the connection closed first or a
  * read timed out), whether it said Connection: close, and its body.
  */
+/* The head of the last answer gt_answer() read. */
+static char gt_last_head[4096];
+
 static int
 gt_answer(int fd, bool *closes, char *body, size_t bodyn)
 {
@@ -629,6 +632,7 @@ gt_answer(int fd, bool *closes, char *body, size_t bodyn)
 		have += (size_t)n;
 	}
 	hl = (size_t)(end + 4 - buf);
+	memcpy(gt_last_head, buf, hl + 1);
 	if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
 		return 0;
 	if ((p = strcasestr(buf, "\r\nContent-Length: ")) != NULL && p < end)
@@ -719,6 +723,8 @@ gt_client(void *arg)
 	gt_post(fd, "/refuse", 1000, false, true);
 	is_int(gt_answer(fd, NULL, body, sizeof(body)), 200,
 	    "a small body on a refusing route: 200");
+	ok(strcasestr(gt_last_head, "\r\nStrict-Transport-Security:") ==
+	    NULL, "no Strict-Transport-Security over plain HTTP");
 	is_str(body, "len=1000", "the handler had the body");
 	is_int(gt->gate_calls, 0, "the gate was not asked");
 	gt_chunked(fd, "/refuse", 10);
