@@ -36,6 +36,7 @@
 
 #include "auth/auth.h"
 #include "auth/guard.h"
+#include "auth/web.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/str.h"
@@ -311,13 +312,6 @@ viewer_cleanup(struct viewer *v)
 	explicit_bzero(v->csrf, sizeof(v->csrf));
 }
 
-static bool
-token_eq(const char *want, const void *got, size_t len)
-{
-	return want[0] != '\0' && got != NULL && len == strlen(want) &&
-	    str_ct_eq(want, got, len);
-}
-
 /* ---- HTML ---- */
 
 static const char style[] =
@@ -463,7 +457,7 @@ login_page(struct ecp_call *ec, int status, const char *error,
 	const char *back = back_url(ec);
 	struct buf b;
 
-	random_hex(csrf, 32);
+	auth_token_new(csrf);
 	snprintf(cookie, sizeof(cookie), "%s=%s; Path=/ecp; HttpOnly; Secure; "
 	    "SameSite=Strict", CSRF_COOKIE, csrf);
 	http_reply_header(r, "Set-Cookie", cookie);
@@ -788,9 +782,9 @@ login_checked(void *arg, ps_err rc, const char *why)
 		ecp_call_end(ec);
 		return;
 	}
-	random_hex(ec->cookie, 32);
+	auth_token_new(ec->cookie);
 	auth_session_key(ec->cookie, ec->key);
-	random_hex(ec->session_csrf, 32);
+	auth_token_new(ec->session_csrf);
 	(void)ecp_store(ec, true, session_write_run, session_written);
 }
 
@@ -847,7 +841,7 @@ handle_login(struct ecp_call *ec)
 	ec->csrf = http_form_value(body, "csrf");
 	/* Double-submit: the form's token must match its cookie. */
 	if (!http_req_cookie(r, CSRF_COOKIE, want, sizeof(want)) ||
-	    !token_eq(want, ec->csrf, ec->csrf ? strlen(ec->csrf) : 0)) {
+	    !auth_token_eq(want, ec->csrf, ec->csrf ? strlen(ec->csrf) : 0)) {
 		log_info(http_req_id(r), "ecp.csrf_refused", "action=login");
 		login_page(ec, 400, "The sign-in form had expired. Please "
 		    "sign in again.", ec->email);
@@ -1297,15 +1291,21 @@ session_read_done(void *arg)
 		answer_photo(ec);
 		return;
 	}
-	/* A POST: it must carry the session's token. */
+	/* A POST: from no other site's page, with the session's token. */
+	if (auth_post_cross_site(r, "session", ec->v.m.email)) {
+		photo_page(ec, 403, "This form did not come from this page, so "
+		    "nothing was changed.");
+		ecp_call_end(ec);
+		return;
+	}
 	body = http_req_body(r, &len);
 	if (ec->route == ECP_UPLOAD) {
 		csrf_ok = http_multipart_head_field(http_req_header(r,
 		    "Content-Type"), body, len, "csrf", &csrf_part) == PS_OK &&
-		    token_eq(ec->v.csrf, csrf_part.data, csrf_part.len);
+		    auth_token_eq(ec->v.csrf, csrf_part.data, csrf_part.len);
 	} else {
 		csrf = http_form_value(body, "csrf");
-		csrf_ok = token_eq(ec->v.csrf, csrf, csrf ? strlen(csrf) : 0);
+		csrf_ok = auth_token_eq(ec->v.csrf, csrf, csrf ? strlen(csrf) : 0);
 		if (csrf)
 			xfree_secret(csrf, strlen(csrf));
 	}
@@ -1352,11 +1352,13 @@ gate_read_run(struct store *st, void *arg)
 	struct store_mailbox_session ss;
 	ps_err rc = store_mailbox_session_get(st, ec->key, &ss);
 
-	explicit_bzero(&ss, sizeof(ss));
-	if (rc == PS_OK)
+	if (rc == PS_OK) {
 		ec->signed_in = true;
-	else if (rc != PS_ENOTFOUND)
+		str_copy(ec->v.m.email, ss.email, sizeof(ec->v.m.email));
+	} else if (rc != PS_ENOTFOUND) {
 		ecp_call_failed(ec, rc);
+	}
+	explicit_bzero(&ss, sizeof(ss));
 }
 
 static void
@@ -1372,6 +1374,14 @@ gate_read_done(void *arg)
 	}
 	if (!ec->signed_in) {
 		signed_out(ec);
+		return;
+	}
+	/* Another site's page: refused before its body is read. */
+	if (auth_post_cross_site(ec->r, "session", ec->v.m.email)) {
+		http_reply_header(ec->r, "Cache-Control", "no-store");
+		http_reply_error(ec->r, 403, "refused: another site's page sent "
+		    "this request, so nothing was changed");
+		ecp_call_end(ec);
 		return;
 	}
 	/* The handler checks the session again, with its CSRF token. */

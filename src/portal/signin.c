@@ -20,6 +20,7 @@
 #include "account.h"
 #include "auth/auth.h"
 #include "auth/guard.h"
+#include "auth/web.h"
 #include "common/log.h"
 #include "common/str.h"
 #include "common/xalloc.h"
@@ -124,11 +125,26 @@ reply_signed_out(struct http_req *r)
 	    "form at /login)");
 }
 
+/*
+ * Signed in: on to `then`, unless the request would change something
+ * and another site's page sent it. A browser sends the Basic credentials
+ * it keeps, as it sends cookies, with any site's form that posts here, so
+ * Basic is no proof of intent: such a POST is refused whatever signed it
+ * in (docs/portal.md, "Cross-site requests"). Checked at the body gate
+ * too, so a refused upload's body is never read.
+ */
 static void
 signed_in(struct webapp_ctx *app, struct http_req *r, signed_in_fn then,
     struct viewer *v)
 {
 	http_req_note(r, "user", v->user.account);
+	if (auth_post_cross_site(r, v->basic ? "basic" : "session",
+	    v->user.account)) {
+		http_reply_header(r, "Cache-Control", "no-store");
+		http_reply_error(r, 403, "refused: another site's page sent "
+		    "this request, so nothing was changed");
+		return;
+	}
 	then(app, r, v);
 }
 

@@ -71,4 +71,78 @@ s1 = sign_in(T1, "pw-one-new")
 ok(s1 and signed_in(s1), "the new password signs in")
 p.password[T1] = "pw-one-new"
 
+
+# ---- no other site's page changes anything, Basic or not ----
+def multipart(fields):
+    boundary = "----photosync" + uuid.uuid4().hex
+    out = b""
+    for name, value in fields.items():
+        out += ("--%s\r\n" % boundary).encode()
+        if isinstance(value, bytes):
+            out += ('Content-Disposition: form-data; name="%s"; filename='
+                    '"me.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+                    % name).encode() + value + b"\r\n"
+        else:
+            out += ('Content-Disposition: form-data; name="%s"\r\n\r\n'
+                    '%s\r\n' % (name, value)).encode()
+    return (out + ("--%s--\r\n" % boundary).encode(),
+            "multipart/form-data; boundary=" + boundary)
+
+
+def etag(account):
+    return p.get(photo_path(account, "L"), as_user=account).header("ETag")
+
+
+jpeg = open(make_image(os.path.join(work, "me.jpg"), "400x400"), "rb").read()
+body, ctype = multipart({"photo": jpeg})
+before = etag(T2)
+mine = "https://127.0.0.1:%d" % p.port
+for what, extra in (
+        ("Origin of another site", {"Origin": "https://evil.example"}),
+        ("Origin null (a sandboxed or no-referrer page)", {"Origin": "null"}),
+        ("Origin of our host over http", {"Origin": "http://127.0.0.1:%d"
+                                          % p.port}),
+        ("Origin of our host on another port",
+         {"Origin": "https://127.0.0.1:%d" % (p.port + 1)}),
+        ("Sec-Fetch-Site cross-site", {"Sec-Fetch-Site": "cross-site"}),
+        ("Sec-Fetch-Site same-site (a sibling host)",
+         {"Sec-Fetch-Site": "same-site", "Origin": mine}),
+        ("our Origin but no Host", {"Origin": mine, "Host": ""})):
+    log_before = len(p.server.logs())
+    h = dict({"Content-Type": ctype}, **extra)
+    r = p.post("/my/changephoto", body, h, as_user=T2)
+    ok(r.status == 403 and "another site" in r.text(),
+       "a cross-site upload with Basic, %s: 403 (%d)" % (what, r.status))
+    is_eq(etag(T2), before, "... nothing stored")
+    log = p.server.logs()[log_before:]
+    ok(re.search(r"ev=auth\.csrf_refused method=basic user=\S*test2\S* "
+                 r"path=/my/changephoto", log),
+       "... logged as auth.csrf_refused")
+r = p.post("/my/changephoto", body, {"Content-Type": ctype}, as_user=T2)
+ok(r.status == 200 and etag(T2) != before,
+   "a script with Basic and no browser headers still uploads (%d)"
+   % r.status)
+before = etag(T2)
+r = p.post("/my/changephoto", body, {"Content-Type": ctype, "Origin": mine,
+                                     "Sec-Fetch-Site": "same-origin"},
+           as_user=T2)
+ok(r.status == 200 and etag(T2) != before,
+   "a page of the portal itself, with Basic: uploads (%d)" % r.status)
+
+# A session's POST from another site's page: refused before its token
+# is even looked at (a SameSite=Lax cookie is not sent there anyway).
+s2 = sign_in(T2, "pw-two")
+page = p.get("/my", {"Cookie": "ps_session=" + s2}).text()
+token = re.search(r'action="/logout".*?name="csrf" value="([^"]+)"', page,
+                  re.S).group(1)
+r = p.post("/logout", urlencode({"csrf": token}).encode(),
+           dict(FORM, Cookie="ps_session=" + s2,
+                Origin="https://evil.example"))
+ok(r.status == 403 and signed_in(s2),
+   "a cross-site sign-out with the session's token: 403, still signed in")
+r = p.post("/logout", urlencode({"csrf": token}).encode(),
+           dict(FORM, Cookie="ps_session=" + s2, Origin=mine))
+ok(r.status == 303 and not signed_in(s2),
+   "the portal's own sign-out form still signs out")
+
 done()

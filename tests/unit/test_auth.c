@@ -4,7 +4,9 @@
  * unknown account, remembered credentials (and a password change that
  * forgets them), the throttle per account and per address on a fake
  * clock, the queue bound, and freeing with checks in flight or from a
- * callback. Also the keyed digest the guard's table is built on.
+ * callback. Also the keyed digest the guard's table is built on, and
+ * what both roles' browser sign-ins share (web.h): tokens, and which
+ * requests another site's page sent.
  *
  * Argon2id at the production cost takes ~200 ms and 64 MiB, so the tests
  * count verifications rather than run many (about fifteen at that cost),
@@ -18,6 +20,7 @@
 
 #include "auth/auth.h"
 #include "auth/guard.h"
+#include "auth/web.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -559,6 +562,58 @@ test_free_in_flight(void)
 	    "answered (and nothing leaks)");
 }
 
+static void
+test_cross_site(void)
+{
+	const char *why = NULL;
+	char a[AUTH_TOKEN_HEX + 1], b[AUTH_TOKEN_HEX + 1];
+
+	auth_token_new(a);
+	auth_token_new(b);
+	ok(strlen(a) == AUTH_TOKEN_HEX && strcmp(a, b) != 0,
+	    "token: 64 hex digits, a new one each time");
+	ok(auth_token_eq(a, a, strlen(a)) && !auth_token_eq(a, b, strlen(b)) &&
+	    !auth_token_eq(a, a, strlen(a) - 1) && !auth_token_eq(a, NULL, 0) &&
+	    !auth_token_eq("", "", 0), "token: equal only to itself, never "
+	    "empty");
+	ok(!auth_cross_site_headers(NULL, NULL, "portal.contoso.com", &why),
+	    "cross-site: no Origin, no Sec-Fetch-Site (a script): passes");
+	ok(!auth_cross_site_headers(NULL, NULL, NULL, &why),
+	    "cross-site: ... even without a Host");
+	ok(!auth_cross_site_headers("https://portal.contoso.com",
+	    "same-origin", "portal.contoso.com", &why) &&
+	    !auth_cross_site_headers("https://Portal.Contoso.com:443", NULL,
+	    "portal.contoso.com", &why) &&
+	    !auth_cross_site_headers("https://portal.contoso.com", NULL,
+	    "portal.contoso.com:443", &why) &&
+	    !auth_cross_site_headers("https://[::1]:8443", NULL, "[::1]:8443",
+	    &why) &&
+	    !auth_cross_site_headers(NULL, "none", "portal.contoso.com", &why),
+	    "cross-site: our own origin (any case, :443 or none) passes");
+	why = NULL;
+	ok(auth_cross_site_headers("https://evil.example", NULL,
+	    "portal.contoso.com", &why) && why != NULL,
+	    "cross-site: another Origin is refused, with a reason");
+	ok(auth_cross_site_headers("null", NULL, "portal.contoso.com", &why) &&
+	    auth_cross_site_headers("http://portal.contoso.com", NULL,
+	    "portal.contoso.com", &why) &&
+	    auth_cross_site_headers("https://portal.contoso.com:8443", NULL,
+	    "portal.contoso.com", &why) &&
+	    auth_cross_site_headers("https://portal.contoso.com.evil.example",
+	    NULL, "portal.contoso.com", &why) &&
+	    auth_cross_site_headers("https://portal.contoso.com/x", NULL,
+	    "portal.contoso.com", &why) &&
+	    auth_cross_site_headers("https://portal.contoso.com", NULL, NULL,
+	    &why) &&
+	    auth_cross_site_headers("https://portal.contoso.com", NULL, "",
+	    &why), "cross-site: null, http, another port, a longer host, a "
+	    "path, no Host: refused");
+	ok(auth_cross_site_headers(NULL, "cross-site", "portal.contoso.com",
+	    &why) && auth_cross_site_headers("https://portal.contoso.com",
+	    "same-site", "portal.contoso.com", &why),
+	    "cross-site: Sec-Fetch-Site cross-site or same-site: refused");
+}
+
 int
 main(void)
 {
@@ -571,6 +626,7 @@ main(void)
 	ok(auth_password_hash("right one", &hash1) == PS_OK &&
 	    auth_password_hash("new one", &hash2) == PS_OK, "two hashes");
 	test_digest();
+	test_cross_site();
 	test_limits_refused();
 	test_answers(hash1, hash2);
 	test_throttle();
