@@ -2,9 +2,11 @@
  * Browser sign-in helpers shared by both roles: tokens and the cross-site
  * rule (see web.h).
  */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "auth.h"
 #include "web.h"
 #include "common/log.h"
 #include "common/str.h"
@@ -27,6 +29,79 @@ auth_token_eq(const char *want, const void *got, size_t len)
 {
 	return want != NULL && want[0] != '\0' && got != NULL &&
 	    len == strlen(want) && str_ct_eq(want, got, len);
+}
+
+/* Set-Cookie on `r`'s answer; `max_age` < 0: none (a browser session). */
+static void
+cookie_set(struct http_req *r, const char *name, const char *value,
+    const char *path, const char *same_site, int max_age)
+{
+	char hdr[512], age[32] = "";
+
+	if (max_age >= 0)
+		snprintf(age, sizeof(age), "; Max-Age=%d", max_age);
+	snprintf(hdr, sizeof(hdr), "%s=%s; Path=%s; HttpOnly; Secure; "
+	    "SameSite=%s%s", name, value, path, same_site, age);
+	http_reply_header(r, "Set-Cookie", hdr);
+	explicit_bzero(hdr, sizeof(hdr));
+}
+
+void
+auth_web_login_token(const struct auth_web *w, struct http_req *r,
+    char out[AUTH_TOKEN_HEX + 1])
+{
+	auth_token_new(out);
+	cookie_set(r, w->login_cookie, out, w->login_path, "Strict", -1);
+}
+
+bool
+auth_web_login_token_ok(const struct auth_web *w, const struct http_req *r,
+    const char *field)
+{
+	char want[AUTH_TOKEN_HEX + 1];
+	bool good;
+
+	good = field != NULL && http_req_cookie(r, w->login_cookie, want,
+	    sizeof(want)) && auth_token_eq(want, field, strlen(field));
+	explicit_bzero(want, sizeof(want));
+	return good;
+}
+
+void
+auth_web_session_new(char cookie[AUTH_TOKEN_HEX + 1], char key[65],
+    char csrf[AUTH_TOKEN_HEX + 1])
+{
+	auth_token_new(cookie);
+	auth_session_key(cookie, key);
+	auth_token_new(csrf);
+}
+
+bool
+auth_web_session_key(const struct auth_web *w, const struct http_req *r,
+    char key[65])
+{
+	char cookie[129];
+
+	if (!http_req_cookie(r, w->session_cookie, cookie, sizeof(cookie)))
+		return false;
+	auth_session_key(cookie, key);
+	explicit_bzero(cookie, sizeof(cookie));
+	return true;
+}
+
+void
+auth_web_session_set(const struct auth_web *w, struct http_req *r,
+    const char *cookie)
+{
+	cookie_set(r, w->session_cookie, cookie, w->session_path, "Lax",
+	    w->session_max_age > 0 ? w->session_max_age : -1);
+	cookie_set(r, w->login_cookie, "", w->login_path, "Strict", 0);
+}
+
+void
+auth_web_session_clear(const struct auth_web *w, struct http_req *r)
+{
+	cookie_set(r, w->session_cookie, "", w->session_path, "Lax", 0);
 }
 
 /*

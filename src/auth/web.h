@@ -16,6 +16,48 @@
 
 struct http_req;
 
+/*
+ * How one role's browser sign-in is spelled: its documented cookie names
+ * and paths. Both roles' cookies are HttpOnly and Secure; the login
+ * form's token cookie is SameSite=Strict, the session's SameSite=Lax.
+ */
+struct auth_web {
+	const char	*session_cookie;	/* "ps_session", "ecp_session" */
+	const char	*session_path;		/* "/", "/ecp" */
+	int		 session_max_age;	/* seconds; 0: browser session */
+	const char	*login_cookie;		/* "ps_csrf", "ecp_csrf" */
+	const char	*login_path;		/* "/login", "/ecp" */
+};
+
+/*
+ * The login form's double submit: a new token into `out` (for the form's
+ * `csrf` field) and, on `r`'s answer, the cookie that must come back with
+ * it.
+ */
+void	auth_web_login_token(const struct auth_web *, struct http_req *,
+	    char out[AUTH_TOKEN_HEX + 1]);
+/* True when the form's `field` (NULL: absent) equals the login cookie. */
+bool	auth_web_login_token_ok(const struct auth_web *,
+	    const struct http_req *, const char *field);
+
+/*
+ * A new session: the cookie's value, the key the store keeps it under
+ * (auth_session_key()), and its own CSRF token for the forms.
+ */
+void	auth_web_session_new(char cookie[AUTH_TOKEN_HEX + 1], char key[65],
+	    char csrf[AUTH_TOKEN_HEX + 1]);
+/*
+ * The store key of the request's session cookie, false when it has none
+ * (the cookie's value is wiped from the stack).
+ */
+bool	auth_web_session_key(const struct auth_web *, const struct http_req *,
+	    char key[65]);
+/* On `r`'s answer: the session cookie set, the login cookie cleared. */
+void	auth_web_session_set(const struct auth_web *, struct http_req *,
+	    const char *cookie);
+/* On `r`'s answer: the session cookie cleared (signing out). */
+void	auth_web_session_clear(const struct auth_web *, struct http_req *);
+
 /* A new random token (a session cookie, a form's CSRF token). */
 void	auth_token_new(char out[AUTH_TOKEN_HEX + 1]);
 

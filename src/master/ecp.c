@@ -14,7 +14,9 @@
  * addresses, failures slow further attempts), and a session cookie
  * (Path=/ecp, HttpOnly, Secure, SameSite=Lax) carries the session, which
  * the store keeps by a digest of the cookie. Every POST carries the
- * session's CSRF token. Everything acts on the session's own mailbox: no
+ * session's CSRF token and comes from no other site's page. The cookies,
+ * the tokens and that rule are auth/web.h's, which the portal's sign-in
+ * uses too. Everything acts on the session's own mailbox: no
  * address is ever taken from the request.
  *
  * Nothing here waits on the loop: a request is kept (struct ecp_call)
@@ -49,8 +51,6 @@
 
 #define HTML_TYPE		"text/html; charset=utf-8"
 #define PAGE_PATH		"/ecp/PersonalSettings/EditAccount.aspx"
-#define SESSION_COOKIE		"ecp_session"
-#define CSRF_COOKIE		"ecp_csrf"
 #define SESSION_LIFETIME	(8 * 3600)
 #define PREVIEW_LIFETIME	(30 * 60)
 #define MAX_UPLOADS		8	/* rendering or queued at once */
@@ -119,6 +119,15 @@ struct ecp_call {
 	char			 upload_error[512];
 	/* a change: the new ETag or preview id */
 	char			 etag[64];
+};
+
+/* The page's cookies (auth/web.h), as docs/master.md states them. */
+static const struct auth_web ecp_web = {
+	.session_cookie = "ecp_session",
+	.session_path = "/ecp",
+	.session_max_age = 0,		/* the browser session */
+	.login_cookie = "ecp_csrf",
+	.login_path = "/ecp",
 };
 
 static const char *const kept_params[] = {
@@ -453,14 +462,11 @@ login_page(struct ecp_call *ec, int status, const char *error,
     const char *email)
 {
 	struct http_req *r = ec->r;
-	char csrf[65], cookie[160];
+	char csrf[AUTH_TOKEN_HEX + 1];
 	const char *back = back_url(ec);
 	struct buf b;
 
-	auth_token_new(csrf);
-	snprintf(cookie, sizeof(cookie), "%s=%s; Path=/ecp; HttpOnly; Secure; "
-	    "SameSite=Strict", CSRF_COOKIE, csrf);
-	http_reply_header(r, "Set-Cookie", cookie);
+	auth_web_login_token(&ecp_web, r, csrf);
 	buf_init(&b, PAGE_MAX);
 	page_begin(&b, r, NULL, "Sign in");
 	buf_adds(&b, "<div class=\"card\"><h1>Sign in to change your "
@@ -698,7 +704,6 @@ session_written(void *arg)
 {
 	struct ecp_call *ec = arg;
 	struct http_req *r = ec->r;
-	char hdr[200];
 
 	if (ecp_call_gone(ec))
 		return;
@@ -719,12 +724,7 @@ session_written(void *arg)
 	log_info(http_req_id(r), "ecp.signed_in", "email=%s",
 	    log_q(ec->v.m.email));
 	http_req_note(r, "user", ec->v.m.email);
-	snprintf(hdr, sizeof(hdr), "%s=%s; Path=/ecp; HttpOnly; Secure; "
-	    "SameSite=Lax", SESSION_COOKIE, ec->cookie);
-	http_reply_header(r, "Set-Cookie", hdr);
-	http_reply_header(r, "Set-Cookie", CSRF_COOKIE "=; Path=/ecp; "
-	    "HttpOnly; Secure; SameSite=Strict; Max-Age=0");
-	explicit_bzero(hdr, sizeof(hdr));
+	auth_web_session_set(&ecp_web, r, ec->cookie);
 	redirect(r, NULL);
 	ecp_call_end(ec);
 }
@@ -782,9 +782,7 @@ login_checked(void *arg, ps_err rc, const char *why)
 		ecp_call_end(ec);
 		return;
 	}
-	auth_token_new(ec->cookie);
-	auth_session_key(ec->cookie, ec->key);
-	auth_token_new(ec->session_csrf);
+	auth_web_session_new(ec->cookie, ec->key, ec->session_csrf);
 	(void)ecp_store(ec, true, session_write_run, session_written);
 }
 
@@ -833,15 +831,13 @@ handle_login(struct ecp_call *ec)
 {
 	struct http_req *r = ec->r;
 	const char *body = http_req_body(r, NULL);
-	char want[65];
 	int64_t wait;
 
 	ec->email = http_form_value(body, "email");
 	ec->pw = http_form_value(body, "password");
 	ec->csrf = http_form_value(body, "csrf");
 	/* Double-submit: the form's token must match its cookie. */
-	if (!http_req_cookie(r, CSRF_COOKIE, want, sizeof(want)) ||
-	    !auth_token_eq(want, ec->csrf, ec->csrf ? strlen(ec->csrf) : 0)) {
+	if (!auth_web_login_token_ok(&ecp_web, r, ec->csrf)) {
 		log_info(http_req_id(r), "ecp.csrf_refused", "action=login");
 		login_page(ec, 400, "The sign-in form had expired. Please "
 		    "sign in again.", ec->email);
@@ -884,8 +880,7 @@ logout_done(void *arg)
 		    "error=%s", "session", log_q(ec->err));
 	log_info(http_req_id(ec->r), "ecp.signed_out", "email=%s",
 	    log_q(ec->v.m.email));
-	http_reply_header(ec->r, "Set-Cookie", SESSION_COOKIE "=; Path=/ecp; "
-	    "HttpOnly; Secure; SameSite=Lax; Max-Age=0");
+	auth_web_session_clear(&ecp_web, ec->r);
 	redirect(ec->r, NULL);
 	ecp_call_end(ec);
 }
@@ -1393,15 +1388,12 @@ void
 ecp_gate(struct master_ecp *e, struct http_req *r)
 {
 	struct ecp_call *ec = ecp_call_new(e, r, ECP_UPLOAD);
-	char cookie[129];
 
 	back_find(ec);
-	if (!http_req_cookie(r, SESSION_COOKIE, cookie, sizeof(cookie))) {
+	if (!auth_web_session_key(&ecp_web, r, ec->key)) {
 		signed_out(ec);
 		return;
 	}
-	auth_session_key(cookie, ec->key);
-	explicit_bzero(cookie, sizeof(cookie));
 	(void)ecp_store(ec, false, gate_read_run, gate_read_done);
 }
 
@@ -1411,7 +1403,6 @@ void
 ecp_handle(struct master_ecp *e, struct http_req *r, enum ecp_route route)
 {
 	struct ecp_call *ec = ecp_call_new(e, r, route);
-	char cookie[129];
 
 	back_find(ec);
 	if (route == ECP_HOME) {
@@ -1425,12 +1416,10 @@ ecp_handle(struct master_ecp *e, struct http_req *r, enum ecp_route route)
 	}
 	if (route == ECP_PHOTO)
 		photo_query(ec);
-	if (!http_req_cookie(r, SESSION_COOKIE, cookie, sizeof(cookie))) {
+	if (!auth_web_session_key(&ecp_web, r, ec->key)) {
 		signed_out(ec);
 		return;
 	}
-	auth_session_key(cookie, ec->key);
-	explicit_bzero(cookie, sizeof(cookie));
 	(void)ecp_store(ec, false, session_read_run, session_read_done);
 }
 

@@ -51,6 +51,25 @@ def set_password(account, password):
     os.unlink(pw)
 
 
+# ---- the cookies, as both roles set them (auth/web.h) ----
+r = p.get("/login")
+csrf = re.search(r'name="csrf" value="([^"]+)"', r.text()).group(1)
+ok(re.fullmatch(r"[0-9a-f]{64}", csrf) and
+   ("ps_csrf=%s; Path=/login; HttpOnly; Secure; SameSite=Strict" % csrf)
+   in r.header_all("Set-Cookie"),
+   "the login form's token: 256 random bits, in a Strict cookie of /login")
+r = p.post("/login", urlencode({"account": T2, "password": "pw-two",
+                                "csrf": csrf}).encode(),
+           dict(FORM, Cookie="ps_csrf=" + csrf))
+sc = r.header_all("Set-Cookie")
+ok(r.status == 303 and any(re.fullmatch(
+    r"ps_session=[0-9a-f]{64}; Path=/; HttpOnly; Secure; SameSite=Lax; "
+    r"Max-Age=28800", c) for c in sc),
+   "signed in: the session cookie (Lax, 8 hours)")
+ok("ps_csrf=; Path=/login; HttpOnly; Secure; SameSite=Strict; Max-Age=0"
+   in sc, "... and the login form's token cookie is cleared, as on the "
+   "master's page")
+
 # ---- a password change ends the account's sessions ----
 s1 = sign_in(T1, "pw-one")
 s1b = sign_in(T1, "pw-one")
