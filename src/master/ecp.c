@@ -749,7 +749,7 @@ login_throttled(struct ecp_call *ec, int64_t wait)
 
 	master_reply_throttled(ec->r, "form", ec->email, wait);
 	snprintf(msg, sizeof(msg), "Too many failed sign-ins. Wait %lld "
-	    "seconds, then try again.", (long long)((wait + 999) / 1000));
+	    "seconds, then try again.", (long long)auth_retry_after_s(wait));
 	login_page(ec, 429, msg, ec->email);
 	ecp_call_end(ec);
 }
@@ -762,18 +762,17 @@ login_checked(void *arg, ps_err rc, const char *why)
 
 	if (ecp_call_gone(ec))
 		return;
-	if (rc == PS_EBUSY && (wait = auth_guard_wait(ec->e->srv->guard,
-	    ec->email, http_req_peer(ec->r))) > 0) {
+	switch (auth_guard_verdict(ec->e->srv->guard, ec->email,
+	    http_req_peer(ec->r), rc, &wait)) {
+	case AUTH_WAIT:
 		/* Failures elsewhere began a wait while this one was read. */
 		login_throttled(ec, wait);
 		return;
-	}
-	if (rc == PS_EBUSY) {
+	case AUTH_BUSY:
 		ps_errf(rc, "%s", why);
 		ecp_call_busy(ec, "signin");
 		return;
-	}
-	if (rc != PS_OK) {
+	case AUTH_WRONG:
 		log_info(http_req_id(ec->r), "auth.refused", "method=form "
 		    "user=%s reason=%s", log_q(ec->email),
 		    log_q(ec->why ? ec->why : why));
@@ -781,6 +780,8 @@ login_checked(void *arg, ps_err rc, const char *why)
 		    "wrong, or this mailbox cannot sign in here.", ec->email);
 		ecp_call_end(ec);
 		return;
+	case AUTH_SIGNED_IN:
+		break;
 	}
 	auth_web_session_new(ec->cookie, ec->key, ec->session_csrf);
 	(void)ecp_store(ec, true, session_write_run, session_written);

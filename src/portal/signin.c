@@ -109,7 +109,7 @@ retry_after(struct http_req *r, int64_t ms)
 {
 	char s[24];
 
-	snprintf(s, sizeof(s), "%lld", (long long)((ms + 999) / 1000));
+	snprintf(s, sizeof(s), "%lld", (long long)auth_retry_after_s(ms));
 	http_reply_header(r, "Retry-After", s);
 }
 
@@ -162,7 +162,7 @@ signed_in(struct webapp_ctx *app, struct http_req *r, signed_in_fn then,
 static void login_form(struct http_req *, const char *return_url,
     const char *error, int status);
 static void session_start(struct signin *);
-static void password_wait(struct signin *);
+static void password_wait(struct signin *, int64_t wait);
 
 static void
 refused(struct signin *si, const char *why)
@@ -182,14 +182,15 @@ password_checked(void *arg, ps_err rc, const char *why)
 {
 	struct signin *si = arg;
 	struct viewer v = { 0 };
+	int64_t wait;
 
-	if (rc == PS_EBUSY && auth_guard_wait(si->app->srv->guard,
-	    si->account, http_req_peer(si->r)) > 0) {
+	switch (auth_guard_verdict(si->app->srv->guard, si->account,
+	    http_req_peer(si->r), rc, &wait)) {
+	case AUTH_WAIT:
 		/* Failures elsewhere began a wait while this one read. */
-		password_wait(si);
+		password_wait(si, wait);
 		return;
-	}
-	if (rc == PS_EBUSY) {
+	case AUTH_BUSY:
 		log_warn(http_req_id(si->r), "auth.busy", "user=%s reason=%s",
 		    log_q(si->name), log_q(why));
 		if (si->method == 'f') {
@@ -201,11 +202,12 @@ password_checked(void *arg, ps_err rc, const char *why)
 			reply_busy(si->r, "sign-in checks");
 		signin_free(si);
 		return;
-	}
-	if (rc != PS_OK) {
+	case AUTH_WRONG:
 		refused(si, why);
 		signin_free(si);
 		return;
+	case AUTH_SIGNED_IN:
+		break;
 	}
 	xfree_secret(si->u.pwhash, strlen(si->u.pwhash));
 	si->u.pwhash = NULL;
@@ -255,17 +257,17 @@ user_done(void *arg)
 	    password_checked, si);
 }
 
-/* Failures must be waited out: 429 with Retry-After; takes `si`. */
+/*
+ * Failures must be waited out (`wait` ms): 429 with Retry-After; takes
+ * `si`.
+ */
 static void
-password_wait(struct signin *si)
+password_wait(struct signin *si, int64_t wait)
 {
-	int64_t wait = auth_guard_wait(si->app->srv->guard, si->account,
-	    http_req_peer(si->r));
-
 	log_info(http_req_id(si->r), "auth.refused", "method=%s user=%s "
 	    "reason=throttled wait_ms=%lld", si->method == 'b' ? "basic" :
 	    "form", log_q(si->name), (long long)wait);
-	retry_after(si->r, wait > 0 ? wait : 1000);
+	retry_after(si->r, wait);
 	if (si->method == 'f')
 		login_form(si->r, si->return_url, "Too many failed sign-ins. "
 		    "Please wait a little and try again.", 429);
@@ -284,6 +286,7 @@ password_check(struct signin *si)
 {
 	char account[ACCOUNT_MAX];
 	bool is_email;
+	int64_t wait;
 	ps_err rc;
 
 	/* One count per account, however its name was typed. */
@@ -291,9 +294,9 @@ password_check(struct signin *si)
 		str_copy(si->account, account, sizeof(si->account));
 	else
 		str_copy(si->account, si->name, sizeof(si->account));
-	if (auth_guard_wait(si->app->srv->guard, si->account,
-	    http_req_peer(si->r)) > 0) {
-		password_wait(si);
+	if ((wait = auth_guard_wait(si->app->srv->guard, si->account,
+	    http_req_peer(si->r))) > 0) {
+		password_wait(si, wait);
 		return;
 	}
 	http_req_defer(si->r);

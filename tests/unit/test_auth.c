@@ -614,6 +614,39 @@ test_cross_site(void)
 	    "cross-site: Sec-Fetch-Site cross-site or same-site: refused");
 }
 
+/* The verdict every sign-in of both roles draws from a check. */
+static void
+test_verdict(void)
+{
+	struct auth_guard_limits l = test_limits();
+	struct auth_guard *g = auth_guard_new(base, &l);
+	struct answer a;
+	int64_t wait = -1;
+	int i;
+
+	ok(g != NULL, "verdict: a guard");
+	ok(auth_guard_verdict(g, "dave", "192.0.2.40", PS_OK, &wait) ==
+	    AUTH_SIGNED_IN && wait == 0, "verdict: PS_OK signs in");
+	ok(auth_guard_verdict(g, "dave", "192.0.2.40", PS_EAUTH, &wait) ==
+	    AUTH_WRONG && wait == 0, "verdict: PS_EAUTH is wrong (401)");
+	ok(auth_guard_verdict(g, "dave", "192.0.2.40", PS_EBUSY, &wait) ==
+	    AUTH_BUSY && wait == 0,
+	    "verdict: PS_EBUSY with nothing to wait out is busy (503)");
+	for (i = 0; i < 6; i++)
+		check_now(g, "dave", "192.0.2.40", CHEAP_HASH, "guess", &a);
+	ok(auth_guard_verdict(g, "dave", "192.0.2.41", PS_EBUSY, &wait) ==
+	    AUTH_WAIT && wait == l.first_delay_ms,
+	    "verdict: PS_EBUSY while failures must be waited out is that "
+	    "wait (429)");
+	ok(auth_guard_verdict(g, "erin", "192.0.2.41", PS_EBUSY, &wait) ==
+	    AUTH_BUSY, "verdict: ... for that account only");
+	is_int(auth_retry_after_s(1), 1, "Retry-After: 1 ms is 1 s");
+	is_int(auth_retry_after_s(0), 1, "Retry-After: never 0");
+	is_int(auth_retry_after_s(1000), 1, "Retry-After: 1000 ms is 1 s");
+	is_int(auth_retry_after_s(1001), 2, "Retry-After: rounded up");
+	auth_guard_free(g);
+}
+
 int
 main(void)
 {
@@ -630,6 +663,7 @@ main(void)
 	test_limits_refused();
 	test_answers(hash1, hash2);
 	test_throttle();
+	test_verdict();
 	test_queue();
 	test_joined(hash1);
 	test_table();
