@@ -137,6 +137,18 @@ for what, extra in (
     ok(re.search(r"ev=auth\.csrf_refused method=basic user=\S*test2\S* "
                  r"path=/my/changephoto", log),
        "... logged as auth.csrf_refused")
+# Over 64 KiB, an upload goes through the body gate, which signs it in
+# before its body is read: the refusal comes from there.
+big, big_type = multipart({"photo": jpeg + b"\0" * (200 * 1024)})
+log_before = len(p.server.logs())
+r = p.post("/my/changephoto", big, {"Content-Type": big_type,
+                                    "Origin": "https://evil.example"},
+           as_user=T2)
+log = p.server.logs()[log_before:]
+ok(r.status == 403 and "ev=auth.csrf_refused method=basic" in log,
+   "a large cross-site upload (signed in at the body gate): 403, logged")
+is_eq(etag(T2), before, "... nothing stored")
+
 r = p.post("/my/changephoto", body, {"Content-Type": ctype}, as_user=T2)
 ok(r.status == 200 and etag(T2) != before,
    "a script with Basic and no browser headers still uploads (%d)"
