@@ -116,8 +116,10 @@ host_normal(const char *s, size_t len, char out[HOST_MAX])
 	if (len == 0 || len >= HOST_MAX)
 		return false;
 	for (i = 0; i < len; i++)
-		if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		    "0123456789.-:[]", s[i]) == NULL)
+		if (!(s[i] >= 'a' && s[i] <= 'z') &&
+		    !(s[i] >= 'A' && s[i] <= 'Z') &&
+		    !(s[i] >= '0' && s[i] <= '9') &&
+		    strchr(".-:[]", s[i]) == NULL)
 			return false;
 	if (len > 4 && memcmp(s + len - 4, ":443", 4) == 0 &&
 	    s[len - 5] != ':')

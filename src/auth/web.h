@@ -22,11 +22,11 @@ struct http_req;
  * form's token cookie is SameSite=Strict, the session's SameSite=Lax.
  */
 struct auth_web {
-	const char	*session_cookie;	/* "ps_session", "ecp_session" */
-	const char	*session_path;		/* "/", "/ecp" */
-	int		 session_max_age;	/* seconds; 0: browser session */
-	const char	*login_cookie;		/* "ps_csrf", "ecp_csrf" */
-	const char	*login_path;		/* "/login", "/ecp" */
+	const char	*session_cookie;	/* "ps_session" */
+	const char	*session_path;		/* "/" */
+	int		 session_max_age;	/* s; 0: browser session */
+	const char	*login_cookie;		/* "ps_csrf" */
+	const char	*login_path;		/* "/login" */
 };
 
 /*

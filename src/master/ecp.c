@@ -1301,7 +1301,8 @@ session_read_done(void *arg)
 		    auth_token_eq(ec->v.csrf, csrf_part.data, csrf_part.len);
 	} else {
 		csrf = http_form_value(body, "csrf");
-		csrf_ok = auth_token_eq(ec->v.csrf, csrf, csrf ? strlen(csrf) : 0);
+		csrf_ok = auth_token_eq(ec->v.csrf, csrf, csrf ? strlen(csrf) :
+		    0);
 		if (csrf)
 			xfree_secret(csrf, strlen(csrf));
 	}
@@ -1375,8 +1376,8 @@ gate_read_done(void *arg)
 	/* Another site's page: refused before its body is read. */
 	if (auth_post_cross_site(ec->r, "session", ec->v.m.email)) {
 		http_reply_header(ec->r, "Cache-Control", "no-store");
-		http_reply_error(ec->r, 403, "refused: another site's page sent "
-		    "this request, so nothing was changed");
+		http_reply_error(ec->r, 403, "refused: another site's page "
+		    "sent this request, so nothing was changed");
 		ecp_call_end(ec);
 		return;
 	}
