@@ -122,8 +122,8 @@ master_reply_throttled(struct http_req *r, const char *method,
 	char secs[24], why[80];
 
 	/* RFC 9110 10.2.3: whole seconds, rounded up: no early retry. */
-	snprintf(secs, sizeof(secs), "%lld", (long long)((wait_ms + 999) /
-	    1000));
+	snprintf(secs, sizeof(secs), "%lld",
+	    (long long)auth_retry_after_s(wait_ms));
 	snprintf(why, sizeof(why), "too many failed sign-ins: wait %s s", secs);
 	log_info(http_req_id(r), "auth.refused", "method=%s user=%s "
 	    "reason=%s", method, log_q(user ? user : ""), log_q(why));
@@ -422,21 +422,22 @@ basic_checked(void *arg, ps_err rc, const char *why)
 
 	if (call_gone(c))
 		return;
-	if (rc == PS_EBUSY && (wait = auth_guard_wait(c->s->guard, c->user,
-	    http_req_peer(c->r))) > 0) {
+	switch (auth_guard_verdict(c->s->guard, c->user, http_req_peer(c->r),
+	    rc, &wait)) {
+	case AUTH_WAIT:
 		/* Failures elsewhere began a wait while this one was read. */
 		master_reply_throttled(c->r, "basic", c->user, wait);
 		call_error(c, 429, "too many failed sign-ins: try again later");
 		return;
-	}
-	if (rc == PS_EBUSY) {
+	case AUTH_BUSY:
 		ps_errf(rc, "%s", why);
 		call_busy(c, "signin");
 		return;
-	}
-	if (rc != PS_OK) {
+	case AUTH_WRONG:
 		basic_refused(c, why);
 		return;
+	case AUTH_SIGNED_IN:
+		break;
 	}
 	c->p.method = "basic";
 	str_copy(c->p.user, c->email, sizeof(c->p.user));
