@@ -1,16 +1,18 @@
 """photosync demo and its ports: --port-base refuses what is not a port
 base; when another program holds one of the demo's ports the demo says
 which and what to do, exits non-zero, and the next run (the port freed)
-finishes the whole set-up, trust included, so the photos are served; a
-directory keeps the ports it was set up for."""
+finishes the whole set-up, trust included, so the photos are served (and
+the curl command it prints works); a directory keeps the ports it was set
+up for."""
 import os
+import re
 import signal
 import socket
 import subprocess
 import time
 
-from psync import (PHOTOSYNC, basic, done, is_eq, ok, request, run,
-                   sanitizer_clean, tmpdir)
+from psync import (PHOTOSYNC, basic, done, identify, is_eq, ok, request,
+                   run, sanitizer_clean, tmpdir)
 
 
 def free_pair():
@@ -120,6 +122,16 @@ r = request("localhost", base + 1, "GET", "/_layouts/15/userphoto.aspx?"
             "size=L&accountname=contoso%5Ctest1", ca, T1)
 ok(r.status == 200 and "placeholder" not in r.header("ETag"),
    "next run: test1's photo is synced from the master and served")
+
+# The curl command it prints fetches test1's photo as printed.
+m = re.search(r"^ *(curl --cacert .*?-o test1\.jpg)$", text, re.S | re.M)
+ok(m, "it prints a curl command")
+if m:
+    c = subprocess.run(["/bin/sh", "-c", m.group(1)], cwd=work,
+                       capture_output=True, text=True)
+    is_eq(c.returncode, 0, "the printed curl command works")
+    is_eq(identify(os.path.join(work, "test1.jpg"))[:2], (648, 648),
+          "it fetches test1's 648x648 photo")
 
 proc.send_signal(signal.SIGINT)
 try:
