@@ -106,7 +106,8 @@ parse_port_base(const char *s, int *base)
 /*
  * Whether another program holds `port` on the loopback address the
  * servers listen on, tried the way the servers bind (SO_REUSEADDR), so a
- * connection of an earlier run still closing does not count.
+ * connection of an earlier run still closing does not count. A probe that
+ * cannot be made says no: the server's own start then reports.
  */
 static bool
 port_taken(int port)
@@ -136,6 +137,7 @@ port_taken(int port)
 static bool
 report_taken_port(const struct demo *d, bool set_up_done)
 {
+	char suggest[16] = "N";
 	int port, p;
 
 	if (port_taken(d->port_base))
@@ -144,20 +146,24 @@ report_taken_port(const struct demo *d, bool set_up_done)
 		port = d->port_base + 1;
 	else
 		return false;
+	/* A free pair to suggest; N when there is none above. */
 	for (p = d->port_base + 2; p < 65534; p += 2)
 		if (!port_taken(p) && !port_taken(p + 1))
 			break;
 	fprintf(stderr, "photosync demo: port %d is in use by another "
 	    "program (the demo needs ports %d and %d).\n", port, d->port_base,
 	    d->port_base + 1);
+	if (p < 65534)
+		snprintf(suggest, sizeof(suggest), "%d", p);
 	if (set_up_done)
 		fprintf(stderr, "  Stop that program and run the demo again, "
 		    "or run one on other ports in\n  another directory: "
-		    "photosync demo --dir DIR --port-base %d\n", p);
+		    "photosync demo --dir DIR --port-base %s\n", suggest);
 	else
 		fprintf(stderr, "  Stop that program and run the demo again, "
-		    "or choose other ports:\n  photosync demo --port-base %d "
-		    "(make demo DEMO_ARGS=\"--port-base %d\")\n", p, p);
+		    "or choose other ports:\n  photosync demo --port-base %s "
+		    "(make demo DEMO_ARGS=\"--port-base %s\")\n", suggest,
+		    suggest);
 	return true;
 }
 
@@ -392,7 +398,8 @@ set_up(struct demo *d)
 	printf("ok\n  portal %s ........ ", url);
 	{
 		const char *a[] = { "portal", "init", "--dir", d->portal_dir,
-		    "--url", url, "--tls-cert", pcert, "--tls-key", pkey, NULL };
+		    "--url", url, "--tls-cert", pcert, "--tls-key", pkey,
+		    NULL };
 		if ((rc = run_self(d, a)) != PS_OK)
 			goto out;
 	}

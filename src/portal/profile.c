@@ -40,8 +40,8 @@ struct page_load {
 	struct store_sync	 sync;
 	char			 source[16];	/* "" when no photo */
 	bool			 waited;	/* for the sync, once */
-	bool			 fetching;	/* it outlasted the wait */
-	bool			 kept;		/* show() handed it on */
+	bool			 fetching;	/* the sync outlasted it */
+	bool			 kept;		/* show() kept it */
 	/* /my/person.aspx */
 	char			*who;
 	struct store_user	 person;

@@ -25,11 +25,11 @@ struct help_entry {
 
 struct help {
 	const char		*role;		/* "portal" */
-	const char		*intro;		/* after the role's usage line */
+	const char		*intro;		/* after its usage line */
 	const struct help_entry	*entries;
 	size_t			 n;
-	const char		*outro;		/* after the role's commands */
-	const char		*footer;	/* at the end of every help */
+	const char		*outro;		/* after its commands */
+	const char		*footer;	/* ends every help */
 };
 
 /* The role's help: its usage line, intro, every command, outro, footer. */

@@ -71,7 +71,8 @@ text = my(T2)
 ok(FETCHING in text, "test2's first /my, master hanging: being fetched")
 ok(NO_PHOTO not in text, "test2's first /my, master hanging: not "
    "\"no photo\"")
-ok(wait_for(lambda: fake.count("photo") == 1), "the page's wait started the sync")
+ok(wait_for(lambda: fake.count("photo") == 1),
+   "the page's wait started the sync")
 
 # The sync gives up (its transfer times out): the page says what happened,
 # and asks nothing more of the master within the error window.
