@@ -143,8 +143,6 @@ my_run(struct store *st, void *arg)
 		str_copy(pl->err, ps_errmsg(), sizeof(pl->err));
 }
 
-static void my_show(struct page_load *);
-
 /* The sync /my waited for ended (`o` NULL: the wait did): read again. */
 static void
 my_synced(void *arg, const struct sync_outcome *o)
