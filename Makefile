@@ -41,6 +41,7 @@ check-san: deps $(SAN_BUILD)/build.ninja
 	    meson test -C $(SAN_BUILD) --print-errorlogs
 
 demo: all
+	./scripts/deps.sh demo
 	$(BUILD)/photosync demo $(DEMO_ARGS)
 
 # A release build of its own with the benchmark programs; the driver writes

@@ -24,6 +24,7 @@
 #include "common/str.h"
 #include "common/url.h"
 #include "common/xalloc.h"
+#include "ps_version.h"
 #include "xfer.h"
 #include "xfer_int.h"
 
@@ -327,7 +328,7 @@ run_transfer(CURL *c, const char *method, const char *url,
 		curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
 		curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
 	}
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "photosync/0.1");
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "photosync/" PS_VERSION);
 	if (strcmp(method, "POST") == 0) {
 		curl_easy_setopt(c, CURLOPT_POST, 1L);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");

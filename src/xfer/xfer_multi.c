@@ -28,6 +28,7 @@
 #include "common/str.h"
 #include "common/url.h"
 #include "common/xalloc.h"
+#include "ps_version.h"
 #include "xfer.h"
 #include "xfer_int.h"
 
@@ -597,7 +598,7 @@ xfer_start(struct xfer_loop *loop, const struct xfer_request *rq,
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
 	    (curl_off_t)x->max_bytes);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "photosync/0.1");
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "photosync/" PS_VERSION);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->hdrs);
 	if (strcmp(method, "POST") == 0) {
 		curl_easy_setopt(c, CURLOPT_POST, 1L);
