@@ -50,6 +50,7 @@
 struct ad_entry {
 	uint64_t	 gen;		/* the web application's caches_gen */
 	int64_t		 expires;
+	char		*mailbox;	/* the address Autodiscover ended at */
 	char		*photos_url;
 	char		*ecp_photo_url;
 };
@@ -83,6 +84,11 @@ struct sync_job {
 	bool			 have_master_photo;
 	char			*photos_url;
 	char			*ecp_photo_url;
+	/* Autodiscover: whom it is asked about and where, and the redirects
+	 * followed; GetUserPhoto asks for the address it ended at */
+	char			 mailbox[256];
+	char			*ad_url;
+	struct ad_hops		 hops;
 	bool			 discover_only;	/* stop after Autodiscover */
 	bool			 at_master;	/* counted in srv->at_master */
 	int64_t			 started_ms;
@@ -128,6 +134,7 @@ ad_entry_free(void *p)
 {
 	struct ad_entry *e = p;
 
+	free(e->mailbox);
 	free(e->photos_url);
 	free(e->ecp_photo_url);
 	free(e);
@@ -172,7 +179,7 @@ ad_cache_find(struct webapp_ctx *app, const char *email)
 }
 
 static void
-ad_cache_put(struct webapp_ctx *app, const char *email,
+ad_cache_put(struct webapp_ctx *app, const char *email, const char *mailbox,
     const char *photos_url, const char *ecp_url)
 {
 	struct ad_entry *e = xcalloc(1, sizeof(*e));
@@ -180,10 +187,11 @@ ad_cache_put(struct webapp_ctx *app, const char *email,
 
 	e->gen = app->caches_gen;
 	e->expires = time_now() + AD_CACHE_TTL;
+	e->mailbox = xstrdup(mailbox);
 	e->photos_url = xstrdup(photos_url);
 	e->ecp_photo_url = xstrdup(ecp_url);
 	user_key(app->w.id, email, key, sizeof(key));
-	lru_put(app->srv->ad_cache, key, e, sizeof(*e) +
+	lru_put(app->srv->ad_cache, key, e, sizeof(*e) + strlen(mailbox) +
 	    strlen(photos_url) + strlen(ecp_url));
 }
 
@@ -358,6 +366,8 @@ job_free(struct sync_job *job)
 		}
 	free(job->photos_url);
 	free(job->ecp_photo_url);
+	free(job->ad_url);
+	ad_hops_cleanup(&job->hops);
 	buf_cleanup(&job->photo);
 	for (i = 0; i < 4; i++)
 		image_jpeg_free(&job->out[i]);
@@ -833,7 +843,7 @@ photo_done(struct xfer_response *r, void *arg)
 static void
 start_photo(struct sync_job *job)
 {
-	char *enc = http_encode(job->email), *url, *inm = NULL;
+	char *enc = http_encode(job->mailbox), *url, *inm = NULL;
 	size_t n = strlen(job->photos_url);
 	ps_err rc;
 
@@ -862,11 +872,46 @@ static const char *const ad_settings[] = {
 	"InternalEcpPhotoUrl", "ExternalEwsUrl",
 };
 
+static void start_autodiscover_at(struct sync_job *, const char *url,
+    const char *email);
+
+/* Follows a RedirectAddress or RedirectUrl answer (reference §1.4, §2.3). */
+static void
+ad_redirect(struct sync_job *job, enum ad_verdict v, const char *target)
+{
+	char *url = NULL;
+	char email[256];
+
+	str_copy(email, job->mailbox, sizeof(email));
+	if (v == AD_REDIRECT_ADDRESS) {
+		if (strlen(target) >= sizeof(email) || !email_valid(target)) {
+			job_error(job, "autodiscover", "Autodiscover redirected "
+			    "to something that is not an address", -1);
+			return;
+		}
+		str_copy(email, target, sizeof(email));
+		if (autodiscover_url(job->app->w.autodiscover_domain, email,
+		    &url) != PS_OK) {
+			job_error(job, "autodiscover", ps_errmsg(), -1);
+			return;
+		}
+	} else {
+		url = xstrdup(target);
+	}
+	log_info(job->reqid, "sync.autodiscover_redirect", "account=%s "
+	    "kind=%s email=%s url=%s hop=%zu", log_q(job->account),
+	    v == AD_REDIRECT_ADDRESS ? "address" : "url", log_q(email),
+	    log_q(url), job->hops.n);
+	start_autodiscover_at(job, url, email);
+	free(url);
+}
+
 static void
 ad_done(struct xfer_response *r, void *arg)
 {
 	struct sync_job *job = arg;
 	struct ad_user_settings us = { 0 };
+	enum ad_verdict v;
 	char reason[300];
 
 	if (r->rc != PS_OK) {
@@ -890,32 +935,38 @@ ad_done(struct xfer_response *r, void *arg)
 		job_error(job, "autodiscover", ps_errmsg(), -1);
 		return;
 	}
-	if (us.error_code && strcmp(us.error_code, "NoError") != 0) {
-		snprintf(reason, sizeof(reason), "no mailbox: Autodiscover "
-		    "says %s (%s)", us.error_code, us.error_message ?
-		    us.error_message : "");
+	v = autodiscover_verdict(&us, reason, sizeof(reason));
+	switch (v) {
+	case AD_MAILBOX:
+		break;
+	case AD_REDIRECT_ADDRESS:
+	case AD_REDIRECT_URL:
+		ad_redirect(job, v, us.redirect_target);
+		ad_user_settings_cleanup(&us);
+		return;
+	case AD_NO_MAILBOX:
+		if (us.photos_url == NULL || us.ecp_photo_url == NULL)
+			log_warn(job->reqid, "sync.autodiscover_incomplete",
+			    "account=%s photos_url=%s ecp_photo_url=%s "
+			    "message=%s", log_q(job->account),
+			    us.photos_url ? "set" : "null",
+			    us.ecp_photo_url ? "set" : "null",
+			    log_q("PhotosUrl or EcpPhotoUrl is null (from "
+			    "AutoDiscover)"));
 		ad_user_settings_cleanup(&us);
 		job_error(job, "autodiscover", reason, 0);
 		return;
-	}
-	if (us.photos_url == NULL || us.ecp_photo_url == NULL) {
-		/* The original logs "PhotosUrl or EcpPhotoUrl is null (from
-		 * AutoDiscover)"; it treats the user as having no mailbox. */
-		log_warn(job->reqid, "sync.autodiscover_incomplete",
-		    "account=%s photos_url=%s ecp_photo_url=%s message=%s",
-		    log_q(job->account), us.photos_url ? "set" : "null",
-		    us.ecp_photo_url ? "set" : "null",
-		    log_q("PhotosUrl or EcpPhotoUrl is null (from "
-		    "AutoDiscover)"));
+	case AD_ERROR:
+		/* Says nothing about the mailbox: what was known stays. */
 		ad_user_settings_cleanup(&us);
-		job_error(job, "autodiscover", "PhotosUrl or EcpPhotoUrl is "
-		    "null (from AutoDiscover): no mailbox", 0);
+		job_error(job, "autodiscover", reason, -1);
 		return;
 	}
 	log_info(job->reqid, "sync.autodiscover_answer", "account=%s "
 	    "photos_url=%s ecp_photo_url=%s", log_q(job->account),
 	    log_q(us.photos_url), log_q(us.ecp_photo_url));
-	ad_cache_put(job->app, job->email, us.photos_url, us.ecp_photo_url);
+	ad_cache_put(job->app, job->email, job->mailbox, us.photos_url,
+	    us.ecp_photo_url);
 	job->photos_url = xstrdup(us.photos_url);
 	job->ecp_photo_url = xstrdup(us.ecp_photo_url);
 	ad_user_settings_cleanup(&us);
@@ -929,38 +980,46 @@ ad_done(struct xfer_response *r, void *arg)
 	start_photo(job);
 }
 
+/* Asks `url` about `email`: the first question, or a redirect's. */
 static void
-start_autodiscover(struct sync_job *job)
+start_autodiscover_at(struct sync_job *job, const char *url,
+    const char *email)
 {
-	const struct store_webapp *w = &job->app->w;
-	const char *at = strchr(job->email, '@');
-	char *url;
 	struct buf body;
 	ps_err rc;
 
-	if (!w->autodiscover_domain[0] && at == NULL) {
-		job_error(job, "autodiscover", "the user's address has no "
-		    "domain", -1);
+	if ((rc = ad_hops_add(&job->hops, url, email)) != PS_OK) {
+		job_error(job, "autodiscover", ps_errmsg(), -1);
 		return;
 	}
-	if (w->autodiscover_domain[0])
-		url = xasprintf("https://%s/autodiscover/autodiscover.svc",
-		    w->autodiscover_domain);
-	else
-		url = xasprintf("https://autodiscover.%s/autodiscover/"
-		    "autodiscover.svc", at + 1);
+	str_copy(job->mailbox, email, sizeof(job->mailbox));
+	free(job->ad_url);
+	job->ad_url = xstrdup(url);
 	buf_init(&body, 64 * 1024);
 	log_info(job->reqid, "sync.autodiscover_request", "account=%s "
-	    "url=%s", log_q(job->account), log_q(url));
-	rc = autodiscover_soap_request(&body, url, job->email, ad_settings,
+	    "email=%s url=%s", log_q(job->account), log_q(email), log_q(url));
+	rc = autodiscover_soap_request(&body, url, email, ad_settings,
 	    sizeof(ad_settings) / sizeof(*ad_settings));
 	if (rc == PS_OK)
-		rc = job_call(job, "POST", url, buf_str(&body), NULL,
+		rc = job_call(job, "POST", job->ad_url, buf_str(&body), NULL,
 		    SYNC_MAX_XML, ad_done);
 	buf_cleanup(&body);
-	free(url);
 	if (rc != PS_OK)
 		job_error(job, "autodiscover", ps_errmsg(), -1);
+}
+
+static void
+start_autodiscover(struct sync_job *job)
+{
+	char *url;
+
+	if (autodiscover_url(job->app->w.autodiscover_domain, job->email,
+	    &url) != PS_OK) {
+		job_error(job, "autodiscover", ps_errmsg(), -1);
+		return;
+	}
+	start_autodiscover_at(job, url, job->email);
+	free(url);
 }
 
 /* ---- entry ---- */
@@ -986,6 +1045,7 @@ job_new(struct webapp_ctx *app, const struct store_user *owner,
 	job->app = app;
 	str_copy(job->account, owner->account, sizeof(job->account));
 	str_copy(job->email, owner->email, sizeof(job->email));
+	str_copy(job->mailbox, owner->email, sizeof(job->mailbox));
 	str_copy(job->reqid, reqid, sizeof(job->reqid));
 	job->state = e->s;
 	job->have_master_photo = e->have_master_photo;
@@ -1041,6 +1101,7 @@ sync_decide(struct webapp_ctx *app, const struct store_user *owner,
 	    (long long)e->s.last_success, (long long)e->s.last_error,
 	    (flags & SYNC_FORCE) ? "yes" : "no");
 	if ((ad = ad_cache_find(app, owner->email)) != NULL) {
+		str_copy(job->mailbox, ad->mailbox, sizeof(job->mailbox));
 		job->photos_url = xstrdup(ad->photos_url);
 		job->ecp_photo_url = xstrdup(ad->ecp_photo_url);
 		start_photo(job);
@@ -1238,13 +1299,17 @@ prefetch_done(struct xfer_response *r, void *arg)
 		log_warn(pf->reqid, "sync.prefetch_failed", "users=%zu "
 		    "status=200 reason=%s", pf->n, log_q(ps_errmsg()));
 	else {
-		/* What a user's own sync would keep; it deals with the rest. */
+		/*
+		 * What a user's own sync would keep; it deals with the rest
+		 * (a redirect it follows, no mailbox or an error it records),
+		 * so that both read an answer the same way.
+		 */
 		for (i = 0; i < pf->n; i++) {
-			if (us[i].error_code && strcmp(us[i].error_code,
-			    "NoError") == 0 && us[i].photos_url &&
-			    us[i].ecp_photo_url) {
+			if (autodiscover_verdict(&us[i], NULL, 0) ==
+			    AD_MAILBOX) {
 				ad_cache_put(pf->app, pf->emails[i],
-				    us[i].photos_url, us[i].ecp_photo_url);
+				    pf->emails[i], us[i].photos_url,
+				    us[i].ecp_photo_url);
 				found++;
 			}
 			ad_user_settings_cleanup(&us[i]);
@@ -1292,11 +1357,9 @@ sync_discover_prefetch(struct webapp_ctx *app,
 	}
 	if (pf->n == 0 || !w->photo_import)
 		goto out;
-	url = w->autodiscover_domain[0] ? xasprintf("https://%s/autodiscover/"
-	    "autodiscover.svc", w->autodiscover_domain) :
-	    xasprintf("https://autodiscover.%s/autodiscover/autodiscover.svc",
-	    domain);
-	if ((rc = autodiscover_soap_request_many(&body, url,
+	if ((rc = autodiscover_url(w->autodiscover_domain, pf->emails[0],
+	    &url)) != PS_OK ||
+	    (rc = autodiscover_soap_request_many(&body, url,
 	    (const char *const *)pf->emails, pf->n, ad_settings,
 	    sizeof(ad_settings) / sizeof(*ad_settings))) != PS_OK ||
 	    (rc = portal_token_pick(&app->srv->issuers, url, &pick)) !=
