@@ -8,7 +8,8 @@
  *   recorded, the cached photo served.
  *
  * Single-flight per user and web application: requests arriving while a
- * sync runs wait for it, each at most SYNC_WAIT_MS, then get what is
+ * sync runs wait for it, each at most the web application's owner wait
+ * (`--owner-wait`, 2 s unless set), then get what is
  * stored while the sync finishes. Nothing here waits: transfers run on
  * the loop through libcurl's multi interface, images on the workers, and
  * the store on its lanes. The sync state of recent users is kept in
@@ -45,6 +46,9 @@
 #define AD_CACHE_MAX		65536	/* entries */
 #define STATES_MAX		65536	/* entries */
 #define SYNC_WRITE_BATCH	256	/* outcomes per transaction */
+#define HOLDS_MAX		1024	/* master hosts held back */
+#define HOLD_DEFAULT_S		60	/* a 503 without Retry-After */
+#define HOLD_MAX_S		3600	/* the longest Retry-After kept */
 
 /* What Autodiscover said about one address, kept AD_CACHE_TTL seconds. */
 struct ad_entry {
@@ -65,6 +69,7 @@ struct sync_waiter {
 	struct sync_waiter	*next;
 	struct sync_job		*job;
 	struct event		*timer;	/* NULL: no deadline */
+	int			 wait_ms;	/* the deadline's */
 	sync_wait_fn		 fn;
 	void			*arg;
 };
@@ -90,6 +95,8 @@ struct sync_job {
 	char			*ad_url;
 	struct ad_hops		 hops;
 	bool			 discover_only;	/* stop after Autodiscover */
+	bool			 again;		/* a change notice came while
+						   it ran: one more after it */
 	bool			 at_master;	/* counted in srv->at_master */
 	int64_t			 started_ms;
 	/* the render, done on a worker */
@@ -129,6 +136,60 @@ job_master_done(struct sync_job *job)
 
 /* ---- the maps ---- */
 
+/* "host[:port]" of an http(s) URL, lower case, into `out`. */
+static void
+url_host(const char *url, char *out, size_t n)
+{
+	const char *p = strstr(url, "://");
+	size_t len;
+
+	p = p ? p + 3 : url;
+	len = strcspn(p, "/?#");
+	if (len >= n)
+		len = n - 1;
+	memcpy(out, p, len);
+	out[len] = '\0';
+	str_lower(out);
+}
+
+/*
+ * A master that answered 503 is asked nothing more (by any user's sync)
+ * until its Retry-After passed: seconds left for the host of `url`, 0
+ * when it may be called.
+ */
+static int64_t
+master_held(struct portal_srv *srv, const char *url)
+{
+	char host[300];
+	int64_t *until, left;
+
+	url_host(url, host, sizeof(host));
+	if ((until = lru_get(srv->master_holds, host)) == NULL)
+		return 0;
+	if ((left = *until - time_mono_ms()) <= 0) {
+		lru_remove(srv->master_holds, host);
+		return 0;
+	}
+	return (left + 999) / 1000;
+}
+
+static void
+master_hold(struct portal_srv *srv, const char *reqid, const char *url,
+    long retry_after)
+{
+	int64_t *until = xcalloc(1, sizeof(*until));
+	long s = retry_after > 0 ? retry_after : HOLD_DEFAULT_S;
+	char host[300];
+
+	if (s > HOLD_MAX_S)
+		s = HOLD_MAX_S;
+	url_host(url, host, sizeof(host));
+	*until = time_mono_ms() + (int64_t)s * 1000;
+	lru_put(srv->master_holds, host, until, sizeof(*until));
+	log_warn(reqid, "sync.master_held", "host=%s wait_s=%ld", log_q(host),
+	    s);
+}
+
 static void
 ad_entry_free(void *p)
 {
@@ -146,6 +207,7 @@ sync_caches_init(struct portal_srv *srv)
 	srv->ad_cache = lru_new(AD_CACHE_MAX * (sizeof(struct ad_entry) +
 	    256), ad_entry_free);
 	srv->states = lru_new(STATES_MAX * sizeof(struct sync_entry), free);
+	srv->master_holds = lru_new(HOLDS_MAX * sizeof(int64_t), free);
 	srv->tokens = portal_tokens_new();
 	metrics_declare("photosync_syncs_total", "counter",
 	    "Syncs from the master by outcome.");
@@ -308,7 +370,7 @@ waiter_deadline(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	log_info(w->job->reqid, "sync.wait_deadline", "account=%s "
-	    "waited_ms=%d", log_q(w->job->account), SYNC_WAIT_MS);
+	    "waited_ms=%d", log_q(w->job->account), w->wait_ms);
 	waiter_unlink(w);
 	w->fn(w->arg, NULL);
 	waiter_free(w);
@@ -318,10 +380,11 @@ static void
 waiter_add(struct sync_job *job, sync_wait_fn fn, void *arg, bool deadline)
 {
 	struct sync_waiter *w = xcalloc(1, sizeof(*w));
-	struct timeval tv = { SYNC_WAIT_MS / 1000,
-	    (SYNC_WAIT_MS % 1000) * 1000 };
+	int ms = job->app->w.owner_wait_ms;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	w->job = job;
+	w->wait_ms = ms;
 	w->fn = fn;
 	w->arg = arg;
 	if (deadline) {
@@ -374,12 +437,26 @@ job_free(struct sync_job *job)
 	free(job);
 }
 
-/* Tells every waiter, then frees the job. */
+static void
+again_done(void *arg, const struct sync_outcome *o)
+{
+	(void)arg;
+	(void)o;
+}
+
+/*
+ * Tells every waiter, then frees the job; when a change notice came while
+ * it ran, one more sync follows, since this one may have fetched the
+ * photo from before the change.
+ */
 static void
 job_finish(struct sync_job *job)
 {
+	struct webapp_ctx *app = job->app;
+	struct store_user u = { 0 };
+	bool again = job->again && !job->discover_only;
 	struct sync_waiter *w;
-	char labels[64];
+	char labels[64], reqid[80];
 
 	if (!job->discover_only) {
 		snprintf(labels, sizeof(labels), "result=\"%s\"",
@@ -392,7 +469,14 @@ job_finish(struct sync_job *job)
 		w->fn(w->arg, &job->outcome);
 		waiter_free(w);
 	}
+	str_copy(u.account, job->account, sizeof(u.account));
+	str_copy(u.email, job->email, sizeof(u.email));
+	str_copy(reqid, job->reqid, sizeof(reqid));
 	job_free(job);
+	if (again) {
+		log_info(reqid, "sync.again", "account=%s", log_q(u.account));
+		sync_request(app, &u, reqid, SYNC_FORCE, again_done, NULL);
+	}
 }
 
 /*
@@ -406,6 +490,7 @@ discovered_merge(const struct sync_job *job, struct store_sync *s)
 		s->has_mailbox = job->state.has_mailbox;
 	if (job->state.last_error) {
 		s->last_error = job->state.last_error;
+		s->retry_after = job->state.retry_after;
 		str_copy(s->reason, job->state.reason, sizeof(s->reason));
 	}
 }
@@ -624,6 +709,9 @@ job_error(struct sync_job *job, const char *step, const char *reason,
 	snprintf(job->outcome.reason, sizeof(job->outcome.reason), "%s: %s",
 	    step, reason);
 	job->state.last_error = time_now();
+	/* The next call waits for the longer of the window and this. */
+	job->state.retry_after = job->outcome.retry_after > 0 ?
+	    job->outcome.retry_after : 0;
 	snprintf(job->state.reason, sizeof(job->state.reason), "%s: %s",
 	    step, reason);
 	if (has_mailbox >= 0)
@@ -659,6 +747,7 @@ job_success(struct sync_job *job, enum sync_result result,
 	job->outcome.result = result;
 	job->state.last_success = time_now();
 	job->state.last_error = 0;
+	job->state.retry_after = 0;
 	job->state.reason[0] = '\0';
 	job->state.has_mailbox = 1;
 	log_info(job->reqid, "sync.done", "account=%s email=%s outcome=%s "
@@ -829,6 +918,9 @@ photo_done(struct xfer_response *r, void *arg)
 	case 503:
 		job->outcome.result = SYNC_BUSY;
 		job->outcome.retry_after = r->retry_after;
+		if (r->status == 503)
+			master_hold(job->app->srv, job->reqid, job->photos_url,
+			    r->retry_after);
 		snprintf(reason, sizeof(reason), "the master is busy (HTTP "
 		    "%ld, retry after %lds)", r->status, r->retry_after);
 		job_error(job, "GetUserPhoto", reason, -1);
@@ -923,6 +1015,9 @@ ad_done(struct xfer_response *r, void *arg)
 	if (r->status == 429 || r->status == 503) {
 		job->outcome.result = SYNC_BUSY;
 		job->outcome.retry_after = r->retry_after;
+		if (r->status == 503)
+			master_hold(job->app->srv, job->reqid, job->ad_url,
+			    r->retry_after);
 	}
 	if (r->status != 200) {
 		snprintf(reason, sizeof(reason), "Autodiscover answered HTTP "
@@ -1060,6 +1155,19 @@ job_new(struct webapp_ctx *app, const struct store_user *owner,
 	return job;
 }
 
+/* A request joins the sync in flight (single-flight). */
+static void
+sync_join(struct sync_job *job, const struct store_user *owner,
+    const char *reqid, int flags, sync_wait_fn fn, void *arg)
+{
+	if (flags & SYNC_AGAIN)
+		job->again = true;
+	log_info(reqid, "sync.joined", "account=%s leader=%s again=%s",
+	    log_q(owner->account), log_q(job->reqid),
+	    (flags & SYNC_AGAIN) ? "yes" : "no");
+	waiter_add(job, fn, arg, flags & SYNC_DEADLINE);
+}
+
 /*
  * Starts (or joins) a sync when one is due, knowing the user's state;
  * otherwise says why not.
@@ -1072,13 +1180,12 @@ sync_decide(struct webapp_ctx *app, const struct store_user *owner,
 	const struct store_webapp *w = &app->w;
 	struct ad_entry *ad;
 	struct sync_job *job;
-	int64_t now = time_now();
+	int64_t now = time_now(), window, held;
+	char *ad_url = NULL;
 
 	if ((job = job_find(app->srv, app, owner->account)) != NULL &&
 	    !job->discover_only) {
-		log_info(reqid, "sync.joined", "account=%s leader=%s",
-		    log_q(owner->account), log_q(job->reqid));
-		waiter_add(job, fn, arg, flags & SYNC_DEADLINE);
+		sync_join(job, owner, reqid, flags, fn, arg);
 		return SYNC_STARTED;
 	}
 	if (!(flags & SYNC_FORCE) && e->s.last_success &&
@@ -1088,10 +1195,32 @@ sync_decide(struct webapp_ctx *app, const struct store_user *owner,
 		    (long long)(now - e->s.last_success));
 		return SYNC_NOT_DUE_FRESH;
 	}
-	if (!(flags & SYNC_FORCE) && e->s.last_error &&
-	    now - e->s.last_error < w->photo_error_expiration) {
-		log_debug(reqid, "sync.error_window", "account=%s age=%lld",
-		    log_q(owner->account), (long long)(now - e->s.last_error));
+	/*
+	 * After a 429 or 503 the next call waits for the longer of the
+	 * error window and the master's Retry-After; a forced sync skips
+	 * the window, never what the master asked.
+	 */
+	window = (flags & SYNC_FORCE) ? 0 : w->photo_error_expiration;
+	if (e->s.retry_after > window)
+		window = e->s.retry_after;
+	if (e->s.last_error && now - e->s.last_error < window) {
+		log_debug(reqid, "sync.error_window", "account=%s age=%lld "
+		    "retry_after=%lld", log_q(owner->account),
+		    (long long)(now - e->s.last_error),
+		    (long long)e->s.retry_after);
+		return SYNC_NOT_DUE_ERROR;
+	}
+	/* A master that answered 503 is left alone, whoever asks. */
+	ad = ad_cache_find(app, owner->email);
+	if (ad == NULL && autodiscover_url(w->autodiscover_domain,
+	    owner->email, &ad_url) != PS_OK)
+		ad_url = NULL;
+	held = ad != NULL ? master_held(app->srv, ad->photos_url) :
+	    ad_url != NULL ? master_held(app->srv, ad_url) : 0;
+	free(ad_url);
+	if (held > 0) {
+		log_info(reqid, "sync.master_busy", "account=%s wait_s=%lld",
+		    log_q(owner->account), (long long)held);
 		return SYNC_NOT_DUE_ERROR;
 	}
 	job = job_new(app, owner, reqid, e);
@@ -1100,7 +1229,7 @@ sync_decide(struct webapp_ctx *app, const struct store_user *owner,
 	    "last_error=%lld forced=%s", log_q(job->account), log_q(job->email),
 	    (long long)e->s.last_success, (long long)e->s.last_error,
 	    (flags & SYNC_FORCE) ? "yes" : "no");
-	if ((ad = ad_cache_find(app, owner->email)) != NULL) {
+	if (ad != NULL) {
 		str_copy(job->mailbox, ad->mailbox, sizeof(job->mailbox));
 		job->photos_url = xstrdup(ad->photos_url);
 		job->ecp_photo_url = xstrdup(ad->ecp_photo_url);
@@ -1183,9 +1312,7 @@ sync_request(struct webapp_ctx *app, const struct store_user *owner,
 		return SYNC_OFF;
 	if ((job = job_find(app->srv, app, owner->account)) != NULL &&
 	    !job->discover_only) {
-		log_info(reqid, "sync.joined", "account=%s leader=%s",
-		    log_q(owner->account), log_q(job->reqid));
-		waiter_add(job, fn, arg, flags & SYNC_DEADLINE);
+		sync_join(job, owner, reqid, flags, fn, arg);
 		return SYNC_STARTED;
 	}
 	if ((e = state_find(app, owner->account)) != NULL)
@@ -1358,8 +1485,15 @@ sync_discover_prefetch(struct webapp_ctx *app,
 	if (pf->n == 0 || !w->photo_import)
 		goto out;
 	if ((rc = autodiscover_url(w->autodiscover_domain, pf->emails[0],
-	    &url)) != PS_OK ||
-	    (rc = autodiscover_soap_request_many(&body, url,
+	    &url)) != PS_OK)
+		goto out;
+	if (master_held(app->srv, url) > 0) {
+		/* Each user's own sync finds the master held back. */
+		log_info(reqid, "sync.master_busy", "users=%zu wait_s=%lld",
+		    pf->n, (long long)master_held(app->srv, url));
+		goto out;
+	}
+	if ((rc = autodiscover_soap_request_many(&body, url,
 	    (const char *const *)pf->emails, pf->n, ad_settings,
 	    sizeof(ad_settings) / sizeof(*ad_settings))) != PS_OK ||
 	    (rc = portal_token_pick(&app->srv->issuers, url, &pick)) !=
@@ -1423,5 +1557,6 @@ sync_shutdown(struct portal_srv *srv)
 	lru_free(srv->ad_cache);
 	lru_free(srv->states);
 	lru_free(srv->tokens);
-	srv->ad_cache = srv->states = srv->tokens = NULL;
+	lru_free(srv->master_holds);
+	srv->ad_cache = srv->states = srv->tokens = srv->master_holds = NULL;
 }
