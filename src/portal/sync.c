@@ -909,10 +909,14 @@ photo_done(struct xfer_response *r, void *arg)
 		job_success(job, SYNC_UNCHANGED, WRITE_STATE);
 		return;
 	case 404:
-		/* The master has no photo for this user: show none. */
+		/*
+		 * The master has no photo for this user: whatever is held
+		 * (the master's, or one uploaded here before the mailbox was
+		 * known) goes, in the transaction that records it. This is
+		 * the only place a sync removes a photo.
+		 */
 		job->state.master_etag[0] = '\0';
-		job_success(job, SYNC_NO_PHOTO, job->have_master_photo ?
-		    WRITE_REMOVE : WRITE_STATE);
+		job_success(job, SYNC_NO_PHOTO, WRITE_REMOVE);
 		return;
 	case 429:
 	case 503:
