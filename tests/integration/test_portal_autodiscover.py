@@ -144,11 +144,11 @@ error_keeps_mailbox("a redirect without a target",
 fake.ad_answer = lambda b: (200, answer("InvalidUser"))
 log = sync_once("InvalidUser")
 is_eq(mailbox(), "no", "InvalidUser: test1 has no mailbox")
+ok(log.count(r"ev=sync\.failed .*reason=\"?no mailbox: Autodiscover says "
+             r"InvalidUser") == 1, "InvalidUser: logged as no mailbox")
 r = p.get(photo_path(T1, "L"), as_user=T1)
 ok(r.status == 200 and "placeholder" not in (r.header("ETag") or ""),
    "InvalidUser: the cached photo is kept (only a 404 removes it)")
-ok(log.count(r"ev=sync\.failed .*reason=\"?no mailbox: Autodiscover says "
-             r"InvalidUser") == 1, "InvalidUser: logged as no mailbox")
 
 
 def restore_mailbox():
