@@ -985,9 +985,13 @@ user_response(const struct xml_node *ur, const char *code,
 	out->ews_url = dup_or_null(v);
 	if ((v = pick(values, names, n, "ExternalPhotosUrl")) == NULL)
 		v = pick(values, names, n, "InternalPhotosUrl");
+	else
+		out->external_photos = true;
 	out->photos_url = dup_or_null(v);
 	if ((v = pick(values, names, n, "ExternalEcpPhotoUrl")) == NULL)
 		v = pick(values, names, n, "InternalEcpPhotoUrl");
+	else
+		out->external_ecp_photo = true;
 	out->ecp_photo_url = dup_or_null(v);
 	if (out->ecp_photo_url == NULL &&
 	    (frag = pick(values, names, n, "EcpPhotoUrlFragment")) != NULL) {

@@ -7,6 +7,7 @@
 #ifndef PS_AUTODISCOVER_H
 #define PS_AUTODISCOVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/buf.h"
@@ -93,6 +94,8 @@ struct ad_user_settings {
 	char	*photos_url;	/* ExternalPhotosUrl, else InternalPhotosUrl */
 	char	*ecp_photo_url;	/* ExternalEcpPhotoUrl, else Internal... */
 	char	*display_name;	/* UserDisplayName */
+	bool	 external_photos;	/* photos_url is the External one */
+	bool	 external_ecp_photo;	/* ecp_photo_url is the External one */
 };
 
 /*

@@ -32,6 +32,7 @@
 #include "http/server.h"
 #include "image/image.h"
 #include "index.h"
+#include "mastercall.h"
 #include "metrics/metrics.h"
 #include "portal_int.h"
 #include "store/pool.h"
@@ -39,9 +40,6 @@
 #include "work/work.h"
 #include "xfer/xfer.h"
 
-#define SYNC_TIMEOUT_MS		10000
-#define SYNC_MAX_PHOTO		(8u * 1024 * 1024)
-#define SYNC_MAX_XML		(512u * 1024)
 #define AD_CACHE_TTL		3600
 #define AD_CACHE_MAX		65536	/* entries */
 #define STATES_MAX		65536	/* entries */
@@ -759,67 +757,24 @@ job_success(struct sync_job *job, enum sync_result result,
 
 /* ---- calls to the master ---- */
 
-/* Builds the headers of an authenticated call; frees with headers_free. */
-static char **
-auth_headers(const char *token, const char *extra1, const char *extra2)
-{
-	char **h = xcalloc(4, sizeof(*h));
-	int n = 0;
-
-	h[n++] = xasprintf("Authorization: Bearer %s", token);
-	if (extra1)
-		h[n++] = xstrdup(extra1);
-	if (extra2)
-		h[n++] = xstrdup(extra2);
-	return h;
-}
-
-static void
-headers_free(char **h)
-{
-	int i;
-
-	for (i = 0; h[i]; i++)
-		xfree_secret(h[i], strlen(h[i]));
-	free(h);
-}
-
+/* Sends `m` (built by mastercall.c) for the job; `done` gets the answer. */
 static ps_err
-job_call(struct sync_job *job, const char *method, const char *url,
-    const char *body, const char *extra_header, size_t max_bytes,
-    xfer_done_fn done)
+job_call(struct sync_job *job, struct mcall *m, xfer_done_fn done)
 {
 	struct webapp_ctx *app = job->app;
-	struct portal_token_pick pick;
 	struct xfer_request xr = { 0 };
-	char *token = NULL, **hdrs;
-	ps_err rc;
 
-	if (!str_case_prefix(url, "https://") && !(app->w.allow_oauth_http &&
-	    str_case_prefix(url, "http://")))
-		return ps_errf(PS_EINVAL, "refusing OAuth over plain HTTP to "
-		    "%s (allow-oauth-over-http is off)", url);
-	/* The issuer, its realm and the audience, as diagnose sees them. */
-	if ((rc = portal_token_pick(&app->srv->issuers, url, &pick)) !=
-	    PS_OK || (rc = portal_token_mint(app, &pick, job->email,
-	    app->srv->tokens, &token)) != PS_OK)
-		return rc;
-	hdrs = auth_headers(token, body ? "Content-Type: text/xml; "
-	    "charset=utf-8" : NULL, extra_header);
-	xfree_secret(token, strlen(token));
-	xr.method = method;
-	xr.url = url;
-	xr.headers = (const char *const *)hdrs;
-	xr.body = body;
-	xr.body_len = body ? strlen(body) : 0;
+	xr.method = m->method;
+	xr.url = m->url;
+	xr.headers = (const char *const *)m->headers;
+	xr.body = m->body.b_len ? m->body.b_data : NULL;
+	xr.body_len = m->body.b_len;
 	xr.ca_file = app->w.ca_file[0] ? app->w.ca_file : NULL;
 	xr.allow_http = app->w.allow_oauth_http;
-	xr.timeout_ms = SYNC_TIMEOUT_MS;
-	xr.max_bytes = max_bytes;
+	xr.timeout_ms = MCALL_TIMEOUT_MS;
+	xr.max_bytes = m->max_bytes;
 	xr.reqid = job->reqid;
-	rc = xfer_start(app->srv->xfer, &xr, done, job);
-	headers_free(hdrs);
-	return rc;
+	return xfer_start(app->srv->xfer, &xr, done, job);
 }
 
 /* ---- step 3: render and store ---- */
@@ -859,21 +814,6 @@ render_done(void *arg)
 /* ---- step 2: GetUserPhoto ---- */
 
 static void
-strip_quotes(const char *in, char *out, size_t n)
-{
-	size_t len;
-
-	if (strncmp(in, "W/", 2) == 0)
-		in += 2;
-	if (*in == '"')
-		in++;
-	str_copy(out, in, n);
-	len = strlen(out);
-	if (len && out[len - 1] == '"')
-		out[len - 1] = '\0';
-}
-
-static void
 photo_done(struct xfer_response *r, void *arg)
 {
 	struct sync_job *job = arg;
@@ -889,26 +829,20 @@ photo_done(struct xfer_response *r, void *arg)
 	log_info(job->reqid, "sync.photo_answer", "account=%s status=%ld "
 	    "bytes=%zu ms=%lld", log_q(job->account), r->status,
 	    r->body.b_len, (long long)r->elapsed_ms);
-	switch (r->status) {
-	case 200:
-		if (!str_case_prefix(r->content_type, "image/")) {
-			snprintf(reason, sizeof(reason), "the answer is %s, "
-			    "not an image", r->content_type[0] ?
-			    r->content_type : "untyped");
-			job_error(job, "GetUserPhoto", reason, 1);
-			return;
-		}
-		strip_quotes(r->etag, job->new_master_etag,
+	switch (mcall_photo_read(r->status, r->content_type, r->retry_after,
+	    reason, sizeof(reason))) {
+	case MCALL_PHOTO_NEW:
+		mcall_etag(r->etag, job->new_master_etag,
 		    sizeof(job->new_master_etag));
 		buf_move(&job->photo, &r->body);
 		if (work_try_submit(job->app->srv->pool, render_run,
 		    render_done, job) != PS_OK)
 			job_busy(job, ps_errmsg());
 		return;
-	case 304:
+	case MCALL_PHOTO_UNCHANGED:
 		job_success(job, SYNC_UNCHANGED, WRITE_STATE);
 		return;
-	case 404:
+	case MCALL_PHOTO_NONE:
 		/*
 		 * The master has no photo for this user: whatever is held
 		 * (the master's, or one uploaded here before the mailbox was
@@ -918,55 +852,47 @@ photo_done(struct xfer_response *r, void *arg)
 		job->state.master_etag[0] = '\0';
 		job_success(job, SYNC_NO_PHOTO, WRITE_REMOVE);
 		return;
-	case 429:
-	case 503:
+	case MCALL_PHOTO_BUSY:
 		job->outcome.result = SYNC_BUSY;
 		job->outcome.retry_after = r->retry_after;
 		if (r->status == 503)
 			master_hold(job->app->srv, job->reqid, job->photos_url,
 			    r->retry_after);
-		snprintf(reason, sizeof(reason), "the master is busy (HTTP "
-		    "%ld, retry after %lds)", r->status, r->retry_after);
 		job_error(job, "GetUserPhoto", reason, -1);
 		return;
-	default:
-		snprintf(reason, sizeof(reason), "the master answered HTTP %ld",
-		    r->status);
-		job_error(job, "GetUserPhoto", reason, -1);
+	case MCALL_PHOTO_ERROR:
+		/* A 200 says there is a mailbox, whatever its body. */
+		job_error(job, "GetUserPhoto", reason, r->status == 200 ? 1 :
+		    -1);
+		return;
 	}
 }
 
 static void
 start_photo(struct sync_job *job)
 {
-	char *enc = http_encode(job->mailbox), *url, *inm = NULL;
-	size_t n = strlen(job->photos_url);
+	struct portal_srv *srv = job->app->srv;
+	struct mcall m;
 	ps_err rc;
 
-	/* ExternalPhotosUrl is the EWS URL plus "/s" (reference §2.4). */
-	url = xasprintf("%.*s/GetUserPhoto?email=%s&size=HR648x648",
-	    (int)(n && job->photos_url[n - 1] == '/' ? n - 1 : n),
-	    job->photos_url, enc);
-	if (job->have_master_photo && job->state.master_etag[0])
-		inm = xasprintf("If-None-Match: \"%s\"",
-		    job->state.master_etag);
+	if ((rc = mcall_photo(&m, job->app, &srv->issuers, srv->tokens,
+	    job->photos_url, job->mailbox, job->email,
+	    job->have_master_photo ? job->state.master_etag : NULL)) !=
+	    PS_OK) {
+		job_error(job, "GetUserPhoto", ps_errmsg(), -1);
+		return;
+	}
 	log_info(job->reqid, "sync.photo_request", "account=%s url=%s "
-	    "conditional=%s", log_q(job->account), log_q(url),
-	    inm ? "yes" : "no");
-	rc = job_call(job, "GET", url, NULL, inm, SYNC_MAX_PHOTO, photo_done);
-	free(enc);
-	free(url);
-	free(inm);
+	    "conditional=%s", log_q(job->account), log_q(m.url),
+	    job->have_master_photo && job->state.master_etag[0] ? "yes" :
+	    "no");
+	rc = job_call(job, &m, photo_done);
+	mcall_cleanup(&m);
 	if (rc != PS_OK)
 		job_error(job, "GetUserPhoto", ps_errmsg(), -1);
 }
 
 /* ---- step 1: Autodiscover ---- */
-
-static const char *const ad_settings[] = {
-	"ExternalPhotosUrl", "InternalPhotosUrl", "ExternalEcpPhotoUrl",
-	"InternalEcpPhotoUrl", "ExternalEwsUrl",
-};
 
 static void start_autodiscover_at(struct sync_job *, const char *url,
     const char *email);
@@ -979,20 +905,10 @@ ad_redirect(struct sync_job *job, enum ad_verdict v, const char *target)
 	char email[256];
 
 	str_copy(email, job->mailbox, sizeof(email));
-	if (v == AD_REDIRECT_ADDRESS) {
-		if (strlen(target) >= sizeof(email) || !email_valid(target)) {
-			job_error(job, "autodiscover", "Autodiscover redirected "
-			    "to something that is not an address", -1);
-			return;
-		}
-		str_copy(email, target, sizeof(email));
-		if (autodiscover_url(job->app->w.autodiscover_domain, email,
-		    &url) != PS_OK) {
-			job_error(job, "autodiscover", ps_errmsg(), -1);
-			return;
-		}
-	} else {
-		url = xstrdup(target);
+	if (mcall_redirect(&job->app->w, v, target, email, sizeof(email),
+	    &url) != PS_OK) {
+		job_error(job, "autodiscover", ps_errmsg(), -1);
+		return;
 	}
 	log_info(job->reqid, "sync.autodiscover_redirect", "account=%s "
 	    "kind=%s email=%s url=%s hop=%zu", log_q(job->account),
@@ -1023,18 +939,8 @@ ad_done(struct xfer_response *r, void *arg)
 			master_hold(job->app->srv, job->reqid, job->ad_url,
 			    r->retry_after);
 	}
-	if (r->status != 200) {
-		snprintf(reason, sizeof(reason), "Autodiscover answered HTTP "
-		    "%ld", r->status);
-		job_error(job, "autodiscover", reason, -1);
-		return;
-	}
-	if (autodiscover_soap_parse(r->body.b_data, r->body.b_len, &us) !=
-	    PS_OK) {
-		job_error(job, "autodiscover", ps_errmsg(), -1);
-		return;
-	}
-	v = autodiscover_verdict(&us, reason, sizeof(reason));
+	v = mcall_autodiscover_read(r->status, r->body.b_data, r->body.b_len,
+	    &us, reason, sizeof(reason));
 	switch (v) {
 	case AD_MAILBOX:
 		break;
@@ -1084,7 +990,8 @@ static void
 start_autodiscover_at(struct sync_job *job, const char *url,
     const char *email)
 {
-	struct buf body;
+	struct portal_srv *srv = job->app->srv;
+	struct mcall m;
 	ps_err rc;
 
 	if ((rc = ad_hops_add(&job->hops, url, email)) != PS_OK) {
@@ -1094,15 +1001,13 @@ start_autodiscover_at(struct sync_job *job, const char *url,
 	str_copy(job->mailbox, email, sizeof(job->mailbox));
 	free(job->ad_url);
 	job->ad_url = xstrdup(url);
-	buf_init(&body, 64 * 1024);
 	log_info(job->reqid, "sync.autodiscover_request", "account=%s "
 	    "email=%s url=%s", log_q(job->account), log_q(email), log_q(url));
-	rc = autodiscover_soap_request(&body, url, email, ad_settings,
-	    sizeof(ad_settings) / sizeof(*ad_settings));
-	if (rc == PS_OK)
-		rc = job_call(job, "POST", job->ad_url, buf_str(&body), NULL,
-		    SYNC_MAX_XML, ad_done);
-	buf_cleanup(&body);
+	if ((rc = mcall_autodiscover(&m, job->app, &srv->issuers,
+	    srv->tokens, url, email)) == PS_OK) {
+		rc = job_call(job, &m, ad_done);
+		mcall_cleanup(&m);
+	}
 	if (rc != PS_OK)
 		job_error(job, "autodiscover", ps_errmsg(), -1);
 }
@@ -1112,8 +1017,7 @@ start_autodiscover(struct sync_job *job)
 {
 	char *url;
 
-	if (autodiscover_url(job->app->w.autodiscover_domain, job->email,
-	    &url) != PS_OK) {
+	if (mcall_autodiscover_url(&job->app->w, job->email, &url) != PS_OK) {
 		job_error(job, "autodiscover", ps_errmsg(), -1);
 		return;
 	}
@@ -1153,7 +1057,7 @@ job_new(struct webapp_ctx *app, const struct store_user *owner,
 	job->started_ms = time_mono_ms();
 	job->at_master = true;
 	srv->at_master++;
-	buf_init(&job->photo, SYNC_MAX_PHOTO);
+	buf_init(&job->photo, MCALL_MAX_PHOTO);
 	job->next = srv->jobs;
 	srv->jobs = job;
 	return job;
@@ -1460,11 +1364,10 @@ sync_discover_prefetch(struct webapp_ctx *app,
 {
 	const struct store_webapp *w = &app->w;
 	struct prefetch *pf = xcalloc(1, sizeof(*pf));
-	struct portal_token_pick pick;
 	struct xfer_request xr = { 0 };
 	const char *domain = NULL, *at;
-	char *url = NULL, *token = NULL, **hdrs = NULL;
-	struct buf body;
+	struct mcall m = { 0 };
+	char *url = NULL;
 	size_t i;
 	ps_err rc = PS_OK;
 
@@ -1473,7 +1376,6 @@ sync_discover_prefetch(struct webapp_ctx *app,
 	pf->arg = arg;
 	str_copy(pf->reqid, reqid, sizeof(pf->reqid));
 	pf->emails = xcalloc(n + 1, sizeof(*pf->emails));
-	buf_init(&body, 1024 * 1024);
 	/* Those not known yet; one Autodiscover host per call. */
 	for (i = 0; i < n && pf->n < AD_MAX_USERS; i++) {
 		if ((at = strchr(users[i]->email, '@')) == NULL ||
@@ -1488,8 +1390,7 @@ sync_discover_prefetch(struct webapp_ctx *app,
 	}
 	if (pf->n == 0 || !w->photo_import)
 		goto out;
-	if ((rc = autodiscover_url(w->autodiscover_domain, pf->emails[0],
-	    &url)) != PS_OK)
+	if ((rc = mcall_autodiscover_url(w, pf->emails[0], &url)) != PS_OK)
 		goto out;
 	if (master_held(app->srv, url) > 0) {
 		/* Each user's own sync finds the master held back. */
@@ -1497,28 +1398,21 @@ sync_discover_prefetch(struct webapp_ctx *app,
 		    pf->n, (long long)master_held(app->srv, url));
 		goto out;
 	}
-	if ((rc = autodiscover_soap_request_many(&body, url,
-	    (const char *const *)pf->emails, pf->n, ad_settings,
-	    sizeof(ad_settings) / sizeof(*ad_settings))) != PS_OK ||
-	    (rc = portal_token_pick(&app->srv->issuers, url, &pick)) !=
-	    PS_OK || (rc = portal_token_mint(app, &pick, NULL, NULL,
-	    &token)) != PS_OK)
+	if ((rc = mcall_autodiscover_many(&m, app, &app->srv->issuers, url,
+	    (const char *const *)pf->emails, pf->n)) != PS_OK)
 		goto out;
-	hdrs = auth_headers(token, "Content-Type: text/xml; charset=utf-8",
-	    NULL);
-	xfree_secret(token, strlen(token));
-	xr.method = "POST";
-	xr.url = url;
-	xr.headers = (const char *const *)hdrs;
-	xr.body = buf_str(&body);
-	xr.body_len = body.b_len;
+	xr.method = m.method;
+	xr.url = m.url;
+	xr.headers = (const char *const *)m.headers;
+	xr.body = m.body.b_data;
+	xr.body_len = m.body.b_len;
 	xr.ca_file = w->ca_file[0] ? w->ca_file : NULL;
 	xr.allow_http = w->allow_oauth_http;
-	xr.timeout_ms = SYNC_TIMEOUT_MS;
-	xr.max_bytes = SYNC_MAX_XML * 8;
+	xr.timeout_ms = MCALL_TIMEOUT_MS;
+	xr.max_bytes = m.max_bytes;
 	xr.reqid = pf->reqid;
 	rc = xfer_start(app->srv->xfer, &xr, prefetch_done, pf);
-	headers_free(hdrs);
+	mcall_cleanup(&m);
 	if (rc == PS_OK)
 		pf = NULL;	/* prefetch_done has it */
 out:
@@ -1529,7 +1423,6 @@ out:
 		pf->done(pf->arg);
 		prefetch_free(pf);
 	}
-	buf_cleanup(&body);
 	free(url);
 }
 

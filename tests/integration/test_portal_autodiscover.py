@@ -226,4 +226,43 @@ error_keeps_mailbox("endless RedirectAddress", chain,
 is_eq(fake.count("autodiscover"), ad0 + 11,
       "endless redirects: the first question and 10 redirects")
 
+
+# ---- diagnose reads Autodiscover as the sync does ----
+def diagnose_line(step):
+    st, out, err = p.cmd("diagnose", T1, check=False)
+    for line in out.splitlines():
+        f = line.split(None, 2)
+        if len(f) >= 2 and f[1] == step:
+            return line, out
+    return "", out
+
+
+fake.ad_answer = lambda b: (200, answer("ServerBusy"))
+line, out = diagnose_line("autodiscover")
+ok(line.startswith("FAIL") and "Autodiscover says ServerBusy" in line and
+   "no mailbox" not in line, "diagnose: ServerBusy is an error, not \"no "
+   "mailbox\" (%s)" % line)
+fake.ad_answer = lambda b: (200, answer("InvalidUser"))
+line, out = diagnose_line("autodiscover")
+ok(line.startswith("FAIL") and "no mailbox" in line,
+   "diagnose: InvalidUser is no mailbox (%s)" % line)
+fake.ad_answer = lambda b: (
+    (200, answer("RedirectAddress", "test1@fabrikam.com"))
+    if asked_about(b) == "test1@contoso.com" else None)
+n_photo = fake.count("photo")
+line, out = diagnose_line("autodiscover")
+ok(line.startswith("PASS") and "test1@fabrikam.com" in line,
+   "diagnose: RedirectAddress is followed, as a sync follows it (%s)" % line)
+photo_line = [x for x in out.splitlines() if x.split()[1:2] == ["photo"]]
+ok(photo_line and photo_line[0].startswith("PASS") and
+   fake.count("photo") == n_photo + 1 and
+   "email=test1%40fabrikam.com" in fake.last("photo").path,
+   "diagnose: the photo of the address the redirect gave (%s)" % (
+       photo_line[0] if photo_line else out))
+own = "https://%s/autodiscover/autodiscover.svc" % fake.hostport()
+fake.ad_answer = lambda b: (200, answer("RedirectUrl", own))
+line, out = diagnose_line("autodiscover")
+ok(line.startswith("FAIL") and "loop" in line,
+   "diagnose: a redirect loop is refused as a sync refuses it (%s)" % line)
+
 done()
