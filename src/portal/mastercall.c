@@ -178,8 +178,8 @@ mcall_redirect(const struct store_webapp *w, enum ad_verdict v,
 		return PS_OK;
 	}
 	if (strlen(target) >= email_size || !email_valid(target))
-		return ps_errf(PS_EINVAL, "Autodiscover redirected to something "
-		    "that is not an address");
+		return ps_errf(PS_EINVAL, "Autodiscover redirected to "
+		    "something that is not an address");
 	str_copy(email, target, email_size);
 	return autodiscover_url(w->autodiscover_domain, email, url);
 }
