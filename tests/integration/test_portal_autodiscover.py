@@ -265,4 +265,17 @@ line, out = diagnose_line("autodiscover")
 ok(line.startswith("FAIL") and "loop" in line,
    "diagnose: a redirect loop is refused as a sync refuses it (%s)" % line)
 
+
+# ---- "Change photo" asks Autodiscover: only "no mailbox" gets the form ----
+fresh()
+fake.ad_answer = lambda b: (200, answer("ServerBusy"))
+r = p.get("/my/changephoto", as_user=T1)
+ok(r.status == 503 and "could not be asked" in r.text(),
+   "Change photo, ServerBusy: 503, not the local upload form (%d)" %
+   r.status)
+fake.ad_answer = lambda b: (200, answer("InvalidUser"))
+r = p.get("/my/changephoto", as_user=T1)
+ok(r.status == 200 and 'enctype="multipart/form-data"' in r.text(),
+   "Change photo, InvalidUser: the local upload form (%d)" % r.status)
+
 done()
