@@ -187,7 +187,7 @@ make_pki(struct demo *d)
 	char *kp;
 	ps_err rc;
 
-	if ((rc = file_mkdir(d->ca_dir)) != PS_OK)
+	if ((rc = setup_state_dir(d->ca_dir)) != PS_OK)
 		return rc;
 	spec.common_name = "photosync demo CA";
 	spec.days = 3650;
@@ -228,7 +228,7 @@ make_photo(struct demo *d, uint32_t seed, const char *name, char **path)
 	*path = xasprintf("%s/%s", d->dir, name);
 	if ((rc = image_generate(seed, 648, &j)) != PS_OK)
 		return rc;
-	rc = file_write_atomic(*path, j.data, j.len, 0644);
+	rc = file_write_atomic(*path, j.data, j.len, 0600);
 	image_jpeg_free(&j);
 	return rc;
 }
@@ -442,7 +442,7 @@ demo_main(int argc, char **argv)
 		    "between 1 and 65534\n");
 		return 2;
 	}
-	if (file_mkdir(dir) != PS_OK)
+	if (setup_state_dir(dir) != PS_OK)
 		return fail("state directory");
 	abs = realpath(dir, NULL);
 	d.dir = xstrdup(abs ? abs : dir);

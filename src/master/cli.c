@@ -192,7 +192,7 @@ cmd_init(struct opts *o)
 		    "(remove it to start over)\n", o->dir);
 		goto out;
 	}
-	if (file_mkdir(o->dir) != PS_OK)
+	if (setup_state_dir(o->dir) != PS_OK)
 		goto err;
 	/* Keys first: a failure here leaves no half-made store behind. */
 	spec.common_name = "photosync master S2S signing";
@@ -202,7 +202,7 @@ cmd_init(struct opts *o)
 		goto err;
 	if (o->tls_cert) {
 		if (setup_copy_file(o->tls_cert, o->dir, MASTER_TLS_CERT,
-		    0644) != PS_OK || setup_copy_file(o->tls_key, o->dir,
+		    0600) != PS_OK || setup_copy_file(o->tls_key, o->dir,
 		    MASTER_TLS_KEY, 0600) != PS_OK)
 			goto err;
 	} else {

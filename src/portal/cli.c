@@ -18,6 +18,7 @@
 #include "common/file.h"
 #include "common/log.h"
 #include "common/str.h"
+#include "common/url.h"
 #include "common/xalloc.h"
 #include "diagnose.h"
 #include "http/server.h"
@@ -257,17 +258,22 @@ parse_sizes(const char *v, struct store_webapp *w)
 	return PS_OK;
 }
 
-/* Each allowed default-image URL prefix must be an https:// URL. */
+/*
+ * Each allowed default-image URL prefix must be an https:// URL as the
+ * avatars read one (common/url.h, no dot segments): a prefix they could
+ * never match is refused here.
+ */
 static ps_err
 check_default_allow(const char *list)
 {
 	char *copy = xstrdup(list), *tok, *save = NULL;
+	struct url u;
 	ps_err rc = PS_OK;
 
 	for (tok = strtok_r(copy, ", ", &save); tok && rc == PS_OK;
 	    tok = strtok_r(NULL, ", ", &save))
-		if (!str_case_prefix(tok, "https://") || strlen(tok) < 9 ||
-		    strpbrk(tok, "\"<>'"))
+		if (url_parse(tok, 0, &u) != PS_OK ||
+		    url_path_has_dot_segment(u.rest))
 			rc = ps_errf(PS_EINVAL, "--avatar-default-allow: \"%s\" "
 			    "is not an https:// URL prefix", tok);
 	free(copy);
@@ -489,7 +495,7 @@ webapp_create(const char *dir, struct store *st, const struct opts *o)
 	f1 = portal_webapp_file(w.id, "tls-key");
 	f2 = portal_webapp_file(w.id, "tls-cert");
 	if (o->tls_cert) {
-		if (setup_copy_file(o->tls_cert, dir, f2, 0644) != PS_OK ||
+		if (setup_copy_file(o->tls_cert, dir, f2, 0600) != PS_OK ||
 		    setup_copy_file(o->tls_key, dir, f1, 0600) != PS_OK)
 			goto err;
 	} else {
@@ -534,7 +540,7 @@ cmd_init(struct opts *o)
 		free(db);
 		return 1;
 	}
-	if (file_mkdir(o->dir) != PS_OK ||
+	if (setup_state_dir(o->dir) != PS_OK ||
 	    store_open(db, STORE_PORTAL, true, &st) != PS_OK) {
 		free(db);
 		return fail("init");
