@@ -983,9 +983,13 @@ user_response(const struct xml_node *ur, const char *code,
 	out->ews_url = dup_or_null(v);
 	if ((v = pick(values, names, n, "ExternalPhotosUrl")) == NULL)
 		v = pick(values, names, n, "InternalPhotosUrl");
+	else
+		out->external_photos = true;
 	out->photos_url = dup_or_null(v);
 	if ((v = pick(values, names, n, "ExternalEcpPhotoUrl")) == NULL)
 		v = pick(values, names, n, "InternalEcpPhotoUrl");
+	else
+		out->external_ecp_photo = true;
 	out->ecp_photo_url = dup_or_null(v);
 	if (out->ecp_photo_url == NULL &&
 	    (frag = pick(values, names, n, "EcpPhotoUrlFragment")) != NULL) {
@@ -1090,4 +1094,110 @@ ad_user_settings_cleanup(struct ad_user_settings *s)
 	free(s->ecp_photo_url);
 	free(s->display_name);
 	memset(s, 0, sizeof(*s));
+}
+
+/* --- what an answer means, and where redirects may lead ------------- */
+
+static void
+say(char *why, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+say(char *why, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why == NULL || n == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, n, fmt, ap);
+	va_end(ap);
+}
+
+enum ad_verdict
+autodiscover_verdict(const struct ad_user_settings *us, char *why, size_t n)
+{
+	const char *code = us->error_code ? us->error_code : "NoError";
+	const char *msg = us->error_message ? us->error_message : "";
+
+	if (strcmp(code, "NoError") == 0) {
+		if (us->photos_url != NULL && us->ecp_photo_url != NULL) {
+			say(why, n, "a mailbox");
+			return AD_MAILBOX;
+		}
+		/* The original logs "PhotosUrl or EcpPhotoUrl is null (from
+		 * AutoDiscover)" and treats the user as having no mailbox. */
+		say(why, n, "no mailbox: PhotosUrl or EcpPhotoUrl is null "
+		    "(from AutoDiscover)");
+		return AD_NO_MAILBOX;
+	}
+	if (strcmp(code, "InvalidUser") == 0) {
+		say(why, n, "no mailbox: Autodiscover says InvalidUser (%s)",
+		    msg);
+		return AD_NO_MAILBOX;
+	}
+	if ((strcmp(code, "RedirectAddress") == 0 ||
+	    strcmp(code, "RedirectUrl") == 0) && us->redirect_target) {
+		say(why, n, "Autodiscover says %s to %s", code,
+		    us->redirect_target);
+		return code[8] == 'A' ? AD_REDIRECT_ADDRESS : AD_REDIRECT_URL;
+	}
+	say(why, n, "Autodiscover says %s (%s)", code, msg);
+	return AD_ERROR;
+}
+
+ps_err
+ad_hops_add(struct ad_hops *h, const char *url, const char *email)
+{
+	size_t i;
+
+	if (!str_case_prefix(url, "https://"))
+		return ps_errf(PS_EINVAL, "refusing to ask Autodiscover at %s "
+		    "(https only)", url);
+	if (strchr(email, '@') == NULL || strchr(email, '@')[1] == '\0')
+		return ps_errf(PS_EINVAL, "Autodiscover redirected to \"%s\", "
+		    "which is not an address", email);
+	for (i = 0; i < h->n; i++)
+		if (str_case_eq(h->url[i], url) && str_case_eq(h->email[i],
+		    email))
+			return ps_errf(PS_EEXIST, "Autodiscover redirects in a "
+			    "loop (back to %s at %s)", email, url);
+	if (h->n == AD_MAX_HOPS + 1)
+		return ps_errf(PS_ELIMIT, "too many Autodiscover redirects "
+		    "(more than %d)", AD_MAX_HOPS);
+	h->url[h->n] = xstrdup(url);
+	h->email[h->n] = xstrdup(email);
+	h->n++;
+	return PS_OK;
+}
+
+void
+ad_hops_cleanup(struct ad_hops *h)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++) {
+		free(h->url[i]);
+		free(h->email[i]);
+	}
+	memset(h, 0, sizeof(*h));
+}
+
+ps_err
+autodiscover_url(const char *ad_domain, const char *email, char **url)
+{
+	const char *at = strchr(email, '@');
+
+	*url = NULL;
+	if (ad_domain != NULL && *ad_domain != '\0') {
+		*url = xasprintf("https://%s/autodiscover/autodiscover.svc",
+		    ad_domain);
+		return PS_OK;
+	}
+	if (at == NULL || at[1] == '\0')
+		return ps_errf(PS_EINVAL, "the address %s has no domain",
+		    email);
+	*url = xasprintf("https://autodiscover.%s/autodiscover/"
+	    "autodiscover.svc", at + 1);
+	return PS_OK;
 }

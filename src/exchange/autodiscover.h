@@ -7,6 +7,7 @@
 #ifndef PS_AUTODISCOVER_H
 #define PS_AUTODISCOVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/buf.h"
@@ -93,6 +94,8 @@ struct ad_user_settings {
 	char	*photos_url;	/* ExternalPhotosUrl, else InternalPhotosUrl */
 	char	*ecp_photo_url;	/* ExternalEcpPhotoUrl, else Internal... */
 	char	*display_name;	/* UserDisplayName */
+	bool	 external_photos;	/* photos_url is the External one */
+	bool	 external_ecp_photo;	/* ecp_photo_url is the External one */
 };
 
 /*
@@ -111,5 +114,60 @@ ps_err	autodiscover_soap_parse(const char *body, size_t len,
 ps_err	autodiscover_soap_parse_many(const char *body, size_t len,
 	    struct ad_user_settings *out, size_t n);
 void	ad_user_settings_cleanup(struct ad_user_settings *);
+
+/*
+ * What a parsed answer means for one user (reference §2.3; the sync and
+ * the many-users prefetch read answers through this alone):
+ *   AD_MAILBOX           NoError (or no code) with a photos URL and an
+ *                        ECP photo URL: the user has a mailbox there.
+ *   AD_NO_MAILBOX        InvalidUser, or NoError without either URL.
+ *   AD_REDIRECT_ADDRESS  ask again about redirect_target (an address).
+ *   AD_REDIRECT_URL      ask redirect_target (a URL) again.
+ *   AD_ERROR             any other code (ServerBusy, InternalServerError,
+ *                        InvalidRequest, ...), or a redirect without a
+ *                        target: an error, which says nothing about the
+ *                        mailbox.
+ * `why` gets a sentence for the log (may be NULL).
+ */
+enum ad_verdict {
+	AD_MAILBOX,
+	AD_NO_MAILBOX,
+	AD_REDIRECT_ADDRESS,
+	AD_REDIRECT_URL,
+	AD_ERROR,
+};
+enum ad_verdict autodiscover_verdict(const struct ad_user_settings *,
+	    char *why, size_t n);
+
+/*
+ * The redirects one lookup followed, so that it ends: at most AD_MAX_HOPS
+ * redirects (the limit real clients use, reference §1.4), each to an
+ * https URL, never back to a (URL, address) pair already asked.
+ */
+#define AD_MAX_HOPS	10
+struct ad_hops {
+	size_t	 n;			/* pairs asked, the first included */
+	char	*url[AD_MAX_HOPS + 1];	/* owned */
+	char	*email[AD_MAX_HOPS + 1];	/* owned */
+};
+
+/*
+ * Records that (url, email) is about to be asked. PS_OK; PS_EINVAL (with
+ * a sentence) for a URL that is not https or an address that is not one;
+ * PS_ELIMIT past AD_MAX_HOPS redirects; PS_EEXIST for a loop. The first
+ * call records the lookup's own start (it is no redirect). Free with
+ * ad_hops_cleanup().
+ */
+ps_err	ad_hops_add(struct ad_hops *, const char *url, const char *email);
+void	ad_hops_cleanup(struct ad_hops *);
+
+/*
+ * The SOAP Autodiscover URL for `email`: https://<domain>/autodiscover/
+ * autodiscover.svc, where domain is `ad_domain` when set ("" or NULL:
+ * autodiscover.<the address's domain>). Owned by the caller; PS_EINVAL
+ * for an address without a domain.
+ */
+ps_err	autodiscover_url(const char *ad_domain, const char *email,
+	    char **url);
 
 #endif

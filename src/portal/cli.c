@@ -3,6 +3,8 @@
  * prints what it did, a clear error otherwise, and changes nothing stored
  * when it fails. A running portal picks changes up within a second.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,8 @@ static const char settings_text[] =
 "  --photo-import on|off            fetch photos from the mail server\n"
 "  --photo-expiration DURATION      how long a fetched photo is fresh\n"
 "  --photo-error-expiration DURATION  how long to wait after a failure\n"
+"  --owner-wait MS                  how long an owner's request waits for\n"
+"                                   the sync, 0-10000 ms (default 2000)\n"
 "  --autodiscover-domain HOST[:PORT]  default: autodiscover.<mail domain>\n"
 "  --sync-trigger large|any         which thumbnail size triggers a sync\n"
 "  --thumbnail-sizes S,M,L          pixels, default 48,72,300\n"
@@ -113,7 +117,7 @@ struct opts {
 	const char	*photo_import, *photo_expiration, *error_expiration;
 	const char	*autodiscover_domain, *sync_trigger, *sizes;
 	const char	*allow_http, *background, *notifications, *avatar_access;
-	const char	*avatar_defaults;
+	const char	*avatar_defaults, *owner_wait;
 	bool		 ca_file_set, all, force, help;
 	int		 concurrency;
 	const char	*users[64];
@@ -144,7 +148,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 	enum { O_DIR = 256, O_URL, O_CERT, O_KEY, O_NAME, O_EMAIL, O_PW,
 	    O_MDURL, O_MDFILE, O_CA, O_LISTEN, O_PORTFILE, O_IMPORT, O_EXP,
 	    O_ERREXP, O_AD, O_TRIGGER, O_SIZES, O_HTTP, O_USER, O_ALL, O_FORCE,
-	    O_CONC, O_METRICS, O_MAXCONN, O_BODYMEM, O_BG, O_NOTIF, O_AVACC, O_AVDEF };
+	    O_CONC, O_METRICS, O_MAXCONN, O_BODYMEM, O_BG, O_NOTIF, O_AVACC,
+	    O_AVDEF, O_OWNERWAIT };
 	static const struct option longopts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "url", required_argument, NULL, O_URL },
@@ -176,6 +181,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "notifications", required_argument, NULL, O_NOTIF },
 		{ "avatar-access", required_argument, NULL, O_AVACC },
 		{ "avatar-default-allow", required_argument, NULL, O_AVDEF },
+		{ "owner-wait", required_argument, NULL, O_OWNERWAIT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -217,6 +223,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case O_NOTIF: o->notifications = optarg; break;
 		case O_AVACC: o->avatar_access = optarg; break;
 		case O_AVDEF: o->avatar_defaults = optarg; break;
+		case O_OWNERWAIT: o->owner_wait = optarg; break;
 		case O_FORCE: o->force = true; break;
 		case O_CONC:
 			o->concurrency = atoi(optarg);
@@ -394,6 +401,21 @@ apply_settings(const struct opts *o, struct store_webapp *w, int *changed)
 			    "signed-in or anyone");
 		(*changed)++;
 	}
+	if (o->owner_wait) {
+		char *end;
+		long ms;
+
+		errno = 0;
+		ms = strtol(o->owner_wait, &end, 10);
+		if (errno != 0 || end == o->owner_wait || *end != '\0' ||
+		    !isdigit((unsigned char)o->owner_wait[0]) || ms < 0 ||
+		    ms > PORTAL_MAX_OWNER_WAIT_MS)
+			return ps_errf(PS_EINVAL, "--owner-wait takes "
+			    "milliseconds from 0 to %d, not \"%s\"",
+			    PORTAL_MAX_OWNER_WAIT_MS, o->owner_wait);
+		w->owner_wait_ms = (int)ms;
+		(*changed)++;
+	}
 	if (o->avatar_defaults) {
 		if ((rc = check_default_allow(o->avatar_defaults)) != PS_OK)
 			return rc;
@@ -415,6 +437,7 @@ print_webapp(const struct store_webapp *w)
 	    "  photo-import            %s\n"
 	    "  photo-expiration        %s\n"
 	    "  photo-error-expiration  %s\n"
+	    "  owner-wait              %d ms\n"
 	    "  autodiscover-domain     %s\n"
 	    "  sync-trigger            %s\n"
 	    "  thumbnail-sizes         %d,%d,%d (S,M,L pixels)\n"
@@ -428,6 +451,7 @@ print_webapp(const struct store_webapp *w)
 	    w->url, w->photo_import ? "on" : "off",
 	    duration_format(w->photo_expiration, a),
 	    duration_format(w->photo_error_expiration, b),
+	    w->owner_wait_ms,
 	    w->autodiscover_domain[0] ? w->autodiscover_domain :
 	    "(autodiscover.<mail domain>)", w->sync_any ? "any" : "large",
 	    w->size_s, w->size_m, w->size_l,
@@ -451,6 +475,7 @@ webapp_create(const char *dir, struct store *st, const struct opts *o)
 		.size_m = PORTAL_DEFAULT_M,
 		.size_l = PORTAL_DEFAULT_L,
 		.notifications = true,
+		.owner_wait_ms = PORTAL_DEFAULT_OWNER_WAIT_MS,
 	};
 	struct pki_cert_spec spec = { 0 };
 	const char *names[1];
@@ -688,6 +713,8 @@ user_show(struct portal_state *ps, const char *account, const char *url)
 		next = s.last_success + w.photo_expiration;
 	if (s.last_error && s.last_error + w.photo_error_expiration > next)
 		next = s.last_error + w.photo_error_expiration;
+	if (s.last_error && s.last_error + s.retry_after > next)
+		next = s.last_error + s.retry_after;
 	if (!w.photo_import)
 		printf("  next sync              never (photo import is off)\n");
 	else if (next <= now)

@@ -6,11 +6,12 @@
  *   (SOAP GetUserSettings) -> photo (GetUserPhoto HR648x648) -> image
  *
  * Each step prints PASS, FAIL with the most likely fix in one sentence,
- * or SKIP when a step it needs failed. The calls are a sync's (sync.c):
- * the same Autodiscover URL, the same token (token.c: issuer choice and
- * minting), headers, limits and TLS verification; but blocking, one at a
- * time, without If-None-Match, and nothing is stored: no sync state, no
- * photo, no cache. The store is only read. Tokens are never printed; the
+ * or SKIP when a step it needs failed. The calls are a sync's: built and
+ * read by the same module (mastercall.c: Autodiscover URL, body, token,
+ * headers, limits, what an answer means, redirects followed) and verified
+ * as TLS is for a sync; but blocking, one at a time, without
+ * If-None-Match, and nothing is stored: no sync state, no photo, no
+ * cache. The store is only read. Tokens are never printed; the
  * request id sent as client-request-id is, to find the calls in the
  * master's log.
  */
@@ -25,6 +26,7 @@
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "diagnose.h"
+#include "mastercall.h"
 #include "exchange/autodiscover.h"
 #include "http/server.h"
 #include "image/image.h"
@@ -35,19 +37,7 @@
 #include "setup/setup.h"
 #include "token.h"
 #include "xfer/xfer.h"
-#include "xml/xml.h"
 
-/* As a sync (sync.c). */
-#define DG_TIMEOUT_MS	10000
-#define DG_MAX_PHOTO	(8u * 1024 * 1024)
-#define DG_MAX_XML	(512u * 1024)
-#define DG_XML_TYPE	"Content-Type: text/xml; charset=utf-8"
-
-static const char *const ad_settings[] = {
-	"ExternalPhotosUrl", "InternalPhotosUrl", "ExternalEcpPhotoUrl",
-	"InternalEcpPhotoUrl", "ExternalEwsUrl",
-};
-#define N_AD_SETTINGS	(sizeof(ad_settings) / sizeof(*ad_settings))
 
 struct dg {
 	struct diag		 d;
@@ -66,6 +56,7 @@ struct dg {
 	struct store_issuer	 issuer;
 	char			*token;
 	char			*photos_url;
+	char			 mailbox[256];	/* where Autodiscover ended */
 	struct buf		 photo;
 	char			 fix[2048];
 };
@@ -250,16 +241,15 @@ static void
 step_settings(struct dg *g)
 {
 	const struct store_webapp *w = &g->app.w;
-	const char *domain = strchr(g->user.email, '@') + 1;
 
-	if (w->autodiscover_domain[0])
-		g->ad_url = xasprintf("https://%s/autodiscover/"
-		    "autodiscover.svc", w->autodiscover_domain);
-	else
-		g->ad_url = xasprintf("https://autodiscover.%s/autodiscover/"
-		    "autodiscover.svc", domain);
+	if (mcall_autodiscover_url(w, g->user.email, &g->ad_url) != PS_OK) {
+		diag_step(&g->d, DIAG_FAIL, "settings", "give the user an "
+		    "address with a domain, or set --autodiscover-domain",
+		    "%s", ps_errmsg());
+		return;
+	}
 	g->xo.ca_file = w->ca_file[0] ? w->ca_file : NULL;
-	g->xo.timeout_ms = DG_TIMEOUT_MS;
+	g->xo.timeout_ms = MCALL_TIMEOUT_MS;
 	g->xo.reqid = g->reqid;
 	if (!w->photo_import) {
 		snprintf(g->fix, sizeof(g->fix), "turn it on with photosync "
@@ -545,128 +535,109 @@ step_token(struct dg *g)
 	g->token_ok = true;
 }
 
-/* "Authorization: Bearer ..." and another header; wiped when freed. */
-static char **
-auth_headers(const char *token, const char *extra)
+/* One call as mastercall.c built it, blocking. */
+static ps_err
+call(struct dg *g, const struct mcall *m, struct buf *body,
+    struct xfer_result *r)
 {
-	char **h = xcalloc(3, sizeof(*h));
+	struct xfer_opts xo = g->xo;
 
-	h[0] = xasprintf("Authorization: Bearer %s", token);
-	if (extra)
-		h[1] = xstrdup(extra);
-	return h;
+	xo.max_bytes = m->max_bytes;
+	xo.allow_http = g->app.w.allow_oauth_http;
+	return xfer_call(m->method, m->url, (const char *const *)m->headers,
+	    m->body.b_len ? m->body.b_data : NULL, m->body.b_len, &xo, body,
+	    r);
 }
 
-static void
-auth_headers_free(char **h)
+/* The verdict step, from the first Autodiscover answer. */
+static bool
+verdict(struct dg *g, const struct xfer_result *r)
 {
-	size_t i;
+	char why[600];
 
-	for (i = 0; h[i]; i++)
-		xfree_secret(h[i], strlen(h[i]));
-	free(h);
+	if (r->status == 401) {
+		explain_401(g, r, why, sizeof(why));
+		diag_step(&g->d, DIAG_FAIL, "verdict", g->fix, "%s", why);
+		diag_step(&g->d, DIAG_SKIP, "autodiscover", NULL, "the token "
+		    "was refused");
+		return false;
+	}
+	if (r->status / 100 == 2) {
+		diag_step(&g->d, DIAG_PASS, "verdict", NULL, "the master "
+		    "accepted the token (Autodiscover answered HTTP %ld)",
+		    r->status);
+		g->accepted = true;
+	} else {
+		diag_step(&g->d, DIAG_SKIP, "verdict", NULL, "no verdict: "
+		    "Autodiscover answered HTTP %ld", r->status);
+	}
+	return true;
 }
 
-/* Which of `ad_settings` the answer carries with a value. */
+/* The autodiscover step for an answer that is not a mailbox's. */
 static void
-settings_present(const char *body, size_t len, bool present[N_AD_SETTINGS])
+autodiscover_fail(struct dg *g, const struct xfer_result *r,
+    const struct ad_user_settings *us, enum ad_verdict v, const char *url,
+    const char *why)
 {
-	struct xml_doc *doc = NULL;
-	const struct xml_node *us, *s;
-	const char *name, *value;
-	size_t i;
-
-	memset(present, 0, N_AD_SETTINGS * sizeof(*present));
-	if (xml_parse(body, len, &doc) != PS_OK)
-		return;
-	us = xml_path(xml_root(doc), "Body/GetUserSettingsResponseMessage/"
-	    "Response/UserResponses/UserResponse/UserSettings");
-	for (s = xml_child(us, NULL, "UserSetting"); s; s = xml_next(s, NULL,
-	    "UserSetting")) {
-		name = xml_text(xml_child(s, NULL, "Name"));
-		value = xml_text(xml_child(s, NULL, "Value"));
-		if (name == NULL || value == NULL || *value == '\0')
-			continue;
-		for (i = 0; i < N_AD_SETTINGS; i++)
-			if (strcmp(name, ad_settings[i]) == 0)
-				present[i] = true;
-	}
-	xml_free(doc);
-}
-
-/* The autodiscover step from a 200 answer. */
-static void
-autodiscover_answer(struct dg *g, const struct xfer_result *r,
-    const struct buf *body)
-{
-	struct ad_user_settings us = { 0 };
-	bool has[N_AD_SETTINGS];
-	char missing[200] = "";
-	size_t i;
-
-	if (autodiscover_soap_parse(body->b_data, body->b_len, &us) !=
-	    PS_OK) {
-		snprintf(g->fix, sizeof(g->fix), "point the portal at the "
-		    "master's Autodiscover with photosync portal webapp set "
-		    "--dir %s --autodiscover-domain HOST[:PORT]", g->ps->dir);
-		diag_step(&g->d, DIAG_FAIL, "autodiscover", g->fix, "HTTP 200, "
-		    "but %s", ps_errmsg());
-		return;
-	}
-	if (us.error_code && strcmp(us.error_code, "NoError") != 0) {
-		snprintf(g->fix, sizeof(g->fix), "create the mailbox at the "
-		    "master (photosync master mailbox add --dir D %s), or "
-		    "correct the user's address in the portal", g->user.email);
-		diag_step(&g->d, DIAG_FAIL, "autodiscover", g->fix, "no "
-		    "mailbox: Autodiscover says %s for %s%s%s%s", us.error_code,
-		    g->user.email, us.error_message && *us.error_message ?
-		    " (" : "", us.error_message ? us.error_message : "",
-		    us.error_message && *us.error_message ? ")" : "");
-		goto out;
-	}
-	settings_present(body->b_data, body->b_len, has);
-	/* ad_settings: 0 ExternalPhotosUrl, 2 ExternalEcpPhotoUrl. */
-	for (i = 0; i < N_AD_SETTINGS; i++) {
-		if (has[i] || (i != 0 && i != 2))
-			continue;
-		if (missing[0])
-			strcat(missing, ", ");
-		strcat(missing, ad_settings[i]);
-	}
-	if (us.photos_url == NULL || us.ecp_photo_url == NULL) {
+	if (v == AD_NO_MAILBOX && (us->photos_url == NULL ||
+	    us->ecp_photo_url == NULL) && (us->error_code == NULL ||
+	    strcmp(us->error_code, "NoError") == 0)) {
 		diag_step(&g->d, DIAG_FAIL, "autodiscover", "the master must "
 		    "publish a photos URL and an ECP photo URL for this "
 		    "mailbox: check its Autodiscover (photosync master init "
 		    "--host)", "HTTP 200, but %s%s%s missing: \"PhotosUrl or "
 		    "EcpPhotoUrl is null (from AutoDiscover)\", which a sync "
-		    "counts as no mailbox", us.photos_url ? "" :
+		    "counts as no mailbox", us->photos_url ? "" :
 		    "ExternalPhotosUrl and InternalPhotosUrl",
-		    !us.photos_url && !us.ecp_photo_url ? ", " : "",
-		    us.ecp_photo_url ? "" : "ExternalEcpPhotoUrl and "
+		    !us->photos_url && !us->ecp_photo_url ? ", " : "",
+		    us->ecp_photo_url ? "" : "ExternalEcpPhotoUrl and "
 		    "InternalEcpPhotoUrl");
-		goto out;
+	} else if (v == AD_NO_MAILBOX) {
+		snprintf(g->fix, sizeof(g->fix), "create the mailbox at the "
+		    "master (photosync master mailbox add --dir D %s), or "
+		    "correct the user's address in the portal", g->mailbox);
+		diag_step(&g->d, DIAG_FAIL, "autodiscover", g->fix, "%s "
+		    "(for %s), which a sync records as no mailbox", why,
+		    g->mailbox);
+	} else if (r->status == 429 || r->status == 503) {
+		diag_step(&g->d, DIAG_FAIL, "autodiscover", "wait until the "
+		    "master is less busy and try again", "the master is busy "
+		    "(HTTP %ld)", r->status);
+	} else if (r->status == 404 || (r->status == 200 &&
+	    v == AD_ERROR && strncmp(why, "Autodiscover says", 17) != 0)) {
+		snprintf(g->fix, sizeof(g->fix), "point the portal at the "
+		    "master's Autodiscover with photosync portal webapp set "
+		    "--dir %s --autodiscover-domain HOST[:PORT]", g->ps->dir);
+		diag_step(&g->d, DIAG_FAIL, "autodiscover", g->fix, "%s: %s",
+		    url, why);
+	} else if (r->status == 200) {
+		diag_step(&g->d, DIAG_FAIL, "autodiscover", "look for request "
+		    "id in the master's log; a sync counts this as an error "
+		    "and keeps the mailbox status it had", "%s", why);
+	} else {
+		diag_step(&g->d, DIAG_FAIL, "autodiscover", call_fix(g, r,
+		    url), "%s", why);
 	}
-	diag_step(&g->d, DIAG_PASS, "autodiscover", NULL, "HTTP %ld in %lld "
-	    "ms: photos URL %s, ECP photo URL %s%s%s%s", r->status,
-	    (long long)r->elapsed_ms, us.photos_url, us.ecp_photo_url,
-	    missing[0] ? " (missing: " : "", missing, missing[0] ?
-	    "; the Internal ones are used)" : "");
-	g->photos_url = xstrdup(us.photos_url);
-	g->ad_ok = true;
-out:
-	ad_user_settings_cleanup(&us);
 }
 
+/*
+ * Autodiscover as a sync asks it: the same request, the same reading of
+ * the answer, the same redirects followed.
+ */
 static void
 step_autodiscover(struct dg *g)
 {
+	struct ad_user_settings us = { 0 };
+	struct ad_hops hops = { 0 };
 	struct xfer_result r;
-	struct xfer_opts xo = g->xo;
-	struct buf req, body;
-	char **hdrs = NULL, why[600];
+	struct mcall m = { 0 };
+	struct buf body;
+	enum ad_verdict v;
+	char *url = NULL, *next = NULL, why[600];
+	bool first = true;
 
-	buf_init(&req, 64 * 1024);
-	buf_init(&body, DG_MAX_XML);
+	buf_init(&body, MCALL_MAX_XML);
 	if (!g->route_ok || !g->token_ok) {
 		diag_step(&g->d, DIAG_SKIP, "verdict", NULL, "%s",
 		    !g->route_ok ? "the master cannot be reached" :
@@ -676,153 +647,147 @@ step_autodiscover(struct dg *g)
 		    "no token");
 		goto out;
 	}
-	if (autodiscover_soap_request(&req, g->ad_url, g->user.email,
-	    ad_settings, N_AD_SETTINGS) != PS_OK) {
-		diag_step(&g->d, DIAG_SKIP, "verdict", NULL, "no request");
-		diag_step(&g->d, DIAG_FAIL, "autodiscover", NULL, "cannot "
-		    "build the request: %s", ps_errmsg());
+	url = xstrdup(g->ad_url);
+	str_copy(g->mailbox, g->user.email, sizeof(g->mailbox));
+	for (;;) {
+		if (ad_hops_add(&hops, url, g->mailbox) != PS_OK) {
+			diag_step(&g->d, DIAG_FAIL, "autodiscover", "correct "
+			    "the redirects at the master", "%s", ps_errmsg());
+			goto out;
+		}
+		mcall_cleanup(&m);
+		if (mcall_autodiscover(&m, &g->app, &g->issuers, NULL, url,
+		    g->mailbox) != PS_OK) {
+			if (first)
+				diag_step(&g->d, DIAG_SKIP, "verdict", NULL,
+				    "no request");
+			diag_step(&g->d, DIAG_FAIL, "autodiscover", NULL,
+			    "cannot build the request: %s", ps_errmsg());
+			goto out;
+		}
+		buf_reset(&body);
+		if (call(g, &m, &body, &r) != PS_OK) {
+			if (first)
+				diag_step(&g->d, DIAG_SKIP, "verdict", NULL,
+				    "no answer");
+			diag_step(&g->d, DIAG_FAIL, "autodiscover", call_fix(g,
+			    &r, url), "POST %s: %s", url, r.error);
+			goto out;
+		}
+		if (first && !verdict(g, &r))
+			goto out;
+		first = false;
+		ad_user_settings_cleanup(&us);
+		v = mcall_autodiscover_read(r.status, body.b_data, body.b_len,
+		    &us, why, sizeof(why));
+		if (v != AD_REDIRECT_ADDRESS && v != AD_REDIRECT_URL)
+			break;
+		printf("      redirect  %s\n", why);
+		if (mcall_redirect(&g->app.w, v, us.redirect_target,
+		    g->mailbox, sizeof(g->mailbox), &next) != PS_OK) {
+			diag_step(&g->d, DIAG_FAIL, "autodiscover", "correct "
+			    "the redirect at the master", "%s", ps_errmsg());
+			goto out;
+		}
+		free(url);
+		url = next;
+		next = NULL;
+	}
+	if (v != AD_MAILBOX) {
+		autodiscover_fail(g, &r, &us, v, url, why);
 		goto out;
 	}
-	hdrs = auth_headers(g->token, DG_XML_TYPE);
-	xo.max_bytes = DG_MAX_XML;
-	if (xfer_call("POST", g->ad_url, (const char *const *)hdrs,
-	    req.b_data, req.b_len, &xo, &body, &r) != PS_OK) {
-		diag_step(&g->d, DIAG_SKIP, "verdict", NULL, "no answer");
-		diag_step(&g->d, DIAG_FAIL, "autodiscover", call_fix(g, &r,
-		    g->ad_url), "POST %s: %s", g->ad_url, r.error);
-		goto out;
-	}
-	if (r.status == 401) {
-		explain_401(g, &r, why, sizeof(why));
-		diag_step(&g->d, DIAG_FAIL, "verdict", g->fix, "%s", why);
-		diag_step(&g->d, DIAG_SKIP, "autodiscover", NULL, "the token "
-		    "was refused");
-		goto out;
-	}
-	if (r.status / 100 == 2) {
-		diag_step(&g->d, DIAG_PASS, "verdict", NULL, "the master "
-		    "accepted the token (Autodiscover answered HTTP %ld)",
-		    r.status);
-		g->accepted = true;
-	} else {
-		diag_step(&g->d, DIAG_SKIP, "verdict", NULL, "no verdict: "
-		    "Autodiscover answered HTTP %ld", r.status);
-	}
-	if (r.status == 200) {
-		autodiscover_answer(g, &r, &body);
-	} else if (r.status == 429 || r.status == 503) {
-		diag_step(&g->d, DIAG_FAIL, "autodiscover", "wait until the "
-		    "master is less busy and try again", "the master is busy "
-		    "(HTTP %ld)", r.status);
-	} else if (r.status == 404) {
-		snprintf(g->fix, sizeof(g->fix), "point the portal at the "
-		    "master's Autodiscover with photosync portal webapp set "
-		    "--dir %s --autodiscover-domain HOST[:PORT]", g->ps->dir);
-		diag_step(&g->d, DIAG_FAIL, "autodiscover", g->fix, "no "
-		    "Autodiscover at %s (HTTP 404)", g->ad_url);
-	} else {
-		diag_step(&g->d, DIAG_FAIL, "autodiscover", call_fix(g, &r,
-		    g->ad_url), "Autodiscover answered HTTP %ld", r.status);
-	}
+	diag_step(&g->d, DIAG_PASS, "autodiscover", NULL, "HTTP %ld in %lld "
+	    "ms%s%s: photos URL %s, ECP photo URL %s%s%s%s%s", r.status,
+	    (long long)r.elapsed_ms, hops.n > 1 ? ", after redirects, for " :
+	    "", hops.n > 1 ? g->mailbox : "", us.photos_url,
+	    us.ecp_photo_url, !us.external_photos || !us.external_ecp_photo ?
+	    " (missing: " : "", us.external_photos ? "" : "ExternalPhotosUrl",
+	    !us.external_photos && !us.external_ecp_photo ? ", " :
+	    us.external_ecp_photo ? "" : "ExternalEcpPhotoUrl",
+	    !us.external_photos || !us.external_ecp_photo ? "; the Internal "
+	    "ones are used)" : "");
+	g->photos_url = xstrdup(us.photos_url);
+	g->ad_ok = true;
 out:
-	if (hdrs)
-		auth_headers_free(hdrs);
-	buf_cleanup(&req);
+	ad_user_settings_cleanup(&us);
+	ad_hops_cleanup(&hops);
+	mcall_cleanup(&m);
 	buf_cleanup(&body);
+	free(url);
 }
 
 static void
 step_photo(struct dg *g)
 {
-	struct portal_token_pick pick;
 	struct xfer_result r;
-	struct xfer_opts xo = g->xo;
-	char *enc = NULL, *url = NULL, *token = NULL, **hdrs = NULL;
+	struct mcall m = { 0 };
 	char why[600];
-	size_t n;
+	ps_err rc;
 
 	if (!g->ad_ok) {
 		diag_step(&g->d, DIAG_SKIP, "photo", NULL, "no photos URL");
 		return;
 	}
-	/* ExternalPhotosUrl is the EWS URL plus "/s", as sync.c builds it. */
-	n = strlen(g->photos_url);
-	enc = http_encode(g->user.email);
-	url = xasprintf("%.*s/GetUserPhoto?email=%s&size=HR648x648",
-	    (int)(n && g->photos_url[n - 1] == '/' ? n - 1 : n),
-	    g->photos_url, enc);
-	if (!str_case_prefix(url, "https://") && !(g->app.w.allow_oauth_http &&
-	    str_case_prefix(url, "http://"))) {
-		snprintf(g->fix, sizeof(g->fix), "have the master publish "
-		    "https URLs, or (on a trusted network only) photosync "
-		    "portal webapp set --dir %s --allow-oauth-over-http on",
-		    g->ps->dir);
-		diag_step(&g->d, DIAG_FAIL, "photo", g->fix, "refusing OAuth "
-		    "over plain HTTP to %s (allow-oauth-over-http is off)",
-		    g->photos_url);
-		goto out;
-	}
-	if (portal_token_pick(&g->issuers, url, &pick) != PS_OK ||
-	    portal_token_mint(&g->app, &pick, g->user.email, NULL,
-	    &token) != PS_OK) {
-		diag_step(&g->d, DIAG_FAIL, "photo", NULL, "no token for %s: "
-		    "%s", url, ps_errmsg());
-		goto out;
-	}
-	hdrs = auth_headers(token, NULL);
-	xo.max_bytes = DG_MAX_PHOTO;
-	xo.allow_http = g->app.w.allow_oauth_http;
-	if (xfer_call("GET", url, (const char *const *)hdrs, NULL, 0, &xo,
-	    &g->photo, &r) != PS_OK) {
-		diag_step(&g->d, DIAG_FAIL, "photo", call_fix(g, &r, url),
-		    "GET %s: %s", url, r.error);
-		goto out;
-	}
-	switch (r.status) {
-	case 200:
-		if (!str_case_prefix(r.content_type, "image/")) {
-			diag_step(&g->d, DIAG_FAIL, "photo", "check that the "
-			    "photos URL Autodiscover publishes is the master's "
-			    "EWS (.../EWS/Exchange.asmx/s)", "HTTP 200 but %s, "
-			    "not an image (%zu bytes)", r.content_type[0] ?
-			    r.content_type : "untyped", g->photo.b_len);
-			break;
+	if ((rc = mcall_photo(&m, &g->app, &g->issuers, NULL, g->photos_url,
+	    g->mailbox, g->user.email, NULL)) != PS_OK) {
+		if (rc == PS_EINVAL) {
+			snprintf(g->fix, sizeof(g->fix), "have the master "
+			    "publish https URLs, or (on a trusted network "
+			    "only) photosync portal webapp set --dir %s "
+			    "--allow-oauth-over-http on", g->ps->dir);
+			diag_step(&g->d, DIAG_FAIL, "photo", g->fix, "%s",
+			    ps_errmsg());
+		} else {
+			diag_step(&g->d, DIAG_FAIL, "photo", NULL, "no token "
+			    "for %s: %s", g->photos_url, ps_errmsg());
 		}
+		goto out;
+	}
+	if (call(g, &m, &g->photo, &r) != PS_OK) {
+		diag_step(&g->d, DIAG_FAIL, "photo", call_fix(g, &r, m.url),
+		    "GET %s: %s", m.url, r.error);
+		goto out;
+	}
+	switch (mcall_photo_read(r.status, r.content_type, -1, why,
+	    sizeof(why))) {
+	case MCALL_PHOTO_NEW:
 		diag_step(&g->d, DIAG_PASS, "photo", NULL, "HTTP 200 in %lld "
 		    "ms: %zu bytes, %s, ETag %s", (long long)r.elapsed_ms,
 		    g->photo.b_len, r.content_type, r.etag[0] ? r.etag :
 		    "(none)");
 		g->photo_ok = true;
 		break;
-	case 404:
+	case MCALL_PHOTO_NONE:
 		snprintf(g->fix, sizeof(g->fix), "set a photo at the master: "
 		    "photosync master photo set --dir D %s --file F (or the "
-		    "user uploads one on the change-photo page)",
-		    g->user.email);
+		    "user uploads one on the change-photo page)", g->mailbox);
 		diag_step(&g->d, DIAG_FAIL, "photo", g->fix, "no photo: the "
-		    "master has none for %s (HTTP 404)", g->user.email);
+		    "master has none for %s (HTTP 404)", g->mailbox);
 		break;
-	case 401:
-		explain_401(g, &r, why, sizeof(why));
-		diag_step(&g->d, DIAG_FAIL, "photo", g->fix, "%s", why);
-		break;
-	case 429:
-	case 503:
+	case MCALL_PHOTO_BUSY:
 		diag_step(&g->d, DIAG_FAIL, "photo", "wait until the master "
 		    "is less busy and try again", "the master is busy (HTTP "
 		    "%ld)", r.status);
 		break;
-	default:
-		diag_step(&g->d, DIAG_FAIL, "photo", call_fix(g, &r, url),
-		    "GetUserPhoto answered HTTP %ld", r.status);
+	case MCALL_PHOTO_UNCHANGED:
+	case MCALL_PHOTO_ERROR:
+		if (r.status == 401) {
+			explain_401(g, &r, why, sizeof(why));
+			diag_step(&g->d, DIAG_FAIL, "photo", g->fix, "%s", why);
+		} else if (r.status == 200) {
+			diag_step(&g->d, DIAG_FAIL, "photo", "check that the "
+			    "photos URL Autodiscover publishes is the master's "
+			    "EWS (.../EWS/Exchange.asmx/s)", "HTTP 200 but %s "
+			    "(%zu bytes)", why, g->photo.b_len);
+		} else {
+			diag_step(&g->d, DIAG_FAIL, "photo", call_fix(g, &r,
+			    m.url), "GetUserPhoto answered HTTP %ld",
+			    r.status);
+		}
 	}
 out:
-	if (hdrs)
-		auth_headers_free(hdrs);
-	if (token)
-		xfree_secret(token, strlen(token));
-	free(enc);
-	free(url);
+	mcall_cleanup(&m);
 }
 
 static void
@@ -881,7 +846,7 @@ portal_diagnose_run(struct portal_state *ps, const char *url,
 	int ret = 1;
 
 	g->ps = ps;
-	buf_init(&g->photo, DG_MAX_PHOTO);
+	buf_init(&g->photo, MCALL_MAX_PHOTO);
 	if (store_webapp_each(ps->store, find_webapp, &f) != PS_OK) {
 		fprintf(stderr, "photosync portal diagnose: %s\n",
 		    ps_errmsg());

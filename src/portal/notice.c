@@ -121,7 +121,7 @@ stale_done(void *arg)
 	    log_q(n->issuer), log_q(n->u.account));
 	metrics_add("photosync_notifications_received_total",
 	    "result=\"accepted\"", 1);
-	sync_request(n->app, &n->u, http_req_id(n->r), SYNC_FORCE,
+	sync_request(n->app, &n->u, http_req_id(n->r), SYNC_FORCE | SYNC_AGAIN,
 	    notify_synced, NULL);
 	http_reply(n->r, 202, "text/plain; charset=utf-8", "accepted\n", 9);
 	free(n);

@@ -7,7 +7,8 @@
  * Answered from the index (index.h): a cached photo costs hash lookups
  * and is sent from its shared buffer. A request for one's own photo may
  * start a sync (sync.c), by default only for the L size, and waits for it
- * at most SYNC_WAIT_MS. Users without a photo get the placeholder.
+ * at most the web application's owner wait (owner_wait_ms). Users without
+ * a photo get the placeholder.
  */
 #include <stdio.h>
 #include <stdlib.h>

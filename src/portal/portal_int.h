@@ -18,6 +18,9 @@
 /* Defaults of a new web application (reference A5, DESIGN §1). */
 #define PORTAL_DEFAULT_EXPIRATION	(6 * 3600)
 #define PORTAL_DEFAULT_ERROR_EXPIRATION	(1 * 3600)
+/* How long an owner's request waits for its sync, per web application. */
+#define PORTAL_DEFAULT_OWNER_WAIT_MS	2000
+#define PORTAL_MAX_OWNER_WAIT_MS	10000
 #define PORTAL_DEFAULT_S		48
 #define PORTAL_DEFAULT_M		72
 #define PORTAL_DEFAULT_L		300
@@ -108,6 +111,7 @@ struct portal_srv {
 	/* sync.c's bounded maps */
 	struct lru		*ad_cache;	/* Autodiscover answers */
 	struct lru		*states;	/* sync states */
+	struct lru		*master_holds;	/* hosts that answered 503 */
 	uint64_t		 states_epoch;
 	struct sync_job		*write_pending;	/* outcomes to write */
 	bool			 writing;	/* a batch is being written */
@@ -171,11 +175,13 @@ typedef void (*sync_wait_fn)(void *arg, const struct sync_outcome *o);
  * is not called. When the state must first be read from the store, it
  * returns SYNC_STARTED and `fn` gets either the sync's outcome or
  * SYNC_FRESH / SYNC_ERROR_WINDOW. With SYNC_DEADLINE the call comes at
- * the latest after SYNC_WAIT_MS of the sync.
+ * the latest after the web application's owner_wait_ms of the sync.
  */
-#define SYNC_WAIT_MS	2500
 #define SYNC_FORCE	1	/* ignore the windows */
-#define SYNC_DEADLINE	2	/* a request waits at most SYNC_WAIT_MS */
+#define SYNC_DEADLINE	2	/* a request waits at most owner_wait_ms */
+/* The photo changed at the master (a change notice): a sync running now
+ * may have missed it, so one more (forced) follows it. */
+#define SYNC_AGAIN	4
 enum sync_start {
 	SYNC_STARTED,
 	SYNC_NOT_DUE_FRESH,	/* within the photo expiration */

@@ -8,7 +8,8 @@
  *   recorded, the cached photo served.
  *
  * Single-flight per user and web application: requests arriving while a
- * sync runs wait for it, each at most SYNC_WAIT_MS, then get what is
+ * sync runs wait for it, each at most the web application's owner wait
+ * (`--owner-wait`, 2 s unless set), then get what is
  * stored while the sync finishes. Nothing here waits: transfers run on
  * the loop through libcurl's multi interface, images on the workers, and
  * the store on its lanes. The sync state of recent users is kept in
@@ -31,6 +32,7 @@
 #include "http/server.h"
 #include "image/image.h"
 #include "index.h"
+#include "mastercall.h"
 #include "metrics/metrics.h"
 #include "portal_int.h"
 #include "store/pool.h"
@@ -38,18 +40,19 @@
 #include "work/work.h"
 #include "xfer/xfer.h"
 
-#define SYNC_TIMEOUT_MS		10000
-#define SYNC_MAX_PHOTO		(8u * 1024 * 1024)
-#define SYNC_MAX_XML		(512u * 1024)
 #define AD_CACHE_TTL		3600
 #define AD_CACHE_MAX		65536	/* entries */
 #define STATES_MAX		65536	/* entries */
 #define SYNC_WRITE_BATCH	256	/* outcomes per transaction */
+#define HOLDS_MAX		1024	/* master hosts held back */
+#define HOLD_DEFAULT_S		60	/* a 503 without Retry-After */
+#define HOLD_MAX_S		3600	/* the longest Retry-After kept */
 
 /* What Autodiscover said about one address, kept AD_CACHE_TTL seconds. */
 struct ad_entry {
 	uint64_t	 gen;		/* the web application's caches_gen */
 	int64_t		 expires;
+	char		*mailbox;	/* the address Autodiscover ended at */
 	char		*photos_url;
 	char		*ecp_photo_url;
 };
@@ -64,6 +67,7 @@ struct sync_waiter {
 	struct sync_waiter	*next;
 	struct sync_job		*job;
 	struct event		*timer;	/* NULL: no deadline */
+	int			 wait_ms;	/* the deadline's */
 	sync_wait_fn		 fn;
 	void			*arg;
 };
@@ -83,7 +87,14 @@ struct sync_job {
 	bool			 have_master_photo;
 	char			*photos_url;
 	char			*ecp_photo_url;
+	/* Autodiscover: whom it is asked about and where, and the redirects
+	 * followed; GetUserPhoto asks for the address it ended at */
+	char			 mailbox[256];
+	char			*ad_url;
+	struct ad_hops		 hops;
 	bool			 discover_only;	/* stop after Autodiscover */
+	bool			 again;		/* a change notice came while
+						   it ran: one more after it */
 	bool			 at_master;	/* counted in srv->at_master */
 	int64_t			 started_ms;
 	/* the render, done on a worker */
@@ -123,11 +134,66 @@ job_master_done(struct sync_job *job)
 
 /* ---- the maps ---- */
 
+/* "host[:port]" of an http(s) URL, lower case, into `out`. */
+static void
+url_host(const char *url, char *out, size_t n)
+{
+	const char *p = strstr(url, "://");
+	size_t len;
+
+	p = p ? p + 3 : url;
+	len = strcspn(p, "/?#");
+	if (len >= n)
+		len = n - 1;
+	memcpy(out, p, len);
+	out[len] = '\0';
+	str_lower(out);
+}
+
+/*
+ * A master that answered 503 is asked nothing more (by any user's sync)
+ * until its Retry-After passed: seconds left for the host of `url`, 0
+ * when it may be called.
+ */
+static int64_t
+master_held(struct portal_srv *srv, const char *url)
+{
+	char host[300];
+	int64_t *until, left;
+
+	url_host(url, host, sizeof(host));
+	if ((until = lru_get(srv->master_holds, host)) == NULL)
+		return 0;
+	if ((left = *until - time_mono_ms()) <= 0) {
+		lru_remove(srv->master_holds, host);
+		return 0;
+	}
+	return (left + 999) / 1000;
+}
+
+static void
+master_hold(struct portal_srv *srv, const char *reqid, const char *url,
+    long retry_after)
+{
+	int64_t *until = xcalloc(1, sizeof(*until));
+	long s = retry_after > 0 ? retry_after : HOLD_DEFAULT_S;
+	char host[300];
+
+	if (s > HOLD_MAX_S)
+		s = HOLD_MAX_S;
+	url_host(url, host, sizeof(host));
+	*until = time_mono_ms() + (int64_t)s * 1000;
+	lru_put(srv->master_holds, host, until, sizeof(*until));
+	log_warn(reqid, "sync.master_held", "host=%s wait_s=%ld", log_q(host),
+	    s);
+}
+
 static void
 ad_entry_free(void *p)
 {
 	struct ad_entry *e = p;
 
+	free(e->mailbox);
 	free(e->photos_url);
 	free(e->ecp_photo_url);
 	free(e);
@@ -139,6 +205,7 @@ sync_caches_init(struct portal_srv *srv)
 	srv->ad_cache = lru_new(AD_CACHE_MAX * (sizeof(struct ad_entry) +
 	    256), ad_entry_free);
 	srv->states = lru_new(STATES_MAX * sizeof(struct sync_entry), free);
+	srv->master_holds = lru_new(HOLDS_MAX * sizeof(int64_t), free);
 	srv->tokens = portal_tokens_new();
 	metrics_declare("photosync_syncs_total", "counter",
 	    "Syncs from the master by outcome.");
@@ -172,7 +239,7 @@ ad_cache_find(struct webapp_ctx *app, const char *email)
 }
 
 static void
-ad_cache_put(struct webapp_ctx *app, const char *email,
+ad_cache_put(struct webapp_ctx *app, const char *email, const char *mailbox,
     const char *photos_url, const char *ecp_url)
 {
 	struct ad_entry *e = xcalloc(1, sizeof(*e));
@@ -180,10 +247,11 @@ ad_cache_put(struct webapp_ctx *app, const char *email,
 
 	e->gen = app->caches_gen;
 	e->expires = time_now() + AD_CACHE_TTL;
+	e->mailbox = xstrdup(mailbox);
 	e->photos_url = xstrdup(photos_url);
 	e->ecp_photo_url = xstrdup(ecp_url);
 	user_key(app->w.id, email, key, sizeof(key));
-	lru_put(app->srv->ad_cache, key, e, sizeof(*e) +
+	lru_put(app->srv->ad_cache, key, e, sizeof(*e) + strlen(mailbox) +
 	    strlen(photos_url) + strlen(ecp_url));
 }
 
@@ -300,7 +368,7 @@ waiter_deadline(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	log_info(w->job->reqid, "sync.wait_deadline", "account=%s "
-	    "waited_ms=%d", log_q(w->job->account), SYNC_WAIT_MS);
+	    "waited_ms=%d", log_q(w->job->account), w->wait_ms);
 	waiter_unlink(w);
 	w->fn(w->arg, NULL);
 	waiter_free(w);
@@ -310,10 +378,11 @@ static void
 waiter_add(struct sync_job *job, sync_wait_fn fn, void *arg, bool deadline)
 {
 	struct sync_waiter *w = xcalloc(1, sizeof(*w));
-	struct timeval tv = { SYNC_WAIT_MS / 1000,
-	    (SYNC_WAIT_MS % 1000) * 1000 };
+	int ms = job->app->w.owner_wait_ms;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	w->job = job;
+	w->wait_ms = ms;
 	w->fn = fn;
 	w->arg = arg;
 	if (deadline) {
@@ -358,18 +427,34 @@ job_free(struct sync_job *job)
 		}
 	free(job->photos_url);
 	free(job->ecp_photo_url);
+	free(job->ad_url);
+	ad_hops_cleanup(&job->hops);
 	buf_cleanup(&job->photo);
 	for (i = 0; i < 4; i++)
 		image_jpeg_free(&job->out[i]);
 	free(job);
 }
 
-/* Tells every waiter, then frees the job. */
+static void
+again_done(void *arg, const struct sync_outcome *o)
+{
+	(void)arg;
+	(void)o;
+}
+
+/*
+ * Tells every waiter, then frees the job; when a change notice came while
+ * it ran, one more sync follows, since this one may have fetched the
+ * photo from before the change.
+ */
 static void
 job_finish(struct sync_job *job)
 {
+	struct webapp_ctx *app = job->app;
+	struct store_user u = { 0 };
+	bool again = job->again && !job->discover_only;
 	struct sync_waiter *w;
-	char labels[64];
+	char labels[64], reqid[80];
 
 	if (!job->discover_only) {
 		snprintf(labels, sizeof(labels), "result=\"%s\"",
@@ -382,7 +467,14 @@ job_finish(struct sync_job *job)
 		w->fn(w->arg, &job->outcome);
 		waiter_free(w);
 	}
+	str_copy(u.account, job->account, sizeof(u.account));
+	str_copy(u.email, job->email, sizeof(u.email));
+	str_copy(reqid, job->reqid, sizeof(reqid));
 	job_free(job);
+	if (again) {
+		log_info(reqid, "sync.again", "account=%s", log_q(u.account));
+		sync_request(app, &u, reqid, SYNC_FORCE, again_done, NULL);
+	}
 }
 
 /*
@@ -396,6 +488,7 @@ discovered_merge(const struct sync_job *job, struct store_sync *s)
 		s->has_mailbox = job->state.has_mailbox;
 	if (job->state.last_error) {
 		s->last_error = job->state.last_error;
+		s->retry_after = job->state.retry_after;
 		str_copy(s->reason, job->state.reason, sizeof(s->reason));
 	}
 }
@@ -614,6 +707,9 @@ job_error(struct sync_job *job, const char *step, const char *reason,
 	snprintf(job->outcome.reason, sizeof(job->outcome.reason), "%s: %s",
 	    step, reason);
 	job->state.last_error = time_now();
+	/* The next call waits for the longer of the window and this. */
+	job->state.retry_after = job->outcome.retry_after > 0 ?
+	    job->outcome.retry_after : 0;
 	snprintf(job->state.reason, sizeof(job->state.reason), "%s: %s",
 	    step, reason);
 	if (has_mailbox >= 0)
@@ -649,6 +745,7 @@ job_success(struct sync_job *job, enum sync_result result,
 	job->outcome.result = result;
 	job->state.last_success = time_now();
 	job->state.last_error = 0;
+	job->state.retry_after = 0;
 	job->state.reason[0] = '\0';
 	job->state.has_mailbox = 1;
 	log_info(job->reqid, "sync.done", "account=%s email=%s outcome=%s "
@@ -660,67 +757,24 @@ job_success(struct sync_job *job, enum sync_result result,
 
 /* ---- calls to the master ---- */
 
-/* Builds the headers of an authenticated call; frees with headers_free. */
-static char **
-auth_headers(const char *token, const char *extra1, const char *extra2)
-{
-	char **h = xcalloc(4, sizeof(*h));
-	int n = 0;
-
-	h[n++] = xasprintf("Authorization: Bearer %s", token);
-	if (extra1)
-		h[n++] = xstrdup(extra1);
-	if (extra2)
-		h[n++] = xstrdup(extra2);
-	return h;
-}
-
-static void
-headers_free(char **h)
-{
-	int i;
-
-	for (i = 0; h[i]; i++)
-		xfree_secret(h[i], strlen(h[i]));
-	free(h);
-}
-
+/* Sends `m` (built by mastercall.c) for the job; `done` gets the answer. */
 static ps_err
-job_call(struct sync_job *job, const char *method, const char *url,
-    const char *body, const char *extra_header, size_t max_bytes,
-    xfer_done_fn done)
+job_call(struct sync_job *job, struct mcall *m, xfer_done_fn done)
 {
 	struct webapp_ctx *app = job->app;
-	struct portal_token_pick pick;
 	struct xfer_request xr = { 0 };
-	char *token = NULL, **hdrs;
-	ps_err rc;
 
-	if (!str_case_prefix(url, "https://") && !(app->w.allow_oauth_http &&
-	    str_case_prefix(url, "http://")))
-		return ps_errf(PS_EINVAL, "refusing OAuth over plain HTTP to "
-		    "%s (allow-oauth-over-http is off)", url);
-	/* The issuer, its realm and the audience, as diagnose sees them. */
-	if ((rc = portal_token_pick(&app->srv->issuers, url, &pick)) !=
-	    PS_OK || (rc = portal_token_mint(app, &pick, job->email,
-	    app->srv->tokens, &token)) != PS_OK)
-		return rc;
-	hdrs = auth_headers(token, body ? "Content-Type: text/xml; "
-	    "charset=utf-8" : NULL, extra_header);
-	xfree_secret(token, strlen(token));
-	xr.method = method;
-	xr.url = url;
-	xr.headers = (const char *const *)hdrs;
-	xr.body = body;
-	xr.body_len = body ? strlen(body) : 0;
+	xr.method = m->method;
+	xr.url = m->url;
+	xr.headers = (const char *const *)m->headers;
+	xr.body = m->body.b_len ? m->body.b_data : NULL;
+	xr.body_len = m->body.b_len;
 	xr.ca_file = app->w.ca_file[0] ? app->w.ca_file : NULL;
 	xr.allow_http = app->w.allow_oauth_http;
-	xr.timeout_ms = SYNC_TIMEOUT_MS;
-	xr.max_bytes = max_bytes;
+	xr.timeout_ms = MCALL_TIMEOUT_MS;
+	xr.max_bytes = m->max_bytes;
 	xr.reqid = job->reqid;
-	rc = xfer_start(app->srv->xfer, &xr, done, job);
-	headers_free(hdrs);
-	return rc;
+	return xfer_start(app->srv->xfer, &xr, done, job);
 }
 
 /* ---- step 3: render and store ---- */
@@ -760,21 +814,6 @@ render_done(void *arg)
 /* ---- step 2: GetUserPhoto ---- */
 
 static void
-strip_quotes(const char *in, char *out, size_t n)
-{
-	size_t len;
-
-	if (strncmp(in, "W/", 2) == 0)
-		in += 2;
-	if (*in == '"')
-		in++;
-	str_copy(out, in, n);
-	len = strlen(out);
-	if (len && out[len - 1] == '"')
-		out[len - 1] = '\0';
-}
-
-static void
 photo_done(struct xfer_response *r, void *arg)
 {
 	struct sync_job *job = arg;
@@ -790,83 +829,101 @@ photo_done(struct xfer_response *r, void *arg)
 	log_info(job->reqid, "sync.photo_answer", "account=%s status=%ld "
 	    "bytes=%zu ms=%lld", log_q(job->account), r->status,
 	    r->body.b_len, (long long)r->elapsed_ms);
-	switch (r->status) {
-	case 200:
-		if (!str_case_prefix(r->content_type, "image/")) {
-			snprintf(reason, sizeof(reason), "the answer is %s, "
-			    "not an image", r->content_type[0] ?
-			    r->content_type : "untyped");
-			job_error(job, "GetUserPhoto", reason, 1);
-			return;
-		}
-		strip_quotes(r->etag, job->new_master_etag,
+	switch (mcall_photo_read(r->status, r->content_type, r->retry_after,
+	    reason, sizeof(reason))) {
+	case MCALL_PHOTO_NEW:
+		mcall_etag(r->etag, job->new_master_etag,
 		    sizeof(job->new_master_etag));
 		buf_move(&job->photo, &r->body);
 		if (work_try_submit(job->app->srv->pool, render_run,
 		    render_done, job) != PS_OK)
 			job_busy(job, ps_errmsg());
 		return;
-	case 304:
+	case MCALL_PHOTO_UNCHANGED:
 		job_success(job, SYNC_UNCHANGED, WRITE_STATE);
 		return;
-	case 404:
-		/* The master has no photo for this user: show none. */
+	case MCALL_PHOTO_NONE:
+		/*
+		 * The master has no photo for this user: whatever is held
+		 * (the master's, or one uploaded here before the mailbox was
+		 * known) goes, in the transaction that records it. This is
+		 * the only place a sync removes a photo.
+		 */
 		job->state.master_etag[0] = '\0';
-		job_success(job, SYNC_NO_PHOTO, job->have_master_photo ?
-		    WRITE_REMOVE : WRITE_STATE);
+		job_success(job, SYNC_NO_PHOTO, WRITE_REMOVE);
 		return;
-	case 429:
-	case 503:
+	case MCALL_PHOTO_BUSY:
 		job->outcome.result = SYNC_BUSY;
 		job->outcome.retry_after = r->retry_after;
-		snprintf(reason, sizeof(reason), "the master is busy (HTTP "
-		    "%ld, retry after %lds)", r->status, r->retry_after);
+		if (r->status == 503)
+			master_hold(job->app->srv, job->reqid, job->photos_url,
+			    r->retry_after);
 		job_error(job, "GetUserPhoto", reason, -1);
 		return;
-	default:
-		snprintf(reason, sizeof(reason), "the master answered HTTP %ld",
-		    r->status);
-		job_error(job, "GetUserPhoto", reason, -1);
+	case MCALL_PHOTO_ERROR:
+		/* A 200 says there is a mailbox, whatever its body. */
+		job_error(job, "GetUserPhoto", reason, r->status == 200 ? 1 :
+		    -1);
+		return;
 	}
 }
 
 static void
 start_photo(struct sync_job *job)
 {
-	char *enc = http_encode(job->email), *url, *inm = NULL;
-	size_t n = strlen(job->photos_url);
+	struct portal_srv *srv = job->app->srv;
+	struct mcall m;
 	ps_err rc;
 
-	/* ExternalPhotosUrl is the EWS URL plus "/s" (reference §2.4). */
-	url = xasprintf("%.*s/GetUserPhoto?email=%s&size=HR648x648",
-	    (int)(n && job->photos_url[n - 1] == '/' ? n - 1 : n),
-	    job->photos_url, enc);
-	if (job->have_master_photo && job->state.master_etag[0])
-		inm = xasprintf("If-None-Match: \"%s\"",
-		    job->state.master_etag);
+	if ((rc = mcall_photo(&m, job->app, &srv->issuers, srv->tokens,
+	    job->photos_url, job->mailbox, job->email,
+	    job->have_master_photo ? job->state.master_etag : NULL)) !=
+	    PS_OK) {
+		job_error(job, "GetUserPhoto", ps_errmsg(), -1);
+		return;
+	}
 	log_info(job->reqid, "sync.photo_request", "account=%s url=%s "
-	    "conditional=%s", log_q(job->account), log_q(url),
-	    inm ? "yes" : "no");
-	rc = job_call(job, "GET", url, NULL, inm, SYNC_MAX_PHOTO, photo_done);
-	free(enc);
-	free(url);
-	free(inm);
+	    "conditional=%s", log_q(job->account), log_q(m.url),
+	    job->have_master_photo && job->state.master_etag[0] ? "yes" :
+	    "no");
+	rc = job_call(job, &m, photo_done);
+	mcall_cleanup(&m);
 	if (rc != PS_OK)
 		job_error(job, "GetUserPhoto", ps_errmsg(), -1);
 }
 
 /* ---- step 1: Autodiscover ---- */
 
-static const char *const ad_settings[] = {
-	"ExternalPhotosUrl", "InternalPhotosUrl", "ExternalEcpPhotoUrl",
-	"InternalEcpPhotoUrl", "ExternalEwsUrl",
-};
+static void start_autodiscover_at(struct sync_job *, const char *url,
+    const char *email);
+
+/* Follows a RedirectAddress or RedirectUrl answer (reference §1.4, §2.3). */
+static void
+ad_redirect(struct sync_job *job, enum ad_verdict v, const char *target)
+{
+	char *url = NULL;
+	char email[256];
+
+	str_copy(email, job->mailbox, sizeof(email));
+	if (mcall_redirect(&job->app->w, v, target, email, sizeof(email),
+	    &url) != PS_OK) {
+		job_error(job, "autodiscover", ps_errmsg(), -1);
+		return;
+	}
+	log_info(job->reqid, "sync.autodiscover_redirect", "account=%s "
+	    "kind=%s email=%s url=%s hop=%zu", log_q(job->account),
+	    v == AD_REDIRECT_ADDRESS ? "address" : "url", log_q(email),
+	    log_q(url), job->hops.n);
+	start_autodiscover_at(job, url, email);
+	free(url);
+}
 
 static void
 ad_done(struct xfer_response *r, void *arg)
 {
 	struct sync_job *job = arg;
 	struct ad_user_settings us = { 0 };
+	enum ad_verdict v;
 	char reason[300];
 
 	if (r->rc != PS_OK) {
@@ -878,44 +935,43 @@ ad_done(struct xfer_response *r, void *arg)
 	if (r->status == 429 || r->status == 503) {
 		job->outcome.result = SYNC_BUSY;
 		job->outcome.retry_after = r->retry_after;
+		if (r->status == 503)
+			master_hold(job->app->srv, job->reqid, job->ad_url,
+			    r->retry_after);
 	}
-	if (r->status != 200) {
-		snprintf(reason, sizeof(reason), "Autodiscover answered HTTP "
-		    "%ld", r->status);
-		job_error(job, "autodiscover", reason, -1);
+	v = mcall_autodiscover_read(r->status, r->body.b_data, r->body.b_len,
+	    &us, reason, sizeof(reason));
+	switch (v) {
+	case AD_MAILBOX:
+		break;
+	case AD_REDIRECT_ADDRESS:
+	case AD_REDIRECT_URL:
+		ad_redirect(job, v, us.redirect_target);
+		ad_user_settings_cleanup(&us);
 		return;
-	}
-	if (autodiscover_soap_parse(r->body.b_data, r->body.b_len, &us) !=
-	    PS_OK) {
-		job_error(job, "autodiscover", ps_errmsg(), -1);
-		return;
-	}
-	if (us.error_code && strcmp(us.error_code, "NoError") != 0) {
-		snprintf(reason, sizeof(reason), "no mailbox: Autodiscover "
-		    "says %s (%s)", us.error_code, us.error_message ?
-		    us.error_message : "");
+	case AD_NO_MAILBOX:
+		if (us.photos_url == NULL || us.ecp_photo_url == NULL)
+			log_warn(job->reqid, "sync.autodiscover_incomplete",
+			    "account=%s photos_url=%s ecp_photo_url=%s "
+			    "message=%s", log_q(job->account),
+			    us.photos_url ? "set" : "null",
+			    us.ecp_photo_url ? "set" : "null",
+			    log_q("PhotosUrl or EcpPhotoUrl is null (from "
+			    "AutoDiscover)"));
 		ad_user_settings_cleanup(&us);
 		job_error(job, "autodiscover", reason, 0);
 		return;
-	}
-	if (us.photos_url == NULL || us.ecp_photo_url == NULL) {
-		/* The original logs "PhotosUrl or EcpPhotoUrl is null (from
-		 * AutoDiscover)"; it treats the user as having no mailbox. */
-		log_warn(job->reqid, "sync.autodiscover_incomplete",
-		    "account=%s photos_url=%s ecp_photo_url=%s message=%s",
-		    log_q(job->account), us.photos_url ? "set" : "null",
-		    us.ecp_photo_url ? "set" : "null",
-		    log_q("PhotosUrl or EcpPhotoUrl is null (from "
-		    "AutoDiscover)"));
+	case AD_ERROR:
+		/* Says nothing about the mailbox: what was known stays. */
 		ad_user_settings_cleanup(&us);
-		job_error(job, "autodiscover", "PhotosUrl or EcpPhotoUrl is "
-		    "null (from AutoDiscover): no mailbox", 0);
+		job_error(job, "autodiscover", reason, -1);
 		return;
 	}
 	log_info(job->reqid, "sync.autodiscover_answer", "account=%s "
 	    "photos_url=%s ecp_photo_url=%s", log_q(job->account),
 	    log_q(us.photos_url), log_q(us.ecp_photo_url));
-	ad_cache_put(job->app, job->email, us.photos_url, us.ecp_photo_url);
+	ad_cache_put(job->app, job->email, job->mailbox, us.photos_url,
+	    us.ecp_photo_url);
 	job->photos_url = xstrdup(us.photos_url);
 	job->ecp_photo_url = xstrdup(us.ecp_photo_url);
 	ad_user_settings_cleanup(&us);
@@ -929,38 +985,44 @@ ad_done(struct xfer_response *r, void *arg)
 	start_photo(job);
 }
 
+/* Asks `url` about `email`: the first question, or a redirect's. */
+static void
+start_autodiscover_at(struct sync_job *job, const char *url,
+    const char *email)
+{
+	struct portal_srv *srv = job->app->srv;
+	struct mcall m;
+	ps_err rc;
+
+	if ((rc = ad_hops_add(&job->hops, url, email)) != PS_OK) {
+		job_error(job, "autodiscover", ps_errmsg(), -1);
+		return;
+	}
+	str_copy(job->mailbox, email, sizeof(job->mailbox));
+	free(job->ad_url);
+	job->ad_url = xstrdup(url);
+	log_info(job->reqid, "sync.autodiscover_request", "account=%s "
+	    "email=%s url=%s", log_q(job->account), log_q(email), log_q(url));
+	if ((rc = mcall_autodiscover(&m, job->app, &srv->issuers,
+	    srv->tokens, url, email)) == PS_OK) {
+		rc = job_call(job, &m, ad_done);
+		mcall_cleanup(&m);
+	}
+	if (rc != PS_OK)
+		job_error(job, "autodiscover", ps_errmsg(), -1);
+}
+
 static void
 start_autodiscover(struct sync_job *job)
 {
-	const struct store_webapp *w = &job->app->w;
-	const char *at = strchr(job->email, '@');
 	char *url;
-	struct buf body;
-	ps_err rc;
 
-	if (!w->autodiscover_domain[0] && at == NULL) {
-		job_error(job, "autodiscover", "the user's address has no "
-		    "domain", -1);
+	if (mcall_autodiscover_url(&job->app->w, job->email, &url) != PS_OK) {
+		job_error(job, "autodiscover", ps_errmsg(), -1);
 		return;
 	}
-	if (w->autodiscover_domain[0])
-		url = xasprintf("https://%s/autodiscover/autodiscover.svc",
-		    w->autodiscover_domain);
-	else
-		url = xasprintf("https://autodiscover.%s/autodiscover/"
-		    "autodiscover.svc", at + 1);
-	buf_init(&body, 64 * 1024);
-	log_info(job->reqid, "sync.autodiscover_request", "account=%s "
-	    "url=%s", log_q(job->account), log_q(url));
-	rc = autodiscover_soap_request(&body, url, job->email, ad_settings,
-	    sizeof(ad_settings) / sizeof(*ad_settings));
-	if (rc == PS_OK)
-		rc = job_call(job, "POST", url, buf_str(&body), NULL,
-		    SYNC_MAX_XML, ad_done);
-	buf_cleanup(&body);
+	start_autodiscover_at(job, url, job->email);
 	free(url);
-	if (rc != PS_OK)
-		job_error(job, "autodiscover", ps_errmsg(), -1);
 }
 
 /* ---- entry ---- */
@@ -986,6 +1048,7 @@ job_new(struct webapp_ctx *app, const struct store_user *owner,
 	job->app = app;
 	str_copy(job->account, owner->account, sizeof(job->account));
 	str_copy(job->email, owner->email, sizeof(job->email));
+	str_copy(job->mailbox, owner->email, sizeof(job->mailbox));
 	str_copy(job->reqid, reqid, sizeof(job->reqid));
 	job->state = e->s;
 	job->have_master_photo = e->have_master_photo;
@@ -994,10 +1057,23 @@ job_new(struct webapp_ctx *app, const struct store_user *owner,
 	job->started_ms = time_mono_ms();
 	job->at_master = true;
 	srv->at_master++;
-	buf_init(&job->photo, SYNC_MAX_PHOTO);
+	buf_init(&job->photo, MCALL_MAX_PHOTO);
 	job->next = srv->jobs;
 	srv->jobs = job;
 	return job;
+}
+
+/* A request joins the sync in flight (single-flight). */
+static void
+sync_join(struct sync_job *job, const struct store_user *owner,
+    const char *reqid, int flags, sync_wait_fn fn, void *arg)
+{
+	if (flags & SYNC_AGAIN)
+		job->again = true;
+	log_info(reqid, "sync.joined", "account=%s leader=%s again=%s",
+	    log_q(owner->account), log_q(job->reqid),
+	    (flags & SYNC_AGAIN) ? "yes" : "no");
+	waiter_add(job, fn, arg, flags & SYNC_DEADLINE);
 }
 
 /*
@@ -1012,13 +1088,12 @@ sync_decide(struct webapp_ctx *app, const struct store_user *owner,
 	const struct store_webapp *w = &app->w;
 	struct ad_entry *ad;
 	struct sync_job *job;
-	int64_t now = time_now();
+	int64_t now = time_now(), window, held;
+	char *ad_url = NULL;
 
 	if ((job = job_find(app->srv, app, owner->account)) != NULL &&
 	    !job->discover_only) {
-		log_info(reqid, "sync.joined", "account=%s leader=%s",
-		    log_q(owner->account), log_q(job->reqid));
-		waiter_add(job, fn, arg, flags & SYNC_DEADLINE);
+		sync_join(job, owner, reqid, flags, fn, arg);
 		return SYNC_STARTED;
 	}
 	if (!(flags & SYNC_FORCE) && e->s.last_success &&
@@ -1028,10 +1103,32 @@ sync_decide(struct webapp_ctx *app, const struct store_user *owner,
 		    (long long)(now - e->s.last_success));
 		return SYNC_NOT_DUE_FRESH;
 	}
-	if (!(flags & SYNC_FORCE) && e->s.last_error &&
-	    now - e->s.last_error < w->photo_error_expiration) {
-		log_debug(reqid, "sync.error_window", "account=%s age=%lld",
-		    log_q(owner->account), (long long)(now - e->s.last_error));
+	/*
+	 * After a 429 or 503 the next call waits for the longer of the
+	 * error window and the master's Retry-After; a forced sync skips
+	 * the window, never what the master asked.
+	 */
+	window = (flags & SYNC_FORCE) ? 0 : w->photo_error_expiration;
+	if (e->s.retry_after > window)
+		window = e->s.retry_after;
+	if (e->s.last_error && now - e->s.last_error < window) {
+		log_debug(reqid, "sync.error_window", "account=%s age=%lld "
+		    "retry_after=%lld", log_q(owner->account),
+		    (long long)(now - e->s.last_error),
+		    (long long)e->s.retry_after);
+		return SYNC_NOT_DUE_ERROR;
+	}
+	/* A master that answered 503 is left alone, whoever asks. */
+	ad = ad_cache_find(app, owner->email);
+	if (ad == NULL && autodiscover_url(w->autodiscover_domain,
+	    owner->email, &ad_url) != PS_OK)
+		ad_url = NULL;
+	held = ad != NULL ? master_held(app->srv, ad->photos_url) :
+	    ad_url != NULL ? master_held(app->srv, ad_url) : 0;
+	free(ad_url);
+	if (held > 0) {
+		log_info(reqid, "sync.master_busy", "account=%s wait_s=%lld",
+		    log_q(owner->account), (long long)held);
 		return SYNC_NOT_DUE_ERROR;
 	}
 	job = job_new(app, owner, reqid, e);
@@ -1040,7 +1137,8 @@ sync_decide(struct webapp_ctx *app, const struct store_user *owner,
 	    "last_error=%lld forced=%s", log_q(job->account), log_q(job->email),
 	    (long long)e->s.last_success, (long long)e->s.last_error,
 	    (flags & SYNC_FORCE) ? "yes" : "no");
-	if ((ad = ad_cache_find(app, owner->email)) != NULL) {
+	if (ad != NULL) {
+		str_copy(job->mailbox, ad->mailbox, sizeof(job->mailbox));
 		job->photos_url = xstrdup(ad->photos_url);
 		job->ecp_photo_url = xstrdup(ad->ecp_photo_url);
 		start_photo(job);
@@ -1122,9 +1220,7 @@ sync_request(struct webapp_ctx *app, const struct store_user *owner,
 		return SYNC_OFF;
 	if ((job = job_find(app->srv, app, owner->account)) != NULL &&
 	    !job->discover_only) {
-		log_info(reqid, "sync.joined", "account=%s leader=%s",
-		    log_q(owner->account), log_q(job->reqid));
-		waiter_add(job, fn, arg, flags & SYNC_DEADLINE);
+		sync_join(job, owner, reqid, flags, fn, arg);
 		return SYNC_STARTED;
 	}
 	if ((e = state_find(app, owner->account)) != NULL)
@@ -1238,13 +1334,17 @@ prefetch_done(struct xfer_response *r, void *arg)
 		log_warn(pf->reqid, "sync.prefetch_failed", "users=%zu "
 		    "status=200 reason=%s", pf->n, log_q(ps_errmsg()));
 	else {
-		/* What a user's own sync would keep; it deals with the rest. */
+		/*
+		 * What a user's own sync would keep; it deals with the rest
+		 * (a redirect it follows, no mailbox or an error it records),
+		 * so that both read an answer the same way.
+		 */
 		for (i = 0; i < pf->n; i++) {
-			if (us[i].error_code && strcmp(us[i].error_code,
-			    "NoError") == 0 && us[i].photos_url &&
-			    us[i].ecp_photo_url) {
+			if (autodiscover_verdict(&us[i], NULL, 0) ==
+			    AD_MAILBOX) {
 				ad_cache_put(pf->app, pf->emails[i],
-				    us[i].photos_url, us[i].ecp_photo_url);
+				    pf->emails[i], us[i].photos_url,
+				    us[i].ecp_photo_url);
 				found++;
 			}
 			ad_user_settings_cleanup(&us[i]);
@@ -1264,11 +1364,10 @@ sync_discover_prefetch(struct webapp_ctx *app,
 {
 	const struct store_webapp *w = &app->w;
 	struct prefetch *pf = xcalloc(1, sizeof(*pf));
-	struct portal_token_pick pick;
 	struct xfer_request xr = { 0 };
 	const char *domain = NULL, *at;
-	char *url = NULL, *token = NULL, **hdrs = NULL;
-	struct buf body;
+	struct mcall m = { 0 };
+	char *url = NULL;
 	size_t i;
 	ps_err rc = PS_OK;
 
@@ -1277,7 +1376,6 @@ sync_discover_prefetch(struct webapp_ctx *app,
 	pf->arg = arg;
 	str_copy(pf->reqid, reqid, sizeof(pf->reqid));
 	pf->emails = xcalloc(n + 1, sizeof(*pf->emails));
-	buf_init(&body, 1024 * 1024);
 	/* Those not known yet; one Autodiscover host per call. */
 	for (i = 0; i < n && pf->n < AD_MAX_USERS; i++) {
 		if ((at = strchr(users[i]->email, '@')) == NULL ||
@@ -1292,32 +1390,29 @@ sync_discover_prefetch(struct webapp_ctx *app,
 	}
 	if (pf->n == 0 || !w->photo_import)
 		goto out;
-	url = w->autodiscover_domain[0] ? xasprintf("https://%s/autodiscover/"
-	    "autodiscover.svc", w->autodiscover_domain) :
-	    xasprintf("https://autodiscover.%s/autodiscover/autodiscover.svc",
-	    domain);
-	if ((rc = autodiscover_soap_request_many(&body, url,
-	    (const char *const *)pf->emails, pf->n, ad_settings,
-	    sizeof(ad_settings) / sizeof(*ad_settings))) != PS_OK ||
-	    (rc = portal_token_pick(&app->srv->issuers, url, &pick)) !=
-	    PS_OK || (rc = portal_token_mint(app, &pick, NULL, NULL,
-	    &token)) != PS_OK)
+	if ((rc = mcall_autodiscover_url(w, pf->emails[0], &url)) != PS_OK)
 		goto out;
-	hdrs = auth_headers(token, "Content-Type: text/xml; charset=utf-8",
-	    NULL);
-	xfree_secret(token, strlen(token));
-	xr.method = "POST";
-	xr.url = url;
-	xr.headers = (const char *const *)hdrs;
-	xr.body = buf_str(&body);
-	xr.body_len = body.b_len;
+	if (master_held(app->srv, url) > 0) {
+		/* Each user's own sync finds the master held back. */
+		log_info(reqid, "sync.master_busy", "users=%zu wait_s=%lld",
+		    pf->n, (long long)master_held(app->srv, url));
+		goto out;
+	}
+	if ((rc = mcall_autodiscover_many(&m, app, &app->srv->issuers, url,
+	    (const char *const *)pf->emails, pf->n)) != PS_OK)
+		goto out;
+	xr.method = m.method;
+	xr.url = m.url;
+	xr.headers = (const char *const *)m.headers;
+	xr.body = m.body.b_data;
+	xr.body_len = m.body.b_len;
 	xr.ca_file = w->ca_file[0] ? w->ca_file : NULL;
 	xr.allow_http = w->allow_oauth_http;
-	xr.timeout_ms = SYNC_TIMEOUT_MS;
-	xr.max_bytes = SYNC_MAX_XML * 8;
+	xr.timeout_ms = MCALL_TIMEOUT_MS;
+	xr.max_bytes = m.max_bytes;
 	xr.reqid = pf->reqid;
 	rc = xfer_start(app->srv->xfer, &xr, prefetch_done, pf);
-	headers_free(hdrs);
+	mcall_cleanup(&m);
 	if (rc == PS_OK)
 		pf = NULL;	/* prefetch_done has it */
 out:
@@ -1328,7 +1423,6 @@ out:
 		pf->done(pf->arg);
 		prefetch_free(pf);
 	}
-	buf_cleanup(&body);
 	free(url);
 }
 
@@ -1360,5 +1454,6 @@ sync_shutdown(struct portal_srv *srv)
 	lru_free(srv->ad_cache);
 	lru_free(srv->states);
 	lru_free(srv->tokens);
-	srv->ad_cache = srv->states = srv->tokens = NULL;
+	lru_free(srv->master_holds);
+	srv->ad_cache = srv->states = srv->tokens = srv->master_holds = NULL;
 }

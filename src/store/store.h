@@ -324,6 +324,8 @@ struct store_webapp {
 	bool	 notifications;		/* accept the master's notices */
 	bool	 avatar_anyone;		/* /avatar/ without signing in */
 	char	 avatar_defaults[1024];	/* allowed d= URL prefixes */
+	int	 owner_wait_ms;		/* how long an owner's request waits
+					   for a sync (default 2000) */
 };
 
 /* Sets w->id. PS_EEXIST when the URL is taken. */
@@ -437,6 +439,8 @@ struct store_sync {
 	char	 master_etag[128];	/* of the master's photo we hold, ""
 					   if none (none, or one uploaded) */
 	int	 has_mailbox;	/* -1 unknown, 0 no, 1 yes */
+	int64_t	 retry_after;	/* seconds after last_error the master
+				   asked us to wait (Retry-After), 0: none */
 };
 
 /* Never fails with PS_ENOTFOUND: an unknown user gets a zeroed state. */

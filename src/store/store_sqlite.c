@@ -322,6 +322,11 @@ static const char *const portal_migrations[] = {
 	    "NEW.webapp || '/' || lower(NEW.account)",
 	    "OLD.webapp || '/' || lower(OLD.account)")
 	FEED_TABLE("sessions", "session", "NEW.key", "OLD.key"),
+	/* 4: how long an owner waits for a sync; a master's Retry-After */
+	"ALTER TABLE webapps ADD COLUMN owner_wait_ms INTEGER NOT NULL "
+	"  DEFAULT 2000;"
+	"ALTER TABLE sync_state ADD COLUMN retry_after INTEGER NOT NULL "
+	"  DEFAULT 0;",
 };
 #pragma GCC diagnostic pop
 
@@ -1789,7 +1794,8 @@ store_preview_remove(struct store *st, const char *email)
 	"id, url, host, port, realm, photo_import, photo_expiration, "	\
 	"photo_error_expiration, autodiscover_domain, sync_any, size_s, "	\
 	"size_m, size_l, ca_file, allow_oauth_http, created, "		\
-	"background_refresh, notifications, avatar_anyone, avatar_defaults"
+	"background_refresh, notifications, avatar_anyone, avatar_defaults, " \
+	"owner_wait_ms"
 
 static void
 webapp_row(sqlite3_stmt *q, struct store_webapp *w)
@@ -1817,6 +1823,7 @@ webapp_row(sqlite3_stmt *q, struct store_webapp *w)
 	w->avatar_anyone = sqlite3_column_int(q, 18) != 0;
 	str_copy(w->avatar_defaults, col_text(q, 19),
 	    sizeof(w->avatar_defaults));
+	w->owner_wait_ms = sqlite3_column_int(q, 20);
 }
 
 static void
@@ -1840,6 +1847,7 @@ webapp_bind(sqlite3_stmt *q, const struct store_webapp *w)
 	sqlite3_bind_int(q, 17, w->notifications);
 	sqlite3_bind_int(q, 18, w->avatar_anyone);
 	bind_text(q, 19, w->avatar_defaults);
+	sqlite3_bind_int(q, 20, w->owner_wait_ms);
 }
 
 ps_err
@@ -1849,8 +1857,9 @@ store_webapp_add(struct store *st, struct store_webapp *w)
 	    "realm, photo_import, photo_expiration, photo_error_expiration, "
 	    "autodiscover_domain, sync_any, size_s, size_m, size_l, ca_file, "
 	    "allow_oauth_http, created, background_refresh, notifications, "
-	    "avatar_anyone, avatar_defaults) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-	    "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)");
+	    "avatar_anyone, avatar_defaults, owner_wait_ms) VALUES (?1, ?2, "
+	    "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+	    "?17, ?18, ?19, ?20)");
 	ps_err rc;
 
 	if (q == NULL)
@@ -1875,8 +1884,8 @@ store_webapp_update(struct store *st, const struct store_webapp *w)
 	    "photo_error_expiration = ?, autodiscover_domain = ?, sync_any = "
 	    "?, size_s = ?, size_m = ?, size_l = ?, ca_file = ?, "
 	    "allow_oauth_http = ?14, background_refresh = ?16, notifications "
-	    "= ?17, avatar_anyone = ?18, avatar_defaults = ?19 WHERE id = "
-	    "?15");
+	    "= ?17, avatar_anyone = ?18, avatar_defaults = ?19, "
+	    "owner_wait_ms = ?20 WHERE id = ?15");
 	int changes = 0;
 	ps_err rc;
 
@@ -2422,8 +2431,8 @@ store_sync_get(struct store *st, int64_t webapp, const char *account,
     struct store_sync *out)
 {
 	sqlite3_stmt *q = prep(st, "SELECT last_success, last_error, reason, "
-	    "master_etag, has_mailbox FROM sync_state WHERE webapp = ? AND "
-	    "account = ?");
+	    "master_etag, has_mailbox, retry_after FROM sync_state WHERE "
+	    "webapp = ? AND account = ?");
 	ps_err rc = PS_OK;
 	int r;
 
@@ -2441,6 +2450,7 @@ store_sync_get(struct store *st, int64_t webapp, const char *account,
 		str_copy(out->master_etag, col_text(q, 3),
 		    sizeof(out->master_etag));
 		out->has_mailbox = sqlite3_column_int(q, 4);
+		out->retry_after = sqlite3_column_int64(q, 5);
 	} else if (r != SQLITE_DONE) {
 		rc = store_fail(st, "read sync state");
 	}
@@ -2454,8 +2464,8 @@ store_sync_put(struct store *st, int64_t webapp, const char *account,
 {
 	sqlite3_stmt *q = prep(st, "INSERT OR REPLACE INTO sync_state (webapp, "
 	    "account, last_success, last_error, reason, master_etag, "
-	    "has_mailbox) VALUES (?, (SELECT account FROM users WHERE account "
-	    "= ?), ?, ?, ?, ?, ?)");
+	    "has_mailbox, retry_after) VALUES (?, (SELECT account FROM users "
+	    "WHERE account = ?), ?, ?, ?, ?, ?, ?)");
 	ps_err rc;
 
 	if (q == NULL)
@@ -2467,6 +2477,7 @@ store_sync_put(struct store *st, int64_t webapp, const char *account,
 	bind_text(q, 5, s->reason);
 	bind_text(q, 6, s->master_etag);
 	sqlite3_bind_int(q, 7, s->has_mailbox);
+	sqlite3_bind_int64(q, 8, s->retry_after);
 	rc = step_done(st, q, NULL);
 	if (rc == PS_EEXIST)
 		rc = ps_errf(PS_ENOTFOUND, "no user %s", account);
@@ -2480,8 +2491,8 @@ store_sync_each(struct store *st, int64_t webapp,
     void *arg)
 {
 	sqlite3_stmt *q = prep(st, "SELECT account, last_success, last_error, "
-	    "reason, master_etag, has_mailbox FROM sync_state WHERE webapp = "
-	    "?");
+	    "reason, master_etag, has_mailbox, retry_after FROM sync_state "
+	    "WHERE webapp = ?");
 	struct store_sync sy;
 	ps_err rc = PS_OK;
 	int r;
@@ -2497,6 +2508,7 @@ store_sync_each(struct store *st, int64_t webapp,
 		str_copy(sy.master_etag, col_text(q, 4),
 		    sizeof(sy.master_etag));
 		sy.has_mailbox = sqlite3_column_int(q, 5);
+		sy.retry_after = sqlite3_column_int64(q, 6);
 		rc = fn(arg, col_text(q, 0), &sy);
 	}
 	if (rc == PS_OK && r != SQLITE_DONE)

@@ -209,7 +209,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             c = self._record("autodiscover")
             c.body = body
             xml = fake.ad_template.replace(BASE_MARK, fake.ad_base())
-            self._send(200, "text/xml; charset=utf-8", xml.encode())
+            status = 200
+            if fake.ad_answer:
+                # A test's own answer: (status, xml), or None for the
+                # captured one.
+                got = fake.ad_answer(body.decode("utf-8", "replace"))
+                if got is not None:
+                    status, xml = got
+            self._send(status, "text/xml; charset=utf-8", xml.encode())
             return
         self._record("other")
         self._send(404, "text/plain", b"no such endpoint\n")
@@ -229,10 +236,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         mode = fake.mode
         if fake.delay:
             time.sleep(fake.delay)
+        if fake.gate is not None:
+            # Held until the test opens the gate (an event, not a time).
+            fake.gate.wait(60)
         if fake.throttle_left > 0:
-            # A busy master: 429 with Retry-After, `throttle_left` times.
+            # A busy master: 429 (or throttle_status) with Retry-After,
+            # `throttle_left` times.
             fake.throttle_left -= 1
-            self._send(429, "text/plain", b"slow down\n",
+            self._send(fake.throttle_status, "text/plain", b"slow down\n",
                        [("Retry-After", str(fake.retry_after))])
             return
         if mode == "ok":
@@ -254,6 +265,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._huge(with_length=False)
         elif mode == "500":
             self._send(500, "text/plain", b"Internal Server Error\n")
+        elif mode == "404":
+            self._send(404, "text/plain", b"no photo\n")
         elif mode == "401":
             self._send(401, "text/plain", b"no\n", [
                 ("WWW-Authenticate", 'Bearer client_id="00000002-0000-'
@@ -304,14 +317,20 @@ class FakeMaster:
     "html", "huge", "huge-unsized", "500", "401"; delay: seconds slept
     before any GetUserPhoto answer. throttle_left: how many GetUserPhoto
     calls get 429 with Retry-After: retry_after first. photos_base: what the Autodiscover
-    answer's URLs start with (default: this server)."""
+    answer's URLs start with (default: this server). ad_answer: None, or
+    a function of the Autodiscover request's body returning (status, xml)
+    or None (the captured answer). gate: None, or a threading.Event every
+    GetUserPhoto answer waits for. mode "404": no photo."""
 
     def __init__(self, ad_template, tls=None, photo=None, metadata=None):
         self.ad_template = ad_template
         self.mode = "ok"
         self.delay = 0
         self.throttle_left = 0
+        self.throttle_status = 429
         self.retry_after = 1
+        self.ad_answer = None
+        self.gate = None
         self.etag = "fake-1"
         self.photo = photo or make_jpeg()
         self.garbage = b"GARBAGE!" + os.urandom(20000)

@@ -21,7 +21,7 @@ from fakepeer import (FakeMaster, bundle, capture_ad_template, closed_port,
                       make_jpeg, make_tls, wait_for)
 from psync import done, is_eq, ok, photo_path, tmpdir, wired
 
-SYNC_WAIT = 2.5         # SYNC_WAIT_MS in src/portal/portal_int.h
+SYNC_WAIT = 2.0         # --owner-wait, 2000 ms by default
 SYNC_TIMEOUT = 10.0     # SYNC_TIMEOUT_MS in src/portal/sync.c
 QUICK = SYNC_WAIT + 1.5  # what "answers at once, or at the deadline" allows
 T1, T2 = "contoso\\test1", "contoso\\test2"

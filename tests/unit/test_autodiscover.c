@@ -4,6 +4,7 @@
  * parser against the server function, and the parser against answers in
  * the shape of a real Exchange 2013 (tests/data/xml/gus-*.xml).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -740,6 +741,93 @@ test_parse_foreign(void)
 	    "NoError without a UserResponse is EUPSTREAM");
 }
 
+/* --- what an answer means, and the redirects followed ---------------- */
+
+static void
+test_verdict_and_hops(void)
+{
+	struct ad_user_settings us;
+	struct ad_hops h = { 0 };
+	char why[256], *url, addr[64];
+	int i;
+
+	memset(&us, 0, sizeof(us));
+	us.photos_url = "https://m/EWS/Exchange.asmx/s";
+	us.ecp_photo_url = "https://m/ecp/x";
+	is_int(autodiscover_verdict(&us, why, sizeof(why)), AD_MAILBOX,
+	    "no code, both URLs: a mailbox");
+	us.error_code = "NoError";
+	is_int(autodiscover_verdict(&us, why, sizeof(why)), AD_MAILBOX,
+	    "NoError, both URLs: a mailbox");
+	us.ecp_photo_url = NULL;
+	is_int(autodiscover_verdict(&us, why, sizeof(why)), AD_NO_MAILBOX,
+	    "NoError without the ECP photo URL: no mailbox");
+	ok(strstr(why, "PhotosUrl or EcpPhotoUrl is null") != NULL,
+	    "  says which");
+	us.ecp_photo_url = "https://m/ecp/x";
+	us.photos_url = NULL;
+	is_int(autodiscover_verdict(&us, NULL, 0), AD_NO_MAILBOX,
+	    "NoError without the photos URL: no mailbox");
+	us.error_code = "InvalidUser";
+	is_int(autodiscover_verdict(&us, why, sizeof(why)), AD_NO_MAILBOX,
+	    "InvalidUser: no mailbox");
+	us.error_code = "RedirectAddress";
+	is_int(autodiscover_verdict(&us, why, sizeof(why)), AD_ERROR,
+	    "RedirectAddress without a target: an error");
+	us.redirect_target = "a@fabrikam.com";
+	is_int(autodiscover_verdict(&us, why, sizeof(why)),
+	    AD_REDIRECT_ADDRESS, "RedirectAddress with a target");
+	us.error_code = "RedirectUrl";
+	is_int(autodiscover_verdict(&us, why, sizeof(why)), AD_REDIRECT_URL,
+	    "RedirectUrl with a target");
+	us.redirect_target = NULL;
+	us.photos_url = "https://m/EWS/Exchange.asmx/s";
+	us.error_code = "ServerBusy";
+	is_int(autodiscover_verdict(&us, why, sizeof(why)), AD_ERROR,
+	    "ServerBusy: an error, even with URLs");
+	us.error_code = "InternalServerError";
+	is_int(autodiscover_verdict(&us, why, sizeof(why)), AD_ERROR,
+	    "InternalServerError: an error");
+	is_str(why, "Autodiscover says InternalServerError ()",
+	    "  says the code");
+	us.error_code = "InvalidDomain";
+	is_int(autodiscover_verdict(&us, NULL, 0), AD_ERROR,
+	    "any other code: an error");
+
+	ok(ad_hops_add(&h, "https://a/autodiscover/autodiscover.svc",
+	    "u@contoso.com") == PS_OK, "the first question");
+	is_int(ad_hops_add(&h, "http://b/autodiscover/autodiscover.svc",
+	    "u@contoso.com"), PS_EINVAL, "http refused");
+	is_int(ad_hops_add(&h, "https://b/x", "nobody"), PS_EINVAL,
+	    "a target that is no address refused");
+	is_int(ad_hops_add(&h, "HTTPS://A/autodiscover/autodiscover.svc",
+	    "U@contoso.com"), PS_EEXIST, "back to the start is a loop");
+	for (i = 1; i <= AD_MAX_HOPS; i++) {
+		snprintf(addr, sizeof(addr), "hop%d@contoso.com", i);
+		if (ad_hops_add(&h, "https://a/autodiscover/autodiscover.svc",
+		    addr) != PS_OK)
+			break;
+	}
+	is_int(i, AD_MAX_HOPS + 1, "AD_MAX_HOPS redirects are followed");
+	is_int(ad_hops_add(&h, "https://a/autodiscover/autodiscover.svc",
+	    "one-more@contoso.com"), PS_ELIMIT, "one more is refused");
+	ok(strstr(ps_errmsg(), "too many") != NULL, "  says why");
+	ad_hops_cleanup(&h);
+	is_int(h.n, 0, "cleaned up");
+
+	ok(autodiscover_url(NULL, "u@contoso.com", &url) == PS_OK &&
+	    strcmp(url, "https://autodiscover.contoso.com/autodiscover/"
+	    "autodiscover.svc") == 0, "URL from the address's domain");
+	free(url);
+	ok(autodiscover_url("ad.example:8443", "u@contoso.com", &url) ==
+	    PS_OK && strcmp(url, "https://ad.example:8443/autodiscover/"
+	    "autodiscover.svc") == 0, "URL from the configured domain");
+	free(url);
+	is_int(autodiscover_url("", "nodomain@", &url), PS_EINVAL,
+	    "an address without a domain");
+	ok(url == NULL, "  and no URL");
+}
+
 int main(void);
 
 int
@@ -750,5 +838,6 @@ main(void)
 	test_soap_settings();
 	test_soap_users_and_faults();
 	test_parse_foreign();
+	test_verdict_and_hops();
 	return done();
 }

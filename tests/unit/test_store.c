@@ -843,12 +843,12 @@ test_migrations(void)
 	ok(store_feed_head(st, &head) == PS_OK && head == 0,
 	    "portal: migrated from empty, the feed is empty");
 	store_close(st);
-	is_int(schema_version(portal), 3, "portal: schema version 3");
+	is_int(schema_version(portal), 4, "portal: schema version 4");
 	st = NULL;
 	ok(store_open(portal, STORE_PORTAL, false, &st) == PS_OK,
 	    "a current store opens again");
 	store_close(st);
-	is_int(schema_version(portal), 3, "and stays at its version");
+	is_int(schema_version(portal), 4, "and stays at its version");
 
 	fd = open(portal, O_WRONLY);
 	ok(fd >= 0 && pwrite(fd, v99, 4, 60) == 4, "version set to 99");
@@ -858,7 +858,7 @@ test_migrations(void)
 	is_int(store_open(portal, STORE_PORTAL, false, &st), PS_ESTORE,
 	    "a store newer than this program is refused");
 	ok(st == NULL && strstr(ps_errmsg(), "schema version 99, newer than "
-	    "this photosync knows (3)") && strstr(ps_errmsg(), portal),
+	    "this photosync knows (4)") && strstr(ps_errmsg(), portal),
 	    "with a clear error naming the file and both versions");
 	is_int(schema_version(portal), 99, "and is left as it was");
 	is_int(store_open(missing, STORE_MASTER, false, &st), PS_ENOTFOUND,
