@@ -28,6 +28,9 @@
 #include "ews.h"
 #include "xml/xml.h"
 
+/* Where the SOAP Autodiscover service answers (MS-OXDSCLI). */
+#define AD_SVC_PATH	"/autodiscover/autodiscover.svc"
+
 #define NS_POX_BASE	"http://schemas.microsoft.com/exchange/autodiscover/" \
 	"responseschema/2006"
 #define NS_POX_OUTLOOK	"http://schemas.microsoft.com/exchange/autodiscover/" \
@@ -1187,17 +1190,27 @@ ps_err
 autodiscover_url(const char *ad_domain, const char *email, char **url)
 {
 	const char *at = strchr(email, '@');
+	struct url u;
 
 	*url = NULL;
 	if (ad_domain != NULL && *ad_domain != '\0') {
-		*url = xasprintf("https://%s/autodiscover/autodiscover.svc",
-		    ad_domain);
+		*url = xasprintf("https://%s" AD_SVC_PATH, ad_domain);
 		return PS_OK;
 	}
 	if (at == NULL || at[1] == '\0')
 		return ps_errf(PS_EINVAL, "the address %s has no domain",
 		    email);
-	*url = xasprintf("https://autodiscover.%s/autodiscover/"
-	    "autodiscover.svc", at + 1);
+	*url = xasprintf("https://autodiscover.%s" AD_SVC_PATH, at + 1);
+	/*
+	 * An address may hold what a host name may not ('#', '?', ':',
+	 * '/'): "u@evil.example#.contoso.com" would ask evil.example.
+	 */
+	if (url_parse(*url, 0, &u) != PS_OK || u.port_given ||
+	    strcmp(u.rest, AD_SVC_PATH) != 0) {
+		free(*url);
+		*url = NULL;
+		return ps_errf(PS_EINVAL, "the domain of %s is not a host "
+		    "name", email);
+	}
 	return PS_OK;
 }

@@ -165,7 +165,7 @@ void	ad_hops_cleanup(struct ad_hops *);
  * The SOAP Autodiscover URL for `email`: https://<domain>/autodiscover/
  * autodiscover.svc, where domain is `ad_domain` when set ("" or NULL:
  * autodiscover.<the address's domain>). Owned by the caller; PS_EINVAL
- * for an address without a domain.
+ * for an address without a domain, or whose domain is not a host name.
  */
 ps_err	autodiscover_url(const char *ad_domain, const char *email,
 	    char **url);

@@ -826,6 +826,28 @@ test_verdict_and_hops(void)
 	is_int(autodiscover_url("", "nodomain@", &url), PS_EINVAL,
 	    "an address without a domain");
 	ok(url == NULL, "  and no URL");
+	{
+		static const char *const bad[] = {
+			"u@evil.example#.contoso.com",
+			"u@evil.example?.contoso.com",
+			"u@evil.example/.contoso.com",
+			"u@evil.example:8443",
+			"u@x@evil.example",
+			"u@evil_host.example",
+			"u@contoso.com%2f",
+		};
+		char what[128];
+		size_t k;
+
+		for (k = 0; k < sizeof(bad) / sizeof(*bad); k++) {
+			snprintf(what, sizeof(what), "refused: the domain of "
+			    "%s is no host name", bad[k]);
+			url = (char *)"unset";
+			is_int(autodiscover_url(NULL, bad[k], &url), PS_EINVAL,
+			    what);
+			ok(url == NULL, "  and no URL");
+		}
+	}
 }
 
 int main(void);
