@@ -26,6 +26,15 @@ _count = 0
 _failed = 0
 
 
+def _terminated(signum, frame):
+    # A test that is stopped (meson's timeout sends SIGTERM) exits through
+    # atexit too: its servers are stopped and its directories removed.
+    sys.exit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _terminated)
+
+
 def ok(cond, what):
     """One TAP test point."""
     global _count, _failed

@@ -1445,15 +1445,8 @@ test_full_disk(void)
 int
 main(void)
 {
-	const char *tmp = getenv("TMPDIR");
-
-	dir = xasprintf("%s/photosync-store-XXXXXX", tmp && *tmp ? tmp :
-	    "/tmp");
-	if (mkdtemp(dir) == NULL) {
-		printf("Bail out! cannot make a temporary directory: %s\n",
-		    strerror(errno));
+	if ((dir = t_tmpdir("photosync-store")) == NULL)
 		return 1;
-	}
 	test_migrations();
 	test_feed_cases();
 	test_feed_origin();
