@@ -80,6 +80,23 @@ def done():
     sys.exit(1 if _failed else 0)
 
 
+# How long a wait for an event may last before the test gives up: only a
+# guard against a hang, never what a test measures (a loaded machine
+# under the sanitizers is slow).
+HANG_GUARD = 120.0
+
+
+def wait_for(cond, timeout=HANG_GUARD, step=0.05):
+    """Calls cond() until it returns a true value, which it returns; None
+    when the hang guard ran out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v or time.monotonic() > deadline:
+            return v or None
+        time.sleep(step)
+
+
 def tmpdir(prefix):
     """A temporary directory, removed when the test exits (after its
     servers have stopped: atexit runs last what was registered first);
@@ -144,6 +161,7 @@ class Server:
     def __init__(self, role, state_dir, extra=()):
         self.dir = state_dir
         self.role = role
+        self.killed = False
         self.port_file = os.path.join(state_dir, "test.port")
         if os.path.exists(self.port_file):
             os.unlink(self.port_file)
@@ -170,6 +188,13 @@ class Server:
         atexit.register(self.stop)
         _servers.append(self)
 
+    def wait_log(self, pattern, since=0, timeout=HANG_GUARD):
+        """Waits until the log, from offset `since` on, has a line
+        matching the regular expression `pattern`; the match, or None
+        when the hang guard ran out."""
+        rx = re.compile(pattern)
+        return wait_for(lambda: rx.search(self.logs(), since), timeout)
+
     def logs(self):
         if not self.log.closed:
             self.log.flush()
@@ -177,11 +202,14 @@ class Server:
             return f.read().decode("utf-8", "replace")
 
     def stop(self):
+        """Sends SIGTERM and waits for the exit (10 s, then SIGKILL: then
+        `killed` is true). Returns the exit status."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
+                self.killed = True
                 self.proc.kill()
                 self.proc.wait()
         if not self.log.closed:
@@ -305,8 +333,10 @@ class Master:
         return self
 
     def stop(self):
+        """Stops the server (see Server.stop); its exit status."""
         if self.server:
-            self.server.stop()
+            return self.server.stop()
+        return None
 
     def get(self, path, headers=None):
         return request(self.host, self.port, "GET", path, self.ca, headers)
@@ -353,8 +383,10 @@ class Portal:
         return self
 
     def stop(self):
+        """Stops the server (see Server.stop); its exit status."""
         if self.server:
-            self.server.stop()
+            return self.server.stop()
+        return None
 
     def auth(self, account):
         return {"Authorization": basic(account, self.password[account])}
@@ -372,6 +404,21 @@ class Portal:
 
     def url(self, path=""):
         return "https://%s:%d%s" % (self.host, self.port, path)
+
+    def owner_photo(self, account, size="L"):
+        """The owner's request for their own photo once the sync it
+        starts has ended. The owner waits for that sync a few seconds at
+        most, and a loaded machine may take longer: the sync's outcome in
+        the log (same request id) is the event waited for, then the photo
+        is asked for again. Returns that answer (the first one when it
+        started no sync)."""
+        r = self.get(photo_path(account, size), as_user=account)
+        rid = re.escape(r.header("request-id") or "-")
+        if not re.search(r"req=%s ev=sync\.start " % rid,
+                         self.server.logs()):
+            return r
+        self.server.wait_log(r"req=%s ev=sync\.(done|failed) " % rid)
+        return self.get(photo_path(account, size), as_user=account)
 
 
 def photo_path(account, size="L"):
