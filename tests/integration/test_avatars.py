@@ -10,7 +10,7 @@ import os
 import re
 import time
 
-from psync import (done, identify, is_eq, make_image, ok, photo_path,
+from psync import (done, identify, is_eq, make_image, ok,
                    store_change, tmpdir, wired)
 
 work = tmpdir("avatars")
@@ -57,7 +57,7 @@ m.cmd("photo", "set", "test3@contoso.com", "--file",
       make_image(os.path.join(work, "t3.png"), "300x300"))
 # The owners' L requests sync their photos (with the HR source).
 for who in (T1, T3):
-    r = p.get(photo_path(who, "L"), as_user=who)
+    r = p.owner_photo(who)
     ok(r.status == 200 and "placeholder" not in r.header("ETag"),
        "%s's photo synced" % who)
 
