@@ -69,6 +69,27 @@ def sanitizer_clean(text, what):
     return m is None
 
 
+# The events docs/logging.md lists (the first column of its tables).
+DOCS_LOGGING = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "..", "..", "docs", "logging.md")
+_EVENT = re.compile(r"(?:^| )ev=([a-z0-9_]+\.[a-z0-9_.]+)", re.M)
+_cli_events = set()     # ev= seen in the output of the commands run
+
+
+def documented_events():
+    with open(DOCS_LOGGING, encoding="utf-8") as f:
+        rows = re.findall(r"^\| (`[a-z0-9_.]+`(?:, `[a-z0-9_.]+`)*) \|",
+                          f.read(), re.M)
+    return {n for row in rows for n in re.findall(r"`([^`]+)`", row)}
+
+
+def events_documented(text, what):
+    """A check that every ev= in `text` (a log) is in docs/logging.md."""
+    unknown = sorted(set(_EVENT.findall(text)) - documented_events())
+    ok(not unknown, "every event in %s is listed in docs/logging.md%s" % (
+        what, (": not " + ", ".join(unknown)) if unknown else ""))
+
+
 def done():
     # Stop the servers first: a leak is reported at exit, into the log.
     for s in _servers:
@@ -76,6 +97,11 @@ def done():
         if sanitizer_clean(s.logs(), "%s serve (%s)" % (s.role,
                                                       s.log_path)):
             ok(True, "%s serve: no sanitizer report in its log" % s.role)
+        events_documented(s.logs(), "the log of %s serve (%s)" % (
+            s.role, s.log_path))
+    if _cli_events:
+        events_documented(" ".join("ev=" + e for e in _cli_events),
+                          "the commands' output")
     print("1..%d" % _count, flush=True)
     sys.exit(1 if _failed else 0)
 
@@ -113,6 +139,7 @@ def run(*args, input=None, check=True):
     p = subprocess.run([PHOTOSYNC] + list(args), input=input,
                        capture_output=True, text=True, timeout=120)
     sanitizer_clean(p.stderr, "photosync " + " ".join(args))
+    _cli_events.update(_EVENT.findall(p.stdout + p.stderr))
     if check and p.returncode != 0:
         raise RuntimeError("photosync %s failed (%d): %s%s" % (
             " ".join(args), p.returncode, p.stdout, p.stderr))
