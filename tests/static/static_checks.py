@@ -7,6 +7,8 @@
   that pass a name on, or written by hand as `ev=NAME`) is a row of the
   events table in docs/logging.md, at a level the row names; and every
   row is an event the code writes.
+- Every metric the code exports (a "photosync_..." name in src/) is named
+  in docs/, and every metric docs/ names is one the code exports.
 - No test names a fixed path under /tmp: tests make their files in the
   temporary directory they are given (TMPDIR, see tests/tmpguard.py), so
   that what they leave is seen.
@@ -204,6 +206,27 @@ def check_events(root):
        "writes it at", wrong)
 
 
+def check_metrics(root):
+    code = set()
+    for path in c_sources(os.path.join(root, "src")):
+        code.update(re.findall(r'"(photosync_[a-z_]+)',
+                               open(path, encoding="utf-8").read()))
+    docs = set()
+    ddir = os.path.join(root, "docs")
+    for f in sorted(os.listdir(ddir)):
+        if f.endswith(".md"):
+            docs.update(re.findall(r"\b(photosync_[a-z_]+)",
+                                   open(os.path.join(ddir, f),
+                                        encoding="utf-8").read()))
+    docs.discard("photosync_core")      # the library, not a metric
+    ok(len(code) > 20, "the check finds the code's metrics (%d)" %
+       len(code))
+    ok(not code - docs, "every metric the code exports is in docs/",
+       sorted(code - docs))
+    ok(not docs - code, "every metric docs/ names is one the code exports",
+       sorted(docs - code))
+
+
 def check_tmp(root):
     fixed = []
     for d, _, files in os.walk(os.path.join(root, "tests")):
@@ -227,6 +250,7 @@ def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(__file__), "..", "..")
     check_events(root)
+    check_metrics(root)
     check_tmp(root)
     print("1..%d" % _count)
     return 1 if _failed else 0
