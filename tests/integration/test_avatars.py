@@ -8,10 +8,9 @@ junk paths."""
 import hashlib
 import os
 import re
-import time
 
-from psync import (done, identify, is_eq, make_image, ok,
-                   store_change, tmpdir, wired)
+from psync import (done, identify, is_eq, make_image, ok, store_change,
+                   tmpdir, wait_for, wired)
 
 work = tmpdir("avatars")
 T1, T2, T3 = "contoso\\test1", "contoso\\test2", "contoso\\test3"
@@ -40,14 +39,6 @@ def metric(p, kind):
                   kind, text)
     return int(g.group(1)) if g else 0
 
-
-def wait_for(cond, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 m, p = wired()

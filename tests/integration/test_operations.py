@@ -9,20 +9,12 @@ import time
 
 from fakepeer import FakeMaster, capture_ad_template, make_tls
 from psync import (done, free_port, is_eq, make_image, ok, photo_path, run,
-                   store_change, tmpdir, wired)
+                   store_change, tmpdir, wait_for, wired)
 
 work = tmpdir("ops")
 T1, T2 = "contoso\\test1", "contoso\\test2"
 m, p = wired(portal_port=free_port())
 
-
-def wait_for(cond, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def outbox_rows():
@@ -74,12 +66,12 @@ before = etag_seen_by_test2()
 p.stop()
 m.cmd("photo", "set", "test1@contoso.com", "--file",
       make_image(os.path.join(work, "b.png"), "500x500", extra=["-flop"]))
-ok(wait_for(lambda: "ev=notify.retry" in m.server.logs(), 10),
+ok(wait_for(lambda: "ev=notify.retry" in m.server.logs()),
    "portal down: the master schedules a retry")
 p.start()
-ok(wait_for(lambda: m.server.logs().count("ev=notify.delivered") >= 2, 30),
+ok(wait_for(lambda: m.server.logs().count("ev=notify.delivered") >= 2),
    "portal back: the notification is delivered on a retry")
-ok(wait_for(lambda: etag_seen_by_test2() != before, 30),
+ok(wait_for(lambda: etag_seen_by_test2() != before),
    "portal back: without test1 visiting, test2 sees the photo set while "
    "the portal was down")
 
@@ -88,7 +80,7 @@ p.cmd("webapp", "set", "--notifications", "off")
 etag_before = etag_seen_by_test2()
 m.cmd("photo", "set", "test1@contoso.com", "--file",
       make_image(os.path.join(work, "c.png"), "400x400"))
-ok(wait_for(lambda: "ev=notify.refused" in m.server.logs(), 10),
+ok(wait_for(lambda: "ev=notify.refused" in m.server.logs()),
    "notifications off: the portal refuses and the master drops it")
 is_eq(etag_seen_by_test2(), etag_before, "notifications off: the portal's "
       "photo waits for the windows")
@@ -123,7 +115,7 @@ p.cmd("webapp", "set", "--background-refresh", "1h")
 st, out, err = p.cmd("webapp", "show")
 ok("background-refresh      1h" in out, "webapp show: background-refresh 1h")
 ok(wait_for(lambda: "placeholder" not in
-            p.get(photo_path(T2, "M"), as_user=T1).header("ETag"), 20),
+            p.get(photo_path(T2, "M"), as_user=T1).header("ETag")),
    "the background refresher fetched test2's photo without a visit")
 p.cmd("webapp", "set", "--background-refresh", "off")
 
