@@ -102,8 +102,9 @@ class Browser:
         self.d.save_screenshot(path)
         return path
 
-    def wait(self, cond, timeout=10):
-        """Waits until cond() is true (pages load after clicks)."""
+    def wait(self, cond, timeout=psync.HANG_GUARD):
+        """Waits until cond() is true (pages load after clicks); the
+        timeout only guards against a hang."""
         import time
         deadline = time.monotonic() + timeout
         while True:

@@ -74,7 +74,7 @@ def upload():
 t = threading.Thread(target=upload)
 t.start()
 # The upload, rendered, waits for the lock on the write lane...
-ok(wait_for(lambda: store_queued() >= 1, 30),
+ok(wait_for(lambda: store_queued() >= 1),
    "the upload's write is queued behind the lock")
 r = p.get(photo_path(T1, "M"), as_user=T2)
 ok(r.status == 200 and r.header("ETag") == etag,

@@ -41,7 +41,7 @@ def owner_request():
 
 t = threading.Thread(target=owner_request)
 t.start()
-ok(wait_for(lambda: fake.count("photo") >= 1, 20),
+ok(wait_for(lambda: fake.count("photo") >= 1),
    "the owner's request started a sync: the master was asked")
 p.server.proc.send_signal(15)
 t.join(60)
