@@ -7,7 +7,7 @@ SAN_BUILD ?= build-san
 BENCH_BUILD ?= build-bench
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = http_head http_chunked http_multipart http_params
+FUZZ_TARGETS = http_head http_chunked http_multipart http_params url
 MESON_OPTS ?=
 
 .PHONY: all deps check check-plain check-san demo bench fuzz clean
@@ -41,6 +41,7 @@ check-san: deps $(SAN_BUILD)/build.ninja
 	    meson test -C $(SAN_BUILD) --print-errorlogs
 
 demo: all
+	./scripts/deps.sh demo
 	$(BUILD)/photosync demo $(DEMO_ARGS)
 
 # A release build of its own with the benchmark programs; the driver writes

@@ -10,6 +10,8 @@ libsqlite3-dev libjpeg62-turbo-dev openssl ca-certificates"
 tests="curl imagemagick libimage-exiftool-perl jpeginfo python3
 python3-exchangelib python3-jwt python3-jwcrypto
 chromium chromium-driver python3-selenium"
+# make demo: the demo prints a curl command that fetches a photo.
+demo="curl"
 # make bench (docs/performance.md): the load generator, the reference
 # server, libjpeg-turbo's headers for bench_render's floor, openssl for
 # the reference's certificate; taskset is in util-linux (essential).
@@ -20,10 +22,11 @@ fuzz="clang libclang-rt-14-dev"
 want="$build"
 case "${1:-build}" in
 build) ;;
+demo) want="$build $demo" ;;
 test) want="$build $tests" ;;
 bench) want="$build $bench" ;;
 fuzz) want="$build $fuzz" ;;
-*) echo "usage: $0 [build|test|bench|fuzz]" >&2; exit 2 ;;
+*) echo "usage: $0 [build|demo|test|bench|fuzz]" >&2; exit 2 ;;
 esac
 
 missing=""

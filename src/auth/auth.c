@@ -1,6 +1,5 @@
 /*
- * Argon2id passwords, keyed digests and the verified-credential cache
- * (libsodium).
+ * Argon2id passwords, Basic credentials and keyed digests (libsodium).
  */
 #include <sodium.h>
 #include <stdlib.h>
@@ -147,85 +146,4 @@ auth_session_key(const char *cookie, char out[65])
 
 	crypto_hash_sha256(d, (const unsigned char *)cookie, strlen(cookie));
 	hex_encode(d, sizeof(d), out);
-}
-
-/* ---- verified-credential cache ---- */
-
-struct auth_slot {
-	unsigned char	digest[32];	/* keyed hash of user, password, hash */
-	int64_t		verified;
-};
-
-struct auth_cache {
-	unsigned char	 key[AUTH_DIGEST_KEY_BYTES];
-	struct auth_slot *slots;
-	size_t		 n;
-};
-
-struct auth_cache *
-auth_cache_new(size_t slots)
-{
-	struct auth_cache *c = xcalloc(1, sizeof(*c));
-
-	c->n = slots ? slots : 1;
-	c->slots = xcalloc(c->n, sizeof(*c->slots));
-	randombytes_buf(c->key, sizeof(c->key));
-	return c;
-}
-
-void
-auth_cache_free(struct auth_cache *c)
-{
-	if (c == NULL)
-		return;
-	sodium_memzero(c->slots, c->n * sizeof(*c->slots));
-	sodium_memzero(c->key, sizeof(c->key));
-	free(c->slots);
-	free(c);
-}
-
-static void
-cache_digest(const struct auth_cache *c, const char *user,
-    const char *password, const char *hash, unsigned char out[32])
-{
-	const char *parts[] = { user, password, hash };
-
-	auth_digest(c->key, parts, 3, out, 32);
-}
-
-static struct auth_slot *
-cache_slot(struct auth_cache *c, const unsigned char digest[32])
-{
-	uint64_t h;
-
-	memcpy(&h, digest, sizeof(h));
-	return &c->slots[h % c->n];
-}
-
-bool
-auth_cache_check(struct auth_cache *c, const char *user,
-    const char *password, const char *hash, int64_t now)
-{
-	unsigned char d[32];
-	struct auth_slot *s;
-
-	if (hash == NULL)
-		return false;
-	cache_digest(c, user, password, hash, d);
-	s = cache_slot(c, d);
-	return s->verified != 0 && now - s->verified < AUTH_CACHE_TTL &&
-	    now >= s->verified && sodium_memcmp(s->digest, d, 32) == 0;
-}
-
-void
-auth_cache_remember(struct auth_cache *c, const char *user,
-    const char *password, const char *hash, int64_t now)
-{
-	unsigned char d[32];
-	struct auth_slot *s;
-
-	cache_digest(c, user, password, hash, d);
-	s = cache_slot(c, d);
-	memcpy(s->digest, d, 32);
-	s->verified = now;
 }

@@ -1,8 +1,8 @@
 /*
  * Passwords: Argon2id hashing and verification (the only user of
- * libsodium), and a small cache of verified credentials so that a client
- * sending Basic credentials on every request costs one Argon2id
- * verification per credential and cache lifetime, not one per request.
+ * libsodium), Basic credentials, and the keyed digests that let tables
+ * of credentials (the sign-in guard's, the roles' verified headers)
+ * index them without holding them.
  */
 #ifndef PS_AUTH_H
 #define PS_AUTH_H
@@ -14,7 +14,6 @@
 #include "common/err.h"
 
 #define AUTH_MAX_PASSWORD	1024
-#define AUTH_CACHE_TTL		300	/* seconds */
 #define AUTH_DIGEST_KEY_BYTES	32
 
 ps_err	auth_init(void);
@@ -59,19 +58,5 @@ void	auth_digest(const unsigned char key[AUTH_DIGEST_KEY_BYTES],
  * as 64 hex digits, so the store never holds a usable cookie.
  */
 void	auth_session_key(const char *cookie, char out[65]);
-
-struct auth_cache;
-
-struct auth_cache *auth_cache_new(size_t slots);
-void	auth_cache_free(struct auth_cache *);
-/*
- * True when (user, password) was verified against exactly `hash` less
- * than AUTH_CACHE_TTL seconds ago. Only a keyed digest of the credential
- * is kept, never the password.
- */
-bool	auth_cache_check(struct auth_cache *, const char *user,
-	    const char *password, const char *hash, int64_t now);
-void	auth_cache_remember(struct auth_cache *, const char *user,
-	    const char *password, const char *hash, int64_t now);
 
 #endif

@@ -367,6 +367,25 @@ wait_of(struct auth_guard *g, const char *lower, const char *counted,
 	return wa > wp ? wa : wp;
 }
 
+enum auth_verdict
+auth_guard_verdict(struct auth_guard *g, const char *account,
+    const char *peer, ps_err rc, int64_t *wait_ms)
+{
+	*wait_ms = 0;
+	if (rc == PS_OK)
+		return AUTH_SIGNED_IN;
+	if (rc != PS_EBUSY)
+		return AUTH_WRONG;
+	*wait_ms = auth_guard_wait(g, account, peer);
+	return *wait_ms > 0 ? AUTH_WAIT : AUTH_BUSY;
+}
+
+int64_t
+auth_retry_after_s(int64_t wait_ms)
+{
+	return wait_ms > 1000 ? (wait_ms + 999) / 1000 : 1;
+}
+
 int64_t
 auth_guard_wait(struct auth_guard *g, const char *account, const char *peer)
 {

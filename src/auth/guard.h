@@ -145,6 +145,31 @@ void	auth_guard_check(struct auth_guard *, const char *account,
 	    auth_guard_done_fn done, void *arg);
 
 /*
+ * What a sign-in comes to, from a check's outcome, the same for every
+ * sign-in of both roles (Basic, the portal's form, the master's page).
+ */
+enum auth_verdict {
+	AUTH_SIGNED_IN,		/* the password is right */
+	AUTH_WRONG,		/* wrong, or no such account: 401 */
+	AUTH_WAIT,		/* failures must be waited out: 429 */
+	AUTH_BUSY,		/* nothing was checked now: 503 */
+};
+
+/*
+ * The verdict on `rc` as done() received it for `account` from `peer`;
+ * `wait_ms` receives how long AUTH_WAIT must wait (a PS_EBUSY while
+ * failures elsewhere began a wait is that wait, not a full queue), 0
+ * otherwise. Both answers that make a client wait say so in
+ * Retry-After: auth_retry_after_s().
+ */
+enum auth_verdict auth_guard_verdict(struct auth_guard *,
+	    const char *account, const char *peer, ps_err rc,
+	    int64_t *wait_ms);
+
+/* A wait as Retry-After's whole seconds: rounded up, at least 1. */
+int64_t	auth_retry_after_s(int64_t wait_ms);
+
+/*
  * For metrics: checks not answered yet (queued, running, or waiting for
  * the loop); accounts and addresses past their free failures and not yet
  * forgotten (this one scans the table: for a scrape, not per request).

@@ -13,6 +13,7 @@
 #include "demo/demo.h"
 #include "master/master.h"
 #include "portal/portal.h"
+#include "ps_version.h"
 #include "xfer/xfer.h"
 
 static const char usage_text[] =
@@ -60,7 +61,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(role, "version") == 0 || strcmp(role, "--version") == 0) {
-		printf("photosync 0.1.0\n");
+		printf("photosync %s\n", PS_VERSION);
 		return 0;
 	}
 	if (auth_init() != PS_OK || xfer_global_init() != PS_OK) {

@@ -12,15 +12,20 @@
  *
  * It writes DIR/demo.env for scripts, prints where to point a browser and
  * serves until interrupted. Running it again on the same directory reuses
- * what is there.
+ * what is there and finishes what an earlier run left undone: DIR/ports
+ * (the port base, written when the set-up is complete) and DIR/trusted
+ * (written when both trust steps are) say how far it got.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -46,11 +51,12 @@ static const char usage_text[] =
 "high-resolution photos), a portal with contoso\\test1, contoso\\test2 and\n"
 "contoso\\test3 (no mailbox), trust both ways, a local CA. The master\n"
 "listens on port N (default 8443), the portal on N+1. State goes to D\n"
-"(default ./demo); D/demo.env describes it for scripts. Ctrl-C stops it.\n";
+"(default ./demo); D/demo.env describes it for scripts. Ctrl-C stops it.\n"
+"D remembers its ports: a later run on D uses them.\n";
 
 struct demo {
 	char	*dir, *ca_dir, *master_dir, *portal_dir, *password_file;
-	char	*ca_cert, *log;
+	char	*ca_cert, *log, *ports_file, *trusted_file;
 	int	 port_base;
 	char	 password[32];
 	pid_t	 master_pid, portal_pid;
@@ -70,6 +76,105 @@ fail(const char *what)
 {
 	fprintf(stderr, "photosync demo: %s: %s\n", what, ps_errmsg());
 	return 1;
+}
+
+/*
+ * A port base given on the command line or read from DIR/ports: a number
+ * from 1 to 65534, the master taking it and the portal the next one.
+ */
+static ps_err
+parse_port_base(const char *s, int *base)
+{
+	char *end;
+	long v = 0;
+
+	/* strtol alone would take leading blanks and signs. */
+	if (*s >= '0' && *s <= '9') {
+		errno = 0;
+		v = strtol(s, &end, 10);
+		/* DIR/ports ends its line. */
+		if ((*end != '\0' && strcmp(end, "\n") != 0) || errno != 0)
+			v = 0;
+	}
+	if (v < 1 || v > 65534)
+		return ps_errf(PS_EINVAL, "\"%s\" is not a port base: it must "
+		    "be a number from 1 to 65534 (the demo uses N and N+1)", s);
+	*base = (int)v;
+	return PS_OK;
+}
+
+/*
+ * Whether another program holds `port` on the loopback address the
+ * servers listen on, tried the way the servers bind (SO_REUSEADDR), so a
+ * connection of an earlier run still closing does not count. A probe that
+ * cannot be made says no: the server's own start then reports.
+ */
+static bool
+port_taken(int port)
+{
+	struct sockaddr_in sa = { 0 };
+	int fd, one = 1;
+	bool taken;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+		return false;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	taken = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 &&
+	    errno == EADDRINUSE;
+	close(fd);
+	return taken;
+}
+
+/*
+ * Says on the terminal which of the demo's ports another program holds
+ * and what to do; returns whether one was. A directory already set up
+ * keeps its ports (its certificates and URLs name them), so other ports
+ * mean another directory.
+ */
+static bool
+report_taken_port(const struct demo *d, bool set_up_done)
+{
+	char suggest[16] = "N";
+	int port, p;
+
+	if (port_taken(d->port_base))
+		port = d->port_base;
+	else if (port_taken(d->port_base + 1))
+		port = d->port_base + 1;
+	else
+		return false;
+	/* A free pair to suggest; N when there is none above. */
+	for (p = d->port_base + 2; p < 65534; p += 2)
+		if (!port_taken(p) && !port_taken(p + 1))
+			break;
+	fprintf(stderr, "photosync demo: port %d is in use by another "
+	    "program (the demo needs ports %d and %d).\n", port, d->port_base,
+	    d->port_base + 1);
+	if (p < 65534)
+		snprintf(suggest, sizeof(suggest), "%d", p);
+	if (set_up_done)
+		fprintf(stderr, "  Stop that program and run the demo again, "
+		    "or run one on other ports in\n  another directory: "
+		    "photosync demo --dir DIR --port-base %s\n", suggest);
+	else
+		fprintf(stderr, "  Stop that program and run the demo again, "
+		    "or choose other ports:\n  photosync demo --port-base %s "
+		    "(make demo DEMO_ARGS=\"--port-base %s\")\n", suggest,
+		    suggest);
+	return true;
+}
+
+/* Records that a stage is done: the file is written last. */
+static ps_err
+mark_done(const char *path, int port_base)
+{
+	char line[16];
+
+	snprintf(line, sizeof(line), "%d\n", port_base);
+	return file_write_atomic(path, line, strlen(line), 0600);
 }
 
 /* Runs `photosync ARGS...`; its output goes to the setup log. */
@@ -127,6 +232,8 @@ start_server(struct demo *d, const char *role, const char *dir,
 			dup2(fd, STDOUT_FILENO);
 			dup2(fd, STDERR_FILENO);
 		}
+		/* A demo killed outright leaves no server behind. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		execl("/proc/self/exe", "photosync", role, "serve", "--dir",
 		    dir, "--listen", "127.0.0.1", "--port-file", portfile,
 		    (char *)NULL);
@@ -187,7 +294,7 @@ make_pki(struct demo *d)
 	char *kp;
 	ps_err rc;
 
-	if ((rc = file_mkdir(d->ca_dir)) != PS_OK)
+	if ((rc = setup_state_dir(d->ca_dir)) != PS_OK)
 		return rc;
 	spec.common_name = "photosync demo CA";
 	spec.days = 3650;
@@ -228,7 +335,7 @@ make_photo(struct demo *d, uint32_t seed, const char *name, char **path)
 	*path = xasprintf("%s/%s", d->dir, name);
 	if ((rc = image_generate(seed, 648, &j)) != PS_OK)
 		return rc;
-	rc = file_write_atomic(*path, j.data, j.len, 0644);
+	rc = file_write_atomic(*path, j.data, j.len, 0600);
 	image_jpeg_free(&j);
 	return rc;
 }
@@ -291,7 +398,8 @@ set_up(struct demo *d)
 	printf("ok\n  portal %s ........ ", url);
 	{
 		const char *a[] = { "portal", "init", "--dir", d->portal_dir,
-		    "--url", url, "--tls-cert", pcert, "--tls-key", pkey, NULL };
+		    "--url", url, "--tls-cert", pcert, "--tls-key", pkey,
+		    NULL };
 		if ((rc = run_self(d, a)) != PS_OK)
 			goto out;
 	}
@@ -421,28 +529,33 @@ demo_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct demo d = { 0 };
-	const char *dir = "demo";
+	const char *dir = "demo", *port_arg = NULL;
 	struct stat sb;
-	int c, mport = 0, pport = 0, ret = 1;
-	bool fresh;
-	char *abs, *self = NULL;
+	int c, mport = 0, pport = 0, ret = 1, stored = 0;
+	bool set_up_done, trusted;
+	char *abs, *self = NULL, *data = NULL;
+	size_t len;
 
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
-		case 'p': d.port_base = atoi(optarg); break;
+		case 'p': port_arg = optarg; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		default: fputs(usage_text, stderr); return 2;
 		}
 	}
-	if (d.port_base == 0)
-		d.port_base = 8443;
-	if (d.port_base < 1 || d.port_base > 65534) {
-		fprintf(stderr, "photosync demo: --port-base must be a port "
-		    "between 1 and 65534\n");
+	if (optind < argc) {
+		fputs(usage_text, stderr);
 		return 2;
 	}
-	if (file_mkdir(dir) != PS_OK)
+	d.port_base = 8443;
+	if (port_arg != NULL && parse_port_base(port_arg, &d.port_base) !=
+	    PS_OK) {
+		fprintf(stderr, "photosync demo: --port-base: %s\n",
+		    ps_errmsg());
+		return 2;
+	}
+	if (setup_state_dir(dir) != PS_OK)
 		return fail("state directory");
 	abs = realpath(dir, NULL);
 	d.dir = xstrdup(abs ? abs : dir);
@@ -453,31 +566,66 @@ demo_main(int argc, char **argv)
 	d.password_file = file_join(d.dir, "password");
 	d.ca_cert = file_join(d.ca_dir, "ca-cert.pem");
 	d.log = file_join(d.dir, "setup.log");
+	d.ports_file = file_join(d.dir, "ports");
+	d.trusted_file = file_join(d.dir, "trusted");
 	signal(SIGINT, on_stop);
 	signal(SIGTERM, on_stop);
+	set_up_done = file_read(d.ports_file, 64, &data, &len) == PS_OK;
+	if (set_up_done) {
+		if (parse_port_base(data, &stored) != PS_OK) {
+			ret = fail(d.ports_file);
+			goto out;
+		}
+		if (port_arg != NULL && stored != d.port_base) {
+			fprintf(stderr, "photosync demo: %s is set up for "
+			    "ports %d and %d; for other ports, choose another "
+			    "--dir (or remove this one)\n", d.dir, stored,
+			    stored + 1);
+			ret = 2;
+			goto out;
+		}
+		d.port_base = stored;
+	} else if (stat(d.master_dir, &sb) == 0 ||
+	    stat(d.portal_dir, &sb) == 0) {
+		fprintf(stderr, "photosync demo: %s holds a demo whose set-up "
+		    "did not finish (or one of an earlier version); remove it "
+		    "and start again\n", d.dir);
+		goto out;
+	}
+	trusted = stat(d.trusted_file, &sb) == 0;
 	if (load_or_make_password(&d) != PS_OK) {
 		ret = fail("password");
 		goto out;
 	}
-	fresh = stat(d.portal_dir, &sb) != 0;
-	if (fresh && stat(d.master_dir, &sb) == 0) {
-		fprintf(stderr, "photosync demo: %s holds a half-made demo; "
-		    "remove it and start again\n", d.dir);
+	/* Before anything is made, so other ports can still be chosen. */
+	if (report_taken_port(&d, set_up_done))
 		goto out;
-	}
-	if (fresh && set_up(&d) != PS_OK) {
-		ret = fail("set-up");
-		goto out;
+	if (!set_up_done) {
+		if (set_up(&d) != PS_OK) {
+			ret = fail("set-up");
+			goto out;
+		}
+		if (mark_done(d.ports_file, d.port_base) != PS_OK) {
+			ret = fail("set-up");
+			goto out;
+		}
 	}
 	if (start_server(&d, "master", d.master_dir, &d.master_pid, &mport) !=
 	    PS_OK || start_server(&d, "portal", d.portal_dir, &d.portal_pid,
 	    &pport) != PS_OK) {
-		ret = fail("start");
+		/* Taken since the check: the same advice. */
+		if (!report_taken_port(&d, true))
+			fail("start");
 		goto out;
 	}
-	if (fresh && trust(&d) != PS_OK) {
-		ret = fail("trust");
-		goto out;
+	if (!trusted) {
+		if (set_up_done)
+			printf("finishing the set-up in %s\n", d.dir);
+		if (trust(&d) != PS_OK ||
+		    mark_done(d.trusted_file, d.port_base) != PS_OK) {
+			ret = fail("trust");
+			goto out;
+		}
 	}
 	if (write_env(&d) != PS_OK) {
 		ret = fail("demo.env");
@@ -535,5 +683,8 @@ out:
 	free(d.password_file);
 	free(d.ca_cert);
 	free(d.log);
+	free(d.ports_file);
+	free(d.trusted_file);
+	free(data);
 	return ret;
 }

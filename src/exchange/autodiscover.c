@@ -23,6 +23,7 @@
 
 #include "autodiscover.h"
 #include "common/str.h"
+#include "common/url.h"
 #include "common/xalloc.h"
 #include "ews.h"
 #include "xml/xml.h"
@@ -96,22 +97,19 @@ leaf(struct buf *b, int indent, const char *name, ...)
 	return rc;
 }
 
-/* The host name in "https://host[:port]/...", brackets kept for IPv6. */
+/*
+ * The host name in "https://host[:port]/...", brackets kept for IPv6; ""
+ * when the URL does not parse (common/url.h).
+ */
 static void
 url_host(const char *url, char *out, size_t n)
 {
-	const char *p = strstr(url, "://"), *e;
+	struct url u;
 
-	p = p ? p + 3 : url;
-	if (*p == '[') {
-		e = strchr(p, ']');
-		e = e ? e + 1 : p + strlen(p);
-	} else
-		e = p + strcspn(p, ":/?#");
-	if ((size_t)(e - p) >= n)
-		e = p + n - 1;
-	memcpy(out, p, (size_t)(e - p));
-	out[e - p] = '\0';
+	if (url_parse(url, URL_HTTP | URL_ANY_PORT, &u) != PS_OK)
+		snprintf(out, n, "%s", "");
+	else
+		snprintf(out, n, u.ipv6 ? "[%s]" : "%s", u.host);
 }
 
 /* The realm of the ECP photo URL: the configured domain, else the user's. */

@@ -510,7 +510,11 @@ req_decode_target(struct conn *c, struct http_req *r)
 	return true;
 }
 
-/* The request's id (the client's, when acceptable) and start time. */
+/*
+ * The request's id, always our own (a client cannot choose what our log
+ * lines are filed under, nor make two requests look like one), the
+ * client's client-request-id when it sent a sane one, and the start time.
+ */
 static void
 req_start(struct conn *c)
 {
@@ -518,11 +522,11 @@ req_start(struct conn *c)
 	const char *cid = http_head_field(&r->head, "client-request-id");
 
 	r->start_ms = time_mono_ms();
-	r->id_from_client = cid && reqid_acceptable(cid);
-	if (r->id_from_client)
-		str_copy(r->id, cid, sizeof(r->id));
+	reqid_new(r->id);
+	if (cid && reqid_acceptable(cid))
+		str_copy(r->client_id, cid, sizeof(r->client_id));
 	else
-		reqid_new(r->id);
+		r->client_id[0] = '\0';
 	c->req_started = true;
 }
 

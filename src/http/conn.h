@@ -71,8 +71,8 @@ struct http_req {
 	enum http_method	 method;
 	struct http_param	 params[HTTP_MAX_PARAMS];
 	size_t			 nparams;
-	char			 id[65];
-	bool			 id_from_client;	/* echo it as client-request-id */
+	char			 id[65];	/* ours, not the client's */
+	char			 client_id[65];	/* client-request-id or "" */
 	const char		*path_raw;	/* in the connection's scratch */
 	const char		*path;
 	char			*body;		/* in the connection's buffer */

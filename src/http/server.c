@@ -516,6 +516,47 @@ http_form_value(const char *body, const char *name)
 	return out;
 }
 
+/* etagc of RFC 9110 8.8.3: what an opaque tag may hold. */
+static bool
+etag_char(unsigned char c)
+{
+	return c == 0x21 || (c >= 0x23 && c <= 0x7e) || c >= 0x80;
+}
+
+bool
+http_etag_match(const char *inm, const char *etag)
+{
+	size_t n = strlen(etag);
+	const char *p = inm, *open;
+	bool match = false;
+
+	if (inm == NULL)
+		return false;
+	p += strspn(p, " \t");
+	if (*p == '*') {
+		p++;
+		return p[strspn(p, " \t")] == '\0';
+	}
+	for (;;) {
+		p += strspn(p, " \t,");
+		if (*p == '\0')
+			return match;
+		if (p[0] == 'W' && p[1] == '/')
+			p += 2;
+		if (*p != '"')
+			return false;
+		for (open = ++p; *p != '"'; p++)
+			if (*p == '\0' || !etag_char((unsigned char)*p))
+				return false;
+		if ((size_t)(p - open) == n && memcmp(open, etag, n) == 0)
+			match = true;
+		p++;
+		p += strspn(p, " \t");
+		if (*p != ',' && *p != '\0')
+			return false;
+	}
+}
+
 char *
 http_encode(const char *s)
 {
@@ -678,9 +719,11 @@ log_outcome(struct http_req *r, int status, size_t len)
 	metrics_series_add(rs->requests, 1);
 	metrics_series_observe(rs->seconds, (double)ms / 1000.0);
 	log_event(status >= 500 ? LOG_WARN : LOG_INFO, r->id, "http.request",
-	    "method=%s path=%s status=%d bytes=%zu ms=%lld peer=%s%s",
+	    "method=%s path=%s status=%d bytes=%zu ms=%lld peer=%s%s%s%s",
 	    http_req_method_name(r), log_q(http_req_path_raw(r)), status, len,
-	    (long long)ms, log_q(r->c->peer), r->notes);
+	    (long long)ms, log_q(r->c->peer), r->client_id[0] ?
+	    " client_req=" : "", r->client_id[0] ? log_q(r->client_id) : "",
+	    r->notes);
 }
 
 /* The Date field, made once a second. */
@@ -724,9 +767,13 @@ reply_head(struct http_req *r, int status, const char *content_type,
 		add_field(b, "Content-Type", content_type);
 	add_field(b, "request-id", r->id);
 	add_field(b, "X-Request-Id", r->id);
-	if (r->id_from_client)
-		add_field(b, "client-request-id", r->id);
+	if (r->client_id[0] != '\0')
+		add_field(b, "client-request-id", r->client_id);
 	add_field(b, "X-Content-Type-Options", "nosniff");
+	/* RFC 6797 7.2: never over plain HTTP, where it means nothing. */
+	if (c->ssl != NULL)
+		add_field(b, "Strict-Transport-Security", "max-age="
+		    HTTP_HSTS_MAX_AGE);
 	buf_add(b, c->hdrs.b_data, c->hdrs.b_len);
 	if (conn_closes_after(c))
 		add_field(b, "Connection", "close");

@@ -2,9 +2,9 @@
  * The HTTP/1.1 server (our own, on libevent's loop and OpenSSL). Routes
  * see our own request type: the decoded, lower-cased path for
  * case-insensitive matching, query parameters, headers, a size-capped
- * body, and a request id that is on every log line and echoed to the
- * client (request-id, X-Request-Id, and the client-request-id an EWS
- * client sent).
+ * body, and a request id of our own that is on every log line and sent
+ * to the client (request-id, X-Request-Id); the client-request-id an EWS
+ * client sent is echoed and logged as http.request's client_req.
  *
  * Runs on one event loop; handlers are called on it and must not block.
  * A handler may keep the request and answer later from the same loop.
@@ -25,6 +25,12 @@ struct http_req;
 struct http_tls;
 
 #define HTTP_MAX_BODY		(1024 * 1024)
+/*
+ * Strict-Transport-Security on every answer over TLS: a year (seconds),
+ * the span browsers' preload lists ask for; without includeSubDomains,
+ * since the names under a role's host are other servers'.
+ */
+#define HTTP_HSTS_MAX_AGE	"31536000"
 #define HTTP_MAX_HEADERS	(32 * 1024)
 /*
  * Bodies up to this size are read before the handler is called on every
@@ -225,6 +231,18 @@ ps_err	http_multipart_head_field(const char *ctype, const char *body,
 
 /* Percent-encodes `s` for a query string; the caller frees it. */
 char	*http_encode(const char *s);
+
+/*
+ * Whether an If-None-Match field value (NULL: none) names the entity tag
+ * `etag` (its opaque value, without quotes), by weak comparison (RFC 9110
+ * 13.1.2): "*" alone, or a comma-separated list (empty elements and
+ * spaces around commas allowed) of "opaque" or W/"opaque" tags. Strict:
+ * a value that is not "*" or such a list, an unquoted tag among it
+ * included, matches nothing, so the full answer is sent; a wrong 304
+ * would leave a client with a stale photo. Every route answering 304
+ * asks this.
+ */
+bool	http_etag_match(const char *if_none_match, const char *etag);
 
 /*
  * Names the route a request took, for metrics (a static string such as

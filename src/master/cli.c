@@ -24,46 +24,63 @@
 #include "master_int.h"
 #include "pki/pki.h"
 #include "s2s/s2s.h"
+#include "setup/help.h"
 #include "setup/setup.h"
 
-static const char usage_text[] =
-"usage: photosync master COMMAND [options]\n"
-"\n"
-"The mail server's part of the photo sync: mailboxes with high-resolution\n"
-"photos, Autodiscover, EWS GetUserPhoto and S2S OAuth for partner portals.\n"
-"\n"
-"commands:\n"
-"  init --dir D --host HOST[:PORT] --domain DOMAIN\n"
-"       [--tls-cert F --tls-key F]\n"
-"      create a state directory: store, realm, S2S signing key and\n"
-"      certificate, TLS certificate for HOST (self-signed unless given)\n"
-"  serve --dir D [--listen ADDRESS] [--port-file F]\n"
-"       [--metrics-allow ADDRESSES]  who may read /metrics (default\n"
-"                                    loopback: 127.0.0.0/8,::1/128)\n"
-"       [--max-connections N]        connections open at once (default\n"
-"                                    from the descriptor limit)\n"
-"       [--body-memory SIZE]         request bodies held at once\n"
-"                                    (default 128M)\n"
-"      answer HTTPS on HOST:PORT (PORT 0: any free port)\n"
-"  mailbox add --dir D ADDRESS [--name N] [--password-file F]\n"
-"  mailbox remove --dir D ADDRESS\n"
-"  mailbox list --dir D\n"
-"  mailbox passwd --dir D ADDRESS --password-file F\n"
-"  photo set --dir D ADDRESS --file F     (JPEG, PNG, WebP, HEIF, GIF)\n"
-"  photo remove --dir D ADDRESS\n"
-"  photo show --dir D ADDRESS [--size HRnxn --output F]\n"
-"  partner add --dir D [--name N] (--metadata-url URL [--ca-file F] |\n"
-"       --metadata-file F) [--notify on|off]\n"
-"      --notify: send it change notifications (default on; needs the URL)\n"
-"  partner refresh --dir D [NAME] [--ca-file F] [--notify on|off]\n"
-"  partner remove --dir D NAME\n"
-"  partner list --dir D\n"
-"  diagnose --dir D [--partner NAME] [--ca-file F]\n"
-"      check the master's certificates and each partner's metadata URL,\n"
-"      document and certificates (changes nothing; exit 1 on a failure)\n"
-"\n"
-"Passwords are read from a file (\"-\" for standard input), never from\n"
-"the command line. See docs/master.md.\n";
+static const struct help_entry commands[] = {
+	{ "init", NULL, "--dir D --host HOST[:PORT] --domain DOMAIN\n"
+	  "       [--tls-cert F --tls-key F]",
+	  "      create a state directory: store, realm, S2S signing key and\n"
+	  "      certificate, TLS certificate for HOST (self-signed unless "
+	  "given)\n", NULL },
+	{ "serve", NULL, "--dir D [--listen ADDRESS] [--port-file F]\n"
+	  "       [--metrics-allow ADDRESSES]  who may read /metrics (default\n"
+	  "                                    loopback: 127.0.0.0/8,::1/128)\n"
+	  "       [--max-connections N]        connections open at once "
+	  "(default\n"
+	  "                                    from the descriptor limit)\n"
+	  "       [--body-memory SIZE]         request bodies held at once\n"
+	  "                                    (default 128M)",
+	  "      answer HTTPS on HOST:PORT (PORT 0: any free port)\n", NULL },
+	{ "mailbox", "add", "--dir D ADDRESS [--name N] [--password-file F]",
+	  NULL, NULL },
+	{ "mailbox", "remove", "--dir D ADDRESS", NULL, NULL },
+	{ "mailbox", "list", "--dir D", NULL, NULL },
+	{ "mailbox", "passwd", "--dir D ADDRESS --password-file F", NULL,
+	  NULL },
+	{ "photo", "set", "--dir D ADDRESS --file F     (JPEG, PNG, WebP, "
+	  "HEIF, GIF)", NULL, NULL },
+	{ "photo", "remove", "--dir D ADDRESS", NULL, NULL },
+	{ "photo", "show", "--dir D ADDRESS [--size HRnxn --output F]", NULL,
+	  NULL },
+	{ "partner", "add", "--dir D [--name N] (--metadata-url URL "
+	  "[--ca-file F] |\n"
+	  "       --metadata-file F) [--notify on|off]",
+	  "      --notify: send it change notifications (default on; needs "
+	  "the URL)\n", NULL },
+	{ "partner", "refresh", "--dir D [NAME] [--ca-file F] "
+	  "[--notify on|off]", NULL, NULL },
+	{ "partner", "remove", "--dir D NAME", NULL, NULL },
+	{ "partner", "list", "--dir D", NULL, NULL },
+	{ "diagnose", NULL, "--dir D [--partner NAME] [--ca-file F]",
+	  "      check the master's certificates and each partner's metadata "
+	  "URL,\n"
+	  "      document and certificates (changes nothing; exit 1 on a "
+	  "failure)\n", NULL },
+};
+
+static const struct help help = {
+	"master",
+	"The mail server's part of the photo sync: mailboxes with "
+	"high-resolution\n"
+	"photos, Autodiscover, EWS GetUserPhoto and S2S OAuth for partner "
+	"portals.\n",
+	commands, sizeof(commands) / sizeof(commands[0]),
+	NULL,
+	"Passwords are read from a file (\"-\" for standard input), never "
+	"from\n"
+	"the command line. See docs/master.md.\n",
+};
 
 struct opts {
 	const char	*dir, *host, *domain, *tls_cert, *tls_key, *name;
@@ -71,6 +88,7 @@ struct opts {
 	const char	*metadata_file, *ca_file, *listen, *port_file, *notify;
 	const char	*metrics_allow, *partner, *max_connections;
 	const char	*body_memory;
+	bool		 help;
 	const char	*args[4];
 	int		 nargs;
 };
@@ -148,7 +166,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'M': o->metrics_allow = optarg; break;
 		case 'x': o->max_connections = optarg; break;
 		case 'B': o->body_memory = optarg; break;
-		case 'h': fputs(usage_text, stdout); exit(0);
+		case 'h': o->help = true; break;
 		default: return -1;
 		}
 	}
@@ -192,7 +210,7 @@ cmd_init(struct opts *o)
 		    "(remove it to start over)\n", o->dir);
 		goto out;
 	}
-	if (file_mkdir(o->dir) != PS_OK)
+	if (setup_state_dir(o->dir) != PS_OK)
 		goto err;
 	/* Keys first: a failure here leaves no half-made store behind. */
 	spec.common_name = "photosync master S2S signing";
@@ -202,7 +220,7 @@ cmd_init(struct opts *o)
 		goto err;
 	if (o->tls_cert) {
 		if (setup_copy_file(o->tls_cert, o->dir, MASTER_TLS_CERT,
-		    0644) != PS_OK || setup_copy_file(o->tls_key, o->dir,
+		    0600) != PS_OK || setup_copy_file(o->tls_key, o->dir,
 		    MASTER_TLS_KEY, 0600) != PS_OK)
 			goto err;
 	} else {
@@ -483,13 +501,23 @@ master_main(int argc, char **argv)
 	const char *cmd, *verb;
 	int ret;
 
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
-		fputs(usage_text, argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
+	if (argc < 2) {
+		help_role(stderr, &help);
+		return 2;
+	}
+	if (strcmp(argv[1], "help") == 0) {
+		help_role(stdout, &help);
+		return 0;
 	}
 	if (parse_opts(argc, argv, &o) != 0)
 		return usage_error("invalid arguments");
+	/* COMMAND [VERB] --help: that command's; --help alone: all. */
+	if (o.help) {
+		if (o.args[0] == NULL || !help_command(stdout, &help,
+		    o.args[0], o.args[1]))
+			help_role(stdout, &help);
+		return 0;
+	}
 	cmd = o.args[0];
 	if (cmd == NULL)
 		return usage_error("missing command");

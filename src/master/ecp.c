@@ -14,7 +14,9 @@
  * addresses, failures slow further attempts), and a session cookie
  * (Path=/ecp, HttpOnly, Secure, SameSite=Lax) carries the session, which
  * the store keeps by a digest of the cookie. Every POST carries the
- * session's CSRF token. Everything acts on the session's own mailbox: no
+ * session's CSRF token and comes from no other site's page. The cookies,
+ * the tokens and that rule are auth/web.h's, which the portal's sign-in
+ * uses too. Everything acts on the session's own mailbox: no
  * address is ever taken from the request.
  *
  * Nothing here waits on the loop: a request is kept (struct ecp_call)
@@ -36,9 +38,11 @@
 
 #include "auth/auth.h"
 #include "auth/guard.h"
+#include "auth/web.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/str.h"
+#include "common/url.h"
 #include "common/xalloc.h"
 #include "http/server.h"
 #include "master_int.h"
@@ -48,8 +52,6 @@
 
 #define HTML_TYPE		"text/html; charset=utf-8"
 #define PAGE_PATH		"/ecp/PersonalSettings/EditAccount.aspx"
-#define SESSION_COOKIE		"ecp_session"
-#define CSRF_COOKIE		"ecp_csrf"
 #define SESSION_LIFETIME	(8 * 3600)
 #define PREVIEW_LIFETIME	(30 * 60)
 #define MAX_UPLOADS		8	/* rendering or queued at once */
@@ -79,6 +81,7 @@ struct back {
 	char		 origin[512];
 	char		 site[512];	/* host[:port] as the URL has it */
 	const char	*why;		/* why it is not offered */
+	char		 why_url[160];	/* url_parse()'s reason */
 };
 
 /*
@@ -118,6 +121,15 @@ struct ecp_call {
 	char			 upload_error[512];
 	/* a change: the new ETag or preview id */
 	char			 etag[64];
+};
+
+/* The page's cookies (auth/web.h), as docs/master.md states them. */
+static const struct auth_web ecp_web = {
+	.session_cookie = "ecp_session",
+	.session_path = "/ecp",
+	.session_max_age = 0,		/* the browser session */
+	.login_cookie = "ecp_csrf",
+	.login_path = "/ecp",
 };
 
 static const char *const kept_params[] = {
@@ -162,87 +174,6 @@ local_url(struct http_req *r, const char *path, const char *done)
 }
 
 /*
- * Refused: relative and scheme-relative references, other schemes (http
- * included), user info, backslashes, spaces, control and non-ASCII
- * characters, percent-encoded hosts.
- */
-bool
-master_url_origin(const char *url, char *out, size_t n, const char **why)
-{
-	const char *p, *host, *end;
-	size_t hl;
-	long port = 443;
-
-	for (p = url; *p; p++)
-		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f ||
-		    *p == '\\') {
-			*why = "spaces, control characters or backslashes";
-			return false;
-		}
-	if (!str_case_prefix(url, "https://")) {
-		*why = str_case_prefix(url, "http://") ? "not https" :
-		    "not an absolute https URL";
-		return false;
-	}
-	host = url + 8;
-	end = host + strcspn(host, "/?#");
-	if (memchr(host, '@', (size_t)(end - host)) != NULL) {
-		*why = "user information in the URL";
-		return false;
-	}
-	if (*host == '[') {
-		p = memchr(host, ']', (size_t)(end - host));
-		if (p == NULL) {
-			*why = "an unclosed IPv6 address";
-			return false;
-		}
-		p++;
-	} else {
-		for (p = host; p < end && *p != ':'; p++)
-			if (!((*p >= 'a' && *p <= 'z') ||
-			    (*p >= 'A' && *p <= 'Z') ||
-			    (*p >= '0' && *p <= '9') || *p == '-' ||
-			    *p == '.')) {
-				*why = "characters a host name cannot have";
-				return false;
-			}
-	}
-	hl = (size_t)(p - host);
-	if (hl == 0) {
-		*why = "no host";
-		return false;
-	}
-	if (p < end) {
-		if (*p++ != ':') {
-			*why = "a malformed host";
-			return false;
-		}
-		if (p < end) {
-			port = 0;
-			for (; p < end; p++) {
-				if (*p < '0' || *p > '9' || port > 65535) {
-					*why = "an invalid port";
-					return false;
-				}
-				port = port * 10 + (*p - '0');
-			}
-			if (port < 1 || port > 65535) {
-				*why = "an invalid port";
-				return false;
-			}
-		}
-	}
-	if (snprintf(out, n, "https://%.*s:%ld", (int)hl, host, port) >=
-	    (int)n) {
-		*why = "a host name too long";
-		return false;
-	}
-	str_lower(out);
-	return true;
-}
-
-/* Where "Back to" leads: a registered partner's site, or nowhere. */
-/*
  * The returnUrl of the request when it may be offered as a link: an
  * https URL on the origin of a registered partner, from the server's
  * partner list. Anything else is logged (ecp.return_refused) when a page
@@ -254,6 +185,7 @@ back_find(struct ecp_call *ec)
 	const struct master_partners *pt = ec->e->srv->partners;
 	const char *url = http_req_query_ci(ec->r, "returnUrl"), *host;
 	struct back *bk = &ec->bk;
+	struct url u;
 	size_t i;
 
 	memset(bk, 0, sizeof(*bk));
@@ -263,8 +195,12 @@ back_find(struct ecp_call *ec)
 		bk->why = "too long";
 		return;
 	}
-	if (!master_url_origin(url, bk->origin, sizeof(bk->origin), &bk->why))
+	if (url_parse(url, 0, &u) != PS_OK ||
+	    url_origin(&u, bk->origin, sizeof(bk->origin)) != PS_OK) {
+		str_copy(bk->why_url, ps_errmsg(), sizeof(bk->why_url));
+		bk->why = bk->why_url;
 		return;
+	}
 	for (i = 0; pt && i < pt->n_origins; i++)
 		if (strcmp(pt->origins[i], bk->origin) == 0)
 			break;
@@ -309,13 +245,6 @@ viewer_cleanup(struct viewer *v)
 {
 	store_mailbox_cleanup(&v->m);
 	explicit_bzero(v->csrf, sizeof(v->csrf));
-}
-
-static bool
-token_eq(const char *want, const void *got, size_t len)
-{
-	return want[0] != '\0' && got != NULL && len == strlen(want) &&
-	    str_ct_eq(want, got, len);
 }
 
 /* ---- HTML ---- */
@@ -459,14 +388,11 @@ login_page(struct ecp_call *ec, int status, const char *error,
     const char *email)
 {
 	struct http_req *r = ec->r;
-	char csrf[65], cookie[160];
+	char csrf[AUTH_TOKEN_HEX + 1];
 	const char *back = back_url(ec);
 	struct buf b;
 
-	random_hex(csrf, 32);
-	snprintf(cookie, sizeof(cookie), "%s=%s; Path=/ecp; HttpOnly; Secure; "
-	    "SameSite=Strict", CSRF_COOKIE, csrf);
-	http_reply_header(r, "Set-Cookie", cookie);
+	auth_web_login_token(&ecp_web, r, csrf);
 	buf_init(&b, PAGE_MAX);
 	page_begin(&b, r, NULL, "Sign in");
 	buf_adds(&b, "<div class=\"card\"><h1>Sign in to change your "
@@ -704,7 +630,6 @@ session_written(void *arg)
 {
 	struct ecp_call *ec = arg;
 	struct http_req *r = ec->r;
-	char hdr[200];
 
 	if (ecp_call_gone(ec))
 		return;
@@ -725,12 +650,7 @@ session_written(void *arg)
 	log_info(http_req_id(r), "ecp.signed_in", "email=%s",
 	    log_q(ec->v.m.email));
 	http_req_note(r, "user", ec->v.m.email);
-	snprintf(hdr, sizeof(hdr), "%s=%s; Path=/ecp; HttpOnly; Secure; "
-	    "SameSite=Lax", SESSION_COOKIE, ec->cookie);
-	http_reply_header(r, "Set-Cookie", hdr);
-	http_reply_header(r, "Set-Cookie", CSRF_COOKIE "=; Path=/ecp; "
-	    "HttpOnly; Secure; SameSite=Strict; Max-Age=0");
-	explicit_bzero(hdr, sizeof(hdr));
+	auth_web_session_set(&ecp_web, r, ec->cookie);
 	redirect(r, NULL);
 	ecp_call_end(ec);
 }
@@ -755,7 +675,7 @@ login_throttled(struct ecp_call *ec, int64_t wait)
 
 	master_reply_throttled(ec->r, "form", ec->email, wait);
 	snprintf(msg, sizeof(msg), "Too many failed sign-ins. Wait %lld "
-	    "seconds, then try again.", (long long)((wait + 999) / 1000));
+	    "seconds, then try again.", (long long)auth_retry_after_s(wait));
 	login_page(ec, 429, msg, ec->email);
 	ecp_call_end(ec);
 }
@@ -768,18 +688,17 @@ login_checked(void *arg, ps_err rc, const char *why)
 
 	if (ecp_call_gone(ec))
 		return;
-	if (rc == PS_EBUSY && (wait = auth_guard_wait(ec->e->srv->guard,
-	    ec->email, http_req_peer(ec->r))) > 0) {
+	switch (auth_guard_verdict(ec->e->srv->guard, ec->email,
+	    http_req_peer(ec->r), rc, &wait)) {
+	case AUTH_WAIT:
 		/* Failures elsewhere began a wait while this one was read. */
 		login_throttled(ec, wait);
 		return;
-	}
-	if (rc == PS_EBUSY) {
+	case AUTH_BUSY:
 		ps_errf(rc, "%s", why);
 		ecp_call_busy(ec, "signin");
 		return;
-	}
-	if (rc != PS_OK) {
+	case AUTH_WRONG:
 		log_info(http_req_id(ec->r), "auth.refused", "method=form "
 		    "user=%s reason=%s", log_q(ec->email),
 		    log_q(ec->why ? ec->why : why));
@@ -787,10 +706,10 @@ login_checked(void *arg, ps_err rc, const char *why)
 		    "wrong, or this mailbox cannot sign in here.", ec->email);
 		ecp_call_end(ec);
 		return;
+	case AUTH_SIGNED_IN:
+		break;
 	}
-	random_hex(ec->cookie, 32);
-	auth_session_key(ec->cookie, ec->key);
-	random_hex(ec->session_csrf, 32);
+	auth_web_session_new(ec->cookie, ec->key, ec->session_csrf);
 	(void)ecp_store(ec, true, session_write_run, session_written);
 }
 
@@ -839,15 +758,13 @@ handle_login(struct ecp_call *ec)
 {
 	struct http_req *r = ec->r;
 	const char *body = http_req_body(r, NULL);
-	char want[65];
 	int64_t wait;
 
 	ec->email = http_form_value(body, "email");
 	ec->pw = http_form_value(body, "password");
 	ec->csrf = http_form_value(body, "csrf");
 	/* Double-submit: the form's token must match its cookie. */
-	if (!http_req_cookie(r, CSRF_COOKIE, want, sizeof(want)) ||
-	    !token_eq(want, ec->csrf, ec->csrf ? strlen(ec->csrf) : 0)) {
+	if (!auth_web_login_token_ok(&ecp_web, r, ec->csrf)) {
 		log_info(http_req_id(r), "ecp.csrf_refused", "action=login");
 		login_page(ec, 400, "The sign-in form had expired. Please "
 		    "sign in again.", ec->email);
@@ -890,8 +807,7 @@ logout_done(void *arg)
 		    "error=%s", "session", log_q(ec->err));
 	log_info(http_req_id(ec->r), "ecp.signed_out", "email=%s",
 	    log_q(ec->v.m.email));
-	http_reply_header(ec->r, "Set-Cookie", SESSION_COOKIE "=; Path=/ecp; "
-	    "HttpOnly; Secure; SameSite=Lax; Max-Age=0");
+	auth_web_session_clear(&ecp_web, ec->r);
 	redirect(ec->r, NULL);
 	ecp_call_end(ec);
 }
@@ -1297,15 +1213,22 @@ session_read_done(void *arg)
 		answer_photo(ec);
 		return;
 	}
-	/* A POST: it must carry the session's token. */
+	/* A POST: from no other site's page, with the session's token. */
+	if (auth_post_cross_site(r, "session", ec->v.m.email)) {
+		photo_page(ec, 403, "This form did not come from this page, so "
+		    "nothing was changed.");
+		ecp_call_end(ec);
+		return;
+	}
 	body = http_req_body(r, &len);
 	if (ec->route == ECP_UPLOAD) {
 		csrf_ok = http_multipart_head_field(http_req_header(r,
 		    "Content-Type"), body, len, "csrf", &csrf_part) == PS_OK &&
-		    token_eq(ec->v.csrf, csrf_part.data, csrf_part.len);
+		    auth_token_eq(ec->v.csrf, csrf_part.data, csrf_part.len);
 	} else {
 		csrf = http_form_value(body, "csrf");
-		csrf_ok = token_eq(ec->v.csrf, csrf, csrf ? strlen(csrf) : 0);
+		csrf_ok = auth_token_eq(ec->v.csrf, csrf, csrf ? strlen(csrf) :
+		    0);
 		if (csrf)
 			xfree_secret(csrf, strlen(csrf));
 	}
@@ -1352,11 +1275,13 @@ gate_read_run(struct store *st, void *arg)
 	struct store_mailbox_session ss;
 	ps_err rc = store_mailbox_session_get(st, ec->key, &ss);
 
-	explicit_bzero(&ss, sizeof(ss));
-	if (rc == PS_OK)
+	if (rc == PS_OK) {
 		ec->signed_in = true;
-	else if (rc != PS_ENOTFOUND)
+		str_copy(ec->v.m.email, ss.email, sizeof(ec->v.m.email));
+	} else if (rc != PS_ENOTFOUND) {
 		ecp_call_failed(ec, rc);
+	}
+	explicit_bzero(&ss, sizeof(ss));
 }
 
 static void
@@ -1374,6 +1299,14 @@ gate_read_done(void *arg)
 		signed_out(ec);
 		return;
 	}
+	/* Another site's page: refused before its body is read. */
+	if (auth_post_cross_site(ec->r, "session", ec->v.m.email)) {
+		http_reply_header(ec->r, "Cache-Control", "no-store");
+		http_reply_error(ec->r, 403, "refused: another site's page "
+		    "sent this request, so nothing was changed");
+		ecp_call_end(ec);
+		return;
+	}
 	/* The handler checks the session again, with its CSRF token. */
 	http_req_body_allow(ec->r, MASTER_UPLOAD_MAX);
 	ecp_call_end(ec);
@@ -1383,15 +1316,12 @@ void
 ecp_gate(struct master_ecp *e, struct http_req *r)
 {
 	struct ecp_call *ec = ecp_call_new(e, r, ECP_UPLOAD);
-	char cookie[129];
 
 	back_find(ec);
-	if (!http_req_cookie(r, SESSION_COOKIE, cookie, sizeof(cookie))) {
+	if (!auth_web_session_key(&ecp_web, r, ec->key)) {
 		signed_out(ec);
 		return;
 	}
-	auth_session_key(cookie, ec->key);
-	explicit_bzero(cookie, sizeof(cookie));
 	(void)ecp_store(ec, false, gate_read_run, gate_read_done);
 }
 
@@ -1401,7 +1331,6 @@ void
 ecp_handle(struct master_ecp *e, struct http_req *r, enum ecp_route route)
 {
 	struct ecp_call *ec = ecp_call_new(e, r, route);
-	char cookie[129];
 
 	back_find(ec);
 	if (route == ECP_HOME) {
@@ -1415,12 +1344,10 @@ ecp_handle(struct master_ecp *e, struct http_req *r, enum ecp_route route)
 	}
 	if (route == ECP_PHOTO)
 		photo_query(ec);
-	if (!http_req_cookie(r, SESSION_COOKIE, cookie, sizeof(cookie))) {
+	if (!auth_web_session_key(&ecp_web, r, ec->key)) {
 		signed_out(ec);
 		return;
 	}
-	auth_session_key(cookie, ec->key);
-	explicit_bzero(cookie, sizeof(cookie));
 	(void)ecp_store(ec, false, session_read_run, session_read_done);
 }
 

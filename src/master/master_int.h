@@ -96,7 +96,7 @@ struct master_partners {
 	struct s2s_metadata	*md;
 	struct s2s_partner	*list;		/* views into md */
 	size_t			 n;
-	char			**origins;	/* master_url_origin() form */
+	char			**origins;	/* url_origin() form */
 	size_t			 n_origins;
 };
 
@@ -136,14 +136,6 @@ void	master_reply_busy(struct http_req *, const char *what);
  */
 void	master_reply_throttled(struct http_req *, const char *method,
 	    const char *user, int64_t wait_ms);
-
-/*
- * The origin of an absolute https URL, in lower case with the port
- * always given ("https://portal.contoso.com:443"). False, with the reason
- * in *why, for anything else (ecp.c).
- */
-bool	master_url_origin(const char *url, char *out, size_t n,
-	    const char **why);
 
 /* ---- the change-photo page (ecp.c), served by serve.c ---- */
 

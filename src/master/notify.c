@@ -7,7 +7,9 @@
  *   <partner origin>/_layouts/15/photosync/notify    email=<address>
  *
  * signed as the master (an app-only S2S token: RS256 actor token with
- * x5t, audience the partner's principal at its host and realm), verified
+ * x5t, audience the partner's principal at its host and realm, bound to
+ * the address it announces by S2S_ADDRESSES_CLAIM, so that a captured
+ * notice cannot be replayed for another user), verified
  * against the CA registered with the partner. 2xx: delivered. A 4xx other
  * than 408/429: the partner does not want it, dropped. Anything else:
  * tried again with growing back-off (5 s, 10 s, ... up to an hour), given
@@ -260,7 +262,8 @@ send_one(struct notifier *n, struct sending *sd)
 	struct xfer_request xr = { 0 };
 	char *host = NULL, *url = NULL, *token = NULL, *auth = NULL;
 	char *enc = NULL, *body = NULL, authority[300];
-	const char *hdrs[3], *why = NULL;
+	char bound[S2S_ADDRESSES_LEN];
+	const char *hdrs[3], *why = NULL, *email = row->email;
 	struct s2s_mint m = { 0 };
 	int port;
 
@@ -297,7 +300,9 @@ send_one(struct notifier *n, struct sending *sd)
 	m.target_realm = md.realm;
 	m.now = time_now();
 	m.lifetime = NOTIFY_TOKEN_LIFETIME;
-	if (s2s_token_mint(&m, &token) != PS_OK) {
+	m.addresses = bound;
+	if (s2s_addresses_digest(&email, 1, bound) != PS_OK ||
+	    s2s_token_mint(&m, &token) != PS_OK) {
 		retry_later(sd, ps_errmsg());
 		goto out;
 	}

@@ -40,6 +40,7 @@
 #include "common/file.h"
 #include "common/log.h"
 #include "common/str.h"
+#include "common/url.h"
 #include "common/xalloc.h"
 #include "exchange/autodiscover.h"
 #include "exchange/ews.h"
@@ -121,8 +122,8 @@ master_reply_throttled(struct http_req *r, const char *method,
 	char secs[24], why[80];
 
 	/* RFC 9110 10.2.3: whole seconds, rounded up: no early retry. */
-	snprintf(secs, sizeof(secs), "%lld", (long long)((wait_ms + 999) /
-	    1000));
+	snprintf(secs, sizeof(secs), "%lld",
+	    (long long)auth_retry_after_s(wait_ms));
 	snprintf(why, sizeof(why), "too many failed sign-ins: wait %s s", secs);
 	log_info(http_req_id(r), "auth.refused", "method=%s user=%s "
 	    "reason=%s", method, log_q(user ? user : ""), log_q(why));
@@ -225,11 +226,11 @@ partner_collect(void *arg, const struct store_partner *p)
 	struct master_partners *pt = arg;
 	struct s2s_metadata md;
 	char origin[512];
-	const char *why;
+	struct url u;
 
 	/* Partners registered from a file have no origin. */
-	if (p->metadata_url && master_url_origin(p->metadata_url, origin,
-	    sizeof(origin), &why)) {
+	if (p->metadata_url && url_parse(p->metadata_url, 0, &u) == PS_OK &&
+	    url_origin(&u, origin, sizeof(origin)) == PS_OK) {
 		pt->origins = xrealloc(pt->origins, (pt->n_origins + 1) *
 		    sizeof(*pt->origins));
 		pt->origins[pt->n_origins++] = xstrdup(origin);
@@ -421,21 +422,22 @@ basic_checked(void *arg, ps_err rc, const char *why)
 
 	if (call_gone(c))
 		return;
-	if (rc == PS_EBUSY && (wait = auth_guard_wait(c->s->guard, c->user,
-	    http_req_peer(c->r))) > 0) {
+	switch (auth_guard_verdict(c->s->guard, c->user, http_req_peer(c->r),
+	    rc, &wait)) {
+	case AUTH_WAIT:
 		/* Failures elsewhere began a wait while this one was read. */
 		master_reply_throttled(c->r, "basic", c->user, wait);
 		call_error(c, 429, "too many failed sign-ins: try again later");
 		return;
-	}
-	if (rc == PS_EBUSY) {
+	case AUTH_BUSY:
 		ps_errf(rc, "%s", why);
 		call_busy(c, "signin");
 		return;
-	}
-	if (rc != PS_OK) {
+	case AUTH_WRONG:
 		basic_refused(c, why);
 		return;
+	case AUTH_SIGNED_IN:
+		break;
 	}
 	c->p.method = "basic";
 	str_copy(c->p.user, c->email, sizeof(c->p.user));
@@ -646,30 +648,6 @@ handle_metadata(struct master_srv *s, struct http_req *r)
 
 /* ---- photos ---- */
 
-/* RFC 9110 13.1.2: a comma-separated list of entity tags, or "*". */
-static bool
-etag_matches(const char *inm, const char *etag)
-{
-	size_t n = strlen(etag);
-	const char *p = inm;
-
-	while (p && *p) {
-		while (*p == ' ' || *p == ',' || *p == '\t')
-			p++;
-		if (*p == '*')
-			return true;
-		if (strncmp(p, "W/", 2) == 0)
-			p += 2;
-		if (*p == '"')
-			p++;
-		if (strncmp(p, etag, n) == 0 && (p[n] == '"' || p[n] == ',' ||
-		    p[n] == '\0' || p[n] == ' '))
-			return true;
-		p = strchr(p, ',');
-	}
-	return false;
-}
-
 static void
 photo_headers(struct http_req *r, const char *etag, int64_t updated)
 {
@@ -768,7 +746,7 @@ rest_photo_answer(struct master_call *c, struct master_cached *ph)
 		return;
 	}
 	photo_headers(r, ph->etag, ph->updated);
-	if (inm && etag_matches(inm, ph->etag)) {
+	if (http_etag_match(inm, ph->etag)) {
 		http_req_note(r, "photo", "unchanged");
 		http_reply(r, 304, NULL, NULL, 0);
 		master_cached_unref(ph);
@@ -791,8 +769,7 @@ rest_photo_unchanged(struct master_call *c, const struct master_tag *t)
 {
 	const char *inm = http_req_header(c->r, "If-None-Match");
 
-	if (t == NULL || !t->has_photo || inm == NULL ||
-	    !etag_matches(inm, t->etag))
+	if (t == NULL || !t->has_photo || !http_etag_match(inm, t->etag))
 		return false;
 	photo_headers(c->r, t->etag, t->updated);
 	http_req_note(c->r, "photo", "unchanged");
@@ -893,7 +870,7 @@ soap_photo_answer(struct master_call *c, struct master_cached *ph)
 		status = 404;
 	} else {
 		photo_headers(r, ph->etag, ph->updated);
-		if (inm && etag_matches(inm, ph->etag))
+		if (http_etag_match(inm, ph->etag))
 			ews_photo_response(&c->out, false, NULL, 0, NULL);
 		else
 			ews_photo_response(&c->out, true, ph->data, ph->len,
@@ -1220,7 +1197,7 @@ master_serve(struct master_state *ms, const char *listen_host,
 
 		snprintf(portbuf, sizeof(portbuf), "%d\n", s.port);
 		if ((rc = file_write_atomic(port_file, portbuf,
-		    strlen(portbuf), 0644)) != PS_OK)
+		    strlen(portbuf), 0600)) != PS_OK)
 			goto out;
 	}
 	sigs = http_signals_watch(s.base, serve_stop, &s);

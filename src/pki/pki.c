@@ -554,7 +554,7 @@ pki_cert_save(const unsigned char *der, size_t len, const char *path)
 		ossl_err(rc, "cannot encode certificate");
 		goto out;
 	}
-	rc = file_write_atomic(path, mem->data, mem->length, 0644);
+	rc = file_write_atomic(path, mem->data, mem->length, 0600);
 out:
 	BIO_free(bio);
 	X509_free(x);

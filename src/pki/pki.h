@@ -42,7 +42,10 @@ ps_err	pki_cert_create(const struct pki_key *subject,
 	    const struct pki_cert_spec *, const struct pki_key *issuer,
 	    const unsigned char *issuer_der, size_t issuer_len,
 	    unsigned char **der, size_t *der_len);
-/* PEM certificate files (the first certificate of the file on load). */
+/*
+ * PEM certificate files (the first certificate of the file on load),
+ * written with mode 0600 like every file of a state directory.
+ */
 ps_err	pki_cert_save(const unsigned char *der, size_t len, const char *path);
 ps_err	pki_cert_load(const char *path, unsigned char **der, size_t *len);
 /* True when `der` is a certificate whose public key matches `key`. */

@@ -37,6 +37,7 @@
 
 #include "common/log.h"
 #include "common/str.h"
+#include "common/url.h"
 #include "common/xalloc.h"
 #include "http/server.h"
 #include "image/image.h"
@@ -195,90 +196,17 @@ query_yes(struct http_req *r, const char *name)
 
 /* ---- default URLs and the allow-list ---- */
 
-struct url_parts {
-	char		 host[256];	/* lower case */
-	int		 port;
-	const char	*rest;		/* from the path on; "" if none */
-};
-
 /*
- * Parses an absolute https URL strictly: printable ASCII without spaces,
- * quotes, angle brackets or backslashes; no user information (the "@"
- * trick); a host name, IPv4 or bracketed IPv6 address, an optional port;
- * no "." or ".." path segment, encoded or not, by which a browser would
- * leave an allowed path.
+ * Whether `s` may name a redirect target: an https URL as common/url.h
+ * parses it, at most AVATAR_URL_MAX bytes, without a "." or ".." path
+ * segment, encoded or not, by which a browser would leave an allowed
+ * path.
  */
 static bool
-url_parse(const char *u, struct url_parts *p)
+default_url_parse(const char *s, struct url *u)
 {
-	const char *a, *end, *host_end, *s;
-	size_t n, hl;
-	long port;
-
-	memset(p, 0, sizeof(*p));
-	if (!str_case_prefix(u, "https://") || strlen(u) > AVATAR_URL_MAX)
-		return false;
-	for (s = u; *s; s++)
-		if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f ||
-		    strchr("\"<>\\^`{|}", *s))
-			return false;
-	a = u + strlen("https://");
-	n = strcspn(a, "/?#");
-	end = a + n;
-	if (n == 0 || memchr(a, '@', n) != NULL)
-		return false;
-	if (*a == '[') {
-		host_end = memchr(a, ']', n);
-		if (host_end == NULL)
-			return false;
-		host_end++;
-		for (s = a + 1; s < host_end - 1; s++)
-			if (hex_digit((char)(*s | 0x20)) < 0 && *s != ':' &&
-			    *s != '.')
-				return false;
-	} else {
-		host_end = memchr(a, ':', n);
-		if (host_end == NULL)
-			host_end = end;
-		for (s = a; s < host_end; s++)
-			if (!((*s >= 'a' && *s <= 'z') ||
-			    (*s >= 'A' && *s <= 'Z') ||
-			    (*s >= '0' && *s <= '9') || *s == '-' || *s == '.'))
-				return false;
-	}
-	hl = (size_t)(host_end - a);
-	if (hl == 0 || hl >= sizeof(p->host) || (*a == '[' && hl < 3))
-		return false;
-	memcpy(p->host, a, hl);
-	p->host[hl] = '\0';
-	str_lower(p->host);
-	p->port = 443;
-	if (host_end < end) {
-		n = (size_t)(end - host_end);
-		if (*host_end != ':' || n < 2 || n > 6)
-			return false;
-		port = 0;
-		for (s = host_end + 1; s < end; s++) {
-			if (*s < '0' || *s > '9')
-				return false;
-			port = port * 10 + (*s - '0');
-		}
-		if (port < 1 || port > 65535)
-			return false;
-		p->port = (int)port;
-	}
-	p->rest = end;
-	/* Dot segments, in the path only (up to '?' or '#'). */
-	n = strcspn(end, "?#");
-	for (s = end; s < end + n; s++) {
-		if (s[0] == '%' && s[1] == '2' && (s[2] == 'e' || s[2] == 'E'))
-			return false;
-		if (s[0] == '/' && s[1] == '.' && (s + 2 == end + n ||
-		    s[2] == '/' || (s[2] == '.' && (s + 3 == end + n ||
-		    s[3] == '/'))))
-			return false;
-	}
-	return true;
+	return strlen(s) <= AVATAR_URL_MAX && url_parse(s, 0, u) == PS_OK &&
+	    !url_path_has_dot_segment(u->rest);
 }
 
 /*
@@ -290,11 +218,11 @@ url_parse(const char *u, struct url_parts *p)
 static bool
 url_allowed(const char *url, const char *allow, const char **why)
 {
-	struct url_parts u, pre;
+	struct url u, pre;
 	char *copy, *tok, *save = NULL;
 	bool ok = false;
 
-	if (!url_parse(url, &u)) {
+	if (!default_url_parse(url, &u)) {
 		*why = "not a plain https URL";
 		return false;
 	}
@@ -303,7 +231,8 @@ url_allowed(const char *url, const char *allow, const char **why)
 	copy = xstrdup(allow);
 	for (tok = strtok_r(copy, ", ", &save); tok && !ok;
 	    tok = strtok_r(NULL, ", ", &save))
-		if (url_parse(tok, &pre) && strcmp(u.host, pre.host) == 0 &&
+		if (default_url_parse(tok, &pre) &&
+		    strcmp(u.host, pre.host) == 0 &&
 		    u.port == pre.port &&
 		    strncmp(u.rest, pre.rest, strlen(pre.rest)) == 0)
 			ok = true;
@@ -354,24 +283,8 @@ cache_headers(struct avatar_req *ar)
 static bool
 not_modified(struct avatar_req *ar)
 {
-	const char *inm = http_req_header(ar->r, "If-None-Match");
-	size_t n = strlen(ar->tag);
-	const char *p = inm;
-	bool match = false;
-
-	while (p && *p && !match) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		if (*p == '*')
-			match = true;
-		if (strncmp(p, "W/", 2) == 0)
-			p += 2;
-		if (*p == '"' && strncmp(p + 1, ar->tag, n) == 0 &&
-		    p[n + 1] == '"')
-			match = true;
-		p = strchr(p, ',');
-	}
-	if (!match)
+	if (!http_etag_match(http_req_header(ar->r, "If-None-Match"),
+	    ar->tag))
 		return false;
 	cache_headers(ar);
 	served(ar, "revalidated");

@@ -16,6 +16,7 @@
 #include "common/file.h"
 #include "common/log.h"
 #include "common/str.h"
+#include "common/url.h"
 #include "common/xalloc.h"
 #include "diagnose.h"
 #include "http/server.h"
@@ -23,47 +24,11 @@
 #include "portal_int.h"
 #include "refresh.h"
 #include "s2s/s2s.h"
+#include "setup/help.h"
 #include "setup/setup.h"
 
-static const char usage_text[] =
-"usage: photosync portal COMMAND [options]\n"
-"\n"
-"The portal's part of the photo sync: user profiles, the User Photos\n"
-"cache (S/M/L thumbnails), on-demand sync from the mail server.\n"
-"\n"
-"commands:\n"
-"  init --dir D --url https://HOST[:PORT] [--tls-cert F --tls-key F]\n"
-"      create a state directory and its first web application\n"
-"  webapp add --dir D --url U [--tls-cert F --tls-key F] [SETTINGS]\n"
-"  webapp show --dir D [--url U]\n"
-"  webapp set --dir D [--url U] SETTINGS\n"
-"  webapp list --dir D\n"
-"  user add --dir D ACCOUNT --email ADDRESS [--name N] [--password-file F]\n"
-"  user remove --dir D ACCOUNT\n"
-"  user list --dir D\n"
-"  user passwd --dir D ACCOUNT --password-file F\n"
-"  user show --dir D ACCOUNT [--url U]    sync state and photo source\n"
-"  refresh --dir D (--user ACCOUNT... | --all) [--force]\n"
-"       [--concurrency N] [--url U]\n"
-"      fetch photos for users who never visited (windows respected\n"
-"      unless --force; 429/503 Retry-After honoured; Ctrl-C is safe);\n"
-"      --concurrency: calls to the master at once (default 4)\n"
-"  issuer add --dir D --name N (--metadata-url URL [--ca-file F] |\n"
-"       --metadata-file F)\n"
-"  issuer refresh --dir D --name N [--ca-file F]\n"
-"  issuer remove --dir D --name N\n"
-"  issuer list --dir D\n"
-"  diagnose --dir D [--url U] ACCOUNT|EMAIL\n"
-"      run each step of that user's sync and say which fails and why\n"
-"      (changes nothing; exit status 1 when a step fails)\n"
-"  serve --dir D [--listen ADDRESS] [--port-file F]\n"
-"       [--metrics-allow ADDRESSES]  who may read /metrics (default\n"
-"                                    loopback: 127.0.0.0/8,::1/128)\n"
-"       [--max-connections N]        connections open at once (default\n"
-"                                    from the descriptor limit)\n"
-"       [--body-memory SIZE]         request bodies held at once\n"
-"                                    (default 128M)\n"
-"\n"
+/* What `webapp add` and `webapp set` may set. */
+static const char settings_text[] =
 "web application SETTINGS (durations carry their unit: 90m, 6h, 2d):\n"
 "  --photo-import on|off            fetch photos from the mail server\n"
 "  --photo-expiration DURATION      how long a fetched photo is fresh\n"
@@ -80,11 +45,65 @@ static const char usage_text[] =
 "                                   (default on)\n"
 "  --avatar-access signed-in|anyone who may fetch /avatar/ (default\n"
 "                                   signed-in)\n"
-"  --avatar-default-allow URLS      https:// prefixes allowed as d= URLs\n"
-"\n"
-"ACCOUNT is DOMAIN\\user (e.g. 'contoso\\test1'). Passwords are read from\n"
-"a file (\"-\" for standard input), never from the command line.\n"
-"See docs/portal.md.\n";
+"  --avatar-default-allow URLS      https:// prefixes allowed as d= URLs\n";
+
+static const struct help_entry commands[] = {
+	{ "init", NULL, "--dir D --url https://HOST[:PORT] [--tls-cert F "
+	  "--tls-key F]",
+	  "      create a state directory and its first web application\n",
+	  NULL },
+	{ "webapp", "add", "--dir D --url U [--tls-cert F --tls-key F] "
+	  "[SETTINGS]", NULL, settings_text },
+	{ "webapp", "show", "--dir D [--url U]", NULL, NULL },
+	{ "webapp", "set", "--dir D [--url U] SETTINGS", NULL,
+	  settings_text },
+	{ "webapp", "list", "--dir D", NULL, NULL },
+	{ "user", "add", "--dir D ACCOUNT --email ADDRESS [--name N] "
+	  "[--password-file F]", NULL, NULL },
+	{ "user", "remove", "--dir D ACCOUNT", NULL, NULL },
+	{ "user", "list", "--dir D", NULL, NULL },
+	{ "user", "passwd", "--dir D ACCOUNT --password-file F", NULL, NULL },
+	{ "user", "show", "--dir D ACCOUNT [--url U]    sync state and photo "
+	  "source", NULL, NULL },
+	{ "refresh", NULL, "--dir D (--user ACCOUNT... | --all) [--force]\n"
+	  "       [--concurrency N] [--url U]",
+	  "      fetch photos for users who never visited (windows respected\n"
+	  "      unless --force; 429/503 Retry-After honoured; Ctrl-C is "
+	  "safe);\n"
+	  "      --concurrency: calls to the master at once (default 4)\n",
+	  NULL },
+	{ "issuer", "add", "--dir D --name N (--metadata-url URL "
+	  "[--ca-file F] |\n"
+	  "       --metadata-file F)", NULL, NULL },
+	{ "issuer", "refresh", "--dir D --name N [--ca-file F]", NULL, NULL },
+	{ "issuer", "remove", "--dir D --name N", NULL, NULL },
+	{ "issuer", "list", "--dir D", NULL, NULL },
+	{ "diagnose", NULL, "--dir D [--url U] ACCOUNT|EMAIL",
+	  "      run each step of that user's sync and say which fails and "
+	  "why\n"
+	  "      (changes nothing; exit status 1 when a step fails)\n", NULL },
+	{ "serve", NULL, "--dir D [--listen ADDRESS] [--port-file F]\n"
+	  "       [--metrics-allow ADDRESSES]  who may read /metrics (default\n"
+	  "                                    loopback: 127.0.0.0/8,::1/128)\n"
+	  "       [--max-connections N]        connections open at once "
+	  "(default\n"
+	  "                                    from the descriptor limit)\n"
+	  "       [--body-memory SIZE]         request bodies held at once\n"
+	  "                                    (default 128M)", NULL, NULL },
+};
+
+static const struct help help = {
+	"portal",
+	"The portal's part of the photo sync: user profiles, the User "
+	"Photos\n"
+	"cache (S/M/L thumbnails), on-demand sync from the mail server.\n",
+	commands, sizeof(commands) / sizeof(commands[0]),
+	settings_text,
+	"ACCOUNT is DOMAIN\\user (e.g. 'contoso\\test1'). Passwords are read "
+	"from\n"
+	"a file (\"-\" for standard input), never from the command line.\n"
+	"See docs/portal.md.\n",
+};
 
 struct opts {
 	const char	*dir, *url, *tls_cert, *tls_key, *name, *email;
@@ -95,7 +114,7 @@ struct opts {
 	const char	*autodiscover_domain, *sync_trigger, *sizes;
 	const char	*allow_http, *background, *notifications, *avatar_access;
 	const char	*avatar_defaults;
-	bool		 ca_file_set, all, force;
+	bool		 ca_file_set, all, force, help;
 	int		 concurrency;
 	const char	*users[64];
 	size_t		 n_users;
@@ -204,7 +223,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 			if (o->concurrency < 1 || o->concurrency > 64)
 				return -1;
 			break;
-		case 'h': fputs(usage_text, stdout); exit(0);
+		case 'h': o->help = true; break;
 		default: return -1;
 		}
 	}
@@ -250,17 +269,22 @@ parse_sizes(const char *v, struct store_webapp *w)
 	return PS_OK;
 }
 
-/* Each allowed default-image URL prefix must be an https:// URL. */
+/*
+ * Each allowed default-image URL prefix must be an https:// URL as the
+ * avatars read one (common/url.h, no dot segments): a prefix they could
+ * never match is refused here.
+ */
 static ps_err
 check_default_allow(const char *list)
 {
 	char *copy = xstrdup(list), *tok, *save = NULL;
+	struct url u;
 	ps_err rc = PS_OK;
 
 	for (tok = strtok_r(copy, ", ", &save); tok && rc == PS_OK;
 	    tok = strtok_r(NULL, ", ", &save))
-		if (!str_case_prefix(tok, "https://") || strlen(tok) < 9 ||
-		    strpbrk(tok, "\"<>'"))
+		if (url_parse(tok, 0, &u) != PS_OK ||
+		    url_path_has_dot_segment(u.rest))
 			rc = ps_errf(PS_EINVAL, "--avatar-default-allow: \"%s\" "
 			    "is not an https:// URL prefix", tok);
 	free(copy);
@@ -464,7 +488,7 @@ webapp_create(const char *dir, struct store *st, const struct opts *o)
 	f1 = portal_webapp_file(w.id, "tls-key");
 	f2 = portal_webapp_file(w.id, "tls-cert");
 	if (o->tls_cert) {
-		if (setup_copy_file(o->tls_cert, dir, f2, 0644) != PS_OK ||
+		if (setup_copy_file(o->tls_cert, dir, f2, 0600) != PS_OK ||
 		    setup_copy_file(o->tls_key, dir, f1, 0600) != PS_OK)
 			goto err;
 	} else {
@@ -509,7 +533,7 @@ cmd_init(struct opts *o)
 		free(db);
 		return 1;
 	}
-	if (file_mkdir(o->dir) != PS_OK ||
+	if (setup_state_dir(o->dir) != PS_OK ||
 	    store_open(db, STORE_PORTAL, true, &st) != PS_OK) {
 		free(db);
 		return fail("init");
@@ -856,13 +880,23 @@ portal_main(int argc, char **argv)
 	const char *cmd, *verb;
 	int ret;
 
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
-		fputs(usage_text, argc < 2 ? stderr : stdout);
-		return argc < 2 ? 2 : 0;
+	if (argc < 2) {
+		help_role(stderr, &help);
+		return 2;
+	}
+	if (strcmp(argv[1], "help") == 0) {
+		help_role(stdout, &help);
+		return 0;
 	}
 	if (parse_opts(argc, argv, &o) != 0)
 		return usage_error("invalid arguments");
+	/* COMMAND [VERB] --help: that command's; --help alone: all. */
+	if (o.help) {
+		if (o.args[0] == NULL || !help_command(stdout, &help,
+		    o.args[0], o.args[1]))
+			help_role(stdout, &help);
+		return 0;
+	}
 	cmd = o.args[0];
 	if (cmd == NULL)
 		return usage_error("missing command");

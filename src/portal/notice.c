@@ -3,7 +3,9 @@
  *
  *   POST /_layouts/15/photosync/notify   email=<address>
  *
- * with an app-only S2S token of a trusted issuer. The user's photo
+ * with an app-only S2S token of a trusted issuer, bound to that address
+ * (S2S_ADDRESSES_CLAIM: a captured notice replayed with another address
+ * is refused). The user's photo
  * changed at the master: the cached one is marked stale (neither window
  * holds the next sync back) and fetched again in the background, so the
  * change shows everywhere within seconds.
@@ -51,6 +53,17 @@ issuer_token_ok(struct webapp_ctx *app, const char *token,
 	rc = s2s_token_validate(token, &ex, p, n, id);
 	free(p);
 	return rc;
+}
+
+/* The token was signed for exactly the address the notice announces. */
+static bool
+notice_bound(const struct s2s_identity *id, const char *email)
+{
+	char want[S2S_ADDRESSES_LEN];
+
+	return id->addresses[0] != '\0' &&
+	    s2s_addresses_digest(&email, 1, want) == PS_OK &&
+	    strcmp(want, id->addresses) == 0;
 }
 
 struct notice {
@@ -174,6 +187,16 @@ notice_receive(struct webapp_ctx *app, struct http_req *r)
 		http_reply_error(r, 404, "no such user here");
 		metrics_add("photosync_notifications_received_total",
 		    "result=\"unknown_user\"", 1);
+		free(email);
+		return;
+	}
+	if (!notice_bound(&id, email)) {
+		log_warn(http_req_id(r), "notify.unbound", "issuer=%s email=%s",
+		    log_q(id.partner), log_q(email));
+		http_reply_header(r, "WWW-Authenticate", "Bearer realm=\"\"");
+		http_reply_error(r, 401, "the token is not for this address");
+		metrics_add("photosync_notifications_received_total",
+		    "result=\"refused\"", 1);
 		free(email);
 		return;
 	}

@@ -145,7 +145,7 @@ profile_facts(struct buf *b, const struct store_user *u)
 void
 page_my(struct buf *b, const struct page_viewer *v,
     const struct store_sync *sync, const char *photo_source,
-    const char *photo_tag, const char *notice)
+    const char *photo_tag, bool fetching, const char *notice)
 {
 	const struct store_user *u = v->user;
 
@@ -165,6 +165,9 @@ page_my(struct buf *b, const struct page_viewer *v,
 		buf_adds(b, "Your photo comes from your mailbox.");
 	else if (photo_source)
 		buf_adds(b, "Your photo was uploaded here.");
+	else if (fetching)
+		buf_adds(b, "Your photo is being fetched from the mail server. "
+		    "If it does not show yet, reload this page in a moment.");
 	else
 		buf_adds(b, "You have no photo yet.");
 	if (sync && sync->last_error && sync->reason[0]) {

@@ -6,6 +6,7 @@
 #ifndef PS_PAGES_H
 #define PS_PAGES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/buf.h"
@@ -22,11 +23,12 @@ void	page_login(struct buf *, const char *csrf, const char *return_url,
 /*
  * `photo_tag` is a short tag of the current photo (its ETag), added to
  * the photo's URL so that a changed photo is fetched again rather than
- * taken from the browser's cache; NULL when there is none.
+ * taken from the browser's cache; NULL when there is none. `fetching`:
+ * there is no photo yet and a sync of it is still running.
  */
 void	page_my(struct buf *, const struct page_viewer *,
 	    const struct store_sync *, const char *photo_source,
-	    const char *photo_tag, const char *notice);
+	    const char *photo_tag, bool fetching, const char *notice);
 /*
  * The local upload form. `managed_url` non-NULL: the photo is managed by
  * the mail server, the page says so and links there instead. `error` and

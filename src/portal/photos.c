@@ -34,27 +34,6 @@ struct photo_req {
 	int			 size;
 };
 
-static bool
-etag_matches(const char *inm, const char *etag)
-{
-	size_t n = strlen(etag);
-	const char *p = inm;
-
-	while (p && *p) {
-		while (*p == ' ' || *p == ',')
-			p++;
-		if (*p == '*')
-			return true;
-		if (strncmp(p, "W/", 2) == 0)
-			p += 2;
-		if (*p == '"' && strncmp(p + 1, etag, n) == 0 &&
-		    p[n + 1] == '"')
-			return true;
-		p = strchr(p, ',');
-	}
-	return false;
-}
-
 /* Sends the photo (a reference the answer takes), or the placeholder. */
 static void
 photo_send(void *arg, ps_err rc, struct cached_photo *ph)
@@ -90,7 +69,7 @@ photo_send(void *arg, ps_err rc, struct cached_photo *ph)
 	snprintf(quoted, sizeof(quoted), "\"%s\"", tag);
 	http_reply_header(r, "ETag", quoted);
 	http_reply_header(r, "Cache-Control", cc);
-	if (inm && etag_matches(inm, tag)) {
+	if (http_etag_match(inm, tag)) {
 		metrics_add("photosync_photos_revalidated_total", NULL, 1);
 		http_reply(r, 304, NULL, NULL, 0);
 		cached_photo_unref(ph);

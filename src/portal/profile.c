@@ -8,7 +8,9 @@
  *
  * Pages read what they show on the store's read lane (the request waits,
  * the loop goes on); an upload is rendered on the workers (a bounded
- * queue: 503 when full) and stored on the write lane.
+ * queue: 503 when full) and stored on the write lane. /my without a photo
+ * first waits for the sync that is due (as the owner's photo request
+ * would), so that it tells what that sync found.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,9 @@ struct page_load {
 	/* /my */
 	struct store_sync	 sync;
 	char			 source[16];	/* "" when no photo */
+	bool			 waited;	/* for the sync, once */
+	bool			 fetching;	/* the sync outlasted it */
+	bool			 kept;		/* show() kept it */
 	/* /my/person.aspx */
 	char			*who;
 	struct store_user	 person;
@@ -88,7 +93,10 @@ page_load_done(void *arg)
 		    "read. Please try again later.");
 	} else
 		pl->show(pl);
-	page_load_free(pl);
+	if (pl->kept)
+		pl->kept = false;
+	else
+		page_load_free(pl);
 }
 
 static void
@@ -135,6 +143,22 @@ my_run(struct store *st, void *arg)
 		str_copy(pl->err, ps_errmsg(), sizeof(pl->err));
 }
 
+/* The sync /my waited for ended (`o` NULL: the wait did): read again. */
+static void
+my_synced(void *arg, const struct sync_outcome *o)
+{
+	struct page_load *pl = arg;
+
+	pl->fetching = o == NULL;
+	pl->source[0] = '\0';
+	pl->tags[0][0] = '\0';
+	if (store_pool_read(pl->app->srv->store, my_run, page_load_done, pl) !=
+	    PS_OK) {
+		reply_busy(pl->r, "store reads");
+		page_load_free(pl);
+	}
+}
+
 static void
 my_show(struct page_load *pl)
 {
@@ -142,9 +166,23 @@ my_show(struct page_load *pl)
 	const char *changed = http_req_query(pl->r, "changed");
 	struct buf b;
 
+	/*
+	 * No photo yet: the page's own photo request would start the sync
+	 * that is due; the page waits for it first (at most as long as that
+	 * request would), so it does not say "no photo" while one arrives.
+	 */
+	if (!pl->source[0] && !pl->waited) {
+		pl->waited = true;
+		pl->kept = true;
+		if (sync_request(pl->app, &pl->v.user, http_req_id(pl->r),
+		    SYNC_DEADLINE, my_synced, pl) == SYNC_STARTED)
+			return;
+		pl->kept = false;
+	}
 	buf_init(&b, 1 << 20);
 	page_my(&b, &pv, &pl->sync, pl->source[0] ? pl->source : NULL,
-	    pl->tags[0], changed ? "Your photo was changed." : NULL);
+	    pl->tags[0], pl->fetching, changed ? "Your photo was changed." :
+	    NULL);
 	reply_html(pl->r, 200, &b);
 	buf_cleanup(&b);
 }

@@ -638,7 +638,7 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 		background_start(&srv.apps[i]);
 	}
 	if (port_file && (rc = file_write_atomic(port_file, ports.b_data,
-	    ports.b_len, 0644)) != PS_OK)
+	    ports.b_len, 0600)) != PS_OK)
 		goto out;
 	fflush(stdout);
 	sigs = http_signals_watch(srv.base, serve_stop, &stop);

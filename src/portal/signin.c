@@ -11,7 +11,9 @@
  * failures wait, per account and per address: a refusal then is 429 with
  * Retry-After, before any password work. Sessions are kept in the store
  * by a digest of the cookie (never the cookie); the form carries a
- * double-submit CSRF token.
+ * double-submit CSRF token. The cookies, the tokens and the rule that no
+ * other site's page may POST for a signed-in user are auth/web.h's, which
+ * the master's change-photo page uses too.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +22,10 @@
 #include "account.h"
 #include "auth/auth.h"
 #include "auth/guard.h"
+#include "auth/web.h"
 #include "common/log.h"
 #include "common/str.h"
+#include "common/url.h"
 #include "common/xalloc.h"
 #include "http/server.h"
 #include "index.h"
@@ -29,9 +33,16 @@
 #include "portal_int.h"
 #include "store/pool.h"
 
-#define SESSION_COOKIE		"ps_session"
-#define CSRF_COOKIE		"ps_csrf"
 #define SESSION_LIFETIME	(8 * 3600)
+
+/* The portal's cookies (auth/web.h), as docs/portal.md states them. */
+static const struct auth_web portal_web = {
+	.session_cookie = "ps_session",
+	.session_path = "/",
+	.session_max_age = SESSION_LIFETIME,
+	.login_cookie = "ps_csrf",
+	.login_path = "/login",
+};
 
 /* A sign-in on its way through the store and the guard. */
 struct signin {
@@ -86,20 +97,13 @@ wants_html(struct http_req *r)
 	    strstr(accept, "text/html");
 }
 
-static bool
-local_path(const char *p)
-{
-	return p && p[0] == '/' && p[1] != '/' && p[1] != '\\' &&
-	    strpbrk(p, "\r\n") == NULL;
-}
-
 /* "Retry-After" from a wait in milliseconds, rounded up to seconds. */
 static void
 retry_after(struct http_req *r, int64_t ms)
 {
 	char s[24];
 
-	snprintf(s, sizeof(s), "%lld", (long long)((ms + 999) / 1000));
+	snprintf(s, sizeof(s), "%lld", (long long)auth_retry_after_s(ms));
 	http_reply_header(r, "Retry-After", s);
 }
 
@@ -124,11 +128,26 @@ reply_signed_out(struct http_req *r)
 	    "form at /login)");
 }
 
+/*
+ * Signed in: on to `then`, unless the request would change something
+ * and another site's page sent it. A browser sends the Basic credentials
+ * it keeps, as it sends cookies, with any site's form that posts here, so
+ * Basic is no proof of intent: such a POST is refused whatever signed it
+ * in (docs/portal.md, "Cross-site requests"). Checked at the body gate
+ * too, so a refused upload's body is never read.
+ */
 static void
 signed_in(struct webapp_ctx *app, struct http_req *r, signed_in_fn then,
     struct viewer *v)
 {
 	http_req_note(r, "user", v->user.account);
+	if (auth_post_cross_site(r, v->basic ? "basic" : "session",
+	    v->user.account)) {
+		http_reply_header(r, "Cache-Control", "no-store");
+		http_reply_error(r, 403, "refused: another site's page sent "
+		    "this request, so nothing was changed");
+		return;
+	}
 	then(app, r, v);
 }
 
@@ -137,7 +156,7 @@ signed_in(struct webapp_ctx *app, struct http_req *r, signed_in_fn then,
 static void login_form(struct http_req *, const char *return_url,
     const char *error, int status);
 static void session_start(struct signin *);
-static void password_wait(struct signin *);
+static void password_wait(struct signin *, int64_t wait);
 
 static void
 refused(struct signin *si, const char *why)
@@ -157,14 +176,15 @@ password_checked(void *arg, ps_err rc, const char *why)
 {
 	struct signin *si = arg;
 	struct viewer v = { 0 };
+	int64_t wait;
 
-	if (rc == PS_EBUSY && auth_guard_wait(si->app->srv->guard,
-	    si->account, http_req_peer(si->r)) > 0) {
+	switch (auth_guard_verdict(si->app->srv->guard, si->account,
+	    http_req_peer(si->r), rc, &wait)) {
+	case AUTH_WAIT:
 		/* Failures elsewhere began a wait while this one read. */
-		password_wait(si);
+		password_wait(si, wait);
 		return;
-	}
-	if (rc == PS_EBUSY) {
+	case AUTH_BUSY:
 		log_warn(http_req_id(si->r), "auth.busy", "user=%s reason=%s",
 		    log_q(si->name), log_q(why));
 		if (si->method == 'f') {
@@ -176,11 +196,12 @@ password_checked(void *arg, ps_err rc, const char *why)
 			reply_busy(si->r, "sign-in checks");
 		signin_free(si);
 		return;
-	}
-	if (rc != PS_OK) {
+	case AUTH_WRONG:
 		refused(si, why);
 		signin_free(si);
 		return;
+	case AUTH_SIGNED_IN:
+		break;
 	}
 	xfree_secret(si->u.pwhash, strlen(si->u.pwhash));
 	si->u.pwhash = NULL;
@@ -230,17 +251,17 @@ user_done(void *arg)
 	    password_checked, si);
 }
 
-/* Failures must be waited out: 429 with Retry-After; takes `si`. */
+/*
+ * Failures must be waited out (`wait` ms): 429 with Retry-After; takes
+ * `si`.
+ */
 static void
-password_wait(struct signin *si)
+password_wait(struct signin *si, int64_t wait)
 {
-	int64_t wait = auth_guard_wait(si->app->srv->guard, si->account,
-	    http_req_peer(si->r));
-
 	log_info(http_req_id(si->r), "auth.refused", "method=%s user=%s "
 	    "reason=throttled wait_ms=%lld", si->method == 'b' ? "basic" :
 	    "form", log_q(si->name), (long long)wait);
-	retry_after(si->r, wait > 0 ? wait : 1000);
+	retry_after(si->r, wait);
 	if (si->method == 'f')
 		login_form(si->r, si->return_url, "Too many failed sign-ins. "
 		    "Please wait a little and try again.", 429);
@@ -259,6 +280,7 @@ password_check(struct signin *si)
 {
 	char account[ACCOUNT_MAX];
 	bool is_email;
+	int64_t wait;
 	ps_err rc;
 
 	/* One count per account, however its name was typed. */
@@ -266,9 +288,9 @@ password_check(struct signin *si)
 		str_copy(si->account, account, sizeof(si->account));
 	else
 		str_copy(si->account, si->name, sizeof(si->account));
-	if (auth_guard_wait(si->app->srv->guard, si->account,
-	    http_req_peer(si->r)) > 0) {
-		password_wait(si);
+	if ((wait = auth_guard_wait(si->app->srv->guard, si->account,
+	    http_req_peer(si->r))) > 0) {
+		password_wait(si, wait);
 		return;
 	}
 	http_req_defer(si->r);
@@ -329,7 +351,7 @@ signin_request(struct webapp_ctx *app, struct http_req *r,
 	const char *hdr = http_req_header(r, "Authorization");
 	struct signin *si;
 	struct viewer v = { 0 };
-	char cookie[129], *pw = NULL, *user = NULL;
+	char *pw = NULL, *user = NULL;
 
 	if (hdr && str_case_prefix(hdr, "Basic ")) {
 		char fp[33];
@@ -353,14 +375,12 @@ signin_request(struct webapp_ctx *app, struct http_req *r,
 		password_check(si);
 		return;
 	}
-	if (hdr || !http_req_cookie(r, SESSION_COOKIE, cookie,
-	    sizeof(cookie))) {
+	si = signin_new(app, r, then, 's');
+	if (hdr || !auth_web_session_key(&portal_web, r, si->digest)) {
+		signin_free(si);
 		reply_signed_out(r);
 		return;
 	}
-	si = signin_new(app, r, then, 's');
-	auth_session_key(cookie, si->digest);
-	explicit_bzero(cookie, sizeof(cookie));
 	if (index_cred_get(x, app->w.id, 's', si->digest, &v.user, v.csrf)) {
 		signin_free(si);
 		signed_in(app, r, then, &v);
@@ -380,18 +400,13 @@ static void
 login_form(struct http_req *r, const char *return_url, const char *error,
     int status)
 {
-	unsigned char rnd[16];
-	char csrf[33], cookie[128];
+	char csrf[AUTH_TOKEN_HEX + 1];
 	struct buf b;
 
-	rand_bytes(rnd, sizeof(rnd));
-	hex_encode(rnd, sizeof(rnd), csrf);
-	snprintf(cookie, sizeof(cookie), "%s=%s; Path=/login; HttpOnly; "
-	    "Secure; SameSite=Strict", CSRF_COOKIE, csrf);
-	http_reply_header(r, "Set-Cookie", cookie);
+	auth_web_login_token(&portal_web, r, csrf);
 	buf_init(&b, 1 << 20);
-	page_login(&b, csrf, local_path(return_url) ? return_url : "/my",
-	    error);
+	page_login(&b, csrf, url_return_path_ok(return_url) ? return_url :
+	    "/my", error);
 	reply_html(r, status, &b);
 	buf_cleanup(&b);
 }
@@ -400,7 +415,6 @@ static void
 session_stored(void *arg)
 {
 	struct signin *si = arg;
-	char hdr[256];
 
 	if (si->rc != PS_OK) {
 		log_err(http_req_id(si->r), "auth.store_failed", "method=form "
@@ -416,13 +430,9 @@ session_stored(void *arg)
 	    log_q(si->u.account));
 	http_req_note(si->r, "user", si->u.account);
 	/* The cookie itself is in si->password's place: see session_start. */
-	snprintf(hdr, sizeof(hdr), "%s=%s; Path=/; HttpOnly; Secure; "
-	    "SameSite=Lax; Max-Age=%d", SESSION_COOKIE, si->password,
-	    SESSION_LIFETIME);
-	http_reply_header(si->r, "Set-Cookie", hdr);
-	explicit_bzero(hdr, sizeof(hdr));
-	http_reply_header(si->r, "Location", local_path(si->return_url) ?
-	    si->return_url : "/my");
+	auth_web_session_set(&portal_web, si->r, si->password);
+	http_reply_header(si->r, "Location", url_return_path_ok(
+	    si->return_url) ? si->return_url : "/my");
 	http_reply(si->r, 303, NULL, NULL, 0);
 	signin_free(si);
 }
@@ -440,21 +450,15 @@ session_put_run(struct store *st, void *arg)
 static void
 session_start(struct signin *si)
 {
-	unsigned char rnd[32];
-	char cookie[65];
+	char cookie[AUTH_TOKEN_HEX + 1];
 
-	rand_bytes(rnd, sizeof(rnd));
-	hex_encode(rnd, sizeof(rnd), cookie);
-	auth_session_key(cookie, si->digest);
+	auth_web_session_new(cookie, si->digest, si->s.csrf);
 	/* The password is no longer needed: the cookie takes its place. */
 	xfree_secret(si->password, strlen(si->password));
 	si->password = xstrdup(cookie);
 	explicit_bzero(cookie, sizeof(cookie));
 	str_copy(si->s.account, si->u.account, sizeof(si->s.account));
 	si->s.webapp = si->app->w.id;
-	rand_bytes(rnd, sizeof(rnd));
-	hex_encode(rnd, sizeof(rnd), si->s.csrf);
-	explicit_bzero(rnd, sizeof(rnd));
 	si->s.expires = time_now() + SESSION_LIFETIME;
 	if (store_pool_write(si->app->srv->store, session_put_run,
 	    session_stored, si) != PS_OK) {
@@ -470,7 +474,6 @@ signin_login(struct webapp_ctx *app, struct http_req *r)
 {
 	const char *body = http_req_body(r, NULL);
 	char *account = NULL, *pw = NULL, *csrf = NULL, *ret = NULL;
-	char want[65];
 	struct signin *si;
 
 	if (http_req_method(r) != HTTP_POST) {
@@ -482,9 +485,7 @@ signin_login(struct webapp_ctx *app, struct http_req *r)
 	csrf = http_form_value(body, "csrf");
 	ret = http_form_value(body, "ReturnUrl");
 	/* Double-submit: the form's token must match its cookie. */
-	if (csrf == NULL || !http_req_cookie(r, CSRF_COOKIE, want,
-	    sizeof(want)) || strlen(csrf) != strlen(want) ||
-	    !str_ct_eq(csrf, want, strlen(want))) {
+	if (!auth_web_login_token_ok(&portal_web, r, csrf)) {
 		login_form(r, ret, "The form expired. Please sign in again.",
 		    400);
 		goto out;
@@ -533,8 +534,7 @@ signout_done(void *arg)
 	if (so->rc != PS_OK && so->rc != PS_ENOTFOUND)
 		log_err(http_req_id(so->r), "auth.store_failed", "method="
 		    "logout error=%s", log_q(ps_strerror(so->rc)));
-	http_reply_header(so->r, "Set-Cookie", SESSION_COOKIE "=; Path=/; "
-	    "HttpOnly; Secure; SameSite=Lax; Max-Age=0");
+	auth_web_session_clear(&portal_web, so->r);
 	http_reply_header(so->r, "Location", "/login");
 	http_reply(so->r, 303, NULL, NULL, 0);
 	free(so);
@@ -546,11 +546,9 @@ signin_logout(struct webapp_ctx *app, struct http_req *r,
 {
 	char *csrf = http_form_value(http_req_body(r, NULL), "csrf");
 	struct signout *so;
-	char cookie[129];
 
-	if (http_req_method(r) != HTTP_POST || v->basic || csrf == NULL ||
-	    strlen(csrf) != strlen(v->csrf) ||
-	    !str_ct_eq(csrf, v->csrf, strlen(v->csrf))) {
+	if (http_req_method(r) != HTTP_POST || v->basic ||
+	    !auth_token_eq(v->csrf, csrf, csrf ? strlen(csrf) : 0)) {
 		free(csrf);
 		reply_error_page(r, v, 400, "Sign out with the button on the "
 		    "page.");
@@ -559,12 +557,10 @@ signin_logout(struct webapp_ctx *app, struct http_req *r,
 	free(csrf);
 	so = xcalloc(1, sizeof(*so));
 	so->r = r;
-	if (!http_req_cookie(r, SESSION_COOKIE, cookie, sizeof(cookie))) {
+	if (!auth_web_session_key(&portal_web, r, so->key)) {
 		signout_done(so);
 		return;
 	}
-	auth_session_key(cookie, so->key);
-	explicit_bzero(cookie, sizeof(cookie));
 	index_cred_forget(app->srv->index, app->w.id, 's', so->key);
 	http_req_defer(r);
 	if (store_pool_write(app->srv->store, signout_run, signout_done, so) !=

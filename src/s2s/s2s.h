@@ -21,6 +21,13 @@
 #define S2S_MAX_TOKEN		16384
 #define S2S_MAX_METADATA	(256 * 1024)
 #define S2S_CLOCK_SKEW		300	/* seconds */
+/*
+ * The longest lifetime (exp - nbf) a token may have, minted or accepted:
+ * 12 hours, what SharePoint's TokenHelper gives its high-trust actor and
+ * outer tokens (reference exchange-wire.md §4.4). A token valid for
+ * longer is a credential that outlives any revocation; it is refused.
+ */
+#define S2S_MAX_LIFETIME	(12 * 3600)	/* seconds */
 
 /* --- metadata documents --- */
 
@@ -84,6 +91,25 @@ struct s2s_expect {
 	int64_t		 now;		/* 0: the current time */
 };
 
+/*
+ * A token can be bound to the addresses of what it is sent with (the
+ * master's change notices, so that a captured one cannot be replayed for
+ * another user): the signed token's claim S2S_ADDRESSES_CLAIM holds
+ * s2s_addresses_digest() of them.
+ */
+#define S2S_ADDRESSES_CLAIM	"photosync_addresses_sha256"
+#define S2S_ADDRESSES_LEN	44	/* 43 base64url characters, NUL */
+
+/*
+ * base64url (no padding) of SHA-256 over the addresses, each in lower
+ * case and followed by "\n", in byte order: the same digest whatever the
+ * order or case they are given in. PS_EINVAL for none, or an address
+ * that is empty or holds a control character; PS_ELIMIT past
+ * S2S_MAX_TOKEN bytes of them.
+ */
+ps_err	s2s_addresses_digest(const char *const *addresses, size_t n,
+	    char out[S2S_ADDRESSES_LEN]);
+
 struct s2s_identity {
 	char	partner[256];	/* the actor's nameid, "<id>@<realm>" */
 	char	smtp[256];	/* user claims, "" when absent */
@@ -91,6 +117,8 @@ struct s2s_identity {
 	char	nameid[256];
 	char	user[256];	/* smtp, else upn, else nameid */
 	bool	app_only;	/* no user: actor token alone */
+	/* The signed token's S2S_ADDRESSES_CLAIM; "" when absent. */
+	char	addresses[S2S_ADDRESSES_LEN];
 };
 
 /*
@@ -100,9 +128,12 @@ struct s2s_identity {
  * must verify; actor iss and nameid must be that partner's issuer (same
  * realm); outer iss == actor nameid; aud on both exactly
  * "<client_id>/<host[:port]>@<realm>" (realm ours or the partner's); nbf/exp
- * within S2S_CLOCK_SKEW; trustedfordelegation "true" before user claims
- * are honoured. PS_OK fills `id`; PS_EAUTH with a one-line reason (never
- * the token) otherwise.
+ * within S2S_CLOCK_SKEW, and each token's exp - nbf (without nbf: exp -
+ * now, less the skew) at most S2S_MAX_LIFETIME; trustedfordelegation
+ * "true" before user claims are honoured; the signed token's
+ * S2S_ADDRESSES_CLAIM, when present, a digest (it is the caller's to
+ * compare). PS_OK fills `id`; PS_EAUTH with a one-line reason (never the
+ * token) otherwise.
  */
 ps_err	s2s_token_validate(const char *token, const struct s2s_expect *,
 	    const struct s2s_partner *partners, size_t n_partners,
@@ -121,7 +152,7 @@ struct s2s_mint {
 	const char		*smtp;		/* user's address, or NULL */
 	const char		*upn;		/* or NULL */
 	int64_t			 now;		/* 0: the current time */
-	int			 lifetime;	/* seconds, at most a day */
+	int			 lifetime;	/* s, to S2S_MAX_LIFETIME */
 	/*
 	 * An actor token from s2s_actor_mint() with the same key, client,
 	 * realms and target, to wrap instead of signing a new one, and when
@@ -131,6 +162,12 @@ struct s2s_mint {
 	 */
 	const char		*actor;
 	int64_t			 actor_expires;
+	/*
+	 * s2s_addresses_digest() of the addresses the token is sent with,
+	 * signed into it (the actor token) as S2S_ADDRESSES_CLAIM; NULL:
+	 * none. Not with `actor`, which is signed already.
+	 */
+	const char		*addresses;
 };
 
 /*

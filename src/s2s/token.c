@@ -20,13 +20,13 @@
 
 #include <jansson.h>
 
+#include "common/buf.h"
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "s2s.h"
 #include "s2s_int.h"
 
 #define TOK_MAX_TIME	253402300799LL	/* 9999-12-31T23:59:59Z */
-#define TOK_MAX_LIFE	86400		/* mint: at most a day */
 #define TOK_NII_AD	"urn:office:idp:activedirectory"
 /* User claims must fit struct s2s_identity's fields. */
 #define TOK_MAX_USER	sizeof(((struct s2s_identity *)0)->smtp)
@@ -233,7 +233,11 @@ bad:
 	    name);
 }
 
-/* §4.6 step 6: exp is required, nbf optional, both with clock skew. */
+/*
+ * §4.6 step 6: exp is required, nbf optional, both with clock skew; and
+ * the token's lifetime at most S2S_MAX_LIFETIME, counted from nbf, or
+ * from now (less the skew) when there is none.
+ */
 static ps_err
 check_times(json_t *claims, const char *what, int64_t now)
 {
@@ -253,6 +257,10 @@ check_times(json_t *claims, const char *what, int64_t now)
 		return ps_errf(PS_EAUTH, "%s: expired", what);
 	if (has_nbf && nbf > now + S2S_CLOCK_SKEW)
 		return ps_errf(PS_EAUTH, "%s: not yet valid", what);
+	if (has_nbf ? exp - nbf > S2S_MAX_LIFETIME :
+	    exp - now > S2S_MAX_LIFETIME + S2S_CLOCK_SKEW)
+		return ps_errf(PS_EAUTH, "%s: lifetime longer than %d hours",
+		    what, S2S_MAX_LIFETIME / 3600);
 	return PS_OK;
 }
 
@@ -377,6 +385,43 @@ copy_claim(json_t *claims, const char *name, const char *what, char *dst,
 	if (!str_copy(dst, s, n))
 		return ps_errf(PS_EAUTH, "%s: claim %s is too long", what,
 		    name);
+	return PS_OK;
+}
+
+/* A digest as s2s_addresses_digest() writes it. */
+static bool
+addresses_digest_ok(const char *s)
+{
+	unsigned char *d;
+	size_t dlen;
+
+	if (strlen(s) != S2S_ADDRESSES_LEN - 1 ||
+	    !b64url_strict(s, strlen(s), &d, &dlen))
+		return false;
+	free(d);
+	return true;
+}
+
+/*
+ * The signed token's S2S_ADDRESSES_CLAIM into `dst` ("" when absent);
+ * present, it must be a digest as s2s_addresses_digest() writes it.
+ */
+static ps_err
+copy_addresses(json_t *claims, const char *what,
+    char dst[S2S_ADDRESSES_LEN])
+{
+	const char *s;
+	ps_err rc;
+
+	dst[0] = '\0';
+	if ((rc = claim_str(claims, S2S_ADDRESSES_CLAIM, what, &s)) != PS_OK)
+		return rc;
+	if (s == NULL)
+		return PS_OK;
+	if (!addresses_digest_ok(s))
+		return ps_errf(PS_EAUTH, "%s: claim %s is not a SHA-256 "
+		    "digest", what, S2S_ADDRESSES_CLAIM);
+	memcpy(dst, s, S2S_ADDRESSES_LEN);
 	return PS_OK;
 }
 
@@ -613,7 +658,8 @@ s2s_token_validate(const char *token, const struct s2s_expect *expect,
 			goto out;
 		}
 		id->app_only = true;
-		rc = PS_OK;
+		rc = copy_addresses(actor.claims, "actor token",
+		    id->addresses);
 		goto out;
 	}
 
@@ -677,7 +723,7 @@ s2s_token_validate(const char *token, const struct s2s_expect *expect,
 	}
 	user = id->smtp[0] ? id->smtp : id->upn[0] ? id->upn : id->nameid;
 	str_copy(id->user, user, sizeof(id->user));
-	rc = PS_OK;
+	rc = copy_addresses(actor.claims, "actor token", id->addresses);
 out:
 	jws_cleanup(&outer);
 	jws_cleanup(&actor);
@@ -690,6 +736,64 @@ out:
 			rc = ps_errf(PS_EAUTH, "%s", why);
 		}
 	}
+	return rc;
+}
+
+/* --- binding to addresses --- */
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+ps_err
+s2s_addresses_digest(const char *const *addresses, size_t n,
+    char out[S2S_ADDRESSES_LEN])
+{
+	unsigned char digest[32];
+	char **low, *enc;
+	struct buf b;
+	size_t i, k;
+	ps_err rc = PS_EINVAL;
+
+	out[0] = '\0';
+	if (n == 0)
+		return ps_errf(rc, "no address to bind a token to");
+	low = xcalloc(n, sizeof(*low));
+	buf_init(&b, S2S_MAX_TOKEN);
+	for (i = 0; i < n; i++) {
+		for (k = 0; addresses[i][k] != '\0'; k++)
+			if ((unsigned char)addresses[i][k] < 0x20 ||
+			    addresses[i][k] == 0x7f)
+				break;
+		if (k == 0 || addresses[i][k] != '\0') {
+			ps_errf(rc, "an address to bind a token to is empty or "
+			    "holds a control character");
+			goto out;
+		}
+		low[i] = xstrdup(addresses[i]);
+		str_lower(low[i]);
+	}
+	qsort(low, n, sizeof(*low), cmp_str);
+	for (i = 0; i < n; i++) {
+		if (buf_adds(&b, low[i]) != PS_OK ||
+		    buf_add(&b, "\n", 1) != PS_OK) {
+			rc = ps_errf(PS_ELIMIT, "too many addresses to bind a "
+			    "token to");
+			goto out;
+		}
+	}
+	pki_sha256(b.b_data, b.b_len, digest);
+	enc = b64_encode(digest, sizeof(digest), true);
+	str_copy(out, enc, S2S_ADDRESSES_LEN);
+	free(enc);
+	rc = PS_OK;
+out:
+	for (i = 0; i < n; i++)
+		free(low[i]);
+	free(low);
+	buf_cleanup(&b);
 	return rc;
 }
 
@@ -884,6 +988,11 @@ mint_actor(const struct s2s_mint *m, const char *aud, const char *iss,
 		json_decref(claims);
 		claims = NULL;
 	}
+	if (claims != NULL && m->addresses != NULL && json_object_set_new(
+	    claims, S2S_ADDRESSES_CLAIM, json_string(m->addresses)) != 0) {
+		json_decref(claims);
+		claims = NULL;
+	}
 	pay = b64_of_json(claims);
 	if (hdr == NULL || pay == NULL) {
 		ps_errf(rc, "cannot build the actor token");
@@ -950,10 +1059,15 @@ mint_start(const struct s2s_mint *m, char **aud, char **iss, int64_t *now)
 		    "token");
 	if (!mint_user_ok(m->smtp) || !mint_user_ok(m->upn))
 		return ps_errf(rc, "invalid user claim for a token");
-	if (m->lifetime <= 0 || m->lifetime > TOK_MAX_LIFE)
+	if (m->lifetime <= 0 || m->lifetime > S2S_MAX_LIFETIME)
 		return ps_errf(rc, "token lifetime out of range");
+	if (m->addresses != NULL && !addresses_digest_ok(m->addresses))
+		return ps_errf(rc, "invalid address digest for a token");
+	if (m->addresses != NULL && m->actor != NULL)
+		return ps_errf(rc, "an address digest cannot be added to an "
+		    "actor token signed already");
 	*now = m->now != 0 ? m->now : time_now();
-	if (*now < 0 || *now > TOK_MAX_TIME - TOK_MAX_LIFE)
+	if (*now < 0 || *now > TOK_MAX_TIME - S2S_MAX_LIFETIME)
 		return ps_errf(rc, "token time out of range");
 	/* §4.1: principals, hosts and realms are lower case on the wire. */
 	*aud = xasprintf("%s/%s@%s", m->target_id, m->target_host,

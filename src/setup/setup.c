@@ -1,11 +1,15 @@
 /*
  * Admin helpers shared by the master's and the portal's commands.
  */
+#include <sys/stat.h>
+
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/file.h"
 #include "common/str.h"
+#include "common/url.h"
 #include "common/xalloc.h"
 #include "setup.h"
 #include "xfer/xfer.h"
@@ -51,45 +55,27 @@ setup_host_port(const char *s, int default_port, char **host, int *port)
 ps_err
 setup_https_url(const char *url, char **host, int *port)
 {
-	const char *auth;
-	char *hostport;
-	size_t n;
+	struct url u;
 	ps_err rc;
 
-	if (!str_case_prefix(url, "https://"))
-		return ps_errf(PS_EINVAL, "\"%s\" is not an https:// URL", url);
-	auth = url + 8;
-	n = strcspn(auth, "/?#");
-	if (auth[n] != '\0' && strcmp(auth + n, "/") != 0)
-		return ps_errf(PS_EINVAL, "\"%s\": give the URL without a path",
-		    url);
-	hostport = xstrndup(auth, n);
-	rc = setup_host_port(hostport, 443, host, port);
-	free(hostport);
-	return rc;
+	if ((rc = url_parse(url, URL_NO_PATH | URL_ANY_PORT, &u)) != PS_OK)
+		return rc;
+	*host = xstrdup(u.host);
+	*port = u.port;
+	return PS_OK;
 }
 
 ps_err
 setup_https_url_host(const char *url, char **host, int *port)
 {
-	const char *auth;
-	char *hostport;
-	int dflt;
+	struct url u;
 	ps_err rc;
 
-	if (str_case_prefix(url, "https://")) {
-		auth = url + 8;
-		dflt = 443;
-	} else if (str_case_prefix(url, "http://")) {
-		auth = url + 7;
-		dflt = 80;
-	} else {
-		return ps_errf(PS_EINVAL, "\"%s\" is not an http(s) URL", url);
-	}
-	hostport = xstrndup(auth, strcspn(auth, "/?#"));
-	rc = setup_host_port(hostport, dflt, host, port);
-	free(hostport);
-	return rc;
+	if ((rc = url_parse(url, URL_HTTP, &u)) != PS_OK)
+		return rc;
+	*host = xstrdup(u.host);
+	*port = u.port;
+	return PS_OK;
 }
 
 char *
@@ -107,6 +93,28 @@ bool
 setup_is_ip(const char *h)
 {
 	return strspn(h, "0123456789.") == strlen(h) || strchr(h, ':');
+}
+
+ps_err
+setup_state_dir(const char *dir)
+{
+	struct stat sb;
+
+	/* Before anything is made: SQLite's files take the umask's mode. */
+	umask(077);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		return ps_errf(PS_EIO, "cannot create directory %s: %s", dir,
+		    strerror(errno));
+	if (stat(dir, &sb) != 0)
+		return ps_errf(PS_EIO, "cannot read %s: %s", dir,
+		    strerror(errno));
+	if (!S_ISDIR(sb.st_mode))
+		return ps_errf(PS_EINVAL, "%s is not a directory", dir);
+	/* Made before by someone else, or with a wider mode: ours alone. */
+	if ((sb.st_mode & 07777) != 0700 && chmod(dir, 0700) != 0)
+		return ps_errf(PS_EIO, "cannot make %s private (mode 0700): "
+		    "%s", dir, strerror(errno));
+	return PS_OK;
 }
 
 ps_err
@@ -177,10 +185,12 @@ setup_metadata_load(const char *url, const char *file, const char *ca_file,
 	char *data = NULL;
 	size_t len = 0;
 	long status = 0;
+	struct url u;
 	ps_err rc;
 
 	if (url) {
-		if ((rc = xfer_get(url, &xo, &status, doc)) != PS_OK)
+		if ((rc = url_parse(url, 0, &u)) != PS_OK ||
+		    (rc = xfer_get(url, &xo, &status, doc)) != PS_OK)
 			return rc;
 		if (status != 200)
 			return ps_errf(PS_EUPSTREAM, "%s answered HTTP %ld",

@@ -21,11 +21,16 @@
  */
 ps_err	setup_host_port(const char *s, int default_port, char **host,
 	    int *port);
-/* Splits "https://host[:port]" (nothing after the authority but "/"). */
+/*
+ * Splits "https://host[:port]" (nothing after the authority but "/"; port
+ * 0 for "any port"), parsed by url_parse() (common/url.h). The host comes
+ * back in lower case, an IPv6 address without brackets; the caller frees
+ * it.
+ */
 ps_err	setup_https_url(const char *url, char **host, int *port);
 /*
- * The host and port of any http(s) URL (a path may follow); the port
- * defaults to 443 or 80. The caller frees *host.
+ * The host and port of any http(s) URL (a path may follow), parsed by
+ * url_parse(); the port defaults to 443 or 80. The caller frees *host.
  */
 ps_err	setup_https_url_host(const char *url, char **host, int *port);
 bool	setup_is_ip(const char *host);
@@ -36,9 +41,18 @@ bool	setup_is_ip(const char *host);
 char	*setup_https_origin(const char *host, int port);
 
 /*
+ * Makes `dir` a state directory, before `init` writes anything in it:
+ * created with mode 0700, or, when it exists, set to 0700 whatever its
+ * mode was (PS_EIO when it cannot be: another user's directory), and
+ * the process's umask 077 from then on, so that every file made in it,
+ * SQLite's database and journals too, is its owner's alone (0600).
+ */
+ps_err	setup_state_dir(const char *dir);
+
+/*
  * Writes a new RSA key and a certificate for `spec` into dir/keyname and
- * dir/certname. With `ca_key` the certificate is signed by that CA (whose
- * certificate is ca_der), otherwise it is self-signed.
+ * dir/certname, both 0600. With `ca_key` the certificate is signed by
+ * that CA (whose certificate is ca_der), otherwise it is self-signed.
  */
 ps_err	setup_key_and_cert(const char *dir, const char *keyname,
 	    const char *certname, const struct pki_cert_spec *spec,
@@ -52,8 +66,9 @@ ps_err	setup_copy_file(const char *from, const char *dir, const char *name,
 	    mode_t mode);
 
 /*
- * Loads a metadata document from `url` (HTTPS, verified against `ca_file`
- * or the system's CAs) or from `file`, into `doc`, and parses it into `md`.
+ * Loads a metadata document from `url` (an https URL that url_parse()
+ * takes, fetched verified against `ca_file` or the system's CAs) or from
+ * `file`, into `doc`, and parses it into `md`.
  */
 ps_err	setup_metadata_load(const char *url, const char *file,
 	    const char *ca_file, struct buf *doc, struct s2s_metadata *md);

@@ -370,6 +370,10 @@ ps_err	store_user_count(struct store *, int64_t *n);
 /* By library file prefix: "contoso_test1" for "contoso\\test1". */
 ps_err	store_user_get_by_prefix(struct store *, const char *prefix,
 	    struct store_user *out);
+/*
+ * Sets (or, NULL, removes) the account's password and ends the account's
+ * browser sessions in the same transaction.
+ */
 ps_err	store_user_set_password(struct store *, const char *account,
 	    const char *pwhash);
 ps_err	store_user_each(struct store *,

@@ -22,7 +22,9 @@
 
 #include "common/log.h"
 #include "common/str.h"
+#include "common/url.h"
 #include "common/xalloc.h"
+#include "ps_version.h"
 #include "xfer.h"
 #include "xfer_int.h"
 
@@ -282,11 +284,17 @@ headers_free(struct curl_slist *h)
 	curl_slist_free_all(h);
 }
 
-static bool
-allowed_scheme(const char *url, bool allow_http)
+/*
+ * Whether `url` may be fetched: an https URL (http too with allow_http)
+ * as common/url.h parses it, so that what libcurl connects to is the host
+ * the rest of photosync reads in the URL. The reason is recorded when not.
+ */
+static ps_err
+url_check(const char *url, bool allow_http)
 {
-	return str_case_prefix(url, "https://") || (allow_http &&
-	    str_case_prefix(url, "http://"));
+	struct url u;
+
+	return url_parse(url, allow_http ? URL_HTTP : 0, &u);
 }
 
 /*
@@ -320,7 +328,7 @@ run_transfer(CURL *c, const char *method, const char *url,
 		curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
 		curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
 	}
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "photosync/0.1");
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "photosync/" PS_VERSION);
 	if (strcmp(method, "POST") == 0) {
 		curl_easy_setopt(c, CURLOPT_POST, 1L);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
@@ -356,8 +364,8 @@ xfer_get(const char *url, const struct xfer_opts *o, long *status,
 	CURLcode cc;
 	ps_err rc = PS_OK;
 
-	if (!allowed_scheme(url, o->allow_http))
-		return ps_errf(PS_EINVAL, "%s is not an https:// URL", url);
+	if ((rc = url_check(url, o->allow_http)) != PS_OK)
+		return rc;
 	if ((c = curl_easy_init()) == NULL)
 		return ps_errf(PS_ENOMEM, "cannot start a transfer");
 	cc = run_transfer(c, "GET", url, NULL, NULL, 0, o, &r);
@@ -400,12 +408,8 @@ xfer_call(const char *method, const char *url, const char *const *headers,
 		rc = ps_errf(PS_EINVAL, "a GET carries no body");
 		goto refused;
 	}
-	if (!allowed_scheme(url, o->allow_http)) {
-		rc = ps_errf(PS_EINVAL, "%s is not an https:// URL%s", url,
-		    str_case_prefix(url, "http://") ? " (plain http is not "
-		    "allowed)" : "");
+	if ((rc = url_check(url, o->allow_http)) != PS_OK)
 		goto refused;
-	}
 	for (i = 0; headers && headers[i]; i++)
 		if (strpbrk(headers[i], "\r\n") != NULL) {
 			rc = ps_errf(PS_EINVAL, "a request header has a line "
@@ -448,40 +452,15 @@ refused:
 static ps_err
 probe_url(const char *url, const struct xfer_opts *o, struct xfer_probe *p)
 {
-	CURLU *u = curl_url();
-	char *scheme = NULL, *host = NULL, *port = NULL;
-	size_t n;
-	ps_err rc = PS_OK;
+	struct url u;
+	ps_err rc;
 
-	if (u == NULL)
-		return ps_errf(PS_ENOMEM, "cannot parse a URL");
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) !=
-	    CURLUE_OK) {
-		rc = ps_errf(PS_EINVAL, "\"%s\" is not a URL", url);
-		goto out;
-	}
-	if (strcasecmp(scheme, "https") == 0) {
-		p->tls = true;
-	} else if (strcasecmp(scheme, "http") != 0 || !o->allow_http) {
-		rc = ps_errf(PS_EINVAL, "%s is not an https:// URL", url);
-		goto out;
-	}
-	n = strlen(host);
-	if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
-		str_copy(p->host, host + 1, n - 1 < sizeof(p->host) ? n - 1 :
-		    sizeof(p->host));
-	else
-		str_copy(p->host, host, sizeof(p->host));
-	p->port = atoi(port);
-out:
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
-	curl_url_cleanup(u);
-	return rc;
+	if ((rc = url_parse(url, o->allow_http ? URL_HTTP : 0, &u)) != PS_OK)
+		return rc;
+	p->tls = u.https;
+	str_copy(p->host, u.host, sizeof(p->host));
+	p->port = u.port;
+	return PS_OK;
 }
 
 static void

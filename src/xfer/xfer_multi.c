@@ -26,7 +26,9 @@
 
 #include "common/log.h"
 #include "common/str.h"
+#include "common/url.h"
 #include "common/xalloc.h"
+#include "ps_version.h"
 #include "xfer.h"
 #include "xfer_int.h"
 
@@ -470,7 +472,9 @@ has_line_break(const char *s)
 static ps_err
 request_check(const struct xfer_request *rq, const char **method)
 {
+	struct url u;
 	size_t i;
+	ps_err rc;
 
 	/* Our own constant strings: the caller's may go away. */
 	*method = rq->method ? rq->method : "GET";
@@ -483,10 +487,9 @@ request_check(const struct xfer_request *rq, const char **method)
 		    *method);
 	if (rq->url == NULL)
 		return ps_errf(PS_EINVAL, "no URL to fetch");
-	if (!str_case_prefix(rq->url, "https://") &&
-	    !(rq->allow_http && str_case_prefix(rq->url, "http://")))
-		return ps_errf(PS_EINVAL, "%s is not an https:// URL",
-		    rq->url);
+	if ((rc = url_parse(rq->url, rq->allow_http ? URL_HTTP : 0, &u)) !=
+	    PS_OK)
+		return rc;
 	if (has_line_break(rq->url))
 		return ps_errf(PS_EINVAL, "the URL has a line break");
 	if (rq->body_len > 0 && rq->body == NULL)
@@ -595,7 +598,7 @@ xfer_start(struct xfer_loop *loop, const struct xfer_request *rq,
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
 	    (curl_off_t)x->max_bytes);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "photosync/0.1");
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "photosync/" PS_VERSION);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->hdrs);
 	if (strcmp(method, "POST") == 0) {
 		curl_easy_setopt(c, CURLOPT_POST, 1L);

@@ -156,7 +156,7 @@ def cap():
     extra = Wire()
     extra.send(req("GET", META, [("client-request-id", "cap-new")]))
     st, f, _ = extra.response()
-    ok(st == 200 and f.get("request-id") == "cap-new",
+    ok(st == 200 and f.get("client-request-id") == "cap-new",
        "a fifth connection over the cap of 4 is served")
     ok(ws[0].closed(), "the least recently active connection was closed")
     ok(wait_log("ev=http.conn_evicted"), "and http.conn_evicted logged")

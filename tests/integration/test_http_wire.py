@@ -172,9 +172,12 @@ def split(data, sizes):
 
 
 def logged(rid):
-    """The http.request line with this request id, if it is in the log."""
+    """The http.request line with this request id (the server's req, or
+    the client's client_req), if it is in the log."""
     for line in m.server.logs().splitlines():
-        if "ev=http.request" in line and ("req=%s " % rid) in line + " ":
+        if "ev=http.request" in line and (
+                (" req=%s " % rid) in line or
+                (" client_req=%s " % rid) in line + " "):
             return line
     return None
 
@@ -261,8 +264,10 @@ def basics():
     ok(re.fullmatch(r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:"
                     r"\d\d GMT", r.header("Date") or ""),
        "an IMF-fixdate Date (%s)" % r.header("Date"))
-    is_eq(r.header("request-id"), cid, "client-request-id is the request-id")
-    is_eq(r.header("X-Request-Id"), cid, "and the X-Request-Id")
+    ok(re.fullmatch(r"[0-9a-f]{16}", r.header("request-id") or ""),
+       "the request-id is the server's own, not the client's")
+    is_eq(r.header("X-Request-Id"), r.header("request-id"),
+          "and so is the X-Request-Id")
     is_eq(r.header("client-request-id"), cid, "client-request-id echoed")
     is_eq(r.header("X-Content-Type-Options"), "nosniff", "nosniff")
     is_eq(r.header("Connection"), None, "HTTP/1.1 keeps the connection "
@@ -279,7 +284,8 @@ def basics():
     long_id = "A-" + "b" * 62
     w.send(req("GET", META, [("client-request-id", long_id)]))
     r = w.response()
-    is_eq(r.header("request-id"), long_id, "a 64-character id is taken")
+    is_eq(r.header("client-request-id"), long_id,
+          "a 64-character id is taken")
     ok(logged(long_id), "and logged")
     for bad in ("c" * 65, "no_underscore", "sp ace", "x;y"):
         w.send(req("GET", META, [("client-request-id", bad)]))
@@ -303,7 +309,7 @@ def lenient():
     """leniency: bare LF, empty lines before the request line"""
     r, w = one(b"GET %s HTTP/1.1\nHost: x\nclient-request-id: lf-1\n\n" %
                META.encode())
-    ok(r.status == 200 and r.header("request-id") == "lf-1",
+    ok(r.status == 200 and r.header("client-request-id") == "lf-1",
        "bare LF line ends are accepted (%s)" % r.status_line)
     w.send(b"\r\n\r\n\n" + req("GET", META))
     r = w.response()
@@ -322,7 +328,7 @@ def tiny_writes():
     for i in range(len(data)):
         w.send(data[i:i + 1])
     r = w.response()
-    ok(r.status == 200 and r.header("request-id") == "tiny-1",
+    ok(r.status == 200 and r.header("client-request-id") == "tiny-1",
        "GET sent a byte at a time: 200 (%d writes)" % len(data))
     data = pox([("client-request-id", "tiny-2")])
     head_len = data.index(b"\r\n\r\n") + 4
@@ -354,7 +360,7 @@ def two_records():
         time.sleep(0.02)        # two reads on the server, most likely
         w.send(data[at:])
         r = w.response()
-        ok(r.status == 200 and r.header("request-id") == "two-rec",
+        ok(r.status == 200 and r.header("client-request-id") == "two-rec",
            "head split %s: 200 (%s)" % (what, r.status_line))
         w.close()
 
@@ -368,7 +374,7 @@ def pipelining():
            req("GET", PHOTO, [("Authorization", AUTH),
                               ("client-request-id", "pipe-3")]))
     rs = [w.response() for _ in range(3)]
-    is_eq([r.header("request-id") for r in rs], ["pipe-1", "pipe-2",
+    is_eq([r.header("client-request-id") for r in rs], ["pipe-1", "pipe-2",
                                                  "pipe-3"],
           "three pipelined GETs: three answers in order")
     is_eq([r.status for r in rs], [200, 404, 200], "with their statuses")
@@ -385,7 +391,7 @@ def pipelining():
            req("HEAD", META, [("client-request-id", "pipe-6")]) +
            req("GET", META, [("client-request-id", "pipe-7")]))
     rs = [w.response(), w.response(), w.response(head=True), w.response()]
-    is_eq([(r.header("request-id"), r.status) for r in rs],
+    is_eq([(r.header("client-request-id"), r.status) for r in rs],
           [("pipe-4", 200), ("pipe-5", 200), ("pipe-6", 200),
            ("pipe-7", 200)],
           "POST, chunked POST, HEAD, GET pipelined: in order")
@@ -398,7 +404,7 @@ def pipelining():
     r1 = w.response()
     w.send(b[20:])
     r2 = w.response()
-    is_eq((r1.header("request-id"), r2.header("request-id")),
+    is_eq((r1.header("client-request-id"), r2.header("client-request-id")),
           ("pipe-8", "pipe-9"), "a request that starts in the previous "
           "one's write")
     w.close()
@@ -467,7 +473,7 @@ def expect_continue():
     w.send(data[head_len:])
     r = w.response()
     ok(r.status == 200 and b"<EwsUrl>" in r.body and
-       r.header("request-id") == "exp-1",
+       r.header("client-request-id") == "exp-1",
        "then the body gets the final answer (%s)" % r.status_line)
     # Chunked with Expect, on the same connection.
     data = chunked_pox([POX[:10], POX[10:]]).replace(
@@ -505,7 +511,8 @@ def too_large():
     ok("status=413 " in last_logged(), "413: logged before it was sent")
     is_eq(r.header("client-request-id"), cid, "413: client-request-id "
           "echoed")
-    is_eq(r.header("request-id"), cid, "413: and used as the request-id")
+    ok(re.fullmatch(r"[0-9a-f]{16}", r.header("request-id") or ""),
+       "413: with a request-id of the server's own")
     is_eq(w.eof(), "eof", "413: then the server closes")
     w.close()
     # The client does not wait: it sends its body all along.
@@ -678,9 +685,10 @@ def refusal_after_request():
                     ("Transfer-Encoding", "gzip")]))
     is_eq(r.status, 501, "a refusal of a readable head (501)")
     rid = r.header("request-id") or ""
-    ok(rid == "bad-te" and r.header("X-Request-Id") == rid and
-       logged(rid), "its client-request-id is the request id, in the "
-       "answer and the log (%r)" % rid)
+    ok(rid != "bad-te" and r.header("X-Request-Id") == rid and
+       r.header("client-request-id") == "bad-te" and logged(rid) and
+       logged(rid) == logged("bad-te"), "its client-request-id is echoed "
+       "and logged beside the server's request id (%r)" % rid)
     w.close()
 
 
@@ -700,7 +708,7 @@ def head_method():
     # No body: the next answer on the connection starts right away.
     w.send(req("GET", META, [("client-request-id", "after-head")]))
     r = w.response()
-    ok(r.status == 200 and r.header("request-id") == "after-head",
+    ok(r.status == 200 and r.header("client-request-id") == "after-head",
        "HEAD sent no body: the next answer follows directly")
     w.close()
 
@@ -721,7 +729,7 @@ def http10():
                    version="1.0"))
         r = w.response()
         ok(r.status == 200 and r.header("Connection") == "keep-alive" and
-           r.header("request-id") == "ka10-%d" % i,
+           r.header("client-request-id") == "ka10-%d" % i,
            "1.0 with keep-alive, request %d: Connection: keep-alive" % i)
     w.send(req("GET", META, version="1.0"))
     r = w.response()
@@ -759,12 +767,12 @@ def not_modified():
     is_eq(r.status_line, "HTTP/1.1 304 Not Modified", "If-None-Match: 304")
     is_eq(r.header("Content-Length"), None, "304: no Content-Length")
     is_eq(r.header("ETag"), etag, "304: the ETag")
-    ok(r.header("Date") and r.header("request-id") == "nm-1" and
+    ok(r.header("Date") and r.header("client-request-id") == "nm-1" and
        r.header("X-Content-Type-Options") == "nosniff",
        "304: Date, request-id, nosniff")
     w.send(req("GET", META, [("client-request-id", "after-304")]))
     r = w.response()
-    ok(r.status == 200 and r.header("request-id") == "after-304",
+    ok(r.status == 200 and r.header("client-request-id") == "after-304",
        "304 had no body: the next answer follows directly")
     w.close()
 

@@ -46,8 +46,10 @@ ok(re.search(r"ev=notify.delivered partner=SharePoint "
              r"email=test1@contoso.com", mlog), "the master logged "
    "notify.delivered")
 g = re.search(r"req=([0-9a-f]{16}) ev=notify.send", mlog)
-ok(g and re.search(r"req=%s ev=notify.received" % g.group(1), plog),
-   "the portal logged notify.received with the master's request id")
+ok(g and re.search(r"ev=http.request method=POST "
+                   r"path=/_layouts/15/photosync/notify status=202 .*"
+                   r"client_req=%s" % g.group(1), plog),
+   "the portal logged the notice with the master's request id")
 st, out, err = p.cmd("user", "show", T1)
 ok("from the master" in out and "last success" in out and
    "master etag" in out, "user show: source, last success, master etag")

@@ -242,6 +242,7 @@ def check_theirs(tool, d):
     okey, oder = make_cert("intruder")
     x5t = b64url(hashlib.sha1(der).digest())
     now = int(time.time())
+    century = 100 * 365 * 86400
     docs = {}
     for shape, doc in (("SharePoint", sharepoint_doc(der)),
                        ("Exchange", exchange_doc(der))):
@@ -273,6 +274,19 @@ def check_theirs(tool, d):
         now, trustedfordelegation=None)), md)
     ok(rc == 0 and "app_only=1" in out and "user= " in out,
        "PyJWT actor alone accepted as app-only", out)
+    # A token bound to addresses: the digest as hashlib makes it.
+    want = b64url(hashlib.sha256(b"a@contoso.com\ntest9@contoso.com\n")
+                  .digest())
+    rc, out = run_validate(tool, d, actor(actor_claims(
+        now, trustedfordelegation=None,
+        photosync_addresses_sha256=want)), md)
+    ok(rc == 0 and out.endswith("addresses=" + want),
+       "PyJWT app-only token bound to two addresses: digest read", out)
+    # TokenHelper's lifetime, 12 hours, is the longest accepted.
+    h12 = now + 12 * 3600
+    rc, out = run_validate(tool, d, outer_token(actor(actor_claims(
+        now, exp=str(h12))), now, exp=h12), md)
+    ok(rc == 0, "PyJWT token valid for 12 hours accepted", out)
 
     # Forgeries.
     forged = [
@@ -303,6 +317,21 @@ def check_theirs(tool, d):
         ("actor without trustedfordelegation, with a user",
          outer_token(actor(actor_claims(now, trustedfordelegation=None)),
                      now), "not trusted for delegation"),
+        ("actor valid for 100 years",
+         outer_token(actor(actor_claims(now, exp=str(now + century))),
+                     now), "actor token: lifetime longer than 12 hours"),
+        ("outer valid for 100 years",
+         outer_token(actor(actor_claims(now)), now,
+                     exp=str(now + century)),
+         "outer token: lifetime longer than 12 hours"),
+        ("outer valid a second longer than 12 hours",
+         outer_token(actor(actor_claims(now)), now,
+                     exp=now + 12 * 3600 + 1),
+         "outer token: lifetime longer than 12 hours"),
+        ("app-only actor without nbf valid for 100 years",
+         actor(actor_claims(now, nbf=None, trustedfordelegation=None,
+                            exp=now + century)),
+         "actor token: lifetime longer than 12 hours"),
     ]
     for what, tok, why in forged:
         rc, out = run_validate(tool, d, tok, md)

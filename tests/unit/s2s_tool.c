@@ -162,8 +162,8 @@ validate(const char *token_file, const char *md_file)
 		rc = 1;
 		goto out;
 	}
-	printf("OK user=%s partner=%s app_only=%d\n", id.user, id.partner,
-	    id.app_only ? 1 : 0);
+	printf("OK user=%s partner=%s app_only=%d addresses=%s\n", id.user,
+	    id.partner, id.app_only ? 1 : 0, id.addresses);
 	rc = 0;
 out:
 	s2s_metadata_cleanup(&md);

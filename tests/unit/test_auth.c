@@ -4,7 +4,9 @@
  * unknown account, remembered credentials (and a password change that
  * forgets them), the throttle per account and per address on a fake
  * clock, the queue bound, and freeing with checks in flight or from a
- * callback. Also the keyed digest the guard's table is built on.
+ * callback. Also the keyed digest the guard's table is built on, and
+ * what both roles' browser sign-ins share (web.h): tokens, and which
+ * requests another site's page sent.
  *
  * Argon2id at the production cost takes ~200 ms and 64 MiB, so the tests
  * count verifications rather than run many (about fifteen at that cost),
@@ -18,6 +20,7 @@
 
 #include "auth/auth.h"
 #include "auth/guard.h"
+#include "auth/web.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -559,6 +562,91 @@ test_free_in_flight(void)
 	    "answered (and nothing leaks)");
 }
 
+static void
+test_cross_site(void)
+{
+	const char *why = NULL;
+	char a[AUTH_TOKEN_HEX + 1], b[AUTH_TOKEN_HEX + 1];
+
+	auth_token_new(a);
+	auth_token_new(b);
+	ok(strlen(a) == AUTH_TOKEN_HEX && strcmp(a, b) != 0,
+	    "token: 64 hex digits, a new one each time");
+	ok(auth_token_eq(a, a, strlen(a)) && !auth_token_eq(a, b, strlen(b)) &&
+	    !auth_token_eq(a, a, strlen(a) - 1) && !auth_token_eq(a, NULL, 0) &&
+	    !auth_token_eq("", "", 0), "token: equal only to itself, never "
+	    "empty");
+	ok(!auth_cross_site_headers(NULL, NULL, "portal.contoso.com", &why),
+	    "cross-site: no Origin, no Sec-Fetch-Site (a script): passes");
+	ok(!auth_cross_site_headers(NULL, NULL, NULL, &why),
+	    "cross-site: ... even without a Host");
+	ok(!auth_cross_site_headers("https://portal.contoso.com",
+	    "same-origin", "portal.contoso.com", &why) &&
+	    !auth_cross_site_headers("https://Portal.Contoso.com:443", NULL,
+	    "portal.contoso.com", &why) &&
+	    !auth_cross_site_headers("https://portal.contoso.com", NULL,
+	    "portal.contoso.com:443", &why) &&
+	    !auth_cross_site_headers("https://[::1]:8443", NULL, "[::1]:8443",
+	    &why) &&
+	    !auth_cross_site_headers(NULL, "none", "portal.contoso.com", &why),
+	    "cross-site: our own origin (any case, :443 or none) passes");
+	why = NULL;
+	ok(auth_cross_site_headers("https://evil.example", NULL,
+	    "portal.contoso.com", &why) && why != NULL,
+	    "cross-site: another Origin is refused, with a reason");
+	ok(auth_cross_site_headers("null", NULL, "portal.contoso.com", &why) &&
+	    auth_cross_site_headers("http://portal.contoso.com", NULL,
+	    "portal.contoso.com", &why) &&
+	    auth_cross_site_headers("https://portal.contoso.com:8443", NULL,
+	    "portal.contoso.com", &why) &&
+	    auth_cross_site_headers("https://portal.contoso.com.evil.example",
+	    NULL, "portal.contoso.com", &why) &&
+	    auth_cross_site_headers("https://portal.contoso.com/x", NULL,
+	    "portal.contoso.com", &why) &&
+	    auth_cross_site_headers("https://portal.contoso.com", NULL, NULL,
+	    &why) &&
+	    auth_cross_site_headers("https://portal.contoso.com", NULL, "",
+	    &why), "cross-site: null, http, another port, a longer host, a "
+	    "path, no Host: refused");
+	ok(auth_cross_site_headers(NULL, "cross-site", "portal.contoso.com",
+	    &why) && auth_cross_site_headers("https://portal.contoso.com",
+	    "same-site", "portal.contoso.com", &why),
+	    "cross-site: Sec-Fetch-Site cross-site or same-site: refused");
+}
+
+/* The verdict every sign-in of both roles draws from a check. */
+static void
+test_verdict(void)
+{
+	struct auth_guard_limits l = test_limits();
+	struct auth_guard *g = auth_guard_new(base, &l);
+	struct answer a;
+	int64_t wait = -1;
+	int i;
+
+	ok(g != NULL, "verdict: a guard");
+	ok(auth_guard_verdict(g, "dave", "192.0.2.40", PS_OK, &wait) ==
+	    AUTH_SIGNED_IN && wait == 0, "verdict: PS_OK signs in");
+	ok(auth_guard_verdict(g, "dave", "192.0.2.40", PS_EAUTH, &wait) ==
+	    AUTH_WRONG && wait == 0, "verdict: PS_EAUTH is wrong (401)");
+	ok(auth_guard_verdict(g, "dave", "192.0.2.40", PS_EBUSY, &wait) ==
+	    AUTH_BUSY && wait == 0,
+	    "verdict: PS_EBUSY with nothing to wait out is busy (503)");
+	for (i = 0; i < 6; i++)
+		check_now(g, "dave", "192.0.2.40", CHEAP_HASH, "guess", &a);
+	ok(auth_guard_verdict(g, "dave", "192.0.2.41", PS_EBUSY, &wait) ==
+	    AUTH_WAIT && wait == l.first_delay_ms,
+	    "verdict: PS_EBUSY while failures must be waited out is that "
+	    "wait (429)");
+	ok(auth_guard_verdict(g, "erin", "192.0.2.41", PS_EBUSY, &wait) ==
+	    AUTH_BUSY, "verdict: ... for that account only");
+	is_int(auth_retry_after_s(1), 1, "Retry-After: 1 ms is 1 s");
+	is_int(auth_retry_after_s(0), 1, "Retry-After: never 0");
+	is_int(auth_retry_after_s(1000), 1, "Retry-After: 1000 ms is 1 s");
+	is_int(auth_retry_after_s(1001), 2, "Retry-After: rounded up");
+	auth_guard_free(g);
+}
+
 int
 main(void)
 {
@@ -571,9 +659,11 @@ main(void)
 	ok(auth_password_hash("right one", &hash1) == PS_OK &&
 	    auth_password_hash("new one", &hash2) == PS_OK, "two hashes");
 	test_digest();
+	test_cross_site();
 	test_limits_refused();
 	test_answers(hash1, hash2);
 	test_throttle();
+	test_verdict();
 	test_queue();
 	test_joined(hash1);
 	test_table();

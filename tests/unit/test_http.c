@@ -2,7 +2,8 @@
  * Unit tests of the HTTP module's text handling: request heads parsed in
  * place (and every malformed form refused with its status), chunked
  * bodies decoded as they arrive (each byte looked at once),
- * percent-decoding, query strings and forms, multipart fields.
+ * percent-decoding, query strings and forms, multipart fields,
+ * If-None-Match against an entity tag.
  * The body gate, the connection cap with every connection busy, and
  * draining are tested with a small server of this program's own on
  * loopback (the handlers and the gate are the test's), driven by a client
@@ -340,6 +341,49 @@ test_chunked(void)
 	free(many);
 }
 
+/* RFC 9110 13.1.2 and 8.8.3, with the unquoted tags we refuse. */
+static void
+test_etag(void)
+{
+	static const char *const match[] = {
+		"\"v1\"", "W/\"v1\"", "*", " * ", "\t*\t",
+		"\"x\", \"v1\"", "\"x\",\"v1\"", "\"v1\",\"x\"",
+		"W/\"x\" , W/\"v1\"", ", ,\"v1\",,", " \"v1\" ",
+		"\"x\",\t\"v1\"",
+	};
+	static const char *const no_match[] = {
+		"", " ", ",", "\"v2\"", "\"V1\"", "\"v\"", "\"v1x\"",
+		"\"\"", "\"x\", \"v\"",
+		/* not entity tags: unquoted, half quoted, misplaced W/ */
+		"v1", "W/v1", "\"v1", "v1\"", "\"x\", v1", "v1, \"x\"",
+		"w/\"v1\"", "W/ \"v1\"", "W\"v1\"", "\"v1\"W/",
+		"\"v1\" \"x\"", "\"v 1\"", "\"v1\", x\"",
+		/* a list with garbage after the matching tag */
+		"\"v1\", *", "*, \"v1\"", "\"v1\", garbage", "**", "* x",
+		"\"v1\"\x01",
+	};
+	char msg[120];
+	size_t i;
+
+	for (i = 0; i < sizeof(match) / sizeof(match[0]); i++) {
+		snprintf(msg, sizeof(msg), "If-None-Match: %s matches v1",
+		    match[i]);
+		ok(http_etag_match(match[i], "v1"), msg);
+	}
+	for (i = 0; i < sizeof(no_match) / sizeof(no_match[0]); i++) {
+		snprintf(msg, sizeof(msg), "If-None-Match: %s does not match "
+		    "v1", no_match[i]);
+		ok(!http_etag_match(no_match[i], "v1"), msg);
+	}
+	ok(!http_etag_match(NULL, "v1"), "no If-None-Match matches nothing");
+	ok(http_etag_match("\"a,b\"", "a,b"), "a comma inside a tag");
+	ok(!http_etag_match("\"a,b\"", "a"), "... is not a list separator");
+	ok(!http_etag_match("\"a,b\"", "b"), "... either way");
+	ok(http_etag_match("W/\"\x80\xff\"", "\x80\xff"),
+	    "obs-text in a tag");
+	ok(http_etag_match("\"\"", ""), "an empty tag matches an empty one");
+}
+
 static void
 test_text(void)
 {
@@ -566,6 +610,9 @@ gt_send(int fd, const char *p, size_t n)
  * Reads one answer: its status (0 when the connection closed first or a
  * read timed out), whether it said Connection: close, and its body.
  */
+/* The head of the last answer gt_answer() read. */
+static char gt_last_head[4096];
+
 static int
 gt_answer(int fd, bool *closes, char *body, size_t bodyn)
 {
@@ -585,6 +632,7 @@ gt_answer(int fd, bool *closes, char *body, size_t bodyn)
 		have += (size_t)n;
 	}
 	hl = (size_t)(end + 4 - buf);
+	memcpy(gt_last_head, buf, hl + 1);
 	if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
 		return 0;
 	if ((p = strcasestr(buf, "\r\nContent-Length: ")) != NULL && p < end)
@@ -675,6 +723,8 @@ gt_client(void *arg)
 	gt_post(fd, "/refuse", 1000, false, true);
 	is_int(gt_answer(fd, NULL, body, sizeof(body)), 200,
 	    "a small body on a refusing route: 200");
+	ok(strcasestr(gt_last_head, "\r\nStrict-Transport-Security:") ==
+	    NULL, "no Strict-Transport-Security over plain HTTP");
 	is_str(body, "len=1000", "the handler had the body");
 	is_int(gt->gate_calls, 0, "the gate was not asked");
 	gt_chunked(fd, "/refuse", 10);
@@ -829,6 +879,7 @@ main(void)
 	test_heads();
 	test_chunked();
 	test_text();
+	test_etag();
 	test_gate();
 	return done();
 }

@@ -721,6 +721,13 @@ test_mint(void)
 	m = mint_args();
 	m.lifetime = 0;
 	ok(s2s_token_mint(&m, &tok) == PS_EINVAL, "zero lifetime refused");
+	m.lifetime = S2S_MAX_LIFETIME + 1;
+	ok(s2s_token_mint(&m, &tok) == PS_EINVAL, "a lifetime the validator "
+	    "would refuse is not minted");
+	m.lifetime = S2S_MAX_LIFETIME;
+	ok(s2s_token_mint(&m, &tok) == PS_OK && check(tok, &id) == PS_OK,
+	    "the longest lifetime minted validates");
+	free(tok);
 	m = mint_args();
 	m.client_id = "a@b";
 	ok(s2s_token_mint(&m, &tok) == PS_EINVAL, "client id with @ refused");
@@ -1085,6 +1092,37 @@ test_validate_times(void)
 	t = good();
 	t.a_exp = "99999999999999999999";
 	refused(&t, "JSON", "exp too large for JSON integers");
+
+	/* At most S2S_MAX_LIFETIME (12 h) between nbf and exp, each token. */
+	t = good();
+	t.a_exp = t.o_exp = "\"1700043200\"";
+	accepted(&t, USER, "a lifetime of exactly 12 hours accepted");
+	t.a_exp = "\"1700043201\"";
+	refused(&t, "actor token: lifetime longer than 12 hours",
+	    "actor valid a second longer than 12 hours");
+	t = good();
+	t.o_exp = "1700043201";
+	refused(&t, "outer token: lifetime longer than 12 hours",
+	    "outer valid a second longer than 12 hours");
+	t = good();
+	t.a_nbf = t.o_nbf = "\"1699999000\"";
+	t.a_exp = t.o_exp = "\"4855759000\"";
+	refused(&t, "actor token: lifetime longer than 12 hours",
+	    "a token valid for 100 years refused");
+	/* Without nbf, counted from now, with the clock skew. */
+	t = good();
+	t.a_nbf = t.o_nbf = NULL;
+	t.a_exp = t.o_exp = "\"1700043500\"";
+	accepted(&t, USER, "no nbf: exp 12 hours and the skew ahead accepted");
+	t.o_exp = "\"1700043501\"";
+	refused(&t, "outer token: lifetime longer than 12 hours",
+	    "no nbf: exp a second further refused");
+	t = good();
+	t.app_only = true;
+	t.a_nbf = NULL;
+	t.a_exp = "\"4855759000\"";
+	refused(&t, "actor token: lifetime longer than 12 hours",
+	    "app-only token without nbf valid for 100 years refused");
 }
 
 static void
@@ -1206,6 +1244,106 @@ test_validate_syntax(void)
 	free(tok);
 }
 
+/* Binding a token to the addresses it is sent with. */
+static void
+test_addresses(void)
+{
+	static const char *const one[] = { "test1@contoso.com" };
+	static const char *const two[] = { "Test1@Contoso.com",
+	    "a@contoso.com" };
+	static const char *const two_sorted[] = { "a@contoso.com",
+	    "test1@contoso.com" };
+	static const char *const other[] = { "test2@contoso.com" };
+	static const char *const empty[] = { "" };
+	static const char *const ctl[] = { "test1@contoso.com\n" };
+	char d1[S2S_ADDRESSES_LEN], d2[S2S_ADDRESSES_LEN];
+	char d3[S2S_ADDRESSES_LEN], d4[S2S_ADDRESSES_LEN];
+	char xv[S2S_ADDRESSES_LEN + 2];
+	struct s2s_identity id;
+	struct s2s_mint m;
+	struct tok t;
+	char *tok = NULL, *pay;
+
+	/* Vectors from Python's hashlib: sha256("test1@contoso.com\n"). */
+	ok(s2s_addresses_digest(one, 1, d1) == PS_OK && strcmp(d1,
+	    "V4dYYtLXnYa9XZlxrFmliwwaHGsoVF096cfNLNFaWy4") == 0,
+	    "digest of one address: SHA-256 of it and a newline, base64url");
+	ok(s2s_addresses_digest(two, 2, d2) == PS_OK && strcmp(d2,
+	    "FalQIQBAPlkF0pXlxbm_SR41B0SXneCgQgXNHmlnSn4") == 0,
+	    "digest of two: lower case, sorted, each ending in a newline");
+	ok(s2s_addresses_digest(two_sorted, 2, d3) == PS_OK &&
+	    strcmp(d2, d3) == 0, "the same whatever the order and case");
+	ok(s2s_addresses_digest(other, 1, d4) == PS_OK && strcmp(d1, d4) != 0,
+	    "another address, another digest");
+	ok(s2s_addresses_digest(one, 0, d4) == PS_EINVAL && d4[0] == '\0',
+	    "no address refused");
+	ok(s2s_addresses_digest(empty, 1, d4) == PS_EINVAL,
+	    "an empty address refused");
+	ok(s2s_addresses_digest(ctl, 1, d4) == PS_EINVAL,
+	    "an address with a line break refused");
+
+	/* Minted into the signed token, read back by the validator. */
+	m = mint_args();
+	m.smtp = NULL;
+	m.addresses = d1;
+	ok(s2s_token_mint(&m, &tok) == PS_OK && check(tok, &id) == PS_OK &&
+	    id.app_only && strcmp(id.addresses, d1) == 0,
+	    "app-only token bound to an address: the validator reads it");
+	pay = tok ? part(tok, 1) : NULL;
+	ok(pay && strstr(pay, "\"" S2S_ADDRESSES_CLAIM "\":\"") != NULL,
+	    "the claim is in the signed payload");
+	free(pay);
+	free(tok);
+	tok = NULL;
+	m = mint_args();
+	m.addresses = d2;
+	ok(s2s_token_mint(&m, &tok) == PS_OK && check(tok, &id) == PS_OK &&
+	    strcmp(id.addresses, d2) == 0 && strcmp(id.user, USER) == 0,
+	    "user token bound to addresses: the actor carries the digest");
+	free(tok);
+	tok = NULL;
+	m = mint_args();
+	ok(s2s_token_mint(&m, &tok) == PS_OK && check(tok, &id) == PS_OK &&
+	    id.addresses[0] == '\0', "an unbound token: no addresses");
+	free(tok);
+	tok = NULL;
+	m = mint_args();
+	m.smtp = NULL;
+	m.addresses = "not a digest";
+	ok(s2s_token_mint(&m, &tok) == PS_EINVAL && tok == NULL,
+	    "minting with a malformed digest refused");
+	m = mint_args();
+	m.actor = "a.b.c";
+	m.actor_expires = NOW + 60;
+	m.addresses = d1;
+	ok(s2s_token_mint(&m, &tok) == PS_EINVAL && tok == NULL,
+	    "a digest cannot be added to an actor signed already");
+
+	/* Only the signed token's claim counts, and only a digest. */
+	t = good();
+	t.app_only = true;
+	t.a_xk = S2S_ADDRESSES_CLAIM;
+	snprintf(xv, sizeof(xv), "\"%s\"", d1);
+	t.a_xv = xv;
+	tok = make(&t);
+	ok(check(tok, &id) == PS_OK && strcmp(id.addresses, d1) == 0,
+	    "a hand-made signed claim is read");
+	free(tok);
+	t.a_xv = "\"V4dYYtLXnYa9XZlxrFmliwwaHGsoVF096cfNLNFaWy\"";
+	refused(&t, "is not a SHA-256 digest", "a digest cut short refused");
+	t.a_xv = "\"V4dYYtLXnYa9XZlxrFmliwwaHGsoVF096cfNLNFaWy4=\"";
+	refused(&t, "is not a SHA-256 digest", "a padded digest refused");
+	t.a_xv = "[]";
+	refused(&t, "is not a string", "a digest that is no string refused");
+	t = good();
+	t.o_xk = S2S_ADDRESSES_CLAIM;
+	t.o_xv = xv;
+	tok = make(&t);
+	ok(check(tok, &id) == PS_OK && id.addresses[0] == '\0',
+	    "the unsigned outer token's claim is ignored");
+	free(tok);
+}
+
 int
 main(void)
 {
@@ -1224,6 +1362,7 @@ main(void)
 	test_validate_times();
 	test_validate_user();
 	test_validate_syntax();
+	test_addresses();
 	s2s_metadata_cleanup(&sp_md);
 	pki_key_free(sp_key);
 	pki_key_free(other_key);

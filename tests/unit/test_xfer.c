@@ -617,6 +617,14 @@ test_schemes(void)
 	struct result r = { 0 };
 	char *u = xasprintf("http://127.0.0.1:%d/hello", plain_port);
 	static const char *const bad_hdrs[] = { "X-A: b\r\nX-Evil: 1", NULL };
+	static const char *const tricks[] = {
+		"https://127.0.0.1\\@evil.example/", "https://user@127.0.0.1/",
+		"https://127.0.0.1/a b", "https://127.0.0.1:99999/",
+		"https://127.0.0.1:/", "https://ev%69l.example/",
+		"https://127.0.0.1/{x}",
+	};
+	char msg[96];
+	size_t i;
 
 	rq.url = u;
 	ok(fetch(&rq, &r) == PS_EINVAL, "http:// refused by default");
@@ -626,6 +634,12 @@ test_schemes(void)
 	    strcmp(r.body, "hello world") == 0, "http:// with allow_http");
 	rq.url = "ftp://127.0.0.1/x";
 	ok(fetch(&rq, &r) == PS_EINVAL, "ftp:// refused");
+	/* What common/url.h refuses is never started. */
+	for (i = 0; i < sizeof(tricks) / sizeof(tricks[0]); i++) {
+		snprintf(msg, sizeof(msg), "not started: %s", tricks[i]);
+		rq.url = tricks[i];
+		ok(fetch(&rq, &r) == PS_EINVAL, msg);
+	}
 	rq.url = u;
 	rq.method = "DELETE";
 	ok(fetch(&rq, &r) == PS_EINVAL, "unknown method refused");
