@@ -3,8 +3,9 @@ python3-selenium and chromium-driver. The certificates of the test
 servers come from per-test CAs the browser does not know, hence
 --ignore-certificate-errors; everything else is a normal browser session
 (cookies, forms, redirects, file uploads, no JavaScript needed).
-Screenshots of failures go to $PHOTOSYNC_ARTIFACTS (the build directory's
-test-artifacts/ under meson)."""
+Screenshots of failures go to $PHOTOSYNC_ARTIFACTS (tests/integration/
+artifacts in the build directory under meson; else photosync-artifacts
+in the temporary directory)."""
 import os
 import re
 import tempfile
@@ -15,8 +16,10 @@ from selenium.webdriver.common.by import By
 
 import psync
 
-ARTIFACTS = os.environ.get("PHOTOSYNC_ARTIFACTS") or tempfile.mkdtemp(
-    prefix="photosync-artifacts-")
+# Made when a screenshot is taken, not before: a run that passes leaves
+# nothing.
+ARTIFACTS = os.environ.get("PHOTOSYNC_ARTIFACTS") or os.path.join(
+    tempfile.gettempdir(), "photosync-artifacts")
 
 
 class Browser:
@@ -99,8 +102,9 @@ class Browser:
         self.d.save_screenshot(path)
         return path
 
-    def wait(self, cond, timeout=10):
-        """Waits until cond() is true (pages load after clicks)."""
+    def wait(self, cond, timeout=psync.HANG_GUARD):
+        """Waits until cond() is true (pages load after clicks); the
+        timeout only guards against a hang."""
         import time
         deadline = time.monotonic() + timeout
         while True:

@@ -430,8 +430,9 @@ def self_signed_der(cn="fake exchange S2S"):
     return c.public_bytes(serialization.Encoding.DER)
 
 
-def wait_for(cond, timeout=5.0, step=0.05):
-    """Polls cond() until true or timeout; returns its last value."""
+def wait_for(cond, timeout=120.0, step=0.05):
+    """Polls cond() until true or timeout; returns its last value. The
+    timeout is only a guard against a hang (psync.HANG_GUARD)."""
     deadline = time.monotonic() + timeout
     while True:
         v = cond()

@@ -26,6 +26,15 @@ _count = 0
 _failed = 0
 
 
+def _terminated(signum, frame):
+    # A test that is stopped (meson's timeout sends SIGTERM) exits through
+    # atexit too: its servers are stopped and its directories removed.
+    sys.exit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _terminated)
+
+
 def ok(cond, what):
     """One TAP test point."""
     global _count, _failed
@@ -60,6 +69,27 @@ def sanitizer_clean(text, what):
     return m is None
 
 
+# The events docs/logging.md lists (the first column of its tables).
+DOCS_LOGGING = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "..", "..", "docs", "logging.md")
+_EVENT = re.compile(r"(?:^| )ev=([a-z0-9_]+\.[a-z0-9_.]+)", re.M)
+_cli_events = set()     # ev= seen in the output of the commands run
+
+
+def documented_events():
+    with open(DOCS_LOGGING, encoding="utf-8") as f:
+        rows = re.findall(r"^\| (`[a-z0-9_.]+`(?:, `[a-z0-9_.]+`)*) \|",
+                          f.read(), re.M)
+    return {n for row in rows for n in re.findall(r"`([^`]+)`", row)}
+
+
+def events_documented(text, what):
+    """A check that every ev= in `text` (a log) is in docs/logging.md."""
+    unknown = sorted(set(_EVENT.findall(text)) - documented_events())
+    ok(not unknown, "every event in %s is listed in docs/logging.md%s" % (
+        what, (": not " + ", ".join(unknown)) if unknown else ""))
+
+
 def done():
     # Stop the servers first: a leak is reported at exit, into the log.
     for s in _servers:
@@ -67,8 +97,30 @@ def done():
         if sanitizer_clean(s.logs(), "%s serve (%s)" % (s.role,
                                                       s.log_path)):
             ok(True, "%s serve: no sanitizer report in its log" % s.role)
+        events_documented(s.logs(), "the log of %s serve (%s)" % (
+            s.role, s.log_path))
+    if _cli_events:
+        events_documented(" ".join("ev=" + e for e in _cli_events),
+                          "the commands' output")
     print("1..%d" % _count, flush=True)
     sys.exit(1 if _failed else 0)
+
+
+# How long a wait for an event may last before the test gives up: only a
+# guard against a hang, never what a test measures (a loaded machine
+# under the sanitizers is slow).
+HANG_GUARD = 120.0
+
+
+def wait_for(cond, timeout=HANG_GUARD, step=0.05):
+    """Calls cond() until it returns a true value, which it returns; None
+    when the hang guard ran out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v or time.monotonic() > deadline:
+            return v or None
+        time.sleep(step)
 
 
 def tmpdir(prefix):
@@ -87,6 +139,7 @@ def run(*args, input=None, check=True):
     p = subprocess.run([PHOTOSYNC] + list(args), input=input,
                        capture_output=True, text=True, timeout=120)
     sanitizer_clean(p.stderr, "photosync " + " ".join(args))
+    _cli_events.update(_EVENT.findall(p.stdout + p.stderr))
     if check and p.returncode != 0:
         raise RuntimeError("photosync %s failed (%d): %s%s" % (
             " ".join(args), p.returncode, p.stdout, p.stderr))
@@ -135,6 +188,7 @@ class Server:
     def __init__(self, role, state_dir, extra=()):
         self.dir = state_dir
         self.role = role
+        self.killed = False
         self.port_file = os.path.join(state_dir, "test.port")
         if os.path.exists(self.port_file):
             os.unlink(self.port_file)
@@ -161,6 +215,13 @@ class Server:
         atexit.register(self.stop)
         _servers.append(self)
 
+    def wait_log(self, pattern, since=0, timeout=HANG_GUARD):
+        """Waits until the log, from offset `since` on, has a line
+        matching the regular expression `pattern`; the match, or None
+        when the hang guard ran out."""
+        rx = re.compile(pattern)
+        return wait_for(lambda: rx.search(self.logs(), since), timeout)
+
     def logs(self):
         if not self.log.closed:
             self.log.flush()
@@ -168,11 +229,14 @@ class Server:
             return f.read().decode("utf-8", "replace")
 
     def stop(self):
+        """Sends SIGTERM and waits for the exit (10 s, then SIGKILL: then
+        `killed` is true). Returns the exit status."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
+                self.killed = True
                 self.proc.kill()
                 self.proc.wait()
         if not self.log.closed:
@@ -296,8 +360,10 @@ class Master:
         return self
 
     def stop(self):
+        """Stops the server (see Server.stop); its exit status."""
         if self.server:
-            self.server.stop()
+            return self.server.stop()
+        return None
 
     def get(self, path, headers=None):
         return request(self.host, self.port, "GET", path, self.ca, headers)
@@ -344,8 +410,10 @@ class Portal:
         return self
 
     def stop(self):
+        """Stops the server (see Server.stop); its exit status."""
         if self.server:
-            self.server.stop()
+            return self.server.stop()
+        return None
 
     def auth(self, account):
         return {"Authorization": basic(account, self.password[account])}
@@ -363,6 +431,21 @@ class Portal:
 
     def url(self, path=""):
         return "https://%s:%d%s" % (self.host, self.port, path)
+
+    def owner_photo(self, account, size="L"):
+        """The owner's request for their own photo once the sync it
+        starts has ended. The owner waits for that sync a few seconds at
+        most, and a loaded machine may take longer: the sync's outcome in
+        the log (same request id) is the event waited for, then the photo
+        is asked for again. Returns that answer (the first one when it
+        started no sync)."""
+        r = self.get(photo_path(account, size), as_user=account)
+        rid = re.escape(r.header("request-id") or "-")
+        if not re.search(r"req=%s ev=sync\.start " % rid,
+                         self.server.logs()):
+            return r
+        self.server.wait_log(r"req=%s ev=sync\.(done|failed) " % rid)
+        return self.get(photo_path(account, size), as_user=account)
 
 
 def photo_path(account, size="L"):

@@ -8,10 +8,9 @@ junk paths."""
 import hashlib
 import os
 import re
-import time
 
-from psync import (done, identify, is_eq, make_image, ok, photo_path,
-                   store_change, tmpdir, wired)
+from psync import (done, identify, is_eq, make_image, ok, store_change,
+                   tmpdir, wait_for, wired)
 
 work = tmpdir("avatars")
 T1, T2, T3 = "contoso\\test1", "contoso\\test2", "contoso\\test3"
@@ -41,14 +40,6 @@ def metric(p, kind):
     return int(g.group(1)) if g else 0
 
 
-def wait_for(cond, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return False
-
 
 m, p = wired()
 # test3: a mailbox with a small (300x300) photo.
@@ -57,7 +48,7 @@ m.cmd("photo", "set", "test3@contoso.com", "--file",
       make_image(os.path.join(work, "t3.png"), "300x300"))
 # The owners' L requests sync their photos (with the HR source).
 for who in (T1, T3):
-    r = p.get(photo_path(who, "L"), as_user=who)
+    r = p.owner_photo(who)
     ok(r.status == 200 and "placeholder" not in r.header("ETag"),
        "%s's photo synced" % who)
 

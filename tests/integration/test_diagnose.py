@@ -122,7 +122,7 @@ def expect_fail(what, step, args=(T1,), words=(), accounts=(T1,)):
 
 
 # ---- a real sync first, so that there is state to keep ----
-r = p.get(photo_path(T1, "L"), as_user=T1)
+r = p.owner_photo(T1)
 ok(r.status == 200, "test1's photo is served")
 show = p.cmd("user", "show", T1)[1]
 ok("from the master" in show, "test1's photo came from the master")

@@ -3,14 +3,18 @@ against photosync master serve: its POX Autodiscover (probe, auth-type
 guess, authenticated POST, parsing) and its SOAP GetUserSettings service,
 with the photo setting names added to its maps as the reference says."""
 import os
+import tempfile
 
-from psync import Master, done, is_eq, ok
+from psync import Master, done, is_eq, ok, tmpdir
 
 m = Master()
 m.add_mailbox("test1@contoso.com", "pw-one", name="Test One")
 m.start()
 # exchangelib verifies TLS through requests; trust the master's cert.
 os.environ["REQUESTS_CA_BUNDLE"] = m.ca
+# exchangelib keeps an Autodiscover cache file in the temporary directory
+# it sees when imported: this test's own, removed at exit.
+tempfile.tempdir = tmpdir("exchangelib")
 
 from exchangelib import Credentials  # noqa: E402
 from exchangelib.autodiscover.discovery.pox import PoxAutodiscovery  # noqa
@@ -20,6 +24,7 @@ from exchangelib.properties import UserResponse  # noqa: E402
 from exchangelib.transport import BASIC  # noqa: E402
 from exchangelib.services import GetUserSettings  # noqa: E402
 
+tempfile.tempdir = None
 creds = Credentials("test1@contoso.com", "pw-one")
 # exchangelib checks that an Autodiscover host resolves in DNS (dnspython,
 # not /etc/hosts), with the port as part of the name; loopback has no DNS

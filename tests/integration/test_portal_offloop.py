@@ -31,7 +31,7 @@ def lookups():
     return got["hit"], got["miss"]
 
 
-r = p.get(photo_path(T1, "L"), as_user=T1)     # test1's photo, synced
+r = p.owner_photo(T1)                          # test1's photo, synced
 ok(r.status == 200 and "placeholder" not in r.header("ETag"),
    "setup: test1's photo is synced")
 r = p.get(photo_path(T1, "M"), as_user=T2)
@@ -74,7 +74,7 @@ def upload():
 t = threading.Thread(target=upload)
 t.start()
 # The upload, rendered, waits for the lock on the write lane...
-ok(wait_for(lambda: store_queued() >= 1, 30),
+ok(wait_for(lambda: store_queued() >= 1),
    "the upload's write is queued behind the lock")
 r = p.get(photo_path(T1, "M"), as_user=T2)
 ok(r.status == 200 and r.header("ETag") == etag,

@@ -13,7 +13,7 @@ from psync import done, is_eq, ok, photo_path, tmpdir, wired
 T1 = "contoso\\test1"
 work = tmpdir("stop")
 m, p = wired()
-r = p.get(photo_path(T1, "L"), as_user=T1)
+r = p.owner_photo(T1)
 cached = r.header("ETag")
 ok(r.status == 200 and "placeholder" not in cached,
    "setup: test1's photo is cached")
@@ -41,7 +41,7 @@ def owner_request():
 
 t = threading.Thread(target=owner_request)
 t.start()
-ok(wait_for(lambda: fake.count("photo") >= 1, 20),
+ok(wait_for(lambda: fake.count("photo") >= 1),
    "the owner's request started a sync: the master was asked")
 p.server.proc.send_signal(15)
 t.join(60)

@@ -6,7 +6,9 @@
 #ifndef PS_T_H
 #define PS_T_H
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int t_count, t_failed;
@@ -38,6 +40,37 @@ t_ok(int cond, const char *file, int line, const char *what)
 			printf("#   got \"%s\", want \"%s\"\n",		\
 			    g_ ? g_ : "(null)", w_ ? w_ : "(null)");	\
 	} while (0)
+
+/*
+ * Makes a new empty directory NAME-XXXXXX for a test program's files, in
+ * TMPDIR (the suite gives every test a fresh one and fails the test when
+ * anything is left in it: tests/tmpguard.py), else in P_tmpdir. Returns
+ * the path, which the caller frees after removing the directory; on
+ * failure prints "Bail out!" and returns NULL.
+ */
+static inline char *
+t_tmpdir(const char *name)
+{
+	const char *parent = getenv("TMPDIR");
+	char *path;
+	size_t len;
+
+	if (parent == NULL || *parent == '\0')
+		parent = P_tmpdir;
+	len = strlen(parent) + strlen(name) + sizeof("/-XXXXXX");
+	if ((path = malloc(len)) == NULL) {
+		printf("Bail out! out of memory\n");
+		return NULL;
+	}
+	snprintf(path, len, "%s/%s-XXXXXX", parent, name);
+	if (mkdtemp(path) == NULL) {
+		printf("Bail out! cannot make a directory in %s: %s\n", parent,
+		    strerror(errno));
+		free(path);
+		return NULL;
+	}
+	return path;
+}
 
 static inline int
 done(void)

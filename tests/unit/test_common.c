@@ -424,13 +424,8 @@ main(void)
 	test_email();
 	test_ids();
 	test_log_q();
-	log_dir = xasprintf("%s/photosync-log-XXXXXX", getenv("TMPDIR") &&
-	    *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	if (mkdtemp(log_dir) == NULL) {
-		printf("Bail out! no temporary directory: %s\n",
-		    strerror(errno));
+	if ((log_dir = t_tmpdir("photosync-log")) == NULL)
 		return 1;
-	}
 	test_log_refused();
 	ok(rmdir(log_dir) == 0, "the temporary directory is gone");
 	free(log_dir);

@@ -1336,19 +1336,20 @@ read_file(const char *path, size_t *len)
 static unsigned char *
 imagemagick_progressive(size_t *len)
 {
-	char dir[] = "/tmp/test_image.XXXXXX", in[64], out[64];
-	char *argv[] = { CONVERT, in, "-interlace", "JPEG", "-quality", "90",
-	    out, NULL };
+	char *dir, *in, *out;
+	char *argv[] = { CONVERT, NULL, "-interlace", "JPEG", "-quality",
+	    "90", NULL, NULL };
 	unsigned char *png, *jpg = NULL;
 	VipsImage *im;
 	size_t plen;
 	pid_t pid;
 	int status;
 
-	if (access(CONVERT, X_OK) != 0 || mkdtemp(dir) == NULL)
+	if (access(CONVERT, X_OK) != 0 ||
+	    (dir = t_tmpdir("test_image")) == NULL)
 		return NULL;
-	snprintf(in, sizeof(in), "%s/in.png", dir);
-	snprintf(out, sizeof(out), "%s/out.jpg", dir);
+	argv[1] = in = xasprintf("%s/in.png", dir);
+	argv[6] = out = xasprintf("%s/out.jpg", dir);
 	im = make_image(300, 200, 3, fill_detail);
 	png = encode(im, ".png", &plen);
 	VIPS_UNREF(im);
@@ -1361,6 +1362,9 @@ imagemagick_progressive(size_t *len)
 	unlink(in);
 	unlink(out);
 	rmdir(dir);
+	free(in);
+	free(out);
+	free(dir);
 	return jpg;
 }
 

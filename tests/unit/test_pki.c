@@ -24,7 +24,7 @@
 #include "pki/pki.h"
 #include "t.h"
 
-static char tmpdir[] = "/tmp/test_pki.XXXXXX";
+static char *tmpdir;	/* from t_tmpdir(), removed at the end */
 
 static char *
 tmp_path(const char *name)
@@ -407,6 +407,7 @@ cleanup_tmp(void)
 		free(p);
 	}
 	rmdir(tmpdir);
+	free(tmpdir);
 }
 
 int
@@ -414,10 +415,8 @@ main(void)
 {
 	struct pki_key *key = NULL;
 
-	if (mkdtemp(tmpdir) == NULL) {
-		perror("mkdtemp");
+	if ((tmpdir = t_tmpdir("test_pki")) == NULL)
 		return 1;
-	}
 	test_digests();
 	test_keys(&key);
 	test_encrypted_key(key);

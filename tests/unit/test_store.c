@@ -1,9 +1,12 @@
 /*
  * Unit tests of the store, against real SQLite files in a temporary
- * directory: migrations, the change feed (every kind of change writes the
+ * directory: migrations (from an empty file, and from stores of the
+ * first schema, tests/data/store/master-1.sql and portal-1.sql, with
+ * their rows kept), the change feed (every kind of change writes the
  * rows store.h promises, other processes' rows are read and our own left
- * out, pruning, the shared counter), errors of a few functions, and a
- * full disk (a child process with a small RLIMIT_FSIZE).
+ * out, pruning, the shared counter), the error cases of every function
+ * (missing rows, constraint violations, files that are not stores), and
+ * a full disk (a child process with a small RLIMIT_FSIZE).
  *
  * "Another process" is a forked child: the parent closes its stores
  * before forking, so no SQLite connection crosses a fork.
@@ -21,6 +24,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "store/store.h"
@@ -32,6 +37,28 @@ static char *
 path_in(const char *name)
 {
 	return xasprintf("%s/%s", dir, name);
+}
+
+/* The whole file as a string, or NULL; the caller frees. */
+static char *
+slurp_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *s = NULL;
+	long n;
+
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+	    fseek(f, 0, SEEK_SET) == 0) {
+		s = xcalloc(1, (size_t)n + 1);
+		if (fread(s, 1, (size_t)n, f) != (size_t)n) {
+			free(s);
+			s = NULL;
+		}
+	}
+	fclose(f);
+	return s;
 }
 
 static int
@@ -869,6 +896,153 @@ test_migrations(void)
 	free(missing);
 }
 
+/*
+ * Makes the store `path` from the SQL file `sql` (a store of an older
+ * schema, as that version of photosync wrote it), with SQLite itself:
+ * no code of the store runs. True when it worked.
+ */
+static bool
+store_from_sql(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	char *text, *err = NULL;
+	bool good;
+
+	text = slurp_file(sql);
+	good = text != NULL && sqlite3_open(path, &db) == SQLITE_OK &&
+	    sqlite3_exec(db, text, NULL, NULL, &err) == SQLITE_OK;
+	if (err != NULL)
+		printf("# %s: %s\n", sql, err);
+	sqlite3_free(err);
+	sqlite3_close(db);
+	free(text);
+	return good;
+}
+
+static void
+test_migrate_master_1(void)
+{
+	char *path = path_in("master-1.db");
+	struct store *st = NULL;
+	struct store_mailbox m = { 0 };
+	struct store_photo p = { 0 };
+	struct store_partner pa = { 0 };
+	char *value = NULL;
+	int64_t head = -1, head2 = -1;
+
+	ok(store_from_sql(path, "../data/store/master-1.sql"),
+	    "master: a store of schema 1 made");
+	is_int(schema_version(path), 1, "master: it is at version 1");
+	is_int(store_open(path, STORE_MASTER, false, &st), PS_OK,
+	    "master: the current code opens it");
+	if (st == NULL) {
+		printf("#   %s\n", ps_errmsg());
+		free(path);
+		return;
+	}
+	ok(store_config_get(st, "realm", &value) == PS_OK && value &&
+	    strcmp(value, "old-realm") == 0, "master 1: the setting is kept");
+	free(value);
+	ok(store_mailbox_get(st, "OLD@contoso.com", &m) == PS_OK &&
+	    strcmp(m.name, "Old Mailbox") == 0 && m.pwhash &&
+	    strncmp(m.pwhash, "$argon2id$", 10) == 0 &&
+	    m.created == 1700000000 && strcmp(m.etag, "old-etag") == 0,
+	    "master 1: the mailbox, its password and its photo's ETag kept");
+	store_mailbox_cleanup(&m);
+	ok(store_photo_get(st, "old@contoso.com", 1, &p) == PS_OK &&
+	    p.side == 96 && p.len == 8 && memcmp(p.data, "photo 96", 8) == 0,
+	    "master 1: the photo's sizes kept");
+	store_photo_cleanup(&p);
+	ok(store_partner_get(st, "sharepoint", &pa) == PS_OK &&
+	    pa.metadata_url && strstr(pa.metadata_url, "portal.contoso.com") &&
+	    pa.notify && pa.ca_file[0] == '\0' && pa.added == 1700000004,
+	    "master 1: the partner kept, with notifications on (migration 3)");
+	store_partner_cleanup(&pa);
+	ok(store_feed_head(st, &head) == PS_OK && head == 0,
+	    "master 1: the feed is there (migration 4), empty");
+	is_int(store_photo_put(st, "old@contoso.com", "new-etag", NULL, 0),
+	    PS_OK, "master 1: a photo change");
+	ok(store_feed_head(st, &head2) == PS_OK && head2 > head,
+	    "master 1: the change wrote the feed (its triggers work)");
+	is_int(store_outbox_pending(st), 1,
+	    "master 1: and queued a notice to the old partner (outbox)");
+	store_close(st);
+	is_int(schema_version(path), 4, "master 1: now at version 4");
+	free(path);
+}
+
+static void
+test_migrate_portal_1(void)
+{
+	char *path = path_in("portal-1.db");
+	struct store *st = NULL;
+	struct store_webapp w = { 0 };
+	struct store_user u = { 0 };
+	struct store_issuer is = { 0 };
+	struct store_thumb t = { 0 };
+	struct store_sync sy = { 0 };
+	struct store_session se = { 0 };
+	char *value = NULL;
+	int64_t head = -1, head2 = -1;
+
+	ok(store_from_sql(path, "../data/store/portal-1.sql"),
+	    "portal: a store of schema 1 made");
+	is_int(schema_version(path), 1, "portal: it is at version 1");
+	is_int(store_open(path, STORE_PORTAL, false, &st), PS_OK,
+	    "portal: the current code opens it");
+	if (st == NULL) {
+		printf("#   %s\n", ps_errmsg());
+		free(path);
+		return;
+	}
+	ok(store_config_get(st, "setup", &value) == PS_OK && value &&
+	    strcmp(value, "done") == 0, "portal 1: the setting is kept");
+	free(value);
+	ok(store_webapp_get(st, "https://PORTAL.contoso.com", &w) == PS_OK &&
+	    w.id == 1 && w.photo_import && w.photo_expiration == 21600 &&
+	    w.sync_any && w.size_l == 300 &&
+	    strcmp(w.autodiscover_domain, "mail.contoso.com") == 0 &&
+	    strcmp(w.ca_file, "/etc/ca.pem") == 0,
+	    "portal 1: the web application and its settings kept");
+	ok(w.background_refresh == 0 && w.notifications && !w.avatar_anyone &&
+	    w.avatar_defaults[0] == '\0',
+	    "portal 1: the settings of migration 2 have their defaults");
+	ok(store_user_get(st, "CONTOSO\\old", &u) == PS_OK &&
+	    strcmp(u.email, "old@contoso.com") == 0 &&
+	    strcmp(u.name, "Old User") == 0 && u.pwhash != NULL &&
+	    u.email_md5[0] == '\0',
+	    "portal 1: the user kept (address hashes unknown until set)");
+	store_user_cleanup(&u);
+	ok(store_user_get_by_prefix(st, "contoso_old", &u) == PS_OK,
+	    "portal 1: found by library file prefix (migration 1's index)");
+	store_user_cleanup(&u);
+	ok(store_issuer_get(st, "exchange", &is) == PS_OK &&
+	    strcmp(is.realm, "old-realm") == 0, "portal 1: the issuer kept");
+	store_issuer_cleanup(&is);
+	ok(store_thumb_get(st, 1, "contoso\\old", STORE_M, &t) == PS_OK &&
+	    strcmp(t.etag, "old-etag") == 0 && t.len == 2 &&
+	    memcmp(t.data, "M1", 2) == 0, "portal 1: the photos kept");
+	store_thumb_cleanup(&t);
+	is_int(store_thumb_get(st, 1, "contoso\\old", STORE_HR, &t),
+	    PS_ENOTFOUND, "portal 1: no high-resolution source for them");
+	ok(store_sync_get(st, 1, "contoso\\old", &sy) == PS_OK &&
+	    sy.last_success == 1700000004 &&
+	    strcmp(sy.master_etag, "master-etag") == 0 && sy.has_mailbox == 1,
+	    "portal 1: the sync state kept");
+	ok(store_session_get(st, "old-session", &se) == PS_OK &&
+	    strcmp(se.account, "contoso\\old") == 0 &&
+	    strcmp(se.csrf, "old-csrf") == 0, "portal 1: the session kept");
+	ok(store_feed_head(st, &head) == PS_OK && head == 0,
+	    "portal 1: the feed is there (migration 3), empty");
+	is_int(store_user_set_hashes(st, "contoso\\old", "0123456789abcdef"
+	    "0123456789abcdef", "aa"), PS_OK, "portal 1: a change");
+	ok(store_feed_head(st, &head2) == PS_OK && head2 > head,
+	    "portal 1: the change wrote the feed (its triggers work)");
+	store_close(st);
+	is_int(schema_version(path), 3, "portal 1: now at version 3");
+	free(path);
+}
+
 /* ---- own rows, other processes' rows, limits ---- */
 
 static const char *child_key;
@@ -1219,6 +1393,261 @@ test_errors(void)
 	free(path);
 }
 
+static ps_err
+never_called(void *arg, const void *row)
+{
+	(void)row;
+	(*(int *)arg)++;
+	return PS_OK;
+}
+
+/* The error cases of the master's functions. */
+static void
+test_errors_master(void)
+{
+	char *path = path_in("errors-master.db");
+	struct store *st = open_or_die(path, STORE_MASTER);
+	const struct store_photo_size one[] = { { 0, 48, px1, sizeof(px1) } };
+	struct store_partner pa = { 0 }, pb = { 0 };
+	struct store_mailbox_session ms;
+	struct store_photo p;
+	char *value = (char *)"unchanged";
+	int calls = 0;
+
+	ok(store_mailbox_add(st, "a@contoso.com", "A", "$argon2id$x") ==
+	    PS_OK, "a mailbox");
+	is_int(store_mailbox_add(st, "A@Contoso.com", "B", NULL), PS_EEXIST,
+	    "mailbox add: a taken address (in another case)");
+	is_int(store_config_get(st, "nothing", &value), PS_ENOTFOUND,
+	    "config get: absent");
+	ok(value == NULL || strcmp(value, "unchanged") == 0,
+	    "and no value returned");
+	is_int(store_photo_put(st, "b@contoso.com", "e", one, 1),
+	    PS_ENOTFOUND, "photo put: no such mailbox");
+	is_int(store_photo_get(st, "a@contoso.com", 0, &p), PS_ENOTFOUND,
+	    "photo get: a mailbox without a photo");
+	is_int(store_photo_get(st, "b@contoso.com", 0, &p), PS_ENOTFOUND,
+	    "photo get: no such mailbox");
+	is_int(store_preview_put(st, "b@contoso.com", "id", INT64_MAX / 2,
+	    one, 1), PS_ENOTFOUND, "preview put: no such mailbox");
+	is_int(store_preview_get(st, "a@contoso.com", 0, &p), PS_ENOTFOUND,
+	    "preview get: none pending");
+	is_int(store_preview_save(st, "a@contoso.com", "e"), PS_ENOTFOUND,
+	    "preview save: none pending");
+	is_int(store_photo_get(st, "a@contoso.com", 0, &p), PS_ENOTFOUND,
+	    "and no photo was made");
+	ok(store_preview_put(st, "a@contoso.com", "old", 1, one, 1) == PS_OK,
+	    "an expired preview");
+	is_int(store_preview_get(st, "a@contoso.com", 0, &p), PS_ENOTFOUND,
+	    "preview get: expired");
+	is_int(store_preview_save(st, "a@contoso.com", "e"), PS_ENOTFOUND,
+	    "preview save: expired");
+	is_int(store_mailbox_session_put(st, "k", "b@contoso.com", "c",
+	    INT64_MAX / 2), PS_ENOTFOUND, "mailbox session put: no mailbox");
+	is_int(store_mailbox_session_get(st, "nothing", &ms), PS_ENOTFOUND,
+	    "mailbox session get: absent");
+	ok(store_mailbox_session_put(st, "old", "a@contoso.com", "c", 1) ==
+	    PS_OK, "an expired session");
+	is_int(store_mailbox_session_get(st, "old", &ms), PS_ENOTFOUND,
+	    "mailbox session get: expired");
+	is_int(store_mailbox_session_remove(st, "nothing"), PS_OK,
+	    "mailbox session remove: absent is not an error");
+	/* A notice whose partner was removed while it was being sent. */
+	is_int(store_outbox_done(st, 12345), PS_OK,
+	    "outbox done: a notice already gone is not an error");
+	is_int(store_outbox_retry(st, 12345, 1, "x"), PS_OK,
+	    "outbox retry: a notice already gone is not an error");
+	is_int(store_outbox_pending(st), 0, "and none is made");
+	is_int(store_outbox_due(st, INT64_MAX, 10,
+	    (ps_err (*)(void *, const struct store_outbox *))never_called,
+	    &calls), PS_OK, "outbox due: none");
+	is_int(calls, 0, "and nothing listed");
+	str_copy(pa.name, "P1", sizeof(pa.name));
+	str_copy(pa.issuer, "i@r", sizeof(pa.issuer));
+	pa.metadata = (char *)"{}";
+	pb = pa;
+	str_copy(pb.name, "P2", sizeof(pb.name));
+	ok(store_partner_put(st, &pa) == PS_OK, "a partner");
+	is_int(store_partner_put(st, &pb), PS_EEXIST,
+	    "partner put: another name with a taken issuer");
+	is_int(store_partner_get(st, "P2", &pb), PS_ENOTFOUND,
+	    "and it was not added");
+	is_int(store_mailbox_set_password(st, "b@contoso.com", NULL),
+	    PS_ENOTFOUND, "mailbox password: no such mailbox");
+	is_int(store_mailbox_remove(st, "a@contoso.com"), PS_OK,
+	    "the mailbox removed");
+	is_int(store_mailbox_session_get(st, "k", &ms), PS_ENOTFOUND,
+	    "its sessions are gone with it");
+	is_int(store_begin(st), PS_OK, "a transaction");
+	is_int(store_begin(st), PS_ESTORE, "begin: within a transaction");
+	is_int(store_end(st, false), PS_OK, "and the first one still ends");
+	store_close(st);
+	free(path);
+}
+
+/* The error cases of the portal's functions. */
+static void
+test_errors_portal(void)
+{
+	char *path = path_in("errors-portal.db");
+	struct store *st = open_or_die(path, STORE_PORTAL);
+	const unsigned char *const data[4] = { px1, px1, px1, px1 };
+	const size_t len[4] = { sizeof(px1), sizeof(px1), sizeof(px1),
+	    sizeof(px1) };
+	struct store_webapp w = { 0 }, w2;
+	struct store_user u = { 0 }, got;
+	struct store_issuer is;
+	struct store_thumb t;
+	struct store_sync sy = { .last_success = 5 };
+	struct store_session se = { 0 };
+	char etag[64];
+	int64_t n = -1;
+
+	str_copy(w.url, "https://portal.contoso.com", sizeof(w.url));
+	str_copy(w.host, "portal.contoso.com", sizeof(w.host));
+	w.port = 443;
+	str_copy(w.realm, "r", sizeof(w.realm));
+	w.size_s = 48;
+	w.size_m = 72;
+	w.size_l = 300;
+	ok(store_webapp_add(st, &w) == PS_OK && w.id > 0, "a web application");
+	w2 = w;
+	str_copy(w2.url, "https://PORTAL.contoso.com", sizeof(w2.url));
+	is_int(store_webapp_add(st, &w2), PS_EEXIST,
+	    "webapp add: a taken URL (in another case)");
+	is_int(store_webapp_get(st, "https://other", &w2), PS_ENOTFOUND,
+	    "webapp get: absent");
+	w2 = w;
+	w2.id = 999;
+	is_int(store_webapp_update(st, &w2), PS_ENOTFOUND,
+	    "webapp update: no such web application");
+
+	str_copy(u.account, "contoso\\a", sizeof(u.account));
+	str_copy(u.email, "a@contoso.com", sizeof(u.email));
+	ok(store_user_add(st, &u) == PS_OK, "a user");
+	str_copy(u.account, "CONTOSO\\A", sizeof(u.account));
+	str_copy(u.email, "other@contoso.com", sizeof(u.email));
+	is_int(store_user_add(st, &u), PS_EEXIST,
+	    "user add: a taken account (in another case)");
+	str_copy(u.account, "contoso\\b", sizeof(u.account));
+	str_copy(u.email, "A@contoso.com", sizeof(u.email));
+	is_int(store_user_add(st, &u), PS_EEXIST,
+	    "user add: a taken address (in another case)");
+	ok(store_user_count(st, &n) == PS_OK && n == 1,
+	    "and neither was added");
+	is_int(store_user_get(st, "contoso\\b", &got), PS_ENOTFOUND,
+	    "user get: absent");
+	is_int(store_user_get_by_email(st, "b@contoso.com", &got),
+	    PS_ENOTFOUND, "user get by address: absent");
+	is_int(store_user_get_by_hash(st, "0123456789abcdef0123456789abcdef",
+	    &got), PS_ENOTFOUND, "user get by hash: absent");
+	is_int(store_user_get_by_prefix(st, "contoso_b", &got), PS_ENOTFOUND,
+	    "user get by file prefix: absent");
+	is_int(store_user_remove(st, "contoso\\b"), PS_ENOTFOUND,
+	    "user remove: absent");
+	is_int(store_user_set_password(st, "contoso\\b", NULL), PS_ENOTFOUND,
+	    "user password: absent");
+	/* The portal fills them in for users it lists: one removed since. */
+	is_int(store_user_set_hashes(st, "contoso\\b", "x", "y"), PS_OK,
+	    "user hashes: a user gone is not an error");
+	is_int(store_user_get_by_hash(st, "x", &got), PS_ENOTFOUND,
+	    "and no user has them");
+
+	is_int(store_issuer_get(st, "nobody", &is), PS_ENOTFOUND,
+	    "issuer get: absent");
+	is_int(store_issuer_remove(st, "nobody"), PS_ENOTFOUND,
+	    "issuer remove: absent");
+
+	is_int(store_thumb_put(st, w.id, "contoso\\b", "master", "e", data,
+	    len), PS_ENOTFOUND, "thumb put: no such user");
+	is_int(store_thumb_put(st, 999, "contoso\\a", "master", "e", data,
+	    len), PS_ENOTFOUND, "thumb put: no such web application");
+	is_int(store_thumb_get(st, w.id, "contoso\\a", STORE_L, &t),
+	    PS_ENOTFOUND, "thumb get: no photo");
+	is_int(store_thumb_etag(st, w.id, "contoso\\a", etag), PS_ENOTFOUND,
+	    "thumb ETag: no photo");
+	is_int(store_thumb_remove(st, w.id, "contoso\\a"), PS_ENOTFOUND,
+	    "thumb remove: no photo");
+
+	memset(&got, 0, sizeof(got));
+	ok(store_sync_get(st, w.id, "contoso\\b", (struct store_sync *)
+	    memset(&sy, 0xff, sizeof(sy))) == PS_OK && sy.last_success == 0 &&
+	    sy.has_mailbox == -1 && sy.reason[0] == '\0',
+	    "sync get: an unknown user gets a zeroed state");
+	sy.last_success = 5;
+	is_int(store_sync_put(st, w.id, "contoso\\b", &sy), PS_ENOTFOUND,
+	    "sync put: no such user");
+	is_int(store_sync_put(st, 999, "contoso\\a", &sy), PS_ENOTFOUND,
+	    "sync put: no such web application");
+
+	str_copy(se.account, "contoso\\b", sizeof(se.account));
+	se.webapp = w.id;
+	se.expires = INT64_MAX / 2;
+	ok(store_session_put(st, "k", &se) != PS_OK,
+	    "session put: no such user, refused");
+	printf("#   %s\n", ps_errmsg());
+	str_copy(se.account, "contoso\\a", sizeof(se.account));
+	se.webapp = 999;
+	ok(store_session_put(st, "k", &se) != PS_OK,
+	    "session put: no such web application, refused");
+	printf("#   %s\n", ps_errmsg());
+	is_int(store_session_get(st, "k", &se), PS_ENOTFOUND,
+	    "session get: absent (neither was stored)");
+	str_copy(se.account, "contoso\\a", sizeof(se.account));
+	se.webapp = w.id;
+	se.expires = 1;
+	ok(store_session_put(st, "old", &se) == PS_OK, "an expired session");
+	is_int(store_session_get(st, "old", &se), PS_ENOTFOUND,
+	    "session get: expired");
+	is_int(store_session_remove(st, "nothing"), PS_OK,
+	    "session remove: absent is not an error");
+	store_close(st);
+	free(path);
+}
+
+/* Files that are not stores, or not this role's. */
+static void
+test_errors_open(void)
+{
+	char *junk = path_in("junk.db"), *nodir = path_in("no/such/dir.db");
+	char *master = path_in("role-master.db");
+	char *portal = path_in("role-portal.db");
+	struct store *st = NULL;
+	FILE *f;
+
+	if ((f = fopen(junk, "w")) != NULL) {
+		fputs("this is not a database, but it is long enough to have "
+		    "a header of a hundred bytes: xxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
+		    f);
+		fclose(f);
+	}
+	is_int(store_open(junk, STORE_PORTAL, false, &st), PS_ESTORE,
+	    "open: a file that is not a database");
+	ok(st == NULL && strstr(ps_errmsg(), junk) != NULL,
+	    "with an error naming the file");
+	is_int(store_open(nodir, STORE_PORTAL, true, &st), PS_ESTORE,
+	    "open with create: a directory that does not exist");
+	ok(st == NULL && strstr(ps_errmsg(), nodir) != NULL,
+	    "with an error naming the file");
+	st = open_or_die(portal, STORE_PORTAL);
+	store_close(st);
+	st = NULL;
+	ok(store_open(portal, STORE_MASTER, false, &st) != PS_OK && st == NULL,
+	    "open: a portal's store as the master's is refused");
+	is_int(schema_version(portal), 3, "and is left as it was");
+	st = open_or_die(master, STORE_MASTER);
+	store_close(st);
+	st = NULL;
+	ok(store_open(master, STORE_PORTAL, false, &st) != PS_OK && st == NULL,
+	    "open: a master's store as the portal's is refused");
+	is_int(schema_version(master), 4, "and is left as it was");
+	free(junk);
+	free(nodir);
+	free(master);
+	free(portal);
+}
+
 /* ---- a full disk ---- */
 
 #define BIG	(4 << 20)	/* larger than anything already written */
@@ -1445,16 +1874,11 @@ test_full_disk(void)
 int
 main(void)
 {
-	const char *tmp = getenv("TMPDIR");
-
-	dir = xasprintf("%s/photosync-store-XXXXXX", tmp && *tmp ? tmp :
-	    "/tmp");
-	if (mkdtemp(dir) == NULL) {
-		printf("Bail out! cannot make a temporary directory: %s\n",
-		    strerror(errno));
+	if ((dir = t_tmpdir("photosync-store")) == NULL)
 		return 1;
-	}
 	test_migrations();
+	test_migrate_master_1();
+	test_migrate_portal_1();
 	test_feed_cases();
 	test_feed_origin();
 	test_feed_prune();
@@ -1462,6 +1886,9 @@ main(void)
 	test_checkpoint();
 	test_nested();
 	test_errors();
+	test_errors_master();
+	test_errors_portal();
+	test_errors_open();
 	test_full_disk();
 	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	ok(access(dir, F_OK) != 0, "the temporary directory is gone");

@@ -29,7 +29,7 @@
 #include "xfer/xfer.h"
 #include "t.h"
 
-static char tmpdir[] = "/tmp/test_xfer.XXXXXX";
+static char *tmpdir;	/* from t_tmpdir(), removed at the end */
 static char *ca_path, *other_ca_path, *leaf_path, *key_path;
 static struct event_base *base;
 static struct xfer_loop *xl;
@@ -817,6 +817,7 @@ cleanup_tmp(void)
 	unlink(leaf_path);
 	unlink(key_path);
 	rmdir(tmpdir);
+	free(tmpdir);
 	free(ca_path);
 	free(other_ca_path);
 	free(leaf_path);
@@ -837,10 +838,8 @@ main(void)
 	unsetenv("all_proxy");
 	unsetenv("ALL_PROXY");
 	log_init("test_xfer", LOG_DEBUG);
-	if (mkdtemp(tmpdir) == NULL) {
-		perror("mkdtemp");
+	if ((tmpdir = t_tmpdir("test_xfer")) == NULL)
 		return 1;
-	}
 	ok(xfer_global_init() == PS_OK, "libcurl started");
 	ok(make_certs(), "CA, other CA and leaf certificate made");
 	base = event_base_new();

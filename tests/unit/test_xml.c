@@ -41,16 +41,21 @@ refused(const char *s, ps_err want, const char *what)
  * that names it never opened or read it.
  */
 struct watched {
-	char	path[64];
+	char	path[256];
 	int	fd;
 };
 
 static int
 watch_new(struct watched *w, const char *content)
 {
+	const char *tmp = getenv("TMPDIR");
 	int f;
 
-	snprintf(w->path, sizeof(w->path), "/tmp/ps-xml-test-XXXXXX");
+	if (tmp == NULL || *tmp == '\0')
+		tmp = P_tmpdir;
+	if ((size_t)snprintf(w->path, sizeof(w->path), "%s/ps-xml-test-XXXXXX",
+	    tmp) >= sizeof(w->path))
+		return -1;
 	if ((f = mkstemp(w->path)) < 0)
 		return -1;
 	if (write(f, content, strlen(content)) < 0) {
