@@ -417,6 +417,68 @@ tx_finish(struct store *st, ps_err rc)
 	return rc == PS_OK ? end : rc;
 }
 
+/*
+ * Which role's store a file is: SQLite's application_id, set when a store
+ * is made. Both roles' schemas have the same number of versions, so the
+ * version cannot tell them apart. A store made before the mark has none
+ * (0): its role is told by a table only that role's first schema has, and
+ * the mark is added.
+ */
+#define APP_ID_MASTER	0x50534d31	/* "PSM1" */
+#define APP_ID_PORTAL	0x50535031	/* "PSP1" */
+
+static ps_err
+store_int(struct store *st, const char *sql, int *out)
+{
+	sqlite3_stmt *q = NULL;
+	ps_err rc = PS_OK;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK ||
+	    sqlite3_step(q) != SQLITE_ROW)
+		rc = store_fail(st, "read the store's header");
+	else
+		*out = sqlite3_column_int(q, 0);
+	sqlite3_finalize(q);
+	return rc;
+}
+
+/* Refuses another role's store; marks an unmarked one. In a transaction. */
+static ps_err
+store_check_role(struct store *st, int version)
+{
+	int want = st->role == STORE_MASTER ? APP_ID_MASTER : APP_ID_PORTAL;
+	int id = 0, other = 0;
+	bool marked;
+	char *set;
+	ps_err rc;
+
+	if ((rc = store_int(st, "PRAGMA application_id", &id)) != PS_OK)
+		return rc;
+	marked = id != 0;
+	if (id == 0 && version > 0) {
+		/* The other role's first table. */
+		rc = store_int(st, st->role == STORE_MASTER ?
+		    "SELECT count(*) FROM sqlite_master WHERE name = 'webapps'" :
+		    "SELECT count(*) FROM sqlite_master WHERE name = "
+		    "'mailboxes'", &other);
+		if (rc != PS_OK)
+			return rc;
+		id = other == 0 ? want : st->role == STORE_MASTER ?
+		    APP_ID_PORTAL : APP_ID_MASTER;
+	}
+	if (id != 0 && id != want)
+		return ps_errf(PS_ESTORE, "%s is not a %s's store (it is %s)",
+		    st->path, st->role == STORE_MASTER ? "master" : "portal",
+		    id == APP_ID_MASTER ? "a master's" : id == APP_ID_PORTAL ?
+		    "a portal's" : "another application's");
+	if (marked)
+		return PS_OK;
+	set = xasprintf("PRAGMA application_id = %d", want);
+	rc = store_exec(st, set);
+	free(set);
+	return rc;
+}
+
 static ps_err
 store_migrate(struct store *st)
 {
@@ -441,6 +503,8 @@ store_migrate(struct store *st)
 		goto out;
 	}
 	version = sqlite3_column_int(q, 0);
+	if ((rc = store_check_role(st, version)) != PS_OK)
+		goto out;
 	if (version < 0 || (size_t)version > nsteps) {
 		rc = ps_errf(PS_ESTORE, "%s has schema version %d, newer than "
 		    "this photosync knows (%zu)", st->path, version, nsteps);

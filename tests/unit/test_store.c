@@ -849,6 +849,21 @@ schema_version(const char *path)
 	return v;
 }
 
+/* The file's SQLite application_id (header offset 68): its role's mark. */
+static long
+application_id(const char *path)
+{
+	unsigned char b[4];
+	int fd = open(path, O_RDONLY);
+	long v = -1;
+
+	if (fd >= 0 && pread(fd, b, 4, 68) == 4)
+		v = (long)b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3];
+	if (fd >= 0)
+		close(fd);
+	return v;
+}
+
 static void
 test_migrations(void)
 {
@@ -933,6 +948,11 @@ test_migrate_master_1(void)
 	ok(store_from_sql(path, "../data/store/master-1.sql"),
 	    "master: a store of schema 1 made");
 	is_int(schema_version(path), 1, "master: it is at version 1");
+	is_int(application_id(path), 0, "master: without a role's mark");
+	ok(store_open(path, STORE_PORTAL, false, &st) == PS_ESTORE &&
+	    st == NULL && strstr(ps_errmsg(), "not a portal's store"),
+	    "master: an unmarked master's store is no portal's");
+	is_int(schema_version(path), 1, "  and is left as it was");
 	is_int(store_open(path, STORE_MASTER, false, &st), PS_OK,
 	    "master: the current code opens it");
 	if (st == NULL) {
@@ -968,6 +988,8 @@ test_migrate_master_1(void)
 	    "master 1: and queued a notice to the old partner (outbox)");
 	store_close(st);
 	is_int(schema_version(path), 4, "master 1: now at version 4");
+	is_int(application_id(path), 0x50534d31, "master 1: now marked as a "
+	    "master's store");
 	free(path);
 }
 
@@ -988,6 +1010,10 @@ test_migrate_portal_1(void)
 	ok(store_from_sql(path, "../data/store/portal-1.sql"),
 	    "portal: a store of schema 1 made");
 	is_int(schema_version(path), 1, "portal: it is at version 1");
+	ok(store_open(path, STORE_MASTER, false, &st) == PS_ESTORE &&
+	    st == NULL && strstr(ps_errmsg(), "not a master's store"),
+	    "portal: an unmarked portal's store is no master's");
+	is_int(schema_version(path), 1, "  and is left as it was");
 	is_int(store_open(path, STORE_PORTAL, false, &st), PS_OK,
 	    "portal: the current code opens it");
 	if (st == NULL) {
@@ -1039,7 +1065,9 @@ test_migrate_portal_1(void)
 	ok(store_feed_head(st, &head2) == PS_OK && head2 > head,
 	    "portal 1: the change wrote the feed (its triggers work)");
 	store_close(st);
-	is_int(schema_version(path), 3, "portal 1: now at version 3");
+	is_int(schema_version(path), 4, "portal 1: now at version 4");
+	is_int(application_id(path), 0x50535031, "portal 1: now marked as a "
+	    "portal's store");
 	free(path);
 }
 
@@ -1635,7 +1663,7 @@ test_errors_open(void)
 	st = NULL;
 	ok(store_open(portal, STORE_MASTER, false, &st) != PS_OK && st == NULL,
 	    "open: a portal's store as the master's is refused");
-	is_int(schema_version(portal), 3, "and is left as it was");
+	is_int(schema_version(portal), 4, "and is left as it was");
 	st = open_or_die(master, STORE_MASTER);
 	store_close(st);
 	st = NULL;
