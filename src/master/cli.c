@@ -58,7 +58,7 @@ static const struct help_entry commands[] = {
 	  "       --metadata-file F) [--notify on|off]",
 	  "      --notify: send it change notifications (default on; needs "
 	  "the URL)\n", NULL },
-	{ "partner", "refresh", "--dir D [NAME] [--ca-file F] "
+	{ "partner", "refresh", "--dir D NAME [--ca-file F] "
 	  "[--notify on|off]", NULL, NULL },
 	{ "partner", "remove", "--dir D NAME", NULL, NULL },
 	{ "partner", "list", "--dir D", NULL, NULL },
