@@ -2599,6 +2599,10 @@ store_session_put(struct store *st, const char *key,
 	bind_text(q, 4, s->csrf);
 	sqlite3_bind_int64(q, 5, s->expires);
 	rc = step_done(st, q, NULL);
+	/* The key replaces: only the user or web application can be amiss. */
+	if (rc == PS_EEXIST)
+		rc = ps_errf(PS_ENOTFOUND, "no user %s in web application "
+		    "%lld", s->account, (long long)s->webapp);
 	unprep(st, q);
 	return rc;
 }
