@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "account.h"
 #include "common/log.h"
@@ -611,6 +612,26 @@ void
 profile_photochanged(struct webapp_ctx *app, struct http_req *r,
     const struct viewer *v)
 {
+	static const char refused[] = "refused: another site's page asked "
+	    "for this\n";
+	const char *mode = http_req_header(r, "Sec-Fetch-Mode");
+	const char *site = http_req_header(r, "Sec-Fetch-Site");
+
+	/*
+	 * The way back from the master is a navigation. An image or a
+	 * script of another site's page asking for it would make the
+	 * user's browser force syncs at will: refused, no sync.
+	 */
+	if (mode != NULL && strcasecmp(mode, "navigate") != 0 &&
+	    (site == NULL || strcasecmp(site, "same-origin") != 0)) {
+		log_info(http_req_id(r), "auth.csrf_refused", "method=GET "
+		    "user=%s path=%s origin=%s reason=%s",
+		    log_q(v->user.account), log_q(http_req_path(r)),
+		    log_q(http_req_header(r, "Origin")),
+		    log_q("not a navigation from another site"));
+		http_reply(r, 403, "text/plain", refused, sizeof(refused) - 1);
+		return;
+	}
 	http_req_defer(r);
 	log_info(http_req_id(r), "photo.changed_at_master", "account=%s",
 	    log_q(v->user.account));

@@ -163,9 +163,21 @@ calls = len(re.findall(r"GetUserPhoto", m.server.logs()))
 etag_before = p.get(photo_path(T1, "L"), as_user=T1).header("ETag")
 is_eq(len(re.findall(r"GetUserPhoto", m.server.logs())), calls,
       "within the 6h window the portal does not ask the master")
-r = p.get("/my/photochanged", as_user=T1)
+# Another site's image asking for the way back forces nothing.
+for site in ("cross-site", "same-site"):
+    r = p.get("/my/photochanged", as_user=T1,
+              headers={"Sec-Fetch-Site": site, "Sec-Fetch-Mode": "no-cors",
+                       "Sec-Fetch-Dest": "image"})
+    is_eq(r.status, 403, "the way back asked by an image (%s): refused" % site)
+is_eq(len(re.findall(r"GetUserPhoto", m.server.logs())), calls,
+      "  and the master was not asked")
+ok(re.search(r"ev=auth\.csrf_refused method=GET .*path=/my/photochanged",
+             p.server.logs()), "  logged as auth.csrf_refused")
+r = p.get("/my/photochanged", as_user=T1,
+          headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate",
+                   "Sec-Fetch-Dest": "document"})
 ok(r.status == 303 and r.header("Location") == "/my?changed=1",
-   "the way back redirects to /my")
+   "the way back (a navigation from the master's page) redirects to /my")
 ok(len(re.findall(r"GetUserPhoto", m.server.logs())) > calls,
    "coming back fetched from the master at once")
 r = p.get(photo_path(T1, "L"), as_user=T1)
