@@ -150,7 +150,8 @@ ok("ExternalPhotosUrl" not in steps.get("autodiscover", ["", ""])[1],
 ok("eyJ" not in out, "good set-up: no token printed")
 is_eq(after, before, "good set-up: nothing stored changed")
 reqid = re.search(r"request id ([0-9a-f]{16})", out)
-ok(reqid and ("req=" + reqid.group(1)) in m.server.logs(),
+ok(reqid and re.search(r"\bclient_req=" + reqid.group(1) + r"\b",
+                        m.server.logs()),
    "the request id reaches the master's log")
 
 for form in ("test1@contoso.com", "i:0#.w|contoso\\test1", "CONTOSO\\Test1"):

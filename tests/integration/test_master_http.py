@@ -198,7 +198,8 @@ r = m.get(P % ("test1@contoso.com", "HR96x96"),
           dict(T1, **{"client-request-id": cid,
                       "return-client-request-id": "true"}))
 is_eq(r.header("client-request-id"), cid, "client-request-id echoed")
-ok(("req=%s" % cid) in m.server.logs(), "the log line carries that id")
+ok(re.search(r"\bclient_req=%s\b" % cid, m.server.logs()),
+   "the log line carries that id as client_req")
 r = m.get(P % ("test1@contoso.com", "HR96x96"), T1)
 rid = r.header("request-id")
 ok(rid and re.fullmatch(r"[0-9a-f]{16}", rid) and
