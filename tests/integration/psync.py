@@ -465,6 +465,24 @@ def free_port():
     return port
 
 
+def free_port_pair():
+    """Two consecutive free ports (the demo uses N and N+1)."""
+    import socket
+    for _ in range(50):
+        port = free_port()
+        if port >= 65534:
+            continue
+        t = socket.socket()
+        try:
+            t.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            pass
+        finally:
+            t.close()
+    raise RuntimeError("no free port pair")
+
+
 def wired(import_on=True, portal_port=0):
     """A master and a portal that trust each other through their metadata
     URLs, as the article's steps 4-6 set them up. Returns (master, portal).

@@ -9,32 +9,14 @@ import socket
 import subprocess
 import time
 
-from psync import (PHOTOSYNC, basic, done, identify, is_eq, ok, request,
-                   run, tmpdir, write)
+from psync import (PHOTOSYNC, basic, done, free_port_pair, identify, is_eq,
+                   ok, request, run, tmpdir, write)
 
-
-def free_pair():
-    """Two consecutive free ports (the demo uses N and N+1)."""
-    for _ in range(50):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        if port >= 65534:
-            continue
-        t = socket.socket()
-        try:
-            t.bind(("127.0.0.1", port + 1))
-            t.close()
-            return port
-        except OSError:
-            t.close()
-    raise RuntimeError("no free port pair")
 
 
 work = tmpdir("demo")
 state = os.path.join(work, "demo")
-base = free_pair()
+base = free_port_pair()
 out_path = os.path.join(work, "demo.out")
 out = open(out_path, "w")
 proc = subprocess.Popen([PHOTOSYNC, "demo", "--dir", state, "--port-base",

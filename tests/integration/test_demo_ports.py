@@ -11,27 +11,9 @@ import socket
 import subprocess
 import time
 
-from psync import (PHOTOSYNC, basic, done, identify, is_eq, ok, request,
-                   run, sanitizer_clean, tmpdir)
+from psync import (PHOTOSYNC, basic, done, free_port_pair, identify, is_eq,
+                   ok, request, run, sanitizer_clean, tmpdir)
 
-
-def free_pair():
-    """Two consecutive free ports (the demo uses N and N+1)."""
-    for _ in range(50):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        if port >= 65534:
-            continue
-        t = socket.socket()
-        try:
-            t.bind(("127.0.0.1", port + 1))
-            t.close()
-            return port
-        except OSError:
-            t.close()
-    raise RuntimeError("no free port pair")
 
 
 class Ended:
@@ -80,7 +62,7 @@ for bad in ("abc", "0", "-1", "65535", "70000", "8443x", "", " 9000",
     ok(not os.path.exists(state), "--port-base %r: nothing made" % bad)
 
 # Another program holds the portal's port.
-base = free_pair()
+base = free_port_pair()
 state = os.path.join(work, "demo")
 holder = socket.socket()
 holder.bind(("127.0.0.1", base + 1))

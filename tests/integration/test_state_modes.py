@@ -6,12 +6,12 @@ the directories are made 0755 beforehand, with umask 022."""
 import atexit
 import os
 import signal
-import socket
 import stat
 import subprocess
 import time
 
-from psync import PHOTOSYNC, done, is_eq, make_image, ok, run, tmpdir
+from psync import (PHOTOSYNC, done, free_port_pair, is_eq, make_image, ok,
+                   run, tmpdir)
 
 os.umask(0o022)
 work = tmpdir("modes")
@@ -133,24 +133,6 @@ ok(st != 0 and "not a directory" in err and
 
 
 # ---- the demo ----
-def free_pair():
-    """Two consecutive free ports (the demo uses N and N+1)."""
-    for _ in range(50):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        if port >= 65534:
-            continue
-        t = socket.socket()
-        try:
-            t.bind(("127.0.0.1", port + 1))
-            t.close()
-            return port
-        except OSError:
-            t.close()
-    raise RuntimeError("no free port pair")
-
 
 def demo_gone(proc):
     """At exit: the demo stops its servers on SIGINT; it is killed only
@@ -168,7 +150,7 @@ dd = public_dir("demo")
 out_path = os.path.join(inputs, "demo.out")
 with open(out_path, "w") as out:
     proc = subprocess.Popen([PHOTOSYNC, "demo", "--dir", dd, "--port-base",
-                             str(free_pair())], stdout=out,
+                             str(free_port_pair())], stdout=out,
                             stderr=subprocess.STDOUT)
     atexit.register(demo_gone, proc)
     deadline = time.monotonic() + 90
