@@ -427,15 +427,16 @@ tx_finish(struct store *st, ps_err rc)
 #define APP_ID_MASTER	0x50534d31	/* "PSM1" */
 #define APP_ID_PORTAL	0x50535031	/* "PSP1" */
 
+/* One integer that `sql` reads; `what` names it in an error. */
 static ps_err
-store_int(struct store *st, const char *sql, int *out)
+store_int(struct store *st, const char *sql, const char *what, int *out)
 {
 	sqlite3_stmt *q = NULL;
 	ps_err rc = PS_OK;
 
 	if (sqlite3_prepare_v2(st->db, sql, -1, &q, NULL) != SQLITE_OK ||
 	    sqlite3_step(q) != SQLITE_ROW)
-		rc = store_fail(st, "read the store's header");
+		rc = store_fail(st, what);
 	else
 		*out = sqlite3_column_int(q, 0);
 	sqlite3_finalize(q);
@@ -452,7 +453,8 @@ store_check_role(struct store *st, int version)
 	char *set;
 	ps_err rc;
 
-	if ((rc = store_int(st, "PRAGMA application_id", &id)) != PS_OK)
+	if ((rc = store_int(st, "PRAGMA application_id", "read the store's "
+	    "role", &id)) != PS_OK)
 		return rc;
 	marked = id != 0;
 	if (id == 0 && version > 0) {
@@ -460,7 +462,7 @@ store_check_role(struct store *st, int version)
 		rc = store_int(st, st->role == STORE_MASTER ?
 		    "SELECT count(*) FROM sqlite_master WHERE name = 'webapps'" :
 		    "SELECT count(*) FROM sqlite_master WHERE name = "
-		    "'mailboxes'", &other);
+		    "'mailboxes'", "read the store's tables", &other);
 		if (rc != PS_OK)
 			return rc;
 		id = other == 0 ? want : st->role == STORE_MASTER ?
@@ -484,7 +486,6 @@ store_migrate(struct store *st)
 {
 	const char *const *steps;
 	size_t nsteps, i;
-	sqlite3_stmt *q = NULL;
 	int version = 0;
 	ps_err rc;
 
@@ -497,12 +498,9 @@ store_migrate(struct store *st)
 	}
 	if ((rc = store_begin(st)) != PS_OK)
 		return rc;
-	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &q,
-	    NULL) != SQLITE_OK || sqlite3_step(q) != SQLITE_ROW) {
-		rc = store_fail(st, "read schema version");
+	if ((rc = store_int(st, "PRAGMA user_version", "read schema version",
+	    &version)) != PS_OK)
 		goto out;
-	}
-	version = sqlite3_column_int(q, 0);
 	if ((rc = store_check_role(st, version)) != PS_OK)
 		goto out;
 	if (version < 0 || (size_t)version > nsteps) {
@@ -525,7 +523,6 @@ store_migrate(struct store *st)
 	}
 	rc = PS_OK;
 out:
-	sqlite3_finalize(q);
 	return tx_finish(st, rc);
 }
 
