@@ -22,6 +22,8 @@
 #include "creds.h"
 
 #define ACCOUNT_KEY_MAX	256
+/* What the map spends on an entry besides its value: a node, the key. */
+#define CREDS_MAP_BYTES	(64 + AUTH_CREDS_KEY_MAX)
 
 struct creds_account {
 	struct auth_creds	*c;
@@ -81,10 +83,9 @@ auth_creds_new(size_t max_entries, size_t data_len, int64_t (*now_s)(void))
 
 	c->data_len = data_len;
 	c->now_s = now_s ? now_s : time_now;
-	c->creds = lru_new(max_entries * (sizeof(struct cred) + data_len),
-	    cred_release);
-	c->accounts = lru_new(AUTH_CREDS_ACCOUNTS *
-	    sizeof(struct creds_account), account_release);
+	c->creds = lru_new(max_entries * (sizeof(struct cred) + data_len +
+	    CREDS_MAP_BYTES), cred_release);
+	c->accounts = lru_new(AUTH_CREDS_ACCOUNT_BYTES, account_release);
 	return c;
 }
 

@@ -25,10 +25,12 @@
  * forgetting one raises a floor below which every stamp is stale, so
  * forgetting never lets a stale credential in.
  *
- * Memory: at most `max_entries` credentials (16 bytes each, plus the
- * role's data, counted against the bound) and AUTH_CREDS_ACCOUNTS
- * account records of 24 bytes. Loop thread only; the clock is
- * injectable.
+ * Memory is bounded: the credentials by a budget of max_entries *
+ * (data_len + 176) bytes, which their data, keys and the map's own bytes
+ * count against (at least `max_entries` fit), the least recently used
+ * going first; the account records (24 bytes and a key each) by
+ * AUTH_CREDS_ACCOUNT_BYTES.
+ * Loop thread only; the clock is injectable.
  */
 #ifndef PS_AUTH_CREDS_H
 #define PS_AUTH_CREDS_H
@@ -38,13 +40,14 @@
 #include <stdint.h>
 
 #define AUTH_CREDS_TTL		300	/* s: as the guard's remember_ms */
-#define AUTH_CREDS_ACCOUNTS	65536	/* account records kept */
+/* The account records' budget, keys and the map's bytes included. */
+#define AUTH_CREDS_ACCOUNT_BYTES	(2u << 20)
 #define AUTH_CREDS_KEY_MAX	96	/* a key's bytes, NUL included */
 
 struct auth_creds;
 
 /*
- * An empty cache of at most `max_entries` credentials, each with
+ * An empty cache with room for `max_entries` credentials, each with
  * `data_len` bytes of the role's data; `now_s` is the clock in seconds
  * (NULL: time_now()). Free with auth_creds_free() (NULL is a no-op).
  */
