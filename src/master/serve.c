@@ -85,9 +85,10 @@ struct master_call {
 	/* a Basic credential being checked */
 	struct auth_signin	 signin;
 	char			 cred[AUTH_CREDS_KEY_MAX];
-	uint64_t		 stamp;		/* of the credentials */
+	uint64_t		 cred_stamp;	/* auth_creds_stamp() */
 	char			 email[256];	/* the mailbox found */
 	/* a photo read on an index miss */
+	uint64_t		 stamp;		/* master_cache_stamp() */
 	const char		*photo_email;	/* borrowed from r or ews */
 	int			 code;
 	struct store_photo	 sp;
@@ -406,7 +407,7 @@ basic_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 		c->p.method = "basic";
 		str_copy(c->p.user, c->email, sizeof(c->p.user));
 		auth_creds_put(master_cache_creds(c->s->cache), c->cred,
-		    c->email, c->stamp, c->p.user);
+		    c->email, c->cred_stamp, c->p.user);
 		authed(c);
 		break;
 	case AUTH_SIGNIN_WRONG:
@@ -458,7 +459,7 @@ auth_basic(struct master_call *c, const char *hdr)
 		reply_unauthorized(c, ps_errmsg());
 		return;
 	}
-	c->stamp = auth_creds_stamp(creds);
+	c->cred_stamp = auth_creds_stamp(creds);
 	auth_signin_start(&c->signin, &basic_ops, c, s->pool, s->guard,
 	    http_req_id(c->r), http_req_peer(c->r), AUTH_SIGNIN_BASIC, user,
 	    pw);
