@@ -41,28 +41,9 @@ struct portal_index {
 
 /* A user, or the knowledge that there is none. */
 struct user_entry {
-	int			refs;
 	bool			found;
-	bool			dropped;	/* no longer in the index */
 	struct store_user	u;		/* pwhash always NULL */
 };
-
-static void
-user_unref(struct user_entry *e)
-{
-	if (e && --e->refs == 0)
-		free(e);
-}
-
-/* The index lets go of an entry: whoever holds it sees it is stale. */
-static void
-user_release(void *p)
-{
-	struct user_entry *e = p;
-
-	e->dropped = true;
-	user_unref(e);
-}
 
 struct portal_index *
 index_new(struct store_pool *pool)
@@ -70,8 +51,7 @@ index_new(struct store_pool *pool)
 	struct portal_index *x = xcalloc(1, sizeof(*x));
 
 	x->pool = pool;
-	x->users = lru_new(INDEX_USERS * sizeof(struct user_entry),
-	    user_release);
+	x->users = lru_new(INDEX_USERS * sizeof(struct user_entry), free);
 	x->creds = auth_creds_new(INDEX_CREDS, sizeof(struct index_cred),
 	    NULL);
 	x->photos = lru_new(INDEX_PHOTO_BYTES, cached_photo_unref);
@@ -210,7 +190,6 @@ user_remember(struct portal_index *x, const char *key, ps_err rc,
 {
 	struct user_entry *e = xcalloc(1, sizeof(*e));
 
-	e->refs = 1;
 	e->found = rc == PS_OK;
 	if (e->found) {
 		e->u = *u;
