@@ -96,8 +96,8 @@ struct auth_signin_ops {
 struct auth_signin {
 	/* For answer(): */
 	char		 why[128];	/* WRONG: the reason (never a secret) */
-	int64_t		 wait_ms;	/* WAIT: how long (auth_retry_after_s) */
-	bool		 busy_guard;	/* BUSY: the guard's queue, not a lane */
+	int64_t		 wait_ms;	/* WAIT: how long */
+	bool		 busy_guard;	/* BUSY: the guard's, not a lane */
 	char		 cookie[AUTH_TOKEN_HEX + 1];	/* form OK: its value */
 	char		 csrf[AUTH_TOKEN_HEX + 1];	/* form OK: session's */
 	/* The flow's own. */

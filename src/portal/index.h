@@ -67,7 +67,7 @@ void	index_user(struct portal_index *, enum index_by, const char *name,
 struct index_cred {
 	int64_t			webapp;		/* where it was verified */
 	struct store_user	user;		/* no password hash */
-	char			csrf[65];	/* the session's; "" for Basic */
+	char			csrf[65];	/* a session's; "" for Basic */
 };
 
 /* The index's credentials, borrowed for the index's life. */
