@@ -2074,7 +2074,8 @@ def fig_hostile(top, p, paths, auth1, auth3, rebuild):
          verifying * 64 * mib),
         ("the photo index (INDEX_PHOTO_BYTES)", 64 * mib),
         ("the user index: 65,536 entries of 896 bytes", 65536 * 896),
-        ("verified credentials: 16,384 entries of 96 bytes", 16384 * 96),
+        ("verified credentials: 16,384 entries of 1,144 bytes",
+         16384 * 1144),
         ("the avatar cache (AVATAR_CACHE_BYTES)", 8 * mib),
     ]
     budget_bytes = sum(b for _, b in budget)

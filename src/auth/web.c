@@ -7,8 +7,9 @@
 #include <strings.h>
 
 #include "auth.h"
-#include "web.h"
 #include "common/log.h"
+#include "guard.h"
+#include "web.h"
 #include "common/str.h"
 #include "http/server.h"
 
@@ -65,6 +66,16 @@ auth_web_login_token_ok(const struct auth_web *w, const struct http_req *r,
 	    sizeof(want)) && auth_token_eq(want, field, strlen(field));
 	explicit_bzero(want, sizeof(want));
 	return good;
+}
+
+void
+auth_web_retry_after(struct http_req *r, int64_t wait_ms)
+{
+	char s[24];
+
+	/* RFC 9110 10.2.3: whole seconds, rounded up: no early retry. */
+	snprintf(s, sizeof(s), "%lld", (long long)auth_retry_after_s(wait_ms));
+	http_reply_header(r, "Retry-After", s);
 }
 
 void

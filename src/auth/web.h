@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define AUTH_TOKEN_HEX	64	/* a token's hex digits (256 random bits) */
 
@@ -57,6 +58,12 @@ void	auth_web_session_set(const struct auth_web *, struct http_req *,
 	    const char *cookie);
 /* On `r`'s answer: the session cookie cleared (signing out). */
 void	auth_web_session_clear(const struct auth_web *, struct http_req *);
+
+/*
+ * On `r`'s answer: Retry-After for a wait of `wait_ms` (a 429 or a 503),
+ * in whole seconds rounded up (auth_retry_after_s()).
+ */
+void	auth_web_retry_after(struct http_req *, int64_t wait_ms);
 
 /* A new random token (a session cookie, a form's CSRF token). */
 void	auth_token_new(char out[AUTH_TOKEN_HEX + 1]);

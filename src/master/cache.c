@@ -1,19 +1,16 @@
 /*
  * The master server's in-memory index: photos by address and size code
- * as shared immutable buffers (sent without a copy), and Basic
- * credentials already verified, by a keyed digest of the header. A
- * repeated photo request then costs no store query and no copy.
+ * as shared immutable buffers (sent without a copy), their tags, and the
+ * Basic credentials already verified (auth/creds.h, the portal's kind).
+ * A repeated photo request then costs no store query and no copy.
  *
  * Entries are dropped by address, never whole: the server follows the
  * store's change feed (changes by other processes) and drops the keys of
  * its own changes itself. A photo is found by its keys and removed at
- * once. Credentials are keyed by the header, not by the address, so an
- * address's credentials are dropped in O(1) by remembering when it
- * changed: every drop advances a tick and records it for the address,
- * and a credential is good only when it was verified after its address
- * last changed. The addresses remembered are bounded; forgetting one
- * raises a floor below which every credential counts as stale, so
- * forgetting never lets a stale one through.
+ * once; an address's credentials end with it. Every drop advances a tick
+ * and records it for the address. The addresses remembered are bounded;
+ * forgetting one raises a floor below which every stamp counts as stale,
+ * so forgetting never lets a stale photo in.
  *
  * A store read for the index runs off the loop, so a change may land
  * while it is in flight: the reader takes a stamp (the tick) before it
@@ -24,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/auth.h"
+#include "auth/creds.h"
 #include "common/lru.h"
 #include "common/str.h"
 #include "common/xalloc.h"
@@ -33,25 +30,18 @@
 
 #define CACHE_PHOTO_BYTES	(64u * 1024 * 1024)
 #define CACHE_CREDS		16384
-#define CACHE_CRED_TTL		300	/* seconds, as auth.h's cache */
 #define CACHE_CHANGED		65536	/* addresses whose change is known */
 #define CACHE_TAGS		65536	/* addresses whose photo tag is known */
 
 struct master_cache {
 	struct lru	*photos;
 	struct lru	*tags;		/* address -> struct master_tag */
-	struct lru	*creds;
+	struct auth_creds *creds;	/* data: the address, 256 bytes */
 	struct lru	*changed;	/* address -> struct change */
 	uint64_t	 tick;		/* advanced by every drop */
 	uint64_t	 floor;		/* stamps below it are stale */
 	bool		 quiet;		/* our own removal: no floor */
 	struct metrics_series	*hit, *miss;
-};
-
-struct cred {
-	char		 email[256];
-	int64_t		 verified;
-	uint64_t	 stamp;
 };
 
 /* When an address last changed; its cache for the eviction hook. */
@@ -92,7 +82,7 @@ master_cache_new(void)
 
 	c->photos = lru_new(CACHE_PHOTO_BYTES, master_cached_unref);
 	c->tags = lru_new(CACHE_TAGS * sizeof(struct master_tag), free);
-	c->creds = lru_new(CACHE_CREDS * sizeof(struct cred), free);
+	c->creds = auth_creds_new(CACHE_CREDS, MASTER_CRED_DATA, NULL);
 	c->changed = lru_new(CACHE_CHANGED * sizeof(struct change),
 	    change_free);
 	c->hit = metrics_counter("photosync_cache_lookups_total",
@@ -109,7 +99,7 @@ master_cache_free(struct master_cache *c)
 		return;
 	lru_free(c->photos);
 	lru_free(c->tags);
-	lru_free(c->creds);
+	auth_creds_free(c->creds);
 	c->quiet = true;
 	lru_free(c->changed);
 	free(c);
@@ -155,6 +145,7 @@ master_cache_drop(struct master_cache *c, const char *email)
 		lru_remove(c->photos, key);
 	}
 	lru_remove(c->tags, addr);
+	auth_creds_drop(c->creds, addr);
 	ch->c = c;
 	ch->tick = ++c->tick;
 	/* A replaced entry is ours; only an eviction raises the floor. */
@@ -169,50 +160,17 @@ master_cache_drop_all(struct master_cache *c)
 {
 	lru_clear(c->photos);
 	lru_clear(c->tags);
-	lru_clear(c->creds);
+	auth_creds_clear(c->creds);
 	c->quiet = true;
 	lru_clear(c->changed);
 	c->quiet = false;
 	c->floor = ++c->tick;
 }
 
-bool
-master_cache_cred(struct master_cache *c, const char *header,
-    char email[256])
+struct auth_creds *
+master_cache_creds(struct master_cache *c)
 {
-	struct cred *e;
-	char fp[33];
-	int64_t now = time_now();
-
-	auth_fingerprint(header, fp);
-	if ((e = lru_get(c->creds, fp)) == NULL)
-		return false;
-	if (now - e->verified >= CACHE_CRED_TTL || now < e->verified ||
-	    !unchanged_since(c, e->email, e->stamp)) {
-		lru_remove(c->creds, fp);
-		return false;
-	}
-	str_copy(email, e->email, 256);
-	return true;
-}
-
-void
-master_cache_cred_put(struct master_cache *c, const char *header,
-    const char *email, uint64_t stamp)
-{
-	struct cred *e;
-	char fp[33];
-
-	/* The password or the mailbox changed while it was checked. */
-	if (!unchanged_since(c, email, stamp))
-		return;
-	e = xcalloc(1, sizeof(*e));
-	auth_fingerprint(header, fp);
-	str_copy(e->email, email, sizeof(e->email));
-	str_lower(e->email);
-	e->verified = time_now();
-	e->stamp = stamp;
-	lru_put(c->creds, fp, e, sizeof(*e));
+	return c->creds;
 }
 
 static void

@@ -38,6 +38,7 @@
 
 #include "auth/auth.h"
 #include "auth/guard.h"
+#include "auth/signin.h"
 #include "auth/web.h"
 #include "common/buf.h"
 #include "common/log.h"
@@ -106,11 +107,8 @@ struct ecp_call {
 	int			 code;		/* photo.ashx size; -1 bad */
 	const char		*bad_query;	/* photo.ashx: why 400 */
 	struct store_photo	 ph;
-	/* sign-in */
-	char			*email, *pw, *csrf;
-	char			*hash;
-	const char		*why;		/* the refusal, when known */
-	char			 cookie[65], session_csrf[65];
+	/* sign-in (auth/signin.h) */
+	struct auth_signin	 signin;
 	/* an upload: its form, searched for the file on a worker */
 	const char		*ctype;
 	const void		*body;
@@ -550,15 +548,7 @@ ecp_call_end(struct ecp_call *ec)
 	viewer_cleanup(&ec->v);
 	store_photo_cleanup(&ec->ph);
 	master_photo_free(&ec->photo);
-	free(ec->email);
-	if (ec->pw)
-		xfree_secret(ec->pw, strlen(ec->pw));
-	if (ec->csrf)
-		xfree_secret(ec->csrf, strlen(ec->csrf));
-	if (ec->hash)
-		xfree_secret(ec->hash, strlen(ec->hash));
-	explicit_bzero(ec->cookie, sizeof(ec->cookie));
-	explicit_bzero(ec->session_csrf, sizeof(ec->session_csrf));
+	auth_signin_cleanup(&ec->signin);
 	explicit_bzero(ec->key, sizeof(ec->key));
 	free(ec);
 }
@@ -623,173 +613,130 @@ ecp_store(struct ecp_call *ec, bool write, store_job_fn run,
 	return true;
 }
 
-/* ---- sign-in ---- */
+/* ---- sign-in (auth/signin.h): the mailbox, the session, the page ---- */
 
-static void
-session_written(void *arg)
-{
-	struct ecp_call *ec = arg;
-	struct http_req *r = ec->r;
-
-	if (ecp_call_gone(ec))
-		return;
-	if (ec->rc == PS_ENOTFOUND) {
-		/* The mailbox went, or lost its password, meanwhile. */
-		log_info(http_req_id(r), "auth.refused", "method=form user=%s "
-		    "reason=%s", log_q(ec->email), log_q("the mailbox cannot "
-		    "sign in"));
-		login_page(ec, 401, "The e-mail address or the password is "
-		    "wrong, or this mailbox cannot sign in here.", ec->email);
-		ecp_call_end(ec);
-		return;
-	}
-	if (ec->rc != PS_OK) {
-		ecp_store_failed(ec, "session", NULL);
-		return;
-	}
-	log_info(http_req_id(r), "ecp.signed_in", "email=%s",
-	    log_q(ec->v.m.email));
-	http_req_note(r, "user", ec->v.m.email);
-	auth_web_session_set(&ecp_web, r, ec->cookie);
-	redirect(r, NULL);
-	ecp_call_end(ec);
-}
-
-static void
-session_write_run(struct store *st, void *arg)
+/* On the read lane: the mailbox and its hash (NULL: no password). */
+static ps_err
+login_lookup(struct store *st, void *arg, const char *email, char **hash)
 {
 	struct ecp_call *ec = arg;
 	ps_err rc;
 
-	rc = store_mailbox_session_put(st, ec->key, ec->v.m.email,
-	    ec->session_csrf, time_now() + SESSION_LIFETIME);
-	if (rc != PS_OK)
-		ecp_call_failed(ec, rc);
+	if (!email_valid(email))
+		return PS_ENOTFOUND;
+	if ((rc = store_mailbox_get(st, email, &ec->v.m)) != PS_OK)
+		return rc;
+	*hash = ec->v.m.pwhash;
+	ec->v.m.pwhash = NULL;
+	return PS_OK;
 }
 
-/* 429: the form again, saying how long to wait; nothing was checked. */
-static void
-login_throttled(struct ecp_call *ec, int64_t wait)
+/* On the write lane: PS_ENOTFOUND when the mailbox went meanwhile. */
+static ps_err
+login_session_put(struct store *st, void *arg, const char *key,
+    const char *csrf, int64_t expires)
 {
+	struct ecp_call *ec = arg;
+
+	return store_mailbox_session_put(st, key, ec->v.m.email, csrf,
+	    expires);
+}
+
+static bool
+login_gone(void *arg)
+{
+	struct ecp_call *ec = arg;
+
+	return http_req_gone(ec->r);
+}
+
+static void
+login_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
+{
+	struct ecp_call *ec = arg;
+	struct http_req *r = ec->r;
 	char msg[160];
 
-	master_reply_throttled(ec->r, "form", ec->email, wait);
-	snprintf(msg, sizeof(msg), "Too many failed sign-ins. Wait %lld "
-	    "seconds, then try again.", (long long)auth_retry_after_s(wait));
-	login_page(ec, 429, msg, ec->email);
+	switch (out) {
+	case AUTH_SIGNIN_OK:
+		log_info(http_req_id(r), "ecp.signed_in", "email=%s",
+		    log_q(ec->v.m.email));
+		http_req_note(r, "user", ec->v.m.email);
+		auth_web_session_set(&ecp_web, r, si->cookie);
+		redirect(r, NULL);
+		break;
+	case AUTH_SIGNIN_WRONG:
+		login_page(ec, 401, "The e-mail address or the password is "
+		    "wrong, or this mailbox cannot sign in here.", si->name);
+		break;
+	case AUTH_SIGNIN_WAIT:
+		/* Nothing was checked: the form again, saying how long. */
+		auth_web_retry_after(r, si->wait_ms);
+		snprintf(msg, sizeof(msg), "Too many failed sign-ins. Wait "
+		    "%lld seconds, then try again.",
+		    (long long)auth_retry_after_s(si->wait_ms));
+		login_page(ec, 429, msg, si->name);
+		break;
+	case AUTH_SIGNIN_BUSY:
+		ecp_call_busy(ec, si->busy_guard ? "signin" : "store");
+		return;
+	case AUTH_SIGNIN_FAILED:
+		http_reply_error(r, 500, "the store failed");
+		break;
+	case AUTH_SIGNIN_GONE:
+		http_reply(r, 503, NULL, NULL, 0);
+		break;
+	}
 	ecp_call_end(ec);
 }
 
-static void
-login_checked(void *arg, ps_err rc, const char *why)
-{
-	struct ecp_call *ec = arg;
-	int64_t wait;
-
-	if (ecp_call_gone(ec))
-		return;
-	switch (auth_guard_verdict(ec->e->srv->guard, ec->email,
-	    http_req_peer(ec->r), rc, &wait)) {
-	case AUTH_WAIT:
-		/* Failures elsewhere began a wait while this one was read. */
-		login_throttled(ec, wait);
-		return;
-	case AUTH_BUSY:
-		ps_errf(rc, "%s", why);
-		ecp_call_busy(ec, "signin");
-		return;
-	case AUTH_WRONG:
-		log_info(http_req_id(ec->r), "auth.refused", "method=form "
-		    "user=%s reason=%s", log_q(ec->email),
-		    log_q(ec->why ? ec->why : why));
-		login_page(ec, 401, "The e-mail address or the password is "
-		    "wrong, or this mailbox cannot sign in here.", ec->email);
-		ecp_call_end(ec);
-		return;
-	case AUTH_SIGNED_IN:
-		break;
-	}
-	auth_web_session_new(ec->cookie, ec->key, ec->session_csrf);
-	(void)ecp_store(ec, true, session_write_run, session_written);
-}
-
-/* The password goes to the guard, with the hash or without (NULL). */
-static void
-login_check(struct ecp_call *ec)
-{
-	auth_guard_check(ec->e->srv->guard, ec->email, http_req_peer(ec->r),
-	    ec->hash, ec->pw, login_checked, ec);
-	xfree_secret(ec->pw, strlen(ec->pw));	/* the guard has its copy */
-	ec->pw = NULL;
-}
-
-static void
-login_read_run(struct store *st, void *arg)
-{
-	struct ecp_call *ec = arg;
-	ps_err rc = store_mailbox_get(st, ec->email, &ec->v.m);
-
-	if (rc == PS_ENOTFOUND)
-		ec->why = "no such mailbox";
-	else if (rc != PS_OK)
-		ecp_call_failed(ec, rc);
-	else if (ec->v.m.pwhash == NULL)
-		ec->why = "the mailbox has no password";
-	else
-		ec->hash = xstrdup(ec->v.m.pwhash);
-}
-
-static void
-login_read_done(void *arg)
-{
-	struct ecp_call *ec = arg;
-
-	if (ecp_call_gone(ec))
-		return;
-	if (ec->rc != PS_OK) {
-		ecp_store_failed(ec, "mailbox", NULL);
-		return;
-	}
-	login_check(ec);
-}
+static const struct auth_signin_ops login_ops = {
+	.lookup = login_lookup,
+	.session_put = login_session_put,
+	.session_lifetime = SESSION_LIFETIME,
+	.gone = login_gone,
+	.answer = login_answer,
+};
 
 static void
 handle_login(struct ecp_call *ec)
 {
 	struct http_req *r = ec->r;
 	const char *body = http_req_body(r, NULL);
-	int64_t wait;
+	char *email = http_form_value(body, "email");
+	char *pw = http_form_value(body, "password");
+	char *csrf = http_form_value(body, "csrf");
 
-	ec->email = http_form_value(body, "email");
-	ec->pw = http_form_value(body, "password");
-	ec->csrf = http_form_value(body, "csrf");
 	/* Double-submit: the form's token must match its cookie. */
-	if (!auth_web_login_token_ok(&ecp_web, r, ec->csrf)) {
+	if (!auth_web_login_token_ok(&ecp_web, r, csrf)) {
 		log_info(http_req_id(r), "ecp.csrf_refused", "action=login");
 		login_page(ec, 400, "The sign-in form had expired. Please "
-		    "sign in again.", ec->email);
+		    "sign in again.", email);
 		goto out;
 	}
-	if (ec->email == NULL || ec->pw == NULL || ec->email[0] == '\0' ||
-	    ec->pw[0] == '\0') {
+	if (email == NULL || pw == NULL || email[0] == '\0' ||
+	    pw[0] == '\0') {
 		login_page(ec, 400, "Enter your e-mail address and your "
-		    "password.", ec->email);
+		    "password.", email);
 		goto out;
 	}
-	wait = auth_guard_wait(ec->e->srv->guard, ec->email, http_req_peer(r));
-	if (wait > 0) {
-		login_throttled(ec, wait);
-		return;
+	if (ec->e->srv->pool == NULL) {
+		ps_errf(PS_EBUSY, "the store is closing");
+		master_reply_busy(r, "store");
+		goto out;
 	}
-	if (!email_valid(ec->email) || strlen(ec->pw) > AUTH_MAX_PASSWORD) {
-		/* No lookup; the guard still does a check's work. */
-		ec->why = "not a valid address or password";
-		login_check(ec);
-		return;
-	}
-	(void)ecp_store(ec, false, login_read_run, login_read_done);
+	xfree_secret(csrf, strlen(csrf));
+	/* It answers `ec`, maybe before it returns. */
+	auth_signin_start(&ec->signin, &login_ops, ec, ec->e->srv->pool,
+	    ec->e->srv->guard, http_req_id(r), http_req_peer(r),
+	    AUTH_SIGNIN_FORM, email, pw);
 	return;
 out:
+	free(email);
+	if (pw)
+		xfree_secret(pw, strlen(pw));
+	if (csrf)
+		xfree_secret(csrf, strlen(csrf));
 	ecp_call_end(ec);
 }
 

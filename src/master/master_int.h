@@ -130,13 +130,6 @@ struct master_srv {
  * "signin" (the guard's queue, which logs its refusals itself).
  */
 void	master_reply_busy(struct http_req *, const char *what);
-/*
- * For a sign-in that must still wait `wait_ms`: logs auth.refused and
- * adds Retry-After (whole seconds, rounded up); the caller answers 429.
- */
-void	master_reply_throttled(struct http_req *, const char *method,
-	    const char *user, int64_t wait_ms);
-
 /* ---- the change-photo page (ecp.c), served by serve.c ---- */
 
 /* An image upload and the multipart form around it. */
@@ -202,6 +195,8 @@ void	notifier_free(struct notifier *);
 
 /* ---- the server's in-memory index of photos and credentials (cache.c) */
 
+struct auth_creds;
+
 /* A stored photo of one size, shared; unref when done. */
 struct master_cached {
 	int		 refs;
@@ -219,19 +214,16 @@ void	master_cache_free(struct master_cache *);
  * is kept only if its address did not change after the stamp.
  */
 uint64_t master_cache_stamp(const struct master_cache *);
-/* Drops the photos and the verified credentials of `email`. */
+/* Drops the photos, the tag and the verified credentials of `email`. */
 void	master_cache_drop(struct master_cache *, const char *email);
 /* Drops everything (the feed was lost). */
 void	master_cache_drop_all(struct master_cache *);
 /*
- * A Basic header verified less than 5 minutes ago, whose mailbox did not
- * change since: its mailbox into `email`.
+ * The Basic credentials verified (auth/creds.h), each with its mailbox's
+ * address (MASTER_CRED_DATA bytes); borrowed for the cache's life.
  */
-bool	master_cache_cred(struct master_cache *, const char *header,
-	    char email[256]);
-/* Remembers `header` as verified for `email`, read after `stamp`. */
-void	master_cache_cred_put(struct master_cache *, const char *header,
-	    const char *email, uint64_t stamp);
+#define MASTER_CRED_DATA	256
+struct auth_creds *master_cache_creds(struct master_cache *);
 /*
  * The photo of `email` at size `code` (stored, or the largest stored), a
  * reference the caller releases with master_cached_unref(); its data is

@@ -35,7 +35,9 @@
 #include <string.h>
 
 #include "auth/auth.h"
+#include "auth/creds.h"
 #include "auth/guard.h"
+#include "auth/signin.h"
 #include "common/buf.h"
 #include "common/file.h"
 #include "common/log.h"
@@ -81,10 +83,12 @@ struct master_call {
 	ps_err			 rc;		/* of the last store job */
 	char			 err[256];	/* and its reason */
 	/* a Basic credential being checked */
-	char			*user, *pw, *hash;
-	char			 email[256];
-	uint64_t		 stamp;
+	struct auth_signin	 signin;
+	char			 cred[AUTH_CREDS_KEY_MAX];
+	uint64_t		 cred_stamp;	/* auth_creds_stamp() */
+	char			 email[256];	/* the mailbox found */
 	/* a photo read on an index miss */
+	uint64_t		 stamp;		/* master_cache_stamp() */
 	const char		*photo_email;	/* borrowed from r or ews */
 	int			 code;
 	struct store_photo	 sp;
@@ -115,21 +119,6 @@ master_reply_busy(struct http_req *r, const char *what)
 	http_reply_error(r, 503, "the server is busy: try again in a moment");
 }
 
-void
-master_reply_throttled(struct http_req *r, const char *method,
-    const char *user, int64_t wait_ms)
-{
-	char secs[24], why[80];
-
-	/* RFC 9110 10.2.3: whole seconds, rounded up: no early retry. */
-	snprintf(secs, sizeof(secs), "%lld",
-	    (long long)auth_retry_after_s(wait_ms));
-	snprintf(why, sizeof(why), "too many failed sign-ins: wait %s s", secs);
-	log_info(http_req_id(r), "auth.refused", "method=%s user=%s "
-	    "reason=%s", method, log_q(user ? user : ""), log_q(why));
-	http_reply_header(r, "Retry-After", secs);
-}
-
 /* ---- requests in flight ---- */
 
 static struct master_call *
@@ -155,11 +144,7 @@ call_end(struct master_call *c)
 	if (c->next)
 		c->next->prevp = c->prevp;
 	*c->prevp = c->next;
-	free(c->user);
-	if (c->pw)
-		xfree_secret(c->pw, strlen(c->pw));
-	if (c->hash)
-		xfree_secret(c->hash, strlen(c->hash));
+	auth_signin_cleanup(&c->signin);
 	store_photo_cleanup(&c->sp);
 	buf_cleanup(&c->out);
 	free(c);
@@ -387,111 +372,97 @@ authed(struct master_call *c)
 	c->authed(c);
 }
 
-static void
-basic_refused(struct master_call *c, const char *why)
-{
-	log_info(http_req_id(c->r), "auth.refused", "method=basic user=%s "
-	    "reason=%s", log_q(c->user ? c->user : ""), log_q(why));
-	reply_unauthorized(c, why);
-}
-
 /* On the read lane: the mailbox's hash (NULL: none, or no password). */
-static void
-basic_read_run(struct store *st, void *arg)
+static ps_err
+basic_lookup(struct store *st, void *arg, const char *name, char **hash)
 {
 	struct master_call *c = arg;
 	struct store_mailbox m;
 	ps_err rc;
 
-	rc = store_mailbox_get(st, c->user, &m);
-	if (rc == PS_OK) {
-		str_copy(c->email, m.email, sizeof(c->email));
-		if (m.pwhash)
-			c->hash = xstrdup(m.pwhash);
-		store_mailbox_cleanup(&m);
-	} else if (rc != PS_ENOTFOUND) {
-		call_failed(c, rc);
-	}
+	if ((rc = store_mailbox_get(st, name, &m)) != PS_OK)
+		return rc;
+	str_copy(c->email, m.email, sizeof(c->email));
+	*hash = m.pwhash;
+	m.pwhash = NULL;
+	store_mailbox_cleanup(&m);
+	return PS_OK;
+}
+
+static bool
+basic_gone(void *arg)
+{
+	struct master_call *c = arg;
+
+	return http_req_gone(c->r);
 }
 
 static void
-basic_checked(void *arg, ps_err rc, const char *why)
+basic_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 {
 	struct master_call *c = arg;
-	int64_t wait;
 
-	if (call_gone(c))
-		return;
-	switch (auth_guard_verdict(c->s->guard, c->user, http_req_peer(c->r),
-	    rc, &wait)) {
-	case AUTH_WAIT:
-		/* Failures elsewhere began a wait while this one was read. */
-		master_reply_throttled(c->r, "basic", c->user, wait);
+	switch (out) {
+	case AUTH_SIGNIN_OK:
+		c->p.method = "basic";
+		str_copy(c->p.user, c->email, sizeof(c->p.user));
+		auth_creds_put(master_cache_creds(c->s->cache), c->cred,
+		    c->email, c->cred_stamp, c->p.user);
+		authed(c);
+		break;
+	case AUTH_SIGNIN_WRONG:
+		reply_unauthorized(c, si->why);
+		break;
+	case AUTH_SIGNIN_WAIT:
+		auth_web_retry_after(c->r, si->wait_ms);
 		call_error(c, 429, "too many failed sign-ins: try again later");
-		return;
-	case AUTH_BUSY:
-		ps_errf(rc, "%s", why);
-		call_busy(c, "signin");
-		return;
-	case AUTH_WRONG:
-		basic_refused(c, why);
-		return;
-	case AUTH_SIGNED_IN:
+		break;
+	case AUTH_SIGNIN_BUSY:
+		call_busy(c, si->busy_guard ? "signin" : "store");
+		break;
+	case AUTH_SIGNIN_FAILED:
+		call_error(c, 500, "the store failed");
+		break;
+	case AUTH_SIGNIN_GONE:
+		http_reply(c->r, 503, NULL, NULL, 0);
+		call_end(c);
 		break;
 	}
-	c->p.method = "basic";
-	str_copy(c->p.user, c->email, sizeof(c->p.user));
-	master_cache_cred_put(c->s->cache, http_req_header(c->r,
-	    "Authorization"), c->email, c->stamp);
-	authed(c);
 }
 
-static void
-basic_read_done(void *arg)
-{
-	struct master_call *c = arg;
-
-	if (call_gone(c))
-		return;
-	if (c->rc != PS_OK) {
-		log_warn(http_req_id(c->r), "serve.store_failed", "what=%s "
-		    "error=%s", "mailbox", log_q(c->err));
-		call_error(c, 500, "the store failed");
-		return;
-	}
-	/* An unknown address costs the guard the same work as a known one. */
-	auth_guard_check(c->s->guard, c->user, http_req_peer(c->r), c->hash,
-	    c->pw, basic_checked, c);
-	xfree_secret(c->pw, strlen(c->pw));	/* the guard has its copy */
-	c->pw = NULL;
-}
+/* Basic's sign-in (auth/signin.h): here, which store and which answer. */
+static const struct auth_signin_ops basic_ops = {
+	.lookup = basic_lookup,
+	.gone = basic_gone,
+	.answer = basic_answer,
+};
 
 static void
 auth_basic(struct master_call *c, const char *hdr)
 {
 	struct master_srv *s = c->s;
-	int64_t wait;
+	struct auth_creds *creds = master_cache_creds(s->cache);
+	const char *email;
+	char *user = NULL, *pw = NULL;
 
 	/* Verified before: no store query, no password hashing. */
-	if (master_cache_cred(s->cache, hdr, c->p.user)) {
+	auth_creds_basic_key(hdr, 0, c->cred);
+	if ((email = auth_creds_get(creds, c->cred)) != NULL) {
 		c->p.method = "basic";
+		str_copy(c->p.user, email, sizeof(c->p.user));
 		authed(c);
 		return;
 	}
-	if (auth_basic_parse(hdr, &c->user, &c->pw) != PS_OK) {
-		basic_refused(c, ps_errmsg());
+	if (auth_basic_parse(hdr, &user, &pw) != PS_OK) {
+		log_info(http_req_id(c->r), "auth.refused", "method=basic "
+		    "user=\"\" reason=%s", log_q(ps_errmsg()));
+		reply_unauthorized(c, ps_errmsg());
 		return;
 	}
-	wait = auth_guard_wait(s->guard, c->user, http_req_peer(c->r));
-	if (wait > 0) {
-		master_reply_throttled(c->r, "basic", c->user, wait);
-		call_error(c, 429, "too many failed sign-ins: try again later");
-		return;
-	}
-	c->stamp = master_cache_stamp(s->cache);
-	if (store_pool_read(s->pool, basic_read_run, basic_read_done, c) !=
-	    PS_OK)
-		call_busy(c, "store");
+	c->cred_stamp = auth_creds_stamp(creds);
+	auth_signin_start(&c->signin, &basic_ops, c, s->pool, s->guard,
+	    http_req_id(c->r), http_req_peer(c->r), AUTH_SIGNIN_BASIC, user,
+	    pw);
 }
 
 static void

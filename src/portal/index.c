@@ -4,10 +4,8 @@
  *
  * Users are kept under each name requests use ("a/" account, "e/"
  * address, "p/" library prefix, "h/" address hash), each its own entry,
- * "no such user" included. A verified credential holds a reference to its
- * user's "a/" entry: when that entry is dropped (the user changed), the
- * credential is no longer honoured, without a list of credentials per
- * user.
+ * "no such user" included. Verified credentials are auth/creds.h's,
+ * ended with their user's changes.
  *
  * A fill from the store that started before an entry of its kind was
  * dropped is answered but not kept: it may hold what the drop removed.
@@ -18,6 +16,7 @@
 #include <string.h>
 
 #include "account.h"
+#include "auth/creds.h"
 #include "common/lru.h"
 #include "common/str.h"
 #include "common/xalloc.h"
@@ -32,7 +31,7 @@
 struct portal_index {
 	struct store_pool	*pool;
 	struct lru		*users;
-	struct lru		*creds;
+	struct auth_creds	*creds;
 	struct lru		*photos;
 	/* bumped by every drop, to keep late fills out */
 	uint64_t		 users_epoch, photos_epoch;
@@ -42,45 +41,9 @@ struct portal_index {
 
 /* A user, or the knowledge that there is none. */
 struct user_entry {
-	int			refs;
 	bool			found;
-	bool			dropped;	/* no longer in the index */
 	struct store_user	u;		/* pwhash always NULL */
 };
-
-struct cred_entry {
-	struct user_entry	*user;		/* a reference */
-	int64_t			 webapp;
-	char			 csrf[65];
-	int64_t			 verified;
-};
-
-static void
-user_unref(struct user_entry *e)
-{
-	if (e && --e->refs == 0)
-		free(e);
-}
-
-/* The index lets go of an entry: whoever holds it sees it is stale. */
-static void
-user_release(void *p)
-{
-	struct user_entry *e = p;
-
-	e->dropped = true;
-	user_unref(e);
-}
-
-static void
-cred_release(void *p)
-{
-	struct cred_entry *c = p;
-
-	user_unref(c->user);
-	explicit_bzero(c->csrf, sizeof(c->csrf));
-	free(c);
-}
 
 struct portal_index *
 index_new(struct store_pool *pool)
@@ -88,10 +51,9 @@ index_new(struct store_pool *pool)
 	struct portal_index *x = xcalloc(1, sizeof(*x));
 
 	x->pool = pool;
-	x->users = lru_new(INDEX_USERS * sizeof(struct user_entry),
-	    user_release);
-	x->creds = lru_new(INDEX_CREDS * sizeof(struct cred_entry),
-	    cred_release);
+	x->users = lru_new(INDEX_USERS * sizeof(struct user_entry), free);
+	x->creds = auth_creds_new(INDEX_CREDS, sizeof(struct index_cred),
+	    NULL);
 	x->photos = lru_new(INDEX_PHOTO_BYTES, cached_photo_unref);
 	x->photo_hit = metrics_counter("photosync_cache_lookups_total",
 	    "cache=\"photos\",result=\"hit\"");
@@ -109,7 +71,7 @@ index_free(struct portal_index *x)
 {
 	if (x == NULL)
 		return;
-	lru_free(x->creds);
+	auth_creds_free(x->creds);
 	lru_free(x->users);
 	lru_free(x->photos);
 	free(x);
@@ -118,7 +80,7 @@ index_free(struct portal_index *x)
 void
 index_clear(struct portal_index *x)
 {
-	lru_clear(x->creds);
+	auth_creds_clear(x->creds);
 	lru_clear(x->users);
 	lru_clear(x->photos);
 	x->users_epoch++;
@@ -196,6 +158,7 @@ index_changed(struct portal_index *x, const struct store_change *c)
 
 	switch (c->kind) {
 	case STORE_CHANGE_USER:
+		auth_creds_drop(x->creds, c->key);
 		drop_user(x, c->key);
 		x->users_epoch++;
 		break;
@@ -211,8 +174,8 @@ index_changed(struct portal_index *x, const struct store_change *c)
 		index_photo_forget(x, webapp, slash + 1);
 		break;
 	case STORE_CHANGE_SESSION:
-		snprintf(key, sizeof(key), "s/%s", c->key);
-		lru_remove(x->creds, key);
+		auth_creds_session_key(c->key, key);
+		auth_creds_forget(x->creds, key);
 		break;
 	default:
 		break;
@@ -227,7 +190,6 @@ user_remember(struct portal_index *x, const char *key, ps_err rc,
 {
 	struct user_entry *e = xcalloc(1, sizeof(*e));
 
-	e->refs = 1;
 	e->found = rc == PS_OK;
 	if (e->found) {
 		e->u = *u;
@@ -354,70 +316,10 @@ refuse:
 
 /* ---- credentials ---- */
 
-static void
-cred_key(char kind, int64_t webapp, const char *digest, char *key, size_t n)
+struct auth_creds *
+index_creds(struct portal_index *x)
 {
-	/* A session belongs to one web application; Basic fits them all. */
-	if (kind == 's')
-		snprintf(key, n, "s/%s", digest);
-	else
-		snprintf(key, n, "%c/%" PRId64 "/%s", kind, webapp, digest);
-}
-
-bool
-index_cred_get(struct portal_index *x, int64_t webapp, char kind,
-    const char *digest, struct store_user *out, char csrf[65])
-{
-	char key[KEY_MAX];
-	struct cred_entry *c;
-	int64_t now = time_now();
-
-	cred_key(kind, webapp, digest, key, sizeof(key));
-	if ((c = lru_get(x->creds, key)) == NULL)
-		return false;
-	if (c->user->dropped || c->webapp != webapp ||
-	    now - c->verified >= INDEX_CRED_TTL || now < c->verified) {
-		lru_remove(x->creds, key);
-		return false;
-	}
-	*out = c->user->u;
-	if (csrf)
-		str_copy(csrf, c->csrf, 65);
-	return true;
-}
-
-void
-index_cred_put(struct portal_index *x, int64_t webapp, char kind,
-    const char *digest, const struct store_user *u, const char *csrf)
-{
-	char key[KEY_MAX];
-	struct cred_entry *c;
-	struct user_entry *e;
-
-	snprintf(key, sizeof(key), "a/%s", u->account);
-	str_lower(key);
-	if ((e = lru_get(x->users, key)) == NULL || !e->found) {
-		user_remember(x, key, PS_OK, u);
-		e = lru_get(x->users, key);
-	}
-	c = xcalloc(1, sizeof(*c));
-	c->user = e;
-	e->refs++;
-	c->webapp = webapp;
-	str_copy(c->csrf, csrf ? csrf : "", sizeof(c->csrf));
-	c->verified = time_now();
-	cred_key(kind, webapp, digest, key, sizeof(key));
-	lru_put(x->creds, key, c, sizeof(*c));
-}
-
-void
-index_cred_forget(struct portal_index *x, int64_t webapp, char kind,
-    const char *digest)
-{
-	char key[KEY_MAX];
-
-	cred_key(kind, webapp, digest, key, sizeof(key));
-	lru_remove(x->creds, key);
+	return x->creds;
 }
 
 /* ---- photos ---- */

@@ -22,10 +22,10 @@
 #include "store/store.h"
 
 #define INDEX_PHOTO_BYTES	(64u * 1024 * 1024)
-#define INDEX_CRED_TTL		300	/* seconds */
 
 struct portal_index;
 struct store_pool;
+struct auth_creds;
 
 /* `pool` is borrowed; it must outlive the index. */
 struct portal_index *index_new(struct store_pool *);
@@ -59,18 +59,19 @@ void	index_user(struct portal_index *, enum index_by, const char *name,
 /* ---- verified credentials ---- */
 
 /*
- * `digest` names a credential without being one: the keyed fingerprint of
- * an Authorization header, or the store key of a session cookie. `kind`
- * keeps them apart ('b' Basic, 's' session). A credential is valid for
- * INDEX_CRED_TTL seconds, and only while its user is unchanged: a change
- * to the user (a new password, say) ends it at once.
+ * What the portal keeps with a verified credential (auth/creds.h): the
+ * key of a Basic header or of a session cookie, and this. The index
+ * ends a user's credentials when the change feed says the user changed
+ * (a new password, say), and a session's when it was removed.
  */
-bool	index_cred_get(struct portal_index *, int64_t webapp, char kind,
-	    const char *digest, struct store_user *out, char csrf[65]);
-void	index_cred_put(struct portal_index *, int64_t webapp, char kind,
-	    const char *digest, const struct store_user *u, const char *csrf);
-void	index_cred_forget(struct portal_index *, int64_t webapp, char kind,
-	    const char *digest);
+struct index_cred {
+	int64_t			webapp;		/* where it was verified */
+	struct store_user	user;		/* no password hash */
+	char			csrf[65];	/* a session's; "" for Basic */
+};
+
+/* The index's credentials, borrowed for the index's life. */
+struct auth_creds *index_creds(struct portal_index *);
 
 /* ---- photos ---- */
 

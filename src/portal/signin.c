@@ -1,19 +1,21 @@
 /*
  * Signing in to the portal: HTTP Basic over TLS (for scripts) and a form
- * login with a session cookie (for browsers), both through the index of
- * verified credentials first, so a signed-in request costs a hash lookup.
+ * login with a session cookie (for browsers), both through the verified
+ * credentials first (auth/creds.h, kept by the index), so a signed-in
+ * request costs one digest of its credential and one lookup.
  *
- * The first time a credential is seen, the user (with the password
- * hash) is read on the store's read lane and the password checked by the
- * sign-in guard on its own threads; the request waits meanwhile and the
- * loop goes on. The guard spends the same work on an unknown account as
- * on a known one, remembers credentials found right or wrong, and makes
- * failures wait, per account and per address: a refusal then is 429 with
- * Retry-After, before any password work. Sessions are kept in the store
- * by a digest of the cookie (never the cookie); the form carries a
- * double-submit CSRF token. The cookies, the tokens and the rule that no
- * other site's page may POST for a signed-in user are auth/web.h's, which
- * the master's change-photo page uses too.
+ * The first time a credential is seen, the sign-in is auth/signin.h's,
+ * the same steps as the master's: failures to wait out (429 with
+ * Retry-After, before any password work), the user with its password
+ * hash read on the store's read lane (what is here: which table, and
+ * that an account may be typed as `contoso\test1`, its claims form or
+ * its e-mail address), the password checked by the sign-in guard on its
+ * own threads with the same work for an unknown account, and for the
+ * form a new session stored by a digest of its cookie (never the
+ * cookie). The form carries a double-submit CSRF token. The cookies, the
+ * tokens and the rule that no other site's page may POST for a signed-in
+ * user are auth/web.h's, which the master's change-photo page uses too.
+ * What is here besides: the answers and pages of the portal.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +23,8 @@
 
 #include "account.h"
 #include "auth/auth.h"
-#include "auth/guard.h"
+#include "auth/creds.h"
+#include "auth/signin.h"
 #include "auth/web.h"
 #include "common/log.h"
 #include "common/str.h"
@@ -44,16 +47,15 @@ static const struct auth_web portal_web = {
 	.login_path = "/login",
 };
 
-/* A sign-in on its way through the store and the guard. */
+/* A request being signed in: by Basic, its session, or the form. */
 struct signin {
+	struct auth_signin	 flow;		/* Basic and the form */
 	struct webapp_ctx	*app;
 	struct http_req		*r;
 	signed_in_fn		 then;		/* NULL: the login form */
-	char			 method;	/* 'b' Basic, 's' session, 'f' form */
-	char			 digest[65];	/* of the credential */
-	char			*name;		/* as typed */
-	char			 account[256];	/* canonical, for the guard */
-	char			*password;	/* wiped when freed */
+	char			 cred[AUTH_CREDS_KEY_MAX];	/* its key */
+	uint64_t		 stamp;		/* of the credentials */
+	char			 session[65];	/* a session's store key */
 	char			*return_url;	/* the form's */
 	/* what the read lane found */
 	struct store_user	 u;
@@ -63,24 +65,21 @@ struct signin {
 };
 
 static struct signin *
-signin_new(struct webapp_ctx *app, struct http_req *r, signed_in_fn then,
-    char method)
+signin_new(struct webapp_ctx *app, struct http_req *r, signed_in_fn then)
 {
 	struct signin *si = xcalloc(1, sizeof(*si));
 
 	si->app = app;
 	si->r = r;
 	si->then = then;
-	si->method = method;
+	si->stamp = auth_creds_stamp(index_creds(app->srv->index));
 	return si;
 }
 
 static void
 signin_free(struct signin *si)
 {
-	free(si->name);
-	if (si->password)
-		xfree_secret(si->password, strlen(si->password));
+	auth_signin_cleanup(&si->flow);
 	free(si->return_url);
 	if (si->u.pwhash)
 		xfree_secret(si->u.pwhash, strlen(si->u.pwhash));
@@ -95,16 +94,6 @@ wants_html(struct http_req *r)
 
 	return http_req_method(r) == HTTP_GET && accept &&
 	    strstr(accept, "text/html");
-}
-
-/* "Retry-After" from a wait in milliseconds, rounded up to seconds. */
-static void
-retry_after(struct http_req *r, int64_t ms)
-{
-	char s[24];
-
-	snprintf(s, sizeof(s), "%lld", (long long)auth_retry_after_s(ms));
-	http_reply_header(r, "Retry-After", s);
 }
 
 /* Not signed in: the form for a browser, 401 for anyone else. */
@@ -138,7 +127,7 @@ reply_signed_out(struct http_req *r)
  */
 static void
 signed_in(struct webapp_ctx *app, struct http_req *r, signed_in_fn then,
-    struct viewer *v)
+    const struct viewer *v)
 {
 	http_req_note(r, "user", v->user.account);
 	if (auth_post_cross_site(r, v->basic ? "basic" : "session",
@@ -151,154 +140,175 @@ signed_in(struct webapp_ctx *app, struct http_req *r, signed_in_fn then,
 	then(app, r, v);
 }
 
-/* ---- the user and the password ---- */
+/* The credential of `si` verified for its user, kept for the next time. */
+static void
+cred_keep(struct signin *si, const char *csrf)
+{
+	struct index_cred ic = { 0 };
+
+	ic.webapp = si->app->w.id;
+	ic.user = si->u;
+	ic.user.pwhash = NULL;
+	str_copy(ic.csrf, csrf, sizeof(ic.csrf));
+	auth_creds_put(index_creds(si->app->srv->index), si->cred,
+	    si->u.account, si->stamp, &ic);
+	explicit_bzero(ic.csrf, sizeof(ic.csrf));
+}
+
+/* ---- the password (auth/signin.h) ---- */
 
 static void login_form(struct http_req *, const char *return_url,
     const char *error, int status);
-static void session_start(struct signin *);
-static void password_wait(struct signin *, int64_t wait);
 
+/* One count per account, however its name was typed. */
 static void
-refused(struct signin *si, const char *why)
+signin_canonical(void *arg, const char *name, char *account, size_t n)
 {
-	log_info(http_req_id(si->r), "auth.refused", "method=%s user=%s "
-	    "reason=%s", si->method == 'b' ? "basic" : "form",
-	    log_q(si->name), log_q(why));
-	if (si->method == 'f')
-		login_form(si->r, si->return_url, "The account or the password "
-		    "is wrong.", 401);
-	else
-		reply_signed_out(si->r);
+	char parsed[ACCOUNT_MAX];
+	bool is_email;
+
+	(void)arg;
+	str_copy(account, account_parse(name, parsed, &is_email) == PS_OK ?
+	    parsed : name, n);
 }
 
-static void
-password_checked(void *arg, ps_err rc, const char *why)
-{
-	struct signin *si = arg;
-	struct viewer v = { 0 };
-	int64_t wait;
-
-	switch (auth_guard_verdict(si->app->srv->guard, si->account,
-	    http_req_peer(si->r), rc, &wait)) {
-	case AUTH_WAIT:
-		/* Failures elsewhere began a wait while this one read. */
-		password_wait(si, wait);
-		return;
-	case AUTH_BUSY:
-		log_warn(http_req_id(si->r), "auth.busy", "user=%s reason=%s",
-		    log_q(si->name), log_q(why));
-		if (si->method == 'f') {
-			retry_after(si->r, 1000);
-			login_form(si->r, si->return_url, "Too many people are "
-			    "signing in right now. Please try again in a "
-			    "moment.", 503);
-		} else
-			reply_busy(si->r, "sign-in checks");
-		signin_free(si);
-		return;
-	case AUTH_WRONG:
-		refused(si, why);
-		signin_free(si);
-		return;
-	case AUTH_SIGNED_IN:
-		break;
-	}
-	xfree_secret(si->u.pwhash, strlen(si->u.pwhash));
-	si->u.pwhash = NULL;
-	if (si->method == 'f') {
-		session_start(si);
-		return;
-	}
-	index_cred_put(si->app->srv->index, si->app->w.id, 'b', si->digest,
-	    &si->u, NULL);
-	v.user = si->u;
-	v.basic = true;
-	signed_in(si->app, si->r, si->then, &v);
-	signin_free(si);
-}
-
-static void
-user_run(struct store *st, void *arg)
+static ps_err
+signin_lookup(struct store *st, void *arg, const char *name, char **hash)
 {
 	struct signin *si = arg;
 	char account[ACCOUNT_MAX];
 	bool is_email;
-
-	if ((si->rc = account_parse(si->name, account, &is_email)) == PS_OK)
-		si->rc = is_email ? store_user_get_by_email(st, account,
-		    &si->u) : store_user_get(st, account, &si->u);
-	if (si->rc != PS_OK && si->rc != PS_ENOTFOUND && si->rc != PS_EINVAL)
-		str_copy(si->err, ps_errmsg(), sizeof(si->err));
-}
-
-static void
-user_done(void *arg)
-{
-	struct signin *si = arg;
-	struct portal_srv *srv = si->app->srv;
-
-	if (si->rc != PS_OK && si->rc != PS_ENOTFOUND &&
-	    si->rc != PS_EINVAL) {
-		log_err(http_req_id(si->r), "auth.store_failed", "user=%s "
-		    "error=%s", log_q(si->name), log_q(si->err));
-		http_reply_error(si->r, 500, "the store failed");
-		signin_free(si);
-		return;
-	}
-	/* An unknown account costs the guard the same work (hash NULL). */
-	auth_guard_check(srv->guard, si->account, http_req_peer(si->r),
-	    si->rc == PS_OK ? si->u.pwhash : NULL, si->password,
-	    password_checked, si);
-}
-
-/*
- * Failures must be waited out (`wait` ms): 429 with Retry-After; takes
- * `si`.
- */
-static void
-password_wait(struct signin *si, int64_t wait)
-{
-	log_info(http_req_id(si->r), "auth.refused", "method=%s user=%s "
-	    "reason=throttled wait_ms=%lld", si->method == 'b' ? "basic" :
-	    "form", log_q(si->name), (long long)wait);
-	retry_after(si->r, wait);
-	if (si->method == 'f')
-		login_form(si->r, si->return_url, "Too many failed sign-ins. "
-		    "Please wait a little and try again.", 429);
-	else
-		http_reply_error(si->r, 429, "too many failed sign-ins; try "
-		    "again after Retry-After seconds");
-	signin_free(si);
-}
-
-/*
- * Checks `si`'s password, unless failures must be waited out first;
- * takes `si`.
- */
-static void
-password_check(struct signin *si)
-{
-	char account[ACCOUNT_MAX];
-	bool is_email;
-	int64_t wait;
 	ps_err rc;
 
-	/* One count per account, however its name was typed. */
-	if (account_parse(si->name, account, &is_email) == PS_OK)
-		str_copy(si->account, account, sizeof(si->account));
-	else
-		str_copy(si->account, si->name, sizeof(si->account));
-	if ((wait = auth_guard_wait(si->app->srv->guard, si->account,
-	    http_req_peer(si->r))) > 0) {
-		password_wait(si, wait);
-		return;
+	if ((rc = account_parse(name, account, &is_email)) != PS_OK)
+		return rc;
+	rc = is_email ? store_user_get_by_email(st, account, &si->u) :
+	    store_user_get(st, account, &si->u);
+	if (rc == PS_OK) {
+		*hash = si->u.pwhash;
+		si->u.pwhash = NULL;
 	}
+	return rc;
+}
+
+static ps_err
+signin_session_put(struct store *st, void *arg, const char *key,
+    const char *csrf, int64_t expires)
+{
+	struct signin *si = arg;
+
+	str_copy(si->s.account, si->u.account, sizeof(si->s.account));
+	si->s.webapp = si->app->w.id;
+	str_copy(si->s.csrf, csrf, sizeof(si->s.csrf));
+	si->s.expires = expires;
+	return store_session_put(st, key, &si->s);
+}
+
+static bool
+signin_gone(void *arg)
+{
+	struct signin *si = arg;
+
+	return http_req_gone(si->r);
+}
+
+/* A form's session is stored: its cookie, and on to the return URL. */
+static void
+session_started(struct signin *si)
+{
+	auth_creds_session_key(si->flow.key, si->cred);
+	cred_keep(si, si->flow.csrf);
+	log_info(http_req_id(si->r), "auth.session_started", "user=%s",
+	    log_q(si->u.account));
+	http_req_note(si->r, "user", si->u.account);
+	auth_web_session_set(&portal_web, si->r, si->flow.cookie);
+	http_reply_header(si->r, "Location", url_return_path_ok(
+	    si->return_url) ? si->return_url : "/my");
+	http_reply(si->r, 303, NULL, NULL, 0);
+}
+
+static void
+signin_answer(void *arg, struct auth_signin *flow,
+    enum auth_signin_outcome out)
+{
+	struct signin *si = arg;
+	struct http_req *r = si->r;
+	bool form = si->then == NULL;
+	struct viewer v = { 0 };
+
+	switch (out) {
+	case AUTH_SIGNIN_OK:
+		if (form) {
+			session_started(si);
+			break;
+		}
+		cred_keep(si, "");
+		v.user = si->u;
+		v.basic = true;
+		signed_in(si->app, r, si->then, &v);
+		break;
+	case AUTH_SIGNIN_WRONG:
+		if (form)
+			login_form(r, si->return_url, "The account or the "
+			    "password is wrong.", 401);
+		else
+			reply_signed_out(r);
+		break;
+	case AUTH_SIGNIN_WAIT:
+		auth_web_retry_after(r, flow->wait_ms);
+		if (form)
+			login_form(r, si->return_url, "Too many failed "
+			    "sign-ins. Please wait a little and try again.",
+			    429);
+		else
+			http_reply_error(r, 429, "too many failed sign-ins; "
+			    "try again after Retry-After seconds");
+		break;
+	case AUTH_SIGNIN_BUSY:
+		if (!form) {
+			reply_busy(r, flow->busy_guard ? "sign-in checks" :
+			    "store reads");
+			break;
+		}
+		auth_web_retry_after(r, 1000);
+		login_form(r, si->return_url, flow->busy_guard ? "Too many "
+		    "people are signing in right now. Please try again in a "
+		    "moment." : "The server is busy. Please try again in a "
+		    "moment.", 503);
+		break;
+	case AUTH_SIGNIN_FAILED:
+		if (form)
+			login_form(r, si->return_url, "Signing in failed on "
+			    "the server's side. Please try again later.", 500);
+		else
+			http_reply_error(r, 500, "the store failed");
+		break;
+	case AUTH_SIGNIN_GONE:
+		http_reply(r, 503, NULL, NULL, 0);
+		break;
+	}
+	signin_free(si);
+}
+
+static const struct auth_signin_ops signin_ops = {
+	.canonical = signin_canonical,
+	.lookup = signin_lookup,
+	.session_put = signin_session_put,
+	.session_lifetime = SESSION_LIFETIME,
+	.gone = signin_gone,
+	.answer = signin_answer,
+};
+
+/* Takes `si`, `name` and `password`. */
+static void
+signin_start(struct signin *si, enum auth_signin_kind kind, char *name,
+    char *password)
+{
+	struct portal_srv *srv = si->app->srv;
+
 	http_req_defer(si->r);
-	if ((rc = store_pool_read(si->app->srv->store, user_run, user_done,
-	    si)) != PS_OK) {
-		reply_busy(si->r, "store reads");
-		signin_free(si);
-	}
+	auth_signin_start(&si->flow, &signin_ops, si, srv->store, srv->guard,
+	    http_req_id(si->r), http_req_peer(si->r), kind, name, password);
 }
 
 /* ---- sessions ---- */
@@ -308,7 +318,7 @@ session_run(struct store *st, void *arg)
 {
 	struct signin *si = arg;
 
-	si->rc = store_session_get(st, si->digest, &si->s);
+	si->rc = store_session_get(st, si->session, &si->s);
 	if (si->rc == PS_OK && si->s.webapp != si->app->w.id)
 		si->rc = PS_ENOTFOUND;
 	if (si->rc == PS_OK)
@@ -328,8 +338,7 @@ session_done(void *arg)
 	struct viewer v = { 0 };
 
 	if (si->rc == PS_OK) {
-		index_cred_put(si->app->srv->index, si->app->w.id, 's',
-		    si->digest, &si->u, si->s.csrf);
+		cred_keep(si, si->s.csrf);
 		v.user = si->u;
 		str_copy(v.csrf, si->s.csrf, sizeof(v.csrf));
 		signed_in(si->app, si->r, si->then, &v);
@@ -343,21 +352,34 @@ session_done(void *arg)
 	signin_free(si);
 }
 
+/* The cached credential of `key` for `app`, as a viewer, if any. */
+static bool
+cred_find(struct webapp_ctx *app, const char *key, struct viewer *v)
+{
+	const struct index_cred *ic;
+
+	ic = auth_creds_get(index_creds(app->srv->index), key);
+	/* A session belongs to one web application; Basic's key says it. */
+	if (ic == NULL || ic->webapp != app->w.id)
+		return false;
+	v->user = ic->user;
+	str_copy(v->csrf, ic->csrf, sizeof(v->csrf));
+	return true;
+}
+
 void
 signin_request(struct webapp_ctx *app, struct http_req *r,
     signed_in_fn then)
 {
-	struct portal_index *x = app->srv->index;
 	const char *hdr = http_req_header(r, "Authorization");
+	char key[AUTH_CREDS_KEY_MAX], session[65];
 	struct signin *si;
 	struct viewer v = { 0 };
 	char *pw = NULL, *user = NULL;
 
 	if (hdr && str_case_prefix(hdr, "Basic ")) {
-		char fp[33];
-
-		auth_fingerprint(hdr, fp);
-		if (index_cred_get(x, app->w.id, 'b', fp, &v.user, NULL)) {
+		auth_creds_basic_key(hdr, app->w.id, key);
+		if (cred_find(app, key, &v)) {
 			v.basic = true;
 			signed_in(app, r, then, &v);
 			return;
@@ -368,24 +390,23 @@ signin_request(struct webapp_ctx *app, struct http_req *r,
 			reply_signed_out(r);
 			return;
 		}
-		si = signin_new(app, r, then, 'b');
-		str_copy(si->digest, fp, sizeof(si->digest));
-		si->name = user;
-		si->password = pw;
-		password_check(si);
+		si = signin_new(app, r, then);
+		str_copy(si->cred, key, sizeof(si->cred));
+		signin_start(si, AUTH_SIGNIN_BASIC, user, pw);
 		return;
 	}
-	si = signin_new(app, r, then, 's');
-	if (hdr || !auth_web_session_key(&portal_web, r, si->digest)) {
-		signin_free(si);
+	if (hdr || !auth_web_session_key(&portal_web, r, session)) {
 		reply_signed_out(r);
 		return;
 	}
-	if (index_cred_get(x, app->w.id, 's', si->digest, &v.user, v.csrf)) {
-		signin_free(si);
+	auth_creds_session_key(session, key);
+	if (cred_find(app, key, &v)) {
 		signed_in(app, r, then, &v);
 		return;
 	}
+	si = signin_new(app, r, then);
+	str_copy(si->cred, key, sizeof(si->cred));
+	str_copy(si->session, session, sizeof(si->session));
 	http_req_defer(r);
 	if (store_pool_read(app->srv->store, session_run, session_done, si) !=
 	    PS_OK) {
@@ -409,64 +430,6 @@ login_form(struct http_req *r, const char *return_url, const char *error,
 	    "/my", error);
 	reply_html(r, status, &b);
 	buf_cleanup(&b);
-}
-
-static void
-session_stored(void *arg)
-{
-	struct signin *si = arg;
-
-	if (si->rc != PS_OK) {
-		log_err(http_req_id(si->r), "auth.store_failed", "method=form "
-		    "error=%s", log_q(si->err));
-		login_form(si->r, si->return_url, "Signing in failed on the "
-		    "server's side. Please try again later.", 500);
-		signin_free(si);
-		return;
-	}
-	index_cred_put(si->app->srv->index, si->app->w.id, 's', si->digest,
-	    &si->u, si->s.csrf);
-	log_info(http_req_id(si->r), "auth.session_started", "user=%s",
-	    log_q(si->u.account));
-	http_req_note(si->r, "user", si->u.account);
-	/* The cookie itself is in si->password's place: see session_start. */
-	auth_web_session_set(&portal_web, si->r, si->password);
-	http_reply_header(si->r, "Location", url_return_path_ok(
-	    si->return_url) ? si->return_url : "/my");
-	http_reply(si->r, 303, NULL, NULL, 0);
-	signin_free(si);
-}
-
-static void
-session_put_run(struct store *st, void *arg)
-{
-	struct signin *si = arg;
-
-	if ((si->rc = store_session_put(st, si->digest, &si->s)) != PS_OK)
-		str_copy(si->err, ps_errmsg(), sizeof(si->err));
-}
-
-/* The password was right: a new session, stored before it is used. */
-static void
-session_start(struct signin *si)
-{
-	char cookie[AUTH_TOKEN_HEX + 1];
-
-	auth_web_session_new(cookie, si->digest, si->s.csrf);
-	/* The password is no longer needed: the cookie takes its place. */
-	xfree_secret(si->password, strlen(si->password));
-	si->password = xstrdup(cookie);
-	explicit_bzero(cookie, sizeof(cookie));
-	str_copy(si->s.account, si->u.account, sizeof(si->s.account));
-	si->s.webapp = si->app->w.id;
-	si->s.expires = time_now() + SESSION_LIFETIME;
-	if (store_pool_write(si->app->srv->store, session_put_run,
-	    session_stored, si) != PS_OK) {
-		retry_after(si->r, 1000);
-		login_form(si->r, si->return_url, "The server is busy. Please "
-		    "try again in a moment.", 503);
-		signin_free(si);
-	}
 }
 
 void
@@ -496,12 +459,11 @@ signin_login(struct webapp_ctx *app, struct http_req *r)
 		    400);
 		goto out;
 	}
-	si = signin_new(app, r, NULL, 'f');
-	si->name = account;
-	si->password = pw;
+	si = signin_new(app, r, NULL);
 	si->return_url = ret;
-	account = pw = ret = NULL;
-	password_check(si);
+	ret = NULL;
+	signin_start(si, AUTH_SIGNIN_FORM, account, pw);
+	account = pw = NULL;
 out:
 	free(account);
 	if (pw)
@@ -545,6 +507,7 @@ signin_logout(struct webapp_ctx *app, struct http_req *r,
     const struct viewer *v)
 {
 	char *csrf = http_form_value(http_req_body(r, NULL), "csrf");
+	char key[AUTH_CREDS_KEY_MAX];
 	struct signout *so;
 
 	if (http_req_method(r) != HTTP_POST || v->basic ||
@@ -561,7 +524,8 @@ signin_logout(struct webapp_ctx *app, struct http_req *r,
 		signout_done(so);
 		return;
 	}
-	index_cred_forget(app->srv->index, app->w.id, 's', so->key);
+	auth_creds_session_key(so->key, key);
+	auth_creds_forget(index_creds(app->srv->index), key);
 	http_req_defer(r);
 	if (store_pool_write(app->srv->store, signout_run, signout_done, so) !=
 	    PS_OK) {
