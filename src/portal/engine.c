@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "account.h"
+#include "auth/guard.h"
 #include "common/file.h"
 #include "common/xalloc.h"
 #include "index.h"
@@ -125,6 +126,11 @@ portal_srv_cleanup(struct portal_srv *srv)
 	}
 	xfer_loop_free(srv->xfer);
 	store_pool_free(srv->store);
+	/*
+	 * After the store's queue: a sign-in lookup finishing there hands
+	 * its password to the guard.
+	 */
+	auth_guard_free(srv->guard);
 	sync_shutdown(srv);
 	for (i = 0; i < srv->n_apps; i++) {
 		pki_key_free(srv->apps[i].s2s_key);

@@ -654,7 +654,6 @@ out:
 	for (i = 0; i < srv.n_apps; i++)
 		app_unlisten(&srv.apps[i]);
 	store_follower_free(srv.follower);
-	auth_guard_free(srv.guard);
 	metrics_acl_free(srv.metrics_acl);
 	avatar_shutdown();
 	portal_srv_cleanup(&srv);
