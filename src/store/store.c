@@ -378,8 +378,11 @@ store_remember(const char *dir, const char *uri, const char *password)
 	line = xasprintf("%s\n", uri);
 	rc = write_private(dir, STORE_ADDRESS_FILE, line);
 	free(line);
-	if (rc != PS_OK)
-		store_forget(dir);
+	if (rc != PS_OK && password) {
+		line = xasprintf("%s/%s", dir, STORE_PASSWORD_FILE);
+		unlink(line);
+		free(line);
+	}
 	return rc;
 }
 

@@ -77,8 +77,9 @@ bool	store_is_uri(const char *address);
 ps_err	store_uri_check(const char *uri);
 /*
  * Writes the state directory's STORE_PASSWORD_FILE (when `password` is
- * not NULL) and STORE_ADDRESS_FILE, both 0600, the address last; on
- * failure neither is left behind.
+ * not NULL) and STORE_ADDRESS_FILE, both 0600, the address last; never
+ * over a file that is there. On failure, what this call wrote is
+ * removed.
  */
 ps_err	store_remember(const char *dir, const char *uri,
 	    const char *password);

@@ -111,7 +111,7 @@ set_error(struct pg_conn *c, const char *msg)
 	while (n > 0 && (c->error[n - 1] == '\n' || c->error[n - 1] == ' '))
 		c->error[--n] = '\0';
 	for (n = 0; c->error[n]; n++)
-		if (c->error[n] == '\n')
+		if (c->error[n] == '\n' || c->error[n] == '\t')
 			c->error[n] = ' ';
 }
 
