@@ -83,6 +83,11 @@ ps_err	store_uri_check(const char *uri);
  */
 ps_err	store_remember(const char *dir, const char *uri,
 	    const char *password);
+/*
+ * The store's password: the first line of `path` ("-": standard input),
+ * not empty. The caller frees it with xfree_secret().
+ */
+ps_err	store_password_read(const char *path, char **password);
 /* Removes what store_remember() wrote (init failing later). */
 void	store_forget(const char *dir);
 
@@ -190,6 +195,8 @@ uint64_t store_feed_watch_value(const struct store_feed_watch *);
  */
 struct store_listen;
 
+/* True when the store at `address` is on PostgreSQL (one listens). */
+bool	store_listens(const char *address);
 struct store_listen *store_listen_open(const char *address);
 int	store_listen_fd(const struct store_listen *);
 /*

@@ -2073,7 +2073,7 @@ test_pg_refusals(void)
 	    dir);
 	is_int(store_open(bad, STORE_MASTER, true, &st), PS_ESTORE,
 	    "an unreachable server is PS_ESTORE");
-	ok(st == NULL && strstr(ps_errmsg(), "cannot reach the store"),
+	ok(st == NULL && strstr(ps_errmsg(), "cannot connect to the store"),
 	    "saying so");
 	free(bad);
 	free(master);
