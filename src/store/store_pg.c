@@ -562,6 +562,7 @@ pg_run(struct store *st, struct pg_stmt *s)
 {
 	struct pg_conn *c = conn_of(st);
 	const char *state;
+	bool constraint;
 	PGresult *r;
 
 	if (!conn_ensure(c))
@@ -594,11 +595,10 @@ pg_run(struct store *st, struct pg_stmt *s)
 	default:
 		set_error(c, PQresultErrorMessage(r));
 		state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-		PQclear(r);
 		/* Class 23: integrity constraint violation. */
-		if (state && strncmp(state, "23", 2) == 0)
-			return DB_CONSTRAINT;
-		return DB_ERROR;
+		constraint = state && strncmp(state, "23", 2) == 0;
+		PQclear(r);
+		return constraint ? DB_CONSTRAINT : DB_ERROR;
 	}
 }
 
