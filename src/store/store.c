@@ -1621,7 +1621,7 @@ store_preview_remove(struct store *st, const char *email)
 
 #define WEBAPP_COLUMNS							\
 	"id, url, host, port, realm, photo_import, photo_expiration, "	\
-	"photo_error_expiration, autodiscover_domain, sync_any, size_s, "	\
+	"photo_error_expiration, autodiscover_domain, sync_any, size_s, " \
 	"size_m, size_l, ca_file, allow_oauth_http, created, "		\
 	"background_refresh, notifications, avatar_anyone, avatar_defaults, " \
 	"owner_wait_ms"

@@ -194,11 +194,11 @@ ps_err	store_feed_prune(struct store *, int64_t before);
  * every process of this machine bumps after each commit. (Other nodes'
  * commits on PostgreSQL are heard through store_listen_open() below: the
  * counter is kept there for what admin commands on the same machine do,
- * so that the next request sees it without waiting for a notification.) Reading it is an atomic
- * load from shared memory, so the event loop may do it on every request;
- * a server that sees it move reads the feed (off the loop) before it
- * answers from what it caches, so a change an admin command has made is
- * seen by the next request.
+ * so that the next request sees it without waiting for a notification.)
+ * Reading it is an atomic load from shared memory, so the event loop may
+ * do it on every request; a server that sees it move reads the feed (off
+ * the loop) before it answers from what it caches, so a change an admin
+ * command has made is seen by the next request.
  */
 struct store_feed_watch;
 
