@@ -53,8 +53,15 @@ static const char settings_text[] =
 
 static const struct help_entry commands[] = {
 	{ "init", NULL, "--dir D --url https://HOST[:PORT] [--tls-cert F "
-	  "--tls-key F]",
-	  "      create a state directory and its first web application\n",
+	  "--tls-key F]\n"
+	  "       [--store postgresql://[USER@]HOST[:PORT]/DB "
+	  "[--store-password-file F]]",
+	  "      create a state directory and its first web application;\n"
+	  "      --store: the store in that PostgreSQL database (which must "
+	  "exist)\n"
+	  "      instead of SQLite in D; its password from the file, never in "
+	  "the\n"
+	  "      address\n",
 	  NULL },
 	{ "webapp", "add", "--dir D --url U [--tls-cert F --tls-key F] "
 	  "[SETTINGS]", NULL, settings_text },
@@ -82,6 +89,13 @@ static const struct help_entry commands[] = {
 	{ "issuer", "refresh", "--dir D --name N [--ca-file F]", NULL, NULL },
 	{ "issuer", "remove", "--dir D --name N", NULL, NULL },
 	{ "issuer", "list", "--dir D", NULL, NULL },
+	{ "store", "migrate", "--dir D --to postgresql://[USER@]HOST[:PORT]/DB "
+	  "\n       [--store-password-file F]",
+	  "      copy the store into that PostgreSQL database (empty, or "
+	  "just made),\n"
+	  "      check the copy, and use it from now on; the SQLite file is "
+	  "left\n"
+	  "      as it was (stop the server first)\n", NULL },
 	{ "diagnose", NULL, "--dir D [--url U] ACCOUNT|EMAIL",
 	  "      run each step of that user's sync and say which fails and "
 	  "why\n"
@@ -118,6 +132,7 @@ struct opts {
 	const char	*autodiscover_domain, *sync_trigger, *sizes;
 	const char	*allow_http, *background, *notifications, *avatar_access;
 	const char	*avatar_defaults, *owner_wait;
+	const char	*store, *store_password_file, *to;
 	bool		 ca_file_set, all, force, help;
 	int		 concurrency;
 	const char	*users[64];
@@ -149,7 +164,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 	    O_MDURL, O_MDFILE, O_CA, O_LISTEN, O_PORTFILE, O_IMPORT, O_EXP,
 	    O_ERREXP, O_AD, O_TRIGGER, O_SIZES, O_HTTP, O_USER, O_ALL, O_FORCE,
 	    O_CONC, O_METRICS, O_MAXCONN, O_BODYMEM, O_BG, O_NOTIF, O_AVACC,
-	    O_AVDEF, O_OWNERWAIT };
+	    O_AVDEF, O_OWNERWAIT, O_STORE, O_STOREPW, O_TO };
 	static const struct option longopts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "url", required_argument, NULL, O_URL },
@@ -182,6 +197,9 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "avatar-access", required_argument, NULL, O_AVACC },
 		{ "avatar-default-allow", required_argument, NULL, O_AVDEF },
 		{ "owner-wait", required_argument, NULL, O_OWNERWAIT },
+		{ "store", required_argument, NULL, O_STORE },
+		{ "store-password-file", required_argument, NULL, O_STOREPW },
+		{ "to", required_argument, NULL, O_TO },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -224,6 +242,9 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case O_AVACC: o->avatar_access = optarg; break;
 		case O_AVDEF: o->avatar_defaults = optarg; break;
 		case O_OWNERWAIT: o->owner_wait = optarg; break;
+		case O_STORE: o->store = optarg; break;
+		case O_STOREPW: o->store_password_file = optarg; break;
+		case O_TO: o->to = optarg; break;
 		case O_FORCE: o->force = true; break;
 		case O_CONC:
 			o->concurrency = atoi(optarg);
@@ -545,32 +566,85 @@ static int
 cmd_init(struct opts *o)
 {
 	struct store *st = NULL;
-	char *db;
+	char *db, *addr, *pw = NULL;
 	struct stat sb;
-	int ret;
+	int ret = 1;
 
 	if (o->dir == NULL || o->url == NULL)
 		return usage_error("init needs --dir and --url");
+	if (o->store_password_file && o->store == NULL)
+		return usage_error("--store-password-file goes with --store");
 	db = file_join(o->dir, PORTAL_DB);
-	if (stat(db, &sb) == 0) {
+	addr = file_join(o->dir, STORE_ADDRESS_FILE);
+	if (stat(db, &sb) == 0 || stat(addr, &sb) == 0) {
 		fprintf(stderr, "photosync portal: %s is already initialised "
 		    "(use webapp add for another web application)\n", o->dir);
-		free(db);
-		return 1;
+		goto out;
 	}
-	if (setup_state_dir(o->dir) != PS_OK ||
+	/*
+	 * PostgreSQL first: a store that cannot be reached, is another
+	 * role's or is newer than this program leaves nothing behind; the
+	 * directory keeps its address once the store is ready.
+	 */
+	if (o->store) {
+		if (store_uri_check(o->store) != PS_OK ||
+		    (o->store_password_file && store_password_read(
+		    o->store_password_file, &pw) != PS_OK) ||
+		    store_open_pg(o->store, pw, STORE_PORTAL, &st) != PS_OK ||
+		    setup_state_dir(o->dir) != PS_OK ||
+		    store_remember(o->dir, o->store, pw) != PS_OK) {
+			ret = fail("init");
+			goto out;
+		}
+	} else if (setup_state_dir(o->dir) != PS_OK ||
 	    store_open(db, STORE_PORTAL, true, &st) != PS_OK) {
-		free(db);
-		return fail("init");
+		ret = fail("init");
+		goto out;
 	}
 	ret = webapp_create(o->dir, st, o);
 	store_close(st);
-	if (ret != 0)
+	st = NULL;
+	if (ret != 0 && o->store)
+		store_forget(o->dir);
+	else if (ret != 0)
 		unlink(db);
 	else
 		printf("initialised portal in %s\n", o->dir);
+out:
+	store_close(st);
+	if (pw)
+		xfree_secret(pw, strlen(pw));
+	free(addr);
 	free(db);
 	return ret;
+}
+
+/* ---- store migrate ---- */
+
+static void
+print_progress(void *arg, const char *table, int64_t done, int64_t total)
+{
+	(void)arg;
+	printf("  %-16s %lld/%lld rows\n", table, (long long)done,
+	    (long long)total);
+	fflush(stdout);
+}
+
+static int
+cmd_store(struct portal_state *ps, struct opts *o, const char *verb)
+{
+	if (strcmp(verb, "migrate") != 0)
+		return usage_error("store: the only command is migrate");
+	if (o->to == NULL)
+		return usage_error("store migrate needs --to postgresql://...");
+	printf("copying the store of %s into %s\n", ps->dir, o->to);
+	if (store_move(ps->store, ps->dir, o->to, o->store_password_file,
+	    print_progress, NULL) != PS_OK)
+		return fail("store migrate");
+	printf("checked: every table holds the same rows\n"
+	    "%s now uses %s; %s is left as it was\n", ps->dir, o->to,
+	    PORTAL_DB);
+	return 0;
 }
 
 struct pick {
@@ -938,7 +1012,8 @@ portal_main(int argc, char **argv)
 	verb = o.nargs > 1 ? o.args[1] : "";
 	if (strcmp(cmd, "webapp") && strcmp(cmd, "user") &&
 	    strcmp(cmd, "issuer") && strcmp(cmd, "serve") &&
-	    strcmp(cmd, "refresh") && strcmp(cmd, "diagnose"))
+	    strcmp(cmd, "refresh") && strcmp(cmd, "diagnose") &&
+	    strcmp(cmd, "store"))
 		return usage_error("unknown command");
 	if (strcmp(cmd, "diagnose") == 0 && o.nargs != 2)
 		return usage_error("diagnose needs one ACCOUNT or EMAIL");
@@ -976,7 +1051,9 @@ portal_main(int argc, char **argv)
 		else
 			ret = portal_diagnose_run(&ps, o.url ? w.url : NULL,
 			    o.args[1]);
-	} else if (strcmp(cmd, "webapp") == 0)
+	} else if (strcmp(cmd, "store") == 0)
+		ret = cmd_store(&ps, &o, verb);
+	else if (strcmp(cmd, "webapp") == 0)
 		ret = cmd_webapp(&ps, &o, verb);
 	else if (strcmp(cmd, "user") == 0)
 		ret = cmd_user(&ps, &o, verb);

@@ -1,12 +1,19 @@
 /*
  * The store: everything photosync keeps that is not a key file.
  *
- * One store per state directory (the master's or the portal's). The
- * embedded backend is SQLite in WAL mode, so the admin commands and a
- * running server share it safely: a change committed by one process is
- * seen by the next query of the other. Every multi-row change is one
- * transaction; a failure or a crash leaves the previous state intact.
- * Schema changes are numbered migrations applied at open.
+ * One store per state directory (the master's or the portal's), on one of
+ * two backends with the same behaviour:
+ *
+ *   - SQLite (the embedded default): a file in the state directory, in
+ *     WAL mode, so the admin commands and a running server share it
+ *     safely: a change committed by one process is seen by the next
+ *     query of the other;
+ *   - PostgreSQL (several nodes on one store): a database named by a
+ *     postgresql:// address that the state directory keeps (below).
+ *
+ * Every multi-row change is one transaction; a failure or a crash leaves
+ * the previous state intact. Schema changes are numbered migrations
+ * applied at open, numbered the same on both backends.
  *
  * Not thread-safe: one struct store per thread.
  */
@@ -24,16 +31,89 @@ struct store;
 enum store_role { STORE_MASTER, STORE_PORTAL };
 
 /*
- * Opens (with `create`, creates) the store at `path` and brings its schema
- * up to date. PS_ENOTFOUND when it does not exist and !create; PS_ESTORE
- * when its schema is newer than this program knows. Also maps the change
- * feed's counter (below) to announce this connection's commits, creating
- * the file unless this call created the store; when it cannot, logs
+ * A state directory on PostgreSQL holds, instead of the SQLite file, the
+ * store's address (STORE_ADDRESS_FILE: one line, a postgresql:// URI
+ * without a password, mode 0600) and the password in libpq's passfile
+ * format (STORE_PASSWORD_FILE, mode 0600; absent when none is needed).
+ */
+#define STORE_ADDRESS_FILE	"store-address"
+#define STORE_PASSWORD_FILE	"store-password"
+
+/*
+ * Where the store of state directory `dir` is, for store_open(): its
+ * STORE_ADDRESS_FILE when there is one, else the SQLite file `file` in
+ * it. The caller frees.
+ */
+char	*store_locate(const char *dir, const char *file);
+
+/*
+ * Opens (with `create`, creates) the store at `address` and brings its
+ * schema up to date. `address` is a SQLite file, a state directory's
+ * STORE_ADDRESS_FILE (store_locate()), or a postgresql:// URI. PS_ENOTFOUND
+ * when it does not exist and !create (a PostgreSQL database is never
+ * created: it must exist); PS_ESTORE when it cannot be reached, is
+ * another role's store, or its schema is newer than this program knows.
+ * Also maps the change feed's counter (below) to announce this
+ * connection's commits, creating the file unless this call created the
+ * store (a bare URI has none); when it cannot, logs
  * store.feed_counter_failed and goes on without announcing.
  */
-ps_err	store_open(const char *path, enum store_role, bool create,
+ps_err	store_open(const char *address, enum store_role, bool create,
+	    struct store **out);
+/*
+ * store_open() of a postgresql:// URI with its password (NULL: none), for
+ * init, before the state directory keeps them.
+ */
+ps_err	store_open_pg(const char *uri, const char *password, enum store_role,
 	    struct store **out);
 void	store_close(struct store *);
+
+/* True when `address` is a postgresql:// (or postgres://) URI. */
+bool	store_is_uri(const char *address);
+/*
+ * Checks a URI given to init: PS_EINVAL, with a sentence, when it is not
+ * a postgresql:// URI or carries a password.
+ */
+ps_err	store_uri_check(const char *uri);
+/*
+ * Writes the state directory's STORE_PASSWORD_FILE (when `password` is
+ * not NULL) and STORE_ADDRESS_FILE, both 0600, the address last; never
+ * over a file that is there. On failure, what this call wrote is
+ * removed.
+ */
+ps_err	store_remember(const char *dir, const char *uri,
+	    const char *password);
+/*
+ * The store's password: the first line of `path` ("-": standard input),
+ * not empty. The caller frees it with xfree_secret().
+ */
+ps_err	store_password_read(const char *path, char **password);
+/*
+ * Copies every row of `from` into `to`, a store of the same role (any
+ * backends; `store migrate` copies SQLite into PostgreSQL) that holds no
+ * rows yet (PS_EEXIST otherwise), in one transaction of `to`; before
+ * the commit, checks that each table holds the same rows on both (their
+ * count and a digest of every value), else nothing is kept. `from` is
+ * only read. progress(arg, table, rows copied, rows in all), may be NULL,
+ * is called every 500 rows and at the end of each table.
+ */
+ps_err	store_copy(struct store *from, struct store *to,
+	    void (*progress)(void *, const char *table, int64_t done,
+	    int64_t total), void *arg);
+/*
+ * `store migrate`: copies the store `from` of state directory `dir` into
+ * the PostgreSQL database `uri` (password from `password_file`, may be
+ * NULL) with store_copy(), then has `dir` keep the address and password
+ * (store_remember()), so that every later command uses the copy. The
+ * source is left as it was. PS_EINVAL when `dir`'s store is on
+ * PostgreSQL already.
+ */
+ps_err	store_move(struct store *from, const char *dir, const char *uri,
+	    const char *password_file,
+	    void (*progress)(void *, const char *table, int64_t done,
+	    int64_t total), void *arg);
+/* Removes what store_remember() wrote (init failing later). */
+void	store_forget(const char *dir);
 
 /* ---- the change feed ---- */
 
@@ -109,12 +189,16 @@ ps_err	store_feed_prune(struct store *, int64_t before);
 
 /*
  * Telling a server, without a store call, that the feed may have moved:
- * a counter in a small file beside the store (path + "-feed", mode 0600)
- * that every process bumps after each commit. Reading it is an atomic
- * load from shared memory, so the event loop may do it on every request;
- * a server that sees it move reads the feed (off the loop) before it
- * answers from what it caches, so a change an admin command has made is
- * seen by the next request.
+ * a counter in a small file beside the store (path + "-feed", mode 0600;
+ * on PostgreSQL beside the state directory's STORE_ADDRESS_FILE) that
+ * every process of this machine bumps after each commit. (Other nodes'
+ * commits on PostgreSQL are heard through store_listen_open() below: the
+ * counter is kept there for what admin commands on the same machine do,
+ * so that the next request sees it without waiting for a notification.)
+ * Reading it is an atomic load from shared memory, so the event loop may
+ * do it on every request; a server that sees it move reads the feed (off
+ * the loop) before it answers from what it caches, so a change an admin
+ * command has made is seen by the next request.
  */
 struct store_feed_watch;
 
@@ -127,6 +211,29 @@ struct store_feed_watch *store_feed_watch_open(const char *store_path);
 void	store_feed_watch_close(struct store_feed_watch *);
 /* The counter's value now. Any thread. */
 uint64_t store_feed_watch_value(const struct store_feed_watch *);
+
+/*
+ * On PostgreSQL, a server also hears of commits from other nodes at
+ * once: a connection of its own that LISTENs to the notification each
+ * feed-writing transaction sends at commit. Its socket becomes readable
+ * when one arrives (or when the connection is lost). NULL for a SQLite
+ * store, or, with the reason in ps_errmsg(), when the store cannot be
+ * reached. `address` as store_open()'s. Connecting waits for the
+ * server: not on the event loop.
+ */
+struct store_listen;
+
+/* True when the store at `address` is on PostgreSQL (one listens). */
+bool	store_listens(const char *address);
+struct store_listen *store_listen_open(const char *address);
+int	store_listen_fd(const struct store_listen *);
+/*
+ * Reads what arrived without waiting; *notified when a notification was
+ * among it. PS_ESTORE when the connection is lost (close it; open
+ * another later).
+ */
+ps_err	store_listen_drain(struct store_listen *, bool *notified);
+void	store_listen_close(struct store_listen *);
 
 /* Settings: small key/value pairs. The caller frees *value. */
 ps_err	store_config_get(struct store *, const char *key, char **value);

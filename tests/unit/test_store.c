@@ -8,6 +8,14 @@
  * (missing rows, constraint violations, files that are not stores), and
  * a full disk (a child process with a small RLIMIT_FSIZE).
  *
+ * When the environment gives a PostgreSQL database
+ * (PHOTOSYNC_TEST_PG_URI, a URI to a server the test environment
+ * started), the tests that do not look at SQLite's files run again on
+ * PostgreSQL, each store in a database of its own that this program
+ * creates and drops; and PostgreSQL's own cases run (the address and its
+ * password, the role's mark, a newer schema, an unreachable server, a
+ * lost connection, LISTEN, commit order).
+ *
  * "Another process" is a forked child: the parent closes its stores
  * before forking, so no SQLite connection crosses a fork.
  */
@@ -24,6 +32,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+#include <poll.h>
 #include <sqlite3.h>
 
 #include "common/str.h"
@@ -33,10 +43,105 @@
 
 static char *dir;	/* the temporary directory, removed at the end */
 
+static const char *pg_uri;	/* PHOTOSYNC_TEST_PG_URI, or NULL */
+static bool on_pg;		/* the shared tests now run on PostgreSQL */
+static char *pg_dbs[64];	/* the databases made, dropped at the end */
+static int npg_dbs;
+
 static char *
 path_in(const char *name)
 {
 	return xasprintf("%s/%s", dir, name);
+}
+
+/* pg_uri with the database `db` in place of its own. */
+static char *
+uri_with_db(const char *db)
+{
+	const char *host = strstr(pg_uri, "://") + 3;
+	const char *query = strchr(host, '?');
+	size_t hostlen = query ? (size_t)(query - host) : strlen(host);
+	const char *slash = memchr(host, '/', hostlen);
+	size_t keep = (size_t)((slash ? slash : host + hostlen) - pg_uri);
+
+	return xasprintf("%.*s/%s%s", (int)keep, pg_uri, db, query ? query :
+	    "");
+}
+
+/* Runs `sql` on database `uri`; false (and says why) when it fails. */
+static bool
+pg_run(const char *uri, const char *sql)
+{
+	PGconn *c = PQconnectdb(uri);
+	PGresult *r = NULL;
+	bool good = PQstatus(c) == CONNECTION_OK;
+
+	if (good) {
+		r = PQexec(c, sql);
+		good = PQresultStatus(r) == PGRES_COMMAND_OK ||
+		    PQresultStatus(r) == PGRES_TUPLES_OK;
+	}
+	if (!good)
+		printf("# %s: %s\n", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return good;
+}
+
+/* The one integer `sql` reads on database `uri`, or -1. */
+static long
+pg_int(const char *uri, const char *sql)
+{
+	PGconn *c = PQconnectdb(uri);
+	PGresult *r = PQexec(c, sql);
+	long v = -1;
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		v = atol(PQgetvalue(r, 0, 0));
+	else
+		printf("# %s: %s\n", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return v;
+}
+
+/*
+ * Where a test's store goes: a file in the temporary directory, or on
+ * PostgreSQL a new empty database (the name is only SQLite's).
+ */
+static char *
+store_addr(const char *name)
+{
+	char *sql, *db;
+
+	if (!on_pg)
+		return path_in(name);
+	db = xasprintf("photosync_test_%ld_%d", (long)getpid(), npg_dbs);
+	sql = xasprintf("CREATE DATABASE %s", db);
+	if (npg_dbs == (int)(sizeof(pg_dbs) / sizeof(pg_dbs[0])) ||
+	    !pg_run(pg_uri, sql)) {
+		printf("# cannot create database %s\n", db);
+		exit(1);
+	}
+	free(sql);
+	pg_dbs[npg_dbs++] = db;
+	return uri_with_db(db);
+}
+
+static void
+pg_drop_all(void)
+{
+	char *sql;
+	int i;
+
+	for (i = 0; i < npg_dbs; i++) {
+		sql = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)",
+		    pg_dbs[i]);
+		pg_run(pg_uri, sql);
+		free(sql);
+		free(pg_dbs[i]);
+	}
+	npg_dbs = 0;
 }
 
 /* The whole file as a string, or NULL; the caller frees. */
@@ -818,8 +923,8 @@ static const struct feed_case master_cases[] = {
 static void
 test_feed_cases(void)
 {
-	char *portal = path_in("cases-portal.db");
-	char *master = path_in("cases-master.db");
+	char *portal = store_addr("cases-portal.db");
+	char *master = store_addr("cases-master.db");
 	size_t i;
 
 	store_close(open_or_die(portal, STORE_PORTAL));
@@ -1105,7 +1210,7 @@ own_config(const char *path, const char *key)
 static void
 test_feed_origin(void)
 {
-	char *path = path_in("origin.db");
+	char *path = store_addr("origin.db");
 	struct store *st;
 	struct rows r;
 	int64_t start, last, own_c, head;
@@ -1158,7 +1263,7 @@ test_feed_origin(void)
 static void
 test_feed_prune(void)
 {
-	char *path = path_in("prune.db");
+	char *path = store_addr("prune.db");
 	struct store *st;
 	struct rows r;
 	int64_t head, head2, last;
@@ -1344,7 +1449,7 @@ nested_each(void *arg, const struct store_user *u)
 static void
 test_nested(void)
 {
-	char *path = path_in("nested.db");
+	char *path = store_addr("nested.db");
 	struct store *st = open_or_die(path, STORE_PORTAL);
 	struct store_user u = { 0 };
 	int i;
@@ -1370,7 +1475,7 @@ test_nested(void)
 static void
 test_errors(void)
 {
-	char *path = path_in("errors.db");
+	char *path = store_addr("errors.db");
 	struct store *st = open_or_die(path, STORE_MASTER);
 	const struct store_photo_size twice[] = {
 		{ 0, 48, px1, sizeof(px1) },
@@ -1433,7 +1538,7 @@ never_called(void *arg, const void *row)
 static void
 test_errors_master(void)
 {
-	char *path = path_in("errors-master.db");
+	char *path = store_addr("errors-master.db");
 	struct store *st = open_or_die(path, STORE_MASTER);
 	const struct store_photo_size one[] = { { 0, 48, px1, sizeof(px1) } };
 	struct store_partner pa = { 0 }, pb = { 0 };
@@ -1517,7 +1622,7 @@ test_errors_master(void)
 static void
 test_errors_portal(void)
 {
-	char *path = path_in("errors-portal.db");
+	char *path = store_addr("errors-portal.db");
 	struct store *st = open_or_die(path, STORE_PORTAL);
 	const unsigned char *const data[4] = { px1, px1, px1, px1 };
 	const size_t len[4] = { sizeof(px1), sizeof(px1), sizeof(px1),
@@ -1899,25 +2004,447 @@ test_full_disk(void)
 	free(out);
 }
 
+/* ---- listings: every row once, in the order store.h says ---- */
+
+/* The names a listing gave, ", "-separated. */
+struct names {
+	char	 line[1024];
+	int	 n;
+};
+
+static void
+names_add(struct names *l, const char *name)
+{
+	size_t len = strlen(l->line);
+
+	snprintf(l->line + len, sizeof(l->line) - len, "%s%s",
+	    l->n++ ? ", " : "", name);
+}
+
+static ps_err
+name_issuer(void *arg, const struct store_issuer *i)
+{
+	names_add(arg, i->name);
+	return PS_OK;
+}
+
+static ps_err
+name_partner(void *arg, const struct store_partner *p)
+{
+	names_add(arg, p->name);
+	return PS_OK;
+}
+
+static ps_err
+name_mailbox(void *arg, const struct store_mailbox *m)
+{
+	names_add(arg, m->email);
+	return PS_OK;
+}
+
+static ps_err
+name_user(void *arg, const struct store_user *u)
+{
+	names_add(arg, u->account);
+	return PS_OK;
+}
+
+static ps_err
+name_webapp(void *arg, const struct store_webapp *w)
+{
+	names_add(arg, w->url);
+	return PS_OK;
+}
+
+static ps_err
+name_sync(void *arg, const char *account, const struct store_sync *sy)
+{
+	char row[300];
+
+	snprintf(row, sizeof(row), "%s=%lld", account,
+	    (long long)sy->last_success);
+	names_add(arg, row);
+	return PS_OK;
+}
+
+/*
+ * Names whose order differs between byte order without case and a
+ * language's collation (which skips punctuation): "_x" sorts first.
+ */
+static const char *const list_names[] = { "Zeta", "alpha", "_x", "Beta" };
+#define LIST_ORDER	"_x, alpha, Beta, Zeta"
+
+static void
+test_lists(void)
+{
+	char *portal = store_addr("lists-portal.db");
+	char *master = store_addr("lists-master.db");
+	struct store *st = open_or_die(portal, STORE_PORTAL);
+	struct store_issuer is = { .metadata = "{}", .fetched = 1 };
+	struct store_partner pa = { .metadata = "{}", .fetched = 1 };
+	struct store_user u = { 0 };
+	struct store_sync sy = { .has_mailbox = 1 };
+	struct names l;
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		str_copy(is.name, list_names[i], sizeof(is.name));
+		snprintf(is.issuer, sizeof(is.issuer), "issuer%zu", i);
+		store_issuer_put(st, &is);
+		snprintf(u.account, sizeof(u.account), "Contoso\\%s",
+		    list_names[i]);
+		snprintf(u.email, sizeof(u.email), "%s@contoso.com",
+		    list_names[i]);
+		store_user_add(st, &u);
+	}
+	memset(&l, 0, sizeof(l));
+	ok(store_issuer_each(st, name_issuer, &l) == PS_OK && l.n == 4,
+	    "issuers: every one");
+	is_str(l.line, LIST_ORDER, "issuers: by name, case and punctuation "
+	    "as SQLite's NOCASE");
+	memset(&l, 0, sizeof(l));
+	ok(store_user_page(st, "", 2, name_user, &l) == PS_OK,
+	    "users: a first page");
+	is_str(l.line, "contoso\\_x, contoso\\alpha", "of two, in order");
+	memset(&l, 0, sizeof(l));
+	ok(store_user_page(st, "contoso\\alpha", 10, name_user, &l) ==
+	    PS_OK, "users: the page after");
+	is_str(l.line, "contoso\\beta, contoso\\zeta", "the rest");
+	ok(p_webapp_add(st) == PS_OK && p_webapp2_add(st) == PS_OK,
+	    "two web applications");
+	memset(&l, 0, sizeof(l));
+	ok(store_webapp_each(st, name_webapp, &l) == PS_OK, "listed");
+	is_str(l.line, "https://portal.contoso.com, "
+	    "https://team.contoso.com:8443", "by id");
+	sy.last_success = 7;
+	ok(store_sync_put(st, 1, "CONTOSO\\Beta", &sy) == PS_OK &&
+	    store_sync_put(st, 2, "contoso\\alpha", &sy) == PS_OK,
+	    "sync states of two web applications");
+	memset(&l, 0, sizeof(l));
+	ok(store_sync_each(st, 1, name_sync, &l) == PS_OK, "listed");
+	is_str(l.line, "contoso\\beta=7", "one web application's only");
+	store_close(st);
+
+	st = open_or_die(master, STORE_MASTER);
+	for (i = 0; i < 4; i++) {
+		char email[64];
+
+		str_copy(pa.name, list_names[i], sizeof(pa.name));
+		snprintf(pa.issuer, sizeof(pa.issuer), "issuer%zu", i);
+		store_partner_put(st, &pa);
+		snprintf(email, sizeof(email), "%s@contoso.com",
+		    list_names[i]);
+		store_mailbox_add(st, email, NULL, NULL);
+	}
+	memset(&l, 0, sizeof(l));
+	ok(store_partner_each(st, name_partner, &l) == PS_OK, "partners");
+	is_str(l.line, LIST_ORDER, "partners: by name as SQLite's NOCASE");
+	memset(&l, 0, sizeof(l));
+	ok(store_mailbox_each(st, name_mailbox, &l) == PS_OK, "mailboxes");
+	is_str(l.line, "_x@contoso.com, alpha@contoso.com, beta@contoso.com, "
+	    "zeta@contoso.com", "mailboxes: by address");
+	store_close(st);
+	free(portal);
+	free(master);
+}
+
+/* The tests that run on both backends. */
+static void
+test_shared(const char *backend)
+{
+	printf("# the store's functions on %s\n", backend);
+	test_feed_cases();
+	test_feed_origin();
+	test_feed_prune();
+	test_nested();
+	test_errors();
+	test_errors_master();
+	test_errors_portal();
+	test_lists();
+}
+
+/* ---- PostgreSQL's own cases ---- */
+
+/* The addresses init takes and refuses. */
+static void
+test_pg_uri(void)
+{
+	is_int(store_uri_check("postgresql://app@db.contoso.com/photos"),
+	    PS_OK, "an address without a password is taken");
+	is_int(store_uri_check("postgres://db.contoso.com:5433/photos?"
+	    "sslmode=require"), PS_OK, "postgres:// too");
+	is_int(store_uri_check("postgresql://app:secret@db.contoso.com/"
+	    "photos"), PS_EINVAL, "a password in the address is refused");
+	ok(strstr(ps_errmsg(), "--store-password-file") != NULL,
+	    "saying where it goes");
+	is_int(store_uri_check("postgresql://app@db/photos?password=secret"),
+	    PS_EINVAL, "also as a parameter");
+	is_int(store_uri_check("mysql://db/photos"), PS_EINVAL,
+	    "another scheme is refused");
+	ok(store_is_uri("postgresql://x/y") && !store_is_uri("/var/x.db"),
+	    "a URI is told from a file");
+}
+
+/* The other role's store, a newer schema, an unreachable server. */
+static void
+test_pg_refusals(void)
+{
+	char *master = store_addr("pg-role"), *bad;
+	struct store *st = NULL;
+	int64_t head = -1;
+
+	store_close(open_or_die(master, STORE_MASTER));
+	is_int(pg_int(master, "SELECT version FROM photosync_store"), 4,
+	    "a new database gets every migration");
+	is_int(store_open(master, STORE_PORTAL, true, &st), PS_ESTORE,
+	    "a master's store is no portal's");
+	ok(st == NULL && strstr(ps_errmsg(), "is not a portal's store"),
+	    "and says so");
+	ok(pg_run(master, "UPDATE photosync_store SET version = 99"),
+	    "the schema is made newer");
+	is_int(store_open(master, STORE_MASTER, true, &st), PS_ESTORE,
+	    "a newer schema is refused");
+	ok(st == NULL && strstr(ps_errmsg(), "newer than this photosync"),
+	    "and says so");
+	is_int(pg_int(master, "SELECT version FROM photosync_store"), 99,
+	    "and left as it was");
+	ok(pg_run(master, "UPDATE photosync_store SET version = 4"),
+	    "(put back)");
+	st = open_or_die(master, STORE_MASTER);
+	ok(store_feed_head(st, &head) == PS_OK && head == 0,
+	    "reopened at the same version: nothing migrated twice");
+	store_close(st);
+	bad = xasprintf("postgresql://nobody@/photos?host=%s/no-such-dir",
+	    dir);
+	is_int(store_open(bad, STORE_MASTER, true, &st), PS_ESTORE,
+	    "an unreachable server is PS_ESTORE");
+	ok(st == NULL && strstr(ps_errmsg(), "cannot connect to the store"),
+	    "saying so");
+	free(bad);
+	free(master);
+}
+
+/* init's files: the address and the password, found from the directory. */
+static void
+test_pg_address(void)
+{
+	char *uri = store_addr("pg-address"), *sub = path_in("state");
+	char *addr = NULL, *pass = NULL, *feed = NULL, *text = NULL;
+	char *located = NULL;
+	struct store *st = NULL;
+	struct stat sb;
+	char *v = NULL;
+
+	mkdir(sub, 0700);
+	located = store_locate(sub, "portal.db");
+	ok(strstr(located, "/portal.db") != NULL,
+	    "without an address file the store is the SQLite file");
+	free(located);
+	ok(store_open_pg(uri, "pa:ss\\word", STORE_PORTAL, &st) == PS_OK,
+	    "init opens the store with its password");
+	store_close(st);
+	st = NULL;
+	is_int(store_remember(sub, uri, "pa:ss\\word"), PS_OK,
+	    "the address and the password are kept");
+	addr = xasprintf("%s/%s", sub, STORE_ADDRESS_FILE);
+	pass = xasprintf("%s/%s", sub, STORE_PASSWORD_FILE);
+	ok(stat(pass, &sb) == 0 && (sb.st_mode & 0777) == 0600 &&
+	    (text = slurp_file(pass)) != NULL &&
+	    strcmp(text, "*:*:*:*:pa\\:ss\\\\word\n") == 0,
+	    "the password in libpq's passfile format, mode 0600");
+	free(text);
+	ok(stat(addr, &sb) == 0 && (sb.st_mode & 0777) == 0600 &&
+	    (text = slurp_file(addr)) != NULL && strncmp(text, uri,
+	    strlen(uri)) == 0, "the address, mode 0600");
+	free(text);
+	is_int(store_remember(sub, uri, NULL), PS_EIO,
+	    "never written over");
+	located = store_locate(sub, "portal.db");
+	is_str(located, addr, "the directory now names the address file");
+	ok(store_open(located, STORE_PORTAL, false, &st) == PS_OK &&
+	    store_config_set(st, "k", "v") == PS_OK,
+	    "a later command opens the store from the directory alone");
+	store_close(st);
+	st = open_or_die(uri, STORE_PORTAL);
+	ok(store_config_get(st, "k", &v) == PS_OK && strcmp(v, "v") == 0,
+	    "in the same database");
+	free(v);
+	store_close(st);
+	feed = xasprintf("%s-feed", addr);
+	ok(access(feed, F_OK) == 0, "with the feed's counter beside it");
+	store_forget(sub);
+	ok(access(addr, F_OK) != 0 && access(pass, F_OK) != 0 &&
+	    access(feed, F_OK) != 0, "forgotten: the files are gone");
+	rmdir(sub);
+	free(located);
+	free(feed);
+	free(addr);
+	free(pass);
+	free(sub);
+	free(uri);
+}
+
+/* A lost connection is opened again at the next call. */
+static void
+test_pg_reconnect(void)
+{
+	char *uri = store_addr("pg-reconnect"), *sql, *db;
+	struct store *st = open_or_die(uri, STORE_PORTAL);
+	char *v = NULL;
+	ps_err rc;
+
+	db = strrchr(pg_dbs[npg_dbs - 1], '_') ? pg_dbs[npg_dbs - 1] : NULL;
+	sql = xasprintf("SELECT count(pg_terminate_backend(pid)) FROM "
+	    "pg_stat_activity WHERE datname = '%s' AND pid <> "
+	    "pg_backend_pid()", db);
+	is_int(pg_int(pg_uri, sql), 1, "the store's connection is killed");
+	rc = store_config_set(st, "after", "kill");
+	ok(rc == PS_OK || rc == PS_ESTORE,
+	    "the next call may fail with PS_ESTORE");
+	if (rc != PS_OK)
+		rc = store_config_set(st, "after", "kill");
+	is_int(rc, PS_OK, "then the connection is opened again");
+	ok(store_config_get(st, "after", &v) == PS_OK && strcmp(v, "kill") ==
+	    0, "and works");
+	free(v);
+	store_close(st);
+	free(sql);
+	free(uri);
+}
+
+/* A commit by another process is heard on the LISTEN connection. */
+static void
+test_pg_listen(void)
+{
+	char *uri = store_addr("pg-listen"), *file = path_in("portal.db");
+	struct store_listen *l;
+	struct pollfd pfd;
+	bool notified = false;
+	int i;
+
+	store_close(open_or_die(uri, STORE_PORTAL));
+	ok(store_listen_open(file) == NULL,
+	    "a SQLite store has nothing to listen to");
+	free(file);
+	l = store_listen_open(uri);
+	ok(l != NULL, "listening to the feed");
+	if (l == NULL) {
+		free(uri);
+		return;
+	}
+	child_key = "heard";
+	ok(in_child(uri, STORE_PORTAL, child_config, PS_OK),
+	    "another process commits a change");
+	pfd.fd = store_listen_fd(l);
+	pfd.events = POLLIN;
+	/* Waits for the notification itself (bounded only against a hang). */
+	for (i = 0; i < 600 && !notified; i++)
+		if (poll(&pfd, 1, 100) > 0 &&
+		    store_listen_drain(l, &notified) != PS_OK)
+			break;
+	ok(notified, "its notification arrives");
+	store_listen_close(l);
+	free(uri);
+}
+
+static ps_err
+child_write_b(struct store *st)
+{
+	return store_config_set(st, "b", "child");
+}
+
+/*
+ * Sequence numbers in commit order: a transaction that writes the feed
+ * holds the feed's lock to its commit, so another writer waits, and
+ * takes its number after.
+ */
+static void
+test_pg_commit_order(void)
+{
+	char *uri = store_addr("pg-order"), *waiting;
+	struct store *st = open_or_die(uri, STORE_PORTAL);
+	int64_t head = 0, last = 0, a_seq = 0;
+	struct rows r;
+	int status, i;
+	long waiters = 0;
+	pid_t pid;
+
+	store_feed_head(st, &head);
+	ok(store_begin(st) == PS_OK && store_config_set(st, "a", "parent") ==
+	    PS_OK, "a transaction writes a row and stays open");
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		struct store *cst = NULL;
+
+		_exit(store_open(uri, STORE_PORTAL, false, &cst) == PS_OK &&
+		    child_write_b(cst) == PS_OK ? 0 : 1);
+	}
+	waiting = xasprintf("SELECT count(*) FROM pg_locks WHERE locktype = "
+	    "'advisory' AND NOT granted AND database = (SELECT oid FROM "
+	    "pg_database WHERE datname = '%s')", pg_dbs[npg_dbs - 1]);
+	/* Waits for the child to be waiting (bounded only against a hang). */
+	for (i = 0; i < 600 && waiters < 1; i++) {
+		waiters = pg_int(uri, waiting);
+		if (waiters < 1)
+			poll(NULL, 0, 100);
+	}
+	is_int(waiters, 1, "another process's change waits for the lock");
+	ok(store_end(st, true) == PS_OK, "the first commits");
+	ok(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0, "then the other goes on");
+	a_seq = pg_int(uri, "SELECT seq FROM feed WHERE key = 'a'");
+	memset(&r, 0, sizeof(r));
+	ok(store_feed_read(st, head, 100, collect, &r, &last) == PS_OK &&
+	    r.n == 1 && strcmp(r.row[0], "config b") == 0 && r.seq[0] > a_seq,
+	    "the later commit has the higher number");
+	store_close(st);
+	free(waiting);
+	free(uri);
+}
+
+static void
+test_pg(void)
+{
+	printf("# PostgreSQL's own cases\n");
+	test_pg_uri();
+	test_pg_refusals();
+	test_pg_address();
+	test_pg_reconnect();
+	test_pg_listen();
+	test_pg_commit_order();
+}
+
 int
 main(void)
 {
+	char *sql;
+
 	if ((dir = t_tmpdir("photosync-store")) == NULL)
 		return 1;
 	test_migrations();
 	test_migrate_master_1();
 	test_migrate_portal_1();
-	test_feed_cases();
-	test_feed_origin();
-	test_feed_prune();
 	test_feed_watch();
 	test_checkpoint();
-	test_nested();
-	test_errors();
-	test_errors_master();
-	test_errors_portal();
 	test_errors_open();
 	test_full_disk();
+	test_shared("SQLite");
+	pg_uri = getenv("PHOTOSYNC_TEST_PG_URI");
+	if (pg_uri && *pg_uri) {
+		on_pg = true;
+		test_shared("PostgreSQL");
+		test_pg();
+		pg_drop_all();
+		sql = xasprintf("SELECT count(*) FROM pg_database WHERE "
+		    "datname LIKE 'photosync\\_test\\_%ld\\_%%'",
+		    (long)getpid());
+		is_int(pg_int(pg_uri, sql), 0,
+		    "PostgreSQL: the test databases are gone");
+		free(sql);
+	} else {
+		printf("# PHOTOSYNC_TEST_PG_URI is not set: the store is "
+		    "tested on SQLite only\n");
+	}
 	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	ok(access(dir, F_OK) != 0, "the temporary directory is gone");
 	free(dir);
