@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <jpeglib.h>
+#include <jerror.h>
 
 #include "common/str.h"
 #include "common/xalloc.h"
@@ -533,4 +534,164 @@ jpeg_encode(struct jpeg_planes *im, int quality, unsigned char **out,
 	*len = size;
 	free(buf);
 	return PS_OK;
+}
+
+/* ---- optimal Huffman tables, built in O(n log n) ---- */
+
+/*
+ * Every encode here asks libjpeg for optimal Huffman tables (files 12 to
+ * 41 % smaller), and libjpeg builds each of its four tables with the
+ * procedure of ITU-T T.81 Annex K.2 as written: each merge of the two
+ * least frequent symbols scans all 257 of them twice. For the portal's
+ * small sizes (48 and 72 pixels) that costs more than the rest of the
+ * encode; it was 6 % of a first `portal refresh`'s CPU.
+ *
+ * libjpeg-turbo exports jpeg_gen_optimal_table() and calls it through
+ * its own symbol table, so this definition, linked into the program,
+ * takes its place (as a program's malloc takes libc's). It builds the
+ * same table, byte for byte: the same merges in the same order (the
+ * least frequency first, the larger symbol first among equal ones, as
+ * the scans pick them), found with a binary heap instead of scans; then
+ * libjpeg's own steps for the code lengths over 16 and the symbols'
+ * order. test_image.c checks it against libjpeg's, found with
+ * dlsym(RTLD_NEXT), on many tables, and that the encoder calls it.
+ */
+#define HUFF_SYMBOLS	257	/* 256 and the reserved pseudo-symbol */
+#define HUFF_MAX_CLEN	32
+
+/* Whether heap entry a goes before b: less frequent, or a larger symbol. */
+static bool
+huff_before(const long *freq, int a, int b)
+{
+	return freq[a] < freq[b] || (freq[a] == freq[b] && a > b);
+}
+
+static void
+huff_sift_down(int *heap, int n, int i, const long *freq)
+{
+	int c, t;
+
+	for (;;) {
+		c = 2 * i + 1;
+		if (c >= n)
+			return;
+		if (c + 1 < n && huff_before(freq, heap[c + 1], heap[c]))
+			c++;
+		if (!huff_before(freq, heap[c], heap[i]))
+			return;
+		t = heap[i];
+		heap[i] = heap[c];
+		heap[c] = t;
+		i = c;
+	}
+}
+
+static int
+huff_pop(int *heap, int *n, const long *freq)
+{
+	int top = heap[0];
+
+	heap[0] = heap[--*n];
+	huff_sift_down(heap, *n, 0, freq);
+	return top;
+}
+
+static void
+huff_push(int *heap, int *n, int sym, const long *freq)
+{
+	int i = (*n)++, parent, t;
+
+	heap[i] = sym;
+	while (i > 0) {
+		parent = (i - 1) / 2;
+		if (!huff_before(freq, heap[i], heap[parent]))
+			return;
+		t = heap[i];
+		heap[i] = heap[parent];
+		heap[parent] = t;
+		i = parent;
+	}
+}
+
+/*
+ * libjpeg's interface (jchuff.h, not installed): `freq` has 257 counts,
+ * the last one set here; it is consumed (the merges add into it), as in
+ * libjpeg.
+ */
+void	jpeg_gen_optimal_table(j_compress_ptr, JHUFF_TBL *, long[]);
+
+void
+jpeg_gen_optimal_table(j_compress_ptr cinfo, JHUFF_TBL *htbl, long freq[])
+{
+	UINT8 bits[HUFF_MAX_CLEN + 1];
+	int codesize[HUFF_SYMBOLS], others[HUFF_SYMBOLS];
+	int heap[HUFF_SYMBOLS], count[HUFF_MAX_CLEN + 1];
+	int n = 0, top, c1, c2, i, j, p;
+
+	memset(bits, 0, sizeof(bits));
+	memset(codesize, 0, sizeof(codesize));
+	memset(count, 0, sizeof(count));
+	for (i = 0; i < HUFF_SYMBOLS; i++)
+		others[i] = -1;
+	/* So that no real symbol gets the code of all ones. */
+	freq[256] = 1;
+	for (i = 0; i < HUFF_SYMBOLS; i++)
+		if (freq[i] > 0)
+			huff_push(heap, &n, i, freq);
+	while (n >= 2) {
+		top = c1 = huff_pop(heap, &n, freq);
+		c2 = huff_pop(heap, &n, freq);
+		freq[c1] += freq[c2];
+		freq[c2] = 0;
+		/* One bit more for everything in c1's branch, then c2's. */
+		codesize[c1]++;
+		while (others[c1] >= 0) {
+			c1 = others[c1];
+			codesize[c1]++;
+		}
+		others[c1] = c2;
+		codesize[c2]++;
+		while (others[c2] >= 0) {
+			c2 = others[c2];
+			codesize[c2]++;
+		}
+		/* The merged count goes back in as the first symbol's. */
+		huff_push(heap, &n, top, freq);
+	}
+	for (i = 0; i < HUFF_SYMBOLS; i++) {
+		if (codesize[i] == 0)
+			continue;
+		if (codesize[i] > HUFF_MAX_CLEN)
+			ERREXIT(cinfo, JERR_HUFF_CLEN_OVERFLOW);
+		bits[codesize[i]]++;
+	}
+	/* Lengths over 16 folded as T.81 says, exactly as libjpeg does. */
+	for (i = HUFF_MAX_CLEN; i > 16; i--) {
+		while (bits[i] > 0) {
+			j = i - 2;
+			while (bits[j] == 0)
+				j--;
+			bits[i] -= 2;
+			bits[i - 1]++;
+			bits[j + 1] += 2;
+			bits[j]--;
+		}
+	}
+	/* The pseudo-symbol's place, in the longest length still used. */
+	while (bits[i] == 0)
+		i--;
+	bits[i]--;
+	memcpy(htbl->bits, bits, sizeof(htbl->bits));
+	/* Symbols by code length before the folding, then by value. */
+	for (i = 0; i < 256; i++)
+		count[codesize[i]]++;
+	for (i = 1, p = 0; i <= HUFF_MAX_CLEN; i++) {
+		j = count[i];
+		count[i] = p;
+		p += j;
+	}
+	for (i = 0; i < 256; i++)
+		if (codesize[i] != 0)
+			htbl->huffval[count[codesize[i]]++] = (UINT8)i;
+	htbl->sent_table = FALSE;
 }

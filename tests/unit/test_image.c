@@ -4,10 +4,12 @@
  * limits checked before decoding, colour conversion, generated photos,
  * placeholders, identicons, decode budgets (a JPEG's scans, the time a
  * decode takes), the JPEG fast path's planes (chroma samplings, odd
- * sides, crops) and concurrent use. Inputs are built here with libvips
+ * sides, crops), the JPEG module's optimal Huffman tables (the same as
+ * libjpeg's) and concurrent use. Inputs are built here with libvips
  * and libjpeg (and ImageMagick, when installed, for its progressive
  * JPEG); there are no fixture files.
  */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -1942,6 +1944,107 @@ test_as_is(void)
 	image_jpeg_free(&gen);
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Optimal Huffman tables                                              */
+/* ------------------------------------------------------------------ */
+
+typedef void (*gen_table_fn)(j_compress_ptr, JHUFF_TBL *, long[]);
+
+/* The jpeg module's builder (src/jpeg/jpeg.c), which replaces libjpeg's. */
+void	jpeg_gen_optimal_table(j_compress_ptr, JHUFF_TBL *, long[]);
+
+static uint64_t
+xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/*
+ * Counts like an encoder's: how many symbols are used, how skewed their
+ * counts, ties (equal counts) and single symbols included; some skewed
+ * enough that code lengths go over 16 and are folded.
+ */
+static void
+make_counts(uint64_t *seed, int round, long freq[257])
+{
+	long fib[2] = { 1, 1 };
+	int used, i, kind = round % 5;
+
+	memset(freq, 0, 257 * sizeof(long));
+	/* At least one: an encoder always has one (libjpeg assumes it). */
+	used = round < 2 ? round + 1 : 1 + (int)(xorshift(seed) % 256);
+	/* Fibonacci counts make a code as long as the symbols are many. */
+	if (kind == 1)
+		used = 17 + round % 13;
+	for (i = 0; i < used; i++) {
+		int sym = (int)(xorshift(seed) % 256);
+
+		switch (kind) {
+		case 0:		/* ties everywhere */
+			freq[sym] = 1 + (long)(xorshift(seed) % 4);
+			break;
+		case 1:		/* codes over 16 bits, folded */
+			freq[sym] = fib[i % 2] = fib[0] + fib[1];
+			break;
+		case 2:		/* an encoder's spread */
+			freq[sym] = (long)(xorshift(seed) % 100000);
+			break;
+		default:
+			freq[sym] = 1 + (long)(xorshift(seed) % 1000);
+			break;
+		}
+	}
+}
+
+static void
+test_huffman_tables(void)
+{
+	void *found = dlsym(RTLD_NEXT, "jpeg_gen_optimal_table"), *ours;
+	gen_table_fn theirs, mine = jpeg_gen_optimal_table;
+	struct jpeg_compress_struct c;
+	struct jpeg_error_mgr e;
+	JHUFF_TBL a, b;
+	long fa[257], fb[257];
+	uint64_t seed = 0x9e3779b97f4a7c15ULL;
+	int round, differ = 0, long_codes = 0;
+	Dl_info info;
+
+	/* Function and object pointers, as dlsym() and dladdr() use them. */
+	memcpy(&theirs, &found, sizeof(theirs));
+	memcpy(&ours, &mine, sizeof(ours));
+	/* The encoder's calls come here, not to libjpeg's own. */
+	ok(dladdr(ours, &info) != 0 && info.dli_fname != NULL &&
+	    strstr(info.dli_fname, "libjpeg") == NULL, "the program's "
+	    "jpeg_gen_optimal_table is the jpeg module's");
+	if (!ok(found != NULL && found != ours, "libjpeg's own is found "
+	    "behind it"))
+		return;
+	c.err = jpeg_std_error(&e);
+	jpeg_create_compress(&c);
+	for (round = 0; round < 20000; round++) {
+		make_counts(&seed, round, fa);
+		memcpy(fb, fa, sizeof(fa));
+		memset(&a, 0xaa, sizeof(a));
+		memset(&b, 0xaa, sizeof(b));
+		jpeg_gen_optimal_table(&c, &a, fa);
+		theirs(&c, &b, fb);
+		if (memcmp(a.bits, b.bits, sizeof(a.bits)) != 0 ||
+		    memcmp(a.huffval, b.huffval, sizeof(a.huffval)) != 0 ||
+		    a.sent_table != b.sent_table ||
+		    memcmp(fa, fb, sizeof(fa)) != 0)
+			differ++;
+		if (a.bits[16] != 0)
+			long_codes++;
+	}
+	jpeg_destroy_compress(&c);
+	is_int(differ, 0, "20000 tables the same as libjpeg's, byte for byte");
+	ok(long_codes > 0, "some with codes of 16 bits, folded from longer");
+}
+
 int
 main(void)
 {
@@ -1967,6 +2070,7 @@ main(void)
 	test_args();
 	test_as_is();
 	test_planes();
+	test_huffman_tables();
 	test_threads();
 	/*
 	 * LeakSanitizer cannot see leaked images (libvips keeps a table of
