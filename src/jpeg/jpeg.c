@@ -1,9 +1,10 @@
 /*
  * libjpeg-turbo decode (scaled, to YCbCr planes) and encode (from YCbCr
- * 4:2:0 planes), with an error manager that turns every error and
- * warning into a clean refusal and a progress monitor that holds a decode
- * to its budget; and a scan counter that walks the markers without
- * libjpeg, for any decoder's benefit.
+ * 4:2:0 planes, with optimised Huffman tables whose statistics and
+ * tables are computed here), with an error manager that turns every
+ * error and warning into a clean refusal and a progress monitor that
+ * holds a decode to its budget; and a scan counter that walks the
+ * markers without libjpeg, for any decoder's benefit.
  */
 #include <setjmp.h>
 #include <stdbool.h>
