@@ -44,7 +44,7 @@
 #define AD_CACHE_MAX		65536	/* entries */
 #define STATES_MAX		65536	/* entries */
 #define SYNC_WRITE_BATCH	256	/* outcomes per transaction */
-#define REFRESH_WRITE_MIN	16	/* `portal refresh` waits for as many */
+#define REFRESH_WRITE_MIN	16	/* outcomes a refresh writes at once */
 #define HOLDS_MAX		1024	/* master hosts held back */
 #define HOLD_DEFAULT_S		60	/* a 503 without Retry-After */
 #define HOLD_MAX_S		3600	/* the longest Retry-After kept */

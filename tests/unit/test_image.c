@@ -5,9 +5,9 @@
  * placeholders, identicons, decode budgets (a JPEG's scans, the time a
  * decode takes), the JPEG fast path's planes (chroma samplings, odd
  * sides, crops), the JPEG module's optimal Huffman tables (the same
- * tables and files as libjpeg's) and concurrent use. Inputs are built here with libvips
- * and libjpeg (and ImageMagick, when installed, for its progressive
- * JPEG); there are no fixture files.
+ * tables and files as libjpeg's) and concurrent use. Inputs are built
+ * here with libvips and libjpeg (and ImageMagick, when installed, for
+ * its progressive JPEG); there are no fixture files.
  */
 #include <pthread.h>
 #include <spawn.h>
