@@ -603,8 +603,9 @@ write_done(void *arg)
 /*
  * Whether `portal refresh` should wait for more outcomes before writing:
  * the write lane is faster than the renders, so each outcome would go
- * alone, and a commit costs about as much again as one user's rows (its
- * b-tree and feed pages, the WAL's lock and index). It waits until
+ * alone (1,131 of the 1,480 transactions of a first fetch of 3,001
+ * users), and each commit has costs of its own (its b-tree and feed
+ * pages again, the WAL's lock and index). It waits until
  * REFRESH_WRITE_MIN are pending or no other sync is left to end. Each
  * user's rows are still one transaction; a crash loses only outcomes
  * not yet written, which the next run fetches again. A server writes at
