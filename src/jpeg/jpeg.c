@@ -1,9 +1,10 @@
 /*
  * libjpeg-turbo decode (scaled, to YCbCr planes) and encode (from YCbCr
- * 4:2:0 planes), with an error manager that turns every error and
- * warning into a clean refusal and a progress monitor that holds a decode
- * to its budget; and a scan counter that walks the markers without
- * libjpeg, for any decoder's benefit.
+ * 4:2:0 planes, with optimised Huffman tables whose statistics and
+ * tables are computed here), with an error manager that turns every
+ * error and warning into a clean refusal and a progress monitor that
+ * holds a decode to its budget; and a scan counter that walks the
+ * markers without libjpeg, for any decoder's benefit.
  */
 #include <setjmp.h>
 #include <stdbool.h>
@@ -12,6 +13,11 @@
 #include <string.h>
 
 #include <jpeglib.h>
+#include <jerror.h>
+#include <jpegint.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "common/str.h"
 #include "common/xalloc.h"
@@ -447,6 +453,332 @@ jpeg_planes_cleanup(struct jpeg_planes *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/* ---- optimal Huffman tables ---- */
+
+/*
+ * Every encode here asks for optimal Huffman tables (files 12 to 41 %
+ * smaller than with the standard ones), and libjpeg's way to them cost
+ * more than the rest of the encode for the portal's small sizes: a pass
+ * over every block that looks at each of its 64 coefficients in turn
+ * (htest_one_block()), then each of four tables built with the
+ * procedure of T.81 Annex K.2 as written, which scans all 257 symbols
+ * twice per merge. Together they were 13 % of a first `portal refresh`.
+ *
+ * So jpeg_encode() has libjpeg's statistics pass call two functions of
+ * ours instead (the entropy encoder's encode_mcu and finish_pass, which
+ * libjpeg lets a program replace: jpegint.h). The count of a block
+ * finds its non-zero coefficients from a bit mask, 16 at a time with
+ * SSE2, and visits only those, in zigzag order; the tables are built
+ * with a binary heap. The output pass stays libjpeg's, with the tables
+ * ours put in cinfo, so the file is the same, byte for byte, as
+ * libjpeg's own optimisation writes (test_image.c checks it).
+ */
+#define HUFF_SYMBOLS	257	/* 256 and the reserved pseudo-symbol */
+#define HUFF_MAX_CLEN	32
+
+/* Zigzag index of each coefficient in natural (row by row) order. */
+static const unsigned char zigzag_of[DCTSIZE2] = {
+	0, 1, 5, 6, 14, 15, 27, 28,
+	2, 4, 7, 13, 16, 26, 29, 42,
+	3, 8, 12, 17, 25, 30, 41, 43,
+	9, 11, 18, 24, 31, 40, 44, 53,
+	10, 19, 23, 32, 39, 45, 52, 54,
+	20, 22, 33, 38, 46, 51, 55, 60,
+	21, 34, 37, 47, 50, 56, 59, 61,
+	35, 36, 48, 49, 57, 58, 62, 63,
+};
+
+/* Symbol counts of one scan, per table, as libjpeg keeps them. */
+struct huff_counts {
+	long	dc[NUM_HUFF_TBLS][HUFF_SYMBOLS];
+	long	ac[NUM_HUFF_TBLS][HUFF_SYMBOLS];
+	int	last_dc[MAX_COMPS_IN_SCAN];
+};
+
+/* Bits of the magnitude of v (0 for 0), as T.81 F.1.2 counts them. */
+static inline int
+magnitude_bits(int v)
+{
+	return v == 0 ? 0 : 32 - __builtin_clz((unsigned)(v < 0 ? -v : v));
+}
+
+/* Natural-order bit mask of the non-zero coefficients of `block`. */
+static inline uint64_t
+nonzero_mask(const JCOEF *block)
+{
+#ifdef __SSE2__
+	const __m128i zero = _mm_setzero_si128();
+	uint64_t zeros = 0;
+	__m128i a, b;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		a = _mm_loadu_si128((const __m128i *)(block + 16 * i));
+		b = _mm_loadu_si128((const __m128i *)(block + 16 * i + 8));
+		zeros |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_packs_epi16(
+		    _mm_cmpeq_epi16(a, zero), _mm_cmpeq_epi16(b, zero))) <<
+		    (16 * i);
+	}
+	return ~zeros;
+#else
+	uint64_t m = 0;
+	int i;
+
+	for (i = 0; i < DCTSIZE2; i++)
+		if (block[i] != 0)
+			m |= (uint64_t)1 << i;
+	return m;
+#endif
+}
+
+/*
+ * Counts the symbols of one block as libjpeg's htest_one_block() does
+ * (T.81 F.1.2): the DC difference's size, then for each non-zero AC
+ * coefficient in zigzag order its run of zeros before it (0xF0 for each
+ * run of 16) and size, and an end of block unless the last one is
+ * non-zero. Sizes over what 8-bit samples can give are libjpeg's error.
+ */
+static void
+count_block(j_compress_ptr c, const JCOEF *block, int *last_dc, long *dc,
+    long *ac)
+{
+	uint64_t nz = nonzero_mask(block) & ~(uint64_t)1, zz = 0;
+	unsigned char size_at[DCTSIZE2];
+	int n, k, prev = 0, run, bits;
+
+	bits = magnitude_bits(block[0] - *last_dc);
+	*last_dc = block[0];
+	if (bits > c->data_precision + 3)
+		ERREXIT(c, JERR_BAD_DCT_COEF);
+	dc[bits]++;
+	/* The non-zero ones, moved to their zigzag places. */
+	while (nz != 0) {
+		n = __builtin_ctzll(nz);
+		nz &= nz - 1;
+		k = zigzag_of[n];
+		zz |= (uint64_t)1 << k;
+		size_at[k] = (unsigned char)magnitude_bits(block[n]);
+	}
+	while (zz != 0) {
+		k = __builtin_ctzll(zz);
+		zz &= zz - 1;
+		for (run = k - prev - 1; run > 15; run -= 16)
+			ac[0xf0]++;
+		if (size_at[k] > c->data_precision + 2)
+			ERREXIT(c, JERR_BAD_DCT_COEF);
+		ac[(run << 4) + size_at[k]]++;
+		prev = k;
+	}
+	if (prev != DCTSIZE2 - 1)
+		ac[0]++;
+}
+
+/* The statistics pass's encode_mcu: counts each block of an MCU. */
+static boolean
+count_mcu(j_compress_ptr c, JBLOCKROW *mcu)
+{
+	struct huff_counts *hc = c->client_data;
+	jpeg_component_info *comp;
+	int b, ci;
+
+	for (b = 0; b < c->blocks_in_MCU; b++) {
+		ci = c->MCU_membership[b];
+		comp = c->cur_comp_info[ci];
+		count_block(c, mcu[b][0], &hc->last_dc[ci],
+		    hc->dc[comp->dc_tbl_no], hc->ac[comp->ac_tbl_no]);
+	}
+	return TRUE;
+}
+
+/* Whether heap entry a goes before b: less frequent, or a larger symbol. */
+static inline bool
+huff_before(const long *freq, int a, int b)
+{
+	return freq[a] < freq[b] || (freq[a] == freq[b] && a > b);
+}
+
+static void
+huff_sift_down(int *heap, int n, int i, const long *freq)
+{
+	int child, t;
+
+	for (;;) {
+		child = 2 * i + 1;
+		if (child >= n)
+			return;
+		if (child + 1 < n && huff_before(freq, heap[child + 1],
+		    heap[child]))
+			child++;
+		if (!huff_before(freq, heap[child], heap[i]))
+			return;
+		t = heap[i];
+		heap[i] = heap[child];
+		heap[child] = t;
+		i = child;
+	}
+}
+
+static void
+huff_push(int *heap, int *n, int sym, const long *freq)
+{
+	int i = (*n)++, parent, t;
+
+	heap[i] = sym;
+	while (i > 0) {
+		parent = (i - 1) / 2;
+		if (!huff_before(freq, heap[i], heap[parent]))
+			return;
+		t = heap[i];
+		heap[i] = heap[parent];
+		heap[parent] = t;
+		i = parent;
+	}
+}
+
+static int
+huff_pop(int *heap, int *n, const long *freq)
+{
+	int top = heap[0];
+
+	heap[0] = heap[--*n];
+	huff_sift_down(heap, *n, 0, freq);
+	return top;
+}
+
+bool
+jpeg_huff_table(long freq[257], unsigned char bits[17],
+    unsigned char huffval[256])
+{
+	unsigned char len[HUFF_MAX_CLEN + 1];
+	int codesize[HUFF_SYMBOLS], others[HUFF_SYMBOLS];
+	int heap[HUFF_SYMBOLS], start[HUFF_MAX_CLEN + 1];
+	int n = 0, top, c1, c2, i, j, p;
+
+	memset(len, 0, sizeof(len));
+	memset(codesize, 0, sizeof(codesize));
+	memset(start, 0, sizeof(start));
+	for (i = 0; i < HUFF_SYMBOLS; i++)
+		others[i] = -1;
+	/* So that no real symbol gets the code of all ones. */
+	freq[256] = 1;
+	for (i = 0; i < HUFF_SYMBOLS; i++)
+		if (freq[i] > 0)
+			huff_push(heap, &n, i, freq);
+	/*
+	 * Huffman's merges in the order of Annex K.2's scans: the least
+	 * count first, the larger symbol first among equal counts; the sum
+	 * goes back in as the first one's.
+	 */
+	while (n >= 2) {
+		top = c1 = huff_pop(heap, &n, freq);
+		c2 = huff_pop(heap, &n, freq);
+		freq[c1] += freq[c2];
+		freq[c2] = 0;
+		/* One bit more for everything in c1's branch, then c2's. */
+		codesize[c1]++;
+		while (others[c1] >= 0) {
+			c1 = others[c1];
+			codesize[c1]++;
+		}
+		others[c1] = c2;
+		codesize[c2]++;
+		while (others[c2] >= 0) {
+			c2 = others[c2];
+			codesize[c2]++;
+		}
+		huff_push(heap, &n, top, freq);
+	}
+	for (i = 0; i < HUFF_SYMBOLS; i++) {
+		if (codesize[i] == 0)
+			continue;
+		if (codesize[i] > HUFF_MAX_CLEN)
+			return false;
+		len[codesize[i]]++;
+	}
+	/* Lengths over 16 folded as Annex K.3 says (libjpeg's steps). */
+	for (i = HUFF_MAX_CLEN; i > 16; i--) {
+		while (len[i] > 0) {
+			j = i - 2;
+			while (len[j] == 0)
+				j--;
+			len[i] -= 2;
+			len[i - 1]++;
+			len[j + 1] += 2;
+			len[j]--;
+		}
+	}
+	/* The pseudo-symbol's place, in the longest length still used. */
+	while (len[i] == 0)
+		i--;
+	len[i]--;
+	memcpy(bits, len, 17);
+	/* Symbols by code length before the folding, then by value. */
+	for (i = 0; i < 256; i++)
+		start[codesize[i]]++;
+	for (i = 1, p = 0; i <= HUFF_MAX_CLEN; i++) {
+		j = start[i];
+		start[i] = p;
+		p += j;
+	}
+	for (i = 0; i < 256; i++)
+		if (codesize[i] != 0)
+			huffval[start[codesize[i]]++] = (unsigned char)i;
+	return true;
+}
+
+/* The statistics pass's finish_pass: each table used, from its counts. */
+static void
+count_finish(j_compress_ptr c)
+{
+	struct huff_counts *hc = c->client_data;
+	bool done_dc[NUM_HUFF_TBLS] = { false }, done_ac[NUM_HUFF_TBLS] = {
+	    false };
+	JHUFF_TBL **t;
+	int ci, no;
+
+	for (ci = 0; ci < c->comps_in_scan; ci++) {
+		no = c->cur_comp_info[ci]->dc_tbl_no;
+		if (!done_dc[no]) {
+			t = &c->dc_huff_tbl_ptrs[no];
+			if (*t == NULL)
+				*t = jpeg_alloc_huff_table((j_common_ptr)c);
+			if (!jpeg_huff_table(hc->dc[no], (*t)->bits,
+			    (*t)->huffval))
+				ERREXIT(c, JERR_HUFF_CLEN_OVERFLOW);
+			(*t)->sent_table = FALSE;
+			done_dc[no] = true;
+		}
+		no = c->cur_comp_info[ci]->ac_tbl_no;
+		if (!done_ac[no]) {
+			t = &c->ac_huff_tbl_ptrs[no];
+			if (*t == NULL)
+				*t = jpeg_alloc_huff_table((j_common_ptr)c);
+			if (!jpeg_huff_table(hc->ac[no], (*t)->bits,
+			    (*t)->huffval))
+				ERREXIT(c, JERR_HUFF_CLEN_OVERFLOW);
+			(*t)->sent_table = FALSE;
+			done_ac[no] = true;
+		}
+	}
+}
+
+/*
+ * After jpeg_start_compress() has begun the statistics pass of a
+ * one-scan encode with optimised tables: its counting is ours. The
+ * output pass that follows sets libjpeg's own functions again.
+ */
+static void
+count_with_ours(j_compress_ptr c, struct huff_counts *hc)
+{
+	if (!c->optimize_coding || c->restart_interval != 0 ||
+	    c->num_scans > 1 || c->entropy == NULL)
+		return;
+	memset(hc, 0, sizeof(*hc));
+	c->client_data = hc;
+	c->entropy->encode_mcu = count_mcu;
+	c->entropy->finish_pass = count_finish;
+}
+
 /* Copies the last sample of each row rightwards to a whole block. */
 static void
 pad_right(struct jpeg_plane *p)
@@ -466,6 +798,7 @@ jpeg_encode(struct jpeg_planes *im, int quality, unsigned char **out,
     size_t *len)
 {
 	struct jpeg_compress_struct c;
+	struct huff_counts counts;
 	struct guard g;
 	JSAMPROW rows[3][2 * DCTSIZE];
 	JSAMPARRAY arrays[3] = { rows[0], rows[1], rows[2] };
@@ -509,6 +842,7 @@ jpeg_encode(struct jpeg_planes *im, int quality, unsigned char **out,
 	c.optimize_coding = TRUE;
 	c.raw_data_in = TRUE;
 	jpeg_start_compress(&c, TRUE);
+	count_with_ours(&c, &counts);
 	/*
 	 * One iMCU row (16 rows of Y, 8 of chroma) at a time; rows past the
 	 * bottom repeat the last one, as libjpeg pads a scanline input.

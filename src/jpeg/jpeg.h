@@ -136,4 +136,17 @@ void	jpeg_planes_cleanup(struct jpeg_planes *p);
 ps_err	jpeg_encode(struct jpeg_planes *im, int quality, unsigned char **out,
 	    size_t *len);
 
+/*
+ * The optimal Huffman table for the symbol counts `freq` (257 of them:
+ * freq[256] is set to 1 here, so that no symbol gets the code of all
+ * ones, and the counts are consumed), built as T.81 Annex K.2 and K.3
+ * say and exactly as libjpeg's jpeg_gen_optimal_table() builds it:
+ * bits[1..16] how many codes of each length, huffval the symbols by code
+ * length. jpeg_encode() writes its tables with it. False when a code
+ * would be longer than 32 bits before folding (counts that no image
+ * gives: libjpeg refuses them too). At least one count must be non-zero.
+ */
+bool	jpeg_huff_table(long freq[257], unsigned char bits[17],
+	    unsigned char huffval[256]);
+
 #endif

@@ -4,9 +4,10 @@
  * limits checked before decoding, colour conversion, generated photos,
  * placeholders, identicons, decode budgets (a JPEG's scans, the time a
  * decode takes), the JPEG fast path's planes (chroma samplings, odd
- * sides, crops) and concurrent use. Inputs are built here with libvips
- * and libjpeg (and ImageMagick, when installed, for its progressive
- * JPEG); there are no fixture files.
+ * sides, crops), the JPEG module's optimal Huffman tables (the same
+ * tables and files as libjpeg's) and concurrent use. Inputs are built
+ * here with libvips and libjpeg (and ImageMagick, when installed, for
+ * its progressive JPEG); there are no fixture files.
  */
 #include <pthread.h>
 #include <spawn.h>
@@ -1942,6 +1943,201 @@ test_as_is(void)
 	image_jpeg_free(&gen);
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Optimal Huffman tables                                              */
+/* ------------------------------------------------------------------ */
+
+/* libjpeg's own builder (jchuff.h, not installed), to compare with. */
+void	jpeg_gen_optimal_table(j_compress_ptr, JHUFF_TBL *, long[]);
+
+static uint64_t
+xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/*
+ * Counts like an encoder's: how many symbols are used, how skewed their
+ * counts, ties (equal counts) and a single symbol included; some skewed
+ * enough that code lengths go over 16 and are folded.
+ */
+static void
+make_counts(uint64_t *seed, int round, long freq[257])
+{
+	long fib[2] = { 1, 1 };
+	int used, i, kind = round % 5;
+
+	memset(freq, 0, 257 * sizeof(long));
+	/* At least one: an encoder always has one (libjpeg assumes it). */
+	used = round < 2 ? round + 1 : 1 + (int)(xorshift(seed) % 256);
+	/* Fibonacci counts make a code as long as the symbols are many. */
+	if (kind == 1)
+		used = 17 + round % 13;
+	for (i = 0; i < used; i++) {
+		int sym = (int)(xorshift(seed) % 256);
+
+		switch (kind) {
+		case 0:		/* ties everywhere */
+			freq[sym] = 1 + (long)(xorshift(seed) % 4);
+			break;
+		case 1:		/* codes over 16 bits, folded */
+			freq[sym] = fib[i % 2] = fib[0] + fib[1];
+			break;
+		case 2:		/* an encoder's spread */
+			freq[sym] = (long)(xorshift(seed) % 100000);
+			break;
+		default:
+			freq[sym] = 1 + (long)(xorshift(seed) % 1000);
+			break;
+		}
+	}
+}
+
+static void
+test_huffman_tables(void)
+{
+	struct jpeg_compress_struct c;
+	struct jpeg_error_mgr e;
+	JHUFF_TBL theirs;
+	unsigned char bits[17], huffval[256];
+	long fa[257], fb[257];
+	uint64_t seed = 0x9e3779b97f4a7c15ULL;
+	int round, differ = 0, long_codes = 0, failed = 0;
+
+	c.err = jpeg_std_error(&e);
+	jpeg_create_compress(&c);
+	for (round = 0; round < 20000; round++) {
+		make_counts(&seed, round, fa);
+		memcpy(fb, fa, sizeof(fa));
+		memset(bits, 0xaa, sizeof(bits));
+		memset(huffval, 0xaa, sizeof(huffval));
+		memset(&theirs, 0xaa, sizeof(theirs));
+		if (!jpeg_huff_table(fa, bits, huffval))
+			failed++;
+		jpeg_gen_optimal_table(&c, &theirs, fb);
+		if (memcmp(bits, theirs.bits, sizeof(bits)) != 0 ||
+		    memcmp(huffval, theirs.huffval, sizeof(huffval)) != 0 ||
+		    memcmp(fa, fb, sizeof(fa)) != 0)
+			differ++;
+		if (bits[16] != 0)
+			long_codes++;
+	}
+	jpeg_destroy_compress(&c);
+	is_int(failed, 0, "jpeg_huff_table() builds every table");
+	is_int(differ, 0, "20000 tables the same as libjpeg's, byte for byte");
+	ok(long_codes > 0, "some with codes of 16 bits, folded from longer");
+}
+
+/* Pixels with detail at every scale, and flat and saturated areas. */
+static void
+fill_busy(struct jpeg_planes *p, uint64_t *seed)
+{
+	int i, x, y;
+
+	for (i = 0; i < p->n; i++)
+		for (y = 0; y < p->plane[i].h; y++)
+			for (x = 0; x < p->plane[i].w; x++) {
+				unsigned char *s = p->plane[i].data +
+				    (size_t)y * p->plane[i].stride + x;
+
+				if (x < p->plane[i].w / 4)
+					*s = (unsigned char)(x * 7 + y * 3 + i *
+					    50);
+				else if (x < p->plane[i].w / 2)
+					*s = (unsigned char)xorshift(seed);
+				else if (y < p->plane[i].h / 2)
+					*s = ((x / 3 + y / 5) & 1) ? 255 : 0;
+				else
+					*s = (unsigned char)(128 + i);
+			}
+}
+
+/* libjpeg's own encode of `p` with optimised tables, as jpeg_encode's. */
+static unsigned char *
+libjpeg_encode(struct jpeg_planes *p, int quality, unsigned long *size)
+{
+	struct jpeg_compress_struct c;
+	struct jpeg_error_mgr e;
+	JSAMPROW rows[3][2 * DCTSIZE];
+	JSAMPARRAY arrays[3] = { rows[0], rows[1], rows[2] };
+	unsigned char *buf = NULL;
+	int ci, k, y, r;
+
+	*size = 0;
+	c.err = jpeg_std_error(&e);
+	jpeg_create_compress(&c);
+	jpeg_mem_dest(&c, &buf, size);
+	c.image_width = (JDIMENSION)p->w;
+	c.image_height = (JDIMENSION)p->h;
+	c.input_components = 3;
+	c.in_color_space = JCS_YCbCr;
+	jpeg_set_defaults(&c);
+	jpeg_set_quality(&c, quality, TRUE);
+	c.optimize_coding = TRUE;
+	c.raw_data_in = TRUE;
+	jpeg_start_compress(&c, TRUE);
+	for (y = 0; y < p->h; y += 2 * DCTSIZE) {
+		for (ci = 0; ci < 3; ci++) {
+			const struct jpeg_plane *pl = &p->plane[ci];
+
+			for (k = 0; k < 2 * DCTSIZE / pl->ydiv; k++) {
+				r = y / pl->ydiv + k < pl->h ? y / pl->ydiv +
+				    k : pl->h - 1;
+				rows[ci][k] = pl->data + (size_t)r *
+				    pl->stride;
+			}
+		}
+		jpeg_write_raw_data(&c, arrays, 2 * DCTSIZE);
+	}
+	jpeg_finish_compress(&c);
+	jpeg_destroy_compress(&c);
+	return buf;
+}
+
+static void
+test_encode_tables(void)
+{
+	static const int sides[] = { 1, 7, 8, 17, 48, 72, 100, 300 };
+	static const int qualities[] = { 40, 85, 100 };
+	uint64_t seed = 42;
+	unsigned char *ours, *theirs;
+	unsigned long theirs_len;
+	size_t ours_len, i, q;
+	int same = 0, tried = 0;
+
+	for (i = 0; i < sizeof(sides) / sizeof(*sides); i++)
+		for (q = 0; q < sizeof(qualities) / sizeof(*qualities); q++) {
+			struct jpeg_planes p;
+
+			jpeg_planes_init(&p, sides[i], sides[i] + (int)q);
+			fill_busy(&p, &seed);
+			tried++;
+			if (jpeg_encode(&p, qualities[q], &ours, &ours_len) !=
+			    PS_OK) {
+				jpeg_planes_cleanup(&p);
+				continue;
+			}
+			/* jpeg_encode() padded the planes: the same input. */
+			theirs = libjpeg_encode(&p, qualities[q], &theirs_len);
+			if (ours_len == theirs_len && memcmp(ours, theirs,
+			    ours_len) == 0)
+				same++;
+			else
+				printf("#   %dx%d q%d: %zu bytes, libjpeg's "
+				    "%lu\n", sides[i], sides[i] + (int)q,
+				    qualities[q], ours_len, theirs_len);
+			free(ours);
+			free(theirs);
+			jpeg_planes_cleanup(&p);
+		}
+	is_int(same, tried, "jpeg_encode() writes what libjpeg's own "
+	    "optimisation writes, byte for byte (24 sizes and qualities)");
+}
+
 int
 main(void)
 {
@@ -1967,6 +2163,8 @@ main(void)
 	test_args();
 	test_as_is();
 	test_planes();
+	test_huffman_tables();
+	test_encode_tables();
 	test_threads();
 	/*
 	 * LeakSanitizer cannot see leaked images (libvips keeps a table of
