@@ -89,6 +89,8 @@ drop(struct lru *l, struct node **slot)
 {
 	struct node *n = *slot;
 
+	if (n == NULL)		/* an empty slot: nothing to drop */
+		return;
 	*slot = n->hnext;
 	list_unlink(l, n);
 	l->count--;
@@ -139,8 +141,7 @@ lru_put(struct lru *l, const char *key, void *value, size_t bytes)
 	struct node **slot = find_slot(l, key, h), *n;
 	size_t klen = strlen(key);
 
-	if (*slot)
-		drop(l, slot);
+	drop(l, slot);
 	n = xmalloc(sizeof(*n) + klen + 1);
 	memcpy(n->key, key, klen + 1);
 	n->hash = h;
@@ -161,10 +162,7 @@ lru_put(struct lru *l, const char *key, void *value, size_t bytes)
 void
 lru_remove(struct lru *l, const char *key)
 {
-	struct node **slot = find_slot(l, key, hash_key(key));
-
-	if (*slot)
-		drop(l, slot);
+	drop(l, find_slot(l, key, hash_key(key)));
 }
 
 void
