@@ -19,6 +19,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                ".."))
+import pgserver  # noqa: E402  (tests/pgserver.py)
+
 PHOTOSYNC = os.environ.get("PHOTOSYNC") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "photosync")
 
