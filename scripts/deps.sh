@@ -6,10 +6,13 @@ set -eu
 
 build="meson ninja-build pkg-config gcc libc6-dev libevent-dev libssl-dev
 libcurl4-openssl-dev libvips-dev libxml2-dev libjansson-dev libsodium-dev
-libsqlite3-dev libjpeg62-turbo-dev openssl ca-certificates"
+libsqlite3-dev libpq-dev libjpeg62-turbo-dev openssl ca-certificates"
+# The tests start PostgreSQL servers of their own (tests/pgserver.py:
+# initdb, pg_ctl, psql, pg_dump) and read stores with psycopg2.
 tests="curl imagemagick libimage-exiftool-perl jpeginfo python3
 python3-exchangelib python3-jwt python3-jwcrypto
-chromium chromium-driver python3-selenium"
+chromium chromium-driver python3-selenium
+postgresql python3-psycopg2"
 # make demo: the demo prints a curl command that fetches a photo.
 demo="curl"
 # make bench (docs/performance.md): the load generator, the reference

@@ -2,7 +2,8 @@
 Debian machine its dependency step (scripts/deps.sh demo) installs curl
 along with the build's packages. The package tools are replaced on PATH by
 recorders that say nothing is installed, so the script's apt-get command
-is seen without installing anything."""
+is seen without installing anything. The tests' step (scripts/deps.sh
+test) installs PostgreSQL's server, which the tests start themselves."""
 import os
 import subprocess
 
@@ -44,7 +45,12 @@ demo = installs("demo")
 ok("curl" in demo, "deps.sh demo installs curl")
 ok("libcurl4-openssl-dev" in demo and "meson" in demo,
    "deps.sh demo installs what the build needs")
-ok("curl" not in installs("build"), "deps.sh build does not install curl")
+build = installs("build")
+ok("curl" not in build, "deps.sh build does not install curl")
+ok("libpq-dev" in build, "deps.sh build installs libpq's headers")
+tests = installs("test")
+ok({"postgresql", "python3-psycopg2"} <= tests, "deps.sh test installs "
+   "the PostgreSQL server the tests start, and psycopg2")
 
 # make demo runs that step before it starts the demo.
 p = subprocess.run(["make", "-n", "-C", ROOT, "demo",
