@@ -546,14 +546,15 @@ def exif_tags(path):
 
 
 class Master:
-    """A master state directory made with `photosync master init`."""
+    """A master state directory made with `photosync master init` (and
+    init_args, --store say)."""
 
     def __init__(self, name="master", domain="contoso.com",
-                 host="127.0.0.1:0"):
+                 host="127.0.0.1:0", init_args=(), init_input=None):
         self.dir = os.path.join(tmpdir(name), "state")
         self.domain = domain
         run("master", "init", "--dir", self.dir, "--host", host,
-            "--domain", domain)
+            "--domain", domain, *init_args, input=init_input)
         self.ca = os.path.join(self.dir, "tls-cert.pem")
         self.host = host.rsplit(":", 1)[0]
         self.server = None
@@ -596,13 +597,15 @@ class Master:
 
 
 class Portal:
-    """A portal state directory made with `photosync portal init`."""
+    """A portal state directory made with `photosync portal init` (and
+    init_args, --store say)."""
 
-    def __init__(self, name="portal", host="127.0.0.1", port=0):
+    def __init__(self, name="portal", host="127.0.0.1", port=0,
+                 init_args=(), init_input=None):
         self.dir = os.path.join(tmpdir(name), "state")
         self.host = host
         run("portal", "init", "--dir", self.dir, "--url",
-            "https://%s:%d" % (host, port))
+            "https://%s:%d" % (host, port), *init_args, input=init_input)
         self.ca = os.path.join(self.dir, "webapp-1-tls-cert.pem")
         self.server = None
         self.password = {}
