@@ -177,15 +177,6 @@ if STORE not in ("sqlite", "postgresql"):
                        "or postgresql" % STORE)
 ON_POSTGRESQL = STORE == "postgresql"
 
-# What photosync's PostgreSQL store gives each of its sessions for the
-# change feed's triggers (src/store), set here on the sessions that
-# change a store from outside: the origin, which no photosync process
-# draws (they draw a random one), so every server takes the change for
-# another process's, as the SQLite branch of store_change() does with
-# ps_feed_origin(); and the channel a commit is announced on.
-PG_FEED_SESSION = {"photosync.feed_origin": "1"}
-PG_FEED_CHANNEL = "photosync_feed"
-
 _pg = None
 _pg_stores = {}         # state directory -> its database on _pg
 
@@ -275,18 +266,14 @@ def store_change(state_dir, sql, args=()):
     SQLite: the change feed's triggers call the two functions registered
     here (any origin but the servers'), and the counter in the file
     beside the store (its first 8 bytes) moves, so a server reads the
-    feed before it answers its next request. PostgreSQL: the session
-    carries PG_FEED_SESSION for the triggers, and the commit is announced
-    on PG_FEED_CHANNEL."""
+    feed before it answers its next request. PostgreSQL: the triggers
+    write the feed's rows with origin 0 (a session without photosync's
+    photosync.origin setting: no server's) and announce the commit
+    (NOTIFY), as for photosync's own sessions (src/store/store_pg.c)."""
     con = _pg_store(state_dir)
     if con is not None:
         try:
-            cur = con.cursor()
-            for name, value in PG_FEED_SESSION.items():
-                cur.execute("SELECT set_config(%s, %s, true)",
-                            (name, value))
-            cur.execute(_pg_sql(sql), tuple(args))
-            cur.execute("NOTIFY " + PG_FEED_CHANNEL)
+            con.cursor().execute(_pg_sql(sql), tuple(args))
             con.commit()
         finally:
             con.close()
