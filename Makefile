@@ -1,5 +1,6 @@
 # Thin wrapper over meson: `make` builds build/photosync, `make check` runs
-# every test (also under ASan+UBSan), `make demo` starts the demo, `make
+# every test (also under ASan+UBSan; those that make a store once more on
+# PostgreSQL servers they start), `make demo` starts the demo, `make
 # bench` measures photosync against references (docs/performance.md),
 # `make fuzz` runs the fuzz targets of tests/fuzz/ for FUZZ_SECONDS each.
 BUILD ?= build
