@@ -133,8 +133,9 @@ class PgServer:
         as."""
         if self.user is not None:
             argv = ["runuser", "-u", self.user.pw_name, "--"] + argv
+        # (in a directory of its own: the caller's may be closed to it)
         return subprocess.run(argv, capture_output=True, text=True,
-                              timeout=HANG_GUARD, **kw)
+                              timeout=HANG_GUARD, cwd=self.dir, **kw)
 
     def _open_path(self):
         """Lets the server's user reach self.dir: each directory above
