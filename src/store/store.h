@@ -1,12 +1,19 @@
 /*
  * The store: everything photosync keeps that is not a key file.
  *
- * One store per state directory (the master's or the portal's). The
- * embedded backend is SQLite in WAL mode, so the admin commands and a
- * running server share it safely: a change committed by one process is
- * seen by the next query of the other. Every multi-row change is one
- * transaction; a failure or a crash leaves the previous state intact.
- * Schema changes are numbered migrations applied at open.
+ * One store per state directory (the master's or the portal's), on one of
+ * two backends with the same behaviour:
+ *
+ *   - SQLite (the embedded default): a file in the state directory, in
+ *     WAL mode, so the admin commands and a running server share it
+ *     safely: a change committed by one process is seen by the next
+ *     query of the other;
+ *   - PostgreSQL (several nodes on one store): a database named by a
+ *     postgresql:// address that the state directory keeps (below).
+ *
+ * Every multi-row change is one transaction; a failure or a crash leaves
+ * the previous state intact. Schema changes are numbered migrations
+ * applied at open, numbered the same on both backends.
  *
  * Not thread-safe: one struct store per thread.
  */
@@ -24,16 +31,59 @@ struct store;
 enum store_role { STORE_MASTER, STORE_PORTAL };
 
 /*
- * Opens (with `create`, creates) the store at `path` and brings its schema
- * up to date. PS_ENOTFOUND when it does not exist and !create; PS_ESTORE
- * when its schema is newer than this program knows. Also maps the change
- * feed's counter (below) to announce this connection's commits, creating
- * the file unless this call created the store; when it cannot, logs
+ * A state directory on PostgreSQL holds, instead of the SQLite file, the
+ * store's address (STORE_ADDRESS_FILE: one line, a postgresql:// URI
+ * without a password, mode 0600) and the password in libpq's passfile
+ * format (STORE_PASSWORD_FILE, mode 0600; absent when none is needed).
+ */
+#define STORE_ADDRESS_FILE	"store-address"
+#define STORE_PASSWORD_FILE	"store-password"
+
+/*
+ * Where the store of state directory `dir` is, for store_open(): its
+ * STORE_ADDRESS_FILE when there is one, else the SQLite file `file` in
+ * it. The caller frees.
+ */
+char	*store_locate(const char *dir, const char *file);
+
+/*
+ * Opens (with `create`, creates) the store at `address` and brings its
+ * schema up to date. `address` is a SQLite file, a state directory's
+ * STORE_ADDRESS_FILE (store_locate()), or a postgresql:// URI. PS_ENOTFOUND
+ * when it does not exist and !create (a PostgreSQL database is never
+ * created: it must exist); PS_ESTORE when it cannot be reached, is
+ * another role's store, or its schema is newer than this program knows.
+ * Also maps the change feed's counter (below) to announce this
+ * connection's commits, creating the file unless this call created the
+ * store (a bare URI has none); when it cannot, logs
  * store.feed_counter_failed and goes on without announcing.
  */
-ps_err	store_open(const char *path, enum store_role, bool create,
+ps_err	store_open(const char *address, enum store_role, bool create,
+	    struct store **out);
+/*
+ * store_open() of a postgresql:// URI with its password (NULL: none), for
+ * init, before the state directory keeps them.
+ */
+ps_err	store_open_pg(const char *uri, const char *password, enum store_role,
 	    struct store **out);
 void	store_close(struct store *);
+
+/* True when `address` is a postgresql:// (or postgres://) URI. */
+bool	store_is_uri(const char *address);
+/*
+ * Checks a URI given to init: PS_EINVAL, with a sentence, when it is not
+ * a postgresql:// URI or carries a password.
+ */
+ps_err	store_uri_check(const char *uri);
+/*
+ * Writes the state directory's STORE_PASSWORD_FILE (when `password` is
+ * not NULL) and STORE_ADDRESS_FILE, both 0600, the address last; on
+ * failure neither is left behind.
+ */
+ps_err	store_remember(const char *dir, const char *uri,
+	    const char *password);
+/* Removes what store_remember() wrote (init failing later). */
+void	store_forget(const char *dir);
 
 /* ---- the change feed ---- */
 
@@ -127,6 +177,27 @@ struct store_feed_watch *store_feed_watch_open(const char *store_path);
 void	store_feed_watch_close(struct store_feed_watch *);
 /* The counter's value now. Any thread. */
 uint64_t store_feed_watch_value(const struct store_feed_watch *);
+
+/*
+ * On PostgreSQL, a server also hears of commits from other nodes at
+ * once: a connection of its own that LISTENs to the notification each
+ * feed-writing transaction sends at commit. Its socket becomes readable
+ * when one arrives (or when the connection is lost). NULL for a SQLite
+ * store, or, with the reason in ps_errmsg(), when the store cannot be
+ * reached. `address` as store_open()'s. Connecting waits for the
+ * server: not on the event loop.
+ */
+struct store_listen;
+
+struct store_listen *store_listen_open(const char *address);
+int	store_listen_fd(const struct store_listen *);
+/*
+ * Reads what arrived without waiting; *notified when a notification was
+ * among it. PS_ESTORE when the connection is lost (close it; open
+ * another later).
+ */
+ps_err	store_listen_drain(struct store_listen *, bool *notified);
+void	store_listen_close(struct store_listen *);
 
 /* Settings: small key/value pairs. The caller frees *value. */
 ps_err	store_config_get(struct store *, const char *key, char **value);

@@ -8,6 +8,14 @@
  * (missing rows, constraint violations, files that are not stores), and
  * a full disk (a child process with a small RLIMIT_FSIZE).
  *
+ * When the environment gives a PostgreSQL database
+ * (PHOTOSYNC_TEST_PG_URI, a URI to a server the test environment
+ * started), the tests that do not look at SQLite's files run again on
+ * PostgreSQL, each store in a database of its own that this program
+ * creates and drops; and PostgreSQL's own cases run (the address and its
+ * password, the role's mark, a newer schema, an unreachable server, a
+ * lost connection, LISTEN, commit order).
+ *
  * "Another process" is a forked child: the parent closes its stores
  * before forking, so no SQLite connection crosses a fork.
  */
@@ -24,6 +32,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+#include <poll.h>
 #include <sqlite3.h>
 
 #include "common/str.h"
@@ -33,10 +43,105 @@
 
 static char *dir;	/* the temporary directory, removed at the end */
 
+static const char *pg_uri;	/* PHOTOSYNC_TEST_PG_URI, or NULL */
+static bool on_pg;		/* the shared tests now run on PostgreSQL */
+static char *pg_dbs[64];	/* the databases made, dropped at the end */
+static int npg_dbs;
+
 static char *
 path_in(const char *name)
 {
 	return xasprintf("%s/%s", dir, name);
+}
+
+/* pg_uri with the database `db` in place of its own. */
+static char *
+uri_with_db(const char *db)
+{
+	const char *host = strstr(pg_uri, "://") + 3;
+	const char *query = strchr(host, '?');
+	size_t hostlen = query ? (size_t)(query - host) : strlen(host);
+	const char *slash = memchr(host, '/', hostlen);
+	size_t keep = (size_t)((slash ? slash : host + hostlen) - pg_uri);
+
+	return xasprintf("%.*s/%s%s", (int)keep, pg_uri, db, query ? query :
+	    "");
+}
+
+/* Runs `sql` on database `uri`; false (and says why) when it fails. */
+static bool
+pg_run(const char *uri, const char *sql)
+{
+	PGconn *c = PQconnectdb(uri);
+	PGresult *r = NULL;
+	bool good = PQstatus(c) == CONNECTION_OK;
+
+	if (good) {
+		r = PQexec(c, sql);
+		good = PQresultStatus(r) == PGRES_COMMAND_OK ||
+		    PQresultStatus(r) == PGRES_TUPLES_OK;
+	}
+	if (!good)
+		printf("# %s: %s\n", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return good;
+}
+
+/* The one integer `sql` reads on database `uri`, or -1. */
+static long
+pg_int(const char *uri, const char *sql)
+{
+	PGconn *c = PQconnectdb(uri);
+	PGresult *r = PQexec(c, sql);
+	long v = -1;
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		v = atol(PQgetvalue(r, 0, 0));
+	else
+		printf("# %s: %s\n", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return v;
+}
+
+/*
+ * Where a test's store goes: a file in the temporary directory, or on
+ * PostgreSQL a new empty database (the name is only SQLite's).
+ */
+static char *
+store_addr(const char *name)
+{
+	char *sql, *db;
+
+	if (!on_pg)
+		return path_in(name);
+	db = xasprintf("photosync_test_%ld_%d", (long)getpid(), npg_dbs);
+	sql = xasprintf("CREATE DATABASE %s", db);
+	if (npg_dbs == (int)(sizeof(pg_dbs) / sizeof(pg_dbs[0])) ||
+	    !pg_run(pg_uri, sql)) {
+		printf("# cannot create database %s\n", db);
+		exit(1);
+	}
+	free(sql);
+	pg_dbs[npg_dbs++] = db;
+	return uri_with_db(db);
+}
+
+static void
+pg_drop_all(void)
+{
+	char *sql;
+	int i;
+
+	for (i = 0; i < npg_dbs; i++) {
+		sql = xasprintf("DROP DATABASE IF EXISTS %s WITH (FORCE)",
+		    pg_dbs[i]);
+		pg_run(pg_uri, sql);
+		free(sql);
+		free(pg_dbs[i]);
+	}
+	npg_dbs = 0;
 }
 
 /* The whole file as a string, or NULL; the caller frees. */
@@ -818,8 +923,8 @@ static const struct feed_case master_cases[] = {
 static void
 test_feed_cases(void)
 {
-	char *portal = path_in("cases-portal.db");
-	char *master = path_in("cases-master.db");
+	char *portal = store_addr("cases-portal.db");
+	char *master = store_addr("cases-master.db");
 	size_t i;
 
 	store_close(open_or_die(portal, STORE_PORTAL));
@@ -1105,7 +1210,7 @@ own_config(const char *path, const char *key)
 static void
 test_feed_origin(void)
 {
-	char *path = path_in("origin.db");
+	char *path = store_addr("origin.db");
 	struct store *st;
 	struct rows r;
 	int64_t start, last, own_c, head;
@@ -1158,7 +1263,7 @@ test_feed_origin(void)
 static void
 test_feed_prune(void)
 {
-	char *path = path_in("prune.db");
+	char *path = store_addr("prune.db");
 	struct store *st;
 	struct rows r;
 	int64_t head, head2, last;
@@ -1344,7 +1449,7 @@ nested_each(void *arg, const struct store_user *u)
 static void
 test_nested(void)
 {
-	char *path = path_in("nested.db");
+	char *path = store_addr("nested.db");
 	struct store *st = open_or_die(path, STORE_PORTAL);
 	struct store_user u = { 0 };
 	int i;
@@ -1370,7 +1475,7 @@ test_nested(void)
 static void
 test_errors(void)
 {
-	char *path = path_in("errors.db");
+	char *path = store_addr("errors.db");
 	struct store *st = open_or_die(path, STORE_MASTER);
 	const struct store_photo_size twice[] = {
 		{ 0, 48, px1, sizeof(px1) },
@@ -1433,7 +1538,7 @@ never_called(void *arg, const void *row)
 static void
 test_errors_master(void)
 {
-	char *path = path_in("errors-master.db");
+	char *path = store_addr("errors-master.db");
 	struct store *st = open_or_die(path, STORE_MASTER);
 	const struct store_photo_size one[] = { { 0, 48, px1, sizeof(px1) } };
 	struct store_partner pa = { 0 }, pb = { 0 };
@@ -1517,7 +1622,7 @@ test_errors_master(void)
 static void
 test_errors_portal(void)
 {
-	char *path = path_in("errors-portal.db");
+	char *path = store_addr("errors-portal.db");
 	struct store *st = open_or_die(path, STORE_PORTAL);
 	const unsigned char *const data[4] = { px1, px1, px1, px1 };
 	const size_t len[4] = { sizeof(px1), sizeof(px1), sizeof(px1),
@@ -1899,25 +2004,56 @@ test_full_disk(void)
 	free(out);
 }
 
+/* The tests that run on both backends. */
+static void
+test_shared(const char *backend)
+{
+	printf("# the store's functions on %s\n", backend);
+	test_feed_cases();
+	test_feed_origin();
+	test_feed_prune();
+	test_nested();
+	test_errors();
+	test_errors_master();
+	test_errors_portal();
+}
+
+static void
+test_pg(void)
+{
+}
+
 int
 main(void)
 {
+	char *sql;
+
 	if ((dir = t_tmpdir("photosync-store")) == NULL)
 		return 1;
 	test_migrations();
 	test_migrate_master_1();
 	test_migrate_portal_1();
-	test_feed_cases();
-	test_feed_origin();
-	test_feed_prune();
 	test_feed_watch();
 	test_checkpoint();
-	test_nested();
-	test_errors();
-	test_errors_master();
-	test_errors_portal();
 	test_errors_open();
 	test_full_disk();
+	test_shared("SQLite");
+	pg_uri = getenv("PHOTOSYNC_TEST_PG_URI");
+	if (pg_uri && *pg_uri) {
+		on_pg = true;
+		test_shared("PostgreSQL");
+		test_pg();
+		pg_drop_all();
+		sql = xasprintf("SELECT count(*) FROM pg_database WHERE "
+		    "datname LIKE 'photosync\\_test\\_%ld\\_%%'",
+		    (long)getpid());
+		is_int(pg_int(pg_uri, sql), 0,
+		    "PostgreSQL: the test databases are gone");
+		free(sql);
+	} else {
+		printf("# PHOTOSYNC_TEST_PG_URI is not set: the store is "
+		    "tested on SQLite only\n");
+	}
 	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	ok(access(dir, F_OK) != 0, "the temporary directory is gone");
 	free(dir);

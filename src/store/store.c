@@ -1,0 +1,2397 @@
+/*
+ * The store's functions (store.h), written once over the driver layer
+ * (driver.h): the SQL here runs on SQLite (store_sqlite.c) and on
+ * PostgreSQL (store_pg.c) alike. What is not SQL is here too: opening a
+ * store by its address, the migrations' bookkeeping (the role's mark and
+ * the schema version), the feed's origin and its shared counter.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/str.h"
+#include "common/xalloc.h"
+#include "driver.h"
+#include "store.h"
+
+/* The counter is shared between processes: only a lock-free atomic works. */
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be "
+    "lock-free");
+
+/* The mapped "-feed" file: its first 8 bytes are the counter. */
+struct store_feed_watch {
+	_Atomic uint64_t	*counter;
+	size_t			 len;
+};
+
+/* Records and logs the connection's last error, once, where it is met. */
+static ps_err
+store_fail(struct store *st, const char *what)
+{
+	return st->drv->fail(st, what);
+}
+
+/* ---- transactions ---- */
+
+ps_err
+store_begin(struct store *st)
+{
+	return st->drv->begin(st);
+}
+
+/*
+ * After some errors the backend has rolled the transaction back itself
+ * (SQLite: a full disk, an I/O error; PostgreSQL: any error), and a
+ * commit can only fail: the reason recorded stays the error that did it.
+ */
+ps_err
+store_end(struct store *st, bool commit)
+{
+	if (!commit) {
+		st->drv->rollback(st);
+		return PS_OK;
+	}
+	if (!st->drv->in_tx(st)) {
+		ps_err rc = ps_errf(PS_ESTORE, "nothing to commit: the "
+		    "transaction was rolled back (last error: %s) (%s)",
+		    st->drv->errmsg(st), st->where);
+
+		st->drv->rollback(st);
+		return rc;
+	}
+	return st->drv->commit(st);
+}
+
+/* Ends a transaction as `rc` says: commits on PS_OK, else rolls back. */
+static ps_err
+tx_finish(struct store *st, ps_err rc)
+{
+	ps_err end = store_end(st, rc == PS_OK);
+
+	return rc == PS_OK ? end : rc;
+}
+
+/* ---- migrations ---- */
+
+/*
+ * Refuses another role's store; marks an unmarked one. Both roles'
+ * schemas have the same number of versions, so the version cannot tell
+ * them apart. A store made before the mark has none: its role is told by
+ * a table only that role's first schema has, and the mark is added. In a
+ * transaction.
+ */
+static ps_err
+store_check_role(struct store *st, int mark, int version)
+{
+	int want = st->role == STORE_MASTER ? STORE_MARK_MASTER :
+	    STORE_MARK_PORTAL;
+	bool other = false;
+	ps_err rc;
+
+	if (mark == STORE_MARK_NONE && version > 0) {
+		/* The other role's first table. */
+		if ((rc = st->drv->has_table(st, st->role == STORE_MASTER ?
+		    "webapps" : "mailboxes", &other)) != PS_OK)
+			return rc;
+		mark = !other ? want : st->role == STORE_MASTER ?
+		    STORE_MARK_PORTAL : STORE_MARK_MASTER;
+	}
+	if (mark != STORE_MARK_NONE && mark != want)
+		return ps_errf(PS_ESTORE, "%s is not a %s's store (it is %s)",
+		    st->where, st->role == STORE_MASTER ? "master" : "portal",
+		    mark == STORE_MARK_MASTER ? "a master's" :
+		    mark == STORE_MARK_PORTAL ? "a portal's" :
+		    "another application's");
+	return PS_OK;
+}
+
+static ps_err
+store_migrate(struct store *st)
+{
+	const char *const *steps = st->drv->migrations[st->role];
+	size_t nsteps = st->drv->nmigrations[st->role], i;
+	int want = st->role == STORE_MASTER ? STORE_MARK_MASTER :
+	    STORE_MARK_PORTAL;
+	int mark = 0, version = 0;
+	ps_err rc;
+
+	if ((rc = store_begin(st)) != PS_OK)
+		return rc;
+	if ((rc = st->drv->mark_get(st, &mark, &version)) != PS_OK)
+		goto out;
+	if ((rc = store_check_role(st, mark, version)) != PS_OK)
+		goto out;
+	if (version < 0 || (size_t)version > nsteps) {
+		rc = ps_errf(PS_ESTORE, "%s has schema version %d, newer than "
+		    "this photosync knows (%zu)", st->where, version, nsteps);
+		goto out;
+	}
+	if (mark == STORE_MARK_NONE &&
+	    (rc = st->drv->mark_set(st, want, version)) != PS_OK)
+		goto out;
+	for (i = (size_t)version; i < nsteps; i++) {
+		if ((rc = st->drv->exec(st, steps[i])) != PS_OK ||
+		    (rc = st->drv->mark_set(st, want, (int)i + 1)) != PS_OK)
+			goto out;
+		log_info(NULL, "store.migrated", "path=%s version=%zu",
+		    log_q(st->where), i + 1);
+	}
+	rc = PS_OK;
+out:
+	return tx_finish(st, rc);
+}
+
+/* ---- the change feed: origin, the shared counter ---- */
+
+/* This process's origin; 0 until drawn, and again in a forked child. */
+static _Atomic int64_t feed_origin;
+static pthread_once_t feed_fork_once = PTHREAD_ONCE_INIT;
+
+static void
+feed_forked(void)
+{
+	atomic_store(&feed_origin, 0);
+}
+
+static void
+feed_watch_forks(void)
+{
+	(void)pthread_atfork(NULL, NULL, feed_forked);
+}
+
+int64_t
+store_feed_origin(void)
+{
+	int64_t origin = atomic_load(&feed_origin), none = 0;
+
+	if (origin != 0)
+		return origin;
+	pthread_once(&feed_fork_once, feed_watch_forks);
+	do {
+		rand_bytes(&origin, sizeof(origin));
+		origin &= INT64_MAX;
+	} while (origin == 0);
+	if (!atomic_compare_exchange_strong(&feed_origin, &none, origin))
+		return none;	/* another thread drew first */
+	return origin;
+}
+
+struct store_feed_watch *
+store_feed_map(const char *store_path, bool writable, bool create)
+{
+	struct store_feed_watch *w = NULL;
+	char *path = xasprintf("%s-feed", store_path);
+	long page = sysconf(_SC_PAGESIZE);
+	struct stat sb;
+	void *p;
+	int fd;
+
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT :
+	    0), 0600);
+	if (fd < 0) {
+		ps_errf(PS_EIO, "cannot open %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &sb) != 0 || (sb.st_size < page &&
+	    ftruncate(fd, page) != 0)) {
+		ps_errf(PS_EIO, "cannot size %s: %s", path, strerror(errno));
+		goto out;
+	}
+	p = mmap(NULL, (size_t)page, PROT_READ | (writable ? PROT_WRITE : 0),
+	    MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		ps_errf(PS_EIO, "cannot map %s: %s", path, strerror(errno));
+		goto out;
+	}
+	w = xcalloc(1, sizeof(*w));
+	w->counter = p;
+	w->len = (size_t)page;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return w;
+}
+
+void
+store_feed_bump(struct store *st)
+{
+	if (st->bump)
+		atomic_fetch_add_explicit(st->bump->counter, 1,
+		    memory_order_release);
+}
+
+struct store_feed_watch *
+store_feed_watch_open(const char *store_path)
+{
+	return store_feed_map(store_path, false, true);
+}
+
+void
+store_feed_watch_close(struct store_feed_watch *w)
+{
+	if (w == NULL)
+		return;
+	munmap((void *)w->counter, w->len);
+	free(w);
+}
+
+uint64_t
+store_feed_watch_value(const struct store_feed_watch *w)
+{
+	return atomic_load_explicit(w->counter, memory_order_acquire);
+}
+
+/* ---- opening ---- */
+
+bool
+store_is_uri(const char *address)
+{
+	return strncmp(address, "postgresql://", 13) == 0 ||
+	    strncmp(address, "postgres://", 11) == 0;
+}
+
+/* The file name's last component. */
+static const char *
+base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+ps_err
+store_address_read(const char *address, char **uri, char **passfile)
+{
+	char line[4096], *dir, *slash;
+	FILE *f;
+	ps_err rc = PS_OK;
+
+	*uri = *passfile = NULL;
+	if (store_is_uri(address)) {
+		*uri = xstrdup(address);
+		return PS_OK;
+	}
+	if ((f = fopen(address, "r")) == NULL)
+		return errno == ENOENT ? ps_errf(PS_ENOTFOUND, "no store at "
+		    "%s (run init first)", address) : ps_errf(PS_ESTORE,
+		    "cannot read %s: %s", address, strerror(errno));
+	if (fgets(line, sizeof(line), f) == NULL) {
+		rc = ps_errf(PS_ESTORE, "%s is empty", address);
+		goto out;
+	}
+	line[strcspn(line, "\r\n")] = '\0';
+	if (!store_is_uri(line)) {
+		rc = ps_errf(PS_ESTORE, "%s does not hold a postgresql:// "
+		    "address", address);
+		goto out;
+	}
+	*uri = xstrdup(line);
+	dir = xstrdup(address);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		slash[1] = '\0';
+	else
+		dir[0] = '\0';
+	*passfile = xasprintf("%s%s", dir, STORE_PASSWORD_FILE);
+	free(dir);
+	if (access(*passfile, F_OK) != 0) {
+		free(*passfile);
+		*passfile = NULL;
+	}
+out:
+	fclose(f);
+	return rc;
+}
+
+char *
+store_locate(const char *dir, const char *file)
+{
+	char *address = xasprintf("%s/%s", dir, STORE_ADDRESS_FILE);
+
+	if (access(address, F_OK) == 0)
+		return address;
+	free(address);
+	return xasprintf("%s/%s", dir, file);
+}
+
+/*
+ * Writes `data` to dir/name, mode 0600, refusing to replace a file that
+ * is there (init never overwrites).
+ */
+static ps_err
+write_private(const char *dir, const char *name, const char *data)
+{
+	char *path = xasprintf("%s/%s", dir, name);
+	size_t len = strlen(data);
+	ps_err rc = PS_OK;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	if (fd < 0) {
+		rc = ps_errf(PS_EIO, "cannot create %s: %s", path,
+		    strerror(errno));
+		goto out;
+	}
+	if (write(fd, data, len) != (ssize_t)len || fsync(fd) != 0) {
+		rc = ps_errf(PS_EIO, "cannot write %s: %s", path,
+		    strerror(errno));
+		unlink(path);
+	}
+	close(fd);
+out:
+	free(path);
+	return rc;
+}
+
+ps_err
+store_remember(const char *dir, const char *uri, const char *password)
+{
+	char *line, *entry, *o;
+	const char *p;
+	ps_err rc;
+
+	if (password) {
+		/* libpq's passfile: host:port:db:user:password, any of each. */
+		entry = xmalloc(strlen(password) * 2 + 16);
+		o = entry + sprintf(entry, "*:*:*:*:");
+		for (p = password; *p; p++) {
+			if (*p == ':' || *p == '\\')
+				*o++ = '\\';
+			*o++ = *p;
+		}
+		*o++ = '\n';
+		*o = '\0';
+		rc = write_private(dir, STORE_PASSWORD_FILE, entry);
+		xfree_secret(entry, strlen(entry));
+		if (rc != PS_OK)
+			return rc;
+	}
+	line = xasprintf("%s\n", uri);
+	rc = write_private(dir, STORE_ADDRESS_FILE, line);
+	free(line);
+	if (rc != PS_OK)
+		store_forget(dir);
+	return rc;
+}
+
+void
+store_forget(const char *dir)
+{
+	const char *const names[] = { STORE_ADDRESS_FILE, STORE_PASSWORD_FILE,
+	    STORE_ADDRESS_FILE "-feed" };
+	char *path;
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		path = xasprintf("%s/%s", dir, names[i]);
+		unlink(path);
+		free(path);
+	}
+}
+
+/*
+ * Opens the store at `address`: a SQLite file, a state directory's
+ * STORE_ADDRESS_FILE, or a postgresql:// URI (with `password`, which may
+ * be NULL). The shared counter of a store named by a file is that file +
+ * "-feed"; a bare URI has none.
+ */
+static ps_err
+store_open_at(const char *address, const char *password,
+    enum store_role role, bool create, struct store **out)
+{
+	struct store *st = xcalloc(1, sizeof(*st));
+	char *uri = NULL, *passfile = NULL;
+	bool created = false, counter = true;
+	ps_err rc;
+
+	*out = NULL;
+	st->role = role;
+	if (store_is_uri(address)) {
+		counter = false;
+		rc = store_pg_connect(st, address, password, NULL);
+	} else if (strcmp(base_name(address), STORE_ADDRESS_FILE) == 0) {
+		if ((rc = store_address_read(address, &uri, &passfile)) ==
+		    PS_OK)
+			rc = store_pg_connect(st, uri, password, passfile);
+	} else {
+		rc = store_sqlite_connect(st, address, create, &created);
+	}
+	if (rc != PS_OK)
+		goto fail;
+	/*
+	 * A connection that has just created the store maps the counter
+	 * only if something already watches it: the counter file is not
+	 * created for a store that did not exist, so an init that fails can
+	 * remove the database alone.
+	 */
+	if (counter) {
+		st->bump = store_feed_map(address, true, !created);
+		if (st->bump == NULL && !created)
+			log_warn(NULL, "store.feed_counter_failed", "path=%s "
+			    "error=%s note=%s", log_q(address),
+			    log_q(ps_errmsg()), log_q("this process's "
+			    "commits are not announced to servers"));
+	}
+	if ((rc = store_migrate(st)) != PS_OK)
+		goto fail;
+	*out = st;
+	rc = PS_OK;
+	goto out;
+fail:
+	store_close(st);
+out:
+	free(uri);
+	free(passfile);
+	return rc;
+}
+
+ps_err
+store_open(const char *address, enum store_role role, bool create,
+    struct store **out)
+{
+	return store_open_at(address, NULL, role, create, out);
+}
+
+ps_err
+store_open_pg(const char *uri, const char *password, enum store_role role,
+    struct store **out)
+{
+	return store_open_at(uri, password, role, true, out);
+}
+
+void
+store_close(struct store *st)
+{
+	size_t i;
+
+	if (st == NULL)
+		return;
+	for (i = 0; i < STMT_CACHE; i++) {
+		if (st->stmts[i].q)
+			st->drv->finalize(st->stmts[i].q);
+		free(st->stmts[i].sql);
+	}
+	if (st->drv)
+		st->drv->close(st);
+	store_feed_watch_close(st->bump);
+	free(st->where);
+	free(st);
+}
+
+/* ---- small statement helpers ---- */
+
+/*
+ * The slot of `sql` in the connection's statement cache: the one that
+ * holds it, else the empty one it would go to; NULL when the cache is
+ * full.
+ */
+static struct stmt_slot *
+stmt_slot(struct store *st, const char *sql)
+{
+	uint32_t h = 2166136261u;
+	const char *p;
+	size_t i, n;
+
+	for (p = sql; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	for (n = 0; n < STMT_CACHE; n++) {
+		i = (h + n) & (STMT_CACHE - 1);
+		if (st->stmts[i].sql == NULL || strcmp(st->stmts[i].sql, sql) ==
+		    0)
+			return &st->stmts[i];
+	}
+	return NULL;
+}
+
+/*
+ * A statement for `sql`, from the connection's cache when it is there
+ * and not in use (a callback may run the statement its caller is
+ * stepping: it gets one of its own). Compiling a statement compiles the
+ * feed's triggers of the tables it changes (SQLite), or costs a round
+ * trip (PostgreSQL); so each is compiled once per connection. Give it
+ * back with unprep(). NULL (logged) when it cannot be prepared.
+ */
+static struct db_stmt *
+prep(struct store *st, const char *sql)
+{
+	struct stmt_slot *s = stmt_slot(st, sql);
+	struct db_stmt *q;
+
+	if (s && s->sql && !s->busy) {
+		s->busy = true;
+		return s->q;
+	}
+	if ((q = st->drv->prepare(st, sql, s && s->sql == NULL)) == NULL) {
+		store_fail(st, "prepare");
+		return NULL;
+	}
+	q->drv = st->drv;
+	q->slot = NULL;
+	if (s && s->sql == NULL) {
+		s->sql = xstrdup(sql);
+		s->q = q;
+		s->busy = true;
+		q->slot = s;
+	}
+	return q;
+}
+
+/*
+ * Gives back a statement prep() gave: a cached one is reset (which ends
+ * its read of the database) for the next call, another is finalized.
+ * NULL is a no-op.
+ */
+static void
+unprep(struct store *st, struct db_stmt *q)
+{
+	(void)st;
+	if (q == NULL)
+		return;
+	if (q->slot) {
+		q->drv->reset(q);
+		q->slot->busy = false;
+		return;
+	}
+	q->drv->finalize(q);
+}
+
+static enum db_step
+step(struct store *st, struct db_stmt *q)
+{
+	return st->drv->step(st, q);
+}
+
+static void
+bind_text(struct db_stmt *q, int i, const char *s)
+{
+	q->drv->bind_text(q, i, s);
+}
+
+static void
+bind_int64(struct db_stmt *q, int i, int64_t v)
+{
+	q->drv->bind_int64(q, i, v);
+}
+
+static void
+bind_blob(struct db_stmt *q, int i, const void *p, size_t len)
+{
+	q->drv->bind_blob(q, i, p, len);
+}
+
+static int64_t
+col_int64(struct db_stmt *q, int i)
+{
+	return q->drv->col_int64(q, i);
+}
+
+static const char *
+col_text(struct db_stmt *q, int i)
+{
+	const char *s = q->drv->col_text(q, i);
+
+	return s ? s : "";
+}
+
+static char *
+col_dup(struct db_stmt *q, int i)
+{
+	const char *s = q->drv->col_text(q, i);
+
+	return s ? xstrdup(s) : NULL;
+}
+
+/* A copy of a blob column: *len bytes, never NULL. */
+static unsigned char *
+col_blob_dup(struct db_stmt *q, int i, size_t *len)
+{
+	const void *d = q->drv->col_blob(q, i, len);
+	unsigned char *p = xmalloc(*len ? *len : 1);
+
+	if (*len)
+		memcpy(p, d, *len);
+	return p;
+}
+
+/* Runs a statement that returns no rows; counts changed rows. */
+static ps_err
+step_done(struct store *st, struct db_stmt *q, int *changes)
+{
+	enum db_step r = step(st, q);
+
+	if (r == DB_CONSTRAINT)
+		return ps_errf(PS_EEXIST, "already exists");
+	if (r != DB_DONE)
+		return store_fail(st, "write");
+	if (changes)
+		*changes = (int)st->drv->changes(st, q);
+	return PS_OK;
+}
+
+/* ---- config ---- */
+
+ps_err
+store_config_get(struct store *st, const char *key, char **value)
+{
+	struct db_stmt *q = prep(st, "SELECT value FROM config WHERE key = ?");
+	ps_err rc = PS_ESTORE;
+	enum db_step r;
+
+	if (q == NULL)
+		return rc;
+	bind_text(q, 1, key);
+	r = step(st, q);
+	if (r == DB_ROW) {
+		*value = xstrdup(col_text(q, 0));
+		rc = PS_OK;
+	} else if (r == DB_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "setting %s is not set", key);
+	} else {
+		rc = store_fail(st, "read setting");
+	}
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_config_set(struct store *st, const char *key, const char *value)
+{
+	struct db_stmt *q = prep(st, "INSERT INTO config (key, value) "
+	    "VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
+	    "excluded.value");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, key);
+	bind_text(q, 2, value);
+	rc = step_done(st, q, NULL);
+	unprep(st, q);
+	return rc;
+}
+
+/* ---- the change feed ---- */
+
+/* The kinds as the triggers write them. */
+static const struct {
+	const char		*name;
+	enum store_change_kind	 kind;
+} feed_kinds[] = {
+	{ "config",		STORE_CHANGE_CONFIG },
+	{ "mailbox",		STORE_CHANGE_MAILBOX },
+	{ "photo",		STORE_CHANGE_PHOTO },
+	{ "preview",		STORE_CHANGE_PREVIEW },
+	{ "partner",		STORE_CHANGE_PARTNER },
+	{ "mailbox_session",	STORE_CHANGE_MAILBOX_SESSION },
+	{ "outbox",		STORE_CHANGE_OUTBOX },
+	{ "webapp",		STORE_CHANGE_WEBAPP },
+	{ "user",		STORE_CHANGE_USER },
+	{ "user_email",		STORE_CHANGE_USER_EMAIL },
+	{ "issuer",		STORE_CHANGE_ISSUER },
+	{ "thumb",		STORE_CHANGE_THUMB },
+	{ "sync",		STORE_CHANGE_SYNC },
+	{ "session",		STORE_CHANGE_SESSION },
+};
+
+static bool
+feed_kind(const char *name, enum store_change_kind *kind)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(feed_kinds) / sizeof(feed_kinds[0]); i++)
+		if (strcmp(feed_kinds[i].name, name) == 0) {
+			*kind = feed_kinds[i].kind;
+			return true;
+		}
+	return false;
+}
+
+ps_err
+store_feed_head(struct store *st, int64_t *seq)
+{
+	struct db_stmt *q = prep(st, "SELECT coalesce(max(seq), 0) FROM feed");
+	ps_err rc = PS_ESTORE;
+
+	if (q == NULL)
+		return rc;
+	if (step(st, q) == DB_ROW) {
+		*seq = col_int64(q, 0);
+		rc = PS_OK;
+	} else {
+		rc = store_fail(st, "read the change feed");
+	}
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_feed_read(struct store *st, int64_t after, int limit,
+    ps_err (*fn)(void *, const struct store_change *), void *arg,
+    int64_t *last)
+{
+	/*
+	 * One statement, so one snapshot: the rows and how far the feed was
+	 * pruned agree. Pruning keeps the newest row, so when rows after
+	 * `after` were pruned there is a newer row to carry the news.
+	 */
+	struct db_stmt *q = prep(st, "SELECT seq, kind, key, origin, (SELECT "
+	    "pruned FROM feed_pruned) FROM feed WHERE seq > ? ORDER BY seq "
+	    "LIMIT ?");
+	int64_t self = store_feed_origin(), seq;
+	struct store_change c;
+	ps_err rc = PS_OK;
+	enum db_step r = DB_DONE;
+
+	*last = after;
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_int64(q, 1, after);
+	bind_int64(q, 2, limit);
+	while (rc == PS_OK && (r = step(st, q)) == DB_ROW) {
+		seq = col_int64(q, 0);
+		if (*last == after && col_int64(q, 4) > after) {
+			rc = ps_errf(PS_ELIMIT, "the change feed was pruned "
+			    "past %lld", (long long)after);
+			break;
+		}
+		if (col_int64(q, 3) != self &&
+		    feed_kind(col_text(q, 1), &c.kind)) {
+			c.seq = seq;
+			str_copy(c.key, col_text(q, 2), sizeof(c.key));
+			if ((rc = fn(arg, &c)) != PS_OK)
+				break;
+		}
+		*last = seq;
+	}
+	if (rc == PS_OK && r != DB_DONE)
+		rc = store_fail(st, "read the change feed");
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_feed_prune(struct store *st, int64_t before)
+{
+	struct db_stmt *q = NULL;
+	int64_t upto = 0;
+	int rows = 0;
+	ps_err rc;
+
+	if ((rc = store_begin(st)) != PS_OK)
+		return rc;
+	/* Everything up to the newest row older than `before`, but that. */
+	rc = PS_ESTORE;
+	if ((q = prep(st, "SELECT coalesce(max(seq), 0) FROM feed WHERE at < "
+	    "? AND seq < (SELECT max(seq) FROM feed)")) == NULL)
+		goto out;
+	bind_int64(q, 1, before);
+	if (step(st, q) != DB_ROW) {
+		rc = store_fail(st, "read the change feed");
+		goto out;
+	}
+	upto = col_int64(q, 0);
+	unprep(st, q);
+	q = NULL;
+	rc = PS_OK;
+	if (upto == 0)
+		goto out;
+	rc = PS_ESTORE;
+	if ((q = prep(st, "DELETE FROM feed WHERE seq <= ?")) == NULL)
+		goto out;
+	bind_int64(q, 1, upto);
+	if ((rc = step_done(st, q, &rows)) != PS_OK)
+		goto out;
+	unprep(st, q);
+	rc = PS_ESTORE;
+	if ((q = prep(st, "UPDATE feed_pruned SET pruned = ?1 WHERE pruned < "
+	    "?1")) == NULL)
+		goto out;
+	bind_int64(q, 1, upto);
+	rc = step_done(st, q, NULL);
+out:
+	unprep(st, q);
+	if ((rc = tx_finish(st, rc)) == PS_OK && rows > 0)
+		log_debug(NULL, "store.feed_pruned", "upto=%lld rows=%d",
+		    (long long)upto, rows);
+	return rc;
+}
+
+/* ---- mailboxes ---- */
+
+void
+store_mailbox_cleanup(struct store_mailbox *m)
+{
+	if (m->pwhash)
+		xfree_secret(m->pwhash, strlen(m->pwhash));
+	memset(m, 0, sizeof(*m));
+}
+
+ps_err
+store_mailbox_add(struct store *st, const char *email, const char *name,
+    const char *pwhash)
+{
+	struct db_stmt *q = prep(st, "INSERT INTO mailboxes (email, name, "
+	    "pwhash, created) VALUES (lower(?), ?, ?, ?)");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, email);
+	bind_text(q, 2, name ? name : "");
+	bind_text(q, 3, pwhash);
+	bind_int64(q, 4, time_now());
+	rc = step_done(st, q, NULL);
+	if (rc == PS_EEXIST)
+		ps_errf(rc, "mailbox %s already exists", email);
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_mailbox_remove(struct store *st, const char *email)
+{
+	struct db_stmt *q = prep(st, "DELETE FROM mailboxes WHERE email = ?");
+	int changes = 0;
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, email);
+	rc = step_done(st, q, &changes);
+	unprep(st, q);
+	if (rc == PS_OK && changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "no mailbox %s", email);
+	return rc;
+}
+
+#define MAILBOX_COLUMNS							\
+	"m.email, m.name, m.pwhash, m.created, coalesce(p.etag, ''), "	\
+	"coalesce(p.updated, 0), coalesce(p.side, 0) FROM mailboxes m "	\
+	"LEFT JOIN photos p ON p.email = m.email"
+
+static void
+mailbox_row(struct db_stmt *q, struct store_mailbox *m)
+{
+	memset(m, 0, sizeof(*m));
+	str_copy(m->email, col_text(q, 0), sizeof(m->email));
+	str_copy(m->name, col_text(q, 1), sizeof(m->name));
+	m->pwhash = col_dup(q, 2);
+	m->created = col_int64(q, 3);
+	str_copy(m->etag, col_text(q, 4), sizeof(m->etag));
+	m->photo_updated = col_int64(q, 5);
+	m->photo_side = (int)col_int64(q, 6);
+}
+
+ps_err
+store_mailbox_get(struct store *st, const char *email,
+    struct store_mailbox *out)
+{
+	struct db_stmt *q = prep(st, "SELECT " MAILBOX_COLUMNS
+	    " WHERE m.email = ?");
+	ps_err rc;
+	enum db_step r;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, email);
+	r = step(st, q);
+	if (r == DB_ROW) {
+		mailbox_row(q, out);
+		rc = PS_OK;
+	} else if (r == DB_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "no mailbox %s", email);
+	} else {
+		rc = store_fail(st, "read mailbox");
+	}
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_mailbox_set_password(struct store *st, const char *email,
+    const char *pwhash)
+{
+	struct db_stmt *q = NULL;
+	int changes = 0;
+	ps_err rc;
+
+	/* A new password ends the mailbox's browser sessions with it. */
+	if ((rc = store_begin(st)) != PS_OK)
+		return rc;
+	rc = PS_ESTORE;
+	if ((q = prep(st, "UPDATE mailboxes SET pwhash = ? WHERE email = ?"))
+	    == NULL)
+		goto out;
+	bind_text(q, 1, pwhash);
+	bind_text(q, 2, email);
+	if ((rc = step_done(st, q, &changes)) != PS_OK)
+		goto out;
+	if (changes == 0) {
+		rc = ps_errf(PS_ENOTFOUND, "no mailbox %s", email);
+		goto out;
+	}
+	unprep(st, q);
+	rc = PS_ESTORE;
+	if ((q = prep(st, "DELETE FROM sessions WHERE email = ?")) == NULL)
+		goto out;
+	bind_text(q, 1, email);
+	rc = step_done(st, q, NULL);
+out:
+	unprep(st, q);
+	return tx_finish(st, rc);
+}
+
+ps_err
+store_mailbox_each(struct store *st,
+    ps_err (*fn)(void *, const struct store_mailbox *), void *arg)
+{
+	struct db_stmt *q = prep(st, "SELECT " MAILBOX_COLUMNS
+	    " ORDER BY m.email");
+	struct store_mailbox m;
+	ps_err rc = PS_OK;
+	enum db_step r;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	while (rc == PS_OK && (r = step(st, q)) == DB_ROW) {
+		mailbox_row(q, &m);
+		rc = fn(arg, &m);
+		store_mailbox_cleanup(&m);
+	}
+	if (rc == PS_OK && r != DB_DONE)
+		rc = store_fail(st, "list mailboxes");
+	unprep(st, q);
+	return rc;
+}
+
+/* ---- change notifications (master) ---- */
+
+/*
+ * Queues a notification of `email`'s photo change for every partner that
+ * wants them; called inside the transaction of the change itself, so a
+ * change is never stored without its notifications, nor the reverse.
+ * An older pending notification of the same address is replaced.
+ */
+static ps_err
+outbox_enqueue(struct store *st, const char *email)
+{
+	static const char *const steps[] = {
+		"DELETE FROM outbox WHERE email = ?1",
+		"INSERT INTO outbox (partner, email, created, next_attempt) "
+		"SELECT name, lower(?1), ?2, ?2 FROM partners WHERE notify = 1 "
+		"AND metadata_url IS NOT NULL",
+	};
+	struct db_stmt *q;
+	size_t i;
+	ps_err rc = PS_OK;
+
+	for (i = 0; i < sizeof(steps) / sizeof(*steps) && rc == PS_OK; i++) {
+		if ((q = prep(st, steps[i])) == NULL)
+			return PS_ESTORE;
+		bind_text(q, 1, email);
+		if (i == 1)
+			bind_int64(q, 2, time_now());
+		rc = step_done(st, q, NULL);
+		unprep(st, q);
+	}
+	return rc;
+}
+
+ps_err
+store_outbox_due(struct store *st, int64_t now, int limit,
+    ps_err (*fn)(void *, const struct store_outbox *), void *arg)
+{
+	struct db_stmt *q = prep(st, "SELECT id, partner, email, created, "
+	    "attempts, last_error FROM outbox WHERE next_attempt <= ? ORDER BY "
+	    "next_attempt LIMIT ?");
+	struct store_outbox o;
+	ps_err rc = PS_OK;
+	enum db_step r = DB_DONE;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_int64(q, 1, now);
+	bind_int64(q, 2, limit);
+	while (rc == PS_OK && (r = step(st, q)) == DB_ROW) {
+		memset(&o, 0, sizeof(o));
+		o.id = col_int64(q, 0);
+		str_copy(o.partner, col_text(q, 1), sizeof(o.partner));
+		str_copy(o.email, col_text(q, 2), sizeof(o.email));
+		o.created = col_int64(q, 3);
+		o.attempts = (int)col_int64(q, 4);
+		str_copy(o.last_error, col_text(q, 5), sizeof(o.last_error));
+		rc = fn(arg, &o);
+	}
+	if (rc == PS_OK && r != DB_DONE)
+		rc = store_fail(st, "read outbox");
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_outbox_done(struct store *st, int64_t id)
+{
+	struct db_stmt *q = prep(st, "DELETE FROM outbox WHERE id = ?");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_int64(q, 1, id);
+	rc = step_done(st, q, NULL);
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_outbox_retry(struct store *st, int64_t id, int64_t next_attempt,
+    const char *error)
+{
+	struct db_stmt *q = prep(st, "UPDATE outbox SET attempts = attempts + "
+	    "1, next_attempt = ?, last_error = ? WHERE id = ?");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_int64(q, 1, next_attempt);
+	bind_text(q, 2, error);
+	bind_int64(q, 3, id);
+	rc = step_done(st, q, NULL);
+	unprep(st, q);
+	return rc;
+}
+
+int64_t
+store_outbox_pending(struct store *st)
+{
+	struct db_stmt *q = prep(st, "SELECT count(*) FROM outbox");
+	int64_t n = -1;
+
+	if (q && step(st, q) == DB_ROW)
+		n = col_int64(q, 0);
+	unprep(st, q);
+	return n;
+}
+
+/* ---- photos ---- */
+
+ps_err
+store_photo_put(struct store *st, const char *email, const char *etag,
+    const struct store_photo_size *sizes, size_t n)
+{
+	struct db_stmt *q = NULL;
+	ps_err rc;
+	int changes = 0, side = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (sizes[i].side > side)
+			side = sizes[i].side;
+	if ((rc = store_begin(st)) != PS_OK)
+		return rc;
+	rc = PS_ESTORE;
+	if ((q = prep(st, "DELETE FROM photos WHERE email = ?")) == NULL)
+		goto out;
+	bind_text(q, 1, email);
+	if ((rc = step_done(st, q, NULL)) != PS_OK)
+		goto out;
+	unprep(st, q);
+	rc = PS_ESTORE;
+	if ((q = prep(st, "INSERT INTO photos (email, etag, side, updated) "
+	    "SELECT email, ?, ?, ? FROM mailboxes WHERE email = ?")) == NULL)
+		goto out;
+	bind_text(q, 1, etag);
+	bind_int64(q, 2, side);
+	bind_int64(q, 3, time_now());
+	bind_text(q, 4, email);
+	if ((rc = step_done(st, q, &changes)) != PS_OK)
+		goto out;
+	if (changes == 0) {
+		rc = ps_errf(PS_ENOTFOUND, "no mailbox %s", email);
+		goto out;
+	}
+	unprep(st, q);
+	rc = PS_ESTORE;
+	if ((q = prep(st, "INSERT INTO photo_sizes (email, code, side, data) "
+	    "VALUES ((SELECT email FROM mailboxes WHERE email = ?), ?, ?, ?)"))
+	    == NULL)
+		goto out;
+	for (i = 0; i < n; i++) {
+		st->drv->reset(q);
+		bind_text(q, 1, email);
+		bind_int64(q, 2, sizes[i].code);
+		bind_int64(q, 3, sizes[i].side);
+		bind_blob(q, 4, sizes[i].data, sizes[i].len);
+		if ((rc = step_done(st, q, NULL)) != PS_OK)
+			goto out;
+	}
+	rc = outbox_enqueue(st, email);
+out:
+	unprep(st, q);
+	return tx_finish(st, rc);
+}
+
+ps_err
+store_photo_remove(struct store *st, const char *email)
+{
+	struct db_stmt *q;
+	int changes = 0;
+	ps_err rc;
+
+	if ((rc = store_begin(st)) != PS_OK)
+		return rc;
+	if ((q = prep(st, "DELETE FROM photos WHERE email = ?")) == NULL) {
+		rc = PS_ESTORE;
+		goto out;
+	}
+	bind_text(q, 1, email);
+	rc = step_done(st, q, &changes);
+	unprep(st, q);
+	if (rc == PS_OK && changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "%s has no photo", email);
+	if (rc == PS_OK)
+		rc = outbox_enqueue(st, email);
+out:
+	return tx_finish(st, rc);
+}
+
+ps_err
+store_photo_get(struct store *st, const char *email, int code,
+    struct store_photo *out)
+{
+	/*
+	 * The size asked for if stored, else the largest stored: a source
+	 * smaller than the size code is never upscaled ([MS-OXWSPHOTO]
+	 * 3.1.5.1.1: "the largest available").
+	 */
+	struct db_stmt *q = prep(st, "SELECT p.etag, s.code, s.side, s.data, "
+	    "p.updated FROM photos p JOIN photo_sizes s ON s.email = p.email "
+	    "WHERE p.email = ? ORDER BY (s.code = ?) DESC, s.side DESC "
+	    "LIMIT 1");
+	ps_err rc;
+	enum db_step r;
+
+	memset(out, 0, sizeof(*out));
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, email);
+	bind_int64(q, 2, code);
+	r = step(st, q);
+	if (r == DB_ROW) {
+		str_copy(out->etag, col_text(q, 0), sizeof(out->etag));
+		out->code = (int)col_int64(q, 1);
+		out->side = (int)col_int64(q, 2);
+		out->data = col_blob_dup(q, 3, &out->len);
+		out->updated = col_int64(q, 4);
+		rc = PS_OK;
+	} else if (r == DB_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "%s has no photo", email);
+	} else {
+		rc = store_fail(st, "read photo");
+	}
+	unprep(st, q);
+	return rc;
+}
+
+void
+store_photo_cleanup(struct store_photo *p)
+{
+	free(p->data);
+	memset(p, 0, sizeof(*p));
+}
+
+/* ---- partners ---- */
+
+void
+store_partner_cleanup(struct store_partner *p)
+{
+	free(p->metadata_url);
+	free(p->metadata);
+	memset(p, 0, sizeof(*p));
+}
+
+ps_err
+store_partner_put(struct store *st, const struct store_partner *p)
+{
+	struct db_stmt *q = prep(st, "INSERT INTO partners (name, issuer, "
+	    "metadata_url, metadata, fetched, added, notify, ca_file) VALUES "
+	    "(?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET issuer "
+	    "= excluded.issuer, metadata_url = excluded.metadata_url, metadata "
+	    "= excluded.metadata, fetched = excluded.fetched, notify = "
+	    "excluded.notify, ca_file = excluded.ca_file");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, p->name);
+	bind_text(q, 2, p->issuer);
+	bind_text(q, 3, p->metadata_url);
+	bind_text(q, 4, p->metadata);
+	bind_int64(q, 5, p->fetched);
+	bind_int64(q, 6, p->added ? p->added : time_now());
+	bind_int64(q, 7, p->notify);
+	bind_text(q, 8, p->ca_file);
+	rc = step_done(st, q, NULL);
+	if (rc == PS_EEXIST)
+		ps_errf(rc, "another partner already has issuer %s",
+		    p->issuer);
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_partner_remove(struct store *st, const char *name_or_issuer)
+{
+	struct db_stmt *q = prep(st, "DELETE FROM partners WHERE name = ? OR "
+	    "issuer = ?");
+	int changes = 0;
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, name_or_issuer);
+	bind_text(q, 2, name_or_issuer);
+	rc = step_done(st, q, &changes);
+	unprep(st, q);
+	if (rc == PS_OK && changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "no partner %s", name_or_issuer);
+	return rc;
+}
+
+static void
+partner_row(struct db_stmt *q, struct store_partner *p)
+{
+	memset(p, 0, sizeof(*p));
+	str_copy(p->name, col_text(q, 0), sizeof(p->name));
+	str_copy(p->issuer, col_text(q, 1), sizeof(p->issuer));
+	p->metadata_url = col_dup(q, 2);
+	p->metadata = col_dup(q, 3);
+	p->fetched = col_int64(q, 4);
+	p->added = col_int64(q, 5);
+	p->notify = (int)col_int64(q, 6) != 0;
+	str_copy(p->ca_file, col_text(q, 7), sizeof(p->ca_file));
+}
+
+ps_err
+store_partner_get(struct store *st, const char *name_or_issuer,
+    struct store_partner *out)
+{
+	struct db_stmt *q = prep(st, "SELECT name, issuer, metadata_url, "
+	    "metadata, fetched, added, notify, ca_file FROM partners WHERE "
+	    "name = ? OR "
+	    "issuer = ?");
+	ps_err rc;
+	enum db_step r;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, name_or_issuer);
+	bind_text(q, 2, name_or_issuer);
+	r = step(st, q);
+	if (r == DB_ROW) {
+		partner_row(q, out);
+		rc = PS_OK;
+	} else if (r == DB_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "no partner %s", name_or_issuer);
+	} else {
+		rc = store_fail(st, "read partner");
+	}
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_partner_each(struct store *st,
+    ps_err (*fn)(void *, const struct store_partner *), void *arg)
+{
+	struct db_stmt *q = prep(st, "SELECT name, issuer, metadata_url, "
+	    "metadata, fetched, added, notify, ca_file FROM partners ORDER BY "
+	    "name");
+	struct store_partner p;
+	ps_err rc = PS_OK;
+	enum db_step r;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	while (rc == PS_OK && (r = step(st, q)) == DB_ROW) {
+		partner_row(q, &p);
+		rc = fn(arg, &p);
+		store_partner_cleanup(&p);
+	}
+	if (rc == PS_OK && r != DB_DONE)
+		rc = store_fail(st, "list partners");
+	unprep(st, q);
+	return rc;
+}
+
+/* ---- master: browser sessions of the change-photo page ---- */
+
+ps_err
+store_mailbox_session_put(struct store *st, const char *key,
+    const char *email, const char *csrf, int64_t expires)
+{
+	struct db_stmt *q = NULL;
+	int64_t now = time_now();
+	int changes = 0;
+	ps_err rc;
+
+	if ((rc = store_begin(st)) != PS_OK)
+		return rc;
+	rc = PS_ESTORE;
+	if ((q = prep(st, "DELETE FROM sessions WHERE expires <= ?")) == NULL)
+		goto out;
+	bind_int64(q, 1, now);
+	if ((rc = step_done(st, q, NULL)) != PS_OK)
+		goto out;
+	unprep(st, q);
+	rc = PS_ESTORE;
+	if ((q = prep(st, "INSERT INTO sessions (key, email, csrf, created, "
+	    "expires) SELECT ?, email, ?, ?, ? FROM mailboxes WHERE email = "
+	    "? AND pwhash IS NOT NULL")) == NULL)
+		goto out;
+	bind_text(q, 1, key);
+	bind_text(q, 2, csrf);
+	bind_int64(q, 3, now);
+	bind_int64(q, 4, expires);
+	bind_text(q, 5, email);
+	if ((rc = step_done(st, q, &changes)) != PS_OK)
+		goto out;
+	if (changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "no mailbox %s that can sign in",
+		    email);
+out:
+	unprep(st, q);
+	return tx_finish(st, rc);
+}
+
+ps_err
+store_mailbox_session_get(struct store *st, const char *key,
+    struct store_mailbox_session *out)
+{
+	struct db_stmt *q = prep(st, "SELECT s.email, s.csrf, s.expires FROM "
+	    "sessions s JOIN mailboxes m ON m.email = s.email WHERE s.key = ? "
+	    "AND s.expires > ? AND m.pwhash IS NOT NULL");
+	ps_err rc;
+	enum db_step r;
+
+	memset(out, 0, sizeof(*out));
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, key);
+	bind_int64(q, 2, time_now());
+	r = step(st, q);
+	if (r == DB_ROW) {
+		str_copy(out->email, col_text(q, 0), sizeof(out->email));
+		str_copy(out->csrf, col_text(q, 1), sizeof(out->csrf));
+		out->expires = col_int64(q, 2);
+		rc = PS_OK;
+	} else if (r == DB_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "no such session");
+	} else {
+		rc = store_fail(st, "read session");
+	}
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_mailbox_session_remove(struct store *st, const char *key)
+{
+	struct db_stmt *q = prep(st, "DELETE FROM sessions WHERE key = ? OR "
+	    "expires <= ?");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, key);
+	bind_int64(q, 2, time_now());
+	rc = step_done(st, q, NULL);
+	unprep(st, q);
+	return rc;
+}
+
+/* ---- master: pending photo previews ---- */
+
+ps_err
+store_preview_put(struct store *st, const char *email, const char *id,
+    int64_t expires, const struct store_photo_size *sizes, size_t n)
+{
+	struct db_stmt *q = NULL;
+	int64_t now = time_now();
+	int changes = 0, side = 0;
+	size_t i;
+	ps_err rc;
+
+	for (i = 0; i < n; i++)
+		if (sizes[i].side > side)
+			side = sizes[i].side;
+	if ((rc = store_begin(st)) != PS_OK)
+		return rc;
+	/* This mailbox's preview, and everyone's expired ones, go. */
+	rc = PS_ESTORE;
+	if ((q = prep(st, "DELETE FROM previews WHERE email = ? OR expires "
+	    "<= ?")) == NULL)
+		goto out;
+	bind_text(q, 1, email);
+	bind_int64(q, 2, now);
+	if ((rc = step_done(st, q, NULL)) != PS_OK)
+		goto out;
+	unprep(st, q);
+	rc = PS_ESTORE;
+	if ((q = prep(st, "INSERT INTO previews (email, id, side, created, "
+	    "expires) SELECT email, ?, ?, ?, ? FROM mailboxes WHERE email = ?"))
+	    == NULL)
+		goto out;
+	bind_text(q, 1, id);
+	bind_int64(q, 2, side);
+	bind_int64(q, 3, now);
+	bind_int64(q, 4, expires);
+	bind_text(q, 5, email);
+	if ((rc = step_done(st, q, &changes)) != PS_OK)
+		goto out;
+	if (changes == 0) {
+		rc = ps_errf(PS_ENOTFOUND, "no mailbox %s", email);
+		goto out;
+	}
+	unprep(st, q);
+	rc = PS_ESTORE;
+	if ((q = prep(st, "INSERT INTO preview_sizes (email, code, side, data) "
+	    "VALUES ((SELECT email FROM mailboxes WHERE email = ?), ?, ?, ?)"))
+	    == NULL)
+		goto out;
+	for (i = 0; i < n; i++) {
+		st->drv->reset(q);
+		bind_text(q, 1, email);
+		bind_int64(q, 2, sizes[i].code);
+		bind_int64(q, 3, sizes[i].side);
+		bind_blob(q, 4, sizes[i].data, sizes[i].len);
+		if ((rc = step_done(st, q, NULL)) != PS_OK)
+			goto out;
+	}
+	rc = PS_OK;
+out:
+	unprep(st, q);
+	return tx_finish(st, rc);
+}
+
+ps_err
+store_preview_get(struct store *st, const char *email, int code,
+    struct store_photo *out)
+{
+	/* As store_photo_get: the size asked for, else the largest. */
+	struct db_stmt *q = prep(st, "SELECT p.id, s.code, s.side, s.data, "
+	    "p.created FROM previews p JOIN preview_sizes s ON s.email = "
+	    "p.email WHERE p.email = ? AND p.expires > ? ORDER BY (s.code = ?) "
+	    "DESC, s.side DESC LIMIT 1");
+	ps_err rc;
+	enum db_step r;
+
+	memset(out, 0, sizeof(*out));
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, email);
+	bind_int64(q, 2, time_now());
+	bind_int64(q, 3, code);
+	r = step(st, q);
+	if (r == DB_ROW) {
+		str_copy(out->etag, col_text(q, 0), sizeof(out->etag));
+		out->code = (int)col_int64(q, 1);
+		out->side = (int)col_int64(q, 2);
+		out->data = col_blob_dup(q, 3, &out->len);
+		out->updated = col_int64(q, 4);
+		rc = PS_OK;
+	} else if (r == DB_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "%s has no pending preview", email);
+	} else {
+		rc = store_fail(st, "read preview");
+	}
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_preview_save(struct store *st, const char *email, const char *etag)
+{
+	static const char *const steps[] = {
+		"DELETE FROM photos WHERE email = ?1",
+		"INSERT INTO photos (email, etag, side, updated) SELECT email, "
+		"?2, side, ?3 FROM previews WHERE email = ?1",
+		"INSERT INTO photo_sizes (email, code, side, data) SELECT "
+		"email, code, side, data FROM preview_sizes WHERE email = ?1",
+		"DELETE FROM previews WHERE email = ?1",
+	};
+	struct db_stmt *q = NULL;
+	size_t i;
+	ps_err rc;
+	enum db_step r;
+
+	if ((rc = store_begin(st)) != PS_OK)
+		return rc;
+	rc = PS_ESTORE;
+	if ((q = prep(st, "SELECT 1 FROM previews WHERE email = ? AND expires "
+	    "> ?")) == NULL)
+		goto out;
+	bind_text(q, 1, email);
+	bind_int64(q, 2, time_now());
+	r = step(st, q);
+	if (r == DB_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "%s has no pending preview", email);
+		goto out;
+	}
+	if (r != DB_ROW) {
+		rc = store_fail(st, "read preview");
+		goto out;
+	}
+	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		unprep(st, q);
+		rc = PS_ESTORE;
+		if ((q = prep(st, steps[i])) == NULL)
+			goto out;
+		bind_text(q, 1, email);
+		if (i == 1) {
+			bind_text(q, 2, etag);
+			bind_int64(q, 3, time_now());
+		}
+		if ((rc = step_done(st, q, NULL)) != PS_OK)
+			goto out;
+	}
+	rc = outbox_enqueue(st, email);
+out:
+	unprep(st, q);
+	return tx_finish(st, rc);
+}
+
+ps_err
+store_preview_remove(struct store *st, const char *email)
+{
+	struct db_stmt *q = prep(st, "DELETE FROM previews WHERE email = ?");
+	int changes = 0;
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, email);
+	rc = step_done(st, q, &changes);
+	unprep(st, q);
+	if (rc == PS_OK && changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "%s has no pending preview", email);
+	return rc;
+}
+
+/* ---- portal: web applications ---- */
+
+#define WEBAPP_COLUMNS							\
+	"id, url, host, port, realm, photo_import, photo_expiration, "	\
+	"photo_error_expiration, autodiscover_domain, sync_any, size_s, "	\
+	"size_m, size_l, ca_file, allow_oauth_http, created, "		\
+	"background_refresh, notifications, avatar_anyone, avatar_defaults, " \
+	"owner_wait_ms"
+
+static void
+webapp_row(struct db_stmt *q, struct store_webapp *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->id = col_int64(q, 0);
+	str_copy(w->url, col_text(q, 1), sizeof(w->url));
+	str_copy(w->host, col_text(q, 2), sizeof(w->host));
+	w->port = (int)col_int64(q, 3);
+	str_copy(w->realm, col_text(q, 4), sizeof(w->realm));
+	w->photo_import = (int)col_int64(q, 5) != 0;
+	w->photo_expiration = col_int64(q, 6);
+	w->photo_error_expiration = col_int64(q, 7);
+	str_copy(w->autodiscover_domain, col_text(q, 8),
+	    sizeof(w->autodiscover_domain));
+	w->sync_any = (int)col_int64(q, 9) != 0;
+	w->size_s = (int)col_int64(q, 10);
+	w->size_m = (int)col_int64(q, 11);
+	w->size_l = (int)col_int64(q, 12);
+	str_copy(w->ca_file, col_text(q, 13), sizeof(w->ca_file));
+	w->allow_oauth_http = (int)col_int64(q, 14) != 0;
+	w->created = col_int64(q, 15);
+	w->background_refresh = col_int64(q, 16);
+	w->notifications = (int)col_int64(q, 17) != 0;
+	w->avatar_anyone = (int)col_int64(q, 18) != 0;
+	str_copy(w->avatar_defaults, col_text(q, 19),
+	    sizeof(w->avatar_defaults));
+	w->owner_wait_ms = (int)col_int64(q, 20);
+}
+
+static void
+webapp_bind(struct db_stmt *q, const struct store_webapp *w)
+{
+	bind_text(q, 1, w->url);
+	bind_text(q, 2, w->host);
+	bind_int64(q, 3, w->port);
+	bind_text(q, 4, w->realm);
+	bind_int64(q, 5, w->photo_import);
+	bind_int64(q, 6, w->photo_expiration);
+	bind_int64(q, 7, w->photo_error_expiration);
+	bind_text(q, 8, w->autodiscover_domain);
+	bind_int64(q, 9, w->sync_any);
+	bind_int64(q, 10, w->size_s);
+	bind_int64(q, 11, w->size_m);
+	bind_int64(q, 12, w->size_l);
+	bind_text(q, 13, w->ca_file);
+	bind_int64(q, 14, w->allow_oauth_http);
+	bind_int64(q, 16, w->background_refresh);
+	bind_int64(q, 17, w->notifications);
+	bind_int64(q, 18, w->avatar_anyone);
+	bind_text(q, 19, w->avatar_defaults);
+	bind_int64(q, 20, w->owner_wait_ms);
+}
+
+ps_err
+store_webapp_add(struct store *st, struct store_webapp *w)
+{
+	struct db_stmt *q = prep(st, "INSERT INTO webapps (url, host, port, "
+	    "realm, photo_import, photo_expiration, photo_error_expiration, "
+	    "autodiscover_domain, sync_any, size_s, size_m, size_l, ca_file, "
+	    "allow_oauth_http, created, background_refresh, notifications, "
+	    "avatar_anyone, avatar_defaults, owner_wait_ms) VALUES (?1, ?2, "
+	    "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+	    "?17, ?18, ?19, ?20) RETURNING id");
+	enum db_step r;
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	webapp_bind(q, w);
+	w->created = time_now();
+	bind_int64(q, 15, w->created);
+	r = step(st, q);
+	if (r == DB_ROW) {
+		w->id = col_int64(q, 0);
+		rc = PS_OK;
+	} else if (r == DB_CONSTRAINT) {
+		rc = ps_errf(PS_EEXIST, "web application %s already exists",
+		    w->url);
+	} else {
+		rc = store_fail(st, "add web application");
+	}
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_webapp_update(struct store *st, const struct store_webapp *w)
+{
+	struct db_stmt *q = prep(st, "UPDATE webapps SET url = ?, host = ?, "
+	    "port = ?, realm = ?, photo_import = ?, photo_expiration = ?, "
+	    "photo_error_expiration = ?, autodiscover_domain = ?, sync_any = "
+	    "?, size_s = ?, size_m = ?, size_l = ?, ca_file = ?, "
+	    "allow_oauth_http = ?14, background_refresh = ?16, notifications "
+	    "= ?17, avatar_anyone = ?18, avatar_defaults = ?19, "
+	    "owner_wait_ms = ?20 WHERE id = ?15");
+	int changes = 0;
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	webapp_bind(q, w);
+	bind_int64(q, 15, w->id);
+	rc = step_done(st, q, &changes);
+	unprep(st, q);
+	if (rc == PS_OK && changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "no web application %s", w->url);
+	return rc;
+}
+
+ps_err
+store_webapp_get(struct store *st, const char *url, struct store_webapp *out)
+{
+	struct db_stmt *q = prep(st, "SELECT " WEBAPP_COLUMNS " FROM webapps "
+	    "WHERE url = ?");
+	ps_err rc;
+	enum db_step r;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, url);
+	r = step(st, q);
+	if (r == DB_ROW) {
+		webapp_row(q, out);
+		rc = PS_OK;
+	} else if (r == DB_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "no web application %s", url);
+	} else {
+		rc = store_fail(st, "read web application");
+	}
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_webapp_each(struct store *st,
+    ps_err (*fn)(void *, const struct store_webapp *), void *arg)
+{
+	struct db_stmt *q = prep(st, "SELECT " WEBAPP_COLUMNS " FROM webapps "
+	    "ORDER BY id");
+	struct store_webapp w;
+	ps_err rc = PS_OK;
+	enum db_step r = DB_DONE;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	while (rc == PS_OK && (r = step(st, q)) == DB_ROW) {
+		webapp_row(q, &w);
+		rc = fn(arg, &w);
+	}
+	if (rc == PS_OK && r != DB_DONE)
+		rc = store_fail(st, "list web applications");
+	unprep(st, q);
+	return rc;
+}
+
+/* ---- portal: users ---- */
+
+void
+store_user_cleanup(struct store_user *u)
+{
+	if (u->pwhash)
+		xfree_secret(u->pwhash, strlen(u->pwhash));
+	memset(u, 0, sizeof(*u));
+}
+
+ps_err
+store_user_add(struct store *st, const struct store_user *u)
+{
+	struct db_stmt *q = prep(st, "INSERT INTO users (account, email, name, "
+	    "pwhash, created, email_md5, email_sha256) VALUES (lower(?), "
+	    "lower(?), ?, ?, ?, nullif(?, ''), nullif(?, ''))");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, u->account);
+	bind_text(q, 2, u->email);
+	bind_text(q, 3, u->name);
+	bind_text(q, 4, u->pwhash);
+	bind_int64(q, 5, time_now());
+	bind_text(q, 6, u->email_md5);
+	bind_text(q, 7, u->email_sha256);
+	rc = step_done(st, q, NULL);
+	if (rc == PS_EEXIST)
+		ps_errf(rc, "a user with account %s or address %s already "
+		    "exists", u->account, u->email);
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_user_remove(struct store *st, const char *account)
+{
+	struct db_stmt *q = prep(st, "DELETE FROM users WHERE account = ?");
+	int changes = 0;
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, account);
+	rc = step_done(st, q, &changes);
+	unprep(st, q);
+	if (rc == PS_OK && changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "no user %s", account);
+	return rc;
+}
+
+#define USER_COLUMNS \
+	"account, email, name, pwhash, created, email_md5, email_sha256"
+
+static void
+user_row(struct db_stmt *q, struct store_user *u)
+{
+	memset(u, 0, sizeof(*u));
+	str_copy(u->account, col_text(q, 0), sizeof(u->account));
+	str_copy(u->email, col_text(q, 1), sizeof(u->email));
+	str_copy(u->name, col_text(q, 2), sizeof(u->name));
+	u->pwhash = col_dup(q, 3);
+	u->created = col_int64(q, 4);
+	str_copy(u->email_md5, col_text(q, 5), sizeof(u->email_md5));
+	str_copy(u->email_sha256, col_text(q, 6), sizeof(u->email_sha256));
+}
+
+static ps_err
+user_get_by(struct store *st, const char *column, const char *value,
+    struct store_user *out)
+{
+	char *sql = xasprintf("SELECT " USER_COLUMNS " FROM users WHERE %s = "
+	    "?", column);
+	struct db_stmt *q = prep(st, sql);
+	ps_err rc;
+	enum db_step r;
+
+	free(sql);
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, value);
+	r = step(st, q);
+	if (r == DB_ROW) {
+		user_row(q, out);
+		rc = PS_OK;
+	} else if (r == DB_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "no user %s", value);
+	} else {
+		rc = store_fail(st, "read user");
+	}
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_user_get(struct store *st, const char *account, struct store_user *out)
+{
+	return user_get_by(st, "account", account, out);
+}
+
+ps_err
+store_user_get_by_email(struct store *st, const char *email,
+    struct store_user *out)
+{
+	return user_get_by(st, "email", email, out);
+}
+
+ps_err
+store_user_get_by_hash(struct store *st, const char *hex,
+    struct store_user *out)
+{
+	return user_get_by(st, strlen(hex) == 32 ? "email_md5" :
+	    "email_sha256", hex, out);
+}
+
+ps_err
+store_user_set_hashes(struct store *st, const char *account,
+    const char *md5, const char *sha256)
+{
+	struct db_stmt *q = prep(st, "UPDATE users SET email_md5 = ?, "
+	    "email_sha256 = ? WHERE account = ?");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, md5);
+	bind_text(q, 2, sha256);
+	bind_text(q, 3, account);
+	rc = step_done(st, q, NULL);
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_user_page(struct store *st, const char *after, int limit,
+    ps_err (*fn)(void *, const struct store_user *), void *arg)
+{
+	struct db_stmt *q = prep(st, "SELECT " USER_COLUMNS " FROM users WHERE "
+	    "account > ? ORDER BY account LIMIT ?");
+	struct store_user u;
+	ps_err rc = PS_OK;
+	enum db_step r = DB_DONE;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, after);
+	bind_int64(q, 2, limit);
+	while (rc == PS_OK && (r = step(st, q)) == DB_ROW) {
+		user_row(q, &u);
+		rc = fn(arg, &u);
+		store_user_cleanup(&u);
+	}
+	if (rc == PS_OK && r != DB_DONE)
+		rc = store_fail(st, "list users");
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_user_count(struct store *st, int64_t *n)
+{
+	struct db_stmt *q = prep(st, "SELECT count(*) FROM users");
+	ps_err rc = PS_ESTORE;
+
+	if (q && step(st, q) == DB_ROW) {
+		*n = col_int64(q, 0);
+		rc = PS_OK;
+	}
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_user_get_by_prefix(struct store *st, const char *prefix,
+    struct store_user *out)
+{
+	return user_get_by(st, "replace(account, '\\', '_')", prefix, out);
+}
+
+ps_err
+store_user_set_password(struct store *st, const char *account,
+    const char *pwhash)
+{
+	struct db_stmt *q = NULL;
+	int changes = 0;
+	ps_err rc;
+
+	/* A new password ends the account's browser sessions with it. */
+	if ((rc = store_begin(st)) != PS_OK)
+		return rc;
+	rc = PS_ESTORE;
+	if ((q = prep(st, "UPDATE users SET pwhash = ? WHERE account = ?")) ==
+	    NULL)
+		goto out;
+	bind_text(q, 1, pwhash);
+	bind_text(q, 2, account);
+	if ((rc = step_done(st, q, &changes)) != PS_OK)
+		goto out;
+	if (changes == 0) {
+		rc = ps_errf(PS_ENOTFOUND, "no user %s", account);
+		goto out;
+	}
+	unprep(st, q);
+	rc = PS_ESTORE;
+	if ((q = prep(st, "DELETE FROM sessions WHERE account = ?")) == NULL)
+		goto out;
+	bind_text(q, 1, account);
+	rc = step_done(st, q, NULL);
+out:
+	unprep(st, q);
+	return tx_finish(st, rc);
+}
+
+ps_err
+store_user_each(struct store *st,
+    ps_err (*fn)(void *, const struct store_user *), void *arg)
+{
+	struct db_stmt *q = prep(st, "SELECT " USER_COLUMNS " FROM users ORDER "
+	    "BY account");
+	struct store_user u;
+	ps_err rc = PS_OK;
+	enum db_step r = DB_DONE;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	while (rc == PS_OK && (r = step(st, q)) == DB_ROW) {
+		user_row(q, &u);
+		rc = fn(arg, &u);
+		store_user_cleanup(&u);
+	}
+	if (rc == PS_OK && r != DB_DONE)
+		rc = store_fail(st, "list users");
+	unprep(st, q);
+	return rc;
+}
+
+/* ---- portal: issuers ---- */
+
+void
+store_issuer_cleanup(struct store_issuer *i)
+{
+	free(i->metadata_url);
+	free(i->metadata);
+	memset(i, 0, sizeof(*i));
+}
+
+ps_err
+store_issuer_put(struct store *st, const struct store_issuer *i)
+{
+	struct db_stmt *q = prep(st, "INSERT INTO issuers (name, issuer, "
+	    "realm, metadata_url, metadata, fetched) VALUES (?, ?, ?, ?, ?, ?) "
+	    "ON CONFLICT (name) DO UPDATE SET issuer = excluded.issuer, realm "
+	    "= excluded.realm, metadata_url = excluded.metadata_url, metadata "
+	    "= excluded.metadata, fetched = excluded.fetched");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, i->name);
+	bind_text(q, 2, i->issuer);
+	bind_text(q, 3, i->realm);
+	bind_text(q, 4, i->metadata_url);
+	bind_text(q, 5, i->metadata);
+	bind_int64(q, 6, i->fetched);
+	rc = step_done(st, q, NULL);
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_issuer_remove(struct store *st, const char *name)
+{
+	struct db_stmt *q = prep(st, "DELETE FROM issuers WHERE name = ?");
+	int changes = 0;
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, name);
+	rc = step_done(st, q, &changes);
+	unprep(st, q);
+	if (rc == PS_OK && changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "no issuer %s", name);
+	return rc;
+}
+
+static void
+issuer_row(struct db_stmt *q, struct store_issuer *i)
+{
+	memset(i, 0, sizeof(*i));
+	str_copy(i->name, col_text(q, 0), sizeof(i->name));
+	str_copy(i->issuer, col_text(q, 1), sizeof(i->issuer));
+	str_copy(i->realm, col_text(q, 2), sizeof(i->realm));
+	i->metadata_url = col_dup(q, 3);
+	i->metadata = col_dup(q, 4);
+	i->fetched = col_int64(q, 5);
+}
+
+ps_err
+store_issuer_get(struct store *st, const char *name, struct store_issuer *out)
+{
+	struct db_stmt *q = prep(st, "SELECT name, issuer, realm, "
+	    "metadata_url, metadata, fetched FROM issuers WHERE name = ?");
+	ps_err rc;
+	enum db_step r;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, name);
+	r = step(st, q);
+	if (r == DB_ROW) {
+		issuer_row(q, out);
+		rc = PS_OK;
+	} else if (r == DB_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "no issuer %s", name);
+	} else {
+		rc = store_fail(st, "read issuer");
+	}
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_issuer_each(struct store *st,
+    ps_err (*fn)(void *, const struct store_issuer *), void *arg)
+{
+	struct db_stmt *q = prep(st, "SELECT name, issuer, realm, "
+	    "metadata_url, metadata, fetched FROM issuers ORDER BY name");
+	struct store_issuer i;
+	ps_err rc = PS_OK;
+	enum db_step r = DB_DONE;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	while (rc == PS_OK && (r = step(st, q)) == DB_ROW) {
+		issuer_row(q, &i);
+		rc = fn(arg, &i);
+		store_issuer_cleanup(&i);
+	}
+	if (rc == PS_OK && r != DB_DONE)
+		rc = store_fail(st, "list issuers");
+	unprep(st, q);
+	return rc;
+}
+
+/* ---- portal: thumbnails ---- */
+
+void
+store_thumb_cleanup(struct store_thumb *t)
+{
+	free(t->data);
+	memset(t, 0, sizeof(*t));
+}
+
+ps_err
+store_thumb_put(struct store *st, int64_t webapp, const char *account,
+    const char *source, const char *etag,
+    const unsigned char *const data[4], const size_t len[4])
+{
+	struct db_stmt *q = prep(st, "INSERT INTO thumbs (webapp, account, "
+	    "source, etag, updated, s, m, l, hr) VALUES (?, (SELECT account "
+	    "FROM users WHERE account = ?), ?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
+	    "(webapp, account) DO UPDATE SET source = excluded.source, etag = "
+	    "excluded.etag, updated = excluded.updated, s = excluded.s, m = "
+	    "excluded.m, l = excluded.l, hr = excluded.hr");
+	ps_err rc;
+	int i;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_int64(q, 1, webapp);
+	bind_text(q, 2, account);
+	bind_text(q, 3, source);
+	bind_text(q, 4, etag);
+	bind_int64(q, 5, time_now());
+	for (i = 0; i < 3; i++)
+		bind_blob(q, 6 + i, data[i], len[i]);
+	if (data[STORE_HR])
+		bind_blob(q, 9, data[STORE_HR], len[STORE_HR]);
+	else
+		bind_text(q, 9, NULL);
+	rc = step_done(st, q, NULL);
+	if (rc == PS_EEXIST)
+		rc = ps_errf(PS_ENOTFOUND, "no user %s", account);
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_thumb_get(struct store *st, int64_t webapp, const char *account,
+    enum store_thumb_size size, struct store_thumb *out)
+{
+	static const char *const sql[] = {
+		"SELECT etag, source, updated, s FROM thumbs WHERE webapp = ? "
+		"AND account = ?",
+		"SELECT etag, source, updated, m FROM thumbs WHERE webapp = ? "
+		"AND account = ?",
+		"SELECT etag, source, updated, l FROM thumbs WHERE webapp = ? "
+		"AND account = ?",
+		"SELECT etag, source, updated, hr FROM thumbs WHERE webapp = ? "
+		"AND account = ? AND hr IS NOT NULL",
+	};
+	struct db_stmt *q = prep(st, sql[size]);
+	ps_err rc;
+	enum db_step r;
+
+	memset(out, 0, sizeof(*out));
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_int64(q, 1, webapp);
+	bind_text(q, 2, account);
+	r = step(st, q);
+	if (r == DB_ROW) {
+		str_copy(out->etag, col_text(q, 0), sizeof(out->etag));
+		str_copy(out->source, col_text(q, 1), sizeof(out->source));
+		out->updated = col_int64(q, 2);
+		out->data = col_blob_dup(q, 3, &out->len);
+		rc = PS_OK;
+	} else if (r == DB_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "%s has no photo", account);
+	} else {
+		rc = store_fail(st, "read photo");
+	}
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_thumb_etag(struct store *st, int64_t webapp, const char *account,
+    char *etag)
+{
+	struct db_stmt *q = prep(st, "SELECT etag FROM thumbs WHERE webapp = ? "
+	    "AND account = ?");
+	ps_err rc;
+	enum db_step r;
+
+	etag[0] = '\0';
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_int64(q, 1, webapp);
+	bind_text(q, 2, account);
+	r = step(st, q);
+	if (r == DB_ROW) {
+		str_copy(etag, col_text(q, 0), 64);
+		rc = PS_OK;
+	} else if (r == DB_DONE) {
+		rc = PS_ENOTFOUND;
+	} else {
+		rc = store_fail(st, "read photo");
+	}
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_thumb_remove(struct store *st, int64_t webapp, const char *account)
+{
+	struct db_stmt *q = prep(st, "DELETE FROM thumbs WHERE webapp = ? AND "
+	    "account = ?");
+	int changes = 0;
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_int64(q, 1, webapp);
+	bind_text(q, 2, account);
+	rc = step_done(st, q, &changes);
+	unprep(st, q);
+	if (rc == PS_OK && changes == 0)
+		rc = ps_errf(PS_ENOTFOUND, "%s has no photo", account);
+	return rc;
+}
+
+/* ---- portal: sync state ---- */
+
+ps_err
+store_sync_get(struct store *st, int64_t webapp, const char *account,
+    struct store_sync *out)
+{
+	struct db_stmt *q = prep(st, "SELECT last_success, last_error, reason, "
+	    "master_etag, has_mailbox, retry_after FROM sync_state WHERE "
+	    "webapp = ? AND account = ?");
+	ps_err rc = PS_OK;
+	enum db_step r;
+
+	memset(out, 0, sizeof(*out));
+	out->has_mailbox = -1;
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_int64(q, 1, webapp);
+	bind_text(q, 2, account);
+	r = step(st, q);
+	if (r == DB_ROW) {
+		out->last_success = col_int64(q, 0);
+		out->last_error = col_int64(q, 1);
+		str_copy(out->reason, col_text(q, 2), sizeof(out->reason));
+		str_copy(out->master_etag, col_text(q, 3),
+		    sizeof(out->master_etag));
+		out->has_mailbox = (int)col_int64(q, 4);
+		out->retry_after = col_int64(q, 5);
+	} else if (r != DB_DONE) {
+		rc = store_fail(st, "read sync state");
+	}
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_sync_put(struct store *st, int64_t webapp, const char *account,
+    const struct store_sync *s)
+{
+	struct db_stmt *q = prep(st, "INSERT INTO sync_state (webapp, "
+	    "account, last_success, last_error, reason, master_etag, "
+	    "has_mailbox, retry_after) VALUES (?, (SELECT account FROM users "
+	    "WHERE account = ?), ?, ?, ?, ?, ?, ?) ON CONFLICT (webapp, "
+	    "account) DO UPDATE SET last_success = excluded.last_success, "
+	    "last_error = excluded.last_error, reason = excluded.reason, "
+	    "master_etag = excluded.master_etag, has_mailbox = "
+	    "excluded.has_mailbox, retry_after = excluded.retry_after");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_int64(q, 1, webapp);
+	bind_text(q, 2, account);
+	bind_int64(q, 3, s->last_success);
+	bind_int64(q, 4, s->last_error);
+	bind_text(q, 5, s->reason);
+	bind_text(q, 6, s->master_etag);
+	bind_int64(q, 7, s->has_mailbox);
+	bind_int64(q, 8, s->retry_after);
+	rc = step_done(st, q, NULL);
+	if (rc == PS_EEXIST)
+		rc = ps_errf(PS_ENOTFOUND, "no user %s", account);
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_sync_each(struct store *st, int64_t webapp,
+    ps_err (*fn)(void *, const char *, const struct store_sync *),
+    void *arg)
+{
+	struct db_stmt *q = prep(st, "SELECT account, last_success, "
+	    "last_error, reason, master_etag, has_mailbox, retry_after FROM "
+	    "sync_state WHERE webapp = ?");
+	struct store_sync sy;
+	ps_err rc = PS_OK;
+	enum db_step r;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_int64(q, 1, webapp);
+	while (rc == PS_OK && (r = step(st, q)) == DB_ROW) {
+		memset(&sy, 0, sizeof(sy));
+		sy.last_success = col_int64(q, 1);
+		sy.last_error = col_int64(q, 2);
+		str_copy(sy.reason, col_text(q, 3), sizeof(sy.reason));
+		str_copy(sy.master_etag, col_text(q, 4),
+		    sizeof(sy.master_etag));
+		sy.has_mailbox = (int)col_int64(q, 5);
+		sy.retry_after = col_int64(q, 6);
+		rc = fn(arg, col_text(q, 0), &sy);
+	}
+	if (rc == PS_OK && r != DB_DONE)
+		rc = store_fail(st, "read sync states");
+	unprep(st, q);
+	return rc;
+}
+
+/* ---- portal: sessions ---- */
+
+ps_err
+store_session_put(struct store *st, const char *key,
+    const struct store_session *s)
+{
+	struct db_stmt *q = prep(st, "INSERT INTO sessions (key, account, "
+	    "webapp, csrf, expires) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) "
+	    "DO UPDATE SET account = excluded.account, webapp = "
+	    "excluded.webapp, csrf = excluded.csrf, expires = "
+	    "excluded.expires");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, key);
+	bind_text(q, 2, s->account);
+	bind_int64(q, 3, s->webapp);
+	bind_text(q, 4, s->csrf);
+	bind_int64(q, 5, s->expires);
+	rc = step_done(st, q, NULL);
+	/* The key replaces: only the user or web application can be amiss. */
+	if (rc == PS_EEXIST)
+		rc = ps_errf(PS_ENOTFOUND, "no user %s in web application "
+		    "%lld", s->account, (long long)s->webapp);
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_session_get(struct store *st, const char *key,
+    struct store_session *out)
+{
+	struct db_stmt *q = prep(st, "SELECT account, webapp, csrf, expires "
+	    "FROM sessions WHERE key = ? AND expires > ?");
+	ps_err rc;
+	enum db_step r;
+
+	memset(out, 0, sizeof(*out));
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, key);
+	bind_int64(q, 2, time_now());
+	r = step(st, q);
+	if (r == DB_ROW) {
+		str_copy(out->account, col_text(q, 0), sizeof(out->account));
+		out->webapp = col_int64(q, 1);
+		str_copy(out->csrf, col_text(q, 2), sizeof(out->csrf));
+		out->expires = col_int64(q, 3);
+		rc = PS_OK;
+	} else if (r == DB_DONE) {
+		rc = ps_errf(PS_ENOTFOUND, "no such session");
+	} else {
+		rc = store_fail(st, "read session");
+	}
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_session_remove(struct store *st, const char *key)
+{
+	struct db_stmt *q = prep(st, "DELETE FROM sessions WHERE key = ? OR "
+	    "expires <= ?");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, key);
+	bind_int64(q, 2, time_now());
+	rc = step_done(st, q, NULL);
+	unprep(st, q);
+	return rc;
+}
