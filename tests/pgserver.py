@@ -263,6 +263,19 @@ class PgServer:
             name, owner or self.USER))
         return name
 
+    def dump(self, database, data_only=False):
+        """Everything in `database` (its rows alone when data_only), as
+        pg_dump writes it, as bytes; the same for the same contents (the
+        random key of the \\restrict lines of newer pg_dumps left out)."""
+        out = subprocess.run(
+            [os.path.join(self.bin, "pg_dump"), "-h", self.socket_dir,
+             "-p", str(self.port), "-U", self.SUPERUSER, "-d", database] +
+            (["--data-only"] if data_only else []), capture_output=True,
+            check=True, timeout=HANG_GUARD).stdout
+        return b"".join(line for line in out.splitlines(True)
+                        if not line.startswith((b"\\restrict ",
+                                                b"\\unrestrict ")))
+
     def connect(self, database):
         """A psycopg2 connection to `database` as the superuser (the
         caller closes it)."""

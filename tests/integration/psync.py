@@ -338,11 +338,7 @@ def store_dump(state_dir):
     if db is None:
         with open(_sqlite_path(state_dir), "rb") as f:
             return f.read()
-    srv = pg_server()
-    return subprocess.run(
-        [os.path.join(srv.bin, "pg_dump"), "--data-only", "-h",
-         srv.socket_dir, "-p", str(srv.port), "-U", srv.SUPERUSER, db],
-        capture_output=True, check=True, timeout=HANG_GUARD).stdout
+    return pg_server().dump(db, data_only=True)
 
 
 def store_identity(state_dir):

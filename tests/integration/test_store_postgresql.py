@@ -15,11 +15,10 @@ no command line and in no log. Run with Debian's /usr/bin/python3."""
 import os
 import re
 import stat
-import subprocess
 
 from fakepeer import closed_port
-from psync import (HANG_GUARD, Master, Portal, basic, done, is_eq,
-                   make_image, ok, pg_server, photo_path, run, tmpdir, write)
+from psync import (Master, Portal, basic, done, is_eq, make_image, ok,
+                   pg_server, photo_path, run, tmpdir, write)
 
 srv = pg_server()
 work = tmpdir("pgstore")
@@ -39,10 +38,7 @@ def databases():
 
 def dump(db):
     """Everything in database db, schema and rows (pg_dump)."""
-    return subprocess.run(
-        [os.path.join(srv.bin, "pg_dump"), "-h", srv.socket_dir, "-p",
-         str(srv.port), "-U", srv.SUPERUSER, db], capture_output=True,
-        text=True, check=True, timeout=HANG_GUARD).stdout
+    return srv.dump(db)
 
 
 def tables(db):
