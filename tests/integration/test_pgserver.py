@@ -71,6 +71,13 @@ is_eq((r.returncode, r.stdout.strip()), (0, "photosync|%s|" % db),
 r = psql(srv.uri(db), "SELECT count(*) FROM pg_tables WHERE schemaname "
          "NOT IN ('pg_catalog', 'information_schema')")
 is_eq(r.stdout.strip(), "0", "the new database is empty")
+srv.psql(db, "CREATE TABLE t (x integer); INSERT INTO t VALUES (42);")
+first = srv.dump(db)
+ok(b"CREATE TABLE public.t" in first and b"\n42\n" in first and
+   srv.dump(db) == first, "dump(): the schema and the rows, the same twice")
+ok(b"CREATE TABLE" not in srv.dump(db, data_only=True) and
+   b"\n42\n" in srv.dump(db, data_only=True), "dump(data_only=True): "
+   "the rows alone")
 pw_db = srv.create_database(owner=srv.PASSWORD_USER)
 pw_uri = srv.uri(pw_db, srv.PASSWORD_USER)
 r = psql(pw_uri, "SELECT current_user", password=srv.password)
