@@ -122,6 +122,7 @@ struct master_srv {
 	struct master_partners	*partners;
 	/* Requests in flight (deferred); 503 for those left at the stop. */
 	struct master_call	*calls;
+	bool			 draining;	/* SIGTERM: /ready says so */
 };
 
 /*

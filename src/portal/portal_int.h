@@ -108,6 +108,7 @@ struct portal_srv {
 	struct auth_guard	*guard;		/* sign-in attempts */
 	struct metrics_acl	*metrics_acl;	/* who may read /metrics */
 	struct portal_index	*index;		/* the serving path's (index.h) */
+	bool			 draining;	/* SIGTERM: /ready says so */
 	/* sync.c's bounded maps */
 	struct lru		*ad_cache;	/* Autodiscover answers */
 	struct lru		*states;	/* sync states */
@@ -246,6 +247,7 @@ void	background_stop(struct webapp_ctx *);
 /* ---- serving (serve.c and the route files) ---- */
 
 #define PORTAL_HTML_TYPE	"text/html; charset=utf-8"
+#define PORTAL_TEXT_TYPE	"text/plain; charset=utf-8"
 
 /* The signed-in user of a request. */
 struct viewer {
