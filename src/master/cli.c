@@ -29,10 +29,17 @@
 
 static const struct help_entry commands[] = {
 	{ "init", NULL, "--dir D --host HOST[:PORT] --domain DOMAIN\n"
-	  "       [--tls-cert F --tls-key F]",
+	  "       [--tls-cert F --tls-key F]\n"
+	  "       [--store postgresql://[USER@]HOST[:PORT]/DB "
+	  "[--store-password-file F]]",
 	  "      create a state directory: store, realm, S2S signing key and\n"
 	  "      certificate, TLS certificate for HOST (self-signed unless "
-	  "given)\n", NULL },
+	  "given);\n"
+	  "      --store: the store in that PostgreSQL database (which must "
+	  "exist)\n"
+	  "      instead of SQLite in D; its password from the file, never in "
+	  "the\n"
+	  "      address\n", NULL },
 	{ "serve", NULL, "--dir D [--listen ADDRESS] [--port-file F]\n"
 	  "       [--metrics-allow ADDRESSES]  who may read /metrics (default\n"
 	  "                                    loopback: 127.0.0.0/8,::1/128)\n"
@@ -87,7 +94,7 @@ struct opts {
 	const char	*password_file, *file, *size, *output, *metadata_url;
 	const char	*metadata_file, *ca_file, *listen, *port_file, *notify;
 	const char	*metrics_allow, *partner, *max_connections;
-	const char	*body_memory;
+	const char	*body_memory, *store, *store_password_file;
 	bool		 help;
 	const char	*args[4];
 	int		 nargs;
@@ -133,6 +140,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "metrics-allow", required_argument, NULL, 'M' },
 		{ "max-connections", required_argument, NULL, 'x' },
 		{ "body-memory", required_argument, NULL, 'B' },
+		{ "store", required_argument, NULL, 'S' },
+		{ "store-password-file", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -166,6 +175,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'M': o->metrics_allow = optarg; break;
 		case 'x': o->max_connections = optarg; break;
 		case 'B': o->body_memory = optarg; break;
+		case 'S': o->store = optarg; break;
+		case 'W': o->store_password_file = optarg; break;
 		case 'h': o->help = true; break;
 		default: return -1;
 		}
@@ -184,7 +195,9 @@ static int
 cmd_init(struct opts *o)
 {
 	struct store *st = NULL;
-	char *host = NULL, *db = NULL, *probe, realm[37], portbuf[16];
+	char *host = NULL, *db = NULL, *addr = NULL, *pw = NULL, *probe;
+	char realm[37], portbuf[16];
+	bool remembered = false;
 	const char *names[1];
 	struct pki_cert_spec spec = { 0 };
 	struct stat sb;
@@ -194,6 +207,8 @@ cmd_init(struct opts *o)
 		return usage_error("init needs --dir, --host and --domain");
 	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
 		return usage_error("--tls-cert and --tls-key go together");
+	if (o->store_password_file && o->store == NULL)
+		return usage_error("--store-password-file goes with --store");
 	if (setup_host_port(o->host, 443, &host, &port) != PS_OK)
 		return fail(NULL);
 	probe = xasprintf("postmaster@%s", o->domain);
@@ -205,11 +220,21 @@ cmd_init(struct opts *o)
 	}
 	free(probe);
 	db = file_join(o->dir, MASTER_DB);
-	if (stat(db, &sb) == 0) {
+	addr = file_join(o->dir, STORE_ADDRESS_FILE);
+	if (stat(db, &sb) == 0 || stat(addr, &sb) == 0) {
 		fprintf(stderr, "photosync master: %s is already initialised "
 		    "(remove it to start over)\n", o->dir);
 		goto out;
 	}
+	/*
+	 * PostgreSQL first: a store that cannot be reached, is another
+	 * role's or is newer than this program leaves nothing behind.
+	 */
+	if (o->store && (store_uri_check(o->store) != PS_OK ||
+	    (o->store_password_file && store_password_read(
+	    o->store_password_file, &pw) != PS_OK) ||
+	    store_open_pg(o->store, pw, STORE_MASTER, &st) != PS_OK))
+		goto err;
 	if (setup_state_dir(o->dir) != PS_OK)
 		goto err;
 	/* Keys first: a failure here leaves no half-made store behind. */
@@ -231,21 +256,33 @@ cmd_init(struct opts *o)
 	}
 	guid_new(realm);
 	snprintf(portbuf, sizeof(portbuf), "%d", port);
-	if (store_open(db, STORE_MASTER, true, &st) != PS_OK ||
-	    store_config_set(st, "host", host) != PS_OK ||
+	if (o->store) {
+		if (store_remember(o->dir, o->store, pw) != PS_OK)
+			goto err;
+		remembered = true;
+	} else if (store_open(db, STORE_MASTER, true, &st) != PS_OK) {
+		goto err;
+	}
+	if (store_config_set(st, "host", host) != PS_OK ||
 	    store_config_set(st, "port", portbuf) != PS_OK ||
 	    store_config_set(st, "domain", o->domain) != PS_OK ||
 	    store_config_set(st, "realm", realm) != PS_OK)
 		goto err;
 	printf("initialised master in %s\n  host    %s:%d\n  domain  %s\n"
-	    "  realm   %s\n  tls     %s\n", o->dir, host, port, o->domain,
-	    realm, o->tls_cert ? "given certificate" : "self-signed");
+	    "  realm   %s\n  tls     %s\n  store   %s\n", o->dir, host,
+	    port, o->domain, realm, o->tls_cert ? "given certificate" :
+	    "self-signed", o->store ? o->store : "SQLite, in the directory");
 	ret = 0;
 	goto out;
 err:
 	ret = fail("init");
+	if (remembered)
+		store_forget(o->dir);
 out:
 	store_close(st);
+	if (pw)
+		xfree_secret(pw, strlen(pw));
+	free(addr);
 	free(db);
 	free(host);
 	return ret;

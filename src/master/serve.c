@@ -1192,7 +1192,7 @@ master_serve(struct master_state *ms, const char *listen_host,
 	struct store_follower *follower;
 	char *cert = master_path(ms, MASTER_TLS_CERT);
 	char *key = master_path(ms, MASTER_TLS_KEY);
-	char *db = master_path(ms, MASTER_DB);
+	char *db = store_locate(ms->dir, MASTER_DB);
 	int64_t head;
 	ps_err rc;
 

@@ -18,7 +18,7 @@ master_path(const struct master_state *ms, const char *name)
 ps_err
 master_state_open(const char *dir, struct master_state *ms)
 {
-	char *db = file_join(dir, MASTER_DB), *port = NULL, *cert;
+	char *db = store_locate(dir, MASTER_DB), *port = NULL, *cert;
 	ps_err rc;
 
 	memset(ms, 0, sizeof(*ms));

@@ -53,8 +53,15 @@ static const char settings_text[] =
 
 static const struct help_entry commands[] = {
 	{ "init", NULL, "--dir D --url https://HOST[:PORT] [--tls-cert F "
-	  "--tls-key F]",
-	  "      create a state directory and its first web application\n",
+	  "--tls-key F]\n"
+	  "       [--store postgresql://[USER@]HOST[:PORT]/DB "
+	  "[--store-password-file F]]",
+	  "      create a state directory and its first web application;\n"
+	  "      --store: the store in that PostgreSQL database (which must "
+	  "exist)\n"
+	  "      instead of SQLite in D; its password from the file, never in "
+	  "the\n"
+	  "      address\n",
 	  NULL },
 	{ "webapp", "add", "--dir D --url U [--tls-cert F --tls-key F] "
 	  "[SETTINGS]", NULL, settings_text },
@@ -118,6 +125,7 @@ struct opts {
 	const char	*autodiscover_domain, *sync_trigger, *sizes;
 	const char	*allow_http, *background, *notifications, *avatar_access;
 	const char	*avatar_defaults, *owner_wait;
+	const char	*store, *store_password_file;
 	bool		 ca_file_set, all, force, help;
 	int		 concurrency;
 	const char	*users[64];
@@ -149,7 +157,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 	    O_MDURL, O_MDFILE, O_CA, O_LISTEN, O_PORTFILE, O_IMPORT, O_EXP,
 	    O_ERREXP, O_AD, O_TRIGGER, O_SIZES, O_HTTP, O_USER, O_ALL, O_FORCE,
 	    O_CONC, O_METRICS, O_MAXCONN, O_BODYMEM, O_BG, O_NOTIF, O_AVACC,
-	    O_AVDEF, O_OWNERWAIT };
+	    O_AVDEF, O_OWNERWAIT, O_STORE, O_STOREPW };
 	static const struct option longopts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "url", required_argument, NULL, O_URL },
@@ -182,6 +190,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "avatar-access", required_argument, NULL, O_AVACC },
 		{ "avatar-default-allow", required_argument, NULL, O_AVDEF },
 		{ "owner-wait", required_argument, NULL, O_OWNERWAIT },
+		{ "store", required_argument, NULL, O_STORE },
+		{ "store-password-file", required_argument, NULL, O_STOREPW },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -224,6 +234,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case O_AVACC: o->avatar_access = optarg; break;
 		case O_AVDEF: o->avatar_defaults = optarg; break;
 		case O_OWNERWAIT: o->owner_wait = optarg; break;
+		case O_STORE: o->store = optarg; break;
+		case O_STOREPW: o->store_password_file = optarg; break;
 		case O_FORCE: o->force = true; break;
 		case O_CONC:
 			o->concurrency = atoi(optarg);
@@ -545,30 +557,55 @@ static int
 cmd_init(struct opts *o)
 {
 	struct store *st = NULL;
-	char *db;
+	char *db, *addr, *pw = NULL;
 	struct stat sb;
-	int ret;
+	int ret = 1;
 
 	if (o->dir == NULL || o->url == NULL)
 		return usage_error("init needs --dir and --url");
+	if (o->store_password_file && o->store == NULL)
+		return usage_error("--store-password-file goes with --store");
 	db = file_join(o->dir, PORTAL_DB);
-	if (stat(db, &sb) == 0) {
+	addr = file_join(o->dir, STORE_ADDRESS_FILE);
+	if (stat(db, &sb) == 0 || stat(addr, &sb) == 0) {
 		fprintf(stderr, "photosync portal: %s is already initialised "
 		    "(use webapp add for another web application)\n", o->dir);
-		free(db);
-		return 1;
+		goto out;
 	}
-	if (setup_state_dir(o->dir) != PS_OK ||
+	/*
+	 * PostgreSQL first: a store that cannot be reached, is another
+	 * role's or is newer than this program leaves nothing behind; the
+	 * directory keeps its address once the store is ready.
+	 */
+	if (o->store) {
+		if (store_uri_check(o->store) != PS_OK ||
+		    (o->store_password_file && store_password_read(
+		    o->store_password_file, &pw) != PS_OK) ||
+		    store_open_pg(o->store, pw, STORE_PORTAL, &st) != PS_OK ||
+		    setup_state_dir(o->dir) != PS_OK ||
+		    store_remember(o->dir, o->store, pw) != PS_OK) {
+			ret = fail("init");
+			goto out;
+		}
+	} else if (setup_state_dir(o->dir) != PS_OK ||
 	    store_open(db, STORE_PORTAL, true, &st) != PS_OK) {
-		free(db);
-		return fail("init");
+		ret = fail("init");
+		goto out;
 	}
 	ret = webapp_create(o->dir, st, o);
 	store_close(st);
-	if (ret != 0)
+	st = NULL;
+	if (ret != 0 && o->store)
+		store_forget(o->dir);
+	else if (ret != 0)
 		unlink(db);
 	else
 		printf("initialised portal in %s\n", o->dir);
+out:
+	store_close(st);
+	if (pw)
+		xfree_secret(pw, strlen(pw));
+	free(addr);
 	free(db);
 	return ret;
 }

@@ -73,7 +73,7 @@ portal_srv_init(struct portal_srv *srv, struct portal_state *ps,
     const char *only_url)
 {
 	struct app_list l = { .only_url = only_url };
-	char *db = file_join(ps->dir, PORTAL_DB);
+	char *db = store_locate(ps->dir, PORTAL_DB);
 	size_t i;
 	ps_err rc;
 

@@ -648,7 +648,7 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 	struct portal_srv srv = { 0 };
 	struct serve_stop stop = { .srv = &srv };
 	struct http_signals *sigs = NULL;
-	char *db = file_join(ps->dir, PORTAL_DB);
+	char *db = store_locate(ps->dir, PORTAL_DB);
 	struct buf ports;
 	int64_t head = 0;
 	size_t i;

@@ -12,7 +12,7 @@
 ps_err
 portal_state_open(const char *dir, struct portal_state *ps)
 {
-	char *db = file_join(dir, PORTAL_DB);
+	char *db = store_locate(dir, PORTAL_DB);
 	ps_err rc;
 
 	memset(ps, 0, sizeof(*ps));

@@ -3,6 +3,12 @@
  * on the read lane; requests that arrive while the feed has moved wait in
  * a list and are resumed, in arrival order, when a read that started
  * after they arrived has been applied.
+ *
+ * On PostgreSQL, a LISTEN connection of the follower's own, its socket
+ * watched by the loop: a notification starts a read. It is opened on the
+ * read lane (connecting waits for the server), again at a tick after it
+ * was lost; each time it is open the feed is read from where this server
+ * stands, so what was committed while it was not listening is caught up.
  */
 #include <event2/event.h>
 #include <stdlib.h>
@@ -28,12 +34,18 @@ struct store_follower {
 	struct store_feed_watch		*watch;		/* NULL: ticks only */
 	const struct store_follow_ops	*ops;
 	void				*arg;
+	struct event_base		*base;
 	struct event			*tick;
 	int64_t				 last_seq;	/* applied up to */
 	uint64_t			 applied;	/* counter covered */
 	bool				 reading;
 	bool				 freeing;	/* free after the read */
 	int64_t				 last_prune;
+	/* PostgreSQL: notifications of other nodes' commits */
+	char				*address;	/* NULL: SQLite */
+	struct store_listen		*listen;
+	struct event			*listen_ev;
+	bool				 connecting;	/* on the read lane */
 	/* waiting for the read in flight, and for the one after it */
 	struct follow_waiter		*now, *next;
 };
@@ -51,6 +63,14 @@ struct feed_read {
 };
 
 static void read_start(struct store_follower *);
+static void listen_start(struct store_follower *);
+
+static void
+follower_release(struct store_follower *f)
+{
+	free(f->address);
+	free(f);
+}
 
 static ps_err
 collect(void *arg, const struct store_change *c)
@@ -137,7 +157,8 @@ read_done(void *arg)
 	if (f->freeing) {
 		waiters_resume(ready);
 		waiters_resume(f->now);
-		free(f);
+		if (!f->connecting)
+			follower_release(f);
 		return;
 	}
 	if (f->now || (f->watch && store_feed_watch_value(f->watch) !=
@@ -193,6 +214,103 @@ prune_run(struct store *st, void *arg)
 		    log_q(ps_errmsg()));
 }
 
+/* ---- PostgreSQL: LISTEN ---- */
+
+struct listen_open {
+	struct store_follower	*f;
+	struct store_listen	*listen;
+	char			 err[256];
+};
+
+static void
+listen_lost(struct store_follower *f, const char *error)
+{
+	log_warn(NULL, "store.feed_listen_lost", "error=%s note=%s",
+	    log_q(error), log_q("other nodes' changes are read once a "
+	    "second until it is back"));
+	if (f->listen_ev)
+		event_free(f->listen_ev);
+	f->listen_ev = NULL;
+	store_listen_close(f->listen);
+	f->listen = NULL;
+}
+
+static void
+on_listen(evutil_socket_t fd, short what, void *arg)
+{
+	struct store_follower *f = arg;
+	bool notified = false;
+
+	(void)fd;
+	(void)what;
+	if (store_listen_drain(f->listen, &notified) != PS_OK) {
+		listen_lost(f, ps_errmsg());
+		return;
+	}
+	if (notified)
+		read_start(f);
+}
+
+static void
+listen_open_run(struct store *st, void *arg)
+{
+	struct listen_open *lo = arg;
+
+	(void)st;
+	if ((lo->listen = store_listen_open(lo->f->address)) == NULL)
+		str_copy(lo->err, ps_errmsg(), sizeof(lo->err));
+}
+
+static void
+listen_open_done(void *arg)
+{
+	struct listen_open *lo = arg;
+	struct store_follower *f = lo->f;
+
+	f->connecting = false;
+	if (f->freeing) {
+		store_listen_close(lo->listen);
+		if (!f->reading)
+			follower_release(f);
+		free(lo);
+		return;
+	}
+	if (lo->listen == NULL) {
+		/* Tried again at the next tick; logged once until then. */
+		if (f->listen_ev == NULL && lo->err[0])
+			log_warn(NULL, "store.feed_listen_failed", "error=%s",
+			    log_q(lo->err));
+		free(lo);
+		return;
+	}
+	f->listen = lo->listen;
+	f->listen_ev = event_new(f->base, store_listen_fd(f->listen),
+	    EV_READ | EV_PERSIST, on_listen, f);
+	event_add(f->listen_ev, NULL);
+	log_info(NULL, "store.feed_listening", "address=%s",
+	    log_q(f->address));
+	free(lo);
+	/* What was committed while nobody listened. */
+	read_start(f);
+}
+
+static void
+listen_start(struct store_follower *f)
+{
+	struct listen_open *lo;
+
+	if (f->address == NULL || f->listen || f->connecting)
+		return;
+	lo = xcalloc(1, sizeof(*lo));
+	lo->f = f;
+	if (store_pool_read(f->pool, listen_open_run, listen_open_done, lo) !=
+	    PS_OK) {
+		free(lo);
+		return;
+	}
+	f->connecting = true;
+}
+
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -206,6 +324,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	 * counter, or a change made with plain SQL, moves no counter.
 	 */
 	read_start(f);
+	listen_start(f);
 	if (now - f->last_prune >= PRUNE_EVERY_S) {
 		f->last_prune = now;
 		(void)store_pool_write(f->pool, prune_run, NULL, NULL);
@@ -233,6 +352,11 @@ store_follower_new(struct event_base *base, struct store_pool *pool,
 		    "second"));
 	f->tick = event_new(base, -1, EV_PERSIST, on_tick, f);
 	event_add(f->tick, &tv);
+	f->base = base;
+	if (store_listens(store_path)) {
+		f->address = xstrdup(store_path);
+		listen_start(f);
+	}
 	/* What was committed since from_seq was read. */
 	read_start(f);
 	return f;
@@ -248,8 +372,13 @@ store_follower_free(struct store_follower *f)
 	event_free(f->tick);
 	store_feed_watch_close(f->watch);
 	f->watch = NULL;
-	if (f->reading) {
-		/* read_done resumes the waiters and frees it. */
+	if (f->listen_ev)
+		event_free(f->listen_ev);
+	f->listen_ev = NULL;
+	store_listen_close(f->listen);
+	f->listen = NULL;
+	if (f->reading || f->connecting) {
+		/* read_done and listen_open_done resume and free it. */
 		f->freeing = true;
 		return;
 	}
@@ -259,7 +388,7 @@ store_follower_free(struct store_follower *f)
 	w = f->next;
 	f->next = NULL;
 	waiters_resume(w);
-	free(f);
+	follower_release(f);
 }
 
 bool

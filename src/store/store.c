@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "common/log.h"
 #include "common/str.h"
 #include "common/xalloc.h"
@@ -311,6 +312,26 @@ out:
 	return rc;
 }
 
+ps_err
+store_password_read(const char *path, char **password)
+{
+	char *data = NULL;
+	size_t len = 0;
+	ps_err rc;
+
+	if ((rc = file_read(path, 4096, &data, &len)) != PS_OK)
+		return rc;
+	len = strcspn(data, "\r\n");
+	if (len == 0) {
+		xfree_secret(data, strlen(data));
+		return ps_errf(PS_EINVAL, "the store's password file %s is "
+		    "empty", path);
+	}
+	*password = xstrndup(data, len);
+	xfree_secret(data, strlen(data));
+	return PS_OK;
+}
+
 char *
 store_locate(const char *dir, const char *file)
 {
@@ -378,8 +399,11 @@ store_remember(const char *dir, const char *uri, const char *password)
 	line = xasprintf("%s\n", uri);
 	rc = write_private(dir, STORE_ADDRESS_FILE, line);
 	free(line);
-	if (rc != PS_OK)
-		store_forget(dir);
+	if (rc != PS_OK && password) {
+		line = xasprintf("%s/%s", dir, STORE_PASSWORD_FILE);
+		unlink(line);
+		free(line);
+	}
 	return rc;
 }
 
@@ -396,6 +420,13 @@ store_forget(const char *dir)
 		unlink(path);
 		free(path);
 	}
+}
+
+bool
+store_listens(const char *address)
+{
+	return store_is_uri(address) ||
+	    strcmp(base_name(address), STORE_ADDRESS_FILE) == 0;
 }
 
 /*

@@ -77,11 +77,17 @@ bool	store_is_uri(const char *address);
 ps_err	store_uri_check(const char *uri);
 /*
  * Writes the state directory's STORE_PASSWORD_FILE (when `password` is
- * not NULL) and STORE_ADDRESS_FILE, both 0600, the address last; on
- * failure neither is left behind.
+ * not NULL) and STORE_ADDRESS_FILE, both 0600, the address last; never
+ * over a file that is there. On failure, what this call wrote is
+ * removed.
  */
 ps_err	store_remember(const char *dir, const char *uri,
 	    const char *password);
+/*
+ * The store's password: the first line of `path` ("-": standard input),
+ * not empty. The caller frees it with xfree_secret().
+ */
+ps_err	store_password_read(const char *path, char **password);
 /* Removes what store_remember() wrote (init failing later). */
 void	store_forget(const char *dir);
 
@@ -189,6 +195,8 @@ uint64_t store_feed_watch_value(const struct store_feed_watch *);
  */
 struct store_listen;
 
+/* True when the store at `address` is on PostgreSQL (one listens). */
+bool	store_listens(const char *address);
 struct store_listen *store_listen_open(const char *address);
 int	store_listen_fd(const struct store_listen *);
 /*

@@ -111,7 +111,7 @@ set_error(struct pg_conn *c, const char *msg)
 	while (n > 0 && (c->error[n - 1] == '\n' || c->error[n - 1] == ' '))
 		c->error[--n] = '\0';
 	for (n = 0; c->error[n]; n++)
-		if (c->error[n] == '\n')
+		if (c->error[n] == '\n' || c->error[n] == '\t')
 			c->error[n] = ' ';
 }
 
@@ -1033,12 +1033,11 @@ store_pg_connect(struct store *st, const char *uri, const char *password,
 	st->conn = c;
 	st->where = xstrdup(uri);
 	c->pg = conn_new(c->uri, c->password, c->passfile);
+	/* Not logged: the caller says it (init on one line, a server's log). */
 	if (PQstatus(c->pg) != CONNECTION_OK) {
 		set_error(c, PQerrorMessage(c->pg));
-		log_err(NULL, "store.error", "what=connect error=%s",
-		    log_q(c->error));
-		return ps_errf(PS_ESTORE, "cannot reach the store at %s: %s",
-		    uri, c->error);
+		return ps_errf(PS_ESTORE, "cannot connect to the store at %s: "
+		    "%s", uri, c->error);
 	}
 	if (!conn_setup(c))
 		return pg_fail(st, "connect");
@@ -1088,17 +1087,15 @@ store_listen_open(const char *address)
 	char *uri = NULL, *passfile = NULL;
 	PGconn *pg = NULL;
 	PGresult *r = NULL;
-	const char *slash = strrchr(address, '/');
 
-	if (!store_is_uri(address) && strcmp(slash ? slash + 1 : address,
-	    STORE_ADDRESS_FILE) != 0)
+	if (!store_listens(address))
 		return NULL;	/* SQLite: the shared counter is enough */
 	if (store_address_read(address, &uri, &passfile) != PS_OK)
 		goto out;
 	pg = conn_new(uri, NULL, passfile);
 	if (PQstatus(pg) != CONNECTION_OK) {
-		ps_errf(PS_ESTORE, "cannot reach the store at %s: %s", uri,
-		    PQerrorMessage(pg));
+		ps_errf(PS_ESTORE, "cannot connect to the store at %s: %s",
+		    uri, PQerrorMessage(pg));
 		goto out;
 	}
 	r = PQexec(pg, "LISTEN photosync_feed");

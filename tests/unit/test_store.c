@@ -2018,9 +2018,254 @@ test_shared(const char *backend)
 	test_errors_portal();
 }
 
+/* ---- PostgreSQL's own cases ---- */
+
+/* The addresses init takes and refuses. */
+static void
+test_pg_uri(void)
+{
+	is_int(store_uri_check("postgresql://app@db.contoso.com/photos"),
+	    PS_OK, "an address without a password is taken");
+	is_int(store_uri_check("postgres://db.contoso.com:5433/photos?"
+	    "sslmode=require"), PS_OK, "postgres:// too");
+	is_int(store_uri_check("postgresql://app:secret@db.contoso.com/"
+	    "photos"), PS_EINVAL, "a password in the address is refused");
+	ok(strstr(ps_errmsg(), "--store-password-file") != NULL,
+	    "saying where it goes");
+	is_int(store_uri_check("postgresql://app@db/photos?password=secret"),
+	    PS_EINVAL, "also as a parameter");
+	is_int(store_uri_check("mysql://db/photos"), PS_EINVAL,
+	    "another scheme is refused");
+	ok(store_is_uri("postgresql://x/y") && !store_is_uri("/var/x.db"),
+	    "a URI is told from a file");
+}
+
+/* The other role's store, a newer schema, an unreachable server. */
+static void
+test_pg_refusals(void)
+{
+	char *master = store_addr("pg-role"), *bad;
+	struct store *st = NULL;
+	int64_t head = -1;
+
+	store_close(open_or_die(master, STORE_MASTER));
+	is_int(pg_int(master, "SELECT version FROM photosync_store"), 4,
+	    "a new database gets every migration");
+	is_int(store_open(master, STORE_PORTAL, true, &st), PS_ESTORE,
+	    "a master's store is no portal's");
+	ok(st == NULL && strstr(ps_errmsg(), "is not a portal's store"),
+	    "and says so");
+	ok(pg_run(master, "UPDATE photosync_store SET version = 99"),
+	    "the schema is made newer");
+	is_int(store_open(master, STORE_MASTER, true, &st), PS_ESTORE,
+	    "a newer schema is refused");
+	ok(st == NULL && strstr(ps_errmsg(), "newer than this photosync"),
+	    "and says so");
+	is_int(pg_int(master, "SELECT version FROM photosync_store"), 99,
+	    "and left as it was");
+	ok(pg_run(master, "UPDATE photosync_store SET version = 4"),
+	    "(put back)");
+	st = open_or_die(master, STORE_MASTER);
+	ok(store_feed_head(st, &head) == PS_OK && head == 0,
+	    "reopened at the same version: nothing migrated twice");
+	store_close(st);
+	bad = xasprintf("postgresql://nobody@/photos?host=%s/no-such-dir",
+	    dir);
+	is_int(store_open(bad, STORE_MASTER, true, &st), PS_ESTORE,
+	    "an unreachable server is PS_ESTORE");
+	ok(st == NULL && strstr(ps_errmsg(), "cannot connect to the store"),
+	    "saying so");
+	free(bad);
+	free(master);
+}
+
+/* init's files: the address and the password, found from the directory. */
+static void
+test_pg_address(void)
+{
+	char *uri = store_addr("pg-address"), *sub = path_in("state");
+	char *addr = NULL, *pass = NULL, *feed = NULL, *text = NULL;
+	char *located = NULL;
+	struct store *st = NULL;
+	struct stat sb;
+	char *v = NULL;
+
+	mkdir(sub, 0700);
+	located = store_locate(sub, "portal.db");
+	ok(strstr(located, "/portal.db") != NULL,
+	    "without an address file the store is the SQLite file");
+	free(located);
+	ok(store_open_pg(uri, "pa:ss\\word", STORE_PORTAL, &st) == PS_OK,
+	    "init opens the store with its password");
+	store_close(st);
+	st = NULL;
+	is_int(store_remember(sub, uri, "pa:ss\\word"), PS_OK,
+	    "the address and the password are kept");
+	addr = xasprintf("%s/%s", sub, STORE_ADDRESS_FILE);
+	pass = xasprintf("%s/%s", sub, STORE_PASSWORD_FILE);
+	ok(stat(pass, &sb) == 0 && (sb.st_mode & 0777) == 0600 &&
+	    (text = slurp_file(pass)) != NULL &&
+	    strcmp(text, "*:*:*:*:pa\\:ss\\\\word\n") == 0,
+	    "the password in libpq's passfile format, mode 0600");
+	free(text);
+	ok(stat(addr, &sb) == 0 && (sb.st_mode & 0777) == 0600 &&
+	    (text = slurp_file(addr)) != NULL && strncmp(text, uri,
+	    strlen(uri)) == 0, "the address, mode 0600");
+	free(text);
+	is_int(store_remember(sub, uri, NULL), PS_EIO,
+	    "never written over");
+	located = store_locate(sub, "portal.db");
+	is_str(located, addr, "the directory now names the address file");
+	ok(store_open(located, STORE_PORTAL, false, &st) == PS_OK &&
+	    store_config_set(st, "k", "v") == PS_OK,
+	    "a later command opens the store from the directory alone");
+	store_close(st);
+	st = open_or_die(uri, STORE_PORTAL);
+	ok(store_config_get(st, "k", &v) == PS_OK && strcmp(v, "v") == 0,
+	    "in the same database");
+	free(v);
+	store_close(st);
+	feed = xasprintf("%s-feed", addr);
+	ok(access(feed, F_OK) == 0, "with the feed's counter beside it");
+	store_forget(sub);
+	ok(access(addr, F_OK) != 0 && access(pass, F_OK) != 0 &&
+	    access(feed, F_OK) != 0, "forgotten: the files are gone");
+	rmdir(sub);
+	free(located);
+	free(feed);
+	free(addr);
+	free(pass);
+	free(sub);
+	free(uri);
+}
+
+/* A lost connection is opened again at the next call. */
+static void
+test_pg_reconnect(void)
+{
+	char *uri = store_addr("pg-reconnect"), *sql, *db;
+	struct store *st = open_or_die(uri, STORE_PORTAL);
+	char *v = NULL;
+	ps_err rc;
+
+	db = strrchr(pg_dbs[npg_dbs - 1], '_') ? pg_dbs[npg_dbs - 1] : NULL;
+	sql = xasprintf("SELECT count(pg_terminate_backend(pid)) FROM "
+	    "pg_stat_activity WHERE datname = '%s' AND pid <> "
+	    "pg_backend_pid()", db);
+	is_int(pg_int(pg_uri, sql), 1, "the store's connection is killed");
+	rc = store_config_set(st, "after", "kill");
+	ok(rc == PS_OK || rc == PS_ESTORE,
+	    "the next call may fail with PS_ESTORE");
+	if (rc != PS_OK)
+		rc = store_config_set(st, "after", "kill");
+	is_int(rc, PS_OK, "then the connection is opened again");
+	ok(store_config_get(st, "after", &v) == PS_OK && strcmp(v, "kill") ==
+	    0, "and works");
+	free(v);
+	store_close(st);
+	free(sql);
+	free(uri);
+}
+
+/* A commit by another process is heard on the LISTEN connection. */
+static void
+test_pg_listen(void)
+{
+	char *uri = store_addr("pg-listen");
+	struct store_listen *l;
+	struct pollfd pfd;
+	bool notified = false;
+	int i;
+
+	store_close(open_or_die(uri, STORE_PORTAL));
+	ok(store_listen_open(path_in("portal.db")) == NULL,
+	    "a SQLite store has nothing to listen to");
+	l = store_listen_open(uri);
+	ok(l != NULL, "listening to the feed");
+	if (l == NULL) {
+		free(uri);
+		return;
+	}
+	child_key = "heard";
+	ok(in_child(uri, STORE_PORTAL, child_config, PS_OK),
+	    "another process commits a change");
+	pfd.fd = store_listen_fd(l);
+	pfd.events = POLLIN;
+	/* Waits for the notification itself (bounded only against a hang). */
+	for (i = 0; i < 600 && !notified; i++)
+		if (poll(&pfd, 1, 100) > 0 &&
+		    store_listen_drain(l, &notified) != PS_OK)
+			break;
+	ok(notified, "its notification arrives");
+	store_listen_close(l);
+	free(uri);
+}
+
+static ps_err
+child_write_b(struct store *st)
+{
+	return store_config_set(st, "b", "child");
+}
+
+/*
+ * Sequence numbers in commit order: a transaction that writes the feed
+ * holds the feed's lock to its commit, so another writer waits, and
+ * takes its number after.
+ */
+static void
+test_pg_commit_order(void)
+{
+	char *uri = store_addr("pg-order"), *waiting;
+	struct store *st = open_or_die(uri, STORE_PORTAL);
+	int64_t head = 0, last = 0, a_seq = 0;
+	struct rows r;
+	int status, i;
+	long waiters = 0;
+	pid_t pid;
+
+	store_feed_head(st, &head);
+	ok(store_begin(st) == PS_OK && store_config_set(st, "a", "parent") ==
+	    PS_OK, "a transaction writes a row and stays open");
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		struct store *cst = NULL;
+
+		_exit(store_open(uri, STORE_PORTAL, false, &cst) == PS_OK &&
+		    child_write_b(cst) == PS_OK ? 0 : 1);
+	}
+	waiting = xasprintf("SELECT count(*) FROM pg_locks WHERE locktype = "
+	    "'advisory' AND NOT granted AND database = (SELECT oid FROM "
+	    "pg_database WHERE datname = '%s')", pg_dbs[npg_dbs - 1]);
+	/* Waits for the child to be waiting (bounded only against a hang). */
+	for (i = 0; i < 600 && waiters < 1; i++) {
+		waiters = pg_int(uri, waiting);
+		if (waiters < 1)
+			poll(NULL, 0, 100);
+	}
+	is_int(waiters, 1, "another process's change waits for the lock");
+	ok(store_end(st, true) == PS_OK, "the first commits");
+	ok(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0, "then the other goes on");
+	a_seq = pg_int(uri, "SELECT seq FROM feed WHERE key = 'a'");
+	memset(&r, 0, sizeof(r));
+	ok(store_feed_read(st, head, 100, collect, &r, &last) == PS_OK &&
+	    r.n == 1 && strcmp(r.row[0], "config b") == 0 && r.seq[0] > a_seq,
+	    "the later commit has the higher number");
+	store_close(st);
+	free(waiting);
+	free(uri);
+}
+
 static void
 test_pg(void)
 {
+	printf("# PostgreSQL's own cases\n");
+	test_pg_uri();
+	test_pg_refusals();
+	test_pg_address();
+	test_pg_reconnect();
+	test_pg_listen();
+	test_pg_commit_order();
 }
 
 int
