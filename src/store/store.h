@@ -165,8 +165,12 @@ ps_err	store_feed_prune(struct store *, int64_t before);
 
 /*
  * Telling a server, without a store call, that the feed may have moved:
- * a counter in a small file beside the store (path + "-feed", mode 0600)
- * that every process bumps after each commit. Reading it is an atomic
+ * a counter in a small file beside the store (path + "-feed", mode 0600;
+ * on PostgreSQL beside the state directory's STORE_ADDRESS_FILE) that
+ * every process of this machine bumps after each commit. (Other nodes'
+ * commits on PostgreSQL are heard through store_listen_open() below: the
+ * counter is kept there for what admin commands on the same machine do,
+ * so that the next request sees it without waiting for a notification.) Reading it is an atomic
  * load from shared memory, so the event loop may do it on every request;
  * a server that sees it move reads the feed (off the loop) before it
  * answers from what it caches, so a change an admin command has made is
