@@ -503,7 +503,7 @@ auth_bearer(struct master_call *c, const char *token)
 	struct s2s_expect ex = {
 		.client_id = S2S_EXCHANGE_ID,
 		.host = s->ms->host,
-		.port = s->port,
+		.port = s->public_port,
 		.realm = s->ms->realm,
 		.now = time_now(),
 	};
@@ -1185,7 +1185,7 @@ serve_stop(void *arg)
 
 ps_err
 master_serve(struct master_state *ms, const char *listen_host,
-    const char *port_file, const char *metrics_allow)
+    int listen_port, const char *port_file, const char *metrics_allow)
 {
 	struct master_srv s = { .ms = ms };
 	struct http_signals *sigs = NULL;
@@ -1217,9 +1217,12 @@ master_serve(struct master_state *ms, const char *listen_host,
 	http_server_buffer_logs(s.http);
 	http_server_set_body_gate(s.http, gate, &s);
 	if ((rc = http_server_listen(s.http, listen_host ? listen_host :
-	    ms->host, ms->port, s.tls, &s.port)) != PS_OK)
+	    ms->host, listen_port ? listen_port : ms->port, s.tls,
+	    &s.port)) != PS_OK)
 		goto out;
-	s.base_url = setup_https_origin(ms->host, s.port);
+	/* Behind a load balancer, the URLs given out are the balancer's. */
+	s.public_port = listen_port && ms->port ? ms->port : s.port;
+	s.base_url = setup_https_origin(ms->host, s.public_port);
 	/*
 	 * Where the feed stands before the partners are read: a change
 	 * committed meanwhile is then read from the feed, not missed.

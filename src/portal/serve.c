@@ -546,7 +546,7 @@ handle(struct http_req *r, void *arg)
  * are routed by Host, certificates chosen by server name (SNI).
  */
 static ps_err
-app_listen(struct webapp_ctx *app, const char *listen_host)
+app_listen(struct webapp_ctx *app, const char *listen_host, int listen_port)
 {
 	char *tkey = portal_webapp_path(app->srv->ps->dir, app->w.id,
 	    "tls-key");
@@ -557,9 +557,10 @@ app_listen(struct webapp_ctx *app, const char *listen_host)
 	ps_err rc;
 	size_t i;
 
-	for (i = 0; app->w.port != 0 && &app->srv->apps[i] != app; i++)
-		if (app->srv->apps[i].http &&
-		    app->srv->apps[i].w.port == app->w.port)
+	for (i = 0; (listen_port || app->w.port != 0) &&
+	    &app->srv->apps[i] != app; i++)
+		if (app->srv->apps[i].http && (listen_port ||
+		    app->srv->apps[i].w.port == app->w.port))
 			owner = &app->srv->apps[i];
 	/* Not serving yet: the placeholders may be drawn here. */
 	if ((rc = http_tls_new(tcert, tkey, &app->tls)) != PS_OK ||
@@ -574,12 +575,15 @@ app_listen(struct webapp_ctx *app, const char *listen_host)
 		http_server_buffer_logs(app->http);
 		http_server_set_body_gate(app->http, body_gate, app);
 		if ((rc = http_server_listen(app->http, listen_host ?
-		    listen_host : app->w.host, app->w.port, app->tls,
-		    &app->port)) != PS_OK)
+		    listen_host : app->w.host, listen_port ? listen_port :
+		    app->w.port, app->tls, &app->port)) != PS_OK)
 			goto out;
 	}
 	free(app->base_url);
-	app->base_url = setup_https_origin(app->w.host, app->port);
+	/* Behind a load balancer, the URLs given out are the balancer's. */
+	app->public_port = listen_port && app->w.port ? app->w.port :
+	    app->port;
+	app->base_url = setup_https_origin(app->w.host, app->public_port);
 	log_info(NULL, "serve.listening", "url=%s webapp=%s import=%s%s",
 	    log_q(app->base_url), log_q(app->w.url),
 	    app->w.photo_import ? "on" : "off", owner ? " shared=yes" : "");
@@ -643,7 +647,7 @@ serve_stop(void *arg)
 
 ps_err
 portal_serve(struct portal_state *ps, const char *listen_host,
-    const char *port_file, const char *metrics_allow)
+    int listen_port, const char *port_file, const char *metrics_allow)
 {
 	struct portal_srv srv = { 0 };
 	struct serve_stop stop = { .srv = &srv };
@@ -681,7 +685,8 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 	srv.follower = store_follower_new(srv.base, srv.store, db, head,
 	    &feed_ops, &srv);
 	for (i = 0; i < srv.n_apps; i++) {
-		if ((rc = app_listen(&srv.apps[i], listen_host)) != PS_OK)
+		if ((rc = app_listen(&srv.apps[i], listen_host,
+		    listen_port)) != PS_OK)
 			goto out;
 		buf_addf(&ports, "%d\n", srv.apps[i].port);
 		background_start(&srv.apps[i]);
