@@ -316,7 +316,10 @@ add_quoted(struct buf *b, const char *s)
 /*
  * The cluster: initdb (superuser: the server's user, by peer
  * authentication over the socket; every other role by password), and
- * its configuration: no TCP, the socket in D/pg.
+ * its configuration: no TCP, the socket in D/pg. initdb does not wait
+ * for its files to reach the disk (--no-sync: seconds saved; a machine
+ * that crashes meanwhile leaves a set-up that the next run refuses as
+ * unfinished); the server itself syncs as usual.
  */
 static ps_err
 pg_make(struct cluster *c)
@@ -325,7 +328,7 @@ pg_make(struct cluster *c)
 	char *hba = file_join(c->pg_data, "pg_hba.conf");
 	char *conf = file_join(c->pg_data, "postgresql.conf");
 	const char *argv[] = { initdb, "-D", c->pg_data, "-U", c->superuser,
-	    "-A", "peer", "-E", "UTF8", "--locale=C", NULL };
+	    "-A", "peer", "-E", "UTF8", "--locale=C", "--no-sync", NULL };
 	struct buf b;
 	ps_err rc;
 
@@ -755,6 +758,17 @@ child_gone(struct cluster *c, pid_t pid, char *buf, size_t size)
 	return NULL;
 }
 
+static bool
+any_running(const pid_t *pids, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (pids[i] > 0)
+			return true;
+	return false;
+}
+
 static void
 print_running(struct cluster *c)
 {
@@ -884,12 +898,21 @@ demo_cluster(struct demo *d, int nodes, bool set_up_done, bool trusted,
 	print_running(&c);
 	printf("Press Ctrl-C to stop.\n");
 	fflush(stdout);
+	/*
+	 * A node that stops is the cluster's point: HAProxy sends its work
+	 * to the others. Without HAProxy, or without any node of a role,
+	 * the demo stops.
+	 */
 	while (!*stop) {
 		p = waitpid(-1, &status, WNOHANG);
 		if (p > 0 && (who = child_gone(&c, p, buf, sizeof(buf)))) {
 			fprintf(stderr, "photosync demo: %s stopped; see "
 			    "%s/%s.log\n", who, d->dir, who);
-			goto out;
+			if (c.haproxy == 0 || !any_running(c.masters,
+			    MASTER_NODES) || !any_running(c.portals, c.nodes))
+				goto out;
+			fprintf(stderr, "  HAProxy sends its work to the other "
+			    "nodes.\n");
 		}
 		usleep(200000);
 	}

@@ -15,8 +15,9 @@ the other with the hang guard as the only deadline.
   - a webapp setting changed with an admin command (avatar access) is
     applied by every portal node;
   - `photosync demo --nodes 3` on free ports answers GetUserPhoto and the
-    portal's photo through HAProxy, its nodes answer GET /ready, and
-    stopping it leaves no process of it and no PostgreSQL running.
+    portal's photo through HAProxy, its nodes answer GET /ready, a portal
+    node stopped leaves HAProxy answering through the others, and
+    stopping the demo leaves no process of it and no PostgreSQL running.
 """
 import copy
 import hashlib
@@ -285,6 +286,20 @@ r = request("localhost", base + 1, "GET", photo_path(T1, "L"), ca, h)
 ok(r.status == 200 and "placeholder" not in (r.header("ETag") or ""),
    "then the portal serves test1's photo through HAProxy (%s)" %
    r.header("ETag"))
+
+# A portal node stops: HAProxy sends its work to the others.
+node2 = os.path.join(state, "portal-2") + " "
+pids = [int(x.split(":")[0]) for x in processes_of(node2)]
+is_eq(len(pids), 1, "portal-2's serve is found")
+for pid in pids:
+    os.kill(pid, signal.SIGTERM)
+ok(wait_for(lambda: "portal-2 stopped" in demo_text()),
+   "the demo says that portal-2 stopped")
+answers = [request("localhost", base + 1, "GET", photo_path(T1, "L"), ca,
+                   h).status for _ in range(2 * NODES)]
+is_eq(answers, [200] * (2 * NODES), "every request through HAProxy is "
+      "still answered, by the other portal nodes")
+ok(proc.poll() is None, "the demo goes on without portal-2")
 
 proc.send_signal(signal.SIGINT)
 try:
