@@ -5,7 +5,7 @@
  *
  *   - PostgreSQL (initdb and pg_ctl) in D/pg, listening on a Unix socket
  *     in D/pg only, with port N+2 naming it; one database per role
- *     (photosync_master, photosync_portal), owned by the role photosync,
+ *     (demo_master, demo_portal), owned by the role photosync,
  *     whose password (D/pg-password) reaches init through
  *     --store-password-file and then lives in each state directory's
  *     passfile, never on a command line;
@@ -437,8 +437,8 @@ pg_roles(struct cluster *c)
 	buf_init(&sql, 4096);
 	buf_adds(&sql, "CREATE ROLE " PG_ROLE " LOGIN PASSWORD ");
 	add_quoted(&sql, pw);
-	buf_adds(&sql, ";\nCREATE DATABASE photosync_master OWNER " PG_ROLE
-	    ";\nCREATE DATABASE photosync_portal OWNER " PG_ROLE ";\n");
+	buf_adds(&sql, ";\nCREATE DATABASE demo_master OWNER " PG_ROLE
+	    ";\nCREATE DATABASE demo_portal OWNER " PG_ROLE ";\n");
 	rc = run_pg(c, argv, sql.b_data, NULL);
 	explicit_bzero(sql.b_data, sql.b_len);
 	buf_cleanup(&sql);
@@ -694,8 +694,8 @@ set_up_cluster(struct cluster *c)
 		goto out;
 	}
 	printf("ok\n");
-	d->master_store = pg_uri(c, "photosync_master");
-	d->portal_store = pg_uri(c, "photosync_portal");
+	d->master_store = pg_uri(c, "demo_master");
+	d->portal_store = pg_uri(c, "demo_portal");
 	d->store_password_file = xstrdup(c->pg_password_file);
 	if ((rc = demo_set_up(d)) != PS_OK ||
 	    (rc = demo_mark_done(mark, d->port_base)) != PS_OK)
