@@ -706,7 +706,8 @@ out:
 	return rc;
 }
 
-static int
+/* Every node's serve, on its own port. */
+static ps_err
 start_nodes(struct cluster *c)
 {
 	char name[32], *dir;
@@ -727,7 +728,7 @@ start_nodes(struct cluster *c)
 		    PORT_PORTAL(c->d->port_base, i), &c->portals[i], &port);
 		free(dir);
 	}
-	return rc == PS_OK ? 0 : demo_fail("start");
+	return rc;
 }
 
 /*
@@ -876,8 +877,10 @@ demo_cluster(struct demo *d, int nodes, bool set_up_done, bool trusted,
 		demo_fail("nodes");
 		goto out;
 	}
-	if (start_nodes(&c) != 0)
+	if (start_nodes(&c) != PS_OK) {
+		demo_fail("start");
 		goto out;
+	}
 	if (start_haproxy(&c, haproxy) != PS_OK) {
 		demo_fail("HAProxy");
 		goto out;

@@ -52,9 +52,10 @@ static const char usage_text[] =
 "(default ./demo); D/demo.env describes it for scripts. Ctrl-C stops it.\n"
 "D remembers its ports: a later run on D uses them.\n"
 "\n"
-"--nodes K (2 to " CLUSTER_MAX_NODES_S "): a cluster instead: PostgreSQL in D (port\n"
-"N+2, a Unix socket in D/pg), two master nodes (N+3, N+4) and K portal\n"
-"nodes (N+5 on) on it, and HAProxy on N and N+1 in front of each role.\n"
+"--nodes K (2 to " CLUSTER_MAX_NODES_S "): a cluster instead: PostgreSQL in "
+"D (port N+2,\n"
+"a Unix socket in D/pg), two master nodes (N+3, N+4) and K portal nodes\n"
+"(N+5 on) on it, and HAProxy on N and N+1 in front of each role.\n"
 "Without --nodes: one node of each role on SQLite.\n";
 
 static volatile sig_atomic_t stop_requested;
@@ -95,6 +96,22 @@ parse_port_base(const char *s, int *base)
 		return ps_errf(PS_EINVAL, "\"%s\" is not a port base: it must "
 		    "be a number from 1 to 65534 (the demo uses N and N+1)", s);
 	*base = (int)v;
+	return PS_OK;
+}
+
+/* --nodes K: a cluster's number of portal nodes. */
+static ps_err
+parse_nodes(const char *s, int *nodes)
+{
+	char *end;
+	long v = 0;
+
+	if (*s >= '0' && *s <= '9')
+		v = strtol(s, &end, 10);
+	if (v < 2 || v > CLUSTER_MAX_NODES || *end != '\0')
+		return ps_errf(PS_EINVAL, "\"%s\" is not a number of portal "
+		    "nodes from 2 to %d", s, CLUSTER_MAX_NODES);
+	*nodes = (int)v;
 	return PS_OK;
 }
 
@@ -624,7 +641,7 @@ demo_main(int argc, char **argv)
 	struct stat sb;
 	int c, ret = 1, stored = 0, nodes = 0;
 	bool set_up_done, trusted, cluster;
-	char *abs, *data = NULL, *cluster_file = NULL, *end;
+	char *abs, *data = NULL, *cluster_file = NULL;
 	size_t len;
 
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -632,12 +649,9 @@ demo_main(int argc, char **argv)
 		case 'd': dir = optarg; break;
 		case 'p': port_arg = optarg; break;
 		case 'n':
-			nodes = (int)strtol(optarg, &end, 10);
-			if (*optarg < '0' || *optarg > '9' || *end != '\0' ||
-			    nodes < 2 || nodes > CLUSTER_MAX_NODES) {
-				fprintf(stderr, "photosync demo: --nodes: \"%s\""
-				    " is not a number of portal nodes from 2 "
-				    "to %d\n", optarg, CLUSTER_MAX_NODES);
+			if (parse_nodes(optarg, &nodes) != PS_OK) {
+				fprintf(stderr, "photosync demo: --nodes: %s\n",
+				    ps_errmsg());
 				return 2;
 			}
 			break;
