@@ -313,4 +313,12 @@ left = processes_of(state)
 ok(not left, "no process of the demo is left (%s)" % "; ".join(left))
 ok(not os.path.exists(os.path.join(state, "pg", "data", "postmaster.pid")),
    "PostgreSQL is stopped")
+for f in sorted(os.listdir(state)):
+    if re.fullmatch(r"(master|portal)-\d+\.log|setup\.log|demo\.out", f):
+        text = open(os.path.join(state, f), errors="replace").read()
+        if psync.sanitizer_clean(text, f):
+            ok(True, "%s: no sanitizer report" % f)
+        psync.events_documented(text, f)
+if psync.sanitizer_clean(demo_text(), "the demo"):
+    ok(True, "the demo's output: no sanitizer report")
 done()
