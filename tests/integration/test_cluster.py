@@ -17,7 +17,8 @@ the other with the hang guard as the only deadline.
   - `photosync demo --nodes 3` on free ports answers GetUserPhoto and the
     portal's photo through HAProxy, its nodes answer GET /ready, a portal
     node stopped leaves HAProxy answering through the others, and
-    stopping the demo leaves no process of it and no PostgreSQL running.
+    stopping the demo leaves no process of it and no PostgreSQL running;
+    a second run on its directory resumes it.
 """
 import copy
 import hashlib
@@ -321,4 +322,33 @@ for f in sorted(os.listdir(state)):
         psync.events_documented(text, f)
 if psync.sanitizer_clean(demo_text(), "the demo"):
     ok(True, "the demo's output: no sanitizer report")
+
+# A second run on the directory resumes it (with 2 portal nodes now).
+out = open(out_path, "w")
+proc = subprocess.Popen([PHOTOSYNC, "demo", "--dir", state, "--nodes", "2"],
+                        stdout=out, stderr=subprocess.STDOUT)
+ok(wait_for(lambda: "Press Ctrl-C" in demo_text() or
+            proc.poll() is not None), "a second run on the directory starts")
+text = demo_text()
+ok("Press Ctrl-C" in text and "setting up" not in text and
+   "https://localhost:%d/my" % (base + 1) in text,
+   "it resumes: no set-up, the same ports")
+r = request("localhost", base, "GET", GUP, ca,
+            {"Authorization": basic("test1@contoso.com", pw)})
+is_eq(r.status, 200, "GetUserPhoto through HAProxy again")
+r = request("localhost", base + 1, "GET", photo_path(T1, "L"), ca, h)
+ok(r.status == 200 and "placeholder" not in (r.header("ETag") or ""),
+   "the portal serves test1's photo from the store, through HAProxy")
+proc.send_signal(signal.SIGTERM)
+try:
+    proc.wait(timeout=120)
+except subprocess.TimeoutExpired:
+    proc.kill()
+    proc.wait()
+is_eq(proc.returncode, 0, "SIGTERM stops it, exit 0")
+out.close()
+left = processes_of(state)
+ok(not left, "no process of the demo is left (%s)" % "; ".join(left))
+ok(not os.path.exists(os.path.join(state, "pg", "data", "postmaster.pid")),
+   "PostgreSQL is stopped")
 done()
