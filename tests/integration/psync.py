@@ -170,6 +170,7 @@ def write(path, data, mode=0o600):
 
 
 # ---- the store: SQLite in the state directory, or PostgreSQL ----
+# (The store_* helpers take a state directory, or a SQLite file itself.)
 
 STORE = os.environ.get("PHOTOSYNC_TEST_STORE") or "sqlite"
 if STORE not in ("sqlite", "postgresql"):
@@ -211,6 +212,9 @@ PG_ADDRESS_FILE = "store-address"
 
 
 def _sqlite_path(state_dir):
+    """The SQLite file of state_dir, or state_dir when it is that file."""
+    if os.path.isfile(state_dir):
+        return state_dir
     for name in ("master.db", "portal.db"):
         path = os.path.join(state_dir, name)
         if os.path.exists(path):
