@@ -287,6 +287,30 @@ r = request("localhost", base + 1, "GET", photo_path(T1, "L"), ca, h)
 ok(r.status == 200 and "placeholder" not in (r.header("ETag") or ""),
    "then the portal serves test1's photo through HAProxy (%s)" %
    r.header("ETag"))
+first_etag = r.header("ETag")
+
+# A photo change at the master: its notice goes through the portals'
+# HAProxy to a node, signed for the balancer's address (the nodes listen
+# on ports of their own: serve --listen-port), and every node serves the
+# new photo.
+psync.run("master", "photo", "set", "--dir", env["MASTER_DIR"],
+          "test1@contoso.com", "--file", os.path.join(state,
+                                                     "photo-test2.jpg"))
+
+
+def portal_logs():
+    return "".join(open(os.path.join(state, "portal-%d.log" % (i + 1)),
+                        errors="replace").read() for i in range(NODES))
+
+
+ok(wait_for(lambda: re.search(r"ev=notify\.received [^\n]*"
+                              r"account=contoso\\test1", portal_logs())),
+   "a portal node accepted the master's notice through HAProxy")
+for i in range(NODES):
+    ok(wait_for(lambda: request(
+        "127.0.0.1", base + 5 + i, "GET", photo_path(T1, "L"), ca, h)
+        .header("ETag") not in (None, first_etag)),
+       "portal-%d serves test1's new photo" % (i + 1))
 
 # A portal node stops: HAProxy sends its work to the others.
 node2 = os.path.join(state, "portal-2") + " "
