@@ -20,6 +20,7 @@ the other with the hang guard as the only deadline.
     stopping the demo leaves no process of it and no PostgreSQL running;
     a second run on its directory resumes it.
 """
+import atexit
 import copy
 import hashlib
 import os
@@ -221,6 +222,20 @@ out = open(out_path, "w")
 proc = subprocess.Popen([PHOTOSYNC, "demo", "--dir", state, "--port-base",
                          str(base), "--nodes", str(NODES)], stdout=out,
                         stderr=subprocess.STDOUT)
+
+
+def stop_demo():
+    """A test that ends early stops the demo it started (which stops its
+    nodes, HAProxy and PostgreSQL)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+atexit.register(stop_demo)
 
 
 def demo_text():
