@@ -1,5 +1,7 @@
 # Thin wrapper over meson: `make` builds build/photosync, `make check` runs
-# every test (also under ASan+UBSan), `make demo` starts the demo, `make
+# every test (also under ASan+UBSan; those that make a store once more on
+# PostgreSQL servers they start), `make demo` starts the demo (`make
+# demo-cluster`: as a cluster of nodes behind HAProxy), `make
 # bench` measures photosync against references (docs/performance.md),
 # `make fuzz` runs the fuzz targets of tests/fuzz/ for FUZZ_SECONDS each.
 BUILD ?= build
@@ -10,7 +12,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS = http_head http_chunked http_multipart http_params url
 MESON_OPTS ?=
 
-.PHONY: all deps check check-plain check-san demo bench fuzz clean
+.PHONY: all deps check check-plain check-san demo demo-cluster bench fuzz \
+    clean
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -43,6 +46,14 @@ check-san: deps $(SAN_BUILD)/build.ninja
 demo: all
 	./scripts/deps.sh demo
 	$(BUILD)/photosync demo $(DEMO_ARGS)
+
+# The same environment as a cluster: PostgreSQL, two master nodes and
+# DEMO_NODES portal nodes behind HAProxy, kept in ./demo-cluster.
+DEMO_NODES ?= 3
+demo-cluster: all
+	./scripts/deps.sh demo
+	$(BUILD)/photosync demo --dir demo-cluster --nodes $(DEMO_NODES) \
+	    $(DEMO_ARGS)
 
 # A release build of its own with the benchmark programs; the driver writes
 # bench/results/latest.md and fails when a floor does not hold. Knobs

@@ -36,15 +36,13 @@
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "demo.h"
+#include "demo_int.h"
 #include "image/image.h"
 #include "pki/pki.h"
 #include "setup/setup.h"
 
-#define DEMO_DOMAIN	"contoso.com"
-#define DEMO_HOST	"localhost"
-
 static const char usage_text[] =
-"usage: photosync demo [--dir D] [--port-base N]\n"
+"usage: photosync demo [--dir D] [--port-base N] [--nodes K]\n"
 "\n"
 "Sets up and runs the seed article's environment on this machine: a\n"
 "master with test1@contoso.com and test2@contoso.com (generated\n"
@@ -52,15 +50,13 @@ static const char usage_text[] =
 "contoso\\test3 (no mailbox), trust both ways, a local CA. The master\n"
 "listens on port N (default 8443), the portal on N+1. State goes to D\n"
 "(default ./demo); D/demo.env describes it for scripts. Ctrl-C stops it.\n"
-"D remembers its ports: a later run on D uses them.\n";
-
-struct demo {
-	char	*dir, *ca_dir, *master_dir, *portal_dir, *password_file;
-	char	*ca_cert, *log, *ports_file, *trusted_file;
-	int	 port_base;
-	char	 password[32];
-	pid_t	 master_pid, portal_pid;
-};
+"D remembers its ports: a later run on D uses them.\n"
+"\n"
+"--nodes K (2 to " CLUSTER_MAX_NODES_S "): a cluster instead: PostgreSQL in "
+"D (port N+2,\n"
+"a Unix socket in D/pg), two master nodes (N+3, N+4) and K portal nodes\n"
+"(N+5 on) on it, and HAProxy on N and N+1 in front of each role.\n"
+"Without --nodes: one node of each role on SQLite.\n";
 
 static volatile sig_atomic_t stop_requested;
 
@@ -71,8 +67,8 @@ on_stop(int sig)
 	stop_requested = 1;
 }
 
-static int
-fail(const char *what)
+int
+demo_fail(const char *what)
 {
 	fprintf(stderr, "photosync demo: %s: %s\n", what, ps_errmsg());
 	return 1;
@@ -103,14 +99,30 @@ parse_port_base(const char *s, int *base)
 	return PS_OK;
 }
 
+/* --nodes K: a cluster's number of portal nodes. */
+static ps_err
+parse_nodes(const char *s, int *nodes)
+{
+	char *end;
+	long v = 0;
+
+	if (*s >= '0' && *s <= '9')
+		v = strtol(s, &end, 10);
+	if (v < 2 || v > CLUSTER_MAX_NODES || *end != '\0')
+		return ps_errf(PS_EINVAL, "\"%s\" is not a number of portal "
+		    "nodes from 2 to %d", s, CLUSTER_MAX_NODES);
+	*nodes = (int)v;
+	return PS_OK;
+}
+
 /*
  * Whether another program holds `port` on the loopback address the
  * servers listen on, tried the way the servers bind (SO_REUSEADDR), so a
  * connection of an earlier run still closing does not count. A probe that
  * cannot be made says no: the server's own start then reports.
  */
-static bool
-port_taken(int port)
+bool
+demo_port_taken(int port)
 {
 	struct sockaddr_in sa = { 0 };
 	int fd, one = 1;
@@ -140,15 +152,15 @@ report_taken_port(const struct demo *d, bool set_up_done)
 	char suggest[16] = "N";
 	int port, p;
 
-	if (port_taken(d->port_base))
+	if (demo_port_taken(d->port_base))
 		port = d->port_base;
-	else if (port_taken(d->port_base + 1))
+	else if (demo_port_taken(d->port_base + 1))
 		port = d->port_base + 1;
 	else
 		return false;
 	/* A free pair to suggest; N when there is none above. */
 	for (p = d->port_base + 2; p < 65534; p += 2)
-		if (!port_taken(p) && !port_taken(p + 1))
+		if (!demo_port_taken(p) && !demo_port_taken(p + 1))
 			break;
 	fprintf(stderr, "photosync demo: port %d is in use by another "
 	    "program (the demo needs ports %d and %d).\n", port, d->port_base,
@@ -168,8 +180,8 @@ report_taken_port(const struct demo *d, bool set_up_done)
 }
 
 /* Records that a stage is done: the file is written last. */
-static ps_err
-mark_done(const char *path, int port_base)
+ps_err
+demo_mark_done(const char *path, int port_base)
 {
 	char line[16];
 
@@ -178,8 +190,8 @@ mark_done(const char *path, int port_base)
 }
 
 /* Runs `photosync ARGS...`; its output goes to the setup log. */
-static ps_err
-run_self(struct demo *d, const char *const *args)
+ps_err
+demo_run_self(struct demo *d, const char *const *args)
 {
 	const char *argv[24];
 	pid_t pid;
@@ -208,13 +220,13 @@ run_self(struct demo *d, const char *const *args)
 	return PS_OK;
 }
 
-/* Starts `photosync ROLE serve` in the background. */
-static ps_err
-start_server(struct demo *d, const char *role, const char *dir,
-    pid_t *pid, int *port)
+ps_err
+demo_start_server(struct demo *d, const char *role, const char *name,
+    const char *dir, int listen_port, pid_t *pid, int *port)
 {
-	char *log = xasprintf("%s/%s.log", d->dir, role);
-	char *portfile = xasprintf("%s/%s.port", d->dir, role);
+	char *log = xasprintf("%s/%s.log", d->dir, name);
+	char *portfile = xasprintf("%s/%s.port", d->dir, name);
+	char lport[16];
 	char *data = NULL;
 	size_t len;
 	int fd, i;
@@ -234,9 +246,16 @@ start_server(struct demo *d, const char *role, const char *dir,
 		}
 		/* A demo killed outright leaves no server behind. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		execl("/proc/self/exe", "photosync", role, "serve", "--dir",
-		    dir, "--listen", "127.0.0.1", "--port-file", portfile,
-		    (char *)NULL);
+		snprintf(lport, sizeof(lport), "%d", listen_port);
+		if (listen_port)
+			execl("/proc/self/exe", "photosync", role, "serve",
+			    "--dir", dir, "--listen", "127.0.0.1",
+			    "--listen-port", lport, "--port-file", portfile,
+			    (char *)NULL);
+		else
+			execl("/proc/self/exe", "photosync", role, "serve",
+			    "--dir", dir, "--listen", "127.0.0.1",
+			    "--port-file", portfile, (char *)NULL);
 		_exit(127);
 	}
 	for (i = 0; i < 200; i++) {
@@ -247,13 +266,13 @@ start_server(struct demo *d, const char *role, const char *dir,
 		if (waitpid(*pid, &status, WNOHANG) == *pid) {
 			*pid = 0;
 			rc = ps_errf(PS_EIO, "the %s stopped at start; see %s",
-			    role, log);
+			    name, log);
 			goto out;
 		}
 		usleep(50000);
 	}
 	if (data == NULL) {
-		rc = ps_errf(PS_ETIMEOUT, "the %s did not start; see %s", role,
+		rc = ps_errf(PS_ETIMEOUT, "the %s did not start; see %s", name,
 		    log);
 		goto out;
 	}
@@ -265,8 +284,8 @@ out:
 	return rc;
 }
 
-static void
-stop_server(pid_t pid)
+void
+demo_stop_server(pid_t pid)
 {
 	int i;
 
@@ -340,8 +359,8 @@ make_photo(struct demo *d, uint32_t seed, const char *name, char **path)
 	return rc;
 }
 
-static ps_err
-set_up(struct demo *d)
+ps_err
+demo_set_up(struct demo *d)
 {
 	char hostport[64], url[96], pport[16], *photo = NULL;
 	const char *ca = d->ca_cert;
@@ -369,8 +388,10 @@ set_up(struct demo *d)
 	{
 		const char *a[] = { "master", "init", "--dir", d->master_dir,
 		    "--host", hostport, "--domain", DEMO_DOMAIN, "--tls-cert",
-		    mcert, "--tls-key", mkey, NULL };
-		if ((rc = run_self(d, a)) != PS_OK)
+		    mcert, "--tls-key", mkey, d->master_store ? "--store" :
+		    NULL, d->master_store, "--store-password-file",
+		    d->store_password_file, NULL };
+		if ((rc = demo_run_self(d, a)) != PS_OK)
 			goto out;
 	}
 	for (i = 0; i < 2; i++) {
@@ -379,7 +400,7 @@ set_up(struct demo *d)
 		    "--password-file", d->password_file, NULL };
 		char name[32];
 
-		if ((rc = run_self(d, a)) != PS_OK)
+		if ((rc = demo_run_self(d, a)) != PS_OK)
 			goto out;
 		snprintf(name, sizeof(name), "photo-test%d.jpg", i + 1);
 		if ((rc = make_photo(d, (uint32_t)i + 1, name, &photo)) !=
@@ -388,7 +409,7 @@ set_up(struct demo *d)
 		{
 			const char *b[] = { "master", "photo", "set", "--dir",
 			    d->master_dir, users[i][1], "--file", photo, NULL };
-			rc = run_self(d, b);
+			rc = demo_run_self(d, b);
 		}
 		free(photo);
 		photo = NULL;
@@ -399,8 +420,9 @@ set_up(struct demo *d)
 	{
 		const char *a[] = { "portal", "init", "--dir", d->portal_dir,
 		    "--url", url, "--tls-cert", pcert, "--tls-key", pkey,
-		    NULL };
-		if ((rc = run_self(d, a)) != PS_OK)
+		    d->portal_store ? "--store" : NULL, d->portal_store,
+		    "--store-password-file", d->store_password_file, NULL };
+		if ((rc = demo_run_self(d, a)) != PS_OK)
 			goto out;
 	}
 	for (i = 0; i < 3; i++) {
@@ -408,7 +430,7 @@ set_up(struct demo *d)
 		    d->portal_dir, users[i][0], "--email", users[i][1],
 		    "--name", users[i][2], "--password-file",
 		    d->password_file, NULL };
-		if ((rc = run_self(d, a)) != PS_OK)
+		if ((rc = demo_run_self(d, a)) != PS_OK)
 			goto out;
 	}
 	{
@@ -418,7 +440,7 @@ set_up(struct demo *d)
 		    "--photo-expiration", "6h", "--photo-error-expiration",
 		    "1h", "--autodiscover-domain", hostport, "--ca-file", ca,
 		    NULL };
-		if ((rc = run_self(d, a)) != PS_OK)
+		if ((rc = demo_run_self(d, a)) != PS_OK)
 			goto out;
 	}
 	printf("ok\n");
@@ -434,8 +456,8 @@ out:
 }
 
 /* Article steps 4 and 5: each side trusts the other's metadata URL. */
-static ps_err
-trust(struct demo *d)
+ps_err
+demo_trust(struct demo *d)
 {
 	char murl[128], purl[128];
 	ps_err rc;
@@ -449,7 +471,7 @@ trust(struct demo *d)
 		const char *a[] = { "portal", "issuer", "add", "--dir",
 		    d->portal_dir, "--name", "Exchange", "--metadata-url", murl,
 		    "--ca-file", d->ca_cert, NULL };
-		if ((rc = run_self(d, a)) != PS_OK)
+		if ((rc = demo_run_self(d, a)) != PS_OK)
 			goto out;
 	}
 	printf("ok\n  master trusts the portal (partner add) . ");
@@ -457,7 +479,7 @@ trust(struct demo *d)
 		const char *a[] = { "master", "partner", "add", "--dir",
 		    d->master_dir, "--name", "SharePoint", "--metadata-url",
 		    purl, "--ca-file", d->ca_cert, NULL };
-		if ((rc = run_self(d, a)) != PS_OK)
+		if ((rc = demo_run_self(d, a)) != PS_OK)
 			goto out;
 	}
 	printf("ok\n");
@@ -467,8 +489,8 @@ out:
 	return rc;
 }
 
-static ps_err
-write_env(struct demo *d)
+ps_err
+demo_write_env(struct demo *d)
 {
 	struct buf b;
 	ps_err rc;
@@ -519,27 +541,120 @@ load_or_make_password(struct demo *d)
 	return rc;
 }
 
+void
+demo_print_running(struct demo *d, int mport, int pport, const char *logs)
+{
+	char *self = realpath("/proc/self/exe", NULL);
+
+	printf("\nphotosync demo is running.\n\n"
+	    "  Point a browser at  https://" DEMO_HOST ":%d/my\n"
+	    "  and sign in as      contoso\\test1 (or contoso\\test2, "
+	    "contoso\\test3)\n"
+	    "  with the password   %s\n\n"
+	    "  The certificates come from a local CA: %s\n"
+	    "  (import it into the browser, or accept the warning).\n\n"
+	    "  The master (mail server) is https://" DEMO_HOST ":%d; fetch a "
+	    "photo with curl:\n"
+	    "    curl --cacert %s -u test1@contoso.com:%s \\\n"
+	    "      'https://" DEMO_HOST ":%d/ews/exchange.asmx/s/GetUserPhoto"
+	    "?email=test1@contoso.com&size=HR648x648' -o test1.jpg\n\n"
+	    "  Scripts: . %s/demo.env   Logs: %s\n"
+	    "  Admin commands work meanwhile, e.g.\n"
+	    "    %s portal webapp show --dir %s\n\n", pport, d->password,
+	    d->ca_cert, mport, d->ca_cert, d->password, mport, d->dir, logs,
+	    self ? self : "photosync", d->portal_dir);
+	free(self);
+}
+
+/* One master and one portal on SQLite, until stopped. */
+static int
+run_one_node(struct demo *d, bool set_up_done, bool trusted)
+{
+	char *logs = NULL;
+	int mport = 0, pport = 0;
+
+	/* Before anything is made, so other ports can still be chosen. */
+	if (report_taken_port(d, set_up_done))
+		return 1;
+	if (!set_up_done) {
+		if (demo_set_up(d) != PS_OK)
+			return demo_fail("set-up");
+		if (demo_mark_done(d->ports_file, d->port_base) != PS_OK)
+			return demo_fail("set-up");
+	}
+	if (demo_start_server(d, "master", "master", d->master_dir, 0,
+	    &d->master_pid, &mport) != PS_OK || demo_start_server(d,
+	    "portal", "portal", d->portal_dir, 0, &d->portal_pid, &pport) !=
+	    PS_OK) {
+		/* Taken since the check: the same advice. */
+		if (!report_taken_port(d, true))
+			demo_fail("start");
+		return 1;
+	}
+	if (!trusted) {
+		if (set_up_done)
+			printf("finishing the set-up in %s\n", d->dir);
+		if (demo_trust(d) != PS_OK ||
+		    demo_mark_done(d->trusted_file, d->port_base) != PS_OK)
+			return demo_fail("trust");
+	}
+	if (demo_write_env(d) != PS_OK)
+		return demo_fail("demo.env");
+	logs = xasprintf("%s/{master,portal}.log", d->dir);
+	demo_print_running(d, mport, pport, logs);
+	free(logs);
+	printf("Press Ctrl-C to stop.\n");
+	fflush(stdout);
+	while (!stop_requested) {
+		int status;
+		pid_t p = waitpid(-1, &status, WNOHANG);
+
+		if (p == d->master_pid || p == d->portal_pid) {
+			fprintf(stderr, "photosync demo: the %s stopped; see "
+			    "%s/%s.log\n", p == d->master_pid ? "master" :
+			    "portal", d->dir, p == d->master_pid ? "master" :
+			    "portal");
+			if (p == d->master_pid)
+				d->master_pid = 0;
+			else
+				d->portal_pid = 0;
+			return 1;
+		}
+		usleep(200000);
+	}
+	printf("\nstopping\n");
+	return 0;
+}
+
 int
 demo_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "dir", required_argument, NULL, 'd' },
 		{ "port-base", required_argument, NULL, 'p' },
+		{ "nodes", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct demo d = { 0 };
 	const char *dir = "demo", *port_arg = NULL;
 	struct stat sb;
-	int c, mport = 0, pport = 0, ret = 1, stored = 0;
-	bool set_up_done, trusted;
-	char *abs, *self = NULL, *data = NULL;
+	int c, ret = 1, stored = 0, nodes = 0;
+	bool set_up_done, trusted, cluster;
+	char *abs, *data = NULL, *cluster_file = NULL;
 	size_t len;
 
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 'p': port_arg = optarg; break;
+		case 'n':
+			if (parse_nodes(optarg, &nodes) != PS_OK) {
+				fprintf(stderr, "photosync demo: --nodes: %s\n",
+				    ps_errmsg());
+				return 2;
+			}
+			break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		default: fputs(usage_text, stderr); return 2;
 		}
@@ -556,24 +671,27 @@ demo_main(int argc, char **argv)
 		return 2;
 	}
 	if (setup_state_dir(dir) != PS_OK)
-		return fail("state directory");
+		return demo_fail("state directory");
 	abs = realpath(dir, NULL);
 	d.dir = xstrdup(abs ? abs : dir);
 	free(abs);
 	d.ca_dir = file_join(d.dir, "ca");
-	d.master_dir = file_join(d.dir, "master");
-	d.portal_dir = file_join(d.dir, "portal");
+	/* A cluster's first nodes are where the admin commands run. */
+	d.master_dir = file_join(d.dir, nodes ? "master-1" : "master");
+	d.portal_dir = file_join(d.dir, nodes ? "portal-1" : "portal");
 	d.password_file = file_join(d.dir, "password");
 	d.ca_cert = file_join(d.ca_dir, "ca-cert.pem");
 	d.log = file_join(d.dir, "setup.log");
 	d.ports_file = file_join(d.dir, "ports");
 	d.trusted_file = file_join(d.dir, "trusted");
+	cluster_file = file_join(d.dir, CLUSTER_MARK);
 	signal(SIGINT, on_stop);
 	signal(SIGTERM, on_stop);
 	set_up_done = file_read(d.ports_file, 64, &data, &len) == PS_OK;
+	cluster = stat(cluster_file, &sb) == 0;
 	if (set_up_done) {
 		if (parse_port_base(data, &stored) != PS_OK) {
-			ret = fail(d.ports_file);
+			ret = demo_fail(d.ports_file);
 			goto out;
 		}
 		if (port_arg != NULL && stored != d.port_base) {
@@ -585,8 +703,16 @@ demo_main(int argc, char **argv)
 			goto out;
 		}
 		d.port_base = stored;
-	} else if (stat(d.master_dir, &sb) == 0 ||
-	    stat(d.portal_dir, &sb) == 0) {
+	}
+	if (cluster != (nodes > 0) && (set_up_done || cluster)) {
+		fprintf(stderr, "photosync demo: %s holds a %s demo; run it %s "
+		    "--nodes, or choose another --dir\n", d.dir, cluster ?
+		    "cluster" : "one-node", cluster ? "with" : "without");
+		ret = 2;
+		goto out;
+	}
+	if (!set_up_done && (stat(d.master_dir, &sb) == 0 ||
+	    stat(d.portal_dir, &sb) == 0)) {
 		fprintf(stderr, "photosync demo: %s holds a demo whose set-up "
 		    "did not finish (or one of an earlier version); remove it "
 		    "and start again\n", d.dir);
@@ -594,88 +720,17 @@ demo_main(int argc, char **argv)
 	}
 	trusted = stat(d.trusted_file, &sb) == 0;
 	if (load_or_make_password(&d) != PS_OK) {
-		ret = fail("password");
+		ret = demo_fail("password");
 		goto out;
 	}
-	/* Before anything is made, so other ports can still be chosen. */
-	if (report_taken_port(&d, set_up_done))
-		goto out;
-	if (!set_up_done) {
-		if (set_up(&d) != PS_OK) {
-			ret = fail("set-up");
-			goto out;
-		}
-		if (mark_done(d.ports_file, d.port_base) != PS_OK) {
-			ret = fail("set-up");
-			goto out;
-		}
-	}
-	if (start_server(&d, "master", d.master_dir, &d.master_pid, &mport) !=
-	    PS_OK || start_server(&d, "portal", d.portal_dir, &d.portal_pid,
-	    &pport) != PS_OK) {
-		/* Taken since the check: the same advice. */
-		if (!report_taken_port(&d, true))
-			fail("start");
-		goto out;
-	}
-	if (!trusted) {
-		if (set_up_done)
-			printf("finishing the set-up in %s\n", d.dir);
-		if (trust(&d) != PS_OK ||
-		    mark_done(d.trusted_file, d.port_base) != PS_OK) {
-			ret = fail("trust");
-			goto out;
-		}
-	}
-	if (write_env(&d) != PS_OK) {
-		ret = fail("demo.env");
-		goto out;
-	}
-	self = realpath("/proc/self/exe", NULL);
-	printf("\nphotosync demo is running.\n\n"
-	    "  Point a browser at  https://" DEMO_HOST ":%d/my\n"
-	    "  and sign in as      contoso\\test1 (or contoso\\test2, "
-	    "contoso\\test3)\n"
-	    "  with the password   %s\n\n"
-	    "  The certificates come from a local CA: %s\n"
-	    "  (import it into the browser, or accept the warning).\n\n"
-	    "  The master (mail server) is https://" DEMO_HOST ":%d; fetch a "
-	    "photo with curl:\n"
-	    "    curl --cacert %s -u test1@contoso.com:%s \\\n"
-	    "      'https://" DEMO_HOST ":%d/ews/exchange.asmx/s/GetUserPhoto"
-	    "?email=test1@contoso.com&size=HR648x648' -o test1.jpg\n\n"
-	    "  Scripts: . %s/demo.env   Logs: %s/{master,portal}.log\n"
-	    "  Admin commands work meanwhile, e.g.\n"
-	    "    %s portal webapp show --dir %s\n\n"
-	    "Press Ctrl-C to stop.\n", pport, d.password, d.ca_cert, mport,
-	    d.ca_cert, d.password, mport, d.dir, d.dir, self ? self :
-	    "photosync", d.portal_dir);
-	free(self);
-	self = NULL;
-	fflush(stdout);
-	while (!stop_requested) {
-		int status;
-		pid_t p = waitpid(-1, &status, WNOHANG);
-
-		if (p == d.master_pid || p == d.portal_pid) {
-			fprintf(stderr, "photosync demo: the %s stopped; see "
-			    "%s/%s.log\n", p == d.master_pid ? "master" :
-			    "portal", d.dir, p == d.master_pid ? "master" :
-			    "portal");
-			if (p == d.master_pid)
-				d.master_pid = 0;
-			else
-				d.portal_pid = 0;
-			goto out;
-		}
-		usleep(200000);
-	}
-	printf("\nstopping\n");
-	ret = 0;
+	if (nodes)
+		ret = demo_cluster(&d, nodes, set_up_done, trusted,
+		    &stop_requested);
+	else
+		ret = run_one_node(&d, set_up_done, trusted);
 out:
-	free(self);
-	stop_server(d.portal_pid);
-	stop_server(d.master_pid);
+	demo_stop_server(d.portal_pid);
+	demo_stop_server(d.master_pid);
 	free(d.dir);
 	free(d.ca_dir);
 	free(d.master_dir);
@@ -685,6 +740,10 @@ out:
 	free(d.log);
 	free(d.ports_file);
 	free(d.trusted_file);
+	free(d.master_store);
+	free(d.portal_store);
+	free(d.store_password_file);
+	free(cluster_file);
 	free(data);
 	return ret;
 }

@@ -691,6 +691,7 @@ req_finish(struct conn *c)
 	r->notes[0] = '\0';
 	r->gone = false;
 	r->route = NULL;
+	r->quiet = false;
 	r->path_raw = r->path = NULL;
 	r->body = NULL;
 	r->body_len = 0;

@@ -82,6 +82,7 @@ struct http_req {
 	size_t			 notes_len;
 	bool			 gone;	/* the client closed the connection */
 	const char		*route;	/* static; for metrics */
+	bool			 quiet;	/* a success logged at debug level */
 };
 
 struct conn {

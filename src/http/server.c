@@ -586,6 +586,12 @@ http_req_set_route(struct http_req *r, const char *route)
 }
 
 void
+http_req_quiet(struct http_req *r)
+{
+	r->quiet = true;
+}
+
+void
 http_req_note(struct http_req *r, const char *key, const char *value)
 {
 	const char *q = log_q(value ? value : "");
@@ -718,7 +724,8 @@ log_outcome(struct http_req *r, int status, size_t len)
 
 	metrics_series_add(rs->requests, 1);
 	metrics_series_observe(rs->seconds, (double)ms / 1000.0);
-	log_event(status >= 500 ? LOG_WARN : LOG_INFO, r->id, "http.request",
+	log_event(status >= 500 ? LOG_WARN : r->quiet && status < 400 ?
+	    LOG_DEBUG : LOG_INFO, r->id, "http.request",
 	    "method=%s path=%s status=%d bytes=%zu ms=%lld peer=%s%s%s%s",
 	    http_req_method_name(r), log_q(http_req_path_raw(r)), status, len,
 	    (long long)ms, log_q(r->c->peer), r->client_id[0] ?

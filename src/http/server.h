@@ -250,6 +250,13 @@ bool	http_etag_match(const char *if_none_match, const char *etag);
  */
 void	http_req_set_route(struct http_req *, const char *route);
 
+/*
+ * Logs the request's outcome line at debug level when its status is
+ * below 400 (a load balancer's health checks, every few seconds); other
+ * statuses are logged as usual.
+ */
+void	http_req_quiet(struct http_req *);
+
 /* Per-request notes for the outcome log line (copied). */
 void	http_req_note(struct http_req *, const char *key, const char *value);
 

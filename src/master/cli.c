@@ -41,6 +41,11 @@ static const struct help_entry commands[] = {
 	  "the\n"
 	  "      address\n", NULL },
 	{ "serve", NULL, "--dir D [--listen ADDRESS] [--port-file F]\n"
+	  "       [--listen-port N]            listen on port N; the URLs "
+	  "given out\n"
+	  "                                    keep the configured port (a "
+	  "node\n"
+	  "                                    behind a load balancer)\n"
 	  "       [--metrics-allow ADDRESSES]  who may read /metrics (default\n"
 	  "                                    loopback: 127.0.0.0/8,::1/128)\n"
 	  "       [--max-connections N]        connections open at once "
@@ -101,6 +106,7 @@ struct opts {
 	const char	*password_file, *file, *size, *output, *metadata_url;
 	const char	*metadata_file, *ca_file, *listen, *port_file, *notify;
 	const char	*metrics_allow, *partner, *max_connections;
+	const char	*listen_port;
 	const char	*body_memory, *store, *store_password_file, *to;
 	bool		 help;
 	const char	*args[4];
@@ -142,6 +148,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "ca-file", required_argument, NULL, 'C' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "port-file", required_argument, NULL, 'P' },
+		{ "listen-port", required_argument, NULL, 'L' },
 		{ "partner", required_argument, NULL, 'R' },
 		{ "notify", required_argument, NULL, 'N' },
 		{ "metrics-allow", required_argument, NULL, 'M' },
@@ -174,6 +181,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'C': o->ca_file = optarg; break;
 		case 'l': o->listen = optarg; break;
 		case 'P': o->port_file = optarg; break;
+		case 'L': o->listen_port = optarg; break;
 		case 'R': o->partner = optarg; break;
 		case 'N':
 			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
@@ -610,11 +618,15 @@ master_main(int argc, char **argv)
 	if (master_state_open(o.dir, &ms) != PS_OK)
 		return fail(NULL);
 	if (strcmp(cmd, "serve") == 0) {
+		int lport = 0;
+
 		if (http_set_limits_from_options(o.max_connections,
-		    o.body_memory) != PS_OK)
+		    o.body_memory) != PS_OK || (o.listen_port &&
+		    setup_port(o.listen_port, "--listen-port", &lport) !=
+		    PS_OK))
 			ret = fail("serve");
 		else
-			ret = master_serve(&ms, o.listen, o.port_file,
+			ret = master_serve(&ms, o.listen, lport, o.port_file,
 			    o.metrics_allow) == PS_OK ? 0 : fail("serve");
 	}
 	else if (strcmp(cmd, "mailbox") == 0)

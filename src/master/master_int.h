@@ -119,9 +119,12 @@ struct master_srv {
 	struct metrics_acl	*metrics_acl;
 	char			*base_url;	/* https://host[:port] */
 	int			 port;		/* bound */
+	/* In URLs and token audiences: a load balancer's, or the bound. */
+	int			 public_port;
 	struct master_partners	*partners;
 	/* Requests in flight (deferred); 503 for those left at the stop. */
 	struct master_call	*calls;
+	bool			 draining;	/* SIGTERM: /ready says so */
 };
 
 /*
@@ -261,8 +264,13 @@ const struct master_tag *master_cache_tag(struct master_cache *,
 void	master_cache_tag_put(struct master_cache *, const char *email,
 	    uint64_t stamp, const struct master_tag *);
 
-/* Runs the server until SIGINT/SIGTERM. */
+/*
+ * Runs the server until SIGINT/SIGTERM, on `listen_port` when it is not
+ * 0 (a node behind a load balancer: the URLs it gives out keep the
+ * configured port), else on the configured one.
+ */
 ps_err	master_serve(struct master_state *, const char *listen_host,
-	    const char *port_file, const char *metrics_allow);
+	    int listen_port, const char *port_file,
+	    const char *metrics_allow);
 
 #endif

@@ -7,6 +7,7 @@
  *   GET      /ews/exchange.asmx/s/getuserphoto	REST photo, ETag, 304
  *   POST     /ews/exchange.asmx		SOAP GetUserPhoto
  *   GET|POST /ecp/...				the change-photo page (ecp.c)
+ *   GET      /ready				readiness, for load balancers
  *
  * Paths match case-insensitively. Everything but the metadata document
  * and the change-photo page needs a mailbox user's Basic credentials or a
@@ -58,6 +59,7 @@
 #define XML_TYPE	"text/xml; charset=utf-8"
 #define PHOTO_MAX_AGE	3600
 #define BUSY_RETRY_S	"1"	/* Retry-After of a 503 */
+#define READY_TYPE	"text/plain; charset=utf-8"
 
 /* Who is calling, once authenticated. */
 struct principal {
@@ -472,7 +474,7 @@ auth_bearer(struct master_call *c, const char *token)
 	struct s2s_expect ex = {
 		.client_id = S2S_EXCHANGE_ID,
 		.host = s->ms->host,
-		.port = s->port,
+		.port = s->public_port,
 		.realm = s->ms->realm,
 		.now = time_now(),
 	};
@@ -884,10 +886,45 @@ out:
 	call_end(c);
 }
 
+/*
+ * GET /ready, for load balancers (no sign-in): 200 "ready" while this
+ * node takes work (it listens once its indexes are loaded, and its store
+ * answers a read on the read lane), else 503 and one word: "draining"
+ * after SIGTERM, "store" when the store cannot be reached, "busy" when
+ * the read lane's queue is full. A 200 is logged at debug level only: a
+ * balancer asks every few seconds.
+ */
+static void
+ready_answer(void *arg, ps_err rc, const char *message)
+{
+	struct http_req *r = arg;
+
+	if (rc == PS_OK) {
+		http_req_quiet(r);
+		http_reply(r, 200, READY_TYPE, "ready\n", 6);
+		return;
+	}
+	http_req_note(r, "error", message);
+	http_reply(r, 503, READY_TYPE, "store\n", 6);
+}
+
+static void
+handle_ready(struct master_srv *s, struct http_req *r)
+{
+	if (s->draining) {
+		http_reply(r, 503, READY_TYPE, "draining\n", 9);
+		return;
+	}
+	http_req_defer(r);
+	if (store_pool_probe(s->pool, ready_answer, r) != PS_OK)
+		http_reply(r, 503, READY_TYPE, "busy\n", 5);
+}
+
 /* ---- routing ---- */
 
 enum route_id {
 	R_POX, R_SOAP, R_METADATA, R_REST_PHOTO, R_EWS, R_ECP, R_METRICS,
+	R_READY,
 };
 
 struct route {
@@ -922,6 +959,7 @@ static const struct route routes[] = {
 	{ "/ecp/photo/cancel", R_ECP, false, true, false, ECP_CANCEL, "ecp" },
 	{ "/ecp/photo/remove", R_ECP, false, true, false, ECP_REMOVE, "ecp" },
 	{ "/metrics", R_METRICS, true, false, false, 0, "metrics" },
+	{ "/ready", R_READY, true, false, false, 0, "ready" },
 };
 
 /* Authenticated at the gate: the XML body may be read. */
@@ -1064,6 +1102,10 @@ handle(struct http_req *r, void *arg)
 		http_reply_error(r, 413, "the XML body is larger than 1 MiB");
 		return;
 	}
+	if (rt->id == R_READY) {
+		handle_ready(s, r);
+		return;
+	}
 	/* Nothing kept in memory: answered at once. */
 	if (rt->id == R_METRICS) {
 		metrics_set("photosync_store_queued", NULL,
@@ -1108,12 +1150,13 @@ serve_stop(void *arg)
 {
 	struct master_srv *s = arg;
 
+	s->draining = true;
 	http_server_drain(s->http, serve_drained, s);
 }
 
 ps_err
 master_serve(struct master_state *ms, const char *listen_host,
-    const char *port_file, const char *metrics_allow)
+    int listen_port, const char *port_file, const char *metrics_allow)
 {
 	struct master_srv s = { .ms = ms };
 	struct http_signals *sigs = NULL;
@@ -1145,9 +1188,12 @@ master_serve(struct master_state *ms, const char *listen_host,
 	http_server_buffer_logs(s.http);
 	http_server_set_body_gate(s.http, gate, &s);
 	if ((rc = http_server_listen(s.http, listen_host ? listen_host :
-	    ms->host, ms->port, s.tls, &s.port)) != PS_OK)
+	    ms->host, listen_port ? listen_port : ms->port, s.tls,
+	    &s.port)) != PS_OK)
 		goto out;
-	s.base_url = setup_https_origin(ms->host, s.port);
+	/* Behind a load balancer, the URLs given out are the balancer's. */
+	s.public_port = listen_port && ms->port ? ms->port : s.port;
+	s.base_url = setup_https_origin(ms->host, s.public_port);
 	/*
 	 * Where the feed stands before the partners are read: a change
 	 * committed meanwhile is then read from the feed, not missed.

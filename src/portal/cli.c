@@ -101,6 +101,11 @@ static const struct help_entry commands[] = {
 	  "why\n"
 	  "      (changes nothing; exit status 1 when a step fails)\n", NULL },
 	{ "serve", NULL, "--dir D [--listen ADDRESS] [--port-file F]\n"
+	  "       [--listen-port N]            every web application on port "
+	  "N; the\n"
+	  "                                    URLs given out keep their "
+	  "ports (a\n"
+	  "                                    node behind a load balancer)\n"
 	  "       [--metrics-allow ADDRESSES]  who may read /metrics (default\n"
 	  "                                    loopback: 127.0.0.0/8,::1/128)\n"
 	  "       [--max-connections N]        connections open at once "
@@ -127,7 +132,7 @@ struct opts {
 	const char	*dir, *url, *tls_cert, *tls_key, *name, *email;
 	const char	*password_file, *metadata_url, *metadata_file;
 	const char	*ca_file, *listen, *port_file, *metrics_allow;
-	const char	*max_connections, *body_memory;
+	const char	*max_connections, *body_memory, *listen_port;
 	const char	*photo_import, *photo_expiration, *error_expiration;
 	const char	*autodiscover_domain, *sync_trigger, *sizes;
 	const char	*allow_http, *background, *notifications, *avatar_access;
@@ -164,7 +169,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 	    O_MDURL, O_MDFILE, O_CA, O_LISTEN, O_PORTFILE, O_IMPORT, O_EXP,
 	    O_ERREXP, O_AD, O_TRIGGER, O_SIZES, O_HTTP, O_USER, O_ALL, O_FORCE,
 	    O_CONC, O_METRICS, O_MAXCONN, O_BODYMEM, O_BG, O_NOTIF, O_AVACC,
-	    O_AVDEF, O_OWNERWAIT, O_STORE, O_STOREPW, O_TO };
+	    O_AVDEF, O_OWNERWAIT, O_STORE, O_STOREPW, O_TO, O_LISTENPORT };
 	static const struct option longopts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "url", required_argument, NULL, O_URL },
@@ -178,6 +183,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "ca-file", required_argument, NULL, O_CA },
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "port-file", required_argument, NULL, O_PORTFILE },
+		{ "listen-port", required_argument, NULL, O_LISTENPORT },
 		{ "photo-import", required_argument, NULL, O_IMPORT },
 		{ "photo-expiration", required_argument, NULL, O_EXP },
 		{ "photo-error-expiration", required_argument, NULL, O_ERREXP },
@@ -221,6 +227,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case O_CA: o->ca_file = optarg; o->ca_file_set = true; break;
 		case O_LISTEN: o->listen = optarg; break;
 		case O_PORTFILE: o->port_file = optarg; break;
+		case O_LISTENPORT: o->listen_port = optarg; break;
 		case O_IMPORT: o->photo_import = optarg; break;
 		case O_EXP: o->photo_expiration = optarg; break;
 		case O_ERREXP: o->error_expiration = optarg; break;
@@ -1020,11 +1027,15 @@ portal_main(int argc, char **argv)
 	if (portal_state_open(o.dir, &ps) != PS_OK)
 		return fail(NULL);
 	if (strcmp(cmd, "serve") == 0) {
+		int lport = 0;
+
 		if (http_set_limits_from_options(o.max_connections,
-		    o.body_memory) != PS_OK)
+		    o.body_memory) != PS_OK || (o.listen_port &&
+		    setup_port(o.listen_port, "--listen-port", &lport) !=
+		    PS_OK))
 			ret = fail("serve");
 		else
-			ret = portal_serve(&ps, o.listen, o.port_file,
+			ret = portal_serve(&ps, o.listen, lport, o.port_file,
 			    o.metrics_allow) == PS_OK ? 0 : fail("serve");
 	} else if (strcmp(cmd, "refresh") == 0) {
 		int k;

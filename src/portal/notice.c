@@ -34,7 +34,7 @@ issuer_token_ok(struct webapp_ctx *app, const char *token,
 	struct s2s_expect ex = {
 		.client_id = S2S_SHAREPOINT_ID,
 		.host = app->w.host,
-		.port = app->port,
+		.port = app->public_port,
 		.realm = app->w.realm,
 		.now = time_now(),
 	};

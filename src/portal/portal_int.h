@@ -77,6 +77,8 @@ struct webapp_ctx {
 	struct http_server	*http;
 	struct http_tls		*tls;
 	int			 port;		/* bound */
+	/* In URLs and token audiences: a load balancer's, or the bound. */
+	int			 public_port;
 	char			*base_url;
 	struct pki_key		*s2s_key;
 	unsigned char		*s2s_cert;
@@ -108,6 +110,7 @@ struct portal_srv {
 	struct auth_guard	*guard;		/* sign-in attempts */
 	struct metrics_acl	*metrics_acl;	/* who may read /metrics */
 	struct portal_index	*index;		/* the serving path's (index.h) */
+	bool			 draining;	/* SIGTERM: /ready says so */
 	/* sync.c's bounded maps */
 	struct lru		*ad_cache;	/* Autodiscover answers */
 	struct lru		*states;	/* sync states */
@@ -246,6 +249,7 @@ void	background_stop(struct webapp_ctx *);
 /* ---- serving (serve.c and the route files) ---- */
 
 #define PORTAL_HTML_TYPE	"text/html; charset=utf-8"
+#define PORTAL_TEXT_TYPE	"text/plain; charset=utf-8"
 
 /* The signed-in user of a request. */
 struct viewer {
@@ -311,8 +315,14 @@ void	reply_unread(struct http_req *, ps_err rc);
 void	avatar_shutdown(void);
 void	avatar_handle(struct webapp_ctx *, struct http_req *);
 
-/* Runs the server until SIGINT/SIGTERM. */
+/*
+ * Runs the server until SIGINT/SIGTERM, every web application on
+ * `listen_port` when it is not 0 (a node behind a load balancer: they
+ * share it, routed by Host, and the URLs they give out keep their
+ * configured ports), else each on its URL's port.
+ */
 ps_err	portal_serve(struct portal_state *, const char *listen_host,
-	    const char *port_file, const char *metrics_allow);
+	    int listen_port, const char *port_file,
+	    const char *metrics_allow);
 
 #endif

@@ -11,6 +11,7 @@
  *   GET  /avatar/<hash>	Libravatar/Gravatar scheme (avatar.c)
  *   GET|POST /login, POST /logout
  *   GET  /metrics
+ *   GET  /ready		readiness, for load balancers (no sign-in)
  *
  * Routing and the server's life: start, the change feed (what other
  * processes changed is dropped from memory before a request is answered
@@ -457,6 +458,49 @@ body_gate(struct http_req *r, void *arg)
 	http_reply_error(r, 413, "this address takes no body over 64 KiB");
 }
 
+/*
+ * GET /ready, for load balancers (no sign-in): 200 "ready" while this
+ * node takes work (it listens once its indexes are loaded, and its store
+ * answers a read on the read lane), else 503 and one word: "draining"
+ * after SIGTERM, "store" when the store cannot be reached, "busy" when
+ * the read lane's queue is full. Answered before the change feed is
+ * waited for (a store that cannot be reached must not hold it). A 200 is
+ * logged at debug level only: a balancer asks every few seconds.
+ */
+static void
+ready_answer(void *arg, ps_err rc, const char *message)
+{
+	struct http_req *r = arg;
+
+	if (rc == PS_OK) {
+		http_req_quiet(r);
+		http_reply(r, 200, PORTAL_TEXT_TYPE, "ready\n", 6);
+		return;
+	}
+	http_req_note(r, "error", message);
+	http_reply(r, 503, PORTAL_TEXT_TYPE, "store\n", 6);
+}
+
+static void
+handle_ready(struct portal_srv *srv, struct http_req *r)
+{
+	enum http_method m = http_req_method(r);
+
+	http_req_set_route(r, "ready");
+	if (m != HTTP_GET && m != HTTP_HEAD) {
+		http_reply_header(r, "Allow", "GET, HEAD");
+		http_reply_error(r, 405, "method not allowed here");
+		return;
+	}
+	if (srv->draining) {
+		http_reply(r, 503, PORTAL_TEXT_TYPE, "draining\n", 9);
+		return;
+	}
+	http_req_defer(r);
+	if (store_pool_probe(srv->store, ready_answer, r) != PS_OK)
+		http_reply(r, 503, PORTAL_TEXT_TYPE, "busy\n", 5);
+}
+
 /* A request that waited for the change feed to be read. */
 struct feed_wait {
 	struct webapp_ctx	*app;
@@ -478,6 +522,10 @@ handle(struct http_req *r, void *arg)
 	struct webapp_ctx *app = route_host(arg, r);
 	struct feed_wait *fw;
 
+	if (strcmp(http_req_path(r), "/ready") == 0) {
+		handle_ready(app->srv, r);
+		return;
+	}
 	/* What other processes changed is applied before memory answers. */
 	if (store_follower_current(app->srv->follower)) {
 		route(app, r);
@@ -498,7 +546,7 @@ handle(struct http_req *r, void *arg)
  * are routed by Host, certificates chosen by server name (SNI).
  */
 static ps_err
-app_listen(struct webapp_ctx *app, const char *listen_host)
+app_listen(struct webapp_ctx *app, const char *listen_host, int listen_port)
 {
 	char *tkey = portal_webapp_path(app->srv->ps->dir, app->w.id,
 	    "tls-key");
@@ -509,9 +557,10 @@ app_listen(struct webapp_ctx *app, const char *listen_host)
 	ps_err rc;
 	size_t i;
 
-	for (i = 0; app->w.port != 0 && &app->srv->apps[i] != app; i++)
-		if (app->srv->apps[i].http &&
-		    app->srv->apps[i].w.port == app->w.port)
+	for (i = 0; (listen_port || app->w.port != 0) &&
+	    &app->srv->apps[i] != app; i++)
+		if (app->srv->apps[i].http && (listen_port ||
+		    app->srv->apps[i].w.port == app->w.port))
 			owner = &app->srv->apps[i];
 	/* Not serving yet: the placeholders may be drawn here. */
 	if ((rc = http_tls_new(tcert, tkey, &app->tls)) != PS_OK ||
@@ -526,12 +575,15 @@ app_listen(struct webapp_ctx *app, const char *listen_host)
 		http_server_buffer_logs(app->http);
 		http_server_set_body_gate(app->http, body_gate, app);
 		if ((rc = http_server_listen(app->http, listen_host ?
-		    listen_host : app->w.host, app->w.port, app->tls,
-		    &app->port)) != PS_OK)
+		    listen_host : app->w.host, listen_port ? listen_port :
+		    app->w.port, app->tls, &app->port)) != PS_OK)
 			goto out;
 	}
 	free(app->base_url);
-	app->base_url = setup_https_origin(app->w.host, app->port);
+	/* Behind a load balancer, the URLs given out are the balancer's. */
+	app->public_port = listen_port && app->w.port ? app->w.port :
+	    app->port;
+	app->base_url = setup_https_origin(app->w.host, app->public_port);
 	log_info(NULL, "serve.listening", "url=%s webapp=%s import=%s%s",
 	    log_q(app->base_url), log_q(app->w.url),
 	    app->w.photo_import ? "on" : "off", owner ? " shared=yes" : "");
@@ -579,6 +631,7 @@ serve_stop(void *arg)
 	struct portal_srv *srv = st->srv;
 	size_t i;
 
+	srv->draining = true;
 	for (i = 0; i < srv->n_apps; i++) {
 		background_stop(&srv->apps[i]);
 		st->left += srv->apps[i].http != NULL;
@@ -594,7 +647,7 @@ serve_stop(void *arg)
 
 ps_err
 portal_serve(struct portal_state *ps, const char *listen_host,
-    const char *port_file, const char *metrics_allow)
+    int listen_port, const char *port_file, const char *metrics_allow)
 {
 	struct portal_srv srv = { 0 };
 	struct serve_stop stop = { .srv = &srv };
@@ -632,7 +685,8 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 	srv.follower = store_follower_new(srv.base, srv.store, db, head,
 	    &feed_ops, &srv);
 	for (i = 0; i < srv.n_apps; i++) {
-		if ((rc = app_listen(&srv.apps[i], listen_host)) != PS_OK)
+		if ((rc = app_listen(&srv.apps[i], listen_host,
+		    listen_port)) != PS_OK)
 			goto out;
 		buf_addf(&ports, "%d\n", srv.apps[i].port);
 		background_start(&srv.apps[i]);

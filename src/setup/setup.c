@@ -53,6 +53,22 @@ setup_host_port(const char *s, int default_port, char **host, int *port)
 }
 
 ps_err
+setup_port(const char *s, const char *what, int *port)
+{
+	char *end;
+	long p = 0;
+
+	/* strtol alone would take leading blanks and signs. */
+	if (*s >= '0' && *s <= '9')
+		p = strtol(s, &end, 10);
+	if (p < 1 || p > 65535 || *end != '\0')
+		return ps_errf(PS_EINVAL, "%s: \"%s\" is not a port: a number "
+		    "from 1 to 65535", what, s);
+	*port = (int)p;
+	return PS_OK;
+}
+
+ps_err
 setup_https_url(const char *url, char **host, int *port)
 {
 	struct url u;

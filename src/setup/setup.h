@@ -22,6 +22,11 @@
 ps_err	setup_host_port(const char *s, int default_port, char **host,
 	    int *port);
 /*
+ * A port number given alone (serve --listen-port): 1 to 65535, digits
+ * only; PS_EINVAL with a sentence naming `what` otherwise.
+ */
+ps_err	setup_port(const char *s, const char *what, int *port);
+/*
  * Splits "https://host[:port]" (nothing after the authority but "/"; port
  * 0 for "any port"), parsed by url_parse() (common/url.h). The host comes
  * back in lower case, an IPv6 address without brackets; the caller frees

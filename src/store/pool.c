@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 
+#include "common/str.h"
 #include "common/xalloc.h"
 #include "pool.h"
 #include "work/work.h"
@@ -134,6 +135,46 @@ store_pool_write(struct store_pool *p, store_job_fn run,
     void (*done)(void *), void *arg)
 {
 	return lane_submit(&p->write, run, done, arg);
+}
+
+struct probe {
+	void	(*done)(void *, ps_err, const char *);
+	void	 *arg;
+	ps_err	  rc;
+	char	  message[256];	/* ps_errmsg() is the lane thread's */
+};
+
+static void
+probe_run(struct store *st, void *arg)
+{
+	struct probe *pr = arg;
+	int64_t head;
+
+	if ((pr->rc = store_feed_head(st, &head)) != PS_OK)
+		str_copy(pr->message, ps_errmsg(), sizeof(pr->message));
+}
+
+static void
+probe_done(void *arg)
+{
+	struct probe *pr = arg;
+
+	pr->done(pr->arg, pr->rc, pr->message);
+	free(pr);
+}
+
+ps_err
+store_pool_probe(struct store_pool *p,
+    void (*done)(void *, ps_err, const char *), void *arg)
+{
+	struct probe *pr = xcalloc(1, sizeof(*pr));
+	ps_err rc;
+
+	pr->done = done;
+	pr->arg = arg;
+	if ((rc = store_pool_read(p, probe_run, probe_done, pr)) != PS_OK)
+		free(pr);
+	return rc;
 }
 
 size_t

@@ -65,6 +65,17 @@ ps_err	store_pool_read(struct store_pool *, store_job_fn run,
 ps_err	store_pool_write(struct store_pool *, store_job_fn run,
 	    void (*done)(void *), void *arg);
 
+/*
+ * Whether the store answers, for readiness checks (GET /ready): a
+ * one-row read (the feed's head) on the read lane, then done(arg, rc,
+ * message) on the loop with PS_OK, or the error and its sentence
+ * (PS_ESTORE: the store cannot be reached). PS_EBUSY, with nothing
+ * queued and done() not called, when the lane's queue is full.
+ */
+ps_err	store_pool_probe(struct store_pool *,
+	    void (*done)(void *arg, ps_err rc, const char *message),
+	    void *arg);
+
 /* Jobs queued or running on both lanes, for metrics. */
 size_t	store_pool_pending(struct store_pool *);
 

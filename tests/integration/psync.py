@@ -5,6 +5,13 @@ state directories in a temporary folder, start `photosync master serve`
 with port 0 and read the bound port from --port-file, and talk HTTPS with
 the standard library (certificates verified against the state's own
 certificate). Run with Debian's /usr/bin/python3.
+
+PHOTOSYNC_TEST_STORE chooses the store every `init` run through run()
+makes: unset or "sqlite", SQLite in the state directory (the default);
+"postgresql", a fresh database (`--store URI`) on one PostgreSQL server
+per test process (tests/pgserver.py), started at the first init and
+stopped at exit. Tests reach into a store only through the store_*
+helpers below, which work on both.
 """
 import atexit
 import base64
@@ -18,6 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                ".."))
+import pgserver  # noqa: E402  (tests/pgserver.py)
 
 PHOTOSYNC = os.environ.get("PHOTOSYNC") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "photosync")
@@ -135,9 +146,14 @@ def tmpdir(prefix):
 
 
 def run(*args, input=None, check=True):
-    """Runs photosync with args; returns (exit status, stdout, stderr)."""
-    p = subprocess.run([PHOTOSYNC] + list(args), input=input,
+    """Runs photosync with args; returns (exit status, stdout, stderr).
+    On PostgreSQL (PHOTOSYNC_TEST_STORE), an init gets a store of its
+    own there."""
+    args, pg_db = _init_store(list(args))
+    p = subprocess.run([PHOTOSYNC] + args, input=input,
                        capture_output=True, text=True, timeout=120)
+    if pg_db is not None and p.returncode == 0:
+        _pg_stores[os.path.abspath(_arg(args, "--dir"))] = pg_db
     sanitizer_clean(p.stderr, "photosync " + " ".join(args))
     _cli_events.update(_EVENT.findall(p.stdout + p.stderr))
     if check and p.returncode != 0:
@@ -153,28 +169,219 @@ def write(path, data, mode=0o600):
     return path
 
 
-def store_change(db_path, sql, args=()):
-    """Changes a store directly, as no photosync command can (an old row
-    shape, say), and tells running servers as photosync's own processes
-    do after a commit: the change feed's triggers call the two functions
-    registered here (any origin but the servers'), and the counter in
-    the file beside the store (its first 8 bytes) moves, so a server
-    reads the feed before it answers its next request."""
-    import mmap
+# ---- the store: SQLite in the state directory, or PostgreSQL ----
+# (The store_* helpers take a state directory, or a SQLite file itself.)
+
+STORE = os.environ.get("PHOTOSYNC_TEST_STORE") or "sqlite"
+if STORE not in ("sqlite", "postgresql"):
+    raise RuntimeError("PHOTOSYNC_TEST_STORE is %r: sqlite (the default) "
+                       "or postgresql" % STORE)
+ON_POSTGRESQL = STORE == "postgresql"
+
+_pg = None
+_pg_stores = {}         # state directory -> its database on _pg
+
+
+def pg_server():
+    """This test process's PostgreSQL server (tests/pgserver.py), started
+    at the first call and stopped at exit."""
+    global _pg
+    if _pg is None:
+        _pg = pgserver.PgServer()
+    return _pg
+
+
+def _init_store(args):
+    """The arguments of a `ROLE init` with, on PostgreSQL, `--store` and
+    a fresh database added (unless the test gave one); (args, database
+    or None)."""
+    if not ON_POSTGRESQL or args[:1] not in (["master"], ["portal"]) or \
+            args[1:2] != ["init"] or "--store" in args:
+        return args, None
+    db = pg_server().create_database()
+    return args + ["--store", pg_server().uri(db)], db
+
+
+def _arg(args, name):
+    return args[args.index(name) + 1] if name in args[:-1] else None
+
+
+# The file of a state directory that names a PostgreSQL store (its
+# address, src/store/store.h).
+PG_ADDRESS_FILE = "store-address"
+
+
+def _sqlite_path(state_dir):
+    """The SQLite file of state_dir, or state_dir when it is that file."""
+    if os.path.isfile(state_dir):
+        return state_dir
+    for name in ("master.db", "portal.db"):
+        path = os.path.join(state_dir, name)
+        if os.path.exists(path):
+            return path
+    raise RuntimeError("no SQLite store in %s" % state_dir)
+
+
+def _pg_store(state_dir):
+    """A psycopg2 connection to the database of state_dir's store, its
+    schemas on the search path; None when the store is SQLite."""
+    db = _pg_stores.get(os.path.abspath(state_dir))
+    if db is None:
+        return None
+    con = pg_server().connect(db)
+    cur = con.cursor()
+    cur.execute("SELECT string_agg(quote_ident(nspname), ', ') FROM "
+                "pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND "
+                "nspname <> 'information_schema'")
+    cur.execute("SELECT set_config('search_path', %s, false)",
+                (cur.fetchone()[0],))
+    con.commit()
+    return con
+
+
+def _pg_sql(sql):
+    """SQL written with SQLite's `?` parameters, for psycopg2."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _pg_value(v):
+    return bytes(v) if isinstance(v, memoryview) else v
+
+
+def store_rows(state_dir, sql, args=()):
+    """The rows (tuples; BLOBs and bytea as bytes) of a query on the
+    store of state_dir, written with `?` parameters."""
+    con = _pg_store(state_dir)
+    if con is not None:
+        try:
+            cur = con.cursor()
+            cur.execute(_pg_sql(sql), tuple(args))
+            return [tuple(_pg_value(v) for v in r) for r in cur.fetchall()]
+        finally:
+            con.close()
     import sqlite3
-    import struct
-    db = sqlite3.connect(db_path, timeout=10)
+    db = sqlite3.connect(_sqlite_path(state_dir), timeout=10)
     try:
-        db.create_function("ps_feed_origin", 0, lambda: 1)
-        db.create_function("ps_feed_tx", 0, lambda: 1)
-        db.execute(sql, args)
-        db.commit()
+        return db.execute(sql, args).fetchall()
     finally:
         db.close()
-    with open(db_path + "-feed", "r+b") as f:
+
+
+def store_change(state_dir, sql, args=()):
+    """Changes the store of state_dir directly, as no photosync command
+    can (an old row shape, say), with `?` parameters, and tells running
+    servers as photosync's own processes do after a commit.
+
+    SQLite: the change feed's triggers call the two functions registered
+    here (any origin but the servers'). PostgreSQL: the triggers write
+    the feed's rows with origin 0 (a session without photosync's
+    photosync.origin setting: no server's) and NOTIFY at commit, as for
+    photosync's own sessions (src/store/store_pg.c). Then on both the
+    counter in the file beside the store (its first 8 bytes; beside the
+    address on PostgreSQL) moves, so that a server on this machine reads
+    the feed before it answers its next request."""
+    import mmap
+    import struct
+    con = _pg_store(state_dir)
+    if con is not None:
+        try:
+            con.cursor().execute(_pg_sql(sql), tuple(args))
+            con.commit()
+        finally:
+            con.close()
+        counter = os.path.join(state_dir, PG_ADDRESS_FILE) + "-feed"
+        if not os.path.exists(counter):
+            return      # made by the first server that watches it
+    else:
+        import sqlite3
+        counter = _sqlite_path(state_dir) + "-feed"
+        db = sqlite3.connect(_sqlite_path(state_dir), timeout=10)
+        try:
+            db.create_function("ps_feed_origin", 0, lambda: 1)
+            db.create_function("ps_feed_tx", 0, lambda: 1)
+            db.execute(sql, args)
+            db.commit()
+        finally:
+            db.close()
+    with open(counter, "r+b") as f:
         m = mmap.mmap(f.fileno(), 8)
         m[:8] = struct.pack("<Q", struct.unpack("<Q", m[:8])[0] + 1)
         m.close()
+
+
+class store_write_lock:
+    """Another process's write lock on the store of state_dir, held from
+    construction until release() (or the end of a `with` block): SQLite's
+    BEGIN IMMEDIATE; on PostgreSQL every table locked IN EXCLUSIVE MODE
+    (reads go on, every write waits), as photosync's writes would see
+    a long transaction of another node."""
+
+    def __init__(self, state_dir):
+        self.con = _pg_store(state_dir)
+        if self.con is not None:
+            cur = self.con.cursor()
+            cur.execute("SELECT string_agg(format('%I.%I', schemaname, "
+                        "tablename), ', ') FROM pg_tables WHERE schemaname "
+                        "NOT IN ('pg_catalog', 'information_schema')")
+            cur.execute("LOCK TABLE %s IN EXCLUSIVE MODE" %
+                        cur.fetchone()[0])
+            return
+        import sqlite3
+        self.con = sqlite3.connect(_sqlite_path(state_dir), timeout=10,
+                                   isolation_level=None)
+        self.con.execute("BEGIN IMMEDIATE")
+
+    def release(self):
+        if self.con is not None:
+            self.con.rollback()
+            self.con.close()
+            self.con = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def store_dump(state_dir):
+    """Everything the store of state_dir holds, as bytes: the SQLite
+    file, or the database's data as pg_dump writes it."""
+    db = _pg_stores.get(os.path.abspath(state_dir))
+    if db is None:
+        with open(_sqlite_path(state_dir), "rb") as f:
+            return f.read()
+    return pg_server().dump(db, data_only=True)
+
+
+def store_identity(state_dir):
+    """What makes the store of state_dir that one: the SQLite file's
+    device and inode, or the database's name and everything it holds;
+    the same before and after what must leave the store alone (not
+    replace it)."""
+    db = _pg_stores.get(os.path.abspath(state_dir))
+    if db is None:
+        st = os.stat(_sqlite_path(state_dir))
+        return st.st_dev, st.st_ino
+    return db, store_dump(state_dir)
+
+
+def store_files(role):
+    """The files of the store in a state directory of `role`: its SQLite
+    file, or the file with the address of its PostgreSQL store."""
+    return [PG_ADDRESS_FILE] if ON_POSTGRESQL else [role + ".db"]
+
+
+def skip_all(reason):
+    """Ends a test that does not apply here, saying why (TAP: 1..0)."""
+    print("1..0 # SKIP %s" % reason, flush=True)
+    sys.exit(0)
+
+
+def skip_all_on_postgresql(reason):
+    """Ends a test about SQLite itself when the store is PostgreSQL."""
+    if ON_POSTGRESQL:
+        skip_all("the store is PostgreSQL: " + reason)
 
 
 def basic(user, password):
@@ -328,14 +535,15 @@ def exif_tags(path):
 
 
 class Master:
-    """A master state directory made with `photosync master init`."""
+    """A master state directory made with `photosync master init` (and
+    init_args, --store say)."""
 
     def __init__(self, name="master", domain="contoso.com",
-                 host="127.0.0.1:0"):
+                 host="127.0.0.1:0", init_args=(), init_input=None):
         self.dir = os.path.join(tmpdir(name), "state")
         self.domain = domain
         run("master", "init", "--dir", self.dir, "--host", host,
-            "--domain", domain)
+            "--domain", domain, *init_args, input=init_input)
         self.ca = os.path.join(self.dir, "tls-cert.pem")
         self.host = host.rsplit(":", 1)[0]
         self.server = None
@@ -378,13 +586,15 @@ class Master:
 
 
 class Portal:
-    """A portal state directory made with `photosync portal init`."""
+    """A portal state directory made with `photosync portal init` (and
+    init_args, --store say)."""
 
-    def __init__(self, name="portal", host="127.0.0.1", port=0):
+    def __init__(self, name="portal", host="127.0.0.1", port=0,
+                 init_args=(), init_input=None):
         self.dir = os.path.join(tmpdir(name), "state")
         self.host = host
         run("portal", "init", "--dir", self.dir, "--url",
-            "https://%s:%d" % (host, port))
+            "https://%s:%d" % (host, port), *init_args, input=init_input)
         self.ca = os.path.join(self.dir, "webapp-1-tls-cert.pem")
         self.server = None
         self.password = {}

@@ -139,8 +139,7 @@ is_eq(metric(p, "cached"), cached + 1,
 ok(metric(p, "photo") >= 1, "and kind=\"photo\" counts renders")
 
 # ---- the L fallback for photos stored before the HR source ----
-store_change(os.path.join(p.dir, "portal.db"),
-             "UPDATE thumbs SET hr = NULL WHERE account = ?", (T1,))
+store_change(p.dir, "UPDATE thumbs SET hr = NULL WHERE account = ?", (T1,))
 r = av("/avatar/%s?s=400" % md5)
 is_eq(jpeg_side(r.body, "fromL.jpg")[:2], (300, 300),
       "no HR source: rendered from L (300), not upscaled to 400")

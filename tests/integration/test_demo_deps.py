@@ -2,7 +2,10 @@
 Debian machine its dependency step (scripts/deps.sh demo) installs curl
 along with the build's packages. The package tools are replaced on PATH by
 recorders that say nothing is installed, so the script's apt-get command
-is seen without installing anything."""
+is seen without installing anything. The tests' step (scripts/deps.sh
+test) installs PostgreSQL's server, which the tests start themselves.
+`make demo-cluster` (demo --nodes 3) needs PostgreSQL's server and
+HAProxy: the demo's step installs them too."""
 import os
 import subprocess
 
@@ -42,9 +45,18 @@ def installs(mode):
 
 demo = installs("demo")
 ok("curl" in demo, "deps.sh demo installs curl")
+ok({"postgresql", "haproxy"} <= demo, "deps.sh demo installs what the "
+   "cluster demo runs: PostgreSQL's server and HAProxy")
 ok("libcurl4-openssl-dev" in demo and "meson" in demo,
    "deps.sh demo installs what the build needs")
-ok("curl" not in installs("build"), "deps.sh build does not install curl")
+build = installs("build")
+ok("curl" not in build, "deps.sh build does not install curl")
+ok("libpq-dev" in build, "deps.sh build installs libpq's headers")
+tests = installs("test")
+ok({"postgresql", "python3-psycopg2"} <= tests, "deps.sh test installs "
+   "the PostgreSQL server the tests start, and psycopg2")
+ok("haproxy" in tests, "deps.sh test installs HAProxy, for the cluster "
+   "test")
 
 # make demo runs that step before it starts the demo.
 p = subprocess.run(["make", "-n", "-C", ROOT, "demo",
@@ -55,4 +67,14 @@ step = [i for i, l in enumerate(lines) if "scripts/deps.sh demo" in l]
 start = [i for i, l in enumerate(lines) if "photosync demo" in l]
 ok(step and start and step[0] < start[0],
    "make demo installs the demo's packages before it starts the demo")
+p = subprocess.run(["make", "-n", "-C", ROOT, "demo-cluster",
+                    "BUILD=" + os.path.join(work, "nobuild")],
+                   capture_output=True, text=True)
+lines = p.stdout.splitlines()
+step = [i for i, l in enumerate(lines) if "scripts/deps.sh demo" in l]
+start = [i for i, l in enumerate(lines) if "photosync demo" in l and
+         "--nodes 3" in l]
+ok(step and start and step[0] < start[0],
+   "make demo-cluster installs the demo's packages, then starts the demo "
+   "with --nodes 3")
 done()

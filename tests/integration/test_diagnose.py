@@ -20,13 +20,12 @@ import base64
 import json
 import os
 import re
-import sqlite3
 import uuid
 
 from fakepeer import (FakeMaster, bundle, capture_ad_template, closed_port,
                       exchange_metadata, make_tls, self_signed_der)
-from psync import PHOTOSYNC, done, is_eq, ok, photo_path, run, tmpdir, \
-    wired, write
+from psync import PHOTOSYNC, done, is_eq, ok, photo_path, run, store_rows, \
+    tmpdir, wired, write
 
 SHAREPOINT = "00000003-0000-0ff1-ce00-000000000000"
 T1, T2, T3, T4 = ("contoso\\test1", "contoso\\test2", "contoso\\test3",
@@ -71,18 +70,14 @@ def mdiag(*args):
     return run("master", "diagnose", "--dir", m.dir, *args, check=False)
 
 
-def db_rows(path, tables):
-    """Every row of `tables`, read-only (BLOBs as their length)."""
-    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
-    try:
-        snap = {}
-        for t in tables:
-            rows = con.execute("SELECT * FROM %s" % t).fetchall()
-            snap[t] = sorted(tuple(len(v) if isinstance(v, bytes) else v
-                                   for v in r) for r in rows)
-        return snap
-    finally:
-        con.close()
+def db_rows(state_dir, tables):
+    """Every row of `tables` in the store (BLOBs as their length)."""
+    snap = {}
+    for t in tables:
+        rows = store_rows(state_dir, "SELECT * FROM %s" % t)
+        snap[t] = sorted(tuple(len(v) if isinstance(v, bytes) else v
+                               for v in r) for r in rows)
+    return snap
 
 
 PORTAL_TABLES = ("sync_state", "thumbs", "issuers", "webapps", "users")
@@ -91,7 +86,7 @@ MASTER_TABLES = ("partners", "mailboxes", "photos")
 
 def portal_snapshot(*accounts):
     shows = [p.cmd("user", "show", a)[1] for a in accounts]
-    return shows, db_rows(os.path.join(p.dir, "portal.db"), PORTAL_TABLES)
+    return shows, db_rows(p.dir, PORTAL_TABLES)
 
 
 def expect_fail(what, step, args=(T1,), words=(), accounts=(T1,)):
@@ -288,7 +283,7 @@ is_eq(rc, 0, "everything restored: all pass again")
 # ---- the master's side ----
 def master_snapshot():
     return (m.cmd("partner", "list")[1],
-            db_rows(os.path.join(m.dir, "master.db"), MASTER_TABLES))
+            db_rows(m.dir, MASTER_TABLES))
 
 
 def mexpect(what, args, step, words=(), rc_want=1, verdict="FAIL"):

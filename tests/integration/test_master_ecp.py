@@ -11,7 +11,6 @@ import http.server
 import json
 import os
 import re
-import sqlite3
 import ssl
 import struct
 import subprocess
@@ -21,7 +20,7 @@ from urllib.parse import quote, urlencode
 
 from fakepeer import make_tls
 from psync import (Master, basic, done, identify, is_eq, make_image, ok,
-                   request, tmpdir, write)
+                   request, store_change, store_rows, tmpdir, write)
 
 work = tmpdir("ecp")
 PAGE = "/ecp/PersonalSettings/EditAccount.aspx"
@@ -234,11 +233,7 @@ ok(sc and {"Path=/ecp", "HttpOnly", "Secure", "SameSite=Lax"} <=
    " (%s)" % sc)
 cookie1 = b1.jar.get("ecp_session", "")
 ok(re.fullmatch(r"[0-9a-f]{64}", cookie1), "session cookie: 256 random bits")
-db = sqlite3.connect(os.path.join(m.dir, "master.db"), timeout=10)
-# The change feed's triggers call these (any origin but the servers').
-db.create_function("ps_feed_origin", 0, lambda: 1)
-db.create_function("ps_feed_tx", 0, lambda: 1)
-keys = [k for (k,) in db.execute("SELECT key FROM sessions")]
+keys = [k for (k,) in store_rows(m.dir, "SELECT key FROM sessions")]
 ok(cookie1 not in keys and hashlib.sha256(cookie1.encode()).hexdigest() in
    keys, "sessions are stored hashed, with an expiry")
 
@@ -323,7 +318,7 @@ top, bottom = pixel(prev, 250, 100), pixel(prev, 250, 400)
 ok(top[0] > 180 and top[2] < 90 and bottom[2] > 180 and bottom[0] < 90,
    "the preview is turned upright by its EXIF orientation")
 unchanged("with a pending preview")
-n = db.execute("SELECT count(*) FROM previews").fetchone()[0]
+n = store_rows(m.dir, "SELECT count(*) FROM previews")[0][0]
 is_eq(n, 1, "one pending preview, in its own table")
 
 # ---- cancel ----
@@ -365,7 +360,7 @@ is_eq(side_of(rest(size="HR48x48").body, "new48.jpg"), (48, 48),
       "save: HR48x48 is 48x48")
 is_eq(rest(size="HR96x96").header("ETag"), etag1,
       "save: all sizes changed together (one ETag)")
-is_eq(db.execute("SELECT count(*) FROM previews").fetchone()[0], 0,
+is_eq(store_rows(m.dir, "SELECT count(*) FROM previews")[0][0], 0,
       "save: the preview is deleted")
 st_, out, err = m.cmd("photo", "show", "test1@contoso.com")
 ok(etag1.strip('"') in out, "photo show agrees")
@@ -484,8 +479,7 @@ is_eq(r.status, 303, "test1 cancels its preview")
 
 # ---- an expired preview cannot be saved ----
 r = b1.upload(upload_url, {"csrf": csrf1}, {"photo": ("rot.jpg", jpeg)})
-db.execute("UPDATE previews SET expires = 1")
-db.commit()
+store_change(m.dir, "UPDATE previews SET expires = 1")
 page = b1.get(PAGE + QUERY)
 ok("Preview of your new photo" not in page.text(),
    "an expired preview is not shown")

@@ -17,12 +17,12 @@ import re
 import shutil
 import signal
 import socket
-import sqlite3
 import ssl
 import subprocess
 import time
 
-from psync import (Master, basic, done, is_eq, make_image, ok, tmpdir)
+from psync import (Master, basic, done, is_eq, make_image, ok,
+                   store_write_lock, tmpdir)
 
 work = tmpdir("offloop")
 m = Master()
@@ -91,9 +91,7 @@ is_eq(r.status, 404, "SOAP: no such mailbox is 404")
 
 # ---- a store write lock held by another process ----
 photo("test3@contoso.com", "HR64x64")     # warm one entry
-db = sqlite3.connect(os.path.join(m.dir, "master.db"), timeout=0,
-                     isolation_level=None)
-db.execute("BEGIN IMMEDIATE")
+lock = store_write_lock(m.dir)
 try:
     hb, mb = lookups()
     r = photo("test3@contoso.com", "HR64x64")
@@ -118,8 +116,7 @@ try:
     ok(r.status == 200 and "Test One" in r.text(),
        "under the lock: Autodiscover is answered")
 finally:
-    db.execute("ROLLBACK")
-    db.close()
+    lock.release()
 
 # ---- an admin command beside serve drops one key ----
 photo("test1@contoso.com")
@@ -281,9 +278,7 @@ def store_queued():
     return int(g.group(1)) if g else -1
 
 
-db = sqlite3.connect(os.path.join(m.dir, "master.db"), timeout=0,
-                     isolation_level=None)
-db.execute("BEGIN IMMEDIATE")
+lock = store_write_lock(m.dir)
 login = http.client.HTTPSConnection(m.host, m.port, context=ctx, timeout=60)
 login.request("POST", "/ecp/login", body="email=test3%40contoso.com&"
               "password=pw-three&csrf=" + csrf,
@@ -313,8 +308,7 @@ try:
 except OSError:
     refused = True
 ok(refused, "once stopping, new connections are refused")
-db.execute("ROLLBACK")
-db.close()
+lock.release()
 r = login.getresponse()
 r.read()
 is_eq(r.status, 303, "the sign-in in flight is still answered (303)")

@@ -9,7 +9,7 @@ import subprocess
 import zlib
 
 from psync import (Master, done, exif_tags, identify, is_eq, make_image, ok,
-                   run, tmpdir, write)
+                   run, store_dump, store_files, tmpdir, write)
 
 m = Master()
 work = tmpdir("photos")
@@ -24,8 +24,8 @@ ok(st == 2 and "--domain" in err, "init without --domain is a usage error")
 st, out, err = run("master", "init", "--dir", os.path.join(work, "y"),
                    "--host", "a/b", "--domain", "contoso.com", check=False)
 ok(st != 0 and "invalid host" in err, "init refuses a host with a slash")
-for f in ("master.db", "s2s-key.pem", "s2s-cert.pem", "tls-key.pem",
-          "tls-cert.pem"):
+for f in store_files("master") + ["s2s-key.pem", "s2s-cert.pem",
+                                 "tls-key.pem", "tls-cert.pem"]:
     ok(os.path.exists(os.path.join(m.dir, f)), "init made " + f)
 is_eq(oct(os.stat(os.path.join(m.dir, "s2s-key.pem")).st_mode & 0o777),
       "0o600", "the signing key is private")
@@ -47,7 +47,7 @@ empty = write(os.path.join(work, "empty"), "\n")
 st, out, err = m.cmd("mailbox", "add", "e@contoso.com", "--password-file",
                      empty, check=False)
 ok(st != 0 and "empty" in err, "empty password file refused")
-dbtext = open(os.path.join(m.dir, "master.db"), "rb").read()
+dbtext = store_dump(m.dir)
 ok(b"pw-one" not in dbtext and b"$argon2id$" in dbtext,
    "passwords stored as Argon2id only")
 

@@ -4,12 +4,11 @@ background refresher, portal refresh against a master answering 429 then
 200, user show, and /metrics on both roles."""
 import os
 import re
-import sqlite3
 import time
 
 from fakepeer import FakeMaster, capture_ad_template, make_tls
 from psync import (done, free_port, is_eq, make_image, ok, photo_path, run,
-                   store_change, tmpdir, wait_for, wired)
+                   store_change, store_rows, tmpdir, wait_for, wired)
 
 work = tmpdir("ops")
 T1, T2 = "contoso\\test1", "contoso\\test2"
@@ -19,11 +18,7 @@ m, p = wired(portal_port=free_port())
 
 def outbox_rows():
     """The notices waiting in the master's outbox."""
-    db = sqlite3.connect(os.path.join(m.dir, "master.db"), timeout=10)
-    try:
-        return db.execute("SELECT count(*) FROM outbox").fetchone()[0]
-    finally:
-        db.close()
+    return store_rows(m.dir, "SELECT count(*) FROM outbox")[0][0]
 
 
 def etag_seen_by_test2():
@@ -142,10 +137,10 @@ ok(r.status == 200 and "photosync_notifications_total{result=\"delivered\"}"
 # ---- portal refresh --all asks Autodiscover for 100 users per call ----
 N = 130
 for i in range(N):
-    store_change(os.path.join(m.dir, "master.db"), "INSERT INTO mailboxes "
+    store_change(m.dir, "INSERT INTO mailboxes "
                  "(email, name, created) VALUES (?, ?, 0)",
                  ("bulk%03d@contoso.com" % i, "Bulk %d" % i))
-    store_change(os.path.join(p.dir, "portal.db"), "INSERT INTO users "
+    store_change(p.dir, "INSERT INTO users "
                  "(account, email, name, created) VALUES (?, ?, ?, 0)",
                  ("contoso\\bulk%03d" % i, "bulk%03d@contoso.com" % i,
                   "Bulk %d" % i))

@@ -8,40 +8,34 @@ writes, against a real master:
 - a failed sync or "no mailbox" never removes the cached photo.
 """
 import os
-import sqlite3
 import time
 
 from fakepeer import closed_port
 from psync import (done, is_eq, make_image, ok, photo_path, store_change,
-                   tmpdir, wired)
+                   store_rows, tmpdir, wired)
 
 T1, T2 = "contoso\\test1", "contoso\\test2"
 KEY1 = "1/contoso\\test1"
 
 work = tmpdir("nophoto")
 m, p = wired()
-db = os.path.join(p.dir, "portal.db")
 # Only the owner's requests sync here (no change notices).
 p.cmd("webapp", "set", "--photo-expiration", "0m",
       "--photo-error-expiration", "0m", "--notifications", "off")
 
 
 def feed_mark():
-    with sqlite3.connect(db, timeout=10) as c:
-        return c.execute("SELECT coalesce(max(seq), 0) FROM feed")\
-            .fetchone()[0]
+    return store_rows(p.dir, "SELECT coalesce(max(seq), 0) FROM feed")[0][0]
 
 
 def feed_since(mark, key=KEY1):
-    with sqlite3.connect(db, timeout=10) as c:
-        return c.execute("SELECT kind, tx FROM feed WHERE seq > ? AND "
-                         "key = ? ORDER BY seq", (mark, key)).fetchall()
+    return store_rows(p.dir, "SELECT kind, tx FROM feed WHERE seq > ? AND "
+                      "key = ? ORDER BY seq", (mark, key))
 
 
 def thumbs(account="contoso\\test1"):
-    with sqlite3.connect(db, timeout=10) as c:
-        return c.execute("SELECT count(*) FROM thumbs WHERE account = ?",
-                         (account,)).fetchone()[0]
+    return store_rows(p.dir, "SELECT count(*) FROM thumbs WHERE account = ?",
+                      (account,))[0][0]
 
 
 def sync_ended(mark, n=1):
@@ -112,9 +106,9 @@ owner_l()
 ok(sync_ended(mark) and thumbs() == 1, "setup: test1 has a photo again")
 # What an upload at the portal leaves (profile.c): source portal, no
 # master ETag in the state.
-store_change(db, "UPDATE thumbs SET source = 'portal' WHERE account = ?",
+store_change(p.dir, "UPDATE thumbs SET source = 'portal' WHERE account = ?",
              ("contoso\\test1",))
-store_change(db, "UPDATE sync_state SET master_etag = '' WHERE account = ?",
+store_change(p.dir, "UPDATE sync_state SET master_etag = '' WHERE account = ?",
              ("contoso\\test1",))
 m.cmd("photo", "remove", "test1@contoso.com")
 mark = feed_mark()

@@ -9,11 +9,11 @@ timing is measured: what was answered, the index's counters and the
 order of the log lines show each mechanism."""
 import os
 import re
-import sqlite3
 import threading
 
 from fakepeer import wait_for
-from psync import done, is_eq, make_image, ok, photo_path, tmpdir, wired
+from psync import (done, is_eq, make_image, ok, photo_path, store_write_lock,
+                   tmpdir, wired)
 
 T1, T2, T3 = "contoso\\test1", "contoso\\test2", "contoso\\test3"
 work = tmpdir("portal-offloop")
@@ -43,9 +43,7 @@ ok(r.status == 200 and r.header("ETag") == etag and (h1 - h0, m1 - m0) ==
    (1, 0), "test2 sees test1's M photo from memory (a hit)")
 
 # ---- another process holds the store's write lock ----
-lock = sqlite3.connect(os.path.join(p.dir, "portal.db"), timeout=10,
-                       isolation_level=None)
-lock.execute("BEGIN IMMEDIATE")
+lock = store_write_lock(p.dir)
 log_at = len(p.server.logs())
 done_upload = {}
 
@@ -89,8 +87,7 @@ is_eq(r.status, 200, "a first sign-in (test3: the user read, then "
 log = p.server.logs()[log_at:]
 ok(re.search(r"ev=photo\.upload", log) is None and "r" not in done_upload,
    "all of that was answered before the upload, which still waits")
-lock.execute("ROLLBACK")
-lock.close()
+lock.release()
 t.join(60)
 r = done_upload.get("r")
 ok(r is not None and r.status == 200, "once the lock is released the "

@@ -1,6 +1,7 @@
 """State files are their owner's alone: `master init`, `portal init` and
 the demo make the state directory 0700 and every file in it 0600 (keys,
-certificates, the database and SQLite's journals, the demo's own files),
+certificates, the database and SQLite's journals or, on PostgreSQL,
+what the directory keeps of the store's address, the demo's own files),
 whatever the directory's mode was before and whatever the umask: here
 the directories are made 0755 beforehand, with umask 022."""
 import atexit
@@ -10,8 +11,8 @@ import stat
 import subprocess
 import time
 
-from psync import (PHOTOSYNC, done, free_port_pair, is_eq, make_image, ok,
-                   run, tmpdir)
+from psync import (ON_POSTGRESQL, PHOTOSYNC, done, free_port_pair, is_eq,
+                   make_image, ok, run, store_files, tmpdir)
 
 os.umask(0o022)
 work = tmpdir("modes")
@@ -84,16 +85,21 @@ run("master", "init", "--dir", md, "--host", "127.0.0.1:0", "--domain",
     "contoso.com")
 seen = check(md, "master init")
 names = sorted(os.path.basename(p) for p, m in seen if p != md)
-ok({"master.db", "s2s-key.pem", "s2s-cert.pem", "tls-key.pem",
-    "tls-cert.pem"} <= set(names), "master init made %s" % " ".join(names))
+want = set(store_files("master")) | {"s2s-key.pem", "s2s-cert.pem",
+                                     "tls-key.pem", "tls-cert.pem"}
+ok(want <= set(names), "master init made %s" % " ".join(names))
 srv = Serving("master", md)
 photo = make_image(os.path.join(inputs, "a.jpg"), "300x300")
 run("master", "mailbox", "add", "--dir", md, "test1@contoso.com")
 run("master", "photo", "set", "--dir", md, "test1@contoso.com", "--file",
     photo)
 seen = check(md, "master serving, after writes")
-ok(any(p.endswith("-wal") or p.endswith("-feed") for p, m in seen),
-   "SQLite's and the feed's files are among them")
+if ON_POSTGRESQL:
+    ok(any(p.endswith("store-address-feed") for p, m in seen),
+       "the feed's counter file is among them")
+else:
+    ok(any(p.endswith("-wal") or p.endswith("-feed") for p, m in seen),
+       "SQLite's and the feed's files are among them")
 is_eq(srv.stop(), 0, "master serve stops")
 check(md, "master stopped")
 

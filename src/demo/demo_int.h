@@ -1,0 +1,84 @@
+/*
+ * What the one-node demo (demo.c) and the cluster demo (cluster.c)
+ * share: the demo's directory and password, and the steps both take
+ * (photosync's own admin commands and servers run as child processes).
+ */
+#ifndef PS_DEMO_INT_H
+#define PS_DEMO_INT_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <signal.h>
+
+#include "common/err.h"
+
+#define DEMO_DOMAIN	"contoso.com"
+#define DEMO_HOST	"localhost"
+
+/* The cluster demo: at most this many portal nodes. */
+#define CLUSTER_MAX_NODES	16
+#define CLUSTER_MAX_NODES_S	"16"
+/* D/cluster: D holds a cluster demo (written when its set-up is done). */
+#define CLUSTER_MARK		"cluster"
+
+/* Every path is owned (freed by demo_main). */
+struct demo {
+	char	*dir, *ca_dir, *master_dir, *portal_dir, *password_file;
+	char	*ca_cert, *log, *ports_file, *trusted_file;
+	int	 port_base;
+	char	 password[32];
+	pid_t	 master_pid, portal_pid;
+	/*
+	 * The cluster's stores (cluster.c): the postgresql:// addresses the
+	 * master's and the portal's init get with --store, and the file
+	 * with their password (--store-password-file). NULL: SQLite.
+	 */
+	char	*master_store, *portal_store, *store_password_file;
+};
+
+/* Prints "photosync demo: WHAT: <error>" on stderr; returns 1. */
+int	demo_fail(const char *what);
+/* Whether another program holds `port` on 127.0.0.1. */
+bool	demo_port_taken(int port);
+/* Records that a stage is done: `path` holds the port base. */
+ps_err	demo_mark_done(const char *path, int port_base);
+/* Runs `photosync ARGS...` (NULL-ended); its output goes to d->log. */
+ps_err	demo_run_self(struct demo *, const char *const *args);
+/*
+ * Starts `photosync ROLE serve --dir DIR` in the background on
+ * 127.0.0.1, on `listen_port` when it is not 0 (serve --listen-port),
+ * its output in D/NAME.log; waits until it listens and sets *pid and
+ * *port (the bound port). The server gets SIGTERM should the demo die.
+ */
+ps_err	demo_start_server(struct demo *, const char *role, const char *name,
+	    const char *dir, int listen_port, pid_t *pid, int *port);
+/* SIGTERM, then SIGKILL after 5 s; waits for it. 0 is a no-op. */
+void	demo_stop_server(pid_t);
+/*
+ * The set-up: the local CA and the TLS certificates, the master with
+ * its mailboxes and photos, the portal with its users and settings
+ * (on d->master_store and d->portal_store when set).
+ */
+ps_err	demo_set_up(struct demo *);
+/* Article steps 4 and 5 through the ports N and N+1 (servers running). */
+ps_err	demo_trust(struct demo *);
+/* DIR/demo.env, for scripts. */
+ps_err	demo_write_env(struct demo *);
+/*
+ * The "point a browser at" text, the master on port `mport` and the
+ * portal on `pport`; `logs` says where the logs are.
+ */
+void	demo_print_running(struct demo *, int mport, int pport,
+	    const char *logs);
+
+/*
+ * photosync demo --nodes N (cluster.c): PostgreSQL, two master nodes, N
+ * portal nodes and HAProxy in front of each role, in d->dir, until
+ * SIGINT or SIGTERM (`stop` becomes true). `set_up_done` and `trusted`
+ * say how far an earlier run got. Returns the exit status.
+ */
+int	demo_cluster(struct demo *, int nodes, bool set_up_done, bool trusted,
+	    volatile sig_atomic_t *stop);
+
+#endif
