@@ -1682,13 +1682,21 @@ webapp_bind(struct db_stmt *q, const struct store_webapp *w)
 ps_err
 store_webapp_add(struct store *st, struct store_webapp *w)
 {
-	struct db_stmt *q = prep(st, "INSERT INTO webapps (url, host, port, "
-	    "realm, photo_import, photo_expiration, photo_error_expiration, "
-	    "autodiscover_domain, sync_any, size_s, size_m, size_l, ca_file, "
-	    "allow_oauth_http, created, background_refresh, notifications, "
-	    "avatar_anyone, avatar_defaults, owner_wait_ms) VALUES (?1, ?2, "
-	    "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-	    "?17, ?18, ?19, ?20) RETURNING id");
+	/*
+	 * The id is the largest + 1, as SQLite gives an INTEGER PRIMARY
+	 * KEY: an identity sequence would also spend a number on an add
+	 * that is refused (a URL taken), and the web applications' names
+	 * (webapp-N) would then differ between the backends.
+	 */
+	struct db_stmt *q = prep(st, "INSERT INTO webapps (id, url, host, "
+	    "port, realm, photo_import, photo_expiration, "
+	    "photo_error_expiration, autodiscover_domain, sync_any, size_s, "
+	    "size_m, size_l, ca_file, allow_oauth_http, created, "
+	    "background_refresh, notifications, avatar_anyone, "
+	    "avatar_defaults, owner_wait_ms) VALUES ((SELECT "
+	    "coalesce(max(id), 0) + 1 FROM webapps), ?1, ?2, ?3, ?4, ?5, ?6, "
+	    "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
+	    "?20) RETURNING id");
 	enum db_step r;
 	ps_err rc;
 

@@ -1648,6 +1648,10 @@ test_errors_portal(void)
 	str_copy(w2.url, "https://PORTAL.contoso.com", sizeof(w2.url));
 	is_int(store_webapp_add(st, &w2), PS_EEXIST,
 	    "webapp add: a taken URL (in another case)");
+	w2 = w;
+	str_copy(w2.url, "https://second.contoso.com", sizeof(w2.url));
+	ok(store_webapp_add(st, &w2) == PS_OK && w2.id == w.id + 1,
+	    "webapp add: the next id, none spent on the refused add");
 	is_int(store_webapp_get(st, "https://other", &w2), PS_ENOTFOUND,
 	    "webapp get: absent");
 	w2 = w;
