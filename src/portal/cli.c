@@ -628,15 +628,6 @@ out:
 
 /* ---- store migrate ---- */
 
-static void
-print_progress(void *arg, const char *table, int64_t done, int64_t total)
-{
-	(void)arg;
-	printf("  %-16s %lld/%lld rows\n", table, (long long)done,
-	    (long long)total);
-	fflush(stdout);
-}
-
 static int
 cmd_store(struct portal_state *ps, struct opts *o, const char *verb)
 {
@@ -644,13 +635,9 @@ cmd_store(struct portal_state *ps, struct opts *o, const char *verb)
 		return usage_error("store: the only command is migrate");
 	if (o->to == NULL)
 		return usage_error("store migrate needs --to postgresql://...");
-	printf("copying the store of %s into %s\n", ps->dir, o->to);
-	if (store_move(ps->store, ps->dir, o->to, o->store_password_file,
-	    print_progress, NULL) != PS_OK)
+	if (setup_store_migrate(ps->store, ps->dir, PORTAL_DB, o->to,
+	    o->store_password_file) != PS_OK)
 		return fail("store migrate");
-	printf("checked: every table holds the same rows\n"
-	    "%s now uses %s; %s is left as it was\n", ps->dir, o->to,
-	    PORTAL_DB);
 	return 0;
 }
 

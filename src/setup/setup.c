@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 #include "common/url.h"
 #include "common/xalloc.h"
 #include "setup.h"
+#include "store/store.h"
 #include "xfer/xfer.h"
 
 ps_err
@@ -223,5 +225,30 @@ setup_metadata_load(const char *url, const char *file, const char *ca_file,
 	if ((rc = s2s_metadata_parse(doc->b_data, doc->b_len, md)) != PS_OK)
 		return ps_errf(rc, "the metadata document is not usable: %s",
 		    ps_errmsg());
+	return PS_OK;
+}
+
+static void
+migrate_progress(void *arg, const char *table, int64_t done, int64_t total)
+{
+	(void)arg;
+	printf("  %-16s %lld/%lld rows\n", table, (long long)done,
+	    (long long)total);
+	fflush(stdout);
+}
+
+ps_err
+setup_store_migrate(struct store *st, const char *dir, const char *db_file,
+    const char *uri, const char *password_file)
+{
+	ps_err rc;
+
+	printf("copying the store of %s into %s\n", dir, uri);
+	fflush(stdout);
+	if ((rc = store_move(st, dir, uri, password_file, migrate_progress,
+	    NULL)) != PS_OK)
+		return rc;
+	printf("checked: every table holds the same rows\n"
+	    "%s now uses %s; %s is left as it was\n", dir, uri, db_file);
 	return PS_OK;
 }

@@ -1,7 +1,8 @@
 /*
  * Helpers shared by the admin commands of both roles: host and URL
- * parsing, key and certificate files in a state directory, and loading a
- * peer's S2S metadata document from an HTTPS URL or a file.
+ * parsing, key and certificate files in a state directory, loading a
+ * peer's S2S metadata document from an HTTPS URL or a file, and moving a
+ * store to PostgreSQL.
  */
 #ifndef PS_SETUP_H
 #define PS_SETUP_H
@@ -13,6 +14,8 @@
 #include "common/err.h"
 #include "pki/pki.h"
 #include "s2s/s2s.h"
+
+struct store;
 
 /*
  * Splits "host[:port]" or "[v6]:port" (port defaults to `default_port`),
@@ -53,6 +56,15 @@ char	*setup_https_origin(const char *host, int port);
  * SQLite's database and journals too, is its owner's alone (0600).
  */
 ps_err	setup_state_dir(const char *dir);
+
+/*
+ * `store migrate --to URI` of either role: copies the store `st` of the
+ * state directory `dir` (its SQLite file `db_file`) into the PostgreSQL
+ * database at `uri` with store_move(), printing each table's progress
+ * and the outcome on standard output. The SQLite file is left as it was.
+ */
+ps_err	setup_store_migrate(struct store *st, const char *dir,
+	    const char *db_file, const char *uri, const char *password_file);
 
 /*
  * Writes a new RSA key and a certificate for `spec` into dir/keyname and
