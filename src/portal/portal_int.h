@@ -126,6 +126,12 @@ struct portal_srv {
 	void			*master_free_arg;
 	struct lru		*tokens;	/* S2S tokens kept (token.h) */
 	bool			 stopping;	/* sync_stop() was called */
+	/*
+	 * `portal refresh`: when its pass began (time_now()); a forced
+	 * sync answers with another node's outcome stored since. 0: each
+	 * forced sync counts from its own start.
+	 */
+	int64_t			 pass_started;
 };
 
 /*

@@ -25,7 +25,11 @@
  * their owner wait, as for a slow master) until the change feed brings
  * the other node's outcome, or the lease expires (SYNC_LEASE_S: its
  * holder died), when it tries again. The lease is released once the
- * outcome is stored; a node killed mid-sync leaves it to expire.
+ * outcome is stored; a node killed mid-sync leaves it to expire. So
+ * `portal refresh` runs and the background refresh of several nodes,
+ * walking the same users, fetch each once: the state read under the
+ * lease shows a sync made since (by a forced run: since its pass began,
+ * portal_srv.pass_started).
  */
 #include <event2/event.h>
 #include <inttypes.h>
@@ -1201,17 +1205,22 @@ lease_expired(evutil_socket_t fd, short what, void *arg)
 	lease_try(arg);
 }
 
-/* Another node syncs the user: wait for its outcome or its lease's end. */
+/*
+ * Another node syncs the user: wait for its outcome (the change feed) or
+ * its lease's end. A process without the feed (`portal refresh`) looks
+ * again every second.
+ */
 static void
 job_wait_remote(struct sync_job *job)
 {
-	struct timeval tv = { SYNC_LEASE_S + 1, 0 };
+	int wait_s = job->app->srv->follower ? SYNC_LEASE_S + 1 : 1;
+	struct timeval tv = { wait_s, 0 };
 
 	if (!job->remote) {
 		job->remote = true;
 		job_master_done(job);
 		log_info(job->reqid, "sync.lease_held", "account=%s "
-		    "wait_s=%d", log_q(job->account), SYNC_LEASE_S + 1);
+		    "wait_s=%d", log_q(job->account), wait_s);
 	}
 	if (job->lease_timer == NULL)
 		job->lease_timer = evtimer_new(job->app->srv->base,
@@ -1332,7 +1341,7 @@ job_new(struct webapp_ctx *app, const struct store_user *owner,
 	job->outcome.result = SYNC_FAILED;
 	job->outcome.retry_after = -1;
 	job->started_ms = time_mono_ms();
-	job->started = time_now();
+	job->started = srv->pass_started ? srv->pass_started : time_now();
 	job->at_master = true;
 	srv->at_master++;
 	buf_init(&job->photo, MCALL_MAX_PHOTO);

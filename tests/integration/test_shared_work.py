@@ -4,7 +4,9 @@
   over three portal nodes make one GetUserPhoto at the master; the nodes
   that did not call it answer with the outcome the first stored (the
   change feed brings it); a node killed mid-sync (its GetUserPhoto held
-  by the master) leaves its lease to expire, then another node syncs.
+  by the master) leaves its lease to expire, then another node syncs;
+- two `portal refresh --all --force` passes at once on one store fetch
+  every user once between them.
 
 A node is a copy of the first node's state directory (the same keys and
 the same store: on PostgreSQL its address, on SQLite a link to the same
@@ -18,6 +20,7 @@ import copy
 import os
 import re
 import shutil
+import subprocess
 import threading
 
 import psync
@@ -147,4 +150,39 @@ ok(lb.wait(r"ev=sync\.lease_held "),
 ok(lb.wait(r"ev=sync\.lease_taken "), "once it expires, node B takes it")
 ok(lb.wait(r"ev=sync\.done [^\n]*outcome="), "and syncs")
 is_eq(fake.count("photo"), 3, "one more GetUserPhoto, from node B")
+
+# ---- two refresh passes at once fetch each user once ----
+N = 16
+for i in range(N):
+    psync.store_change(p.dir, "INSERT INTO users (account, email, name, "
+                       "created) VALUES (?, ?, ?, 0)",
+                       ("contoso\\bulk%02d" % i, "bulk%02d@contoso.com" % i,
+                        "Bulk %d" % i))
+n_users = psync.store_rows(p.dir, "SELECT count(*) FROM users")[0][0]
+fake.gate = threading.Event()
+before = len(fake.of_kind("photo"))
+runs = []
+for i, d in enumerate((p.dir, nodes[2].dir)):
+    out = open(os.path.join(work, "refresh%d.out" % i), "w+")
+    runs.append((subprocess.Popen(
+        [psync.PHOTOSYNC, "portal", "refresh", "--dir", d, "--all",
+         "--force", "--concurrency", "4"], stdout=out,
+        stderr=subprocess.STDOUT), out))
+ok(wait_for(lambda: len(fake.of_kind("photo")) - before >= 8),
+   "two `portal refresh --all --force` at once, on two state directories "
+   "of the store: both call the master (4 at a time each), which holds "
+   "its answers")
+fake.gate.set()
+for proc, out in runs:
+    proc.wait(psync.HANG_GUARD)
+    out.seek(0)
+    text = out.read()
+    out.close()
+    ok(proc.returncode == 0 and re.search(r"refreshed %d users" % n_users,
+                                          text),
+       "a pass ends: %s" % text.replace("\n", " | "))
+emails = [re.search(r"email=([^&]+)", c.path).group(1).lower()
+          for c in fake.of_kind("photo")[before:]]
+is_eq(len(emails), len(set(emails)), "no user was fetched twice")
+is_eq(len(set(emails)), n_users, "every user was fetched once")
 done()
