@@ -593,4 +593,21 @@ ps_err	store_lease_renew(struct store *, const char *name, int64_t holder,
 ps_err	store_lease_release(struct store *, const char *name,
 	    int64_t holder);
 
+/*
+ * Master: claims change notifications for delivery by `holder`, each
+ * with the lease "outbox/<id>" until `expires`: the notices due at `now`
+ * that no other holder's unexpired lease claims, oldest first, at most
+ * `limit`. Calls `fn` for each notice this call claimed and that is
+ * still due once claimed (one delivered and released meanwhile by
+ * another node is not), so that of several nodes one delivers each.
+ * The caller gives each lease back with store_lease_release() (name:
+ * store_outbox_lease_name()) once the notice's outcome is written, or
+ * lets it expire (a node that died mid-delivery: another claims it).
+ */
+ps_err	store_outbox_claim(struct store *, int64_t holder, int64_t now,
+	    int64_t expires, int limit,
+	    ps_err (*fn)(void *, const struct store_outbox *), void *arg);
+/* "outbox/<id>": the lease of a notice, into `name` (n >= 32). */
+void	store_outbox_lease_name(int64_t id, char *name, size_t n);
+
 #endif

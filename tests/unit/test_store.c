@@ -2080,6 +2080,67 @@ test_leases(void)
 	}
 }
 
+/* Collects the ids of claimed notices. */
+static ps_err
+claimed_id(void *arg, const struct store_outbox *o)
+{
+	struct ids *ids = arg;
+
+	ids->id[ids->n++] = o->id;
+	return PS_OK;
+}
+
+static int
+claim(struct store *st, int64_t holder, int64_t now, struct ids *ids)
+{
+	memset(ids, 0, sizeof(*ids));
+	if (store_outbox_claim(st, holder, now, now + 30, 10, claimed_id,
+	    ids) != PS_OK)
+		return -1;
+	return ids->n;
+}
+
+/*
+ * Notices claimed by one node at a time (two connections, two holders):
+ * what one claimed the other does not get until the claim expires; one
+ * delivered, or put off, is not claimed again.
+ */
+static void
+test_outbox_claim(void)
+{
+	char *addr = store_addr("claim-master.db"), name[32];
+	struct store *a = open_or_die(addr, STORE_MASTER);
+	struct store *b = open_or_die(addr, STORE_MASTER);
+	int64_t now = time_now() + 1, first, second;
+	struct ids ids;
+
+	ok(m_partner_put(a) == PS_OK && m_mailbox_add(a) == PS_OK &&
+	    m_mailbox2_add(a) == PS_OK && photo_put(a, "test1@contoso.com",
+	    "e1") == PS_OK && photo_put(a, "test2@contoso.com", "e2") ==
+	    PS_OK, "two photo changes queue two notices");
+	is_int(claim(a, 11, now, &ids), 2, "a node claims both");
+	first = ids.id[0];
+	second = ids.id[1];
+	is_int(claim(b, 22, now, &ids), 0, "another node claims none of them");
+	is_int(claim(a, 11, now + 1, &ids), 2, "the first claims them again");
+	store_outbox_lease_name(first, name, sizeof(name));
+	ok(store_outbox_done(a, first) == PS_OK && store_lease_release(a,
+	    name, 11) == PS_OK, "it delivers one and gives its claim back");
+	is_int(claim(b, 22, now + 29, &ids), 0, "the other's claim still "
+	    "holds: nothing for the second node");
+	ok(claim(b, 22, now + 31, &ids) == 1 && ids.id[0] == second,
+	    "once it expires, the second node claims the notice left (a node "
+	    "that died mid-delivery)");
+	store_outbox_lease_name(second, name, sizeof(name));
+	ok(store_outbox_retry(b, second, now + 3600, "HTTP 503") == PS_OK &&
+	    store_lease_release(b, name, 22) == PS_OK, "it puts it off");
+	is_int(claim(a, 11, now + 32, &ids), 0, "a notice put off is not due");
+	is_int(claim(a, 11, now + 3600, &ids), 1, "until its next attempt");
+	store_close(a);
+	store_close(b);
+	free(addr);
+}
+
 static void
 test_shared(const char *backend)
 {
@@ -2092,6 +2153,7 @@ test_shared(const char *backend)
 	test_errors_master();
 	test_errors_portal();
 	test_leases();
+	test_outbox_claim();
 }
 
 /* ---- PostgreSQL's own cases ---- */
@@ -2125,7 +2187,7 @@ test_pg_refusals(void)
 	int64_t head = -1;
 
 	store_close(open_or_die(master, STORE_MASTER));
-	is_int(pg_int(master, "SELECT version FROM photosync_store"), 4,
+	is_int(pg_int(master, "SELECT version FROM photosync_store"), 5,
 	    "a new database gets every migration");
 	is_int(store_open(master, STORE_PORTAL, true, &st), PS_ESTORE,
 	    "a master's store is no portal's");
@@ -2139,7 +2201,7 @@ test_pg_refusals(void)
 	    "and says so");
 	is_int(pg_int(master, "SELECT version FROM photosync_store"), 99,
 	    "and left as it was");
-	ok(pg_run(master, "UPDATE photosync_store SET version = 4"),
+	ok(pg_run(master, "UPDATE photosync_store SET version = 5"),
 	    "(put back)");
 	st = open_or_die(master, STORE_MASTER);
 	ok(store_feed_head(st, &head) == PS_OK && head == 0,
