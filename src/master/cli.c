@@ -69,6 +69,13 @@ static const struct help_entry commands[] = {
 	  "[--notify on|off]", NULL, NULL },
 	{ "partner", "remove", "--dir D NAME", NULL, NULL },
 	{ "partner", "list", "--dir D", NULL, NULL },
+	{ "store", "migrate", "--dir D --to postgresql://[USER@]HOST[:PORT]/DB "
+	  "\n       [--store-password-file F]",
+	  "      copy the store into that PostgreSQL database (empty, or "
+	  "just made),\n"
+	  "      check the copy, and use it from now on; the SQLite file is "
+	  "left\n"
+	  "      as it was (stop the server first)\n", NULL },
 	{ "diagnose", NULL, "--dir D [--partner NAME] [--ca-file F]",
 	  "      check the master's certificates and each partner's metadata "
 	  "URL,\n"
@@ -94,7 +101,7 @@ struct opts {
 	const char	*password_file, *file, *size, *output, *metadata_url;
 	const char	*metadata_file, *ca_file, *listen, *port_file, *notify;
 	const char	*metrics_allow, *partner, *max_connections;
-	const char	*body_memory, *store, *store_password_file;
+	const char	*body_memory, *store, *store_password_file, *to;
 	bool		 help;
 	const char	*args[4];
 	int		 nargs;
@@ -142,6 +149,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "body-memory", required_argument, NULL, 'B' },
 		{ "store", required_argument, NULL, 'S' },
 		{ "store-password-file", required_argument, NULL, 'W' },
+		{ "to", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -177,6 +185,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'B': o->body_memory = optarg; break;
 		case 'S': o->store = optarg; break;
 		case 'W': o->store_password_file = optarg; break;
+		case 'T': o->to = optarg; break;
 		case 'h': o->help = true; break;
 		default: return -1;
 		}
@@ -286,6 +295,34 @@ out:
 	free(db);
 	free(host);
 	return ret;
+}
+
+/* ---- store migrate ---- */
+
+static void
+print_progress(void *arg, const char *table, int64_t done, int64_t total)
+{
+	(void)arg;
+	printf("  %-16s %lld/%lld rows\n", table, (long long)done,
+	    (long long)total);
+	fflush(stdout);
+}
+
+static int
+cmd_store(struct master_state *ms, struct opts *o, const char *verb)
+{
+	if (strcmp(verb, "migrate") != 0)
+		return usage_error("store: the only command is migrate");
+	if (o->to == NULL)
+		return usage_error("store migrate needs --to postgresql://...");
+	printf("copying the store of %s into %s\n", ms->dir, o->to);
+	if (store_move(ms->store, ms->dir, o->to, o->store_password_file,
+	    print_progress, NULL) != PS_OK)
+		return fail("store migrate");
+	printf("checked: every table holds the same rows\n"
+	    "%s now uses %s; %s is left as it was\n", ms->dir, o->to,
+	    MASTER_DB);
+	return 0;
 }
 
 /* ---- mailbox ---- */
@@ -565,7 +602,7 @@ master_main(int argc, char **argv)
 	verb = o.nargs > 1 ? o.args[1] : "";
 	if (strcmp(cmd, "mailbox") && strcmp(cmd, "photo") &&
 	    strcmp(cmd, "partner") && strcmp(cmd, "serve") &&
-	    strcmp(cmd, "diagnose"))
+	    strcmp(cmd, "diagnose") && strcmp(cmd, "store"))
 		return usage_error("unknown command");
 	/* Admin commands speak on stdout/stderr; events only for serve. */
 	if (strcmp(cmd, "serve") != 0 && !log_enabled(LOG_DEBUG))
@@ -584,6 +621,8 @@ master_main(int argc, char **argv)
 		ret = cmd_mailbox(&ms, &o, verb);
 	else if (strcmp(cmd, "photo") == 0)
 		ret = cmd_photo(&ms, &o, verb);
+	else if (strcmp(cmd, "store") == 0)
+		ret = cmd_store(&ms, &o, verb);
 	else if (strcmp(cmd, "diagnose") == 0)
 		ret = master_diagnose_run(&ms, o.partner ? o.partner :
 		    o.nargs > 1 ? o.args[1] : NULL, o.ca_file);

@@ -89,6 +89,13 @@ static const struct help_entry commands[] = {
 	{ "issuer", "refresh", "--dir D --name N [--ca-file F]", NULL, NULL },
 	{ "issuer", "remove", "--dir D --name N", NULL, NULL },
 	{ "issuer", "list", "--dir D", NULL, NULL },
+	{ "store", "migrate", "--dir D --to postgresql://[USER@]HOST[:PORT]/DB "
+	  "\n       [--store-password-file F]",
+	  "      copy the store into that PostgreSQL database (empty, or "
+	  "just made),\n"
+	  "      check the copy, and use it from now on; the SQLite file is "
+	  "left\n"
+	  "      as it was (stop the server first)\n", NULL },
 	{ "diagnose", NULL, "--dir D [--url U] ACCOUNT|EMAIL",
 	  "      run each step of that user's sync and say which fails and "
 	  "why\n"
@@ -125,7 +132,7 @@ struct opts {
 	const char	*autodiscover_domain, *sync_trigger, *sizes;
 	const char	*allow_http, *background, *notifications, *avatar_access;
 	const char	*avatar_defaults, *owner_wait;
-	const char	*store, *store_password_file;
+	const char	*store, *store_password_file, *to;
 	bool		 ca_file_set, all, force, help;
 	int		 concurrency;
 	const char	*users[64];
@@ -157,7 +164,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 	    O_MDURL, O_MDFILE, O_CA, O_LISTEN, O_PORTFILE, O_IMPORT, O_EXP,
 	    O_ERREXP, O_AD, O_TRIGGER, O_SIZES, O_HTTP, O_USER, O_ALL, O_FORCE,
 	    O_CONC, O_METRICS, O_MAXCONN, O_BODYMEM, O_BG, O_NOTIF, O_AVACC,
-	    O_AVDEF, O_OWNERWAIT, O_STORE, O_STOREPW };
+	    O_AVDEF, O_OWNERWAIT, O_STORE, O_STOREPW, O_TO };
 	static const struct option longopts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "url", required_argument, NULL, O_URL },
@@ -192,6 +199,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "owner-wait", required_argument, NULL, O_OWNERWAIT },
 		{ "store", required_argument, NULL, O_STORE },
 		{ "store-password-file", required_argument, NULL, O_STOREPW },
+		{ "to", required_argument, NULL, O_TO },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -236,6 +244,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case O_OWNERWAIT: o->owner_wait = optarg; break;
 		case O_STORE: o->store = optarg; break;
 		case O_STOREPW: o->store_password_file = optarg; break;
+		case O_TO: o->to = optarg; break;
 		case O_FORCE: o->force = true; break;
 		case O_CONC:
 			o->concurrency = atoi(optarg);
@@ -610,6 +619,34 @@ out:
 	return ret;
 }
 
+/* ---- store migrate ---- */
+
+static void
+print_progress(void *arg, const char *table, int64_t done, int64_t total)
+{
+	(void)arg;
+	printf("  %-16s %lld/%lld rows\n", table, (long long)done,
+	    (long long)total);
+	fflush(stdout);
+}
+
+static int
+cmd_store(struct portal_state *ps, struct opts *o, const char *verb)
+{
+	if (strcmp(verb, "migrate") != 0)
+		return usage_error("store: the only command is migrate");
+	if (o->to == NULL)
+		return usage_error("store migrate needs --to postgresql://...");
+	printf("copying the store of %s into %s\n", ps->dir, o->to);
+	if (store_move(ps->store, ps->dir, o->to, o->store_password_file,
+	    print_progress, NULL) != PS_OK)
+		return fail("store migrate");
+	printf("checked: every table holds the same rows\n"
+	    "%s now uses %s; %s is left as it was\n", ps->dir, o->to,
+	    PORTAL_DB);
+	return 0;
+}
+
 struct pick {
 	struct store_webapp	w;
 	int			n;
@@ -975,7 +1012,8 @@ portal_main(int argc, char **argv)
 	verb = o.nargs > 1 ? o.args[1] : "";
 	if (strcmp(cmd, "webapp") && strcmp(cmd, "user") &&
 	    strcmp(cmd, "issuer") && strcmp(cmd, "serve") &&
-	    strcmp(cmd, "refresh") && strcmp(cmd, "diagnose"))
+	    strcmp(cmd, "refresh") && strcmp(cmd, "diagnose") &&
+	    strcmp(cmd, "store"))
 		return usage_error("unknown command");
 	if (strcmp(cmd, "diagnose") == 0 && o.nargs != 2)
 		return usage_error("diagnose needs one ACCOUNT or EMAIL");
@@ -1013,7 +1051,9 @@ portal_main(int argc, char **argv)
 		else
 			ret = portal_diagnose_run(&ps, o.url ? w.url : NULL,
 			    o.args[1]);
-	} else if (strcmp(cmd, "webapp") == 0)
+	} else if (strcmp(cmd, "store") == 0)
+		ret = cmd_store(&ps, &o, verb);
+	else if (strcmp(cmd, "webapp") == 0)
 		ret = cmd_webapp(&ps, &o, verb);
 	else if (strcmp(cmd, "user") == 0)
 		ret = cmd_user(&ps, &o, verb);

@@ -34,6 +34,9 @@ enum db_step {
 	DB_ERROR,	/* anything else: drv->fail() reports it */
 };
 
+/* A column's value's type (store_copy()). */
+enum db_type { DB_NULL, DB_INT, DB_TEXT, DB_BLOB };
+
 /* The first member of each driver's statement. */
 struct db_stmt {
 	const struct db_driver	*drv;
@@ -95,6 +98,7 @@ struct db_driver {
 	/* NULL for SQL NULL; valid until the next step or reset. */
 	const char *(*col_text)(struct db_stmt *, int i);
 	const void *(*col_blob)(struct db_stmt *, int i, size_t *len);
+	enum db_type (*col_type)(struct db_stmt *, int i);
 
 	/*
 	 * Records (PS_ESTORE, with `what` and the connection's last error)
@@ -119,6 +123,13 @@ struct db_driver {
 	ps_err	(*mark_set)(struct store *, int mark, int version);
 	/* Whether a table of this name exists (a store made before marks). */
 	ps_err	(*has_table)(struct store *, const char *name, bool *yes);
+	/*
+	 * After rows were copied in with their ids: the next id `table`
+	 * hands out is past them (PostgreSQL's identity columns; SQLite
+	 * needs nothing).
+	 */
+	ps_err	(*ids_follow)(struct store *, const char *table,
+		    const char *column);
 };
 
 /*

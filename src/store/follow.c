@@ -46,6 +46,7 @@ struct store_follower {
 	struct store_listen		*listen;
 	struct event			*listen_ev;
 	bool				 connecting;	/* on the read lane */
+	bool				 listen_failing;	/* logged */
 	/* waiting for the read in flight, and for the one after it */
 	struct follow_waiter		*now, *next;
 };
@@ -276,13 +277,15 @@ listen_open_done(void *arg)
 		return;
 	}
 	if (lo->listen == NULL) {
-		/* Tried again at the next tick; logged once until then. */
-		if (f->listen_ev == NULL && lo->err[0])
+		/* Tried again at each tick; logged once until it works. */
+		if (!f->listen_failing)
 			log_warn(NULL, "store.feed_listen_failed", "error=%s",
 			    log_q(lo->err));
+		f->listen_failing = true;
 		free(lo);
 		return;
 	}
+	f->listen_failing = false;
 	f->listen = lo->listen;
 	f->listen_ev = event_new(f->base, store_listen_fd(f->listen),
 	    EV_READ | EV_PERSIST, on_listen, f);

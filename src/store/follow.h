@@ -15,7 +15,11 @@
  * The feed is also read every STORE_FOLLOW_TICK_MS, for commits that
  * moved no counter (a process that could not map it, plain SQL), and
  * pruned of rows older than
- * STORE_FOLLOW_KEEP_S on the write lane every so often.
+ * STORE_FOLLOW_KEEP_S on the write lane every so often. On PostgreSQL it
+ * is read too whenever the store notifies a commit (another node's: the
+ * follower LISTENs on a connection of its own, opened on the read lane
+ * and opened again at a tick after it was lost, the feed then read to
+ * catch up).
  *
  * Loop thread only.
  */

@@ -1621,7 +1621,7 @@ store_preview_remove(struct store *st, const char *email)
 
 #define WEBAPP_COLUMNS							\
 	"id, url, host, port, realm, photo_import, photo_expiration, "	\
-	"photo_error_expiration, autodiscover_domain, sync_any, size_s, "	\
+	"photo_error_expiration, autodiscover_domain, sync_any, size_s, " \
 	"size_m, size_l, ca_file, allow_oauth_http, created, "		\
 	"background_refresh, notifications, avatar_anyone, avatar_defaults, " \
 	"owner_wait_ms"
@@ -2426,6 +2426,271 @@ store_session_remove(struct store *st, const char *key)
 	unprep(st, q);
 	return rc;
 }
+
+/* ---- copying a store (migrating to PostgreSQL) ---- */
+
+/*
+ * Each role's tables, parents before the rows that refer to them, with
+ * their columns; `id`: the column that hands out ids, if any. The feed's
+ * own tables are not copied: the copy's triggers write its feed.
+ */
+struct copy_table {
+	const char	*name;
+	const char	*columns;
+	const char	*id;
+};
+
+static const struct copy_table master_tables[] = {
+	{ "config", "key, value", NULL },
+	{ "mailboxes", "email, name, pwhash, created", NULL },
+	{ "photos", "email, etag, side, updated", NULL },
+	{ "photo_sizes", "email, code, side, data", NULL },
+	{ "partners", "name, issuer, metadata_url, metadata, fetched, added, "
+	    "notify, ca_file", NULL },
+	{ "sessions", "key, email, csrf, created, expires", NULL },
+	{ "previews", "email, id, side, created, expires", NULL },
+	{ "preview_sizes", "email, code, side, data", NULL },
+	{ "outbox", "id, partner, email, created, attempts, next_attempt, "
+	    "last_error", "id" },
+};
+
+static const struct copy_table portal_tables[] = {
+	{ "config", "key, value", NULL },
+	{ "webapps", WEBAPP_COLUMNS, "id" },
+	{ "users", USER_COLUMNS, NULL },
+	{ "issuers", "name, issuer, realm, metadata_url, metadata, fetched",
+	    NULL },
+	{ "thumbs", "webapp, account, source, etag, updated, s, m, l, hr",
+	    NULL },
+	{ "sync_state", "webapp, account, last_success, last_error, reason, "
+	    "master_etag, has_mailbox, retry_after", NULL },
+	{ "sessions", "key, account, webapp, csrf, expires", NULL },
+};
+
+/* How many columns a column list names. */
+static int
+column_count(const char *columns)
+{
+	int n = 1;
+
+	for (; *columns; columns++)
+		if (*columns == ',')
+			n++;
+	return n;
+}
+
+/*
+ * Adds the row's digest to *sum: FNV-1a over each value with its type.
+ * A sum, so that the order the rows come in does not matter (the two
+ * backends may order a table without ORDER BY differently).
+ */
+static void
+row_digest(struct db_stmt *q, int ncols, uint64_t *sum)
+{
+	uint64_t h = 14695981039346656037u;
+	const unsigned char *p;
+	enum db_type t;
+	char num[24];
+	size_t len, k;
+	int i;
+
+	for (i = 0; i < ncols; i++) {
+		t = q->drv->col_type(q, i);
+		h = (h ^ (uint64_t)t) * 1099511628211u;
+		if (t == DB_NULL)
+			continue;
+		if (t == DB_INT) {
+			len = (size_t)snprintf(num, sizeof(num), "%lld",
+			    (long long)col_int64(q, i));
+			p = (const unsigned char *)num;
+		} else {
+			p = q->drv->col_blob(q, i, &len);
+		}
+		for (k = 0; k < len; k++)
+			h = (h ^ p[k]) * 1099511628211u;
+		h = (h ^ 0xff) * 1099511628211u;
+	}
+	*sum += h;
+}
+
+/* The rows of `t` in `st`: how many, and the sum of their digests. */
+static ps_err
+table_digest(struct store *st, const struct copy_table *t, int64_t *rows,
+    uint64_t *sum)
+{
+	char *sql = xasprintf("SELECT %s FROM %s", t->columns, t->name);
+	struct db_stmt *q = prep(st, sql);
+	int ncols = column_count(t->columns);
+	enum db_step r = DB_DONE;
+	ps_err rc = PS_OK;
+
+	free(sql);
+	*rows = 0;
+	*sum = 0;
+	if (q == NULL)
+		return PS_ESTORE;
+	while ((r = step(st, q)) == DB_ROW) {
+		row_digest(q, ncols, sum);
+		(*rows)++;
+	}
+	if (r != DB_DONE)
+		rc = store_fail(st, "read a table");
+	unprep(st, q);
+	return rc;
+}
+
+/* Copies the rows of `t`, reporting progress every so many. */
+static ps_err
+table_copy(struct store *from, struct store *to, const struct copy_table *t,
+    int64_t total, void (*progress)(void *, const char *, int64_t, int64_t),
+    void *arg)
+{
+	int ncols = column_count(t->columns), i;
+	char *sql = xasprintf("SELECT %s FROM %s", t->columns, t->name);
+	struct db_stmt *q = prep(from, sql), *ins = NULL;
+	char *marks = NULL;
+	size_t mlen = 0;
+	enum db_step r = DB_DONE;
+	int64_t done = 0;
+	size_t len;
+	const void *p;
+	ps_err rc = PS_ESTORE;
+
+	free(sql);
+	if (q == NULL)
+		goto out;
+	marks = xcalloc(1, (size_t)ncols * 3 + 1);
+	for (i = 0; i < ncols; i++)
+		mlen += (size_t)sprintf(marks + mlen, "%s?", i ? ", " : "");
+	sql = xasprintf("INSERT INTO %s (%s) VALUES (%s)", t->name,
+	    t->columns, marks);
+	ins = prep(to, sql);
+	free(sql);
+	if (ins == NULL)
+		goto out;
+	rc = PS_OK;
+	while (rc == PS_OK && (r = step(from, q)) == DB_ROW) {
+		to->drv->reset(ins);
+		for (i = 0; i < ncols; i++) {
+			switch (q->drv->col_type(q, i)) {
+			case DB_NULL:
+				bind_text(ins, i + 1, NULL);
+				break;
+			case DB_INT:
+				bind_int64(ins, i + 1, col_int64(q, i));
+				break;
+			case DB_TEXT:
+				bind_text(ins, i + 1, col_text(q, i));
+				break;
+			case DB_BLOB:
+				p = q->drv->col_blob(q, i, &len);
+				bind_blob(ins, i + 1, p, len);
+				break;
+			}
+		}
+		if ((rc = step_done(to, ins, NULL)) == PS_EEXIST)
+			rc = ps_errf(PS_ESTORE, "a row of %s was refused by "
+			    "the copy (%s)", t->name, to->drv->errmsg(to));
+		if (rc == PS_OK && ++done % 500 == 0 && progress)
+			progress(arg, t->name, done, total);
+	}
+	if (rc == PS_OK && r != DB_DONE)
+		rc = store_fail(from, "read a table");
+	if (rc == PS_OK && progress)
+		progress(arg, t->name, done, total);
+	if (rc == PS_OK && t->id)
+		rc = to->drv->ids_follow(to, t->name, t->id);
+out:
+	free(marks);
+	unprep(to, ins);
+	unprep(from, q);
+	return rc;
+}
+
+ps_err
+store_copy(struct store *from, struct store *to,
+    void (*progress)(void *, const char *table, int64_t done,
+    int64_t total), void *arg)
+{
+	const struct copy_table *tables = from->role == STORE_MASTER ?
+	    master_tables : portal_tables;
+	size_t n = from->role == STORE_MASTER ?
+	    sizeof(master_tables) / sizeof(master_tables[0]) :
+	    sizeof(portal_tables) / sizeof(portal_tables[0]), i;
+	int64_t rows, rows2, *totals = xcalloc(n, sizeof(*totals));
+	uint64_t sum, sum2;
+	ps_err rc = PS_OK;
+
+	if (from->role != to->role) {
+		rc = ps_errf(PS_EINVAL, "cannot copy a %s's store into a %s's",
+		    from->role == STORE_MASTER ? "master" : "portal",
+		    to->role == STORE_MASTER ? "master" : "portal");
+		goto out;
+	}
+	for (i = 0; i < n && rc == PS_OK; i++) {
+		if ((rc = table_digest(to, &tables[i], &rows, &sum)) != PS_OK)
+			goto out;
+		if (rows != 0)
+			rc = ps_errf(PS_EEXIST, "%s already holds a store with "
+			    "rows (table %s): the copy goes into an empty one",
+			    to->where, tables[i].name);
+		else if ((rc = table_digest(from, &tables[i], &totals[i],
+		    &sum)) != PS_OK)
+			goto out;
+	}
+	if (rc != PS_OK)
+		goto out;
+	/* One transaction: a copy that fails leaves the target empty. */
+	if ((rc = store_begin(to)) != PS_OK)
+		goto out;
+	for (i = 0; i < n && rc == PS_OK; i++)
+		rc = table_copy(from, to, &tables[i], totals[i], progress, arg);
+	/* The check, before the commit: every table the same on both. */
+	for (i = 0; i < n && rc == PS_OK; i++) {
+		if ((rc = table_digest(from, &tables[i], &rows, &sum)) !=
+		    PS_OK ||
+		    (rc = table_digest(to, &tables[i], &rows2, &sum2)) !=
+		    PS_OK)
+			break;
+		if (rows != rows2 || sum != sum2)
+			rc = ps_errf(PS_ESTORE, "the copy of table %s differs "
+			    "from the source (%lld rows, %lld copied): "
+			    "nothing was kept", tables[i].name,
+			    (long long)rows, (long long)rows2);
+	}
+	rc = tx_finish(to, rc);
+out:
+	free(totals);
+	return rc;
+}
+
+ps_err
+store_move(struct store *from, const char *dir, const char *uri,
+    const char *password_file,
+    void (*progress)(void *, const char *table, int64_t done,
+    int64_t total), void *arg)
+{
+	char *addr = xasprintf("%s/%s", dir, STORE_ADDRESS_FILE), *pw = NULL;
+	struct store *to = NULL;
+	ps_err rc;
+
+	if (access(addr, F_OK) == 0) {
+		rc = ps_errf(PS_EINVAL, "%s's store is on PostgreSQL already "
+		    "(%s)", dir, addr);
+		goto out;
+	}
+	if ((rc = store_uri_check(uri)) != PS_OK ||
+	    (password_file && (rc = store_password_read(password_file,
+	    &pw)) != PS_OK) ||
+	    (rc = store_open_pg(uri, pw, from->role, &to)) != PS_OK ||
+	    (rc = store_copy(from, to, progress, arg)) != PS_OK)
+		goto out;
+	rc = store_remember(dir, uri, pw);
+out:
+	store_close(to);
+	if (pw)
+		xfree_secret(pw, strlen(pw));
+	free(addr);
 
 /* ---- leases: work shared between nodes ---- */
 

@@ -88,6 +88,30 @@ ps_err	store_remember(const char *dir, const char *uri,
  * not empty. The caller frees it with xfree_secret().
  */
 ps_err	store_password_read(const char *path, char **password);
+/*
+ * Copies every row of `from` into `to`, a store of the same role (any
+ * backends; `store migrate` copies SQLite into PostgreSQL) that holds no
+ * rows yet (PS_EEXIST otherwise), in one transaction of `to`; before
+ * the commit, checks that each table holds the same rows on both (their
+ * count and a digest of every value), else nothing is kept. `from` is
+ * only read. progress(arg, table, rows copied, rows in all), may be NULL,
+ * is called every 500 rows and at the end of each table.
+ */
+ps_err	store_copy(struct store *from, struct store *to,
+	    void (*progress)(void *, const char *table, int64_t done,
+	    int64_t total), void *arg);
+/*
+ * `store migrate`: copies the store `from` of state directory `dir` into
+ * the PostgreSQL database `uri` (password from `password_file`, may be
+ * NULL) with store_copy(), then has `dir` keep the address and password
+ * (store_remember()), so that every later command uses the copy. The
+ * source is left as it was. PS_EINVAL when `dir`'s store is on
+ * PostgreSQL already.
+ */
+ps_err	store_move(struct store *from, const char *dir, const char *uri,
+	    const char *password_file,
+	    void (*progress)(void *, const char *table, int64_t done,
+	    int64_t total), void *arg);
 /* Removes what store_remember() wrote (init failing later). */
 void	store_forget(const char *dir);
 
@@ -165,12 +189,16 @@ ps_err	store_feed_prune(struct store *, int64_t before);
 
 /*
  * Telling a server, without a store call, that the feed may have moved:
- * a counter in a small file beside the store (path + "-feed", mode 0600)
- * that every process bumps after each commit. Reading it is an atomic
- * load from shared memory, so the event loop may do it on every request;
- * a server that sees it move reads the feed (off the loop) before it
- * answers from what it caches, so a change an admin command has made is
- * seen by the next request.
+ * a counter in a small file beside the store (path + "-feed", mode 0600;
+ * on PostgreSQL beside the state directory's STORE_ADDRESS_FILE) that
+ * every process of this machine bumps after each commit. (Other nodes'
+ * commits on PostgreSQL are heard through store_listen_open() below: the
+ * counter is kept there for what admin commands on the same machine do,
+ * so that the next request sees it without waiting for a notification.)
+ * Reading it is an atomic load from shared memory, so the event loop may
+ * do it on every request; a server that sees it move reads the feed (off
+ * the loop) before it answers from what it caches, so a change an admin
+ * command has made is seen by the next request.
  */
 struct store_feed_watch;
 

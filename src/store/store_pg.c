@@ -562,6 +562,7 @@ pg_run(struct store *st, struct pg_stmt *s)
 {
 	struct pg_conn *c = conn_of(st);
 	const char *state;
+	bool constraint;
 	PGresult *r;
 
 	if (!conn_ensure(c))
@@ -594,11 +595,10 @@ pg_run(struct store *st, struct pg_stmt *s)
 	default:
 		set_error(c, PQresultErrorMessage(r));
 		state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-		PQclear(r);
 		/* Class 23: integrity constraint violation. */
-		if (state && strncmp(state, "23", 2) == 0)
-			return DB_CONSTRAINT;
-		return DB_ERROR;
+		constraint = state && strncmp(state, "23", 2) == 0;
+		PQclear(r);
+		return constraint ? DB_CONSTRAINT : DB_ERROR;
 	}
 }
 
@@ -679,6 +679,39 @@ pg_col_blob(struct db_stmt *q, int i, size_t *len)
 
 	*len = (size_t)PQgetlength(s->res, s->row, i);
 	return PQgetvalue(s->res, s->row, i);
+}
+
+static enum db_type
+pg_col_type(struct db_stmt *q, int i)
+{
+	struct pg_stmt *s = (struct pg_stmt *)q;
+
+	if (PQgetisnull(s->res, s->row, i))
+		return DB_NULL;
+	switch (PQftype(s->res, i)) {
+	case OID_INT8:
+	case OID_INT4:
+	case OID_INT2:
+	case OID_BOOL:
+		return DB_INT;
+	case OID_BYTEA:
+		return DB_BLOB;
+	default:
+		return DB_TEXT;
+	}
+}
+
+/* The identity column's sequence goes on after the largest id copied. */
+static ps_err
+pg_ids_follow(struct store *st, const char *table, const char *column)
+{
+	char *sql = xasprintf("SELECT setval(pg_get_serial_sequence('%s', "
+	    "'%s'), coalesce(max(%s), 0) + 1, false) FROM %s", table, column,
+	    column, table);
+	ps_err rc = pg_exec(st, sql);
+
+	free(sql);
+	return rc;
 }
 
 static void
@@ -1019,6 +1052,7 @@ static const struct db_driver pg_driver = {
 	.col_int64 = pg_col_int64,
 	.col_text = pg_col_text,
 	.col_blob = pg_col_blob,
+	.col_type = pg_col_type,
 	.fail = pg_fail,
 	.errmsg = pg_errmsg,
 	.exec = pg_exec,
@@ -1029,6 +1063,7 @@ static const struct db_driver pg_driver = {
 	.mark_get = pg_mark_get,
 	.mark_set = pg_mark_set,
 	.has_table = pg_has_table,
+	.ids_follow = pg_ids_follow,
 };
 
 /* ---- opening ---- */

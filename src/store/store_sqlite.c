@@ -578,6 +578,31 @@ sq_col_blob(struct db_stmt *q, int i, size_t *len)
 	return p;
 }
 
+static enum db_type
+sq_col_type(struct db_stmt *q, int i)
+{
+	switch (sqlite3_column_type(stmt_q(q), i)) {
+	case SQLITE_NULL:
+		return DB_NULL;
+	case SQLITE_INTEGER:
+		return DB_INT;
+	case SQLITE_BLOB:
+		return DB_BLOB;
+	default:
+		return DB_TEXT;
+	}
+}
+
+/* SQLite's INTEGER PRIMARY KEY goes on from the largest id there is. */
+static ps_err
+sq_ids_follow(struct store *st, const char *table, const char *column)
+{
+	(void)st;
+	(void)table;
+	(void)column;
+	return PS_OK;
+}
+
 /* ---- the change feed's functions, and the commit hooks ---- */
 
 /* Transaction numbers, unique in the process across its connections. */
@@ -670,6 +695,7 @@ static const struct db_driver sqlite_driver = {
 	.col_int64 = sq_col_int64,
 	.col_text = sq_col_text,
 	.col_blob = sq_col_blob,
+	.col_type = sq_col_type,
 	.fail = sq_fail,
 	.errmsg = sq_errmsg,
 	.exec = sq_exec,
@@ -680,6 +706,7 @@ static const struct db_driver sqlite_driver = {
 	.mark_get = sq_mark_get,
 	.mark_set = sq_mark_set,
 	.has_table = sq_has_table,
+	.ids_follow = sq_ids_follow,
 };
 
 /* ---- opening ---- */

@@ -170,6 +170,7 @@ def write(path, data, mode=0o600):
 
 
 # ---- the store: SQLite in the state directory, or PostgreSQL ----
+# (The store_* helpers take a state directory, or a SQLite file itself.)
 
 STORE = os.environ.get("PHOTOSYNC_TEST_STORE") or "sqlite"
 if STORE not in ("sqlite", "postgresql"):
@@ -205,7 +206,15 @@ def _arg(args, name):
     return args[args.index(name) + 1] if name in args[:-1] else None
 
 
+# The file of a state directory that names a PostgreSQL store (its
+# address, src/store/store.h).
+PG_ADDRESS_FILE = "store-address"
+
+
 def _sqlite_path(state_dir):
+    """The SQLite file of state_dir, or state_dir when it is that file."""
+    if os.path.isfile(state_dir):
+        return state_dir
     for name in ("master.db", "portal.db"):
         path = os.path.join(state_dir, name)
         if os.path.exists(path):
@@ -264,12 +273,15 @@ def store_change(state_dir, sql, args=()):
     servers as photosync's own processes do after a commit.
 
     SQLite: the change feed's triggers call the two functions registered
-    here (any origin but the servers'), and the counter in the file
-    beside the store (its first 8 bytes) moves, so a server reads the
-    feed before it answers its next request. PostgreSQL: the triggers
-    write the feed's rows with origin 0 (a session without photosync's
-    photosync.origin setting: no server's) and announce the commit
-    (NOTIFY), as for photosync's own sessions (src/store/store_pg.c)."""
+    here (any origin but the servers'). PostgreSQL: the triggers write
+    the feed's rows with origin 0 (a session without photosync's
+    photosync.origin setting: no server's) and NOTIFY at commit, as for
+    photosync's own sessions (src/store/store_pg.c). Then on both the
+    counter in the file beside the store (its first 8 bytes; beside the
+    address on PostgreSQL) moves, so that a server on this machine reads
+    the feed before it answers its next request."""
+    import mmap
+    import struct
     con = _pg_store(state_dir)
     if con is not None:
         try:
@@ -277,20 +289,21 @@ def store_change(state_dir, sql, args=()):
             con.commit()
         finally:
             con.close()
-        return
-    import mmap
-    import sqlite3
-    import struct
-    db_path = _sqlite_path(state_dir)
-    db = sqlite3.connect(db_path, timeout=10)
-    try:
-        db.create_function("ps_feed_origin", 0, lambda: 1)
-        db.create_function("ps_feed_tx", 0, lambda: 1)
-        db.execute(sql, args)
-        db.commit()
-    finally:
-        db.close()
-    with open(db_path + "-feed", "r+b") as f:
+        counter = os.path.join(state_dir, PG_ADDRESS_FILE) + "-feed"
+        if not os.path.exists(counter):
+            return      # made by the first server that watches it
+    else:
+        import sqlite3
+        counter = _sqlite_path(state_dir) + "-feed"
+        db = sqlite3.connect(_sqlite_path(state_dir), timeout=10)
+        try:
+            db.create_function("ps_feed_origin", 0, lambda: 1)
+            db.create_function("ps_feed_tx", 0, lambda: 1)
+            db.execute(sql, args)
+            db.commit()
+        finally:
+            db.close()
+    with open(counter, "r+b") as f:
         m = mmap.mmap(f.fileno(), 8)
         m[:8] = struct.pack("<Q", struct.unpack("<Q", m[:8])[0] + 1)
         m.close()
@@ -355,15 +368,8 @@ def store_identity(state_dir):
 
 def store_files(role):
     """The files of the store in a state directory of `role`: its SQLite
-    file, or none (on PostgreSQL)."""
-    return [] if ON_POSTGRESQL else [role + ".db"]
-
-
-def skip(what, reason):
-    """A TAP test point skipped, with the reason."""
-    global _count
-    _count += 1
-    print("ok %d - %s # SKIP %s" % (_count, what, reason), flush=True)
+    file, or the file with the address of its PostgreSQL store."""
+    return [PG_ADDRESS_FILE] if ON_POSTGRESQL else [role + ".db"]
 
 
 def skip_all(reason):

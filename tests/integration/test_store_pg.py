@@ -4,14 +4,19 @@ from the state directory alone; init refuses, on one line and with
 nothing written, an address with a password, an unreachable server, the
 other role's store and a newer schema; a portal on PostgreSQL listens to
 the store's notifications and listens again once that connection was
-lost. Needs a database: PHOTOSYNC_TEST_PG_URI (a URI to an empty database
+lost; `store migrate` copies a SQLite store of 1,000 users (and a
+master's photos) into PostgreSQL, checks it, leaves the source as it was,
+and refuses a database that holds a store already. Needs a database: PHOTOSYNC_TEST_PG_URI (a URI to an empty database
 on a server the test environment started); skipped without it."""
 import os
 import re
 import subprocess
 import sys
 
-from psync import Server, done, is_eq, ok, run, tmpdir, wait_for, write
+import hashlib
+
+from psync import (Server, done, is_eq, make_image, ok, run, store_change,
+                   tmpdir, wait_for, write)
 
 URI = os.environ.get("PHOTOSYNC_TEST_PG_URI")
 if not URI:
@@ -150,5 +155,81 @@ run("portal", "user", "add", "--dir", ldir, "contoso\\test9",
 ok(wait_for(lambda: psql(luri, "SELECT count(*) FROM users") == "1"),
    "the store takes changes meanwhile")
 is_eq(s.stop(), 0, "the server stops cleanly")
+
+
+# ---- store migrate: SQLite into PostgreSQL ----
+def sha(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+sdir = os.path.join(work, "sqlite-portal")
+run("portal", "init", "--dir", sdir, "--url", "https://127.0.0.1:0")
+db = os.path.join(sdir, "portal.db")
+run("portal", "webapp", "list", "--dir", sdir)  # makes the feed's counter
+store_change(db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+             "FROM n WHERE i < 1000) INSERT INTO users (account, email, "
+             "name, created) SELECT 'contoso\\u' || i, 'u' || i || "
+             "'@contoso.com', 'User ' || i, 1700000000 + i FROM n")
+store_change(db, "INSERT INTO thumbs (webapp, account, source, etag, "
+             "updated, s, m, l, hr) VALUES (1, 'contoso\\u7', 'master', "
+             "'e7', 1, x'ffd8ff01', x'ffd8ff02', x'ffd8ff03', NULL)")
+before = sha(db)
+muri2 = new_db("migrate")
+rc, out, err = run("portal", "store", "migrate", "--dir", sdir, "--to",
+                   muri2, check=False)
+is_eq(rc, 0, "portal store migrate: exit 0")
+ok("users" in out and "500/1000 rows" in out and "1000/1000 rows" in out,
+   "with progress")
+ok("checked" in out, "the copy is checked")
+is_eq(sha(db), before, "the SQLite file is left as it was")
+is_eq(psql(muri2, "SELECT count(*) FROM users"), "1000",
+      "the 1,000 users are in PostgreSQL")
+is_eq(psql(muri2, "SELECT encode(m, 'hex') FROM thumbs"), "ffd8ff02",
+      "photos byte for byte")
+rc, out, err = run("portal", "user", "list", "--dir", sdir)
+ok(len(out.splitlines()) == 1000 and "contoso\\u999" in out,
+   "the directory now uses the copy")
+run("portal", "webapp", "add", "--dir", sdir, "--url",
+    "https://127.0.0.2:0")
+is_eq(psql(muri2, "SELECT max(id) FROM webapps"), "2",
+      "new rows get ids past the copied ones")
+rc, out, err = run("portal", "store", "migrate", "--dir", sdir, "--to",
+                   muri2, check=False)
+ok(rc == 1 and "on PostgreSQL already" in err,
+   "a store on PostgreSQL is not migrated again")
+
+odir = os.path.join(work, "sqlite-other")
+run("portal", "init", "--dir", odir, "--url", "https://127.0.0.1:0")
+odb = os.path.join(odir, "portal.db")
+before = sha(odb)
+rc, out, err = run("portal", "store", "migrate", "--dir", odir, "--to",
+                   muri2, check=False)
+ok(rc == 1 and "already holds a store with rows" in err,
+   "a database with a store in it is refused")
+ok(not os.path.exists(os.path.join(odir, "store-address")) and
+   sha(odb) == before, "and the directory is left as it was")
+is_eq(psql(muri2, "SELECT count(*) FROM users"), "1000",
+      "and so is the database")
+
+mdir2 = os.path.join(work, "sqlite-master")
+run("master", "init", "--dir", mdir2, "--host", "127.0.0.1:0", "--domain",
+    "contoso.com")
+run("master", "mailbox", "add", "--dir", mdir2, "test1@contoso.com")
+run("master", "photo", "set", "--dir", mdir2, "test1@contoso.com", "--file",
+    make_image(os.path.join(work, "t1.jpg"), "800x800"))
+shown = os.path.join(work, "before.jpg")
+run("master", "photo", "show", "--dir", mdir2, "test1@contoso.com",
+    "--size", "HR648x648", "--output", shown)
+muri3 = new_db("migrate_master")
+rc, out, err = run("master", "store", "migrate", "--dir", mdir2, "--to",
+                   muri3, "--store-password-file", pwfile, check=False)
+is_eq(rc, 0, "master store migrate: exit 0")
+ok(os.stat(os.path.join(mdir2, "store-password")).st_mode & 0o777 == 0o600,
+   "the password is kept, mode 0600")
+after = os.path.join(work, "after.jpg")
+run("master", "photo", "show", "--dir", mdir2, "test1@contoso.com",
+    "--size", "HR648x648", "--output", after)
+is_eq(sha(after), sha(shown), "the photo is served the same from the copy")
 
 done()

@@ -2309,15 +2309,16 @@ test_pg_reconnect(void)
 static void
 test_pg_listen(void)
 {
-	char *uri = store_addr("pg-listen");
+	char *uri = store_addr("pg-listen"), *file = path_in("portal.db");
 	struct store_listen *l;
 	struct pollfd pfd;
 	bool notified = false;
 	int i;
 
 	store_close(open_or_die(uri, STORE_PORTAL));
-	ok(store_listen_open(path_in("portal.db")) == NULL,
+	ok(store_listen_open(file) == NULL,
 	    "a SQLite store has nothing to listen to");
+	free(file);
 	l = store_listen_open(uri);
 	ok(l != NULL, "listening to the feed");
 	if (l == NULL) {
