@@ -2691,6 +2691,8 @@ out:
 	if (pw)
 		xfree_secret(pw, strlen(pw));
 	free(addr);
+	return rc;
+}
 
 /* ---- leases: work shared between nodes ---- */
 
