@@ -120,7 +120,7 @@ struct sync_job {
 	/* the lease shared with other nodes (before calling the master) */
 	bool			 forced;	/* SYNC_FORCE */
 	bool			 leased;	/* this job holds it */
-	bool			 remote;	/* another node holds it: wait */
+	bool			 remote;	/* another node holds it */
 	bool			 elsewhere;	/* ended by another node's */
 	bool			 lease_busy;	/* a try is on the write lane */
 	bool			 lease_again;	/* the feed moved meanwhile */
@@ -1241,6 +1241,8 @@ lease_try_done(void *arg)
 		job_busy(job, "the server is stopping");
 		goto out;
 	}
+	if (lt->taken)
+		job->leased = true;
 	if (lt->rc != PS_OK) {
 		/* The store cannot say: a sync on one node goes on alone. */
 		log_warn(job->reqid, "sync.lease_failed", "account=%s "
@@ -1251,8 +1253,6 @@ lease_try_done(void *arg)
 			job_begin(job);
 		goto out;
 	}
-	if (lt->taken)
-		job->leased = true;
 	if (synced_elsewhere(job, &lt->stored)) {
 		job_done_elsewhere(job, &lt->stored);
 		goto out;
