@@ -162,6 +162,9 @@ struct sync_outcome {
 	char			 reason[512];
 	long			 retry_after;	/* seconds, -1 if not given */
 	const char		*ecp_photo_url;	/* when known; borrowed */
+	bool			 elsewhere;	/* the outcome another node
+						   stored: this one called
+						   nobody */
 };
 
 const char *sync_result_name(enum sync_result);

@@ -1176,6 +1176,7 @@ job_done_elsewhere(struct sync_job *job, const struct store_sync *s)
 		    sizeof(job->outcome.reason));
 	job->state = *s;
 	job->elsewhere = true;
+	job->outcome.elsewhere = true;
 	state_remember(app, job->account, s, stored_master_photo(s));
 	/* The feed may not have reached this node's index yet. */
 	index_photo_forget(app->srv->index, app->w.id, job->account);

@@ -173,6 +173,7 @@ ok(wait_for(lambda: len(fake.of_kind("photo")) - before >= 8),
    "of the store: both call the master (4 at a time each), which holds "
    "its answers")
 fake.gate.set()
+elsewhere = 0
 for proc, out in runs:
     proc.wait(psync.HANG_GUARD)
     out.seek(0)
@@ -181,6 +182,10 @@ for proc, out in runs:
     ok(proc.returncode == 0 and re.search(r"refreshed %d users" % n_users,
                                           text),
        "a pass ends: %s" % text.replace("\n", " | "))
+    m_else = re.search(r"elsewhere\s+(\d+)", text)
+    elsewhere += int(m_else.group(1)) if m_else else 0
+is_eq(elsewhere, n_users, "each user was counted by the run that did not "
+      "fetch it as fetched elsewhere")
 emails = [re.search(r"email=([^&]+)", c.path).group(1).lower()
           for c in fake.of_kind("photo")[before:]]
 is_eq(len(emails), len(set(emails)), "no user was fetched twice")
