@@ -486,7 +486,10 @@ pg_finalize(struct db_stmt *q)
 	free(s);
 }
 
-/* Parameter i (from 1), or NULL when the statement has none such. */
+/*
+ * The index of parameter i (from 1), its old value freed; -1 when the
+ * statement has no such parameter.
+ */
 static int
 param(struct pg_stmt *s, int i)
 {
@@ -1068,7 +1071,10 @@ static const struct db_driver pg_driver = {
 
 /* ---- opening ---- */
 
-/* The URI for messages: as given (init refused any password in it). */
+/*
+ * The URI is shown in messages as given: init refused one with a
+ * password in it.
+ */
 ps_err
 store_pg_connect(struct store *st, const char *uri, const char *password,
     const char *passfile)

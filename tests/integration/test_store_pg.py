@@ -128,6 +128,15 @@ rc, out, err = run("portal", "init", "--dir", os.path.join(work, "pnew"),
 is_eq(rc, 0, "portal init --store without a password")
 ok(not os.path.exists(os.path.join(work, "pnew", "store-password")),
    "keeps no password file")
+suri = new_db("stdin")
+sdir0 = os.path.join(work, "pstdin")
+rc, out, err = run("portal", "init", "--dir", sdir0, "--url",
+                   "https://127.0.0.1:0", "--store", suri,
+                   "--store-password-file", "-", input="from stdin\n",
+                   check=False)
+is_eq(rc, 0, "portal init --store-password-file - (standard input)")
+with open(os.path.join(sdir0, "store-password")) as f:
+    is_eq(f.read(), "*:*:*:*:from stdin\n", "the password read from it")
 psql(puri, "UPDATE photosync_store SET version = version + 1")
 newer = psql(puri, "SELECT mark || '/' || version FROM photosync_store")
 refused("a newer schema", portal + ["--store", puri], "newer than this",

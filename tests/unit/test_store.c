@@ -2004,6 +2004,150 @@ test_full_disk(void)
 	free(out);
 }
 
+/* ---- listings: every row once, in the order store.h says ---- */
+
+/* The names a listing gave, ", "-separated. */
+struct names {
+	char	 line[1024];
+	int	 n;
+};
+
+static void
+names_add(struct names *l, const char *name)
+{
+	size_t len = strlen(l->line);
+
+	snprintf(l->line + len, sizeof(l->line) - len, "%s%s",
+	    l->n++ ? ", " : "", name);
+}
+
+static ps_err
+name_issuer(void *arg, const struct store_issuer *i)
+{
+	names_add(arg, i->name);
+	return PS_OK;
+}
+
+static ps_err
+name_partner(void *arg, const struct store_partner *p)
+{
+	names_add(arg, p->name);
+	return PS_OK;
+}
+
+static ps_err
+name_mailbox(void *arg, const struct store_mailbox *m)
+{
+	names_add(arg, m->email);
+	return PS_OK;
+}
+
+static ps_err
+name_user(void *arg, const struct store_user *u)
+{
+	names_add(arg, u->account);
+	return PS_OK;
+}
+
+static ps_err
+name_webapp(void *arg, const struct store_webapp *w)
+{
+	names_add(arg, w->url);
+	return PS_OK;
+}
+
+static ps_err
+name_sync(void *arg, const char *account, const struct store_sync *sy)
+{
+	char row[300];
+
+	snprintf(row, sizeof(row), "%s=%lld", account,
+	    (long long)sy->last_success);
+	names_add(arg, row);
+	return PS_OK;
+}
+
+/*
+ * Names whose order differs between byte order without case and a
+ * language's collation (which skips punctuation): "_x" sorts first.
+ */
+static const char *const list_names[] = { "Zeta", "alpha", "_x", "Beta" };
+#define LIST_ORDER	"_x, alpha, Beta, Zeta"
+
+static void
+test_lists(void)
+{
+	char *portal = store_addr("lists-portal.db");
+	char *master = store_addr("lists-master.db");
+	struct store *st = open_or_die(portal, STORE_PORTAL);
+	struct store_issuer is = { .metadata = "{}", .fetched = 1 };
+	struct store_partner pa = { .metadata = "{}", .fetched = 1 };
+	struct store_user u = { 0 };
+	struct store_sync sy = { .has_mailbox = 1 };
+	struct names l;
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		str_copy(is.name, list_names[i], sizeof(is.name));
+		snprintf(is.issuer, sizeof(is.issuer), "issuer%zu", i);
+		store_issuer_put(st, &is);
+		snprintf(u.account, sizeof(u.account), "Contoso\\%s",
+		    list_names[i]);
+		snprintf(u.email, sizeof(u.email), "%s@contoso.com",
+		    list_names[i]);
+		store_user_add(st, &u);
+	}
+	memset(&l, 0, sizeof(l));
+	ok(store_issuer_each(st, name_issuer, &l) == PS_OK && l.n == 4,
+	    "issuers: every one");
+	is_str(l.line, LIST_ORDER, "issuers: by name, case and punctuation "
+	    "as SQLite's NOCASE");
+	memset(&l, 0, sizeof(l));
+	ok(store_user_page(st, "", 2, name_user, &l) == PS_OK,
+	    "users: a first page");
+	is_str(l.line, "contoso\\_x, contoso\\alpha", "of two, in order");
+	memset(&l, 0, sizeof(l));
+	ok(store_user_page(st, "contoso\\alpha", 10, name_user, &l) ==
+	    PS_OK, "users: the page after");
+	is_str(l.line, "contoso\\beta, contoso\\zeta", "the rest");
+	ok(p_webapp_add(st) == PS_OK && p_webapp2_add(st) == PS_OK,
+	    "two web applications");
+	memset(&l, 0, sizeof(l));
+	ok(store_webapp_each(st, name_webapp, &l) == PS_OK, "listed");
+	is_str(l.line, "https://portal.contoso.com, "
+	    "https://team.contoso.com:8443", "by id");
+	sy.last_success = 7;
+	ok(store_sync_put(st, 1, "CONTOSO\\Beta", &sy) == PS_OK &&
+	    store_sync_put(st, 2, "contoso\\alpha", &sy) == PS_OK,
+	    "sync states of two web applications");
+	memset(&l, 0, sizeof(l));
+	ok(store_sync_each(st, 1, name_sync, &l) == PS_OK, "listed");
+	is_str(l.line, "contoso\\beta=7", "one web application's only");
+	store_close(st);
+
+	st = open_or_die(master, STORE_MASTER);
+	for (i = 0; i < 4; i++) {
+		char email[64];
+
+		str_copy(pa.name, list_names[i], sizeof(pa.name));
+		snprintf(pa.issuer, sizeof(pa.issuer), "issuer%zu", i);
+		store_partner_put(st, &pa);
+		snprintf(email, sizeof(email), "%s@contoso.com",
+		    list_names[i]);
+		store_mailbox_add(st, email, NULL, NULL);
+	}
+	memset(&l, 0, sizeof(l));
+	ok(store_partner_each(st, name_partner, &l) == PS_OK, "partners");
+	is_str(l.line, LIST_ORDER, "partners: by name as SQLite's NOCASE");
+	memset(&l, 0, sizeof(l));
+	ok(store_mailbox_each(st, name_mailbox, &l) == PS_OK, "mailboxes");
+	is_str(l.line, "_x@contoso.com, alpha@contoso.com, beta@contoso.com, "
+	    "zeta@contoso.com", "mailboxes: by address");
+	store_close(st);
+	free(portal);
+	free(master);
+}
+
 /* The tests that run on both backends. */
 /* ---- leases ---- */
 
@@ -2152,6 +2296,7 @@ test_shared(const char *backend)
 	test_errors();
 	test_errors_master();
 	test_errors_portal();
+	test_lists();
 	test_leases();
 	test_outbox_claim();
 }
