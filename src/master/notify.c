@@ -15,12 +15,18 @@
  * tried again with growing back-off (5 s, 10 s, ... up to an hour), given
  * up after a day — a portal that missed a notice still converges through
  * its expiration windows. Never blocks the change itself nor the loop:
- * the outbox is read (with each row's partner) on the store's read lane,
- * every second and at once when a change queued notices, and each
- * outcome is written on the write lane. A notice stays "in flight" until
- * its outcome is written, and a look at the outbox that began before an
- * outcome was written is discarded, so no notice is sent twice because
- * the lanes ran in another order.
+ * the due notices are claimed (with each row's partner read) on the
+ * store's write lane, every second and at once when a change queued
+ * notices, and each outcome is written on the write lane. A notice stays
+ * "in flight" until its outcome is written, and a look at the outbox that
+ * began before an outcome was written is discarded, so no notice is sent
+ * twice.
+ *
+ * Several master nodes on one store deliver each notice once: a node
+ * sends only the notices it claimed, each with the lease "outbox/<id>"
+ * (store_outbox_claim), held NOTIFY_CLAIM_S and given back once the
+ * outcome is written. A node killed mid-delivery leaves its claims to
+ * expire; another node then claims and sends those notices.
  */
 #include <event2/event.h>
 #include <stdlib.h>
@@ -44,6 +50,9 @@
 #define NOTIFY_GIVE_UP		86400
 #define NOTIFY_MAX_BACKOFF	3600
 #define NOTIFY_TOKEN_LIFETIME	600
+#define NOTIFY_TIMEOUT_MS	10000
+/* How long a claim holds: a few times a delivery's longest. */
+#define NOTIFY_CLAIM_S		(3 * NOTIFY_TIMEOUT_MS / 1000)
 
 /* One notice, from the outbox read to its outcome written. */
 struct sending {
@@ -136,15 +145,23 @@ count(const char *result)
 
 /* ---- outcomes, written on the write lane ---- */
 
+/* The outcome, then the claim given back (after it: see the top). */
 static void
 settle_run(struct store *st, void *arg)
 {
 	struct sending *sd = arg;
+	char name[32];
 
 	sd->wrc = sd->done ? store_outbox_done(st, sd->row.id) :
 	    store_outbox_retry(st, sd->row.id, sd->next_attempt, sd->error);
-	if (sd->wrc != PS_OK)
+	if (sd->wrc != PS_OK) {
+		/* Not written: the claim expires, then it is due again. */
 		str_copy(sd->werr, ps_errmsg(), sizeof(sd->werr));
+		return;
+	}
+	store_outbox_lease_name(sd->row.id, name, sizeof(name));
+	/* Failing, it expires: store.error is logged. */
+	(void)store_lease_release(st, name, store_lease_holder());
 }
 
 static void
@@ -319,7 +336,7 @@ send_one(struct notifier *n, struct sending *sd)
 	xr.body = body;
 	xr.body_len = strlen(body);
 	xr.ca_file = p->ca_file[0] ? p->ca_file : NULL;
-	xr.timeout_ms = 10000;
+	xr.timeout_ms = NOTIFY_TIMEOUT_MS;
 	xr.max_bytes = 64 * 1024;
 	xr.reqid = sd->reqid;
 	log_info(sd->reqid, "notify.send", "partner=%s email=%s url=%s "
@@ -339,7 +356,7 @@ out:
 	s2s_metadata_cleanup(&md);
 }
 
-/* ---- looking at the outbox, on the read lane ---- */
+/* ---- claiming from the outbox, on the write lane ---- */
 
 static ps_err
 due_collect(void *arg, const struct store_outbox *row)
@@ -361,10 +378,11 @@ due_run(struct store *st, void *arg)
 {
 	struct due_job *j = arg;
 	struct sending *sd;
+	int64_t now = time_now();
 	size_t i;
 
-	j->rc = store_outbox_due(st, time_now(), NOTIFY_PARALLEL, due_collect,
-	    j);
+	j->rc = store_outbox_claim(st, store_lease_holder(), now,
+	    now + NOTIFY_CLAIM_S, NOTIFY_PARALLEL, due_collect, j);
 	if (j->rc != PS_OK)
 		str_copy(j->err, ps_errmsg(), sizeof(j->err));
 	for (i = 0; i < j->n_rows; i++) {
@@ -433,8 +451,8 @@ look(struct notifier *n)
 	j = xcalloc(1, sizeof(*j));
 	j->n = n;
 	j->settled = n->settled;
-	if (store_pool_read(pool, due_run, due_done, j) != PS_OK) {
-		/* The read lane is full: the next tick looks again. */
+	if (store_pool_write(pool, due_run, due_done, j) != PS_OK) {
+		/* The write lane is full: the next tick looks again. */
 		free(j);
 		return;
 	}

@@ -125,6 +125,8 @@ portal_srv_cleanup(struct portal_srv *srv)
 		work_pool_free(srv->pool);
 	}
 	xfer_loop_free(srv->xfer);
+	if (srv->store)
+		sync_stop(srv);
 	store_pool_free(srv->store);
 	/*
 	 * After the store's queue: a sign-in lookup finishing there hands

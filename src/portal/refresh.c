@@ -71,6 +71,7 @@ struct refresh {
 	/* the tally */
 	int			 count[SYNC_FAILED + 1];
 	int			 fresh, error_window, import_off, retries;
+	int			 elsewhere;	/* fetched by another process */
 	struct reason_count	 reasons[16];
 	char			 failed_users[MAX_LISTED][300];
 	int			 n_failed_listed;
@@ -151,7 +152,8 @@ tally_reason(struct refresh *rf, const char *account, const char *reason)
 static int
 done_count(const struct refresh *rf)
 {
-	int i, n = rf->fresh + rf->error_window + rf->import_off;
+	int i, n = rf->fresh + rf->error_window + rf->import_off +
+	    rf->elsewhere;
 
 	for (i = 0; i <= SYNC_FAILED; i++)
 		n += rf->count[i];
@@ -234,7 +236,9 @@ item_done(void *arg, const struct sync_outcome *o)
 	struct refresh *rf = it->app->srv->refresh;
 
 	rf->inflight--;
-	if (o->result == SYNC_FRESH) {
+	if (o->elsewhere) {
+		rf->elsewhere++;
+	} else if (o->result == SYNC_FRESH) {
 		rf->fresh++;
 	} else if (o->result == SYNC_ERROR_WINDOW) {
 		rf->error_window++;
@@ -384,6 +388,10 @@ summary(struct refresh *rf)
 	    rf->count[SYNC_UPDATED], rf->count[SYNC_UNCHANGED],
 	    rf->count[SYNC_NO_PHOTO], rf->count[SYNC_NO_MAILBOX],
 	    rf->count[SYNC_FAILED]);
+	if (rf->elsewhere)
+		printf("  elsewhere    %d (fetched meanwhile by another "
+		    "process of this store: another node or run)\n",
+		    rf->elsewhere);
 	if (rf->fresh)
 		printf("  still fresh  %d (within the photo expiration; "
 		    "--force fetches anyway)\n", rf->fresh);
@@ -434,6 +442,8 @@ portal_refresh_run(struct portal_state *ps, const char *url,
 		goto out;
 	}
 	rf->srv.refresh = rf;
+	/* Another run's outcomes from now on are this pass's too. */
+	rf->srv.pass_started = time_now();
 	for (i = 0; i < rf->srv.n_apps; i++)
 		if (!rf->srv.apps[i].w.photo_import)
 			fprintf(stderr, "photosync portal refresh: photo import "
@@ -489,10 +499,11 @@ portal_refresh_run(struct portal_state *ps, const char *url,
 	event_base_dispatch(rf->srv.base);
 	summary(rf);
 	log_info(rf->reqid, "refresh.done", "updated=%d unchanged=%d "
-	    "no_photo=%d no_mailbox=%d failed=%d fresh=%d interrupted=%s",
-	    rf->count[SYNC_UPDATED], rf->count[SYNC_UNCHANGED],
-	    rf->count[SYNC_NO_PHOTO], rf->count[SYNC_NO_MAILBOX],
-	    rf->count[SYNC_FAILED], rf->fresh, rf->interrupted ? "yes" : "no");
+	    "no_photo=%d no_mailbox=%d failed=%d fresh=%d elsewhere=%d "
+	    "interrupted=%s", rf->count[SYNC_UPDATED],
+	    rf->count[SYNC_UNCHANGED], rf->count[SYNC_NO_PHOTO],
+	    rf->count[SYNC_NO_MAILBOX], rf->count[SYNC_FAILED], rf->fresh,
+	    rf->elsewhere, rf->interrupted ? "yes" : "no");
 	ret = rf->count[SYNC_FAILED] || rf->interrupted ? 1 : 0;
 out:
 	rf->srv.master_free = NULL;

@@ -2701,3 +2701,177 @@ out:
 	free(addr);
 	return rc;
 }
+
+/* ---- leases: work shared between nodes ---- */
+
+int64_t
+store_lease_holder(void)
+{
+	return store_feed_origin();
+}
+
+/*
+ * The row is written when there is none, or the WHERE of the update
+ * holds for the one there (expired, or ours); RETURNING gives a row only
+ * then. On PostgreSQL a second taker of a name being inserted waits for
+ * the first's commit, then sees its row: one of them gets the lease.
+ */
+ps_err
+store_lease_take(struct store *st, const char *name, int64_t holder,
+    int64_t now, int64_t expires, bool *taken)
+{
+	struct db_stmt *q = prep(st, "INSERT INTO leases (name, holder, "
+	    "expires) VALUES (?1, ?2, ?4) ON CONFLICT (name) DO UPDATE SET "
+	    "holder = excluded.holder, expires = excluded.expires WHERE "
+	    "leases.expires <= ?3 OR leases.holder = excluded.holder "
+	    "RETURNING holder");
+	ps_err rc = PS_OK;
+	enum db_step r;
+
+	*taken = false;
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, name);
+	bind_int64(q, 2, holder);
+	bind_int64(q, 3, now);
+	bind_int64(q, 4, expires);
+	r = step(st, q);
+	if (r == DB_ROW)
+		*taken = col_int64(q, 0) == holder;
+	else if (r != DB_DONE)
+		rc = store_fail(st, "take lease");
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_lease_renew(struct store *st, const char *name, int64_t holder,
+    int64_t expires, bool *held)
+{
+	struct db_stmt *q = prep(st, "UPDATE leases SET expires = ? WHERE "
+	    "name = ? AND holder = ?");
+	int changes = 0;
+	ps_err rc;
+
+	*held = false;
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_int64(q, 1, expires);
+	bind_text(q, 2, name);
+	bind_int64(q, 3, holder);
+	if ((rc = step_done(st, q, &changes)) == PS_OK)
+		*held = changes > 0;
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_lease_release(struct store *st, const char *name, int64_t holder)
+{
+	struct db_stmt *q = prep(st, "DELETE FROM leases WHERE name = ? AND "
+	    "holder = ?");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, name);
+	bind_int64(q, 2, holder);
+	rc = step_done(st, q, NULL);
+	unprep(st, q);
+	return rc;
+}
+
+void
+store_outbox_lease_name(int64_t id, char *name, size_t n)
+{
+	snprintf(name, n, "outbox/%lld", (long long)id);
+}
+
+/* The candidates of store_outbox_claim(), read before claiming. */
+struct outbox_rows {
+	struct store_outbox	*rows;
+	int			 n;
+};
+
+/* Whether notice `id` is still queued and due at `now`. */
+static ps_err
+outbox_still_due(struct store *st, int64_t id, int64_t now, bool *due)
+{
+	struct db_stmt *q = prep(st, "SELECT 1 FROM outbox WHERE id = ? AND "
+	    "next_attempt <= ?");
+	enum db_step r;
+	ps_err rc = PS_OK;
+
+	*due = false;
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_int64(q, 1, id);
+	bind_int64(q, 2, now);
+	r = step(st, q);
+	if (r == DB_ROW)
+		*due = true;
+	else if (r != DB_DONE)
+		rc = store_fail(st, "read outbox");
+	unprep(st, q);
+	return rc;
+}
+
+/*
+ * The candidates are read first (no other statement runs while they
+ * are stepped); each is then taken with its lease, one statement each,
+ * and read again under it: a node that delivered a notice deletes it (or
+ * moves its next attempt) before it releases the lease, so a notice
+ * claimed after that release is seen gone.
+ */
+ps_err
+store_outbox_claim(struct store *st, int64_t holder, int64_t now,
+    int64_t expires, int limit,
+    ps_err (*fn)(void *, const struct store_outbox *), void *arg)
+{
+	struct db_stmt *q = prep(st, "SELECT id, partner, email, created, "
+	    "attempts, last_error FROM outbox WHERE next_attempt <= ?1 AND "
+	    "NOT EXISTS (SELECT 1 FROM leases WHERE leases.name = 'outbox/' "
+	    "|| outbox.id AND leases.expires > ?1 AND leases.holder <> ?2) "
+	    "ORDER BY next_attempt, id LIMIT ?3");
+	struct outbox_rows c = { 0 };
+	char name[32];
+	bool taken, due;
+	ps_err rc = PS_OK;
+	enum db_step r = DB_DONE;
+	int i;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	c.rows = xcalloc(limit > 0 ? (size_t)limit : 1, sizeof(*c.rows));
+	bind_int64(q, 1, now);
+	bind_int64(q, 2, holder);
+	bind_int64(q, 3, limit);
+	while (c.n < limit && (r = step(st, q)) == DB_ROW) {
+		struct store_outbox *o = &c.rows[c.n++];
+
+		o->id = col_int64(q, 0);
+		str_copy(o->partner, col_text(q, 1), sizeof(o->partner));
+		str_copy(o->email, col_text(q, 2), sizeof(o->email));
+		o->created = col_int64(q, 3);
+		o->attempts = (int)col_int64(q, 4);
+		str_copy(o->last_error, col_text(q, 5), sizeof(o->last_error));
+	}
+	if (r != DB_DONE && r != DB_ROW)
+		rc = store_fail(st, "read outbox");
+	unprep(st, q);
+	for (i = 0; rc == PS_OK && i < c.n; i++) {
+		store_outbox_lease_name(c.rows[i].id, name, sizeof(name));
+		if ((rc = store_lease_take(st, name, holder, now, expires,
+		    &taken)) != PS_OK || !taken)
+			continue;
+		if ((rc = outbox_still_due(st, c.rows[i].id, now, &due)) !=
+		    PS_OK)
+			break;
+		if (!due)
+			rc = store_lease_release(st, name, holder);
+		else
+			rc = fn(arg, &c.rows[i]);
+	}
+	free(c.rows);
+	return rc;
+}

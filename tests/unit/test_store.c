@@ -985,17 +985,17 @@ test_migrations(void)
 	ok(store_feed_head(st, &head) == PS_OK && head == 0,
 	    "master: migrated from empty, the feed is empty");
 	store_close(st);
-	is_int(schema_version(master), 4, "master: schema version 4");
+	is_int(schema_version(master), 5, "master: schema version 5");
 	st = open_or_die(portal, STORE_PORTAL);
 	ok(store_feed_head(st, &head) == PS_OK && head == 0,
 	    "portal: migrated from empty, the feed is empty");
 	store_close(st);
-	is_int(schema_version(portal), 4, "portal: schema version 4");
+	is_int(schema_version(portal), 5, "portal: schema version 5");
 	st = NULL;
 	ok(store_open(portal, STORE_PORTAL, false, &st) == PS_OK,
 	    "a current store opens again");
 	store_close(st);
-	is_int(schema_version(portal), 4, "and stays at its version");
+	is_int(schema_version(portal), 5, "and stays at its version");
 
 	fd = open(portal, O_WRONLY);
 	ok(fd >= 0 && pwrite(fd, v99, 4, 60) == 4, "version set to 99");
@@ -1005,7 +1005,7 @@ test_migrations(void)
 	is_int(store_open(portal, STORE_PORTAL, false, &st), PS_ESTORE,
 	    "a store newer than this program is refused");
 	ok(st == NULL && strstr(ps_errmsg(), "schema version 99, newer than "
-	    "this photosync knows (4)") && strstr(ps_errmsg(), portal),
+	    "this photosync knows (5)") && strstr(ps_errmsg(), portal),
 	    "with a clear error naming the file and both versions");
 	is_int(schema_version(portal), 99, "and is left as it was");
 	is_int(store_open(missing, STORE_MASTER, false, &st), PS_ENOTFOUND,
@@ -1092,7 +1092,7 @@ test_migrate_master_1(void)
 	is_int(store_outbox_pending(st), 1,
 	    "master 1: and queued a notice to the old partner (outbox)");
 	store_close(st);
-	is_int(schema_version(path), 4, "master 1: now at version 4");
+	is_int(schema_version(path), 5, "master 1: now at version 5");
 	is_int(application_id(path), 0x50534d31, "master 1: now marked as a "
 	    "master's store");
 	free(path);
@@ -1170,7 +1170,7 @@ test_migrate_portal_1(void)
 	ok(store_feed_head(st, &head2) == PS_OK && head2 > head,
 	    "portal 1: the change wrote the feed (its triggers work)");
 	store_close(st);
-	is_int(schema_version(path), 4, "portal 1: now at version 4");
+	is_int(schema_version(path), 5, "portal 1: now at version 5");
 	is_int(application_id(path), 0x50535031, "portal 1: now marked as a "
 	    "portal's store");
 	free(path);
@@ -1772,13 +1772,13 @@ test_errors_open(void)
 	st = NULL;
 	ok(store_open(portal, STORE_MASTER, false, &st) != PS_OK && st == NULL,
 	    "open: a portal's store as the master's is refused");
-	is_int(schema_version(portal), 4, "and is left as it was");
+	is_int(schema_version(portal), 5, "and is left as it was");
 	st = open_or_die(master, STORE_MASTER);
 	store_close(st);
 	st = NULL;
 	ok(store_open(master, STORE_PORTAL, false, &st) != PS_OK && st == NULL,
 	    "open: a master's store as the portal's is refused");
-	is_int(schema_version(master), 4, "and is left as it was");
+	is_int(schema_version(master), 5, "and is left as it was");
 	free(junk);
 	free(nodir);
 	free(master);
@@ -2153,6 +2153,142 @@ test_lists(void)
 }
 
 /* The tests that run on both backends. */
+/* ---- leases ---- */
+
+/*
+ * Leases on both roles' stores: taken when free, expired or ours; not
+ * while another holds it; renewed and released only by their holder;
+ * two connections (two nodes) see one lease. Times are the test's own.
+ */
+static void
+test_leases(void)
+{
+	static const enum store_role roles[2] = { STORE_MASTER, STORE_PORTAL };
+	char *addr;
+	struct store *a, *b;
+	int64_t head = 0, last = -1;
+	bool yes;
+	int i;
+
+	ok(store_lease_holder() != 0 && store_lease_holder() ==
+	    store_lease_holder(), "a process has one holder id");
+	for (i = 0; i < 2; i++) {
+		addr = store_addr(i == 0 ? "lease-master.db" :
+		    "lease-portal.db");
+		a = open_or_die(addr, roles[i]);
+		b = open_or_die(addr, roles[i]);
+		store_feed_head(a, &head);
+		yes = false;
+		ok(store_lease_take(a, "sync/1/x", 11, 1000, 1030, &yes) ==
+		    PS_OK && yes, "a free lease is taken");
+		yes = true;
+		ok(store_lease_take(b, "sync/1/x", 22, 1029, 1059, &yes) ==
+		    PS_OK && !yes, "another holder does not get it before it "
+		    "expires");
+		yes = false;
+		ok(store_lease_take(b, "sync/1/y", 22, 1029, 1059, &yes) ==
+		    PS_OK && yes, "a lease of another name is free");
+		yes = false;
+		ok(store_lease_take(a, "sync/1/x", 11, 1029, 1060, &yes) ==
+		    PS_OK && yes, "its holder takes it again (its expiry "
+		    "moves)");
+		yes = true;
+		ok(store_lease_take(b, "sync/1/x", 22, 1059, 1089, &yes) ==
+		    PS_OK && !yes, "so another still cannot at the first "
+		    "expiry");
+		yes = false;
+		ok(store_lease_take(b, "sync/1/x", 22, 1060, 1090, &yes) ==
+		    PS_OK && yes, "an expired lease is taken by another");
+		yes = true;
+		ok(store_lease_renew(a, "sync/1/x", 11, 2000, &yes) == PS_OK &&
+		    !yes, "the old holder cannot renew it");
+		ok(store_lease_release(a, "sync/1/x", 11) == PS_OK,
+		    "nor release it (no error)");
+		yes = true;
+		ok(store_lease_take(a, "sync/1/x", 11, 1061, 1091, &yes) ==
+		    PS_OK && !yes, "it is still the new holder's");
+		yes = false;
+		ok(store_lease_renew(b, "sync/1/x", 22, 1200, &yes) == PS_OK &&
+		    yes, "its holder renews it");
+		yes = true;
+		ok(store_lease_take(a, "sync/1/x", 11, 1100, 1130, &yes) ==
+		    PS_OK && !yes, "renewed, it holds past its first expiry");
+		ok(store_lease_release(b, "sync/1/x", 22) == PS_OK,
+		    "its holder releases it");
+		yes = false;
+		ok(store_lease_take(a, "sync/1/x", 11, 1101, 1131, &yes) ==
+		    PS_OK && yes, "released, it is free at once");
+		ok(store_lease_release(a, "sync/1/none", 11) == PS_OK,
+		    "releasing a lease nobody holds is no error");
+		ok(store_feed_head(b, &last) == PS_OK && last == head,
+		    "leases write no feed rows");
+		store_close(a);
+		store_close(b);
+		free(addr);
+	}
+}
+
+/* Collects the ids of claimed notices. */
+static ps_err
+claimed_id(void *arg, const struct store_outbox *o)
+{
+	struct ids *ids = arg;
+
+	ids->id[ids->n++] = o->id;
+	return PS_OK;
+}
+
+static int
+claim(struct store *st, int64_t holder, int64_t now, struct ids *ids)
+{
+	memset(ids, 0, sizeof(*ids));
+	if (store_outbox_claim(st, holder, now, now + 30, 10, claimed_id,
+	    ids) != PS_OK)
+		return -1;
+	return ids->n;
+}
+
+/*
+ * Notices claimed by one node at a time (two connections, two holders):
+ * what one claimed the other does not get until the claim expires; one
+ * delivered, or put off, is not claimed again.
+ */
+static void
+test_outbox_claim(void)
+{
+	char *addr = store_addr("claim-master.db"), name[32];
+	struct store *a = open_or_die(addr, STORE_MASTER);
+	struct store *b = open_or_die(addr, STORE_MASTER);
+	int64_t now = time_now() + 1, first, second;
+	struct ids ids;
+
+	ok(m_partner_put(a) == PS_OK && m_mailbox_add(a) == PS_OK &&
+	    m_mailbox2_add(a) == PS_OK && photo_put(a, "test1@contoso.com",
+	    "e1") == PS_OK && photo_put(a, "test2@contoso.com", "e2") ==
+	    PS_OK, "two photo changes queue two notices");
+	is_int(claim(a, 11, now, &ids), 2, "a node claims both");
+	first = ids.id[0];
+	second = ids.id[1];
+	is_int(claim(b, 22, now, &ids), 0, "another node claims none of them");
+	is_int(claim(a, 11, now + 1, &ids), 2, "the first claims them again");
+	store_outbox_lease_name(first, name, sizeof(name));
+	ok(store_outbox_done(a, first) == PS_OK && store_lease_release(a,
+	    name, 11) == PS_OK, "it delivers one and gives its claim back");
+	is_int(claim(b, 22, now + 29, &ids), 0, "the other's claim still "
+	    "holds: nothing for the second node");
+	ok(claim(b, 22, now + 31, &ids) == 1 && ids.id[0] == second,
+	    "once it expires, the second node claims the notice left (a node "
+	    "that died mid-delivery)");
+	store_outbox_lease_name(second, name, sizeof(name));
+	ok(store_outbox_retry(b, second, now + 3600, "HTTP 503") == PS_OK &&
+	    store_lease_release(b, name, 22) == PS_OK, "it puts it off");
+	is_int(claim(a, 11, now + 32, &ids), 0, "a notice put off is not due");
+	is_int(claim(a, 11, now + 3600, &ids), 1, "until its next attempt");
+	store_close(a);
+	store_close(b);
+	free(addr);
+}
+
 static void
 test_shared(const char *backend)
 {
@@ -2165,6 +2301,8 @@ test_shared(const char *backend)
 	test_errors_master();
 	test_errors_portal();
 	test_lists();
+	test_leases();
+	test_outbox_claim();
 }
 
 /* ---- PostgreSQL's own cases ---- */
@@ -2198,7 +2336,7 @@ test_pg_refusals(void)
 	int64_t head = -1;
 
 	store_close(open_or_die(master, STORE_MASTER));
-	is_int(pg_int(master, "SELECT version FROM photosync_store"), 4,
+	is_int(pg_int(master, "SELECT version FROM photosync_store"), 5,
 	    "a new database gets every migration");
 	is_int(store_open(master, STORE_PORTAL, true, &st), PS_ESTORE,
 	    "a master's store is no portal's");
@@ -2212,7 +2350,7 @@ test_pg_refusals(void)
 	    "and says so");
 	is_int(pg_int(master, "SELECT version FROM photosync_store"), 99,
 	    "and left as it was");
-	ok(pg_run(master, "UPDATE photosync_store SET version = 4"),
+	ok(pg_run(master, "UPDATE photosync_store SET version = 5"),
 	    "(put back)");
 	st = open_or_die(master, STORE_MASTER);
 	ok(store_feed_head(st, &head) == PS_OK && head == 0,
