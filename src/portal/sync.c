@@ -692,7 +692,8 @@ write_done(void *arg)
  * alone (1,131 of the 1,480 transactions of a first fetch of 3,001
  * users), and each commit has costs of its own (its b-tree and feed
  * pages again, the WAL's lock and index). It waits until
- * REFRESH_WRITE_MIN are pending or no other sync is left to end. Each
+ * REFRESH_WRITE_MIN are pending or no other sync that holds its lease is
+ * left to end. Each
  * user's rows are still one transaction; a crash loses only outcomes
  * not yet written, which the next run fetches again. A server writes at
  * once: its owners wait for the write.
@@ -708,8 +709,14 @@ write_wait_more(struct portal_srv *srv)
 	for (j = srv->write_pending; j != NULL; j = j->write_next)
 		if (++pending >= REFRESH_WRITE_MIN)
 			return false;
+	/*
+	 * Only syncs that hold their lease, or are asking for it, will end
+	 * soon; one waiting for another process's lease may wait for this
+	 * very batch (that process waiting in turn for ours), so it is not
+	 * waited for.
+	 */
 	for (j = srv->jobs; j != NULL; j = j->next)
-		if (++jobs > pending)
+		if ((j->leased || j->lease_busy) && ++jobs > pending)
 			return true;
 	return false;
 }
