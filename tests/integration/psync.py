@@ -312,19 +312,23 @@ def store_change(state_dir, sql, args=()):
 class store_write_lock:
     """Another process's write lock on the store of state_dir, held from
     construction until release() (or the end of a `with` block): SQLite's
-    BEGIN IMMEDIATE; on PostgreSQL every table locked IN EXCLUSIVE MODE
-    (reads go on, every write waits), as photosync's writes would see
-    a long transaction of another node."""
+    BEGIN IMMEDIATE; on PostgreSQL every table (or only those of
+    `tables`) locked IN EXCLUSIVE MODE (reads go on, every write to them
+    waits), as photosync's writes would see a long transaction of another
+    node."""
 
-    def __init__(self, state_dir):
+    def __init__(self, state_dir, tables=None):
         self.con = _pg_store(state_dir)
         if self.con is not None:
             cur = self.con.cursor()
-            cur.execute("SELECT string_agg(format('%I.%I', schemaname, "
-                        "tablename), ', ') FROM pg_tables WHERE schemaname "
-                        "NOT IN ('pg_catalog', 'information_schema')")
+            if tables is None:
+                cur.execute("SELECT string_agg(format('%I.%I', "
+                            "schemaname, tablename), ', ') FROM pg_tables "
+                            "WHERE schemaname NOT IN ('pg_catalog', "
+                            "'information_schema')")
+                tables = [cur.fetchone()[0]]
             cur.execute("LOCK TABLE %s IN EXCLUSIVE MODE" %
-                        cur.fetchone()[0])
+                        ", ".join(tables))
             return
         import sqlite3
         self.con = sqlite3.connect(_sqlite_path(state_dir), timeout=10,

@@ -7,50 +7,48 @@ sync in flight is, so that a commit is not paid per user. The debug event
 `sync.write_batch` says how many rows each transaction had and how many
 syncs were in flight: every batch must be 16 or more, or all that was
 left. Then a refresh is killed while its first batch waits for the
-store's write lock (held here): what an earlier run stored is intact,
+store's write lock (held here: SQLite's BEGIN IMMEDIATE, PostgreSQL's
+tables locked): what an earlier run stored is intact,
 no user has a photo without its state, and the next run fetches the
 rest. Nothing is timed: the log lines and the store's rows show it."""
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 
 from psync import (PHOTOSYNC, done, is_eq, ok, run, sanitizer_clean,
-                   store_change, wait_for, wired)
+                   store_change, store_rows, store_write_lock, wait_for,
+                   wired)
 
 N = 40
 BATCH = 16
 m, p = wired()
-mdb = os.path.join(m.dir, "master.db")
-pdb = os.path.join(p.dir, "portal.db")
-
 # N more mailboxes at the master, each with test1's photo under its own
-# ETag, and their users at the portal.
-NUMBERS = ("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n "
-           "WHERE i < %d) " % (N - 1))
-store_change(mdb, "INSERT INTO mailboxes (email, name, created) " + NUMBERS +
-             "SELECT printf('bulk%03d@contoso.com', i), 'Bulk', 0 FROM n")
-store_change(mdb, "INSERT INTO photos (email, etag, side, updated) " +
-             NUMBERS + "SELECT printf('bulk%03d@contoso.com', i), "
-             "etag || i, side, updated FROM n, photos WHERE email = "
-             "'test1@contoso.com'")
-store_change(mdb, "INSERT INTO photo_sizes (email, code, side, data) " +
-             NUMBERS + "SELECT printf('bulk%03d@contoso.com', i), code, "
-             "side, data FROM n, photo_sizes WHERE email = "
-             "'test1@contoso.com'")
-store_change(pdb, "INSERT INTO users (account, email, name, created) " +
-             NUMBERS + "SELECT printf('contoso\\bulk%03d', i), "
-             "printf('bulk%03d@contoso.com', i), 'Bulk', 0 FROM n")
+# ETag, and their users at the portal (SQL both stores take).
+BULK = [(str(i), "bulk%03d@contoso.com" % i, "contoso\\bulk%03d" % i)
+        for i in range(N)]
+NUMBERS = ("WITH n(i, email, account) AS (VALUES " +
+           ", ".join(["(?, ?, ?)"] * N) + ") ")
+ARGS = [v for row in BULK for v in row]
+store_change(m.dir, "INSERT INTO mailboxes (email, name, created) " +
+             NUMBERS + "SELECT email, 'Bulk', 0 FROM n", ARGS)
+store_change(m.dir, "INSERT INTO photos (email, etag, side, updated) " +
+             NUMBERS + "SELECT n.email, etag || i, side, updated FROM n, "
+             "photos WHERE photos.email = 'test1@contoso.com'", ARGS)
+store_change(m.dir, "INSERT INTO photo_sizes (email, code, side, data) " +
+             NUMBERS + "SELECT n.email, code, side, data FROM n, "
+             "photo_sizes WHERE photo_sizes.email = 'test1@contoso.com'",
+             ARGS)
+store_change(p.dir, "INSERT INTO users (account, email, name, created) " +
+             NUMBERS + "SELECT account, email, 'Bulk', 0 FROM n", ARGS)
 USERS = N + 3           # and test1, test2, test3 (no mailbox)
+# The bulk users, in a pattern both stores read alike (PostgreSQL's LIKE
+# takes a backslash as its escape unless told otherwise).
+BULK_USERS = "account LIKE 'contoso\\bulk%' ESCAPE '!'"
 
 
 def rows(sql, args=()):
-    db = sqlite3.connect(pdb, timeout=10)
-    try:
-        return db.execute(sql, args).fetchall()
-    finally:
-        db.close()
+    return store_rows(p.dir, sql, args)
 
 
 def batches(text):
@@ -77,9 +75,8 @@ is_eq(rows("SELECT count(*) FROM thumbs")[0][0], N + 2,
 # ---- a crash while a batch waits for the store ----
 before = rows("SELECT account, etag FROM thumbs WHERE account IN "
               "('contoso\\test1', 'contoso\\test2') ORDER BY account")
-store_change(pdb, "DELETE FROM thumbs WHERE account LIKE 'contoso\\bulk%'")
-store_change(pdb, "DELETE FROM sync_state WHERE account LIKE "
-             "'contoso\\bulk%'")
+store_change(p.dir, "DELETE FROM thumbs WHERE " + BULK_USERS)
+store_change(p.dir, "DELETE FROM sync_state WHERE " + BULK_USERS)
 proc = subprocess.Popen([PHOTOSYNC, "portal", "refresh", "--dir", p.dir,
                          "--all", "--concurrency", "8"],
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -99,16 +96,16 @@ def line_with(event):
 # Once it has its users (the store opened, its states read), the write
 # lock is taken here: its first batch waits for it.
 wait_for(line_with("refresh.start"), step=0)
-lock = sqlite3.connect(pdb, timeout=10, isolation_level=None)
-lock.execute("BEGIN IMMEDIATE")
+# (On PostgreSQL only the photos' and states' tables: the leases the
+# refresh takes before each call are another table, as a node's would be.)
+lock = store_write_lock(p.dir, tables=("thumbs", "sync_state"))
 wait_for(line_with("sync.write_batch"), step=0)
 if not ok(any("ev=sync.write_batch" in x for x in seen),
           "the refresh began a batch, which waits for the write lock"):
     print("".join("#   " + x for x in seen[-20:]), flush=True)
 proc.send_signal(signal.SIGKILL)
 proc.communicate()
-lock.rollback()
-lock.close()
+lock.release()
 ok(proc.returncode == -signal.SIGKILL, "the refresh was killed")
 is_eq(rows("SELECT account, etag FROM thumbs WHERE account IN "
            "('contoso\\test1', 'contoso\\test2') ORDER BY account"), before,
@@ -118,10 +115,9 @@ is_eq(rows("SELECT count(*) FROM thumbs t LEFT JOIN sync_state s ON "
            "s.last_success IS NULL OR s.last_success = 0 OR "
            "s.master_etag = ''")[0][0], 0,
       "no photo is stored without the state that describes it")
-kept = rows("SELECT count(*) FROM thumbs WHERE account LIKE "
-            "'contoso\\bulk%'")[0][0]
-is_eq(kept, rows("SELECT count(*) FROM sync_state WHERE account LIKE "
-                 "'contoso\\bulk%' AND last_success > 0")[0][0],
+kept = rows("SELECT count(*) FROM thumbs WHERE " + BULK_USERS)[0][0]
+is_eq(kept, rows("SELECT count(*) FROM sync_state WHERE " + BULK_USERS +
+                 " AND last_success > 0")[0][0],
       "each user's photo and state were written together or not at all")
 ok(kept < N, "the batch that waited was lost (%d of %d stored)" % (kept, N))
 
