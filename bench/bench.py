@@ -2518,6 +2518,11 @@ def shared_refresh(cl, nodes, n_users):
                          % (stored, n_users - 1))
     fetched = master_fetches(log_path, offset)
     r["fetches"] = sum(fetched.values())
+    # A log the count cannot read would show no user fetched twice.
+    if len(fetched) < n_users - 1:
+        raise BenchError("11: the master's log names %d addresses with "
+                         "GetUserPhoto answers for %d photos stored" % (
+                             len(fetched), n_users - 1))
     r["twice"] = sum(1 for v in fetched.values() if v > 1)
     r["ups"] = n_users / wall
     r["refresh_ms"] = own / n_users * 1e3
