@@ -1037,6 +1037,9 @@ def machine():
         ("libvips", deb("libvips42")),
         ("libjpeg-turbo", deb("libjpeg62-turbo")),
         ("OpenSSL", first(["openssl", "version"])),
+        ("PostgreSQL (9-11)", first([os.path.join(
+            pgserver.bindir(), "postgres"), "--version"])
+         if FIGURES & CLUSTER else "not used"),
         ("load average after", open("/proc/loadavg").read().split(" ")[0:3]),
     ]
 
@@ -2568,13 +2571,18 @@ def figures_cluster(top, servers, rows, details):
                      "(reference: (1) on SQLite, same run)",
                      "%.0f req/s" % pg_rps, "%.0f req/s" % lite_rps, ratio,
                      "≥ %.2f×" % FLOOR_PG_SERVE, "PASS" if ok else "FAIL"))
+        pg_us = med(r9["photosync"], "us_per_req")
+        lite_us = med(r9["reference"], "us_per_req")
         details.append(
             "9 %d bytes per answer; server CPU per request PostgreSQL "
-            "%.1f µs, SQLite %.1f µs; p99 PostgreSQL %s ms, SQLite %s ms; "
+            "%.1f µs, SQLite %.1f µs (ratio of requests per CPU-second "
+            "%.2f×); busy PostgreSQL %.0f%%, SQLite %.0f%% of its core; "
+            "p99 PostgreSQL %s ms, SQLite %s ms; "
             "req/s per round PostgreSQL %s, SQLite %s; rounds measured "
             "again because other processes used a pinned core: %d" % (
-                r9["bytes"], med(r9["photosync"], "us_per_req"),
-                med(r9["reference"], "us_per_req"),
+                r9["bytes"], pg_us, lite_us, lite_us / pg_us,
+                med(r9["photosync"], "server_cpu") * 100,
+                med(r9["reference"], "server_cpu") * 100,
                 fmt(med(r9["photosync"], "p99"), ".2f"),
                 fmt(med(r9["reference"], "p99"), ".2f"),
                 ", ".join("%.0f" % r["rps"] for r in r9["photosync"]),
@@ -3236,7 +3244,10 @@ def report(started, load_before, rows, details, notes, profile, ok_all):
             "issue's numbers)" if QUICK else ""), flush=True)
 
     mach = machine()
-    md = ["# photosync benchmark: latest results", "",
+    md = ["# photosync benchmark: %s" % (
+              "latest results" if FIGURES == SINGLE_NODE | CLUSTER
+              else "figures %s" % ", ".join(str(f)
+                                            for f in sorted(FIGURES))), "",
           "Written by `make bench` (bench/bench.py); how to read it: "
           "[docs/performance.md](../../docs/performance.md).", "",
           "- date: %s" % started.strftime("%Y-%m-%d %H:%M UTC"),
