@@ -124,6 +124,8 @@ portal_srv_cleanup(struct portal_srv *srv)
 		work_pool_free(srv->pool);
 	}
 	xfer_loop_free(srv->xfer);
+	if (srv->store)
+		sync_stop(srv);
 	store_pool_free(srv->store);
 	sync_shutdown(srv);
 	for (i = 0; i < srv->n_apps; i++) {

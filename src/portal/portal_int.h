@@ -128,6 +128,13 @@ struct portal_srv {
 	void			(*master_free)(void *);
 	void			*master_free_arg;
 	struct lru		*tokens;	/* S2S tokens kept (token.h) */
+	bool			 stopping;	/* sync_stop() was called */
+	/*
+	 * `portal refresh`: when its pass began (time_now()); a forced
+	 * sync answers with another node's outcome stored since. 0: each
+	 * forced sync counts from its own start.
+	 */
+	int64_t			 pass_started;
 };
 
 /*
@@ -229,6 +236,11 @@ ps_err	sync_preload(struct webapp_ctx *, struct store *,
 	    const char *const *accounts, size_t n);
 /* Sets up sync.c's maps (portal_srv_init calls it). */
 void	sync_caches_init(struct portal_srv *);
+/*
+ * Before the store's lanes stop: the leases of the syncs in flight are
+ * given back, and no sync calls the master any more.
+ */
+void	sync_stop(struct portal_srv *);
 void	sync_shutdown(struct portal_srv *);
 /*
  * Forgets the Autodiscover answers and S2S tokens learnt for a web

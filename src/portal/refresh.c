@@ -434,6 +434,8 @@ portal_refresh_run(struct portal_state *ps, const char *url,
 		goto out;
 	}
 	rf->srv.refresh = rf;
+	/* Another run's outcomes from now on are this pass's too. */
+	rf->srv.pass_started = time_now();
 	for (i = 0; i < rf->srv.n_apps; i++)
 		if (!rf->srv.apps[i].w.photo_import)
 			fprintf(stderr, "photosync portal refresh: photo import "

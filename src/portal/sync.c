@@ -17,6 +17,19 @@
  * lane; when a write fails (a full disk), memory keeps the new state, so
  * the windows still hold. Autodiscover answers and S2S tokens are kept
  * in bounded maps with constant-time lookups.
+ *
+ * Single-flight across the nodes sharing a store: before it calls the
+ * master, a sync takes the store's lease "sync/<webapp>/<account>" on the
+ * write lane (and reads the stored state again, under it). A node that
+ * does not get the lease calls nobody: its job waits (its requests with
+ * their owner wait, as for a slow master) until the change feed brings
+ * the other node's outcome, or the lease expires (SYNC_LEASE_S: its
+ * holder died), when it tries again. The lease is released once the
+ * outcome is stored; a node killed mid-sync leaves it to expire. So
+ * `portal refresh` runs and the background refresh of several nodes,
+ * walking the same users, fetch each once: the state read under the
+ * lease shows a sync made since (by a forced run: since its pass began,
+ * portal_srv.pass_started).
  */
 #include <event2/event.h>
 #include <inttypes.h>
@@ -47,6 +60,12 @@
 #define HOLDS_MAX		1024	/* master hosts held back */
 #define HOLD_DEFAULT_S		60	/* a 503 without Retry-After */
 #define HOLD_MAX_S		3600	/* the longest Retry-After kept */
+/*
+ * How long a sync's lease holds: a few times the longest call to the
+ * master (two calls, Autodiscover and GetUserPhoto, fit in it twice
+ * over with the render and the write).
+ */
+#define SYNC_LEASE_S		(3 * MCALL_TIMEOUT_MS / 1000)
 
 /* What Autodiscover said about one address, kept AD_CACHE_TTL seconds. */
 struct ad_entry {
@@ -97,6 +116,15 @@ struct sync_job {
 						   it ran: one more after it */
 	bool			 at_master;	/* counted in srv->at_master */
 	int64_t			 started_ms;
+	int64_t			 started;	/* time_now() */
+	/* the lease shared with other nodes (before calling the master) */
+	bool			 forced;	/* SYNC_FORCE */
+	bool			 leased;	/* this job holds it */
+	bool			 remote;	/* another node holds it: wait */
+	bool			 elsewhere;	/* ended by another node's */
+	bool			 lease_busy;	/* a try is on the write lane */
+	bool			 lease_again;	/* the feed moved meanwhile */
+	struct event		*lease_timer;	/* when the lease expires */
 	/* the render, done on a worker */
 	struct buf		 photo;
 	char			 new_master_etag[128];
@@ -112,6 +140,7 @@ struct sync_job {
 };
 
 static void job_finish(struct sync_job *);
+static void lease_try(struct sync_job *);
 
 /* One sync fewer that may call the master; `portal refresh` is told. */
 static void
@@ -325,10 +354,21 @@ sync_preload(struct webapp_ctx *app, struct store *st,
 void
 sync_changed(struct portal_srv *srv, const struct store_change *c)
 {
+	struct sync_job *job;
+	char key[300];
+
 	if (c->kind != STORE_CHANGE_SYNC && c->kind != STORE_CHANGE_THUMB)
 		return;
 	lru_remove(srv->states, c->key);
 	srv->states_epoch++;
+	/* A job waiting for another node's sync looks at its outcome. */
+	for (job = srv->jobs; job; job = job->next) {
+		if (!job->remote || c->kind != STORE_CHANGE_SYNC)
+			continue;
+		user_key(job->app->w.id, job->account, key, sizeof(key));
+		if (strcmp(key, c->key) == 0)
+			lease_try(job);
+	}
 }
 
 void
@@ -410,6 +450,48 @@ sync_result_name(enum sync_result r)
 	return "unknown";
 }
 
+/* ---- the lease shared with other nodes ---- */
+
+/* "sync/<webapp>/<account>", the account in lower case. */
+static void
+lease_name(const struct sync_job *job, char *name, size_t n)
+{
+	snprintf(name, n, "sync/%" PRId64 "/%s", job->app->w.id,
+	    job->account);
+	str_lower(name);
+}
+
+struct lease_drop {
+	char	name[320];
+	int64_t	holder;
+};
+
+static void
+lease_drop_run(struct store *st, void *arg)
+{
+	struct lease_drop *d = arg;
+
+	/* Failing, it expires: store.error is logged. */
+	(void)store_lease_release(st, d->name, d->holder);
+}
+
+/*
+ * Gives the job's lease back on the write lane, after the job's outcome
+ * (queued before it there); when the lane refuses, it expires.
+ */
+static void
+lease_release(struct sync_job *job)
+{
+	struct lease_drop *d = xcalloc(1, sizeof(*d));
+
+	job->leased = false;
+	lease_name(job, d->name, sizeof(d->name));
+	d->holder = store_lease_holder();
+	if (store_pool_write(job->app->srv->store, lease_drop_run, free,
+	    d) != PS_OK)
+		free(d);
+}
+
 /* ---- job lifecycle ---- */
 
 static void
@@ -420,6 +502,10 @@ job_free(struct sync_job *job)
 	int i;
 
 	job_master_done(job);
+	if (job->leased)
+		lease_release(job);
+	if (job->lease_timer)
+		event_free(job->lease_timer);
 	for (p = &srv->jobs; *p; p = &(*p)->next)
 		if (*p == job) {
 			*p = job->next;
@@ -456,7 +542,7 @@ job_finish(struct sync_job *job)
 	struct sync_waiter *w;
 	char labels[64], reqid[80];
 
-	if (!job->discover_only) {
+	if (!job->discover_only && !job->elsewhere) {
 		snprintf(labels, sizeof(labels), "result=\"%s\"",
 		    sync_result_name(job->outcome.result));
 		metrics_add("photosync_syncs_total", labels, 1);
@@ -1025,6 +1111,206 @@ start_autodiscover(struct sync_job *job)
 	free(url);
 }
 
+/* ---- single-flight across nodes: the lease ---- */
+
+/* A try for the job's lease on the write lane, and the state under it. */
+struct lease_try {
+	struct sync_job		*job;
+	char			 name[320];
+	int64_t			 holder;
+	int64_t			 now;
+	bool			 taken;
+	struct store_sync	 stored;
+	ps_err			 rc;
+	char			 err[256];
+};
+
+static void
+lease_try_run(struct store *st, void *arg)
+{
+	struct lease_try *lt = arg;
+	struct sync_job *job = lt->job;
+
+	lt->rc = store_lease_take(st, lt->name, lt->holder, lt->now,
+	    lt->now + SYNC_LEASE_S, &lt->taken);
+	if (lt->rc == PS_OK)
+		lt->rc = store_sync_get(st, job->app->w.id, job->account,
+		    &lt->stored);
+	if (lt->rc != PS_OK)
+		str_copy(lt->err, ps_errmsg(), sizeof(lt->err));
+}
+
+/*
+ * Whether the stored state is an outcome this job did not know when it
+ * started, and may answer with: another node's sync since. A forced
+ * sync (a change notice) takes only one that ended after it started.
+ */
+static bool
+synced_elsewhere(const struct sync_job *job, const struct store_sync *s)
+{
+	int64_t last = s->last_success > s->last_error ? s->last_success :
+	    s->last_error;
+
+	if (s->last_success <= job->state.last_success &&
+	    s->last_error <= job->state.last_error)
+		return false;
+	return !job->forced || last >= job->started;
+}
+
+/* Ends the job with the outcome another node stored. */
+static void
+job_done_elsewhere(struct sync_job *job, const struct store_sync *s)
+{
+	struct webapp_ctx *app = job->app;
+
+	if (s->last_error > s->last_success)
+		job->outcome.result = s->has_mailbox == 0 ? SYNC_NO_MAILBOX :
+		    SYNC_FAILED;
+	else if (strcmp(s->master_etag, job->state.master_etag) != 0)
+		job->outcome.result = s->master_etag[0] ? SYNC_UPDATED :
+		    SYNC_NO_PHOTO;
+	else
+		job->outcome.result = SYNC_UNCHANGED;
+	if (s->last_error > s->last_success)
+		str_copy(job->outcome.reason, s->reason,
+		    sizeof(job->outcome.reason));
+	job->state = *s;
+	job->elsewhere = true;
+	state_remember(app, job->account, s, stored_master_photo(s));
+	/* The feed may not have reached this node's index yet. */
+	index_photo_forget(app->srv->index, app->w.id, job->account);
+	log_info(job->reqid, "sync.done_elsewhere", "account=%s outcome=%s "
+	    "ms=%lld", log_q(job->account),
+	    sync_result_name(job->outcome.result),
+	    (long long)(time_mono_ms() - job->started_ms));
+	job_master_done(job);
+	job_finish(job);
+}
+
+/* The master is called: Autodiscover first unless its answer is kept. */
+static void
+job_begin(struct sync_job *job)
+{
+	if (job->photos_url != NULL)
+		start_photo(job);
+	else
+		start_autodiscover(job);
+}
+
+static void
+lease_expired(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	lease_try(arg);
+}
+
+/*
+ * Another node syncs the user: wait for its outcome (the change feed) or
+ * its lease's end. A process without the feed (`portal refresh`) looks
+ * again every second.
+ */
+static void
+job_wait_remote(struct sync_job *job)
+{
+	int wait_s = job->app->srv->follower ? SYNC_LEASE_S + 1 : 1;
+	struct timeval tv = { wait_s, 0 };
+
+	if (!job->remote) {
+		job->remote = true;
+		job_master_done(job);
+		log_info(job->reqid, "sync.lease_held", "account=%s "
+		    "wait_s=%d", log_q(job->account), wait_s);
+	}
+	if (job->lease_timer == NULL)
+		job->lease_timer = evtimer_new(job->app->srv->base,
+		    lease_expired, job);
+	evtimer_add(job->lease_timer, &tv);
+}
+
+static void
+lease_try_done(void *arg)
+{
+	struct lease_try *lt = arg;
+	struct sync_job *job = lt->job;
+	struct portal_srv *srv = job->app->srv;
+
+	job->lease_busy = false;
+	if (srv->stopping) {
+		/* No more calls to the master; a lease taken expires. */
+		job_busy(job, "the server is stopping");
+		goto out;
+	}
+	if (lt->rc != PS_OK) {
+		/* The store cannot say: a sync on one node goes on alone. */
+		log_warn(job->reqid, "sync.lease_failed", "account=%s "
+		    "error=%s", log_q(job->account), log_q(lt->err));
+		if (job->remote)
+			job_wait_remote(job);
+		else
+			job_begin(job);
+		goto out;
+	}
+	if (lt->taken)
+		job->leased = true;
+	if (synced_elsewhere(job, &lt->stored)) {
+		job_done_elsewhere(job, &lt->stored);
+		goto out;
+	}
+	if (lt->taken) {
+		if (job->remote) {
+			/* Its holder is gone: this node syncs. */
+			log_info(job->reqid, "sync.lease_taken", "account=%s",
+			    log_q(job->account));
+			job->remote = false;
+			job->at_master = true;
+			srv->at_master++;
+			if (job->lease_timer)
+				evtimer_del(job->lease_timer);
+		}
+		job_begin(job);
+		goto out;
+	}
+	job_wait_remote(job);
+	if (job->lease_again) {
+		job->lease_again = false;
+		lease_try(job);
+	}
+out:
+	free(lt);
+}
+
+/*
+ * Tries for the job's lease: a new job before it calls the master, a
+ * waiting one when the feed moved its state or the lease expired.
+ */
+static void
+lease_try(struct sync_job *job)
+{
+	struct lease_try *lt;
+
+	if (job->lease_busy) {
+		job->lease_again = true;
+		return;
+	}
+	lt = xcalloc(1, sizeof(*lt));
+	lt->job = job;
+	lease_name(job, lt->name, sizeof(lt->name));
+	lt->holder = store_lease_holder();
+	lt->now = time_now();
+	if (store_pool_write(job->app->srv->store, lease_try_run,
+	    lease_try_done, lt) != PS_OK) {
+		str_copy(lt->err, ps_errmsg(), sizeof(lt->err));
+		free(lt);
+		if (job->remote)
+			job_wait_remote(job);
+		else
+			job_busy(job, ps_errmsg());
+		return;
+	}
+	job->lease_busy = true;
+}
+
 /* ---- entry ---- */
 
 static struct sync_job *
@@ -1055,6 +1341,7 @@ job_new(struct webapp_ctx *app, const struct store_user *owner,
 	job->outcome.result = SYNC_FAILED;
 	job->outcome.retry_after = -1;
 	job->started_ms = time_mono_ms();
+	job->started = srv->pass_started ? srv->pass_started : time_now();
 	job->at_master = true;
 	srv->at_master++;
 	buf_init(&job->photo, MCALL_MAX_PHOTO);
@@ -1141,10 +1428,9 @@ sync_decide(struct webapp_ctx *app, const struct store_user *owner,
 		str_copy(job->mailbox, ad->mailbox, sizeof(job->mailbox));
 		job->photos_url = xstrdup(ad->photos_url);
 		job->ecp_photo_url = xstrdup(ad->ecp_photo_url);
-		start_photo(job);
-	} else {
-		start_autodiscover(job);
 	}
+	job->forced = (flags & SYNC_FORCE) != 0;
+	lease_try(job);
 	return SYNC_STARTED;
 }
 
@@ -1438,6 +1724,17 @@ sync_in_flight(const struct portal_srv *srv)
 }
 
 void
+sync_stop(struct portal_srv *srv)
+{
+	struct sync_job *job;
+
+	srv->stopping = true;
+	for (job = srv->jobs; job; job = job->next)
+		if (job->leased)
+			lease_release(job);
+}
+
+void
 sync_shutdown(struct portal_srv *srv)
 {
 	/* Transfers were cancelled with the xfer loop; drop the jobs. */
@@ -1445,6 +1742,7 @@ sync_shutdown(struct portal_srv *srv)
 		struct sync_job *job = srv->jobs;
 		struct sync_waiter *w;
 
+		job->leased = false;	/* the lanes are gone: it expires */
 		while ((w = job->waiters) != NULL) {
 			job->waiters = w->next;
 			waiter_free(w);

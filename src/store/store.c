@@ -2426,3 +2426,82 @@ store_session_remove(struct store *st, const char *key)
 	unprep(st, q);
 	return rc;
 }
+
+/* ---- leases: work shared between nodes ---- */
+
+int64_t
+store_lease_holder(void)
+{
+	return store_feed_origin();
+}
+
+/*
+ * The row is written when there is none, or the WHERE of the update
+ * holds for the one there (expired, or ours); RETURNING gives a row only
+ * then. On PostgreSQL a second taker of a name being inserted waits for
+ * the first's commit, then sees its row: one of them gets the lease.
+ */
+ps_err
+store_lease_take(struct store *st, const char *name, int64_t holder,
+    int64_t now, int64_t expires, bool *taken)
+{
+	struct db_stmt *q = prep(st, "INSERT INTO leases (name, holder, "
+	    "expires) VALUES (?1, ?2, ?4) ON CONFLICT (name) DO UPDATE SET "
+	    "holder = excluded.holder, expires = excluded.expires WHERE "
+	    "leases.expires <= ?3 OR leases.holder = excluded.holder "
+	    "RETURNING holder");
+	ps_err rc = PS_OK;
+	enum db_step r;
+
+	*taken = false;
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, name);
+	bind_int64(q, 2, holder);
+	bind_int64(q, 3, now);
+	bind_int64(q, 4, expires);
+	r = step(st, q);
+	if (r == DB_ROW)
+		*taken = col_int64(q, 0) == holder;
+	else if (r != DB_DONE)
+		rc = store_fail(st, "take lease");
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_lease_renew(struct store *st, const char *name, int64_t holder,
+    int64_t expires, bool *held)
+{
+	struct db_stmt *q = prep(st, "UPDATE leases SET expires = ? WHERE "
+	    "name = ? AND holder = ?");
+	int changes = 0;
+	ps_err rc;
+
+	*held = false;
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_int64(q, 1, expires);
+	bind_text(q, 2, name);
+	bind_int64(q, 3, holder);
+	if ((rc = step_done(st, q, &changes)) == PS_OK)
+		*held = changes > 0;
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_lease_release(struct store *st, const char *name, int64_t holder)
+{
+	struct db_stmt *q = prep(st, "DELETE FROM leases WHERE name = ? AND "
+	    "holder = ?");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, name);
+	bind_int64(q, 2, holder);
+	rc = step_done(st, q, NULL);
+	unprep(st, q);
+	return rc;
+}

@@ -557,4 +557,44 @@ ps_err	store_session_get(struct store *, const char *key,
 	    struct store_session *out);
 ps_err	store_session_remove(struct store *, const char *key);
 
+
+/* ---- leases: work shared between nodes ---- */
+
+/*
+ * A lease is a named claim on a piece of work ("sync/<webapp>/<account>",
+ * "outbox/<id>") by one process, its holder, until a time: nodes sharing
+ * a store do the work once, and the work of a node that died is taken by
+ * another once its lease has expired. Times are the caller's (seconds
+ * since 1970: time_now(), or a test's clock), compared as given, so the
+ * nodes' clocks must agree to within a small part of a lease's length.
+ * Leases write no feed rows and, on PostgreSQL, take no feed lock.
+ */
+
+/*
+ * This process's holder id: random, drawn once per process (again in a
+ * forked child), the same as its change-feed origin. Any thread.
+ */
+int64_t	store_lease_holder(void);
+
+/*
+ * Takes the lease `name` for `holder` until `expires`: when it is free,
+ * expired at `now`, or `holder`'s already (its expiry then moves to
+ * `expires`). One statement, atomic: of two processes taking the same
+ * lease at once, one gets it. *taken says whether this one did.
+ */
+ps_err	store_lease_take(struct store *, const char *name, int64_t holder,
+	    int64_t now, int64_t expires, bool *taken);
+
+/*
+ * Moves the expiry of `holder`'s lease `name` to `expires`. *held is
+ * false (and nothing changes) when the lease is not `holder`'s (any
+ * more: another took it after it expired).
+ */
+ps_err	store_lease_renew(struct store *, const char *name, int64_t holder,
+	    int64_t expires, bool *held);
+
+/* Gives up `holder`'s lease `name`; absent or another's: no change. */
+ps_err	store_lease_release(struct store *, const char *name,
+	    int64_t holder);
+
 #endif

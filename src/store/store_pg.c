@@ -781,6 +781,16 @@ pg_close(struct store *st)
 	    FEED_ROW(kind, old_key) FEED_ROW(kind, new_key),		\
 	    FEED_ROW(kind, old_key))
 
+/*
+ * Leases (store.h), as SQLite's: no feed, so taking one waits for no
+ * feed lock; the key's row lock alone orders two nodes taking the same.
+ */
+#define LEASES_SCHEMA							\
+	"CREATE TABLE leases ("						\
+	"  name text PRIMARY KEY,"					\
+	"  holder bigint NOT NULL,"					\
+	"  expires bigint NOT NULL);"
+
 /* Case-insensitive text, compared and ordered as SQLite's NOCASE. */
 #define NOCASE	"citext COLLATE \"C\""
 
@@ -875,6 +885,8 @@ static const char *const master_migrations[] = {
 	    "lower(OLD.name)")
 	FEED_TABLE("sessions", "mailbox_session", "NEW.key", "OLD.key")
 	FEED_TABLE("outbox", "outbox", "NEW.id", "OLD.id"),
+	/* 5: leases, work shared between nodes (store.h); no feed */
+	LEASES_SCHEMA,
 };
 
 static const char *const portal_migrations[] = {
@@ -982,6 +994,8 @@ static const char *const portal_migrations[] = {
 	"  DEFAULT 2000;"
 	"ALTER TABLE sync_state ADD COLUMN retry_after bigint NOT NULL "
 	"  DEFAULT 0;",
+	/* 5: leases, work shared between nodes (store.h); no feed */
+	LEASES_SCHEMA,
 };
 #pragma GCC diagnostic pop
 

@@ -128,6 +128,16 @@ stmt_q(struct db_stmt *q)
 	    FEED_ROW(kind, old_key))
 
 /*
+ * Leases (store.h), the same table in both roles: no server caches them,
+ * so no trigger writes the feed for them. Frozen once released.
+ */
+#define LEASES_SCHEMA							\
+	"CREATE TABLE leases ("						\
+	"  name TEXT PRIMARY KEY,"					\
+	"  holder INTEGER NOT NULL,"					\
+	"  expires INTEGER NOT NULL);"
+
+/*
  * A migration is one string, run as one transaction; with its change-feed
  * triggers it is longer than the 4095 characters ISO C asks every compiler
  * to take (-Wpedantic says so), which GCC and Clang take.
@@ -219,6 +229,8 @@ static const char *const master_migrations[] = {
 	    "lower(OLD.name)")
 	FEED_TABLE("sessions", "mailbox_session", "NEW.key", "OLD.key")
 	FEED_TABLE("outbox", "outbox", "NEW.id", "OLD.id"),
+	/* 5: leases, work shared between nodes (store.h); no feed */
+	LEASES_SCHEMA,
 };
 
 static const char *const portal_migrations[] = {
@@ -320,6 +332,8 @@ static const char *const portal_migrations[] = {
 	"  DEFAULT 2000;"
 	"ALTER TABLE sync_state ADD COLUMN retry_after INTEGER NOT NULL "
 	"  DEFAULT 0;",
+	/* 5: leases, work shared between nodes (store.h); no feed */
+	LEASES_SCHEMA,
 };
 #pragma GCC diagnostic pop
 

@@ -985,17 +985,17 @@ test_migrations(void)
 	ok(store_feed_head(st, &head) == PS_OK && head == 0,
 	    "master: migrated from empty, the feed is empty");
 	store_close(st);
-	is_int(schema_version(master), 4, "master: schema version 4");
+	is_int(schema_version(master), 5, "master: schema version 5");
 	st = open_or_die(portal, STORE_PORTAL);
 	ok(store_feed_head(st, &head) == PS_OK && head == 0,
 	    "portal: migrated from empty, the feed is empty");
 	store_close(st);
-	is_int(schema_version(portal), 4, "portal: schema version 4");
+	is_int(schema_version(portal), 5, "portal: schema version 5");
 	st = NULL;
 	ok(store_open(portal, STORE_PORTAL, false, &st) == PS_OK,
 	    "a current store opens again");
 	store_close(st);
-	is_int(schema_version(portal), 4, "and stays at its version");
+	is_int(schema_version(portal), 5, "and stays at its version");
 
 	fd = open(portal, O_WRONLY);
 	ok(fd >= 0 && pwrite(fd, v99, 4, 60) == 4, "version set to 99");
@@ -1005,7 +1005,7 @@ test_migrations(void)
 	is_int(store_open(portal, STORE_PORTAL, false, &st), PS_ESTORE,
 	    "a store newer than this program is refused");
 	ok(st == NULL && strstr(ps_errmsg(), "schema version 99, newer than "
-	    "this photosync knows (4)") && strstr(ps_errmsg(), portal),
+	    "this photosync knows (5)") && strstr(ps_errmsg(), portal),
 	    "with a clear error naming the file and both versions");
 	is_int(schema_version(portal), 99, "and is left as it was");
 	is_int(store_open(missing, STORE_MASTER, false, &st), PS_ENOTFOUND,
@@ -1092,7 +1092,7 @@ test_migrate_master_1(void)
 	is_int(store_outbox_pending(st), 1,
 	    "master 1: and queued a notice to the old partner (outbox)");
 	store_close(st);
-	is_int(schema_version(path), 4, "master 1: now at version 4");
+	is_int(schema_version(path), 5, "master 1: now at version 5");
 	is_int(application_id(path), 0x50534d31, "master 1: now marked as a "
 	    "master's store");
 	free(path);
@@ -1170,7 +1170,7 @@ test_migrate_portal_1(void)
 	ok(store_feed_head(st, &head2) == PS_OK && head2 > head,
 	    "portal 1: the change wrote the feed (its triggers work)");
 	store_close(st);
-	is_int(schema_version(path), 4, "portal 1: now at version 4");
+	is_int(schema_version(path), 5, "portal 1: now at version 5");
 	is_int(application_id(path), 0x50535031, "portal 1: now marked as a "
 	    "portal's store");
 	free(path);
@@ -1768,13 +1768,13 @@ test_errors_open(void)
 	st = NULL;
 	ok(store_open(portal, STORE_MASTER, false, &st) != PS_OK && st == NULL,
 	    "open: a portal's store as the master's is refused");
-	is_int(schema_version(portal), 4, "and is left as it was");
+	is_int(schema_version(portal), 5, "and is left as it was");
 	st = open_or_die(master, STORE_MASTER);
 	store_close(st);
 	st = NULL;
 	ok(store_open(master, STORE_PORTAL, false, &st) != PS_OK && st == NULL,
 	    "open: a master's store as the portal's is refused");
-	is_int(schema_version(master), 4, "and is left as it was");
+	is_int(schema_version(master), 5, "and is left as it was");
 	free(junk);
 	free(nodir);
 	free(master);
@@ -2005,6 +2005,81 @@ test_full_disk(void)
 }
 
 /* The tests that run on both backends. */
+/* ---- leases ---- */
+
+/*
+ * Leases on both roles' stores: taken when free, expired or ours; not
+ * while another holds it; renewed and released only by their holder;
+ * two connections (two nodes) see one lease. Times are the test's own.
+ */
+static void
+test_leases(void)
+{
+	static const enum store_role roles[2] = { STORE_MASTER, STORE_PORTAL };
+	char *addr;
+	struct store *a, *b;
+	int64_t head = 0, last = -1;
+	bool yes;
+	int i;
+
+	ok(store_lease_holder() != 0 && store_lease_holder() ==
+	    store_lease_holder(), "a process has one holder id");
+	for (i = 0; i < 2; i++) {
+		addr = store_addr(i == 0 ? "lease-master.db" :
+		    "lease-portal.db");
+		a = open_or_die(addr, roles[i]);
+		b = open_or_die(addr, roles[i]);
+		store_feed_head(a, &head);
+		yes = false;
+		ok(store_lease_take(a, "sync/1/x", 11, 1000, 1030, &yes) ==
+		    PS_OK && yes, "a free lease is taken");
+		yes = true;
+		ok(store_lease_take(b, "sync/1/x", 22, 1029, 1059, &yes) ==
+		    PS_OK && !yes, "another holder does not get it before it "
+		    "expires");
+		yes = false;
+		ok(store_lease_take(b, "sync/1/y", 22, 1029, 1059, &yes) ==
+		    PS_OK && yes, "a lease of another name is free");
+		yes = false;
+		ok(store_lease_take(a, "sync/1/x", 11, 1029, 1060, &yes) ==
+		    PS_OK && yes, "its holder takes it again (its expiry "
+		    "moves)");
+		yes = true;
+		ok(store_lease_take(b, "sync/1/x", 22, 1059, 1089, &yes) ==
+		    PS_OK && !yes, "so another still cannot at the first "
+		    "expiry");
+		yes = false;
+		ok(store_lease_take(b, "sync/1/x", 22, 1060, 1090, &yes) ==
+		    PS_OK && yes, "an expired lease is taken by another");
+		yes = true;
+		ok(store_lease_renew(a, "sync/1/x", 11, 2000, &yes) == PS_OK &&
+		    !yes, "the old holder cannot renew it");
+		ok(store_lease_release(a, "sync/1/x", 11) == PS_OK,
+		    "nor release it (no error)");
+		yes = true;
+		ok(store_lease_take(a, "sync/1/x", 11, 1061, 1091, &yes) ==
+		    PS_OK && !yes, "it is still the new holder's");
+		yes = false;
+		ok(store_lease_renew(b, "sync/1/x", 22, 1200, &yes) == PS_OK &&
+		    yes, "its holder renews it");
+		yes = true;
+		ok(store_lease_take(a, "sync/1/x", 11, 1100, 1130, &yes) ==
+		    PS_OK && !yes, "renewed, it holds past its first expiry");
+		ok(store_lease_release(b, "sync/1/x", 22) == PS_OK,
+		    "its holder releases it");
+		yes = false;
+		ok(store_lease_take(a, "sync/1/x", 11, 1101, 1131, &yes) ==
+		    PS_OK && yes, "released, it is free at once");
+		ok(store_lease_release(a, "sync/1/none", 11) == PS_OK,
+		    "releasing a lease nobody holds is no error");
+		ok(store_feed_head(b, &last) == PS_OK && last == head,
+		    "leases write no feed rows");
+		store_close(a);
+		store_close(b);
+		free(addr);
+	}
+}
+
 static void
 test_shared(const char *backend)
 {
@@ -2016,6 +2091,7 @@ test_shared(const char *backend)
 	test_errors();
 	test_errors_master();
 	test_errors_portal();
+	test_leases();
 }
 
 /* ---- PostgreSQL's own cases ---- */
