@@ -2640,9 +2640,9 @@ def figures_cluster(top, servers, rows, details):
                      "≤ %d" % FLOOR_SHARED_TWICE,
                      "PASS" if ok else "FAIL"))
         details.append(
-            "11 per round, one node: %s; two nodes: %s (both refresh runs "
-            "and the servers' clients pinned to CPU %s, the master and "
-            "the portal nodes' servers on CPU %s)" % (tuple(
+            "11 per round, one node: %s; two nodes: %s (every refresh "
+            "process pinned to CPU %s, the master and the portals' servers "
+            "to CPU %s)" % (tuple(
                 ", ".join("%.0f users/s (%.1f s, %d GetUserPhoto, %d "
                           "users twice, refresh CPU %.2f ms a user, "
                           "others %.0f%%)" % (
