@@ -19,8 +19,11 @@ postgresql python3-psycopg2 haproxy"
 demo="curl postgresql haproxy"
 # make bench (docs/performance.md): the load generator, the reference
 # server, libjpeg-turbo's headers for bench_render's floor, openssl for
-# the reference's certificate; taskset is in util-linux (essential).
-bench="python3 wrk nginx-light libjpeg62-turbo-dev openssl util-linux"
+# the reference's certificate; taskset is in util-linux (essential);
+# PostgreSQL's server for the figures of several nodes (the bench starts
+# its own, as the tests do).
+bench="python3 wrk nginx-light libjpeg62-turbo-dev openssl util-linux
+postgresql"
 # make fuzz: clang and its libFuzzer runtime.
 fuzz="clang libclang-rt-14-dev"
 
