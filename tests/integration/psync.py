@@ -662,6 +662,42 @@ class Portal:
         return self.get(photo_path(account, size), as_user=account)
 
 
+def node_copy(first, name):
+    """Another node of `first` (a Master or a Portal): its state directory
+    copied, its store shared (on SQLite a link to the same file, on
+    PostgreSQL the same address), not started."""
+    import copy
+    import shutil
+    db = ("master" if isinstance(first, Master) else "portal") + ".db"
+    n = copy.copy(first)
+    n.dir = os.path.join(tmpdir(name), "state")
+    shutil.copytree(first.dir, n.dir, ignore=shutil.ignore_patterns(
+        db + "*", "*-feed", "serve.log", "test.port", "pw.tmp"))
+    if not ON_POSTGRESQL:
+        os.symlink(os.path.join(first.dir, db), os.path.join(n.dir, db))
+    _pg_stores[os.path.abspath(n.dir)] = \
+        _pg_stores.get(os.path.abspath(first.dir))
+    n.server = None
+    return n
+
+
+class LogMark:
+    """A node's server log from now on (the file survives restarts)."""
+
+    def __init__(self, node):
+        self.node = node
+        self.at = len(node.server.logs())
+
+    def text(self):
+        return self.node.server.logs()[self.at:]
+
+    def count(self, pattern):
+        return len(re.findall(pattern, self.text()))
+
+    def wait(self, pattern, n=1, timeout=HANG_GUARD):
+        return wait_for(lambda: self.count(pattern) >= n, timeout)
+
+
 def photo_path(account, size="L"):
     from urllib.parse import quote
     return "/_layouts/15/userphoto.aspx?size=%s&accountname=%s" % (

@@ -13,10 +13,8 @@ the same store: on PostgreSQL its address, on SQLite a link to the same
 file), served by a process of its own. Nothing here measures time: the
 waits are for lines in the logs.
 """
-import copy
 import os
 import re
-import shutil
 import signal
 
 import psync
@@ -27,34 +25,10 @@ m, p = wired()
 
 
 def master_node(first, name):
-    """Another node of `first`'s master: its state directory copied (its
-    store shared), started on a port of its own."""
-    n = copy.copy(first)
-    n.dir = os.path.join(tmpdir(name), "state")
-    shutil.copytree(first.dir, n.dir, ignore=shutil.ignore_patterns(
-        "master.db*", "*-feed", "serve.log", "test.port", "pw.tmp"))
-    if not psync.ON_POSTGRESQL:
-        os.symlink(os.path.join(first.dir, "master.db"),
-                   os.path.join(n.dir, "master.db"))
-    psync._pg_stores[os.path.abspath(n.dir)] = \
-        psync._pg_stores.get(os.path.abspath(first.dir))
-    n.server = None
+    """Another node of `first`'s master, started on a port of its own."""
+    n = psync.node_copy(first, name)
     n.start()
     return n
-
-
-class Log:
-    """A server's log from now on."""
-
-    def __init__(self, node):
-        self.node = node
-        self.at = len(node.server.logs())
-
-    def text(self):
-        return self.node.server.logs()[self.at:]
-
-    def count(self, pattern):
-        return len(re.findall(pattern, self.text()))
 
 
 def sends(logs, email):
@@ -71,8 +45,8 @@ mb = master_node(m, "master2")
 masters = [m, mb]
 
 # ---- one delivery of a change, by one node ----
-logs = [Log(x) for x in masters]
-plog = Log(p)
+logs = [psync.LogMark(x) for x in masters]
+plog = psync.LogMark(p)
 m.cmd("photo", "set", "test1@contoso.com", "--file",
       make_image(os.path.join(work, "a.jpg"), "700x700"))
 ok(wait_for(lambda: delivered(logs, "test1@contoso.com")),
@@ -86,7 +60,7 @@ is_eq(psync.store_rows(m.dir, "SELECT count(*) FROM leases")[0][0], 0,
 is_eq(sends(logs, "test1@contoso.com"), 1, "one node sent it, once")
 
 # ---- a node killed after claiming: the other delivers ----
-logs = [Log(x) for x in masters]
+logs = [psync.LogMark(x) for x in masters]
 p.server.proc.send_signal(signal.SIGSTOP)
 m.cmd("photo", "set", "test2@contoso.com", "--file",
       make_image(os.path.join(work, "b.jpg"), "600x600"))
@@ -98,7 +72,7 @@ x = [i for i, lg in enumerate(logs)
 y = 1 - x
 masters[x].server.proc.kill()
 masters[x].server.proc.wait()
-plog = Log(p)
+plog = psync.LogMark(p)
 p.server.proc.send_signal(signal.SIGCONT)
 ok(wait_for(lambda: delivered([logs[y]], "test2@contoso.com")),
    "killed (-9) mid-delivery, the node leaves the notice to the other "

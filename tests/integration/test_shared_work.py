@@ -16,10 +16,8 @@ holds their answers on an event. Nothing here measures time: the waits
 are for lines in the nodes' logs.
 """
 import atexit
-import copy
 import os
 import re
-import shutil
 import subprocess
 import threading
 
@@ -48,38 +46,11 @@ def _cleanup():
 
 
 def portal_node(first, name):
-    """Another node of `first`'s portal: its state directory copied (its
-    store shared), started on a port of its own."""
-    n = copy.copy(first)
-    n.dir = os.path.join(tmpdir(name), "state")
-    shutil.copytree(first.dir, n.dir, ignore=shutil.ignore_patterns(
-        "portal.db*", "*-feed", "serve.log", "test.port", "pw.tmp"))
-    if not psync.ON_POSTGRESQL:
-        os.symlink(os.path.join(first.dir, "portal.db"),
-                   os.path.join(n.dir, "portal.db"))
-    psync._pg_stores[os.path.abspath(n.dir)] = \
-        psync._pg_stores.get(os.path.abspath(first.dir))
-    n.server = None
+    """Another node of `first`'s portal, started on a port of its own."""
+    n = psync.node_copy(first, name)
     n.start()
     nodes.append(n)
     return n
-
-
-class Log:
-    """A node's log from now on."""
-
-    def __init__(self, node):
-        self.node = node
-        self.at = len(node.server.logs())
-
-    def text(self):
-        return self.node.server.logs()[self.at:]
-
-    def count(self, pattern):
-        return len(re.findall(pattern, self.text()))
-
-    def wait(self, pattern, n=1):
-        return wait_for(lambda: self.count(pattern) >= n)
 
 
 def owner_l(node, results, i):
@@ -99,7 +70,7 @@ portal_node(p, "node3")
 
 # ---- single-flight across nodes ----
 fake.gate = threading.Event()
-logs = [Log(n) for n in nodes]
+logs = [psync.LogMark(n) for n in nodes]
 results = [None] * K
 threads = [threading.Thread(target=owner_l, args=(nodes[i % 3], results, i))
            for i in range(K)]
@@ -135,7 +106,7 @@ is_eq(psync.store_rows(p.dir, "SELECT count(*) FROM leases")[0][0], 0,
 # ---- a node killed mid-sync: its lease expires, another node syncs ----
 fake.gate = threading.Event()
 a, b = nodes[0], nodes[1]
-la, lb = Log(a), Log(b)
+la, lb = psync.LogMark(a), psync.LogMark(b)
 a.get(photo_path(T1, "L"), as_user=T1)
 ok(wait_for(lambda: fake.count("photo") == 2),
    "node A syncs, the master holding its answer")
