@@ -16,6 +16,7 @@ import re
 
 from fakepeer import (FakeMaster, bundle, capture_ad_template, make_tls,
                       wait_for)
+import psync
 from psync import done, is_eq, ok, photo_path, tmpdir, wired
 
 T1 = "contoso\\test1"
@@ -58,17 +59,6 @@ def asked_about(body):
     return g.group(1) if g else ""
 
 
-class Log:
-    def __init__(self):
-        self.at = len(p.server.logs())
-
-    def text(self):
-        return p.server.logs()[self.at:]
-
-    def count(self, pattern):
-        return len(re.findall(pattern, self.text()))
-
-
 def mailbox():
     st, out, err = p.cmd("user", "show", T1)
     g = re.search(r"mailbox\s+(\S+)", out)
@@ -84,7 +74,7 @@ def fresh():
 
 def sync_once(what):
     """An owner's request, then the sync's end as the log says it."""
-    log = Log()
+    log = psync.LogMark(p)
     p.get(photo_path(T1, "L"), as_user=T1)
     ok(wait_for(lambda: log.count(r"ev=sync\.(failed|done) ") >= 1, 20),
        "%s: the sync ended" % what)

@@ -17,6 +17,7 @@ import time
 
 from fakepeer import (FakeMaster, bundle, capture_ad_template, closed_port,
                       make_jpeg, make_tls, wait_for)
+import psync
 from psync import HANG_GUARD, done, is_eq, ok, photo_path, tmpdir, wired
 
 SYNC_WAIT = 2.0         # --owner-wait, 2000 ms by default
@@ -39,22 +40,6 @@ def _cleanup():
     p.stop()
     m.stop()
 
-
-
-class Log:
-    """The portal's log from a mark on (the file survives restarts)."""
-
-    def __init__(self):
-        self.at = len(p.server.logs())
-
-    def text(self):
-        return p.server.logs()[self.at:]
-
-    def count(self, pattern):
-        return len(re.findall(pattern, self.text()))
-
-    def wait(self, pattern, n=1, timeout=HANG_GUARD):
-        return wait_for(lambda: self.count(pattern) >= n, timeout)
 
 
 def owner_l(who=T1):
@@ -99,7 +84,7 @@ dead = closed_port()
 p.cmd("webapp", "set", "--autodiscover-domain", "127.0.0.1:%d" % dead,
       "--ca-file", cas, "--photo-expiration", "0m",
       "--photo-error-expiration", "1h")
-log = Log()
+log = psync.LogMark(p)
 r, took = owner_l()
 cached_unchanged(r, "unreachable (running portal)")
 # A changed --autodiscover-domain must take effect in a running portal (the
@@ -119,7 +104,7 @@ restart_portal()
 # The check above already failed once (the error window started), so the
 # first attempt here runs with a 0m window, the next ones with 1h.
 p.cmd("webapp", "set", "--photo-error-expiration", "0m")
-log = Log()
+log = psync.LogMark(p)
 r, took = owner_l()
 p.cmd("webapp", "set", "--photo-error-expiration", "1h")
 cached_unchanged(r, "unreachable")
@@ -165,7 +150,7 @@ def scenario(what, mode, step, reason_re, delay=0):
     fake.mode = mode
     fake.delay = delay
     p.cmd("webapp", "set", "--photo-error-expiration", "0m")
-    log = Log()
+    log = psync.LogMark(p)
     calls0 = len(fake.calls)
     photos0 = fake.count("photo")
     r, took = owner_l()
@@ -247,7 +232,7 @@ ok(log.count(r"ev=sync\.wait_deadline ") >= 1,
 # photo; the sync finishes in the background and stores the new photo.
 fake.mode, fake.delay, fake.etag = "ok", 8, "fake-slow-2"
 p.cmd("webapp", "set", "--photo-error-expiration", "0m")
-log = Log()
+log = psync.LogMark(p)
 photos0 = fake.count("photo")
 r, took = owner_l()
 cached_unchanged(r, "slow (8s)")
@@ -285,7 +270,7 @@ fake.photos_base = plain.base()      # Autodiscover now says http://...
 p.cmd("webapp", "set", "--photo-error-expiration", "0m",
       "--allow-oauth-over-http", "off")
 restart_portal()                     # forget the cached https photos URL
-log = Log()
+log = psync.LogMark(p)
 ad0 = fake.count("autodiscover")
 r, took = owner_l()
 cached_unchanged(r, "plain HTTP")
@@ -301,7 +286,7 @@ for line in failed_lines(log):
 is_eq(len(plain.calls), 0, "plain HTTP: the http:// photos URL is never "
       "called (no token sent in clear)")
 p.cmd("webapp", "set", "--allow-oauth-over-http", "on")
-log = Log()
+log = psync.LogMark(p)
 r, _ = owner_l()
 is_eq(plain.count("photo"), 1,
       "--allow-oauth-over-http on: GetUserPhoto over http:// is called")
