@@ -247,10 +247,8 @@ cmd_init(struct opts *o)
 	 * PostgreSQL first: a store that cannot be reached, is another
 	 * role's or is newer than this program leaves nothing behind.
 	 */
-	if (o->store && (store_uri_check(o->store) != PS_OK ||
-	    (o->store_password_file && store_password_read(
-	    o->store_password_file, &pw) != PS_OK) ||
-	    store_open_pg(o->store, pw, STORE_MASTER, &st) != PS_OK))
+	if (o->store && store_open_given(o->store, o->store_password_file,
+	    STORE_MASTER, &st, &pw) != PS_OK)
 		goto err;
 	if (setup_state_dir(o->dir) != PS_OK)
 		goto err;

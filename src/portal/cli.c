@@ -594,10 +594,8 @@ cmd_init(struct opts *o)
 	 * directory keeps its address once the store is ready.
 	 */
 	if (o->store) {
-		if (store_uri_check(o->store) != PS_OK ||
-		    (o->store_password_file && store_password_read(
-		    o->store_password_file, &pw) != PS_OK) ||
-		    store_open_pg(o->store, pw, STORE_PORTAL, &st) != PS_OK ||
+		if (store_open_given(o->store, o->store_password_file,
+		    STORE_PORTAL, &st, &pw) != PS_OK ||
 		    setup_state_dir(o->dir) != PS_OK ||
 		    store_remember(o->dir, o->store, pw) != PS_OK) {
 			ret = fail("init");

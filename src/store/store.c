@@ -499,6 +499,26 @@ store_open_pg(const char *uri, const char *password, enum store_role role,
 	return store_open_at(uri, password, role, true, out);
 }
 
+ps_err
+store_open_given(const char *uri, const char *password_file,
+    enum store_role role, struct store **out, char **password)
+{
+	char *pw = NULL;
+	ps_err rc;
+
+	*password = NULL;
+	if ((rc = store_uri_check(uri)) != PS_OK ||
+	    (password_file && (rc = store_password_read(password_file,
+	    &pw)) != PS_OK) ||
+	    (rc = store_open_pg(uri, pw, role, out)) != PS_OK) {
+		if (pw)
+			xfree_secret(pw, strlen(pw));
+		return rc;
+	}
+	*password = pw;
+	return PS_OK;
+}
+
 void
 store_close(struct store *st)
 {
@@ -2687,10 +2707,8 @@ store_move(struct store *from, const char *dir, const char *uri,
 		    "(%s)", dir, addr);
 		goto out;
 	}
-	if ((rc = store_uri_check(uri)) != PS_OK ||
-	    (password_file && (rc = store_password_read(password_file,
-	    &pw)) != PS_OK) ||
-	    (rc = store_open_pg(uri, pw, from->role, &to)) != PS_OK ||
+	if ((rc = store_open_given(uri, password_file, from->role, &to,
+	    &pw)) != PS_OK ||
 	    (rc = store_copy(from, to, progress, arg)) != PS_OK)
 		goto out;
 	rc = store_remember(dir, uri, pw);

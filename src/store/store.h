@@ -66,6 +66,15 @@ ps_err	store_open(const char *address, enum store_role, bool create,
  */
 ps_err	store_open_pg(const char *uri, const char *password, enum store_role,
 	    struct store **out);
+/*
+ * What init and `store migrate` do with the --store URI they are given:
+ * checks it (store_uri_check()), reads the password from
+ * `password_file` when not NULL (store_password_read()), and opens the
+ * store with store_open_pg(). On success *password is the password (or
+ * NULL), for store_remember(); the caller frees it with xfree_secret().
+ */
+ps_err	store_open_given(const char *uri, const char *password_file,
+	    enum store_role, struct store **out, char **password);
 void	store_close(struct store *);
 
 /* True when `address` is a postgresql:// (or postgres://) URI. */
