@@ -12,6 +12,7 @@
 #include "account.h"
 #include "auth/guard.h"
 #include "common/file.h"
+#include "common/str.h"
 #include "common/xalloc.h"
 #include "index.h"
 #include "pki/pki.h"
@@ -56,17 +57,56 @@ app_load(struct portal_srv *srv, struct webapp_ctx *app)
 	return rc;
 }
 
-/* Users added before avatars existed get their address hashes. */
+/* The users added before avatars existed: they lack address hashes. */
+struct unhashed {
+	struct unhashed_user {
+		char	 account[ACCOUNT_MAX];
+		char	 email[256];	/* as in struct store_user */
+	}			*u;
+	size_t			 n;
+};
+
 static ps_err
-hash_user(void *arg, const struct store_user *u)
+collect_unhashed(void *arg, const struct store_user *u)
 {
-	struct store *st = arg;
-	char md5[33], sha256[65];
+	struct unhashed *l = arg;
 
 	if (u->email_md5[0] && u->email_sha256[0])
 		return PS_OK;
-	account_email_hashes(u->email, md5, sha256);
-	return store_user_set_hashes(st, u->account, md5, sha256);
+	l->u = xrealloc(l->u, (l->n + 1) * sizeof(*l->u));
+	str_copy(l->u[l->n].account, u->account, sizeof(l->u[l->n].account));
+	str_copy(l->u[l->n].email, u->email, sizeof(l->u[l->n].email));
+	l->n++;
+	return PS_OK;
+}
+
+/*
+ * Gives those users their hashes, in one transaction taken for writing
+ * from its start: a write inside the listing's read would have to turn
+ * that read into a write, which SQLite refuses at once (no waiting) when
+ * another process wrote meanwhile (two `portal refresh` starting
+ * together).
+ */
+static ps_err
+hash_users(struct store *st)
+{
+	struct unhashed l = { 0 };
+	char md5[33], sha256[65];
+	size_t i;
+	ps_err rc;
+
+	if ((rc = store_user_each(st, collect_unhashed, &l)) != PS_OK ||
+	    l.n == 0 || (rc = store_begin(st)) != PS_OK)
+		goto out;
+	for (i = 0; i < l.n && rc == PS_OK; i++) {
+		account_email_hashes(l.u[i].email, md5, sha256);
+		rc = store_user_set_hashes(st, l.u[i].account, md5, sha256);
+	}
+	if (store_end(st, rc == PS_OK) != PS_OK && rc == PS_OK)
+		rc = PS_ESTORE;
+out:
+	free(l.u);
+	return rc;
 }
 
 ps_err
@@ -82,7 +122,7 @@ portal_srv_init(struct portal_srv *srv, struct portal_state *ps,
 	srv->ps = ps;
 	srv->base = event_base_new();
 	/* Before it serves, the process may use its own store directly. */
-	if ((rc = store_user_each(ps->store, hash_user, ps->store)) != PS_OK ||
+	if ((rc = hash_users(ps->store)) != PS_OK ||
 	    (rc = store_webapp_each(ps->store, collect_app, &l)) != PS_OK ||
 	    (rc = portal_issuers_load(ps->store, &srv->issuers)) != PS_OK)
 		goto out;
