@@ -118,6 +118,8 @@ struct portal_srv {
 	uint64_t		 states_epoch;
 	struct sync_job		*write_pending;	/* outcomes to write */
 	bool			 writing;	/* a batch is being written */
+	struct sync_job		*lease_pending;	/* lease tries to make */
+	bool			 leasing;	/* a batch of them is made */
 	/*
 	 * Syncs that may still call the master (reading their state, or
 	 * started and not yet answered by GetUserPhoto), and whom sync.c

@@ -24,8 +24,10 @@
  * does not get the lease calls nobody: its job waits (its requests with
  * their owner wait, as for a slow master) until the change feed brings
  * the other node's outcome, or the lease expires (SYNC_LEASE_S: its
- * holder died), when it tries again. The lease is released once the
- * outcome is stored; a node killed mid-sync leaves it to expire. So
+ * holder died), when it tries again. The lease is given back in the
+ * transaction that stores the outcome; a node killed mid-sync leaves it
+ * to expire. The tries made while one is on the write lane go together
+ * in one transaction, as outcomes do. So
  * `portal refresh` runs and the background refresh of several nodes,
  * walking the same users, fetch each once: the state read under the
  * lease shows a sync made since (by a forced run: since its pass began,
@@ -58,6 +60,7 @@
 #define STATES_MAX		65536	/* entries */
 #define SYNC_WRITE_BATCH	256	/* outcomes per transaction */
 #define REFRESH_WRITE_MIN	16	/* outcomes a refresh writes at once */
+#define LEASE_BATCH		64	/* lease tries per transaction */
 #define HOLDS_MAX		1024	/* master hosts held back */
 #define HOLD_DEFAULT_S		60	/* a 503 without Retry-After */
 #define HOLD_MAX_S		3600	/* the longest Retry-After kept */
@@ -123,8 +126,9 @@ struct sync_job {
 	bool			 leased;	/* this job holds it */
 	bool			 remote;	/* another node holds it */
 	bool			 elsewhere;	/* ended by another node's */
-	bool			 lease_busy;	/* a try is on the write lane */
+	bool			 lease_busy;	/* a try is pending or made */
 	bool			 lease_again;	/* the feed moved meanwhile */
+	struct sync_job		*lease_next;	/* srv->lease_pending */
 	struct event		*lease_timer;	/* when the lease expires */
 	/* the render, done on a worker */
 	struct buf		 photo;
@@ -135,6 +139,7 @@ struct sync_job {
 	/* the write, done on the store's write lane */
 	struct sync_job		*write_next;	/* srv->write_pending */
 	enum job_write		 write;
+	bool			 write_release;	/* gives the lease back too */
 	char			 etag[64];
 	ps_err			 write_rc;
 	char			 write_err[256];
@@ -143,6 +148,7 @@ struct sync_job {
 static void job_finish(struct sync_job *);
 static void write_next(struct portal_srv *);
 static void lease_try(struct sync_job *);
+static void lease_next(struct portal_srv *);
 
 /* One sync fewer that may call the master; `portal refresh` is told. */
 static void
@@ -494,6 +500,20 @@ lease_release(struct sync_job *job)
 		free(d);
 }
 
+/*
+ * Gives the job's lease back inside the transaction of its outcome (on
+ * the write lane): other nodes see the outcome and the lease free
+ * together, and the release costs no commit of its own.
+ */
+static ps_err
+lease_give_back(struct store *st, const struct sync_job *job)
+{
+	char name[320];
+
+	lease_name(job, name, sizeof(name));
+	return store_lease_release(st, name, store_lease_holder());
+}
+
 /* ---- job lifecycle ---- */
 
 static void
@@ -599,7 +619,10 @@ job_rows(struct store *st, struct sync_job *job)
 		    &merged)) != PS_OK)
 			return rc;
 		discovered_merge(job, &merged);
-		return store_sync_put(st, webapp, job->account, &merged);
+		rc = store_sync_put(st, webapp, job->account, &merged);
+		if (rc == PS_OK && job->write_release)
+			rc = lease_give_back(st, job);
+		return rc;
 	}
 	switch (job->write) {
 	case WRITE_PHOTO:
@@ -620,6 +643,8 @@ job_rows(struct store *st, struct sync_job *job)
 	}
 	if (rc == PS_OK)
 		rc = store_sync_put(st, webapp, job->account, &job->state);
+	if (rc == PS_OK && job->write_release)
+		rc = lease_give_back(st, job);
 	return rc;
 }
 
@@ -680,8 +705,13 @@ write_done(void *arg)
 	size_t i;
 
 	srv->writing = false;
-	for (i = 0; i < wb->n; i++)
+	for (i = 0; i < wb->n; i++) {
+		/* Not written, the lease is given back on its own. */
+		if (wb->jobs[i]->write_rc == PS_OK &&
+		    wb->jobs[i]->write_release)
+			wb->jobs[i]->leased = false;
 		job_written(wb->jobs[i]);
+	}
 	free(wb);
 	write_next(srv);
 }
@@ -808,6 +838,7 @@ job_save(struct sync_job *job, enum job_write what)
 
 	job_master_done(job);
 	job->write = what;
+	job->write_release = job->leased;
 	if (!job->discover_only)
 		state_remember(job->app, job->account, &job->state,
 		    master_photo);
@@ -1155,11 +1186,10 @@ start_autodiscover(struct sync_job *job)
 
 /* ---- single-flight across nodes: the lease ---- */
 
-/* A try for the job's lease on the write lane, and the state under it. */
+/* A try for a job's lease on the write lane, and the state under it. */
 struct lease_try {
 	struct sync_job		*job;
 	char			 name[320];
-	int64_t			 holder;
 	int64_t			 now;
 	bool			 taken;
 	struct store_sync	 stored;
@@ -1167,19 +1197,52 @@ struct lease_try {
 	char			 err[256];
 };
 
-static void
-lease_try_run(struct store *st, void *arg)
-{
-	struct lease_try *lt = arg;
-	struct sync_job *job = lt->job;
+/*
+ * The tries pending while the previous batch was made, made together:
+ * one commit for all, as the outcomes' writes (`portal refresh` starts a
+ * try per user, each a commit of its own before). Should the batch
+ * fail, each is made again alone, so one bad row costs no other its try.
+ */
+struct lease_batch {
+	struct portal_srv	*srv;
+	struct lease_try	 tries[LEASE_BATCH];
+	size_t			 n;
+};
 
-	lt->rc = store_lease_take(st, lt->name, lt->holder, lt->now,
+static ps_err
+lease_try_rows(struct store *st, struct lease_try *lt)
+{
+	struct sync_job *job = lt->job;
+	ps_err rc;
+
+	lt->taken = false;
+	rc = store_lease_take(st, lt->name, store_lease_holder(), lt->now,
 	    lt->now + SYNC_LEASE_S, &lt->taken);
-	if (lt->rc == PS_OK)
-		lt->rc = store_sync_get(st, job->app->w.id, job->account,
+	if (rc == PS_OK)
+		rc = store_sync_get(st, job->app->w.id, job->account,
 		    &lt->stored);
-	if (lt->rc != PS_OK)
+	if (rc != PS_OK) {
+		lt->taken = false;
 		str_copy(lt->err, ps_errmsg(), sizeof(lt->err));
+	}
+	return lt->rc = rc;
+}
+
+static void
+lease_batch_run(struct store *st, void *arg)
+{
+	struct lease_batch *lb = arg;
+	ps_err rc;
+	size_t i;
+
+	if (lb->n > 1 && (rc = store_begin(st)) == PS_OK) {
+		for (i = 0; i < lb->n && rc == PS_OK; i++)
+			rc = lease_try_rows(st, &lb->tries[i]);
+		if (store_end(st, rc == PS_OK) == PS_OK && rc == PS_OK)
+			return;
+	}
+	for (i = 0; i < lb->n; i++)
+		(void)lease_try_rows(st, &lb->tries[i]);
 }
 
 /*
@@ -1271,10 +1334,10 @@ job_wait_remote(struct sync_job *job)
 	evtimer_add(job->lease_timer, &tv);
 }
 
+/* What a try found: sync, wait for another node, or end with its outcome. */
 static void
-lease_try_done(void *arg)
+lease_tried(struct lease_try *lt)
 {
-	struct lease_try *lt = arg;
 	struct sync_job *job = lt->job;
 	struct portal_srv *srv = job->app->srv;
 
@@ -1282,7 +1345,7 @@ lease_try_done(void *arg)
 	if (srv->stopping) {
 		/* No more calls to the master; a lease taken expires. */
 		job_busy(job, "the server is stopping");
-		goto out;
+		return;
 	}
 	if (lt->taken)
 		job->leased = true;
@@ -1294,11 +1357,11 @@ lease_try_done(void *arg)
 			job_wait_remote(job);
 		else
 			job_begin(job);
-		goto out;
+		return;
 	}
 	if (synced_elsewhere(job, &lt->stored)) {
 		job_done_elsewhere(job, &lt->stored);
-		goto out;
+		return;
 	}
 	if (lt->taken) {
 		if (job->remote) {
@@ -1312,15 +1375,69 @@ lease_try_done(void *arg)
 				evtimer_del(job->lease_timer);
 		}
 		job_begin(job);
-		goto out;
+		return;
 	}
 	job_wait_remote(job);
 	if (job->lease_again) {
 		job->lease_again = false;
 		lease_try(job);
 	}
-out:
-	free(lt);
+}
+
+static void
+lease_batch_done(void *arg)
+{
+	struct lease_batch *lb = arg;
+	struct portal_srv *srv = lb->srv;
+	size_t i;
+
+	/* Tries made meanwhile wait for the next batch. */
+	for (i = 0; i < lb->n; i++)
+		lease_tried(&lb->tries[i]);
+	free(lb);
+	srv->leasing = false;
+	lease_next(srv);
+}
+
+/* Makes the pending tries, unless a batch of them is being made. */
+static void
+lease_next(struct portal_srv *srv)
+{
+	struct lease_batch *lb;
+	struct sync_job *job;
+	char err[256];
+	size_t i;
+
+	if (srv->leasing || srv->lease_pending == NULL)
+		return;
+	lb = xcalloc(1, sizeof(*lb));
+	lb->srv = srv;
+	while (lb->n < LEASE_BATCH && (job = srv->lease_pending) != NULL) {
+		struct lease_try *lt = &lb->tries[lb->n++];
+
+		srv->lease_pending = job->lease_next;
+		lt->job = job;
+		lease_name(job, lt->name, sizeof(lt->name));
+		lt->now = time_now();
+	}
+	if (log_enabled(LOG_DEBUG))
+		log_debug(NULL, "sync.lease_batch", "tries=%zu", lb->n);
+	srv->leasing = true;
+	if (store_pool_write(srv->store, lease_batch_run, lease_batch_done,
+	    lb) == PS_OK)
+		return;
+	srv->leasing = false;
+	str_copy(err, ps_errmsg(), sizeof(err));
+	for (i = 0; i < lb->n; i++) {
+		job = lb->tries[i].job;
+		job->lease_busy = false;
+		if (job->remote)
+			job_wait_remote(job);
+		else
+			job_busy(job, err);
+	}
+	free(lb);
+	lease_next(srv);
 }
 
 /*
@@ -1330,28 +1447,18 @@ out:
 static void
 lease_try(struct sync_job *job)
 {
-	struct lease_try *lt;
+	struct sync_job **p;
 
 	if (job->lease_busy) {
 		job->lease_again = true;
 		return;
 	}
-	lt = xcalloc(1, sizeof(*lt));
-	lt->job = job;
-	lease_name(job, lt->name, sizeof(lt->name));
-	lt->holder = store_lease_holder();
-	lt->now = time_now();
-	if (store_pool_write(job->app->srv->store, lease_try_run,
-	    lease_try_done, lt) != PS_OK) {
-		str_copy(lt->err, ps_errmsg(), sizeof(lt->err));
-		free(lt);
-		if (job->remote)
-			job_wait_remote(job);
-		else
-			job_busy(job, ps_errmsg());
-		return;
-	}
 	job->lease_busy = true;
+	job->lease_next = NULL;
+	for (p = &job->app->srv->lease_pending; *p; p = &(*p)->lease_next)
+		;
+	*p = job;
+	lease_next(job->app->srv);
 }
 
 /* ---- entry ---- */
@@ -1786,12 +1893,14 @@ sync_shutdown(struct portal_srv *srv)
 		struct sync_waiter *w;
 
 		job->leased = false;	/* the lanes are gone: it expires */
+		job->lease_busy = false;
 		while ((w = job->waiters) != NULL) {
 			job->waiters = w->next;
 			waiter_free(w);
 		}
 		job_free(job);
 	}
+	srv->lease_pending = NULL;
 	lru_free(srv->ad_cache);
 	lru_free(srv->states);
 	lru_free(srv->tokens);

@@ -6,7 +6,8 @@ transaction with others: it waits until 16 are pending, or until every
 sync in flight is, so that a commit is not paid per user. The debug event
 `sync.write_batch` says how many rows each transaction had and how many
 syncs were in flight: every batch must be 16 or more, or all that was
-left. Then a refresh is killed while its first batch waits for the
+left. The leases each sync takes first go in batches too
+(`sync.lease_batch`). Then a refresh is killed while its first batch waits for the
 store's write lock (held here: SQLite's BEGIN IMMEDIATE, PostgreSQL's
 tables locked): what an earlier run stored is intact,
 no user has a photo without its state, and the next run fetches the
@@ -71,6 +72,16 @@ ok(len(got) <= USERS // BATCH + 2, "%d outcomes in %d transactions, not "
    "one each" % (USERS, len(got)))
 is_eq(rows("SELECT count(*) FROM thumbs")[0][0], N + 2,
       "every photo is stored")
+# Each sync takes its lease before calling the master; the tries made
+# while a batch of them is on the write lane go together in the next.
+tries = [int(t) for t in re.findall(r"ev=sync\.lease_batch tries=(\d+)",
+                                    err)]
+is_eq(sum(tries), USERS, "every user's lease was tried once")
+ok(len(tries) >= 2 and tries[0] + tries[1] == 8,
+   "the 8 syncs started at once took their leases in 2 transactions (the "
+   "first alone, the 7 started meanwhile together): %s" % tries[:2])
+ok(len(tries) < USERS, "%d lease tries in %d transactions" % (USERS,
+                                                              len(tries)))
 
 # ---- a crash while a batch waits for the store ----
 before = rows("SELECT account, etag FROM thumbs WHERE account IN "
