@@ -954,6 +954,12 @@ auth_guard_on_count(struct auth_guard *g, auth_guard_count_fn fn, void *arg)
 	g->on_count_arg = arg;
 }
 
+int64_t
+auth_guard_forget_after_ms(const struct auth_guard *g)
+{
+	return g->lim.forget_after_ms;
+}
+
 void
 auth_guard_learn(struct auth_guard *g, const struct auth_guard_count *c)
 {

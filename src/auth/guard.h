@@ -244,4 +244,7 @@ void	auth_guard_on_count(struct auth_guard *, auth_guard_count_fn fn,
  */
 void	auth_guard_learn(struct auth_guard *, const struct auth_guard_count *);
 
+/* The guard's forget_after_ms, for what keeps counts elsewhere. */
+int64_t	auth_guard_forget_after_ms(const struct auth_guard *);
+
 #endif

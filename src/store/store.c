@@ -3007,22 +3007,22 @@ store_signin_clear(struct store *st, const char *name, int64_t now)
 }
 
 ps_err
-store_signin_get(struct store *st, const char *name, int64_t forget_before,
-    int64_t *failures)
+store_signin_get(struct store *st, const char *name, int64_t *failures,
+    int64_t *last)
 {
-	struct db_stmt *q = prep(st, "SELECT failures FROM signin_counts "
-	    "WHERE name = ? AND last > ?");
+	struct db_stmt *q = prep(st, "SELECT failures, last FROM "
+	    "signin_counts WHERE name = ?");
 	ps_err rc = PS_ENOTFOUND;
 	enum db_step r;
 
-	*failures = 0;
+	*failures = *last = 0;
 	if (q == NULL)
 		return PS_ESTORE;
 	bind_text(q, 1, name);
-	bind_int64(q, 2, forget_before);
 	r = step(st, q);
 	if (r == DB_ROW) {
 		*failures = col_int64(q, 0);
+		*last = col_int64(q, 1);
 		rc = PS_OK;
 	} else if (r != DB_DONE) {
 		rc = store_fail(st, "read a sign-in count");

@@ -682,12 +682,12 @@ ps_err	store_signin_add(struct store *, const char *name, int64_t failures,
 /* Clears the count `name` (a success) when it has failures. */
 ps_err	store_signin_clear(struct store *, const char *name, int64_t now);
 /*
- * The failures of the count `name` into *failures (0: cleared);
- * PS_ENOTFOUND when there is none, or its last failure was at or before
- * `forget_before` (forgotten).
+ * The failures of the count `name` into *failures (0: cleared) and the
+ * time of its last change into *last; PS_ENOTFOUND when there is none.
+ * Whether they are forgotten by now is the caller's to say.
  */
-ps_err	store_signin_get(struct store *, const char *name,
-	    int64_t forget_before, int64_t *failures);
+ps_err	store_signin_get(struct store *, const char *name, int64_t *failures,
+	    int64_t *last);
 /* Deletes the counts whose last change was at or before `before`. */
 ps_err	store_signin_prune(struct store *, int64_t before);
 

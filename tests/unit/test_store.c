@@ -2244,7 +2244,7 @@ test_signin_counts(void)
 	static const unsigned char zero[STORE_SIGNIN_KEY_BYTES];
 	char *addr;
 	struct store *a, *b;
-	int64_t head = 0, after = 0, total = 0, n = -1;
+	int64_t head = 0, after = 0, total = 0, n = -1, last = -1;
 	int i;
 
 	for (i = 0; i < 2; i++) {
@@ -2263,16 +2263,15 @@ test_signin_counts(void)
 		    total == 5, "2 more from another node: 5 in all");
 		ok(store_feed_head(a, &after) == PS_OK && after > head,
 		    "a count changed writes the feed");
-		ok(store_signin_get(a, "a:x", 900, &n) == PS_OK && n == 5,
-		    "read back: 5");
-		is_int(store_signin_get(a, "a:x", 1001, &n), PS_ENOTFOUND,
-		    "... none once forgotten");
-		is_int(store_signin_get(a, "p:y", 0, &n), PS_ENOTFOUND,
-		    "... none for another name");
+		ok(store_signin_get(a, "a:x", &n, &last) == PS_OK && n == 5 &&
+		    last == 1001, "read back: 5, the last at 1001");
+		is_int(store_signin_get(a, "p:y", &n, &last), PS_ENOTFOUND,
+		    "none for another name");
 		ok(store_signin_add(a, "a:x", 1, 2000, 1001, &total) ==
 		    PS_OK && total == 1, "after the quiet, counting restarts");
 		ok(store_signin_clear(b, "a:x", 2001) == PS_OK &&
-		    store_signin_get(a, "a:x", 1500, &n) == PS_OK && n == 0,
+		    store_signin_get(a, "a:x", &n, &last) == PS_OK && n == 0 &&
+		    last == 2001,
 		    "cleared: 0 failures");
 		ok(store_signin_add(a, "a:x", 2, 2002, 1002, &total) ==
 		    PS_OK && total == 2, "counted again from 0");
@@ -2280,8 +2279,8 @@ test_signin_counts(void)
 		    total == 4, "another count");
 		store_feed_head(a, &head);
 		ok(store_signin_prune(b, 1500) == PS_OK &&
-		    store_signin_get(a, "p:y", 0, &n) == PS_ENOTFOUND &&
-		    store_signin_get(a, "a:x", 0, &n) == PS_OK && n == 2,
+		    store_signin_get(a, "p:y", &n, &last) == PS_ENOTFOUND &&
+		    store_signin_get(a, "a:x", &n, &last) == PS_OK && n == 2,
 		    "pruned: the old count goes, the new stays");
 		ok(store_feed_head(a, &after) == PS_OK && after == head,
 		    "pruning writes no feed rows");
