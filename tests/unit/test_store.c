@@ -236,6 +236,7 @@ static const char *const kind_names[] = {
 	[STORE_CHANGE_THUMB] = "thumb",
 	[STORE_CHANGE_SYNC] = "sync",
 	[STORE_CHANGE_SESSION] = "session",
+	[STORE_CHANGE_SIGNIN_COUNT] = "signin_count",
 };
 
 #define MAX_ROWS 32
