@@ -60,9 +60,9 @@ struct store_pool;
 #define SHARE_PRUNE_EVERY_S	600
 
 /*
- * Starts sharing `guard`'s counts through `pool` (both borrowed; they
- * must outlive the share, and the pool's jobs must have run before it is
- * freed: free the pool first). `st` is a connection of the caller's,
+ * Starts sharing `guard`'s counts through `pool` (both borrowed; the
+ * pool's jobs must have run before the share is freed, and the guard
+ * must outlive it: free the pool, then the share, then the guard). `st` is a connection of the caller's,
  * used once here, before the server serves, to read or make the store's
  * key (which is handed to the guard: call this before the guard's first
  * check). PS_ESTORE (the reason in ps_errmsg()) when the key cannot be
