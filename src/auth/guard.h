@@ -215,9 +215,10 @@ struct auth_guard_count {
 };
 
 /*
- * The key that names accounts and addresses (copied), the same on every node sharing counts, instead of the guard's
- * own random one. Call it before the first check: counts made under the
- * old key are not found under the new one.
+ * The key that names accounts and addresses (copied), the same on every
+ * node sharing counts, instead of the guard's own random one. Call it
+ * before the first check: counts made under the old key are not found
+ * under the new one.
  */
 void	auth_guard_share_key(struct auth_guard *,
 	    const unsigned char key[AUTH_GUARD_KEY_BYTES]);

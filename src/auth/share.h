@@ -62,11 +62,12 @@ struct store_pool;
 /*
  * Starts sharing `guard`'s counts through `pool` (both borrowed; the
  * pool's jobs must have run before the share is freed, and the guard
- * must outlive it: free the pool, then the share, then the guard). `st` is a connection of the caller's,
- * used once here, before the server serves, to read or make the store's
- * key (which is handed to the guard: call this before the guard's first
- * check). PS_ESTORE (the reason in ps_errmsg()) when the key cannot be
- * read or made. Free with auth_share_free().
+ * must outlive it: free the pool, then the share, then the guard).
+ * `st` is a connection of the caller's, used once here, before the
+ * server serves, to read or make the store's key (which is handed to
+ * the guard: call this before the guard's first check). PS_ESTORE (the
+ * reason in ps_errmsg()) when the key cannot be read or made. Free with
+ * auth_share_free().
  */
 ps_err	auth_share_new(struct event_base *, struct store *st,
 	    struct store_pool *pool, struct auth_guard *guard,

@@ -840,8 +840,8 @@ pg_close(struct store *st)
 	"  failures bigint NOT NULL,"					\
 	"  last bigint NOT NULL);"					\
 	"CREATE INDEX signin_counts_last ON signin_counts (last);"	\
-	"CREATE FUNCTION feed_signin_counts() RETURNS trigger LANGUAGE "	\
-	"plpgsql AS $$ BEGIN "						\
+	"CREATE FUNCTION feed_signin_counts() RETURNS trigger "	\
+	"LANGUAGE plpgsql AS $$ BEGIN "					\
 	FEED_ROW("signin_count", "NEW.name")				\
 	"  RETURN NULL; "						\
 	"END $$;"							\
