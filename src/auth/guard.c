@@ -25,6 +25,12 @@
  * (not decayed), read lazily. `running` is the checks admitted and not yet
  * answered, which counts against the free failures left: past them, one
  * check at a time.
+ *
+ * Counts are keyed with `count_key` (the guard's own key, or the one the
+ * nodes of a store share: guard.h), credentials always with `key`. Every
+ * failure counted and every count cleared by a check is reported to
+ * `on_count` (auth/share.c writes it to the store); a count learnt from
+ * elsewhere is taken as the higher of the two, and not reported back.
  */
 #include <arpa/inet.h>
 #include <event2/event.h>

@@ -1196,9 +1196,10 @@ master_serve(struct master_state *ms, const char *listen_host,
 		rc = PS_EIO;
 		goto out;
 	}
-	if ((rc = auth_share_new(s.base, ms->store, s.pool, s.guard,
-	    &s.share)) != PS_OK)
-		goto out;
+	/* Without the store's key the node throttles alone (docs/scaling.md). */
+	if (auth_share_new(s.base, ms->store, s.pool, s.guard, &s.share) !=
+	    PS_OK)
+		log_warn(NULL, "auth.share_off", "error=%s", log_q(ps_errmsg()));
 	metrics_declare("photosync_store_queued", "gauge",
 	    "Store jobs queued or running on the store's lanes.");
 	metrics_declare("photosync_image_queued", "gauge",

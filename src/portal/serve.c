@@ -674,9 +674,10 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 		rc = PS_EIO;
 		goto out;
 	}
-	if ((rc = auth_share_new(srv.base, ps->store, srv.store, srv.guard,
-	    &srv.share)) != PS_OK)
-		goto out;
+	/* Without the store's key the node throttles alone (docs/scaling.md). */
+	if (auth_share_new(srv.base, ps->store, srv.store, srv.guard,
+	    &srv.share) != PS_OK)
+		log_warn(NULL, "auth.share_off", "error=%s", log_q(ps_errmsg()));
 	metrics_declare("photosync_photos_served_total", "counter",
 	    "Photos and placeholders served, by kind.");
 	metrics_declare("photosync_photos_revalidated_total", "counter",
