@@ -519,6 +519,12 @@ store_open_given(const char *uri, const char *password_file,
 	return PS_OK;
 }
 
+bool
+store_connected(struct store *st)
+{
+	return st->drv->connected(st);
+}
+
 void
 store_close(struct store *st)
 {

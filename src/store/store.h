@@ -76,6 +76,13 @@ ps_err	store_open_pg(const char *uri, const char *password, enum store_role,
 ps_err	store_open_given(const char *uri, const char *password_file,
 	    enum store_role, struct store **out, char **password);
 void	store_close(struct store *);
+/*
+ * False when the store's server could not be reached or the connection
+ * was lost at the last call (PostgreSQL); a file store is always
+ * connected. Makes no call: the connection's state as the last call left
+ * it. The connection's thread only.
+ */
+bool	store_connected(struct store *);
 
 /* True when `address` is a postgresql:// (or postgres://) URI. */
 bool	store_is_uri(const char *address);
