@@ -425,6 +425,11 @@ basic_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 	case AUTH_SIGNIN_FAILED:
 		call_error(c, 500, "the store failed");
 		break;
+	case AUTH_SIGNIN_UNREACHABLE:
+		http_reply_header(c->r, "Retry-After", STORE_DOWN_RETRY_S);
+		call_error(c, 503, "the store cannot be reached: try again in "
+		    "a moment");
+		break;
 	case AUTH_SIGNIN_GONE:
 		http_reply(c->r, 503, NULL, NULL, 0);
 		call_end(c);

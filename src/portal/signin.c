@@ -283,6 +283,16 @@ signin_answer(void *arg, struct auth_signin *flow,
 		else
 			http_reply_error(r, 500, "the store failed");
 		break;
+	case AUTH_SIGNIN_UNREACHABLE:
+		http_reply_header(r, "Retry-After", STORE_DOWN_RETRY_S);
+		if (form)
+			login_form(r, si->return_url, "The server cannot "
+			    "reach its store right now. Please try again in a "
+			    "moment.", 503);
+		else
+			http_reply_error(r, 503, "the store cannot be "
+			    "reached: try again in a moment");
+		break;
 	case AUTH_SIGNIN_GONE:
 		http_reply(r, 503, NULL, NULL, 0);
 		break;

@@ -202,3 +202,9 @@ store_pool_health(const struct store_pool *p, struct store_pool_health *out)
 {
 	*out = p->health;
 }
+
+bool
+store_pool_up(const struct store_pool *p)
+{
+	return p->health.up;
+}

@@ -96,5 +96,14 @@ struct store_pool_health {
 };
 void	store_pool_health(const struct store_pool *,
 	    struct store_pool_health *out);
+/*
+ * Whether the last job to end reached the store: in a job's done(), that
+ * job's own connection, so a failed store call can be told apart from a
+ * store that could not be reached (answered 503 with Retry-After
+ * STORE_DOWN_RETRY_S, not 500).
+ */
+bool	store_pool_up(const struct store_pool *);
+
+#define STORE_DOWN_RETRY_S	"5"	/* Retry-After: the store is down */
 
 #endif
