@@ -308,7 +308,7 @@ struct change {
 	ps_err			 render_rc;
 	char			 render_err[256];
 	char			 etag[33];
-	bool			 begun;		/* its transaction was */
+	bool			 begun;		/* its transaction */
 	/* the answer, once its page's photo tag is read */
 	int			 status;
 	char			*managed_url;

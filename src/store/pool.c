@@ -33,7 +33,7 @@ struct pool_job {
 	store_job_fn		 run;
 	void			(*done)(void *);
 	void			*arg;
-	bool			 connected;	/* after run, lane thread */
+	bool			 connected;	/* after run (lane) */
 };
 
 static void

@@ -90,7 +90,7 @@ size_t	store_pool_pending(struct store_pool *);
  * or at a readiness probe.
  */
 struct store_pool_health {
-	bool		up;		/* the last job to end reached it */
+	bool		up;		/* the last job to end got there */
 	uint64_t	unreachable;	/* jobs that ended without it */
 	int64_t		last_failure;	/* Unix time; 0: none yet */
 };
@@ -104,6 +104,6 @@ void	store_pool_health(const struct store_pool *,
  */
 bool	store_pool_up(const struct store_pool *);
 
-#define STORE_DOWN_RETRY_S	"5"	/* Retry-After: the store is down */
+#define STORE_DOWN_RETRY_S	"5"	/* Retry-After: store unreachable */
 
 #endif
