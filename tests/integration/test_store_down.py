@@ -8,8 +8,11 @@ and the master for photos they hold in memory:
   - GET /ready says 503, /metrics says photosync_store_up 0 (on both
     roles), the log says store.error, diagnose says the store is
     unreachable (its address, never a password);
-  - an upload is refused with 503, Retry-After and a sentence, and
-    nothing changes in the store;
+  - writes are refused with 503, Retry-After and a sentence, and
+    nothing changes in the store: the portal's local upload, its sign-in
+    form and a Basic sign-in it does not hold in memory, the same on the
+    master, and its change-photo upload; admin commands fail with a
+    clear error;
   - PostgreSQL started again: node A reconnects (store.reconnected, then
     its feed listener: store.feed_listening), an upload works, a photo
     changed through node B while node A's listener was cut is served by
@@ -303,6 +306,8 @@ refused(upload(pa, T3, make_image(os.path.join(work, "t3-down.jpg"),
                                   "500x500", extra=["-negate"])),
         "a local upload (test3, no mailbox)")
 refused(login_form(pa), "the portal's sign-in form")
+refused(pa.get("/my", {"Authorization": basic(T1, "not-held-in-memory")}),
+        "a portal Basic sign-in the server does not hold")
 
 # ---- the master's store down too ----
 pg_m.halt()
@@ -315,6 +320,9 @@ refused(Browser(m).post(action_of(r, "/ecp/login"), {
     "csrf": csrf_of(r), "email": "test1@contoso.com",
     "password": "pw-one"}, cookies={"ecp_csrf": csrf_of(r)}),
     "the master's sign-in form")
+refused(m.get(GUP, {"Authorization": basic("test1@contoso.com",
+                                           "not-held-in-memory")}),
+        "a master Basic sign-in the server does not hold")
 refused(upload(pa, T3, make_image(os.path.join(work, "t3-down2.jpg"),
                                   "500x500", extra=["-flop"])),
         "a local upload with the master's store down too")
