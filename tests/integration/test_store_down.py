@@ -1,8 +1,9 @@
 """PostgreSQL stopped and started under load.
 
-A master and two portal nodes (A and B) on one PostgreSQL server that
-this test stops (pg_ctl stop -m fast) while threads ask portal node A
-and the master for photos they hold in memory:
+Two portal nodes (A and B) on one PostgreSQL server and a master on a
+second one, which this test stops (pg_ctl stop -m fast: the portal's
+first, then the master's) while threads ask portal node A and the master
+for photos they hold in memory:
 
   - every cached photo request keeps being answered 200, from memory;
   - GET /ready says 503, /metrics says photosync_store_up 0 (on both
