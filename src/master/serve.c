@@ -1137,8 +1137,9 @@ handle(struct http_req *r, void *arg)
 		metrics_set("photosync_store_up", NULL, health.up ? 1 : 0);
 		metrics_set("photosync_store_unreachable_total", NULL,
 		    (double)health.unreachable);
-		metrics_set("photosync_store_last_failure_timestamp_"
-		    "seconds", NULL, (double)health.last_failure);
+		metrics_set(
+		    "photosync_store_last_failure_timestamp_seconds", NULL,
+		    (double)health.last_failure);
 		metrics_set("photosync_image_queued", NULL,
 		    (double)ecp_uploads_pending(s->ecp));
 		metrics_set("photosync_auth_pending", NULL,
