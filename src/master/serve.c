@@ -181,6 +181,19 @@ call_busy(struct master_call *c, const char *what)
 	call_end(c);
 }
 
+/* The store failed: 503 with Retry-After while it cannot be reached. */
+static void
+call_store_failed(struct master_call *c)
+{
+	if (store_pool_up(c->s->pool)) {
+		call_error(c, 500, "the store failed");
+		return;
+	}
+	http_reply_header(c->r, "Retry-After", STORE_DOWN_RETRY_S);
+	call_error(c, 503, "the store cannot be reached: try again in a "
+	    "moment");
+}
+
 /* A store job's reason, kept for the loop (ps_errmsg is per thread). */
 static void
 call_failed(struct master_call *c, ps_err rc)
@@ -442,9 +455,7 @@ basic_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 		call_error(c, 500, "the store failed");
 		break;
 	case AUTH_SIGNIN_UNREACHABLE:
-		http_reply_header(c->r, "Retry-After", STORE_DOWN_RETRY_S);
-		call_error(c, 503, "the store cannot be reached: try again in "
-		    "a moment");
+		call_store_failed(c);
 		break;
 	case AUTH_SIGNIN_GONE:
 		http_reply(c->r, 503, NULL, NULL, 0);
@@ -729,7 +740,7 @@ rest_photo_answer(struct master_call *c, struct master_cached *ph)
 	char side[16];
 
 	if (ph == NULL) {
-		call_error(c, 500, "the store failed");
+		call_store_failed(c);
 		return;
 	}
 	if (ph->data == NULL) {
@@ -855,7 +866,12 @@ soap_photo_answer(struct master_call *c, struct master_cached *ph)
 	int status = 200;
 
 	buf_init(&c->out, 4 * 1024 * 1024);
-	if (ph == NULL) {
+	if (ph == NULL && !store_pool_up(c->s->pool)) {
+		http_reply_header(r, "Retry-After", STORE_DOWN_RETRY_S);
+		ews_fault(&c->out, false, "the store cannot be reached: try "
+		    "again in a moment");
+		status = 503;
+	} else if (ph == NULL) {
 		ews_fault(&c->out, false, "the store failed");
 		status = 500;
 	} else if (ph->data == NULL) {

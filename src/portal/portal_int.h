@@ -323,7 +323,7 @@ void	reply_error_page(struct http_req *, const struct viewer *,
 /* 503 with Retry-After, for a budget used up (the reason in the log). */
 void	reply_busy(struct http_req *, const char *what);
 /* A lookup the store could not answer: 503 when busy (PS_EBUSY), else 500. */
-void	reply_unread(struct http_req *, ps_err rc);
+void	reply_unread(struct portal_srv *, struct http_req *, ps_err rc);
 
 /*
  * GET /avatar/<hash>[.jpg|.png] (avatar.c), Libravatar/Gravatar style.

@@ -91,10 +91,15 @@ page_load_done(void *arg)
 		reply_error_page(pl->r, &pl->v, 404, "There is no such "
 		    "person.");
 	else if (pl->rc != PS_OK) {
+		bool down = !store_pool_up(pl->app->srv->store);
+
 		log_err(http_req_id(pl->r), "page.store_failed", "error=%s",
 		    log_q(pl->err));
-		reply_error_page(pl->r, &pl->v, 500, "The page could not be "
-		    "read. Please try again later.");
+		if (down)
+			http_reply_header(pl->r, "Retry-After",
+			    STORE_DOWN_RETRY_S);
+		reply_error_page(pl->r, &pl->v, down ? 503 : 500, "The page "
+		    "could not be read. Please try again later.");
 	} else
 		pl->show(pl);
 	if (pl->kept)

@@ -82,11 +82,15 @@ reply_busy(struct http_req *r, const char *what)
 }
 
 void
-reply_unread(struct http_req *r, ps_err rc)
+reply_unread(struct portal_srv *srv, struct http_req *r, ps_err rc)
 {
 	if (rc == PS_EBUSY)
 		reply_busy(r, "store reads");
-	else
+	else if (!store_pool_up(srv->store)) {
+		http_reply_header(r, "Retry-After", STORE_DOWN_RETRY_S);
+		http_reply_error(r, 503, "the store cannot be reached: try "
+		    "again in a moment");
+	} else
 		http_reply_error(r, 500, "the store could not be read");
 }
 

@@ -309,6 +309,8 @@ refused(upload(pa, T3, make_image(os.path.join(work, "t3-down.jpg"),
 refused(login_form(pa), "the portal's sign-in form")
 refused(pa.get("/my", {"Authorization": basic(T1, "not-held-in-memory")}),
         "a portal Basic sign-in the server does not hold")
+refused(pa.get(photo_path("contoso\\nobody"), as_user=T1),
+        "a portal photo the server does not hold in memory")
 
 # ---- the master's store down too ----
 pg_m.halt()
@@ -324,6 +326,8 @@ refused(Browser(m).post(action_of(r, "/ecp/login"), {
 refused(m.get(GUP, {"Authorization": basic("test1@contoso.com",
                                            "not-held-in-memory")}),
         "a master Basic sign-in the server does not hold")
+refused(m.get(GUP.replace("test1@", "nobody@"), MAUTH),
+        "a GetUserPhoto the master does not hold in memory")
 refused(upload(pa, T3, make_image(os.path.join(work, "t3-down2.jpg"),
                                   "500x500", extra=["-flop"])),
         "a local upload with the master's store down too")
