@@ -686,6 +686,10 @@ login_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 	case AUTH_SIGNIN_GONE:
 		http_reply(r, 503, NULL, NULL, 0);
 		break;
+	case AUTH_SIGNIN_UNKNOWN:
+		/* The form's sign-in never ends so: a proxy's only. */
+		http_reply_error(r, 403, "no such mailbox");
+		break;
 	}
 	ecp_call_end(ec);
 }

@@ -429,6 +429,10 @@ basic_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 		http_reply(c->r, 503, NULL, NULL, 0);
 		call_end(c);
 		break;
+	case AUTH_SIGNIN_UNKNOWN:
+		/* Basic's sign-in never ends so: a proxy's only. */
+		call_error(c, 403, "no such mailbox");
+		break;
 	}
 }
 

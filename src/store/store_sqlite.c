@@ -334,6 +334,9 @@ static const char *const portal_migrations[] = {
 	"  DEFAULT 0;",
 	/* 5: leases, work shared between nodes (store.h); no feed */
 	LEASES_SCHEMA,
+	/* sign-in by a single sign-on proxy (auth/sso.h); off by default */
+	"ALTER TABLE webapps ADD COLUMN sso_header TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE webapps ADD COLUMN sso_proxies TEXT NOT NULL DEFAULT '';",
 };
 #pragma GCC diagnostic pop
 
