@@ -95,6 +95,16 @@ lane_busy(struct auth_signin *si)
 	finish(si, AUTH_SIGNIN_BUSY);
 }
 
+/* A proxy named an account that is not there (or no longer). */
+static void
+sso_unknown(struct auth_signin *si)
+{
+	str_copy(si->why, "no such account", sizeof(si->why));
+	log_info(si->reqid, "auth.sso_unknown", "user=%s peer=%s",
+	    log_q(si->name), log_q(si->peer));
+	finish(si, AUTH_SIGNIN_UNKNOWN);
+}
+
 /* ---- 5. a form's session ---- */
 
 static void
@@ -115,7 +125,9 @@ session_done(void *arg)
 
 	if (gone(si))
 		return;
-	if (si->rc == PS_ENOTFOUND)
+	if (si->rc == PS_ENOTFOUND && si->kind == AUTH_SIGNIN_SSO)
+		sso_unknown(si);
+	else if (si->rc == PS_ENOTFOUND)
 		refused(si, "the account can no longer sign in");
 	else if (si->rc != PS_OK)
 		store_failed(si);
@@ -188,15 +200,18 @@ static void
 sso_looked_up(struct auth_signin *si)
 {
 	if (si->rc != PS_OK) {
-		str_copy(si->why, "no such account", sizeof(si->why));
-		log_info(si->reqid, "auth.sso_unknown", "user=%s peer=%s",
-		    log_q(si->name), log_q(si->peer));
-		finish(si, AUTH_SIGNIN_UNKNOWN);
+		sso_unknown(si);
 		return;
 	}
 	log_debug(si->reqid, "auth.accepted", "method=sso user=%s peer=%s",
 	    log_q(si->name), log_q(si->peer));
-	finish(si, AUTH_SIGNIN_OK);
+	if (!si->sso_session) {
+		finish(si, AUTH_SIGNIN_OK);
+		return;
+	}
+	auth_web_session_new(si->cookie, si->key, si->csrf);
+	if (store_pool_write(si->pool, session_run, session_done, si) != PS_OK)
+		lane_busy(si);
 }
 
 static void
@@ -263,12 +278,13 @@ auth_signin_start(struct auth_signin *si, const struct auth_signin_ops *ops,
 void
 auth_signin_sso_start(struct auth_signin *si,
     const struct auth_signin_ops *ops, void *arg, struct store_pool *pool,
-    const char *reqid, const char *peer, char *name)
+    const char *reqid, const char *peer, bool session, char *name)
 {
 	si->ops = ops;
 	si->arg = arg;
 	si->pool = pool;
 	si->kind = AUTH_SIGNIN_SSO;
+	si->sso_session = session;
 	si->name = name;
 	str_copy(si->reqid, reqid ? reqid : "", sizeof(si->reqid));
 	str_copy(si->peer, peer ? peer : "", sizeof(si->peer));

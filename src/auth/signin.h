@@ -111,6 +111,7 @@ struct auth_signin {
 	struct store_pool *pool;
 	struct auth_guard *guard;
 	enum auth_signin_kind kind;
+	bool		 sso_session;	/* SSO: start a session too */
 	char		 reqid[64];
 	char		 peer[64];
 	char		 account[256];	/* as counted by the guard */
@@ -138,14 +139,18 @@ void	auth_signin_start(struct auth_signin *si,
  * Signs in `name` (taken), as a single sign-on proxy named it (sso.h:
  * only once auth_sso_request() said AUTH_SSO_USER), for the request
  * `reqid` from `peer`: the account is read on `pool`'s read lane with
- * ops->lookup (its hash is not checked, nor kept); no guard, no session.
- * ops->answer() says how it ended: OK, UNKNOWN (no such account: logged
- * as auth.sso_unknown), BUSY, FAILED or GONE.
+ * ops->lookup (its hash is not checked, nor kept); no guard. With
+ * `session`, a session is then started as a form's is (ops->session_put
+ * on the write lane; si->cookie and si->csrf for the answer): for pages
+ * whose forms carry a session's CSRF token. ops->answer() says how it
+ * ended: OK, UNKNOWN (no such account: logged as auth.sso_unknown;
+ * also when it went before its session was stored), BUSY, FAILED or
+ * GONE.
  */
 void	auth_signin_sso_start(struct auth_signin *si,
 	    const struct auth_signin_ops *ops, void *arg,
 	    struct store_pool *pool, const char *reqid, const char *peer,
-	    char *name);
+	    bool session, char *name);
 /*
  * Frees what `si` holds and wipes its secrets; for the role's clean-up,
  * after answer() or when the request is dropped (a stop: the pool and

@@ -403,7 +403,7 @@ signin_request(struct webapp_ctx *app, struct http_req *r,
 		si = signin_new(app, r, then);
 		http_req_defer(r);
 		auth_signin_sso_start(&si->flow, &signin_ops, si,
-		    app->srv->store, http_req_id(r), http_req_peer(r),
+		    app->srv->store, http_req_id(r), http_req_peer(r), false,
 		    xstrdup(named));
 		return;
 	case AUTH_SSO_NONE:

@@ -23,12 +23,13 @@ work = tmpdir("sso")
 m, p = wired()
 
 
-def nginx_conf(port):
-    """nginx on 127.0.0.1:port, proxying to the portal over TLS from
-    PROXY_ADDR. The identity header is the value of the client's
-    X-Test-User (the test's choice of account), and X-Test-Twice adds a
-    second copy of it: what a misconfigured proxy that appends does."""
-    d = os.path.join(work, "nginx")
+def nginx_conf(name, port, upstream, ca):
+    """nginx on 127.0.0.1:port, proxying to upstream (a port on
+    127.0.0.1) over TLS from PROXY_ADDR. The identity header is the value
+    of the client's X-Test-User (the test's choice of account), and
+    X-Test-Twice adds a second copy of it: what a misconfigured proxy that
+    appends does."""
+    d = os.path.join(work, name)
     os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
     conf = """
 master_process off;
@@ -59,8 +60,8 @@ http {
         }
     }
 }
-""" % {"d": d, "port": port, "portal": p.port, "proxy": PROXY_ADDR,
-       "ca": p.ca}
+""" % {"d": d, "port": port, "portal": upstream, "proxy": PROXY_ADDR,
+       "ca": ca}
     return write(os.path.join(d, "nginx.conf"), conf), d
 
 
@@ -72,14 +73,17 @@ def listening(port):
         return False
 
 
-def via_nginx(path, headers=None):
+def via_nginx(path, headers=None, port=None):
     import http.client
-    c = http.client.HTTPConnection("127.0.0.1", nginx_port, timeout=60)
+    c = http.client.HTTPConnection("127.0.0.1", port or nginx_port,
+                                   timeout=60)
     try:
         c.request("GET", path, headers=headers or {})
         r = c.getresponse()
-        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), \
-            r.read()
+        h = dict((k.lower(), v) for k, v in r.getheaders())
+        h["set-cookie"] = [v for k, v in r.getheaders()
+                           if k.lower() == "set-cookie"]
+        return r.status, h, r.read()
     finally:
         c.close()
 
@@ -107,24 +111,30 @@ ok("sso-header              off" in out and
    "sso-proxy               none" in out,
    "nothing refused was stored: single sign-on still off")
 
-# ---- nginx in front ----
-nginx_port = free_port()
-conf, ndir = nginx_conf(nginx_port)
-nginx = subprocess.Popen([NGINX, "-e", os.path.join(ndir, "error.log"),
-                          "-c", conf, "-p", ndir, "-g", "daemon off;"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start_nginx(name, upstream, ca):
+    """A real nginx in front of upstream, in the foreground as the test's
+    user (no master process: nothing to switch users for); stopped at
+    exit. Returns (process, port)."""
+    import atexit
+    port = free_port()
+    conf, ndir = nginx_conf(name, port, upstream, ca)
+    proc = subprocess.Popen([NGINX, "-e", os.path.join(ndir, "error.log"),
+                             "-c", conf, "-p", ndir, "-g", "daemon off;"],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+    def stop():
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=30)
+    atexit.register(stop)
+    ok(wait_for(lambda: proc.poll() is not None or listening(port)) and
+       proc.poll() is None, "nginx (%s) listens on port %d" % (name, port))
+    return proc, port
 
 
-def stop_nginx():
-    if nginx.poll() is None:
-        nginx.terminate()
-        nginx.wait(timeout=30)
-
-
-import atexit  # noqa: E402
-atexit.register(stop_nginx)
-ok(wait_for(lambda: nginx.poll() is not None or listening(nginx_port)) and
-   nginx.poll() is None, "nginx listens on port %d" % nginx_port)
+# ---- nginx in front of the portal ----
+nginx, nginx_port = start_nginx("nginx-portal", p.port, p.ca)
 
 # Before single sign-on is set: the header is nobody's word.
 st, h, body = via_nginx("/my", {"X-Test-User": T1})
@@ -202,5 +212,68 @@ is_eq(len(re.findall(r"ev=auth\.sso_ignored .*peer=\"?127\.0\.0\.1",
 st, h, body = via_nginx("/my", {"X-Remote-User": T1})
 is_eq(st, 401, "X-Remote-User sent to nginx without X-Test-User: 401")
 
-stop_nginx()
+nginx.terminate()
+nginx.wait(timeout=30)
+
+# ---- the master: the change-photo page and EWS through nginx ----
+PAGE = "/ecp/PersonalSettings/EditAccount.aspx?chgPhoto=1"
+REST = "/ews/exchange.asmx/s/GetUserPhoto?email=test1@contoso.com" \
+    "&size=HR48x48"
+for args, why in (
+        (["--sso-header", "Proxy-Authorization"], "Proxy-Authorization"),
+        (["--sso-header", "X-Remote\tUser"], "not a header name"),
+        (["--sso-proxy", "10.0.0.1, nowhere"], "nowhere")):
+    rc, out, err = m.cmd("sso", "set", *args, check=False)
+    ok(rc != 0 and why in err, "master sso set %s: refused (%s)" % (
+        " ".join(args), err.strip()))
+rc, out, err = m.cmd("sso", "show")
+ok("sso-header  off" in out and "sso-proxy   none" in out,
+   "master sso show: still off")
+m.cmd("sso", "set", "--sso-header", "X-Remote-User", "--sso-proxy",
+      PROXY_ADDR)
+rc, out, err = m.cmd("sso", "show")
+ok("sso-header  X-Remote-User" in out and PROXY_ADDR in out,
+   "master sso show: the header and the proxy")
+m.stop()
+m.start()
+mnginx, mport = start_nginx("nginx-master", m.port, m.ca)
+
+st, h, body = via_nginx(PAGE, {"X-Test-User": "test1@contoso.com"},
+                        port=mport)
+cookie = [c for c in h["set-cookie"] if c.startswith("ecp_session=")]
+ok(st == 303 and cookie, "the change-photo page through nginx as test1: "
+   "a session started, without a password")
+cookie = cookie[0].split(";")[0] if cookie else ""
+st, h, body = via_nginx(PAGE, {"X-Test-User": "test1@contoso.com",
+                               "Cookie": cookie}, port=mport)
+ok(st == 200 and b"test1@contoso.com" in body and
+   b'name="password"' not in body,
+   "... and the page is test1's, signed in")
+st, h, body = via_nginx(PAGE, {"X-Test-User": "test2@contoso.com",
+                               "Cookie": cookie}, port=mport)
+ok(st == 303 and any(c.startswith("ecp_session=") and c != cookie
+                     for c in h["set-cookie"]),
+   "the proxy naming test2 with test1's session: test2's session starts")
+st, h, body = via_nginx(REST, {"X-Test-User": "test1@contoso.com"},
+                        port=mport)
+ok(st == 200 and h.get("content-type") == "image/jpeg",
+   "EWS GetUserPhoto through nginx as test1: the photo")
+st, h, body = via_nginx(PAGE, {"X-Test-User": "nobody@contoso.com"},
+                        port=mport)
+is_eq(st, 403, "an unknown mailbox through nginx: 403")
+ok(m.server.wait_log(r'ev=auth\.sso_unknown user="?nobody@contoso\.com'),
+   "... logged as auth.sso_unknown")
+st, h, body = via_nginx(REST, {"X-Test-User": "test1@contoso.com",
+                               "X-Test-Twice": "test2@contoso.com"},
+                        port=mport)
+is_eq(st, 400, "two copies from the proxy at the master: 400")
+for name in ("X-Remote-User", "x_remote_user", "X-REMOTE_USER"):
+    r = m.get(PAGE, {name: "test1@contoso.com"})
+    ok(r.status == 200 and 'name="password"' in r.text() and not any(
+        c.startswith("ecp_session=") for c in r.header_all("Set-Cookie")),
+       "%s sent directly to the master: ignored, the sign-in form" % name)
+    r = m.get(REST, {name: "test1@contoso.com"})
+    is_eq(r.status, 401, "%s sent directly to EWS: ignored (401)" % name)
+mnginx.terminate()
+mnginx.wait(timeout=30)
 done()
