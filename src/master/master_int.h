@@ -83,6 +83,7 @@ struct metrics_acl;
 struct store_pool;
 struct store_follower;
 struct auth_guard;
+struct auth_share;
 struct s2s_metadata;
 struct s2s_partner;
 struct master_cache;
@@ -118,6 +119,7 @@ struct master_srv {
 	struct store_pool	*pool;
 	struct store_follower	*follower;
 	struct auth_guard	*guard;		/* every password check */
+	struct auth_share	*share;		/* its counts, to other nodes */
 	struct master_cache	*cache;
 	struct master_ecp	*ecp;
 	struct notifier		*notifier;

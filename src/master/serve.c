@@ -38,6 +38,7 @@
 #include "auth/auth.h"
 #include "auth/creds.h"
 #include "auth/guard.h"
+#include "auth/share.h"
 #include "auth/signin.h"
 #include "auth/sso.h"
 #include "common/buf.h"
@@ -259,31 +260,41 @@ partners_read(struct store *st, struct master_partners **out)
 
 /* ---- following the store ---- */
 
+/* What a batch of changes made stale, read again on the read lane. */
+struct reread {
+	struct master_partners	*partners;	/* NULL: the list stays */
+	struct auth_share_read	*counts;	/* sign-in failures */
+};
+
 /*
  * On the read lane, right after the feed was read: a changed partner (or
  * a lost feed) means the partner list is read and parsed again here, so
- * that the requests waiting for the feed see the new list.
+ * that the requests waiting for the feed see the new list; sign-in
+ * failure counts other nodes changed are read too.
  */
 static void *
 feed_reread(struct store *st, const struct store_change *ch, size_t n,
     bool lost)
 {
+	struct reread *rr = xcalloc(1, sizeof(*rr));
 	struct master_partners *pt;
 	bool partners = lost;
 	size_t i;
 
+	rr->counts = auth_share_reread(st, ch, n);
 	for (i = 0; i < n && !partners; i++)
 		partners = ch[i].kind == STORE_CHANGE_PARTNER;
 	if (!partners)
-		return NULL;
+		return rr;
 	if (partners_read(st, &pt) != PS_OK) {
 		/* The list in use stays; the next change reads it again. */
 		log_warn(NULL, "partner.load_failed", "error=%s",
 		    log_q(ps_errmsg()));
 		partners_free(pt);
-		return NULL;
+		return rr;
 	}
-	return pt;
+	rr->partners = pt;
+	return rr;
 }
 
 /* On the loop: drops exactly what the changes name. */
@@ -292,6 +303,7 @@ feed_apply(void *arg, const struct store_change *ch, size_t n, bool lost,
     void *reread)
 {
 	struct master_srv *s = arg;
+	struct reread *rr = reread;
 	bool wake = lost;
 	size_t i;
 
@@ -314,10 +326,14 @@ feed_apply(void *arg, const struct store_change *ch, size_t n, bool lost,
 			break;
 		}
 	}
-	if (reread) {
+	if (rr && rr->partners) {
 		partners_free(s->partners);
-		s->partners = reread;
+		s->partners = rr->partners;
 		log_debug(NULL, "partner.loaded", "count=%zu", s->partners->n);
+	}
+	if (rr) {
+		auth_share_apply(s->share, rr->counts);
+		free(rr);
 	}
 	if (wake && s->notifier)
 		notifier_wake(s->notifier);
@@ -1209,6 +1225,10 @@ master_serve(struct master_state *ms, const char *listen_host,
 		rc = PS_EIO;
 		goto out;
 	}
+	/* Without the store's key the node throttles alone (docs/scaling.md). */
+	if (auth_share_new(s.base, ms->store, s.pool, s.guard, &s.share) !=
+	    PS_OK)
+		log_warn(NULL, "auth.share_off", "error=%s", log_q(ps_errmsg()));
 	metrics_declare("photosync_store_queued", "gauge",
 	    "Store jobs queued or running on the store's lanes.");
 	metrics_declare("photosync_image_queued", "gauge",
@@ -1272,6 +1292,8 @@ out:
 	store_follower_free(follower);
 	store_pool_free(s.pool);
 	s.pool = NULL;
+	auth_share_free(s.share);
+	s.share = NULL;
 	auth_guard_free(s.guard);
 	s.guard = NULL;
 	calls_abort(&s);

@@ -11,6 +11,7 @@
 
 #include "account.h"
 #include "auth/guard.h"
+#include "auth/share.h"
 #include "auth/sso.h"
 #include "common/file.h"
 #include "common/str.h"
@@ -173,6 +174,8 @@ portal_srv_cleanup(struct portal_srv *srv)
 	if (srv->store)
 		sync_stop(srv);
 	store_pool_free(srv->store);
+	/* After the store's queue (its last writes), before the guard. */
+	auth_share_free(srv->share);
 	/*
 	 * After the store's queue: a sign-in lookup finishing there hands
 	 * its password to the guard.

@@ -62,6 +62,7 @@ struct portal_index;
 struct store_pool;
 struct store_follower;
 struct auth_guard;
+struct auth_share;
 struct lru;
 
 /* Photos used when a user has none: one JPEG per size. */
@@ -111,6 +112,7 @@ struct portal_srv {
 	/* serve only */
 	struct store_follower	*follower;	/* the change feed */
 	struct auth_guard	*guard;		/* sign-in attempts */
+	struct auth_share	*share;		/* its counts, to other nodes */
 	struct metrics_acl	*metrics_acl;	/* who may read /metrics */
 	struct portal_index	*index;		/* the serving path's (index.h) */
 	bool			 draining;	/* SIGTERM: /ready says so */

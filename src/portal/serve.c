@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "auth/guard.h"
+#include "auth/share.h"
 #include "auth/sso.h"
 #include "common/buf.h"
 #include "common/file.h"
@@ -208,6 +209,7 @@ struct reread {
 	struct store_webapp	*w;
 	size_t			 n;
 	struct portal_issuers	 issuers;
+	struct auth_share_read	*counts;	/* sign-in failures */
 };
 
 static ps_err
@@ -239,6 +241,7 @@ feed_reread(struct store *st, const struct store_change *c, size_t n,
 			log_err(NULL, "webapp.reload_failed", "error=%s",
 			    log_q(ps_errmsg()));
 	}
+	rr->counts = auth_share_reread(st, c, n);
 	if (issuers) {
 		if (portal_issuers_load(st, &rr->issuers) == PS_OK)
 			rr->issuers_read = true;
@@ -267,6 +270,7 @@ feed_apply(void *arg, const struct store_change *c, size_t n, bool lost,
 	}
 	if (rr == NULL)
 		return;
+	auth_share_apply(srv->share, rr->counts);
 	for (i = 0; rr->webapps_read && i < rr->n; i++)
 		for (j = 0; j < srv->n_apps; j++)
 			if (srv->apps[j].w.id == rr->w[i].id)
@@ -683,6 +687,10 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 		rc = PS_EIO;
 		goto out;
 	}
+	/* Without the store's key the node throttles alone (docs/scaling.md). */
+	if (auth_share_new(srv.base, ps->store, srv.store, srv.guard,
+	    &srv.share) != PS_OK)
+		log_warn(NULL, "auth.share_off", "error=%s", log_q(ps_errmsg()));
 	metrics_declare("photosync_photos_served_total", "counter",
 	    "Photos and placeholders served, by kind.");
 	metrics_declare("photosync_photos_revalidated_total", "counter",

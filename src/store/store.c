@@ -751,6 +751,7 @@ static const struct {
 	{ "thumb",		STORE_CHANGE_THUMB },
 	{ "sync",		STORE_CHANGE_SYNC },
 	{ "session",		STORE_CHANGE_SESSION },
+	{ "signin_count",	STORE_CHANGE_SIGNIN_COUNT },
 };
 
 static bool
@@ -2896,5 +2897,156 @@ store_outbox_claim(struct store *st, int64_t holder, int64_t now,
 			rc = fn(arg, &c.rows[i]);
 	}
 	free(c.rows);
+	return rc;
+}
+
+/* ---- sign-in failure counts shared between nodes ---- */
+
+/* Reads the kept key into `key`; PS_ENOTFOUND when none is kept. */
+static ps_err
+signin_key_read(struct store *st, unsigned char key[STORE_SIGNIN_KEY_BYTES])
+{
+	struct db_stmt *q = prep(st, "SELECT key FROM signin_key WHERE "
+	    "id = 1");
+	const char *hex;
+	ps_err rc = PS_ENOTFOUND;
+	enum db_step r;
+	size_t i;
+	int hi, lo;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	r = step(st, q);
+	if (r == DB_ROW) {
+		hex = col_text(q, 0);
+		rc = strlen(hex) == 2 * STORE_SIGNIN_KEY_BYTES ? PS_OK :
+		    ps_errf(PS_ESTORE, "the store's sign-in key is not %d hex "
+		    "digits", 2 * STORE_SIGNIN_KEY_BYTES);
+		for (i = 0; rc == PS_OK && i < STORE_SIGNIN_KEY_BYTES; i++) {
+			hi = hex_digit((unsigned char)hex[2 * i]);
+			lo = hex_digit((unsigned char)hex[2 * i + 1]);
+			if (hi < 0 || lo < 0)
+				rc = ps_errf(PS_ESTORE, "the store's sign-in "
+				    "key is not hex");
+			else
+				key[i] = (unsigned char)(hi << 4 | lo);
+		}
+	} else if (r != DB_DONE) {
+		rc = store_fail(st, "read the sign-in key");
+	}
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_signin_key(struct store *st, unsigned char key[STORE_SIGNIN_KEY_BYTES])
+{
+	unsigned char made[STORE_SIGNIN_KEY_BYTES];
+	char hex[2 * STORE_SIGNIN_KEY_BYTES + 1];
+	struct db_stmt *q;
+	ps_err rc;
+
+	if ((rc = signin_key_read(st, key)) != PS_ENOTFOUND)
+		return rc;
+	/* None yet: ours, unless another process keeps one first. */
+	rand_bytes(made, sizeof(made));
+	hex_encode(made, sizeof(made), hex);
+	explicit_bzero(made, sizeof(made));
+	if ((q = prep(st, "INSERT INTO signin_key (id, key) VALUES (1, ?) "
+	    "ON CONFLICT (id) DO NOTHING")) == NULL) {
+		rc = PS_ESTORE;
+		goto out;
+	}
+	bind_text(q, 1, hex);
+	rc = step_done(st, q, NULL);
+	unprep(st, q);
+	if (rc == PS_OK && (rc = signin_key_read(st, key)) == PS_ENOTFOUND)
+		rc = ps_errf(PS_ESTORE, "the sign-in key was not kept");
+out:
+	explicit_bzero(hex, sizeof(hex));
+	return rc;
+}
+
+ps_err
+store_signin_add(struct store *st, const char *name, int64_t failures,
+    int64_t now, int64_t forget_before, int64_t *total)
+{
+	struct db_stmt *q = prep(st, "INSERT INTO signin_counts (name, "
+	    "failures, last) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO "
+	    "UPDATE SET failures = CASE WHEN signin_counts.last <= ?4 THEN "
+	    "excluded.failures ELSE signin_counts.failures + "
+	    "excluded.failures END, last = CASE WHEN signin_counts.last > "
+	    "excluded.last THEN signin_counts.last ELSE excluded.last END "
+	    "RETURNING failures");
+	ps_err rc = PS_OK;
+
+	*total = 0;
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, name);
+	bind_int64(q, 2, failures);
+	bind_int64(q, 3, now);
+	bind_int64(q, 4, forget_before);
+	if (step(st, q) == DB_ROW)
+		*total = col_int64(q, 0);
+	else
+		rc = store_fail(st, "count a sign-in failure");
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_signin_clear(struct store *st, const char *name, int64_t now)
+{
+	struct db_stmt *q = prep(st, "UPDATE signin_counts SET failures = 0, "
+	    "last = ? WHERE name = ? AND failures > 0");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_int64(q, 1, now);
+	bind_text(q, 2, name);
+	rc = step_done(st, q, NULL);
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_signin_get(struct store *st, const char *name, int64_t *failures,
+    int64_t *last)
+{
+	struct db_stmt *q = prep(st, "SELECT failures, last FROM "
+	    "signin_counts WHERE name = ?");
+	ps_err rc = PS_ENOTFOUND;
+	enum db_step r;
+
+	*failures = *last = 0;
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, name);
+	r = step(st, q);
+	if (r == DB_ROW) {
+		*failures = col_int64(q, 0);
+		*last = col_int64(q, 1);
+		rc = PS_OK;
+	} else if (r != DB_DONE) {
+		rc = store_fail(st, "read a sign-in count");
+	}
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_signin_prune(struct store *st, int64_t before)
+{
+	struct db_stmt *q = prep(st, "DELETE FROM signin_counts WHERE "
+	    "last <= ?");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_int64(q, 1, before);
+	rc = step_done(st, q, NULL);
+	unprep(st, q);
 	return rc;
 }
