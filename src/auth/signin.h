@@ -20,9 +20,10 @@
  * takes step 2 only: the account read on the read lane, no password.
  *
  * The refusals are logged here, alike for both roles: auth.refused
- * (`method=basic` or `form`), auth.sso_unknown, auth.busy (the guard's queue was full),
- * auth.store_failed. The role answers (ops->answer): which status, which
- * page, and what a success leads to, are the role's.
+ * (`method=basic` or `form`), auth.sso_unknown, auth.busy (the guard's
+ * queue was full), auth.store_failed. The role answers (ops->answer):
+ * which status, which page, and what a success leads to, are the
+ * role's.
  *
  * A struct auth_signin lives in the role's own record of the request, so
  * that whoever frees that record (a stop with requests in flight

@@ -70,13 +70,14 @@ auth_sso_header_check(const char *name)
 		    "longer than %d bytes", AUTH_SSO_HEADER_MAX - 1);
 	for (i = 0; name[i]; i++)
 		if (!is_tchar((unsigned char)name[i]))
-			return ps_errf(PS_EINVAL, "\"%s\" is not a header name "
-			    "(letters, digits and !#$%%&'*+-.^_`|~ only)", name);
+			return ps_errf(PS_EINVAL, "\"%s\" is not a header "
+			    "name (letters, digits and !#$%%&'*+-.^_`|~ only)",
+			    name);
 	for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
 		if (auth_sso_name_matches(reserved[i], name))
-			return ps_errf(PS_EINVAL, "\"%s\" cannot be the identity "
-			    "header: the servers read %s themselves", name,
-			    reserved[i]);
+			return ps_errf(PS_EINVAL, "\"%s\" cannot be the "
+			    "identity header: the servers read %s themselves",
+			    name, reserved[i]);
 	return PS_OK;
 }
 
