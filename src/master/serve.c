@@ -423,15 +423,10 @@ basic_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 
 	switch (out) {
 	case AUTH_SIGNIN_OK:
+		c->p.method = si->kind == AUTH_SIGNIN_SSO ? "sso" : "basic";
 		str_copy(c->p.user, c->email, sizeof(c->p.user));
-		if (si->kind == AUTH_SIGNIN_SSO) {
-			/* A proxy's word is taken each time: not kept. */
-			c->p.method = "sso";
-		} else {
-			c->p.method = "basic";
-			auth_creds_put(master_cache_creds(c->s->cache),
-			    c->cred, c->email, c->cred_stamp, c->p.user);
-		}
+		auth_creds_put(master_cache_creds(c->s->cache), c->cred,
+		    c->email, c->cred_stamp, c->p.user);
 		authed(c);
 		break;
 	case AUTH_SIGNIN_WRONG:
@@ -531,7 +526,7 @@ static void
 authenticate(struct master_call *c, void (*then)(struct master_call *))
 {
 	const char *hdr = http_req_header(c->r, "Authorization");
-	const char *named;
+	const char *named, *email;
 
 	c->authed = then;
 	/* A single sign-on proxy's identity header first (auth/sso.h). */
@@ -541,6 +536,17 @@ authenticate(struct master_call *c, void (*then)(struct master_call *))
 		    "identity header more than once, or empty");
 		return;
 	case AUTH_SSO_USER:
+		/* Found before: no store query (ended when it changes). */
+		auth_creds_sso_key(named, 0, c->cred);
+		if ((email = auth_creds_get(master_cache_creds(c->s->cache),
+		    c->cred)) != NULL) {
+			c->p.method = "sso";
+			str_copy(c->p.user, email, sizeof(c->p.user));
+			authed(c);
+			return;
+		}
+		c->cred_stamp = auth_creds_stamp(master_cache_creds(
+		    c->s->cache));
 		auth_signin_sso_start(&c->signin, &basic_ops, c, c->s->pool,
 		    http_req_id(c->r), http_req_peer(c->r), false,
 		    xstrdup(named));

@@ -20,9 +20,9 @@
  * Behind a single sign-on proxy (auth/sso.h, the web application's
  * sso_header and sso_proxies), a request from a proxy that names an
  * account in the identity header is signed in as that account, looked
- * up on the read lane each time (no password, no session, nothing
- * cached: a removed account is refused at once); from any other peer the
- * header is ignored.
+ * up on the read lane (no password, no session), then remembered in the
+ * verified credentials like a Basic header, so ended when the account
+ * changes or goes; from any other peer the header is ignored.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,9 +250,7 @@ signin_answer(void *arg, struct auth_signin *flow,
 			session_started(si);
 			break;
 		}
-		/* A proxy's word is taken each time: nothing to remember. */
-		if (flow->kind != AUTH_SIGNIN_SSO)
-			cred_keep(si, "");
+		cred_keep(si, "");
 		v.user = si->u;
 		v.basic = true;
 		signed_in(si->app, r, si->then, &v);
@@ -400,7 +398,14 @@ signin_request(struct webapp_ctx *app, struct http_req *r,
 		    "sent its identity header more than once, or empty");
 		return;
 	case AUTH_SSO_USER:
+		auth_creds_sso_key(named, app->w.id, key);
+		if (cred_find(app, key, &v)) {
+			v.basic = true;
+			signed_in(app, r, then, &v);
+			return;
+		}
 		si = signin_new(app, r, then);
+		str_copy(si->cred, key, sizeof(si->cred));
 		http_req_defer(r);
 		auth_signin_sso_start(&si->flow, &signin_ops, si,
 		    app->srv->store, http_req_id(r), http_req_peer(r), false,

@@ -154,6 +154,12 @@ ok(st == 200 and b"Test One" in body, "/my is test1's profile")
 st, h, body = via_nginx("/my", {"X-Test-User": "test2@contoso.com"})
 ok(st == 200 and b"Test Two" in body, "an address names its user too")
 
+# A removed account is refused at once, though its sign-in was remembered.
+p.cmd("user", "remove", "contoso\\test2")
+ok(wait_for(lambda: via_nginx("/my", {"X-Test-User": "test2@contoso.com"})[0]
+            == 403), "test2 removed: through nginx, 403 (the sign-in "
+   "remembered for test2 ended with the account)")
+
 # test1's photo, fetched from the master for its owner.
 st, h, body = via_nginx(photo_path(T1), {"X-Test-User": T1})
 rid = h.get("request-id", "-")
@@ -258,6 +264,15 @@ st, h, body = via_nginx(REST, {"X-Test-User": "test1@contoso.com"},
                         port=mport)
 ok(st == 200 and h.get("content-type") == "image/jpeg",
    "EWS GetUserPhoto through nginx as test1: the photo")
+st, h, body = via_nginx(REST.replace("test1", "test2"),
+                        {"X-Test-User": "test2@contoso.com"}, port=mport)
+ok(st == 200 and h.get("content-type") == "image/jpeg",
+   "EWS GetUserPhoto through nginx as test2")
+m.cmd("mailbox", "remove", "test2@contoso.com")
+ok(wait_for(lambda: via_nginx(REST, {"X-Test-User": "test2@contoso.com"},
+                              port=mport)[0] == 403),
+   "test2's mailbox removed: through nginx, 403 at once (what was "
+   "remembered ended with the mailbox)")
 st, h, body = via_nginx(PAGE, {"X-Test-User": "nobody@contoso.com"},
                         port=mport)
 is_eq(st, 403, "an unknown mailbox through nginx: 403")
