@@ -84,7 +84,9 @@ store_failed(struct auth_signin *si)
 {
 	log_err(si->reqid, "auth.store_failed", "method=%s user=%s error=%s",
 	    method_name(si), log_q(si->name), log_q(si->err));
-	finish(si, AUTH_SIGNIN_FAILED);
+	/* Called from a job's done(): the pool says whether it got there. */
+	finish(si, store_pool_up(si->pool) ? AUTH_SIGNIN_FAILED :
+	    AUTH_SIGNIN_UNREACHABLE);
 }
 
 /* A lane's queue is full (the pool said why in ps_errmsg()). */

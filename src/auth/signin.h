@@ -56,6 +56,7 @@ enum auth_signin_outcome {
 	AUTH_SIGNIN_WAIT,	/* failures to wait out (wait_ms): 429 */
 	AUTH_SIGNIN_BUSY,	/* nothing was checked now: 503 */
 	AUTH_SIGNIN_FAILED,	/* the store failed: 500 */
+	AUTH_SIGNIN_UNREACHABLE, /* the store could not be reached: 503 */
 	AUTH_SIGNIN_GONE,	/* the client left meanwhile: release it */
 	AUTH_SIGNIN_UNKNOWN,	/* a proxy named no account: 403 */
 };

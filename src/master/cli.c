@@ -25,6 +25,7 @@
 #include "master_int.h"
 #include "pki/pki.h"
 #include "s2s/s2s.h"
+#include "setup/diag.h"
 #include "setup/help.h"
 #include "setup/setup.h"
 
@@ -610,6 +611,7 @@ master_main(int argc, char **argv)
 {
 	struct master_state ms;
 	struct opts o;
+	char store_what[600];
 	const char *cmd, *verb;
 	int ret;
 
@@ -646,6 +648,16 @@ master_main(int argc, char **argv)
 	/* Admin commands speak on stdout/stderr; events only for serve. */
 	if (strcmp(cmd, "serve") != 0 && !log_enabled(LOG_DEBUG))
 		log_init("master", LOG_WARN);
+	/* diagnose: the store first, a step of its own. */
+	if (strcmp(cmd, "diagnose") == 0) {
+		char *db = store_locate(o.dir, MASTER_DB);
+		bool opens = diag_store(db, STORE_MASTER, o.dir, store_what,
+		    sizeof(store_what));
+
+		free(db);
+		if (!opens)
+			return 1;
+	}
 	if (master_state_open(o.dir, &ms) != PS_OK)
 		return fail(NULL);
 	if (strcmp(cmd, "serve") == 0) {
@@ -669,8 +681,8 @@ master_main(int argc, char **argv)
 	else if (strcmp(cmd, "sso") == 0)
 		ret = cmd_sso(&ms, &o, verb);
 	else if (strcmp(cmd, "diagnose") == 0)
-		ret = master_diagnose_run(&ms, o.partner ? o.partner :
-		    o.nargs > 1 ? o.args[1] : NULL, o.ca_file);
+		ret = master_diagnose_run(&ms, store_what, o.partner ?
+		    o.partner : o.nargs > 1 ? o.args[1] : NULL, o.ca_file);
 	else
 		ret = cmd_partner(&ms, &o, verb);
 	master_state_close(&ms);

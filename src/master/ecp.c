@@ -588,14 +588,31 @@ ecp_call_failed(struct ecp_call *ec, ps_err rc)
 	str_copy(ec->err, ps_errmsg(), sizeof(ec->err));
 }
 
-/* The store failed: logged, then 500 (a page when one can be drawn). */
+/*
+ * The store failed (called from the job's done()): logged, then 500, or
+ * 503 with Retry-After when the store could not be reached (a page when
+ * one can be drawn).
+ */
 static void
 ecp_store_failed(struct ecp_call *ec, const char *what, const char *page)
 {
+	struct store_pool *pool = ec->e->srv->pool;
+	bool down = pool != NULL && !store_pool_up(pool);
+	char *msg;
+
 	log_warn(http_req_id(ec->r), "serve.store_failed", "what=%s error=%s",
 	    what, log_q(ec->err));
-	if (page && ec->signed_in)
-		photo_page(ec, 500, page);
+	if (down)
+		http_reply_header(ec->r, "Retry-After", STORE_DOWN_RETRY_S);
+	if (page && ec->signed_in) {
+		msg = xasprintf("%s%s", page, down ? " The server cannot "
+		    "reach its store right now; please try again in a "
+		    "moment." : "");
+		photo_page(ec, down ? 503 : 500, msg);
+		free(msg);
+	} else if (down)
+		http_reply_error(ec->r, 503, "the store cannot be reached: "
+		    "try again in a moment");
 	else
 		http_reply_error(ec->r, 500, "the store failed");
 	ecp_call_end(ec);
@@ -691,6 +708,11 @@ login_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 		return;
 	case AUTH_SIGNIN_FAILED:
 		http_reply_error(r, 500, "the store failed");
+		break;
+	case AUTH_SIGNIN_UNREACHABLE:
+		http_reply_header(r, "Retry-After", STORE_DOWN_RETRY_S);
+		login_page(ec, 503, "The server cannot reach its store right "
+		    "now. Please try again in a moment.", si->name);
 		break;
 	case AUTH_SIGNIN_GONE:
 		http_reply(r, 503, NULL, NULL, 0);

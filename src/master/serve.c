@@ -442,6 +442,11 @@ basic_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 	case AUTH_SIGNIN_FAILED:
 		call_error(c, 500, "the store failed");
 		break;
+	case AUTH_SIGNIN_UNREACHABLE:
+		http_reply_header(c->r, "Retry-After", STORE_DOWN_RETRY_S);
+		call_error(c, 503, "the store cannot be reached: try again in "
+		    "a moment");
+		break;
 	case AUTH_SIGNIN_GONE:
 		http_reply(c->r, 503, NULL, NULL, 0);
 		call_end(c);
@@ -1157,8 +1162,17 @@ handle(struct http_req *r, void *arg)
 	}
 	/* Nothing kept in memory: answered at once. */
 	if (rt->id == R_METRICS) {
+		struct store_pool_health health;
+
 		metrics_set("photosync_store_queued", NULL,
 		    (double)store_pool_pending(s->pool));
+		store_pool_health(s->pool, &health);
+		metrics_set("photosync_store_up", NULL, health.up ? 1 : 0);
+		metrics_set("photosync_store_unreachable_total", NULL,
+		    (double)health.unreachable);
+		metrics_set(
+		    "photosync_store_last_failure_timestamp_seconds", NULL,
+		    (double)health.last_failure);
 		metrics_set("photosync_image_queued", NULL,
 		    (double)ecp_uploads_pending(s->ecp));
 		metrics_set("photosync_auth_pending", NULL,
@@ -1237,6 +1251,13 @@ master_serve(struct master_state *ms, const char *listen_host,
 		log_warn(NULL, "auth.share_off", "error=%s", log_q(ps_errmsg()));
 	metrics_declare("photosync_store_queued", "gauge",
 	    "Store jobs queued or running on the store's lanes.");
+	metrics_declare("photosync_store_up", "gauge",
+	    "1 when the last store job reached the store, 0 when not.");
+	metrics_declare("photosync_store_unreachable_total", "counter",
+	    "Store jobs that ended without reaching the store.");
+	metrics_declare("photosync_store_last_failure_timestamp_seconds",
+	    "gauge", "When a store job last failed to reach the store "
+	    "(Unix time; 0: never).");
 	metrics_declare("photosync_image_queued", "gauge",
 	    "Uploads rendering or waiting on the change-photo page.");
 	s.http = http_server_new(s.base, "master", handle, &s);

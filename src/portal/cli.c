@@ -27,6 +27,7 @@
 #include "portal_int.h"
 #include "refresh.h"
 #include "s2s/s2s.h"
+#include "setup/diag.h"
 #include "setup/help.h"
 #include "setup/setup.h"
 
@@ -1004,6 +1005,7 @@ portal_main(int argc, char **argv)
 	struct portal_state ps;
 	struct opts o;
 	const char *cmd, *verb;
+	char store_what[600];
 	int ret;
 
 	if (argc < 2) {
@@ -1042,6 +1044,16 @@ portal_main(int argc, char **argv)
 		return usage_error("unknown command");
 	if (strcmp(cmd, "diagnose") == 0 && o.nargs != 2)
 		return usage_error("diagnose needs one ACCOUNT or EMAIL");
+	/* diagnose: the store first, a step of its own. */
+	if (strcmp(cmd, "diagnose") == 0) {
+		char *db = store_locate(o.dir, PORTAL_DB);
+		bool opens = diag_store(db, STORE_PORTAL, o.dir, store_what,
+		    sizeof(store_what));
+
+		free(db);
+		if (!opens)
+			return 1;
+	}
 	if (portal_state_open(o.dir, &ps) != PS_OK)
 		return fail(NULL);
 	if (strcmp(cmd, "serve") == 0) {
@@ -1078,8 +1090,8 @@ portal_main(int argc, char **argv)
 		if (o.url && pick_webapp(ps.store, o.url, &w) != PS_OK)
 			ret = fail(NULL);
 		else
-			ret = portal_diagnose_run(&ps, o.url ? w.url : NULL,
-			    o.args[1]);
+			ret = portal_diagnose_run(&ps, store_what,
+			    o.url ? w.url : NULL, o.args[1]);
 	} else if (strcmp(cmd, "store") == 0)
 		ret = cmd_store(&ps, &o, verb);
 	else if (strcmp(cmd, "webapp") == 0)

@@ -314,11 +314,18 @@ static void
 handle_metrics(struct webapp_ctx *app, struct http_req *r)
 {
 	struct portal_srv *srv = app->srv;
+	struct store_pool_health health;
 
 	metrics_set("photosync_sync_in_flight", NULL,
 	    (double)sync_in_flight(srv));
 	metrics_set("photosync_store_queued", NULL,
 	    (double)store_pool_pending(srv->store));
+	store_pool_health(srv->store, &health);
+	metrics_set("photosync_store_up", NULL, health.up ? 1 : 0);
+	metrics_set("photosync_store_unreachable_total", NULL,
+	    (double)health.unreachable);
+	metrics_set("photosync_store_last_failure_timestamp_seconds", NULL,
+	    (double)health.last_failure);
 	metrics_set("photosync_image_queued", NULL,
 	    (double)work_pending(srv->pool));
 	metrics_set("photosync_auth_pending", NULL,
@@ -701,6 +708,13 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 	    "Requests answered 503 because a queue was full.");
 	metrics_declare("photosync_store_queued", "gauge",
 	    "Store jobs queued or running on the store's lanes.");
+	metrics_declare("photosync_store_up", "gauge",
+	    "1 when the last store job reached the store, 0 when not.");
+	metrics_declare("photosync_store_unreachable_total", "counter",
+	    "Store jobs that ended without reaching the store.");
+	metrics_declare("photosync_store_last_failure_timestamp_seconds",
+	    "gauge", "When a store job last failed to reach the store "
+	    "(Unix time; 0: never).");
 	metrics_declare("photosync_image_queued", "gauge",
 	    "Image jobs rendering or waiting for a worker.");
 	srv.follower = store_follower_new(srv.base, srv.store, db, head,

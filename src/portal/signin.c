@@ -291,6 +291,16 @@ signin_answer(void *arg, struct auth_signin *flow,
 		else
 			http_reply_error(r, 500, "the store failed");
 		break;
+	case AUTH_SIGNIN_UNREACHABLE:
+		http_reply_header(r, "Retry-After", STORE_DOWN_RETRY_S);
+		if (form)
+			login_form(r, si->return_url, "The server cannot "
+			    "reach its store right now. Please try again in a "
+			    "moment.", 503);
+		else
+			http_reply_error(r, 503, "the store cannot be "
+			    "reached: try again in a moment");
+		break;
 	case AUTH_SIGNIN_GONE:
 		http_reply(r, 503, NULL, NULL, 0);
 		break;
@@ -360,7 +370,14 @@ session_done(void *arg)
 	} else {
 		log_err(http_req_id(si->r), "auth.store_failed", "method="
 		    "session error=%s", log_q(si->err));
-		http_reply_error(si->r, 500, "the store failed");
+		if (store_pool_up(si->app->srv->store)) {
+			http_reply_error(si->r, 500, "the store failed");
+		} else {
+			http_reply_header(si->r, "Retry-After",
+			    STORE_DOWN_RETRY_S);
+			http_reply_error(si->r, 503, "the store cannot be "
+			    "reached: try again in a moment");
+		}
 	}
 	signin_free(si);
 }

@@ -433,11 +433,12 @@ store_listens(const char *address)
  * Opens the store at `address`: a SQLite file, a state directory's
  * STORE_ADDRESS_FILE, or a postgresql:// URI (with `password`, which may
  * be NULL). The shared counter of a store named by a file is that file +
- * "-feed"; a bare URI has none.
+ * "-feed"; a bare URI has none. `reached` (may be NULL): on a failure,
+ * false when the store's server could not be reached at all.
  */
 static ps_err
 store_open_at(const char *address, const char *password,
-    enum store_role role, bool create, struct store **out)
+    enum store_role role, bool create, struct store **out, bool *reached)
 {
 	struct store *st = xcalloc(1, sizeof(*st));
 	char *uri = NULL, *passfile = NULL;
@@ -478,6 +479,8 @@ store_open_at(const char *address, const char *password,
 	rc = PS_OK;
 	goto out;
 fail:
+	if (reached)
+		*reached = st->drv == NULL || st->drv->connected(st);
 	store_close(st);
 out:
 	free(uri);
@@ -489,14 +492,30 @@ ps_err
 store_open(const char *address, enum store_role role, bool create,
     struct store **out)
 {
-	return store_open_at(address, NULL, role, create, out);
+	return store_open_at(address, NULL, role, create, out, NULL);
 }
 
 ps_err
 store_open_pg(const char *uri, const char *password, enum store_role role,
     struct store **out)
 {
-	return store_open_at(uri, password, role, true, out);
+	return store_open_at(uri, password, role, true, out, NULL);
+}
+
+ps_err
+store_check(const char *address, enum store_role role, char *what,
+    size_t n, bool *reached)
+{
+	struct store *st;
+	ps_err rc;
+
+	*reached = true;
+	if ((rc = store_open_at(address, NULL, role, false, &st, reached)) !=
+	    PS_OK)
+		return rc;
+	snprintf(what, n, "%s at %s", st->drv->name, st->where);
+	store_close(st);
+	return PS_OK;
 }
 
 ps_err
@@ -517,6 +536,12 @@ store_open_given(const char *uri, const char *password_file,
 	}
 	*password = pw;
 	return PS_OK;
+}
+
+bool
+store_connected(struct store *st)
+{
+	return st->drv->connected(st);
 }
 
 void

@@ -76,6 +76,23 @@ ps_err	store_open_pg(const char *uri, const char *password, enum store_role,
 ps_err	store_open_given(const char *uri, const char *password_file,
 	    enum store_role, struct store **out, char **password);
 void	store_close(struct store *);
+/*
+ * For diagnose: opens the store at `address` (store_locate()) as
+ * store_open() does, creating nothing, and closes it again. PS_OK with
+ * what it is in `what` ("PostgreSQL at URI", "SQLite at PATH": never a
+ * password); otherwise the reason in ps_errmsg() (the address and the
+ * server's error), with *reached false when the server could not be
+ * reached at all (true: it answered, and refused the store or failed).
+ */
+ps_err	store_check(const char *address, enum store_role, char *what,
+	    size_t n, bool *reached);
+/*
+ * False when the store's server could not be reached or the connection
+ * was lost at the last call (PostgreSQL); a file store is always
+ * connected. Makes no call: the connection's state as the last call left
+ * it. The connection's thread only.
+ */
+bool	store_connected(struct store *);
 
 /* True when `address` is a postgresql:// (or postgres://) URI. */
 bool	store_is_uri(const char *address);

@@ -275,6 +275,12 @@ pg_in_tx(struct store *st)
 	    PQtransactionStatus(c->pg) == PQTRANS_INTRANS;
 }
 
+static bool
+pg_connected(struct store *st)
+{
+	return PQstatus(conn_of(st)->pg) == CONNECTION_OK;
+}
+
 /* A failure here is logged; the reason recorded stays the first error. */
 static void
 pg_rollback(struct store *st)
@@ -1095,6 +1101,7 @@ static const struct db_driver pg_driver = {
 	.commit = pg_commit,
 	.rollback = pg_rollback,
 	.in_tx = pg_in_tx,
+	.connected = pg_connected,
 	.mark_get = pg_mark_get,
 	.mark_set = pg_mark_set,
 	.has_table = pg_has_table,

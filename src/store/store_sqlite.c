@@ -419,6 +419,14 @@ sq_in_tx(struct store *st)
 	return !sqlite3_get_autocommit(conn_db(st));
 }
 
+/* A file: there is no server to lose. */
+static bool
+sq_connected(struct store *st)
+{
+	(void)st;
+	return true;
+}
+
 /*
  * Rolls the transaction back, if there still is one. After some errors
  * (a full disk, an I/O error, out of memory) SQLite has rolled it back
@@ -733,6 +741,7 @@ static const struct db_driver sqlite_driver = {
 	.commit = sq_commit,
 	.rollback = sq_rollback,
 	.in_tx = sq_in_tx,
+	.connected = sq_connected,
 	.mark_get = sq_mark_get,
 	.mark_set = sq_mark_set,
 	.has_table = sq_has_table,
