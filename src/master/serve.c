@@ -40,6 +40,7 @@
 #include "auth/guard.h"
 #include "auth/share.h"
 #include "auth/signin.h"
+#include "auth/sso.h"
 #include "common/buf.h"
 #include "common/file.h"
 #include "common/log.h"
@@ -435,7 +436,7 @@ basic_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 
 	switch (out) {
 	case AUTH_SIGNIN_OK:
-		c->p.method = "basic";
+		c->p.method = si->kind == AUTH_SIGNIN_SSO ? "sso" : "basic";
 		str_copy(c->p.user, c->email, sizeof(c->p.user));
 		auth_creds_put(master_cache_creds(c->s->cache), c->cred,
 		    c->email, c->cred_stamp, c->p.user);
@@ -460,6 +461,11 @@ basic_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 	case AUTH_SIGNIN_GONE:
 		http_reply(c->r, 503, NULL, NULL, 0);
 		call_end(c);
+		break;
+	case AUTH_SIGNIN_UNKNOWN:
+		/* A proxy's sign-in only. */
+		call_error(c, 403, "the single sign-on proxy named no mailbox "
+		    "of this server");
 		break;
 	}
 }
@@ -536,8 +542,35 @@ static void
 authenticate(struct master_call *c, void (*then)(struct master_call *))
 {
 	const char *hdr = http_req_header(c->r, "Authorization");
+	const char *named, *email;
 
 	c->authed = then;
+	/* A single sign-on proxy's identity header first (auth/sso.h). */
+	switch (auth_sso_request(c->s->sso, c->r, &named)) {
+	case AUTH_SSO_BAD:
+		call_error(c, 400, "refused: the single sign-on proxy sent its "
+		    "identity header more than once, or empty");
+		return;
+	case AUTH_SSO_USER:
+		/* Found before: no store query (ended when it changes). */
+		auth_creds_sso_key(named, 0, c->cred);
+		if ((email = auth_creds_get(master_cache_creds(c->s->cache),
+		    c->cred)) != NULL) {
+			c->p.method = "sso";
+			str_copy(c->p.user, email, sizeof(c->p.user));
+			authed(c);
+			return;
+		}
+		c->cred_stamp = auth_creds_stamp(master_cache_creds(
+		    c->s->cache));
+		auth_signin_sso_start(&c->signin, &basic_ops, c, c->s->pool,
+		    http_req_id(c->r), http_req_peer(c->r), false,
+		    xstrdup(named));
+		return;
+	case AUTH_SSO_NONE:
+	case AUTH_SSO_IGNORED:
+		break;
+	}
 	if (hdr == NULL)
 		reply_unauthorized(c, NULL);
 	else if (str_case_prefix(hdr, "Bearer "))
@@ -1217,6 +1250,8 @@ master_serve(struct master_state *ms, const char *listen_host,
 	s.base = event_base_new();
 	s.cache = master_cache_new();
 	if ((rc = metrics_acl_parse(metrics_allow, &s.metrics_acl)) != PS_OK ||
+	    (rc = auth_sso_new(ms->sso_header, ms->sso_proxies, &s.sso)) !=
+	    PS_OK ||
 	    (rc = http_tls_new(cert, key, &s.tls)) != PS_OK ||
 	    (rc = store_pool_open(s.base, db, STORE_MASTER, &s.pool)) !=
 	    PS_OK)
@@ -1307,6 +1342,7 @@ out:
 	calls_abort(&s);
 	ecp_free(s.ecp);
 	metrics_acl_free(s.metrics_acl);
+	auth_sso_free(s.sso);
 	http_server_free(s.http);
 	http_tls_free(s.tls);
 	partners_free(s.partners);

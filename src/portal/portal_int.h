@@ -72,9 +72,12 @@ struct placeholder {
 	int		 sides[3];
 };
 
+struct auth_sso;
+
 struct webapp_ctx {
 	struct portal_srv	*srv;
 	struct store_webapp	 w;		/* settings, kept current */
+	struct auth_sso		*sso;		/* w's sso_*; NULL: off */
 	struct http_server	*http;
 	struct http_tls		*tls;
 	int			 port;		/* bound */

@@ -26,6 +26,7 @@
 
 #include "auth/guard.h"
 #include "auth/share.h"
+#include "auth/sso.h"
 #include "common/buf.h"
 #include "common/file.h"
 #include "common/log.h"
@@ -168,7 +169,8 @@ redraw_done(void *arg)
  * The web application's settings, changed by an admin command: they
  * apply to the next request; a new autodiscover domain, CA file or OAuth
  * setting drops what was learnt from the old master; new thumbnail sizes
- * get new placeholders.
+ * get new placeholders; new single sign-on settings are compiled (and
+ * refused, leaving sign-in by a proxy off, if they do not parse).
  */
 static void
 webapp_apply(struct webapp_ctx *app, const struct store_webapp *w)
@@ -190,6 +192,17 @@ webapp_apply(struct webapp_ctx *app, const struct store_webapp *w)
 		rd->sides[1] = w->size_m;
 		rd->sides[2] = w->size_l;
 		work_submit(app->srv->pool, redraw_run, redraw_done, rd);
+	}
+	if (strcmp(w->sso_header, app->w.sso_header) ||
+	    strcmp(w->sso_proxies, app->w.sso_proxies)) {
+		struct auth_sso *sso = NULL;
+
+		/* The admin command checked them: a failure is a bad store. */
+		if (auth_sso_new(w->sso_header, w->sso_proxies, &sso) != PS_OK)
+			log_err(NULL, "webapp.sso_refused", "url=%s error=%s",
+			    log_q(w->url), log_q(ps_errmsg()));
+		auth_sso_free(app->sso);
+		app->sso = sso;
 	}
 	app->w = *w;
 }

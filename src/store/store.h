@@ -461,6 +461,8 @@ struct store_webapp {
 	char	 avatar_defaults[1024];	/* allowed d= URL prefixes */
 	int	 owner_wait_ms;		/* how long an owner's request waits
 					   for a sync (default 2000) */
+	char	 sso_header[64];	/* a proxy's identity header; "": off */
+	char	 sso_proxies[1024];	/* the addresses it is taken from */
 };
 
 /* Sets w->id. PS_EEXIST when the URL is taken. */

@@ -361,6 +361,9 @@ static const char *const portal_migrations[] = {
 	LEASES_SCHEMA,
 	/* 6: sign-in failure counts shared between nodes (store.h) */
 	SIGNIN_SCHEMA,
+	/* 7: sign-in by a single sign-on proxy (auth/sso.h); off by default */
+	"ALTER TABLE webapps ADD COLUMN sso_header TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE webapps ADD COLUMN sso_proxies TEXT NOT NULL DEFAULT '';",
 };
 #pragma GCC diagnostic pop
 

@@ -41,6 +41,10 @@
 #include "store/store.h"
 #include "t.h"
 
+/* The portal's schema: its number of migration steps (store_*.c). */
+#define PORTAL_SCHEMA		7
+#define PORTAL_SCHEMA_TEXT	"7"
+
 static char *dir;	/* the temporary directory, removed at the end */
 
 static const char *pg_uri;	/* PHOTOSYNC_TEST_PG_URI, or NULL */
@@ -991,12 +995,14 @@ test_migrations(void)
 	ok(store_feed_head(st, &head) == PS_OK && head == 0,
 	    "portal: migrated from empty, the feed is empty");
 	store_close(st);
-	is_int(schema_version(portal), 6, "portal: schema version 6");
+	is_int(schema_version(portal), PORTAL_SCHEMA, "portal: schema version "
+	    PORTAL_SCHEMA_TEXT);
 	st = NULL;
 	ok(store_open(portal, STORE_PORTAL, false, &st) == PS_OK,
 	    "a current store opens again");
 	store_close(st);
-	is_int(schema_version(portal), 6, "and stays at its version");
+	is_int(schema_version(portal), PORTAL_SCHEMA,
+	    "and stays at its version");
 
 	fd = open(portal, O_WRONLY);
 	ok(fd >= 0 && pwrite(fd, v99, 4, 60) == 4, "version set to 99");
@@ -1006,7 +1012,8 @@ test_migrations(void)
 	is_int(store_open(portal, STORE_PORTAL, false, &st), PS_ESTORE,
 	    "a store newer than this program is refused");
 	ok(st == NULL && strstr(ps_errmsg(), "schema version 99, newer than "
-	    "this photosync knows (6)") && strstr(ps_errmsg(), portal),
+	    "this photosync knows (" PORTAL_SCHEMA_TEXT ")") &&
+	    strstr(ps_errmsg(), portal),
 	    "with a clear error naming the file and both versions");
 	is_int(schema_version(portal), 99, "and is left as it was");
 	is_int(store_open(missing, STORE_MASTER, false, &st), PS_ENOTFOUND,
@@ -1171,7 +1178,8 @@ test_migrate_portal_1(void)
 	ok(store_feed_head(st, &head2) == PS_OK && head2 > head,
 	    "portal 1: the change wrote the feed (its triggers work)");
 	store_close(st);
-	is_int(schema_version(path), 6, "portal 1: now at version 6");
+	is_int(schema_version(path), PORTAL_SCHEMA, "portal 1: now at version "
+	    PORTAL_SCHEMA_TEXT);
 	is_int(application_id(path), 0x50535031, "portal 1: now marked as a "
 	    "portal's store");
 	free(path);
@@ -1773,7 +1781,7 @@ test_errors_open(void)
 	st = NULL;
 	ok(store_open(portal, STORE_MASTER, false, &st) != PS_OK && st == NULL,
 	    "open: a portal's store as the master's is refused");
-	is_int(schema_version(portal), 6, "and is left as it was");
+	is_int(schema_version(portal), PORTAL_SCHEMA, "and is left as it was");
 	st = open_or_die(master, STORE_MASTER);
 	store_close(st);
 	st = NULL;
