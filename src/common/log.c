@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "str.h"
 
 static const char *log_proc = "photosync";
 static enum log_level log_min = LOG_INFO;
@@ -308,6 +309,7 @@ line_vformat(char *line, enum log_level lvl, const char *reqid,
 	const size_t size = LOG_LINE;
 	struct timespec ts;
 	struct tm tm;
+	long ms;
 	size_t n;
 	int r;
 
@@ -320,15 +322,22 @@ line_vformat(char *line, enum log_level lvl, const char *reqid,
 	}
 	memcpy(line, stamp.text, stamp.len);
 	n = stamp.len;
-	r = snprintf(line + n, size - n, ".%03ldZ lvl=%s proc=%s",
-	    ts.tv_nsec / 1000000, level_names[lvl], log_proc);
-	n += (size_t)r;
+	ms = ts.tv_nsec / 1000000;
+	line[n++] = '.';
+	line[n++] = (char)('0' + ms / 100);
+	line[n++] = (char)('0' + ms / 10 % 10);
+	line[n++] = (char)('0' + ms % 10);
+	line[n] = '\0';
+	n = str_cat(line, size, n, "Z lvl=");
+	n = str_cat(line, size, n, level_names[lvl]);
+	n = str_cat(line, size, n, " proc=");
+	n = str_cat(line, size, n, log_proc);
 	if (reqid && *reqid) {
-		r = snprintf(line + n, size - n, " req=%s", log_q(reqid));
-		n += (size_t)r < size - n ? (size_t)r : 0;
+		n = str_cat(line, size, n, " req=");
+		n = str_cat(line, size, n, log_q(reqid));
 	}
-	r = snprintf(line + n, size - n, " ev=%s", ev);
-	n += (size_t)r < size - n ? (size_t)r : 0;
+	n = str_cat(line, size, n, " ev=");
+	n = str_cat(line, size, n, ev);
 	if (fmt && *fmt && n + 2 < size) {
 		line[n++] = ' ';
 		r = vsnprintf(line + n, size - n, fmt, ap);
