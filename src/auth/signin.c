@@ -253,6 +253,21 @@ lookup_done(void *arg)
 
 /* ---- 1. the wait ---- */
 
+/* What every way of signing in starts with. */
+static void
+signin_init(struct auth_signin *si, const struct auth_signin_ops *ops,
+    void *arg, struct store_pool *pool, enum auth_signin_kind kind,
+    const char *reqid, const char *peer, char *name)
+{
+	si->ops = ops;
+	si->arg = arg;
+	si->pool = pool;
+	si->kind = kind;
+	si->name = name;
+	str_copy(si->reqid, reqid ? reqid : "", sizeof(si->reqid));
+	str_copy(si->peer, peer ? peer : "", sizeof(si->peer));
+}
+
 void
 auth_signin_start(struct auth_signin *si, const struct auth_signin_ops *ops,
     void *arg, struct store_pool *pool, struct auth_guard *guard,
@@ -261,15 +276,9 @@ auth_signin_start(struct auth_signin *si, const struct auth_signin_ops *ops,
 {
 	int64_t wait;
 
-	si->ops = ops;
-	si->arg = arg;
-	si->pool = pool;
+	signin_init(si, ops, arg, pool, kind, reqid, peer, name);
 	si->guard = guard;
-	si->kind = kind;
-	si->name = name;
 	si->password = password;
-	str_copy(si->reqid, reqid ? reqid : "", sizeof(si->reqid));
-	str_copy(si->peer, peer ? peer : "", sizeof(si->peer));
 	if (ops->canonical)
 		ops->canonical(arg, name, si->account, sizeof(si->account));
 	else
@@ -294,14 +303,8 @@ auth_signin_sso_start(struct auth_signin *si,
     const struct auth_signin_ops *ops, void *arg, struct store_pool *pool,
     const char *reqid, const char *peer, bool session, char *name)
 {
-	si->ops = ops;
-	si->arg = arg;
-	si->pool = pool;
-	si->kind = AUTH_SIGNIN_SSO;
+	signin_init(si, ops, arg, pool, AUTH_SIGNIN_SSO, reqid, peer, name);
 	si->sso_session = session;
-	si->name = name;
-	str_copy(si->reqid, reqid ? reqid : "", sizeof(si->reqid));
-	str_copy(si->peer, peer ? peer : "", sizeof(si->peer));
 	str_copy(si->account, name, sizeof(si->account));
 	if (store_pool_read(pool, lookup_run, lookup_done, si) != PS_OK)
 		lane_busy(si);

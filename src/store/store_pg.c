@@ -956,6 +956,11 @@ static const char *const master_migrations[] = {
 	LEASES_SCHEMA,
 	/* 6: sign-in failure counts shared between nodes (store.h) */
 	SIGNIN_SCHEMA,
+	/* 7: mailboxes read from a directory */
+	"ALTER TABLE mailboxes ADD COLUMN directory_id text;"
+	"ALTER TABLE mailboxes ADD COLUMN disabled bigint NOT NULL DEFAULT 0;"
+	"CREATE UNIQUE INDEX mailboxes_directory_id ON mailboxes "
+	"  (directory_id);",
 };
 
 static const char *const portal_migrations[] = {
@@ -1070,6 +1075,15 @@ static const char *const portal_migrations[] = {
 	/* 7: sign-in by a single sign-on proxy (auth/sso.h); off by default */
 	"ALTER TABLE webapps ADD COLUMN sso_header text NOT NULL DEFAULT '';"
 	"ALTER TABLE webapps ADD COLUMN sso_proxies text NOT NULL DEFAULT '';",
+	/* 8: Kerberos sign-in; users read from a directory */
+	"ALTER TABLE webapps ADD COLUMN keytab text NOT NULL DEFAULT '';"
+	"ALTER TABLE webapps ADD COLUMN kerberos_service text NOT NULL "
+	"  DEFAULT '';"
+	"ALTER TABLE webapps ADD COLUMN kerberos_realms text NOT NULL "
+	"  DEFAULT '';"
+	"ALTER TABLE users ADD COLUMN directory_id text;"
+	"ALTER TABLE users ADD COLUMN disabled bigint NOT NULL DEFAULT 0;"
+	"CREATE UNIQUE INDEX users_directory_id ON users (directory_id);",
 };
 #pragma GCC diagnostic pop
 

@@ -256,6 +256,14 @@ static const char *const master_migrations[] = {
 	LEASES_SCHEMA,
 	/* 6: sign-in failure counts shared between nodes (store.h) */
 	SIGNIN_SCHEMA,
+	/*
+	 * 7: mailboxes read from a directory, keyed by its id so a renamed
+	 * entry keeps its photo; a disabled mailbox is kept but not served
+	 */
+	"ALTER TABLE mailboxes ADD COLUMN directory_id TEXT;"
+	"ALTER TABLE mailboxes ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;"
+	"CREATE UNIQUE INDEX mailboxes_directory_id ON mailboxes "
+	"  (directory_id);",
 };
 
 static const char *const portal_migrations[] = {
@@ -364,6 +372,20 @@ static const char *const portal_migrations[] = {
 	/* 7: sign-in by a single sign-on proxy (auth/sso.h); off by default */
 	"ALTER TABLE webapps ADD COLUMN sso_header TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE webapps ADD COLUMN sso_proxies TEXT NOT NULL DEFAULT '';",
+	/*
+	 * 8: Kerberos sign-in per web application (auth/negotiate.h), off
+	 * while keytab is empty; users read from a directory, keyed by its id
+	 * so a renamed account keeps its photo; a disabled user is kept but
+	 * neither signs in nor is served
+	 */
+	"ALTER TABLE webapps ADD COLUMN keytab TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE webapps ADD COLUMN kerberos_service TEXT NOT NULL "
+	"  DEFAULT '';"
+	"ALTER TABLE webapps ADD COLUMN kerberos_realms TEXT NOT NULL "
+	"  DEFAULT '';"
+	"ALTER TABLE users ADD COLUMN directory_id TEXT;"
+	"ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;"
+	"CREATE UNIQUE INDEX users_directory_id ON users (directory_id);",
 };
 #pragma GCC diagnostic pop
 

@@ -28,17 +28,15 @@ process that wrote it died, and the test's lock would have to be the
 whole database's, which the upload's BEGIN IMMEDIATE waits on before it
 writes anything: the transaction cannot be held half-way.
 """
-import html
 import os
-import re
 import threading
 import uuid
-from urllib.parse import urlencode
 
 import psync
-from psync import (LogMark, Master, Portal, basic, done, is_eq, make_image,
-                   node_copy, ok, photo_path, request, store_dump,
-                   store_rows, tmpdir, wait_for)
+from psync import (LogMark, Master, Portal, WebSession, action_of, basic,
+                   csrf_of, done, is_eq, make_image, multipart, node_copy,
+                   ok, photo_path, store_dump, store_rows, tmpdir,
+                   wait_for)
 
 if not psync.ON_POSTGRESQL:
     psync.skip_all("the store is SQLite: its atomic commit (the WAL, "
@@ -49,21 +47,6 @@ if not psync.ON_POSTGRESQL:
 T3 = "contoso\\test3"
 SIZES = ("S", "M", "L")
 work = tmpdir("node-kill")
-
-
-def multipart(files, fields=None):
-    boundary = "----photosync" + uuid.uuid4().hex
-    out = b""
-    for name, value in (fields or {}).items():
-        out += ('--%s\r\nContent-Disposition: form-data; name="%s"\r\n'
-                '\r\n%s\r\n' % (boundary, name, value)).encode()
-    for name, (filename, data) in files.items():
-        out += ('--%s\r\nContent-Disposition: form-data; name="%s"; '
-                'filename="%s"\r\nContent-Type: application/octet-stream'
-                '\r\n\r\n' % (boundary, name, filename)).encode()
-        out += data + b"\r\n"
-    out += ("--%s--\r\n" % boundary).encode()
-    return out, "multipart/form-data; boundary=" + boundary
 
 
 def upload(node, image):
@@ -222,53 +205,6 @@ GUP_SIZES = ("HR96x96", "HR240x240", "HR648x648")
 MAUTH = {"Authorization": basic("test1@contoso.com", "pw-one")}
 
 
-class Browser:
-    """A cookie jar over psync.request, for one master node's pages."""
-
-    def __init__(self, node, jar=None):
-        self.node = node
-        self.jar = dict(jar or {})
-
-    def req(self, method, path, body=None, headers=None):
-        h = dict(headers or {})
-        if self.jar:
-            h["Cookie"] = "; ".join("%s=%s" % kv for kv in self.jar.items())
-        r = request(self.node.host, self.node.port, method, path,
-                    self.node.ca, h, body)
-        for sc in r.header_all("Set-Cookie"):
-            name, _, rest = sc.partition("=")
-            self.jar[name] = rest.split(";")[0]
-        return r
-
-    def get(self, path):
-        return self.req("GET", path)
-
-    def post(self, path, fields):
-        return self.req("POST", path, urlencode(fields), {
-            "Content-Type": "application/x-www-form-urlencoded"})
-
-    def upload(self, path, fields, image):
-        body, ctype = multipart({"photo": ("me.jpg", open(image, "rb")
-                                           .read())}, fields)
-        return self.req("POST", path, body, {"Content-Type": ctype})
-
-    def follow(self, r):
-        return self.get(r.header("Location")) if r.status == 303 else r
-
-
-def csrf_of(r):
-    g = re.search(r'name="csrf" value="([0-9a-f]+)"', r.text())
-    return g.group(1) if g else None
-
-
-def action_of(r, path):
-    for a in re.findall(r'<form method="post" action="([^"]*)"', r.text()):
-        a = html.unescape(a)
-        if a.split("?")[0] == path:
-            return a
-    return None
-
-
 def master_served(node):
     out = {}
     for size in GUP_SIZES:
@@ -286,10 +222,11 @@ def master_stored():
 def preview(b):
     """Uploads a photo on b's page: the page showing its preview."""
     page = b.get(ECP_PAGE)
+    image = make_image(os.path.join(work, "p-%s.jpg" % uuid.uuid4().hex),
+                       "500x500", extra=["-flop"])
     r = b.upload(action_of(page, "/ecp/photo/upload"),
                  {"csrf": csrf_of(page)},
-                 make_image(os.path.join(work, "p-%s.jpg" % uuid.uuid4()
-                                         .hex), "500x500", extra=["-flop"]))
+                 {"photo": ("me.jpg", open(image, "rb").read())})
     is_eq(r.status, 303, "a photo uploaded on the change-photo page: 303")
     return b.follow(r)
 
@@ -304,7 +241,7 @@ mold = master_served(ma)
 ok(all(v[0] == 200 for v in mold.values()), "master A serves test1's photo")
 ok(wait_for(lambda: master_served(mb) == mold),
    "master B serves the same photo, every size, with its ETag")
-b = Browser(ma)
+b = WebSession(ma)
 page = b.get(ECP_PAGE)
 r = b.post(action_of(page, "/ecp/login"), {
     "csrf": csrf_of(page), "email": "test1@contoso.com",
@@ -361,7 +298,7 @@ is_eq(master_served(mb), mold, "master B serves the old photo, every "
       "size, with its ETag")
 
 # The session is in the store: the same cookies work on node B.
-bb = Browser(mb, b.jar)
+bb = WebSession(mb, b.jar)
 page = preview(bb)
 r = bb.post(action_of(page, "/ecp/photo/save"), {"csrf": csrf_of(page)})
 is_eq(r.status, 303, "test1 saves a new photo through master B")

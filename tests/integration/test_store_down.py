@@ -23,16 +23,15 @@ for photos they hold in memory:
 No sleeps: waits are for log events, or polls with the hang guard as
 the deadline. On SQLite there is no server to stop: skipped.
 """
-import html
 import os
 import re
 import threading
-import uuid
 from urllib.parse import urlencode
 
 import psync
-from psync import (LogMark, Master, Portal, basic, done, is_eq, make_image,
-                   node_copy, ok, photo_path, request, run, store_rows,
+from psync import (LogMark, Master, Portal, WebSession, action_of, basic,
+                   cookies_of, csrf_of, done, is_eq, make_image, multipart,
+                   node_copy, ok, photo_path, run, store_rows,
                    tmpdir, wait_for)
 
 if not psync.ON_POSTGRESQL:
@@ -45,22 +44,6 @@ pg = psync.pg_server()
 GUP = "/ews/exchange.asmx/s/GetUserPhoto?email=test1@contoso.com&" \
       "size=HR648x648"
 MAUTH = {"Authorization": basic("test1@contoso.com", "pw-one")}
-
-
-def multipart(files, fields=None):
-    boundary = "----photosync" + uuid.uuid4().hex
-    out = b""
-    for name, value in (fields or {}).items():
-        out += ('--%s\r\nContent-Disposition: form-data; name="%s"\r\n'
-                '\r\n%s\r\n' % (boundary, name, value)).encode()
-    fields = files
-    for name, (filename, data) in fields.items():
-        out += ('--%s\r\nContent-Disposition: form-data; name="%s"; '
-                'filename="%s"\r\nContent-Type: application/octet-stream'
-                '\r\n\r\n' % (boundary, name, filename)).encode()
-        out += data + b"\r\n"
-    out += ("--%s--\r\n" % boundary).encode()
-    return out, "multipart/form-data; boundary=" + boundary
 
 
 def upload(node, account, image):
@@ -83,64 +66,6 @@ def thumbs():
 
 
 ECP_PAGE = "/ecp/PersonalSettings/EditAccount.aspx"
-
-
-class Browser:
-    """A cookie jar over psync.request, for the master's pages."""
-
-    def __init__(self, node):
-        self.node = node
-        self.jar = {}
-
-    def req(self, method, path, body=None, headers=None, cookies=None):
-        h = dict(headers or {})
-        jar = dict(self.jar)
-        jar.update(cookies or {})
-        if jar:
-            h["Cookie"] = "; ".join("%s=%s" % kv for kv in jar.items())
-        r = request(self.node.host, self.node.port, method, path,
-                    self.node.ca, h, body)
-        for sc in r.header_all("Set-Cookie"):
-            name, _, rest = sc.partition("=")
-            self.jar[name] = rest.split(";")[0]
-        return r
-
-    def get(self, path):
-        return self.req("GET", path)
-
-    def post(self, path, fields, cookies=None):
-        return self.req("POST", path, urlencode(fields), {
-            "Content-Type": "application/x-www-form-urlencoded"},
-            cookies=cookies)
-
-    def upload(self, path, fields, files):
-        body, ctype = multipart(files, fields)
-        return self.req("POST", path, body, {"Content-Type": ctype})
-
-    def follow(self, r):
-        return self.get(r.header("Location")) if r.status == 303 else r
-
-
-def csrf_of(r):
-    g = re.search(r'name="csrf" value="([0-9a-f]+)"', r.text())
-    return g.group(1) if g else None
-
-
-def action_of(r, path):
-    """The action (unescaped) of the form posting to `path`."""
-    for a in re.findall(r'<form method="post" action="([^"]*)"', r.text()):
-        a = html.unescape(a)
-        if a.split("?")[0] == path:
-            return a
-    return None
-
-
-def cookies_of(r):
-    out = {}
-    for h in r.header_all("Set-Cookie"):
-        name, _, value = h.partition(";")[0].strip().partition("=")
-        out[name] = value
-    return out
 
 
 # The master's store is on a PostgreSQL server of its own, so that the
@@ -188,7 +113,7 @@ for node, name in ((pa, "portal A"), (m, "master")):
     is_eq(metric(node, "photosync_store_up"), 1.0,
           "%s: /metrics says the store is up" % name)
 store_before = thumbs()
-ecp = Browser(m)
+ecp = WebSession(m)
 r = ecp.get(ECP_PAGE)
 r = ecp.post(action_of(r, "/ecp/login"), {
     "csrf": csrf_of(r), "email": "test1@contoso.com", "password": "pw-one"})
@@ -318,8 +243,8 @@ store_down_checks(m, "master", mark_m, pg_m)
 refused(ecp.upload(ecp_upload, {"csrf": ecp_csrf}, {"photo": (
     "me.jpg", open(make_image(os.path.join(work, "t1-ecp.jpg"), "600x600"),
                    "rb").read())}), "the master's change-photo upload")
-r = Browser(m).get(ECP_PAGE)
-refused(Browser(m).post(action_of(r, "/ecp/login"), {
+r = WebSession(m).get(ECP_PAGE)
+refused(WebSession(m).post(action_of(r, "/ecp/login"), {
     "csrf": csrf_of(r), "email": "test1@contoso.com",
     "password": "pw-one"}, cookies={"ecp_csrf": csrf_of(r)}),
     "the master's sign-in form")

@@ -41,9 +41,11 @@
 #include "store/store.h"
 #include "t.h"
 
-/* The portal's schema: its number of migration steps (store_*.c). */
-#define PORTAL_SCHEMA		7
-#define PORTAL_SCHEMA_TEXT	"7"
+/* Each role's schema: its number of migration steps (store_*.c). */
+#define MASTER_SCHEMA		7
+#define MASTER_SCHEMA_TEXT	"7"
+#define PORTAL_SCHEMA		8
+#define PORTAL_SCHEMA_TEXT	"8"
 
 static char *dir;	/* the temporary directory, removed at the end */
 
@@ -990,7 +992,8 @@ test_migrations(void)
 	ok(store_feed_head(st, &head) == PS_OK && head == 0,
 	    "master: migrated from empty, the feed is empty");
 	store_close(st);
-	is_int(schema_version(master), 6, "master: schema version 6");
+	is_int(schema_version(master), MASTER_SCHEMA, "master: schema version "
+	    MASTER_SCHEMA_TEXT);
 	st = open_or_die(portal, STORE_PORTAL);
 	ok(store_feed_head(st, &head) == PS_OK && head == 0,
 	    "portal: migrated from empty, the feed is empty");
@@ -1100,7 +1103,8 @@ test_migrate_master_1(void)
 	is_int(store_outbox_pending(st), 1,
 	    "master 1: and queued a notice to the old partner (outbox)");
 	store_close(st);
-	is_int(schema_version(path), 6, "master 1: now at version 6");
+	is_int(schema_version(path), MASTER_SCHEMA, "master 1: now at version "
+	    MASTER_SCHEMA_TEXT);
 	is_int(application_id(path), 0x50534d31, "master 1: now marked as a "
 	    "master's store");
 	free(path);
@@ -1787,7 +1791,7 @@ test_errors_open(void)
 	st = NULL;
 	ok(store_open(master, STORE_PORTAL, false, &st) != PS_OK && st == NULL,
 	    "open: a master's store as the portal's is refused");
-	is_int(schema_version(master), 6, "and is left as it was");
+	is_int(schema_version(master), MASTER_SCHEMA, "and is left as it was");
 	free(junk);
 	free(nodir);
 	free(master);
@@ -2408,7 +2412,8 @@ test_pg_refusals(void)
 	int64_t head = -1;
 
 	store_close(open_or_die(master, STORE_MASTER));
-	is_int(pg_int(master, "SELECT version FROM photosync_store"), 6,
+	is_int(pg_int(master, "SELECT version FROM photosync_store"),
+	    MASTER_SCHEMA,
 	    "a new database gets every migration");
 	is_int(store_open(master, STORE_PORTAL, true, &st), PS_ESTORE,
 	    "a master's store is no portal's");
@@ -2422,7 +2427,8 @@ test_pg_refusals(void)
 	    "and says so");
 	is_int(pg_int(master, "SELECT version FROM photosync_store"), 99,
 	    "and left as it was");
-	ok(pg_run(master, "UPDATE photosync_store SET version = 6"),
+	ok(pg_run(master, "UPDATE photosync_store SET version = "
+	    MASTER_SCHEMA_TEXT),
 	    "(put back)");
 	st = open_or_die(master, STORE_MASTER);
 	ok(store_feed_head(st, &head) == PS_OK && head == 0,
