@@ -21,6 +21,7 @@
 struct auth_negotiate {
 	gss_cred_id_t	 cred;
 	char		*keytab;
+	int		 holds;		/* the owner's and exchanges' */
 };
 
 /*
@@ -61,13 +62,17 @@ gss_message(OM_uint32 major, OM_uint32 minor, char *out, size_t n)
 }
 
 ps_err
-auth_negotiate_new(const char *keytab, struct auth_negotiate **out)
+auth_negotiate_new(const char *keytab, const char *service,
+    struct auth_negotiate **out)
 {
 	gss_key_value_element_desc el = { "keytab", keytab };
 	gss_key_value_set_desc store = { 1, &el };
+	gss_buffer_desc sname;
+	gss_name_t name = GSS_C_NO_NAME;
 	struct auth_negotiate *an;
 	OM_uint32 major, minor;
 	char msg[256];
+	ps_err rc = PS_OK;
 
 	*out = NULL;
 	if (access(keytab, R_OK) != 0)
@@ -75,17 +80,46 @@ auth_negotiate_new(const char *keytab, struct auth_negotiate **out)
 		    keytab);
 	an = xcalloc(1, sizeof(*an));
 	an->keytab = xstrdup(keytab);
-	major = gss_acquire_cred_from(&minor, GSS_C_NO_NAME,
-	    GSS_C_INDEFINITE, GSS_C_NO_OID_SET, GSS_C_ACCEPT, &store,
-	    &an->cred, NULL, NULL);
+	an->holds = 1;
+	if (service && service[0]) {
+		sname.value = (void *)service;
+		sname.length = strlen(service);
+		major = gss_import_name(&minor, &sname,
+		    (gss_OID)GSS_KRB5_NT_PRINCIPAL_NAME, &name);
+		if (GSS_ERROR(major)) {
+			gss_message(major, minor, msg, sizeof(msg));
+			rc = ps_errf(PS_EINVAL, "the service %s is not a "
+			    "Kerberos principal name: %s", service, msg);
+			goto out;
+		}
+	}
+	major = gss_acquire_cred_from(&minor, name, GSS_C_INDEFINITE,
+	    GSS_C_NO_OID_SET, GSS_C_ACCEPT, &store, &an->cred, NULL, NULL);
 	if (GSS_ERROR(major)) {
 		gss_message(major, minor, msg, sizeof(msg));
-		auth_negotiate_free(an);
-		return ps_errf(PS_EINVAL, "the keytab %s gives no Kerberos "
-		    "service key: %s", keytab, msg);
+		if (name != GSS_C_NO_NAME)
+			rc = ps_errf(PS_EINVAL, "the keytab %s holds no key "
+			    "for the service %s: %s", keytab, service, msg);
+		else
+			rc = ps_errf(PS_EINVAL, "the keytab %s gives no "
+			    "Kerberos service key: %s", keytab, msg);
+		goto out;
 	}
 	*out = an;
-	return PS_OK;
+	an = NULL;
+out:
+	if (name != GSS_C_NO_NAME)
+		gss_release_name(&minor, &name);
+	auth_negotiate_free(an);
+	return rc;
+}
+
+struct auth_negotiate *
+auth_negotiate_hold(struct auth_negotiate *an)
+{
+	if (an)
+		an->holds++;
+	return an;
 }
 
 void
@@ -93,7 +127,7 @@ auth_negotiate_free(struct auth_negotiate *an)
 {
 	OM_uint32 minor;
 
-	if (an == NULL)
+	if (an == NULL || --an->holds > 0)
 		return;
 	if (an->cred != GSS_C_NO_CREDENTIAL)
 		gss_release_cred(&minor, &an->cred);
@@ -279,5 +313,60 @@ auth_principal_account(const char *principal, const char *map,
 		return ps_errf(PS_EAUTH, "the principal %s is too long",
 		    principal);
 	str_lower(account);
+	return PS_OK;
+}
+
+ps_err
+auth_negotiate_realms_check(const char *map)
+{
+	const char *p = map, *eq, *end;
+
+	while (*p) {
+		p += strspn(p, ", \t");
+		if (*p == '\0')
+			break;
+		end = p + strcspn(p, ", \t");
+		eq = memchr(p, '=', (size_t)(end - p));
+		if (eq == NULL || eq == p || eq + 1 == end ||
+		    memchr(eq + 1, '=', (size_t)(end - eq - 1)) != NULL)
+			return ps_errf(PS_EINVAL, "\"%.*s\" is not REALM=NAME",
+			    (int)(end - p), p);
+		if ((size_t)(end - eq - 1) >= 128)
+			return ps_errf(PS_EINVAL, "\"%.*s\": the name is too "
+			    "long", (int)(end - p), p);
+		p = end;
+	}
+	return PS_OK;
+}
+
+ps_err
+auth_principal_mailbox(const char *principal, const char *map,
+    char *address, size_t n)
+{
+	const char *at = strrchr(principal, '@');
+	char domain[128];
+	size_t ul;
+
+	if (at == NULL || at == principal || at[1] == '\0')
+		return ps_errf(PS_EAUTH, "the principal %s has no realm",
+		    principal);
+	ul = (size_t)(at - principal);
+	if (memchr(principal, '/', ul) != NULL)
+		return ps_errf(PS_EAUTH, "the principal %s is a service, not "
+		    "a user", principal);
+	if (memchr(principal, '@', ul) != NULL ||
+	    memchr(principal, '\\', ul) != NULL)
+		return ps_errf(PS_EAUTH, "the principal %s is not a user "
+		    "name", principal);
+	if (map == NULL || map[0] == '\0')
+		str_copy(domain, at + 1, sizeof(domain));
+	else if (!map_realm(map, at + 1, domain, sizeof(domain)))
+		return ps_errf(PS_EAUTH, "the realm %s maps to no mail "
+		    "domain", at + 1);
+	if ((size_t)snprintf(address, n, "%.*s@%s", (int)ul, principal,
+	    domain) >= n)
+		return ps_errf(PS_EAUTH, "the principal %s is too long",
+		    principal);
+	str_lower(address);
 	return PS_OK;
 }

@@ -31,12 +31,29 @@ struct auth_negotiate;
 #define AUTH_NEGOTIATE_MAX_TOKEN	16384
 
 /*
- * An acceptor for the service principals of `keytab` (a path; read now,
- * so that a missing or unreadable keytab is an error here, not at the
- * first sign-in). Free with auth_negotiate_free().
+ * An acceptor for `service` ("HTTP/portal.contoso.com", with or without
+ * "@REALM"; NULL or "": any service principal `keytab` holds), from
+ * `keytab` (a path; read now, so that a missing or unreadable keytab, or
+ * one without a key for the service, is an error here, not at the first
+ * sign-in). It may read the file: off the loop, or before the loop runs.
+ *
+ * Exchanges borrow an acceptor while they run on workers: each takes a
+ * hold (auth_negotiate_hold(), on the loop) and lets it go with
+ * auth_negotiate_free(), as the owner does with the acceptor it made;
+ * the last of them frees it. So a web application's settings may change
+ * (a new acceptor) with exchanges of the old one still running.
  */
-ps_err	auth_negotiate_new(const char *keytab, struct auth_negotiate **out);
+ps_err	auth_negotiate_new(const char *keytab, const char *service,
+	    struct auth_negotiate **out);
+struct auth_negotiate *auth_negotiate_hold(struct auth_negotiate *);
 void	auth_negotiate_free(struct auth_negotiate *);
+
+/*
+ * Checks a realm map ("CONTOSO.COM=CONTOSO, FABRIKAM.COM=FABRIKAM"):
+ * every entry REALM=NAME with both sides non-empty and without spaces.
+ * PS_EINVAL with a sentence otherwise. "" is a valid (empty) map.
+ */
+ps_err	auth_negotiate_realms_check(const char *map);
 
 enum auth_negotiate_verdict {
 	AUTH_NEGOTIATE_OK,		/* principal (and maybe reply) set */
@@ -72,5 +89,16 @@ void	auth_negotiate_result_cleanup(struct auth_negotiate_result *);
  */
 ps_err	auth_principal_account(const char *principal, const char *map,
 	    bool first_label, char *account, size_t n);
+
+/*
+ * The mailbox address of a principal, on the master: "user@REALM" ->
+ * "user@<domain>" with the mail domain `map` gives the realm
+ * ("CONTOSO.COM=contoso.com"); with an empty map the principal itself,
+ * in lower case, as its address (an Active Directory UPN that is the
+ * user's address). A realm that a non-empty map does not name, and
+ * service principals, are refused: PS_EAUTH with a sentence.
+ */
+ps_err	auth_principal_mailbox(const char *principal, const char *map,
+	    char *address, size_t n);
 
 #endif

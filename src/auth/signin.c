@@ -358,17 +358,13 @@ auth_signin_negotiate_start(struct auth_signin *si,
     struct auth_guard *guard, struct auth_negotiate *acceptor,
     const char *reqid, const char *peer, char *header)
 {
-	si->ops = ops;
-	si->arg = arg;
-	si->pool = pool;
+	signin_init(si, ops, arg, pool, AUTH_SIGNIN_NEGOTIATE, reqid, peer,
+	    xstrdup("-"));
 	si->guard = guard;
-	si->acceptor = acceptor;
-	si->kind = AUTH_SIGNIN_NEGOTIATE;
+	/* Held until the clean-up: new settings may replace it meanwhile. */
+	si->acceptor = auth_negotiate_hold(acceptor);
 	si->sso_session = true;
 	si->token = header;
-	si->name = xstrdup("-");
-	str_copy(si->reqid, reqid ? reqid : "", sizeof(si->reqid));
-	str_copy(si->peer, peer ? peer : "", sizeof(si->peer));
 	if (auth_guard_run(guard, negotiate_run, negotiate_done, si) !=
 	    PS_OK) {
 		log_warn(si->reqid, "auth.busy", "method=negotiate user=- "
@@ -385,6 +381,8 @@ auth_signin_cleanup(struct auth_signin *si)
 	si->name = NULL;
 	free(si->token);
 	si->token = NULL;
+	auth_negotiate_free(si->acceptor);
+	si->acceptor = NULL;
 	auth_negotiate_result_cleanup(&si->neg);
 	if (si->password)
 		xfree_secret(si->password, strlen(si->password));

@@ -133,7 +133,7 @@ struct auth_signin {
 	char		*name;		/* as typed */
 	char		*password;	/* wiped once the guard has it */
 	char		*token;		/* Kerberos: the Authorization value */
-	struct auth_negotiate *acceptor;	/* Kerberos: borrowed */
+	struct auth_negotiate *acceptor;	/* Kerberos: held */
 	char		*hash;
 	char		 key[65];	/* the session's store key */
 	ps_err		 rc;		/* of the last store job */
@@ -171,7 +171,8 @@ void	auth_signin_sso_start(struct auth_signin *si,
 /*
  * Signs in a Kerberos client by its Authorization header `header`
  * ("Negotiate <token>", taken): the exchange with `acceptor` on the
- * guard's threads within its budget (auth_guard_run()), the principal
+ * guard's threads within its budget (auth_guard_run(); `acceptor` held
+ * until auth_signin_cleanup()), the principal
  * mapped by ops->principal, the account read with ops->lookup on the
  * read lane (no password), then a session started as a form's is: the
  * token is good for one request, the session's cookie for the next.

@@ -80,6 +80,27 @@ test_mapping(void)
 	    sizeof(acc)) == PS_EAUTH, "a backslash in the user: refused");
 	ok(auth_principal_account("test1@CONTOSO.COM", NULL, true, acc, 8) ==
 	    PS_EAUTH, "too long for the account: refused");
+
+	ok(auth_principal_mailbox("Test1@CONTOSO.COM", "", acc,
+	    sizeof(acc)) == PS_OK, "a mailbox without a realm map");
+	is_str(acc, "test1@contoso.com", "is the principal, lower case");
+	ok(auth_principal_mailbox("test1@CORP.CONTOSO.COM",
+	    "FABRIKAM.COM=fabrikam.com, corp.contoso.com=contoso.com", acc,
+	    sizeof(acc)) == PS_OK, "a mapped realm");
+	is_str(acc, "test1@contoso.com", "gets the map's mail domain");
+	ok(auth_principal_mailbox("test1@CONTOSO.COM", "FABRIKAM.COM=f.com",
+	    acc, sizeof(acc)) == PS_EAUTH, "a realm the map lacks: refused");
+	ok(auth_principal_mailbox("HTTP/x@CONTOSO.COM", "", acc,
+	    sizeof(acc)) == PS_EAUTH, "a service principal: no mailbox");
+
+	ok(auth_negotiate_realms_check("") == PS_OK &&
+	    auth_negotiate_realms_check("CONTOSO.COM=CONTOSO, A.B=c.d") ==
+	    PS_OK, "realm maps: empty, two entries");
+	ok(auth_negotiate_realms_check("CONTOSO.COM") == PS_EINVAL &&
+	    auth_negotiate_realms_check("=X") == PS_EINVAL &&
+	    auth_negotiate_realms_check("A=") == PS_EINVAL &&
+	    auth_negotiate_realms_check("A=B=C") == PS_EINVAL,
+	    "realm maps without REALM=NAME: refused");
 }
 
 static void
@@ -89,12 +110,30 @@ test_exchange(const char *keytab, const char *other_keytab)
 	struct auth_negotiate *an = NULL, *other = NULL;
 	char *h;
 
-	ok(auth_negotiate_new("/nonexistent/keytab", &an) == PS_ENOTFOUND &&
+	ok(auth_negotiate_new("/nonexistent/keytab", NULL, &an) == PS_ENOTFOUND &&
 	    an == NULL, "a missing keytab: an error at once");
-	if (!ok(auth_negotiate_new(keytab, &an) == PS_OK,
+	if (!ok(auth_negotiate_new(keytab, NULL, &an) == PS_OK,
 	    "an acceptor from the service's keytab")) {
 		printf("# %s\n", ps_errmsg());
 		return;
+	}
+	ok(auth_negotiate_new(keytab, "HTTP/other.contoso.com", &other) ==
+	    PS_EINVAL && other == NULL && strstr(ps_errmsg(), "no key") !=
+	    NULL, "a service the keytab lacks: an error at once");
+	printf("# %s\n", ps_errmsg());
+	if (ok(auth_negotiate_new(keytab, "HTTP/portal.contoso.com@CONTOSO.COM",
+	    &other) == PS_OK, "a service the keytab holds, named")) {
+		/* Held by an exchange: the owner's free leaves it usable. */
+		auth_negotiate_hold(other);
+		auth_negotiate_free(other);
+		h = client_header("HTTP@portal.contoso.com");
+		ok(h && auth_negotiate_accept(other, h, &res) == PS_OK &&
+		    res.verdict == AUTH_NEGOTIATE_OK, "that acceptor, still "
+		    "held, accepts its ticket");
+		auth_negotiate_result_cleanup(&res);
+		free(h);
+		auth_negotiate_free(other);
+		other = NULL;
 	}
 	h = client_header("HTTP@portal.contoso.com");
 	if (!ok(h != NULL, "test1's client token for HTTP/portal"))
@@ -123,7 +162,7 @@ test_exchange(const char *keytab, const char *other_keytab)
 	    "a ticket for a service the keytab does not hold: refused");
 	printf("# %s\n", res.why);
 	auth_negotiate_result_cleanup(&res);
-	if (ok(auth_negotiate_new(other_keytab, &other) == PS_OK,
+	if (ok(auth_negotiate_new(other_keytab, NULL, &other) == PS_OK,
 	    "that service's own acceptor") && h != NULL) {
 		ok(auth_negotiate_accept(other, h, &res) == PS_OK &&
 		    res.verdict == AUTH_NEGOTIATE_OK,
