@@ -154,6 +154,31 @@ static const struct {
 	{ "clock skew", "clock skew too great" },
 };
 
+/*
+ * An acceptor for one service says "Cannot decrypt ticket for A using
+ * keytab key for B": another service when A is not B, else the key
+ * (the keytab is older than the service's key).
+ */
+static const char *
+other_service(const char *msg)
+{
+	static const char says[] = "cannot decrypt ticket for ";
+	const char *a, *b;
+	size_t al;
+
+	if ((a = strcasestr(msg, says)) == NULL)
+		return NULL;
+	a += sizeof(says) - 1;
+	al = strcspn(a, " ");
+	if ((b = strstr(a + al, " using keytab key for ")) == NULL)
+		return NULL;
+	b += strlen(" using keytab key for ");
+	if (strncmp(a, b, al) == 0 && (b[al] == '\0' || b[al] == ' ' ||
+	    b[al] == ','))
+		return "ticket for another key (the keytab is out of date)";
+	return "ticket for another service";
+}
+
 static void
 refusal_reason(OM_uint32 major, OM_uint32 minor, char *why, size_t n)
 {
@@ -162,6 +187,7 @@ refusal_reason(OM_uint32 major, OM_uint32 minor, char *why, size_t n)
 	size_t i;
 
 	gss_message(major, minor, msg, sizeof(msg));
+	reason = other_service(msg);
 	for (i = 0; reason == NULL && i < sizeof(krb5_refusals) /
 	    sizeof(*krb5_refusals); i++)
 		if (strcasestr(msg, krb5_refusals[i].says) != NULL)

@@ -814,11 +814,13 @@ def free_port_pair():
     raise RuntimeError("no free port pair")
 
 
-def wired(import_on=True, portal_port=0):
+def wired(import_on=True, portal_port=0, master_init=(), portal_init=()):
     """A master and a portal that trust each other through their metadata
-    URLs, as the article's steps 4-6 set them up. Returns (master, portal).
+    URLs, as the article's steps 4-6 set them up (master_init and
+    portal_init: more arguments for their `init`, --tls-cert F --tls-key F
+    say). Returns (master, portal).
     """
-    m = Master()
+    m = Master(init_args=master_init)
     m.add_mailbox("test1@contoso.com", "pw-one", name="Test One")
     m.add_mailbox("test2@contoso.com", "pw-two", name="Test Two")
     work = tmpdir("wired")
@@ -828,7 +830,7 @@ def wired(import_on=True, portal_port=0):
           make_image(os.path.join(work, "t2.jpg"), "640x640",
                      extra=["-negate"]))
     m.start()
-    p = Portal(port=portal_port)
+    p = Portal(port=portal_port, init_args=portal_init)
     p.add_user("contoso\\test1", "test1@contoso.com", "pw-one", "Test One")
     p.add_user("contoso\\test2", "test2@contoso.com", "pw-two", "Test Two")
     p.add_user("contoso\\test3", "test3@contoso.com", "pw-three",

@@ -1,0 +1,214 @@
+"""Kerberos single sign-on (SPNEGO, HTTP Negotiate) against a real MIT
+KDC (tests/kdc.py): the keytab settings are checked by the admin command;
+curl with test1's ticket (`curl --negotiate -u :`, the service names
+resolved to the loopback ports) gets the portal's /my without a form, and
+the session cookie it is given works afterwards; a request without a
+ticket gets 401 with `WWW-Authenticate: Negotiate` and, for a browser,
+the sign-in form as its body; each refusal (garbage, a replayed token, a
+ticket for another service, a realm the map lacks, a principal without
+an account) is 401 and an auth.refused method=negotiate event with its
+reason."""
+import os
+import re
+import subprocess
+import sys
+
+from psync import (LogMark, done, is_eq, ok, tmpdir, wait_for, wired,
+                   write)
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                ".."))
+import kdc as kdcmod  # noqa: E402  (tests/kdc.py)
+
+work = tmpdir("negotiate")
+NAMES = ["portal.contoso.com", "mail.contoso.com", "other.contoso.com"]
+
+
+def tls_pair():
+    """One certificate for both roles, for the service names and the
+    loopback address (curl checks the names it resolves; the harness the
+    address)."""
+    key = os.path.join(work, "tls-key.pem")
+    cert = os.path.join(work, "tls-cert.pem")
+    san = ",".join(["DNS:" + n for n in NAMES] + ["IP:127.0.0.1"])
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=portal.contoso.com", "-addext",
+                    "subjectAltName=" + san, "-addext",
+                    "basicConstraints=critical,CA:TRUE"],
+                   check=True, capture_output=True, timeout=60)
+    return ["--tls-cert", cert, "--tls-key", key]
+
+
+# ---- the realm: the users, the services and their keytabs ----
+kdc = kdcmod.Kdc(realm="CONTOSO.COM")
+for user in ("test1", "test3", "test9"):
+    kdc.add_user(user, "pw-" + user)
+portal_keytab = kdc.add_service("HTTP/portal.contoso.com")
+mail_keytab = kdc.add_service("HTTP/mail.contoso.com")
+kdc.add_service("HTTP/other.contoso.com")
+
+# The servers' Kerberos configuration: the realm's, with a replay cache
+# in the KDC's directory (the variables are inherited by `serve`).
+os.environ.update({k: v for k, v in kdc.env().items()
+                   if k.startswith("KRB5")})
+os.environ.pop("KRB5CCNAME", None)
+
+tls = tls_pair()
+m, p = wired(master_init=tls, portal_init=tls)
+caches = {u: kdc.kinit(u, "pw-" + u) for u in ("test1", "test3", "test9")}
+
+
+def curl(user, host, port, path, headers=(), jar=None, verbose=False):
+    """curl --negotiate as `user` (None: no ticket) to https://host:port
+    with `host` resolved to 127.0.0.1. Returns (status, headers text,
+    body, stderr)."""
+    hfile = os.path.join(work, "curl-headers")
+    argv = ["curl", "-sS", "--negotiate", "-u", ":", "--cacert",
+            p.ca, "--resolve", "%s:%d:127.0.0.1" % (host, port), "-D",
+            hfile, "-o", "-", "-w", "\n%{http_code}"]
+    if verbose:
+        argv.append("-v")
+    for h in headers:
+        argv += ["-H", h]
+    if jar:
+        argv += ["-c", jar, "-b", jar]
+    argv.append("https://%s:%d%s" % (host, port, path))
+    env = kdc.env(caches[user] if user else
+                  os.path.join(work, "no-such-cache"))
+    c = subprocess.run(argv, env=env, capture_output=True, timeout=120)
+    out = c.stdout.decode("utf-8", "replace")
+    body, _, status = out.rpartition("\n")
+    with open(hfile) as f:
+        head = f.read()
+    return int(status or 0), head, body, c.stderr.decode("utf-8",
+                                                          "replace")
+
+
+def final_head(head):
+    """The headers of the last answer in a `curl -D` file."""
+    return head.strip().split("\r\n\r\n")[-1]
+
+
+# ---- the settings, checked ----
+rc, out, err = p.cmd("webapp", "set", "--keytab",
+                     os.path.join(work, "missing.keytab"), check=False)
+ok(rc != 0 and "cannot read" in err, "webapp set --keytab with a missing "
+   "file: refused (%s)" % err.strip())
+rc, out, err = p.cmd("webapp", "set", "--keytab", portal_keytab,
+                     "--kerberos-service", "HTTP/mail.contoso.com",
+                     check=False)
+ok(rc != 0 and "holds no key for the service HTTP/mail.contoso.com" in err,
+   "a keytab without the service's key: refused (%s)" % err.strip())
+rc, out, err = p.cmd("webapp", "set", "--kerberos-realms", "CONTOSO.COM",
+                     check=False)
+ok(rc != 0 and "REALM=NAME" in err, "a realm map that is not REALM=NAME: "
+   "refused")
+rc, out, err = p.cmd("webapp", "show")
+ok(re.search(r"keytab\s+off", out), "nothing refused was stored: "
+   "Kerberos still off")
+
+# Off: curl's token (it sends one at once) is not taken, nor offered.
+st, head, body, _ = curl("test1", "portal.contoso.com", p.port, "/my")
+ok(st == 401 and not re.search(r"(?im)^WWW-Authenticate: Negotiate", head),
+   "Kerberos off: a Negotiate token is not taken (401, Basic offered)")
+
+mark = LogMark(p)
+p.cmd("webapp", "set", "--keytab", portal_keytab, "--kerberos-service",
+      "HTTP/portal.contoso.com", "--kerberos-realms", "CONTOSO.COM=CONTOSO")
+rc, out, err = p.cmd("webapp", "show")
+ok(re.search(r"keytab\s+" + re.escape(os.path.realpath(portal_keytab)),
+             out) and
+   re.search(r"kerberos-service\s+HTTP/portal.contoso.com", out) and
+   re.search(r"kerberos-realms\s+CONTOSO.COM=CONTOSO", out),
+   "webapp show prints the keytab, the service and the realm map")
+ok(mark.wait(r"ev=webapp\.kerberos_loaded .*kerberos=on"),
+   "the running portal loads the keytab (the change feed)")
+
+# ---- no ticket: 401 with Negotiate, the form as the body ----
+st, head, body, _ = curl(None, "portal.contoso.com", p.port, "/my",
+                         ["Accept: text/html"])
+is_eq(st, 401, "no ticket: 401")
+ok(re.search(r"(?im)^WWW-Authenticate: Negotiate\r?$", head),
+   "WWW-Authenticate: Negotiate")
+ok('name="password"' in body and 'action="/login"' in body,
+   "whose body is the sign-in form")
+r = p.get("/my")
+ok(r.status == 401 and "Negotiate" in r.header_all("WWW-Authenticate") and
+   any(v.startswith("Basic ") for v in r.header_all("WWW-Authenticate")),
+   "a script without credentials: 401 offering Negotiate and Basic")
+
+# ---- test1's ticket: /my without a form, a session ----
+jar = os.path.join(work, "jar")
+mark = LogMark(p)
+st, head, body, _ = curl("test1", "portal.contoso.com", p.port, "/my",
+                         ["Accept: text/html"], jar=jar)
+is_eq(st, 200, "test1 with a ticket: /my at once")
+ok("Test One" in body and 'name="password"' not in body,
+   "test1's page, no sign-in form")
+last = final_head(head)
+ok(re.search(r"(?im)^WWW-Authenticate: Negotiate \S+", last),
+   "the answer carries the token of mutual authentication")
+ok(re.search(r"(?im)^Set-Cookie: ps_session=[0-9a-f]{64};", last),
+   "and a session cookie")
+ok(mark.count(r"ev=auth\.session_started user=\"?contoso\\test1\"? "
+              r"method=negotiate"), "auth.session_started method=negotiate")
+cookie = re.search(r"(?im)^Set-Cookie: ps_session=([0-9a-f]{64})",
+                   last).group(1) if "ps_session" in last else ""
+r = p.get("/my", {"Cookie": "ps_session=" + cookie, "Accept": "text/html"})
+ok(r.status == 200 and "Test One" in r.text(),
+   "the session cookie alone signs test1 in afterwards")
+
+
+# ---- refusals: each 401 and auth.refused method=negotiate reason=... ----
+def refused(what, reason, send):
+    """`send()` makes one request; it must be refused with 401 and the
+    event with `reason`."""
+    mark = LogMark(p)
+    st = send()
+    is_eq(st, 401, "%s: 401" % what)
+    ok(mark.wait(r"ev=auth\.refused method=negotiate .*reason=\"?[^\n]*"
+                 + re.escape(reason)),
+       "%s: auth.refused method=negotiate reason=%s" % (what, reason))
+
+
+refused("garbage", "malformed token", lambda: p.get(
+    "/my", {"Authorization": "Negotiate YWJjZGVmZ2hpams="}).status)
+
+# A token curl sent (and the portal took) is sent again.
+st, head, body, err = curl("test1", "portal.contoso.com", p.port, "/my",
+                           verbose=True)
+tok = re.search(r"(?m)^> Authorization: (Negotiate \S+)", err)
+ok(st == 200 and tok, "a token accepted once")
+refused("the same token again", "replayed token", lambda: p.get(
+    "/my", {"Authorization": tok.group(1) if tok else "Negotiate x"})
+    .status)
+
+refused("a ticket for another service", "ticket for another service",
+        lambda: curl("test1", "other.contoso.com", p.port, "/my")[0])
+
+refused("a principal without an account", "no such account",
+        lambda: curl("test9", "portal.contoso.com", p.port, "/my")[0])
+
+mark = LogMark(p)
+p.cmd("webapp", "set", "--kerberos-realms", "FABRIKAM.COM=FABRIKAM")
+# The map applies once the change feed brought the row: until then test1
+# is still signed in (200); each try is a new token.
+ok(wait_for(lambda: curl("test1", "portal.contoso.com", p.port,
+                         "/my")[0] == 401),
+   "a realm the new map lacks: refused once the change arrived")
+ok(mark.wait(r"ev=auth\.refused method=negotiate .*reason=\"?the realm "
+             r"CONTOSO.COM maps to no domain"),
+   "auth.refused method=negotiate reason=the realm ... maps to no domain")
+p.cmd("webapp", "set", "--kerberos-realms", "CONTOSO.COM=CONTOSO")
+
+# Off again: Negotiate is no longer offered.
+mark = LogMark(p)
+p.cmd("webapp", "set", "--keytab", "off")
+ok(mark.wait(r"ev=webapp\.kerberos_loaded .*kerberos=off"),
+   "--keytab off: the running portal stops taking Kerberos")
+r = p.get("/my")
+ok(r.status == 401 and "Negotiate" not in r.header_all("WWW-Authenticate"),
+   "and no longer offers it")
+
+done()
