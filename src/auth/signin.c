@@ -356,14 +356,14 @@ void
 auth_signin_negotiate_start(struct auth_signin *si,
     const struct auth_signin_ops *ops, void *arg, struct store_pool *pool,
     struct auth_guard *guard, struct auth_negotiate *acceptor,
-    const char *reqid, const char *peer, char *header)
+    const char *reqid, const char *peer, bool session, char *header)
 {
 	signin_init(si, ops, arg, pool, AUTH_SIGNIN_NEGOTIATE, reqid, peer,
 	    xstrdup("-"));
 	si->guard = guard;
 	/* Held until the clean-up: new settings may replace it meanwhile. */
 	si->acceptor = auth_negotiate_hold(acceptor);
-	si->sso_session = true;
+	si->sso_session = session;
 	si->token = header;
 	if (auth_guard_run(guard, negotiate_run, negotiate_done, si) !=
 	    PS_OK) {

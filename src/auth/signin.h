@@ -174,8 +174,10 @@ void	auth_signin_sso_start(struct auth_signin *si,
  * guard's threads within its budget (auth_guard_run(); `acceptor` held
  * until auth_signin_cleanup()), the principal
  * mapped by ops->principal, the account read with ops->lookup on the
- * read lane (no password), then a session started as a form's is: the
- * token is good for one request, the session's cookie for the next.
+ * read lane (no password), then with `session` a session started as a
+ * form's is (the token is good for one request, the session's cookie
+ * for the next; without it, as for Basic, the request alone is signed
+ * in).
  * ops->answer() says how it ended: OK (si->neg.reply, when not NULL, is
  * the token of mutual authentication for the answer's
  * WWW-Authenticate), WRONG (the exchange refused, or the principal maps
@@ -187,7 +189,7 @@ void	auth_signin_negotiate_start(struct auth_signin *si,
 	    const struct auth_signin_ops *ops, void *arg,
 	    struct store_pool *pool, struct auth_guard *guard,
 	    struct auth_negotiate *acceptor, const char *reqid,
-	    const char *peer, char *header);
+	    const char *peer, bool session, char *header);
 /*
  * Frees what `si` holds and wipes its secrets; for the role's clean-up,
  * after answer() or when the request is dropped (a stop: the pool and

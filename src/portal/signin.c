@@ -550,7 +550,7 @@ signin_request(struct webapp_ctx *app, struct http_req *r,
 		http_req_defer(r);
 		auth_signin_negotiate_start(&si->flow, &signin_ops, si,
 		    app->srv->store, app->srv->guard, app->kerberos,
-		    http_req_id(r), http_req_peer(r), xstrdup(hdr));
+		    http_req_id(r), http_req_peer(r), true, xstrdup(hdr));
 		return;
 	}
 	if (hdr || !auth_web_session_key(&portal_web, r, session)) {

@@ -814,11 +814,13 @@ def free_port_pair():
     raise RuntimeError("no free port pair")
 
 
-def wired(import_on=True, portal_port=0, master_init=(), portal_init=()):
+def wired(import_on=True, portal_port=0, master_init=(), portal_init=(),
+          master_cmds=()):
     """A master and a portal that trust each other through their metadata
     URLs, as the article's steps 4-6 set them up (master_init and
     portal_init: more arguments for their `init`, --tls-cert F --tls-key F
-    say). Returns (master, portal).
+    say; master_cmds: admin commands, tuples of arguments, run on the
+    master before it starts). Returns (master, portal).
     """
     m = Master(init_args=master_init)
     m.add_mailbox("test1@contoso.com", "pw-one", name="Test One")
@@ -829,6 +831,8 @@ def wired(import_on=True, portal_port=0, master_init=(), portal_init=()):
     m.cmd("photo", "set", "test2@contoso.com", "--file",
           make_image(os.path.join(work, "t2.jpg"), "640x640",
                      extra=["-negate"]))
+    for args in master_cmds:
+        m.cmd(*args)
     m.start()
     p = Portal(port=portal_port, init_args=portal_init)
     p.add_user("contoso\\test1", "test1@contoso.com", "pw-one", "Test One")

@@ -7,7 +7,10 @@ ticket gets 401 with `WWW-Authenticate: Negotiate` and, for a browser,
 the sign-in form as its body; each refusal (garbage, a replayed token, a
 ticket for another service, a realm the map lacks, a principal without
 an account) is 401 and an auth.refused method=negotiate event with its
-reason."""
+reason. The master (`master kerberos set`) takes test1's ticket on its
+change-photo page (a session started, the page signed in) and on EWS
+(GetUserPhoto, per request), and refuses a principal without a
+mailbox."""
 import os
 import re
 import subprocess
@@ -55,11 +58,14 @@ os.environ.update({k: v for k, v in kdc.env().items()
 os.environ.pop("KRB5CCNAME", None)
 
 tls = tls_pair()
-m, p = wired(master_init=tls, portal_init=tls)
+m, p = wired(master_init=tls, portal_init=tls, master_cmds=[
+    ("kerberos", "set", "--keytab", mail_keytab, "--service",
+     "HTTP/mail.contoso.com", "--realms", "CONTOSO.COM=contoso.com")])
 caches = {u: kdc.kinit(u, "pw-" + u) for u in ("test1", "test3", "test9")}
 
 
-def curl(user, host, port, path, headers=(), jar=None, verbose=False):
+def curl(user, host, port, path, headers=(), jar=None, verbose=False,
+         follow=False):
     """curl --negotiate as `user` (None: no ticket) to https://host:port
     with `host` resolved to 127.0.0.1. Returns (status, headers text,
     body, stderr)."""
@@ -69,6 +75,8 @@ def curl(user, host, port, path, headers=(), jar=None, verbose=False):
             hfile, "-o", "-", "-w", "\n%{http_code}"]
     if verbose:
         argv.append("-v")
+    if follow:
+        argv.append("-L")
     for h in headers:
         argv += ["-H", h]
     if jar:
@@ -201,6 +209,75 @@ ok(mark.wait(r"ev=auth\.refused method=negotiate .*reason=\"?the realm "
              r"CONTOSO.COM maps to no domain"),
    "auth.refused method=negotiate reason=the realm ... maps to no domain")
 p.cmd("webapp", "set", "--kerberos-realms", "CONTOSO.COM=CONTOSO")
+
+# ---- the master: the change-photo page and EWS ----
+PAGE = "/ecp/PersonalSettings/EditAccount.aspx?chgPhoto=1"
+REST = "/ews/exchange.asmx/s/GetUserPhoto?email=%s&size=HR96x96"
+
+rc, shown, err = m.cmd("kerberos", "show")
+ok(re.search(r"keytab\s+" + re.escape(os.path.realpath(mail_keytab)),
+             shown)
+   and re.search(r"service\s+HTTP/mail.contoso.com", shown) and
+   re.search(r"realms\s+CONTOSO.COM=contoso.com", shown),
+   "master kerberos show prints the keytab, the service and the realms")
+for args, why in ((["--keytab", os.path.join(work, "missing")],
+                   "cannot read"),
+                  (["--keytab", portal_keytab], "holds no key for the "
+                   "service HTTP/mail.contoso.com"),
+                  (["--realms", "CONTOSO.COM"], "REALM=NAME"),
+                  (["--service", "mail.contoso.com"], "SERVICE/HOST")):
+    rc, out, err = m.cmd("kerberos", "set", *args, check=False)
+    ok(rc != 0 and why in err, "master kerberos set %s: refused (%s)" % (
+        " ".join(args), err.strip()))
+rc, out, err = m.cmd("kerberos", "show")
+is_eq(out, shown, "nothing refused was stored")
+
+st, head, body, _ = curl(None, "mail.contoso.com", m.port, PAGE,
+                         ["Accept: text/html"])
+ok(st == 401 and re.search(r"(?im)^WWW-Authenticate: Negotiate\r?$", head)
+   and 'name="password"' in body,
+   "the change-photo page without a ticket: 401 Negotiate, the form as body")
+
+mjar = os.path.join(work, "mjar")
+mark = LogMark(m)
+st, head, body, _ = curl("test1", "mail.contoso.com", m.port, PAGE,
+                         ["Accept: text/html"], jar=mjar, follow=True)
+is_eq(st, 200, "test1 with a ticket: the change-photo page")
+ok("test1@contoso.com" in body and 'name="password"' not in body,
+   "signed in as test1@contoso.com, no form")
+ok(re.search(r"(?im)^WWW-Authenticate: Negotiate \S+", head),
+   "the sign-in answer carries the token of mutual authentication")
+ok(mark.count(r"ev=ecp\.signed_in email=\"?test1@contoso.com\"? "
+              r"method=negotiate"), "ecp.signed_in method=negotiate")
+st, head, body, _ = curl(None, "mail.contoso.com", m.port, PAGE,
+                         ["Accept: text/html"], jar=mjar)
+ok(st == 200 and "test1@contoso.com" in body and
+   'name="password"' not in body,
+   "the page's session cookie alone keeps test1 signed in")
+
+mark = LogMark(m)
+st, head, body, _ = curl("test1", "mail.contoso.com", m.port,
+                         REST % "test1@contoso.com")
+is_eq(st, 200, "EWS GetUserPhoto with test1's ticket: the photo")
+ok(re.search(r"(?im)^WWW-Authenticate: Negotiate \S+", final_head(head)),
+   "with the token of mutual authentication")
+ok(mark.wait(r"ev=http\.request .*auth=negotiate user=test1@contoso.com"),
+   "logged as auth=negotiate user=test1@contoso.com")
+r = m.get(REST % "test1@contoso.com")
+ok(r.status == 401 and "Negotiate" in r.header_all("WWW-Authenticate") and
+   any(v.startswith("Basic ") for v in r.header_all("WWW-Authenticate")),
+   "EWS without credentials: 401 offering Negotiate beside Basic")
+mark = LogMark(m)
+st = curl("test3", "mail.contoso.com", m.port, REST % "test1@contoso.com")[0]
+is_eq(st, 401, "EWS with the ticket of a principal without a mailbox: 401")
+ok(mark.wait(r"ev=auth\.refused method=negotiate .*principal=test3@CONTOSO"
+             r"\.COM reason=\"?no such account"),
+   "auth.refused method=negotiate reason=no such account")
+mark = LogMark(m)
+st = curl("test1", "portal.contoso.com", m.port, REST % "test1@contoso.com")[0]
+is_eq(st, 401, "EWS with a ticket for the portal's service: 401")
+ok(mark.wait(r"ev=auth\.refused method=negotiate .*reason=\"?ticket for "
+             r"another service"), "auth.refused: ticket for another service")
 
 # Off again: Negotiate is no longer offered.
 mark = LogMark(p)
