@@ -5,8 +5,8 @@ resolved to the loopback ports) gets the portal's /my without a form, and
 the session cookie it is given works afterwards; a request without a
 ticket gets 401 with `WWW-Authenticate: Negotiate` and, for a browser,
 the sign-in form as its body; each refusal (garbage, a replayed token, a
-ticket for another service, a realm the map lacks, a principal without
-an account) is 401 and an auth.refused method=negotiate event with its
+ticket for another service, an expired ticket, a realm the map lacks, a
+principal without an account) is 401 and an auth.refused method=negotiate event with its
 reason. The master (`master kerberos set`) takes test1's ticket on its
 change-photo page (a session started, the page signed in) and on EWS
 (GetUserPhoto, per request), and refuses a principal without a
@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 from psync import (LogMark, done, is_eq, ok, tmpdir, wait_for, wired,
                    write)
@@ -51,10 +52,17 @@ portal_keytab = kdc.add_service("HTTP/portal.contoso.com")
 mail_keytab = kdc.add_service("HTTP/mail.contoso.com")
 kdc.add_service("HTTP/other.contoso.com")
 
-# The servers' Kerberos configuration: the realm's, with a replay cache
-# in the KDC's directory (the variables are inherited by `serve`).
+# The servers' Kerberos configuration: the realm's, with a clock skew of
+# 1 s (so that an expired ticket is one a second after its end, not five
+# minutes) and a replay cache in the KDC's directory (the variables are
+# inherited by `serve`).
+SKEW = 1
+server_conf = write(os.path.join(kdc.dir, "server-krb5.conf"), open(
+    kdc.krb5_conf).read().replace("[libdefaults]\n", "[libdefaults]\n"
+                                  " clockskew = %d\n" % SKEW, 1))
 os.environ.update({k: v for k, v in kdc.env().items()
                    if k.startswith("KRB5")})
+os.environ["KRB5_CONFIG"] = server_conf
 os.environ.pop("KRB5CCNAME", None)
 
 tls = tls_pair()
@@ -197,6 +205,70 @@ refused("a ticket for another service", "ticket for another service",
 
 refused("a principal without an account", "no such account",
         lambda: curl("test9", "portal.contoso.com", p.port, "/my")[0])
+
+
+
+def token_for(user_cache, host):
+    """The Authorization header curl makes from `user_cache` for
+    HTTP/`host`, caught by a listener of the test's own (plain HTTP, so
+    that it is never sent to a server under test)."""
+    import http.server
+    import threading
+    got = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            a = self.headers.get("Authorization")
+            if a:
+                got.append(a)
+            self.send_response(200 if a else 401)
+            if not a:
+                self.send_header("WWW-Authenticate", "Negotiate")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+    hs = http.server.HTTPServer(("127.0.0.1", 0), H)
+    t = threading.Thread(target=hs.serve_forever, daemon=True)
+    t.start()
+    port = hs.server_address[1]
+    subprocess.run(["curl", "-sS", "--negotiate", "-u", ":", "-o",
+                    os.devnull, "--resolve", "%s:%d:127.0.0.1" % (host, port),
+                    "http://%s:%d/" % (host, port)],
+                   env=kdc.env(user_cache), capture_output=True, timeout=120)
+    hs.shutdown()
+    hs.server_close()
+    return got[0] if got else None
+
+
+def ticket_end(cache):
+    """When the tickets of `cache` end (klist's Expires, local time, whole
+    seconds), as a Unix time."""
+    out = subprocess.run(["klist", cache], env=kdc.env(cache),
+                         capture_output=True, text=True, timeout=60).stdout
+    m = re.search(r"^\S+ \S+\s+(\d\d/\d\d/\d\d\S* \d\d:\d\d:\d\d)\s",
+                  out, re.M)
+    import datetime
+    for fmt in ("%m/%d/%y %H:%M:%S", "%m/%d/%Y %H:%M:%S"):
+        try:
+            return datetime.datetime.strptime(m.group(1), fmt).timestamp()
+        except (ValueError, AttributeError):
+            pass
+    return None
+
+
+# An expired ticket: a token made while test1's short ticket was valid,
+# sent once the ticket ended (and the server's skew passed).
+short = kdc.kinit("test1", "pw-test1", lifetime="5s")
+expired_tok = token_for(short, "portal.contoso.com")
+end = ticket_end(short)
+ok(expired_tok and end, "a token from a ticket of 5 s (ends %s)" % end)
+# Polling the clock: the event is the time itself.
+ok(wait_for(lambda: time.time() > (end or 0) + SKEW + 1, step=0.2),
+   "the ticket's end and the server's clock skew passed")
+refused("a token of an expired ticket", "expired ticket", lambda: p.get(
+    "/my", {"Authorization": expired_tok or "Negotiate x"}).status)
 
 mark = LogMark(p)
 p.cmd("webapp", "set", "--kerberos-realms", "FABRIKAM.COM=FABRIKAM")
