@@ -12,7 +12,8 @@ ca-certificates"
 # initdb, pg_ctl, psql, pg_dump) and read stores with psycopg2; the
 # cluster test runs the cluster demo, with HAProxy. Kerberos sign-in is
 # tested against a KDC of their own (tests/kdc.py: MIT's KDC, kadmin.local
-# for principals and keytabs, kinit for tickets).
+# for principals and keytabs, kinit for tickets), with curl and with
+# headless Chromium holding a ticket (Chromium loads MIT's GSSAPI itself).
 tests="curl imagemagick libimage-exiftool-perl jpeginfo python3
 python3-exchangelib python3-jwt python3-jwcrypto
 chromium chromium-driver python3-selenium

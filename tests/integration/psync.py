@@ -814,6 +814,24 @@ def free_port_pair():
     raise RuntimeError("no free port pair")
 
 
+def tls_for_names(directory, names, ips=("127.0.0.1",)):
+    """A self-signed certificate (also its own CA) and its key for the
+    DNS `names` and the addresses `ips`, written into `directory`; the
+    init arguments that give them to a role: ["--tls-cert", F,
+    "--tls-key", F]. For tests that reach a server by a name (a Kerberos
+    service's) resolved to the loopback address by the client."""
+    key = os.path.join(directory, "tls-key.pem")
+    cert = os.path.join(directory, "tls-cert.pem")
+    san = ",".join(["DNS:" + n for n in names] + ["IP:" + a for a in ips])
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=" + names[0], "-addext",
+                    "subjectAltName=" + san, "-addext",
+                    "basicConstraints=critical,CA:TRUE"],
+                   check=True, capture_output=True, timeout=60)
+    return ["--tls-cert", cert, "--tls-key", key]
+
+
 def wired(import_on=True, portal_port=0, master_init=(), portal_init=(),
           master_cmds=()):
     """A master and a portal that trust each other through their metadata

@@ -17,8 +17,8 @@ import subprocess
 import sys
 import time
 
-from psync import (LogMark, done, is_eq, ok, tmpdir, wait_for, wired,
-                   write)
+from psync import (LogMark, done, is_eq, ok, tls_for_names, tmpdir,
+                   wait_for, wired, write)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 ".."))
@@ -26,22 +26,6 @@ import kdc as kdcmod  # noqa: E402  (tests/kdc.py)
 
 work = tmpdir("negotiate")
 NAMES = ["portal.contoso.com", "mail.contoso.com", "other.contoso.com"]
-
-
-def tls_pair():
-    """One certificate for both roles, for the service names and the
-    loopback address (curl checks the names it resolves; the harness the
-    address)."""
-    key = os.path.join(work, "tls-key.pem")
-    cert = os.path.join(work, "tls-cert.pem")
-    san = ",".join(["DNS:" + n for n in NAMES] + ["IP:127.0.0.1"])
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
-                    "-nodes", "-keyout", key, "-out", cert, "-days", "2",
-                    "-subj", "/CN=portal.contoso.com", "-addext",
-                    "subjectAltName=" + san, "-addext",
-                    "basicConstraints=critical,CA:TRUE"],
-                   check=True, capture_output=True, timeout=60)
-    return ["--tls-cert", cert, "--tls-key", key]
 
 
 # ---- the realm: the users, the services and their keytabs ----
@@ -65,7 +49,7 @@ os.environ.update({k: v for k, v in kdc.env().items()
 os.environ["KRB5_CONFIG"] = server_conf
 os.environ.pop("KRB5CCNAME", None)
 
-tls = tls_pair()
+tls = tls_for_names(work, NAMES)
 m, p = wired(master_init=tls, portal_init=tls, master_cmds=[
     ("kerberos", "set", "--keytab", mail_keytab, "--service",
      "HTTP/mail.contoso.com", "--realms", "CONTOSO.COM=contoso.com")])
