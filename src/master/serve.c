@@ -455,9 +455,14 @@ basic_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 	case AUTH_SIGNIN_OK:
 		str_copy(c->p.user, c->email, sizeof(c->p.user));
 		if (si->kind == AUTH_SIGNIN_NEGOTIATE) {
-			/* A token is good once: nothing to remember. */
 			c->p.method = "negotiate";
 			master_negotiate_reply(c->r, si);
+			/* A token is good once: kept only for its own
+			 * request's handler, after the body gate. */
+			if (c->gate)
+				auth_creds_put(master_cache_creds(c->s->cache),
+				    c->cred, c->email, c->cred_stamp,
+				    c->p.user);
 			authed(c);
 			break;
 		}
@@ -582,6 +587,36 @@ auth_bearer(struct master_call *c, const char *token)
 }
 
 /*
+ * A Kerberos token (auth/negotiate.h): exchanged on the guard's threads,
+ * for this request alone. A request whose body went through the gate is
+ * authenticated twice, and its token may be accepted only once: the gate
+ * keeps its verdict under a key of the request's own id and the token,
+ * which the handler takes (and forgets).
+ */
+static void
+auth_negotiate(struct master_call *c, const char *hdr)
+{
+	struct auth_creds *creds = master_cache_creds(c->s->cache);
+	const char *email;
+	char *own = xasprintf("%s %s", http_req_id(c->r), hdr);
+
+	auth_creds_basic_key(own, 0, c->cred);
+	free(own);
+	if (!c->gate && (email = auth_creds_get(creds, c->cred)) != NULL) {
+		c->p.method = "negotiate";
+		str_copy(c->p.user, email, sizeof(c->p.user));
+		auth_creds_forget(creds, c->cred);
+		authed(c);
+		return;
+	}
+	c->cred_stamp = auth_creds_stamp(creds);
+	/* It answers `c`, maybe before it returns. */
+	auth_signin_negotiate_start(&c->signin, &negotiate_ops, c, c->s->pool,
+	    c->s->guard, c->s->kerberos, http_req_id(c->r),
+	    http_req_peer(c->r), false, xstrdup(hdr));
+}
+
+/*
  * Authenticates, then `then` (now, or once the credential was checked
  * off the loop), or answers 401, 429 or 503.
  */
@@ -625,11 +660,7 @@ authenticate(struct master_call *c, void (*then)(struct master_call *))
 	else if (str_case_prefix(hdr, "Basic "))
 		auth_basic(c, hdr);
 	else if (c->s->kerberos && str_case_prefix(hdr, "Negotiate"))
-		/* It answers `c`, maybe before it returns. */
-		auth_signin_negotiate_start(&c->signin, &negotiate_ops, c,
-		    c->s->pool, c->s->guard, c->s->kerberos,
-		    http_req_id(c->r), http_req_peer(c->r), false,
-		    xstrdup(hdr));
+		auth_negotiate(c, hdr);
 	else
 		reply_unauthorized(c, "unsupported authorization scheme");
 }

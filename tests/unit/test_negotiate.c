@@ -110,7 +110,8 @@ test_exchange(const char *keytab, const char *other_keytab)
 	struct auth_negotiate *an = NULL, *other = NULL;
 	char *h;
 
-	ok(auth_negotiate_new("/nonexistent/keytab", NULL, &an) == PS_ENOTFOUND &&
+	ok(auth_negotiate_new("/nonexistent/keytab", NULL, &an) ==
+	    PS_ENOTFOUND &&
 	    an == NULL, "a missing keytab: an error at once");
 	if (!ok(auth_negotiate_new(keytab, NULL, &an) == PS_OK,
 	    "an acceptor from the service's keytab")) {
