@@ -131,7 +131,6 @@ reply_signed_out(struct webapp_ctx *app, struct http_req *r)
 {
 	if (app->kerberos && wants_html(r)) {
 		http_reply_header(r, "WWW-Authenticate", "Negotiate");
-		http_reply_header(r, "Cache-Control", "no-store");
 		login_form(r, http_req_path_raw(r), NULL, 401);
 		return;
 	}

@@ -135,6 +135,8 @@ ok(re.search(r"(?im)^WWW-Authenticate: Negotiate\r?$", head),
    "WWW-Authenticate: Negotiate")
 ok('name="password"' in body and 'action="/login"' in body,
    "whose body is the sign-in form")
+is_eq(len(re.findall(r"(?im)^Cache-Control:", head)), 1,
+      "one Cache-Control (no-store) on it")
 r = p.get("/my")
 ok(r.status == 401 and "Negotiate" in r.header_all("WWW-Authenticate") and
    any(v.startswith("Basic ") for v in r.header_all("WWW-Authenticate")),
