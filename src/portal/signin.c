@@ -308,6 +308,11 @@ negotiate_answer(struct signin *si, enum auth_signin_outcome out)
 		    "store reads");
 		break;
 	case AUTH_SIGNIN_WAIT:
+		/* (Kerberos has no failures to wait out; as for Basic.) */
+		auth_web_retry_after(r, si->flow.wait_ms);
+		http_reply_error(r, 429, "too many failed sign-ins; try again "
+		    "after Retry-After seconds");
+		break;
 	case AUTH_SIGNIN_FAILED:
 		http_reply_error(r, 500, "the store failed");
 		break;
