@@ -32,9 +32,10 @@
  * sign-in form, so a browser without a ticket shows the form. The token
  * a browser then sends is accepted on the sign-in guard's threads; its
  * principal is the account DOMAIN\user (the realm map, else the realm's
- * first label), looked up as a proxy's; a session is started as for the
- * form (its cookie on the answer, with the token of mutual
- * authentication in WWW-Authenticate) and the page is served at once.
+ * first label), looked up as a proxy's; for a browser a session is
+ * started as for the form (its cookie on the answer), a script's request
+ * is signed in alone (as with Basic); the page is served at once, with
+ * the token of mutual authentication in WWW-Authenticate.
  * Every refusal is 401 again and an auth.refused method=negotiate.
  */
 #include <stdio.h>
@@ -285,17 +286,23 @@ negotiate_answer(struct signin *si, enum auth_signin_outcome out)
 
 	switch (out) {
 	case AUTH_SIGNIN_OK:
-		auth_creds_session_key(si->flow.key, si->cred);
-		cred_keep(si, si->flow.csrf);
-		log_info(http_req_id(r), "auth.session_started", "user=%s "
-		    "method=negotiate", log_q(si->u.account));
-		auth_web_session_set(&portal_web, r, si->flow.cookie);
 		if (si->flow.neg.reply) {
 			hdr = xasprintf("Negotiate %s", si->flow.neg.reply);
 			http_reply_header(r, "WWW-Authenticate", hdr);
 			free(hdr);
 		}
 		v.user = si->u;
+		if (si->flow.cookie[0] == '\0') {
+			/* A script: this request alone, as with Basic. */
+			v.basic = true;
+			signed_in(si->app, r, si->then, &v);
+			break;
+		}
+		auth_creds_session_key(si->flow.key, si->cred);
+		cred_keep(si, si->flow.csrf);
+		log_info(http_req_id(r), "auth.session_started", "user=%s "
+		    "method=negotiate", log_q(si->u.account));
+		auth_web_session_set(&portal_web, r, si->flow.cookie);
 		str_copy(v.csrf, si->flow.csrf, sizeof(v.csrf));
 		signed_in(si->app, r, si->then, &v);
 		break;
@@ -549,12 +556,17 @@ signin_request(struct webapp_ctx *app, struct http_req *r,
 		return;
 	}
 	if (hdr && app->kerberos && str_case_prefix(hdr, "Negotiate")) {
-		/* The session this starts is the credential from now on. */
+		/*
+		 * A browser's session is its credential from now on; a
+		 * script (curl --negotiate) sends a token with every
+		 * request, and gets no session for each.
+		 */
 		si = signin_new(app, r, then);
 		http_req_defer(r);
 		auth_signin_negotiate_start(&si->flow, &signin_ops, si,
 		    app->srv->store, app->srv->guard, app->kerberos,
-		    http_req_id(r), http_req_peer(r), true, xstrdup(hdr));
+		    http_req_id(r), http_req_peer(r), wants_html(r),
+		    xstrdup(hdr));
 		return;
 	}
 	if (hdr || !auth_web_session_key(&portal_web, r, session)) {

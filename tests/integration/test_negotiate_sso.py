@@ -162,6 +162,12 @@ cookie = re.search(r"(?im)^Set-Cookie: ps_session=([0-9a-f]{64})",
 r = p.get("/my", {"Cookie": "ps_session=" + cookie, "Accept": "text/html"})
 ok(r.status == 200 and "Test One" in r.text(),
    "the session cookie alone signs test1 in afterwards")
+# A script (no Accept: text/html) sends a token with each request: it is
+# signed in for that request alone, no session each time.
+st, head, body, _ = curl("test1", "portal.contoso.com", p.port, "/my")
+ok(st == 200 and "Test One" in body and "Set-Cookie: ps_session" not in
+   head and re.search(r"(?im)^WWW-Authenticate: Negotiate \S+", head),
+   "a script's token: signed in, no session, the mutual-auth token")
 
 
 # ---- refusals: each 401 and auth.refused method=negotiate reason=... ----
