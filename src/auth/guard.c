@@ -124,6 +124,16 @@ struct check {
 	char			 why[96];
 };
 
+/* Other sign-in work on the guard's threads (auth_guard_run()). */
+struct guard_job {
+	TAILQ_ENTRY(guard_job)	 entry;
+	struct auth_guard	*g;
+	void			(*run)(void *);
+	void			(*done)(void *);
+	void			*arg;
+};
+TAILQ_HEAD(guard_job_list, guard_job);
+
 struct auth_guard {
 	struct event_base	*base;
 	struct auth_guard_limits lim;
@@ -132,6 +142,8 @@ struct auth_guard {
 	struct check_list	 running;
 	struct check_list	 ready;
 	size_t			 nrunning, nready, njoined;
+	struct guard_job_list	 jobs;		/* auth_guard_run()'s */
+	size_t			 njobs;
 	struct slot		*slots;
 	size_t			 nsets;
 	unsigned char		 key[AUTH_DIGEST_KEY_BYTES];
@@ -559,6 +571,19 @@ check_free(struct check *c)
 	free(c);
 }
 
+/* The jobs of auth_guard_run() not called back (their args: callers'). */
+static void
+jobs_free(struct auth_guard *g)
+{
+	struct guard_job *j;
+
+	while ((j = TAILQ_FIRST(&g->jobs)) != NULL) {
+		TAILQ_REMOVE(&g->jobs, j, entry);
+		free(j);
+	}
+	g->njobs = 0;
+}
+
 static void
 checks_free(struct check_list *l)
 {
@@ -776,7 +801,7 @@ auth_guard_check(struct auth_guard *g, const char *account,
 	if ((known = table_find(g, c->cred)) != NULL &&
 	    !slot_stale(g, known, now))
 		verdict = known->kind;
-	if (verdict == SLOT_FREE && g->nrunning >=
+	if (verdict == SLOT_FREE && g->nrunning + g->njobs >=
 	    (size_t)g->lim.max_verifying + g->lim.max_queued) {
 		check_busy(g, c, now);
 		return;
@@ -864,6 +889,7 @@ auth_guard_new(struct event_base *base, const struct auth_guard_limits *lim)
 	g->base = base;
 	g->lim = l;
 	TAILQ_INIT(&g->running);
+	TAILQ_INIT(&g->jobs);
 	TAILQ_INIT(&g->ready);
 	pthread_mutex_init(&g->dummy_mu, NULL);
 	rand_bytes(g->key, sizeof(g->key));
@@ -905,6 +931,7 @@ auth_guard_free(struct auth_guard *g)
 	/* Running checks finish on their threads; none is called back. */
 	work_pool_free(g->pool);
 	g->pool = NULL;
+	jobs_free(g);
 	checks_free(&g->running);
 	checks_free(&g->ready);
 	g->nrunning = g->nready = g->njoined = 0;
@@ -918,7 +945,59 @@ auth_guard_free(struct auth_guard *g)
 size_t
 auth_guard_pending(const struct auth_guard *g)
 {
-	return g->nrunning + g->nready + g->njoined;
+	return g->nrunning + g->nready + g->njoined + g->njobs;
+}
+
+static void
+job_run(void *arg)
+{
+	struct guard_job *j = arg;
+
+	j->run(j->arg);
+}
+
+static void
+job_done(void *arg)
+{
+	struct guard_job *j = arg;
+	struct auth_guard *g = j->g;
+	void (*done)(void *) = j->done;
+
+	arg = j->arg;
+	TAILQ_REMOVE(&g->jobs, j, entry);
+	g->njobs--;
+	free(j);
+	g->dispatching++;
+	done(arg);
+	g->dispatching--;
+	if (g->freeing && g->dispatching == 0)
+		guard_release(g);
+}
+
+ps_err
+auth_guard_run(struct auth_guard *g, void (*run)(void *),
+    void (*done)(void *), void *arg)
+{
+	struct guard_job *j;
+
+	if (g->freeing)
+		return ps_errf(PS_EBUSY, "the server is stopping");
+	if (g->nrunning + g->njobs >= (size_t)g->lim.max_verifying +
+	    g->lim.max_queued) {
+		g->stats.busy++;
+		return ps_errf(PS_EBUSY, "%zu sign-in checks are waiting or "
+		    "running; the limit is %zu", g->nrunning + g->njobs,
+		    (size_t)g->lim.max_verifying + g->lim.max_queued);
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->g = g;
+	j->run = run;
+	j->done = done;
+	j->arg = arg;
+	TAILQ_INSERT_TAIL(&g->jobs, j, entry);
+	g->njobs++;
+	work_submit(g->pool, job_run, job_done, j);
+	return PS_OK;
 }
 
 size_t

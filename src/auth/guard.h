@@ -153,6 +153,17 @@ void	auth_guard_check(struct auth_guard *, const char *account,
 	    auth_guard_done_fn done, void *arg);
 
 /*
+ * Runs other sign-in work (a Kerberos exchange, a directory bind) on the
+ * guard's threads, within its budget: run(arg) on a thread, then
+ * done(arg) on the loop. PS_EBUSY, with nothing queued, when
+ * max_verifying + max_queued checks and jobs are waiting or running (or
+ * the guard is being freed). A job not called back when the guard is
+ * freed leaves `arg` to the caller.
+ */
+ps_err	auth_guard_run(struct auth_guard *, void (*run)(void *),
+	    void (*done)(void *), void *arg);
+
+/*
  * What a sign-in comes to, from a check's outcome, the same for every
  * sign-in of both roles (Basic, the portal's form, the master's page).
  */

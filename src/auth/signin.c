@@ -25,6 +25,8 @@ method_name(const struct auth_signin *si)
 		return "form";
 	case AUTH_SIGNIN_SSO:
 		return "sso";
+	case AUTH_SIGNIN_NEGOTIATE:
+		return "negotiate";
 	case AUTH_SIGNIN_BASIC:
 		break;
 	}
@@ -97,13 +99,21 @@ lane_busy(struct auth_signin *si)
 	finish(si, AUTH_SIGNIN_BUSY);
 }
 
-/* A proxy named an account that is not there (or no longer). */
+/*
+ * A proxy named an account that is not there (or no longer), or a
+ * Kerberos principal maps to one.
+ */
 static void
 sso_unknown(struct auth_signin *si)
 {
 	str_copy(si->why, "no such account", sizeof(si->why));
-	log_info(si->reqid, "auth.sso_unknown", "user=%s peer=%s",
-	    log_q(si->name), log_q(si->peer));
+	if (si->kind == AUTH_SIGNIN_NEGOTIATE)
+		log_info(si->reqid, "auth.refused", "method=negotiate user=%s "
+		    "principal=%s reason=%s", log_q(si->name),
+		    log_q(si->neg.principal), log_q("no such account"));
+	else
+		log_info(si->reqid, "auth.sso_unknown", "user=%s peer=%s",
+		    log_q(si->name), log_q(si->peer));
 	finish(si, AUTH_SIGNIN_UNKNOWN);
 }
 
@@ -127,7 +137,8 @@ session_done(void *arg)
 
 	if (gone(si))
 		return;
-	if (si->rc == PS_ENOTFOUND && si->kind == AUTH_SIGNIN_SSO)
+	if (si->rc == PS_ENOTFOUND && (si->kind == AUTH_SIGNIN_SSO ||
+	    si->kind == AUTH_SIGNIN_NEGOTIATE))
 		sso_unknown(si);
 	else if (si->rc == PS_ENOTFOUND)
 		refused(si, "the account can no longer sign in");
@@ -205,8 +216,8 @@ sso_looked_up(struct auth_signin *si)
 		sso_unknown(si);
 		return;
 	}
-	log_debug(si->reqid, "auth.accepted", "method=sso user=%s peer=%s",
-	    log_q(si->name), log_q(si->peer));
+	log_debug(si->reqid, "auth.accepted", "method=%s user=%s peer=%s",
+	    method_name(si), log_q(si->name), log_q(si->peer));
 	if (!si->sso_session) {
 		finish(si, AUTH_SIGNIN_OK);
 		return;
@@ -227,11 +238,12 @@ lookup_done(void *arg)
 		store_failed(si);
 		return;
 	}
-	if ((si->rc != PS_OK || si->kind == AUTH_SIGNIN_SSO) && si->hash) {
+	if ((si->rc != PS_OK || si->kind == AUTH_SIGNIN_SSO ||
+	    si->kind == AUTH_SIGNIN_NEGOTIATE) && si->hash) {
 		xfree_secret(si->hash, strlen(si->hash));
 		si->hash = NULL;
 	}
-	if (si->kind == AUTH_SIGNIN_SSO) {
+	if (si->kind == AUTH_SIGNIN_SSO || si->kind == AUTH_SIGNIN_NEGOTIATE) {
 		sso_looked_up(si);
 		return;
 	}
@@ -298,11 +310,80 @@ auth_signin_sso_start(struct auth_signin *si,
 		lane_busy(si);
 }
 
+/* ---- Kerberos: the exchange, then the account as a proxy's ---- */
+
+static void
+negotiate_run(void *arg)
+{
+	struct auth_signin *si = arg;
+
+	if (auth_negotiate_accept(si->acceptor, si->token, &si->neg) !=
+	    PS_OK) {
+		si->neg.verdict = AUTH_NEGOTIATE_REFUSED;
+		str_copy(si->neg.why, ps_errmsg(), sizeof(si->neg.why));
+	}
+}
+
+static void
+negotiate_done(void *arg)
+{
+	struct auth_signin *si = arg;
+	char name[256];
+
+	if (gone(si))
+		return;
+	if (si->neg.verdict != AUTH_NEGOTIATE_OK) {
+		refused(si, si->neg.why);
+		return;
+	}
+	if (si->ops->principal(si->arg, si->neg.principal, name,
+	    sizeof(name)) != PS_OK) {
+		str_copy(si->why, ps_errmsg(), sizeof(si->why));
+		log_info(si->reqid, "auth.refused", "method=negotiate "
+		    "principal=%s reason=%s", log_q(si->neg.principal),
+		    log_q(si->why));
+		finish(si, AUTH_SIGNIN_WRONG);
+		return;
+	}
+	free(si->name);
+	si->name = xstrdup(name);
+	str_copy(si->account, name, sizeof(si->account));
+	if (store_pool_read(si->pool, lookup_run, lookup_done, si) != PS_OK)
+		lane_busy(si);
+}
+
+void
+auth_signin_negotiate_start(struct auth_signin *si,
+    const struct auth_signin_ops *ops, void *arg, struct store_pool *pool,
+    struct auth_guard *guard, struct auth_negotiate *acceptor,
+    const char *reqid, const char *peer, bool session, char *header)
+{
+	signin_init(si, ops, arg, pool, AUTH_SIGNIN_NEGOTIATE, reqid, peer,
+	    xstrdup("-"));
+	si->guard = guard;
+	/* Held until the clean-up: new settings may replace it meanwhile. */
+	si->acceptor = auth_negotiate_hold(acceptor);
+	si->sso_session = session;
+	si->token = header;
+	if (auth_guard_run(guard, negotiate_run, negotiate_done, si) !=
+	    PS_OK) {
+		log_warn(si->reqid, "auth.busy", "method=negotiate user=- "
+		    "reason=%s", log_q(ps_errmsg()));
+		si->busy_guard = true;
+		finish(si, AUTH_SIGNIN_BUSY);
+	}
+}
+
 void
 auth_signin_cleanup(struct auth_signin *si)
 {
 	free(si->name);
 	si->name = NULL;
+	free(si->token);
+	si->token = NULL;
+	auth_negotiate_free(si->acceptor);
+	si->acceptor = NULL;
+	auth_negotiate_result_cleanup(&si->neg);
 	if (si->password)
 		xfree_secret(si->password, strlen(si->password));
 	si->password = NULL;

@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "negotiate.h"
 #include "web.h"
 
 struct auth_guard;
@@ -48,6 +49,7 @@ enum auth_signin_kind {
 	AUTH_SIGNIN_BASIC,	/* Basic credentials: no session */
 	AUTH_SIGNIN_FORM,	/* a login form: a session and its cookie */
 	AUTH_SIGNIN_SSO,	/* named by a proxy (sso.h): no password */
+	AUTH_SIGNIN_NEGOTIATE,	/* Kerberos (negotiate.h): a session */
 };
 
 enum auth_signin_outcome {
@@ -58,7 +60,8 @@ enum auth_signin_outcome {
 	AUTH_SIGNIN_FAILED,	/* the store failed: 500 */
 	AUTH_SIGNIN_UNREACHABLE, /* the store could not be reached: 503 */
 	AUTH_SIGNIN_GONE,	/* the client left meanwhile: release it */
-	AUTH_SIGNIN_UNKNOWN,	/* a proxy named no account: 403 */
+	AUTH_SIGNIN_UNKNOWN,	/* a proxy, or a Kerberos principal,
+				   named no account: 403 */
 };
 
 /* What a role supplies; `arg` is the role's record of the request. */
@@ -89,6 +92,14 @@ struct auth_signin_ops {
 	ps_err	(*session_put)(struct store *, void *arg, const char *key,
 		    const char *csrf, int64_t expires);
 	int64_t	  session_lifetime;	/* s, forms only */
+	/*
+	 * Kerberos only, on the loop: the account name of the client's
+	 * principal ("test1@CONTOSO.COM") into `name` (`n` bytes), as
+	 * lookup() takes it. PS_EAUTH, with a sentence, when it maps to
+	 * no account name (another realm, a service principal).
+	 */
+	ps_err	(*principal)(void *arg, const char *principal, char *name,
+		    size_t n);
 	/* Optional, on the loop: true when the client left meanwhile. */
 	bool	(*gone)(void *arg);
 	/*
@@ -107,6 +118,8 @@ struct auth_signin {
 	bool		 busy_guard;	/* BUSY: the guard's, not a lane */
 	char		 cookie[AUTH_TOKEN_HEX + 1];	/* form OK: its value */
 	char		 csrf[AUTH_TOKEN_HEX + 1];	/* form OK: session's */
+	struct auth_negotiate_result neg;	/* Kerberos: principal and
+						   reply token (OK) */
 	/* The flow's own. */
 	const struct auth_signin_ops *ops;
 	void		*arg;
@@ -119,6 +132,8 @@ struct auth_signin {
 	char		 account[256];	/* as counted by the guard */
 	char		*name;		/* as typed */
 	char		*password;	/* wiped once the guard has it */
+	char		*token;		/* Kerberos: the Authorization value */
+	struct auth_negotiate *acceptor;	/* Kerberos: held */
 	char		*hash;
 	char		 key[65];	/* the session's store key */
 	ps_err		 rc;		/* of the last store job */
@@ -153,6 +168,28 @@ void	auth_signin_sso_start(struct auth_signin *si,
 	    const struct auth_signin_ops *ops, void *arg,
 	    struct store_pool *pool, const char *reqid, const char *peer,
 	    bool session, char *name);
+/*
+ * Signs in a Kerberos client by its Authorization header `header`
+ * ("Negotiate <token>", taken): the exchange with `acceptor` on the
+ * guard's threads within its budget (auth_guard_run(); `acceptor` held
+ * until auth_signin_cleanup()), the principal
+ * mapped by ops->principal, the account read with ops->lookup on the
+ * read lane (no password), then with `session` a session started as a
+ * form's is (the token is good for one request, the session's cookie
+ * for the next; without it, as for Basic, the request alone is signed
+ * in).
+ * ops->answer() says how it ended: OK (si->neg.reply, when not NULL, is
+ * the token of mutual authentication for the answer's
+ * WWW-Authenticate), WRONG (the exchange refused, or the principal maps
+ * to no account name: si->why; logged as auth.refused
+ * method=negotiate), UNKNOWN (no such account), BUSY, FAILED,
+ * UNREACHABLE or GONE.
+ */
+void	auth_signin_negotiate_start(struct auth_signin *si,
+	    const struct auth_signin_ops *ops, void *arg,
+	    struct store_pool *pool, struct auth_guard *guard,
+	    struct auth_negotiate *acceptor, const char *reqid,
+	    const char *peer, bool session, char *header);
 /*
  * Frees what `si` holds and wipes its secrets; for the role's clean-up,
  * after answer() or when the request is dropped (a stop: the pool and

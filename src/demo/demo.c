@@ -42,7 +42,7 @@
 #include "setup/setup.h"
 
 static const char usage_text[] =
-"usage: photosync demo [--dir D] [--port-base N] [--nodes K]\n"
+"usage: photosync demo [--dir D] [--port-base N] [--nodes K | --sso]\n"
 "\n"
 "Sets up and runs the seed article's environment on this machine: a\n"
 "master with test1@contoso.com and test2@contoso.com (generated\n"
@@ -56,7 +56,13 @@ static const char usage_text[] =
 "D (port N+2,\n"
 "a Unix socket in D/pg), two master nodes (N+3, N+4) and K portal nodes\n"
 "(N+5 on) on it, and HAProxy on N and N+1 in front of each role.\n"
-"Without --nodes: one node of each role on SQLite.\n";
+"Without --nodes: one node of each role on SQLite.\n"
+"\n"
+"--sso: single sign-on too: a Kerberos KDC of the realm CONTOSO.COM on\n"
+"port N+2 (MIT's krb5kdc, its database in D/kdc) with the users test1,\n"
+"test2 and test3 (the demo's password) and the service HTTP/localhost,\n"
+"whose keytab both roles take; it prints how to get a ticket (kinit) and\n"
+"start a browser that uses it.\n";
 
 static volatile sig_atomic_t stop_requested;
 
@@ -582,6 +588,10 @@ run_one_node(struct demo *d, bool set_up_done, bool trusted)
 		if (demo_mark_done(d->ports_file, d->port_base) != PS_OK)
 			return demo_fail("set-up");
 	}
+	/* Before the servers: the master reads its keytab at start. */
+	if (d->sso && (demo_kdc_set_up(d) != PS_OK ||
+	    demo_kdc_start(d) != PS_OK))
+		return demo_fail("single sign-on");
 	if (demo_start_server(d, "master", "master", d->master_dir, 0,
 	    &d->master_pid, &mport) != PS_OK || demo_start_server(d,
 	    "portal", "portal", d->portal_dir, 0, &d->portal_pid, &pport) !=
@@ -602,6 +612,8 @@ run_one_node(struct demo *d, bool set_up_done, bool trusted)
 		return demo_fail("demo.env");
 	logs = xasprintf("%s/{master,portal}.log", d->dir);
 	demo_print_running(d, mport, pport, logs);
+	if (d->sso)
+		demo_kdc_print(d, pport);
 	free(logs);
 	printf("Press Ctrl-C to stop.\n");
 	fflush(stdout);
@@ -633,6 +645,7 @@ demo_main(int argc, char **argv)
 		{ "dir", required_argument, NULL, 'd' },
 		{ "port-base", required_argument, NULL, 'p' },
 		{ "nodes", required_argument, NULL, 'n' },
+		{ "sso", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -655,11 +668,12 @@ demo_main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 's': d.sso = true; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		default: fputs(usage_text, stderr); return 2;
 		}
 	}
-	if (optind < argc) {
+	if (optind < argc || (d.sso && nodes)) {
 		fputs(usage_text, stderr);
 		return 2;
 	}
@@ -731,6 +745,7 @@ demo_main(int argc, char **argv)
 out:
 	demo_stop_server(d.portal_pid);
 	demo_stop_server(d.master_pid);
+	demo_stop_server(d.kdc_pid);
 	free(d.dir);
 	free(d.ca_dir);
 	free(d.master_dir);

@@ -35,6 +35,9 @@ struct demo {
 	 * with their password (--store-password-file). NULL: SQLite.
 	 */
 	char	*master_store, *portal_store, *store_password_file;
+	/* --sso (kdc.c): the KDC runs as kdc_pid while the demo does */
+	bool	 sso;
+	pid_t	 kdc_pid;
 };
 
 /* Prints "photosync demo: WHAT: <error>" on stderr; returns 1. */
@@ -71,6 +74,20 @@ ps_err	demo_write_env(struct demo *);
  */
 void	demo_print_running(struct demo *, int mport, int pport,
 	    const char *logs);
+
+/*
+ * demo --sso (kdc.c): once, the KDC's database in D/kdc with the demo's
+ * users (its password) and the service HTTP/localhost, whose keytab both
+ * roles are given (webapp set --keytab, master kerberos set): before the
+ * servers start. Then demo_kdc_start() starts the KDC on port N+2
+ * (d->kdc_pid; stopped with demo_stop_server()) and points the servers
+ * started after it at D/kdc (KRB5_CONFIG, KRB5RCACHEDIR);
+ * demo_kdc_print() says how to get a ticket and use it, the portal on
+ * `pport`.
+ */
+ps_err	demo_kdc_set_up(struct demo *);
+ps_err	demo_kdc_start(struct demo *);
+void	demo_kdc_print(const struct demo *, int pport);
 
 /*
  * photosync demo --nodes N (cluster.c): PostgreSQL, two master nodes, N

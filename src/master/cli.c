@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "auth/auth.h"
+#include "auth/negotiate.h"
 #include "auth/sso.h"
 #include "common/buf.h"
 #include "common/file.h"
@@ -85,6 +86,19 @@ static const struct help_entry commands[] = {
 	  "\n"
 	  "      a running serve takes them at its next start\n", NULL },
 	{ "sso", "show", "--dir D", NULL, NULL },
+	{ "kerberos", "set", "--dir D [--keytab FILE|off] "
+	  "[--service HTTP/HOST[@REALM]|default]\n"
+	  "       [--realms \"REALM=MAILDOMAIN, ...\"]",
+	  "      Kerberos sign-in (SPNEGO, HTTP Negotiate) on the change-photo "
+	  "page,\n"
+	  "      EWS and Autodiscover with the keytab's key for the service "
+	  "(default:\n"
+	  "      any it holds); user@REALM is the mailbox user@MAILDOMAIN "
+	  "(without\n"
+	  "      a map: the principal itself); a running serve takes them at "
+	  "its\n"
+	  "      next start\n", NULL },
+	{ "kerberos", "show", "--dir D", NULL, NULL },
 	{ "store", "migrate", "--dir D --to postgresql://[USER@]HOST[:PORT]/DB "
 	  "\n       [--store-password-file F]",
 	  "      copy the store into that PostgreSQL database (empty, or "
@@ -118,6 +132,7 @@ struct opts {
 	const char	*metadata_file, *ca_file, *listen, *port_file, *notify;
 	const char	*metrics_allow, *partner, *max_connections;
 	const char	*listen_port, *sso_header, *sso_proxy;
+	const char	*keytab, *service, *realms;
 	const char	*body_memory, *store, *store_password_file, *to;
 	bool		 help;
 	const char	*args[4];
@@ -170,6 +185,9 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "to", required_argument, NULL, 'T' },
 		{ "sso-header", required_argument, NULL, 'O' },
 		{ "sso-proxy", required_argument, NULL, 'X' },
+		{ "keytab", required_argument, NULL, 'K' },
+		{ "service", required_argument, NULL, 'V' },
+		{ "realms", required_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -209,6 +227,9 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'T': o->to = optarg; break;
 		case 'O': o->sso_header = optarg; break;
 		case 'X': o->sso_proxy = optarg; break;
+		case 'K': o->keytab = optarg; break;
+		case 'V': o->service = optarg; break;
+		case 'E': o->realms = optarg; break;
 		case 'h': o->help = true; break;
 		default: return -1;
 		}
@@ -606,6 +627,78 @@ cmd_sso(struct master_state *ms, struct opts *o, const char *verb)
 	return 0;
 }
 
+/* ---- Kerberos sign-in (auth/negotiate.h) ---- */
+
+static int
+cmd_kerberos(struct master_state *ms, struct opts *o, const char *verb)
+{
+	struct auth_negotiate *an = NULL;
+	char keytab[sizeof(ms->kerberos_keytab)];
+	const char *service, *realms;
+	char *abs = NULL;
+	int ret = 0;
+
+	if (strcmp(verb, "show") == 0) {
+		printf("keytab   %s\nservice  %s\nrealms   %s\n",
+		    ms->kerberos_keytab[0] ? ms->kerberos_keytab : "off",
+		    ms->kerberos_service[0] ? ms->kerberos_service :
+		    "default (any in the keytab)", ms->kerberos_realms[0] ?
+		    ms->kerberos_realms : "(none: the principal is the "
+		    "address)");
+		return 0;
+	}
+	if (strcmp(verb, "set") != 0)
+		return usage_error("kerberos commands: set, show");
+	if (o->keytab == NULL && o->service == NULL && o->realms == NULL)
+		return usage_error("kerberos set needs --keytab, --service or "
+		    "--realms");
+	str_copy(keytab, ms->kerberos_keytab, sizeof(keytab));
+	if (o->keytab && strcmp(o->keytab, "off") == 0) {
+		keytab[0] = '\0';
+	} else if (o->keytab) {
+		/* Absolute: serve may run from another directory. */
+		if ((abs = realpath(o->keytab, NULL)) == NULL) {
+			ps_errf(PS_ENOTFOUND, "cannot read %s", o->keytab);
+			return fail("--keytab");
+		}
+		if (!str_copy(keytab, abs, sizeof(keytab))) {
+			ps_errf(PS_EINVAL, "the path is too long");
+			ret = fail("--keytab");
+			goto out;
+		}
+	}
+	service = o->service == NULL ? ms->kerberos_service :
+	    strcmp(o->service, "default") ? o->service : "";
+	realms = o->realms == NULL ? ms->kerberos_realms : o->realms;
+	if (service[0] && (strchr(service, '/') == NULL ||
+	    strlen(service) >= sizeof(ms->kerberos_service))) {
+		ps_errf(PS_EINVAL, "%s is not SERVICE/HOST[@REALM]", service);
+		ret = fail("--service");
+		goto out;
+	}
+	if (strlen(realms) >= sizeof(ms->kerberos_realms))
+		ps_errf(PS_EINVAL, "the map is too long");
+	if (strlen(realms) >= sizeof(ms->kerberos_realms) ||
+	    auth_negotiate_realms_check(realms) != PS_OK) {
+		ret = fail("--realms");
+		goto out;
+	}
+	/* The keytab must hold the service's key: checked before storing. */
+	if (keytab[0] && auth_negotiate_new(keytab, service, &an) != PS_OK) {
+		ret = fail("--keytab");
+		goto out;
+	}
+	if (store_config_set(ms->store, "kerberos_keytab", keytab) != PS_OK ||
+	    store_config_set(ms->store, "kerberos_service", service) !=
+	    PS_OK ||
+	    store_config_set(ms->store, "kerberos_realms", realms) != PS_OK)
+		ret = fail("kerberos set");
+out:
+	auth_negotiate_free(an);
+	free(abs);
+	return ret;
+}
+
 int
 master_main(int argc, char **argv)
 {
@@ -643,7 +736,7 @@ master_main(int argc, char **argv)
 	if (strcmp(cmd, "mailbox") && strcmp(cmd, "photo") &&
 	    strcmp(cmd, "partner") && strcmp(cmd, "serve") &&
 	    strcmp(cmd, "diagnose") && strcmp(cmd, "store") &&
-	    strcmp(cmd, "sso"))
+	    strcmp(cmd, "sso") && strcmp(cmd, "kerberos"))
 		return usage_error("unknown command");
 	/* Admin commands speak on stdout/stderr; events only for serve. */
 	if (strcmp(cmd, "serve") != 0 && !log_enabled(LOG_DEBUG))
@@ -680,6 +773,8 @@ master_main(int argc, char **argv)
 		ret = cmd_store(&ms, &o, verb);
 	else if (strcmp(cmd, "sso") == 0)
 		ret = cmd_sso(&ms, &o, verb);
+	else if (strcmp(cmd, "kerberos") == 0)
+		ret = cmd_kerberos(&ms, &o, verb);
 	else if (strcmp(cmd, "diagnose") == 0)
 		ret = master_diagnose_run(&ms, store_what, o.partner ?
 		    o.partner : o.nargs > 1 ? o.args[1] : NULL, o.ca_file);

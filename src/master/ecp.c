@@ -37,6 +37,14 @@
  * the form would, and sends the browser back to the page; any request
  * whose session is not the named mailbox's is taken as signed out (the
  * page starts the right one).
+ *
+ * With Kerberos (`master kerberos set`), the page asked for without a
+ * session is 401 with `WWW-Authenticate: Negotiate` and the sign-in form
+ * as its body; a browser with a ticket answers with its token, which
+ * starts a session for the principal's mailbox as the form would
+ * (auth/signin.h, on the guard's threads), and is sent back to the page
+ * with its cookie and the token of mutual authentication. A browser
+ * without a ticket shows the form.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +52,7 @@
 
 #include "auth/auth.h"
 #include "auth/guard.h"
+#include "auth/negotiate.h"
 #include "auth/signin.h"
 #include "auth/sso.h"
 #include "auth/web.h"
@@ -683,12 +692,23 @@ login_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 	struct http_req *r = ec->r;
 	char msg[160];
 
+	if (si->kind == AUTH_SIGNIN_NEGOTIATE && (out == AUTH_SIGNIN_WRONG ||
+	    out == AUTH_SIGNIN_UNKNOWN)) {
+		/* The form, for the password (auth.refused says why). */
+		login_page(ec, 401, "Your Windows (Kerberos) sign-in was not "
+		    "accepted here. Sign in with your e-mail address and "
+		    "password instead.", NULL);
+		ecp_call_end(ec);
+		return;
+	}
 	switch (out) {
 	case AUTH_SIGNIN_OK:
-		log_info(http_req_id(r), "ecp.signed_in", "email=%s",
-		    log_q(ec->v.m.email));
+		log_info(http_req_id(r), "ecp.signed_in", "email=%s%s",
+		    log_q(ec->v.m.email), si->kind == AUTH_SIGNIN_NEGOTIATE ?
+		    " method=negotiate" : "");
 		http_req_note(r, "user", ec->v.m.email);
 		auth_web_session_set(&ecp_web, r, si->cookie);
+		master_negotiate_reply(r, si);
 		redirect(r, NULL);
 		break;
 	case AUTH_SIGNIN_WRONG:
@@ -727,10 +747,21 @@ login_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 	ecp_call_end(ec);
 }
 
+/* On the loop: the mailbox address of a Kerberos principal. */
+static ps_err
+login_principal(void *arg, const char *principal, char *name, size_t n)
+{
+	struct ecp_call *ec = arg;
+
+	return auth_principal_mailbox(principal,
+	    ec->e->srv->ms->kerberos_realms, name, n);
+}
+
 static const struct auth_signin_ops login_ops = {
 	.lookup = login_lookup,
 	.session_put = login_session_put,
 	.session_lifetime = SESSION_LIFETIME,
+	.principal = login_principal,
 	.gone = login_gone,
 	.answer = login_answer,
 };
@@ -1126,13 +1157,42 @@ sso_signin(struct ecp_call *ec)
 	    xstrdup(ec->sso_user));
 }
 
+/*
+ * The page asked for with a Kerberos token and no session: a session
+ * for the principal's mailbox, then back to the page. False (nothing
+ * done) when Kerberos is off or the request has no token.
+ */
+static bool
+negotiate_signin(struct ecp_call *ec)
+{
+	const char *hdr = http_req_header(ec->r, "Authorization");
+	struct master_srv *srv = ec->e->srv;
+
+	if (srv->kerberos == NULL || ec->route != ECP_PAGE || hdr == NULL ||
+	    !str_case_prefix(hdr, "Negotiate") || srv->pool == NULL)
+		return false;
+	store_mailbox_cleanup(&ec->v.m);
+	memset(&ec->v.m, 0, sizeof(ec->v.m));
+	/* It answers `ec`, maybe before it returns. */
+	auth_signin_negotiate_start(&ec->signin, &login_ops, ec, srv->pool,
+	    srv->guard, srv->kerberos, http_req_id(ec->r),
+	    http_req_peer(ec->r), true, xstrdup(hdr));
+	return true;
+}
+
 /* No session: the sign-in form, or a refusal. */
 static void
 signed_out(struct ecp_call *ec)
 {
 	struct http_req *r = ec->r;
 
-	if (ec->route == ECP_PAGE)
+	if (negotiate_signin(ec))
+		return;
+	if (ec->route == ECP_PAGE && ec->e->srv->kerberos) {
+		/* A browser with a ticket answers; one without shows it. */
+		http_reply_header(r, "WWW-Authenticate", "Negotiate");
+		login_page(ec, 401, NULL, NULL);
+	} else if (ec->route == ECP_PAGE)
 		login_page(ec, 200, NULL, NULL);
 	else if (ec->route == ECP_PHOTO)
 		http_reply_error(r, 403, "sign in on the change-photo page "

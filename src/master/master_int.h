@@ -36,6 +36,12 @@ struct master_state {
 	/* sign-in by a single sign-on proxy (auth/sso.h); "": off */
 	char		 sso_header[64];
 	char		 sso_proxies[1024];
+	/* Kerberos sign-in (auth/negotiate.h, `master kerberos set`): the
+	 * keytab ("": off), its service ("": any it holds), the realms'
+	 * mail domains ("REALM=domain, ..."; "": the principal's own) */
+	char		 kerberos_keytab[512];
+	char		 kerberos_service[256];
+	char		 kerberos_realms[1024];
 };
 
 /* Opens an initialised state directory. */
@@ -105,6 +111,7 @@ struct master_partners {
 };
 
 struct auth_sso;
+struct auth_negotiate;
 
 struct master_srv {
 	struct master_state	*ms;
@@ -125,6 +132,7 @@ struct master_srv {
 	struct notifier		*notifier;
 	struct metrics_acl	*metrics_acl;
 	struct auth_sso		*sso;		/* NULL: no proxy's sign-in */
+	struct auth_negotiate	*kerberos;	/* NULL: no Kerberos sign-in */
 	char			*base_url;	/* https://host[:port] */
 	int			 port;		/* bound */
 	/* In URLs and token audiences: a load balancer's, or the bound. */
@@ -134,6 +142,13 @@ struct master_srv {
 	struct master_call	*calls;
 	bool			 draining;	/* SIGTERM: /ready says so */
 };
+
+struct auth_signin;
+/*
+ * The token of mutual authentication of a Kerberos sign-in `si`, when
+ * it has one, in the answer's WWW-Authenticate (serve.c).
+ */
+void	master_negotiate_reply(struct http_req *, const struct auth_signin *si);
 
 /*
  * Answers 503 with Retry-After for a budget used up: `what` is "store" (a

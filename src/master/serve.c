@@ -10,7 +10,9 @@
  *   GET      /ready				readiness, for load balancers
  *
  * Paths match case-insensitively. Everything but the metadata document
- * and the change-photo page needs a mailbox user's Basic credentials or a
+ * and the change-photo page needs a mailbox user's Basic credentials, a
+ * Kerberos ticket (HTTP Negotiate, `master kerberos set`: per request,
+ * with the token of mutual authentication on the answer) or a
  * registered partner's S2S token; the page has its own form sign-in and
  * session cookie. Request bodies are small (HTTP_SMALL_BODY) except
  * where one is needed, and only after sign-in (the body gate): the XML
@@ -38,6 +40,7 @@
 #include "auth/auth.h"
 #include "auth/creds.h"
 #include "auth/guard.h"
+#include "auth/negotiate.h"
 #include "auth/share.h"
 #include "auth/signin.h"
 #include "auth/sso.h"
@@ -378,6 +381,8 @@ reply_unauthorized(struct master_call *c, const char *reason)
 		buf_addf(&b, "%s%s", i ? "," : "", s->partners->list[i].issuer);
 	buf_adds(&b, "\"");
 	http_reply_header(r, "WWW-Authenticate", buf_str(&b));
+	if (s->kerberos)
+		http_reply_header(r, "WWW-Authenticate", "Negotiate");
 	buf_reset(&b);
 	buf_addf(&b, "Basic realm=\"%s\"", s->ms->host);
 	http_reply_header(r, "WWW-Authenticate", buf_str(&b));
@@ -429,6 +434,18 @@ basic_gone(void *arg)
 	return http_req_gone(c->r);
 }
 
+void
+master_negotiate_reply(struct http_req *r, const struct auth_signin *si)
+{
+	char *hdr;
+
+	if (si->neg.reply == NULL)
+		return;
+	hdr = xasprintf("Negotiate %s", si->neg.reply);
+	http_reply_header(r, "WWW-Authenticate", hdr);
+	free(hdr);
+}
+
 static void
 basic_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 {
@@ -436,8 +453,20 @@ basic_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 
 	switch (out) {
 	case AUTH_SIGNIN_OK:
-		c->p.method = si->kind == AUTH_SIGNIN_SSO ? "sso" : "basic";
 		str_copy(c->p.user, c->email, sizeof(c->p.user));
+		if (si->kind == AUTH_SIGNIN_NEGOTIATE) {
+			c->p.method = "negotiate";
+			master_negotiate_reply(c->r, si);
+			/* A token is good once: kept only for its own
+			 * request's handler, after the body gate. */
+			if (c->gate)
+				auth_creds_put(master_cache_creds(c->s->cache),
+				    c->cred, c->email, c->cred_stamp,
+				    c->p.user);
+			authed(c);
+			break;
+		}
+		c->p.method = si->kind == AUTH_SIGNIN_SSO ? "sso" : "basic";
 		auth_creds_put(master_cache_creds(c->s->cache), c->cred,
 		    c->email, c->cred_stamp, c->p.user);
 		authed(c);
@@ -463,7 +492,12 @@ basic_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 		call_end(c);
 		break;
 	case AUTH_SIGNIN_UNKNOWN:
-		/* A proxy's sign-in only. */
+		if (si->kind == AUTH_SIGNIN_NEGOTIATE) {
+			/* A principal without a mailbox, refused as such. */
+			reply_unauthorized(c, "the principal's mailbox does "
+			    "not exist");
+			break;
+		}
 		call_error(c, 403, "the single sign-on proxy named no mailbox "
 		    "of this server");
 		break;
@@ -473,6 +507,24 @@ basic_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 /* Basic's sign-in (auth/signin.h): here, which store and which answer. */
 static const struct auth_signin_ops basic_ops = {
 	.lookup = basic_lookup,
+	.gone = basic_gone,
+	.answer = basic_answer,
+};
+
+/* On the loop: the mailbox address of a Kerberos principal. */
+static ps_err
+negotiate_principal(void *arg, const char *principal, char *name, size_t n)
+{
+	struct master_call *c = arg;
+
+	return auth_principal_mailbox(principal, c->s->ms->kerberos_realms,
+	    name, n);
+}
+
+/* Kerberos' sign-in: the mailbox as Basic's, no password, no session. */
+static const struct auth_signin_ops negotiate_ops = {
+	.lookup = basic_lookup,
+	.principal = negotiate_principal,
 	.gone = basic_gone,
 	.answer = basic_answer,
 };
@@ -535,6 +587,36 @@ auth_bearer(struct master_call *c, const char *token)
 }
 
 /*
+ * A Kerberos token (auth/negotiate.h): exchanged on the guard's threads,
+ * for this request alone. A request whose body went through the gate is
+ * authenticated twice, and its token may be accepted only once: the gate
+ * keeps its verdict under a key of the request's own id and the token,
+ * which the handler takes (and forgets).
+ */
+static void
+auth_negotiate(struct master_call *c, const char *hdr)
+{
+	struct auth_creds *creds = master_cache_creds(c->s->cache);
+	const char *email;
+	char *own = xasprintf("%s %s", http_req_id(c->r), hdr);
+
+	auth_creds_basic_key(own, 0, c->cred);
+	free(own);
+	if (!c->gate && (email = auth_creds_get(creds, c->cred)) != NULL) {
+		c->p.method = "negotiate";
+		str_copy(c->p.user, email, sizeof(c->p.user));
+		auth_creds_forget(creds, c->cred);
+		authed(c);
+		return;
+	}
+	c->cred_stamp = auth_creds_stamp(creds);
+	/* It answers `c`, maybe before it returns. */
+	auth_signin_negotiate_start(&c->signin, &negotiate_ops, c, c->s->pool,
+	    c->s->guard, c->s->kerberos, http_req_id(c->r),
+	    http_req_peer(c->r), false, xstrdup(hdr));
+}
+
+/*
  * Authenticates, then `then` (now, or once the credential was checked
  * off the loop), or answers 401, 429 or 503.
  */
@@ -577,6 +659,8 @@ authenticate(struct master_call *c, void (*then)(struct master_call *))
 		auth_bearer(c, hdr + 7);
 	else if (str_case_prefix(hdr, "Basic "))
 		auth_basic(c, hdr);
+	else if (c->s->kerberos && str_case_prefix(hdr, "Negotiate"))
+		auth_negotiate(c, hdr);
 	else
 		reply_unauthorized(c, "unsupported authorization scheme");
 }
@@ -1233,6 +1317,22 @@ serve_stop(void *arg)
 	http_server_drain(s->http, serve_drained, s);
 }
 
+/* The acceptor of `master kerberos set`'s keytab, or NULL when off. */
+static ps_err
+kerberos_load(const struct master_state *ms, struct auth_negotiate **out)
+{
+	ps_err rc;
+
+	*out = NULL;
+	if (ms->kerberos_keytab[0] == '\0')
+		return PS_OK;
+	if ((rc = auth_negotiate_new(ms->kerberos_keytab,
+	    ms->kerberos_service, out)) != PS_OK)
+		return ps_errf(rc, "Kerberos sign-in (master kerberos set): %s",
+		    ps_errmsg());
+	return PS_OK;
+}
+
 ps_err
 master_serve(struct master_state *ms, const char *listen_host,
     int listen_port, const char *port_file, const char *metrics_allow)
@@ -1252,6 +1352,7 @@ master_serve(struct master_state *ms, const char *listen_host,
 	if ((rc = metrics_acl_parse(metrics_allow, &s.metrics_acl)) != PS_OK ||
 	    (rc = auth_sso_new(ms->sso_header, ms->sso_proxies, &s.sso)) !=
 	    PS_OK ||
+	    (rc = kerberos_load(ms, &s.kerberos)) != PS_OK ||
 	    (rc = http_tls_new(cert, key, &s.tls)) != PS_OK ||
 	    (rc = store_pool_open(s.base, db, STORE_MASTER, &s.pool)) !=
 	    PS_OK)
@@ -1343,6 +1444,7 @@ out:
 	ecp_free(s.ecp);
 	metrics_acl_free(s.metrics_acl);
 	auth_sso_free(s.sso);
+	auth_negotiate_free(s.kerberos);
 	http_server_free(s.http);
 	http_tls_free(s.tls);
 	partners_free(s.partners);

@@ -16,7 +16,7 @@ master_path(const struct master_state *ms, const char *name)
 	return file_join(ms->dir, name);
 }
 
-/* A single sign-on setting: "" when never set (off). */
+/* A sign-in setting (a proxy's, Kerberos'): "" when never set (off). */
 static ps_err
 sso_setting(struct store *st, const char *key, char *out, size_t n)
 {
@@ -58,7 +58,13 @@ master_state_open(const char *dir, struct master_state *ms)
 	if ((rc = sso_setting(ms->store, "sso_header", ms->sso_header,
 	    sizeof(ms->sso_header))) != PS_OK ||
 	    (rc = sso_setting(ms->store, "sso_proxies", ms->sso_proxies,
-	    sizeof(ms->sso_proxies))) != PS_OK)
+	    sizeof(ms->sso_proxies))) != PS_OK ||
+	    (rc = sso_setting(ms->store, "kerberos_keytab",
+	    ms->kerberos_keytab, sizeof(ms->kerberos_keytab))) != PS_OK ||
+	    (rc = sso_setting(ms->store, "kerberos_service",
+	    ms->kerberos_service, sizeof(ms->kerberos_service))) != PS_OK ||
+	    (rc = sso_setting(ms->store, "kerberos_realms",
+	    ms->kerberos_realms, sizeof(ms->kerberos_realms))) != PS_OK)
 		goto fail;
 	cert = master_path(ms, MASTER_S2S_CERT);
 	rc = pki_cert_load(cert, &ms->s2s_cert, &ms->s2s_cert_len);

@@ -14,6 +14,7 @@
 
 #include "account.h"
 #include "auth/auth.h"
+#include "auth/negotiate.h"
 #include "auth/sso.h"
 #include "common/buf.h"
 #include "common/file.h"
@@ -56,7 +57,16 @@ static const char settings_text[] =
 "                                   names in this header (default off)\n"
 "  --sso-proxy ADDRESSES|none       the proxies the header is taken from:\n"
 "                                   IPv4/IPv6 addresses and CIDR networks,\n"
-"                                   comma-separated (default none)\n";
+"                                   comma-separated (default none)\n"
+"  --keytab FILE|off                Kerberos sign-in (SPNEGO, HTTP\n"
+"                                   Negotiate) with this keytab (default off)\n"
+"  --kerberos-service HTTP/HOST[@REALM]|default  the service principal\n"
+"                                   taken (default: any the keytab holds)\n"
+"  --kerberos-realms \"REALM=DOMAIN, ...\"  the NetBIOS domain of each\n"
+"                                   realm: user@REALM signs in as\n"
+"                                   DOMAIN\\user (default: the realm's\n"
+"                                   first label; with a map, only its\n"
+"                                   realms)\n";
 
 static const struct help_entry commands[] = {
 	{ "init", NULL, "--dir D --url https://HOST[:PORT] [--tls-cert F "
@@ -144,6 +154,7 @@ struct opts {
 	const char	*autodiscover_domain, *sync_trigger, *sizes;
 	const char	*allow_http, *background, *notifications, *avatar_access;
 	const char	*avatar_defaults, *owner_wait, *sso_header, *sso_proxy;
+	const char	*keytab, *kerberos_service, *kerberos_realms;
 	const char	*store, *store_password_file, *to;
 	bool		 ca_file_set, all, force, help;
 	int		 concurrency;
@@ -177,7 +188,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 	    O_ERREXP, O_AD, O_TRIGGER, O_SIZES, O_HTTP, O_USER, O_ALL, O_FORCE,
 	    O_CONC, O_METRICS, O_MAXCONN, O_BODYMEM, O_BG, O_NOTIF, O_AVACC,
 	    O_AVDEF, O_OWNERWAIT, O_STORE, O_STOREPW, O_TO, O_LISTENPORT,
-	    O_SSOHEADER, O_SSOPROXY };
+	    O_SSOHEADER, O_SSOPROXY, O_KEYTAB, O_KRBSERVICE, O_KRBREALMS };
 	static const struct option longopts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "url", required_argument, NULL, O_URL },
@@ -213,6 +224,9 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "owner-wait", required_argument, NULL, O_OWNERWAIT },
 		{ "sso-header", required_argument, NULL, O_SSOHEADER },
 		{ "sso-proxy", required_argument, NULL, O_SSOPROXY },
+		{ "keytab", required_argument, NULL, O_KEYTAB },
+		{ "kerberos-service", required_argument, NULL, O_KRBSERVICE },
+		{ "kerberos-realms", required_argument, NULL, O_KRBREALMS },
 		{ "store", required_argument, NULL, O_STORE },
 		{ "store-password-file", required_argument, NULL, O_STOREPW },
 		{ "to", required_argument, NULL, O_TO },
@@ -261,6 +275,9 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case O_OWNERWAIT: o->owner_wait = optarg; break;
 		case O_SSOHEADER: o->sso_header = optarg; break;
 		case O_SSOPROXY: o->sso_proxy = optarg; break;
+		case O_KEYTAB: o->keytab = optarg; break;
+		case O_KRBSERVICE: o->kerberos_service = optarg; break;
+		case O_KRBREALMS: o->kerberos_realms = optarg; break;
 		case O_STORE: o->store = optarg; break;
 		case O_STOREPW: o->store_password_file = optarg; break;
 		case O_TO: o->to = optarg; break;
@@ -339,6 +356,74 @@ check_default_allow(const char *list)
 }
 
 /* Applies the SETTINGS options to `w`; nothing is stored here. */
+/*
+ * Kerberos sign-in: the keytab (an absolute path, as `serve` runs
+ * elsewhere), the service and the realm map, checked together: the
+ * keytab must be readable and hold a key for the service.
+ */
+static ps_err
+apply_kerberos(const struct opts *o, struct store_webapp *w, int *changed)
+{
+	struct auth_negotiate *an = NULL;
+	char *abs = NULL;
+	ps_err rc = PS_OK;
+
+	if (o->keytab && strcmp(o->keytab, "off") == 0) {
+		w->keytab[0] = '\0';
+		(*changed)++;
+	} else if (o->keytab) {
+		if ((abs = realpath(o->keytab, NULL)) == NULL)
+			return ps_errf(PS_ENOTFOUND, "--keytab: cannot read "
+			    "%s", o->keytab);
+		if (!str_copy(w->keytab, abs, sizeof(w->keytab))) {
+			rc = ps_errf(PS_EINVAL, "--keytab: the path is too "
+			    "long");
+			goto out;
+		}
+		(*changed)++;
+	}
+	if (o->kerberos_service) {
+		const char *svc = strcmp(o->kerberos_service, "default") ?
+		    o->kerberos_service : "";
+
+		if (svc[0] && strchr(svc, '/') == NULL) {
+			rc = ps_errf(PS_EINVAL, "--kerberos-service: %s is not "
+			    "SERVICE/HOST[@REALM]", svc);
+			goto out;
+		}
+		if (!str_copy(w->kerberos_service, svc,
+		    sizeof(w->kerberos_service))) {
+			rc = ps_errf(PS_EINVAL, "--kerberos-service is too "
+			    "long");
+			goto out;
+		}
+		(*changed)++;
+	}
+	if (o->kerberos_realms) {
+		if ((rc = auth_negotiate_realms_check(o->kerberos_realms)) !=
+		    PS_OK) {
+			rc = ps_errf(rc, "--kerberos-realms: %s", ps_errmsg());
+			goto out;
+		}
+		if (!str_copy(w->kerberos_realms, o->kerberos_realms,
+		    sizeof(w->kerberos_realms))) {
+			rc = ps_errf(PS_EINVAL, "--kerberos-realms is too "
+			    "long");
+			goto out;
+		}
+		(*changed)++;
+	}
+	if ((o->keytab || o->kerberos_service) && w->keytab[0]) {
+		if ((rc = auth_negotiate_new(w->keytab, w->kerberos_service,
+		    &an)) != PS_OK)
+			rc = ps_errf(rc, "--keytab: %s", ps_errmsg());
+		auth_negotiate_free(an);
+	}
+out:
+	free(abs);
+	return rc;
+}
+
 static ps_err
 apply_settings(const struct opts *o, struct store_webapp *w, int *changed)
 {
@@ -483,7 +568,7 @@ apply_settings(const struct opts *o, struct store_webapp *w, int *changed)
 		str_copy(w->sso_proxies, list, sizeof(w->sso_proxies));
 		(*changed)++;
 	}
-	return PS_OK;
+	return apply_kerberos(o, w, changed);
 }
 
 static void
@@ -507,6 +592,9 @@ print_webapp(const struct store_webapp *w)
 	    "  avatar-default-allow    %s\n"
 	    "  sso-header              %s\n"
 	    "  sso-proxy               %s\n"
+	    "  keytab                  %s\n"
+	    "  kerberos-service        %s\n"
+	    "  kerberos-realms         %s\n"
 	    "  realm                   %s\n",
 	    w->url, w->photo_import ? "on" : "off",
 	    duration_format(w->photo_expiration, a),
@@ -522,7 +610,10 @@ print_webapp(const struct store_webapp *w)
 	    "signed-in", w->avatar_defaults[0] ? w->avatar_defaults :
 	    "(none: 404, mp and identicon only)", w->sso_header[0] ?
 	    w->sso_header : "off", w->sso_proxies[0] ? w->sso_proxies :
-	    "none", w->realm);
+	    "none", w->keytab[0] ? w->keytab : "off", w->kerberos_service[0] ?
+	    w->kerberos_service : "default (any in the keytab)",
+	    w->kerberos_realms[0] ? w->kerberos_realms :
+	    "(none: each realm's first label)", w->realm);
 }
 
 /* Creates a web application: keys, certificates, the row. */

@@ -11,6 +11,7 @@
 
 #include "account.h"
 #include "auth/guard.h"
+#include "auth/negotiate.h"
 #include "auth/share.h"
 #include "auth/sso.h"
 #include "common/file.h"
@@ -56,6 +57,7 @@ app_load(struct portal_srv *srv, struct webapp_ctx *app)
 	    &app->sso)) != PS_OK)
 		return ps_errf(rc, "web application %s: its single sign-on "
 		    "settings: %s", app->w.url, ps_errmsg());
+	app->kerberos = signin_kerberos_load(&app->w);
 	if ((rc = pki_key_load(key, &app->s2s_key)) == PS_OK)
 		rc = pki_cert_load(cert, &app->s2s_cert, &app->s2s_cert_len);
 	free(key);
@@ -187,6 +189,7 @@ portal_srv_cleanup(struct portal_srv *srv)
 		free(srv->apps[i].s2s_cert);
 		free(srv->apps[i].base_url);
 		auth_sso_free(srv->apps[i].sso);
+		auth_negotiate_free(srv->apps[i].kerberos);
 	}
 	free(srv->apps);
 	portal_issuers_cleanup(&srv->issuers);

@@ -73,11 +73,17 @@ struct placeholder {
 };
 
 struct auth_sso;
+struct auth_negotiate;
 
 struct webapp_ctx {
 	struct portal_srv	*srv;
 	struct store_webapp	 w;		/* settings, kept current */
 	struct auth_sso		*sso;		/* w's sso_*; NULL: off */
+	/* Kerberos sign-in: the acceptor of w's keytab and service (owned);
+	 * NULL: off. Loaded again on a worker when they change; kerberos_gen
+	 * tells the latest load from older ones finishing late. */
+	struct auth_negotiate	*kerberos;
+	uint64_t		 kerberos_gen;
 	struct http_server	*http;
 	struct http_tls		*tls;
 	int			 port;		/* bound */
@@ -296,6 +302,12 @@ typedef void (*signed_in_fn)(struct webapp_ctx *, struct http_req *,
  */
 void	signin_request(struct webapp_ctx *, struct http_req *,
 	    signed_in_fn then);
+/*
+ * The Kerberos acceptor of a web application's keytab and service, or
+ * NULL (off, or not loadable: logged as webapp.kerberos_refused).
+ * Reads the keytab: before the loop runs, or on a worker.
+ */
+struct auth_negotiate *signin_kerberos_load(const struct store_webapp *);
 /* GET shows the sign-in form, POST signs in (a session cookie). */
 void	signin_login(struct webapp_ctx *, struct http_req *);
 void	signin_logout(struct webapp_ctx *, struct http_req *,

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "auth/guard.h"
+#include "auth/negotiate.h"
 #include "auth/share.h"
 #include "auth/sso.h"
 #include "common/buf.h"
@@ -165,12 +166,47 @@ redraw_done(void *arg)
 
 /* ---- what other processes changed ---- */
 
+/* A web application's new Kerberos settings, loaded on a worker. */
+struct kerberos_load {
+	struct webapp_ctx	*app;
+	struct store_webapp	 w;
+	uint64_t		 gen;
+	struct auth_negotiate	*an;
+};
+
+static void
+kerberos_load_run(void *arg)
+{
+	struct kerberos_load *kl = arg;
+
+	kl->an = signin_kerberos_load(&kl->w);
+}
+
+static void
+kerberos_load_done(void *arg)
+{
+	struct kerberos_load *kl = arg;
+
+	/* A later change was made meanwhile: its load decides. */
+	if (kl->gen == kl->app->kerberos_gen) {
+		auth_negotiate_free(kl->app->kerberos);
+		kl->app->kerberos = kl->an;
+		kl->an = NULL;
+		log_info(NULL, "webapp.kerberos_loaded", "url=%s kerberos=%s",
+		    log_q(kl->w.url), kl->app->kerberos ? "on" : "off");
+	}
+	auth_negotiate_free(kl->an);
+	free(kl);
+}
+
 /*
  * The web application's settings, changed by an admin command: they
  * apply to the next request; a new autodiscover domain, CA file or OAuth
  * setting drops what was learnt from the old master; new thumbnail sizes
  * get new placeholders; new single sign-on settings are compiled (and
- * refused, leaving sign-in by a proxy off, if they do not parse).
+ * refused, leaving sign-in by a proxy off, if they do not parse); a
+ * new keytab or Kerberos service is loaded on a worker, the old acceptor
+ * serving until then (the realm map applies at once).
  */
 static void
 webapp_apply(struct webapp_ctx *app, const struct store_webapp *w)
@@ -203,6 +239,17 @@ webapp_apply(struct webapp_ctx *app, const struct store_webapp *w)
 			    log_q(w->url), log_q(ps_errmsg()));
 		auth_sso_free(app->sso);
 		app->sso = sso;
+	}
+	if (strcmp(w->keytab, app->w.keytab) ||
+	    strcmp(w->kerberos_service, app->w.kerberos_service)) {
+		struct kerberos_load *kl = xcalloc(1, sizeof(*kl));
+
+		/* The keytab is a file to read: not on the loop. */
+		kl->app = app;
+		kl->w = *w;
+		kl->gen = ++app->kerberos_gen;
+		work_submit(app->srv->pool, kerberos_load_run,
+		    kerberos_load_done, kl);
 	}
 	app->w = *w;
 }

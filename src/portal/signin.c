@@ -23,6 +23,20 @@
  * up on the read lane (no password, no session), then remembered in the
  * verified credentials like a Basic header, so ended when the account
  * changes or goes; from any other peer the header is ignored.
+ *
+ * With a keytab (the web application's keytab, kerberos_service and
+ * kerberos_realms), browsers of a Kerberos realm sign in without a
+ * password (auth/negotiate.h, HTTP Negotiate): a request that needs a
+ * signed-in user and has no credentials gets 401 with `WWW-Authenticate:
+ * Negotiate` (beside Basic for scripts) whose body, for a browser, is the
+ * sign-in form, so a browser without a ticket shows the form. The token
+ * a browser then sends is accepted on the sign-in guard's threads; its
+ * principal is the account DOMAIN\user (the realm map, else the realm's
+ * first label), looked up as a proxy's; for a browser a session is
+ * started as for the form (its cookie on the answer), a script's request
+ * is signed in alone (as with Basic); the page is served at once, with
+ * the token of mutual authentication in WWW-Authenticate.
+ * Every refusal is 401 again and an auth.refused method=negotiate.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +45,7 @@
 #include "account.h"
 #include "auth/auth.h"
 #include "auth/creds.h"
+#include "auth/negotiate.h"
 #include "auth/signin.h"
 #include "auth/sso.h"
 #include "auth/web.h"
@@ -104,10 +119,22 @@ wants_html(struct http_req *r)
 	    strstr(accept, "text/html");
 }
 
-/* Not signed in: the form for a browser, 401 for anyone else. */
+static void login_form(struct http_req *, const char *return_url,
+    const char *error, int status);
+
+/*
+ * Not signed in: the form for a browser, 401 for anyone else. With
+ * Kerberos on, a browser gets 401 too, so that it may answer Negotiate
+ * with its ticket, and the form as its body, shown when it has none.
+ */
 static void
-reply_signed_out(struct http_req *r)
+reply_signed_out(struct webapp_ctx *app, struct http_req *r)
 {
+	if (app->kerberos && wants_html(r)) {
+		http_reply_header(r, "WWW-Authenticate", "Negotiate");
+		login_form(r, http_req_path_raw(r), NULL, 401);
+		return;
+	}
 	if (http_req_header(r, "Authorization") == NULL && wants_html(r)) {
 		char *enc = http_encode(http_req_path_raw(r));
 		char *loc = xasprintf("/login?ReturnUrl=%s", enc);
@@ -119,6 +146,8 @@ reply_signed_out(struct http_req *r)
 		free(loc);
 		return;
 	}
+	if (app->kerberos)
+		http_reply_header(r, "WWW-Authenticate", "Negotiate");
 	http_reply_header(r, "WWW-Authenticate",
 	    "Basic realm=\"photosync portal\", charset=\"UTF-8\"");
 	http_reply_error(r, 401, "sign in first (Basic credentials or the "
@@ -165,9 +194,6 @@ cred_keep(struct signin *si, const char *csrf)
 
 /* ---- the password (auth/signin.h) ---- */
 
-static void login_form(struct http_req *, const char *return_url,
-    const char *error, int status);
-
 /* One count per account, however its name was typed. */
 static void
 signin_canonical(void *arg, const char *name, char *account, size_t n)
@@ -212,6 +238,17 @@ signin_session_put(struct store *st, void *arg, const char *key,
 	return store_session_put(st, key, &si->s);
 }
 
+/* A Kerberos principal's account: DOMAIN\user by the realm map. */
+static ps_err
+signin_principal(void *arg, const char *principal, char *name, size_t n)
+{
+	struct signin *si = arg;
+	const char *map = si->app->w.kerberos_realms;
+
+	return auth_principal_account(principal, map, map[0] == '\0', name,
+	    n);
+}
+
 static bool
 signin_gone(void *arg)
 {
@@ -235,6 +272,68 @@ session_started(struct signin *si)
 	http_reply(si->r, 303, NULL, NULL, 0);
 }
 
+/*
+ * How a Kerberos sign-in ended: signed in, the session's cookie and the
+ * token of mutual authentication go with the page asked for; refused,
+ * 401 again (the form for a browser).
+ */
+static void
+negotiate_answer(struct signin *si, enum auth_signin_outcome out)
+{
+	struct http_req *r = si->r;
+	struct viewer v = { 0 };
+	char *hdr;
+
+	switch (out) {
+	case AUTH_SIGNIN_OK:
+		if (si->flow.neg.reply) {
+			hdr = xasprintf("Negotiate %s", si->flow.neg.reply);
+			http_reply_header(r, "WWW-Authenticate", hdr);
+			free(hdr);
+		}
+		v.user = si->u;
+		if (si->flow.cookie[0] == '\0') {
+			/* A script: this request alone, as with Basic. */
+			v.basic = true;
+			signed_in(si->app, r, si->then, &v);
+			break;
+		}
+		auth_creds_session_key(si->flow.key, si->cred);
+		cred_keep(si, si->flow.csrf);
+		log_info(http_req_id(r), "auth.session_started", "user=%s "
+		    "method=negotiate", log_q(si->u.account));
+		auth_web_session_set(&portal_web, r, si->flow.cookie);
+		str_copy(v.csrf, si->flow.csrf, sizeof(v.csrf));
+		signed_in(si->app, r, si->then, &v);
+		break;
+	case AUTH_SIGNIN_WRONG:
+	case AUTH_SIGNIN_UNKNOWN:
+		reply_signed_out(si->app, r);
+		break;
+	case AUTH_SIGNIN_BUSY:
+		reply_busy(r, si->flow.busy_guard ? "sign-in checks" :
+		    "store reads");
+		break;
+	case AUTH_SIGNIN_WAIT:
+		/* (Kerberos has no failures to wait out; as for Basic.) */
+		auth_web_retry_after(r, si->flow.wait_ms);
+		http_reply_error(r, 429, "too many failed sign-ins; try again "
+		    "after Retry-After seconds");
+		break;
+	case AUTH_SIGNIN_FAILED:
+		http_reply_error(r, 500, "the store failed");
+		break;
+	case AUTH_SIGNIN_UNREACHABLE:
+		http_reply_header(r, "Retry-After", STORE_DOWN_RETRY_S);
+		http_reply_error(r, 503, "the store cannot be reached: try "
+		    "again in a moment");
+		break;
+	case AUTH_SIGNIN_GONE:
+		http_reply(r, 503, NULL, NULL, 0);
+		break;
+	}
+}
+
 static void
 signin_answer(void *arg, struct auth_signin *flow,
     enum auth_signin_outcome out)
@@ -244,6 +343,11 @@ signin_answer(void *arg, struct auth_signin *flow,
 	bool form = si->then == NULL;
 	struct viewer v = { 0 };
 
+	if (flow->kind == AUTH_SIGNIN_NEGOTIATE) {
+		negotiate_answer(si, out);
+		signin_free(si);
+		return;
+	}
 	switch (out) {
 	case AUTH_SIGNIN_OK:
 		if (form) {
@@ -260,7 +364,7 @@ signin_answer(void *arg, struct auth_signin *flow,
 			login_form(r, si->return_url, "The account or the "
 			    "password is wrong.", 401);
 		else
-			reply_signed_out(r);
+			reply_signed_out(si->app, r);
 		break;
 	case AUTH_SIGNIN_WAIT:
 		auth_web_retry_after(r, flow->wait_ms);
@@ -318,6 +422,7 @@ static const struct auth_signin_ops signin_ops = {
 	.lookup = signin_lookup,
 	.session_put = signin_session_put,
 	.session_lifetime = SESSION_LIFETIME,
+	.principal = signin_principal,
 	.gone = signin_gone,
 	.answer = signin_answer,
 };
@@ -366,7 +471,7 @@ session_done(void *arg)
 		str_copy(v.csrf, si->s.csrf, sizeof(v.csrf));
 		signed_in(si->app, si->r, si->then, &v);
 	} else if (si->rc == PS_ENOTFOUND) {
-		reply_signed_out(si->r);
+		reply_signed_out(si->app, si->r);
 	} else {
 		log_err(http_req_id(si->r), "auth.store_failed", "method="
 		    "session error=%s", log_q(si->err));
@@ -442,7 +547,7 @@ signin_request(struct webapp_ctx *app, struct http_req *r,
 		if (auth_basic_parse(hdr, &user, &pw) != PS_OK) {
 			log_info(http_req_id(r), "auth.refused", "method=basic "
 			    "reason=%s", log_q(ps_errmsg()));
-			reply_signed_out(r);
+			reply_signed_out(app, r);
 			return;
 		}
 		si = signin_new(app, r, then);
@@ -450,8 +555,22 @@ signin_request(struct webapp_ctx *app, struct http_req *r,
 		signin_start(si, AUTH_SIGNIN_BASIC, user, pw);
 		return;
 	}
+	if (hdr && app->kerberos && str_case_prefix(hdr, "Negotiate")) {
+		/*
+		 * A browser's session is its credential from now on; a
+		 * script (curl --negotiate) sends a token with every
+		 * request, and gets no session for each.
+		 */
+		si = signin_new(app, r, then);
+		http_req_defer(r);
+		auth_signin_negotiate_start(&si->flow, &signin_ops, si,
+		    app->srv->store, app->srv->guard, app->kerberos,
+		    http_req_id(r), http_req_peer(r), wants_html(r),
+		    xstrdup(hdr));
+		return;
+	}
 	if (hdr || !auth_web_session_key(&portal_web, r, session)) {
-		reply_signed_out(r);
+		reply_signed_out(app, r);
 		return;
 	}
 	auth_creds_session_key(session, key);
@@ -587,4 +706,20 @@ signin_logout(struct webapp_ctx *app, struct http_req *r,
 		free(so);
 		reply_busy(r, "store writes");
 	}
+}
+
+struct auth_negotiate *
+signin_kerberos_load(const struct store_webapp *w)
+{
+	struct auth_negotiate *an = NULL;
+
+	if (w->keytab[0] == '\0')
+		return NULL;
+	if (auth_negotiate_new(w->keytab, w->kerberos_service, &an) !=
+	    PS_OK) {
+		log_err(NULL, "webapp.kerberos_refused", "url=%s error=%s",
+		    log_q(w->url), log_q(ps_errmsg()));
+		return NULL;
+	}
+	return an;
 }

@@ -1670,7 +1670,8 @@ store_preview_remove(struct store *st, const char *email)
 	"photo_error_expiration, autodiscover_domain, sync_any, size_s, " \
 	"size_m, size_l, ca_file, allow_oauth_http, created, "		\
 	"background_refresh, notifications, avatar_anyone, avatar_defaults, " \
-	"owner_wait_ms, sso_header, sso_proxies"
+	"owner_wait_ms, sso_header, sso_proxies, keytab, "		\
+	"kerberos_service, kerberos_realms"
 
 static void
 webapp_row(struct db_stmt *q, struct store_webapp *w)
@@ -1701,6 +1702,11 @@ webapp_row(struct db_stmt *q, struct store_webapp *w)
 	w->owner_wait_ms = (int)col_int64(q, 20);
 	str_copy(w->sso_header, col_text(q, 21), sizeof(w->sso_header));
 	str_copy(w->sso_proxies, col_text(q, 22), sizeof(w->sso_proxies));
+	str_copy(w->keytab, col_text(q, 23), sizeof(w->keytab));
+	str_copy(w->kerberos_service, col_text(q, 24),
+	    sizeof(w->kerberos_service));
+	str_copy(w->kerberos_realms, col_text(q, 25),
+	    sizeof(w->kerberos_realms));
 }
 
 static void
@@ -1727,6 +1733,9 @@ webapp_bind(struct db_stmt *q, const struct store_webapp *w)
 	bind_int64(q, 20, w->owner_wait_ms);
 	bind_text(q, 21, w->sso_header);
 	bind_text(q, 22, w->sso_proxies);
+	bind_text(q, 23, w->keytab);
+	bind_text(q, 24, w->kerberos_service);
+	bind_text(q, 25, w->kerberos_realms);
 }
 
 ps_err
@@ -1743,10 +1752,11 @@ store_webapp_add(struct store *st, struct store_webapp *w)
 	    "photo_error_expiration, autodiscover_domain, sync_any, size_s, "
 	    "size_m, size_l, ca_file, allow_oauth_http, created, "
 	    "background_refresh, notifications, avatar_anyone, "
-	    "avatar_defaults, owner_wait_ms, sso_header, sso_proxies) VALUES "
+	    "avatar_defaults, owner_wait_ms, sso_header, sso_proxies, keytab, "
+	    "kerberos_service, kerberos_realms) VALUES "
 	    "((SELECT coalesce(max(id), 0) + 1 FROM webapps), ?1, ?2, ?3, ?4, "
 	    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
-	    "?19, ?20, ?21, ?22) RETURNING id");
+	    "?19, ?20, ?21, ?22, ?23, ?24, ?25) RETURNING id");
 	enum db_step r;
 	ps_err rc;
 
@@ -1778,8 +1788,9 @@ store_webapp_update(struct store *st, const struct store_webapp *w)
 	    "?, size_s = ?, size_m = ?, size_l = ?, ca_file = ?, "
 	    "allow_oauth_http = ?14, background_refresh = ?16, notifications "
 	    "= ?17, avatar_anyone = ?18, avatar_defaults = ?19, "
-	    "owner_wait_ms = ?20, sso_header = ?21, sso_proxies = ?22 WHERE "
-	    "id = ?15");
+	    "owner_wait_ms = ?20, sso_header = ?21, sso_proxies = ?22, "
+	    "keytab = ?23, kerberos_service = ?24, kerberos_realms = ?25 "
+	    "WHERE id = ?15");
 	int changes = 0;
 	ps_err rc;
 

@@ -463,6 +463,10 @@ struct store_webapp {
 					   for a sync (default 2000) */
 	char	 sso_header[64];	/* a proxy's identity header; "": off */
 	char	 sso_proxies[1024];	/* the addresses it is taken from */
+	char	 keytab[512];		/* Kerberos sign-in; "": off */
+	char	 kerberos_service[256];	/* "HTTP/host[@REALM]"; "": any in
+					   the keytab */
+	char	 kerberos_realms[1024];	/* "REALM=DOMAIN, ..." */
 };
 
 /* Sets w->id. PS_EEXIST when the URL is taken. */

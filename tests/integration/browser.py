@@ -23,8 +23,17 @@ ARTIFACTS = os.environ.get("PHOTOSYNC_ARTIFACTS") or os.path.join(
 
 
 class Browser:
-    def __init__(self, name):
+    def __init__(self, name, args=(), env=None, local_state=None):
+        """`args`: more Chromium switches; `env`: the environment of the
+        driver and so of Chromium (a Kerberos ticket cache, say);
+        `local_state`: the browser-wide preferences its profile starts
+        with (Chromium's "Local State" file)."""
+        import json
         self.name = name
+        profile = psync.tmpdir("chromium")
+        if local_state is not None:
+            with open(os.path.join(profile, "Local State"), "w") as f:
+                json.dump(local_state, f)
         o = webdriver.ChromeOptions()
         o.binary_location = "/usr/bin/chromium"
         for a in ("--headless=new", "--no-sandbox", "--disable-gpu",
@@ -33,9 +42,11 @@ class Browser:
                   "--disable-component-update", "--disable-sync",
                   "--disable-quic", "--ignore-certificate-errors",
                   "--window-size=1100,900",
-                  "--user-data-dir=" + psync.tmpdir("chromium")):
+                  "--user-data-dir=" + profile) + \
+                tuple(args):
             o.add_argument(a)
-        self.d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"),
+        self.d = webdriver.Chrome(service=Service("/usr/bin/chromedriver",
+                                                  env=env),
                                   options=o)
         self.d.set_page_load_timeout(30)
         self.shots = 0

@@ -814,11 +814,33 @@ def free_port_pair():
     raise RuntimeError("no free port pair")
 
 
-def wired(import_on=True, portal_port=0):
+def tls_for_names(directory, names, ips=("127.0.0.1",)):
+    """A self-signed certificate (also its own CA) and its key for the
+    DNS `names` and the addresses `ips`, written into `directory`; the
+    init arguments that give them to a role: ["--tls-cert", F,
+    "--tls-key", F]. For tests that reach a server by a name (a Kerberos
+    service's) resolved to the loopback address by the client."""
+    key = os.path.join(directory, "tls-key.pem")
+    cert = os.path.join(directory, "tls-cert.pem")
+    san = ",".join(["DNS:" + n for n in names] + ["IP:" + a for a in ips])
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                    "-subj", "/CN=" + names[0], "-addext",
+                    "subjectAltName=" + san, "-addext",
+                    "basicConstraints=critical,CA:TRUE"],
+                   check=True, capture_output=True, timeout=60)
+    return ["--tls-cert", cert, "--tls-key", key]
+
+
+def wired(import_on=True, portal_port=0, master_init=(), portal_init=(),
+          master_cmds=()):
     """A master and a portal that trust each other through their metadata
-    URLs, as the article's steps 4-6 set them up. Returns (master, portal).
+    URLs, as the article's steps 4-6 set them up (master_init and
+    portal_init: more arguments for their `init`, --tls-cert F --tls-key F
+    say; master_cmds: admin commands, tuples of arguments, run on the
+    master before it starts). Returns (master, portal).
     """
-    m = Master()
+    m = Master(init_args=master_init)
     m.add_mailbox("test1@contoso.com", "pw-one", name="Test One")
     m.add_mailbox("test2@contoso.com", "pw-two", name="Test Two")
     work = tmpdir("wired")
@@ -827,8 +849,10 @@ def wired(import_on=True, portal_port=0):
     m.cmd("photo", "set", "test2@contoso.com", "--file",
           make_image(os.path.join(work, "t2.jpg"), "640x640",
                      extra=["-negate"]))
+    for args in master_cmds:
+        m.cmd(*args)
     m.start()
-    p = Portal(port=portal_port)
+    p = Portal(port=portal_port, init_args=portal_init)
     p.add_user("contoso\\test1", "test1@contoso.com", "pw-one", "Test One")
     p.add_user("contoso\\test2", "test2@contoso.com", "pw-two", "Test Two")
     p.add_user("contoso\\test3", "test3@contoso.com", "pw-three",

@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -434,6 +435,63 @@ test_queue(void)
 	auth_guard_free(g);
 }
 
+/* ---- other sign-in work on the guard's threads ---- */
+
+struct job {
+	pthread_t	 thread;	/* run()'s */
+	bool		 ran, done;
+};
+
+static void
+job_run(void *arg)
+{
+	struct job *j = arg;
+
+	j->thread = pthread_self();
+	j->ran = true;
+}
+
+static void
+job_done(void *arg)
+{
+	struct job *j = arg;
+
+	j->done = j->ran;
+	answered++;
+}
+
+static void
+test_run(void)
+{
+	struct auth_guard_limits l = test_limits();
+	struct auth_guard *g;
+	struct answer a;
+	struct job j[3];
+	int before = answered;
+
+	memset(j, 0, sizeof(j));
+	l.max_queued = 1;
+	l.free_failures = 100;
+	g = auth_guard_new(base, &l);
+	ok(auth_guard_run(g, job_run, job_done, &j[0]) == PS_OK &&
+	    auth_guard_run(g, job_run, job_done, &j[1]) == PS_OK,
+	    "run: two jobs taken (1 thread and 1 place)");
+	is_int(auth_guard_pending(g), 2, "both pending");
+	ok(auth_guard_run(g, job_run, job_done, &j[2]) == PS_EBUSY &&
+	    strstr(ps_errmsg(), "limit") != NULL,
+	    "a third is refused at once, saying why");
+	check(g, "gina", "192.0.2.30", CHEAP_HASH, "x", &a);
+	ok(await(before + 3), "the jobs and a check answered");
+	ok(j[0].done && j[1].done && !j[2].ran,
+	    "each taken job ran, then was called back; the refused one not");
+	ok(!pthread_equal(j[0].thread, pthread_self()),
+	    "off the loop's thread");
+	is_int(a.rc, PS_EBUSY, "a password check counts against the same "
+	    "budget: refused while the jobs held it");
+	is_int(auth_guard_pending(g), 0, "nothing pending after");
+	auth_guard_free(g);
+}
+
 /* ---- one check for a credential presented many times at once ---- */
 
 static void
@@ -790,6 +848,7 @@ main(void)
 	test_shared();
 	test_verdict();
 	test_queue();
+	test_run();
 	test_joined(hash1);
 	test_table();
 	test_free_in_flight();
