@@ -6,14 +6,18 @@ set -eu
 
 build="meson ninja-build pkg-config gcc libc6-dev libevent-dev libssl-dev
 libcurl4-openssl-dev libvips-dev libxml2-dev libjansson-dev libsodium-dev
-libsqlite3-dev libpq-dev libjpeg62-turbo-dev openssl ca-certificates"
+libsqlite3-dev libpq-dev libldap-dev libjpeg62-turbo-dev openssl
+ca-certificates"
 # The tests start PostgreSQL servers of their own (tests/pgserver.py:
 # initdb, pg_ctl, psql, pg_dump) and read stores with psycopg2; the
-# cluster test runs the cluster demo, with HAProxy.
+# cluster test runs the cluster demo, with HAProxy. The directory is
+# tested against an OpenLDAP server of their own (tests/slapd.py: slapd,
+# slapadd; ldapsearch and ldapmodify to change it).
 tests="curl imagemagick libimage-exiftool-perl jpeginfo python3
 python3-exchangelib python3-jwt python3-jwcrypto
 chromium chromium-driver python3-selenium
-postgresql python3-psycopg2 haproxy"
+postgresql python3-psycopg2 haproxy
+slapd ldap-utils"
 # make demo: the demo prints a curl command that fetches a photo; make
 # demo-cluster (demo --nodes) runs PostgreSQL's server and HAProxy.
 demo="curl postgresql haproxy"
