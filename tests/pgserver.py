@@ -283,6 +283,28 @@ class PgServer:
         return psycopg2.connect(host=self.socket_dir, port=self.port,
                                 user=self.SUPERUSER, dbname=database)
 
+    def halt(self):
+        """Stops the server as an operator would (pg_ctl stop -m fast:
+        sessions are ended), keeping its directory for resume()."""
+        r = self._as_server([os.path.join(self.bin, "pg_ctl"), "-D",
+                             self.data, "-m", "fast", "-w", "-t",
+                             str(HANG_GUARD), "stop"])
+        if r.returncode != 0:
+            raise RuntimeError("pg_ctl stop failed (%d): %s%s" % (
+                r.returncode, r.stdout, r.stderr))
+        self._running = False
+
+    def resume(self):
+        """Starts the server halt() stopped, on the same port and
+        socket; returns once it accepts connections."""
+        r = self._as_server([os.path.join(self.bin, "pg_ctl"), "-D",
+                             self.data, "-l", self.log_path, "-w", "-t",
+                             str(HANG_GUARD), "start"])
+        self._running = True
+        if r.returncode != 0:
+            raise RuntimeError("pg_ctl start failed (%d): %s%s\n%s" % (
+                r.returncode, r.stdout, r.stderr, self.log()))
+
     def stop(self):
         """Stops the server (fast shutdown: sessions are ended) and
         removes its directory; PHOTOSYNC_KEEP=1 keeps the directory. Safe

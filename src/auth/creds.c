@@ -111,6 +111,16 @@ auth_creds_basic_key(const char *header, int64_t scope,
 }
 
 void
+auth_creds_sso_key(const char *user, int64_t scope,
+    char key[AUTH_CREDS_KEY_MAX])
+{
+	char fp[33];
+
+	auth_fingerprint(user, fp);
+	snprintf(key, AUTH_CREDS_KEY_MAX, "p/%lld/%s", (long long)scope, fp);
+}
+
+void
 auth_creds_session_key(const char *store_key, char key[AUTH_CREDS_KEY_MAX])
 {
 	snprintf(key, AUTH_CREDS_KEY_MAX, "s/%s", store_key);

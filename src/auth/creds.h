@@ -9,7 +9,9 @@
  *
  * An entry is found by a key that names a credential without being one
  * (auth_creds_basic_key(): a keyed digest of the Authorization header;
- * auth_creds_session_key(): the store key of a session cookie), and holds
+ * auth_creds_session_key(): the store key of a session cookie;
+ * auth_creds_sso_key(): a keyed digest of the account a single sign-on
+ * proxy named), and holds
  * the account it signs in and the role's data (a fixed number of bytes
  * per cache: what the role needs to answer, such as the portal's user or
  * the master's address), copied in. It is honoured for AUTH_CREDS_TTL
@@ -60,6 +62,14 @@ void	auth_creds_free(struct auth_creds *);
  * the whole Authorization header, per `scope` (a web application, or 0).
  */
 void	auth_creds_basic_key(const char *header, int64_t scope,
+	    char key[AUTH_CREDS_KEY_MAX]);
+/*
+ * The key of an account as a single sign-on proxy named it (auth/sso.h),
+ * as sent (a keyed digest), per `scope`: the proxy's word, remembered
+ * like a credential so that its account is not read for every request,
+ * and ended like one when the account changes or goes.
+ */
+void	auth_creds_sso_key(const char *user, int64_t scope,
 	    char key[AUTH_CREDS_KEY_MAX]);
 /* The key of a session, from its store key (auth_web_session_key()). */
 void	auth_creds_session_key(const char *store_key,

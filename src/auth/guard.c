@@ -25,6 +25,12 @@
  * (not decayed), read lazily. `running` is the checks admitted and not yet
  * answered, which counts against the free failures left: past them, one
  * check at a time.
+ *
+ * Counts are keyed with `count_key` (the guard's own key, or the one the
+ * nodes of a store share: guard.h), credentials always with `key`. Every
+ * failure counted and every count cleared by a check is reported to
+ * `on_count` (auth/share.c writes it to the store); a count learnt from
+ * elsewhere is taken as the higher of the two, and not reported back.
  */
 #include <arpa/inet.h>
 #include <event2/event.h>
@@ -86,6 +92,11 @@ struct slot {
 	uint8_t		 mixed;		/* peer: failed for several accounts */
 };
 
+_Static_assert(GUARD_DIGEST_BYTES == AUTH_GUARD_NAME_BYTES,
+    "a count's name is its slot's key");
+_Static_assert(AUTH_GUARD_KEY_BYTES == AUTH_DIGEST_KEY_BYTES,
+    "the shared key is a digest key");
+
 /* guard.h promises 40 bytes an entry. */
 _Static_assert(sizeof(struct slot) == 40, "a table slot is 40 bytes");
 
@@ -124,6 +135,10 @@ struct auth_guard {
 	struct slot		*slots;
 	size_t			 nsets;
 	unsigned char		 key[AUTH_DIGEST_KEY_BYTES];
+	/* Names accounts and addresses: `key`, or the nodes' shared one. */
+	unsigned char		 count_key[AUTH_DIGEST_KEY_BYTES];
+	auth_guard_count_fn	 on_count;
+	void			*on_count_arg;
 	pthread_mutex_t		 dummy_mu;
 	char			*dummy;		/* dummy_mu; then fixed */
 	struct auth_guard_stats	 stats;
@@ -298,7 +313,7 @@ account_key(const struct auth_guard *g, const char *lower,
 
 	if (lower == NULL)
 		return NULL;
-	guard_digest(g, parts, 2, out);
+	auth_digest(g->count_key, parts, 2, out, GUARD_DIGEST_BYTES);
 	return out;
 }
 
@@ -310,7 +325,7 @@ peer_key(const struct auth_guard *g, const char *counted,
 
 	if (counted == NULL)
 		return NULL;
-	guard_digest(g, parts, 2, out);
+	auth_digest(g->count_key, parts, 2, out, GUARD_DIGEST_BYTES);
 	return out;
 }
 
@@ -434,14 +449,33 @@ count_release(struct slot **sp)
 	*sp = NULL;
 }
 
+/* Tells the callback (auth_guard_on_count()) what `s` counts now. */
 static void
-count_clear(struct slot *s)
+count_report(struct auth_guard *g, const struct slot *s)
 {
+	struct auth_guard_count c;
+
+	if (g->on_count == NULL)
+		return;
+	c.kind = s->kind == SLOT_PEER ? AUTH_COUNT_PEER : AUTH_COUNT_ACCOUNT;
+	memcpy(c.name, s->key, sizeof(c.name));
+	c.failures = s->failures;
+	g->on_count(g->on_count_arg, &c);
+}
+
+static void
+count_clear(struct auth_guard *g, struct slot *s)
+{
+	bool had;
+
 	if (s == NULL)
 		return;
+	had = s->failures > 0;
 	s->failures = 0;
 	s->account = 0;
 	s->mixed = 0;
+	if (had)
+		count_report(g, s);
 }
 
 static void
@@ -462,6 +496,7 @@ count_fail(struct auth_guard *g, struct check *c, struct slot *s,
 	if (s->failures < UINT32_MAX)
 		s->failures++;
 	s->at = now;
+	count_report(g, s);
 	if (s->failures != (uint32_t)g->lim.free_failures + 1)
 		return;
 	/* The first failure that brings a wait: one line per episode. */
@@ -484,12 +519,12 @@ static void
 counts_settle(struct auth_guard *g, struct check *c, int64_t now)
 {
 	if (c->rc == PS_OK) {
-		count_clear(c->acct);
+		count_clear(g, c->acct);
 		/* Signing in to one account forgives failures for it only. */
 		if (c->addr && !c->addr->mixed &&
 		    (c->addr->failures == 0 ||
 		    c->addr->account == c->account_tag))
-			count_clear(c->addr);
+			count_clear(g, c->addr);
 	} else {
 		count_fail(g, c, c->acct, now);
 		count_fail(g, c, c->addr, now);
@@ -562,6 +597,7 @@ guard_release(struct auth_guard *g)
 	free(g->dummy);
 	pthread_mutex_destroy(&g->dummy_mu);
 	explicit_bzero(g->key, sizeof(g->key));
+	explicit_bzero(g->count_key, sizeof(g->count_key));
 	free(g->slots);
 	free(g);
 }
@@ -831,6 +867,7 @@ auth_guard_new(struct event_base *base, const struct auth_guard_limits *lim)
 	TAILQ_INIT(&g->ready);
 	pthread_mutex_init(&g->dummy_mu, NULL);
 	rand_bytes(g->key, sizeof(g->key));
+	memcpy(g->count_key, g->key, sizeof(g->count_key));
 	g->nsets = (l.max_tracked + GUARD_WAYS - 1) / GUARD_WAYS;
 	g->slots = xcalloc(g->nsets * GUARD_WAYS, sizeof(*g->slots));
 	g->ready_ev = event_new(base, -1, 0, ready_cb, g);
@@ -905,4 +942,72 @@ void
 auth_guard_stats(const struct auth_guard *g, struct auth_guard_stats *out)
 {
 	*out = g->stats;
+}
+
+/* ---- counts shared between nodes ---- */
+
+void
+auth_guard_share_key(struct auth_guard *g,
+    const unsigned char key[AUTH_GUARD_KEY_BYTES])
+{
+	memcpy(g->count_key, key, sizeof(g->count_key));
+}
+
+void
+auth_guard_on_count(struct auth_guard *g, auth_guard_count_fn fn, void *arg)
+{
+	g->on_count = fn;
+	g->on_count_arg = arg;
+}
+
+int64_t
+auth_guard_forget_after_ms(const struct auth_guard *g)
+{
+	return g->lim.forget_after_ms;
+}
+
+void
+auth_guard_learn(struct auth_guard *g, const struct auth_guard_count *c)
+{
+	enum slot_kind kind = c->kind == AUTH_COUNT_PEER ? SLOT_PEER :
+	    SLOT_ACCOUNT;
+	int64_t now = guard_now(g), cap;
+	uint32_t free_n = (uint32_t)g->lim.free_failures;
+	struct slot *s;
+	bool waited;
+
+	if (c->failures == 0) {
+		/* A success elsewhere: as count_clear(), not reported back. */
+		if ((s = table_find(g, c->name)) != NULL && s->kind == kind) {
+			s->failures = 0;
+			s->account = 0;
+			s->mixed = 0;
+			if (s->running == 0)
+				s->kind = SLOT_FREE;
+		}
+		return;
+	}
+	if ((s = table_take(g, c->name, kind, now)) == NULL)
+		return;		/* a set held whole by running checks */
+	count_fade(g, s, now);
+	if (c->failures <= s->failures) {
+		if (s->failures == 0 && s->running == 0)
+			s->kind = SLOT_FREE;
+		return;
+	}
+	waited = s->failures > free_n;
+	s->failures = c->failures;
+	/* Which accounts they were for is not shared. */
+	if (kind == SLOT_PEER)
+		s->mixed = 1;
+	s->at = now;
+	if (waited || s->failures <= free_n)
+		return;
+	g->stats.throttled++;
+	cap = kind == SLOT_PEER ? g->lim.peer_cap_ms : g->lim.account_cap_ms;
+	metrics_add("photosync_auth_throttled_total", kind == SLOT_PEER ?
+	    "kind=\"peer\"" : "kind=\"account\"", 1);
+	log_info(NULL, "auth.count_learnt", "kind=%s failures=%u wait_ms=%lld",
+	    kind == SLOT_PEER ? "peer" : "account", s->failures,
+	    (long long)delay_after(g, s->failures, cap));
 }

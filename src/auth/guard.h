@@ -43,6 +43,14 @@
  * address only) the oldest failure count that no running check holds.
  * Accounts and addresses are kept only as keyed digests.
  *
+ * Several nodes of one store share their failure counts (auth/share.h):
+ * the guard reports each change of a count made by its own checks to
+ * auth_guard_on_count()'s callback, and takes counts learnt from other
+ * nodes with auth_guard_learn(). For both ends to name a count alike,
+ * every node digests accounts and addresses with one key kept in the
+ * store (auth_guard_share_key()); remembered credentials stay digested
+ * with the guard's own random key and never leave the process.
+ *
  * The clock is injectable, so tests drive time without sleeping. Loop
  * thread only (the clock too).
  */
@@ -188,5 +196,56 @@ struct auth_guard_stats {
 };
 
 void	auth_guard_stats(const struct auth_guard *, struct auth_guard_stats *);
+
+/* ---- counts shared between nodes ---- */
+
+#define AUTH_GUARD_NAME_BYTES	16	/* a count's name: a keyed digest */
+#define AUTH_GUARD_KEY_BYTES	32	/* the key of those digests */
+
+enum auth_count_kind {
+	AUTH_COUNT_ACCOUNT,
+	AUTH_COUNT_PEER,
+};
+
+/* One failure count, by its name (no account or address in the clear). */
+struct auth_guard_count {
+	enum auth_count_kind	 kind;
+	unsigned char		 name[AUTH_GUARD_NAME_BYTES];
+	uint32_t		 failures;	/* 0: cleared by a success */
+};
+
+/*
+ * The key that names accounts and addresses (copied), the same on every
+ * node sharing counts, instead of the guard's own random one. Call it
+ * before the first check: counts made under the old key are not found
+ * under the new one.
+ */
+void	auth_guard_share_key(struct auth_guard *,
+	    const unsigned char key[AUTH_GUARD_KEY_BYTES]);
+
+/*
+ * Calls fn(arg, count) on the loop whenever a check of this guard adds a
+ * failure to a count (count->failures: the count now) or clears one that
+ * had failures (count->failures 0). NULL fn: no more calls. The count is
+ * borrowed for the call.
+ */
+typedef void (*auth_guard_count_fn)(void *arg,
+	    const struct auth_guard_count *);
+void	auth_guard_on_count(struct auth_guard *, auth_guard_count_fn fn,
+	    void *arg);
+
+/*
+ * Takes a count learnt from another node: failures 0 clears the count
+ * here; more failures than this guard has for it become its count, the
+ * last failure counted as now (the nodes' clocks need not agree, and the
+ * wait it brings starts when this node learns of it), and for an address
+ * as failures for several accounts (a success then does not forgive
+ * them); fewer change nothing. When that begins a wait it logs
+ * auth.count_learnt. A count learnt is not reported to the callback.
+ */
+void	auth_guard_learn(struct auth_guard *, const struct auth_guard_count *);
+
+/* The guard's forget_after_ms, for what keeps counts elsewhere. */
+int64_t	auth_guard_forget_after_ms(const struct auth_guard *);
 
 #endif

@@ -20,7 +20,15 @@
 static const char *
 method_name(const struct auth_signin *si)
 {
-	return si->kind == AUTH_SIGNIN_FORM ? "form" : "basic";
+	switch (si->kind) {
+	case AUTH_SIGNIN_FORM:
+		return "form";
+	case AUTH_SIGNIN_SSO:
+		return "sso";
+	case AUTH_SIGNIN_BASIC:
+		break;
+	}
+	return "basic";
 }
 
 /* The address failures are counted under; NULL when none was given. */
@@ -76,7 +84,9 @@ store_failed(struct auth_signin *si)
 {
 	log_err(si->reqid, "auth.store_failed", "method=%s user=%s error=%s",
 	    method_name(si), log_q(si->name), log_q(si->err));
-	finish(si, AUTH_SIGNIN_FAILED);
+	/* Called from a job's done(): the pool says whether it got there. */
+	finish(si, store_pool_up(si->pool) ? AUTH_SIGNIN_FAILED :
+	    AUTH_SIGNIN_UNREACHABLE);
 }
 
 /* A lane's queue is full (the pool said why in ps_errmsg()). */
@@ -85,6 +95,16 @@ lane_busy(struct auth_signin *si)
 {
 	si->busy_guard = false;
 	finish(si, AUTH_SIGNIN_BUSY);
+}
+
+/* A proxy named an account that is not there (or no longer). */
+static void
+sso_unknown(struct auth_signin *si)
+{
+	str_copy(si->why, "no such account", sizeof(si->why));
+	log_info(si->reqid, "auth.sso_unknown", "user=%s peer=%s",
+	    log_q(si->name), log_q(si->peer));
+	finish(si, AUTH_SIGNIN_UNKNOWN);
 }
 
 /* ---- 5. a form's session ---- */
@@ -107,7 +127,9 @@ session_done(void *arg)
 
 	if (gone(si))
 		return;
-	if (si->rc == PS_ENOTFOUND)
+	if (si->rc == PS_ENOTFOUND && si->kind == AUTH_SIGNIN_SSO)
+		sso_unknown(si);
+	else if (si->rc == PS_ENOTFOUND)
 		refused(si, "the account can no longer sign in");
 	else if (si->rc != PS_OK)
 		store_failed(si);
@@ -175,6 +197,25 @@ lookup_run(struct store *st, void *arg)
 		str_copy(si->err, ps_errmsg(), sizeof(si->err));
 }
 
+/* A proxy's account: there or not; no password to check. */
+static void
+sso_looked_up(struct auth_signin *si)
+{
+	if (si->rc != PS_OK) {
+		sso_unknown(si);
+		return;
+	}
+	log_debug(si->reqid, "auth.accepted", "method=sso user=%s peer=%s",
+	    log_q(si->name), log_q(si->peer));
+	if (!si->sso_session) {
+		finish(si, AUTH_SIGNIN_OK);
+		return;
+	}
+	auth_web_session_new(si->cookie, si->key, si->csrf);
+	if (store_pool_write(si->pool, session_run, session_done, si) != PS_OK)
+		lane_busy(si);
+}
+
 static void
 lookup_done(void *arg)
 {
@@ -186,15 +227,34 @@ lookup_done(void *arg)
 		store_failed(si);
 		return;
 	}
-	if (si->rc != PS_OK && si->hash) {
+	if ((si->rc != PS_OK || si->kind == AUTH_SIGNIN_SSO) && si->hash) {
 		xfree_secret(si->hash, strlen(si->hash));
 		si->hash = NULL;
+	}
+	if (si->kind == AUTH_SIGNIN_SSO) {
+		sso_looked_up(si);
+		return;
 	}
 	/* An unknown account costs the guard the same work as a known one. */
 	check(si);
 }
 
 /* ---- 1. the wait ---- */
+
+/* What every way of signing in starts with. */
+static void
+signin_init(struct auth_signin *si, const struct auth_signin_ops *ops,
+    void *arg, struct store_pool *pool, enum auth_signin_kind kind,
+    const char *reqid, const char *peer, char *name)
+{
+	si->ops = ops;
+	si->arg = arg;
+	si->pool = pool;
+	si->kind = kind;
+	si->name = name;
+	str_copy(si->reqid, reqid ? reqid : "", sizeof(si->reqid));
+	str_copy(si->peer, peer ? peer : "", sizeof(si->peer));
+}
 
 void
 auth_signin_start(struct auth_signin *si, const struct auth_signin_ops *ops,
@@ -204,15 +264,9 @@ auth_signin_start(struct auth_signin *si, const struct auth_signin_ops *ops,
 {
 	int64_t wait;
 
-	si->ops = ops;
-	si->arg = arg;
-	si->pool = pool;
+	signin_init(si, ops, arg, pool, kind, reqid, peer, name);
 	si->guard = guard;
-	si->kind = kind;
-	si->name = name;
 	si->password = password;
-	str_copy(si->reqid, reqid ? reqid : "", sizeof(si->reqid));
-	str_copy(si->peer, peer ? peer : "", sizeof(si->peer));
 	if (ops->canonical)
 		ops->canonical(arg, name, si->account, sizeof(si->account));
 	else
@@ -228,6 +282,18 @@ auth_signin_start(struct auth_signin *si, const struct auth_signin_ops *ops,
 		check(si);
 		return;
 	}
+	if (store_pool_read(pool, lookup_run, lookup_done, si) != PS_OK)
+		lane_busy(si);
+}
+
+void
+auth_signin_sso_start(struct auth_signin *si,
+    const struct auth_signin_ops *ops, void *arg, struct store_pool *pool,
+    const char *reqid, const char *peer, bool session, char *name)
+{
+	signin_init(si, ops, arg, pool, AUTH_SIGNIN_SSO, reqid, peer, name);
+	si->sso_session = session;
+	str_copy(si->account, name, sizeof(si->account));
 	if (store_pool_read(pool, lookup_run, lookup_done, si) != PS_OK)
 		lane_busy(si);
 }

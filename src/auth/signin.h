@@ -16,10 +16,14 @@
  *   5. for a form: a new session (auth_web_session_new()) stored on the
  *      write lane (the role's session_put), its cookie for the answer.
  *
+ * A request that a single sign-on proxy names an account for (sso.h)
+ * takes step 2 only: the account read on the read lane, no password.
+ *
  * The refusals are logged here, alike for both roles: auth.refused
- * (`method=basic` or `form`), auth.busy (the guard's queue was full),
- * auth.store_failed. The role answers (ops->answer): which status, which
- * page, and what a success leads to, are the role's.
+ * (`method=basic` or `form`), auth.sso_unknown, auth.busy (the guard's
+ * queue was full), auth.store_failed. The role answers (ops->answer):
+ * which status, which page, and what a success leads to, are the
+ * role's.
  *
  * A struct auth_signin lives in the role's own record of the request, so
  * that whoever frees that record (a stop with requests in flight
@@ -43,6 +47,7 @@ struct auth_signin;
 enum auth_signin_kind {
 	AUTH_SIGNIN_BASIC,	/* Basic credentials: no session */
 	AUTH_SIGNIN_FORM,	/* a login form: a session and its cookie */
+	AUTH_SIGNIN_SSO,	/* named by a proxy (sso.h): no password */
 };
 
 enum auth_signin_outcome {
@@ -51,7 +56,9 @@ enum auth_signin_outcome {
 	AUTH_SIGNIN_WAIT,	/* failures to wait out (wait_ms): 429 */
 	AUTH_SIGNIN_BUSY,	/* nothing was checked now: 503 */
 	AUTH_SIGNIN_FAILED,	/* the store failed: 500 */
+	AUTH_SIGNIN_UNREACHABLE, /* the store could not be reached: 503 */
 	AUTH_SIGNIN_GONE,	/* the client left meanwhile: release it */
+	AUTH_SIGNIN_UNKNOWN,	/* a proxy named no account: 403 */
 };
 
 /* What a role supplies; `arg` is the role's record of the request. */
@@ -106,6 +113,7 @@ struct auth_signin {
 	struct store_pool *pool;
 	struct auth_guard *guard;
 	enum auth_signin_kind kind;
+	bool		 sso_session;	/* SSO: start a session too */
 	char		 reqid[64];
 	char		 peer[64];
 	char		 account[256];	/* as counted by the guard */
@@ -129,6 +137,22 @@ void	auth_signin_start(struct auth_signin *si,
 	    struct store_pool *pool, struct auth_guard *guard,
 	    const char *reqid, const char *peer, enum auth_signin_kind,
 	    char *name, char *password);
+/*
+ * Signs in `name` (taken), as a single sign-on proxy named it (sso.h:
+ * only once auth_sso_request() said AUTH_SSO_USER), for the request
+ * `reqid` from `peer`: the account is read on `pool`'s read lane with
+ * ops->lookup (its hash is not checked, nor kept); no guard. With
+ * `session`, a session is then started as a form's is (ops->session_put
+ * on the write lane; si->cookie and si->csrf for the answer): for pages
+ * whose forms carry a session's CSRF token. ops->answer() says how it
+ * ended: OK, UNKNOWN (no such account: logged as auth.sso_unknown;
+ * also when it went before its session was stored), BUSY, FAILED or
+ * GONE.
+ */
+void	auth_signin_sso_start(struct auth_signin *si,
+	    const struct auth_signin_ops *ops, void *arg,
+	    struct store_pool *pool, const char *reqid, const char *peer,
+	    bool session, char *name);
 /*
  * Frees what `si` holds and wipes its secrets; for the role's clean-up,
  * after answer() or when the request is dropped (a stop: the pool and

@@ -97,6 +97,7 @@ struct conn {
 	SSL			*ssl;	/* NULL: plain */
 	struct event		*ev;
 	char			 peer[INET6_ADDRSTRLEN];
+	bool			 noted;	/* http_req_conn_first_note() */
 
 	/* Clocks (time_mono_ms) for the deadlines that conn_sweep_cb keeps. */
 	int64_t			 accepted_ms;	/* the TLS handshake's */

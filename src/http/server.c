@@ -471,6 +471,26 @@ http_req_peer(const struct http_req *r)
 	return r->c->peer;
 }
 
+bool
+http_req_field(const struct http_req *r, size_t i, const char **name,
+    const char **value)
+{
+	if (i >= r->head.nfields)
+		return false;
+	*name = r->head.fields[i].name;
+	*value = r->head.fields[i].value;
+	return true;
+}
+
+bool
+http_req_conn_first_note(struct http_req *r)
+{
+	if (r->c->noted)
+		return false;
+	r->c->noted = true;
+	return true;
+}
+
 int64_t
 http_req_elapsed_ms(const struct http_req *r)
 {

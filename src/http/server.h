@@ -190,6 +190,18 @@ const char *http_req_header(const struct http_req *, const char *name);
 const char *http_req_body(const struct http_req *, size_t *len);
 const char *http_req_id(const struct http_req *);
 const char *http_req_peer(const struct http_req *);
+/*
+ * The request's header field number `i` (in the order sent, every copy):
+ * its name as sent and its value, borrowed for the request's life.
+ * False past the last.
+ */
+bool	http_req_field(const struct http_req *, size_t i, const char **name,
+	    const char **value);
+/*
+ * True the first time it is asked on the request's connection, false
+ * after: for what is logged at most once per connection.
+ */
+bool	http_req_conn_first_note(struct http_req *);
 /* Milliseconds since the request arrived. */
 int64_t	http_req_elapsed_ms(const struct http_req *);
 

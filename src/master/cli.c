@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "auth/auth.h"
+#include "auth/sso.h"
 #include "common/buf.h"
 #include "common/file.h"
 #include "common/log.h"
@@ -24,6 +25,7 @@
 #include "master_int.h"
 #include "pki/pki.h"
 #include "s2s/s2s.h"
+#include "setup/diag.h"
 #include "setup/help.h"
 #include "setup/setup.h"
 
@@ -74,6 +76,15 @@ static const struct help_entry commands[] = {
 	  "[--notify on|off]", NULL, NULL },
 	{ "partner", "remove", "--dir D NAME", NULL, NULL },
 	{ "partner", "list", "--dir D", NULL, NULL },
+	{ "sso", "set", "--dir D [--sso-header NAME|off] "
+	  "[--sso-proxy ADDRESSES|none]",
+	  "      sign in whoever a single sign-on proxy names in header NAME\n"
+	  "      (default off), taken only from the proxies' ADDRESSES: "
+	  "IPv4/IPv6\n"
+	  "      addresses and CIDR networks, comma-separated (default none);"
+	  "\n"
+	  "      a running serve takes them at its next start\n", NULL },
+	{ "sso", "show", "--dir D", NULL, NULL },
 	{ "store", "migrate", "--dir D --to postgresql://[USER@]HOST[:PORT]/DB "
 	  "\n       [--store-password-file F]",
 	  "      copy the store into that PostgreSQL database (empty, or "
@@ -106,7 +117,7 @@ struct opts {
 	const char	*password_file, *file, *size, *output, *metadata_url;
 	const char	*metadata_file, *ca_file, *listen, *port_file, *notify;
 	const char	*metrics_allow, *partner, *max_connections;
-	const char	*listen_port;
+	const char	*listen_port, *sso_header, *sso_proxy;
 	const char	*body_memory, *store, *store_password_file, *to;
 	bool		 help;
 	const char	*args[4];
@@ -157,6 +168,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "store", required_argument, NULL, 'S' },
 		{ "store-password-file", required_argument, NULL, 'W' },
 		{ "to", required_argument, NULL, 'T' },
+		{ "sso-header", required_argument, NULL, 'O' },
+		{ "sso-proxy", required_argument, NULL, 'X' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -194,6 +207,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'S': o->store = optarg; break;
 		case 'W': o->store_password_file = optarg; break;
 		case 'T': o->to = optarg; break;
+		case 'O': o->sso_header = optarg; break;
+		case 'X': o->sso_proxy = optarg; break;
 		case 'h': o->help = true; break;
 		default: return -1;
 		}
@@ -560,11 +575,43 @@ cmd_partner(struct master_state *ms, struct opts *o, const char *verb)
 	return usage_error("partner commands: add, refresh, remove, list");
 }
 
+/* ---- single sign-on (auth/sso.h) ---- */
+
+static int
+cmd_sso(struct master_state *ms, struct opts *o, const char *verb)
+{
+	const char *header, *proxies;
+
+	if (strcmp(verb, "show") == 0) {
+		printf("sso-header  %s\nsso-proxy   %s\n", ms->sso_header[0] ?
+		    ms->sso_header : "off", ms->sso_proxies[0] ?
+		    ms->sso_proxies : "none");
+		return 0;
+	}
+	if (strcmp(verb, "set") != 0)
+		return usage_error("sso commands: set, show");
+	if (o->sso_header == NULL && o->sso_proxy == NULL)
+		return usage_error("sso set needs --sso-header or --sso-proxy");
+	header = o->sso_header == NULL ? ms->sso_header :
+	    strcmp(o->sso_header, "off") ? o->sso_header : "";
+	proxies = o->sso_proxy == NULL ? ms->sso_proxies :
+	    strcmp(o->sso_proxy, "none") ? o->sso_proxy : "";
+	if (header[0] && auth_sso_header_check(header) != PS_OK)
+		return fail("--sso-header");
+	if (proxies[0] && auth_sso_proxies_check(proxies) != PS_OK)
+		return fail("--sso-proxy");
+	if (store_config_set(ms->store, "sso_header", header) != PS_OK ||
+	    store_config_set(ms->store, "sso_proxies", proxies) != PS_OK)
+		return fail("sso set");
+	return 0;
+}
+
 int
 master_main(int argc, char **argv)
 {
 	struct master_state ms;
 	struct opts o;
+	char store_what[600];
 	const char *cmd, *verb;
 	int ret;
 
@@ -595,11 +642,22 @@ master_main(int argc, char **argv)
 	verb = o.nargs > 1 ? o.args[1] : "";
 	if (strcmp(cmd, "mailbox") && strcmp(cmd, "photo") &&
 	    strcmp(cmd, "partner") && strcmp(cmd, "serve") &&
-	    strcmp(cmd, "diagnose") && strcmp(cmd, "store"))
+	    strcmp(cmd, "diagnose") && strcmp(cmd, "store") &&
+	    strcmp(cmd, "sso"))
 		return usage_error("unknown command");
 	/* Admin commands speak on stdout/stderr; events only for serve. */
 	if (strcmp(cmd, "serve") != 0 && !log_enabled(LOG_DEBUG))
 		log_init("master", LOG_WARN);
+	/* diagnose: the store first, a step of its own. */
+	if (strcmp(cmd, "diagnose") == 0) {
+		char *db = store_locate(o.dir, MASTER_DB);
+		bool opens = diag_store(db, STORE_MASTER, o.dir, store_what,
+		    sizeof(store_what));
+
+		free(db);
+		if (!opens)
+			return 1;
+	}
 	if (master_state_open(o.dir, &ms) != PS_OK)
 		return fail(NULL);
 	if (strcmp(cmd, "serve") == 0) {
@@ -620,9 +678,11 @@ master_main(int argc, char **argv)
 		ret = cmd_photo(&ms, &o, verb);
 	else if (strcmp(cmd, "store") == 0)
 		ret = cmd_store(&ms, &o, verb);
+	else if (strcmp(cmd, "sso") == 0)
+		ret = cmd_sso(&ms, &o, verb);
 	else if (strcmp(cmd, "diagnose") == 0)
-		ret = master_diagnose_run(&ms, o.partner ? o.partner :
-		    o.nargs > 1 ? o.args[1] : NULL, o.ca_file);
+		ret = master_diagnose_run(&ms, store_what, o.partner ?
+		    o.partner : o.nargs > 1 ? o.args[1] : NULL, o.ca_file);
 	else
 		ret = cmd_partner(&ms, &o, verb);
 	master_state_close(&ms);

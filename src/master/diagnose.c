@@ -281,8 +281,8 @@ out:
 }
 
 int
-master_diagnose_run(struct master_state *ms, const char *partner,
-    const char *ca_file)
+master_diagnose_run(struct master_state *ms, const char *store_what,
+    const char *partner, const char *ca_file)
 {
 	struct mdg g = { .ms = ms, .ca_file = ca_file };
 	struct partner_list l = { 0 };
@@ -292,6 +292,7 @@ master_diagnose_run(struct master_state *ms, const char *partner,
 
 	printf("diagnose master %s:%d (realm %s)\n", ms->host, ms->port,
 	    ms->realm);
+	diag_step(&g.d, DIAG_PASS, "store", NULL, "%s", store_what);
 	check_self(&g);
 	if (partner) {
 		if ((rc = store_partner_get(ms->store, partner, &one)) ==

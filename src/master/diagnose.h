@@ -14,9 +14,11 @@ struct master_state;
  * system's CAs), the live document, its certificates against the stored
  * ones, their validity dates and the issuer and realm. Prints one line
  * per step (PASS, FAIL with the most likely fix, SKIP). Reads the store
- * only. Returns the exit status: 0 when no step failed, 1 otherwise.
+ * only. The first step, "store", passes with `store_what` (diag_store(),
+ * which the caller ran before opening the state). Returns the exit
+ * status: 0 when no step failed, 1 otherwise.
  */
-int	master_diagnose_run(struct master_state *, const char *partner,
-	    const char *ca_file);
+int	master_diagnose_run(struct master_state *, const char *store_what,
+	    const char *partner, const char *ca_file);
 
 #endif

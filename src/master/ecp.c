@@ -31,6 +31,12 @@
  * "Back to" link only when its origin is a registered partner's (from
  * the server's partner list in memory). Plain HTML that works without
  * JavaScript; every value is escaped.
+ *
+ * Behind a single sign-on proxy (auth/sso.h, `master sso set`), the page
+ * asked for by a proxy that names a mailbox starts a session for it, as
+ * the form would, and sends the browser back to the page; any request
+ * whose session is not the named mailbox's is taken as signed out (the
+ * page starts the right one).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +45,7 @@
 #include "auth/auth.h"
 #include "auth/guard.h"
 #include "auth/signin.h"
+#include "auth/sso.h"
 #include "auth/web.h"
 #include "common/buf.h"
 #include "common/log.h"
@@ -109,6 +116,8 @@ struct ecp_call {
 	struct store_photo	 ph;
 	/* sign-in (auth/signin.h) */
 	struct auth_signin	 signin;
+	/* the mailbox a single sign-on proxy named (auth/sso.h), or "" */
+	char			 sso_user[AUTH_SSO_USER_MAX];
 	/* an upload: its form, searched for the file on a worker */
 	const char		*ctype;
 	const void		*body;
@@ -579,14 +588,31 @@ ecp_call_failed(struct ecp_call *ec, ps_err rc)
 	str_copy(ec->err, ps_errmsg(), sizeof(ec->err));
 }
 
-/* The store failed: logged, then 500 (a page when one can be drawn). */
+/*
+ * The store failed (called from the job's done()): logged, then 500, or
+ * 503 with Retry-After when the store could not be reached (a page when
+ * one can be drawn).
+ */
 static void
 ecp_store_failed(struct ecp_call *ec, const char *what, const char *page)
 {
+	struct store_pool *pool = ec->e->srv->pool;
+	bool down = pool != NULL && !store_pool_up(pool);
+	char *msg;
+
 	log_warn(http_req_id(ec->r), "serve.store_failed", "what=%s error=%s",
 	    what, log_q(ec->err));
-	if (page && ec->signed_in)
-		photo_page(ec, 500, page);
+	if (down)
+		http_reply_header(ec->r, "Retry-After", STORE_DOWN_RETRY_S);
+	if (page && ec->signed_in) {
+		msg = xasprintf("%s%s", page, down ? " The server cannot "
+		    "reach its store right now; please try again in a "
+		    "moment." : "");
+		photo_page(ec, down ? 503 : 500, msg);
+		free(msg);
+	} else if (down)
+		http_reply_error(ec->r, 503, "the store cannot be reached: "
+		    "try again in a moment");
 	else
 		http_reply_error(ec->r, 500, "the store failed");
 	ecp_call_end(ec);
@@ -683,8 +709,19 @@ login_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 	case AUTH_SIGNIN_FAILED:
 		http_reply_error(r, 500, "the store failed");
 		break;
+	case AUTH_SIGNIN_UNREACHABLE:
+		http_reply_header(r, "Retry-After", STORE_DOWN_RETRY_S);
+		login_page(ec, 503, "The server cannot reach its store right "
+		    "now. Please try again in a moment.", si->name);
+		break;
 	case AUTH_SIGNIN_GONE:
 		http_reply(r, 503, NULL, NULL, 0);
+		break;
+	case AUTH_SIGNIN_UNKNOWN:
+		/* A proxy's sign-in only. */
+		http_reply_header(r, "Cache-Control", "no-store");
+		http_reply_error(r, 403, "the single sign-on service signed "
+		    "you in with an address that has no mailbox here");
 		break;
 	}
 	ecp_call_end(ec);
@@ -1066,6 +1103,29 @@ static const char *const route_names[] = {
 	[ECP_SAVE] = "save", [ECP_CANCEL] = "cancel", [ECP_REMOVE] = "remove",
 };
 
+/*
+ * The page asked for through a single sign-on proxy without a session
+ * of the mailbox it names: a session is started for that mailbox as the
+ * form would (no password), and the browser sent back to the page with
+ * its cookie, so that the page's forms carry the session's token.
+ */
+static void
+sso_signin(struct ecp_call *ec)
+{
+	if (ec->e->srv->pool == NULL) {
+		ps_errf(PS_EBUSY, "the store is closing");
+		master_reply_busy(ec->r, "store");
+		ecp_call_end(ec);
+		return;
+	}
+	store_mailbox_cleanup(&ec->v.m);
+	memset(&ec->v.m, 0, sizeof(ec->v.m));
+	/* It answers `ec`, maybe before it returns. */
+	auth_signin_sso_start(&ec->signin, &login_ops, ec, ec->e->srv->pool,
+	    http_req_id(ec->r), http_req_peer(ec->r), true,
+	    xstrdup(ec->sso_user));
+}
+
 /* No session: the sign-in form, or a refusal. */
 static void
 signed_out(struct ecp_call *ec)
@@ -1143,6 +1203,15 @@ session_read_done(void *arg)
 		return;
 	if (!ec->signed_in && ec->rc != PS_OK) {
 		ecp_store_failed(ec, "session", NULL);
+		return;
+	}
+	/* A proxy names someone else than the session: that one it is. */
+	if (ec->sso_user[0] && (!ec->signed_in ||
+	    !str_case_eq(ec->sso_user, ec->v.m.email))) {
+		if (ec->route == ECP_PAGE)
+			sso_signin(ec);
+		else
+			signed_out(ec);
 		return;
 	}
 	if (!ec->signed_in) {
@@ -1278,6 +1347,7 @@ void
 ecp_handle(struct master_ecp *e, struct http_req *r, enum ecp_route route)
 {
 	struct ecp_call *ec = ecp_call_new(e, r, route);
+	const char *named;
 
 	back_find(ec);
 	if (route == ECP_HOME) {
@@ -1289,10 +1359,26 @@ ecp_handle(struct master_ecp *e, struct http_req *r, enum ecp_route route)
 		handle_login(ec);
 		return;
 	}
+	switch (auth_sso_request(e->srv->sso, r, &named)) {
+	case AUTH_SSO_BAD:
+		http_reply_error(r, 400, "refused: the single sign-on proxy "
+		    "sent its identity header more than once, or empty");
+		ecp_call_end(ec);
+		return;
+	case AUTH_SSO_USER:
+		str_copy(ec->sso_user, named, sizeof(ec->sso_user));
+		break;
+	case AUTH_SSO_NONE:
+	case AUTH_SSO_IGNORED:
+		break;
+	}
 	if (route == ECP_PHOTO)
 		photo_query(ec);
 	if (!auth_web_session_key(&ecp_web, r, ec->key)) {
-		signed_out(ec);
+		if (ec->sso_user[0] && route == ECP_PAGE)
+			sso_signin(ec);
+		else
+			signed_out(ec);
 		return;
 	}
 	(void)ecp_store(ec, false, session_read_run, session_read_done);

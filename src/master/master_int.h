@@ -33,6 +33,9 @@ struct master_state {
 	char		*realm;		/* GUID */
 	unsigned char	*s2s_cert;	/* DER */
 	size_t		 s2s_cert_len;
+	/* sign-in by a single sign-on proxy (auth/sso.h); "": off */
+	char		 sso_header[64];
+	char		 sso_proxies[1024];
 };
 
 /* Opens an initialised state directory. */
@@ -80,6 +83,7 @@ struct metrics_acl;
 struct store_pool;
 struct store_follower;
 struct auth_guard;
+struct auth_share;
 struct s2s_metadata;
 struct s2s_partner;
 struct master_cache;
@@ -100,6 +104,8 @@ struct master_partners {
 	size_t			 n_origins;
 };
 
+struct auth_sso;
+
 struct master_srv {
 	struct master_state	*ms;
 	struct event_base	*base;
@@ -113,10 +119,12 @@ struct master_srv {
 	struct store_pool	*pool;
 	struct store_follower	*follower;
 	struct auth_guard	*guard;		/* every password check */
+	struct auth_share	*share;		/* its counts, to other nodes */
 	struct master_cache	*cache;
 	struct master_ecp	*ecp;
 	struct notifier		*notifier;
 	struct metrics_acl	*metrics_acl;
+	struct auth_sso		*sso;		/* NULL: no proxy's sign-in */
 	char			*base_url;	/* https://host[:port] */
 	int			 port;		/* bound */
 	/* In URLs and token audiences: a load balancer's, or the bound. */

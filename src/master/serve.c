@@ -38,7 +38,9 @@
 #include "auth/auth.h"
 #include "auth/creds.h"
 #include "auth/guard.h"
+#include "auth/share.h"
 #include "auth/signin.h"
+#include "auth/sso.h"
 #include "common/buf.h"
 #include "common/file.h"
 #include "common/log.h"
@@ -180,6 +182,19 @@ call_busy(struct master_call *c, const char *what)
 	call_end(c);
 }
 
+/* The store failed: 503 with Retry-After while it cannot be reached. */
+static void
+call_store_failed(struct master_call *c)
+{
+	if (store_pool_up(c->s->pool)) {
+		call_error(c, 500, "the store failed");
+		return;
+	}
+	http_reply_header(c->r, "Retry-After", STORE_DOWN_RETRY_S);
+	call_error(c, 503, "the store cannot be reached: try again in a "
+	    "moment");
+}
+
 /* A store job's reason, kept for the loop (ps_errmsg is per thread). */
 static void
 call_failed(struct master_call *c, ps_err rc)
@@ -258,31 +273,41 @@ partners_read(struct store *st, struct master_partners **out)
 
 /* ---- following the store ---- */
 
+/* What a batch of changes made stale, read again on the read lane. */
+struct reread {
+	struct master_partners	*partners;	/* NULL: the list stays */
+	struct auth_share_read	*counts;	/* sign-in failures */
+};
+
 /*
  * On the read lane, right after the feed was read: a changed partner (or
  * a lost feed) means the partner list is read and parsed again here, so
- * that the requests waiting for the feed see the new list.
+ * that the requests waiting for the feed see the new list; sign-in
+ * failure counts other nodes changed are read too.
  */
 static void *
 feed_reread(struct store *st, const struct store_change *ch, size_t n,
     bool lost)
 {
+	struct reread *rr = xcalloc(1, sizeof(*rr));
 	struct master_partners *pt;
 	bool partners = lost;
 	size_t i;
 
+	rr->counts = auth_share_reread(st, ch, n);
 	for (i = 0; i < n && !partners; i++)
 		partners = ch[i].kind == STORE_CHANGE_PARTNER;
 	if (!partners)
-		return NULL;
+		return rr;
 	if (partners_read(st, &pt) != PS_OK) {
 		/* The list in use stays; the next change reads it again. */
 		log_warn(NULL, "partner.load_failed", "error=%s",
 		    log_q(ps_errmsg()));
 		partners_free(pt);
-		return NULL;
+		return rr;
 	}
-	return pt;
+	rr->partners = pt;
+	return rr;
 }
 
 /* On the loop: drops exactly what the changes name. */
@@ -291,6 +316,7 @@ feed_apply(void *arg, const struct store_change *ch, size_t n, bool lost,
     void *reread)
 {
 	struct master_srv *s = arg;
+	struct reread *rr = reread;
 	bool wake = lost;
 	size_t i;
 
@@ -313,10 +339,14 @@ feed_apply(void *arg, const struct store_change *ch, size_t n, bool lost,
 			break;
 		}
 	}
-	if (reread) {
+	if (rr && rr->partners) {
 		partners_free(s->partners);
-		s->partners = reread;
+		s->partners = rr->partners;
 		log_debug(NULL, "partner.loaded", "count=%zu", s->partners->n);
+	}
+	if (rr) {
+		auth_share_apply(s->share, rr->counts);
+		free(rr);
 	}
 	if (wake && s->notifier)
 		notifier_wake(s->notifier);
@@ -406,7 +436,7 @@ basic_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 
 	switch (out) {
 	case AUTH_SIGNIN_OK:
-		c->p.method = "basic";
+		c->p.method = si->kind == AUTH_SIGNIN_SSO ? "sso" : "basic";
 		str_copy(c->p.user, c->email, sizeof(c->p.user));
 		auth_creds_put(master_cache_creds(c->s->cache), c->cred,
 		    c->email, c->cred_stamp, c->p.user);
@@ -425,9 +455,17 @@ basic_answer(void *arg, struct auth_signin *si, enum auth_signin_outcome out)
 	case AUTH_SIGNIN_FAILED:
 		call_error(c, 500, "the store failed");
 		break;
+	case AUTH_SIGNIN_UNREACHABLE:
+		call_store_failed(c);
+		break;
 	case AUTH_SIGNIN_GONE:
 		http_reply(c->r, 503, NULL, NULL, 0);
 		call_end(c);
+		break;
+	case AUTH_SIGNIN_UNKNOWN:
+		/* A proxy's sign-in only. */
+		call_error(c, 403, "the single sign-on proxy named no mailbox "
+		    "of this server");
 		break;
 	}
 }
@@ -504,8 +542,35 @@ static void
 authenticate(struct master_call *c, void (*then)(struct master_call *))
 {
 	const char *hdr = http_req_header(c->r, "Authorization");
+	const char *named, *email;
 
 	c->authed = then;
+	/* A single sign-on proxy's identity header first (auth/sso.h). */
+	switch (auth_sso_request(c->s->sso, c->r, &named)) {
+	case AUTH_SSO_BAD:
+		call_error(c, 400, "refused: the single sign-on proxy sent its "
+		    "identity header more than once, or empty");
+		return;
+	case AUTH_SSO_USER:
+		/* Found before: no store query (ended when it changes). */
+		auth_creds_sso_key(named, 0, c->cred);
+		if ((email = auth_creds_get(master_cache_creds(c->s->cache),
+		    c->cred)) != NULL) {
+			c->p.method = "sso";
+			str_copy(c->p.user, email, sizeof(c->p.user));
+			authed(c);
+			return;
+		}
+		c->cred_stamp = auth_creds_stamp(master_cache_creds(
+		    c->s->cache));
+		auth_signin_sso_start(&c->signin, &basic_ops, c, c->s->pool,
+		    http_req_id(c->r), http_req_peer(c->r), false,
+		    xstrdup(named));
+		return;
+	case AUTH_SSO_NONE:
+	case AUTH_SSO_IGNORED:
+		break;
+	}
 	if (hdr == NULL)
 		reply_unauthorized(c, NULL);
 	else if (str_case_prefix(hdr, "Bearer "))
@@ -708,7 +773,7 @@ rest_photo_answer(struct master_call *c, struct master_cached *ph)
 	char side[16];
 
 	if (ph == NULL) {
-		call_error(c, 500, "the store failed");
+		call_store_failed(c);
 		return;
 	}
 	if (ph->data == NULL) {
@@ -834,7 +899,12 @@ soap_photo_answer(struct master_call *c, struct master_cached *ph)
 	int status = 200;
 
 	buf_init(&c->out, 4 * 1024 * 1024);
-	if (ph == NULL) {
+	if (ph == NULL && !store_pool_up(c->s->pool)) {
+		http_reply_header(r, "Retry-After", STORE_DOWN_RETRY_S);
+		ews_fault(&c->out, false, "the store cannot be reached: try "
+		    "again in a moment");
+		status = 503;
+	} else if (ph == NULL) {
 		ews_fault(&c->out, false, "the store failed");
 		status = 500;
 	} else if (ph->data == NULL) {
@@ -1108,8 +1178,17 @@ handle(struct http_req *r, void *arg)
 	}
 	/* Nothing kept in memory: answered at once. */
 	if (rt->id == R_METRICS) {
+		struct store_pool_health health;
+
 		metrics_set("photosync_store_queued", NULL,
 		    (double)store_pool_pending(s->pool));
+		store_pool_health(s->pool, &health);
+		metrics_set("photosync_store_up", NULL, health.up ? 1 : 0);
+		metrics_set("photosync_store_unreachable_total", NULL,
+		    (double)health.unreachable);
+		metrics_set(
+		    "photosync_store_last_failure_timestamp_seconds", NULL,
+		    (double)health.last_failure);
 		metrics_set("photosync_image_queued", NULL,
 		    (double)ecp_uploads_pending(s->ecp));
 		metrics_set("photosync_auth_pending", NULL,
@@ -1171,6 +1250,8 @@ master_serve(struct master_state *ms, const char *listen_host,
 	s.base = event_base_new();
 	s.cache = master_cache_new();
 	if ((rc = metrics_acl_parse(metrics_allow, &s.metrics_acl)) != PS_OK ||
+	    (rc = auth_sso_new(ms->sso_header, ms->sso_proxies, &s.sso)) !=
+	    PS_OK ||
 	    (rc = http_tls_new(cert, key, &s.tls)) != PS_OK ||
 	    (rc = store_pool_open(s.base, db, STORE_MASTER, &s.pool)) !=
 	    PS_OK)
@@ -1180,8 +1261,19 @@ master_serve(struct master_state *ms, const char *listen_host,
 		rc = PS_EIO;
 		goto out;
 	}
+	/* Without the store's key the node throttles alone (docs/scaling.md). */
+	if (auth_share_new(s.base, ms->store, s.pool, s.guard, &s.share) !=
+	    PS_OK)
+		log_warn(NULL, "auth.share_off", "error=%s", log_q(ps_errmsg()));
 	metrics_declare("photosync_store_queued", "gauge",
 	    "Store jobs queued or running on the store's lanes.");
+	metrics_declare("photosync_store_up", "gauge",
+	    "1 when the last store job reached the store, 0 when not.");
+	metrics_declare("photosync_store_unreachable_total", "counter",
+	    "Store jobs that ended without reaching the store.");
+	metrics_declare("photosync_store_last_failure_timestamp_seconds",
+	    "gauge", "When a store job last failed to reach the store "
+	    "(Unix time; 0: never).");
 	metrics_declare("photosync_image_queued", "gauge",
 	    "Uploads rendering or waiting on the change-photo page.");
 	s.http = http_server_new(s.base, "master", handle, &s);
@@ -1243,11 +1335,14 @@ out:
 	store_follower_free(follower);
 	store_pool_free(s.pool);
 	s.pool = NULL;
+	auth_share_free(s.share);
+	s.share = NULL;
 	auth_guard_free(s.guard);
 	s.guard = NULL;
 	calls_abort(&s);
 	ecp_free(s.ecp);
 	metrics_acl_free(s.metrics_acl);
+	auth_sso_free(s.sso);
 	http_server_free(s.http);
 	http_tls_free(s.tls);
 	partners_free(s.partners);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/file.h"
+#include "common/str.h"
 #include "common/xalloc.h"
 #include "master_int.h"
 #include "pki/pki.h"
@@ -13,6 +14,23 @@ char *
 master_path(const struct master_state *ms, const char *name)
 {
 	return file_join(ms->dir, name);
+}
+
+/* A single sign-on setting: "" when never set (off). */
+static ps_err
+sso_setting(struct store *st, const char *key, char *out, size_t n)
+{
+	char *v = NULL;
+	ps_err rc = store_config_get(st, key, &v);
+
+	out[0] = '\0';
+	if (rc == PS_ENOTFOUND)
+		return PS_OK;
+	if (rc != PS_OK)
+		return rc;
+	str_copy(out, v, n);
+	free(v);
+	return PS_OK;
 }
 
 ps_err
@@ -37,6 +55,11 @@ master_state_open(const char *dir, struct master_state *ms)
 	    (rc = store_config_get(ms->store, "realm", &ms->realm)) != PS_OK)
 		goto fail;
 	ms->port = atoi(port);
+	if ((rc = sso_setting(ms->store, "sso_header", ms->sso_header,
+	    sizeof(ms->sso_header))) != PS_OK ||
+	    (rc = sso_setting(ms->store, "sso_proxies", ms->sso_proxies,
+	    sizeof(ms->sso_proxies))) != PS_OK)
+		goto fail;
 	cert = master_path(ms, MASTER_S2S_CERT);
 	rc = pki_cert_load(cert, &ms->s2s_cert, &ms->s2s_cert_len);
 	free(cert);

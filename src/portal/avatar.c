@@ -495,7 +495,7 @@ avatar_source(void *arg, ps_err rc, struct cached_photo *ph)
 	struct avatar_req *ar = arg;
 
 	if (rc != PS_OK) {
-		reply_unread(ar->r, rc);
+		reply_unread(ar->app->srv, ar->r, rc);
 		avatar_req_free(ar);
 		return;
 	}
@@ -528,7 +528,7 @@ avatar_user(void *arg, ps_err rc, const struct store_user *u)
 	struct avatar_req *ar = arg;
 
 	if (rc == PS_EBUSY || rc == PS_ESTORE) {
-		reply_unread(ar->r, rc);
+		reply_unread(ar->app->srv, ar->r, rc);
 		avatar_req_free(ar);
 		return;
 	}

@@ -14,6 +14,7 @@
 
 #include "account.h"
 #include "auth/auth.h"
+#include "auth/sso.h"
 #include "common/buf.h"
 #include "common/file.h"
 #include "common/log.h"
@@ -26,6 +27,7 @@
 #include "portal_int.h"
 #include "refresh.h"
 #include "s2s/s2s.h"
+#include "setup/diag.h"
 #include "setup/help.h"
 #include "setup/setup.h"
 
@@ -49,7 +51,12 @@ static const char settings_text[] =
 "                                   (default on)\n"
 "  --avatar-access signed-in|anyone who may fetch /avatar/ (default\n"
 "                                   signed-in)\n"
-"  --avatar-default-allow URLS      https:// prefixes allowed as d= URLs\n";
+"  --avatar-default-allow URLS      https:// prefixes allowed as d= URLs\n"
+"  --sso-header NAME|off            sign in whoever a single sign-on proxy\n"
+"                                   names in this header (default off)\n"
+"  --sso-proxy ADDRESSES|none       the proxies the header is taken from:\n"
+"                                   IPv4/IPv6 addresses and CIDR networks,\n"
+"                                   comma-separated (default none)\n";
 
 static const struct help_entry commands[] = {
 	{ "init", NULL, "--dir D --url https://HOST[:PORT] [--tls-cert F "
@@ -136,7 +143,7 @@ struct opts {
 	const char	*photo_import, *photo_expiration, *error_expiration;
 	const char	*autodiscover_domain, *sync_trigger, *sizes;
 	const char	*allow_http, *background, *notifications, *avatar_access;
-	const char	*avatar_defaults, *owner_wait;
+	const char	*avatar_defaults, *owner_wait, *sso_header, *sso_proxy;
 	const char	*store, *store_password_file, *to;
 	bool		 ca_file_set, all, force, help;
 	int		 concurrency;
@@ -169,7 +176,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 	    O_MDURL, O_MDFILE, O_CA, O_LISTEN, O_PORTFILE, O_IMPORT, O_EXP,
 	    O_ERREXP, O_AD, O_TRIGGER, O_SIZES, O_HTTP, O_USER, O_ALL, O_FORCE,
 	    O_CONC, O_METRICS, O_MAXCONN, O_BODYMEM, O_BG, O_NOTIF, O_AVACC,
-	    O_AVDEF, O_OWNERWAIT, O_STORE, O_STOREPW, O_TO, O_LISTENPORT };
+	    O_AVDEF, O_OWNERWAIT, O_STORE, O_STOREPW, O_TO, O_LISTENPORT,
+	    O_SSOHEADER, O_SSOPROXY };
 	static const struct option longopts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "url", required_argument, NULL, O_URL },
@@ -203,6 +211,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "avatar-access", required_argument, NULL, O_AVACC },
 		{ "avatar-default-allow", required_argument, NULL, O_AVDEF },
 		{ "owner-wait", required_argument, NULL, O_OWNERWAIT },
+		{ "sso-header", required_argument, NULL, O_SSOHEADER },
+		{ "sso-proxy", required_argument, NULL, O_SSOPROXY },
 		{ "store", required_argument, NULL, O_STORE },
 		{ "store-password-file", required_argument, NULL, O_STOREPW },
 		{ "to", required_argument, NULL, O_TO },
@@ -249,6 +259,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case O_AVACC: o->avatar_access = optarg; break;
 		case O_AVDEF: o->avatar_defaults = optarg; break;
 		case O_OWNERWAIT: o->owner_wait = optarg; break;
+		case O_SSOHEADER: o->sso_header = optarg; break;
+		case O_SSOPROXY: o->sso_proxy = optarg; break;
 		case O_STORE: o->store = optarg; break;
 		case O_STOREPW: o->store_password_file = optarg; break;
 		case O_TO: o->to = optarg; break;
@@ -453,6 +465,24 @@ apply_settings(const struct opts *o, struct store_webapp *w, int *changed)
 			    "too long");
 		(*changed)++;
 	}
+	if (o->sso_header) {
+		const char *name = strcmp(o->sso_header, "off") ?
+		    o->sso_header : "";
+
+		if (name[0] && (rc = auth_sso_header_check(name)) != PS_OK)
+			return ps_errf(rc, "--sso-header: %s", ps_errmsg());
+		str_copy(w->sso_header, name, sizeof(w->sso_header));
+		(*changed)++;
+	}
+	if (o->sso_proxy) {
+		const char *list = strcmp(o->sso_proxy, "none") ?
+		    o->sso_proxy : "";
+
+		if (list[0] && (rc = auth_sso_proxies_check(list)) != PS_OK)
+			return ps_errf(rc, "--sso-proxy: %s", ps_errmsg());
+		str_copy(w->sso_proxies, list, sizeof(w->sso_proxies));
+		(*changed)++;
+	}
 	return PS_OK;
 }
 
@@ -475,6 +505,8 @@ print_webapp(const struct store_webapp *w)
 	    "  notifications           %s\n"
 	    "  avatar-access           %s\n"
 	    "  avatar-default-allow    %s\n"
+	    "  sso-header              %s\n"
+	    "  sso-proxy               %s\n"
 	    "  realm                   %s\n",
 	    w->url, w->photo_import ? "on" : "off",
 	    duration_format(w->photo_expiration, a),
@@ -488,7 +520,9 @@ print_webapp(const struct store_webapp *w)
 	    duration_format(w->background_refresh, c) : "off",
 	    w->notifications ? "on" : "off", w->avatar_anyone ? "anyone" :
 	    "signed-in", w->avatar_defaults[0] ? w->avatar_defaults :
-	    "(none: 404, mp and identicon only)", w->realm);
+	    "(none: 404, mp and identicon only)", w->sso_header[0] ?
+	    w->sso_header : "off", w->sso_proxies[0] ? w->sso_proxies :
+	    "none", w->realm);
 }
 
 /* Creates a web application: keys, certificates, the row. */
@@ -971,6 +1005,7 @@ portal_main(int argc, char **argv)
 	struct portal_state ps;
 	struct opts o;
 	const char *cmd, *verb;
+	char store_what[600];
 	int ret;
 
 	if (argc < 2) {
@@ -1009,6 +1044,16 @@ portal_main(int argc, char **argv)
 		return usage_error("unknown command");
 	if (strcmp(cmd, "diagnose") == 0 && o.nargs != 2)
 		return usage_error("diagnose needs one ACCOUNT or EMAIL");
+	/* diagnose: the store first, a step of its own. */
+	if (strcmp(cmd, "diagnose") == 0) {
+		char *db = store_locate(o.dir, PORTAL_DB);
+		bool opens = diag_store(db, STORE_PORTAL, o.dir, store_what,
+		    sizeof(store_what));
+
+		free(db);
+		if (!opens)
+			return 1;
+	}
 	if (portal_state_open(o.dir, &ps) != PS_OK)
 		return fail(NULL);
 	if (strcmp(cmd, "serve") == 0) {
@@ -1045,8 +1090,8 @@ portal_main(int argc, char **argv)
 		if (o.url && pick_webapp(ps.store, o.url, &w) != PS_OK)
 			ret = fail(NULL);
 		else
-			ret = portal_diagnose_run(&ps, o.url ? w.url : NULL,
-			    o.args[1]);
+			ret = portal_diagnose_run(&ps, store_what,
+			    o.url ? w.url : NULL, o.args[1]);
 	} else if (strcmp(cmd, "store") == 0)
 		ret = cmd_store(&ps, &o, verb);
 	else if (strcmp(cmd, "webapp") == 0)

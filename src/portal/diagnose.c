@@ -837,8 +837,8 @@ find_webapp(void *arg, const struct store_webapp *w)
 }
 
 int
-portal_diagnose_run(struct portal_state *ps, const char *url,
-    const char *who)
+portal_diagnose_run(struct portal_state *ps, const char *store_what,
+    const char *url, const char *who)
 {
 	struct dg *g = xcalloc(1, sizeof(*g));
 	struct webapp_find f = { .url = url };
@@ -863,6 +863,7 @@ portal_diagnose_run(struct portal_state *ps, const char *url,
 	reqid_new(g->reqid);
 	printf("diagnose %s on %s (request id %s)\n", who, g->app.w.url,
 	    g->reqid);
+	diag_step(&g->d, DIAG_PASS, "store", NULL, "%s", store_what);
 	step_user(g, who);
 	if (!g->user_ok) {
 		diag_step(&g->d, DIAG_SKIP, "(the rest)", NULL, "no user to "

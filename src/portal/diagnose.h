@@ -12,10 +12,12 @@ struct portal_state;
  * claims form, or an e-mail address) for the web application `url` (its
  * canonical URL, or NULL for the only one) and prints one line per step:
  * PASS, FAIL with the most likely fix, or SKIP when an earlier step it
- * needs failed. Reads the store only. Returns the exit status: 0 when no
- * step failed, 1 otherwise.
+ * needs failed. Reads the store only. The first step, "store", passes
+ * with `store_what` (diag_store(), which the caller ran before opening
+ * the state). Returns the exit status: 0 when no step failed, 1
+ * otherwise.
  */
-int	portal_diagnose_run(struct portal_state *, const char *url,
-	    const char *who);
+int	portal_diagnose_run(struct portal_state *, const char *store_what,
+	    const char *url, const char *who);
 
 #endif

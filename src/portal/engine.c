@@ -11,6 +11,8 @@
 
 #include "account.h"
 #include "auth/guard.h"
+#include "auth/share.h"
+#include "auth/sso.h"
 #include "common/file.h"
 #include "common/str.h"
 #include "common/xalloc.h"
@@ -50,6 +52,10 @@ app_load(struct portal_srv *srv, struct webapp_ctx *app)
 
 	app->srv = srv;
 	app->base_url = xstrdup(app->w.url);
+	if ((rc = auth_sso_new(app->w.sso_header, app->w.sso_proxies,
+	    &app->sso)) != PS_OK)
+		return ps_errf(rc, "web application %s: its single sign-on "
+		    "settings: %s", app->w.url, ps_errmsg());
 	if ((rc = pki_key_load(key, &app->s2s_key)) == PS_OK)
 		rc = pki_cert_load(cert, &app->s2s_cert, &app->s2s_cert_len);
 	free(key);
@@ -168,6 +174,8 @@ portal_srv_cleanup(struct portal_srv *srv)
 	if (srv->store)
 		sync_stop(srv);
 	store_pool_free(srv->store);
+	/* After the store's queue (its last writes), before the guard. */
+	auth_share_free(srv->share);
 	/*
 	 * After the store's queue: a sign-in lookup finishing there hands
 	 * its password to the guard.
@@ -178,6 +186,7 @@ portal_srv_cleanup(struct portal_srv *srv)
 		pki_key_free(srv->apps[i].s2s_key);
 		free(srv->apps[i].s2s_cert);
 		free(srv->apps[i].base_url);
+		auth_sso_free(srv->apps[i].sso);
 	}
 	free(srv->apps);
 	portal_issuers_cleanup(&srv->issuers);

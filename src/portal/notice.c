@@ -133,7 +133,7 @@ user_found(void *arg, ps_err rc, const struct store_user *u)
 	struct notice *n = arg;
 
 	if (rc == PS_EBUSY || rc == PS_ESTORE) {
-		reply_unread(n->r, rc);
+		reply_unread(n->app->srv, n->r, rc);
 		free(n);
 		return;
 	}

@@ -48,7 +48,7 @@ photo_send(void *arg, ps_err rc, struct cached_photo *ph)
 
 	free(pr);
 	if (rc != PS_OK) {
-		reply_unread(r, rc);
+		reply_unread(app->srv, r, rc);
 		return;
 	}
 	if (ph->data) {
@@ -121,7 +121,7 @@ target_found(void *arg, ps_err rc, const struct store_user *target)
 
 	if (rc == PS_EBUSY || rc == PS_ESTORE) {
 		free(pr);
-		reply_unread(r, rc);
+		reply_unread(app->srv, r, rc);
 		return;
 	}
 	if (rc != PS_OK) {

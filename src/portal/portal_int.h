@@ -62,6 +62,7 @@ struct portal_index;
 struct store_pool;
 struct store_follower;
 struct auth_guard;
+struct auth_share;
 struct lru;
 
 /* Photos used when a user has none: one JPEG per size. */
@@ -71,9 +72,12 @@ struct placeholder {
 	int		 sides[3];
 };
 
+struct auth_sso;
+
 struct webapp_ctx {
 	struct portal_srv	*srv;
 	struct store_webapp	 w;		/* settings, kept current */
+	struct auth_sso		*sso;		/* w's sso_*; NULL: off */
 	struct http_server	*http;
 	struct http_tls		*tls;
 	int			 port;		/* bound */
@@ -108,6 +112,7 @@ struct portal_srv {
 	/* serve only */
 	struct store_follower	*follower;	/* the change feed */
 	struct auth_guard	*guard;		/* sign-in attempts */
+	struct auth_share	*share;		/* its counts, to other nodes */
 	struct metrics_acl	*metrics_acl;	/* who may read /metrics */
 	struct portal_index	*index;		/* the serving path's (index.h) */
 	bool			 draining;	/* SIGTERM: /ready says so */
@@ -321,7 +326,7 @@ void	reply_error_page(struct http_req *, const struct viewer *,
 /* 503 with Retry-After, for a budget used up (the reason in the log). */
 void	reply_busy(struct http_req *, const char *what);
 /* A lookup the store could not answer: 503 when busy (PS_EBUSY), else 500. */
-void	reply_unread(struct http_req *, ps_err rc);
+void	reply_unread(struct portal_srv *, struct http_req *, ps_err rc);
 
 /*
  * GET /avatar/<hash>[.jpg|.png] (avatar.c), Libravatar/Gravatar style.

@@ -29,6 +29,9 @@
 #include "store/pool.h"
 #include "work/work.h"
 
+/* Retry-After when the mail server could not say where a photo lives. */
+#define DISCOVER_RETRY_S	"5"
+
 /* ---- pages ---- */
 
 /* A page's rows, read on the read lane. */
@@ -88,10 +91,15 @@ page_load_done(void *arg)
 		reply_error_page(pl->r, &pl->v, 404, "There is no such "
 		    "person.");
 	else if (pl->rc != PS_OK) {
+		bool down = !store_pool_up(pl->app->srv->store);
+
 		log_err(http_req_id(pl->r), "page.store_failed", "error=%s",
 		    log_q(pl->err));
-		reply_error_page(pl->r, &pl->v, 500, "The page could not be "
-		    "read. Please try again later.");
+		if (down)
+			http_reply_header(pl->r, "Retry-After",
+			    STORE_DOWN_RETRY_S);
+		reply_error_page(pl->r, &pl->v, down ? 503 : 500, "The page "
+		    "could not be read. Please try again later.");
 	} else
 		pl->show(pl);
 	if (pl->kept)
@@ -305,6 +313,7 @@ struct change {
 	ps_err			 render_rc;
 	char			 render_err[256];
 	char			 etag[33];
+	bool			 begun;		/* its transaction */
 	/* the answer, once its page's photo tag is read */
 	int			 status;
 	char			*managed_url;
@@ -430,6 +439,7 @@ upload_store_run(struct store *st, void *arg)
 	}
 	/* The photo held is no longer the master's: its ETag goes too. */
 	if ((rc = store_begin(st)) == PS_OK) {
+		c->begun = true;
 		if ((rc = store_thumb_put(st, c->app->w.id, c->v.user.account,
 		    "local", c->etag, data, len)) == PS_OK &&
 		    (rc = store_sync_get(st, c->app->w.id, c->v.user.account,
@@ -449,12 +459,27 @@ upload_stored(void *arg)
 {
 	struct change *c = arg;
 
-	index_photo_forget(c->app->srv->index, c->app->w.id,
-	    c->v.user.account);
+	/*
+	 * Once a transaction was begun, a failure may still have committed
+	 * (a connection lost at COMMIT): the photo kept is then dropped and
+	 * read again. A transaction never begun (the store unreachable)
+	 * changed nothing: the photo kept is still the one to serve.
+	 */
+	if (c->rc == PS_OK || c->begun)
+		index_photo_forget(c->app->srv->index, c->app->w.id,
+		    c->v.user.account);
 	if (c->rc != PS_OK) {
 		log_err(http_req_id(c->r), "photo.upload_not_stored",
 		    "account=%s error=%s", log_q(c->v.user.account),
 		    log_q(c->err));
+		if (!store_pool_up(c->app->srv->store)) {
+			http_reply_header(c->r, "Retry-After",
+			    STORE_DOWN_RETRY_S);
+			upload_page(c, 503, NULL, "The server cannot reach its "
+			    "photo store right now; your photo has not "
+			    "changed. Please try again in a moment.");
+			return;
+		}
 		upload_page(c, 500, NULL, "The photo could not be stored; "
 		    "your photo has not changed.");
 		return;
@@ -558,6 +583,7 @@ change_discovered(void *arg, int has_mailbox, const char *ecp_url,
 		snprintf(msg, sizeof(msg), "The mail server could not be "
 		    "asked where your photo is managed (%s). Try again later.",
 		    reason ? reason : "no answer");
+		http_reply_header(c->r, "Retry-After", DISCOVER_RETRY_S);
 		upload_page(c, 503, NULL, msg);
 	}
 }

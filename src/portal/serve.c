@@ -25,6 +25,8 @@
 #include <string.h>
 
 #include "auth/guard.h"
+#include "auth/share.h"
+#include "auth/sso.h"
 #include "common/buf.h"
 #include "common/file.h"
 #include "common/log.h"
@@ -81,11 +83,15 @@ reply_busy(struct http_req *r, const char *what)
 }
 
 void
-reply_unread(struct http_req *r, ps_err rc)
+reply_unread(struct portal_srv *srv, struct http_req *r, ps_err rc)
 {
 	if (rc == PS_EBUSY)
 		reply_busy(r, "store reads");
-	else
+	else if (!store_pool_up(srv->store)) {
+		http_reply_header(r, "Retry-After", STORE_DOWN_RETRY_S);
+		http_reply_error(r, 503, "the store cannot be reached: try "
+		    "again in a moment");
+	} else
 		http_reply_error(r, 500, "the store could not be read");
 }
 
@@ -163,7 +169,8 @@ redraw_done(void *arg)
  * The web application's settings, changed by an admin command: they
  * apply to the next request; a new autodiscover domain, CA file or OAuth
  * setting drops what was learnt from the old master; new thumbnail sizes
- * get new placeholders.
+ * get new placeholders; new single sign-on settings are compiled (and
+ * refused, leaving sign-in by a proxy off, if they do not parse).
  */
 static void
 webapp_apply(struct webapp_ctx *app, const struct store_webapp *w)
@@ -186,6 +193,17 @@ webapp_apply(struct webapp_ctx *app, const struct store_webapp *w)
 		rd->sides[2] = w->size_l;
 		work_submit(app->srv->pool, redraw_run, redraw_done, rd);
 	}
+	if (strcmp(w->sso_header, app->w.sso_header) ||
+	    strcmp(w->sso_proxies, app->w.sso_proxies)) {
+		struct auth_sso *sso = NULL;
+
+		/* The admin command checked them: a failure is a bad store. */
+		if (auth_sso_new(w->sso_header, w->sso_proxies, &sso) != PS_OK)
+			log_err(NULL, "webapp.sso_refused", "url=%s error=%s",
+			    log_q(w->url), log_q(ps_errmsg()));
+		auth_sso_free(app->sso);
+		app->sso = sso;
+	}
 	app->w = *w;
 }
 
@@ -195,6 +213,7 @@ struct reread {
 	struct store_webapp	*w;
 	size_t			 n;
 	struct portal_issuers	 issuers;
+	struct auth_share_read	*counts;	/* sign-in failures */
 };
 
 static ps_err
@@ -226,6 +245,7 @@ feed_reread(struct store *st, const struct store_change *c, size_t n,
 			log_err(NULL, "webapp.reload_failed", "error=%s",
 			    log_q(ps_errmsg()));
 	}
+	rr->counts = auth_share_reread(st, c, n);
 	if (issuers) {
 		if (portal_issuers_load(st, &rr->issuers) == PS_OK)
 			rr->issuers_read = true;
@@ -254,6 +274,7 @@ feed_apply(void *arg, const struct store_change *c, size_t n, bool lost,
 	}
 	if (rr == NULL)
 		return;
+	auth_share_apply(srv->share, rr->counts);
 	for (i = 0; rr->webapps_read && i < rr->n; i++)
 		for (j = 0; j < srv->n_apps; j++)
 			if (srv->apps[j].w.id == rr->w[i].id)
@@ -297,11 +318,18 @@ static void
 handle_metrics(struct webapp_ctx *app, struct http_req *r)
 {
 	struct portal_srv *srv = app->srv;
+	struct store_pool_health health;
 
 	metrics_set("photosync_sync_in_flight", NULL,
 	    (double)sync_in_flight(srv));
 	metrics_set("photosync_store_queued", NULL,
 	    (double)store_pool_pending(srv->store));
+	store_pool_health(srv->store, &health);
+	metrics_set("photosync_store_up", NULL, health.up ? 1 : 0);
+	metrics_set("photosync_store_unreachable_total", NULL,
+	    (double)health.unreachable);
+	metrics_set("photosync_store_last_failure_timestamp_seconds", NULL,
+	    (double)health.last_failure);
 	metrics_set("photosync_image_queued", NULL,
 	    (double)work_pending(srv->pool));
 	metrics_set("photosync_auth_pending", NULL,
@@ -670,6 +698,10 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 		rc = PS_EIO;
 		goto out;
 	}
+	/* Without the store's key the node throttles alone (docs/scaling.md). */
+	if (auth_share_new(srv.base, ps->store, srv.store, srv.guard,
+	    &srv.share) != PS_OK)
+		log_warn(NULL, "auth.share_off", "error=%s", log_q(ps_errmsg()));
 	metrics_declare("photosync_photos_served_total", "counter",
 	    "Photos and placeholders served, by kind.");
 	metrics_declare("photosync_photos_revalidated_total", "counter",
@@ -680,6 +712,13 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 	    "Requests answered 503 because a queue was full.");
 	metrics_declare("photosync_store_queued", "gauge",
 	    "Store jobs queued or running on the store's lanes.");
+	metrics_declare("photosync_store_up", "gauge",
+	    "1 when the last store job reached the store, 0 when not.");
+	metrics_declare("photosync_store_unreachable_total", "counter",
+	    "Store jobs that ended without reaching the store.");
+	metrics_declare("photosync_store_last_failure_timestamp_seconds",
+	    "gauge", "When a store job last failed to reach the store "
+	    "(Unix time; 0: never).");
 	metrics_declare("photosync_image_queued", "gauge",
 	    "Image jobs rendering or waiting for a worker.");
 	srv.follower = store_follower_new(srv.base, srv.store, db, head,

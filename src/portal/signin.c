@@ -16,6 +16,13 @@
  * tokens and the rule that no other site's page may POST for a signed-in
  * user are auth/web.h's, which the master's change-photo page uses too.
  * What is here besides: the answers and pages of the portal.
+ *
+ * Behind a single sign-on proxy (auth/sso.h, the web application's
+ * sso_header and sso_proxies), a request from a proxy that names an
+ * account in the identity header is signed in as that account, looked
+ * up on the read lane (no password, no session), then remembered in the
+ * verified credentials like a Basic header, so ended when the account
+ * changes or goes; from any other peer the header is ignored.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +32,7 @@
 #include "auth/auth.h"
 #include "auth/creds.h"
 #include "auth/signin.h"
+#include "auth/sso.h"
 #include "auth/web.h"
 #include "common/log.h"
 #include "common/str.h"
@@ -283,8 +291,23 @@ signin_answer(void *arg, struct auth_signin *flow,
 		else
 			http_reply_error(r, 500, "the store failed");
 		break;
+	case AUTH_SIGNIN_UNREACHABLE:
+		http_reply_header(r, "Retry-After", STORE_DOWN_RETRY_S);
+		if (form)
+			login_form(r, si->return_url, "The server cannot "
+			    "reach its store right now. Please try again in a "
+			    "moment.", 503);
+		else
+			http_reply_error(r, 503, "the store cannot be "
+			    "reached: try again in a moment");
+		break;
 	case AUTH_SIGNIN_GONE:
 		http_reply(r, 503, NULL, NULL, 0);
+		break;
+	case AUTH_SIGNIN_UNKNOWN:
+		reply_error_page(r, &v, 403, "The single sign-on service "
+		    "signed you in with an account that this portal does not "
+		    "have. Ask your administrator to add it.");
 		break;
 	}
 	signin_free(si);
@@ -347,7 +370,14 @@ session_done(void *arg)
 	} else {
 		log_err(http_req_id(si->r), "auth.store_failed", "method="
 		    "session error=%s", log_q(si->err));
-		http_reply_error(si->r, 500, "the store failed");
+		if (store_pool_up(si->app->srv->store)) {
+			http_reply_error(si->r, 500, "the store failed");
+		} else {
+			http_reply_header(si->r, "Retry-After",
+			    STORE_DOWN_RETRY_S);
+			http_reply_error(si->r, 503, "the store cannot be "
+			    "reached: try again in a moment");
+		}
 	}
 	signin_free(si);
 }
@@ -376,7 +406,32 @@ signin_request(struct webapp_ctx *app, struct http_req *r,
 	struct signin *si;
 	struct viewer v = { 0 };
 	char *pw = NULL, *user = NULL;
+	const char *named;
 
+	/* A proxy's identity header first: it is how its users come. */
+	switch (auth_sso_request(app->sso, r, &named)) {
+	case AUTH_SSO_BAD:
+		http_reply_error(r, 400, "refused: the single sign-on proxy "
+		    "sent its identity header more than once, or empty");
+		return;
+	case AUTH_SSO_USER:
+		auth_creds_sso_key(named, app->w.id, key);
+		if (cred_find(app, key, &v)) {
+			v.basic = true;
+			signed_in(app, r, then, &v);
+			return;
+		}
+		si = signin_new(app, r, then);
+		str_copy(si->cred, key, sizeof(si->cred));
+		http_req_defer(r);
+		auth_signin_sso_start(&si->flow, &signin_ops, si,
+		    app->srv->store, http_req_id(r), http_req_peer(r), false,
+		    xstrdup(named));
+		return;
+	case AUTH_SSO_NONE:
+	case AUTH_SSO_IGNORED:
+		break;
+	}
 	if (hdr && str_case_prefix(hdr, "Basic ")) {
 		auth_creds_basic_key(hdr, app->w.id, key);
 		if (cred_find(app, key, &v)) {

@@ -158,3 +158,26 @@ diag_ago(int64_t s, char buf[32])
 		snprintf(buf, 32, "%lld days", (long long)(s / 86400));
 	return buf;
 }
+
+bool
+diag_store(const char *address, enum store_role role, const char *dir,
+    char *what, size_t n)
+{
+	struct diag d = { 0 };
+	char fix[512];
+	bool reached;
+
+	if (store_check(address, role, what, n, &reached) == PS_OK)
+		return true;
+	if (reached) {
+		diag_step(&d, DIAG_FAIL, "store", NULL, "cannot be opened: %s",
+		    ps_errmsg());
+	} else {
+		snprintf(fix, sizeof(fix), "start the PostgreSQL server, or "
+		    "correct the address in %s/%s", dir, STORE_ADDRESS_FILE);
+		diag_step(&d, DIAG_FAIL, "store", fix, "unreachable: %s",
+		    ps_errmsg());
+	}
+	diag_end(&d);
+	return false;
+}

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "store/store.h"
 #include "xfer/xfer.h"
 
 enum diag_verdict { DIAG_PASS, DIAG_FAIL, DIAG_SKIP };
@@ -45,6 +46,17 @@ struct diag_route_fix {
  */
 bool	diag_route(struct diag *, const char *prefix,
 	    const struct xfer_probe *p, const struct diag_route_fix *);
+
+/*
+ * The first step of both roles' diagnose, "store": whether the store at
+ * `address` (store_locate() in `dir`) opens (store_check()). True with
+ * what it is in `what`, for the caller's PASS step in its own report;
+ * false after printing the step's FAIL (the address, never a password,
+ * and the server's error), its fix and the closing line: nothing else
+ * can be checked without the store.
+ */
+bool	diag_store(const char *address, enum store_role, const char *dir,
+	    char *what, size_t n);
 
 /* "42 seconds", "5 minutes", "3 hours", "2 days" into buf. */
 const char *diag_ago(int64_t seconds, char buf[32]);

@@ -117,6 +117,11 @@ struct db_driver {
 	void	(*rollback)(struct store *);
 	/* True when a transaction is open (not rolled back by the server). */
 	bool	(*in_tx)(struct store *);
+	/*
+	 * False when the last call found the server unreachable or lost
+	 * the connection (no call is made: the connection's state).
+	 */
+	bool	(*connected)(struct store *);
 
 	/* The store's mark (STORE_MARK_*) and schema version. In a tx. */
 	ps_err	(*mark_get)(struct store *, int *mark, int *version);

@@ -3,9 +3,12 @@
  * holding its own connection. A job is wrapped with its lane, so the
  * thread finds the lane's store; the lane's count of queued jobs is kept
  * on the loop (incremented when queued, decremented in done), which is
- * where it is read.
+ * where it is read. Whether the job's connection reached the server is
+ * read on the lane's thread after the job and taken into the pool's
+ * health on the loop.
  */
 #include <stdlib.h>
+#include <time.h>
 
 #include "common/str.h"
 #include "common/xalloc.h"
@@ -20,14 +23,17 @@ struct lane {
 };
 
 struct store_pool {
-	struct lane	read, write;
+	struct lane			read, write;
+	struct store_pool_health	health;		/* loop only */
 };
 
 struct pool_job {
-	struct lane	*lane;
-	store_job_fn	 run;
-	void		(*done)(void *);
-	void		*arg;
+	struct store_pool	*pool;
+	struct lane		*lane;
+	store_job_fn		 run;
+	void			(*done)(void *);
+	void			*arg;
+	bool			 connected;	/* after run (lane) */
 };
 
 static void
@@ -36,6 +42,7 @@ job_run(void *arg)
 	struct pool_job *j = arg;
 
 	j->run(j->lane->st, j->arg);
+	j->connected = store_connected(j->lane->st);
 }
 
 static void
@@ -44,6 +51,11 @@ job_done(void *arg)
 	struct pool_job *j = arg;
 
 	j->lane->queued--;
+	j->pool->health.up = j->connected;
+	if (!j->connected) {
+		j->pool->health.unreachable++;
+		j->pool->health.last_failure = (int64_t)time(NULL);
+	}
 	if (j->done)
 		j->done(j->arg);
 	free(j);
@@ -82,6 +94,7 @@ store_pool_open(struct event_base *base, const char *path,
 	struct store_pool *p = xcalloc(1, sizeof(*p));
 	ps_err rc;
 
+	p->health.up = true;	/* both lanes have just connected */
 	if ((rc = lane_open(&p->write, "write", base, path, role)) != PS_OK ||
 	    (rc = lane_open(&p->read, "read", base, path, role)) != PS_OK) {
 		store_pool_free(p);
@@ -103,8 +116,8 @@ store_pool_free(struct store_pool *p)
 }
 
 static ps_err
-lane_submit(struct lane *l, store_job_fn run, void (*done)(void *),
-    void *arg)
+lane_submit(struct store_pool *p, struct lane *l, store_job_fn run,
+    void (*done)(void *), void *arg)
 {
 	struct pool_job *j;
 
@@ -113,7 +126,8 @@ lane_submit(struct lane *l, store_job_fn run, void (*done)(void *),
 	if (l->queued >= STORE_POOL_QUEUE)
 		return ps_errf(PS_EBUSY, "the store's %s queue is full (%d "
 		    "jobs)", l->name, STORE_POOL_QUEUE);
-	j = xmalloc(sizeof(*j));
+	j = xcalloc(1, sizeof(*j));
+	j->pool = p;
 	j->lane = l;
 	j->run = run;
 	j->done = done;
@@ -127,14 +141,14 @@ ps_err
 store_pool_read(struct store_pool *p, store_job_fn run, void (*done)(void *),
     void *arg)
 {
-	return lane_submit(&p->read, run, done, arg);
+	return lane_submit(p, &p->read, run, done, arg);
 }
 
 ps_err
 store_pool_write(struct store_pool *p, store_job_fn run,
     void (*done)(void *), void *arg)
 {
-	return lane_submit(&p->write, run, done, arg);
+	return lane_submit(p, &p->write, run, done, arg);
 }
 
 struct probe {
@@ -181,4 +195,16 @@ size_t
 store_pool_pending(struct store_pool *p)
 {
 	return p->read.queued + p->write.queued;
+}
+
+void
+store_pool_health(const struct store_pool *p, struct store_pool_health *out)
+{
+	*out = p->health;
+}
+
+bool
+store_pool_up(const struct store_pool *p)
+{
+	return p->health.up;
 }

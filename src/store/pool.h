@@ -25,7 +25,9 @@
 #ifndef PS_STORE_POOL_H
 #define PS_STORE_POOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/err.h"
 #include "store.h"
@@ -78,5 +80,30 @@ ps_err	store_pool_probe(struct store_pool *,
 
 /* Jobs queued or running on both lanes, for metrics. */
 size_t	store_pool_pending(struct store_pool *);
+
+/*
+ * What the lanes saw of the store, for metrics: after each job, its
+ * lane's connection is asked whether the server was reachable
+ * (store_connected(), no call made). Nothing is asked of the store
+ * here; a server with no traffic learns of a lost store at the change
+ * feed's next read (store_follower_new(): every STORE_FOLLOW_TICK_MS)
+ * or at a readiness probe.
+ */
+struct store_pool_health {
+	bool		up;		/* the last job to end got there */
+	uint64_t	unreachable;	/* jobs that ended without it */
+	int64_t		last_failure;	/* Unix time; 0: none yet */
+};
+void	store_pool_health(const struct store_pool *,
+	    struct store_pool_health *out);
+/*
+ * Whether the last job to end reached the store: in a job's done(), that
+ * job's own connection, so a failed store call can be told apart from a
+ * store that could not be reached (answered 503 with Retry-After
+ * STORE_DOWN_RETRY_S, not 500).
+ */
+bool	store_pool_up(const struct store_pool *);
+
+#define STORE_DOWN_RETRY_S	"5"	/* Retry-After: store unreachable */
 
 #endif

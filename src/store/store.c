@@ -433,11 +433,12 @@ store_listens(const char *address)
  * Opens the store at `address`: a SQLite file, a state directory's
  * STORE_ADDRESS_FILE, or a postgresql:// URI (with `password`, which may
  * be NULL). The shared counter of a store named by a file is that file +
- * "-feed"; a bare URI has none.
+ * "-feed"; a bare URI has none. `reached` (may be NULL): on a failure,
+ * false when the store's server could not be reached at all.
  */
 static ps_err
 store_open_at(const char *address, const char *password,
-    enum store_role role, bool create, struct store **out)
+    enum store_role role, bool create, struct store **out, bool *reached)
 {
 	struct store *st = xcalloc(1, sizeof(*st));
 	char *uri = NULL, *passfile = NULL;
@@ -478,6 +479,8 @@ store_open_at(const char *address, const char *password,
 	rc = PS_OK;
 	goto out;
 fail:
+	if (reached)
+		*reached = st->drv == NULL || st->drv->connected(st);
 	store_close(st);
 out:
 	free(uri);
@@ -489,14 +492,30 @@ ps_err
 store_open(const char *address, enum store_role role, bool create,
     struct store **out)
 {
-	return store_open_at(address, NULL, role, create, out);
+	return store_open_at(address, NULL, role, create, out, NULL);
 }
 
 ps_err
 store_open_pg(const char *uri, const char *password, enum store_role role,
     struct store **out)
 {
-	return store_open_at(uri, password, role, true, out);
+	return store_open_at(uri, password, role, true, out, NULL);
+}
+
+ps_err
+store_check(const char *address, enum store_role role, char *what,
+    size_t n, bool *reached)
+{
+	struct store *st;
+	ps_err rc;
+
+	*reached = true;
+	if ((rc = store_open_at(address, NULL, role, false, &st, reached)) !=
+	    PS_OK)
+		return rc;
+	snprintf(what, n, "%s at %s", st->drv->name, st->where);
+	store_close(st);
+	return PS_OK;
 }
 
 ps_err
@@ -517,6 +536,12 @@ store_open_given(const char *uri, const char *password_file,
 	}
 	*password = pw;
 	return PS_OK;
+}
+
+bool
+store_connected(struct store *st)
+{
+	return st->drv->connected(st);
 }
 
 void
@@ -751,6 +776,7 @@ static const struct {
 	{ "thumb",		STORE_CHANGE_THUMB },
 	{ "sync",		STORE_CHANGE_SYNC },
 	{ "session",		STORE_CHANGE_SESSION },
+	{ "signin_count",	STORE_CHANGE_SIGNIN_COUNT },
 };
 
 static bool
@@ -1644,7 +1670,7 @@ store_preview_remove(struct store *st, const char *email)
 	"photo_error_expiration, autodiscover_domain, sync_any, size_s, " \
 	"size_m, size_l, ca_file, allow_oauth_http, created, "		\
 	"background_refresh, notifications, avatar_anyone, avatar_defaults, " \
-	"owner_wait_ms"
+	"owner_wait_ms, sso_header, sso_proxies"
 
 static void
 webapp_row(struct db_stmt *q, struct store_webapp *w)
@@ -1673,6 +1699,8 @@ webapp_row(struct db_stmt *q, struct store_webapp *w)
 	str_copy(w->avatar_defaults, col_text(q, 19),
 	    sizeof(w->avatar_defaults));
 	w->owner_wait_ms = (int)col_int64(q, 20);
+	str_copy(w->sso_header, col_text(q, 21), sizeof(w->sso_header));
+	str_copy(w->sso_proxies, col_text(q, 22), sizeof(w->sso_proxies));
 }
 
 static void
@@ -1697,6 +1725,8 @@ webapp_bind(struct db_stmt *q, const struct store_webapp *w)
 	bind_int64(q, 18, w->avatar_anyone);
 	bind_text(q, 19, w->avatar_defaults);
 	bind_int64(q, 20, w->owner_wait_ms);
+	bind_text(q, 21, w->sso_header);
+	bind_text(q, 22, w->sso_proxies);
 }
 
 ps_err
@@ -1713,10 +1743,10 @@ store_webapp_add(struct store *st, struct store_webapp *w)
 	    "photo_error_expiration, autodiscover_domain, sync_any, size_s, "
 	    "size_m, size_l, ca_file, allow_oauth_http, created, "
 	    "background_refresh, notifications, avatar_anyone, "
-	    "avatar_defaults, owner_wait_ms) VALUES ((SELECT "
-	    "coalesce(max(id), 0) + 1 FROM webapps), ?1, ?2, ?3, ?4, ?5, ?6, "
-	    "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
-	    "?20) RETURNING id");
+	    "avatar_defaults, owner_wait_ms, sso_header, sso_proxies) VALUES "
+	    "((SELECT coalesce(max(id), 0) + 1 FROM webapps), ?1, ?2, ?3, ?4, "
+	    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+	    "?19, ?20, ?21, ?22) RETURNING id");
 	enum db_step r;
 	ps_err rc;
 
@@ -1748,7 +1778,8 @@ store_webapp_update(struct store *st, const struct store_webapp *w)
 	    "?, size_s = ?, size_m = ?, size_l = ?, ca_file = ?, "
 	    "allow_oauth_http = ?14, background_refresh = ?16, notifications "
 	    "= ?17, avatar_anyone = ?18, avatar_defaults = ?19, "
-	    "owner_wait_ms = ?20 WHERE id = ?15");
+	    "owner_wait_ms = ?20, sso_header = ?21, sso_proxies = ?22 WHERE "
+	    "id = ?15");
 	int changes = 0;
 	ps_err rc;
 
@@ -2891,5 +2922,156 @@ store_outbox_claim(struct store *st, int64_t holder, int64_t now,
 			rc = fn(arg, &c.rows[i]);
 	}
 	free(c.rows);
+	return rc;
+}
+
+/* ---- sign-in failure counts shared between nodes ---- */
+
+/* Reads the kept key into `key`; PS_ENOTFOUND when none is kept. */
+static ps_err
+signin_key_read(struct store *st, unsigned char key[STORE_SIGNIN_KEY_BYTES])
+{
+	struct db_stmt *q = prep(st, "SELECT key FROM signin_key WHERE "
+	    "id = 1");
+	const char *hex;
+	ps_err rc = PS_ENOTFOUND;
+	enum db_step r;
+	size_t i;
+	int hi, lo;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	r = step(st, q);
+	if (r == DB_ROW) {
+		hex = col_text(q, 0);
+		rc = strlen(hex) == 2 * STORE_SIGNIN_KEY_BYTES ? PS_OK :
+		    ps_errf(PS_ESTORE, "the store's sign-in key is not %d hex "
+		    "digits", 2 * STORE_SIGNIN_KEY_BYTES);
+		for (i = 0; rc == PS_OK && i < STORE_SIGNIN_KEY_BYTES; i++) {
+			hi = hex_digit((unsigned char)hex[2 * i]);
+			lo = hex_digit((unsigned char)hex[2 * i + 1]);
+			if (hi < 0 || lo < 0)
+				rc = ps_errf(PS_ESTORE, "the store's sign-in "
+				    "key is not hex");
+			else
+				key[i] = (unsigned char)(hi << 4 | lo);
+		}
+	} else if (r != DB_DONE) {
+		rc = store_fail(st, "read the sign-in key");
+	}
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_signin_key(struct store *st, unsigned char key[STORE_SIGNIN_KEY_BYTES])
+{
+	unsigned char made[STORE_SIGNIN_KEY_BYTES];
+	char hex[2 * STORE_SIGNIN_KEY_BYTES + 1];
+	struct db_stmt *q;
+	ps_err rc;
+
+	if ((rc = signin_key_read(st, key)) != PS_ENOTFOUND)
+		return rc;
+	/* None yet: ours, unless another process keeps one first. */
+	rand_bytes(made, sizeof(made));
+	hex_encode(made, sizeof(made), hex);
+	explicit_bzero(made, sizeof(made));
+	if ((q = prep(st, "INSERT INTO signin_key (id, key) VALUES (1, ?) "
+	    "ON CONFLICT (id) DO NOTHING")) == NULL) {
+		rc = PS_ESTORE;
+		goto out;
+	}
+	bind_text(q, 1, hex);
+	rc = step_done(st, q, NULL);
+	unprep(st, q);
+	if (rc == PS_OK && (rc = signin_key_read(st, key)) == PS_ENOTFOUND)
+		rc = ps_errf(PS_ESTORE, "the sign-in key was not kept");
+out:
+	explicit_bzero(hex, sizeof(hex));
+	return rc;
+}
+
+ps_err
+store_signin_add(struct store *st, const char *name, int64_t failures,
+    int64_t now, int64_t forget_before, int64_t *total)
+{
+	struct db_stmt *q = prep(st, "INSERT INTO signin_counts (name, "
+	    "failures, last) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO "
+	    "UPDATE SET failures = CASE WHEN signin_counts.last <= ?4 THEN "
+	    "excluded.failures ELSE signin_counts.failures + "
+	    "excluded.failures END, last = CASE WHEN signin_counts.last > "
+	    "excluded.last THEN signin_counts.last ELSE excluded.last END "
+	    "RETURNING failures");
+	ps_err rc = PS_OK;
+
+	*total = 0;
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, name);
+	bind_int64(q, 2, failures);
+	bind_int64(q, 3, now);
+	bind_int64(q, 4, forget_before);
+	if (step(st, q) == DB_ROW)
+		*total = col_int64(q, 0);
+	else
+		rc = store_fail(st, "count a sign-in failure");
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_signin_clear(struct store *st, const char *name, int64_t now)
+{
+	struct db_stmt *q = prep(st, "UPDATE signin_counts SET failures = 0, "
+	    "last = ? WHERE name = ? AND failures > 0");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_int64(q, 1, now);
+	bind_text(q, 2, name);
+	rc = step_done(st, q, NULL);
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_signin_get(struct store *st, const char *name, int64_t *failures,
+    int64_t *last)
+{
+	struct db_stmt *q = prep(st, "SELECT failures, last FROM "
+	    "signin_counts WHERE name = ?");
+	ps_err rc = PS_ENOTFOUND;
+	enum db_step r;
+
+	*failures = *last = 0;
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_text(q, 1, name);
+	r = step(st, q);
+	if (r == DB_ROW) {
+		*failures = col_int64(q, 0);
+		*last = col_int64(q, 1);
+		rc = PS_OK;
+	} else if (r != DB_DONE) {
+		rc = store_fail(st, "read a sign-in count");
+	}
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_signin_prune(struct store *st, int64_t before)
+{
+	struct db_stmt *q = prep(st, "DELETE FROM signin_counts WHERE "
+	    "last <= ?");
+	ps_err rc;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_int64(q, 1, before);
+	rc = step_done(st, q, NULL);
+	unprep(st, q);
 	return rc;
 }

@@ -76,6 +76,23 @@ ps_err	store_open_pg(const char *uri, const char *password, enum store_role,
 ps_err	store_open_given(const char *uri, const char *password_file,
 	    enum store_role, struct store **out, char **password);
 void	store_close(struct store *);
+/*
+ * For diagnose: opens the store at `address` (store_locate()) as
+ * store_open() does, creating nothing, and closes it again. PS_OK with
+ * what it is in `what` ("PostgreSQL at URI", "SQLite at PATH": never a
+ * password); otherwise the reason in ps_errmsg() (the address and the
+ * server's error), with *reached false when the server could not be
+ * reached at all (true: it answered, and refused the store or failed).
+ */
+ps_err	store_check(const char *address, enum store_role, char *what,
+	    size_t n, bool *reached);
+/*
+ * False when the store's server could not be reached or the connection
+ * was lost at the last call (PostgreSQL); a file store is always
+ * connected. Makes no call: the connection's state as the last call left
+ * it. The connection's thread only.
+ */
+bool	store_connected(struct store *);
 
 /* True when `address` is a postgresql:// (or postgres://) URI. */
 bool	store_is_uri(const char *address);
@@ -161,6 +178,8 @@ enum store_change_kind {
 	STORE_CHANGE_THUMB,		/* key: "<webapp id>/<account>" */
 	STORE_CHANGE_SYNC,		/* key: "<webapp id>/<account>" */
 	STORE_CHANGE_SESSION,		/* key: the session's key */
+	/* both */
+	STORE_CHANGE_SIGNIN_COUNT,	/* key: the count's name */
 };
 
 struct store_change {
@@ -442,6 +461,8 @@ struct store_webapp {
 	char	 avatar_defaults[1024];	/* allowed d= URL prefixes */
 	int	 owner_wait_ms;		/* how long an owner's request waits
 					   for a sync (default 2000) */
+	char	 sso_header[64];	/* a proxy's identity header; "": off */
+	char	 sso_proxies[1024];	/* the addresses it is taken from */
 };
 
 /* Sets w->id. PS_EEXIST when the URL is taken. */
@@ -646,5 +667,47 @@ ps_err	store_outbox_claim(struct store *, int64_t holder, int64_t now,
 	    ps_err (*fn)(void *, const struct store_outbox *), void *arg);
 /* "outbox/<id>": the lease of a notice, into `name` (n >= 32). */
 void	store_outbox_lease_name(int64_t id, char *name, size_t n);
+
+/* ---- sign-in failure counts shared between nodes (both roles) ---- */
+
+/*
+ * The sign-in guards of the nodes sharing a store share their failure
+ * counts (auth/share.h) through a table of counts by name (an opaque
+ * string of at most STORE_SIGNIN_NAME_MAX bytes), each with its number
+ * of failures and the time of the last (seconds since 1970). A count
+ * changed writes the feed (STORE_CHANGE_SIGNIN_COUNT, key: its name), so
+ * that the other nodes read it; pruning writes none. The counts are not
+ * copied by store_copy(): they are forgotten within minutes anyway.
+ */
+#define STORE_SIGNIN_KEY_BYTES	32
+#define STORE_SIGNIN_NAME_MAX	64
+
+/*
+ * The key the nodes name counts with: the one the store keeps, or, when
+ * it keeps none yet, a random one made and kept now (of two processes
+ * doing so at once, both get the first one kept).
+ */
+ps_err	store_signin_key(struct store *,
+	    unsigned char key[STORE_SIGNIN_KEY_BYTES]);
+
+/*
+ * Adds `failures` to the count `name` at `now`: to the failures there
+ * when the last was after `forget_before`, else in place of them (they
+ * are forgotten). *total receives the count after the addition, all
+ * nodes' failures included.
+ */
+ps_err	store_signin_add(struct store *, const char *name, int64_t failures,
+	    int64_t now, int64_t forget_before, int64_t *total);
+/* Clears the count `name` (a success) when it has failures. */
+ps_err	store_signin_clear(struct store *, const char *name, int64_t now);
+/*
+ * The failures of the count `name` into *failures (0: cleared) and the
+ * time of its last change into *last; PS_ENOTFOUND when there is none.
+ * Whether they are forgotten by now is the caller's to say.
+ */
+ps_err	store_signin_get(struct store *, const char *name, int64_t *failures,
+	    int64_t *last);
+/* Deletes the counts whose last change was at or before `before`. */
+ps_err	store_signin_prune(struct store *, int64_t before);
 
 #endif

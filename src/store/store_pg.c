@@ -275,6 +275,12 @@ pg_in_tx(struct store *st)
 	    PQtransactionStatus(c->pg) == PQTRANS_INTRANS;
 }
 
+static bool
+pg_connected(struct store *st)
+{
+	return PQstatus(conn_of(st)->pg) == CONNECTION_OK;
+}
+
 /* A failure here is logged; the reason recorded stays the first error. */
 static void
 pg_rollback(struct store *st)
@@ -827,6 +833,31 @@ pg_close(struct store *st)
 	"  holder bigint NOT NULL,"					\
 	"  expires bigint NOT NULL);"
 
+/*
+ * Sign-in failure counts, as SQLite's (SIGNIN_SCHEMA there): inserts
+ * and updates write the feed (under its lock), deletes (pruning) do not.
+ */
+#define SIGNIN_SCHEMA							\
+	"CREATE TABLE signin_key ("					\
+	"  id integer PRIMARY KEY CHECK (id = 1),"			\
+	"  key text NOT NULL);"						\
+	"CREATE TABLE signin_counts ("					\
+	"  name text PRIMARY KEY,"					\
+	"  failures bigint NOT NULL,"					\
+	"  last bigint NOT NULL);"					\
+	"CREATE INDEX signin_counts_last ON signin_counts (last);"	\
+	"CREATE FUNCTION feed_signin_counts() RETURNS trigger "	\
+	"LANGUAGE plpgsql AS $$ BEGIN "					\
+	FEED_ROW("signin_count", "NEW.name")				\
+	"  RETURN NULL; "						\
+	"END $$;"							\
+	"CREATE TRIGGER feed_signin_counts_lock BEFORE INSERT OR UPDATE "\
+	"ON signin_counts FOR EACH STATEMENT EXECUTE FUNCTION "		\
+	"ps_feed_lock();"						\
+	"CREATE TRIGGER feed_signin_counts AFTER INSERT OR UPDATE ON "	\
+	"signin_counts FOR EACH ROW EXECUTE FUNCTION "			\
+	"feed_signin_counts();"
+
 /* Case-insensitive text, compared and ordered as SQLite's NOCASE. */
 #define NOCASE	"citext COLLATE \"C\""
 
@@ -923,6 +954,13 @@ static const char *const master_migrations[] = {
 	FEED_TABLE("outbox", "outbox", "NEW.id", "OLD.id"),
 	/* 5: leases, work shared between nodes (store.h); no feed */
 	LEASES_SCHEMA,
+	/* 6: sign-in failure counts shared between nodes (store.h) */
+	SIGNIN_SCHEMA,
+	/* 7: mailboxes read from a directory */
+	"ALTER TABLE mailboxes ADD COLUMN directory_id text;"
+	"ALTER TABLE mailboxes ADD COLUMN disabled bigint NOT NULL DEFAULT 0;"
+	"CREATE UNIQUE INDEX mailboxes_directory_id ON mailboxes "
+	"  (directory_id);",
 };
 
 static const char *const portal_migrations[] = {
@@ -1032,6 +1070,20 @@ static const char *const portal_migrations[] = {
 	"  DEFAULT 0;",
 	/* 5: leases, work shared between nodes (store.h); no feed */
 	LEASES_SCHEMA,
+	/* 6: sign-in failure counts shared between nodes (store.h) */
+	SIGNIN_SCHEMA,
+	/* 7: sign-in by a single sign-on proxy (auth/sso.h); off by default */
+	"ALTER TABLE webapps ADD COLUMN sso_header text NOT NULL DEFAULT '';"
+	"ALTER TABLE webapps ADD COLUMN sso_proxies text NOT NULL DEFAULT '';",
+	/* 8: Kerberos sign-in; users read from a directory */
+	"ALTER TABLE webapps ADD COLUMN keytab text NOT NULL DEFAULT '';"
+	"ALTER TABLE webapps ADD COLUMN kerberos_service text NOT NULL "
+	"  DEFAULT '';"
+	"ALTER TABLE webapps ADD COLUMN kerberos_realms text NOT NULL "
+	"  DEFAULT '';"
+	"ALTER TABLE users ADD COLUMN directory_id text;"
+	"ALTER TABLE users ADD COLUMN disabled bigint NOT NULL DEFAULT 0;"
+	"CREATE UNIQUE INDEX users_directory_id ON users (directory_id);",
 };
 #pragma GCC diagnostic pop
 
@@ -1063,6 +1115,7 @@ static const struct db_driver pg_driver = {
 	.commit = pg_commit,
 	.rollback = pg_rollback,
 	.in_tx = pg_in_tx,
+	.connected = pg_connected,
 	.mark_get = pg_mark_get,
 	.mark_set = pg_mark_set,
 	.has_table = pg_has_table,

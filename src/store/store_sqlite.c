@@ -138,6 +138,29 @@ stmt_q(struct db_stmt *q)
 	"  expires INTEGER NOT NULL);"
 
 /*
+ * Sign-in failure counts shared between nodes (store.h), the same tables
+ * in both roles. signin_key holds one row, the key every node names
+ * accounts and addresses with. A count's insert or update writes the
+ * feed (how other nodes learn it); pruning (a delete) writes none.
+ * Frozen once released.
+ */
+#define SIGNIN_SCHEMA							\
+	"CREATE TABLE signin_key ("					\
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"			\
+	"  key TEXT NOT NULL);"						\
+	"CREATE TABLE signin_counts ("					\
+	"  name TEXT PRIMARY KEY,"					\
+	"  failures INTEGER NOT NULL,"					\
+	"  last INTEGER NOT NULL);"					\
+	"CREATE INDEX signin_counts_last ON signin_counts (last);"	\
+	"CREATE TRIGGER feed_signin_counts_insert AFTER INSERT ON "	\
+	"signin_counts BEGIN "						\
+	FEED_ROW("signin_count", "NEW.name") " END;"			\
+	"CREATE TRIGGER feed_signin_counts_update AFTER UPDATE ON "	\
+	"signin_counts BEGIN "						\
+	FEED_ROW("signin_count", "NEW.name") " END;"
+
+/*
  * A migration is one string, run as one transaction; with its change-feed
  * triggers it is longer than the 4095 characters ISO C asks every compiler
  * to take (-Wpedantic says so), which GCC and Clang take.
@@ -231,6 +254,16 @@ static const char *const master_migrations[] = {
 	FEED_TABLE("outbox", "outbox", "NEW.id", "OLD.id"),
 	/* 5: leases, work shared between nodes (store.h); no feed */
 	LEASES_SCHEMA,
+	/* 6: sign-in failure counts shared between nodes (store.h) */
+	SIGNIN_SCHEMA,
+	/*
+	 * 7: mailboxes read from a directory, keyed by its id so a renamed
+	 * entry keeps its photo; a disabled mailbox is kept but not served
+	 */
+	"ALTER TABLE mailboxes ADD COLUMN directory_id TEXT;"
+	"ALTER TABLE mailboxes ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;"
+	"CREATE UNIQUE INDEX mailboxes_directory_id ON mailboxes "
+	"  (directory_id);",
 };
 
 static const char *const portal_migrations[] = {
@@ -334,6 +367,25 @@ static const char *const portal_migrations[] = {
 	"  DEFAULT 0;",
 	/* 5: leases, work shared between nodes (store.h); no feed */
 	LEASES_SCHEMA,
+	/* 6: sign-in failure counts shared between nodes (store.h) */
+	SIGNIN_SCHEMA,
+	/* 7: sign-in by a single sign-on proxy (auth/sso.h); off by default */
+	"ALTER TABLE webapps ADD COLUMN sso_header TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE webapps ADD COLUMN sso_proxies TEXT NOT NULL DEFAULT '';",
+	/*
+	 * 8: Kerberos sign-in per web application (auth/negotiate.h), off
+	 * while keytab is empty; users read from a directory, keyed by its id
+	 * so a renamed account keeps its photo; a disabled user is kept but
+	 * neither signs in nor is served
+	 */
+	"ALTER TABLE webapps ADD COLUMN keytab TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE webapps ADD COLUMN kerberos_service TEXT NOT NULL "
+	"  DEFAULT '';"
+	"ALTER TABLE webapps ADD COLUMN kerberos_realms TEXT NOT NULL "
+	"  DEFAULT '';"
+	"ALTER TABLE users ADD COLUMN directory_id TEXT;"
+	"ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;"
+	"CREATE UNIQUE INDEX users_directory_id ON users (directory_id);",
 };
 #pragma GCC diagnostic pop
 
@@ -387,6 +439,14 @@ static bool
 sq_in_tx(struct store *st)
 {
 	return !sqlite3_get_autocommit(conn_db(st));
+}
+
+/* A file: there is no server to lose. */
+static bool
+sq_connected(struct store *st)
+{
+	(void)st;
+	return true;
 }
 
 /*
@@ -703,6 +763,7 @@ static const struct db_driver sqlite_driver = {
 	.commit = sq_commit,
 	.rollback = sq_rollback,
 	.in_tx = sq_in_tx,
+	.connected = sq_connected,
 	.mark_get = sq_mark_get,
 	.mark_set = sq_mark_set,
 	.has_table = sq_has_table,

@@ -34,6 +34,8 @@
 
 /* Idle connections kept for reuse, at most (a few KiB each). */
 #define XFER_IDLE_MAX	64L
+/* Handles of finished transfers kept for reuse, at most (~100 KiB each). */
+#define XFER_SPARE_MAX	16
 
 /* A socket libcurl asked us to watch. */
 struct xfer_sock {
@@ -69,18 +71,48 @@ struct xfer_loop {
 	LIST_HEAD(, xfer_sock)	 socks;
 	int			 dispatching; /* inside loop_check() */
 	bool			 freeing; /* xfer_loop_free() was called */
+	/*
+	 * Handles of finished transfers, reset for the next: a new handle
+	 * costs its allocations again (its own state, a 16 KiB receive and
+	 * a 64 KiB send buffer), once per call to the master.
+	 */
+	CURL			*spare[XFER_SPARE_MAX];
+	size_t			 nspare;
 };
 
 static void	loop_check(struct xfer_loop *);
 
 /* ---- transfers ---- */
 
+/* A handle for a new transfer: a spare one, reset, or a new one. */
+static CURL *
+handle_get(struct xfer_loop *loop)
+{
+	if (loop->nspare > 0)
+		return loop->spare[--loop->nspare];
+	return curl_easy_init();
+}
+
+/* Keeps a finished transfer's handle (out of the multi) for the next. */
+static void
+handle_put(struct xfer_loop *loop, CURL *easy)
+{
+	if (easy == NULL)
+		return;
+	if (loop->freeing || loop->nspare == XFER_SPARE_MAX) {
+		curl_easy_cleanup(easy);
+		return;
+	}
+	curl_easy_reset(easy);
+	loop->spare[loop->nspare++] = easy;
+}
+
 static void
 xfer_free(struct xfer *x)
 {
 	if (x == NULL)
 		return;
-	curl_easy_cleanup(x->easy);
+	handle_put(x->loop, x->easy);
 	curl_slist_free_all(x->hdrs);
 	buf_cleanup(&x->resp.body);
 	free(x->where);
@@ -370,6 +402,8 @@ loop_destroy(struct xfer_loop *loop)
 		    x->method, log_q(x->where));
 		xfer_free(x);
 	}
+	while (loop->nspare > 0)
+		curl_easy_cleanup(loop->spare[--loop->nspare]);
 	/* Closes the cached connections; socket_cb may still be called. */
 	curl_multi_cleanup(loop->multi);
 	for (;;) {
@@ -545,7 +579,7 @@ xfer_start(struct xfer_loop *loop, const struct xfer_request *rq,
 	x->resp.retry_after = -1;
 	x->start_ms = time_mono_ms();
 	rc = PS_ENOMEM;
-	if ((x->easy = curl_easy_init()) == NULL) {
+	if ((x->easy = handle_get(loop)) == NULL) {
 		ps_errf(rc, "cannot start a transfer");
 		goto out;
 	}

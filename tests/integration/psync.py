@@ -15,6 +15,7 @@ helpers below, which work on both.
 """
 import atexit
 import base64
+import html
 import http.client
 import json
 import os
@@ -25,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from urllib.parse import urlencode
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 ".."))
@@ -496,6 +499,84 @@ def request(host, port, method, path, ca_file, headers=None, body=None,
         return Response(r.status, r.getheaders(), data)
     finally:
         conn.close()
+
+
+def multipart(files, fields=None):
+    """A multipart/form-data body of `fields` (name -> text) and `files`
+    (name -> (filename, bytes)), and its Content-Type."""
+    boundary = "----photosync" + uuid.uuid4().hex
+    out = b""
+    for name, value in (fields or {}).items():
+        out += ('--%s\r\nContent-Disposition: form-data; name="%s"\r\n'
+                '\r\n%s\r\n' % (boundary, name, value)).encode()
+    for name, (filename, data) in files.items():
+        out += ('--%s\r\nContent-Disposition: form-data; name="%s"; '
+                'filename="%s"\r\nContent-Type: application/octet-stream'
+                '\r\n\r\n' % (boundary, name, filename)).encode()
+        out += data + b"\r\n"
+    out += ("--%s--\r\n" % boundary).encode()
+    return out, "multipart/form-data; boundary=" + boundary
+
+
+def cookies_of(r):
+    """The cookies a response sets: name -> value."""
+    out = {}
+    for h in r.header_all("Set-Cookie"):
+        name, _, value = h.partition(";")[0].strip().partition("=")
+        out[name] = value
+    return out
+
+
+def csrf_of(r):
+    """The CSRF token of a page's form, or None."""
+    g = re.search(r'name="csrf" value="([0-9a-f]+)"', r.text())
+    return g.group(1) if g else None
+
+
+def action_of(r, path):
+    """The action (unescaped) of the form posting to `path`, or None."""
+    for a in re.findall(r'<form method="post" action="([^"]*)"', r.text()):
+        a = html.unescape(a)
+        if a.split("?")[0] == path:
+            return a
+    return None
+
+
+class WebSession:
+    """A cookie jar over request(), for one node's pages (the cookies of
+    `jar` to start with: a session carried to another node)."""
+
+    def __init__(self, node, jar=None):
+        self.node = node
+        self.jar = dict(jar or {})
+
+    def req(self, method, path, body=None, headers=None, cookies=None):
+        h = dict(headers or {})
+        jar = dict(self.jar)
+        jar.update(cookies or {})
+        if jar:
+            h["Cookie"] = "; ".join("%s=%s" % kv for kv in jar.items())
+        r = request(self.node.host, self.node.port, method, path,
+                    self.node.ca, h, body)
+        for sc in r.header_all("Set-Cookie"):
+            name, _, rest = sc.partition("=")
+            self.jar[name] = rest.split(";")[0]
+        return r
+
+    def get(self, path):
+        return self.req("GET", path)
+
+    def post(self, path, fields, cookies=None):
+        return self.req("POST", path, urlencode(fields), {
+            "Content-Type": "application/x-www-form-urlencoded"},
+            cookies=cookies)
+
+    def upload(self, path, fields, files):
+        body, ctype = multipart(files, fields)
+        return self.req("POST", path, body, {"Content-Type": ctype})
+
+    def follow(self, r):
+        return self.get(r.header("Location")) if r.status == 303 else r
 
 
 def make_image(path, size="800x600", fmt=None, extra=()):

@@ -29,13 +29,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
-import uuid
 from urllib.parse import urlencode
 
 import psync
-from psync import (PHOTOSYNC, Master, Portal, basic, done, free_port, is_eq,
-                   make_image, ok, photo_path, request, tmpdir, wait_for)
+from psync import (PHOTOSYNC, Master, Portal, basic, cookies_of, done,
+                   free_port, is_eq, make_image, multipart, ok, photo_path,
+                   request, tmpdir, wait_for)
 
 T1, T3 = "contoso\\test1", "contoso\\test3"
 work = tmpdir("cluster")
@@ -59,26 +58,6 @@ def second_node(first, name):
     node.ca = os.path.join(d, os.path.basename(first.ca))
     node.server = None
     return node.start()
-
-
-def multipart(fields):
-    boundary = "----photosync" + uuid.uuid4().hex
-    out = b""
-    for name, (filename, data) in fields.items():
-        out += ('--%s\r\nContent-Disposition: form-data; name="%s"; '
-                'filename="%s"\r\nContent-Type: application/octet-stream'
-                '\r\n\r\n' % (boundary, name, filename)).encode()
-        out += data + b"\r\n"
-    out += ("--%s--\r\n" % boundary).encode()
-    return out, "multipart/form-data; boundary=" + boundary
-
-
-def cookies_of(r):
-    out = {}
-    for h in r.header_all("Set-Cookie"):
-        name, _, value = h.partition(";")[0].strip().partition("=")
-        out[name] = value
-    return out
 
 
 # ---- the nodes ----

@@ -124,14 +124,17 @@ rc, out, err = pdiag(T1)
 after = portal_snapshot(T1)
 steps, order = parse(out)
 is_eq(rc, 0, "good set-up: exit status 0")
-is_eq(order, ["user", "settings", "dns", "tcp", "tls", "issuer", "metadata",
-              "signing-cert", "token", "verdict", "autodiscover", "photo",
-              "image"], "good set-up: every step, in order")
+is_eq(order, ["store", "user", "settings", "dns", "tcp", "tls", "issuer",
+              "metadata", "signing-cert", "token", "verdict", "autodiscover",
+              "photo", "image"], "good set-up: every step, in order")
+ok(re.match(r"(SQLite|PostgreSQL) at ", steps["store"][1]) and
+   "password" not in steps["store"][1].lower(),
+   "the first step says which store it opened: %r" % steps["store"][1])
 ok(all(v[0] == "PASS" for v in steps.values()),
    "good set-up: every step passes")
 if rc != 0:
     print("# " + out.replace("\n", "\n# ") + err)
-ok("all 13 checks passed" in out, "good set-up: the summary says so")
+ok("all 14 checks passed" in out, "good set-up: the summary says so")
 ok("648x648" in steps.get("image", ["", ""])[1],
    "image step: the photo decodes at its size")
 ok("image/jpeg" in steps.get("photo", ["", ""])[1],

@@ -133,6 +133,12 @@ r = m.get("/metrics")
 ok(r.status == 200 and "photosync_notifications_total{result=\"delivered\"}"
    in r.text() and "photosync_http_requests_total{route=\"getuserphoto_rest\""
    in r.text(), "master /metrics: notifications and requests")
+for name, node in (("portal", p), ("master", m)):
+    text = node.get("/metrics").text()
+    ok("\nphotosync_store_up 1\n" in text and
+       "\nphotosync_store_unreachable_total 0\n" in text and
+       "\nphotosync_store_last_failure_timestamp_seconds 0\n" in text,
+       "%s /metrics: the store is up, never unreachable so far" % name)
 
 # ---- portal refresh --all asks Autodiscover for 100 users per call ----
 N = 130

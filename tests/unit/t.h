@@ -16,10 +16,20 @@ static int t_count, t_failed;
 static inline int
 t_ok(int cond, const char *file, int line, const char *what)
 {
+	const char *c;
+
 	t_count++;
 	if (!cond)
 		t_failed++;
-	printf("%sok %d - %s\n", cond ? "" : "not ", t_count, what);
+	printf("%sok %d - ", cond ? "" : "not ", t_count);
+	/* A description quoting bad input stays on its TAP line. */
+	for (c = what; *c; c++) {
+		if (*c == '\r' || *c == '\n')
+			fputs(*c == '\r' ? "\\r" : "\\n", stdout);
+		else
+			putchar(*c);
+	}
+	putchar('\n');
 	if (!cond)
 		printf("#   at %s:%d\n", file, line);
 	fflush(stdout);

@@ -6,7 +6,8 @@
  * clock, the queue bound, and freeing with checks in flight or from a
  * callback. Also the keyed digest the guard's table is built on, and
  * what both roles' browser sign-ins share (web.h): tokens, and which
- * requests another site's page sent.
+ * requests another site's page sent. And the counts nodes share: those
+ * a guard reports, those it learns, under the key they agree on.
  *
  * Argon2id at the production cost takes ~200 ms and 64 MiB, so the tests
  * count verifications rather than run many (about fifteen at that cost),
@@ -647,6 +648,129 @@ test_verdict(void)
 	auth_guard_free(g);
 }
 
+/* ---- counts shared between nodes ---- */
+
+/* The counts a guard reported, the newest of each kind. */
+struct reported {
+	int			 n;
+	struct auth_guard_count	 account, peer;
+};
+
+static void
+count_cb(void *arg, const struct auth_guard_count *c)
+{
+	struct reported *r = arg;
+
+	r->n++;
+	if (c->kind == AUTH_COUNT_ACCOUNT)
+		r->account = *c;
+	else
+		r->peer = *c;
+}
+
+static void
+test_shared(void)
+{
+	struct auth_guard_limits l = test_limits();
+	unsigned char key[AUTH_GUARD_KEY_BYTES];
+	struct auth_guard *g1, *g2, *alone;
+	struct reported r1 = { 0 }, r2 = { 0 }, ra = { 0 };
+	struct auth_guard_count learnt;
+	struct answer a;
+	const char *p1 = "192.0.2.20";
+	int i, n;
+
+	memset(key, 7, sizeof(key));
+	g1 = auth_guard_new(base, &l);
+	g2 = auth_guard_new(base, &l);
+	alone = auth_guard_new(base, &l);
+	ok(g1 && g2 && alone, "shared: three guards");
+	auth_guard_share_key(g1, key);
+	auth_guard_share_key(g2, key);
+	auth_guard_on_count(g1, count_cb, &r1);
+	auth_guard_on_count(g2, count_cb, &r2);
+	auth_guard_on_count(alone, count_cb, &ra);
+
+	for (i = 0; i < 5; i++)
+		check_now(g1, "Bob", p1, CHEAP_HASH, "guess", &a);
+	is_int(r1.n, 10, "each failure reported, for account and address");
+	is_int(r1.account.failures, 5, "... with the count now");
+	is_int(auth_guard_wait(g1, "bob", p1), 0, "five failures: no wait");
+
+	/* The same names on both nodes, another under a key of its own. */
+	check_now(g2, "BOB", p1, CHEAP_HASH, "guess", &a);
+	ok(memcmp(r1.account.name, r2.account.name,
+	    AUTH_GUARD_NAME_BYTES) == 0 && memcmp(r1.peer.name,
+	    r2.peer.name, AUTH_GUARD_NAME_BYTES) == 0,
+	    "guards sharing the key name an account and an address alike");
+	check_now(alone, "bob", p1, CHEAP_HASH, "guess", &a);
+	ok(memcmp(r1.account.name, ra.account.name,
+	    AUTH_GUARD_NAME_BYTES) != 0, "a guard's own key names it apart");
+	is_int(auth_guard_wait(g2, "bob", p1), 0, "g2 alone: one failure");
+
+	/* The sixth failure, counted over both, throttles at once. */
+	n = r2.n;
+	learnt = r1.account;
+	learnt.failures = 6;
+	auth_guard_learn(g2, &learnt);
+	is_int(auth_guard_wait(g2, "bob", NULL), 1000,
+	    "a count of 6 learnt: a wait of 1 s at once");
+	is_int(auth_guard_wait(g2, "bob", "192.0.2.99"), 1000,
+	    "... for the account from any address");
+	is_int(check_now(g2, "bob", "192.0.2.99", CHEAP_HASH, "right", &a),
+	    PS_EBUSY, "... and a check meanwhile is refused");
+	is_int(r2.n, n, "a learnt count is not reported back");
+	learnt.failures = 3;
+	auth_guard_learn(g2, &learnt);
+	is_int(auth_guard_wait(g2, "bob", NULL), 1000,
+	    "a smaller count learnt changes nothing");
+
+	learnt = r1.peer;
+	auth_guard_learn(g2, &learnt);
+	is_int(auth_guard_wait(g2, NULL, p1), 0,
+	    "the address's 5 learnt (more than its 1): no wait yet");
+	check_now(g2, "carol", p1, CHEAP_HASH, "guess", &a);
+	is_int(auth_guard_wait(g2, NULL, p1), 1000,
+	    "then one more failure here: the address waits");
+	is_int(r2.peer.failures, 6, "... and reports 6, not 2");
+
+	/* Expiry: a learnt count is forgotten as a local one. */
+	fake_now += l.forget_after_ms - 1;
+	is_int(auth_guard_wait(g2, "bob", NULL), 0, "the wait is over");
+	learnt = r1.account;
+	learnt.failures = 9;
+	auth_guard_learn(g2, &learnt);
+	ok(auth_guard_wait(g2, "bob", NULL) > 0, "9 learnt: a wait again");
+	fake_now += l.forget_after_ms;
+	is_int(auth_guard_wait(g2, "bob", NULL), 0,
+	    "forget_after_ms later the learnt count is forgotten");
+	check_now(g2, "bob", NULL, CHEAP_HASH, "guess", &a);
+	is_int(r2.account.failures, 1, "... and counting starts again at 1");
+
+	/* A success clears the count here and is reported, then elsewhere. */
+	learnt = r1.account;
+	learnt.failures = 7;
+	auth_guard_learn(g1, &learnt);
+	fake_now += l.account_cap_ms;
+	n = r1.n;
+	is_int(check_now(g1, "bob", "192.0.2.30", CHEAP_HASH, "right", &a),
+	    PS_OK, "g1: a right password");
+	is_int(r1.n, n + 1, "the success is reported once (the account)");
+	is_int(r1.account.failures, 0, "... as a cleared count");
+	auth_guard_learn(g2, &learnt);
+	ok(auth_guard_wait(g2, "bob", NULL) > 0, "g2 had learnt 7");
+	auth_guard_learn(g2, &r1.account);
+	is_int(auth_guard_wait(g2, "bob", NULL), 0,
+	    "the clear learnt: no wait on g2 either");
+	n = r1.n;
+	check_now(g1, "bob", "192.0.2.30", CHEAP_HASH, "right", &a);
+	is_int(r1.n, n, "a success with no count to clear reports nothing");
+
+	auth_guard_free(g1);
+	auth_guard_free(g2);
+	auth_guard_free(alone);
+}
+
 int
 main(void)
 {
@@ -663,6 +787,7 @@ main(void)
 	test_limits_refused();
 	test_answers(hash1, hash2);
 	test_throttle();
+	test_shared();
 	test_verdict();
 	test_queue();
 	test_joined(hash1);

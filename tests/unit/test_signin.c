@@ -7,7 +7,8 @@
  * against a real store through its lanes and a real guard: the outcomes,
  * a form's session stored, unknown accounts costing the same Argon2id,
  * throttled sign-ins refused before any work, and a client that left
- * costing none.
+ * costing none; and a single sign-on proxy's account (auth/sso.h) signed
+ * in with a lookup only, with a session or without.
  */
 #include <event2/event.h>
 #include <ftw.h>
@@ -404,6 +405,64 @@ test_flow(struct store *st, struct flow *f)
 	q.left = false;
 }
 
+/* A single sign-on proxy's account: looked up, no password, no guard. */
+static enum auth_signin_outcome
+sign_in_sso(struct flow *f, struct req *q, bool session, const char *name)
+{
+	memset(&q->si, 0, sizeof(q->si));
+	q->answered = false;
+	starting = true;
+	auth_signin_sso_start(&q->si, &role_ops, q, f->pool, "r2",
+	    "10.0.0.9", session, xstrdup(name));
+	starting = false;
+	if (!await(q))
+		return (enum auth_signin_outcome)-1;
+	return q->out;
+}
+
+static void
+test_flow_sso(struct store *st, struct flow *f)
+{
+	struct store_mailbox_session ss;
+	struct req q = { 0 };
+	char key[65];
+	uint64_t v = verified(f->guard);
+	int n = lookups;
+
+	is_int(sign_in_sso(f, &q, false, "test1@contoso.com"),
+	    AUTH_SIGNIN_OK, "sso: a proxy's account signs in");
+	ok(!q.early && strcmp(q.email, "test1@contoso.com") == 0 &&
+	    q.cookie[0] == '\0', "sso: on the loop, looked up, no session");
+	ok(lookups == n + 1 && verified(f->guard) == v,
+	    "sso: ... read on the lane once, no password checked");
+	is_int(sign_in_sso(f, &q, false, "nopw@contoso.com"), AUTH_SIGNIN_OK,
+	    "sso: an account without a password signs in too");
+	is_int(sign_in_sso(f, &q, false, "ghost@contoso.com"),
+	    AUTH_SIGNIN_UNKNOWN, "sso: an unknown account");
+	is_str(q.why, "no such account", "sso: ... saying so");
+	ok(verified(f->guard) == v, "sso: ... and no password work either");
+
+	is_int(sign_in_sso(f, &q, true, "test1@contoso.com"), AUTH_SIGNIN_OK,
+	    "sso with a session: signed in");
+	auth_session_key(q.cookie, key);
+	ok(strlen(q.cookie) == AUTH_TOKEN_HEX &&
+	    store_mailbox_session_get(st, key, &ss) == PS_OK &&
+	    strcmp(ss.email, "test1@contoso.com") == 0 &&
+	    strlen(ss.csrf) == AUTH_TOKEN_HEX,
+	    "sso with a session: ... the session stored, with its token");
+	ok(store_mailbox_add(st, "leaves@contoso.com", "", NULL) == PS_OK,
+	    "sso: a mailbox that will go");
+	q.remove = true;
+	is_int(sign_in_sso(f, &q, true, "leaves@contoso.com"),
+	    AUTH_SIGNIN_UNKNOWN, "sso: a mailbox removed before its session "
+	    "was stored: unknown, no session");
+	q.remove = false;
+	q.left = true;
+	is_int(sign_in_sso(f, &q, true, "test1@contoso.com"),
+	    AUTH_SIGNIN_GONE, "sso: the client left");
+	q.left = false;
+}
+
 static void
 test_flow_throttled(struct flow *f)
 {
@@ -464,6 +523,7 @@ main(void)
 	    "its lanes");
 	ok((f.guard = guard_new(5, 64)) != NULL, "a guard");
 	test_flow(st, &f);
+	test_flow_sso(st, &f);
 	auth_guard_free(f.guard);
 	ok((f.guard = guard_new(1, 64)) != NULL, "a guard with one free "
 	    "failure");

@@ -41,6 +41,12 @@
 #include "store/store.h"
 #include "t.h"
 
+/* Each role's schema: its number of migration steps (store_*.c). */
+#define MASTER_SCHEMA		7
+#define MASTER_SCHEMA_TEXT	"7"
+#define PORTAL_SCHEMA		8
+#define PORTAL_SCHEMA_TEXT	"8"
+
 static char *dir;	/* the temporary directory, removed at the end */
 
 static const char *pg_uri;	/* PHOTOSYNC_TEST_PG_URI, or NULL */
@@ -236,6 +242,7 @@ static const char *const kind_names[] = {
 	[STORE_CHANGE_THUMB] = "thumb",
 	[STORE_CHANGE_SYNC] = "sync",
 	[STORE_CHANGE_SESSION] = "session",
+	[STORE_CHANGE_SIGNIN_COUNT] = "signin_count",
 };
 
 #define MAX_ROWS 32
@@ -985,17 +992,20 @@ test_migrations(void)
 	ok(store_feed_head(st, &head) == PS_OK && head == 0,
 	    "master: migrated from empty, the feed is empty");
 	store_close(st);
-	is_int(schema_version(master), 5, "master: schema version 5");
+	is_int(schema_version(master), MASTER_SCHEMA, "master: schema version "
+	    MASTER_SCHEMA_TEXT);
 	st = open_or_die(portal, STORE_PORTAL);
 	ok(store_feed_head(st, &head) == PS_OK && head == 0,
 	    "portal: migrated from empty, the feed is empty");
 	store_close(st);
-	is_int(schema_version(portal), 5, "portal: schema version 5");
+	is_int(schema_version(portal), PORTAL_SCHEMA, "portal: schema version "
+	    PORTAL_SCHEMA_TEXT);
 	st = NULL;
 	ok(store_open(portal, STORE_PORTAL, false, &st) == PS_OK,
 	    "a current store opens again");
 	store_close(st);
-	is_int(schema_version(portal), 5, "and stays at its version");
+	is_int(schema_version(portal), PORTAL_SCHEMA,
+	    "and stays at its version");
 
 	fd = open(portal, O_WRONLY);
 	ok(fd >= 0 && pwrite(fd, v99, 4, 60) == 4, "version set to 99");
@@ -1005,7 +1015,8 @@ test_migrations(void)
 	is_int(store_open(portal, STORE_PORTAL, false, &st), PS_ESTORE,
 	    "a store newer than this program is refused");
 	ok(st == NULL && strstr(ps_errmsg(), "schema version 99, newer than "
-	    "this photosync knows (5)") && strstr(ps_errmsg(), portal),
+	    "this photosync knows (" PORTAL_SCHEMA_TEXT ")") &&
+	    strstr(ps_errmsg(), portal),
 	    "with a clear error naming the file and both versions");
 	is_int(schema_version(portal), 99, "and is left as it was");
 	is_int(store_open(missing, STORE_MASTER, false, &st), PS_ENOTFOUND,
@@ -1092,7 +1103,8 @@ test_migrate_master_1(void)
 	is_int(store_outbox_pending(st), 1,
 	    "master 1: and queued a notice to the old partner (outbox)");
 	store_close(st);
-	is_int(schema_version(path), 5, "master 1: now at version 5");
+	is_int(schema_version(path), MASTER_SCHEMA, "master 1: now at version "
+	    MASTER_SCHEMA_TEXT);
 	is_int(application_id(path), 0x50534d31, "master 1: now marked as a "
 	    "master's store");
 	free(path);
@@ -1170,7 +1182,8 @@ test_migrate_portal_1(void)
 	ok(store_feed_head(st, &head2) == PS_OK && head2 > head,
 	    "portal 1: the change wrote the feed (its triggers work)");
 	store_close(st);
-	is_int(schema_version(path), 5, "portal 1: now at version 5");
+	is_int(schema_version(path), PORTAL_SCHEMA, "portal 1: now at version "
+	    PORTAL_SCHEMA_TEXT);
 	is_int(application_id(path), 0x50535031, "portal 1: now marked as a "
 	    "portal's store");
 	free(path);
@@ -1772,13 +1785,13 @@ test_errors_open(void)
 	st = NULL;
 	ok(store_open(portal, STORE_MASTER, false, &st) != PS_OK && st == NULL,
 	    "open: a portal's store as the master's is refused");
-	is_int(schema_version(portal), 5, "and is left as it was");
+	is_int(schema_version(portal), PORTAL_SCHEMA, "and is left as it was");
 	st = open_or_die(master, STORE_MASTER);
 	store_close(st);
 	st = NULL;
 	ok(store_open(master, STORE_PORTAL, false, &st) != PS_OK && st == NULL,
 	    "open: a master's store as the portal's is refused");
-	is_int(schema_version(master), 5, "and is left as it was");
+	is_int(schema_version(master), MASTER_SCHEMA, "and is left as it was");
 	free(junk);
 	free(nodir);
 	free(master);
@@ -2228,6 +2241,68 @@ test_leases(void)
 	}
 }
 
+/* ---- sign-in failure counts ---- */
+
+/*
+ * The counts nodes share, on both roles' stores through two connections
+ * (two nodes): one key for all; failures added up over both, forgotten
+ * after `forget_before`, cleared, pruned; changes write the feed, pruning
+ * does not. Times are the test's own.
+ */
+static void
+test_signin_counts(void)
+{
+	static const enum store_role roles[2] = { STORE_MASTER, STORE_PORTAL };
+	unsigned char ka[STORE_SIGNIN_KEY_BYTES], kb[STORE_SIGNIN_KEY_BYTES];
+	static const unsigned char zero[STORE_SIGNIN_KEY_BYTES];
+	char *addr;
+	struct store *a, *b;
+	int64_t head = 0, after = 0, total = 0, n = -1, last = -1;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		addr = store_addr(i == 0 ? "signin-master.db" :
+		    "signin-portal.db");
+		a = open_or_die(addr, roles[i]);
+		b = open_or_die(addr, roles[i]);
+		ok(store_signin_key(a, ka) == PS_OK &&
+		    store_signin_key(b, kb) == PS_OK && memcmp(ka, kb,
+		    sizeof(ka)) == 0 && memcmp(ka, zero, sizeof(ka)) != 0,
+		    "one sign-in key, made on first use, for both nodes");
+		store_feed_head(a, &head);
+		ok(store_signin_add(a, "a:x", 3, 1000, 100, &total) == PS_OK &&
+		    total == 3, "3 failures counted");
+		ok(store_signin_add(b, "a:x", 2, 1001, 101, &total) == PS_OK &&
+		    total == 5, "2 more from another node: 5 in all");
+		ok(store_feed_head(a, &after) == PS_OK && after > head,
+		    "a count changed writes the feed");
+		ok(store_signin_get(a, "a:x", &n, &last) == PS_OK && n == 5 &&
+		    last == 1001, "read back: 5, the last at 1001");
+		is_int(store_signin_get(a, "p:y", &n, &last), PS_ENOTFOUND,
+		    "none for another name");
+		ok(store_signin_add(a, "a:x", 1, 2000, 1001, &total) ==
+		    PS_OK && total == 1, "after the quiet, counting restarts");
+		ok(store_signin_clear(b, "a:x", 2001) == PS_OK &&
+		    store_signin_get(a, "a:x", &n, &last) == PS_OK && n == 0 &&
+		    last == 2001,
+		    "cleared: 0 failures");
+		ok(store_signin_add(a, "a:x", 2, 2002, 1002, &total) ==
+		    PS_OK && total == 2, "counted again from 0");
+		ok(store_signin_add(a, "p:y", 4, 1500, 500, &total) == PS_OK &&
+		    total == 4, "another count");
+		store_feed_head(a, &head);
+		ok(store_signin_prune(b, 1500) == PS_OK &&
+		    store_signin_get(a, "p:y", &n, &last) == PS_ENOTFOUND &&
+		    store_signin_get(a, "a:x", &n, &last) == PS_OK && n == 2,
+		    "pruned: the old count goes, the new stays");
+		ok(store_feed_head(a, &after) == PS_OK && after == head,
+		    "pruning writes no feed rows");
+		store_close(a);
+		store_close(b);
+		free(addr);
+	}
+}
+
 /* Collects the ids of claimed notices. */
 static ps_err
 claimed_id(void *arg, const struct store_outbox *o)
@@ -2302,6 +2377,7 @@ test_shared(const char *backend)
 	test_errors_portal();
 	test_lists();
 	test_leases();
+	test_signin_counts();
 	test_outbox_claim();
 }
 
@@ -2336,7 +2412,8 @@ test_pg_refusals(void)
 	int64_t head = -1;
 
 	store_close(open_or_die(master, STORE_MASTER));
-	is_int(pg_int(master, "SELECT version FROM photosync_store"), 5,
+	is_int(pg_int(master, "SELECT version FROM photosync_store"),
+	    MASTER_SCHEMA,
 	    "a new database gets every migration");
 	is_int(store_open(master, STORE_PORTAL, true, &st), PS_ESTORE,
 	    "a master's store is no portal's");
@@ -2350,7 +2427,8 @@ test_pg_refusals(void)
 	    "and says so");
 	is_int(pg_int(master, "SELECT version FROM photosync_store"), 99,
 	    "and left as it was");
-	ok(pg_run(master, "UPDATE photosync_store SET version = 5"),
+	ok(pg_run(master, "UPDATE photosync_store SET version = "
+	    MASTER_SCHEMA_TEXT),
 	    "(put back)");
 	st = open_or_die(master, STORE_MASTER);
 	ok(store_feed_head(st, &head) == PS_OK && head == 0,

@@ -46,6 +46,7 @@ static struct {
 	char		 rcid[16];	/* return-client-request-id */
 	char		 xtest[32];		/* X-Test */
 	char		 ua[64];
+	bool		 echo_get;		/* /echo asked with GET */
 	int		 n_requests;
 } srv;
 
@@ -77,6 +78,7 @@ handler(struct http_req *r, void *arg)
 		    sizeof(srv.rcid));
 		copy_header(r, "X-Test", srv.xtest, sizeof(srv.xtest));
 		copy_header(r, "User-Agent", srv.ua, sizeof(srv.ua));
+		srv.echo_get = http_req_method(r) == HTTP_GET;
 		body = http_req_body(r, &len);
 		http_reply(r, 200, "application/octet-stream", body, len);
 	} else if (strcmp(path, "/notmodified") == 0) {
@@ -454,6 +456,13 @@ test_post(void)
 	rq.url = u;
 	ok(fetch(&rq, &r) == PS_OK && r.rc == PS_OK && r.status == 200 &&
 	    r.body_len == 0, "empty POST");
+	ok(!srv.echo_get && srv.xtest[0] == '\0', "it is a POST, without the "
+	    "first one's headers (the handle is reused, reset)");
+	/* A GET on the handle the POSTs used: nothing of them stays. */
+	rq.method = "GET";
+	ok(fetch(&rq, &r) == PS_OK && r.rc == PS_OK && r.status == 200 &&
+	    r.body_len == 0 && srv.echo_get && srv.xtest[0] == '\0',
+	    "a GET after the POSTs: a GET, without a body or their headers");
 	result_clear(&r);
 	free(body);
 	free(u);
