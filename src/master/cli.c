@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 #include "auth/sso.h"
@@ -18,6 +19,7 @@
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "diagnose.h"
+#include "directory.h"
 #include "exchange/ews.h"
 #include "http/server.h"
 #include "image/image.h"
@@ -61,6 +63,20 @@ static const struct help_entry commands[] = {
 	{ "mailbox", "remove", "--dir D ADDRESS", NULL, NULL },
 	{ "mailbox", "list", "--dir D", NULL, NULL },
 	{ "mailbox", "passwd", "--dir D ADDRESS --password-file F", NULL,
+	  NULL },
+	{ "mailbox", "sync", "--dir D --ldap URL --base DN [--filter F]\n"
+	  "       [--bind-dn DN --password-file F] [--starttls] "
+	  "[--ca-file F]\n"
+	  "       [--attributes ad|openldap] [--dry-run]",
+	  "      add, update, re-address, disable and restore the mailboxes "
+	  "of the\n"
+	  "      directory's people (keyed by objectGUID or entryUUID, so a "
+	  "changed\n"
+	  "      address keeps its photo): the address from mail, the name "
+	  "from\n"
+	  "      displayName (ad, the default) or cn (openldap); mailboxes "
+	  "added by\n"
+	  "      hand are left alone; --dry-run: say what would change\n",
 	  NULL },
 	{ "photo", "set", "--dir D ADDRESS --file F     (JPEG, PNG, WebP, "
 	  "HEIF, GIF)", NULL, NULL },
@@ -119,7 +135,8 @@ struct opts {
 	const char	*metrics_allow, *partner, *max_connections;
 	const char	*listen_port, *sso_header, *sso_proxy;
 	const char	*body_memory, *store, *store_password_file, *to;
-	bool		 help;
+	const char	*ldap, *base, *filter, *bind_dn, *attributes;
+	bool		 help, starttls, dry_run;
 	const char	*args[4];
 	int		 nargs;
 };
@@ -170,6 +187,13 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "to", required_argument, NULL, 'T' },
 		{ "sso-header", required_argument, NULL, 'O' },
 		{ "sso-proxy", required_argument, NULL, 'X' },
+		{ "ldap", required_argument, NULL, 256 },
+		{ "base", required_argument, NULL, 257 },
+		{ "filter", required_argument, NULL, 258 },
+		{ "bind-dn", required_argument, NULL, 259 },
+		{ "starttls", no_argument, NULL, 260 },
+		{ "attributes", required_argument, NULL, 261 },
+		{ "dry-run", no_argument, NULL, 262 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -209,6 +233,13 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'T': o->to = optarg; break;
 		case 'O': o->sso_header = optarg; break;
 		case 'X': o->sso_proxy = optarg; break;
+		case 256: o->ldap = optarg; break;
+		case 257: o->base = optarg; break;
+		case 258: o->filter = optarg; break;
+		case 259: o->bind_dn = optarg; break;
+		case 260: o->starttls = true; break;
+		case 261: o->attributes = optarg; break;
+		case 262: o->dry_run = true; break;
 		case 'h': o->help = true; break;
 		default: return -1;
 		}
@@ -344,6 +375,49 @@ print_mailbox(void *arg, const struct store_mailbox *m)
 	return PS_OK;
 }
 
+/* The directory options of `o`, as the sync and `directory set` take. */
+static void
+dir_options_of(const struct opts *o, struct dir_options *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->ldap = o->ldap;
+	d->base = o->base;
+	d->filter = o->filter;
+	d->bind_dn = o->bind_dn;
+	d->password_file = o->password_file;
+	d->ca_file = o->ca_file;
+	d->attributes = o->attributes;
+	d->starttls = o->starttls;
+}
+
+static int
+mailbox_sync(struct master_state *ms, const struct opts *o)
+{
+	struct dir_options d;
+	struct dir_config cfg;
+	struct dir_sync_ops ops;
+	struct dir_sync_run run = { 0 };
+	struct dir_sync_counts c;
+	char *password = NULL, text[256];
+	ps_err rc;
+
+	dir_options_of(o, &d);
+	if (dir_options_check(&d, &cfg, &password) != PS_OK)
+		return fail("mailbox sync");
+	master_directory_ops(&ops);
+	run.dry_run = o->dry_run;
+	run.progress = isatty(STDERR_FILENO) ? stderr : NULL;
+	rc = dir_sync(&cfg, ms->store, &ops, &run, &c);
+	if (password)
+		xfree_secret(password, strlen(password));
+	if (rc != PS_OK)
+		return fail("mailbox sync");
+	dir_sync_counts_text(&c, text, sizeof(text));
+	printf("%s mailboxes from %s: %s\n", o->dry_run ? "would sync (dry "
+	    "run, nothing written)" : "synced", cfg.uri, text);
+	return 0;
+}
+
 static int
 cmd_mailbox(struct master_state *ms, struct opts *o, const char *verb)
 {
@@ -356,6 +430,9 @@ cmd_mailbox(struct master_state *ms, struct opts *o, const char *verb)
 			return fail("mailbox list");
 		return 0;
 	}
+	if (strcmp(verb, "sync") == 0)
+		return email ? usage_error("mailbox sync takes no ADDRESS") :
+		    mailbox_sync(ms, o);
 	if (email == NULL)
 		return usage_error("mailbox needs an ADDRESS");
 	if (!email_valid(email)) {
@@ -385,7 +462,7 @@ cmd_mailbox(struct master_state *ms, struct opts *o, const char *verb)
 		printf("changed the password of %s\n", email);
 	} else {
 		ret = usage_error("mailbox commands: add, remove, list, "
-		    "passwd");
+		    "passwd, sync");
 		goto out;
 	}
 	ret = 0;

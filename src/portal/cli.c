@@ -22,6 +22,7 @@
 #include "common/url.h"
 #include "common/xalloc.h"
 #include "diagnose.h"
+#include "directory.h"
 #include "http/server.h"
 #include "portal.h"
 #include "portal_int.h"
@@ -83,6 +84,22 @@ static const struct help_entry commands[] = {
 	{ "user", "passwd", "--dir D ACCOUNT --password-file F", NULL, NULL },
 	{ "user", "show", "--dir D ACCOUNT [--url U]    sync state and photo "
 	  "source", NULL, NULL },
+	{ "user", "sync", "--dir D --ldap URL --base DN [--filter F]\n"
+	  "       [--bind-dn DN --password-file F] [--starttls] "
+	  "[--ca-file F]\n"
+	  "       [--attributes ad|openldap] [--domain D] [--dry-run]",
+	  "      add, update, rename, disable and restore the users the "
+	  "directory\n"
+	  "      has (keyed by objectGUID or entryUUID, so a renamed account "
+	  "keeps\n"
+	  "      its photo); accounts are DOMAIN\\login, DOMAIN from --domain "
+	  "or\n"
+	  "      the base's first dc=; --attributes: ad (default: "
+	  "sAMAccountName,\n"
+	  "      mail, displayName) or openldap (uid, mail, cn); users added "
+	  "by\n"
+	  "      hand are left alone; --dry-run: say what would change\n",
+	  NULL },
 	{ "refresh", NULL, "--dir D (--user ACCOUNT... | --all) [--force]\n"
 	  "       [--concurrency N] [--url U]",
 	  "      fetch photos for users who never visited (windows respected\n"
@@ -145,7 +162,8 @@ struct opts {
 	const char	*allow_http, *background, *notifications, *avatar_access;
 	const char	*avatar_defaults, *owner_wait, *sso_header, *sso_proxy;
 	const char	*store, *store_password_file, *to;
-	bool		 ca_file_set, all, force, help;
+	const char	*ldap, *base, *filter, *bind_dn, *attributes, *domain;
+	bool		 ca_file_set, all, force, help, starttls, dry_run;
 	int		 concurrency;
 	const char	*users[64];
 	size_t		 n_users;
@@ -177,7 +195,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 	    O_ERREXP, O_AD, O_TRIGGER, O_SIZES, O_HTTP, O_USER, O_ALL, O_FORCE,
 	    O_CONC, O_METRICS, O_MAXCONN, O_BODYMEM, O_BG, O_NOTIF, O_AVACC,
 	    O_AVDEF, O_OWNERWAIT, O_STORE, O_STOREPW, O_TO, O_LISTENPORT,
-	    O_SSOHEADER, O_SSOPROXY };
+	    O_SSOHEADER, O_SSOPROXY, O_LDAP, O_BASE, O_FILTER, O_BINDDN,
+	    O_STARTTLS, O_ATTRS, O_DOMAIN, O_DRYRUN };
 	static const struct option longopts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "url", required_argument, NULL, O_URL },
@@ -216,6 +235,14 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "store", required_argument, NULL, O_STORE },
 		{ "store-password-file", required_argument, NULL, O_STOREPW },
 		{ "to", required_argument, NULL, O_TO },
+		{ "ldap", required_argument, NULL, O_LDAP },
+		{ "base", required_argument, NULL, O_BASE },
+		{ "filter", required_argument, NULL, O_FILTER },
+		{ "bind-dn", required_argument, NULL, O_BINDDN },
+		{ "starttls", no_argument, NULL, O_STARTTLS },
+		{ "attributes", required_argument, NULL, O_ATTRS },
+		{ "domain", required_argument, NULL, O_DOMAIN },
+		{ "dry-run", no_argument, NULL, O_DRYRUN },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -264,6 +291,14 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case O_STORE: o->store = optarg; break;
 		case O_STOREPW: o->store_password_file = optarg; break;
 		case O_TO: o->to = optarg; break;
+		case O_LDAP: o->ldap = optarg; break;
+		case O_BASE: o->base = optarg; break;
+		case O_FILTER: o->filter = optarg; break;
+		case O_BINDDN: o->bind_dn = optarg; break;
+		case O_STARTTLS: o->starttls = true; break;
+		case O_ATTRS: o->attributes = optarg; break;
+		case O_DOMAIN: o->domain = optarg; break;
+		case O_DRYRUN: o->dry_run = true; break;
 		case O_FORCE: o->force = true; break;
 		case O_CONC:
 			o->concurrency = atoi(optarg);
@@ -828,6 +863,51 @@ user_show(struct portal_state *ps, const char *account, const char *url)
 	return 0;
 }
 
+/* The directory options of `o`, as the sync and `directory set` take. */
+static void
+dir_options_of(const struct opts *o, struct dir_options *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->ldap = o->ldap;
+	d->base = o->base;
+	d->filter = o->filter;
+	d->bind_dn = o->bind_dn;
+	d->password_file = o->password_file;
+	d->ca_file = o->ca_file;
+	d->attributes = o->attributes;
+	d->starttls = o->starttls;
+}
+
+static int
+user_sync(struct portal_state *ps, const struct opts *o)
+{
+	struct portal_directory pd;
+	struct dir_options d;
+	struct dir_config cfg;
+	struct dir_sync_ops ops;
+	struct dir_sync_run run = { 0 };
+	struct dir_sync_counts c;
+	char *password = NULL, text[256];
+	ps_err rc;
+
+	dir_options_of(o, &d);
+	if (dir_options_check(&d, &cfg, &password) != PS_OK ||
+	    portal_directory_init(&pd, o->domain, o->base) != PS_OK)
+		return fail("user sync");
+	portal_directory_ops(&pd, &ops);
+	run.dry_run = o->dry_run;
+	run.progress = isatty(STDERR_FILENO) ? stderr : NULL;
+	rc = dir_sync(&cfg, ps->store, &ops, &run, &c);
+	if (password)
+		xfree_secret(password, strlen(password));
+	if (rc != PS_OK)
+		return fail("user sync");
+	dir_sync_counts_text(&c, text, sizeof(text));
+	printf("%s users from %s: %s\n", o->dry_run ? "would sync (dry run, "
+	    "nothing written)" : "synced", cfg.uri, text);
+	return 0;
+}
+
 static int
 cmd_user(struct portal_state *ps, struct opts *o, const char *verb)
 {
@@ -841,6 +921,9 @@ cmd_user(struct portal_state *ps, struct opts *o, const char *verb)
 	if (strcmp(verb, "list") == 0)
 		return store_user_each(ps->store, print_user, NULL) == PS_OK ?
 		    0 : fail(NULL);
+	if (strcmp(verb, "sync") == 0)
+		return arg ? usage_error("user sync takes no ACCOUNT") :
+		    user_sync(ps, o);
 	if (arg == NULL)
 		return usage_error("user needs an ACCOUNT (DOMAIN\\user)");
 	if (account_parse(arg, account, &is_email) != PS_OK)
@@ -896,7 +979,7 @@ cmd_user(struct portal_state *ps, struct opts *o, const char *verb)
 		printf("changed the password of %s\n", account);
 	} else {
 		ret = usage_error("user commands: add, remove, list, show, "
-		    "passwd");
+		    "passwd, sync");
 		goto out;
 	}
 	ret = 0;
