@@ -20,6 +20,7 @@
 #include "common/xalloc.h"
 #include "diagnose.h"
 #include "directory.h"
+#include "directory/schedule.h"
 #include "exchange/ews.h"
 #include "http/server.h"
 #include "image/image.h"
@@ -101,6 +102,22 @@ static const struct help_entry commands[] = {
 	  "\n"
 	  "      a running serve takes them at its next start\n", NULL },
 	{ "sso", "show", "--dir D", NULL, NULL },
+	{ "directory", "set", "--dir D [--ldap URL --base DN [--filter F]\n"
+	  "       [--bind-dn DN --password-file F] [--starttls] "
+	  "[--ca-file F]\n"
+	  "       [--attributes ad|openldap]] [--every DURATION|off] "
+	  "[--passwords on|off]",
+	  "      keep the directory's settings (as mailbox sync takes them; "
+	  "the bind\n"
+	  "      password is kept in the store): --every: serve runs the "
+	  "mailbox\n"
+	  "      sync this often, one node of a shared store at a time (at "
+	  "least 1m;\n"
+	  "      default off); --passwords on: the password sign-ins of "
+	  "mailboxes\n"
+	  "      from the directory are checked by a bind as them (default "
+	  "off)\n", NULL },
+	{ "directory", "show", "--dir D", NULL, NULL },
 	{ "store", "migrate", "--dir D --to postgresql://[USER@]HOST[:PORT]/DB "
 	  "\n       [--store-password-file F]",
 	  "      copy the store into that PostgreSQL database (empty, or "
@@ -136,6 +153,7 @@ struct opts {
 	const char	*listen_port, *sso_header, *sso_proxy;
 	const char	*body_memory, *store, *store_password_file, *to;
 	const char	*ldap, *base, *filter, *bind_dn, *attributes;
+	const char	*every, *passwords;
 	bool		 help, starttls, dry_run;
 	const char	*args[4];
 	int		 nargs;
@@ -194,6 +212,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "starttls", no_argument, NULL, 260 },
 		{ "attributes", required_argument, NULL, 261 },
 		{ "dry-run", no_argument, NULL, 262 },
+		{ "every", required_argument, NULL, 263 },
+		{ "passwords", required_argument, NULL, 264 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -240,6 +260,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 260: o->starttls = true; break;
 		case 261: o->attributes = optarg; break;
 		case 262: o->dry_run = true; break;
+		case 263: o->every = optarg; break;
+		case 264: o->passwords = optarg; break;
 		case 'h': o->help = true; break;
 		default: return -1;
 		}
@@ -415,6 +437,34 @@ mailbox_sync(struct master_state *ms, const struct opts *o)
 	dir_sync_counts_text(&c, text, sizeof(text));
 	printf("%s mailboxes from %s: %s\n", o->dry_run ? "would sync (dry "
 	    "run, nothing written)" : "synced", cfg.uri, text);
+	return 0;
+}
+
+static int
+cmd_directory(struct master_state *ms, const struct opts *o,
+    const char *verb)
+{
+	struct dir_settings_change ch = { 0 };
+	struct dir_settings set = { 0 };
+	struct dir_options d;
+
+	if (strcmp(verb, "show") == 0) {
+		if (dir_settings_load(ms->store, &set) != PS_OK)
+			return fail("directory show");
+		dir_settings_print(stdout, &set);
+		dir_settings_cleanup(&set);
+		return 0;
+	}
+	if (strcmp(verb, "set") != 0)
+		return usage_error("directory commands: set, show");
+	dir_options_of(o, &d);
+	ch.dir = &d;
+	ch.every = o->every;
+	ch.passwords = o->passwords;
+	if (dir_settings_change(ms->store, &ch, &set) != PS_OK)
+		return fail("directory set");
+	dir_settings_print(stdout, &set);
+	dir_settings_cleanup(&set);
 	return 0;
 }
 
@@ -720,7 +770,7 @@ master_main(int argc, char **argv)
 	if (strcmp(cmd, "mailbox") && strcmp(cmd, "photo") &&
 	    strcmp(cmd, "partner") && strcmp(cmd, "serve") &&
 	    strcmp(cmd, "diagnose") && strcmp(cmd, "store") &&
-	    strcmp(cmd, "sso"))
+	    strcmp(cmd, "sso") && strcmp(cmd, "directory"))
 		return usage_error("unknown command");
 	/* Admin commands speak on stdout/stderr; events only for serve. */
 	if (strcmp(cmd, "serve") != 0 && !log_enabled(LOG_DEBUG))
@@ -757,6 +807,8 @@ master_main(int argc, char **argv)
 		ret = cmd_store(&ms, &o, verb);
 	else if (strcmp(cmd, "sso") == 0)
 		ret = cmd_sso(&ms, &o, verb);
+	else if (strcmp(cmd, "directory") == 0)
+		ret = cmd_directory(&ms, &o, verb);
 	else if (strcmp(cmd, "diagnose") == 0)
 		ret = master_diagnose_run(&ms, store_what, o.partner ?
 		    o.partner : o.nargs > 1 ? o.args[1] : NULL, o.ca_file);

@@ -82,3 +82,13 @@ master_directory_ops(struct dir_sync_ops *ops)
 	ops->load = mailbox_load;
 	ops->put = mailbox_put;
 }
+
+ps_err
+master_directory_ops_for(void *arg, const struct dir_settings *s,
+    struct dir_sync_ops *ops)
+{
+	(void)arg;
+	(void)s;
+	master_directory_ops(ops);
+	return PS_OK;
+}

@@ -13,4 +13,10 @@
 /* The sync's operations on the master's mailboxes. */
 void	master_directory_ops(struct dir_sync_ops *ops);
 
+struct dir_settings;
+
+/* For the schedule (directory/schedule.h); `arg` is not used. */
+ps_err	master_directory_ops_for(void *arg, const struct dir_settings *s,
+	    struct dir_sync_ops *ops);
+
 #endif

@@ -106,6 +106,8 @@ struct master_partners {
 
 struct auth_sso;
 
+struct dir_schedule;
+
 struct master_srv {
 	struct master_state	*ms;
 	struct event_base	*base;
@@ -125,6 +127,7 @@ struct master_srv {
 	struct notifier		*notifier;
 	struct metrics_acl	*metrics_acl;
 	struct auth_sso		*sso;		/* NULL: no proxy's sign-in */
+	struct dir_schedule	*directory;	/* the directory sync's */
 	char			*base_url;	/* https://host[:port] */
 	int			 port;		/* bound */
 	/* In URLs and token audiences: a load balancer's, or the bound. */

@@ -47,6 +47,8 @@
 #include "common/str.h"
 #include "common/url.h"
 #include "common/xalloc.h"
+#include "directory.h"
+#include "directory/schedule.h"
 #include "exchange/autodiscover.h"
 #include "exchange/ews.h"
 #include "http/server.h"
@@ -1301,6 +1303,11 @@ master_serve(struct master_state *ms, const char *listen_host,
 		rc = PS_ECRYPTO;
 		goto out;
 	}
+	if ((s.directory = dir_schedule_start(s.base, db, STORE_MASTER,
+	    "mailboxes", master_directory_ops_for, NULL)) == NULL) {
+		rc = PS_EIO;
+		goto out;
+	}
 	if (port_file) {
 		char portbuf[16];
 
@@ -1320,6 +1327,7 @@ master_serve(struct master_state *ms, const char *listen_host,
 	rc = PS_OK;
 out:
 	http_signals_free(sigs);
+	dir_schedule_stop(s.directory);
 	/*
 	 * Stopping: uploads being rendered finish, then the notifier stops;
 	 * the follower's waiting requests go on; the store's lanes run what

@@ -23,6 +23,7 @@
 #include "common/xalloc.h"
 #include "diagnose.h"
 #include "directory.h"
+#include "directory/schedule.h"
 #include "http/server.h"
 #include "portal.h"
 #include "portal_int.h"
@@ -100,6 +101,23 @@ static const struct help_entry commands[] = {
 	  "by\n"
 	  "      hand are left alone; --dry-run: say what would change\n",
 	  NULL },
+	{ "directory", "set", "--dir D [--ldap URL --base DN [--filter F]\n"
+	  "       [--bind-dn DN --password-file F] [--starttls] "
+	  "[--ca-file F]\n"
+	  "       [--attributes ad|openldap]] [--domain D] "
+	  "[--every DURATION|off]\n"
+	  "       [--passwords on|off]",
+	  "      keep the directory's settings (as user sync takes them; "
+	  "the bind\n"
+	  "      password is kept in the store): --every: serve runs the "
+	  "user sync\n"
+	  "      this often, one node of a shared store at a time (at least "
+	  "1m;\n"
+	  "      default off); --passwords on: the password sign-ins of "
+	  "users from\n"
+	  "      the directory are checked by a bind as them (default off)\n",
+	  NULL },
+	{ "directory", "show", "--dir D", NULL, NULL },
 	{ "refresh", NULL, "--dir D (--user ACCOUNT... | --all) [--force]\n"
 	  "       [--concurrency N] [--url U]",
 	  "      fetch photos for users who never visited (windows respected\n"
@@ -163,6 +181,7 @@ struct opts {
 	const char	*avatar_defaults, *owner_wait, *sso_header, *sso_proxy;
 	const char	*store, *store_password_file, *to;
 	const char	*ldap, *base, *filter, *bind_dn, *attributes, *domain;
+	const char	*every, *passwords;
 	bool		 ca_file_set, all, force, help, starttls, dry_run;
 	int		 concurrency;
 	const char	*users[64];
@@ -196,7 +215,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 	    O_CONC, O_METRICS, O_MAXCONN, O_BODYMEM, O_BG, O_NOTIF, O_AVACC,
 	    O_AVDEF, O_OWNERWAIT, O_STORE, O_STOREPW, O_TO, O_LISTENPORT,
 	    O_SSOHEADER, O_SSOPROXY, O_LDAP, O_BASE, O_FILTER, O_BINDDN,
-	    O_STARTTLS, O_ATTRS, O_DOMAIN, O_DRYRUN };
+	    O_STARTTLS, O_ATTRS, O_DOMAIN, O_DRYRUN, O_EVERY, O_PASSWORDS };
 	static const struct option longopts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "url", required_argument, NULL, O_URL },
@@ -243,6 +262,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "attributes", required_argument, NULL, O_ATTRS },
 		{ "domain", required_argument, NULL, O_DOMAIN },
 		{ "dry-run", no_argument, NULL, O_DRYRUN },
+		{ "every", required_argument, NULL, O_EVERY },
+		{ "passwords", required_argument, NULL, O_PASSWORDS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -299,6 +320,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case O_ATTRS: o->attributes = optarg; break;
 		case O_DOMAIN: o->domain = optarg; break;
 		case O_DRYRUN: o->dry_run = true; break;
+		case O_EVERY: o->every = optarg; break;
+		case O_PASSWORDS: o->passwords = optarg; break;
 		case O_FORCE: o->force = true; break;
 		case O_CONC:
 			o->concurrency = atoi(optarg);
@@ -909,6 +932,39 @@ user_sync(struct portal_state *ps, const struct opts *o)
 }
 
 static int
+cmd_directory(struct portal_state *ps, const struct opts *o,
+    const char *verb)
+{
+	struct dir_settings_change ch = { 0 };
+	struct dir_settings set = { 0 };
+	struct portal_directory pd;
+	struct dir_options d;
+
+	if (strcmp(verb, "show") == 0) {
+		if (dir_settings_load(ps->store, &set) != PS_OK)
+			return fail("directory show");
+		dir_settings_print(stdout, &set);
+		dir_settings_cleanup(&set);
+		return 0;
+	}
+	if (strcmp(verb, "set") != 0)
+		return usage_error("directory commands: set, show");
+	dir_options_of(o, &d);
+	ch.dir = &d;
+	ch.every = o->every;
+	ch.passwords = o->passwords;
+	ch.domain = o->domain;
+	if ((o->ldap || o->domain) && portal_directory_init(&pd, o->domain,
+	    o->base) != PS_OK)
+		return fail("directory set");
+	if (dir_settings_change(ps->store, &ch, &set) != PS_OK)
+		return fail("directory set");
+	dir_settings_print(stdout, &set);
+	dir_settings_cleanup(&set);
+	return 0;
+}
+
+static int
 cmd_user(struct portal_state *ps, struct opts *o, const char *verb)
 {
 	const char *arg = o->nargs > 2 ? o->args[2] : NULL;
@@ -1123,7 +1179,7 @@ portal_main(int argc, char **argv)
 	if (strcmp(cmd, "webapp") && strcmp(cmd, "user") &&
 	    strcmp(cmd, "issuer") && strcmp(cmd, "serve") &&
 	    strcmp(cmd, "refresh") && strcmp(cmd, "diagnose") &&
-	    strcmp(cmd, "store"))
+	    strcmp(cmd, "store") && strcmp(cmd, "directory"))
 		return usage_error("unknown command");
 	if (strcmp(cmd, "diagnose") == 0 && o.nargs != 2)
 		return usage_error("diagnose needs one ACCOUNT or EMAIL");
@@ -1181,6 +1237,8 @@ portal_main(int argc, char **argv)
 		ret = cmd_webapp(&ps, &o, verb);
 	else if (strcmp(cmd, "user") == 0)
 		ret = cmd_user(&ps, &o, verb);
+	else if (strcmp(cmd, "directory") == 0)
+		ret = cmd_directory(&ps, &o, verb);
 	else
 		ret = cmd_issuer(&ps, &o, verb);
 	portal_state_close(&ps);

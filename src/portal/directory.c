@@ -10,6 +10,7 @@
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "directory.h"
+#include "directory/schedule.h"
 #include "store/store.h"
 
 ps_err
@@ -141,4 +142,17 @@ portal_directory_ops(struct portal_directory *pd, struct dir_sync_ops *ops)
 	ops->load = user_load;
 	ops->put = user_put;
 	ops->arg = pd;
+}
+
+ps_err
+portal_directory_ops_for(void *arg, const struct dir_settings *s,
+    struct dir_sync_ops *ops)
+{
+	struct portal_directory *pd = arg;
+	ps_err rc;
+
+	if ((rc = portal_directory_init(pd, s->domain, s->base)) != PS_OK)
+		return rc;
+	portal_directory_ops(pd, ops);
+	return PS_OK;
 }

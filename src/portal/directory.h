@@ -29,4 +29,13 @@ ps_err	portal_directory_init(struct portal_directory *pd, const char *domain,
 void	portal_directory_ops(struct portal_directory *pd,
 	    struct dir_sync_ops *ops);
 
+struct dir_settings;
+
+/*
+ * For the schedule (directory/schedule.h): `arg` is a struct
+ * portal_directory that the schedule's thread alone uses.
+ */
+ps_err	portal_directory_ops_for(void *arg, const struct dir_settings *s,
+	    struct dir_sync_ops *ops);
+
 #endif

@@ -32,6 +32,8 @@
 #include "common/log.h"
 #include "common/str.h"
 #include "common/xalloc.h"
+#include "directory.h"
+#include "directory/schedule.h"
 #include "http/server.h"
 #include "image/image.h"
 #include "index.h"
@@ -730,6 +732,12 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 		buf_addf(&ports, "%d\n", srv.apps[i].port);
 		background_start(&srv.apps[i]);
 	}
+	srv.directory_ops = xcalloc(1, sizeof(*srv.directory_ops));
+	if ((srv.directory = dir_schedule_start(srv.base, db, STORE_PORTAL,
+	    "users", portal_directory_ops_for, srv.directory_ops)) == NULL) {
+		rc = PS_EIO;
+		goto out;
+	}
 	if (port_file && (rc = file_write_atomic(port_file, ports.b_data,
 	    ports.b_len, 0600)) != PS_OK)
 		goto out;
@@ -739,6 +747,8 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 	rc = PS_OK;
 out:
 	http_signals_free(sigs);
+	dir_schedule_stop(srv.directory);
+	free(srv.directory_ops);
 	for (i = 0; i < srv.n_apps; i++) {
 		background_stop(&srv.apps[i]);
 		http_server_free(srv.apps[i].http);

@@ -182,6 +182,66 @@ f = p.get("/User%20Photos/Profile%20Pictures/contoso_u00003_LThumb.jpg",
 ok(r.status == 200 and r.body == jpeg and f.status == 200,
    "its photo is served again (%d, library %d)" % (r.status, f.status))
 
+# The schedule: settings refused when wrong, then serve runs the sync.
+SET = ["directory", "set", "--ldap", ad.uri, "--base", ad.base,
+       "--bind-dn", ad.admin_dn, "--password-file", admin_pw]
+for extra, why, needle in (
+        (["--every", "5"], "a bare number", "has no unit"),
+        (["--every", "30s"], "under a minute", "at least 1m"),
+        (["--every", "1m", "--attributes", "x"], "wrong attributes",
+         "--attributes must be"),
+        (["--every", "1m", "--passwords", "maybe"], "passwords neither on "
+         "nor off", "on or off"),
+        (["--every", "1m", "--domain", "a_b"], "a domain with _",
+         "cannot be the accounts' domain")):
+    st, out, err = p.cmd(*(SET + extra), check=False)
+    ok(st == 1 and needle in err, "directory set refuses %s (%s)" % (
+        why, err.strip()))
+st, out, err = p.cmd("directory", "set", "--filter", "(uid=*)",
+                     check=False)
+ok(st == 1 and "give --ldap and --base" in err, "directory options "
+   "without --ldap are refused")
+st, out, err = p.cmd("directory", "set", "--every", "1h", check=False)
+ok(st == 1 and "no directory is set" in err, "a schedule needs a "
+   "directory")
+st, out, err = p.cmd("directory", "show")
+ok("directory       none" in out, "nothing was stored")
+modify(ad, replace(ad, "u00005", "displayName", "Scheduled Five"))
+since = len(p.server.logs())
+st, out, err = p.cmd(*(SET + ["--every", "1h"]))
+ok("every           1h" in out and ad.admin_password not in out,
+   "directory set stores the schedule and shows no password")
+ev = p.server.wait_log(r"ev=directory\.sync records=users added=0 "
+                       r"updated=1 renamed=0 disabled=0 restored=0 "
+                       r"unchanged=%d " % (PEOPLE - 1), since)
+ok(ev is not None, "serve ran the sync on its schedule and logged "
+   "directory.sync with the counts")
+is_eq(store_rows(p.dir, "SELECT name FROM users WHERE account = "
+                 "'contoso\\u00005'"), [("Scheduled Five",)],
+      "the scheduled sync wrote the change")
+metrics = p.get("/metrics").text()
+ok("photosync_directory_sync_last_success 1" in metrics and
+   'photosync_directory_sync_last_records{change="unchanged"} %d' %
+   (PEOPLE - 1) in metrics and
+   "photosync_directory_sync_last_run_timestamp_seconds " in metrics,
+   "/metrics has the last run's time, result and counts")
+
+# Another portal, whose directory refuses the bind: the scheduled sync
+# fails, logs why, and changes nothing.
+q = Portal(name="portal-wrong")
+q.cmd("directory", "set", "--ldap", ad.uri, "--base", ad.base,
+      "--bind-dn", ad.admin_dn, "--password-file", wrong_pw, "--every",
+      "1m")
+q.start()
+ok(q.server.wait_log(r"ev=directory\.sync_failed records=users "
+                     r"error=.*Invalid credentials") is not None,
+   "a scheduled sync the directory refuses logs directory.sync_failed")
+ok("photosync_directory_sync_last_success 0" in q.get("/metrics").text(),
+   "and /metrics says it failed")
+is_eq(store_rows(q.dir, "SELECT count(*) FROM users"), [(0,)],
+      "it changed nothing")
+q.stop()
+
 before = users()
 # A wrong bind password, an entry without an address, an empty answer.
 st, out, err = p.cmd(*(SYNC[:-1] + [wrong_pw]), check=False)
@@ -246,7 +306,15 @@ modify(ol, replace(ol, "u00007", "mail", "seven@contoso.com"),
 st, out, err = msync()
 is_eq(counts(out), want(renamed=1, disabled=1, unchanged=298),
       "a changed address and a deleted entry")
+st, out, err = m.cmd("directory", "set", "--ldap", ol.uri, "--base",
+                     ol.base, "--attributes", "openldap", "--every", "2h")
+ok("every           2h" in out and "attributes      openldap" in out,
+   "master directory set stores the settings")
 m.start()
+ok(m.server.wait_log(r"ev=directory\.sync records=mailboxes added=0 "
+                     r"updated=0 renamed=0 disabled=0 restored=0 "
+                     r"unchanged=300 ") is not None,
+   "master serve runs the mailbox sync on its schedule")
 READER = {"Authorization": basic("reader@contoso.com", "pw-reader")}
 
 
