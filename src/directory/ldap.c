@@ -303,18 +303,23 @@ dir_check_password(const struct dir_config *cfg, const char *login,
 	struct dir_config c = *cfg;
 	struct found_dn f = { { 0 }, 0 };
 	char *esc, *filter;
+	const char *slash = strrchr(login, '\\');
+	bool by_mail = slash == NULL && strchr(login, '@') != NULL;
 	LDAP *ld;
 	ps_err err;
 
 	if (password == NULL || *password == '\0')
 		return ps_errf(PS_EAUTH, "no password");
-	esc = filter_escape(login);
+	esc = filter_escape(slash ? slash + 1 : login);
 	filter = xasprintf("(&%s(%s=%s))", cfg->filter && *cfg->filter ?
-	    cfg->filter : nm->people, nm->login, esc);
+	    cfg->filter : nm->people, by_mail ? nm->mail : nm->login, esc);
 	c.filter = filter;
 	err = dir_search(&c, keep_dn, &f, NULL);
 	free(esc);
 	free(filter);
+	/* The search's own bind refused is the set-up's fault, not theirs. */
+	if (err == PS_EAUTH)
+		return ps_errf(PS_EUPSTREAM, "%s", ps_errmsg());
 	if (err != PS_OK)
 		return err;
 	if (f.n == 0)

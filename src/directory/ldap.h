@@ -67,10 +67,13 @@ ps_err	dir_search(const struct dir_config *cfg, dir_person_fn fn,
 	    void *arg, size_t *skipped);
 
 /*
- * Checks `password` for the person with the login `login` under the
- * base: finds the entry (bound as cfg says), then binds as it. PS_OK:
- * right; PS_EAUTH: wrong, or no such person; other errors: the
- * directory could not say.
+ * Checks `password` for the person `login` under the base: finds the
+ * entry (bound as cfg says) by its login (sAMAccountName, uid; of
+ * "DOMAIN\login", the part after the backslash), or by its mail when
+ * `login` is an address (has an "@" and no backslash); then binds as
+ * it. PS_OK: right; PS_EAUTH: wrong, or no such person; other errors:
+ * the directory could not say (PS_EUPSTREAM when it refused the bind of
+ * the search itself: cfg's, not the person's).
  */
 ps_err	dir_check_password(const struct dir_config *cfg, const char *login,
 	    const char *password);

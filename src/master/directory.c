@@ -4,9 +4,12 @@
  */
 #include <string.h>
 
+#include "auth/guard.h"
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "directory.h"
+#include "directory/passwords.h"
+#include "master_int.h"
 #include "store/store.h"
 
 static ps_err
@@ -90,5 +93,24 @@ master_directory_ops_for(void *arg, const struct dir_settings *s,
 	(void)arg;
 	(void)s;
 	master_directory_ops(ops);
+	return PS_OK;
+}
+
+ps_err
+master_directory_password(struct master_srv *s, struct store *st,
+    const struct store_mailbox *m, char **pwhash)
+{
+	bool on = false;
+	ps_err rc;
+
+	if (m->directory_id[0] == '\0' || s->dir_passwords == NULL)
+		return PS_OK;
+	if ((rc = dir_passwords_refresh(s->dir_passwords, st, &on)) != PS_OK)
+		return rc;
+	if (on) {
+		if (*pwhash)
+			xfree_secret(*pwhash, strlen(*pwhash));
+		*pwhash = xstrdup(AUTH_GUARD_EXTERNAL);
+	}
 	return PS_OK;
 }

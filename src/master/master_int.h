@@ -107,6 +107,7 @@ struct master_partners {
 struct auth_sso;
 
 struct dir_schedule;
+struct dir_passwords;
 
 struct master_srv {
 	struct master_state	*ms;
@@ -128,6 +129,7 @@ struct master_srv {
 	struct metrics_acl	*metrics_acl;
 	struct auth_sso		*sso;		/* NULL: no proxy's sign-in */
 	struct dir_schedule	*directory;	/* the directory sync's */
+	struct dir_passwords	*dir_passwords;	/* --passwords on */
 	char			*base_url;	/* https://host[:port] */
 	int			 port;		/* bound */
 	/* In URLs and token audiences: a load balancer's, or the bound. */
@@ -137,6 +139,14 @@ struct master_srv {
 	struct master_call	*calls;
 	bool			 draining;	/* SIGTERM: /ready says so */
 };
+
+/*
+ * On a store lane: for a mailbox from the directory whose passwords the
+ * directory checks (directory/passwords.h), replaces *pwhash with the
+ * guard's AUTH_GUARD_EXTERNAL. PS_OK otherwise, *pwhash unchanged.
+ */
+ps_err	master_directory_password(struct master_srv *, struct store *,
+	    const struct store_mailbox *, char **pwhash);
 
 /*
  * Answers 503 with Retry-After for a budget used up: `what` is "store" (a

@@ -60,6 +60,7 @@ struct refresh;
 struct metrics_acl;
 struct portal_index;
 struct dir_schedule;
+struct dir_passwords;
 struct portal_directory;
 struct store_pool;
 struct store_follower;
@@ -119,6 +120,7 @@ struct portal_srv {
 	struct portal_index	*index;		/* the serving path's (index.h) */
 	struct dir_schedule	*directory;	/* the directory sync's */
 	struct portal_directory	*directory_ops;	/* its thread's */
+	struct dir_passwords	*dir_passwords;	/* --passwords on */
 	bool			 draining;	/* SIGTERM: /ready says so */
 	/* sync.c's bounded maps */
 	struct lru		*ad_cache;	/* Autodiscover answers */

@@ -33,6 +33,7 @@
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "directory.h"
+#include "directory/passwords.h"
 #include "directory/schedule.h"
 #include "http/server.h"
 #include "image/image.h"
@@ -681,6 +682,7 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 {
 	struct portal_srv srv = { 0 };
 	struct serve_stop stop = { .srv = &srv };
+	struct dir_passwords *dir_pw;
 	struct http_signals *sigs = NULL;
 	char *db = store_locate(ps->dir, PORTAL_DB);
 	struct buf ports;
@@ -700,6 +702,9 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 		rc = PS_EIO;
 		goto out;
 	}
+	srv.dir_passwords = dir_passwords_new();
+	auth_guard_set_external(srv.guard, dir_passwords_check,
+	    srv.dir_passwords);
 	/* Without the store's key the node throttles alone (docs/scaling.md). */
 	if (auth_share_new(srv.base, ps->store, srv.store, srv.guard,
 	    &srv.share) != PS_OK)
@@ -759,7 +764,10 @@ out:
 	store_follower_free(srv.follower);
 	metrics_acl_free(srv.metrics_acl);
 	avatar_shutdown();
+	dir_pw = srv.dir_passwords;
 	portal_srv_cleanup(&srv);
+	/* After the guard, whose threads check with it. */
+	dir_passwords_free(dir_pw);
 	buf_cleanup(&ports);
 	free(db);
 	return rc;

@@ -17,6 +17,8 @@ import os
 import re
 import sys
 
+from urllib.parse import urlencode
+
 from psync import (Master, Portal, basic, done, is_eq, make_image, ok,
                    photo_path, store_change, store_rows, tmpdir, write)
 
@@ -242,6 +244,48 @@ is_eq(store_rows(q.dir, "SELECT count(*) FROM users"), [(0,)],
       "it changed nothing")
 q.stop()
 
+# Passwords from the directory: a bind as the person, Basic and the form.
+modify(ad, "dn: uid=u00010,ou=people,%s\nchangetype: modify\nadd: "
+       "userPassword\nuserPassword: pw-ten\n\n" % ad.base,
+       "dn: uid=u00011,ou=people,%s\nchangetype: modify\nadd: "
+       "userPassword\nuserPassword: pw-eleven\n\n" % ad.base)
+T10 = "contoso\\u00010"
+
+
+def basic_my(account, password):
+    return p.get("/my", {"Authorization": basic(account, password)})
+
+
+is_eq(basic_my(T10, "pw-ten").status, 401, "with --passwords off, a "
+      "directory user has no password here")
+st, out, err = p.cmd("directory", "set", "--passwords", "on")
+ok("passwords       from the directory" in out, "directory set "
+   "--passwords on")
+is_eq(basic_my(T10, "pw-ten").status, 200, "Basic: the directory's "
+      "password signs in")
+is_eq(basic_my("u00010@contoso.com", "pw-ten").status, 200, "... by "
+      "address too")
+is_eq(basic_my(T10, "pw-wrong").status, 401, "a wrong password: 401")
+r = p.get("/login")
+csrf = re.search(r'name="csrf" value="([^"]+)"', r.text()).group(1)
+r = p.post("/login", urlencode({"account": T10, "password": "pw-ten",
+                                "csrf": csrf}).encode(),
+           {"Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": "ps_csrf=" + csrf})
+ok(r.status == 303 and "ps_session=" in " ".join(
+    r.header_all("Set-Cookie")), "the login form signs in with the "
+   "directory's password (%d)" % r.status)
+is_eq(photo("contoso\\handmade").status, 200, "a user added by hand "
+      "still signs in with the local password")
+is_eq(basic_my("contoso\\u00011", "pw-eleven").status, 200,
+      "u00011 signs in")
+modify(ad, delete(ad, "u00011"))
+st, out, err = sync()
+is_eq(counts(out), want(disabled=1, unchanged=PEOPLE - 1),
+      "u00011 left the directory")
+is_eq(basic_my("contoso\\u00011", "pw-eleven").status, 401,
+      "a disabled user cannot sign in")
+
 before = users()
 # A wrong bind password, an entry without an address, an empty answer.
 st, out, err = p.cmd(*(SYNC[:-1] + [wrong_pw]), check=False)
@@ -254,7 +298,7 @@ ok(st == 1 and "uid=u00004" in err and "has no mail address" in err,
    "an entry without an address is a clear error naming it (%s)" %
    err.strip())
 st, out, err = sync("--filter", "(uid=nobody)", check=False)
-ok(st == 1 and "refusing to disable all %d users" % PEOPLE in err,
+ok(st == 1 and "refusing to disable all %d users" % (PEOPLE - 1) in err,
    "an answer with no one in it disables no one (%s)" % err.strip())
 st, out, err = sync("--attributes", "nonsense", check=False)
 ok(st == 1 and "--attributes must be ad" in err, "a wrong --attributes "
@@ -262,6 +306,13 @@ ok(st == 1 and "--attributes must be ad" in err, "a wrong --attributes "
 st, out, err = p.cmd("user", "sync", "--base", ad.base, check=False)
 ok(st == 1 and "--ldap URL is required" in err, "--ldap is required")
 ad.halt()
+r = basic_my(T10, "not-remembered")
+ok(r.status == 503 and r.header("Retry-After"), "the directory down: a "
+   "sign-in is 503 with Retry-After, not a wrong password (%d)" %
+   r.status)
+ok(re.search(r"ev=auth\.busy method=basic user=\S*u00010 reason=\"the "
+             r"password could not be checked: the directory ldap://",
+             p.server.logs()), "... and auth.busy says why")
 st, out, err = sync(check=False)
 ok(st == 1 and "Can't contact LDAP server" in err, "a directory that is "
    "down is a clear error (%s)" % err.strip())
@@ -325,6 +376,17 @@ def master_photo(email):
 
 is_eq(master_photo("seven@contoso.com"), 200, "the photo is served at the "
       "new address")
+modify(ol, "dn: uid=u00009,ou=people,%s\nchangetype: modify\nadd: "
+       "userPassword\nuserPassword: pw-nine\n\n" % ol.base)
+m.cmd("directory", "set", "--passwords", "on")
+NINE = "/ews/exchange.asmx/s/GetUserPhoto?email=seven@contoso.com&" \
+    "size=HR96x96"
+is_eq(m.get(NINE, {"Authorization": basic("u00009@contoso.com",
+                                          "pw-nine")}).status, 200,
+      "master: a mailbox signs in with the directory's password")
+is_eq(m.get(NINE, {"Authorization": basic("u00009@contoso.com",
+                                          "wrong")}).status, 401,
+      "master: a wrong one is 401")
 is_eq(master_photo("u00007@contoso.com"), 404, "not at the old one")
 is_eq(master_photo("u00008@contoso.com"), 404, "a disabled mailbox is not "
       "served")

@@ -162,6 +162,12 @@ main(void)
 	    "a login with filter characters matches nobody");
 	ok(dir_check_password(&c, "test1", "") == PS_EAUTH,
 	    "an empty password is never a bind (it would be anonymous)");
+	ok(dir_check_password(&c, "contoso\\test1", "pw-one") == PS_OK,
+	    "DOMAIN\\login: the login after the backslash");
+	ok(dir_check_password(&c, "test1@contoso.com", "pw-one") == PS_OK,
+	    "an address: the person with that mail");
+	ok(dir_check_password(&c, "test1@contoso.com", "wrong") == PS_EAUTH,
+	    "... and a wrong password for it refused");
 
 	c.bind_dn = admin;
 	c.password = "wrong";
