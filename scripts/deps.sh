@@ -25,9 +25,10 @@ demo="curl postgresql haproxy"
 # server, libjpeg-turbo's headers for bench_render's floor, openssl for
 # the reference's certificate; taskset is in util-linux (essential);
 # PostgreSQL's server for the figures of several nodes (the bench starts
-# its own, as the tests do).
+# its own, as the tests do); an OpenLDAP server (slapd, slapadd) for the
+# directory sync's figure (started as the tests start it).
 bench="python3 wrk nginx-light libjpeg62-turbo-dev openssl util-linux
-postgresql"
+postgresql slapd"
 # make fuzz: clang and its libFuzzer runtime.
 fuzz="clang libclang-rt-14-dev"
 

@@ -108,9 +108,9 @@ class Slapd:
     """An OpenLDAP server for dc=contoso,dc=com, started at once; stop()
     (or the test's exit) stops it and removes its directory."""
 
-    def __init__(self, base="dc=contoso,dc=com"):
+    def __init__(self, base="dc=contoso,dc=com", parent=None):
         self.base = base
-        self.dir = tempfile.mkdtemp(prefix="photosync-slapd-")
+        self.dir = tempfile.mkdtemp(prefix="photosync-slapd-", dir=parent)
         self.port = _free_port()
         self.uri = "ldap://127.0.0.1:%d" % self.port
         self.admin_dn = "cn=admin," + base
