@@ -259,11 +259,12 @@ struct dir_schedule {
 	void			*arg;
 	/* the loop's */
 	bool			 busy;		/* a look is on the thread */
-	int64_t			 next_at;	/* no run before */
-	/* the run's (its thread's while busy) */
+	/* the look's (its thread's while busy) */
 	struct store		*st;
+	int64_t			 last_run;	/* when this process last ran */
+	bool			 last_failed;
 	bool			 ran;
-	int64_t			 started, every;
+	int64_t			 started;
 	double			 seconds;
 	struct dir_sync_counts	 counts;
 	ps_err			 rc;
@@ -289,11 +290,13 @@ run_look(void *arg)
 		return;
 	if (dir_settings_load(sc->st, &set) != PS_OK)
 		goto lost;
-	if (set.ldap == NULL || set.every <= 0) {
+	/* The settings of this look: a new period counts at once. */
+	if (set.ldap == NULL || set.every <= 0 || (sc->last_run != 0 &&
+	    sc->started < sc->last_run + (sc->last_failed &&
+	    set.every > RETRY_S ? RETRY_S : set.every))) {
 		dir_settings_cleanup(&set);
 		return;
 	}
-	sc->every = set.every;
 	if (store_lease_take(sc->st, LEASE_NAME, store_lease_holder(),
 	    sc->started, sc->started + set.every, &taken) != PS_OK) {
 		dir_settings_cleanup(&set);
@@ -304,6 +307,7 @@ run_look(void *arg)
 		return;
 	}
 	sc->ran = true;
+	sc->last_run = sc->started;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((rc = sc->ops_for(sc->arg, &set, &ops)) == PS_OK) {
 		dir_settings_config(&set, &cfg);
@@ -313,6 +317,7 @@ run_look(void *arg)
 	sc->seconds = (double)(t1.tv_sec - t0.tv_sec) +
 	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	sc->rc = rc;
+	sc->last_failed = rc != PS_OK;
 	if (rc != PS_OK) {
 		str_copy(sc->err, ps_errmsg(), sizeof(sc->err));
 		/* Another node (or this one) tries again within a minute. */
@@ -372,11 +377,8 @@ look_done(void *arg)
 	struct dir_schedule *sc = arg;
 
 	sc->busy = false;
-	if (!sc->ran)
-		return;
-	sc->next_at = sc->started + (sc->rc == PS_OK ||
-	    sc->every <= RETRY_S ? sc->every : RETRY_S);
-	report(sc);
+	if (sc->ran)
+		report(sc);
 }
 
 static void
@@ -386,7 +388,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (sc->busy || time_now() < sc->next_at)
+	if (sc->busy)
 		return;
 	sc->busy = true;
 	work_submit(sc->pool, run_look, look_done, sc);

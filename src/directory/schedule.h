@@ -11,9 +11,10 @@
  *
  * The schedule looks at the settings every DIR_SCHEDULE_TICK seconds
  * (and once at start) on its thread, with a store connection of its
- * own. When a period has passed since this process's last run it takes
- * the store's lease "directory-sync" until the next one is due: of
- * several nodes of one store, one runs each period. The outcome goes to
+ * own. When a period (as the settings say now; a minute at most after a
+ * failed run) has passed since this process's last run it takes the
+ * store's lease "directory-sync" until the next one is due: of several
+ * nodes of one store, one runs each period. The outcome goes to
  * the loop, which logs it (directory.sync, directory.sync_failed) and
  * sets the metrics photosync_directory_sync_*.
  */

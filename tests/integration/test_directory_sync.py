@@ -19,8 +19,9 @@ import sys
 
 from urllib.parse import urlencode
 
-from psync import (Master, Portal, basic, done, is_eq, make_image, ok,
-                   photo_path, store_change, store_rows, tmpdir, write)
+from psync import (PHOTOSYNC, Master, Portal, basic, done, is_eq,
+                   make_image, ok, photo_path, store_change, store_rows,
+                   tmpdir, write)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 ".."))
@@ -82,6 +83,40 @@ st, out, err = sync("--dry-run")
 is_eq(counts(out), want(added=PEOPLE), "a dry run says it would add "
       "everyone")
 is_eq(len(users()), 1, "a dry run writes nothing")
+
+
+def on_terminal(*args):
+    """Runs photosync with standard error on a terminal (a pty): what it
+    wrote there."""
+    import pty
+    import subprocess
+    main, sub = pty.openpty()
+    try:
+        proc = subprocess.Popen([PHOTOSYNC] + list(args), stdin=sub,
+                                stdout=subprocess.DEVNULL, stderr=sub)
+        os.close(sub)
+        sub = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:         # EIO: the program closed it
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        proc.wait(timeout=120)
+        return b"".join(chunks).decode("utf-8", "replace")
+    finally:
+        os.close(main)
+        if sub >= 0:
+            os.close(sub)
+
+
+shown = on_terminal("portal", "user", "sync", "--dir", p.dir,
+                    *(SYNC[2:] + ["--dry-run"]))
+ok("directory: read %d entries" % PEOPLE in shown, "on a terminal, the "
+   "entries read are shown as they come (%r)" % shown[-60:])
 
 st, out, err = sync()
 is_eq(counts(out), want(added=PEOPLE), "the first sync adds %d users" %
