@@ -192,8 +192,8 @@ dir_settings_change(struct store *st, const struct dir_settings_change *ch,
 		if ((rc = duration_parse(ch->every, &out->every)) != PS_OK)
 			goto out;
 		if (out->every < 60) {
-			rc = ps_errf(PS_EINVAL, "--every must be at least 1m (or "
-			    "off), not %s", ch->every);
+			rc = ps_errf(PS_EINVAL, "--every must be at least 1m "
+			    "(or off), not %s", ch->every);
 			goto out;
 		}
 	}

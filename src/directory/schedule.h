@@ -66,8 +66,8 @@ struct dir_settings_change {
  * transaction. The result in *out (dir_settings_cleanup()). PS_EINVAL
  * with a sentence, nothing stored, when a setting is wrong.
  */
-ps_err	dir_settings_change(struct store *, const struct dir_settings_change *ch,
-	    struct dir_settings *out);
+ps_err	dir_settings_change(struct store *,
+	    const struct dir_settings_change *ch, struct dir_settings *out);
 /* `directory show`: the settings, the password never. */
 void	dir_settings_print(FILE *, const struct dir_settings *s);
 

@@ -151,6 +151,22 @@ ptr_by_mail(const void *a, const void *b)
 	return strcmp((*x)->mail, (*y)->mail);
 }
 
+/* Sorts `rs` by id (hand-made records, without one, first). */
+static void
+records_sort(struct records *rs)
+{
+	if (rs->n > 0)
+		qsort(rs->v, rs->n, sizeof(*rs->v), by_id);
+}
+
+/* The record of `rs` (sorted by id) with the id of `probe`, or NULL. */
+static struct dir_record *
+records_find(const struct records *rs, const struct dir_record *probe)
+{
+	return rs->n > 0 ? bsearch(probe, rs->v, rs->n, sizeof(*rs->v),
+	    by_id) : NULL;
+}
+
 /* Pointers to the records of `rs`, sorted by `cmp`; the caller frees. */
 static const struct dir_record **
 index_of(const struct records *rs, int (*cmp)(const void *, const void *))
@@ -321,7 +337,7 @@ plan_make(const struct dir_sync_ops *ops, const struct records *people,
 		const struct dir_record *d = &people->v[i];
 
 		/* stored is sorted by id, hand-made ones ("") first. */
-		s = bsearch(d, stored->v, stored->n, sizeof(*stored->v), by_id);
+		s = records_find(stored, d);
 		/*
 		 * An entry made again (a new id: OpenLDAP's entryUUID, a
 		 * re-created account) under the key of a record whose entry
@@ -329,8 +345,7 @@ plan_make(const struct dir_sync_ops *ops, const struct records *people,
 		 */
 		if (s == NULL && (h = index_find(by_key, stored->n,
 		    ptr_by_key, d)) != NULL && h->id != NULL &&
-		    bsearch(h, people->v, people->n, sizeof(*people->v),
-		    by_id) == NULL) {
+		    records_find(people, h) == NULL) {
 			s = h;
 			adopted[h - stored->v] = true;
 		}
@@ -382,8 +397,7 @@ plan_make(const struct dir_sync_ops *ops, const struct records *people,
 		if (s->id == NULL || adopted[i])
 			continue;
 		probe.id = s->id;
-		if (bsearch(&probe, people->v, people->n, sizeof(*people->v),
-		    by_id) != NULL)
+		if (records_find(people, &probe) != NULL)
 			continue;
 		if (s->disabled) {
 			c->unchanged++;
@@ -473,12 +487,12 @@ dir_sync(const struct dir_config *cfg, struct store *st,
 		    "objectGUID or sAMAccountName");
 		goto out;
 	}
-	qsort(people.v, people.n, sizeof(*people.v), by_id);
+	records_sort(&people);
 	if ((rc = check_unique(ops, &people)) != PS_OK)
 		goto out;
 	if ((rc = ops->load(ops->arg, st, take_stored, &stored)) != PS_OK)
 		goto out;
-	qsort(stored.v, stored.n, sizeof(*stored.v), by_id);
+	records_sort(&stored);
 	for (i = 0; i < stored.n; i++)
 		if (stored.v[i].id != NULL && !stored.v[i].disabled)
 			active++;

@@ -14,7 +14,7 @@
 #define PORTAL_DOMAIN_MAX	64
 
 struct portal_directory {
-	char	domain[PORTAL_DOMAIN_MAX];	/* accounts' DOMAIN, lower case */
+	char	domain[PORTAL_DOMAIN_MAX];	/* accounts' DOMAIN, lower */
 };
 
 /*

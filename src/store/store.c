@@ -1111,9 +1111,9 @@ store_mailbox_directory_put(struct store *st, const struct store_mailbox *m,
 		goto out;
 	}
 	if (strcasecmp(was, m->email) == 0) {
-		rc = run_sql(st, "UPDATE mailboxes SET name = ?, directory_id = "
-		    "?, disabled = ? WHERE email = ?", "ttit", m->name,
-		    m->directory_id, (int64_t)m->disabled, was);
+		rc = run_sql(st, "UPDATE mailboxes SET name = ?, "
+		    "directory_id = ?, disabled = ? WHERE email = ?", "ttit",
+		    m->name, m->directory_id, (int64_t)m->disabled, was);
 		goto sessions;
 	}
 	/*
@@ -1998,8 +1998,8 @@ store_user_remove(struct store *st, const char *account)
 }
 
 #define USER_COLUMNS							\
-	"account, email, name, pwhash, created, email_md5, email_sha256, "	\
-	"coalesce(directory_id, ''), disabled"
+	"account, email, name, pwhash, created, email_md5, "		\
+	"email_sha256, coalesce(directory_id, ''), disabled"
 
 static void
 user_row(struct db_stmt *q, struct store_user *u)

@@ -312,7 +312,8 @@ ps_err	store_mailbox_directory_each(struct store *,
  * entry m->directory_id. `was` is its address in the store, or NULL for
  * an entry new to the store. A changed address keeps the photo, the
  * pending preview and the sessions (moved to the new address); a
- * disabled mailbox's sessions end. PS_EEXIST when the address is another mailbox's.
+ * disabled mailbox's sessions end. PS_EEXIST when the address is
+ * another mailbox's.
  */
 ps_err	store_mailbox_directory_put(struct store *,
 	    const struct store_mailbox *m, const char *was);
