@@ -35,7 +35,13 @@ struct demo {
 	 * with their password (--store-password-file). NULL: SQLite.
 	 */
 	char	*master_store, *portal_store, *store_password_file;
+	/* --directory (directory.c): the people from a slapd of the demo */
+	bool	 directory;
+	pid_t	 ldap_pid;
 };
+
+/* D/directory: D holds a demo of --directory. */
+#define DIRECTORY_MARK		"directory"
 
 /* Prints "photosync demo: WHAT: <error>" on stderr; returns 1. */
 int	demo_fail(const char *what);
@@ -80,5 +86,19 @@ void	demo_print_running(struct demo *, int mport, int pport,
  */
 int	demo_cluster(struct demo *, int nodes, bool set_up_done, bool trusted,
 	    volatile sig_atomic_t *stop);
+
+/*
+ * demo --directory (directory.c): D/ldap, slapd's configuration and
+ * data with the demo's people (once, at the set-up); slapd started on
+ * 127.0.0.1, port N+2 (each run; d->ldap_pid); the master's and the
+ * portal's directory settings and first syncs (at the set-up, slapd
+ * running, instead of mailbox add and user add); its address (the
+ * caller frees).
+ */
+ps_err	demo_directory_make(struct demo *);
+ps_err	demo_directory_start(struct demo *);
+ps_err	demo_directory_master(struct demo *);
+ps_err	demo_directory_portal(struct demo *);
+char	*demo_directory_uri(const struct demo *);
 
 #endif
