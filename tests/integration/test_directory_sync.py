@@ -15,7 +15,9 @@ entryUUID): added, a changed address keeps its photo, a deleted entry's
 mailbox is not served, and is again when the entry comes back."""
 import os
 import re
+import socket
 import sys
+import threading
 
 from urllib.parse import urlencode
 
@@ -314,12 +316,26 @@ is_eq(photo("contoso\\handmade").status, 200, "a user added by hand "
       "still signs in with the local password")
 is_eq(basic_my("contoso\\u00011", "pw-eleven").status, 200,
       "u00011 signs in")
+r = p.get("/login")
+csrf = re.search(r'name="csrf" value="([^"]+)"', r.text()).group(1)
+r = p.post("/login", urlencode({"account": "contoso\\u00011", "password":
+                                "pw-eleven", "csrf": csrf}).encode(),
+           {"Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": "ps_csrf=" + csrf})
+session = re.search(r"ps_session=([0-9a-f]+)", " ".join(
+    r.header_all("Set-Cookie")))
+ok(r.status == 303 and session, "u00011 has a browser session")
 modify(ad, delete(ad, "u00011"))
 st, out, err = sync()
 is_eq(counts(out), want(disabled=1, unchanged=PEOPLE - 1),
       "u00011 left the directory")
 is_eq(basic_my("contoso\\u00011", "pw-eleven").status, 401,
       "a disabled user cannot sign in")
+is_eq(store_rows(p.dir, "SELECT count(*) FROM sessions WHERE account = "
+                 "'contoso\\u00011'"), [(0,)], "its sessions ended")
+r = p.get("/my", {"Cookie": "ps_session=" + session.group(1)})
+ok(r.status != 200, "its session cookie no longer signs it in (%d)" %
+   r.status)
 
 before = users()
 # A wrong bind password, an entry without an address, an empty answer.
@@ -335,6 +351,33 @@ ok(st == 1 and "uid=u00004" in err and "has no mail address" in err,
 st, out, err = sync("--filter", "(uid=nobody)", check=False)
 ok(st == 1 and "refusing to disable all %d users" % (PEOPLE - 1) in err,
    "an answer with no one in it disables no one (%s)" % err.strip())
+# Something that is not a directory at all answers garbage.
+junk = socket.socket()
+junk.bind(("127.0.0.1", 0))
+junk.listen(4)
+
+
+def answer_junk():
+    while True:
+        try:
+            c, _ = junk.accept()
+        except OSError:
+            return
+        try:
+            c.recv(4096)
+            c.sendall(b"HTTP/1.0 200 OK\r\n\r\n" + os.urandom(64))
+        except OSError:
+            pass
+        c.close()
+
+
+threading.Thread(target=answer_junk, daemon=True).start()
+st, out, err = p.cmd(*(["user", "sync", "--ldap", "ldap://127.0.0.1:%d" %
+                        junk.getsockname()[1]] + SYNC[4:]), check=False)
+ok(st == 1 and "the directory ldap://127.0.0.1:%d" %
+   junk.getsockname()[1] in err and "failed" in err,
+   "a server that answers garbage is a clear error (%s)" % err.strip())
+junk.close()
 st, out, err = sync("--attributes", "nonsense", check=False)
 ok(st == 1 and "--attributes must be ad" in err, "a wrong --attributes "
    "is refused")
