@@ -40,6 +40,12 @@ names_of(enum dir_schema s)
 	return s == DIR_SCHEMA_OPENLDAP ? &openldap_names : &ad_names;
 }
 
+const char *
+dir_people_filter(enum dir_schema s)
+{
+	return names_of(s)->people;
+}
+
 /* The server's words for the last error on `ld`, after libldap's. */
 static ps_err
 ldap_fail(LDAP *ld, int rc, const char *step, const char *uri)

@@ -58,6 +58,9 @@ struct dir_person {
 typedef ps_err (*dir_person_fn)(void *arg, const struct dir_person *,
     size_t done);
 
+/* The schema's filter of people, what a NULL cfg->filter means. */
+const char *dir_people_filter(enum dir_schema);
+
 /*
  * Connects, binds and searches as `cfg` says, giving each person with an
  * id and a login to `fn` (entries without either are skipped and

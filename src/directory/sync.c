@@ -469,11 +469,23 @@ dir_sync(const struct dir_config *cfg, struct store *st,
 	struct records people = { 0 }, stored = { 0 };
 	struct reading rd = { ops, &people, run->progress, 0 };
 	struct plan pl = { 0 };
+	struct dir_config with_mail = *cfg;
+	char *filter = NULL;
 	size_t skipped = 0, i, active = 0;
 	ps_err rc;
 
 	memset(counts, 0, sizeof(*counts));
-	rc = dir_search(cfg, take_person, &rd, &skipped);
+	/*
+	 * By default the people with an address: a directory's built-in
+	 * accounts (Administrator, krbtgt) have none and are nobody's
+	 * mailbox. A filter given is taken as it is.
+	 */
+	if (cfg->filter == NULL || *cfg->filter == '\0') {
+		filter = xasprintf("(&%s(mail=*))",
+		    dir_people_filter(cfg->schema));
+		with_mail.filter = filter;
+	}
+	rc = dir_search(&with_mail, take_person, &rd, &skipped);
 	if (run->progress && people.n > 0)
 		fprintf(run->progress, "\rdirectory: read %zu entries\n",
 		    people.n);
@@ -511,6 +523,7 @@ dir_sync(const struct dir_config *cfg, struct store *st,
 	if (run->progress && pl.n > 0 && !run->dry_run)
 		fputc('\n', run->progress);
 out:
+	free(filter);
 	free(pl.v);
 	records_free(&pl.leaving);
 	records_free(&people);

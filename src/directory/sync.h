@@ -5,7 +5,8 @@
  * the directory's id (objectGUID, entryUUID), so that a renamed account
  * or a changed address keeps its photos and state.
  *
- * One run reads the whole directory first, and checks it (every entry
+ * One run reads the whole directory first (with no filter given, the
+ * schema's people that have an address), and checks it (every entry
  * has what a record needs, no two entries share an id, an account or an
  * address, none takes what another record of the store holds); only a
  * complete, successful search leads to any change, so a directory that

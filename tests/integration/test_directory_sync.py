@@ -344,10 +344,15 @@ ok(st == 1 and "the bind failed: Invalid credentials" in err,
    "a wrong bind password is a clear error (%s)" % err.strip())
 modify(ad, "dn: uid=u00004,ou=people,%s\nchangetype: modify\ndelete: "
        "mail\n\n" % ad.base)
-st, out, err = sync(check=False)
+st, out, err = sync("--dry-run")
+is_eq(counts(out), want(disabled=1, unchanged=PEOPLE - 1),
+      "by default the sync takes the people with an address: one that "
+      "lost it would be disabled (a dry run)")
+st, out, err = sync("--filter", "(&(objectClass=user)(!(objectClass="
+                    "computer)))", check=False)
 ok(st == 1 and "uid=u00004" in err and "has no mail address" in err,
-   "an entry without an address is a clear error naming it (%s)" %
-   err.strip())
+   "an entry the filter takes without an address is a clear error "
+   "naming it (%s)" % err.strip())
 st, out, err = sync("--filter", "(uid=nobody)", check=False)
 ok(st == 1 and "refusing to disable all %d users" % (PEOPLE - 1) in err,
    "an answer with no one in it disables no one (%s)" % err.strip())
