@@ -264,6 +264,7 @@ struct dir_schedule {
 	int64_t			 last_run;	/* when this process last ran */
 	bool			 last_failed;
 	bool			 ran;
+	bool			 elsewhere;	/* another holds the lease */
 	int64_t			 started;
 	double			 seconds;
 	struct dir_sync_counts	 counts;
@@ -284,6 +285,7 @@ run_look(void *arg)
 	ps_err rc;
 
 	sc->ran = false;
+	sc->elsewhere = false;
 	sc->started = time_now();
 	if (sc->st == NULL && store_open(sc->address, sc->role, false,
 	    &sc->st) != PS_OK)
@@ -303,6 +305,7 @@ run_look(void *arg)
 		goto lost;
 	}
 	if (!taken) {
+		sc->elsewhere = true;
 		dir_settings_cleanup(&set);
 		return;
 	}
@@ -379,6 +382,9 @@ look_done(void *arg)
 	sc->busy = false;
 	if (sc->ran)
 		report(sc);
+	else if (sc->elsewhere)
+		log_debug(NULL, "directory.sync_elsewhere", "records=%s",
+		    sc->what);
 }
 
 static void

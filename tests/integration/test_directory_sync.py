@@ -22,8 +22,8 @@ import threading
 from urllib.parse import urlencode
 
 from psync import (PHOTOSYNC, Master, Portal, basic, done, is_eq,
-                   make_image, ok, photo_path, store_change, store_rows,
-                   tmpdir, write)
+                   make_image, node_copy, ok, photo_path, store_change,
+                   store_rows, tmpdir, write)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 ".."))
@@ -264,6 +264,20 @@ ok("photosync_directory_sync_last_success 1" in metrics and
    (PEOPLE - 1) in metrics and
    "photosync_directory_sync_last_run_timestamp_seconds " in metrics,
    "/metrics has the last run's time, result and counts")
+
+# A second node of the same store: the lease is the first one's for the
+# period, so this node's schedule leaves the sync to it.
+b = node_copy(p, "portal-b")
+os.environ["PHOTOSYNC_DEBUG"] = "1"
+try:
+    b.start()
+finally:
+    del os.environ["PHOTOSYNC_DEBUG"]
+ok(b.server.wait_log(r"ev=directory\.sync_elsewhere records=users") is
+   not None, "a second node's schedule finds the first holding the lease")
+ok("ev=directory.sync " not in b.server.logs(), "and does not run the "
+   "sync itself")
+b.stop()
 
 # Another portal, whose directory refuses the bind: the scheduled sync
 # fails, logs why, and changes nothing.
