@@ -2696,7 +2696,8 @@ struct copy_table {
 
 static const struct copy_table master_tables[] = {
 	{ "config", "key, value", NULL },
-	{ "mailboxes", "email, name, pwhash, created", NULL },
+	{ "mailboxes", "email, name, pwhash, created, directory_id, disabled",
+	    NULL },
 	{ "photos", "email, etag, side, updated", NULL },
 	{ "photo_sizes", "email, code, side, data", NULL },
 	{ "partners", "name, issuer, metadata_url, metadata, fetched, added, "
@@ -2711,7 +2712,8 @@ static const struct copy_table master_tables[] = {
 static const struct copy_table portal_tables[] = {
 	{ "config", "key, value", NULL },
 	{ "webapps", WEBAPP_COLUMNS, "id" },
-	{ "users", USER_COLUMNS, NULL },
+	{ "users", "account, email, name, pwhash, created, email_md5, "
+	    "email_sha256, directory_id, disabled", NULL },
 	{ "issuers", "name, issuer, realm, metadata_url, metadata, fetched",
 	    NULL },
 	{ "thumbs", "webapp, account, source, etag, updated, s, m, l, hr",
