@@ -106,8 +106,13 @@ auth_creds_basic_key(const char *header, int64_t scope,
 {
 	char fp[33];
 
+	size_t at;
+
 	auth_fingerprint(header, fp);
-	snprintf(key, AUTH_CREDS_KEY_MAX, "b/%lld/%s", (long long)scope, fp);
+	at = str_cat(key, AUTH_CREDS_KEY_MAX, 0, "b/");
+	at = str_cat_int(key, AUTH_CREDS_KEY_MAX, at, scope);
+	at = str_cat(key, AUTH_CREDS_KEY_MAX, at, "/");
+	str_cat(key, AUTH_CREDS_KEY_MAX, at, fp);
 }
 
 void

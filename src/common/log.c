@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "str.h"
 
 static const char *log_proc = "photosync";
 static enum log_level log_min = LOG_INFO;
@@ -77,6 +78,14 @@ count_lines(const char *p, size_t n)
 }
 
 /*
+ * What stderr is, learnt by its first write (under out_mu) rather than
+ * asked at every write: the loop writes after every round of answers.
+ * 0 until known; a refused write and log_init forget it, so stderr
+ * pointed elsewhere (dup2) is learnt again.
+ */
+static mode_t stderr_kind;
+
+/*
  * One write(2) to stderr that cannot wait: a socket is sent to without
  * waiting; a pipe, FIFO or terminal is written only when poll(2) says it
  * has room, at most PIPE_BUF bytes of whole lines (a write the kernel
@@ -90,11 +99,14 @@ write_some(int fd, const char *p, size_t n)
 	const char *nl;
 	struct stat sb;
 
-	if (fstat(fd, &sb) != 0)
-		return -1;
-	if (S_ISREG(sb.st_mode))
+	if (stderr_kind == 0) {
+		if (fstat(fd, &sb) != 0)
+			return -1;
+		stderr_kind = sb.st_mode & S_IFMT;
+	}
+	if (stderr_kind == S_IFREG)
 		return write(fd, p, n);
-	if (S_ISSOCK(sb.st_mode))
+	if (stderr_kind == S_IFSOCK)
 		return send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (poll(&pfd, 1, 0) <= 0) {
 		errno = EAGAIN;
@@ -128,6 +140,7 @@ write_all(const char *p, size_t n, bool *gone)
 		}
 		if (w < 0 && errno == EINTR)
 			continue;
+		stderr_kind = 0;
 		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
 		    errno != ENOSPC && errno != EFBIG && errno != EDQUOT &&
 		    errno != ENOBUFS && errno != ENOMEM)
@@ -271,6 +284,9 @@ log_init(const char *proc, enum log_level min)
 {
 	log_proc = proc;
 	log_min = min;
+	pthread_mutex_lock(&out_mu);
+	stderr_kind = 0;
+	pthread_mutex_unlock(&out_mu);
 }
 
 bool
@@ -284,24 +300,44 @@ static size_t
 line_vformat(char *line, enum log_level lvl, const char *reqid,
     const char *ev, const char *fmt, va_list ap)
 {
+	/* The second's text, made once a second per thread, not per line. */
+	static _Thread_local struct {
+		time_t	sec;
+		size_t	len;
+		char	text[32];
+	} stamp = { .sec = -1 };
 	const size_t size = LOG_LINE;
 	struct timespec ts;
 	struct tm tm;
+	long ms;
 	size_t n;
 	int r;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(line, size, "ts=%Y-%m-%dT%H:%M:%S", &tm);
-	r = snprintf(line + n, size - n, ".%03ldZ lvl=%s proc=%s",
-	    ts.tv_nsec / 1000000, level_names[lvl], log_proc);
-	n += (size_t)r;
-	if (reqid && *reqid) {
-		r = snprintf(line + n, size - n, " req=%s", log_q(reqid));
-		n += (size_t)r < size - n ? (size_t)r : 0;
+	if (ts.tv_sec != stamp.sec) {
+		gmtime_r(&ts.tv_sec, &tm);
+		stamp.len = strftime(stamp.text, sizeof(stamp.text),
+		    "ts=%Y-%m-%dT%H:%M:%S", &tm);
+		stamp.sec = ts.tv_sec;
 	}
-	r = snprintf(line + n, size - n, " ev=%s", ev);
-	n += (size_t)r < size - n ? (size_t)r : 0;
+	memcpy(line, stamp.text, stamp.len);
+	n = stamp.len;
+	ms = ts.tv_nsec / 1000000;
+	line[n++] = '.';
+	line[n++] = (char)('0' + ms / 100);
+	line[n++] = (char)('0' + ms / 10 % 10);
+	line[n++] = (char)('0' + ms % 10);
+	line[n] = '\0';
+	n = str_cat(line, size, n, "Z lvl=");
+	n = str_cat(line, size, n, level_names[lvl]);
+	n = str_cat(line, size, n, " proc=");
+	n = str_cat(line, size, n, log_proc);
+	if (reqid && *reqid) {
+		n = str_cat(line, size, n, " req=");
+		n = str_cat(line, size, n, log_q(reqid));
+	}
+	n = str_cat(line, size, n, " ev=");
+	n = str_cat(line, size, n, ev);
 	if (fmt && *fmt && n + 2 < size) {
 		line[n++] = ' ';
 		r = vsnprintf(line + n, size - n, fmt, ap);

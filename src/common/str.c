@@ -108,11 +108,41 @@ hex_digit(int c)
  * per-thread xorshift generator seeded from the kernel avoids a system
  * call per request.
  */
+size_t
+str_cat(char *dst, size_t size, size_t at, const char *s)
+{
+	size_t n;
+
+	if (at >= size)
+		return at;
+	n = strnlen(s, size - 1 - at);
+	memcpy(dst + at, s, n);
+	at += n;
+	dst[at] = '\0';
+	return at;
+}
+
+size_t
+str_cat_int(char *dst, size_t size, size_t at, int64_t v)
+{
+	char digits[24], *p = digits + sizeof(digits);
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+
+	*--p = '\0';
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--p = '-';
+	return str_cat(dst, size, at, p);
+}
+
 void
 reqid_new(char out[17])
 {
 	static _Thread_local uint64_t state;
 	uint64_t x;
+	int i;
 
 	while (state == 0)
 		rand_bytes(&state, sizeof(state));
@@ -121,7 +151,9 @@ reqid_new(char out[17])
 	x ^= x >> 7;
 	x ^= x << 17;
 	state = x;
-	snprintf(out, 17, "%016llx", (unsigned long long)x);
+	for (i = 15; i >= 0; i--, x >>= 4)
+		out[i] = "0123456789abcdef"[x & 15];
+	out[16] = '\0';
 }
 
 void

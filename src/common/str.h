@@ -16,6 +16,14 @@ bool	 str_case_prefix(const char *s, const char *prefix);
 void	 str_lower(char *);
 /* Copies at most n-1 bytes and terminates; returns false if truncated. */
 bool	 str_copy(char *dst, const char *src, size_t n);
+/*
+ * Builds a string in dst[size] (size > 0) piece by piece where snprintf's
+ * cost shows (every request's keys and fields): appends `s`, or the
+ * decimal `v`, at dst[at], truncating like snprintf, and returns the new
+ * length.
+ */
+size_t	 str_cat(char *dst, size_t size, size_t at, const char *s);
+size_t	 str_cat_int(char *dst, size_t size, size_t at, int64_t v);
 /* Constant-time comparison of two equal-length byte strings. */
 bool	 str_ct_eq(const void *, const void *, size_t);
 

@@ -781,13 +781,15 @@ reply_head(struct http_req *r, int status, const char *content_type,
 	char num[32];
 	bool bodyless = status < 200 || status == 204 || status == 304;
 
-	snprintf(num, sizeof(num), "HTTP/1.1 %d ", status);
+	buf_adds(b, "HTTP/1.1 ");
+	str_cat_int(num, sizeof(num), 0, status);
 	buf_adds(b, num);
+	buf_add(b, " ", 1);
 	buf_adds(b, reason_phrase(status));
 	buf_add(b, "\r\n", 2);
 	buf_adds(b, date_field());
 	if (!bodyless) {
-		snprintf(num, sizeof(num), "%zu", len);
+		str_cat_int(num, sizeof(num), 0, (int64_t)len);
 		add_field(b, "Content-Length", num);
 	}
 	if (content_type)

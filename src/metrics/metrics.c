@@ -21,7 +21,8 @@ static const double buckets[N_BUCKETS] = {
 enum kind { K_VALUE, K_HISTOGRAM };
 
 struct metrics_series {
-	struct metrics_series	*next;
+	struct metrics_series	*next;		/* in all_series, for render */
+	struct metrics_series	*same_bucket;	/* in series_table */
 	uint64_t	 hash;		/* of name and labels, to skip compares */
 	char		*name;
 	char		*labels;
@@ -36,7 +37,13 @@ struct family {
 	char		*name, *type, *help;
 };
 
-static struct metrics_series *all_series;
+/*
+ * Every series in the order made (the output's order), and the same
+ * series by hash: a request's series are found without walking them all.
+ */
+#define TABLE_SIZE 1024
+static struct metrics_series *all_series, **all_series_tail = &all_series;
+static struct metrics_series *series_table[TABLE_SIZE];
 static struct family *families;
 
 void
@@ -79,23 +86,25 @@ series_hash(const char *name, const char *labels)
 static struct metrics_series *
 series_get(const char *name, const char *labels, enum kind kind)
 {
-	struct metrics_series *s, **tail = &all_series;
+	struct metrics_series *s, **bucket;
 	uint64_t h;
 
 	labels = labels ? labels : "";
 	h = series_hash(name, labels);
-	for (s = all_series; s; s = s->next) {
+	bucket = &series_table[h % TABLE_SIZE];
+	for (s = *bucket; s; s = s->same_bucket)
 		if (s->hash == h && strcmp(s->name, name) == 0 &&
 		    strcmp(s->labels, labels) == 0)
 			return s;
-		tail = &s->next;
-	}
 	s = xcalloc(1, sizeof(*s));
 	s->hash = h;
 	s->name = xstrdup(name);
 	s->labels = xstrdup(labels);
 	s->kind = kind;
-	*tail = s;
+	s->same_bucket = *bucket;
+	*bucket = s;
+	*all_series_tail = s;
+	all_series_tail = &s->next;
 	return s;
 }
 
@@ -212,6 +221,8 @@ metrics_reset(void)
 		free(s->labels);
 		free(s);
 	}
+	all_series_tail = &all_series;
+	memset(series_table, 0, sizeof(series_table));
 }
 
 /* ---- who may read ---- */

@@ -130,7 +130,12 @@ static void
 photo_key(int64_t webapp, const char *account, enum store_thumb_size size,
     char *key, size_t n)
 {
-	snprintf(key, n, "%" PRId64 "/%c/%s", webapp, "SMLH"[size], account);
+	char mid[4] = { '/', "SMLH"[size], '/', '\0' };
+	size_t at;
+
+	at = str_cat_int(key, n, 0, webapp);
+	at = str_cat(key, n, at, mid);
+	str_cat(key, n, at, account);
 	str_lower(key);
 }
 
@@ -275,8 +280,9 @@ index_user(struct portal_index *x, enum index_by by, const char *name,
 	case INDEX_BY_NAME:
 		if ((rc = account_parse(name, norm, &f->is_email)) != PS_OK)
 			goto refuse;
-		snprintf(f->key, sizeof(f->key), "%c/%s", f->is_email ? 'e' :
-		    'a', norm);
+		f->key[0] = f->is_email ? 'e' : 'a';
+		f->key[1] = '/';
+		str_cat(f->key, sizeof(f->key), 2, norm);
 		break;
 	case INDEX_BY_PREFIX:
 		snprintf(f->key, sizeof(f->key), "p/%s", name);

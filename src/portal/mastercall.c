@@ -107,12 +107,12 @@ mcall_autodiscover(struct mcall *m, const struct webapp_ctx *app,
 
 ps_err
 mcall_autodiscover_many(struct mcall *m, const struct webapp_ctx *app,
-    const struct portal_issuers *issuers, const char *url,
-    const char *const *emails, size_t n)
+    const struct portal_issuers *issuers, struct lru *tokens,
+    const char *url, const char *const *emails, size_t n)
 {
 	ps_err rc;
 
-	if ((rc = start(m, app, issuers, NULL, "POST", url, NULL, XML_TYPE,
+	if ((rc = start(m, app, issuers, tokens, "POST", url, NULL, XML_TYPE,
 	    NULL, MCALL_MAX_XML_MANY)) != PS_OK)
 		return rc;
 	if ((rc = autodiscover_soap_request_many(&m->body, url, emails, n,

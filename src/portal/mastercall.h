@@ -44,8 +44,8 @@ ps_err	mcall_autodiscover(struct mcall *, const struct webapp_ctx *,
 	    const char *url, const char *email);
 /* The same about several addresses (1 to AD_MAX_USERS), app-only. */
 ps_err	mcall_autodiscover_many(struct mcall *, const struct webapp_ctx *,
-	    const struct portal_issuers *, const char *url,
-	    const char *const *emails, size_t n);
+	    const struct portal_issuers *, struct lru *tokens,
+	    const char *url, const char *const *emails, size_t n);
 /*
  * GetUserPhoto HR648x648 of `mailbox` under `photos_url` (the
  * ExternalPhotosUrl, "<EWS>/s"), acting as `email`; If-None-Match with

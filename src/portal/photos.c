@@ -22,10 +22,12 @@
 #include "metrics/metrics.h"
 #include "portal_int.h"
 
-#define PHOTO_MAX_AGE		300
-#define PLACEHOLDER_MAX_AGE	60
+#define PHOTO_MAX_AGE		"300"	/* seconds, in Cache-Control */
+#define PLACEHOLDER_MAX_AGE	"60"
 
 static const char *const size_names = "SML";
+/* A photo's ETag is its stored one with the size: "<etag>-M". */
+static const char *const size_suffixes[] = { "-S", "-M", "-L" };
 
 /* A photo request on its way: the target, then the photo. */
 struct photo_req {
@@ -44,7 +46,9 @@ photo_send(void *arg, ps_err rc, struct cached_photo *ph)
 	struct http_req *r = pr->r;
 	const char *inm = http_req_header(r, "If-None-Match");
 	int size = pr->size;
-	char tag[96], quoted[100], cc[64];
+	char tag[96], quoted[100];
+	const char *cc;
+	size_t at;
 
 	free(pr);
 	if (rc != PS_OK) {
@@ -52,22 +56,23 @@ photo_send(void *arg, ps_err rc, struct cached_photo *ph)
 		return;
 	}
 	if (ph->data) {
-		snprintf(tag, sizeof(tag), "%s-%c", ph->etag,
-		    size_names[size]);
-		snprintf(cc, sizeof(cc), "private, max-age=%d", PHOTO_MAX_AGE);
+		at = str_cat(tag, sizeof(tag), 0, ph->etag);
+		str_cat(tag, sizeof(tag), at, size_suffixes[size]);
+		cc = "private, max-age=" PHOTO_MAX_AGE;
 		http_req_note(r, "photo", ph->source);
 		metrics_add("photosync_photos_served_total", "kind=\"photo\"",
 		    1);
 	} else {
 		snprintf(tag, sizeof(tag), "placeholder-%c-%d",
 		    size_names[size], app->placeholder.sides[size]);
-		snprintf(cc, sizeof(cc), "private, max-age=%d",
-		    PLACEHOLDER_MAX_AGE);
+		cc = "private, max-age=" PLACEHOLDER_MAX_AGE;
 		http_req_note(r, "photo", "placeholder");
 		metrics_add("photosync_photos_served_total",
 		    "kind=\"placeholder\"", 1);
 	}
-	snprintf(quoted, sizeof(quoted), "\"%s\"", tag);
+	at = str_cat(quoted, sizeof(quoted), 0, "\"");
+	at = str_cat(quoted, sizeof(quoted), at, tag);
+	str_cat(quoted, sizeof(quoted), at, "\"");
 	http_reply_header(r, "ETag", quoted);
 	http_reply_header(r, "Cache-Control", cc);
 	if (http_etag_match(inm, tag)) {

@@ -1205,8 +1205,8 @@ struct lease_try {
  */
 struct lease_batch {
 	struct portal_srv	*srv;
-	struct lease_try	 tries[LEASE_BATCH];
 	size_t			 n;
+	struct lease_try	 tries[];	/* n of them, at most LEASE_BATCH */
 };
 
 static ps_err
@@ -1410,9 +1410,13 @@ lease_next(struct portal_srv *srv)
 
 	if (srv->leasing || srv->lease_pending == NULL)
 		return;
-	lb = xcalloc(1, sizeof(*lb));
+	/* As many tries as are pending: a batch is often a few. */
+	for (i = 0, job = srv->lease_pending; job && i < LEASE_BATCH;
+	    job = job->lease_next)
+		i++;
+	lb = xcalloc(1, sizeof(*lb) + i * sizeof(lb->tries[0]));
 	lb->srv = srv;
-	while (lb->n < LEASE_BATCH && (job = srv->lease_pending) != NULL) {
+	while (lb->n < i && (job = srv->lease_pending) != NULL) {
 		struct lease_try *lt = &lb->tries[lb->n++];
 
 		srv->lease_pending = job->lease_next;
@@ -1834,8 +1838,9 @@ sync_discover_prefetch(struct webapp_ctx *app,
 		    pf->n, (long long)master_held(app->srv, url));
 		goto out;
 	}
-	if ((rc = mcall_autodiscover_many(&m, app, &app->srv->issuers, url,
-	    (const char *const *)pf->emails, pf->n)) != PS_OK)
+	if ((rc = mcall_autodiscover_many(&m, app, &app->srv->issuers,
+	    app->srv->tokens, url, (const char *const *)pf->emails, pf->n)) !=
+	    PS_OK)
 		goto out;
 	xr.method = m.method;
 	xr.url = m.url;

@@ -165,9 +165,23 @@ portal_token_mint(const struct webapp_ctx *app,
 	m.upn = email;
 	m.now = time_now();
 	m.lifetime = PORTAL_TOKEN_LIFETIME;
-	/* No user: the actor alone, the application's own (app-only). */
-	if (tokens == NULL || email == NULL)
+	if (tokens == NULL)
 		return s2s_token_mint(&m, token);
+	/*
+	 * No user: the actor alone, the application's own (app-only), kept
+	 * too: every Autodiscover batch of a refresh needs one.
+	 */
+	if (email == NULL) {
+		snprintf(akey, sizeof(akey), "o/%" PRId64 "/%s/%s", app->w.id,
+		    pick->authority, pick->realm);
+		if ((k = kept_get(tokens, akey, m.now)) != NULL) {
+			*token = xstrdup(k->token);
+			return PS_OK;
+		}
+		if ((rc = s2s_token_mint(&m, token)) == PS_OK)
+			kept_put(tokens, akey, *token, m.now + m.lifetime);
+		return rc;
+	}
 	snprintf(akey, sizeof(akey), "a/%" PRId64 "/%s/%s", app->w.id,
 	    pick->authority, pick->realm);
 	snprintf(ukey, sizeof(ukey), "u/%" PRId64 "/%s/%s/%s", app->w.id,

@@ -63,9 +63,10 @@ ps_err	portal_token_pick(const struct portal_issuers *, const char *url,
  * for `pick` (from portal_token_pick()),
  * signed with `app`'s S2S key; only app->w.id, w.realm, s2s_key, s2s_cert
  * and s2s_cert_len are used. `tokens` (NULL: none) keeps tokens for
- * reuse until shortly before they expire (DESIGN §5): each user's, and
- * the signed actor token per web application and audience, which serves
- * every user, so a new user's token costs no signature. The caller frees
+ * reuse until shortly before they expire (DESIGN §5): each user's, the
+ * app-only one, and the signed actor token per web application and
+ * audience, which serves every user, so a new user's token costs no
+ * signature. The caller frees
  * *token with xfree_secret().
  */
 ps_err	portal_token_mint(const struct webapp_ctx *app,

@@ -132,7 +132,7 @@ test_email(void)
 static void
 test_ids(void)
 {
-	char g[37], r[17];
+	char g[37], r[17], r2[17];
 
 	guid_new(g);
 	ok(guid_valid(g), "new guid is valid");
@@ -140,10 +140,36 @@ test_ids(void)
 	ok(!guid_valid("not-a-guid"), "junk is not a guid");
 	reqid_new(r);
 	is_int(strlen(r), 16, "request id has 16 hex digits");
+	ok(strspn(r, "0123456789abcdef") == 16, "in lower case");
+	reqid_new(r2);
+	ok(strcmp(r, r2) != 0, "and the next one differs");
 	is_int(hex_digit('0') + hex_digit('9'), 9, "hex digits 0 and 9");
 	is_int(hex_digit('a') + hex_digit('F'), 25, "hex digits in either case");
 	ok(hex_digit('g') < 0 && hex_digit('/') < 0 && hex_digit(0x80) < 0 &&
 	    hex_digit(-1) < 0, "not hex digits");
+}
+
+static void
+test_str_cat(void)
+{
+	char s[12];
+	size_t n;
+
+	n = str_cat(s, sizeof(s), 0, "1/");
+	n = str_cat_int(s, sizeof(s), n, -42);
+	n = str_cat(s, sizeof(s), n, "/x");
+	is_str(s, "1/-42/x", "pieces and a negative number");
+	is_int(n, 7, "its length");
+	n = str_cat_int(s, sizeof(s), 0, INT64_MIN);
+	is_str(s, "-9223372036", "the smallest number, cut to the size");
+	is_int(n, 11, "the length is what fits");
+	is_int(str_cat(s, sizeof(s), n, "more"), 11, "a full string stays");
+	is_str(s, "-9223372036", "as it was");
+	n = str_cat_int(s, sizeof(s), 0, 0);
+	is_str(s, "0", "zero");
+	n = str_cat(s, 1, 0, "abc");
+	ok(n == 0 && s[0] == '\0', "a one-byte buffer holds the empty "
+	    "string");
 }
 
 static void
@@ -423,6 +449,7 @@ main(void)
 	test_size();
 	test_email();
 	test_ids();
+	test_str_cat();
 	test_log_q();
 	if ((log_dir = t_tmpdir("photosync-log")) == NULL)
 		return 1;

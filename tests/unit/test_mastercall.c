@@ -2,13 +2,19 @@
  * Unit tests of the portal's calls to the master (portal/mastercall.c):
  * how an Autodiscover or GetUserPhoto answer is read, where a redirect
  * leads, and the master's ETag; the sync and diagnose both read answers
- * through these.
+ * through these; and the tokens these calls carry, kept for reuse
+ * (portal/token.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/lru.h"
+#include "common/xalloc.h"
+#include "pki/pki.h"
 #include "portal/mastercall.h"
+#include "portal/portal_int.h"
+#include "portal/token.h"
 #include "t.h"
 
 #define NS_S	"http://schemas.xmlsoap.org/soap/envelope/"
@@ -127,6 +133,65 @@ test_etag(void)
 	is_str(out, "", "none");
 }
 
+/*
+ * A kept token is the one returned until it nears its end: after the
+ * web application's key changes, a kept token still carries the first
+ * key's signature, and one minted without the map the new key's.
+ */
+static void
+test_tokens_kept(void)
+{
+	struct pki_cert_spec spec = { .common_name = "portal", .days = 1 };
+	struct portal_token_pick pick = { .realm = "fabrikam",
+	    .authority = "mail.contoso.com" };
+	struct pki_key *key1 = NULL, *key2 = NULL;
+	unsigned char *cert1 = NULL, *cert2 = NULL;
+	size_t len1 = 0, len2 = 0;
+	struct webapp_ctx app;
+	struct lru *tokens = portal_tokens_new();
+	char *app1 = NULL, *app2 = NULL, *app3 = NULL, *u1 = NULL, *u2 = NULL,
+	    *u3 = NULL;
+
+	ok(pki_key_generate(&key1) == PS_OK && pki_key_generate(&key2) ==
+	    PS_OK && pki_cert_create(key1, &spec, NULL, NULL, 0, &cert1,
+	    &len1) == PS_OK && pki_cert_create(key2, &spec, NULL, NULL, 0,
+	    &cert2, &len2) == PS_OK, "two signing keys and certificates");
+	memset(&app, 0, sizeof(app));
+	app.w.id = 1;
+	snprintf(app.w.realm, sizeof(app.w.realm), "contoso");
+	app.s2s_key = key1;
+	app.s2s_cert = cert1;
+	app.s2s_cert_len = len1;
+	ok(portal_token_mint(&app, &pick, NULL, tokens, &app1) == PS_OK &&
+	    portal_token_mint(&app, &pick, "test1@contoso.com", tokens, &u1) ==
+	    PS_OK, "an app-only token and a user's, kept");
+	app.s2s_key = key2;
+	app.s2s_cert = cert2;
+	app.s2s_cert_len = len2;
+	ok(portal_token_mint(&app, &pick, NULL, tokens, &app2) == PS_OK &&
+	    app1 && app2 && strcmp(app1, app2) == 0,
+	    "the app-only token is kept: the next call gets the same one");
+	ok(portal_token_mint(&app, &pick, "test1@contoso.com", tokens, &u2) ==
+	    PS_OK && u1 && u2 && strcmp(u1, u2) == 0,
+	    "the user's token is kept");
+	ok(portal_token_mint(&app, &pick, NULL, NULL, &app3) == PS_OK &&
+	    app3 && strcmp(app1, app3) != 0 &&
+	    portal_token_mint(&app, &pick, "test1@contoso.com", NULL, &u3) ==
+	    PS_OK && u3 && strcmp(u1, u3) != 0,
+	    "without the map, each is minted (with the new key)");
+	free(app1);
+	free(app2);
+	free(app3);
+	free(u1);
+	free(u2);
+	free(u3);
+	lru_free(tokens);
+	free(cert1);
+	free(cert2);
+	pki_key_free(key1);
+	pki_key_free(key2);
+}
+
 int main(void);
 
 int
@@ -136,5 +201,6 @@ main(void)
 	test_redirect();
 	test_photo_read();
 	test_etag();
+	test_tokens_kept();
 	return done();
 }

@@ -391,7 +391,7 @@ static void
 feed_case_run(const char *path, enum store_role role,
     const struct feed_case *fc)
 {
-	struct ids before, after;
+	struct ids before = { .n = 0 }, after;
 	struct rows got;
 	char *want[MAX_ROWS * 2], *have[MAX_ROWS], *w, *s, *tok, *save;
 	char *want_line, *have_line, what[200];
