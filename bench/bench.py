@@ -36,10 +36,16 @@ take turns:
      store) serves its new ETag: p50 and p99 over 1,000 changes;
  11. `portal refresh --all` run from two portal nodes at once on one
      PostgreSQL store against one node's: users per second, and the users
-     the master sent a photo twice.
+     the master sent a photo twice;
+ 12. `portal user sync` and `master mailbox sync` from an OpenLDAP slapd
+     holding 5,000 people (Active Directory's attribute names for the
+     portal, OpenLDAP's for the master): people synced per second on a
+     first run into an empty store and on an unchanged second run
+     (reported, no floor).
 
 Figures 9-11 start a PostgreSQL server of their own in the temporary
-directory (tests/pgserver.py, as the tests do). BENCH_FIGURES selects
+directory (tests/pgserver.py, as the tests do), figure 12 an OpenLDAP
+slapd (tests/slapd.py). BENCH_FIGURES selects
 figures ("9,10,11", "1-8"); 1-8 share their set-up and run together.
 
 Everything runs in a temporary directory with the real binaries of a
@@ -63,7 +69,8 @@ a second), BENCH_ATTACK_SECONDS (20; quick 5), BENCH_CHUNKED_MB (40;
 quick 4), BENCH_SLOW_CONNECTIONS (20000; quick 2000) and BENCH_SLOW_RATE
 (1000 a second; quick 500), BENCH_BODIES (40; quick 4), BENCH_BOMBS (8),
 BENCH_NICE (10), BENCH_FIGURES (all), BENCH_CHANGES (1000; quick 100),
-BENCH_BUILD (./build-bench), BENCH_OUT, BENCH_TMP, BENCH_KEEP=1.
+BENCH_DIRECTORY_USERS (5000), BENCH_BUILD (./build-bench), BENCH_OUT,
+BENCH_TMP, BENCH_KEEP=1.
 
 Run with Debian's /usr/bin/python3.
 """
@@ -97,6 +104,7 @@ ROOT = os.path.dirname(HERE)
 # Figures 9-11 start their PostgreSQL as the tests do.
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 import pgserver  # noqa: E402
+import slapd  # noqa: E402  (figure 12's directory)
 
 ENV = os.environ
 
@@ -109,6 +117,8 @@ def env_num(name, default, kind=int):
 QUICK = ENV.get("BENCH_QUICK") == "1"
 SINGLE_NODE = frozenset(range(1, 9))
 CLUSTER = frozenset((9, 10, 11))
+DIRECTORY = frozenset((12,))
+ALL_FIGURES = SINGLE_NODE | CLUSTER | DIRECTORY
 
 
 def parse_figures(text):
@@ -116,7 +126,7 @@ def parse_figures(text):
     when empty. Figures 1-8 share their set-up and run together: naming
     any of them runs all eight."""
     if not (text or "").strip():
-        return SINGLE_NODE | CLUSTER
+        return ALL_FIGURES
     out = set()
     for part in text.replace(" ", "").split(","):
         m = re.match(r"^(\d+)(?:-(\d+))?$", part)
@@ -124,9 +134,9 @@ def parse_figures(text):
             raise SystemExit("bench: BENCH_FIGURES: %r is not a figure "
                              "number or range" % part)
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-        bad = set(range(lo, hi + 1)) - (SINGLE_NODE | CLUSTER)
+        bad = set(range(lo, hi + 1)) - ALL_FIGURES
         if bad or lo > hi:
-            raise SystemExit("bench: BENCH_FIGURES: no figure %s (1-11)" %
+            raise SystemExit("bench: BENCH_FIGURES: no figure %s (1-12)" %
                              part)
         out |= set(range(lo, hi + 1))
     if out & SINGLE_NODE:
@@ -142,6 +152,7 @@ N_REFRESH = env_num("BENCH_REFRESH_USERS", 500 if QUICK else 10000)
 N_MEMORY = env_num("BENCH_MEMORY_USERS", 5000 if QUICK else 100000)
 REFRESH_ROUNDS = env_num("BENCH_REFRESH_ROUNDS", 1 if QUICK else 3)
 REFRESH_BUDGET = env_num("BENCH_REFRESH_BUDGET", 300, float)
+N_DIRECTORY = env_num("BENCH_DIRECTORY_USERS", 5000)
 MEMORY_HR = ENV.get("BENCH_MEMORY_HR") == "1"
 # A round in which other processes took more than this share of a pinned
 # core is measured again (at most ROUNDS extra times per figure).
@@ -156,7 +167,7 @@ RENDER = os.path.join(BUILD, "bench", "bench_render")
 # full run's results.
 OUT = ENV.get("BENCH_OUT") or os.path.join(
     HERE, "results", "quick.md" if QUICK else "latest.md"
-    if FIGURES == SINGLE_NODE | CLUSTER else "figures-%s.md" % "-".join(
+    if FIGURES == ALL_FIGURES else "figures-%s.md" % "-".join(
         str(f) for f in sorted(FIGURES)))
 KEEP = ENV.get("BENCH_KEEP") == "1"
 PERF = ENV.get("BENCH_PERF") == "1"
@@ -2654,6 +2665,69 @@ def figures_cluster(top, servers, rows, details):
     return oks
 
 
+def directory_sync_round(top, d, role, i, pw):
+    """One round of figure 12 for `role`: a new state directory, a first
+    sync into it and a second, unchanged one; their wall times (s), each
+    the whole command (start, search, store) pinned to the server core."""
+    state = os.path.join(top, "dir-%s-%d" % (role, i))
+    if role == "portal":
+        photosync("portal", "init", "--dir", state, "--url",
+                  "https://127.0.0.1:%d" % (20000 + i))
+        argv = ["portal", "user", "sync", "--dir", state]
+    else:
+        photosync("master", "init", "--dir", state, "--host",
+                  "127.0.0.1:%d" % (20000 + i), "--domain", "contoso.com")
+        argv = ["master", "mailbox", "sync", "--dir", state,
+                "--attributes", "openldap"]
+    argv += ["--ldap", d.uri, "--base", d.base, "--bind-dn", d.admin_dn,
+             "--password-file", pw]
+    walls = []
+    for want in ("added %d" % N_DIRECTORY, "unchanged %d" % N_DIRECTORY):
+        t0 = time.monotonic()
+        out = photosync(*argv, cpu=SERVER_CPU).stdout
+        walls.append(time.monotonic() - t0)
+        if want not in out:
+            raise BenchError("figure 12: %s sync said %r, not %r" % (
+                role, out.strip(), want))
+    shutil.rmtree(state, ignore_errors=True)
+    return walls
+
+
+def figure_directory(top, rows, details):
+    """Figure 12: people synced per second from a directory of
+    N_DIRECTORY, both roles, first and unchanged runs; reported."""
+    log("figure 12: directory sync of %d people" % N_DIRECTORY)
+    d = slapd.Slapd(parent=top)
+    try:
+        d.add_users(N_DIRECTORY)
+        pw = write(os.path.join(top, "ldap.pw"), d.admin_password + "\n")
+        runs = {"portal": [], "master": []}
+        for i in range(REFRESH_ROUNDS):
+            for role in ("portal", "master"):
+                runs[role].append(directory_sync_round(top, d, role, i, pw))
+                log("  12 round %d, %s: first %.2f s, unchanged %.2f s" % (
+                    i + 1, role, runs[role][-1][0], runs[role][-1][1]))
+    finally:
+        d.stop()
+    for role, what in (("portal", "portal user sync (AD names)"),
+                       ("master", "master mailbox sync (OpenLDAP names)")):
+        first = statistics.median(r[0] for r in runs[role])
+        again = statistics.median(r[1] for r in runs[role])
+        rows.append(("12", "%s of %d people, first run into an empty "
+                     "store" % (what, N_DIRECTORY),
+                     "%.0f people/s" % (N_DIRECTORY / first), "—", None,
+                     "—", "info"))
+        rows.append(("12", "the same, unchanged second run",
+                     "%.0f people/s" % (N_DIRECTORY / again), "—", None,
+                     "—", "info"))
+        details.append(
+            "12 %s: wall time of the whole command per round, first %s s, "
+            "unchanged %s s (photosync pinned to CPU %s; slapd, a "
+            "throwaway OpenLDAP with an MDB database, not pinned)" % (
+                role, ", ".join("%.2f" % r[0] for r in runs[role]),
+                ", ".join("%.2f" % r[1] for r in runs[role]), SERVER_CPU))
+
+
 # ---------------------------------------------------------------- main
 
 def fmt(v, spec):
@@ -3165,7 +3239,7 @@ def figures_1_to_8(top, servers, rows, details, notes):
 
 
 def main():
-    for exe in (PHOTOSYNC, RENDER):
+    for exe in (PHOTOSYNC,) + ((RENDER,) if FIGURES & SINGLE_NODE else ()):
         if not os.access(exe, os.X_OK):
             raise BenchError("%s is missing: run `make bench`" % exe)
     tools = ["wrk", "openssl", "taskset"]
@@ -3175,6 +3249,12 @@ def main():
         if shutil.which(tool) is None:
             raise BenchError("%s is missing: ./scripts/deps.sh bench" %
                              tool)
+    if FIGURES & DIRECTORY:
+        for tool in ("slapd", "slapadd"):
+            if (shutil.which(tool) or shutil.which(
+                    tool, path="/usr/sbin:/sbin")) is None:
+                raise BenchError("%s is missing: ./scripts/deps.sh bench" %
+                                 tool)
     if FIGURES & CLUSTER:
         try:
             pgserver.bindir()
@@ -3196,6 +3276,8 @@ def main():
                                           notes)
         if FIGURES & CLUSTER:
             oks += figures_cluster(top, servers, rows, details)
+        if FIGURES & DIRECTORY:
+            figure_directory(top, rows, details)
         ok_all = all(oks)
         report(started, load_before, rows, details, notes, profile, ok_all)
         return 0 if ok_all else 1
@@ -3246,7 +3328,7 @@ def report(started, load_before, rows, details, notes, profile, ok_all):
 
     mach = machine()
     md = ["# photosync benchmark: %s" % (
-              "latest results" if FIGURES == SINGLE_NODE | CLUSTER
+              "latest results" if FIGURES == ALL_FIGURES
               else "figures %s" % ", ".join(str(f)
                                             for f in sorted(FIGURES))), "",
           "Written by `make bench` (bench/bench.py); how to read it: "

@@ -6,19 +6,21 @@ set -eu
 
 build="meson ninja-build pkg-config gcc libc6-dev libevent-dev libssl-dev
 libcurl4-openssl-dev libvips-dev libxml2-dev libjansson-dev libsodium-dev
-libsqlite3-dev libpq-dev libkrb5-dev libjpeg62-turbo-dev openssl
-ca-certificates"
+libsqlite3-dev libpq-dev libkrb5-dev libldap-dev libjpeg62-turbo-dev
+openssl ca-certificates"
 # The tests start PostgreSQL servers of their own (tests/pgserver.py:
 # initdb, pg_ctl, psql, pg_dump) and read stores with psycopg2; the
 # cluster test runs the cluster demo, with HAProxy. Kerberos sign-in is
 # tested against a KDC of their own (tests/kdc.py: MIT's KDC, kadmin.local
 # for principals and keytabs, kinit for tickets), with curl and with
 # headless Chromium holding a ticket (Chromium loads MIT's GSSAPI itself).
+# The directory is tested against an OpenLDAP server of their own
+# (tests/slapd.py: slapd, slapadd; ldapsearch and ldapmodify to change it).
 tests="curl imagemagick libimage-exiftool-perl jpeginfo python3
 python3-exchangelib python3-jwt python3-jwcrypto
 chromium chromium-driver python3-selenium
 postgresql python3-psycopg2 haproxy
-krb5-kdc krb5-admin-server krb5-user"
+krb5-kdc krb5-admin-server krb5-user slapd ldap-utils"
 # make demo: the demo prints a curl command that fetches a photo; make
 # demo-cluster (demo --nodes) runs PostgreSQL's server and HAProxy.
 demo="curl postgresql haproxy"
@@ -26,9 +28,10 @@ demo="curl postgresql haproxy"
 # server, libjpeg-turbo's headers for bench_render's floor, openssl for
 # the reference's certificate; taskset is in util-linux (essential);
 # PostgreSQL's server for the figures of several nodes (the bench starts
-# its own, as the tests do).
+# its own, as the tests do); an OpenLDAP server (slapd, slapadd) for the
+# directory sync's figure (started as the tests start it).
 bench="python3 wrk nginx-light libjpeg62-turbo-dev openssl util-linux
-postgresql"
+postgresql slapd"
 # make fuzz: clang and its libFuzzer runtime.
 fuzz="clang libclang-rt-14-dev"
 

@@ -153,6 +153,8 @@ struct auth_guard {
 	void			*on_count_arg;
 	pthread_mutex_t		 dummy_mu;
 	char			*dummy;		/* dummy_mu; then fixed */
+	auth_guard_external_fn	 external;	/* AUTH_GUARD_EXTERNAL's */
+	void			*external_arg;
 	struct auth_guard_stats	 stats;
 	bool			 full_logged;	/* auth.queue_full written */
 	int64_t			 full_logged_at;
@@ -394,6 +396,14 @@ wait_of(struct auth_guard *g, const char *lower, const char *counted,
 	return wa > wp ? wa : wp;
 }
 
+void
+auth_guard_set_external(struct auth_guard *g, auth_guard_external_fn fn,
+    void *arg)
+{
+	g->external = fn;
+	g->external_arg = arg;
+}
+
 enum auth_verdict
 auth_guard_verdict(struct auth_guard *g, const char *account,
     const char *peer, ps_err rc, int64_t *wait_ms)
@@ -401,6 +411,8 @@ auth_guard_verdict(struct auth_guard *g, const char *account,
 	*wait_ms = 0;
 	if (rc == PS_OK)
 		return AUTH_SIGNED_IN;
+	if (rc == PS_EUPSTREAM)
+		return AUTH_BUSY;
 	if (rc != PS_EBUSY)
 		return AUTH_WRONG;
 	*wait_ms = auth_guard_wait(g, account, peer);
@@ -537,7 +549,7 @@ counts_settle(struct auth_guard *g, struct check *c, int64_t now)
 		    (c->addr->failures == 0 ||
 		    c->addr->account == c->account_tag))
 			count_clear(g, c->addr);
-	} else {
+	} else if (c->rc != PS_EUPSTREAM) {
 		count_fail(g, c, c->acct, now);
 		count_fail(g, c, c->addr, now);
 	}
@@ -683,13 +695,24 @@ verify_run(void *arg)
 	hash = c->unknown ? g->dummy : c->hash;
 	pthread_mutex_unlock(&g->dummy_mu);
 
-	if (hash != NULL) {
+	if (!c->unknown && strcmp(c->hash, AUTH_GUARD_EXTERNAL) == 0) {
+		/* Checked elsewhere: an answer it cannot give is no failure. */
+		rc = g->external ? g->external(g->external_arg, c->account,
+		    c->password) : PS_EAUTH;
+		c->verified = rc == PS_OK || rc == PS_EAUTH;
+		if (!c->verified)
+			snprintf(c->why, sizeof(c->why), "the password could "
+			    "not be checked: %s", ps_errmsg());
+	} else if (hash != NULL) {
 		rc = auth_password_verify(hash, c->password);
 		c->verified = true;
 	}
 	xfree_secret(c->password, strlen(c->password));
 	c->password = NULL;
-	if (c->unknown) {
+	if (!c->unknown && !c->verified && c->why[0] != '\0') {
+		c->rc = PS_EUPSTREAM;
+		c->result = "unavailable";
+	} else if (c->unknown) {
 		c->rc = PS_EAUTH;
 		c->result = "wrong";
 		str_copy(c->why, "no such account, or no password set",

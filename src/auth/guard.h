@@ -164,6 +164,24 @@ ps_err	auth_guard_run(struct auth_guard *, void (*run)(void *),
 	    void (*done)(void *), void *arg);
 
 /*
+ * Passwords that another system checks (the organisation's directory):
+ * a check whose stored hash is AUTH_GUARD_EXTERNAL is answered by `fn`
+ * on the guard's threads instead of Argon2id, with the account as
+ * counted and the password: PS_OK right, PS_EAUTH wrong (both counted
+ * and remembered as any check's), anything else (the other system could
+ * not say, a sentence in ps_errmsg()) PS_EUPSTREAM to done(): neither a
+ * failure nor remembered, and the verdict AUTH_BUSY (503 with
+ * Retry-After). Without a `fn` such a hash is never right. Before the
+ * first check; `arg` must outlive the guard.
+ */
+#define AUTH_GUARD_EXTERNAL	"$external$"
+
+typedef ps_err (*auth_guard_external_fn)(void *arg, const char *account,
+	    const char *password);
+void	auth_guard_set_external(struct auth_guard *,
+	    auth_guard_external_fn fn, void *arg);
+
+/*
  * What a sign-in comes to, from a check's outcome, the same for every
  * sign-in of both roles (Basic, the portal's form, the master's page).
  */
@@ -175,7 +193,8 @@ enum auth_verdict {
 };
 
 /*
- * The verdict on `rc` as done() received it for `account` from `peer`;
+ * The verdict on `rc` as done() received it for `account` from `peer`
+ * (PS_EUPSTREAM, an external check that could not say: AUTH_BUSY);
  * `wait_ms` receives how long AUTH_WAIT must wait (a PS_EBUSY while
  * failures elsewhere began a wait is that wait, not a full queue), 0
  * otherwise. Both answers that make a client wait say so in

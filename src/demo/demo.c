@@ -42,7 +42,8 @@
 #include "setup/setup.h"
 
 static const char usage_text[] =
-"usage: photosync demo [--dir D] [--port-base N] [--nodes K | --sso]\n"
+"usage: photosync demo [--dir D] [--port-base N]\n"
+"                     [--nodes K | [--sso] [--directory]]\n"
 "\n"
 "Sets up and runs the seed article's environment on this machine: a\n"
 "master with test1@contoso.com and test2@contoso.com (generated\n"
@@ -62,7 +63,11 @@ static const char usage_text[] =
 "port N+2 (MIT's krb5kdc, its database in D/kdc) with the users test1,\n"
 "test2 and test3 (the demo's password) and the service HTTP/localhost,\n"
 "whose keytab both roles take; it prints how to get a ticket (kinit) and\n"
-"start a browser that uses it.\n";
+"start a browser that uses it.\n"
+"\n"
+"--directory: the people in an OpenLDAP slapd of the demo's own (D/ldap,\n"
+"port N+3): the mailboxes and users come from it (mailbox sync, user\n"
+"sync), their passwords are checked by it, and serve syncs hourly.\n";
 
 static volatile sig_atomic_t stop_requested;
 
@@ -400,13 +405,16 @@ demo_set_up(struct demo *d)
 		if ((rc = demo_run_self(d, a)) != PS_OK)
 			goto out;
 	}
+	/* --directory: the mailboxes come from the directory. */
+	if (d->directory && (rc = demo_directory_master(d)) != PS_OK)
+		goto out;
 	for (i = 0; i < 2; i++) {
 		const char *a[] = { "master", "mailbox", "add", "--dir",
 		    d->master_dir, users[i][1], "--name", users[i][2],
 		    "--password-file", d->password_file, NULL };
 		char name[32];
 
-		if ((rc = demo_run_self(d, a)) != PS_OK)
+		if (!d->directory && (rc = demo_run_self(d, a)) != PS_OK)
 			goto out;
 		snprintf(name, sizeof(name), "photo-test%d.jpg", i + 1);
 		if ((rc = make_photo(d, (uint32_t)i + 1, name, &photo)) !=
@@ -431,7 +439,9 @@ demo_set_up(struct demo *d)
 		if ((rc = demo_run_self(d, a)) != PS_OK)
 			goto out;
 	}
-	for (i = 0; i < 3; i++) {
+	if (d->directory && (rc = demo_directory_portal(d)) != PS_OK)
+		goto out;
+	for (i = 0; i < 3 && !d->directory; i++) {
 		const char *a[] = { "portal", "user", "add", "--dir",
 		    d->portal_dir, users[i][0], "--email", users[i][1],
 		    "--name", users[i][2], "--password-file",
@@ -569,6 +579,14 @@ demo_print_running(struct demo *d, int mport, int pport, const char *logs)
 	    "    %s portal webapp show --dir %s\n\n", pport, d->password,
 	    d->ca_cert, mport, d->ca_cert, d->password, mport, d->dir, logs,
 	    self ? self : "photosync", d->portal_dir);
+	if (d->directory) {
+		char *uri = demo_directory_uri(d);
+
+		printf("  The people come from the directory %s (%s/ldap);"
+		    "\n  their passwords are checked by it.\n\n", uri,
+		    d->dir);
+		free(uri);
+	}
 	free(self);
 }
 
@@ -582,6 +600,11 @@ run_one_node(struct demo *d, bool set_up_done, bool trusted)
 	/* Before anything is made, so other ports can still be chosen. */
 	if (report_taken_port(d, set_up_done))
 		return 1;
+	if (d->directory) {
+		if ((!set_up_done && demo_directory_make(d) != PS_OK) ||
+		    demo_directory_start(d) != PS_OK)
+			return demo_fail("directory");
+	}
 	if (!set_up_done) {
 		if (demo_set_up(d) != PS_OK)
 			return demo_fail("set-up");
@@ -646,6 +669,7 @@ demo_main(int argc, char **argv)
 		{ "port-base", required_argument, NULL, 'p' },
 		{ "nodes", required_argument, NULL, 'n' },
 		{ "sso", no_argument, NULL, 's' },
+		{ "directory", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -654,7 +678,7 @@ demo_main(int argc, char **argv)
 	struct stat sb;
 	int c, ret = 1, stored = 0, nodes = 0;
 	bool set_up_done, trusted, cluster;
-	char *abs, *data = NULL, *cluster_file = NULL;
+	char *abs, *data = NULL, *cluster_file = NULL, *directory_file = NULL;
 	size_t len;
 
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -669,11 +693,12 @@ demo_main(int argc, char **argv)
 			}
 			break;
 		case 's': d.sso = true; break;
+		case 'D': d.directory = true; break;
 		case 'h': fputs(usage_text, stdout); return 0;
 		default: fputs(usage_text, stderr); return 2;
 		}
 	}
-	if (optind < argc || (d.sso && nodes)) {
+	if (optind < argc || ((d.sso || d.directory) && nodes)) {
 		fputs(usage_text, stderr);
 		return 2;
 	}
@@ -732,6 +757,20 @@ demo_main(int argc, char **argv)
 		    "and start again\n", d.dir);
 		goto out;
 	}
+	directory_file = file_join(d.dir, DIRECTORY_MARK);
+	if ((set_up_done || stat(d.master_dir, &sb) == 0) &&
+	    (stat(directory_file, &sb) == 0) != d.directory) {
+		fprintf(stderr, "photosync demo: %s holds a demo %s "
+		    "--directory; run it so, or choose another --dir\n", d.dir,
+		    d.directory ? "without" : "with");
+		ret = 2;
+		goto out;
+	}
+	if (d.directory && !set_up_done && demo_mark_done(directory_file,
+	    d.port_base) != PS_OK) {
+		ret = demo_fail("directory");
+		goto out;
+	}
 	trusted = stat(d.trusted_file, &sb) == 0;
 	if (load_or_make_password(&d) != PS_OK) {
 		ret = demo_fail("password");
@@ -746,6 +785,8 @@ out:
 	demo_stop_server(d.portal_pid);
 	demo_stop_server(d.master_pid);
 	demo_stop_server(d.kdc_pid);
+	demo_stop_server(d.ldap_pid);
+	free(directory_file);
 	free(d.dir);
 	free(d.ca_dir);
 	free(d.master_dir);

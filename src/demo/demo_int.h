@@ -38,7 +38,15 @@ struct demo {
 	/* --sso (kdc.c): the KDC runs as kdc_pid while the demo does */
 	bool	 sso;
 	pid_t	 kdc_pid;
+	/* --directory (directory.c): the people from a slapd of the demo */
+	bool	 directory;
+	pid_t	 ldap_pid;
 };
+
+/* D/directory: D holds a demo of --directory. */
+/* Its slapd's port: N+3, N+2 being the KDC's when --sso is given too. */
+#define DEMO_LDAP_PORT(d)	((d)->port_base + 3)
+#define DIRECTORY_MARK		"directory"
 
 /* Prints "photosync demo: WHAT: <error>" on stderr; returns 1. */
 int	demo_fail(const char *what);
@@ -97,5 +105,19 @@ void	demo_kdc_print(const struct demo *, int pport);
  */
 int	demo_cluster(struct demo *, int nodes, bool set_up_done, bool trusted,
 	    volatile sig_atomic_t *stop);
+
+/*
+ * demo --directory (directory.c): D/ldap, slapd's configuration and
+ * data with the demo's people (once, at the set-up); slapd started on
+ * 127.0.0.1, port N+2 (each run; d->ldap_pid); the master's and the
+ * portal's directory settings and first syncs (at the set-up, slapd
+ * running, instead of mailbox add and user add); its address (the
+ * caller frees).
+ */
+ps_err	demo_directory_make(struct demo *);
+ps_err	demo_directory_start(struct demo *);
+ps_err	demo_directory_master(struct demo *);
+ps_err	demo_directory_portal(struct demo *);
+char	*demo_directory_uri(const struct demo *);
 
 #endif

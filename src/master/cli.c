@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 #include "auth/negotiate.h"
@@ -19,6 +20,8 @@
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "diagnose.h"
+#include "directory.h"
+#include "directory/schedule.h"
 #include "exchange/ews.h"
 #include "http/server.h"
 #include "image/image.h"
@@ -63,6 +66,20 @@ static const struct help_entry commands[] = {
 	{ "mailbox", "list", "--dir D", NULL, NULL },
 	{ "mailbox", "passwd", "--dir D ADDRESS --password-file F", NULL,
 	  NULL },
+	{ "mailbox", "sync", "--dir D --ldap URL --base DN [--filter F]\n"
+	  "       [--bind-dn DN --password-file F] [--starttls] "
+	  "[--ca-file F]\n"
+	  "       [--attributes ad|openldap] [--dry-run]",
+	  "      add, update, re-address, disable and restore the mailboxes "
+	  "of the\n"
+	  "      directory's people (keyed by objectGUID or entryUUID, so a "
+	  "changed\n"
+	  "      address keeps its photo): the address from mail, the name "
+	  "from\n"
+	  "      displayName (ad, the default) or cn (openldap); mailboxes "
+	  "added by\n"
+	  "      hand are left alone; --dry-run: say what would change\n",
+	  NULL },
 	{ "photo", "set", "--dir D ADDRESS --file F     (JPEG, PNG, WebP, "
 	  "HEIF, GIF)", NULL, NULL },
 	{ "photo", "remove", "--dir D ADDRESS", NULL, NULL },
@@ -99,6 +116,22 @@ static const struct help_entry commands[] = {
 	  "its\n"
 	  "      next start\n", NULL },
 	{ "kerberos", "show", "--dir D", NULL, NULL },
+	{ "directory", "set", "--dir D [--ldap URL --base DN [--filter F]\n"
+	  "       [--bind-dn DN --password-file F] [--starttls] "
+	  "[--ca-file F]\n"
+	  "       [--attributes ad|openldap]] [--every DURATION|off] "
+	  "[--passwords on|off]",
+	  "      keep the directory's settings (as mailbox sync takes them; "
+	  "the bind\n"
+	  "      password is kept in the store): --every: serve runs the "
+	  "mailbox\n"
+	  "      sync this often, one node of a shared store at a time (at "
+	  "least 1m;\n"
+	  "      default off); --passwords on: the password sign-ins of "
+	  "mailboxes\n"
+	  "      from the directory are checked by a bind as them (default "
+	  "off)\n", NULL },
+	{ "directory", "show", "--dir D", NULL, NULL },
 	{ "store", "migrate", "--dir D --to postgresql://[USER@]HOST[:PORT]/DB "
 	  "\n       [--store-password-file F]",
 	  "      copy the store into that PostgreSQL database (empty, or "
@@ -134,7 +167,9 @@ struct opts {
 	const char	*listen_port, *sso_header, *sso_proxy;
 	const char	*keytab, *service, *realms;
 	const char	*body_memory, *store, *store_password_file, *to;
-	bool		 help;
+	const char	*ldap, *base, *filter, *bind_dn, *attributes;
+	const char	*every, *passwords;
+	bool		 help, starttls, dry_run;
 	const char	*args[4];
 	int		 nargs;
 };
@@ -188,6 +223,15 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "keytab", required_argument, NULL, 'K' },
 		{ "service", required_argument, NULL, 'V' },
 		{ "realms", required_argument, NULL, 'E' },
+		{ "ldap", required_argument, NULL, 256 },
+		{ "base", required_argument, NULL, 257 },
+		{ "filter", required_argument, NULL, 258 },
+		{ "bind-dn", required_argument, NULL, 259 },
+		{ "starttls", no_argument, NULL, 260 },
+		{ "attributes", required_argument, NULL, 261 },
+		{ "dry-run", no_argument, NULL, 262 },
+		{ "every", required_argument, NULL, 263 },
+		{ "passwords", required_argument, NULL, 264 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -230,6 +274,15 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 'K': o->keytab = optarg; break;
 		case 'V': o->service = optarg; break;
 		case 'E': o->realms = optarg; break;
+		case 256: o->ldap = optarg; break;
+		case 257: o->base = optarg; break;
+		case 258: o->filter = optarg; break;
+		case 259: o->bind_dn = optarg; break;
+		case 260: o->starttls = true; break;
+		case 261: o->attributes = optarg; break;
+		case 262: o->dry_run = true; break;
+		case 263: o->every = optarg; break;
+		case 264: o->passwords = optarg; break;
 		case 'h': o->help = true; break;
 		default: return -1;
 		}
@@ -365,6 +418,77 @@ print_mailbox(void *arg, const struct store_mailbox *m)
 	return PS_OK;
 }
 
+/* The directory options of `o`, as the sync and `directory set` take. */
+static void
+dir_options_of(const struct opts *o, struct dir_options *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->ldap = o->ldap;
+	d->base = o->base;
+	d->filter = o->filter;
+	d->bind_dn = o->bind_dn;
+	d->password_file = o->password_file;
+	d->ca_file = o->ca_file;
+	d->attributes = o->attributes;
+	d->starttls = o->starttls;
+}
+
+static int
+mailbox_sync(struct master_state *ms, const struct opts *o)
+{
+	struct dir_options d;
+	struct dir_config cfg;
+	struct dir_sync_ops ops;
+	struct dir_sync_run run = { 0 };
+	struct dir_sync_counts c;
+	char *password = NULL, text[256];
+	ps_err rc;
+
+	dir_options_of(o, &d);
+	if (dir_options_check(&d, &cfg, &password) != PS_OK)
+		return fail("mailbox sync");
+	master_directory_ops(&ops);
+	run.dry_run = o->dry_run;
+	run.progress = isatty(STDERR_FILENO) ? stderr : NULL;
+	rc = dir_sync(&cfg, ms->store, &ops, &run, &c);
+	if (password)
+		xfree_secret(password, strlen(password));
+	if (rc != PS_OK)
+		return fail("mailbox sync");
+	dir_sync_counts_text(&c, text, sizeof(text));
+	printf("%s mailboxes from %s: %s\n", o->dry_run ? "would sync (dry "
+	    "run, nothing written)" : "synced", cfg.uri, text);
+	return 0;
+}
+
+static int
+cmd_directory(struct master_state *ms, const struct opts *o,
+    const char *verb)
+{
+	struct dir_settings_change ch = { 0 };
+	struct dir_settings set = { 0 };
+	struct dir_options d;
+
+	if (strcmp(verb, "show") == 0) {
+		if (dir_settings_load(ms->store, &set) != PS_OK)
+			return fail("directory show");
+		dir_settings_print(stdout, &set);
+		dir_settings_cleanup(&set);
+		return 0;
+	}
+	if (strcmp(verb, "set") != 0)
+		return usage_error("directory commands: set, show");
+	dir_options_of(o, &d);
+	ch.dir = &d;
+	ch.every = o->every;
+	ch.passwords = o->passwords;
+	if (dir_settings_change(ms->store, &ch, &set) != PS_OK)
+		return fail("directory set");
+	dir_settings_print(stdout, &set);
+	dir_settings_cleanup(&set);
+	return 0;
+}
+
 static int
 cmd_mailbox(struct master_state *ms, struct opts *o, const char *verb)
 {
@@ -377,6 +501,9 @@ cmd_mailbox(struct master_state *ms, struct opts *o, const char *verb)
 			return fail("mailbox list");
 		return 0;
 	}
+	if (strcmp(verb, "sync") == 0)
+		return email ? usage_error("mailbox sync takes no ADDRESS") :
+		    mailbox_sync(ms, o);
 	if (email == NULL)
 		return usage_error("mailbox needs an ADDRESS");
 	if (!email_valid(email)) {
@@ -406,7 +533,7 @@ cmd_mailbox(struct master_state *ms, struct opts *o, const char *verb)
 		printf("changed the password of %s\n", email);
 	} else {
 		ret = usage_error("mailbox commands: add, remove, list, "
-		    "passwd");
+		    "passwd, sync");
 		goto out;
 	}
 	ret = 0;
@@ -736,7 +863,8 @@ master_main(int argc, char **argv)
 	if (strcmp(cmd, "mailbox") && strcmp(cmd, "photo") &&
 	    strcmp(cmd, "partner") && strcmp(cmd, "serve") &&
 	    strcmp(cmd, "diagnose") && strcmp(cmd, "store") &&
-	    strcmp(cmd, "sso") && strcmp(cmd, "kerberos"))
+	    strcmp(cmd, "sso") && strcmp(cmd, "kerberos") &&
+	    strcmp(cmd, "directory"))
 		return usage_error("unknown command");
 	/* Admin commands speak on stdout/stderr; events only for serve. */
 	if (strcmp(cmd, "serve") != 0 && !log_enabled(LOG_DEBUG))
@@ -775,6 +903,8 @@ master_main(int argc, char **argv)
 		ret = cmd_sso(&ms, &o, verb);
 	else if (strcmp(cmd, "kerberos") == 0)
 		ret = cmd_kerberos(&ms, &o, verb);
+	else if (strcmp(cmd, "directory") == 0)
+		ret = cmd_directory(&ms, &o, verb);
 	else if (strcmp(cmd, "diagnose") == 0)
 		ret = master_diagnose_run(&ms, store_what, o.partner ?
 		    o.partner : o.nargs > 1 ? o.args[1] : NULL, o.ca_file);

@@ -659,7 +659,9 @@ login_lookup(struct store *st, void *arg, const char *email, char **hash)
 
 	if (!email_valid(email))
 		return PS_ENOTFOUND;
-	if ((rc = store_mailbox_get(st, email, &ec->v.m)) != PS_OK)
+	if ((rc = store_mailbox_get(st, email, &ec->v.m)) != PS_OK ||
+	    (rc = master_directory_password(ec->e->srv, st, &ec->v.m,
+	    &ec->v.m.pwhash)) != PS_OK)
 		return rc;
 	*hash = ec->v.m.pwhash;
 	ec->v.m.pwhash = NULL;

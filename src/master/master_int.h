@@ -113,6 +113,9 @@ struct master_partners {
 struct auth_sso;
 struct auth_negotiate;
 
+struct dir_schedule;
+struct dir_passwords;
+
 struct master_srv {
 	struct master_state	*ms;
 	struct event_base	*base;
@@ -133,6 +136,8 @@ struct master_srv {
 	struct metrics_acl	*metrics_acl;
 	struct auth_sso		*sso;		/* NULL: no proxy's sign-in */
 	struct auth_negotiate	*kerberos;	/* NULL: no Kerberos sign-in */
+	struct dir_schedule	*directory;	/* the directory sync's */
+	struct dir_passwords	*dir_passwords;	/* --passwords on */
 	char			*base_url;	/* https://host[:port] */
 	int			 port;		/* bound */
 	/* In URLs and token audiences: a load balancer's, or the bound. */
@@ -149,6 +154,14 @@ struct auth_signin;
  * it has one, in the answer's WWW-Authenticate (serve.c).
  */
 void	master_negotiate_reply(struct http_req *, const struct auth_signin *si);
+
+/*
+ * On a store lane: for a mailbox from the directory whose passwords the
+ * directory checks (directory/passwords.h), replaces *pwhash with the
+ * guard's AUTH_GUARD_EXTERNAL. PS_OK otherwise, *pwhash unchanged.
+ */
+ps_err	master_directory_password(struct master_srv *, struct store *,
+	    const struct store_mailbox *, char **pwhash);
 
 /*
  * Answers 503 with Retry-After for a budget used up: `what` is "store" (a

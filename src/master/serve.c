@@ -50,6 +50,9 @@
 #include "common/str.h"
 #include "common/url.h"
 #include "common/xalloc.h"
+#include "directory.h"
+#include "directory/passwords.h"
+#include "directory/schedule.h"
 #include "exchange/autodiscover.h"
 #include "exchange/ews.h"
 #include "http/server.h"
@@ -419,6 +422,11 @@ basic_lookup(struct store *st, void *arg, const char *name, char **hash)
 
 	if ((rc = store_mailbox_get(st, name, &m)) != PS_OK)
 		return rc;
+	if ((rc = master_directory_password(c->s, st, &m, &m.pwhash)) !=
+	    PS_OK) {
+		store_mailbox_cleanup(&m);
+		return rc;
+	}
 	str_copy(c->email, m.email, sizeof(c->email));
 	*hash = m.pwhash;
 	m.pwhash = NULL;
@@ -1362,6 +1370,9 @@ master_serve(struct master_state *ms, const char *listen_host,
 		rc = PS_EIO;
 		goto out;
 	}
+	s.dir_passwords = dir_passwords_new();
+	auth_guard_set_external(s.guard, dir_passwords_check,
+	    s.dir_passwords);
 	/* Without the store's key the node throttles alone (docs/scaling.md). */
 	if (auth_share_new(s.base, ms->store, s.pool, s.guard, &s.share) !=
 	    PS_OK)
@@ -1402,6 +1413,11 @@ master_serve(struct master_state *ms, const char *listen_host,
 		rc = PS_ECRYPTO;
 		goto out;
 	}
+	if ((s.directory = dir_schedule_start(s.base, db, STORE_MASTER,
+	    "mailboxes", master_directory_ops_for, NULL)) == NULL) {
+		rc = PS_EIO;
+		goto out;
+	}
 	if (port_file) {
 		char portbuf[16];
 
@@ -1421,6 +1437,7 @@ master_serve(struct master_state *ms, const char *listen_host,
 	rc = PS_OK;
 out:
 	http_signals_free(sigs);
+	dir_schedule_stop(s.directory);
 	/*
 	 * Stopping: uploads being rendered finish, then the notifier stops;
 	 * the follower's waiting requests go on; the store's lanes run what
@@ -1440,6 +1457,9 @@ out:
 	s.share = NULL;
 	auth_guard_free(s.guard);
 	s.guard = NULL;
+	/* After the guard, whose threads check with it. */
+	dir_passwords_free(s.dir_passwords);
+	s.dir_passwords = NULL;
 	calls_abort(&s);
 	ecp_free(s.ecp);
 	metrics_acl_free(s.metrics_acl);

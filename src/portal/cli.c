@@ -23,6 +23,8 @@
 #include "common/url.h"
 #include "common/xalloc.h"
 #include "diagnose.h"
+#include "directory.h"
+#include "directory/schedule.h"
 #include "http/server.h"
 #include "portal.h"
 #include "portal_int.h"
@@ -93,6 +95,39 @@ static const struct help_entry commands[] = {
 	{ "user", "passwd", "--dir D ACCOUNT --password-file F", NULL, NULL },
 	{ "user", "show", "--dir D ACCOUNT [--url U]    sync state and photo "
 	  "source", NULL, NULL },
+	{ "user", "sync", "--dir D --ldap URL --base DN [--filter F]\n"
+	  "       [--bind-dn DN --password-file F] [--starttls] "
+	  "[--ca-file F]\n"
+	  "       [--attributes ad|openldap] [--domain D] [--dry-run]",
+	  "      add, update, rename, disable and restore the users the "
+	  "directory\n"
+	  "      has (keyed by objectGUID or entryUUID, so a renamed account "
+	  "keeps\n"
+	  "      its photo); accounts are DOMAIN\\login, DOMAIN from --domain "
+	  "or\n"
+	  "      the base's first dc=; --attributes: ad (default: "
+	  "sAMAccountName,\n"
+	  "      mail, displayName) or openldap (uid, mail, cn); users added "
+	  "by\n"
+	  "      hand are left alone; --dry-run: say what would change\n",
+	  NULL },
+	{ "directory", "set", "--dir D [--ldap URL --base DN [--filter F]\n"
+	  "       [--bind-dn DN --password-file F] [--starttls] "
+	  "[--ca-file F]\n"
+	  "       [--attributes ad|openldap]] [--domain D] "
+	  "[--every DURATION|off]\n"
+	  "       [--passwords on|off]",
+	  "      keep the directory's settings (as user sync takes them; "
+	  "the bind\n"
+	  "      password is kept in the store): --every: serve runs the "
+	  "user sync\n"
+	  "      this often, one node of a shared store at a time (at least "
+	  "1m;\n"
+	  "      default off); --passwords on: the password sign-ins of "
+	  "users from\n"
+	  "      the directory are checked by a bind as them (default off)\n",
+	  NULL },
+	{ "directory", "show", "--dir D", NULL, NULL },
 	{ "refresh", NULL, "--dir D (--user ACCOUNT... | --all) [--force]\n"
 	  "       [--concurrency N] [--url U]",
 	  "      fetch photos for users who never visited (windows respected\n"
@@ -156,7 +191,9 @@ struct opts {
 	const char	*avatar_defaults, *owner_wait, *sso_header, *sso_proxy;
 	const char	*keytab, *kerberos_service, *kerberos_realms;
 	const char	*store, *store_password_file, *to;
-	bool		 ca_file_set, all, force, help;
+	const char	*ldap, *base, *filter, *bind_dn, *attributes, *domain;
+	const char	*every, *passwords;
+	bool		 ca_file_set, all, force, help, starttls, dry_run;
 	int		 concurrency;
 	const char	*users[64];
 	size_t		 n_users;
@@ -188,7 +225,9 @@ parse_opts(int argc, char **argv, struct opts *o)
 	    O_ERREXP, O_AD, O_TRIGGER, O_SIZES, O_HTTP, O_USER, O_ALL, O_FORCE,
 	    O_CONC, O_METRICS, O_MAXCONN, O_BODYMEM, O_BG, O_NOTIF, O_AVACC,
 	    O_AVDEF, O_OWNERWAIT, O_STORE, O_STOREPW, O_TO, O_LISTENPORT,
-	    O_SSOHEADER, O_SSOPROXY, O_KEYTAB, O_KRBSERVICE, O_KRBREALMS };
+	    O_SSOHEADER, O_SSOPROXY, O_KEYTAB, O_KRBSERVICE, O_KRBREALMS,
+	    O_LDAP, O_BASE, O_FILTER, O_BINDDN, O_STARTTLS, O_ATTRS, O_DOMAIN,
+	    O_DRYRUN, O_EVERY, O_PASSWORDS };
 	static const struct option longopts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "url", required_argument, NULL, O_URL },
@@ -230,6 +269,16 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "store", required_argument, NULL, O_STORE },
 		{ "store-password-file", required_argument, NULL, O_STOREPW },
 		{ "to", required_argument, NULL, O_TO },
+		{ "ldap", required_argument, NULL, O_LDAP },
+		{ "base", required_argument, NULL, O_BASE },
+		{ "filter", required_argument, NULL, O_FILTER },
+		{ "bind-dn", required_argument, NULL, O_BINDDN },
+		{ "starttls", no_argument, NULL, O_STARTTLS },
+		{ "attributes", required_argument, NULL, O_ATTRS },
+		{ "domain", required_argument, NULL, O_DOMAIN },
+		{ "dry-run", no_argument, NULL, O_DRYRUN },
+		{ "every", required_argument, NULL, O_EVERY },
+		{ "passwords", required_argument, NULL, O_PASSWORDS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -281,6 +330,16 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case O_STORE: o->store = optarg; break;
 		case O_STOREPW: o->store_password_file = optarg; break;
 		case O_TO: o->to = optarg; break;
+		case O_LDAP: o->ldap = optarg; break;
+		case O_BASE: o->base = optarg; break;
+		case O_FILTER: o->filter = optarg; break;
+		case O_BINDDN: o->bind_dn = optarg; break;
+		case O_STARTTLS: o->starttls = true; break;
+		case O_ATTRS: o->attributes = optarg; break;
+		case O_DOMAIN: o->domain = optarg; break;
+		case O_DRYRUN: o->dry_run = true; break;
+		case O_EVERY: o->every = optarg; break;
+		case O_PASSWORDS: o->passwords = optarg; break;
 		case O_FORCE: o->force = true; break;
 		case O_CONC:
 			o->concurrency = atoi(optarg);
@@ -919,6 +978,84 @@ user_show(struct portal_state *ps, const char *account, const char *url)
 	return 0;
 }
 
+/* The directory options of `o`, as the sync and `directory set` take. */
+static void
+dir_options_of(const struct opts *o, struct dir_options *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->ldap = o->ldap;
+	d->base = o->base;
+	d->filter = o->filter;
+	d->bind_dn = o->bind_dn;
+	d->password_file = o->password_file;
+	d->ca_file = o->ca_file;
+	d->attributes = o->attributes;
+	d->starttls = o->starttls;
+}
+
+static int
+user_sync(struct portal_state *ps, const struct opts *o)
+{
+	struct portal_directory pd;
+	struct dir_options d;
+	struct dir_config cfg;
+	struct dir_sync_ops ops;
+	struct dir_sync_run run = { 0 };
+	struct dir_sync_counts c;
+	char *password = NULL, text[256];
+	ps_err rc;
+
+	dir_options_of(o, &d);
+	if (dir_options_check(&d, &cfg, &password) != PS_OK ||
+	    portal_directory_init(&pd, o->domain, o->base) != PS_OK)
+		return fail("user sync");
+	portal_directory_ops(&pd, &ops);
+	run.dry_run = o->dry_run;
+	run.progress = isatty(STDERR_FILENO) ? stderr : NULL;
+	rc = dir_sync(&cfg, ps->store, &ops, &run, &c);
+	if (password)
+		xfree_secret(password, strlen(password));
+	if (rc != PS_OK)
+		return fail("user sync");
+	dir_sync_counts_text(&c, text, sizeof(text));
+	printf("%s users from %s: %s\n", o->dry_run ? "would sync (dry run, "
+	    "nothing written)" : "synced", cfg.uri, text);
+	return 0;
+}
+
+static int
+cmd_directory(struct portal_state *ps, const struct opts *o,
+    const char *verb)
+{
+	struct dir_settings_change ch = { 0 };
+	struct dir_settings set = { 0 };
+	struct portal_directory pd;
+	struct dir_options d;
+
+	if (strcmp(verb, "show") == 0) {
+		if (dir_settings_load(ps->store, &set) != PS_OK)
+			return fail("directory show");
+		dir_settings_print(stdout, &set);
+		dir_settings_cleanup(&set);
+		return 0;
+	}
+	if (strcmp(verb, "set") != 0)
+		return usage_error("directory commands: set, show");
+	dir_options_of(o, &d);
+	ch.dir = &d;
+	ch.every = o->every;
+	ch.passwords = o->passwords;
+	ch.domain = o->domain;
+	if ((o->ldap || o->domain) && portal_directory_init(&pd, o->domain,
+	    o->base) != PS_OK)
+		return fail("directory set");
+	if (dir_settings_change(ps->store, &ch, &set) != PS_OK)
+		return fail("directory set");
+	dir_settings_print(stdout, &set);
+	dir_settings_cleanup(&set);
+	return 0;
+}
+
 static int
 cmd_user(struct portal_state *ps, struct opts *o, const char *verb)
 {
@@ -932,6 +1069,9 @@ cmd_user(struct portal_state *ps, struct opts *o, const char *verb)
 	if (strcmp(verb, "list") == 0)
 		return store_user_each(ps->store, print_user, NULL) == PS_OK ?
 		    0 : fail(NULL);
+	if (strcmp(verb, "sync") == 0)
+		return arg ? usage_error("user sync takes no ACCOUNT") :
+		    user_sync(ps, o);
 	if (arg == NULL)
 		return usage_error("user needs an ACCOUNT (DOMAIN\\user)");
 	if (account_parse(arg, account, &is_email) != PS_OK)
@@ -987,7 +1127,7 @@ cmd_user(struct portal_state *ps, struct opts *o, const char *verb)
 		printf("changed the password of %s\n", account);
 	} else {
 		ret = usage_error("user commands: add, remove, list, show, "
-		    "passwd");
+		    "passwd, sync");
 		goto out;
 	}
 	ret = 0;
@@ -1131,7 +1271,7 @@ portal_main(int argc, char **argv)
 	if (strcmp(cmd, "webapp") && strcmp(cmd, "user") &&
 	    strcmp(cmd, "issuer") && strcmp(cmd, "serve") &&
 	    strcmp(cmd, "refresh") && strcmp(cmd, "diagnose") &&
-	    strcmp(cmd, "store"))
+	    strcmp(cmd, "store") && strcmp(cmd, "directory"))
 		return usage_error("unknown command");
 	if (strcmp(cmd, "diagnose") == 0 && o.nargs != 2)
 		return usage_error("diagnose needs one ACCOUNT or EMAIL");
@@ -1189,6 +1329,8 @@ portal_main(int argc, char **argv)
 		ret = cmd_webapp(&ps, &o, verb);
 	else if (strcmp(cmd, "user") == 0)
 		ret = cmd_user(&ps, &o, verb);
+	else if (strcmp(cmd, "directory") == 0)
+		ret = cmd_directory(&ps, &o, verb);
 	else
 		ret = cmd_issuer(&ps, &o, verb);
 	portal_state_close(&ps);

@@ -59,6 +59,9 @@ struct sync_job;
 struct refresh;
 struct metrics_acl;
 struct portal_index;
+struct dir_schedule;
+struct dir_passwords;
+struct portal_directory;
 struct store_pool;
 struct store_follower;
 struct auth_guard;
@@ -121,6 +124,9 @@ struct portal_srv {
 	struct auth_share	*share;		/* its counts, to other nodes */
 	struct metrics_acl	*metrics_acl;	/* who may read /metrics */
 	struct portal_index	*index;		/* the serving path's (index.h) */
+	struct dir_schedule	*directory;	/* the directory sync's */
+	struct portal_directory	*directory_ops;	/* its thread's */
+	struct dir_passwords	*dir_passwords;	/* --passwords on */
 	bool			 draining;	/* SIGTERM: /ready says so */
 	/* sync.c's bounded maps */
 	struct lru		*ad_cache;	/* Autodiscover answers */

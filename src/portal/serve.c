@@ -33,6 +33,9 @@
 #include "common/log.h"
 #include "common/str.h"
 #include "common/xalloc.h"
+#include "directory.h"
+#include "directory/passwords.h"
+#include "directory/schedule.h"
 #include "http/server.h"
 #include "image/image.h"
 #include "index.h"
@@ -726,6 +729,7 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 {
 	struct portal_srv srv = { 0 };
 	struct serve_stop stop = { .srv = &srv };
+	struct dir_passwords *dir_pw;
 	struct http_signals *sigs = NULL;
 	char *db = store_locate(ps->dir, PORTAL_DB);
 	struct buf ports;
@@ -745,6 +749,9 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 		rc = PS_EIO;
 		goto out;
 	}
+	srv.dir_passwords = dir_passwords_new();
+	auth_guard_set_external(srv.guard, dir_passwords_check,
+	    srv.dir_passwords);
 	/* Without the store's key the node throttles alone (docs/scaling.md). */
 	if (auth_share_new(srv.base, ps->store, srv.store, srv.guard,
 	    &srv.share) != PS_OK)
@@ -777,6 +784,12 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 		buf_addf(&ports, "%d\n", srv.apps[i].port);
 		background_start(&srv.apps[i]);
 	}
+	srv.directory_ops = xcalloc(1, sizeof(*srv.directory_ops));
+	if ((srv.directory = dir_schedule_start(srv.base, db, STORE_PORTAL,
+	    "users", portal_directory_ops_for, srv.directory_ops)) == NULL) {
+		rc = PS_EIO;
+		goto out;
+	}
 	if (port_file && (rc = file_write_atomic(port_file, ports.b_data,
 	    ports.b_len, 0600)) != PS_OK)
 		goto out;
@@ -786,6 +799,8 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 	rc = PS_OK;
 out:
 	http_signals_free(sigs);
+	dir_schedule_stop(srv.directory);
+	free(srv.directory_ops);
 	for (i = 0; i < srv.n_apps; i++) {
 		background_stop(&srv.apps[i]);
 		http_server_free(srv.apps[i].http);
@@ -796,7 +811,10 @@ out:
 	store_follower_free(srv.follower);
 	metrics_acl_free(srv.metrics_acl);
 	avatar_shutdown();
+	dir_pw = srv.dir_passwords;
 	portal_srv_cleanup(&srv);
+	/* After the guard, whose threads check with it. */
+	dir_passwords_free(dir_pw);
 	buf_cleanup(&ports);
 	free(db);
 	return rc;

@@ -45,6 +45,7 @@
 #include "account.h"
 #include "auth/auth.h"
 #include "auth/creds.h"
+#include "auth/guard.h"
 #include "auth/negotiate.h"
 #include "auth/signin.h"
 #include "auth/sso.h"
@@ -53,6 +54,7 @@
 #include "common/str.h"
 #include "common/url.h"
 #include "common/xalloc.h"
+#include "directory/passwords.h"
 #include "http/server.h"
 #include "index.h"
 #include "pages.h"
@@ -206,6 +208,28 @@ signin_canonical(void *arg, const char *name, char *account, size_t n)
 	    parsed : name, n);
 }
 
+/*
+ * A user from the directory whose passwords the directory checks
+ * (directory/passwords.h): the hash the guard hands to it instead.
+ */
+static ps_err
+directory_password(struct portal_srv *srv, struct store *st, char **pwhash)
+{
+	bool on = false;
+	ps_err rc;
+
+	if (srv->dir_passwords == NULL ||
+	    (rc = dir_passwords_refresh(srv->dir_passwords, st, &on)) !=
+	    PS_OK)
+		return srv->dir_passwords == NULL ? PS_OK : rc;
+	if (on) {
+		if (*pwhash)
+			xfree_secret(*pwhash, strlen(*pwhash));
+		*pwhash = xstrdup(AUTH_GUARD_EXTERNAL);
+	}
+	return PS_OK;
+}
+
 static ps_err
 signin_lookup(struct store *st, void *arg, const char *name, char **hash)
 {
@@ -218,6 +242,10 @@ signin_lookup(struct store *st, void *arg, const char *name, char **hash)
 		return rc;
 	rc = is_email ? store_user_get_by_email(st, account, &si->u) :
 	    store_user_get(st, account, &si->u);
+	if (rc == PS_OK && si->u.directory_id[0] != '\0' &&
+	    (rc = directory_password(si->app->srv, st, &si->u.pwhash)) !=
+	    PS_OK)
+		return rc;
 	if (rc == PS_OK) {
 		*hash = si->u.pwhash;
 		si->u.pwhash = NULL;

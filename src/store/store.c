@@ -8,10 +8,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -952,7 +954,8 @@ store_mailbox_remove(struct store *st, const char *email)
 
 #define MAILBOX_COLUMNS							\
 	"m.email, m.name, m.pwhash, m.created, coalesce(p.etag, ''), "	\
-	"coalesce(p.updated, 0), coalesce(p.side, 0) FROM mailboxes m "	\
+	"coalesce(p.updated, 0), coalesce(p.side, 0), "			\
+	"coalesce(m.directory_id, ''), m.disabled FROM mailboxes m "	\
 	"LEFT JOIN photos p ON p.email = m.email"
 
 static void
@@ -966,6 +969,8 @@ mailbox_row(struct db_stmt *q, struct store_mailbox *m)
 	str_copy(m->etag, col_text(q, 4), sizeof(m->etag));
 	m->photo_updated = col_int64(q, 5);
 	m->photo_side = (int)col_int64(q, 6);
+	str_copy(m->directory_id, col_text(q, 7), sizeof(m->directory_id));
+	m->disabled = col_int64(q, 8) != 0;
 }
 
 ps_err
@@ -973,7 +978,7 @@ store_mailbox_get(struct store *st, const char *email,
     struct store_mailbox *out)
 {
 	struct db_stmt *q = prep(st, "SELECT " MAILBOX_COLUMNS
-	    " WHERE m.email = ?");
+	    " WHERE m.email = ? AND m.disabled = 0");
 	ps_err rc;
 	enum db_step r;
 
@@ -1027,12 +1032,11 @@ out:
 	return tx_finish(st, rc);
 }
 
-ps_err
-store_mailbox_each(struct store *st,
+static ps_err
+mailbox_each_where(struct store *st, const char *sql,
     ps_err (*fn)(void *, const struct store_mailbox *), void *arg)
 {
-	struct db_stmt *q = prep(st, "SELECT " MAILBOX_COLUMNS
-	    " ORDER BY m.email");
+	struct db_stmt *q = prep(st, sql);
 	struct store_mailbox m;
 	ps_err rc = PS_OK;
 	enum db_step r;
@@ -1047,6 +1051,106 @@ store_mailbox_each(struct store *st,
 	if (rc == PS_OK && r != DB_DONE)
 		rc = store_fail(st, "list mailboxes");
 	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_mailbox_each(struct store *st,
+    ps_err (*fn)(void *, const struct store_mailbox *), void *arg)
+{
+	return mailbox_each_where(st, "SELECT " MAILBOX_COLUMNS
+	    " WHERE m.disabled = 0 ORDER BY m.email", fn, arg);
+}
+
+ps_err
+store_mailbox_directory_each(struct store *st,
+    ps_err (*fn)(void *, const struct store_mailbox *), void *arg)
+{
+	return mailbox_each_where(st, "SELECT " MAILBOX_COLUMNS
+	    " ORDER BY m.email", fn, arg);
+}
+
+/*
+ * Runs `sql`, which returns no rows, with the values `types` names in
+ * order: 't' a string (NULL: SQL NULL), 'i' an int64_t.
+ */
+static ps_err
+run_sql(struct store *st, const char *sql, const char *types, ...)
+{
+	struct db_stmt *q = prep(st, sql);
+	va_list ap;
+	ps_err rc;
+	int i;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	va_start(ap, types);
+	for (i = 0; types[i]; i++) {
+		if (types[i] == 'i')
+			bind_int64(q, i + 1, va_arg(ap, int64_t));
+		else
+			bind_text(q, i + 1, va_arg(ap, const char *));
+	}
+	va_end(ap);
+	rc = step_done(st, q, NULL);
+	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_mailbox_directory_put(struct store *st, const struct store_mailbox *m,
+    const char *was)
+{
+	ps_err rc;
+
+	if (was == NULL) {
+		rc = run_sql(st, "INSERT INTO mailboxes (email, name, created, "
+		    "directory_id, disabled) VALUES (lower(?), ?, ?, ?, ?)",
+		    "ttiti", m->email, m->name, time_now(), m->directory_id,
+		    (int64_t)m->disabled);
+		goto out;
+	}
+	if (strcasecmp(was, m->email) == 0) {
+		rc = run_sql(st, "UPDATE mailboxes SET name = ?, "
+		    "directory_id = ?, disabled = ? WHERE email = ?", "ttit",
+		    m->name, m->directory_id, (int64_t)m->disabled, was);
+		goto sessions;
+	}
+	/*
+	 * A new address: a new row under it takes over the old one's photo,
+	 * preview and sessions, then the old row goes. Photo and preview
+	 * rows are copied, not renamed, because their sizes refer to them;
+	 * the old row first gives up its directory id, which is unique.
+	 */
+	if ((rc = run_sql(st, "UPDATE mailboxes SET directory_id = NULL "
+	    "WHERE email = ?", "t", was)) != PS_OK ||
+	    (rc = run_sql(st, "INSERT INTO mailboxes (email, name, pwhash, "
+	    "created, directory_id, disabled) SELECT lower(?1), ?2, pwhash, "
+	    "created, ?3, ?4 FROM mailboxes WHERE email = ?5", "tttit",
+	    m->email, m->name, m->directory_id, (int64_t)m->disabled,
+	    was)) != PS_OK ||
+	    (rc = run_sql(st, "INSERT INTO photos (email, etag, side, "
+	    "updated) SELECT lower(?1), etag, side, updated FROM photos WHERE "
+	    "email = ?2", "tt", m->email, was)) != PS_OK ||
+	    (rc = run_sql(st, "UPDATE photo_sizes SET email = lower(?1) WHERE "
+	    "email = ?2", "tt", m->email, was)) != PS_OK ||
+	    (rc = run_sql(st, "INSERT INTO previews (email, id, side, "
+	    "created, expires) SELECT lower(?1), id, side, created, expires "
+	    "FROM previews WHERE email = ?2", "tt", m->email, was)) != PS_OK ||
+	    (rc = run_sql(st, "UPDATE preview_sizes SET email = lower(?1) "
+	    "WHERE email = ?2", "tt", m->email, was)) != PS_OK ||
+	    (rc = run_sql(st, "UPDATE sessions SET email = lower(?1) WHERE "
+	    "email = ?2", "tt", m->email, was)) != PS_OK ||
+	    (rc = run_sql(st, "DELETE FROM mailboxes WHERE email = ?", "t",
+	    was)) != PS_OK)
+		goto out;
+sessions:
+	if (rc == PS_OK && m->disabled)
+		rc = run_sql(st, "DELETE FROM sessions WHERE email = ?", "t",
+		    m->email);
+out:
+	if (rc == PS_EEXIST)
+		ps_errf(rc, "the address %s is another mailbox's", m->email);
 	return rc;
 }
 
@@ -1251,6 +1355,7 @@ store_photo_get(struct store *st, const char *email, int code,
 	 */
 	struct db_stmt *q = prep(st, "SELECT p.etag, s.code, s.side, s.data, "
 	    "p.updated FROM photos p JOIN photo_sizes s ON s.email = p.email "
+	    "JOIN mailboxes m ON m.email = p.email AND m.disabled = 0 "
 	    "WHERE p.email = ? ORDER BY (s.code = ?) DESC, s.side DESC "
 	    "LIMIT 1");
 	ps_err rc;
@@ -1903,8 +2008,9 @@ store_user_remove(struct store *st, const char *account)
 	return rc;
 }
 
-#define USER_COLUMNS \
-	"account, email, name, pwhash, created, email_md5, email_sha256"
+#define USER_COLUMNS							\
+	"account, email, name, pwhash, created, email_md5, "		\
+	"email_sha256, coalesce(directory_id, ''), disabled"
 
 static void
 user_row(struct db_stmt *q, struct store_user *u)
@@ -1917,6 +2023,8 @@ user_row(struct db_stmt *q, struct store_user *u)
 	u->created = col_int64(q, 4);
 	str_copy(u->email_md5, col_text(q, 5), sizeof(u->email_md5));
 	str_copy(u->email_sha256, col_text(q, 6), sizeof(u->email_sha256));
+	str_copy(u->directory_id, col_text(q, 7), sizeof(u->directory_id));
+	u->disabled = col_int64(q, 8) != 0;
 }
 
 static ps_err
@@ -1924,7 +2032,7 @@ user_get_by(struct store *st, const char *column, const char *value,
     struct store_user *out)
 {
 	char *sql = xasprintf("SELECT " USER_COLUMNS " FROM users WHERE %s = "
-	    "?", column);
+	    "? AND disabled = 0", column);
 	struct db_stmt *q = prep(st, sql);
 	ps_err rc;
 	enum db_step r;
@@ -1990,7 +2098,7 @@ store_user_page(struct store *st, const char *after, int limit,
     ps_err (*fn)(void *, const struct store_user *), void *arg)
 {
 	struct db_stmt *q = prep(st, "SELECT " USER_COLUMNS " FROM users WHERE "
-	    "account > ? ORDER BY account LIMIT ?");
+	    "account > ? AND disabled = 0 ORDER BY account LIMIT ?");
 	struct store_user u;
 	ps_err rc = PS_OK;
 	enum db_step r = DB_DONE;
@@ -2013,7 +2121,8 @@ store_user_page(struct store *st, const char *after, int limit,
 ps_err
 store_user_count(struct store *st, int64_t *n)
 {
-	struct db_stmt *q = prep(st, "SELECT count(*) FROM users");
+	struct db_stmt *q = prep(st, "SELECT count(*) FROM users WHERE "
+	    "disabled = 0");
 	ps_err rc = PS_ESTORE;
 
 	if (q && step(st, q) == DB_ROW) {
@@ -2065,12 +2174,11 @@ out:
 	return tx_finish(st, rc);
 }
 
-ps_err
-store_user_each(struct store *st,
+static ps_err
+user_each_where(struct store *st, const char *sql,
     ps_err (*fn)(void *, const struct store_user *), void *arg)
 {
-	struct db_stmt *q = prep(st, "SELECT " USER_COLUMNS " FROM users ORDER "
-	    "BY account");
+	struct db_stmt *q = prep(st, sql);
 	struct store_user u;
 	ps_err rc = PS_OK;
 	enum db_step r = DB_DONE;
@@ -2085,6 +2193,93 @@ store_user_each(struct store *st,
 	if (rc == PS_OK && r != DB_DONE)
 		rc = store_fail(st, "list users");
 	unprep(st, q);
+	return rc;
+}
+
+ps_err
+store_user_each(struct store *st,
+    ps_err (*fn)(void *, const struct store_user *), void *arg)
+{
+	return user_each_where(st, "SELECT " USER_COLUMNS " FROM users WHERE "
+	    "disabled = 0 ORDER BY account", fn, arg);
+}
+
+ps_err
+store_user_directory_each(struct store *st,
+    ps_err (*fn)(void *, const struct store_user *), void *arg)
+{
+	return user_each_where(st, "SELECT " USER_COLUMNS " FROM users ORDER "
+	    "BY account", fn, arg);
+}
+
+/* The tables whose rows belong to a user, by account. */
+static const char *const user_children[] = {
+	"UPDATE thumbs SET account = lower(?1) WHERE account = ?2",
+	"UPDATE sync_state SET account = lower(?1) WHERE account = ?2",
+	"UPDATE sessions SET account = lower(?1) WHERE account = ?2",
+};
+
+ps_err
+store_user_directory_put(struct store *st, const struct store_user *u,
+    const char *was)
+{
+	char *moving = NULL;
+	size_t i;
+	ps_err rc;
+
+	if (was == NULL) {
+		rc = run_sql(st, "INSERT INTO users (account, email, name, "
+		    "created, email_md5, email_sha256, directory_id, disabled) "
+		    "VALUES (lower(?), lower(?), ?, ?, nullif(?, ''), "
+		    "nullif(?, ''), ?, ?)", "tttittti", u->account, u->email,
+		    u->name, time_now(), u->email_md5, u->email_sha256,
+		    u->directory_id, (int64_t)u->disabled);
+		goto out;
+	}
+	if (strcasecmp(was, u->account) == 0) {
+		rc = run_sql(st, "UPDATE users SET email = lower(?), name = ?, "
+		    "email_md5 = nullif(?, ''), email_sha256 = nullif(?, ''), "
+		    "directory_id = ?, disabled = ? WHERE account = ?",
+		    "tttttit", u->email, u->name, u->email_md5,
+		    u->email_sha256, u->directory_id, (int64_t)u->disabled,
+		    was);
+		goto sessions;
+	}
+	/*
+	 * A new account: a new row takes over the old one's photos, sync
+	 * states and sessions, then the old row goes. The old row first
+	 * gives up its directory id and its address, which are unique, for
+	 * an address no user can have (".invalid" is reserved).
+	 */
+	moving = xasprintf("moving-%s@directory.invalid", u->directory_id);
+	if ((rc = run_sql(st, "UPDATE users SET directory_id = NULL, email = "
+	    "?, email_md5 = NULL, email_sha256 = NULL WHERE account = ?",
+	    "tt", moving, was)) != PS_OK ||
+	    (rc = run_sql(st, "INSERT INTO users (account, email, name, "
+	    "pwhash, created, email_md5, email_sha256, directory_id, "
+	    "disabled) SELECT lower(?1), lower(?2), ?3, pwhash, created, "
+	    "nullif(?4, ''), nullif(?5, ''), ?6, ?7 FROM users WHERE "
+	    "account = ?8", "ttttttit", u->account, u->email, u->name,
+	    u->email_md5, u->email_sha256, u->directory_id,
+	    (int64_t)u->disabled, was)) != PS_OK)
+		goto out;
+	for (i = 0; i < sizeof(user_children) / sizeof(user_children[0]);
+	    i++)
+		if ((rc = run_sql(st, user_children[i], "tt", u->account,
+		    was)) != PS_OK)
+			goto out;
+	if ((rc = run_sql(st, "DELETE FROM users WHERE account = ?", "t",
+	    was)) != PS_OK)
+		goto out;
+sessions:
+	if (rc == PS_OK && u->disabled)
+		rc = run_sql(st, "DELETE FROM sessions WHERE account = ?", "t",
+		    u->account);
+out:
+	free(moving);
+	if (rc == PS_EEXIST)
+		ps_errf(rc, "the account %s or the address %s is another "
+		    "user's", u->account, u->email);
 	return rc;
 }
 
@@ -2512,7 +2707,8 @@ struct copy_table {
 
 static const struct copy_table master_tables[] = {
 	{ "config", "key, value", NULL },
-	{ "mailboxes", "email, name, pwhash, created", NULL },
+	{ "mailboxes", "email, name, pwhash, created, directory_id, disabled",
+	    NULL },
 	{ "photos", "email, etag, side, updated", NULL },
 	{ "photo_sizes", "email, code, side, data", NULL },
 	{ "partners", "name, issuer, metadata_url, metadata, fetched, added, "
@@ -2527,7 +2723,8 @@ static const struct copy_table master_tables[] = {
 static const struct copy_table portal_tables[] = {
 	{ "config", "key, value", NULL },
 	{ "webapps", WEBAPP_COLUMNS, "id" },
-	{ "users", USER_COLUMNS, NULL },
+	{ "users", "account, email, name, pwhash, created, email_md5, "
+	    "email_sha256, directory_id, disabled", NULL },
 	{ "issuers", "name, issuer, realm, metadata_url, metadata, fetched",
 	    NULL },
 	{ "thumbs", "webapp, account, source, etag, updated, s, m, l, hr",

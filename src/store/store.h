@@ -277,8 +277,15 @@ struct store_mailbox {
 	char	 etag[64];	/* "" when there is no photo */
 	int64_t	 photo_updated;
 	int	 photo_side;	/* side of the largest stored size */
+	char	 directory_id[80];	/* "" for one added by hand */
+	bool	 disabled;	/* it left the directory: kept, not served */
 };
 
+/*
+ * A disabled mailbox (one that left the directory, or is disabled there)
+ * is as if absent to every function here but store_mailbox_directory_*:
+ * it is not found, listed, served, nor signed in, and its photo stays.
+ */
 void	store_mailbox_cleanup(struct store_mailbox *);
 /* PS_EEXIST when the address is taken. */
 ps_err	store_mailbox_add(struct store *, const char *email, const char *name,
@@ -293,6 +300,23 @@ ps_err	store_mailbox_set_password(struct store *, const char *email,
 /* Calls `fn` for each mailbox in address order; stops on non-PS_OK. */
 ps_err	store_mailbox_each(struct store *,
 	    ps_err (*fn)(void *, const struct store_mailbox *), void *arg);
+/*
+ * For the directory's sync: every mailbox, disabled ones and those added
+ * by hand too, in address order (directory_id and disabled filled in).
+ */
+ps_err	store_mailbox_directory_each(struct store *,
+	    ps_err (*fn)(void *, const struct store_mailbox *), void *arg);
+/*
+ * For the directory's sync, inside the caller's transaction: stores `m`
+ * (email, name, directory_id, disabled) as the mailbox of the directory's
+ * entry m->directory_id. `was` is its address in the store, or NULL for
+ * an entry new to the store. A changed address keeps the photo, the
+ * pending preview and the sessions (moved to the new address); a
+ * disabled mailbox's sessions end. PS_EEXIST when the address is
+ * another mailbox's.
+ */
+ps_err	store_mailbox_directory_put(struct store *,
+	    const struct store_mailbox *m, const char *was);
 
 /* ---- master: photos ---- */
 
@@ -324,7 +348,7 @@ struct store_photo {
 /*
  * Fetches size `code` of the photo, or when that size is not stored (the
  * source was smaller), the largest size stored. PS_ENOTFOUND when the
- * mailbox has no photo. Free with store_photo_cleanup().
+ * mailbox has no photo or is disabled. Free with store_photo_cleanup().
  */
 ps_err	store_photo_get(struct store *, const char *email, int code,
 	    struct store_photo *out);
@@ -488,8 +512,16 @@ struct store_user {
 	int64_t	 created;
 	char	 email_md5[33];	/* hex digests of the address, for */
 	char	 email_sha256[65];	/* avatar URLs; "" until known */
+	char	 directory_id[80];	/* "" for a user added by hand */
+	bool	 disabled;	/* left the directory: kept, not served */
 };
 
+/*
+ * A disabled user (one that left the directory, or is disabled there) is
+ * as if absent to every function here but store_user_directory_*: not
+ * found, listed nor counted, so neither served nor signed in; the photos
+ * and sync states stay for the day the directory has them again.
+ */
 void	store_user_cleanup(struct store_user *);
 ps_err	store_user_add(struct store *, const struct store_user *);
 /* Removes the user, the photos and sync state of all web applications. */
@@ -521,6 +553,23 @@ ps_err	store_user_set_password(struct store *, const char *account,
 	    const char *pwhash);
 ps_err	store_user_each(struct store *,
 	    ps_err (*fn)(void *, const struct store_user *), void *arg);
+/*
+ * For the directory's sync: every user, disabled ones and those added by
+ * hand too, in account order (directory_id and disabled filled in).
+ */
+ps_err	store_user_directory_each(struct store *,
+	    ps_err (*fn)(void *, const struct store_user *), void *arg);
+/*
+ * For the directory's sync, inside the caller's transaction: stores `u`
+ * (account, email, name, hashes, directory_id, disabled) as the user of
+ * the directory's entry u->directory_id. `was` is its account in the
+ * store, or NULL for an entry new to the store. A changed account keeps
+ * the photos, sync states and sessions of every web application (moved
+ * to the new account); a disabled user's sessions end. PS_EEXIST when
+ * the account or the address is another user's.
+ */
+ps_err	store_user_directory_put(struct store *, const struct store_user *u,
+	    const char *was);
 
 /* ---- portal: trusted token issuers (masters) ---- */
 

@@ -183,6 +183,8 @@ store_change(db, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
 store_change(db, "INSERT INTO thumbs (webapp, account, source, etag, "
              "updated, s, m, l, hr) VALUES (1, 'contoso\\u7', 'master', "
              "'e7', 1, x'ffd8ff01', x'ffd8ff02', x'ffd8ff03', NULL)")
+store_change(db, "UPDATE users SET directory_id = 'guid-7' WHERE account = "
+             "'contoso\\u7'")
 before = sha(db)
 muri2 = new_db("migrate")
 rc, out, err = run("portal", "store", "migrate", "--dir", sdir, "--to",
@@ -196,6 +198,8 @@ is_eq(psql(muri2, "SELECT count(*) FROM users"), "1000",
       "the 1,000 users are in PostgreSQL")
 is_eq(psql(muri2, "SELECT encode(m, 'hex') FROM thumbs"), "ffd8ff02",
       "photos byte for byte")
+is_eq(psql(muri2, "SELECT directory_id FROM users WHERE directory_id IS "
+           "NOT NULL"), "guid-7", "a user's directory id is copied")
 rc, out, err = run("portal", "user", "list", "--dir", sdir)
 ok(len(out.splitlines()) == 1000 and "contoso\\u999" in out,
    "the directory now uses the copy")
@@ -225,6 +229,10 @@ mdir2 = os.path.join(work, "sqlite-master")
 run("master", "init", "--dir", mdir2, "--host", "127.0.0.1:0", "--domain",
     "contoso.com")
 run("master", "mailbox", "add", "--dir", mdir2, "test1@contoso.com")
+run("master", "mailbox", "add", "--dir", mdir2, "test2@contoso.com")
+store_change(os.path.join(mdir2, "master.db"), "UPDATE mailboxes SET "
+             "directory_id = 'guid-2', disabled = 1 WHERE email = "
+             "'test2@contoso.com'")
 run("master", "photo", "set", "--dir", mdir2, "test1@contoso.com", "--file",
     make_image(os.path.join(work, "t1.jpg"), "800x800"))
 shown = os.path.join(work, "before.jpg")
@@ -234,6 +242,9 @@ muri3 = new_db("migrate_master")
 rc, out, err = run("master", "store", "migrate", "--dir", mdir2, "--to",
                    muri3, "--store-password-file", pwfile, check=False)
 is_eq(rc, 0, "master store migrate: exit 0")
+is_eq(psql(muri3, "SELECT directory_id, disabled FROM mailboxes WHERE "
+           "email = 'test2@contoso.com'"), "guid-2|1", "a mailbox's "
+      "directory id and disabled mark are copied")
 ok(os.stat(os.path.join(mdir2, "store-password")).st_mode & 0o777 == 0o600,
    "the password is kept, mode 0600")
 after = os.path.join(work, "after.jpg")

@@ -239,6 +239,64 @@ test_answers(const char *hash1, const char *hash2)
 	auth_guard_free(g);
 }
 
+/* ---- passwords another system checks ---- */
+
+static int external_calls;
+static ps_err external_answer;
+
+static ps_err
+external_check(void *arg, const char *account, const char *password)
+{
+	(void)arg;
+	external_calls++;
+	if (external_answer == PS_EUPSTREAM)
+		return ps_errf(PS_EUPSTREAM, "the directory is down");
+	if (strcmp(account, "contoso\\dir1") != 0)
+		return PS_EAUTH;
+	return strcmp(password, "dir pw") == 0 ? PS_OK : PS_EAUTH;
+}
+
+static void
+test_external(void)
+{
+	struct auth_guard_limits l = test_limits();
+	struct auth_guard *g;
+	struct answer a;
+	const char *peer = "192.0.2.9";
+	const char *acct = "contoso\\dir1";
+	int64_t wait;
+	int i;
+
+	l.free_failures = 2;
+	g = auth_guard_new(base, &l);
+	is_int(check_now(g, acct, peer, AUTH_GUARD_EXTERNAL, "no checker",
+	    &a), PS_EAUTH, "external: without a checker, never right");
+	auth_guard_set_external(g, external_check, NULL);
+	external_answer = PS_OK;
+	is_int(check_now(g, acct, peer, AUTH_GUARD_EXTERNAL, "dir pw", &a),
+	    PS_OK, "external: the checker's yes is right");
+	is_int(external_calls, 1, "... asked once, no Argon2id for it");
+	is_int(check_now(g, acct, peer, AUTH_GUARD_EXTERNAL, "dir pw", &a),
+	    PS_OK, "... and remembered");
+	is_int(external_calls, 1, "... without asking again");
+	is_int(check_now(g, acct, peer, AUTH_GUARD_EXTERNAL, "bad", &a),
+	    PS_EAUTH, "external: the checker's no is wrong");
+	external_answer = PS_EUPSTREAM;
+	for (i = 0; i < 4; i++)
+		check_now(g, acct, peer, AUTH_GUARD_EXTERNAL, "other", &a);
+	is_int(a.rc, PS_EUPSTREAM, "external: a checker that cannot say "
+	    "answers PS_EUPSTREAM");
+	ok(strstr(a.why, "the directory is down") != NULL, "... with its "
+	    "reason");
+	is_int(auth_guard_verdict(g, acct, peer, a.rc, &wait), AUTH_BUSY,
+	    "... which is AUTH_BUSY (503), not a wrong password");
+	is_int(auth_guard_wait(g, acct, peer), 0, "... and counts as no "
+	    "failure: 2 failures of 2 free, no wait");
+	is_int(external_calls, 6, "... nor is it remembered: asked each "
+	    "time");
+	auth_guard_free(g);
+}
+
 /* ---- the throttle ---- */
 
 static struct auth_guard *freed_guard;
@@ -844,6 +902,7 @@ main(void)
 	test_cross_site();
 	test_limits_refused();
 	test_answers(hash1, hash2);
+	test_external();
 	test_throttle();
 	test_shared();
 	test_verdict();

@@ -1,0 +1,84 @@
+/*
+ * Reading the organisation's directory over LDAP (OpenLDAP's libldap:
+ * the one module of the project that uses it): the people under a base,
+ * each as a struct dir_person, with Active Directory's attribute names by
+ * default or OpenLDAP's, over ldap:// (StartTLS when asked), ldaps://,
+ * with a CA file, bound as a user or anonymously, in pages so that a
+ * directory that caps a search's answers (Active Directory's
+ * MaxPageSize, slapd's sizelimit) gives all of them.
+ *
+ * The calls wait for the network: a command's, or a worker's, never the
+ * event loop's. Errors are sentences that say which step failed (the
+ * connection, StartTLS, the bind, the search) and the server's words.
+ */
+#ifndef PS_DIRECTORY_LDAP_H
+#define PS_DIRECTORY_LDAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/err.h"
+
+/* Which attribute names the directory uses. */
+enum dir_schema {
+	DIR_SCHEMA_AD,		/* objectGUID sAMAccountName userPrincipalName
+				   mail displayName userAccountControl */
+	DIR_SCHEMA_OPENLDAP,	/* entryUUID uid mail cn */
+};
+
+struct dir_config {
+	const char	*uri;		/* ldap://host[:port] or ldaps:// */
+	const char	*base;		/* the DN searched under */
+	const char	*filter;	/* NULL: the schema's people */
+	const char	*bind_dn;	/* NULL: anonymous */
+	const char	*password;	/* with bind_dn */
+	const char	*ca_file;	/* NULL: the system's */
+	bool		 starttls;	/* ldap:// upgraded, or refused */
+	enum dir_schema	 schema;
+	int		 page_size;	/* 0: 500 */
+	int		 timeout_s;	/* each step; 0: 30 */
+};
+
+/* One person as the directory has them; strings "" when absent. */
+struct dir_person {
+	char	 id[80];	/* objectGUID in hex, or entryUUID: stays */
+	char	 dn[512];
+	char	 login[256];	/* sAMAccountName, or uid */
+	char	 upn[256];	/* userPrincipalName ("" on OpenLDAP) */
+	char	 mail[256];
+	char	 name[256];	/* displayName, or cn */
+	bool	 disabled;	/* AD: userAccountControl's ACCOUNTDISABLE */
+};
+
+/*
+ * Called for each person found, in the directory's order; a non-PS_OK
+ * answer stops the search and is returned. `done` counts the people
+ * given so far, for progress.
+ */
+typedef ps_err (*dir_person_fn)(void *arg, const struct dir_person *,
+    size_t done);
+
+/* The schema's filter of people, what a NULL cfg->filter means. */
+const char *dir_people_filter(enum dir_schema);
+
+/*
+ * Connects, binds and searches as `cfg` says, giving each person with an
+ * id and a login to `fn` (entries without either are skipped and
+ * counted in *skipped, when not NULL).
+ */
+ps_err	dir_search(const struct dir_config *cfg, dir_person_fn fn,
+	    void *arg, size_t *skipped);
+
+/*
+ * Checks `password` for the person `login` under the base: finds the
+ * entry (bound as cfg says) by its login (sAMAccountName, uid; of
+ * "DOMAIN\login", the part after the backslash), or by its mail when
+ * `login` is an address (has an "@" and no backslash); then binds as
+ * it. PS_OK: right; PS_EAUTH: wrong, or no such person; other errors:
+ * the directory could not say (PS_EUPSTREAM when it refused the bind of
+ * the search itself: cfg's, not the person's).
+ */
+ps_err	dir_check_password(const struct dir_config *cfg, const char *login,
+	    const char *password);
+
+#endif
