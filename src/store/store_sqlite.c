@@ -778,6 +778,7 @@ store_sqlite_connect(struct store *st, const char *path, bool create,
 {
 	struct sqlite_conn *c = xcalloc(1, sizeof(*c));
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	ps_err rc;
 
 	*created = create && access(path, F_OK) != 0;
 	c->path = xstrdup(path);
@@ -804,6 +805,16 @@ store_sqlite_connect(struct store *st, const char *path, bool create,
 	sqlite3_commit_hook(c->db, on_commit, c);
 	sqlite3_wal_hook(c->db, on_wal_commit, st);
 	sqlite3_busy_timeout(c->db, 5000);
+	/*
+	 * A new file's pages are 16 KiB, not 4: a photo's sizes (the
+	 * portal's high-resolution copy is ~100 KB) are written as a
+	 * quarter of the WAL frames, each a write(2) and, at the
+	 * checkpoint, another. Only before the first write; an existing
+	 * file keeps its size.
+	 */
+	if (*created && (rc = sq_exec(st, "PRAGMA page_size=16384;")) !=
+	    PS_OK)
+		return rc;
 	/*
 	 * recursive_triggers: the rows INSERT OR REPLACE deletes fire the
 	 * feed's delete triggers too. trusted_schema off: a tampered file

@@ -946,34 +946,42 @@ test_feed_cases(void)
 
 /* ---- migrations ---- */
 
-/* The database header's user_version (big-endian, at byte 60). */
+/* A big-endian number of `n` bytes at `off` in a file's SQLite header. */
 static long
-schema_version(const char *path)
+header_number(const char *path, off_t off, size_t n)
 {
 	unsigned char b[4];
 	int fd = open(path, O_RDONLY);
 	long v = -1;
+	size_t i;
 
-	if (fd >= 0 && pread(fd, b, 4, 60) == 4)
-		v = (long)b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3];
+	if (fd >= 0 && pread(fd, b, n, off) == (ssize_t)n)
+		for (i = 0, v = 0; i < n; i++)
+			v = v << 8 | b[i];
 	if (fd >= 0)
 		close(fd);
 	return v;
+}
+
+/* The file's SQLite user_version (header offset 60): its schema. */
+static long
+schema_version(const char *path)
+{
+	return header_number(path, 60, 4);
 }
 
 /* The file's SQLite application_id (header offset 68): its role's mark. */
 static long
 application_id(const char *path)
 {
-	unsigned char b[4];
-	int fd = open(path, O_RDONLY);
-	long v = -1;
+	return header_number(path, 68, 4);
+}
 
-	if (fd >= 0 && pread(fd, b, 4, 68) == 4)
-		v = (long)b[0] << 24 | b[1] << 16 | b[2] << 8 | b[3];
-	if (fd >= 0)
-		close(fd);
-	return v;
+/* The file's page size (header offset 16). */
+static long
+page_size(const char *path)
+{
+	return header_number(path, 16, 2);
 }
 
 static void
@@ -994,6 +1002,7 @@ test_migrations(void)
 	store_close(st);
 	is_int(schema_version(master), MASTER_SCHEMA, "master: schema version "
 	    MASTER_SCHEMA_TEXT);
+	is_int(page_size(master), 16384, "a new store's pages are 16 KiB");
 	st = open_or_die(portal, STORE_PORTAL);
 	ok(store_feed_head(st, &head) == PS_OK && head == 0,
 	    "portal: migrated from empty, the feed is empty");
@@ -1107,6 +1116,7 @@ test_migrate_master_1(void)
 	    MASTER_SCHEMA_TEXT);
 	is_int(application_id(path), 0x50534d31, "master 1: now marked as a "
 	    "master's store");
+	is_int(page_size(path), 4096, "master 1: its pages keep their size");
 	free(path);
 }
 
