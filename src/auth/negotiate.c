@@ -307,24 +307,40 @@ map_realm(const char *map, const char *realm, char *domain, size_t n)
 	return false;
 }
 
+/*
+ * A user's principal "user@REALM": *ul the length of its user part, *at
+ * its '@'. Services ("a/b@R"), a principal without a realm, and user
+ * parts with '@' or '\\' are refused (PS_EAUTH with a sentence).
+ */
+static ps_err
+principal_user(const char *principal, size_t *ul, const char **at)
+{
+	*at = strrchr(principal, '@');
+	if (*at == NULL || *at == principal || (*at)[1] == '\0')
+		return ps_errf(PS_EAUTH, "the principal %s has no realm",
+		    principal);
+	*ul = (size_t)(*at - principal);
+	if (memchr(principal, '/', *ul) != NULL)
+		return ps_errf(PS_EAUTH, "the principal %s is a service, not "
+		    "a user", principal);
+	if (memchr(principal, '@', *ul) != NULL ||
+	    memchr(principal, '\\', *ul) != NULL)
+		return ps_errf(PS_EAUTH, "the principal %s is not a user "
+		    "name", principal);
+	return PS_OK;
+}
+
 ps_err
 auth_principal_account(const char *principal, const char *map,
     bool first_label, char *account, size_t n)
 {
-	const char *at = strrchr(principal, '@');
+	const char *at;
 	char domain[128];
 	size_t ul;
+	ps_err rc;
 
-	if (at == NULL || at == principal || at[1] == '\0')
-		return ps_errf(PS_EAUTH, "the principal %s has no realm",
-		    principal);
-	ul = (size_t)(at - principal);
-	if (memchr(principal, '/', ul) != NULL)
-		return ps_errf(PS_EAUTH, "the principal %s is a service, not "
-		    "a user", principal);
-	if (memchr(principal, '\\', ul) != NULL)
-		return ps_errf(PS_EAUTH, "the principal %s is not a user "
-		    "name", principal);
+	if ((rc = principal_user(principal, &ul, &at)) != PS_OK)
+		return rc;
 	if (!map_realm(map ? map : "", at + 1, domain, sizeof(domain))) {
 		size_t dl = strcspn(at + 1, ".");
 
@@ -369,21 +385,13 @@ ps_err
 auth_principal_mailbox(const char *principal, const char *map,
     char *address, size_t n)
 {
-	const char *at = strrchr(principal, '@');
+	const char *at;
 	char domain[128];
 	size_t ul;
+	ps_err rc;
 
-	if (at == NULL || at == principal || at[1] == '\0')
-		return ps_errf(PS_EAUTH, "the principal %s has no realm",
-		    principal);
-	ul = (size_t)(at - principal);
-	if (memchr(principal, '/', ul) != NULL)
-		return ps_errf(PS_EAUTH, "the principal %s is a service, not "
-		    "a user", principal);
-	if (memchr(principal, '@', ul) != NULL ||
-	    memchr(principal, '\\', ul) != NULL)
-		return ps_errf(PS_EAUTH, "the principal %s is not a user "
-		    "name", principal);
+	if ((rc = principal_user(principal, &ul, &at)) != PS_OK)
+		return rc;
 	if (map == NULL || map[0] == '\0')
 		str_copy(domain, at + 1, sizeof(domain));
 	else if (!map_realm(map, at + 1, domain, sizeof(domain)))

@@ -202,16 +202,12 @@ demo_mark_done(const char *path, int port_base)
 
 /* Runs `photosync ARGS...`; its output goes to the setup log. */
 ps_err
-demo_run_self(struct demo *d, const char *const *args)
+demo_run_logged(struct demo *d, const char *path, const char *const *argv,
+    void (*child)(const struct demo *), const char *what, const char *hint)
 {
-	const char *argv[24];
 	pid_t pid;
-	int n = 0, status, fd;
+	int status, fd;
 
-	argv[n++] = "photosync";
-	while (*args && n < 23)
-		argv[n++] = *args++;
-	argv[n] = NULL;
 	fflush(stdout);
 	if ((pid = fork()) < 0)
 		return ps_errf(PS_EIO, "fork: %s", strerror(errno));
@@ -221,14 +217,31 @@ demo_run_self(struct demo *d, const char *const *args)
 			dup2(fd, STDOUT_FILENO);
 			dup2(fd, STDERR_FILENO);
 		}
-		execv("/proc/self/exe", (char *const *)argv);
+		if (child)
+			child(d);
+		execvp(path, (char *const *)argv);
 		_exit(127);
 	}
 	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
 	    WEXITSTATUS(status) != 0)
-		return ps_errf(PS_EIO, "photosync %s %s failed (see %s)",
-		    argv[1], argv[2], d->log);
+		return ps_errf(PS_EIO, "%s failed (see %s%s)", what, d->log,
+		    hint ? hint : "");
 	return PS_OK;
+}
+
+ps_err
+demo_run_self(struct demo *d, const char *const *args)
+{
+	const char *argv[24];
+	char what[128];
+	int n = 0;
+
+	argv[n++] = "photosync";
+	while (*args && n < 23)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	snprintf(what, sizeof(what), "photosync %s %s", argv[1], argv[2]);
+	return demo_run_logged(d, "/proc/self/exe", argv, NULL, what, NULL);
 }
 
 ps_err

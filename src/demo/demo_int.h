@@ -54,6 +54,15 @@ int	demo_fail(const char *what);
 bool	demo_port_taken(int port);
 /* Records that a stage is done: `path` holds the port base. */
 ps_err	demo_mark_done(const char *path, int port_base);
+/*
+ * Runs `path` (a path, or a name looked up on PATH) with `argv`, its
+ * output appended to d->log; `child` (NULL: none) is called in the child
+ * first (its environment). PS_EIO with "WHAT failed (see LOG HINT)"
+ * unless it exits 0.
+ */
+ps_err	demo_run_logged(struct demo *, const char *path,
+	    const char *const *argv, void (*child)(const struct demo *),
+	    const char *what, const char *hint);
 /* Runs `photosync ARGS...` (NULL-ended); its output goes to d->log. */
 ps_err	demo_run_self(struct demo *, const char *const *args);
 /*

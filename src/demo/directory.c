@@ -65,30 +65,12 @@ static ps_err
 slapadd(struct demo *d, const char *conf, const char *ldif_path)
 {
 	char *prog = program("slapadd");
-	pid_t pid;
-	int status, fd;
-	ps_err rc = PS_OK;
+	const char *argv[] = { "slapadd", "-f", conf, "-q", "-l", ldif_path,
+	    NULL };
+	ps_err rc;
 
-	fflush(stdout);
-	if ((pid = fork()) < 0) {
-		rc = ps_errf(PS_EIO, "fork: %s", strerror(errno));
-		goto out;
-	}
-	if (pid == 0) {
-		fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		execlp(prog, "slapadd", "-f", conf, "-q", "-l", ldif_path,
-		    (char *)NULL);
-		_exit(127);
-	}
-	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
-	    WEXITSTATUS(status) != 0)
-		rc = ps_errf(PS_EIO, "slapadd failed (see %s; is slapd "
-		    "installed? scripts/deps.sh test)", d->log);
-out:
+	rc = demo_run_logged(d, prog, argv, NULL, "slapadd",
+	    "; is slapd installed? scripts/deps.sh test");
 	free(prog);
 	return rc;
 }

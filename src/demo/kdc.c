@@ -91,32 +91,12 @@ static ps_err
 kdc_run(struct demo *d, const char *const *argv)
 {
 	char *prog = kdc_program(argv[0]);
-	pid_t pid;
-	int status, fd;
-	ps_err rc = PS_OK;
+	ps_err rc;
 
 	if (prog == NULL)
 		return ps_errf(PS_ENOTFOUND, "%s not found: install krb5-kdc "
 		    "and krb5-admin-server (scripts/deps.sh demo)", argv[0]);
-	fflush(stdout);
-	if ((pid = fork()) < 0) {
-		rc = ps_errf(PS_EIO, "fork: %s", strerror(errno));
-		goto out;
-	}
-	if (pid == 0) {
-		fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		kdc_env(d);
-		execv(prog, (char *const *)argv);
-		_exit(127);
-	}
-	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
-	    WEXITSTATUS(status) != 0)
-		rc = ps_errf(PS_EIO, "%s failed (see %s)", argv[0], d->log);
-out:
+	rc = demo_run_logged(d, prog, argv, kdc_env, argv[0], NULL);
 	free(prog);
 	return rc;
 }

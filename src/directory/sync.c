@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/file.h"
 #include "common/str.h"
@@ -529,6 +530,31 @@ out:
 	records_free(&people);
 	records_free(&stored);
 	return rc;
+}
+
+ps_err
+dir_sync_command(const struct dir_options *o, struct store *st,
+    const struct dir_sync_ops *ops, bool dry_run, const char *plural)
+{
+	struct dir_sync_run run = { 0 };
+	struct dir_sync_counts c;
+	struct dir_config cfg;
+	char *password = NULL, text[256];
+	ps_err rc;
+
+	if ((rc = dir_options_check(o, &cfg, &password)) != PS_OK)
+		return rc;
+	run.dry_run = dry_run;
+	run.progress = isatty(STDERR_FILENO) ? stderr : NULL;
+	rc = dir_sync(&cfg, st, ops, &run, &c);
+	if (password)
+		xfree_secret(password, strlen(password));
+	if (rc != PS_OK)
+		return rc;
+	dir_sync_counts_text(&c, text, sizeof(text));
+	printf("%s %s from %s: %s\n", dry_run ? "would sync (dry run, "
+	    "nothing written)" : "synced", plural, cfg.uri, text);
+	return PS_OK;
 }
 
 void

@@ -115,6 +115,16 @@ ps_err	dir_sync(const struct dir_config *cfg, struct store *st,
 	    const struct dir_sync_ops *ops, const struct dir_sync_run *run,
 	    struct dir_sync_counts *counts);
 
+/*
+ * The sync commands (portal user sync, master mailbox sync): checks `o`,
+ * runs dir_sync() with a progress line when stderr is a terminal, and
+ * prints the report on stdout ("synced users from URL: added 3, ...";
+ * `plural` names the records). On failure nothing is printed and the
+ * reason is in ps_errmsg().
+ */
+ps_err	dir_sync_command(const struct dir_options *o, struct store *st,
+	    const struct dir_sync_ops *ops, bool dry_run, const char *plural);
+
 /* "added 3, updated 1, ..." for the report and the log. */
 void	dir_sync_counts_text(const struct dir_sync_counts *c, char *out,
 	    size_t n);

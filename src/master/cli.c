@@ -436,28 +436,14 @@ dir_options_of(const struct opts *o, struct dir_options *d)
 static int
 mailbox_sync(struct master_state *ms, const struct opts *o)
 {
-	struct dir_options d;
-	struct dir_config cfg;
 	struct dir_sync_ops ops;
-	struct dir_sync_run run = { 0 };
-	struct dir_sync_counts c;
-	char *password = NULL, text[256];
-	ps_err rc;
+	struct dir_options d;
 
 	dir_options_of(o, &d);
-	if (dir_options_check(&d, &cfg, &password) != PS_OK)
-		return fail("mailbox sync");
 	master_directory_ops(&ops);
-	run.dry_run = o->dry_run;
-	run.progress = isatty(STDERR_FILENO) ? stderr : NULL;
-	rc = dir_sync(&cfg, ms->store, &ops, &run, &c);
-	if (password)
-		xfree_secret(password, strlen(password));
-	if (rc != PS_OK)
+	if (dir_sync_command(&d, ms->store, &ops, o->dry_run, "mailboxes") !=
+	    PS_OK)
 		return fail("mailbox sync");
-	dir_sync_counts_text(&c, text, sizeof(text));
-	printf("%s mailboxes from %s: %s\n", o->dry_run ? "would sync (dry "
-	    "run, nothing written)" : "synced", cfg.uri, text);
 	return 0;
 }
 

@@ -997,29 +997,16 @@ static int
 user_sync(struct portal_state *ps, const struct opts *o)
 {
 	struct portal_directory pd;
-	struct dir_options d;
-	struct dir_config cfg;
 	struct dir_sync_ops ops;
-	struct dir_sync_run run = { 0 };
-	struct dir_sync_counts c;
-	char *password = NULL, text[256];
-	ps_err rc;
+	struct dir_options d;
 
 	dir_options_of(o, &d);
-	if (dir_options_check(&d, &cfg, &password) != PS_OK ||
-	    portal_directory_init(&pd, o->domain, o->base) != PS_OK)
+	if (portal_directory_init(&pd, o->domain, o->base) != PS_OK)
 		return fail("user sync");
 	portal_directory_ops(&pd, &ops);
-	run.dry_run = o->dry_run;
-	run.progress = isatty(STDERR_FILENO) ? stderr : NULL;
-	rc = dir_sync(&cfg, ps->store, &ops, &run, &c);
-	if (password)
-		xfree_secret(password, strlen(password));
-	if (rc != PS_OK)
+	if (dir_sync_command(&d, ps->store, &ops, o->dry_run, "users") !=
+	    PS_OK)
 		return fail("user sync");
-	dir_sync_counts_text(&c, text, sizeof(text));
-	printf("%s users from %s: %s\n", o->dry_run ? "would sync (dry run, "
-	    "nothing written)" : "synced", cfg.uri, text);
 	return 0;
 }
 
