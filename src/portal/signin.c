@@ -218,10 +218,11 @@ directory_password(struct portal_srv *srv, struct store *st, char **pwhash)
 	bool on = false;
 	ps_err rc;
 
-	if (srv->dir_passwords == NULL ||
-	    (rc = dir_passwords_refresh(srv->dir_passwords, st, &on)) !=
+	if (srv->dir_passwords == NULL)
+		return PS_OK;
+	if ((rc = dir_passwords_refresh(srv->dir_passwords, st, &on)) !=
 	    PS_OK)
-		return srv->dir_passwords == NULL ? PS_OK : rc;
+		return rc;
 	if (on) {
 		if (*pwhash)
 			xfree_secret(*pwhash, strlen(*pwhash));
