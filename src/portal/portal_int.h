@@ -137,15 +137,19 @@ struct portal_srv {
 	bool			 writing;	/* a batch is being written */
 	struct sync_job		*lease_pending;	/* lease tries to make */
 	bool			 leasing;	/* a batch of them is made */
+	struct event		*lease_soon;	/* the next batch, this turn */
 	/*
-	 * Syncs that may still call the master (reading their state, or
-	 * started and not yet answered by GetUserPhoto), and whom sync.c
-	 * tells when one no longer may: `portal refresh` bounds its calls
-	 * to the master, not the renders and writes after them.
+	 * Syncs calling the master (from Autodiscover until GetUserPhoto
+	 * answered), and at most how many may at once (0: no bound). A
+	 * sync past its state and lease waits in master_wait for a place:
+	 * `portal refresh` bounds its calls to the master, while more
+	 * syncs read their states and take their leases in batches ahead
+	 * of them, and render and write after them.
 	 */
 	int			 at_master;
-	void			(*master_free)(void *);
-	void			*master_free_arg;
+	int			 master_limit;
+	struct sync_job		*master_wait;	/* FIFO, by master_wait_next */
+	struct sync_job		**master_wait_tail;
 	struct lru		*tokens;	/* S2S tokens kept (token.h) */
 	bool			 stopping;	/* sync_stop() was called */
 	/*

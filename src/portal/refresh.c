@@ -32,13 +32,15 @@
 #define DISCOVER_BATCH	AD_MAX_USERS
 #define DISCOVER_AHEAD	2
 /*
- * --concurrency bounds the syncs calling the master; past the master a
- * sync renders and waits for its write, and up to this many more may do
- * so: enough for the writes to go in batches, not one commit per user.
- * All together stay within what the image workers queue, so that no
- * render is refused.
+ * --concurrency bounds the syncs calling the master (sync.c holds the
+ * others back: master_limit); up to this many more are started, which
+ * read their states and take their leases before their turn, and render
+ * and wait for their writes after it: enough for the leases and the
+ * writes to go in batches, not one commit per user. All together stay
+ * within what the image workers queue, so that no render is refused.
  */
 #define PAST_MASTER	32
+#define START_GROUP	16
 
 struct item {
 	struct webapp_ctx	*app;
@@ -75,7 +77,7 @@ struct refresh {
 	struct reason_count	 reasons[16];
 	char			 failed_users[MAX_LISTED][300];
 	int			 n_failed_listed;
-	struct event		*tick, *kick, *sigint, *sigterm;
+	struct event		*tick, *sigint, *sigterm;
 };
 
 static void
@@ -291,6 +293,8 @@ start_item(struct refresh *rf, struct item *it)
 static void
 pump(struct refresh *rf)
 {
+	int limit;
+
 	/* A batch answered at once calls back: the loops below go on. */
 	if (rf->pumping)
 		return;
@@ -298,11 +302,17 @@ pump(struct refresh *rf)
 	while (!rf->interrupted && rf->discovering < DISCOVER_AHEAD &&
 	    rf->discover_next < rf->n)
 		discover_ahead(rf);
-	/* In order: an item goes once its batch was answered. */
-	while (!rf->interrupted && rf->q_len > 0 &&
-	    rf->srv.at_master < rf->concurrency &&
-	    rf->inflight < rf->concurrency + PAST_MASTER &&
-	    rf->inflight < PORTAL_IMAGE_QUEUE &&
+	/*
+	 * In order: an item goes once its batch was answered. While the
+	 * master has enough to do, items start in groups (START_GROUP), so
+	 * that their leases are taken together.
+	 */
+	limit = rf->concurrency + PAST_MASTER < PORTAL_IMAGE_QUEUE ?
+	    rf->concurrency + PAST_MASTER : PORTAL_IMAGE_QUEUE;
+	if (rf->inflight > rf->concurrency &&
+	    rf->inflight + START_GROUP > limit)
+		limit = rf->inflight;
+	while (!rf->interrupted && rf->q_len > 0 && rf->inflight < limit &&
 	    time_mono_ms() >= rf->pause_until &&
 	    rf->items[rf->queue[rf->q_head]].discovered)
 		start_item(rf, &rf->items[queue_pop(rf)]);
@@ -318,23 +328,6 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	draw(arg, false);
-	pump(arg);
-}
-
-/* A sync is done with the master: another may start (from the loop). */
-static void
-master_freed(void *arg)
-{
-	struct refresh *rf = arg;
-
-	event_active(rf->kick, EV_TIMEOUT, 0);
-}
-
-static void
-on_kick(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
 	pump(arg);
 }
 
@@ -488,9 +481,7 @@ portal_refresh_run(struct portal_state *ps, const char *url,
 	    "force=%s", rf->n, rf->concurrency, force ? "yes" : "no");
 	rf->tick = event_new(rf->srv.base, -1, EV_PERSIST, on_tick, rf);
 	event_add(rf->tick, &tv);
-	rf->kick = event_new(rf->srv.base, -1, 0, on_kick, rf);
-	rf->srv.master_free = master_freed;
-	rf->srv.master_free_arg = rf;
+	rf->srv.master_limit = rf->concurrency;
 	rf->sigint = evsignal_new(rf->srv.base, SIGINT, on_signal, rf);
 	rf->sigterm = evsignal_new(rf->srv.base, SIGTERM, on_signal, rf);
 	event_add(rf->sigint, NULL);
@@ -506,11 +497,8 @@ portal_refresh_run(struct portal_state *ps, const char *url,
 	    rf->elsewhere, rf->interrupted ? "yes" : "no");
 	ret = rf->count[SYNC_FAILED] || rf->interrupted ? 1 : 0;
 out:
-	rf->srv.master_free = NULL;
 	if (rf->tick)
 		event_free(rf->tick);
-	if (rf->kick)
-		event_free(rf->kick);
 	if (rf->sigint)
 		event_free(rf->sigint);
 	if (rf->sigterm)

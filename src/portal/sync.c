@@ -119,11 +119,13 @@ struct sync_job {
 	bool			 again;		/* a change notice came while
 						   it ran: one more after it */
 	bool			 at_master;	/* counted in srv->at_master */
+	struct sync_job		*master_wait_next;
 	int64_t			 started_ms;
 	int64_t			 started;	/* time_now() */
 	/* the lease shared with other nodes (before calling the master) */
 	bool			 forced;	/* SYNC_FORCE */
 	bool			 leased;	/* this job holds it */
+	int64_t			 leased_at;	/* time_now() when taken */
 	bool			 remote;	/* another node holds it */
 	bool			 elsewhere;	/* ended by another node's */
 	bool			 lease_busy;	/* a try is pending or made */
@@ -146,27 +148,42 @@ struct sync_job {
 };
 
 static void job_finish(struct sync_job *);
+static void job_busy(struct sync_job *, const char *);
+static void job_call_master(struct sync_job *);
 static void write_next(struct portal_srv *);
 static void lease_try(struct sync_job *);
 static void lease_next(struct portal_srv *);
 
-/* One sync fewer that may call the master; `portal refresh` is told. */
-static void
-master_free(struct portal_srv *srv)
-{
-	srv->at_master--;
-	if (srv->master_free != NULL)
-		srv->master_free(srv->master_free_arg);
-}
-
-/* The job will call the master no more (idempotent). */
+/* The job will call the master no more (idempotent): one waiting may. */
 static void
 job_master_done(struct sync_job *job)
 {
+	struct portal_srv *srv = job->app->srv;
+	struct sync_job *next;
+
 	if (!job->at_master)
 		return;
 	job->at_master = false;
-	master_free(job->app->srv);
+	srv->at_master--;
+	if ((next = srv->master_wait) == NULL)
+		return;
+	if ((srv->master_wait = next->master_wait_next) == NULL)
+		srv->master_wait_tail = &srv->master_wait;
+	if (srv->stopping) {
+		job_busy(next, "the server is stopping");
+	} else if (next->leased && time_now() - next->leased_at >
+	    MCALL_TIMEOUT_MS / 1000) {
+		/*
+		 * It waited longer than a call may take: its lease is taken
+		 * again first (or found taken by another node, which frees
+		 * this place), so that it cannot expire during the call.
+		 */
+		next->at_master = true;
+		srv->at_master++;
+		lease_try(next);
+	} else {
+		job_call_master(next);
+	}
 }
 
 /* ---- the maps ---- */
@@ -978,8 +995,8 @@ photo_done(struct xfer_response *r, void *arg)
 	struct sync_job *job = arg;
 	char reason[300];
 
-	job_master_done(job);
 	if (r->rc != PS_OK) {
+		job_master_done(job);
 		job_error(job, "GetUserPhoto", r->error, -1);
 		return;
 	}
@@ -988,6 +1005,8 @@ photo_done(struct xfer_response *r, void *arg)
 	log_info(job->reqid, "sync.photo_answer", "account=%s status=%ld "
 	    "bytes=%zu ms=%lld", log_q(job->account), r->status,
 	    r->body.b_len, (long long)r->elapsed_ms);
+	/* After its answer's line: the next call's comes after it. */
+	job_master_done(job);
 	switch (mcall_photo_read(r->status, r->content_type, r->retry_after,
 	    reason, sizeof(reason))) {
 	case MCALL_PHOTO_NEW:
@@ -1235,7 +1254,17 @@ lease_batch_run(struct store *st, void *arg)
 	ps_err rc;
 	size_t i;
 
-	if (lb->n > 1 && (rc = store_begin(st)) == PS_OK) {
+	if (lb->n > 1) {
+		if ((rc = store_begin(st)) != PS_OK) {
+			/* No try alone could begin either (a lock held). */
+			for (i = 0; i < lb->n; i++) {
+				lb->tries[i].taken = false;
+				lb->tries[i].rc = rc;
+				str_copy(lb->tries[i].err, ps_errmsg(),
+				    sizeof(lb->tries[i].err));
+			}
+			return;
+		}
 		for (i = 0; i < lb->n && rc == PS_OK; i++)
 			rc = lease_try_rows(st, &lb->tries[i]);
 		if (store_end(st, rc == PS_OK) == PS_OK && rc == PS_OK)
@@ -1297,6 +1326,27 @@ job_done_elsewhere(struct sync_job *job, const struct store_sync *s)
 static void
 job_begin(struct sync_job *job)
 {
+	struct portal_srv *srv = job->app->srv;
+
+	if (!job->at_master && srv->master_limit > 0 &&
+	    srv->at_master >= srv->master_limit) {
+		job->master_wait_next = NULL;
+		if (srv->master_wait_tail == NULL)
+			srv->master_wait_tail = &srv->master_wait;
+		*srv->master_wait_tail = job;
+		srv->master_wait_tail = &job->master_wait_next;
+		return;
+	}
+	job_call_master(job);
+}
+
+static void
+job_call_master(struct sync_job *job)
+{
+	if (!job->at_master) {
+		job->at_master = true;
+		job->app->srv->at_master++;
+	}
 	if (job->photos_url != NULL)
 		start_photo(job);
 	else
@@ -1347,8 +1397,10 @@ lease_tried(struct lease_try *lt)
 		job_busy(job, "the server is stopping");
 		return;
 	}
-	if (lt->taken)
+	if (lt->taken) {
 		job->leased = true;
+		job->leased_at = lt->now;
+	}
 	if (lt->rc != PS_OK) {
 		/* The store cannot say: a sync on one node goes on alone. */
 		log_warn(job->reqid, "sync.lease_failed", "account=%s "
@@ -1369,8 +1421,6 @@ lease_tried(struct lease_try *lt)
 			log_info(job->reqid, "sync.lease_taken", "account=%s",
 			    log_q(job->account));
 			job->remote = false;
-			job->at_master = true;
-			srv->at_master++;
 			if (job->lease_timer)
 				evtimer_del(job->lease_timer);
 		}
@@ -1444,6 +1494,14 @@ lease_next(struct portal_srv *srv)
 	lease_next(srv);
 }
 
+static void
+lease_soon(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	lease_next(arg);
+}
+
 /*
  * Tries for the job's lease: a new job before it calls the master, a
  * waiting one when the feed moved its state or the lease expired.
@@ -1451,6 +1509,7 @@ lease_next(struct portal_srv *srv)
 static void
 lease_try(struct sync_job *job)
 {
+	struct portal_srv *srv = job->app->srv;
 	struct sync_job **p;
 
 	if (job->lease_busy) {
@@ -1459,10 +1518,19 @@ lease_try(struct sync_job *job)
 	}
 	job->lease_busy = true;
 	job->lease_next = NULL;
-	for (p = &job->app->srv->lease_pending; *p; p = &(*p)->lease_next)
+	for (p = &srv->lease_pending; *p; p = &(*p)->lease_next)
 		;
 	*p = job;
-	lease_next(job->app->srv);
+	/*
+	 * Made at the end of this loop turn, not now: the tries that the
+	 * same turn adds (a `portal refresh` starts several syncs at once)
+	 * go in the same batch.
+	 */
+	if (srv->leasing)
+		return;
+	if (srv->lease_soon == NULL)
+		srv->lease_soon = event_new(srv->base, -1, 0, lease_soon, srv);
+	event_active(srv->lease_soon, EV_TIMEOUT, 0);
 }
 
 /* ---- entry ---- */
@@ -1496,8 +1564,6 @@ job_new(struct webapp_ctx *app, const struct store_user *owner,
 	job->outcome.retry_after = -1;
 	job->started_ms = time_mono_ms();
 	job->started = srv->pass_started ? srv->pass_started : time_now();
-	job->at_master = true;
-	srv->at_master++;
 	buf_init(&job->photo, MCALL_MAX_PHOTO);
 	job->next = srv->jobs;
 	srv->jobs = job;
@@ -1622,8 +1688,6 @@ state_load_done(void *arg)
 	struct sync_outcome o = { .retry_after = -1 };
 	enum sync_start r;
 
-	/* Counted again if a job starts. */
-	master_free(ld->app->srv);
 	if (ld->rc != PS_OK) {
 		/* The store cannot say: serve what is cached. */
 		log_warn(ld->reqid, "sync.state_unread", "account=%s error=%s",
@@ -1681,7 +1745,6 @@ sync_request(struct webapp_ctx *app, const struct store_user *owner,
 		free(ld);
 		return SYNC_NOT_DUE_ERROR;
 	}
-	app->srv->at_master++;
 	return SYNC_STARTED;
 }
 
@@ -1906,6 +1969,11 @@ sync_shutdown(struct portal_srv *srv)
 		job_free(job);
 	}
 	srv->lease_pending = NULL;
+	if (srv->lease_soon != NULL)
+		event_free(srv->lease_soon);
+	srv->lease_soon = NULL;
+	srv->master_wait = NULL;
+	srv->master_wait_tail = &srv->master_wait;
 	lru_free(srv->ad_cache);
 	lru_free(srv->states);
 	lru_free(srv->tokens);
