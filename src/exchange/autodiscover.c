@@ -210,7 +210,9 @@ pox_error(const struct ad_server *srv, struct buf *b, int code)
 /*
  * One Protocol element (§1.3). EXCH carries the internal URLs and EXPR
  * the external ones; the master has one base URL, so both carry the same
- * EwsUrl, EcpUrl and EcpUrl-photo, each on its own line.
+ * EwsUrl, EcpUrl, EcpUrl-photo and OABUrl (the directory of the offline
+ * address book's manifest, <OABUrl>oab.xml, [MS-OXWOAB]), each on its
+ * own line.
  */
 static ps_err
 pox_protocol(const struct ad_server *srv, struct buf *b, const char *type,
@@ -249,6 +251,8 @@ pox_protocol(const struct ad_server *srv, struct buf *b, const char *type,
 	    NULL)) != PS_OK ||
 	    (rc = leaf(b, 8, "OOFUrl", base, "/EWS/Exchange.asmx", NULL)) !=
 	    PS_OK ||
+	    (rc = leaf(b, 8, "OABUrl", base, "/OAB/", srv->deployment_id ?
+	    srv->deployment_id : "", "/", NULL)) != PS_OK ||
 	    (rc = leaf(b, 8, "ServerExclusiveConnect", exch ? "off" : "on",
 	    NULL)) != PS_OK)
 		return rc;
