@@ -684,11 +684,35 @@ out:
  * (no users, no settings, too many) is ErrorCode InvalidRequest on the
  * Response, as the schema has it; *result tells the log what happened.
  */
+/*
+ * For the log: every address of a request, comma-separated, within the
+ * outcome's list; one that does not fit ends the list with "...".
+ */
+static void
+outcome_add_user(struct ad_outcome *oc, const char *mb)
+{
+	size_t have = strlen(oc->emails), need = strlen(mb) + (have ? 1 : 0);
+
+	oc->users++;
+	if (oc->emails_cut)
+		return;
+	if (have + need + 4 > sizeof(oc->emails)) {
+		oc->emails_cut = true;
+		strcat(oc->emails, have ? ",..." : "...");
+		return;
+	}
+	if (have)
+		strcat(oc->emails, ",");
+	strcat(oc->emails, mb);
+}
+
 static ps_err
 soap_response(struct buf *b, const struct ad_server *srv,
-    const struct xml_node *request, const char **result, char *email,
-    size_t email_len)
+    const struct xml_node *request, struct ad_outcome *oc)
 {
+	const char **result = &oc->result;
+	char *email = oc->email;
+	size_t email_len = sizeof(oc->email);
 	const struct xml_node *users, *u, *rs, *s;
 	struct wanted w[SOAP_MAX_SETTINGS];
 	const char *bad = NULL;
@@ -757,6 +781,7 @@ soap_response(struct buf *b, const struct ad_server *srv,
 				mb = "";
 			if (email[0] == '\0')
 				str_copy(email, mb, email_len);
+			outcome_add_user(oc, mb);
 			rc = soap_user(b, srv, mb, w, nw, &invalid);
 			if (rc != PS_OK)
 				return rc;
@@ -834,8 +859,8 @@ autodiscover_soap(const struct ad_server *srv, const char *body, size_t len,
 		goto fault;
 	}
 	oc->status = 200;
-	if (soap_response(out, srv, xml_child(op, NS_AD, "Request"),
-	    &oc->result, oc->email, sizeof(oc->email)) == PS_OK)
+	if (soap_response(out, srv, xml_child(op, NS_AD, "Request"), oc) ==
+	    PS_OK)
 		goto done;
 	rollback(out, start);
 	snprintf(text, sizeof(text), "The response could not be built: %s",

@@ -761,9 +761,15 @@ ad_done(void *arg)
 
 	if (call_gone(c))
 		return;
-	log_info(http_req_id(c->r), c->soap ? "autodiscover.soap" :
-	    "autodiscover.pox", "email=%s result=%s", log_q(c->oc.email),
-	    log_q(c->oc.result ? c->oc.result : ""));
+	if (c->soap)
+		log_info(http_req_id(c->r), "autodiscover.soap", "email=%s "
+		    "result=%s users=%zu emails=%s", log_q(c->oc.email),
+		    log_q(c->oc.result ? c->oc.result : ""), c->oc.users,
+		    log_q(c->oc.emails));
+	else
+		log_info(http_req_id(c->r), "autodiscover.pox", "email=%s "
+		    "result=%s", log_q(c->oc.email),
+		    log_q(c->oc.result ? c->oc.result : ""));
 	http_reply_buf(c->r, c->oc.status ? c->oc.status : 200, XML_TYPE,
 	    &c->out);
 	call_end(c);

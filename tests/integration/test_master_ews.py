@@ -290,11 +290,41 @@ if urls:
     is_eq(call("GET", "/OAB/00000000-0000-0000-0000-000000000000/oab.xml",
                T1).status, 404, "another OAB: 404")
 
+# ---- GetUserSettings for several users logs them all ----
+GUS = ('<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:a="http:'
+       '//schemas.microsoft.com/exchange/2010/Autodiscover" xmlns:soap="%s">'
+       '<soap:Body><a:GetUserSettingsRequestMessage><a:Request><a:Users>%s'
+       '</a:Users><a:RequestedSettings><a:Setting>ExternalEwsUrl</a:Setting>'
+       '</a:RequestedSettings></a:Request></a:GetUserSettingsRequestMessage>'
+       '</soap:Body></soap:Envelope>')
+
+
+def gus(users):
+    return call("POST", "/autodiscover/autodiscover.svc",
+                dict(T1, **{"Content-Type": "text/xml"}),
+                (GUS % (S, "".join("<a:User><a:Mailbox>%s</a:Mailbox>"
+                                   "</a:User>" % u for u in users))).encode())
+
+
+three = ["test1@contoso.com", "anna.berg@contoso.com", "ghost@contoso.com"]
+is_eq(gus(three).status, 200, "GetUserSettings for three users")
+many = ["many%03d@contoso.com" % i for i in range(30)]
+is_eq(gus(many).status, 200, "GetUserSettings for thirty users")
+
 # ---- the log names the operation ----
 logs = m.server.logs()
 ok(re.search(r"ev=http\.request .*op=FindItem", logs),
    "the request's log line names an unoffered operation")
 ok(re.search(r"ev=http\.request .*op=ResolveNames", logs),
    "... and an offered one")
+lines = [x for x in logs.splitlines() if "ev=autodiscover.soap" in x]
+ok(any("users=3 " in x and "emails=test1@contoso.com,anna.berg@contoso.com,"
+       "ghost@contoso.com" in x for x in lines),
+   "GetUserSettings logs the count and every user")
+big = [x for x in lines if "users=30 " in x]
+ok(big and "emails=many000@contoso.com," in big[0] and
+   big[0].rstrip('"').endswith(",..."),
+   "thirty users: the count, and the list bounded with ... (%s)" %
+   (big[:1],))
 is_eq(m.stop(), 0, "stops")
 done()
