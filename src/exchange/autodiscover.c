@@ -210,7 +210,9 @@ pox_error(const struct ad_server *srv, struct buf *b, int code)
 /*
  * One Protocol element (§1.3). EXCH carries the internal URLs and EXPR
  * the external ones; the master has one base URL, so both carry the same
- * EwsUrl, EcpUrl and EcpUrl-photo, each on its own line.
+ * EwsUrl, EcpUrl, EcpUrl-photo and OABUrl (the directory of the offline
+ * address book's manifest, <OABUrl>oab.xml, [MS-OXWOAB]), each on its
+ * own line.
  */
 static ps_err
 pox_protocol(const struct ad_server *srv, struct buf *b, const char *type,
@@ -249,6 +251,8 @@ pox_protocol(const struct ad_server *srv, struct buf *b, const char *type,
 	    NULL)) != PS_OK ||
 	    (rc = leaf(b, 8, "OOFUrl", base, "/EWS/Exchange.asmx", NULL)) !=
 	    PS_OK ||
+	    (rc = leaf(b, 8, "OABUrl", base, "/OAB/", srv->deployment_id ?
+	    srv->deployment_id : "", "/", NULL)) != PS_OK ||
 	    (rc = leaf(b, 8, "ServerExclusiveConnect", exch ? "off" : "on",
 	    NULL)) != PS_OK)
 		return rc;
@@ -680,11 +684,35 @@ out:
  * (no users, no settings, too many) is ErrorCode InvalidRequest on the
  * Response, as the schema has it; *result tells the log what happened.
  */
+/*
+ * For the log: every address of a request, comma-separated, within the
+ * outcome's list; one that does not fit ends the list with "...".
+ */
+static void
+outcome_add_user(struct ad_outcome *oc, const char *mb)
+{
+	size_t have = strlen(oc->emails), need = strlen(mb) + (have ? 1 : 0);
+
+	oc->users++;
+	if (oc->emails_cut)
+		return;
+	if (have + need + 4 > sizeof(oc->emails)) {
+		oc->emails_cut = true;
+		strcat(oc->emails, have ? ",..." : "...");
+		return;
+	}
+	if (have)
+		strcat(oc->emails, ",");
+	strcat(oc->emails, mb);
+}
+
 static ps_err
 soap_response(struct buf *b, const struct ad_server *srv,
-    const struct xml_node *request, const char **result, char *email,
-    size_t email_len)
+    const struct xml_node *request, struct ad_outcome *oc)
 {
+	const char **result = &oc->result;
+	char *email = oc->email;
+	size_t email_len = sizeof(oc->email);
 	const struct xml_node *users, *u, *rs, *s;
 	struct wanted w[SOAP_MAX_SETTINGS];
 	const char *bad = NULL;
@@ -753,6 +781,7 @@ soap_response(struct buf *b, const struct ad_server *srv,
 				mb = "";
 			if (email[0] == '\0')
 				str_copy(email, mb, email_len);
+			outcome_add_user(oc, mb);
 			rc = soap_user(b, srv, mb, w, nw, &invalid);
 			if (rc != PS_OK)
 				return rc;
@@ -830,8 +859,8 @@ autodiscover_soap(const struct ad_server *srv, const char *body, size_t len,
 		goto fault;
 	}
 	oc->status = 200;
-	if (soap_response(out, srv, xml_child(op, NS_AD, "Request"),
-	    &oc->result, oc->email, sizeof(oc->email)) == PS_OK)
+	if (soap_response(out, srv, xml_child(op, NS_AD, "Request"), oc) ==
+	    PS_OK)
 		goto done;
 	rollback(out, start);
 	snprintf(text, sizeof(text), "The response could not be built: %s",

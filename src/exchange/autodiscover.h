@@ -31,8 +31,13 @@ struct ad_server {
 /* What happened, for the caller's log line. Strings are borrowed. */
 struct ad_outcome {
 	int		 status;	/* HTTP status to send */
-	char		 email[256];	/* the address asked for, or "" */
+	char		 email[256];	/* the (first) address asked for, or "" */
 	const char	*result;	/* "settings", "error-500", ... */
+	/* SOAP: how many users were asked for, and their addresses for the
+	 * log (comma-separated, ending "..." when they did not fit) */
+	size_t		 users;
+	char		 emails[200];	/* log_q's cap */
+	bool		 emails_cut;
 };
 
 /*

@@ -9,10 +9,13 @@
  * on any thread.
  */
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/str.h"
+#include "common/xalloc.h"
+#include "pki/pki.h"
 #include "ews.h"
 #include "xml/xml.h"
 
@@ -85,7 +88,7 @@ ews_size_name(int index)
 	return size_names[index];
 }
 
-/* --- request -------------------------------------------------------- */
+/* --- request ------------------------------------------------------- */
 
 /* A child in the messages namespace, else one of that name in any. */
 static const struct xml_node *
@@ -98,13 +101,130 @@ m_child(const struct xml_node *n, const char *name)
 	return xml_child(n, NULL, name);
 }
 
+/* A child in the types namespace, else one of that name in any. */
+static const struct xml_node *
+t_child(const struct xml_node *n, const char *name)
+{
+	const struct xml_node *c;
+
+	if ((c = xml_child(n, NS_TYPES, name)) != NULL)
+		return c;
+	return xml_child(n, NULL, name);
+}
+
+static ps_err
+parse_get_user_photo(const struct xml_node *op, struct ews_request *out)
+{
+	struct ews_photo_request *p = &out->photo;
+	const char *email, *size;
+
+	/* §3.2: m:Email and m:SizeRequested, both required. */
+	email = xml_text(m_child(op, "Email"));
+	size = xml_text(m_child(op, "SizeRequested"));
+	if (email == NULL || *email == '\0')
+		return ps_errf(PS_EINVAL, "GetUserPhoto without Email");
+	if (size == NULL || *size == '\0')
+		return ps_errf(PS_EINVAL, "GetUserPhoto without SizeRequested");
+	if (!str_copy(p->email, email, sizeof(p->email)) ||
+	    !str_copy(p->size, size, sizeof(p->size))) {
+		memset(p, 0, sizeof(*p));
+		return ps_errf(PS_EINVAL, "GetUserPhoto Email or size too long");
+	}
+	return PS_OK;
+}
+
+/*
+ * [MS-OXWSFOLD] GetFolder: m:FolderShape (every folder is answered with
+ * the same few properties, whatever the shape asks) and m:FolderIds with
+ * t:DistinguishedFolderId (Id, optional t:Mailbox/t:EmailAddress) or
+ * t:FolderId (Id) elements.
+ */
+static ps_err
+parse_get_folder(const struct xml_node *op, struct ews_request *out)
+{
+	struct ews_folder_request *f = &out->folder;
+	const struct xml_node *ids, *c;
+	const char *id, *mb;
+
+	if ((ids = m_child(op, "FolderIds")) == NULL)
+		return ps_errf(PS_EINVAL, "GetFolder without FolderIds");
+	for (c = xml_first_element(ids); c != NULL; c = xml_next_element(c)) {
+		struct ews_folder_ref *ref;
+		bool dist = strcmp(xml_name(c), "DistinguishedFolderId") == 0;
+
+		if (!dist && strcmp(xml_name(c), "FolderId") != 0)
+			return ps_errf(PS_EINVAL, "GetFolder: unexpected %s in "
+			    "FolderIds", xml_name(c));
+		if (f->n == EWS_FOLDER_IDS_MAX)
+			return ps_errf(PS_ELIMIT, "GetFolder asks for more "
+			    "than %d folders", EWS_FOLDER_IDS_MAX);
+		ref = &f->ids[f->n];
+		ref->distinguished = dist;
+		if ((id = xml_attr(c, "Id")) == NULL || *id == '\0')
+			return ps_errf(PS_EINVAL, "GetFolder: a folder id "
+			    "without Id");
+		mb = dist ? xml_text(t_child(t_child(c, "Mailbox"),
+		    "EmailAddress")) : NULL;
+		if (!str_copy(ref->id, id, sizeof(ref->id)) ||
+		    !str_copy(ref->mailbox, mb ? mb : "",
+		    sizeof(ref->mailbox)))
+			return ps_errf(PS_EINVAL, "GetFolder: a folder id or "
+			    "mailbox is too long");
+		str_lower(ref->mailbox);
+		f->n++;
+	}
+	if (f->n == 0)
+		return ps_errf(PS_EINVAL, "GetFolder with no folder ids");
+	return PS_OK;
+}
+
+/*
+ * [MS-OXWSRSLNM] ResolveNames: the attribute ReturnFullContactData and
+ * m:UnresolvedEntry. Exchange also accepts "smtp:" before an address.
+ */
+static ps_err
+parse_resolve_names(const struct xml_node *op, struct ews_request *out)
+{
+	struct ews_resolve_request *rs = &out->resolve;
+	const char *full = xml_attr(op, "ReturnFullContactData");
+	const char *q = xml_text(m_child(op, "UnresolvedEntry"));
+
+	if (q == NULL)
+		return ps_errf(PS_EINVAL, "ResolveNames without "
+		    "UnresolvedEntry");
+	rs->full_contact = full != NULL && (strcmp(full, "true") == 0 ||
+	    strcmp(full, "1") == 0);
+	if (str_case_prefix(q, "smtp:"))
+		q += 5;
+	if (strlen(q) > EWS_RESOLVE_QUERY_MAX) {
+		rs->too_long = true;
+		return PS_OK;
+	}
+	str_copy(rs->query, q, sizeof(rs->query));
+	return PS_OK;
+}
+
+/* One row per operation: what the master answers, and nothing else. */
+static const struct ews_op_def {
+	const char	*name;
+	enum ews_op	 op;
+	ps_err		(*parse)(const struct xml_node *, struct ews_request *);
+} ews_ops[] = {
+	{ "GetUserPhoto", EWS_OP_GET_USER_PHOTO, parse_get_user_photo },
+	{ "GetFolder", EWS_OP_GET_FOLDER, parse_get_folder },
+	{ "ResolveNames", EWS_OP_RESOLVE_NAMES, parse_resolve_names },
+};
+
+const char *const ews_operation_names[] = {
+	"GetUserPhoto", "GetFolder", "ResolveNames", NULL,
+};
+
 ps_err
-ews_parse_request(const char *body, size_t len,
-    struct ews_photo_request *out)
+ews_parse(const char *body, size_t len, struct ews_request *out)
 {
 	struct xml_doc *doc = NULL;
 	const struct xml_node *env, *b, *op;
-	const char *email, *size;
+	size_t i;
 	ps_err rc;
 
 	memset(out, 0, sizeof(*out));
@@ -127,34 +247,44 @@ ews_parse_request(const char *body, size_t len,
 	}
 	/*
 	 * §2.1/§3.2: EWS sends no SOAPAction header worth trusting; the
-	 * operation is the element in the Body.
+	 * operation is the element in the Body. An element name is an XML
+	 * name, safe to write back and to log; a long one is cut.
 	 */
-	if (strcmp(xml_name(op), "GetUserPhoto") != 0 ||
-	    strcmp(xml_ns(op), NS_MESSAGES) != 0) {
-		rc = ps_errf(PS_ENOTFOUND, "unsupported EWS operation %s",
-		    xml_name(op));
-		goto out;
-	}
-	/* §3.2: m:Email and m:SizeRequested, both required. */
-	email = xml_text(m_child(op, "Email"));
-	size = xml_text(m_child(op, "SizeRequested"));
-	if (email == NULL || *email == '\0') {
-		rc = ps_errf(PS_EINVAL, "GetUserPhoto without Email");
-		goto out;
-	}
-	if (size == NULL || *size == '\0') {
-		rc = ps_errf(PS_EINVAL, "GetUserPhoto without SizeRequested");
-		goto out;
-	}
-	if (!str_copy(out->email, email, sizeof(out->email)) ||
-	    !str_copy(out->size, size, sizeof(out->size))) {
-		memset(out, 0, sizeof(*out));
-		rc = ps_errf(PS_EINVAL, "GetUserPhoto Email or size too long");
-		goto out;
-	}
+	str_copy(out->op_name, xml_name(op), sizeof(out->op_name));
+	out->op = EWS_OP_OTHER;
 	rc = PS_OK;
+	if (strcmp(xml_ns(op), NS_MESSAGES) != 0)
+		goto out;
+	for (i = 0; i < sizeof(ews_ops) / sizeof(ews_ops[0]); i++) {
+		if (strcmp(xml_name(op), ews_ops[i].name) != 0)
+			continue;
+		out->op = ews_ops[i].op;
+		rc = ews_ops[i].parse(op, out);
+		break;
+	}
 out:
 	xml_free(doc);
+	return rc;
+}
+
+ps_err
+ews_parse_request(const char *body, size_t len,
+    struct ews_photo_request *out)
+{
+	struct ews_request *req = xcalloc(1, sizeof(*req));
+	ps_err rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = ews_parse(body, len, req)) != PS_OK)
+		goto out;
+	if (req->op != EWS_OP_GET_USER_PHOTO) {
+		rc = ps_errf(PS_ENOTFOUND, "unsupported EWS operation %s",
+		    req->op_name);
+		goto out;
+	}
+	*out = req->photo;
+out:
+	free(req);
 	return rc;
 }
 
@@ -297,6 +427,388 @@ ews_fault(struct buf *out, bool client, const char *message)
 	    "  </s:Body>\n"
 	    "</s:Envelope>\n")) != PS_OK)
 		goto out;
+out:
+	return rollback(out, start, rc);
+}
+
+/* --- GetFolder ------------------------------------------------------ */
+
+/*
+ * The folders of a mailbox that holds no items: the distinguished
+ * folders Exchange 2013 creates in every mailbox (types.xsd
+ * DistinguishedFolderIdNameType, less the archive's and the public
+ * folders', which a mailbox without them answers ErrorFolderNotFound).
+ * The element is the folder's kind; `ipm` folders sit under the message
+ * folder root, the others under the root.
+ */
+static const struct ews_folder {
+	const char	*id;
+	const char	*element;	/* Folder, CalendarFolder, ... */
+	const char	*folder_class;	/* "" for none */
+	const char	*display_name;
+	bool		 ipm;
+} ews_folders[] = {
+	{ "root", "Folder", "", "Root", false },
+	{ "msgfolderroot", "Folder", "IPF.Note", "Top of Information Store",
+	    false },
+	{ "inbox", "Folder", "IPF.Note", "Inbox", true },
+	{ "outbox", "Folder", "IPF.Note", "Outbox", true },
+	{ "sentitems", "Folder", "IPF.Note", "Sent Items", true },
+	{ "deleteditems", "Folder", "IPF.Note", "Deleted Items", true },
+	{ "drafts", "Folder", "IPF.Note", "Drafts", true },
+	{ "junkemail", "Folder", "IPF.Note", "Junk Email", true },
+	{ "calendar", "CalendarFolder", "IPF.Appointment", "Calendar", true },
+	{ "contacts", "ContactsFolder", "IPF.Contact", "Contacts", true },
+	{ "tasks", "TasksFolder", "IPF.Task", "Tasks", true },
+	{ "notes", "Folder", "IPF.StickyNote", "Notes", true },
+	{ "journal", "Folder", "IPF.Journal", "Journal", true },
+	{ "conversationhistory", "Folder", "IPF.Note",
+	    "Conversation History", true },
+	{ "syncissues", "Folder", "IPF.Note", "Sync Issues", true },
+	{ "conflicts", "Folder", "IPF.Note", "Conflicts", true },
+	{ "localfailures", "Folder", "IPF.Note", "Local Failures", true },
+	{ "serverfailures", "Folder", "IPF.Note", "Server Failures", true },
+	{ "recipientcache", "ContactsFolder", "IPF.Contact.RecipientCache",
+	    "Recipient Cache", true },
+	{ "quickcontacts", "ContactsFolder", "IPF.Contact.MOC.QuickContacts",
+	    "Quick Contacts", true },
+	{ "imcontactlist", "ContactsFolder", "IPF.Contact.MOC.ImContactList",
+	    "IM Contact List", true },
+	{ "searchfolders", "Folder", "", "Finder", false },
+	{ "recoverableitemsroot", "Folder", "", "Recoverable Items", false },
+	{ "recoverableitemsdeletions", "Folder", "", "Deletions", false },
+	{ "recoverableitemsversions", "Folder", "", "Versions", false },
+	{ "recoverableitemspurges", "Folder", "", "Purges", false },
+	{ "adminauditlogs", "Folder", "", "AdminAuditLogs", false },
+};
+
+#define EWS_FOLDER_COUNT (sizeof(ews_folders) / sizeof(ews_folders[0]))
+#define FOLDER_ID_VERSION	1
+#define FOLDER_ID_HASH		16
+
+/*
+ * A folder's Id: base64 of a version byte, the folder's index and the
+ * first bytes of the SHA-256 of the mailbox's address, so stable per
+ * mailbox and folder, and read back without a store.
+ */
+static char *
+folder_id(const char *mailbox, size_t index)
+{
+	unsigned char raw[2 + FOLDER_ID_HASH], h[32];
+
+	pki_sha256(mailbox, strlen(mailbox), h);
+	raw[0] = FOLDER_ID_VERSION;
+	raw[1] = (unsigned char)index;
+	memcpy(raw + 2, h, FOLDER_ID_HASH);
+	return b64_encode(raw, sizeof(raw), false);
+}
+
+/*
+ * The folder a FolderId names: its index, or -1 with the response code
+ * (ErrorInvalidIdMalformed, or ErrorFolderNotFound for another
+ * mailbox's or an unknown folder).
+ */
+static int
+folder_from_id(const char *id, const char *mailbox, const char **code)
+{
+	unsigned char *raw = NULL, h[32];
+	size_t n;
+	int index = -1;
+
+	*code = "ErrorInvalidIdMalformed";
+	if (b64_decode(id, strlen(id), &raw, &n) != PS_OK)
+		return -1;
+	if (n == 2 + FOLDER_ID_HASH && raw[0] == FOLDER_ID_VERSION) {
+		*code = "ErrorFolderNotFound";
+		pki_sha256(mailbox, strlen(mailbox), h);
+		if (raw[1] < EWS_FOLDER_COUNT &&
+		    memcmp(raw + 2, h, FOLDER_ID_HASH) == 0)
+			index = raw[1];
+	}
+	free(raw);
+	return index;
+}
+
+static int
+folder_distinguished(const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < EWS_FOLDER_COUNT; i++)
+		if (strcmp(ews_folders[i].id, id) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* A response message with ResponseClass="Error" (messages namespace m). */
+static ps_err
+error_message(struct buf *b, const char *element, const char *code,
+    const char *message)
+{
+	ps_err rc;
+
+	if ((rc = buf_addf(b, "        <m:%s ResponseClass=\"Error\">\n"
+	    "          <m:MessageText>", element)) != PS_OK ||
+	    (rc = xml_add_text(b, message)) != PS_OK ||
+	    (rc = buf_addf(b, "</m:MessageText>\n"
+	    "          <m:ResponseCode>%s</m:ResponseCode>\n"
+	    "          <m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>\n"
+	    "        </m:%s>\n", code, element)) != PS_OK)
+		return rc;
+	return PS_OK;
+}
+
+static ps_err
+folder_message(struct buf *b, const char *mailbox, size_t index)
+{
+	const struct ews_folder *f = &ews_folders[index];
+	char *id = folder_id(mailbox, index);
+	char *parent = NULL;
+	ps_err rc;
+
+	/* The root has no parent; the message folders' is msgfolderroot. */
+	if (index != 0)
+		parent = folder_id(mailbox, f->ipm ? 1 : 0);
+	rc = buf_addf(b,
+	    "        <m:GetFolderResponseMessage ResponseClass=\"Success\">\n"
+	    "          <m:ResponseCode>NoError</m:ResponseCode>\n"
+	    "          <m:Folders>\n"
+	    "            <t:%s>\n"
+	    "              <t:FolderId Id=\"%s\" ChangeKey=\"AQAAAA==\"/>\n",
+	    f->element, id);
+	if (rc == PS_OK && parent)
+		rc = buf_addf(b, "              <t:ParentFolderId Id=\"%s\""
+		    " ChangeKey=\"AQAAAA==\"/>\n", parent);
+	if (rc == PS_OK && f->folder_class[0])
+		rc = buf_addf(b, "              <t:FolderClass>%s"
+		    "</t:FolderClass>\n", f->folder_class);
+	/*
+	 * types.xsd: UnreadCount belongs to the plain Folder only; the
+	 * calendar, contacts and tasks folders end with ChildFolderCount.
+	 */
+	if (rc == PS_OK)
+		rc = buf_addf(b,
+		    "              <t:DisplayName>%s</t:DisplayName>\n"
+		    "              <t:TotalCount>0</t:TotalCount>\n"
+		    "              <t:ChildFolderCount>0</t:ChildFolderCount>\n"
+		    "%s"
+		    "            </t:%s>\n"
+		    "          </m:Folders>\n"
+		    "        </m:GetFolderResponseMessage>\n",
+		    f->display_name, strcmp(f->element, "Folder") == 0 ?
+		    "              <t:UnreadCount>0</t:UnreadCount>\n" : "",
+		    f->element);
+	free(id);
+	free(parent);
+	return rc;
+}
+
+/* The opening of an operation's response with ResponseMessages. */
+static ps_err
+messages_open(struct buf *b, const char *op)
+{
+	return buf_addf(b,
+	    "    <m:%sResponse xmlns:m=\"" NS_MESSAGES "\""
+	    " xmlns:t=\"" NS_TYPES "\">\n"
+	    "      <m:ResponseMessages>\n", op);
+}
+
+static ps_err
+messages_close(struct buf *b, const char *op)
+{
+	return buf_addf(b,
+	    "      </m:ResponseMessages>\n"
+	    "    </m:%sResponse>\n", op);
+}
+
+ps_err
+ews_folder_response(struct buf *out, const struct ews_folder_request *req,
+    const char *mailbox)
+{
+	size_t start = out->b_len, i;
+	const char *code;
+	int index;
+	ps_err rc;
+
+	if ((rc = soap_open(out)) != PS_OK ||
+	    (rc = messages_open(out, "GetFolder")) != PS_OK)
+		goto out;
+	for (i = 0; i < req->n && rc == PS_OK; i++) {
+		const struct ews_folder_ref *ref = &req->ids[i];
+
+		if (ref->distinguished && ref->mailbox[0] &&
+		    strcmp(ref->mailbox, mailbox) != 0) {
+			rc = error_message(out, "GetFolderResponseMessage",
+			    "ErrorAccessDenied", "Access is denied. Check "
+			    "credentials and try again.");
+			continue;
+		}
+		if (ref->distinguished) {
+			index = folder_distinguished(ref->id);
+			code = "ErrorFolderNotFound";
+		} else {
+			index = folder_from_id(ref->id, mailbox, &code);
+		}
+		if (index < 0)
+			rc = error_message(out, "GetFolderResponseMessage",
+			    code, strcmp(code, "ErrorFolderNotFound") == 0 ?
+			    "The specified folder could not be found in the "
+			    "store." : "Id is malformed.");
+		else
+			rc = folder_message(out, mailbox, (size_t)index);
+	}
+	if (rc != PS_OK ||
+	    (rc = messages_close(out, "GetFolder")) != PS_OK)
+		goto out;
+	rc = soap_close(out);
+out:
+	return rollback(out, start, rc);
+}
+
+/* --- ResolveNames --------------------------------------------------- */
+
+/* ASCII case-insensitive prefix; other bytes must be equal. */
+static bool
+prefix_ci(const char *s, const char *prefix)
+{
+	for (; *prefix; s++, prefix++) {
+		unsigned char a = (unsigned char)*s, b = (unsigned char)*prefix;
+
+		if (a >= 'A' && a <= 'Z')
+			a += 'a' - 'A';
+		if (b >= 'A' && b <= 'Z')
+			b += 'a' - 'A';
+		if (a != b)
+			return false;
+	}
+	return true;
+}
+
+bool
+ews_resolve_match(const char *query, const char *email, const char *name)
+{
+	const char *p;
+
+	if (query == NULL || *query == '\0')
+		return false;
+	if (prefix_ci(email, query) || prefix_ci(name, query))
+		return true;
+	/* Each word of the name: after a space, a dot, a comma or a dash. */
+	for (p = name; *p; p++)
+		if ((*p == ' ' || *p == '.' || *p == ',' || *p == '-') &&
+		    p[1] != '\0' && prefix_ci(p + 1, query))
+			return true;
+	return false;
+}
+
+static ps_err
+resolution(struct buf *b, const struct ews_person *p, bool full)
+{
+	const char *name = p->name && p->name[0] ? p->name : p->email;
+	ps_err rc;
+
+	if ((rc = buf_adds(b, "            <t:Resolution>\n"
+	    "              <t:Mailbox>\n"
+	    "                <t:Name>")) != PS_OK ||
+	    (rc = xml_add_text(b, name)) != PS_OK ||
+	    (rc = buf_adds(b, "</t:Name>\n"
+	    "                <t:EmailAddress>")) != PS_OK ||
+	    (rc = xml_add_text(b, p->email)) != PS_OK ||
+	    (rc = buf_adds(b, "</t:EmailAddress>\n"
+	    "                <t:RoutingType>SMTP</t:RoutingType>\n"
+	    "                <t:MailboxType>Mailbox</t:MailboxType>\n"
+	    "              </t:Mailbox>\n")) != PS_OK)
+		return rc;
+	if (full) {
+		if ((rc = buf_adds(b, "              <t:Contact>\n"
+		    "                <t:DisplayName>")) != PS_OK ||
+		    (rc = xml_add_text(b, name)) != PS_OK ||
+		    (rc = buf_adds(b, "</t:DisplayName>\n"
+		    "                <t:EmailAddresses>\n"
+		    "                  <t:Entry Key=\"EmailAddress1\">SMTP:"))
+		    != PS_OK ||
+		    (rc = xml_add_text(b, p->email)) != PS_OK ||
+		    (rc = buf_adds(b, "</t:Entry>\n"
+		    "                </t:EmailAddresses>\n"
+		    "                <t:ContactSource>ActiveDirectory"
+		    "</t:ContactSource>\n"
+		    "              </t:Contact>\n")) != PS_OK)
+			return rc;
+	}
+	return buf_adds(b, "            </t:Resolution>\n");
+}
+
+ps_err
+ews_resolve_response(struct buf *out, const struct ews_person *p, size_t n,
+    bool more, bool full_contact)
+{
+	size_t start = out->b_len, i;
+	ps_err rc;
+
+	if (n > EWS_RESOLVE_MAX) {
+		n = EWS_RESOLVE_MAX;
+		more = true;
+	}
+	if ((rc = soap_open(out)) != PS_OK ||
+	    (rc = messages_open(out, "ResolveNames")) != PS_OK)
+		goto out;
+	if (n == 0) {
+		rc = error_message(out, "ResolveNamesResponseMessage",
+		    "ErrorNameResolutionNoResults", "No results were found.");
+	} else {
+		/*
+		 * One person is a Success; more are a Warning with every
+		 * one of them, which clients show as a list to choose from.
+		 */
+		rc = n == 1 ? buf_adds(out,
+		    "        <m:ResolveNamesResponseMessage"
+		    " ResponseClass=\"Success\">\n"
+		    "          <m:ResponseCode>NoError</m:ResponseCode>\n") :
+		    buf_adds(out,
+		    "        <m:ResolveNamesResponseMessage"
+		    " ResponseClass=\"Warning\">\n"
+		    "          <m:MessageText>Multiple results were found."
+		    "</m:MessageText>\n"
+		    "          <m:ResponseCode>ErrorNameResolutionMultipleResults"
+		    "</m:ResponseCode>\n"
+		    "          <m:DescriptiveLinkKey>0</m:DescriptiveLinkKey>\n");
+		if (rc == PS_OK)
+			rc = buf_addf(out, "          <m:ResolutionSet"
+			    " TotalItemsInView=\"%zu\""
+			    " IncludesLastItemInRange=\"%s\">\n", n,
+			    more ? "false" : "true");
+		for (i = 0; i < n && rc == PS_OK; i++)
+			rc = resolution(out, &p[i], full_contact);
+		if (rc == PS_OK)
+			rc = buf_adds(out, "          </m:ResolutionSet>\n"
+			    "        </m:ResolveNamesResponseMessage>\n");
+	}
+	if (rc != PS_OK ||
+	    (rc = messages_close(out, "ResolveNames")) != PS_OK)
+		goto out;
+	rc = soap_close(out);
+out:
+	return rollback(out, start, rc);
+}
+
+/* --- any other operation ------------------------------------------- */
+
+ps_err
+ews_operation_error(struct buf *out, const char *op,
+    const char *response_code, const char *message)
+{
+	size_t start = out->b_len;
+	char element[96];
+	ps_err rc;
+
+	snprintf(element, sizeof(element), "%sResponseMessage", op);
+	if ((rc = soap_open(out)) != PS_OK ||
+	    (rc = messages_open(out, op)) != PS_OK ||
+	    (rc = error_message(out, element, response_code, message)) !=
+	    PS_OK ||
+	    (rc = messages_close(out, op)) != PS_OK)
+		goto out;
+	rc = soap_close(out);
 out:
 	return rollback(out, start, rc);
 }

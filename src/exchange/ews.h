@@ -42,9 +42,65 @@ struct ews_photo_request {
 };
 
 /*
- * Parses a SOAP request. PS_OK and `out` filled for GetUserPhoto;
- * PS_ENOTFOUND (with the operation's element name in the message) for any
- * other operation; PS_EINVAL/PS_ELIMIT for malformed or oversized XML.
+ * The operations the master answers, one row each in ews.c's table (and
+ * one operation each in services.wsdl); EWS_OP_OTHER is any other
+ * element in the Body, answered with ErrorInvalidOperation.
+ */
+enum ews_op {
+	EWS_OP_OTHER,
+	EWS_OP_GET_USER_PHOTO,
+	EWS_OP_GET_FOLDER,
+	EWS_OP_RESOLVE_NAMES,
+};
+
+/* GetFolder: at most this many folder ids in one request. */
+#define EWS_FOLDER_IDS_MAX	32
+
+struct ews_folder_ref {
+	bool	distinguished;	/* DistinguishedFolderId, else FolderId */
+	char	id[256];	/* the Id attribute as sent */
+	char	mailbox[256];	/* DistinguishedFolderId's Mailbox, or "" */
+};
+
+struct ews_folder_request {
+	struct ews_folder_ref	ids[EWS_FOLDER_IDS_MAX];
+	size_t			n;
+};
+
+/* ResolveNames: the longest UnresolvedEntry searched for (bytes). */
+#define EWS_RESOLVE_QUERY_MAX	255
+/* ResolveNames answers at most this many people, as Exchange does. */
+#define EWS_RESOLVE_MAX		100
+
+struct ews_resolve_request {
+	char	query[EWS_RESOLVE_QUERY_MAX + 1];	/* trimmed, no smtp: */
+	bool	too_long;	/* the entry was over the budget */
+	bool	full_contact;	/* ReturnFullContactData */
+};
+
+struct ews_request {
+	enum ews_op		op;
+	char			op_name[64];	/* the Body's element */
+	struct ews_photo_request photo;		/* EWS_OP_GET_USER_PHOTO */
+	struct ews_folder_request folder;	/* EWS_OP_GET_FOLDER */
+	struct ews_resolve_request resolve;	/* EWS_OP_RESOLVE_NAMES */
+};
+
+/*
+ * Parses a SOAP request and dispatches on the operation's element name.
+ * PS_OK with `out` filled for the operations of the table, and for any
+ * other operation with op EWS_OP_OTHER and its name; PS_EINVAL/PS_ELIMIT
+ * (with a sentence) for malformed or oversized XML or an operation
+ * missing what it requires.
+ */
+ps_err	ews_parse(const char *body, size_t len, struct ews_request *out);
+
+/* The names of the operations of the table, NULL-terminated. */
+extern const char *const ews_operation_names[];
+
+/*
+ * GetUserPhoto only: PS_OK and `out` filled for GetUserPhoto,
+ * PS_ENOTFOUND (the operation's name in the message) for any other.
  */
 ps_err	ews_parse_request(const char *body, size_t len,
 	    struct ews_photo_request *out);
@@ -70,5 +126,56 @@ ps_err	ews_error_response(struct buf *out, const char *response_code,
 
 /* A SOAP 1.1 Fault (s:Client or s:Server) with a message. */
 ps_err	ews_fault(struct buf *out, bool client, const char *message);
+
+/*
+ * GetFolderResponse for `req` in the mailbox `mailbox` (lower case),
+ * which holds no items: one GetFolderResponseMessage per folder id, in
+ * order; a distinguished folder the master knows, or a FolderId it gave
+ * out for this mailbox, is answered with counts of 0 and an Id stable per
+ * mailbox and folder; anything else with ErrorFolderNotFound (or
+ * ErrorInvalidIdMalformed, ErrorAccessDenied for another mailbox's).
+ */
+ps_err	ews_folder_response(struct buf *out, const struct ews_folder_request *req,
+	    const char *mailbox);
+
+/* One person found by ResolveNames. */
+struct ews_person {
+	const char	*email;
+	const char	*name;	/* "" when unknown */
+};
+
+/*
+ * True when `query` finds the mailbox: a case-insensitive prefix of its
+ * address, of its display name, or of a word of the name.
+ */
+bool	ews_resolve_match(const char *query, const char *email,
+	    const char *name);
+
+/*
+ * ResolveNamesResponse for `n` people (at most EWS_RESOLVE_MAX are
+ * written; `more` says that more were found): none gives
+ * ErrorNameResolutionNoResults, one a Success, more a Warning
+ * ErrorNameResolutionMultipleResults with them all, as Exchange.
+ * Contact data (DisplayName, EmailAddresses) when `full_contact`.
+ */
+ps_err	ews_resolve_response(struct buf *out, const struct ews_person *p,
+	    size_t n, bool more, bool full_contact);
+
+/*
+ * The answer of an operation the master does not offer: HTTP 200 with
+ * <op>Response / ResponseMessages / <op>ResponseMessage
+ * ResponseClass="Error" and `response_code` (ErrorInvalidOperation for
+ * an operation it does not offer) as Exchange answers a request it
+ * refuses; `op` is an XML name (the request's element).
+ */
+ps_err	ews_operation_error(struct buf *out, const char *op,
+	    const char *response_code, const char *message);
+
+/*
+ * The published descriptions of the service (services.wsdl,
+ * messages.xsd, types.xsd, embedded at build time): the document named
+ * `name` (lower case), or NULL.
+ */
+const char *ews_schema(const char *name, size_t *len);
 
 #endif

@@ -139,6 +139,7 @@ struct master_srv {
 	struct dir_schedule	*directory;	/* the directory sync's */
 	struct dir_passwords	*dir_passwords;	/* --passwords on */
 	char			*base_url;	/* https://host[:port] */
+	char			*oab_path;	/* /oab/<realm>/oab.xml */
 	int			 port;		/* bound */
 	/* In URLs and token audiences: a load balancer's, or the bound. */
 	int			 public_port;

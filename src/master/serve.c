@@ -5,12 +5,21 @@
  *   POST     /autodiscover/autodiscover.svc	SOAP GetUserSettings
  *   GET      /autodiscover/metadata/json/1	S2S metadata
  *   GET      /ews/exchange.asmx/s/getuserphoto	REST photo, ETag, 304
- *   POST     /ews/exchange.asmx		SOAP GetUserPhoto
+ *   POST     /ews/exchange.asmx		SOAP: GetUserPhoto, GetFolder,
+ *						ResolveNames; any other
+ *						operation ErrorInvalidOperation
+ *   GET      /ews/exchange.asmx		the WSDL, as a browser sees it
+ *   GET      /ews/services.wsdl, messages.xsd, types.xsd
+ *   GET      /oab/<realm>/oab.xml		the offline address book's
+ *						manifest (no address books)
  *   GET|POST /ecp/...				the change-photo page (ecp.c)
  *   GET      /ready				readiness, for load balancers
  *
- * Paths match case-insensitively. Everything but the metadata document
- * and the change-photo page needs a mailbox user's Basic credentials, a
+ * Paths match case-insensitively. The EWS, Autodiscover and OAB
+ * endpoints authenticate before anything else, whatever the method, as
+ * Exchange: an unauthenticated request gets 401 and the challenges, an
+ * authenticated one with a wrong method 405. Everything but the metadata
+ * document and the change-photo page needs a mailbox user's Basic credentials, a
  * Kerberos ticket (HTTP Negotiate, `master kerberos set`: per request,
  * with the token of mutual authentication on the answer) or a
  * registered partner's S2S token; the page has its own form sign-in and
@@ -76,7 +85,19 @@ struct principal {
 	char		 partner[256];	/* the partner's issuer, bearer only */
 };
 
-struct route;
+enum route_id {
+	R_POX, R_SOAP, R_METADATA, R_REST_PHOTO, R_EWS, R_SCHEMA, R_OAB,
+	R_ECP, R_METRICS, R_READY,
+};
+
+struct route {
+	const char	*path;
+	enum route_id	 id;
+	bool		 get, post;
+	bool		 xml;	/* the body is XML: at most XML_MAX_BYTES */
+	enum ecp_route	 ecp;	/* for R_ECP */
+	const char	*name;	/* for metrics */
+};
 
 /*
  * A request on its way: kept while it waits (for the feed, the partner
@@ -104,7 +125,11 @@ struct master_call {
 	struct store_photo	 sp;
 	void			(*photo_then)(struct master_call *,
 				    struct master_cached *);
-	struct ews_photo_request ews;
+	struct ews_request	*ews;		/* a SOAP EWS request */
+	/* ResolveNames, searched on the read lane */
+	struct resolved		*found;
+	size_t			 n_found;
+	bool			 found_more;
 	/* a photo's tag read on an index miss (a conditional request) */
 	struct store_mailbox	 mb;
 	/* Autodiscover, built on the read lane */
@@ -157,6 +182,8 @@ call_end(struct master_call *c)
 	auth_signin_cleanup(&c->signin);
 	store_photo_cleanup(&c->sp);
 	buf_cleanup(&c->out);
+	free(c->ews);
+	free(c->found);
 	free(c);
 }
 
@@ -734,9 +761,15 @@ ad_done(void *arg)
 
 	if (call_gone(c))
 		return;
-	log_info(http_req_id(c->r), c->soap ? "autodiscover.soap" :
-	    "autodiscover.pox", "email=%s result=%s", log_q(c->oc.email),
-	    log_q(c->oc.result ? c->oc.result : ""));
+	if (c->soap)
+		log_info(http_req_id(c->r), "autodiscover.soap", "email=%s "
+		    "result=%s users=%zu emails=%s", log_q(c->oc.email),
+		    log_q(c->oc.result ? c->oc.result : ""), c->oc.users,
+		    log_q(c->oc.emails));
+	else
+		log_info(http_req_id(c->r), "autodiscover.pox", "email=%s "
+		    "result=%s", log_q(c->oc.email),
+		    log_q(c->oc.result ? c->oc.result : ""));
 	http_reply_buf(c->r, c->oc.status ? c->oc.status : 200, XML_TYPE,
 	    &c->out);
 	call_end(c);
@@ -1016,35 +1049,265 @@ soap_photo_answer(struct master_call *c, struct master_cached *ph)
 	call_end(c);
 }
 
+/* ---- EWS over SOAP: one dispatch by operation ---- */
+
 static void
-soap_photo_go(struct master_call *c)
+soap_reply(struct master_call *c, int status)
+{
+	http_reply_buf(c->r, status, XML_TYPE, &c->out);
+	call_end(c);
+}
+
+static void
+ews_get_user_photo(struct master_call *c)
+{
+	int code;
+
+	http_req_note(c->r, "email", c->ews->photo.email);
+	if ((code = ews_size_index(c->ews->photo.size)) < 0) {
+		ews_error_response(&c->out, "ErrorInvalidPhotoSize",
+		    "The requested photo size is not valid.");
+		soap_reply(c, 200);
+		return;
+	}
+	buf_cleanup(&c->out);
+	photo_find(c, c->ews->photo.email, code, soap_photo_answer);
+}
+
+/*
+ * GetFolder: the caller's own mailbox, which holds no items (answered
+ * from the request alone). A partner's app-only token names the
+ * mailbox in the first DistinguishedFolderId.
+ */
+static void
+ews_get_folder(struct master_call *c)
+{
+	const char *mailbox = c->p.user;
+
+	if (mailbox[0] == '\0')
+		mailbox = c->ews->folder.ids[0].mailbox;
+	if (mailbox[0] == '\0')
+		ews_operation_error(&c->out, "GetFolder",
+		    "ErrorMissingEmailAddress", "When making a request with "
+		    "an account that does not have a mailbox, you must "
+		    "specify the mailbox primary SMTP address for any "
+		    "distinguished folder Ids.");
+	else
+		ews_folder_response(&c->out, &c->ews->folder, mailbox);
+	soap_reply(c, 200);
+}
+
+/* A person found by ResolveNames, copied off the read lane. */
+struct resolved {
+	char	email[256];
+	char	name[256];
+};
+
+struct resolve_scan {
+	struct master_call	*c;
+	const char		*query;
+};
+
+static ps_err
+resolve_collect(void *arg, const struct store_mailbox *m)
+{
+	struct resolve_scan *sc = arg;
+	struct master_call *c = sc->c;
+
+	if (!ews_resolve_match(sc->query, m->email, m->name))
+		return PS_OK;
+	if (c->n_found == EWS_RESOLVE_MAX) {
+		/* One more than the answer holds: enough to say so. */
+		c->found_more = true;
+		return PS_ELIMIT;
+	}
+	str_copy(c->found[c->n_found].email, m->email, sizeof(m->email));
+	str_copy(c->found[c->n_found].name, m->name, sizeof(m->name));
+	c->n_found++;
+	return PS_OK;
+}
+
+static int
+resolved_cmp(const void *a, const void *b)
+{
+	const struct resolved *x = a, *y = b;
+	int d = strcasecmp(x->name[0] ? x->name : x->email,
+	    y->name[0] ? y->name : y->email);
+
+	return d ? d : strcmp(x->email, y->email);
+}
+
+/*
+ * On the read lane: an address that is a mailbox's is that one person,
+ * as Exchange resolves an exact address; otherwise every mailbox whose
+ * address, name or a word of its name starts with the entry, at most
+ * EWS_RESOLVE_MAX, in order of name.
+ */
+static void
+resolve_run(struct store *st, void *arg)
+{
+	struct master_call *c = arg;
+	struct resolve_scan sc = { c, c->ews->resolve.query };
+	struct store_mailbox m;
+	ps_err rc;
+
+	c->found = xcalloc(EWS_RESOLVE_MAX, sizeof(*c->found));
+	if (email_valid(sc.query)) {
+		rc = store_mailbox_get(st, sc.query, &m);
+		if (rc == PS_OK) {
+			resolve_collect(&sc, &m);
+			store_mailbox_cleanup(&m);
+			return;
+		}
+		if (rc != PS_ENOTFOUND) {
+			call_failed(c, rc);
+			return;
+		}
+	}
+	rc = store_mailbox_each(st, resolve_collect, &sc);
+	if (rc != PS_OK && !c->found_more) {
+		call_failed(c, rc);
+		return;
+	}
+	qsort(c->found, c->n_found, sizeof(*c->found), resolved_cmp);
+}
+
+static void
+resolve_done(void *arg)
+{
+	struct master_call *c = arg;
+	struct ews_person *people;
+	char count[24];
+	size_t i;
+
+	if (call_gone(c))
+		return;
+	if (c->rc != PS_OK) {
+		log_warn(http_req_id(c->r), "serve.store_failed", "what=%s "
+		    "error=%s", "resolve", log_q(c->err));
+		call_store_failed(c);
+		return;
+	}
+	people = xcalloc(c->n_found + 1, sizeof(*people));
+	for (i = 0; i < c->n_found; i++) {
+		people[i].email = c->found[i].email;
+		people[i].name = c->found[i].name;
+	}
+	snprintf(count, sizeof(count), "%zu%s", c->n_found,
+	    c->found_more ? "+" : "");
+	http_req_note(c->r, "found", count);
+	ews_resolve_response(&c->out, people, c->n_found, c->found_more,
+	    c->ews->resolve.full_contact);
+	free(people);
+	soap_reply(c, 200);
+}
+
+static void
+ews_resolve_names(struct master_call *c)
+{
+	const struct ews_resolve_request *rs = &c->ews->resolve;
+
+	/* The budget of the query: a longer entry finds no one. */
+	if (rs->too_long || rs->query[0] == '\0') {
+		http_req_note(c->r, "found", rs->too_long ? "refused" : "0");
+		if (rs->too_long)
+			ews_operation_error(&c->out, "ResolveNames",
+			    "ErrorNameResolutionNoResults", "The name to "
+			    "resolve is longer than 255 bytes.");
+		else
+			ews_resolve_response(&c->out, NULL, 0, false, false);
+		soap_reply(c, 200);
+		return;
+	}
+	c->rc = PS_OK;
+	if (store_pool_read(c->s->pool, resolve_run, resolve_done, c) !=
+	    PS_OK)
+		call_busy(c, "store");
+}
+
+/*
+ * POST /EWS/Exchange.asmx: the operation is the Body's element; each
+ * operation the master offers has its handler here, and any other gets
+ * Exchange's ErrorInvalidOperation as a SOAP answer with status 200.
+ * The request's log line names the operation (op=).
+ */
+static void
+soap_go(struct master_call *c)
 {
 	struct http_req *r = c->r;
 	const char *body;
 	size_t len;
-	int code, status = 200;
 	ps_err rc;
 
 	body = http_req_body(r, &len);
 	buf_init(&c->out, 4 * 1024 * 1024);
-	rc = ews_parse_request(body, len, &c->ews);
+	c->ews = xcalloc(1, sizeof(*c->ews));
+	rc = ews_parse(body, len, c->ews);
+	if (c->ews->op_name[0])
+		http_req_note(r, "op", c->ews->op_name);
 	if (rc != PS_OK) {
-		/* Another operation: 500, as Exchange; malformed: 400. */
+		/* Malformed: a client's fault, and nothing was done. */
+		http_req_note(r, "error", ps_errmsg());
 		ews_fault(&c->out, true, ps_errmsg());
-		status = rc == PS_ENOTFOUND ? 500 : 400;
-		goto out;
+		soap_reply(c, 400);
+		return;
 	}
-	http_req_note(r, "email", c->ews.email);
-	if ((code = ews_size_index(c->ews.size)) < 0) {
-		ews_error_response(&c->out, "ErrorInvalidPhotoSize",
-		    "The requested photo size is not valid.");
-		goto out;
+	switch (c->ews->op) {
+	case EWS_OP_GET_USER_PHOTO:
+		ews_get_user_photo(c);
+		break;
+	case EWS_OP_GET_FOLDER:
+		ews_get_folder(c);
+		break;
+	case EWS_OP_RESOLVE_NAMES:
+		ews_resolve_names(c);
+		break;
+	case EWS_OP_OTHER:
+		ews_operation_error(&c->out, c->ews->op_name,
+		    "ErrorInvalidOperation", "This operation is not offered "
+		    "by this server: it serves user photos only.");
+		soap_reply(c, 200);
+		break;
 	}
-	buf_cleanup(&c->out);
-	photo_find(c, c->ews.email, code, soap_photo_answer);
-	return;
-out:
-	http_reply_buf(r, status, XML_TYPE, &c->out);
+}
+
+/*
+ * The service's description (services.wsdl, messages.xsd, types.xsd),
+ * to signed-in users as Exchange; also what an authenticated GET of
+ * /EWS/Exchange.asmx shows, the nearest honest thing to the service page
+ * Exchange shows a browser there.
+ */
+static void
+schema_go(struct master_call *c)
+{
+	const char *path = http_req_path(c->r), *name, *doc;
+	size_t len;
+
+	name = c->rt->id == R_EWS ? "services.wsdl" : strrchr(path, '/') + 1;
+	if ((doc = ews_schema(name, &len)) == NULL) {
+		call_error(c, 404, "no such document");
+		return;
+	}
+	http_reply_header(c->r, "Cache-Control", "private, max-age=3600");
+	http_reply(c->r, 200, XML_TYPE, doc, len);
+	call_end(c);
+}
+
+/*
+ * GET /OAB/<realm>/oab.xml: the offline address book's manifest
+ * ([MS-OXWOAB]), which lists no address books: the master keeps photos,
+ * not an address book; clients search with ResolveNames.
+ */
+static void
+oab_go(struct master_call *c)
+{
+	static const char manifest[] =
+	    "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
+	    "<OAB>\n"
+	    "</OAB>\n";
+
+	http_reply_header(c->r, "Cache-Control", "private, max-age=3600");
+	http_reply(c->r, 200, XML_TYPE, manifest, sizeof(manifest) - 1);
 	call_end(c);
 }
 
@@ -1084,20 +1347,6 @@ handle_ready(struct master_srv *s, struct http_req *r)
 
 /* ---- routing ---- */
 
-enum route_id {
-	R_POX, R_SOAP, R_METADATA, R_REST_PHOTO, R_EWS, R_ECP, R_METRICS,
-	R_READY,
-};
-
-struct route {
-	const char	*path;
-	enum route_id	 id;
-	bool		 get, post;
-	bool		 xml;	/* the body is XML: at most XML_MAX_BYTES */
-	enum ecp_route	 ecp;	/* for R_ECP */
-	const char	*name;	/* for metrics */
-};
-
 static const struct route routes[] = {
 	{ "/autodiscover/autodiscover.xml", R_POX, true, true, true, 0,
 	    "autodiscover_pox" },
@@ -1107,8 +1356,11 @@ static const struct route routes[] = {
 	    "metadata" },
 	{ "/ews/exchange.asmx/s/getuserphoto", R_REST_PHOTO, true, false,
 	    false, 0, "getuserphoto_rest" },
-	{ "/ews/exchange.asmx", R_EWS, false, true, true, 0,
+	{ "/ews/exchange.asmx", R_EWS, true, true, true, 0,
 	    "getuserphoto_soap" },
+	{ "/ews/services.wsdl", R_SCHEMA, true, false, false, 0, "ews_schema" },
+	{ "/ews/messages.xsd", R_SCHEMA, true, false, false, 0, "ews_schema" },
+	{ "/ews/types.xsd", R_SCHEMA, true, false, false, 0, "ews_schema" },
 	{ "/ecp", R_ECP, true, false, false, ECP_HOME, "ecp" },
 	{ "/ecp/", R_ECP, true, false, false, ECP_HOME, "ecp" },
 	{ "/ecp/personalsettings/editaccount.aspx", R_ECP, true, false, false,
@@ -1123,6 +1375,80 @@ static const struct route routes[] = {
 	{ "/metrics", R_METRICS, true, false, false, 0, "metrics" },
 	{ "/ready", R_READY, true, false, false, 0, "ready" },
 };
+
+/* The offline address book's manifest: its path holds the realm. */
+static const struct route oab_route = {
+	NULL, R_OAB, true, false, false, 0, "oab",
+};
+
+/*
+ * Routes that authenticate before they look at the method, as Exchange's
+ * EWS, Autodiscover and OAB directories do.
+ */
+static bool
+route_signin_first(const struct route *rt)
+{
+	switch (rt->id) {
+	case R_POX:
+	case R_SOAP:
+	case R_REST_PHOTO:
+	case R_EWS:
+	case R_SCHEMA:
+	case R_OAB:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* False (and 405 with Allow answered) for a method the route refuses. */
+static bool
+route_method_ok(const struct route *rt, struct http_req *r)
+{
+	enum http_method m = http_req_method(r);
+
+	if ((m == HTTP_GET || m == HTTP_HEAD) ? rt->get : m == HTTP_POST ?
+	    rt->post : false)
+		return true;
+	http_reply_header(r, "Allow", rt->get && rt->post ?
+	    "GET, HEAD, POST" : rt->get ? "GET, HEAD" : "POST");
+	http_reply_error(r, 405, "method not allowed here");
+	return false;
+}
+
+/* Signed in: the method, then the route's handler. */
+static void
+signed_in(struct master_call *c)
+{
+	if (!route_method_ok(c->rt, c->r)) {
+		call_end(c);
+		return;
+	}
+	switch (c->rt->id) {
+	case R_POX:
+	case R_SOAP:
+		autodiscover_go(c);
+		break;
+	case R_REST_PHOTO:
+		rest_photo_go(c);
+		break;
+	case R_EWS:
+		if (http_req_method(c->r) == HTTP_POST)
+			soap_go(c);
+		else
+			schema_go(c);
+		break;
+	case R_SCHEMA:
+		schema_go(c);
+		break;
+	case R_OAB:
+		oab_go(c);
+		break;
+	default:
+		call_error(c, 404, "no such endpoint");
+		break;
+	}
+}
 
 /* Authenticated at the gate: the XML body may be read. */
 static void
@@ -1143,17 +1469,17 @@ call_dispatch(struct master_call *c)
 	switch (c->rt->id) {
 	case R_POX:
 		probe_headers(c->r);
-		authenticate(c, autodiscover_go);
+		authenticate(c, signed_in);
 		break;
 	case R_SOAP:
 		c->soap = true;
-		authenticate(c, autodiscover_go);
+		authenticate(c, signed_in);
 		break;
 	case R_REST_PHOTO:
-		authenticate(c, rest_photo_go);
-		break;
 	case R_EWS:
-		authenticate(c, soap_photo_go);
+	case R_SCHEMA:
+	case R_OAB:
+		authenticate(c, signed_in);
 		break;
 	case R_ECP:
 		/* The page keeps its own state for the request. */
@@ -1194,7 +1520,7 @@ call_go(struct master_call *c)
 }
 
 static const struct route *
-route_find(struct http_req *r)
+route_find(struct master_srv *s, struct http_req *r)
 {
 	const char *path = http_req_path(r);
 	size_t i;
@@ -1202,6 +1528,8 @@ route_find(struct http_req *r)
 	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		if (strcmp(path, routes[i].path) == 0)
 			return &routes[i];
+	if (strcmp(path, s->oab_path) == 0)
+		return &oab_route;
 	return NULL;
 }
 
@@ -1218,7 +1546,7 @@ static void
 gate(struct http_req *r, void *arg)
 {
 	struct master_srv *s = arg;
-	const struct route *rt = route_find(r);
+	const struct route *rt = route_find(s, r);
 	struct master_call *c;
 
 	if (rt)
@@ -1242,8 +1570,7 @@ static void
 handle(struct http_req *r, void *arg)
 {
 	struct master_srv *s = arg;
-	enum http_method m = http_req_method(r);
-	const struct route *rt = route_find(r);
+	const struct route *rt = route_find(s, r);
 	size_t len;
 
 	if (rt == NULL) {
@@ -1251,13 +1578,9 @@ handle(struct http_req *r, void *arg)
 		return;
 	}
 	http_req_set_route(r, rt->name);
-	if (!((m == HTTP_GET || m == HTTP_HEAD) ? rt->get : m == HTTP_POST ?
-	    rt->post : false)) {
-		http_reply_header(r, "Allow", rt->get && rt->post ?
-		    "GET, HEAD, POST" : rt->get ? "GET, HEAD" : "POST");
-		http_reply_error(r, 405, "method not allowed here");
+	/* Those that sign in first check the method once signed in. */
+	if (!route_signin_first(rt) && !route_method_ok(rt, r))
 		return;
-	}
 	/* The server takes uploads; XML stays within its own limit. */
 	http_req_body(r, &len);
 	if (rt->xml && len > XML_MAX_BYTES) {
@@ -1398,6 +1721,8 @@ master_serve(struct master_state *ms, const char *listen_host,
 	/* Behind a load balancer, the URLs given out are the balancer's. */
 	s.public_port = listen_port && ms->port ? ms->port : s.port;
 	s.base_url = setup_https_origin(ms->host, s.public_port);
+	s.oab_path = xasprintf("/oab/%s/oab.xml", ms->realm);
+	str_lower(s.oab_path);
 	/*
 	 * Where the feed stands before the partners are read: a change
 	 * committed meanwhile is then read from the feed, not missed.
@@ -1471,6 +1796,7 @@ out:
 	master_cache_free(s.cache);
 	event_base_free(s.base);
 	free(s.base_url);
+	free(s.oab_path);
 	free(cert);
 	free(key);
 	free(db);

@@ -1,7 +1,10 @@
 """A real EWS client we did not write, Debian's python3-exchangelib,
 against photosync master serve: its POX Autodiscover (probe, auth-type
 guess, authenticated POST, parsing) and its SOAP GetUserSettings service,
-with the photo setting names added to its maps as the reference says."""
+with the photo setting names added to its maps as the reference says;
+then its Account on the EWS URL the POX answer gave (its version guess
+from ServerVersionInfo, the root and inbox folders by GetFolder) and its
+ResolveNames."""
 import os
 import tempfile
 
@@ -9,6 +12,8 @@ from psync import Master, done, is_eq, ok, tmpdir
 
 m = Master()
 m.add_mailbox("test1@contoso.com", "pw-one", name="Test One")
+m.add_mailbox("anna.berg@contoso.com", "pw-two", name="Anna Berg")
+m.add_mailbox("bertil@contoso.com", "pw-three", name="Bertil Andersson")
 m.start()
 # exchangelib verifies TLS through requests; trust the master's cert.
 os.environ["REQUESTS_CA_BUNDLE"] = m.ca
@@ -16,7 +21,8 @@ os.environ["REQUESTS_CA_BUNDLE"] = m.ca
 # it sees when imported: this test's own, removed at exit.
 tempfile.tempdir = tmpdir("exchangelib")
 
-from exchangelib import Credentials  # noqa: E402
+from exchangelib import DELEGATE, Account, Credentials  # noqa: E402
+from exchangelib.errors import ErrorNameResolutionNoResults  # noqa: E402
 from exchangelib.autodiscover.discovery.pox import PoxAutodiscovery  # noqa
 from exchangelib.autodiscover.protocol import AutodiscoverProtocol  # noqa
 from exchangelib.configuration import Configuration  # noqa: E402
@@ -35,7 +41,9 @@ PoxAutodiscovery._ensure_valid_hostname = lambda self, url: None
 d = PoxAutodiscovery(email="test1@contoso.com", credentials=creds)
 valid, ad = d._attempt_response(url=m.url("/Autodiscover/Autodiscover.xml"))
 ok(valid, "exchangelib accepts the POX answer")
+ews_url = m.url("/EWS/Exchange.asmx")
 if valid:
+    ews_url = ad.response.protocol.ews_url
     resp = ad.response
     is_eq(resp.protocol.ews_url, m.url("/EWS/Exchange.asmx"),
           "exchangelib reads EwsUrl (EXPR)")
@@ -79,5 +87,37 @@ res = list(GetUserSettings(protocol=proto).call(
 ok(len(res) == 1 and getattr(res[0], "error_code", None) == "InvalidUser",
    "exchangelib reports an unknown address as InvalidUser (%r)" %
    (res[0] if res else None,))
+
+# ---- Account on the EWS URL the POX answer gave ----
+account = Account("test1@contoso.com", credentials=creds,
+                  autodiscover=False, access_type=DELEGATE,
+                  config=Configuration(service_endpoint=ews_url,
+                                       credentials=creds, auth_type=BASIC))
+is_eq((account.version.build.major_version, account.version.api_version),
+      (15, "Exchange2013"), "exchangelib's version guess: Exchange 2013")
+root = account.root
+ok(root is not None and root.id, "exchangelib's root folder (GetFolder)")
+is_eq(account.root.child_folder_count, 0, "an empty mailbox")
+is_eq(account.inbox.name, "Inbox", "exchangelib's inbox")
+is_eq(account.inbox.total_count, 0, "... holding nothing")
+
+# ---- ResolveNames ----
+found = account.protocol.resolve_names(["anna"])
+is_eq([(x.name, x.email_address) for x in found],
+      [("Anna Berg", "anna.berg@contoso.com")],
+      "exchangelib resolves a name")
+found = account.protocol.resolve_names(["bertil@contoso.com"],
+                                       return_full_contact_data=True)
+ok(len(found) == 1 and found[0][1].display_name == "Bertil Andersson" and
+   found[0][0].email_address == "bertil@contoso.com",
+   "exchangelib resolves an address, with the contact's name")
+found = account.protocol.resolve_names(["an"])
+is_eq(sorted(x.email_address for x in found),
+      ["anna.berg@contoso.com", "bertil@contoso.com"],
+      "several people: exchangelib gets them all")
+found = account.protocol.resolve_names(["nobody"])
+ok(found == [] or all(isinstance(x, ErrorNameResolutionNoResults)
+                      for x in found),
+   "no one: exchangelib finds nothing (%r)" % (found,))
 m.stop()
 done()
