@@ -771,6 +771,7 @@ static const struct {
 	{ "partner",		STORE_CHANGE_PARTNER },
 	{ "mailbox_session",	STORE_CHANGE_MAILBOX_SESSION },
 	{ "outbox",		STORE_CHANGE_OUTBOX },
+	{ "directory_outbox",	STORE_CHANGE_DIRECTORY_OUTBOX },
 	{ "webapp",		STORE_CHANGE_WEBAPP },
 	{ "user",		STORE_CHANGE_USER },
 	{ "user_email",		STORE_CHANGE_USER_EMAIL },
@@ -2707,8 +2708,8 @@ struct copy_table {
 
 static const struct copy_table master_tables[] = {
 	{ "config", "key, value", NULL },
-	{ "mailboxes", "email, name, pwhash, created, directory_id, disabled",
-	    NULL },
+	{ "mailboxes", "email, name, pwhash, created, directory_id, disabled, "
+	    "photo_hidden", NULL },
 	{ "photos", "email, etag, side, updated", NULL },
 	{ "photo_sizes", "email, code, side, data", NULL },
 	{ "partners", "name, issuer, metadata_url, metadata, fetched, added, "
@@ -2717,6 +2718,8 @@ static const struct copy_table master_tables[] = {
 	{ "previews", "email, id, side, created, expires", NULL },
 	{ "preview_sizes", "email, code, side, data", NULL },
 	{ "outbox", "id, partner, email, created, attempts, next_attempt, "
+	    "last_error", "id" },
+	{ "directory_outbox", "id, email, created, attempts, next_attempt, "
 	    "last_error", "id" },
 };
 

@@ -170,6 +170,7 @@ enum store_change_kind {
 	STORE_CHANGE_MAILBOX_SESSION,	/* key: the session's key */
 	STORE_CHANGE_OUTBOX,		/* key: the notification's id
 					 * (a deleted one's may be reused) */
+	STORE_CHANGE_DIRECTORY_OUTBOX,	/* key: the directory write's id */
 	/* portal */
 	STORE_CHANGE_WEBAPP,		/* key: id, decimal */
 	STORE_CHANGE_USER,		/* key: account, lower case */

@@ -42,8 +42,8 @@
 #include "t.h"
 
 /* Each role's schema: its number of migration steps (store_*.c). */
-#define MASTER_SCHEMA		7
-#define MASTER_SCHEMA_TEXT	"7"
+#define MASTER_SCHEMA		8
+#define MASTER_SCHEMA_TEXT	"8"
 #define PORTAL_SCHEMA		8
 #define PORTAL_SCHEMA_TEXT	"8"
 
@@ -235,6 +235,7 @@ static const char *const kind_names[] = {
 	[STORE_CHANGE_PARTNER] = "partner",
 	[STORE_CHANGE_MAILBOX_SESSION] = "mailbox_session",
 	[STORE_CHANGE_OUTBOX] = "outbox",
+	[STORE_CHANGE_DIRECTORY_OUTBOX] = "directory_outbox",
 	[STORE_CHANGE_WEBAPP] = "webapp",
 	[STORE_CHANGE_USER] = "user",
 	[STORE_CHANGE_USER_EMAIL] = "user_email",
