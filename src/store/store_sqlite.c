@@ -267,11 +267,12 @@ static const char *const master_migrations[] = {
 	/*
 	 * 8: the directory outbox, one row per mailbox whose photo is to be
 	 * written to its directory entry (a newer change replaces the row:
-	 * its new id tells a delivery that read the older one); and
-	 * photo_hidden, for hiding a photo, which nothing uses yet
+	 * its new id, never one used before, tells a delivery that read
+	 * the older one); and photo_hidden, for hiding a photo, which
+	 * nothing uses yet
 	 */
 	"CREATE TABLE directory_outbox ("
-	"  id INTEGER PRIMARY KEY,"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  email TEXT NOT NULL UNIQUE COLLATE NOCASE"
 	"    REFERENCES mailboxes(email) ON DELETE CASCADE ON UPDATE CASCADE,"
 	"  created INTEGER NOT NULL,"
