@@ -12,13 +12,15 @@ smaller); a removal clears both.
 With slapd stopped, a change waits in the outbox (the retry is logged,
 the row keeps its error) and two changes of one mailbox stay one write,
 written once slapd is back, with the newest photo. `directory publish`
-writes everyone, a photo set while the writes were off included."""
+writes everyone, a photo set while the writes were off included. A photo
+saved on the change-photo page is written too."""
 import os
 import subprocess
 import sys
 
-from psync import (Master, basic, done, events_documented, identify,
-                   is_eq, make_image, ok, store_rows, tmpdir, write)
+from psync import (Master, WebSession, action_of, basic, csrf_of, done,
+                   events_documented, identify, is_eq, make_image, ok,
+                   store_rows, tmpdir, write)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 ".."))
@@ -169,6 +171,31 @@ is_eq(len(re.findall(r"ev=directory\.photo_written email=u00003@",
 is_eq(outbox(), [], "the outbox is empty")
 is_eq(entry("u00004"), {}, "the photo set while the writes were off is "
       "not there")
+# ---- the change-photo page ----
+m.cmd("mailbox", "passwd", "u00002@contoso.com", "--password-file",
+      write(os.path.join(work, "u2.pw"), "pw-two\n"))
+web = WebSession(m)
+PAGE = "/ecp/PersonalSettings/EditAccount.aspx?chgPhoto=1"
+r = web.get(PAGE)
+r = web.post(action_of(r, "/ecp/login"), {
+    "csrf": csrf_of(r), "email": "u00002@contoso.com",
+    "password": "pw-two"})
+page = web.get(PAGE)
+csrf = csrf_of(page)
+new = make_image(os.path.join(work, "u2new.png"), "350x350",
+                 extra=["-flop"])
+r = web.upload(action_of(page, "/ecp/photo/upload"), {"csrf": csrf},
+               {"photo": ("new.png", open(new, "rb").read())})
+page = web.get(r.header("Location"))
+mark = len(srv.logs())
+r = web.post(action_of(page, "/ecp/photo/save"), {"csrf": csrf})
+ok(r.status == 303 and
+   srv.wait_log(r"ev=directory\.photo_written email=u00002@contoso\.com ",
+                mark) is not None,
+   "a photo saved on the change-photo page is written")
+is_eq(entry("u00002").get("jpegPhoto"), photo("u00002@contoso.com", 648),
+      "with its bytes")
+
 metrics = m.get("/metrics").body.decode()
 ok("# TYPE photosync_directory_photos_pending gauge" in metrics and
    'photosync_directory_photo_writes_total{result="retried"}' in metrics,
