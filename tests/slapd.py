@@ -23,8 +23,9 @@ The integration tests import it:
 
 The server is Debian's (the slapd package: slapd, slapadd; ldap-utils:
 ldapsearch, ldapmodify). Its configuration is a slapd.conf written here
-(Debian's schemas, a schema of Active Directory's attribute names that
-photosync reads by default, an MDB database), its data in the directory,
+(Debian's schemas, the project's thumbnailPhoto schema from data/ldap,
+a schema of Active Directory's attribute names that photosync reads by
+default, whose user class allows thumbnailPhoto, an MDB database), its data in the directory,
 and it listens on a free loopback port (ldap://, StartTLS when a
 certificate is given). The users carry both attribute sets, so a test
 can sync with Active Directory's names (the defaults) or OpenLDAP's.

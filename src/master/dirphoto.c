@@ -708,8 +708,10 @@ dirphoto_publish(struct store *st)
 		if (l.v[i].disabled)
 			disabled++;
 		else if ((rc = write_one(c, st, &ps, l.v[i].email, l.v[i].id,
-		    dn, sizeof(dn), &none)) == PS_OK)
-			none ? cleared++ : written++;
+		    dn, sizeof(dn), &none)) == PS_OK && none)
+			cleared++;
+		else if (rc == PS_OK)
+			written++;
 		else if (rc == PS_ENOTFOUND)
 			gone++;
 		else {
