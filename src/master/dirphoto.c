@@ -24,8 +24,14 @@
 
 #define WRITER_TICK_MS	1000
 #define WRITER_BATCH	16	/* writes claimed per look */
-/* How long a claim holds: far more than a batch's writes take. */
-#define WRITER_CLAIM_S	300
+/* Each step of a write (connect, bind, search, modify) waits at most: */
+#define WRITE_TIMEOUT_S	10
+/*
+ * How long a claim holds: more than a batch's writes take when every
+ * step of each times out (a connection, then a search and a modify a
+ * write).
+ */
+#define WRITER_CLAIM_S	(WRITE_TIMEOUT_S * (2 + 2 * WRITER_BATCH) + 60)
 #define RETRY_FIRST_S	5
 #define RETRY_MAX_S	3600
 
@@ -279,6 +285,7 @@ write_config(const struct dir_settings *set,
     const struct dirphoto_settings *ps, struct dir_config *cfg)
 {
 	dir_settings_config(set, cfg);
+	cfg->timeout_s = WRITE_TIMEOUT_S;
 	if (ps->bind_dn) {
 		cfg->bind_dn = ps->bind_dn;
 		cfg->password = ps->password;

@@ -1119,7 +1119,8 @@ store_mailbox_directory_put(struct store *st, const struct store_mailbox *m,
 	}
 	/*
 	 * A new address: a new row under it takes over the old one's photo,
-	 * preview and sessions, then the old row goes. Photo and preview
+	 * preview, sessions and queued directory write, then the old row
+	 * goes. Photo and preview
 	 * rows are copied, not renamed, because their sizes refer to them;
 	 * the old row first gives up its directory id, which is unique.
 	 */
@@ -1142,6 +1143,8 @@ store_mailbox_directory_put(struct store *st, const struct store_mailbox *m,
 	    "WHERE email = ?2", "tt", m->email, was)) != PS_OK ||
 	    (rc = run_sql(st, "UPDATE sessions SET email = lower(?1) WHERE "
 	    "email = ?2", "tt", m->email, was)) != PS_OK ||
+	    (rc = run_sql(st, "UPDATE directory_outbox SET email = lower(?1) "
+	    "WHERE email = ?2", "tt", m->email, was)) != PS_OK ||
 	    (rc = run_sql(st, "DELETE FROM mailboxes WHERE email = ?", "t",
 	    was)) != PS_OK)
 		goto out;

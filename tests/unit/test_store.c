@@ -2466,7 +2466,16 @@ test_directory_outbox(void)
 	ok(dir_claim(a, 11, now + 600, &c) == 1 && c.last.attempts == 1 &&
 	    strcmp(c.last.last_error, "the directory is down") == 0,
 	    "due then, with its attempts and last error");
-	ok(store_mailbox_remove(a, "dir1@contoso.com") == PS_OK &&
+	str_copy(m.email, "dir.one@contoso.com", sizeof(m.email));
+	ok(store_begin(a) == PS_OK && store_mailbox_directory_put(a, &m,
+	    "dir1@contoso.com") == PS_OK && store_end(a, true) == PS_OK &&
+	    dir_claim(a, 11, now + 700, &c) == 1 &&
+	    strcmp(c.last.email, "dir.one@contoso.com") == 0,
+	    "a new address takes the queued write with it");
+	store_directory_outbox_lease_name("dir.one@contoso.com", name,
+	    sizeof(name));
+	(void)store_lease_release(a, name, 11);
+	ok(store_mailbox_remove(a, "dir.one@contoso.com") == PS_OK &&
 	    store_directory_outbox_pending(a) == 0, "a removed mailbox takes "
 	    "its write with it");
 	store_close(a);
