@@ -23,8 +23,9 @@ The integration tests import it:
 
 The server is Debian's (the slapd package: slapd, slapadd; ldap-utils:
 ldapsearch, ldapmodify). Its configuration is a slapd.conf written here
-(Debian's schemas, a schema of Active Directory's attribute names that
-photosync reads by default, an MDB database), its data in the directory,
+(Debian's schemas, the project's thumbnailPhoto schema from data/ldap,
+a schema of Active Directory's attribute names that photosync reads by
+default, whose user class allows thumbnailPhoto, an MDB database), its data in the directory,
 and it listens on a free loopback port (ldap://, StartTLS when a
 certificate is given). The users carry both attribute sets, so a test
 can sync with Active Directory's names (the defaults) or OpenLDAP's.
@@ -44,10 +45,16 @@ import time
 import uuid
 
 HANG_GUARD = 60
+# The schema of thumbnailPhoto that ships with the project.
+THUMBNAIL_SCHEMA = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "data", "ldap",
+                                "thumbnailphoto.schema")
 
 # Active Directory's attribute names, with Active Directory's OIDs, as
 # an auxiliary class for inetOrgPerson entries (and its class of
-# computers, which photosync's default filter leaves out).
+# computers, which photosync's default filter leaves out). Its user
+# class allows thumbnailPhoto, as Active Directory's does: the
+# attribute is the project's own schema file, loaded before.
 AD_SCHEMA = """
 attributetype ( 1.2.840.113556.1.4.221 NAME 'sAMAccountName'
   EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch
@@ -63,7 +70,7 @@ attributetype ( 1.2.840.113556.1.4.8 NAME 'userAccountControl'
   SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
 objectclass ( 1.2.840.113556.1.5.9 NAME 'user' AUXILIARY
   MAY ( sAMAccountName $ userPrincipalName $ objectGUID $
-        userAccountControl ) )
+        userAccountControl $ thumbnailPhoto ) )
 objectclass ( 1.2.840.113556.1.3.30 NAME 'computer' AUXILIARY )
 """
 
@@ -125,6 +132,7 @@ class Slapd:
                     "include /etc/ldap/schema/cosine.schema\n"
                     "include /etc/ldap/schema/inetorgperson.schema\n"
                     "include %s\n"
+                    "include %s\n"
                     "modulepath /usr/lib/ldap\n"
                     "moduleload back_mdb\n"
                     "pidfile %s\n"
@@ -141,6 +149,7 @@ class Slapd:
                     "access to attrs=userPassword by self write "
                     "by anonymous auth by * none\n"
                     "access to * by * read\n" % (
+                        THUMBNAIL_SCHEMA,
                         os.path.join(self.dir, "ad.schema"),
                         os.path.join(self.dir, "slapd.pid"), base,
                         self.admin_dn, self.admin_password,

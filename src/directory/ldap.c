@@ -338,3 +338,139 @@ dir_check_password(const struct dir_config *cfg, const char *login,
 	ldap_unbind_ext_s(ld, NULL, NULL);
 	return PS_OK;
 }
+
+/* ---- writing attributes of an entry ---- */
+
+struct dir_conn {
+	const struct dir_config	*cfg;
+	LDAP			*ld;
+};
+
+ps_err
+dir_connect(const struct dir_config *cfg, struct dir_conn **out)
+{
+	LDAP *ld;
+	ps_err err;
+
+	*out = NULL;
+	if ((err = dir_open(cfg, cfg->bind_dn, cfg->password, &ld)) != PS_OK)
+		return err;
+	*out = xcalloc(1, sizeof(**out));
+	(*out)->cfg = cfg;
+	(*out)->ld = ld;
+	return PS_OK;
+}
+
+void
+dir_disconnect(struct dir_conn *c)
+{
+	if (c == NULL)
+		return;
+	ldap_unbind_ext_s(c->ld, NULL, NULL);
+	free(c);
+}
+
+/*
+ * The filter value of id `id`: objectGUID's bytes each escaped (RFC
+ * 4515), entryUUID as it is (escaped where a filter needs it).
+ */
+static char *
+id_filter(const struct dir_config *cfg, const char *id)
+{
+	const struct dir_names *nm = names_of(cfg->schema);
+	size_t i, n = strlen(id);
+	char *esc, *o, *f;
+
+	if (cfg->schema == DIR_SCHEMA_AD) {
+		if (n == 0 || n % 2 != 0 || strspn(id, "0123456789abcdef") != n)
+			return NULL;
+		esc = o = xmalloc(n / 2 * 3 + 1);
+		for (i = 0; i < n; i += 2) {
+			*o++ = '\\';
+			*o++ = id[i];
+			*o++ = id[i + 1];
+		}
+		*o = '\0';
+	} else
+		esc = filter_escape(id);
+	f = xasprintf("(%s=%s)", nm->id, esc);
+	free(esc);
+	return f;
+}
+
+ps_err
+dir_find_dn(struct dir_conn *c, const char *id, char *dn, size_t n)
+{
+	struct timeval tv = { c->cfg->timeout_s > 0 ? c->cfg->timeout_s :
+	    TIMEOUT_DEFAULT_S, 0 };
+	char *attrs[] = { (char *)LDAP_NO_ATTRS, NULL }, *filter, *found;
+	LDAPMessage *res = NULL, *e;
+	ps_err err = PS_OK;
+	int rc, count;
+
+	if ((filter = id_filter(c->cfg, id)) == NULL)
+		return ps_errf(PS_EINVAL, "\"%s\" is not an objectGUID", id);
+	rc = ldap_search_ext_s(c->ld, c->cfg->base, LDAP_SCOPE_SUBTREE,
+	    filter, attrs, 0, NULL, NULL, &tv, 2, &res);
+	free(filter);
+	if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
+		err = ldap_fail(c->ld, rc, "the search", c->cfg->uri);
+		goto out;
+	}
+	count = ldap_count_entries(c->ld, res);
+	if (count == 0) {
+		err = ps_errf(PS_ENOTFOUND, "the directory %s has no entry "
+		    "with the id %s under %s", c->cfg->uri, id, c->cfg->base);
+		goto out;
+	}
+	if (count > 1) {
+		err = ps_errf(PS_EUPSTREAM, "the directory %s has several "
+		    "entries with the id %s", c->cfg->uri, id);
+		goto out;
+	}
+	e = ldap_first_entry(c->ld, res);
+	if ((found = ldap_get_dn(c->ld, e)) == NULL || strlen(found) >= n) {
+		ldap_memfree(found);
+		err = ps_errf(PS_EUPSTREAM, "the directory %s: the DN of the "
+		    "entry %s cannot be read", c->cfg->uri, id);
+		goto out;
+	}
+	str_copy(dn, found, n);
+	ldap_memfree(found);
+out:
+	ldap_msgfree(res);
+	return err;
+}
+
+#define DIR_PUT_MAX	4
+
+ps_err
+dir_put_binary(struct dir_conn *c, const char *dn,
+    const struct dir_binary *attrs, size_t n)
+{
+	LDAPMod mods[DIR_PUT_MAX], *list[DIR_PUT_MAX + 1];
+	struct berval bv[DIR_PUT_MAX], *vals[DIR_PUT_MAX][2];
+	size_t i;
+	int rc;
+
+	if (n == 0 || n > DIR_PUT_MAX)
+		return ps_errf(PS_EINVAL, "1 to %d attributes are written at "
+		    "once, not %zu", DIR_PUT_MAX, n);
+	for (i = 0; i < n; i++) {
+		memset(&mods[i], 0, sizeof(mods[i]));
+		/* Replace with no values: removed, absent or not. */
+		mods[i].mod_op = LDAP_MOD_REPLACE | LDAP_MOD_BVALUES;
+		mods[i].mod_type = (char *)attrs[i].attr;
+		bv[i].bv_val = (char *)attrs[i].data;
+		bv[i].bv_len = attrs[i].len;
+		vals[i][0] = attrs[i].data ? &bv[i] : NULL;
+		vals[i][1] = NULL;
+		mods[i].mod_bvalues = vals[i];
+		list[i] = &mods[i];
+	}
+	list[n] = NULL;
+	rc = ldap_modify_ext_s(c->ld, dn, list, NULL, NULL);
+	if (rc != LDAP_SUCCESS)
+		return ldap_fail(c->ld, rc, "writing the entry", c->cfg->uri);
+	return PS_OK;
+}

@@ -81,4 +81,35 @@ ps_err	dir_search(const struct dir_config *cfg, dir_person_fn fn,
 ps_err	dir_check_password(const struct dir_config *cfg, const char *login,
 	    const char *password);
 
+/* ---- writing attributes of an entry ---- */
+
+/* A connection bound as cfg says, for several writes. */
+struct dir_conn;
+
+/* Connects and binds as `cfg` says (cfg must outlive the connection). */
+ps_err	dir_connect(const struct dir_config *cfg, struct dir_conn **out);
+/* NULL is a no-op. */
+void	dir_disconnect(struct dir_conn *);
+
+/*
+ * The DN of the entry whose id (struct dir_person's: objectGUID in hex,
+ * or entryUUID) is `id`, searched under cfg->base. PS_ENOTFOUND when no
+ * entry has it.
+ */
+ps_err	dir_find_dn(struct dir_conn *, const char *id, char *dn, size_t n);
+
+/* One attribute's value to write; data NULL: the attribute removed. */
+struct dir_binary {
+	const char		*attr;	/* "thumbnailPhoto", "jpegPhoto" */
+	const unsigned char	*data;
+	size_t			 len;
+};
+
+/*
+ * Replaces the `n` attributes of entry `dn` in one modify (atomic: all
+ * or none); an attribute removed that the entry lacks is no error.
+ */
+ps_err	dir_put_binary(struct dir_conn *, const char *dn,
+	    const struct dir_binary *attrs, size_t n);
+
 #endif

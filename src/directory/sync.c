@@ -20,11 +20,30 @@
 #define PROGRESS_EVERY		1000
 
 ps_err
-dir_options_check(const struct dir_options *o, struct dir_config *cfg,
-    char **password)
+dir_password_file_read(const char *path, char **password)
 {
 	char *data = NULL;
 	size_t len = 0;
+	ps_err rc;
+
+	*password = NULL;
+	if ((rc = file_read(path, PASSWORD_MAX, &data, &len)) != PS_OK)
+		return rc;
+	len = strcspn(data, "\r\n");
+	data[len] = '\0';
+	if (len == 0) {
+		xfree_secret(data, len);
+		return ps_errf(PS_EINVAL, "the password file %s is empty",
+		    path);
+	}
+	*password = data;
+	return PS_OK;
+}
+
+ps_err
+dir_options_check(const struct dir_options *o, struct dir_config *cfg,
+    char **password)
+{
 	ps_err rc;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -59,19 +78,9 @@ dir_options_check(const struct dir_options *o, struct dir_config *cfg,
 	if (!o->bind_dn != !o->password_file)
 		return ps_errf(PS_EINVAL, "--bind-dn and --password-file go "
 		    "together (neither: an anonymous bind)");
-	if (o->password_file) {
-		if ((rc = file_read(o->password_file, PASSWORD_MAX, &data,
-		    &len)) != PS_OK)
-			return rc;
-		len = strcspn(data, "\r\n");
-		data[len] = '\0';
-		if (len == 0) {
-			xfree_secret(data, len);
-			return ps_errf(PS_EINVAL, "the password file %s is "
-			    "empty", o->password_file);
-		}
-		*password = data;
-	}
+	if (o->password_file && (rc = dir_password_file_read(o->password_file,
+	    password)) != PS_OK)
+		return rc;
 	cfg->uri = o->ldap;
 	cfg->base = o->base;
 	cfg->filter = o->filter;

@@ -51,6 +51,11 @@ struct dir_options {
  */
 ps_err	dir_options_check(const struct dir_options *o, struct dir_config *cfg,
 	    char **password);
+/*
+ * A bind password: the first line of file `path` ("-": standard input)
+ * into *password (free with xfree_secret()). PS_EINVAL when it is empty.
+ */
+ps_err	dir_password_file_read(const char *path, char **password);
 
 /*
  * A record of the store as the sync sees it: a user (key: the account)

@@ -1095,7 +1095,7 @@ area_square(struct area_source *src, int x0, int y0, int side, int t,
 static ps_err
 render_jpeg_fast(const void *in, size_t len, const struct image_limits *l,
     const struct jpeg_budget *jb, const int *sides, size_t n,
-    struct image_jpeg *out, int *src_side)
+    struct image_jpeg *out, int *src_side, int quality)
 {
 	struct jpeg_info info;
 	struct jpeg_planes src, dst;
@@ -1112,7 +1112,7 @@ render_jpeg_fast(const void *in, size_t len, const struct image_limits *l,
 	 * second generation of compression, and no decode at full scale
 	 * (the portal's high-resolution copy of the master's photo).
 	 */
-	as_is = info.bare && info.w == info.h;
+	as_is = info.bare && info.w == info.h && quality == RENDER_Q;
 	for (i = 0; i < n; i++)
 		if (!(as_is && sides[i] == info.w))
 			target = VIPS_MAX(target, sides[i]);
@@ -1140,7 +1140,7 @@ render_jpeg_fast(const void *in, size_t len, const struct image_limits *l,
 		}
 		jpeg_planes_init(&dst, t, t);
 		area_square(&as, x0, y0, side, t, &dst);
-		rc = jpeg_encode(&dst, RENDER_Q, &out[i].data, &out[i].len);
+		rc = jpeg_encode(&dst, quality, &out[i].data, &out[i].len);
 		jpeg_planes_cleanup(&dst);
 		if (rc != PS_OK) {
 			for (j = 0; j <= i; j++)
@@ -1163,9 +1163,10 @@ out:
  * See image.h. Limits: `lim` NULL, or any field left 0, means the
  * default. Each sides[i] must be within 1..IMAGE_MAX_SIDE and n >= 1.
  */
-ps_err
-image_render(const void *in, size_t len, const struct image_limits *lim,
-    const int *sides, size_t n, struct image_jpeg *out, int *src_side)
+static ps_err
+render_q(const void *in, size_t len, const struct image_limits *lim,
+    const int *sides, size_t n, struct image_jpeg *out, int *src_side,
+    int quality)
 {
 	const struct image_loader *ld = NULL;
 	struct image_limits l;
@@ -1217,7 +1218,8 @@ image_render(const void *in, size_t len, const struct image_limits *lim,
 	jb.max_ms = l.max_decode_ms;
 	jb.start_ms = budget.start_ms;
 	jb.now_ms = budget.now_ms;
-	rc = render_jpeg_fast(in, len, &l, &jb, sides, n, out, src_side);
+	rc = render_jpeg_fast(in, len, &l, &jb, sides, n, out, src_side,
+	    quality);
 	if (rc == PS_OK || rc == PS_EIMAGE)
 		return rc;
 	if ((rc = image_init(NULL)) != PS_OK)
@@ -1273,7 +1275,7 @@ image_render(const void *in, size_t len, const struct image_limits *lim,
 		rc = image_set_get(&set, VIPS_MIN(sides[k], target), &sized);
 		if (rc != PS_OK)
 			goto out;
-		rc = image_save(sized, RENDER_Q, &out[k]);
+		rc = image_save(sized, quality, &out[k]);
 		if (rc != PS_OK)
 			goto out;
 	}
@@ -1293,6 +1295,39 @@ out:
 	} else if (src_side != NULL)
 		*src_side = sqside;
 	return rc;
+}
+
+ps_err
+image_render(const void *in, size_t len, const struct image_limits *lim,
+    const int *sides, size_t n, struct image_jpeg *out, int *src_side)
+{
+	return render_q(in, len, lim, sides, n, out, src_side, RENDER_Q);
+}
+
+/* The qualities tried in turn for a size cap, the usual one first. */
+static const int within_q[] = { RENDER_Q, 75, 65, 55, 45, 35, 25 };
+
+ps_err
+image_render_within(const void *in, size_t len,
+    const struct image_limits *lim, int side, size_t max_bytes,
+    struct image_jpeg *out)
+{
+	size_t i, smallest = 0;
+	ps_err rc;
+
+	memset(out, 0, sizeof(*out));
+	for (i = 0; i < sizeof(within_q) / sizeof(within_q[0]); i++) {
+		rc = render_q(in, len, lim, &side, 1, out, NULL, within_q[i]);
+		if (rc != PS_OK)
+			return rc;
+		if (out->len <= max_bytes)
+			return PS_OK;
+		smallest = out->len;
+		image_jpeg_free(out);
+	}
+	return ps_errf(PS_ELIMIT, "the image is %zu bytes at %d by %d pixels "
+	    "even at JPEG quality %d; the limit is %zu", smallest, side, side,
+	    within_q[i - 1], max_bytes);
 }
 
 /* ------------------------------------------------------------------ */

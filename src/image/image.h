@@ -90,6 +90,16 @@ ps_err	image_render(const void *in, size_t len,
 	    struct image_jpeg *out, int *src_side);
 
 /*
+ * As image_render() for one side, at most `max_bytes` long: the usual
+ * quality first (a bare square JPEG at that side kept as it is), then
+ * lower qualities, down to 25, until the JPEG fits. PS_ELIMIT when even
+ * the lowest does not; image_render()'s errors otherwise.
+ */
+ps_err	image_render_within(const void *in, size_t len,
+	    const struct image_limits *lim, int side, size_t max_bytes,
+	    struct image_jpeg *out);
+
+/*
  * Generates a distinct, deterministic portrait-like test photo (a
  * coloured background with a head-and-shoulders silhouette whose colours
  * and shapes depend on `seed`) as a JPEG of side `side`. For the demo.

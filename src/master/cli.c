@@ -21,6 +21,7 @@
 #include "common/xalloc.h"
 #include "diagnose.h"
 #include "directory.h"
+#include "dirphoto.h"
 #include "directory/schedule.h"
 #include "exchange/ews.h"
 #include "http/server.h"
@@ -120,7 +121,11 @@ static const struct help_entry commands[] = {
 	  "       [--bind-dn DN --password-file F] [--starttls] "
 	  "[--ca-file F]\n"
 	  "       [--attributes ad|openldap]] [--every DURATION|off] "
-	  "[--passwords on|off]",
+	  "[--passwords on|off]\n"
+	  "       [--photos on|off] [--photo-attributes "
+	  "thumbnailPhoto,jpegPhoto]\n"
+	  "       [--jpeg-photo-size SIDE] [--photo-bind-dn DN|reading "
+	  "--photo-password-file F]",
 	  "      keep the directory's settings (as mailbox sync takes them; "
 	  "the bind\n"
 	  "      password is kept in the store): --every: serve runs the "
@@ -130,8 +135,18 @@ static const struct help_entry commands[] = {
 	  "      default off); --passwords on: the password sign-ins of "
 	  "mailboxes\n"
 	  "      from the directory are checked by a bind as them (default "
-	  "off)\n", NULL },
+	  "off);\n"
+	  "      --photos on: serve writes every photo change of a mailbox "
+	  "from the\n"
+	  "      directory to its entry (thumbnailPhoto 96x96 at most 10 KB, "
+	  "jpegPhoto\n"
+	  "      of SIDE, default 648), bound as --photo-bind-dn (default: "
+	  "the\n"
+	  "      reading bind)\n", NULL },
 	{ "directory", "show", "--dir D", NULL, NULL },
+	{ "directory", "publish", "--dir D",
+	  "      write every directory mailbox's photo (or its absence) to "
+	  "its entry\n      now\n", NULL },
 	{ "store", "migrate", "--dir D --to postgresql://[USER@]HOST[:PORT]/DB "
 	  "\n       [--store-password-file F]",
 	  "      copy the store into that PostgreSQL database (empty, or "
@@ -169,6 +184,8 @@ struct opts {
 	const char	*body_memory, *store, *store_password_file, *to;
 	const char	*ldap, *base, *filter, *bind_dn, *attributes;
 	const char	*every, *passwords;
+	const char	*photos, *photo_bind_dn, *photo_password_file;
+	const char	*photo_attributes, *jpeg_photo_size;
 	bool		 help, starttls, dry_run;
 	const char	*args[4];
 	int		 nargs;
@@ -232,6 +249,11 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "dry-run", no_argument, NULL, 262 },
 		{ "every", required_argument, NULL, 263 },
 		{ "passwords", required_argument, NULL, 264 },
+		{ "photos", required_argument, NULL, 265 },
+		{ "photo-bind-dn", required_argument, NULL, 266 },
+		{ "photo-password-file", required_argument, NULL, 267 },
+		{ "photo-attributes", required_argument, NULL, 268 },
+		{ "jpeg-photo-size", required_argument, NULL, 269 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -283,6 +305,11 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 262: o->dry_run = true; break;
 		case 263: o->every = optarg; break;
 		case 264: o->passwords = optarg; break;
+		case 265: o->photos = optarg; break;
+		case 266: o->photo_bind_dn = optarg; break;
+		case 267: o->photo_password_file = optarg; break;
+		case 268: o->photo_attributes = optarg; break;
+		case 269: o->jpeg_photo_size = optarg; break;
 		case 'h': o->help = true; break;
 		default: return -1;
 		}
@@ -453,26 +480,54 @@ cmd_directory(struct master_state *ms, const struct opts *o,
 {
 	struct dir_settings_change ch = { 0 };
 	struct dir_settings set = { 0 };
+	struct dirphoto_change pch = { o->photos, o->photo_bind_dn,
+	    o->photo_password_file, o->photo_attributes, o->jpeg_photo_size };
+	struct dirphoto_settings ps = { 0 };
 	struct dir_options d;
+	int ret = 1;
 
 	if (strcmp(verb, "show") == 0) {
-		if (dir_settings_load(ms->store, &set) != PS_OK)
+		if (dir_settings_load(ms->store, &set) != PS_OK ||
+		    dirphoto_settings_load(ms->store, &ps) != PS_OK) {
+			dir_settings_cleanup(&set);
 			return fail("directory show");
+		}
 		dir_settings_print(stdout, &set);
+		dirphoto_settings_print(stdout, &ps);
 		dir_settings_cleanup(&set);
+		dirphoto_settings_cleanup(&ps);
 		return 0;
 	}
+	if (strcmp(verb, "publish") == 0)
+		return dirphoto_publish(ms->store) == PS_OK ? 0 :
+		    fail("directory publish");
 	if (strcmp(verb, "set") != 0)
-		return usage_error("directory commands: set, show");
+		return usage_error("directory commands: set, show, publish");
 	dir_options_of(o, &d);
 	ch.dir = &d;
 	ch.every = o->every;
 	ch.passwords = o->passwords;
-	if (dir_settings_change(ms->store, &ch, &set) != PS_OK)
-		return fail("directory set");
-	dir_settings_print(stdout, &set);
+	/* The photos' settings checked before anything is stored. */
+	if (dir_settings_load(ms->store, &set) != PS_OK ||
+	    dirphoto_settings_check(ms->store, o->ldap != NULL ||
+	    set.ldap != NULL, &pch, &ps) != PS_OK) {
+		ret = fail("directory set");
+		goto out;
+	}
 	dir_settings_cleanup(&set);
-	return 0;
+	if (dir_settings_change(ms->store, &ch, &set) != PS_OK ||
+	    (dirphoto_change_given(&pch) && dirphoto_settings_save(ms->store,
+	    &ps) != PS_OK)) {
+		ret = fail("directory set");
+		goto out;
+	}
+	dir_settings_print(stdout, &set);
+	dirphoto_settings_print(stdout, &ps);
+	ret = 0;
+out:
+	dir_settings_cleanup(&set);
+	dirphoto_settings_cleanup(&ps);
+	return ret;
 }
 
 static int

@@ -56,6 +56,7 @@
 #include "auth/signin.h"
 #include "auth/sso.h"
 #include "auth/web.h"
+#include "dirphoto.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/str.h"
@@ -1012,9 +1013,11 @@ photo_changed(struct ecp_call *ec)
 	struct master_srv *s = ec->e->srv;
 
 	master_cache_drop(s->cache, ec->v.m.email);
-	/* The change queued notifications in its own transaction. */
+	/* The change queued its notices and directory write in its own
+	 * transaction. */
 	if (s->notifier)
 		notifier_wake(s->notifier);
+	dirphoto_writer_wake(s->dirphoto);
 }
 
 static void

@@ -137,6 +137,7 @@ struct master_srv {
 	struct auth_sso		*sso;		/* NULL: no proxy's sign-in */
 	struct auth_negotiate	*kerberos;	/* NULL: no Kerberos sign-in */
 	struct dir_schedule	*directory;	/* the directory sync's */
+	struct dirphoto_writer	*dirphoto;	/* photos to the directory */
 	struct dir_passwords	*dir_passwords;	/* --passwords on */
 	char			*base_url;	/* https://host[:port] */
 	char			*oab_path;	/* /oab/<realm>/oab.xml */

@@ -60,6 +60,7 @@
 #include "common/url.h"
 #include "common/xalloc.h"
 #include "directory.h"
+#include "dirphoto.h"
 #include "directory/passwords.h"
 #include "directory/schedule.h"
 #include "exchange/autodiscover.h"
@@ -365,6 +366,10 @@ feed_apply(void *arg, const struct store_change *ch, size_t n, bool lost,
 		case STORE_CHANGE_OUTBOX:
 			/* Another process queued notices: send them now. */
 			wake = true;
+			break;
+		case STORE_CHANGE_DIRECTORY_OUTBOX:
+			/* And writes to the directory: write them now. */
+			dirphoto_writer_wake(s->dirphoto);
 			break;
 		default:
 			/* Partners are reread; sessions and previews are
@@ -1743,6 +1748,10 @@ master_serve(struct master_state *ms, const char *listen_host,
 		rc = PS_EIO;
 		goto out;
 	}
+	if ((s.dirphoto = dirphoto_writer_start(s.base, db)) == NULL) {
+		rc = PS_EIO;
+		goto out;
+	}
 	if (port_file) {
 		char portbuf[16];
 
@@ -1763,6 +1772,8 @@ master_serve(struct master_state *ms, const char *listen_host,
 out:
 	http_signals_free(sigs);
 	dir_schedule_stop(s.directory);
+	dirphoto_writer_stop(s.dirphoto);
+	s.dirphoto = NULL;
 	/*
 	 * Stopping: uploads being rendered finish, then the notifier stops;
 	 * the follower's waiting requests go on; the store's lanes run what

@@ -771,6 +771,7 @@ static const struct {
 	{ "partner",		STORE_CHANGE_PARTNER },
 	{ "mailbox_session",	STORE_CHANGE_MAILBOX_SESSION },
 	{ "outbox",		STORE_CHANGE_OUTBOX },
+	{ "directory_outbox",	STORE_CHANGE_DIRECTORY_OUTBOX },
 	{ "webapp",		STORE_CHANGE_WEBAPP },
 	{ "user",		STORE_CHANGE_USER },
 	{ "user_email",		STORE_CHANGE_USER_EMAIL },
@@ -1118,7 +1119,8 @@ store_mailbox_directory_put(struct store *st, const struct store_mailbox *m,
 	}
 	/*
 	 * A new address: a new row under it takes over the old one's photo,
-	 * preview and sessions, then the old row goes. Photo and preview
+	 * preview, sessions and queued directory write, then the old row
+	 * goes. Photo and preview
 	 * rows are copied, not renamed, because their sizes refer to them;
 	 * the old row first gives up its directory id, which is unique.
 	 */
@@ -1141,6 +1143,8 @@ store_mailbox_directory_put(struct store *st, const struct store_mailbox *m,
 	    "WHERE email = ?2", "tt", m->email, was)) != PS_OK ||
 	    (rc = run_sql(st, "UPDATE sessions SET email = lower(?1) WHERE "
 	    "email = ?2", "tt", m->email, was)) != PS_OK ||
+	    (rc = run_sql(st, "UPDATE directory_outbox SET email = lower(?1) "
+	    "WHERE email = ?2", "tt", m->email, was)) != PS_OK ||
 	    (rc = run_sql(st, "DELETE FROM mailboxes WHERE email = ?", "t",
 	    was)) != PS_OK)
 		goto out;
@@ -1185,6 +1189,37 @@ outbox_enqueue(struct store *st, const char *email)
 		unprep(st, q);
 	}
 	return rc;
+}
+
+/*
+ * Queues the write of `email`'s photo to its directory entry when the
+ * mailbox came from the directory and the master writes photos there
+ * (config directory.photos on); in the change's own transaction. A
+ * pending write of the address is replaced (a new id), so a delivery
+ * that read the older state leaves the newer one queued.
+ */
+static ps_err
+directory_outbox_enqueue(struct store *st, const char *email)
+{
+	ps_err rc = run_sql(st, "DELETE FROM directory_outbox WHERE email = "
+	    "?1", "t", email);
+
+	if (rc != PS_OK)
+		return rc;
+	return run_sql(st, "INSERT INTO directory_outbox (email, created, "
+	    "next_attempt) SELECT email, ?2, ?2 FROM mailboxes WHERE email = "
+	    "?1 AND directory_id IS NOT NULL AND EXISTS (SELECT 1 FROM config "
+	    "WHERE key = 'directory.photos' AND value = 'on')", "ti", email,
+	    time_now());
+}
+
+/* What every change of a photo queues: notices and the directory's. */
+static ps_err
+photo_changed(struct store *st, const char *email)
+{
+	ps_err rc = outbox_enqueue(st, email);
+
+	return rc == PS_OK ? directory_outbox_enqueue(st, email) : rc;
 }
 
 ps_err
@@ -1314,7 +1349,7 @@ store_photo_put(struct store *st, const char *email, const char *etag,
 		if ((rc = step_done(st, q, NULL)) != PS_OK)
 			goto out;
 	}
-	rc = outbox_enqueue(st, email);
+	rc = photo_changed(st, email);
 out:
 	unprep(st, q);
 	return tx_finish(st, rc);
@@ -1339,7 +1374,7 @@ store_photo_remove(struct store *st, const char *email)
 	if (rc == PS_OK && changes == 0)
 		rc = ps_errf(PS_ENOTFOUND, "%s has no photo", email);
 	if (rc == PS_OK)
-		rc = outbox_enqueue(st, email);
+		rc = photo_changed(st, email);
 out:
 	return tx_finish(st, rc);
 }
@@ -1745,7 +1780,7 @@ store_preview_save(struct store *st, const char *email, const char *etag)
 		if ((rc = step_done(st, q, NULL)) != PS_OK)
 			goto out;
 	}
-	rc = outbox_enqueue(st, email);
+	rc = photo_changed(st, email);
 out:
 	unprep(st, q);
 	return tx_finish(st, rc);
@@ -2707,8 +2742,8 @@ struct copy_table {
 
 static const struct copy_table master_tables[] = {
 	{ "config", "key, value", NULL },
-	{ "mailboxes", "email, name, pwhash, created, directory_id, disabled",
-	    NULL },
+	{ "mailboxes", "email, name, pwhash, created, directory_id, disabled, "
+	    "photo_hidden", NULL },
 	{ "photos", "email, etag, side, updated", NULL },
 	{ "photo_sizes", "email, code, side, data", NULL },
 	{ "partners", "name, issuer, metadata_url, metadata, fetched, added, "
@@ -2717,6 +2752,8 @@ static const struct copy_table master_tables[] = {
 	{ "previews", "email, id, side, created, expires", NULL },
 	{ "preview_sizes", "email, code, side, data", NULL },
 	{ "outbox", "id, partner, email, created, attempts, next_attempt, "
+	    "last_error", "id" },
+	{ "directory_outbox", "id, email, created, attempts, next_attempt, "
 	    "last_error", "id" },
 };
 
@@ -3131,6 +3168,135 @@ store_outbox_claim(struct store *st, int64_t holder, int64_t now,
 	}
 	free(c.rows);
 	return rc;
+}
+
+/* ---- master: photos to the directory's entries ---- */
+
+void
+store_directory_outbox_lease_name(const char *email, char *name, size_t n)
+{
+	snprintf(name, n, "directory-photo/%s", email);
+}
+
+/* The candidates of store_directory_outbox_claim(), read first. */
+struct directory_outbox_rows {
+	struct store_directory_outbox	*rows;
+	int				 n;
+};
+
+/* Whether write `id` is still queued and due at `now`. */
+static ps_err
+directory_outbox_still_due(struct store *st, int64_t id, int64_t now,
+    bool *due)
+{
+	struct db_stmt *q = prep(st, "SELECT 1 FROM directory_outbox WHERE "
+	    "id = ? AND next_attempt <= ?");
+	enum db_step r;
+	ps_err rc = PS_OK;
+
+	*due = false;
+	if (q == NULL)
+		return PS_ESTORE;
+	bind_int64(q, 1, id);
+	bind_int64(q, 2, now);
+	r = step(st, q);
+	if (r == DB_ROW)
+		*due = true;
+	else if (r != DB_DONE)
+		rc = store_fail(st, "read the directory outbox");
+	unprep(st, q);
+	return rc;
+}
+
+/*
+ * As store_outbox_claim(), with the lease of the address rather than of
+ * the row: a write queued again while an older one of the same mailbox
+ * is being delivered waits for that delivery's lease.
+ */
+ps_err
+store_directory_outbox_claim(struct store *st, int64_t holder, int64_t now,
+    int64_t expires, int limit,
+    ps_err (*fn)(void *, const struct store_directory_outbox *), void *arg)
+{
+	struct db_stmt *q = prep(st, "SELECT o.id, o.email, "
+	    "coalesce(m.directory_id, ''), m.disabled, o.created, o.attempts, "
+	    "o.last_error FROM directory_outbox o JOIN mailboxes m ON m.email "
+	    "= o.email WHERE o.next_attempt <= ?1 AND NOT EXISTS (SELECT 1 "
+	    "FROM leases WHERE leases.name = 'directory-photo/' || o.email "
+	    "AND leases.expires > ?1 AND leases.holder <> ?2) ORDER BY "
+	    "o.next_attempt, o.id LIMIT ?3");
+	struct directory_outbox_rows c = { 0 };
+	char name[300];
+	bool taken, due;
+	ps_err rc = PS_OK;
+	enum db_step r = DB_DONE;
+	int i;
+
+	if (q == NULL)
+		return PS_ESTORE;
+	c.rows = xcalloc(limit > 0 ? (size_t)limit : 1, sizeof(*c.rows));
+	bind_int64(q, 1, now);
+	bind_int64(q, 2, holder);
+	bind_int64(q, 3, limit);
+	while (c.n < limit && (r = step(st, q)) == DB_ROW) {
+		struct store_directory_outbox *o = &c.rows[c.n++];
+
+		o->id = col_int64(q, 0);
+		str_copy(o->email, col_text(q, 1), sizeof(o->email));
+		str_copy(o->directory_id, col_text(q, 2),
+		    sizeof(o->directory_id));
+		o->disabled = col_int64(q, 3) != 0;
+		o->created = col_int64(q, 4);
+		o->attempts = (int)col_int64(q, 5);
+		str_copy(o->last_error, col_text(q, 6), sizeof(o->last_error));
+	}
+	if (r != DB_DONE && r != DB_ROW)
+		rc = store_fail(st, "read the directory outbox");
+	unprep(st, q);
+	for (i = 0; rc == PS_OK && i < c.n; i++) {
+		store_directory_outbox_lease_name(c.rows[i].email, name,
+		    sizeof(name));
+		if ((rc = store_lease_take(st, name, holder, now, expires,
+		    &taken)) != PS_OK || !taken)
+			continue;
+		if ((rc = directory_outbox_still_due(st, c.rows[i].id, now,
+		    &due)) != PS_OK)
+			break;
+		if (!due)
+			rc = store_lease_release(st, name, holder);
+		else
+			rc = fn(arg, &c.rows[i]);
+	}
+	free(c.rows);
+	return rc;
+}
+
+ps_err
+store_directory_outbox_done(struct store *st, int64_t id)
+{
+	return run_sql(st, "DELETE FROM directory_outbox WHERE id = ?1", "i",
+	    id);
+}
+
+ps_err
+store_directory_outbox_retry(struct store *st, int64_t id,
+    int64_t next_attempt, const char *error)
+{
+	return run_sql(st, "UPDATE directory_outbox SET attempts = attempts "
+	    "+ 1, next_attempt = ?1, last_error = ?2 WHERE id = ?3", "iti",
+	    next_attempt, error, id);
+}
+
+int64_t
+store_directory_outbox_pending(struct store *st)
+{
+	struct db_stmt *q = prep(st, "SELECT count(*) FROM directory_outbox");
+	int64_t n = -1;
+
+	if (q && step(st, q) == DB_ROW)
+		n = col_int64(q, 0);
+	unprep(st, q);
+	return n;
 }
 
 /* ---- sign-in failure counts shared between nodes ---- */

@@ -170,6 +170,7 @@ enum store_change_kind {
 	STORE_CHANGE_MAILBOX_SESSION,	/* key: the session's key */
 	STORE_CHANGE_OUTBOX,		/* key: the notification's id
 					 * (a deleted one's may be reused) */
+	STORE_CHANGE_DIRECTORY_OUTBOX,	/* key: the directory write's id */
 	/* portal */
 	STORE_CHANGE_WEBAPP,		/* key: id, decimal */
 	STORE_CHANGE_USER,		/* key: account, lower case */
@@ -720,6 +721,45 @@ ps_err	store_outbox_claim(struct store *, int64_t holder, int64_t now,
 	    ps_err (*fn)(void *, const struct store_outbox *), void *arg);
 /* "outbox/<id>": the lease of a notice, into `name` (n >= 32). */
 void	store_outbox_lease_name(int64_t id, char *name, size_t n);
+
+/* ---- master: photos to the directory's entries ---- */
+
+/*
+ * Every photo change (store_photo_put, store_photo_remove,
+ * store_preview_save) of a mailbox from the directory queues, in its
+ * own transaction and when the config's directory.photos is "on", one
+ * write of its photo to its directory entry: one row per mailbox, a
+ * newer change replacing an older one (a new id). The writer writes
+ * what the mailbox has when it delivers.
+ */
+struct store_directory_outbox {
+	int64_t	 id;
+	char	 email[256];
+	char	 directory_id[80];	/* the mailbox's, "" if none now */
+	bool	 disabled;		/* the mailbox's */
+	int64_t	 created;
+	int	 attempts;
+	char	 last_error[256];
+};
+
+/*
+ * Claims due writes for `holder` as store_outbox_claim() claims notices,
+ * each with the lease "directory-photo/<address>" until `expires`
+ * (name: store_directory_outbox_lease_name(), n >= 300), given back by
+ * the caller with store_lease_release() once the outcome is written.
+ */
+ps_err	store_directory_outbox_claim(struct store *, int64_t holder,
+	    int64_t now, int64_t expires, int limit,
+	    ps_err (*fn)(void *, const struct store_directory_outbox *),
+	    void *arg);
+void	store_directory_outbox_lease_name(const char *email, char *name,
+	    size_t n);
+/* Written (or nothing to write): the row goes; a newer one stays. */
+ps_err	store_directory_outbox_done(struct store *, int64_t id);
+ps_err	store_directory_outbox_retry(struct store *, int64_t id,
+	    int64_t next_attempt, const char *error);
+/* How many are queued; -1 when it cannot be read. */
+int64_t	store_directory_outbox_pending(struct store *);
 
 /* ---- sign-in failure counts shared between nodes (both roles) ---- */
 

@@ -264,6 +264,25 @@ static const char *const master_migrations[] = {
 	"ALTER TABLE mailboxes ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;"
 	"CREATE UNIQUE INDEX mailboxes_directory_id ON mailboxes "
 	"  (directory_id);",
+	/*
+	 * 8: the directory outbox, one row per mailbox whose photo is to be
+	 * written to its directory entry (a newer change replaces the row:
+	 * its new id, never one used before, tells a delivery that read
+	 * the older one); and photo_hidden, for hiding a photo, which
+	 * nothing uses yet
+	 */
+	"CREATE TABLE directory_outbox ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  email TEXT NOT NULL UNIQUE COLLATE NOCASE"
+	"    REFERENCES mailboxes(email) ON DELETE CASCADE ON UPDATE CASCADE,"
+	"  created INTEGER NOT NULL,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  next_attempt INTEGER NOT NULL,"
+	"  last_error TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX directory_outbox_due ON directory_outbox (next_attempt);"
+	"ALTER TABLE mailboxes ADD COLUMN photo_hidden INTEGER NOT NULL "
+	"  DEFAULT 0;"
+	FEED_TABLE("directory_outbox", "directory_outbox", "NEW.id", "OLD.id"),
 };
 
 static const char *const portal_migrations[] = {

@@ -2138,6 +2138,38 @@ test_encode_tables(void)
 	    "optimisation writes, byte for byte (24 sizes and qualities)");
 }
 
+/* A size cap: the quality lowered until the JPEG fits, or refused. */
+static void
+test_within(void)
+{
+	struct image_jpeg src = { 0 }, usual[1] = { { 0 } }, out = { 0 };
+	const int side = 96;
+	size_t cap;
+
+	ok(image_generate(11, 648, &src) == PS_OK, "generate a 648 source");
+	ok(image_render(src.data, src.len, NULL, &side, 1, usual, NULL) ==
+	    PS_OK, "rendered at the usual quality");
+	ok(image_render_within(src.data, src.len, NULL, 96, usual[0].len,
+	    &out) == PS_OK && out.len == usual[0].len && out.side == 96 &&
+	    memcmp(out.data, usual[0].data, out.len) == 0,
+	    "within a cap it meets: the usual rendering");
+	image_jpeg_free(&out);
+	cap = usual[0].len * 3 / 4;
+	ok(image_render_within(src.data, src.len, NULL, 96, cap, &out) ==
+	    PS_OK && out.len <= cap && out.side == 96,
+	    "under a smaller cap: a lower quality, same side, fits");
+	image_jpeg_free(&out);
+	ok(image_render_within(usual[0].data, usual[0].len, NULL, 96, cap,
+	    &out) == PS_OK && out.len <= cap, "a 96 source over the cap is "
+	    "encoded again, not kept as it is");
+	image_jpeg_free(&out);
+	ok(image_render_within(src.data, src.len, NULL, 96, 100, &out) ==
+	    PS_ELIMIT && out.data == NULL && strstr(ps_errmsg(), "the limit "
+	    "is 100") != NULL, "a cap no quality meets is refused");
+	image_jpeg_free(&usual[0]);
+	image_jpeg_free(&src);
+}
+
 int
 main(void)
 {
@@ -2162,6 +2194,7 @@ main(void)
 	test_decode_time();
 	test_args();
 	test_as_is();
+	test_within();
 	test_planes();
 	test_huffman_tables();
 	test_encode_tables();

@@ -84,6 +84,67 @@ listen_port(int *fd_out)
 	return ntohs(a.sin_port);
 }
 
+/*
+ * Writing: the entry found by its id with either schema's names, its
+ * photo attributes replaced and removed (an absent one too) as the
+ * admin; refused anonymously, and for an entry that is not there.
+ */
+static void
+test_writes(const char *uri, const char *base, const char *admin,
+    const char *pw, const char *entry_uuid)
+{
+	static const unsigned char jpeg[] = { 0xff, 0xd8, 0x00, 0x01, 0xff,
+	    0xd9 };
+	struct dir_config c = { 0 };
+	struct dir_binary both[2] = {
+		{ "thumbnailPhoto", jpeg, sizeof(jpeg) },
+		{ "jpegPhoto", jpeg, sizeof(jpeg) },
+	}, cleared[2] = { { "thumbnailPhoto", NULL, 0 },
+	    { "jpegPhoto", NULL, 0 } };
+	struct dir_conn *conn = NULL;
+	char dn[512], want[512];
+
+	snprintf(want, sizeof(want), "uid=test1,ou=people,%s", base);
+	c.uri = uri;
+	c.base = base;
+	c.bind_dn = admin;
+	c.password = pw;
+	c.schema = DIR_SCHEMA_AD;
+	if (!ok(dir_connect(&c, &conn) == PS_OK, "connected to write, as "
+	    "the admin")) {
+		printf("# %s\n", ps_errmsg());
+		return;
+	}
+	ok(dir_find_dn(conn, "00000000000000000000000000007e57", dn,
+	    sizeof(dn)) == PS_OK && strcmp(dn, want) == 0,
+	    "an entry found by its objectGUID");
+	ok(dir_find_dn(conn, "00000000000000000000000000000bad", dn,
+	    sizeof(dn)) == PS_ENOTFOUND, "an id no entry has: not found");
+	ok(dir_find_dn(conn, "7e57*", dn, sizeof(dn)) == PS_EINVAL,
+	    "an objectGUID that is not hex: refused, not searched");
+	ok(dir_put_binary(conn, want, both, 2) == PS_OK,
+	    "thumbnailPhoto and jpegPhoto written in one modify");
+	ok(dir_put_binary(conn, want, cleared, 2) == PS_OK &&
+	    dir_put_binary(conn, want, cleared, 2) == PS_OK,
+	    "both removed, and removed again: no error");
+	ok(dir_put_binary(conn, "uid=nobody,ou=people,dc=contoso,dc=com",
+	    both, 2) == PS_EUPSTREAM && strstr(ps_errmsg(), "writing the "
+	    "entry") != NULL, "an entry that is not there: a clear error");
+	printf("# %s\n", ps_errmsg());
+	dir_disconnect(conn);
+
+	c.schema = DIR_SCHEMA_OPENLDAP;
+	c.bind_dn = NULL;
+	c.password = NULL;
+	ok(dir_connect(&c, &conn) == PS_OK, "connected anonymously");
+	ok(dir_find_dn(conn, entry_uuid, dn, sizeof(dn)) == PS_OK &&
+	    strcmp(dn, want) == 0, "an entry found by its entryUUID");
+	ok(dir_put_binary(conn, want, both, 2) != PS_OK,
+	    "an anonymous write is refused");
+	printf("# %s\n", ps_errmsg());
+	dir_disconnect(conn);
+}
+
 int
 main(void)
 {
@@ -136,6 +197,8 @@ main(void)
 	    "the id is the entryUUID");
 	is_str(s.test1_p.name, "Test One", "the name is cn");
 	is_str(s.test1_p.upn, "", "no UPN");
+
+	test_writes(uri, base, admin, pw, s.test1_p.id);
 
 	c.schema = DIR_SCHEMA_AD;
 	ok(dir_search(&c, stop_at_ten, NULL, NULL) == PS_ELIMIT,

@@ -42,8 +42,8 @@
 #include "t.h"
 
 /* Each role's schema: its number of migration steps (store_*.c). */
-#define MASTER_SCHEMA		7
-#define MASTER_SCHEMA_TEXT	"7"
+#define MASTER_SCHEMA		8
+#define MASTER_SCHEMA_TEXT	"8"
 #define PORTAL_SCHEMA		8
 #define PORTAL_SCHEMA_TEXT	"8"
 
@@ -235,6 +235,7 @@ static const char *const kind_names[] = {
 	[STORE_CHANGE_PARTNER] = "partner",
 	[STORE_CHANGE_MAILBOX_SESSION] = "mailbox_session",
 	[STORE_CHANGE_OUTBOX] = "outbox",
+	[STORE_CHANGE_DIRECTORY_OUTBOX] = "directory_outbox",
 	[STORE_CHANGE_WEBAPP] = "webapp",
 	[STORE_CHANGE_USER] = "user",
 	[STORE_CHANGE_USER_EMAIL] = "user_email",
@@ -2374,6 +2375,114 @@ test_outbox_claim(void)
 	free(addr);
 }
 
+/* Collects the ids (and the last row) of claimed directory writes. */
+struct dir_claimed {
+	struct ids			ids;
+	struct store_directory_outbox	last;
+};
+
+static ps_err
+claimed_dir_id(void *arg, const struct store_directory_outbox *o)
+{
+	struct dir_claimed *c = arg;
+
+	c->ids.id[c->ids.n++] = o->id;
+	c->last = *o;
+	return PS_OK;
+}
+
+static int
+dir_claim(struct store *st, int64_t holder, int64_t now,
+    struct dir_claimed *c)
+{
+	memset(c, 0, sizeof(*c));
+	if (store_directory_outbox_claim(st, holder, now, now + 30, 10,
+	    claimed_dir_id, c) != PS_OK)
+		return -1;
+	return c->ids.n;
+}
+
+/*
+ * The directory outbox: queued by a photo change of a mailbox from the
+ * directory while directory.photos is on, one row per mailbox (the
+ * newest change replaces the row), claimed with the address's lease by
+ * one node at a time, put off, removed with its mailbox.
+ */
+static void
+test_directory_outbox(void)
+{
+	char *addr = store_addr("dirout-master.db"), name[300];
+	struct store *a = open_or_die(addr, STORE_MASTER);
+	struct store *b = open_or_die(addr, STORE_MASTER);
+	struct store_mailbox m = { .email = "dir1@contoso.com",
+	    .name = "Dir One", .directory_id = "abc-1" };
+	int64_t now = time_now() + 1, first, head, after;
+	struct dir_claimed c;
+
+	ok(store_begin(a) == PS_OK && store_mailbox_directory_put(a, &m,
+	    NULL) == PS_OK && store_end(a, true) == PS_OK &&
+	    m_mailbox_add(a) == PS_OK, "a mailbox from the directory, one by "
+	    "hand");
+	ok(photo_put(a, "dir1@contoso.com", "e1") == PS_OK &&
+	    store_directory_outbox_pending(a) == 0, "photos to the directory "
+	    "off: a change queues nothing");
+	ok(store_config_set(a, "directory.photos", "on") == PS_OK &&
+	    photo_put(a, "test1@contoso.com", "e1") == PS_OK &&
+	    store_directory_outbox_pending(a) == 0, "on: a mailbox made by "
+	    "hand has no entry, nothing queued");
+	store_feed_head(a, &head);
+	ok(photo_put(a, "DIR1@contoso.com", "e2") == PS_OK &&
+	    store_directory_outbox_pending(a) == 1, "on: a change of the "
+	    "directory's mailbox queues its write");
+	ok(store_feed_head(a, &after) == PS_OK && after > head,
+	    "in the change feed");
+	ok(photo_put(a, "dir1@contoso.com", "e3") == PS_OK &&
+	    store_directory_outbox_pending(a) == 1, "a second change: still "
+	    "one write");
+	ok(dir_claim(a, 11, now, &c) == 1 && strcmp(c.last.email,
+	    "dir1@contoso.com") == 0 && strcmp(c.last.directory_id, "abc-1")
+	    == 0 && !c.last.disabled && c.last.attempts == 0,
+	    "a node claims it, with the mailbox's entry id");
+	first = c.ids.id[0];
+	is_int(dir_claim(b, 22, now, &c), 0, "another node does not");
+	ok(store_photo_remove(a, "dir1@contoso.com") == PS_OK &&
+	    store_directory_outbox_pending(a) == 1, "a removal while it is "
+	    "being written: queued again, one row");
+	is_int(dir_claim(b, 22, now, &c), 0, "the newer write waits for the "
+	    "address's claim");
+	store_directory_outbox_lease_name("dir1@contoso.com", name,
+	    sizeof(name));
+	ok(store_directory_outbox_done(a, first) == PS_OK &&
+	    store_lease_release(a, name, 11) == PS_OK &&
+	    store_directory_outbox_pending(a) == 1, "the first delivery done "
+	    "leaves the newer write queued");
+	ok(dir_claim(b, 22, now, &c) == 1 && c.ids.id[0] != first,
+	    "which the other node then claims");
+	ok(store_directory_outbox_retry(b, c.ids.id[0], now + 600,
+	    "the directory is down") == PS_OK && store_lease_release(b, name,
+	    22) == PS_OK, "it puts it off");
+	is_int(dir_claim(a, 11, now + 1, &c), 0, "not due before its next "
+	    "attempt");
+	ok(dir_claim(a, 11, now + 600, &c) == 1 && c.last.attempts == 1 &&
+	    strcmp(c.last.last_error, "the directory is down") == 0,
+	    "due then, with its attempts and last error");
+	str_copy(m.email, "dir.one@contoso.com", sizeof(m.email));
+	ok(store_begin(a) == PS_OK && store_mailbox_directory_put(a, &m,
+	    "dir1@contoso.com") == PS_OK && store_end(a, true) == PS_OK &&
+	    dir_claim(a, 11, now + 700, &c) == 1 &&
+	    strcmp(c.last.email, "dir.one@contoso.com") == 0,
+	    "a new address takes the queued write with it");
+	store_directory_outbox_lease_name("dir.one@contoso.com", name,
+	    sizeof(name));
+	(void)store_lease_release(a, name, 11);
+	ok(store_mailbox_remove(a, "dir.one@contoso.com") == PS_OK &&
+	    store_directory_outbox_pending(a) == 0, "a removed mailbox takes "
+	    "its write with it");
+	store_close(a);
+	store_close(b);
+	free(addr);
+}
+
 static void
 test_shared(const char *backend)
 {
@@ -2389,6 +2498,7 @@ test_shared(const char *backend)
 	test_leases();
 	test_signin_counts();
 	test_outbox_claim();
+	test_directory_outbox();
 }
 
 /* ---- PostgreSQL's own cases ---- */
