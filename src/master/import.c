@@ -162,8 +162,6 @@ progress(struct import *im, bool last)
 	if (!last && now - im->progress_ms < (im->tty ? PROGRESS_TTY_MS :
 	    PROGRESS_LINE_MS))
 		return;
-	if (last && !im->progress_drawn)
-		return;
 	im->progress_ms = now;
 	if (im->total > 0 && rate > 0 && im->finished < im->total)
 		snprintf(eta, sizeof(eta), ", about %.0f s left",
@@ -237,9 +235,12 @@ unchanged(struct store *st, const struct item *it)
 		memset(&p, 0, sizeof(p));
 		if (store_photo_get(st, it->email, code, &p) != PS_OK)
 			return false;
-		/* Past the rendered sizes the store answers its largest. */
+		/*
+		 * Past the rendered codes the store answers its largest
+		 * size (of equal sides, any): none may be larger.
+		 */
 		if (i == mp->n)
-			same = p.code == mp->sizes[mp->n - 1].code;
+			same = p.side <= mp->sizes[mp->n - 1].side;
 		else
 			same = p.code == code && p.len == mp->sizes[i].len &&
 			    memcmp(p.data, mp->sizes[i].data, p.len) == 0;
