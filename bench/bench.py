@@ -3351,6 +3351,13 @@ def figure_import(top, rows, details):
                                                         cores),
                  "%.0f photos/s" % rate, "%.0f photos/s" % pace, ratio,
                  "≥ %.2f×" % FLOOR_IMPORT, "PASS" if ok else "FAIL"))
+    # CPU per photo: what the import spends beyond the render itself,
+    # which a machine busy with other work does not change much.
+    cpu_ms = statistics.median(r[1] for r in imports) * 1000.0 / N_IMPORT
+    rows.append(("13", "the same in CPU: the render's ms per photo on one "
+                 "core over the import's CPU ms per photo (all threads)",
+                 "%.2f ms CPU/photo" % cpu_ms, "%.2f ms/photo" % ours_ms,
+                 ours_ms / cpu_ms, "—", "info"))
     rows.append(("13", "the same against bench_render's libjpeg-turbo "
                  "floor for the nine sizes × %d" % cores,
                  "%.0f photos/s" % rate, "%.0f photos/s" % floor_pace,
