@@ -42,11 +42,17 @@ take turns:
      portal, OpenLDAP's for the master): people synced per second on a
      first run into an empty store and on an unchanged second run
      (reported, no floor).
+ 13. `master photo import` of 10,000 photos (648x648 JPEGs) from a folder
+     into a fresh master, on every core: photos per second against the
+     pace of rendering the master's nine sizes of the same photo on one
+     core (bench_render --sides, pinned) times the cores used, and against
+     bench_render's libjpeg-turbo floor for those sizes likewise.
 
 Figures 9-11 start a PostgreSQL server of their own in the temporary
 directory (tests/pgserver.py, as the tests do), figure 12 an OpenLDAP
 slapd (tests/slapd.py). BENCH_FIGURES selects
-figures ("9,10,11", "1-8"); 1-8 share their set-up and run together.
+figures ("9,10,11", "1-8", "13"); 1-8 share their set-up and run
+together.
 
 Everything runs in a temporary directory with the real binaries of a
 release build. Prints a table, writes it with the machine's description
@@ -69,7 +75,8 @@ a second), BENCH_ATTACK_SECONDS (20; quick 5), BENCH_CHUNKED_MB (40;
 quick 4), BENCH_SLOW_CONNECTIONS (20000; quick 2000) and BENCH_SLOW_RATE
 (1000 a second; quick 500), BENCH_BODIES (40; quick 4), BENCH_BOMBS (8),
 BENCH_NICE (10), BENCH_FIGURES (all), BENCH_CHANGES (1000; quick 100),
-BENCH_DIRECTORY_USERS (5000), BENCH_BUILD (./build-bench), BENCH_OUT,
+BENCH_DIRECTORY_USERS (5000), BENCH_IMPORT_PHOTOS (10000; quick 500),
+BENCH_BUILD (./build-bench), BENCH_OUT,
 BENCH_TMP, BENCH_KEEP=1.
 
 Run with Debian's /usr/bin/python3.
@@ -118,7 +125,8 @@ QUICK = ENV.get("BENCH_QUICK") == "1"
 SINGLE_NODE = frozenset(range(1, 9))
 CLUSTER = frozenset((9, 10, 11))
 DIRECTORY = frozenset((12,))
-ALL_FIGURES = SINGLE_NODE | CLUSTER | DIRECTORY
+IMPORT = frozenset((13,))
+ALL_FIGURES = SINGLE_NODE | CLUSTER | DIRECTORY | IMPORT
 
 
 def parse_figures(text):
@@ -136,7 +144,7 @@ def parse_figures(text):
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         bad = set(range(lo, hi + 1)) - ALL_FIGURES
         if bad or lo > hi:
-            raise SystemExit("bench: BENCH_FIGURES: no figure %s (1-12)" %
+            raise SystemExit("bench: BENCH_FIGURES: no figure %s (1-13)" %
                              part)
         out |= set(range(lo, hi + 1))
     if out & SINGLE_NODE:
@@ -153,6 +161,7 @@ N_MEMORY = env_num("BENCH_MEMORY_USERS", 5000 if QUICK else 100000)
 REFRESH_ROUNDS = env_num("BENCH_REFRESH_ROUNDS", 1 if QUICK else 3)
 REFRESH_BUDGET = env_num("BENCH_REFRESH_BUDGET", 300, float)
 N_DIRECTORY = env_num("BENCH_DIRECTORY_USERS", 5000)
+N_IMPORT = env_num("BENCH_IMPORT_PHOTOS", 500 if QUICK else 10000)
 MEMORY_HR = ENV.get("BENCH_MEMORY_HR") == "1"
 # A round in which other processes took more than this share of a pinned
 # core is measured again (at most ROUNDS extra times per figure).
@@ -209,6 +218,17 @@ FLOOR_PG_SERVE = 0.95
 FLOOR_PROPAGATION_P99 = 100.0
 # Figure 11: users fetched twice by two refresh runs at once: at most.
 FLOOR_SHARED_TWICE = 0
+# Figure 13: `photo import` photos/s at least this times (image_render()
+# of the master's nine sizes on one core, photos/s) x the cores used.
+# The reference is photosync's own single-core render, not bench_render's
+# libjpeg-turbo floor: for the nine sizes of a 648x648 source that floor
+# (a full-size decode, a box resize and an encode per size) is slower
+# than image_render() (which keeps a plain 648x648 source's own bytes for
+# HR648x648), so it bounds nothing; against the render itself, 0.8 leaves
+# a fifth for what the import adds (reading the files, the writer's
+# transactions on a core the workers share, the loop).
+FLOOR_IMPORT = 0.8
+MASTER_SIDES = "48,64,96,120,240,360,432,504,648"
 # Figure 10: how many changes; how long one may take to reach node B
 # before it counts as never seen.
 CHANGES = env_num("BENCH_CHANGES", 100 if QUICK else 1000)
@@ -3238,8 +3258,125 @@ def figures_1_to_8(top, servers, rows, details, notes):
     return oks, profile
 
 
+def import_round(top, folder, i):
+    """One `master photo import` of the folder into a fresh master with
+    N_IMPORT mailboxes (added as rows, copies of one made by `mailbox
+    add`): its wall seconds and CPU seconds, unpinned (every core)."""
+    state = os.path.join(top, "import-master-%d" % i)
+    photosync("master", "init", "--dir", state, "--host",
+              "127.0.0.1:%d" % (21000 + i), "--domain", DOMAIN)
+    template = "template@" + DOMAIN
+    photosync("master", "mailbox", "add", "--dir", state, template)
+    con = connect(os.path.join(state, "master.db"))
+    try:
+        with con:
+            sql, order = copy_rows_sql(con, "mailboxes", "email",
+                                       ["email", "name"])
+            con.executemany(sql, (
+                [dict(email="user%06d@%s" % (n, DOMAIN),
+                      name="User %d" % n)[c] for c in order] + [template]
+                for n in range(N_IMPORT)))
+    finally:
+        con.close()
+    wait_quiet()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    out = photosync("master", "photo", "import", "--dir", state,
+                    folder).stdout
+    wall = time.monotonic() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if not re.search(r"^  stored +%d$" % N_IMPORT, out, re.M):
+        raise BenchError("figure 13: the import said %r, not %d stored" %
+                         (out.strip(), N_IMPORT))
+    threads = int(re.search(r"on (\d+) threads", out).group(1))
+    shutil.rmtree(state, ignore_errors=True)
+    return wall, (ru1.ru_utime - ru0.ru_utime + ru1.ru_stime -
+                  ru0.ru_stime), threads
+
+
+def render_nine(photo):
+    """bench_render of the master's nine sizes of `photo`, pinned to one
+    core: its RESULT (ms per photo, ours and the floor's)."""
+    wait_quiet()
+    p = run(pinned(SERVER_CPU, [RENDER, "--seconds", "%g" % max(
+        2.0, SECONDS), "--rounds", "2", "--input", photo, "--sides",
+        MASTER_SIDES]))
+    m = re.search(r"^RESULT (.*)$", p.stdout, re.M)
+    if not m:
+        raise BenchError("bench_render printed no RESULT: " + p.stdout)
+    return {k: float(v) for k, v in
+            (kv.split("=") for kv in m.group(1).split())}
+
+
+def figure_import(top, rows, details):
+    """Figure 13: `master photo import` of N_IMPORT photos, photos per
+    second against the one-core render pace times the cores. Rounds
+    alternate the reference and the import."""
+    log("figure 13: photo import of %d photos" % N_IMPORT)
+    src = os.path.join(top, "import-sources")
+    folder = os.path.join(top, "import-photos")
+    os.mkdir(src)
+    os.mkdir(folder)
+    # 16 different portraits (rendering costs the same whoever's it is),
+    # each linked under many addresses.
+    seeds = []
+    for k in range(16):
+        seeds.append(os.path.join(src, "portrait-%d.jpg" % k))
+        run([RENDER, "--generate", str(k + 1), "648", seeds[-1]])
+    for n in range(N_IMPORT):
+        os.link(seeds[n % len(seeds)], os.path.join(
+            folder, "user%06d@%s.jpg" % (n, DOMAIN)))
+    cores = len(os.sched_getaffinity(0))
+    refs, imports = [], []
+    for i in range(REFRESH_ROUNDS):
+        refs.append(render_nine(seeds[i % len(seeds)]))
+        imports.append(import_round(top, folder, i))
+        log("  13 round %d: one core renders the nine sizes in %.2f ms "
+            "(floor %.2f ms); the import took %.2f s (%.0f photos/s, "
+            "%.1f s of CPU, %d threads)" % (
+                i + 1, refs[-1]["photosync_ms"], refs[-1]["floor_ms"],
+                imports[-1][0], N_IMPORT / imports[-1][0], imports[-1][1],
+                imports[-1][2]))
+    ours_ms = statistics.median(r["photosync_ms"] for r in refs)
+    floor_ms = statistics.median(r["floor_ms"] for r in refs)
+    wall = statistics.median(r[0] for r in imports)
+    rate = N_IMPORT / wall
+    pace = 1000.0 / ours_ms * cores
+    floor_pace = 1000.0 / floor_ms * cores
+    ratio = rate / pace
+    ok = ratio >= FLOOR_IMPORT
+    rows.append(("13", "master photo import of %d 648×648 JPEGs into a "
+                 "fresh master, %d cores (reference: image_render() of "
+                 "the nine sizes on one core × %d)" % (N_IMPORT, cores,
+                                                        cores),
+                 "%.0f photos/s" % rate, "%.0f photos/s" % pace, ratio,
+                 "≥ %.2f×" % FLOOR_IMPORT, "PASS" if ok else "FAIL"))
+    # CPU per photo: what the import spends beyond the render itself,
+    # which a machine busy with other work does not change much.
+    cpu_ms = statistics.median(r[1] for r in imports) * 1000.0 / N_IMPORT
+    rows.append(("13", "the same in CPU: the render's ms per photo on one "
+                 "core over the import's CPU ms per photo (all threads)",
+                 "%.2f ms CPU/photo" % cpu_ms, "%.2f ms/photo" % ours_ms,
+                 ours_ms / cpu_ms, "—", "info"))
+    rows.append(("13", "the same against bench_render's libjpeg-turbo "
+                 "floor for the nine sizes × %d" % cores,
+                 "%.0f photos/s" % rate, "%.0f photos/s" % floor_pace,
+                 rate / floor_pace, "—", "info"))
+    details.append(
+        "13: import wall %s s (photosync unpinned, %d cores, %s threads); "
+        "CPU %s s; one core, the nine sizes: image_render() %s ms, "
+        "floor %s ms (pinned to CPU %s)" % (
+            ", ".join("%.2f" % r[0] for r in imports), cores,
+            ", ".join(str(r[2]) for r in imports),
+            ", ".join("%.1f" % r[1] for r in imports),
+            ", ".join("%.2f" % r["photosync_ms"] for r in refs),
+            ", ".join("%.2f" % r["floor_ms"] for r in refs), SERVER_CPU))
+    return [ok]
+
+
 def main():
-    for exe in (PHOTOSYNC,) + ((RENDER,) if FIGURES & SINGLE_NODE else ()):
+    for exe in (PHOTOSYNC,) + ((RENDER,) if FIGURES & (
+            SINGLE_NODE | IMPORT) else ()):
         if not os.access(exe, os.X_OK):
             raise BenchError("%s is missing: run `make bench`" % exe)
     tools = ["wrk", "openssl", "taskset"]
@@ -3278,6 +3415,8 @@ def main():
             oks += figures_cluster(top, servers, rows, details)
         if FIGURES & DIRECTORY:
             figure_directory(top, rows, details)
+        if FIGURES & IMPORT:
+            oks += figure_import(top, rows, details)
         ok_all = all(oks)
         report(started, load_before, rows, details, notes, profile, ok_all)
         return 0 if ok_all else 1

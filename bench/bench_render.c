@@ -16,8 +16,13 @@
  * it so that work hidden on helper threads would show.
  *
  *   bench_render [--seconds S] [--rounds R] [--input FILE.jpg] [--dump DIR]
+ *                [--sides 48,64,...]
  *   bench_render --generate SEED SIDE FILE.jpg
  *   bench_render --progressive SIDE FILE.jpg
+ *
+ * --sides renders those sides (at most 9) instead of S/M/L: figure 13
+ * gives the master's nine (HR48x48 ... HR648x648), what one photo of
+ * `master photo import` costs on one core.
  *
  * The last line of a run is machine-readable: "RESULT key=value ...".
  * --dump DIR writes one set of both outputs (floor-300.jpg,
@@ -42,9 +47,11 @@
 #include "image/image.h"
 
 #define FLOOR_Q		85	/* RENDER_Q in src/image/image.c */
-#define N_SIDES		3
+#define MAX_SIDES	9
 
-static const int sides[N_SIDES] = { 48, 72, 300 };
+/* The portal's S/M/L by default; --sides: the master's nine (figure 13). */
+static int sides[MAX_SIDES] = { 48, 72, 300 };
+static int n_sides = 3;
 
 /* ---- timing ---- */
 
@@ -291,7 +298,7 @@ floor_encode(const struct rgb *im, unsigned char **out, unsigned long *len)
 	jpeg_destroy_compress(&c);
 }
 
-static size_t floor_bytes[N_SIDES];
+static size_t floor_bytes[MAX_SIDES];
 static const char *dump_dir;	/* --dump: write one set of outputs */
 
 static void
@@ -314,11 +321,11 @@ floor_render(const unsigned char *in, size_t len)
 	unsigned long jlen;
 	int i, target = 0;
 
-	for (i = 0; i < N_SIDES; i++)
+	for (i = 0; i < n_sides; i++)
 		if (sides[i] > target)
 			target = sides[i];
 	floor_decode(in, len, target, &src);
-	for (i = 0; i < N_SIDES; i++) {
+	for (i = 0; i < n_sides; i++) {
 		floor_resize(&src, sides[i], &dst);
 		floor_encode(&dst, &jpg, &jlen);
 		floor_bytes[i] = jlen;
@@ -332,17 +339,17 @@ floor_render(const unsigned char *in, size_t len)
 
 /* ---- photosync: image_render() ---- */
 
-static size_t ours_bytes[N_SIDES];
+static size_t ours_bytes[MAX_SIDES];
 
 static void
 ours_render(const unsigned char *in, size_t len)
 {
-	struct image_jpeg out[N_SIDES];
+	struct image_jpeg out[MAX_SIDES];
 	int i;
 
-	if (image_render(in, len, NULL, sides, N_SIDES, out, NULL) != PS_OK)
+	if (image_render(in, len, NULL, sides, (size_t)n_sides, out, NULL) != PS_OK)
 		die(ps_errmsg());
-	for (i = 0; i < N_SIDES; i++) {
+	for (i = 0; i < n_sides; i++) {
 		ours_bytes[i] = out[i].len;
 		if (dump_dir != NULL)
 			dump("photosync", sides[i], out[i].data, out[i].len);
@@ -475,11 +482,32 @@ progressive(const char *side_arg, const char *path)
 	return 0;
 }
 
+static void	usage(void);
+
+/* --sides: comma-separated sides, 1 to MAX_SIDES of them. */
+static void
+sides_parse(const char *list)
+{
+	char *end;
+	long v;
+
+	n_sides = 0;
+	do {
+		v = strtol(list, &end, 10);
+		if (end == list || v < 1 || v > 16384 || n_sides == MAX_SIDES ||
+		    (*end != ',' && *end != '\0'))
+			usage();
+		sides[n_sides++] = (int)v;
+		list = *end == ',' ? end + 1 : end;
+	} while (*list != '\0');
+}
+
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: bench_render [--seconds S] [--rounds R] "
 	    "[--input FILE.jpg] [--dump DIR]\n"
+	    "                    [--sides 48,64,...]\n"
 	    "       bench_render --generate SEED SIDE FILE.jpg\n"
 	    "       bench_render --progressive SIDE FILE.jpg\n");
 	exit(2);
@@ -522,6 +550,8 @@ main(int argc, char **argv)
 			input = argv[++i];
 		else if (strcmp(argv[i], "--dump") == 0 && i + 1 < argc)
 			dump_dir = argv[++i];
+		else if (strcmp(argv[i], "--sides") == 0 && i + 1 < argc)
+			sides_parse(argv[++i]);
 		else
 			usage();
 	}
@@ -557,14 +587,19 @@ main(int argc, char **argv)
 	ours_ms = median(ours.wall, ours.n);
 	printf("input            %zu bytes%s%s\n", len,
 	    input ? ", " : " (image_generate(1, 648))", input ? input : "");
-	printf("sides            %d, %d, %d; quality %d\n", sides[0],
-	    sides[1], sides[2], FLOOR_Q);
+	printf("sides           ");
+	for (i = 0; i < n_sides; i++)
+		printf(" %d%s", sides[i], i + 1 < n_sides ? "," : "");
+	printf("; quality %d\n", FLOOR_Q);
 	printf("floor            %.3f ms/photo median of %zu (cpu %.3f ms), "
-	    "bytes %zu/%zu/%zu\n", fl_ms, fl.n, fl.cpu_total / fl.n,
-	    floor_bytes[0], floor_bytes[1], floor_bytes[2]);
-	printf("image_render()   %.3f ms/photo median of %zu (cpu %.3f ms), "
-	    "bytes %zu/%zu/%zu\n", ours_ms, ours.n, ours.cpu_total / ours.n,
-	    ours_bytes[0], ours_bytes[1], ours_bytes[2]);
+	    "bytes", fl_ms, fl.n, fl.cpu_total / fl.n);
+	for (i = 0; i < n_sides; i++)
+		printf("%s%zu", i ? "/" : " ", floor_bytes[i]);
+	printf("\nimage_render()   %.3f ms/photo median of %zu (cpu %.3f ms), "
+	    "bytes", ours_ms, ours.n, ours.cpu_total / ours.n);
+	for (i = 0; i < n_sides; i++)
+		printf("%s%zu", i ? "/" : " ", ours_bytes[i]);
+	printf("\n");
 	printf("ratio            %.2fx of the floor\n", ours_ms / fl_ms);
 	printf("RESULT floor_ms=%.4f photosync_ms=%.4f ratio=%.4f "
 	    "floor_cpu_ms=%.4f photosync_cpu_ms=%.4f floor_n=%zu "

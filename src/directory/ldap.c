@@ -170,33 +170,26 @@ person_of(LDAP *ld, LDAPMessage *e, const struct dir_names *nm,
 	}
 }
 
+/* Called for each entry of a search; non-PS_OK stops it. */
+typedef ps_err (*entry_fn)(void *arg, LDAP *ld, LDAPMessage *e);
+
 /*
- * One page of the search from `cookie` (empty: the first); the next
- * page's cookie replaces it (empty: no more).
+ * One page of the search for `attrs` from `cookie` (empty: the first);
+ * the next page's cookie replaces it (empty: no more).
  */
 static ps_err
 search_page(LDAP *ld, const struct dir_config *cfg, const char *filter,
-    struct berval *cookie, dir_person_fn fn, void *arg, size_t *given,
-    size_t *skipped)
+    const char *const *attrs, struct berval *cookie, entry_fn fn, void *arg)
 {
-	const struct dir_names *nm = names_of(cfg->schema);
-	const char *attrs[8] = { nm->id, nm->login, nm->mail, nm->name };
 	struct timeval tv = { cfg->timeout_s > 0 ? cfg->timeout_s :
 	    TIMEOUT_DEFAULT_S, 0 };
 	LDAPControl *page = NULL, *ctrls[2] = { NULL, NULL };
 	LDAPControl **rctrls = NULL, *found;
 	LDAPMessage *res = NULL, *e;
-	struct dir_person p;
 	ber_int_t count;
 	int rc, result;
-	size_t na = 4;
 	ps_err err = PS_OK;
 
-	if (nm->upn)
-		attrs[na++] = nm->upn;
-	if (nm->control)
-		attrs[na++] = nm->control;
-	attrs[na] = NULL;
 	if ((rc = ldap_create_page_control(ld, cfg->page_size > 0 ?
 	    cfg->page_size : PAGE_SIZE_DEFAULT, cookie, 0, &page)) !=
 	    LDAP_SUCCESS)
@@ -209,15 +202,8 @@ search_page(LDAP *ld, const struct dir_config *cfg, const char *filter,
 		goto out;
 	}
 	for (e = ldap_first_entry(ld, res); e != NULL && err == PS_OK;
-	    e = ldap_next_entry(ld, e)) {
-		person_of(ld, e, nm, &p);
-		if (p.id[0] == '\0' || p.login[0] == '\0') {
-			if (skipped)
-				(*skipped)++;
-			continue;
-		}
-		err = fn(arg, &p, ++*given);
-	}
+	    e = ldap_next_entry(ld, e))
+		err = fn(arg, ld, e);
 	if (err != PS_OK)
 		goto out;
 	rc = ldap_parse_result(ld, res, &result, NULL, NULL, NULL, &rctrls,
@@ -242,30 +228,117 @@ out:
 	return err;
 }
 
-ps_err
-dir_search(const struct dir_config *cfg, dir_person_fn fn, void *arg,
-    size_t *skipped)
+/* Connects, binds and searches page by page as `cfg` says. */
+static ps_err
+search_all(const struct dir_config *cfg, const char *const *attrs,
+    entry_fn fn, void *arg)
 {
 	const char *filter = cfg->filter && *cfg->filter ? cfg->filter :
 	    names_of(cfg->schema)->people;
 	struct berval cookie = { 0, NULL };
-	size_t given = 0;
 	LDAP *ld;
 	ps_err err;
 
-	if (skipped)
-		*skipped = 0;
 	if (cfg->base == NULL || *cfg->base == '\0')
 		return ps_errf(PS_EINVAL, "no base DN to search under");
 	if ((err = dir_open(cfg, cfg->bind_dn, cfg->password, &ld)) != PS_OK)
 		return err;
 	do
-		err = search_page(ld, cfg, filter, &cookie, fn, arg, &given,
-		    skipped);
+		err = search_page(ld, cfg, filter, attrs, &cookie, fn, arg);
 	while (err == PS_OK && cookie.bv_len > 0);
 	ber_memfree(cookie.bv_val);
 	ldap_unbind_ext_s(ld, NULL, NULL);
 	return err;
+}
+
+struct people_search {
+	const struct dir_names	*nm;
+	dir_person_fn		 fn;
+	void			*arg;
+	size_t			 given;
+	size_t			*skipped;
+};
+
+static ps_err
+person_entry(void *arg, LDAP *ld, LDAPMessage *e)
+{
+	struct people_search *ps = arg;
+	struct dir_person p;
+
+	person_of(ld, e, ps->nm, &p);
+	if (p.id[0] == '\0' || p.login[0] == '\0') {
+		if (ps->skipped)
+			(*ps->skipped)++;
+		return PS_OK;
+	}
+	return ps->fn(ps->arg, &p, ++ps->given);
+}
+
+ps_err
+dir_search(const struct dir_config *cfg, dir_person_fn fn, void *arg,
+    size_t *skipped)
+{
+	const struct dir_names *nm = names_of(cfg->schema);
+	const char *attrs[8] = { nm->id, nm->login, nm->mail, nm->name };
+	struct people_search ps = { nm, fn, arg, 0, skipped };
+	size_t na = 4;
+
+	if (nm->upn)
+		attrs[na++] = nm->upn;
+	if (nm->control)
+		attrs[na++] = nm->control;
+	attrs[na] = NULL;
+	if (skipped)
+		*skipped = 0;
+	return search_all(cfg, attrs, person_entry, &ps);
+}
+
+/* ---- the photo attributes (read) ---- */
+
+struct photo_search {
+	const struct dir_names	*nm;
+	dir_photo_fn		 fn;
+	void			*arg;
+};
+
+static ps_err
+photo_entry(void *arg, LDAP *ld, LDAPMessage *e)
+{
+	static const char *const order[] = { "jpegPhoto", "thumbnailPhoto" };
+	struct photo_search *ps = arg;
+	struct berval **v = NULL;
+	char mail[256], *dn;
+	size_t i;
+	ps_err err;
+
+	value_of(ld, e, ps->nm->mail, mail, sizeof(mail), false);
+	/* jpegPhoto first: inetOrgPerson's, usually the larger one. */
+	for (i = 0; i < sizeof(order) / sizeof(*order); i++) {
+		if ((v = ldap_get_values_len(ld, e, order[i])) != NULL &&
+		    v[0] != NULL && v[0]->bv_len > 0)
+			break;
+		ldap_value_free_len(v);
+		v = NULL;
+	}
+	if (v == NULL)
+		return PS_OK;
+	dn = ldap_get_dn(ld, e);
+	err = ps->fn(ps->arg, dn ? dn : "", mail, order[i], v[0]->bv_val,
+	    v[0]->bv_len);
+	ldap_memfree(dn);
+	ldap_value_free_len(v);
+	return err;
+}
+
+ps_err
+dir_photos(const struct dir_config *cfg, dir_photo_fn fn, void *arg)
+{
+	const struct dir_names *nm = names_of(cfg->schema);
+	const char *attrs[] = { nm->mail, "jpegPhoto", "thumbnailPhoto",
+	    NULL };
+	struct photo_search ps = { nm, fn, arg };
+
+	return search_all(cfg, attrs, photo_entry, &ps);
 }
 
 /* `s` with the characters a filter gives meaning to escaped (RFC 4515). */

@@ -70,6 +70,23 @@ ps_err	dir_search(const struct dir_config *cfg, dir_person_fn fn,
 	    void *arg, size_t *skipped);
 
 /*
+ * Called by dir_photos() for each entry that has a photo: its DN, its
+ * address (mail; "" when it has none or it is too long), the attribute
+ * the photo came from ("jpegPhoto", "thumbnailPhoto") and the value's
+ * bytes (borrowed for the call). Non-PS_OK stops the search.
+ */
+typedef ps_err (*dir_photo_fn)(void *arg, const char *dn, const char *mail,
+    const char *attr, const void *data, size_t len);
+
+/*
+ * Connects, binds and searches as `cfg` says (the same people as
+ * dir_search()), reading each entry's binary photo attributes: the first
+ * value of jpegPhoto, or when it has none, of thumbnailPhoto. Entries
+ * with neither are passed over.
+ */
+ps_err	dir_photos(const struct dir_config *cfg, dir_photo_fn fn, void *arg);
+
+/*
  * Checks `password` for the person `login` under the base: finds the
  * entry (bound as cfg says) by its login (sAMAccountName, uid; of
  * "DOMAIN\login", the part after the backslash), or by its mail when

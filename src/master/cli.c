@@ -23,6 +23,7 @@
 #include "directory.h"
 #include "dirphoto.h"
 #include "directory/schedule.h"
+#include "import.h"
 #include "exchange/ews.h"
 #include "http/server.h"
 #include "image/image.h"
@@ -83,6 +84,34 @@ static const struct help_entry commands[] = {
 	  NULL },
 	{ "photo", "set", "--dir D ADDRESS --file F     (JPEG, PNG, WebP, "
 	  "HEIF, GIF)", NULL, NULL },
+	{ "photo", "import", "--dir D (FOLDER | --csv FILE | "
+	  "--from-directory)\n"
+	  "       [--dry-run] [--threads N]",
+	  "      set many mailboxes' photos at once, as photo set does each: "
+	  "from the\n"
+	  "      files of FOLDER named ADDRESS.jpg (.jpeg, .png, .webp, .heic, "
+	  ".heif,\n"
+	  "      .gif); from a CSV of ADDRESS,FILE rows (a header row allowed, "
+	  "fields\n"
+	  "      in double quotes allowed, FILE relative to the CSV's folder); "
+	  "or from\n"
+	  "      the directory of `directory set` (each entry's jpegPhoto, "
+	  "else its\n"
+	  "      thumbnailPhoto). Rendered on N threads (default: one per "
+	  "core),\n"
+	  "      stored in batches; skipped: no such mailbox, a disabled one, "
+	  "or the\n"
+	  "      photo it has already; refused (that mailbox unchanged): not "
+	  "an image,\n"
+	  "      over a limit, a second photo for one mailbox. --dry-run: "
+	  "check and\n"
+	  "      render everything, store nothing. Progress on standard "
+	  "error, each\n"
+	  "      refusal and a summary on standard output. Exit 0: every "
+	  "photo stored\n"
+	  "      or skipped; 3: some refused; 1: the source or the store "
+	  "failed (what\n"
+	  "      was stored stays); 2: wrong arguments\n", NULL },
 	{ "photo", "remove", "--dir D ADDRESS", NULL, NULL },
 	{ "photo", "show", "--dir D ADDRESS [--size HRnxn --output F]", NULL,
 	  NULL },
@@ -183,10 +212,10 @@ struct opts {
 	const char	*keytab, *service, *realms;
 	const char	*body_memory, *store, *store_password_file, *to;
 	const char	*ldap, *base, *filter, *bind_dn, *attributes;
-	const char	*every, *passwords;
+	const char	*every, *passwords, *csv, *threads;
 	const char	*photos, *photo_bind_dn, *photo_password_file;
 	const char	*photo_attributes, *jpeg_photo_size;
-	bool		 help, starttls, dry_run;
+	bool		 help, starttls, dry_run, from_directory;
 	const char	*args[4];
 	int		 nargs;
 };
@@ -254,6 +283,9 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "photo-password-file", required_argument, NULL, 267 },
 		{ "photo-attributes", required_argument, NULL, 268 },
 		{ "jpeg-photo-size", required_argument, NULL, 269 },
+		{ "csv", required_argument, NULL, 270 },
+		{ "from-directory", no_argument, NULL, 271 },
+		{ "threads", required_argument, NULL, 272 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -310,6 +342,9 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 267: o->photo_password_file = optarg; break;
 		case 268: o->photo_attributes = optarg; break;
 		case 269: o->jpeg_photo_size = optarg; break;
+		case 270: o->csv = optarg; break;
+		case 271: o->from_directory = true; break;
+		case 272: o->threads = optarg; break;
 		case 'h': o->help = true; break;
 		default: return -1;
 		}
@@ -590,6 +625,30 @@ out:
 /* ---- photo ---- */
 
 static int
+photo_import(struct master_state *ms, const struct opts *o)
+{
+	struct import_opts io = { 0 };
+	char *end;
+	long n;
+
+	io.folder = o->nargs > 2 ? o->args[2] : NULL;
+	io.csv = o->csv;
+	io.from_directory = o->from_directory;
+	io.dry_run = o->dry_run;
+	if (o->nargs > 3 || (io.folder != NULL) + (io.csv != NULL) +
+	    io.from_directory != 1)
+		return usage_error("photo import takes one source: a FOLDER, "
+		    "--csv FILE or --from-directory");
+	if (o->threads) {
+		n = strtol(o->threads, &end, 10);
+		if (*o->threads == '\0' || *end != '\0' || n < 1 || n > 64)
+			return usage_error("--threads must be from 1 to 64");
+		io.threads = (int)n;
+	}
+	return master_photo_import(ms, &io);
+}
+
+static int
 cmd_photo(struct master_state *ms, struct opts *o, const char *verb)
 {
 	const char *email = o->nargs > 2 ? o->args[2] : NULL;
@@ -600,6 +659,8 @@ cmd_photo(struct master_state *ms, struct opts *o, const char *verb)
 	size_t len = 0;
 	int ret = 1, code;
 
+	if (strcmp(verb, "import") == 0)
+		return photo_import(ms, o);
 	if (email == NULL)
 		return usage_error("photo needs an ADDRESS");
 	if (strcmp(verb, "set") == 0) {
@@ -642,7 +703,8 @@ cmd_photo(struct master_state *ms, struct opts *o, const char *verb)
 			    o->output);
 		}
 	} else {
-		return usage_error("photo commands: set, remove, show");
+		return usage_error("photo commands: set, import, remove, "
+		    "show");
 	}
 	ret = 0;
 	goto out;

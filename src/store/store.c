@@ -1300,7 +1300,7 @@ store_outbox_pending(struct store *st)
 /* ---- photos ---- */
 
 ps_err
-store_photo_put(struct store *st, const char *email, const char *etag,
+store_photo_put_in(struct store *st, const char *email, const char *etag,
     const struct store_photo_size *sizes, size_t n)
 {
 	struct db_stmt *q = NULL;
@@ -1311,8 +1311,6 @@ store_photo_put(struct store *st, const char *email, const char *etag,
 	for (i = 0; i < n; i++)
 		if (sizes[i].side > side)
 			side = sizes[i].side;
-	if ((rc = store_begin(st)) != PS_OK)
-		return rc;
 	rc = PS_ESTORE;
 	if ((q = prep(st, "DELETE FROM photos WHERE email = ?")) == NULL)
 		goto out;
@@ -1352,7 +1350,18 @@ store_photo_put(struct store *st, const char *email, const char *etag,
 	rc = photo_changed(st, email);
 out:
 	unprep(st, q);
-	return tx_finish(st, rc);
+	return rc;
+}
+
+ps_err
+store_photo_put(struct store *st, const char *email, const char *etag,
+    const struct store_photo_size *sizes, size_t n)
+{
+	ps_err rc;
+
+	if ((rc = store_begin(st)) != PS_OK)
+		return rc;
+	return tx_finish(st, store_photo_put_in(st, email, etag, sizes, n));
 }
 
 ps_err

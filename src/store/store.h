@@ -334,6 +334,15 @@ struct store_photo_size {
  */
 ps_err	store_photo_put(struct store *, const char *email, const char *etag,
 	    const struct store_photo_size *sizes, size_t n);
+/*
+ * As store_photo_put(), inside the caller's transaction (store_begin()),
+ * so that a bulk import writes many photos per commit; the change
+ * notices are queued in that transaction too. On failure the caller
+ * rolls the transaction back (PS_ENOTFOUND, no such mailbox, leaves it
+ * usable: nothing was written for this address).
+ */
+ps_err	store_photo_put_in(struct store *, const char *email,
+	    const char *etag, const struct store_photo_size *sizes, size_t n);
 /* Removes the photo; PS_ENOTFOUND if there was none. */
 ps_err	store_photo_remove(struct store *, const char *email);
 
