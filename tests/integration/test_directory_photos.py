@@ -20,7 +20,7 @@ import sys
 
 from psync import (Master, WebSession, action_of, basic, csrf_of, done,
                    events_documented, identify, is_eq, make_image, ok,
-                   store_rows, tmpdir, write)
+                   store_rows, tmpdir, wait_for, write)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 ".."))
@@ -153,6 +153,9 @@ ok(len(rows) == 2 and rows[0][0] == "u00002@contoso.com" and
    rows[1][0] == "u00003@contoso.com",
    "the outbox keeps them, one for each mailbox, with the last error "
    "(%r)" % (rows,))
+ok(wait_for(lambda: "photosync_directory_photos_pending 2" in
+            m.get("/metrics").text()),
+   "the metrics say two writes wait")
 mark = len(srv.logs())
 ol.start()
 ok(srv.wait_log(r"ev=directory\.photo_written email=u00002@contoso\.com ",
