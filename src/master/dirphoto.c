@@ -22,7 +22,7 @@
 #include "metrics/metrics.h"
 #include "work/work.h"
 
-#define WRITER_TICK_MS	1000
+#define WRITER_TICK_MS	5000	/* and at once when woken */
 #define WRITER_BATCH	16	/* writes claimed per look */
 /* Each step of a write (connect, bind, search, modify) waits at most: */
 #define WRITE_TIMEOUT_S	10
@@ -630,6 +630,8 @@ dirphoto_writer_start(struct event_base *base, const char *address)
 	    "Photo writes to the directory waiting to be delivered.");
 	w->tick = event_new(base, -1, EV_PERSIST, on_tick, w);
 	event_add(w->tick, &tv);
+	/* A first look at once: writes queued while no serve ran. */
+	event_active(w->tick, EV_TIMEOUT, 0);
 	return w;
 }
 

@@ -20,7 +20,7 @@ import sys
 
 from psync import (Master, WebSession, action_of, basic, csrf_of, done,
                    events_documented, identify, is_eq, make_image, ok,
-                   store_rows, tmpdir, write)
+                   store_rows, tmpdir, wait_for, write)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 ".."))
@@ -153,6 +153,9 @@ ok(len(rows) == 2 and rows[0][0] == "u00002@contoso.com" and
    rows[1][0] == "u00003@contoso.com",
    "the outbox keeps them, one for each mailbox, with the last error "
    "(%r)" % (rows,))
+ok(wait_for(lambda: "photosync_directory_photos_pending 2" in
+            m.get("/metrics").text()),
+   "the metrics say two writes wait")
 mark = len(srv.logs())
 ol.start()
 ok(srv.wait_log(r"ev=directory\.photo_written email=u00002@contoso\.com ",
@@ -216,4 +219,28 @@ st, out, err = m.cmd("directory", "publish", check=False)
 ok(st != 0 and "connecting failed" in err, "with the directory down: a "
    "clear error (%s)" % err.strip())
 ol.stop()
+
+# ---- the schema as a cn=config entry ----
+cnc = tmpdir("cnconfig")
+os.mkdir(os.path.join(cnc, "slapd.d"))
+conf = write(os.path.join(cnc, "slapd.conf"),
+             "include /etc/ldap/schema/core.schema\n"
+             "include /etc/ldap/schema/cosine.schema\n"
+             "include /etc/ldap/schema/inetorgperson.schema\n"
+             "database config\n")
+subprocess.run([slapd._program("slaptest"), "-f", conf, "-F",
+                os.path.join(cnc, "slapd.d")], capture_output=True,
+               check=True, timeout=60)
+ldif = os.path.join(os.path.dirname(slapd.THUMBNAIL_SCHEMA),
+                    "thumbnailphoto.ldif")
+p = subprocess.run([slapd._program("slapadd"), "-n0", "-F",
+                    os.path.join(cnc, "slapd.d"), "-l", ldif],
+                   capture_output=True, text=True, timeout=60)
+config = subprocess.run([slapd._program("slapcat"), "-n0", "-F",
+                         os.path.join(cnc, "slapd.d"), "-o",
+                         "ldif-wrap=no"], capture_output=True, text=True,
+                        timeout=60).stdout
+ok(p.returncode == 0 and "( 2.16.840.1.113730.3.1.35 NAME 'thumbnailPhoto' "
+   "DESC" in config, "data/ldap/thumbnailphoto.ldif is accepted into a "
+   "cn=config (%s)" % p.stderr.strip())
 done()
