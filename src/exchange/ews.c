@@ -204,6 +204,44 @@ parse_resolve_names(const struct xml_node *op, struct ews_request *out)
 	return PS_OK;
 }
 
+/*
+ * [MS-OXWSCNVID] ConvertId: the attribute DestinationFormat and
+ * m:SourceIds with t:AlternateId (Format, Id, Mailbox) elements; other
+ * kinds of id are kept to be answered as not convertible.
+ */
+static ps_err
+parse_convert_id(const struct xml_node *op, struct ews_request *out)
+{
+	struct ews_convert_request *cv = &out->convert;
+	const char *dest = xml_attr(op, "DestinationFormat");
+	const struct xml_node *ids, *c;
+
+	if (dest == NULL || !str_copy(cv->destination, dest,
+	    sizeof(cv->destination)))
+		return ps_errf(PS_EINVAL, "ConvertId without a valid "
+		    "DestinationFormat");
+	if ((ids = m_child(op, "SourceIds")) == NULL)
+		return ps_errf(PS_EINVAL, "ConvertId without SourceIds");
+	for (c = xml_first_element(ids); c != NULL; c = xml_next_element(c)) {
+		struct ews_convert_ref *ref;
+		const char *fmt = xml_attr(c, "Format");
+		const char *id = xml_attr(c, "Id");
+
+		if (cv->n == EWS_CONVERT_IDS_MAX)
+			return ps_errf(PS_ELIMIT, "ConvertId asks for more "
+			    "than %d ids", EWS_CONVERT_IDS_MAX);
+		ref = &cv->ids[cv->n++];
+		ref->alternate = strcmp(xml_name(c), "AlternateId") == 0;
+		/* Too long for any of ours: answered as malformed. */
+		if (!str_copy(ref->format, fmt ? fmt : "", sizeof(ref->format)) ||
+		    !str_copy(ref->id, id ? id : "", sizeof(ref->id)))
+			ref->alternate = false;
+	}
+	if (cv->n == 0)
+		return ps_errf(PS_EINVAL, "ConvertId with no ids");
+	return PS_OK;
+}
+
 /* One row per operation: what the master answers, and nothing else. */
 static const struct ews_op_def {
 	const char	*name;
@@ -213,10 +251,11 @@ static const struct ews_op_def {
 	{ "GetUserPhoto", EWS_OP_GET_USER_PHOTO, parse_get_user_photo },
 	{ "GetFolder", EWS_OP_GET_FOLDER, parse_get_folder },
 	{ "ResolveNames", EWS_OP_RESOLVE_NAMES, parse_resolve_names },
+	{ "ConvertId", EWS_OP_CONVERT_ID, parse_convert_id },
 };
 
 const char *const ews_operation_names[] = {
-	"GetUserPhoto", "GetFolder", "ResolveNames", NULL,
+	"GetUserPhoto", "GetFolder", "ResolveNames", "ConvertId", NULL,
 };
 
 ps_err
@@ -659,6 +698,58 @@ ews_folder_response(struct buf *out, const struct ews_folder_request *req,
 	}
 	if (rc != PS_OK ||
 	    (rc = messages_close(out, "GetFolder")) != PS_OK)
+		goto out;
+	rc = soap_close(out);
+out:
+	return rollback(out, start, rc);
+}
+
+/* --- ConvertId ------------------------------------------------------ */
+
+/* The two formats of an EWS id; the master's ids read the same in both. */
+static bool
+ews_id_format(const char *format)
+{
+	return strcmp(format, "EwsId") == 0 ||
+	    strcmp(format, "EwsLegacyId") == 0;
+}
+
+ps_err
+ews_convert_response(struct buf *out, const struct ews_convert_request *req,
+    const char *mailbox)
+{
+	size_t start = out->b_len, i;
+	const char *code;
+	ps_err rc;
+
+	if ((rc = soap_open(out)) != PS_OK ||
+	    (rc = messages_open(out, "ConvertId")) != PS_OK)
+		goto out;
+	for (i = 0; i < req->n && rc == PS_OK; i++) {
+		const struct ews_convert_ref *ref = &req->ids[i];
+
+		if (!ref->alternate || !ews_id_format(ref->format) ||
+		    !ews_id_format(req->destination) || mailbox[0] == '\0' ||
+		    folder_from_id(ref->id, mailbox, &code) < 0) {
+			rc = error_message(out, "ConvertIdResponseMessage",
+			    "ErrorInvalidIdMalformed", "Id is malformed.");
+			continue;
+		}
+		if ((rc = buf_addf(out,
+		    "        <m:ConvertIdResponseMessage"
+		    " ResponseClass=\"Success\">\n"
+		    "          <m:ResponseCode>NoError</m:ResponseCode>\n"
+		    "          <m:AlternateId xsi:type=\"t:AlternateIdType\""
+		    " Format=\"%s\" Id=\"", req->destination)) != PS_OK ||
+		    (rc = xml_add_text(out, ref->id)) != PS_OK ||
+		    (rc = buf_adds(out, "\" Mailbox=\"")) != PS_OK ||
+		    (rc = xml_add_text(out, mailbox)) != PS_OK)
+			break;
+		rc = buf_adds(out, "\"/>\n"
+		    "        </m:ConvertIdResponseMessage>\n");
+	}
+	if (rc != PS_OK ||
+	    (rc = messages_close(out, "ConvertId")) != PS_OK)
 		goto out;
 	rc = soap_close(out);
 out:

@@ -51,6 +51,7 @@ enum ews_op {
 	EWS_OP_GET_USER_PHOTO,
 	EWS_OP_GET_FOLDER,
 	EWS_OP_RESOLVE_NAMES,
+	EWS_OP_CONVERT_ID,
 };
 
 /* GetFolder: at most this many folder ids in one request. */
@@ -78,12 +79,28 @@ struct ews_resolve_request {
 	bool	full_contact;	/* ReturnFullContactData */
 };
 
+/* ConvertId: at most this many ids in one request. */
+#define EWS_CONVERT_IDS_MAX	32
+
+struct ews_convert_ref {
+	bool	alternate;	/* an AlternateId (else another kind) */
+	char	format[32];	/* its Format as sent */
+	char	id[256];
+};
+
+struct ews_convert_request {
+	char			destination[32];	/* DestinationFormat */
+	struct ews_convert_ref	ids[EWS_CONVERT_IDS_MAX];
+	size_t			n;
+};
+
 struct ews_request {
 	enum ews_op		op;
 	char			op_name[64];	/* the Body's element */
 	struct ews_photo_request photo;		/* EWS_OP_GET_USER_PHOTO */
 	struct ews_folder_request folder;	/* EWS_OP_GET_FOLDER */
 	struct ews_resolve_request resolve;	/* EWS_OP_RESOLVE_NAMES */
+	struct ews_convert_request convert;	/* EWS_OP_CONVERT_ID */
 };
 
 /*
@@ -137,6 +154,17 @@ ps_err	ews_fault(struct buf *out, bool client, const char *message);
  */
 ps_err	ews_folder_response(struct buf *out, const struct ews_folder_request *req,
 	    const char *mailbox);
+
+/*
+ * ConvertIdResponse for `req`: the ids the master gave out for
+ * `mailbox` (folder ids), between the formats EwsId and EwsLegacyId
+ * (the same string: the master's ids have one form), answered as an
+ * AlternateId whose Mailbox is `mailbox` (which is what clients read to
+ * learn the signed-in mailbox's address); any other id or format
+ * ErrorInvalidIdMalformed, one message per id.
+ */
+ps_err	ews_convert_response(struct buf *out,
+	    const struct ews_convert_request *req, const char *mailbox);
 
 /* One person found by ResolveNames. */
 struct ews_person {

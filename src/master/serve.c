@@ -6,7 +6,7 @@
  *   GET      /autodiscover/metadata/json/1	S2S metadata
  *   GET      /ews/exchange.asmx/s/getuserphoto	REST photo, ETag, 304
  *   POST     /ews/exchange.asmx		SOAP: GetUserPhoto, GetFolder,
- *						ResolveNames; any other
+ *						ResolveNames, ConvertId; any other
  *						operation ErrorInvalidOperation
  *   GET      /ews/exchange.asmx		the WSDL, as a browser sees it
  *   GET      /ews/services.wsdl, messages.xsd, types.xsd
@@ -1261,6 +1261,12 @@ soap_go(struct master_call *c)
 		break;
 	case EWS_OP_RESOLVE_NAMES:
 		ews_resolve_names(c);
+		break;
+	case EWS_OP_CONVERT_ID:
+		/* The ids are the caller's own folders' (DavMail reads its
+		 * address from the answer). */
+		ews_convert_response(&c->out, &c->ews->convert, c->p.user);
+		soap_reply(c, 200);
 		break;
 	case EWS_OP_OTHER:
 		ews_operation_error(&c->out, c->ews->op_name,

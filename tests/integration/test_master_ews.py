@@ -125,6 +125,9 @@ MIN = {
     "ResolveNames": '<m:ResolveNames ReturnFullContactData="false">'
                     '<m:UnresolvedEntry>anna</m:UnresolvedEntry>'
                     '</m:ResolveNames>',
+    "ConvertId": '<m:ConvertId DestinationFormat="EwsId"><m:SourceIds>'
+                 '<t:AlternateId Format="EwsId" Id="AQID" Mailbox="x@y.z"/>'
+                 '</m:SourceIds></m:ConvertId>',
     "SetUserPhoto": "<m:SetUserPhoto><m:Email>test1@contoso.com</m:Email>"
                     "<m:Content>AAAA</m:Content></m:SetUserPhoto>",
 }
@@ -195,6 +198,27 @@ is_eq(body_of(r)[1].find(".//m:ResponseCode", NS).text,
 r = soap(gf % "".join('<t:DistinguishedFolderId Id="inbox"/>'
                       for _ in range(33)))
 is_eq(r.status, 400, "more than 32 folder ids: refused")
+
+# ---- ConvertId: DavMail learns the mailbox's address from it ----
+cv = ('<m:ConvertId DestinationFormat="EwsId"><m:SourceIds>%s</m:SourceIds>'
+      '</m:ConvertId>')
+r = soap(cv % ('<t:AlternateId Format="EwsId" Id="%s" Mailbox="blah@blah.com"'
+               '/><t:AlternateId Format="EwsId" Id="DUMMY" Mailbox="x"/>'
+               % ids["root"]))
+msgs = body_of(r)[1].findall("m:ConvertIdResponse/m:ResponseMessages/"
+                             "m:ConvertIdResponseMessage", NS)
+is_eq([x.get("ResponseClass") for x in msgs], ["Success", "Error"],
+      "ConvertId: the root folder's id converts, a stranger's does not")
+alt = msgs[0].find("m:AlternateId", NS) if msgs else None
+is_eq((alt.get("Format"), alt.get("Id"), alt.get("Mailbox")) if alt is not None
+      else None, ("EwsId", ids["root"], "test1@contoso.com"),
+      "ConvertId: the id with its mailbox's address")
+is_eq(msgs[1].find("m:ResponseCode", NS).text if len(msgs) > 1 else None,
+      "ErrorInvalidIdMalformed", "ConvertId: ErrorInvalidIdMalformed")
+r = soap(cv % ('<t:AlternateId Format="EwsId" Id="%s" Mailbox="x"/>'
+               % ids["root"]), T2)
+is_eq(body_of(r)[1].find(".//m:ResponseCode", NS).text,
+      "ErrorInvalidIdMalformed", "ConvertId: another mailbox's id")
 
 # ---- ResolveNames ----
 

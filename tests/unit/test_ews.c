@@ -587,6 +587,73 @@ test_operation_error(void)
 	buf_cleanup(&b);
 }
 
+static void
+test_convert(void)
+{
+	struct ews_request *r = xcalloc(1, sizeof(*r));
+	struct ews_folder_request *fr = xcalloc(1, sizeof(*fr));
+	const struct xml_node *msg, *alt;
+	struct xml_doc *d;
+	char root[64], *body;
+	struct buf b;
+
+	/* The root folder's id, as GetFolder gives it out. */
+	fr->ids[0].distinguished = true;
+	str_copy(fr->ids[0].id, "root", sizeof(fr->ids[0].id));
+	fr->n = 1;
+	buf_init(&b, 1 << 20);
+	ews_folder_response(&b, fr, "a@b.example");
+	ok(xml_parse(b.b_data, b.b_len, &d) == PS_OK, "well-formed");
+	str_copy(root, xml_attr(xml_path(xml_root(d), "Body/GetFolderResponse/"
+	    "ResponseMessages/GetFolderResponseMessage/Folders/Folder/"
+	    "FolderId"), "Id"), sizeof(root));
+	xml_free(d);
+
+	body = xasprintf("<m:ConvertId DestinationFormat=\"EwsLegacyId\">"
+	    "<m:SourceIds><t:AlternateId Format=\"EwsId\" Id=\"%s\""
+	    " Mailbox=\"blah@blah.com\"/><t:AlternatePublicFolderId"
+	    " Format=\"EwsId\" FolderId=\"x\"/><t:AlternateId"
+	    " Format=\"EntryId\" Id=\"%s\" Mailbox=\"x\"/></m:SourceIds>"
+	    "</m:ConvertId>", root, root);
+	ok(parse_all(body, r) == PS_OK && r->op == EWS_OP_CONVERT_ID,
+	    "ConvertId");
+	free(body);
+	is_int((int)r->convert.n, 3, "three ids");
+	is_str(r->convert.destination, "EwsLegacyId", "destination");
+	ok(r->convert.ids[0].alternate && !r->convert.ids[1].alternate,
+	    "an AlternateId, then another kind");
+	buf_reset(&b);
+	ok(ews_convert_response(&b, &r->convert, "a@b.example") == PS_OK,
+	    "built");
+	ok(xml_parse(b.b_data, b.b_len, &d) == PS_OK, "well-formed");
+	msg = xml_first_element(xml_path(xml_root(d), "Body/ConvertIdResponse/"
+	    "ResponseMessages"));
+	is_str(xml_attr(msg, "ResponseClass"), "Success", "ours: Success");
+	alt = xml_child(msg, NS_M, "AlternateId");
+	is_str(xml_attr(alt, "Mailbox"), "a@b.example", "... its mailbox");
+	is_str(xml_attr(alt, "Id"), root, "... the same id");
+	is_str(xml_attr(alt, "Format"), "EwsLegacyId", "... in the format");
+	msg = xml_next_element(msg);
+	is_str(xml_text(xml_child(msg, NS_M, "ResponseCode")),
+	    "ErrorInvalidIdMalformed", "another kind of id: malformed");
+	msg = xml_next_element(msg);
+	is_str(xml_text(xml_child(msg, NS_M, "ResponseCode")),
+	    "ErrorInvalidIdMalformed", "another format: malformed");
+	xml_free(d);
+	buf_reset(&b);
+	r->convert.n = 1;
+	ews_convert_response(&b, &r->convert, "c@d.example");
+	ok(strstr(buf_str(&b), "ErrorInvalidIdMalformed") != NULL,
+	    "another mailbox's id: malformed");
+	ok(parse_all("<m:ConvertId><m:SourceIds/></m:ConvertId>", r) ==
+	    PS_EINVAL, "no DestinationFormat");
+	ok(parse_all("<m:ConvertId DestinationFormat=\"EwsId\"><m:SourceIds/>"
+	    "</m:ConvertId>", r) == PS_EINVAL, "no ids");
+	buf_cleanup(&b);
+	free(fr);
+	free(r);
+}
+
 /* Operations of the WSDL still answered on another branch only. */
 static bool
 pending(const char *op)
@@ -658,6 +725,7 @@ main(void)
 	test_folder_response();
 	test_resolve();
 	test_operation_error();
+	test_convert();
 	test_schema();
 	return done();
 }
