@@ -1,7 +1,9 @@
 /*
- * EWS GetUserPhoto over SOAP (POST /EWS/Exchange.asmx): the request
- * parser and the three answers (photo, error, fault), plus the photo size
- * codes shared with the REST form.
+ * EWS over SOAP (POST /EWS/Exchange.asmx): the request parser, which
+ * dispatches on the operation's element through one table (GetUserPhoto,
+ * GetFolder, ResolveNames, ConvertId; anything else is named for the
+ * ErrorInvalidOperation answer), the answers of each operation, the
+ * fault, and the photo size codes shared with the REST form.
  *
  * Wire facts: reference exchange-wire.md §3.1 (size codes) and §3.2 (SOAP
  * shapes, EWS Managed API strictness). Parsing goes through the hardened
@@ -289,7 +291,17 @@ ews_parse(const char *body, size_t len, struct ews_request *out)
 	 * operation is the element in the Body. An element name is an XML
 	 * name, safe to write back and to log; a long one is cut.
 	 */
-	str_copy(out->op_name, xml_name(op), sizeof(out->op_name));
+	if (!str_copy(out->op_name, xml_name(op), sizeof(out->op_name))) {
+		/* Cut whole: never in the middle of a UTF-8 sequence. */
+		size_t n = strlen(out->op_name);
+
+		while (n > 0 && ((unsigned char)out->op_name[n - 1] & 0xc0) ==
+		    0x80)
+			n--;
+		if (n > 0 && ((unsigned char)out->op_name[n - 1] & 0x80))
+			n--;
+		out->op_name[n] = '\0';
+	}
 	out->op = EWS_OP_OTHER;
 	rc = PS_OK;
 	if (strcmp(xml_ns(op), NS_MESSAGES) != 0)

@@ -1,7 +1,11 @@
 /*
- * EWS GetUserPhoto in SOAP (POST /EWS/Exchange.asmx) and the photo size
- * codes shared with the REST form. Wire facts: reference exchange-wire.md
- * §3 ([MS-OXWSCONT], EWS Managed API strictness notes).
+ * EWS in SOAP (POST /EWS/Exchange.asmx): the operations the master
+ * answers (GetUserPhoto, GetFolder of an empty mailbox, ResolveNames,
+ * ConvertId of its own ids), Exchange's refusal of any other, the
+ * service's published description, and the photo size codes shared with
+ * the REST form. Wire facts: reference exchange-wire.md §3
+ * ([MS-OXWSCONT], EWS Managed API strictness notes), [MS-OXWSFOLD],
+ * [MS-OXWSRSLNM], [MS-OXWSCNVID].
  */
 #ifndef PS_EWS_H
 #define PS_EWS_H

@@ -381,6 +381,17 @@ test_dispatch(void)
 	ok(parse_all("<m:FindItem Traversal=\"Shallow\"/>", r) == PS_OK &&
 	    r->op == EWS_OP_OTHER, "another operation parses");
 	is_str(r->op_name, "FindItem", "... with its name");
+	{
+		/* 62 ASCII letters, then a two-byte letter: cut before it. */
+		char *name = xasprintf("%s\xc3\xa9Op", "aaaaaaaaaaaaaaaaaaaa"
+		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+		char *body = xasprintf("<m:%s/>", name);
+
+		ok(parse_all(body, r) == PS_OK && strlen(r->op_name) == 62,
+		    "a long name is cut whole");
+		free(body);
+		free(name);
+	}
 	ok(parse_all("<q:GetFolder xmlns:q=\"urn:wrong\"/>", r) == PS_OK &&
 	    r->op == EWS_OP_OTHER, "GetFolder in a wrong namespace: other");
 	free(r);
