@@ -8,7 +8,7 @@
  *   POST     /ews/exchange.asmx		SOAP: GetUserPhoto, GetFolder,
  *						ResolveNames, ConvertId; any other
  *						operation ErrorInvalidOperation
- *   GET      /ews/exchange.asmx		the WSDL, as a browser sees it
+ *   GET      /ews/exchange.asmx		a page naming the WSDL, as Exchange
  *   GET      /ews/services.wsdl, messages.xsd, types.xsd
  *   GET      /oab/<realm>/oab.xml		the offline address book's
  *						manifest (no address books)
@@ -1279,23 +1279,42 @@ soap_go(struct master_call *c)
 
 /*
  * The service's description (services.wsdl, messages.xsd, types.xsd),
- * to signed-in users as Exchange; also what an authenticated GET of
- * /EWS/Exchange.asmx shows, the nearest honest thing to the service page
- * Exchange shows a browser there.
+ * to signed-in users as Exchange.
  */
 static void
 schema_go(struct master_call *c)
 {
-	const char *path = http_req_path(c->r), *name, *doc;
+	const char *name = strrchr(http_req_path(c->r), '/') + 1, *doc;
 	size_t len;
 
-	name = c->rt->id == R_EWS ? "services.wsdl" : strrchr(path, '/') + 1;
 	if ((doc = ews_schema(name, &len)) == NULL) {
 		call_error(c, 404, "no such document");
 		return;
 	}
 	http_reply_header(c->r, "Cache-Control", "private, max-age=3600");
 	http_reply(c->r, 200, XML_TYPE, doc, len);
+	call_end(c);
+}
+
+/*
+ * A signed-in GET of /EWS/Exchange.asmx: Exchange answers 200 with its
+ * web service framework's page saying that this is a service and where
+ * its WSDL is; this is ours, in our words.
+ */
+static void
+ews_page_go(struct master_call *c)
+{
+	buf_init(&c->out, 4096);
+	buf_adds(&c->out, "<!DOCTYPE html>\n<html lang=\"en\"><head>"
+	    "<meta charset=\"utf-8\"><title>Exchange Web Services</title>"
+	    "</head>\n<body><h1>Exchange Web Services</h1>\n<p>This is the "
+	    "EWS endpoint of this photo server: clients POST SOAP requests "
+	    "here. The operations it answers are described in <a href=\"");
+	xml_add_text(&c->out, c->s->base_url);
+	buf_adds(&c->out, "/EWS/Services.wsdl\">");
+	xml_add_text(&c->out, c->s->base_url);
+	buf_adds(&c->out, "/EWS/Services.wsdl</a>.</p>\n</body></html>\n");
+	http_reply_buf(c->r, 200, "text/html; charset=utf-8", &c->out);
 	call_end(c);
 }
 
@@ -1442,7 +1461,7 @@ signed_in(struct master_call *c)
 		if (http_req_method(c->r) == HTTP_POST)
 			soap_go(c);
 		else
-			schema_go(c);
+			ews_page_go(c);
 		break;
 	case R_SCHEMA:
 		schema_go(c);
