@@ -182,7 +182,9 @@ parse_get_folder(const struct xml_node *op, struct ews_request *out)
 
 /*
  * [MS-OXWSRSLNM] ResolveNames: the attribute ReturnFullContactData and
- * m:UnresolvedEntry. Exchange also accepts "smtp:" before an address.
+ * m:UnresolvedEntry. Exchange also reads "=" before an entry as "whole
+ * values only" and "smtp:" before an address (DavMail sends both,
+ * "=smtp:a@b" for an LDAP equality on mail).
  */
 static ps_err
 parse_resolve_names(const struct xml_node *op, struct ews_request *out)
@@ -196,6 +198,10 @@ parse_resolve_names(const struct xml_node *op, struct ews_request *out)
 		    "UnresolvedEntry");
 	rs->full_contact = full != NULL && (strcmp(full, "true") == 0 ||
 	    strcmp(full, "1") == 0);
+	if (*q == '=') {
+		rs->exact = true;
+		q++;
+	}
 	if (str_case_prefix(q, "smtp:"))
 		q += 5;
 	if (strlen(q) > EWS_RESOLVE_QUERY_MAX) {
@@ -770,9 +776,19 @@ out:
 
 /* --- ResolveNames --------------------------------------------------- */
 
-/* ASCII case-insensitive prefix; other bytes must be equal. */
 static bool
-prefix_ci(const char *s, const char *prefix)
+word_end(char c)
+{
+	return c == '\0' || c == ' ' || c == '.' || c == ',' || c == '-';
+}
+
+/*
+ * ASCII case-insensitive prefix (other bytes must be equal); when
+ * `whole`, what follows it in `s` must be `end` or, for a word, the end
+ * of a word.
+ */
+static bool
+prefix_ci(const char *s, const char *prefix, bool whole, char end)
 {
 	for (; *prefix; s++, prefix++) {
 		unsigned char a = (unsigned char)*s, b = (unsigned char)*prefix;
@@ -784,23 +800,31 @@ prefix_ci(const char *s, const char *prefix)
 		if (a != b)
 			return false;
 	}
-	return true;
+	return !whole || *s == '\0' || *s == end;
 }
 
 bool
-ews_resolve_match(const char *query, const char *email, const char *name)
+ews_resolve_match(const char *query, bool exact, const char *email,
+    const char *name)
 {
 	const char *p;
 
 	if (query == NULL || *query == '\0')
 		return false;
-	if (prefix_ci(email, query) || prefix_ci(name, query))
+	/* The address, or (whole) its local part; the name. */
+	if (prefix_ci(email, query, exact, '@') ||
+	    prefix_ci(name, query, exact, '\0'))
 		return true;
 	/* Each word of the name: after a space, a dot, a comma or a dash. */
-	for (p = name; *p; p++)
-		if ((*p == ' ' || *p == '.' || *p == ',' || *p == '-') &&
-		    p[1] != '\0' && prefix_ci(p + 1, query))
+	for (p = name; *p; p++) {
+		const char *w = p + 1;
+
+		if (!word_end(*p) || *w == '\0' ||
+		    !prefix_ci(w, query, false, '\0'))
+			continue;
+		if (!exact || word_end(w[strlen(query)]))
 			return true;
+	}
 	return false;
 }
 

@@ -78,7 +78,8 @@ struct ews_folder_request {
 #define EWS_RESOLVE_MAX		100
 
 struct ews_resolve_request {
-	char	query[EWS_RESOLVE_QUERY_MAX + 1];	/* trimmed, no smtp: */
+	char	query[EWS_RESOLVE_QUERY_MAX + 1];	/* trimmed, no = smtp: */
+	bool	exact;		/* "=" before it: whole values only */
 	bool	too_long;	/* the entry was over the budget */
 	bool	full_contact;	/* ReturnFullContactData */
 };
@@ -177,10 +178,13 @@ struct ews_person {
 };
 
 /*
- * True when `query` finds the mailbox: a case-insensitive prefix of its
- * address, of its display name, or of a word of the name.
+ * True when `query` finds the mailbox: a case-insensitive (ASCII) prefix
+ * of its address, of its display name, or of a word of the name; when
+ * `exact` (the entry began with "=", as Exchange's ambiguous name
+ * resolution reads it), the whole address, its local part, the whole
+ * name or a whole word of it.
  */
-bool	ews_resolve_match(const char *query, const char *email,
+bool	ews_resolve_match(const char *query, bool exact, const char *email,
 	    const char *name);
 
 /*

@@ -1106,6 +1106,7 @@ struct resolved {
 struct resolve_scan {
 	struct master_call	*c;
 	const char		*query;
+	bool			 exact;
 };
 
 static ps_err
@@ -1114,7 +1115,7 @@ resolve_collect(void *arg, const struct store_mailbox *m)
 	struct resolve_scan *sc = arg;
 	struct master_call *c = sc->c;
 
-	if (!ews_resolve_match(sc->query, m->email, m->name))
+	if (!ews_resolve_match(sc->query, sc->exact, m->email, m->name))
 		return PS_OK;
 	if (c->n_found == EWS_RESOLVE_MAX) {
 		/* One more than the answer holds: enough to say so. */
@@ -1147,7 +1148,8 @@ static void
 resolve_run(struct store *st, void *arg)
 {
 	struct master_call *c = arg;
-	struct resolve_scan sc = { c, c->ews->resolve.query };
+	struct resolve_scan sc = { c, c->ews->resolve.query,
+	    c->ews->resolve.exact };
 	struct store_mailbox m;
 	ps_err rc;
 

@@ -254,6 +254,15 @@ is_eq(msg.find(".//t:EmailAddress", NS).text, "bertil@contoso.com",
 r, msg = resolve("SMTP:carl@contoso.com")
 is_eq(msg.find(".//t:EmailAddress", NS).text, "carl@contoso.com",
       "an exact address with smtp:")
+r, msg = resolve("=anna berg")
+is_eq(msg.find(".//t:EmailAddress", NS).text, "anna.berg@contoso.com",
+      "= and a whole name")
+r, msg = resolve("=smtp:anna.berg@contoso.com")
+is_eq(msg.find(".//t:EmailAddress", NS).text, "anna.berg@contoso.com",
+      "=smtp: and a whole address (DavMail's equality on mail)")
+r, msg = resolve("=ann")
+is_eq(msg.find("m:ResponseCode", NS).text, "ErrorNameResolutionNoResults",
+      "= and a prefix: no one")
 r, msg = resolve("an")
 is_eq((msg.get("ResponseClass"), msg.find("m:ResponseCode", NS).text),
       ("Warning", "ErrorNameResolutionMultipleResults"),

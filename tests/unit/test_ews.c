@@ -363,6 +363,12 @@ test_dispatch(void)
 	is_str(r->resolve.query, "Anna@B.example", "smtp: dropped, trimmed");
 	ok(r->resolve.full_contact && !r->resolve.too_long,
 	    "ReturnFullContactData");
+	ok(!r->resolve.exact, "not exact");
+	ok(parse_all("<m:ResolveNames ReturnFullContactData=\"false\">"
+	    "<m:UnresolvedEntry>=smtp:a@b.example</m:UnresolvedEntry>"
+	    "</m:ResolveNames>", r) == PS_OK && r->resolve.exact &&
+	    strcmp(r->resolve.query, "a@b.example") == 0,
+	    "=smtp: (DavMail's equality on mail)");
 	ok(parse_all("<m:ResolveNames ReturnFullContactData=\"false\">"
 	    "<m:UnresolvedEntry>ann</m:UnresolvedEntry></m:ResolveNames>",
 	    r) == PS_OK && !r->resolve.full_contact, "no full contact");
@@ -494,6 +500,9 @@ test_folder_response(void)
 	free(req);
 }
 
+/* The prefix search (exact = false). */
+#define EWS_MATCH(q, e, n)	ews_resolve_match(q, false, e, n)
+
 static void
 test_resolve(void)
 {
@@ -503,19 +512,34 @@ test_resolve(void)
 	struct buf b;
 	int i, n;
 
-	ok(ews_resolve_match("ann", "anna.berg@b.example", "Anna Berg"),
+	ok(EWS_MATCH("ann", "anna.berg@b.example", "Anna Berg"),
 	    "address prefix");
-	ok(ews_resolve_match("BERG", "x@b.example", "Anna Berg"),
+	ok(EWS_MATCH("BERG", "x@b.example", "Anna Berg"),
 	    "a word of the name, any case");
-	ok(ews_resolve_match("anna b", "x@b.example", "Anna Berg"),
+	ok(EWS_MATCH("anna b", "x@b.example", "Anna Berg"),
 	    "the name's start, across words");
-	ok(ews_resolve_match("smith", "x@b.example", "Jones-Smith, Ann"),
+	ok(EWS_MATCH("smith", "x@b.example", "Jones-Smith, Ann"),
 	    "after a dash");
-	ok(!ews_resolve_match("erg", "x@b.example", "Anna Berg"),
+	ok(!EWS_MATCH("erg", "x@b.example", "Anna Berg"),
 	    "not inside a word");
-	ok(!ews_resolve_match("b.example", "anna@b.example", "Anna"),
+	ok(!EWS_MATCH("b.example", "anna@b.example", "Anna"),
 	    "not the address's domain");
-	ok(!ews_resolve_match("", "anna@b.example", "Anna"), "empty: nothing");
+	ok(!EWS_MATCH("", "anna@b.example", "Anna"), "empty: nothing");
+	/* "=": whole values only. */
+	ok(ews_resolve_match("anna berg", true, "x@b.example", "Anna Berg"),
+	    "=: the whole name");
+	ok(ews_resolve_match("berg", true, "x@b.example", "Anna Berg"),
+	    "=: a whole word");
+	ok(ews_resolve_match("X@B.example", true, "x@b.example", "Anna"),
+	    "=: the whole address");
+	ok(ews_resolve_match("x", true, "x@b.example", "Anna"),
+	    "=: the address's local part");
+	ok(!ews_resolve_match("ann", true, "anna@b.example", "Anna Berg"),
+	    "=: not a prefix of the name");
+	ok(!ews_resolve_match("ber", true, "x@b.example", "Anna Berg"),
+	    "=: not a prefix of a word");
+	ok(!ews_resolve_match("x@b", true, "x@b.example", "Anna"),
+	    "=: not a prefix of the address");
 
 	buf_init(&b, 1 << 20);
 	ok(ews_resolve_response(&b, NULL, 0, false, false) == PS_OK, "none");
