@@ -157,8 +157,8 @@ ps_err	ews_fault(struct buf *out, bool client, const char *message);
  * mailbox and folder; anything else with ErrorFolderNotFound (or
  * ErrorInvalidIdMalformed, ErrorAccessDenied for another mailbox's).
  */
-ps_err	ews_folder_response(struct buf *out, const struct ews_folder_request *req,
-	    const char *mailbox);
+ps_err	ews_folder_response(struct buf *out,
+	    const struct ews_folder_request *req, const char *mailbox);
 
 /*
  * ConvertIdResponse for `req`: the ids the master gave out for

@@ -18,11 +18,11 @@
  * Paths match case-insensitively. The EWS, Autodiscover and OAB
  * endpoints authenticate before anything else, whatever the method, as
  * Exchange: an unauthenticated request gets 401 and the challenges, an
- * authenticated one with a wrong method 405. Everything but the metadata
- * document and the change-photo page needs a mailbox user's Basic credentials, a
- * Kerberos ticket (HTTP Negotiate, `master kerberos set`: per request,
- * with the token of mutual authentication on the answer) or a
- * registered partner's S2S token; the page has its own form sign-in and
+ * authenticated one with a wrong method 405. Everything but the
+ * metadata document and the change-photo page needs a mailbox user's
+ * Basic credentials, a Kerberos ticket (HTTP Negotiate, `master kerberos
+ * set`: per request, with the token of mutual authentication on the
+ * answer) or a registered partner's S2S token; the page has its own form sign-in and
  * session cookie. Request bodies are small (HTTP_SMALL_BODY) except
  * where one is needed, and only after sign-in (the body gate): the XML
  * endpoints take up to XML_MAX_BYTES once the caller is authenticated,
