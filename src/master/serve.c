@@ -22,11 +22,12 @@
  * metadata document and the change-photo page needs a mailbox user's
  * Basic credentials, a Kerberos ticket (HTTP Negotiate, `master kerberos
  * set`: per request, with the token of mutual authentication on the
- * answer) or a registered partner's S2S token; the page has its own form sign-in and
- * session cookie. Request bodies are small (HTTP_SMALL_BODY) except
- * where one is needed, and only after sign-in (the body gate): the XML
- * endpoints take up to XML_MAX_BYTES once the caller is authenticated,
- * the page's upload an image and its form for a signed-in session.
+ * answer) or a registered partner's S2S token; the page has its own
+ * form sign-in and session cookie. Request bodies are small
+ * (HTTP_SMALL_BODY) except where one is needed, and only after sign-in
+ * (the body gate): the XML endpoints take up to XML_MAX_BYTES once the
+ * caller is authenticated, the page's upload an image and its form for a
+ * signed-in session.
  *
  * Nothing on the event loop waits. Every store call goes through the
  * store's lanes (store/pool.h) with the request deferred; passwords are
