@@ -6,10 +6,13 @@ well-formed and naming exactly the operations answered; GetFolder of an
 empty mailbox with ServerVersionInfo; ResolveNames by name and address;
 Exchange's own error answer to any other operation, logged with its
 name; the POX answer's OABUrl and the manifest it points at."""
+import base64
+import os
 import re
 import xml.etree.ElementTree as ET
 
-from psync import Master, basic, done, is_eq, ok, request
+from psync import (Master, basic, done, is_eq, make_image, ok, request,
+                   tmpdir)
 
 S = "http://schemas.xmlsoap.org/soap/envelope/"
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
@@ -24,6 +27,8 @@ m.add_mailbox("bertil@contoso.com", "pw-three", name="Bertil Andersson")
 m.add_mailbox("carl@contoso.com", "pw-four", name="Carl Ohlsson")
 for i in range(105):
     m.add_mailbox("many%03d@contoso.com" % i, name="Many %03d" % i)
+m.cmd("photo", "set", "anna.berg@contoso.com", "--file",
+      make_image(os.path.join(tmpdir("ews"), "anna.jpg"), "300x300"))
 m.start()
 T1 = {"Authorization": basic("test1@contoso.com", "pw-one")}
 T2 = {"Authorization": basic("anna.berg@contoso.com", "pw-two")}
@@ -243,6 +248,14 @@ is_eq([mb.find("t:" + k, NS).text for k in
       ["Anna Berg", "anna.berg@contoso.com", "SMTP", "Mailbox"],
       "the Mailbox of the person found")
 ok(msg.find(".//t:Contact", NS) is None, "no Contact unless asked for")
+# What an address book does next: the photo of the person found.
+found = msg.find(".//t:EmailAddress", NS).text
+r = soap("<m:GetUserPhoto><m:Email>%s</m:Email><m:SizeRequested>HR96x96"
+         "</m:SizeRequested></m:GetUserPhoto>" % found)
+pic = body_of(r)[1].find("m:GetUserPhotoResponse/m:PictureData", NS)
+ok(r.status == 200 and pic is not None and
+   base64.b64decode(pic.text or "")[:2] == b"\xff\xd8",
+   "GetUserPhoto of the person found: their JPEG")
 r, msg = resolve("BERG", full=True)
 is_eq(msg.find(".//t:Contact/t:DisplayName", NS).text, "Anna Berg",
       "a word of the name, any case; the Contact when asked for")
