@@ -336,6 +336,20 @@ if urls:
     is_eq(call("GET", path.lower(), T1).status, 200, "any case")
     is_eq(call("GET", "/OAB/00000000-0000-0000-0000-000000000000/oab.xml",
                T1).status, 404, "another OAB: 404")
+    # The same URL in SOAP Autodiscover's ExternalOABUrl.
+    body = ('<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:a='
+            '"http://schemas.microsoft.com/exchange/2010/Autodiscover" '
+            'xmlns:soap="%s"><soap:Body><a:GetUserSettingsRequestMessage>'
+            '<a:Request><a:Users><a:User><a:Mailbox>test1@contoso.com'
+            '</a:Mailbox></a:User></a:Users><a:RequestedSettings><a:Setting>'
+            'ExternalOABUrl</a:Setting><a:Setting>InternalOABUrl</a:Setting>'
+            '</a:RequestedSettings></a:Request>'
+            '</a:GetUserSettingsRequestMessage></soap:Body></soap:Envelope>'
+            % S)
+    r = call("POST", "/autodiscover/autodiscover.svc",
+             dict(T1, **{"Content-Type": "text/xml"}), body.encode())
+    is_eq(re.findall(r"<Value>([^<]+)</Value>", r.text()), urls[:1] * 2,
+          "GetUserSettings: External and InternalOABUrl, as OABUrl")
 
 # ---- GetUserSettings for several users logs them all ----
 GUS = ('<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:a="http:'
