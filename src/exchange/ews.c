@@ -136,48 +136,69 @@ parse_get_user_photo(const struct xml_node *op, struct ews_request *out)
 }
 
 /*
- * [MS-OXWSFOLD] GetFolder: m:FolderShape (every folder is answered with
- * the same few properties, whatever the shape asks) and m:FolderIds with
- * t:DistinguishedFolderId (Id, optional t:Mailbox/t:EmailAddress) or
- * t:FolderId (Id) elements.
+ * Folder ids (t:DistinguishedFolderId with Id and an optional
+ * t:Mailbox/t:EmailAddress, or t:FolderId with Id) in `ids`, the
+ * operation's FolderIds or ParentFolderIds, into `f`.
  */
 static ps_err
-parse_get_folder(const struct xml_node *op, struct ews_request *out)
+parse_folder_ids(const struct xml_node *ids, const char *op,
+    struct ews_folder_request *f)
 {
-	struct ews_folder_request *f = &out->folder;
-	const struct xml_node *ids, *c;
+	const struct xml_node *c;
 	const char *id, *mb;
 
-	if ((ids = m_child(op, "FolderIds")) == NULL)
-		return ps_errf(PS_EINVAL, "GetFolder without FolderIds");
+	if (ids == NULL)
+		return ps_errf(PS_EINVAL, "%s without folder ids", op);
 	for (c = xml_first_element(ids); c != NULL; c = xml_next_element(c)) {
 		struct ews_folder_ref *ref;
 		bool dist = strcmp(xml_name(c), "DistinguishedFolderId") == 0;
 
 		if (!dist && strcmp(xml_name(c), "FolderId") != 0)
-			return ps_errf(PS_EINVAL, "GetFolder: unexpected %s in "
-			    "FolderIds", xml_name(c));
+			return ps_errf(PS_EINVAL, "%s: unexpected %s among its "
+			    "folder ids", op, xml_name(c));
 		if (f->n == EWS_FOLDER_IDS_MAX)
-			return ps_errf(PS_ELIMIT, "GetFolder asks for more "
-			    "than %d folders", EWS_FOLDER_IDS_MAX);
+			return ps_errf(PS_ELIMIT, "%s names more than %d "
+			    "folders", op, EWS_FOLDER_IDS_MAX);
 		ref = &f->ids[f->n];
 		ref->distinguished = dist;
 		if ((id = xml_attr(c, "Id")) == NULL || *id == '\0')
-			return ps_errf(PS_EINVAL, "GetFolder: a folder id "
-			    "without Id");
+			return ps_errf(PS_EINVAL, "%s: a folder id without Id",
+			    op);
 		mb = dist ? xml_text(t_child(t_child(c, "Mailbox"),
 		    "EmailAddress")) : NULL;
 		if (!str_copy(ref->id, id, sizeof(ref->id)) ||
 		    !str_copy(ref->mailbox, mb ? mb : "",
 		    sizeof(ref->mailbox)))
-			return ps_errf(PS_EINVAL, "GetFolder: a folder id or "
-			    "mailbox is too long");
+			return ps_errf(PS_EINVAL, "%s: a folder id or mailbox "
+			    "is too long", op);
 		str_lower(ref->mailbox);
 		f->n++;
 	}
 	if (f->n == 0)
-		return ps_errf(PS_EINVAL, "GetFolder with no folder ids");
+		return ps_errf(PS_EINVAL, "%s with no folder ids", op);
 	return PS_OK;
+}
+
+/*
+ * [MS-OXWSFOLD] GetFolder: m:FolderShape (every folder is answered with
+ * the same few properties, whatever the shape asks) and m:FolderIds.
+ */
+static ps_err
+parse_get_folder(const struct xml_node *op, struct ews_request *out)
+{
+	return parse_folder_ids(m_child(op, "FolderIds"), "GetFolder",
+	    &out->folder);
+}
+
+/*
+ * [MS-OXWSSRCH] FindItem: m:ParentFolderIds; the shape, the view, the
+ * restriction and the order do not matter to folders that hold nothing.
+ */
+static ps_err
+parse_find_item(const struct xml_node *op, struct ews_request *out)
+{
+	return parse_folder_ids(m_child(op, "ParentFolderIds"), "FindItem",
+	    &out->folder);
 }
 
 /*
@@ -260,10 +281,12 @@ static const struct ews_op_def {
 	{ "GetFolder", EWS_OP_GET_FOLDER, parse_get_folder },
 	{ "ResolveNames", EWS_OP_RESOLVE_NAMES, parse_resolve_names },
 	{ "ConvertId", EWS_OP_CONVERT_ID, parse_convert_id },
+	{ "FindItem", EWS_OP_FIND_ITEM, parse_find_item },
 };
 
 const char *const ews_operation_names[] = {
-	"GetUserPhoto", "GetFolder", "ResolveNames", "ConvertId", NULL,
+	"GetUserPhoto", "GetFolder", "ResolveNames", "ConvertId", "FindItem",
+	NULL,
 };
 
 ps_err
@@ -678,48 +701,93 @@ messages_close(struct buf *b, const char *op)
 	    "    </m:%sResponse>\n", op);
 }
 
-ps_err
-ews_folder_response(struct buf *out, const struct ews_folder_request *req,
-    const char *mailbox)
+/*
+ * The folder `ref` names in `mailbox`: its index, or -1 with the
+ * response code and message of the refusal.
+ */
+static int
+folder_of(const struct ews_folder_ref *ref, const char *mailbox,
+    const char **code, const char **message)
+{
+	int index;
+
+	if (ref->distinguished && ref->mailbox[0] &&
+	    strcmp(ref->mailbox, mailbox) != 0) {
+		*code = "ErrorAccessDenied";
+		*message = "Access is denied. Check credentials and try again.";
+		return -1;
+	}
+	if (ref->distinguished) {
+		index = folder_distinguished(ref->id);
+		*code = "ErrorFolderNotFound";
+	} else {
+		index = folder_from_id(ref->id, mailbox, code);
+	}
+	*message = strcmp(*code, "ErrorFolderNotFound") == 0 ?
+	    "The specified folder could not be found in the store." :
+	    "Id is malformed.";
+	return index;
+}
+
+/* FindItem's answer for one folder that holds nothing. */
+static ps_err
+find_item_message(struct buf *b)
+{
+	return buf_adds(b,
+	    "        <m:FindItemResponseMessage ResponseClass=\"Success\">\n"
+	    "          <m:ResponseCode>NoError</m:ResponseCode>\n"
+	    "          <m:RootFolder IndexedPagingOffset=\"0\""
+	    " TotalItemsInView=\"0\" IncludesLastItemInRange=\"true\">\n"
+	    "            <t:Items/>\n"
+	    "          </m:RootFolder>\n"
+	    "        </m:FindItemResponseMessage>\n");
+}
+
+/* GetFolder's or FindItem's answer: one message per folder id. */
+static ps_err
+folders_response(struct buf *out, const char *op,
+    const struct ews_folder_request *req, const char *mailbox)
 {
 	size_t start = out->b_len, i;
-	const char *code;
+	const char *code, *message;
+	char element[64];
+	bool find = strcmp(op, "FindItem") == 0;
 	int index;
 	ps_err rc;
 
+	snprintf(element, sizeof(element), "%sResponseMessage", op);
 	if ((rc = soap_open(out)) != PS_OK ||
-	    (rc = messages_open(out, "GetFolder")) != PS_OK)
+	    (rc = messages_open(out, op)) != PS_OK)
 		goto out;
 	for (i = 0; i < req->n && rc == PS_OK; i++) {
-		const struct ews_folder_ref *ref = &req->ids[i];
-
-		if (ref->distinguished && ref->mailbox[0] &&
-		    strcmp(ref->mailbox, mailbox) != 0) {
-			rc = error_message(out, "GetFolderResponseMessage",
-			    "ErrorAccessDenied", "Access is denied. Check "
-			    "credentials and try again.");
-			continue;
-		}
-		if (ref->distinguished) {
-			index = folder_distinguished(ref->id);
-			code = "ErrorFolderNotFound";
-		} else {
-			index = folder_from_id(ref->id, mailbox, &code);
-		}
+		index = folder_of(&req->ids[i], mailbox, &code, &message);
 		if (index < 0)
-			rc = error_message(out, "GetFolderResponseMessage",
-			    code, strcmp(code, "ErrorFolderNotFound") == 0 ?
-			    "The specified folder could not be found in the "
-			    "store." : "Id is malformed.");
+			rc = error_message(out, element, code, message);
+		else if (find)
+			rc = find_item_message(out);
 		else
 			rc = folder_message(out, mailbox, (size_t)index);
 	}
 	if (rc != PS_OK ||
-	    (rc = messages_close(out, "GetFolder")) != PS_OK)
+	    (rc = messages_close(out, op)) != PS_OK)
 		goto out;
 	rc = soap_close(out);
 out:
 	return rollback(out, start, rc);
+}
+
+ps_err
+ews_folder_response(struct buf *out, const struct ews_folder_request *req,
+    const char *mailbox)
+{
+	return folders_response(out, "GetFolder", req, mailbox);
+}
+
+ps_err
+ews_find_item_response(struct buf *out, const struct ews_folder_request *req,
+    const char *mailbox)
+{
+	return folders_response(out, "FindItem", req, mailbox);
 }
 
 /* --- ConvertId ------------------------------------------------------ */

@@ -1,11 +1,11 @@
 /*
  * EWS in SOAP (POST /EWS/Exchange.asmx): the operations the master
- * answers (GetUserPhoto, GetFolder of an empty mailbox, ResolveNames,
- * ConvertId of its own ids), Exchange's refusal of any other, the
- * service's published description, and the photo size codes shared with
- * the REST form. Wire facts: reference exchange-wire.md §3
+ * answers (GetUserPhoto, GetFolder and FindItem of an empty mailbox,
+ * ResolveNames, ConvertId of its own ids), Exchange's refusal of any
+ * other, the service's published description, and the photo size codes
+ * shared with the REST form. Wire facts: reference exchange-wire.md §3
  * ([MS-OXWSCONT], EWS Managed API strictness notes), [MS-OXWSFOLD],
- * [MS-OXWSRSLNM], [MS-OXWSCNVID].
+ * [MS-OXWSSRCH], [MS-OXWSRSLNM], [MS-OXWSCNVID].
  */
 #ifndef PS_EWS_H
 #define PS_EWS_H
@@ -56,6 +56,7 @@ enum ews_op {
 	EWS_OP_GET_FOLDER,
 	EWS_OP_RESOLVE_NAMES,
 	EWS_OP_CONVERT_ID,
+	EWS_OP_FIND_ITEM,
 };
 
 /* GetFolder: at most this many folder ids in one request. */
@@ -103,7 +104,8 @@ struct ews_request {
 	enum ews_op		op;
 	char			op_name[64];	/* the Body's element */
 	struct ews_photo_request photo;		/* EWS_OP_GET_USER_PHOTO */
-	struct ews_folder_request folder;	/* EWS_OP_GET_FOLDER */
+	/* EWS_OP_GET_FOLDER's FolderIds, EWS_OP_FIND_ITEM's ParentFolderIds */
+	struct ews_folder_request folder;
 	struct ews_resolve_request resolve;	/* EWS_OP_RESOLVE_NAMES */
 	struct ews_convert_request convert;	/* EWS_OP_CONVERT_ID */
 };
@@ -158,6 +160,15 @@ ps_err	ews_fault(struct buf *out, bool client, const char *message);
  * ErrorInvalidIdMalformed, ErrorAccessDenied for another mailbox's).
  */
 ps_err	ews_folder_response(struct buf *out,
+	    const struct ews_folder_request *req, const char *mailbox);
+
+/*
+ * FindItemResponse for the folders of `req` in `mailbox`: each folder
+ * found as GetFolder finds it holds no items (RootFolder with
+ * TotalItemsInView 0 and an empty Items); the others refused as
+ * GetFolder refuses them.
+ */
+ps_err	ews_find_item_response(struct buf *out,
 	    const struct ews_folder_request *req, const char *mailbox);
 
 /*

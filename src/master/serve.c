@@ -6,7 +6,8 @@
  *   GET      /autodiscover/metadata/json/1	S2S metadata
  *   GET      /ews/exchange.asmx/s/getuserphoto	REST photo, ETag, 304
  *   POST     /ews/exchange.asmx		SOAP: GetUserPhoto, GetFolder,
- *						ResolveNames, ConvertId; any other
+ *						FindItem, ResolveNames,
+ *						ConvertId; any other
  *						operation ErrorInvalidOperation
  *   GET      /ews/exchange.asmx		a page naming the WSDL, as Exchange
  *   GET      /ews/services.wsdl, messages.xsd, types.xsd
@@ -1076,23 +1077,25 @@ ews_get_user_photo(struct master_call *c)
 }
 
 /*
- * GetFolder: the caller's own mailbox, which holds no items (answered
- * from the request alone). A partner's app-only token names the
- * mailbox in the first DistinguishedFolderId.
+ * GetFolder and FindItem: the caller's own mailbox, which holds no items
+ * (answered from the request alone). A partner's app-only token names
+ * the mailbox in the first DistinguishedFolderId.
  */
 static void
-ews_get_folder(struct master_call *c)
+ews_folders(struct master_call *c)
 {
 	const char *mailbox = c->p.user;
 
 	if (mailbox[0] == '\0')
 		mailbox = c->ews->folder.ids[0].mailbox;
 	if (mailbox[0] == '\0')
-		ews_operation_error(&c->out, "GetFolder",
+		ews_operation_error(&c->out, c->ews->op_name,
 		    "ErrorMissingEmailAddress", "When making a request with "
 		    "an account that does not have a mailbox, you must "
 		    "specify the mailbox primary SMTP address for any "
 		    "distinguished folder Ids.");
+	else if (c->ews->op == EWS_OP_FIND_ITEM)
+		ews_find_item_response(&c->out, &c->ews->folder, mailbox);
 	else
 		ews_folder_response(&c->out, &c->ews->folder, mailbox);
 	soap_reply(c, 200);
@@ -1260,7 +1263,8 @@ soap_go(struct master_call *c)
 		ews_get_user_photo(c);
 		break;
 	case EWS_OP_GET_FOLDER:
-		ews_get_folder(c);
+	case EWS_OP_FIND_ITEM:
+		ews_folders(c);
 		break;
 	case EWS_OP_RESOLVE_NAMES:
 		ews_resolve_names(c);

@@ -50,6 +50,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_xml(&b, ews_folder_response(&b, &r->folder,
 		    "a@b.example"));
 		break;
+	case EWS_OP_FIND_ITEM:
+		if (r->folder.n == 0 || r->folder.n > EWS_FOLDER_IDS_MAX)
+			abort();
+		check_xml(&b, ews_find_item_response(&b, &r->folder,
+		    "a@b.example"));
+		break;
 	case EWS_OP_CONVERT_ID:
 		if (r->convert.n == 0 || r->convert.n > EWS_CONVERT_IDS_MAX)
 			abort();

@@ -131,6 +131,10 @@ MIN = {
     "ResolveNames": '<m:ResolveNames ReturnFullContactData="false">'
                     '<m:UnresolvedEntry>anna</m:UnresolvedEntry>'
                     '</m:ResolveNames>',
+    "FindItem": '<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>'
+                'IdOnly</t:BaseShape></m:ItemShape><m:ParentFolderIds>'
+                '<t:DistinguishedFolderId Id="inbox"/></m:ParentFolderIds>'
+                '</m:FindItem>',
     "ConvertId": '<m:ConvertId DestinationFormat="EwsId"><m:SourceIds>'
                  '<t:AlternateId Format="EwsId" Id="AQID" Mailbox="x@y.z"/>'
                  '</m:SourceIds></m:ConvertId>',
@@ -226,6 +230,21 @@ r = soap(cv % ('<t:AlternateId Format="EwsId" Id="%s" Mailbox="x"/>'
 is_eq(body_of(r)[1].find(".//m:ResponseCode", NS).text,
       "ErrorInvalidIdMalformed", "ConvertId: another mailbox's id")
 
+# ---- FindItem: DavMail's LDAP search looks in the contacts first ----
+r = soap('<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly'
+         '</t:BaseShape></m:ItemShape><m:IndexedPageItemView '
+         'MaxEntriesReturned="100" Offset="0" BasePoint="Beginning"/>'
+         '<m:ParentFolderIds><t:DistinguishedFolderId Id="contacts"/>'
+         '<t:FolderId Id="%s"/><t:DistinguishedFolderId Id="archiveroot"/>'
+         '</m:ParentFolderIds></m:FindItem>' % ids["inbox"])
+msgs = body_of(r)[1].findall("m:FindItemResponse/m:ResponseMessages/"
+                             "m:FindItemResponseMessage", NS)
+is_eq([x.get("ResponseClass") for x in msgs], ["Success", "Success", "Error"],
+      "FindItem: one message per folder")
+rf = msgs[0].find("m:RootFolder", NS) if msgs else None
+ok(rf is not None and rf.get("TotalItemsInView") == "0" and
+   len(rf.find("t:Items", NS)) == 0, "FindItem: the folder holds nothing")
+
 # ---- ResolveNames ----
 
 
@@ -297,15 +316,15 @@ is_eq((r.status, msg.find("m:ResponseCode", NS).text),
       "an entry over the budget finds no one")
 
 # ---- any other operation ----
-r = soap('<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>'
-         'IdOnly</t:BaseShape></m:ItemShape></m:FindItem>')
+r = soap('<m:SyncFolderHierarchy><m:FolderShape><t:BaseShape>IdOnly'
+         '</t:BaseShape></m:FolderShape></m:SyncFolderHierarchy>')
 is_eq(r.status, 200, "another operation: 200, as Exchange")
 head, b = body_of(r)
-msg = b.find("m:FindItemResponse/m:ResponseMessages/"
-             "m:FindItemResponseMessage", NS)
+msg = b.find("m:SyncFolderHierarchyResponse/m:ResponseMessages/"
+             "m:SyncFolderHierarchyResponseMessage", NS)
 ok(msg is not None and msg.get("ResponseClass") == "Error" and
    msg.find("m:ResponseCode", NS).text == "ErrorInvalidOperation",
-   "FindItemResponseMessage Error ErrorInvalidOperation")
+   "SyncFolderHierarchyResponseMessage Error ErrorInvalidOperation")
 ok(head.find("t:ServerVersionInfo", NS) is not None,
    "with ServerVersionInfo")
 r = soap("<m:GetUserPhoto>")
@@ -374,7 +393,7 @@ is_eq(gus(many).status, 200, "GetUserSettings for thirty users")
 
 # ---- the log names the operation ----
 logs = m.server.logs()
-ok(re.search(r"ev=http\.request .*op=FindItem", logs),
+ok(re.search(r"ev=http\.request .*op=SyncFolderHierarchy", logs),
    "the request's log line names an unoffered operation")
 ok(re.search(r"ev=http\.request .*op=ResolveNames", logs),
    "... and an offered one")

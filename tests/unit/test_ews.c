@@ -104,9 +104,11 @@ test_request(void)
 
 	/* Other operations name their element. */
 	rc = parse("<s:Envelope xmlns:s=\"" NS_S "\"><s:Body>"
-	    "<m:FindItem xmlns:m=\"" NS_M "\"/></s:Body></s:Envelope>", &r);
+	    "<m:SyncFolderHierarchy xmlns:m=\"" NS_M "\"/></s:Body>"
+	    "</s:Envelope>", &r);
 	ok(rc == PS_ENOTFOUND, "other operation is ENOTFOUND");
-	ok(strstr(ps_errmsg(), "FindItem") != NULL, "message names FindItem");
+	ok(strstr(ps_errmsg(), "SyncFolderHierarchy") != NULL,
+	    "message names SyncFolderHierarchy");
 	rc = parse("<s:Envelope xmlns:s=\"" NS_S "\"><s:Body>"
 	    "<m:SetUserPhoto xmlns:m=\"" NS_M "\"><m:Email>a@b.example"
 	    "</m:Email><m:Content>AAAA</m:Content></m:SetUserPhoto>"
@@ -384,9 +386,17 @@ test_dispatch(void)
 	    r->resolve.query[0] == '\0', "an entry over 255 bytes: marked");
 	buf_cleanup(&b);
 
-	ok(parse_all("<m:FindItem Traversal=\"Shallow\"/>", r) == PS_OK &&
+	ok(parse_all("<m:SyncFolderHierarchy/>", r) == PS_OK &&
 	    r->op == EWS_OP_OTHER, "another operation parses");
-	is_str(r->op_name, "FindItem", "... with its name");
+	is_str(r->op_name, "SyncFolderHierarchy", "... with its name");
+	ok(parse_all("<m:FindItem Traversal=\"Shallow\"><m:ItemShape>"
+	    "<t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>"
+	    "<m:ParentFolderIds><t:DistinguishedFolderId Id=\"contacts\"/>"
+	    "</m:ParentFolderIds></m:FindItem>", r) == PS_OK &&
+	    r->op == EWS_OP_FIND_ITEM && r->folder.n == 1 &&
+	    strcmp(r->folder.ids[0].id, "contacts") == 0, "FindItem");
+	ok(parse_all("<m:FindItem Traversal=\"Shallow\"/>", r) == PS_EINVAL,
+	    "FindItem without ParentFolderIds");
 	{
 		/* 62 ASCII letters, then a two-byte letter: cut before it. */
 		char *name = xasprintf("%s\xc3\xa9Op", "aaaaaaaaaaaaaaaaaaaa"
@@ -495,6 +505,35 @@ test_folder_response(void)
 	ok(xml_parse(b.b_data, b.b_len, &d) == PS_OK, "well-formed");
 	folder_at(d, 0, &code);
 	is_str(code, "ErrorFolderNotFound", "a FolderId of another mailbox");
+	xml_free(d);
+
+	/* FindItem: a folder found holds nothing; the others refused. */
+	memset(req, 0, sizeof(*req));
+	req->ids[0].distinguished = true;
+	str_copy(req->ids[0].id, "contacts", sizeof(req->ids[0].id));
+	req->ids[1].distinguished = true;
+	str_copy(req->ids[1].id, "archiveroot", sizeof(req->ids[1].id));
+	req->n = 2;
+	buf_reset(&b);
+	ok(ews_find_item_response(&b, req, "a@b.example") == PS_OK,
+	    "FindItem built");
+	ok(xml_parse(b.b_data, b.b_len, &d) == PS_OK, "well-formed");
+	{
+		const struct xml_node *msg = xml_first_element(xml_path(
+		    xml_root(d), "Body/FindItemResponse/ResponseMessages"));
+		const struct xml_node *rf = xml_child(msg, NS_M, "RootFolder");
+
+		is_str(xml_attr(msg, "ResponseClass"), "Success", "found");
+		is_str(xml_attr(rf, "TotalItemsInView"), "0", "no items");
+		is_str(xml_attr(rf, "IncludesLastItemInRange"), "true",
+		    "the last");
+		ok(xml_child(rf, NS_T, "Items") != NULL &&
+		    xml_first_element(xml_child(rf, NS_T, "Items")) == NULL,
+		    "Items empty");
+		msg = xml_next_element(msg);
+		is_str(xml_text(xml_child(msg, NS_M, "ResponseCode")),
+		    "ErrorFolderNotFound", "no archive");
+	}
 	xml_free(d);
 	buf_cleanup(&b);
 	free(req);
