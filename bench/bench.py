@@ -3290,8 +3290,10 @@ def import_round(top, folder, i):
                          (out.strip(), N_IMPORT))
     threads = int(re.search(r"on (\d+) threads", out).group(1))
     shutil.rmtree(state, ignore_errors=True)
+    # The largest child so far: the import (bench_render and init are
+    # smaller), in MiB.
     return wall, (ru1.ru_utime - ru0.ru_utime + ru1.ru_stime -
-                  ru0.ru_stime), threads
+                  ru0.ru_stime), threads, ru1.ru_maxrss / 1024.0
 
 
 def render_nine(photo):
@@ -3364,11 +3366,13 @@ def figure_import(top, rows, details):
                  rate / floor_pace, "—", "info"))
     details.append(
         "13: import wall %s s (photosync unpinned, %d cores, %s threads); "
-        "CPU %s s; one core, the nine sizes: image_render() %s ms, "
-        "floor %s ms (pinned to CPU %s)" % (
+        "CPU %s s; peak RSS of the processes run so far %s MiB; one "
+        "core, the nine sizes: image_render() %s ms, floor %s ms (pinned "
+        "to CPU %s)" % (
             ", ".join("%.2f" % r[0] for r in imports), cores,
             ", ".join(str(r[2]) for r in imports),
             ", ".join("%.1f" % r[1] for r in imports),
+            ", ".join("%.0f" % r[3] for r in imports),
             ", ".join("%.2f" % r["photosync_ms"] for r in refs),
             ", ".join("%.2f" % r["floor_ms"] for r in refs), SERVER_CPU))
     return [ok]
