@@ -59,6 +59,19 @@ enum outcome {
 	OUT_COUNT,
 };
 
+/* Why a photo was refused, for the summary (each line says it fully). */
+enum refusal {
+	REF_SOURCE,		/* not named by an address, a bad row, ... */
+	REF_READ,		/* the file cannot be read */
+	REF_LIMIT,		/* over a limit: bytes, pixels, side */
+	REF_IMAGE,		/* not an image, corrupt, scans, decode time */
+	REF_COUNT,
+};
+
+static const char *const refusal_names[REF_COUNT] = {
+	"not addressed", "unreadable", "over a limit", "not a usable image",
+};
+
 /* A mailbox as the import found it when it started. */
 struct mbx {
 	char	 email[256];
@@ -83,6 +96,7 @@ struct item {
 	char			 etag[64];	/* stored: the new ETag */
 	struct master_photo	 mp;
 	enum outcome		 out;
+	enum refusal		 ref;		/* when out is OUT_REFUSED */
 };
 
 struct batch {
@@ -106,6 +120,7 @@ struct import {
 	bool			 writing;
 	size_t			 held, max_held;
 	size_t			 counts[OUT_COUNT];
+	size_t			 refusals[REF_COUNT];
 	size_t			 total;		/* 0: not known */
 	size_t			 finished;
 	int64_t			 started_ms, progress_ms;
@@ -184,6 +199,8 @@ static void
 finish(struct import *im, struct item *it, bool was_held)
 {
 	im->counts[it->out]++;
+	if (it->out == OUT_REFUSED)
+		im->refusals[it->ref]++;
 	im->finished++;
 	if (it->out == OUT_REFUSED || it->out == OUT_FAILED) {
 		if (im->tty && im->progress_drawn)
@@ -371,6 +388,8 @@ render_done(void *arg)
 
 	if (it->rc != PS_OK) {
 		it->out = OUT_REFUSED;
+		it->ref = it->rc == PS_ELIMIT ? REF_LIMIT : it->rc == PS_EIMAGE ?
+		    REF_IMAGE : REF_READ;
 		finish(im, it, true);
 		return;
 	}
@@ -701,7 +720,7 @@ from_directory(struct import *im, struct dir_settings *set)
 {
 	struct dir_config cfg;
 
-	if ((set->ldap == NULL || set->ldap[0] == '\0'))
+	if (set->ldap == NULL || set->ldap[0] == '\0')
 		return ps_errf(PS_EINVAL, "no directory is set (master "
 		    "directory set --ldap URL --base DN ...)");
 	dir_settings_config(set, &cfg);
@@ -715,7 +734,8 @@ master_photo_import(struct master_state *ms, const struct import_opts *o)
 {
 	struct dir_settings set = { 0 };
 	struct import im = { 0 };
-	size_t skipped;
+	const char *sep;
+	size_t skipped, i;
 	int64_t ms_taken;
 	ps_err rc = PS_OK;
 	int ret = 1;
@@ -766,12 +786,19 @@ master_photo_import(struct master_state *ms, const struct import_opts *o)
 	    "  %-12s %zu\n"
 	    "  %-12s %zu (unchanged %zu, no mailbox %zu, disabled mailbox "
 	    "%zu)\n"
-	    "  %-12s %zu\n",
+	    "  %-12s %zu",
 	    im.from, im.dry_run ? " (dry run: nothing stored)" : "",
 	    im.dry_run ? "would store" : "stored", im.counts[OUT_STORED],
 	    "skipped", skipped, im.counts[OUT_UNCHANGED],
 	    im.counts[OUT_NO_MAILBOX], im.counts[OUT_DISABLED],
 	    "refused", im.counts[OUT_REFUSED]);
+	for (i = 0, sep = " ("; i < REF_COUNT; i++) {
+		if (im.refusals[i] == 0)
+			continue;
+		printf("%s%s %zu", sep, refusal_names[i], im.refusals[i]);
+		sep = ", ";
+	}
+	printf("%s\n", im.counts[OUT_REFUSED] ? ")" : "");
 	if (im.counts[OUT_FAILED])
 		printf("  %-12s %zu (the store failed)\n", "not stored",
 		    im.counts[OUT_FAILED]);
