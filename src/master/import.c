@@ -10,8 +10,9 @@
  * (store_photo_put_in(), which queues the change notices in the same
  * transaction). The loop of this (the command's) thread hands the work
  * around; the number of photos between being read and being written is
- * bounded (IMPORT_HELD_PER_THREAD a worker, plus a batch), so memory
- * stays the same for ten photos or a hundred thousand.
+ * bounded (IMPORT_HELD_PER_THREAD a worker, plus a batch; the
+ * directory's photos, read with the search, also by IMPORT_HELD_BYTES),
+ * so memory stays the same for ten photos or a hundred thousand.
  *
  * A photo is skipped when its mailbox does not exist or is disabled, or
  * when what it renders to is, byte for byte, what the mailbox has; it is
@@ -41,6 +42,11 @@
 
 /* Photos held per render thread, rendered or being rendered. */
 #define IMPORT_HELD_PER_THREAD	4
+/*
+ * The directory's photos are held from the search until rendered: at most
+ * this many bytes of them at once (files are read by the workers).
+ */
+#define IMPORT_HELD_BYTES	(128u * 1024 * 1024)
 /* Photos written in one transaction, at most. */
 #define IMPORT_BATCH_MAX	64
 /* A CSV file is read whole: a row is about 60 bytes. */
@@ -90,6 +96,7 @@ struct item {
 	char			*path;		/* the file to read; NULL: data */
 	char			*data;
 	size_t			 len;
+	size_t			 data_held;	/* of im->held_bytes */
 	bool			 has_photo;	/* the mailbox had one */
 	ps_err			 rc;
 	char			 why[400];	/* refused, failed: why */
@@ -119,6 +126,7 @@ struct import {
 	size_t			 n_pending, cap_pending;
 	bool			 writing;
 	size_t			 held, max_held;
+	size_t			 held_bytes;	/* sources given as data */
 	size_t			 counts[OUT_COUNT];
 	size_t			 refusals[REF_COUNT];
 	size_t			 total;		/* 0: not known */
@@ -386,6 +394,8 @@ render_done(void *arg)
 	struct item *it = arg;
 	struct import *im = it->im;
 
+	im->held_bytes -= it->data_held;
+	it->data_held = 0;
 	if (it->rc != PS_OK) {
 		it->out = OUT_REFUSED;
 		it->ref = it->rc == PS_ELIMIT ? REF_LIMIT : it->rc == PS_EIMAGE ?
@@ -443,9 +453,12 @@ import_one(struct import *im, const char *email, const char *source,
 	it->path = path ? xstrdup(path) : NULL;
 	it->data = data;
 	it->len = len;
-	while (im->held >= im->max_held)
+	while (im->held >= im->max_held || (im->held > 0 &&
+	    im->held_bytes + len > IMPORT_HELD_BYTES))
 		event_base_loop(im->base, EVLOOP_ONCE);
 	im->held++;
+	it->data_held = data ? len : 0;
+	im->held_bytes += it->data_held;
 	work_submit(im->render, render_run, render_done, it);
 }
 
