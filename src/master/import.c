@@ -10,8 +10,9 @@
  * (store_photo_put_in(), which queues the change notices in the same
  * transaction). The loop of this (the command's) thread hands the work
  * around; the number of photos between being read and being written is
- * bounded (IMPORT_HELD_PER_THREAD a worker, plus a batch), so memory
- * stays the same for ten photos or a hundred thousand.
+ * bounded (IMPORT_HELD_PER_THREAD a worker, plus a batch; the
+ * directory's photos, read with the search, also by IMPORT_HELD_BYTES),
+ * so memory stays the same for ten photos or a hundred thousand.
  *
  * A photo is skipped when its mailbox does not exist or is disabled, or
  * when what it renders to is, byte for byte, what the mailbox has; it is
@@ -41,6 +42,11 @@
 
 /* Photos held per render thread, rendered or being rendered. */
 #define IMPORT_HELD_PER_THREAD	4
+/*
+ * The directory's photos are held from the search until rendered: at most
+ * this many bytes of them at once (files are read by the workers).
+ */
+#define IMPORT_HELD_BYTES	(128u * 1024 * 1024)
 /* Photos written in one transaction, at most. */
 #define IMPORT_BATCH_MAX	64
 /* A CSV file is read whole: a row is about 60 bytes. */
@@ -57,6 +63,19 @@ enum outcome {
 	OUT_REFUSED,		/* not an image, over a limit, ... */
 	OUT_FAILED,		/* the store failed to write it */
 	OUT_COUNT,
+};
+
+/* Why a photo was refused, for the summary (each line says it fully). */
+enum refusal {
+	REF_SOURCE,		/* not named by an address, a bad row, ... */
+	REF_READ,		/* the file cannot be read */
+	REF_LIMIT,		/* over a limit: bytes, pixels, side */
+	REF_IMAGE,		/* not an image, corrupt, scans, decode time */
+	REF_COUNT,
+};
+
+static const char *const refusal_names[REF_COUNT] = {
+	"not addressed", "unreadable", "over a limit", "not a usable image",
 };
 
 /* A mailbox as the import found it when it started. */
@@ -77,12 +96,14 @@ struct item {
 	char			*path;		/* the file to read; NULL: data */
 	char			*data;
 	size_t			 len;
+	size_t			 data_held;	/* of im->held_bytes */
 	bool			 has_photo;	/* the mailbox had one */
 	ps_err			 rc;
 	char			 why[400];	/* refused, failed: why */
 	char			 etag[64];	/* stored: the new ETag */
 	struct master_photo	 mp;
 	enum outcome		 out;
+	enum refusal		 ref;		/* when out is OUT_REFUSED */
 };
 
 struct batch {
@@ -105,7 +126,9 @@ struct import {
 	size_t			 n_pending, cap_pending;
 	bool			 writing;
 	size_t			 held, max_held;
+	size_t			 held_bytes;	/* sources given as data */
 	size_t			 counts[OUT_COUNT];
+	size_t			 refusals[REF_COUNT];
 	size_t			 total;		/* 0: not known */
 	size_t			 finished;
 	int64_t			 started_ms, progress_ms;
@@ -184,6 +207,8 @@ static void
 finish(struct import *im, struct item *it, bool was_held)
 {
 	im->counts[it->out]++;
+	if (it->out == OUT_REFUSED)
+		im->refusals[it->ref]++;
 	im->finished++;
 	if (it->out == OUT_REFUSED || it->out == OUT_FAILED) {
 		if (im->tty && im->progress_drawn)
@@ -369,8 +394,12 @@ render_done(void *arg)
 	struct item *it = arg;
 	struct import *im = it->im;
 
+	im->held_bytes -= it->data_held;
+	it->data_held = 0;
 	if (it->rc != PS_OK) {
 		it->out = OUT_REFUSED;
+		it->ref = it->rc == PS_ELIMIT ? REF_LIMIT : it->rc == PS_EIMAGE ?
+		    REF_IMAGE : REF_READ;
 		finish(im, it, true);
 		return;
 	}
@@ -424,9 +453,12 @@ import_one(struct import *im, const char *email, const char *source,
 	it->path = path ? xstrdup(path) : NULL;
 	it->data = data;
 	it->len = len;
-	while (im->held >= im->max_held)
+	while (im->held >= im->max_held || (im->held > 0 &&
+	    im->held_bytes + len > IMPORT_HELD_BYTES))
 		event_base_loop(im->base, EVLOOP_ONCE);
 	im->held++;
+	it->data_held = data ? len : 0;
+	im->held_bytes += it->data_held;
 	work_submit(im->render, render_run, render_done, it);
 }
 
@@ -701,7 +733,7 @@ from_directory(struct import *im, struct dir_settings *set)
 {
 	struct dir_config cfg;
 
-	if ((set->ldap == NULL || set->ldap[0] == '\0'))
+	if (set->ldap == NULL || set->ldap[0] == '\0')
 		return ps_errf(PS_EINVAL, "no directory is set (master "
 		    "directory set --ldap URL --base DN ...)");
 	dir_settings_config(set, &cfg);
@@ -715,7 +747,8 @@ master_photo_import(struct master_state *ms, const struct import_opts *o)
 {
 	struct dir_settings set = { 0 };
 	struct import im = { 0 };
-	size_t skipped;
+	const char *sep;
+	size_t skipped, i;
 	int64_t ms_taken;
 	ps_err rc = PS_OK;
 	int ret = 1;
@@ -766,12 +799,19 @@ master_photo_import(struct master_state *ms, const struct import_opts *o)
 	    "  %-12s %zu\n"
 	    "  %-12s %zu (unchanged %zu, no mailbox %zu, disabled mailbox "
 	    "%zu)\n"
-	    "  %-12s %zu\n",
+	    "  %-12s %zu",
 	    im.from, im.dry_run ? " (dry run: nothing stored)" : "",
 	    im.dry_run ? "would store" : "stored", im.counts[OUT_STORED],
 	    "skipped", skipped, im.counts[OUT_UNCHANGED],
 	    im.counts[OUT_NO_MAILBOX], im.counts[OUT_DISABLED],
 	    "refused", im.counts[OUT_REFUSED]);
+	for (i = 0, sep = " ("; i < REF_COUNT; i++) {
+		if (im.refusals[i] == 0)
+			continue;
+		printf("%s%s %zu", sep, refusal_names[i], im.refusals[i]);
+		sep = ", ";
+	}
+	printf("%s\n", im.counts[OUT_REFUSED] ? ")" : "");
 	if (im.counts[OUT_FAILED])
 		printf("  %-12s %zu (the store failed)\n", "not stored",
 		    im.counts[OUT_FAILED]);

@@ -130,6 +130,9 @@ for needle, what in (
     ok(re.search(r"^refused .*" + re.escape(needle), out, re.M),
        "refused, and why: " + what)
 ok("larger than" in out, "too large says so")
+ok(re.search(r"^  refused +6 \(not addressed 1, over a limit 2, not a "
+             r"usable image 3\)$", out, re.M), "the summary says why, "
+   "by kind")
 ok(".hidden" not in out, "hidden files are left alone")
 ok(re.search(r"photo import: 14 of 14, [\d.]+ a second", err),
    "progress on stderr (%s)" % err.strip()[-100:])

@@ -54,6 +54,19 @@ stop_at_ten(void *arg, const struct dir_person *p, size_t done)
 	return done == 10 ? ps_errf(PS_ELIMIT, "stopped") : PS_OK;
 }
 
+static ps_err
+count_photo(void *arg, const char *dn, const char *mail, const char *attr,
+    const void *data, size_t len)
+{
+	(void)dn;
+	(void)mail;
+	(void)attr;
+	(void)data;
+	(void)len;
+	(*(size_t *)arg)++;
+	return PS_OK;
+}
+
 /* A server on a loopback port that answers any connection with junk. */
 static void *
 garbage_server(void *arg)
@@ -197,6 +210,11 @@ main(void)
 	    "the id is the entryUUID");
 	is_str(s.test1_p.name, "Test One", "the name is cn");
 	is_str(s.test1_p.upn, "", "no UPN");
+	skipped = 0;
+	e = dir_photos(&c, count_photo, &skipped);
+	ok(e == PS_OK, "dir_photos reads every page of the same people");
+	is_int(skipped, 0, "none of them has jpegPhoto or thumbnailPhoto: "
+	    "none given (tests/integration/test_photo_import.py reads them)");
 
 	test_writes(uri, base, admin, pw, s.test1_p.id);
 
