@@ -39,12 +39,14 @@ const char *ews_size_name(int index);
 struct ews_photo_request {
 	char	email[256];
 	char	size[32];	/* as sent */
+	char	operation[64];	/* the Body's element, when there is one */
 };
 
 /*
  * Parses a SOAP request. PS_OK and `out` filled for GetUserPhoto;
- * PS_ENOTFOUND (with the operation's element name in the message) for any
- * other operation; PS_EINVAL/PS_ELIMIT for malformed or oversized XML.
+ * PS_ENOTFOUND (with the operation's element name in the message and in
+ * out->operation) for any other operation; PS_EINVAL/PS_ELIMIT for
+ * malformed or oversized XML.
  */
 ps_err	ews_parse_request(const char *body, size_t len,
 	    struct ews_photo_request *out);
@@ -66,6 +68,41 @@ ps_err	ews_photo_response(struct buf *out, bool has_changed,
  * reads it.
  */
 ps_err	ews_error_response(struct buf *out, const char *response_code,
+	    const char *message);
+
+/*
+ * SetUserPhoto (Exchange 2016's messages.xsd: m:Email, m:Content in
+ * base64, m:TypeOfPhoto optional). Its document carries an image of up
+ * to `max_image` bytes in base64, so it may be larger than XML_MAX_BYTES:
+ * at most EWS_SET_PHOTO_MAX(max_image) bytes, parsed off the loop.
+ */
+#define EWS_SET_PHOTO_MAX(max_image)	((max_image) / 3 * 4 + 4 + \
+	    64 * 1024)
+
+struct ews_set_photo_request {
+	char		 email[256];
+	unsigned char	*content;	/* the image, decoded; owned */
+	size_t		 len;
+};
+
+/*
+ * Parses a SetUserPhoto request of at most EWS_SET_PHOTO_MAX(max_image)
+ * bytes (white space in the base64 is skipped). PS_OK and `out` filled;
+ * PS_ENOTFOUND (operation named) for another operation; PS_ELIMIT when
+ * the document or the image is larger than allowed; PS_EINVAL when
+ * malformed, with the reason in ps_errmsg(). Free with
+ * ews_set_photo_request_cleanup().
+ */
+ps_err	ews_parse_set_photo(const char *body, size_t len, size_t max_image,
+	    struct ews_set_photo_request *out);
+void	ews_set_photo_request_cleanup(struct ews_set_photo_request *);
+
+/*
+ * SetUserPhotoResponse: ResponseClass="Success" with NoError when
+ * `response_code` is NULL, else ResponseClass="Error" with MessageText
+ * and ResponseCode (e.g. "ErrorAccessDenied").
+ */
+ps_err	ews_set_photo_response(struct buf *out, const char *response_code,
 	    const char *message);
 
 /* A SOAP 1.1 Fault (s:Client or s:Server) with a message. */
