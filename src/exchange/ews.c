@@ -231,6 +231,7 @@ ews_parse_set_photo(const char *body, size_t len, size_t max_image,
 			packed[n++] = *p;
 	packed[n] = '\0';
 	if (n / 4 * 3 > max_image + 2) {
+		out->len = n / 4 * 3;	/* about; for the refusal */
 		rc = ps_errf(PS_ELIMIT, "the photo is larger than %zu bytes",
 		    max_image);
 		goto out;
@@ -249,7 +250,8 @@ out:
 	if (rc != PS_OK) {
 		free(out->content);
 		out->content = NULL;
-		out->len = 0;
+		if (rc != PS_ELIMIT)
+			out->len = 0;
 	}
 	free(packed);
 	xml_free(doc);

@@ -89,7 +89,8 @@ struct ews_set_photo_request {
  * Parses a SetUserPhoto request of at most EWS_SET_PHOTO_MAX(max_image)
  * bytes (white space in the base64 is skipped). PS_OK and `out` filled;
  * PS_ENOTFOUND (operation named) for another operation; PS_ELIMIT when
- * the document or the image is larger than allowed; PS_EINVAL when
+ * the document or the image is larger than allowed (out->len: about the
+ * image's size, 0 when not known); PS_EINVAL when
  * malformed, with the reason in ps_errmsg(). Free with
  * ews_set_photo_request_cleanup().
  */

@@ -105,6 +105,7 @@ set_render_run(void *arg)
 			    MASTER_CHANGE_OTHER_OPERATION : rc == PS_ELIMIT ?
 			    MASTER_CHANGE_TOO_LARGE : MASTER_CHANGE_MALFORMED;
 			str_copy(ch->message, ps_errmsg(), sizeof(ch->message));
+			ch->image_len = ch->set.len;
 			return;
 		}
 		str_copy(ch->email, ch->set.email, sizeof(ch->email));
