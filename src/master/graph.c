@@ -21,8 +21,11 @@
  * exists. The store keeps no GUID for a mailbox, so the id is derived:
  * SHA-256 of the deployment's realm and the lower-case address, shaped
  * as a UUID (version 8, RFC 9562). It is stable for as long as the
- * address is, needs nothing stored, and differs between deployments; a
- * lookup by id compares the ids of the mailboxes on the read lane.
+ * address is, needs nothing stored, and differs between deployments. A
+ * lookup by id is answered from the server's index of ids (address by
+ * id, sorted), made by one pass over the mailboxes on the read lane and
+ * kept until the feed reports a mailbox change; an unknown id is then a
+ * 404 without a store read.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -48,6 +51,18 @@ enum graph_what {
 	G_SIZE,		/* .../photos/{size} */
 };
 
+/* The index of ids: every mailbox's, sorted by id. */
+struct graph_id {
+	char	 id[ID_LEN + 1];
+	char	*email;
+};
+
+struct graph_ids {
+	struct graph_id	*v;
+	size_t		 n;
+	uint64_t	 generation;	/* master_srv's, when it was read */
+};
+
 /* One Graph request on its way (the call's ext). */
 struct graph_call {
 	struct master_call	*c;
@@ -65,16 +80,32 @@ struct graph_call {
 	char			 err[256];
 	bool			 found;
 	struct store_mailbox	 mb;
+	struct graph_ids	*scan;		/* read by a lookup by id */
+	uint64_t		 scan_generation;
 	void			(*then)(struct graph_call *);
 	/* a change */
 	struct master_change	 change;
 };
+
+void
+graph_ids_free(struct graph_ids *ix)
+{
+	size_t i;
+
+	if (ix == NULL)
+		return;
+	for (i = 0; i < ix->n; i++)
+		free(ix->v[i].email);
+	free(ix->v);
+	free(ix);
+}
 
 static void
 graph_call_free(void *arg)
 {
 	struct graph_call *g = arg;
 
+	graph_ids_free(g->scan);
 	store_mailbox_cleanup(&g->mb);
 	master_change_cleanup(&g->change);
 	free(g);
@@ -190,21 +221,38 @@ graph_user_id(const char *realm, const char *email, char out[ID_LEN + 1])
 struct id_search {
 	struct graph_call	*g;
 	const char		*realm;
+	size_t			 cap;
 };
 
+/* Each mailbox's id into the new index; the one asked for is kept. */
 static ps_err
-id_match(void *arg, const struct store_mailbox *m)
+id_collect(void *arg, const struct store_mailbox *m)
 {
 	struct id_search *is = arg;
-	char id[ID_LEN + 1];
+	struct graph_ids *ix = is->g->scan;
+	struct graph_id *e;
 
-	graph_user_id(is->realm, m->email, id);
-	if (strcmp(id, is->g->who) != 0)
-		return PS_OK;
-	is->g->mb = *m;
-	is->g->mb.pwhash = NULL;	/* not ours: m's is freed after */
-	is->g->found = true;
-	return PS_EEXIST;		/* found: stop */
+	if (ix->n == is->cap) {
+		is->cap = is->cap ? 2 * is->cap : 256;
+		ix->v = xrealloc(ix->v, is->cap * sizeof(*ix->v));
+	}
+	e = &ix->v[ix->n++];
+	graph_user_id(is->realm, m->email, e->id);
+	e->email = xstrdup(m->email);
+	if (strcmp(e->id, is->g->who) == 0) {
+		store_mailbox_cleanup(&is->g->mb);
+		is->g->mb = *m;
+		is->g->mb.pwhash = NULL;	/* m's, freed after */
+		is->g->found = true;
+	}
+	return PS_OK;
+}
+
+static int
+id_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct graph_id *)a)->id,
+	    ((const struct graph_id *)b)->id);
 }
 
 /* On the read lane: the mailbox of the address, or of the id. */
@@ -212,20 +260,44 @@ static void
 user_read_run(struct store *st, void *arg)
 {
 	struct graph_call *g = arg;
-	struct id_search is = { g, g->s->ms->realm };
+	struct id_search is = { g, g->s->ms->realm, 0 };
 	ps_err rc;
 
 	if (g->email[0]) {
 		rc = store_mailbox_get(st, g->email, &g->mb);
 		g->found = rc == PS_OK;
 	} else {
-		rc = store_mailbox_each(st, id_match, &is);
-		if (rc == PS_EEXIST || rc == PS_OK)
+		g->scan = xcalloc(1, sizeof(*g->scan));
+		rc = store_mailbox_each(st, id_collect, &is);
+		if (rc == PS_OK) {
+			qsort(g->scan->v, g->scan->n, sizeof(*g->scan->v),
+			    id_cmp);
 			rc = g->found ? PS_OK : PS_ENOTFOUND;
+		}
 	}
 	g->rc = rc;
 	if (rc != PS_OK && rc != PS_ENOTFOUND)
 		str_copy(g->err, ps_errmsg(), sizeof(g->err));
+}
+
+/*
+ * On the loop: the address of id g->who from the index, when the index
+ * is current. True when it answered: found (g->email set) or not.
+ */
+static bool
+id_lookup(struct graph_call *g, bool *found)
+{
+	struct graph_ids *ix = g->s->graph_ids;
+	struct graph_id key, *e;
+
+	if (ix == NULL || ix->generation != g->s->mailbox_generation)
+		return false;
+	str_copy(key.id, g->who, sizeof(key.id));
+	e = bsearch(&key, ix->v, ix->n, sizeof(*ix->v), id_cmp);
+	*found = e != NULL;
+	if (e)
+		str_copy(g->email, e->email, sizeof(g->email));
+	return true;
 }
 
 static void
@@ -233,6 +305,14 @@ user_read_done(void *arg)
 {
 	struct graph_call *g = arg;
 
+	/* A pass over the mailboxes no change came after: the index. */
+	if (g->scan && (g->rc == PS_OK || g->rc == PS_ENOTFOUND) &&
+	    g->scan_generation == g->s->mailbox_generation) {
+		g->scan->generation = g->scan_generation;
+		graph_ids_free(g->s->graph_ids);
+		g->s->graph_ids = g->scan;
+		g->scan = NULL;
+	}
 	if (master_call_gone(g->c))
 		return;
 	if (g->rc != PS_OK && g->rc != PS_ENOTFOUND) {
@@ -258,6 +338,7 @@ user_read(struct graph_call *g, void (*then)(struct graph_call *))
 	store_mailbox_cleanup(&g->mb);
 	memset(&g->mb, 0, sizeof(g->mb));
 	g->found = false;
+	g->scan_generation = g->s->mailbox_generation;
 	if (store_pool_read(g->s->pool, user_read_run, user_read_done, g) !=
 	    PS_OK)
 		master_call_busy(g->c);
@@ -590,6 +671,7 @@ graph_handle(struct master_call *c)
 	bool read = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
 	bool put = strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
 	bool del = strcmp(m, "DELETE") == 0;
+	bool found;
 
 	g->c = c;
 	g->r = r;
@@ -635,6 +717,9 @@ graph_handle(struct master_call *c)
 		str_copy(g->email, g->who, sizeof(g->email));
 		str_lower(g->email);
 	} else if (strlen(g->who) != ID_LEN) {
+		graph_not_found_user(g);
+		return;
+	} else if (id_lookup(g, &found) && !found) {
 		graph_not_found_user(g);
 		return;
 	}

@@ -115,6 +115,7 @@ struct auth_negotiate;
 
 struct dir_schedule;
 struct dir_passwords;
+struct graph_ids;
 
 struct master_srv {
 	struct master_state	*ms;
@@ -143,6 +144,13 @@ struct master_srv {
 	/* In URLs and token audiences: a load balancer's, or the bound. */
 	int			 public_port;
 	struct master_partners	*partners;
+	/*
+	 * Counts the feed's mailbox changes (and lost feeds): what was read
+	 * of the mailboxes before is stale once it moved. Graph's ids of the
+	 * mailboxes (graph.c), as of a generation; NULL until first needed.
+	 */
+	uint64_t		 mailbox_generation;
+	struct graph_ids	*graph_ids;
 	/* Requests in flight (deferred); 503 for those left at the stop. */
 	struct master_call	*calls;
 	bool			 draining;	/* SIGTERM: /ready says so */
@@ -211,6 +219,8 @@ void	master_photo_headers(struct http_req *, const char *etag,
 bool	graph_gate(struct http_req *);
 /* Answers a signed-in request under /v1.0/ (every method). */
 void	graph_handle(struct master_call *);
+/* Frees the server's index of Graph ids; NULL is a no-op. */
+void	graph_ids_free(struct graph_ids *);
 
 /* ---- the change-photo page (ecp.c), served by serve.c ---- */
 

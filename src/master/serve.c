@@ -338,11 +338,15 @@ feed_apply(void *arg, const struct store_change *ch, size_t n, bool lost,
 	bool wake = lost;
 	size_t i;
 
-	if (lost)
+	if (lost) {
 		master_cache_drop_all(s->cache);
+		s->mailbox_generation++;
+	}
 	for (i = 0; i < n; i++) {
 		switch (ch[i].kind) {
 		case STORE_CHANGE_MAILBOX:
+			s->mailbox_generation++;
+			/* FALLTHROUGH */
 		case STORE_CHANGE_PHOTO:
 			/* A password, a name or a photo: the address's keys. */
 			master_cache_drop(s->cache, ch[i].key);
@@ -1682,6 +1686,7 @@ out:
 	http_server_free(s.http);
 	http_tls_free(s.tls);
 	partners_free(s.partners);
+	graph_ids_free(s.graph_ids);
 	master_cache_free(s.cache);
 	event_base_free(s.base);
 	free(s.base_url);

@@ -260,6 +260,17 @@ graph_error(get("/v1.0/users/ghost@contoso.com/photo"), 404,
             "Request_ResourceNotFound", "an unknown address (metadata)")
 graph_error(get("/v1.0/users/%s/photo" % uuid.uuid4()), 404,
             "Request_ResourceNotFound", "an unknown id")
+# Ids are kept in memory once read: a mailbox added while serving is
+# found by its id all the same (the index follows the store's changes).
+m.add_mailbox("new@contoso.com", "pw-new")
+m.cmd("photo", "set", "new@contoso.com", "--file",
+      make_image(os.path.join(work, "n.jpg"), "200x200"))
+r = get("/v1.0/users/%s/photo" % user_id("new@contoso.com"))
+ok(r.status == 200 and r.json().get("width") == 200,
+   "a mailbox added while serving: found by its id")
+m.cmd("mailbox", "remove", "new@contoso.com")
+graph_error(get("/v1.0/users/%s/photo" % user_id("new@contoso.com")), 404,
+            "Request_ResourceNotFound", "and not found once removed")
 graph_error(get("/v1.0/users/not-an-id/photo"), 404,
             "Request_ResourceNotFound", "neither an address nor an id")
 graph_error(get("/v1.0/me/photos/100x100/$value"), 400,
