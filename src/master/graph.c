@@ -4,7 +4,7 @@
  *
  *   GET|HEAD  /v1.0/{me|users/{id|address}}/photo		metadata
  *   GET|HEAD  .../photo/$value				the largest
- *   GET|HEAD  .../photos					every size stored
+ *   GET|HEAD  .../photos				every size stored
  *   GET|HEAD  .../photos/{48x48..648x648}[/$value]
  *   PUT|PATCH .../photo/$value	(the owner; an image of at most 4 MB)
  *   DELETE    .../photo[/$value]	(the owner)
@@ -384,9 +384,9 @@ photo_entity(struct graph_call *g, int code, bool context)
 	size_id(code, id);
 	snprintf(tag, sizeof(tag), "\"%s\"", g->mb.etag);
 	if (context) {
-		char *ctx = xasprintf("%s/v1.0/$metadata#users('%s')/%s/$entity",
-		    g->s->base_url, g->id, g->what == G_PHOTO ? "photo" :
-		    "photos");
+		char *ctx = xasprintf("%s/v1.0/$metadata#users('%s')/%s/"
+		    "$entity", g->s->base_url, g->id, g->what == G_PHOTO ?
+		    "photo" : "photos");
 
 		json_object_set_new(o, "@odata.context", json_string(ctx));
 		free(ctx);

@@ -1605,7 +1605,8 @@ master_serve(struct master_state *ms, const char *listen_host,
 	    "gauge", "When a store job last failed to reach the store "
 	    "(Unix time; 0: never).");
 	metrics_declare("photosync_image_queued", "gauge",
-	    "Uploads rendering or waiting on the change-photo page.");
+	    "Uploads rendering or waiting: the change-photo page's, "
+	    "SetUserPhoto's and Graph's.");
 	s.http = http_server_new(s.base, "master", handle, &s);
 	http_server_buffer_logs(s.http);
 	http_server_set_body_gate(s.http, gate, &s);

@@ -13,8 +13,9 @@
  *   - errors go to a private handler, never to stderr;
  *   - the input size is capped before parsing (XML_MAX_BYTES, or the
  *     caller's cap for a document that carries a large base64 value:
- *     xml_parse_max) and the element depth is counted while parsing (XML_MAX_DEPTH), so a deep
- *     document is stopped before its tree is built;
+ *     xml_parse_max) and the element depth is counted while parsing
+ *     (XML_MAX_DEPTH), so a deep document is stopped before its tree is
+ *     built;
  *   - documents that are not namespace-well-formed are refused.
  *
  * Threads: xml_parse() may run on any thread (libxml2 is initialised
