@@ -165,6 +165,10 @@ set_render_done(void *arg)
 		    ch->owner);
 		change_refused(ch, ch->result, "another mailbox");
 		return;
+	case MASTER_CHANGE_OTHER_OPERATION:
+		/* Not a photo change at all: the caller answers it. */
+		change_finish(ch, ch->result);
+		return;
 	default:
 		change_refused(ch, ch->result, ch->message);
 		return;
