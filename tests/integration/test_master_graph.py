@@ -3,13 +3,16 @@
 with $value), the nine sizes checked with ImageMagick, the metadata
 documents, ETag and If-None-Match, HEAD, Graph's error bodies, PUT and
 PATCH of $value through the image pipeline (4 MB limit, refusals that
-change nothing), DELETE, the owner rule, the body gate and the
-sign-ins (Basic, a partner's S2S token)."""
+change nothing), DELETE, the owner rule, the body gate, the sign-ins
+(Basic, a partner's S2S token), ids found after a mailbox is added, and
+a PUT waiting for the store while reads are answered."""
 import base64
 import datetime
 import hashlib
+import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import time
@@ -22,7 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from psync import (LogMark, Master, basic, done, identify, is_eq,
-                   make_image, ok, request, tmpdir, write)
+                   make_image, ok, request, store_write_lock, tmpdir,
+                   wait_for, write)
 
 work = tmpdir("graph")
 SIZES = [48, 64, 96, 120, 240, 360, 432, 504, 648]
@@ -370,6 +374,37 @@ head = sock.recv(65536).decode("latin-1")
 sock.close()
 ok(head.startswith("HTTP/1.1 413") and "RequestEntityTooLarge" in head,
    "a declared body over 4 MB: Graph's 413 before it is read")
+
+# ---- nothing on the loop waits: a PUT waits for the store, reads go on ----
+def store_queued():
+    g = re.search(r"^photosync_store_queued (\d+)", m.get("/metrics").text(),
+                  re.M)
+    return int(g.group(1)) if g else -1
+
+
+ctx = ssl.create_default_context(cafile=m.ca)
+lock = store_write_lock(m.dir)
+try:
+    put = http.client.HTTPSConnection(m.host, m.port, context=ctx,
+                                      timeout=120)
+    put.request("PUT", "/v1.0/me/photo/$value", body=small,
+                headers=dict(T1, **{"Content-Type": "image/jpeg"}))
+    # Rendered on a worker, then its write waits for the lock: a store
+    # job seen queued means it is in flight.
+    ok(wait_for(lambda: store_queued() >= 1),
+       "under another process's write lock a PUT is in flight")
+    r = get("/v1.0/users/test2@contoso.com/photo/$value")
+    is_eq(r.status, 200, "meanwhile a photo is answered (the index)")
+    r = get("/v1.0/me/photos/96x96/$value")
+    is_eq(r.status, 200, "and the owner's current one too")
+finally:
+    lock.release()
+r = put.getresponse()
+r.read()
+is_eq(r.status, 200, "once the lock is gone the PUT is written")
+put.close()
+ok(get("/v1.0/me/photo").json()["@odata.mediaEtag"] != cur,
+   "and the photo is the new one")
 
 # ---- DELETE ----
 r = call("DELETE", "/v1.0/users/test2@contoso.com/photo", T1)
