@@ -64,6 +64,10 @@ def install():
         lock.close()
 
 
+for tool in ("node", "npm"):
+    if not ok(shutil.which(tool), "%s is installed (scripts/deps.sh test)"
+              % tool):
+        done()
 node_modules = install()
 r = subprocess.run(["node", "--version"], capture_output=True, text=True)
 ok(r.returncode == 0, "Node.js runs (%s)" % r.stdout.strip())
