@@ -117,8 +117,8 @@ graph_call_free(void *arg)
  * Graph's error body: {"error":{"code","message","innerError":{"date",
  * "request-id","client-request-id"}}}.
  */
-static void
-reply_graph_error(struct http_req *r, int status, const char *code,
+void
+graph_reply_error(struct http_req *r, int status, const char *code,
     const char *message)
 {
 	const char *client = http_req_header(r, "client-request-id");
@@ -149,7 +149,7 @@ static void
 graph_error(struct graph_call *g, int status, const char *code,
     const char *message)
 {
-	reply_graph_error(g->r, status, code, message);
+	graph_reply_error(g->r, status, code, message);
 	master_call_end(g->c);
 }
 
@@ -645,14 +645,14 @@ graph_gate(struct http_req *r)
 	unsigned long long n;
 
 	if (strcmp(m, "PUT") != 0 && strcmp(m, "PATCH") != 0) {
-		reply_graph_error(r, 413, "RequestEntityTooLarge", "This "
+		graph_reply_error(r, 413, "RequestEntityTooLarge", "This "
 		    "request takes no body this large.");
 		return false;
 	}
 	if (cl) {
 		n = strtoull(cl, &end, 10);
 		if (*end == '\0' && n > GRAPH_PHOTO_MAX) {
-			reply_graph_error(r, 413, "RequestEntityTooLarge",
+			graph_reply_error(r, 413, "RequestEntityTooLarge",
 			    "The photo is larger than 4 MB, the most a photo "
 			    "can be.");
 			return false;

@@ -217,6 +217,12 @@ void	master_photo_headers(struct http_req *, const char *etag,
  * declared length over the limit, or a method that takes no body).
  */
 bool	graph_gate(struct http_req *);
+/*
+ * Answers with Graph's error body: {"error":{"code","message",
+ * "innerError":{"date","request-id","client-request-id"}}}.
+ */
+void	graph_reply_error(struct http_req *, int status, const char *code,
+	    const char *message);
 /* Answers a signed-in request under /v1.0/ (every method). */
 void	graph_handle(struct master_call *);
 /* Frees the server's index of Graph ids; NULL is a no-op. */

@@ -381,6 +381,8 @@ static const struct store_follow_ops follow_ops = {
 
 /* ---- authentication ---- */
 
+static bool route_is_graph(const struct route *);
+
 static void
 reply_unauthorized(struct master_call *c, const char *reason)
 {
@@ -415,6 +417,14 @@ reply_unauthorized(struct master_call *c, const char *reason)
 		http_reply_header(r, "x-ms-diagnostics", buf_str(&b));
 	}
 	buf_cleanup(&b);
+	if (route_is_graph(c->rt)) {
+		/* The same challenges, with Graph's error body. */
+		graph_reply_error(r, 401, "InvalidAuthenticationToken",
+		    reason && *reason ? reason : "Sign in: no credentials, or "
+		    "they were not accepted.");
+		call_end(c);
+		return;
+	}
 	call_error(c, 401, "sign in with a mailbox's Basic credentials or a "
 	    "partner's S2S token");
 }
@@ -1311,6 +1321,12 @@ static const struct route routes[] = {
 static const struct route graph_route = {
 	"/v1.0/", R_GRAPH, true, false, false, 0, "graph",
 };
+
+static bool
+route_is_graph(const struct route *rt)
+{
+	return rt != NULL && rt->id == R_GRAPH;
+}
 
 /* The largest body a route takes (after sign-in). */
 static size_t

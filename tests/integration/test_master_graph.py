@@ -139,9 +139,10 @@ chall = r.header_all("WWW-Authenticate")
 ok(any(c.startswith('Bearer realm="%s"' % realm) for c in chall) and
    any(c.startswith("Basic") for c in chall),
    "the 401 carries the same challenges as EWS (Bearer, Basic)")
+graph_error(r, 401, "InvalidAuthenticationToken", "no credentials")
 r = get("/v1.0/me/photo/$value",
         {"Authorization": basic("test1@contoso.com", "wrong")})
-is_eq(r.status, 401, "a wrong password: 401")
+graph_error(r, 401, "InvalidAuthenticationToken", "a wrong password")
 r = get("/v1.0/users/test1@contoso.com/photo/$value",
         {"Authorization": "Bearer " + s2s("test2@contoso.com")})
 is_eq(r.status, 200, "a partner's S2S token for a user reads a photo")
