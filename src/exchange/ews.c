@@ -271,6 +271,41 @@ parse_convert_id(const struct xml_node *op, struct ews_request *out)
 	return PS_OK;
 }
 
+/* The operation element of a SOAP envelope, or NULL (reason set). */
+static const struct xml_node *
+soap_operation(const struct xml_doc *doc, ps_err *rc)
+{
+	const struct xml_node *env, *b, *op;
+
+	env = xml_root(doc);
+	if (strcmp(xml_name(env), "Envelope") != 0 ||
+	    strcmp(xml_ns(env), NS_SOAP) != 0) {
+		*rc = ps_errf(PS_EINVAL, "not a SOAP 1.1 envelope");
+		return NULL;
+	}
+	if ((b = xml_child(env, NS_SOAP, "Body")) == NULL) {
+		*rc = ps_errf(PS_EINVAL, "SOAP envelope without a Body");
+		return NULL;
+	}
+	if ((op = xml_first_element(b)) == NULL) {
+		*rc = ps_errf(PS_EINVAL, "empty SOAP Body");
+		return NULL;
+	}
+	return op;
+}
+
+/*
+ * SetUserPhoto: nothing read here; its handler parses the whole request
+ * off the loop (ews_parse_set_photo()), as it may be large.
+ */
+static ps_err
+parse_set_user_photo(const struct xml_node *op, struct ews_request *out)
+{
+	(void)op;
+	(void)out;
+	return PS_OK;
+}
+
 /* One row per operation: what the master answers, and nothing else. */
 static const struct ews_op_def {
 	const char	*name;
@@ -282,39 +317,27 @@ static const struct ews_op_def {
 	{ "ResolveNames", EWS_OP_RESOLVE_NAMES, parse_resolve_names },
 	{ "ConvertId", EWS_OP_CONVERT_ID, parse_convert_id },
 	{ "FindItem", EWS_OP_FIND_ITEM, parse_find_item },
+	{ "SetUserPhoto", EWS_OP_SET_USER_PHOTO, parse_set_user_photo },
 };
 
 const char *const ews_operation_names[] = {
 	"GetUserPhoto", "GetFolder", "ResolveNames", "ConvertId", "FindItem",
-	NULL,
+	"SetUserPhoto", NULL,
 };
 
 ps_err
 ews_parse(const char *body, size_t len, struct ews_request *out)
 {
 	struct xml_doc *doc = NULL;
-	const struct xml_node *env, *b, *op;
+	const struct xml_node *op;
 	size_t i;
 	ps_err rc;
 
 	memset(out, 0, sizeof(*out));
 	if ((rc = xml_parse(body, len, &doc)) != PS_OK)
 		goto out;
-	rc = PS_EINVAL;
-	env = xml_root(doc);
-	if (strcmp(xml_name(env), "Envelope") != 0 ||
-	    strcmp(xml_ns(env), NS_SOAP) != 0) {
-		rc = ps_errf(PS_EINVAL, "not a SOAP 1.1 envelope");
+	if ((op = soap_operation(doc, &rc)) == NULL)
 		goto out;
-	}
-	if ((b = xml_child(env, NS_SOAP, "Body")) == NULL) {
-		rc = ps_errf(PS_EINVAL, "SOAP envelope without a Body");
-		goto out;
-	}
-	if ((op = xml_first_element(b)) == NULL) {
-		rc = ps_errf(PS_EINVAL, "empty SOAP Body");
-		goto out;
-	}
 	/*
 	 * §2.1/§3.2: EWS sends no SOAPAction header worth trusting; the
 	 * operation is the element in the Body. An element name is an XML
@@ -366,6 +389,89 @@ ews_parse_request(const char *body, size_t len,
 out:
 	free(req);
 	return rc;
+}
+
+ps_err
+ews_parse_set_photo(const char *body, size_t len, size_t max_image,
+    struct ews_set_photo_request *out)
+{
+	struct xml_doc *doc = NULL;
+	const struct xml_node *op;
+	const char *email, *content, *p;
+	char *packed = NULL;
+	size_t n = 0;
+	ps_err rc = PS_EINVAL;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = xml_parse_max(body, len, EWS_SET_PHOTO_MAX(max_image),
+	    &doc)) != PS_OK)
+		goto out;
+	if ((op = soap_operation(doc, &rc)) == NULL)
+		goto out;
+	if (strcmp(xml_name(op), "SetUserPhoto") != 0 ||
+	    strcmp(xml_ns(op), NS_MESSAGES) != 0) {
+		rc = ps_errf(PS_ENOTFOUND, "unsupported EWS operation %s",
+		    xml_name(op));
+		goto out;
+	}
+	email = xml_text(m_child(op, "Email"));
+	content = xml_text(m_child(op, "Content"));
+	if (email == NULL || *email == '\0') {
+		rc = ps_errf(PS_EINVAL, "SetUserPhoto without Email");
+		goto out;
+	}
+	if (content == NULL || *content == '\0') {
+		rc = ps_errf(PS_EINVAL, "SetUserPhoto without Content");
+		goto out;
+	}
+	if (!str_copy(out->email, email, sizeof(out->email))) {
+		out->email[0] = '\0';
+		rc = ps_errf(PS_EINVAL, "SetUserPhoto Email too long");
+		goto out;
+	}
+	/* xs:base64Binary may be wrapped: the white space goes first. */
+	packed = malloc(strlen(content) + 1);
+	if (packed == NULL) {
+		rc = ps_errf(PS_ENOMEM, "no memory for the photo");
+		goto out;
+	}
+	for (p = content; *p; p++)
+		if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+			packed[n++] = *p;
+	packed[n] = '\0';
+	if (n / 4 * 3 > max_image + 2) {
+		out->len = n / 4 * 3;	/* about; for the refusal */
+		rc = ps_errf(PS_ELIMIT, "the photo is larger than %zu bytes",
+		    max_image);
+		goto out;
+	}
+	if (b64_decode(packed, n, &out->content, &out->len) != PS_OK) {
+		rc = ps_errf(PS_EINVAL, "SetUserPhoto Content is not base64");
+		goto out;
+	}
+	if (out->len > max_image) {
+		rc = ps_errf(PS_ELIMIT, "the photo is larger than %zu bytes",
+		    max_image);
+		goto out;
+	}
+	rc = PS_OK;
+out:
+	if (rc != PS_OK) {
+		free(out->content);
+		out->content = NULL;
+		if (rc != PS_ELIMIT)
+			out->len = 0;
+	}
+	free(packed);
+	xml_free(doc);
+	return rc;
+}
+
+void
+ews_set_photo_request_cleanup(struct ews_set_photo_request *r)
+{
+	free(r->content);
+	memset(r, 0, sizeof(*r));
 }
 
 /* --- responses ------------------------------------------------------ */
@@ -481,6 +587,39 @@ ews_error_response(struct buf *out, const char *response_code,
 	    "      <DescriptiveLinkKey>0</DescriptiveLinkKey>\n"
 	    "      <HasChanged>false</HasChanged>\n"
 	    "    </GetUserPhotoResponse>\n")) != PS_OK)
+		goto out;
+	rc = soap_close(out);
+out:
+	return rollback(out, start, rc);
+}
+
+ps_err
+ews_set_photo_response(struct buf *out, const char *response_code,
+    const char *message)
+{
+	size_t start = out->b_len;
+	ps_err rc;
+
+	if ((rc = soap_open(out)) != PS_OK)
+		goto out;
+	if (response_code == NULL)
+		rc = buf_adds(out,
+		    "    <SetUserPhotoResponse ResponseClass=\"Success\""
+		    " xmlns=\"" NS_MESSAGES "\">\n"
+		    "      <ResponseCode>NoError</ResponseCode>\n"
+		    "    </SetUserPhotoResponse>\n");
+	else if ((rc = buf_adds(out,
+	    "    <SetUserPhotoResponse ResponseClass=\"Error\""
+	    " xmlns=\"" NS_MESSAGES "\">\n"
+	    "      <MessageText>")) == PS_OK &&
+	    (rc = xml_add_text(out, message ? message : "")) == PS_OK &&
+	    (rc = buf_adds(out, "</MessageText>\n      <ResponseCode>")) ==
+	    PS_OK &&
+	    (rc = xml_add_text(out, response_code)) == PS_OK)
+		rc = buf_adds(out, "</ResponseCode>\n"
+		    "      <DescriptiveLinkKey>0</DescriptiveLinkKey>\n"
+		    "    </SetUserPhotoResponse>\n");
+	if (rc != PS_OK)
 		goto out;
 	rc = soap_close(out);
 out:

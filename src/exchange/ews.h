@@ -57,6 +57,7 @@ enum ews_op {
 	EWS_OP_RESOLVE_NAMES,
 	EWS_OP_CONVERT_ID,
 	EWS_OP_FIND_ITEM,
+	EWS_OP_SET_USER_PHOTO,
 };
 
 /* GetFolder: at most this many folder ids in one request. */
@@ -146,6 +147,42 @@ ps_err	ews_photo_response(struct buf *out, bool has_changed,
  * reads it.
  */
 ps_err	ews_error_response(struct buf *out, const char *response_code,
+	    const char *message);
+
+/*
+ * SetUserPhoto (Exchange 2016's messages.xsd: m:Email, m:Content in
+ * base64, m:TypeOfPhoto optional). Its document carries an image of up
+ * to `max_image` bytes in base64, so it may be larger than XML_MAX_BYTES:
+ * at most EWS_SET_PHOTO_MAX(max_image) bytes, parsed off the loop.
+ */
+#define EWS_SET_PHOTO_MAX(max_image)	((max_image) / 3 * 4 + 4 + \
+	    64 * 1024)
+
+struct ews_set_photo_request {
+	char		 email[256];
+	unsigned char	*content;	/* the image, decoded; owned */
+	size_t		 len;
+};
+
+/*
+ * Parses a SetUserPhoto request of at most EWS_SET_PHOTO_MAX(max_image)
+ * bytes (white space in the base64 is skipped). PS_OK and `out` filled;
+ * PS_ENOTFOUND (operation named) for another operation; PS_ELIMIT when
+ * the document or the image is larger than allowed (out->len: about the
+ * image's size, 0 when not known); PS_EINVAL when
+ * malformed, with the reason in ps_errmsg(). Free with
+ * ews_set_photo_request_cleanup().
+ */
+ps_err	ews_parse_set_photo(const char *body, size_t len, size_t max_image,
+	    struct ews_set_photo_request *out);
+void	ews_set_photo_request_cleanup(struct ews_set_photo_request *);
+
+/*
+ * SetUserPhotoResponse: ResponseClass="Success" with NoError when
+ * `response_code` is NULL, else ResponseClass="Error" with MessageText
+ * and ResponseCode (e.g. "ErrorAccessDenied").
+ */
+ps_err	ews_set_photo_response(struct buf *out, const char *response_code,
 	    const char *message);
 
 /* A SOAP 1.1 Fault (s:Client or s:Server) with a message. */

@@ -1463,6 +1463,12 @@ ecp_new(struct master_srv *srv)
 	return e;
 }
 
+struct work_pool *
+ecp_renderers(struct master_ecp *e)
+{
+	return e->pool;
+}
+
 size_t
 ecp_uploads_pending(struct master_ecp *e)
 {

@@ -115,6 +115,7 @@ struct auth_negotiate;
 
 struct dir_schedule;
 struct dir_passwords;
+struct graph_ids;
 
 struct master_srv {
 	struct master_state	*ms;
@@ -145,6 +146,13 @@ struct master_srv {
 	/* In URLs and token audiences: a load balancer's, or the bound. */
 	int			 public_port;
 	struct master_partners	*partners;
+	/*
+	 * Counts the feed's mailbox changes (and lost feeds): what was read
+	 * of the mailboxes before is stale once it moved. Graph's ids of the
+	 * mailboxes (graph.c), as of a generation; NULL until first needed.
+	 */
+	uint64_t		 mailbox_generation;
+	struct graph_ids	*graph_ids;
 	/* Requests in flight (deferred); 503 for those left at the stop. */
 	struct master_call	*calls;
 	bool			 draining;	/* SIGTERM: /ready says so */
@@ -171,6 +179,57 @@ ps_err	master_directory_password(struct master_srv *, struct store *,
  * "signin" (the guard's queue, which logs its refusals itself).
  */
 void	master_reply_busy(struct http_req *, const char *what);
+/* ---- a request in serve.c, for the Graph routes (graph.c) ---- */
+
+struct master_cached;
+/* Borrowed for the call's life. */
+struct http_req *master_call_req(struct master_call *);
+struct master_srv *master_call_srv(struct master_call *);
+/* The signed-in mailbox's address; "" for a partner's app-only token. */
+const char *master_call_user(const struct master_call *);
+/* A route's own state, freed with ext_free when the call ends. */
+void	master_call_set_ext(struct master_call *, void *ext,
+	    void (*ext_free)(void *));
+void	*master_call_ext(struct master_call *);
+/* After the answer (or instead of one, when the client left). */
+void	master_call_end(struct master_call *);
+/* True (and the call ended) when the client left while it waited. */
+bool	master_call_gone(struct master_call *);
+/* A store lane's queue is full: 503 with Retry-After, the call ended. */
+void	master_call_busy(struct master_call *);
+/*
+ * The photo of `email` at size `code`: from the index at once, or read
+ * on the read lane; then(c, ph) with a reference (NULL: the store
+ * failed; data NULL: no photo or no such mailbox).
+ */
+void	master_call_photo(struct master_call *, const char *email, int code,
+	    void (*then)(struct master_call *, struct master_cached *));
+/* A photo answer's ETag, Cache-Control, Expires and Last-Modified. */
+void	master_photo_headers(struct http_req *, const char *etag,
+	    int64_t updated);
+
+/* ---- the Graph photo API (graph.c) ---- */
+
+/* Graph's limit on a photo set with PUT or PATCH (its 4 MB). */
+#define GRAPH_PHOTO_MAX		((size_t)4 * 1024 * 1024)
+/*
+ * At the body gate, for a request under /v1.0/ with a body larger than
+ * HTTP_SMALL_BODY: true to go on (sign-in, then up to GRAPH_PHOTO_MAX
+ * bytes); false when it was answered (413 with Graph's error body: a
+ * declared length over the limit, or a method that takes no body).
+ */
+bool	graph_gate(struct http_req *);
+/*
+ * Answers with Graph's error body: {"error":{"code","message",
+ * "innerError":{"date","request-id","client-request-id"}}}.
+ */
+void	graph_reply_error(struct http_req *, int status, const char *code,
+	    const char *message);
+/* Answers a signed-in request under /v1.0/ (every method). */
+void	graph_handle(struct master_call *);
+/* Frees the server's index of Graph ids; NULL is a no-op. */
+void	graph_ids_free(struct graph_ids *);
+
 /* ---- the change-photo page (ecp.c), served by serve.c ---- */
 
 /* An image upload and the multipart form around it. */
@@ -219,6 +278,66 @@ void	ecp_handle(struct master_ecp *, struct http_req *, enum ecp_route);
 void	ecp_gate(struct master_ecp *, struct http_req *);
 /* Uploads rendering or waiting for a worker, for metrics. */
 size_t	ecp_uploads_pending(struct master_ecp *);
+/*
+ * The page's render workers (borrowed), capped at the renders it allows
+ * at once: every upload of the server is rendered there (change.c).
+ */
+struct work_pool *ecp_renderers(struct master_ecp *);
+
+/* ---- a photo changed by its owner from a client (change.c) ---- */
+
+enum master_change_result {
+	MASTER_CHANGE_OK,		/* stored (etag), or removed */
+	MASTER_CHANGE_NO_PHOTO,		/* a removal: there was none */
+	MASTER_CHANGE_MALFORMED,	/* unreadable request (message) */
+	MASTER_CHANGE_OTHER_OPERATION,	/* SOAP: not SetUserPhoto */
+	MASTER_CHANGE_NOT_OWNER,	/* SOAP: another mailbox named */
+	MASTER_CHANGE_TOO_LARGE,	/* over max_image (message) */
+	MASTER_CHANGE_BAD_IMAGE,	/* the pipeline's reason (message) */
+	MASTER_CHANGE_BUSY,		/* renders or the lane full */
+	MASTER_CHANGE_STORE_FAILED,	/* 500 (message) */
+	MASTER_CHANGE_STORE_DOWN,	/* 503 with Retry-After */
+};
+
+/*
+ * One change, kept by the caller (in its request's state) until done()
+ * was called; master_change_cleanup() after. The caller sets the fields
+ * before the outcome; the body is borrowed and must stay put (the
+ * request's).
+ */
+struct master_change {
+	struct master_srv	*srv;
+	const char		*req_id;	/* for the log */
+	const char		*via;		/* "ews" or "graph" */
+	char			 owner[256];	/* the signed-in mailbox */
+	const void		*body;
+	size_t			 len;
+	bool			 soap;		/* body: SetUserPhoto */
+	size_t			 max_image;	/* bytes of image allowed */
+	void			(*done)(struct master_change *, void *arg);
+	void			*arg;
+	/* the outcome */
+	enum master_change_result result;
+	char			 message[512];	/* a sentence for refusals */
+	char			 etag[64];	/* the new photo's */
+	char			 email[256];	/* SOAP: the address named */
+	size_t			 image_len;
+	/* private */
+	ps_err			 rc;
+	struct ews_set_photo_request set;
+	struct master_photo	 photo;
+};
+
+/*
+ * Sets the owner's photo from the body (an image, or a SetUserPhoto
+ * request when soap): read and rendered on the render workers, stored on
+ * the write lane; done() is called once on the loop, maybe before this
+ * returns. A refusal changes nothing and is logged.
+ */
+void	master_change_set(struct master_change *);
+/* Removes the owner's photo on the write lane, then done(). */
+void	master_change_remove(struct master_change *);
+void	master_change_cleanup(struct master_change *);
 
 /*
  * The sender of change notifications to partners (notify.c), on the

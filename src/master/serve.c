@@ -5,14 +5,16 @@
  *   POST     /autodiscover/autodiscover.svc	SOAP GetUserSettings
  *   GET      /autodiscover/metadata/json/1	S2S metadata
  *   GET      /ews/exchange.asmx/s/getuserphoto	REST photo, ETag, 304
- *   POST     /ews/exchange.asmx		SOAP: GetUserPhoto, GetFolder,
- *						FindItem, ResolveNames,
- *						ConvertId; any other
- *						operation ErrorInvalidOperation
+ *   POST     /ews/exchange.asmx		SOAP: GetUserPhoto, SetUserPhoto,
+ *						GetFolder, FindItem,
+ *						ResolveNames, ConvertId; any
+ *						other operation
+ *						ErrorInvalidOperation
  *   GET      /ews/exchange.asmx		a page naming the WSDL, as Exchange
  *   GET      /ews/services.wsdl, messages.xsd, types.xsd
  *   GET      /oab/<realm>/oab.xml		the offline address book's
  *						manifest (no address books)
+ *   GET|HEAD|PUT|PATCH|DELETE /v1.0/...	the Graph photo API (graph.c)
  *   GET|POST /ecp/...				the change-photo page (ecp.c)
  *   GET      /ready				readiness, for load balancers
  *
@@ -27,8 +29,11 @@
  * form sign-in and session cookie. Request bodies are small
  * (HTTP_SMALL_BODY) except where one is needed, and only after sign-in
  * (the body gate): the XML endpoints take up to XML_MAX_BYTES once the
- * caller is authenticated, the page's upload an image and its form for a
- * signed-in session.
+ * caller is authenticated (EWS up to a SetUserPhoto of the upload limit
+ * in base64), Graph's photo an image of up to 4 MB, the page's upload an
+ * image and its form for a signed-in session. Photos set from clients
+ * (SetUserPhoto, Graph) go through change.c: the page's render workers
+ * and limits.
  *
  * Nothing on the event loop waits. Every store call goes through the
  * store's lanes (store/pool.h) with the request deferred; passwords are
@@ -90,7 +95,7 @@ struct principal {
 
 enum route_id {
 	R_POX, R_SOAP, R_METADATA, R_REST_PHOTO, R_EWS, R_SCHEMA, R_OAB,
-	R_ECP, R_METRICS, R_READY,
+	R_ECP, R_METRICS, R_READY, R_GRAPH,
 };
 
 struct route {
@@ -141,6 +146,11 @@ struct master_call {
 	size_t			 body_len;
 	struct buf		 out;
 	struct ad_outcome	 oc;
+	/* SetUserPhoto */
+	struct master_change	 change;
+	/* a route's own state (graph.c), freed with the call */
+	void			*ext;
+	void			(*ext_free)(void *);
 };
 
 
@@ -187,6 +197,9 @@ call_end(struct master_call *c)
 	buf_cleanup(&c->out);
 	free(c->ews);
 	free(c->found);
+	master_change_cleanup(&c->change);
+	if (c->ext_free)
+		c->ext_free(c->ext);
 	free(c);
 }
 
@@ -356,11 +369,15 @@ feed_apply(void *arg, const struct store_change *ch, size_t n, bool lost,
 	bool wake = lost;
 	size_t i;
 
-	if (lost)
+	if (lost) {
 		master_cache_drop_all(s->cache);
+		s->mailbox_generation++;
+	}
 	for (i = 0; i < n; i++) {
 		switch (ch[i].kind) {
 		case STORE_CHANGE_MAILBOX:
+			s->mailbox_generation++;
+			/* FALLTHROUGH */
 		case STORE_CHANGE_PHOTO:
 			/* A password, a name or a photo: the address's keys. */
 			master_cache_drop(s->cache, ch[i].key);
@@ -399,6 +416,8 @@ static const struct store_follow_ops follow_ops = {
 
 /* ---- authentication ---- */
 
+static bool route_is_graph(const struct route *);
+
 static void
 reply_unauthorized(struct master_call *c, const char *reason)
 {
@@ -433,6 +452,14 @@ reply_unauthorized(struct master_call *c, const char *reason)
 		http_reply_header(r, "x-ms-diagnostics", buf_str(&b));
 	}
 	buf_cleanup(&b);
+	if (route_is_graph(c->rt)) {
+		/* The same challenges, with Graph's error body. */
+		graph_reply_error(r, 401, "InvalidAuthenticationToken",
+		    reason && *reason ? reason : "Sign in: no credentials, or "
+		    "they were not accepted.");
+		call_end(c);
+		return;
+	}
 	call_error(c, 401, "sign in with a mailbox's Basic credentials or a "
 	    "partner's S2S token");
 }
@@ -1056,6 +1083,98 @@ soap_photo_answer(struct master_call *c, struct master_cached *ph)
 	call_end(c);
 }
 
+/* SetUserPhoto's outcome (change.c) as EWS answers it. */
+static void
+set_photo_done(struct master_change *ch, void *arg)
+{
+	struct master_call *c = arg;
+	struct http_req *r = c->r;
+	const char *code = NULL;
+	int status = 200;
+
+	if (call_gone(c))
+		return;
+	if (ch->email[0])
+		http_req_note(r, "email", ch->email);
+	buf_init(&c->out, 64 * 1024);
+	switch (ch->result) {
+	case MASTER_CHANGE_OK:
+	case MASTER_CHANGE_NO_PHOTO:
+		break;
+	case MASTER_CHANGE_NOT_OWNER:
+		/* As Exchange: another mailbox's photo is not the caller's. */
+		code = "ErrorAccessDenied";
+		break;
+	case MASTER_CHANGE_TOO_LARGE:
+		code = "ErrorMessageSizeExceeded";
+		break;
+	case MASTER_CHANGE_BAD_IMAGE:
+		code = "ErrorInvalidRequest";
+		break;
+	case MASTER_CHANGE_BUSY:
+		http_reply_header(r, "Retry-After", BUSY_RETRY_S);
+		code = "ErrorServerBusy";
+		break;
+	case MASTER_CHANGE_MALFORMED:
+		ews_fault(&c->out, true, ch->message);
+		status = 400;
+		goto out;
+	case MASTER_CHANGE_OTHER_OPERATION:
+		ews_fault(&c->out, true, ch->message);
+		status = 500;
+		goto out;
+	case MASTER_CHANGE_STORE_DOWN:
+		http_reply_header(r, "Retry-After", STORE_DOWN_RETRY_S);
+		ews_fault(&c->out, false, "the store cannot be reached: try "
+		    "again in a moment");
+		status = 503;
+		goto out;
+	case MASTER_CHANGE_STORE_FAILED:
+		ews_fault(&c->out, false, "the store failed");
+		status = 500;
+		goto out;
+	}
+	if (code) {
+		char *msg = xasprintf("%s%s. The photo has not changed.",
+		    ch->result == MASTER_CHANGE_BAD_IMAGE ? "That file cannot "
+		    "be used as a photo: " : "", ch->message);
+
+		http_req_note(r, "error", code);
+		ews_set_photo_response(&c->out, code, msg);
+		free(msg);
+	} else {
+		ews_set_photo_response(&c->out, NULL, NULL);
+	}
+out:
+	http_reply_buf(r, status, XML_TYPE, &c->out);
+	call_end(c);
+}
+
+/*
+ * SetUserPhoto: for the signed-in mailbox alone (a partner's app-only
+ * token has none); the request is read, and the image rendered, off the
+ * loop (change.c).
+ */
+static void
+set_photo_go(struct master_call *c)
+{
+	struct master_change *ch = &c->change;
+	size_t len;
+
+	http_req_set_route(c->r, "setuserphoto_soap");
+	ch->srv = c->s;
+	ch->req_id = http_req_id(c->r);
+	ch->via = "ews";
+	str_copy(ch->owner, c->p.user, sizeof(ch->owner));
+	ch->body = http_req_body(c->r, &len);
+	ch->len = len;
+	ch->soap = true;
+	ch->max_image = IMAGE_MAX_BYTES;
+	ch->done = set_photo_done;
+	ch->arg = c;
+	master_change_set(ch);
+}
+
 /* ---- EWS over SOAP: one dispatch by operation ---- */
 
 static void
@@ -1251,6 +1370,11 @@ soap_go(struct master_call *c)
 	ps_err rc;
 
 	body = http_req_body(r, &len);
+	/* Larger than any other operation's: read off the loop. */
+	if (len > XML_MAX_BYTES) {
+		set_photo_go(c);
+		return;
+	}
 	buf_init(&c->out, 4 * 1024 * 1024);
 	c->ews = xcalloc(1, sizeof(*c->ews));
 	rc = ews_parse(body, len, c->ews);
@@ -1279,6 +1403,11 @@ soap_go(struct master_call *c)
 		 * address from the answer). */
 		ews_convert_response(&c->out, &c->ews->convert, c->p.user);
 		soap_reply(c, 200);
+		break;
+	case EWS_OP_SET_USER_PHOTO:
+		/* Read again, whole, off the loop (change.c). */
+		buf_cleanup(&c->out);
+		set_photo_go(c);
 		break;
 	case EWS_OP_OTHER:
 		ews_operation_error(&c->out, c->ews->op_name,
@@ -1380,6 +1509,70 @@ handle_ready(struct master_srv *s, struct http_req *r)
 	http_req_defer(r);
 	if (store_pool_probe(s->pool, ready_answer, r) != PS_OK)
 		http_reply(r, 503, READY_TYPE, "busy\n", 5);
+}
+
+/* ---- for the Graph routes (graph.c) ---- */
+
+struct http_req *
+master_call_req(struct master_call *c)
+{
+	return c->r;
+}
+
+struct master_srv *
+master_call_srv(struct master_call *c)
+{
+	return c->s;
+}
+
+const char *
+master_call_user(const struct master_call *c)
+{
+	return c->p.user;
+}
+
+void
+master_call_set_ext(struct master_call *c, void *ext, void (*ext_free)(void *))
+{
+	c->ext = ext;
+	c->ext_free = ext_free;
+}
+
+void *
+master_call_ext(struct master_call *c)
+{
+	return c->ext;
+}
+
+void
+master_call_end(struct master_call *c)
+{
+	call_end(c);
+}
+
+bool
+master_call_gone(struct master_call *c)
+{
+	return call_gone(c);
+}
+
+void
+master_call_busy(struct master_call *c)
+{
+	call_busy(c, "store");
+}
+
+void
+master_call_photo(struct master_call *c, const char *email, int code,
+    void (*then)(struct master_call *, struct master_cached *))
+{
+	photo_find(c, email, code, then);
+}
+
+void
+master_photo_headers(struct http_req *r, const char *etag, int64_t updated)
+{
+	photo_headers(r, etag, updated);
 }
 
 /* ---- routing ---- */
@@ -1487,12 +1680,41 @@ signed_in(struct master_call *c)
 	}
 }
 
-/* Authenticated at the gate: the XML body may be read. */
+/* Every path under /v1.0/: the Graph photo API, routed by graph.c. */
+static const struct route graph_route = {
+	"/v1.0/", R_GRAPH, true, false, false, 0, "graph",
+};
+
+static bool
+route_is_graph(const struct route *rt)
+{
+	return rt != NULL && rt->id == R_GRAPH;
+}
+
+/* The largest body a route takes (after sign-in). */
+static size_t
+route_body_max(const struct route *rt)
+{
+	if (rt->id == R_EWS)
+		return EWS_SET_PHOTO_MAX(IMAGE_MAX_BYTES);
+	if (rt->id == R_GRAPH)
+		return GRAPH_PHOTO_MAX;
+	return XML_MAX_BYTES;
+}
+
+/* Authenticated at the gate: the body may be read. */
 static void
 gate_open(struct master_call *c)
 {
-	http_req_body_allow(c->r, XML_MAX_BYTES);
+	http_req_body_allow(c->r, route_body_max(c->rt));
 	call_end(c);
+}
+
+/* The Graph routes' handler, once authenticated. */
+static void
+graph_go(struct master_call *c)
+{
+	graph_handle(c);
 }
 
 /* The route's handler, once what is kept in memory is current. */
@@ -1517,6 +1739,9 @@ call_dispatch(struct master_call *c)
 	case R_SCHEMA:
 	case R_OAB:
 		authenticate(c, signed_in);
+		break;
+	case R_GRAPH:
+		authenticate(c, graph_go);
 		break;
 	case R_ECP:
 		/* The page keeps its own state for the request. */
@@ -1567,6 +1792,8 @@ route_find(struct master_srv *s, struct http_req *r)
 			return &routes[i];
 	if (strcmp(path, s->oab_path) == 0)
 		return &oab_route;
+	if (strncmp(path, graph_route.path, strlen(graph_route.path)) == 0)
+		return &graph_route;
 	return NULL;
 }
 
@@ -1593,7 +1820,12 @@ gate(struct http_req *r, void *arg)
 		ecp_gate(s->ecp, r);
 		return;
 	}
-	if (rt == NULL || !rt->xml || http_req_method(r) != HTTP_POST) {
+	if (rt && rt->id == R_GRAPH) {
+		/* A photo being set: larger than 4 MB is refused unread. */
+		if (!graph_gate(r))
+			return;
+	} else if (rt == NULL || !rt->xml || http_req_method(r) !=
+	    HTTP_POST) {
 		http_reply_error(r, 413, "this endpoint takes no body this "
 		    "large");
 		return;
@@ -1615,13 +1847,17 @@ handle(struct http_req *r, void *arg)
 		return;
 	}
 	http_req_set_route(r, rt->name);
-	/* Those that sign in first check the method once signed in. */
-	if (!route_signin_first(rt) && !route_method_ok(rt, r))
+	/*
+	 * Those that sign in first check the method once signed in;
+	 * Graph's methods are graph.c's to check, after sign-in.
+	 */
+	if (rt->id != R_GRAPH && !route_signin_first(rt) &&
+	    !route_method_ok(rt, r))
 		return;
 	/* The server takes uploads; XML stays within its own limit. */
 	http_req_body(r, &len);
-	if (rt->xml && len > XML_MAX_BYTES) {
-		http_reply_error(r, 413, "the XML body is larger than 1 MiB");
+	if (rt->xml && len > route_body_max(rt)) {
+		http_reply_error(r, 413, "the XML body is larger than allowed");
 		return;
 	}
 	if (rt->id == R_READY) {
@@ -1747,7 +1983,8 @@ master_serve(struct master_state *ms, const char *listen_host,
 	    "gauge", "When a store job last failed to reach the store "
 	    "(Unix time; 0: never).");
 	metrics_declare("photosync_image_queued", "gauge",
-	    "Uploads rendering or waiting on the change-photo page.");
+	    "Uploads rendering or waiting: the change-photo page's, "
+	    "SetUserPhoto's and Graph's.");
 	s.http = http_server_new(s.base, "master", handle, &s);
 	http_server_buffer_logs(s.http);
 	http_server_set_body_gate(s.http, gate, &s);
@@ -1836,6 +2073,7 @@ out:
 	http_server_free(s.http);
 	http_tls_free(s.tls);
 	partners_free(s.partners);
+	graph_ids_free(s.graph_ids);
 	master_cache_free(s.cache);
 	event_base_free(s.base);
 	free(s.base_url);

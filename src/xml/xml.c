@@ -11,9 +11,11 @@
  *   - no XML_PARSE_NOENT, XML_PARSE_DTDLOAD, XML_PARSE_DTDATTR or
  *     XML_PARSE_XINCLUDE, and XML_PARSE_NONET on top;
  *   - errors go to a private handler, never to stderr;
- *   - the input size is capped before parsing (XML_MAX_BYTES) and the
- *     element depth is counted while parsing (XML_MAX_DEPTH), so a deep
- *     document is stopped before its tree is built;
+ *   - the input size is capped before parsing (XML_MAX_BYTES, or the
+ *     caller's cap for a document that carries a large base64 value:
+ *     xml_parse_max) and the element depth is counted while parsing
+ *     (XML_MAX_DEPTH), so a deep document is stopped before its tree is
+ *     built;
  *   - documents that are not namespace-well-formed are refused.
  *
  * Threads: xml_parse() may run on any thread (libxml2 is initialised
@@ -148,17 +150,35 @@ sax_error(void *ctx, xmlError *e)
 ps_err
 xml_parse(const char *data, size_t len, struct xml_doc **out)
 {
+	return xml_parse_max(data, len, XML_MAX_BYTES, out);
+}
+
+ps_err
+xml_parse_max(const char *data, size_t len, size_t max,
+    struct xml_doc **out)
+{
 	struct parse_state st;
 	xmlParserCtxt *ctxt = NULL;
 	xmlDoc *doc = NULL;
 	ps_err rc = PS_EINVAL;
+	int options = parse_options;
 
 	*out = NULL;
-	if (len > XML_MAX_BYTES) {
-		rc = ps_errf(PS_ELIMIT, "XML document of %zu bytes, limit %d",
-		    len, XML_MAX_BYTES);
+	if (len > max) {
+		rc = ps_errf(PS_ELIMIT, "XML document of %zu bytes, limit %zu",
+		    len, max);
 		goto out;
 	}
+	if (len > INT32_MAX) {
+		rc = ps_errf(PS_ELIMIT, "XML document of %zu bytes", len);
+		goto out;
+	}
+	/*
+	 * libxml2 refuses a text node over 10 MB unless told otherwise; the
+	 * size cap above (and the depth count) bound the document instead.
+	 */
+	if (max > XML_MAX_BYTES)
+		options |= XML_PARSE_HUGE;
 	if (data == NULL || len == 0) {
 		rc = ps_errf(PS_EINVAL, "empty XML document");
 		goto out;
@@ -177,8 +197,7 @@ xml_parse(const char *data, size_t len, struct xml_doc **out)
 	ctxt->sax->endElementNs = sax_end_element;
 	ctxt->sax->serror = sax_error;
 
-	doc = xmlCtxtReadMemory(ctxt, data, (int)len, NULL, NULL,
-	    parse_options);
+	doc = xmlCtxtReadMemory(ctxt, data, (int)len, NULL, NULL, options);
 
 	if (st.doctype) {
 		rc = ps_errf(PS_EINVAL, "XML document with a DOCTYPE refused");

@@ -26,6 +26,13 @@ struct xml_node;
  * The caller frees the document with xml_free().
  */
 ps_err	xml_parse(const char *data, size_t len, struct xml_doc **out);
+/*
+ * As xml_parse(), with the size cap `max` instead of XML_MAX_BYTES: for
+ * the one document that carries a large value (EWS SetUserPhoto's
+ * base64 image). Parse such a document off the event loop.
+ */
+ps_err	xml_parse_max(const char *data, size_t len, size_t max,
+	    struct xml_doc **out);
 void	xml_free(struct xml_doc *);
 
 /*

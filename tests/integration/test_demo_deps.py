@@ -57,6 +57,8 @@ ok({"postgresql", "python3-psycopg2"} <= tests, "deps.sh test installs "
    "the PostgreSQL server the tests start, and psycopg2")
 ok("haproxy" in tests, "deps.sh test installs HAProxy, for the cluster "
    "test")
+ok("nodejs" in tests, "deps.sh test installs Node.js, for the Graph "
+   "client's acceptance test")
 
 # make demo runs that step before it starts the demo.
 p = subprocess.run(["make", "-n", "-C", ROOT, "demo",

@@ -144,12 +144,16 @@ first = sock.recv(200).decode("latin-1")
 sock.close()
 ok(first.startswith("HTTP/1.1 413"), "an oversized body is refused with 413"
    " before it arrives (%s)" % first.split("\r\n")[0])
-# A complete 2 MiB body: the server takes it, the XML endpoints do not.
+# A complete 2 MiB body: the server takes it, Autodiscover does not; EWS
+# reads it off the loop (it may be a SetUserPhoto) and refuses what it is.
 big = "<a>" + "x" * (2 << 20) + "</a>"
 for path in ("/autodiscover/autodiscover.svc",
-             "/autodiscover/autodiscover.xml", "/ews/exchange.asmx"):
+             "/autodiscover/autodiscover.xml"):
     r = m.post(path, big, T1)
     is_eq(r.status, 413, "a complete 2 MiB XML body: 413 at " + path)
+r = m.post("/ews/exchange.asmx", big, T1)
+ok(r.status == 400 and "not a SOAP 1.1 envelope" in r.text(),
+   "a complete 2 MiB body at EWS that is not SetUserPhoto: a 400 fault")
 r = m.get("/autodiscover/metadata/json/1")
 is_eq(r.status, 200, "the server still answers after the attacks")
 

@@ -17,8 +17,8 @@ import subprocess
 import sys
 import time
 
-from psync import (LogMark, done, is_eq, ok, tls_for_names, tmpdir,
-                   wait_for, wired, write)
+from psync import (LogMark, done, is_eq, make_image, ok, tls_for_names,
+                   tmpdir, wait_for, wired, write)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 ".."))
@@ -57,7 +57,7 @@ caches = {u: kdc.kinit(u, "pw-" + u) for u in ("test1", "test3", "test9")}
 
 
 def curl(user, host, port, path, headers=(), jar=None, verbose=False,
-         follow=False, data=None):
+         follow=False, data=None, method=None):
     """curl --negotiate as `user` (None: no ticket) to https://host:port
     with `host` resolved to 127.0.0.1. Returns (status, headers text,
     body, stderr)."""
@@ -71,6 +71,8 @@ def curl(user, host, port, path, headers=(), jar=None, verbose=False,
         argv.append("-L")
     if data:
         argv += ["--data-binary", "@" + data]
+    if method:
+        argv += ["-X", method]
     for h in headers:
         argv += ["-H", h]
     if jar:
@@ -358,6 +360,24 @@ ok(st == 200 and "PictureData" in body,
    "EWS SOAP GetUserPhoto with a body over 64 KiB and a ticket: the photo")
 ok(mark.count(r"ev=auth\.refused") == 0,
    "its token taken once, at the gate, and not refused as a replay after")
+# The Graph photo API signs in as EWS does: a read, and a PUT whose image
+# is over 64 KiB (its token taken at the body gate, then by its handler).
+st, head, body, _ = curl("test1", "mail.contoso.com", m.port,
+                         "/v1.0/me/photo")
+ok(st == 200 and '"@odata.mediaEtag"' in body,
+   "Graph /v1.0/me/photo with test1's ticket: the metadata")
+big = make_image(os.path.join(work, "graph.jpg"), "800x800",
+                 extra=["+noise", "Random", "-quality", "90"])
+ok(os.path.getsize(big) > 64 * 1024, "an image over 64 KiB")
+mark = LogMark(m)
+st, head, body, _ = curl("test1", "mail.contoso.com", m.port,
+                         "/v1.0/me/photo/$value", [
+                             "Content-Type: image/jpeg", "Expect:"],
+                         data=big, method="PUT")
+is_eq(st, 200, "Graph PUT of an image over 64 KiB with test1's ticket")
+ok(mark.wait(r"ev=photo\.client_set email=\"?test1@contoso\.com\"? "
+             r"via=graph") and mark.count(r"ev=auth\.refused") == 0,
+   "the photo is set; the token taken at the gate, not refused after")
 r = m.get(REST % "test1@contoso.com")
 ok(r.status == 401 and "Negotiate" in r.header_all("WWW-Authenticate") and
    any(v.startswith("Basic ") for v in r.header_all("WWW-Authenticate")),

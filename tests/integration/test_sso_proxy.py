@@ -268,6 +268,12 @@ st, h, body = via_nginx(REST.replace("test1", "test2"),
                         {"X-Test-User": "test2@contoso.com"}, port=mport)
 ok(st == 200 and h.get("content-type") == "image/jpeg",
    "EWS GetUserPhoto through nginx as test2")
+st, h, body = via_nginx("/v1.0/me/photo/$value",
+                        {"X-Test-User": "test1@contoso.com"}, port=mport)
+ok(st == 200 and h.get("content-type") == "image/jpeg",
+   "Graph /v1.0/me/photo/$value through nginx as test1: the photo")
+r = m.get("/v1.0/me/photo/$value", {"X-Remote-User": "test1@contoso.com"})
+is_eq(r.status, 401, "the header sent directly to Graph: ignored (401)")
 m.cmd("mailbox", "remove", "test2@contoso.com")
 ok(wait_for(lambda: via_nginx(REST, {"X-Test-User": "test2@contoso.com"},
                               port=mport)[0] == 403),

@@ -3,8 +3,9 @@
  * variations, other operations, bad input), the dispatch by operation
  * (GetFolder, ResolveNames, any other), the exact shape of the photo,
  * error, fault, folder, name-resolution and ErrorInvalidOperation
- * answers (reference exchange-wire.md §3.2), and the embedded WSDL
- * against the operations the table answers.
+ * answers (reference exchange-wire.md §3.2), the embedded WSDL against
+ * the operations the table answers, and SetUserPhoto's parser and
+ * answers (§3.3).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,11 @@
 #define NS_S	"http://schemas.xmlsoap.org/soap/envelope/"
 #define NS_M	"http://schemas.microsoft.com/exchange/services/2006/messages"
 #define NS_T	"http://schemas.microsoft.com/exchange/services/2006/types"
+#define EWS_SET_GET \
+	"<soap:Envelope xmlns:soap=\"" NS_S "\" xmlns:m=\"" NS_M "\">" \
+	"<soap:Body><m:GetUserPhoto><m:Email>a@b.c</m:Email>" \
+	"<m:SizeRequested>HR48x48</m:SizeRequested></m:GetUserPhoto>" \
+	"</soap:Body></soap:Envelope>"
 
 static void
 test_sizes(void)
@@ -114,7 +120,7 @@ test_request(void)
 	    "</m:Email><m:Content>AAAA</m:Content></m:SetUserPhoto>"
 	    "</s:Body></s:Envelope>", &r);
 	ok(rc == PS_ENOTFOUND && strstr(ps_errmsg(), "SetUserPhoto"),
-	    "SetUserPhoto not offered (§3.3, Exchange 2016+)");
+	    "SetUserPhoto is not GetUserPhoto: it has its own parser");
 	rc = parse("<s:Envelope xmlns:s=\"" NS_S "\"><s:Body>"
 	    "<GetUserPhoto xmlns=\"urn:wrong\"><Email>a@b.example</Email>"
 	    "<SizeRequested>HR48x48</SizeRequested></GetUserPhoto>"
@@ -728,13 +734,6 @@ test_convert(void)
 	free(r);
 }
 
-/* Operations of the WSDL still answered on another branch only. */
-static bool
-pending(const char *op)
-{
-	return strcmp(op, "SetUserPhoto") == 0;
-}
-
 static void
 test_schema(void)
 {
@@ -765,7 +764,7 @@ test_schema(void)
 		const char *name = xml_attr(op, "name");
 
 		n++;
-		found = pending(name);
+		found = false;
 		for (i = 0; ews_operation_names[i] && !found; i++)
 			found = strcmp(ews_operation_names[i], name) == 0;
 		snprintf(msg, sizeof(msg), "the WSDL's %s is answered", name);
@@ -786,6 +785,101 @@ test_schema(void)
 	xml_free(d);
 }
 
+/* A SetUserPhoto envelope around `email` and `content` (NULL: none). */
+static char *
+set_doc(const char *email, const char *content)
+{
+	struct buf b;
+
+	buf_init(&b, 64 * 1024 * 1024);
+	buf_adds(&b, "<soap:Envelope xmlns:soap=\"" NS_S "\" xmlns:m=\""
+	    NS_M "\"><soap:Body><m:SetUserPhoto><m:Email>");
+	buf_adds(&b, email);
+	buf_adds(&b, "</m:Email>");
+	if (content) {
+		buf_adds(&b, "<m:Content>");
+		buf_adds(&b, content);
+		buf_adds(&b, "</m:Content>");
+	}
+	buf_adds(&b, "<m:TypeOfPhoto>UserPhoto</m:TypeOfPhoto>"
+	    "</m:SetUserPhoto></soap:Body></soap:Envelope>");
+	return buf_take(&b, NULL);
+}
+
+static void
+test_set_photo(void)
+{
+	struct ews_set_photo_request r;
+	struct ews_photo_request g;
+	struct xml_doc *x;
+	struct buf out;
+	unsigned char *big;
+	char *b64, *doc;
+	size_t n = 12 * 1024 * 1024;
+	ps_err rc;
+
+	doc = set_doc("Test1@contoso.com", "/9j/\n4AA=\n");
+	rc = ews_parse_set_photo(doc, strlen(doc), 1024, &r);
+	ok(rc == PS_OK && strcmp(r.email, "Test1@contoso.com") == 0 &&
+	    r.len == 5 && memcmp(r.content, "\xff\xd8\xff\xe0", 5) == 0,
+	    "SetUserPhoto: Email, Content decoded past its line breaks");
+	ews_set_photo_request_cleanup(&r);
+	ok(ews_parse_request(doc, strlen(doc), &g) == PS_ENOTFOUND &&
+	    strstr(ps_errmsg(), "SetUserPhoto") != NULL,
+	    "GetUserPhoto's parser names the operation");
+	free(doc);
+
+	doc = set_doc("a@b.c", NULL);
+	rc = ews_parse_set_photo(doc, strlen(doc), 1024, &r);
+	ok(rc == PS_EINVAL && strstr(ps_errmsg(), "without Content"),
+	    "no Content: refused");
+	free(doc);
+	doc = set_doc("a@b.c", "!!!!");
+	rc = ews_parse_set_photo(doc, strlen(doc), 1024, &r);
+	ok(rc == PS_EINVAL && strstr(ps_errmsg(), "base64") && !r.content,
+	    "Content not base64: refused");
+	free(doc);
+	doc = set_doc("a@b.c", "AAAAAAAA");
+	rc = ews_parse_set_photo(doc, strlen(doc), 5, &r);
+	ok(rc == PS_ELIMIT && r.content == NULL && r.len == 6,
+	    "an image over the limit: PS_ELIMIT, its size told");
+	free(doc);
+	rc = ews_parse_set_photo(EWS_SET_GET, strlen(EWS_SET_GET), 5, &r);
+	ok(rc == PS_ENOTFOUND, "another operation: PS_ENOTFOUND");
+
+	/* Past XML_MAX_BYTES and libxml2's 10 MB text node. */
+	big = calloc(1, n);
+	big[0] = 0xff;
+	b64 = b64_encode(big, n, false);
+	doc = set_doc("a@b.c", b64);
+	rc = ews_parse_set_photo(doc, strlen(doc), n, &r);
+	ok(rc == PS_OK && r.len == n && r.content[0] == 0xff,
+	    "a 12 MiB image in a 16 MiB document");
+	ews_set_photo_request_cleanup(&r);
+	rc = ews_parse_set_photo(doc, strlen(doc), n / 2, &r);
+	ok(rc == PS_ELIMIT, "the same over a 6 MiB limit: PS_ELIMIT");
+	ok(xml_parse(doc, strlen(doc), &x) == PS_ELIMIT && x == NULL,
+	    "xml_parse keeps its own 1 MiB limit");
+	free(doc);
+	free(b64);
+	free(big);
+
+	buf_init(&out, 64 * 1024);
+	ok(ews_set_photo_response(&out, NULL, NULL) == PS_OK &&
+	    strstr(buf_str(&out), "<SetUserPhotoResponse ResponseClass="
+	    "\"Success\" xmlns=\"" NS_M "\">") &&
+	    strstr(buf_str(&out), "<ResponseCode>NoError</ResponseCode>") &&
+	    strstr(buf_str(&out), "ServerVersionInfo"),
+	    "SetUserPhotoResponse Success, NoError");
+	buf_reset(&out);
+	ok(ews_set_photo_response(&out, "ErrorAccessDenied", "a <b>") ==
+	    PS_OK && strstr(buf_str(&out), "ResponseClass=\"Error\"") &&
+	    strstr(buf_str(&out), "<MessageText>a &lt;b&gt;</MessageText>") &&
+	    strstr(buf_str(&out), "<ResponseCode>ErrorAccessDenied<"),
+	    "SetUserPhotoResponse Error: MessageText escaped, ResponseCode");
+	buf_cleanup(&out);
+}
+
 int main(void);
 
 int
@@ -801,5 +895,6 @@ main(void)
 	test_operation_error();
 	test_convert();
 	test_schema();
+	test_set_photo();
 	return done();
 }
