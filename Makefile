@@ -9,7 +9,7 @@ SAN_BUILD ?= build-san
 BENCH_BUILD ?= build-bench
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = http_head http_chunked http_multipart http_params url
+FUZZ_TARGETS = http_head http_chunked http_multipart http_params url ews_soap
 MESON_OPTS ?=
 
 .PHONY: all deps check check-plain check-san demo demo-cluster bench fuzz \

@@ -408,6 +408,7 @@ enum setting_kind {
 	SET_SMTP_ADDRESS,
 	SET_MAILBOX_DN,
 	SET_EWS_URL,
+	SET_OAB_URL,
 	SET_PHOTOS_URL,
 	SET_ECP_URL,
 	SET_ECP_PHOTO_URL,
@@ -435,6 +436,8 @@ static const struct {
 	{ "MailboxDN",			SET_MAILBOX_DN },
 	{ "InternalEwsUrl",		SET_EWS_URL },
 	{ "ExternalEwsUrl",		SET_EWS_URL },
+	{ "InternalOABUrl",		SET_OAB_URL },
+	{ "ExternalOABUrl",		SET_OAB_URL },
 	{ "InternalPhotosUrl",		SET_PHOTOS_URL },
 	{ "ExternalPhotosUrl",		SET_PHOTOS_URL },
 	{ "InternalEcpUrl",		SET_ECP_URL },
@@ -556,6 +559,11 @@ soap_setting(struct buf *b, const struct ad_server *srv, enum setting_kind k,
 		break;
 	case SET_EWS_URL:
 		rc = leaf(b, 16, "Value", base, "/EWS/Exchange.asmx", NULL);
+		break;
+	case SET_OAB_URL:
+		/* As the POX answer's OABUrl. */
+		rc = leaf(b, 16, "Value", base, "/OAB/", srv->deployment_id ?
+		    srv->deployment_id : "", "/", NULL);
 		break;
 	case SET_PHOTOS_URL:
 		/* §2.4 [I]: the EWS URL plus the REST prefix. */

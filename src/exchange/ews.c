@@ -1,7 +1,9 @@
 /*
- * EWS GetUserPhoto over SOAP (POST /EWS/Exchange.asmx): the request
- * parser and the three answers (photo, error, fault), plus the photo size
- * codes shared with the REST form.
+ * EWS over SOAP (POST /EWS/Exchange.asmx): the request parser, which
+ * dispatches on the operation's element through one table (GetUserPhoto,
+ * GetFolder, ResolveNames, ConvertId; anything else is named for the
+ * ErrorInvalidOperation answer), the answers of each operation, the
+ * fault, and the photo size codes shared with the REST form.
  *
  * Wire facts: reference exchange-wire.md §3.1 (size codes) and §3.2 (SOAP
  * shapes, EWS Managed API strictness). Parsing goes through the hardened
@@ -134,53 +136,76 @@ parse_get_user_photo(const struct xml_node *op, struct ews_request *out)
 }
 
 /*
- * [MS-OXWSFOLD] GetFolder: m:FolderShape (every folder is answered with
- * the same few properties, whatever the shape asks) and m:FolderIds with
- * t:DistinguishedFolderId (Id, optional t:Mailbox/t:EmailAddress) or
- * t:FolderId (Id) elements.
+ * Folder ids (t:DistinguishedFolderId with Id and an optional
+ * t:Mailbox/t:EmailAddress, or t:FolderId with Id) in `ids`, the
+ * operation's FolderIds or ParentFolderIds, into `f`.
  */
 static ps_err
-parse_get_folder(const struct xml_node *op, struct ews_request *out)
+parse_folder_ids(const struct xml_node *ids, const char *op,
+    struct ews_folder_request *f)
 {
-	struct ews_folder_request *f = &out->folder;
-	const struct xml_node *ids, *c;
+	const struct xml_node *c;
 	const char *id, *mb;
 
-	if ((ids = m_child(op, "FolderIds")) == NULL)
-		return ps_errf(PS_EINVAL, "GetFolder without FolderIds");
+	if (ids == NULL)
+		return ps_errf(PS_EINVAL, "%s without folder ids", op);
 	for (c = xml_first_element(ids); c != NULL; c = xml_next_element(c)) {
 		struct ews_folder_ref *ref;
 		bool dist = strcmp(xml_name(c), "DistinguishedFolderId") == 0;
 
 		if (!dist && strcmp(xml_name(c), "FolderId") != 0)
-			return ps_errf(PS_EINVAL, "GetFolder: unexpected %s in "
-			    "FolderIds", xml_name(c));
+			return ps_errf(PS_EINVAL, "%s: unexpected %s among its "
+			    "folder ids", op, xml_name(c));
 		if (f->n == EWS_FOLDER_IDS_MAX)
-			return ps_errf(PS_ELIMIT, "GetFolder asks for more "
-			    "than %d folders", EWS_FOLDER_IDS_MAX);
+			return ps_errf(PS_ELIMIT, "%s names more than %d "
+			    "folders", op, EWS_FOLDER_IDS_MAX);
 		ref = &f->ids[f->n];
 		ref->distinguished = dist;
 		if ((id = xml_attr(c, "Id")) == NULL || *id == '\0')
-			return ps_errf(PS_EINVAL, "GetFolder: a folder id "
-			    "without Id");
+			return ps_errf(PS_EINVAL, "%s: a folder id without Id",
+			    op);
 		mb = dist ? xml_text(t_child(t_child(c, "Mailbox"),
 		    "EmailAddress")) : NULL;
 		if (!str_copy(ref->id, id, sizeof(ref->id)) ||
 		    !str_copy(ref->mailbox, mb ? mb : "",
 		    sizeof(ref->mailbox)))
-			return ps_errf(PS_EINVAL, "GetFolder: a folder id or "
-			    "mailbox is too long");
+			return ps_errf(PS_EINVAL, "%s: a folder id or mailbox "
+			    "is too long", op);
 		str_lower(ref->mailbox);
 		f->n++;
 	}
 	if (f->n == 0)
-		return ps_errf(PS_EINVAL, "GetFolder with no folder ids");
+		return ps_errf(PS_EINVAL, "%s with no folder ids", op);
 	return PS_OK;
 }
 
 /*
+ * [MS-OXWSFOLD] GetFolder: m:FolderShape (every folder is answered with
+ * the same few properties, whatever the shape asks) and m:FolderIds.
+ */
+static ps_err
+parse_get_folder(const struct xml_node *op, struct ews_request *out)
+{
+	return parse_folder_ids(m_child(op, "FolderIds"), "GetFolder",
+	    &out->folder);
+}
+
+/*
+ * [MS-OXWSSRCH] FindItem: m:ParentFolderIds; the shape, the view, the
+ * restriction and the order do not matter to folders that hold nothing.
+ */
+static ps_err
+parse_find_item(const struct xml_node *op, struct ews_request *out)
+{
+	return parse_folder_ids(m_child(op, "ParentFolderIds"), "FindItem",
+	    &out->folder);
+}
+
+/*
  * [MS-OXWSRSLNM] ResolveNames: the attribute ReturnFullContactData and
- * m:UnresolvedEntry. Exchange also accepts "smtp:" before an address.
+ * m:UnresolvedEntry. Exchange also reads "=" before an entry as "whole
+ * values only" and "smtp:" before an address (DavMail sends both,
+ * "=smtp:a@b" for an LDAP equality on mail).
  */
 static ps_err
 parse_resolve_names(const struct xml_node *op, struct ews_request *out)
@@ -194,6 +219,10 @@ parse_resolve_names(const struct xml_node *op, struct ews_request *out)
 		    "UnresolvedEntry");
 	rs->full_contact = full != NULL && (strcmp(full, "true") == 0 ||
 	    strcmp(full, "1") == 0);
+	if (*q == '=') {
+		rs->exact = true;
+		q++;
+	}
 	if (str_case_prefix(q, "smtp:"))
 		q += 5;
 	if (strlen(q) > EWS_RESOLVE_QUERY_MAX) {
@@ -201,6 +230,44 @@ parse_resolve_names(const struct xml_node *op, struct ews_request *out)
 		return PS_OK;
 	}
 	str_copy(rs->query, q, sizeof(rs->query));
+	return PS_OK;
+}
+
+/*
+ * [MS-OXWSCNVID] ConvertId: the attribute DestinationFormat and
+ * m:SourceIds with t:AlternateId (Format, Id, Mailbox) elements; other
+ * kinds of id are kept to be answered as not convertible.
+ */
+static ps_err
+parse_convert_id(const struct xml_node *op, struct ews_request *out)
+{
+	struct ews_convert_request *cv = &out->convert;
+	const char *dest = xml_attr(op, "DestinationFormat");
+	const struct xml_node *ids, *c;
+
+	if (dest == NULL || !str_copy(cv->destination, dest,
+	    sizeof(cv->destination)))
+		return ps_errf(PS_EINVAL, "ConvertId without a valid "
+		    "DestinationFormat");
+	if ((ids = m_child(op, "SourceIds")) == NULL)
+		return ps_errf(PS_EINVAL, "ConvertId without SourceIds");
+	for (c = xml_first_element(ids); c != NULL; c = xml_next_element(c)) {
+		struct ews_convert_ref *ref;
+		const char *fmt = xml_attr(c, "Format");
+		const char *id = xml_attr(c, "Id");
+
+		if (cv->n == EWS_CONVERT_IDS_MAX)
+			return ps_errf(PS_ELIMIT, "ConvertId asks for more "
+			    "than %d ids", EWS_CONVERT_IDS_MAX);
+		ref = &cv->ids[cv->n++];
+		ref->alternate = strcmp(xml_name(c), "AlternateId") == 0;
+		/* Too long for any of ours: answered as malformed. */
+		if (!str_copy(ref->format, fmt ? fmt : "", sizeof(ref->format)) ||
+		    !str_copy(ref->id, id ? id : "", sizeof(ref->id)))
+			ref->alternate = false;
+	}
+	if (cv->n == 0)
+		return ps_errf(PS_EINVAL, "ConvertId with no ids");
 	return PS_OK;
 }
 
@@ -213,10 +280,13 @@ static const struct ews_op_def {
 	{ "GetUserPhoto", EWS_OP_GET_USER_PHOTO, parse_get_user_photo },
 	{ "GetFolder", EWS_OP_GET_FOLDER, parse_get_folder },
 	{ "ResolveNames", EWS_OP_RESOLVE_NAMES, parse_resolve_names },
+	{ "ConvertId", EWS_OP_CONVERT_ID, parse_convert_id },
+	{ "FindItem", EWS_OP_FIND_ITEM, parse_find_item },
 };
 
 const char *const ews_operation_names[] = {
-	"GetUserPhoto", "GetFolder", "ResolveNames", NULL,
+	"GetUserPhoto", "GetFolder", "ResolveNames", "ConvertId", "FindItem",
+	NULL,
 };
 
 ps_err
@@ -250,7 +320,17 @@ ews_parse(const char *body, size_t len, struct ews_request *out)
 	 * operation is the element in the Body. An element name is an XML
 	 * name, safe to write back and to log; a long one is cut.
 	 */
-	str_copy(out->op_name, xml_name(op), sizeof(out->op_name));
+	if (!str_copy(out->op_name, xml_name(op), sizeof(out->op_name))) {
+		/* Cut whole: never in the middle of a UTF-8 sequence. */
+		size_t n = strlen(out->op_name);
+
+		while (n > 0 && ((unsigned char)out->op_name[n - 1] & 0xc0) ==
+		    0x80)
+			n--;
+		if (n > 0 && ((unsigned char)out->op_name[n - 1] & 0x80))
+			n--;
+		out->op_name[n] = '\0';
+	}
 	out->op = EWS_OP_OTHER;
 	rc = PS_OK;
 	if (strcmp(xml_ns(op), NS_MESSAGES) != 0)
@@ -621,44 +701,141 @@ messages_close(struct buf *b, const char *op)
 	    "    </m:%sResponse>\n", op);
 }
 
-ps_err
-ews_folder_response(struct buf *out, const struct ews_folder_request *req,
-    const char *mailbox)
+/*
+ * The folder `ref` names in `mailbox`: its index, or -1 with the
+ * response code and message of the refusal.
+ */
+static int
+folder_of(const struct ews_folder_ref *ref, const char *mailbox,
+    const char **code, const char **message)
+{
+	int index;
+
+	if (ref->distinguished && ref->mailbox[0] &&
+	    strcmp(ref->mailbox, mailbox) != 0) {
+		*code = "ErrorAccessDenied";
+		*message = "Access is denied. Check credentials and try again.";
+		return -1;
+	}
+	if (ref->distinguished) {
+		index = folder_distinguished(ref->id);
+		*code = "ErrorFolderNotFound";
+	} else {
+		index = folder_from_id(ref->id, mailbox, code);
+	}
+	*message = strcmp(*code, "ErrorFolderNotFound") == 0 ?
+	    "The specified folder could not be found in the store." :
+	    "Id is malformed.";
+	return index;
+}
+
+/* FindItem's answer for one folder that holds nothing. */
+static ps_err
+find_item_message(struct buf *b)
+{
+	return buf_adds(b,
+	    "        <m:FindItemResponseMessage ResponseClass=\"Success\">\n"
+	    "          <m:ResponseCode>NoError</m:ResponseCode>\n"
+	    "          <m:RootFolder IndexedPagingOffset=\"0\""
+	    " TotalItemsInView=\"0\" IncludesLastItemInRange=\"true\">\n"
+	    "            <t:Items/>\n"
+	    "          </m:RootFolder>\n"
+	    "        </m:FindItemResponseMessage>\n");
+}
+
+/* GetFolder's or FindItem's answer: one message per folder id. */
+static ps_err
+folders_response(struct buf *out, const char *op,
+    const struct ews_folder_request *req, const char *mailbox)
 {
 	size_t start = out->b_len, i;
-	const char *code;
+	const char *code, *message;
+	char element[64];
+	bool find = strcmp(op, "FindItem") == 0;
 	int index;
 	ps_err rc;
 
+	snprintf(element, sizeof(element), "%sResponseMessage", op);
 	if ((rc = soap_open(out)) != PS_OK ||
-	    (rc = messages_open(out, "GetFolder")) != PS_OK)
+	    (rc = messages_open(out, op)) != PS_OK)
 		goto out;
 	for (i = 0; i < req->n && rc == PS_OK; i++) {
-		const struct ews_folder_ref *ref = &req->ids[i];
-
-		if (ref->distinguished && ref->mailbox[0] &&
-		    strcmp(ref->mailbox, mailbox) != 0) {
-			rc = error_message(out, "GetFolderResponseMessage",
-			    "ErrorAccessDenied", "Access is denied. Check "
-			    "credentials and try again.");
-			continue;
-		}
-		if (ref->distinguished) {
-			index = folder_distinguished(ref->id);
-			code = "ErrorFolderNotFound";
-		} else {
-			index = folder_from_id(ref->id, mailbox, &code);
-		}
+		index = folder_of(&req->ids[i], mailbox, &code, &message);
 		if (index < 0)
-			rc = error_message(out, "GetFolderResponseMessage",
-			    code, strcmp(code, "ErrorFolderNotFound") == 0 ?
-			    "The specified folder could not be found in the "
-			    "store." : "Id is malformed.");
+			rc = error_message(out, element, code, message);
+		else if (find)
+			rc = find_item_message(out);
 		else
 			rc = folder_message(out, mailbox, (size_t)index);
 	}
 	if (rc != PS_OK ||
-	    (rc = messages_close(out, "GetFolder")) != PS_OK)
+	    (rc = messages_close(out, op)) != PS_OK)
+		goto out;
+	rc = soap_close(out);
+out:
+	return rollback(out, start, rc);
+}
+
+ps_err
+ews_folder_response(struct buf *out, const struct ews_folder_request *req,
+    const char *mailbox)
+{
+	return folders_response(out, "GetFolder", req, mailbox);
+}
+
+ps_err
+ews_find_item_response(struct buf *out, const struct ews_folder_request *req,
+    const char *mailbox)
+{
+	return folders_response(out, "FindItem", req, mailbox);
+}
+
+/* --- ConvertId ------------------------------------------------------ */
+
+/* The two formats of an EWS id; the master's ids read the same in both. */
+static bool
+ews_id_format(const char *format)
+{
+	return strcmp(format, "EwsId") == 0 ||
+	    strcmp(format, "EwsLegacyId") == 0;
+}
+
+ps_err
+ews_convert_response(struct buf *out, const struct ews_convert_request *req,
+    const char *mailbox)
+{
+	size_t start = out->b_len, i;
+	const char *code;
+	ps_err rc;
+
+	if ((rc = soap_open(out)) != PS_OK ||
+	    (rc = messages_open(out, "ConvertId")) != PS_OK)
+		goto out;
+	for (i = 0; i < req->n && rc == PS_OK; i++) {
+		const struct ews_convert_ref *ref = &req->ids[i];
+
+		if (!ref->alternate || !ews_id_format(ref->format) ||
+		    !ews_id_format(req->destination) || mailbox[0] == '\0' ||
+		    folder_from_id(ref->id, mailbox, &code) < 0) {
+			rc = error_message(out, "ConvertIdResponseMessage",
+			    "ErrorInvalidIdMalformed", "Id is malformed.");
+			continue;
+		}
+		if ((rc = buf_addf(out,
+		    "        <m:ConvertIdResponseMessage"
+		    " ResponseClass=\"Success\">\n"
+		    "          <m:ResponseCode>NoError</m:ResponseCode>\n"
+		    "          <m:AlternateId xsi:type=\"t:AlternateIdType\""
+		    " Format=\"%s\" Id=\"", req->destination)) != PS_OK ||
+		    (rc = xml_add_text(out, ref->id)) != PS_OK ||
+		    (rc = buf_adds(out, "\" Mailbox=\"")) != PS_OK ||
+		    (rc = xml_add_text(out, mailbox)) != PS_OK)
+			break;
+		rc = buf_adds(out, "\"/>\n"
+		    "        </m:ConvertIdResponseMessage>\n");
+	}
+	if (rc != PS_OK ||
+	    (rc = messages_close(out, "ConvertId")) != PS_OK)
 		goto out;
 	rc = soap_close(out);
 out:
@@ -667,9 +844,19 @@ out:
 
 /* --- ResolveNames --------------------------------------------------- */
 
-/* ASCII case-insensitive prefix; other bytes must be equal. */
 static bool
-prefix_ci(const char *s, const char *prefix)
+word_end(char c)
+{
+	return c == '\0' || c == ' ' || c == '.' || c == ',' || c == '-';
+}
+
+/*
+ * ASCII case-insensitive prefix (other bytes must be equal); when
+ * `whole`, what follows it in `s` must be `end` or, for a word, the end
+ * of a word.
+ */
+static bool
+prefix_ci(const char *s, const char *prefix, bool whole, char end)
 {
 	for (; *prefix; s++, prefix++) {
 		unsigned char a = (unsigned char)*s, b = (unsigned char)*prefix;
@@ -681,23 +868,31 @@ prefix_ci(const char *s, const char *prefix)
 		if (a != b)
 			return false;
 	}
-	return true;
+	return !whole || *s == '\0' || *s == end;
 }
 
 bool
-ews_resolve_match(const char *query, const char *email, const char *name)
+ews_resolve_match(const char *query, bool exact, const char *email,
+    const char *name)
 {
 	const char *p;
 
 	if (query == NULL || *query == '\0')
 		return false;
-	if (prefix_ci(email, query) || prefix_ci(name, query))
+	/* The address, or (whole) its local part; the name. */
+	if (prefix_ci(email, query, exact, '@') ||
+	    prefix_ci(name, query, exact, '\0'))
 		return true;
 	/* Each word of the name: after a space, a dot, a comma or a dash. */
-	for (p = name; *p; p++)
-		if ((*p == ' ' || *p == '.' || *p == ',' || *p == '-') &&
-		    p[1] != '\0' && prefix_ci(p + 1, query))
+	for (p = name; *p; p++) {
+		const char *w = p + 1;
+
+		if (!word_end(*p) || *w == '\0' ||
+		    !prefix_ci(w, query, false, '\0'))
+			continue;
+		if (!exact || word_end(w[strlen(query)]))
 			return true;
+	}
 	return false;
 }
 

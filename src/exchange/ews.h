@@ -1,7 +1,11 @@
 /*
- * EWS GetUserPhoto in SOAP (POST /EWS/Exchange.asmx) and the photo size
- * codes shared with the REST form. Wire facts: reference exchange-wire.md
- * §3 ([MS-OXWSCONT], EWS Managed API strictness notes).
+ * EWS in SOAP (POST /EWS/Exchange.asmx): the operations the master
+ * answers (GetUserPhoto, GetFolder and FindItem of an empty mailbox,
+ * ResolveNames, ConvertId of its own ids), Exchange's refusal of any
+ * other, the service's published description, and the photo size codes
+ * shared with the REST form. Wire facts: reference exchange-wire.md §3
+ * ([MS-OXWSCONT], EWS Managed API strictness notes), [MS-OXWSFOLD],
+ * [MS-OXWSSRCH], [MS-OXWSRSLNM], [MS-OXWSCNVID].
  */
 #ifndef PS_EWS_H
 #define PS_EWS_H
@@ -51,6 +55,8 @@ enum ews_op {
 	EWS_OP_GET_USER_PHOTO,
 	EWS_OP_GET_FOLDER,
 	EWS_OP_RESOLVE_NAMES,
+	EWS_OP_CONVERT_ID,
+	EWS_OP_FIND_ITEM,
 };
 
 /* GetFolder: at most this many folder ids in one request. */
@@ -73,17 +79,35 @@ struct ews_folder_request {
 #define EWS_RESOLVE_MAX		100
 
 struct ews_resolve_request {
-	char	query[EWS_RESOLVE_QUERY_MAX + 1];	/* trimmed, no smtp: */
+	char	query[EWS_RESOLVE_QUERY_MAX + 1];	/* trimmed, no = smtp: */
+	bool	exact;		/* "=" before it: whole values only */
 	bool	too_long;	/* the entry was over the budget */
 	bool	full_contact;	/* ReturnFullContactData */
+};
+
+/* ConvertId: at most this many ids in one request. */
+#define EWS_CONVERT_IDS_MAX	32
+
+struct ews_convert_ref {
+	bool	alternate;	/* an AlternateId (else another kind) */
+	char	format[32];	/* its Format as sent */
+	char	id[256];
+};
+
+struct ews_convert_request {
+	char			destination[32];	/* DestinationFormat */
+	struct ews_convert_ref	ids[EWS_CONVERT_IDS_MAX];
+	size_t			n;
 };
 
 struct ews_request {
 	enum ews_op		op;
 	char			op_name[64];	/* the Body's element */
 	struct ews_photo_request photo;		/* EWS_OP_GET_USER_PHOTO */
-	struct ews_folder_request folder;	/* EWS_OP_GET_FOLDER */
+	/* EWS_OP_GET_FOLDER's FolderIds, EWS_OP_FIND_ITEM's ParentFolderIds */
+	struct ews_folder_request folder;
 	struct ews_resolve_request resolve;	/* EWS_OP_RESOLVE_NAMES */
+	struct ews_convert_request convert;	/* EWS_OP_CONVERT_ID */
 };
 
 /*
@@ -135,8 +159,28 @@ ps_err	ews_fault(struct buf *out, bool client, const char *message);
  * mailbox and folder; anything else with ErrorFolderNotFound (or
  * ErrorInvalidIdMalformed, ErrorAccessDenied for another mailbox's).
  */
-ps_err	ews_folder_response(struct buf *out, const struct ews_folder_request *req,
-	    const char *mailbox);
+ps_err	ews_folder_response(struct buf *out,
+	    const struct ews_folder_request *req, const char *mailbox);
+
+/*
+ * FindItemResponse for the folders of `req` in `mailbox`: each folder
+ * found as GetFolder finds it holds no items (RootFolder with
+ * TotalItemsInView 0 and an empty Items); the others refused as
+ * GetFolder refuses them.
+ */
+ps_err	ews_find_item_response(struct buf *out,
+	    const struct ews_folder_request *req, const char *mailbox);
+
+/*
+ * ConvertIdResponse for `req`: the ids the master gave out for
+ * `mailbox` (folder ids), between the formats EwsId and EwsLegacyId
+ * (the same string: the master's ids have one form), answered as an
+ * AlternateId whose Mailbox is `mailbox` (which is what clients read to
+ * learn the signed-in mailbox's address); any other id or format
+ * ErrorInvalidIdMalformed, one message per id.
+ */
+ps_err	ews_convert_response(struct buf *out,
+	    const struct ews_convert_request *req, const char *mailbox);
 
 /* One person found by ResolveNames. */
 struct ews_person {
@@ -145,10 +189,13 @@ struct ews_person {
 };
 
 /*
- * True when `query` finds the mailbox: a case-insensitive prefix of its
- * address, of its display name, or of a word of the name.
+ * True when `query` finds the mailbox: a case-insensitive (ASCII) prefix
+ * of its address, of its display name, or of a word of the name; when
+ * `exact` (the entry began with "=", as Exchange's ambiguous name
+ * resolution reads it), the whole address, its local part, the whole
+ * name or a whole word of it.
  */
-bool	ews_resolve_match(const char *query, const char *email,
+bool	ews_resolve_match(const char *query, bool exact, const char *email,
 	    const char *name);
 
 /*

@@ -6,9 +6,10 @@
  *   GET      /autodiscover/metadata/json/1	S2S metadata
  *   GET      /ews/exchange.asmx/s/getuserphoto	REST photo, ETag, 304
  *   POST     /ews/exchange.asmx		SOAP: GetUserPhoto, GetFolder,
- *						ResolveNames; any other
+ *						FindItem, ResolveNames,
+ *						ConvertId; any other
  *						operation ErrorInvalidOperation
- *   GET      /ews/exchange.asmx		the WSDL, as a browser sees it
+ *   GET      /ews/exchange.asmx		a page naming the WSDL, as Exchange
  *   GET      /ews/services.wsdl, messages.xsd, types.xsd
  *   GET      /oab/<realm>/oab.xml		the offline address book's
  *						manifest (no address books)
@@ -18,15 +19,16 @@
  * Paths match case-insensitively. The EWS, Autodiscover and OAB
  * endpoints authenticate before anything else, whatever the method, as
  * Exchange: an unauthenticated request gets 401 and the challenges, an
- * authenticated one with a wrong method 405. Everything but the metadata
- * document and the change-photo page needs a mailbox user's Basic credentials, a
- * Kerberos ticket (HTTP Negotiate, `master kerberos set`: per request,
- * with the token of mutual authentication on the answer) or a
- * registered partner's S2S token; the page has its own form sign-in and
- * session cookie. Request bodies are small (HTTP_SMALL_BODY) except
- * where one is needed, and only after sign-in (the body gate): the XML
- * endpoints take up to XML_MAX_BYTES once the caller is authenticated,
- * the page's upload an image and its form for a signed-in session.
+ * authenticated one with a wrong method 405. Everything but the
+ * metadata document and the change-photo page needs a mailbox user's
+ * Basic credentials, a Kerberos ticket (HTTP Negotiate, `master kerberos
+ * set`: per request, with the token of mutual authentication on the
+ * answer) or a registered partner's S2S token; the page has its own
+ * form sign-in and session cookie. Request bodies are small
+ * (HTTP_SMALL_BODY) except where one is needed, and only after sign-in
+ * (the body gate): the XML endpoints take up to XML_MAX_BYTES once the
+ * caller is authenticated, the page's upload an image and its form for a
+ * signed-in session.
  *
  * Nothing on the event loop waits. Every store call goes through the
  * store's lanes (store/pool.h) with the request deferred; passwords are
@@ -1075,23 +1077,25 @@ ews_get_user_photo(struct master_call *c)
 }
 
 /*
- * GetFolder: the caller's own mailbox, which holds no items (answered
- * from the request alone). A partner's app-only token names the
- * mailbox in the first DistinguishedFolderId.
+ * GetFolder and FindItem: the caller's own mailbox, which holds no items
+ * (answered from the request alone). A partner's app-only token names
+ * the mailbox in the first DistinguishedFolderId.
  */
 static void
-ews_get_folder(struct master_call *c)
+ews_folders(struct master_call *c)
 {
 	const char *mailbox = c->p.user;
 
 	if (mailbox[0] == '\0')
 		mailbox = c->ews->folder.ids[0].mailbox;
 	if (mailbox[0] == '\0')
-		ews_operation_error(&c->out, "GetFolder",
+		ews_operation_error(&c->out, c->ews->op_name,
 		    "ErrorMissingEmailAddress", "When making a request with "
 		    "an account that does not have a mailbox, you must "
 		    "specify the mailbox primary SMTP address for any "
 		    "distinguished folder Ids.");
+	else if (c->ews->op == EWS_OP_FIND_ITEM)
+		ews_find_item_response(&c->out, &c->ews->folder, mailbox);
 	else
 		ews_folder_response(&c->out, &c->ews->folder, mailbox);
 	soap_reply(c, 200);
@@ -1106,6 +1110,7 @@ struct resolved {
 struct resolve_scan {
 	struct master_call	*c;
 	const char		*query;
+	bool			 exact;
 };
 
 static ps_err
@@ -1114,7 +1119,7 @@ resolve_collect(void *arg, const struct store_mailbox *m)
 	struct resolve_scan *sc = arg;
 	struct master_call *c = sc->c;
 
-	if (!ews_resolve_match(sc->query, m->email, m->name))
+	if (!ews_resolve_match(sc->query, sc->exact, m->email, m->name))
 		return PS_OK;
 	if (c->n_found == EWS_RESOLVE_MAX) {
 		/* One more than the answer holds: enough to say so. */
@@ -1147,7 +1152,8 @@ static void
 resolve_run(struct store *st, void *arg)
 {
 	struct master_call *c = arg;
-	struct resolve_scan sc = { c, c->ews->resolve.query };
+	struct resolve_scan sc = { c, c->ews->resolve.query,
+	    c->ews->resolve.exact };
 	struct store_mailbox m;
 	ps_err rc;
 
@@ -1257,10 +1263,17 @@ soap_go(struct master_call *c)
 		ews_get_user_photo(c);
 		break;
 	case EWS_OP_GET_FOLDER:
-		ews_get_folder(c);
+	case EWS_OP_FIND_ITEM:
+		ews_folders(c);
 		break;
 	case EWS_OP_RESOLVE_NAMES:
 		ews_resolve_names(c);
+		break;
+	case EWS_OP_CONVERT_ID:
+		/* The ids are the caller's own folders' (DavMail reads its
+		 * address from the answer). */
+		ews_convert_response(&c->out, &c->ews->convert, c->p.user);
+		soap_reply(c, 200);
 		break;
 	case EWS_OP_OTHER:
 		ews_operation_error(&c->out, c->ews->op_name,
@@ -1273,23 +1286,42 @@ soap_go(struct master_call *c)
 
 /*
  * The service's description (services.wsdl, messages.xsd, types.xsd),
- * to signed-in users as Exchange; also what an authenticated GET of
- * /EWS/Exchange.asmx shows, the nearest honest thing to the service page
- * Exchange shows a browser there.
+ * to signed-in users as Exchange.
  */
 static void
 schema_go(struct master_call *c)
 {
-	const char *path = http_req_path(c->r), *name, *doc;
+	const char *name = strrchr(http_req_path(c->r), '/') + 1, *doc;
 	size_t len;
 
-	name = c->rt->id == R_EWS ? "services.wsdl" : strrchr(path, '/') + 1;
 	if ((doc = ews_schema(name, &len)) == NULL) {
 		call_error(c, 404, "no such document");
 		return;
 	}
 	http_reply_header(c->r, "Cache-Control", "private, max-age=3600");
 	http_reply(c->r, 200, XML_TYPE, doc, len);
+	call_end(c);
+}
+
+/*
+ * A signed-in GET of /EWS/Exchange.asmx: Exchange answers 200 with its
+ * web service framework's page saying that this is a service and where
+ * its WSDL is; this is ours, in our words.
+ */
+static void
+ews_page_go(struct master_call *c)
+{
+	buf_init(&c->out, 4096);
+	buf_adds(&c->out, "<!DOCTYPE html>\n<html lang=\"en\"><head>"
+	    "<meta charset=\"utf-8\"><title>Exchange Web Services</title>"
+	    "</head>\n<body><h1>Exchange Web Services</h1>\n<p>This is the "
+	    "EWS endpoint of this photo server: clients POST SOAP requests "
+	    "here. The operations it answers are described in <a href=\"");
+	xml_add_text(&c->out, c->s->base_url);
+	buf_adds(&c->out, "/EWS/Services.wsdl\">");
+	xml_add_text(&c->out, c->s->base_url);
+	buf_adds(&c->out, "/EWS/Services.wsdl</a>.</p>\n</body></html>\n");
+	http_reply_buf(c->r, 200, "text/html; charset=utf-8", &c->out);
 	call_end(c);
 }
 
@@ -1436,7 +1468,7 @@ signed_in(struct master_call *c)
 		if (http_req_method(c->r) == HTTP_POST)
 			soap_go(c);
 		else
-			schema_go(c);
+			ews_page_go(c);
 		break;
 	case R_SCHEMA:
 		schema_go(c);

@@ -6,10 +6,13 @@ well-formed and naming exactly the operations answered; GetFolder of an
 empty mailbox with ServerVersionInfo; ResolveNames by name and address;
 Exchange's own error answer to any other operation, logged with its
 name; the POX answer's OABUrl and the manifest it points at."""
+import base64
+import os
 import re
 import xml.etree.ElementTree as ET
 
-from psync import Master, basic, done, is_eq, ok, request
+from psync import (Master, basic, done, is_eq, make_image, ok, request,
+                   tmpdir)
 
 S = "http://schemas.xmlsoap.org/soap/envelope/"
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
@@ -24,6 +27,8 @@ m.add_mailbox("bertil@contoso.com", "pw-three", name="Bertil Andersson")
 m.add_mailbox("carl@contoso.com", "pw-four", name="Carl Ohlsson")
 for i in range(105):
     m.add_mailbox("many%03d@contoso.com" % i, name="Many %03d" % i)
+m.cmd("photo", "set", "anna.berg@contoso.com", "--file",
+      make_image(os.path.join(tmpdir("ews"), "anna.jpg"), "300x300"))
 m.start()
 T1 = {"Authorization": basic("test1@contoso.com", "pw-one")}
 T2 = {"Authorization": basic("anna.berg@contoso.com", "pw-two")}
@@ -86,8 +91,9 @@ is_eq((r.status, r.header("Allow")), (405, "GET, HEAD"),
       "POST on the WSDL, signed in: 405, Allow GET, HEAD")
 r = call("GET", "/EWS/Exchange.asmx", dict(T1))
 is_eq(r.status, 200, "a signed-in GET of /EWS/Exchange.asmx: 200")
-wsdl_doc = call("GET", "/ews/services.wsdl", T1).body
-is_eq(r.body, wsdl_doc, "... showing the WSDL")
+ok(r.header("Content-Type").startswith("text/html") and
+   m.url("/EWS/Services.wsdl").encode() in r.body,
+   "... a page naming the WSDL, as Exchange")
 is_eq(call("GET", "/ecp/nothing").status, 404, "other paths unchanged")
 
 # ---- the service's description ----
@@ -125,6 +131,13 @@ MIN = {
     "ResolveNames": '<m:ResolveNames ReturnFullContactData="false">'
                     '<m:UnresolvedEntry>anna</m:UnresolvedEntry>'
                     '</m:ResolveNames>',
+    "FindItem": '<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>'
+                'IdOnly</t:BaseShape></m:ItemShape><m:ParentFolderIds>'
+                '<t:DistinguishedFolderId Id="inbox"/></m:ParentFolderIds>'
+                '</m:FindItem>',
+    "ConvertId": '<m:ConvertId DestinationFormat="EwsId"><m:SourceIds>'
+                 '<t:AlternateId Format="EwsId" Id="AQID" Mailbox="x@y.z"/>'
+                 '</m:SourceIds></m:ConvertId>',
     "SetUserPhoto": "<m:SetUserPhoto><m:Email>test1@contoso.com</m:Email>"
                     "<m:Content>AAAA</m:Content></m:SetUserPhoto>",
 }
@@ -196,6 +209,42 @@ r = soap(gf % "".join('<t:DistinguishedFolderId Id="inbox"/>'
                       for _ in range(33)))
 is_eq(r.status, 400, "more than 32 folder ids: refused")
 
+# ---- ConvertId: DavMail learns the mailbox's address from it ----
+cv = ('<m:ConvertId DestinationFormat="EwsId"><m:SourceIds>%s</m:SourceIds>'
+      '</m:ConvertId>')
+r = soap(cv % ('<t:AlternateId Format="EwsId" Id="%s" Mailbox="blah@blah.com"'
+               '/><t:AlternateId Format="EwsId" Id="DUMMY" Mailbox="x"/>'
+               % ids["root"]))
+msgs = body_of(r)[1].findall("m:ConvertIdResponse/m:ResponseMessages/"
+                             "m:ConvertIdResponseMessage", NS)
+is_eq([x.get("ResponseClass") for x in msgs], ["Success", "Error"],
+      "ConvertId: the root folder's id converts, a stranger's does not")
+alt = msgs[0].find("m:AlternateId", NS) if msgs else None
+is_eq((alt.get("Format"), alt.get("Id"), alt.get("Mailbox")) if alt is not None
+      else None, ("EwsId", ids["root"], "test1@contoso.com"),
+      "ConvertId: the id with its mailbox's address")
+is_eq(msgs[1].find("m:ResponseCode", NS).text if len(msgs) > 1 else None,
+      "ErrorInvalidIdMalformed", "ConvertId: ErrorInvalidIdMalformed")
+r = soap(cv % ('<t:AlternateId Format="EwsId" Id="%s" Mailbox="x"/>'
+               % ids["root"]), T2)
+is_eq(body_of(r)[1].find(".//m:ResponseCode", NS).text,
+      "ErrorInvalidIdMalformed", "ConvertId: another mailbox's id")
+
+# ---- FindItem: DavMail's LDAP search looks in the contacts first ----
+r = soap('<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly'
+         '</t:BaseShape></m:ItemShape><m:IndexedPageItemView '
+         'MaxEntriesReturned="100" Offset="0" BasePoint="Beginning"/>'
+         '<m:ParentFolderIds><t:DistinguishedFolderId Id="contacts"/>'
+         '<t:FolderId Id="%s"/><t:DistinguishedFolderId Id="archiveroot"/>'
+         '</m:ParentFolderIds></m:FindItem>' % ids["inbox"])
+msgs = body_of(r)[1].findall("m:FindItemResponse/m:ResponseMessages/"
+                             "m:FindItemResponseMessage", NS)
+is_eq([x.get("ResponseClass") for x in msgs], ["Success", "Success", "Error"],
+      "FindItem: one message per folder")
+rf = msgs[0].find("m:RootFolder", NS) if msgs else None
+ok(rf is not None and rf.get("TotalItemsInView") == "0" and
+   len(rf.find("t:Items", NS)) == 0, "FindItem: the folder holds nothing")
+
 # ---- ResolveNames ----
 
 
@@ -218,6 +267,14 @@ is_eq([mb.find("t:" + k, NS).text for k in
       ["Anna Berg", "anna.berg@contoso.com", "SMTP", "Mailbox"],
       "the Mailbox of the person found")
 ok(msg.find(".//t:Contact", NS) is None, "no Contact unless asked for")
+# What an address book does next: the photo of the person found.
+found = msg.find(".//t:EmailAddress", NS).text
+r = soap("<m:GetUserPhoto><m:Email>%s</m:Email><m:SizeRequested>HR96x96"
+         "</m:SizeRequested></m:GetUserPhoto>" % found)
+pic = body_of(r)[1].find("m:GetUserPhotoResponse/m:PictureData", NS)
+ok(r.status == 200 and pic is not None and
+   base64.b64decode(pic.text or "")[:2] == b"\xff\xd8",
+   "GetUserPhoto of the person found: their JPEG")
 r, msg = resolve("BERG", full=True)
 is_eq(msg.find(".//t:Contact/t:DisplayName", NS).text, "Anna Berg",
       "a word of the name, any case; the Contact when asked for")
@@ -229,6 +286,15 @@ is_eq(msg.find(".//t:EmailAddress", NS).text, "bertil@contoso.com",
 r, msg = resolve("SMTP:carl@contoso.com")
 is_eq(msg.find(".//t:EmailAddress", NS).text, "carl@contoso.com",
       "an exact address with smtp:")
+r, msg = resolve("=anna berg")
+is_eq(msg.find(".//t:EmailAddress", NS).text, "anna.berg@contoso.com",
+      "= and a whole name")
+r, msg = resolve("=smtp:anna.berg@contoso.com")
+is_eq(msg.find(".//t:EmailAddress", NS).text, "anna.berg@contoso.com",
+      "=smtp: and a whole address (DavMail's equality on mail)")
+r, msg = resolve("=ann")
+is_eq(msg.find("m:ResponseCode", NS).text, "ErrorNameResolutionNoResults",
+      "= and a prefix: no one")
 r, msg = resolve("an")
 is_eq((msg.get("ResponseClass"), msg.find("m:ResponseCode", NS).text),
       ("Warning", "ErrorNameResolutionMultipleResults"),
@@ -250,15 +316,15 @@ is_eq((r.status, msg.find("m:ResponseCode", NS).text),
       "an entry over the budget finds no one")
 
 # ---- any other operation ----
-r = soap('<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>'
-         'IdOnly</t:BaseShape></m:ItemShape></m:FindItem>')
+r = soap('<m:SyncFolderHierarchy><m:FolderShape><t:BaseShape>IdOnly'
+         '</t:BaseShape></m:FolderShape></m:SyncFolderHierarchy>')
 is_eq(r.status, 200, "another operation: 200, as Exchange")
 head, b = body_of(r)
-msg = b.find("m:FindItemResponse/m:ResponseMessages/"
-             "m:FindItemResponseMessage", NS)
+msg = b.find("m:SyncFolderHierarchyResponse/m:ResponseMessages/"
+             "m:SyncFolderHierarchyResponseMessage", NS)
 ok(msg is not None and msg.get("ResponseClass") == "Error" and
    msg.find("m:ResponseCode", NS).text == "ErrorInvalidOperation",
-   "FindItemResponseMessage Error ErrorInvalidOperation")
+   "SyncFolderHierarchyResponseMessage Error ErrorInvalidOperation")
 ok(head.find("t:ServerVersionInfo", NS) is not None,
    "with ServerVersionInfo")
 r = soap("<m:GetUserPhoto>")
@@ -289,6 +355,20 @@ if urls:
     is_eq(call("GET", path.lower(), T1).status, 200, "any case")
     is_eq(call("GET", "/OAB/00000000-0000-0000-0000-000000000000/oab.xml",
                T1).status, 404, "another OAB: 404")
+    # The same URL in SOAP Autodiscover's ExternalOABUrl.
+    body = ('<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:a='
+            '"http://schemas.microsoft.com/exchange/2010/Autodiscover" '
+            'xmlns:soap="%s"><soap:Body><a:GetUserSettingsRequestMessage>'
+            '<a:Request><a:Users><a:User><a:Mailbox>test1@contoso.com'
+            '</a:Mailbox></a:User></a:Users><a:RequestedSettings><a:Setting>'
+            'ExternalOABUrl</a:Setting><a:Setting>InternalOABUrl</a:Setting>'
+            '</a:RequestedSettings></a:Request>'
+            '</a:GetUserSettingsRequestMessage></soap:Body></soap:Envelope>'
+            % S)
+    r = call("POST", "/autodiscover/autodiscover.svc",
+             dict(T1, **{"Content-Type": "text/xml"}), body.encode())
+    is_eq(re.findall(r"<Value>([^<]+)</Value>", r.text()), urls[:1] * 2,
+          "GetUserSettings: External and InternalOABUrl, as OABUrl")
 
 # ---- GetUserSettings for several users logs them all ----
 GUS = ('<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:a="http:'
@@ -313,7 +393,7 @@ is_eq(gus(many).status, 200, "GetUserSettings for thirty users")
 
 # ---- the log names the operation ----
 logs = m.server.logs()
-ok(re.search(r"ev=http\.request .*op=FindItem", logs),
+ok(re.search(r"ev=http\.request .*op=SyncFolderHierarchy", logs),
    "the request's log line names an unoffered operation")
 ok(re.search(r"ev=http\.request .*op=ResolveNames", logs),
    "... and an offered one")

@@ -3,8 +3,9 @@ against photosync master serve: its POX Autodiscover (probe, auth-type
 guess, authenticated POST, parsing) and its SOAP GetUserSettings service,
 with the photo setting names added to its maps as the reference says;
 then its Account on the EWS URL the POX answer gave (its version guess
-from ServerVersionInfo, the root and inbox folders by GetFolder) and its
-ResolveNames."""
+from ServerVersionInfo, the root and inbox folders by GetFolder), its
+Account(autodiscover=True) (POX discovery from its cache of the domain's
+endpoint) and its ResolveNames."""
 import os
 import tempfile
 
@@ -100,6 +101,21 @@ ok(root is not None and root.id, "exchangelib's root folder (GetFolder)")
 is_eq(account.root.child_folder_count, 0, "an empty mailbox")
 is_eq(account.inbox.name, "Inbox", "exchangelib's inbox")
 is_eq(account.inbox.total_count, 0, "... holding nothing")
+
+# ---- Account(autodiscover=True) ----
+# exchangelib's own discovery, from its cache of a domain's Autodiscover
+# endpoint (what it keeps after a first discovery): contoso.com has no
+# DNS here, so the cache is filled with the master's POX endpoint.
+from exchangelib.autodiscover import autodiscover_cache  # noqa: E402
+autodiscover_cache[("contoso.com", creds)] = AutodiscoverProtocol(
+    config=Configuration(service_endpoint=m.url(
+        "/Autodiscover/Autodiscover.xml"), credentials=creds,
+        auth_type=BASIC))
+discovered = Account("test1@contoso.com", credentials=creds,
+                     autodiscover=True, access_type=DELEGATE)
+is_eq(discovered.protocol.service_endpoint, m.url("/EWS/Exchange.asmx"),
+      "Account(autodiscover=True) finds the EWS URL")
+is_eq(discovered.root.name, "Root", "... and its root folder")
 
 # ---- ResolveNames ----
 found = account.protocol.resolve_names(["anna"])

@@ -253,7 +253,7 @@ is_eq(r.status, 404, "a removed mailbox is gone at once")
 is_eq(m.get("/nothing").status, 404, "unknown path: 404")
 is_eq(m.get("/ews/exchange.asmx").status, 401, "GET on the SOAP URL: 401")
 is_eq(m.get("/ews/exchange.asmx", T1).status, 200,
-      "signed in, GET on the SOAP URL: 200 (the WSDL)")
+      "signed in, GET on the SOAP URL: 200 (a page)")
 
 # ---- secrets never reach the log ----
 logs = m.server.logs()

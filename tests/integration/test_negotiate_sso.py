@@ -329,6 +329,16 @@ ok(re.search(r"(?im)^WWW-Authenticate: Negotiate \S+", final_head(head)),
    "with the token of mutual authentication")
 ok(mark.wait(r"ev=http\.request .*auth=negotiate user=test1@contoso.com"),
    "logged as auth=negotiate user=test1@contoso.com")
+# EWS probed without credentials (DavMail's first request): 401 offering
+# Negotiate and Basic.
+st, head, body, _ = curl(None, "mail.contoso.com", m.port,
+                         "/EWS/Exchange.asmx")
+ok(st == 401 and re.search(r"(?im)^WWW-Authenticate: Negotiate\r?$", head)
+   and re.search(r"(?im)^WWW-Authenticate: Basic realm=", head),
+   "GET /EWS/Exchange.asmx without credentials: 401, Negotiate and Basic")
+st, head, body, _ = curl("test1", "mail.contoso.com", m.port,
+                         "/EWS/Exchange.asmx")
+is_eq(st, 200, "a GET of /EWS/Exchange.asmx with test1's ticket: the page")
 # A SOAP GetUserPhoto whose body is over 64 KiB goes through the body
 # gate first: its token, accepted there, still signs in its handler.
 soap = os.path.join(work, "soap.xml")
