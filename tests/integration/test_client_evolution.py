@@ -22,7 +22,7 @@ handed it the password, is dropped, it joins the connection's worker
 thread, which may not have started its loop yet: a hang before any
 request is sent, seen in one start in six to one in two); the client
 then reports "not connected" and the test starts the whole session
-again, up to ATTEMPTS times."""
+again (under load, most starts can hang)."""
 import base64
 import hashlib
 import json
@@ -38,10 +38,12 @@ from psync import (HANG_GUARD, LogMark, Master, basic, done, is_eq,
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_UID = "photosync-gal"
-# A connection that works is made in well under a second; one that
-# hangs never is.
-ATTEMPTS = 8
-CONNECT_SECONDS = 15.0
+# A connection that works is made in about a second (the master's first
+# password check included); one that hangs never is. Starts are tried
+# until one connects, ATTEMPTS at most, within ATTEMPTS_SECONDS.
+ATTEMPTS = 20
+ATTEMPTS_SECONDS = 200
+CONNECT_SECONDS = 8.0
 
 m = Master()
 m.add_mailbox("test1@contoso.com", "pw-one", name="Test One")
@@ -201,7 +203,10 @@ class EvolutionSession:
 
 mark = LogMark(m)
 answer = None
+started = time.monotonic()
 for attempt in range(ATTEMPTS):
+    if time.monotonic() - started > ATTEMPTS_SECONDS:
+        break
     session = EvolutionSession()
     try:
         answer = session.client("Alice", "alice@contoso.com")
