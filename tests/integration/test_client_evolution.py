@@ -208,6 +208,7 @@ for attempt in range(ATTEMPTS):
     if time.monotonic() - started > ATTEMPTS_SECONDS:
         break
     session = EvolutionSession()
+    attempt_mark = LogMark(m)
     try:
         answer = session.client("Alice", "alice@contoso.com")
         session_log = session.logs()
@@ -217,6 +218,11 @@ for attempt in range(ATTEMPTS):
         break
     print("# attempt %d: the address book did not connect (%s)" %
           (attempt + 1, answer.get("error")), flush=True)
+    if attempt_mark.count(r"ev=http\.request .*path=/EWS/"):
+        # not the hang (which sends nothing): the master's answers did
+        # not satisfy it, which another start will not change
+        print("# it spoke to the master: not started again", flush=True)
+        break
 ok(answer.get("connected"),
    "evolution-ews connects its address book to the master")
 
@@ -234,7 +240,8 @@ is_eq([(c["email"], c["full_name"]) for c in found],
 ok(mark.count(r"op=ResolveNames") >= 1, "the search was a ResolveNames")
 is_eq(answer.get("nobody"), 0, "a name nobody has finds nobody")
 
-ok(mark.wait(r"op=GetUserPhoto email=alice@contoso\.com"),
+ok(answer.get("connected") and
+   mark.wait(r"op=GetUserPhoto email=alice@contoso\.com"),
    "evolution-ews asks for the photo itself (GetUserPhoto)")
 want = m.get("/ews/exchange.asmx/s/GetUserPhoto?email=alice@contoso.com"
              "&size=HR96x96",
