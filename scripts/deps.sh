@@ -19,12 +19,21 @@ openssl ca-certificates"
 # The Graph photo API is accepted with Microsoft's Graph JavaScript client,
 # run by Node.js; npm installs it from tests/graph/package-lock.json into
 # the build tree (test_master_graph_client).
+# Third-party EWS clients are driven headlessly against the master:
+# Evolution's Exchange address book (evolution-ews in
+# evolution-data-server's registry and address-book factory, in a
+# private D-Bus session with an unlocked GNOME keyring, through
+# libebook's introspection data from python3-gi), and DavMail's LDAP
+# gateway (davmail-server, Java; keytool from its Java runtime for the
+# trust store), searched with ldapsearch.
 tests="curl imagemagick libimage-exiftool-perl jpeginfo python3
 python3-exchangelib python3-jwt python3-jwcrypto
 chromium chromium-driver python3-selenium
 postgresql python3-psycopg2 haproxy
 krb5-kdc krb5-admin-server krb5-user slapd ldap-utils
-nodejs npm"
+evolution-ews evolution-data-server dbus-daemon gnome-keyring python3-gi
+gir1.2-ebook-1.2 gir1.2-ebookcontacts-1.2 gir1.2-edataserver-1.2
+davmail-server default-jre-headless nodejs npm"
 # make demo: the demo prints a curl command that fetches a photo; make
 # demo-cluster (demo --nodes) runs PostgreSQL's server and HAProxy.
 demo="curl postgresql haproxy"
