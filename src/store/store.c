@@ -1285,16 +1285,23 @@ store_outbox_retry(struct store *st, int64_t id, int64_t next_attempt,
 	return rc;
 }
 
-int64_t
-store_outbox_pending(struct store *st)
+/* What a `SELECT count(*)` says; -1 when it cannot be read. */
+static int64_t
+count_rows(struct store *st, const char *sql)
 {
-	struct db_stmt *q = prep(st, "SELECT count(*) FROM outbox");
+	struct db_stmt *q = prep(st, sql);
 	int64_t n = -1;
 
 	if (q && step(st, q) == DB_ROW)
 		n = col_int64(q, 0);
 	unprep(st, q);
 	return n;
+}
+
+int64_t
+store_outbox_pending(struct store *st)
+{
+	return count_rows(st, "SELECT count(*) FROM outbox");
 }
 
 /* ---- photos ---- */
@@ -3096,12 +3103,15 @@ struct outbox_rows {
 	int			 n;
 };
 
-/* Whether notice `id` is still queued and due at `now`. */
+/*
+ * Whether row `id` of a queue (`sql`: a select of it by id, ?1, due at
+ * ?2) is still queued and due at `now`.
+ */
 static ps_err
-outbox_still_due(struct store *st, int64_t id, int64_t now, bool *due)
+queue_row_due(struct store *st, const char *sql, const char *what,
+    int64_t id, int64_t now, bool *due)
 {
-	struct db_stmt *q = prep(st, "SELECT 1 FROM outbox WHERE id = ? AND "
-	    "next_attempt <= ?");
+	struct db_stmt *q = prep(st, sql);
 	enum db_step r;
 	ps_err rc = PS_OK;
 
@@ -3114,9 +3124,17 @@ outbox_still_due(struct store *st, int64_t id, int64_t now, bool *due)
 	if (r == DB_ROW)
 		*due = true;
 	else if (r != DB_DONE)
-		rc = store_fail(st, "read outbox");
+		rc = store_fail(st, what);
 	unprep(st, q);
 	return rc;
+}
+
+/* Whether notice `id` is still queued and due at `now`. */
+static ps_err
+outbox_still_due(struct store *st, int64_t id, int64_t now, bool *due)
+{
+	return queue_row_due(st, "SELECT 1 FROM outbox WHERE id = ?1 AND "
+	    "next_attempt <= ?2", "read outbox", id, now, due);
 }
 
 /*
@@ -3198,23 +3216,9 @@ static ps_err
 directory_outbox_still_due(struct store *st, int64_t id, int64_t now,
     bool *due)
 {
-	struct db_stmt *q = prep(st, "SELECT 1 FROM directory_outbox WHERE "
-	    "id = ? AND next_attempt <= ?");
-	enum db_step r;
-	ps_err rc = PS_OK;
-
-	*due = false;
-	if (q == NULL)
-		return PS_ESTORE;
-	bind_int64(q, 1, id);
-	bind_int64(q, 2, now);
-	r = step(st, q);
-	if (r == DB_ROW)
-		*due = true;
-	else if (r != DB_DONE)
-		rc = store_fail(st, "read the directory outbox");
-	unprep(st, q);
-	return rc;
+	return queue_row_due(st, "SELECT 1 FROM directory_outbox WHERE id = "
+	    "?1 AND next_attempt <= ?2", "read the directory outbox", id, now,
+	    due);
 }
 
 /*
@@ -3299,13 +3303,7 @@ store_directory_outbox_retry(struct store *st, int64_t id,
 int64_t
 store_directory_outbox_pending(struct store *st)
 {
-	struct db_stmt *q = prep(st, "SELECT count(*) FROM directory_outbox");
-	int64_t n = -1;
-
-	if (q && step(st, q) == DB_ROW)
-		n = col_int64(q, 0);
-	unprep(st, q);
-	return n;
+	return count_rows(st, "SELECT count(*) FROM directory_outbox");
 }
 
 /* ---- sign-in failure counts shared between nodes ---- */
