@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "common/str.h"
+#include "dirphoto.h"
 #include "master_int.h"
 #include "store/pool.h"
 #include "work/work.h"
@@ -47,13 +48,17 @@ change_store_failed(struct master_change *ch, const char *what)
 	    MASTER_CHANGE_STORE_FAILED : MASTER_CHANGE_STORE_DOWN);
 }
 
-/* A change this server wrote: its keys go at once, its notices out. */
+/*
+ * A change this server wrote: its keys go at once, its notices and its
+ * directory write out.
+ */
 static void
 change_written(struct master_change *ch)
 {
 	master_cache_drop(ch->srv->cache, ch->owner);
 	if (ch->srv->notifier)
 		notifier_wake(ch->srv->notifier);
+	dirphoto_writer_wake(ch->srv->dirphoto);
 }
 
 /* ---- setting ---- */
