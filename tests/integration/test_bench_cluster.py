@@ -28,18 +28,20 @@ import bench  # noqa: E402
 work = psync.tmpdir("bench-cluster")
 
 # ---- BENCH_FIGURES ----
-ALL = frozenset(range(1, 13))
+ALL = frozenset(range(1, 14))
 is_eq(bench.parse_figures(""), ALL, "no selection: every figure")
 is_eq(bench.parse_figures("9,10,11"), frozenset((9, 10, 11)),
       "9,10,11: the figures of several nodes alone")
 is_eq(bench.parse_figures("10"), frozenset((10,)), "one figure")
 is_eq(bench.parse_figures("12"), frozenset((12,)), "the directory's "
       "figure alone")
+is_eq(bench.parse_figures("13"), frozenset((13,)), "the bulk import's "
+      "figure alone")
 is_eq(bench.parse_figures("3"), frozenset(range(1, 9)),
       "any of 1-8 runs all eight (they share their set-up)")
 is_eq(bench.parse_figures("1-8, 11"), frozenset(range(1, 9)) | {11},
       "a range and a figure")
-for bad in ("13", "0", "9-x", "11-9", "nine"):
+for bad in ("14", "0", "9-x", "11-9", "nine"):
     try:
         bench.parse_figures(bad)
         ok(False, "BENCH_FIGURES=%s is refused" % bad)
