@@ -55,6 +55,9 @@ def ok(cond, what):
     _count += 1
     if not cond:
         _failed += 1
+    # A line break would end the test point's line: written as \n, as
+    # the unit tests' t.h does.
+    what = str(what).replace("\r", "\\r").replace("\n", "\\n")
     print(("ok" if cond else "not ok") + " %d - %s" % (_count, what),
           flush=True)
     return cond
