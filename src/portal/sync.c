@@ -267,6 +267,43 @@ sync_caches_init(struct portal_srv *srv)
 	    "Time of a call to the master, by call.");
 	metrics_declare("photosync_sync_in_flight", "gauge",
 	    "Syncs running.");
+	metrics_declare("photosync_master_calls_total", "counter",
+	    "Calls to the master by call and result (ok, refused, busy, "
+	    "error, timeout, unreachable, too_large).");
+}
+
+/*
+ * What became of one call to the master, as a word for
+ * photosync_master_calls_total: whether it was answered, and if not why,
+ * so that an alert can tell a master out of reach from one that answers
+ * errors. The histogram above sees only the calls that were answered.
+ */
+static const char *
+master_call_result(const struct xfer_response *r)
+{
+	if (r->rc == PS_ETIMEOUT)
+		return "timeout";
+	if (r->rc == PS_ELIMIT)
+		return "too_large";
+	if (r->rc != PS_OK)
+		return "unreachable";	/* DNS, connect, TLS, a cut answer */
+	if (r->status == 429 || r->status == 503)
+		return "busy";
+	if (r->status == 401 || r->status == 403)
+		return "refused";
+	if (r->status >= 400 && r->status != 404)
+		return "error";
+	return "ok";
+}
+
+static void
+master_call_count(const char *call, const struct xfer_response *r)
+{
+	char labels[96];
+
+	snprintf(labels, sizeof(labels), "call=\"%s\",result=\"%s\"", call,
+	    master_call_result(r));
+	metrics_add("photosync_master_calls_total", labels, 1);
 }
 
 static void
@@ -995,6 +1032,7 @@ photo_done(struct xfer_response *r, void *arg)
 	struct sync_job *job = arg;
 	char reason[300];
 
+	master_call_count("GetUserPhoto", r);
 	if (r->rc != PS_OK) {
 		job_master_done(job);
 		job_error(job, "GetUserPhoto", r->error, -1);
@@ -1104,6 +1142,7 @@ ad_done(struct xfer_response *r, void *arg)
 	enum ad_verdict v;
 	char reason[300];
 
+	master_call_count("Autodiscover", r);
 	if (r->rc != PS_OK) {
 		job_error(job, "autodiscover", r->error, -1);
 		return;
@@ -1828,6 +1867,7 @@ prefetch_done(struct xfer_response *r, void *arg)
 	struct ad_user_settings *us = xcalloc(pf->n, sizeof(*us));
 	size_t i, found = 0;
 
+	master_call_count("Autodiscover", r);
 	if (r->rc != PS_OK || r->status != 200)
 		log_warn(pf->reqid, "sync.prefetch_failed", "users=%zu "
 		    "status=%ld reason=%s", pf->n, r->status,

@@ -107,6 +107,34 @@ def events_documented(text, what):
         what, (": not " + ", ".join(unknown)) if unknown else ""))
 
 
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def metrics_parse(text):
+    """A /metrics page: ([(name, {label: value}, value)], {name: type})
+    for every sample and every `# TYPE` line."""
+    samples, types = [], {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            types[name] = kind
+            continue
+        m = _SAMPLE.match(line)
+        if m:
+            samples.append((m.group(1), dict(_LABEL.findall(m.group(2) or
+                                                            "")),
+                            float(m.group(3))))
+    return samples, types
+
+
+def metric_value(text, name, **labels):
+    """The sum of the samples of `name` on a /metrics page whose labels
+    include `labels` (0 when there is none)."""
+    return sum(v for n, ls, v in metrics_parse(text)[0] if n == name and
+               all(ls.get(k) == w for k, w in labels.items()))
+
+
 def done():
     # Stop the servers first: a leak is reported at exit, into the log.
     for s in _servers:

@@ -124,6 +124,8 @@ ok("photosync_syncs_total{result=\"updated\"}" in r.text(),
    "portal /metrics: sync outcomes")
 ok("photosync_master_request_seconds_bucket" in r.text(),
    "portal /metrics: master latency histogram")
+ok('photosync_master_calls_total{call="GetUserPhoto",result="ok"}'
+   in r.text(), "portal /metrics: calls to the master by result")
 ok('photosync_cache_lookups_total{cache="photos",result="hit"}' in r.text(),
    "portal /metrics: cache hits")
 ok("photosync_photos_served_total" in r.text() and

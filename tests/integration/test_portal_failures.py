@@ -18,7 +18,8 @@ import time
 from fakepeer import (FakeMaster, bundle, capture_ad_template, closed_port,
                       make_jpeg, make_tls, wait_for)
 import psync
-from psync import HANG_GUARD, done, is_eq, ok, photo_path, tmpdir, wired
+from psync import (HANG_GUARD, done, is_eq, metric_value, ok, photo_path,
+                   tmpdir, wired)
 
 SYNC_WAIT = 2.0         # --owner-wait, 2000 ms by default
 SYNC_TIMEOUT = 10.0     # SYNC_TIMEOUT_MS in src/portal/sync.c
@@ -56,6 +57,13 @@ def restart_portal():
 
 def failed_lines(log):
     return re.findall(r"^.*ev=sync\.failed .*$", log.text(), re.M)
+
+
+def master_calls(call, result):
+    """photosync_master_calls_total{call,result} of the running portal."""
+    return metric_value(p.get("/metrics").text(),
+                        "photosync_master_calls_total", call=call,
+                        result=result)
 
 
 # ---- a real photo first ----
@@ -132,6 +140,10 @@ is_eq(len(failed_lines(log)), 2, "unreachable: the retry failed too, "
 r = p.get(photo_path(T1, "M"), as_user=T2)
 ok(r.status == 200 and "placeholder" not in r.header("ETag"),
    "unreachable: other users still see test1's cached photo")
+is_eq(master_calls("Autodiscover", "unreachable"), 2,
+      "unreachable: /metrics counts both Autodiscover calls as unreachable")
+is_eq(master_calls("Autodiscover", "ok"), 0,
+      "unreachable: /metrics counts no answered call")
 
 # =====================================================================
 # the fake master: Autodiscover on it, GetUserPhoto as `mode` says
@@ -227,6 +239,14 @@ ok(m_line and SYNC_TIMEOUT * 1000 - 500 <= int(m_line.group(1))
        SYNC_TIMEOUT, m_line.group(1) if m_line else "?"))
 ok(log.count(r"ev=sync\.wait_deadline ") >= 1,
    "slow (timeout): the waiting request was released at the deadline")
+# Each scenario made exactly two GetUserPhoto calls (checked above), on
+# one portal process.
+for result, n in (("ok", 4), ("too_large", 4), ("error", 3), ("refused", 2),
+                  ("timeout", 1), ("unreachable", 0), ("busy", 0)):
+    is_eq(master_calls("GetUserPhoto", result), n,
+          "/metrics: %d GetUserPhoto calls counted as %s" % (n, result))
+is_eq(master_calls("Autodiscover", "ok"), 1,
+      "/metrics: the one Autodiscover call counted as ok")
 
 # (b) slow, 8 s, then a good photo: answered at the deadline with the cached
 # photo; the sync finishes in the background and stores the new photo.
