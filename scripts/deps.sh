@@ -34,6 +34,11 @@ krb5-kdc krb5-admin-server krb5-user slapd ldap-utils
 evolution-ews evolution-data-server dbus-daemon gnome-keyring python3-gi
 gir1.2-ebook-1.2 gir1.2-ebookcontacts-1.2 gir1.2-edataserver-1.2
 davmail-server default-jre-headless nodejs npm"
+# The shipped Prometheus alerting rules are checked and unit-tested with
+# promtool (in Debian's prometheus package); the checks read the rules
+# and their tests with python3-yaml (tests/static/prometheus_rules.py,
+# tests/integration/test_metric_names.py).
+tests="$tests prometheus python3-yaml"
 # make demo: the demo prints a curl command that fetches a photo; make
 # demo-cluster (demo --nodes) runs PostgreSQL's server and HAProxy.
 demo="curl postgresql haproxy"
