@@ -21,8 +21,8 @@ import threading
 
 from fakepeer import (FakeMaster, bundle, capture_ad_template, make_tls,
                       wait_for)
-from psync import (done, free_port, is_eq, make_image, ok, photo_path,
-                   tmpdir, wired)
+from psync import (done, free_port, is_eq, make_image, metric_value, ok,
+                   photo_path, tmpdir, wired)
 
 T1, T2, T3 = "contoso\\test1", "contoso\\test2", "contoso\\test3"
 
@@ -169,5 +169,8 @@ is_eq(len(fake.calls), n, "503: test3's requests make no call to that "
 ok(log.count(r"ev=sync\.master_busy account=contoso\\test3") >= 1,
    "503: logged as sync.master_busy for test3")
 ok(n > calls0, "503: the master was called for test2")
+is_eq(metric_value(p.get("/metrics").text(), "photosync_master_calls_total",
+                   result="busy"), 1,
+      "503: /metrics counts the one call answered 503 as busy")
 
 done()
