@@ -956,8 +956,8 @@ store_mailbox_remove(struct store *st, const char *email)
 #define MAILBOX_COLUMNS							\
 	"m.email, m.name, m.pwhash, m.created, coalesce(p.etag, ''), "	\
 	"coalesce(p.updated, 0), coalesce(p.side, 0), "			\
-	"coalesce(m.directory_id, ''), m.disabled FROM mailboxes m "	\
-	"LEFT JOIN photos p ON p.email = m.email"
+	"coalesce(m.directory_id, ''), m.disabled, m.photo_hidden "	\
+	"FROM mailboxes m LEFT JOIN photos p ON p.email = m.email"
 
 static void
 mailbox_row(struct db_stmt *q, struct store_mailbox *m)
@@ -972,6 +972,7 @@ mailbox_row(struct db_stmt *q, struct store_mailbox *m)
 	m->photo_side = (int)col_int64(q, 6);
 	str_copy(m->directory_id, col_text(q, 7), sizeof(m->directory_id));
 	m->disabled = col_int64(q, 8) != 0;
+	m->photo_hidden = col_int64(q, 9) != 0;
 }
 
 ps_err
@@ -1396,6 +1397,50 @@ out:
 }
 
 ps_err
+store_photo_hide(struct store *st, const char *email, bool hidden,
+    const char *etag, bool *changed)
+{
+	struct db_stmt *q = NULL;
+	int changes = 0;
+	ps_err rc;
+
+	*changed = false;
+	if ((rc = store_begin(st)) != PS_OK)
+		return rc;
+	rc = PS_ESTORE;
+	if ((q = prep(st, "UPDATE mailboxes SET photo_hidden = ? WHERE "
+	    "email = ? AND disabled = 0 AND photo_hidden <> ?")) == NULL)
+		goto out;
+	bind_int64(q, 1, hidden);
+	bind_text(q, 2, email);
+	bind_int64(q, 3, hidden);
+	if ((rc = step_done(st, q, &changes)) != PS_OK)
+		goto out;
+	unprep(st, q);
+	q = NULL;
+	if (changes == 0) {
+		/* Absent, or already as asked: which one, for the caller. */
+		struct store_mailbox m;
+
+		if ((rc = store_mailbox_get(st, email, &m)) == PS_OK)
+			store_mailbox_cleanup(&m);
+		goto out;
+	}
+	/* A new tag, so that whoever asks whether it changed learns so. */
+	if ((rc = run_sql(st, "UPDATE photos SET etag = ?, updated = ? WHERE "
+	    "email = ?", "tit", etag, time_now(), email)) != PS_OK)
+		goto out;
+	if ((rc = photo_changed(st, email)) == PS_OK)
+		*changed = true;
+out:
+	unprep(st, q);
+	rc = tx_finish(st, rc);
+	if (rc != PS_OK)
+		*changed = false;
+	return rc;
+}
+
+ps_err
 store_photo_get(struct store *st, const char *email, int code,
     struct store_photo *out)
 {
@@ -1405,7 +1450,7 @@ store_photo_get(struct store *st, const char *email, int code,
 	 * 3.1.5.1.1: "the largest available").
 	 */
 	struct db_stmt *q = prep(st, "SELECT p.etag, s.code, s.side, s.data, "
-	    "p.updated FROM photos p JOIN photo_sizes s ON s.email = p.email "
+	    "p.updated, m.photo_hidden FROM photos p JOIN photo_sizes s ON s.email = p.email "
 	    "JOIN mailboxes m ON m.email = p.email AND m.disabled = 0 "
 	    "WHERE p.email = ? ORDER BY (s.code = ?) DESC, s.side DESC "
 	    "LIMIT 1");
@@ -1424,6 +1469,7 @@ store_photo_get(struct store *st, const char *email, int code,
 		out->side = (int)col_int64(q, 2);
 		out->data = col_blob_dup(q, 3, &out->len);
 		out->updated = col_int64(q, 4);
+		out->hidden = col_int64(q, 5) != 0;
 		rc = PS_OK;
 	} else if (r == DB_DONE) {
 		rc = ps_errf(PS_ENOTFOUND, "%s has no photo", email);
@@ -1740,6 +1786,7 @@ store_preview_get(struct store *st, const char *email, int code,
 		out->side = (int)col_int64(q, 2);
 		out->data = col_blob_dup(q, 3, &out->len);
 		out->updated = col_int64(q, 4);
+		out->hidden = col_int64(q, 5) != 0;
 		rc = PS_OK;
 	} else if (r == DB_DONE) {
 		rc = ps_errf(PS_ENOTFOUND, "%s has no pending preview", email);
