@@ -1062,7 +1062,7 @@ rest_photo_go(struct master_call *c)
 	http_req_note(r, "email", email);
 	http_req_note(r, "size", ews_size_name(code));
 	if ((ph = master_cache_photo(c->s->cache, email, code)) != NULL) {
-		rest_photo_answer(c, ph);
+		rest_photo_answer(c, photo_for_caller(c, email, ph));
 		return;
 	}
 	if (http_req_header(r, "If-None-Match") == NULL) {
