@@ -2538,13 +2538,13 @@ store_thumb_get(struct store *st, int64_t webapp, const char *account,
     enum store_thumb_size size, struct store_thumb *out)
 {
 	static const char *const sql[] = {
-		"SELECT etag, source, updated, s FROM thumbs WHERE webapp = ? "
+		"SELECT etag, source, updated, s, hidden FROM thumbs WHERE webapp = ? "
 		"AND account = ?",
-		"SELECT etag, source, updated, m FROM thumbs WHERE webapp = ? "
+		"SELECT etag, source, updated, m, hidden FROM thumbs WHERE webapp = ? "
 		"AND account = ?",
-		"SELECT etag, source, updated, l FROM thumbs WHERE webapp = ? "
+		"SELECT etag, source, updated, l, hidden FROM thumbs WHERE webapp = ? "
 		"AND account = ?",
-		"SELECT etag, source, updated, hr FROM thumbs WHERE webapp = ? "
+		"SELECT etag, source, updated, hr, hidden FROM thumbs WHERE webapp = ? "
 		"AND account = ? AND hr IS NOT NULL",
 	};
 	struct db_stmt *q = prep(st, sql[size]);
@@ -2562,6 +2562,7 @@ store_thumb_get(struct store *st, int64_t webapp, const char *account,
 		str_copy(out->source, col_text(q, 1), sizeof(out->source));
 		out->updated = col_int64(q, 2);
 		out->data = col_blob_dup(q, 3, &out->len);
+		out->hidden = col_int64(q, 4) != 0;
 		rc = PS_OK;
 	} else if (r == DB_DONE) {
 		rc = ps_errf(PS_ENOTFOUND, "%s has no photo", account);
@@ -2570,6 +2571,16 @@ store_thumb_get(struct store *st, int64_t webapp, const char *account,
 	}
 	unprep(st, q);
 	return rc;
+}
+
+ps_err
+store_thumb_hide(struct store *st, int64_t webapp, const char *account,
+    bool hidden)
+{
+	/* Unchanged rows are not written: no feed row, no dropped index. */
+	return run_sql(st, "UPDATE thumbs SET hidden = ?1 WHERE webapp = ?2 "
+	    "AND account = ?3 AND hidden <> ?1", "iit", (int64_t)hidden,
+	    webapp, account);
 }
 
 ps_err
@@ -2827,7 +2838,8 @@ static const struct copy_table portal_tables[] = {
 	    "email_sha256, directory_id, disabled", NULL },
 	{ "issuers", "name, issuer, realm, metadata_url, metadata, fetched",
 	    NULL },
-	{ "thumbs", "webapp, account, source, etag, updated, s, m, l, hr",
+	{ "thumbs", "webapp, account, source, etag, updated, s, m, l, hr, "
+	    "hidden",
 	    NULL },
 	{ "sync_state", "webapp, account, last_success, last_error, reason, "
 	    "master_etag, has_mailbox, retry_after", NULL },

@@ -626,6 +626,8 @@ struct store_thumb {
 	int64_t		 updated;
 	unsigned char	*data;		/* owned; free() */
 	size_t		 len;
+	bool		 hidden;	/* the master's: its owner alone sees
+					   it (store_thumb_hide) */
 };
 
 void	store_thumb_cleanup(struct store_thumb *);
@@ -642,6 +644,13 @@ ps_err	store_thumb_etag(struct store *, int64_t webapp, const char *account,
 /* PS_ENOTFOUND when there was none. */
 ps_err	store_thumb_remove(struct store *, int64_t webapp,
 	    const char *account);
+/*
+ * Marks the user's photo as one the master shows its owner alone (or
+ * not); a photo put later keeps the mark until this is called again.
+ * PS_OK too when the user has no photo (nothing to mark).
+ */
+ps_err	store_thumb_hide(struct store *, int64_t webapp, const char *account,
+	    bool hidden);
 
 /* ---- portal: sync state per user and web application ---- */
 

@@ -44,8 +44,8 @@
 /* Each role's schema: its number of migration steps (store_*.c). */
 #define MASTER_SCHEMA		8
 #define MASTER_SCHEMA_TEXT	"8"
-#define PORTAL_SCHEMA		8
-#define PORTAL_SCHEMA_TEXT	"8"
+#define PORTAL_SCHEMA		9
+#define PORTAL_SCHEMA_TEXT	"9"
 
 static char *dir;	/* the temporary directory, removed at the end */
 
