@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth/creds.h"
 #include "common/lru.h"
@@ -59,6 +60,12 @@ master_cached_unref(void *p)
 		free(ph->data);
 		free(ph);
 	}
+}
+
+bool
+master_photo_hidden_from(bool hidden, const char *viewer, const char *owner)
+{
+	return hidden && (viewer[0] == '\0' || strcasecmp(viewer, owner) != 0);
 }
 
 /*
@@ -236,6 +243,7 @@ master_cache_photo_put(struct master_cache *c, const char *email, int code,
 		ph->updated = sp->updated;
 		ph->data = sp->data;	/* taken */
 		ph->len = sp->len;
+		ph->hidden = sp->hidden;
 		sp->data = NULL;
 		sp->len = 0;
 	}
@@ -245,6 +253,7 @@ master_cache_photo_put(struct master_cache *c, const char *email, int code,
 		ph->refs++;
 		lru_put(c->photos, key, ph, ph->len + sizeof(*ph));
 		tag.has_photo = ph->data != NULL;
+		tag.hidden = ph->hidden;
 		str_copy(tag.etag, ph->etag, sizeof(tag.etag));
 		tag.updated = ph->updated;
 		master_cache_tag_put(c, email, stamp, &tag);

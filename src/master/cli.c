@@ -115,6 +115,14 @@ static const struct help_entry commands[] = {
 	{ "photo", "remove", "--dir D ADDRESS", NULL, NULL },
 	{ "photo", "show", "--dir D ADDRESS [--size HRnxn --output F]", NULL,
 	  NULL },
+	{ "photo", "hide", "--dir D ADDRESS",
+	  "      everyone but the mailbox's owner is answered as if it had no "
+	  "photo\n"
+	  "      (GetUserPhoto, Graph, the directory's attributes, portals); "
+	  "a photo\n"
+	  "      set later stays hidden\n", NULL },
+	{ "photo", "unhide", "--dir D ADDRESS",
+	  "      shows the mailbox's photo to everyone again\n", NULL },
 	{ "partner", "add", "--dir D [--name N] (--metadata-url URL "
 	  "[--ca-file F] |\n"
 	  "       --metadata-file F) [--notify on|off]",
@@ -475,8 +483,9 @@ static ps_err
 print_mailbox(void *arg, const struct store_mailbox *m)
 {
 	(void)arg;
-	printf("%-32s %-24s %s\n", m->email, m->name[0] ? m->name : "-",
-	    m->etag[0] ? "photo" : "no photo");
+	printf("%-32s %-24s %s%s\n", m->email, m->name[0] ? m->name : "-",
+	    m->etag[0] ? "photo" : "no photo", m->photo_hidden ? ", hidden" :
+	    "");
 	return PS_OK;
 }
 
@@ -676,17 +685,41 @@ cmd_photo(struct master_state *ms, struct opts *o, const char *verb)
 		if (store_photo_remove(ms->store, email) != PS_OK)
 			goto err;
 		printf("removed the photo of %s\n", email);
+	} else if (strcmp(verb, "hide") == 0 || strcmp(verb, "unhide") == 0) {
+		bool hide = strcmp(verb, "hide") == 0, changed;
+
+		master_etag_new(etag);
+		if (store_photo_hide(ms->store, email, hide, etag, &changed) !=
+		    PS_OK)
+			goto err;
+		if (changed)
+			log_info(NULL, hide ? "photo.hidden" : "photo.unhidden",
+			    "email=%s via=cli", log_q(email));
+		if (!changed)
+			printf("the photo of %s was already %s\n", email,
+			    hide ? "hidden" : "shown to everyone");
+		else if (hide)
+			printf("hid the photo of %s from everyone but its "
+			    "owner\n", email);
+		else
+			printf("showed the photo of %s to everyone again\n",
+			    email);
 	} else if (strcmp(verb, "show") == 0) {
 		if (store_mailbox_get(ms->store, email, &m) != PS_OK)
 			goto err;
 		if (m.etag[0] == '\0') {
-			printf("%s has no photo\n", email);
+			printf("%s has no photo%s\n", email, m.photo_hidden ?
+			    " (hidden: one set will be seen by its owner "
+			    "alone)" : "");
 			ret = 0;
 			goto out;
 		}
 		printf("address  %s\netag     %s\nupdated  %s\nlargest  "
 		    "%dx%d\n", m.email, m.etag, time_http(m.photo_updated,
 		    when), m.photo_side, m.photo_side);
+		if (m.photo_hidden)
+			printf("hidden   yes: everyone but the owner is "
+			    "answered as if it had no photo\n");
 		if (o->output) {
 			code = ews_size_index(o->size ? o->size : "HR648x648");
 			if (code < 0) {
@@ -704,7 +737,7 @@ cmd_photo(struct master_state *ms, struct opts *o, const char *verb)
 		}
 	} else {
 		return usage_error("photo commands: set, import, remove, "
-		    "show");
+		    "show, hide, unhide");
 	}
 	ret = 0;
 	goto out;

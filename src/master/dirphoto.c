@@ -303,6 +303,11 @@ rendition(struct store *st, const char *email, int side, size_t max,
 	memset(out, 0, sizeof(*out));
 	*none = false;
 	rc = store_photo_get(st, email, side_index(side), &p);
+	if (rc == PS_OK && p.hidden) {
+		/* Hidden: the directory shows everyone, so it has none. */
+		store_photo_cleanup(&p);
+		rc = PS_ENOTFOUND;
+	}
 	if (rc == PS_ENOTFOUND) {
 		*none = true;
 		return PS_OK;

@@ -6,7 +6,8 @@
  *	the page: a sign-in form, or the photo, its preview and the forms
  *   POST /ecp/login, /ecp/logout
  *   GET  /ecp/photo.ashx?kind=current|preview&size=HRnxn
- *   POST /ecp/photo/upload (multipart), /ecp/photo/save, /cancel, /remove
+ *   POST /ecp/photo/upload (multipart), /ecp/photo/save, /cancel, /remove,
+ *	/visibility (hide=yes|no: hide the photo from everyone but its owner)
  *
  * A mailbox with a password signs in with a form (a double-submit CSRF
  * cookie guards it); its password is checked by the server's sign-in
@@ -119,6 +120,8 @@ struct ecp_call {
 	bool			 signed_in;
 	struct viewer		 v;
 	bool			 has_preview;
+	bool			 hide;		/* /visibility: hide or show */
+	bool			 hide_changed;	/* and whether it changed */
 	char			 preview_id[64];
 	bool			 want_preview;	/* photo.ashx?kind=preview */
 	int			 code;		/* photo.ashx size; -1 bad */
@@ -459,6 +462,9 @@ done_message(const char *done)
 		{ "cancelled", "The preview was discarded. Your photo has not "
 		    "changed." },
 		{ "removed", "Your photo was removed." },
+		{ "hidden", "Your photo is now hidden: others see no photo "
+		    "for you." },
+		{ "shown", "Your photo is shown to everyone again." },
 	};
 	size_t i;
 
@@ -533,6 +539,20 @@ photo_page(struct ecp_call *ec, int status, const char *error)
 		    "class=\"danger\" type=\"submit\">Remove photo</button>"
 		    "</form></div>");
 	}
+	buf_adds(&b, "<div class=\"card\"><h2>Who sees your photo</h2>");
+	form_open(&b, r, "/ecp/photo/visibility", v->csrf, false);
+	if (v->m.photo_hidden)
+		buf_adds(&b, "<p id=\"visibility\">Your photo is hidden: "
+		    "everyone else sees no photo for you, here, in the "
+		    "directory and on the portals. You still see it.</p>"
+		    "<input type=\"hidden\" name=\"hide\" value=\"no\">"
+		    "<button type=\"submit\">Show my photo to others</button>"
+		    "</form></div>");
+	else
+		buf_adds(&b, "<p id=\"visibility\">Your photo is shown to "
+		    "everyone.</p><input type=\"hidden\" name=\"hide\" "
+		    "value=\"yes\"><button type=\"submit\">Hide my photo "
+		    "from others</button></form></div>");
 	page_back(&b, back, &ec->bk);
 	page_end(&b);
 	reply_html(r, status, &b);
@@ -1132,11 +1152,62 @@ handle_remove(struct ecp_call *ec)
 	(void)ecp_store(ec, true, remove_run, remove_done);
 }
 
+static void
+visibility_done(void *arg)
+{
+	struct ecp_call *ec = arg;
+
+	if (ec->rc == PS_OK && ec->hide_changed)
+		photo_changed(ec);
+	if (ecp_call_gone(ec))
+		return;
+	if (ec->rc != PS_OK) {
+		ecp_store_failed(ec, "photo", ec->hide ? "Your photo could "
+		    "not be hidden." : "Your photo could not be shown again.");
+		return;
+	}
+	if (ec->hide_changed)
+		log_info(http_req_id(ec->r), ec->hide ? "photo.hidden" :
+		    "photo.unhidden", "email=%s via=ecp", log_q(ec->v.m.email));
+	redirect(ec->r, ec->hide ? "hidden" : "shown");
+	ecp_call_end(ec);
+}
+
+static void
+visibility_run(struct store *st, void *arg)
+{
+	struct ecp_call *ec = arg;
+	ps_err rc = store_photo_hide(st, ec->v.m.email, ec->hide, ec->etag,
+	    &ec->hide_changed);
+
+	if (rc != PS_OK)
+		ecp_call_failed(ec, rc);
+}
+
+static void
+handle_visibility(struct ecp_call *ec)
+{
+	char *hide = http_form_value(http_req_body(ec->r, NULL), "hide");
+
+	if (hide == NULL || (strcmp(hide, "yes") && strcmp(hide, "no"))) {
+		free(hide);
+		photo_page(ec, 400, "Choose whether to hide or show your "
+		    "photo. Nothing was changed.");
+		ecp_call_end(ec);
+		return;
+	}
+	ec->hide = strcmp(hide, "yes") == 0;
+	free(hide);
+	master_etag_new(ec->etag);
+	(void)ecp_store(ec, true, visibility_run, visibility_done);
+}
+
 /* ---- the session, and on to the route ---- */
 
 static const char *const route_names[] = {
 	[ECP_LOGOUT] = "logout", [ECP_UPLOAD] = "upload",
 	[ECP_SAVE] = "save", [ECP_CANCEL] = "cancel", [ECP_REMOVE] = "remove",
+	[ECP_VISIBILITY] = "visibility",
 };
 
 /*
@@ -1339,6 +1410,9 @@ session_read_done(void *arg)
 		break;
 	case ECP_REMOVE:
 		handle_remove(ec);
+		break;
+	case ECP_VISIBILITY:
+		handle_visibility(ec);
 		break;
 	default:
 		http_reply_error(r, 404, "no such endpoint");

@@ -409,7 +409,8 @@ metadata_answer(struct graph_call *g)
 	int i, top;
 
 	graph_user_id(g->s->ms->realm, g->email, g->id);
-	if (g->mb.etag[0] == '\0') {
+	if (g->mb.etag[0] == '\0' || master_photo_hidden_from(
+	    g->mb.photo_hidden, master_call_user(g->c), g->email)) {
 		graph_no_image(g);
 		return;
 	}

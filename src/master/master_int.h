@@ -245,6 +245,7 @@ enum ecp_route {
 	ECP_SAVE,	/* POST /ecp/photo/save */
 	ECP_CANCEL,	/* POST /ecp/photo/cancel */
 	ECP_REMOVE,	/* POST /ecp/photo/remove */
+	ECP_VISIBILITY,	/* POST /ecp/photo/visibility (hide=yes|no) */
 };
 
 /*
@@ -365,6 +366,7 @@ struct master_cached {
 	int64_t		 updated;
 	unsigned char	*data;	/* NULL: the mailbox has no photo */
 	size_t		 len;
+	bool		 hidden;	/* its owner alone may see it */
 };
 
 struct master_cache *master_cache_new(void);
@@ -401,6 +403,13 @@ struct master_cached *master_cache_photo_put(struct master_cache *,
 	    const char *email, int code, uint64_t stamp,
 	    struct store_photo *sp);
 void	master_cached_unref(void *);
+/*
+ * True when the photo of `owner` is hidden from `viewer` (its owner, in
+ * any case, sees it; "" is nobody's, a partner's app-only token): every
+ * answer to `viewer` is then as if there were no photo.
+ */
+bool	master_photo_hidden_from(bool hidden, const char *viewer,
+	    const char *owner);
 
 /*
  * The photo's tag of an address (every size has the same ETag): enough
@@ -410,6 +419,7 @@ void	master_cached_unref(void *);
  */
 struct master_tag {
 	bool	 has_photo;
+	bool	 hidden;	/* its owner alone may see it */
 	char	 etag[64];
 	int64_t	 updated;
 };

@@ -861,6 +861,35 @@ photo_headers(struct http_req *r, const char *etag, int64_t updated)
 		    when));
 }
 
+/*
+ * What `c`'s caller may see of `email`'s photo `ph`: a photo hidden from
+ * it is answered as none (a reference to a new empty entry; the index
+ * keeps the photo, for its owner).
+ */
+static struct master_cached *
+photo_for_caller(struct master_call *c, const char *email,
+    struct master_cached *ph)
+{
+	struct master_cached *none;
+
+	if (ph == NULL || ph->data == NULL ||
+	    !master_photo_hidden_from(ph->hidden, c->p.user, email))
+		return ph;
+	master_cached_unref(ph);
+	none = xcalloc(1, sizeof(*none));
+	none->refs = 1;
+	http_req_note(c->r, "photo", "hidden");
+	return none;
+}
+
+/* Tells the owner of a hidden photo that others do not see it. */
+static void
+photo_hidden_header(struct http_req *r, bool hidden)
+{
+	if (hidden)
+		http_reply_header(r, "X-Photosync-Photo-Hidden", "1");
+}
+
 static void
 photo_read_run(struct store *st, void *arg)
 {
@@ -886,7 +915,7 @@ photo_read_done(void *arg)
 		log_warn(http_req_id(c->r), "serve.store_failed", "what=%s "
 		    "error=%s", "photo", log_q(c->err));
 	store_photo_cleanup(&c->sp);
-	c->photo_then(c, ph);
+	c->photo_then(c, photo_for_caller(c, c->photo_email, ph));
 }
 
 /*
@@ -919,7 +948,7 @@ photo_find(struct master_call *c, const char *email, int code,
 	    code);
 
 	if (ph)
-		then(c, ph);
+		then(c, photo_for_caller(c, email, ph));
 	else
 		photo_read(c, email, code, then);
 }
@@ -943,6 +972,7 @@ rest_photo_answer(struct master_call *c, struct master_cached *ph)
 		return;
 	}
 	photo_headers(r, ph->etag, ph->updated);
+	photo_hidden_header(r, ph->hidden);
 	if (http_etag_match(inm, ph->etag)) {
 		http_req_note(r, "photo", "unchanged");
 		http_reply(r, 304, NULL, NULL, 0);
@@ -962,13 +992,16 @@ rest_photo_answer(struct master_call *c, struct master_cached *ph)
  * photo's bytes neither read nor kept. True when answered.
  */
 static bool
-rest_photo_unchanged(struct master_call *c, const struct master_tag *t)
+rest_photo_unchanged(struct master_call *c, const char *email,
+    const struct master_tag *t)
 {
 	const char *inm = http_req_header(c->r, "If-None-Match");
 
-	if (t == NULL || !t->has_photo || !http_etag_match(inm, t->etag))
+	if (t == NULL || !t->has_photo || !http_etag_match(inm, t->etag) ||
+	    master_photo_hidden_from(t->hidden, c->p.user, email))
 		return false;
 	photo_headers(c->r, t->etag, t->updated);
+	photo_hidden_header(c->r, t->hidden);
 	http_req_note(c->r, "photo", "unchanged");
 	http_reply(c->r, 304, NULL, NULL, 0);
 	call_end(c);
@@ -997,10 +1030,11 @@ tag_read_done(void *arg)
 		t.has_photo = c->rc == PS_OK && c->mb.etag[0] != '\0';
 		str_copy(t.etag, c->mb.etag, sizeof(t.etag));
 		t.updated = c->mb.photo_updated;
+		t.hidden = c->mb.photo_hidden;
 		master_cache_tag_put(c->s->cache, c->photo_email, c->stamp, &t);
 	}
 	store_mailbox_cleanup(&c->mb);
-	if (!rest_photo_unchanged(c, &t))
+	if (!rest_photo_unchanged(c, c->photo_email, &t))
 		photo_read(c, c->photo_email, c->code, rest_photo_answer);
 }
 
@@ -1028,7 +1062,7 @@ rest_photo_go(struct master_call *c)
 	http_req_note(r, "email", email);
 	http_req_note(r, "size", ews_size_name(code));
 	if ((ph = master_cache_photo(c->s->cache, email, code)) != NULL) {
-		rest_photo_answer(c, ph);
+		rest_photo_answer(c, photo_for_caller(c, email, ph));
 		return;
 	}
 	if (http_req_header(r, "If-None-Match") == NULL) {
@@ -1037,7 +1071,7 @@ rest_photo_go(struct master_call *c)
 	}
 	/* Asked whether it changed: the photo's tag may be all it takes. */
 	if ((t = master_cache_tag(c->s->cache, email)) != NULL) {
-		if (!rest_photo_unchanged(c, t))
+		if (!rest_photo_unchanged(c, email, t))
 			photo_read(c, email, code, rest_photo_answer);
 		return;
 	}
@@ -1072,6 +1106,7 @@ soap_photo_answer(struct master_call *c, struct master_cached *ph)
 		status = 404;
 	} else {
 		photo_headers(r, ph->etag, ph->updated);
+		photo_hidden_header(r, ph->hidden);
 		if (http_etag_match(inm, ph->etag))
 			ews_photo_response(&c->out, false, NULL, 0, NULL);
 		else
@@ -1602,6 +1637,8 @@ static const struct route routes[] = {
 	{ "/ecp/photo/save", R_ECP, false, true, false, ECP_SAVE, "ecp" },
 	{ "/ecp/photo/cancel", R_ECP, false, true, false, ECP_CANCEL, "ecp" },
 	{ "/ecp/photo/remove", R_ECP, false, true, false, ECP_REMOVE, "ecp" },
+	{ "/ecp/photo/visibility", R_ECP, false, true, false, ECP_VISIBILITY,
+	  "ecp" },
 	{ "/metrics", R_METRICS, true, false, false, 0, "metrics" },
 	{ "/ready", R_READY, true, false, false, 0, "ready" },
 };

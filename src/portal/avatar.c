@@ -73,6 +73,7 @@ struct avatar_req {
 	bool			 force;		/* f=y: the default always */
 	char			*dflt;		/* d= as sent, or NULL */
 	char			 account[256];	/* "": no user has the hash */
+	char			 viewer[256];	/* signed in; "": anonymous */
 	/* what is answered, and the render on the worker pool */
 	enum avatar_kind	 kind;
 	char			 key[160];	/* in the cache */
@@ -507,7 +508,9 @@ avatar_source(void *arg, ps_err rc, struct cached_photo *ph)
 		    STORE_L, avatar_source, ar);
 		return;
 	}
-	if (ph->data == NULL) {
+	if (ph->data == NULL || (ph->hidden && strcmp(ar->viewer,
+	    ar->account) != 0)) {
+		/* None, or hidden from this viewer: the default. */
 		cached_photo_unref(ph);
 		avatar_default(ar);
 		return;
@@ -560,7 +563,7 @@ declare_metrics(void)
 }
 
 void
-avatar_handle(struct webapp_ctx *app, struct http_req *r)
+avatar_handle(struct webapp_ctx *app, struct http_req *r, const char *viewer)
 {
 	struct avatar_req *ar;
 	const char *d;
@@ -578,6 +581,7 @@ avatar_handle(struct webapp_ctx *app, struct http_req *r)
 	ar->app = app;
 	ar->r = r;
 	ar->anyone = app->w.avatar_anyone;
+	str_copy(ar->viewer, viewer ? viewer : "", sizeof(ar->viewer));
 	if ((bad = parse_path(http_req_path(r), ar)) != 0) {
 		http_reply_error(r, bad, "an avatar URL is /avatar/<the MD5 "
 		    "or SHA-256 of the address, in hex>");

@@ -381,6 +381,7 @@ photo_fill_done(void *arg)
 			str_copy(ph->source, f->t.source, sizeof(ph->source));
 			ph->data = f->t.data;	/* taken */
 			ph->len = f->t.len;
+			ph->hidden = f->t.hidden;
 			f->t.data = NULL;
 		}
 		if (f->epoch == x->photos_epoch) {

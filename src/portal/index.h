@@ -82,6 +82,7 @@ struct cached_photo {
 	char		 source[16];
 	unsigned char	*data;
 	size_t		 len;
+	bool		 hidden;	/* its owner alone sees it */
 };
 
 /*

@@ -8,7 +8,8 @@
  * and is sent from its shared buffer. A request for one's own photo may
  * start a sync (sync.c), by default only for the L size, and waits for it
  * at most the web application's owner wait (owner_wait_ms). Users without
- * a photo get the placeholder.
+ * a photo get the placeholder, and so does everyone but its owner for a
+ * photo the master marked hidden (a field of the index's entry).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ struct photo_req {
 	struct webapp_ctx	*app;
 	struct http_req		*r;
 	char			 viewer[ACCOUNT_MAX];
+	char			 account[ACCOUNT_MAX];	/* whose photo */
 	int			 size;
 };
 
@@ -49,11 +51,19 @@ photo_send(void *arg, ps_err rc, struct cached_photo *ph)
 	char tag[96], quoted[100];
 	const char *cc;
 	size_t at;
+	bool hidden = rc == PS_OK && ph->data && ph->hidden &&
+	    strcmp(pr->viewer, pr->account) != 0;
 
 	free(pr);
 	if (rc != PS_OK) {
 		reply_unread(app->srv, r, rc);
 		return;
+	}
+	if (hidden) {
+		/* Hidden from this viewer: exactly as if there were none. */
+		cached_photo_unref(ph);
+		ph = xcalloc(1, sizeof(*ph));
+		ph->refs = 1;
 	}
 	if (ph->data) {
 		at = str_cat(tag, sizeof(tag), 0, ph->etag);
@@ -94,6 +104,7 @@ photo_send(void *arg, ps_err rc, struct cached_photo *ph)
 static void
 photo_serve(struct photo_req *pr, const char *account)
 {
+	str_copy(pr->account, account, sizeof(pr->account));
 	index_photo(pr->app->srv->index, pr->app->w.id, account,
 	    (enum store_thumb_size)pr->size, photo_send, pr);
 }

@@ -357,7 +357,12 @@ void	reply_unread(struct portal_srv *, struct http_req *, ps_err rc);
  */
 /* Frees the cache of rendered avatars (at exit). */
 void	avatar_shutdown(void);
-void	avatar_handle(struct webapp_ctx *, struct http_req *);
+/*
+ * `viewer` is the signed-in account ("" or NULL: anonymous): a photo the
+ * master marked hidden is its owner's alone, the default for anyone else.
+ */
+void	avatar_handle(struct webapp_ctx *, struct http_req *,
+	    const char *viewer);
 
 /*
  * Runs the server until SIGINT/SIGTERM, every web application on

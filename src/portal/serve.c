@@ -393,8 +393,7 @@ static void
 avatar_signed_in(struct webapp_ctx *app, struct http_req *r,
     const struct viewer *v)
 {
-	(void)v;
-	avatar_handle(app, r);
+	avatar_handle(app, r, v->user.account);
 }
 
 /* The routes behind the sign-in. */
@@ -493,7 +492,7 @@ route(struct webapp_ctx *app, struct http_req *r)
 		/* Avatars: anyone, or signed-in users (avatar_anyone). */
 		http_req_set_route(r, "avatar");
 		if (app->w.avatar_anyone)
-			avatar_handle(app, r);
+			avatar_handle(app, r, NULL);
 		else
 			signin_request(app, r, avatar_signed_in);
 		return;

@@ -135,6 +135,7 @@ struct sync_job {
 	/* the render, done on a worker */
 	struct buf		 photo;
 	char			 new_master_etag[128];
+	bool			 photo_hidden;	/* the master's mark, on it */
 	struct image_jpeg	 out[4];	/* S, M, L, high resolution */
 	ps_err			 render_rc;
 	char			 render_err[256];
@@ -686,6 +687,10 @@ job_rows(struct store *st, struct sync_job *job)
 		}
 		rc = store_thumb_put(st, webapp, job->account, "master",
 		    job->etag, data, len);
+		/* Hidden at the master: its owner alone sees it here too. */
+		if (rc == PS_OK)
+			rc = store_thumb_hide(st, webapp, job->account,
+			    job->photo_hidden);
 		break;
 	case WRITE_REMOVE:
 		rc = store_thumb_remove(st, webapp, job->account);
@@ -852,9 +857,10 @@ job_written(struct sync_job *job)
 	if (job->write_rc == PS_OK) {
 		if (job->write == WRITE_PHOTO)
 			log_info(job->reqid, "sync.photo_stored", "account=%s "
-			    "etag=%s master_etag=%s bytes=%zu",
+			    "etag=%s master_etag=%s bytes=%zu hidden=%s",
 			    log_q(job->account), job->etag,
-			    log_q(job->new_master_etag), job->photo.b_len);
+			    log_q(job->new_master_etag), job->photo.b_len,
+			    job->photo_hidden ? "yes" : "no");
 		job_finish(job);
 		return;
 	}
@@ -1050,6 +1056,7 @@ photo_done(struct xfer_response *r, void *arg)
 	case MCALL_PHOTO_NEW:
 		mcall_etag(r->etag, job->new_master_etag,
 		    sizeof(job->new_master_etag));
+		job->photo_hidden = r->photo_hidden;
 		buf_move(&job->photo, &r->body);
 		if (work_try_submit(job->app->srv->pool, render_run,
 		    render_done, job) != PS_OK)

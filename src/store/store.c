@@ -956,8 +956,8 @@ store_mailbox_remove(struct store *st, const char *email)
 #define MAILBOX_COLUMNS							\
 	"m.email, m.name, m.pwhash, m.created, coalesce(p.etag, ''), "	\
 	"coalesce(p.updated, 0), coalesce(p.side, 0), "			\
-	"coalesce(m.directory_id, ''), m.disabled FROM mailboxes m "	\
-	"LEFT JOIN photos p ON p.email = m.email"
+	"coalesce(m.directory_id, ''), m.disabled, m.photo_hidden "	\
+	"FROM mailboxes m LEFT JOIN photos p ON p.email = m.email"
 
 static void
 mailbox_row(struct db_stmt *q, struct store_mailbox *m)
@@ -972,6 +972,7 @@ mailbox_row(struct db_stmt *q, struct store_mailbox *m)
 	m->photo_side = (int)col_int64(q, 6);
 	str_copy(m->directory_id, col_text(q, 7), sizeof(m->directory_id));
 	m->disabled = col_int64(q, 8) != 0;
+	m->photo_hidden = col_int64(q, 9) != 0;
 }
 
 ps_err
@@ -1396,6 +1397,50 @@ out:
 }
 
 ps_err
+store_photo_hide(struct store *st, const char *email, bool hidden,
+    const char *etag, bool *changed)
+{
+	struct db_stmt *q = NULL;
+	int changes = 0;
+	ps_err rc;
+
+	*changed = false;
+	if ((rc = store_begin(st)) != PS_OK)
+		return rc;
+	rc = PS_ESTORE;
+	if ((q = prep(st, "UPDATE mailboxes SET photo_hidden = ? WHERE "
+	    "email = ? AND disabled = 0 AND photo_hidden <> ?")) == NULL)
+		goto out;
+	bind_int64(q, 1, hidden);
+	bind_text(q, 2, email);
+	bind_int64(q, 3, hidden);
+	if ((rc = step_done(st, q, &changes)) != PS_OK)
+		goto out;
+	unprep(st, q);
+	q = NULL;
+	if (changes == 0) {
+		/* Absent, or already as asked: which one, for the caller. */
+		struct store_mailbox m;
+
+		if ((rc = store_mailbox_get(st, email, &m)) == PS_OK)
+			store_mailbox_cleanup(&m);
+		goto out;
+	}
+	/* A new tag, so that whoever asks whether it changed learns so. */
+	if ((rc = run_sql(st, "UPDATE photos SET etag = ?, updated = ? WHERE "
+	    "email = ?", "tit", etag, time_now(), email)) != PS_OK)
+		goto out;
+	if ((rc = photo_changed(st, email)) == PS_OK)
+		*changed = true;
+out:
+	unprep(st, q);
+	rc = tx_finish(st, rc);
+	if (rc != PS_OK)
+		*changed = false;
+	return rc;
+}
+
+ps_err
 store_photo_get(struct store *st, const char *email, int code,
     struct store_photo *out)
 {
@@ -1405,7 +1450,7 @@ store_photo_get(struct store *st, const char *email, int code,
 	 * 3.1.5.1.1: "the largest available").
 	 */
 	struct db_stmt *q = prep(st, "SELECT p.etag, s.code, s.side, s.data, "
-	    "p.updated FROM photos p JOIN photo_sizes s ON s.email = p.email "
+	    "p.updated, m.photo_hidden FROM photos p JOIN photo_sizes s ON s.email = p.email "
 	    "JOIN mailboxes m ON m.email = p.email AND m.disabled = 0 "
 	    "WHERE p.email = ? ORDER BY (s.code = ?) DESC, s.side DESC "
 	    "LIMIT 1");
@@ -1424,6 +1469,7 @@ store_photo_get(struct store *st, const char *email, int code,
 		out->side = (int)col_int64(q, 2);
 		out->data = col_blob_dup(q, 3, &out->len);
 		out->updated = col_int64(q, 4);
+		out->hidden = col_int64(q, 5) != 0;
 		rc = PS_OK;
 	} else if (r == DB_DONE) {
 		rc = ps_errf(PS_ENOTFOUND, "%s has no photo", email);
@@ -1740,6 +1786,7 @@ store_preview_get(struct store *st, const char *email, int code,
 		out->side = (int)col_int64(q, 2);
 		out->data = col_blob_dup(q, 3, &out->len);
 		out->updated = col_int64(q, 4);
+		out->hidden = col_int64(q, 5) != 0;
 		rc = PS_OK;
 	} else if (r == DB_DONE) {
 		rc = ps_errf(PS_ENOTFOUND, "%s has no pending preview", email);
@@ -2491,13 +2538,13 @@ store_thumb_get(struct store *st, int64_t webapp, const char *account,
     enum store_thumb_size size, struct store_thumb *out)
 {
 	static const char *const sql[] = {
-		"SELECT etag, source, updated, s FROM thumbs WHERE webapp = ? "
+		"SELECT etag, source, updated, s, hidden FROM thumbs WHERE webapp = ? "
 		"AND account = ?",
-		"SELECT etag, source, updated, m FROM thumbs WHERE webapp = ? "
+		"SELECT etag, source, updated, m, hidden FROM thumbs WHERE webapp = ? "
 		"AND account = ?",
-		"SELECT etag, source, updated, l FROM thumbs WHERE webapp = ? "
+		"SELECT etag, source, updated, l, hidden FROM thumbs WHERE webapp = ? "
 		"AND account = ?",
-		"SELECT etag, source, updated, hr FROM thumbs WHERE webapp = ? "
+		"SELECT etag, source, updated, hr, hidden FROM thumbs WHERE webapp = ? "
 		"AND account = ? AND hr IS NOT NULL",
 	};
 	struct db_stmt *q = prep(st, sql[size]);
@@ -2515,6 +2562,7 @@ store_thumb_get(struct store *st, int64_t webapp, const char *account,
 		str_copy(out->source, col_text(q, 1), sizeof(out->source));
 		out->updated = col_int64(q, 2);
 		out->data = col_blob_dup(q, 3, &out->len);
+		out->hidden = col_int64(q, 4) != 0;
 		rc = PS_OK;
 	} else if (r == DB_DONE) {
 		rc = ps_errf(PS_ENOTFOUND, "%s has no photo", account);
@@ -2523,6 +2571,16 @@ store_thumb_get(struct store *st, int64_t webapp, const char *account,
 	}
 	unprep(st, q);
 	return rc;
+}
+
+ps_err
+store_thumb_hide(struct store *st, int64_t webapp, const char *account,
+    bool hidden)
+{
+	/* Unchanged rows are not written: no feed row, no dropped index. */
+	return run_sql(st, "UPDATE thumbs SET hidden = ?1 WHERE webapp = ?2 "
+	    "AND account = ?3 AND hidden <> ?1", "iit", (int64_t)hidden,
+	    webapp, account);
 }
 
 ps_err
@@ -2780,7 +2838,8 @@ static const struct copy_table portal_tables[] = {
 	    "email_sha256, directory_id, disabled", NULL },
 	{ "issuers", "name, issuer, realm, metadata_url, metadata, fetched",
 	    NULL },
-	{ "thumbs", "webapp, account, source, etag, updated, s, m, l, hr",
+	{ "thumbs", "webapp, account, source, etag, updated, s, m, l, hr, "
+	    "hidden",
 	    NULL },
 	{ "sync_state", "webapp, account, last_success, last_error, reason, "
 	    "master_etag, has_mailbox, retry_after", NULL },

@@ -280,6 +280,7 @@ struct store_mailbox {
 	int	 photo_side;	/* side of the largest stored size */
 	char	 directory_id[80];	/* "" for one added by hand */
 	bool	 disabled;	/* it left the directory: kept, not served */
+	bool	 photo_hidden;	/* its owner alone may see its photo */
 };
 
 /*
@@ -345,6 +346,17 @@ ps_err	store_photo_put_in(struct store *, const char *email,
 	    const char *etag, const struct store_photo_size *sizes, size_t n);
 /* Removes the photo; PS_ENOTFOUND if there was none. */
 ps_err	store_photo_remove(struct store *, const char *email);
+/*
+ * Hides the mailbox's photo from everyone but its owner (`hidden`), or
+ * shows it again, in one transaction that gives a stored photo the new
+ * `etag` (so that a conditional request notices) and queues the change
+ * notices and the directory write as a photo change does. The flag is
+ * the mailbox's: a photo stored later stays hidden. *changed is false,
+ * and nothing written, when it already was as asked. PS_ENOTFOUND if
+ * there is no such mailbox.
+ */
+ps_err	store_photo_hide(struct store *, const char *email, bool hidden,
+	    const char *etag, bool *changed);
 
 struct store_photo {
 	char		 etag[64];
@@ -353,6 +365,7 @@ struct store_photo {
 	unsigned char	*data;	/* owned; free() */
 	size_t		 len;
 	int64_t		 updated;
+	bool		 hidden;	/* shown to the mailbox's owner alone */
 };
 
 /*
@@ -613,6 +626,8 @@ struct store_thumb {
 	int64_t		 updated;
 	unsigned char	*data;		/* owned; free() */
 	size_t		 len;
+	bool		 hidden;	/* the master's: its owner alone sees
+					   it (store_thumb_hide) */
 };
 
 void	store_thumb_cleanup(struct store_thumb *);
@@ -629,6 +644,13 @@ ps_err	store_thumb_etag(struct store *, int64_t webapp, const char *account,
 /* PS_ENOTFOUND when there was none. */
 ps_err	store_thumb_remove(struct store *, int64_t webapp,
 	    const char *account);
+/*
+ * Marks the user's photo as one the master shows its owner alone (or
+ * not); a photo put later keeps the mark until this is called again.
+ * PS_OK too when the user has no photo (nothing to mark).
+ */
+ps_err	store_thumb_hide(struct store *, int64_t webapp, const char *account,
+	    bool hidden);
 
 /* ---- portal: sync state per user and web application ---- */
 

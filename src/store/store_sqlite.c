@@ -268,8 +268,8 @@ static const char *const master_migrations[] = {
 	 * 8: the directory outbox, one row per mailbox whose photo is to be
 	 * written to its directory entry (a newer change replaces the row:
 	 * its new id, never one used before, tells a delivery that read
-	 * the older one); and photo_hidden, for hiding a photo, which
-	 * nothing uses yet
+	 * the older one); and photo_hidden, for hiding a photo
+	 * (store_photo_hide)
 	 */
 	"CREATE TABLE directory_outbox ("
 	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -405,6 +405,11 @@ static const char *const portal_migrations[] = {
 	"ALTER TABLE users ADD COLUMN directory_id TEXT;"
 	"ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;"
 	"CREATE UNIQUE INDEX users_directory_id ON users (directory_id);",
+	/*
+	 * 9: a photo the master shows its owner alone (hidden there): the
+	 * portal shows it to that user alone too
+	 */
+	"ALTER TABLE thumbs ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0;",
 };
 #pragma GCC diagnostic pop
 

@@ -191,6 +191,9 @@ struct xfer_response {
 	char		 content_type[128]; /* likewise */
 	long		 retry_after;	/* seconds from Retry-After (delta or
 					   HTTP date, past: 0); -1 if none */
+	bool		 photo_hidden;	/* X-Photosync-Photo-Hidden: 1, the
+					   master's mark of a photo its owner
+					   alone sees (docs/master.md) */
 	char		 error[256];	/* the reason when rc != PS_OK */
 	int64_t		 elapsed_ms;
 };

@@ -200,6 +200,7 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
 		r->etag[0] = r->content_type[0] = '\0';
 		r->retry_after = -1;
+		r->photo_hidden = false;
 		return len;
 	}
 	if (!xfer_header_split(p, len, &nlen, &v, &vlen))
@@ -213,6 +214,9 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 		r->retry_after = retry_after_parse(v, vlen);
 	else if (nlen == 14 && strncasecmp(p, "content-length", 14) == 0)
 		body_expect(&r->body, v, vlen);
+	else if (nlen == 24 && strncasecmp(p, "x-photosync-photo-hidden",
+	    24) == 0)
+		r->photo_hidden = vlen == 1 && v[0] == '1';
 	return len;
 }
 

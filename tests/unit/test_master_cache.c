@@ -134,6 +134,36 @@ test_tags(void)
 	master_cache_free(c);
 }
 
+/* A hidden photo: the mark kept with the photo and its tag; who sees it. */
+static void
+test_hidden(void)
+{
+	struct master_cache *c = master_cache_new();
+	struct store_photo sp = photo("e1", 100);
+	struct master_cached *ph;
+	const struct master_tag *got;
+
+	sp.hidden = true;
+	master_cached_unref(master_cache_photo_put(c, "h@contoso.com", 2,
+	    master_cache_stamp(c), &sp));
+	ph = master_cache_photo(c, "h@contoso.com", 2);
+	ok(ph && ph->hidden && ph->data, "a hidden photo is kept marked, "
+	    "with its bytes (for its owner)");
+	master_cached_unref(ph);
+	got = master_cache_tag(c, "h@contoso.com");
+	ok(got && got->has_photo && got->hidden, "and so is its tag");
+	ok(!master_photo_hidden_from(true, "h@contoso.com", "h@contoso.com") &&
+	    !master_photo_hidden_from(true, "H@Contoso.COM", "h@contoso.com"),
+	    "its owner sees it, in any case");
+	ok(master_photo_hidden_from(true, "x@contoso.com", "h@contoso.com"),
+	    "another mailbox does not");
+	ok(master_photo_hidden_from(true, "", "h@contoso.com"),
+	    "nor a partner's app-only token (nobody)");
+	ok(!master_photo_hidden_from(false, "", "h@contoso.com"),
+	    "a photo not hidden is everyone's");
+	master_cache_free(c);
+}
+
 /*
  * A photo read, then its mailbox changed, then so many other addresses
  * changed that the first change is forgotten: what was read must still
@@ -200,6 +230,7 @@ main(void)
 		return 1;
 	test_photos();
 	test_tags();
+	test_hidden();
 	test_forgotten_change();
 	test_creds();
 	return done();

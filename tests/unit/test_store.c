@@ -44,8 +44,8 @@
 /* Each role's schema: its number of migration steps (store_*.c). */
 #define MASTER_SCHEMA		8
 #define MASTER_SCHEMA_TEXT	"8"
-#define PORTAL_SCHEMA		8
-#define PORTAL_SCHEMA_TEXT	"8"
+#define PORTAL_SCHEMA		9
+#define PORTAL_SCHEMA_TEXT	"9"
 
 static char *dir;	/* the temporary directory, removed at the end */
 
@@ -2483,6 +2483,72 @@ test_directory_outbox(void)
 	free(addr);
 }
 
+static ps_err
+hide_outbox_done(void *arg, const struct store_outbox *o)
+{
+	return store_outbox_done(arg, o->id);
+}
+
+/* Hiding a photo: the mailbox's mark, a new tag, notices, the directory. */
+static void
+test_photo_hide(void)
+{
+	char *addr = store_addr("hide-master.db");
+	struct store *st = open_or_die(addr, STORE_MASTER);
+	struct store_mailbox mb, m = { .email = "dir1@contoso.com",
+	    .name = "Dir One", .directory_id = "abc-1" };
+	struct store_photo p;
+	struct dir_claimed c;
+	char name[300];
+	bool changed = true;
+
+	ok(store_begin(st) == PS_OK && store_mailbox_directory_put(st, &m,
+	    NULL) == PS_OK && store_end(st, true) == PS_OK &&
+	    m_partner_put(st) == PS_OK && store_config_set(st,
+	    "directory.photos", "on") == PS_OK && photo_put(st,
+	    "dir1@contoso.com", "e1") == PS_OK, "hide: a directory mailbox "
+	    "with a photo, a partner");
+	ok(store_mailbox_get(st, "dir1@contoso.com", &mb) == PS_OK &&
+	    !mb.photo_hidden, "hide: shown at first");
+	store_mailbox_cleanup(&mb);
+	ok(store_outbox_due(st, INT64_MAX / 2, 10, hide_outbox_done, st) ==
+	    PS_OK && store_outbox_pending(st) == 0 && dir_claim(st, 33,
+	    time_now() + 1, &c) == 1 && store_directory_outbox_done(st,
+	    c.ids.id[0]) == PS_OK && store_directory_outbox_pending(st) == 0,
+	    "hide: the queues emptied");
+	store_directory_outbox_lease_name("dir1@contoso.com", name,
+	    sizeof(name));
+	(void)store_lease_release(st, name, 33);
+	ok(store_photo_hide(st, "DIR1@contoso.com", true, "e2", &changed) ==
+	    PS_OK && changed, "hide: hidden");
+	ok(store_mailbox_get(st, "dir1@contoso.com", &mb) == PS_OK &&
+	    mb.photo_hidden && strcmp(mb.etag, "e2") == 0, "hide: the mark "
+	    "read with the mailbox, and the photo has the new tag");
+	store_mailbox_cleanup(&mb);
+	ok(store_photo_get(st, "dir1@contoso.com", 1, &p) == PS_OK &&
+	    p.hidden && strcmp(p.etag, "e2") == 0, "hide: and with the photo");
+	store_photo_cleanup(&p);
+	is_int((int)store_outbox_pending(st), 1, "hide: a notice queued");
+	is_int((int)store_directory_outbox_pending(st), 1, "hide: and the "
+	    "directory's write");
+	ok(store_photo_hide(st, "dir1@contoso.com", true, "e3", &changed) ==
+	    PS_OK && !changed, "hide: again, nothing changes");
+	ok(photo_put(st, "dir1@contoso.com", "e4") == PS_OK &&
+	    store_photo_get(st, "dir1@contoso.com", 1, &p) == PS_OK &&
+	    p.hidden, "hide: a new photo stays hidden");
+	store_photo_cleanup(&p);
+	ok(store_photo_hide(st, "dir1@contoso.com", false, "e5", &changed) ==
+	    PS_OK && changed && store_photo_get(st, "dir1@contoso.com", 1,
+	    &p) == PS_OK && !p.hidden && strcmp(p.etag, "e5") == 0,
+	    "hide: shown again, with a new tag");
+	store_photo_cleanup(&p);
+	is_int(store_photo_hide(st, "nobody@contoso.com", true, "e6",
+	    &changed), PS_ENOTFOUND, "hide: no such mailbox");
+	ok(!changed, "hide: nothing changed");
+	store_close(st);
+	free(addr);
+}
+
 static void
 test_shared(const char *backend)
 {
@@ -2499,6 +2565,7 @@ test_shared(const char *backend)
 	test_signin_counts();
 	test_outbox_claim();
 	test_directory_outbox();
+	test_photo_hide();
 }
 
 /* ---- PostgreSQL's own cases ---- */

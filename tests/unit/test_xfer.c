@@ -89,6 +89,11 @@ handler(struct http_req *r, void *arg)
 		if (v)
 			http_reply_header(r, "Retry-After", v);
 		http_reply(r, 503, "text/plain", "busy", 4);
+	} else if (strcmp(path, "/hidden") == 0) {
+		/* The master's mark of a photo its owner alone sees. */
+		if ((v = http_req_query(r, "v")) != NULL)
+			http_reply_header(r, "X-Photosync-Photo-Hidden", v);
+		http_reply(r, 200, "image/jpeg", "jpeg", 4);
 	} else if (strcmp(path, "/big") == 0) {
 		v = http_req_query(r, "n");
 		n = v ? strtol(v, NULL, 10) : 0;
@@ -295,6 +300,7 @@ struct result {
 	char		 etag[128];
 	char		 content_type[128];
 	long		 retry_after;
+	bool		 photo_hidden;
 	char		 error[256];
 	int64_t		 elapsed_ms;
 };
@@ -318,6 +324,7 @@ result_cb(struct xfer_response *resp, void *arg)
 	memcpy(r->etag, resp->etag, sizeof(r->etag));
 	memcpy(r->content_type, resp->content_type, sizeof(r->content_type));
 	r->retry_after = resp->retry_after;
+	r->photo_hidden = resp->photo_hidden;
 	memcpy(r->error, resp->error, sizeof(r->error));
 	r->elapsed_ms = resp->elapsed_ms;
 	n_finished++;
@@ -517,6 +524,33 @@ retry_after_of(const char *value)
 	free(esc);
 	free(path);
 	return v;
+}
+
+/* X-Photosync-Photo-Hidden as the answer to `path` carries it. */
+static int
+hidden_of(const char *path)
+{
+	char *u = url(tls_port, path);
+	struct xfer_request rq = { 0 };
+	struct result r = { 0 };
+	int v;
+
+	rq.url = u;
+	if (fetch(&rq, &r) != PS_OK || r.rc != PS_OK || r.status != 200)
+		v = -1;
+	else
+		v = r.photo_hidden;
+	result_clear(&r);
+	free(u);
+	return v;
+}
+
+static void
+test_photo_hidden(void)
+{
+	is_int(hidden_of("/hidden?v=1"), 1, "X-Photosync-Photo-Hidden: 1 read");
+	is_int(hidden_of("/hidden?v=0"), 0, "any other value is not hidden");
+	is_int(hidden_of("/hidden"), 0, "nor is an answer without it");
 }
 
 static void
@@ -866,6 +900,7 @@ main(void)
 	test_post();
 	test_304();
 	test_retry_after();
+	test_photo_hidden();
 	test_max_bytes();
 	test_untrusted();
 	test_refused();
