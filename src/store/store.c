@@ -1786,7 +1786,6 @@ store_preview_get(struct store *st, const char *email, int code,
 		out->side = (int)col_int64(q, 2);
 		out->data = col_blob_dup(q, 3, &out->len);
 		out->updated = col_int64(q, 4);
-		out->hidden = col_int64(q, 5) != 0;
 		rc = PS_OK;
 	} else if (r == DB_DONE) {
 		rc = ps_errf(PS_ENOTFOUND, "%s has no pending preview", email);
