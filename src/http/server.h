@@ -87,19 +87,40 @@ ps_err	http_set_limits_from_options(const char *max_connections,
 	    const char *body_memory);
 
 /*
- * On the first SIGINT or SIGTERM logs serve.stopping and calls stop(arg)
- * (NULL: ends the loop); a second signal ends the loop at once. Free the
- * watch after the loop returns.
+ * On the first SIGINT or SIGTERM logs serve.stopping, tells the service
+ * manager STOPPING=1 (common/service.h) and calls stop(arg) (NULL: ends
+ * the loop); a second signal ends the loop at once. Free the watch after
+ * the loop returns.
  */
 struct http_signals;
 struct http_signals *http_signals_watch(struct event_base *,
 	    void (*stop)(void *arg), void *arg);
+/*
+ * SIGHUP, until the stop: tells the manager RELOADING=1, logs
+ * serve.reloading, calls reload(arg), logs serve.reloaded, or
+ * serve.reload_refused with ps_errmsg() when it did not return PS_OK
+ * (and so kept everything as it was), then tells the manager READY=1.
+ * Without it, SIGHUP keeps its default (the process ends).
+ */
+void	http_signals_on_reload(struct http_signals *, ps_err (*reload)(void *),
+	    void *arg);
 void	http_signals_free(struct http_signals *);
 
 /* A TLS context from PEM files (TLS 1.2 and later). */
 ps_err	http_tls_new(const char *cert_path, const char *key_path,
 	    struct http_tls **out);
 void	http_tls_free(struct http_tls *);
+/*
+ * Reloading in two steps, so that several contexts change together or
+ * not at all: http_tls_reread() reads the same files again into a
+ * context kept aside (PS_ECRYPTO, nothing changed, when they do not make
+ * a valid certificate and matching key); http_tls_swap() puts it in use
+ * for connections accepted from then on, while those already open keep
+ * the old one until they close; http_tls_drop() forgets it instead.
+ */
+ps_err	http_tls_reread(struct http_tls *);
+void	http_tls_swap(struct http_tls *);
+void	http_tls_drop(struct http_tls *);
 /*
  * On a listener whose context is `main`, answers clients that ask for
  * `hostname` (TLS server name indication) with `other`'s certificate:

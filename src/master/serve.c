@@ -63,6 +63,7 @@
 #include "common/buf.h"
 #include "common/file.h"
 #include "common/log.h"
+#include "common/service.h"
 #include "common/str.h"
 #include "common/url.h"
 #include "common/xalloc.h"
@@ -1921,6 +1922,22 @@ serve_stop(void *arg)
 	http_server_drain(s->http, serve_drained, s);
 }
 
+/*
+ * SIGHUP: the TLS certificate and key files are read again; connections
+ * accepted from then on get them, open ones keep theirs. Two small local
+ * files, read on the loop as at start-up: an admin's rare act.
+ */
+static ps_err
+serve_reload(void *arg)
+{
+	struct master_srv *s = arg;
+
+	if (http_tls_reread(s->tls) != PS_OK)
+		return PS_ECRYPTO;
+	http_tls_swap(s->tls);
+	return PS_OK;
+}
+
 /* The acceptor of `master kerberos set`'s keytab, or NULL when off. */
 static ps_err
 kerberos_load(const struct master_state *ms, struct auth_negotiate **out)
@@ -2030,12 +2047,15 @@ master_serve(struct master_state *ms, const char *listen_host,
 			goto out;
 	}
 	sigs = http_signals_watch(s.base, serve_stop, &s);
+	http_signals_on_reload(sigs, serve_reload, &s);
 	log_info(NULL, "serve.listening", "url=%s realm=%s domain=%s "
 	    "partners=%zu", log_q(s.base_url), ms->realm, log_q(ms->domain),
 	    s.partners->n);
 	printf("photosync master: serving %s (domain %s)\n", s.base_url,
 	    ms->domain);
 	fflush(stdout);
+	/* The port answers: the kernel queues connections from here on. */
+	service_notify("READY=1");
 	event_base_dispatch(s.base);
 	rc = PS_OK;
 out:
