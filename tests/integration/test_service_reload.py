@@ -1,0 +1,121 @@
+"""SIGHUP reloads the TLS certificate and key of a running server
+without dropping connections: a keep-alive connection opened before goes
+on with the old certificate, a new connection gets the new one (compared
+by fingerprint). A bad certificate, or a key that does not match, is
+refused with serve.reload_refused, and the certificate before it keeps
+serving. The master's one certificate, and the portal's web
+application's."""
+import hashlib
+import http.client
+import os
+import shutil
+import ssl
+
+from fakepeer import make_tls
+from psync import Master, Portal, done, is_eq, ok, tmpdir
+
+work = tmpdir("reload")
+
+
+def fingerprint_of_file(pem):
+    with open(pem) as f:
+        der = ssl.PEM_cert_to_DER_cert(f.read())
+    return hashlib.sha256(der).hexdigest()
+
+
+def connect(host, port, ca):
+    conn = http.client.HTTPSConnection(
+        host, port, context=ssl.create_default_context(cafile=ca),
+        timeout=60)
+    conn.connect()
+    return conn
+
+
+def fingerprint(conn):
+    return hashlib.sha256(conn.sock.getpeercert(True)).hexdigest()
+
+
+def get_ready(conn):
+    conn.request("GET", "/ready")
+    r = conn.getresponse()
+    r.read()
+    return r.status
+
+
+def replace(src, dst):
+    """Puts src at dst in one step, as a deployment tool would."""
+    tmp = dst + ".new"
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def check(name, srv, cert_file, key_file):
+    server = srv.server
+    ca_old = os.path.join(work, "%s-old-ca.pem" % name)
+    shutil.copyfile(cert_file, ca_old)     # self-signed: its own CA
+    old = connect(srv.host, srv.port, ca_old)
+    is_eq(get_ready(old), 200, "%s: a keep-alive connection answers" % name)
+    is_eq(fingerprint(old), fingerprint_of_file(ca_old),
+          "%s: it got the first certificate" % name)
+    sock = old.sock
+
+    ca, cert, key = make_tls(work, "%s-new" % name)
+    replace(key, key_file)
+    replace(cert, cert_file)
+    at = len(server.logs())
+    server.proc.send_signal(1)
+    ok(server.wait_log(r"ev=serve\.reloaded", at),
+       "%s: SIGHUP: the log says the certificates were reloaded" % name)
+
+    is_eq(get_ready(old), 200,
+          "%s: the connection opened before goes on" % name)
+    ok(old.sock is sock, "%s: on the same connection" % name)
+    is_eq(fingerprint(old), fingerprint_of_file(ca_old),
+          "%s: which keeps the old certificate" % name)
+    new = connect(srv.host, srv.port, ca)
+    is_eq(get_ready(new), 200, "%s: a new connection answers" % name)
+    is_eq(fingerprint(new), fingerprint_of_file(cert),
+          "%s: with the new certificate" % name)
+    new.close()
+
+    # Not a certificate: refused, the one in use stays.
+    with open(cert_file + ".new", "w") as f:
+        f.write("-----BEGIN CERTIFICATE-----\nbroken\n"
+                "-----END CERTIFICATE-----\n")
+    os.replace(cert_file + ".new", cert_file)
+    at = len(server.logs())
+    server.proc.send_signal(1)
+    ok(server.wait_log(r"lvl=warn [^\n]*ev=serve\.reload_refused "
+                       r"[^\n]*error=", at),
+       "%s: a broken certificate is refused with a log event" % name)
+    new = connect(srv.host, srv.port, ca)
+    is_eq((get_ready(new), fingerprint(new)), (200, fingerprint_of_file(cert)),
+          "%s: the certificate before it keeps serving" % name)
+    new.close()
+
+    # A valid certificate whose key is not the key file's: refused too.
+    _, other_cert, _ = make_tls(work, "%s-other" % name)
+    replace(other_cert, cert_file)
+    at = len(server.logs())
+    server.proc.send_signal(1)
+    ok(server.wait_log(r"ev=serve\.reload_refused ", at),
+       "%s: a certificate that does not match the key is refused" % name)
+    new = connect(srv.host, srv.port, ca)
+    is_eq((get_ready(new), fingerprint(new)), (200, fingerprint_of_file(cert)),
+          "%s: and the certificate before it keeps serving" % name)
+    new.close()
+    is_eq(get_ready(old), 200,
+          "%s: the first connection still answers after all" % name)
+    old.close()
+    is_eq(server.proc.poll(), None, "%s: still running" % name)
+
+
+m = Master().start()
+check("master", m, os.path.join(m.dir, "tls-cert.pem"),
+      os.path.join(m.dir, "tls-key.pem"))
+p = Portal().start()
+check("portal", p, os.path.join(p.dir, "webapp-1-tls-cert.pem"),
+      os.path.join(p.dir, "webapp-1-tls-key.pem"))
+is_eq(m.stop(), 0, "the master stops cleanly")
+is_eq(p.stop(), 0, "the portal stops cleanly")
+done()
