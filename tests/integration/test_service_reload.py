@@ -4,7 +4,9 @@ on with the old certificate, a new connection gets the new one (compared
 by fingerprint). A bad certificate, or a key that does not match, is
 refused with serve.reload_refused, and the certificate before it keeps
 serving. The master's one certificate, and the portal's web
-application's."""
+application's; and on a portal whose two web applications share a port
+(the second's certificate chosen by server name), one bad file refuses
+the reload of both, and a good pair then changes both."""
 import hashlib
 import http.client
 import os
@@ -12,7 +14,8 @@ import shutil
 import ssl
 
 from fakepeer import make_tls
-from psync import Master, Portal, done, is_eq, ok, tmpdir
+from psync import (Master, Portal, Server, done, free_port, is_eq, ok, run,
+                   tmpdir)
 
 work = tmpdir("reload")
 
@@ -118,4 +121,55 @@ check("portal", p, os.path.join(p.dir, "webapp-1-tls-cert.pem"),
       os.path.join(p.dir, "webapp-1-tls-key.pem"))
 is_eq(m.stop(), 0, "the master stops cleanly")
 is_eq(p.stop(), 0, "the portal stops cleanly")
+
+# ---- two web applications on one port ----
+state = os.path.join(tmpdir("reload2"), "state")
+port = free_port()
+run("portal", "init", "--dir", state, "--url", "https://127.0.0.1:%d" % port)
+run("portal", "webapp", "add", "--dir", state, "--url",
+    "https://localhost:%d" % port)
+files = {n: (os.path.join(state, "webapp-%d-tls-cert.pem" % n),
+             os.path.join(state, "webapp-%d-tls-key.pem" % n))
+         for n in (1, 2)}
+hosts = {1: "127.0.0.1", 2: "localhost"}   # the second by SNI
+srv = Server("portal", state, extra=["--listen", "127.0.0.1"])
+first = {}
+for n in (1, 2):
+    first[n] = os.path.join(work, "shared-%d-old.pem" % n)
+    shutil.copyfile(files[n][0], first[n])
+
+
+def served(n, ca):
+    """The fingerprint web application n's host gets, verified by ca."""
+    conn = connect(hosts[n], port, ca)
+    status = get_ready(conn)
+    fp = fingerprint(conn)
+    conn.close()
+    return status, fp
+
+
+new = {n: make_tls(work, "shared-%d" % n) for n in (1, 2)}
+replace(new[2][2], files[2][1])
+replace(new[2][1], files[2][0])
+with open(files[1][0] + ".new", "w") as f:
+    f.write("not a certificate\n")
+os.replace(files[1][0] + ".new", files[1][0])
+at = len(srv.logs())
+srv.proc.send_signal(1)
+ok(srv.wait_log(r"ev=serve\.reload_refused ", at),
+   "shared port: a bad file of the first web application refuses the "
+   "reload")
+for n in (1, 2):
+    is_eq(served(n, first[n]), (200, fingerprint_of_file(first[n])),
+          "shared port: web application %d keeps its certificate" % n)
+replace(new[1][2], files[1][1])
+replace(new[1][1], files[1][0])
+at = len(srv.logs())
+srv.proc.send_signal(1)
+ok(srv.wait_log(r"ev=serve\.reloaded", at),
+   "shared port: with both pairs good, the reload is taken")
+for n in (1, 2):
+    is_eq(served(n, new[n][0]), (200, fingerprint_of_file(new[n][1])),
+          "shared port: web application %d serves its new certificate" % n)
+is_eq(srv.stop(), 0, "that portal stops cleanly")
 done()
