@@ -34,9 +34,11 @@ struct http_signals {
 	struct event_base	*base;
 	void			(*stop)(void *);
 	void			*arg;
-	ps_err			(*reload)(void *);
+	void			(*reload)(void *);
 	void			*reload_arg;
 	bool			 stopping;
+	bool			 reloading;	/* until http_signals_reloaded */
+	bool			 reload_again;	/* SIGHUP meanwhile */
 };
 
 static void
@@ -60,33 +62,55 @@ on_stop_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /*
- * SIGHUP: the manager hears RELOADING=1 (with the monotonic time, which
- * newer managers ask for), the reload runs, and READY=1 follows whether
- * it was taken or refused: a refused reload leaves the process serving
- * as before.
+ * The manager hears RELOADING=1 (with the monotonic time, which newer
+ * managers ask for), then the reload starts; http_signals_reloaded()
+ * ends it.
  */
 static void
-on_reload_signal(evutil_socket_t sig, short what, void *arg)
+reload_start(struct http_signals *hs)
 {
-	struct http_signals *hs = arg;
 	char state[64];
 	struct timespec ts;
 
-	(void)sig;
-	(void)what;
-	if (hs->stopping || hs->reload == NULL)
-		return;
+	hs->reloading = true;
+	hs->reload_again = false;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%lld",
 	    (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
 	service_notify(state);
-	log_info(NULL, "serve.reloading", "signal=%d", (int)sig);
-	if (hs->reload(hs->reload_arg) == PS_OK)
+	log_info(NULL, "serve.reloading", "signal=%d", SIGHUP);
+	hs->reload(hs->reload_arg);
+}
+
+/* A SIGHUP during a reload is one more after it: files may have moved. */
+static void
+on_reload_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct http_signals *hs = arg;
+
+	(void)sig;
+	(void)what;
+	if (hs->stopping)
+		return;
+	if (hs->reloading) {
+		hs->reload_again = true;
+		return;
+	}
+	reload_start(hs);
+}
+
+void
+http_signals_reloaded(struct http_signals *hs, ps_err rc)
+{
+	if (rc == PS_OK)
 		log_info(NULL, "serve.reloaded", NULL);
 	else
 		log_warn(NULL, "serve.reload_refused", "error=%s",
 		    log_q(ps_errmsg()));
+	hs->reloading = false;
 	service_notify("READY=1");
+	if (hs->reload_again && !hs->stopping)
+		reload_start(hs);
 }
 
 struct http_signals *
@@ -106,7 +130,7 @@ http_signals_watch(struct event_base *base, void (*stop)(void *),
 }
 
 void
-http_signals_on_reload(struct http_signals *hs, ps_err (*reload)(void *),
+http_signals_on_reload(struct http_signals *hs, void (*reload)(void *),
     void *arg)
 {
 	hs->reload = reload;

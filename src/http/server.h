@@ -97,13 +97,19 @@ struct http_signals *http_signals_watch(struct event_base *,
 	    void (*stop)(void *arg), void *arg);
 /*
  * SIGHUP, until the stop: tells the manager RELOADING=1, logs
- * serve.reloading, calls reload(arg), logs serve.reloaded, or
- * serve.reload_refused with ps_errmsg() when it did not return PS_OK
- * (and so kept everything as it was), then tells the manager READY=1.
- * Without it, SIGHUP keeps its default (the process ends).
+ * serve.reloading and calls reload(arg), which ends the reload, at once
+ * or later from the loop, with http_signals_reloaded(). A SIGHUP during
+ * a reload starts another once it ended. Without this, SIGHUP keeps its
+ * default (the process ends).
  */
-void	http_signals_on_reload(struct http_signals *, ps_err (*reload)(void *),
+void	http_signals_on_reload(struct http_signals *, void (*reload)(void *),
 	    void *arg);
+/*
+ * The end of a reload: logs serve.reloaded, or serve.reload_refused with
+ * ps_errmsg() when `rc` is not PS_OK (the reload then kept everything as
+ * it was), and tells the manager READY=1.
+ */
+void	http_signals_reloaded(struct http_signals *, ps_err rc);
 void	http_signals_free(struct http_signals *);
 
 /* A TLS context from PEM files (TLS 1.2 and later). */

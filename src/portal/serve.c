@@ -731,10 +731,16 @@ serve_stop(void *arg)
  * the new ones, open ones keep theirs. Small local files, read on the
  * loop as at start-up: an admin's rare act.
  */
-static ps_err
+struct serve_reload {
+	struct portal_srv	*srv;
+	struct http_signals	*sigs;
+};
+
+static void
 serve_reload(void *arg)
 {
-	struct portal_srv *srv = arg;
+	struct serve_reload *sr = arg;
+	struct portal_srv *srv = sr->srv;
 	size_t i;
 
 	for (i = 0; i < srv->n_apps; i++)
@@ -743,12 +749,13 @@ serve_reload(void *arg)
 			while (i-- > 0)
 				if (srv->apps[i].tls)
 					http_tls_drop(srv->apps[i].tls);
-			return PS_ECRYPTO;
+			http_signals_reloaded(sr->sigs, PS_ECRYPTO);
+			return;
 		}
 	for (i = 0; i < srv->n_apps; i++)
 		if (srv->apps[i].tls)
 			http_tls_swap(srv->apps[i].tls);
-	return PS_OK;
+	http_signals_reloaded(sr->sigs, PS_OK);
 }
 
 ps_err
@@ -757,6 +764,7 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 {
 	struct portal_srv srv = { 0 };
 	struct serve_stop stop = { .srv = &srv };
+	struct serve_reload reload = { .srv = &srv };
 	struct dir_passwords *dir_pw;
 	struct http_signals *sigs = NULL;
 	char *db = store_locate(ps->dir, PORTAL_DB);
@@ -823,7 +831,8 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 		goto out;
 	fflush(stdout);
 	sigs = http_signals_watch(srv.base, serve_stop, &stop);
-	http_signals_on_reload(sigs, serve_reload, &srv);
+	reload.sigs = sigs;
+	http_signals_on_reload(sigs, serve_reload, &reload);
 	/* Every port answers: the kernel queues connections from here on. */
 	service_notify("READY=1");
 	event_base_dispatch(srv.base);

@@ -4,7 +4,8 @@ on with the old certificate, a new connection gets the new one (compared
 by fingerprint). A bad certificate, or a key that does not match, is
 refused with serve.reload_refused, and the certificate before it keeps
 serving. The master's one certificate, and the portal's web
-application's; and on a portal whose two web applications share a port
+application's; the master's sign-in settings (`sso set`) too; and on a
+portal whose two web applications share a port
 (the second's certificate chosen by server name), one bad file refuses
 the reload of both, and a good pair then changes both."""
 import hashlib
@@ -14,8 +15,8 @@ import shutil
 import ssl
 
 from fakepeer import make_tls
-from psync import (Master, Portal, Server, done, free_port, is_eq, ok, run,
-                   tmpdir)
+from psync import (Master, Portal, Server, done, free_port, is_eq,
+                   make_image, ok, request, run, tmpdir)
 
 work = tmpdir("reload")
 
@@ -111,11 +112,33 @@ def check(name, srv, cert_file, key_file):
           "%s: the first connection still answers after all" % name)
     old.close()
     is_eq(server.proc.poll(), None, "%s: still running" % name)
+    replace(cert, cert_file)        # a good pair again
+    return ca
 
 
-m = Master().start()
-check("master", m, os.path.join(m.dir, "tls-cert.pem"),
-      os.path.join(m.dir, "tls-key.pem"))
+m = Master()
+m.add_mailbox("test1@contoso.com", "pw-one")
+m.cmd("photo", "set", "test1@contoso.com", "--file",
+      make_image(os.path.join(work, "a.jpg"), "300x300"))
+m.start()
+m_ca = check("master", m, os.path.join(m.dir, "tls-cert.pem"),
+             os.path.join(m.dir, "tls-key.pem"))
+
+# The master's sign-in settings, read at the start, are read again too.
+REST = ("/ews/exchange.asmx/s/GetUserPhoto?email=test1@contoso.com&"
+        "size=HR48x48")
+AS_PROXY = {"X-Remote-User": "test1@contoso.com"}
+is_eq(request(m.host, m.port, "GET", REST, m_ca, AS_PROXY).status, 401,
+      "master: no single sign-on proxy is trusted yet (401)")
+m.cmd("sso", "set", "--sso-header", "X-Remote-User", "--sso-proxy",
+      "127.0.0.1")
+at = len(m.server.logs())
+m.server.proc.send_signal(1)
+ok(m.server.wait_log(r"ev=serve\.reloaded", at),
+   "master: SIGHUP after sso set: reloaded")
+r = request(m.host, m.port, "GET", REST, m_ca, AS_PROXY)
+is_eq((r.status, r.header("Content-Type")), (200, "image/jpeg"),
+      "master: the proxy's header now signs test1 in")
 p = Portal().start()
 check("portal", p, os.path.join(p.dir, "webapp-1-tls-cert.pem"),
       os.path.join(p.dir, "webapp-1-tls-key.pem"))
