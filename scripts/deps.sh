@@ -39,6 +39,9 @@ davmail-server default-jre-headless nodejs npm"
 # and their tests with python3-yaml (tests/static/prometheus_rules.py,
 # tests/integration/test_metric_names.py).
 tests="$tests prometheus python3-yaml"
+# The systemd units' sandbox is scored by systemd-analyze security
+# --offline (test_install); a container may lack systemd.
+tests="$tests systemd"
 # make demo: the demo prints a curl command that fetches a photo; make
 # demo-cluster (demo --nodes) runs PostgreSQL's server and HAProxy.
 demo="curl postgresql haproxy"
