@@ -227,6 +227,9 @@ void	graph_reply_error(struct http_req *, int status, const char *code,
 	    const char *message);
 /* Answers a signed-in request under /v1.0/ (every method). */
 void	graph_handle(struct master_call *);
+/* The server's error_body hook (http_server_set_error_body). */
+bool	graph_error_body(struct http_req *, int status, const char *message,
+	    void *arg);
 /* Frees the server's index of Graph ids; NULL is a no-op. */
 void	graph_ids_free(struct graph_ids *);
 

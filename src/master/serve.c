@@ -1988,6 +1988,7 @@ master_serve(struct master_state *ms, const char *listen_host,
 	s.http = http_server_new(s.base, "master", handle, &s);
 	http_server_buffer_logs(s.http);
 	http_server_set_body_gate(s.http, gate, &s);
+	http_server_set_error_body(s.http, graph_error_body, NULL);
 	if ((rc = http_server_listen(s.http, listen_host ? listen_host :
 	    ms->host, listen_port ? listen_port : ms->port, s.tls,
 	    &s.port)) != PS_OK)
