@@ -116,6 +116,7 @@ struct auth_negotiate;
 struct dir_schedule;
 struct dir_passwords;
 struct graph_ids;
+struct people_index;
 
 struct master_srv {
 	struct master_state	*ms;
@@ -153,6 +154,7 @@ struct master_srv {
 	 */
 	uint64_t		 mailbox_generation;
 	struct graph_ids	*graph_ids;
+	struct people_index	*people;	/* ResolveNames' (people.h) */
 	/* Requests in flight (deferred); 503 for those left at the stop. */
 	struct master_call	*calls;
 	bool			 draining;	/* SIGTERM: /ready says so */
