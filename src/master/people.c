@@ -137,7 +137,8 @@ people_index_seal(struct people_index *ix)
 	size_t i;
 
 	/* A person's place in the answer's order is its number. */
-	qsort(ix->v, ix->n, sizeof(*ix->v), person_cmp);
+	if (ix->n > 1)
+		qsort(ix->v, ix->n, sizeof(*ix->v), person_cmp);
 	for (i = 0; i < ix->n; i++) {
 		key_add(ix, ix->v[i].lemail, i, KEY_EMAIL);
 		if (ix->v[i].lname[0] == '\0')
@@ -148,7 +149,8 @@ people_index_seal(struct people_index *ix)
 			if (word_end(*c) && c[1] != '\0')
 				key_add(ix, c + 1, i, KEY_WORD);
 	}
-	qsort(ix->keys, ix->nkeys, sizeof(*ix->keys), key_cmp);
+	if (ix->nkeys > 1)
+		qsort(ix->keys, ix->nkeys, sizeof(*ix->keys), key_cmp);
 }
 
 size_t
