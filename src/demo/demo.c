@@ -67,7 +67,8 @@ static const char usage_text[] =
 "\n"
 "--directory: the people in an OpenLDAP slapd of the demo's own (D/ldap,\n"
 "port N+3): the mailboxes and users come from it (mailbox sync, user\n"
-"sync), their passwords are checked by it, and serve syncs hourly.\n";
+"sync), their passwords are checked by it, and serve syncs hourly; the\n"
+"master writes the photos to thumbnailPhoto and jpegPhoto there.\n";
 
 static volatile sig_atomic_t stop_requested;
 
@@ -232,14 +233,17 @@ demo_run_logged(struct demo *d, const char *path, const char *const *argv,
 ps_err
 demo_run_self(struct demo *d, const char *const *args)
 {
-	const char *argv[24];
+	const char *argv[32];
 	char what[128];
 	int n = 0;
 
 	argv[n++] = "photosync";
-	while (*args && n < 23)
+	while (*args && n < 31)
 		argv[n++] = *args++;
 	argv[n] = NULL;
+	if (*args)	/* never a command cut short */
+		return ps_errf(PS_EINVAL, "photosync %s %s: more than 30 "
+		    "arguments", argv[1], argv[2]);
 	snprintf(what, sizeof(what), "photosync %s %s", argv[1], argv[2]);
 	return demo_run_logged(d, "/proc/self/exe", argv, NULL, what, NULL);
 }

@@ -118,15 +118,21 @@ int	demo_cluster(struct demo *, int nodes, bool set_up_done, bool trusted,
 /*
  * demo --directory (directory.c): D/ldap, slapd's configuration and
  * data with the demo's people (once, at the set-up); slapd started on
- * 127.0.0.1, port N+2 (each run; d->ldap_pid); the master's and the
+ * 127.0.0.1, port N+3 (each run; d->ldap_pid); the master's and the
  * portal's directory settings and first syncs (at the set-up, slapd
- * running, instead of mailbox add and user add); its address (the
- * caller frees).
+ * running, instead of mailbox add and user add), the master writing the
+ * photos to the people's entries; its address (the caller frees).
  */
 ps_err	demo_directory_make(struct demo *);
 ps_err	demo_directory_start(struct demo *);
 ps_err	demo_directory_master(struct demo *);
 ps_err	demo_directory_portal(struct demo *);
 char	*demo_directory_uri(const struct demo *);
+/*
+ * The project's data/ldap/thumbnailphoto.schema, embedded at build time
+ * (name "thumbnailphoto.schema"; NULL for another name): static, with
+ * its length in *len.
+ */
+const char *demo_ldap_schema(const char *name, size_t *len);
 
 #endif

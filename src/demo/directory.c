@@ -6,7 +6,10 @@
  * sync`, OpenLDAP's attribute names) instead of added one by one, with
  * passwords checked by the directory and a sync every hour in `serve`
  * (`directory set`). test3 is in the directory but has no mailbox: the
- * master's filter leaves it out, as in the article.
+ * master's filter leaves it out, as in the article. slapd loads the
+ * project's thumbnailPhoto schema (embedded from data/ldap) and the
+ * people are extensibleObject too, so that the master writes their
+ * photos to thumbnailPhoto and jpegPhoto (`directory set --photos on`).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -81,16 +84,23 @@ demo_directory_make(struct demo *d)
 	char *dir = ldap_dir(d), *db = file_join(dir, "db");
 	char *conf = file_join(dir, "slapd.conf");
 	char *ldif_path = file_join(dir, "people.ldif");
+	char *schema_path = file_join(dir, "thumbnailphoto.schema");
 	char *text = NULL, *ldif = NULL, *more;
-	size_t i;
+	const char *schema;
+	size_t i, schema_len;
 	ps_err rc;
 
 	if ((rc = file_mkdir(dir)) != PS_OK || (rc = file_mkdir(db)) != PS_OK)
+		goto out;
+	schema = demo_ldap_schema("thumbnailphoto.schema", &schema_len);
+	if ((rc = file_write_atomic(schema_path, schema, schema_len, 0600)) !=
+	    PS_OK)
 		goto out;
 	text = xasprintf(
 	    "include /etc/ldap/schema/core.schema\n"
 	    "include /etc/ldap/schema/cosine.schema\n"
 	    "include /etc/ldap/schema/inetorgperson.schema\n"
+	    "include %s\n"
 	    "modulepath /usr/lib/ldap\n"
 	    "moduleload back_mdb\n"
 	    "pidfile %s/slapd.pid\n"
@@ -103,7 +113,7 @@ demo_directory_make(struct demo *d)
 	    "index objectClass,uid,mail eq\n"
 	    "access to attrs=userPassword by self write by anonymous auth "
 	    "by * none\n"
-	    "access to * by * read\n", dir, d->password, db);
+	    "access to * by * read\n", schema_path, dir, d->password, db);
 	if ((rc = file_write_atomic(conf, text, strlen(text), 0600)) !=
 	    PS_OK)
 		goto out;
@@ -113,7 +123,8 @@ demo_directory_make(struct demo *d)
 	    "ou: people\n\n");
 	for (i = 0; i < sizeof(people) / sizeof(people[0]); i++) {
 		more = xasprintf("%sdn: uid=%s,ou=people," LDAP_BASE "\n"
-		    "objectClass: inetOrgPerson\nuid: %s\ncn: %s\nsn: %s\n"
+		    "objectClass: inetOrgPerson\nobjectClass: extensibleObject\n"
+		    "uid: %s\ncn: %s\nsn: %s\n"
 		    "mail: %s@" DEMO_DOMAIN "\nuserPassword: %s\n\n", ldif,
 		    people[i][0], people[i][0], people[i][1], people[i][2],
 		    people[i][0], d->password);
@@ -127,6 +138,7 @@ out:
 	free(text);
 	free(ldif);
 	free(ldif_path);
+	free(schema_path);
 	free(conf);
 	free(db);
 	free(dir);
@@ -212,17 +224,21 @@ static ps_err
 wire(struct demo *d, const char *role, const char *dir, const char *filter)
 {
 	char *uri = demo_directory_uri(d);
-	const char *sync_verb = strcmp(role, "master") == 0 ? "mailbox" :
-	    "user";
+	bool master = strcmp(role, "master") == 0;
+	const char *sync_verb = master ? "mailbox" : "user";
 	ps_err rc;
 
 	{
+		/*
+		 * The master (the only one with a filter) writes the photos,
+		 * binding as it reads; the portal's list ends at the NULL.
+		 */
 		const char *a[] = { role, "directory", "set", "--dir", dir,
 		    "--ldap", uri, "--base", LDAP_BASE, "--bind-dn",
 		    LDAP_ADMIN, "--password-file", d->password_file,
 		    "--attributes", "openldap", "--every", "1h",
-		    "--passwords", "on", filter ? "--filter" : NULL, filter,
-		    NULL };
+		    "--passwords", "on", master ? "--photos" : NULL, "on",
+		    "--filter", filter, NULL };
 		rc = demo_run_self(d, a);
 	}
 	if (rc == PS_OK) {

@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 
+#include "common/buf.h"
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "ldap.h"
@@ -228,6 +230,21 @@ out:
 	return err;
 }
 
+/* Searches `filter` under cfg's base page by page on `ld`. */
+static ps_err
+search_pages(LDAP *ld, const struct dir_config *cfg, const char *filter,
+    const char *const *attrs, entry_fn fn, void *arg)
+{
+	struct berval cookie = { 0, NULL };
+	ps_err err;
+
+	do
+		err = search_page(ld, cfg, filter, attrs, &cookie, fn, arg);
+	while (err == PS_OK && cookie.bv_len > 0);
+	ber_memfree(cookie.bv_val);
+	return err;
+}
+
 /* Connects, binds and searches page by page as `cfg` says. */
 static ps_err
 search_all(const struct dir_config *cfg, const char *const *attrs,
@@ -235,7 +252,6 @@ search_all(const struct dir_config *cfg, const char *const *attrs,
 {
 	const char *filter = cfg->filter && *cfg->filter ? cfg->filter :
 	    names_of(cfg->schema)->people;
-	struct berval cookie = { 0, NULL };
 	LDAP *ld;
 	ps_err err;
 
@@ -243,10 +259,7 @@ search_all(const struct dir_config *cfg, const char *const *attrs,
 		return ps_errf(PS_EINVAL, "no base DN to search under");
 	if ((err = dir_open(cfg, cfg->bind_dn, cfg->password, &ld)) != PS_OK)
 		return err;
-	do
-		err = search_page(ld, cfg, filter, attrs, &cookie, fn, arg);
-	while (err == PS_OK && cookie.bv_len > 0);
-	ber_memfree(cookie.bv_val);
+	err = search_pages(ld, cfg, filter, attrs, fn, arg);
 	ldap_unbind_ext_s(ld, NULL, NULL);
 	return err;
 }
@@ -512,6 +525,80 @@ dir_find_dn(struct dir_conn *c, const char *id, char *dn, size_t n)
 	ldap_memfree(found);
 out:
 	ldap_msgfree(res);
+	return err;
+}
+
+struct dns_search {
+	const struct dir_config	*cfg;
+	const char *const	*ids;
+	size_t			 n;
+	struct dir_found	*found;
+};
+
+/* An entry of dir_find_dns()'s search: counted under the id it has. */
+static ps_err
+dns_entry(void *arg, LDAP *ld, LDAPMessage *e)
+{
+	struct dns_search *ds = arg;
+	const struct dir_names *nm = names_of(ds->cfg->schema);
+	char id[80], *dn;
+	size_t i;
+
+	value_of(ld, e, nm->id, id, sizeof(id), nm == &ad_names);
+	str_lower(id);
+	for (i = 0; i < ds->n; i++) {
+		if (ds->found[i].count < 0 || strcasecmp(ds->ids[i], id) != 0)
+			continue;
+		if (ds->found[i].count++ > 0)
+			continue;
+		if ((dn = ldap_get_dn(ld, e)) == NULL ||
+		    strlen(dn) >= sizeof(ds->found[i].dn)) {
+			ldap_memfree(dn);
+			return ps_errf(PS_EUPSTREAM, "the directory %s: the "
+			    "DN of the entry %s cannot be read", ds->cfg->uri,
+			    id);
+		}
+		str_copy(ds->found[i].dn, dn, sizeof(ds->found[i].dn));
+		ldap_memfree(dn);
+	}
+	return PS_OK;
+}
+
+ps_err
+dir_find_dns(struct dir_conn *c, const char *const *ids, size_t n,
+    struct dir_found *found)
+{
+	const struct dir_names *nm = names_of(c->cfg->schema);
+	const char *attrs[] = { nm->id, NULL };
+	struct dns_search ds = { c->cfg, ids, n, found };
+	struct buf filter;
+	size_t i, terms = 0;
+	char *one;
+	ps_err err = PS_OK;
+
+	if (n > DIR_FIND_BATCH)
+		return ps_errf(PS_EINVAL, "at most %d ids are looked up at "
+		    "once, not %zu", DIR_FIND_BATCH, n);
+	/* Each id's term is at most 3 * 80 bytes and its name. */
+	buf_init(&filter, 64 << 10);
+	err = buf_adds(&filter, "(|");
+	for (i = 0; i < n; i++) {
+		memset(&found[i], 0, sizeof(found[i]));
+		if ((one = id_filter(c->cfg, ids[i])) == NULL) {
+			found[i].count = -1;	/* not an id of the schema */
+			continue;
+		}
+		if (err == PS_OK)
+			err = buf_adds(&filter, one);
+		free(one);
+		terms++;
+	}
+	if (err == PS_OK)
+		err = buf_adds(&filter, ")");
+	if (err == PS_OK && terms > 0)
+		err = search_pages(c->ld, c->cfg, buf_str(&filter), attrs,
+		    dns_entry, &ds);
+	buf_cleanup(&filter);
 	return err;
 }
 

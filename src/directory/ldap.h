@@ -115,6 +115,24 @@ void	dir_disconnect(struct dir_conn *);
  */
 ps_err	dir_find_dn(struct dir_conn *, const char *id, char *dn, size_t n);
 
+/* The most ids dir_find_dns() looks up in one search. */
+#define DIR_FIND_BATCH	100
+
+/* What dir_find_dns() found of one id. */
+struct dir_found {
+	int	count;		/* entries with the id; -1: not an id */
+	char	dn[512];	/* the first one's, when count > 0 */
+};
+
+/*
+ * Looks up the entries of `n` ids (at most DIR_FIND_BATCH) under
+ * cfg->base in one search (an OR of the ids, in pages): found[i] says
+ * how many entries have ids[i] and the DN of the first. An error is the
+ * search's (or a DN that cannot be read), for all of them.
+ */
+ps_err	dir_find_dns(struct dir_conn *, const char *const *ids, size_t n,
+	    struct dir_found *found);
+
 /* One attribute's value to write; data NULL: the attribute removed. */
 struct dir_binary {
 	const char		*attr;	/* "thumbnailPhoto", "jpegPhoto" */

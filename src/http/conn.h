@@ -51,6 +51,8 @@ struct http_server {
 	size_t			 max_body;	/* without a gate */
 	http_body_gate_fn	 gate;
 	void			*gate_arg;
+	http_error_body_fn	 error_body;
+	void			*error_body_arg;
 	int			 lfd;
 	struct event		*listen_ev;
 	bool			 accept_paused;
@@ -85,6 +87,7 @@ struct http_req {
 	bool			 gone;	/* the client closed the connection */
 	const char		*route;	/* static; for metrics */
 	bool			 quiet;	/* a success logged at debug level */
+	bool			 in_error_body;	/* the server's error_body hook */
 };
 
 struct conn {

@@ -395,6 +395,14 @@ http_server_set_body_gate(struct http_server *srv, http_body_gate_fn fn,
 }
 
 void
+http_server_set_error_body(struct http_server *srv, http_error_body_fn fn,
+    void *arg)
+{
+	srv->error_body = fn;
+	srv->error_body_arg = arg;
+}
+
+void
 http_req_body_allow(struct http_req *r, size_t max)
 {
 	conn_body_allow(r->c, max);
@@ -1030,7 +1038,19 @@ http_reply_metrics(struct http_req *r, const struct metrics_acl *acl)
 void
 http_reply_error(struct http_req *r, int status, const char *message)
 {
-	char *body = xasprintf("%d %s: %s\n", status, reason_phrase(status),
+	struct http_server *srv = r->c ? r->c->srv : NULL;
+	char *body;
+	bool answered;
+
+	if (srv && srv->error_body && !r->in_error_body) {
+		r->in_error_body = true;
+		answered = srv->error_body(r, status, message,
+		    srv->error_body_arg);
+		r->in_error_body = false;
+		if (answered)
+			return;
+	}
+	body = xasprintf("%d %s: %s\n", status, reason_phrase(status),
 	    message);
 
 	http_req_note(r, "error", message);

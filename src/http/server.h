@@ -180,6 +180,19 @@ void	http_server_set_body_gate(struct http_server *, http_body_gate_fn,
 void	http_req_body_allow(struct http_req *, size_t max);
 
 /*
+ * Lets routes answer errors in their own shape: every http_reply_error
+ * on the server (the HTTP layer's own refusals, such as 413 for a body
+ * that grows too large, as well as the handlers') first asks fn, which
+ * either answers the request with http_reply* and returns true, or
+ * returns false for the plain-text answer. An http_reply_error from
+ * inside fn is plain text.
+ */
+typedef bool (*http_error_body_fn)(struct http_req *, int status,
+	    const char *message, void *arg);
+void	http_server_set_error_body(struct http_server *, http_error_body_fn,
+	    void *arg);
+
+/*
  * Stops the server gracefully: closes the listener and the connections
  * with no request in progress, lets every other connection finish its
  * current request and close after the answer (Connection: close), and

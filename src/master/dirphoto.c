@@ -326,10 +326,29 @@ rendition(struct store *st, const char *email, int side, size_t max,
  * entry's DN, *cleared whether it had none. PS_ENOTFOUND: no entry has
  * the id any more.
  */
+static ps_err write_to_dn(struct dir_conn *, struct store *,
+    const struct dirphoto_settings *, const char *email, const char *dn,
+    bool *cleared);
+
 static ps_err
 write_one(struct dir_conn *c, struct store *st,
     const struct dirphoto_settings *ps, const char *email,
     const char *directory_id, char *dn, size_t dn_len, bool *cleared)
+{
+	ps_err rc;
+
+	*cleared = false;
+	dn[0] = '\0';
+	if ((rc = dir_find_dn(c, directory_id, dn, dn_len)) != PS_OK)
+		return rc;
+	return write_to_dn(c, st, ps, email, dn, cleared);
+}
+
+/* Writes what `email` has now to the entry `dn` (write_one's second half). */
+static ps_err
+write_to_dn(struct dir_conn *c, struct store *st,
+    const struct dirphoto_settings *ps, const char *email, const char *dn,
+    bool *cleared)
 {
 	struct image_jpeg thumb = { 0 }, jpeg = { 0 };
 	struct dir_binary attrs[2];
@@ -338,9 +357,6 @@ write_one(struct dir_conn *c, struct store *st,
 	ps_err rc;
 
 	*cleared = false;
-	dn[0] = '\0';
-	if ((rc = dir_find_dn(c, directory_id, dn, dn_len)) != PS_OK)
-		return rc;
 	if (ps->thumbnail) {
 		if ((rc = rendition(st, email, DIRPHOTO_THUMB_SIDE,
 		    DIRPHOTO_THUMB_MAX, &thumb, &none)) != PS_OK)
@@ -684,6 +700,27 @@ collect_target(void *arg, const struct store_mailbox *m)
 	return PS_OK;
 }
 
+/*
+ * Writes one mailbox to the entry dir_find_dns() found for it.
+ * PS_ENOTFOUND: no entry has its id any more.
+ */
+static ps_err
+publish_found(struct dir_conn *c, struct store *st,
+    const struct dirphoto_settings *ps, const struct publish_target *t,
+    const struct dir_found *f, bool *cleared)
+{
+	*cleared = false;
+	if (f->count < 0)
+		return ps_errf(PS_EINVAL, "\"%s\" is not an objectGUID",
+		    t->id);
+	if (f->count == 0)
+		return ps_errf(PS_ENOTFOUND, "no entry has the id %s", t->id);
+	if (f->count > 1)
+		return ps_errf(PS_EUPSTREAM, "the directory has several "
+		    "entries with the id %s", t->id);
+	return write_to_dn(c, st, ps, t->email, f->dn, cleared);
+}
+
 ps_err
 dirphoto_publish(struct store *st)
 {
@@ -694,10 +731,13 @@ dirphoto_publish(struct store *st)
 	struct dir_conn *c = NULL;
 	FILE *progress = isatty(STDERR_FILENO) ? stderr : NULL;
 	size_t i, written = 0, cleared = 0, disabled = 0, gone = 0;
-	size_t failed = 0;
-	char dn[512];
+	size_t failed = 0, start = 0, k, nids;
+	const char *ids[DIR_FIND_BATCH];
+	size_t slot[DIR_FIND_BATCH];
+	struct dir_found found[DIR_FIND_BATCH];
+	ps_err rc, find_rc = PS_OK;
+	char find_err[300] = "";
 	bool none;
-	ps_err rc;
 
 	if ((rc = dir_settings_load(st, &set)) != PS_OK ||
 	    (rc = dirphoto_settings_load(st, &ps)) != PS_OK)
@@ -719,10 +759,32 @@ dirphoto_publish(struct store *st)
 	if ((rc = dir_connect(&cfg, &c)) != PS_OK)
 		goto out;
 	for (i = 0; i < l.n; i++) {
+		/* The entries of the next batch, in one search. */
+		if (i % DIR_FIND_BATCH == 0) {
+			start = i;
+			nids = 0;
+			for (k = i; k < l.n && k < i + DIR_FIND_BATCH; k++) {
+				slot[k - start] = nids;
+				if (!l.v[k].disabled)
+					ids[nids++] = l.v[k].id;
+			}
+			find_rc = nids ? dir_find_dns(c, ids, nids, found) :
+			    PS_OK;
+			if (find_rc != PS_OK)
+				str_copy(find_err, ps_errmsg(),
+				    sizeof(find_err));
+		}
+		none = false;
+		if (l.v[i].disabled)
+			rc = PS_OK;
+		else if (find_rc != PS_OK)
+			rc = ps_errf(find_rc, "%s", find_err);
+		else
+			rc = publish_found(c, st, &ps, &l.v[i],
+			    &found[slot[i - start]], &none);
 		if (l.v[i].disabled)
 			disabled++;
-		else if ((rc = write_one(c, st, &ps, l.v[i].email, l.v[i].id,
-		    dn, sizeof(dn), &none)) == PS_OK && none)
+		else if (rc == PS_OK && none)
 			cleared++;
 		else if (rc == PS_OK)
 			written++;

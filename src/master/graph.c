@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "common/log.h"
@@ -143,6 +144,37 @@ graph_reply_error(struct http_req *r, int status, const char *code,
 	}
 	http_reply(r, status, JSON_TYPE, s, strlen(s));
 	free(s);
+}
+
+/*
+ * The server's error_body hook: under /v1.0/, the errors the HTTP layer
+ * and the sign-in answer themselves (a body grown past its limit, too
+ * many failed sign-ins, busy) in Graph's shape, with the codes Graph
+ * documents for their statuses.
+ */
+bool
+graph_error_body(struct http_req *r, int status, const char *message,
+    void *arg)
+{
+	const char *path = http_req_path(r), *code;
+
+	(void)arg;
+	if (path == NULL || strncasecmp(path, GRAPH_PREFIX,
+	    strlen(GRAPH_PREFIX)) != 0)
+		return false;
+	switch (status) {
+	case 400: code = "BadRequest"; break;
+	case 401: code = "InvalidAuthenticationToken"; break;
+	case 403: code = "accessDenied"; break;
+	case 404: code = "itemNotFound"; break;
+	case 405: code = "BadRequest"; break;
+	case 413: code = "RequestEntityTooLarge"; break;
+	case 429: code = "activityLimitReached"; break;
+	case 503: code = "serviceNotAvailable"; break;
+	default: code = "generalException"; break;
+	}
+	graph_reply_error(r, status, code, message);
+	return true;
 }
 
 static void

@@ -122,6 +122,7 @@ struct auth_negotiate;
 struct dir_schedule;
 struct dir_passwords;
 struct graph_ids;
+struct people_index;
 
 struct http_signals;
 
@@ -161,6 +162,7 @@ struct master_srv {
 	 */
 	uint64_t		 mailbox_generation;
 	struct graph_ids	*graph_ids;
+	struct people_index	*people;	/* ResolveNames' (people.h) */
 	/* Requests in flight (deferred); 503 for those left at the stop. */
 	struct master_call	*calls;
 	bool			 draining;	/* SIGTERM: /ready says so */
@@ -236,6 +238,9 @@ void	graph_reply_error(struct http_req *, int status, const char *code,
 	    const char *message);
 /* Answers a signed-in request under /v1.0/ (every method). */
 void	graph_handle(struct master_call *);
+/* The server's error_body hook (http_server_set_error_body). */
+bool	graph_error_body(struct http_req *, int status, const char *message,
+	    void *arg);
 /* Frees the server's index of Graph ids; NULL is a no-op. */
 void	graph_ids_free(struct graph_ids *);
 

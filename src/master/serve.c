@@ -75,6 +75,7 @@
 #include "exchange/ews.h"
 #include "http/server.h"
 #include "master_int.h"
+#include "people.h"
 #include "metrics/metrics.h"
 #include "s2s/s2s.h"
 #include "setup/setup.h"
@@ -135,10 +136,9 @@ struct master_call {
 	void			(*photo_then)(struct master_call *,
 				    struct master_cached *);
 	struct ews_request	*ews;		/* a SOAP EWS request */
-	/* ResolveNames, searched on the read lane */
-	struct resolved		*found;
-	size_t			 n_found;
-	bool			 found_more;
+	/* ResolveNames: the mailboxes read on the read lane, for an index */
+	struct people_index	*people;
+	uint64_t		 people_generation;
 	/* a photo's tag read on an index miss (a conditional request) */
 	struct store_mailbox	 mb;
 	/* Autodiscover, built on the read lane */
@@ -197,7 +197,7 @@ call_end(struct master_call *c)
 	store_photo_cleanup(&c->sp);
 	buf_cleanup(&c->out);
 	free(c->ews);
-	free(c->found);
+	people_index_free(c->people);
 	master_change_cleanup(&c->change);
 	if (c->ext_free)
 		c->ext_free(c->ext);
@@ -1261,91 +1261,77 @@ ews_folders(struct master_call *c)
 	soap_reply(c, 200);
 }
 
-/* A person found by ResolveNames, copied off the read lane. */
-struct resolved {
-	char	email[256];
-	char	name[256];
-};
-
-struct resolve_scan {
-	struct master_call	*c;
-	const char		*query;
-	bool			 exact;
-};
-
 static ps_err
 resolve_collect(void *arg, const struct store_mailbox *m)
 {
-	struct resolve_scan *sc = arg;
-	struct master_call *c = sc->c;
-
-	if (!ews_resolve_match(sc->query, sc->exact, m->email, m->name))
-		return PS_OK;
-	if (c->n_found == EWS_RESOLVE_MAX) {
-		/* One more than the answer holds: enough to say so. */
-		c->found_more = true;
-		return PS_ELIMIT;
-	}
-	str_copy(c->found[c->n_found].email, m->email, sizeof(m->email));
-	str_copy(c->found[c->n_found].name, m->name, sizeof(m->name));
-	c->n_found++;
+	people_index_add(arg, m->email, m->name);
 	return PS_OK;
 }
 
-static int
-resolved_cmp(const void *a, const void *b)
-{
-	const struct resolved *x = a, *y = b;
-	int d = strcasecmp(x->name[0] ? x->name : x->email,
-	    y->name[0] ? y->name : y->email);
-
-	return d ? d : strcmp(x->email, y->email);
-}
-
 /*
- * On the read lane: an address that is a mailbox's is that one person,
- * as Exchange resolves an exact address; otherwise every mailbox whose
- * address, name or a word of its name starts with the entry, at most
- * EWS_RESOLVE_MAX, in order of name.
+ * On the read lane: every mailbox (not disabled) into a new index of
+ * them, for this query and, when no change came meanwhile, the next.
  */
 static void
 resolve_run(struct store *st, void *arg)
 {
 	struct master_call *c = arg;
-	struct resolve_scan sc = { c, c->ews->resolve.query,
-	    c->ews->resolve.exact };
-	struct store_mailbox m;
 	ps_err rc;
 
-	c->found = xcalloc(EWS_RESOLVE_MAX, sizeof(*c->found));
-	if (email_valid(sc.query)) {
-		rc = store_mailbox_get(st, sc.query, &m);
-		if (rc == PS_OK) {
-			resolve_collect(&sc, &m);
-			store_mailbox_cleanup(&m);
-			return;
-		}
-		if (rc != PS_ENOTFOUND) {
-			call_failed(c, rc);
-			return;
-		}
-	}
-	rc = store_mailbox_each(st, resolve_collect, &sc);
-	if (rc != PS_OK && !c->found_more) {
+	c->people = people_index_new();
+	if ((rc = store_mailbox_each(st, resolve_collect, c->people)) !=
+	    PS_OK) {
 		call_failed(c, rc);
 		return;
 	}
-	qsort(c->found, c->n_found, sizeof(*c->found), resolved_cmp);
+	people_index_seal(c->people);
+}
+
+/*
+ * On the loop: an address that is a mailbox's is that one person, as
+ * Exchange resolves an exact address; otherwise every mailbox whose
+ * address, name or a word of its name starts with the entry, at most
+ * EWS_RESOLVE_MAX, in order of name (people.h).
+ */
+static void
+resolve_answer(struct master_call *c, const struct people_index *ix)
+{
+	struct people_hit *hits = xcalloc(EWS_RESOLVE_MAX, sizeof(*hits));
+	struct ews_person *people = xcalloc(EWS_RESOLVE_MAX,
+	    sizeof(*people));
+	char count[24];
+	size_t i, n;
+	bool more;
+
+	n = people_index_find(ix, c->ews->resolve.query,
+	    c->ews->resolve.exact, hits, EWS_RESOLVE_MAX, &more);
+	for (i = 0; i < n; i++) {
+		people[i].email = hits[i].email;
+		people[i].name = hits[i].name;
+	}
+	snprintf(count, sizeof(count), "%zu%s", n, more ? "+" : "");
+	http_req_note(c->r, "found", count);
+	ews_resolve_response(&c->out, people, n, more,
+	    c->ews->resolve.full_contact);
+	free(people);
+	free(hits);
+	soap_reply(c, 200);
 }
 
 static void
 resolve_done(void *arg)
 {
 	struct master_call *c = arg;
-	struct ews_person *people;
-	char count[24];
-	size_t i;
+	struct master_srv *s = c->s;
 
+	/* Read with no change after it: kept for the next queries. */
+	if (c->rc == PS_OK && c->people_generation ==
+	    s->mailbox_generation) {
+		people_index_set_generation(c->people, c->people_generation);
+		people_index_free(s->people);
+		s->people = c->people;
+		c->people = NULL;
+	}
 	if (call_gone(c))
 		return;
 	if (c->rc != PS_OK) {
@@ -1354,18 +1340,7 @@ resolve_done(void *arg)
 		call_store_failed(c);
 		return;
 	}
-	people = xcalloc(c->n_found + 1, sizeof(*people));
-	for (i = 0; i < c->n_found; i++) {
-		people[i].email = c->found[i].email;
-		people[i].name = c->found[i].name;
-	}
-	snprintf(count, sizeof(count), "%zu%s", c->n_found,
-	    c->found_more ? "+" : "");
-	http_req_note(c->r, "found", count);
-	ews_resolve_response(&c->out, people, c->n_found, c->found_more,
-	    c->ews->resolve.full_contact);
-	free(people);
-	soap_reply(c, 200);
+	resolve_answer(c, c->people ? c->people : s->people);
 }
 
 static void
@@ -1385,7 +1360,14 @@ ews_resolve_names(struct master_call *c)
 		soap_reply(c, 200);
 		return;
 	}
+	/* The index of the mailboxes, while no change came after it. */
+	if (c->s->people && people_index_generation(c->s->people) ==
+	    c->s->mailbox_generation) {
+		resolve_answer(c, c->s->people);
+		return;
+	}
 	c->rc = PS_OK;
+	c->people_generation = c->s->mailbox_generation;
 	if (store_pool_read(c->s->pool, resolve_run, resolve_done, c) !=
 	    PS_OK)
 		call_busy(c, "store");
@@ -2122,6 +2104,7 @@ master_serve(struct master_state *ms, const char *listen_host,
 	s.http = http_server_new(s.base, "master", handle, &s);
 	http_server_buffer_logs(s.http);
 	http_server_set_body_gate(s.http, gate, &s);
+	http_server_set_error_body(s.http, graph_error_body, NULL);
 	if ((rc = http_server_listen(s.http, listen_host ? listen_host :
 	    ms->host, listen_port ? listen_port : ms->port, s.tls,
 	    &s.port)) != PS_OK)
@@ -2214,6 +2197,7 @@ out:
 	http_tls_free(s.tls);
 	partners_free(s.partners);
 	graph_ids_free(s.graph_ids);
+	people_index_free(s.people);
 	master_cache_free(s.cache);
 	event_base_free(s.base);
 	free(s.base_url);

@@ -1,7 +1,9 @@
 """photosync demo --directory: the demo's people in a slapd of the demo's
 own (port N+3); the master's mailboxes (test1, test2: test3 has none)
 and the portal's users (test1-3) come from it, passwords are checked by
-it, serve runs the sync on its schedule; Ctrl-C stops slapd too; a later
+it, serve runs the sync on its schedule, the master writes a photo change
+to the person's thumbnailPhoto (the project's schema loaded by the demo's
+slapd), as ldapsearch shows; Ctrl-C stops slapd too; a later
 run reuses the directory, and one without --directory on it is refused."""
 import os
 import re
@@ -10,8 +12,8 @@ import socket
 import subprocess
 import time
 
-from psync import (PHOTOSYNC, basic, done, free_port, is_eq, ok, request,
-                   run, tmpdir, wait_for)
+from psync import (PHOTOSYNC, basic, done, free_port, is_eq, make_image,
+                   ok, request, run, tmpdir, wait_for)
 
 work = tmpdir("demo-directory")
 state = os.path.join(work, "demo")
@@ -102,6 +104,30 @@ ok(wait_for(lambda: "ev=directory.sync records=users" in open(
    "the sync on its schedule")
 pid = slapd_pid()
 ok(pid is not None and alive(pid), "slapd runs")
+
+
+def thumbnail(uid):
+    """test's thumbnailPhoto as ldapsearch prints it (base64), or None."""
+    p = subprocess.run(["ldapsearch", "-x", "-LLL", "-o", "ldif-wrap=no",
+                        "-H", "ldap://127.0.0.1:%d" % (base + 3), "-b",
+                        "dc=contoso,dc=com", "(uid=%s)" % uid,
+                        "thumbnailPhoto"], capture_output=True, text=True)
+    g = re.search(r"^thumbnailPhoto:: (\S+)", p.stdout, re.M)
+    return g.group(1) if g else None
+
+
+first = wait_for(lambda: thumbnail("test1"), timeout=60)
+ok(first and first.startswith("/9j/"), "the master wrote test1's photo to "
+   "its entry's thumbnailPhoto (a JPEG)")
+st, out, err = run("master", "photo", "set", "--dir",
+                   os.path.join(state, "master"), "test1@contoso.com",
+                   "--file", make_image(os.path.join(work, "new.png"),
+                                        "300x200"))
+is_eq(st, 0, "test1's photo changed at the master")
+second = wait_for(lambda: (thumbnail("test1") or first) != first and
+                  thumbnail("test1"), timeout=60)
+ok(second and second.startswith("/9j/"),
+   "ldapsearch returns test1's new thumbnailPhoto after the change")
 proc.send_signal(signal.SIGINT)
 is_eq(proc.wait(timeout=60), 0, "Ctrl-C stops the demo")
 ok(wait_for(lambda: not alive(pid), timeout=30), "and its slapd")

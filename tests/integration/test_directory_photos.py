@@ -214,6 +214,33 @@ ok("published photos to %s: written 3, cleared 2, disabled 0, not in the "
 is_eq(entry("u00004").get("thumbnailPhoto") is not None, True,
       "the photo set while the writes were off included")
 is_eq(entry("u00001"), {}, "a mailbox without a photo has none")
+
+# Many entries: publish finds them in batches (one search of 100 ids),
+# and every one is written.
+ol.add_users(300, start=5)
+m.cmd("mailbox", "sync", "--ldap", ol.uri, "--base", ol.base,
+      "--attributes", "openldap")
+many = os.path.join(work, "many")
+os.mkdir(many)
+one = open(make_image(os.path.join(work, "one.jpg"), "120x120"),
+           "rb").read()
+for i in range(5, 305):
+    write(os.path.join(many, "u%05d@contoso.com.jpg" % i), one)
+m.cmd("photo", "import", many)
+st, out, err = m.cmd("directory", "publish")
+ok("written 303, cleared 2, disabled 0, not in the directory 0, failed 0"
+   in out, "publish over 305 entries writes every one (%s)" % out.strip())
+p = subprocess.run(
+    [slapd._program("ldapsearch"), "-x", "-LLL", "-H", ol.uri, "-b",
+     ol.base, "(thumbnailPhoto=*)", "uid"], capture_output=True, text=True,
+    timeout=60, check=True)
+is_eq(len(re.findall(r"^uid: ", p.stdout, re.M)), 303,
+      "and the directory has the 303 photos")
+ol.ldapmodify("dn: uid=u00300,ou=people,%s\nchangetype: delete\n" % ol.base)
+st, out, err = m.cmd("directory", "publish")
+ok("written 302, cleared 2, disabled 0, not in the directory 1, failed 0"
+   in out, "an entry gone is counted as such in its batch (%s)" %
+   out.strip())
 ol.halt()
 st, out, err = m.cmd("directory", "publish", check=False)
 ok(st != 0 and "connecting failed" in err, "with the directory down: a "

@@ -12,7 +12,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from psync import (Master, basic, done, is_eq, make_image, ok, request,
-                   tmpdir)
+                   tmpdir, wait_for)
 
 S = "http://schemas.xmlsoap.org/soap/envelope/"
 M = "http://schemas.microsoft.com/exchange/services/2006/messages"
@@ -309,6 +309,23 @@ r, msg = resolve("x" * 300)
 is_eq((r.status, msg.find("m:ResponseCode", NS).text),
       (200, "ErrorNameResolutionNoResults"),
       "an entry over the budget finds no one")
+
+# The mailboxes are searched in memory until one changes: a mailbox
+# added beside serve is found once the change feed reports it.
+r, msg = resolve("zelda")
+is_eq(msg.find("m:ResponseCode", NS).text, "ErrorNameResolutionNoResults",
+      "before it is added, no one")
+m.add_mailbox("zelda@contoso.com", name="Zelda Quist")
+
+
+def zelda_found():
+    r, msg = resolve("quist")
+    return [e.text for e in msg.findall(".//t:EmailAddress", NS)] == [
+        "zelda@contoso.com"]
+
+
+ok(wait_for(zelda_found), "a mailbox added beside serve is found by a "
+   "word of its name")
 
 # ---- any other operation ----
 r = soap('<m:SyncFolderHierarchy><m:FolderShape><t:BaseShape>IdOnly'

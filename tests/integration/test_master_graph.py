@@ -376,6 +376,49 @@ sock.close()
 ok(head.startswith("HTTP/1.1 413") and "RequestEntityTooLarge" in head,
    "a declared body over 4 MB: Graph's 413 before it is read")
 
+
+def raw_answer(sock):
+    """The status line and the JSON error of an answer read to its end."""
+    data = b""
+    while True:
+        try:
+            got = sock.recv(65536)
+        except (ConnectionError, ssl.SSLError):
+            break
+        if not got:
+            break
+        data += got
+    head, _, body = data.partition(b"\r\n\r\n")
+    try:
+        return head.decode("latin-1"), json.loads(body)["error"]
+    except (ValueError, KeyError):
+        return head.decode("latin-1"), {}
+
+
+# A chunked body has no length to refuse it by: the HTTP layer stops
+# reading it at 4 MB, and its 413 is Graph's error too.
+sock = ssl.create_default_context(cafile=m.ca).wrap_socket(
+    socket.create_connection(("127.0.0.1", m.port)),
+    server_hostname="127.0.0.1")
+sock.sendall(("PUT /v1.0/me/photo/$value HTTP/1.1\r\nHost: x\r\n"
+              "Authorization: %s\r\nContent-Type: image/jpeg\r\n"
+              "Transfer-Encoding: chunked\r\n\r\n" %
+              T1["Authorization"]).encode())
+chunk = b"%x\r\n" % (512 * 1024) + b"\xff" * (512 * 1024) + b"\r\n"
+try:
+    for i in range(10):
+        sock.sendall(chunk)
+    sock.sendall(b"0\r\n\r\n")
+except (ConnectionError, ssl.SSLError):
+    pass
+head, err = raw_answer(sock)
+sock.close()
+ok(head.startswith("HTTP/1.1 413"), "a chunked body past 4 MB: 413 (%s)" %
+   head.split("\r\n")[0])
+ok("application/json" in head, "with a JSON body")
+is_eq(err.get("code"), "RequestEntityTooLarge",
+      "a chunked body past 4 MB: Graph's error code")
+
 # ---- nothing on the loop waits: a PUT waits for the store, reads go on ----
 def store_queued():
     g = re.search(r"^photosync_store_queued (\d+)", m.get("/metrics").text(),
@@ -425,5 +468,17 @@ r = call("DELETE", "/v1.0/users/test2@contoso.com/photo/$value", T2)
 is_eq(r.status, 204, "DELETE users/{self}/photo/$value: 204")
 st, out, err = m.cmd("photo", "show", "test2@contoso.com")
 ok("has no photo" in out, "the store has no photo for it either")
+
+# ---- the sign-in's own refusals, last: they throttle this address ----
+status = None
+for i in range(30):
+    r = get("/v1.0/me/photo", {"Authorization": basic("nophoto@contoso.com",
+                                                        "wrong")})
+    status = r.status
+    if status != 401:
+        break
+graph_error(r, 429, "activityLimitReached",
+            "repeated wrong passwords on /v1.0/: 429")
+ok((r.header("Retry-After") or "").isdigit(), "429 with Retry-After")
 
 done()

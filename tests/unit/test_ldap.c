@@ -135,6 +135,19 @@ test_writes(const char *uri, const char *base, const char *admin,
 	    sizeof(dn)) == PS_ENOTFOUND, "an id no entry has: not found");
 	ok(dir_find_dn(conn, "7e57*", dn, sizeof(dn)) == PS_EINVAL,
 	    "an objectGUID that is not hex: refused, not searched");
+	{
+		/* Several ids in one search: found, absent, not an id. */
+		const char *ids[3] = { "00000000000000000000000000000bad",
+		    "00000000000000000000000000007e57", "7e57*" };
+		struct dir_found f[3];
+
+		ok(dir_find_dns(conn, ids, 3, f) == PS_OK &&
+		    f[0].count == 0 && f[1].count == 1 &&
+		    strcmp(f[1].dn, want) == 0 && f[2].count == -1,
+		    "three ids looked up at once: none, the entry, not an id");
+		ok(dir_find_dns(conn, ids, DIR_FIND_BATCH + 1, f) ==
+		    PS_EINVAL, "more ids than a batch: refused");
+	}
 	ok(dir_put_binary(conn, want, both, 2) == PS_OK,
 	    "thumbnailPhoto and jpegPhoto written in one modify");
 	ok(dir_put_binary(conn, want, cleared, 2) == PS_OK &&
