@@ -8,6 +8,8 @@ build="meson ninja-build pkg-config gcc libc6-dev libevent-dev libssl-dev
 libcurl4-openssl-dev libvips-dev libxml2-dev libjansson-dev libsodium-dev
 libsqlite3-dev libpq-dev libkrb5-dev libldap-dev libjpeg62-turbo-dev
 openssl ca-certificates"
+# The manual pages (man/) are written in scdoc and built with the program.
+build="$build scdoc"
 # The tests start PostgreSQL servers of their own (tests/pgserver.py:
 # initdb, pg_ctl, psql, pg_dump) and read stores with psycopg2; the
 # cluster test runs the cluster demo, with HAProxy. Kerberos sign-in is
@@ -45,6 +47,8 @@ tests="$tests systemd"
 # make demo: the demo prints a curl command that fetches a photo; make
 # demo-cluster (demo --nodes) runs PostgreSQL's server and HAProxy.
 demo="curl postgresql haproxy"
+# test_man_pages renders the built manual pages and lints them with mandoc.
+tests="$tests mandoc"
 # make bench (docs/performance.md): the load generator, the reference
 # server, libjpeg-turbo's headers for bench_render's floor, openssl for
 # the reference's certificate; taskset is in util-linux (essential);

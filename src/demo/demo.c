@@ -44,6 +44,7 @@
 static const char usage_text[] =
 "usage: photosync demo [--dir D] [--port-base N]\n"
 "                     [--nodes K | [--sso] [--directory]]\n"
+"       photosync demo --help\n"
 "\n"
 "Sets up and runs the seed article's environment on this machine: a\n"
 "master with test1@contoso.com and test2@contoso.com (generated\n"
