@@ -15,7 +15,7 @@ FUZZ_TARGETS = http_head http_chunked http_multipart http_params url ews_soap
 MESON_OPTS ?=
 
 .PHONY: all deps check check-plain check-san demo demo-cluster bench fuzz \
-    clean deb
+    clean install
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -28,6 +28,15 @@ $(SAN_BUILD)/build.ninja:
 	./scripts/deps.sh build
 	meson setup $(SAN_BUILD) -Db_sanitize=address,undefined \
 	    -Db_lundef=false $(MESON_OPTS)
+
+# `make install PREFIX=/usr DESTDIR=/tmp/stage`: the binary, units,
+# service user, /etc/default files, documentation and LDAP schema
+# (docs/operations.md). PREFIX is set on the build (meson configure).
+PREFIX ?= /usr/local
+install: $(BUILD)/build.ninja
+	meson configure $(BUILD) --prefix=$(PREFIX)
+	ninja -C $(BUILD)
+	meson install -C $(BUILD) --no-rebuild $(if $(DESTDIR),--destdir $(abspath $(DESTDIR)))
 
 deps:
 	./scripts/deps.sh test
@@ -94,6 +103,7 @@ fuzz: $(FUZZ_BUILD)/build.ninja
 
 # $(DEB_BUILD)/photosync_VERSION_ARCH.deb with debhelper, from a copy of
 # this tree, without the network (scripts/deb.sh), then lintian on it.
+.PHONY: deb
 deb:
 	./scripts/deps.sh deb
 	./scripts/deb.sh $(DEB_BUILD)
