@@ -8,6 +8,8 @@ build="meson ninja-build pkg-config gcc libc6-dev libevent-dev libssl-dev
 libcurl4-openssl-dev libvips-dev libxml2-dev libjansson-dev libsodium-dev
 libsqlite3-dev libpq-dev libkrb5-dev libldap-dev libjpeg62-turbo-dev
 openssl ca-certificates"
+# The manual pages (man/) are written in scdoc and built with the program.
+build="$build scdoc"
 # The tests start PostgreSQL servers of their own (tests/pgserver.py:
 # initdb, pg_ctl, psql, pg_dump) and read stores with psycopg2; the
 # cluster test runs the cluster demo, with HAProxy. Kerberos sign-in is
@@ -34,6 +36,8 @@ krb5-kdc krb5-admin-server krb5-user slapd ldap-utils
 evolution-ews evolution-data-server dbus-daemon gnome-keyring python3-gi
 gir1.2-ebook-1.2 gir1.2-ebookcontacts-1.2 gir1.2-edataserver-1.2
 davmail-server default-jre-headless nodejs npm"
+# test_man_pages renders the built manual pages and lints them with mandoc.
+tests="$tests mandoc"
 # make demo: the demo prints a curl command that fetches a photo; make
 # demo-cluster (demo --nodes) runs PostgreSQL's server and HAProxy.
 demo="curl postgresql haproxy"

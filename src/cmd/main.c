@@ -27,8 +27,9 @@ static const char usage_text[] =
 "  portal    the portal's part: user profiles, the User Photos cache,\n"
 "            on-demand sync from the master (photosync portal --help)\n"
 "  demo      both, wired together on this machine (photosync demo --help)\n"
-"  version   print the version\n"
+"  version   print the version (also: photosync --version)\n"
 "\n"
+"photosync --help (or -h) prints this help.\n"
 "Logs go to standard error, one logfmt event per line; set\n"
 "PHOTOSYNC_DEBUG=1 for debug events.\n";
 

@@ -67,7 +67,9 @@ static const char usage_text[] =
 "\n"
 "--directory: the people in an OpenLDAP slapd of the demo's own (D/ldap,\n"
 "port N+3): the mailboxes and users come from it (mailbox sync, user\n"
-"sync), their passwords are checked by it, and serve syncs hourly.\n";
+"sync), their passwords are checked by it, and serve syncs hourly.\n"
+"\n"
+"--help (or -h) prints this help.\n";
 
 static volatile sig_atomic_t stop_requested;
 

@@ -195,7 +195,8 @@ static const struct help help = {
 	"The mail server's part of the photo sync: mailboxes with "
 	"high-resolution\n"
 	"photos, Autodiscover, EWS GetUserPhoto and S2S OAuth for partner "
-	"portals.\n",
+	"portals.\n"
+	"photosync master COMMAND [VERB] --help prints one command's help.\n",
 	commands, sizeof(commands) / sizeof(commands[0]),
 	NULL,
 	"Passwords are read from a file (\"-\" for standard input), never "

@@ -171,7 +171,8 @@ static const struct help help = {
 	"portal",
 	"The portal's part of the photo sync: user profiles, the User "
 	"Photos\n"
-	"cache (S/M/L thumbnails), on-demand sync from the mail server.\n",
+	"cache (S/M/L thumbnails), on-demand sync from the mail server.\n"
+	"photosync portal COMMAND [VERB] --help prints one command's help.\n",
 	commands, sizeof(commands) / sizeof(commands[0]),
 	settings_text,
 	"ACCOUNT is DOMAIN\\user (e.g. 'contoso\\test1'). Passwords are read "
