@@ -30,6 +30,8 @@ struct sni_name {
 struct http_tls {
 	SSL_CTX		*ctx;
 	struct sni_name	*names;		/* other certificates, by name */
+	char		*cert_path, *key_path;	/* read again on reload */
+	SSL_CTX		*next;		/* read again, not in use yet */
 };
 
 /* The metrics series of one route and status, looked up once. */

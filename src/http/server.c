@@ -21,19 +21,24 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/service.h"
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "conn.h"
 #include "metrics/metrics.h"
 
-/* ---- stopping on signals ---- */
+/* ---- stopping and reloading on signals ---- */
 
 struct http_signals {
-	struct event		*sigint, *sigterm;
+	struct event		*sigint, *sigterm, *sighup;
 	struct event_base	*base;
 	void			(*stop)(void *);
 	void			*arg;
+	void			(*reload)(void *);
+	void			*reload_arg;
 	bool			 stopping;
+	bool			 reloading;	/* until http_signals_reloaded */
+	bool			 reload_again;	/* SIGHUP meanwhile */
 };
 
 static void
@@ -49,10 +54,63 @@ on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	hs->stopping = true;
 	log_info(NULL, "serve.stopping", "signal=%d", (int)sig);
+	service_notify("STOPPING=1");
 	if (hs->stop)
 		hs->stop(hs->arg);
 	else
 		event_base_loopexit(hs->base, NULL);
+}
+
+/*
+ * The manager hears RELOADING=1 (with the monotonic time, which newer
+ * managers ask for), then the reload starts; http_signals_reloaded()
+ * ends it.
+ */
+static void
+reload_start(struct http_signals *hs)
+{
+	char state[64];
+	struct timespec ts;
+
+	hs->reloading = true;
+	hs->reload_again = false;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%lld",
+	    (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+	service_notify(state);
+	log_info(NULL, "serve.reloading", "signal=%d", SIGHUP);
+	hs->reload(hs->reload_arg);
+}
+
+/* A SIGHUP during a reload is one more after it: files may have moved. */
+static void
+on_reload_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct http_signals *hs = arg;
+
+	(void)sig;
+	(void)what;
+	if (hs->stopping)
+		return;
+	if (hs->reloading) {
+		hs->reload_again = true;
+		return;
+	}
+	reload_start(hs);
+}
+
+void
+http_signals_reloaded(struct http_signals *hs, ps_err rc)
+{
+	if (rc == PS_OK)
+		log_info(NULL, "serve.reloaded", NULL);
+	else
+		log_warn(NULL, "serve.reload_refused", "error=%s",
+		    log_q(ps_errmsg()));
+	hs->reloading = false;
+	service_notify("READY=1");
+	if (hs->reload_again && !hs->stopping)
+		reload_start(hs);
 }
 
 struct http_signals *
@@ -72,12 +130,27 @@ http_signals_watch(struct event_base *base, void (*stop)(void *),
 }
 
 void
+http_signals_on_reload(struct http_signals *hs, void (*reload)(void *),
+    void *arg)
+{
+	hs->reload = reload;
+	hs->reload_arg = arg;
+	if (hs->sighup == NULL) {
+		hs->sighup = evsignal_new(hs->base, SIGHUP, on_reload_signal,
+		    hs);
+		event_add(hs->sighup, NULL);
+	}
+}
+
+void
 http_signals_free(struct http_signals *hs)
 {
 	if (hs == NULL)
 		return;
 	event_free(hs->sigint);
 	event_free(hs->sigterm);
+	if (hs->sighup)
+		event_free(hs->sighup);
 	free(hs);
 }
 
@@ -116,15 +189,18 @@ http_set_limits_from_options(const char *max_connections,
 
 /* ---- TLS ---- */
 
-ps_err
-http_tls_new(const char *cert_path, const char *key_path,
-    struct http_tls **out)
+static int sni_select(SSL *, int *, void *);
+
+/* A server context from the PEM files; NULL with the error set. */
+static SSL_CTX *
+tls_ctx_load(const char *cert_path, const char *key_path)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	struct http_tls *t;
 
-	if (ctx == NULL)
-		return ps_errf(PS_ECRYPTO, "cannot create a TLS context");
+	if (ctx == NULL) {
+		ps_errf(PS_ECRYPTO, "cannot create a TLS context");
+		return NULL;
+	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 	/*
@@ -135,20 +211,71 @@ http_tls_new(const char *cert_path, const char *key_path,
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_read_ahead(ctx, 1);
+	ERR_clear_error();
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, key_path, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
 		char e[256];
 
 		ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+		ERR_clear_error();
 		SSL_CTX_free(ctx);
-		return ps_errf(PS_ECRYPTO, "cannot load the TLS certificate %s "
+		ps_errf(PS_ECRYPTO, "cannot load the TLS certificate %s "
 		    "and key %s: %s", cert_path, key_path, e);
+		return NULL;
 	}
+	return ctx;
+}
+
+ps_err
+http_tls_new(const char *cert_path, const char *key_path,
+    struct http_tls **out)
+{
+	SSL_CTX *ctx = tls_ctx_load(cert_path, key_path);
+	struct http_tls *t;
+
+	if (ctx == NULL)
+		return PS_ECRYPTO;
 	t = xcalloc(1, sizeof(*t));
 	t->ctx = ctx;
+	t->cert_path = xstrdup(cert_path);
+	t->key_path = xstrdup(key_path);
 	*out = t;
 	return PS_OK;
+}
+
+ps_err
+http_tls_reread(struct http_tls *t)
+{
+	SSL_CTX *ctx = tls_ctx_load(t->cert_path, t->key_path);
+
+	if (ctx == NULL)
+		return PS_ECRYPTO;
+	if (t->names) {
+		SSL_CTX_set_tlsext_servername_callback(ctx, sni_select);
+		SSL_CTX_set_tlsext_servername_arg(ctx, t);
+	}
+	SSL_CTX_free(t->next);
+	t->next = ctx;
+	return PS_OK;
+}
+
+void
+http_tls_swap(struct http_tls *t)
+{
+	if (t->next == NULL)
+		return;
+	/* Connections made with the old context hold a reference to it. */
+	SSL_CTX_free(t->ctx);
+	t->ctx = t->next;
+	t->next = NULL;
+}
+
+void
+http_tls_drop(struct http_tls *t)
+{
+	SSL_CTX_free(t->next);
+	t->next = NULL;
 }
 
 void
@@ -164,6 +291,9 @@ http_tls_free(struct http_tls *t)
 		free(n);
 	}
 	SSL_CTX_free(t->ctx);
+	SSL_CTX_free(t->next);
+	free(t->cert_path);
+	free(t->key_path);
 	free(t);
 }
 

@@ -87,19 +87,46 @@ ps_err	http_set_limits_from_options(const char *max_connections,
 	    const char *body_memory);
 
 /*
- * On the first SIGINT or SIGTERM logs serve.stopping and calls stop(arg)
- * (NULL: ends the loop); a second signal ends the loop at once. Free the
- * watch after the loop returns.
+ * On the first SIGINT or SIGTERM logs serve.stopping, tells the service
+ * manager STOPPING=1 (common/service.h) and calls stop(arg) (NULL: ends
+ * the loop); a second signal ends the loop at once. Free the watch after
+ * the loop returns.
  */
 struct http_signals;
 struct http_signals *http_signals_watch(struct event_base *,
 	    void (*stop)(void *arg), void *arg);
+/*
+ * SIGHUP, until the stop: tells the manager RELOADING=1, logs
+ * serve.reloading and calls reload(arg), which ends the reload, at once
+ * or later from the loop, with http_signals_reloaded(). A SIGHUP during
+ * a reload starts another once it ended. Without this, SIGHUP keeps its
+ * default (the process ends).
+ */
+void	http_signals_on_reload(struct http_signals *, void (*reload)(void *),
+	    void *arg);
+/*
+ * The end of a reload: logs serve.reloaded, or serve.reload_refused with
+ * ps_errmsg() when `rc` is not PS_OK (the reload then kept everything as
+ * it was), and tells the manager READY=1.
+ */
+void	http_signals_reloaded(struct http_signals *, ps_err rc);
 void	http_signals_free(struct http_signals *);
 
 /* A TLS context from PEM files (TLS 1.2 and later). */
 ps_err	http_tls_new(const char *cert_path, const char *key_path,
 	    struct http_tls **out);
 void	http_tls_free(struct http_tls *);
+/*
+ * Reloading in two steps, so that several contexts change together or
+ * not at all: http_tls_reread() reads the same files again into a
+ * context kept aside (PS_ECRYPTO, nothing changed, when they do not make
+ * a valid certificate and matching key); http_tls_swap() puts it in use
+ * for connections accepted from then on, while those already open keep
+ * the old one until they close; http_tls_drop() forgets it instead.
+ */
+ps_err	http_tls_reread(struct http_tls *);
+void	http_tls_swap(struct http_tls *);
+void	http_tls_drop(struct http_tls *);
 /*
  * On a listener whose context is `main`, answers clients that ask for
  * `hostname` (TLS server name indication) with `other`'s certificate:

@@ -46,6 +46,12 @@ struct master_state {
 
 /* Opens an initialised state directory. */
 ps_err	master_state_open(const char *dir, struct master_state *);
+/*
+ * Reads the sign-in settings (sso_* and kerberos_*, "" when not set)
+ * from `st` into those fields of `ms`, and no other: at the start, and
+ * again when a server reloads. It reads the store: off the loop.
+ */
+ps_err	master_signin_read(struct store *st, struct master_state *ms);
 void	master_state_close(struct master_state *);
 /* A path inside the state directory; the caller frees it. */
 char	*master_path(const struct master_state *, const char *name);
@@ -117,6 +123,8 @@ struct dir_schedule;
 struct dir_passwords;
 struct graph_ids;
 
+struct http_signals;
+
 struct master_srv {
 	struct master_state	*ms;
 	struct event_base	*base;
@@ -156,6 +164,7 @@ struct master_srv {
 	/* Requests in flight (deferred); 503 for those left at the stop. */
 	struct master_call	*calls;
 	bool			 draining;	/* SIGTERM: /ready says so */
+	struct http_signals	*sigs;		/* SIGHUP ends its reload */
 };
 
 struct auth_signin;

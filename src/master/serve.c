@@ -63,6 +63,7 @@
 #include "common/buf.h"
 #include "common/file.h"
 #include "common/log.h"
+#include "common/service.h"
 #include "common/str.h"
 #include "common/url.h"
 #include "common/xalloc.h"
@@ -1921,6 +1922,102 @@ serve_stop(void *arg)
 	http_server_drain(s->http, serve_drained, s);
 }
 
+/*
+ * SIGHUP: the TLS certificate and key files are read again (two small
+ * local files, on the loop as at start-up: an admin's rare act), then
+ * the sign-in settings (`sso set`, `kerberos set`) on the store's read
+ * lane, where the Kerberos keytab is read too. All of it is put in use
+ * together on the loop, or nothing when any part fails. Connections
+ * accepted from then on get the new certificate, open ones keep theirs;
+ * exchanges running with the old Kerberos acceptor hold it until done.
+ */
+struct reload {
+	struct master_srv	*s;
+	struct master_state	 set;		/* the sign-in fields only */
+	struct auth_sso		*sso;
+	struct auth_negotiate	*kerberos;
+	ps_err			 rc;
+	char			 why[512];	/* rc's sentence */
+};
+
+static ps_err kerberos_load(const struct master_state *,
+	    struct auth_negotiate **);
+
+/* On the read lane. */
+static void
+reload_read(struct store *st, void *arg)
+{
+	struct reload *rl = arg;
+
+	if ((rl->rc = master_signin_read(st, &rl->set)) != PS_OK ||
+	    (rl->rc = auth_sso_new(rl->set.sso_header, rl->set.sso_proxies,
+	    &rl->sso)) != PS_OK ||
+	    (rl->rc = kerberos_load(&rl->set, &rl->kerberos)) != PS_OK)
+		str_copy(rl->why, ps_errmsg(), sizeof(rl->why));
+}
+
+static void
+reload_done(void *arg)
+{
+	struct reload *rl = arg;
+	struct master_srv *s = rl->s;
+	struct master_state *ms = s->ms;
+
+	if (s->sigs == NULL || s->draining) {
+		/* Stopping: nothing is put in use. */
+		http_tls_drop(s->tls);
+		goto out;
+	}
+	if (rl->rc != PS_OK) {
+		http_tls_drop(s->tls);
+		ps_errf(rl->rc, "%s", rl->why);
+		http_signals_reloaded(s->sigs, rl->rc);
+		goto out;
+	}
+	http_tls_swap(s->tls);
+	auth_sso_free(s->sso);
+	s->sso = rl->sso;
+	rl->sso = NULL;
+	auth_negotiate_free(s->kerberos);
+	s->kerberos = rl->kerberos;
+	rl->kerberos = NULL;
+	str_copy(ms->sso_header, rl->set.sso_header, sizeof(ms->sso_header));
+	str_copy(ms->sso_proxies, rl->set.sso_proxies,
+	    sizeof(ms->sso_proxies));
+	str_copy(ms->kerberos_keytab, rl->set.kerberos_keytab,
+	    sizeof(ms->kerberos_keytab));
+	str_copy(ms->kerberos_service, rl->set.kerberos_service,
+	    sizeof(ms->kerberos_service));
+	str_copy(ms->kerberos_realms, rl->set.kerberos_realms,
+	    sizeof(ms->kerberos_realms));
+	http_signals_reloaded(s->sigs, PS_OK);
+out:
+	auth_sso_free(rl->sso);
+	auth_negotiate_free(rl->kerberos);
+	free(rl);
+}
+
+static void
+serve_reload(void *arg)
+{
+	struct master_srv *s = arg;
+	struct reload *rl;
+	ps_err rc;
+
+	if ((rc = http_tls_reread(s->tls)) != PS_OK) {
+		http_signals_reloaded(s->sigs, rc);
+		return;
+	}
+	rl = xcalloc(1, sizeof(*rl));
+	rl->s = s;
+	if ((rc = store_pool_read(s->pool, reload_read, reload_done, rl)) !=
+	    PS_OK) {
+		free(rl);
+		http_tls_drop(s->tls);
+		http_signals_reloaded(s->sigs, rc);
+	}
+}
+
 /* The acceptor of `master kerberos set`'s keytab, or NULL when off. */
 static ps_err
 kerberos_load(const struct master_state *ms, struct auth_negotiate **out)
@@ -2030,15 +2127,21 @@ master_serve(struct master_state *ms, const char *listen_host,
 			goto out;
 	}
 	sigs = http_signals_watch(s.base, serve_stop, &s);
+	s.sigs = sigs;
+	http_signals_on_reload(sigs, serve_reload, &s);
 	log_info(NULL, "serve.listening", "url=%s realm=%s domain=%s "
 	    "partners=%zu", log_q(s.base_url), ms->realm, log_q(ms->domain),
 	    s.partners->n);
 	printf("photosync master: serving %s (domain %s)\n", s.base_url,
 	    ms->domain);
 	fflush(stdout);
+	/* The port answers: the kernel queues connections from here on. */
+	service_notify("READY=1");
 	event_base_dispatch(s.base);
 	rc = PS_OK;
 out:
+	/* A reload still on the read lane finds it gone (reload_done). */
+	s.sigs = NULL;
 	http_signals_free(sigs);
 	dir_schedule_stop(s.directory);
 	dirphoto_writer_stop(s.dirphoto);

@@ -34,6 +34,25 @@ sso_setting(struct store *st, const char *key, char *out, size_t n)
 }
 
 ps_err
+master_signin_read(struct store *st, struct master_state *ms)
+{
+	ps_err rc;
+
+	if ((rc = sso_setting(st, "sso_header", ms->sso_header,
+	    sizeof(ms->sso_header))) != PS_OK ||
+	    (rc = sso_setting(st, "sso_proxies", ms->sso_proxies,
+	    sizeof(ms->sso_proxies))) != PS_OK ||
+	    (rc = sso_setting(st, "kerberos_keytab",
+	    ms->kerberos_keytab, sizeof(ms->kerberos_keytab))) != PS_OK ||
+	    (rc = sso_setting(st, "kerberos_service",
+	    ms->kerberos_service, sizeof(ms->kerberos_service))) != PS_OK ||
+	    (rc = sso_setting(st, "kerberos_realms",
+	    ms->kerberos_realms, sizeof(ms->kerberos_realms))) != PS_OK)
+		return rc;
+	return PS_OK;
+}
+
+ps_err
 master_state_open(const char *dir, struct master_state *ms)
 {
 	char *db = store_locate(dir, MASTER_DB), *port = NULL, *cert;
@@ -55,16 +74,7 @@ master_state_open(const char *dir, struct master_state *ms)
 	    (rc = store_config_get(ms->store, "realm", &ms->realm)) != PS_OK)
 		goto fail;
 	ms->port = atoi(port);
-	if ((rc = sso_setting(ms->store, "sso_header", ms->sso_header,
-	    sizeof(ms->sso_header))) != PS_OK ||
-	    (rc = sso_setting(ms->store, "sso_proxies", ms->sso_proxies,
-	    sizeof(ms->sso_proxies))) != PS_OK ||
-	    (rc = sso_setting(ms->store, "kerberos_keytab",
-	    ms->kerberos_keytab, sizeof(ms->kerberos_keytab))) != PS_OK ||
-	    (rc = sso_setting(ms->store, "kerberos_service",
-	    ms->kerberos_service, sizeof(ms->kerberos_service))) != PS_OK ||
-	    (rc = sso_setting(ms->store, "kerberos_realms",
-	    ms->kerberos_realms, sizeof(ms->kerberos_realms))) != PS_OK)
+	if ((rc = master_signin_read(ms->store, ms)) != PS_OK)
 		goto fail;
 	cert = master_path(ms, MASTER_S2S_CERT);
 	rc = pki_cert_load(cert, &ms->s2s_cert, &ms->s2s_cert_len);

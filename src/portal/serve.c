@@ -31,6 +31,7 @@
 #include "common/buf.h"
 #include "common/file.h"
 #include "common/log.h"
+#include "common/service.h"
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "directory.h"
@@ -723,12 +724,47 @@ serve_stop(void *arg)
 			http_server_drain(srv->apps[i].http, serve_drained, st);
 }
 
+/*
+ * SIGHUP: every web application's TLS certificate and key are read
+ * again, and put in use only when all of them are valid, so that a bad
+ * file refuses the whole reload; connections accepted from then on get
+ * the new ones, open ones keep theirs. Small local files, read on the
+ * loop as at start-up: an admin's rare act.
+ */
+struct serve_reload {
+	struct portal_srv	*srv;
+	struct http_signals	*sigs;
+};
+
+static void
+serve_reload(void *arg)
+{
+	struct serve_reload *sr = arg;
+	struct portal_srv *srv = sr->srv;
+	size_t i;
+
+	for (i = 0; i < srv->n_apps; i++)
+		if (srv->apps[i].tls && http_tls_reread(srv->apps[i].tls) !=
+		    PS_OK) {
+			while (i-- > 0)
+				if (srv->apps[i].tls)
+					http_tls_drop(srv->apps[i].tls);
+			http_signals_reloaded(sr->sigs, PS_ECRYPTO);
+			return;
+		}
+	for (i = 0; i < srv->n_apps; i++)
+		if (srv->apps[i].tls)
+			http_tls_swap(srv->apps[i].tls);
+	http_signals_reloaded(sr->sigs, PS_OK);
+}
+
 ps_err
 portal_serve(struct portal_state *ps, const char *listen_host,
     int listen_port, const char *port_file, const char *metrics_allow)
 {
 	struct portal_srv srv = { 0 };
 	struct serve_stop stop = { .srv = &srv };
+	struct serve_reload reload = { .srv = &srv };
 	struct dir_passwords *dir_pw;
 	struct http_signals *sigs = NULL;
 	char *db = store_locate(ps->dir, PORTAL_DB);
@@ -795,6 +831,10 @@ portal_serve(struct portal_state *ps, const char *listen_host,
 		goto out;
 	fflush(stdout);
 	sigs = http_signals_watch(srv.base, serve_stop, &stop);
+	reload.sigs = sigs;
+	http_signals_on_reload(sigs, serve_reload, &reload);
+	/* Every port answers: the kernel queues connections from here on. */
+	service_notify("READY=1");
 	event_base_dispatch(srv.base);
 	rc = PS_OK;
 out:

@@ -402,7 +402,8 @@ def basic(user, password):
 class Server:
     """A running `photosync ROLE serve`, stopped with stop()."""
 
-    def __init__(self, role, state_dir, extra=()):
+    def __init__(self, role, state_dir, extra=(), env=None):
+        """`env`: variables set for the server beside this process's."""
         self.dir = state_dir
         self.role = role
         self.killed = False
@@ -414,7 +415,8 @@ class Server:
         self.proc = subprocess.Popen(
             [PHOTOSYNC, role, "serve", "--dir", state_dir,
              "--port-file", self.port_file] + list(extra),
-            stdout=self.log, stderr=self.log)
+            stdout=self.log, stderr=self.log,
+            env=dict(os.environ, **env) if env else None)
         deadline = time.monotonic() + 20
         while not os.path.exists(self.port_file):
             if self.proc.poll() is not None:
