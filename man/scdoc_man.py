@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Builds one manual page: runs scdoc on the page's source, with the
-program's version for @VERSION@ (the footer), then mends
+"""Builds one manual page: runs scdoc on the page's source, each @NAME@
+in it replaced by the VALUE given (the version in the footer, where the
+documentation is installed), then mends
 its output. It starts paragraphs where man(7) has none to
 start (right after a heading, before one, twice in a row, or just before
 the end of an indented block, where the break belongs after the end):
@@ -11,7 +12,7 @@ into typographic hyphens (an option copied from the page must work) nor
 break a line at; nor are words hyphenated (scdoc turns hyphenation off
 before .TH, which turns it back on).
 
-usage: scdoc_man.py SCDOC VERSION SOURCE OUTPUT"""
+usage: scdoc_man.py SCDOC SOURCE OUTPUT [NAME=VALUE...]"""
 import re
 import subprocess
 import sys
@@ -76,9 +77,12 @@ def tidy(lines):
 
 
 def main():
-    scdoc, version, source, output = sys.argv[1:]
+    scdoc, source, output = sys.argv[1:4]
     with open(source, encoding="utf-8") as f:
-        text = f.read().replace("@VERSION@", version)
+        text = f.read()
+    for arg in sys.argv[4:]:
+        name, value = arg.split("=", 1)
+        text = text.replace("@%s@" % name, value)
     page = subprocess.run([scdoc], input=text.encode(), capture_output=True,
                           check=True).stdout.decode()
     with open(output, "w") as f:

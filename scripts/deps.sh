@@ -36,14 +36,14 @@ krb5-kdc krb5-admin-server krb5-user slapd ldap-utils
 evolution-ews evolution-data-server dbus-daemon gnome-keyring python3-gi
 gir1.2-ebook-1.2 gir1.2-ebookcontacts-1.2 gir1.2-edataserver-1.2
 davmail-server default-jre-headless nodejs npm"
-# test_man_pages renders the built manual pages and lints them with mandoc.
-tests="$tests mandoc"
 # The systemd units' sandbox is scored by systemd-analyze security
 # --offline (test_install); a container may lack systemd.
 tests="$tests systemd"
 # make demo: the demo prints a curl command that fetches a photo; make
 # demo-cluster (demo --nodes) runs PostgreSQL's server and HAProxy.
 demo="curl postgresql haproxy"
+# test_man_pages renders the built manual pages and lints them with mandoc.
+tests="$tests mandoc"
 # make bench (docs/performance.md): the load generator, the reference
 # server, libjpeg-turbo's headers for bench_render's floor, openssl for
 # the reference's certificate; taskset is in util-linux (essential);

@@ -44,6 +44,7 @@
 static const char usage_text[] =
 "usage: photosync demo [--dir D] [--port-base N]\n"
 "                     [--nodes K | [--sso] [--directory]]\n"
+"       photosync demo --help\n"
 "\n"
 "Sets up and runs the seed article's environment on this machine: a\n"
 "master with test1@contoso.com and test2@contoso.com (generated\n"
@@ -67,9 +68,7 @@ static const char usage_text[] =
 "\n"
 "--directory: the people in an OpenLDAP slapd of the demo's own (D/ldap,\n"
 "port N+3): the mailboxes and users come from it (mailbox sync, user\n"
-"sync), their passwords are checked by it, and serve syncs hourly.\n"
-"\n"
-"--help (or -h) prints this help.\n";
+"sync), their passwords are checked by it, and serve syncs hourly.\n";
 
 static volatile sig_atomic_t stop_requested;
 

@@ -124,7 +124,8 @@ for page, role in PAGES:
     lines = render(page)
     st, role_help, err = run(*role, "--help")
     is_eq(st, 0, "photosync %s --help: exit status 0" % " ".join(role))
-    # A page that lost its text would agree with nothing at all.
+    # A help and a page that both lost their text would agree: the help
+    # names options, so the page must too.
     ok(len(options(role_help)) >= (2 if not role else 6),
        "%s: --help names its options (%d)" % (page,
                                               len(options(role_help))))
