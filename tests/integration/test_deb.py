@@ -230,13 +230,16 @@ os.makedirs(os.path.join(cache, "archives"), exist_ok=True)
 key = hashlib.sha256(("%s minbase %s\n" % (SUITE, arch) + "\n".join(
     sources)).encode()).hexdigest()[:16]
 base = os.path.join(cache, "%s-minbase-%s.tar" % (SUITE, key))
-fresh = os.path.exists(base) and \
+fresh = os.path.isfile(base) and \
     time.time() - os.path.getmtime(base) < CACHE_DAYS * 86400
 if not fresh:
-    for old in glob.glob(os.path.join(cache, "%s-minbase-*.tar" % SUITE)):
-        os.unlink(old)
-    st, log = sh("mmdebstrap", "--variant=minbase", "--quiet", SUITE,
-                 base + ".part", sources_file)
+    for old in glob.glob(os.path.join(cache, "%s-minbase-*.tar*" % SUITE)):
+        if os.path.isdir(old) and not os.path.islink(old):
+            shutil.rmtree(old)
+        else:
+            os.unlink(old)
+    st, log = sh("mmdebstrap", "--variant=minbase", "--format=tar",
+                 "--quiet", SUITE, base + ".part", sources_file)
     ok(st == 0, "mmdebstrap makes a minimal Debian %s root%s" % (
         SUITE, "" if st == 0 else ": " + log[-3000:]))
     if st != 0:
