@@ -394,6 +394,31 @@ is_eq(st, 401, "EWS with a ticket for the portal's service: 401")
 ok(mark.wait(r"ev=auth\.refused method=negotiate .*reason=\"?ticket for "
              r"another service"), "auth.refused: ticket for another service")
 
+# The master's reload (SIGHUP) reads `kerberos set` again: a keytab it
+# cannot read refuses the reload; with the keytab back the reload is
+# taken and a ticket still signs in; `--keytab off` and a reload turn
+# Kerberos off.
+def master_reload(event):
+    mark = LogMark(m)
+    m.server.proc.send_signal(1)
+    return mark.wait(event)
+
+
+os.rename(mail_keytab, mail_keytab + ".away")
+ok(master_reload(r"lvl=warn .*ev=serve\.reload_refused "),
+   "master: SIGHUP with its keytab gone: the reload is refused")
+os.rename(mail_keytab + ".away", mail_keytab)
+ok(master_reload(r"ev=serve\.reloaded"),
+   "master: SIGHUP with the keytab back: reloaded")
+st = curl("test1", "mail.contoso.com", m.port, "/EWS/Exchange.asmx")[0]
+is_eq(st, 200, "master: test1's ticket signs in with the acceptor reloaded")
+m.cmd("kerberos", "set", "--keytab", "off")
+ok(master_reload(r"ev=serve\.reloaded"),
+   "master: SIGHUP after kerberos set --keytab off: reloaded")
+r = m.get(REST % "test1@contoso.com")
+ok(r.status == 401 and "Negotiate" not in r.header_all("WWW-Authenticate"),
+   "master: Negotiate is no longer offered")
+
 # Off again: Negotiate is no longer offered.
 mark = LogMark(p)
 p.cmd("webapp", "set", "--keytab", "off")
