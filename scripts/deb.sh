@@ -19,7 +19,8 @@ out=$(cd "$out" && pwd)
 
 # The version is the one meson.build states; debian/changelog must name it.
 version=$(cd "$root" && meson introspect --projectinfo meson.build |
-	/usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
+	/usr/bin/python3 -c \
+	    'import json, sys; print(json.load(sys.stdin)["version"])')
 changelog=$(cd "$root" && dpkg-parsechangelog -S Version)
 if [ "$changelog" != "$version" ]; then
 	echo "photosync: debian/changelog's version is $changelog, meson.build's" \
@@ -48,8 +49,8 @@ for p in sys.stdin.buffer.read().split(b"\0"):
 	    tar --null -T - -cf -) | tar -C "$src" -xf -
 else
 	(cd "$root" && tar --exclude=./.git --exclude='./build*' \
-	    --exclude=./demo --exclude=./demo-cluster ${inside:+--exclude="./$inside"} \
-	    -cf - .) | tar -C "$src" -xf -
+	    --exclude=./demo --exclude=./demo-cluster \
+	    ${inside:+--exclude="./$inside"} -cf - .) | tar -C "$src" -xf -
 fi
 
 # -b: the binary package alone (the tree is its source); unsigned; as

@@ -32,7 +32,6 @@ import fnmatch
 import glob
 import hashlib
 import os
-import pwd
 import re
 import select
 import shlex
@@ -40,12 +39,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 
-from psync import (HANG_GUARD, basic, done, events_documented, identify,
-                   is_eq, make_image, ok, photo_path, request, skip_all,
-                   tmpdir, wait_for, write)
+from psync import (HANG_GUARD, basic, done, events_documented, free_port,
+                   identify, is_eq, make_image, ok, photo_path, request,
+                   skip_all, tmpdir, wait_for, write)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SUITE = "bookworm"
@@ -487,12 +485,6 @@ def start(role, port):
         ok(s.connect_ex(("127.0.0.1", port)) == 0,
            "%s listens on port %d once ready" % (name, port))
     return p, log_path, states
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- the administrator's flow ----
