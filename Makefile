@@ -4,10 +4,12 @@
 # demo-cluster`: as a cluster of nodes behind HAProxy), `make
 # bench` measures photosync against references (docs/performance.md),
 # `make fuzz` runs the fuzz targets of tests/fuzz/ for FUZZ_SECONDS each.
+# `make deb` builds the Debian package into $(DEB_BUILD).
 BUILD ?= build
 SAN_BUILD ?= build-san
 BENCH_BUILD ?= build-bench
 FUZZ_BUILD ?= build-fuzz
+DEB_BUILD ?= build-deb
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS = http_head http_chunked http_multipart http_params url ews_soap
 MESON_OPTS ?=
@@ -99,5 +101,13 @@ fuzz: $(FUZZ_BUILD)/build.ninja
 	        $(FUZZ_BUILD)/corpus/$$t || exit 1; \
 	done
 
+# $(DEB_BUILD)/photosync_VERSION_ARCH.deb with debhelper, from a copy of
+# this tree, without the network (scripts/deb.sh), then lintian on it.
+.PHONY: deb
+deb:
+	./scripts/deps.sh deb
+	./scripts/deb.sh $(DEB_BUILD)
+	lintian --fail-on error $(DEB_BUILD)/photosync_*.deb
+
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD) $(BENCH_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(BENCH_BUILD) $(FUZZ_BUILD) $(DEB_BUILD)

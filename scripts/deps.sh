@@ -59,15 +59,19 @@ bench="python3 wrk nginx-light libjpeg62-turbo-dev openssl util-linux
 postgresql slapd"
 # make fuzz: clang and its libFuzzer runtime.
 fuzz="clang libclang-rt-14-dev"
+# make deb (scripts/deb.sh): debhelper with dpkg-buildpackage, lintian;
+# the package's test also makes a Debian root with mmdebstrap.
+deb="debhelper dpkg-dev fakeroot lintian mmdebstrap"
 
 want="$build"
 case "${1:-build}" in
 build) ;;
 demo) want="$build $demo" ;;
-test) want="$build $tests" ;;
+test) want="$build $tests $deb" ;;
 bench) want="$build $bench" ;;
 fuzz) want="$build $fuzz" ;;
-*) echo "usage: $0 [build|demo|test|bench|fuzz]" >&2; exit 2 ;;
+deb) want="$build $deb" ;;
+*) echo "usage: $0 [build|demo|test|bench|fuzz|deb]" >&2; exit 2 ;;
 esac
 
 missing=""

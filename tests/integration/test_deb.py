@@ -1,0 +1,593 @@
+"""The Debian package, end to end: scripts/deb.sh (make deb) builds
+photosync_VERSION_ARCH.deb from this tree; lintian reports neither errors
+nor warnings (the accepted ones are overridden in debian/, with why); its
+file list is the one in tests/integration/deb_files.txt; and it installs
+on a clean Debian 12 root that the test makes itself, with apt resolving
+its dependencies from the Debian archive this machine's apt is configured
+with. There, the package has made its user and left the units disabled;
+then the administrator's flow of docs/operations.md runs against the
+installed program: `master init` and `portal init` as the units' user in
+the state directories the units name, `systemctl enable` of both units,
+both servers started as the units start them (the ExecStart line read
+from the installed unit, run as its User, Group and UMask, readiness
+awaited the way systemd awaits it for Type=notify), a mailbox with a
+photo, trust both ways, and a user signed in at the portal who gets their
+photo, fetched from the master.
+
+The root is made with mmdebstrap (minbase), lighter than debootstrap: it
+resolves with apt and downloads in parallel, and writes a tarball. The
+tarball of the pristine root is kept in the build tree for a week (under
+PHOTOSYNC_DEB_CACHE) and so are the packages apt downloaded; apt still
+reads the archive's current indexes in the root and checks every package
+it takes from that cache against them, so a cached run installs what an
+uncached one would. systemd is not PID 1 in a chroot, hence the units'
+ExecStart run by the test.
+
+PHOTOSYNC_DEB_FILE=PATH tests a package built beforehand instead (make
+deb) when working on this test. It needs root (chroot, mount), the
+network to the archive, and the plain build (the package is built
+without sanitizers: the sanitized run of the suite skips it)."""
+import atexit
+import fnmatch
+import glob
+import hashlib
+import os
+import re
+import select
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+from psync import (HANG_GUARD, basic, done, events_documented, free_port,
+                   identify, is_eq, make_image, ok, photo_path, request,
+                   skip_all, tmpdir, wait_for, write)
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SUITE = "bookworm"
+INSTANCE = "main"
+CACHE_DAYS = 7
+
+if os.geteuid() != 0:
+    skip_all("needs root: it makes a Debian root with mmdebstrap, mounts "
+             "/proc in it and runs the program there with chroot (make "
+             "check runs as root in CI)")
+if os.environ.get("PHOTOSYNC_SANITIZE", "none") != "none":
+    skip_all("the package is built without sanitizers: the plain build's "
+             "run of this test covers it")
+
+work = tmpdir("deb")
+chroot_dir = os.path.join(work, "root")
+procs = []          # serve processes in the root, stopped at exit
+mounted = []        # mount points in the root, unmounted at exit
+
+
+def cleanup():
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    # The lazy unmount is the last resort: the directory must not hold
+    # a mount when it is removed.
+    for m in reversed(mounted):
+        if subprocess.run(["umount", m]).returncode != 0:
+            subprocess.run(["umount", "--lazy", m])
+    del mounted[:]
+
+
+# Registered after tmpdir's removal: atexit runs it first.
+atexit.register(cleanup)
+
+
+def sh(*args, timeout=1800, **kw):
+    """Runs a program on the host; (status, stdout+stderr)."""
+    p = subprocess.run(list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                       **kw)
+    return p.returncode, p.stdout
+
+
+def in_root(*args, timeout=600):
+    """Runs a program inside the root as root, with a clean environment."""
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
+           "DEBIAN_FRONTEND": "noninteractive", "HOME": "/root"}
+    return sh("chroot", chroot_dir, *args, timeout=timeout, env=env)
+
+
+def as_admin(user, *args):
+    """An administrator's command in the root, as docs/operations.md has
+    it: runuser -u USER -- photosync ARGS."""
+    return in_root("runuser", "-u", user, "--", "/usr/bin/photosync",
+                   *args, timeout=300)
+
+
+# ---- the package ----
+
+meson = open(os.path.join(ROOT, "meson.build")).read()
+version = re.search(r"version\s*:\s*'([^']+)'", meson).group(1)
+arch = subprocess.run(["dpkg-architecture", "-qDEB_HOST_ARCH"],
+                      capture_output=True, text=True,
+                      check=True).stdout.strip()
+deb = os.environ.get("PHOTOSYNC_DEB_FILE")
+if deb:
+    # A package built a moment ago (make deb), when working on this test.
+    ok(os.path.basename(deb) == "photosync_%s_%s.deb" % (version, arch),
+       "the package given is photosync_%s_%s.deb" % (version, arch))
+else:
+    out_dir = os.path.join(work, "deb")
+    st, log = sh(os.path.join(ROOT, "scripts", "deb.sh"), out_dir)
+    deb = os.path.join(out_dir, "photosync_%s_%s.deb" % (version, arch))
+    ok(st == 0 and os.path.exists(deb),
+       "scripts/deb.sh builds photosync_%s_%s.deb%s" % (
+           version, arch, "" if st == 0 else ": " + log[-3000:]))
+    if not os.path.exists(deb):
+        done()
+    ok(not re.search(r"^\s*(Get|Hit|Ign):\d", log, re.M) and
+       "--wrap-mode=nodownload" in log,
+       "the build downloads nothing (meson's wraps off, no apt)")
+
+# lintian leaves a cache of its own in TMPDIR: one removed with the rest.
+lint_tmp = os.path.join(work, "lintian")
+os.mkdir(lint_tmp)
+st, lint = sh("lintian", "--tag-display-limit", "0", deb, timeout=900,
+              env=dict(os.environ, TMPDIR=lint_tmp))
+errors = [ln for ln in lint.splitlines() if ln.startswith("E: ")]
+warnings = [ln for ln in lint.splitlines() if ln.startswith("W: ")]
+ok(not errors, "lintian reports no error%s" % (
+    "" if not errors else ": " + "; ".join(errors)))
+ok(not warnings, "lintian reports no warning that debian/ does not "
+   "override with a reason%s" % (
+       "" if not warnings else ": " + "; ".join(warnings)))
+
+st, listing = sh("dpkg-deb", "-c", deb)
+files = {}
+for line in listing.splitlines():
+    perm, owner, _size, _day, _time, path = line.split(None, 5)
+    path = path.split(" -> ")[0]
+    path = "/" + path[2:] if path.startswith("./") else path
+    if path != "/":
+        files[path.rstrip("/")] = (perm, owner)
+expected = [ln.strip() for ln in
+            open(os.path.join(os.path.dirname(__file__), "deb_files.txt"))
+            if ln.strip() and not ln.startswith("#")]
+unlisted = sorted(p for p in files
+                  if not any(fnmatch.fnmatchcase(p, e) for e in expected))
+missing = sorted(e for e in expected
+                 if not any(fnmatch.fnmatchcase(p, e) for p in files))
+ok(not unlisted, "every file of the package is in deb_files.txt%s" % (
+    "" if not unlisted else ": not " + ", ".join(unlisted)))
+ok(not missing, "every entry of deb_files.txt is in the package%s" % (
+    "" if not missing else ": not " + ", ".join(missing)))
+ok(all(o == "root/root" for _p, o in files.values()),
+   "everything in it belongs to root")
+ok(not [p for p, (m, _o) in files.items() if m[8] == "w"],
+   "nothing in it is writable by all")
+is_eq(files.get("/usr/bin/photosync", ("", ""))[0], "-rwxr-xr-x",
+      "/usr/bin/photosync is 0755")
+st, ctrl = sh("dpkg-deb", "--info", deb, "conffiles")
+ctrl = ctrl if st == 0 else ""
+etc = sorted(p for p, (m, _o) in files.items()
+             if p.startswith("/etc/") and m.startswith("-"))
+is_eq(sorted(ctrl.split()), etc, "its files in /etc are its conffiles")
+
+
+# ---- a clean Debian 12 root ----
+
+def debian_sources():
+    """The entries of this machine's apt sources for the suite and its
+    updates and security suites, as one-line entries: the archive the
+    root is made from."""
+    suites = re.compile(r"^%s(-updates|-security)?$" % SUITE)
+    entries = []
+    paths = ["/etc/apt/sources.list"] + sorted(
+        glob.glob("/etc/apt/sources.list.d/*.list"))
+    for path in paths:
+        if not os.path.exists(path):
+            continue
+        for line in open(path):
+            line = line.split("#")[0].strip()
+            g = re.match(r"^deb\s+(\[[^]]*\]\s+)?(\S+)\s+(\S+)\s+(.+)$",
+                         line)
+            if g and suites.match(g.group(3)):
+                entries.append(line)
+    for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+        for stanza in re.split(r"\n\s*\n", open(path).read()):
+            fields = {}
+            for line in stanza.splitlines():
+                if line.startswith("#") or ":" not in line:
+                    continue
+                k, _, v = line.partition(":")
+                fields[k.strip().lower()] = v.strip()
+            if "deb" not in fields.get("types", "").split() or \
+                    fields.get("enabled", "yes").lower() == "no":
+                continue
+            opts = ""
+            if fields.get("signed-by"):
+                opts = "[signed-by=%s] " % fields["signed-by"]
+            for uri in fields.get("uris", "").split():
+                for s in fields.get("suites", "").split():
+                    if suites.match(s):
+                        entries.append("deb %s%s %s %s" % (
+                            opts, uri, s, fields.get("components", "main")))
+    return entries
+
+
+sources = debian_sources()
+ok(any(re.search(r"\s%s\s" % SUITE, e) for e in sources),
+   "this machine's apt sources name Debian %s's archive" % SUITE)
+sources_file = write(os.path.join(work, "sources.list"),
+                     "\n".join(sources) + "\n", 0o644)
+cache = os.environ.get("PHOTOSYNC_DEB_CACHE") or os.path.join(work, "cache")
+os.makedirs(os.path.join(cache, "archives"), exist_ok=True)
+key = hashlib.sha256(("%s minbase %s\n" % (SUITE, arch) + "\n".join(
+    sources)).encode()).hexdigest()[:16]
+base = os.path.join(cache, "%s-minbase-%s.tar" % (SUITE, key))
+fresh = os.path.isfile(base) and \
+    time.time() - os.path.getmtime(base) < CACHE_DAYS * 86400
+if not fresh:
+    for old in glob.glob(os.path.join(cache, "%s-minbase-*.tar*" % SUITE)):
+        if os.path.isdir(old) and not os.path.islink(old):
+            shutil.rmtree(old)
+        else:
+            os.unlink(old)
+    st, log = sh("mmdebstrap", "--variant=minbase", "--format=tar",
+                 "--quiet", SUITE, base + ".part", sources_file)
+    ok(st == 0, "mmdebstrap makes a minimal Debian %s root%s" % (
+        SUITE, "" if st == 0 else ": " + log[-3000:]))
+    if st != 0:
+        done()
+    os.rename(base + ".part", base)
+else:
+    ok(True, "a minimal Debian %s root made by mmdebstrap in the last %d "
+       "days, untouched since (%s)" % (SUITE, CACHE_DAYS, base))
+os.mkdir(chroot_dir)
+st, log = sh("tar", "-C", chroot_dir, "-xpf", base)
+ok(st == 0, "the root is unpacked" + ("" if st == 0 else ": " + log))
+is_eq(open(os.path.join(chroot_dir, "etc", "debian_version")).read()
+      .split(".")[0], "12", "it is Debian 12")
+ok(not os.path.exists(os.path.join(chroot_dir, "usr", "bin", "photosync"))
+   and not os.path.exists(os.path.join(chroot_dir, "usr", "lib",
+                                       "x86_64-linux-gnu",
+                                       "libvips.so.42")),
+   "it has neither photosync nor its libraries")
+shutil.copy(sources_file, os.path.join(chroot_dir, "etc", "apt",
+                                       "sources.list"))
+shutil.copy("/etc/resolv.conf", os.path.join(chroot_dir, "etc",
+                                             "resolv.conf"))
+proc_dir = os.path.join(chroot_dir, "proc")
+st, log = sh("mount", "-t", "proc", "proc", proc_dir)
+ok(st == 0, "/proc is mounted in the root" + ("" if st == 0 else log))
+if st == 0:
+    mounted.append(proc_dir)
+archives = os.path.join(chroot_dir, "var", "cache", "apt", "archives")
+for f in glob.glob(os.path.join(cache, "archives", "*.deb")):
+    shutil.copy(f, archives)
+
+# ---- apt installs the package and what it depends on ----
+
+# The files the root is given are put in its /srv.
+srv = os.path.join(chroot_dir, "srv")
+shutil.copy(deb, srv)
+st, log = in_root("apt-get", "update", "-q")
+ok(st == 0, "apt-get update in the root" + ("" if st == 0 else ": " + log))
+st, log = in_root("apt-get", "install", "-y", "-q",
+                  "--no-install-recommends", "/srv/" + os.path.basename(deb),
+                  timeout=1800)
+ok(st == 0, "apt-get install ./%s resolves its dependencies from the "
+   "archive and installs it%s" % (os.path.basename(deb),
+                                  "" if st == 0 else ": " + log[-4000:]))
+if st != 0:
+    done()
+# The cache keeps what this run took, no more.
+for f in glob.glob(os.path.join(cache, "archives", "*.deb")):
+    os.unlink(f)
+for f in glob.glob(os.path.join(archives, "*.deb")):
+    shutil.copy(f, os.path.join(cache, "archives"))
+
+st, out = in_root("/usr/bin/photosync", "--version")
+is_eq(out.strip(), "photosync " + version,
+      "the installed program runs: photosync --version")
+st, out = in_root("ldd", "/usr/bin/photosync")
+ok(st == 0 and "not found" not in out,
+   "every library it needs is installed (ldd)" + (
+       "" if "not found" not in out else ": " + out))
+
+
+def passwd_of(name):
+    for line in open(os.path.join(chroot_dir, "etc", "passwd")):
+        f = line.rstrip("\n").split(":")
+        if f[0] == name:
+            return f
+    return None
+
+
+def unit(name):
+    """The [Service] settings of an installed unit: name -> values."""
+    path = None
+    for d in ("lib/systemd/system", "usr/lib/systemd/system"):
+        p = os.path.join(chroot_dir, d, name)
+        if os.path.exists(p):
+            path = p
+    ok(path, "the unit %s is installed" % name)
+    settings, section = {}, None
+    text = re.sub(r"\\\n", " ", open(path).read()) if path else ""
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        k, _, v = line.partition("=")
+        settings.setdefault((section, k.strip()), []).append(v.strip())
+    return settings
+
+
+def service(settings, key, default=None):
+    values = settings.get(("Service", key))
+    return values[-1] if values else default
+
+
+units = {}
+for role in ("master", "portal"):
+    units[role] = unit("photosync-%s@.service" % role)
+user = service(units["master"], "User")
+ok(user and user == service(units["portal"], "User"),
+   "both units run as one user (%s)" % user)
+pw = passwd_of(user or "photosync")
+ok(pw is not None, "the package made the user %s" % user)
+if pw is None:
+    done()
+uid, gid = int(pw[2]), int(pw[3])
+ok(0 < uid < 1000 and pw[6].endswith("nologin"),
+   "a system user, without a login shell (uid %d, %s)" % (uid, pw[6]))
+lib = os.path.join(chroot_dir, "var", "lib", "photosync")
+ok(os.path.isdir(lib) and os.stat(lib).st_uid == uid,
+   "/var/lib/photosync belongs to it")
+wants = glob.glob(os.path.join(chroot_dir, "etc", "systemd", "system",
+                               "*", "photosync*"))
+ok(not wants, "no photosync unit is enabled by the installation%s" % (
+    "" if not wants else ": " + ", ".join(wants)))
+for role in ("master", "portal"):
+    st, out = in_root("systemctl", "is-enabled",
+                      "photosync-%s@%s.service" % (role, INSTANCE))
+    is_eq(out.strip(), "disabled", "systemctl is-enabled photosync-%s@%s:"
+          " disabled" % (role, INSTANCE))
+
+
+# ---- what systemd would do: specifiers, environment, ExecStart ----
+
+unknown_specifiers = set()
+
+
+def specifiers(s, name):
+    """The unit's specifiers (%i, %S, ...) in s, replaced as systemd
+    replaces them for the unit `name` (an instance of a template)."""
+    prefix, instance = name.split("@")[0], name.split("@")[1].split(".")[0]
+    table = {"i": instance, "I": instance, "n": name, "N": name.rsplit(
+        ".", 1)[0], "p": prefix, "P": prefix, "S": "/var/lib",
+        "C": "/var/cache", "L": "/var/log", "t": "/run", "u": user,
+        "%": "%"}
+
+    def one(m):
+        if m.group(1) not in table:
+            unknown_specifiers.add("%" + m.group(1))
+        return table.get(m.group(1), "")
+    return re.sub(r"%(.)", one, s)
+
+
+def environment(settings, name):
+    """The environment systemd gives the service: its own variables, its
+    Environment= and its EnvironmentFile= files (read in the root)."""
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+           "/sbin:/bin", "LANG": "C.UTF-8", "USER": user, "LOGNAME": user,
+           "HOME": pw[5], "SHELL": pw[6]}
+    states = [specifiers(d, name) for d in " ".join(
+        settings.get(("Service", "StateDirectory"), [])).split()]
+    if states:
+        env["STATE_DIRECTORY"] = ":".join("/var/lib/" + d for d in states)
+    for e in settings.get(("Service", "Environment"), []):
+        for word in shlex.split(specifiers(e, name)):
+            k, _, v = word.partition("=")
+            env[k] = v
+    for f in settings.get(("Service", "EnvironmentFile"), []):
+        f = specifiers(f, name)
+        optional = f.startswith("-")
+        path = os.path.join(chroot_dir, f.lstrip("-").lstrip("/"))
+        if not os.path.exists(path):
+            if not optional:
+                ok(False, "%s's environment file %s exists" % (name, f))
+            continue
+        for line in open(path):
+            line = line.strip()
+            if not line or line[0] in "#;" or "=" not in line:
+                continue
+            k, _, v = line.partition("=")
+            env[k.strip()] = " ".join(shlex.split(v)) if v.strip() else ""
+    return env, states
+
+
+def exec_start(settings, name, env):
+    """ExecStart as systemd runs it: specifiers, then $VAR (split into
+    words) and ${VAR} (one word) from the environment."""
+    line = service(settings, "ExecStart")
+    line = specifiers(line.lstrip("-@:+!"), name)
+    argv = []
+    for word in shlex.split(line):
+        g = re.match(r"^\$(\w+)$", word)
+        if g:
+            argv += env.get(g.group(1), "").split()
+        else:
+            argv.append(re.sub(r"\$\{(\w+)\}",
+                               lambda m: env.get(m.group(1), ""), word))
+    return argv
+
+
+def start(role, port):
+    """Starts the role's instance as its unit would; waits for READY=1
+    on a notify socket when the unit is Type=notify (as systemd does),
+    else for the port."""
+    name = "photosync-%s@%s.service" % (role, INSTANCE)
+    settings = units[role]
+    env, states = environment(settings, name)
+    argv = exec_start(settings, name, env)
+    group = service(settings, "Group") or user
+    gid_ = next(int(line.split(":")[2]) for line in open(os.path.join(
+        chroot_dir, "etc", "group")) if line.split(":")[0] == group)
+    umask = int(service(settings, "UMask", "0022"), 8)
+    notify = None
+    if service(settings, "Type") == "notify":
+        path = "/run/photosync-test-notify-%s" % role
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        host_path = os.path.join(chroot_dir, path.lstrip("/"))
+        notify.bind(host_path)
+        os.chown(host_path, uid, gid_)
+        env["NOTIFY_SOCKET"] = path
+
+    def enter():
+        os.chroot(chroot_dir)
+        os.chdir("/")
+        os.setgroups([])
+        os.setgid(gid_)
+        os.initgroups(user, gid_)
+        os.setuid(uid)
+        os.umask(umask)
+    log_path = os.path.join(work, "%s.log" % role)
+    log = open(log_path, "ab")
+    p = subprocess.Popen(argv, env=env, stdout=log, stderr=log,
+                         preexec_fn=enter)
+    log.close()
+    procs.append(p)
+    ready = False
+    if notify:
+        deadline = time.monotonic() + HANG_GUARD
+        while not ready and p.poll() is None and \
+                time.monotonic() < deadline:
+            r, _w, _x = select.select([notify], [], [], 0.5)
+            if r:
+                ready = b"READY=1" in notify.recv(4096).split(b"\n")
+        notify.close()
+    else:
+        def answers():
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+        ready = bool(wait_for(lambda: p.poll() is None and answers()))
+    ok(ready and p.poll() is None, "%s starts as its unit runs it (%s, "
+       "as %s:%s)%s" % (name, " ".join(argv), user, group,
+                        "" if ready else ": " + open(log_path).read()))
+    with socket.socket() as s:
+        ok(s.connect_ex(("127.0.0.1", port)) == 0,
+           "%s listens on port %d once ready" % (name, port))
+    return p, log_path, states
+
+
+# ---- the administrator's flow ----
+
+mport, pport = free_port(), free_port()
+mdir = "/var/lib/" + specifiers(service(units["master"], "StateDirectory"),
+                                "photosync-master@%s.service" % INSTANCE)
+pdir = "/var/lib/" + specifiers(service(units["portal"], "StateDirectory"),
+                                "photosync-portal@%s.service" % INSTANCE)
+st, out = as_admin(user, "master", "init", "--dir", mdir, "--host",
+                   "127.0.0.1:%d" % mport, "--domain", "contoso.com")
+ok(st == 0, "photosync master init --dir %s, as %s%s" % (
+    mdir, user, "" if st == 0 else ": " + out))
+st, out = as_admin(user, "portal", "init", "--dir", pdir, "--url",
+                   "https://127.0.0.1:%d" % pport)
+ok(st == 0, "photosync portal init --dir %s, as %s%s" % (
+    pdir, user, "" if st == 0 else ": " + out))
+password = "pw-" + os.urandom(6).hex()
+pw_file = write(os.path.join(srv, "pw"), password + "\n")
+os.chown(pw_file, uid, gid)
+photo = make_image(os.path.join(srv, "test1.jpg"), "800x800")
+os.chmod(photo, 0o644)
+for args in (("master", "mailbox", "add", "--dir", mdir,
+              "test1@contoso.com", "--name", "Test One", "--password-file",
+              "/srv/pw"),
+             ("master", "photo", "set", "--dir", mdir, "test1@contoso.com",
+              "--file", "/srv/test1.jpg"),
+             ("portal", "user", "add", "--dir", pdir, "contoso\\test1",
+              "--email", "test1@contoso.com", "--name", "Test One",
+              "--password-file", "/srv/pw")):
+    st, out = as_admin(user, *args)
+    ok(st == 0, "photosync %s%s" % (" ".join(args[:3]),
+                                    "" if st == 0 else ": " + out))
+
+for role in ("master", "portal"):
+    name = "photosync-%s@%s.service" % (role, INSTANCE)
+    st, out = in_root("systemctl", "enable", name)
+    links = glob.glob(os.path.join(chroot_dir, "etc", "systemd", "system",
+                                   "*.wants", name))
+    ok(st == 0 and links, "systemctl enable %s%s" % (
+        name, "" if st == 0 and links else ": " + out))
+
+master, mlog, _ = start("master", mport)
+portal, plog, _ = start("portal", pport)
+mca = mdir + "/tls-cert.pem"
+pca = pdir + "/webapp-1-tls-cert.pem"
+for args in (("portal", "webapp", "set", "--dir", pdir, "--photo-import",
+              "on", "--photo-expiration", "6h", "--photo-error-expiration",
+              "1h", "--autodiscover-domain", "127.0.0.1:%d" % mport,
+              "--ca-file", mca),
+             ("portal", "issuer", "add", "--dir", pdir, "--name", "Exchange",
+              "--metadata-url", "https://127.0.0.1:%d/autodiscover/"
+              "metadata/json/1" % mport, "--ca-file", mca),
+             ("master", "partner", "add", "--dir", mdir, "--name",
+              "SharePoint", "--metadata-url", "https://127.0.0.1:%d/"
+              "_layouts/15/metadata/json/1" % pport, "--ca-file", pca)):
+    st, out = as_admin(user, *args)
+    ok(st == 0, "photosync %s on the running servers%s" % (
+        " ".join(args[:3]), "" if st == 0 else ": " + out))
+
+host_pca = os.path.join(chroot_dir, pca.lstrip("/"))
+auth = {"Authorization": basic("contoso\\test1", password)}
+r = request("127.0.0.1", pport, "GET", "/my", host_pca, auth)
+ok(r.status == 200 and "Test One" in r.text(),
+   "contoso\\test1 signs in at the portal: their /my page")
+# Their visit syncs their photo from the master; the answer waits for
+# that sync a few seconds at most, so the sync's outcome in the log is
+# what is waited for (as psync's Portal.owner_photo does).
+r = request("127.0.0.1", pport, "GET", photo_path("contoso\\test1"),
+            host_pca, auth)
+rid = re.escape(r.header("request-id") or "-")
+if re.search(r"req=%s ev=sync\.start " % rid,
+             open(plog, errors="replace").read()):
+    ok(wait_for(lambda: re.search(r"req=%s ev=sync\.(done|failed) " % rid,
+                                  open(plog, errors="replace").read())),
+       "the sync their visit started ends")
+    r = request("127.0.0.1", pport, "GET", photo_path("contoso\\test1"),
+                host_pca, auth)
+ok(r.status == 200 and "placeholder" not in (r.header("ETag") or ""),
+   "the portal serves their photo, not the placeholder")
+is_eq(identify(write(os.path.join(work, "l.jpg"), r.body))[:2], (300, 300),
+      "it is the L thumbnail (300x300) of the master's photo")
+ok(re.search(r"ev=http\.request [^\n]*GetUserPhoto[^\n]* status=200",
+             open(mlog, errors="replace").read()),
+   "the master answered the portal's GetUserPhoto (its log)")
+
+for p, log_path, role in ((portal, plog, "portal"),
+                          (master, mlog, "master")):
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    is_eq(p.returncode, 0, "%s serve stops on SIGTERM, exit 0" % role)
+    events_documented(open(log_path, errors="replace").read(),
+                      "the installed %s's log" % role)
+
+cleanup()
+ok(not unknown_specifiers, "the test knows every specifier of the units%s"
+   % ("" if not unknown_specifiers else ": not " + ", ".join(
+       sorted(unknown_specifiers))))
+ok(not [ln for ln in open("/proc/self/mountinfo")
+        if " %s/" % chroot_dir in ln or " %s " % chroot_dir in ln],
+   "nothing is left mounted in the root")
+done()
