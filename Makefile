@@ -8,12 +8,14 @@ BUILD ?= build
 SAN_BUILD ?= build-san
 BENCH_BUILD ?= build-bench
 FUZZ_BUILD ?= build-fuzz
+CLANG_BUILD ?= build-clang
+ANALYZE_BUILD ?= build-analyze
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS = http_head http_chunked http_multipart http_params url ews_soap
 MESON_OPTS ?=
 
 .PHONY: all deps check check-plain check-san demo demo-cluster bench fuzz \
-    clean
+    clean check-clang check-valgrind analyze
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -30,7 +32,7 @@ $(SAN_BUILD)/build.ninja:
 deps:
 	./scripts/deps.sh test
 
-check: check-plain check-san
+check: check-plain check-san check-clang check-valgrind
 
 check-plain: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -42,6 +44,41 @@ check-san: deps $(SAN_BUILD)/build.ninja
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan.supp \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    meson test -C $(SAN_BUILD) --print-errorlogs
+
+# clang with its warnings (meson.build: -Weverything less a written-down
+# few) as errors; the unit tests and the fuzz corpora run with it, not the
+# integration tests (they run in the gcc builds).
+$(CLANG_BUILD)/build.ninja:
+	./scripts/deps.sh test
+	CC=clang meson setup $(CLANG_BUILD) -Dwerror=true $(MESON_OPTS)
+
+check-clang: deps $(CLANG_BUILD)/build.ninja
+	ninja -C $(CLANG_BUILD)
+	meson test -C $(CLANG_BUILD) --print-errorlogs --suite unit \
+	    --suite fuzz --no-suite postgresql
+
+# The plain build's unit tests, fuzz corpora and one master serving
+# requests under valgrind's memcheck: reads of uninitialised memory,
+# which the sanitizers do not see (tests/valgrind/memcheck.supp).
+VALGRIND = valgrind --quiet --error-exitcode=99 --track-origins=yes \
+    --leak-check=no --error-markers=memcheck-error-begin,memcheck-error-end \
+    --suppressions=$(CURDIR)/tests/valgrind/memcheck.supp
+VALGRIND_TESTS = --suite unit --suite fuzz --no-suite postgresql master_http
+
+check-valgrind: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+	PHOTOSYNC_TEST_WRAPPER="$(VALGRIND)" meson test -C $(BUILD) \
+	    --print-errorlogs --timeout-multiplier 10 $(VALGRIND_TESTS)
+
+# The clang static analyzer over the tree (scan-build); fails when it
+# reports anything (tests/analyzer/ lists what it is known to get wrong).
+analyze:
+	./scripts/deps.sh analyze
+	rm -rf $(ANALYZE_BUILD)
+	CC=clang scan-build --status-bugs -o $(ANALYZE_BUILD)/report \
+	    meson setup $(ANALYZE_BUILD) $(MESON_OPTS)
+	scan-build --status-bugs -o $(ANALYZE_BUILD)/report \
+	    ninja -C $(ANALYZE_BUILD)
 
 demo: all
 	./scripts/deps.sh demo
@@ -91,4 +128,5 @@ fuzz: $(FUZZ_BUILD)/build.ninja
 	done
 
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD) $(BENCH_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(BENCH_BUILD) $(FUZZ_BUILD) \
+	    $(CLANG_BUILD) $(ANALYZE_BUILD)

@@ -26,6 +26,8 @@ openssl ca-certificates"
 # libebook's introspection data from python3-gi), and DavMail's LDAP
 # gateway (davmail-server, Java; keytool from its Java runtime for the
 # trust store), searched with ldapsearch.
+# make check builds with clang too (its warnings, meson.build) and runs
+# the unit tests and a master under valgrind's memcheck (Makefile).
 tests="curl imagemagick libimage-exiftool-perl jpeginfo python3
 python3-exchangelib python3-jwt python3-jwcrypto
 chromium chromium-driver python3-selenium
@@ -33,7 +35,8 @@ postgresql python3-psycopg2 haproxy
 krb5-kdc krb5-admin-server krb5-user slapd ldap-utils
 evolution-ews evolution-data-server dbus-daemon gnome-keyring python3-gi
 gir1.2-ebook-1.2 gir1.2-ebookcontacts-1.2 gir1.2-edataserver-1.2
-davmail-server default-jre-headless nodejs npm"
+davmail-server default-jre-headless nodejs npm
+clang valgrind"
 # make demo: the demo prints a curl command that fetches a photo; make
 # demo-cluster (demo --nodes) runs PostgreSQL's server and HAProxy.
 demo="curl postgresql haproxy"
@@ -47,6 +50,8 @@ bench="python3 wrk nginx-light libjpeg62-turbo-dev openssl util-linux
 postgresql slapd"
 # make fuzz: clang and its libFuzzer runtime.
 fuzz="clang libclang-rt-14-dev"
+# make analyze: clang's static analyzer (scan-build, in clang-tools-14).
+analyze="clang clang-tools-14"
 
 want="$build"
 case "${1:-build}" in
@@ -55,7 +60,8 @@ demo) want="$build $demo" ;;
 test) want="$build $tests" ;;
 bench) want="$build $bench" ;;
 fuzz) want="$build $fuzz" ;;
-*) echo "usage: $0 [build|demo|test|bench|fuzz]" >&2; exit 2 ;;
+analyze) want="$build $analyze" ;;
+*) echo "usage: $0 [build|demo|test|bench|fuzz|analyze]" >&2; exit 2 ;;
 esac
 
 missing=""
