@@ -57,27 +57,21 @@ check-clang: deps $(CLANG_BUILD)/build.ninja
 	meson test -C $(CLANG_BUILD) --print-errorlogs --suite unit \
 	    --suite fuzz --no-suite postgresql
 
-# The plain build's unit tests, fuzz corpora and one master serving
-# requests under valgrind's memcheck: reads of uninitialised memory,
-# which the sanitizers do not see (tests/valgrind/memcheck.supp).
-VALGRIND = valgrind --quiet --error-exitcode=99 --track-origins=yes \
-    --leak-check=no --error-markers=memcheck-error-begin,memcheck-error-end \
-    --suppressions=$(CURDIR)/tests/valgrind/memcheck.supp
-VALGRIND_TESTS = --suite unit --suite fuzz --no-suite postgresql master_http
-
+# Unit tests, fuzz corpora and one master serving requests, in the plain
+# build, under valgrind's memcheck: reads of uninitialised memory, which
+# the sanitizers do not see (tests/valgrind/check.sh says which tests).
 check-valgrind: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
-	PHOTOSYNC_TEST_WRAPPER="$(VALGRIND)" meson test -C $(BUILD) \
-	    --print-errorlogs --timeout-multiplier 10 $(VALGRIND_TESTS)
+	tests/valgrind/check.sh $(BUILD)
 
 # The clang static analyzer over the tree (scan-build); fails when it
 # reports anything (tests/analyzer/ lists what it is known to get wrong).
 analyze:
 	./scripts/deps.sh analyze
 	rm -rf $(ANALYZE_BUILD)
-	CC=clang scan-build --status-bugs -o $(ANALYZE_BUILD)/report \
+	scan-build --use-cc=clang -o $(ANALYZE_BUILD)/report \
 	    meson setup $(ANALYZE_BUILD) $(MESON_OPTS)
-	scan-build --status-bugs -o $(ANALYZE_BUILD)/report \
+	scan-build --use-cc=clang --status-bugs -o $(ANALYZE_BUILD)/report \
 	    ninja -C $(ANALYZE_BUILD)
 
 demo: all
