@@ -65,7 +65,8 @@ check-valgrind: deps $(BUILD)/build.ninja
 	tests/valgrind/check.sh $(BUILD)
 
 # The clang static analyzer over the tree (scan-build); fails when it
-# reports anything (tests/analyzer/ lists what it is known to get wrong).
+# reports anything (docs/testing.md: what it found, and what it still
+# reports that is not a bug).
 analyze:
 	./scripts/deps.sh analyze
 	rm -rf $(ANALYZE_BUILD)
