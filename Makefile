@@ -10,12 +10,14 @@ SAN_BUILD ?= build-san
 BENCH_BUILD ?= build-bench
 FUZZ_BUILD ?= build-fuzz
 DEB_BUILD ?= build-deb
+CLANG_BUILD ?= build-clang
+ANALYZE_BUILD ?= build-analyze
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS = http_head http_chunked http_multipart http_params url ews_soap
 MESON_OPTS ?=
 
 .PHONY: all deps check check-plain check-san demo demo-cluster bench fuzz \
-    clean install
+    clean install check-clang check-valgrind analyze
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -41,7 +43,7 @@ install: $(BUILD)/build.ninja
 deps:
 	./scripts/deps.sh test
 
-check: check-plain check-san
+check: check-plain check-san check-clang check-valgrind
 
 check-plain: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -53,6 +55,36 @@ check-san: deps $(SAN_BUILD)/build.ninja
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/sanitizers/lsan.supp \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    meson test -C $(SAN_BUILD) --print-errorlogs
+
+# clang with its warnings (meson.build: -Weverything less a written-down
+# few) as errors; the unit tests and the fuzz corpora run with it, not the
+# integration tests (they run in the gcc builds).
+$(CLANG_BUILD)/build.ninja:
+	./scripts/deps.sh test
+	CC=clang meson setup $(CLANG_BUILD) -Dwerror=true $(MESON_OPTS)
+
+check-clang: deps $(CLANG_BUILD)/build.ninja
+	ninja -C $(CLANG_BUILD)
+	meson test -C $(CLANG_BUILD) --print-errorlogs --suite unit \
+	    --suite fuzz --no-suite postgresql
+
+# Unit tests, fuzz corpora and one master serving requests, in the plain
+# build, under valgrind's memcheck: reads of uninitialised memory, which
+# the sanitizers do not see (tests/valgrind/check.sh says which tests).
+check-valgrind: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+	tests/valgrind/check.sh $(BUILD)
+
+# The clang static analyzer over the tree (scan-build); fails when it
+# reports anything (docs/testing.md: what it found, and what it still
+# reports that is not a bug).
+analyze:
+	./scripts/deps.sh analyze
+	rm -rf $(ANALYZE_BUILD)
+	scan-build --use-cc=clang -o $(ANALYZE_BUILD)/report \
+	    meson setup $(ANALYZE_BUILD) $(MESON_OPTS)
+	scan-build --use-cc=clang --status-bugs -o $(ANALYZE_BUILD)/report \
+	    ninja -C $(ANALYZE_BUILD)
 
 demo: all
 	./scripts/deps.sh demo
@@ -110,4 +142,5 @@ deb:
 	lintian --fail-on error $(DEB_BUILD)/photosync_*.deb
 
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD) $(BENCH_BUILD) $(FUZZ_BUILD) $(DEB_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(BENCH_BUILD) $(FUZZ_BUILD) \
+	    $(DEB_BUILD) $(CLANG_BUILD) $(ANALYZE_BUILD)

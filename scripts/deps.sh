@@ -28,6 +28,8 @@ build="$build scdoc"
 # libebook's introspection data from python3-gi), and DavMail's LDAP
 # gateway (davmail-server, Java; keytool from its Java runtime for the
 # trust store), searched with ldapsearch.
+# make check builds with clang too (its warnings, meson.build) and runs
+# the unit tests and a master under valgrind's memcheck (Makefile).
 tests="curl imagemagick libimage-exiftool-perl jpeginfo python3
 python3-exchangelib python3-jwt python3-jwcrypto
 chromium chromium-driver python3-selenium
@@ -35,7 +37,8 @@ postgresql python3-psycopg2 haproxy
 krb5-kdc krb5-admin-server krb5-user slapd ldap-utils
 evolution-ews evolution-data-server dbus-daemon gnome-keyring python3-gi
 gir1.2-ebook-1.2 gir1.2-ebookcontacts-1.2 gir1.2-edataserver-1.2
-davmail-server default-jre-headless nodejs npm"
+davmail-server default-jre-headless nodejs npm
+clang valgrind"
 # The shipped Prometheus alerting rules are checked and unit-tested with
 # promtool (in Debian's prometheus package); the checks read the rules
 # and their tests with python3-yaml (tests/static/prometheus_rules.py,
@@ -44,11 +47,11 @@ tests="$tests prometheus python3-yaml"
 # The systemd units' sandbox is scored by systemd-analyze security
 # --offline (test_install); a container may lack systemd.
 tests="$tests systemd"
+# test_man_pages renders the built manual pages and lints them with mandoc.
+tests="$tests mandoc"
 # make demo: the demo prints a curl command that fetches a photo; make
 # demo-cluster (demo --nodes) runs PostgreSQL's server and HAProxy.
 demo="curl postgresql haproxy"
-# test_man_pages renders the built manual pages and lints them with mandoc.
-tests="$tests mandoc"
 # make bench (docs/performance.md): the load generator, the reference
 # server, libjpeg-turbo's headers for bench_render's floor, openssl for
 # the reference's certificate; taskset is in util-linux (essential);
@@ -62,6 +65,8 @@ fuzz="clang libclang-rt-14-dev"
 # make deb (scripts/deb.sh): debhelper with dpkg-buildpackage, lintian;
 # the package's test also makes a Debian root with mmdebstrap.
 deb="debhelper dpkg-dev fakeroot lintian mmdebstrap"
+# make analyze: clang's static analyzer (scan-build, in clang-tools-14).
+analyze="clang clang-tools-14"
 
 want="$build"
 case "${1:-build}" in
@@ -71,7 +76,8 @@ test) want="$build $tests $deb" ;;
 bench) want="$build $bench" ;;
 fuzz) want="$build $fuzz" ;;
 deb) want="$build $deb" ;;
-*) echo "usage: $0 [build|demo|test|bench|fuzz|deb]" >&2; exit 2 ;;
+analyze) want="$build $analyze" ;;
+*) echo "usage: $0 [build|demo|test|bench|fuzz|deb|analyze]" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -3,7 +3,9 @@ the test leaves anything there.
 
     tmpguard.py NAME PROGRAM [ARG...]
 
-(a PROGRAM ending in .py runs with the wrapper's own Python.) Every test of the suite runs through this wrapper (tests/meson.build).
+(a PROGRAM ending in .py runs with the wrapper's own Python; any other
+PROGRAM runs under the command in PHOTOSYNC_TEST_WRAPPER when that is
+set, as make check-valgrind sets it.) Every test of the suite runs through this wrapper (tests/meson.build).
 It makes a fresh directory (photosync-test-NAME-XXXXXX, in the TMPDIR it
 was given, else /tmp), runs PROGRAM with TMPDIR pointing at it, and after
 the program ends lists what is left in it: anything left is printed on
@@ -19,6 +21,7 @@ not seen here: tests/static_checks.py refuses such paths in the tests'
 sources.
 """
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -57,6 +60,9 @@ def main():
         if argv[0].endswith(".py"):
             # a Python test runs with this wrapper's interpreter
             argv.insert(0, sys.executable)
+        elif os.environ.get("PHOTOSYNC_TEST_WRAPPER"):
+            # a program of ours runs under it (make check-valgrind)
+            argv = shlex.split(os.environ["PHOTOSYNC_TEST_WRAPPER"]) + argv
         child = subprocess.Popen(argv, env=env)
         status = child.wait()
     finally:

@@ -27,7 +27,8 @@ ps_err	buf_add(struct buf *, const void *, size_t);
 ps_err	buf_adds(struct buf *, const char *);
 ps_err	buf_addf(struct buf *, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-ps_err	buf_vaddf(struct buf *, const char *fmt, va_list);
+ps_err	buf_vaddf(struct buf *, const char *fmt, va_list)
+    __attribute__((format(printf, 2, 0)));
 /* Appends `s` escaped for XML/HTML text and attribute values. */
 ps_err	buf_add_xml(struct buf *, const char *s);
 /* Hands the data to the caller (free() it); the buffer becomes empty. */

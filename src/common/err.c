@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "err.h"
+#undef ps_errf	/* the function, not the analyzer's view of it (err.h) */
 
 static _Thread_local char errmsg[512];
 

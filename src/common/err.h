@@ -35,6 +35,20 @@ const char *ps_strerror(ps_err);
  */
 ps_err ps_errf(ps_err rc, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+#ifdef __clang_analyzer__
+/*
+ * The static analyzer (make analyze) reads one file at a time: told here
+ * that ps_errf() returns its `rc`, it no longer follows a
+ * `return ps_errf(PS_E..., ...)` as a success that set nothing.
+ */
+static inline ps_err
+ps_errf_returns(ps_err ignored, ps_err rc)
+{
+	(void)ignored;
+	return rc;
+}
+#define ps_errf(rc, ...) ps_errf_returns(ps_errf((rc), __VA_ARGS__), (rc))
+#endif
 
 /*
  * The reason recorded last on this thread, or ps_strerror(rc) of the last

@@ -8,7 +8,7 @@
 
 #include "xalloc.h"
 
-static void
+static __attribute__((noreturn)) void
 oom(size_t n)
 {
 	fprintf(stderr, "lvl=err ev=process.oom bytes=%zu\n", n);

@@ -1061,7 +1061,6 @@ autodiscover_soap_parse_many(const char *body, size_t len,
 		rc = ps_errf(PS_EUPSTREAM, "Autodiscover answer: %s", why);
 		goto out;
 	}
-	rc = PS_EUPSTREAM;
 	env = xml_root(doc);
 	if (strcmp(xml_name(env), "Envelope") != 0 ||
 	    (b = xml_child(env, xml_ns(env), "Body")) == NULL) {

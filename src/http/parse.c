@@ -341,7 +341,7 @@ http_chunked_feed(struct http_chunked *d, char *buf, size_t len,
 			if (d->state == CH_SIZE_FIRST)
 				FAIL(400, "a chunk size is not valid");
 			d->state = CH_SIZE_BWS;
-			/* FALLTHROUGH */
+			__attribute__((fallthrough));
 		case CH_SIZE_BWS:
 			if (ch == ' ' || ch == '\t')
 				break;

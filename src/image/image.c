@@ -684,7 +684,7 @@ area_taps_make(int64_t off, int64_t step, int64_t end, int64_t unit,
 	t->copy = step == unit && off % unit == 0;
 	for (i = 0; i < dlen; i++) {
 		int64_t a = off + i * step, b = a + step, len, lo, hi;
-		int16_t *w = t->w + (size_t)i * t->wlen;
+		int16_t *w = t->w + (size_t)i * (size_t)t->wlen;
 		int sum = 0;
 
 		if (b > end)
@@ -776,7 +776,7 @@ area_across(const struct area_taps *tx, int16_t *const *mid,
 	int x, k, f;
 
 	for (x = 0; x < dw; x++) {
-		const int16_t *w = tx->w + (size_t)x * tx->wlen;
+		const int16_t *w = tx->w + (size_t)x * (size_t)tx->wlen;
 		int32_t v0 = half, v1 = half, v2 = half, v3 = half, wk;
 
 		f = tx->first[x] - tx->lo;
@@ -875,7 +875,7 @@ area_across8(const struct area_taps *tx, int16_t *const *mid, int span8,
 			    8), v[r]);
 	}
 	for (x = 0; x < dw; x++) {
-		const int16_t *w = tx->w + (size_t)x * tx->wlen;
+		const int16_t *w = tx->w + (size_t)x * (size_t)tx->wlen;
 		const int16_t *m = col + (size_t)(tx->first[x] - tx->lo) * 8;
 
 		a = b = half;
@@ -944,7 +944,7 @@ area_plane(const struct jpeg_plane *s, const struct area_taps *tx,
 			y = y0 + r;
 			out[r] = d->data + (size_t)y * d->stride;
 			area_down(s->data + (size_t)ty->first[y] * s->stride +
-			    tx->lo, s->stride, ty->w + (size_t)y * ty->wlen,
+			    tx->lo, s->stride, ty->w + (size_t)y * (size_t)ty->wlen,
 			    ty->count[y], mid[r], span);
 		}
 		area_across8(tx, mid, span8, col, res, out, d->w);
@@ -958,7 +958,7 @@ area_plane(const struct jpeg_plane *s, const struct area_taps *tx,
 			y = y0 + r < d->h ? y0 + r : d->h - 1;
 			out[r] = d->data + (size_t)y * d->stride;
 			area_down(s->data + (size_t)ty->first[y] * s->stride +
-			    tx->lo, s->stride, ty->w + (size_t)y * ty->wlen,
+			    tx->lo, s->stride, ty->w + (size_t)y * (size_t)ty->wlen,
 			    ty->count[y], mid[r], span);
 		}
 		area_across_rows(tx, mid, out, d->w);

@@ -32,7 +32,7 @@ struct guard {
 	jmp_buf			jump;
 };
 
-static void
+static __attribute__((noreturn)) void
 on_error(j_common_ptr c)
 {
 	longjmp(((struct guard *)c->err)->jump, 1);

@@ -518,7 +518,8 @@ from_folder(struct import *im, const char *folder)
 		free(path);
 	}
 	closedir(dir);
-	qsort(names, n, sizeof(*names), name_cmp);
+	if (n > 1)	/* an empty folder has no array: qsort takes none */
+		qsort(names, n, sizeof(*names), name_cmp);
 	im->total = n;
 	for (i = 0; i < n; i++) {
 		path = file_join(folder, names[i]);

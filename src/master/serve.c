@@ -378,7 +378,7 @@ feed_apply(void *arg, const struct store_change *ch, size_t n, bool lost,
 		switch (ch[i].kind) {
 		case STORE_CHANGE_MAILBOX:
 			s->mailbox_generation++;
-			/* FALLTHROUGH */
+			__attribute__((fallthrough));
 		case STORE_CHANGE_PHOTO:
 			/* A password, a name or a photo: the address's keys. */
 			master_cache_drop(s->cache, ch[i].key);

@@ -690,7 +690,7 @@ s2s_token_validate(const char *token, const struct s2s_expect *expect,
 	if ((rc = claim_str(outer.claims, "iss", what, &iss)) != PS_OK)
 		goto out;
 	rc = PS_EAUTH;
-	if (iss == NULL || strcmp(iss, nameid) != 0) {
+	if (iss == NULL || nameid == NULL || strcmp(iss, nameid) != 0) {
 		ps_errf(rc, "%s: iss is not the actor's nameid", what);
 		goto out;
 	}

@@ -46,7 +46,7 @@ help_command(FILE *f, const struct help *h, const char *cmd,
 	for (i = 0; i < h->n; i++) {
 		e = &h->entries[i];
 		if (strcmp(e->cmd, cmd) != 0 || (known_verb &&
-		    strcmp(e->verb, verb) != 0))
+		    (e->verb == NULL || strcmp(e->verb, verb) != 0)))
 			continue;
 		fprintf(f, "%s photosync %s ", shown ? "      " : "usage:",
 		    h->role);

@@ -177,16 +177,26 @@ work_pool_drain(struct work_pool *p)
 {
 	bool more;
 
+	/*
+	 * A done callback may free the pool (work_pool_free): counted as
+	 * dispatching, the pool is released here, once the drain is done
+	 * with it, not under it.
+	 */
+	p->dispatching++;
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
-		while (p->pending > 0 && STAILQ_EMPTY(&p->finished))
+		while (!p->freeing && p->pending > 0 &&
+		    STAILQ_EMPTY(&p->finished))
 			pthread_cond_wait(&p->finished_cv, &p->mu);
-		more = p->pending > 0;
+		more = !p->freeing && p->pending > 0;
 		pthread_mutex_unlock(&p->mu);
 		if (!more)
-			return;
+			break;
 		dispatch_finished(p);
 	}
+	p->dispatching--;
+	if (p->freeing && p->dispatching == 0)
+		pool_release(p);
 }
 
 /* Stops and joins the first `n` threads. */

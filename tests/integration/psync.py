@@ -20,6 +20,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import signal
 import ssl
 import subprocess
@@ -35,6 +36,10 @@ import pgserver  # noqa: E402  (tests/pgserver.py)
 
 PHOTOSYNC = os.environ.get("PHOTOSYNC") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "photosync")
+# make check-valgrind: the servers run under this command (valgrind),
+# some ten times slower to start and to stop.
+WRAPPER = shlex.split(os.environ.get("PHOTOSYNC_TEST_WRAPPER", ""))
+SLOWER = 10 if WRAPPER else 1
 
 _count = 0
 _failed = 0
@@ -69,9 +74,11 @@ def is_eq(got, want, what):
 
 
 # What AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer
-# print (make check runs every test once more under them).
+# print (make check runs every test once more under them), and the line
+# valgrind's memcheck begins each error with under make check-valgrind
+# (its --error-markers).
 SANITIZER_REPORT = re.compile(
-    r"ERROR: (?:Address|Leak)Sanitizer|runtime error: ")
+    r"ERROR: (?:Address|Leak)Sanitizer|runtime error: |memcheck-error-begin")
 _servers = []
 
 
@@ -441,11 +448,11 @@ class Server:
         self.log_path = os.path.join(state_dir, "serve.log")
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [PHOTOSYNC, role, "serve", "--dir", state_dir,
-             "--port-file", self.port_file] + list(extra),
+            WRAPPER + [PHOTOSYNC, role, "serve", "--dir", state_dir,
+                       "--port-file", self.port_file] + list(extra),
             stdout=self.log, stderr=self.log,
             env=dict(os.environ, **env) if env else None)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 20 * SLOWER
         while not os.path.exists(self.port_file):
             if self.proc.poll() is not None:
                 raise RuntimeError("serve exited: " + self.logs())
@@ -481,7 +488,7 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=10 * SLOWER)
             except subprocess.TimeoutExpired:
                 self.killed = True
                 self.proc.kill()

@@ -47,11 +47,11 @@ make_image(int w, int h, int bands, fill_fn fill)
 	VipsImage *im;
 	int x, y;
 
-	data = xmalloc((size_t)w * h * bands);
+	data = xmalloc((size_t)w * (size_t)h * (size_t)bands);
 	for (y = 0; y < h; y++)
 		for (x = 0; x < w; x++)
-			fill(x, y, w, h, data + ((size_t)y * w + x) * bands);
-	im = vips_image_new_from_memory_copy(data, (size_t)w * h * bands,
+			fill(x, y, w, h, data + ((size_t)y * (size_t)w + (size_t)x) * (size_t)bands);
+	im = vips_image_new_from_memory_copy(data, (size_t)w * (size_t)h * (size_t)bands,
 	    w, h, bands, VIPS_FORMAT_UCHAR);
 	free(data);
 	return im;
@@ -758,10 +758,10 @@ crc32_png(const unsigned char *p, size_t n)
 static void
 put32(unsigned char *p, uint32_t v)
 {
-	p[0] = v >> 24;
-	p[1] = v >> 16;
-	p[2] = v >> 8;
-	p[3] = v;
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
 }
 
 /* Appends a PNG chunk at `p`; returns the bytes written. */
@@ -876,7 +876,7 @@ test_refused(void)
 
 	for (i = 0; i < sizeof(junk); i++) {
 		x = x * 1103515245u + 12345u;
-		junk[i] = x >> 16;
+		junk[i] = (unsigned char)(x >> 16);
 	}
 	is_int(render1(junk, sizeof(junk), NULL, 48, &j, NULL), PS_EIMAGE,
 	    "random bytes refused");

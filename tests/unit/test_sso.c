@@ -54,8 +54,8 @@ test_header_check(void)
 		"X-\xc3\xa9", "Authorization", "authorization", "COOKIE",
 		"Host", "content_type", "Proxy-Authorization", "Origin",
 		"X-Forwarded-For", "Forwarded",
-		"X-01234567890123456789012345678901234567890123456789"
-		"0123456789012345678901234567890123456789", /* 92 bytes */
+		("X-01234567890123456789012345678901234567890123456789"
+		"0123456789012345678901234567890123456789"), /* 92 bytes */
 	};
 	size_t i;
 	char what[160];

@@ -2660,6 +2660,7 @@ test_pg_address(void)
 	    strcmp(text, "*:*:*:*:pa\\:ss\\\\word\n") == 0,
 	    "the password in libpq's passfile format, mode 0600");
 	free(text);
+	text = NULL;	/* the next check may fail before it sets text */
 	ok(stat(addr, &sb) == 0 && (sb.st_mode & 0777) == 0600 &&
 	    (text = slurp_file(addr)) != NULL && strncmp(text, uri,
 	    strlen(uri)) == 0, "the address, mode 0600");

@@ -2,7 +2,7 @@
  * Unit tests of the worker pool: run() off the loop thread and done() on
  * it, FIFO order, a thousand jobs, jobs submitted from done callbacks and
  * from workers, the cap on jobs waiting or running, freeing with jobs
- * queued, and freeing from inside done(). Jobs that must stay running
+ * queued, and freeing from inside done() (also while draining). Jobs that must stay running
  * wait at a gate the test opens; nothing waits for time to pass.
  */
 #include <event2/event.h>
@@ -487,6 +487,16 @@ test_free_in_done(void)
 	run_until(&one, 1, 50);
 	is_int(atomic_load(&self_done), 1, "the pool freed itself; no more "
 	    "done() calls");
+
+	/* The same while work_pool_drain() runs the done callbacks: the
+	 * drain must not touch the pool once a done() has freed it. */
+	self_pool = work_pool_new(base, 1);
+	atomic_store(&self_done, 0);
+	for (i = 0; i < 5; i++)
+		work_submit(self_pool, noop_run, self_free_done, NULL);
+	work_pool_drain(self_pool);
+	is_int(atomic_load(&self_done), 1, "freed from a done() that a "
+	    "drain ran: the drain returns, no more done() calls");
 }
 
 int

@@ -1,0 +1,54 @@
+#!/bin/sh
+# make check-valgrind: runs the unit tests of the parsers and of the code
+# that serves, the fuzz corpora, and one master serving requests
+# (master_http) under valgrind's memcheck in the plain build BUILD. It
+# looks for what the sanitizers do not: a branch or a system call on
+# memory never written (ASan sees bounds, UBSan undefined operations,
+# neither sees uninitialised reads). Leaks are LeakSanitizer's, not
+# looked for here.
+#
+#     tests/valgrind/check.sh BUILD [TEST...]
+#
+# (the tests named instead of the list below, when any is named).
+# A unit test program fails with valgrind's error status; a server's
+# errors are in its log, which the harness (tests/integration/psync.py)
+# checks as it checks for sanitizer reports.
+set -eu
+build=$(cd "$1" && pwd)
+shift
+here=$(cd "$(dirname "$0")" && pwd)
+
+# libvips loads its format modules from VIPSHOME/lib: here all of them
+# but JPEG XL's, whose SIMD library (highway) times itself with RDTSCP as
+# it loads, an instruction valgrind's CPU offers but cannot run on a
+# machine without it. photosync reads no JPEG XL.
+vipshome="$build/valgrind-vipshome"
+rm -rf "$vipshome"
+for dir in "$(pkg-config --variable=libdir vips)"/vips-modules-*; do
+	[ -d "$dir" ] || continue
+	mkdir -p "$vipshome/lib/${dir##*/}"
+	for module in "$dir"/*.so; do
+		case "$module" in
+		*/vips-jxl.so) ;;
+		*) ln -s "$module" "$vipshome/lib/${dir##*/}/" ;;
+		esac
+	done
+done
+export VIPSHOME="$vipshome"
+
+export PHOTOSYNC_TEST_WRAPPER="valgrind --quiet --error-exitcode=99
+--track-origins=yes --leak-check=no
+--error-markers=memcheck-error-begin,memcheck-error-end
+--suppressions=$here/memcheck.supp"
+
+# Left out, for time (some minutes each under valgrind) or because they
+# time what they drive: pki and s2s (RSA key generation), auth and signin
+# (password hashing), store (SQLite's own code, most of its time),
+# mastercall, and xfer (its transfers' own timeouts run out).
+# "url" is both the unit test and the fuzz target. The log is a log of its
+# own (testlog-valgrind), beside the plain run's.
+[ $# -gt 0 ] || set -- url xml autodiscover ews common image work metrics lru http sso \
+    master_cache http_head http_chunked http_multipart http_params \
+    ews_soap master_http
+exec meson test -C "$build" --print-errorlogs --timeout-multiplier 10 \
+    --logbase testlog-valgrind "$@"
