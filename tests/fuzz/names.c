@@ -26,6 +26,16 @@
 #include "http/parse.h"
 #include "portal/account.h"
 
+/* A service ("a/b@R") or no realm: what must be refused. */
+static bool
+not_a_user(const char *s)
+{
+	const char *at = strrchr(s, '@');
+
+	return at == NULL || at == s || at[1] == '\0' ||
+	    memchr(s, '/', (size_t)(at - s)) != NULL;
+}
+
 static void
 check_principal(const char *s, const char *map)
 {
@@ -37,7 +47,7 @@ check_principal(const char *s, const char *map)
 		if (auth_principal_account(s, map, first, out, sizeof(out)) ==
 		    PS_OK) {
 			if (memchr(out, '\0', sizeof(out)) == NULL ||
-			    strchr(s, '/') != NULL)
+			    not_a_user(s))
 				abort();
 		}
 		if (first)
@@ -45,7 +55,7 @@ check_principal(const char *s, const char *map)
 	}
 	memset(out, 'x', sizeof(out));
 	if (auth_principal_mailbox(s, map, out, sizeof(out)) == PS_OK &&
-	    (memchr(out, '\0', sizeof(out)) == NULL || strchr(s, '/') != NULL))
+	    (memchr(out, '\0', sizeof(out)) == NULL || not_a_user(s)))
 		abort();
 	(void)auth_negotiate_realms_check(map);
 }
