@@ -19,8 +19,10 @@
 #include "common/xalloc.h"
 #include "fuzz.h"
 
-/* The keytab of HTTP/portal.contoso.com@CONTOSO.COM, made by tests/kdc.py
- * for the seeds; the key belongs to no real realm. */
+/*
+ * The keytab of HTTP/portal.contoso.com@CONTOSO.COM, made by tests/kdc.py
+ * for the seeds; the key belongs to no real realm.
+ */
 static const unsigned char keytab[] = {
 	0x05, 0x02, 0x00, 0x00, 0x00, 0x5a, 0x00, 0x02, 0x00, 0x0b,
 	0x43, 0x4f, 0x4e, 0x54, 0x4f, 0x53, 0x4f, 0x2e, 0x43, 0x4f,
