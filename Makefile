@@ -3,8 +3,10 @@
 # PostgreSQL servers they start), `make demo` starts the demo (`make
 # demo-cluster`: as a cluster of nodes behind HAProxy), `make
 # bench` measures photosync against references (docs/performance.md),
-# `make fuzz` runs the fuzz targets of tests/fuzz/ for FUZZ_SECONDS each.
-# `make deb` builds the Debian package into $(DEB_BUILD).
+# `make fuzz` runs the fuzz targets of tests/fuzz/ for FUZZ_SECONDS each
+# (FUZZ_RUNS=N: for N executions each instead; FUZZ_TARGETS="a b": only
+# those; docs/testing.md). `make deb` builds the Debian package into
+# $(DEB_BUILD).
 BUILD ?= build
 SAN_BUILD ?= build-san
 BENCH_BUILD ?= build-bench
@@ -13,7 +15,11 @@ DEB_BUILD ?= build-deb
 CLANG_BUILD ?= build-clang
 ANALYZE_BUILD ?= build-analyze
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = http_head http_chunked http_multipart http_params url ews_soap
+FUZZ_RUNS ?=
+FUZZ_TARGETS ?= http_head http_chunked http_multipart http_params url ews_soap \
+    autodiscover_request autodiscover_answer s2s_metadata s2s_token jpeg \
+    names ldap_values negotiate graph_path
+FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS))
 MESON_OPTS ?=
 
 .PHONY: all deps check check-plain check-san demo demo-cluster bench fuzz \
@@ -127,7 +133,7 @@ fuzz: $(FUZZ_BUILD)/build.ninja
 	    mkdir -p $(FUZZ_BUILD)/corpus/$$t && \
 	    cp tests/fuzz/corpus/$$t/* $(FUZZ_BUILD)/corpus/$$t/ && \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    $(FUZZ_BUILD)/tests/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) \
+	    $(FUZZ_BUILD)/tests/fuzz/$$t $(FUZZ_LIMIT) \
 	        -dict=tests/fuzz/$$t.dict \
 	        -artifact_prefix=$(FUZZ_BUILD)/findings/$$t- \
 	        $(FUZZ_BUILD)/corpus/$$t || exit 1; \

@@ -127,6 +127,18 @@ dir_open(const struct dir_config *cfg, const char *dn, const char *pw,
 	return PS_OK;
 }
 
+void
+dir_value_text(const void *val, size_t len, bool hex, char *out, size_t n)
+{
+	out[0] = '\0';
+	if (hex && len * 2 < n)
+		hex_encode(val, len, out);
+	else if (!hex && len < n && memchr(val, '\0', len) == NULL) {
+		memcpy(out, val, len);
+		out[len] = '\0';
+	}
+}
+
 /* The first value of `attr` into `out` ("" when absent or too long). */
 static void
 value_of(LDAP *ld, LDAPMessage *e, const char *attr, char *out, size_t n,
@@ -137,15 +149,8 @@ value_of(LDAP *ld, LDAPMessage *e, const char *attr, char *out, size_t n,
 	out[0] = '\0';
 	if (attr == NULL || (v = ldap_get_values_len(ld, e, attr)) == NULL)
 		return;
-	if (v[0] != NULL) {
-		if (hex && v[0]->bv_len * 2 < n)
-			hex_encode(v[0]->bv_val, v[0]->bv_len, out);
-		else if (!hex && v[0]->bv_len < n &&
-		    memchr(v[0]->bv_val, '\0', v[0]->bv_len) == NULL) {
-			memcpy(out, v[0]->bv_val, v[0]->bv_len);
-			out[v[0]->bv_len] = '\0';
-		}
-	}
+	if (v[0] != NULL)
+		dir_value_text(v[0]->bv_val, v[0]->bv_len, hex, out, n);
 	ldap_value_free_len(v);
 }
 
@@ -456,18 +461,14 @@ dir_disconnect(struct dir_conn *c)
 	free(c);
 }
 
-/*
- * The filter value of id `id`: objectGUID's bytes each escaped (RFC
- * 4515), entryUUID as it is (escaped where a filter needs it).
- */
-static char *
-id_filter(const struct dir_config *cfg, const char *id)
+char *
+dir_id_filter(enum dir_schema schema, const char *id)
 {
-	const struct dir_names *nm = names_of(cfg->schema);
+	const struct dir_names *nm = names_of(schema);
 	size_t i, n = strlen(id);
 	char *esc, *o, *f;
 
-	if (cfg->schema == DIR_SCHEMA_AD) {
+	if (schema == DIR_SCHEMA_AD) {
 		if (n == 0 || n % 2 != 0 || strspn(id, "0123456789abcdef") != n)
 			return NULL;
 		esc = o = xmalloc(n / 2 * 3 + 1);
@@ -494,7 +495,7 @@ dir_find_dn(struct dir_conn *c, const char *id, char *dn, size_t n)
 	ps_err err = PS_OK;
 	int rc, count;
 
-	if ((filter = id_filter(c->cfg, id)) == NULL)
+	if ((filter = dir_id_filter(c->cfg->schema, id)) == NULL)
 		return ps_errf(PS_EINVAL, "\"%s\" is not an objectGUID", id);
 	rc = ldap_search_ext_s(c->ld, c->cfg->base, LDAP_SCOPE_SUBTREE,
 	    filter, attrs, 0, NULL, NULL, &tv, 2, &res);

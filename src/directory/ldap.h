@@ -58,6 +58,22 @@ struct dir_person {
 typedef ps_err (*dir_person_fn)(void *arg, const struct dir_person *,
     size_t done);
 
+/*
+ * An attribute's value as a person's field: its bytes in lower-case hex
+ * when `hex` (objectGUID), else the text itself; "" when it does not fit
+ * in `n` bytes with the NUL, or (text) holds a NUL.
+ */
+void	dir_value_text(const void *val, size_t len, bool hex, char *out,
+	    size_t n);
+
+/*
+ * The search filter of a person's id (dir_person.id): "(objectGUID=\xx
+ * ...)" with each byte of the hex id escaped (RFC 4515), NULL when the id
+ * is not even-length lower-case hex; "(entryUUID=...)" with the id as it
+ * is, '*', '(', ')' and '\' escaped. The caller frees it.
+ */
+char	*dir_id_filter(enum dir_schema, const char *id);
+
 /* The schema's filter of people, what a NULL cfg->filter means. */
 const char *dir_people_filter(enum dir_schema);
 

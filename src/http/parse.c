@@ -452,3 +452,26 @@ http_parse_params(char *s, struct http_param *out, size_t max)
 	}
 	return n;
 }
+
+bool
+http_cookie_value(const char *header, const char *name, char *buf, size_t n)
+{
+	size_t nl = strlen(name), vl;
+	const char *p;
+
+	for (p = header; p && *p; ) {
+		while (*p == ' ' || *p == ';')
+			p++;
+		if (strncmp(p, name, nl) == 0 && p[nl] == '=') {
+			p += nl + 1;
+			vl = strcspn(p, ";");
+			if (vl >= n)
+				return false;
+			memcpy(buf, p, vl);
+			buf[vl] = '\0';
+			return true;
+		}
+		p = strchr(p, ';');
+	}
+	return false;
+}

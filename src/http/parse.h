@@ -116,4 +116,12 @@ struct http_param {
  */
 size_t	http_parse_params(char *s, struct http_param *out, size_t max);
 
+/*
+ * The value of cookie `name` in a Cookie header `header` (NULL: none),
+ * the first pair of that name, into buf; false when absent or longer
+ * than n - 1.
+ */
+bool	http_cookie_value(const char *header, const char *name, char *buf,
+	    size_t n);
+
 #endif

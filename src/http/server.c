@@ -639,24 +639,7 @@ bool
 http_req_cookie(const struct http_req *r, const char *name, char *buf,
     size_t n)
 {
-	const char *h = http_req_header(r, "Cookie"), *p;
-	size_t nl = strlen(name), vl;
-
-	for (p = h; p && *p; ) {
-		while (*p == ' ' || *p == ';')
-			p++;
-		if (strncmp(p, name, nl) == 0 && p[nl] == '=') {
-			p += nl + 1;
-			vl = strcspn(p, ";");
-			if (vl >= n)
-				return false;
-			memcpy(buf, p, vl);
-			buf[vl] = '\0';
-			return true;
-		}
-		p = strchr(p, ';');
-	}
-	return false;
+	return http_cookie_value(http_req_header(r, "Cookie"), name, buf, n);
 }
 
 char *

@@ -46,12 +46,6 @@
 #define GRAPH_PREFIX	"/v1.0/"
 #define ID_LEN		36
 
-enum graph_what {
-	G_PHOTO,	/* .../photo: the largest size stored */
-	G_PHOTOS,	/* .../photos: the list */
-	G_SIZE,		/* .../photos/{size} */
-};
-
 /* The index of ids: every mailbox's, sorted by id. */
 struct graph_id {
 	char	 id[ID_LEN + 1];
@@ -621,37 +615,37 @@ change_remove_go(struct graph_call *g)
 
 /* ---- routing ---- */
 
-/*
- * Reads the path after /v1.0/ (lower case): {me|users/{x}}/photo[/$value]
- * or .../photos[/{size}[/$value]]. False when it is none of these.
- */
-static bool
-parse_path(struct graph_call *g, const char *path)
+bool
+graph_parse_path(const char *path, struct graph_path *out)
 {
-	const char *p = path + strlen(GRAPH_PREFIX), *slash;
+	const char *p = path, *slash;
 	char size[32];
 
+	memset(out, 0, sizeof(*out));
+	if (strncmp(p, GRAPH_PREFIX, strlen(GRAPH_PREFIX)) != 0)
+		return false;
+	p += strlen(GRAPH_PREFIX);
 	if (strncmp(p, "me/", 3) == 0) {
-		g->me = true;
+		out->me = true;
 		p += 3;
 	} else if (strncmp(p, "users/", 6) == 0) {
 		p += 6;
 		if ((slash = strchr(p, '/')) == NULL || slash == p ||
-		    (size_t)(slash - p) >= sizeof(g->who))
+		    (size_t)(slash - p) >= sizeof(out->who))
 			return false;
-		memcpy(g->who, p, (size_t)(slash - p));
-		g->who[slash - p] = '\0';
+		memcpy(out->who, p, (size_t)(slash - p));
+		out->who[slash - p] = '\0';
 		p = slash + 1;
 	} else {
 		return false;
 	}
 	if (strcmp(p, "photo") == 0 || strcmp(p, "photo/$value") == 0) {
-		g->what = G_PHOTO;
-		g->value = p[5] != '\0';
+		out->what = G_PHOTO;
+		out->value = p[5] != '\0';
 		return true;
 	}
 	if (strcmp(p, "photos") == 0) {
-		g->what = G_PHOTOS;
+		out->what = G_PHOTOS;
 		return true;
 	}
 	if (strncmp(p, "photos/", 7) != 0)
@@ -663,9 +657,25 @@ parse_path(struct graph_call *g, const char *path)
 	if (snprintf(size, sizeof(size), "HR%.*s", slash ? (int)(slash - p) :
 	    (int)strlen(p), p) >= (int)sizeof(size))
 		return false;
-	g->what = G_SIZE;
-	g->value = slash != NULL;
-	g->code = ews_size_index(size);
+	out->what = G_SIZE;
+	out->value = slash != NULL;
+	out->code = ews_size_index(size);
+	return true;
+}
+
+/* The request's path into the call's fields; false when it names none. */
+static bool
+parse_path(struct graph_call *g, const char *path)
+{
+	struct graph_path gp;
+
+	if (!graph_parse_path(path, &gp))
+		return false;
+	g->what = gp.what;
+	g->value = gp.value;
+	g->code = gp.code;
+	g->me = gp.me;
+	str_copy(g->who, gp.who, sizeof(g->who));
 	return true;
 }
 

@@ -244,6 +244,28 @@ bool	graph_error_body(struct http_req *, int status, const char *message,
 /* Frees the server's index of Graph ids; NULL is a no-op. */
 void	graph_ids_free(struct graph_ids *);
 
+enum graph_what {
+	G_PHOTO,	/* .../photo: the largest size stored */
+	G_PHOTOS,	/* .../photos: the list */
+	G_SIZE,		/* .../photos/{size} */
+};
+
+/* What a Graph request's path names. */
+struct graph_path {
+	enum graph_what	 what;
+	bool		 value;		/* .../$value */
+	int		 code;		/* G_SIZE: ews_size_index(), -1 none */
+	bool		 me;
+	char		 who[256];	/* users/{who}/..., as in the path */
+};
+
+/*
+ * Reads a path (lower case) /v1.0/{me|users/{x}}/photo[/$value] or
+ * .../photos[/{size}[/$value]] into `out`; false when it is none of
+ * these.
+ */
+bool	graph_parse_path(const char *path, struct graph_path *out);
+
 /* ---- the change-photo page (ecp.c), served by serve.c ---- */
 
 /* An image upload and the multipart form around it. */

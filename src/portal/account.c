@@ -43,7 +43,9 @@ account_parse(const char *in, char out[ACCOUNT_MAX], bool *is_email)
 	if (strlen(s) >= ACCOUNT_MAX)
 		return ps_errf(PS_EINVAL, "the account name is too long");
 	if (strchr(s, '@') && strchr(s, '\\') == NULL) {
-		if (!email_valid(s))
+		/* ".." is refused here too, as promised (and no address
+		 * has it unquoted). */
+		if (!email_valid(s) || strstr(s, "..") != NULL)
 			return ps_errf(PS_EINVAL, "\"%s\" is not a valid "
 			    "e-mail address", in);
 		str_copy(out, s, ACCOUNT_MAX);

@@ -70,6 +70,20 @@ init_libxml(void)
 
 /* --- parsing -------------------------------------------------------- */
 
+/*
+ * libxml2 reports some errors (a failed encoding conversion, I/O) to its
+ * generic handler, which writes them to stderr, and not to the context's
+ * handler: a request's bytes would reach the server's stderr outside the
+ * log. Silenced for every parse (the handler is the thread's own); the
+ * document is refused all the same, with the context's error.
+ */
+static void
+discard_generic_error(void *ctx, const char *msg, ...)
+{
+	(void)ctx;
+	(void)msg;
+}
+
 static void
 halt(xmlParserCtxt *ctxt)
 {
@@ -197,6 +211,7 @@ xml_parse_max(const char *data, size_t len, size_t max,
 	ctxt->sax->endElementNs = sax_end_element;
 	ctxt->sax->serror = sax_error;
 
+	xmlSetGenericErrorFunc(NULL, discard_generic_error);
 	doc = xmlCtxtReadMemory(ctxt, data, (int)len, NULL, NULL, options);
 
 	if (st.doctype) {

@@ -4,7 +4,9 @@
  * operation, and each answer the master would build from it (the
  * operation's own, or ErrorInvalidOperation under the request's element
  * name) is well-formed XML; one that does not parse leaves no operation
- * the server would act on.
+ * the server would act on. The same body as a SetUserPhoto request
+ * (ews_parse_set_photo, with a small image limit): one that parses names
+ * an address and an image within the limit.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,24 @@ check_xml(struct buf *b, ps_err rc)
 	buf_reset(b);
 }
 
+#define SET_PHOTO_MAX_IMAGE	4096
+
+static void
+check_set_photo(const uint8_t *data, size_t size)
+{
+	struct ews_set_photo_request sp;
+	ps_err rc;
+
+	memset(&sp, 0, sizeof(sp));
+	rc = ews_parse_set_photo((const char *)data, size, SET_PHOTO_MAX_IMAGE,
+	    &sp);
+	if (rc == PS_OK && (sp.email[0] == '\0' ||
+	    memchr(sp.email, '\0', sizeof(sp.email)) == NULL ||
+	    sp.len > SET_PHOTO_MAX_IMAGE || (sp.len > 0 && sp.content == NULL)))
+		abort();
+	ews_set_photo_request_cleanup(&sp);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -36,6 +56,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ews_person p;
 	struct buf b;
 
+	check_set_photo(data, size);
 	buf_init(&b, 4 * 1024 * 1024);
 	if (ews_parse((const char *)data, size, r) != PS_OK)
 		goto out;

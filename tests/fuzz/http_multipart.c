@@ -1,7 +1,10 @@
 /*
- * Fuzz target: the multipart/form-data parser (http_multipart_field).
+ * Fuzz target: the multipart/form-data parser (http_multipart_field),
+ * and its look at a form's first bytes (http_multipart_head_field) as
+ * the ECP and portal uploads read their "csrf" field before the photo.
  * The input's first line is the Content-Type header, the rest the body;
- * a field found must lie inside the body.
+ * a field found must lie inside the body, and one found in the first
+ * bytes is the one the whole body gives.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +15,9 @@
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *names[] = { "photo", "file", "" };
+	static const char *names[] = { "photo", "file", "csrf", "" };
 	const uint8_t *nl = memchr(data, '\n', size);
-	struct http_part part;
+	struct http_part part, head;
 	size_t clen, blen, i;
 	char *ctype, *body;
 
@@ -36,6 +39,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    part.data + part.len > (const unsigned char *)body + blen ||
 		    strlen(part.filename) >= sizeof(part.filename) ||
 		    strlen(part.content_type) >= sizeof(part.content_type))
+			abort();
+		if (http_multipart_head_field(ctype, body, blen, names[i],
+		    &head) != PS_OK)
+			continue;
+		if (head.data != part.data || head.len != part.len ||
+		    head.data + head.len > (const unsigned char *)body +
+		    HTTP_FORM_HEAD)
 			abort();
 	}
 	free(ctype);

@@ -12,6 +12,9 @@
 - No test names a fixed path under /tmp: tests make their files in the
   temporary directory they are given (TMPDIR, see tests/tmpguard.py), so
   that what they leave is seen.
+- Every fuzz target (tests/fuzz/*.c but the replaying main) is registered
+  in tests/fuzz/meson.build and in the Makefile's FUZZ_TARGETS, has a
+  seed corpus and a dictionary, and a row in docs/testing.md's table.
 """
 import os
 import re
@@ -246,12 +249,42 @@ def check_tmp(root):
        fixed)
 
 
+def check_fuzz(root):
+    fuzz = os.path.join(root, "tests", "fuzz")
+    sources = {f[:-2] for f in os.listdir(fuzz)
+               if f.endswith(".c") and f != "standalone_main.c"}
+    m = re.search(r"fuzz_targets\s*=\s*\[([^\]]*)\]",
+                  open(os.path.join(fuzz, "meson.build")).read())
+    registered = set(re.findall(r"'(\w+)'", m.group(1))) if m else set()
+    m = re.search(r"^FUZZ_TARGETS \?= ((?:.*\\\n)*.*)$",
+                  open(os.path.join(root, "Makefile")).read(), re.M)
+    made = set(m.group(1).replace("\\", " ").split()) if m else set()
+    doc = os.path.join(root, "docs", "testing.md")
+    text = open(doc).read() if os.path.exists(doc) else ""
+    text = text[text.find("\n## Fuzzing"):]
+    text = text[:text.find("\n### ")]
+    rows = set(re.findall(r"^\| `(\w+)` \|", text, re.M))
+    corpus = {t for t in sources
+              if os.path.isdir(os.path.join(fuzz, "corpus", t))
+              and os.listdir(os.path.join(fuzz, "corpus", t))}
+    dicts = {t for t in sources
+             if os.path.exists(os.path.join(fuzz, t + ".dict"))}
+    for what, have in (("in tests/fuzz/meson.build", registered),
+                       ("in the Makefile's FUZZ_TARGETS", made),
+                       ("with a seed corpus", corpus),
+                       ("with a dictionary", dicts),
+                       ("in docs/testing.md's table", rows)):
+        ok(have == sources, "every fuzz target is " + what,
+           sorted(sources ^ have))
+
+
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(__file__), "..", "..")
     check_events(root)
     check_metrics(root)
     check_tmp(root)
+    check_fuzz(root)
     print("1..%d" % _count)
     return 1 if _failed else 0
 

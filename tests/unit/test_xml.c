@@ -1,8 +1,8 @@
 /*
  * Unit tests of the hardened XML module: DOCTYPE, entity and external
  * subset refusal (checked with inotify to prove nothing was opened),
- * depth and size limits, malformed input, namespaces and navigation, and
- * the text escaper.
+ * depth and size limits, malformed input (refused without a word on
+ * stderr), namespaces and navigation, and the text escaper.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -206,6 +206,43 @@ test_malformed(void)
 	ok(strstr(ps_errmsg(), "malformed") != NULL, "message says malformed");
 }
 
+/*
+ * Bytes a declared encoding cannot convert: refused, and libxml2's own
+ * report of them (its generic handler's) does not reach stderr, where a
+ * server would print what a client sent outside its log.
+ */
+static void
+test_encoding_silent(void)
+{
+	static const char doc[] = "<?xml version=\"1.0\" encoding=\"EUC-JP\"?>"
+	    "<a>\x9e\xc2?x\xff\xff</a>";
+	char path[4096], got[256];
+	const char *tmp = getenv("TMPDIR");
+	struct xml_doc *d = NULL;
+	int fd, saved;
+	ssize_t n;
+	ps_err rc;
+
+	snprintf(path, sizeof(path), "%s/stderr-XXXXXX", tmp ? tmp : ".");
+	fd = mkstemp(path);
+	ok(fd >= 0, "a file for stderr");
+	if (fd < 0)
+		return;
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	rc = xml_parse(doc, sizeof(doc) - 1, &d);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	n = pread(fd, got, sizeof(got) - 1, 0);
+	close(fd);
+	unlink(path);
+	ok(rc == PS_EINVAL && d == NULL, "unconvertible bytes refused");
+	is_int((int)n, 0, "nothing written to stderr");
+	xml_free(d);
+}
+
 static void
 test_navigation(void)
 {
@@ -319,6 +356,7 @@ main(void)
 	test_doctype();
 	test_limits();
 	test_malformed();
+	test_encoding_silent();
 	test_navigation();
 	test_add_text();
 	return done();
