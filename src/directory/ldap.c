@@ -585,7 +585,7 @@ dir_find_dns(struct dir_conn *c, const char *const *ids, size_t n,
 	err = buf_adds(&filter, "(|");
 	for (i = 0; i < n; i++) {
 		memset(&found[i], 0, sizeof(found[i]));
-		if ((one = id_filter(c->cfg, ids[i])) == NULL) {
+		if ((one = dir_id_filter(c->cfg->schema, ids[i])) == NULL) {
 			found[i].count = -1;	/* not an id of the schema */
 			continue;
 		}

@@ -38,8 +38,9 @@ reencode(const struct jpeg_planes *p)
 
 		for (r = 0; r < q->h; r++)
 			for (c = 0; c < q->w; c++)
-				q->data[r * q->stride + c] = i == 0 ?
-				    y->data[(size_t)r * y->stride + c] : 128;
+				q->data[(size_t)r * (size_t)q->stride +
+				    (size_t)c] = i == 0 ? y->data[(size_t)r *
+				    (size_t)y->stride + (size_t)c] : 128;
 	}
 	if (jpeg_encode(&im, 85, &out, &len) != PS_OK)
 		abort();
