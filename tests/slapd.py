@@ -187,6 +187,21 @@ class Slapd:
         if p.returncode != 0:
             raise RuntimeError("ldapmodify failed: %s" % p.stderr)
 
+    def photo_attributes(self, uid):
+        """uid's thumbnailPhoto and jpegPhoto, as ldapsearch gives them:
+        a dict of the attributes present, their values decoded."""
+        p = subprocess.run(
+            [_program("ldapsearch"), "-x", "-LLL", "-o", "ldif-wrap=no",
+             "-H", self.uri, "-b", "uid=%s,ou=people,%s" % (uid, self.base),
+             "-s", "base", "(objectClass=*)", "thumbnailPhoto", "jpegPhoto"],
+            capture_output=True, text=True, timeout=HANG_GUARD, check=True)
+        found = {}
+        for line in p.stdout.splitlines():
+            name, sep, value = line.partition(":: ")
+            if sep and name in ("thumbnailPhoto", "jpegPhoto"):
+                found[name] = base64.b64decode(value)
+        return found
+
     def start(self):
         self.proc = subprocess.Popen(
             [_program("slapd"), "-f", self.conf, "-h", self.uri, "-d", "0"],

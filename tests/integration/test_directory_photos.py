@@ -37,22 +37,6 @@ m.cmd("mailbox", "sync", "--ldap", ol.uri, "--base", ol.base,
       "--attributes", "openldap")
 
 
-def entry(uid):
-    """The photo attributes of uid's entry, as ldapsearch gives them."""
-    p = subprocess.run(
-        [slapd._program("ldapsearch"), "-x", "-LLL", "-o", "ldif-wrap=no",
-         "-H", ol.uri, "-b", "uid=%s,ou=people,%s" % (uid, ol.base), "-s",
-         "base", "(objectClass=*)", "thumbnailPhoto", "jpegPhoto"],
-        capture_output=True, text=True, timeout=60, check=True)
-    import base64
-    found = {}
-    for line in p.stdout.splitlines():
-        name, sep, value = line.partition(":: ")
-        if sep and name in ("thumbnailPhoto", "jpegPhoto"):
-            found[name] = base64.b64decode(value)
-    return found
-
-
 def photo(email, size):
     r = m.get("/ews/exchange.asmx/s/GetUserPhoto?email=%s&size=HR%dx%d" %
               (email, size, size), READER)
@@ -114,7 +98,7 @@ ok(srv.wait_log(r"ev=directory\.photo_written email=u00001@contoso\.com "
                 r"dn=\"?uid=u00001,ou=people,dc=contoso,dc=com\"? "
                 r"photo=set", mark) is not None,
    "a photo set is written to the mailbox's entry")
-e = entry("u00001")
+e = ol.photo_attributes("u00001")
 thumb, jpeg = e.get("thumbnailPhoto"), e.get("jpegPhoto")
 is_eq(thumb, photo("u00001@contoso.com", 96), "thumbnailPhoto: the exact "
       "bytes of the 96 GetUserPhoto serves")
@@ -125,14 +109,14 @@ is_eq(jpeg, photo("u00001@contoso.com", 648), "jpegPhoto: the exact bytes "
       "of the 648")
 ok(jpeg is not None and side_of(jpeg, "j1.jpg")[:2] == (648, 648),
    "648 by 648")
-is_eq(entry("u00000"), {}, "another entry is left alone")
+is_eq(ol.photo_attributes("u00000"), {}, "another entry is left alone")
 
 mark = len(srv.logs())
 m.cmd("photo", "remove", "u00001@contoso.com")
 ok(srv.wait_log(r"ev=directory\.photo_written email=u00001@contoso\.com "
                 r"\S+ photo=cleared", mark) is not None, "a removal is "
    "written")
-is_eq(entry("u00001"), {}, "and clears both attributes")
+is_eq(ol.photo_attributes("u00001"), {}, "and clears both attributes")
 
 # ---- the directory down ----
 ol.halt()
@@ -163,16 +147,16 @@ ok(srv.wait_log(r"ev=directory\.photo_written email=u00002@contoso\.com ",
    srv.wait_log(r"ev=directory\.photo_written email=u00003@contoso\.com ",
                 mark) is not None,
    "slapd back: both are written")
-is_eq(entry("u00002").get("jpegPhoto"), photo("u00002@contoso.com", 648),
+is_eq(ol.photo_attributes("u00002").get("jpegPhoto"), photo("u00002@contoso.com", 648),
       "the first with its photo")
-is_eq(entry("u00003").get("jpegPhoto"), photo("u00003@contoso.com", 648),
+is_eq(ol.photo_attributes("u00003").get("jpegPhoto"), photo("u00003@contoso.com", 648),
       "the second with its newest")
 import re  # noqa: E402
 is_eq(len(re.findall(r"ev=directory\.photo_written email=u00003@",
                      srv.logs()[mark:])), 1,
       "two changes, one write")
 is_eq(outbox(), [], "the outbox is empty")
-is_eq(entry("u00004"), {}, "the photo set while the writes were off is "
+is_eq(ol.photo_attributes("u00004"), {}, "the photo set while the writes were off is "
       "not there")
 # ---- the change-photo page ----
 m.cmd("mailbox", "passwd", "u00002@contoso.com", "--password-file",
@@ -196,7 +180,7 @@ ok(r.status == 303 and
    srv.wait_log(r"ev=directory\.photo_written email=u00002@contoso\.com ",
                 mark) is not None,
    "a photo saved on the change-photo page is written")
-is_eq(entry("u00002").get("jpegPhoto"), photo("u00002@contoso.com", 648),
+is_eq(ol.photo_attributes("u00002").get("jpegPhoto"), photo("u00002@contoso.com", 648),
       "with its bytes")
 
 metrics = m.get("/metrics").body.decode()
@@ -211,9 +195,9 @@ st, out, err = m.cmd("directory", "publish")
 ok("published photos to %s: written 3, cleared 2, disabled 0, not in the "
    "directory 0, failed 0" % ol.uri in out, "directory publish writes "
    "every mailbox from the directory (%s)" % out.strip())
-is_eq(entry("u00004").get("thumbnailPhoto") is not None, True,
+is_eq(ol.photo_attributes("u00004").get("thumbnailPhoto") is not None, True,
       "the photo set while the writes were off included")
-is_eq(entry("u00001"), {}, "a mailbox without a photo has none")
+is_eq(ol.photo_attributes("u00001"), {}, "a mailbox without a photo has none")
 
 # Many entries: publish finds them in batches (one search of 100 ids),
 # and every one is written.

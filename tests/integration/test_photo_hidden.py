@@ -6,10 +6,8 @@ serve writes them and as `directory publish` does), while the owner
 still gets it, marked with X-Photosync-Photo-Hidden and under a new
 ETag; `photo show` and `mailbox list` say it is hidden. Showing it again
 restores everything."""
-import base64
 import os
 import re
-import subprocess
 import sys
 
 from psync import (Master, WebSession, action_of, basic, csrf_of, done,
@@ -46,21 +44,6 @@ EWS = ('<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="h'
        'zeRequested></m:GetUserPhoto></soap:Body></soap:Envelope>')
 
 
-def entry(uid):
-    """The photo attributes of uid's entry, as ldapsearch gives them."""
-    p = subprocess.run(
-        [slapd._program("ldapsearch"), "-x", "-LLL", "-o", "ldif-wrap=no",
-         "-H", ol.uri, "-b", "uid=%s,ou=people,%s" % (uid, ol.base), "-s",
-         "base", "(objectClass=*)", "thumbnailPhoto", "jpegPhoto"],
-        capture_output=True, text=True, timeout=60, check=True)
-    found = {}
-    for line in p.stdout.splitlines():
-        name, sep, value = line.partition(":: ")
-        if sep and name in ("thumbnailPhoto", "jpegPhoto"):
-            found[name] = base64.b64decode(value)
-    return found
-
-
 def rest(who, size="96x96", extra=None):
     return m.get(REST % (OWNER, size), dict(who, **(extra or {})))
 
@@ -90,7 +73,7 @@ m.cmd("photo", "set", OWNER, "--file",
 ok(srv.wait_log(r"ev=directory\.photo_written email=u00001@contoso\.com "
                 r"\S+ photo=set", mark) is not None,
    "the photo is written to the directory")
-shown = entry("u00001")
+shown = ol.photo_attributes("u00001")
 ok("jpegPhoto" in shown and "thumbnailPhoto" in shown,
    "the entry has both attributes")
 before = rest(READER)
@@ -140,7 +123,7 @@ ok(r.status == 200 and r.json()["@odata.mediaEtag"] != '"%s"' % etag,
 ok(srv.wait_log(r"ev=directory\.photo_written email=u00001@contoso\.com "
                 r"\S+ photo=cleared", mark) is not None,
    "the directory write of a hidden photo clears it")
-is_eq(entry("u00001"), {}, "ldapsearch: neither attribute is there")
+is_eq(ol.photo_attributes("u00001"), {}, "ldapsearch: neither attribute is there")
 is_eq(outbox(), [], "the outbox is empty")
 st, out, err = m.cmd("photo", "show", OWNER)
 ok(re.search(r"^hidden +yes", out, re.M), "photo show says it is hidden")
@@ -151,7 +134,7 @@ ok(re.search(r"^u00001@contoso\.com .* photo, hidden$", out, re.M) and
 st, out, err = m.cmd("directory", "publish")
 ok("written 0, cleared 3" in out, "directory publish clears it too (%s)" %
    out.strip())
-is_eq(entry("u00001"), {}, "still nothing in the directory")
+is_eq(ol.photo_attributes("u00001"), {}, "still nothing in the directory")
 # A new photo of a hidden mailbox stays hidden.
 m.cmd("photo", "set", OWNER, "--file",
       make_image(os.path.join(work, "b.jpg"), "500x500", extra=["-negate"]))
@@ -170,7 +153,7 @@ is_eq(rest(READER).header("X-Photosync-Photo-Hidden"), None, "unmarked")
 ok(srv.wait_log(r"ev=directory\.photo_written email=u00001@contoso\.com "
                 r"\S+ photo=set", mark) is not None,
    "and it is written back to the directory")
-is_eq(entry("u00001").get("jpegPhoto"), rest(READER, "648x648").body,
+is_eq(ol.photo_attributes("u00001").get("jpegPhoto"), rest(READER, "648x648").body,
       "jpegPhoto: the exact bytes again")
 st, out, err = m.cmd("photo", "hide", "nobody@contoso.com", check=False)
 ok(st != 0 and "nobody@contoso.com" in err, "an unknown mailbox: refused "
@@ -211,7 +194,7 @@ ok("shown to everyone again" in page.text(), "shown again from the page")
 is_eq(answers(READER), (200, 200, 200, 200), "everyone gets it again")
 ok(srv.wait_log(r"ev=directory\.photo_written email=u00001@contoso\.com "
                 r"\S+ photo=set", mark) is not None and
-   entry("u00001").get("jpegPhoto") is not None,
+   ol.photo_attributes("u00001").get("jpegPhoto") is not None,
    "and the directory has it again")
 m.stop()
 ok(re.search(r"ev=photo\.unhidden email=u00001@contoso\.com via=ecp",
