@@ -24,18 +24,7 @@ import tempfile
 
 import yaml
 
-_count = 0
-_failed = 0
-
-
-def ok(cond, what, detail=()):
-    global _count, _failed
-    _count += 1
-    if not cond:
-        _failed += 1
-    print(("ok" if cond else "not ok") + " %d - %s" % (_count, what))
-    for line in detail:
-        print("#   " + line)
+from tap import finish, ok
 
 
 def promtool(*args, cwd=None):
@@ -147,5 +136,4 @@ with tempfile.TemporaryDirectory() as tmp:
     ok(rc == 0, "every dashboard query (%d) is valid PromQL" % len(recs),
        out)
 
-print("1..%d" % _count)
-sys.exit(1 if _failed else 0)
+sys.exit(finish())

@@ -20,18 +20,7 @@ import os
 import re
 import sys
 
-_count = 0
-_failed = 0
-
-
-def ok(cond, what, detail=()):
-    global _count, _failed
-    _count += 1
-    if not cond:
-        _failed += 1
-    print(("ok" if cond else "not ok") + " %d - %s" % (_count, what))
-    for line in detail:
-        print("#   " + line)
+from tap import finish, ok
 
 
 LEVELS = {"err": "err", "warn": "warn", "info": "info", "debug": "debug"}
@@ -285,8 +274,7 @@ def main():
     check_metrics(root)
     check_tmp(root)
     check_fuzz(root)
-    print("1..%d" % _count)
-    return 1 if _failed else 0
+    return finish()
 
 
 if __name__ == "__main__":
