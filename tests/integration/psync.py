@@ -520,6 +520,16 @@ class Response:
         return json.loads(self.body)
 
 
+def read_to_close(s):
+    """Everything socket `s` receives until the peer closes it."""
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def tls_context(ca_file):
     ctx = ssl.create_default_context(cafile=ca_file)
     return ctx

@@ -22,7 +22,7 @@ import subprocess
 import time
 
 from psync import (Master, basic, done, is_eq, make_image, ok,
-                   store_write_lock, tmpdir)
+                   read_to_close, store_write_lock, tmpdir)
 
 work = tmpdir("offloop")
 m = Master()
@@ -179,16 +179,7 @@ is_eq(r.status, 200, "a request that needs no password is answered while "
       "password checks run")
 
 
-def read_all(s):
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
-
-
-answers = [read_all(s) for s in socks]
+answers = [read_to_close(s) for s in socks]
 for s in socks:
     s.close()
 ok(all(a.startswith(b"HTTP/1.1 200") for a in answers),

@@ -9,7 +9,7 @@ import socket
 import ssl
 
 from psync import (HANG_GUARD, Master, basic, done, is_eq, make_image, ok,
-                   tmpdir)
+                   read_to_close, tmpdir)
 
 work = tmpdir("svcstop")
 m = Master()
@@ -27,15 +27,6 @@ def tls_connect():
     return s
 
 
-def read_all(s):
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
-
-
 busy = tls_connect()
 idle = tls_connect()
 head = ("GET /EWS/Exchange.asmx/s/GetUserPhoto?email=test1@contoso.com&"
@@ -46,14 +37,14 @@ at = len(m.server.logs())
 m.server.proc.send_signal(15)
 ok(m.server.wait_log(r"ev=http\.draining ", at),
    "SIGTERM: the master drains")
-is_eq(read_all(idle), b"", "a connection with no request is closed")
+is_eq(read_to_close(idle), b"", "a connection with no request is closed")
 try:
     socket.create_connection((m.host, m.port), timeout=5).close()
     ok(False, "a new connection is refused while draining")
 except OSError:
     ok(True, "a new connection is refused while draining")
 busy.sendall(b"\r\n")
-answer = read_all(busy)
+answer = read_to_close(busy)
 head_end = answer.find(b"\r\n\r\n")
 status = answer.split(b"\r\n", 1)[0]
 length = re.search(rb"\r\nContent-Length: (\d+)\r\n", answer[:head_end])
