@@ -530,6 +530,18 @@ def read_to_close(s):
         data += chunk
 
 
+def help_commands(role_help):
+    """The (command[, verb]) pairs a role's --help lists under
+    "commands:"."""
+    section = role_help.split("\ncommands:\n", 1)[1].split("\n\n", 1)[0]
+    found = []
+    for line in section.splitlines():
+        g = re.match(r"^  ([a-z]+)(?: ([a-z]+))?(?: |$)", line)
+        if g:
+            found.append(tuple(w for w in g.groups() if w))
+    return found
+
+
 def tls_context(ca_file):
     ctx = ssl.create_default_context(cafile=ca_file)
     return ctx

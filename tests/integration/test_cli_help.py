@@ -4,7 +4,7 @@ usage line names that command, and the exit status is 0; a command's help
 is not the whole role's."""
 import re
 
-from psync import done, is_eq, ok, run
+from psync import done, help_commands, is_eq, ok, run
 
 
 def first_line(text):
@@ -14,13 +14,7 @@ def first_line(text):
 def commands(role):
     """The (command, verb) pairs the role's help lists."""
     st, out, err = run(role, "--help")
-    section = out.split("\ncommands:\n", 1)[1].split("\n\n", 1)[0]
-    found = []
-    for line in section.splitlines():
-        g = re.match(r"^  ([a-z]+)(?: ([a-z]+))?(?: |$)", line)
-        if g:
-            found.append(tuple(w for w in g.groups() if w))
-    return out, found
+    return out, help_commands(out)
 
 
 for role, least in (("master", 14), ("portal", 17)):

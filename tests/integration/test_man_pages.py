@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 
-from psync import done, is_eq, ok, run
+from psync import done, help_commands, is_eq, ok, run
 
 MAN_DIR = os.environ["PHOTOSYNC_MAN_DIR"]
 
@@ -69,18 +69,6 @@ def command_entries(section):
         elif current:
             entries[current].append(line)
     return entries
-
-
-def help_commands(role_help):
-    """The (command[, verb]) pairs a role's help lists (as test_cli_help
-    reads them)."""
-    section = role_help.split("\ncommands:\n", 1)[1].split("\n\n", 1)[0]
-    found = []
-    for line in section.splitlines():
-        g = re.match(r"^  ([a-z]+)(?: ([a-z]+))?(?: |$)", line)
-        if g:
-            found.append(tuple(w for w in g.groups() if w))
-    return found
 
 
 def differences(help_text, man_text):
