@@ -704,7 +704,8 @@ outcome_add_user(struct ad_outcome *oc, const char *mb)
 	oc->users++;
 	if (oc->emails_cut)
 		return;
-	if (have + need + 4 > sizeof(oc->emails)) {
+	/* room for this address, the ",..." a later one may need, and NUL */
+	if (have + need + sizeof(",...") > sizeof(oc->emails)) {
 		oc->emails_cut = true;
 		strcat(oc->emails, have ? ",..." : "...");
 		return;
