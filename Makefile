@@ -18,7 +18,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_RUNS ?=
 FUZZ_TARGETS ?= http_head http_chunked http_multipart http_params url ews_soap \
     autodiscover_request autodiscover_answer s2s_metadata s2s_token jpeg \
-    names ldap_values negotiate graph_path
+    names ldap_values negotiate graph_path avatar
 FUZZ_LIMIT = $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS))
 MESON_OPTS ?=
 

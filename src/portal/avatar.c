@@ -136,16 +136,11 @@ avatar_shutdown(void)
 
 /* ---- parsing the request ---- */
 
-/*
- * The hash of a lower-cased path ("/avatar/<hex>[.jpg|.jpeg|.png]"):
- * 0 with hex[] and digest[] filled, 404 for a string of hex digits of
- * another length, 400 for anything else (no other character, no '/' or
- * "..", ever reaches a lookup).
- */
-static int
-parse_path(const char *path, struct avatar_req *ar)
+int
+avatar_hash_parse(const char *h, char hex[65], unsigned char digest[32],
+    size_t *digest_len)
 {
-	const char *h = path + strlen(AVATAR_PREFIX), *ext;
+	const char *ext;
 	size_t n = strspn(h, "0123456789abcdef"), i;
 
 	ext = h + n;
@@ -154,28 +149,23 @@ parse_path(const char *path, struct avatar_req *ar)
 		return 400;
 	if (n != 32 && n != 64)
 		return n == 0 ? 400 : 404;
-	memcpy(ar->hex, h, n);
-	ar->hex[n] = '\0';
-	ar->digest_len = n / 2;
-	for (i = 0; i < ar->digest_len; i++)
-		ar->digest[i] = (unsigned char)(hex_digit(h[2 * i]) << 4 |
+	memcpy(hex, h, n);
+	hex[n] = '\0';
+	*digest_len = n / 2;
+	for (i = 0; i < *digest_len; i++)
+		digest[i] = (unsigned char)(hex_digit(h[2 * i]) << 4 |
 		    hex_digit(h[2 * i + 1]));
 	return 0;
 }
 
-/*
- * The size asked for, as Libravatar reads it: `size` over `s`; anything
- * but a positive whole number means the default, more than the maximum
- * means the maximum.
- */
-static int
-parse_size(struct http_req *r)
+int
+avatar_size_parse(const char *size, const char *s)
 {
-	const char *v = http_req_query(r, "size");
+	const char *v = size;
 	long n = 0;
 
 	if (v == NULL || v[0] == '\0')
-		v = http_req_query(r, "s");
+		v = s;
 	if (v == NULL || v[0] == '\0' || strspn(v, "0123456789") !=
 	    strlen(v))
 		return AVATAR_DEFAULT_SIZE;
@@ -210,14 +200,8 @@ default_url_parse(const char *s, struct url *u)
 	    !url_path_has_dot_segment(u->rest);
 }
 
-/*
- * Whether `url` may be a redirect target: it parses, and one of the
- * web application's allowed prefixes (comma- or space-separated https
- * URLs) has the same host and port and a path that `url`'s path starts
- * with. NULL, or the reason it may not, in *why.
- */
-static bool
-url_allowed(const char *url, const char *allow, const char **why)
+bool
+avatar_default_allowed(const char *url, const char *allow, const char **why)
 {
 	struct url u, pre;
 	char *copy, *tok, *save = NULL;
@@ -427,7 +411,7 @@ default_redirect(struct avatar_req *ar)
 	const char *why = NULL;
 	char cc[64];
 
-	if (!url_allowed(ar->dflt, ar->app->w.avatar_defaults, &why)) {
+	if (!avatar_default_allowed(ar->dflt, ar->app->w.avatar_defaults, &why)) {
 		log_info(http_req_id(ar->r), "avatar.default_refused",
 		    "url=%s reason=%s", log_q(ar->dflt), log_q(why));
 		reply_404(ar);
@@ -582,13 +566,15 @@ avatar_handle(struct webapp_ctx *app, struct http_req *r, const char *viewer)
 	ar->r = r;
 	ar->anyone = app->w.avatar_anyone;
 	str_copy(ar->viewer, viewer ? viewer : "", sizeof(ar->viewer));
-	if ((bad = parse_path(http_req_path(r), ar)) != 0) {
+	if ((bad = avatar_hash_parse(http_req_path(r) + strlen(AVATAR_PREFIX),
+	    ar->hex, ar->digest, &ar->digest_len)) != 0) {
 		http_reply_error(r, bad, "an avatar URL is /avatar/<the MD5 "
 		    "or SHA-256 of the address, in hex>");
 		avatar_req_free(ar);
 		return;
 	}
-	ar->size = parse_size(r);
+	ar->size = avatar_size_parse(http_req_query(r, "size"),
+	    http_req_query(r, "s"));
 	ar->force = query_yes(r, "f") || query_yes(r, "forcedefault");
 	if ((d = http_req_query(r, "d")) != NULL ||
 	    (d = http_req_query(r, "default")) != NULL)

@@ -363,6 +363,27 @@ void	avatar_shutdown(void);
  */
 void	avatar_handle(struct webapp_ctx *, struct http_req *,
 	    const char *viewer);
+/*
+ * What avatar_handle reads from a request, on their own for the fuzz
+ * target. avatar_hash_parse: the path after "/avatar/", lower-cased hex
+ * with an optional .jpg, .jpeg or .png: 0 with hex[] (NUL-terminated) and
+ * digest[] (*digest_len bytes) filled, 404 for hex digits of a length
+ * other than MD5's or SHA-256's, 400 for anything else (no other
+ * character, no '/' or "..", ever reaches a lookup).
+ * avatar_size_parse: the size asked for, as Libravatar reads it, `size`
+ * over `s` (either NULL): anything but a positive whole number means the
+ * default, more than the maximum means the maximum.
+ * avatar_default_allowed: whether `url` (d=) may be a redirect target: an
+ * https URL that parses, without "." or ".." segments, and one of
+ * `allow`'s prefixes (comma- or space-separated https URLs) has its host
+ * and port and a path its path starts with; NULL, or the reason it may
+ * not, in *why.
+ */
+int	avatar_hash_parse(const char *hash, char hex[65],
+	    unsigned char digest[32], size_t *digest_len);
+int	avatar_size_parse(const char *size, const char *s);
+bool	avatar_default_allowed(const char *url, const char *allow,
+	    const char **why);
 
 /*
  * Runs the server until SIGINT/SIGTERM, every web application on

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -212,5 +213,13 @@ typedef void (*xfer_done_fn)(struct xfer_response *, void *arg);
  */
 ps_err	xfer_start(struct xfer_loop *, const struct xfer_request *,
 	    xfer_done_fn done, void *arg);
+
+/*
+ * A Retry-After value (RFC 9110 section 10.2.3) of `vlen` bytes, as an
+ * answer's retry_after gives it: delay-seconds, or an HTTP-date as the
+ * seconds from `now` to it (a past date: 0), either at most 2^30; -1 for
+ * anything else.
+ */
+long	xfer_retry_after_parse(const char *v, size_t vlen, time_t now);
 
 #endif

@@ -134,34 +134,33 @@ write_cb(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/*
- * Retry-After is delay-seconds or an HTTP-date (RFC 9110 section 10.2.3).
- * A date in the past means "now". Anything else counts as absent.
- */
-static long
-retry_after_parse(const char *v, size_t vlen)
+#define RETRY_AFTER_MAX	(1L << 30)	/* decades: call it a lot */
+
+long
+xfer_retry_after_parse(const char *v, size_t vlen, time_t now)
 {
 	char s[64];
 	size_t i;
 	long n = 0;
-	time_t t, now;
+	time_t t;
 
 	if (vlen == 0 || vlen >= sizeof(s))
 		return -1;
-	for (i = 0; i < vlen && v[i] >= '0' && v[i] <= '9'; i++) {
-		if (n > (1L << 30) / 10)	/* decades: call it a lot */
-			return 1L << 30;
-		n = n * 10 + (v[i] - '0');
-	}
+	for (i = 0; i < vlen && v[i] >= '0' && v[i] <= '9'; i++)
+		n = n > RETRY_AFTER_MAX / 10 ? RETRY_AFTER_MAX :
+		    n * 10 + (v[i] - '0');
 	if (i == vlen)
-		return n;
+		return n < RETRY_AFTER_MAX ? n : RETRY_AFTER_MAX;
+	if (i > 0)
+		return -1;	/* digits, then more: no HTTP-date starts so */
 	memcpy(s, v, vlen);
 	s[vlen] = '\0';
 	t = curl_getdate(s, NULL);
 	if (t == -1)
 		return -1;
-	now = time(NULL);
-	return t > now ? (long)(t - now) : 0;
+	if (t <= now)
+		return 0;
+	return t - now < RETRY_AFTER_MAX ? (long)(t - now) : RETRY_AFTER_MAX;
 }
 
 /*
@@ -211,7 +210,7 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 		xfer_value_copy(r->content_type, sizeof(r->content_type), v,
 		    vlen, true);
 	else if (nlen == 11 && strncasecmp(p, "retry-after", 11) == 0)
-		r->retry_after = retry_after_parse(v, vlen);
+		r->retry_after = xfer_retry_after_parse(v, vlen, time(NULL));
 	else if (nlen == 14 && strncasecmp(p, "content-length", 14) == 0)
 		body_expect(&r->body, v, vlen);
 	else if (nlen == 24 && strncasecmp(p, "x-photosync-photo-hidden",

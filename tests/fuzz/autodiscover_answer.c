@@ -3,12 +3,14 @@
  * SOAP answer (autodiscover_soap_parse and _parse_many, as
  * mcall_autodiscover_read uses them), its verdict and where a redirect
  * leads (autodiscover_url, ad_hops_add), and of a GetUserPhoto answer
- * the ETag (mcall_etag) and Content-Type (mcall_photo_read). An answer
+ * the ETag (mcall_etag), Content-Type (mcall_photo_read) and Retry-After
+ * (xfer_retry_after_parse, on a fixed clock). An answer
  * that parses gives a verdict with its sentence; a redirect target is
  * either refused or gives an https URL of our path on a host name; a
  * request built for a redirected address is well-formed XML; the ETag
  * read is terminated within its buffer and, for a header without quotes
- * or W/, the header itself.
+ * or W/, the header itself; a Retry-After is absent (-1) or 0..2^30
+ * seconds, and delay-seconds of up to nine digits are their number.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include "exchange/autodiscover.h"
 #include "fuzz.h"
 #include "portal/mastercall.h"
+#include "xfer/xfer.h"
 #include "xml/xml.h"
 
 #define MANY	3
@@ -91,6 +94,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ad_user_settings us, many[MANY];
 	char why[256], etag[64], *s;
 	size_t i, n;
+	long wait;
 
 	if (mcall_autodiscover_read(200, (const char *)data, size, &us, why,
 	    sizeof(why)) != AD_ERROR || us.error_code != NULL)
@@ -119,6 +123,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	why[0] = '\0';
 	if (mcall_photo_read(200, s, -1, why, sizeof(why)) ==
 	    MCALL_PHOTO_ERROR && why[0] == '\0')
+		abort();
+	wait = xfer_retry_after_parse(s, size, 784111777);
+	if (wait < -1 || wait > 1L << 30 || (size > 0 && size <= 9 &&
+	    strspn(s, "0123456789") == size && wait != atol(s)))
 		abort();
 	free(s);
 	return 0;

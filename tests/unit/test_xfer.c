@@ -570,6 +570,30 @@ test_retry_after(void)
 	is_int(retry_after_of("soon"), -1, "junk Retry-After ignored");
 }
 
+/* The parser alone, on a fixed clock: RFC 9110's example date. */
+static void
+test_retry_after_parse(void)
+{
+	const char *date = "Sun, 06 Nov 1994 08:49:37 GMT";
+	const time_t at = 784111777;
+
+	is_int(xfer_retry_after_parse(date, strlen(date), at - 60), 60,
+	    "an HTTP-date 60 s ahead is 60 s");
+	is_int(xfer_retry_after_parse(date, strlen(date), at + 1), 0,
+	    "a past HTTP-date is now");
+	is_int(xfer_retry_after_parse("Fri, 31 Dec 9999 23:59:59 GMT", 29, 0),
+	    1L << 30, "a date centuries ahead is capped");
+	is_int(xfer_retry_after_parse("1073741823", 10, at), 1073741823,
+	    "delay-seconds just under the cap");
+	is_int(xfer_retry_after_parse("99999999999999999999", 20, at),
+	    1L << 30, "delay-seconds past the cap are capped");
+	is_int(xfer_retry_after_parse("12 Nov 1994", 11, at), -1,
+	    "digits followed by more are no value");
+	is_int(xfer_retry_after_parse("120", 2, at), 12,
+	    "only vlen bytes are read");
+	is_int(xfer_retry_after_parse("", 0, at), -1, "empty is no value");
+}
+
 static void
 test_max_bytes(void)
 {
@@ -900,6 +924,7 @@ main(void)
 	test_post();
 	test_304();
 	test_retry_after();
+	test_retry_after_parse();
 	test_photo_hidden();
 	test_max_bytes();
 	test_untrusted();
