@@ -1011,6 +1011,7 @@ job_call(struct sync_job *job, struct mcall *m, xfer_done_fn done)
 	xr.timeout_ms = MCALL_TIMEOUT_MS;
 	xr.max_bytes = m->max_bytes;
 	xr.reqid = job->reqid;
+	xr.idempotent = m->idempotent;
 	return xfer_start(app->srv->xfer, &xr, done, job);
 }
 
@@ -2008,6 +2009,7 @@ sync_discover_prefetch(struct webapp_ctx *app,
 	xr.timeout_ms = MCALL_TIMEOUT_MS;
 	xr.max_bytes = m.max_bytes;
 	xr.reqid = pf->reqid;
+	xr.idempotent = m.idempotent;
 	rc = xfer_start(app->srv->xfer, &xr, prefetch_done, pf);
 	mcall_cleanup(&m);
 	if (rc == PS_OK)
