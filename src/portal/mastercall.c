@@ -65,6 +65,8 @@ start(struct mcall *m, const struct webapp_ctx *app,
 	memset(m, 0, sizeof(*m));
 	buf_init(&m->body, 1024 * 1024 * 8);
 	m->method = method;
+	/* Every call here only reads (GetUserSettings, GetUserPhoto). */
+	m->idempotent = true;
 	m->url = xstrdup(url);
 	m->max_bytes = max_bytes;
 	if ((rc = url_ok(&app->w, url)) != PS_OK)

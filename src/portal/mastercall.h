@@ -31,6 +31,8 @@ struct mcall {
 	char		**headers;	/* "Name: value", NULL-terminated */
 	struct buf	 body;		/* empty for a GET */
 	size_t		 max_bytes;	/* the answer's cap */
+	bool		 idempotent;	/* may be sent twice: it only reads
+					   (a GET, Autodiscover's POST) */
 };
 
 /*

@@ -734,6 +734,17 @@ struct write_batch {
 	size_t			 n;
 };
 
+static int
+job_lease_cmp(const void *a, const void *b)
+{
+	const struct sync_job *const *x = a, *const *y = b;
+	char xn[320], yn[320];
+
+	lease_name(*x, xn, sizeof(xn));
+	lease_name(*y, yn, sizeof(yn));
+	return strcmp(xn, yn);
+}
+
 static void
 write_run(struct store *st, void *arg)
 {
@@ -741,6 +752,13 @@ write_run(struct store *st, void *arg)
 	ps_err rc;
 	size_t i;
 
+	/*
+	 * In the order of the leases' names, as a lease batch takes them
+	 * (store_lease_take_each): a lease refused to another node still
+	 * locks its row until that node's commit, so giving leases back in
+	 * another order could deadlock with that node's batch.
+	 */
+	qsort(wb->jobs, wb->n, sizeof(wb->jobs[0]), job_lease_cmp);
 	if (wb->n > 1 && (rc = store_begin(st)) == PS_OK) {
 		for (i = 0; i < wb->n && rc == PS_OK; i++)
 			rc = job_rows(st, wb->jobs[i]);
@@ -993,6 +1011,7 @@ job_call(struct sync_job *job, struct mcall *m, xfer_done_fn done)
 	xr.timeout_ms = MCALL_TIMEOUT_MS;
 	xr.max_bytes = m->max_bytes;
 	xr.reqid = job->reqid;
+	xr.idempotent = m->idempotent;
 	return xfer_start(app->srv->xfer, &xr, done, job);
 }
 
@@ -1293,6 +1312,35 @@ lease_try_rows(struct store *st, struct lease_try *lt)
 	return lt->rc = rc;
 }
 
+/*
+ * The batch's leases, then each user's stored state. The leases are
+ * taken in the one order of every node (store_lease_take_each): another
+ * node's batch of some of the same users waits for this one's commit,
+ * instead of a deadlock that would cost both a transaction.
+ */
+static ps_err
+lease_batch_rows(struct store *st, struct lease_batch *lb)
+{
+	struct store_lease_ask asks[LEASE_BATCH];
+	struct lease_try *lt;
+	ps_err rc;
+	size_t i;
+
+	for (i = 0; i < lb->n; i++) {
+		asks[i].name = lb->tries[i].name;
+		asks[i].now = lb->tries[i].now;
+		asks[i].expires = lb->tries[i].now + SYNC_LEASE_S;
+	}
+	rc = store_lease_take_each(st, asks, lb->n, store_lease_holder());
+	for (i = 0; i < lb->n && rc == PS_OK; i++) {
+		lt = &lb->tries[i];
+		lt->taken = asks[i].taken;
+		lt->rc = rc = store_sync_get(st, lt->job->app->w.id,
+		    lt->job->account, &lt->stored);
+	}
+	return rc;
+}
+
 static void
 lease_batch_run(struct store *st, void *arg)
 {
@@ -1311,8 +1359,7 @@ lease_batch_run(struct store *st, void *arg)
 			}
 			return;
 		}
-		for (i = 0; i < lb->n && rc == PS_OK; i++)
-			rc = lease_try_rows(st, &lb->tries[i]);
+		rc = lease_batch_rows(st, lb);
 		if (store_end(st, rc == PS_OK) == PS_OK && rc == PS_OK)
 			return;
 	}
@@ -1962,6 +2009,7 @@ sync_discover_prefetch(struct webapp_ctx *app,
 	xr.timeout_ms = MCALL_TIMEOUT_MS;
 	xr.max_bytes = m.max_bytes;
 	xr.reqid = pf->reqid;
+	xr.idempotent = m.idempotent;
 	rc = xfer_start(app->srv->xfer, &xr, prefetch_done, pf);
 	mcall_cleanup(&m);
 	if (rc == PS_OK)

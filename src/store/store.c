@@ -3112,6 +3112,42 @@ store_lease_take(struct store *st, const char *name, int64_t holder,
 	return rc;
 }
 
+static int
+lease_ask_cmp(const void *a, const void *b)
+{
+	const struct store_lease_ask *const *x = a, *const *y = b;
+
+	return strcmp((*x)->name, (*y)->name);
+}
+
+/*
+ * The one order every process takes a batch's rows in is the names'
+ * (strcmp): of two batches sharing rows, the one that has the first
+ * shared row takes the others too before the second gets any of them.
+ */
+ps_err
+store_lease_take_each(struct store *st, struct store_lease_ask *asks,
+    size_t n, int64_t holder)
+{
+	struct store_lease_ask **order;
+	ps_err rc = PS_OK;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		asks[i].taken = false;
+	if (n == 0)
+		return PS_OK;
+	order = xcalloc(n, sizeof(*order));
+	for (i = 0; i < n; i++)
+		order[i] = &asks[i];
+	qsort(order, n, sizeof(*order), lease_ask_cmp);
+	for (i = 0; i < n && rc == PS_OK; i++)
+		rc = store_lease_take(st, order[i]->name, holder,
+		    order[i]->now, order[i]->expires, &order[i]->taken);
+	free(order);
+	return rc;
+}
+
 ps_err
 store_lease_renew(struct store *st, const char *name, int64_t holder,
     int64_t expires, bool *held)

@@ -724,6 +724,26 @@ int64_t	store_lease_holder(void);
 ps_err	store_lease_take(struct store *, const char *name, int64_t holder,
 	    int64_t now, int64_t expires, bool *taken);
 
+/* One lease of a batch for store_lease_take_each(). */
+struct store_lease_ask {
+	const char	*name;		/* borrowed */
+	int64_t		 now;
+	int64_t		 expires;
+	bool		 taken;		/* set: whether this holder got it */
+};
+
+/*
+ * Takes each of `n` leases for `holder`, as store_lease_take(), in the
+ * order of their names whatever the order of `asks`: on PostgreSQL a
+ * take locks its row until the commit, and two processes' batches that
+ * share names would otherwise each hold a row the other waits for (a
+ * deadlock, one of them refused). Call it inside a transaction, for
+ * one commit. It stops at the first error; the takes made before it
+ * stand only if the caller commits.
+ */
+ps_err	store_lease_take_each(struct store *, struct store_lease_ask *asks,
+	    size_t n, int64_t holder);
+
 /*
  * Moves the expiry of `holder`'s lease `name` to `expires`. *held is
  * false (and nothing changes) when the lease is not `holder`'s (any

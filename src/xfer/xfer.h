@@ -170,6 +170,9 @@ struct xfer_request {
 					   PS_ELIMIT; 0: XFER_MAX_BYTES */
 	const char	*reqid;		/* sent as client-request-id, with
 					   return-client-request-id: true */
+	bool		 idempotent;	/* a POST that may be sent twice
+					   (one that only reads); a GET
+					   always may */
 };
 
 /*
@@ -202,7 +205,12 @@ struct xfer_response {
 typedef void (*xfer_done_fn)(struct xfer_response *, void *arg);
 
 /*
- * Starts a transfer. `done` is called exactly once, later, on the loop
+ * Starts a transfer. A request that may be sent twice (a GET, or one
+ * marked idempotent) and that fails on a reused connection before any
+ * byte of an answer came (the server closed it meanwhile: an idle
+ * timeout, a connection cap) is sent once more on a new connection
+ * (RFC 9112 section 9.3.1); failing there too, its error says so. `done`
+ * is called exactly once, later, on the loop
  * (never from inside xfer_start), unless the loop is freed first. Copies
  * everything it needs from the request, which may be freed on return.
  * Returns PS_EINVAL, and `done` is never called, for a refused URL scheme,

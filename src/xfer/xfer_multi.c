@@ -57,10 +57,14 @@ struct xfer {
 	size_t			 max_bytes;
 	bool			 too_big;
 	const char		*method;	/* "GET" or "POST" */
+	bool			 idempotent;	/* may be sent twice */
+	bool			 resent;	/* sent again on a new
+						   connection */
 	char			*where;		/* the URL without its query */
 	char			*reqid;		/* NULL if none */
 	char			 errbuf[CURL_ERROR_SIZE];
 	int64_t			 start_ms;
+	long			 timeout_ms;	/* the whole transfer's */
 };
 
 struct xfer_loop {
@@ -256,7 +260,51 @@ xfer_set_error(struct xfer *x, CURLcode cc)
 	}
 	detail = x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc);
 	r->rc = rc;
-	snprintf(r->error, sizeof(r->error), "%s: %.200s", what, detail);
+	snprintf(r->error, sizeof(r->error), "%s: %.150s%s", what, detail,
+	    x->resent ? " (and again on a new connection)" : "");
+}
+
+/*
+ * Sends a failed transfer once more, on a new connection, when RFC 9112
+ * section 9.3.1 allows it: the request may be sent twice, it went out
+ * only on reused connections, and no byte of an answer came back. A
+ * server may close an idle connection at any time (its idle timeout, its
+ * cap on connections). libcurl sends such a request again itself, but on
+ * the next connection it keeps, up to 5 times; and it takes a kept TLS
+ * connection whose close_notify it has not read for alive. When the
+ * server closed more kept connections than that at once (its idle
+ * sweep), the request failed ("Send failure: Broken pipe"). True when
+ * the transfer is on its way again (the handle is back in the multi).
+ */
+static bool
+xfer_resend(struct xfer *x, CURLcode cc)
+{
+	long new_conns = -1, head_bytes = -1, left_ms;
+
+	if (!x->idempotent || x->resent || x->too_big)
+		return false;
+	if (cc != CURLE_SEND_ERROR && cc != CURLE_RECV_ERROR &&
+	    cc != CURLE_GOT_NOTHING)
+		return false;
+	if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &new_conns) !=
+	    CURLE_OK || new_conns != 0 ||
+	    curl_easy_getinfo(x->easy, CURLINFO_HEADER_SIZE, &head_bytes) !=
+	    CURLE_OK || head_bytes != 0 || x->resp.body.b_len != 0)
+		return false;
+	/* Both sends within the one deadline of the transfer. */
+	left_ms = x->timeout_ms - (time_mono_ms() - x->start_ms);
+	if (left_ms <= 0)
+		return false;
+	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, left_ms);
+	curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, 1L);
+	if (curl_multi_add_handle(x->loop->multi, x->easy) != CURLM_OK)
+		return false;
+	log_info(x->reqid, "xfer.resent", "method=%s url=%s error=%s",
+	    x->method, log_q(x->where), log_q(x->errbuf[0] ? x->errbuf :
+	    curl_easy_strerror(cc)));
+	x->resent = true;
+	x->errbuf[0] = '\0';
+	return true;
 }
 
 /* Reports a finished transfer to its caller and frees it. */
@@ -446,7 +494,7 @@ loop_check(struct xfer_loop *loop)
 		x = (struct xfer *)priv;
 		/* m is invalid once the handle is removed. */
 		curl_multi_remove_handle(loop->multi, m->easy_handle);
-		if (x != NULL)
+		if (x != NULL && (cc == CURLE_OK || !xfer_resend(x, cc)))
 			xfer_finish(x, cc);
 	}
 	loop->dispatching--;
@@ -575,6 +623,7 @@ xfer_start(struct xfer_loop *loop, const struct xfer_request *rq,
 	x->done = done;
 	x->arg = arg;
 	x->method = method;
+	x->idempotent = strcmp(method, "GET") == 0 || rq->idempotent;
 	x->where = xstrndup(rq->url, strcspn(rq->url, "?#"));
 	x->reqid = rq->reqid ? xstrdup(rq->reqid) : NULL;
 	x->max_bytes = rq->max_bytes ? rq->max_bytes : XFER_MAX_BYTES;
@@ -616,8 +665,8 @@ xfer_start(struct xfer_loop *loop, const struct xfer_request *rq,
 	curl_easy_setopt(c, CURLOPT_QUICK_EXIT, 1L);
 #endif
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, rq->timeout_ms > 0 ?
-	    rq->timeout_ms : XFER_TIMEOUT_MS);
+	x->timeout_ms = rq->timeout_ms > 0 ? rq->timeout_ms : XFER_TIMEOUT_MS;
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, x->timeout_ms);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
 	    rq->connect_timeout_ms > 0 ? rq->connect_timeout_ms :
 	    XFER_CONNECT_TIMEOUT_MS);

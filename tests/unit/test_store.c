@@ -2180,6 +2180,31 @@ test_lists(void)
 /* ---- leases ---- */
 
 /*
+ * A batch of leases in one transaction: each ask says whether it was
+ * taken, in the caller's order (the store takes them in its own).
+ */
+static void
+test_lease_batch(struct store *a, struct store *b)
+{
+	struct store_lease_ask asks[3] = {
+		{ "sync/1/c", 3000, 3030, true },
+		{ "sync/1/held", 3000, 3030, true },
+		{ "sync/1/b", 3000, 3030, false },
+	};
+
+	ok(store_lease_take(b, "sync/1/held", 22, 3000, 3030, &asks[1].taken)
+	    == PS_OK && asks[1].taken, "batch: another holder has one");
+	ok(store_begin(a) == PS_OK && store_lease_take_each(a, asks, 3, 11) ==
+	    PS_OK && store_end(a, true) == PS_OK, "batch: taken in one "
+	    "transaction");
+	ok(asks[0].taken && !asks[1].taken && asks[2].taken,
+	    "batch: the free ones taken, the held one not, in the order "
+	    "given");
+	ok(store_lease_take_each(a, asks, 0, 11) == PS_OK,
+	    "batch: an empty batch is no error");
+}
+
+/*
  * Leases on both roles' stores: taken when free, expired or ours; not
  * while another holds it; renewed and released only by their holder;
  * two connections (two nodes) see one lease. Times are the test's own.
@@ -2246,6 +2271,7 @@ test_leases(void)
 		    "releasing a lease nobody holds is no error");
 		ok(store_feed_head(b, &last) == PS_OK && last == head,
 		    "leases write no feed rows");
+		test_lease_batch(a, b);
 		store_close(a);
 		store_close(b);
 		free(addr);
@@ -2810,6 +2836,107 @@ test_pg_commit_order(void)
 	free(uri);
 }
 
+/*
+ * In a child process: a transaction taking the leases "sync/1/<first>"
+ * and "sync/1/<second>" for `holder`, in that order as given. Exits 10
+ * plus the number taken, 1 on an error (a deadlock, said on stdout).
+ */
+static pid_t
+child_lease_batch(const char *uri, const char *first, const char *second,
+    int64_t holder)
+{
+	char n1[32], n2[32];
+	struct store_lease_ask asks[2] = {
+		{ n1, 1000, 1030, false },
+		{ n2, 1000, 1030, false },
+	};
+	struct store *cst = NULL;
+	ps_err rc;
+	pid_t pid;
+
+	fflush(stdout);
+	if ((pid = fork()) != 0)
+		return pid;
+	snprintf(n1, sizeof(n1), "sync/1/%s", first);
+	snprintf(n2, sizeof(n2), "sync/1/%s", second);
+	if ((rc = store_open(uri, STORE_PORTAL, false, &cst)) == PS_OK &&
+	    (rc = store_begin(cst)) == PS_OK) {
+		rc = store_lease_take_each(cst, asks, 2, holder);
+		if (store_end(cst, rc == PS_OK) != PS_OK && rc == PS_OK)
+			rc = PS_ESTORE;
+	}
+	if (rc != PS_OK)
+		printf("# holder %lld: %s\n", (long long)holder, ps_errmsg());
+	fflush(stdout);
+	_exit(rc == PS_OK ? 10 + asks[0].taken + asks[1].taken : 1);
+}
+
+/* Waits until `n` sessions of the test's last database wait for a lock. */
+static long
+wait_lock_waiters(const char *uri, long n)
+{
+	char *sql = xasprintf("SELECT count(*) FROM pg_stat_activity WHERE "
+	    "datname = '%s' AND wait_event_type = 'Lock'",
+	    pg_dbs[npg_dbs - 1]);
+	long waiters = 0;
+	int i;
+
+	/* (bounded only against a hang) */
+	for (i = 0; i < 600 && waiters < n; i++) {
+		waiters = pg_int(uri, sql);
+		if (waiters < n)
+			poll(NULL, 0, 50);
+	}
+	free(sql);
+	return waiters;
+}
+
+/*
+ * Two nodes' lease batches that share users, given in opposite orders,
+ * both complete: one takes the leases, the other finds them held. A
+ * third session holds the first name's row, so that the first batch
+ * waits on it, and the second batch starts while it waits: taken in the
+ * order given, the second would take "b" and then wait for "a", and the
+ * first, given "a", would wait for "b": a deadlock, one refused.
+ */
+static void
+test_pg_lease_order(void)
+{
+	char *uri = store_addr("pg-lease-order");
+	struct store *st = open_or_die(uri, STORE_PORTAL);
+	PGconn *gate = PQconnectdb(uri);
+	PGresult *r;
+	int status_a = -1, status_b = -1;
+	bool yes = false;
+	pid_t a, b;
+
+	ok(store_lease_take(st, "sync/1/a", 99, 0, 100, &yes) == PS_OK &&
+	    yes && store_lease_take(st, "sync/1/b", 99, 0, 100, &yes) ==
+	    PS_OK && yes, "two leases, expired by the time of the batches");
+	r = PQexec(gate, "BEGIN; SELECT name FROM leases WHERE name = "
+	    "'sync/1/a' FOR UPDATE");
+	ok(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1,
+	    "a third session holds the row of \"sync/1/a\"");
+	PQclear(r);
+	a = child_lease_batch(uri, "a", "b", 11);
+	is_int(wait_lock_waiters(uri, 1), 1, "the first batch waits for it");
+	b = child_lease_batch(uri, "b", "a", 22);
+	is_int(wait_lock_waiters(uri, 2), 2, "the second batch, given the "
+	    "other order, waits too");
+	r = PQexec(gate, "COMMIT");
+	PQclear(r);
+	ok(waitpid(a, &status_a, 0) == a && waitpid(b, &status_b, 0) == b,
+	    "both batches ended");
+	ok(WIFEXITED(status_a) && WIFEXITED(status_b) &&
+	    WEXITSTATUS(status_a) + WEXITSTATUS(status_b) == 22 &&
+	    (WEXITSTATUS(status_a) == 12 || WEXITSTATUS(status_b) == 12),
+	    "one took both leases, the other found both held, neither "
+	    "refused (no deadlock)");
+	PQfinish(gate);
+	store_close(st);
+	free(uri);
+}
+
 static void
 test_pg(void)
 {
@@ -2820,6 +2947,7 @@ test_pg(void)
 	test_pg_reconnect();
 	test_pg_listen();
 	test_pg_commit_order();
+	test_pg_lease_order();
 }
 
 int

@@ -5,7 +5,10 @@
  * plain HTTP server, and a raw socket server that answers without a
  * Content-Length. Covers GET, POST, 304, Retry-After, body caps, TLS
  * verification, refused connections, timeouts, refused schemes,
- * concurrency, request ids, and freeing the loop with transfers in flight.
+ * concurrency, request ids, freeing the loop with transfers in flight,
+ * and requests sent again when kept connections were dropped (a scripted
+ * peer). Run as `test_xfer idle`, it checks a GET after our server
+ * closed the client's kept TLS connections, idle past its deadline.
  */
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -25,6 +28,7 @@
 #include "common/str.h"
 #include "common/xalloc.h"
 #include "http/server.h"
+#include "metrics/metrics.h"
 #include "pki/pki.h"
 #include "xfer/xfer.h"
 #include "t.h"
@@ -215,6 +219,118 @@ raw_listen(void)
 	    (struct sockaddr *)&sin, sizeof(sin));
 	if (l)
 		raw_port = bound_port(evconnlistener_get_fd(l));
+	return l;
+}
+
+/*
+ * The dropping peer: plays a server that closes a kept-alive connection
+ * when the next request arrives on it, without an answer. It answers a
+ * request with a 200 and keeps the connection; a request it drops
+ * resets the connection (SO_LINGER 0), as a server that closes a socket
+ * with unread bytes does.
+ */
+enum drop_mode {
+	DROP_REUSED,		/* drops every request after a connection's
+				   first */
+	DROP_AFTER_KEPT,	/* answers only the first DROP_KEPT requests
+				   of all */
+};
+
+/*
+ * The connections a case first makes and keeps: more than libcurl's own
+ * tries on reused connections (it sends a request that died on one
+ * again, up to 5 times, on the next it has kept), so that it gives up.
+ */
+#define DROP_KEPT	8
+
+static struct {
+	enum drop_mode	 mode;
+	int		 port;
+	int		 conns;		/* accepted */
+	int		 requests;	/* request heads read */
+	int		 answered;
+} drop;
+
+/* A connection of the dropping peer: its requests so far. */
+struct drop_conn {
+	int	requests;
+};
+
+static void
+drop_close(struct bufferevent *bev, struct drop_conn *dc, bool reset)
+{
+	struct linger lg = { 1, 0 };
+
+	if (reset)
+		setsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_LINGER, &lg,
+		    sizeof(lg));
+	bufferevent_free(bev);
+	free(dc);
+}
+
+static void
+drop_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)what;
+	drop_close(bev, arg, false);
+}
+
+static void
+drop_read_cb(struct bufferevent *bev, void *arg)
+{
+	static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+	    "Content-Type: text/plain\r\n\r\nok";
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct drop_conn *dc = arg;
+	bool answer_it;
+
+	if (evbuffer_search(in, "\r\n\r\n", 4, NULL).pos < 0)
+		return;
+	/* The rest (a POST's body) goes too: one request per read. */
+	evbuffer_drain(in, evbuffer_get_length(in));
+	answer_it = drop.mode == DROP_REUSED ? dc->requests == 0 :
+	    drop.requests < DROP_KEPT;
+	drop.requests++;
+	dc->requests++;
+	if (!answer_it) {
+		drop_close(bev, dc, true);
+		return;
+	}
+	drop.answered++;
+	bufferevent_write(bev, answer, sizeof(answer) - 1);
+}
+
+static void
+drop_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct bufferevent *bev;
+
+	(void)l;
+	(void)sa;
+	(void)salen;
+	(void)arg;
+	drop.conns++;
+	bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(bev, drop_read_cb, NULL, drop_event_cb,
+	    xcalloc(1, sizeof(struct drop_conn)));
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static struct evconnlistener *
+drop_listen(void)
+{
+	struct sockaddr_in sin;
+	struct evconnlistener *l;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	l = evconnlistener_new_bind(base, drop_accept_cb, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
+	    (struct sockaddr *)&sin, sizeof(sin));
+	if (l)
+		drop.port = bound_port(evconnlistener_get_fd(l));
 	return l;
 }
 
@@ -876,6 +992,168 @@ test_free_in_done(void)
 	free(hang);
 }
 
+/*
+ * Requests on kept-alive connections the peer drops. The client first
+ * keeps DROP_KEPT connections (as many requests at once); each later
+ * request on one of them is dropped, on the next one too when libcurl
+ * sends it again, until libcurl gives up. A GET, and a POST marked
+ * idempotent, then go once more on a new connection and get their
+ * answer; a POST not marked so fails, on no new connection; a request
+ * dropped on the new connection too fails, and says so. Each case on a
+ * loop of its own, so that it starts with no connection.
+ */
+static void
+drop_case(enum drop_mode mode, const char *method, bool idempotent,
+    struct result *r)
+{
+	char *u = xasprintf("http://127.0.0.1:%d/photo", drop.port);
+	static const char *const post_hdrs[] = { "Content-Type: text/xml",
+	    NULL };
+	struct xfer_request first = { .method = "GET", .url = u,
+	    .allow_http = true };
+	struct xfer_request rq = { .method = method, .url = u,
+	    .allow_http = true, .idempotent = idempotent };
+	struct xfer_loop *saved = xl;
+	struct result kept[DROP_KEPT];
+	int i, good = 0;
+
+	if (strcmp(method, "POST") == 0) {
+		rq.headers = post_hdrs;
+		rq.body = "<read/>";
+		rq.body_len = 7;
+	}
+	memset(kept, 0, sizeof(kept));
+	drop.mode = mode;
+	drop.conns = drop.requests = drop.answered = 0;
+	xl = xfer_loop_new(base);
+	n_finished = 0;
+	for (i = 0; i < DROP_KEPT; i++)
+		(void)xfer_start(xl, &first, result_cb, &kept[i]);
+	wait_finished(DROP_KEPT, 10000);
+	for (i = 0; i < DROP_KEPT; i++) {
+		good += kept[i].rc == PS_OK && kept[i].status == 200;
+		result_clear(&kept[i]);
+	}
+	ok(good == DROP_KEPT && drop.conns == DROP_KEPT, "drop: the first "
+	    "requests answered, their connections kept");
+	ok(fetch(&rq, r) == PS_OK, "drop: the next request started");
+	printf("# %s: rc %d status %ld, %d connections, %d requests: %s\n",
+	    method, r->rc, r->status, drop.conns, drop.requests, r->error);
+	xfer_loop_free(xl);
+	xl = saved;
+	run_for(20);
+	free(u);
+}
+
+static void
+test_resend(void)
+{
+	struct result r = { 0 };
+
+	drop_case(DROP_REUSED, "GET", false, &r);
+	ok(r.rc == PS_OK && r.status == 200 && r.body &&
+	    strcmp(r.body, "ok") == 0, "a GET dropped on reused connections "
+	    "gets its answer on a new one");
+	is_int(drop.conns, DROP_KEPT + 1, "sent again once, on a new "
+	    "connection");
+
+	drop_case(DROP_REUSED, "POST", true, &r);
+	ok(r.rc == PS_OK && r.status == 200, "so does a POST marked "
+	    "idempotent");
+	is_int(drop.conns, DROP_KEPT + 1, "the POST sent again on a new "
+	    "connection");
+
+	drop_case(DROP_REUSED, "POST", false, &r);
+	ok(r.rc == PS_EUPSTREAM && r.status == 0, "a POST not marked "
+	    "idempotent fails");
+	is_int(drop.conns, DROP_KEPT, "and is not sent on a new connection");
+	ok(r.error[0] && strstr(r.error, "new connection") == NULL,
+	    "its error does not say it was");
+
+	drop_case(DROP_AFTER_KEPT, "GET", false, &r);
+	ok(r.rc == PS_EUPSTREAM && r.status == 0 && r.body_len == 0,
+	    "a GET dropped on the new connection too fails");
+	is_int(drop.conns, DROP_KEPT + 1, "one new connection, not more");
+	ok(strstr(r.error, "again on a new connection") != NULL,
+	    "its error says it was sent again on a new connection");
+	result_clear(&r);
+}
+
+/*
+ * ---- `test_xfer idle`: our server closing kept connections ----
+ *
+ * Run as a process of its own, since the server's idle deadline is the
+ * process's (http_set_limits): IDLE_MS, so that the server closes the
+ * client's kept connections in a moment. Over TLS, libcurl takes a kept
+ * connection whose server has closed it (its close_notify unread) for
+ * alive, sends on it, and sends again on the next kept one, up to 5
+ * times; past that, the request failed (the benchmark's "Send failure:
+ * Broken pipe") until xfer sent it again on a new connection.
+ */
+#define IDLE_MS		300
+#define IDLE_KEPT	8
+
+/* The server's open connections, as its gauge says (set by its sweep). */
+static double
+server_connections(void)
+{
+	static const char key[] = "\nphotosync_http_connections ";
+	struct buf b;
+	char *text, *at;
+	double v = -1;
+
+	buf_init(&b, 1 << 20);
+	if (metrics_render(&b) == PS_OK) {
+		text = xstrndup((const char *)b.b_data, b.b_len);
+		if ((at = strstr(text, key)) != NULL)
+			v = strtod(at + sizeof(key) - 1, NULL);
+		free(text);
+	}
+	buf_cleanup(&b);
+	return v;
+}
+
+/* Runs the loop until the gauge says `want` (bounded against a hang). */
+static bool
+wait_connections(double want)
+{
+	int i;
+
+	for (i = 0; i < 500 && server_connections() != want; i++)
+		run_for(10);
+	return server_connections() == want;
+}
+
+static void
+test_idle_closed(void)
+{
+	char *u = url(tls_port, "/hello");
+	struct xfer_request rq = { .url = u, .ca_file = ca_path };
+	struct result kept[IDLE_KEPT], r = { 0 };
+	int i, good = 0;
+
+	memset(kept, 0, sizeof(kept));
+	n_finished = 0;
+	for (i = 0; i < IDLE_KEPT; i++)
+		(void)xfer_start(xl, &rq, result_cb, &kept[i]);
+	wait_finished(IDLE_KEPT, 10000);
+	for (i = 0; i < IDLE_KEPT; i++) {
+		good += kept[i].rc == PS_OK && kept[i].status == 200;
+		result_clear(&kept[i]);
+	}
+	is_int(good, IDLE_KEPT, "idle: GETs at once over TLS answered");
+	ok(wait_connections(IDLE_KEPT), "idle: their connections kept");
+	ok(wait_connections(0), "idle: the server closed them all, idle "
+	    "past its deadline");
+	ok(fetch(&rq, &r) == PS_OK && r.rc == PS_OK && r.status == 200 &&
+	    r.body && strcmp(r.body, "hello world") == 0,
+	    "idle: the next GET gets its answer");
+	if (r.rc != PS_OK)
+		printf("# %s\n", r.error);
+	result_clear(&r);
+	free(u);
+}
+
 static void
 cleanup_tmp(void)
 {
@@ -892,11 +1170,13 @@ cleanup_tmp(void)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
+	bool idle = argc > 1 && strcmp(argv[1], "idle") == 0;
+	struct http_limits limits = http_default_limits;
 	struct http_server *hs = NULL, *ps = NULL;
 	struct http_tls *tls = NULL;
-	struct evconnlistener *raw = NULL;
+	struct evconnlistener *raw = NULL, *dropper = NULL;
 
 	/* The servers are local: no proxy from the environment. */
 	unsetenv("http_proxy");
@@ -911,6 +1191,10 @@ main(void)
 	ok(make_certs(), "CA, other CA and leaf certificate made");
 	base = event_base_new();
 	ok(http_tls_new(leaf_path, key_path, &tls) == PS_OK, "TLS context");
+	if (idle) {
+		limits.idle_timeout_ms = IDLE_MS;
+		http_set_limits(&limits);
+	}
 	hs = http_server_new(base, "test", handler, NULL);
 	ps = http_server_new(base, "test", handler, NULL);
 	ok(http_server_listen(hs, "127.0.0.1", 0, tls, &tls_port) == PS_OK,
@@ -918,8 +1202,13 @@ main(void)
 	ok(http_server_listen(ps, "127.0.0.1", 0, NULL, &plain_port) ==
 	    PS_OK, "HTTP server on 127.0.0.1");
 	ok((raw = raw_listen()) != NULL, "raw server on 127.0.0.1");
+	ok((dropper = drop_listen()) != NULL, "dropping peer on 127.0.0.1");
 	ok((xl = xfer_loop_new(base)) != NULL, "transfer loop");
 
+	if (idle) {
+		test_idle_closed();
+		goto out;
+	}
 	test_get();
 	test_post();
 	test_304();
@@ -935,11 +1224,13 @@ main(void)
 	test_chain();
 	test_free_in_flight();
 	test_free_in_done();
-
+	test_resend();
+out:
 	xfer_loop_free(xl);
 	xfer_loop_free(NULL);
 	run_for(20);
 	evconnlistener_free(raw);
+	evconnlistener_free(dropper);
 	http_server_free(hs);
 	http_server_free(ps);
 	http_tls_free(tls);
