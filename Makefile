@@ -82,8 +82,8 @@ check-valgrind: deps $(BUILD)/build.ninja
 	tests/valgrind/check.sh $(BUILD)
 
 # The clang static analyzer over the tree (scan-build); fails when it
-# reports anything (docs/testing.md: what it found, and what it still
-# reports that is not a bug).
+# reports anything (docs/testing.md: what it found, and how the code
+# states what it cannot see).
 analyze:
 	./scripts/deps.sh analyze
 	rm -rf $(ANALYZE_BUILD)

@@ -27,6 +27,7 @@
  * and PostgreSQL; a later run on D starts them again (PostgreSQL with
  * pg_ctl; one still running from a demo that was killed is used).
  */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -100,11 +101,13 @@ find_pg_bin(char **bin)
 	for (i = 0; i < g.gl_pathc; i++) {
 		v = strtol(g.gl_pathv[i] + strlen("/usr/lib/postgresql/"),
 		    NULL, 10);
-		if (v > best) {
+		if (pick == NULL || v > best) {
 			best = v;
 			pick = g.gl_pathv[i];
 		}
 	}
+	/* glob() returned 0: it matched, so one path was picked. */
+	assert(pick != NULL);
 	*bin = xstrndup(pick, strlen(pick) - strlen("/initdb"));
 	globfree(&g);
 	return PS_OK;

@@ -93,8 +93,8 @@ dir_open(const struct dir_config *cfg, const char *dn, const char *pw,
 	(void)ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
 	(void)ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
 	(void)ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
-	if (cfg->ca_file && (rc = ldap_set_option(ld,
-	    LDAP_OPT_X_TLS_CACERTFILE, cfg->ca_file)) != LDAP_OPT_SUCCESS) {
+	if (cfg->ca_file && ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE,
+	    cfg->ca_file) != LDAP_OPT_SUCCESS) {
 		ldap_unbind_ext_s(ld, NULL, NULL);
 		return ps_errf(PS_EINVAL, "the CA file %s is refused",
 		    cfg->ca_file);

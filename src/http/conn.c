@@ -1141,7 +1141,8 @@ conn_accept_cb(evutil_socket_t lfd, short what, void *arg)
 
 	(void)what;
 	for (i = 0; i < ACCEPT_BURST; i++) {
-		struct sockaddr_storage ss;
+		/* accept4() fills it; zeroed, its family is AF_UNSPEC if not. */
+		struct sockaddr_storage ss = { 0 };
 		socklen_t sl = sizeof(ss);
 		char peer[INET6_ADDRSTRLEN];
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
@@ -1302,13 +1303,16 @@ void
 conn_drain_expire(struct http_server *srv)
 {
 	size_t n = 0;
-	struct conn *c;
+	struct conn *c, *next;
 
 	for (c = srv->conns; c; c = c->next)
 		n++;
 	log_warn(NULL, "http.drain_timeout", "connections=%zu", n);
-	while (srv->conns)
-		conn_close(srv->conns);
+	/* As conn_drain_server(): conn_close() frees `c` and only `c`. */
+	for (c = srv->conns; c; c = next) {
+		next = c->next;
+		conn_close(c);
+	}
 }
 
 void

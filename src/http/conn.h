@@ -70,7 +70,7 @@ struct http_server {
 };
 
 struct http_req {
-	struct conn		*c;
+	struct conn		*c;	/* the one it is part of (conn_new) */
 	struct http_head	 head;
 	enum http_method	 method;
 	struct http_param	 params[HTTP_MAX_PARAMS];

@@ -518,6 +518,8 @@ http_server_listen(struct http_server *srv, const char *host, int port,
 	if (fd < 0)
 		return ps_errf(PS_EIO, "cannot listen on %s:%d: %s", host,
 		    port, strerror(e));
+	/* Filled by getsockname(); zeroed, never read unset should it not. */
+	memset(&ss, 0, sizeof(ss));
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
 		e = errno;
 		close(fd);
@@ -1021,7 +1023,8 @@ http_reply_metrics(struct http_req *r, const struct metrics_acl *acl)
 void
 http_reply_error(struct http_req *r, int status, const char *message)
 {
-	struct http_server *srv = r->c ? r->c->srv : NULL;
+	/* NULL once the client left (conn_close). */
+	struct http_server *srv = r->c->srv;
 	char *body;
 	bool answered;
 

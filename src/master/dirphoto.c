@@ -508,7 +508,7 @@ run_look(void *arg)
 	struct dir_conn *c = NULL;
 	char conn_error[300] = "";
 	int64_t now = time_now();
-	ps_err rc, conn_rc = PS_OK;
+	ps_err conn_rc = PS_OK;
 	size_t i;
 
 	w->n_rows = 0;
@@ -520,14 +520,14 @@ run_look(void *arg)
 		str_copy(w->store_error, ps_errmsg(), sizeof(w->store_error));
 		return;
 	}
-	if ((rc = dir_settings_load(w->st, &set)) != PS_OK ||
-	    (rc = dirphoto_settings_load(w->st, &ps)) != PS_OK) {
+	if (dir_settings_load(w->st, &set) != PS_OK ||
+	    dirphoto_settings_load(w->st, &ps) != PS_OK) {
 		str_copy(w->store_error, ps_errmsg(), sizeof(w->store_error));
 		goto out;
 	}
-	if (set.ldap != NULL && ps.on && (rc = store_directory_outbox_claim(
-	    w->st, store_lease_holder(), now, now + WRITER_CLAIM_S,
-	    WRITER_BATCH, collect_row, w)) != PS_OK)
+	if (set.ldap != NULL && ps.on && store_directory_outbox_claim(w->st,
+	    store_lease_holder(), now, now + WRITER_CLAIM_S, WRITER_BATCH,
+	    collect_row, w) != PS_OK)
 		str_copy(w->store_error, ps_errmsg(), sizeof(w->store_error));
 	if (w->n_rows > 0) {
 		write_config(&set, &ps, &cfg);

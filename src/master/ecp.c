@@ -1559,14 +1559,18 @@ ecp_drain(struct master_ecp *e)
 void
 ecp_free(struct master_ecp *e)
 {
+	struct ecp_call *ec, *next;
+
 	if (e == NULL)
 		return;
 	/* Running renders finish; queued ones are dropped unanswered. */
 	work_pool_free(e->pool);
-	while (e->calls) {
-		http_reply_header(e->calls->r, "Retry-After", "1");
-		http_reply_error(e->calls->r, 503, "the server is stopping");
-		ecp_call_end(e->calls);
+	/* ecp_call_end() frees `ec` and only `ec`. */
+	for (ec = e->calls; ec; ec = next) {
+		next = ec->next;
+		http_reply_header(ec->r, "Retry-After", "1");
+		http_reply_error(ec->r, 503, "the server is stopping");
+		ecp_call_end(ec);
 	}
 	free(e);
 }

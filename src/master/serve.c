@@ -1917,9 +1917,13 @@ handle(struct http_req *r, void *arg)
 static void
 calls_abort(struct master_srv *s)
 {
-	while (s->calls) {
-		http_reply_header(s->calls->r, "Retry-After", BUSY_RETRY_S);
-		call_error(s->calls, 503, "the server is stopping");
+	struct master_call *c, *next;
+
+	/* call_error() frees `c` and only `c`; no call starts meanwhile. */
+	for (c = s->calls; c; c = next) {
+		next = c->next;
+		http_reply_header(c->r, "Retry-After", BUSY_RETRY_S);
+		call_error(c, 503, "the server is stopping");
 	}
 }
 

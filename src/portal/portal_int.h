@@ -307,8 +307,8 @@ typedef void (*signed_in_fn)(struct webapp_ctx *, struct http_req *,
  * Signs the request in (signin.c): Basic credentials or the session
  * cookie, from the index of verified credentials or, the first time,
  * through the store and the sign-in guard (later, from a callback). Then
- * calls `then`; or answers itself: the sign-in form (a browser), 401,
- * 429 when failures must be waited out, 503 when busy.
+ * calls `then` (never NULL); or answers itself: the sign-in form (a
+ * browser), 401, 429 when failures must be waited out, 503 when busy.
  */
 void	signin_request(struct webapp_ctx *, struct http_req *,
 	    signed_in_fn then);

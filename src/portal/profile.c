@@ -211,7 +211,7 @@ person_run(struct store *st, void *arg)
 	bool is_email;
 	ps_err rc;
 
-	if ((rc = account_parse(pl->who, account, &is_email)) != PS_OK)
+	if (account_parse(pl->who, account, &is_email) != PS_OK)
 		rc = PS_ENOTFOUND;
 	else
 		rc = is_email ? store_user_get_by_email(st, account,

@@ -38,6 +38,7 @@
  * the token of mutual authentication in WWW-Authenticate.
  * Every refusal is 401 again and an auth.refused method=negotiate.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,6 +314,12 @@ negotiate_answer(struct signin *si, enum auth_signin_outcome out)
 	struct viewer v = { 0 };
 	char *hdr;
 
+	/*
+	 * Only signin_request() starts a Kerberos sign-in, and its callers
+	 * always name the page to go on to; the form's sign-in (no `then`)
+	 * is signin_login()'s, by password alone.
+	 */
+	assert(si->then != NULL);
 	switch (out) {
 	case AUTH_SIGNIN_OK:
 		if (si->flow.neg.reply) {

@@ -1117,10 +1117,9 @@ start_photo(struct sync_job *job)
 	struct mcall m;
 	ps_err rc;
 
-	if ((rc = mcall_photo(&m, job->app, &srv->issuers, srv->tokens,
+	if (mcall_photo(&m, job->app, &srv->issuers, srv->tokens,
 	    job->photos_url, job->mailbox, job->email,
-	    job->have_master_photo ? job->state.master_etag : NULL)) !=
-	    PS_OK) {
+	    job->have_master_photo ? job->state.master_etag : NULL) != PS_OK) {
 		job_error(job, "GetUserPhoto", ps_errmsg(), -1);
 		return;
 	}
@@ -1237,7 +1236,7 @@ start_autodiscover_at(struct sync_job *job, const char *url,
 	struct mcall m;
 	ps_err rc;
 
-	if ((rc = ad_hops_add(&job->hops, url, email)) != PS_OK) {
+	if (ad_hops_add(&job->hops, url, email) != PS_OK) {
 		job_error(job, "autodiscover", ps_errmsg(), -1);
 		return;
 	}

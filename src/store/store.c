@@ -5,6 +5,7 @@
  * store by its address, the migrations' bookkeeping (the role's mark and
  * the schema version), the feed's origin and its shared counter.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -39,7 +40,10 @@ struct store_feed_watch {
 static ps_err
 store_fail(struct store *st, const char *what)
 {
-	return st->drv->fail(st, what);
+	ps_err rc = st->drv->fail(st, what);
+
+	assert(rc == PS_ESTORE);	/* never a success (driver.h) */
+	return rc;
 }
 
 /* ---- transactions ---- */

@@ -129,9 +129,13 @@ pool_release(struct work_pool *p)
 	free(p);
 }
 
-/* Runs the done callbacks of the jobs that have finished. */
+/*
+ * Runs the done callbacks of the jobs that have finished. The caller
+ * counts itself as dispatching: a callback that frees the pool
+ * (work_pool_free) leaves its release to the caller.
+ */
 static void
-dispatch_finished(struct work_pool *p)
+run_finished(struct work_pool *p)
 {
 	struct job_list batch;
 	struct job *j;
@@ -142,7 +146,6 @@ dispatch_finished(struct work_pool *p)
 	p->wake_sent = false;
 	pthread_mutex_unlock(&p->mu);
 
-	p->dispatching++;
 	for (;;) {
 		j = STAILQ_FIRST(&batch);
 		if (j == NULL)
@@ -156,20 +159,22 @@ dispatch_finished(struct work_pool *p)
 		p->pending--;
 		pthread_mutex_unlock(&p->mu);
 	}
-	p->dispatching--;
-	if (p->freeing && p->dispatching == 0)
-		pool_release(p);
 }
 
 static void
 wake_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct work_pool *p = arg;
 	char b[64];
 
 	(void)what;
 	while (read(fd, b, sizeof(b)) > 0)
 		continue;
-	dispatch_finished(arg);
+	p->dispatching++;
+	run_finished(p);
+	p->dispatching--;
+	if (p->freeing && p->dispatching == 0)
+		pool_release(p);
 }
 
 void
@@ -192,7 +197,7 @@ work_pool_drain(struct work_pool *p)
 		pthread_mutex_unlock(&p->mu);
 		if (!more)
 			break;
-		dispatch_finished(p);
+		run_finished(p);
 	}
 	p->dispatching--;
 	if (p->freeing && p->dispatching == 0)

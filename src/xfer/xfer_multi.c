@@ -441,7 +441,7 @@ static void
 loop_destroy(struct xfer_loop *loop)
 {
 	struct xfer *x;
-	struct xfer_sock *s;
+	struct xfer_sock *s, *next;
 
 	for (;;) {
 		x = TAILQ_FIRST(&loop->xfers);
@@ -457,11 +457,9 @@ loop_destroy(struct xfer_loop *loop)
 		curl_easy_cleanup(loop->spare[--loop->nspare]);
 	/* Closes the cached connections; socket_cb may still be called. */
 	curl_multi_cleanup(loop->multi);
-	for (;;) {
-		s = LIST_FIRST(&loop->socks);
-		if (s == NULL)
-			break;
-		sock_free(s);
+	for (s = LIST_FIRST(&loop->socks); s != NULL; s = next) {
+		next = LIST_NEXT(s, entry);
+		sock_free(s);	/* frees `s` alone */
 	}
 	event_free(loop->timer);
 	free(loop);

@@ -4,7 +4,8 @@ for a new one; a request head sent a byte at a time is answered 408 at
 its deadline; a TLS handshake that never comes (also 200 of them at
 once) and a body that trickles are cut off; request bodies that do not fit the body memory get 503 with
 Retry-After before they are read; SIGTERM lets a request in flight finish
-while new connections are refused, and the process exits 0.
+while new connections are refused, and the process exits 0; what is
+still open at the drain deadline is closed.
 
 The deadlines are shortened for this test with PHOTOSYNC_HTTP_TEST_LIMITS
 (docs/operations.md): the assertions are about what happened, never about
@@ -367,6 +368,39 @@ def drain():
     ok("ev=http.drained" in srv.logs(), "http.drained logged")
     idle.close()
     busy.close()
+
+
+srv.stop()
+
+# A drain deadline of half a second, and body deadlines far beyond it.
+start(test_limits="drain_ms=500,body_grace_ms=600000")
+
+
+@case
+def drain_deadline():
+    """SIGTERM: what is still open at the drain deadline is closed"""
+    wires = []
+    for i in range(2):
+        w = Wire()
+        w.send(req("POST", POX_PATH, [("Authorization", AUTH),
+                                      ("Expect", "100-continue"),
+                                      ("Content-Length", "100")]))
+        is_eq(w.response()[0], 100, "request %d waits for its body" %
+              (i + 1))
+        wires.append(w)
+    srv.proc.send_signal(signal.SIGTERM)
+    ok(wait_log("ev=http.drain_timeout"), "http.drain_timeout logged")
+    ok("ev=http.drain_timeout connections=2" in srv.logs(),
+       "both connections counted")
+    for i, w in enumerate(wires):
+        ok(w.closed(), "connection %d is closed" % (i + 1))
+    try:
+        srv.proc.wait(timeout=TIMEOUT)
+    except Exception:           # noqa: BLE001
+        pass
+    is_eq(srv.proc.returncode, 0, "the process exits 0")
+    for w in wires:
+        w.close()
 
 
 srv.stop()

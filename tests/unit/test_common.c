@@ -167,6 +167,7 @@ test_str_cat(void)
 	is_str(s, "-9223372036", "as it was");
 	n = str_cat_int(s, sizeof(s), 0, 0);
 	is_str(s, "0", "zero");
+	is_int(n, 1, "its length");
 	n = str_cat(s, 1, 0, "abc");
 	ok(n == 0 && s[0] == '\0', "a one-byte buffer holds the empty "
 	    "string");

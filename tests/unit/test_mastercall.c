@@ -175,9 +175,9 @@ test_tokens_kept(void)
 	    PS_OK && u1 && u2 && strcmp(u1, u2) == 0,
 	    "the user's token is kept");
 	ok(portal_token_mint(&app, &pick, NULL, NULL, &app3) == PS_OK &&
-	    app3 && strcmp(app1, app3) != 0 &&
+	    app1 && app3 && strcmp(app1, app3) != 0 &&
 	    portal_token_mint(&app, &pick, "test1@contoso.com", NULL, &u3) ==
-	    PS_OK && u3 && strcmp(u1, u3) != 0,
+	    PS_OK && u1 && u3 && strcmp(u1, u3) != 0,
 	    "without the map, each is minted (with the new key)");
 	free(app1);
 	free(app2);

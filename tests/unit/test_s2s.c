@@ -635,7 +635,10 @@ test_mint(void)
 	char *tok = NULL, *s, *actor, *want, *ac;
 	size_t n;
 
-	ok(s2s_token_mint(&m, &tok) == PS_OK && tok != NULL, "minted");
+	if (!ok(s2s_token_mint(&m, &tok) == PS_OK && tok != NULL, "minted")) {
+		free(tok);
+		return;
+	}
 	n = strlen(tok);
 	ok(n > 0 && tok[n - 1] == '.', "outer token ends with an empty "
 	    "signature");

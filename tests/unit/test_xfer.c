@@ -200,6 +200,7 @@ bound_port(evutil_socket_t fd)
 	struct sockaddr_in sin;
 	socklen_t sl = sizeof(sin);
 
+	memset(&sin, 0, sizeof(sin));	/* getsockname() fills it */
 	if (getsockname(fd, (struct sockaddr *)&sin, &sl) != 0)
 		return -1;
 	return ntohs(sin.sin_port);
