@@ -459,13 +459,13 @@ def unit_state(name):
 why_not = boot()
 booted = why_not is None
 if booted:
-    # The manager's bus comes up a moment after systemd starts: asked
-    # again until it answers, then until the boot has ended.
-    st, out = wait_for(lambda: (lambda r: None if "Failed to connect" in
-                                r[1] else r)(in_root(
-                                    "systemctl", "is-system-running",
-                                    "--wait", timeout=HANG_GUARD))) or \
-        (1, "no answer from systemd")
+    # The manager's bus comes up a moment after systemd starts (until
+    # then systemctl says "offline"): asked again until it answers; with
+    # --wait, the answer comes once the boot has ended.
+    st, out = wait_for(lambda: (lambda r: None if r[1].strip() == "offline"
+                                or "Failed to connect" in r[1] else r)(
+        in_root("systemctl", "is-system-running", "--wait",
+                timeout=HANG_GUARD))) or (1, "offline")
     _st, failed = in_root("systemctl", "--failed", "--no-legend",
                           "--no-pager")
     ok(out.strip() == "running", "the root boots with systemd-nspawn, "
