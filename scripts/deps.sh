@@ -47,6 +47,9 @@ tests="$tests prometheus python3-yaml"
 # The systemd units' sandbox is scored by systemd-analyze security
 # --offline (test_install); a container may lack systemd.
 tests="$tests systemd"
+# The package's test (test_deb) boots the Debian root it installs the
+# package in with systemd-nspawn, so that systemd itself runs the units.
+tests="$tests systemd-container"
 # test_man_pages renders the built manual pages and lints them with mandoc.
 tests="$tests mandoc"
 # make demo: the demo prints a curl command that fetches a photo; make
