@@ -49,7 +49,7 @@ install: $(BUILD)/build.ninja
 deps:
 	./scripts/deps.sh test
 
-check: check-plain check-san check-clang check-valgrind
+check: check-plain check-san check-clang check-valgrind analyze
 
 check-plain: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
