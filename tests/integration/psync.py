@@ -847,6 +847,19 @@ def photo_path(account, size="L"):
         size, quote(account))
 
 
+def end_process(proc, sig=signal.SIGTERM, timeout=30):
+    """Sends `sig` to a child still running and waits `timeout` seconds
+    for it to end; kills it when it does not. Its exit status."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 def free_port():
     """A port nobody listens on right now (for servers that must keep
     their port across restarts)."""

@@ -32,9 +32,9 @@ import subprocess
 from urllib.parse import urlencode
 
 import psync
-from psync import (PHOTOSYNC, Master, Portal, basic, cookies_of, done,
-                   free_port, is_eq, make_image, multipart, ok, photo_path,
-                   request, tmpdir, wait_for)
+from psync import (Master, PHOTOSYNC, Portal, basic, cookies_of, done,
+                   end_process, free_port, is_eq, make_image, multipart, ok,
+                   photo_path, request, tmpdir, wait_for)
 
 T1, T3 = "contoso\\test1", "contoso\\test3"
 work = tmpdir("cluster")
@@ -320,13 +320,8 @@ is_eq(answers, [200] * (2 * NODES), "every request through HAProxy is "
       "still answered, by the other portal nodes")
 ok(proc.poll() is None, "the demo goes on without portal-2")
 
-proc.send_signal(signal.SIGINT)
-try:
-    proc.wait(timeout=120)
-except subprocess.TimeoutExpired:
-    proc.kill()
-    proc.wait()
-is_eq(proc.returncode, 0, "Ctrl-C stops the cluster demo, exit 0")
+is_eq(end_process(proc, signal.SIGINT, 120), 0,
+      "Ctrl-C stops the cluster demo, exit 0")
 out.close()
 left = processes_of(state)
 ok(not left, "no process of the demo is left (%s)" % "; ".join(left))

@@ -52,9 +52,9 @@ import ssl
 import subprocess
 import time
 
-from psync import (HANG_GUARD, basic, done, events_documented, free_port,
-                   identify, is_eq, make_image, ok, photo_path, request,
-                   skip_all, tls_for_names, tmpdir, wait_for, write)
+from psync import (HANG_GUARD, basic, done, end_process, events_documented,
+                   free_port, identify, is_eq, make_image, ok, photo_path,
+                   request, skip_all, tls_for_names, tmpdir, wait_for, write)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SUITE = "bookworm"
@@ -84,24 +84,13 @@ def container_stop():
     if nspawn is None or nspawn.poll() is not None:
         return
     # SIGTERM to systemd-nspawn asks the container's systemd to power off.
-    nspawn.send_signal(signal.SIGTERM)
-    try:
-        nspawn.wait(timeout=90)
-    except subprocess.TimeoutExpired:
-        nspawn.kill()
-        nspawn.wait()
+    end_process(nspawn, signal.SIGTERM, 90)
 
 
 def cleanup():
     container_stop()
     for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        end_process(p)
     unmount_all()
 
 

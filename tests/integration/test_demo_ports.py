@@ -11,8 +11,8 @@ import socket
 import subprocess
 import time
 
-from psync import (PHOTOSYNC, basic, done, free_port_pair, identify, is_eq,
-                   ok, request, run, sanitizer_clean, tmpdir)
+from psync import (PHOTOSYNC, basic, done, end_process, free_port_pair,
+                   identify, is_eq, ok, request, run, sanitizer_clean, tmpdir)
 
 
 
@@ -115,14 +115,9 @@ if m:
     is_eq(identify(os.path.join(work, "test1.jpg"))[:2], (648, 648),
           "it fetches test1's 648x648 photo")
 
-proc.send_signal(signal.SIGINT)
-try:
-    proc.wait(timeout=20)
-except subprocess.TimeoutExpired:
-    proc.kill()
-    proc.wait()
+status = end_process(proc, signal.SIGINT, 20)
 out.close()
-is_eq(proc.returncode, 0, "Ctrl-C stops the demo")
+is_eq(status, 0, "Ctrl-C stops the demo")
 
 # The directory keeps its ports.
 p = demo(state, "--port-base", str(base + 2))

@@ -11,8 +11,8 @@ import socket
 import subprocess
 import time
 
-from psync import (PHOTOSYNC, done, free_port_pair, is_eq, ok, run,
-                   skip_all, tmpdir)
+from psync import (PHOTOSYNC, done, end_process, free_port_pair, is_eq, ok,
+                   run, skip_all, tmpdir)
 
 if shutil.which("krb5kdc", path="/usr/sbin:/sbin:" +
                 os.environ.get("PATH", "")) is None:
@@ -100,12 +100,6 @@ st, body = curl("https://localhost:%d/ews/exchange.asmx/s/GetUserPhoto?"
                 "email=test1@contoso.com&size=HR96x96" % base)
 is_eq(st, 200, "and test1's photo from the master's EWS")
 
-proc.send_signal(signal.SIGINT)
-try:
-    proc.wait(timeout=60)
-except subprocess.TimeoutExpired:
-    proc.kill()
-    proc.wait()
-is_eq(proc.returncode, 0, "Ctrl-C stops the demo")
+is_eq(end_process(proc, signal.SIGINT, 60), 0, "Ctrl-C stops the demo")
 ok(udp_free(base + 2) and tcp_free(base + 2), "and its KDC")
 done()

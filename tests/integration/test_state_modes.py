@@ -11,8 +11,8 @@ import stat
 import subprocess
 import time
 
-from psync import (ON_POSTGRESQL, PHOTOSYNC, done, free_port_pair, is_eq,
-                   make_image, ok, run, store_files, tmpdir)
+from psync import (ON_POSTGRESQL, PHOTOSYNC, done, end_process, free_port_pair,
+                   is_eq, make_image, ok, run, store_files, tmpdir)
 
 os.umask(0o022)
 work = tmpdir("modes")
@@ -143,13 +143,7 @@ ok(st != 0 and "not a directory" in err and
 def demo_gone(proc):
     """At exit: the demo stops its servers on SIGINT; it is killed only
     when it does not stop."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    end_process(proc, signal.SIGINT)
 
 
 dd = public_dir("demo")

@@ -206,8 +206,9 @@ bound_port(evutil_socket_t fd)
 	return ntohs(sin.sin_port);
 }
 
+/* A listener on a free port of 127.0.0.1, its port in *port. */
 static struct evconnlistener *
-raw_listen(void)
+loopback_listen(evconnlistener_cb accept_cb, int *port)
 {
 	struct sockaddr_in sin;
 	struct evconnlistener *l;
@@ -215,11 +216,11 @@ raw_listen(void)
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	l = evconnlistener_new_bind(base, raw_accept_cb, NULL,
+	l = evconnlistener_new_bind(base, accept_cb, NULL,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
 	    (struct sockaddr *)&sin, sizeof(sin));
 	if (l)
-		raw_port = bound_port(evconnlistener_get_fd(l));
+		*port = bound_port(evconnlistener_get_fd(l));
 	return l;
 }
 
@@ -316,23 +317,6 @@ drop_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	bufferevent_setcb(bev, drop_read_cb, NULL, drop_event_cb,
 	    xcalloc(1, sizeof(struct drop_conn)));
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
-}
-
-static struct evconnlistener *
-drop_listen(void)
-{
-	struct sockaddr_in sin;
-	struct evconnlistener *l;
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	l = evconnlistener_new_bind(base, drop_accept_cb, NULL,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
-	    (struct sockaddr *)&sin, sizeof(sin));
-	if (l)
-		drop.port = bound_port(evconnlistener_get_fd(l));
-	return l;
 }
 
 /* A port nobody listens on (bound, then closed again). */
@@ -1202,8 +1186,10 @@ main(int argc, char **argv)
 	    "HTTPS server on 127.0.0.1");
 	ok(http_server_listen(ps, "127.0.0.1", 0, NULL, &plain_port) ==
 	    PS_OK, "HTTP server on 127.0.0.1");
-	ok((raw = raw_listen()) != NULL, "raw server on 127.0.0.1");
-	ok((dropper = drop_listen()) != NULL, "dropping peer on 127.0.0.1");
+	ok((raw = loopback_listen(raw_accept_cb, &raw_port)) != NULL,
+	    "raw server on 127.0.0.1");
+	ok((dropper = loopback_listen(drop_accept_cb, &drop.port)) !=
+	    NULL, "dropping peer on 127.0.0.1");
 	ok((xl = xfer_loop_new(base)) != NULL, "transfer loop");
 
 	if (idle) {
