@@ -352,13 +352,7 @@ is_eq(r.status, 200, "GetUserPhoto through HAProxy again")
 r = request("localhost", base + 1, "GET", photo_path(T1, "L"), ca, h)
 ok(r.status == 200 and "placeholder" not in (r.header("ETag") or ""),
    "the portal serves test1's photo from the store, through HAProxy")
-proc.send_signal(signal.SIGTERM)
-try:
-    proc.wait(timeout=120)
-except subprocess.TimeoutExpired:
-    proc.kill()
-    proc.wait()
-is_eq(proc.returncode, 0, "SIGTERM stops it, exit 0")
+is_eq(end_process(proc, timeout=120), 0, "SIGTERM stops it, exit 0")
 out.close()
 left = processes_of(state)
 ok(not left, "no process of the demo is left (%s)" % "; ".join(left))

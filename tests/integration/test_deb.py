@@ -836,14 +836,8 @@ if booted:
               "%s serve ended with 0, the stop a success" % role)
 else:
     for role in ("portal", "master"):
-        p = procs_of[role]
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-        is_eq(p.returncode, 0, "%s serve stops on SIGTERM, exit 0" % role)
+        is_eq(end_process(procs_of[role], timeout=60), 0,
+              "%s serve stops on SIGTERM, exit 0" % role)
 for role in ("portal", "master"):
     events_documented(log_of(role), "the installed %s's log" % role)
 
