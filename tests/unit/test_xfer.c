@@ -1079,19 +1079,19 @@ test_resend(void)
 #define IDLE_KEPT	8
 
 /* The server's open connections, as its gauge says (set by its sweep). */
-static double
+static long
 server_connections(void)
 {
 	static const char key[] = "\nphotosync_http_connections ";
 	struct buf b;
 	char *text, *at;
-	double v = -1;
+	long v = -1;
 
 	buf_init(&b, 1 << 20);
 	if (metrics_render(&b) == PS_OK) {
 		text = xstrndup((const char *)b.b_data, b.b_len);
 		if ((at = strstr(text, key)) != NULL)
-			v = strtod(at + sizeof(key) - 1, NULL);
+			v = strtol(at + sizeof(key) - 1, NULL, 10);
 		free(text);
 	}
 	buf_cleanup(&b);
@@ -1100,7 +1100,7 @@ server_connections(void)
 
 /* Runs the loop until the gauge says `want` (bounded against a hang). */
 static bool
-wait_connections(double want)
+wait_connections(long want)
 {
 	int i;
 
