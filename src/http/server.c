@@ -1023,7 +1023,7 @@ http_reply_metrics(struct http_req *r, const struct metrics_acl *acl)
 void
 http_reply_error(struct http_req *r, int status, const char *message)
 {
-	/* NULL once the client left (conn_close). */
+	/* r->c lives as long as r; its srv is NULL once the client left. */
 	struct http_server *srv = r->c->srv;
 	char *body;
 	bool answered;
