@@ -411,7 +411,8 @@ default_redirect(struct avatar_req *ar)
 	const char *why = NULL;
 	char cc[64];
 
-	if (!avatar_default_allowed(ar->dflt, ar->app->w.avatar_defaults, &why)) {
+	if (!avatar_default_allowed(ar->dflt, ar->app->w.avatar_defaults,
+	    &why)) {
 		log_info(http_req_id(ar->r), "avatar.default_refused",
 		    "url=%s reason=%s", log_q(ar->dflt), log_q(why));
 		reply_404(ar);
