@@ -130,6 +130,7 @@ struct sync_job {
 	bool			 elsewhere;	/* ended by another node's */
 	bool			 lease_busy;	/* a try is pending or made */
 	bool			 lease_again;	/* the feed moved meanwhile */
+	char			 lease[320];	/* lease_name(), named once */
 	struct sync_job		*lease_next;	/* srv->lease_pending */
 	struct event		*lease_timer;	/* when the lease expires */
 	/* the render, done on a worker */
@@ -517,11 +518,11 @@ sync_result_name(enum sync_result r)
 
 /* "sync/<webapp>/<account>", the account in lower case. */
 static void
-lease_name(const struct sync_job *job, char *name, size_t n)
+lease_name(struct sync_job *job)
 {
-	snprintf(name, n, "sync/%" PRId64 "/%s", job->app->w.id,
-	    job->account);
-	str_lower(name);
+	snprintf(job->lease, sizeof(job->lease), "sync/%" PRId64 "/%s",
+	    job->app->w.id, job->account);
+	str_lower(job->lease);
 }
 
 struct lease_drop {
@@ -548,7 +549,7 @@ lease_release(struct sync_job *job)
 	struct lease_drop *d = xcalloc(1, sizeof(*d));
 
 	job->leased = false;
-	lease_name(job, d->name, sizeof(d->name));
+	str_copy(d->name, job->lease, sizeof(d->name));
 	d->holder = store_lease_holder();
 	if (store_pool_write(job->app->srv->store, lease_drop_run, free,
 	    d) != PS_OK)
@@ -563,10 +564,7 @@ lease_release(struct sync_job *job)
 static ps_err
 lease_give_back(struct store *st, const struct sync_job *job)
 {
-	char name[320];
-
-	lease_name(job, name, sizeof(name));
-	return store_lease_release(st, name, store_lease_holder());
+	return store_lease_release(st, job->lease, store_lease_holder());
 }
 
 /* ---- job lifecycle ---- */
@@ -738,11 +736,8 @@ static int
 job_lease_cmp(const void *a, const void *b)
 {
 	const struct sync_job *const *x = a, *const *y = b;
-	char xn[320], yn[320];
 
-	lease_name(*x, xn, sizeof(xn));
-	lease_name(*y, yn, sizeof(yn));
-	return strcmp(xn, yn);
+	return strcmp((*x)->lease, (*y)->lease);
 }
 
 static void
@@ -1272,7 +1267,6 @@ start_autodiscover(struct sync_job *job)
 /* A try for a job's lease on the write lane, and the state under it. */
 struct lease_try {
 	struct sync_job		*job;
-	char			 name[320];
 	int64_t			 now;
 	bool			 taken;
 	struct store_sync	 stored;
@@ -1299,7 +1293,7 @@ lease_try_rows(struct store *st, struct lease_try *lt)
 	ps_err rc;
 
 	lt->taken = false;
-	rc = store_lease_take(st, lt->name, store_lease_holder(), lt->now,
+	rc = store_lease_take(st, job->lease, store_lease_holder(), lt->now,
 	    lt->now + SYNC_LEASE_S, &lt->taken);
 	if (rc == PS_OK)
 		rc = store_sync_get(st, job->app->w.id, job->account,
@@ -1326,7 +1320,7 @@ lease_batch_rows(struct store *st, struct lease_batch *lb)
 	size_t i;
 
 	for (i = 0; i < lb->n; i++) {
-		asks[i].name = lb->tries[i].name;
+		asks[i].name = lb->tries[i].job->lease;
 		asks[i].now = lb->tries[i].now;
 		asks[i].expires = lb->tries[i].now + SYNC_LEASE_S;
 	}
@@ -1563,7 +1557,6 @@ lease_next(struct portal_srv *srv)
 
 		srv->lease_pending = job->lease_next;
 		lt->job = job;
-		lease_name(job, lt->name, sizeof(lt->name));
 		lt->now = time_now();
 	}
 	if (log_enabled(LOG_DEBUG))
@@ -1650,6 +1643,7 @@ job_new(struct webapp_ctx *app, const struct store_user *owner,
 	str_copy(job->email, owner->email, sizeof(job->email));
 	str_copy(job->mailbox, owner->email, sizeof(job->mailbox));
 	str_copy(job->reqid, reqid, sizeof(job->reqid));
+	lease_name(job);
 	job->state = e->s;
 	job->have_master_photo = e->have_master_photo;
 	job->outcome.result = SYNC_FAILED;

@@ -149,6 +149,12 @@ void	xfer_loop_free(struct xfer_loop *);
 #define XFER_TIMEOUT_MS		15000L
 #define XFER_CONNECT_TIMEOUT_MS	5000L
 #define XFER_MAX_BYTES		((size_t)8 * 1024 * 1024)
+/*
+ * A kept connection idle this long is not used again: under the
+ * master's 30 s idle timeout, so a request is not sent on a connection
+ * the master is closing.
+ */
+#define XFER_KEEP_IDLE_S	25L
 
 /*
  * A request; xfer_start() copies all of it. A POST should name its

@@ -663,6 +663,7 @@ xfer_start(struct xfer_loop *loop, const struct xfer_request *rq,
 	curl_easy_setopt(c, CURLOPT_QUICK_EXIT, 1L);
 #endif
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c, CURLOPT_MAXAGE_CONN, XFER_KEEP_IDLE_S);
 	x->timeout_ms = rq->timeout_ms > 0 ? rq->timeout_ms : XFER_TIMEOUT_MS;
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, x->timeout_ms);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
