@@ -74,7 +74,7 @@ check-clang: deps $(CLANG_BUILD)/build.ninja
 	meson test -C $(CLANG_BUILD) --print-errorlogs --suite unit \
 	    --suite fuzz --no-suite postgresql
 
-# Unit tests, the HTTP and EWS fuzz corpora and one master serving
+# Unit tests, every fuzz corpus and one master serving
 # requests, in the plain build, under valgrind's memcheck: reads of
 # uninitialised memory, which the sanitizers do not see
 # (tests/valgrind/check.sh says which tests).

@@ -1,6 +1,6 @@
 #!/bin/sh
 # make check-valgrind: runs the unit tests of the parsers and of the code
-# that serves, the fuzz corpora, and one master serving requests
+# that serves, every fuzz corpus, and one master serving requests
 # (master_http) under valgrind's memcheck in the plain build BUILD. It
 # looks for what the sanitizers do not: a branch or a system call on
 # memory never written (ASan sees bounds, UBSan undefined operations,
@@ -45,10 +45,12 @@ export PHOTOSYNC_TEST_WRAPPER="valgrind --quiet --error-exitcode=99
 # time what they drive: pki and s2s (RSA key generation), auth and signin
 # (password hashing), store (SQLite's own code, most of its time),
 # mastercall, and xfer (its transfers' own timeouts run out).
-# "url" is both the unit test and the fuzz target. The log is a log of its
+# "url" and "negotiate" are each both a unit test and a fuzz target. The log is a log of its
 # own (testlog-valgrind), beside the plain run's.
 [ $# -gt 0 ] || set -- url xml autodiscover ews common image work metrics lru http sso \
-    master_cache http_head http_chunked http_multipart http_params \
-    ews_soap master_http
+    master_cache negotiate http_head http_chunked http_multipart \
+    http_params ews_soap autodiscover_request autodiscover_answer \
+    s2s_metadata s2s_token jpeg names ldap_values graph_path avatar \
+    master_http
 exec meson test -C "$build" --print-errorlogs --timeout-multiplier 10 \
     --logbase testlog-valgrind "$@"
