@@ -17,6 +17,7 @@
 #include "common/str.h"
 #include "dirphoto.h"
 #include "master_int.h"
+#include "metrics/metrics.h"
 #include "store/pool.h"
 #include "work/work.h"
 
@@ -35,6 +36,8 @@ change_refused(struct master_change *ch, enum master_change_result result,
 {
 	log_info(ch->req_id, "photo.client_refused", "email=%s via=%s "
 	    "reason=%s", log_q(ch->owner), ch->via, log_q(reason));
+	if (result == MASTER_CHANGE_BUSY)
+		metrics_add("photosync_busy_total", NULL, 1);
 	change_finish(ch, result);
 }
 

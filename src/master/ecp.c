@@ -65,6 +65,7 @@
 #include "common/xalloc.h"
 #include "http/server.h"
 #include "master_int.h"
+#include "metrics/metrics.h"
 #include "pki/pki.h"
 #include "store/pool.h"
 #include "work/work.h"
@@ -1020,6 +1021,7 @@ handle_upload(struct ecp_call *ec)
 	ec->body = http_req_body(ec->r, &ec->body_len);
 	if (work_try_submit(e->pool, upload_run, upload_done, ec) != PS_OK) {
 		/* MAX_UPLOADS render or wait: refused, not queued. */
+		metrics_add("photosync_busy_total", NULL, 1);
 		http_reply_header(ec->r, "Retry-After", "1");
 		upload_refused(ec, 503, "busy", "The server is busy with "
 		    "other photos. Please try again in a moment.");

@@ -164,6 +164,7 @@ master_reply_busy(struct http_req *r, const char *what)
 	if (strcmp(what, "signin") != 0)
 		log_warn(http_req_id(r), "serve.busy", "what=%s reason=%s",
 		    what, log_q(ps_errmsg()));
+	metrics_add("photosync_busy_total", NULL, 1);
 	http_reply_header(r, "Retry-After", BUSY_RETRY_S);
 	http_reply_error(r, 503, "the server is busy: try again in a moment");
 }
@@ -2102,6 +2103,8 @@ master_serve(struct master_state *ms, const char *listen_host,
 	metrics_declare("photosync_store_last_failure_timestamp_seconds",
 	    "gauge", "When a store job last failed to reach the store "
 	    "(Unix time; 0: never).");
+	metrics_declare("photosync_busy_total", "counter",
+	    "Requests answered 503 because a queue was full.");
 	metrics_declare("photosync_image_queued", "gauge",
 	    "Uploads rendering or waiting: the change-photo page's, "
 	    "SetUserPhoto's and Graph's.");
