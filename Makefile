@@ -120,8 +120,9 @@ bench: $(BENCH_BUILD)/build.ninja
 	BENCH_BUILD=$(abspath $(BENCH_BUILD)) /usr/bin/python3 bench/bench.py
 
 # clang with libFuzzer, ASan and UBSan. Each target runs on a copy of its
-# seed corpus (new inputs stay in $(FUZZ_BUILD)/corpus/, findings in
-# $(FUZZ_BUILD)/findings/); add what it finds to tests/fuzz/corpus/.
+# corpus in $(FUZZ_BUILD)/corpus/<target>/, beside what earlier runs left
+# there (findings in $(FUZZ_BUILD)/findings/); add what it finds to
+# tests/fuzz/corpus/.
 $(FUZZ_BUILD)/build.ninja:
 	./scripts/deps.sh fuzz
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing_engine=libfuzzer \
