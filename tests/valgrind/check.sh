@@ -41,16 +41,24 @@ export PHOTOSYNC_TEST_WRAPPER="valgrind --quiet --error-exitcode=99
 --error-markers=memcheck-error-begin,memcheck-error-end
 --suppressions=$here/memcheck.supp"
 
-# Left out, for time (some minutes each under valgrind) or because they
-# time what they drive: pki and s2s (RSA key generation), auth and signin
-# (password hashing), store (SQLite's own code, most of its time),
-# mastercall, and xfer (its transfers' own timeouts run out).
-# "url" and "negotiate" are each both a unit test and a fuzz target. The log is a log of its
-# own (testlog-valgrind), beside the plain run's.
-[ $# -gt 0 ] || set -- url xml autodiscover ews common image work metrics lru http sso \
-    master_cache negotiate http_head http_chunked http_multipart \
-    http_params ews_soap autodiscover_request autodiscover_answer \
-    s2s_metadata s2s_token jpeg names ldap_values graph_path avatar \
-    master_http
+# The unit tests below, one master serving requests (master_http) and
+# every fuzz target's corpus, the targets read from the build so that a
+# new one is not missed. Left out, for time (some minutes each under
+# valgrind) or because they time what they drive: pki and s2s (RSA key
+# generation), auth and signin (password hashing), store (SQLite's own
+# code, most of its time), mastercall, and xfer (its transfers' own
+# timeouts run out). A name selects every test of that name ("url" and
+# "negotiate" are each both a unit test and a fuzz target), so the list
+# is made unique. The log is a log of its own (testlog-valgrind), beside
+# the plain run's.
+if [ $# -eq 0 ]; then
+	fuzz=$(meson test -C "$build" --no-rebuild --list --suite fuzz |
+	    sed -n 's|^[^:]*:fuzz / ||p')
+	[ -n "$fuzz" ] || { echo "$0: no fuzz target in $build" >&2; exit 1; }
+	# shellcheck disable=SC2046,SC2086 # split on purpose: one name a word
+	set -- $(printf '%s\n' url xml autodiscover ews common image work \
+	    metrics lru http sso master_cache negotiate master_http $fuzz |
+	    sort -u)
+fi
 exec meson test -C "$build" --print-errorlogs --timeout-multiplier 10 \
     --logbase testlog-valgrind "$@"
